@@ -1,0 +1,81 @@
+# redlist developer tasks. Everything runs inside .venv; nothing is installed elsewhere.
+#
+#   make install   create .venv and install redlist with its test tools (once)
+#   make proto     regenerate src/redlist/v1 from proto/
+#   make lint      ruff, ruff format, mypy, import-linter, generated-code freshness
+#   make test      lint, then the test suite (what CI runs)
+#   make demo      run the end-to-end demonstration
+#   make bench     run every benchmark; each prints one JSON object
+#   make clean     remove caches and build output (make distclean also removes .venv)
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+MAKEFLAGS += --no-builtin-rules
+
+# The interpreter that creates the virtualenv; override with `make PYTHON=python3.12`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Present once `make install` has succeeded for the current pyproject.toml.
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install proto lint lint-ruff lint-format lint-types lint-imports lint-proto \
+	test demo bench clean distclean
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "redlist needs Python 3.11 or newer; try make PYTHON=python3.11" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+proto: install
+	scripts/gen_proto.sh
+
+# Each check runs even when an earlier one fails (-k), so one run shows every problem.
+lint: install
+	@$(MAKE) --no-print-directory -k lint-ruff lint-format lint-types lint-imports lint-proto
+
+lint-ruff:
+	$(BIN)/ruff check .
+
+lint-format:
+	$(BIN)/ruff format --check .
+
+lint-types:
+	$(BIN)/mypy
+
+lint-imports:
+	$(BIN)/lint-imports
+
+lint-proto:
+	scripts/check_proto_fresh.sh
+
+test: install
+	@$(MAKE) --no-print-directory lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+demo: install
+	$(BIN)/python -m redlist.demo
+
+# Progress goes to stderr so that stdout is only the benchmarks' JSON.
+bench: install
+	@shopt -s nullglob; \
+	scripts=(benchmarks/*.py); \
+	if (( $${#scripts[@]} == 0 )); then echo "no benchmarks found in benchmarks/" >&2; fi; \
+	for script in "$${scripts[@]}"; do \
+		echo "running $$script" >&2; \
+		$(BIN)/python "$$script"; \
+	done
+
+clean:
+	rm -rf build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis \
+		.import_linter_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,525 @@
+"""Format v1 objects: entry bodies, envelopes and leaves (DESIGN 3.1-3.4).
+
+Each class converts to and from bytes; ``from_bytes`` accepts only canonical
+bytes and validates the structure (field names, types and ranges), so a value
+of these classes is always well formed. Whether an entry is *allowed* (keys,
+roles, rules, balances) is the points semantics' job (``points``).
+
+The original bytes are kept next to the decoded value (``Envelope.body``,
+``Leaf.envelope``): hashes and signatures are always computed over them, never
+over a re-encoding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redlist.ledger import codec
+from redlist.ledger.errors import FormatError
+
+FORMAT_VERSION = 1
+ID_SIZE = 16
+KEY_ID_SIZE = 8
+PUBLIC_KEY_SIZE = 32
+SIGNATURE_SIZE = 64
+HASH_SIZE = 32
+MAX_ENVELOPE_SIZE = 64 * 1024
+#: An author's clock may run ahead of the node's by at most this much.
+MAX_FUTURE_MS = 10 * 60 * 1000
+
+ROLES = frozenset({"admin", "grid", "council", "cashier"})
+KINDS = ("genesis", "key", "rule", "award", "redeem", "objection", "reverse")
+ACCOUNT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+COMMON_FIELDS = frozenset({"v", "kind", "log", "id", "at"})
+
+
+def is_valid_account(account: str) -> bool:
+    """True when ``account`` is an opaque account id of the allowed shape."""
+    return ACCOUNT_PATTERN.fullmatch(account) is not None
+
+
+# ---------------------------------------------------------------------------
+# Bodies
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A grade and the lowest score that reaches it (``None``: every score)."""
+
+    name: str
+    min: int | None
+
+
+@dataclass(frozen=True)
+class TownConfig:
+    """The genesis ``config`` map: how a town scores its residents."""
+
+    base: int
+    grades: tuple[Grade, ...]
+    quorum: int
+    publicity_days: int
+    tz: str
+
+    def grade_of(self, score: int) -> str:
+        """The first grade whose minimum the score reaches."""
+        for grade in self.grades:
+            if grade.min is None or score >= grade.min:
+                return grade.name
+        return self.grades[-1].name  # unreachable: the last grade is a catch-all
+
+    def to_value(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "grades": [[grade.name, grade.min] for grade in self.grades],
+            "quorum": self.quorum,
+            "publicity_days": self.publicity_days,
+            "tz": self.tz,
+        }
+
+    @classmethod
+    def from_value(cls, value: Any) -> TownConfig:
+        fields = _Fields(value, "genesis config")
+        base = fields.integer("base")
+        quorum = fields.integer("quorum", minimum=1)
+        publicity_days = fields.integer("publicity_days", minimum=0)
+        tz = fields.text("tz")
+        raw_grades = fields.array("grades")
+        fields.done()
+        if not raw_grades:
+            raise FormatError("genesis config: 'grades' must list at least one grade")
+        grades: list[Grade] = []
+        for number, raw in enumerate(raw_grades):
+            where = f"genesis config: grade {number + 1}"
+            if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], str)):
+                raise FormatError(f"{where} must be [name, min]")
+            name, minimum = raw
+            if not name:
+                raise FormatError(f"{where} has an empty name")
+            last = number == len(raw_grades) - 1
+            if last and minimum is not None:
+                raise FormatError(f"{where}: the last grade's min must be nil (the catch-all)")
+            if not last and not _is_int(minimum):
+                raise FormatError(f"{where}: min must be an integer (only the last grade's is nil)")
+            if (
+                grades
+                and grades[-1].min is not None
+                and minimum is not None
+                and (minimum >= grades[-1].min)
+            ):
+                raise FormatError(f"{where}: grade minimums must strictly descend")
+            grades.append(Grade(name, minimum))
+        if len({grade.name for grade in grades}) != len(grades):
+            raise FormatError("genesis config: grade names must be distinct")
+        return cls(base, tuple(grades), quorum, publicity_days, tz)
+
+
+@dataclass(frozen=True)
+class Body:
+    """Fields common to every entry body."""
+
+    log: str
+    id: bytes
+    at: int
+
+    kind = ""
+
+    def to_value(self) -> dict[str, Any]:
+        value: dict[str, Any] = {
+            "v": FORMAT_VERSION,
+            "kind": self.kind,
+            "log": self.log,
+            "id": self.id,
+            "at": self.at,
+        }
+        value.update(self._own_fields())
+        return value
+
+    def to_bytes(self) -> bytes:
+        return codec.encode(self.to_value())
+
+    def _own_fields(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class Genesis(Body):
+    admin: bytes
+    config: TownConfig
+    kind = "genesis"
+
+    def _own_fields(self) -> dict[str, Any]:
+        return {"admin": self.admin, "config": self.config.to_value()}
+
+
+@dataclass(frozen=True)
+class KeyChange(Body):
+    op: str  # "add" or "revoke"
+    pub: bytes
+    name: str | None = None
+    roles: tuple[str, ...] | None = None
+    kind = "key"
+
+    def _own_fields(self) -> dict[str, Any]:
+        value: dict[str, Any] = {"op": self.op, "pub": self.pub}
+        if self.name is not None:
+            value["name"] = self.name
+        if self.roles is not None:
+            value["roles"] = list(self.roles)
+        return value
+
+
+@dataclass(frozen=True)
+class RuleChange(Body):
+    op: str  # "set" or "retire"
+    code: str
+    title: str | None = None
+    module: str | None = None
+    points: int | None = None
+    council: bool | None = None
+    kind = "rule"
+
+    def _own_fields(self) -> dict[str, Any]:
+        value: dict[str, Any] = {"op": self.op, "code": self.code}
+        for name in ("title", "module", "points", "council"):
+            if getattr(self, name) is not None:
+                value[name] = getattr(self, name)
+        return value
+
+
+@dataclass(frozen=True)
+class Award(Body):
+    account: str
+    rule: str
+    qty: int = 1
+    note: str | None = None
+    evidence: bytes | None = None
+    kind = "award"
+
+    def _own_fields(self) -> dict[str, Any]:
+        value: dict[str, Any] = {"account": self.account, "rule": self.rule, "qty": self.qty}
+        if self.note is not None:
+            value["note"] = self.note
+        if self.evidence is not None:
+            value["evidence"] = self.evidence
+        return value
+
+
+@dataclass(frozen=True)
+class Redeem(Body):
+    account: str
+    points: int
+    item: str
+    kind = "redeem"
+
+    def _own_fields(self) -> dict[str, Any]:
+        return {"account": self.account, "points": self.points, "item": self.item}
+
+
+@dataclass(frozen=True)
+class Objection(Body):
+    target: int
+    text: str
+    kind = "objection"
+
+    def _own_fields(self) -> dict[str, Any]:
+        return {"target": self.target, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Reverse(Body):
+    target: int
+    reason: str
+    kind = "reverse"
+
+    def _own_fields(self) -> dict[str, Any]:
+        return {"target": self.target, "reason": self.reason}
+
+
+AnyBody = Genesis | KeyChange | RuleChange | Award | Redeem | Objection | Reverse
+
+
+def decode_body(data: bytes) -> AnyBody:
+    """Parse and validate canonical body bytes; FormatError names the bad field."""
+    value = codec.decode(data, "entry body")
+    if not isinstance(value, dict):
+        raise FormatError("entry body: must be a msgpack map")
+    fields = _Fields(value, "entry body")
+    version = fields.integer("v")
+    if version != FORMAT_VERSION:
+        raise FormatError(f"entry body: format version {version} is not supported (expected 1)")
+    kind = fields.text("kind")
+    if kind not in KINDS:
+        raise FormatError(f"entry body: unknown kind {kind!r}")
+    fields.what = f"{kind} entry"
+    log = fields.text("log")
+    entry_id = fields.bin("id", ID_SIZE)
+    at = fields.integer("at", minimum=0)
+    body: AnyBody = _DECODERS[kind](fields, log, entry_id, at)
+    fields.done()
+    return body
+
+
+def _decode_genesis(f: _Fields, log: str, entry_id: bytes, at: int) -> Genesis:
+    return Genesis(
+        log, entry_id, at, f.bin("admin", PUBLIC_KEY_SIZE), TownConfig.from_value(f.map("config"))
+    )
+
+
+def _decode_key(f: _Fields, log: str, entry_id: bytes, at: int) -> KeyChange:
+    op = f.choice("op", ("add", "revoke"))
+    pub = f.bin("pub", PUBLIC_KEY_SIZE)
+    name: str | None
+    roles: list[Any] | None
+    if op == "add":
+        name = f.text("name")
+        roles = f.array("roles")
+    else:
+        name = f.optional_text("name")
+        roles = f.array("roles") if "roles" in f.value else None
+    if roles is not None:
+        for role in roles:
+            if not isinstance(role, str):
+                raise FormatError(f"{f.what}: 'roles' must be a list of text")
+        if len(set(roles)) != len(roles):
+            raise FormatError(f"{f.what}: 'roles' lists a role twice")
+        if op == "add" and not roles:
+            raise FormatError(f"{f.what}: a key must be given at least one role")
+    return KeyChange(log, entry_id, at, op, pub, name, tuple(roles) if roles is not None else None)
+
+
+def _decode_rule(f: _Fields, log: str, entry_id: bytes, at: int) -> RuleChange:
+    op = f.choice("op", ("set", "retire"))
+    code = f.text("code")
+    if op == "set":
+        title: str | None = f.text("title")
+        module: str | None = f.text("module")
+        points: int | None = f.integer("points")
+        council: bool | None = f.boolean("council")
+        if points == 0:
+            raise FormatError(f"{f.what}: 'points' must not be zero")
+    else:
+        title = f.optional_text("title")
+        module = f.optional_text("module")
+        points = f.integer("points") if "points" in f.value else None
+        council = f.boolean("council") if "council" in f.value else None
+    return RuleChange(log, entry_id, at, op, code, title, module, points, council)
+
+
+def _decode_award(f: _Fields, log: str, entry_id: bytes, at: int) -> Award:
+    account = f.account("account")
+    rule = f.text("rule")
+    qty = f.integer("qty", minimum=1)
+    note = f.optional_text("note")
+    evidence = f.bin("evidence", HASH_SIZE) if "evidence" in f.value else None
+    return Award(log, entry_id, at, account, rule, qty, note, evidence)
+
+
+def _decode_redeem(f: _Fields, log: str, entry_id: bytes, at: int) -> Redeem:
+    return Redeem(
+        log, entry_id, at, f.account("account"), f.integer("points", minimum=1), f.text("item")
+    )
+
+
+def _decode_objection(f: _Fields, log: str, entry_id: bytes, at: int) -> Objection:
+    return Objection(log, entry_id, at, f.integer("target", minimum=0), f.text("text"))
+
+
+def _decode_reverse(f: _Fields, log: str, entry_id: bytes, at: int) -> Reverse:
+    return Reverse(log, entry_id, at, f.integer("target", minimum=0), f.text("reason"))
+
+
+_DECODERS: Mapping[str, Any] = {
+    "genesis": _decode_genesis,
+    "key": _decode_key,
+    "rule": _decode_rule,
+    "award": _decode_award,
+    "redeem": _decode_redeem,
+    "objection": _decode_objection,
+    "reverse": _decode_reverse,
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _Fields:
+    """Typed access to a decoded map that remembers which keys were read."""
+
+    def __init__(self, value: Any, what: str) -> None:
+        if not isinstance(value, dict):
+            raise FormatError(f"{what}: must be a map")
+        self.value: dict[str, Any] = value
+        self.what = what
+        self.seen: set[str] = set()
+
+    def _get(self, name: str) -> Any:
+        if name not in self.value:
+            raise FormatError(f"{self.what}: missing field '{name}'")
+        self.seen.add(name)
+        return self.value[name]
+
+    def integer(self, name: str, minimum: int | None = None) -> int:
+        value = self._get(name)
+        if not _is_int(value):
+            raise FormatError(f"{self.what}: '{name}' must be an integer")
+        if minimum is not None and value < minimum:
+            raise FormatError(f"{self.what}: '{name}' must be at least {minimum}")
+        result: int = value
+        return result
+
+    def boolean(self, name: str) -> bool:
+        value = self._get(name)
+        if not isinstance(value, bool):
+            raise FormatError(f"{self.what}: '{name}' must be true or false")
+        return value
+
+    def text(self, name: str) -> str:
+        value = self._get(name)
+        if not isinstance(value, str):
+            raise FormatError(f"{self.what}: '{name}' must be text")
+        if not value:
+            raise FormatError(f"{self.what}: '{name}' must not be empty")
+        return value
+
+    def optional_text(self, name: str) -> str | None:
+        if name not in self.value:
+            return None
+        value = self._get(name)
+        if not isinstance(value, str):
+            raise FormatError(f"{self.what}: '{name}' must be text")
+        return value
+
+    def account(self, name: str) -> str:
+        value = self.text(name)
+        if not is_valid_account(value):
+            raise FormatError(
+                f"{self.what}: account id {value!r} is not valid (letters, digits, '.', '_', '-'; "
+                "1-64 characters, starting with a letter or digit)"
+            )
+        return value
+
+    def choice(self, name: str, options: Sequence[str]) -> str:
+        value = self.text(name)
+        if value not in options:
+            raise FormatError(f"{self.what}: '{name}' must be one of {', '.join(options)}")
+        return value
+
+    def bin(self, name: str, size: int) -> bytes:
+        value = self._get(name)
+        if not isinstance(value, bytes) or len(value) != size:
+            raise FormatError(f"{self.what}: '{name}' must be {size} bytes (msgpack bin)")
+        return value
+
+    def array(self, name: str) -> list[Any]:
+        value = self._get(name)
+        if not isinstance(value, list):
+            raise FormatError(f"{self.what}: '{name}' must be an array")
+        return value
+
+    def map(self, name: str) -> dict[str, Any]:
+        value = self._get(name)
+        if not isinstance(value, dict):
+            raise FormatError(f"{self.what}: '{name}' must be a map")
+        return value
+
+    def done(self) -> None:
+        unknown = sorted(set(self.value) - self.seen)
+        if unknown:
+            raise FormatError(f"{self.what}: unknown field(s) {', '.join(map(repr, unknown))}")
+
+
+# ---------------------------------------------------------------------------
+# Envelopes and leaves
+
+
+@dataclass(frozen=True)
+class EntrySignature:
+    key_id: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What an author submits: body bytes and signatures over them (DESIGN 3.2)."""
+
+    body: bytes
+    signatures: tuple[EntrySignature, ...]
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def to_bytes(self) -> bytes:
+        if self.raw:
+            return self.raw
+        return codec.encode([self.body, [[sig.key_id, sig.signature] for sig in self.signatures]])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Envelope:
+        if len(data) > MAX_ENVELOPE_SIZE:
+            raise FormatError(
+                f"envelope: {len(data)} bytes is larger than the {MAX_ENVELOPE_SIZE}-byte limit"
+            )
+        value = codec.decode(data, "envelope")
+        if not (isinstance(value, list) and len(value) == 2):
+            raise FormatError("envelope: must be an array [body, signatures]")
+        body, raw_sigs = value
+        if not isinstance(body, bytes):
+            raise FormatError("envelope: the body must be msgpack bin")
+        if not isinstance(raw_sigs, list) or not raw_sigs:
+            raise FormatError("envelope: must carry at least one signature")
+        signatures: list[EntrySignature] = []
+        for number, raw in enumerate(raw_sigs):
+            if not (
+                isinstance(raw, list)
+                and len(raw) == 2
+                and isinstance(raw[0], bytes)
+                and len(raw[0]) == KEY_ID_SIZE
+                and isinstance(raw[1], bytes)
+                and len(raw[1]) == SIGNATURE_SIZE
+            ):
+                raise FormatError(
+                    f"envelope: signature {number + 1} must be [key_id: 8 bytes, sig: 64 bytes]"
+                )
+            if signatures and raw[0] <= signatures[-1].key_id:
+                raise FormatError(
+                    "envelope: signatures must be in strictly increasing key id order"
+                )
+            signatures.append(EntrySignature(raw[0], raw[1]))
+        return cls(body, tuple(signatures), bytes(data))
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """What the node appends: sequence, integration time, chain link, envelope (DESIGN 3.3)."""
+
+    seq: int
+    time: int
+    prev: bytes
+    envelope: bytes
+
+    def to_bytes(self) -> bytes:
+        return codec.encode([self.seq, self.time, self.prev, self.envelope])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Leaf:
+        value = codec.decode(data, "leaf")
+        if not (
+            isinstance(value, list)
+            and len(value) == 4
+            and _is_int(value[0])
+            and _is_int(value[1])
+            and isinstance(value[2], bytes)
+            and isinstance(value[3], bytes)
+        ):
+            raise FormatError("leaf: must be an array [seq, time, prev: bin, envelope: bin]")
+        seq, time, prev, envelope = value
+        if seq < 0 or time < 0:
+            raise FormatError("leaf: seq and time must not be negative")
+        if len(prev) != HASH_SIZE:
+            raise FormatError(f"leaf: prev must be {HASH_SIZE} bytes")
+        return cls(seq, time, prev, envelope)
+
+
+ZERO_HASH = bytes(HASH_SIZE)

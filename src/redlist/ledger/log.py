@@ -1,0 +1,622 @@
+"""A town's log on disk: append batches of envelopes, read leaves, proofs and state.
+
+A data directory holds the log key and the LMDB environment (``store``):
+
+* ``log.key``: the log's note signing key, ``PRIVATE+KEY+...`` (mode 0600);
+* ``log.pub``: its verifier key string, the one auditors are given;
+* ``ledger.lmdb/``: leaves, Merkle nodes, checkpoints and the points state.
+
+Appending (DESIGN 3.3, 6, 7). A batch of envelopes is all or nothing: every
+envelope is decoded, its signatures are verified (in parallel, before the write
+transaction, because Ed25519 is what limits throughput), and then, in one write
+transaction, each is checked by the points semantics against the state left by the
+entries before it, turned into a leaf ``[seq, time, prev, envelope]`` and written
+with the Merkle nodes it completes. The new checkpoint is signed and stored in the
+same transaction, which commits durably before ``append`` returns. Any refusal
+aborts the transaction and raises ``BatchError`` naming the envelope: nothing of
+the batch is written.
+
+Resubmitting an envelope that is already in the log (same entry id, same bytes)
+returns its existing seq and appends nothing; the same id with other bytes is a
+``ConflictError``. Memory use depends on the batch only, never on the log's length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from redlist.ledger import crypto, merkle
+from redlist.ledger.entry import (
+    ZERO_HASH,
+    AnyBody,
+    Envelope,
+    Genesis,
+    KeyChange,
+    Leaf,
+    TownConfig,
+    decode_body,
+    is_valid_account,
+)
+from redlist.ledger.errors import (
+    BatchError,
+    ConflictError,
+    FormatError,
+    IntegrityError,
+    KeyFileError,
+    ProofError,
+    RuleViolation,
+    StoreError,
+)
+from redlist.ledger.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
+from redlist.ledger.points import SignatureCheck, apply_entry
+from redlist.ledger.store import (
+    ENV_DIR_NAME,
+    FORMAT_MARKER,
+    META_FORMAT,
+    META_LOG_VERIFIER_KEY,
+    META_ORIGIN,
+    LmdbState,
+    LmdbStore,
+    StoreReader,
+    StoreWriter,
+)
+
+LOG_KEY_NAME = "log.key"
+LOG_PUB_NAME = "log.pub"
+#: ``account`` returns at most this many of the latest entry seqs unless told otherwise.
+DEFAULT_ACCOUNT_SEQS = 1000
+# Below this many signatures a thread hand-off costs more than it saves.
+_PARALLEL_THRESHOLD = 4
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """The seq of every envelope of a batch (in order) and the checkpoint that covers them."""
+
+    seqs: tuple[int, ...]
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """An account's balances (DESIGN 3.4) and the entries that touched it.
+
+    ``entries`` counts the awards, redemptions and reversals that changed the
+    balance; ``seqs`` lists the latest entries touching the account (objections
+    included), oldest first, and ``more`` says whether older ones were left out.
+    """
+
+    account: str
+    earned: int
+    redeemed: int
+    spendable: int
+    score: int
+    grade: str
+    entries: int
+    seqs: tuple[int, ...]
+    more: bool
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One decoded envelope of a batch, with its original bytes."""
+
+    raw: bytes
+    envelope: Envelope
+    body: AnyBody
+
+
+#: (public key, signature, body) -> valid?
+_Triple = tuple[bytes, bytes, bytes]
+
+
+class Log:
+    """An open log in a data directory. Create with :meth:`create`, open with :meth:`open`.
+
+    Safe to share between threads: reads use their own transactions and ``append``
+    serialises writers with a lock (signature checks run outside it).
+    """
+
+    def __init__(
+        self,
+        store: LmdbStore,
+        *,
+        data_dir: Path,
+        origin: str,
+        verifier_key: VerifierKey,
+        signer: NoteSigner | None,
+    ) -> None:
+        self._store = store
+        self.data_dir = data_dir
+        self.origin = origin
+        self.verifier_key = verifier_key
+        self._signer = signer
+        self._write_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._workers = _worker_count()
+
+    # -- lifecycle ----------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        data_dir: Path,
+        *,
+        origin: str,
+        log_signer: NoteSigner,
+        genesis: bytes,
+        now_ms: int,
+        map_size: int | None = None,
+    ) -> Log:
+        """Make a new log in ``data_dir`` (absent or empty) with ``genesis`` as entry 0.
+
+        Writes the log key files, then in one transaction the log's identity, the
+        genesis leaf and the first checkpoint. When anything fails, what was created
+        is removed again, so the directory can be reused.
+        """
+        if log_signer.name != origin:
+            raise KeyFileError(
+                f"the log key is named {log_signer.name!r} but the log's origin is {origin!r}; "
+                "a log key must carry the log's origin as its name"
+            )
+        if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
+            raise StoreError(
+                f"{data_dir} already exists and is not an empty directory; a new log needs "
+                "an empty or new data directory"
+            )
+        made_dir = not data_dir.exists()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        verifier_key = log_signer.verifier()
+        store: LmdbStore | None = None
+        try:
+            _write_new_file(data_dir / LOG_KEY_NAME, log_signer.encode() + "\n", 0o600)
+            _write_new_file(data_dir / LOG_PUB_NAME, verifier_key.encode() + "\n", 0o644)
+            store = LmdbStore.open(data_dir / ENV_DIR_NAME, create=True, map_size=map_size)
+            prepared = _prepare_batch([genesis])
+            with store.write() as writer:
+                writer.put_meta(META_FORMAT, FORMAT_MARKER)
+                writer.put_meta(META_ORIGIN, origin.encode("utf-8"))
+                writer.put_meta(META_LOG_VERIFIER_KEY, verifier_key.encode().encode("utf-8"))
+                _write_batch(writer, prepared, origin, log_signer, now_ms, crypto.verify_entry)
+        except BaseException:
+            if store is not None:
+                store.close()
+            _remove_created(data_dir, made_dir)
+            raise
+        return cls(
+            store, data_dir=data_dir, origin=origin, verifier_key=verifier_key, signer=log_signer
+        )
+
+    @classmethod
+    def open(cls, data_dir: Path, *, readonly: bool = False, map_size: int | None = None) -> Log:
+        """Open the log in ``data_dir``; ``readonly`` works while a node writes to it."""
+        if not data_dir.is_dir():
+            raise StoreError(f"the data directory {data_dir} does not exist")
+        env_dir = data_dir / ENV_DIR_NAME
+        if not env_dir.is_dir():
+            raise StoreError(
+                f"{data_dir} is not a redlist data directory (it has no {ENV_DIR_NAME}); "
+                "create one with 'redlist-node init'"
+            )
+        store = LmdbStore.open(env_dir, readonly=readonly, map_size=map_size)
+        try:
+            with store.read() as reader:
+                if reader.format_marker() != FORMAT_MARKER:
+                    raise StoreError(
+                        f"{env_dir} is not a redlist ledger of a format this version reads"
+                    )
+                if reader.size() == 0:
+                    raise StoreError(
+                        f"the log in {data_dir} has no genesis: its creation did not finish. "
+                        "Remove the directory and create the log again."
+                    )
+                origin = reader.origin()
+                verifier_key = VerifierKey.parse(reader.log_verifier_key())
+            signer = None if readonly else _read_signer(data_dir, verifier_key)
+        except BaseException:
+            store.close()
+            raise
+        return cls(
+            store, data_dir=data_dir, origin=origin, verifier_key=verifier_key, signer=signer
+        )
+
+    def close(self) -> None:
+        """Close the store and stop the verification threads."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+        self._store.close()
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def readonly(self) -> bool:
+        return self._signer is None
+
+    @property
+    def map_size(self) -> int:
+        return self._store.map_size
+
+    # -- appending ----------------------------------------------------------
+
+    def append(self, envelopes: Sequence[bytes], now_ms: int) -> AppendResult:
+        """Append a batch atomically and durably; see the module docstring.
+
+        ``now_ms`` is the node's clock; the leaves' time is never less than the last
+        leaf's. Raises ``BatchError`` (nothing written) when an envelope is refused and
+        ``StoreError`` when the store cannot take the batch.
+        """
+        signer = self._signer
+        if signer is None:
+            raise StoreError("this log was opened read-only; it cannot be appended to")
+        if not envelopes:
+            return AppendResult((), self.checkpoint())
+        prepared = _prepare_batch(envelopes)
+        check = self._precheck_signatures(prepared)
+        with self._write_lock, self._store.write() as writer:
+            seqs = _write_batch(writer, prepared, self.origin, signer, now_ms, check)
+            checkpoint = writer.checkpoint()
+        return AppendResult(tuple(seqs), checkpoint)
+
+    def _precheck_signatures(self, prepared: Sequence[_Prepared]) -> SignatureCheck:
+        """Verify the batch's signatures concurrently; return a check that looks them up.
+
+        The public keys come from a snapshot of the keys table plus keys the batch
+        itself registers. The result is a pure fact about (key, body, signature), so a
+        snapshot that is out of date does no harm: whatever is not precomputed is
+        verified when the semantics asks.
+        """
+        triples: dict[_Triple, None] = {}
+        batch_keys: dict[bytes, bytes] = {}
+        with self._store.read() as reader:
+            state = reader.state()
+            for item in prepared:
+                body = item.body
+                if isinstance(body, Genesis):
+                    for sig in item.envelope.signatures:
+                        triples[(body.admin, sig.signature, item.envelope.body)] = None
+                    continue
+                if state.entry_seq(body.id) is not None:
+                    continue  # a resubmission: it is compared, not verified
+                for sig in item.envelope.signatures:
+                    record = state.key(sig.key_id)
+                    public = record.public if record is not None else batch_keys.get(sig.key_id)
+                    if public is not None:
+                        triples[(public, sig.signature, item.envelope.body)] = None
+                if isinstance(body, KeyChange) and body.op == "add":
+                    batch_keys.setdefault(crypto.key_id(body.pub), body.pub)
+        results = self._verify_all(list(triples))
+
+        def check(public: bytes, body: bytes, signature: bytes) -> bool:
+            known = results.get((public, signature, body))
+            return crypto.verify_entry(public, body, signature) if known is None else known
+
+        return check
+
+    def _verify_all(self, triples: list[_Triple]) -> dict[_Triple, bool]:
+        if len(triples) < _PARALLEL_THRESHOLD or self._workers == 1:
+            return dict(zip(triples, _verify_chunk(triples), strict=True))
+        chunk_size = -(-len(triples) // self._workers)
+        chunks = [triples[i : i + chunk_size] for i in range(0, len(triples), chunk_size)]
+        pool = self._executor()
+        futures = [pool.submit(_verify_chunk, chunk) for chunk in chunks[1:]]
+        outcomes = _verify_chunk(chunks[0])  # the calling thread takes a share too
+        for future in futures:
+            outcomes.extend(future.result())
+        return dict(zip(triples, outcomes, strict=True))
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self._workers - 1, thread_name_prefix="redlist-verify"
+                )
+            return self._pool
+
+    # -- reading ------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """The number of entries in the log (its tree size)."""
+        with self._store.read() as reader:
+            return reader.size()
+
+    def checkpoint(self) -> str:
+        """The latest signed checkpoint (C2SP note text)."""
+        with self._store.read() as reader:
+            return reader.checkpoint()
+
+    def checkpoint_at(self, size: int) -> str | None:
+        """The checkpoint this log signed at tree size ``size``, if it signed one."""
+        if size < 0:
+            return None
+        with self._store.read() as reader:
+            return reader.checkpoint_at(size)
+
+    def leaf(self, seq: int) -> bytes:
+        """The exact bytes of leaf ``seq``."""
+        with self._store.read() as reader:
+            size = reader.size()
+            if not 0 <= seq < size:
+                raise StoreError(f"entry {seq} is not in the log, which has {size} entries")
+            leaf = reader.leaf(seq)
+        if leaf is None:
+            raise IntegrityError(f"leaf {seq} is missing from the store", seq)
+        return leaf
+
+    def leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """``(seq, leaf bytes)`` for seq in ``[start, end)``, streamed from one snapshot.
+
+        The range is checked now; the leaves are read as the iterator is consumed, so
+        memory stays flat however long the range. Close the iterator when abandoning
+        it early, so its read transaction ends.
+        """
+        size = self.size
+        if not 0 <= start <= end <= size:
+            raise StoreError(
+                f"entries [{start}, {end}) are not in the log, which has {size} entries"
+            )
+        return self._stream_leaves(start, end)
+
+    def _stream_leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        with self._store.read() as reader:
+            yield from reader.iter_leaves(start, end)
+
+    def root(self, size: int | None = None) -> bytes:
+        """The Merkle root at ``size`` (default: the current size)."""
+        with self._store.read() as reader:
+            current = reader.size()
+            wanted = current if size is None else size
+            _check_size(wanted, current)
+            return merkle.root_at(reader.nodes(), wanted)
+
+    def inclusion_proof(self, seq: int, size: int) -> list[bytes]:
+        """The RFC 9162 inclusion proof of leaf ``seq`` in the tree of ``size`` leaves."""
+        with self._store.read() as reader:
+            _check_size(size, reader.size())
+            return merkle.inclusion_proof(reader.nodes(), seq, size)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """The RFC 9162 consistency proof from tree size ``first`` to ``second``."""
+        with self._store.read() as reader:
+            _check_size(second, reader.size())
+            return merkle.consistency_proof(reader.nodes(), first, second)
+
+    def config(self) -> TownConfig:
+        """The town's configuration from the genesis."""
+        with self._store.read() as reader:
+            config = reader.state().config()
+        if config is None:
+            raise IntegrityError("the log's town configuration is missing from the store")
+        return config
+
+    def account(self, account: str, *, limit: int = DEFAULT_ACCOUNT_SEQS) -> AccountView:
+        """An account's balances and its latest ``limit`` entry seqs, from one snapshot."""
+        _check_account(account)
+        if limit < 0:
+            raise StoreError(f"the number of entries to list must not be negative, not {limit}")
+        with self._store.read() as reader:
+            state = reader.state()
+            config = state.config()
+            if config is None:
+                raise IntegrityError("the log's town configuration is missing from the store")
+            balance = state.balance(account)
+            seqs, more = reader.latest_account_seqs(account, limit)
+        score = balance.score(config)
+        return AccountView(
+            account=account,
+            earned=balance.earned,
+            redeemed=balance.redeemed,
+            spendable=balance.spendable,
+            score=score,
+            grade=config.grade_of(score),
+            entries=balance.entries,
+            seqs=tuple(seqs),
+            more=more,
+        )
+
+    def account_seqs(self, account: str, start: int = 0) -> Iterator[int]:
+        """Every seq touching ``account`` from ``start`` on, streamed from one snapshot."""
+        _check_account(account)
+        if start < 0:
+            raise StoreError(f"a seq is never negative (got {start})")
+        return self._stream_account_seqs(account, start)
+
+    def _stream_account_seqs(self, account: str, start: int) -> Iterator[int]:
+        with self._store.read() as reader:
+            yield from reader.account_seqs(account, start)
+
+
+# ---------------------------------------------------------------------------
+# The batch path, shared by create and append
+
+
+def _prepare_batch(envelopes: Sequence[bytes]) -> list[_Prepared]:
+    """Decode every envelope and its body; the first malformed one refuses the batch."""
+    prepared: list[_Prepared] = []
+    for index, raw in enumerate(envelopes):
+        try:
+            if not isinstance(raw, bytes):
+                raw = _as_bytes(raw)
+            envelope = Envelope.from_bytes(raw)  # refuses oversized envelopes first
+            body = decode_body(envelope.body)
+        except FormatError as exc:
+            raise BatchError(index, exc) from exc
+        prepared.append(_Prepared(raw, envelope, body))
+    return prepared
+
+
+def _write_batch(
+    writer: StoreWriter,
+    prepared: Sequence[_Prepared],
+    origin: str,
+    signer: NoteSigner,
+    now_ms: int,
+    check: SignatureCheck,
+) -> list[int]:
+    """Apply, append and checkpoint a batch inside ``writer``'s transaction; return the seqs.
+
+    Raises ``BatchError`` for the first refused envelope; the caller's transaction
+    must then be aborted (``LmdbStore.write`` does so).
+    """
+    state = writer.state()
+    nodes = writer.nodes()
+    first = size = writer.size()
+    time = max(now_ms, writer.last_time())
+    prev = writer.last_leaf_hash() or ZERO_HASH
+    seqs: list[int] = []
+    for index, item in enumerate(prepared):
+        try:
+            existing = _existing_seq(state, writer, item)
+            if existing is not None:
+                seqs.append(existing)
+                continue
+            apply_entry(
+                state,
+                origin=origin,
+                seq=size,
+                time=time,
+                envelope=item.envelope,
+                check_signature=check,
+            )
+        except (FormatError, RuleViolation, ConflictError) as exc:
+            raise BatchError(index, exc) from exc
+        leaf = Leaf(size, time, prev, item.raw).to_bytes()
+        leaf_hash = merkle.leaf_hash(leaf)
+        writer.put_leaf(size, leaf)
+        for level, position, subtree_hash in merkle.nodes_to_store(size, leaf_hash, nodes):
+            writer.put_node(level, position, subtree_hash)
+        seqs.append(size)
+        prev = leaf_hash
+        size += 1
+    if size > first:
+        root = merkle.root_at(nodes, size)
+        checkpoint = sign_checkpoint(Checkpoint(origin, size, root), signer)
+        writer.put_checkpoint(size, checkpoint)
+        writer.set_head(size=size, last_time=time, last_leaf_hash=prev, checkpoint=checkpoint)
+    return seqs
+
+
+def _existing_seq(state: LmdbState, reader: StoreReader, item: _Prepared) -> int | None:
+    """The seq of an identical envelope already in the log (or earlier in the batch).
+
+    The same entry id with different bytes is a ``ConflictError``.
+    """
+    seq = state.entry_seq(item.body.id)
+    if seq is None:
+        return None
+    stored = reader.leaf(seq)
+    if stored is None:
+        raise IntegrityError(f"entry id {item.body.id.hex()} points at seq {seq}, which is missing")
+    if Leaf.from_bytes(stored).envelope != item.raw:
+        raise ConflictError(
+            f"entry id {item.body.id.hex()} is already in the log at seq {seq} with different "
+            "content; a changed entry needs a new id"
+        )
+    return seq
+
+
+def _verify_chunk(triples: Sequence[_Triple]) -> list[bool]:
+    return [crypto.verify_entry(public, body, sig) for public, sig, body in triples]
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+
+
+def _as_bytes(value: object) -> bytes:
+    try:
+        return bytes(memoryview(value))  # type: ignore[arg-type]
+    except TypeError:
+        raise FormatError(f"envelope: expected bytes, got {type(value).__name__}") from None
+
+
+def _worker_count() -> int:
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, 16))
+
+
+def _check_size(size: int, current: int) -> None:
+    if not 0 <= size <= current:
+        raise ProofError(f"the log has {current} entries; there is no tree of size {size}")
+
+
+def _check_account(account: str) -> None:
+    if not is_valid_account(account):
+        raise FormatError(
+            f"account id {account!r} is not valid (letters, digits, '.', '_', '-'; 1-64 "
+            "characters, starting with a letter or digit)"
+        )
+
+
+def _read_signer(data_dir: Path, verifier_key: VerifierKey) -> NoteSigner:
+    path = data_dir / LOG_KEY_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StoreError(
+            f"{path} is missing: the log's signing key is needed to append (open the log "
+            "read-only to only read it)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read the log key {path}: {exc}") from None
+    signer = NoteSigner.parse(text.strip())
+    if signer.verifier() != verifier_key:
+        raise KeyFileError(
+            f"{path} is not this log's key: the log's checkpoints are checked with "
+            f"{verifier_key.encode()}"
+        )
+    return signer
+
+
+def _write_new_file(path: Path, text: str, mode: int) -> None:
+    """Create ``path`` (it must not exist) with ``mode`` and ``text``, flushed to disk."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(descriptor, mode)  # the umask may have narrowed it; make it exact
+        os.write(descriptor, text.encode("utf-8"))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    _sync_directory(path.parent)
+
+
+def _sync_directory(path: Path) -> None:
+    """Make a new directory entry durable (POSIX needs the directory itself synced)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _remove_created(data_dir: Path, made_dir: bool) -> None:
+    """Undo a failed ``create``: it started from an empty or missing directory."""
+    for name in (LOG_KEY_NAME, LOG_PUB_NAME):
+        (data_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(data_dir / ENV_DIR_NAME, ignore_errors=True)
+    if made_dir:
+        with contextlib.suppress(OSError):
+            data_dir.rmdir()

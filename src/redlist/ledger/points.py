@@ -1,0 +1,372 @@
+"""The points semantics (DESIGN 3.4) as a state machine applied one entry at a time.
+
+``apply_entry`` decides whether an envelope may stand at position ``seq`` of a log
+given everything before it, and if so updates the state. It is the single
+definition of the rules: the node runs it before appending, the verifier runs it
+again over the whole log. Every refusal is a ``RuleViolation`` whose ``check``
+names the rule (stable identifiers, listed in ``CHECKS``) and whose message says,
+in plain words, what was wrong.
+
+The function is pure apart from the ``LedgerState`` it is handed; signature
+verification is a parameter so that callers may verify signatures in parallel
+beforehand and pass the results in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from redlist.ledger import crypto
+from redlist.ledger.entry import (
+    MAX_FUTURE_MS,
+    ROLES,
+    AnyBody,
+    Award,
+    Envelope,
+    Genesis,
+    KeyChange,
+    Objection,
+    Redeem,
+    Reverse,
+    RuleChange,
+    decode_body,
+)
+from redlist.ledger.errors import FormatError, RuleViolation
+from redlist.ledger.state import Balance, KeyRecord, LedgerState, RuleRecord, TargetRecord
+
+#: (public key, body bytes, signature) -> valid?
+SignatureCheck = Callable[[bytes, bytes, bytes], bool]
+
+CHECKS = {
+    "format": "the entry's bytes are not a well-formed format v1 entry",
+    "log": "the entry names another log",
+    "genesis": "genesis only at seq 0, and seq 0 must be the genesis",
+    "duplicate-id": "an entry id may be used once per log",
+    "future": "the author's time lies more than 10 minutes after the node's time",
+    "signer-unknown": "every signer must be a registered key",
+    "signer-revoked": "every signer's key must not be revoked",
+    "signature": "every signature must verify over the body",
+    "signer-role": "every signer must hold the role the entry needs",
+    "quorum": "council decisions need at least `quorum` council signers",
+    "key": "key registrations: valid roles, no key id reused, revoke only active keys",
+    "rule": "retire only an active rule",
+    "rule-inactive": "awards only under an active rule of the catalogue",
+    "overdraw": "a redemption may not exceed the spendable points",
+    "target": "objections target awards; reversals target awards or redemptions",
+    "double-reverse": "an entry may be reversed once",
+}
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What an accepted entry changed, for statements and summaries."""
+
+    seq: int
+    kind: str
+    signers: tuple[str, ...]
+    account: str | None = None
+    rule: str | None = None
+    earned_delta: int = 0
+    redeemed_delta: int = 0
+    target: int | None = None
+
+
+def apply_entry(
+    state: LedgerState,
+    *,
+    origin: str,
+    seq: int,
+    time: int,
+    envelope: Envelope,
+    check_signature: SignatureCheck = crypto.verify_entry,
+) -> Effect:
+    """Check the envelope as entry ``seq`` of log ``origin`` and apply it to ``state``.
+
+    ``time`` is the node's integration time of the entry (ms). Raises
+    ``RuleViolation`` (located at ``seq``) and leaves ``state`` untouched when the
+    entry is refused.
+    """
+    try:
+        body = decode_body(envelope.body)
+    except FormatError as exc:
+        raise RuleViolation("format", str(exc), seq) from None
+    try:
+        return _apply(state, origin, seq, time, envelope, body, check_signature)
+    except RuleViolation as exc:
+        raise exc.at(seq) from None
+
+
+def _apply(
+    state: LedgerState,
+    origin: str,
+    seq: int,
+    time: int,
+    envelope: Envelope,
+    body: AnyBody,
+    check_signature: SignatureCheck,
+) -> Effect:
+    if body.log != origin:
+        raise RuleViolation(
+            "log", f"the entry is meant for log {body.log!r}, not for this log {origin!r}"
+        )
+    if (seq == 0) != isinstance(body, Genesis):
+        if seq == 0:
+            raise RuleViolation("genesis", "the first entry of a log must be its genesis")
+        raise RuleViolation("genesis", "a genesis entry may only stand at the start of a log")
+    if body.at > time + MAX_FUTURE_MS:
+        raise RuleViolation(
+            "future",
+            f"the author's time ({body.at} ms) is more than 10 minutes after the node's "
+            f"time ({time} ms)",
+        )
+    earlier = state.entry_seq(body.id)
+    if earlier is not None:
+        raise RuleViolation("duplicate-id", f"entry id {body.id.hex()} was used at seq {earlier}")
+
+    if isinstance(body, Genesis):
+        effect = _genesis(state, seq, envelope, body, check_signature)
+    else:
+        config = state.config()
+        if config is None:  # only reachable with a state that skipped seq 0
+            raise RuleViolation("genesis", "the log has no genesis")
+        signers = _signers(state, envelope, check_signature)
+        effect = _DISPATCH[type(body)](state, seq, body, signers, config.quorum)
+    state.put_entry_id(body.id, seq)
+    return effect
+
+
+def _genesis(
+    state: LedgerState,
+    seq: int,
+    envelope: Envelope,
+    body: Genesis,
+    check_signature: SignatureCheck,
+) -> Effect:
+    admin_id = crypto.key_id(body.admin)
+    if [sig.key_id for sig in envelope.signatures] != [admin_id]:
+        raise RuleViolation("signer-role", "the genesis must be signed by its admin key alone")
+    if not check_signature(body.admin, envelope.body, envelope.signatures[0].signature):
+        raise RuleViolation("signature", "the admin's signature on the genesis does not verify")
+    state.set_config(body.config)
+    state.put_key(KeyRecord(admin_id, body.admin, "admin", frozenset({"admin"}), seq))
+    return Effect(seq, "genesis", ("admin",))
+
+
+def _signers(
+    state: LedgerState, envelope: Envelope, check_signature: SignatureCheck
+) -> list[KeyRecord]:
+    signers: list[KeyRecord] = []
+    for sig in envelope.signatures:
+        record = state.key(sig.key_id)
+        if record is None:
+            raise RuleViolation(
+                "signer-unknown", f"key {sig.key_id.hex()} is not registered in this log"
+            )
+        if not record.active:
+            raise RuleViolation(
+                "signer-revoked",
+                f"key {sig.key_id.hex()} ({record.name}) was revoked at seq {record.revoked}",
+            )
+        if not check_signature(record.public, envelope.body, sig.signature):
+            raise RuleViolation(
+                "signature", f"the signature of key {sig.key_id.hex()} ({record.name}) is invalid"
+            )
+        signers.append(record)
+    return signers
+
+
+def _require_role(signers: Iterable[KeyRecord], roles: frozenset[str], what: str) -> None:
+    for signer in signers:
+        if not signer.roles & roles:
+            wanted = " or ".join(sorted(roles))
+            raise RuleViolation(
+                "signer-role",
+                f"{signer.name} (key {signer.key_id.hex()}) may not sign {what}: "
+                f"it needs the {wanted} role",
+            )
+
+
+def _require_quorum(signers: list[KeyRecord], quorum: int, what: str) -> None:
+    council = sum(1 for signer in signers if "council" in signer.roles)
+    if council < quorum:
+        raise RuleViolation("quorum", f"{what} needs {quorum} council signatures, it has {council}")
+
+
+def _names(signers: list[KeyRecord]) -> tuple[str, ...]:
+    return tuple(signer.name for signer in signers)
+
+
+def _key(
+    state: LedgerState, seq: int, body: KeyChange, signers: list[KeyRecord], quorum: int
+) -> Effect:
+    _require_role(signers, frozenset({"admin"}), "key changes")
+    key_id = crypto.key_id(body.pub)
+    existing = state.key(key_id)
+    if body.op == "add":
+        roles = frozenset(body.roles or ())
+        unknown = roles - ROLES
+        if unknown:
+            raise RuleViolation(
+                "key",
+                f"unknown role(s) {', '.join(sorted(unknown))}; roles are "
+                + ", ".join(sorted(ROLES)),
+            )
+        if existing is not None:
+            raise RuleViolation(
+                "key",
+                f"key id {key_id.hex()} is already registered (to {existing.name}, seq "
+                f"{existing.added}); a key id is never reused",
+            )
+        state.put_key(KeyRecord(key_id, body.pub, body.name or "", roles, seq))
+    else:
+        if existing is None or existing.public != body.pub:
+            raise RuleViolation("key", f"key {key_id.hex()} is not registered, cannot revoke it")
+        if not existing.active:
+            raise RuleViolation(
+                "key",
+                f"key {key_id.hex()} ({existing.name}) was already revoked at seq "
+                f"{existing.revoked}",
+            )
+        state.put_key(
+            KeyRecord(
+                existing.key_id, existing.public, existing.name, existing.roles, existing.added, seq
+            )
+        )
+    return Effect(seq, "key", _names(signers))
+
+
+def _rule(
+    state: LedgerState, seq: int, body: RuleChange, signers: list[KeyRecord], quorum: int
+) -> Effect:
+    _require_role(signers, frozenset({"admin"}), "rule changes")
+    if body.op == "set":
+        # decode_body guarantees these for op "set"
+        state.put_rule(
+            RuleRecord(
+                body.code,
+                body.title or "",
+                body.module or "",
+                body.points or 0,
+                bool(body.council),
+                True,
+                seq,
+            )
+        )
+    else:
+        existing = state.rule(body.code)
+        if existing is None or not existing.active:
+            raise RuleViolation("rule", f"rule {body.code!r} is not active, cannot retire it")
+        state.put_rule(
+            RuleRecord(
+                existing.code,
+                existing.title,
+                existing.module,
+                existing.points,
+                existing.council,
+                False,
+                seq,
+            )
+        )
+    return Effect(seq, "rule", _names(signers), rule=body.code)
+
+
+def _award(
+    state: LedgerState, seq: int, body: Award, signers: list[KeyRecord], quorum: int
+) -> Effect:
+    rule = state.rule(body.rule)
+    if rule is None:
+        raise RuleViolation("rule-inactive", f"rule {body.rule!r} is not in the catalogue")
+    if not rule.active:
+        raise RuleViolation("rule-inactive", f"rule {body.rule!r} was retired at seq {rule.seq}")
+    _require_role(signers, frozenset({"grid", "council"}), "awards")
+    if rule.council:
+        _require_quorum(signers, quorum, f"rule {body.rule!r}")
+    points = rule.points * body.qty
+    balance = state.balance(body.account)
+    state.put_balance(
+        body.account, Balance(balance.earned + points, balance.redeemed, balance.entries + 1)
+    )
+    state.put_target(seq, TargetRecord("award", body.account, points, body.rule))
+    state.link_account(body.account, seq)
+    return Effect(seq, "award", _names(signers), body.account, body.rule, earned_delta=points)
+
+
+def _redeem(
+    state: LedgerState, seq: int, body: Redeem, signers: list[KeyRecord], quorum: int
+) -> Effect:
+    _require_role(signers, frozenset({"cashier"}), "redemptions")
+    balance = state.balance(body.account)
+    if balance.spendable < body.points:
+        raise RuleViolation(
+            "overdraw",
+            f"account {body.account} has {balance.spendable} spendable points, "
+            f"cannot redeem {body.points}",
+        )
+    state.put_balance(
+        body.account, Balance(balance.earned, balance.redeemed + body.points, balance.entries + 1)
+    )
+    state.put_target(seq, TargetRecord("redeem", body.account, body.points, ""))
+    state.link_account(body.account, seq)
+    return Effect(seq, "redeem", _names(signers), body.account, redeemed_delta=body.points)
+
+
+def _objection(
+    state: LedgerState, seq: int, body: Objection, signers: list[KeyRecord], quorum: int
+) -> Effect:
+    target = state.target(body.target) if body.target < seq else None
+    if target is None or target.kind != "award":
+        raise RuleViolation("target", f"seq {body.target} is not an award, cannot object to it")
+    state.link_account(target.account, seq)
+    return Effect(
+        seq, "objection", _names(signers), target.account, target.rule, target=body.target
+    )
+
+
+def _reverse(
+    state: LedgerState, seq: int, body: Reverse, signers: list[KeyRecord], quorum: int
+) -> Effect:
+    _require_role(signers, frozenset({"council"}), "reversals")
+    _require_quorum(signers, quorum, "a reversal")
+    target = state.target(body.target) if body.target < seq else None
+    if target is None:
+        raise RuleViolation(
+            "target", f"seq {body.target} is not an award or a redemption, cannot reverse it"
+        )
+    if target.reversed_by is not None:
+        raise RuleViolation(
+            "double-reverse", f"seq {body.target} was already reversed at seq {target.reversed_by}"
+        )
+    balance = state.balance(target.account)
+    if target.kind == "award":
+        earned_delta, redeemed_delta = -target.points, 0
+    else:
+        earned_delta, redeemed_delta = 0, -target.points
+    state.put_balance(
+        target.account,
+        Balance(
+            balance.earned + earned_delta, balance.redeemed + redeemed_delta, balance.entries + 1
+        ),
+    )
+    state.put_target(body.target, target.reversed(seq))
+    state.link_account(target.account, seq)
+    return Effect(
+        seq,
+        "reverse",
+        _names(signers),
+        target.account,
+        target.rule or None,
+        earned_delta,
+        redeemed_delta,
+        body.target,
+    )
+
+
+_DISPATCH: dict[type, Callable[..., Effect]] = {
+    KeyChange: _key,
+    RuleChange: _rule,
+    Award: _award,
+    Redeem: _redeem,
+    Objection: _objection,
+    Reverse: _reverse,
+}

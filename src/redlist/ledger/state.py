@@ -1,0 +1,217 @@
+"""The state the points semantics reads and writes, and an in-memory implementation.
+
+``LedgerState`` is the seam between the pure semantics (``points``) and where the
+state lives: the node keeps it in LMDB tables written in the same transaction as
+the leaves (``store``), the verifier keeps it in memory (``MemoryState``). Records
+are frozen values with ``to_bytes``/``from_bytes`` so a store can persist them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from redlist.ledger import codec
+from redlist.ledger.entry import Grade, TownConfig
+from redlist.ledger.errors import FormatError
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A registered staff key: who holds it, what it may sign, and when it stopped."""
+
+    key_id: bytes
+    public: bytes
+    name: str
+    roles: frozenset[str]
+    added: int
+    revoked: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked is None
+
+    def to_bytes(self) -> bytes:
+        return codec.encode(
+            [self.key_id, self.public, self.name, sorted(self.roles), self.added, self.revoked]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> KeyRecord:
+        key_id, public, name, roles, added, revoked = _array(data, 6, "key record")
+        return cls(key_id, public, name, frozenset(roles), added, revoked)
+
+
+@dataclass(frozen=True)
+class RuleRecord:
+    """A rule of the village catalogue as last set (or retired) in the log."""
+
+    code: str
+    title: str
+    module: str
+    points: int
+    council: bool
+    active: bool
+    seq: int
+
+    def to_bytes(self) -> bytes:
+        return codec.encode(
+            [self.code, self.title, self.module, self.points, self.council, self.active, self.seq]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RuleRecord:
+        return cls(*_array(data, 7, "rule record"))
+
+
+@dataclass(frozen=True)
+class Balance:
+    """An account's running totals; everything else is derived from these."""
+
+    earned: int = 0
+    redeemed: int = 0
+    entries: int = 0
+
+    @property
+    def spendable(self) -> int:
+        return self.earned - self.redeemed
+
+    def score(self, config: TownConfig) -> int:
+        return config.base + self.earned
+
+    def to_bytes(self) -> bytes:
+        return codec.encode([self.earned, self.redeemed, self.entries])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Balance:
+        return cls(*_array(data, 3, "balance record"))
+
+
+@dataclass(frozen=True)
+class TargetRecord:
+    """What a later objection or reversal needs to know about an award or redeem.
+
+    ``points`` is the signed change to ``earned`` for an award and the amount
+    taken from ``spendable`` for a redeem.
+    """
+
+    kind: str
+    account: str
+    points: int
+    rule: str
+    reversed_by: int | None = None
+
+    def reversed(self, seq: int) -> TargetRecord:
+        return replace(self, reversed_by=seq)
+
+    def to_bytes(self) -> bytes:
+        return codec.encode([self.kind, self.account, self.points, self.rule, self.reversed_by])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TargetRecord:
+        return cls(*_array(data, 5, "target record"))
+
+
+def config_to_bytes(config: TownConfig) -> bytes:
+    return codec.encode(config.to_value())
+
+
+def config_from_bytes(data: bytes) -> TownConfig:
+    return TownConfig.from_value(codec.decode(data, "town config"))
+
+
+class LedgerState(Protocol):
+    """Everything the semantics needs to decide on the next entry."""
+
+    def config(self) -> TownConfig | None: ...
+    def set_config(self, config: TownConfig) -> None: ...
+    def key(self, key_id: bytes) -> KeyRecord | None: ...
+    def put_key(self, record: KeyRecord) -> None: ...
+    def rule(self, code: str) -> RuleRecord | None: ...
+    def put_rule(self, record: RuleRecord) -> None: ...
+    def balance(self, account: str) -> Balance: ...
+    def put_balance(self, account: str, balance: Balance) -> None: ...
+    def target(self, seq: int) -> TargetRecord | None: ...
+    def put_target(self, seq: int, record: TargetRecord) -> None: ...
+    def entry_seq(self, entry_id: bytes) -> int | None: ...
+    def put_entry_id(self, entry_id: bytes, seq: int) -> None: ...
+    def link_account(self, account: str, seq: int) -> None:
+        """Record that entry ``seq`` touched ``account`` (for statements)."""
+        ...
+
+
+class MemoryState:
+    """``LedgerState`` in dictionaries: for the verifier and for tests."""
+
+    def __init__(self) -> None:
+        self._config: TownConfig | None = None
+        self.keys: dict[bytes, KeyRecord] = {}
+        self.rules: dict[str, RuleRecord] = {}
+        self.balances: dict[str, Balance] = {}
+        self.targets: dict[int, TargetRecord] = {}
+        self.entry_ids: dict[bytes, int] = {}
+        self.account_entries: dict[str, list[int]] = {}
+        self.keep_account_entries = False
+
+    def config(self) -> TownConfig | None:
+        return self._config
+
+    def set_config(self, config: TownConfig) -> None:
+        self._config = config
+
+    def key(self, key_id: bytes) -> KeyRecord | None:
+        return self.keys.get(key_id)
+
+    def put_key(self, record: KeyRecord) -> None:
+        self.keys[record.key_id] = record
+
+    def rule(self, code: str) -> RuleRecord | None:
+        return self.rules.get(code)
+
+    def put_rule(self, record: RuleRecord) -> None:
+        self.rules[record.code] = record
+
+    def balance(self, account: str) -> Balance:
+        return self.balances.get(account, _ZERO)
+
+    def put_balance(self, account: str, balance: Balance) -> None:
+        self.balances[account] = balance
+
+    def target(self, seq: int) -> TargetRecord | None:
+        return self.targets.get(seq)
+
+    def put_target(self, seq: int, record: TargetRecord) -> None:
+        self.targets[seq] = record
+
+    def entry_seq(self, entry_id: bytes) -> int | None:
+        return self.entry_ids.get(entry_id)
+
+    def put_entry_id(self, entry_id: bytes, seq: int) -> None:
+        self.entry_ids[entry_id] = seq
+
+    def link_account(self, account: str, seq: int) -> None:
+        if self.keep_account_entries:
+            self.account_entries.setdefault(account, []).append(seq)
+
+
+_ZERO = Balance()
+
+
+def _array(data: bytes, length: int, what: str) -> list[Any]:
+    value = codec.decode(data, what)
+    if not isinstance(value, list) or len(value) != length:
+        raise FormatError(f"{what}: expected an array of {length} items")
+    return value
+
+
+__all__ = [
+    "Balance",
+    "Grade",
+    "KeyRecord",
+    "LedgerState",
+    "MemoryState",
+    "RuleRecord",
+    "TargetRecord",
+    "config_from_bytes",
+    "config_to_bytes",
+]

@@ -1,0 +1,1 @@
+"""The town node: gRPC serving, replication and export."""

@@ -1,0 +1,6 @@
+"""One module per ``redlist-node`` subcommand.
+
+Each module defines ``add_parser(subparsers)``, which adds the subcommand's parser
+and sets its ``run`` default to a function ``(argparse.Namespace) -> int``.
+``redlist.node.cli`` lists the modules and runs the chosen one.
+"""

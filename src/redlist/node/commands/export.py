@@ -1,0 +1,56 @@
+"""``redlist-node export``: write a bundle that auditors verify offline."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from redlist.ledger.log import Log
+from redlist.node.export import export_full
+
+DESCRIPTION = """\
+Write the log as a bundle directory (manifest.json, checkpoint, leaves) that
+anyone can check offline with 'redlist-verify bundle'.
+
+Safe while the node is serving: the data directory is opened read-only and the
+bundle ends at the latest signed checkpoint. The bundle is assembled next to
+--out and appears there only once it is complete; --out must be new or empty."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write a bundle for auditors",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data", required=True, type=Path, metavar="DIR", help="the node's data directory"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="the bundle directory to create (new or empty)",
+    )
+    scope = parser.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
+        "--full", action="store_true", help="the whole log, from entry 0 to the latest checkpoint"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    with Log.open(args.data, readonly=True) as log:
+        result = export_full(log, args.out)
+        verifier_key = log.verifier_key.encode()
+    manifest, checkpoint = result.manifest, result.checkpoint
+    print(
+        f"exported entries {manifest.start} to {manifest.end - 1} ({manifest.count} entries) "
+        f"of log {manifest.origin} to {result.path}"
+    )
+    print(f"checkpoint: {checkpoint.size} entries, root hash {checkpoint.root.hex()}")
+    print("anyone can check it with:")
+    print(f"  redlist-verify bundle {result.path} --log-key {verifier_key}")
+    return 0

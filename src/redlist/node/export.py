@@ -1,0 +1,128 @@
+"""Write a bundle (DESIGN 3.6) from a log: what auditors verify offline.
+
+The exporter reads one signed checkpoint and then exactly the leaves it covers,
+so a node may keep appending while an export runs (open the log read-only); the
+bundle is the log as of that checkpoint. Leaves are streamed to disk one at a
+time, so memory stays flat however long the log.
+
+A bundle is assembled in a hidden staging directory next to its destination
+and renamed into place only when every file is complete and flushed to disk: a
+crash or a refused export never leaves a half-written bundle under the
+destination's name. Before the rename the exporter recomputes the Merkle root
+of the leaves it wrote and compares it with the checkpoint's, so a damaged store
+is reported here instead of being handed to auditors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from redlist.ledger import bundle, merkle
+from redlist.ledger.errors import IntegrityError, StoreError
+from redlist.ledger.log import Log
+from redlist.ledger.note import Checkpoint, open_checkpoint
+
+# Leaves are small (typically 200-400 bytes); a large buffer keeps writes few.
+_WRITE_BUFFER = 1 << 20
+_BUNDLE_DIR_MODE = 0o755
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where a bundle was written, what it holds and the checkpoint it ends at."""
+
+    path: Path
+    manifest: bundle.Manifest
+    checkpoint: Checkpoint
+
+
+def export_full(log: Log, out: Path) -> ExportResult:
+    """Write a full bundle of ``log`` (leaves ``[0, end)``) to the new directory ``out``.
+
+    ``out`` must not exist or be an empty directory; its parent is created if
+    needed. Raises ``StoreError`` when ``out`` is taken or cannot be written and
+    ``IntegrityError`` when the stored leaves do not match the checkpoint.
+    """
+    _check_destination(out)
+    checkpoint_text = log.checkpoint()
+    # The log's own key must accept its checkpoint; the size it names is the end.
+    checkpoint = open_checkpoint(checkpoint_text, log.verifier_key)
+    manifest = bundle.Manifest(origin=log.origin, start=0, end=checkpoint.size)
+    with _staging(out) as staging:
+        root = _write_leaves(log, staging / bundle.LEAVES_FILE, manifest.start, manifest.end)
+        if root != checkpoint.root:
+            raise IntegrityError(
+                f"the stored leaves of log {log.origin} do not match its checkpoint at size "
+                f"{checkpoint.size}: the store is damaged; nothing was exported"
+            )
+        _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint_text.encode("utf-8"))
+        _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
+    return ExportResult(out, manifest, checkpoint)
+
+
+def _write_leaves(log: Log, path: Path, start: int, end: int) -> bytes:
+    """Stream leaves ``[start, end)`` into ``path`` as bin frames; return their tree's root."""
+    tree = merkle.CompactRange()
+    with (
+        open(path, "xb", buffering=_WRITE_BUFFER) as handle,
+        contextlib.closing(log.leaves(start, end)) as leaves,
+    ):
+        for _seq, leaf in leaves:
+            handle.write(bundle.encode_leaf_frame(leaf))
+            tree.append(merkle.leaf_hash(leaf))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return tree.root()
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _check_destination(out: Path) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise StoreError(f"{out} already exists and is not a directory; choose a new --out")
+    if out.is_dir() and any(out.iterdir()):
+        raise StoreError(
+            f"{out} is not empty; a bundle is written only into a new or empty directory"
+        )
+
+
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A hidden directory next to ``out`` that becomes ``out`` when the block succeeds."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as error:
+        raise StoreError(f"cannot create the bundle directory {out}: {error.strerror}") from None
+    try:
+        yield staging
+        staging.chmod(_BUNDLE_DIR_MODE)  # mkdtemp makes it private; a bundle is public
+        _sync_directory(staging)
+        # rename() replaces an empty directory atomically and refuses a non-empty one.
+        os.rename(staging, out)
+        _sync_directory(out.parent)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StoreError(f"cannot write the bundle to {out}: {error.strerror}") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _sync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,1 @@
+"""Staff tools: keys and signed entries submitted to a node."""

@@ -1,0 +1,148 @@
+"""Key files on disk: the private key a staff member signs with and its public twin.
+
+``redlist keygen --out FILE`` writes two files:
+
+* ``FILE``: the Ed25519 private key as unencrypted PKCS#8 PEM, readable by its
+  owner only (mode 0600). It never leaves the staff member's machine.
+* ``FILE.pub``: a few ``#`` comment lines (the holder's name, the raw public key
+  in hex and the key id) followed by the public key as SubjectPublicKeyInfo PEM.
+  PEM itself has no field for a name, so the name travels in the comments. PEM
+  readers skip text before the ``-----BEGIN`` line, so this file is what a staff
+  member hands to the town's admin for ``redlist key add --pub FILE.pub``.
+
+Every failure is a ``KeyFileError`` that names the file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from redlist.ledger import crypto
+from redlist.ledger.errors import KeyFileError
+
+PUBLIC_SUFFIX = ".pub"
+PRIVATE_MODE = 0o600
+PUBLIC_MODE = 0o644
+#: Longest holder name accepted; it ends up in the log's key registration.
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    """Where a key pair was written."""
+
+    private: Path
+    public: Path
+
+
+def public_path(private: Path) -> Path:
+    """The public twin of a private key file: the same name with ``.pub`` appended."""
+    return private.with_name(private.name + PUBLIC_SUFFIX)
+
+
+def check_name(name: str) -> str:
+    """The holder's name, if usable: non-empty, one line, at most MAX_NAME_LENGTH characters."""
+    stripped = name.strip()
+    if not stripped:
+        raise KeyFileError("the key holder's name must not be empty")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in stripped):
+        raise KeyFileError("the key holder's name must be a single line of text")
+    if len(stripped) > MAX_NAME_LENGTH:
+        raise KeyFileError(f"the key holder's name is longer than {MAX_NAME_LENGTH} characters")
+    return stripped
+
+
+def public_text(public: bytes, name: str) -> str:
+    """The contents of a ``.pub`` file for the raw public key ``public`` held by ``name``."""
+    pem = Ed25519PublicKey.from_public_bytes(public).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return (
+        "# redlist staff key (public part; safe to share)\n"
+        f"# name: {check_name(name)}\n"
+        f"# public key (hex): {public.hex()}\n"
+        f"# key id: {crypto.key_id(public).hex()}\n" + pem.decode("ascii")
+    )
+
+
+def write_key_files(
+    private: Path, key: crypto.SigningKey, name: str, *, force: bool = False
+) -> KeyFiles:
+    """Write ``key`` to ``private`` (PKCS#8 PEM, mode 0600) and its public twin.
+
+    Refuses when either file exists, unless ``force``: overwriting a private key
+    destroys it, and every entry it signed stays attributed to the lost key.
+    """
+    files = KeyFiles(private, public_path(private))
+    public = public_text(key.public, name).encode("utf-8")
+    if not force:
+        for path in (files.private, files.public):
+            if path.exists() or path.is_symlink():
+                raise KeyFileError(
+                    f"{path} already exists; a key file is never overwritten "
+                    "(choose another --out, or pass --force to destroy the old key)"
+                )
+    _write(files.private, key.to_pem(), PRIVATE_MODE, force)
+    _write(files.public, public, PUBLIC_MODE, force)
+    return files
+
+
+def read_signing_key(path: Path) -> crypto.SigningKey:
+    """The private key in ``path`` (unencrypted PKCS#8 PEM, as keygen writes it)."""
+    data = _read(path, "private key file")
+    try:
+        return crypto.SigningKey.from_pem(data)
+    except KeyFileError as error:
+        raise KeyFileError(f"{path}: {error.diagnostics()}") from None
+
+
+def read_public_key(path: Path) -> bytes:
+    """The raw public key in ``path``: a ``.pub`` file, a PEM public key or a private key."""
+    data = _read(path, "key file")
+    try:
+        return crypto.public_key_from_pem(data)
+    except KeyFileError as error:
+        raise KeyFileError(f"{path}: {error.diagnostics()}") from None
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise KeyFileError(f"{what} {path} is a directory, not a file") from None
+    except OSError as error:
+        raise KeyFileError(f"cannot read {what} {path}: {error.strerror}") from None
+
+
+def _write(path: Path, data: bytes, mode: int, force: bool) -> None:
+    """Write ``data`` to ``path`` with permissions ``mode``, atomically.
+
+    The bytes go to a temporary file in the same directory first; it is then
+    renamed over ``path`` (``force``) or hard-linked to it, which fails when
+    ``path`` appeared meanwhile. A crash leaves either no key or a whole one.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)  # the umask may have removed bits we want
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if force:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)
+    except FileExistsError:
+        raise KeyFileError(f"{path} already exists; a key file is never overwritten") from None
+    except OSError as error:
+        raise KeyFileError(f"cannot write {path}: {error.strerror}") from None
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""The independent auditor: re-verifies everything, trusts nothing a node says."""

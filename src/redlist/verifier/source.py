@@ -1,0 +1,224 @@
+"""Where the audited bytes come from, and the audit loop that feeds them to the Auditor.
+
+A ``Source`` hands over what a log shows: the signed checkpoint, where the data
+starts (and the compact range before it), and each leaf's exact bytes. ``audit``
+runs the same sequence for every source: checkpoint first, then the leaves, then
+the totals. ``BundleSource`` reads an exported bundle directory (DESIGN 3.6); a
+source that asks a node over gRPC plugs in the same way.
+
+Errors: data that is wrong is a ``VerificationError`` (exit 1), data that cannot
+be read at all (missing directory or file, I/O failure) a ``SourceError`` (exit 2).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from redlist.ledger import bundle
+from redlist.ledger.errors import FormatError, NoteError, SourceError, VerificationError
+from redlist.ledger.merkle import CompactRange
+from redlist.ledger.note import VerifierKey, open_checkpoint
+from redlist.verifier.audit import AuditResult, Auditor, TrustedHead
+
+#: Bytes read from the leaves file at a time.
+READ_SIZE = 1 << 20
+
+#: ``progress(done, total)``: entries checked so far and entries to check.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What a source shows before its leaves: the checkpoint and where the data starts."""
+
+    checkpoint_text: bytes
+    start: int
+    end: int
+    left: CompactRange | None = None
+    #: Checkpoints the source itself carries that the log must extend (already verified).
+    trusted: tuple[TrustedHead, ...] = ()
+
+
+class Source(ABC):
+    """A log to audit. ``open`` first, then ``leaves``, then ``close``."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the data comes from, for messages ("bundle /path", "node host:port")."""
+
+    @abstractmethod
+    def open(self, log_key: VerifierKey) -> Opening:
+        """Read the checkpoint and what comes before the leaves.
+
+        Raises ``SourceError`` when it cannot be read and ``VerificationError``
+        when what was read is wrong.
+        """
+
+    @abstractmethod
+    def leaves(self) -> Iterator[bytes]:
+        """Each leaf's exact bytes from ``start`` on, in order.
+
+        Raises ``FormatError`` where the data cannot be split into leaves (it is
+        reported at the seq of the next leaf) and ``SourceError`` on I/O failure.
+        """
+
+    def close(self) -> None:  # noqa: B027 - most sources have nothing to release
+        """Release what the source holds."""
+
+
+def audit(
+    source: Source,
+    log_key: VerifierKey,
+    *,
+    keep_statements_for: str | None = None,
+    trusted: Sequence[TrustedHead] = (),
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> AuditResult:
+    """Audit what ``source`` shows against ``log_key`` and the ``trusted`` heads."""
+    try:
+        opening = source.open(log_key)
+        with Auditor(
+            log_key,
+            keep_statements_for=keep_statements_for,
+            left=opening.left,
+            trusted=(*trusted, *opening.trusted),
+            workers=workers,
+        ) as auditor:
+            # The checkpoint's signature, origin and fit with the trusted heads come
+            # first, so a forged checkpoint or a rollback is refused before any leaf.
+            auditor.check_checkpoint(opening.checkpoint_text)
+            total = opening.end - opening.start
+            done = 0
+            if progress is not None:
+                progress(0, total)
+            try:
+                for leaf in source.leaves():
+                    auditor.feed(leaf)
+                    done += 1
+                    if progress is not None and done % 1024 == 0:
+                        progress(done, total)
+            except FormatError as exc:
+                raise auditor.fail_at_next("format", str(exc)) from None
+            result = auditor.finish(opening.checkpoint_text)
+            if progress is not None:
+                progress(done, total)
+            return result
+    finally:
+        source.close()
+
+
+class BundleSource(Source):
+    """An exported bundle directory (DESIGN 3.6); files it does not know are ignored."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self._directory = Path(directory)
+        self._manifest: bundle.Manifest | None = None
+
+    def describe(self) -> str:
+        return f"bundle {self._directory}"
+
+    def open(self, log_key: VerifierKey) -> Opening:
+        if not self._directory.is_dir():
+            raise SourceError(f"{self._directory} is not a directory (expected a bundle)")
+        checkpoint_text = self._read(bundle.CHECKPOINT_FILE)
+        manifest_bytes = self._read(bundle.MANIFEST_FILE)
+        # The signature first: nothing else in the bundle is worth reading if it fails.
+        try:
+            checkpoint = open_checkpoint(checkpoint_text, log_key)
+        except NoteError as exc:
+            raise VerificationError(
+                None, "checkpoint", f"the checkpoint does not verify: {exc}"
+            ) from None
+        try:
+            manifest = bundle.decode_manifest(manifest_bytes)
+        except FormatError as exc:
+            raise VerificationError(None, "manifest", str(exc)) from None
+        if manifest.origin != checkpoint.origin:
+            raise VerificationError(
+                None,
+                "manifest",
+                f"the manifest names log {manifest.origin!r} but the checkpoint is for "
+                f"{checkpoint.origin!r}",
+            )
+        if manifest.end != checkpoint.size:
+            raise VerificationError(
+                None,
+                "manifest",
+                f"the manifest says the bundle ends at entry {manifest.end} but the "
+                f"checkpoint covers {checkpoint.size} entries",
+            )
+        self._manifest = manifest
+        return Opening(
+            checkpoint_text=checkpoint_text,
+            start=manifest.start,
+            end=manifest.end,
+            left=self._left(manifest),
+            trusted=self._previous_checkpoint(log_key),
+        )
+
+    def leaves(self) -> Iterator[bytes]:
+        if self._manifest is None:
+            raise SourceError("the bundle must be opened before its leaves are read")
+        decoder = bundle.LeafStreamDecoder(self._manifest.start)
+        path = self._directory / bundle.LEAVES_FILE
+        try:
+            stream = path.open("rb")
+        except FileNotFoundError:
+            raise SourceError(f"the bundle has no {bundle.LEAVES_FILE} file ({path})") from None
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+        with stream:
+            while True:
+                try:
+                    chunk = stream.read(READ_SIZE)
+                except OSError as exc:
+                    raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+                if not chunk:
+                    break
+                yield from decoder.feed(chunk)
+        decoder.finish()
+
+    def _left(self, manifest: bundle.Manifest) -> CompactRange | None:
+        path = self._directory / bundle.LEFT_FILE
+        if manifest.start == 0:
+            if path.exists():
+                raise VerificationError(
+                    None,
+                    "left",
+                    "the bundle starts at entry 0 yet has a left file: the manifest or the "
+                    "left file is wrong",
+                )
+            return None
+        data = self._read(bundle.LEFT_FILE)
+        try:
+            return bundle.decode_left(data, manifest.start)
+        except FormatError as exc:
+            raise VerificationError(None, "left", str(exc)) from None
+
+    def _previous_checkpoint(self, log_key: VerifierKey) -> tuple[TrustedHead, ...]:
+        path = self._directory / bundle.PREVIOUS_CHECKPOINT_FILE
+        if not path.exists():
+            return ()
+        try:
+            previous = open_checkpoint(self._read(bundle.PREVIOUS_CHECKPOINT_FILE), log_key)
+        except NoteError as exc:
+            raise VerificationError(
+                None, "previous-checkpoint", f"the previous checkpoint does not verify: {exc}"
+            ) from None
+        return (TrustedHead(previous.size, previous.root, bundle.PREVIOUS_CHECKPOINT_FILE),)
+
+    def _read(self, name: str) -> bytes:
+        path = self._directory / name
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise SourceError(f"the bundle has no {name} file ({path})") from None
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+__all__ = ["READ_SIZE", "BundleSource", "Opening", "Progress", "Source", "audit"]

@@ -1,0 +1,309 @@
+"""Build a town for tests: its staff keys and signed entries, as the bytes a node receives.
+
+A :class:`Town` holds one key per staff role (an admin, a grid worker, two council
+members, a cashier), the log's note signer and Wendeng's published configuration.
+Its methods return signed *envelope bytes*, ready for ``Log.append`` or ``Submit``::
+
+    town = Town.generate()                       # random keys; Town.from_seed(b"x") is fixed
+    log = create_log(tmp_path / "data", town)    # genesis only
+    log.append(town.setup(), now_ms=town.now_ms) # register the staff keys and standard rules
+    log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
+
+Conventions:
+
+* every body's ``at`` is ``town.now_ms`` unless given (move the clock with
+  ``town.now_ms += ...``); pass the same ``now_ms`` to ``append``;
+* entry ids come from a per-town counter (``town.next_id()``), so they are unique within
+  a town and reproducible;
+* signers default to whoever the rules want (admin for keys and rules, grid for awards,
+  both council members for council rules and reversals, cashier for redemptions); pass
+  ``signers=`` to sign with others, for example to test a refusal;
+* the standard rules (``STANDARD_RULES``) are registered by :meth:`Town.setup`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redlist.ledger import codec
+from redlist.ledger.crypto import SigningKey, sign_entry
+from redlist.ledger.entry import (
+    Award,
+    Body,
+    Genesis,
+    Grade,
+    KeyChange,
+    Objection,
+    Redeem,
+    Reverse,
+    RuleChange,
+    TownConfig,
+)
+from redlist.ledger.log import Log
+from redlist.ledger.note import NoteSigner
+
+#: The origin (log name) of the test town; also the name of its log key.
+ORIGIN = "wendeng.redlist.example/log"
+
+#: 2026-01-01T00:00:00Z in ms: the default author and node time of a new town.
+START_MS = 1_767_225_600_000
+
+#: Wendeng's published scale (DESIGN 3.4).
+WENDENG_CONFIG = TownConfig(
+    base=1000,
+    grades=(
+        Grade("AAA", 1050),
+        Grade("AA", 1030),
+        Grade("A", 960),
+        Grade("B", 850),
+        Grade("C", 600),
+        Grade("D", None),
+    ),
+    quorum=2,
+    publicity_days=7,
+    tz="Asia/Shanghai",
+)
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A catalogue rule as ``rule set`` registers it."""
+
+    code: str
+    title: str
+    module: str
+    points: int
+    council: bool = False
+
+
+#: Registered by ``Town.setup``: bonuses and deductions, two needing council quorum.
+STANDARD_RULES = (
+    RuleSpec("clean-pond", "Cleaned the village pond", "environment", 5),
+    RuleSpec("epidemic-duty", "Epidemic prevention duty", "public-service", 10),
+    RuleSpec("mediate-dispute", "Mediated a neighbourhood dispute", "harmony", 20, council=True),
+    RuleSpec("burn-straw", "Burned straw in the open", "environment", -20),
+    RuleSpec("litter", "Littering", "environment", -5),
+    RuleSpec("elder-neglect", "Did not support elderly parents", "family", -100, council=True),
+)
+
+
+@dataclass
+class Town:
+    """A test town: staff keys, log signer, configuration, clock and id counter."""
+
+    admin: SigningKey
+    grid: SigningKey
+    council: tuple[SigningKey, SigningKey]
+    cashier: SigningKey
+    log_signer: NoteSigner
+    origin: str = ORIGIN
+    config: TownConfig = WENDENG_CONFIG
+    now_ms: int = START_MS
+    _ids: int = field(default=0, repr=False)
+
+    @classmethod
+    def generate(cls, origin: str = ORIGIN) -> Town:
+        """A town with fresh random keys."""
+        return cls(
+            admin=SigningKey.generate(),
+            grid=SigningKey.generate(),
+            council=(SigningKey.generate(), SigningKey.generate()),
+            cashier=SigningKey.generate(),
+            log_signer=NoteSigner(origin, SigningKey.generate()),
+            origin=origin,
+        )
+
+    @classmethod
+    def from_seed(cls, seed: bytes, origin: str = ORIGIN) -> Town:
+        """A town whose keys are derived from ``seed``: the same seed, the same bytes."""
+
+        def key(role: str) -> SigningKey:
+            return SigningKey.from_seed(hashlib.sha256(seed + b"/" + role.encode()).digest())
+
+        return cls(
+            admin=key("admin"),
+            grid=key("grid"),
+            council=(key("council-1"), key("council-2")),
+            cashier=key("cashier"),
+            log_signer=NoteSigner(origin, key("log")),
+            origin=origin,
+        )
+
+    # -- plumbing -----------------------------------------------------------
+
+    def next_id(self) -> bytes:
+        """A new 16-byte entry id, unique within this town."""
+        self._ids += 1
+        return hashlib.sha256(f"{self.origin}/entry/{self._ids}".encode()).digest()[:16]
+
+    def sign(self, body: Body | bytes, *signers: SigningKey) -> bytes:
+        """Envelope bytes: ``body`` (a Body or canonical body bytes) signed by ``signers``.
+
+        Signatures are put in increasing key id order, as the format requires.
+        """
+        body_bytes = body if isinstance(body, bytes) else body.to_bytes()
+        ordered = sorted(signers, key=lambda key: key.key_id)
+        sigs = [[key.key_id, sign_entry(key, body_bytes)] for key in ordered]
+        return codec.encode([body_bytes, sigs])
+
+    def _common(self, at: int | None, entry_id: bytes | None) -> tuple[str, bytes, int]:
+        return (
+            self.origin,
+            self.next_id() if entry_id is None else entry_id,
+            self.now_ms if at is None else at,
+        )
+
+    # -- entries ------------------------------------------------------------
+
+    def genesis(self, *, at: int | None = None, entry_id: bytes | None = None) -> bytes:
+        """The genesis (entry 0) naming the admin key and the town's config."""
+        body = Genesis(*self._common(at, entry_id), admin=self.admin.public, config=self.config)
+        return self.sign(body, self.admin)
+
+    def add_key(
+        self,
+        key: SigningKey,
+        name: str,
+        roles: Sequence[str],
+        *,
+        signers: Sequence[SigningKey] | None = None,
+        at: int | None = None,
+        entry_id: bytes | None = None,
+    ) -> bytes:
+        body = KeyChange(*self._common(at, entry_id), "add", key.public, name, tuple(roles))
+        return self.sign(body, *(signers or (self.admin,)))
+
+    def revoke_key(
+        self,
+        key: SigningKey,
+        *,
+        signers: Sequence[SigningKey] | None = None,
+        at: int | None = None,
+        entry_id: bytes | None = None,
+    ) -> bytes:
+        body = KeyChange(*self._common(at, entry_id), "revoke", key.public)
+        return self.sign(body, *(signers or (self.admin,)))
+
+    def set_rule(
+        self,
+        rule: RuleSpec,
+        *,
+        signers: Sequence[SigningKey] | None = None,
+        at: int | None = None,
+        entry_id: bytes | None = None,
+    ) -> bytes:
+        body = RuleChange(
+            *self._common(at, entry_id),
+            "set",
+            rule.code,
+            rule.title,
+            rule.module,
+            rule.points,
+            rule.council,
+        )
+        return self.sign(body, *(signers or (self.admin,)))
+
+    def retire_rule(
+        self,
+        code: str,
+        *,
+        signers: Sequence[SigningKey] | None = None,
+        at: int | None = None,
+        entry_id: bytes | None = None,
+    ) -> bytes:
+        body = RuleChange(*self._common(at, entry_id), "retire", code)
+        return self.sign(body, *(signers or (self.admin,)))
+
+    def award(
+        self,
+        account: str,
+        rule: str,
+        qty: int = 1,
+        *,
+        note: str | None = None,
+        signers: Sequence[SigningKey] | None = None,
+        at: int | None = None,
+        entry_id: bytes | None = None,
+    ) -> bytes:
+        """An award under ``rule``; council rules get both council signatures by default."""
+        body = Award(*self._common(at, entry_id), account, rule, qty, note)
+        if signers is None:
+            needs_council = any(spec.council for spec in STANDARD_RULES if spec.code == rule)
+            signers = self.council if needs_council else (self.grid,)
+        return self.sign(body, *signers)
+
+    def redeem(
+        self,
+        account: str,
+        points: int,
+        item: str = "rice, 5 kg",
+        *,
+        signers: Sequence[SigningKey] | None = None,
+        at: int | None = None,
+        entry_id: bytes | None = None,
+    ) -> bytes:
+        body = Redeem(*self._common(at, entry_id), account, points, item)
+        return self.sign(body, *(signers or (self.cashier,)))
+
+    def objection(
+        self,
+        target: int,
+        text: str = "the resident disputes this award",
+        *,
+        signers: Sequence[SigningKey] | None = None,
+        at: int | None = None,
+        entry_id: bytes | None = None,
+    ) -> bytes:
+        body = Objection(*self._common(at, entry_id), target, text)
+        return self.sign(body, *(signers or (self.grid,)))
+
+    def reverse(
+        self,
+        target: int,
+        reason: str = "objection upheld by the council",
+        *,
+        signers: Sequence[SigningKey] | None = None,
+        at: int | None = None,
+        entry_id: bytes | None = None,
+    ) -> bytes:
+        body = Reverse(*self._common(at, entry_id), target, reason)
+        return self.sign(body, *(signers or self.council))
+
+    def setup(self) -> list[bytes]:
+        """Register the staff keys and ``STANDARD_RULES``: append right after the genesis."""
+        entries = [
+            self.add_key(self.grid, "grid-wang", ["grid"]),
+            self.add_key(self.council[0], "council-li", ["council"]),
+            self.add_key(self.council[1], "council-zhao", ["council"]),
+            self.add_key(self.cashier, "cashier-sun", ["cashier"]),
+        ]
+        entries.extend(self.set_rule(rule) for rule in STANDARD_RULES)
+        return entries
+
+
+def corrupt_signature(envelope: bytes, which: int = 0) -> bytes:
+    """The envelope with one bit of signature ``which`` flipped (still well formed)."""
+    body, sigs = codec.decode(envelope, "envelope")
+    key_id, signature = sigs[which]
+    sigs[which] = [key_id, bytes([signature[0] ^ 0x01]) + signature[1:]]
+    return codec.encode([body, sigs])
+
+
+def create_log(
+    data_dir: Path, town: Town, *, setup: bool = False, map_size: int | None = None
+) -> Log:
+    """A new log for ``town`` in ``data_dir`` (genesis only, or with ``setup`` appended)."""
+    log = Log.create(
+        data_dir,
+        origin=town.origin,
+        log_signer=town.log_signer,
+        genesis=town.genesis(),
+        now_ms=town.now_ms,
+        map_size=map_size,
+    )
+    if setup:
+        log.append(town.setup(), now_ms=town.now_ms)
+    return log

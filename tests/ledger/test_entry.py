@@ -1,0 +1,226 @@
+"""Bodies, envelopes and leaves: what decodes, what is refused, and round trips."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from redlist.ledger import codec
+from redlist.ledger.entry import (
+    MAX_ENVELOPE_SIZE,
+    Award,
+    EntrySignature,
+    Envelope,
+    Genesis,
+    Grade,
+    KeyChange,
+    Leaf,
+    Objection,
+    Redeem,
+    Reverse,
+    RuleChange,
+    TownConfig,
+    decode_body,
+    is_valid_account,
+)
+from redlist.ledger.errors import FormatError
+
+WENDENG = TownConfig(
+    base=1000,
+    grades=(
+        Grade("AAA", 1050),
+        Grade("AA", 1030),
+        Grade("A", 960),
+        Grade("B", 850),
+        Grade("C", 600),
+        Grade("D", None),
+    ),
+    quorum=2,
+    publicity_days=7,
+    tz="Asia/Shanghai",
+)
+LOG = "dongguan.example/redlist"
+ENTRY_ID = bytes(range(16))
+
+SAMPLES = [
+    Genesis(LOG, ENTRY_ID, 1, b"\x01" * 32, WENDENG),
+    KeyChange(LOG, ENTRY_ID, 2, "add", b"\x02" * 32, "Wang Fang", ("grid", "council")),
+    KeyChange(LOG, ENTRY_ID, 2, "revoke", b"\x02" * 32),
+    RuleChange(LOG, ENTRY_ID, 3, "set", "V01", "Pond cleaning", "volunteer", 5, False),
+    RuleChange(LOG, ENTRY_ID, 3, "set", "E02", "Burning straw", "environment", -20, False),
+    RuleChange(LOG, ENTRY_ID, 3, "retire", "V01"),
+    Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01", 2, "cleaned the pond", b"\x03" * 32),
+    Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01"),
+    Redeem(LOG, ENTRY_ID, 5, "dgc-0001", 30, "rice 5 kg"),
+    Objection(LOG, ENTRY_ID, 6, 7, "I was not there"),
+    Reverse(LOG, ENTRY_ID, 7, 7, "objection upheld"),
+]
+
+
+@pytest.mark.parametrize("body", SAMPLES, ids=lambda body: f"{body.kind}")
+def test_body_round_trip(body: Any) -> None:
+    data = body.to_bytes()
+    assert decode_body(data) == body
+    assert decode_body(data).to_bytes() == data
+
+
+def test_grade_of_wendeng_scale() -> None:
+    assert WENDENG.grade_of(1050) == "AAA"
+    assert WENDENG.grade_of(1049) == "AA"
+    assert WENDENG.grade_of(960) == "A"
+    assert WENDENG.grade_of(599) == "D"
+    assert WENDENG.grade_of(-10_000) == "D"
+
+
+def _award_value(**changes: Any) -> dict[str, Any]:
+    value = Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01").to_value()
+    value.update(changes)
+    return {key: item for key, item in value.items() if item is not _DROP}
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"v": 2}, "version 2"),
+        ({"kind": "gift"}, "unknown kind"),
+        ({"id": b"short"}, "'id' must be 16 bytes"),
+        ({"id": "0123456789abcdef"}, "'id' must be 16 bytes"),
+        ({"at": -1}, "'at' must be at least 0"),
+        ({"at": True}, "'at' must be an integer"),
+        ({"qty": 0}, "'qty' must be at least 1"),
+        ({"account": "bad account"}, "account id"),
+        ({"account": "-leading"}, "account id"),
+        ({"account": "a" * 65}, "account id"),
+        ({"rule": ""}, "'rule' must not be empty"),
+        ({"rule": _DROP}, "missing field 'rule'"),
+        ({"extra": 1}, "unknown field"),
+        ({"evidence": b"\x00" * 31}, "'evidence' must be 32 bytes"),
+        ({"note": 5}, "'note' must be text"),
+    ],
+)
+def test_award_field_errors(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(FormatError, match=message):
+        decode_body(codec.encode(_award_value(**changes)))
+
+
+@pytest.mark.parametrize(
+    ("grades", "message"),
+    [
+        ([], "at least one grade"),
+        ([["A", 100], ["B", 200], ["C", None]], "strictly descend"),
+        ([["A", 100], ["B", 50]], "catch-all"),
+        ([["A", None], ["B", None]], "min must be an integer"),
+        ([["A", 100], ["A", None]], "distinct"),
+        ([["A"]], r"\[name, min\]"),
+    ],
+)
+def test_genesis_config_errors(grades: list[Any], message: str) -> None:
+    value = Genesis(LOG, ENTRY_ID, 1, b"\x01" * 32, WENDENG).to_value()
+    value["config"]["grades"] = grades
+    with pytest.raises(FormatError, match=message):
+        decode_body(codec.encode(value))
+
+
+def test_key_add_needs_roles_and_rule_set_needs_points() -> None:
+    value = KeyChange(LOG, ENTRY_ID, 2, "add", b"\x02" * 32, "X", ()).to_value()
+    with pytest.raises(FormatError, match="at least one role"):
+        decode_body(codec.encode(value))
+    value = RuleChange(LOG, ENTRY_ID, 3, "set", "V01", "t", "m", 1, False).to_value()
+    value["points"] = 0
+    with pytest.raises(FormatError, match="must not be zero"):
+        decode_body(codec.encode(value))
+
+
+def test_body_must_be_canonical() -> None:
+    import msgpack
+
+    value = Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01").to_value()
+    unsorted = dict(reversed(list(codec.decode(codec.encode(value)).items())))
+    with pytest.raises(FormatError, match="canonical"):
+        decode_body(msgpack.packb(unsorted, use_bin_type=True))
+
+
+def _envelope(signatures: list[Any], body: Any = b"body") -> bytes:
+    return codec.encode([body, signatures])
+
+
+def test_envelope_round_trip() -> None:
+    sigs = (EntrySignature(b"\x01" * 8, b"\x02" * 64), EntrySignature(b"\x03" * 8, b"\x04" * 64))
+    data = Envelope(b"body", sigs).to_bytes()
+    decoded = Envelope.from_bytes(data)
+    assert decoded == Envelope(b"body", sigs)
+    assert decoded.to_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_envelope([]), "at least one signature"),
+        (_envelope([[b"\x01" * 8, b"\x02" * 64]], body="text"), "body must be msgpack bin"),
+        (_envelope([[b"\x01" * 7, b"\x02" * 64]]), "key_id: 8 bytes"),
+        (_envelope([[b"\x01" * 8, b"\x02" * 63]]), "sig: 64 bytes"),
+        (
+            _envelope([[b"\x03" * 8, b"\x02" * 64], [b"\x01" * 8, b"\x02" * 64]]),
+            "strictly increasing",
+        ),
+        (
+            _envelope([[b"\x01" * 8, b"\x02" * 64], [b"\x01" * 8, b"\x02" * 64]]),
+            "strictly increasing",
+        ),
+        (codec.encode({"body": b""}), r"array \[body, signatures\]"),
+    ],
+)
+def test_envelope_errors(data: bytes, message: str) -> None:
+    with pytest.raises(FormatError, match=message):
+        Envelope.from_bytes(data)
+
+
+def test_envelope_size_limit_refused_not_truncated() -> None:
+    data = _envelope([[b"\x01" * 8, b"\x02" * 64]], body=b"x" * MAX_ENVELOPE_SIZE)
+    with pytest.raises(FormatError, match="larger than"):
+        Envelope.from_bytes(data)
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(0, 2**63),
+    st.integers(0, 2**63),
+    st.binary(min_size=32, max_size=32),
+    st.binary(max_size=200),
+)
+def test_leaf_round_trip(seq: int, time: int, prev: bytes, envelope: bytes) -> None:
+    leaf = Leaf(seq, time, prev, envelope)
+    assert Leaf.from_bytes(leaf.to_bytes()) == leaf
+
+
+@pytest.mark.parametrize(
+    "value",
+    [[0, 0, b"\x00" * 31, b""], [0, 0, b"\x00" * 32], [-1, 0, b"\x00" * 32, b""], {"seq": 0}],
+)
+def test_leaf_errors(value: Any) -> None:
+    with pytest.raises(FormatError, match="leaf"):
+        Leaf.from_bytes(codec.encode(value))
+
+
+@pytest.mark.parametrize(
+    ("account", "valid"),
+    [
+        ("dgc-0001", True),
+        ("A", True),
+        ("a.b_c-d", True),
+        ("", False),
+        ("_x", False),
+        ("张三", False),
+        ("a" * 64, True),
+        ("a" * 65, False),
+        ("x\n", False),
+    ],
+)
+def test_account_shape(account: str, valid: bool) -> None:
+    assert is_valid_account(account) is valid

@@ -1,0 +1,293 @@
+"""The points semantics: every rule of DESIGN 3.4, accepted and refused."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from redlist.ledger.crypto import SigningKey, sign_entry
+from redlist.ledger.entry import (
+    Award,
+    EntrySignature,
+    Envelope,
+    Genesis,
+    Grade,
+    KeyChange,
+    Objection,
+    Redeem,
+    Reverse,
+    RuleChange,
+    TownConfig,
+)
+from redlist.ledger.errors import RuleViolation
+from redlist.ledger.points import CHECKS, Effect, apply_entry
+from redlist.ledger.state import MemoryState
+
+LOG = "dongguan.example/redlist"
+NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+CONFIG = TownConfig(
+    1000,
+    (
+        Grade("AAA", 1050),
+        Grade("AA", 1030),
+        Grade("A", 960),
+        Grade("B", 850),
+        Grade("C", 600),
+        Grade("D", None),
+    ),
+    2,
+    7,
+    "Asia/Shanghai",
+)
+
+
+def _key(n: int) -> SigningKey:
+    return SigningKey.from_seed(bytes([n]) * 32)
+
+
+@dataclass
+class Town:
+    """A MemoryState driven one entry at a time, with named staff keys."""
+
+    state: MemoryState = field(default_factory=MemoryState)
+    seq: int = 0
+    ids: Any = field(default_factory=lambda: itertools.count(1))
+    admin: SigningKey = field(default_factory=lambda: _key(1))
+    grid: SigningKey = field(default_factory=lambda: _key(2))
+    council1: SigningKey = field(default_factory=lambda: _key(3))
+    council2: SigningKey = field(default_factory=lambda: _key(4))
+    cashier: SigningKey = field(default_factory=lambda: _key(5))
+    outsider: SigningKey = field(default_factory=lambda: _key(6))
+
+    def next_id(self) -> bytes:
+        return next(self.ids).to_bytes(16, "big")
+
+    def apply(self, body: Any, *keys: SigningKey, time: int = NOW) -> Effect:
+        body_bytes = body.to_bytes()
+        sigs = sorted(
+            (EntrySignature(key.key_id, sign_entry(key, body_bytes)) for key in keys),
+            key=lambda sig: sig.key_id,
+        )
+        effect = apply_entry(
+            self.state,
+            origin=LOG,
+            seq=self.seq,
+            time=time,
+            envelope=Envelope(body_bytes, tuple(sigs)),
+        )
+        self.seq += 1
+        return effect
+
+    def refused(self, check: str, body: Any, *keys: SigningKey, time: int = NOW) -> None:
+        before = _snapshot(self.state)
+        with pytest.raises(RuleViolation) as caught:
+            self.apply(body, *keys, time=time)
+        assert caught.value.check == check, caught.value.diagnostics()
+        assert caught.value.seq == self.seq
+        assert check in CHECKS
+        assert _snapshot(self.state) == before, "a refused entry changed the state"
+
+    def key_add(self, key: SigningKey, name: str, *roles: str) -> KeyChange:
+        return KeyChange(LOG, self.next_id(), NOW, "add", key.public, name, roles)
+
+    def rule(self, code: str, points: int, council: bool = False) -> RuleChange:
+        return RuleChange(
+            LOG, self.next_id(), NOW, "set", code, code.title(), "volunteer", points, council
+        )
+
+    def award(self, account: str, rule: str, qty: int = 1) -> Award:
+        return Award(LOG, self.next_id(), NOW, account, rule, qty)
+
+    def redeem(self, account: str, points: int) -> Redeem:
+        return Redeem(LOG, self.next_id(), NOW, account, points, "rice 5 kg")
+
+    def reverse(self, target: int) -> Reverse:
+        return Reverse(LOG, self.next_id(), NOW, target, "objection upheld")
+
+
+def _snapshot(state: MemoryState) -> tuple[Any, ...]:
+    return (
+        state.config(),
+        dict(state.keys),
+        dict(state.rules),
+        dict(state.balances),
+        dict(state.targets),
+        dict(state.entry_ids),
+    )
+
+
+@pytest.fixture
+def town() -> Town:
+    town = Town()
+    town.apply(Genesis(LOG, town.next_id(), NOW, town.admin.public, CONFIG), town.admin)
+    town.apply(town.key_add(town.grid, "Wang Fang", "grid"), town.admin)
+    town.apply(town.key_add(town.council1, "Li Wei", "council"), town.admin)
+    town.apply(town.key_add(town.council2, "Zhao Min", "council", "grid"), town.admin)
+    town.apply(town.key_add(town.cashier, "Chen Jie", "cashier"), town.admin)
+    town.apply(town.rule("pond", 5), town.admin)
+    town.apply(town.rule("straw", -20), town.admin)
+    town.apply(town.rule("rescue", 50, council=True), town.admin)
+    return town
+
+
+def test_balances_follow_awards_deductions_redeems_and_reversals(town: Town) -> None:
+    first = town.seq
+    town.apply(town.award("dgc-0001", "pond", qty=3), town.grid)
+    town.apply(town.award("dgc-0001", "rescue"), town.council1, town.council2)
+    town.apply(town.award("dgc-0002", "straw"), town.grid)
+    redeem = town.seq
+    town.apply(town.redeem("dgc-0001", 40), town.cashier)
+    balance = town.state.balance("dgc-0001")
+    assert (balance.earned, balance.redeemed, balance.spendable) == (65, 40, 25)
+    assert CONFIG.grade_of(balance.score(CONFIG)) == "AAA"
+    assert town.state.balance("dgc-0002").score(CONFIG) == 980
+
+    town.apply(town.reverse(first), town.council1, town.council2)  # the pond award
+    town.apply(town.reverse(redeem), town.council1, town.council2)
+    balance = town.state.balance("dgc-0001")
+    assert (balance.earned, balance.redeemed, balance.spendable) == (50, 0, 50)
+    assert CONFIG.grade_of(balance.score(CONFIG)) == "AAA"
+
+
+def test_objection_by_any_registered_key(town: Town) -> None:
+    target = town.seq
+    town.apply(town.award("dgc-0001", "pond"), town.grid)
+    effect = town.apply(Objection(LOG, town.next_id(), NOW, target, "not me"), town.cashier)
+    assert effect.account == "dgc-0001"
+
+
+def test_rule_set_replaces_and_revives(town: Town) -> None:
+    town.apply(replace(town.rule("pond", 7), op="set"), town.admin)
+    town.apply(town.award("dgc-0001", "pond"), town.grid)
+    assert town.state.balance("dgc-0001").earned == 7
+    town.apply(RuleChange(LOG, town.next_id(), NOW, "retire", "pond"), town.admin)
+    town.refused("rule-inactive", town.award("dgc-0001", "pond"), town.grid)
+    town.apply(town.rule("pond", 4), town.admin)
+    town.apply(town.award("dgc-0001", "pond"), town.grid)
+    assert town.state.balance("dgc-0001").earned == 11
+
+
+# --- every refusal ------------------------------------------------------------------
+
+
+def test_unknown_key(town: Town) -> None:
+    town.refused("signer-unknown", town.award("dgc-0001", "pond"), town.outsider)
+
+
+def test_revoked_key(town: Town) -> None:
+    town.apply(KeyChange(LOG, town.next_id(), NOW, "revoke", town.grid.public), town.admin)
+    town.refused("signer-revoked", town.award("dgc-0001", "pond"), town.grid)
+
+
+def test_bad_signature(town: Town) -> None:
+    body = town.award("dgc-0001", "pond").to_bytes()
+    forged = Envelope(body, (EntrySignature(town.grid.key_id, sign_entry(town.grid, b"other")),))
+    with pytest.raises(RuleViolation) as caught:
+        apply_entry(town.state, origin=LOG, seq=town.seq, time=NOW, envelope=forged)
+    assert caught.value.check == "signature"
+
+
+@pytest.mark.parametrize(
+    ("signer", "make"),
+    [
+        ("cashier", lambda t: t.award("dgc-0001", "pond")),
+        ("grid", lambda t: t.redeem("dgc-0001", 1)),
+        ("grid", lambda t: t.rule("new", 1)),
+        ("grid", lambda t: t.key_add(t.outsider, "X", "grid")),
+    ],
+)
+def test_wrong_role(town: Town, signer: str, make: Any) -> None:
+    town.refused("signer-role", make(town), getattr(town, signer))
+
+
+def test_every_signer_needs_the_role(town: Town) -> None:
+    town.refused("signer-role", town.award("dgc-0001", "pond"), town.grid, town.cashier)
+
+
+def test_unknown_and_retired_rule(town: Town) -> None:
+    town.refused("rule-inactive", town.award("dgc-0001", "nosuch"), town.grid)
+    town.apply(RuleChange(LOG, town.next_id(), NOW, "retire", "straw"), town.admin)
+    town.refused("rule-inactive", town.award("dgc-0001", "straw"), town.grid)
+    town.refused("rule", RuleChange(LOG, town.next_id(), NOW, "retire", "straw"), town.admin)
+
+
+def test_council_quorum(town: Town) -> None:
+    town.refused("quorum", town.award("dgc-0001", "rescue"), town.council1)
+    town.refused("quorum", town.award("dgc-0001", "rescue"), town.grid, town.council1)
+    town.apply(town.award("dgc-0001", "rescue"), town.grid, town.council1, town.council2)
+
+
+def test_overdraw(town: Town) -> None:
+    town.apply(town.award("dgc-0001", "pond", qty=2), town.grid)
+    town.refused("overdraw", town.redeem("dgc-0001", 11), town.cashier)
+    town.apply(town.redeem("dgc-0001", 10), town.cashier)
+
+
+def test_reverse_rules(town: Town) -> None:
+    target = town.seq
+    town.apply(town.award("dgc-0001", "pond"), town.grid)
+    town.refused("quorum", town.reverse(target), town.council1)
+    town.refused("signer-role", town.reverse(target), town.council1, town.grid)
+    town.refused("target", town.reverse(1), town.council1, town.council2)  # a key entry
+    town.refused("target", town.reverse(town.seq + 5), town.council1, town.council2)
+    town.apply(town.reverse(target), town.council1, town.council2)
+    town.refused("double-reverse", town.reverse(target), town.council1, town.council2)
+
+
+def test_objection_targets_awards_only(town: Town) -> None:
+    town.refused("target", Objection(LOG, town.next_id(), NOW, 2, "x"), town.grid)
+
+
+def test_wrong_log(town: Town) -> None:
+    town.refused("log", replace(town.award("dgc-0001", "pond"), log="other.example/log"), town.grid)
+
+
+def test_genesis_misuse(town: Town) -> None:
+    town.refused(
+        "genesis", Genesis(LOG, town.next_id(), NOW, town.admin.public, CONFIG), town.admin
+    )
+    fresh = Town()
+    fresh.refused("genesis", fresh.award("dgc-0001", "pond"), fresh.grid)
+    fresh.refused(
+        "signer-role", Genesis(LOG, fresh.next_id(), NOW, fresh.admin.public, CONFIG), fresh.grid
+    )
+    fresh.refused(
+        "signer-role",
+        Genesis(LOG, fresh.next_id(), NOW, fresh.admin.public, CONFIG),
+        fresh.admin,
+        fresh.grid,
+    )
+
+
+def test_duplicate_id(town: Town) -> None:
+    body = town.award("dgc-0001", "pond")
+    town.apply(body, town.grid)
+    town.refused("duplicate-id", replace(body, qty=2), town.grid)
+
+
+def test_future_time(town: Town) -> None:
+    body = replace(town.award("dgc-0001", "pond"), at=NOW + 10 * 60 * 1000 + 1)
+    town.refused("future", body, town.grid)
+    town.apply(replace(body, at=NOW + 10 * 60 * 1000), town.grid)
+
+
+def test_key_rules(town: Town) -> None:
+    town.refused("key", town.key_add(town.outsider, "X", "grid", "mayor"), town.admin)
+    town.refused("key", town.key_add(town.grid, "Again", "grid"), town.admin)
+    revoke = KeyChange(LOG, town.next_id(), NOW, "revoke", town.outsider.public)
+    town.refused("key", revoke, town.admin)
+    town.apply(KeyChange(LOG, town.next_id(), NOW, "revoke", town.grid.public), town.admin)
+    town.refused("key", KeyChange(LOG, town.next_id(), NOW, "revoke", town.grid.public), town.admin)
+    # a revoked key id can never be registered again
+    town.refused("key", town.key_add(town.grid, "Back", "grid"), town.admin)
+
+
+def test_undecodable_body_is_a_format_violation(town: Town) -> None:
+    envelope = Envelope(b"\xc1", (EntrySignature(town.grid.key_id, b"\x00" * 64),))
+    with pytest.raises(RuleViolation) as caught:
+        apply_entry(town.state, origin=LOG, seq=town.seq, time=NOW, envelope=envelope)
+    assert caught.value.check == "format"
+    assert caught.value.seq == town.seq

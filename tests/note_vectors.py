@@ -1,0 +1,89 @@
+"""Signed-note and checkpoint test vectors from ``shared/vectors/notes``.
+
+Provenance (see that directory's README and LICENSE): the C2SP signed-note
+example (c2sp.org/signed-note) and Tessera's test log ``testdata/log``
+(transparency-dev/tessera, Apache-2.0): its verifier key, signer key, leaf list
+and the signed checkpoint at every size 0..15.
+
+The vectors live beside the repository, in ``../shared/vectors``. Set
+``REDLIST_VECTORS`` to use another copy: the path of the vectors directory
+itself (the one holding ``notes/``), or of the ``shared`` directory above it.
+Tests that need the vectors are skipped, with the reason, when none are found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ENV_VAR = "REDLIST_VECTORS"
+DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def notes_dir() -> Path:
+    """The ``notes`` vector directory; skips the calling test when it is absent."""
+    override = os.environ.get(ENV_VAR)
+    if override:
+        root = Path(override)
+        candidates = [root / "notes", root / "vectors" / "notes"]
+    else:
+        candidates = [DEFAULT_SHARED / "vectors" / "notes"]
+    for candidate in candidates:
+        if (candidate / "notes.json").is_file():
+            return candidate
+    looked = ", ".join(str(candidate) for candidate in candidates)
+    pytest.skip(
+        f"signed-note vectors not found (looked for notes.json in {looked});"
+        f" set {ENV_VAR} to the shared vectors directory"
+    )
+
+
+@dataclass(frozen=True)
+class ExampleNote:
+    """The example of c2sp.org/signed-note: a verifier key and a note it signed."""
+
+    vkey: str
+    note: str
+
+
+@dataclass(frozen=True)
+class TesseraLog:
+    """Tessera's test log: its keys, its leaves, and ``checkpoints[n]`` at size n."""
+
+    vkey: str
+    skey: str
+    leaves: tuple[bytes, ...]
+    checkpoints: tuple[bytes, ...]
+
+
+@cache
+def _notes_json(directory: Path) -> dict[str, dict[str, object]]:
+    data: dict[str, dict[str, object]] = json.loads((directory / "notes.json").read_text("utf-8"))
+    return data
+
+
+def c2sp_example() -> ExampleNote:
+    """The C2SP signed-note example."""
+    entry = _notes_json(notes_dir())["c2sp_signed_note_example"]
+    return ExampleNote(vkey=str(entry["vkey"]), note=str(entry["note"]))
+
+
+def tessera_log() -> TesseraLog:
+    """Tessera's test log with all its checkpoints (sizes 0 to the number of leaves)."""
+    directory = notes_dir()
+    entry = _notes_json(directory)["tessera_testdata_log"]
+    words = entry["leaves_utf8"]
+    assert isinstance(words, list)
+    leaves = tuple(str(word).encode("utf-8") for word in words)
+    checkpoints = tuple(
+        (directory / "tessera-testdata-log" / f"checkpoint.{size}").read_bytes()
+        for size in range(len(leaves) + 1)
+    )
+    return TesseraLog(
+        vkey=str(entry["vkey"]), skey=str(entry["skey"]), leaves=leaves, checkpoints=checkpoints
+    )
