@@ -5,10 +5,9 @@ example (c2sp.org/signed-note) and Tessera's test log ``testdata/log``
 (transparency-dev/tessera, Apache-2.0): its verifier key, signer key, leaf list
 and the signed checkpoint at every size 0..15.
 
-The vectors live beside the repository, in ``../shared/vectors``. Set
-``REDLIST_VECTORS`` to use another copy: the path of the vectors directory
-itself (the one holding ``notes/``), or of the ``shared`` directory above it.
-Tests that need the vectors are skipped, with the reason, when none are found.
+The vectors live beside the repository, in ``../shared/vectors``; set
+``REDLIST_VECTORS`` to that directory (the one holding ``notes/``) to use another
+copy. Tests that need the vectors are skipped, with the reason, when none are found.
 """
 
 from __future__ import annotations
@@ -22,25 +21,20 @@ from pathlib import Path
 import pytest
 
 ENV_VAR = "REDLIST_VECTORS"
-DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DEFAULT_VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
 
 
 def notes_dir() -> Path:
     """The ``notes`` vector directory; skips the calling test when it is absent."""
     override = os.environ.get(ENV_VAR)
-    if override:
-        root = Path(override)
-        candidates = [root / "notes", root / "vectors" / "notes"]
-    else:
-        candidates = [DEFAULT_SHARED / "vectors" / "notes"]
-    for candidate in candidates:
-        if (candidate / "notes.json").is_file():
-            return candidate
-    looked = ", ".join(str(candidate) for candidate in candidates)
-    pytest.skip(
-        f"signed-note vectors not found (looked for notes.json in {looked});"
-        f" set {ENV_VAR} to the shared vectors directory"
-    )
+    vectors = Path(override) if override else DEFAULT_VECTORS
+    directory = vectors / "notes"
+    if not (directory / "notes.json").is_file():
+        pytest.skip(
+            f"signed-note vectors not found (no {directory / 'notes.json'});"
+            f" set {ENV_VAR} to the shared vectors directory"
+        )
+    return directory
 
 
 @dataclass(frozen=True)

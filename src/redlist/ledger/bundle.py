@@ -72,9 +72,7 @@ class Manifest:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise FormatError(f"manifest: '{name}' must be a non-negative integer")
         if self.start > self.end:
-            raise FormatError(
-                f"manifest: 'start' ({self.start}) is after 'end' ({self.end})"
-            )
+            raise FormatError(f"manifest: 'start' ({self.start}) is after 'end' ({self.end})")
 
     @property
     def count(self) -> int:
@@ -101,9 +99,10 @@ def encode_manifest(manifest: Manifest) -> bytes:
 def decode_manifest(data: bytes) -> Manifest:
     """Read a manifest file. Raises FormatError for anything but a format v1 manifest.
 
-    The manifest must be one JSON object with exactly the four documented keys;
-    duplicate keys, floats and non-finite numbers are refused, so there is never a
-    doubt about what it says. Whitespace is not significant.
+    The manifest must be one JSON object with exactly the four documented keys,
+    and its bytes exactly what ``encode_manifest`` writes for it: the manifest is
+    not signed, so a copy that differs in any byte, even in spacing, is refused
+    rather than silently read the same.
     """
     try:
         text = bytes(data).decode("utf-8")
@@ -133,7 +132,13 @@ def decode_manifest(data: bytes) -> Manifest:
         raise FormatError(
             f"manifest: format {value['format']!r} is not supported (this reads {FORMAT!r})"
         )
-    return Manifest(value["origin"], value["start"], value["end"])
+    manifest = Manifest(value["origin"], value["start"], value["end"])
+    if encode_manifest(manifest) != bytes(data):
+        raise FormatError(
+            "manifest: not in the canonical layout (two-space indentation, keys in the order "
+            "format, origin, start, end, a final newline); it was edited"
+        )
+    return manifest
 
 
 def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -198,16 +203,20 @@ class LeafStreamDecoder:
     """Splits the ``leaves`` stream into leaf bytes, fed in chunks of any size.
 
     ``feed`` returns the leaves completed by a chunk; ``finish`` says the stream
-    ended and refuses a partial leaf. ``next_seq`` is the seq the next leaf will
-    have, so a caller that catches a FormatError knows which entry was broken.
-    The decoder never looks inside a leaf: it only checks each frame is a bin
-    value with its shortest header and within ``MAX_LEAF_SIZE``.
+    ended and refuses a partial leaf. A defect (a frame that is not a bin value
+    with its shortest header, or a leaf over ``MAX_LEAF_SIZE``) is raised as a
+    FormatError only once every leaf before it has been returned: by ``feed`` when
+    the defect starts the chunk, otherwise by the next ``feed`` or ``finish``. So a
+    caller checks every good leaf first and the first bad entry is the one named.
+    ``next_seq`` is the seq of the next leaf to come out (or of the broken one).
+    The decoder never looks inside a leaf.
     """
 
     def __init__(self, first_seq: int = 0) -> None:
         self._buffer = bytearray()
         self._next_seq = first_seq
         self._finished = False
+        self._defect: FormatError | None = None
 
     @property
     def next_seq(self) -> int:
@@ -216,6 +225,8 @@ class LeafStreamDecoder:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Add bytes of the stream; return every leaf they complete, in order."""
+        if self._defect is not None:
+            raise self._defect
         if self._finished:
             raise FormatError("leaves file: data after the end of the stream")
         buffer = self._buffer
@@ -227,14 +238,17 @@ class LeafStreamDecoder:
             marker = buffer[position]
             header_size = _HEADER_SIZE.get(marker)
             if header_size is None:
-                raise FormatError(
+                return self._stop(
+                    leaves,
                     f"leaves file: entry {self._next_seq} does not start with a msgpack bin "
-                    f"header (found byte 0x{marker:02x})"
+                    f"header (found byte 0x{marker:02x})",
                 )
             if position + header_size > available:
                 break
             size = int.from_bytes(buffer[position + 1 : position + header_size], "big")
-            self._check_frame(marker, size)
+            problem = self._frame_problem(marker, size)
+            if problem is not None:
+                return self._stop(leaves, problem)
             end = position + header_size + size
             if end > available:
                 break
@@ -246,6 +260,8 @@ class LeafStreamDecoder:
 
     def finish(self) -> None:
         """The stream has ended: raise FormatError if it stopped inside a leaf."""
+        if self._defect is not None:
+            raise self._defect
         self._finished = True
         if self._buffer:
             raise FormatError(
@@ -253,18 +269,26 @@ class LeafStreamDecoder:
                 f"({len(self._buffer)} bytes left over)"
             )
 
-    def _check_frame(self, marker: int, size: int) -> None:
+    def _stop(self, leaves: list[bytes], message: str) -> list[bytes]:
+        self._defect = FormatError(message)
+        self._buffer.clear()
+        if not leaves:
+            raise self._defect
+        return leaves
+
+    def _frame_problem(self, marker: int, size: int) -> str | None:
         if size > MAX_LEAF_SIZE:
-            raise FormatError(
+            return (
                 f"leaves file: entry {self._next_seq} claims {size} bytes, more than the "
                 f"{MAX_LEAF_SIZE}-byte limit of a leaf"
             )
         shortest = _BIN8 if size < 0x100 else _BIN16 if size < 0x10000 else _BIN32
         if marker != shortest:
-            raise FormatError(
+            return (
                 f"leaves file: entry {self._next_seq} is framed with a longer msgpack bin "
                 "header than needed (not canonical)"
             )
+        return None
 
 
 def decode_leaves(data: bytes, first_seq: int = 0) -> list[bytes]:

@@ -35,35 +35,39 @@ def decode(data: bytes, what: str = "value") -> Any:
     """Decode canonical bytes; raise FormatError for anything else.
 
     ``what`` names the object in error messages ("entry body", "leaf", ...).
+    The fast path decodes with msgpack's C decoder, walks the value once for the
+    types and key order, and re-encodes to compare; only refused input is decoded
+    a second time to say precisely what is wrong with it.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise FormatError(f"{what}: expected bytes, got {type(data).__name__}")
     raw = bytes(data)
     try:
-        value = msgpack.unpackb(
-            raw,
-            raw=False,
-            use_list=True,
-            strict_map_key=False,
-            object_pairs_hook=_pairs_to_dict,
-            ext_hook=_refuse_ext,
-            timestamp=0,
-        )
-    except FormatError as exc:
-        raise FormatError(f"{what}: {exc}") from None
+        value = msgpack.unpackb(raw, raw=False, strict_map_key=False, timestamp=0)
     except msgpack.ExtraData:
         raise FormatError(f"{what}: trailing bytes after the msgpack value") from None
     except UnicodeDecodeError:
         raise FormatError(f"{what}: a text field is not valid UTF-8") from None
     except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
         raise FormatError(f"{what}: not valid msgpack ({exc})") from None
-    _check_types(value, what, 0)
-    if encode(value) != raw:
+    _check(value, what, 0)
+    if msgpack.packb(value, use_bin_type=True) != raw:
+        _diagnose(raw, what)
         raise FormatError(
-            f"{what}: not canonical msgpack (keys must be sorted, integers in their "
-            "shortest form, text as str and bytes as bin)"
+            f"{what}: not canonical msgpack (integers must take their shortest form, "
+            "text must be str and bytes bin)"
         )
     return value
+
+
+def _diagnose(raw: bytes, what: str) -> None:
+    """Raise the precise reason non-canonical bytes were refused, where one is known."""
+    try:
+        msgpack.unpackb(raw, raw=False, strict_map_key=False, object_pairs_hook=_pairs_to_dict)
+    except FormatError as exc:
+        raise FormatError(f"{what}: {exc}") from None
+    except Exception:  # noqa: BLE001, S110 - the generic message is raised by the caller
+        pass
 
 
 def _pairs_to_dict(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
@@ -77,25 +81,35 @@ def _pairs_to_dict(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
     return result
 
 
-def _refuse_ext(code: int, data: bytes) -> Any:
-    raise FormatError(f"msgpack extension type {code} is not allowed")
-
-
-def _check_types(value: Any, what: str, depth: int) -> None:
+def _check(value: Any, what: str, depth: int) -> None:
+    """Refuse types format v1 does not allow, and maps whose keys are not sorted."""
     if depth > MAX_DEPTH:
         raise FormatError(f"{what}: nested deeper than {MAX_DEPTH} levels")
     if value is None or isinstance(value, bool | int | str | bytes):
         return
     if isinstance(value, list):
         for item in value:
-            _check_types(item, what, depth + 1)
+            _check(item, what, depth + 1)
         return
     if isinstance(value, dict):
-        for item in value.values():
-            _check_types(item, what, depth + 1)
+        previous = b""
+        for number, (key, item) in enumerate(value.items()):
+            if not isinstance(key, str):
+                raise FormatError(f"{what}: map key {key!r} is not text")
+            encoded = key.encode("utf-8")
+            if number and encoded <= previous:
+                if encoded == previous:  # not reachable through msgpack's dict, kept for clarity
+                    raise FormatError(f"{what}: duplicate map key {key!r}")
+                raise FormatError(
+                    f"{what}: not canonical msgpack, map keys are not in sorted order at {key!r}"
+                )
+            previous = encoded
+            _check(item, what, depth + 1)
         return
     if isinstance(value, float):
         raise FormatError(f"{what}: floats are not allowed")
+    if isinstance(value, msgpack.ExtType | msgpack.Timestamp):
+        raise FormatError(f"{what}: msgpack extension types are not allowed")
     raise FormatError(f"{what}: values of type {type(value).__name__} are not allowed")
 
 

@@ -77,9 +77,7 @@ class SigningKey:
         try:
             raw = bytes(memoryview(seed))
         except TypeError as error:
-            raise KeyFileError(
-                f"an Ed25519 private key seed is {SEED_SIZE} bytes"
-            ) from error
+            raise KeyFileError(f"an Ed25519 private key seed is {SEED_SIZE} bytes") from error
         return cls(raw)
 
     @classmethod
@@ -97,9 +95,7 @@ class SigningKey:
                 "not a PEM private key file (expected '-----BEGIN PRIVATE KEY-----', PKCS#8)"
             ) from error
         if not isinstance(private, Ed25519PrivateKey):
-            raise KeyFileError(
-                "the private key file holds a key of another type; Ed25519 needed"
-            )
+            raise KeyFileError("the private key file holds a key of another type; Ed25519 needed")
         return cls(
             private.private_bytes(
                 serialization.Encoding.Raw,
@@ -136,17 +132,11 @@ def public_key_from_pem(data: bytes) -> bytes:
         except (ValueError, UnsupportedAlgorithm) as error:
             raise KeyFileError("the public key file is damaged or not PEM") from error
         if not isinstance(public, Ed25519PublicKey):
-            raise KeyFileError(
-                "the public key file holds a key of another type; Ed25519 needed"
-            )
-        return public.public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+            raise KeyFileError("the public key file holds a key of another type; Ed25519 needed")
+        return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     if b"PRIVATE KEY-----" in data:
         return SigningKey.from_pem(data).public
-    raise KeyFileError(
-        "not a PEM key file (no '-----BEGIN PUBLIC KEY-----' or private key header)"
-    )
+    raise KeyFileError("not a PEM key file (no '-----BEGIN PUBLIC KEY-----' or private key header)")
 
 
 def verify(public: bytes, message: bytes, signature: bytes) -> bool:
@@ -156,9 +146,7 @@ def verify(public: bytes, message: bytes, signature: bytes) -> bool:
     non-canonical signature or a small-order key all simply do not verify.
     """
     if not (
-        isinstance(public, bytes)
-        and isinstance(message, bytes)
-        and isinstance(signature, bytes)
+        isinstance(public, bytes) and isinstance(message, bytes) and isinstance(signature, bytes)
     ):
         try:
             public, message, signature = (

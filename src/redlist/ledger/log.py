@@ -114,7 +114,7 @@ class _Prepared:
     body: AnyBody
 
 
-#: (public key, signature, body) -> valid?
+#: One signature to check: (public key, signature, body).
 _Triple = tuple[bytes, bytes, bytes]
 
 
@@ -496,6 +496,7 @@ def _write_batch(
                 seq=size,
                 time=time,
                 envelope=item.envelope,
+                body=item.body,
                 check_signature=check,
             )
         except (FormatError, RuleViolation, ConflictError) as exc:

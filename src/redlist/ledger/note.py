@@ -89,18 +89,14 @@ class VerifierKey:
 
     def __post_init__(self) -> None:
         _check_name(self.name, "key name")
-        if self.algorithm not in ALGORITHMS:
-            raise NoteError(f"key algorithm {self.algorithm!r} is not supported")
-        if (
-            not isinstance(self.public, bytes)
-            or len(self.public) != crypto.PUBLIC_KEY_SIZE
-        ):
-            raise NoteError(
-                f"key {self.name}: a public key is {crypto.PUBLIC_KEY_SIZE} bytes"
-            )
+        name = _excerpt(self.name)
+        if type(self.algorithm) is not int or self.algorithm not in ALGORITHMS:
+            raise NoteError(f"key {name}: key algorithm {self.algorithm!r} is not supported")
+        if not isinstance(self.public, bytes) or len(self.public) != crypto.PUBLIC_KEY_SIZE:
+            raise NoteError(f"key {name}: a public key is {crypto.PUBLIC_KEY_SIZE} bytes")
         if self.key_hash != compute_key_hash(self.name, self.algorithm, self.public):
             raise NoteError(
-                f"key {self.name}: the key hash does not match the name and public key;"
+                f"key {name}: the key hash does not match the name and public key;"
                 " the key string is damaged"
             )
 
@@ -118,9 +114,7 @@ class VerifierKey:
     def _make(cls, name: str, algorithm: int, public: bytes) -> VerifierKey:
         _check_name(name, "key name")
         if not isinstance(public, bytes) or len(public) != crypto.PUBLIC_KEY_SIZE:
-            raise NoteError(
-                f"key {name}: a public key is {crypto.PUBLIC_KEY_SIZE} bytes"
-            )
+            raise NoteError(f"key {name}: a public key is {crypto.PUBLIC_KEY_SIZE} bytes")
         return cls(name, compute_key_hash(name, algorithm, public), public, algorithm)
 
     @classmethod
@@ -192,15 +186,11 @@ class NoteSigner:
         if problem is not None:
             raise KeyFileError(f"private note key: the key name {problem}")
         if not _KEY_HASH_HEX.fullmatch(hash_hex):
-            raise KeyFileError(
-                f"private key {name}: the key hash must be 8 lowercase hex digits"
-            )
+            raise KeyFileError(f"private key {name}: the key hash must be 8 lowercase hex digits")
         try:
             material = _decode_base64(key_base64, "the key")
         except NoteError as error:
-            raise KeyFileError(
-                f"private key {name}: the key is not canonical base64"
-            ) from error
+            raise KeyFileError(f"private key {name}: the key is not canonical base64") from error
         if len(material) != 1 + crypto.SEED_SIZE or material[0] != ALG_ED25519:
             raise KeyFileError(
                 f"private key {name}: not an Ed25519 key (algorithm byte 0x01 and a 32-byte seed)"
@@ -243,9 +233,7 @@ class NoteSignature:
     def __post_init__(self) -> None:
         _check_name(self.name, "signature key name")
         if not isinstance(self.key_hash, bytes) or len(self.key_hash) != KEY_HASH_SIZE:
-            raise NoteError(
-                f"signature by {self.name}: a key hash is {KEY_HASH_SIZE} bytes"
-            )
+            raise NoteError(f"signature by {self.name}: a key hash is {KEY_HASH_SIZE} bytes")
         if not isinstance(self.signature, bytes) or not self.signature:
             raise NoteError(f"signature by {self.name}: the signature is empty")
 
@@ -253,18 +241,14 @@ class NoteSignature:
     def parse(cls, line: str) -> NoteSignature:
         """Read one signature line, without its newline."""
         if not line.startswith(SIGNATURE_PREFIX):
-            raise NoteError(
-                "a signature line starts with an em dash (U+2014) and a space"
-            )
+            raise NoteError("a signature line starts with an em dash (U+2014) and a space")
         name, space, signature_base64 = line[len(SIGNATURE_PREFIX) :].partition(" ")
         if not space:
             raise NoteError("a signature line has a key name, a space and a signature")
         _check_name(name, "signature key name")
         raw = _decode_base64(signature_base64, f"signature by {name}")
         if len(raw) <= KEY_HASH_SIZE:
-            raise NoteError(
-                f"signature by {name} is too short to hold a key hash and signature"
-            )
+            raise NoteError(f"signature by {name} is too short to hold a key hash and signature")
         return cls(name, raw[:KEY_HASH_SIZE], raw[KEY_HASH_SIZE:])
 
     def encode(self) -> str:
@@ -291,6 +275,8 @@ class Note:
 
     def __post_init__(self) -> None:
         _check_note_text(self.text)
+        if not isinstance(self.signatures, tuple):
+            raise NoteError("note signatures must be a tuple")
         if not self.signatures:
             raise NoteError("a signed note has at least one signature line")
         if len(self.signatures) > MAX_SIGNATURES:
@@ -304,15 +290,11 @@ class Note:
                 raise NoteError("note signatures must be NoteSignature values")
             identity = (signature.name, signature.key_hash)
             if identity in seen:
-                raise NoteError(
-                    f"the note has two signatures by key {signature.describe()}"
-                )
+                raise NoteError(f"the note has two signatures by key {signature.describe()}")
             seen.add(identity)
         size = len(self.encode().encode("utf-8"))
         if size > MAX_NOTE_SIZE:
-            raise NoteError(
-                f"the note is {size} bytes; at most {MAX_NOTE_SIZE} are accepted"
-            )
+            raise NoteError(f"the note is {size} bytes; at most {MAX_NOTE_SIZE} are accepted")
 
     @classmethod
     def parse(cls, data: bytes | str) -> Note:
@@ -381,9 +363,7 @@ def open_note(data: bytes | str, *known: VerifierKey) -> Note:
             )
         verified += 1
     if verified == 0:
-        expected = ", ".join(
-            f"{_excerpt(key.name)}+{key.key_hash.hex()}" for key in known
-        )
+        expected = ", ".join(f"{_excerpt(key.name)}+{key.key_hash.hex()}" for key in known)
         present = ", ".join(signature.describe() for signature in note.signatures)
         raise NoteError(
             f"the note carries no signature by a trusted key (trusted: {expected};"
@@ -431,9 +411,7 @@ class Checkpoint:
             raise NoteError("the checkpoint text must end with a newline")
         lines = text[:-1].split("\n")
         if len(lines) < 3:
-            raise NoteError(
-                "a checkpoint has at least three lines: origin, tree size, root hash"
-            )
+            raise NoteError("a checkpoint has at least three lines: origin, tree size, root hash")
         origin, size_text, root_text, *extensions = lines
         if not _TREE_SIZE.fullmatch(size_text):
             raise NoteError(
@@ -442,9 +420,7 @@ class Checkpoint:
             )
         # Checked before int(): a huge digit string is refused, not converted.
         if len(size_text) > len(str(MAX_TREE_SIZE)) or int(size_text) > MAX_TREE_SIZE:
-            raise NoteError(
-                f"the checkpoint tree size {_excerpt(size_text)} is out of range"
-            )
+            raise NoteError(f"the checkpoint tree size {_excerpt(size_text)} is out of range")
         root = _decode_base64(root_text, "checkpoint line 3 (root hash)")
         if len(root) != ROOT_HASH_SIZE:
             raise NoteError(
@@ -471,15 +447,11 @@ def open_checkpoint(data: bytes | str, log_key: VerifierKey) -> Checkpoint:
     other signatures (witnesses) are ignored here, see ``verify_cosignature``.
     """
     if log_key.algorithm != ALG_ED25519:
-        raise NoteError(
-            f"key {_excerpt(log_key.name)} is a witness cosigning key, not a log key"
-        )
+        raise NoteError(f"key {_excerpt(log_key.name)} is a witness cosigning key, not a log key")
     try:
         note = open_note(data, log_key)
     except NoteError as error:
-        raise NoteError(
-            f"checkpoint of log {_excerpt(log_key.name)}: {error}"
-        ) from None
+        raise NoteError(f"checkpoint of log {_excerpt(log_key.name)}: {error}") from None
     checkpoint = Checkpoint.from_text(note.text)
     if checkpoint.origin != log_key.name:
         raise NoteError(
@@ -532,9 +504,7 @@ def verify_cosignature(note: bytes | str, witness: VerifierKey) -> int:
         if timestamp is None:
             raise NoteError(f"the cosignature by {name} is malformed")
         message = _cosigned_message(parsed.text.encode("utf-8"), timestamp)
-        if not crypto.verify(
-            witness.public, message, signature.signature[_TIMESTAMP_SIZE:]
-        ):
+        if not crypto.verify(witness.public, message, signature.signature[_TIMESTAMP_SIZE:]):
             raise NoteError(
                 f"the cosignature by {name} does not verify: the checkpoint was changed"
                 " or this witness did not cosign it"
@@ -544,9 +514,7 @@ def verify_cosignature(note: bytes | str, witness: VerifierKey) -> int:
 
 
 def _ed25519_signature(signer: NoteSigner, message: bytes) -> NoteSignature:
-    return NoteSignature(
-        signer.name, signer.verifier().key_hash, signer.key.sign(message)
-    )
+    return NoteSignature(signer.name, signer.verifier().key_hash, signer.key.sign(message))
 
 
 def _signature_verifies(key: VerifierKey, message: bytes, signature: bytes) -> bool:
@@ -596,16 +564,12 @@ def _note_text_from_input(data: bytes | str) -> str:
         except UnicodeEncodeError:
             raise NoteError("the note is not valid UTF-8 text") from None
         if size > MAX_NOTE_SIZE:
-            raise NoteError(
-                f"the note is {size} bytes; at most {MAX_NOTE_SIZE} are accepted"
-            )
+            raise NoteError(f"the note is {size} bytes; at most {MAX_NOTE_SIZE} are accepted")
         return data
     if not isinstance(data, bytes | bytearray | memoryview):
         raise NoteError("a signed note is bytes or text")
     if len(data) > MAX_NOTE_SIZE:
-        raise NoteError(
-            f"the note is {len(data)} bytes; at most {MAX_NOTE_SIZE} are accepted"
-        )
+        raise NoteError(f"the note is {len(data)} bytes; at most {MAX_NOTE_SIZE} are accepted")
     try:
         return bytes(data).decode("utf-8")
     except UnicodeDecodeError as error:
@@ -620,9 +584,7 @@ def _check_note_text(text: str) -> None:
     except UnicodeEncodeError:
         raise NoteError("note text is not valid UTF-8") from None
     if _FORBIDDEN_CONTROL.search(text):
-        raise NoteError(
-            "note text may contain no control characters other than newline"
-        )
+        raise NoteError("note text may contain no control characters other than newline")
 
 
 def _check_line(line: str, what: str) -> None:

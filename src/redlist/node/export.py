@@ -19,7 +19,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,15 +69,17 @@ def export_full(log: Log, out: Path) -> ExportResult:
 def _write_leaves(log: Log, path: Path, start: int, end: int) -> bytes:
     """Stream leaves ``[start, end)`` into ``path`` as bin frames; return their tree's root."""
     tree = merkle.CompactRange()
-    with (
-        open(path, "xb", buffering=_WRITE_BUFFER) as handle,
-        contextlib.closing(log.leaves(start, end)) as leaves,
-    ):
-        for _seq, leaf in leaves:
-            handle.write(bundle.encode_leaf_frame(leaf))
-            tree.append(merkle.leaf_hash(leaf))
-        handle.flush()
-        os.fsync(handle.fileno())
+    leaves = log.leaves(start, end)
+    try:
+        with open(path, "xb", buffering=_WRITE_BUFFER) as handle:
+            for _seq, leaf in leaves:
+                handle.write(bundle.encode_leaf_frame(leaf))
+                tree.append(merkle.leaf_hash(leaf))
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        if isinstance(leaves, Generator):
+            leaves.close()  # ends the read transaction at once when abandoned early
     return tree.root()
 
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from redlist.ledger.errors import RedlistError, VerificationError
-from redlist.verifier.audit import AuditResult, StatementLine
+from redlist.ledger.errors import VerificationError
+from redlist.verifier.audit import CHECKS, AuditResult, StatementLine
 
 #: How many accounts the summary lists under "Highest scores".
 TOP_ACCOUNTS = 5
@@ -79,7 +79,8 @@ def _what_was_checked(result: AuditResult) -> list[str]:
 
 def _grade_table(result: AuditResult) -> list[str]:
     config = result.config
-    assert config is not None
+    if config is None:
+        return []
     counts = {grade.name: 0 for grade in config.grades}
     for summary in result.accounts.values():
         counts[summary.grade] += 1
@@ -111,13 +112,12 @@ def _top_accounts(result: AuditResult) -> list[str]:
 
 def statement_text(result: AuditResult, account: str) -> str:
     """One resident's statement: every entry that touched the account, with running totals."""
-    if not result.balances_recomputed or result.statement is None:
+    config = result.config
+    if not result.balances_recomputed or result.statement is None or config is None:
         return (
             f"No statement for account {account}: this bundle does not start at the genesis, "
             "so balances were not recomputed.\n"
         )
-    config = result.config
-    assert config is not None
     zone, zone_name = _zone(config.tz)
     lines = [f"Statement of account {account} (log {result.origin}; times in {zone_name})"]
     if not result.statement:
@@ -129,7 +129,9 @@ def statement_text(result: AuditResult, account: str) -> str:
     right = {0, 4, 5, 6}
     for row in [header, *rows]:
         cells = [
-            row[column].rjust(widths[column]) if column in right else row[column].ljust(widths[column])
+            row[column].rjust(widths[column])
+            if column in right
+            else row[column].ljust(widths[column])
             for column in range(7)
         ]
         lines.append("  " + "  ".join(cells) + "  " + row[7])
@@ -216,24 +218,26 @@ def _statement_json(statement: Sequence[StatementLine] | None) -> list[dict[str,
     ]
 
 
-def failure_json(error: RedlistError) -> dict[str, Any]:
-    """The ``--json`` object of a failed or impossible audit."""
-    if isinstance(error, VerificationError):
+def failure_json(error: VerificationError | None, message: str = "") -> dict[str, Any]:
+    """The ``--json`` object of a failed audit, or (``error`` None) of one that could
+    not start, described by ``message``."""
+    if error is not None:
         detail = {"seq": error.seq, "check": error.check, "message": error.message}
     else:
-        detail = {"seq": None, "check": "input", "message": error.diagnostics()}
+        detail = {"seq": None, "check": "input", "message": message}
     return {"ok": False, "tree_size": None, "root": None, "accounts": {}, "error": detail}
 
 
 def failure_text(error: VerificationError) -> str:
     """The human report of a failed audit."""
     where = f"entry {error.seq}" if error.seq is not None else "the log as a whole"
-    return (
-        "VERIFICATION FAILED\n"
-        f"  where: {where}\n"
-        f"  check: {error.check}\n"
-        f"  what:  {error.message}\n"
-    )
+    lines = [
+        "VERIFICATION FAILED",
+        f"  where: {where}",
+        f"  check: {error.check} ({CHECKS.get(error.check, 'see the message')})",
+        f"  what:  {error.message}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 __all__ = [

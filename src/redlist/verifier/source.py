@@ -21,7 +21,7 @@ from redlist.ledger import bundle
 from redlist.ledger.errors import FormatError, NoteError, SourceError, VerificationError
 from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note import VerifierKey, open_checkpoint
-from redlist.verifier.audit import AuditResult, Auditor, TrustedHead
+from redlist.verifier.audit import Auditor, AuditResult, TrustedHead
 
 #: Bytes read from the leaves file at a time.
 READ_SIZE = 1 << 20
@@ -193,6 +193,14 @@ class BundleSource(Source):
                     "left file is wrong",
                 )
             return None
+        if not path.exists():
+            # The manifest and the files disagree: a defect of the bundle, not a missing input.
+            raise VerificationError(
+                None,
+                "left",
+                f"the manifest says the bundle starts at entry {manifest.start}, but there is "
+                f"no {bundle.LEFT_FILE} file with the tree before it",
+            )
         data = self._read(bundle.LEFT_FILE)
         try:
             return bundle.decode_left(data, manifest.start)

@@ -88,8 +88,9 @@ class PinnedState:
                 f"{where} is damaged: its origin, tree size or root do not match the "
                 "checkpoint it holds"
             )
-        return cls(log_key, checkpoint.origin, checkpoint.size, checkpoint.root,
-                   value["checkpoint"])
+        return cls(
+            log_key, checkpoint.origin, checkpoint.size, checkpoint.root, value["checkpoint"]
+        )
 
 
 def load_state(path: Path) -> PinnedState | None:

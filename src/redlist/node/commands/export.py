@@ -47,10 +47,14 @@ def run(args: argparse.Namespace) -> int:
         verifier_key = log.verifier_key.encode()
     manifest, checkpoint = result.manifest, result.checkpoint
     print(
-        f"exported entries {manifest.start} to {manifest.end - 1} ({manifest.count} entries) "
+        f"exported {_entries(manifest.count)} (seq {manifest.start} to {manifest.end - 1}) "
         f"of log {manifest.origin} to {result.path}"
     )
-    print(f"checkpoint: {checkpoint.size} entries, root hash {checkpoint.root.hex()}")
+    print(f"checkpoint: tree size {checkpoint.size}, root hash {checkpoint.root.hex()}")
     print("anyone can check it with:")
     print(f"  redlist-verify bundle {result.path} --log-key {verifier_key}")
     return 0
+
+
+def _entries(count: int) -> str:
+    return "1 entry" if count == 1 else f"{count} entries"

@@ -8,7 +8,14 @@ import time
 from pathlib import Path
 
 from redlist.ledger import crypto
-from redlist.ledger.entry import ID_SIZE, EntrySignature, Envelope, Genesis, TownConfig
+from redlist.ledger.entry import (
+    ID_SIZE,
+    MAX_FUTURE_MS,
+    EntrySignature,
+    Envelope,
+    Genesis,
+    TownConfig,
+)
 from redlist.ledger.errors import NoteError
 from redlist.ledger.log import LOG_PUB_NAME, Log
 from redlist.ledger.note import NoteSigner
@@ -68,7 +75,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--genesis-at",
         type=_milliseconds,
         metavar="MS",
-        help="the genesis entry's time in ms since 1970 UTC (default: now)",
+        help="the time of the genesis in ms since 1970 UTC, recorded as both the admin's "
+        "and the node's time (default: now); for reproducible logs, never in the future",
     )
     parser.set_defaults(run=run)
 
@@ -78,11 +86,13 @@ def run(args: argparse.Namespace) -> int:
     log_signer = _log_signer(args.origin)
     admin = read_signing_key(args.admin_key)
     config = load_town_config(args.config) if args.config else DEFAULT_TOWN_CONFIG
-    now_ms = time.time_ns() // 1_000_000
+    # --genesis-at stands for the node's clock too, so a log can start in the past
+    # (later entries' node times then follow from there, never going back).
+    now_ms = time.time_ns() // 1_000_000 if args.genesis_at is None else args.genesis_at
     genesis = Genesis(
         log=args.origin,
         id=os.urandom(ID_SIZE),
-        at=now_ms if args.genesis_at is None else args.genesis_at,
+        at=now_ms,
         admin=admin.public,
         config=config,
     ).to_bytes()
@@ -134,4 +144,6 @@ def _milliseconds(text: str) -> int:
         ) from None
     if value < 0:
         raise argparse.ArgumentTypeError("a time before 1970 is not allowed")
+    if value > time.time_ns() // 1_000_000 + MAX_FUTURE_MS:
+        raise argparse.ArgumentTypeError(f"{value} lies in the future; a log cannot start later")
     return value

@@ -1,0 +1,241 @@
+"""``redlist-verify``: audit a town's log offline and say, in plain words, what holds.
+
+    redlist-verify bundle DIR --log-key VKEY [--state FILE] [--json] [--account A]
+
+Exit status (DESIGN 5): 0 verified; 1 verification failed (any defect in the data,
+undecodable bytes included; the report names the first bad entry and the check);
+2 the check could not start (bad arguments, a missing file, an unusable key).
+
+The log key must come from outside the data: ``--log-key`` (the verifier key
+string, or a file holding it such as a node's ``log.pub``) or a ``--state`` file
+written by an earlier run. Every error is turned into output in ``_report_error``.
+
+Each subcommand builds a ``Source`` and hands it to ``_audit``; a ``node ADDR``
+subcommand reading from a node over gRPC plugs in the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from redlist.ledger.entry import is_valid_account
+from redlist.ledger.errors import KeyFileError, NoteError, RedlistError, VerificationError
+from redlist.ledger.note import ALG_ED25519, VerifierKey
+from redlist.verifier import report
+from redlist.verifier.source import BundleSource, Source, audit
+from redlist.verifier.statefile import PinnedState, load_state, save_state
+
+PROGRAM = "redlist-verify"
+EXIT_VERIFIED = 0
+EXIT_FAILED = 1
+EXIT_CANNOT_START = 2
+
+
+class _BadArguments(Exception):
+    """Arguments the verifier cannot run with (exit 2). Never leaves this module."""
+
+    def diagnostics(self) -> str:
+        return str(self)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _BadArguments(f"{message} (see {self.prog} --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROGRAM,
+        description="Re-verify a town's credit-point log: signatures, rules, balances, "
+        "hash chain and the signed checkpoint.",
+        epilog="Exit status: 0 verified, 1 verification failed, 2 could not start.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    bundle = commands.add_parser(
+        "bundle", help="verify an exported bundle directory", description=_BUNDLE_HELP
+    )
+    bundle.add_argument("directory", metavar="DIR", type=Path, help="the bundle directory")
+    _common_arguments(bundle)
+    bundle.set_defaults(make_source=lambda args: BundleSource(args.directory))
+    return parser
+
+
+_BUNDLE_HELP = (
+    "Verify a bundle written by 'redlist-node export'. A full bundle (from entry 0) is "
+    "re-checked completely and every balance recomputed; a monthly bundle is checked for "
+    "format, order, hash chain and Merkle root."
+)
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-key",
+        metavar="VKEY",
+        help="the town log's verifier key string, or a file holding it (e.g. the node's "
+        "log.pub); obtain it from the town, never from the data being checked",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        type=Path,
+        help="remember the verified checkpoint in FILE and, on later runs, require the log "
+        "to extend it (also pins the log key)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--account", metavar="ACCOUNT", help="also print this resident's statement")
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        help="threads verifying signatures (default: one per core)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the verifier; returns the exit status."""
+    stdout, stderr = sys.stdout, sys.stderr
+    json_mode = "--json" in (sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_VERIFIED
+    except _BadArguments as error:
+        return _report_error(error, json_mode, stdout, stderr)
+    try:
+        return _audit(args, args.make_source(args), stdout, stderr)
+    except (RedlistError, _BadArguments) as error:
+        return _report_error(error, args.json, stdout, stderr)
+    except KeyboardInterrupt:
+        stderr.write(f"\n{PROGRAM}: interrupted; nothing was verified\n")
+        return 130
+
+
+def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: TextIO) -> int:
+    if args.account is not None and not is_valid_account(args.account):
+        raise _BadArguments(f"--account {args.account!r} is not an account id")
+    if args.workers is not None and args.workers < 1:
+        raise _BadArguments("--workers must be at least 1")
+    pinned = load_state(args.state) if args.state is not None else None
+    log_key = _resolve_log_key(args.log_key, pinned)
+    progress = _ProgressBar(stderr) if stderr.isatty() else None
+    try:
+        result = audit(
+            source,
+            log_key,
+            keep_statements_for=args.account,
+            trusted=(pinned.head(),) if pinned is not None else (),
+            progress=progress,
+            workers=args.workers,
+        )
+    finally:
+        if progress is not None:
+            progress.clear()
+    if args.state is not None:
+        save_state(args.state, PinnedState.from_result(log_key, result))
+    if args.json:
+        stdout.write(json.dumps(report.result_json(result, args.account), ensure_ascii=False))
+        stdout.write("\n")
+    else:
+        stdout.write(report.summary_text(result))
+        if args.account is not None:
+            stdout.write("\n" + report.statement_text(result, args.account))
+    return EXIT_VERIFIED
+
+
+def _resolve_log_key(given: str | None, pinned: PinnedState | None) -> VerifierKey:
+    """The log key: from ``--log-key``, else the state file; never from the data itself."""
+    if given is None:
+        if pinned is None:
+            raise _BadArguments(
+                "no log key: give --log-key with the town's verifier key (obtained from the "
+                "town, not from the bundle), or --state with a file from an earlier run"
+            )
+        return pinned.log_key
+    log_key = _read_log_key(given)
+    if pinned is not None and log_key != pinned.log_key:
+        raise KeyFileError(
+            f"the log key given ({log_key.encode()}) is not the key pinned in the state file "
+            f"({pinned.log_key.encode()}); if the town really changed its key, check the new "
+            "key with the town and start a new state file"
+        )
+    return log_key
+
+
+def _read_log_key(given: str) -> VerifierKey:
+    path = Path(given)
+    text = given
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeyFileError(f"cannot read the log key file {path}: {exc}") from None
+    try:
+        log_key = VerifierKey.parse(text)
+    except NoteError as exc:
+        what = f"the file {path}" if text is not given else repr(given)
+        raise KeyFileError(
+            f"{what} is not a log verifier key (name+hash+key, as 'redlist-node init' "
+            f"prints it): {exc}"
+        ) from None
+    if log_key.algorithm != ALG_ED25519:
+        raise KeyFileError(
+            f"{log_key.name} is a witness cosigning key; the log's own key is needed"
+        )
+    return log_key
+
+
+def _report_error(
+    error: RedlistError | _BadArguments, json_mode: bool, stdout: TextIO, stderr: TextIO
+) -> int:
+    """The one place where errors become output and an exit status."""
+    if isinstance(error, VerificationError):
+        if json_mode:
+            stdout.write(json.dumps(report.failure_json(error), ensure_ascii=False) + "\n")
+        else:
+            stdout.write(report.failure_text(error))
+        return EXIT_FAILED
+    if json_mode:
+        value = report.failure_json(None, error.diagnostics())
+        stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+    else:
+        stderr.write(f"{PROGRAM}: cannot verify: {error.diagnostics()}\n")
+    return EXIT_CANNOT_START
+
+
+class _ProgressBar:
+    """``done / total entries, rate`` on one terminal line, redrawn at most ten times a second."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._started = clock()
+        self._shown = 0.0
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self._clock()
+        if now - self._shown < 0.1 and done < total:
+            return
+        self._shown = now
+        elapsed = max(now - self._started, 1e-9)
+        width = 30
+        filled = width if total <= 0 else min(width, width * done // total)
+        bar = "#" * filled + "-" * (width - filled)
+        self._stream.write(f"\r[{bar}] {done:,}/{total:,} entries  {done / elapsed:,.0f}/s ")
+        self._stream.flush()
+        self._drawn = True
+
+    def clear(self) -> None:
+        if self._drawn:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""The LMDB store: key layout, the LedgerState contract, the node reader, transactions.
+
+Everything runs on real LMDB environments in ``tmp_path``. The ``LedgerState``
+contract tests run against both implementations (``MemoryState`` and ``LmdbState``)
+so the node and the verifier are held to the same behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import lmdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.builders import WENDENG_CONFIG
+
+from redlist.ledger import merkle
+from redlist.ledger.errors import IntegrityError, StoreError
+from redlist.ledger.state import (
+    Balance,
+    KeyRecord,
+    LedgerState,
+    MemoryState,
+    RuleRecord,
+    TargetRecord,
+)
+from redlist.ledger.store import (
+    META_SIZE,
+    LmdbStore,
+    StoreWriter,
+    account_entry_key,
+    int_key,
+    node_key,
+    rule_key,
+)
+
+U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[LmdbStore]:
+    opened = LmdbStore.open(tmp_path / "ledger.lmdb", create=True, map_size=1 << 26)
+    yield opened
+    opened.close()
+
+
+# ---------------------------------------------------------------------------
+# Key layout
+
+
+@settings(max_examples=200)
+@given(U64, U64)
+def test_int_keys_sort_like_the_numbers(first: int, second: int) -> None:
+    assert len(int_key(first)) == 8
+    assert (int_key(first) < int_key(second)) == (first < second)
+
+
+@settings(max_examples=200)
+@given(st.integers(0, 63), U64, U64)
+def test_node_keys_sort_by_level_then_index(level: int, first: int, second: int) -> None:
+    assert len(node_key(level, first)) == 9
+    assert (node_key(level, first) < node_key(level, second)) == (first < second)
+    assert node_key(level, first) < node_key(level + 1, 0)
+
+
+def test_account_entry_keys_of_different_accounts_never_collide() -> None:
+    # "ab" + seq must not look like "ab.c" or "a" + anything.
+    keys = {
+        account_entry_key(account, seq)
+        for account in ("a", "ab", "ab.c", "ab-1", "b")
+        for seq in (0, 1, 0x2E, 1 << 40)
+    }
+    assert len(keys) == 5 * 4
+
+
+def test_long_rule_codes_get_a_hashed_key_that_cannot_collide() -> None:
+    short = "clean-pond"
+    long_code = "x" * 1000
+    assert rule_key(short) == short.encode()
+    assert len(rule_key(long_code)) == 33
+    assert rule_key(long_code).startswith(b"\xff")
+    assert rule_key(long_code) != rule_key(long_code + "y")
+    assert rule_key("y" * 255) == b"y" * 255
+
+
+# ---------------------------------------------------------------------------
+# The LedgerState contract, for both implementations
+
+
+@contextmanager
+def memory_state(tmp_path: Path) -> Iterator[LedgerState]:
+    yield MemoryState()
+
+
+@contextmanager
+def lmdb_state(tmp_path: Path) -> Iterator[LedgerState]:
+    opened = LmdbStore.open(tmp_path / "state.lmdb", create=True, map_size=1 << 24)
+    try:
+        with opened.write() as writer:
+            yield writer.state()
+    finally:
+        opened.close()
+
+
+MakeState = Callable[[Path], AbstractContextManager[LedgerState]]
+STATES = [pytest.param(memory_state, id="memory"), pytest.param(lmdb_state, id="lmdb")]
+
+
+@pytest.mark.parametrize("make_state", STATES)
+def test_state_starts_empty(make_state: MakeState, tmp_path: Path) -> None:
+    with make_state(tmp_path) as state:
+        assert state.config() is None
+        assert state.key(b"k" * 8) is None
+        assert state.rule("clean-pond") is None
+        assert state.balance("resident-1") == Balance()
+        assert state.target(3) is None
+        assert state.entry_seq(b"i" * 16) is None
+
+
+@pytest.mark.parametrize("make_state", STATES)
+def test_state_returns_what_was_put(make_state: MakeState, tmp_path: Path) -> None:
+    key = KeyRecord(b"k" * 8, b"p" * 32, "grid-wang", frozenset({"grid"}), 1)
+    revoked = KeyRecord(b"k" * 8, b"p" * 32, "grid-wang", frozenset({"grid"}), 1, 9)
+    rule = RuleRecord("clean-pond", "Cleaned the pond", "environment", 5, False, True, 2)
+    long_rule = RuleRecord("r" * 600, "Long", "m", -1, True, True, 3)
+    target = TargetRecord("award", "resident-1", 5, "clean-pond")
+    with make_state(tmp_path) as state:
+        state.set_config(WENDENG_CONFIG)
+        state.put_key(key)
+        state.put_rule(rule)
+        state.put_rule(long_rule)
+        state.put_balance("resident-1", Balance(5, 2, 3))
+        state.put_target(4, target)
+        state.put_entry_id(b"i" * 16, 4)
+        assert state.config() == WENDENG_CONFIG
+        assert state.key(b"k" * 8) == key
+        assert state.rule("clean-pond") == rule
+        assert state.rule("r" * 600) == long_rule
+        assert state.rule("r" * 601) is None
+        assert state.balance("resident-1") == Balance(5, 2, 3)
+        assert state.balance("resident-2") == Balance()
+        assert state.target(4) == target
+        assert state.entry_seq(b"i" * 16) == 4
+        # Later puts replace earlier ones.
+        state.put_key(revoked)
+        state.put_target(4, target.reversed(7))
+        state.put_balance("resident-1", Balance(0, 2, 4))
+        assert state.key(b"k" * 8) == revoked
+        assert state.target(4) == target.reversed(7)
+        assert state.balance("resident-1") == Balance(0, 2, 4)
+
+
+def test_lmdb_state_persists_across_commit_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.lmdb"
+    key = KeyRecord(b"k" * 8, b"p" * 32, "admin", frozenset({"admin"}), 0)
+    opened = LmdbStore.open(path, create=True, map_size=1 << 24)
+    with opened.write() as writer:
+        state = writer.state()
+        state.set_config(WENDENG_CONFIG)
+        state.put_key(key)
+        state.put_balance("resident-1", Balance(10, 0, 1))
+        state.link_account("resident-1", 5)
+    opened.close()
+    reopened = LmdbStore.open(path, readonly=True, map_size=1 << 24)
+    with reopened.read() as reader:
+        state = reader.state()
+        assert state.config() == WENDENG_CONFIG
+        assert state.key(b"k" * 8) == key
+        assert state.balance("resident-1") == Balance(10, 0, 1)
+        assert list(reader.account_seqs("resident-1")) == [5]
+    reopened.close()
+
+
+# ---------------------------------------------------------------------------
+# Account index
+
+
+def test_account_seqs_stay_within_their_account(store: LmdbStore) -> None:
+    links = {
+        "a": [1, 7],
+        "ab": [2, 3, 300, 1 << 33],
+        "ab.c": [4],
+        "ab-1": [5],
+        "b": [6],
+    }
+    with store.write() as writer:
+        state = writer.state()
+        for account, seqs in links.items():
+            for seq in seqs:
+                state.link_account(account, seq)
+    with store.read() as reader:
+        for account, seqs in links.items():
+            assert list(reader.account_seqs(account)) == seqs
+            assert reader.latest_account_seqs(account, 100) == (seqs, False)
+        assert list(reader.account_seqs("ab", start=3)) == [3, 300, 1 << 33]
+        assert list(reader.account_seqs("ab", start=301)) == [1 << 33]
+        assert reader.latest_account_seqs("ab", 2) == ([300, 1 << 33], True)
+        assert reader.latest_account_seqs("ab", 4) == ([2, 3, 300, 1 << 33], False)
+        assert reader.latest_account_seqs("ab", 0) == ([], True)
+        assert reader.latest_account_seqs("zz", 5) == ([], False)  # past every key
+        assert reader.latest_account_seqs("0", 5) == ([], False)  # before every key
+        assert list(reader.account_seqs("nobody")) == []
+
+
+# ---------------------------------------------------------------------------
+# Leaves, nodes, transactions
+
+
+def write_leaves(writer: StoreWriter, count: int) -> list[bytes]:
+    leaf_hashes = []
+    nodes = writer.nodes()
+    for seq in range(count):
+        leaf = f"leaf {seq}".encode()
+        leaf_hash = merkle.leaf_hash(leaf)
+        writer.put_leaf(seq, leaf)
+        for level, index, subtree_hash in merkle.nodes_to_store(seq, leaf_hash, nodes):
+            writer.put_node(level, index, subtree_hash)
+        leaf_hashes.append(leaf_hash)
+    writer.put_meta(META_SIZE, int_key(count))
+    return leaf_hashes
+
+
+def test_node_reader_gives_the_same_proofs_as_a_memory_tree(store: LmdbStore) -> None:
+    with store.write() as writer:
+        leaf_hashes = write_leaves(writer, 37)
+    tree = merkle.MemoryTree(leaf_hashes)
+    with store.read() as reader:
+        nodes = reader.nodes()
+        assert reader.size() == 37
+        for size in range(1, 38):
+            assert merkle.root_at(nodes, size) == merkle.root_of(leaf_hashes[:size])
+            for index in range(size):
+                assert merkle.inclusion_proof(nodes, index, size) == merkle.inclusion_proof(
+                    tree, index, size
+                )
+            for first in range(size + 1):
+                assert merkle.consistency_proof(nodes, first, size) == merkle.consistency_proof(
+                    tree, first, size
+                )
+
+
+def test_a_missing_node_is_an_integrity_error(store: LmdbStore) -> None:
+    with store.write() as writer:
+        write_leaves(writer, 4)
+        writer.txn.delete(node_key(1, 0), db=writer.tables.nodes)
+    with store.read() as reader, pytest.raises(IntegrityError, match="subtree of 2 leaves"):
+        merkle.root_at(reader.nodes(), 3)
+
+
+def test_leaves_stream_in_order_and_gaps_are_reported(store: LmdbStore) -> None:
+    with store.write() as writer:
+        write_leaves(writer, 10)
+    with store.read() as reader:
+        assert [seq for seq, _ in reader.iter_leaves(3, 8)] == [3, 4, 5, 6, 7]
+        assert list(reader.iter_leaves(5, 5)) == []
+        assert dict(reader.iter_leaves(0, 2)) == {0: b"leaf 0", 1: b"leaf 1"}
+    with store.write() as writer:
+        writer.txn.delete(int_key(6), db=writer.tables.leaves)
+    with store.read() as reader:
+        with pytest.raises(IntegrityError, match="leaf 6 is missing"):
+            list(reader.iter_leaves(3, 8))
+        with pytest.raises(IntegrityError, match="leaf 6 is missing"):
+            list(reader.iter_leaves(6, 8))
+        with pytest.raises(IntegrityError, match="leaf 10 is missing"):
+            list(reader.iter_leaves(8, 11))
+
+
+def test_leaves_are_never_overwritten(store: LmdbStore) -> None:
+    with store.write() as writer:
+        write_leaves(writer, 3)
+    with pytest.raises(IntegrityError, match="leaf 1"), store.write() as writer:
+        writer.put_leaf(1, b"other")
+    with store.read() as reader:
+        assert reader.leaf(1) == b"leaf 1"
+
+
+def test_a_failed_write_leaves_nothing(store: LmdbStore) -> None:
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused), store.write() as writer:
+        write_leaves(writer, 5)
+        writer.state().put_balance("resident-1", Balance(5, 0, 1))
+        raise Refused
+    with store.read() as reader:
+        assert reader.size() == 0
+        assert reader.leaf(0) is None
+        assert reader.state().balance("resident-1") == Balance()
+
+
+def test_a_full_map_is_a_store_error_and_writes_nothing(tmp_path: Path) -> None:
+    small = LmdbStore.open(tmp_path / "small.lmdb", create=True, map_size=256 << 10)
+    with small.write() as writer:
+        writer.put_leaf(0, b"first")
+    full = r"storage is full \(map size 262144 bytes\)"
+    with pytest.raises(StoreError, match=full), small.write() as writer:
+        for seq in range(1, 100):
+            writer.put_leaf(seq, bytes(20_000))
+    with small.read() as reader:
+        assert reader.leaf(0) == b"first"
+        assert reader.leaf(1) is None
+    small.close()
+    bigger = LmdbStore.open(tmp_path / "small.lmdb", map_size=1 << 26)
+    with bigger.write() as writer:
+        for seq in range(1, 100):
+            writer.put_leaf(seq, bytes(20_000))
+    with bigger.read() as reader:
+        assert len(list(reader.iter_leaves(0, 100))) == 100
+    bigger.close()
+
+
+# ---------------------------------------------------------------------------
+# Opening
+
+
+def test_open_refuses_a_missing_environment(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no ledger database"):
+        LmdbStore.open(tmp_path / "nothing.lmdb")
+    assert not (tmp_path / "nothing.lmdb").exists()
+
+
+def test_open_refuses_an_lmdb_environment_without_our_tables(tmp_path: Path) -> None:
+    lmdb.open(str(tmp_path / "foreign.lmdb"), map_size=1 << 20).close()
+    with pytest.raises(StoreError, match="not a redlist ledger"):
+        LmdbStore.open(tmp_path / "foreign.lmdb", readonly=True)
+
+
+def test_open_refuses_a_second_open_in_one_process(store: LmdbStore) -> None:
+    with pytest.raises(StoreError, match="already open"):
+        LmdbStore.open(store.path)
+
+
+def test_a_read_only_store_refuses_writes(tmp_path: Path) -> None:
+    LmdbStore.open(tmp_path / "x.lmdb", create=True, map_size=1 << 20).close()
+    readonly = LmdbStore.open(tmp_path / "x.lmdb", readonly=True)
+    with pytest.raises(StoreError, match="read-only"), readonly.write():
+        pass
+    readonly.close()
+
+
+def test_map_size_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="map size"):
+        LmdbStore.open(tmp_path / "x.lmdb", create=True, map_size=-1)
