@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import msgpack
@@ -33,7 +34,12 @@ def test_manifest_round_trip_and_layout() -> None:
     manifest = Manifest(ORIGIN, 3, 10)
     data = encode_manifest(manifest)
     assert decode_manifest(data) == manifest
-    assert json.loads(data) == {"format": "redlist-bundle/1", "origin": ORIGIN, "start": 3, "end": 10}
+    assert json.loads(data) == {
+        "format": "redlist-bundle/1",
+        "origin": ORIGIN,
+        "start": 3,
+        "end": 10,
+    }
     assert list(json.loads(data)) == ["format", "origin", "start", "end"]
     assert data.endswith(b"}\n")
     assert manifest.count == 7
@@ -155,7 +161,7 @@ def test_stream_splits_back_into_the_leaves_at_any_chunking(
     points = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
     decoder = LeafStreamDecoder(first_seq=5)
     decoded: list[bytes] = []
-    for begin, end in zip(points, points[1:], strict=False):
+    for begin, end in itertools.pairwise(points):
         decoded.extend(decoder.feed(data[begin:end]))
     decoder.finish()
     assert decoded == leaves

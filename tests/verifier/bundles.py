@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.builders import Town
+
 from redlist.ledger import bundle, merkle
 from redlist.ledger.entry import ZERO_HASH, Envelope, Leaf
 from redlist.ledger.note import Checkpoint, sign_checkpoint
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
-from tests.builders import Town
 
 #: Node time between two entries of a built log (one hour, so statements span days).
 STEP_MS = 3_600_000
@@ -87,9 +88,7 @@ class LogBuilder:
         manifest = bundle.Manifest(self.town.origin, start, end)
         (directory / bundle.MANIFEST_FILE).write_bytes(bundle.encode_manifest(manifest))
         (directory / bundle.CHECKPOINT_FILE).write_text(self.checkpoint(end), encoding="utf-8")
-        (directory / bundle.LEAVES_FILE).write_bytes(
-            bundle.encode_leaves(self.leaves[start:end])
-        )
+        (directory / bundle.LEAVES_FILE).write_bytes(bundle.encode_leaves(self.leaves[start:end]))
         if start > 0:
             (directory / bundle.LEFT_FILE).write_bytes(bundle.encode_left(self.left(start)))
         if previous is not None:

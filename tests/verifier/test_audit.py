@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.verifier.bundles import LogBuilder, new_log, replay, standard_log
 
 from redlist.ledger import codec, merkle
 from redlist.ledger.crypto import SigningKey
@@ -10,7 +11,6 @@ from redlist.ledger.entry import Award, Leaf
 from redlist.ledger.errors import VerificationError
 from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
 from redlist.verifier.audit import CHECKS, Auditor, AuditResult, TrustedHead
-from tests.verifier.bundles import LogBuilder, new_log, replay, standard_log
 
 
 def run(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +15,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.builders import STANDARD_RULES, Town, corrupt_signature
+from tests.verifier.bundles import LogBuilder, new_log, replay, standard_log
 
 from redlist.ledger import bundle, codec
 from redlist.ledger.crypto import SigningKey
@@ -21,8 +26,6 @@ from redlist.ledger.note import NoteSigner, VerifierKey
 from redlist.ledger.points import CHECKS
 from redlist.verifier.cli import main
 from redlist.verifier.source import BundleSource, audit
-from tests.builders import STANDARD_RULES, Town, corrupt_signature
-from tests.verifier.bundles import LogBuilder, new_log, replay, standard_log
 
 
 def vkey(log: LogBuilder) -> str:
@@ -77,10 +80,28 @@ def test_human_report_says_what_was_checked(
     log = standard_log()
     directory = log.write_bundle(tmp_path / "bundle")
     assert main(["bundle", str(directory), "--log-key", vkey(log)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert err == ""  # no progress bar when stderr is not a terminal
     assert "Checked 20 entries, 5 staff keys, 6 rules; every signature valid" in out
     assert f"signed by {log.town.origin}" in out
     assert "AAA" in out and "total" in out
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = standard_log()
+    directory = log.write_bundle(tmp_path / "bundle")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["bundle", str(directory), "--log-key", vkey(log), "--json"]) == 0
+    assert "0/20 entries" in terminal.getvalue()
+    assert json.loads(capsys.readouterr().out)["ok"] is True  # stdout stays clean
 
 
 def test_account_statement_in_the_town_time_zone(
@@ -304,9 +325,7 @@ def test_genesis_misuse_at_seq_0(
 
 def _rewrite(log: LogBuilder, position: int, **changes: Any) -> None:
     leaf = Leaf.from_bytes(log.leaves[position])
-    fields = {"seq": leaf.seq, "time": leaf.time, "prev": leaf.prev, "envelope": leaf.envelope}
-    fields.update(changes)
-    log.leaves[position] = Leaf(**fields).to_bytes()
+    log.leaves[position] = dataclasses.replace(leaf, **changes).to_bytes()
 
 
 @pytest.mark.parametrize(
@@ -368,7 +387,7 @@ def test_duplicating_an_entry_is_detected(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = standard_log()
-    leaves = log.leaves[:9] + [log.leaves[8]] + log.leaves[9:]
+    leaves = [*log.leaves[:9], log.leaves[8], *log.leaves[9:]]
     status, value = verify_json(capsys, _bundle_with_leaves(tmp_path, log, leaves), key=vkey(log))
     assert (status, value["error"]["seq"], value["error"]["check"]) == (1, 9, "seq")
 

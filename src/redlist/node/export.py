@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redlist.ledger import bundle, merkle
-from redlist.ledger.errors import IntegrityError, StoreError
+from redlist.ledger.errors import IntegrityError, NoteError, StoreError
 from redlist.ledger.log import Log
 from redlist.ledger.note import Checkpoint, open_checkpoint
 
@@ -52,7 +52,13 @@ def export_full(log: Log, out: Path) -> ExportResult:
     _check_destination(out)
     checkpoint_text = log.checkpoint()
     # The log's own key must accept its checkpoint; the size it names is the end.
-    checkpoint = open_checkpoint(checkpoint_text, log.verifier_key)
+    try:
+        checkpoint = open_checkpoint(checkpoint_text, log.verifier_key)
+    except NoteError as error:
+        raise IntegrityError(
+            f"the latest checkpoint of log {log.origin} does not verify with the log's own "
+            f"key ({error.diagnostics()}): the store is damaged; nothing was exported"
+        ) from None
     manifest = bundle.Manifest(origin=log.origin, start=0, end=checkpoint.size)
     with _staging(out) as staging:
         root = _write_leaves(log, staging / bundle.LEAVES_FILE, manifest.start, manifest.end)

@@ -186,7 +186,7 @@ class InclusionProofRequest(_message.Message):
     """The leaf to prove."""
     tree_size: _builtins.int
     """The size of the tree the proof is for (the size of a checkpoint the client
-    holds); must be greater than seq.
+    holds); must be greater than seq. 0 asks for the current tree size.
     """
     def __init__(
         self,
@@ -233,6 +233,12 @@ class Proof(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     HASHES_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    tree_size: _builtins.int
+    """The size of the tree the proof leads to: the requested tree_size of an inclusion
+    proof (the current size when 0 was asked for), the second size of a consistency
+    proof. Verify against a checkpoint of exactly this size.
+    """
     @_builtins.property
     def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """The proof's node hashes (32 bytes each), in the order RFC 9162 sections 2.1.3
@@ -243,10 +249,11 @@ class Proof(_message.Message):
         self,
         *,
         hashes: _abc.Iterable[_builtins.bytes] | None = ...,
+        tree_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hashes", b"hashes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hashes", b"hashes", "tree_size", b"tree_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -82,16 +82,26 @@ class LedgerServicer:
         The response comes only after the whole batch is durably committed, and its
         checkpoint already covers every seq it returns. Any invalid envelope fails the
         whole batch and nothing is written:
-        * INVALID_ARGUMENT: an envelope that is wrong on its own (undecodable, not
-        canonical, over 64 KiB, meant for another log, a bad signature, an author time
-        more than 10 minutes in the node's future);
+        * INVALID_ARGUMENT: an empty batch, or an envelope that is wrong on its own
+        (undecodable, not canonical, over 64 KiB);
+        * PERMISSION_DENIED: an envelope its signers may not make (an unknown or revoked
+        key, a signature that does not verify, a missing role or council quorum);
         * FAILED_PRECONDITION: an entry that breaks a rule given the log as it stands
-        (unknown or revoked signer, missing role or quorum, retired rule, not enough
-        spendable points, a second reversal);
-        * ALREADY_EXISTS: an entry `id` already in the log with different bytes.
+        (meant for another log, an author time more than 10 minutes in the node's
+        future, a rule not in the catalogue or retired, not enough spendable points,
+        a target that is not an award or redemption, a second reversal);
+        * ALREADY_EXISTS: an entry `id` already in the log with different bytes;
+        * RESOURCE_EXHAUSTED: more envelopes than the node takes in one request (10,000
+        unless configured otherwise), or a request larger than its message limit;
+        * UNAVAILABLE: the node cannot store anything now (its storage is full, or it is
+        shutting down); retrying later, or at another time, is safe.
         The status message names the batch index of the first refused envelope and the
-        broken rule. Resubmitting an envelope that is already in the log, byte for byte,
-        is not an error: its existing seq is returned.
+        broken rule, for example "envelope 3: rule 'V99' is not in the catalogue
+        [rule-inactive]". The trailing metadata repeats them for programs:
+        `redlist-index` (the index, in decimal) and `redlist-check` (the rule's short
+        identifier; "format" for a malformed envelope, "duplicate-id" for ALREADY_EXISTS).
+        Resubmitting an envelope that is already in the log, byte for byte, is not an
+        error: its existing seq is returned.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,7 +123,8 @@ class LedgerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetInclusionProof(self, request, context):
-        """An RFC 9162 inclusion proof for one leaf in the tree of a given size.
+        """An RFC 9162 inclusion proof for one leaf in the tree of a given size (tree_size
+        0: the current size, returned in the proof's tree_size).
         INVALID_ARGUMENT if seq >= tree_size; OUT_OF_RANGE if tree_size exceeds the
         current tree size.
         """

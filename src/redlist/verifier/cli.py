@@ -215,7 +215,7 @@ class _ProgressBar:
         self._stream = stream
         self._clock = clock
         self._started = clock()
-        self._shown = 0.0
+        self._shown = float("-inf")
         self._drawn = False
 
     def __call__(self, done: int, total: int) -> None:

@@ -7,6 +7,7 @@ configuration.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -17,12 +18,17 @@ from redlist.verifier.audit import CHECKS, AuditResult, StatementLine
 
 #: How many accounts the summary lists under "Highest scores".
 TOP_ACCOUNTS = 5
+#: Prose lines are wrapped at this width.
+WIDTH = 88
 
 
 def summary_text(result: AuditResult) -> str:
     """The human report of a successful audit: what was checked, then the accounts by grade."""
     lines = [f"Verified: log {result.origin}", ""]
-    lines.extend(_what_was_checked(result))
+    for sentence in _what_was_checked(result):
+        lines.extend(
+            textwrap.wrap(sentence.strip(), WIDTH, initial_indent="  ", subsequent_indent="    ")
+        )
     if result.balances_recomputed and result.config is not None:
         lines.append("")
         lines.extend(_grade_table(result))

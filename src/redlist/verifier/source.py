@@ -217,7 +217,8 @@ class BundleSource(Source):
             raise VerificationError(
                 None, "previous-checkpoint", f"the previous checkpoint does not verify: {exc}"
             ) from None
-        return (TrustedHead(previous.size, previous.root, bundle.PREVIOUS_CHECKPOINT_FILE),)
+        source = f"the bundle's {bundle.PREVIOUS_CHECKPOINT_FILE} file"
+        return (TrustedHead(previous.size, previous.root, source),)
 
     def _read(self, name: str) -> bytes:
         path = self._directory / name

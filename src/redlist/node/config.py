@@ -1,0 +1,145 @@
+"""Settings of ``redlist-node serve``: built-in defaults, an optional TOML file, then flags.
+
+Every setting has a default except the data directory and the listen address. A
+TOML file (``--config FILE``) may set any of them; a command-line flag overrides
+the file. Unknown keys are refused, so a misspelt setting never silently does
+nothing::
+
+    data = "/var/lib/redlist/wendeng"   # relative paths are relative to this file
+    listen = "0.0.0.0:7420"
+    metrics = "127.0.0.1:9420"          # Prometheus /metrics; off when absent
+    max_batch = 10000                   # envelopes one Submit may carry
+    max_group = 10000                   # envelopes one shared commit may carry
+    commit_depth = 2                    # shared commits in flight at once
+    grace_seconds = 10.0                # how long shutdown waits for in-flight calls
+    max_message_bytes = 67108864        # largest request the node reads (64 MiB)
+    log_level = "info"                  # debug, info, warning or error
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redlist.ledger.errors import FormatError
+
+DEFAULT_MAX_BATCH = 10_000
+DEFAULT_MAX_GROUP = 10_000
+DEFAULT_COMMIT_DEPTH = 2
+DEFAULT_GRACE_SECONDS = 10.0
+#: Envelopes are at most 64 KiB each (checked by the log); a request is a batch of them.
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything ``serve`` needs to know, after defaults, file and flags were combined."""
+
+    data: Path
+    listen: str
+    metrics: str | None = None
+    max_batch: int = DEFAULT_MAX_BATCH
+    max_group: int = DEFAULT_MAX_GROUP
+    commit_depth: int = DEFAULT_COMMIT_DEPTH
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        parse_address(self.listen, "listen")
+        if self.metrics is not None:
+            parse_address(self.metrics, "metrics")
+        for name in ("max_batch", "max_group", "commit_depth", "max_message_bytes"):
+            if getattr(self, name) < 1:
+                raise FormatError(f"'{name}' must be at least 1, not {getattr(self, name)}")
+        if self.max_group < self.max_batch:
+            raise FormatError(
+                f"'max_group' ({self.max_group}) must be at least 'max_batch' "
+                f"({self.max_batch}): a shared commit always takes whole batches"
+            )
+        if self.grace_seconds < 0:
+            raise FormatError(f"'grace_seconds' must not be negative, not {self.grace_seconds}")
+        if self.log_level not in LOG_LEVELS:
+            raise FormatError(
+                f"'log_level' must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
+
+
+# Setting name -> the types a TOML value may have for it.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "data": (str,),
+    "listen": (str,),
+    "metrics": (str,),
+    "max_batch": (int,),
+    "max_group": (int,),
+    "commit_depth": (int,),
+    "grace_seconds": (int, float),
+    "max_message_bytes": (int,),
+    "log_level": (str,),
+}
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """The settings a TOML file gives, checked for names and types (not yet combined)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FormatError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise FormatError(f"config file {path} is not UTF-8 text") from None
+    except OSError as error:
+        raise FormatError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise FormatError(f"config file {path} is not valid TOML: {error}") from None
+    values: dict[str, Any] = {}
+    for name, value in document.items():
+        allowed = _TYPES.get(name)
+        if allowed is None:
+            known = ", ".join(sorted(_TYPES))
+            raise FormatError(f"config file {path}: unknown setting {name!r} (known: {known})")
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            wanted = " or ".join("a number" if kind is float else _KIND[kind] for kind in allowed)
+            raise FormatError(f"config file {path}: {name!r} must be {wanted}")
+        values[name] = value
+    if "data" in values:
+        data = Path(values["data"])
+        values["data"] = data if data.is_absolute() else path.parent / data
+    if "grace_seconds" in values:
+        values["grace_seconds"] = float(values["grace_seconds"])
+    return values
+
+
+_KIND = {str: "text", int: "a whole number"}
+
+
+def resolve_settings(
+    file_values: Mapping[str, Any], flag_values: Mapping[str, Any | None]
+) -> ServeSettings:
+    """Combine the file's settings with the flags (a flag that is ``None`` was not given)."""
+    merged: dict[str, Any] = dict(file_values)
+    merged.update({name: value for name, value in flag_values.items() if value is not None})
+    for required, flag in (("data", "--data"), ("listen", "--listen")):
+        if required not in merged:
+            raise FormatError(f"no {required} given: pass {flag} or set {required!r} in --config")
+    data = merged.pop("data")
+    listen = merged.pop("listen")
+    try:
+        return ServeSettings(data=Path(data), listen=listen, **merged)
+    except TypeError as error:  # an unknown name among the flag values: a programming slip
+        raise FormatError(f"unknown setting: {error}") from None
+
+
+def parse_address(address: str, what: str = "address") -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as (host, port); port 0 picks a free one."""
+    host, separator, port_text = address.rpartition(":")
+    if not separator or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise FormatError(
+            f"{what} address {address!r} is not HOST:PORT (for example 127.0.0.1:7420)"
+        )
+    return host, int(port_text)

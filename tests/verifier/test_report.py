@@ -1,0 +1,88 @@
+"""The verifier's output: summaries, statements, JSON and the progress bar."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+
+from tests.verifier.bundles import LogBuilder, standard_log
+
+from redlist.ledger.errors import VerificationError
+from redlist.verifier import report
+from redlist.verifier.audit import Auditor, AuditResult
+from redlist.verifier.cli import _ProgressBar
+
+
+def _audit(log: LogBuilder, start: int = 0, account: str | None = None) -> AuditResult:
+    text = log.checkpoint()
+    left = log.left(start) if start else None
+    with Auditor(log.town.log_signer.verifier(), left=left, keep_statements_for=account) as auditor:
+        auditor.check_checkpoint(text)
+        for leaf in log.leaves[start:]:
+            auditor.feed(leaf)
+        return auditor.finish(text)
+
+
+def test_summary_counts_accounts_per_grade_in_grade_order() -> None:
+    text = report.summary_text(_audit(standard_log()))
+    table = text[text.index("Accounts by grade") :].splitlines()
+    rows = {line.split()[0]: line.split()[-1] for line in table[2:9]}
+    assert rows == {"AAA": "1", "AA": "1", "A": "1", "B": "0", "C": "0", "D": "0", "total": "3"}
+    assert text.index("res-002") < text.index("res-001") < text.index("res-003")
+
+
+def test_partial_summary_has_no_table_and_says_why() -> None:
+    text = report.summary_text(_audit(standard_log(), start=8))
+    assert "Accounts by grade" not in text
+    assert "NOT recomputed" in text
+    assert "entry 8 to entry 7 could not" in text.replace("\n    ", " ")
+
+
+def test_statement_falls_back_to_utc_for_an_unknown_zone() -> None:
+    result = _audit(standard_log(), account="res-001")
+    assert result.config is not None
+    odd = dataclasses.replace(result, config=dataclasses.replace(result.config, tz="Mars/Base"))
+    text = report.statement_text(odd, "res-001")
+    assert "UTC (the town's zone 'Mars/Base' is not known" in text
+    assert "2026-01-01 11:00" in text  # entry 11 at 11:00 UTC
+
+
+def test_statement_of_an_account_without_entries() -> None:
+    result = _audit(standard_log(), account="res-404")
+    assert "No entry of this log touches this account" in report.statement_text(result, "res-404")
+
+
+def test_json_shapes() -> None:
+    value = report.result_json(_audit(standard_log()))
+    assert {"ok", "tree_size", "root", "accounts"} <= set(value)
+    assert "statement" not in value
+    json.dumps(value)
+    failure = report.failure_json(VerificationError(7, "chain", "broken"))
+    assert failure["error"] == {"seq": 7, "check": "chain", "message": "broken"}
+    assert failure["ok"] is False
+    cannot = report.failure_json(None, "no such directory")
+    assert cannot["error"] == {"seq": None, "check": "input", "message": "no such directory"}
+
+
+def test_failure_text_names_entry_and_check() -> None:
+    text = report.failure_text(VerificationError(12, "overdraw", "too much"))
+    assert "entry 12" in text and "overdraw" in text and "too much" in text
+    assert "the log as a whole" in report.failure_text(VerificationError(None, "root", "x"))
+
+
+def test_progress_bar_draws_rate_and_clears() -> None:
+    stream = io.StringIO()
+    ticks = iter([0.0, 0.0, 0.05, 1.0, 2.0])
+    bar = _ProgressBar(stream, clock=lambda: next(ticks))
+    bar(0, 2000)  # t = 0: the first call always draws
+    bar(500, 2000)  # t = 0.05: too soon, skipped
+    bar(1000, 2000)  # t = 1.0
+    bar(2000, 2000)  # t = 2.0
+    out = stream.getvalue()
+    assert "0/2,000 entries" in out
+    assert "500/2,000" not in out
+    assert "1,000/2,000 entries" in out
+    assert "2,000/2,000 entries  1,000/s" in out
+    bar.clear()
+    assert stream.getvalue().endswith("\r\x1b[K")
