@@ -106,3 +106,45 @@ class VerificationError(RedlistError):
 class SourceError(RedlistError):
     """What an audit needs cannot be read: a missing bundle file or directory, an
     unreadable state file, a node that does not answer (the verifier's exit code 2)."""
+
+
+class NodeError(RedlistError):
+    """A node answered a request with an error status (it refused, or it failed).
+
+    ``code`` is the gRPC status code name (``"FAILED_PRECONDITION"``), ``message``
+    the node's own explanation. When the node refused one entry of a batch it says
+    which and why in trailing metadata: ``index`` (``redlist-index``, 0-based) and
+    ``check`` (``redlist-check``, a ``points.CHECKS`` identifier). ``action`` is what
+    was refused in the caller's words ("the award", "row 7 of awards.csv").
+
+    A node that cannot be reached at all is a ``SourceError``, not this.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        check: str | None = None,
+        index: int | None = None,
+        action: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.check = check
+        self.index = index
+        self.action = action
+
+    def about(self, action: str) -> NodeError:
+        """The same error, saying what was refused (``action``)."""
+        return NodeError(self.code, self.message, check=self.check, index=self.index, action=action)
+
+    def diagnostics(self) -> str:
+        subject = self.action or "the request"
+        if self.code in ("INTERNAL", "UNKNOWN", "DATA_LOSS"):
+            verb = f"the node failed while handling {subject}"
+        else:
+            verb = f"the node refused {subject}"
+        status = self.code if self.check is None else f"{self.code}, check {self.check}"
+        return f"{verb}: {self.message} [{status}]"

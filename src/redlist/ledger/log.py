@@ -55,6 +55,7 @@ from redlist.ledger.errors import (
     RuleViolation,
     StoreError,
 )
+from redlist.ledger.integrity import check_tail
 from redlist.ledger.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
 from redlist.ledger.points import SignatureCheck, apply_entry
 from redlist.ledger.store import (
@@ -198,7 +199,11 @@ class Log:
 
     @classmethod
     def open(cls, data_dir: Path, *, readonly: bool = False, map_size: int | None = None) -> Log:
-        """Open the log in ``data_dir``; ``readonly`` works while a node writes to it."""
+        """Open the log in ``data_dir``; ``readonly`` works while a node writes to it.
+
+        A writable open first checks the newest entries and the tree's head
+        (``integrity.check_tail``) and refuses a damaged store with ``IntegrityError``.
+        """
         if not data_dir.is_dir():
             raise StoreError(f"the data directory {data_dir} does not exist")
         env_dir = data_dir / ENV_DIR_NAME
@@ -219,6 +224,8 @@ class Log:
                         f"the log in {data_dir} has no genesis: its creation did not finish. "
                         "Remove the directory and create the log again."
                     )
+                if not readonly:  # a writer must build on a sound head (integrity.py)
+                    check_tail(reader, data_dir=data_dir)
                 origin = reader.origin()
                 verifier_key = VerifierKey.parse(reader.log_verifier_key())
             signer = None if readonly else _read_signer(data_dir, verifier_key)

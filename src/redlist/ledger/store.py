@@ -193,6 +193,8 @@ class LmdbStore:
         except lmdb.Error as exc:
             raise StoreError(f"cannot open the ledger database at {path}: {exc}") from None
         try:
+            if not create:
+                _refuse_truncated(env, path)
             handles = {name: env.open_db(name.encode(), create=create) for name in TABLE_NAMES}
         except lmdb.NotFoundError:
             env.close()
@@ -256,6 +258,23 @@ class LmdbStore:
     def close(self) -> None:
         """Close the environment; open transactions and iterators become invalid."""
         self._env.close()
+
+
+def _refuse_truncated(env: lmdb.Environment, path: Path) -> None:
+    """Refuse a data file shorter than the pages its own header says it holds.
+
+    LMDB maps the file and trusts it: reading a page past a truncated end kills the
+    process (SIGBUS) instead of raising, so the size is checked before any page is read.
+    """
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    actual = (path / "data.mdb").stat().st_size
+    if actual < needed:
+        env.close()
+        raise IntegrityError(
+            f"the ledger database {path / 'data.mdb'} is {actual} bytes, shorter than the "
+            f"{needed} bytes its own header records: it was truncated or damaged. Restore it "
+            "from a backup or a mirror."
+        )
 
 
 def _end(txn: lmdb.Transaction[bytes]) -> None:

@@ -129,6 +129,9 @@ def resolve_settings(
             raise FormatError(f"no {required} given: pass {flag} or set {required!r} in --config")
     data = merged.pop("data")
     listen = merged.pop("listen")
+    if "max_group" not in merged and "max_batch" in merged:
+        # A group takes whole batches: let it grow with a larger batch limit.
+        merged["max_group"] = max(DEFAULT_MAX_GROUP, merged["max_batch"])
     try:
         return ServeSettings(data=Path(data), listen=listen, **merged)
     except TypeError as error:  # an unknown name among the flag values: a programming slip

@@ -51,7 +51,9 @@ class NodeMetrics:
             registry=self.registry,
         )
         self.tree_size = Gauge(
-            "redlist_tree_size", "Entries in the log (its Merkle tree size).", registry=self.registry
+            "redlist_tree_size",
+            "Entries in the log (its Merkle tree size).",
+            registry=self.registry,
         )
         self._http: WSGIServer | None = None
         self._http_thread: threading.Thread | None = None

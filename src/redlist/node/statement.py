@@ -94,7 +94,15 @@ def _entry(seq: int, stored: bytes, points: int, reversed_by: int | None) -> Sta
     body = decode_body(Envelope.from_bytes(leaf.envelope).body)
     if isinstance(body, Award):
         return StatementEntry(
-            seq, leaf.time, "award", body.rule, points, reversed_by, body.qty, body.note or "", "",
+            seq,
+            leaf.time,
+            "award",
+            body.rule,
+            points,
+            reversed_by,
+            body.qty,
+            body.note or "",
+            "",
             body.at,
         )
     if isinstance(body, Redeem):

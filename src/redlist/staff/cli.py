@@ -4,10 +4,10 @@ Subcommands live in ``redlist.staff.commands``, one module each; this module
 builds the parser from them and is the one place where errors become output:
 
 * exit 0: done;
-* exit 1: the operation was refused (a rule of the ledger, a conflicting entry,
-  a log that fails its own checks);
+* exit 1: the operation was refused (the node refused an entry, a rule of the
+  ledger, a conflicting entry, a log that fails its own checks);
 * exit 2: it could not start: bad arguments (argparse), a missing or unusable
-  file or key, a malformed value.
+  file or key, a malformed value, a node that cannot be reached.
 
 Errors print as ``error: <explanation>`` on stderr, never as a traceback.
 """
@@ -22,21 +22,40 @@ from redlist.ledger.errors import (
     BatchError,
     ConflictError,
     IntegrityError,
+    NodeError,
     RedlistError,
     RuleViolation,
     VerificationError,
 )
-from redlist.staff.commands import keygen
+from redlist.staff.commands import (
+    account,
+    award,
+    key,
+    keygen,
+    objection,
+    redeem,
+    reverse,
+    rule,
+    rules,
+    submit,
+)
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
 # Adding a subcommand: write its module under redlist.staff.commands and list it here.
-_COMMANDS = (keygen,)
+_COMMANDS = (keygen, key, rule, rules, award, redeem, objection, reverse, submit, account)
 
 #: Errors that mean "refused", not "could not start".
-REFUSALS = (RuleViolation, BatchError, ConflictError, IntegrityError, VerificationError)
+REFUSALS = (
+    RuleViolation,
+    BatchError,
+    ConflictError,
+    IntegrityError,
+    VerificationError,
+    NodeError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

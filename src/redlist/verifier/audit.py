@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -204,6 +204,7 @@ class Auditor:
         left: merkle.CompactRange | None = None,
         trusted: Sequence[TrustedHead] = (),
         workers: int | None = None,
+        executor: Executor | None = None,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self._log_key = log_key
@@ -239,6 +240,8 @@ class Auditor:
         self._in_flight: _Chunk | None = None
         self._failure: VerificationError | None = None
         self._workers = workers or _available_cores()
+        # A caller's executor (e.g. a process pool) is used as is and left running.
+        self._executor = executor
         self._pool: ThreadPoolExecutor | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -489,13 +492,16 @@ class Auditor:
                 triples.append((public, envelope.body, signature.signature))
 
     def _submit(self, triples: list[tuple[bytes, bytes, bytes]]) -> list[Future[list[bool]]]:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                max_workers=self._workers, thread_name_prefix="redlist-verify"
-            )
+        executor = self._executor
+        if executor is None:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self._workers, thread_name_prefix="redlist-verify"
+                )
+            executor = self._pool
         share = -(-len(triples) // self._workers)
         return [
-            self._pool.submit(_verify_all, triples[begin : begin + share])
+            executor.submit(_verify_all, triples[begin : begin + share])
             for begin in range(0, len(triples), share)
         ]
 

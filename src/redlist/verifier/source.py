@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,7 @@ def audit(
     trusted: Sequence[TrustedHead] = (),
     progress: Progress | None = None,
     workers: int | None = None,
+    executor: Executor | None = None,
 ) -> AuditResult:
     """Audit what ``source`` shows against ``log_key`` and the ``trusted`` heads."""
     try:
@@ -87,6 +89,7 @@ def audit(
             left=opening.left,
             trusted=(*trusted, *opening.trusted),
             workers=workers,
+            executor=executor,
         ) as auditor:
             # The checkpoint's signature, origin and fit with the trusted heads come
             # first, so a forged checkpoint or a rollback is refused before any leaf.

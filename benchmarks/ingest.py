@@ -1,0 +1,226 @@
+"""Ingest over gRPC, durable (DESIGN 6): entries/s as a share of the all-core verify limit.
+
+A real ``redlist-node serve`` process on 127.0.0.1 takes awards that were signed
+beforehand, in batches, from several client threads; a run is timed from the
+first request to the last acknowledgement (each one durable). Each run starts
+from a fresh log. In the same process, the Ed25519 verify limit is measured with
+the library the ledger verifies with (``redlist.ledger.crypto``), on as many
+threads as there are cores. One JSON object goes to stdout; progress to stderr.
+
+    python benchmarks/ingest.py [--entries 20000] [--batch 500] [--clients 2] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+
+from redlist.ledger import codec, crypto
+from redlist.ledger.entry import Award, Genesis, Grade, KeyChange, RuleChange, TownConfig
+from redlist.ledger.log import Log
+from redlist.ledger.note import NoteSigner
+from redlist.v1 import ledger_pb2, ledger_pb2_grpc
+
+ORIGIN = "bench.redlist.example/log"
+CONFIG = TownConfig(1000, (Grade("A", 960), Grade("B", None)), 2, 7, "Asia/Shanghai")
+DESIGN_TARGET = 0.5
+
+
+class BenchTown:
+    """Fixed keys and a counter of entry ids: the same envelopes are valid in every run."""
+
+    def __init__(self) -> None:
+        def key(role: str) -> crypto.SigningKey:
+            return crypto.SigningKey.from_seed(hashlib.sha256(b"bench/" + role.encode()).digest())
+
+        self.admin, self.grid, self.log_key = key("admin"), key("grid"), key("log")
+        self.now_ms = time.time_ns() // 1_000_000
+        self._ids = 0
+
+    def next_id(self) -> bytes:
+        self._ids += 1
+        return hashlib.sha256(b"bench/entry/%d" % self._ids).digest()[:16]
+
+    def sign(self, body: bytes, signer: crypto.SigningKey) -> bytes:
+        return codec.encode([body, [[signer.key_id, crypto.sign_entry(signer, body)]]])
+
+    def genesis(self) -> bytes:
+        body = Genesis(ORIGIN, self.next_id(), self.now_ms, self.admin.public, CONFIG)
+        return self.sign(body.to_bytes(), self.admin)
+
+    def setup(self) -> list[bytes]:
+        key = KeyChange(
+            ORIGIN, self.next_id(), self.now_ms, "add", self.grid.public, "grid", ("grid",)
+        )
+        rule = RuleChange(
+            ORIGIN,
+            self.next_id(),
+            self.now_ms,
+            "set",
+            "clean-pond",
+            "Pond",
+            "environment",
+            5,
+            False,
+        )
+        return [self.sign(key.to_bytes(), self.admin), self.sign(rule.to_bytes(), self.admin)]
+
+    def awards(self, count: int) -> list[bytes]:
+        return [
+            self.sign(
+                Award(
+                    ORIGIN, self.next_id(), self.now_ms, f"resident-{n % 5000}", "clean-pond"
+                ).to_bytes(),
+                self.grid,
+            )
+            for n in range(count)
+        ]
+
+
+def make_log(data: Path, town: BenchTown, genesis: bytes, setup: list[bytes]) -> int:
+    signer = NoteSigner(ORIGIN, town.log_key)
+    with Log.create(
+        data, origin=ORIGIN, log_signer=signer, genesis=genesis, now_ms=town.now_ms
+    ) as log:
+        log.append(setup, now_ms=town.now_ms)
+        return log.size
+
+
+def ingest_run(data: Path, batches: list[list[bytes]], clients: int) -> float:
+    """Serve ``data`` in a subprocess, submit ``batches`` from ``clients`` threads; entries/s."""
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "redlist.node.cli", "serve", "--data", str(data)),
+            *("--listen", "127.0.0.1:0", "--log-level", "warning"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline() if process.stdout is not None else ""
+        match = re.search(r" on (\S+)$", line.strip())
+        if match is None:
+            raise SystemExit(f"the node did not start: {line!r}")
+        address = match[1]
+        channels = [grpc.insecure_channel(address) for _ in range(clients)]
+        for channel in channels:
+            grpc.channel_ready_future(channel).result(timeout=10)
+        stubs = [ledger_pb2_grpc.LedgerStub(channel) for channel in channels]
+        requests = [ledger_pb2.SubmitRequest(envelopes=batch) for batch in batches]
+        errors: list[BaseException] = []
+
+        def client(number: int) -> None:
+            try:
+                for request in requests[number::clients]:
+                    stubs[number].Submit(request, timeout=120)
+            except BaseException as error:  # reported after the run
+                errors.append(error)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        for channel in channels:
+            channel.close()
+        if errors:
+            raise SystemExit(f"a Submit failed: {errors[0]}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    return sum(len(batch) for batch in batches) / elapsed
+
+
+def verify_limit(count: int, threads: int) -> float:
+    """Ed25519 entry signatures verified per second on ``threads`` threads."""
+    key = crypto.SigningKey.from_seed(bytes(32))
+    bodies = [b"body %d" % n for n in range(count)]
+    triples = [(key.public, body, crypto.sign_entry(key, body)) for body in bodies]
+    chunks = [triples[n::threads] for n in range(threads)]
+
+    def verify(chunk: list[tuple[bytes, bytes, bytes]]) -> bool:
+        return all(crypto.verify_entry(public, body, sig) for public, body, sig in chunk)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(verify, chunks))  # warm-up: threads started, caches filled
+        started = time.perf_counter()
+        results = list(pool.map(verify, chunks))
+        elapsed = time.perf_counter() - started
+    if not all(results):
+        raise SystemExit("a signature did not verify")
+    return count / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--verify-count", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+
+    town = BenchTown()
+    genesis, setup = town.genesis(), town.setup()
+    print(f"signing {args.entries} awards", file=sys.stderr)
+    awards = town.awards(args.entries)
+    batches = [awards[i : i + args.batch] for i in range(0, len(awards), args.batch)]
+
+    rates: list[float] = []
+    limits: list[float] = []
+    for run in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="redlist-ingest-") as scratch:
+            data = Path(scratch) / "data"
+            base = make_log(data, town, genesis, setup)
+            rate = ingest_run(data, batches, args.clients)
+            with Log.open(data, readonly=True) as log:
+                if log.size != base + args.entries:
+                    raise SystemExit(
+                        f"run {run}: {log.size - base} entries stored, not {args.entries}"
+                    )
+        limits.append(verify_limit(args.verify_count, cores))
+        rates.append(rate)
+        print(
+            f"run {run + 1}: {rate:,.0f} entries/s; verify limit {limits[-1]:,.0f}/s",
+            file=sys.stderr,
+        )
+
+    ingest = statistics.median(rates)
+    limit = statistics.median(limits)
+    result = {
+        "benchmark": "ingest",
+        "entries": args.entries,
+        "batch": args.batch,
+        "clients": args.clients,
+        "runs": [round(rate, 1) for rate in rates],
+        "entries_per_second": round(ingest, 1),
+        "verify_threads": cores,
+        "verify_limit_per_second": round(limit, 1),
+        "ratio": round(ingest / limit, 3),
+        "target_ratio": DESIGN_TARGET,
+        "meets_target": ingest / limit >= DESIGN_TARGET,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""The node's gRPC server: the Ledger service, health, reflection, and graceful shutdown.
+
+:class:`NodeServer` serves one open :class:`~redlist.ledger.log.Log` on one address.
+It owns the batcher that groups Submit calls and the thread pool for reads; the
+caller owns the log and closes it after :meth:`NodeServer.stop` returns.
+
+Shutdown, in order: health turns NOT_SERVING (load balancers move away);
+``Follow`` streams end cleanly; the server stops taking calls and gives those in
+flight ``grace`` seconds; commits already under way finish (a commit is never
+abandoned halfway, and the log is not closed under it); the thread pools stop.
+Whatever a client was told is committed is durable before its answer was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TextIO
+
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
+from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped, unused-ignore]
+
+from redlist.ledger.errors import RedlistError
+from redlist.ledger.log import Log
+from redlist.node.batcher import Batcher, CommitReport, TreeWatch
+from redlist.node.config import (
+    DEFAULT_COMMIT_DEPTH,
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_GROUP,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    ServeSettings,
+    parse_address,
+)
+from redlist.node.metrics import NodeMetrics
+from redlist.node.servicer import LedgerServicer
+from redlist.v1 import ledger_pb2, ledger_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"].full_name
+#: Threads for the log's blocking reads (proofs, leaves, accounts, sizes).
+DEFAULT_READ_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How a node serves (see ``redlist.node.config`` for what each one means)."""
+
+    max_batch: int = DEFAULT_MAX_BATCH
+    max_group: int = DEFAULT_MAX_GROUP
+    commit_depth: int = DEFAULT_COMMIT_DEPTH
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    read_workers: int = DEFAULT_READ_WORKERS
+
+    @classmethod
+    def from_settings(cls, settings: ServeSettings) -> ServerOptions:
+        return cls(
+            max_batch=settings.max_batch,
+            max_group=settings.max_group,
+            commit_depth=settings.commit_depth,
+            max_message_bytes=settings.max_message_bytes,
+        )
+
+
+class NodeServer:
+    """A running gRPC server for one log. Make one with :meth:`start`."""
+
+    def __init__(
+        self,
+        *,
+        server: aio.Server,
+        address: str,
+        port: int,
+        batcher: Batcher,
+        watch: TreeWatch,
+        health_servicer: health.aio.HealthServicer,
+        reads: ThreadPoolExecutor,
+    ) -> None:
+        self._server = server
+        self.address = address
+        self.port = port
+        self._batcher = batcher
+        self._watch = watch
+        self._health = health_servicer
+        self._reads = reads
+        self._stop_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(
+        cls,
+        log: Log,
+        listen: str,
+        options: ServerOptions | None = None,
+        metrics: NodeMetrics | None = None,
+    ) -> NodeServer:
+        """Serve ``log`` on ``listen`` (``HOST:PORT``; port 0 picks a free one)."""
+        options = options or ServerOptions()
+        host, _ = parse_address(listen, "listen")
+        reads = ThreadPoolExecutor(
+            max_workers=options.read_workers, thread_name_prefix="redlist-read"
+        )
+        loop = asyncio.get_running_loop()
+        size = await loop.run_in_executor(reads, lambda: log.size)
+        watch = TreeWatch(size)
+        if metrics is not None:
+            metrics.tree_size.set(size)
+
+        def on_commit(report: CommitReport) -> None:
+            # Sizes, not seq counts, say what was appended: exact even when commits
+            # overlap and when a batch only resubmits stored entries.
+            appended = max(0, report.tree_size - watch.size)
+            watch.publish(report.tree_size)
+            if metrics is not None:
+                metrics.observe_commit(
+                    appended=appended,
+                    batches=report.batches,
+                    seconds=report.seconds,
+                    size=watch.size,
+                )
+
+        batcher = Batcher(
+            log, max_group=options.max_group, depth=options.commit_depth, on_commit=on_commit
+        )
+        server = aio.server(
+            options=[
+                ("grpc.max_receive_message_length", options.max_message_bytes),
+                ("grpc.max_send_message_length", options.max_message_bytes),
+                # Two nodes on one port would split the clients between two logs.
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        ledger_pb2_grpc.add_LedgerServicer_to_server(
+            LedgerServicer(
+                log, batcher, watch, reads, max_batch=options.max_batch, metrics=metrics
+            ),
+            server,
+        )
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (LEDGER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        try:
+            port = server.add_insecure_port(listen)
+        except RuntimeError as error:
+            reads.shutdown()
+            raise RedlistError(f"cannot listen on {listen}: {error}") from None
+        if port == 0:  # older gRPC reports a failed bind this way
+            reads.shutdown()
+            raise RedlistError(f"cannot listen on {listen}: the address is in use or not local")
+        await server.start()
+        batcher.start()
+        for service in ("", LEDGER_SERVICE):
+            await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        node = cls(
+            server=server,
+            address=f"{host}:{port}",
+            port=port,
+            batcher=batcher,
+            watch=watch,
+            health_servicer=health_servicer,
+            reads=reads,
+        )
+        logger.info("serving origin=%s size=%d address=%s", log.origin, size, node.address)
+        return node
+
+    @property
+    def tree_size(self) -> int:
+        """The log's size as of the last commit this server made."""
+        return self._watch.size
+
+    async def stop(self, grace: float | None = DEFAULT_GRACE_SECONDS) -> None:
+        """Shut down gracefully (see the module docstring); safe to call more than once."""
+        if self._stop_task is None:
+            self._stop_task = asyncio.create_task(self._stop(grace))
+        await asyncio.shield(self._stop_task)
+
+    async def _stop(self, grace: float | None) -> None:
+        logger.info("draining grace_seconds=%s", grace)
+        await self._health.enter_graceful_shutdown()
+        self._watch.close()
+        await self._server.stop(grace)
+        await self._batcher.close()
+        await asyncio.to_thread(self._reads.shutdown, True)
+        logger.info("stopped")
+
+
+async def serve_until_signalled(
+    log: Log, settings: ServeSettings, out: TextIO = sys.stdout
+) -> None:
+    """Serve ``log`` until SIGTERM or SIGINT, then shut down gracefully.
+
+    Prints the address (with the real port when 0 was asked for) once serving, so
+    scripts and tests can read it: ``serving log <origin> (<n> entries) on HOST:PORT``.
+    """
+    metrics = NodeMetrics()
+    node = await NodeServer.start(
+        log, settings.listen, ServerOptions.from_settings(settings), metrics
+    )
+    try:
+        if settings.metrics is not None:
+            host, port = parse_address(settings.metrics, "metrics")
+            bound = metrics.serve_http(host, port)
+            print(f"metrics on http://{host}:{bound}/metrics", file=out, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        print(
+            f"serving log {log.origin} ({node.tree_size} entries) on {node.address}",
+            file=out,
+            flush=True,
+        )
+        await stop.wait()
+        logger.info("signal received, shutting down")
+    finally:
+        await node.stop(settings.grace_seconds)
+        metrics.stop_http()

@@ -1,0 +1,366 @@
+"""The ``redlist.v1.Ledger`` service: each call goes to the log, errors become statuses.
+
+Handlers stay thin. Submit hands its batch to the :class:`~redlist.node.batcher.Batcher`;
+reads run on a thread pool (the log blocks on LMDB, never on the event loop);
+messages are built in :mod:`redlist.node.serde`; refusals are mapped to gRPC
+status codes in exactly one place, :func:`refusal_of`.
+
+A refused Submit carries its envelope index and broken check twice: in the
+status message, in words ("envelope 3: rule 'V99' is not in the catalogue
+[rule-inactive]"), and as trailing metadata ``redlist-index`` and
+``redlist-check`` for programs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Generator
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from grpc import aio
+
+from redlist.ledger.entry import is_valid_account
+from redlist.ledger.errors import (
+    BatchError,
+    ConflictError,
+    FormatError,
+    IntegrityError,
+    RedlistError,
+    RuleViolation,
+    StoreError,
+)
+from redlist.ledger.log import Log
+from redlist.node import serde
+from redlist.node.batcher import Batcher, TreeWatch
+from redlist.node.metrics import NodeMetrics
+from redlist.node.statement import read_statement
+from redlist.v1 import ledger_pb2 as pb
+from redlist.v1 import ledger_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+METADATA_INDEX = "redlist-index"
+METADATA_CHECK = "redlist-check"
+
+#: Checks about who signed: the signers may not make this entry.
+PERMISSION_CHECKS = frozenset(
+    {"signer-unknown", "signer-revoked", "signature", "signer-role", "quorum"}
+)
+#: The check reported for a malformed envelope and for an id reused with other bytes.
+FORMAT_CHECK = "format"
+CONFLICT_CHECK = "duplicate-id"
+
+#: Leaves streamed per read of the store: bounds memory per stream and time per read.
+CHUNK_LEAVES = 1024
+CHUNK_BYTES = 4 * 1024 * 1024
+
+_T = TypeVar("_T")
+# Any call's context: the helpers only abort with it.
+_AnyContext = aio.ServicerContext[Any, Any]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A gRPC status for an error: code, plain-words message, and where it applies."""
+
+    code: grpc.StatusCode
+    message: str
+    index: int | None = None
+    check: str | None = None
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        metadata: list[tuple[str, str]] = []
+        if self.index is not None:
+            metadata.append((METADATA_INDEX, str(self.index)))
+        if self.check is not None:
+            metadata.append((METADATA_CHECK, self.check))
+        return tuple(metadata)
+
+
+def refusal_of(error: BaseException) -> Refusal:
+    """The status a Submit error is answered with (DESIGN 4; see the proto's Submit)."""
+    if isinstance(error, BatchError):
+        cause = error.cause
+        if isinstance(cause, RuleViolation):
+            if cause.check == FORMAT_CHECK:
+                code = grpc.StatusCode.INVALID_ARGUMENT
+            elif cause.check in PERMISSION_CHECKS:
+                code = grpc.StatusCode.PERMISSION_DENIED
+            else:
+                code = grpc.StatusCode.FAILED_PRECONDITION
+            text, check = cause.message, cause.check
+        elif isinstance(cause, ConflictError):
+            code, text, check = grpc.StatusCode.ALREADY_EXISTS, str(cause), CONFLICT_CHECK
+        elif isinstance(cause, FormatError):
+            # "envelope: ..." would repeat the word the index already says.
+            text = str(cause).removeprefix("envelope: ")
+            code, check = grpc.StatusCode.INVALID_ARGUMENT, FORMAT_CHECK
+        else:
+            code, text, check = grpc.StatusCode.INTERNAL, cause.diagnostics(), "internal"
+        return Refusal(code, f"envelope {error.index}: {text} [{check}]", error.index, check)
+    if isinstance(error, IntegrityError):
+        return Refusal(
+            grpc.StatusCode.INTERNAL,
+            f"the node's stored log failed its own checks, nothing was stored: "
+            f"{error.diagnostics()}",
+        )
+    if isinstance(error, StoreError):
+        return Refusal(
+            grpc.StatusCode.UNAVAILABLE,
+            f"the node cannot store entries now: {error.diagnostics()}",
+        )
+    if isinstance(error, RedlistError):
+        return Refusal(grpc.StatusCode.INTERNAL, error.diagnostics())
+    return Refusal(grpc.StatusCode.INTERNAL, "internal error in the node; nothing was stored")
+
+
+class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
+    """Serves one open log. ``reads`` is the thread pool for the log's blocking reads."""
+
+    def __init__(
+        self,
+        log: Log,
+        batcher: Batcher,
+        watch: TreeWatch,
+        reads: Executor,
+        *,
+        max_batch: int,
+        metrics: NodeMetrics | None = None,
+    ) -> None:
+        self._log = log
+        self._batcher = batcher
+        self._watch = watch
+        self._reads = reads
+        self._max_batch = max_batch
+        self._metrics = metrics
+
+    # -- writing --------------------------------------------------------------
+
+    async def Submit(
+        self,
+        request: pb.SubmitRequest,
+        context: aio.ServicerContext[pb.SubmitRequest, pb.SubmitResponse],
+    ) -> pb.SubmitResponse:
+        envelopes = serde.envelopes_from_request(request)
+        if not envelopes:
+            await self._refuse(
+                context,
+                Refusal(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "the batch is empty: send at least one envelope",
+                ),
+            )
+        if len(envelopes) > self._max_batch:
+            await self._refuse(
+                context,
+                Refusal(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"the batch has {len(envelopes)} envelopes; this node takes at most "
+                    f"{self._max_batch} in one request, split it",
+                ),
+            )
+        try:
+            result = await self._batcher.submit(envelopes)
+        except Exception as error:  # every failure is answered; refusal_of says how
+            if not isinstance(error, RedlistError):
+                logger.error("Submit failed unexpectedly", exc_info=error)
+            refusal = refusal_of(error)
+        else:
+            return serde.submit_response(result)
+        await self._refuse(context, refusal, envelopes=len(envelopes))
+
+    async def _refuse(
+        self,
+        context: aio.ServicerContext[pb.SubmitRequest, pb.SubmitResponse],
+        refusal: Refusal,
+        *,
+        envelopes: int = 0,
+    ) -> NoReturn:
+        logger.info(
+            "refused code=%s index=%s check=%s envelopes=%d: %s",
+            refusal.code.name,
+            "-" if refusal.index is None else refusal.index,
+            refusal.check or "-",
+            envelopes,
+            refusal.message,
+        )
+        if self._metrics is not None:
+            self._metrics.observe_refusal(code=refusal.code.name, check=refusal.check or "")
+        await context.abort(refusal.code, refusal.message, refusal.trailing_metadata())
+
+    # -- reading --------------------------------------------------------------
+
+    async def GetCheckpoint(
+        self,
+        request: pb.GetCheckpointRequest,
+        context: aio.ServicerContext[pb.GetCheckpointRequest, pb.GetCheckpointResponse],
+    ) -> pb.GetCheckpointResponse:
+        return serde.checkpoint_response(await self._read(context, self._log.checkpoint))
+
+    async def GetLeaves(
+        self,
+        request: pb.GetLeavesRequest,
+        context: aio.ServicerContext[pb.GetLeavesRequest, pb.LeafData],
+    ) -> AsyncIterator[pb.LeafData]:
+        start, end = request.start, request.end
+        if start > end:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"start {start} is after end {end}; the range is [start, end)",
+            )
+        size = await self._size(context)
+        if end > size:
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"end {end} is beyond the log, which has {size} entries",
+            )
+        async for seq, leaf in self._stream(context, start, end):
+            yield serde.leaf_data(seq, leaf)
+
+    async def GetInclusionProof(
+        self,
+        request: pb.InclusionProofRequest,
+        context: aio.ServicerContext[pb.InclusionProofRequest, pb.Proof],
+    ) -> pb.Proof:
+        seq, tree_size = request.seq, request.tree_size
+        size = await self._size(context)
+        if tree_size == 0:
+            tree_size = size
+        if tree_size > size:
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"tree size {tree_size} is beyond the log, which has {size} entries",
+            )
+        if seq >= tree_size:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"entry {seq} is not in the tree of {tree_size} entries (seqs 0 to "
+                f"{tree_size - 1})",
+            )
+        hashes = await self._read(context, self._log.inclusion_proof, seq, tree_size)
+        return serde.proof(hashes, tree_size)
+
+    async def GetConsistencyProof(
+        self,
+        request: pb.ConsistencyProofRequest,
+        context: aio.ServicerContext[pb.ConsistencyProofRequest, pb.Proof],
+    ) -> pb.Proof:
+        first, second = request.first, request.second
+        if first > second:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"first size {first} is larger than second size {second}; a log never shrinks",
+            )
+        size = await self._size(context)
+        if second > size:
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"tree size {second} is beyond the log, which has {size} entries",
+            )
+        hashes = await self._read(context, self._log.consistency_proof, first, second)
+        return serde.proof(hashes, second)
+
+    async def GetAccount(
+        self,
+        request: pb.GetAccountRequest,
+        context: aio.ServicerContext[pb.GetAccountRequest, pb.Account],
+    ) -> pb.Account:
+        if not is_valid_account(request.account):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"account id {request.account!r} is not valid (letters, digits, '.', '_', '-'; "
+                "1-64 characters, starting with a letter or digit)",
+            )
+        statement = await self._read(context, read_statement, self._log, request.account)
+        return serde.account_message(statement)
+
+    async def Follow(
+        self,
+        request: pb.FollowRequest,
+        context: aio.ServicerContext[pb.FollowRequest, pb.FollowEvent],
+    ) -> AsyncIterator[pb.FollowEvent]:
+        position = request.start
+        size = await self._size(context)
+        if position > size:
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"start {position} is beyond the log, which has {size} entries",
+            )
+        sent_checkpoint_for: int | None = None
+        while True:
+            size = await self._size(context)
+            if position < size:
+                async for seq, leaf in self._stream(context, position, size):
+                    yield serde.follow_leaf(seq, leaf)
+                position = size
+            if sent_checkpoint_for != position:
+                checkpoint = await self._read(context, self._log.checkpoint_at, position)
+                if checkpoint is None:  # every committed size has one; a damaged store has not
+                    await context.abort(
+                        grpc.StatusCode.INTERNAL,
+                        f"the checkpoint of tree size {position} is missing",
+                    )
+                yield serde.follow_checkpoint(checkpoint)
+                sent_checkpoint_for = position
+            if not await self._watch.wait_beyond(position):
+                return  # the node is shutting down: end the stream cleanly
+
+    # -- helpers --------------------------------------------------------------
+
+    async def _read(self, context: _AnyContext, function: Callable[..., _T], *args: object) -> _T:
+        """``function(*args)`` on the read pool; a store failure ends the call with a status."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._reads, partial(function, *args))
+        except RedlistError as error:
+            refusal = refusal_of(error)
+            logger.error("read failed code=%s: %s", refusal.code.name, refusal.message)
+            await context.abort(refusal.code, refusal.message)
+
+    async def _size(self, context: _AnyContext) -> int:
+        return await self._read(context, _log_size, self._log)
+
+    async def _stream(
+        self, context: _AnyContext, start: int, end: int
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """Leaves ``[start, end)`` read in bounded chunks, each on the thread pool."""
+        position = start
+        while position < end:
+            chunk = await self._read(
+                context, read_chunk, self._log, position, end, CHUNK_LEAVES, CHUNK_BYTES
+            )
+            for seq, leaf in chunk:
+                yield seq, leaf
+            position = chunk[-1][0] + 1
+
+
+def _log_size(log: Log) -> int:
+    return log.size
+
+
+def read_chunk(
+    log: Log,
+    start: int,
+    end: int,
+    max_leaves: int = CHUNK_LEAVES,
+    max_bytes: int = CHUNK_BYTES,
+) -> list[tuple[int, bytes]]:
+    """Up to ``max_leaves`` leaves from ``start`` (at least one, fewer past ``max_bytes``)."""
+    chunk: list[tuple[int, bytes]] = []
+    total = 0
+    leaves = log.leaves(start, min(end, start + max_leaves))
+    try:
+        for seq, leaf in leaves:
+            chunk.append((seq, leaf))
+            total += len(leaf)
+            if total >= max_bytes:
+                break
+    finally:
+        if isinstance(leaves, Generator):
+            leaves.close()  # ends its read transaction now
+    return chunk

@@ -1,0 +1,64 @@
+"""``redlist award``: award (or deduct) points to one account under a catalogue rule."""
+
+from __future__ import annotations
+
+import argparse
+
+from redlist.staff import entries
+from redlist.staff.client import LedgerClient, add_node_argument
+from redlist.staff.commands.account import after_entry, points_phrase, standing
+
+DESCRIPTION = """\
+Record one award under a rule of the catalogue. Signed by a grid or council
+key; for a rule that needs the council, add --cosigner for each further council
+member until the town's quorum is reached.
+
+  redlist award --account dgc-0001 --rule V01 --node 127.0.0.1:7420 --signer wang.pem
+  redlist award --account dgc-0007 --rule D07 --note "report of 3 May" \\
+      --node 127.0.0.1:7420 --signer li.pem --cosigner zhao.pem
+
+The points are the rule's points times --qty; a rule with negative points
+deducts them. Use the account id, never a resident's name or ID number."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "award",
+        help="award (or deduct) points under a rule",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--account", required=True, help="the resident's account id")
+    parser.add_argument("--rule", required=True, help="the rule's code, e.g. V01")
+    parser.add_argument(
+        "--qty", type=int, default=1, help="how many times the rule applies (default 1)"
+    )
+    parser.add_argument("--note", help="a short note, e.g. where or when (optional)")
+    add_node_argument(parser)
+    entries.add_signer_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    draft = entries.award(entries.Stamp.fresh(), args.account, args.rule, args.qty, args.note)
+    signers = entries.read_signers(args.signer, args.cosigner)
+    with LedgerClient(args.node) as client:
+        body = entries.addressed(draft, client.latest().origin)
+        seq = client.submit([entries.seal(body, signers)], action="the award").seqs[0]
+        entry, view = after_entry(client, body.account, seq)
+    times = f" ×{body.qty}" if body.qty > 1 else ""
+    if entry is None:
+        print(f"Recorded the award to {body.account} under rule {body.rule}{times} (entry {seq}).")
+    elif entry.points >= 0:
+        print(
+            f"Awarded {points_phrase(entry.points)} to {body.account} under rule "
+            f"{body.rule}{times} (entry {seq})."
+        )
+    else:
+        print(
+            f"Deducted {points_phrase(-entry.points)} from {body.account} under rule "
+            f"{body.rule}{times} (entry {seq})."
+        )
+    if view is not None:
+        print(standing(view))
+    return 0

@@ -1,0 +1,75 @@
+"""``redlist key add|revoke``: register a staff member's key in the log, or revoke it."""
+
+from __future__ import annotations
+
+import argparse
+
+from redlist.ledger import crypto
+from redlist.staff import entries
+from redlist.staff.client import LedgerClient, add_node_argument
+
+DESCRIPTION = """\
+Register or revoke a staff member's public key. Only an admin key may sign.
+
+  redlist key add --pub wang.pem.pub --name "Wang Fang" --roles grid ...
+  redlist key revoke --pub wang.pem.pub ...
+
+--pub takes the key file (the FILE.pub from 'redlist keygen', a PEM public key,
+or even the private key file) or the public key as 64 hex digits.
+Roles: admin, grid (awards), council (council rules, reversals), cashier
+(redemptions). A revoked key can no longer sign; what it signed before stays."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "key",
+        help="register (add) or revoke a staff member's key",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+
+    add = actions.add_parser("add", help="register a key with its holder's name and roles")
+    add.add_argument("--pub", required=True, metavar="FILE|HEX", help="the public key")
+    add.add_argument("--name", required=True, help='the holder, e.g. "Wang Fang (grid)"')
+    add.add_argument(
+        "--roles", required=True, metavar="ROLES", help="comma-separated, e.g. grid,council"
+    )
+    add_node_argument(add)
+    entries.add_signer_arguments(add)
+    add.set_defaults(run=run_add)
+
+    revoke = actions.add_parser("revoke", help="revoke a key: it can no longer sign")
+    revoke.add_argument("--pub", required=True, metavar="FILE|HEX", help="the public key")
+    add_node_argument(revoke)
+    entries.add_signer_arguments(revoke)
+    revoke.set_defaults(run=run_revoke)
+
+
+def run_add(args: argparse.Namespace) -> int:
+    pub = entries.read_public_key(args.pub)
+    roles = entries.parse_roles(args.roles)
+    draft = entries.key_add(entries.Stamp.fresh(), pub, args.name, roles)
+    signers = entries.read_signers(args.signer, args.cosigner)
+    with LedgerClient(args.node) as client:
+        body = entries.addressed(draft, client.latest().origin)
+        result = client.submit([entries.seal(body, signers)], action="the key registration")
+    print(
+        f"Registered key {crypto.key_id(pub).hex()} of {body.name} with the role"
+        f"{'s' if len(roles) > 1 else ''} {', '.join(roles)} (entry {result.seqs[0]})."
+    )
+    return 0
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    pub = entries.read_public_key(args.pub)
+    draft = entries.key_revoke(entries.Stamp.fresh(), pub)
+    signers = entries.read_signers(args.signer, args.cosigner)
+    with LedgerClient(args.node) as client:
+        body = entries.addressed(draft, client.latest().origin)
+        result = client.submit([entries.seal(body, signers)], action="the key revocation")
+    print(
+        f"Revoked key {crypto.key_id(pub).hex()} (entry {result.seqs[0]}): it can no longer "
+        "sign; the entries it signed before stay valid."
+    )
+    return 0

@@ -1,0 +1,48 @@
+"""``redlist objection``: file a resident's objection to an award."""
+
+from __future__ import annotations
+
+import argparse
+
+from redlist.staff import entries
+from redlist.staff.client import LedgerClient, add_node_argument
+
+DESCRIPTION = """\
+Record a resident's objection to an award (staff file it on the resident's
+behalf; any registered key may sign). The objection itself changes no points:
+if the council upholds it, council members reverse the award with
+'redlist reverse --target SEQ'.
+
+  redlist objection --target 57 --text "I was not in the village that day" \\
+      --node 127.0.0.1:7420 --signer wang.pem"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "objection",
+        help="file an objection to an award",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--target", required=True, type=int, metavar="SEQ", help="the award's entry number"
+    )
+    parser.add_argument("--text", required=True, help="the objection, in the resident's words")
+    add_node_argument(parser)
+    entries.add_signer_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    draft = entries.objection(entries.Stamp.fresh(), args.target, args.text)
+    signers = entries.read_signers(args.signer, args.cosigner)
+    with LedgerClient(args.node) as client:
+        body = entries.addressed(draft, client.latest().origin)
+        seq = client.submit(
+            [entries.seal(body, signers)], action=f"the objection to entry {body.target}"
+        ).seqs[0]
+    print(
+        f"Recorded the objection to entry {body.target} (entry {seq}). If the council "
+        f"upholds it, council members reverse the award: redlist reverse --target {body.target}"
+    )
+    return 0

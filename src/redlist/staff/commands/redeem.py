@@ -1,0 +1,47 @@
+"""``redlist redeem``: spend an account's points at the points supermarket."""
+
+from __future__ import annotations
+
+import argparse
+
+from redlist.staff import entries
+from redlist.staff.client import LedgerClient, add_node_argument
+from redlist.staff.commands.account import after_entry, points_phrase, standing
+
+DESCRIPTION = """\
+Record a redemption: the resident spends points on an item. Signed by a
+cashier key. A redemption lowers the points left to spend, not the score (the
+grade stays). The node refuses it when the account has fewer points to spend.
+
+  redlist redeem --account dgc-0001 --points 50 --item "rice, 5 kg" \\
+      --node 127.0.0.1:7420 --signer sun.pem"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "redeem",
+        help="spend an account's points on an item",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--account", required=True, help="the resident's account id")
+    parser.add_argument("--points", required=True, type=int, help="points spent (at least 1)")
+    parser.add_argument("--item", required=True, help='what was given, e.g. "rice, 5 kg"')
+    add_node_argument(parser)
+    entries.add_signer_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    draft = entries.redeem(entries.Stamp.fresh(), args.account, args.points, args.item)
+    signers = entries.read_signers(args.signer, args.cosigner)
+    with LedgerClient(args.node) as client:
+        body = entries.addressed(draft, client.latest().origin)
+        seq = client.submit([entries.seal(body, signers)], action="the redemption").seqs[0]
+        _, view = after_entry(client, body.account, seq)
+    print(
+        f"Redeemed {points_phrase(body.points)} of {body.account} for “{body.item}” (entry {seq})."
+    )
+    if view is not None:
+        print(standing(view))
+    return 0

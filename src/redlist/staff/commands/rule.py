@@ -1,0 +1,91 @@
+"""``redlist rule set|retire``: add or change one rule of the catalogue, or retire it."""
+
+from __future__ import annotations
+
+import argparse
+
+from redlist.ledger.entry import RuleChange
+from redlist.staff import entries
+from redlist.staff.client import LedgerClient, add_node_argument
+
+DESCRIPTION = """\
+Set one rule of the town's catalogue, or retire it. Only an admin key may sign.
+
+  redlist rule set --code V01 --title "Cleaned the village pond" \\
+      --module environment --points 5 ...
+  redlist rule set --code D07 --title "Did not support elderly parents" \\
+      --module family --points -100 --council ...
+  redlist rule retire --code V01 ...
+
+Negative points make a deduction. With --council an award under the rule needs
+the town's quorum of council signatures. Setting an existing code replaces the
+rule for later awards; earlier awards keep the points they were given.
+To load a whole catalogue at once, use 'redlist rules load'."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "rule",
+        help="set or retire one rule of the catalogue",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+
+    set_parser = actions.add_parser("set", help="add a rule, or change it for later awards")
+    set_parser.add_argument("--code", required=True, help="the rule's code, e.g. V01")
+    set_parser.add_argument("--title", required=True, help="what the rule is for")
+    set_parser.add_argument("--module", required=True, help="its section, e.g. environment")
+    set_parser.add_argument(
+        "--points",
+        required=True,
+        type=int,
+        help="points per award (negative for a deduction, never 0)",
+    )
+    set_parser.add_argument(
+        "--council", action="store_true", help="awards under it need council quorum"
+    )
+    add_node_argument(set_parser)
+    entries.add_signer_arguments(set_parser)
+    set_parser.set_defaults(run=run_set)
+
+    retire = actions.add_parser("retire", help="retire a rule: no new awards under it")
+    retire.add_argument("--code", required=True, help="the rule's code")
+    add_node_argument(retire)
+    entries.add_signer_arguments(retire)
+    retire.set_defaults(run=run_retire)
+
+
+def describe_rule(rule: RuleChange) -> str:
+    """A rule in one phrase: code, title, module, points and whether the council decides."""
+    points = rule.points or 0
+    effect = f"awards {points} points" if points > 0 else f"deducts {-points} points"
+    council = "; needs council approval" if rule.council else ""
+    return f"rule {rule.code} “{rule.title}” ({rule.module}): {effect}{council}"
+
+
+def run_set(args: argparse.Namespace) -> int:
+    draft = entries.rule_set(
+        entries.Stamp.fresh(), args.code, args.title, args.module, args.points, args.council
+    )
+    signers = entries.read_signers(args.signer, args.cosigner)
+    with LedgerClient(args.node) as client:
+        body = entries.addressed(draft, client.latest().origin)
+        result = client.submit([entries.seal(body, signers)], action=f"rule {body.code}")
+    print(f"Set {describe_rule(body)} (entry {result.seqs[0]}).")
+    return 0
+
+
+def run_retire(args: argparse.Namespace) -> int:
+    draft = entries.rule_retire(entries.Stamp.fresh(), args.code)
+    signers = entries.read_signers(args.signer, args.cosigner)
+    with LedgerClient(args.node) as client:
+        body = entries.addressed(draft, client.latest().origin)
+        result = client.submit(
+            [entries.seal(body, signers)], action=f"the retirement of rule {body.code}"
+        )
+    print(
+        f"Retired rule {body.code} (entry {result.seqs[0]}): no new awards can be made under "
+        "it; earlier awards keep their points."
+    )
+    return 0

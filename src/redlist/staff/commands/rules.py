@@ -1,0 +1,103 @@
+"""``redlist rules load``: load a whole rule catalogue from a CSV file, in one atomic batch."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from redlist.ledger.errors import NodeError
+from redlist.staff import entries
+from redlist.staff.client import LedgerClient, add_node_argument
+
+DESCRIPTION = """\
+Load the rules of a CSV file into the town's catalogue, all or nothing.
+
+The file's first row names the columns: code,title,module,points,council
+  code     the rule's code, e.g. V01 (each code once in the file)
+  points   a whole number, negative for a deduction, never 0
+  council  whether awards need the council's quorum: true/false, yes/no, 1/0, 是/否
+UTF-8, with or without the byte order mark Excel writes ("CSV UTF-8").
+
+Every row is checked before anything is sent; a bad row is reported by its
+number as a spreadsheet shows it (the header is row 1) and nothing is loaded.
+The rules are then sent as one batch: the node records all of them or none.
+Running the command again with the same file changes nothing: the entries'
+ids are derived from the file's content, and the node recognises them."""
+
+PURPOSE = "rules"
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "rules",
+        help="load a rule catalogue from a CSV file",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    load = actions.add_parser(
+        "load",
+        help="load every rule of a CSV file, all or nothing",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    load.add_argument(
+        "--csv",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="columns code,title,module,points,council",
+    )
+    add_node_argument(load)
+    entries.add_signer_arguments(load)
+    load.set_defaults(run=run_load)
+
+
+def run_load(args: argparse.Namespace) -> int:
+    name = args.csv.name
+    data = entries.read_input_file(args.csv, "catalogue file")
+    rows = entries.parse_rules_csv(data, name)
+    signers = entries.read_signers(args.signer, args.cosigner)
+    digest = entries.file_digest(data)
+    at = entries.now_ms()
+    with LedgerClient(args.node) as client:
+        head = client.latest()
+        envelopes = [
+            entries.seal(
+                row.body(
+                    entries.Stamp(head.origin, entries.row_entry_id(digest, PURPOSE, row.row), at)
+                ),
+                signers,
+            )
+            for row in rows
+        ]
+        try:
+            result = client.submit(envelopes)
+        except NodeError as error:
+            if error.code == "ALREADY_EXISTS":
+                # The ids come from this very file, and the batch was atomic: a run
+                # before this one (with another time or other keys) loaded all of it.
+                print(
+                    f"The {len(rows)} rules of {name} were already loaded by an earlier run "
+                    "of this command; nothing changed."
+                )
+                return 0
+            raise _located(error, rows, name) from None
+    first, last = min(result.seqs), max(result.seqs)
+    if last < head.size:
+        print(
+            f"The {len(rows)} rules of {name} were already loaded by an earlier run "
+            f"(entries {first} to {last}); nothing changed."
+        )
+    else:
+        print(f"Loaded {len(rows)} rules from {name} (entries {first} to {last}).")
+    return 0
+
+
+def _located(error: NodeError, rows: tuple[entries.RuleRow, ...], name: str) -> NodeError:
+    """The refusal, naming the row of the file it is about."""
+    if error.index is not None and 0 <= error.index < len(rows):
+        where = f"row {rows[error.index].row} of {name}"
+    else:
+        where = name
+    return error.about(f"{where} (no rule of the file was loaded)")

@@ -1,0 +1,292 @@
+"""``redlist submit --csv``: bulk awards from a CSV file, safe to run again after a crash.
+
+How a re-run avoids recording a row twice, without keeping any state file:
+
+* Every row's entry id is derived from the file's SHA-256 and the row number
+  (``entries.row_entry_id``), so the same file always yields the same ids.
+* Every row of one run carries the same author's time ``at``. Before signing, the
+  command asks the node whether the file's first data row is already in the log
+  (the account's entries, then the leaf itself, compared by entry id). If it is,
+  an earlier run recorded the file at least in part, and this run reuses that
+  run's ``at``. Ed25519 signatures are deterministic, so with the same keys every
+  envelope comes out byte for byte as before, and the node answers a row it
+  already holds with its existing entry number instead of recording it again.
+  Rows are sent in file order and a run stops at the first refused batch, so the
+  first row is in the log whenever any row is.
+* Should a row still come back as ``ALREADY_EXISTS`` (the earlier run was signed
+  with other keys), its id proves the row was recorded from this very file: it
+  is reported as "already submitted earlier" and skipped, and the rest of that
+  batch is sent one row at a time.
+
+An edited file is a new file (other ids): delete the rows that were recorded
+from it before submitting a corrected version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from redlist.ledger.entry import Award
+from redlist.ledger.errors import FormatError, NodeError, RedlistError
+from redlist.staff import entries
+from redlist.staff.client import LedgerClient, add_node_argument
+
+DESCRIPTION = """\
+Record many awards from a CSV file. The first row names the columns:
+  account,rule,qty,note
+qty and note may be left empty (qty 1, no note) or left out. UTF-8, with or
+without the byte order mark Excel writes ("CSV UTF-8").
+
+Every row is checked first; if any is unusable, the rows are listed by their
+number as a spreadsheet shows it (the header is row 1) and nothing is sent.
+The rows then go to the node in batches (--batch-size). A progress bar is
+shown on a terminal; a summary line at the end in any case.
+
+Safe to run again: if the command is interrupted, or the node refuses a row
+(for example an unknown rule), run it again with the same, unchanged file once
+the problem is solved: rows already recorded are recognised, never recorded
+twice. An edited file counts as new; delete the rows already recorded from it
+first (the message says which)."""
+
+PURPOSE = "awards"
+DEFAULT_BATCH_SIZE = 500
+PROGRESS_WIDTH = 30
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "submit",
+        help="record many awards from a CSV file",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--csv", required=True, type=Path, metavar="FILE", help="columns account,rule,qty,note"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"rows per request to the node (default {DEFAULT_BATCH_SIZE})",
+    )
+    add_node_argument(parser)
+    entries.add_signer_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+@dataclass
+class Outcome:
+    """What became of the rows so far."""
+
+    recorded: dict[int, int] = field(default_factory=dict)  # row -> seq, new in this run
+    present: dict[int, int] = field(default_factory=dict)  # row -> seq, recorded earlier
+    conflicting: list[int] = field(default_factory=list)  # rows recorded earlier, other bytes
+
+    @property
+    def done(self) -> int:
+        return len(self.recorded) + len(self.present) + len(self.conflicting)
+
+    def seqs(self) -> list[int]:
+        return sorted((*self.recorded.values(), *self.present.values()))
+
+    def summary(self, name: str, total: int) -> str:
+        parts = [f"{len(self.recorded)} recorded now"]
+        if self.present:
+            parts.append(f"{len(self.present)} already recorded by an earlier run")
+        if self.conflicting:
+            parts.append(f"{len(self.conflicting)} already submitted earlier with other keys")
+        seqs = self.seqs()
+        span = f"; entries {seqs[0]} to {seqs[-1]}" if seqs else ""
+        return f"Submitted {self.done} of {total} rows of {name}: {', '.join(parts)}{span}."
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = stream.isatty()
+
+    def show(self, done: int) -> None:
+        if not self.enabled:
+            return
+        filled = PROGRESS_WIDTH * done // max(self.total, 1)
+        bar = "#" * filled + "-" * (PROGRESS_WIDTH - filled)
+        self.stream.write(f"\rsubmitting [{bar}] {done}/{self.total} rows")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise FormatError(f"--batch-size must be at least 1, not {args.batch_size}")
+    name = args.csv.name
+    data = entries.read_input_file(args.csv, "awards file")
+    rows = entries.parse_awards_csv(data, name)
+    signers = entries.read_signers(args.signer, args.cosigner)
+    digest = entries.file_digest(data)
+    ids = [entries.row_entry_id(digest, PURPOSE, row.row) for row in rows]
+    with LedgerClient(args.node) as client:
+        head = client.latest()
+        earlier_at = earlier_run_time(client, head.origin, rows[0], ids[0])
+        at = entries.now_ms() if earlier_at is None else earlier_at
+        envelopes = [
+            entries.seal(row.body(entries.Stamp(head.origin, entry_id, at)), signers)
+            for row, entry_id in zip(rows, ids, strict=True)
+        ]
+        outcome = Outcome()
+        progress = Progress(len(rows), sys.stderr)
+        progress.show(0)
+        try:
+            size = head.size
+            for start in range(0, len(rows), args.batch_size):
+                batch = list(range(start, min(start + args.batch_size, len(rows))))
+                size = _submit_batch(client, rows, envelopes, batch, size, outcome)
+                progress.show(outcome.done)
+        except RedlistError as error:
+            progress.close()
+            _report_stop(rows, outcome, name, refused=isinstance(error, NodeError))
+            raise
+        progress.close()
+    if outcome.conflicting:
+        print(
+            f"{_rows_phrase(outcome.conflicting)} already submitted earlier (signed by other "
+            "keys or at another time); skipped."
+        )
+    print(outcome.summary(name, len(rows)))
+    return 0
+
+
+def earlier_run_time(
+    client: LedgerClient, origin: str, first: entries.AwardRow, entry_id: bytes
+) -> int | None:
+    """The author's time of an earlier run of the same file, if the node holds its first row.
+
+    Candidates are the account's awards that match the row; each is fetched and
+    compared by entry id, so a look-alike award from elsewhere never matches.
+    """
+    view = client.get_account(first.account)
+    for entry in reversed(view.entries):
+        if (entry.kind, entry.rule, entry.qty, entry.note) != (
+            "award",
+            first.rule,
+            first.qty,
+            first.note or "",
+        ):
+            continue
+        body = client.get_body(entry.seq)
+        if isinstance(body, Award) and body.id == entry_id and body.log == origin:
+            return body.at
+    return None
+
+
+def _submit_batch(
+    client: LedgerClient,
+    rows: tuple[entries.AwardRow, ...],
+    envelopes: list[bytes],
+    batch: list[int],
+    size: int,
+    outcome: Outcome,
+) -> int:
+    """Submit rows ``batch`` (indexes into ``rows``); the log size after it.
+
+    ``size`` is the log's size before the batch: a returned seq below it belongs
+    to a row an earlier run recorded.
+    """
+    try:
+        result = client.submit([envelopes[index] for index in batch])
+    except NodeError as error:
+        if error.code != "ALREADY_EXISTS":
+            raise _located(error, rows, batch) from None
+        # Some row was recorded earlier with other bytes; find which, one by one.
+        for index in batch:
+            size = _submit_batch_of_one(client, rows, envelopes, index, size, outcome)
+        return size
+    for index, seq in zip(batch, result.seqs, strict=True):
+        (outcome.present if seq < size else outcome.recorded)[rows[index].row] = seq
+    return max(size, result.tree_size)
+
+
+def _submit_batch_of_one(
+    client: LedgerClient,
+    rows: tuple[entries.AwardRow, ...],
+    envelopes: list[bytes],
+    index: int,
+    size: int,
+    outcome: Outcome,
+) -> int:
+    try:
+        result = client.submit([envelopes[index]])
+    except NodeError as error:
+        if error.code != "ALREADY_EXISTS":
+            raise _located(error, rows, [index]) from None
+        outcome.conflicting.append(rows[index].row)
+        return size
+    seq = result.seqs[0]
+    (outcome.present if seq < size else outcome.recorded)[rows[index].row] = seq
+    return max(size, result.tree_size)
+
+
+def _rows_phrase(rows: list[int]) -> str:
+    """``[2, 3, 4, 7]`` as "Rows 2 to 4 and 7 were"."""
+    spans: list[str] = []
+    start = previous = rows[0]
+    for row in [*rows[1:], None]:
+        if row is not None and row == previous + 1:
+            previous = row
+            continue
+        spans.append(str(start) if start == previous else f"{start} to {previous}")
+        if row is not None:
+            start = previous = row
+    if len(rows) == 1:
+        return f"Row {rows[0]} was"
+    listed = spans[0] if len(spans) == 1 else ", ".join(spans[:-1]) + " and " + spans[-1]
+    return f"Rows {listed} were"
+
+
+def _located(error: NodeError, rows: tuple[entries.AwardRow, ...], batch: list[int]) -> NodeError:
+    if error.index is not None and 0 <= error.index < len(batch):
+        row = rows[batch[error.index]]
+        return error.about(f"row {row.row} ({row.account}, rule {row.rule})")
+    first, last = rows[batch[0]].row, rows[batch[-1]].row
+    return error.about(f"the batch of rows {first} to {last}")
+
+
+def _report_stop(
+    rows: tuple[entries.AwardRow, ...], outcome: Outcome, name: str, *, refused: bool
+) -> None:
+    """What was and was not recorded when a run stops early.
+
+    ``refused``: the node refused a batch, so nothing after it was recorded. Any
+    other stop (a lost connection) leaves the last batch sent in doubt.
+    """
+    print(outcome.summary(name, len(rows)))
+    done = sorted((*outcome.recorded, *outcome.present, *outcome.conflicting))
+    recorded = f"Rows {done[0]} to {done[-1]} are recorded" if done else "No row is recorded"
+    if refused:
+        later = "the rows after them were not" if done else "none was"
+        edit = (
+            f" If you edit the file, first delete rows {done[0]} to {done[-1]} from it."
+            if done
+            else ""
+        )
+        print(
+            f"{recorded}; {later}. Once the problem is solved, run the same command with the "
+            f"unchanged file: rows already recorded are recognised.{edit}"
+        )
+    else:
+        print(
+            f"{recorded}; the rows sent last may or may not be. Run the same command with the "
+            "unchanged file once the node answers: rows already recorded are recognised, "
+            "never recorded twice."
+        )

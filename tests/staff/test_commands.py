@@ -1,0 +1,317 @@
+"""The staff commands without a node: argument handling, checks made before any call,
+the progress bar and the account statement's layout.
+
+Every check here must happen before the node is contacted, so the commands point at
+an address where nothing listens: reaching the node would fail differently.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from tests.staff.running import redlist
+
+from redlist.ledger.crypto import SigningKey
+from redlist.staff import keyfile
+from redlist.staff.client import AccountEntry, AccountView
+from redlist.staff.commands import account, submit
+
+NOWHERE = "127.0.0.1:1"
+CHECKPOINT = (
+    "wendeng.example/redlist\n58\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
+    # Structure only: the client reads checkpoints without checking their signatures.
+    f"— wendeng.example/redlist {'A' * 84}\n"
+)
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> str:
+    path = tmp_path / "wang.pem"
+    keyfile.write_key_files(path, SigningKey.generate(), "Wang Fang")
+    return str(path)
+
+
+def refused_before_calling(result_code: int, err: str, problem: str) -> None:
+    assert result_code == 2, err
+    assert problem in err
+    assert "cannot reach" not in err
+
+
+def test_help_lists_every_command() -> None:
+    result = redlist("--help")
+    assert result.code == 0
+    for command in (
+        "keygen",
+        "key",
+        "rule",
+        "rules",
+        "award",
+        "redeem",
+        "objection",
+        "reverse",
+        "submit",
+        "account",
+    ):
+        assert re.search(rf"^    {command}\b", result.out, re.MULTILINE), command
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["award", "--account", "dgc-1", "--rule", "V01", "--node", NOWHERE],  # no --signer
+        ["award", "--account", "dgc-1", "--node", NOWHERE, "--signer", "k.pem"],  # no --rule
+        ["award", "--account", "dgc-1", "--rule", "V01", "--qty", "two", "--signer", "k"],
+        ["key"],
+        ["key", "add", "--pub", "00", "--name", "x", "--node", NOWHERE, "--signer", "k.pem"],
+        ["rule", "set", "--code", "V01", "--title", "t", "--module", "m", "--points", "1.5"],
+        ["rules"],
+        ["account"],
+    ],
+)
+def test_missing_or_malformed_arguments_are_usage_errors(argv: list[str]) -> None:
+    result = redlist(*argv)
+    assert result.code == 2
+    assert "usage: redlist" in result.err
+
+
+def test_bad_account_is_reported_before_the_node_is_asked(signer: str) -> None:
+    result = redlist(
+        "award", "--account", "张三", "--rule", "V01", "--node", NOWHERE, "--signer", signer
+    )
+    refused_before_calling(result.code, result.err, "account id '张三' is not valid")
+    assert result.err.startswith("error: ")
+    assert result.out == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["award", "--account", "dgc-1", "--rule", "V01", "--qty", "0"], "qty must be at least 1"),
+        (["award", "--account", "dgc-1", "--rule", " "], "rule code must not be empty"),
+        (["redeem", "--account", "dgc-1", "--points", "0", "--item", "rice"], "at least 1"),
+        (["redeem", "--account", "dgc-1", "--points", "5", "--item", ""], "item must not be"),
+        (["objection", "--target", "0", "--text", "no"], "entry number of an award"),
+        (["reverse", "--target", "5", "--reason", ""], "reason must not be empty"),
+        (
+            ["rule", "set", "--code", "V01", "--title", "t", "--module", "m", "--points", "0"],
+            "points must be a non-zero integer",
+        ),
+        (["rule", "retire", "--code", ""], "rule code must not be empty"),
+        (["key", "add", "--pub", "ab" * 32, "--name", "x", "--roles", "boss"], "'boss' is not"),
+        (["key", "add", "--pub", "ab" * 32, "--name", "", "--roles", "grid"], "must not be empty"),
+        (["key", "revoke", "--pub", "nosuch.pem"], "neither a key file nor a public key"),
+    ],
+)
+def test_bad_values_are_reported_before_the_node_is_asked(
+    signer: str, argv: list[str], problem: str
+) -> None:
+    result = redlist(*argv, "--node", NOWHERE, "--signer", signer)
+    refused_before_calling(result.code, result.err, problem)
+
+
+def test_bad_key_files(tmp_path: Path, signer: str) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key\n")
+    award = ["award", "--account", "dgc-1", "--rule", "V01", "--node", NOWHERE]
+    result = redlist(*award, "--signer", str(garbage))
+    refused_before_calling(result.code, result.err, "garbage.pem: not a PEM private key")
+    result = redlist(*award, "--signer", str(tmp_path / "missing.pem"))
+    refused_before_calling(result.code, result.err, "missing.pem does not exist")
+    result = redlist(*award, "--signer", signer, "--cosigner", signer)
+    refused_before_calling(result.code, result.err, "holds the same key as")
+
+
+def test_a_public_key_file_cannot_sign(signer: str) -> None:
+    public = str(keyfile.public_path(Path(signer)))
+    result = redlist(
+        "award", "--account", "dgc-1", "--rule", "V01", "--node", NOWHERE, "--signer", public
+    )
+    refused_before_calling(result.code, result.err, "not a PEM private key")
+
+
+def test_bad_node_address(signer: str) -> None:
+    result = redlist("account", "dgc-1", "--node", "localhost")
+    assert result.code == 2
+    assert "the node address 'localhost' is not HOST:PORT" in result.err
+
+
+def test_unreachable_node_exits_2_and_says_so(signer: str) -> None:
+    result = redlist(
+        "award", "--account", "dgc-1", "--rule", "V01", "--node", NOWHERE, "--signer", signer
+    )
+    assert result.code == 2
+    assert result.err.startswith(f"error: cannot reach the node at {NOWHERE}")
+    assert result.out == ""
+
+
+def test_csv_problems_are_reported_before_the_node_is_asked(tmp_path: Path, signer: str) -> None:
+    rules = tmp_path / "rules.csv"
+    rules.write_text("code,title,module,points,council\nV01,Pond,env,five,no\n", encoding="utf-8")
+    result = redlist("rules", "load", "--csv", str(rules), "--node", NOWHERE, "--signer", signer)
+    refused_before_calling(result.code, result.err, "row 2: points must be a non-zero integer")
+    awards = tmp_path / "awards.csv"
+    awards.write_text("account,rule,qty,note\ndgc-1,V01,1,\n,V01,1,\n", encoding="utf-8")
+    result = redlist("submit", "--csv", str(awards), "--node", NOWHERE, "--signer", signer)
+    refused_before_calling(result.code, result.err, "row 3: account id '' is not valid")
+    result = redlist(
+        "submit", "--csv", str(tmp_path / "none.csv"), "--node", NOWHERE, "--signer", signer
+    )
+    refused_before_calling(result.code, result.err, "awards file")
+    result = redlist(
+        "submit", "--csv", str(awards), "--batch-size", "0", "--node", NOWHERE, "--signer", signer
+    )
+    refused_before_calling(result.code, result.err, "--batch-size must be at least 1")
+
+
+# ---------------------------------------------------------------------------
+# Progress and summaries
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    terminal = FakeTerminal()
+    progress = submit.Progress(1000, terminal)
+    progress.show(0)
+    progress.show(500)
+    progress.close()
+    shown = terminal.getvalue()
+    assert f"[{'#' * 15}{'-' * 15}] 500/1000 rows" in shown
+    assert shown.endswith("\n")
+    plain = io.StringIO()
+    quiet = submit.Progress(1000, plain)
+    quiet.show(500)
+    quiet.close()
+    assert plain.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    ("rows", "phrase"),
+    [
+        ([7], "Row 7 was"),
+        ([2, 3, 4], "Rows 2 to 4 were"),
+        ([2, 3, 4, 7], "Rows 2 to 4 and 7 were"),
+        ([2, 5, 6, 9, 10, 11], "Rows 2, 5 to 6 and 9 to 11 were"),
+    ],
+)
+def test_rows_phrase(rows: list[int], phrase: str) -> None:
+    assert submit._rows_phrase(rows) == phrase
+
+
+def test_outcome_summary() -> None:
+    outcome = submit.Outcome()
+    outcome.recorded.update({4: 60, 5: 61})
+    outcome.present.update({2: 40, 3: 41})
+    outcome.conflicting.append(6)
+    assert outcome.summary("awards.csv", 10) == (
+        "Submitted 5 of 10 rows of awards.csv: 2 recorded now, 2 already recorded by an "
+        "earlier run, 1 already submitted earlier with other keys; entries 40 to 61."
+    )
+
+
+# ---------------------------------------------------------------------------
+# The account statement
+
+VIEW = AccountView(
+    account="dgc-0001",
+    score=1010,
+    spendable=-5,
+    redeemed=15,
+    earned=10,
+    grade="A",
+    entries=(
+        # 2026-01-05 06:03 UTC is 14:03 in Asia/Shanghai.
+        AccountEntry(
+            40, 1_767_592_980_000, 1_767_592_979_000, "award", "V01", 2, "pond", "", 10, None
+        ),
+        AccountEntry(41, 1_767_600_000_000, 1_767_600_000_000, "award", "H01", 1, "", "", 20, 57),
+        AccountEntry(
+            42, 1_767_610_000_000, 1_767_610_000_000, "redeem", "", 0, "", "大米 5 公斤", 15, None
+        ),
+    ),
+    checkpoint=CHECKPOINT,
+)
+
+
+def test_statement_lines() -> None:
+    zone = account.town_zone("Asia/Shanghai")
+    lines = account.to_lines(VIEW, "Asia/Shanghai", zone)
+    assert lines[0] == "Account dgc-0001 in log wendeng.example/redlist, as of entry 57"
+    assert "score:       1010  (grade A)" in lines[1]
+    assert "to spend:      -5" in lines[2]
+    table = lines[5:9]
+    assert table[0].split() == [
+        "entry",
+        "recorded",
+        "(Asia/Shanghai)",
+        "kind",
+        "rule",
+        "/",
+        "item",
+        "points",
+        "reversed",
+    ]
+    assert table[1].split() == ["40", "2026-01-05", "14:03", "award", "V01", "×2", "+10"]
+    assert table[2].split() == [
+        "41",
+        "2026-01-05",
+        "16:00",
+        "award",
+        "H01",
+        "+20",
+        "yes,",
+        "entry",
+        "57",
+    ]
+    assert table[3].split()[3:] == ["redemption", "大米", "5", "公斤", "-15"]
+    # Columns line up although the item is written in double-width characters.
+    points_end = table[0].index("points") + len("points")
+    assert [
+        account._width(line[: line.index(points)]) + len(points)
+        for line, points in zip(table[1:], ("+10", "+20", "-15"), strict=True)
+    ] == [points_end] * 3
+    assert lines[-1] == "Redemptions lower the points to spend, not the score."
+
+
+def test_statement_json() -> None:
+    zone = account.town_zone("Asia/Shanghai")
+    document = json.loads(json.dumps(account.to_json(VIEW, "Asia/Shanghai", zone)))
+    assert {key: document[key] for key in ("score", "spendable", "redeemed", "grade")} == {
+        "score": 1010,
+        "spendable": -5,
+        "redeemed": 15,
+        "grade": "A",
+    }
+    assert document["tree_size"] == 58
+    first, second, third = document["entries"]
+    assert first["date"] == "2026-01-05T14:03:00+08:00"
+    assert (first["rule"], first["qty"], first["note"], first["reversed"]) == (
+        "V01",
+        2,
+        "pond",
+        False,
+    )
+    assert (second["reversed"], second["reversed_by"]) == (True, 57)
+    assert (third["kind"], third["item"], third["points"], third["rule"]) == (
+        "redeem",
+        "大米 5 公斤",
+        15,
+        None,
+    )
+
+
+def test_statement_of_an_account_without_entries() -> None:
+    empty = AccountView("dgc-9", 1000, 0, 0, 0, "A", (), CHECKPOINT)
+    lines = account.to_lines(empty, "UTC", account.town_zone("UTC"))
+    assert lines[-1] == "No awards or redemptions yet."
+
+
+def test_unknown_time_zone_falls_back_to_utc() -> None:
+    assert str(account.town_zone("Mars/Olympus_Mons")) == "UTC"

@@ -1,0 +1,611 @@
+"""Every staff command end to end against a real node: ``redlist-node serve`` in a subprocess.
+
+One town serves the whole module (starting a node takes a moment): the fixture creates
+its staff keys, ``redlist-node init``s the log, starts ``serve --listen 127.0.0.1:0``,
+registers the staff keys and loads a small catalogue, all through the commands under
+test. Tests use their own account ids, so they do not depend on each other's entries.
+Every refusal is checked to leave the log exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.staff.running import Run, redlist
+
+from redlist.ledger.crypto import SigningKey
+from redlist.ledger.entry import Award, Envelope, Leaf
+from redlist.ledger.errors import SourceError
+from redlist.staff import entries, keyfile
+from redlist.staff.client import LedgerClient, SubmitResult
+from redlist.staff.commands import submit
+
+ORIGIN = "dongguan.example/redlist"
+BIN = Path(sys.executable).parent
+STAFF = ("admin", "grid", "council1", "council2", "cashier")
+CATALOGUE = (
+    "code,title,module,points,council\n"
+    "V01,Cleaned the village pond,environment,5,no\n"
+    "V02,Epidemic prevention duty,public-service,10,否\n"
+    "H01,Mediated a neighbourhood dispute,harmony,20,是\n"
+    "D01,Burned straw in the open,environment,-20,false\n"
+)
+
+
+@dataclass
+class Town:
+    """A served town: its address, data directory and staff key files."""
+
+    address: str
+    root: Path
+    keys: dict[str, Path]
+
+    def run(self, *argv: str, signer: str | None = "grid", cosigners: tuple[str, ...] = ()) -> Run:
+        """``redlist argv... --node ADDR [--signer KEY] [--cosigner KEY ...]``."""
+        extra = ["--node", self.address]
+        if signer is not None:
+            extra += ["--signer", str(self.keys[signer])]
+        for cosigner in cosigners:
+            extra += ["--cosigner", str(self.keys[cosigner])]
+        return redlist(*argv, *extra)
+
+    def size(self) -> int:
+        with LedgerClient(self.address) as client:
+            return client.latest().size
+
+    def account(self, account: str) -> dict[str, Any]:
+        """``redlist account ACCOUNT --json``, parsed."""
+        result = self.run("account", account, "--json", signer=None)
+        assert result.code == 0, result.err
+        document: dict[str, Any] = json.loads(result.out)
+        return document
+
+    def write(self, name: str, text: str, *, bom: bool = False) -> Path:
+        path = self.root / name
+        path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+        return path
+
+
+def entry_number(output: str) -> int:
+    """The entry number in "... (entry 57)."."""
+    match = re.search(r"\(entry (\d+)\)", output)
+    assert match is not None, output
+    return int(match.group(1))
+
+
+def wait_for_address(process: subprocess.Popen[bytes], stdout: Path) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        match = re.search(r"^serving log .* on (\S+)$", stdout.read_text(), re.MULTILINE)
+        if match:
+            return match.group(1)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"the node did not start: {stdout.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
+    root = tmp_path_factory.mktemp("town")
+    keys = {name: root / f"{name}.pem" for name in STAFF}
+    for name, path in keys.items():
+        keyfile.write_key_files(path, SigningKey.generate(), f"{name} of Dongguan")
+    data = root / "data"
+    subprocess.run(
+        [BIN / "redlist-node", "init", "--data", data, "--origin", ORIGIN,
+         "--admin-key", keys["admin"]],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    stdout, stderr = root / "serve.out", root / "serve.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [BIN / "redlist-node", "serve", "--data", data, "--listen", "127.0.0.1:0"],
+            stdout=out,
+            stderr=err,
+        )
+    try:
+        served = Town(wait_for_address(process, stdout), root, keys)
+        for name, roles in (
+            ("grid", "grid"),
+            ("council1", "council,grid"),
+            ("council2", "council"),
+            ("cashier", "cashier"),
+        ):
+            pub = str(keyfile.public_path(keys[name]))
+            added = served.run(
+                "key", "add", "--pub", pub, "--name", name, "--roles", roles, signer="admin"
+            )
+            assert added.code == 0, added.err
+        loaded = served.run(
+            "rules", "load", "--csv", str(served.write("catalogue.csv", CATALOGUE)), signer="admin"
+        )
+        assert loaded.code == 0, loaded.err
+        yield served
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# ---------------------------------------------------------------------------
+# Keys
+
+
+def test_key_add_and_revoke(town: Town) -> None:
+    newcomer = town.root / "zhou.pem"
+    key = SigningKey.generate()
+    keyfile.write_key_files(newcomer, key, "Zhou Qiang")
+    town.keys["zhou"] = newcomer
+    added = town.run(
+        "key", "add", "--pub", str(newcomer), "--name", "Zhou Qiang (grid)", "--roles", "grid",
+        signer="admin",
+    )  # fmt: skip
+    assert added.code == 0, added.err
+    assert added.out.startswith(
+        f"Registered key {key.key_id.hex()} of Zhou Qiang (grid) with the role grid (entry "
+    )
+    awarded = town.run("award", "--account", "key-1", "--rule", "V01", signer="zhou")
+    assert awarded.code == 0, awarded.err
+
+    revoked = town.run("key", "revoke", "--pub", key.public.hex(), signer="admin")
+    assert revoked.code == 0, revoked.err
+    assert f"Revoked key {key.key_id.hex()} (entry {entry_number(added.out) + 2})" in revoked.out
+
+    before = town.size()
+    refused = town.run("award", "--account", "key-1", "--rule", "V01", signer="zhou")
+    assert refused.code == 1
+    assert f"key {key.key_id.hex()} (Zhou Qiang (grid)) was revoked" in refused.err
+    assert refused.err.rstrip().endswith("[PERMISSION_DENIED, check signer-revoked]")
+    assert town.size() == before
+    assert town.account("key-1")["score"] == 1005
+
+
+def test_only_an_admin_registers_keys(town: Town) -> None:
+    before = town.size()
+    refused = town.run(
+        "key", "add", "--pub", "ab" * 32, "--name", "Nobody", "--roles", "admin", signer="grid"
+    )
+    assert refused.code == 1
+    assert refused.err.startswith("error: the node refused the key registration: grid")
+    assert "check signer-role" in refused.err
+    assert town.size() == before
+
+
+def test_a_key_is_registered_once(town: Town) -> None:
+    before = town.size()
+    pub = str(keyfile.public_path(town.keys["cashier"]))
+    refused = town.run(
+        "key", "add", "--pub", pub, "--name", "again", "--roles", "cashier", signer="admin"
+    )
+    assert refused.code == 1
+    assert "is already registered" in refused.err
+    assert town.size() == before
+
+
+# ---------------------------------------------------------------------------
+# Rules
+
+
+def test_rule_set_then_retire(town: Town) -> None:
+    set_rule = town.run(
+        "rule", "set", "--code", "T01", "--title", "清理河道", "--module", "environment",
+        "--points", "7", signer="admin",
+    )  # fmt: skip
+    assert set_rule.code == 0, set_rule.err
+    assert set_rule.out.startswith("Set rule T01 “清理河道” (environment): awards 7 points (entry ")
+    awarded = town.run("award", "--account", "rule-1", "--rule", "T01")
+    assert "Awarded 7 points to rule-1 under rule T01" in awarded.out
+
+    retired = town.run("rule", "retire", "--code", "T01", signer="admin")
+    assert retired.code == 0, retired.err
+    assert retired.out.startswith("Retired rule T01 (entry ")
+    before = town.size()
+    refused = town.run("award", "--account", "rule-1", "--rule", "T01")
+    assert refused.code == 1
+    assert f"rule 'T01' was retired at seq {entry_number(retired.out)}" in refused.err
+    assert "[FAILED_PRECONDITION, check rule-inactive]" in refused.err
+    assert town.size() == before
+    assert town.account("rule-1")["score"] == 1007  # the earlier award keeps its points
+
+
+def test_rules_load_is_atomic_and_idempotent(town: Town) -> None:
+    catalogue = town.write(
+        "more-rules.csv",
+        "code,title,module,points,council\r\n"
+        "L01,扶老携幼,family,8,否\r\n"
+        "L02,Littering,environment,-5,no\r\n"
+        "L03,Elder neglect,family,-100,yes\r\n",
+        bom=True,
+    )
+    before = town.size()
+    loaded = town.run("rules", "load", "--csv", str(catalogue), signer="admin")
+    assert loaded.code == 0, loaded.err
+    assert loaded.out == f"Loaded 3 rules from more-rules.csv (entries {before} to {before + 2}).\n"
+    assert town.size() == before + 3
+
+    again = town.run("rules", "load", "--csv", str(catalogue), signer="admin")
+    assert again.code == 0, again.err
+    assert "were already loaded by an earlier run" in again.out
+    assert "nothing changed" in again.out
+    assert town.size() == before + 3
+
+    awarded = town.run("award", "--account", "rules-1", "--rule", "L01")
+    assert "Awarded 8 points to rules-1 under rule L01" in awarded.out
+
+
+def test_rules_load_bad_row_changes_nothing(town: Town) -> None:
+    catalogue = town.write(
+        "bad-rules.csv",
+        "code,title,module,points,council\n"
+        + "".join(f"B0{n},Rule {n},m,{n},no\n" for n in range(1, 6))
+        + "B07,Broken,m,0,no\n",
+    )
+    before = town.size()
+    refused = town.run("rules", "load", "--csv", str(catalogue), signer="admin")
+    assert refused.code == 2
+    assert "row 7: points must be a non-zero integer" in refused.err
+    assert "nothing was submitted" in refused.err
+    assert town.size() == before
+
+
+def test_rules_load_refused_by_the_node_loads_nothing(town: Town) -> None:
+    catalogue = town.write("grid-rules.csv", "code,title,module,points,council\nG01,x,m,1,no\n")
+    before = town.size()
+    refused = town.run("rules", "load", "--csv", str(catalogue), signer="grid")
+    assert refused.code == 1
+    assert refused.err.startswith(
+        "error: the node refused row 2 of grid-rules.csv (no rule of the file was loaded): "
+    )
+    assert "[PERMISSION_DENIED, check signer-role]" in refused.err
+    assert town.size() == before
+
+
+# ---------------------------------------------------------------------------
+# Awards, redemptions, objections, reversals
+
+
+def test_award_and_deduction(town: Town) -> None:
+    awarded = town.run("award", "--account", "award-1", "--rule", "V01", "--qty", "2")
+    assert awarded.code == 0, awarded.err
+    seq = entry_number(awarded.out)
+    assert awarded.out == (
+        f"Awarded 10 points to award-1 under rule V01 ×2 (entry {seq}).\n"
+        "award-1 now has a score of 1010 (grade A) and 10 points to spend.\n"
+    )
+    deducted = town.run("award", "--account", "award-1", "--rule", "D01", "--note", "3 May")
+    assert deducted.code == 0, deducted.err
+    assert deducted.out.startswith("Deducted 20 points from award-1 under rule D01 (entry ")
+    assert "score of 990 (grade A)" in deducted.out
+    document = town.account("award-1")
+    notes = [entry["note"] for entry in document["entries"]]
+    assert notes == [None, "3 May"]
+
+
+def test_unknown_rule_is_refused_in_plain_words(town: Town) -> None:
+    before = town.size()
+    refused = town.run("award", "--account", "award-2", "--rule", "V99")
+    assert refused.code == 1
+    assert refused.out == ""
+    assert refused.err == (
+        "error: the node refused the award: rule 'V99' is not in the catalogue "
+        "[FAILED_PRECONDITION, check rule-inactive]\n"
+    )
+    assert town.size() == before
+
+
+def test_council_rule_needs_quorum(town: Town) -> None:
+    before = town.size()
+    refused = town.run("award", "--account", "council-1", "--rule", "H01", signer="council1")
+    assert refused.code == 1
+    assert "rule 'H01' needs 2 council signatures, it has 1" in refused.err
+    assert "[PERMISSION_DENIED, check quorum]" in refused.err
+    assert town.size() == before
+    awarded = town.run(
+        "award", "--account", "council-1", "--rule", "H01", signer="council1",
+        cosigners=("council2",),
+    )  # fmt: skip
+    assert awarded.code == 0, awarded.err
+    assert "Awarded 20 points to council-1 under rule H01" in awarded.out
+    seq = entry_number(awarded.out)
+    with LedgerClient(town.address) as client:
+        ((_, leaf),) = client.get_leaves(seq, seq + 1)
+    assert len(Envelope.from_bytes(Leaf.from_bytes(leaf).envelope).signatures) == 2
+
+
+def test_redeem_and_overdraw(town: Town) -> None:
+    town.run("award", "--account", "shop-1", "--rule", "V02", "--qty", "3")
+    redeemed = town.run(
+        "redeem", "--account", "shop-1", "--points", "25", "--item", "大米 5 公斤", signer="cashier"
+    )
+    assert redeemed.code == 0, redeemed.err
+    assert redeemed.out.startswith("Redeemed 25 points of shop-1 for “大米 5 公斤” (entry ")
+    assert "shop-1 now has a score of 1030 (grade AA) and 5 points to spend." in redeemed.out
+
+    before = town.size()
+    refused = town.run(
+        "redeem", "--account", "shop-1", "--points", "6", "--item", "oil", signer="cashier"
+    )
+    assert refused.code == 1
+    assert "account shop-1 has 5 spendable points, cannot redeem 6" in refused.err
+    assert "[FAILED_PRECONDITION, check overdraw]" in refused.err
+    assert town.size() == before
+    refused = town.run("redeem", "--account", "shop-1", "--points", "1", "--item", "oil")
+    assert refused.code == 1 and "check signer-role" in refused.err
+    assert town.size() == before
+
+
+def test_objection_then_reversal(town: Town) -> None:
+    awarded = town.run("award", "--account", "object-1", "--rule", "V02")
+    target = entry_number(awarded.out)
+    objected = town.run(
+        "objection", "--target", str(target), "--text", "我那天不在村里", signer="cashier"
+    )
+    assert objected.code == 0, objected.err
+    assert objected.out.startswith(f"Recorded the objection to entry {target} (entry ")
+
+    before = town.size()
+    refused = town.run("reverse", "--target", str(target), "--reason", "upheld", signer="council1")
+    assert refused.code == 1
+    assert "a reversal needs 2 council signatures, it has 1" in refused.err
+    assert town.size() == before
+
+    reversed_ = town.run(
+        "reverse", "--target", str(target), "--reason", "objection upheld",
+        signer="council1", cosigners=("council2",),
+    )  # fmt: skip
+    assert reversed_.code == 0, reversed_.err
+    reversal = entry_number(reversed_.out)
+    assert reversed_.out == (
+        f"Reversed entry {target}, the award to object-1 under rule V02 (entry {reversal}): "
+        "its points no longer count.\n"
+        "object-1 now has a score of 1000 (grade A) and 0 points to spend.\n"
+    )
+    (entry,) = town.account("object-1")["entries"]
+    assert (entry["seq"], entry["reversed"], entry["reversed_by"]) == (target, True, reversal)
+
+    before = town.size()
+    again = town.run(
+        "reverse", "--target", str(target), "--reason", "twice",
+        signer="council1", cosigners=("council2",),
+    )  # fmt: skip
+    assert again.code == 1
+    assert f"seq {target} was already reversed at seq {reversal}" in again.err
+    assert "check double-reverse" in again.err
+    assert town.size() == before
+
+
+def test_objection_only_to_an_award(town: Town) -> None:
+    before = town.size()
+    refused = town.run("objection", "--target", "1", "--text", "this is a key entry")
+    assert refused.code == 1
+    assert "seq 1 is not an award, cannot object to it" in refused.err
+    assert "check target" in refused.err
+    assert town.size() == before
+
+
+# ---------------------------------------------------------------------------
+# Bulk awards
+
+
+def awards_file(town: Town, name: str, rows: int, prefix: str, rule: str = "V01") -> Path:
+    lines = ["account,rule,qty,note"]
+    for row in range(rows):
+        qty = "" if row % 3 == 0 else str(row % 3)
+        lines.append(f"{prefix}-{row % 7},{rule},{qty},第{row}行")
+    return town.write(name, "\n".join(lines) + "\n", bom=True)
+
+
+def points_of(rows: int) -> dict[int, int]:
+    """Points of V01 (5 each) per account suffix, for ``awards_file`` rows."""
+    totals: dict[int, int] = {}
+    for row in range(rows):
+        totals[row % 7] = totals.get(row % 7, 0) + 5 * (row % 3 or 1)
+    return totals
+
+
+def test_submit_records_every_row_and_a_rerun_records_none(
+    town: Town, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = awards_file(town, "month.csv", 1200, "bulk")
+    before = town.size()
+    first = town.run("submit", "--csv", str(path))
+    assert first.code == 0, first.err
+    assert first.out == (
+        f"Submitted 1200 of 1200 rows of month.csv: 1200 recorded now; "
+        f"entries {before} to {before + 1199}.\n"
+    )
+    assert first.err == ""  # no progress bar without a terminal
+    assert town.size() == before + 1200
+    for suffix, points in points_of(1200).items():
+        assert town.account(f"bulk-{suffix}")["score"] == 1000 + points
+
+    # A later run of the same file (an hour on, other batch sizes) records nothing.
+    later = entries.now_ms() + 3_600_000
+    monkeypatch.setattr(entries, "now_ms", lambda: later)
+    again = town.run("submit", "--csv", str(path), "--batch-size", "333")
+    assert again.code == 0, again.err
+    assert again.out == (
+        "Submitted 1200 of 1200 rows of month.csv: 0 recorded now, 1200 already recorded "
+        f"by an earlier run; entries {before} to {before + 1199}.\n"
+    )
+    assert town.size() == before + 1200
+
+
+def test_submit_after_a_lost_answer_records_each_row_once(
+    town: Town, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = awards_file(town, "crash.csv", 50, "crash")
+    real_submit = LedgerClient.submit
+    calls = 0
+
+    def answer_lost(self: LedgerClient, envelopes: list[bytes], **kwargs: object) -> SubmitResult:
+        # The node commits the second batch, then the connection drops before the answer.
+        nonlocal calls
+        calls += 1
+        result = real_submit(self, envelopes)
+        if calls == 2:
+            raise SourceError("cannot reach the node at test: connection lost [UNAVAILABLE]")
+        return result
+
+    before = town.size()
+    monkeypatch.setattr(LedgerClient, "submit", answer_lost)
+    crashed = town.run("submit", "--csv", str(path), "--batch-size", "20")
+    assert crashed.code == 2
+    assert "connection lost" in crashed.err
+    assert "Submitted 20 of 50 rows of crash.csv: 20 recorded now" in crashed.out
+    assert town.size() == before + 40  # the second batch was committed all the same
+
+    monkeypatch.setattr(LedgerClient, "submit", real_submit)
+    monkeypatch.setattr(entries, "now_ms", lambda: 1)  # a re-run at another time
+    rerun = town.run("submit", "--csv", str(path), "--batch-size", "20")
+    assert rerun.code == 0, rerun.err
+    assert rerun.out == (
+        "Submitted 50 of 50 rows of crash.csv: 10 recorded now, 40 already recorded by an "
+        f"earlier run; entries {before} to {before + 49}.\n"
+    )
+    assert town.size() == before + 50
+    for suffix, points in points_of(50).items():
+        assert town.account(f"crash-{suffix}")["score"] == 1000 + points
+
+
+def test_submit_stops_at_a_refused_row_and_resumes_after_the_fix(town: Town) -> None:
+    lines = ["account,rule,qty,note"] + [f"resume-{n},V01,1," for n in range(10)]
+    lines[7] = "resume-6,N01,1,"  # row 8: a rule the catalogue does not have yet
+    path = town.write("resume.csv", "\n".join(lines) + "\n")
+    before = town.size()
+    stopped = town.run("submit", "--csv", str(path), "--batch-size", "5")
+    assert stopped.code == 1
+    assert stopped.err == (
+        "error: the node refused row 8 (resume-6, rule N01): rule 'N01' is not in the "
+        "catalogue [FAILED_PRECONDITION, check rule-inactive]\n"
+    )
+    assert "Submitted 5 of 10 rows of resume.csv: 5 recorded now" in stopped.out
+    assert "Rows 2 to 6 are recorded" in stopped.out
+    assert town.size() == before + 5
+
+    fixed = town.run(
+        "rule", "set", "--code", "N01", "--title", "New", "--module", "m", "--points", "3",
+        signer="admin",
+    )  # fmt: skip
+    assert fixed.code == 0, fixed.err
+    resumed = town.run("submit", "--csv", str(path), "--batch-size", "5")
+    assert resumed.code == 0, resumed.err
+    assert "5 recorded now, 5 already recorded by an earlier run" in resumed.out
+    assert town.size() == before + 11
+    assert town.account("resume-6")["score"] == 1003
+    assert town.account("resume-0")["score"] == 1005
+
+
+def test_submit_rerun_with_other_keys_records_nothing(town: Town) -> None:
+    path = awards_file(town, "other-keys.csv", 12, "keys")
+    before = town.size()
+    assert town.run("submit", "--csv", str(path)).code == 0
+    again = town.run("submit", "--csv", str(path), signer="council1")
+    assert again.code == 0, again.err
+    assert again.out.startswith(
+        "Rows 2 to 13 were already submitted earlier (signed by other keys or at another time); "
+        "skipped.\n"
+    )
+    assert "0 recorded now, 12 already submitted earlier with other keys." in again.out
+    assert town.size() == before + 12
+
+
+def test_submit_bad_rows_change_nothing(town: Town) -> None:
+    path = town.write(
+        "bad-awards.csv", "account,rule,qty,note\nok-1,V01,1,\n张三,V01,1,\nok-2,V01,0,\n"
+    )
+    before = town.size()
+    refused = town.run("submit", "--csv", str(path))
+    assert refused.code == 2
+    assert "row 3: account id '张三' is not valid" in refused.err
+    assert "row 4: qty must be at least 1, not 0" in refused.err
+    assert town.size() == before
+
+
+def test_submit_earlier_run_is_found_by_entry_id_not_by_look_alikes(town: Town) -> None:
+    # An award identical to the file's first row, made by hand, is not an earlier run.
+    assert town.run("award", "--account", "alike-1", "--rule", "V01", "--note", "n").code == 0
+    path = town.write("alike.csv", "account,rule,qty,note\nalike-1,V01,1,n\n")
+    data = path.read_bytes()
+    (row,) = entries.parse_awards_csv(data, "alike.csv")
+    entry_id = entries.row_entry_id(entries.file_digest(data), "awards", 2)
+    with LedgerClient(town.address) as client:
+        assert submit.earlier_run_time(client, ORIGIN, row, entry_id) is None
+    result = town.run("submit", "--csv", str(path))
+    assert result.code == 0 and "1 recorded now" in result.out
+    match = re.search(r"entries (\d+) to", result.out)
+    assert match is not None
+    with LedgerClient(town.address) as client:
+        at = submit.earlier_run_time(client, ORIGIN, row, entry_id)
+        body = client.get_body(int(match.group(1)))
+    assert isinstance(body, Award) and body.id == entry_id and body.at == at
+
+
+# ---------------------------------------------------------------------------
+# Accounts and the console script
+
+
+def test_account_json_and_table(town: Town) -> None:
+    town.run("award", "--account", "show-1", "--rule", "V02", "--qty", "6", "--note", "防疫")
+    town.run("redeem", "--account", "show-1", "--points", "40", "--item", "油", signer="cashier")
+    document = town.account("show-1")
+    assert {key: document[key] for key in ("score", "spendable", "redeemed", "grade")} == {
+        "score": 1060,
+        "spendable": 20,
+        "redeemed": 40,
+        "grade": "AAA",
+    }
+    assert document["log"] == ORIGIN and document["time_zone"] == "Asia/Shanghai"
+    award, redemption = document["entries"]
+    assert (award["kind"], award["rule"], award["qty"], award["points"]) == ("award", "V02", 6, 60)
+    assert (redemption["kind"], redemption["item"], redemption["points"]) == ("redeem", "油", 40)
+    assert award["date"].endswith("+08:00")
+
+    table = town.run("account", "show-1", signer=None)
+    assert table.code == 0, table.err
+    lines = table.out.splitlines()
+    assert lines[0].startswith(f"Account show-1 in log {ORIGIN}, as of entry ")
+    assert "(grade AAA)" in lines[1]
+    assert re.search(rf"^\s*{award['seq']}\s+\S+ \S+\s+award\s+V02 ×6\s+\+60$", table.out, re.M)
+    assert re.search(r"redemption\s+油\s+-40$", table.out, re.M)
+
+
+def test_account_of_nobody_yet(town: Town) -> None:
+    document = town.account("nobody-1")
+    assert (document["score"], document["grade"], document["entries"]) == (1000, "A", [])
+
+
+def test_console_script_exit_codes(town: Town) -> None:
+    ok = subprocess.run(
+        [BIN / "redlist", "account", "show-1", "--node", town.address, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["account"] == "show-1"
+    unreachable = subprocess.run(
+        [BIN / "redlist", "account", "show-1", "--node", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert unreachable.returncode == 2
+    assert unreachable.stderr.startswith("error: cannot reach the node at 127.0.0.1:1")
