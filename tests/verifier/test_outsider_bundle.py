@@ -56,8 +56,10 @@ class Outsider:
     """An independent writer of format v1."""
 
     def __init__(self) -> None:
-        self.keys = {name: nacl.signing.SigningKey(_sha(name.encode())) for name in
-                     ("admin", "grid", "council1", "council2", "cashier", "log")}
+        self.keys = {
+            name: nacl.signing.SigningKey(_sha(name.encode()))
+            for name in ("admin", "grid", "council1", "council2", "cashier", "log")
+        }
         self.bodies: list[tuple[dict[str, Any], tuple[str, ...]]] = []
         self.counter = 0
 
@@ -66,8 +68,14 @@ class Outsider:
 
     def add(self, kind: str, signers: tuple[str, ...], **fields: Any) -> int:
         self.counter += 1
-        body = {"v": 1, "kind": kind, "log": ORIGIN, "id": self.counter.to_bytes(16, "big"),
-                "at": T0 + self.counter * 1000, **fields}
+        body = {
+            "v": 1,
+            "kind": kind,
+            "log": ORIGIN,
+            "id": self.counter.to_bytes(16, "big"),
+            "at": T0 + self.counter * 1000,
+            **fields,
+        }
         self.bodies.append((body, signers))
         return len(self.bodies) - 1
 
@@ -98,30 +106,72 @@ class Outsider:
         signature = self.keys["log"].sign(text.encode()).signature
         note = f"{text}\n— {ORIGIN} {base64.b64encode(key_hash + signature).decode()}\n"
         out.mkdir()
-        (out / "manifest.json").write_text(json.dumps(
-            {"format": "redlist-bundle/1", "origin": ORIGIN, "start": 0, "end": len(leaves)}))
+        (out / "manifest.json").write_text(
+            json.dumps(
+                {"format": "redlist-bundle/1", "origin": ORIGIN, "start": 0, "end": len(leaves)}
+            )
+        )
         (out / "checkpoint").write_text(note, encoding="utf-8")
-        (out / "leaves").write_bytes(b"".join(msgpack.packb(leaf, use_bin_type=True)
-                                              for leaf in leaves))
+        (out / "leaves").write_bytes(
+            b"".join(msgpack.packb(leaf, use_bin_type=True) for leaf in leaves)
+        )
 
 
 def _town() -> Outsider:
     town = Outsider()
-    town.add("genesis", ("admin",), admin=town.pub("admin"), config={
-        "base": 1000, "grades": [["AAA", 1050], ["AA", 1030], ["A", 960], ["B", 850],
-                                 ["C", 600], ["D", None]],
-        "quorum": 2, "publicity_days": 7, "tz": "Asia/Shanghai"})
+    town.add(
+        "genesis",
+        ("admin",),
+        admin=town.pub("admin"),
+        config={
+            "base": 1000,
+            "grades": [
+                ["AAA", 1050],
+                ["AA", 1030],
+                ["A", 960],
+                ["B", 850],
+                ["C", 600],
+                ["D", None],
+            ],
+            "quorum": 2,
+            "publicity_days": 7,
+            "tz": "Asia/Shanghai",
+        },
+    )
     town.add("key", ("admin",), op="add", pub=town.pub("grid"), name="Wang", roles=["grid"])
     for name in ("council1", "council2"):
         town.add("key", ("admin",), op="add", pub=town.pub(name), name=name, roles=["council"])
-    town.add("key", ("admin",), op="add", pub=town.pub("cashier"), name="Chen",
-             roles=["cashier"])
-    town.add("rule", ("admin",), op="set", code="V01", title="Pond cleaning",
-             module="volunteer", points=10, council=False)
-    town.add("rule", ("admin",), op="set", code="E01", title="Burning straw",
-             module="environment", points=-20, council=False)
-    town.add("rule", ("admin",), op="set", code="L01", title="Saving a life",
-             module="safety", points=50, council=True)
+    town.add("key", ("admin",), op="add", pub=town.pub("cashier"), name="Chen", roles=["cashier"])
+    town.add(
+        "rule",
+        ("admin",),
+        op="set",
+        code="V01",
+        title="Pond cleaning",
+        module="volunteer",
+        points=10,
+        council=False,
+    )
+    town.add(
+        "rule",
+        ("admin",),
+        op="set",
+        code="E01",
+        title="Burning straw",
+        module="environment",
+        points=-20,
+        council=False,
+    )
+    town.add(
+        "rule",
+        ("admin",),
+        op="set",
+        code="L01",
+        title="Saving a life",
+        module="safety",
+        points=50,
+        council=True,
+    )
     town.add("award", ("grid",), account="r-001", rule="V01", qty=3, note="pond")
     town.add("award", ("council1", "council2"), account="r-001", rule="L01", qty=1)
     town.add("award", ("grid",), account="r-002", rule="E01", qty=1)
@@ -147,10 +197,18 @@ def test_outsider_bundle_verifies_with_matching_balances(
     assert code == 0, report
     assert report["ok"] is True
     assert report["tree_size"] == len(town.bodies)
-    assert report["accounts"]["r-001"] == {"score": 1080, "spendable": 50, "redeemed": 30,
-                                           "grade": "AAA"}
-    assert report["accounts"]["r-002"] == {"score": 980, "spendable": -20, "redeemed": 0,
-                                           "grade": "A"}
+    assert report["accounts"]["r-001"] == {
+        "score": 1080,
+        "spendable": 50,
+        "redeemed": 30,
+        "grade": "AAA",
+    }
+    assert report["accounts"]["r-002"] == {
+        "score": 980,
+        "spendable": -20,
+        "redeemed": 0,
+        "grade": "A",
+    }
 
 
 def _violate(change: Callable[[Outsider], None]) -> Outsider:
@@ -160,25 +218,49 @@ def _violate(change: Callable[[Outsider], None]) -> Outsider:
 
 
 VIOLATIONS: dict[str, tuple[Callable[[Outsider], None], str]] = {
-    "unknown signer": (lambda t: t.add("award", ("log",), account="r-1", rule="V01", qty=1),
-                       "signer-unknown"),
-    "wrong role": (lambda t: t.add("award", ("cashier",), account="r-1", rule="V01", qty=1),
-                   "signer-role"),
-    "unknown rule": (lambda t: t.add("award", ("grid",), account="r-1", rule="X", qty=1),
-                     "rule-inactive"),
-    "no quorum": (lambda t: t.add("award", ("council1",), account="r-1", rule="L01", qty=1),
-                  "quorum"),
-    "overdraw": (lambda t: t.add("redeem", ("cashier",), account="r-001", points=51, item="x"),
-                 "overdraw"),
-    "double reverse": (lambda t: t.add("reverse", ("council1", "council2"), target=11,
-                                       reason="again"), "double-reverse"),
-    "wrong log": (lambda t: t.bodies.append(({**t.bodies[-1][0], "log": "other/log",
-                                              "id": b"\xee" * 16}, t.bodies[-1][1])), "log"),
-    "second genesis": (lambda t: t.add("genesis", ("admin",), admin=t.pub("admin"),
-                                       config=t.bodies[0][0]["config"]), "genesis"),
-    "revoked signer": (lambda t: (t.add("key", ("admin",), op="revoke", pub=t.pub("grid")),
-                                  t.add("award", ("grid",), account="r-1", rule="V01", qty=1)),
-                       "signer-revoked"),
+    "unknown signer": (
+        lambda t: t.add("award", ("log",), account="r-1", rule="V01", qty=1),
+        "signer-unknown",
+    ),
+    "wrong role": (
+        lambda t: t.add("award", ("cashier",), account="r-1", rule="V01", qty=1),
+        "signer-role",
+    ),
+    "unknown rule": (
+        lambda t: t.add("award", ("grid",), account="r-1", rule="X", qty=1),
+        "rule-inactive",
+    ),
+    "no quorum": (
+        lambda t: t.add("award", ("council1",), account="r-1", rule="L01", qty=1),
+        "quorum",
+    ),
+    "overdraw": (
+        lambda t: t.add("redeem", ("cashier",), account="r-001", points=51, item="x"),
+        "overdraw",
+    ),
+    "double reverse": (
+        lambda t: t.add("reverse", ("council1", "council2"), target=11, reason="again"),
+        "double-reverse",
+    ),
+    "wrong log": (
+        lambda t: t.bodies.append(
+            ({**t.bodies[-1][0], "log": "other/log", "id": b"\xee" * 16}, t.bodies[-1][1])
+        ),
+        "log",
+    ),
+    "second genesis": (
+        lambda t: t.add(
+            "genesis", ("admin",), admin=t.pub("admin"), config=t.bodies[0][0]["config"]
+        ),
+        "genesis",
+    ),
+    "revoked signer": (
+        lambda t: (
+            t.add("key", ("admin",), op="revoke", pub=t.pub("grid")),
+            t.add("award", ("grid",), account="r-1", rule="V01", qty=1),
+        ),
+        "signer-revoked",
+    ),
 }
 
 

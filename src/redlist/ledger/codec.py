@@ -22,10 +22,17 @@ from redlist.ledger.errors import FormatError
 MAX_DEPTH = 32
 
 
+_SCALARS = frozenset({type(None), bool, int, str, bytes})
+
+
 def encode(value: Any) -> bytes:
     """The canonical bytes of ``value`` (dicts are sorted here; callers need not)."""
+    if type(value) is list and all(type(item) in _SCALARS for item in value):
+        plain = value  # a flat record (a leaf, a balance): nothing to sort or refuse
+    else:
+        plain = _sorted(value, 0)
     try:
-        data: bytes = msgpack.packb(_sorted(value, 0), use_bin_type=True)
+        data: bytes = msgpack.packb(plain, use_bin_type=True)
     except OverflowError:
         raise FormatError("an integer is outside the 64-bit range msgpack can carry") from None
     return data
@@ -66,7 +73,7 @@ def _diagnose(raw: bytes, what: str) -> None:
         msgpack.unpackb(raw, raw=False, strict_map_key=False, object_pairs_hook=_pairs_to_dict)
     except FormatError as exc:
         raise FormatError(f"{what}: {exc}") from None
-    except Exception:  # noqa: BLE001, S110 - the generic message is raised by the caller
+    except Exception:  # noqa: S110 - the generic message is raised by the caller
         pass
 
 

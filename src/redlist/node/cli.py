@@ -26,14 +26,14 @@ from redlist.ledger.errors import (
     RuleViolation,
     VerificationError,
 )
-from redlist.node.commands import export, init, serve
+from redlist.node.commands import check, export, init, serve
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
 # Adding a subcommand: write its module under redlist.node.commands and list it here.
-_COMMANDS = (init, export, serve)
+_COMMANDS = (init, export, serve, check)
 
 #: Errors that mean "refused", not "could not start".
 REFUSALS = (RuleViolation, BatchError, ConflictError, IntegrityError, VerificationError)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from grpc import aio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
-from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped, unused-ignore]
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.log import Log

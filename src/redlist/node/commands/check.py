@@ -1,0 +1,222 @@
+"""``redlist-node check``: check a data directory's stored log against itself."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TextIO
+
+from redlist.ledger.errors import IntegrityError, NoteError, StoreError
+from redlist.ledger.integrity import TAIL_LEAVES, Report, check_full, check_tail
+from redlist.ledger.log import LOG_PUB_NAME
+from redlist.ledger.note import VerifierKey
+from redlist.ledger.store import ENV_DIR_NAME, FORMAT_MARKER, LmdbStore, StoreReader
+
+DESCRIPTION = f"""\
+Check that the log stored in a data directory is sound: the hash chain, the
+Merkle tree, the signed checkpoints and the metadata the node appends to.
+
+Without --full the check is quick (the newest {TAIL_LEAVES} entries, the tree's
+right border and the latest checkpoint: what the node checks when it starts).
+With --full every entry is decoded and replayed, every Merkle node recomputed,
+every checkpoint verified, and the balances, keys, rules and indexes re-derived
+and compared with what is stored.
+
+The directory is opened read-only, so the check may run while the node serves;
+it reads one consistent snapshot. Exit status: 0 consistent, 1 a problem was
+found (the report names the entry), 2 the directory could not be opened."""
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_CANNOT_OPEN = 2
+# A child that failed in an unexpected way (a bug: its traceback is on stderr).
+_EXIT_CHILD_FAILED = 70
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="check the stored log's integrity",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data", required=True, type=Path, metavar="DIR", help="the node's data directory"
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="check everything (every entry, node, checkpoint and balance), not only the head",
+    )
+    parser.set_defaults(run=run)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a check found: the exit status and the text to print (stdout, or stderr for 2)."""
+
+    code: int
+    text: str
+
+
+def run(args: argparse.Namespace) -> int:
+    progress = _Progress(sys.stderr) if args.full and sys.stderr.isatty() else None
+    outcome = isolated(lambda: check_data_dir(args.data, full=args.full, progress=progress))
+    if progress is not None:
+        progress.clear()  # the child drew it; the terminal line is shared
+    if outcome.code == EXIT_CANNOT_OPEN:
+        raise StoreError(outcome.text)  # the CLI prints it and exits 2
+    print(outcome.text)
+    return outcome.code
+
+
+def check_data_dir(
+    data_dir: Path, *, full: bool, progress: Callable[[str, int, int], None] | None = None
+) -> Outcome:
+    """Open ``data_dir``'s ledger read-only and check it; never raises a ``RedlistError``."""
+    env_dir = data_dir / ENV_DIR_NAME
+    if not env_dir.is_dir():
+        return Outcome(
+            EXIT_CANNOT_OPEN,
+            f"{data_dir} is not a redlist data directory (it has no {ENV_DIR_NAME})",
+        )
+    try:
+        published = _published_key(data_dir)
+        store = LmdbStore.open(env_dir, readonly=True)
+    except IntegrityError as error:  # the file itself is damaged (a truncated file)
+        return _problem(data_dir, error.diagnostics())
+    except StoreError as error:
+        return Outcome(EXIT_CANNOT_OPEN, error.diagnostics())
+    try:
+        with store.read() as reader:
+            if full:
+                return _full(data_dir, reader, published, progress)
+            return _quick(data_dir, reader)
+    except StoreError as error:  # LMDB failed while reading pages it had opened
+        return _problem(data_dir, f"the database could not be read: {error.diagnostics()}")
+    finally:
+        store.close()
+
+
+def _full(
+    data_dir: Path,
+    reader: StoreReader,
+    published: VerifierKey | None,
+    progress: Callable[[str, int, int], None] | None,
+) -> Outcome:
+    report: Report = check_full(reader, verifier_key=published, progress=progress)
+    if report.problem is not None:
+        return _problem(data_dir, report.problem.describe())
+    return Outcome(EXIT_OK, report.summary())
+
+
+def _quick(data_dir: Path, reader: StoreReader) -> Outcome:
+    if reader.format_marker() != FORMAT_MARKER:
+        return _problem(data_dir, "the ledger's metadata lacks the redlist format marker")
+    try:
+        check_tail(reader, data_dir=data_dir)
+    except IntegrityError as error:
+        return Outcome(EXIT_PROBLEM, f"Problem found in {data_dir}: {error.diagnostics()}")
+    size = reader.size()
+    newest = min(size, TAIL_LEAVES)
+    return Outcome(
+        EXIT_OK,
+        f"Checked the newest {newest:,} of {size:,} entries, the Merkle tree's head and the "
+        "latest checkpoint: consistent. This was a quick check; --full checks every entry, "
+        "the whole tree, every checkpoint and the balances.",
+    )
+
+
+def _problem(data_dir: Path, description: str) -> Outcome:
+    return Outcome(EXIT_PROBLEM, f"Problem found in {data_dir}: {description}")
+
+
+def _published_key(data_dir: Path) -> VerifierKey | None:
+    """The log key published next to the ledger (``log.pub``), when there is one."""
+    path = data_dir / LOG_PUB_NAME
+    if not path.is_file():
+        return None
+    try:
+        return VerifierKey.parse(path.read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError, NoteError) as error:
+        raise StoreError(f"cannot read the log's published key {path}: {error}") from None
+
+
+# ---------------------------------------------------------------------------
+# Running the check in a child process
+
+
+def isolated(work: Callable[[], Outcome]) -> Outcome:
+    """Run ``work`` in a forked child and return its outcome.
+
+    LMDB trusts its file: some damage (a page whose internal offsets were changed)
+    makes it read outside the mapped file, and the process dies of SIGBUS or SIGSEGV
+    instead of raising. The parent survives that and reports it as a damaged file.
+    Without ``fork`` (not POSIX) the work runs in this process.
+    """
+    if not hasattr(os, "fork"):
+        return work()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        code = 0
+        try:
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(json.dumps(asdict(work())).encode("utf-8"))
+        except BaseException:  # a bug: show it, and let the parent say so
+            traceback.print_exc()
+            code = _EXIT_CHILD_FAILED
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            payload = pipe.read()
+        _, status = os.waitpid(pid, 0)
+    except KeyboardInterrupt:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+        return Outcome(EXIT_CANNOT_OPEN, "the check was interrupted; nothing was checked")
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        return Outcome(
+            EXIT_PROBLEM,
+            f"Problem found: reading the ledger database crashed the check ({name}). LMDB "
+            "cannot read the file safely: data.mdb is damaged below the level of the log's "
+            "own records. Restore it from a backup or a mirror.",
+        )
+    if os.WEXITSTATUS(status) != 0 or not payload:
+        return Outcome(EXIT_CANNOT_OPEN, "the check failed unexpectedly (see the message above)")
+    value = json.loads(payload)
+    return Outcome(int(value["code"]), str(value["text"]))
+
+
+class _Progress:
+    """``checking entries: 1,234 / 12,345`` on one terminal line, ten redraws a second."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._shown = float("-inf")
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = self._clock()
+        if now - self._shown < 0.1 and done < total:
+            return
+        self._shown = now
+        self._stream.write(f"\r\x1b[Kchecking {stage}: {done:,} / {total:,}")
+        self._stream.flush()
+
+    def clear(self) -> None:
+        self._stream.write("\r\x1b[K")
+        self._stream.flush()
