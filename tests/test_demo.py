@@ -1,86 +1,155 @@
-"""``make demo`` (``python -m redlist.demo``) runs end to end and its bundle verifies."""
+"""``make demo`` (``python -m redlist.demo``) runs a real node end to end and stops it."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
+import shlex
+import socket
 import subprocess
 import sys
-from contextlib import redirect_stdout
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from redlist import demo
+from redlist.demo import cli, story
+from redlist.demo.console import shell_line
+from redlist.demo.node import NodeProcess
+from redlist.demo.tour import Tour
+from redlist.ledger.errors import RedlistError
+from redlist.staff import entries
 from redlist.verifier import cli as verifier_cli
 
-# Entries the demo appends: genesis, 6 keys, 15 rules, 300 grid entries, 3 council
-# awards, 1 redemption, 1 objection, 1 reversal.
+# Entries the demo appends: genesis, 6 keys, 15 rules, 300 spreadsheet rows,
+# 3 council awards, 1 redemption, 1 objection, 1 reversal.
 DEMO_ENTRIES = 1 + 6 + 15 + 300 + 3 + 1 + 1 + 1
+SERVING = re.compile(r"serving log dongguan\.example/redlist \(1 entries\) on 127\.0\.0\.1:(\d+)")
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    root: Path
+    code: int
+    out: str
+    err: str
 
 
 def verify_json(root: Path) -> dict[str, object]:
+    """What an auditor gets from the demo's bundle, checked here independently."""
     output = io.StringIO()
     argv = ["bundle", str(root / "bundle"), "--log-key", str(root / "node" / "log.pub"), "--json"]
-    with redirect_stdout(output):
+    with contextlib.redirect_stdout(output):
         assert verifier_cli.main(argv) == 0
     result: dict[str, object] = json.loads(output.getvalue())
     return result
 
 
-def test_make_demo_command_runs_end_to_end(tmp_path: Path) -> None:
-    # Exactly what `make demo` runs, in a fresh directory, with the default ./demo-data.
+def verifier_has_node_command() -> bool:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return verifier_cli.main(["node", "--help"]) == 0
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """One run of exactly what `make demo` runs, as its own process."""
+    root = tmp_path_factory.mktemp("make-demo") / "demo-data"
     result = subprocess.run(
-        [sys.executable, "-m", "redlist.demo"],
-        cwd=tmp_path,
+        [sys.executable, "-m", "redlist.demo", "--dir", str(root)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stderr == ""
-    for step in range(1, 10):
-        assert f"Step {step}." in result.stdout
-    assert "Result: the bundle verifies." in result.stdout
-    assert "redlist-verify bundle demo-data/bundle --log-key demo-data/node/log.pub" in (
-        result.stdout
+    return DemoRun(root, result.returncode, result.stdout, result.stderr)
+
+
+def test_the_demo_succeeds_and_walks_through_every_step(demo_run: DemoRun) -> None:
+    assert demo_run.code == 0, demo_run.out + demo_run.err
+    assert demo_run.err == ""
+    positions = [demo_run.out.index(f"\nStep {step}. ") for step in range(1, 10)]
+    assert positions == sorted(positions)
+    assert "Result: the log verifies." in demo_run.out
+    assert "Residents per grade: AAA " in demo_run.out
+    assert re.search(r"\nDone in \d+\.\d s\.\n$", demo_run.out)
+
+
+def test_the_node_is_a_real_process_on_loopback_and_stops_cleanly(demo_run: DemoRun) -> None:
+    serving = SERVING.search(demo_run.out)
+    assert serving is not None, demo_run.out
+    port = int(serving[1])
+    assert f"--node 127.0.0.1:{port} --signer" in demo_run.out
+    assert "exited with status 0" in demo_run.out
+    # Its own output went to node.log, which ends with the graceful shutdown.
+    node_log = (demo_run.root / "node.log").read_text().splitlines()
+    assert SERVING.fullmatch(next(line for line in node_log if line.startswith("serving")))
+    assert node_log[-1].endswith("stopped")
+    # Nothing listens on its port any more.
+    with pytest.raises(ConnectionRefusedError), socket.socket() as probe:
+        probe.connect(("127.0.0.1", port))
+
+
+def test_the_staff_commands_are_shown_so_the_reader_can_copy_them(demo_run: DemoRun) -> None:
+    root = str(demo_run.root)
+    for command in (
+        f"$ redlist keygen --out {root}/keys/admin.pem",
+        f"$ redlist-node init --data {root}/node --origin {story.ORIGIN}",
+        f"$ redlist-node serve --data {root}/node --listen 127.0.0.1:0",
+        f"$ redlist key add --pub {root}/keys/wang-fang.pem.pub",
+        f"$ redlist rules load --csv {root}/catalogue.csv",
+        f"$ redlist submit --csv {root}/awards-east.csv",
+        "$ redlist award --account dgc-0012 --rule saf-life --note",
+        "$ redlist redeem --account ",
+        "$ redlist objection --target ",
+        "$ redlist reverse --target ",
+        f"$ redlist account {story.OBJECTOR} --node 127.0.0.1:",
+        f"$ redlist-node export --data {root}/node --out {root}/bundle --full",
+        f"$ redlist-verify bundle {root}/bundle --log-key {root}/node/log.pub",
+    ):
+        assert command in demo_run.out, command
+    # The command to check the bundle again, once the node is gone.
+    assert demo_run.out.rstrip().splitlines()[-3].strip() == (
+        f"redlist-verify bundle {root}/bundle --log-key {root}/node/log.pub"
     )
-    verdict = verify_json(tmp_path / "demo-data")
+
+
+def test_the_month_goes_in_through_the_node(demo_run: DemoRun) -> None:
+    out = demo_run.out
+    assert re.search(r"Loaded 15 rules from catalogue\.csv \(entries 7 to 21\)\.", out)
+    recorded = re.findall(r"Submitted (\d+) of \1 rows of awards-(?:east|west)\.csv: \1 rec", out)
+    assert sum(int(count) for count in recorded) == story.MONTH_ROWS
+    assert "0 recorded now, " in out  # the file submitted twice
+    assert "needs 2 council signatures, it has 1" in out  # refused with one council member
+    assert out.count("Awarded 50 points to dgc-0012 under rule saf-life") == 1
+    assert re.search(r"Redeemed 60 points of dgc-\d{4} for “5 L peanut oil", out)
+
+
+def test_the_objected_deduction_is_reversed_and_the_verifier_agrees(demo_run: DemoRun) -> None:
+    verdict = verify_json(demo_run.root)
     assert verdict["ok"] is True
     assert verdict["tree_size"] == DEMO_ENTRIES
     accounts = verdict["accounts"]
     assert isinstance(accounts, dict)
-    assert sorted(accounts) == [f"dgc-{number:04d}" for number in range(1, demo.RESIDENTS + 1)]
-
-
-def test_the_objected_deduction_is_reversed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    root = tmp_path / "demo"
-    assert demo.main(["--dir", str(root)]) == 0
-    output = capsys.readouterr().out
-    accounts = verify_json(root)["accounts"]
-    assert isinstance(accounts, dict)
-    objector = accounts[demo.OBJECTOR]
+    assert sorted(accounts) == story.accounts()
     line = re.search(
-        rf"{demo.OBJECTOR}: score (\d+) \(grade \w+\) -> (\d+) \(grade (\w+)\)", output
+        rf"{story.OBJECTOR}: score (\d+) \(grade \w+\) -> (\d+) \(grade (\w+)\)", demo_run.out
     )
-    assert line is not None, output
+    assert line is not None, demo_run.out
     before, after, grade = int(line[1]), int(line[2]), line[3]
-    assert after == before + 20  # the burning-straw deduction was withdrawn
-    # The node's view printed in step 7 is what the verifier recomputed independently.
-    assert (after, grade) == (objector["score"], objector["grade"])
+    assert after == before + 20  # the burning-straw deduction no longer counts
+    assert (after, grade) == (accounts[story.OBJECTOR]["score"], accounts[story.OBJECTOR]["grade"])
 
 
 def test_the_demo_wipes_its_own_previous_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = tmp_path / "demo"
-    assert demo.main(["--dir", str(root)]) == 0
+    assert cli.main(["--dir", str(root)]) == 0
     (root / "leftover.txt").write_text("from the last run")
-    assert demo.main(["--dir", str(root)]) == 0
+    assert cli.main(["--dir", str(root)]) == 0
     assert not (root / "leftover.txt").exists()
     assert verify_json(root)["tree_size"] == DEMO_ENTRIES
 
@@ -91,6 +160,106 @@ def test_the_demo_never_wipes_a_directory_it_did_not_make(
     root = tmp_path / "important"
     root.mkdir()
     (root / "ledger.xlsx").write_bytes(b"the village's own records")
-    assert demo.main(["--dir", str(root)]) == 2
+    assert cli.main(["--dir", str(root)]) == 2
     assert "was not made by the demo" in capsys.readouterr().err
     assert [path.name for path in root.iterdir()] == ["ledger.xlsx"]
+
+
+@pytest.fixture
+def started_nodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[NodeProcess]]:
+    """Every node the demo starts in this test."""
+    nodes: list[NodeProcess] = []
+    start = NodeProcess.start
+
+    def recording_start(data: Path, output: Path) -> NodeProcess:
+        nodes.append(start(data, output))
+        return nodes[-1]
+
+    monkeypatch.setattr(NodeProcess, "start", staticmethod(recording_start))
+    yield nodes
+    for node in nodes:
+        node.close()
+
+
+def test_a_failed_step_exits_1_and_still_stops_the_node(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    started_nodes: list[NodeProcess],
+) -> None:
+    def broken_step(self: Tour) -> None:
+        raise RedlistError("the council's key files are missing")
+
+    monkeypatch.setattr(Tour, "council_awards", broken_step)
+    assert cli.main(["--dir", str(tmp_path / "demo")]) == 1
+    output = capsys.readouterr()
+    assert "The demo failed: the council's key files are missing" in output.err
+    assert "Step 4." in output.out
+    assert "Step 5." not in output.out
+    (node,) = started_nodes
+    assert not node.running
+    assert node.process.returncode == 0  # stopped by SIGTERM, gracefully
+
+
+def test_a_node_that_cannot_start_is_reported_with_its_own_words(tmp_path: Path) -> None:
+    with pytest.raises(RedlistError) as caught:
+        NodeProcess.start(tmp_path / "no-such-log", tmp_path / "node.log")
+    message = caught.value.diagnostics()
+    assert "the node exited with status 2 before serving" in message
+    assert "no-such-log" in message
+
+
+@pytest.mark.skipif(
+    not verifier_has_node_command(), reason="'redlist-verify node' is not written yet"
+)
+def test_the_audit_over_grpc_agrees_with_the_node(
+    tmp_path: Path, started_nodes: list[NodeProcess]
+) -> None:
+    root = tmp_path / "demo"
+    cli.prepare_directory(root)
+    lines: list[str] = []
+    Tour(root, lines.append, audit_over_grpc=True).run()
+    output = "\n".join(lines)
+    assert "$ redlist-verify node 127.0.0.1:" in output
+    assert "Result: the log verifies." in output
+    assert not started_nodes[0].running
+
+
+# -- the story and the shown command lines -------------------------------------
+
+
+def test_the_month_is_the_same_on_every_run() -> None:
+    first = story.month_rows()
+    assert first == story.month_rows(story.SEED)
+    assert first != story.month_rows(story.SEED + 1)
+    assert len(first) == story.MONTH_ROWS
+    assert {row.account for row in first} == set(story.accounts())
+    assert sum(1 for row in first if (row.account, row.rule) == (story.OBJECTOR, "env-straw")) >= 1
+    council_rules = {rule.code for rule in story.RULES if rule.council}
+    assert not council_rules & {row.rule for row in first}  # grid workers cannot sign those
+
+
+def test_the_files_the_demo_writes_are_what_the_staff_commands_read() -> None:
+    rows = story.month_rows()
+    parsed = entries.parse_awards_csv(story.sheet_csv(rows).encode(), "awards.csv")
+    assert [(row.account, row.rule, row.qty, row.note or "") for row in parsed] == [
+        (row.account, row.rule, row.qty, row.note) for row in rows
+    ]
+    rules = entries.parse_rules_csv(story.catalogue_csv(story.RULES).encode(), "catalogue.csv")
+    assert [(rule.code, rule.points, rule.council) for rule in rules] == [
+        (rule.code, rule.points, rule.council) for rule in story.RULES
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["account", "dgc-0001", "--node", "127.0.0.1:7420"],
+        ["reverse", "--target", "116", "--reason", "not the resident's field; withdrawn.",
+         "--node", "127.0.0.1:7420", "--signer", "keys/chen.pem", "--cosigner", "keys/zhao.pem"],
+    ],
+)  # fmt: skip
+def test_a_shown_command_line_is_the_command_that_ran(argv: list[str]) -> None:
+    line = shell_line("redlist", argv)
+    assert all(len(part) <= 120 for part in line.splitlines())
+    assert shlex.split(line.replace("\\\n", " ")) == ["redlist", *argv]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from tests.verifier.bundles import LogBuilder, new_log, replay, standard_log
 
@@ -10,7 +13,7 @@ from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Award, Leaf
 from redlist.ledger.errors import VerificationError
 from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
-from redlist.verifier.audit import CHECKS, Auditor, AuditResult, TrustedHead
+from redlist.verifier.audit import CHECKS, Auditor, AuditResult, TrustedHead, _verify_all
 
 
 def run(
@@ -266,3 +269,19 @@ def test_partial_audit_cannot_prove_a_head_before_its_start() -> None:
     error = failure(log, start=9, trusted=(_head(log, 4),))
     assert (error.seq, error.check) == (None, "consistency")
     assert "entries in between" in error.message
+
+
+def test_a_callers_executor_is_used_and_left_running() -> None:
+    log = standard_log()
+    text = log.checkpoint()
+    with ThreadPoolExecutor(max_workers=3) as executor:
+        with Auditor(log.town.log_signer.verifier(), executor=executor, workers=3) as auditor:
+            auditor.check_checkpoint(text)
+            for leaf in log.leaves:
+                auditor.feed(leaf)
+            result = auditor.finish(text)
+        assert result.signatures_checked == 22
+        assert executor.submit(len, b"still running").result() == 13
+    # What a process pool needs: the work function and its arguments pickle.
+    triples = [(b"p" * 32, b"body", b"s" * 64)]
+    assert pickle.loads(pickle.dumps((_verify_all, triples))) == (_verify_all, triples)  # noqa: S301

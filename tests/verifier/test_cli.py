@@ -21,7 +21,7 @@ from tests.verifier.bundles import LogBuilder, new_log, replay, standard_log
 from redlist.ledger import bundle, codec
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Award, Leaf
-from redlist.ledger.errors import VerificationError
+from redlist.ledger.errors import FormatError, VerificationError
 from redlist.ledger.note import NoteSigner, VerifierKey
 from redlist.ledger.points import CHECKS
 from redlist.verifier.cli import main
@@ -475,12 +475,27 @@ def test_any_byte_changed_in_the_checkpoint_fails_with_exit_1(
     assert (error["seq"], error["check"]) == (None, "checkpoint")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(position=positions, xor=xors)
-def test_any_byte_changed_in_the_manifest_fails_with_exit_1(
-    small_bundle: tuple[Path, str], position: int, xor: int
+def test_a_byte_changed_in_the_manifest_fails_unless_it_still_says_the_same(
+    small_bundle: tuple[Path, str], capsys: pytest.CaptureFixture[str], position: int, xor: int
 ) -> None:
-    assert _verify_flipped(small_bundle, bundle.MANIFEST_FILE, position, xor) == 1
+    # The manifest is unsigned and its JSON layout free: a change of spacing that
+    # leaves every field alone may pass; any other change must fail with exit 1.
+    directory, _ = small_bundle
+    data = bytearray((directory / bundle.MANIFEST_FILE).read_bytes())
+    data[position % len(data)] ^= xor
+    try:
+        same = bundle.decode_manifest(bytes(data)) == bundle.decode_manifest(
+            (directory / bundle.MANIFEST_FILE).read_bytes()
+        )
+    except FormatError:
+        same = False
+    status = _verify_flipped(small_bundle, bundle.MANIFEST_FILE, position, xor)
+    assert status == (0 if same else 1)
+    capsys.readouterr()
 
 
 def test_every_byte_of_the_leaves_file_is_covered(small_bundle: tuple[Path, str]) -> None:
@@ -693,7 +708,10 @@ def test_bad_arguments_and_missing_inputs_exit_2(
     assert main(["frobnicate", str(directory)]) == 2
     assert main(["bundle", str(directory)]) == 2  # no key at all
     assert main(["bundle", str(tmp_path / "nowhere"), "--log-key", key]) == 2
+    assert main(["bundle", str(tmp_path / ("n" * 300)), "--log-key", key]) == 2
     assert main(["bundle", str(directory), "--log-key", "not-a-key"]) == 2
+    assert main(["bundle", str(directory), "--log-key", "x/" + "y" * 300 + "+00+AA"]) == 2
+    assert main(["bundle", str(directory), "--log-key", "a\x00b"]) == 2
     assert main(["bundle", str(directory), "--log-key", key, "--account", "bad account"]) == 2
     assert main(["bundle", str(directory), "--log-key", key, "--workers", "0"]) == 2
     witness = log.town.log_signer.cosignature_verifier().encode()

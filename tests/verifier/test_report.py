@@ -86,3 +86,11 @@ def test_progress_bar_draws_rate_and_clears() -> None:
     assert "2,000/2,000 entries  1,000/s" in out
     bar.clear()
     assert stream.getvalue().endswith("\r\x1b[K")
+
+
+def test_statement_shows_an_impossible_date_as_milliseconds() -> None:
+    result = _audit(standard_log(), account="res-001")
+    assert result.statement is not None
+    far = dataclasses.replace(result.statement[0], time=1 << 62)
+    odd = dataclasses.replace(result, statement=(far,))
+    assert f"{1 << 62} ms" in report.statement_text(odd, "res-001")

@@ -55,7 +55,17 @@ def decode(data: bytes, what: str = "value") -> Any:
         raise FormatError(f"{what}: trailing bytes after the msgpack value") from None
     except UnicodeDecodeError:
         raise FormatError(f"{what}: a text field is not valid UTF-8") from None
-    except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
+    # msgpack raises these three without a message of its own.
+    except (msgpack.StackError, RecursionError):
+        raise FormatError(f"{what}: nested deeper than {MAX_DEPTH} levels") from None
+    except msgpack.FormatError:
+        raise FormatError(
+            f"{what}: not valid msgpack (a byte that starts no msgpack value, "
+            "such as the reserved 0xc1)"
+        ) from None
+    except TypeError:  # an array or map used as a map key: unhashable in Python
+        raise FormatError(f"{what}: a map key is an array or map, not text") from None
+    except (ValueError, msgpack.UnpackException) as exc:
         raise FormatError(f"{what}: not valid msgpack ({exc})") from None
     _check(value, what, 0)
     if msgpack.packb(value, use_bin_type=True) != raw:

@@ -328,7 +328,7 @@ def _check_node(reader: StoreReader, level: int, index: int) -> None:
     left = get(node_key(level - 1, 2 * index), db=nodes)
     right = get(node_key(level - 1, 2 * index + 1), db=nodes)
     if stored is None or left is None or right is None:
-        _fail("tree", f"the Merkle tree lacks a node over {covers}", first)
+        _fail("tree", f"the Merkle tree lacks its node over {covers}", first)
     if stored != merkle.node_hash(left, right):
         _fail(
             "tree",
@@ -342,11 +342,16 @@ def _open_checkpoint(raw: bytes, key: VerifierKey, size: int) -> Checkpoint:
     try:
         checkpoint = open_checkpoint(raw.decode("utf-8"), key)
     except (UnicodeDecodeError, NoteError) as exc:
-        _fail("checkpoint", f"the checkpoint stored for size {size} does not verify ({exc})")
+        _fail(
+            "checkpoint",
+            f"the checkpoint stored for size {size} does not verify ({exc})",
+            size - 1,
+        )
     if checkpoint.size != size:
         _fail(
             "checkpoint",
             f"the checkpoint stored for size {size} is signed for size {checkpoint.size}",
+            size - 1,
         )
     return checkpoint
 
@@ -379,12 +384,34 @@ def _check_head(head: _Head, last_hash: bytes, last_time: int) -> None:
         )
 
 
-def _check_leaf_count(reader: StoreReader, size: int) -> None:
+def _check_leaf_count(reader: StoreReader, size: int, *, locate: bool = False) -> None:
+    """One leaf per entry of the recorded size; ``locate`` may walk every key to say
+    which entry is amiss when the last leaf does not tell."""
     stored = _stored_entries(reader, "leaves")
-    if stored != size:
+    if stored == size:
+        return
+    message = f"the size recorded in the metadata is {size} entries, but {stored} leaves are stored"
+    cursor = reader.txn.cursor(db=reader.tables.leaves)
+    end = int_from_key(cursor.key()) + 1 if cursor.last() else 0  # one past the last leaf
+    if end > size and cursor.set_range(int_key(size)):
+        _fail("leaves", f"{message}; leaves lie beyond it from here on", int_from_key(cursor.key()))
+    if end < size:
+        _fail("leaves", f"{message}; the leaves from here on are missing", end)
+    if locate:  # the last leaf is where it belongs: the difference lies inside the log
+        for expected, key in enumerate(cursor.iternext(values=False) if cursor.first() else ()):
+            if key != int_key(expected):
+                _fail(
+                    "leaves", f"{message}; this is the first entry whose leaf is missing", expected
+                )
+    _fail("leaves", message)
+
+
+def _check_latest(head: _Head, stored: bytes) -> None:
+    if head.checkpoint != stored:
         _fail(
-            "leaves",
-            f"the size recorded in the metadata is {size} entries, but {stored} leaves are stored",
+            "head",
+            f"the latest checkpoint in the metadata is not the one stored for size {head.size}",
+            head.size - 1,
         )
 
 
@@ -404,7 +431,6 @@ def _expected_nodes(size: int) -> int:
 def _check_tail(reader: StoreReader, count: int) -> None:
     head = _read_head(reader)
     size = head.size
-    _check_leaf_count(reader, size)
     start = max(0, size - count)
     prev_hash, prev_time = ZERO_HASH, 0
     if start > 0:  # the leaf just before the window anchors its chain
@@ -418,6 +444,7 @@ def _check_tail(reader: StoreReader, count: int) -> None:
         _check_link(seq, leaf, prev_hash, prev_time)
         prev_hash, prev_time = merkle.leaf_hash(raw), leaf.time
         _check_leaf_node(reader, seq, prev_hash)
+    _check_leaf_count(reader, size)
     _check_head(head, prev_hash, prev_time)
     # Every node completed by an entry of the window, up to the right border.
     level = 1
@@ -430,21 +457,25 @@ def _check_tail(reader: StoreReader, count: int) -> None:
     if stored_nodes != _expected_nodes(size):
         _fail(
             "tree",
-            f"a tree of {size} entries has {_expected_nodes(size)} stored nodes, but "
+            f"a tree of {size} entries has {_expected_nodes(size)} nodes, but "
             f"{stored_nodes} are stored",
         )
     try:
         root = merkle.root_at(reader.nodes(), size)
     except IntegrityError as exc:
         _fail("tree", str(exc))
-    checkpoint = _open_checkpoint(head.checkpoint, head.verifier_key, size)
-    _check_root(checkpoint, root, "from the stored tree")
     stored = reader.txn.get(int_key(size), db=reader.tables.checkpoints)
-    if stored != head.checkpoint:
-        _fail("checkpoint", f"the checkpoints table does not hold the latest checkpoint ({size})")
+    if stored is None:
+        _fail("checkpoint", f"no checkpoint is stored for the log's size ({size})")
+    _check_root(_open_checkpoint(stored, head.verifier_key, size), root, "from the stored tree")
+    _check_latest(head, stored)
     cursor = reader.txn.cursor(db=reader.tables.checkpoints)
     if cursor.last() and cursor.key() != int_key(size):
-        _fail("checkpoint", "a checkpoint is stored for a size beyond the log's size")
+        _fail(
+            "checkpoint",
+            f"a checkpoint is stored under key {cursor.key().hex()}, which is not a tree size "
+            f"of this log of {size} entries",
+        )
 
 
 def _leaf_bytes(reader: StoreReader, seq: int) -> bytes:
@@ -492,7 +523,12 @@ class _ReplayState(MemoryState):
     def put_entry_id(self, entry_id: bytes, seq: int) -> None:
         stored = self._reader.txn.get(entry_id, db=self._reader.tables.ids)
         if stored != int_key(seq):
-            found = "nothing" if stored is None else f"{stored.hex()}"
+            if stored is None:
+                found = "nothing"
+            elif len(stored) == _INT_SIZE:
+                found = f"entry {int_from_key(stored)}"
+            else:
+                found = "a damaged record"
             _fail(
                 "ids",
                 f"the entry-id index should lead from this entry's id {entry_id.hex()} to it, "
@@ -546,7 +582,7 @@ class _FullCheck:
         for name, _ in reader.txn.cursor(db=reader.tables.meta):
             if name not in _META_NAMES:
                 _fail("meta", f"the metadata holds an unknown record {name!r}")
-        _check_leaf_count(reader, head.size)
+        _check_leaf_count(reader, head.size, locate=True)
         last_hash, last_time = self._entries_and_checkpoints(head)
         _check_head(head, last_hash, last_time)
         self._tree(head.size)
@@ -601,8 +637,8 @@ class _FullCheck:
                 checkpoint = _open_checkpoint(pending[1], head.verifier_key, seq + 1)
                 _check_root(checkpoint, compact.root(), "from the leaves")
                 self._checkpoints += 1
-                if seq + 1 == size and pending[1] != head.checkpoint:
-                    _fail("head", "the latest checkpoint in the metadata is not the stored one")
+                if seq + 1 == size:
+                    _check_latest(head, pending[1])
                 pending = next(checkpoints, None)
             prev_hash, prev_time = leaf_hash, leaf.time
             expected = seq + 1

@@ -14,10 +14,21 @@ nothing::
     grace_seconds = 10.0                # how long shutdown waits for in-flight calls
     max_message_bytes = 67108864        # largest request the node reads (64 MiB)
     log_level = "info"                  # debug, info, warning or error
+    tls_cert = "tls/node.pem"           # serve TLS with this certificate (chain) ...
+    tls_key = "tls/node.key"            # ... and its private key; plaintext when absent
+    tls_client_ca = "tls/staff-ca.pem"  # mutual TLS: require client certs from these CAs
+    rate_limit = 50.0                   # calls per second per client; off when absent
+    rate_burst = 200                    # calls a quiet client may make at once
+
+Plaintext is the default, meant for a node on loopback (``127.0.0.1``), behind a
+TLS-terminating proxy, or in a test; see ``redlist.node.tls``. Rate limiting is
+off by default (``redlist.node.ratelimit``); ``rate_burst`` defaults to one
+second's worth of calls.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +59,11 @@ class ServeSettings:
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     log_level: str = "info"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    rate_limit: float | None = None
+    rate_burst: int | None = None
 
     def __post_init__(self) -> None:
         parse_address(self.listen, "listen")
@@ -67,6 +83,27 @@ class ServeSettings:
             raise FormatError(
                 f"'log_level' must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
             )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise FormatError(
+                "TLS needs both a certificate and its key: give 'tls_cert' and 'tls_key' "
+                "(--tls-cert and --tls-key) together"
+            )
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise FormatError(
+                "'tls_client_ca' (--tls-client-ca) asks clients for certificates, which "
+                "needs TLS: give 'tls_cert' and 'tls_key' as well"
+            )
+        if self.rate_limit is not None and not (
+            self.rate_limit > 0 and math.isfinite(self.rate_limit)
+        ):
+            raise FormatError(
+                f"'rate_limit' must be a positive number of calls per second, not {self.rate_limit}"
+            )
+        if self.rate_burst is not None:
+            if self.rate_limit is None:
+                raise FormatError("'rate_burst' needs 'rate_limit' (--rate-limit) as well")
+            if self.rate_burst < 1:
+                raise FormatError(f"'rate_burst' must be at least 1, not {self.rate_burst}")
 
 
 # Setting name -> the types a TOML value may have for it.
@@ -80,7 +117,14 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "grace_seconds": (int, float),
     "max_message_bytes": (int,),
     "log_level": (str,),
+    "tls_cert": (str,),
+    "tls_key": (str,),
+    "tls_client_ca": (str,),
+    "rate_limit": (int, float),
+    "rate_burst": (int,),
 }
+#: Settings that name files: relative paths in a config file are relative to it.
+_PATHS = ("data", "tls_cert", "tls_key", "tls_client_ca")
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -107,11 +151,13 @@ def load_config_file(path: Path) -> dict[str, Any]:
             wanted = " or ".join("a number" if kind is float else _KIND[kind] for kind in allowed)
             raise FormatError(f"config file {path}: {name!r} must be {wanted}")
         values[name] = value
-    if "data" in values:
-        data = Path(values["data"])
-        values["data"] = data if data.is_absolute() else path.parent / data
-    if "grace_seconds" in values:
-        values["grace_seconds"] = float(values["grace_seconds"])
+    for name in _PATHS:
+        if name in values:
+            named = Path(values[name])
+            values[name] = named if named.is_absolute() else path.parent / named
+    for name in ("grace_seconds", "rate_limit"):
+        if name in values:
+            values[name] = float(values[name])
     return values
 
 

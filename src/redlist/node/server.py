@@ -9,6 +9,15 @@ Shutdown, in order: health turns NOT_SERVING (load balancers move away);
 flight ``grace`` seconds; commits already under way finish (a commit is never
 abandoned halfway, and the log is not closed under it); the thread pools stop.
 Whatever a client was told is committed is durable before its answer was sent.
+
+Transport: plaintext unless :class:`ServerOptions` carries a
+:class:`~redlist.node.tls.ServerTLS` (TLS, or mutual TLS with client
+certificates); a per-client rate limit (:mod:`redlist.node.ratelimit`) is
+installed only when one is configured, so an unlimited node pays nothing for it.
+Every service of the node, health and reflection included, is on the one
+listener: nothing served changes how the node behaves except ``Submit``, whose
+entries carry their own authority (signatures the ledger rules check), so no
+call needs a separate administrative listener (see docs/threat-model.md).
 """
 
 from __future__ import annotations
@@ -38,7 +47,9 @@ from redlist.node.config import (
     parse_address,
 )
 from redlist.node.metrics import NodeMetrics
+from redlist.node.ratelimit import RateLimit, RateLimiter, RateLimitInterceptor
 from redlist.node.servicer import LedgerServicer
+from redlist.node.tls import ServerTLS, is_loopback, load_server_material
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -57,14 +68,26 @@ class ServerOptions:
     commit_depth: int = DEFAULT_COMMIT_DEPTH
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     read_workers: int = DEFAULT_READ_WORKERS
+    #: None: plaintext (meant for loopback, or behind a TLS-terminating proxy).
+    tls: ServerTLS | None = None
+    #: None: no per-client limit.
+    rate_limit: RateLimit | None = None
 
     @classmethod
     def from_settings(cls, settings: ServeSettings) -> ServerOptions:
+        tls = None
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            tls = ServerTLS(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        rate_limit = None
+        if settings.rate_limit is not None:
+            rate_limit = RateLimit.with_default_burst(settings.rate_limit, settings.rate_burst)
         return cls(
             max_batch=settings.max_batch,
             max_group=settings.max_group,
             commit_depth=settings.commit_depth,
             max_message_bytes=settings.max_message_bytes,
+            tls=tls,
+            rate_limit=rate_limit,
         )
 
 
@@ -102,6 +125,8 @@ class NodeServer:
         """Serve ``log`` on ``listen`` (``HOST:PORT``; port 0 picks a free one)."""
         options = options or ServerOptions()
         host, _ = parse_address(listen, "listen")
+        # Read and check the TLS files first: a wrong file stops the start in words.
+        material = load_server_material(options.tls) if options.tls is not None else None
         reads = ThreadPoolExecutor(
             max_workers=options.read_workers, thread_name_prefix="redlist-read"
         )
@@ -127,13 +152,17 @@ class NodeServer:
         batcher = Batcher(
             log, max_group=options.max_group, depth=options.commit_depth, on_commit=on_commit
         )
+        interceptors: list[aio.ServerInterceptor] = []
+        if options.rate_limit is not None:
+            interceptors.append(RateLimitInterceptor(RateLimiter(options.rate_limit)))
         server = aio.server(
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", options.max_message_bytes),
                 ("grpc.max_send_message_length", options.max_message_bytes),
                 # Two nodes on one port would split the clients between two logs.
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         ledger_pb2_grpc.add_LedgerServicer_to_server(
             LedgerServicer(
@@ -147,7 +176,10 @@ class NodeServer:
             (LEDGER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         try:
-            port = server.add_insecure_port(listen)
+            if material is None:
+                port = server.add_insecure_port(listen)
+            else:
+                port = server.add_secure_port(listen, material.credentials())
         except RuntimeError as error:
             reads.shutdown()
             raise RedlistError(f"cannot listen on {listen}: {error}") from None
@@ -167,7 +199,28 @@ class NodeServer:
             health_servicer=health_servicer,
             reads=reads,
         )
-        logger.info("serving origin=%s size=%d address=%s", log.origin, size, node.address)
+        transport = "plaintext" if options.tls is None else options.tls.mode
+        logger.info(
+            "serving origin=%s size=%d address=%s transport=%s rate_limit=%s",
+            log.origin,
+            size,
+            node.address,
+            transport,
+            "off" if options.rate_limit is None else options.rate_limit.describe(),
+        )
+        if material is not None:
+            logger.info(
+                "tls certificate subject=%s expires=%s",
+                material.subject,
+                material.not_after.isoformat(),
+            )
+        elif not is_loopback(host):
+            logger.warning(
+                "serving without TLS on %s, which other machines can reach: anyone on the "
+                "way can read account queries and pose as this node; give --tls-cert and "
+                "--tls-key unless a TLS proxy sits in front",
+                node.address,
+            )
         return node
 
     @property

@@ -19,6 +19,14 @@ Errors, in words the clerk and the operator both understand:
 
 Nothing the node says is verified here: this client submits entries and shows
 figures. Auditing a node is ``redlist-verify``'s job.
+
+Transport: plaintext unless TLS is asked for. :func:`add_node_argument` gives
+every command ``--node`` together with ``--tls-ca``, ``--tls-cert`` and
+``--tls-key``, and stores them as one :class:`NodeAddress` in ``args.node``, so
+``LedgerClient(args.node)`` connects the way the user asked. Any of the three
+turns TLS on: ``--tls-ca`` is the CA that signed the node's certificate (the
+system's trusted CAs when absent); ``--tls-cert`` and ``--tls-key`` are this
+client's own certificate and key, for a node that requires them (mutual TLS).
 """
 
 from __future__ import annotations
@@ -27,12 +35,14 @@ import argparse
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import grpc
 
 from redlist.ledger.entry import AnyBody, Envelope, Genesis, Leaf, decode_body
-from redlist.ledger.errors import FormatError, NodeError, RedlistError, SourceError
+from redlist.ledger.errors import FormatError, KeyFileError, NodeError, RedlistError, SourceError
 from redlist.ledger.note import Checkpoint, Note
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
@@ -50,6 +60,17 @@ CHECK_METADATA = "redlist-check"
 
 _ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})")
 
+# A plaintext client meets a TLS node (or the reverse) as a closed connection.
+_TLS_HINT = (
+    "; if the node serves TLS, give --tls-ca (and --tls-cert and --tls-key if it "
+    "requires client certificates)"
+)
+_TLS_CHECKS = (
+    "; over TLS also check that --tls-ca holds the CA of the node's certificate, that "
+    "the certificate names this host, and, if the node requires client certificates, "
+    "--tls-cert and --tls-key"
+)
+
 # Status codes that mean "no usable node at this address", as opposed to an answer.
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
@@ -64,13 +85,103 @@ def check_address(address: str) -> str:
     return address
 
 
+@dataclass(frozen=True)
+class ClientTLS:
+    """PEM files for reaching a node over TLS: the CA to trust, this client's cert and key.
+
+    ``ca`` None trusts the CAs gRPC trusts by default; ``cert`` and ``key`` go
+    together and are needed only by a node that requires client certificates.
+    """
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """The credentials for a gRPC channel; ``KeyFileError`` names a missing file."""
+        if (self.cert is None) != (self.key is None):
+            raise KeyFileError(
+                "a client certificate needs its key: give --tls-cert and --tls-key together"
+            )
+        return grpc.ssl_channel_credentials(
+            root_certificates=_read_pem(self.ca, "--tls-ca"),
+            private_key=_read_pem(self.key, "--tls-key"),
+            certificate_chain=_read_pem(self.cert, "--tls-cert"),
+        )
+
+
+class NodeAddress(str):
+    """A node's ``HOST:PORT`` as typed after ``--node``, with the TLS files given beside it.
+
+    It is the address text itself (a ``str``), so it prints and compares as one;
+    ``tls`` is None for plaintext.
+    """
+
+    tls: ClientTLS | None
+
+    def __new__(cls, address: str, tls: ClientTLS | None = None) -> NodeAddress:
+        node = super().__new__(cls, address)
+        node.tls = tls
+        return node
+
+
+class _NodeOption(argparse.Action):
+    """Stores its value, then rebuilds ``args.node`` from ``--node`` and the TLS flags.
+
+    argparse takes options in any order, so each of them recombines what is
+    known so far; after parsing, ``args.node`` reflects all of them.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        address = getattr(namespace, "node", None)
+        if address is None:
+            return
+        paths = (getattr(namespace, name, None) for name in ("tls_ca", "tls_cert", "tls_key"))
+        ca, cert, key = paths
+        tls = ClientTLS(ca, cert, key) if (ca or cert or key) else None
+        namespace.node = NodeAddress(str(address), tls)
+
+
 def add_node_argument(parser: argparse.ArgumentParser) -> None:
-    """``--node HOST:PORT``: the node a command talks to."""
+    """``--node HOST:PORT`` and its TLS options; ``args.node`` becomes a :class:`NodeAddress`."""
     parser.add_argument(
         "--node",
         required=True,
+        action=_NodeOption,
         metavar="HOST:PORT",
         help="the town node's address, e.g. 127.0.0.1:7420",
+    )
+    tls = parser.add_argument_group("reaching the node over TLS (plaintext when not given)")
+    tls.add_argument(
+        "--tls-ca",
+        dest="tls_ca",
+        type=Path,
+        action=_NodeOption,
+        metavar="FILE",
+        help="the CA certificate (PEM) that signed the node's certificate",
+    )
+    tls.add_argument(
+        "--tls-cert",
+        dest="tls_cert",
+        type=Path,
+        action=_NodeOption,
+        metavar="FILE",
+        help="this client's certificate (PEM), for a node that requires one",
+    )
+    tls.add_argument(
+        "--tls-key",
+        dest="tls_key",
+        type=Path,
+        action=_NodeOption,
+        metavar="FILE",
+        help="the private key (PEM) of --tls-cert",
     )
 
 
@@ -139,25 +250,33 @@ class LedgerClient:
     """A synchronous client of the ``Ledger`` service of the node at ``address``.
 
     Use it as a context manager (or call ``close``) so the channel is released.
+    ``tls`` (default: the one a :class:`NodeAddress` carries) selects TLS; without
+    it the channel is plaintext.
     """
 
     def __init__(
         self,
         address: str,
         *,
+        tls: ClientTLS | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         submit_timeout: float = SUBMIT_TIMEOUT_S,
     ) -> None:
-        self.address = check_address(address)
+        if tls is None and isinstance(address, NodeAddress):
+            tls = address.tls
+        self.address = check_address(str(address))
+        self.tls = tls
         self.timeout = timeout
         self.submit_timeout = submit_timeout
-        self._channel = grpc.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if tls is None:
+            self._channel = grpc.insecure_channel(self.address, options=options)
+        else:
+            credentials = tls.channel_credentials()
+            self._channel = grpc.secure_channel(self.address, credentials, options=options)
         self._stub = ledger_pb2_grpc.LedgerStub(self._channel)
 
     def __enter__(self) -> LedgerClient:
@@ -288,13 +407,17 @@ class LedgerClient:
         code = error.code()
         details = (error.details() or "").strip()
         if code in _UNREACHABLE:
+            hint = ""
             if code is grpc.StatusCode.DEADLINE_EXCEEDED:
                 problem = "it did not answer in time"
             else:
                 problem = "is it running, and is the address right?"
+                hint = _TLS_HINT if self.tls is None else _TLS_CHECKS
             # The transport's own words help an operator (refused, DNS, TLS ...).
             said = f" ({_shorten(details)})" if details else ""
-            message = f"cannot reach the node at {self.address}: {problem}{said} [{code.name}]"
+            message = (
+                f"cannot reach the node at {self.address}: {problem}{said}{hint} [{code.name}]"
+            )
             if writing:
                 # The batch may have been committed just before the answer was lost.
                 message += (
@@ -318,6 +441,19 @@ class LedgerClient:
             index=index,
             action=action,
         )
+
+
+def _read_pem(path: Path | None, flag: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"the file {path} given with {flag} does not exist") from None
+    except OSError as error:
+        raise KeyFileError(
+            f"cannot read the file {path} given with {flag}: {error.strerror or error}"
+        ) from None
 
 
 def _metadata(error: grpc.RpcError) -> dict[str, str]:

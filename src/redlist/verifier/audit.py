@@ -24,11 +24,15 @@ built by every earlier entry, so signatures and balances are *not* re-checked
 for it; the result says so (``balances_recomputed``).
 
 Speed: Ed25519 verification dominates, so leaves are taken in chunks; each
-chunk's signatures are verified on a thread pool (the crypto library releases
-the GIL) while the previous chunk runs through the semantics, which only looks
-the results up. Key ids are never reused in a log, so a key id seen in a genesis
-or key entry names one public key for good; a lookup that misses falls back to
-verifying on the spot, so the precomputation never decides an outcome.
+chunk's signatures are handed to an executor (a thread pool by default: the
+crypto library releases the GIL) while the previous chunk runs through the
+semantics, which only looks the results up. Threads verify at full speed only
+while the semantics waits for them (a busy Python thread keeps them from
+re-taking the GIL); a process pool passed as ``executor`` overlaps both fully.
+Key ids are never reused in a log, so a key id seen in a genesis or key entry
+names one public key for good; a lookup that misses, or finds the signature
+with another key or body, falls back to verifying on the spot, so the
+precomputation never decides an outcome.
 """
 
 from __future__ import annotations
@@ -192,8 +196,10 @@ class Auditor:
 
     ``left`` is the compact range of the leaves before the first one fed (for a
     bundle that starts after seq 0). ``trusted`` are tree heads verified earlier
-    that the log must extend. ``workers`` threads verify signatures (default: one
-    per available core). Use as a context manager, or call ``close``.
+    that the log must extend. Signatures are verified on ``executor`` when given
+    (the caller owns it; ``workers`` should be its size), else on ``workers``
+    threads (default: one per available core). Use as a context manager, or call
+    ``close``.
     """
 
     def __init__(

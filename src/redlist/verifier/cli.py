@@ -170,7 +170,11 @@ def _resolve_log_key(given: str | None, pinned: PinnedState | None) -> VerifierK
 def _read_log_key(given: str) -> VerifierKey:
     path = Path(given)
     text = given
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # e.g. a name too long to be a path: a key string then
+        is_file = False
+    if is_file:
         try:
             text = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:

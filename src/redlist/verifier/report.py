@@ -151,7 +151,7 @@ def statement_text(result: AuditResult, account: str) -> str:
 
 
 def _statement_row(line: StatementLine, zone: tzinfo) -> tuple[str, ...]:
-    when = datetime.fromtimestamp(line.time / 1000, tz=zone).strftime("%Y-%m-%d %H:%M")
+    when = _date(line.time, zone)
     if line.kind == "redeem":
         change = f"-{line.redeemed:,} spent"
     elif line.kind == "reverse" and line.redeemed:
@@ -171,6 +171,13 @@ def _statement_row(line: StatementLine, zone: tzinfo) -> tuple[str, ...]:
         f"{line.spendable:,}",
         ", ".join(line.signers),
     )
+
+
+def _date(time_ms: int, zone: tzinfo) -> str:
+    try:
+        return datetime.fromtimestamp(time_ms / 1000, tz=zone).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, ValueError, OSError):  # a time no calendar can show
+        return f"{time_ms} ms"
 
 
 def _zone(name: str) -> tuple[tzinfo, str]:

@@ -125,7 +125,13 @@ class BundleSource(Source):
         return f"bundle {self._directory}"
 
     def open(self, log_key: VerifierKey) -> Opening:
-        if not self._directory.is_dir():
+        try:
+            is_directory = self._directory.is_dir()
+        except (OSError, ValueError) as exc:
+            raise SourceError(
+                f"cannot open the bundle directory {self._directory}: {exc}"
+            ) from None
+        if not is_directory:
             raise SourceError(f"{self._directory} is not a directory (expected a bundle)")
         checkpoint_text = self._read(bundle.CHECKPOINT_FILE)
         manifest_bytes = self._read(bundle.MANIFEST_FILE)

@@ -69,7 +69,9 @@ class Outcome:
 
 def run(args: argparse.Namespace) -> int:
     progress = _Progress(sys.stderr) if args.full and sys.stderr.isatty() else None
-    outcome = isolated(lambda: check_data_dir(args.data, full=args.full, progress=progress))
+    outcome = isolated(
+        lambda: check_data_dir(args.data, full=args.full, progress=progress), args.data
+    )
     if progress is not None:
         progress.clear()  # the child drew it; the terminal line is shared
     if outcome.code == EXIT_CANNOT_OPEN:
@@ -154,8 +156,8 @@ def _published_key(data_dir: Path) -> VerifierKey | None:
 # Running the check in a child process
 
 
-def isolated(work: Callable[[], Outcome]) -> Outcome:
-    """Run ``work`` in a forked child and return its outcome.
+def isolated(work: Callable[[], Outcome], data_dir: Path) -> Outcome:
+    """Run ``work`` (the check of ``data_dir``) in a forked child; return its outcome.
 
     LMDB trusts its file: some damage (a page whose internal offsets were changed)
     makes it read outside the mapped file, and the process dies of SIGBUS or SIGSEGV
@@ -191,9 +193,9 @@ def isolated(work: Callable[[], Outcome]) -> Outcome:
         name = signal.Signals(os.WTERMSIG(status)).name
         return Outcome(
             EXIT_PROBLEM,
-            f"Problem found: reading the ledger database crashed the check ({name}). LMDB "
-            "cannot read the file safely: data.mdb is damaged below the level of the log's "
-            "own records. Restore it from a backup or a mirror.",
+            f"Problem found in {data_dir}: reading the ledger database crashed the check "
+            f"({name}). LMDB cannot read the file safely: data.mdb is damaged below the level "
+            "of the log's own records. Restore it from a backup or a mirror.",
         )
     if os.WEXITSTATUS(status) != 0 or not payload:
         return Outcome(EXIT_CANNOT_OPEN, "the check failed unexpectedly (see the message above)")

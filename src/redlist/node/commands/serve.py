@@ -25,6 +25,18 @@ committed together. SIGTERM or SIGINT stops the node gracefully: it takes no
 new calls, lets calls in flight finish (up to --grace seconds), closes the log
 and exits 0.
 
+Transport: plaintext by default, meant for a node on 127.0.0.1 (or behind a TLS
+proxy). --tls-cert and --tls-key serve TLS; --tls-client-ca also requires every
+client to present a certificate signed by a CA in that file (mutual TLS):
+
+  redlist-node serve --data town --listen 0.0.0.0:7420 \
+      --tls-cert tls/node.pem --tls-key tls/node.key --tls-client-ca tls/staff-ca.pem
+
+--rate-limit N refuses a client's calls beyond N per second on average (bursts
+of --rate-burst, default N) with RESOURCE_EXHAUSTED and the time to wait; a
+client is its certificate subject under mutual TLS, else its address. Off by
+default.
+
 Settings may also come from a TOML file (--config); flags override it. Log lines
 (one per commit and one per refused batch) go to stderr."""
 
@@ -66,6 +78,43 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=("debug", "info", "warning", "error"),
         help="how much to log on stderr (default info)",
     )
+    tls = parser.add_argument_group("transport security (plaintext when not given)")
+    tls.add_argument(
+        "--tls-cert",
+        dest="tls_cert",
+        type=Path,
+        metavar="FILE",
+        help="serve TLS with this PEM certificate (then any intermediate CA certificates)",
+    )
+    tls.add_argument(
+        "--tls-key",
+        dest="tls_key",
+        type=Path,
+        metavar="FILE",
+        help="the certificate's private key (PEM, unencrypted)",
+    )
+    tls.add_argument(
+        "--tls-client-ca",
+        dest="tls_client_ca",
+        type=Path,
+        metavar="FILE",
+        help="mutual TLS: require client certificates signed by a CA in this PEM file",
+    )
+    limits = parser.add_argument_group("rate limiting (off when not given)")
+    limits.add_argument(
+        "--rate-limit",
+        dest="rate_limit",
+        type=float,
+        metavar="N",
+        help="calls per second one client may make on average",
+    )
+    limits.add_argument(
+        "--rate-burst",
+        dest="rate_burst",
+        type=int,
+        metavar="N",
+        help="calls a client may make at once after a pause (default: --rate-limit)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -73,7 +122,19 @@ def run(args: argparse.Namespace) -> int:
     file_values: dict[str, Any] = load_config_file(args.config) if args.config else {}
     flags = {
         name: getattr(args, name)
-        for name in ("data", "listen", "metrics", "grace_seconds", "max_batch", "log_level")
+        for name in (
+            "data",
+            "listen",
+            "metrics",
+            "grace_seconds",
+            "max_batch",
+            "log_level",
+            "tls_cert",
+            "tls_key",
+            "tls_client_ca",
+            "rate_limit",
+            "rate_burst",
+        )
     }
     settings = resolve_settings(file_values, flags)
     logging.basicConfig(

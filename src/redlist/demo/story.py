@@ -1,0 +1,197 @@
+"""The demo's village: its staff, its rule catalogue and one month of its spreadsheets.
+
+Everything here is fixed data or drawn from a seeded generator, so every run
+tells the same story (only the keys, made fresh by ``redlist keygen``, differ).
+Nothing here talks to a node; :mod:`redlist.demo.tour` does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+ORIGIN = "dongguan.example/redlist"
+SEED = 20260101
+RESIDENTS = 60
+#: Rows in the month's spreadsheets, both grid workers together.
+MONTH_ROWS = 300
+
+
+@dataclass(frozen=True)
+class Staff:
+    """A staff member: a handle (their key file is ``keys/<handle>.pem``), name and roles."""
+
+    handle: str
+    name: str
+    roles: tuple[str, ...]
+
+    @property
+    def short_name(self) -> str:
+        return self.name.split(" (")[0]
+
+
+ADMIN = Staff("admin", "Liu Jun (town admin, Wendeng credit office)", ("admin",))
+GRID_EAST = Staff("wang-fang", "Wang Fang (grid, Dongguan village east)", ("grid",))
+GRID_WEST = Staff("zhang-lei", "Zhang Lei (grid, Dongguan village west)", ("grid",))
+COUNCIL = (
+    Staff("chen-guoqiang", "Chen Guoqiang (Dongguan village council)", ("council",)),
+    Staff("zhao-min", "Zhao Min (Dongguan village council)", ("council",)),
+    Staff("sun-hua", "Sun Hua (Dongguan village council)", ("council",)),
+)
+CASHIER = Staff("zhou-li", "Zhou Li (cashier, Dongguan points supermarket)", ("cashier",))
+STAFF = (ADMIN, GRID_EAST, GRID_WEST, *COUNCIL, CASHIER)
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    title: str
+    module: str
+    points: int
+    council: bool = False
+
+
+RULES = (
+    Rule("vol-cleanup", "Village clean-up day", "volunteer service", 5),
+    Rule("vol-epidemic", "Epidemic prevention duty (per shift)", "volunteer service", 10),
+    Rule("vol-elderly", "Visiting elderly people who live alone", "volunteer service", 3),
+    Rule("fil-care", "Caring for elderly parents", "filial piety", 10),
+    Rule("fil-model", "Model family of the month", "filial piety", 30, council=True),
+    Rule("env-sort", "Waste sorted correctly (monthly check)", "environment", 2),
+    Rule("env-tree", "Tree planting", "environment", 3),
+    Rule("env-straw", "Burning straw in the open", "environment", -20),
+    Rule("env-litter", "Littering", "environment", -5),
+    Rule("saf-fire", "Reporting a fire hazard", "public safety", 5),
+    Rule("saf-patrol", "Night patrol (per shift)", "public safety", 4),
+    Rule("saf-life", "Saving a life", "public safety", 50, council=True),
+    Rule("saf-drunk", "Drunk driving (police notice)", "public safety", -50, council=True),
+    Rule("med-dispute", "Mediating a neighbour dispute", "mediation", 8),
+    Rule("med-quarrel", "Starting a public quarrel", "mediation", -10),
+)
+POINTS = {rule.code: rule.points for rule in RULES}
+
+# How often grid workers record each rule, the most shifts per row, and typical notes.
+GRID_RULE_WEIGHTS = {
+    "vol-cleanup": 30,
+    "vol-elderly": 25,
+    "saf-patrol": 20,
+    "fil-care": 12,
+    "vol-epidemic": 10,
+    "env-tree": 10,
+    "env-litter": 10,
+    "med-dispute": 8,
+    "env-straw": 6,
+    "saf-fire": 5,
+    "med-quarrel": 4,
+}
+MAX_QTY = {"saf-patrol": 3, "vol-epidemic": 2}
+NOTES = {
+    "vol-cleanup": ("pond clean-up, east end", "clearing the main road after the storm"),
+    "vol-elderly": ("weekly visit to Grandma Li", "helped with shopping and medicine"),
+    "fil-care": ("confirmed by the village council", "took father to hospital appointments"),
+    "env-straw": ("field by the north canal", "reported by the fire patrol"),
+    "med-dispute": ("boundary wall between two households",),
+}
+
+
+@dataclass(frozen=True)
+class CouncilAward:
+    account: str
+    rule: str
+    note: str
+    signers: tuple[Staff, Staff]
+
+
+COUNCIL_AWARDS = (
+    CouncilAward("dgc-0012", "saf-life", "pulled a child out of the reservoir", COUNCIL[:2]),
+    CouncilAward(
+        "dgc-0033", "fil-model", "chosen at the council meeting", (COUNCIL[0], COUNCIL[2])
+    ),
+    CouncilAward("dgc-0047", "saf-drunk", "notice from the county traffic police", COUNCIL[1:]),
+)
+
+#: The resident whose burning-straw deduction is objected to and reversed.
+OBJECTOR = "dgc-0023"
+OBJECTED_RULE = "env-straw"
+OBJECTION = "The burning field belongs to my neighbour; I was in Weihai that day."
+REVERSAL = "Council checked the field register: not the resident's field. Deduction withdrawn."
+SHOP_ITEM = "5 L peanut oil and 10 kg rice"
+SHOP_PRICE = 60
+
+
+def accounts() -> list[str]:
+    return [f"dgc-{number:04d}" for number in range(1, RESIDENTS + 1)]
+
+
+def grid_worker(account: str) -> Staff:
+    """East of the village (accounts 1-30) is Wang Fang's, west is Zhang Lei's."""
+    return GRID_EAST if int(account.split("-")[1]) <= RESIDENTS // 2 else GRID_WEST
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One row of a grid worker's monthly spreadsheet (``redlist submit --csv``)."""
+
+    account: str
+    rule: str
+    qty: int
+    note: str
+
+    @property
+    def points(self) -> int:
+        return POINTS[self.rule] * self.qty
+
+
+def month_rows(seed: int = SEED) -> list[SheetRow]:
+    """The month's rows for the whole village, ordered by account; the same for one seed.
+
+    Every household gets its monthly waste-sorting check; the other rows fall on
+    residents in proportion to how active each is. The objector's burning-straw
+    deduction is always among them.
+    """
+    rng = random.Random(seed)  # noqa: S311 -- a reproducible story, not secrets
+    residents = accounts()
+    activity = [rng.choice((1, 1, 2, 3, 5)) for _ in residents]
+    rows = [SheetRow(account, "env-sort", 1, "") for account in residents]
+    rows.append(SheetRow(OBJECTOR, OBJECTED_RULE, 1, NOTES[OBJECTED_RULE][0]))
+    for account in rng.choices(residents, activity, k=MONTH_ROWS - len(rows)):
+        code = rng.choices(list(GRID_RULE_WEIGHTS), list(GRID_RULE_WEIGHTS.values()))[0]
+        notes = NOTES.get(code)
+        note = rng.choice(notes) if notes and rng.random() < 0.5 else ""
+        rows.append(SheetRow(account, code, rng.randint(1, MAX_QTY.get(code, 1)), note))
+    return sorted(rows, key=lambda row: row.account)  # stable: each account's rows keep order
+
+
+def sheet_csv(rows: Iterable[SheetRow]) -> str:
+    """The rows as a spreadsheet saved as CSV (columns ``account,rule,qty,note``)."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(("account", "rule", "qty", "note"))
+    writer.writerows((row.account, row.rule, row.qty, row.note) for row in rows)
+    return text.getvalue()
+
+
+def catalogue_csv(rules: Sequence[Rule]) -> str:
+    """The catalogue as CSV (columns ``code,title,module,points,council``)."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(("code", "title", "module", "points", "council"))
+    writer.writerows(
+        (rule.code, rule.title, rule.module, rule.points, "yes" if rule.council else "no")
+        for rule in rules
+    )
+    return text.getvalue()
+
+
+def spendable_after(rows: Iterable[SheetRow]) -> Counter[str]:
+    """Each account's points to spend once ``rows`` and the council awards are recorded."""
+    earned: Counter[str] = Counter()
+    for row in rows:
+        earned[row.account] += row.points
+    for award in COUNCIL_AWARDS:
+        earned[award.account] += POINTS[award.rule]
+    return earned

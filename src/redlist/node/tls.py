@@ -1,0 +1,211 @@
+"""Transport security of a serving node: TLS, and mutual TLS with client certificates.
+
+A node serves plaintext unless it is given a certificate and its key. Plaintext is
+the default because the first node of a town usually listens on loopback, and
+because nothing in the log depends on the transport: entries carry their authors'
+signatures and checkpoints the log key's. What TLS adds is that a client knows it
+talks to the town's node (and not to an impostor that swallows entries or serves
+stale figures), and that account queries cannot be read on the wire.
+
+With ``client_ca`` the node also demands a client certificate signed by one of the
+CAs in that file (mutual TLS); a client without one fails the handshake and never
+reaches a service. The certificate's subject then names the client, for instance
+to the rate limiter (:func:`client_identity`).
+
+Files are PEM: the certificate file holds the node's certificate first and any
+intermediate CA certificates after it; the key file holds its private key,
+unencrypted (the node starts unattended), readable by the node's user only.
+Everything is checked when the node starts, so a wrong file is reported in words
+instead of as a failed handshake on every call.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from grpc import aio
+
+from redlist.ledger.errors import KeyFileError
+
+#: What the flags are called, so messages point at the thing to change.
+CERT_FLAG = "--tls-cert"
+KEY_FLAG = "--tls-key"
+CLIENT_CA_FLAG = "--tls-client-ca"
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """Where a node's TLS material is: its certificate chain, its key, the client CAs.
+
+    ``client_ca`` set means mutual TLS: every client must present a certificate
+    signed by one of the CAs in that file.
+    """
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    @property
+    def mutual(self) -> bool:
+        return self.client_ca is not None
+
+    @property
+    def mode(self) -> str:
+        """How the node is reached, in words for its log: "tls" or "mutual-tls"."""
+        return "mutual-tls" if self.mutual else "tls"
+
+
+@dataclass(frozen=True)
+class ServerMaterial:
+    """The PEM bytes of a :class:`ServerTLS`, read and checked."""
+
+    cert_chain: bytes
+    key: bytes
+    client_ca: bytes | None
+    subject: str
+    not_after: datetime.datetime
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.key, self.cert_chain)],
+            root_certificates=self.client_ca,
+            require_client_auth=self.client_ca is not None,
+        )
+
+
+def load_server_material(tls: ServerTLS, *, now: datetime.datetime | None = None) -> ServerMaterial:
+    """Read and check the files of ``tls``; ``KeyFileError`` names the file and the fault.
+
+    Checked: each file is PEM of the right kind; the key is not encrypted and
+    belongs to the first certificate; that certificate is valid ``now`` (default:
+    the current time) and, if it restricts its use, may serve TLS.
+    """
+    moment = now or datetime.datetime.now(datetime.UTC)
+    chain_pem = _read(tls.cert, "certificate", CERT_FLAG)
+    chain = _certificates(chain_pem, tls.cert, "certificate", CERT_FLAG)
+    leaf = chain[0]
+    key_pem = _read(tls.key, "key", KEY_FLAG)
+    key_public = _private_key_public_bytes(key_pem, tls.key)
+    leaf_public = leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if key_public != leaf_public:
+        raise KeyFileError(
+            f"the TLS key {tls.key} does not belong to the certificate in {tls.cert} "
+            f"({leaf.subject.rfc4514_string()}); give the key the certificate was issued for"
+        )
+    _check_validity(leaf, tls.cert, moment)
+    _check_server_use(leaf, tls.cert)
+    client_ca: bytes | None = None
+    if tls.client_ca is not None:
+        client_ca = _read(tls.client_ca, "client CA", CLIENT_CA_FLAG)
+        _certificates(client_ca, tls.client_ca, "client CA", CLIENT_CA_FLAG)
+    return ServerMaterial(
+        cert_chain=chain_pem,
+        key=key_pem,
+        client_ca=client_ca,
+        subject=leaf.subject.rfc4514_string(),
+        not_after=leaf.not_valid_after_utc,
+    )
+
+
+def client_identity(context: aio.ServicerContext[Any, Any]) -> str | None:
+    """The subject of the client's verified certificate (mutual TLS), or None without one.
+
+    gRPC puts the subject in the call's auth context only after the handshake has
+    verified the certificate against the node's client CAs.
+    """
+    subjects = context.auth_context().get("x509_subject") or ()
+    for subject in subjects:
+        return subject.decode("utf-8", "replace")
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (as in ``HOST:PORT``) only accepts connections from this machine."""
+    bare = host.removeprefix("[").removesuffix("]")
+    if bare == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
+def _read(path: Path, what: str, flag: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"the TLS {what} file {path} ({flag}) does not exist") from None
+    except IsADirectoryError:
+        raise KeyFileError(f"the TLS {what} file {path} ({flag}) is a directory") from None
+    except OSError as error:
+        raise KeyFileError(
+            f"cannot read the TLS {what} file {path} ({flag}): {error.strerror or error}"
+        ) from None
+
+
+def _certificates(pem: bytes, path: Path, what: str, flag: str) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        raise KeyFileError(
+            f"the TLS {what} file {path} ({flag}) holds no readable PEM certificate "
+            "(it should contain '-----BEGIN CERTIFICATE-----' blocks)"
+        ) from None
+
+
+def _private_key_public_bytes(pem: bytes, path: Path) -> bytes:
+    """The SubjectPublicKeyInfo of the private key in ``pem``, DER encoded."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except TypeError:  # cryptography's way of saying "encrypted, and no password given"
+        raise KeyFileError(
+            f"the TLS key {path} ({KEY_FLAG}) is encrypted; the node starts unattended, so "
+            "it needs the key unencrypted, in a file only the node's user can read"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise KeyFileError(
+            f"the TLS key file {path} ({KEY_FLAG}) holds no readable PEM private key"
+        ) from None
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _check_validity(leaf: x509.Certificate, path: Path, now: datetime.datetime) -> None:
+    if now > leaf.not_valid_after_utc:
+        raise KeyFileError(
+            f"the TLS certificate in {path} expired on {_day(leaf.not_valid_after_utc)}; "
+            "every client would refuse it: renew it"
+        )
+    if now < leaf.not_valid_before_utc:
+        raise KeyFileError(
+            f"the TLS certificate in {path} is not valid before "
+            f"{_day(leaf.not_valid_before_utc)}; is this machine's clock right?"
+        )
+
+
+def _check_server_use(leaf: x509.Certificate, path: Path) -> None:
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return  # no restriction
+    if ExtendedKeyUsageOID.SERVER_AUTH not in usages:
+        raise KeyFileError(
+            f"the TLS certificate in {path} is not issued for servers (its extended key "
+            "usage lacks serverAuth); clients would refuse it"
+        )
+
+
+def _day(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,348 @@
+"""DESIGN 7, "nothing acknowledged is ever lost": kill -9 a real node again and again.
+
+Each round starts ``redlist-node serve`` on one data directory, streams batches of
+signed awards at it from two threads (some batches sent again, as a client retrying
+would), and SIGKILLs it 0-300 ms later, mid-commit or not. The data directory is
+then checked against everything the node ever acknowledged (``crashkit.check_log``)
+and the next round restarts the node on it. Some rounds kill the node while it is
+still starting. Every few rounds, and at the end, the log is exported, audited by
+``redlist-verify`` and checked in full by ``redlist-node check --full``. At the end
+every batch ever sent is sent once more: a retry after a crash is always safe.
+
+A second test kills ``redlist-node export`` at random moments: ``--out`` is then
+either absent or a complete, sound bundle, and the next export succeeds.
+
+The seed (``REDLIST_CRASH_SEED``, printed on failure) fixes every random choice:
+accounts, batch sizes, retries, kill delays. Where a kill lands in the node's work
+also depends on the machine, so a failure may take a few runs with its seed to
+recur. Sizes come from ``REDLIST_CRASH_*`` variables (``crashkit.CrashSettings``);
+``make test`` runs about ten rounds, ``make soak`` two hundred.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from tests.builders import Town, create_log
+from tests.faults.crashkit import (
+    ORIGIN,
+    Batch,
+    BatchFactory,
+    CrashSettings,
+    Journal,
+    LogView,
+    NodeProcess,
+    Submitter,
+    check_bundle_dir,
+    check_log,
+    make_town_dir,
+    run_command,
+    spawn_export,
+    staging_dirs,
+    verify_offline,
+)
+
+from redlist.ledger import bundle
+from redlist.ledger.log import Log
+from redlist.v1 import ledger_pb2, ledger_pb2_grpc
+
+SUBMITTERS = 2
+#: Fresh batches each submitter gets per round (it retries old ones once they run out).
+FRESH_BATCHES = 40
+#: A kill while starting comes this many seconds after the spawn at most.
+STARTUP_KILL_S = 0.3
+
+
+@pytest.fixture(scope="module")
+def settings() -> CrashSettings:
+    return CrashSettings.from_environment()
+
+
+class Failure:
+    """Builds the failure message: the seed, the command that replays it, the node's words."""
+
+    def __init__(self, settings: CrashSettings, test: str) -> None:
+        self.settings = settings
+        self.test = test
+
+    def __call__(self, where: str, problems: list[str], node: NodeProcess | None = None) -> str:
+        lines = [f"{where} (seed {self.settings.seed}):", *(f"  - {p}" for p in problems[:30])]
+        if len(problems) > 30:
+            lines.append(f"  ... and {len(problems) - 30} more")
+        lines.append(f"replay with: {self.settings.reproduce(self.test)}")
+        if node is not None:
+            lines.append(f"node stderr:\n{node.stderr_tail()}")
+        return "\n".join(lines)
+
+
+def test_acknowledged_entries_survive_kill_9(tmp_path: Path, settings: CrashSettings) -> None:
+    fail = Failure(settings, "test_acknowledged_entries_survive_kill_9")
+    rng = random.Random(settings.seed)
+    town = Town.from_seed(settings.seed.to_bytes(8, "big"), origin=ORIGIN)
+    town_dir = make_town_dir(tmp_path, town)
+    journal = Journal(town_dir.log_key)
+    factory = BatchFactory(town, rng)
+    logs = tmp_path / "node-logs"
+    view: LogView | None = None
+    started = time.monotonic()
+    rounds = startup_kills = verifies = 0
+
+    def check(where: str, node: NodeProcess | None) -> LogView:
+        seen, problems = check_log(town_dir.data, journal, town_dir.setup_size, view)
+        problems += journal.take_problems()
+        assert seen is not None and not problems, fail(where, problems, node)
+        return seen
+
+    def verify(where: str) -> None:
+        nonlocal verifies
+        out = tmp_path / "bundles" / f"verify-{verifies}"
+        size, problems = verify_offline(town_dir.data, out, town_dir.log_key)
+        assert not problems and size == view_size(), fail(where, problems)
+        shutil.rmtree(out)
+        verifies += 1
+
+    def view_size() -> int:
+        return town_dir.setup_size if view is None else view.size
+
+    while rounds < settings.rounds and (
+        rounds < settings.min_rounds or time.monotonic() - started < settings.seconds
+    ):
+        rounds += 1
+        where = f"round {rounds}"
+        if rng.random() < settings.startup_kill_chance:
+            with NodeProcess.spawn(town_dir.data, logs, f"round-{rounds}-startup") as node:
+                time.sleep(rng.uniform(0, STARTUP_KILL_S))
+            startup_kills += 1
+            before = view_size()
+            view = check(f"{where}, after a kill while starting", node)
+            assert view.size == before, fail(where, ["the log changed while the node started"])
+        with NodeProcess.spawn(town_dir.data, logs, f"round-{rounds}") as node:
+            serving = node.wait_serving()
+            assert serving.entries == view_size(), fail(
+                where, [f"the node restarted with {serving.entries} entries"], node
+            )
+            killed = threading.Event()
+            history = list(journal.batches.values())
+            submitters = [
+                Submitter(
+                    f"submitter-{number}",
+                    serving.address,
+                    factory.batches(FRESH_BATCHES),
+                    history,
+                    journal,
+                    killed,
+                    random.Random(rng.getrandbits(64)),
+                    settings.resubmit_chance,
+                )
+                for number in range(SUBMITTERS)
+            ]
+            delay = rng.uniform(0, settings.max_kill_ms / 1000)
+            for submitter in submitters:
+                submitter.start()
+            time.sleep(delay)
+            killed.set()
+            node.kill()
+            for submitter in submitters:
+                submitter.join(timeout=60)
+            hung = [submitter.name for submitter in submitters if submitter.is_alive()]
+            assert not hung, fail(where, [f"{hung} still waiting after the kill"], node)
+        view = check(f"{where}, after kill -9 at {delay * 1000:.0f} ms", node)
+        if rounds % settings.verify_every == 0:
+            verify(f"{where}, full verification")
+
+    # The node comes back one last time; every batch ever sent is retried through it.
+    with NodeProcess.spawn(town_dir.data, logs, "final") as node:
+        serving = node.wait_serving()
+        assert serving.entries == view_size(), fail("final restart", ["size changed"], node)
+        retried = retry_everything(serving.address, list(journal.batches.values()), journal)
+        assert node.stop() == 0, fail("final graceful stop", ["the node did not exit 0"], node)
+    view = check("after retrying every batch", node)
+    assert view.batches_missing == 0, fail("after retrying", ["some batches are still missing"])
+    verify("final full verification")
+
+    tally = journal.tally
+    assert tally.acks > 0 and len(journal.acked) > 0, fail("the run", ["nothing was acknowledged"])
+    summary = {
+        "seed": settings.seed,
+        "rounds": rounds,
+        "startup_kills": startup_kills,
+        "acknowledged_batches": tally.acks,
+        "acknowledged_seqs_checked": len(journal.acked),
+        "resubmissions": tally.resubmissions,
+        "in_doubt_batches": tally.in_doubt,
+        "batches_sent": len(journal.batches),
+        "batches_retried_at_end": retried,
+        "errors_after_kill": dict(journal.error_codes),
+        "full_verifications": verifies,
+        "log_size": view.size,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print("crash-summary " + json.dumps(summary, sort_keys=True))
+
+
+def retry_everything(address: str, batches: list[Batch], journal: Journal) -> int:
+    """Send every batch again, in order; the journal checks the answers. Returns how many."""
+    with grpc.insecure_channel(address) as channel:
+        stub = ledger_pb2_grpc.LedgerStub(channel)
+        for batch in batches:
+            journal.sending(batch, resubmission=True)
+            response = stub.Submit(ledger_pb2.SubmitRequest(envelopes=batch.envelopes), timeout=60)
+            journal.acknowledged(batch, response.seqs, response.checkpoint)
+    return len(batches)
+
+
+def test_a_killed_export_leaves_no_partial_bundle(tmp_path: Path, settings: CrashSettings) -> None:
+    fail = Failure(settings, "test_a_killed_export_leaves_no_partial_bundle")
+    rng = random.Random(settings.seed)
+    town = Town.from_seed(settings.seed.to_bytes(8, "big"), origin=ORIGIN)
+    data = tmp_path / "data"
+    with create_log(data, town, setup=True) as log:
+        factory = BatchFactory(town, rng, max_size=500)
+        for batch in factory.batches(24):
+            log.append(batch.envelopes, now_ms=town.now_ms)
+        log_key, size = log.verifier_key, log.size
+    exports = tmp_path / "exports"
+    exports.mkdir()
+
+    # A clean export first: how long one takes, and how long its staging phase lasts.
+    clean = exports / "clean"
+    spawned = time.monotonic()
+    process = spawn_export(data, clean)
+    staged = wait_for_staging(process, exports)
+    assert process.wait(timeout=120) == 0, fail("a clean export", [read_stderr(process)])
+    total, writing = time.monotonic() - spawned, time.monotonic() - (staged or spawned)
+    assert check_bundle_dir(clean, log_key, ORIGIN) == [], fail("a clean export", ["incomplete"])
+
+    outcomes = {"absent": 0, "complete": 0, "mid-write kills": 0}
+    for number in range(settings.export_kills):
+        out = exports / f"bundle-{number}"
+        process = spawn_export(data, out)
+        if number % 2:  # aim inside the staging phase, after interpreter start-up
+            if wait_for_staging(process, exports) is not None:
+                outcomes["mid-write kills"] += 1
+            time.sleep(rng.uniform(0, writing))
+        else:
+            time.sleep(rng.uniform(0, total))
+        process.kill()
+        process.wait(timeout=30)
+        where = f"export {number} killed"
+        if out.exists():
+            outcomes["complete"] += 1
+            assert check_bundle_dir(out, log_key, ORIGIN) == [], fail(where, ["partial --out"])
+            continue
+        outcomes["absent"] += 1
+        again = run_command("redlist-node", "export", "--data", data, "--out", out, "--full")
+        assert again.returncode == 0, fail(f"{where}, then exported again", [again.stderr])
+        problems = check_bundle_dir(out, log_key, ORIGIN)
+        assert problems == [], fail(f"{where}, then exported again", problems)
+
+    # Only hidden staging directories may be left over, and none is mistaken for a bundle.
+    leftovers = staging_dirs(exports)
+    names = {path.name for path in exports.iterdir()} - {path.name for path in leftovers}
+    assert names == {"clean"} | {f"bundle-{n}" for n in range(settings.export_kills)}
+    for leftover in leftovers:
+        assert leftover.name.endswith(".partial"), leftover
+    audited = run_command(
+        "redlist-verify", "bundle", exports / f"bundle-{settings.export_kills - 1}",
+        "--log-key", log_key.encode(), "--json",
+    )  # fmt: skip
+    assert audited.returncode == 0, fail("auditing a re-export", [audited.stdout])
+    assert json.loads(audited.stdout)["tree_size"] == size
+    print("export-kill-summary " + json.dumps({**outcomes, "leftover_staging": len(leftovers)}))
+
+
+def wait_for_staging(
+    process: subprocess.Popen[bytes], parent: Path, timeout: float = 60.0
+) -> float | None:
+    """When a staging directory appeared in ``parent`` (None: the export ended first)."""
+    known = set(staging_dirs(parent))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if set(staging_dirs(parent)) - known:
+            return time.monotonic()
+        if process.poll() is not None:
+            return None
+        time.sleep(0.001)
+    raise AssertionError("the export neither staged a bundle nor ended")
+
+
+def read_stderr(process: subprocess.Popen[bytes]) -> str:
+    return process.stderr.read().decode("utf-8", "replace") if process.stderr else ""
+
+
+# ---------------------------------------------------------------------------
+# The checks themselves must be able to fail.
+
+
+def test_the_log_check_catches_lost_acknowledgements_and_half_batches(tmp_path: Path) -> None:
+    town = Town.from_seed(b"check the checker", origin=ORIGIN)
+    with create_log(tmp_path / "data", town, setup=True) as log:
+        setup_size = log.size
+        verifier_key = log.verifier_key
+        stored = Batch.of(0, [town.award("resident-01", "clean-pond") for _ in range(3)])
+        result = log.append(stored.envelopes, now_ms=town.now_ms)
+    journal = Journal(verifier_key)
+    journal.sending(stored, resubmission=False)
+    journal.acknowledged(stored, result.seqs, result.checkpoint)
+    view, problems = check_log(tmp_path / "data", journal, setup_size, None)
+    assert problems == [] and view is not None and view.batches_stored == 1
+
+    # A batch of which only some envelopes are in the log is not atomic.
+    half = Batch.of(1, [stored.envelopes[0], town.award("resident-02", "litter")])
+    journal.sending(half, resubmission=False)
+    # An acknowledgement for a seq beyond the log is a lost entry.
+    lost = Batch.of(2, [town.award("resident-03", "clean-pond")])
+    journal.sending(lost, resubmission=False)
+    journal.acknowledged(lost, [setup_size + 3], result.checkpoint)
+    _, problems = check_log(tmp_path / "data", journal, setup_size, None)
+    text = "\n".join(problems + journal.take_problems())
+    assert "batch 1 is half stored" in text
+    assert "acknowledged seqs are missing" in text
+    assert f"seq {setup_size + 3} acknowledged with a checkpoint of only" in text
+
+    # An acknowledged seq that now holds another envelope.
+    other = Journal(verifier_key)
+    swapped = Batch.of(0, list(reversed(stored.envelopes)))
+    other.sending(swapped, resubmission=False)
+    other.acknowledged(swapped, result.seqs, result.checkpoint)
+    _, problems = check_log(tmp_path / "data", other, setup_size, None)
+    assert f"seq {setup_size} no longer holds the envelope acknowledged there" in problems
+
+
+def test_the_bundle_check_refuses_partial_bundles(tmp_path: Path) -> None:
+    town = Town.from_seed(b"partial bundles", origin=ORIGIN)
+    with create_log(tmp_path / "data", town, setup=True) as log:
+        log_key = log.verifier_key
+    complete = tmp_path / "complete"
+    exported = run_command(
+        "redlist-node", "export", "--data", tmp_path / "data", "--out", complete, "--full"
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert check_bundle_dir(complete, log_key, ORIGIN) == []
+
+    no_manifest = tmp_path / "no-manifest"
+    shutil.copytree(complete, no_manifest)
+    (no_manifest / bundle.MANIFEST_FILE).unlink()
+    assert check_bundle_dir(no_manifest, log_key, ORIGIN)
+
+    truncated = tmp_path / "truncated"
+    shutil.copytree(complete, truncated)
+    leaves = (truncated / bundle.LEAVES_FILE).read_bytes()
+    (truncated / bundle.LEAVES_FILE).write_bytes(leaves[: len(leaves) // 2])
+    assert check_bundle_dir(truncated, log_key, ORIGIN)
+
+    with Log.open(tmp_path / "data") as log:
+        log.append([town.award("resident-04", "clean-pond")], now_ms=town.now_ms)
+        newer = log.checkpoint()
+    stale = tmp_path / "stale"
+    shutil.copytree(complete, stale)
+    (stale / bundle.CHECKPOINT_FILE).write_text(newer, encoding="utf-8")
+    assert check_bundle_dir(stale, log_key, ORIGIN)

@@ -1,0 +1,644 @@
+"""The store's integrity checks: check_tail (run by every writable open) and check_full.
+
+Damage is made behind the log's back, with raw writes to the LMDB tables. To reach
+the checks that sit behind the hash chain (the replay of the points semantics, the
+derived tables), ``reforge`` rewrites a log consistently: it re-chains the leaves,
+rebuilds the tree and re-signs every checkpoint with the log key, so only the one
+thing a test changed is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.builders import WENDENG_CONFIG, Town, corrupt_signature, create_log
+
+from redlist.ledger import codec, integrity, merkle
+from redlist.ledger.entry import Leaf, decode_body
+from redlist.ledger.errors import IntegrityError
+from redlist.ledger.integrity import CHECKS, STAGES, Report, check_full, check_tail
+from redlist.ledger.log import Log
+from redlist.ledger.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
+from redlist.ledger.points import CHECKS as RULE_CHECKS
+from redlist.ledger.state import Balance, KeyRecord, RuleRecord, TargetRecord, config_to_bytes
+from redlist.ledger.store import (
+    ENV_DIR_NAME,
+    META_CHECKPOINT,
+    META_CONFIG,
+    META_LAST_LEAF_HASH,
+    META_LAST_TIME,
+    META_SIZE,
+    LmdbStore,
+    StoreReader,
+    StoreWriter,
+    account_entry_key,
+    int_key,
+    node_key,
+    rule_key,
+)
+
+#: Tree sizes at which ``build_town_log`` commits a batch (and signs a checkpoint).
+CHECKPOINT_SIZES = (1, 11, 15, 19, 23, 27, 31, 32)
+SIZE = CHECKPOINT_SIZES[-1]
+
+
+def build_town_log(data: Path, town: Town) -> None:
+    """32 entries in 8 batches: staff and rules, awards and deductions, a council award,
+    a redemption, an objection and the reversal it led to, a retired rule."""
+    with create_log(data, town, setup=True) as log:
+        for _ in range(4):
+            town.now_ms += 60_000
+            awards = [town.award(f"resident-{n}", "clean-pond") for n in range(3)]
+            log.append([*awards, town.award("resident-3", "burn-straw")], now_ms=town.now_ms)
+        log.append(
+            [
+                town.award("resident-1", "mediate-dispute"),
+                town.redeem("resident-0", 5),
+                town.objection(11),
+                town.reverse(11),
+            ],
+            now_ms=town.now_ms,
+        )
+        log.append([town.retire_rule("litter")], now_ms=town.now_ms)
+        assert log.size == SIZE
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Town]:
+    town = Town.from_seed(b"integrity tests")
+    data = tmp_path_factory.mktemp("template") / "data"
+    build_town_log(data, town)
+    return data, town
+
+
+@pytest.fixture
+def data(template: tuple[Path, Town], tmp_path: Path) -> Path:
+    """A fresh copy of the town's data directory, to damage."""
+    copy = tmp_path / "data"
+    _copy_tree(template[0], copy)
+    return copy
+
+
+@pytest.fixture
+def town(template: tuple[Path, Town]) -> Town:
+    return template[1]
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    target.mkdir()
+    for name in ("log.key", "log.pub"):
+        (target / name).write_bytes((source / name).read_bytes())
+    (target / ENV_DIR_NAME).mkdir()
+    data_file = source / ENV_DIR_NAME / "data.mdb"
+    (target / ENV_DIR_NAME / "data.mdb").write_bytes(data_file.read_bytes())
+
+
+@contextmanager
+def raw_write(data: Path) -> Iterator[StoreWriter]:
+    """A write transaction on the tables themselves, bypassing the Log and its checks."""
+    store = LmdbStore.open(data / ENV_DIR_NAME)
+    try:
+        with store.write() as writer:
+            yield writer
+    finally:
+        store.close()
+
+
+@contextmanager
+def reading(data: Path) -> Iterator[StoreReader]:
+    store = LmdbStore.open(data / ENV_DIR_NAME, readonly=True)
+    try:
+        with store.read() as reader:
+            yield reader
+    finally:
+        store.close()
+
+
+def full(data: Path, **options: Any) -> Report:
+    with reading(data) as reader:
+        return check_full(reader, **options)
+
+
+def tail(data: Path, count: int = 64) -> None:
+    with reading(data) as reader:
+        check_tail(reader, count=count, data_dir=data)
+
+
+def leaf_of(data: Path, seq: int) -> Leaf:
+    with reading(data) as reader:
+        return Leaf.from_bytes(reader.leaf(seq) or b"")
+
+
+def reforge(data: Path, signer: NoteSigner, change: Callable[[int, Leaf], Leaf]) -> None:
+    """Rewrite every leaf through ``change``, then make chain, tree, checkpoints and head
+    consistent again (re-signed with the log key). The derived tables are left alone."""
+    with raw_write(data) as writer:
+        size = writer.size()
+        tree = merkle.MemoryTree()
+        prev, time = bytes(32), 0
+        for seq in range(size):
+            stored = dataclasses.replace(Leaf.from_bytes(writer.leaf(seq) or b""), prev=prev)
+            leaf = change(seq, stored)
+            leaf_bytes = leaf.to_bytes()
+            writer.txn.put(int_key(seq), leaf_bytes, db=writer.tables.leaves)
+            prev, time = merkle.leaf_hash(leaf_bytes), leaf.time
+            tree.append(prev)
+        for level in range(size.bit_length()):
+            for index in range(size >> level):
+                writer.put_node(level, index, tree.node(level, index))
+        cursor = writer.txn.cursor(db=writer.tables.checkpoints)
+        sizes = [int.from_bytes(key, "big") for key in cursor.iternext(values=False)]
+        for checkpoint_size in sizes:
+            root = merkle.root_at(tree, checkpoint_size)
+            note = sign_checkpoint(Checkpoint(signer.name, checkpoint_size, root), signer)
+            writer.put_checkpoint(checkpoint_size, note)
+        writer.set_head(size=size, last_time=time, last_leaf_hash=prev, checkpoint=note)
+
+
+def replace_envelope(target: int, envelope: bytes) -> Callable[[int, Leaf], Leaf]:
+    return lambda seq, leaf: dataclasses.replace(leaf, envelope=envelope) if seq == target else leaf
+
+
+def last_seq_of(data: Path, account: str) -> int:
+    with Log.open(data, readonly=True) as log:
+        return log.account(account).seqs[-1]
+
+
+# ---------------------------------------------------------------------------
+# A sound log
+
+
+def test_a_sound_log_passes_both_checks(data: Path) -> None:
+    for count in (64, 5, 1, 0):
+        tail(data, count)
+    report = full(data)
+    assert report == Report(
+        origin="wendeng.redlist.example/log",
+        entries=SIZE,
+        nodes=2 * SIZE - 1,
+        checkpoints=len(CHECKPOINT_SIZES),
+        accounts=4,
+    )
+    assert report.ok
+    assert report.summary() == (
+        "Checked 32 entries: hash chain, Merkle tree, 8 checkpoints and the balances of "
+        "4 accounts all consistent."
+    )
+
+
+def test_the_published_key_must_be_the_stored_one(data: Path) -> None:
+    stored = VerifierKey.parse((data / "log.pub").read_text().strip())
+    assert full(data, verifier_key=stored).ok
+    other = NoteSigner.generate(stored.name).verifier()
+    problem = full(data, verifier_key=other).problem
+    assert problem is not None
+    assert (problem.check, problem.seq) == ("meta", None)
+    assert "not the log's published key" in problem.message
+
+
+def test_progress_reaches_the_total_of_every_stage(data: Path) -> None:
+    calls: list[tuple[str, int, int]] = []
+    assert full(data, progress=lambda *call: calls.append(call)).ok
+    assert [stage for stage, _, _ in calls] == ["entries", "tree", "tables", "tables"]
+    assert {stage: (done, total) for stage, done, total in calls} == {
+        "entries": (SIZE, SIZE),
+        "tree": (2 * SIZE - 1, 2 * SIZE - 1),
+        "tables": calls[-1][1:],
+    }
+    assert set(STAGES) == {stage for stage, _, _ in calls}
+
+
+# ---------------------------------------------------------------------------
+# Log.open runs the tail check
+
+
+def test_a_writable_open_refuses_a_damaged_head_and_names_the_full_check(
+    data: Path, town: Town
+) -> None:
+    with raw_write(data) as writer:
+        leaf = Leaf.from_bytes(writer.leaf(30) or b"")
+        damaged = dataclasses.replace(leaf, envelope=corrupt_signature(leaf.envelope))
+        writer.txn.put(int_key(30), damaged.to_bytes(), db=writer.tables.leaves)
+    with pytest.raises(IntegrityError) as refused:
+        Log.open(data)
+    assert refused.value.seq == 30
+    message = str(refused.value)
+    assert "entry 30: the Merkle tree holds" in message
+    assert "[leaf-hash]" in message
+    assert f"Run `redlist-node check --data {data} --full` for a full report." in message
+    # Read-only opens stay possible, so the damage can be examined and exported from.
+    with Log.open(data, readonly=True) as log:
+        assert log.size == SIZE
+
+
+def test_the_tail_check_reads_only_its_window(data: Path) -> None:
+    with raw_write(data) as writer:  # entry 3's level-0 node, long before the window
+        writer.put_node(0, 3, bytes(32))
+    tail(data, count=8)  # bounded: it does not look that far back
+    with pytest.raises(IntegrityError, match=r"entry 3: .*\[leaf-hash\]"):
+        tail(data, count=29)  # the window's anchor is entry 3
+    problem = full(data).problem
+    assert problem is not None
+    assert (problem.check, problem.seq) == ("leaf-hash", 3)
+
+
+class CountingTxn:
+    """A transaction that counts the records read through it."""
+
+    def __init__(self, txn: Any) -> None:
+        self._txn = txn
+        self.reads = 0
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self._txn.get(*args, **kwargs)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self._txn.cursor(*args, **kwargs)
+
+    def stat(self, *args: Any, **kwargs: Any) -> Any:
+        return self._txn.stat(*args, **kwargs)
+
+
+def tail_reads(data: Path, count: int) -> int:
+    with reading(data) as reader:
+        counting = CountingTxn(reader.txn)
+        check_tail(StoreReader(counting, reader.tables), count=count)  # type: ignore[arg-type]
+        return counting.reads
+
+
+def test_the_tail_check_costs_the_same_however_long_the_log(tmp_path: Path) -> None:
+    reads = []
+    for batches in (0, 4):
+        town = Town.from_seed(b"long log")
+        data = tmp_path / f"data-{batches}"
+        with create_log(data, town, setup=True) as log:
+            for _ in range(batches):
+                awards = [town.award(f"resident-{n}", "clean-pond") for n in range(250)]
+                log.append(awards, now_ms=town.now_ms)
+            log.append([town.award("resident-1", "clean-pond")] * 1, now_ms=town.now_ms)
+        reads.append(tail_reads(data, 8))
+    short, long = reads  # 12 and 1012 entries
+    # 84x the entries; what grows is the tree's height (4 -> 10 levels): a few reads each.
+    assert long - short <= 4 * (math.ceil(math.log2(1012)) - math.ceil(math.log2(12)))
+    assert long < 2 * short
+
+
+# ---------------------------------------------------------------------------
+# Damage the chain and the tree cannot see: a consistent, re-signed log
+
+
+def _with_time(time: int) -> Callable[[Leaf], Leaf]:
+    return lambda leaf: dataclasses.replace(leaf, time=time)
+
+
+REFORGED: dict[str, tuple[Callable[[Town, Path], Callable[[int, Leaf], Leaf]], str, int]] = {
+    "a broken link": (
+        lambda town, data: (
+            lambda seq, leaf: (
+                dataclasses.replace(leaf, prev=bytes(31) + b"\x01") if seq == 17 else leaf
+            )
+        ),
+        "chain",
+        17,
+    ),
+    "a link from the first entry": (
+        lambda town, data: (
+            lambda seq, leaf: dataclasses.replace(leaf, prev=b"\x01" * 32) if seq == 0 else leaf
+        ),
+        "chain",
+        0,
+    ),
+    "time going back": (
+        lambda town, data: (
+            lambda seq, leaf: dataclasses.replace(leaf, time=leaf.time - 1) if seq == 21 else leaf
+        ),
+        "time",
+        21,
+    ),
+    "a leaf at the wrong position": (
+        lambda town, data: (
+            lambda seq, leaf: dataclasses.replace(leaf, seq=19) if seq == 20 else leaf
+        ),
+        "leaf-seq",
+        20,
+    ),
+    "a bad entry signature": (
+        lambda town, data: replace_envelope(14, corrupt_signature(leaf_of(data, 14).envelope)),
+        "signature",
+        14,
+    ),
+    "an entry id used twice": (
+        lambda town, data: replace_envelope(
+            22, town.award("resident-9", "clean-pond", entry_id=_id_of(data, 12))
+        ),
+        "duplicate-id",
+        22,
+    ),
+    "an award for another rule": (  # every rule holds; the tables no longer match
+        lambda town, data: replace_envelope(
+            24, town.award("resident-1", "epidemic-duty", entry_id=_id_of(data, 24))
+        ),
+        "balances",
+        27,  # resident-1's balance; its last entry is the council award
+    ),
+}
+
+
+def _id_of(data: Path, seq: int) -> bytes:
+    leaf = leaf_of(data, seq)
+    return decode_body(codec.decode(leaf.envelope)[0]).id
+
+
+@pytest.mark.parametrize("case", REFORGED)
+def test_full_check_finds_what_a_consistent_forgery_hides(
+    data: Path, town: Town, case: str
+) -> None:
+    make_change, check, seq = REFORGED[case]
+    reforge(data, town.log_signer, make_change(town, data))
+    problem = full(data).problem
+    assert problem is not None
+    assert (problem.check, problem.seq) == (check, seq), problem.describe()
+    assert check in CHECKS or check in RULE_CHECKS
+
+
+# ---------------------------------------------------------------------------
+# Damage to single records, through both checks
+
+
+def _put(table: str, key: bytes, value: bytes) -> Callable[[StoreWriter], None]:
+    return lambda writer: writer.txn.put(key, value, db=getattr(writer.tables, table))
+
+
+def _delete(table: str, key: bytes) -> Callable[[StoreWriter], None]:
+    return lambda writer: writer.txn.delete(key, db=getattr(writer.tables, table))
+
+
+def _copy_checkpoint(source: int, target: int) -> Callable[[StoreWriter], None]:
+    return lambda writer: writer.put_checkpoint(target, writer.checkpoint_at(source) or "")
+
+
+def _edit_meta_checkpoint(writer: StoreWriter) -> None:
+    note = writer.checkpoint()
+    writer.put_meta(META_CHECKPOINT, note.replace("\n32\n", "\n33\n").encode())
+
+
+@dataclasses.dataclass(frozen=True)
+class Damage:
+    change: Callable[[StoreWriter], None]
+    check: str
+    seq: int | None
+    words: str
+    tail: bool = True  # whether the tail check (the open, here of all 32 entries) sees it
+
+
+DAMAGE: dict[str, Damage] = {
+    "meta size one less": Damage(
+        _put("meta", META_SIZE, int_key(31)),
+        "leaves",
+        31,
+        "the size recorded in the metadata is 31 entries, but 32 leaves are stored",
+    ),
+    "meta size one more": Damage(
+        _put("meta", META_SIZE, int_key(33)), "leaves", 32, "from here on are missing"
+    ),
+    "meta size of 7 bytes": Damage(
+        _put("meta", META_SIZE, bytes(5) + b"\x00\x20"), "meta", None, "not an 8-byte number"
+    ),
+    "last leaf hash": Damage(
+        _put("meta", META_LAST_LEAF_HASH, bytes(32)), "head", 31, "last leaf hash"
+    ),
+    "last time": Damage(_put("meta", META_LAST_TIME, int_key(5)), "head", 31, "as the last time"),
+    "latest checkpoint in the metadata": Damage(
+        _edit_meta_checkpoint, "head", 31, "latest checkpoint in the metadata"
+    ),
+    "latest checkpoint in the table": Damage(
+        _copy_checkpoint(31, 32), "checkpoint", 31, "signed for size 31"
+    ),
+    "a checkpoint beyond the log": Damage(
+        _copy_checkpoint(32, 40), "checkpoint", None, "not a tree size of this log"
+    ),
+    "no checkpoint for the size": Damage(
+        _delete("checkpoints", int_key(32)), "checkpoint", None, "no checkpoint is stored"
+    ),
+    "a leaf missing": Damage(
+        _delete("leaves", int_key(20)), "leaves", 20, "first entry whose leaf is missing"
+    ),
+    "a leaf beyond the log": Damage(
+        _put("leaves", int_key(32), b"\x90"), "leaves", 32, "leaves lie beyond it"
+    ),
+    "a leaf that is not msgpack": Damage(
+        _put("leaves", int_key(25), b"\xc1"), "leaf-format", 25, "not valid format v1"
+    ),
+    "a border node": Damage(
+        _put("nodes", node_key(3, 3), bytes(32)), "tree", 24, "entries 24 to 31"
+    ),
+    "the root node": Damage(_put("nodes", node_key(5, 0), bytes(32)), "tree", 0, "entries 0 to 31"),
+    "an inner node": Damage(_put("nodes", node_key(2, 1), bytes(32)), "tree", 4, "entries 4 to 7"),
+    "a node missing": Damage(
+        _delete("nodes", node_key(1, 5)), "tree", 10, "lacks its node over entries 10 to 11"
+    ),
+    "a node too many": Damage(
+        _put("nodes", node_key(0, 99), bytes(32)), "tree", None, "does not belong"
+    ),
+    "a short node": Damage(
+        _put("nodes", node_key(1, 2), bytes(31)), "tree", 4, "node over entries 4 to 5"
+    ),
+    # What the open does not look at: history before the newest entries, extra records.
+    "an old checkpoint moved": Damage(
+        _copy_checkpoint(11, 15), "checkpoint", 14, "signed for size 11", tail=False
+    ),
+    "an unknown metadata record": Damage(
+        _put("meta", b"owner", b"someone"), "meta", None, "unknown record b'owner'", tail=False
+    ),
+    "the town configuration": Damage(
+        _put("meta", META_CONFIG, config_to_bytes(dataclasses.replace(WENDENG_CONFIG, base=900))),
+        "config",
+        None,
+        "not the genesis's",
+        tail=False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_each_damaged_record_is_named(data: Path, case: str) -> None:
+    damage = DAMAGE[case]
+    with raw_write(data) as writer:
+        damage.change(writer)
+    problem = full(data).problem
+    assert problem is not None
+    assert (problem.check, problem.seq) == (damage.check, damage.seq), problem.describe()
+    assert damage.words in problem.message
+    if damage.tail:
+        with pytest.raises(IntegrityError, match=rf"\[{damage.check}\]") as refused:
+            Log.open(data)
+        assert refused.value.seq == damage.seq
+    else:
+        Log.open(data).close()
+
+
+# ---------------------------------------------------------------------------
+# The derived tables, re-derived by the replay
+
+
+def _balance_change(account: str, earned: int) -> Callable[[StoreWriter], None]:
+    def change(writer: StoreWriter) -> None:
+        balance = writer.state().balance(account)
+        changed = dataclasses.replace(balance, earned=earned)
+        writer.txn.put(account.encode(), changed.to_bytes(), db=writer.tables.balances)
+
+    return change
+
+
+def _key_change(writer: StoreWriter) -> None:
+    grid = Town.from_seed(b"integrity tests").grid
+    record = writer.state().key(grid.key_id)
+    assert record is not None
+    writer.state().put_key(dataclasses.replace(record, roles=frozenset({"grid", "council"})))
+
+
+def _rule_change(writer: StoreWriter) -> None:
+    record = writer.state().rule("clean-pond")
+    assert record is not None
+    writer.state().put_rule(dataclasses.replace(record, points=50))
+
+
+def _target_change(writer: StoreWriter) -> None:
+    record = writer.state().target(11)
+    assert record is not None
+    writer.state().put_target(11, dataclasses.replace(record, reversed_by=None))
+
+
+TABLE_DAMAGE: dict[str, tuple[Callable[[Path], Callable[[StoreWriter], None]], str, Any, str]] = {
+    "a balance changed": (
+        lambda data: _balance_change("resident-1", 999),
+        "balances",
+        lambda data: last_seq_of(data, "resident-1"),
+        "stored: earned 999, redeemed 0, 5 entries; the log gives: earned 40",
+    ),
+    "a balance nobody earned": (
+        lambda data: _put("balances", b"ghost", Balance(5, 0, 1).to_bytes()),
+        "balances",
+        None,
+        "account ghost that no entry of the log created",
+    ),
+    "a balance removed": (
+        lambda data: _delete("balances", b"resident-3"),
+        "balances",
+        lambda data: last_seq_of(data, "resident-3"),
+        "lacks the record for account resident-3",
+    ),
+    "a staff key's roles": (lambda data: _key_change, "keys", 1, "staff key"),
+    "a staff key nobody registered": (
+        lambda data: _put(
+            "keys",
+            b"\x01" * 8,
+            KeyRecord(b"\x01" * 8, bytes(32), "mallory", frozenset({"admin"}), 3).to_bytes(),
+        ),
+        "keys",
+        None,
+        "no entry of the log created",
+    ),
+    "a rule's points": (lambda data: _rule_change, "rules", 5, "rule 'clean-pond'"),
+    "a rule nobody set": (
+        lambda data: _put(
+            "rules",
+            rule_key("free-money"),
+            RuleRecord("free-money", "t", "m", 500, False, True, 9).to_bytes(),
+        ),
+        "rules",
+        None,
+        "rule 'free-money'",
+    ),
+    "a reversal forgotten": (lambda data: _target_change, "targets", 11, "award or redemption 11"),
+    "a target nobody made": (
+        lambda data: _put(
+            "targets", int_key(7), TargetRecord("award", "x", 5, "clean-pond").to_bytes()
+        ),
+        "targets",
+        7,
+        "no entry of the log created",
+    ),
+    "an entry id missing": (
+        lambda data: _delete("ids", _id_of(data, 20)),
+        "ids",
+        20,
+        "it holds nothing",
+    ),
+    "an entry id sent elsewhere": (
+        lambda data: _put("ids", _id_of(data, 20), int_key(5)),
+        "ids",
+        20,
+        "sends this entry's id",
+    ),
+    "an entry id pointing ahead": (
+        lambda data: _put("ids", _id_of(data, 20), int_key(25)),
+        "ids",
+        20,
+        "it holds entry 25",
+    ),
+    "an entry id too many": (
+        lambda data: _put("ids", b"\x07" * 16, int_key(3)),
+        "ids",
+        None,
+        "holds 33 ids for a log of 32 entries",
+    ),
+    "an account link missing": (
+        lambda data: _delete("account_entries", account_entry_key("resident-2", 17)),
+        "account-entries",
+        17,
+        "the list of account resident-2's entries lacks it",
+    ),
+    "an account link damaged": (
+        lambda data: _put("account_entries", account_entry_key("resident-2", 17), b"x"),
+        "account-entries",
+        17,
+        "holds a damaged record",
+    ),
+    "an account link too many": (
+        lambda data: _put("account_entries", account_entry_key("resident-2", 3), b""),
+        "account-entries",
+        None,
+        "hold 21 links; the log makes 20",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", TABLE_DAMAGE)
+def test_each_derived_table_is_compared_with_the_replay(data: Path, case: str) -> None:
+    make_change, check, seq, words = TABLE_DAMAGE[case]
+    change = make_change(data)
+    expected_seq = seq(data) if callable(seq) else seq
+    with raw_write(data) as writer:
+        change(writer)
+    problem = full(data).problem
+    assert problem is not None
+    assert (problem.check, problem.seq) == (check, expected_seq), problem.describe()
+    assert words in problem.message
+    Log.open(data).close()  # the tables are the full check's business, not the open's
+
+
+def test_the_replay_holds_no_per_entry_index(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entry ids and account links are checked against the store, not kept in memory."""
+    states: list[Any] = []
+    original = integrity._ReplayState.__init__
+
+    def keep(self: Any, reader: StoreReader) -> None:
+        original(self, reader)
+        states.append(self)
+
+    monkeypatch.setattr(integrity._ReplayState, "__init__", keep)
+    assert full(data).ok
+    (state,) = states
+    assert state.entry_ids == {}
+    assert state.account_entries == {}
+    assert state.links == 20
+    assert len(state.targets) == 18
