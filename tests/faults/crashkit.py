@@ -334,6 +334,7 @@ class Journal:
         self.roots: dict[int, bytes] = {}  # size -> root, from acknowledged checkpoints
         self.error_codes: Counter[str] = Counter()
         self.tally = Tally()
+        self._in_doubt: list[int] = []
         self._problems: list[str] = []
 
     def sending(self, batch: Batch, *, resubmission: bool) -> None:
@@ -389,11 +390,18 @@ class Journal:
             self.error_codes[code] += 1
             if after_kill:
                 self.tally.in_doubt += 1
+                self._in_doubt.append(batch.number)
             else:
                 details = error.details() if isinstance(error, grpc.Call) else str(error)
                 self._problems.append(
                     f"batch {batch.number} failed before any kill: {code}: {details}"
                 )
+
+    def take_in_doubt(self) -> list[int]:
+        """The batches whose call failed after a kill, since the last time asked."""
+        with self._lock:
+            numbers, self._in_doubt = self._in_doubt, []
+            return numbers
 
     def problem(self, text: str) -> None:
         with self._lock:
@@ -486,7 +494,7 @@ class LogView:
 
     size: int
     root: bytes
-    batches_stored: int
+    stored: frozenset[int]  # the batches stored whole, by number
     batches_missing: int
     acked_checked: int
 
@@ -559,11 +567,12 @@ def check_log(
         )
     if before is not None and size < before.size:
         problems.append(f"the log shrank from {before.size} to {size} entries")
-    stored_batches = missing_batches = 0
+    stored_batches: set[int] = set()
+    missing_batches = 0
     for batch in journal.batches.values():
         present = sum(digest in stored for digest in batch.digests)
         if present == len(batch.digests):
-            stored_batches += 1
+            stored_batches.add(batch.number)
         elif present == 0:
             missing_batches += 1
         else:
@@ -573,7 +582,9 @@ def check_log(
             )
         if batch.number in journal.answers and present != len(batch.digests):
             problems.append(f"batch {batch.number} was acknowledged but is not stored whole")
-    view = LogView(size, tree.root(), stored_batches, missing_batches, len(journal.acked))
+    view = LogView(
+        size, tree.root(), frozenset(stored_batches), missing_batches, len(journal.acked)
+    )
     return view, problems
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import faulthandler
 import io
 import json
 import os
@@ -34,11 +35,10 @@ import signal
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import lmdb
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.builders import Town, corrupt_signature, create_log
 
@@ -54,7 +54,6 @@ from redlist.ledger.store import (
     LmdbStore,
     StoreWriter,
     int_key,
-    node_key,
 )
 from redlist.node import cli as node_cli
 from redlist.node.export import export_full
@@ -89,12 +88,12 @@ def build_town_log(data: Path, town: Town) -> None:
 
 def dump(data: Path) -> Dump:
     """Every record of every table, read with LMDB directly (hex, to send over a pipe)."""
-    env = lmdb.open(
-        str(data / ENV_DIR_NAME), readonly=True, lock=False, max_dbs=len(TABLE_NAMES)
-    )
+    env = lmdb.open(str(data / ENV_DIR_NAME), readonly=True, lock=False, max_dbs=len(TABLE_NAMES))
     try:
         with env.begin() as txn:
-            tables = {name: env.open_db(name.encode(), txn=txn, create=False) for name in TABLE_NAMES}
+            tables = {
+                name: env.open_db(name.encode(), txn=txn, create=False) for name in TABLE_NAMES
+            }
             return {
                 name: [[key.hex(), value.hex()] for key, value in txn.cursor(db=table)]
                 for name, table in tables.items()
@@ -235,6 +234,7 @@ def in_child(data: Path, log_pub: Path) -> ChildResult:
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
+        faulthandler.disable()  # pytest's; a crash is expected and handled by the parent
         try:
             with os.fdopen(write_end, "w") as pipe:
                 pipe.write(json.dumps(dataclasses.asdict(detect(data, log_pub))) + "\n")
@@ -277,8 +277,8 @@ def assert_caught(pristine: Pristine, data: Path, what: str) -> None:
         report = io.StringIO()
         with contextlib.redirect_stdout(report), contextlib.redirect_stderr(report):
             code = node_cli.main(["check", "--data", str(data), "--full"])
-        assert code in (1, 2), f"{what}: the check passed a file LMDB cannot read"
-        assert "crashed the check" in report.getvalue() or "error:" in report.getvalue()
+        assert code == 1, f"{what}: LMDB cannot read the file, yet: {report.getvalue()}"
+        assert report.getvalue().startswith(f"Problem found in {data}: ")
         return
     findings = result.findings
     assert findings is not None
@@ -297,17 +297,19 @@ def assert_caught(pristine: Pristine, data: Path, what: str) -> None:
 
 
 def positions(pristine: Pristine) -> st.SearchStrategy[int]:
+    """Anywhere in the file, or (as often) where live records and page headers are."""
+    hot = pristine.hot
     return st.one_of(
-        st.integers(0, len(pristine.file) - 1), st.sampled_from(pristine.hot)
+        st.integers(0, len(pristine.file) - 1),
+        st.integers(0, len(hot) - 1).map(hot.__getitem__),
     )
 
 
 TAMPER_SETTINGS = settings(
-    max_examples=70,
+    max_examples=50,
     derandomize=True,  # seeded: the same examples on every run
     database=None,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
@@ -332,7 +334,7 @@ def test_every_single_byte_change_that_alters_the_log_is_caught(
     assert_caught(pristine, data, f"byte {position} set to {new_byte:#04x}")
 
 
-@settings(TAMPER_SETTINGS, max_examples=15)
+@settings(TAMPER_SETTINGS, max_examples=12)
 @given(choices=st.data())
 def test_every_dropped_range_of_bytes_is_caught(
     pristine: Pristine, tmp_path_factory: pytest.TempPathFactory, choices: st.DataObject
@@ -437,8 +439,9 @@ RECORDS = {
     ),
     "a balance": RecordCase(
         _change_balance,
-        "the log gives: earned 15, redeemed 0, 3 entries) is not what the log's entries "
-        "give [balances]",
+        "entry 25: the stored record for account resident-2 (stored: earned 120, redeemed 0, "
+        "4 entries; the log gives: earned 20, redeemed 0, 4 entries) is not what the log's "
+        "entries give [balances]",
         None,
         None,  # the verifier recomputes balances from the leaves
     ),
@@ -513,12 +516,7 @@ def test_a_full_map_refuses_the_whole_batch_and_the_store_stays_sound(tmp_path: 
 
 def test_lmdb_errors_reach_callers_as_store_errors(pristine: Pristine, tmp_path: Path) -> None:
     file = bytearray(pristine.file)
-    file[0:PAGE] = bytes(PAGE)  # one meta page gone: LMDB still opens with the other
-    file[PAGE : 2 * PAGE] = bytes(PAGE)  # both gone: not an LMDB file any more
+    file[: 2 * PAGE] = bytes(2 * PAGE)  # both meta pages: no longer an LMDB file
     data = copy_data(pristine, tmp_path, bytes(file))
     with pytest.raises(StoreError, match="cannot open the ledger database"):
         Log.open(data)
-
-
-def _unused(*args: Any) -> None:  # pragma: no cover - keeps the import list honest
-    raise AssertionError(args)

@@ -286,8 +286,13 @@ class Tour:
                 f"the node's checkpoint (size {head.size}) is not the one the verifier checked "
                 f"(size {verdict['tree_size']})"
             )
-        if disagree or sorted(verdict["accounts"]) != story.accounts():
+        if disagree:
             raise RedlistError(f"the verifier and the node disagree on {', '.join(disagree)}")
+        if sorted(verdict["accounts"]) != story.accounts():
+            raise RedlistError(
+                f"the verifier found {len(verdict['accounts'])} accounts, not the village's "
+                f"{story.RESIDENTS} residents"
+            )
         return grades
 
     def stop_node(self) -> None:

@@ -48,7 +48,7 @@ from redlist.node.config import (
 )
 from redlist.node.metrics import NodeMetrics
 from redlist.node.ratelimit import RateLimit, RateLimiter, RateLimitInterceptor
-from redlist.node.servicer import LedgerServicer
+from redlist.node.servicer import LedgerServicer, UndecodableRequestInterceptor
 from redlist.node.tls import ServerTLS, is_loopback, load_server_material
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
@@ -155,6 +155,8 @@ class NodeServer:
         interceptors: list[aio.ServerInterceptor] = []
         if options.rate_limit is not None:
             interceptors.append(RateLimitInterceptor(RateLimiter(options.rate_limit)))
+        # Innermost, so its handlers stay the same objects and are wrapped once.
+        interceptors.append(UndecodableRequestInterceptor())
         server = aio.server(
             interceptors=interceptors,
             options=[

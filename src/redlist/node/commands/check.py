@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import signal
@@ -170,6 +171,7 @@ def isolated(work: Callable[[], Outcome], data_dir: Path) -> Outcome:
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_end)
+        faulthandler.disable()  # a crash is reported by the parent, in words
         code = 0
         try:
             with os.fdopen(write_end, "wb") as pipe:
