@@ -72,8 +72,8 @@ def test_a_quiet_client_gets_its_burst_then_waits() -> None:
 
 
 def test_refused_calls_take_no_token_and_only_the_first_is_news() -> None:
-    limits, clock = limiter(per_second=1, burst=1)
-    assert limits.admit("a").admitted
+    limits, clock = limiter(per_second=1, burst=2)
+    assert limits.admit("a").admitted and limits.admit("a").admitted
     first, second = limits.admit("a"), limits.admit("a")
     assert (first.first_refusal, second.first_refusal) == (True, False)
     assert first.wait_seconds == second.wait_seconds == pytest.approx(1.0)

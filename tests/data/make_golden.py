@@ -1,0 +1,41 @@
+"""Regenerate the golden bundles in tests/data/golden/ (deterministic: fixed keys, ids, times).
+
+Run from the repository root:  .venv/bin/python -m tests.data.make_golden
+Ed25519 signatures are deterministic, so the same code writes the same bytes; the test
+`tests/test_golden.py` regenerates into a temporary directory and compares byte for byte.
+A difference means format v1 changed: that needs a version bump, not a new golden file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from tests.verifier.bundles import standard_log
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+SEED = b"redlist golden bundle v1"
+
+
+def write(root: Path) -> None:
+    """Write the golden set into ``root``: a full bundle, a bundle of the later half, the key."""
+    log = standard_log(SEED)
+    root.mkdir(parents=True, exist_ok=True)
+    log.write_bundle(root / "full")
+    half = len(log.leaves) // 2 + 1  # odd: the first prev link is checkable from `left`
+    log.write_bundle(root / "tail", start=half, previous=half)
+    (root / "log.pub").write_text(log.town.log_signer.verifier().encode() + "\n")
+    seeds = {
+        "admin": log.town.admin.seed.hex(),
+        "grid": log.town.grid.seed.hex(),
+        "council-1": log.town.council[0].seed.hex(),
+        "council-2": log.town.council[1].seed.hex(),
+        "cashier": log.town.cashier.seed.hex(),
+        "log": log.town.log_signer.key.seed.hex(),
+    }
+    (root / "test-keys.json").write_text(json.dumps(seeds, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    write(Path(sys.argv[1]) if len(sys.argv) > 1 else GOLDEN)
