@@ -4,6 +4,7 @@
 #   make proto     regenerate src/redlist/v1 from proto/
 #   make lint      ruff, ruff format, mypy, import-linter, generated-code freshness
 #   make test      lint, then the test suite (what CI runs)
+#   make soak      the fault suites (tests/faults) at length; see docs/reliability.md
 #   make demo      run the end-to-end demonstration
 #   make bench     run every benchmark; each prints one JSON object
 #   make clean     remove caches and build output (make distclean also removes .venv)
@@ -21,7 +22,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install proto lint lint-ruff lint-format lint-types lint-imports lint-proto \
-	test demo bench clean distclean
+	test soak demo bench clean distclean
 
 install: $(INSTALLED)
 
@@ -58,6 +59,18 @@ lint-proto:
 test: install
 	@$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The fault suites at length. REDLIST_SOAK=1 tells every suite to scale up; the crash
+# test runs SOAK_ROUNDS kill -9 rounds (no new round after SOAK_SECONDS) and kills
+# SOAK_EXPORT_KILLS exports. -rP prints each suite's summary line at the end. A failure
+# prints its seed; replay it with REDLIST_CRASH_SEED=<seed> make soak.
+SOAK_ROUNDS ?= 200
+SOAK_SECONDS ?= 3600
+SOAK_EXPORT_KILLS ?= 60
+soak: install
+	REDLIST_SOAK=1 REDLIST_CRASH_ROUNDS=$(SOAK_ROUNDS) REDLIST_CRASH_SECONDS=$(SOAK_SECONDS) \
+		REDLIST_CRASH_VERIFY_EVERY=25 REDLIST_CRASH_EXPORT_KILLS=$(SOAK_EXPORT_KILLS) \
+		$(BIN)/pytest -q -p no:cacheprovider -rP tests/faults
 
 demo: install
 	$(BIN)/python -m redlist.demo

@@ -128,6 +128,11 @@ class CrashSettings:
         )
 
 
+def seeded_random(seed: int) -> random.Random:
+    """A generator for the run's schedule (sizes, delays, retries): replayable, not secret."""
+    return random.Random(seed)  # noqa: S311
+
+
 def _env_int(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
     text = environ.get(name, "").strip()
     value = _whole(text, name) if text else default

@@ -22,13 +22,13 @@ recur. Sizes come from ``REDLIST_CRASH_*`` variables (``crashkit.CrashSettings``
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -47,6 +47,7 @@ from tests.faults.crashkit import (
     check_log,
     make_town_dir,
     run_command,
+    seeded_random,
     spawn_export,
     staging_dirs,
     verify_offline,
@@ -69,84 +70,93 @@ def settings() -> CrashSettings:
 
 
 class Failure:
-    """Builds the failure message: the seed, the command that replays it, the node's words."""
+    """Fails a test with the seed, the command that replays it and the node's last words."""
 
     def __init__(self, settings: CrashSettings, test: str) -> None:
         self.settings = settings
         self.test = test
 
-    def __call__(self, where: str, problems: list[str], node: NodeProcess | None = None) -> str:
+    def unless(
+        self, ok: bool, where: str, problems: list[str], node: NodeProcess | None = None
+    ) -> None:
+        if ok:
+            return
         lines = [f"{where} (seed {self.settings.seed}):", *(f"  - {p}" for p in problems[:30])]
         if len(problems) > 30:
             lines.append(f"  ... and {len(problems) - 30} more")
         lines.append(f"replay with: {self.settings.reproduce(self.test)}")
         if node is not None:
             lines.append(f"node stderr:\n{node.stderr_tail()}")
-        return "\n".join(lines)
+        pytest.fail("\n".join(lines))
 
 
-def test_acknowledged_entries_survive_kill_9(tmp_path: Path, settings: CrashSettings) -> None:
-    fail = Failure(settings, "test_acknowledged_entries_survive_kill_9")
-    rng = random.Random(settings.seed)
-    town = Town.from_seed(settings.seed.to_bytes(8, "big"), origin=ORIGIN)
-    town_dir = make_town_dir(tmp_path, town)
-    journal = Journal(town_dir.log_key)
-    factory = BatchFactory(town, rng)
-    logs = tmp_path / "node-logs"
-    view: LogView | None = None
-    started = time.monotonic()
-    rounds = startup_kills = verifies = in_doubt_stored = 0
+class CrashRun:
+    """One town's data directory, killed round after round, and what was learnt."""
 
-    def check(where: str, node: NodeProcess | None) -> LogView:
-        seen, problems = check_log(town_dir.data, journal, town_dir.setup_size, view)
-        problems += journal.take_problems()
-        assert seen is not None and not problems, fail(where, problems, node)
-        return seen
+    def __init__(self, root: Path, settings: CrashSettings) -> None:
+        self.root = root
+        self.settings = settings
+        self.fail = Failure(settings, "test_acknowledged_entries_survive_kill_9")
+        self.rng = seeded_random(settings.seed)
+        town = Town.from_seed(settings.seed.to_bytes(8, "big"), origin=ORIGIN)
+        self.town_dir = make_town_dir(root, town)
+        self.journal = Journal(self.town_dir.log_key)
+        self.factory = BatchFactory(town, self.rng)
+        self.view: LogView | None = None
+        self.started = time.monotonic()
+        self.rounds = self.startup_kills = self.verifies = self.in_doubt_stored = 0
 
-    def verify(where: str) -> None:
-        nonlocal verifies
-        out = tmp_path / "bundles" / f"verify-{verifies}"
-        size, problems = verify_offline(town_dir.data, out, town_dir.log_key)
-        assert not problems and size == view_size(), fail(where, problems)
-        shutil.rmtree(out)
-        verifies += 1
+    @property
+    def size(self) -> int:
+        """The log's size at the last check."""
+        return self.town_dir.setup_size if self.view is None else self.view.size
 
-    def view_size() -> int:
-        return town_dir.setup_size if view is None else view.size
+    def another_round(self) -> bool:
+        if self.rounds >= self.settings.rounds:
+            return False
+        spent = time.monotonic() - self.started
+        return self.rounds < self.settings.min_rounds or spent < self.settings.seconds
 
-    while rounds < settings.rounds and (
-        rounds < settings.min_rounds or time.monotonic() - started < settings.seconds
-    ):
-        rounds += 1
-        where = f"round {rounds}"
-        if rng.random() < settings.startup_kill_chance:
-            with NodeProcess.spawn(town_dir.data, logs, f"round-{rounds}-startup") as node:
-                time.sleep(rng.uniform(0, STARTUP_KILL_S))
-            startup_kills += 1
-            before = view_size()
-            view = check(f"{where}, after a kill while starting", node)
-            assert view.size == before, fail(where, ["the log changed while the node started"])
-        with NodeProcess.spawn(town_dir.data, logs, f"round-{rounds}") as node:
+    def spawn(self, name: str) -> NodeProcess:
+        return NodeProcess.spawn(self.town_dir.data, self.root / "node-logs", name)
+
+    def kill_while_starting(self) -> None:
+        """SIGKILL a node before (or just as) it serves: the log must not change."""
+        before = self.size
+        with self.spawn(f"round-{self.rounds}-startup") as node:
+            time.sleep(self.rng.uniform(0, STARTUP_KILL_S))
+        self.startup_kills += 1
+        where = f"round {self.rounds}, after a kill while starting"
+        self.check(where, node)
+        self.fail.unless(self.size == before, where, ["the log changed"], node)
+
+    def kill_while_submitting(self) -> None:
+        """Serve, stream batches from two threads, SIGKILL the node, check the log."""
+        where = f"round {self.rounds}"
+        with self.spawn(f"round-{self.rounds}") as node:
             serving = node.wait_serving()
-            assert serving.entries == view_size(), fail(
-                where, [f"the node restarted with {serving.entries} entries"], node
+            self.fail.unless(
+                serving.entries == self.size,
+                where,
+                [f"the node restarted with {serving.entries} entries, not {self.size}"],
+                node,
             )
             killed = threading.Event()
-            history = list(journal.batches.values())
+            history = list(self.journal.batches.values())
             submitters = [
                 Submitter(
                     f"submitter-{number}",
                     serving.address,
-                    factory.batches(FRESH_BATCHES),
+                    self.factory.batches(FRESH_BATCHES),
                     history,
-                    journal,
+                    self.journal,
                     killed,
-                    random.Random(rng.getrandbits(64)),
-                    settings.resubmit_chance,
+                    seeded_random(self.rng.getrandbits(64)),
+                    self.settings.resubmit_chance,
                 )
                 for number in range(SUBMITTERS)
             ]
-            delay = rng.uniform(0, settings.max_kill_ms / 1000)
+            delay = self.rng.uniform(0, self.settings.max_kill_ms / 1000)
             for submitter in submitters:
                 submitter.start()
             time.sleep(delay)
@@ -155,63 +165,91 @@ def test_acknowledged_entries_survive_kill_9(tmp_path: Path, settings: CrashSett
             for submitter in submitters:
                 submitter.join(timeout=60)
             hung = [submitter.name for submitter in submitters if submitter.is_alive()]
-            assert not hung, fail(where, [f"{hung} still waiting after the kill"], node)
-        view = check(f"{where}, after kill -9 at {delay * 1000:.0f} ms", node)
+            self.fail.unless(not hung, where, [f"{hung} still waiting after the kill"], node)
+        self.check(f"{where}, after kill -9 at {delay * 1000:.0f} ms", node)
         # A call cut off by the kill: its batch may have been committed all the same.
-        for number in journal.take_in_doubt():
-            in_doubt_stored += number in view.stored
-        if rounds % settings.verify_every == 0:
-            verify(f"{where}, full verification")
+        stored = self.view.stored if self.view is not None else frozenset()
+        self.in_doubt_stored += sum(number in stored for number in self.journal.take_in_doubt())
 
-    during_rounds = replace(journal.tally)
-    acked_in_rounds = len(journal.acked)
+    def restart_and_retry_everything(self) -> int:
+        """Restart once more, send every batch ever sent again, stop gracefully."""
+        with self.spawn("final") as node:
+            serving = node.wait_serving()
+            self.fail.unless(serving.entries == self.size, "final restart", ["size"], node)
+            batches = list(self.journal.batches.values())
+            retry_everything(serving.address, batches, self.journal)
+            code = node.stop()
+            self.fail.unless(code == 0, "final stop", [f"SIGTERM: exit status {code}"], node)
+        self.check("after retrying every batch", node)
+        missing = self.view.batches_missing if self.view is not None else -1
+        self.fail.unless(missing == 0, "after retrying", [f"{missing} batches missing"])
+        return len(batches)
 
-    # The node comes back one last time; every batch ever sent is retried through it.
-    with NodeProcess.spawn(town_dir.data, logs, "final") as node:
-        serving = node.wait_serving()
-        assert serving.entries == view_size(), fail("final restart", ["size changed"], node)
-        retried = retry_everything(serving.address, list(journal.batches.values()), journal)
-        assert node.stop() == 0, fail("final graceful stop", ["the node did not exit 0"], node)
-    view = check("after retrying every batch", node)
-    assert view.batches_missing == 0, fail("after retrying", ["some batches are still missing"])
-    verify("final full verification")
+    def check(self, where: str, node: NodeProcess | None) -> None:
+        journal = self.journal
+        view, problems = check_log(self.town_dir.data, journal, self.town_dir.setup_size, self.view)
+        problems += journal.take_problems()
+        self.fail.unless(view is not None and not problems, where, problems, node)
+        self.view = view
 
-    tally = during_rounds
-    assert acked_in_rounds > 0, fail("the run", ["nothing was acknowledged before a kill"])
+    def verify(self, where: str) -> None:
+        """Export, audit with redlist-verify, and check the store in full."""
+        out = self.root / "bundles" / f"verify-{self.verifies}"
+        size, problems = verify_offline(self.town_dir.data, out, self.town_dir.log_key)
+        if size != self.size:
+            problems.append(f"the bundle holds {size} entries, the log {self.size}")
+        self.fail.unless(not problems, where, problems)
+        shutil.rmtree(out)
+        self.verifies += 1
+
+
+def test_acknowledged_entries_survive_kill_9(tmp_path: Path, settings: CrashSettings) -> None:
+    run = CrashRun(tmp_path, settings)
+    while run.another_round():
+        run.rounds += 1
+        if run.rng.random() < settings.startup_kill_chance:
+            run.kill_while_starting()
+        run.kill_while_submitting()
+        if run.rounds % settings.verify_every == 0:
+            run.verify(f"round {run.rounds}, full verification")
+    tally, acked_in_rounds = replace(run.journal.tally), len(run.journal.acked)
+    run.fail.unless(acked_in_rounds > 0, "the run", ["nothing was acknowledged before a kill"])
+
+    retried = run.restart_and_retry_everything()
+    run.verify("final full verification")
+
     summary = {
         "seed": settings.seed,
-        "rounds": rounds,
-        "startup_kills": startup_kills,
+        "rounds": run.rounds,
+        "startup_kills": run.startup_kills,
         "answers_in_rounds": tally.acks,
         "acknowledged_seqs_in_rounds": acked_in_rounds,
-        "acknowledged_seqs_checked": len(journal.acked),
+        "acknowledged_seqs_checked": len(run.journal.acked),
         "resubmissions_in_rounds": tally.resubmissions,
         "in_doubt_batches": tally.in_doubt,
-        "in_doubt_found_stored": in_doubt_stored,
-        "batches_sent": len(journal.batches),
+        "in_doubt_found_stored": run.in_doubt_stored,
         "batches_retried_at_end": retried,
-        "errors_after_kill": dict(journal.error_codes),
-        "full_verifications": verifies,
-        "log_size": view.size,
-        "seconds": round(time.monotonic() - started, 1),
+        "errors_after_kill": dict(run.journal.error_codes),
+        "full_verifications": run.verifies,
+        "log_size": run.size,
+        "seconds": round(time.monotonic() - run.started, 1),
     }
     print("crash-summary " + json.dumps(summary, sort_keys=True))
 
 
-def retry_everything(address: str, batches: list[Batch], journal: Journal) -> int:
-    """Send every batch again, in order; the journal checks the answers. Returns how many."""
+def retry_everything(address: str, batches: list[Batch], journal: Journal) -> None:
+    """Send every batch again, in order; the journal checks every answer."""
     with grpc.insecure_channel(address) as channel:
         stub = ledger_pb2_grpc.LedgerStub(channel)
         for batch in batches:
             journal.sending(batch, resubmission=True)
             response = stub.Submit(ledger_pb2.SubmitRequest(envelopes=batch.envelopes), timeout=60)
             journal.acknowledged(batch, response.seqs, response.checkpoint)
-    return len(batches)
 
 
 def test_a_killed_export_leaves_no_partial_bundle(tmp_path: Path, settings: CrashSettings) -> None:
     fail = Failure(settings, "test_a_killed_export_leaves_no_partial_bundle")
-    rng = random.Random(settings.seed)
+    rng = seeded_random(settings.seed)
     town = Town.from_seed(settings.seed.to_bytes(8, "big"), origin=ORIGIN)
     data = tmp_path / "data"
     with create_log(data, town, setup=True) as log:
@@ -228,47 +266,47 @@ def test_a_killed_export_leaves_no_partial_bundle(tmp_path: Path, settings: Cras
     process = spawn_export(data, clean)
     staged = wait_for(process, lambda: bool(staging_dirs(exports)))
     renamed = wait_for(process, clean.exists)
-    assert process.wait(timeout=120) == 0, fail("a clean export", [read_stderr(process)])
+    code = process.wait(timeout=120)
+    fail.unless(code == 0, "a clean export", [f"exit status {code}", read_stderr(process)])
     total = time.monotonic() - spawned
     staging = renamed - staged if staged is not None and renamed is not None else total
-    assert check_bundle_dir(clean, log_key, ORIGIN) == [], fail("a clean export", ["incomplete"])
+    fail.unless(not check_bundle_dir(clean, log_key, ORIGIN), "a clean export", ["incomplete"])
 
     outcomes = {"absent": 0, "complete": 0, "killed_while_staging": 0}
     for number in range(settings.export_kills):
         out = exports / f"bundle-{number}"
-        leftovers = set(staging_dirs(exports))
+        before = set(staging_dirs(exports))
         process = spawn_export(data, out)
         if number % 2:  # aim inside the staging phase, after the interpreter has started
-            wait_for(process, lambda known=leftovers: bool(set(staging_dirs(exports)) - known))
+            wait_for(process, partial(staged_since, exports, before))
             time.sleep(rng.uniform(0, staging * 1.2))
         else:
             time.sleep(rng.uniform(0, total))
         process.kill()
         process.wait(timeout=30)
         where = f"export {number} killed"
-        if set(staging_dirs(exports)) - leftovers:
-            outcomes["killed_while_staging"] += 1
+        outcomes["killed_while_staging"] += staged_since(exports, before)
         if out.exists():
             outcomes["complete"] += 1
-            assert check_bundle_dir(out, log_key, ORIGIN) == [], fail(where, ["partial --out"])
+            problems = check_bundle_dir(out, log_key, ORIGIN)
+            fail.unless(not problems, f"{where}, --out is not a complete bundle", problems)
             continue
         outcomes["absent"] += 1
         again = run_command("redlist-node", "export", "--data", data, "--out", out, "--full")
-        assert again.returncode == 0, fail(f"{where}, then exported again", [again.stderr])
-        problems = check_bundle_dir(out, log_key, ORIGIN)
-        assert problems == [], fail(f"{where}, then exported again", problems)
+        problems = [again.stderr] if again.returncode else check_bundle_dir(out, log_key, ORIGIN)
+        fail.unless(not problems, f"{where}, then exported again", problems)
 
-    # Only hidden staging directories may be left over, and none is mistaken for a bundle.
+    # Besides the bundles, only hidden staging directories may be left over.
     leftovers = staging_dirs(exports)
     names = {path.name for path in exports.iterdir()} - {path.name for path in leftovers}
     assert names == {"clean"} | {f"bundle-{n}" for n in range(settings.export_kills)}
     for leftover in leftovers:
-        assert leftover.name.endswith(".partial"), leftover
+        assert leftover.name.startswith(".bundle-") and leftover.name.endswith(".partial")
     audited = run_command(
         "redlist-verify", "bundle", exports / f"bundle-{settings.export_kills - 1}",
         "--log-key", log_key.encode(), "--json",
     )  # fmt: skip
-    assert audited.returncode == 0, fail("auditing a re-export", [audited.stdout])
+    fail.unless(audited.returncode == 0, "auditing a re-export", [audited.stdout])
     assert json.loads(audited.stdout)["tree_size"] == size
     print("export-kill-summary " + json.dumps({**outcomes, "leftover_staging": len(leftovers)}))
 
@@ -286,6 +324,11 @@ def wait_for(
             return None
         time.sleep(0.0005)
     raise AssertionError("the export neither reached the awaited state nor ended")
+
+
+def staged_since(parent: Path, before: set[Path]) -> bool:
+    """Whether an export started staging in ``parent`` since ``before`` was listed."""
+    return bool(set(staging_dirs(parent)) - before)
 
 
 def read_stderr(process: subprocess.Popen[bytes]) -> str:

@@ -27,7 +27,7 @@ import struct
 import time
 import tracemalloc
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgpack
 import pytest
@@ -66,6 +66,13 @@ from redlist.ledger.note import (
 )
 
 _T = TypeVar("_T")
+
+
+class Draw(Protocol):
+    """What draws a value from a strategy: ``st.composite``'s ``draw`` or ``st.data().draw``."""
+
+    def __call__(self, strategy: st.SearchStrategy[_T]) -> _T: ...
+
 
 #: No decoder may take longer than this on inputs of the sizes used here (a few KiB).
 SLOW_SECONDS = 1.0
@@ -182,7 +189,7 @@ def leaves(draw: st.DrawFn) -> bytes:
     return leaf.to_bytes()
 
 
-def mutate(draw: st.DrawFn, original: bytes) -> bytes:
+def mutate(draw: Draw, original: bytes) -> bytes:
     """``original`` damaged once or a few times."""
     data = bytearray(original)
     for _ in range(draw(st.integers(1, 3))):
@@ -265,7 +272,7 @@ def _sized_forms(
     return forms
 
 
-def loose_pack(value: Any, draw: st.DrawFn) -> bytes:
+def loose_pack(value: Any, draw: Draw) -> bytes:
     """Some valid msgpack encoding of ``value``, not necessarily the canonical one."""
     if value is None:
         return b"\xc0"

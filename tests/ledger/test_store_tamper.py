@@ -260,7 +260,8 @@ def single_record_seq(before: Dump, after: Dump) -> int | None:
     changed = [name for name in TABLE_NAMES if before[name] != after[name]]
     if len(changed) != 1 or changed[0] not in ("leaves", "nodes", "targets"):
         return None
-    old, new = dict(map(tuple, before[changed[0]])), dict(map(tuple, after[changed[0]]))
+    old = {key: value for key, value in before[changed[0]]}
+    new = {key: value for key, value in after[changed[0]]}
     differing = [key for key in old if old[key] != new.get(key)]
     if old.keys() != new.keys() or len(differing) != 1:
         return None

@@ -194,7 +194,7 @@ def check_tail(
         problem = found.problem
         where = "DIR" if data_dir is None else str(data_dir)
         raise IntegrityError(
-            f"the stored log failed its integrity check and was not opened: "
+            f"the stored log fails its integrity check: "
             f"{problem.describe()}. Run `redlist-node check --data {where} --full` for a "
             "full report.",
             problem.seq,
@@ -321,19 +321,20 @@ def _check_leaf_node(reader: StoreReader, seq: int, leaf_hash: bytes) -> None:
 
 def _check_node(reader: StoreReader, level: int, index: int) -> None:
     """Node ``(level, index)`` (level >= 1) must be the hash of its two stored children."""
-    get, nodes = reader.txn.get, reader.tables.nodes
-    first = index << level
-    covers = f"entries {first} to {((index + 1) << level) - 1}"
-    stored = get(node_key(level, index), db=nodes)
-    left = get(node_key(level - 1, 2 * index), db=nodes)
-    right = get(node_key(level - 1, 2 * index + 1), db=nodes)
-    if stored is None or left is None or right is None:
-        _fail("tree", f"the Merkle tree lacks its node over {covers}", first)
-    if stored != merkle.node_hash(left, right):
+    keys = (
+        node_key(level, index),
+        node_key(level - 1, 2 * index),
+        node_key(level - 1, 2 * index + 1),
+    )
+    stored, left, right = (reader.txn.get(key, db=reader.tables.nodes) for key in keys)
+    for key, value in zip(keys, (stored, left, right), strict=True):
+        if value is None:
+            _fail("tree", f"the Merkle tree lacks its {_node(key)}", _first_leaf(key))
+    if stored != merkle.node_hash(left or b"", right or b""):
         _fail(
             "tree",
-            f"the stored Merkle node over {covers} is not the hash of its two halves",
-            first,
+            f"the stored Merkle {_node(keys[0])} is not the hash of its two halves",
+            index << level,
         )
 
 
@@ -415,6 +416,11 @@ def _check_latest(head: _Head, stored: bytes) -> None:
         )
 
 
+def _misplaced_checkpoint(key: bytes, size: int) -> str:
+    where = f"for size {int_from_key(key)}" if len(key) == _INT_SIZE else f"under key {key.hex()}"
+    return f"a checkpoint is stored {where}, which is not a tree size of this log of {size} entries"
+
+
 def _stored_entries(reader: StoreReader, table: str) -> int:
     return reader.txn.stat(getattr(reader.tables, table))["entries"]
 
@@ -471,11 +477,7 @@ def _check_tail(reader: StoreReader, count: int) -> None:
     _check_latest(head, stored)
     cursor = reader.txn.cursor(db=reader.tables.checkpoints)
     if cursor.last() and cursor.key() != int_key(size):
-        _fail(
-            "checkpoint",
-            f"a checkpoint is stored under key {cursor.key().hex()}, which is not a tree size "
-            f"of this log of {size} entries",
-        )
+        _fail("checkpoint", _misplaced_checkpoint(cursor.key(), size))
 
 
 def _leaf_bytes(reader: StoreReader, seq: int) -> bytes:
@@ -659,11 +661,7 @@ class _FullCheck:
         for key, raw in reader.txn.cursor(db=reader.tables.checkpoints):
             stored_size = int_from_key(key) if len(key) == _INT_SIZE else -1
             if not 0 < stored_size <= size:
-                _fail(
-                    "checkpoint",
-                    f"a checkpoint is stored under key {key.hex()}, which is not a tree size "
-                    f"of this log of {size} entries",
-                )
+                _fail("checkpoint", _misplaced_checkpoint(key, size))
             yield stored_size, raw
 
     # -- the Merkle tree --------------------------------------------------------

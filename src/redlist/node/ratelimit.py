@@ -194,6 +194,8 @@ class RateLimitInterceptor(aio.ServerInterceptor):
     ) -> None:
         self._limiter = limiter
         self._exempt = tuple(f"/{service}/" for service in exempt_services)
+        # method -> (the handler it came with, its guarded twin): one wrapping per method.
+        self._guarded: dict[str, tuple[object, grpc.RpcMethodHandler[Any, Any]]] = {}
 
     async def intercept_service(
         self,
@@ -207,7 +209,12 @@ class RateLimitInterceptor(aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method.startswith(self._exempt):
             return handler
-        return _limited_handler(handler, self._admit)
+        cached = self._guarded.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        guarded = _limited_handler(handler, self._admit)
+        self._guarded[method] = (handler, guarded)
+        return guarded
 
     async def _admit(self, context: _Context) -> None:
         client = client_of(context)

@@ -23,6 +23,11 @@ recomputed from ``left`` and its leaves. The points semantics needs the state
 built by every earlier entry, so signatures and balances are *not* re-checked
 for it; the result says so (``balances_recomputed``).
 
+An audit can instead *resume* where an earlier full audit stopped
+(``resume``, taken from that audit's ``resume_point``): it then starts with the
+earlier state, tree, chain link and time, and checks the later entries
+completely, balances included.
+
 Speed: Ed25519 verification dominates, so leaves are taken in chunks; each
 chunk's signatures are handed to an executor (a thread pool by default: the
 crypto library releases the GIL) while the previous chunk runs through the
@@ -53,7 +58,13 @@ from redlist.ledger.entry import (
     TownConfig,
     decode_body,
 )
-from redlist.ledger.errors import FormatError, NoteError, RuleViolation, VerificationError
+from redlist.ledger.errors import (
+    FormatError,
+    NoteError,
+    RedlistError,
+    RuleViolation,
+    VerificationError,
+)
 from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
 from redlist.ledger.state import MemoryState
 
@@ -72,6 +83,8 @@ CHECKS: Mapping[str, str] = {
     "previous-checkpoint": "a bundle's previous checkpoint must be signed by the log key",
     "consistency": "a new checkpoint must extend every checkpoint verified before",
     "rollback": "a log never shrinks below a size verified before",
+    "account-view": "a node's figures for an account must equal those recomputed from its log",
+    "inclusion": "a node's inclusion proofs must put its entries in the tree it signed",
 }
 
 #: Leaves per chunk: big enough to keep the verifying threads busy, small enough
@@ -99,6 +112,26 @@ class TrustedHead:
     size: int
     root: bytes
     source: str
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a full audit stopped (after at least one entry), to check later entries only.
+
+    ``state`` is the points semantics' state after entry ``size - 1``, ``tree`` the
+    compact range of the leaves ``[0, size)``, ``last_leaf_hash`` and ``last_time``
+    the last entry's leaf hash and node time. An auditor resuming from it takes
+    ``state`` over and changes it as it goes.
+    """
+
+    tree: merkle.CompactRange
+    last_leaf_hash: bytes
+    last_time: int
+    state: MemoryState
+
+    @property
+    def size(self) -> int:
+        return self.tree.end
 
 
 @dataclass(frozen=True)
@@ -208,6 +241,7 @@ class Auditor:
         *,
         keep_statements_for: str | None = None,
         left: merkle.CompactRange | None = None,
+        resume: ResumePoint | None = None,
         trusted: Sequence[TrustedHead] = (),
         workers: int | None = None,
         executor: Executor | None = None,
@@ -217,17 +251,23 @@ class Auditor:
         self._origin = log_key.name
         self._account = keep_statements_for
         self._tree = merkle.CompactRange()
+        if resume is not None:
+            if left is not None or resume.size == 0:
+                raise RedlistError("an audit resumes after at least one entry, without a left")
+            left = resume.tree
         if left is not None:
             self._tree = merkle.CompactRange.from_hashes(left.end, left.hashes)
         self._start = self._tree.end
         self._next_seq = self._start
-        self._full = self._start == 0
+        self._full = self._start == 0 or resume is not None
         self._prev_hash: bytes | None = ZERO_HASH
-        if not self._full:
+        if resume is not None:
+            self._prev_hash = resume.last_leaf_hash
+        elif not self._full:
             # The smallest subtree of [0, start) is the single leaf start - 1 when start is odd.
             self._prev_hash = self._tree.hashes[-1] if self._start % 2 else None
         self._first_prev_checked = self._prev_hash is not None
-        self._last_time = -1
+        self._last_time = -1 if resume is None else resume.last_time
         self._trusted = tuple(trusted)
         self._snapshots: dict[int, bytes] = {}
         for head in self._trusted:
@@ -237,8 +277,10 @@ class Auditor:
                 self._snapshots[head.size] = self._tree.root()
         self._expected: Checkpoint | None = None
         self._expected_text = ""
-        self._state = MemoryState()
-        self._public_by_key_id: dict[bytes, bytes] = {}
+        self._state = MemoryState() if resume is None else resume.state
+        self._public_by_key_id: dict[bytes, bytes] = {
+            key_id: record.public for key_id, record in self._state.keys.items()
+        }
         self._statement: list[StatementLine] = []
         self._signatures = 0
         self._chunk_size = chunk_size
@@ -278,6 +320,21 @@ class Auditor:
     def next_seq(self) -> int:
         """The seq the next fed leaf must have (leaves received so far plus ``start``)."""
         return self._next_seq + len(self._pending)
+
+    def resume_point(self) -> ResumePoint:
+        """Where this audit stands, for a later one to ``resume`` from. Call it after a
+        successful ``finish`` of a full (or resumed) audit; the auditor is spent then."""
+        if (
+            self._failure is not None
+            or not self._full
+            or self._pending
+            or self._in_flight is not None
+            or self._prev_hash is None
+            or self._next_seq == 0
+        ):
+            raise RedlistError("only a finished full audit of at least one entry can be resumed")
+        tree = merkle.CompactRange.from_hashes(self._tree.end, self._tree.hashes)
+        return ResumePoint(tree, self._prev_hash, self._last_time, self._state)
 
     # -- the checkpoint ----------------------------------------------------
 
@@ -634,6 +691,7 @@ __all__ = [
     "AccountSummary",
     "AuditResult",
     "Auditor",
+    "ResumePoint",
     "StatementLine",
     "TrustedHead",
 ]

@@ -10,23 +10,77 @@ file in the same directory, flushed to disk, then renamed over the old one), so 
 interrupted run leaves the previous state intact. On reading, the pinned checkpoint
 is verified again with the pinned key and must match the recorded size and root:
 a damaged or hand-edited file is refused rather than trusted.
+
+The semantics snapshot. ``redlist-verify node`` also keeps, next to the state
+file (``FILE.semantics``), the points semantics' state at the pinned checkpoint:
+town configuration, staff keys, rules, balances, the award and redemption
+records later entries may object to or reverse, every entry id (ids are unique
+per log), the compact Merkle range and the last entry's leaf hash and time.
+From it the next run checks only the entries added since, balances included.
+The state file records the snapshot's SHA-256 and tree size (``semantics``), so
+a damaged, stale or swapped snapshot is noticed and not used: the run then
+starts from entry 0 again. The snapshot is msgpack; it grows with the log
+(about 16 bytes per entry for the ids plus a record per award and redemption,
+and several times that in memory while it is used), which is acceptable on an
+auditor's machine: a full audit holds the same state in memory anyway.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redlist.ledger.errors import NoteError, SourceError
+import msgpack
+
+from redlist.ledger.entry import ID_SIZE, TownConfig
+from redlist.ledger.errors import FormatError, NoteError, ProofError, RedlistError, SourceError
+from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note import VerifierKey, open_checkpoint
-from redlist.verifier.audit import STATE_FILE_SOURCE, AuditResult, TrustedHead
+from redlist.ledger.state import Balance, KeyRecord, MemoryState, RuleRecord, TargetRecord
+from redlist.verifier.audit import STATE_FILE_SOURCE, AuditResult, ResumePoint, TrustedHead
 
 FORMAT = "redlist-verify-state/1"
 _KEYS = ("format", "log_key", "origin", "tree_size", "root", "checkpoint")
+_SEMANTICS_KEY = "semantics"
+
+SEMANTICS_FORMAT = "redlist-verify-semantics/1"
+SEMANTICS_SUFFIX = ".semantics"
+_SEMANTICS_KEYS = ("file", "sha256", "tree_size")
+_SHA256_HEX = re.compile("[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class SemanticsRef:
+    """Where the semantics snapshot of the pinned checkpoint is, and what it must hash to.
+
+    ``file`` is a plain file name in the state file's directory.
+    """
+
+    file: str
+    sha256: bytes
+    tree_size: int
+
+    def to_value(self) -> dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256.hex(), "tree_size": self.tree_size}
+
+    @classmethod
+    def from_value(cls, value: Any, where: str) -> SemanticsRef:
+        if not isinstance(value, dict) or sorted(value) != sorted(_SEMANTICS_KEYS):
+            raise SourceError(f"{where}: 'semantics' must have the fields file, sha256, tree_size")
+        name, digest, size = value["file"], value["sha256"], value["tree_size"]
+        if not isinstance(name, str) or not name or Path(name).name != name or name in ("..", "."):
+            raise SourceError(f"{where}: 'semantics' names no plain file in its directory")
+        if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
+            raise SourceError(f"{where}: 'semantics' sha256 must be 64 lowercase hex digits")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise SourceError(f"{where}: 'semantics' tree_size must be a positive integer")
+        return cls(name, bytes.fromhex(digest), size)
 
 
 @dataclass(frozen=True)
@@ -38,13 +92,22 @@ class PinnedState:
     tree_size: int
     root: bytes
     checkpoint: str
+    #: The semantics snapshot at this checkpoint, when a node run saved one.
+    semantics: SemanticsRef | None = None
 
     @classmethod
-    def from_result(cls, log_key: VerifierKey, result: AuditResult) -> PinnedState:
+    def from_result(
+        cls, log_key: VerifierKey, result: AuditResult, semantics: SemanticsRef | None = None
+    ) -> PinnedState:
         """The state to pin after ``result`` verified (its checkpoint becomes the pin)."""
         checkpoint = result.checkpoint
         return cls(
-            log_key, checkpoint.origin, checkpoint.size, checkpoint.root, result.checkpoint_text
+            log_key,
+            checkpoint.origin,
+            checkpoint.size,
+            checkpoint.root,
+            result.checkpoint_text,
+            semantics,
         )
 
     def head(self) -> TrustedHead:
@@ -60,6 +123,8 @@ class PinnedState:
             "root": self.root.hex(),
             "checkpoint": self.checkpoint,
         }
+        if self.semantics is not None:
+            value[_SEMANTICS_KEY] = self.semantics.to_value()
         return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
@@ -69,7 +134,7 @@ class PinnedState:
             value = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
             raise SourceError(f"{where} is not valid JSON; it is damaged") from None
-        if not isinstance(value, dict) or sorted(value) != sorted(_KEYS):
+        if not isinstance(value, dict) or sorted(set(value) - {_SEMANTICS_KEY}) != sorted(_KEYS):
             raise SourceError(f"{where} does not have the fields {', '.join(_KEYS)}")
         if value["format"] != FORMAT:
             raise SourceError(f"{where} has format {value['format']!r}, expected {FORMAT!r}")
@@ -88,8 +153,21 @@ class PinnedState:
                 f"{where} is damaged: its origin, tree size or root do not match the "
                 "checkpoint it holds"
             )
+        semantics = None
+        if _SEMANTICS_KEY in value:
+            semantics = SemanticsRef.from_value(value[_SEMANTICS_KEY], where)
+            if semantics.tree_size != checkpoint.size:
+                raise SourceError(
+                    f"{where} is damaged: its semantics snapshot is for {semantics.tree_size} "
+                    f"entries, its checkpoint for {checkpoint.size}"
+                )
         return cls(
-            log_key, checkpoint.origin, checkpoint.size, checkpoint.root, value["checkpoint"]
+            log_key,
+            checkpoint.origin,
+            checkpoint.size,
+            checkpoint.root,
+            value["checkpoint"],
+            semantics,
         )
 
 
@@ -106,22 +184,185 @@ def load_state(path: Path) -> PinnedState | None:
 
 def save_state(path: Path, state: PinnedState) -> None:
     """Write ``state`` to ``path`` atomically: the old file stays until the new one is complete."""
+    _write_atomically(path, state.to_bytes(), "the state file")
+
+
+def semantics_path(state_path: Path) -> Path:
+    """The semantics snapshot kept beside the state file ``state_path``."""
+    return state_path.with_name(state_path.name + SEMANTICS_SUFFIX)
+
+
+def save_semantics(state_path: Path, origin: str, point: ResumePoint) -> SemanticsRef:
+    """Write the snapshot of ``point`` beside ``state_path`` (atomically); record the
+    returned reference in the state file written after it."""
+    data = encode_semantics(origin, point)
+    path = semantics_path(state_path)
+    _write_atomically(path, data, "the semantics snapshot")
+    return SemanticsRef(path.name, hashlib.sha256(data).digest(), point.size)
+
+
+def load_semantics(state_path: Path, pinned: PinnedState) -> ResumePoint:
+    """The snapshot the state file ``pinned`` refers to, checked against it.
+
+    Raises ``SourceError`` saying why it cannot be used (none recorded, missing,
+    unreadable, another hash, or not matching the pinned checkpoint); the caller
+    then audits from entry 0 instead.
+    """
+    reference = pinned.semantics
+    if reference is None:
+        raise SourceError("the state file records no semantics snapshot")
+    path = state_path.with_name(reference.file)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SourceError(f"the semantics snapshot {path} is missing") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read the semantics snapshot {path}: {exc}") from None
+    if hashlib.sha256(data).digest() != reference.sha256:
+        raise SourceError(
+            f"the semantics snapshot {path} is not the one the state file recorded "
+            "(its SHA-256 differs)"
+        )
+    try:
+        origin, point = decode_semantics(data)
+    except FormatError as exc:
+        raise SourceError(f"the semantics snapshot {path} cannot be read: {exc}") from None
+    if (
+        origin != pinned.origin
+        or point.size != pinned.tree_size
+        or point.tree.root() != pinned.root
+    ):
+        raise SourceError(
+            f"the semantics snapshot {path} is not of the pinned checkpoint (log "
+            f"{pinned.origin}, {pinned.tree_size} entries)"
+        )
+    return point
+
+
+def encode_semantics(origin: str, point: ResumePoint) -> bytes:
+    """The snapshot's bytes: a msgpack map, records as arrays, ids in seq order."""
+    state = point.state
+    config = state.config()
+    if config is None:
+        raise RedlistError("a semantics snapshot needs the genesis configuration")
+    ids_by_seq: list[bytes] = [b""] * point.size
+    for entry_id, seq in state.entry_ids.items():
+        ids_by_seq[seq] = entry_id
+    if len(state.entry_ids) != point.size or any(len(item) != ID_SIZE for item in ids_by_seq):
+        raise RedlistError("the audited state does not hold exactly one entry id per entry")
+    value = {
+        "balances": [
+            [account, balance.earned, balance.redeemed, balance.entries]
+            for account, balance in sorted(state.balances.items())
+        ],
+        "config": config.to_value(),
+        "entry_ids": b"".join(ids_by_seq),
+        "format": SEMANTICS_FORMAT,
+        "keys": [
+            [
+                record.key_id,
+                record.public,
+                record.name,
+                sorted(record.roles),
+                record.added,
+                record.revoked,
+            ]
+            for record in state.keys.values()
+        ],
+        "last_leaf_hash": point.last_leaf_hash,
+        "last_time": point.last_time,
+        "origin": origin,
+        "rules": [
+            [rule.code, rule.title, rule.module, rule.points, rule.council, rule.active, rule.seq]
+            for rule in state.rules.values()
+        ],
+        "targets": [
+            [seq, target.kind, target.account, target.points, target.rule, target.reversed_by]
+            for seq, target in sorted(state.targets.items())
+        ],
+        "tree": list(point.tree.hashes),
+        "tree_size": point.size,
+    }
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    return data
+
+
+def decode_semantics(data: bytes) -> tuple[str, ResumePoint]:
+    """The origin and resume point in a snapshot; ``FormatError`` when it is not one."""
+    try:
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise FormatError(f"not msgpack ({type(exc).__name__})") from None
+    if not isinstance(value, dict) or value.get("format") != SEMANTICS_FORMAT:
+        raise FormatError(f"not a {SEMANTICS_FORMAT} snapshot")
+    try:
+        return _str(value["origin"]), _resume_point(value)
+    except (KeyError, TypeError, ValueError) as exc:  # a missing field, a wrong shape
+        raise FormatError(f"its layout is not {SEMANTICS_FORMAT} ({exc!r})") from None
+    except ProofError as exc:  # the compact range
+        raise FormatError(str(exc)) from None
+
+
+def _resume_point(value: dict[str, Any]) -> ResumePoint:
+    size = _int(value["tree_size"])
+    tree = CompactRange.from_hashes(size, value["tree"])
+    state = MemoryState()
+    state.set_config(TownConfig.from_value(value["config"]))
+    for key_id, public, name, roles, added, revoked in value["keys"]:
+        record = KeyRecord(
+            _bytes(key_id),
+            _bytes(public),
+            _str(name),
+            frozenset(_str(role) for role in roles),
+            _int(added),
+            _optional_int(revoked),
+        )
+        state.put_key(record)
+    for code, title, module, points, council, active, seq in value["rules"]:
+        rule = RuleRecord(
+            _str(code),
+            _str(title),
+            _str(module),
+            _int(points),
+            _bool(council),
+            _bool(active),
+            _int(seq),
+        )
+        state.put_rule(rule)
+    for account, earned, redeemed, entries in value["balances"]:
+        state.put_balance(_str(account), Balance(_int(earned), _int(redeemed), _int(entries)))
+    for seq, kind, account, points, rule_code, reversed_by in value["targets"]:
+        target = TargetRecord(
+            _str(kind), _str(account), _int(points), _str(rule_code), _optional_int(reversed_by)
+        )
+        state.put_target(_int(seq), target)
+    ids = _bytes(value["entry_ids"])
+    if len(ids) != ID_SIZE * size:
+        raise FormatError(f"it holds {len(ids) // ID_SIZE} entry ids for {size} entries")
+    state.entry_ids = {
+        ids[offset : offset + ID_SIZE]: seq
+        for seq, offset in enumerate(range(0, len(ids), ID_SIZE))
+    }
+    if len(state.entry_ids) != size:
+        raise FormatError("it holds the same entry id twice")
+    return ResumePoint(tree, _bytes(value["last_leaf_hash"]), _int(value["last_time"]), state)
+
+
+def _write_atomically(path: Path, data: bytes, what: str) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise SourceError(
-            f"cannot write the state file in {directory}: {exc.strerror or exc}"
-        ) from None
+        raise SourceError(f"cannot write {what} in {directory}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(state.to_bytes())
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
-        raise SourceError(f"cannot write the state file {path}: {exc.strerror or exc}") from None
+        raise SourceError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
     _sync_directory(directory)
 
 
@@ -146,4 +387,45 @@ def _text(value: dict[str, Any], key: str, where: str) -> str:
     return item
 
 
-__all__ = ["FORMAT", "PinnedState", "load_state", "save_state"]
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FormatError(f"expected text, found {type(value).__name__}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise FormatError(f"expected true or false, found {type(value).__name__}")
+    return value
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else _int(value)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FormatError(f"expected an integer, found {type(value).__name__}")
+    return value
+
+
+def _bytes(value: Any) -> bytes:
+    if not isinstance(value, bytes):
+        raise FormatError(f"expected bytes, found {type(value).__name__}")
+    return value
+
+
+__all__ = [
+    "FORMAT",
+    "SEMANTICS_FORMAT",
+    "SEMANTICS_SUFFIX",
+    "PinnedState",
+    "SemanticsRef",
+    "decode_semantics",
+    "encode_semantics",
+    "load_semantics",
+    "load_state",
+    "save_semantics",
+    "save_state",
+    "semantics_path",
+]

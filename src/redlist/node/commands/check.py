@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from redlist.ledger.errors import IntegrityError, NoteError, StoreError
-from redlist.ledger.integrity import TAIL_LEAVES, Report, check_full, check_tail
+from redlist.ledger.integrity import TAIL_LEAVES, Progress, check_full, check_tail
 from redlist.ledger.log import LOG_PUB_NAME
 from redlist.ledger.note import VerifierKey
 from redlist.ledger.store import ENV_DIR_NAME, FORMAT_MARKER, LmdbStore, StoreReader
@@ -81,9 +81,7 @@ def run(args: argparse.Namespace) -> int:
     return outcome.code
 
 
-def check_data_dir(
-    data_dir: Path, *, full: bool, progress: Callable[[str, int, int], None] | None = None
-) -> Outcome:
+def check_data_dir(data_dir: Path, *, full: bool, progress: Progress | None = None) -> Outcome:
     """Open ``data_dir``'s ledger read-only and check it; never raises a ``RedlistError``."""
     env_dir = data_dir / ENV_DIR_NAME
     if not env_dir.is_dir():
@@ -113,9 +111,9 @@ def _full(
     data_dir: Path,
     reader: StoreReader,
     published: VerifierKey | None,
-    progress: Callable[[str, int, int], None] | None,
+    progress: Progress | None,
 ) -> Outcome:
-    report: Report = check_full(reader, verifier_key=published, progress=progress)
+    report = check_full(reader, verifier_key=published, progress=progress)
     if report.problem is not None:
         return _problem(data_dir, report.problem.describe())
     return Outcome(EXIT_OK, report.summary())
@@ -127,7 +125,7 @@ def _quick(data_dir: Path, reader: StoreReader) -> Outcome:
     try:
         check_tail(reader, data_dir=data_dir)
     except IntegrityError as error:
-        return Outcome(EXIT_PROBLEM, f"Problem found in {data_dir}: {error.diagnostics()}")
+        return _problem(data_dir, error.diagnostics())
     size = reader.size()
     newest = min(size, TAIL_LEAVES)
     return Outcome(

@@ -1,0 +1,302 @@
+"""A small read-only client of a town node's ``Ledger`` service, for the auditor.
+
+``NodeClient`` is synchronous (a plain gRPC channel over the generated stubs) and
+asks only what an auditor needs: the checkpoint, leaves, inclusion and
+consistency proofs, and account figures. It never submits. It turns wire
+messages into plain values and checks nothing a node says beyond their shape:
+every answer is verified by the caller against the log key and its own
+computations.
+
+Errors. Any gRPC failure, whether the node cannot be reached, does not answer in
+time, or answers a call with an error status, is a ``SourceError`` (the verifier
+exits 2: the check could not be made). A node that refuses to show data it signed
+for proves nothing wrong by itself, so it is not reported as a defect. A stream
+of leaves that skips or repeats a seq is a ``FormatError``; the caller reports it
+at the seq that was due.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+
+from redlist.ledger.errors import FormatError, KeyFileError, SourceError
+from redlist.v1 import ledger_pb2, ledger_pb2_grpc
+
+#: How long one call may take (for leaves: one window of them) before the node
+#: counts as not answering.
+DEFAULT_TIMEOUT_S = 60.0
+#: Leaves asked for per GetLeaves call: each window has its own deadline, so a long
+#: log is streamed as many bounded calls rather than one call without a deadline.
+LEAF_WINDOW = 4096
+#: Largest answer read (a busy account's list of entries can be long).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})")
+_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def check_address(address: str) -> str:
+    """``address`` if it has the form ``HOST:PORT`` (``[v6]:PORT`` for IPv6)."""
+    match = _ADDRESS.fullmatch(address)
+    if match is None or not 0 < int(match["port"]) <= 65535:
+        raise SourceError(
+            f"the node address {address!r} is not HOST:PORT (for example 127.0.0.1:7420)"
+        )
+    return address
+
+
+@dataclass(frozen=True)
+class RemoteTLS:
+    """PEM files for reaching a node over TLS: the CA to trust, and this client's own
+    certificate and key for a node that requires them. ``ca`` None trusts the CAs gRPC
+    trusts by default."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        if (self.cert is None) != (self.key is None):
+            raise KeyFileError(
+                "a client certificate needs its key: give --tls-cert and --tls-key together"
+            )
+        return grpc.ssl_channel_credentials(
+            root_certificates=_read_pem(self.ca, "--tls-ca"),
+            private_key=_read_pem(self.key, "--tls-key"),
+            certificate_chain=_read_pem(self.cert, "--tls-cert"),
+        )
+
+
+@dataclass(frozen=True)
+class RemoteProof:
+    """A Merkle audit path as the node sent it, and the tree size it says it is for."""
+
+    hashes: tuple[bytes, ...]
+    tree_size: int
+
+
+@dataclass(frozen=True)
+class RemoteEntry:
+    """One award or redemption of an account, as the node lists it.
+
+    ``points``: an award's signed points (rule points times qty), a redemption's
+    points spent (positive). ``reversed_by`` is the seq of the reversal, if any.
+    """
+
+    seq: int
+    kind: str
+    points: int
+    reversed_by: int | None
+
+
+@dataclass(frozen=True)
+class RemoteAccount:
+    """An account's figures as the node states them, at the node's ``checkpoint``."""
+
+    account: str
+    score: int
+    spendable: int
+    redeemed: int
+    earned: int
+    grade: str
+    entries: tuple[RemoteEntry, ...]
+    checkpoint: str
+
+
+class NodeClient:
+    """A synchronous, read-only client of the node at ``address`` (``HOST:PORT``).
+
+    Plaintext unless ``tls`` is given. Use as a context manager, or call ``close``.
+    ``leaves_fetched`` counts the leaves received so far.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        tls: RemoteTLS | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        leaf_window: int = LEAF_WINDOW,
+    ) -> None:
+        self.address = check_address(address)
+        self.timeout = timeout
+        self.leaf_window = max(1, leaf_window)
+        self.leaves_fetched = 0
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if tls is None:
+            self._channel = grpc.insecure_channel(self.address, options=options)
+        else:
+            credentials = tls.channel_credentials()
+            self._channel = grpc.secure_channel(self.address, credentials, options=options)
+        self._stub = ledger_pb2_grpc.LedgerStub(self._channel)
+
+    def __enter__(self) -> NodeClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def describe(self) -> str:
+        return f"node {self.address}"
+
+    # -- the calls -----------------------------------------------------------
+
+    def get_checkpoint(self) -> str:
+        """The node's latest checkpoint (signed note text), unverified."""
+        try:
+            response = self._stub.GetCheckpoint(
+                ledger_pb2.GetCheckpointRequest(), timeout=self.timeout
+            )
+        except grpc.RpcError as error:
+            raise self._error(error, "GetCheckpoint") from None
+        return response.checkpoint
+
+    def get_leaves(self, start: int, end: int) -> Iterator[bytes]:
+        """Each leaf's exact bytes for ``start <= seq < end``, in order.
+
+        Asked for in windows of ``leaf_window`` leaves. A leaf sent under another
+        seq than the one due is a ``FormatError``; a stream that ends early simply
+        stops (the audit then finds entries missing).
+        """
+        expected = start
+        while expected < end:
+            window_end = min(end, expected + self.leaf_window)
+            request = ledger_pb2.GetLeavesRequest(start=expected, end=window_end)
+            before = expected
+            call = self._stub.GetLeaves(request, timeout=self.timeout)
+            try:
+                for message in call:
+                    if message.seq != expected:
+                        raise FormatError(
+                            f"the node sent entry {message.seq} where entry {expected} was "
+                            "due: entries are missing, repeated or out of order"
+                        )
+                    self.leaves_fetched += 1
+                    expected += 1
+                    yield message.leaf
+            except grpc.RpcError as error:
+                raise self._error(error, f"GetLeaves [{before}, {window_end})") from None
+            finally:
+                call.cancel()  # a no-op once the stream is complete; frees it when abandoned
+            if expected < window_end:
+                return  # the node ended the stream early; the audit names what is missing
+
+    def get_inclusion_proof(self, seq: int, tree_size: int) -> RemoteProof:
+        """The node's inclusion proof of entry ``seq`` in the tree of ``tree_size``."""
+        request = ledger_pb2.InclusionProofRequest(seq=seq, tree_size=tree_size)
+        try:
+            proof = self._stub.GetInclusionProof(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise self._error(error, f"GetInclusionProof for entry {seq}") from None
+        return RemoteProof(tuple(proof.hashes), proof.tree_size)
+
+    def get_consistency_proof(self, first: int, second: int) -> RemoteProof:
+        """The node's consistency proof from tree size ``first`` to ``second``."""
+        request = ledger_pb2.ConsistencyProofRequest(first=first, second=second)
+        try:
+            proof = self._stub.GetConsistencyProof(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise self._error(error, f"GetConsistencyProof from {first} to {second}") from None
+        return RemoteProof(tuple(proof.hashes), proof.tree_size)
+
+    def get_account(self, account: str) -> RemoteAccount:
+        """The node's figures for ``account``, with the checkpoint they are at."""
+        request = ledger_pb2.GetAccountRequest(account=account)
+        try:
+            message = self._stub.GetAccount(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise self._error(error, f"GetAccount for {account}") from None
+        return RemoteAccount(
+            account=message.account,
+            score=message.score,
+            spendable=message.spendable,
+            redeemed=message.redeemed,
+            earned=message.earned,
+            grade=message.grade,
+            entries=_entries(message.entries),
+            checkpoint=message.checkpoint,
+        )
+
+    # -- errors --------------------------------------------------------------
+
+    def _error(self, error: grpc.RpcError, call: str) -> SourceError:
+        code = error.code()
+        details = _shorten((error.details() or "").strip())
+        said = f" ({details})" if details else ""
+        if code in _UNREACHABLE:
+            problem = (
+                "it did not answer in time"
+                if code is grpc.StatusCode.DEADLINE_EXCEEDED
+                else "is it running, is the address right, and does it need TLS?"
+            )
+            return SourceError(
+                f"cannot reach the node at {self.address}: {problem}{said} [{code.name}]"
+            )
+        if code is grpc.StatusCode.UNIMPLEMENTED:
+            return SourceError(
+                f"cannot reach the node at {self.address}: the server there does not offer "
+                f"redlist's {call.split()[0]} call; is it a redlist node? [{code.name}]"
+            )
+        return SourceError(
+            f"cannot verify the node at {self.address}: it answered {call} with an "
+            f"error{said} [{code.name}]"
+        )
+
+
+def _entries(messages: Sequence[ledger_pb2.AccountEntry]) -> tuple[RemoteEntry, ...]:
+    # The wire has no "absent": reversed_by is only meaningful together with reversed.
+    return tuple(
+        RemoteEntry(
+            seq=entry.seq,
+            kind=entry.kind,
+            points=entry.points,
+            reversed_by=entry.reversed_by if entry.reversed else None,
+        )
+        for entry in messages
+    )
+
+
+def _read_pem(path: Path | None, flag: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"the file {path} given with {flag} does not exist") from None
+    except OSError as error:
+        raise KeyFileError(
+            f"cannot read the file {path} given with {flag}: {error.strerror or error}"
+        ) from None
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "LEAF_WINDOW",
+    "NodeClient",
+    "RemoteAccount",
+    "RemoteEntry",
+    "RemoteProof",
+    "RemoteTLS",
+    "check_address",
+]
