@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 try:
-    import atheris  # type: ignore[import-not-found, unused-ignore]
+    import atheris  # type: ignore[import-untyped, import-not-found, unused-ignore]
 except ImportError:
     raise SystemExit("atheris is not installed: run .venv/bin/pip install atheris") from None
 

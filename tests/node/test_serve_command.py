@@ -106,11 +106,19 @@ def test_a_bad_config_file_is_refused_with_its_name(
         ({"data": "d", "listen": "h:1", "commit_depth": 0}, "'commit_depth' must be at least 1"),
         ({"data": "d", "listen": "h:1", "grace_seconds": -1.0}, "must not be negative"),
         ({"data": "d", "listen": "h:1", "log_level": "loud"}, "'log_level' must be one of"),
+        ({"data": "d", "listen": "h:1", "map_size_gib": 0}, "'map_size_gib' must be at least 1"),
     ],
 )
 def test_bad_settings_are_refused(values: dict[str, object], message: str) -> None:
     with pytest.raises(FormatError, match=message):
         resolve_settings(values, {})
+
+
+def test_the_map_size_comes_from_the_file_or_the_flag() -> None:
+    base = {"data": "d", "listen": "h:1"}
+    assert resolve_settings(base, {}).map_size_gib is None
+    assert resolve_settings({**base, "map_size_gib": 4}, {}).map_size_gib == 4
+    assert resolve_settings({**base, "map_size_gib": 4}, {"map_size_gib": 8}).map_size_gib == 8
 
 
 def test_addresses_parse_with_ipv6_brackets() -> None:

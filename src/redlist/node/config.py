@@ -19,6 +19,7 @@ nothing::
     tls_client_ca = "tls/staff-ca.pem"  # mutual TLS: require client certs from these CAs
     rate_limit = 50.0                   # calls per second per client; off when absent
     rate_burst = 200                    # calls a quiet client may make at once
+    map_size_gib = 1024                 # LMDB address space; raise when storage is full
 
 Plaintext is the default, meant for a node on loopback (``127.0.0.1``), behind a
 TLS-terminating proxy, or in a test; see ``redlist.node.tls``. Rate limiting is
@@ -64,6 +65,7 @@ class ServeSettings:
     tls_client_ca: Path | None = None
     rate_limit: float | None = None
     rate_burst: int | None = None
+    map_size_gib: int | None = None
 
     def __post_init__(self) -> None:
         parse_address(self.listen, "listen")
@@ -99,6 +101,8 @@ class ServeSettings:
             raise FormatError(
                 f"'rate_limit' must be a positive number of calls per second, not {self.rate_limit}"
             )
+        if self.map_size_gib is not None and self.map_size_gib < 1:
+            raise FormatError(f"'map_size_gib' must be at least 1, not {self.map_size_gib}")
         if self.rate_burst is not None:
             if self.rate_limit is None:
                 raise FormatError("'rate_burst' needs 'rate_limit' (--rate-limit) as well")
@@ -122,6 +126,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "tls_client_ca": (str,),
     "rate_limit": (int, float),
     "rate_burst": (int,),
+    "map_size_gib": (int,),
 }
 #: Settings that name files: relative paths in a config file are relative to it.
 _PATHS = ("data", "tls_cert", "tls_key", "tls_client_ca")

@@ -35,7 +35,7 @@ import secrets
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from redlist.ledger import merkle
 from redlist.ledger.entry import TownConfig
@@ -86,16 +86,7 @@ class NodeSource(Source):
         return self._checkpoint
 
     def open(self, log_key: VerifierKey) -> Opening:
-        text = self._client.get_checkpoint()
-        try:
-            checkpoint = open_checkpoint(text, log_key)
-        except NoteError as exc:
-            raise VerificationError(
-                None,
-                "checkpoint",
-                f"the checkpoint the node at {self._client.address} serves does not "
-                f"verify: {exc}",
-            ) from None
+        checkpoint, text = self.fetch_checkpoint(log_key)
         if checkpoint.size < self._start:
             raise VerificationError(
                 None,
@@ -103,8 +94,21 @@ class NodeSource(Source):
                 f"the node's checkpoint covers {checkpoint.size} entries, fewer than the "
                 f"{self._start} verified before",
             )
-        self._checkpoint = checkpoint
         return Opening(text.encode("utf-8"), self._start, checkpoint.size)
+
+    def fetch_checkpoint(self, log_key: VerifierKey) -> tuple[Checkpoint, str]:
+        """The node's checkpoint, verified with ``log_key``, and its signed text."""
+        text = self._client.get_checkpoint()
+        try:
+            checkpoint = open_checkpoint(text, log_key)
+        except NoteError as exc:
+            raise VerificationError(
+                None,
+                "checkpoint",
+                f"the checkpoint the node at {self._client.address} serves does not verify: {exc}",
+            ) from None
+        self._checkpoint = checkpoint
+        return checkpoint, text
 
     def leaves(self) -> Iterator[bytes]:
         return self._client.get_leaves(self._start, self.checkpoint.size)
@@ -221,16 +225,9 @@ def verify_node(
         resume, fallback = None, "the saved state is not of the pinned checkpoint"
     start = resume.size if resume is not None else 0
     source = NodeSource(client, start=start)
-    try:
-        opening = source.open(log_key)
-    except VerificationError as exc:
-        if pinned is not None and exc.check == "rollback":
-            raise _rollback(pinned, client.get_checkpoint(), source.describe()) from None
-        raise
-    checkpoint = source.checkpoint
-    checkpoint_text = opening.checkpoint_text.decode("utf-8")
+    checkpoint, checkpoint_text = source.fetch_checkpoint(log_key)
     consistency_from = None
-    if pinned is not None:
+    if pinned is not None:  # also catches a log smaller than where a resumed run starts
         _check_extends(client, pinned, checkpoint, checkpoint_text)
         consistency_from = pinned.size
     trusted = (TrustedHead(pinned.size, pinned.root, pinned.source),) if pinned else ()
@@ -293,7 +290,13 @@ def _check_extends(
 ) -> None:
     """The node's checkpoint must extend the pinned one; both are quoted if it does not."""
     if checkpoint.size < pinned.size:
-        raise _rollback(pinned, checkpoint_text, client.describe())
+        raise VerificationError(
+            None,
+            "rollback",
+            f"the node at {client.address} serves a log of {checkpoint.size} entries, smaller "
+            f"than the {pinned.size} entries verified before ({pinned.source}): the log was "
+            "rolled back" + _evidence(pinned, checkpoint_text),
+        )
     if checkpoint.size == pinned.size:
         if checkpoint.root != pinned.root:
             raise VerificationError(
@@ -319,15 +322,6 @@ def _check_extends(
             f"checkpoint of {pinned.size} entries held in {pinned.source}: the history "
             f"verified earlier was rewritten ({exc})" + _evidence(pinned, checkpoint_text),
         ) from None
-
-
-def _rollback(pinned: PinnedHead, checkpoint_text: str, where: str) -> VerificationError:
-    return VerificationError(
-        None,
-        "rollback",
-        f"the {where} serves a smaller log than the {pinned.size} entries verified before "
-        f"({pinned.source}): the log was rolled back" + _evidence(pinned, checkpoint_text),
-    )
 
 
 def _evidence(pinned: PinnedHead, checkpoint_text: str) -> str:
@@ -366,8 +360,7 @@ def _check_inclusion(
         try:
             if proof.tree_size != checkpoint.size:
                 raise ProofError(
-                    f"the proof is for a tree of {proof.tree_size} entries, not "
-                    f"{checkpoint.size}"
+                    f"the proof is for a tree of {proof.tree_size} entries, not {checkpoint.size}"
                 )
             merkle.verify_inclusion(
                 leaf_hashes[seq], seq, checkpoint.size, proof.hashes, checkpoint.root
@@ -422,8 +415,8 @@ def _accounts_to_check(
     """The accounts to ask about (all, or a random sample above ``bound``), and how many
     the log mentions."""
     known = sorted(result.accounts)
-    chosen = set(known) if bound is None or len(known) <= bound else set(
-        _RANDOM.sample(known, bound)
+    chosen = (
+        set(known) if bound is None or len(known) <= bound else set(_RANDOM.sample(known, bound))
     )
     chosen.update(extra)
     return sorted(chosen), len(known)
@@ -537,7 +530,7 @@ def compare_account(
                 f"redemption of its log of {view_checkpoint.size} entries",
             )
     if view_checkpoint.size == audited_size:
-        said = (view.score, view.spendable, view.redeemed, view.earned, view.grade)
+        stated = (view.score, view.spendable, view.redeemed, view.earned, view.grade)
         computed = (
             expected.score,
             expected.spendable,
@@ -545,10 +538,10 @@ def compare_account(
             expected.earned,
             expected.grade,
         )
-        if said != computed:
+        if stated != computed:
             _account_error(
                 account,
-                f"the node says {_figures(*said)}; its log gives {_figures(*computed)}",
+                f"the node says {_figures(*stated)}; its log gives {_figures(*computed)}",
             )
     earned, redeemed = figures_at(view.entries, audited_size)
     if (earned, redeemed) != (expected.earned, expected.redeemed):
@@ -560,12 +553,12 @@ def compare_account(
         )
     earned, redeemed = figures_at(view.entries, view_checkpoint.size)
     score = config.base + earned
-    own = (earned, redeemed, score, earned - redeemed, config.grade_of(score))
-    if (view.earned, view.redeemed, view.score, view.spendable, view.grade) != own:
+    listed = (score, earned - redeemed, redeemed, earned, config.grade_of(score))
+    said = (view.score, view.spendable, view.redeemed, view.earned, view.grade)
+    if said != listed:
         _account_error(
             account,
-            f"the node says {_figures(view.score, view.spendable, view.redeemed, view.earned, view.grade)}"  # noqa: E501
-            f", but the entries it lists give {_figures(score, earned - redeemed, redeemed, earned, own[4])}",  # noqa: E501
+            f"the node says {_figures(*said)}, but the entries it lists give {_figures(*listed)}",
         )
 
 
@@ -594,7 +587,7 @@ def _figures(score: int, spendable: int, redeemed: int, earned: int, grade: str)
     )
 
 
-def _account_error(account: str, message: str) -> None:
+def _account_error(account: str, message: str) -> NoReturn:
     raise VerificationError(None, "account-view", f"account {account}: {message}")
 
 

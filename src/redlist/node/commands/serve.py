@@ -73,6 +73,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="most envelopes one Submit may carry (default 10000)",
     )
     parser.add_argument(
+        "--map-size",
+        dest="map_size_gib",
+        type=int,
+        metavar="GIB",
+        help="address space reserved for the ledger, in GiB (default 1024); raise it when "
+        "the node reports that the ledger's storage is full",
+    )
+    parser.add_argument(
         "--log-level",
         dest="log_level",
         choices=("debug", "info", "warning", "error"),
@@ -134,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
             "tls_client_ca",
             "rate_limit",
             "rate_burst",
+            "map_size_gib",
         )
     }
     settings = resolve_settings(file_values, flags)
@@ -142,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    with Log.open(settings.data) as log:
+    map_size = settings.map_size_gib << 30 if settings.map_size_gib else None
+    with Log.open(settings.data, map_size=map_size) as log:
         asyncio.run(serve_until_signalled(log, settings))
     return 0
