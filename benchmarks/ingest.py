@@ -4,8 +4,8 @@ A real ``redlist-node serve`` process on 127.0.0.1 takes awards that were signed
 beforehand, in batches, from several client threads; a run is timed from the
 first request to the last acknowledgement (each one durable). Each run starts
 from a fresh log. In the same process, the Ed25519 verify limit is measured with
-the library the ledger verifies with (``redlist.ledger.crypto``), on as many
-threads as there are cores. One JSON object goes to stdout; progress to stderr.
+the library the ledger verifies with, on as many threads as there are cores
+(``benchmarks/_limits.py``). One JSON object goes to stdout; progress to stderr.
 
     python benchmarks/ingest.py [--entries 20000] [--batch 500] [--clients 2] [--runs 3]
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import signal
 import statistics
@@ -24,10 +23,10 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+from _limits import core_count, verify_limit
 
 from redlist.ledger import codec, crypto
 from redlist.ledger.entry import Award, Genesis, Grade, KeyChange, RuleChange, TownConfig
@@ -147,26 +146,6 @@ def ingest_run(data: Path, batches: list[list[bytes]], clients: int) -> float:
     return sum(len(batch) for batch in batches) / elapsed
 
 
-def verify_limit(count: int, threads: int) -> float:
-    """Ed25519 entry signatures verified per second on ``threads`` threads."""
-    key = crypto.SigningKey.from_seed(bytes(32))
-    bodies = [b"body %d" % n for n in range(count)]
-    triples = [(key.public, body, crypto.sign_entry(key, body)) for body in bodies]
-    chunks = [triples[n::threads] for n in range(threads)]
-
-    def verify(chunk: list[tuple[bytes, bytes, bytes]]) -> bool:
-        return all(crypto.verify_entry(public, body, sig) for public, body, sig in chunk)
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(verify, chunks))  # warm-up: threads started, caches filled
-        started = time.perf_counter()
-        results = list(pool.map(verify, chunks))
-        elapsed = time.perf_counter() - started
-    if not all(results):
-        raise SystemExit("a signature did not verify")
-    return count / elapsed
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=20_000)
@@ -175,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--verify-count", type=int, default=20_000)
     args = parser.parse_args(argv)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
+    cores = core_count()
 
     town = BenchTown()
     genesis, setup = town.genesis(), town.setup()

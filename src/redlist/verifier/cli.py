@@ -1,17 +1,20 @@
 """``redlist-verify``: audit a town's log offline and say, in plain words, what holds.
 
     redlist-verify bundle DIR --log-key VKEY [--state FILE] [--json] [--account A]
+    redlist-verify node ADDR --log-key VKEY [--state FILE] [--json] [--account A]
 
 Exit status (DESIGN 5): 0 verified; 1 verification failed (any defect in the data,
 undecodable bytes included; the report names the first bad entry and the check);
-2 the check could not start (bad arguments, a missing file, an unusable key).
+2 the check could not start (bad arguments, a missing file, an unusable key, a node
+that cannot be reached or refuses to answer).
 
 The log key must come from outside the data: ``--log-key`` (the verifier key
 string, or a file holding it such as a node's ``log.pub``) or a ``--state`` file
 written by an earlier run. Every error is turned into output in ``_report_error``.
 
-Each subcommand builds a ``Source`` and hands it to ``_audit``; a ``node ADDR``
-subcommand reading from a node over gRPC plugs in the same way.
+``bundle`` builds a ``Source`` and hands it to ``_audit``; ``node`` runs
+``nodesource.verify_node``, which audits the node's leaves the same way and then
+checks its answers (``_verify_node``).
 """
 
 from __future__ import annotations
@@ -25,11 +28,26 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from redlist.ledger.entry import is_valid_account
-from redlist.ledger.errors import KeyFileError, NoteError, RedlistError, VerificationError
+from redlist.ledger.errors import (
+    KeyFileError,
+    NoteError,
+    RedlistError,
+    SourceError,
+    VerificationError,
+)
 from redlist.ledger.note import ALG_ED25519, VerifierKey
 from redlist.verifier import report
+from redlist.verifier.audit import STATE_FILE_SOURCE
+from redlist.verifier.nodesource import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
+from redlist.verifier.remote import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
 from redlist.verifier.source import BundleSource, Source, audit
-from redlist.verifier.statefile import PinnedState, load_state, save_state
+from redlist.verifier.statefile import (
+    PinnedState,
+    load_semantics,
+    load_state,
+    save_semantics,
+    save_state,
+)
 
 PROGRAM = "redlist-verify"
 EXIT_VERIFIED = 0
@@ -63,6 +81,30 @@ def _parser() -> argparse.ArgumentParser:
     bundle.add_argument("directory", metavar="DIR", type=Path, help="the bundle directory")
     _common_arguments(bundle)
     bundle.set_defaults(make_source=lambda args: BundleSource(args.directory))
+    node = commands.add_parser(
+        "node", help="verify a live town node over gRPC", description=_NODE_HELP
+    )
+    node.add_argument("address", metavar="ADDR", help="the node's HOST:PORT")
+    _common_arguments(node)
+    node.add_argument(
+        "--check-accounts",
+        metavar="N|all",
+        type=_account_bound,
+        default=DEFAULT_ACCOUNT_BOUND,
+        help="ask the node for every account when the log has at most N (default "
+        f"{DEFAULT_ACCOUNT_BOUND}), else for a random sample of N; 'all' asks for every one",
+    )
+    node.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"how long one call to the node may take (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    tls = node.add_argument_group("reaching the node over TLS (plaintext when not given)")
+    tls.add_argument("--tls-ca", type=Path, metavar="FILE", help="the CA (PEM) of the node")
+    tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="this client's cert (PEM)")
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="the key (PEM) of --tls-cert")
     return parser
 
 
@@ -71,6 +113,31 @@ _BUNDLE_HELP = (
     "re-checked completely and every balance recomputed; a monthly bundle is checked for "
     "format, order, hash chain and Merkle root."
 )
+
+
+_NODE_HELP = (
+    "Verify a live node: fetch its signed checkpoint, stream every entry it covers and "
+    "re-check them all as for a bundle, then check the node's own answers (account "
+    "figures, inclusion and consistency proofs) against the recomputed ones. With --state, "
+    "a later run proves the node's new checkpoint extends the pinned one and fetches only "
+    "the entries added since: the points state at the pinned checkpoint is kept in "
+    "FILE.semantics next to the state file. That file grows with the log (entry ids and "
+    "every award and redemption; roughly 50 bytes per entry on disk and a few hundred in "
+    "memory while used), which is fine on an auditor's machine; if it is missing or does "
+    "not match, the run starts from entry 0 and says so."
+)
+
+
+def _account_bound(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        bound = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'all'") from None
+    if bound < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return bound
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _BadArguments as error:
         return _report_error(error, json_mode, stdout, stderr)
     try:
+        if args.command == "node":
+            return _verify_node(args, stdout, stderr)
         return _audit(args, args.make_source(args), stdout, stderr)
     except (RedlistError, _BadArguments) as error:
         return _report_error(error, args.json, stdout, stderr)
@@ -117,10 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: TextIO) -> int:
-    if args.account is not None and not is_valid_account(args.account):
-        raise _BadArguments(f"--account {args.account!r} is not an account id")
-    if args.workers is not None and args.workers < 1:
-        raise _BadArguments("--workers must be at least 1")
+    _check_common_arguments(args)
     pinned = load_state(args.state) if args.state is not None else None
     log_key = _resolve_log_key(args.log_key, pinned)
     progress = _ProgressBar(stderr) if stderr.isatty() else None
@@ -143,6 +209,69 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
         stdout.write("\n")
     else:
         stdout.write(report.summary_text(result))
+        if args.account is not None:
+            stdout.write("\n" + report.statement_text(result, args.account))
+    return EXIT_VERIFIED
+
+
+def _check_common_arguments(args: argparse.Namespace) -> None:
+    if args.account is not None and not is_valid_account(args.account):
+        raise _BadArguments(f"--account {args.account!r} is not an account id")
+    if args.workers is not None and args.workers < 1:
+        raise _BadArguments("--workers must be at least 1")
+
+
+def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    _check_common_arguments(args)
+    if not args.timeout > 0:
+        raise _BadArguments("--timeout must be a positive number of seconds")
+    pinned = load_state(args.state) if args.state is not None else None
+    log_key = _resolve_log_key(args.log_key, pinned)
+    resume, fallback, head = None, None, None
+    if pinned is not None:
+        head = PinnedHead(pinned.tree_size, pinned.root, pinned.checkpoint, STATE_FILE_SOURCE)
+        if args.account is not None:
+            fallback = "a statement (--account) needs every entry"
+        else:
+            try:
+                resume = load_semantics(args.state, pinned)
+            except SourceError as error:
+                fallback = error.diagnostics()
+        if fallback is not None:
+            stderr.write(f"{PROGRAM}: note: checking from entry 0: {fallback}\n")
+    tls = None
+    if args.tls_ca or args.tls_cert or args.tls_key:
+        tls = RemoteTLS(args.tls_ca, args.tls_cert, args.tls_key)
+    progress = _ProgressBar(stderr) if stderr.isatty() else None
+    try:
+        with NodeClient(args.address, tls=tls, timeout=args.timeout) as client:
+            outcome = verify_node(
+                client,
+                log_key,
+                pinned=head,
+                resume=resume,
+                fallback=fallback,
+                keep_statements_for=args.account,
+                account_bound=args.check_accounts,
+                extra_accounts=(args.account,) if args.account is not None else (),
+                workers=args.workers,
+                progress=progress,
+            )
+    finally:
+        if progress is not None:
+            progress.clear()
+    result = outcome.result
+    if args.state is not None:
+        semantics = save_semantics(args.state, result.origin, outcome.resume_point)
+        save_state(args.state, PinnedState.from_result(log_key, result, semantics))
+    if args.json:
+        value = report.result_json(result, args.account)
+        value["node"] = outcome.to_json()
+        stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+    else:
+        stdout.write(report.summary_text(result))
+        stdout.write("\nChecked against the node:\n")
+        stdout.write("".join(line + "\n" for line in outcome.summary_lines()))
         if args.account is not None:
             stdout.write("\n" + report.statement_text(result, args.account))
     return EXIT_VERIFIED
