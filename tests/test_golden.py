@@ -10,7 +10,6 @@ from tests.data.make_golden import GOLDEN, write
 
 from redlist.verifier.cli import main as verify_main
 
-
 #: Written by hand (README) or by the verifier (the expected report), not by make_golden.
 NOT_GENERATED = {"README.md", "full.verify.json"}
 

@@ -49,6 +49,9 @@ from redlist.ledger.log import Log
 from redlist.ledger.state import Balance
 from redlist.ledger.store import (
     ENV_DIR_NAME,
+    META_CHECKPOINT,
+    META_LOG_VERIFIER_KEY,
+    META_ORIGIN,
     META_SIZE,
     TABLE_NAMES,
     LmdbStore,
@@ -479,6 +482,35 @@ def test_each_kind_of_record_changed_in_place_is_named(
             assert said is None
         else:
             assert said is not None and wanted in said
+
+
+@pytest.mark.parametrize(
+    ("name", "full", "export"),
+    [
+        (META_ORIGIN, "the log's origin in the metadata is not valid UTF-8 text [meta]", "origin"),
+        (META_LOG_VERIFIER_KEY, "the log key in the metadata is not valid UTF-8 text", "log key"),
+        (
+            META_CHECKPOINT,
+            "entry 31: the latest checkpoint in the metadata is not",
+            "latest checkpoint",
+        ),
+    ],
+)
+def test_metadata_text_that_is_not_utf8_is_reported_not_raised(
+    pristine: Pristine, tmp_path: Path, name: bytes, full: str, export: str
+) -> None:
+    data = copy_data(pristine, tmp_path)
+    store = LmdbStore.open(data / ENV_DIR_NAME)
+    with store.write() as writer:
+        writer.put_meta(name, b"\xff" + (writer.meta(name) or b"")[1:])
+    store.close()
+    findings = detect(data, pristine.log_pub)
+    assert not findings.tracebacks
+    assert findings.full is not None and findings.full.startswith(full)
+    assert findings.open is not None and full in findings.open
+    assert findings.export == (
+        f"IntegrityError: the ledger's {export} is not valid UTF-8 text: the database is damaged"
+    )
 
 
 # ---------------------------------------------------------------------------

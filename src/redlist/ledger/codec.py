@@ -12,6 +12,7 @@ two parsers can never disagree about what a signed body says.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import msgpack
@@ -23,6 +24,21 @@ MAX_DEPTH = 32
 
 
 _SCALARS = frozenset({type(None), bool, int, str, bytes})
+
+
+class _Packers(threading.local):
+    """One reusable canonical packer per thread.
+
+    ``packb`` builds a packer on every call, which costs twice the packing of a
+    small value; decode packs every body, envelope and leaf it accepts. A packer
+    keeps a buffer, so threads never share one.
+    """
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer(use_bin_type=True)
+
+
+_packers = _Packers()
 
 
 def encode(value: Any) -> bytes:
@@ -46,9 +62,12 @@ def decode(data: bytes, what: str = "value") -> Any:
     types and key order, and re-encodes to compare; only refused input is decoded
     a second time to say precisely what is wrong with it.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
+    if type(data) is bytes:
+        raw = data
+    elif isinstance(data, bytes | bytearray | memoryview):
+        raw = bytes(data)
+    else:
         raise FormatError(f"{what}: expected bytes, got {type(data).__name__}")
-    raw = bytes(data)
     try:
         value = msgpack.unpackb(raw, raw=False, strict_map_key=False, timestamp=0)
     except msgpack.ExtraData:
@@ -67,8 +86,11 @@ def decode(data: bytes, what: str = "value") -> Any:
         raise FormatError(f"{what}: a map key is an array or map, not text") from None
     except (ValueError, msgpack.UnpackException) as exc:
         raise FormatError(f"{what}: not valid msgpack ({exc})") from None
-    _check(value, what, 0)
-    if msgpack.packb(value, use_bin_type=True) != raw:
+    if not _plain(value, 0):
+        _check(value, what, 0)  # raises the precise reason, or finds the value allowed
+    # Only plain values reach the packer (no extension types, whose packing runs Python
+    # code), so no other thread can use this thread's packer half way through.
+    if _packers.packer.pack(value) != raw:
         _diagnose(raw, what)
         raise FormatError(
             f"{what}: not canonical msgpack (integers must take their shortest form, "
@@ -96,6 +118,37 @@ def _pairs_to_dict(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
             raise FormatError(f"duplicate map key {key!r}")
         result[key] = item
     return result
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """True when ``value`` certainly passes ``_check``: the common case, checked quickly.
+
+    Exact types only (msgpack builds nothing else for format v1 values), and map keys
+    compared as ``str``: for text without surrogates, which strict UTF-8 decoding never
+    yields, code point order is UTF-8 byte order. Anything unusual returns False and is
+    left to ``_check``, which then decides with its precise messages.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is list:
+        items = value
+    elif kind is dict:
+        keys = list(value)
+        for key in keys:
+            if type(key) is not str:
+                return False
+        if keys != sorted(keys):
+            return False
+        items = value.values()
+    else:
+        return False
+    for item in items:
+        if type(item) not in _SCALARS and not _plain(item, depth + 1):
+            return False
+    return True
 
 
 def _check(value: Any, what: str, depth: int) -> None:

@@ -13,7 +13,7 @@ over a re-encoding.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,6 +246,12 @@ def decode_body(data: bytes) -> AnyBody:
     value = codec.decode(data, "entry body")
     if not isinstance(value, dict):
         raise FormatError("entry body: must be a msgpack map")
+    kind_value = value.get("kind")  # any msgpack value, even an unhashable array or map
+    fast = _FAST_DECODERS.get(kind_value) if type(kind_value) is str else None
+    if fast is not None:
+        body = fast(value)
+        if body is not None:
+            return body
     fields = _Fields(value, "entry body")
     version = fields.integer("v")
     if version != FORMAT_VERSION:
@@ -329,6 +335,83 @@ def _decode_objection(f: _Fields, log: str, entry_id: bytes, at: int) -> Objecti
 
 def _decode_reverse(f: _Fields, log: str, entry_id: bytes, at: int) -> Reverse:
     return Reverse(log, entry_id, at, f.integer("target", minimum=0), f.text("reason"))
+
+
+# Fast paths for the kinds that make up almost every log. Each accepts only a body
+# that the general decoder accepts too, and builds the same value; anything else
+# (a missing, unknown or ill-typed field) returns None, and the general decoder then
+# refuses it with its precise message. Exact type checks: msgpack yields exact types,
+# and ``type(x) is int`` also keeps booleans out, as ``_is_int`` does.
+
+_AWARD_FIELDS = COMMON_FIELDS | {"account", "rule", "qty", "note", "evidence"}
+_REDEEM_FIELDS = COMMON_FIELDS | {"account", "points", "item"}
+
+
+def _fast_common(value: dict[str, Any], allowed: frozenset[str]) -> tuple[str, bytes, int] | None:
+    if not value.keys() <= allowed:
+        return None
+    version, log, entry_id, at = value.get("v"), value.get("log"), value.get("id"), value.get("at")
+    if (
+        type(version) is not int
+        or version != FORMAT_VERSION
+        or type(log) is not str
+        or not log
+        or type(entry_id) is not bytes
+        or len(entry_id) != ID_SIZE
+        or type(at) is not int
+        or at < 0
+    ):
+        return None
+    return log, entry_id, at
+
+
+def _fast_award(value: dict[str, Any]) -> Award | None:
+    common = _fast_common(value, _AWARD_FIELDS)
+    if common is None:
+        return None
+    account, rule, qty = value.get("account"), value.get("rule"), value.get("qty")
+    if (
+        type(account) is not str
+        or ACCOUNT_PATTERN.fullmatch(account) is None
+        or type(rule) is not str
+        or not rule
+        or type(qty) is not int
+        or qty < 1
+    ):
+        return None
+    note = evidence = None
+    if "note" in value:
+        note = value["note"]
+        if type(note) is not str:
+            return None
+    if "evidence" in value:
+        evidence = value["evidence"]
+        if type(evidence) is not bytes or len(evidence) != HASH_SIZE:
+            return None
+    return Award(*common, account, rule, qty, note, evidence)
+
+
+def _fast_redeem(value: dict[str, Any]) -> Redeem | None:
+    common = _fast_common(value, _REDEEM_FIELDS)
+    if common is None or len(value) != len(_REDEEM_FIELDS):
+        return None
+    account, points, item = value["account"], value["points"], value["item"]
+    if (
+        type(account) is not str
+        or ACCOUNT_PATTERN.fullmatch(account) is None
+        or type(points) is not int
+        or points < 1
+        or type(item) is not str
+        or not item
+    ):
+        return None
+    return Redeem(*common, account, points, item)
+
+
+_FAST_DECODERS: Mapping[Any, Callable[[dict[str, Any]], AnyBody | None]] = {
+    "award": _fast_award,
+    "redeem": _fast_redeem,
+}
 
 
 _DECODERS: Mapping[str, Any] = {

@@ -242,9 +242,14 @@ def _read_head(reader: StoreReader) -> _Head:
     key_bytes = _require_meta(reader, META_LOG_VERIFIER_KEY)
     try:
         origin = origin_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail("meta", "the log's origin in the metadata is not valid UTF-8 text")
+    try:
         verifier_key = VerifierKey.parse(key_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, NoteError) as exc:
-        _fail("meta", f"the log's origin or key in the metadata is damaged ({exc})")
+    except UnicodeDecodeError:
+        _fail("meta", "the log key in the metadata is not valid UTF-8 text")
+    except NoteError as exc:
+        _fail("meta", f"the log key in the metadata is damaged ({exc.diagnostics()})")
     if verifier_key.name != origin:
         _fail(
             "meta",
@@ -698,62 +703,52 @@ class _FullCheck:
         config = state.config()
         if config is None or reader.meta(META_CONFIG) != config_to_bytes(config):
             _fail("config", "the town configuration in the metadata is not the genesis's")
-        done = 0
-        checks: list[tuple[str, str, dict[bytes, bytes], Callable[[bytes, bytes | None], str]]] = [
-            (
-                "keys",
-                "keys",
+        # table (also the check's name) -> the records the replay gives, how to name one
+        derived: dict[str, tuple[dict[bytes, bytes], Callable[[bytes, bytes | None], str]]] = {
+            "keys": (
                 {key_id: record.to_bytes() for key_id, record in state.keys.items()},
                 lambda key, _: f"staff key {key.hex()}",
             ),
-            (
-                "rules",
-                "rules",
+            "rules": (
                 {rule_key(code): record.to_bytes() for code, record in state.rules.items()},
                 lambda key, _: f"rule {key.decode('utf-8', 'replace')!r}",
             ),
-            (
-                "balances",
-                "balances",
-                {
-                    account.encode("utf-8"): balance.to_bytes()
-                    for account, balance in state.balances.items()
-                },
+            "balances": (
+                {name.encode("utf-8"): value.to_bytes() for name, value in state.balances.items()},
                 self._describe_balance,
             ),
-            (
-                "targets",
-                "targets",
+            "targets": (
                 {int_key(seq): record.to_bytes() for seq, record in state.targets.items()},
                 lambda key, _: f"award or redemption {int_from_key(key)}",
             ),
-        ]
-        total = sum(_stored_entries(reader, table) for _, table, _, _ in checks)
-        for check, table, expected, describe in checks:
+        }
+        total = sum(_stored_entries(reader, table) for table in derived)
+        done = 0
+        for table, (expected, describe) in derived.items():
             for key, value in reader.txn.cursor(db=getattr(reader.tables, table)):
                 wanted = expected.pop(key, None)
                 if wanted is None:
                     _fail(
-                        check,
+                        table,
                         f"the {table} table holds a record for {describe(key, None)} that no "
                         "entry of the log created",
-                        self._seq_of(check, key),
+                        self._seq_of(table, key),
                     )
                 if value != wanted:
                     _fail(
-                        check,
+                        table,
                         f"the stored record for {describe(key, value)} is not what the log's "
                         "entries give",
-                        self._seq_of(check, key),
+                        self._seq_of(table, key),
                     )
                 done += 1
                 self._tick("tables", done, total)
             if expected:
                 key = min(expected)
                 _fail(
-                    check,
+                    table,
                     f"the {table} table lacks the record for {describe(key, None)}",
-                    self._seq_of(check, key),
+                    self._seq_of(table, key),
                 )
         stored_ids = _stored_entries(reader, "ids")
         if stored_ids != size:
@@ -776,7 +771,7 @@ class _FullCheck:
             return f"account {account}"
         try:
             shown = _show_balance(Balance.from_bytes(stored))
-        except (FormatError, TypeError):
+        except FormatError:
             shown = "a damaged record"
         return f"account {account} (stored: {shown}; the log gives: {_show_balance(expected)})"
 

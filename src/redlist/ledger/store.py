@@ -277,6 +277,16 @@ def _refuse_truncated(env: lmdb.Environment, path: Path) -> None:
         )
 
 
+def _text(value: bytes, what: str) -> str:
+    """A stored text; damaged bytes are an ``IntegrityError``, not a UnicodeDecodeError."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IntegrityError(
+            f"the ledger's {what} is not valid UTF-8 text: the database is damaged"
+        ) from None
+
+
 def _end(txn: lmdb.Transaction[bytes]) -> None:
     """Abort ``txn`` if it is still open (it may already be finished or invalidated)."""
     with suppress(lmdb.Error):
@@ -308,7 +318,7 @@ class StoreReader:
         return self.meta(META_FORMAT)
 
     def origin(self) -> str:
-        return self.require_meta(META_ORIGIN).decode("utf-8")
+        return _text(self.require_meta(META_ORIGIN), "origin")
 
     def size(self) -> int:
         """The number of leaves committed (0 before the genesis)."""
@@ -325,10 +335,10 @@ class StoreReader:
 
     def checkpoint(self) -> str:
         """The latest signed checkpoint note."""
-        return self.require_meta(META_CHECKPOINT).decode("utf-8")
+        return _text(self.require_meta(META_CHECKPOINT), "latest checkpoint")
 
     def log_verifier_key(self) -> str:
-        return self.require_meta(META_LOG_VERIFIER_KEY).decode("utf-8")
+        return _text(self.require_meta(META_LOG_VERIFIER_KEY), "log key")
 
     # -- log ----------------------------------------------------------------
 
@@ -355,7 +365,7 @@ class StoreReader:
 
     def checkpoint_at(self, size: int) -> str | None:
         value = self.txn.get(int_key(size), db=self.tables.checkpoints)
-        return None if value is None else value.decode("utf-8")
+        return None if value is None else _text(value, f"checkpoint for size {size}")
 
     def nodes(self) -> LmdbNodeReader:
         return LmdbNodeReader(self.txn, self.tables)

@@ -32,6 +32,7 @@ A node that cannot be reached or refuses a call is a ``SourceError`` (exit 2).
 from __future__ import annotations
 
 import secrets
+import textwrap
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -139,8 +140,18 @@ class NodeAudit:
     def sampled(self) -> bool:
         return self.accounts_checked < self.accounts_total
 
-    def summary_lines(self) -> list[str]:
+    def summary_lines(self, width: int = 88) -> list[str]:
         """What was checked against the node, in plain words, for the human report."""
+        wrapped: list[str] = []
+        for sentence in self._sentences():
+            wrapped.extend(
+                textwrap.wrap(
+                    sentence.strip(), width, initial_indent="  ", subsequent_indent="    "
+                )
+            )
+        return wrapped
+
+    def _sentences(self) -> list[str]:
         lines = [f"  Node {self.address}: fetched {self.leaves_fetched:,} entries."]
         if self.resumed_from is not None:
             lines.append(
