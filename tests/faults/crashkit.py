@@ -75,7 +75,7 @@ _SERVING = re.compile(r"^serving log (\S+) \((\d+) entries\) on (\S+)$", re.MULT
 
 @dataclass(frozen=True)
 class CrashSettings:
-    """How hard to push. Every field has an environment variable; see ``from_environment``."""
+    """How long and how hard to push; ``from_environment`` lists the variables that set it."""
 
     seed: int
     rounds: int
@@ -107,6 +107,8 @@ class CrashSettings:
             if seed_text
             else random.SystemRandom().randrange(1 << 32)
         )
+        if not 0 <= seed < 1 << 64:
+            raise ValueError(f"REDLIST_CRASH_SEED must be between 0 and 2**64 - 1, not {seed}")
         return cls(
             seed=seed,
             rounds=_env_int(environ, "REDLIST_CRASH_ROUNDS", 10, minimum=1),
@@ -121,11 +123,13 @@ class CrashSettings:
 
     def reproduce(self, test: str) -> str:
         """The command that replays this run's random choices (kill timing aside)."""
-        return (
+        variables = (
             f"REDLIST_CRASH_SEED={self.seed} REDLIST_CRASH_ROUNDS={self.rounds} "
-            f"REDLIST_CRASH_SECONDS={self.seconds:g} .venv/bin/pytest "
-            f"'tests/faults/test_crash.py::{test}'"
+            f"REDLIST_CRASH_SECONDS={self.seconds:g} REDLIST_CRASH_KILL_MS={self.max_kill_ms:g} "
+            f"REDLIST_CRASH_VERIFY_EVERY={self.verify_every} "
+            f"REDLIST_CRASH_EXPORT_KILLS={self.export_kills}"
         )
+        return f"{variables} .venv/bin/pytest 'tests/faults/test_crash.py::{test}'"
 
 
 def seeded_random(seed: int) -> random.Random:
@@ -198,7 +202,7 @@ class Serving:
 
 
 class NodeProcess:
-    """``redlist-node serve --listen 127.0.0.1:0`` in a subprocess; ends only by SIGKILL.
+    """``redlist-node serve --listen 127.0.0.1:0`` in a subprocess, to be killed.
 
     Its stdout and stderr go to files under ``logs`` (named after ``name``), so a
     failure report can quote what the node said. Use it as a context manager: the

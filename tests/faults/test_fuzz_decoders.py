@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import struct
 import time
 import tracemalloc
@@ -79,8 +80,14 @@ SLOW_SECONDS = 1.0
 #: A header claiming 4 GiB may cost a decoder at most this much memory.
 MEMORY_LIMIT_BYTES = 1 << 20
 
-FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-FEW = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: ``make soak`` (REDLIST_SOAK=1) tries every property this many times more examples.
+SOAK_SCALE = 40 if os.environ.get("REDLIST_SOAK") == "1" else 1
+FUZZ = settings(
+    max_examples=250 * SOAK_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+FEW = settings(
+    max_examples=80 * SOAK_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 ORIGIN = "fuzz.redlist.example/log"
 SIGNER = crypto.SigningKey.from_seed(bytes(range(32)))
@@ -505,6 +512,57 @@ def _sorted_maps(value: Any) -> Any:
             items.sort(key=lambda pair: pair[0].encode("utf-8"))
         return dict(items)
     return value
+
+
+#: One valid body of each kind, with every optional field present.
+SAMPLE_BODIES: tuple[AnyBody, ...] = (
+    Genesis(
+        ORIGIN,
+        bytes(16),
+        1,
+        bytes(32),
+        TownConfig(1000, (Grade("A", 1), Grade("B", None)), 2, 7, "UTC"),
+    ),
+    KeyChange(ORIGIN, bytes(16), 1, "add", bytes(32), "grid-wang", ("grid",)),
+    KeyChange(ORIGIN, bytes(16), 1, "revoke", bytes(32), "grid-wang", ("grid",)),
+    RuleChange(ORIGIN, bytes(16), 1, "set", "litter", "Littering", "environment", -5, False),
+    Award(ORIGIN, bytes(16), 1, "resident-1", "clean-pond", 2, "a note", bytes(32)),
+    Redeem(ORIGIN, bytes(16), 1, "resident-1", 10, "rice"),
+    Objection(ORIGIN, bytes(16), 1, 7, "not me"),
+    Reverse(ORIGIN, bytes(16), 1, 7, "upheld"),
+)
+#: A value of every msgpack type, and the edge values of the types the fields use.
+JUNK: tuple[Any, ...] = (
+    None,
+    True,
+    0,
+    -1,
+    2**64 - 1,
+    -(2**63),
+    1.5,
+    "",
+    "x" * 300,
+    b"",
+    bytes(32),
+    [],
+    [["A", None]],
+    {},
+    {"k": [1]},
+    msgpack.ExtType(5, b"x"),
+)
+
+
+@pytest.mark.parametrize("body", SAMPLE_BODIES, ids=lambda body: f"{body.kind}")
+def test_every_field_of_every_kind_refuses_every_wrong_type(body: AnyBody) -> None:
+    fields = [*body.to_value(), "extra"]
+    for name in fields:
+        for junk in JUNK:
+            value = body.to_value()
+            value[name] = junk
+            data = msgpack.packb(_sorted_maps(value), use_bin_type=True)
+            decoded = bounded(decode_body, data)
+            if decoded is not None:  # the junk is a valid value for that field
+                assert decoded.to_bytes() == data, (name, junk)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ SERVING, answers, and takes a valid entry.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -62,8 +63,14 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 #: The default envelopes-per-Submit limit (the proto says 10,000 unless configured).
 MAX_BATCH = 10_000
 
-CALLS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: ``make soak`` (REDLIST_SOAK=1) tries every property this many times more examples.
+SOAK_SCALE = 40 if os.environ.get("REDLIST_SOAK") == "1" else 1
+CALLS = settings(
+    max_examples=200 * SOAK_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+FEW = settings(
+    max_examples=60 * SOAK_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @dataclass

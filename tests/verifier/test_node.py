@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.builders import Town, create_log
 from tests.node.serving import Running, run_node
+from tests.node.test_tls import Pki
+from tests.node.test_tls import pki as node_pki  # noqa: F401 - a fixture, used by name
 from tests.verifier.bundles import replay, standard_log
 
 from redlist.ledger import merkle
@@ -32,11 +35,12 @@ from redlist.ledger.log import Log
 from redlist.ledger.note import Checkpoint, sign_checkpoint
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
+from redlist.node.server import ServerOptions
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 from redlist.verifier.audit import AccountSummary, Auditor
 from redlist.verifier.cli import main
-from redlist.verifier.nodesource import compare_account, figures_at
+from redlist.verifier.nodesource import compare_account, figures_at, read_ahead
 from redlist.verifier.remote import RemoteAccount, RemoteEntry
 from redlist.verifier.statefile import (
     PinnedState,
@@ -327,15 +331,18 @@ def test_altered_leaf_fails_naming_the_seq(
     with_proxy(log, body)
 
 
-def test_skipped_leaf_fails_naming_the_seq(
-    log: Log, town: Town, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("dropped", ["middle", "last"])
+def test_missing_leaf_fails_naming_the_seq(
+    log: Log, town: Town, dropped: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    seq, check = (5, "seq") if dropped == "middle" else (log.size - 1, "size")
+
     async def body(running: Running, proxy: Proxy, address: str) -> None:
-        proxy.alter_leaf = lambda message: None if message.seq == 5 else message
+        proxy.alter_leaf = lambda message: None if message.seq == seq else message
         status, value = await verify(capsys, address, "--log-key", log_key(town))
         assert status == 1
-        assert value["error"]["seq"] == 5
-        assert value["error"]["check"] == "seq"
+        assert value["error"]["seq"] == seq
+        assert value["error"]["check"] == check
 
     with_proxy(log, body)
 
@@ -642,6 +649,25 @@ def test_wrong_log_key_fails_the_checkpoint(
     run_node(log, body)
 
 
+def test_node_over_mutual_tls(
+    log: Log, town: Town, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files: Pki = request.getfixturevalue("node_pki")  # the node TLS tests' certificates
+    tls = ["--tls-ca", str(files.ca), "--tls-cert", str(files.client_cert)]
+    tls += ["--tls-key", str(files.client_key)]
+
+    async def body(running: Running) -> None:
+        address = f"localhost:{running.node.port}"
+        status, value = await verify(capsys, address, "--log-key", log_key(town), *tls)
+        assert status == 0, value
+        assert value["tree_size"] == log.size
+        status, value = await verify(capsys, address, "--log-key", log_key(town), "--timeout", "5")
+        assert status == 2
+        assert "cannot reach the node at" in value["error"]["message"]
+
+    run_node(log, body, options=ServerOptions(tls=files.server(mutual=True)))
+
+
 # -- the parts, without a network -----------------------------------------------------------
 
 
@@ -732,6 +758,32 @@ def test_state_file_refuses_a_damaged_semantics_reference(tmp_path: Path) -> Non
         PinnedState.from_bytes(json.dumps(value).encode())
     value["semantics"]["tree_size"] = len(built.leaves)
     assert PinnedState.from_bytes(json.dumps(value).encode()).semantics is not None
+
+
+def test_read_ahead_keeps_order_raises_in_place_and_stops_when_abandoned() -> None:
+    def broken() -> Iterator[bytes]:
+        yield from (bytes([number]) for number in range(10))
+        raise FormatError("the stream broke")
+
+    received: list[bytes] = []
+    with pytest.raises(FormatError, match="the stream broke"):
+        for item in read_ahead(broken(), batch=3, depth=1):
+            received.append(item)
+    assert received == [bytes([number]) for number in range(10)]
+
+    closed = threading.Event()
+
+    def endless() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"leaf"
+        finally:
+            closed.set()
+
+    reader = read_ahead(endless(), batch=2, depth=1)
+    assert next(reader) == b"leaf"
+    reader.close()
+    assert closed.wait(5)
 
 
 def view(

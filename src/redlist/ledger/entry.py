@@ -249,9 +249,9 @@ def decode_body(data: bytes) -> AnyBody:
     kind_value = value.get("kind")  # any msgpack value, even an unhashable array or map
     fast = _FAST_DECODERS.get(kind_value) if type(kind_value) is str else None
     if fast is not None:
-        body = fast(value)
-        if body is not None:
-            return body
+        quick = fast(value)
+        if quick is not None:
+            return quick
     fields = _Fields(value, "entry body")
     version = fields.integer("v")
     if version != FORMAT_VERSION:

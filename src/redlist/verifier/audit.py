@@ -29,11 +29,13 @@ earlier state, tree, chain link and time, and checks the later entries
 completely, balances included.
 
 Speed: Ed25519 verification dominates, so leaves are taken in chunks; each
-chunk's signatures are handed to an executor (a thread pool by default: the
-crypto library releases the GIL) while the previous chunk runs through the
-semantics, which only looks the results up. Threads verify at full speed only
-while the semantics waits for them (a busy Python thread keeps them from
-re-taking the GIL); a process pool passed as ``executor`` overlaps both fully.
+chunk's signatures are verified elsewhere while the previous chunk runs through
+the semantics, which only looks the results up. Where: on worker processes
+(``workers.VerifyPool``) for a long log on a machine with several cores, since
+they never wait for this thread's GIL; else on threads (the crypto library
+releases the GIL, but a thread re-takes it after each signature, which can take
+up to the interpreter's switch interval while the semantics runs: the
+``redlist-verify`` command shortens that interval); or on a caller's executor.
 Key ids are never reused in a log, so a key id seen in a genesis or key entry
 names one public key for good; a lookup that misses, or finds the signature
 with another key or body, falls back to verifying on the spot, so the
@@ -44,9 +46,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Protocol
 
 from redlist.ledger import crypto, merkle, points
 from redlist.ledger.entry import (
@@ -67,6 +70,7 @@ from redlist.ledger.errors import (
 )
 from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
 from redlist.ledger.state import MemoryState
+from redlist.verifier.workers import VerifyPool
 
 #: Every check the audit can fail, by identifier: the points rules and the log's own.
 CHECKS: Mapping[str, str] = {
@@ -90,6 +94,10 @@ CHECKS: Mapping[str, str] = {
 #: Leaves per chunk: big enough to keep the verifying threads busy, small enough
 #: that a failure is reported soon.
 CHUNK_SIZE = 512
+
+#: Entries left to check from which ``Auditor`` verifies on processes by default.
+#: Starting a worker process costs a few tenths of a second; below this, threads.
+PROCESS_MIN_ENTRIES = 20_000
 
 #: ``TrustedHead.source`` of the head pinned by an earlier run (see ``statefile``):
 #: a log smaller than it was rolled back.
@@ -214,11 +222,17 @@ class _Prepared:
     envelope: Envelope
 
 
+class _Outcomes(Protocol):
+    """Signature outcomes on their way: a ``Future`` or a ``workers.Pending``."""
+
+    def result(self) -> list[bool]: ...
+
+
 @dataclass
 class _Chunk:
     prepared: list[_Prepared]
     triples: list[tuple[bytes, bytes, bytes]]
-    futures: list[Future[list[bool]]]
+    futures: list[_Outcomes]
     #: A structural failure after the prepared leaves, raised once they are applied.
     failure: VerificationError | None = None
     results: dict[bytes, tuple[bytes, bytes, bool]] = field(default_factory=dict)
@@ -230,9 +244,12 @@ class Auditor:
     ``left`` is the compact range of the leaves before the first one fed (for a
     bundle that starts after seq 0). ``trusted`` are tree heads verified earlier
     that the log must extend. Signatures are verified on ``executor`` when given
-    (the caller owns it; ``workers`` should be its size), else on ``workers``
-    threads (default: one per available core). Use as a context manager, or call
-    ``close``.
+    (the caller owns it; ``workers`` should be its size), else by ``workers``
+    (default: one per available core) worker processes when ``processes`` is
+    true, threads when it is false. ``processes=None`` decides: processes when
+    there are at least two workers and the checkpoint, checked before the first
+    leaves, leaves at least ``PROCESS_MIN_ENTRIES`` entries to check (starting
+    them takes a moment). Use as a context manager, or call ``close``.
     """
 
     def __init__(
@@ -245,6 +262,7 @@ class Auditor:
         trusted: Sequence[TrustedHead] = (),
         workers: int | None = None,
         executor: Executor | None = None,
+        processes: bool | None = None,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self._log_key = log_key
@@ -290,7 +308,9 @@ class Auditor:
         self._workers = workers or _available_cores()
         # A caller's executor (e.g. a process pool) is used as is and left running.
         self._executor = executor
+        self._processes = processes
         self._pool: ThreadPoolExecutor | None = None
+        self._process_pool: VerifyPool | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -306,10 +326,13 @@ class Auditor:
         self.close()
 
     def close(self) -> None:
-        """Stop the verifying threads (waiting for the ones running)."""
+        """Stop the verifying threads or processes (waiting for the ones running)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._process_pool is not None:
+            self._process_pool.close()
+            self._process_pool = None
 
     @property
     def start(self) -> int:
@@ -554,8 +577,12 @@ class Auditor:
             if public is not None:
                 triples.append((public, envelope.body, signature.signature))
 
-    def _submit(self, triples: list[tuple[bytes, bytes, bytes]]) -> list[Future[list[bool]]]:
+    def _submit(self, triples: list[tuple[bytes, bytes, bytes]]) -> list[_Outcomes]:
         executor = self._executor
+        if executor is None and self._use_processes():
+            if self._process_pool is None:
+                self._process_pool = VerifyPool(self._workers)
+            return list(self._process_pool.submit(triples))
         if executor is None:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
@@ -671,6 +698,14 @@ class Auditor:
             trusted_heads=self._trusted,
         )
 
+    def _use_processes(self) -> bool:
+        if self._processes is not None:
+            return self._processes
+        if self._workers < 2 or self._expected is None:
+            return False
+        self._processes = self._expected.size - self._next_seq >= PROCESS_MIN_ENTRIES
+        return self._processes
+
 
 def _verify_all(triples: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
     verify = crypto.verify_entry
@@ -687,6 +722,7 @@ def _available_cores() -> int:
 __all__ = [
     "CHECKS",
     "CHUNK_SIZE",
+    "PROCESS_MIN_ENTRIES",
     "STATE_FILE_SOURCE",
     "AccountSummary",
     "AuditResult",

@@ -122,8 +122,8 @@ _NODE_HELP = (
     "a later run proves the node's new checkpoint extends the pinned one and fetches only "
     "the entries added since: the points state at the pinned checkpoint is kept in "
     "FILE.semantics next to the state file. That file grows with the log (entry ids and "
-    "every award and redemption; roughly 50 bytes per entry on disk and a few hundred in "
-    "memory while used), which is fine on an auditor's machine; if it is missing or does "
+    "every award and redemption; about 50 bytes per entry on disk and 500 in memory "
+    "while used), which is fine on an auditor's machine; if it is missing or does "
     "not match, the run starts from entry 0 and says so."
 )
 

@@ -31,16 +31,24 @@ A node that cannot be reached or refuses a call is a ``SourceError`` (exit 2).
 
 from __future__ import annotations
 
+import queue
 import secrets
 import textwrap
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from redlist.ledger import merkle
 from redlist.ledger.entry import TownConfig
-from redlist.ledger.errors import FormatError, NoteError, ProofError, VerificationError
+from redlist.ledger.errors import (
+    FormatError,
+    NoteError,
+    ProofError,
+    SourceError,
+    VerificationError,
+)
 from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
 from redlist.verifier.audit import (
     AccountSummary,
@@ -60,6 +68,9 @@ DEFAULT_INCLUSION_SAMPLES = 4
 ACCOUNT_WORKERS = 8
 #: Accounts asked per round (bounds the answers held in memory at once).
 _ACCOUNT_BATCH = 256
+#: Leaves read ahead of the audit: batches of this many, at most this many batches.
+READ_AHEAD_BATCH = 256
+READ_AHEAD_DEPTH = 32
 
 _RANDOM = secrets.SystemRandom()
 
@@ -83,7 +94,7 @@ class NodeSource(Source):
     def checkpoint(self) -> Checkpoint:
         """The verified checkpoint (after ``open``)."""
         if self._checkpoint is None:
-            raise VerificationError(None, "checkpoint", "the node's checkpoint was not read yet")
+            raise SourceError("the node's checkpoint must be read before its leaves")
         return self._checkpoint
 
     def open(self, log_key: VerifierKey) -> Opening:
@@ -111,8 +122,62 @@ class NodeSource(Source):
         self._checkpoint = checkpoint
         return checkpoint, text
 
-    def leaves(self) -> Iterator[bytes]:
-        return self._client.get_leaves(self._start, self.checkpoint.size)
+    def leaves(self) -> Generator[bytes, None, None]:
+        """The leaves, read ahead on a thread so receiving overlaps with the audit."""
+        return read_ahead(self._client.get_leaves(self._start, self.checkpoint.size))
+
+
+def read_ahead(
+    items: Iterator[bytes], *, batch: int = READ_AHEAD_BATCH, depth: int = READ_AHEAD_DEPTH
+) -> Generator[bytes, None, None]:
+    """``items`` in order, taken from it by a reader thread up to ``batch * depth`` ahead.
+
+    An exception ``items`` raises is raised here after the items before it. When the
+    consumer stops early, the reader stops at its next batch and closes ``items``.
+    """
+    channel: queue.Queue[list[bytes] | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def hand_over(item: list[bytes] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        pending: list[bytes] = []
+        try:
+            for item in items:
+                pending.append(item)
+                if len(pending) >= batch:
+                    if not hand_over(pending):
+                        return
+                    pending = []
+            if hand_over(pending):
+                hand_over(None)
+        except BaseException as exc:  # handed to the consumer, raised after what came before
+            if hand_over(pending):
+                hand_over(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=reader, name="redlist-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            got = channel.get()
+            if got is None:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            yield from got
+    finally:
+        stop.set()
 
 
 @dataclass(frozen=True)
@@ -240,7 +305,8 @@ def verify_node(
     consistency_from = None
     if pinned is not None:  # also catches a log smaller than where a resumed run starts
         _check_extends(client, pinned, checkpoint, checkpoint_text)
-        consistency_from = pinned.size
+        if checkpoint.size > pinned.size:  # equal sizes need no proof, only equal roots
+            consistency_from = pinned.size
     trusted = (TrustedHead(pinned.size, pinned.root, pinned.source),) if pinned else ()
     inclusion_seqs = _sample_range(start, checkpoint.size, inclusion_samples)
     sample_size = None
@@ -258,8 +324,9 @@ def verify_node(
         total, done = checkpoint.size - start, 0
         if progress is not None:
             progress(0, total)
+        leaves = source.leaves()
         try:
-            for leaf in source.leaves():
+            for leaf in leaves:
                 observer.see(start + done, leaf)
                 auditor.feed(leaf)
                 done += 1
@@ -267,6 +334,8 @@ def verify_node(
                     progress(done, total)
         except FormatError as exc:
             raise auditor.fail_at_next("seq", str(exc)) from None
+        finally:
+            leaves.close()  # stops the reader thread when the audit stops early
         result = auditor.finish(checkpoint_text)
         resume_point = auditor.resume_point()
         if progress is not None:
