@@ -584,6 +584,27 @@ def test_get_account_with_any_id(served: Served, account: str) -> None:
         assert_refused(served, call, Code.INVALID_ARGUMENT, words="is not valid")
 
 
+def test_refusals_quoting_20_kb_of_the_callers_text_keep_their_status(served: Served) -> None:
+    """A status message past ~8 KiB would reach the client as RESOURCE_EXHAUSTED."""
+    town, long = served.town, "x" * 20_000
+    assert_refused(
+        served,
+        lambda: served.stub.GetAccount(pb.GetAccountRequest(account=long + "!"), timeout=10),
+        Code.INVALID_ARGUMENT,
+        words="is not valid",
+    )
+    award = Award(town.origin, town.next_id(), town.now_ms, "resident-1", "clean-pond")
+    for field, value, expected in (
+        ("account", long + "!", FORMAT),
+        (long, 1, FORMAT),  # an unknown field, named in the message
+        ("log", long, Expected(Code.FAILED_PRECONDITION, "log")),
+        ("rule", long, Expected(Code.FAILED_PRECONDITION, "rule-inactive")),
+    ):
+        body = {**award.to_value(), field: value}
+        envelope = town.sign(codec.encode(body), town.grid)
+        assert_submit_refused(served, [envelope], 0, expected)
+
+
 @FEW
 @given(st.one_of(st.integers(SIZE + 1, U64), st.just(U64), st.integers(0, SIZE)))
 def test_follow_from_any_start(served: Served, start: int) -> None:

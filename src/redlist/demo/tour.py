@@ -28,14 +28,10 @@ REDLIST = Program("redlist", staff_cli.main)
 REDLIST_NODE = Program("redlist-node", node_cli.main)
 REDLIST_VERIFY = Program("redlist-verify", verifier_cli.main)
 
-# ---------------------------------------------------------------------------
-# THE SWITCH for step 8, the live audit. False: the auditor checks the bundle the
-# town exports from the serving node ('redlist-node export --full' is safe while it
-# serves). True: the auditor checks the node itself over gRPC
-# ('redlist-verify node ADDR --log-key VKEY', DESIGN 5); the bundle is still
-# exported, for checking again offline. Nothing else changes.
-AUDIT_OVER_GRPC = False
-# ---------------------------------------------------------------------------
+#: Step 8, the live audit. True: the auditor checks the node itself over gRPC
+#: ('redlist-verify node ADDR --log-key VKEY'); the bundle is still exported, for
+#: checking again offline. False: the auditor checks the exported bundle instead.
+AUDIT_OVER_GRPC = True
 
 
 class Tour:
