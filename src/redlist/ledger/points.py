@@ -57,6 +57,12 @@ CHECKS = {
     "double-reverse": "an entry may be reversed once",
 }
 
+# The roles each kind of entry needs (built once: this runs for every entry).
+_ADMIN = frozenset({"admin"})
+_AWARDERS = frozenset({"grid", "council"})
+_CASHIER = frozenset({"cashier"})
+_COUNCIL = frozenset({"council"})
+
 
 @dataclass(frozen=True)
 class Effect:
@@ -166,7 +172,7 @@ def _signers(
             raise RuleViolation(
                 "signer-unknown", f"key {sig.key_id.hex()} is not registered in this log"
             )
-        if not record.active:
+        if record.revoked is not None:
             raise RuleViolation(
                 "signer-revoked",
                 f"key {sig.key_id.hex()} ({record.name}) was revoked at seq {record.revoked}",
@@ -181,7 +187,7 @@ def _signers(
 
 def _require_role(signers: Iterable[KeyRecord], roles: frozenset[str], what: str) -> None:
     for signer in signers:
-        if not signer.roles & roles:
+        if roles.isdisjoint(signer.roles):
             wanted = " or ".join(sorted(roles))
             raise RuleViolation(
                 "signer-role",
@@ -197,13 +203,13 @@ def _require_quorum(signers: list[KeyRecord], quorum: int, what: str) -> None:
 
 
 def _names(signers: list[KeyRecord]) -> tuple[str, ...]:
-    return tuple(signer.name for signer in signers)
+    return tuple([signer.name for signer in signers])
 
 
 def _key(
     state: LedgerState, seq: int, body: KeyChange, signers: list[KeyRecord], quorum: int
 ) -> Effect:
-    _require_role(signers, frozenset({"admin"}), "key changes")
+    _require_role(signers, _ADMIN, "key changes")
     key_id = crypto.key_id(body.pub)
     existing = state.key(key_id)
     if body.op == "add":
@@ -242,7 +248,7 @@ def _key(
 def _rule(
     state: LedgerState, seq: int, body: RuleChange, signers: list[KeyRecord], quorum: int
 ) -> Effect:
-    _require_role(signers, frozenset({"admin"}), "rule changes")
+    _require_role(signers, _ADMIN, "rule changes")
     if body.op == "set":
         # decode_body guarantees these for op "set"
         state.put_rule(
@@ -282,7 +288,7 @@ def _award(
         raise RuleViolation("rule-inactive", f"rule {body.rule!r} is not in the catalogue")
     if not rule.active:
         raise RuleViolation("rule-inactive", f"rule {body.rule!r} was retired at seq {rule.seq}")
-    _require_role(signers, frozenset({"grid", "council"}), "awards")
+    _require_role(signers, _AWARDERS, "awards")
     if rule.council:
         _require_quorum(signers, quorum, f"rule {body.rule!r}")
     points = rule.points * body.qty
@@ -292,13 +298,13 @@ def _award(
     )
     state.put_target(seq, TargetRecord("award", body.account, points, body.rule))
     state.link_account(body.account, seq)
-    return Effect(seq, "award", _names(signers), body.account, body.rule, earned_delta=points)
+    return Effect(seq, "award", _names(signers), body.account, body.rule, points)
 
 
 def _redeem(
     state: LedgerState, seq: int, body: Redeem, signers: list[KeyRecord], quorum: int
 ) -> Effect:
-    _require_role(signers, frozenset({"cashier"}), "redemptions")
+    _require_role(signers, _CASHIER, "redemptions")
     balance = state.balance(body.account)
     if balance.spendable < body.points:
         raise RuleViolation(
@@ -311,7 +317,7 @@ def _redeem(
     )
     state.put_target(seq, TargetRecord("redeem", body.account, body.points, ""))
     state.link_account(body.account, seq)
-    return Effect(seq, "redeem", _names(signers), body.account, redeemed_delta=body.points)
+    return Effect(seq, "redeem", _names(signers), body.account, None, 0, body.points)
 
 
 def _objection(
@@ -329,7 +335,7 @@ def _objection(
 def _reverse(
     state: LedgerState, seq: int, body: Reverse, signers: list[KeyRecord], quorum: int
 ) -> Effect:
-    _require_role(signers, frozenset({"council"}), "reversals")
+    _require_role(signers, _COUNCIL, "reversals")
     _require_quorum(signers, quorum, "a reversal")
     target = state.target(body.target) if body.target < seq else None
     if target is None:

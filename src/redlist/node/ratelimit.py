@@ -100,6 +100,9 @@ class Decision:
         return max(1, math.ceil(self.wait_seconds * 1000))
 
 
+_ROUNDING = 1e-9
+
+
 class _Bucket:
     __slots__ = ("refusing", "tokens", "updated")
 
@@ -139,8 +142,10 @@ class RateLimiter:
             bucket = self._buckets[client] = _Bucket(float(self.limit.burst), now)
         else:
             self._refill(bucket, now)
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+        # The tolerance absorbs float rounding in the refill, so a client that waited
+        # exactly as long as it was told is let in.
+        if bucket.tokens >= 1 - _ROUNDING:
+            bucket.tokens = max(0.0, bucket.tokens - 1)
             bucket.refusing = False
             return Decision(0.0)
         first = not bucket.refusing

@@ -1,11 +1,19 @@
-"""A small read-only client of a town node's ``Ledger`` service, for the auditor.
+"""The read-only client of a town node's ``Ledger`` service: the auditor's, and the base
+of the staff tools' client.
 
-``NodeClient`` is synchronous (a plain gRPC channel over the generated stubs) and
-asks only what an auditor needs: the checkpoint, leaves, inclusion and
-consistency proofs, and account figures. It never submits. It turns wire
-messages into plain values and checks nothing a node says beyond their shape:
-every answer is verified by the caller against the log key and its own
-computations.
+:class:`NodeConnection` is what every client of a node shares: it checks the
+address, opens a synchronous gRPC channel (plaintext, or TLS with
+:class:`RemoteTLS`) over the generated stubs, reads the checkpoint and an
+account's figures, and turns a call that reached no usable node into a
+``SourceError``. What an *answer* with an error status means is left to each
+client (``_error``): to the auditor it means the check could not be made, to the
+staff tools that the node refused.
+
+``NodeClient`` is the auditor's client. It asks only what an auditor needs: the
+checkpoint, leaves, inclusion and consistency proofs, and account figures. It
+never submits. It turns wire messages into plain values and checks nothing a node
+says beyond their shape: every answer is verified by the caller against the log
+key and its own computations.
 
 Errors. Any gRPC failure, whether the node cannot be reached, does not answer in
 time, or answers a call with an error status, is a ``SourceError`` (the verifier
@@ -18,14 +26,16 @@ at the seq that was due.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import grpc
 
-from redlist.ledger.errors import FormatError, KeyFileError, SourceError
+from redlist.ledger.errors import FormatError, KeyFileError, RedlistError, SourceError
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
 #: How long one call may take (for leaves: one window of them) before the node
@@ -34,11 +44,25 @@ DEFAULT_TIMEOUT_S = 60.0
 #: Leaves asked for per GetLeaves call: each window has its own deadline, so a long
 #: log is streamed as many bounded calls rather than one call without a deadline.
 LEAF_WINDOW = 4096
-#: Largest answer read (a busy account's list of entries can be long).
+#: Largest answer read (a busy account's list of entries can be long); the node's
+#: own request limit is what bounds what is sent.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 _ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})")
+
+# Status codes that mean "no usable node at this address", as opposed to an answer.
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+# A plaintext client meets a TLS node (or the reverse) as a closed connection.
+_TLS_HINT = (
+    "; if the node serves TLS, give --tls-ca (and --tls-cert and --tls-key if it "
+    "requires client certificates)"
+)
+_TLS_CHECKS = (
+    "; over TLS also check that --tls-ca holds the CA of the node's certificate, that "
+    "the certificate names this host, and, if the node requires client certificates, "
+    "--tls-cert and --tls-key"
+)
 
 
 def check_address(address: str) -> str:
@@ -53,15 +77,18 @@ def check_address(address: str) -> str:
 
 @dataclass(frozen=True)
 class RemoteTLS:
-    """PEM files for reaching a node over TLS: the CA to trust, and this client's own
-    certificate and key for a node that requires them. ``ca`` None trusts the CAs gRPC
-    trusts by default."""
+    """PEM files for reaching a node over TLS: the CA to trust, this client's cert and key.
+
+    ``ca`` None trusts the CAs gRPC trusts by default; ``cert`` and ``key`` go
+    together and are needed only by a node that requires client certificates.
+    """
 
     ca: Path | None = None
     cert: Path | None = None
     key: Path | None = None
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
+        """The credentials for a gRPC channel; ``KeyFileError`` names a missing file."""
         if (self.cert is None) != (self.key is None):
             raise KeyFileError(
                 "a client certificate needs its key: give --tls-cert and --tls-key together"
@@ -85,19 +112,33 @@ class RemoteProof:
 class RemoteEntry:
     """One award or redemption of an account, as the node lists it.
 
-    ``points``: an award's signed points (rule points times qty), a redemption's
-    points spent (positive). ``reversed_by`` is the seq of the reversal, if any.
+    ``points``: for an award, the rule's points times ``qty`` (negative for a
+    deduction); for a redemption, the points spent (positive). ``rule`` and
+    ``qty`` are empty and 0 for a redemption, ``item`` is empty for an award.
+    ``time`` is the node's integration time, ``at`` the author's; both in ms since
+    1970 UTC. ``reversed_by`` is the seq of the reversal, if any.
     """
 
     seq: int
+    time: int
+    at: int
     kind: str
+    rule: str
+    qty: int
+    note: str
+    item: str
     points: int
     reversed_by: int | None
+
+    @property
+    def reversed(self) -> bool:
+        return self.reversed_by is not None
 
 
 @dataclass(frozen=True)
 class RemoteAccount:
-    """An account's figures as the node states them, at the node's ``checkpoint``."""
+    """An account's figures (DESIGN 3.4) and entries as the node states them, at the
+    node's ``checkpoint``."""
 
     account: str
     score: int
@@ -109,25 +150,17 @@ class RemoteAccount:
     checkpoint: str
 
 
-class NodeClient:
-    """A synchronous, read-only client of the node at ``address`` (``HOST:PORT``).
+class NodeConnection(ABC):
+    """A synchronous connection to the ``Ledger`` service of the node at ``address``.
 
     Plaintext unless ``tls`` is given. Use as a context manager, or call ``close``.
-    ``leaves_fetched`` counts the leaves received so far.
+    Subclasses add their calls and say, in ``_error``, what a failed call means.
     """
 
-    def __init__(
-        self,
-        address: str,
-        *,
-        tls: RemoteTLS | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
-        leaf_window: int = LEAF_WINDOW,
-    ) -> None:
-        self.address = check_address(address)
+    def __init__(self, address: str, *, tls: RemoteTLS | None, timeout: float) -> None:
+        self.address = check_address(str(address))
+        self.tls = tls
         self.timeout = timeout
-        self.leaf_window = max(1, leaf_window)
-        self.leaves_fetched = 0
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -139,7 +172,7 @@ class NodeClient:
             self._channel = grpc.secure_channel(self.address, credentials, options=options)
         self._stub = ledger_pb2_grpc.LedgerStub(self._channel)
 
-    def __enter__(self) -> NodeClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -153,11 +186,6 @@ class NodeClient:
     def close(self) -> None:
         self._channel.close()
 
-    def describe(self) -> str:
-        return f"node {self.address}"
-
-    # -- the calls -----------------------------------------------------------
-
     def get_checkpoint(self) -> str:
         """The node's latest checkpoint (signed note text), unverified."""
         try:
@@ -167,6 +195,86 @@ class NodeClient:
         except grpc.RpcError as error:
             raise self._error(error, "GetCheckpoint") from None
         return response.checkpoint
+
+    def get_account(self, account: str) -> RemoteAccount:
+        """The node's figures and entries for ``account``, with the checkpoint they are at."""
+        request = ledger_pb2.GetAccountRequest(account=account)
+        try:
+            message = self._stub.GetAccount(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise self._error(error, f"GetAccount for {account}") from None
+        return RemoteAccount(
+            # A node may leave the name out: the figures are then for the one asked for.
+            account=message.account or account,
+            score=message.score,
+            spendable=message.spendable,
+            redeemed=message.redeemed,
+            earned=message.earned,
+            grade=message.grade,
+            entries=_entries(message.entries),
+            checkpoint=message.checkpoint,
+        )
+
+    # -- errors --------------------------------------------------------------
+
+    @abstractmethod
+    def _error(self, error: grpc.RpcError, call: str) -> RedlistError:
+        """The error to raise for ``call`` (its method name first: "GetAccount for A")."""
+
+    def _unreachable(
+        self, error: grpc.RpcError, call: str, *, consequence: str = ""
+    ) -> SourceError | None:
+        """The error for a ``call`` that found no usable node; None if the node answered.
+
+        ``consequence`` is added to the message when the connection failed or the
+        node did not answer in time (what that leaves undecided).
+        """
+        code = error.code()
+        details = _shorten((error.details() or "").strip())
+        if code in _UNREACHABLE:
+            hint = ""
+            if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                problem = "it did not answer in time"
+            else:
+                problem = "is it running, and is the address right?"
+                hint = _TLS_HINT if self.tls is None else _TLS_CHECKS
+            # The transport's own words help an operator (refused, DNS, TLS ...).
+            said = f" ({details})" if details else ""
+            return SourceError(
+                f"cannot reach the node at {self.address}: {problem}{said}{hint} "
+                f"[{code.name}]{consequence}"
+            )
+        if code is grpc.StatusCode.UNIMPLEMENTED:
+            return SourceError(
+                f"cannot reach the node at {self.address}: the server there does not offer "
+                f"redlist's {call.split()[0]} call; is it a redlist node? [{code.name}]"
+            )
+        return None
+
+
+class NodeClient(NodeConnection):
+    """The auditor's read-only client of the node at ``address`` (``HOST:PORT``).
+
+    Plaintext unless ``tls`` is given. Use as a context manager, or call ``close``.
+    ``leaves_fetched`` counts the leaves received so far.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        tls: RemoteTLS | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        leaf_window: int = LEAF_WINDOW,
+    ) -> None:
+        super().__init__(address, tls=tls, timeout=timeout)
+        self.leaf_window = max(1, leaf_window)
+        self.leaves_fetched = 0
+
+    def describe(self) -> str:
+        return f"node {self.address}"
+
+    # -- the calls -----------------------------------------------------------
 
     def get_leaves(self, start: int, end: int) -> Iterator[bytes]:
         """Each leaf's exact bytes for ``start <= seq < end``, in order.
@@ -216,57 +324,33 @@ class NodeClient:
             raise self._error(error, f"GetConsistencyProof from {first} to {second}") from None
         return RemoteProof(tuple(proof.hashes), proof.tree_size)
 
-    def get_account(self, account: str) -> RemoteAccount:
-        """The node's figures for ``account``, with the checkpoint they are at."""
-        request = ledger_pb2.GetAccountRequest(account=account)
-        try:
-            message = self._stub.GetAccount(request, timeout=self.timeout)
-        except grpc.RpcError as error:
-            raise self._error(error, f"GetAccount for {account}") from None
-        return RemoteAccount(
-            account=message.account,
-            score=message.score,
-            spendable=message.spendable,
-            redeemed=message.redeemed,
-            earned=message.earned,
-            grade=message.grade,
-            entries=_entries(message.entries),
-            checkpoint=message.checkpoint,
-        )
-
     # -- errors --------------------------------------------------------------
 
     def _error(self, error: grpc.RpcError, call: str) -> SourceError:
-        code = error.code()
+        unreachable = self._unreachable(error, call)
+        if unreachable is not None:
+            return unreachable
         details = _shorten((error.details() or "").strip())
         said = f" ({details})" if details else ""
-        if code in _UNREACHABLE:
-            problem = (
-                "it did not answer in time"
-                if code is grpc.StatusCode.DEADLINE_EXCEEDED
-                else "is it running, is the address right, and does it need TLS?"
-            )
-            return SourceError(
-                f"cannot reach the node at {self.address}: {problem}{said} [{code.name}]"
-            )
-        if code is grpc.StatusCode.UNIMPLEMENTED:
-            return SourceError(
-                f"cannot reach the node at {self.address}: the server there does not offer "
-                f"redlist's {call.split()[0]} call; is it a redlist node? [{code.name}]"
-            )
         return SourceError(
             f"cannot verify the node at {self.address}: it answered {call} with an "
-            f"error{said} [{code.name}]"
+            f"error{said} [{error.code().name}]"
         )
 
 
 def _entries(messages: Sequence[ledger_pb2.AccountEntry]) -> tuple[RemoteEntry, ...]:
-    # The wire has no "absent": reversed_by is only meaningful together with reversed.
     return tuple(
         RemoteEntry(
             seq=entry.seq,
+            time=entry.time,
+            at=entry.at,
             kind=entry.kind,
+            rule=entry.rule,
+            qty=entry.qty,
+            note=entry.note,
+            item=entry.item,
             points=entry.points,
+            # The wire has no "absent": reversed_by is only meaningful with reversed.
             reversed_by=entry.reversed_by if entry.reversed else None,
         )
         for entry in messages
@@ -293,7 +377,9 @@ def _shorten(text: str, limit: int = 200) -> str:
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "LEAF_WINDOW",
+    "MAX_MESSAGE_BYTES",
     "NodeClient",
+    "NodeConnection",
     "RemoteAccount",
     "RemoteEntry",
     "RemoteProof",
