@@ -20,7 +20,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from tests.builders import Town, create_log
 from tests.node.serving import Running, metadata_of, rpc_error, run_node
@@ -148,6 +148,7 @@ def test_no_client_ever_exceeds_burst_plus_rate_times_time(
     burst=st.integers(min_value=1, max_value=20),
     schedule=calls,
 )
+@example(per_second=2.5, burst=1, schedule=[(0.0, "a"), (0.0, "a")])  # refill rounding
 def test_waiting_as_told_always_gets_in(
     per_second: float, burst: int, schedule: list[tuple[float, str]]
 ) -> None:
