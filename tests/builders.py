@@ -34,7 +34,6 @@ from redlist.ledger.entry import (
     Award,
     Body,
     Genesis,
-    Grade,
     KeyChange,
     Objection,
     Redeem,
@@ -44,6 +43,7 @@ from redlist.ledger.entry import (
 )
 from redlist.ledger.log import Log
 from redlist.ledger.note import NoteSigner
+from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
 #: The origin (log name) of the test town; also the name of its log key.
 ORIGIN = "wendeng.redlist.example/log"
@@ -51,21 +51,8 @@ ORIGIN = "wendeng.redlist.example/log"
 #: 2026-01-01T00:00:00Z in ms: the default author and node time of a new town.
 START_MS = 1_767_225_600_000
 
-#: Wendeng's published scale (DESIGN 3.4).
-WENDENG_CONFIG = TownConfig(
-    base=1000,
-    grades=(
-        Grade("AAA", 1050),
-        Grade("AA", 1030),
-        Grade("A", 960),
-        Grade("B", 850),
-        Grade("C", 600),
-        Grade("D", None),
-    ),
-    quorum=2,
-    publicity_days=7,
-    tz="Asia/Shanghai",
-)
+#: Wendeng's published scale (DESIGN 3.4), which is also a new node's default.
+WENDENG_CONFIG = DEFAULT_TOWN_CONFIG
 
 
 @dataclass(frozen=True)
@@ -307,3 +294,29 @@ def create_log(
     if setup:
         log.append(town.setup(), now_ms=town.now_ms)
     return log
+
+
+#: The tree sizes at which :func:`build_town_log` commits a batch (and signs a checkpoint).
+TOWN_LOG_CHECKPOINT_SIZES = (1, 11, 15, 19, 23, 27, 31, 32)
+
+
+def build_town_log(data_dir: Path, town: Town) -> None:
+    """A closed log of 32 entries in 8 batches holding every kind of entry: the genesis,
+    staff and rules, awards and deductions, a council award, a redemption, an objection
+    and the reversal it led to, a retired rule."""
+    with create_log(data_dir, town, setup=True) as log:
+        for _ in range(4):
+            town.now_ms += 60_000
+            awards = [town.award(f"resident-{n}", "clean-pond") for n in range(3)]
+            log.append([*awards, town.award("resident-3", "burn-straw")], now_ms=town.now_ms)
+        log.append(
+            [
+                town.award("resident-1", "mediate-dispute"),
+                town.redeem("resident-0", 5),
+                town.objection(11),
+                town.reverse(11),
+            ],
+            now_ms=town.now_ms,
+        )
+        log.append([town.retire_rule("litter")], now_ms=town.now_ms)
+        assert log.size == TOWN_LOG_CHECKPOINT_SIZES[-1]

@@ -15,33 +15,21 @@ from redlist.ledger.entry import (
     EntrySignature,
     Envelope,
     Genesis,
-    Grade,
     KeyChange,
     Leaf,
     Objection,
     Redeem,
     Reverse,
     RuleChange,
-    TownConfig,
     decode_body,
     is_valid_account,
 )
 from redlist.ledger.errors import FormatError
+from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
-WENDENG = TownConfig(
-    base=1000,
-    grades=(
-        Grade("AAA", 1050),
-        Grade("AA", 1030),
-        Grade("A", 960),
-        Grade("B", 850),
-        Grade("C", 600),
-        Grade("D", None),
-    ),
-    quorum=2,
-    publicity_days=7,
-    tz="Asia/Shanghai",
-)
+# Wendeng's published scale (DESIGN 3.4), a new node's default; its values are pinned
+# in tests/node/test_init_export.py.
+WENDENG = DEFAULT_TOWN_CONFIG
 LOG = "dongguan.example/redlist"
 ENTRY_ID = bytes(range(16))
 

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.builders import WENDENG_CONFIG, Town, corrupt_signature, create_log
+from tests.builders import (
+    TOWN_LOG_CHECKPOINT_SIZES,
+    WENDENG_CONFIG,
+    Town,
+    build_town_log,
+    corrupt_signature,
+    create_log,
+)
 
 from redlist.ledger import codec, integrity, merkle
 from redlist.ledger.entry import Leaf, decode_body
@@ -44,29 +51,8 @@ from redlist.ledger.store import (
 )
 
 #: Tree sizes at which ``build_town_log`` commits a batch (and signs a checkpoint).
-CHECKPOINT_SIZES = (1, 11, 15, 19, 23, 27, 31, 32)
+CHECKPOINT_SIZES = TOWN_LOG_CHECKPOINT_SIZES
 SIZE = CHECKPOINT_SIZES[-1]
-
-
-def build_town_log(data: Path, town: Town) -> None:
-    """32 entries in 8 batches: staff and rules, awards and deductions, a council award,
-    a redemption, an objection and the reversal it led to, a retired rule."""
-    with create_log(data, town, setup=True) as log:
-        for _ in range(4):
-            town.now_ms += 60_000
-            awards = [town.award(f"resident-{n}", "clean-pond") for n in range(3)]
-            log.append([*awards, town.award("resident-3", "burn-straw")], now_ms=town.now_ms)
-        log.append(
-            [
-                town.award("resident-1", "mediate-dispute"),
-                town.redeem("resident-0", 5),
-                town.objection(11),
-                town.reverse(11),
-            ],
-            now_ms=town.now_ms,
-        )
-        log.append([town.retire_rule("litter")], now_ms=town.now_ms)
-        assert log.size == SIZE
 
 
 @pytest.fixture(scope="module")

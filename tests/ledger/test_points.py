@@ -14,34 +14,21 @@ from redlist.ledger.entry import (
     EntrySignature,
     Envelope,
     Genesis,
-    Grade,
     KeyChange,
     Objection,
     Redeem,
     Reverse,
     RuleChange,
-    TownConfig,
 )
 from redlist.ledger.errors import RuleViolation
 from redlist.ledger.points import CHECKS, Effect, apply_entry
 from redlist.ledger.state import MemoryState
+from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
 LOG = "dongguan.example/redlist"
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-CONFIG = TownConfig(
-    1000,
-    (
-        Grade("AAA", 1050),
-        Grade("AA", 1030),
-        Grade("A", 960),
-        Grade("B", 850),
-        Grade("C", 600),
-        Grade("D", None),
-    ),
-    2,
-    7,
-    "Asia/Shanghai",
-)
+# Wendeng's published scale (DESIGN 3.4), a new node's default.
+CONFIG = DEFAULT_TOWN_CONFIG
 
 
 def _key(n: int) -> SigningKey:

@@ -40,7 +40,7 @@ import lmdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.builders import Town, corrupt_signature, create_log
+from tests.builders import Town, build_town_log, corrupt_signature, create_log
 
 from redlist.ledger.entry import Leaf
 from redlist.ledger.errors import RedlistError, StoreError
@@ -68,25 +68,6 @@ PAGE = 4096
 TXNID_OFFSET = 144
 
 Dump = dict[str, list[list[str]]]
-
-
-def build_town_log(data: Path, town: Town) -> None:
-    """32 entries in 8 batches, every kind of entry after the genesis."""
-    with create_log(data, town, setup=True) as log:
-        for _ in range(4):
-            town.now_ms += 60_000
-            awards = [town.award(f"resident-{n}", "clean-pond") for n in range(3)]
-            log.append([*awards, town.award("resident-3", "burn-straw")], now_ms=town.now_ms)
-        log.append(
-            [
-                town.award("resident-1", "mediate-dispute"),
-                town.redeem("resident-0", 5),
-                town.objection(11),
-                town.reverse(11),
-            ],
-            now_ms=town.now_ms,
-        )
-        log.append([town.retire_rule("litter")], now_ms=town.now_ms)
 
 
 def dump(data: Path) -> Dump:

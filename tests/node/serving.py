@@ -1,10 +1,17 @@
-"""Run a real node in-process on 127.0.0.1:0 and talk to it with the generated stubs."""
+"""Run a real node on 127.0.0.1:0: in-process, talking to it with the generated stubs, or
+as a ``redlist-node serve`` subprocess."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from grpc import aio
 
@@ -65,3 +72,44 @@ async def rpc_error(awaitable: Awaitable[object]) -> aio.AioRpcError:
 def metadata_of(error: aio.AioRpcError) -> dict[str, str]:
     trailing = error.trailing_metadata() or ()
     return {str(key): str(value) for key, value in trailing}
+
+
+#: Where the console scripts of this environment are.
+BIN = Path(sys.executable).parent
+
+
+@contextmanager
+def serve_in_subprocess(data_dir: Path, *flags: str | Path, output: Path) -> Iterator[str]:
+    """``redlist-node serve --data DATA_DIR --listen 127.0.0.1:0 FLAGS...`` in a subprocess.
+
+    Yields the address it serves on. Its stdout and stderr are written to
+    ``serve.out`` and ``serve.err`` in the directory ``output``; it is stopped on exit.
+    """
+    stdout = output / "serve.out"
+    with stdout.open("wb") as out, (output / "serve.err").open("wb") as err:
+        process = subprocess.Popen(
+            [BIN / "redlist-node", "serve", "--data", data_dir, "--listen", "127.0.0.1:0", *flags],
+            stdout=out,
+            stderr=err,
+        )
+    try:
+        yield _wait_for_address(process, stdout)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_address(process: subprocess.Popen[bytes], stdout: Path) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        match = re.search(r"^serving log .* on (\S+)$", stdout.read_text(), re.MULTILINE)
+        if match:
+            return match.group(1)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"the node did not start: {stdout.read_text()}")

@@ -16,10 +16,6 @@ import asyncio
 import datetime
 import ipaddress
 import json
-import re
-import subprocess
-import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc import aio
 from tests.builders import Town, create_log
-from tests.node.serving import rpc_error
+from tests.node.serving import rpc_error, serve_in_subprocess
 from tests.staff.running import redlist
 
 from redlist.ledger.errors import FormatError, KeyFileError
@@ -42,11 +38,11 @@ from redlist.node.ratelimit import RateLimit
 from redlist.node.server import NodeServer, ServerOptions
 from redlist.node.tls import ServerTLS, is_loopback, load_server_material
 from redlist.staff.cli import build_parser
-from redlist.staff.client import ClientTLS, LedgerClient, NodeAddress
+from redlist.staff.client import LedgerClient, NodeAddress
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
+from redlist.verifier.remote import RemoteTLS
 
-BIN = Path(sys.executable).parent
 NOW = datetime.datetime.now(datetime.UTC)
 CLERK = "CN=Wang Fang (grid),O=Dongguan town"
 CASHIER = "CN=Sun Li (cashier),O=Dongguan town"
@@ -178,10 +174,10 @@ class Pki:
     def server(self, *, mutual: bool = False) -> ServerTLS:
         return ServerTLS(self.server_cert, self.server_key, self.ca if mutual else None)
 
-    def client(self, *, with_cert: bool = True, ca: Path | None = None) -> ClientTLS:
+    def client(self, *, with_cert: bool = True, ca: Path | None = None) -> RemoteTLS:
         if not with_cert:
-            return ClientTLS(ca=ca or self.ca)
-        return ClientTLS(ca=ca or self.ca, cert=self.client_cert, key=self.client_key)
+            return RemoteTLS(ca=ca or self.ca)
+        return RemoteTLS(ca=ca or self.ca, cert=self.client_cert, key=self.client_key)
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +216,7 @@ def log(tmp_path: Path) -> Iterator[Log]:
 # Serving
 
 
-def credentials(tls: ClientTLS) -> grpc.ChannelCredentials:
+def credentials(tls: RemoteTLS) -> grpc.ChannelCredentials:
     return tls.channel_credentials()
 
 
@@ -285,7 +281,7 @@ def test_mutual_tls_needs_a_client_certificate_from_the_town_ca(log: Log, pki: P
             checkpoint_over(node.address, credentials(pki.client(with_cert=False)))
         )
         assert without.code() is grpc.StatusCode.UNAVAILABLE
-        stranger = ClientTLS(ca=pki.ca, cert=pki.stranger_cert, key=pki.stranger_key)
+        stranger = RemoteTLS(ca=pki.ca, cert=pki.stranger_cert, key=pki.stranger_key)
         foreign = await rpc_error(checkpoint_over(node.address, credentials(stranger)))
         assert foreign.code() is grpc.StatusCode.UNAVAILABLE
         plaintext = await rpc_error(checkpoint_over(node.address, None))
@@ -297,7 +293,7 @@ def test_mutual_tls_needs_a_client_certificate_from_the_town_ca(log: Log, pki: P
 
 def test_under_mutual_tls_each_certificate_has_its_own_rate_limit(log: Log, pki: Pki) -> None:
     # Both clients connect from 127.0.0.1; the limit follows the certificate subject.
-    cashier = ClientTLS(ca=pki.ca, cert=pki.cashier_cert, key=pki.cashier_key)
+    cashier = RemoteTLS(ca=pki.ca, cert=pki.cashier_cert, key=pki.cashier_key)
 
     async def body(node: NodeServer) -> None:
         await checkpoint_over(node.address, credentials(pki.client()))
@@ -315,7 +311,7 @@ def test_under_mutual_tls_each_certificate_has_its_own_rate_limit(log: Log, pki:
 
 
 def test_ledger_client_reads_over_mutual_tls(log: Log, pki: Pki) -> None:
-    def read(address: str, tls: ClientTLS | None) -> int:
+    def read(address: str, tls: RemoteTLS | None) -> int:
         with LedgerClient(address, tls=tls) as client:
             return client.latest().size
 
@@ -340,7 +336,7 @@ def test_node_and_tls_flags_combine_in_any_order(argv: list[str]) -> None:
     args = build_parser().parse_args(["account", "dgc-0001", *argv])
     assert isinstance(args.node, NodeAddress)
     assert args.node == "127.0.0.1:7420"
-    assert args.node.tls == ClientTLS(Path("ca.pem"), Path("c.pem"), Path("k"))
+    assert args.node.tls == RemoteTLS(Path("ca.pem"), Path("c.pem"), Path("k"))
 
 
 def test_without_tls_flags_the_node_address_is_plaintext() -> None:
@@ -351,9 +347,9 @@ def test_without_tls_flags_the_node_address_is_plaintext() -> None:
 
 def test_client_tls_files_are_checked(pki: Pki, tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="--tls-cert and --tls-key together"):
-        ClientTLS(ca=pki.ca, cert=pki.client_cert).channel_credentials()
+        RemoteTLS(ca=pki.ca, cert=pki.client_cert).channel_credentials()
     with pytest.raises(KeyFileError, match=r"given with --tls-ca does not exist"):
-        ClientTLS(ca=tmp_path / "missing.pem").channel_credentials()
+        RemoteTLS(ca=tmp_path / "missing.pem").channel_credentials()
 
 
 # ---------------------------------------------------------------------------
@@ -500,40 +496,15 @@ def test_incomplete_tls_settings_are_refused(values: dict[str, object], message:
 # End to end: redlist-node serve with the flags, redlist account with the client's
 
 
-def _wait_for_address(process: subprocess.Popen[bytes], stdout: Path) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        match = re.search(r"^serving log .* on (\S+)$", stdout.read_text(), re.MULTILINE)
-        if match:
-            return match.group(1)
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"the node did not start: {stdout.read_text()}")
-
-
 @pytest.fixture
 def mutual_tls_node(tmp_path: Path, pki: Pki) -> Iterator[str]:
     """``redlist-node serve`` in a subprocess with mutual TLS; yields its address."""
     create_log(tmp_path / "data", Town.generate(), setup=True).close()
-    stdout = tmp_path / "serve.out"
-    with stdout.open("wb") as out, (tmp_path / "serve.err").open("wb") as err:
-        process = subprocess.Popen(
-            [BIN / "redlist-node", "serve", "--data", tmp_path / "data",
-             "--listen", "127.0.0.1:0", "--tls-cert", pki.server_cert,
-             "--tls-key", pki.server_key, "--tls-client-ca", pki.ca],
-            stdout=out,
-            stderr=err,
-        )  # fmt: skip
-    try:
-        yield _wait_for_address(process, stdout)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    tls_flags: list[str | Path] = [
+        "--tls-cert", pki.server_cert, "--tls-key", pki.server_key, "--tls-client-ca", pki.ca
+    ]  # fmt: skip
+    with serve_in_subprocess(tmp_path / "data", *tls_flags, output=tmp_path) as address:
+        yield address
     assert "transport=mutual-tls" in (tmp_path / "serve.err").read_text()
 
 

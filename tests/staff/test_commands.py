@@ -17,8 +17,8 @@ from tests.staff.running import redlist
 
 from redlist.ledger.crypto import SigningKey
 from redlist.staff import keyfile
-from redlist.staff.client import AccountEntry, AccountView
 from redlist.staff.commands import account, submit
+from redlist.verifier.remote import RemoteAccount, RemoteEntry
 
 NOWHERE = "127.0.0.1:1"
 CHECKPOINT = (
@@ -219,7 +219,7 @@ def test_outcome_summary() -> None:
 # ---------------------------------------------------------------------------
 # The account statement
 
-VIEW = AccountView(
+VIEW = RemoteAccount(
     account="dgc-0001",
     score=1010,
     spendable=-5,
@@ -228,11 +228,11 @@ VIEW = AccountView(
     grade="A",
     entries=(
         # 2026-01-05 06:03 UTC is 14:03 in Asia/Shanghai.
-        AccountEntry(
+        RemoteEntry(
             40, 1_767_592_980_000, 1_767_592_979_000, "award", "V01", 2, "pond", "", 10, None
         ),
-        AccountEntry(41, 1_767_600_000_000, 1_767_600_000_000, "award", "H01", 1, "", "", 20, 57),
-        AccountEntry(
+        RemoteEntry(41, 1_767_600_000_000, 1_767_600_000_000, "award", "H01", 1, "", "", 20, 57),
+        RemoteEntry(
             42, 1_767_610_000_000, 1_767_610_000_000, "redeem", "", 0, "", "大米 5 公斤", 15, None
         ),
     ),
@@ -308,7 +308,7 @@ def test_statement_json() -> None:
 
 
 def test_statement_of_an_account_without_entries() -> None:
-    empty = AccountView("dgc-9", 1000, 0, 0, 0, "A", (), CHECKPOINT)
+    empty = RemoteAccount("dgc-9", 1000, 0, 0, 0, "A", (), CHECKPOINT)
     lines = account.to_lines(empty, "UTC", account.town_zone("UTC"))
     assert lines[-1] == "No awards or redemptions yet."
 

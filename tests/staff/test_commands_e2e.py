@@ -13,13 +13,13 @@ import json
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.node.serving import serve_in_subprocess
 from tests.staff.running import Run, redlist
 
 from redlist.ledger.crypto import SigningKey
@@ -82,18 +82,6 @@ def entry_number(output: str) -> int:
     return int(match.group(1))
 
 
-def wait_for_address(process: subprocess.Popen[bytes], stdout: Path) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        match = re.search(r"^serving log .* on (\S+)$", stdout.read_text(), re.MULTILINE)
-        if match:
-            return match.group(1)
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"the node did not start: {stdout.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
     root = tmp_path_factory.mktemp("town")
@@ -108,15 +96,8 @@ def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
         capture_output=True,
         timeout=60,
     )  # fmt: skip
-    stdout, stderr = root / "serve.out", root / "serve.err"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [BIN / "redlist-node", "serve", "--data", data, "--listen", "127.0.0.1:0"],
-            stdout=out,
-            stderr=err,
-        )
-    try:
-        served = Town(wait_for_address(process, stdout), root, keys)
+    with serve_in_subprocess(data, output=root) as address:
+        served = Town(address, root, keys)
         for name, roles in (
             ("grid", "grid"),
             ("council1", "council,grid"),
@@ -133,13 +114,6 @@ def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
         )
         assert loaded.code == 0, loaded.err
         yield served
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # ---------------------------------------------------------------------------

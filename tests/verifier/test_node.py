@@ -794,13 +794,29 @@ def view(
     )
 
 
+def listed(seq: int, kind: str, points: int, reversed_by: int | None) -> RemoteEntry:
+    """An entry as a node lists it, with only what the comparison reads filled in."""
+    return RemoteEntry(
+        seq=seq,
+        time=0,
+        at=0,
+        kind=kind,
+        rule="",
+        qty=0,
+        note="",
+        item="",
+        points=points,
+        reversed_by=reversed_by,
+    )
+
+
 def test_answers_at_a_later_checkpoint_are_compared_at_the_audited_size() -> None:
     config = standard_log().town.config
     entries = (
-        RemoteEntry(20, "award", 30, None),
-        RemoteEntry(25, "redeem", 10, None),
-        RemoteEntry(31, "award", 5, None),  # after the audited size 30
-        RemoteEntry(22, "award", 40, 32),  # reversed after the audited size
+        listed(20, "award", 30, None),
+        listed(25, "redeem", 10, None),
+        listed(31, "award", 5, None),  # after the audited size 30
+        listed(22, "award", 40, 32),  # reversed after the audited size
     )
     assert figures_at(entries, 30) == (70, 10)
     assert figures_at(entries, 40) == (35, 10)

@@ -21,8 +21,9 @@ from redlist.ledger.errors import RedlistError
 from redlist.ledger.log import LOG_PUB_NAME
 from redlist.node import cli as node_cli
 from redlist.staff import cli as staff_cli
-from redlist.staff.client import AccountView, LedgerClient, read_checkpoint
+from redlist.staff.client import LedgerClient, read_checkpoint
 from redlist.verifier import cli as verifier_cli
+from redlist.verifier.remote import RemoteAccount
 
 REDLIST = Program("redlist", staff_cli.main)
 REDLIST_NODE = Program("redlist-node", node_cli.main)
@@ -306,7 +307,7 @@ class Tour:
         )
 
 
-def _figures(view: AccountView) -> tuple[int, int, int, str]:
+def _figures(view: RemoteAccount) -> tuple[int, int, int, str]:
     return (view.score, view.spendable, view.redeemed, view.grade)
 
 

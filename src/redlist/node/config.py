@@ -30,13 +30,13 @@ second's worth of calls.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from redlist.ledger.errors import FormatError
+from redlist.node.tomlfile import read_toml
 
 DEFAULT_MAX_BATCH = 10_000
 DEFAULT_MAX_GROUP = 10_000
@@ -134,18 +134,7 @@ _PATHS = ("data", "tls_cert", "tls_key", "tls_client_ca")
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """The settings a TOML file gives, checked for names and types (not yet combined)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FormatError(f"config file {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise FormatError(f"config file {path} is not UTF-8 text") from None
-    except OSError as error:
-        raise FormatError(f"cannot read config file {path}: {error.strerror}") from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise FormatError(f"config file {path} is not valid TOML: {error}") from None
+    document = read_toml(path, "config file")
     values: dict[str, Any] = {}
     for name, value in document.items():
         allowed = _TYPES.get(name)

@@ -3,6 +3,9 @@
 The servicer never builds or reads a message field itself; it calls these. Leaves,
 checkpoints and proof hashes travel as the exact bytes and texts of DESIGN 3, so
 the conversions only copy them: nothing is re-encoded on the way out.
+
+Only the server's direction lives here. Reading answers back into values is the
+clients' side: ``redlist.verifier.remote`` (shared by the staff client) does it.
 """
 
 from __future__ import annotations
@@ -21,11 +24,6 @@ def envelopes_from_request(request: pb.SubmitRequest) -> list[bytes]:
 
 def submit_response(result: AppendResult) -> pb.SubmitResponse:
     return pb.SubmitResponse(seqs=result.seqs, checkpoint=result.checkpoint)
-
-
-def append_result_from_response(response: pb.SubmitResponse) -> AppendResult:
-    """The inverse of :func:`submit_response` (for clients and tests)."""
-    return AppendResult(tuple(response.seqs), response.checkpoint)
 
 
 def checkpoint_response(checkpoint: str) -> pb.GetCheckpointResponse:
@@ -75,32 +73,4 @@ def account_entry_message(entry: StatementEntry) -> pb.AccountEntry:
         note=entry.note,
         item=entry.item,
         at=entry.at,
-    )
-
-
-def statement_from_message(message: pb.Account) -> AccountStatement:
-    """The inverse of :func:`account_message` (for clients and tests)."""
-    return AccountStatement(
-        account=message.account,
-        earned=message.earned,
-        redeemed=message.redeemed,
-        spendable=message.spendable,
-        score=message.score,
-        grade=message.grade,
-        entries=tuple(
-            StatementEntry(
-                seq=entry.seq,
-                time=entry.time,
-                kind=entry.kind,
-                rule=entry.rule,
-                points=entry.points,
-                reversed_by=entry.reversed_by if entry.reversed else None,
-                qty=entry.qty,
-                note=entry.note,
-                item=entry.item,
-                at=entry.at,
-            )
-            for entry in message.entries
-        ),
-        checkpoint=message.checkpoint,
     )

@@ -25,7 +25,6 @@ file may set any of the keys; those it leaves out keep their default::
 
 from __future__ import annotations
 
-import tomllib
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 from redlist.ledger.entry import Grade, TownConfig
 from redlist.ledger.errors import FormatError
+from redlist.node.tomlfile import read_toml
 
 DEFAULT_TOWN_CONFIG = TownConfig(
     base=1000,
@@ -54,18 +54,7 @@ _GRADE_KEYS = frozenset({"name", "min"})
 
 def load_town_config(path: Path) -> TownConfig:
     """The default configuration with the overrides of the TOML file ``path``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FormatError(f"town config {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise FormatError(f"town config {path} is not UTF-8 text") from None
-    except OSError as error:
-        raise FormatError(f"cannot read town config {path}: {error.strerror}") from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise FormatError(f"town config {path} is not valid TOML: {error}") from None
+    document = read_toml(path, "town config")
     try:
         return town_config_from_toml(document)
     except FormatError as error:

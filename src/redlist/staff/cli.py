@@ -1,7 +1,8 @@
 """``redlist``: the staff command line.
 
 Subcommands live in ``redlist.staff.commands``, one module each; this module
-builds the parser from them and is the one place where errors become output:
+lists them and says which errors are refusals. ``redlist.console`` builds the
+parser and is the one place where errors become output:
 
 * exit 0: done;
 * exit 1: the operation was refused (the node refused an entry, a rule of the
@@ -18,15 +19,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from redlist.ledger.errors import (
-    BatchError,
-    ConflictError,
-    IntegrityError,
-    NodeError,
-    RedlistError,
-    RuleViolation,
-    VerificationError,
-)
+from redlist import console
+from redlist.ledger.errors import NodeError
 from redlist.staff.commands import (
     account,
     award,
@@ -40,48 +34,24 @@ from redlist.staff.commands import (
     submit,
 )
 
-EXIT_OK = 0
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
-
 # Adding a subcommand: write its module under redlist.staff.commands and list it here.
 _COMMANDS = (keygen, key, rule, rules, award, redeem, objection, reverse, submit, account)
 
-#: Errors that mean "refused", not "could not start".
-REFUSALS = (
-    RuleViolation,
-    BatchError,
-    ConflictError,
-    IntegrityError,
-    VerificationError,
-    NodeError,
-)
+#: Errors that mean "refused", not "could not start": a node's refusal is one too.
+REFUSALS = (*console.REFUSALS, NodeError)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="redlist",
-        description="Staff tools for a town's credit-point ledger: keys and signed entries.",
+    return console.build_parser(
+        "redlist",
+        "Staff tools for a town's credit-point ledger: keys and signed entries.",
+        _COMMANDS,
     )
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for command in _COMMANDS:
-        command.add_parser(subparsers)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``redlist`` with ``argv`` (default: the process arguments); return the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        code: int = args.run(args)
-    except RedlistError as error:
-        print(f"error: {error.diagnostics()}", file=sys.stderr)
-        return EXIT_REFUSED if isinstance(error, REFUSALS) else EXIT_USAGE
-    except OSError as error:
-        where = f": {error.filename}" if error.filename else ""
-        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
-        return EXIT_USAGE
-    return code
+    return console.run(build_parser(), argv, REFUSALS)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redlist.ledger.errors import RedlistError
 from redlist.staff import entries
-from redlist.staff.client import (
-    AccountEntry,
-    AccountView,
-    LedgerClient,
-    add_node_argument,
-    read_checkpoint,
-)
+from redlist.staff.client import LedgerClient, add_node_argument, read_checkpoint
+from redlist.verifier.remote import RemoteAccount, RemoteEntry
 
 DESCRIPTION = """\
 Show an account as the node computes it: score (the base score plus every
@@ -74,7 +69,7 @@ def points_phrase(points: int) -> str:
     return f"{points} point" + ("" if abs(points) == 1 else "s")
 
 
-def standing(view: AccountView) -> str:
+def standing(view: RemoteAccount) -> str:
     """One line: the account's score, grade and points to spend."""
     return (
         f"{view.account} now has a score of {view.score} (grade {view.grade}) and "
@@ -82,7 +77,7 @@ def standing(view: AccountView) -> str:
     )
 
 
-def lookup(client: LedgerClient, account: str) -> AccountView | None:
+def lookup(client: LedgerClient, account: str) -> RemoteAccount | None:
     """The account, or None when the node does not say (the entry is recorded anyway)."""
     try:
         return client.get_account(account)
@@ -92,7 +87,7 @@ def lookup(client: LedgerClient, account: str) -> AccountView | None:
 
 def after_entry(
     client: LedgerClient, account: str, seq: int
-) -> tuple[AccountEntry | None, AccountView | None]:
+) -> tuple[RemoteEntry | None, RemoteAccount | None]:
     """The account after entry ``seq`` was recorded, and that entry as the node reports it."""
     view = lookup(client, account)
     if view is None:
@@ -115,7 +110,7 @@ def town_zone(name: str) -> tzinfo:
         return ZoneInfo("UTC")
 
 
-def to_json(view: AccountView, zone_name: str, zone: tzinfo) -> dict[str, Any]:
+def to_json(view: RemoteAccount, zone_name: str, zone: tzinfo) -> dict[str, Any]:
     checkpoint = read_checkpoint(view.checkpoint) if view.checkpoint else None
     return {
         "account": view.account,
@@ -148,7 +143,7 @@ def to_json(view: AccountView, zone_name: str, zone: tzinfo) -> dict[str, Any]:
     }
 
 
-def to_lines(view: AccountView, zone_name: str, zone: tzinfo) -> list[str]:
+def to_lines(view: RemoteAccount, zone_name: str, zone: tzinfo) -> list[str]:
     checkpoint = read_checkpoint(view.checkpoint) if view.checkpoint else None
     where = f" in log {checkpoint.origin}, as of entry {checkpoint.size - 1}" if checkpoint else ""
     lines = [

@@ -1,0 +1,87 @@
+"""What ``redlist`` and ``redlist-node`` share: a parser built from one module per
+subcommand, and the one place where errors become output and an exit code.
+
+* exit 0: done (or whatever the subcommand's ``run`` returns);
+* exit 1: the operation was refused: the error is one of the program's refusals;
+* exit 2: it could not start: bad arguments (argparse), any other ``RedlistError``,
+  an ``OSError``.
+
+Errors print as ``error: <explanation>`` on stderr, never as a traceback.
+``redlist-verify`` reports its own way (``--json``, its own exit statuses) and does
+not use this module.
+
+This module sits above every package (``redlist.node`` and ``redlist.staff`` import
+it), so it imports only the ledger's errors and the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from redlist.ledger.errors import (
+    BatchError,
+    ConflictError,
+    IntegrityError,
+    RedlistError,
+    RuleViolation,
+    VerificationError,
+)
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+#: Errors that mean "refused", not "could not start", to every program.
+REFUSALS: tuple[type[RedlistError], ...] = (
+    RuleViolation,
+    BatchError,
+    ConflictError,
+    IntegrityError,
+    VerificationError,
+)
+
+
+class Command(Protocol):
+    """A subcommand's module: it adds its parser, with a ``run`` default, to ``subparsers``.
+
+    ``run(args)`` returns the exit code; errors it raises are reported by :func:`run`.
+    """
+
+    def add_parser(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        """Add the subcommand's parser to ``subparsers``."""
+
+
+def build_parser(
+    prog: str, description: str, commands: Iterable[Command]
+) -> argparse.ArgumentParser:
+    """The parser of ``prog``, with one subcommand from each of ``commands``, in order."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for command in commands:
+        command.add_parser(subparsers)
+    return parser
+
+
+def run(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    refusals: tuple[type[RedlistError], ...],
+) -> int:
+    """Parse ``argv`` (default: the process arguments), run the subcommand, return its exit code.
+
+    An error of one of the ``refusals`` exits 1; any other error exits 2.
+    """
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except RedlistError as error:
+        print(f"error: {error.diagnostics()}", file=sys.stderr)
+        return EXIT_REFUSED if isinstance(error, refusals) else EXIT_USAGE
+    except OSError as error:
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
