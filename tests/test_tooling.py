@@ -149,6 +149,9 @@ VIOLATIONS: dict[str, Violation] = {
     "staff imports lmdb": Violation(
         "staff-is-a-client", (("redlist/staff/__init__.py", "import lmdb"),)
     ),
+    "console imports node": Violation(
+        "console-is-shared", (("redlist/console.py", "import redlist.node"),)
+    ),
     "staff imports log": Violation(
         "staff-below-storage",
         (LOG, ("redlist/staff/__init__.py", "from redlist.ledger import log")),
