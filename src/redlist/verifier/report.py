@@ -36,18 +36,24 @@ def summary_text(result: AuditResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _count(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 entry``, ``2 entries``: a count with its noun in the right number."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
 def _what_was_checked(result: AuditResult) -> list[str]:
     checkpoint = result.checkpoint
     lines: list[str] = []
     if result.balances_recomputed:
         signatures = (
-            f"every signature valid ({result.signatures_checked:,} signatures)"
+            f"every signature valid ({_count(result.signatures_checked, 'signature')})"
             if result.signatures_checked
             else "no signatures to check"
         )
         lines.append(
-            f"  Checked {result.entries:,} entries, {result.staff_keys:,} staff keys, "
-            f"{result.rules:,} rules; {signatures}."
+            f"  Checked {_count(result.entries, 'entry', 'entries')}, "
+            f"{_count(result.staff_keys, 'staff key')}, {_count(result.rules, 'rule')}; "
+            f"{signatures}."
         )
         lines.append(
             "  Every entry follows the town's rules (signer roles, revocations, council "
@@ -59,7 +65,8 @@ def _what_was_checked(result: AuditResult) -> list[str]:
     else:
         last = checkpoint.size - 1
         lines.append(
-            f"  Checked entries {result.start:,} to {last:,} ({result.entries:,} entries): "
+            f"  Checked entries {result.start:,} to {last:,} "
+            f"({_count(result.entries, 'entry', 'entries')}): "
             "format, order, times, hash chain and log name."
         )
         if not result.first_prev_checked:
@@ -74,11 +81,12 @@ def _what_was_checked(result: AuditResult) -> list[str]:
         )
     lines.append(
         f"  Merkle root {checkpoint.root.hex()} matches the checkpoint of "
-        f"{checkpoint.size:,} entries signed by {checkpoint.origin}."
+        f"{_count(checkpoint.size, 'entry', 'entries')} signed by {checkpoint.origin}."
     )
     for head in result.trusted_heads:
         lines.append(
-            f"  The log extends the checkpoint of {head.size:,} entries held in {head.source}."
+            f"  The log extends the checkpoint of {_count(head.size, 'entry', 'entries')} held "
+            f"in {head.source}."
         )
     return lines
 
