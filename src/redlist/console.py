@@ -4,7 +4,10 @@ subcommand, and the one place where errors become output and an exit code.
 * exit 0: done (or whatever the subcommand's ``run`` returns);
 * exit 1: the operation was refused: the error is one of the program's refusals;
 * exit 2: it could not start: bad arguments (argparse), any other ``RedlistError``,
-  an ``OSError``.
+  an ``OSError``;
+* exit 130: interrupted (Ctrl-C), as shells report a command stopped by SIGINT;
+* exit 141: the reader of the output went away (``redlist account ... | head``):
+  the output ends silently, as for a command stopped by SIGPIPE.
 
 Errors print as ``error: <explanation>`` on stderr, never as a traceback.
 ``redlist-verify`` reports its own way (``--json``, its own exit statuses) and does
@@ -17,6 +20,7 @@ it), so it imports only the ledger's errors and the standard library.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -33,6 +37,10 @@ from redlist.ledger.errors import (
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+#: 128 + SIGINT: what a shell reports for a command stopped with Ctrl-C.
+EXIT_INTERRUPTED = 130
+#: 128 + SIGPIPE: what a shell reports for a command whose reader went away.
+EXIT_BROKEN_PIPE = 141
 
 #: Errors that mean "refused", not "could not start", to every program.
 REFUSALS: tuple[type[RedlistError], ...] = (
@@ -77,11 +85,29 @@ def run(
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit as a traceback
     except RedlistError as error:
         print(f"error: {error.diagnostics()}", file=sys.stderr)
         return EXIT_REFUSED if isinstance(error, refusals) else EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nerror: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader (head, less) has what it wanted; Python must not try again at exit.
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
         print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return EXIT_USAGE
     return code
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so the flush at exit finds no closed pipe."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):  # stdout is no real file (tests): nothing to flush
+        pass

@@ -9,12 +9,14 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from tests.builders import Town, corrupt_signature, create_log
 
 from redlist.ledger.entry import Leaf
+from redlist.ledger.errors import StoreError
 from redlist.ledger.note import NoteSigner
 from redlist.ledger.state import Balance
 from redlist.ledger.store import ENV_DIR_NAME, LmdbStore, int_key
@@ -131,7 +133,8 @@ def test_a_truncated_file_is_a_problem_not_a_crash(
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda path: None, "is not a redlist data directory (it has no ledger.lmdb)"),
+        (lambda path: None, "the data directory"),  # then: "... does not exist"
+        (lambda path: path.mkdir(), "is not a redlist data directory (it has no ledger.lmdb)"),
         (lambda path: (path / ENV_DIR_NAME).mkdir(parents=True), "data.mdb is missing"),
     ],
 )
@@ -144,6 +147,48 @@ def test_a_directory_without_a_ledger_cannot_be_opened(
     assert (code, output) == (2, "")
     assert error.startswith("error: ")
     assert message in error
+
+
+def test_a_missing_data_directory_is_called_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, error = run(capsys, "--data", str(tmp_path / "nothing"))
+    assert code == 2
+    assert error == f"error: the data directory {tmp_path / 'nothing'} does not exist\n"
+
+
+def test_an_unreadable_published_key_is_named_in_words(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(StoreError) as refused:
+        check._published_key(data)
+    assert refused.value.diagnostics() == (
+        f"cannot read the log's published key {data / 'log.pub'}: Permission denied"
+    )
+
+
+def test_ctrl_c_stops_the_child_and_is_reported_as_an_interruption(tmp_path: Path) -> None:
+    def slow() -> check.Outcome:
+        time.sleep(30)
+        return check.Outcome(0, "too late")
+
+    def ctrl_c(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, ctrl_c)
+    started = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)  # a fork's child has no timer of its own
+        with pytest.raises(KeyboardInterrupt):
+            check.isolated(slow, tmp_path)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 10
 
 
 def _die_of_sigbus(*args: object, **kwargs: object) -> None:

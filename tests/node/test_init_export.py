@@ -141,7 +141,8 @@ def test_init_with_a_toml_config_overrides_the_defaults(
         ("base = 1000.5", "'base' must be an integer"),
         ("bonus = 5", "unknown field(s) 'bonus'"),
         ('tz = "Mars/Olympus"', "not a known IANA time zone"),
-        ('[[grades]]\nname = "A"\nmin = 900', "the last grade's min must be nil"),
+        ('[[grades]]\nname = "A"\nmin = 900', "the last grade ('A') must have no 'min'"),
+        ('[[grades]]\nname = "A"\n[[grades]]\nname = "B"', "grade 1 ('A') needs a 'min'"),
         ('[[grades]]\nname = "A"\nlevel = 2', "grade 1: unknown key(s) 'level'"),
     ],
 )
@@ -160,6 +161,24 @@ def test_bad_config_is_refused_before_anything_is_created(
     assert error.startswith(f"error: town config {config}")
     assert message in error
     assert not (tmp_path / "data").exists()
+
+
+def test_a_config_saved_by_notepad_with_a_byte_order_mark(
+    tmp_path: Path, admin_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "town.toml"
+    config.write_bytes(b"\xef\xbb\xbfquorum = 3\r\n")
+    code, output, error = init(capsys, tmp_path / "data", admin_key, "--config", str(config))
+    assert code == 0, error
+    assert "council quorum 3" in output
+
+
+def test_a_directory_as_config_is_named(
+    tmp_path: Path, admin_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, error = init(capsys, tmp_path / "data", admin_key, "--config", str(tmp_path))
+    assert code == 2
+    assert error == f"error: town config {tmp_path} is a directory, not a file\n"
 
 
 @pytest.mark.parametrize("origin", ["my town", "town+log", "", "line\nbreak"])
@@ -192,8 +211,24 @@ def test_public_key_file_as_admin_key_exits_2_and_leaves_no_data_dir(
     data = tmp_path / "data"
     code, _, error = init(capsys, data, keyfile.public_path(admin_key))
     assert code == 2
-    assert "admin.pem.pub: not a PEM private key" in error
+    assert "admin.pem.pub holds a public key; signing needs the private key file" in error
     assert not data.exists()
+
+
+def test_a_data_dir_that_cannot_be_created_is_named(
+    tmp_path: Path,
+    admin_key: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def denied(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", denied)
+    data = tmp_path / "locked" / "data"
+    code, output, error = init(capsys, data, admin_key)
+    assert (code, output) == (2, "")
+    assert error == f"error: cannot create the data directory {data}: Permission denied\n"
 
 
 def test_init_refuses_a_used_data_dir_and_leaves_it_alone(
@@ -332,10 +367,29 @@ def test_export_of_a_directory_without_a_log_exits_2(
 
 
 def test_export_needs_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["export", "--data", str(tmp_path), "--out", str(tmp_path / "b")])
-    assert exit_info.value.code == 2
-    assert "--full" in capsys.readouterr().err
+    code, _, error = run(capsys, "export", "--data", str(tmp_path), "--out", str(tmp_path / "b"))
+    assert code == 2
+    assert (
+        error == "error: say what to export: --full (the whole log, up to its latest checkpoint)\n"
+    )
+    assert not (tmp_path / "b").exists()
+
+
+def test_export_of_a_file_or_a_missing_data_directory(
+    tmp_path: Path, admin_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "b"
+    code, _, error = run(capsys, "export", "--data", str(admin_key), "--out", str(out), "--full")
+    assert code == 2
+    assert error == (
+        f"error: {admin_key} is a file, not a data directory; --data names the directory "
+        "'redlist-node init' created\n"
+    )
+    missing = tmp_path / "nowhere"
+    code, _, error = run(capsys, "export", "--data", str(missing), "--out", str(out), "--full")
+    assert code == 2
+    assert error.startswith(f"error: the data directory {missing} does not exist")
+    assert not out.exists()
 
 
 def test_a_failed_export_leaves_no_bundle(

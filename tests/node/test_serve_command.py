@@ -135,6 +135,25 @@ def test_the_command_refuses_a_missing_data_directory(
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_the_command_refuses_a_file_as_data_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path / "notes.txt", "not a log\n")
+    code = main(["serve", "--data", str(path), "--listen", "127.0.0.1:0"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: {path} is a file, not a data directory; --data names the directory "
+        "'redlist-node init' created\n"
+    )
+
+
+def test_the_help_shows_the_tls_example_on_two_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    shown = capsys.readouterr().out
+    assert "--listen 0.0.0.0:7420 \\\n      --tls-cert tls/node.pem" in shown
+
+
 def test_the_command_needs_a_listen_address(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

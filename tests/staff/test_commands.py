@@ -16,7 +16,8 @@ import pytest
 from tests.staff.running import redlist
 
 from redlist.ledger.crypto import SigningKey
-from redlist.staff import keyfile
+from redlist.ledger.errors import NodeError
+from redlist.staff import entries, keyfile
 from redlist.staff.commands import account, submit
 from redlist.verifier.remote import RemoteAccount, RemoteEntry
 
@@ -113,6 +114,64 @@ def test_bad_values_are_reported_before_the_node_is_asked(
     refused_before_calling(result.code, result.err, problem)
 
 
+def test_numbers_are_read_as_a_clerk_writes_them(signer: str) -> None:
+    award = ["award", "--account", "dgc-1", "--rule", "V01", "--node", NOWHERE, "--signer", signer]
+    # "2.0" is the whole number 2: the command gets as far as the node.
+    result = redlist(*award, "--qty", "2.0")
+    assert result.code == 2 and "cannot reach the node" in result.err
+    result = redlist(*award, "--qty", "2.5")
+    assert result.code == 2
+    assert "argument --qty: the value must be a whole number, not '2.5'" in result.err
+    assert "invalid" not in result.err
+    result = redlist(
+        "rule", "set", "--code", "V9", "--title", "t", "--module", "m",
+        "--points", "99999999999999999999", "--node", NOWHERE, "--signer", signer,
+    )  # fmt: skip
+    assert result.code == 2
+    assert "argument --points: the value is far too large" in result.err
+    assert "64-bit" not in result.err
+
+
+def test_ctrl_c_is_reported_without_a_traceback(
+    signer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(account, "run", interrupted)
+    result = redlist("account", "dgc-1", "--node", NOWHERE)
+    assert result.code == 130
+    assert result.err == "\nerror: interrupted (Ctrl-C)\n"
+    assert "Traceback" not in result.out + result.err
+
+
+def test_a_reader_that_stops_early_ends_the_output_silently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def closed_pipe(args: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(account, "run", closed_pipe)
+    result = redlist("account", "dgc-1", "--node", NOWHERE)
+    assert result.code == 141
+    assert result.err == ""
+
+
+@pytest.mark.parametrize(
+    "argv", [["key", "add"], ["key", "revoke"], ["rule", "set"], ["rule", "retire"]]
+)
+def test_every_action_explains_itself(argv: list[str]) -> None:
+    result = redlist(*argv, "--help")
+    assert result.code == 0
+    description = result.out.split("\n\n")[1]
+    assert "signed by an admin key" in " ".join(description.lower().split()), result.out
+
+
+def test_key_add_help_lists_the_roles() -> None:
+    result = redlist("key", "add", "--help")
+    assert "from admin, grid, council, cashier" in " ".join(result.out.split())
+
+
 def test_bad_key_files(tmp_path: Path, signer: str) -> None:
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a key\n")
@@ -122,7 +181,7 @@ def test_bad_key_files(tmp_path: Path, signer: str) -> None:
     result = redlist(*award, "--signer", str(tmp_path / "missing.pem"))
     refused_before_calling(result.code, result.err, "missing.pem does not exist")
     result = redlist(*award, "--signer", signer, "--cosigner", signer)
-    refused_before_calling(result.code, result.err, "holds the same key as")
+    refused_before_calling(result.code, result.err, "is given twice (with --signer and --cosigner)")
 
 
 def test_a_public_key_file_cannot_sign(signer: str) -> None:
@@ -130,7 +189,7 @@ def test_a_public_key_file_cannot_sign(signer: str) -> None:
     result = redlist(
         "award", "--account", "dgc-1", "--rule", "V01", "--node", NOWHERE, "--signer", public
     )
-    refused_before_calling(result.code, result.err, "not a PEM private key")
+    refused_before_calling(result.code, result.err, "holds a public key; signing needs the private")
 
 
 def test_bad_node_address(signer: str) -> None:
@@ -203,6 +262,45 @@ def test_progress_bar_only_on_a_terminal() -> None:
 )
 def test_rows_phrase(rows: list[int], phrase: str) -> None:
     assert submit._rows_phrase(rows) == phrase
+
+
+def test_outcome_summary_of_one_entry() -> None:
+    outcome = submit.Outcome()
+    outcome.recorded[2] = 324
+    assert outcome.summary("refused.csv", 3) == (
+        "Submitted 1 of 3 rows of refused.csv: 1 recorded now; entry 324."
+    )
+
+
+def test_stop_report_of_one_row(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = tuple(entries.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in (2, 3, 4))
+    outcome = submit.Outcome()
+    outcome.recorded[2] = 324
+    submit._report_stop(rows, outcome, "refused.csv", refused=True)
+    out = capsys.readouterr().out
+    assert "Row 2 is recorded; the rows after it were not." in out
+    assert "first delete row 2 from it." in out
+    assert "2 to 2" not in out
+    submit._report_stop(rows, submit.Outcome(), "refused.csv", refused=True)
+    assert "No row is recorded. Once the problem is solved" in capsys.readouterr().out
+
+
+def test_a_batch_too_large_for_the_node_says_which_batch_size_to_use() -> None:
+    rows = tuple(
+        entries.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in range(2, 7)
+    )
+    refusal = NodeError(
+        "RESOURCE_EXHAUSTED",
+        "the batch has 5 envelopes; this node takes at most 2 in one request, split it",
+    )
+    located = submit._located(refusal, rows, [0, 1, 2, 3, 4])
+    assert located.diagnostics() == (
+        "the node refused the batch of rows 2 to 6: the batch has 5 envelopes; this node takes "
+        "at most 2 in one request, split it; run the same command again with --batch-size 2 "
+        "[RESOURCE_EXHAUSTED]"
+    )
+    other = NodeError("RESOURCE_EXHAUSTED", "too many calls from you; retry in 1.0 s")
+    assert "--batch-size" not in submit._located(other, rows, [0, 1]).diagnostics()
 
 
 def test_outcome_summary() -> None:

@@ -363,6 +363,25 @@ def test_objection_then_reversal(town: Town) -> None:
     assert town.size() == before
 
 
+def test_reversing_a_redemption_gives_the_points_back(town: Town) -> None:
+    town.run("award", "--account", "refund-1", "--rule", "V02")
+    redeemed = town.run(
+        "redeem", "--account", "refund-1", "--points", "4", "--item", "soap", signer="cashier"
+    )
+    target = entry_number(redeemed.out)
+    reversed_ = town.run(
+        "reverse", "--target", str(target), "--reason", "wrong item",
+        signer="council1", cosigners=("council2",),
+    )  # fmt: skip
+    assert reversed_.code == 0, reversed_.err
+    reversal = entry_number(reversed_.out)
+    assert reversed_.out == (
+        f"Reversed entry {target}, the redemption of 4 points by refund-1 (entry {reversal}): "
+        "the points are back to spend.\n"
+        "refund-1 now has a score of 1010 (grade A) and 10 points to spend.\n"
+    )
+
+
 def test_objection_only_to_an_award(town: Town) -> None:
     before = town.size()
     refused = town.run("objection", "--target", "1", "--text", "this is a key entry")
@@ -457,6 +476,41 @@ def test_submit_after_a_lost_answer_records_each_row_once(
         assert town.account(f"crash-{suffix}")["score"] == 1000 + points
 
 
+def test_submit_interrupted_by_ctrl_c_says_what_is_recorded_and_resumes(
+    town: Town, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = awards_file(town, "ctrl-c.csv", 50, "ctrlc")
+    real_submit = LedgerClient.submit
+    calls = 0
+
+    def interrupted(self: LedgerClient, envelopes: list[bytes], **kwargs: object) -> SubmitResult:
+        # Ctrl-C while the second batch is on its way: the node commits it regardless.
+        nonlocal calls
+        calls += 1
+        result = real_submit(self, envelopes)
+        if calls == 2:
+            raise KeyboardInterrupt
+        return result
+
+    before = town.size()
+    monkeypatch.setattr(LedgerClient, "submit", interrupted)
+    stopped = town.run("submit", "--csv", str(path), "--batch-size", "20")
+    assert stopped.code == 130
+    assert stopped.err == "\nerror: interrupted (Ctrl-C)\n"
+    assert "Traceback" not in stopped.out
+    assert stopped.out.startswith("Submitted 20 of 50 rows of ctrl-c.csv: 20 recorded now; ")
+    assert "Rows 2 to 21 are recorded; the rows sent last may or may not be." in stopped.out
+    assert town.size() == before + 40
+
+    monkeypatch.setattr(LedgerClient, "submit", real_submit)
+    rerun = town.run("submit", "--csv", str(path), "--batch-size", "20")
+    assert rerun.code == 0, rerun.err
+    assert "10 recorded now, 40 already recorded by an earlier run" in rerun.out
+    assert town.size() == before + 50
+    for suffix, points in points_of(50).items():
+        assert town.account(f"ctrlc-{suffix}")["score"] == 1000 + points
+
+
 def test_submit_stops_at_a_refused_row_and_resumes_after_the_fix(town: Town) -> None:
     lines = ["account,rule,qty,note"] + [f"resume-{n},V01,1," for n in range(10)]
     lines[7] = "resume-6,N01,1,"  # row 8: a rule the catalogue does not have yet
@@ -522,7 +576,7 @@ def test_submit_earlier_run_is_found_by_entry_id_not_by_look_alikes(town: Town) 
         assert submit.earlier_run_time(client, ORIGIN, row, entry_id) is None
     result = town.run("submit", "--csv", str(path))
     assert result.code == 0 and "1 recorded now" in result.out
-    match = re.search(r"entries (\d+) to", result.out)
+    match = re.search(r"; entry (\d+)\.", result.out)
     assert match is not None
     with LedgerClient(town.address) as client:
         at = submit.earlier_run_time(client, ORIGIN, row, entry_id)

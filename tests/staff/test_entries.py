@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 from pathlib import Path
@@ -116,6 +117,16 @@ def test_read_signers_refuses_the_same_key_twice(tmp_path: Path) -> None:
         entries.read_signers(first, [copy])
 
 
+def test_read_signers_names_a_file_given_twice(tmp_path: Path) -> None:
+    path = tmp_path / "li.pem"
+    keyfile.write_key_files(path, key(1), "Li")
+    with pytest.raises(KeyFileError) as refused:
+        entries.read_signers(path, [path])
+    assert refused.value.diagnostics().startswith(
+        f"{path} is given twice (with --signer and --cosigner); each staff member signs once"
+    )
+
+
 # ---------------------------------------------------------------------------
 # Single values
 
@@ -152,6 +163,34 @@ def test_roles() -> None:
         entries.parse_roles("grid,grid")
     with pytest.raises(FormatError, match="at least one role"):
         entries.parse_roles(" , ")
+    # A stray comma is a slip, not an empty role.
+    assert entries.parse_roles("grid,,council,") == ("grid", "council")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("5", 5), (" -20 ", -20), ("+3", 3), ("5.0", 5), ("10.00", 10), ("-100.", -100)],
+)
+def test_whole_numbers_as_clerks_and_spreadsheets_write_them(text: str, value: int) -> None:
+    assert entries.parse_integer(text, "qty") == value
+    assert entries.whole_number(text) == value
+
+
+@pytest.mark.parametrize("text", ["5.5", "1e3", "five", "", "0x10", "1,000", "5.0.0"])
+def test_what_is_not_a_whole_number(text: str) -> None:
+    with pytest.raises(FormatError, match=f"qty must be a whole number, not {text!r}"):
+        entries.parse_integer(text, "qty")
+    with pytest.raises(argparse.ArgumentTypeError, match="must be a whole number"):
+        entries.whole_number(text)
+
+
+@pytest.mark.parametrize("text", ["9223372036854775808", "-99999999999999999999", "9" * 40])
+def test_numbers_beyond_what_an_entry_carries_are_refused_in_words(text: str) -> None:
+    with pytest.raises(FormatError) as refused:
+        entries.parse_integer(text, "points")
+    assert "64-bit" not in refused.value.diagnostics()
+    assert refused.value.diagnostics().startswith("points ")
+    assert entries.parse_integer(str(entries.MAX_NUMBER), "points") == entries.MAX_NUMBER
 
 
 @pytest.mark.parametrize("account", ["", "张三", "dgc 0001", "-dgc", "x" * 65])
@@ -283,15 +322,85 @@ def test_long_lists_of_problems_are_cut_short() -> None:
         (b"", "is empty"),
         (b"code,title,module,points,council\n", "no rows below its header"),
         (b"code,title,module,points\nV01,a,b,1\n", "missing: council"),
-        (b"code,title,module,points,council,extra\n", "'extra' is not one of them"),
+        (b"code,title,module,points,council,extra\n", "'extra' is not among them"),
         (b"code,code,title,module,points,council\n", "names column 'code' twice"),
         ("code,title,module,points,council\nV01,焚烧,m,1,no\n".encode("gbk"), "not UTF-8"),
-        (b'code,title,module,points,council\nV01,"open quote,m,1,no\n', "not valid CSV"),
+        (b'code,title,module,points,council\nV01,"open quote,m,1,no\n', "never closed"),
     ],
 )
 def test_unusable_files(data: bytes, problem: str) -> None:
     with pytest.raises(FormatError, match=problem):
         entries.parse_rules_csv(data, "rules.csv")
+
+
+def excel_file(*rows: str, encoding: str = "utf-8") -> bytes:
+    """Rows as Excel saves them: CRLF line ends, a BOM (for UTF-8), spaces in the header
+    and empty rows of commas at the end."""
+    header = " Account , Rule ,QTY, Note "
+    text = "\r\n".join((header, *rows, ",,,", ",,,")) + "\r\n"
+    return (BOM if encoding == "utf-8" else b"") + text.encode(encoding)
+
+
+def test_awards_csv_as_excel_saves_it() -> None:
+    data = excel_file("dgc-0001,V01,2.0,池塘 5月3日", "dgc-0002,D01,,", "dgc-0003, V02 , 3 ,")
+    assert entries.parse_awards_csv(data, "may.csv") == (
+        entries.AwardRow(2, "dgc-0001", "V01", 2, "池塘 5月3日"),
+        entries.AwardRow(3, "dgc-0002", "D01", 1, None),
+        entries.AwardRow(4, "dgc-0003", "V02", 3, None),
+    )
+
+
+def test_rules_csv_points_as_excel_writes_them() -> None:
+    (row,) = entries.parse_rules_csv(rules_file("V01,Pond,environment,5.00,no"), "rules.csv")
+    assert row.points == 5
+    with pytest.raises(FormatError, match=r"row 2: points must be a non-zero integer, not '0\.0'"):
+        entries.parse_rules_csv(rules_file("V01,Pond,environment,0.0,no"), "rules.csv")
+    with pytest.raises(FormatError, match=r"row 2: points must be a non-zero integer, not '2\.5'"):
+        entries.parse_rules_csv(rules_file("V01,Pond,environment,2.5,no"), "rules.csv")
+
+
+def test_csv_in_the_chinese_windows_encoding_is_named_with_its_row() -> None:
+    data = excel_file("dgc-0001,V01,1,", "dgc-0002,V01,1,池塘", encoding="gbk")
+    with pytest.raises(FormatError) as refused:
+        entries.parse_awards_csv(data, "may.csv")
+    assert refused.value.diagnostics() == (
+        "may.csv is saved in the Chinese Windows encoding (GBK), not UTF-8 (first seen in "
+        "row 3); in Excel use Save As, 'CSV UTF-8 (comma delimited) (*.csv)'"
+    )
+
+
+def test_csv_that_is_no_text_at_all() -> None:
+    with pytest.raises(FormatError, match=r"^x\.csv is not UTF-8 text \(first seen in row 1\)"):
+        entries.parse_awards_csv(b"\xff\xfe\x00\x80\x81", "x.csv")
+
+
+def test_csv_with_semicolons_says_so() -> None:
+    with pytest.raises(FormatError, match="separated by ';' or tabs: save the file as CSV"):
+        entries.parse_awards_csv(b"account;rule;qty;note\r\ndgc-1;V01;1;\r\n", "may.csv")
+
+
+def test_csv_meant_for_the_other_command_says_which() -> None:
+    with pytest.raises(
+        FormatError, match="looks like a rule catalogue: load it with 'redlist rules"
+    ):
+        entries.parse_awards_csv(rules_file("V01,Pond,environment,5,no"), "rules.csv")
+    with pytest.raises(FormatError, match="are not among them; this file looks like awards"):
+        entries.parse_rules_csv(b"account,rule,qty,note\ndgc-1,V01,1,\n", "may.csv")
+
+
+def test_empty_columns_right_of_the_table_are_no_columns() -> None:
+    data = b"account,rule,qty,note,,\r\ndgc-1,V01,1,x,,\r\n,,,,,\r\n"
+    assert entries.parse_awards_csv(data, "may.csv") == (
+        entries.AwardRow(2, "dgc-1", "V01", 1, "x"),
+    )
+    with pytest.raises(FormatError, match=r"row 1 must name the columns .*; column 2 has no name"):
+        entries.parse_awards_csv(b"account,,rule\ndgc-1,,V01\n", "may.csv")
+
+
+def test_csv_with_an_unclosed_quote() -> None:
+    data = b'account,rule,qty,note\ndgc-1,V01,1,"pond\n'
+    with pytest.raises(FormatError, match="a quoted cell is never closed"):
+        entries.parse_awards_csv(data, "may.csv")
 
 
 def test_awards_csv_defaults_and_optional_columns() -> None:

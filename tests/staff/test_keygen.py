@@ -140,7 +140,44 @@ def test_missing_directory_is_a_clear_error(
     out = tmp_path / "no-such-dir" / "k.pem"
     code, _, error = keygen(capsys, "--out", str(out), "--name", NAME)
     assert code == 2
-    assert error == f"error: cannot write {out}: No such file or directory\n"
+    assert error == (
+        f"error: cannot write {out}: the directory {out.parent} does not exist (create it first)\n"
+    )
+
+
+@pytest.mark.parametrize("out", [".", "..", "./"])
+def test_out_naming_the_current_or_parent_directory_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, out: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, error = keygen(capsys, "--out", out, "--name", NAME)
+    assert code == 2
+    assert error.startswith("error: --out ") and "names a directory" in error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_naming_a_directory_is_refused_even_with_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    for extra in ([], ["--force"]):
+        code, _, error = keygen(capsys, "--out", str(folder), "--name", NAME, *extra)
+        assert code == 2
+        assert error == (
+            f"error: {folder} is a directory; --out names the key file to create, "
+            f"e.g. {folder / 'wang.pem'}\n"
+        )
+    assert list(folder.iterdir()) == []
+    assert {path.name for path in tmp_path.iterdir()} == {"keys"}
+
+
+def test_out_with_a_name_too_long_for_the_file_system(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, error = keygen(capsys, "--out", str(tmp_path / ("k" * 300)), "--name", NAME)
+    assert code == 2
+    assert error.startswith("error: cannot write ") and "too long" in error
 
 
 def test_missing_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -161,6 +198,18 @@ def test_reading_key_files_names_the_problem(tmp_path: Path) -> None:
         keyfile.read_signing_key(garbage)
     with pytest.raises(KeyFileError, match=r"garbage\.pem"):
         keyfile.read_public_key(garbage)
+
+
+def test_a_public_key_file_given_for_signing_says_which_file_to_use(tmp_path: Path) -> None:
+    private = tmp_path / "wang.pem"
+    keyfile.write_key_files(private, crypto.SigningKey.generate(), NAME)
+    public = keyfile.public_path(private)
+    with pytest.raises(KeyFileError) as refused:
+        keyfile.read_signing_key(public)
+    assert refused.value.diagnostics() == (
+        f"{public} holds a public key; signing needs the private key file "
+        "(the one keygen wrote without '.pub')"
+    )
 
 
 def test_console_script(tmp_path: Path) -> None:

@@ -746,6 +746,87 @@ def test_log_key_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     capsys.readouterr()
 
 
+def log_key_refusal(capsys: pytest.CaptureFixture[str], directory: Path, given: str) -> str:
+    assert main(["bundle", str(directory), "--log-key", given]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("redlist-verify: cannot ")
+    return captured.err
+
+
+def test_a_staff_key_file_as_log_key_says_where_the_log_key_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = standard_log().write_bundle(tmp_path / "bundle")
+    staff = tmp_path / "admin.pem.pub"
+    staff.write_text(
+        "# redlist staff key (public part; safe to share)\n# name: Liu Jun\n"
+        "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n"
+    )
+    err = log_key_refusal(capsys, directory, str(staff))
+    assert f"{staff} is a PEM file" in err
+    assert "not the town log's key; that is log.pub in the node's data directory" in err
+    assert "control characters" not in err
+
+
+def test_a_directory_or_a_missing_file_as_log_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = standard_log().write_bundle(tmp_path / "bundle")
+    data = tmp_path / "town"
+    data.mkdir()
+    err = log_key_refusal(capsys, directory, str(data))
+    assert f"--log-key {data} is a directory; give the log key file" in err
+    assert str(data / "log.pub") in err
+    missing = tmp_path / "log.pub"
+    err = log_key_refusal(capsys, directory, str(missing))
+    assert f"the log key file {missing} does not exist" in err
+    assert "two '+' separators" not in err
+
+
+def test_an_unreadable_log_key_file_is_named_without_python_details(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = standard_log()
+    directory = log.write_bundle(tmp_path / "bundle")
+    key_file = tmp_path / "log.pub"
+    key_file.write_text(vkey(log) + "\n")
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    err = log_key_refusal(capsys, directory, str(key_file))
+    assert err == f"redlist-verify: cannot read the log key file {key_file}: Permission denied\n"
+
+
+def test_an_unreachable_node_is_not_reported_as_cannot_verify_cannot(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key = vkey(standard_log())
+    assert main(["node", "127.0.0.1:1", "--log-key", key, "--timeout", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("redlist-verify: cannot reach the node at 127.0.0.1:1")
+    assert "cannot verify: cannot" not in err
+
+
+class ClosedPipe(io.StringIO):
+    """Standard output whose reader went away (``redlist-verify ... | head``)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_that_went_away_ends_the_report_silently(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = standard_log()
+    directory = log.write_bundle(tmp_path / "bundle")
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["bundle", str(directory), "--log-key", vkey(log)]) == 141
+    assert capsys.readouterr().err == ""
+
+
 def test_wrong_town_key_is_a_verification_failure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

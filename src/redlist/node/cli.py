@@ -32,7 +32,8 @@ REFUSALS = console.REFUSALS
 def build_parser() -> argparse.ArgumentParser:
     return console.build_parser(
         "redlist-node",
-        "Run a town's credit-point ledger: create the log, export bundles.",
+        "Run a town's credit-point ledger: create the log, serve it, export bundles for "
+        "auditors and check the stored data.",
         _COMMANDS,
     )
 

@@ -14,9 +14,12 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
     ("config file"): a missing or unreadable file, or one that is not UTF-8 TOML, is a
     ``FormatError``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: Windows Notepad starts a UTF-8 file with a byte order mark.
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise FormatError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise FormatError(f"{what} {path} is a directory, not a file") from None
     except UnicodeDecodeError:
         raise FormatError(f"{what} {path} is not UTF-8 text") from None
     except OSError as error:

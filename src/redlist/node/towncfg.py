@@ -98,5 +98,16 @@ def _grades_from_toml(item: Any) -> Any:
             raise FormatError(f"grade {number}: unknown key(s) {', '.join(map(repr, unknown))}")
         if not isinstance(table.get("name"), str):
             raise FormatError(f"grade {number} needs a 'name' (text)")
+        # TOML has no null: "no min" is a missing key, and only the last grade has none.
+        last = number == len(item)
+        if last and "min" in table:
+            raise FormatError(
+                f"the last grade ({table['name']!r}) must have no 'min': it is the grade of "
+                "everyone below the others"
+            )
+        if not last and "min" not in table:
+            raise FormatError(
+                f"grade {number} ({table['name']!r}) needs a 'min'; only the last grade has none"
+            )
         grades.append([table["name"], table.get("min")])
     return grades

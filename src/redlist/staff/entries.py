@@ -80,7 +80,11 @@ COUNCIL_WORDS = {
 }
 
 _HEX_KEY = re.compile(r"[0-9A-Fa-f]{64}")
-_INTEGER = re.compile(r"[+-]?[0-9]+")
+# A whole number as a clerk or a spreadsheet writes it: Excel saves a cell formatted
+# with decimals as "5.0" or "5.00", which is still the whole number 5.
+_WHOLE_NUMBER = re.compile(r"(?P<digits>[+-]?[0-9]+)(?:\.0*)?")
+#: Largest magnitude of a number typed in: msgpack carries 64-bit integers.
+MAX_NUMBER = 2**63 - 1
 
 
 # ---------------------------------------------------------------------------
@@ -167,6 +171,11 @@ def read_signers(signer: Path, cosigners: Sequence[Path] = ()) -> tuple[crypto.S
     keys: list[crypto.SigningKey] = []
     sources: dict[bytes, Path] = {}
     for path in (signer, *cosigners):
+        if path in sources.values():
+            raise KeyFileError(
+                f"{path} is given twice (with --signer and --cosigner); each staff member "
+                "signs once: give each council member's own key file"
+            )
         key = keyfile.read_signing_key(path)
         if key.key_id in sources:
             raise KeyFileError(
@@ -231,11 +240,29 @@ def check_account(account: str) -> str:
 
 
 def parse_integer(text: str, what: str) -> int:
-    """A whole number written in decimal (``+``/``-`` allowed), or a clear error."""
+    """A whole number written in decimal (``+``/``-`` allowed), or a clear error.
+
+    ``5.0`` and ``5.00`` are 5 (a spreadsheet's number format); ``5.5`` is refused.
+    """
     stripped = text.strip()
-    if not _INTEGER.fullmatch(stripped) or len(stripped) > 19:
+    match = _WHOLE_NUMBER.fullmatch(stripped)
+    if match is None or len(match["digits"]) > 20:
         raise FormatError(f"{what} must be a whole number, not {text!r}")
-    return int(stripped)
+    value = int(match["digits"])
+    if abs(value) > MAX_NUMBER:
+        raise FormatError(f"{what} is far too large: {text.strip()}")
+    return value
+
+
+def whole_number(text: str) -> int:
+    """An argparse ``type``: a whole number read as :func:`parse_integer` reads it.
+
+    argparse puts the option's name before the message ("argument --qty: ...").
+    """
+    try:
+        return parse_integer(text, "the value")
+    except FormatError as error:
+        raise argparse.ArgumentTypeError(error.diagnostics()) from None
 
 
 def check_rule_points(points: int) -> int:
@@ -266,8 +293,9 @@ def parse_council(text: str) -> bool:
 
 def parse_roles(text: str) -> tuple[str, ...]:
     """Comma-separated roles, e.g. ``grid,council``; each one of DESIGN 3.4's roles, once."""
-    roles = tuple(part.strip().lower() for part in text.split(","))
-    if not any(roles):
+    # Empty parts ("grid," or "grid,,council") are slips, not roles.
+    roles = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    if not roles:
         raise FormatError(f"give at least one role ({', '.join(sorted(ROLES))})")
     for role in roles:
         if role not in ROLES:
@@ -412,14 +440,16 @@ def parse_rules_csv(data: bytes, name: str) -> tuple[RuleRow, ...]:
 
     def parse(row: int, cells: dict[str, str]) -> RuleRow:
         points_text = cells["points"]
-        if not _INTEGER.fullmatch(points_text) or int(points_text) == 0:
-            raise FormatError(f"points must be a non-zero integer, not {points_text!r}")
+        try:
+            points = check_rule_points(parse_integer(points_text, "points"))
+        except FormatError:
+            raise FormatError(f"points must be a non-zero integer, not {points_text!r}") from None
         return RuleRow(
             row,
             check_text(cells["code"], "code"),
             check_text(cells["title"], "title"),
             check_text(cells["module"], "module"),
-            parse_integer(points_text, "points"),
+            points,
             parse_council(cells["council"]),
         )
 
@@ -469,18 +499,12 @@ def _parse_csv(
     optional: Sequence[str],
     parse: Callable[[int, dict[str, str]], _Row],
 ) -> tuple[_Row, ...]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise FormatError(
-            f"{name} is not UTF-8 text (byte {error.start + 1}); in Excel save it as "
-            "'CSV UTF-8 (comma delimited)'"
-        ) from None
+    text = _decode(data, name)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         records = list(reader)
     except csv.Error as error:
-        raise FormatError(f"{name}: row {reader.line_num}: not valid CSV ({error})") from None
+        raise FormatError(f"{name}: row {reader.line_num}: {_csv_problem(error)}") from None
     if not records:
         raise FormatError(f"{name} is empty; its first row must name the columns")
     columns = _header(name, records[0], required, optional)
@@ -503,16 +527,64 @@ def _parse_csv(
     return tuple(rows)
 
 
+def _decode(data: bytes, name: str) -> str:
+    """The text of a CSV file, which must be UTF-8 (a byte order mark is dropped)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        row = data.count(b"\n", 0, error.start) + 1
+        try:
+            data.decode("gb18030")
+        except UnicodeDecodeError:
+            encoding = "is not UTF-8 text"
+        else:  # Excel's "CSV (comma delimited)" on a Chinese Windows
+            encoding = "is saved in the Chinese Windows encoding (GBK), not UTF-8"
+        raise FormatError(
+            f"{name} {encoding} (first seen in row {row}); in Excel use Save As, "
+            "'CSV UTF-8 (comma delimited) (*.csv)'"
+        ) from None
+
+
+def _csv_problem(error: csv.Error) -> str:
+    """A CSV reader's complaint in a clerk's words."""
+    if "end of data" in str(error) or "EOF" in str(error):
+        return 'a quoted cell is never closed (a " without its closing ")'
+    return f"not valid CSV ({error})"
+
+
+# Column names that show the file was meant for the other CSV command.
+_OTHER_COMMAND = {
+    "code": "a rule catalogue: load it with 'redlist rules load'",
+    "account": "awards: submit them with 'redlist submit'",
+}
+
+
 def _header(
     name: str, header: list[str], required: Sequence[str], optional: Sequence[str]
 ) -> list[str]:
     columns = [cell.strip().lower() for cell in header]
+    while columns and not columns[-1]:
+        columns.pop()  # empty cells Excel keeps right of the table: no column at all
     expected = ",".join((*required, *optional))
+    if "" in columns:
+        raise FormatError(
+            f"{name}: row 1 must name the columns ({expected}); column {columns.index('') + 1} "
+            "has no name"
+        )
     unknown = [column for column in columns if column not in (*required, *optional)]
     if unknown:
+        listed = ", ".join(repr(column) for column in unknown)
+        verb = "is" if len(unknown) == 1 else "are"
+        hint = ""
+        if len(columns) == 1 and any(sep in columns[0] for sep in ";\t"):
+            hint = "; the cells seem separated by ';' or tabs: save the file as CSV with commas"
+        else:
+            for column, other in _OTHER_COMMAND.items():
+                if column in columns and column not in required:
+                    hint = f"; this file looks like {other}"
         raise FormatError(
             f"{name}: row 1 must name the columns ({expected}); "
-            f"{', '.join(repr(column) for column in unknown)} is not one of them"
+            f"{listed} {verb} not among them{hint}"
         )
     twice = sorted({column for column in columns if columns.count(column) > 1})
     if twice:

@@ -31,6 +31,9 @@ PUBLIC_MODE = 0o644
 #: Longest holder name accepted; it ends up in the log's key registration.
 MAX_NAME_LENGTH = 200
 
+_PUBLIC_PEM = b"-----BEGIN PUBLIC KEY-----"
+_PRIVATE_PEM = b"PRIVATE KEY-----"
+
 
 @dataclass(frozen=True)
 class KeyFiles:
@@ -78,11 +81,12 @@ def write_key_files(
     Refuses when either file exists, unless ``force``: overwriting a private key
     destroys it, and every entry it signed stays attributed to the lost key.
     """
+    _check_destination(private)
     files = KeyFiles(private, public_path(private))
     public = public_text(key.public, name).encode("utf-8")
     if not force:
         for path in (files.private, files.public):
-            if path.exists() or path.is_symlink():
+            if _exists(path):
                 raise KeyFileError(
                     f"{path} already exists; a key file is never overwritten "
                     "(choose another --out, or pass --force to destroy the old key)"
@@ -95,6 +99,12 @@ def write_key_files(
 def read_signing_key(path: Path) -> crypto.SigningKey:
     """The private key in ``path`` (unencrypted PKCS#8 PEM, as keygen writes it)."""
     data = _read(path, "private key file")
+    if _PUBLIC_PEM in data and _PRIVATE_PEM not in data:
+        # The most common mix-up: the FILE.pub that keygen wrote next to the key.
+        raise KeyFileError(
+            f"{path} holds a public key; signing needs the private key file "
+            f"(the one keygen wrote without {PUBLIC_SUFFIX!r})"
+        )
     try:
         return crypto.SigningKey.from_pem(data)
     except KeyFileError as error:
@@ -108,6 +118,35 @@ def read_public_key(path: Path) -> bytes:
         return crypto.public_key_from_pem(data)
     except KeyFileError as error:
         raise KeyFileError(f"{path}: {error.diagnostics()}") from None
+
+
+def _check_destination(private: Path) -> None:
+    """Refuse an ``--out`` that cannot name a new key file, before anything is written."""
+    if private.name in ("", ".", ".."):
+        raise KeyFileError(
+            f"--out {str(private)!r} names a directory; give the key file to create, e.g. wang.pem"
+        )
+    try:
+        is_directory, folder_exists = private.is_dir(), private.parent.is_dir()
+    except OSError as error:  # e.g. a name too long for the file system
+        raise KeyFileError(f"cannot write {private}: {error.strerror}") from None
+    if is_directory:
+        raise KeyFileError(
+            f"{private} is a directory; --out names the key file to create, "
+            f"e.g. {private / 'wang.pem'}"
+        )
+    if not folder_exists:
+        raise KeyFileError(
+            f"cannot write {private}: the directory {private.parent} does not exist "
+            "(create it first)"
+        )
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError as error:  # e.g. a name too long for the file system
+        raise KeyFileError(f"cannot write {path}: {error.strerror}") from None
 
 
 def _read(path: Path, what: str) -> bytes:

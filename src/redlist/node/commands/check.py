@@ -33,7 +33,8 @@ and compared with what is stored.
 
 The directory is opened read-only, so the check may run while the node serves;
 it reads one consistent snapshot. Exit status: 0 consistent, 1 a problem was
-found (the report names the entry), 2 the directory could not be opened."""
+found (the report names the entry), 2 the directory could not be opened, 130
+interrupted (Ctrl-C)."""
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -84,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 def check_data_dir(data_dir: Path, *, full: bool, progress: Progress | None = None) -> Outcome:
     """Open ``data_dir``'s ledger read-only and check it; never raises a ``RedlistError``."""
     env_dir = data_dir / ENV_DIR_NAME
+    if not data_dir.exists():
+        return Outcome(EXIT_CANNOT_OPEN, f"the data directory {data_dir} does not exist")
     if not env_dir.is_dir():
         return Outcome(
             EXIT_CANNOT_OPEN,
@@ -147,8 +150,14 @@ def _published_key(data_dir: Path) -> VerifierKey | None:
         return None
     try:
         return VerifierKey.parse(path.read_text(encoding="utf-8").strip())
-    except (OSError, UnicodeDecodeError, NoteError) as error:
-        raise StoreError(f"cannot read the log's published key {path}: {error}") from None
+    except OSError as error:
+        raise StoreError(f"cannot read the log's published key {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise StoreError(f"the log's published key {path} is not UTF-8 text") from None
+    except NoteError as error:
+        raise StoreError(
+            f"the log's published key {path} is not a verifier key: {error.diagnostics()}"
+        ) from None
 
 
 # ---------------------------------------------------------------------------
@@ -161,6 +170,7 @@ def isolated(work: Callable[[], Outcome], data_dir: Path) -> Outcome:
     LMDB trusts its file: some damage (a page whose internal offsets were changed)
     makes it read outside the mapped file, and the process dies of SIGBUS or SIGSEGV
     instead of raising. The parent survives that and reports it as a damaged file.
+    Ctrl-C stops the child and raises ``KeyboardInterrupt`` here.
     Without ``fork`` (not POSIX) the work runs in this process.
     """
     if not hasattr(os, "fork"):
@@ -186,9 +196,10 @@ def isolated(work: Callable[[], Outcome], data_dir: Path) -> Outcome:
             payload = pipe.read()
         _, status = os.waitpid(pid, 0)
     except KeyboardInterrupt:
+        # Stop the child too, then let the command line report Ctrl-C (exit 130).
         os.kill(pid, signal.SIGTERM)
         os.waitpid(pid, 0)
-        return Outcome(EXIT_CANNOT_OPEN, "the check was interrupted; nothing was checked")
+        raise
     if os.WIFSIGNALED(status):
         name = signal.Signals(os.WTERMSIG(status)).name
         return Outcome(

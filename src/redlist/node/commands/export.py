@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from redlist.ledger.errors import FormatError
 from redlist.ledger.log import Log
+from redlist.node.commands.serve import check_data_dir
 from redlist.node.export import export_full
 
 DESCRIPTION = """\
@@ -34,7 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="DIR",
         help="the bundle directory to create (new or empty)",
     )
-    scope = parser.add_mutually_exclusive_group(required=True)
+    # One scope so far; the group (not required: run() says what is missing in
+    # words) is where --month will join it.
+    scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
         "--full", action="store_true", help="the whole log, from entry 0 to the latest checkpoint"
     )
@@ -42,6 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.full:
+        raise FormatError("say what to export: --full (the whole log, up to its latest checkpoint)")
+    check_data_dir(args.data)
     with Log.open(args.data, readonly=True) as log:
         result = export_full(log, args.out)
         verifier_key = log.verifier_key.encode()

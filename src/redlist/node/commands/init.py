@@ -16,7 +16,7 @@ from redlist.ledger.entry import (
     Genesis,
     TownConfig,
 )
-from redlist.ledger.errors import NoteError
+from redlist.ledger.errors import NoteError, StoreError
 from redlist.ledger.log import LOG_PUB_NAME, Log
 from redlist.ledger.note import NoteSigner
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG, load_town_config
@@ -97,14 +97,19 @@ def run(args: argparse.Namespace) -> int:
         config=config,
     ).to_bytes()
     envelope = Envelope(genesis, (EntrySignature(admin.key_id, crypto.sign_entry(admin, genesis)),))
-    with Log.create(
-        args.data,
-        origin=args.origin,
-        log_signer=log_signer,
-        genesis=envelope.to_bytes(),
-        now_ms=now_ms,
-    ) as log:
-        verifier_key = log.verifier_key.encode()
+    try:
+        with Log.create(
+            args.data,
+            origin=args.origin,
+            log_signer=log_signer,
+            genesis=envelope.to_bytes(),
+            now_ms=now_ms,
+        ) as log:
+            verifier_key = log.verifier_key.encode()
+    except OSError as error:  # e.g. a folder the admin may not write to
+        raise StoreError(
+            f"cannot create the data directory {args.data}: {error.strerror or error}"
+        ) from None
     print(f"created log {args.origin} in {args.data}")
     print(f"entry 0 (genesis) signed by the admin key {admin.key_id.hex()}")
     print(f"town configuration: {describe_config(config)}")

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from redlist.ledger.crypto import tune_interpreter
+from redlist.ledger.errors import StoreError
 from redlist.ledger.log import Log
 from redlist.node.config import load_config_file, resolve_settings
 from redlist.node.server import serve_until_signalled
+from redlist.verifier.workers import VerifyPool, available_cores
 
 DESCRIPTION = """\
 Serve the log in --data over gRPC (service redlist.v1.Ledger, plus the standard
@@ -29,7 +34,7 @@ Transport: plaintext by default, meant for a node on 127.0.0.1 (or behind a TLS
 proxy). --tls-cert and --tls-key serve TLS; --tls-client-ca also requires every
 client to present a certificate signed by a CA in that file (mutual TLS):
 
-  redlist-node serve --data town --listen 0.0.0.0:7420 \
+  redlist-node serve --data town --listen 0.0.0.0:7420 \\
       --tls-cert tls/node.pem --tls-key tls/node.key --tls-client-ca tls/staff-ca.pem
 
 --rate-limit N refuses a client's calls beyond N per second on average (bursts
@@ -152,6 +157,39 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     map_size = settings.map_size_gib << 30 if settings.map_size_gib else None
-    with Log.open(settings.data, map_size=map_size) as log:
+    check_data_dir(settings.data)
+    tune_interpreter()  # verifying threads beside the server's: see the function
+    with Log.open(settings.data, map_size=map_size) as log, _signature_workers() as workers:
+        if workers is not None:
+            log.verify_signatures_with(workers.verify)
         asyncio.run(serve_until_signalled(log, settings))
     return 0
+
+
+@contextlib.contextmanager
+def _signature_workers() -> Iterator[VerifyPool | None]:
+    """One signature-verifying process per core (none on a single core), for the log.
+
+    Processes rather than threads: a thread re-takes the GIL after every signature
+    and waits for it while the server and the writer run Python (DESIGN 6).
+    """
+    cores = available_cores()
+    if cores < 2:
+        yield None
+        return
+    with VerifyPool(cores) as workers:
+        yield workers
+
+
+def check_data_dir(data: Path) -> None:
+    """Refuse, in words, a ``--data`` that names no directory at all (missing, or a file)."""
+    if data.is_dir():
+        return
+    if data.exists():
+        raise StoreError(
+            f"{data} is a file, not a data directory; --data names the directory "
+            "'redlist-node init' created"
+        )
+    raise StoreError(
+        f"the data directory {data} does not exist; create a log with 'redlist-node init'"
+    )

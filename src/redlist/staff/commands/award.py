@@ -31,7 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--account", required=True, help="the resident's account id")
     parser.add_argument("--rule", required=True, help="the rule's code, e.g. V01")
     parser.add_argument(
-        "--qty", type=int, default=1, help="how many times the rule applies (default 1)"
+        "--qty",
+        type=entries.whole_number,
+        default=1,
+        help="how many times the rule applies (default 1)",
     )
     parser.add_argument("--note", help="a short note, e.g. where or when (optional)")
     add_node_argument(parser)

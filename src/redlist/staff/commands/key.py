@@ -29,17 +29,32 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
 
-    add = actions.add_parser("add", help="register a key with its holder's name and roles")
+    add = actions.add_parser(
+        "add",
+        help="register a key with its holder's name and roles",
+        description="Register a staff member's public key with their name and roles, "
+        "signed by an admin key. Roles: admin (keys and rules), grid (awards), council "
+        "(council rules, reversals), cashier (redemptions).",
+    )
     add.add_argument("--pub", required=True, metavar="FILE|HEX", help="the public key")
     add.add_argument("--name", required=True, help='the holder, e.g. "Wang Fang (grid)"')
     add.add_argument(
-        "--roles", required=True, metavar="ROLES", help="comma-separated, e.g. grid,council"
+        "--roles",
+        required=True,
+        metavar="ROLES",
+        help="comma-separated, from admin, grid, council, cashier; e.g. grid,council",
     )
     add_node_argument(add)
     entries.add_signer_arguments(add)
     add.set_defaults(run=run_add)
 
-    revoke = actions.add_parser("revoke", help="revoke a key: it can no longer sign")
+    revoke = actions.add_parser(
+        "revoke",
+        help="revoke a key: it can no longer sign",
+        description="Revoke a staff member's key, signed by an admin key. The key can no "
+        "longer sign; the entries it signed before stay valid. A revoked key is never "
+        "registered again: the staff member makes a new key with 'redlist keygen'.",
+    )
     revoke.add_argument("--pub", required=True, metavar="FILE|HEX", help="the public key")
     add_node_argument(revoke)
     entries.add_signer_arguments(revoke)

@@ -25,7 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--target", required=True, type=int, metavar="SEQ", help="the award's entry number"
+        "--target",
+        required=True,
+        type=entries.whole_number,
+        metavar="SEQ",
+        help="the award's entry number",
     )
     parser.add_argument("--text", required=True, help="the objection, in the resident's words")
     add_node_argument(parser)

@@ -25,7 +25,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--account", required=True, help="the resident's account id")
-    parser.add_argument("--points", required=True, type=int, help="points spent (at least 1)")
+    parser.add_argument(
+        "--points",
+        required=True,
+        type=entries.whole_number,
+        help="points spent (at least 1)",
+    )
     parser.add_argument("--item", required=True, help='what was given, e.g. "rice, 5 kg"')
     add_node_argument(parser)
     entries.add_signer_arguments(parser)

@@ -28,7 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--target", required=True, type=int, metavar="SEQ", help="the entry number to reverse"
+        "--target",
+        required=True,
+        type=entries.whole_number,
+        metavar="SEQ",
+        help="the entry number to reverse",
     )
     parser.add_argument("--reason", required=True, help="why, e.g. the council's decision")
     add_node_argument(parser)
@@ -51,11 +55,13 @@ def run(args: argparse.Namespace) -> int:
         view = lookup(client, target.account) if isinstance(target, Award | Redeem) else None
     if isinstance(target, Award):
         what = f", the award to {target.account} under rule {target.rule}"
+        effect = "its points no longer count"
     elif isinstance(target, Redeem):
         what = f", the redemption of {points_phrase(target.points)} by {target.account}"
+        effect = "the points are back to spend"
     else:
-        what = ""
-    print(f"Reversed entry {body.target}{what} (entry {seq}): its points no longer count.")
+        what, effect = "", "its points no longer count"
+    print(f"Reversed entry {body.target}{what} (entry {seq}): {effect}.")
     if view is not None:
         print(standing(view))
     return 0

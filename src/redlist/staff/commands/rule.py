@@ -32,14 +32,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
 
-    set_parser = actions.add_parser("set", help="add a rule, or change it for later awards")
+    set_parser = actions.add_parser(
+        "set",
+        help="add a rule, or change it for later awards",
+        description="Add a rule to the catalogue, or change it for later awards (earlier "
+        "awards keep their points). Signed by an admin key. Negative --points make a "
+        "deduction; with --council, awards under it need the town's council quorum.",
+    )
     set_parser.add_argument("--code", required=True, help="the rule's code, e.g. V01")
     set_parser.add_argument("--title", required=True, help="what the rule is for")
     set_parser.add_argument("--module", required=True, help="its section, e.g. environment")
     set_parser.add_argument(
         "--points",
         required=True,
-        type=int,
+        type=entries.whole_number,
         help="points per award (negative for a deduction, never 0)",
     )
     set_parser.add_argument(
@@ -49,7 +55,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     entries.add_signer_arguments(set_parser)
     set_parser.set_defaults(run=run_set)
 
-    retire = actions.add_parser("retire", help="retire a rule: no new awards under it")
+    retire = actions.add_parser(
+        "retire",
+        help="retire a rule: no new awards under it",
+        description="Retire a rule, signed by an admin key: no new awards can be made under "
+        "it; earlier awards keep their points. 'redlist rule set' with the same code "
+        "brings it back.",
+    )
     retire.add_argument("--code", required=True, help="the rule's code")
     add_node_argument(retire)
     entries.add_signer_arguments(retire)

@@ -25,7 +25,9 @@ from it before submitting a corrected version.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -53,6 +55,8 @@ twice. An edited file counts as new; delete the rows already recorded from it
 first (the message says which)."""
 
 PURPOSE = "awards"
+# How a node says a batch is larger than it takes (redlist.node.servicer).
+_BATCH_LIMIT = re.compile(r"takes at most (?P<most>[0-9]+) in one request")
 DEFAULT_BATCH_SIZE = 500
 PROGRESS_WIDTH = 30
 
@@ -69,7 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=entries.whole_number,
         default=DEFAULT_BATCH_SIZE,
         metavar="N",
         help=f"rows per request to the node (default {DEFAULT_BATCH_SIZE})",
@@ -101,7 +105,12 @@ class Outcome:
         if self.conflicting:
             parts.append(f"{len(self.conflicting)} already submitted earlier with other keys")
         seqs = self.seqs()
-        span = f"; entries {seqs[0]} to {seqs[-1]}" if seqs else ""
+        if not seqs:
+            span = ""
+        elif seqs[0] == seqs[-1]:
+            span = f"; entry {seqs[0]}"
+        else:
+            span = f"; entries {seqs[0]} to {seqs[-1]}"
         return f"Submitted {self.done} of {total} rows of {name}: {', '.join(parts)}{span}."
 
 
@@ -140,10 +149,6 @@ def run(args: argparse.Namespace) -> int:
         head = client.latest()
         earlier_at = earlier_run_time(client, head.origin, rows[0], ids[0])
         at = entries.now_ms() if earlier_at is None else earlier_at
-        envelopes = [
-            entries.seal(row.body(entries.Stamp(head.origin, entry_id, at)), signers)
-            for row, entry_id in zip(rows, ids, strict=True)
-        ]
         outcome = Outcome()
         progress = Progress(len(rows), sys.stderr)
         progress.show(0)
@@ -151,12 +156,24 @@ def run(args: argparse.Namespace) -> int:
             size = head.size
             for start in range(0, len(rows), args.batch_size):
                 batch = list(range(start, min(start + args.batch_size, len(rows))))
+                # Signed batch by batch: a long file starts going out at once, and
+                # signing is deterministic, so a re-run yields the same bytes anyway.
+                envelopes = {
+                    index: entries.seal(
+                        rows[index].body(entries.Stamp(head.origin, ids[index], at)), signers
+                    )
+                    for index in batch
+                }
                 size = _submit_batch(client, rows, envelopes, batch, size, outcome)
                 progress.show(outcome.done)
         except RedlistError as error:
             progress.close()
             _report_stop(rows, outcome, name, refused=isinstance(error, NodeError))
             raise
+        except KeyboardInterrupt:
+            progress.close()
+            _report_stop(rows, outcome, name, refused=False)
+            raise  # the command line reports the interruption and exits 130
         progress.close()
     if outcome.conflicting:
         print(
@@ -193,7 +210,7 @@ def earlier_run_time(
 def _submit_batch(
     client: LedgerClient,
     rows: tuple[entries.AwardRow, ...],
-    envelopes: list[bytes],
+    envelopes: Mapping[int, bytes],
     batch: list[int],
     size: int,
     outcome: Outcome,
@@ -220,7 +237,7 @@ def _submit_batch(
 def _submit_batch_of_one(
     client: LedgerClient,
     rows: tuple[entries.AwardRow, ...],
-    envelopes: list[bytes],
+    envelopes: Mapping[int, bytes],
     index: int,
     size: int,
     outcome: Outcome,
@@ -259,7 +276,18 @@ def _located(error: NodeError, rows: tuple[entries.AwardRow, ...], batch: list[i
         row = rows[batch[error.index]]
         return error.about(f"row {row.row} ({row.account}, rule {row.rule})")
     first, last = rows[batch[0]].row, rows[batch[-1]].row
-    return error.about(f"the batch of rows {first} to {last}")
+    located = error.about(f"the batch of rows {first} to {last}")
+    limit = _BATCH_LIMIT.search(error.message)
+    if error.code == "RESOURCE_EXHAUSTED" and limit is not None and len(batch) > 1:
+        # The node takes fewer rows per request than --batch-size sent: say what to type.
+        return NodeError(
+            located.code,
+            f"{error.message}; run the same command again with --batch-size {limit['most']}",
+            check=located.check,
+            index=located.index,
+            action=located.action,
+        )
+    return located
 
 
 def _report_stop(
@@ -268,25 +296,30 @@ def _report_stop(
     """What was and was not recorded when a run stops early.
 
     ``refused``: the node refused a batch, so nothing after it was recorded. Any
-    other stop (a lost connection) leaves the last batch sent in doubt.
+    other stop (a lost connection, Ctrl-C) leaves the last batch sent in doubt.
     """
     print(outcome.summary(name, len(rows)))
     done = sorted((*outcome.recorded, *outcome.present, *outcome.conflicting))
-    recorded = f"Rows {done[0]} to {done[-1]} are recorded" if done else "No row is recorded"
+    if not done:
+        recorded, span, after = "No row is recorded", "", ""
+    elif done[0] == done[-1]:
+        recorded, span, after = f"Row {done[0]} is recorded", f"row {done[0]}", "the rows after it"
+    else:
+        recorded = f"Rows {done[0]} to {done[-1]} are recorded"
+        span, after = f"rows {done[0]} to {done[-1]}", "the rows after them"
     if refused:
-        later = "the rows after them were not" if done else "none was"
-        edit = (
-            f" If you edit the file, first delete rows {done[0]} to {done[-1]} from it."
-            if done
-            else ""
-        )
+        if done:
+            state = f"{recorded}; {after} were not."
+            edit = f" If you edit the file, first delete {span} from it."
+        else:
+            state, edit = f"{recorded}.", ""
         print(
-            f"{recorded}; {later}. Once the problem is solved, run the same command with the "
-            f"unchanged file: rows already recorded are recognised.{edit}"
+            f"{state} Once the problem is solved, run the same command with the unchanged "
+            f"file: rows already recorded are recognised.{edit}"
         )
     else:
         print(
-            f"{recorded}; the rows sent last may or may not be. Run the same command with the "
-            "unchanged file once the node answers: rows already recorded are recognised, "
-            "never recorded twice."
+            f"{recorded}; the rows sent last may or may not be. Run the same command again "
+            "with the unchanged file (once the node answers): rows already recorded are "
+            "recognised, never recorded twice."
         )
