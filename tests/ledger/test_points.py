@@ -278,3 +278,24 @@ def test_undecodable_body_is_a_format_violation(town: Town) -> None:
         apply_entry(town.state, origin=LOG, seq=town.seq, time=NOW, envelope=envelope)
     assert caught.value.check == "format"
     assert caught.value.seq == town.seq
+
+
+def test_points_and_balances_stay_within_range(town: Town) -> None:
+    from redlist.ledger.points import MAX_POINTS
+
+    town.refused("range", town.rule("huge", MAX_POINTS + 1), town.admin)
+    town.refused("range", town.award("dgc-0001", "pond", qty=MAX_POINTS), town.grid)
+    town.apply(town.rule("big", MAX_POINTS), town.admin)
+    town.apply(town.award("dgc-0001", "big"), town.grid)
+    town.refused("range", town.award("dgc-0001", "pond"), town.grid)  # the total would overflow
+    assert town.state.balance("dgc-0001").earned == MAX_POINTS
+
+
+def test_genesis_base_and_grades_within_range() -> None:
+    from redlist.ledger.points import MAX_POINTS
+
+    fresh = Town()
+    huge = replace(CONFIG, base=MAX_POINTS + 1)
+    fresh.refused(
+        "range", Genesis(LOG, fresh.next_id(), NOW, fresh.admin.public, huge), fresh.admin
+    )

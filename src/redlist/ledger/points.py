@@ -55,6 +55,7 @@ CHECKS = {
     "overdraw": "a redemption may not exceed the spendable points",
     "target": "objections target awards; reversals target awards or redemptions",
     "double-reverse": "an entry may be reversed once",
+    "range": "points and balances stay within ±(2^53 − 1), exact in every tool that reads them",
 }
 
 # The roles each kind of entry needs (built once: this runs for every entry).
@@ -157,6 +158,10 @@ def _genesis(
         raise RuleViolation("signer-role", "the genesis must be signed by its admin key alone")
     if not check_signature(body.admin, envelope.body, envelope.signatures[0].signature):
         raise RuleViolation("signature", "the admin's signature on the genesis does not verify")
+    _within_range(body.config.base, "the base score")
+    for grade in body.config.grades:
+        if grade.min is not None:
+            _within_range(grade.min, f"the minimum of grade {grade.name}")
     state.set_config(body.config)
     state.put_key(KeyRecord(admin_id, body.admin, "admin", frozenset({"admin"}), seq))
     return Effect(seq, "genesis", ("admin",))
@@ -250,6 +255,7 @@ def _rule(
 ) -> Effect:
     _require_role(signers, _ADMIN, "rule changes")
     if body.op == "set":
+        _within_range(body.points or 0, f"the points of rule {body.code!r}")
         # decode_body guarantees these for op "set"
         state.put_rule(
             RuleRecord(
@@ -280,6 +286,29 @@ def _rule(
     return Effect(seq, "rule", _names(signers), rule=body.code)
 
 
+#: The largest magnitude of a rule's points, a town's base score or grade minimum, and an
+#: account's earned or redeemed total. 2^53 − 1 is exact in int64, in JSON numbers and in
+#: spreadsheets, and the sums derived from these (score, spendable) still fit int64.
+MAX_POINTS = 2**53 - 1
+
+
+def _within_range(value: int, what: str) -> int:
+    if not -MAX_POINTS <= value <= MAX_POINTS:
+        raise RuleViolation(
+            "range",
+            f"{what} would be {value}, beyond the largest amount a ledger can hold ({MAX_POINTS})",
+        )
+    return value
+
+
+def _new_balance(account: str, balance: Balance, earned: int, redeemed: int) -> Balance:
+    return Balance(
+        _within_range(balance.earned + earned, f"the points earned by {account}"),
+        _within_range(balance.redeemed + redeemed, f"the points redeemed by {account}"),
+        balance.entries + 1,
+    )
+
+
 def _award(
     state: LedgerState, seq: int, body: Award, signers: list[KeyRecord], quorum: int
 ) -> Effect:
@@ -291,11 +320,9 @@ def _award(
     _require_role(signers, _AWARDERS, "awards")
     if rule.council:
         _require_quorum(signers, quorum, f"rule {body.rule!r}")
-    points = rule.points * body.qty
+    points = _within_range(rule.points * body.qty, f"the value of this award ({body.qty} ×)")
     balance = state.balance(body.account)
-    state.put_balance(
-        body.account, Balance(balance.earned + points, balance.redeemed, balance.entries + 1)
-    )
+    state.put_balance(body.account, _new_balance(body.account, balance, points, 0))
     state.put_target(seq, TargetRecord("award", body.account, points, body.rule))
     state.link_account(body.account, seq)
     return Effect(seq, "award", _names(signers), body.account, body.rule, points)
@@ -312,9 +339,7 @@ def _redeem(
             f"account {body.account} has {balance.spendable} spendable points, "
             f"cannot redeem {body.points}",
         )
-    state.put_balance(
-        body.account, Balance(balance.earned, balance.redeemed + body.points, balance.entries + 1)
-    )
+    state.put_balance(body.account, _new_balance(body.account, balance, 0, body.points))
     state.put_target(seq, TargetRecord("redeem", body.account, body.points, ""))
     state.link_account(body.account, seq)
     return Effect(seq, "redeem", _names(signers), body.account, None, 0, body.points)
@@ -352,10 +377,7 @@ def _reverse(
     else:
         earned_delta, redeemed_delta = 0, -target.points
     state.put_balance(
-        target.account,
-        Balance(
-            balance.earned + earned_delta, balance.redeemed + redeemed_delta, balance.entries + 1
-        ),
+        target.account, _new_balance(target.account, balance, earned_delta, redeemed_delta)
     )
     state.put_target(body.target, target.reversed(seq))
     state.link_account(target.account, seq)
