@@ -10,6 +10,12 @@ when a benchmark runs as a script), so every figure is divided by the same limit
 Run alone it prints its own JSON object, like every benchmark::
 
     python benchmarks/_limits.py [--count 20000]
+
+The other helpers keep the benchmarks alike: ``prepare_process`` sets what the
+``redlist-node`` and ``redlist-verify`` commands set; ``paired_runs`` measures a
+figure between two limit measurements, run after run, so a figure is divided by
+the limit of the same moment (other work on the machine slows both); and
+``resident_kib`` reads a process's memory from /proc.
 """
 
 from __future__ import annotations
@@ -17,11 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 from redlist.ledger import crypto
+from redlist.ledger.log import Log
 
 #: Signatures verified per measurement unless a benchmark asks for another count.
 DEFAULT_VERIFY_COUNT = 20_000
@@ -57,6 +68,102 @@ def verify_limit(count: int = DEFAULT_VERIFY_COUNT, threads: int | None = None) 
     if not all(results):
         raise SystemExit("a signature did not verify")
     return count / elapsed
+
+
+def prepare_process() -> None:
+    """Set the process-wide interpreter settings the node and verifier commands set
+    (``crypto.tune_interpreter``: thread switch interval, garbage collector)."""
+    crypto.tune_interpreter()
+
+
+@dataclass(frozen=True)
+class PairedRun:
+    """One run: the figure, and the limit measured just before and just after it."""
+
+    figure: float
+    limit_before: float
+    limit_after: float
+
+    @property
+    def limit(self) -> float:
+        return (self.limit_before + self.limit_after) / 2
+
+    @property
+    def ratio(self) -> float:
+        return self.figure / self.limit
+
+
+def paired_runs(
+    figure: Callable[[int], float], runs: int, verify_count: int, name: str
+) -> list[PairedRun]:
+    """Call ``figure(run)`` ``runs`` times, each between two ``verify_limit`` measurements."""
+    results: list[PairedRun] = []
+    for run in range(runs):
+        before = verify_limit(verify_count)
+        value = figure(run)
+        after = verify_limit(verify_count)
+        results.append(PairedRun(value, before, after))
+        print(
+            f"run {run + 1}/{runs}: {name} {value:,.0f}/s; verify limit {before:,.0f}/s and "
+            f"{after:,.0f}/s; ratio {results[-1].ratio:.3f}",
+            file=sys.stderr,
+        )
+    return results
+
+
+def summary(results: list[PairedRun], target: float) -> dict[str, object]:
+    """The JSON fields every paired benchmark reports: medians, the ratio, the target."""
+    ratio = statistics.median(result.ratio for result in results)
+    return {
+        "runs": [round(result.figure, 1) for result in results],
+        "run_ratios": [round(result.ratio, 3) for result in results],
+        "entries_per_second": round(statistics.median(r.figure for r in results), 1),
+        "verify_threads": core_count(),
+        "verify_limit_per_second": round(statistics.median(r.limit for r in results), 1),
+        "ratio": round(ratio, 3),
+        "target_ratio": target,
+        "meets_target": ratio >= target,
+    }
+
+
+def grow_log(
+    log: Log,
+    make_batch: Callable[[int], list[bytes]],
+    until: int,
+    batch: int,
+    now_ms: int,
+) -> Iterator[tuple[int, float]]:
+    """Append batches of ``make_batch(count)`` envelopes until ``log`` holds ``until``
+    entries; after each batch yield the log's size and the seconds ``Log.append`` took.
+
+    The envelopes are made (signed) outside the timed call, one batch at a time, so
+    memory stays flat however long the log grows.
+    """
+    size = log.size
+    while size < until:
+        envelopes = make_batch(min(batch, until - size))
+        started = time.perf_counter()
+        result = log.append(envelopes, now_ms=now_ms)
+        elapsed = time.perf_counter() - started
+        size = result.seqs[-1] + 1
+        yield size, elapsed
+
+
+def resident_kib(pid: int | str = "self", field: str = "RssAnon") -> int | None:
+    """A memory figure of process ``pid`` from /proc in KiB (None where there is none).
+
+    ``RssAnon`` is the process's own memory. ``VmRSS`` also counts the pages of the
+    LMDB file it has mapped and touched, which the kernel may drop at any time and
+    which grow with what was read, not with what is kept.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,12 +43,16 @@ _packers = _Packers()
 
 def encode(value: Any) -> bytes:
     """The canonical bytes of ``value`` (dicts are sorted here; callers need not)."""
-    if type(value) is list and all(type(item) in _SCALARS for item in value):
-        plain = value  # a flat record (a leaf, a balance): nothing to sort or refuse
+    plain = value
+    if type(value) is list:
+        for item in value:  # a flat record (a leaf, a balance) has nothing to sort or refuse
+            if type(item) not in _SCALARS:
+                plain = _sorted(value, 0)
+                break
     else:
         plain = _sorted(value, 0)
     try:
-        data: bytes = msgpack.packb(plain, use_bin_type=True)
+        data: bytes = _packers.packer.pack(plain)
     except OverflowError:
         raise FormatError("an integer is outside the 64-bit range msgpack can carry") from None
     return data
@@ -97,6 +101,31 @@ def decode(data: bytes, what: str = "value") -> Any:
             "text must be str and bytes bin)"
         )
     return value
+
+
+def try_unpack(data: bytes) -> Any:
+    """``data`` decoded as msgpack with format v1's options, or None when it is not msgpack.
+
+    No canonical checks at all: this is the first half of a caller's fast path for
+    one known shape. The caller checks the shape with exact types (which makes the
+    value *plain*: only None, bool, int, str and bytes, lists, and maps whose keys
+    are text in sorted order), then ``encodes_to``; on any doubt it calls ``decode``,
+    which decides and says why.
+    """
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, timestamp=0)
+    except Exception:  # every refusal is explained by ``decode``
+        return None
+
+
+def encodes_to(plain: Any, data: bytes) -> bool:
+    """Whether ``data`` is exactly the canonical encoding of ``plain`` (see ``try_unpack``).
+
+    ``plain`` must be plain; that is what makes a value that ``try_unpack`` returned
+    and that passes this test one that ``decode`` would return for the same bytes.
+    """
+    encoded: bytes = _packers.packer.pack(plain)
+    return encoded == data
 
 
 def _diagnose(raw: bytes, what: str) -> None:

@@ -243,15 +243,12 @@ AnyBody = Genesis | KeyChange | RuleChange | Award | Redeem | Objection | Revers
 
 def decode_body(data: bytes) -> AnyBody:
     """Parse and validate canonical body bytes; FormatError names the bad field."""
+    quick = _decode_common_body(data)
+    if quick is not None:
+        return quick
     value = codec.decode(data, "entry body")
     if not isinstance(value, dict):
         raise FormatError("entry body: must be a msgpack map")
-    kind_value = value.get("kind")  # any msgpack value, even an unhashable array or map
-    fast = _FAST_DECODERS.get(kind_value) if type(kind_value) is str else None
-    if fast is not None:
-        quick = fast(value)
-        if quick is not None:
-            return quick
     fields = _Fields(value, "entry body")
     version = fields.integer("v")
     if version != FORMAT_VERSION:
@@ -337,22 +334,29 @@ def _decode_reverse(f: _Fields, log: str, entry_id: bytes, at: int) -> Reverse:
     return Reverse(log, entry_id, at, f.integer("target", minimum=0), f.text("reason"))
 
 
-# Fast paths for the kinds that make up almost every log. Each accepts only a body
-# that the general decoder accepts too, and builds the same value; anything else
-# (a missing, unknown or ill-typed field) returns None, and the general decoder then
-# refuses it with its precise message. Exact type checks: msgpack yields exact types,
-# and ``type(x) is int`` also keeps booleans out, as ``_is_int`` does.
+# Fast paths for the kinds that make up almost every log (DESIGN 6). A body whose
+# keys are exactly one of the layouts below (in canonical order) is checked field by
+# field with exact types, then re-encoded and compared with its bytes; what passes
+# is accepted by the general decoder too, as the same value. Anything else (another
+# kind, a missing, unknown or ill-typed field, non-canonical bytes) goes to the
+# general decoder, which refuses it with its precise message. ``type(x) is int``
+# also keeps booleans out, as ``_is_int`` does; the exact types and the layout are
+# what ``codec.encodes_to`` requires of a value.
 
-_AWARD_FIELDS = COMMON_FIELDS | {"account", "rule", "qty", "note", "evidence"}
-_REDEEM_FIELDS = COMMON_FIELDS | {"account", "points", "item"}
 
-
-def _fast_common(value: dict[str, Any], allowed: frozenset[str]) -> tuple[str, bytes, int] | None:
-    if not value.keys() <= allowed:
-        return None
-    version, log, entry_id, at = value.get("v"), value.get("log"), value.get("id"), value.get("at")
+def _fast_award(value: dict[str, Any]) -> Award | None:
+    version, kind, log, entry_id, at = (
+        value["v"],
+        value["kind"],
+        value["log"],
+        value["id"],
+        value["at"],
+    )
+    account, rule, qty = value["account"], value["rule"], value["qty"]
+    note, evidence = value.get("note"), value.get("evidence")
     if (
-        type(version) is not int
+        kind != "award"
+        or type(version) is not int
         or version != FORMAT_VERSION
         or type(log) is not str
         or not log
@@ -360,44 +364,39 @@ def _fast_common(value: dict[str, Any], allowed: frozenset[str]) -> tuple[str, b
         or len(entry_id) != ID_SIZE
         or type(at) is not int
         or at < 0
-    ):
-        return None
-    return log, entry_id, at
-
-
-def _fast_award(value: dict[str, Any]) -> Award | None:
-    common = _fast_common(value, _AWARD_FIELDS)
-    if common is None:
-        return None
-    account, rule, qty = value.get("account"), value.get("rule"), value.get("qty")
-    if (
-        type(account) is not str
+        or type(account) is not str
         or ACCOUNT_PATTERN.fullmatch(account) is None
         or type(rule) is not str
         or not rule
         or type(qty) is not int
         or qty < 1
+        or ("note" in value and type(note) is not str)
+        or ("evidence" in value and (type(evidence) is not bytes or len(evidence) != HASH_SIZE))
     ):
         return None
-    note = evidence = None
-    if "note" in value:
-        note = value["note"]
-        if type(note) is not str:
-            return None
-    if "evidence" in value:
-        evidence = value["evidence"]
-        if type(evidence) is not bytes or len(evidence) != HASH_SIZE:
-            return None
-    return Award(*common, account, rule, qty, note, evidence)
+    return Award(log, entry_id, at, account, rule, qty, note, evidence)
 
 
 def _fast_redeem(value: dict[str, Any]) -> Redeem | None:
-    common = _fast_common(value, _REDEEM_FIELDS)
-    if common is None or len(value) != len(_REDEEM_FIELDS):
-        return None
+    version, kind, log, entry_id, at = (
+        value["v"],
+        value["kind"],
+        value["log"],
+        value["id"],
+        value["at"],
+    )
     account, points, item = value["account"], value["points"], value["item"]
     if (
-        type(account) is not str
+        kind != "redeem"
+        or type(version) is not int
+        or version != FORMAT_VERSION
+        or type(log) is not str
+        or not log
+        or type(entry_id) is not bytes
+        or len(entry_id) != ID_SIZE
+        or type(at) is not int
+        or at < 0
+        or type(account) is not str
         or ACCOUNT_PATTERN.fullmatch(account) is None
         or type(points) is not int
         or points < 1
@@ -405,13 +404,35 @@ def _fast_redeem(value: dict[str, Any]) -> Redeem | None:
         or not item
     ):
         return None
-    return Redeem(*common, account, points, item)
+    return Redeem(log, entry_id, at, account, points, item)
 
 
-_FAST_DECODERS: Mapping[Any, Callable[[dict[str, Any]], AnyBody | None]] = {
-    "award": _fast_award,
-    "redeem": _fast_redeem,
+def _layout(*fields: str) -> tuple[str, ...]:
+    """The keys of a body with ``fields`` besides the common ones, in canonical order."""
+    return tuple(sorted(COMMON_FIELDS | set(fields), key=lambda name: name.encode("utf-8")))
+
+
+_FAST_LAYOUTS: Mapping[tuple[str, ...], Callable[[dict[str, Any]], AnyBody | None]] = {
+    _layout("account", "rule", "qty"): _fast_award,
+    _layout("account", "rule", "qty", "note"): _fast_award,
+    _layout("account", "rule", "qty", "evidence"): _fast_award,
+    _layout("account", "rule", "qty", "note", "evidence"): _fast_award,
+    _layout("account", "points", "item"): _fast_redeem,
 }
+
+
+def _decode_common_body(data: bytes) -> AnyBody | None:
+    """The body in ``data`` when it has one of the fast layouts and is valid; else None."""
+    value = codec.try_unpack(data) if type(data) is bytes else None
+    if type(value) is not dict:
+        return None
+    decode = _FAST_LAYOUTS.get(tuple(value))
+    if decode is None:
+        return None
+    body = decode(value)
+    if body is None or not codec.encodes_to(value, data):
+        return None
+    return body
 
 
 _DECODERS: Mapping[str, Any] = {
@@ -544,6 +565,9 @@ class Envelope:
             raise FormatError(
                 f"envelope: {len(data)} bytes is larger than the {MAX_ENVELOPE_SIZE}-byte limit"
             )
+        quick = _envelope_fast(data)
+        if quick is not None:
+            return quick
         value = codec.decode(data, "envelope")
         if not (isinstance(value, list) and len(value) == 2):
             raise FormatError("envelope: must be an array [body, signatures]")
@@ -587,6 +611,22 @@ class Leaf:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Leaf:
+        # The fast path: exact types make the value plain (see ``codec.try_unpack``),
+        # and the checks are those below; anything else is refused below, precisely.
+        value = codec.try_unpack(data) if type(data) is bytes else None
+        if type(value) is list and len(value) == 4:
+            seq, time, prev, envelope = value
+            if (
+                type(seq) is int
+                and type(time) is int
+                and type(prev) is bytes
+                and type(envelope) is bytes
+                and seq >= 0
+                and time >= 0
+                and len(prev) == HASH_SIZE
+                and codec.encodes_to(value, data)
+            ):
+                return cls(seq, time, prev, envelope)
         value = codec.decode(data, "leaf")
         if not (
             isinstance(value, list)
@@ -603,6 +643,37 @@ class Leaf:
         if len(prev) != HASH_SIZE:
             raise FormatError(f"leaf: prev must be {HASH_SIZE} bytes")
         return cls(seq, time, prev, envelope)
+
+
+def _envelope_fast(data: bytes) -> Envelope | None:
+    """``Envelope.from_bytes``'s fast path: the same checks with exact types (which make
+    the value plain, see ``codec.try_unpack``); None leaves the verdict to the general path.
+    """
+    value = codec.try_unpack(data) if type(data) is bytes else None
+    if type(value) is not list or len(value) != 2:
+        return None
+    body, raw_sigs = value
+    if type(body) is not bytes or type(raw_sigs) is not list or not raw_sigs:
+        return None
+    signatures: list[EntrySignature] = []
+    previous = b""
+    for raw in raw_sigs:
+        if type(raw) is not list or len(raw) != 2:
+            return None
+        key_id, signature = raw
+        if (
+            type(key_id) is not bytes
+            or len(key_id) != KEY_ID_SIZE
+            or type(signature) is not bytes
+            or len(signature) != SIGNATURE_SIZE
+            or key_id <= previous
+        ):
+            return None
+        signatures.append(EntrySignature(key_id, signature))
+        previous = key_id
+    if not codec.encodes_to(value, data):
+        return None
+    return Envelope(body, tuple(signatures), data)
 
 
 ZERO_HASH = bytes(HASH_SIZE)

@@ -27,13 +27,14 @@ import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from redlist.ledger import crypto, merkle
+from redlist.ledger import codec, crypto, merkle
 from redlist.ledger.entry import (
     ZERO_HASH,
     AnyBody,
@@ -76,6 +77,9 @@ LOG_PUB_NAME = "log.pub"
 DEFAULT_ACCOUNT_SEQS = 1000
 # Below this many signatures a thread hand-off costs more than it saves.
 _PARALLEL_THRESHOLD = 4
+# Signatures per chunk handed to a batch verifier: a few milliseconds of work, so
+# the writer starts soon and the workers are never left waiting long for the next.
+_STREAM_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,10 @@ class _Prepared:
 #: One signature to check: (public key, signature, body).
 _Triple = tuple[bytes, bytes, bytes]
 
+#: Verifies many entry signatures at once, ``(public key, body, signature)`` each (the
+#: argument order of ``crypto.verify_entry``), returning whether each verified.
+BatchVerifier = Callable[[list[tuple[bytes, bytes, bytes]]], list[bool]]
+
 
 class Log:
     """An open log in a data directory. Create with :meth:`create`, open with :meth:`open`.
@@ -144,6 +152,7 @@ class Log:
         self._pool_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._workers = _worker_count()
+        self._batch_verifier: BatchVerifier | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -311,6 +320,8 @@ class Log:
                         triples[(public, sig.signature, item.envelope.body)] = None
                 if isinstance(body, KeyChange) and body.op == "add":
                     batch_keys.setdefault(crypto.key_id(body.pub), body.pub)
+        if self._batch_verifier is not None and len(triples) >= _PARALLEL_THRESHOLD:
+            return self._streamed_check(list(triples), self._batch_verifier)
         results = self._verify_all(list(triples))
 
         def check(public: bytes, body: bytes, signature: bytes) -> bool:
@@ -318,6 +329,52 @@ class Log:
             return crypto.verify_entry(public, body, signature) if known is None else known
 
         return check
+
+    def _streamed_check(self, triples: list[_Triple], verifier: BatchVerifier) -> SignatureCheck:
+        """Hand ``triples`` to ``verifier`` in chunks, in order; return a check that waits
+        only for the chunk holding the signature asked for.
+
+        The writer then applies the first entries while the workers verify the next
+        ones, so a single batch keeps every core busy. The semantics asks in entry
+        order, which is the chunks' order; a chunk whose verdicts do not come (an
+        error, a wrong count) leaves its signatures to be verified on the spot.
+        """
+        feeder = self._executor()
+        pending: deque[tuple[list[_Triple], Future[list[bool]]]] = deque()
+        for begin in range(0, len(triples), _STREAM_CHUNK):
+            chunk = triples[begin : begin + _STREAM_CHUNK]
+            wanted = [(public, body, sig) for public, sig, body in chunk]
+            pending.append((chunk, feeder.submit(verifier, wanted)))
+        results: dict[_Triple, bool] = {}
+
+        def check(public: bytes, body: bytes, signature: bytes) -> bool:
+            key = (public, signature, body)
+            known = results.get(key)
+            while known is None and pending:
+                chunk, future = pending.popleft()
+                try:
+                    outcomes = future.result()
+                except Exception:  # noqa: S112 - the signatures are verified on the spot
+                    continue
+                if len(outcomes) == len(chunk):
+                    results.update(zip(chunk, outcomes, strict=True))
+                known = results.get(key)
+            return crypto.verify_entry(public, body, signature) if known is None else known
+
+        return check
+
+    def verify_signatures_with(self, verifier: BatchVerifier | None) -> None:
+        """Verify the signatures of appended batches with ``verifier`` (None: threads).
+
+        By default a batch's signatures are verified on a thread per core, all before
+        the write. A node that serves gRPC beside its appends passes worker processes
+        instead (its caller owns them; ``verifier`` must be safe to call from several
+        threads): a verifying thread re-takes the GIL after each signature, and waits
+        for it while the server's and the writer's Python runs. The signatures are
+        then handed over in chunks and the write begins with the first verdicts
+        (``_streamed_check``). The verdicts are the same either way.
+        """
+        self._batch_verifier = verifier
 
     def _verify_all(self, triples: list[_Triple]) -> dict[_Triple, bool]:
         if len(triples) < _PARALLEL_THRESHOLD or self._workers == 1:
@@ -334,8 +391,10 @@ class Log:
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
+                # With a batch verifier the threads only feed it, two chunks at a time,
+                # so that its workers find the next chunk waiting when one is done.
                 self._pool = ThreadPoolExecutor(
-                    max_workers=self._workers - 1, thread_name_prefix="redlist-verify"
+                    max_workers=max(2, self._workers - 1), thread_name_prefix="redlist-verify"
                 )
             return self._pool
 
@@ -508,7 +567,7 @@ def _write_batch(
             )
         except (FormatError, RuleViolation, ConflictError) as exc:
             raise BatchError(index, exc) from exc
-        leaf = Leaf(size, time, prev, item.raw).to_bytes()
+        leaf = codec.encode([size, time, prev, item.raw])  # Leaf(...).to_bytes(), objectless
         leaf_hash = merkle.leaf_hash(leaf)
         writer.put_leaf(size, leaf)
         for level, position, subtree_hash in merkle.nodes_to_store(size, leaf_hash, nodes):

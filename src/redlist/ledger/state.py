@@ -195,9 +195,21 @@ class MemoryState:
 
 
 _ZERO = Balance()
+_FLAT_TYPES = frozenset({type(None), bool, int, str, bytes})
 
 
 def _array(data: bytes, length: int, what: str) -> list[Any]:
+    # Fast path for the flat records read for every entry (balances, targets): exact
+    # scalar types make the value plain for ``codec.encodes_to``; anything else is
+    # left to ``codec.decode``, which decides and says why.
+    quick = codec.try_unpack(data) if type(data) is bytes else None
+    if (
+        type(quick) is list
+        and len(quick) == length
+        and all(type(item) in _FLAT_TYPES for item in quick)
+        and codec.encodes_to(quick, data)
+    ):
+        return quick
     value = codec.decode(data, what)
     if not isinstance(value, list) or len(value) != length:
         raise FormatError(f"{what}: expected an array of {length} items")

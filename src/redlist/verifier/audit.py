@@ -235,7 +235,8 @@ class _Chunk:
     futures: list[_Outcomes]
     #: A structural failure after the prepared leaves, raised once they are applied.
     failure: VerificationError | None = None
-    results: dict[bytes, tuple[bytes, bytes, bool]] = field(default_factory=dict)
+    #: Signature -> ((public key, body, signature), verified?), as computed ahead.
+    results: dict[bytes, tuple[tuple[bytes, bytes, bytes], bool]] = field(default_factory=dict)
 
 
 class Auditor:
@@ -381,6 +382,8 @@ class Auditor:
         for head in self._trusted:
             self._check_head_fits(head, checkpoint)
         self._expected = checkpoint
+        if self._executor is None and self._full:
+            self._start_processes()  # they get ready while the first leaves are read
         self._expected_text = (
             checkpoint_text if isinstance(checkpoint_text, str) else bytes(checkpoint_text).decode()
         )
@@ -494,17 +497,25 @@ class Auditor:
         """The structural checks of a chunk, in order; then start its signature checks."""
         chunk = _Chunk([], [], [])
         expected_size = self._expected.size if self._expected is not None else None
+        # Runs for every leaf: the attribute look-ups are hoisted out of the loop.
+        check_leaf, full, publics = self._check_leaf, self._full, self._public_by_key_id
+        prepared_leaves, triples = chunk.prepared, chunk.triples
         for raw in raw_leaves:
-            seq = self._next_seq
             try:
-                prepared = self._check_leaf(seq, raw, expected_size)
+                prepared = check_leaf(self._next_seq, raw, expected_size)
             except VerificationError as exc:
                 chunk.failure = exc
                 break
-            chunk.prepared.append(prepared)
-            if self._full:
-                self._learn_keys(prepared.envelope)
-                self._collect_triples(prepared.envelope, chunk.triples)
+            prepared_leaves.append(prepared)
+            if full:
+                envelope = prepared.envelope
+                body = envelope.body
+                if _KIND_KEY in body or _KIND_GENESIS in body:
+                    self._learn_keys(envelope)
+                for signature in envelope.signatures:
+                    public = publics.get(signature.key_id)
+                    if public is not None:
+                        triples.append((public, body, signature.signature))
         if chunk.triples:
             chunk.futures = self._submit(chunk.triples)
         return chunk
@@ -557,11 +568,9 @@ class Auditor:
         return _Prepared(seq, leaf.time, envelope)
 
     def _learn_keys(self, envelope: Envelope) -> None:
-        body = envelope.body
-        if _KIND_KEY not in body and _KIND_GENESIS not in body:
-            return
+        """Remember the public key a genesis or key entry (by its bytes) registers."""
         try:
-            decoded = decode_body(body)
+            decoded = decode_body(envelope.body)
         except FormatError:
             return  # the semantics reports it, at the right moment
         if isinstance(decoded, Genesis):
@@ -569,20 +578,13 @@ class Auditor:
         elif isinstance(decoded, KeyChange) and decoded.op == "add":
             self._public_by_key_id.setdefault(crypto.key_id(decoded.pub), decoded.pub)
 
-    def _collect_triples(
-        self, envelope: Envelope, triples: list[tuple[bytes, bytes, bytes]]
-    ) -> None:
-        for signature in envelope.signatures:
-            public = self._public_by_key_id.get(signature.key_id)
-            if public is not None:
-                triples.append((public, envelope.body, signature.signature))
-
     def _submit(self, triples: list[tuple[bytes, bytes, bytes]]) -> list[_Outcomes]:
         executor = self._executor
-        if executor is None and self._use_processes():
-            if self._process_pool is None:
-                self._process_pool = VerifyPool(self._workers)
-            return list(self._process_pool.submit(triples))
+        # Threads verify while the worker processes start (a fraction of a second).
+        if executor is None and self._start_processes():
+            pool = self._process_pool
+            if pool is not None and pool.started():
+                return list(pool.submit(triples))
         if executor is None:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
@@ -605,32 +607,36 @@ class Auditor:
             return
         outcomes = [ok for future in chunk.futures for ok in future.result()]
         results = chunk.results
-        for (public, body, signature), ok in zip(chunk.triples, outcomes, strict=True):
-            results.setdefault(signature, (public, body, ok))
+        for triple, ok in zip(chunk.triples, outcomes, strict=True):
+            results.setdefault(triple[2], (triple, ok))
 
         def check_signature(public: bytes, body: bytes, signature: bytes) -> bool:
             known = results.get(signature)
-            if known is not None and known[0] == public and known[1] == body:
-                return known[2]
+            if known is not None and known[0][0] == public and known[0][1] == body:
+                return known[1]
             return crypto.verify_entry(public, body, signature)
 
-        state = self._state
-        origin = self._origin
+        state, origin, account = self._state, self._origin, self._account
+        apply_entry = points.apply_entry
+        signatures = 0
         for prepared in chunk.prepared:
+            envelope = prepared.envelope
             try:
-                effect = points.apply_entry(
+                effect = apply_entry(
                     state,
                     origin=origin,
                     seq=prepared.seq,
                     time=prepared.time,
-                    envelope=prepared.envelope,
+                    envelope=envelope,
                     check_signature=check_signature,
                 )
             except RuleViolation as exc:
+                self._signatures += signatures
                 raise self._fail(prepared.seq, exc.check, exc.message) from None
-            self._signatures += len(prepared.envelope.signatures)
-            if self._account is not None and effect.account == self._account:
+            signatures += len(envelope.signatures)
+            if account is not None and effect.account == account:
                 self._record_statement(prepared, effect)
+        self._signatures += signatures
 
     def _check_partial(self, prepared: _Prepared) -> None:
         try:
@@ -698,12 +704,14 @@ class Auditor:
             trusted_heads=self._trusted,
         )
 
-    def _use_processes(self) -> bool:
-        if self._processes is not None:
-            return self._processes
-        if self._workers < 2 or self._expected is None:
-            return False
-        self._processes = self._expected.size - self._next_seq >= PROCESS_MIN_ENTRIES
+    def _start_processes(self) -> bool:
+        """Start the worker processes if they are to be used; whether they are."""
+        if self._processes is None:
+            if self._workers < 2 or self._expected is None:
+                return False
+            self._processes = self._expected.size - self._next_seq >= PROCESS_MIN_ENTRIES
+        if self._processes and self._process_pool is None:
+            self._process_pool = VerifyPool(self._workers)
         return self._processes
 
 

@@ -6,7 +6,8 @@
 Exit status (DESIGN 5): 0 verified; 1 verification failed (any defect in the data,
 undecodable bytes included; the report names the first bad entry and the check);
 2 the check could not start (bad arguments, a missing file, an unusable key, a node
-that cannot be reached or refuses to answer).
+that cannot be reached or refuses to answer); 130 interrupted (Ctrl-C); 141 the
+reader of the report went away (``| head``).
 
 The log key must come from outside the data: ``--log-key`` (the verifier key
 string, or a file holding it such as a node's ``log.pub``) or a ``--state`` file
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+from redlist.ledger.crypto import tune_interpreter
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import (
     KeyFileError,
@@ -50,9 +53,16 @@ from redlist.verifier.statefile import (
 )
 
 PROGRAM = "redlist-verify"
+#: The name of the file holding a node's log key in its data directory (redlist.ledger.log).
+LOG_PUB_NAME = "log.pub"
+# How a PEM file (a key, a certificate) begins; a log key is one line, never PEM.
+_PEM_MARK = "-----BEGIN "
 EXIT_VERIFIED = 0
 EXIT_FAILED = 1
 EXIT_CANNOT_START = 2
+#: 128 + SIGINT and 128 + SIGPIPE, as shells report a command stopped by those signals.
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 class _BadArguments(Exception):
@@ -166,6 +176,27 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the verifier; returns the exit status."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit as a traceback
+    except BrokenPipeError:
+        # The reader (head, less) went away: end silently, as a command stopped by SIGPIPE.
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so the flush at exit finds no closed pipe."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):  # stdout is no real file (tests): nothing to flush
+        pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
     stdout, stderr = sys.stdout, sys.stderr
     json_mode = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
@@ -174,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_VERIFIED
     except _BadArguments as error:
         return _report_error(error, json_mode, stdout, stderr)
+    tune_interpreter()  # thread switch interval and garbage collector for long audits
     try:
         if args.command == "node":
             return _verify_node(args, stdout, stderr)
@@ -182,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report_error(error, args.json, stdout, stderr)
     except KeyboardInterrupt:
         stderr.write(f"\n{PROGRAM}: interrupted; nothing was verified\n")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: TextIO) -> int:
@@ -300,14 +332,33 @@ def _read_log_key(given: str) -> VerifierKey:
     path = Path(given)
     text = given
     try:
-        is_file = path.is_file()
+        is_file, is_dir = path.is_file(), path.is_dir()
     except (OSError, ValueError):  # e.g. a name too long to be a path: a key string then
-        is_file = False
+        is_file = is_dir = False
+    if is_dir:
+        raise KeyFileError(
+            f"--log-key {given} is a directory; give the log key file (a node's data "
+            f"directory holds it as {path / LOG_PUB_NAME}) or the key string itself"
+        )
     if is_file:
         try:
             text = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KeyFileError(f"cannot read the log key file {path}: {exc}") from None
+        except OSError as exc:
+            raise KeyFileError(f"cannot read the log key file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise KeyFileError(f"the log key file {path} is not UTF-8 text") from None
+        if _PEM_MARK in text:
+            raise KeyFileError(
+                f"{path} is a PEM file (a staff key from 'redlist keygen' or a certificate), "
+                f"not the town log's key; that is {LOG_PUB_NAME} in the node's data "
+                "directory, also printed by 'redlist-node init'"
+            )
+    elif "+" not in given and ("/" in given or "." in given):
+        # A file name or path that names nothing: a key string always has two '+'.
+        raise KeyFileError(
+            f"the log key file {given} does not exist (--log-key takes that file, e.g. the "
+            f"node's {LOG_PUB_NAME}, or the key string itself)"
+        )
     try:
         log_key = VerifierKey.parse(text)
     except NoteError as exc:
@@ -337,7 +388,10 @@ def _report_error(
         value = report.failure_json(None, error.diagnostics())
         stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
     else:
-        stderr.write(f"{PROGRAM}: cannot verify: {error.diagnostics()}\n")
+        message = error.diagnostics()
+        # "cannot reach the node ..." says it already: no "cannot verify: cannot ...".
+        prefix = "" if message.startswith("cannot ") else "cannot verify: "
+        stderr.write(f"{PROGRAM}: {prefix}{message}\n")
     return EXIT_CANNOT_START
 
 
