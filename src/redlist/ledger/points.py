@@ -161,7 +161,7 @@ def _genesis(
     _within_range(body.config.base, "the base score")
     for grade in body.config.grades:
         if grade.min is not None:
-            _within_range(grade.min, f"the minimum of grade {grade.name}")
+            _within_range(grade.min, "the minimum of grade {}", grade.name)
     state.set_config(body.config)
     state.put_key(KeyRecord(admin_id, body.admin, "admin", frozenset({"admin"}), seq))
     return Effect(seq, "genesis", ("admin",))
@@ -255,7 +255,7 @@ def _rule(
 ) -> Effect:
     _require_role(signers, _ADMIN, "rule changes")
     if body.op == "set":
-        _within_range(body.points or 0, f"the points of rule {body.code!r}")
+        _within_range(body.points or 0, "the points of rule {!r}", body.code)
         # decode_body guarantees these for op "set"
         state.put_rule(
             RuleRecord(
@@ -292,19 +292,24 @@ def _rule(
 MAX_POINTS = 2**53 - 1
 
 
-def _within_range(value: int, what: str) -> int:
+def _within_range(value: int, what: str, subject: object = None) -> int:
+    """``value``, if within ``MAX_POINTS``; ``what`` names it, with ``{}`` for ``subject``.
+
+    The name is only formatted for a refusal: this runs for every award and redemption.
+    """
     if not -MAX_POINTS <= value <= MAX_POINTS:
+        name = what.format(subject)
         raise RuleViolation(
             "range",
-            f"{what} would be {value}, beyond the largest amount a ledger can hold ({MAX_POINTS})",
+            f"{name} would be {value}, beyond the largest amount a ledger can hold ({MAX_POINTS})",
         )
     return value
 
 
 def _new_balance(account: str, balance: Balance, earned: int, redeemed: int) -> Balance:
     return Balance(
-        _within_range(balance.earned + earned, f"the points earned by {account}"),
-        _within_range(balance.redeemed + redeemed, f"the points redeemed by {account}"),
+        _within_range(balance.earned + earned, "the points earned by {}", account),
+        _within_range(balance.redeemed + redeemed, "the points redeemed by {}", account),
         balance.entries + 1,
     )
 
@@ -320,7 +325,7 @@ def _award(
     _require_role(signers, _AWARDERS, "awards")
     if rule.council:
         _require_quorum(signers, quorum, f"rule {body.rule!r}")
-    points = _within_range(rule.points * body.qty, f"the value of this award ({body.qty} ×)")
+    points = _within_range(rule.points * body.qty, "the value of this award ({} ×)", body.qty)
     balance = state.balance(body.account)
     state.put_balance(body.account, _new_balance(body.account, balance, points, 0))
     state.put_target(seq, TargetRecord("award", body.account, points, body.rule))

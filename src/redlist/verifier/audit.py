@@ -29,7 +29,7 @@ earlier state, tree, chain link and time, and checks the later entries
 completely, balances included.
 
 Speed: Ed25519 verification dominates, so leaves are taken in chunks; each
-chunk's signatures are verified elsewhere while the previous chunk runs through
+chunk's signatures are verified elsewhere while an earlier chunk runs through
 the semantics, which only looks the results up. Where: on worker processes
 (``workers.VerifyPool``) for a long log on a machine with several cores, since
 they never wait for this thread's GIL; else on threads (the crypto library
@@ -45,6 +45,7 @@ precomputation never decides an outcome.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -94,6 +95,9 @@ CHECKS: Mapping[str, str] = {
 #: Leaves per chunk: big enough to keep the verifying threads busy, small enough
 #: that a failure is reported soon.
 CHUNK_SIZE = 512
+#: Chunks whose signatures may be out for verification while an older one runs
+#: through the semantics: with two, the workers find the next chunk waiting.
+IN_FLIGHT = 2
 
 #: Entries left to check from which ``Auditor`` verifies on processes by default.
 #: Starting a worker process costs a few tenths of a second; below this, threads.
@@ -304,7 +308,8 @@ class Auditor:
         self._signatures = 0
         self._chunk_size = chunk_size
         self._pending: list[bytes] = []
-        self._in_flight: _Chunk | None = None
+        #: Chunks whose signatures are being verified, oldest first (``IN_FLIGHT`` at most).
+        self._in_flight: deque[_Chunk] = deque()
         self._failure: VerificationError | None = None
         self._workers = workers or _available_cores()
         # A caller's executor (e.g. a process pool) is used as is and left running.
@@ -352,7 +357,7 @@ class Auditor:
             self._failure is not None
             or not self._full
             or self._pending
-            or self._in_flight is not None
+            or self._in_flight
             or self._prev_hash is None
             or self._next_seq == 0
         ):
@@ -485,13 +490,14 @@ class Auditor:
             return
         raw_leaves, self._pending = self._pending, []
         chunk = self._prepare(raw_leaves)
-        self._apply_in_flight()
-        self._in_flight = chunk
+        self._in_flight.append(chunk)
         if chunk.failure is not None:
             self._apply_in_flight()
             self._failure = chunk.failure
             self.close()
             raise chunk.failure
+        while len(self._in_flight) > IN_FLIGHT:
+            self._apply_chunk(self._in_flight.popleft())
 
     def _prepare(self, raw_leaves: list[bytes]) -> _Chunk:
         """The structural checks of a chunk, in order; then start its signature checks."""
@@ -598,8 +604,12 @@ class Auditor:
         ]
 
     def _apply_in_flight(self) -> None:
-        chunk, self._in_flight = self._in_flight, None
-        if chunk is None or not chunk.prepared:
+        """Run every chunk in flight through the semantics, oldest first."""
+        while self._in_flight:
+            self._apply_chunk(self._in_flight.popleft())
+
+    def _apply_chunk(self, chunk: _Chunk) -> None:
+        if not chunk.prepared:
             return
         if not self._full:
             for prepared in chunk.prepared:

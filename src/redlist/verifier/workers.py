@@ -37,6 +37,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -217,6 +218,15 @@ class VerifyPool:
         can do it elsewhere until this says the pool is ready.
         """
         return all([worker.poll_started() for worker in self._workers])
+
+    def wait_started(self, timeout: float = _EXIT_WAIT) -> bool:
+        """Wait (at most ``timeout`` seconds) until ``started``; whether it is so."""
+        deadline = time.monotonic() + timeout
+        while not self.started():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     def __enter__(self) -> VerifyPool:
         return self

@@ -178,6 +178,7 @@ def _signature_workers() -> Iterator[VerifyPool | None]:
         yield None
         return
     with VerifyPool(cores) as workers:
+        workers.wait_started()  # serve once they can verify (a fraction of a second)
         yield workers
 
 

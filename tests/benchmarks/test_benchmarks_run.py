@@ -1,0 +1,118 @@
+"""Each benchmark runs end to end on a tiny workload and reports consistent figures.
+
+These are correctness runs with timing off: nothing here asserts a speed (that is
+for ``make bench`` on a quiet machine, README "Performance"); each test checks
+that the script ran the work it describes and that its JSON adds up.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def run(script: str, *arguments: str) -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert len(lines) == 1, completed.stdout  # one JSON object, progress on stderr
+    result: dict[str, Any] = json.loads(lines[0])
+    return result
+
+
+def test_the_limit_alone_prints_its_figures() -> None:
+    result = run("_limits.py", "--count", "200")
+    assert result["benchmark"] == "verify-limit"
+    assert result["verify_limit_per_second"] > 0
+    assert result["verify_per_core_per_second"] > 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_audit_benchmark_audits_the_whole_bundle(workers: str) -> None:
+    result = run(
+        "audit.py", "--entries", "300", "--runs", "2", "--verify-count", "200", "--workers", workers
+    )
+    assert result["benchmark"] == "audit"
+    assert result["entries"] == 303  # genesis, key, rule and the awards
+    assert result["worker_processes"] is False  # too few entries to start processes
+    assert len(result["runs"]) == len(result["run_ratios"]) == 2
+    assert all(rate > 0 for rate in result["runs"])
+    ratios = sorted(result["run_ratios"])
+    assert ratios[0] <= result["ratio"] <= ratios[-1]
+    assert result["meets_target"] == (result["ratio"] >= result["target_ratio"] == 0.7)
+
+
+def test_the_audit_benchmark_refuses_a_wrong_result(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import audit as audit_benchmark
+        from ingest import BenchTown
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    directory = tmp_path / "bundle"
+    signer, size = audit_benchmark.write_bundle(directory, BenchTown(), 5)
+    assert audit_benchmark.audit_run(directory, signer, size, 1) > 0
+    with pytest.raises(SystemExit, match="not 9"):
+        audit_benchmark.audit_run(directory, signer, size + 1, 1)
+
+
+def test_the_append_benchmark_grows_the_log_and_compares_windows() -> None:
+    result = run(
+        "append.py",
+        *("--entries", "1500", "--early", "300", "--window", "200", "--batch", "50"),
+        *("--plateau", "600"),
+        *("--verify-count", "200"),
+    )
+    assert result["benchmark"] == "append"
+    assert result["entries"] == 1500
+    windows = result["windows"]
+    assert len(windows) == 7  # (1500 - 3 setup entries) // 200
+    assert result["early_entries_per_second"] in windows
+    assert result["late_entries_per_second"] in windows
+    flatness = result["late_entries_per_second"] / result["early_entries_per_second"]
+    assert abs(result["flatness"] - flatness) < 0.002
+    # The windows end at 203, 403, 603, ...: the plateau is the median of those after 600.
+    assert result["plateau_entries_per_second"] == sorted(windows[2:5])[1]
+    plateau = result["late_entries_per_second"] / result["plateau_entries_per_second"]
+    assert abs(result["flatness_from_plateau"] - plateau) < 0.002
+    assert result["anonymous_kib_late"] is None or result["anonymous_kib_late"] > 0
+    assert result["data_bytes"] > 1500 * 100
+
+
+def test_the_append_benchmark_refuses_too_few_entries() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "append.py"), "--entries", "100"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "--entries must be at least" in completed.stderr
+
+
+def test_the_proofs_benchmark_measures_each_size() -> None:
+    result = run("proofs.py", "--sizes", "512,64", "--proofs", "100", "--verify-count", "200")
+    assert result["benchmark"] == "proofs"
+    assert result["sizes"] == [64, 512]
+    rates = result["proofs_per_second"]
+    assert set(rates) == {"64", "512"}
+    assert result["proofs_per_second_at_largest"] == rates["512"]
+    assert abs(result["flatness"] - rates["512"] / rates["64"]) < 0.002
+    hashes = result["hashes_per_proof"]
+    assert 0 < hashes["64"] <= 6 < hashes["512"] <= 9  # log2 of the size, at most
+    per_hash = (rates["512"] * hashes["512"]) / (rates["64"] * hashes["64"])
+    assert abs(result["flatness_per_hash"] - per_hash) < 0.002

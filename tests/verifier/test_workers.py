@@ -1,0 +1,201 @@
+"""Worker processes verify signatures for the auditor, and never decide an outcome wrongly."""
+
+from __future__ import annotations
+
+import io
+import struct
+import sys
+import threading
+import time
+
+import pytest
+from tests.verifier.bundles import LogBuilder, standard_log
+
+from redlist.ledger import codec
+from redlist.ledger.crypto import SigningKey, sign_entry
+from redlist.ledger.errors import VerificationError
+from redlist.verifier import audit as audit_module
+from redlist.verifier import workers
+from redlist.verifier.audit import Auditor, AuditResult
+from redlist.verifier.workers import Triple, VerifyPool
+
+KEY = SigningKey.from_seed(bytes(32))
+
+
+def triples(count: int, forged: frozenset[int] | set[int] = frozenset()) -> list[Triple]:
+    """``count`` entry signatures; those at ``forged`` are over another body."""
+    made: list[Triple] = []
+    for number in range(count):
+        body = b"body %d" % number
+        signed = b"other" if number in forged else body
+        made.append((KEY.public, body, sign_entry(KEY, signed)))
+    return made
+
+
+def expected(count: int, forged: set[int]) -> list[bool]:
+    return [number not in forged for number in range(count)]
+
+
+def outcomes(pool: VerifyPool, batch: list[Triple]) -> list[bool]:
+    return [ok for pending in pool.submit(batch) for ok in pending.result()]
+
+
+def test_a_pool_verifies_in_order_across_workers_and_messages() -> None:
+    forged = {0, 5, 17, 42}
+    with VerifyPool(2) as pool:
+        assert pool.processes == 2
+        first = pool.submit(triples(50, forged))  # two messages in flight per worker
+        second = pool.submit(triples(7, {6}))
+        assert [ok for pending in second for ok in pending.result()] == expected(7, {6})
+        assert [ok for pending in first for ok in pending.result()] == expected(50, forged)
+        assert outcomes(pool, []) == []
+        assert outcomes(pool, triples(1)) == [True]
+
+
+def test_malformed_triples_do_not_verify() -> None:
+    good = triples(1)[0]
+    batch = [good, (good[0][:31], good[1], good[2]), (good[0], good[1], good[2][:63])]
+    with VerifyPool(1) as pool:
+        assert outcomes(pool, batch) == [True, False, False]
+
+
+def test_a_worker_that_dies_is_replaced_by_the_calling_thread() -> None:
+    forged = {1, 3}
+    with VerifyPool(2) as pool:
+        assert outcomes(pool, triples(4)) == [True] * 4  # both workers are up
+        process = pool._workers[0].process
+        assert process is not None
+        process.kill()
+        process.wait()
+        assert outcomes(pool, triples(10, forged)) == expected(10, forged)
+        assert outcomes(pool, triples(10, forged)) == expected(10, forged)
+
+
+def test_a_worker_that_answers_nonsense_is_not_believed() -> None:
+    with VerifyPool(1) as pool:
+        worker = pool._workers[0]
+        assert outcomes(pool, triples(2)) == [True, True]
+        pending = pool.submit(triples(3, {0, 1, 2}))
+        worker.received += 5  # the next answer then carries an unexpected number
+        assert pending[0].result() == [False, False, False]
+        assert worker.broken
+
+
+def test_workers_that_cannot_start_leave_the_work_to_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    with VerifyPool(2) as pool:
+        assert pool.started()
+        assert outcomes(pool, triples(6, {2})) == expected(6, {2})
+
+
+def test_close_stops_the_workers_and_can_be_repeated() -> None:
+    pool = VerifyPool(2)
+    processes = [worker.process for worker in pool._workers]
+    assert outcomes(pool, triples(3)) == [True] * 3
+    pool.close()
+    pool.close()
+    for process in processes:
+        assert process is not None
+        assert process.returncode is not None
+    with pytest.raises(ValueError, match="closed"):
+        pool.submit(triples(1))
+
+
+def test_the_worker_loop_answers_each_message() -> None:
+    batches = [triples(3, {1}), triples(2)]
+    requests = b"".join(
+        struct.pack(">I", len(message)) + message
+        for message in (codec.encode([list(t) for t in batch]) for batch in batches)
+    )
+    answers = io.BytesIO()
+    workers.serve(io.BytesIO(requests), answers)
+    stream = io.BytesIO(answers.getvalue())
+    assert workers._read_message(stream) == workers._HELLO
+    assert workers._read_message(stream) == struct.pack(">I", 0) + b"\x01\x00\x01"
+    assert workers._read_message(stream) == struct.pack(">I", 1) + b"\x01\x01"
+    assert workers._read_message(stream) is None
+
+
+def audit(log: LogBuilder, *, processes: bool, chunk_size: int = 4) -> AuditResult:
+    text = log.checkpoint()
+    with Auditor(
+        log.town.log_signer.verifier(), workers=2, processes=processes, chunk_size=chunk_size
+    ) as auditor:
+        auditor.check_checkpoint(text)
+        pool = auditor._process_pool
+        assert (pool is not None) == processes
+        deadline = time.monotonic() + 30
+        while pool is not None and not pool.started():  # threads verify until then
+            assert time.monotonic() < deadline, "the worker processes did not start"
+            time.sleep(0.01)
+        for leaf in log.leaves:
+            auditor.feed(leaf)
+        return auditor.finish(text)
+
+
+def test_an_audit_on_processes_finds_what_one_on_threads_finds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shares: list[int] = []
+    real_submit = VerifyPool.submit
+
+    def counting(pool: VerifyPool, batch: list[Triple]) -> list[workers.Pending]:
+        shares.append(len(batch))
+        return real_submit(pool, batch)
+
+    monkeypatch.setattr(VerifyPool, "submit", counting)
+    log = standard_log()
+    on_processes = audit(log, processes=True)
+    assert sum(shares) == on_processes.signatures_checked
+    on_threads = audit(log, processes=False)
+    assert sum(shares) == on_processes.signatures_checked  # threads did not use the pool
+    assert on_processes.accounts == on_threads.accounts
+    assert on_processes.signatures_checked == on_threads.signatures_checked > 0
+
+
+def test_processes_are_chosen_for_long_logs_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    log = standard_log()
+    text = log.checkpoint()
+    key = log.town.log_signer.verifier()
+    with Auditor(key, workers=2) as auditor:
+        auditor.check_checkpoint(text)
+        assert auditor._process_pool is None
+    monkeypatch.setattr(audit_module, "PROCESS_MIN_ENTRIES", len(log.leaves))
+    with Auditor(key, workers=2) as auditor:
+        auditor.check_checkpoint(text)
+        assert auditor._process_pool is not None
+    with Auditor(key, workers=1) as auditor:
+        auditor.check_checkpoint(text)
+        assert auditor._process_pool is None
+
+
+def test_a_forged_signature_is_caught_on_processes() -> None:
+    log = standard_log()
+    town = log.town
+    forged_body = codec.decode(codec.decode(town.award("res-009", "clean-pond"))[0])
+    forged_body["qty"] = 99  # changed after signing: the signature no longer fits
+    envelope = codec.decode(town.award("res-009", "clean-pond"))
+    log.append(codec.encode([codec.encode(forged_body), envelope[1]]))
+    for processes in (True, False):
+        with pytest.raises(VerificationError) as caught:
+            audit(log, processes=processes)
+        assert (caught.value.seq, caught.value.check) == (len(log.leaves) - 1, "signature")
+
+
+def test_verify_may_be_called_from_several_threads() -> None:
+    batches = [(triples(30, {n, n + 7}), expected(30, {n, n + 7})) for n in range(6)]
+    answers: dict[int, list[bool]] = {}
+    with VerifyPool(2) as pool:
+
+        def verify(number: int) -> None:
+            answers[number] = pool.verify(batches[number][0])
+
+        threads = [threading.Thread(target=verify, args=(n,)) for n in range(len(batches))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert answers == {n: wanted for n, (_, wanted) in enumerate(batches)}
+    assert pool.verify(triples(3, {1})) == [True, False, True]  # closed: done right here
