@@ -193,6 +193,10 @@ def _overdraw(log: LogBuilder, town: Town) -> None:
     log.append(town.redeem("res-001", 6))
 
 
+def _award_beyond_range(log: LogBuilder, town: Town) -> None:
+    log.append(town.award("res-001", "clean-pond", 2**60))  # 5 × 2^60 points
+
+
 def _double_reverse(log: LogBuilder, town: Town) -> None:
     target = log.append(town.award("res-001", "clean-pond"))
     log.append(town.reverse(target))
@@ -244,6 +248,7 @@ VIOLATIONS: list[tuple[str, Callable[[LogBuilder, Town], None], str]] = [
     ("missing council quorum", _missing_quorum, "quorum"),
     ("reversal without quorum", _reverse_without_quorum, "quorum"),
     ("overdraw", _overdraw, "overdraw"),
+    ("award beyond range", _award_beyond_range, "range"),
     ("double reverse", _double_reverse, "double-reverse"),
     ("wrong log", _wrong_log, "log"),
     ("genesis after seq 0", _second_genesis, "genesis"),
