@@ -126,7 +126,17 @@ def test_checkpoint_over_other_leaves_fails_at_the_root() -> None:
     log = standard_log()
     wrong = log.checkpoint(root=bytes(32))
     error = failure(log, checkpoint=wrong)
-    assert (error.seq, error.check) == (None, "root")
+    # The chain pins every leaf but the newest, so the newest is the one named.
+    assert (error.seq, error.check) == (len(log.leaves) - 1, "root")
+
+
+def test_a_changed_time_in_the_newest_leaf_is_named() -> None:
+    log = standard_log()
+    checkpoint = log.checkpoint()
+    last = Leaf.from_bytes(log.leaves[-1])
+    log.leaves[-1] = Leaf(last.seq, last.time + 1, last.prev, last.envelope).to_bytes()
+    error = failure(log, checkpoint=checkpoint)
+    assert (error.seq, error.check) == (len(log.leaves) - 1, "root")
 
 
 def test_extra_leaves_are_caught_as_they_arrive() -> None:

@@ -461,6 +461,16 @@ class Auditor:
             )
         root = self._tree.root()
         if root != checkpoint.root:
+            if self._start == 0 and count > self._start:
+                # Every earlier leaf is pinned by the next one's prev link, all of which
+                # held; only the newest leaf is pinned by nothing but the root.
+                raise self._fail(
+                    count - 1,
+                    "root",
+                    f"the Merkle root of the entries is {root.hex()}, the checkpoint signed "
+                    f"{checkpoint.root.hex()}: the hash chain holds, so the newest entry "
+                    f"({count - 1}) is not the one the checkpoint signed",
+                )
             raise self._fail(
                 None,
                 "root",
