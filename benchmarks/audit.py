@@ -65,7 +65,7 @@ def write_bundle(directory: Path, town: BenchTown, awards: int) -> tuple[NoteSig
 def audit_run(directory: Path, signer: NoteSigner, size: int, workers: int | None) -> float:
     """Audit the bundle once; entries/s. Exits when the audit does not say what it should."""
     started = time.perf_counter()
-    result = audit(BundleSource(directory), signer.verifier(), workers=workers)
+    result = audit(BundleSource(directory), signer.verifier(), workers=workers).result
     elapsed = time.perf_counter() - started
     if result.tree_size != size or not result.balances_recomputed or not result.accounts:
         raise SystemExit(f"the audit checked {result.tree_size} entries, not {size}")

@@ -134,11 +134,11 @@ def test_partial_bundle_says_balances_were_not_recomputed(
 ) -> None:
     log = standard_log()
     directory = log.write_bundle(tmp_path / "bundle", start=10, previous=10)
-    assert main(["bundle", str(directory), "--log-key", vkey(log)]) == 0
+    assert main(["bundle", str(directory), "--log-key", vkey(log), "--structure-only"]) == 0
     out = capsys.readouterr().out
     assert "balances were NOT recomputed" in out
     assert "could not be checked" in out  # start is even: the first link is not checkable
-    status, value = verify_json(capsys, directory, key=vkey(log))
+    status, value = verify_json(capsys, directory, "--structure-only", key=vkey(log))
     assert (status, value["balances_recomputed"], value["accounts"]) == (0, False, {})
 
 
@@ -532,7 +532,7 @@ def test_changed_left_or_previous_checkpoint_fails(
     data = bytearray((directory / name).read_bytes())
     data[len(data) // 2] ^= 0x04
     (directory / name).write_bytes(bytes(data))
-    status, value = verify_json(capsys, directory, key=vkey(log))
+    status, value = verify_json(capsys, directory, "--structure-only", key=vkey(log))
     assert status == 1
     assert value["error"]["check"] in {"left", "root", "previous-checkpoint", "consistency"}
 
@@ -543,7 +543,7 @@ def test_previous_checkpoint_of_another_history_fails(
     log = standard_log()
     directory = log.write_bundle(tmp_path / "bundle", start=12)
     (directory / bundle.PREVIOUS_CHECKPOINT_FILE).write_text(log.checkpoint(12, bytes(32)))
-    status, value = verify_json(capsys, directory, key=vkey(log))
+    status, value = verify_json(capsys, directory, "--structure-only", key=vkey(log))
     assert (status, value["error"]["check"]) == (1, "consistency")
 
 
@@ -845,3 +845,53 @@ def test_wrong_town_key_is_a_verification_failure(
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "bundle" in capsys.readouterr().out
+
+
+# -- monthly bundles, month after month --------------------------------------------
+
+
+def test_a_monthly_bundle_without_earlier_state_is_refused_not_passed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = standard_log()
+    directory = log.write_bundle(tmp_path / "month", start=12, previous=12)
+    status, value = verify_json(capsys, directory, key=vkey(log))
+    assert status == 2
+    assert value["ok"] is False
+    assert "--state" in value["error"]["message"]
+
+
+def test_monthly_bundles_resume_from_the_state_and_recheck_everything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = standard_log()
+    state = _pinned_run(tmp_path, log)  # month 1: the full log so far
+    first_end = len(log.leaves)
+    _grow(log, 5)
+    month = log.write_bundle(tmp_path / "month2", start=first_end, previous=first_end)
+    capsys.readouterr()
+    status, value = verify_json(capsys, month, "--state", str(state), key=None)
+    assert status == 0, value
+    assert value["balances_recomputed"] is True
+    full = log.write_bundle(tmp_path / "full")
+    _, whole = verify_json(capsys, full, key=vkey(log))
+    assert value["accounts"] == whole["accounts"]
+    # Month 3 resumes from what month 2 left in the state file.
+    second_end = len(log.leaves)
+    _grow(log, 3)
+    month3 = log.write_bundle(tmp_path / "month3", start=second_end, previous=second_end)
+    status, value = verify_json(capsys, month3, "--state", str(state), key=None)
+    assert (status, value["tree_size"]) == (0, second_end + 3)
+
+
+def test_a_forged_entry_in_a_monthly_bundle_is_caught_with_the_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = standard_log()
+    state = _pinned_run(tmp_path, log)
+    start = len(log.leaves)
+    log.append(log.town.award("res-001", "clean-pond", signers=(OTHER,)))  # unregistered key
+    month = log.write_bundle(tmp_path / "month", start=start, previous=start)
+    capsys.readouterr()
+    status, value = verify_json(capsys, month, "--state", str(state), key=None)
+    assert (status, value["error"]["seq"], value["error"]["check"]) == (1, start, "signer-unknown")

@@ -21,6 +21,7 @@ checks its answers (``_verify_node``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -90,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     bundle.add_argument("directory", metavar="DIR", type=Path, help="the bundle directory")
     _common_arguments(bundle)
+    bundle.add_argument(
+        "--structure-only",
+        action="store_true",
+        help="for a bundle that starts after entry 0 with no earlier state: check only its "
+        "order, hash chain and Merkle root (signatures and balances are not recomputed)",
+    )
     bundle.set_defaults(make_source=lambda args: BundleSource(args.directory))
     node = commands.add_parser(
         "node", help="verify a live town node over gRPC", description=_NODE_HELP
@@ -120,8 +127,11 @@ def _parser() -> argparse.ArgumentParser:
 
 _BUNDLE_HELP = (
     "Verify a bundle written by 'redlist-node export'. A full bundle (from entry 0) is "
-    "re-checked completely and every balance recomputed; a monthly bundle is checked for "
-    "format, order, hash chain and Merkle root."
+    "re-checked completely and every balance recomputed. A bundle that starts later (a "
+    "month) is re-checked completely when --state FILE holds the state an earlier run "
+    "reached exactly where the bundle starts (verify each month with the same state "
+    "file); otherwise it is refused, unless --structure-only asks for its format, order, "
+    "hash chain and Merkle root alone."
 )
 
 
@@ -221,21 +231,32 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
     _check_common_arguments(args)
     pinned = load_state(args.state) if args.state is not None else None
     log_key = _resolve_log_key(args.log_key, pinned)
+    resume = None
+    if pinned is not None and args.account is None:
+        # A bundle that starts where the pinned audit ended resumes from its state.
+        with contextlib.suppress(SourceError):
+            resume = load_semantics(args.state, pinned)
     progress = _ProgressBar(stderr) if stderr.isatty() else None
     try:
-        result = audit(
+        audited = audit(
             source,
             log_key,
             keep_statements_for=args.account,
             trusted=(pinned.head(),) if pinned is not None else (),
             progress=progress,
             workers=args.workers,
+            resume=resume,
+            partial_ok=args.structure_only,
         )
     finally:
         if progress is not None:
             progress.clear()
+    result = audited.result
     if args.state is not None:
-        save_state(args.state, PinnedState.from_result(log_key, result))
+        semantics = None
+        if audited.resume_point is not None:
+            semantics = save_semantics(args.state, result.origin, audited.resume_point)
+        save_state(args.state, PinnedState.from_result(log_key, result, semantics))
     if args.json:
         stdout.write(json.dumps(report.result_json(result, args.account), ensure_ascii=False))
         stdout.write("\n")

@@ -22,7 +22,7 @@ from redlist.ledger import bundle
 from redlist.ledger.errors import FormatError, NoteError, SourceError, VerificationError
 from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note import VerifierKey, open_checkpoint
-from redlist.verifier.audit import Auditor, AuditResult, TrustedHead
+from redlist.verifier.audit import Auditor, AuditResult, ResumePoint, TrustedHead
 
 #: Bytes read from the leaves file at a time.
 READ_SIZE = 1 << 20
@@ -70,6 +70,14 @@ class Source(ABC):
         """Release what the source holds."""
 
 
+@dataclass(frozen=True)
+class Audited:
+    """An audit's result and, after a full (or resumed) audit, where a later one resumes."""
+
+    result: AuditResult
+    resume_point: ResumePoint | None
+
+
 def audit(
     source: Source,
     log_key: VerifierKey,
@@ -79,14 +87,37 @@ def audit(
     progress: Progress | None = None,
     workers: int | None = None,
     executor: Executor | None = None,
-) -> AuditResult:
-    """Audit what ``source`` shows against ``log_key`` and the ``trusted`` heads."""
+    resume: ResumePoint | None = None,
+    partial_ok: bool = False,
+) -> Audited:
+    """Audit what ``source`` shows against ``log_key`` and the ``trusted`` heads.
+
+    Data that starts after entry 0 is audited in full when ``resume`` (the state an
+    earlier audit reached) ends exactly where the data starts. Without it, such data
+    can be checked only for its structure and hashes, which is refused (SourceError:
+    the check cannot start) unless ``partial_ok`` says that is what the caller wants.
+    """
     try:
         opening = source.open(log_key)
+        resuming = resume is not None and opening.start > 0 and resume.size == opening.start
+        left = opening.left
+        if (
+            resuming
+            and resume is not None
+            and left is not None
+            and left.hashes != resume.tree.hashes
+        ):
+            raise VerificationError(
+                None,
+                "consistency",
+                f"the entries before {opening.start} that this data builds on (its 'left' "
+                "hashes) are not the ones verified earlier: the history was rewritten",
+            )
         with Auditor(
             log_key,
             keep_statements_for=keep_statements_for,
-            left=opening.left,
+            left=None if resuming else opening.left,
+            resume=resume if resuming else None,
             trusted=(*trusted, *opening.trusted),
             workers=workers,
             executor=executor,
@@ -94,6 +125,14 @@ def audit(
             # The checkpoint's signature, origin and fit with the trusted heads come
             # first, so a forged checkpoint or a rollback is refused before any leaf.
             auditor.check_checkpoint(opening.checkpoint_text)
+            if opening.start > 0 and not resuming and not partial_ok:
+                raise SourceError(
+                    f"{source.describe()} starts at entry {opening.start}: its signatures "
+                    "and balances depend on every entry before it. Verify the earlier "
+                    "entries first with --state FILE (the same file for every month), or "
+                    "pass --structure-only to check only this part's order, hash chain "
+                    "and Merkle root"
+                )
             total = opening.end - opening.start
             done = 0
             if progress is not None:
@@ -109,7 +148,9 @@ def audit(
             result = auditor.finish(opening.checkpoint_text)
             if progress is not None:
                 progress(done, total)
-            return result
+            full = result.balances_recomputed and result.checkpoint.size > 0
+            point = auditor.resume_point() if full else None
+            return Audited(result, point)
     finally:
         source.close()
 
