@@ -94,7 +94,7 @@ def run(
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader (head, less) has what it wanted; Python must not try again at exit.
-        _discard_stdout()
+        discard_stdout()
         return EXIT_BROKEN_PIPE
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
@@ -103,7 +103,7 @@ def run(
     return code
 
 
-def _discard_stdout() -> None:
+def discard_stdout() -> None:
     """Point stdout at the null device, so the flush at exit finds no closed pipe."""
     try:
         null = os.open(os.devnull, os.O_WRONLY)

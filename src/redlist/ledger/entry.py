@@ -344,28 +344,29 @@ def _decode_reverse(f: _Fields, log: str, entry_id: bytes, at: int) -> Reverse:
 # what ``codec.encodes_to`` requires of a value.
 
 
-def _fast_award(value: dict[str, Any]) -> Award | None:
-    version, kind, log, entry_id, at = (
-        value["v"],
-        value["kind"],
-        value["log"],
-        value["id"],
-        value["at"],
+def _fast_common(value: dict[str, Any], kind: str) -> bool:
+    """The common fields of a ``kind`` body hold exactly the types and ranges allowed."""
+    version, entry_id, at, log = value["v"], value["id"], value["at"], value["log"]
+    return (
+        value["kind"] == kind
+        and type(version) is int
+        and version == FORMAT_VERSION
+        and type(log) is str
+        and bool(log)
+        and type(entry_id) is bytes
+        and len(entry_id) == ID_SIZE
+        and type(at) is int
+        and at >= 0
+        and type(value["account"]) is str
+        and ACCOUNT_PATTERN.fullmatch(value["account"]) is not None
     )
-    account, rule, qty = value["account"], value["rule"], value["qty"]
+
+
+def _fast_award(value: dict[str, Any]) -> Award | None:
+    rule, qty = value["rule"], value["qty"]
     note, evidence = value.get("note"), value.get("evidence")
     if (
-        kind != "award"
-        or type(version) is not int
-        or version != FORMAT_VERSION
-        or type(log) is not str
-        or not log
-        or type(entry_id) is not bytes
-        or len(entry_id) != ID_SIZE
-        or type(at) is not int
-        or at < 0
-        or type(account) is not str
-        or ACCOUNT_PATTERN.fullmatch(account) is None
+        not _fast_common(value, "award")
         or type(rule) is not str
         or not rule
         or type(qty) is not int
@@ -374,37 +375,22 @@ def _fast_award(value: dict[str, Any]) -> Award | None:
         or ("evidence" in value and (type(evidence) is not bytes or len(evidence) != HASH_SIZE))
     ):
         return None
-    return Award(log, entry_id, at, account, rule, qty, note, evidence)
+    return Award(
+        value["log"], value["id"], value["at"], value["account"], rule, qty, note, evidence
+    )
 
 
 def _fast_redeem(value: dict[str, Any]) -> Redeem | None:
-    version, kind, log, entry_id, at = (
-        value["v"],
-        value["kind"],
-        value["log"],
-        value["id"],
-        value["at"],
-    )
-    account, points, item = value["account"], value["points"], value["item"]
+    points, item = value["points"], value["item"]
     if (
-        kind != "redeem"
-        or type(version) is not int
-        or version != FORMAT_VERSION
-        or type(log) is not str
-        or not log
-        or type(entry_id) is not bytes
-        or len(entry_id) != ID_SIZE
-        or type(at) is not int
-        or at < 0
-        or type(account) is not str
-        or ACCOUNT_PATTERN.fullmatch(account) is None
+        not _fast_common(value, "redeem")
         or type(points) is not int
         or points < 1
         or type(item) is not str
         or not item
     ):
         return None
-    return Redeem(log, entry_id, at, account, points, item)
+    return Redeem(value["log"], value["id"], value["at"], value["account"], points, item)
 
 
 def _layout(*fields: str) -> tuple[str, ...]:

@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+from redlist.console import discard_stdout
 from redlist.ledger.crypto import tune_interpreter
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import (
@@ -191,19 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not at exit as a traceback
     except BrokenPipeError:
         # The reader (head, less) went away: end silently, as a command stopped by SIGPIPE.
-        _discard_stdout()
+        discard_stdout()
         return EXIT_BROKEN_PIPE
     return status
-
-
-def _discard_stdout() -> None:
-    """Point stdout at the null device, so the flush at exit finds no closed pipe."""
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
-    except (OSError, ValueError):  # stdout is no real file (tests): nothing to flush
-        pass
 
 
 def _main(argv: Sequence[str] | None) -> int:
