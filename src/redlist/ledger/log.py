@@ -429,6 +429,13 @@ class Log:
             raise IntegrityError(f"leaf {seq} is missing from the store", seq)
         return leaf
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[StoreReader]:
+        """A consistent read-only view of the last commit, for views that combine
+        several tables (an account's statement) and must not see a commit halfway."""
+        with self._store.read() as reader:
+            yield reader
+
     def leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         """``(seq, leaf bytes)`` for seq in ``[start, end)``, streamed from one snapshot.
 

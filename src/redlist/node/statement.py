@@ -5,9 +5,6 @@ checkpoint are read in a single read transaction. The points of an award are
 taken from the store's target record (the rule's points at the time of the award
 times its quantity), not recomputed from today's catalogue, because a rule may be
 set again with other points later.
-
-This reads the store below ``Log`` because ``Log`` has no such view yet; it
-belongs there (as ``Log.statement``) and should move once it exists.
 """
 
 from __future__ import annotations
@@ -59,8 +56,7 @@ def read_statement(log: Log, account: str) -> AccountStatement:
             f"account id {account!r} is not valid (letters, digits, '.', '_', '-'; 1-64 "
             "characters, starting with a letter or digit)"
         )
-    # Log keeps its store private; see the module docstring for why this reaches in.
-    with log._store.read() as reader:
+    with log.snapshot() as reader:
         state = reader.state()
         config = state.config()
         if config is None:
