@@ -58,6 +58,7 @@ from redlist.ledger.entry import (
 )
 from redlist.ledger.errors import FormatError, KeyFileError
 from redlist.staff import keyfile
+from redlist.staff.client import LedgerClient
 
 #: Longest free text (title, note, item, reason ...) accepted, in characters; far
 #: below what would push an envelope past its 64 KiB limit.
@@ -185,6 +186,18 @@ def read_signers(signer: Path, cosigners: Sequence[Path] = ()) -> tuple[crypto.S
         sources[key.key_id] = path
         keys.append(key)
     return tuple(keys)
+
+
+def submit_entry(
+    client: LedgerClient, draft: _Body, signers: Sequence[crypto.SigningKey], *, action: str
+) -> tuple[_Body, int]:
+    """Address ``draft`` to the node's log, sign it and submit it alone.
+
+    Returns the body as recorded and its seq; ``action`` names the entry in a refusal
+    ("the award", "rule V01").
+    """
+    body = addressed(draft, client.latest().origin)
+    return body, client.submit([seal(body, signers)], action=action).seqs[0]
 
 
 def seal(body: Body, signers: Sequence[crypto.SigningKey]) -> bytes:

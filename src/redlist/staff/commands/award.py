@@ -46,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     draft = entries.award(entries.Stamp.fresh(), args.account, args.rule, args.qty, args.note)
     signers = entries.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body = entries.addressed(draft, client.latest().origin)
-        seq = client.submit([entries.seal(body, signers)], action="the award").seqs[0]
+        body, seq = entries.submit_entry(client, draft, signers, action="the award")
         entry, view = after_entry(client, body.account, seq)
     times = f" ×{body.qty}" if body.qty > 1 else ""
     if entry is None:

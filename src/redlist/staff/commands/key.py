@@ -67,11 +67,10 @@ def run_add(args: argparse.Namespace) -> int:
     draft = entries.key_add(entries.Stamp.fresh(), pub, args.name, roles)
     signers = entries.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body = entries.addressed(draft, client.latest().origin)
-        result = client.submit([entries.seal(body, signers)], action="the key registration")
+        body, seq = entries.submit_entry(client, draft, signers, action="the key registration")
     print(
         f"Registered key {crypto.key_id(pub).hex()} of {body.name} with the role"
-        f"{'s' if len(roles) > 1 else ''} {', '.join(roles)} (entry {result.seqs[0]})."
+        f"{'s' if len(roles) > 1 else ''} {', '.join(roles)} (entry {seq})."
     )
     return 0
 
@@ -81,10 +80,9 @@ def run_revoke(args: argparse.Namespace) -> int:
     draft = entries.key_revoke(entries.Stamp.fresh(), pub)
     signers = entries.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body = entries.addressed(draft, client.latest().origin)
-        result = client.submit([entries.seal(body, signers)], action="the key revocation")
+        _, seq = entries.submit_entry(client, draft, signers, action="the key revocation")
     print(
-        f"Revoked key {crypto.key_id(pub).hex()} (entry {result.seqs[0]}): it can no longer "
+        f"Revoked key {crypto.key_id(pub).hex()} (entry {seq}): it can no longer "
         "sign; the entries it signed before stay valid."
     )
     return 0

@@ -41,10 +41,9 @@ def run(args: argparse.Namespace) -> int:
     draft = entries.objection(entries.Stamp.fresh(), args.target, args.text)
     signers = entries.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body = entries.addressed(draft, client.latest().origin)
-        seq = client.submit(
-            [entries.seal(body, signers)], action=f"the objection to entry {body.target}"
-        ).seqs[0]
+        body, seq = entries.submit_entry(
+            client, draft, signers, action=f"the objection to entry {draft.target}"
+        )
     print(
         f"Recorded the objection to entry {body.target} (entry {seq}). If the council "
         f"upholds it, council members reverse the award: redlist reverse --target {body.target}"

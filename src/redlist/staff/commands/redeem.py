@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     draft = entries.redeem(entries.Stamp.fresh(), args.account, args.points, args.item)
     signers = entries.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body = entries.addressed(draft, client.latest().origin)
-        seq = client.submit([entries.seal(body, signers)], action="the redemption").seqs[0]
+        body, seq = entries.submit_entry(client, draft, signers, action="the redemption")
         _, view = after_entry(client, body.account, seq)
     print(
         f"Redeemed {points_phrase(body.points)} of {body.account} for “{body.item}” (entry {seq})."

@@ -44,10 +44,9 @@ def run(args: argparse.Namespace) -> int:
     draft = entries.reverse(entries.Stamp.fresh(), args.target, args.reason)
     signers = entries.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body = entries.addressed(draft, client.latest().origin)
-        seq = client.submit(
-            [entries.seal(body, signers)], action=f"the reversal of entry {body.target}"
-        ).seqs[0]
+        body, seq = entries.submit_entry(
+            client, draft, signers, action=f"the reversal of entry {draft.target}"
+        )
         try:
             target = client.get_body(body.target)
         except RedlistError:

@@ -82,9 +82,8 @@ def run_set(args: argparse.Namespace) -> int:
     )
     signers = entries.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body = entries.addressed(draft, client.latest().origin)
-        result = client.submit([entries.seal(body, signers)], action=f"rule {body.code}")
-    print(f"Set {describe_rule(body)} (entry {result.seqs[0]}).")
+        body, seq = entries.submit_entry(client, draft, signers, action=f"rule {draft.code}")
+    print(f"Set {describe_rule(body)} (entry {seq}).")
     return 0
 
 
@@ -92,12 +91,11 @@ def run_retire(args: argparse.Namespace) -> int:
     draft = entries.rule_retire(entries.Stamp.fresh(), args.code)
     signers = entries.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body = entries.addressed(draft, client.latest().origin)
-        result = client.submit(
-            [entries.seal(body, signers)], action=f"the retirement of rule {body.code}"
+        body, seq = entries.submit_entry(
+            client, draft, signers, action=f"the retirement of rule {draft.code}"
         )
     print(
-        f"Retired rule {body.code} (entry {result.seqs[0]}): no new awards can be made under "
+        f"Retired rule {body.code} (entry {seq}): no new awards can be made under "
         "it; earlier awards keep their points."
     )
     return 0
