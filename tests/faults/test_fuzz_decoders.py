@@ -75,8 +75,10 @@ class Draw(Protocol):
     def __call__(self, strategy: st.SearchStrategy[_T]) -> _T: ...
 
 
-#: No decoder may take longer than this on inputs of the sizes used here (a few KiB).
-SLOW_SECONDS = 1.0
+#: A guard against hangs (an input that makes a decoder loop or backtrack without end),
+#: not a speed measurement: decoding a few KiB takes microseconds, and speed is measured
+#: in benchmarks/. The bound is loose so a busy machine never trips it.
+HANG_SECONDS = 30.0
 #: A header claiming 4 GiB may cost a decoder at most this much memory.
 MEMORY_LIMIT_BYTES = 1 << 20
 
@@ -108,7 +110,7 @@ def bounded(
         return None
     finally:
         elapsed = time.perf_counter() - started
-        assert elapsed < SLOW_SECONDS, f"{decoder.__qualname__} took {elapsed:.2f} s"
+        assert elapsed < HANG_SECONDS, f"{decoder.__qualname__} hung for {elapsed:.2f} s"
 
 
 # ---------------------------------------------------------------------------

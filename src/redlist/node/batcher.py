@@ -218,7 +218,6 @@ class Batcher:
             raise StoreError("the group size and commit depth must be at least 1")
         self._log = log
         self._max_group = max_group
-        self._depth = depth
         self._on_commit = on_commit
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="redlist-commit")
@@ -233,10 +232,6 @@ class Batcher:
         """Start the committer on the running event loop."""
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name="redlist-committer")
-
-    @property
-    def closing(self) -> bool:
-        return self._closing
 
     async def submit(self, envelopes: Sequence[bytes]) -> AppendResult:
         """Commit ``envelopes`` atomically and durably, possibly with other batches.

@@ -226,12 +226,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"start {start} is after end {end}; the range is [start, end)",
             )
-        size = await self._size(context)
-        if end > size:
-            await context.abort(
-                grpc.StatusCode.OUT_OF_RANGE,
-                f"end {end} is beyond the log, which has {size} entries",
-            )
+        await self._size_at_least(context, end, f"end {end}")
         async for seq, leaf in self._stream(context, start, end):
             yield serde.leaf_data(seq, leaf)
 
@@ -241,14 +236,9 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         context: aio.ServicerContext[pb.InclusionProofRequest, pb.Proof],
     ) -> pb.Proof:
         seq, tree_size = request.seq, request.tree_size
-        size = await self._size(context)
+        size = await self._size_at_least(context, tree_size, f"tree size {tree_size}")
         if tree_size == 0:
             tree_size = size
-        if tree_size > size:
-            await context.abort(
-                grpc.StatusCode.OUT_OF_RANGE,
-                f"tree size {tree_size} is beyond the log, which has {size} entries",
-            )
         if seq >= tree_size:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -269,12 +259,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"first size {first} is larger than second size {second}; a log never shrinks",
             )
-        size = await self._size(context)
-        if second > size:
-            await context.abort(
-                grpc.StatusCode.OUT_OF_RANGE,
-                f"tree size {second} is beyond the log, which has {size} entries",
-            )
+        await self._size_at_least(context, second, f"tree size {second}")
         hashes = await self._read(context, self._log.consistency_proof, first, second)
         return serde.proof(hashes, second)
 
@@ -300,12 +285,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         context: aio.ServicerContext[pb.FollowRequest, pb.FollowEvent],
     ) -> AsyncIterator[pb.FollowEvent]:
         position = request.start
-        size = await self._size(context)
-        if position > size:
-            await context.abort(
-                grpc.StatusCode.OUT_OF_RANGE,
-                f"start {position} is beyond the log, which has {size} entries",
-            )
+        await self._size_at_least(context, position, f"start {position}")
         sent_checkpoint_for: int | None = None
         while True:
             size = await self._size(context)
@@ -339,6 +319,16 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
 
     async def _size(self, context: _AnyContext) -> int:
         return await self._read(context, _log_size, self._log)
+
+    async def _size_at_least(self, context: _AnyContext, needed: int, what: str) -> int:
+        """The log's size; OUT_OF_RANGE when ``needed`` (``what`` the caller asked) is beyond."""
+        size = await self._size(context)
+        if needed > size:
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"{what} is beyond the log, which has {size} entries",
+            )
+        return size
 
     async def _stream(
         self, context: _AnyContext, start: int, end: int
