@@ -1,7 +1,8 @@
 # redlist developer tasks. Everything runs inside .venv; nothing is installed elsewhere.
 #
-#   make install   create .venv and install redlist with its test tools (once)
-#   make proto     regenerate src/redlist/v1 from proto/
+#   make install   create .venv and install every redlist distribution, editable, with the
+#                  test tools (once; again whenever a pyproject.toml changes)
+#   make proto     regenerate proto/src/redlist/v1 from proto/redlist/v1/*.proto
 #   make lint      ruff, ruff format, mypy, import-linter, generated-code freshness
 #   make test      lint, then the test suite (what CI runs)
 #   make soak      the fault suites (tests/faults) at length; see docs/reliability.md
@@ -26,12 +27,14 @@ INSTALLED := $(VENV)/.installed
 
 install: $(INSTALLED)
 
-$(INSTALLED): pyproject.toml
+PYPROJECTS := pyproject.toml $(wildcard */pyproject.toml)
+
+$(INSTALLED): $(PYPROJECTS) scripts/install_dev.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "redlist needs Python 3.11 or newer; try make PYTHON=python3.11" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python scripts/install_dev.py test
 	@touch $@
 
 proto: install
@@ -86,7 +89,7 @@ bench: install
 	done
 
 clean:
-	rm -rf build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis \
+	rm -rf build dist */src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis \
 		.import_linter_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 

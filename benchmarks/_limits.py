@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from redlist.ledger import crypto
+from redlist.ledger import crypto, sigworkers
 from redlist.ledger.log import Log
 
 #: Signatures verified per measurement unless a benchmark asks for another count.
@@ -72,8 +72,8 @@ def verify_limit(count: int = DEFAULT_VERIFY_COUNT, threads: int | None = None) 
 
 def prepare_process() -> None:
     """Set the process-wide interpreter settings the node and verifier commands set
-    (``crypto.tune_interpreter``: thread switch interval, garbage collector)."""
-    crypto.tune_interpreter()
+    (``sigworkers.tune_interpreter``: thread switch interval, garbage collector)."""
+    sigworkers.tune_interpreter()
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,14 @@
 #
 # Usage: scripts/check_proto_fresh.sh [COMMITTED_DIR]
 #
-# COMMITTED_DIR defaults to src/redlist/v1. The proto files are regenerated into a
+# COMMITTED_DIR defaults to proto/src/redlist/v1. The proto files are regenerated into a
 # temporary directory with scripts/gen_proto.sh and compared byte for byte, file
 # by file (compiled __pycache__ directories aside). Extra or missing files count as
 # differences too.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-committed=$(realpath -m "${1:-$repo_root/src/redlist/v1}")
+committed=$(realpath -m "${1:-$repo_root/proto/src/redlist/v1}")
 cd "$repo_root"
 
 fresh_root=$(mktemp -d)

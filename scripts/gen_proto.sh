@@ -3,7 +3,7 @@
 #
 # Usage: scripts/gen_proto.sh [OUT_ROOT]
 #
-# OUT_ROOT defaults to src; the code for package redlist.v1 lands in
+# OUT_ROOT defaults to proto/src; the code for package redlist.v1 lands in
 # OUT_ROOT/redlist/v1, which this script owns entirely: it is emptied first, so a
 # removed .proto leaves no stale module behind, and its __init__.py is written here.
 #
@@ -18,7 +18,7 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
-out_root=${1:-src}
+out_root=${1:-proto/src}
 venv=${VENV:-.venv}
 python="$venv/bin/python"
 

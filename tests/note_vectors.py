@@ -1,13 +1,13 @@
-"""Signed-note and checkpoint test vectors from ``shared/vectors/notes``.
+"""Signed-note and checkpoint test vectors from ``tests/vectors/notes``.
 
 Provenance (see that directory's README and LICENSE): the C2SP signed-note
 example (c2sp.org/signed-note) and Tessera's test log ``testdata/log``
 (transparency-dev/tessera, Apache-2.0): its verifier key, signer key, leaf list
 and the signed checkpoint at every size 0..15.
 
-The vectors live beside the repository, in ``../shared/vectors``; set
-``REDLIST_VECTORS`` to that directory (the one holding ``notes/``) to use another
-copy. Tests that need the vectors are skipped, with the reason, when none are found.
+The vectors are part of the repository, in ``tests/vectors/notes`` (licences in
+``LICENSES.md`` there); set ``REDLIST_VECTORS`` to another directory holding ``notes/``
+to use another copy. A missing vector file fails the test, never skips it.
 """
 
 from __future__ import annotations
@@ -18,21 +18,19 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 ENV_VAR = "REDLIST_VECTORS"
-DEFAULT_VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
+DEFAULT_VECTORS = Path(__file__).resolve().parent / "vectors"
 
 
 def notes_dir() -> Path:
-    """The ``notes`` vector directory; skips the calling test when it is absent."""
+    """The ``notes`` vector directory; raises when it is absent."""
     override = os.environ.get(ENV_VAR)
     vectors = Path(override) if override else DEFAULT_VECTORS
     directory = vectors / "notes"
     if not (directory / "notes.json").is_file():
-        pytest.skip(
-            f"signed-note vectors not found (no {directory / 'notes.json'});"
-            f" set {ENV_VAR} to the shared vectors directory"
+        raise FileNotFoundError(
+            f"signed-note vectors not found (no {directory / 'notes.json'}): tests/vectors"
+            f" is part of the repository (or set {ENV_VAR} to another copy)"
         )
     return directory
 

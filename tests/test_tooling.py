@@ -69,14 +69,21 @@ def contract_status(output: str, contract_id: str) -> str | None:
     return None
 
 
+#: The folders of the sibling distributions, each with its part of ``redlist`` in src/.
+DISTRIBUTIONS = ("ledger", "proto", "node", "verifier", "staff", "demo")
+
+
 @pytest.fixture
 def package_copy(tmp_path: Path) -> Path:
-    """A scratch copy of src/redlist plus pyproject.toml, to inject violations into."""
-    shutil.copytree(
-        REPO_ROOT / "src" / "redlist",
-        tmp_path / "redlist",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
+    """Every distribution's part of the ``redlist`` namespace merged into one scratch
+    copy, plus pyproject.toml, to inject violations into."""
+    for folder in DISTRIBUTIONS:
+        shutil.copytree(
+            REPO_ROOT / folder / "src" / "redlist",
+            tmp_path / "redlist",
+            ignore=shutil.ignore_patterns("__pycache__"),
+            dirs_exist_ok=True,
+        )
     shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path
 
@@ -101,66 +108,65 @@ class Violation:
 
 
 PURE = "redlist/ledger/errors.py"
-STORE = ("redlist/ledger/store.py", "import lmdb")
-LOG = ("redlist/ledger/log.py", "import lmdb")
+STORE = "redlist/ledger/store.py"
+NODE = "redlist/node/__init__.py"
+VERIFIER = "redlist/verifier/__init__.py"
+STAFF = "redlist/staff/__init__.py"
+CLIENT = "redlist/proto/client.py"
 
 VIOLATIONS: dict[str, Violation] = {
-    "ledger imports node": Violation("ledger-stands-alone", ((PURE, "import redlist.node"),)),
+    "node imports verifier": Violation("siblings", ((NODE, "import redlist.verifier"),)),
+    "node imports staff": Violation("siblings", ((NODE, "from redlist.staff import cli"),)),
+    "staff imports verifier": Violation("siblings", ((STAFF, "import redlist.verifier.audit"),)),
+    "verifier imports node": Violation("siblings", ((VERIFIER, "import redlist.node"),)),
+    "ledger imports node": Violation("ledger-is-the-core", ((PURE, "import redlist.node"),)),
     "ledger imports verifier": Violation(
-        "ledger-stands-alone", ((PURE, "from redlist import verifier"),)
+        "ledger-is-the-core", ((PURE, "from redlist import verifier"),)
     ),
-    "ledger imports staff": Violation("ledger-stands-alone", ((PURE, "import redlist.staff"),)),
-    "store imports node": Violation(
-        "ledger-stands-alone", (STORE, ("redlist/ledger/store.py", "import redlist.node"))
+    "ledger imports the client": Violation(
+        "ledger-is-the-core", ((PURE, "import redlist.proto.client"),)
     ),
-    "pure imports lmdb": Violation("ledger-pure-no-io", ((PURE, "import lmdb"),)),
-    "pure imports grpc": Violation("ledger-pure-no-io", ((PURE, "import grpc"),)),
-    "pure imports wire code": Violation(
-        "ledger-pure-no-io", ((PURE, "from redlist.v1 import ledger_pb2"),)
+    "ledger imports wire code": Violation(
+        "ledger-is-the-core", ((PURE, "from redlist.v1 import ledger_pb2"),)
     ),
-    "store imports grpc": Violation(
-        "ledger-pure-no-io", (STORE, ("redlist/ledger/store.py", "import grpc"))
+    "store imports grpc": Violation("ledger-is-the-core", ((STORE, "import grpc"),)),
+    "store imports node": Violation("ledger-is-the-core", ((STORE, "import redlist.node"),)),
+    "client imports verifier": Violation(
+        "proto-is-the-wire", ((CLIENT, "import redlist.verifier"),)
     ),
-    "pure imports store": Violation(
-        "ledger-pure-below-storage", (STORE, (PURE, "import redlist.ledger.store"))
-    ),
+    "client imports lmdb": Violation("proto-is-the-wire", ((CLIENT, "import lmdb"),)),
+    "pure imports lmdb": Violation("ledger-pure", ((PURE, "import lmdb"),)),
+    "pure imports os": Violation("ledger-pure", ((PURE, "import os"),)),
+    "pure imports time": Violation("ledger-pure", ((PURE, "from time import monotonic"),)),
+    "pure imports pathlib": Violation("ledger-pure", ((PURE, "import pathlib"),)),
+    "pure imports socket": Violation("ledger-pure", ((PURE, "import socket"),)),
+    "pure imports subprocess": Violation("ledger-pure", ((PURE, "import subprocess"),)),
+    "pure imports store": Violation("ledger-pure", ((PURE, "import redlist.ledger.store"),)),
     "pure imports log": Violation(
-        "ledger-pure-below-storage", (LOG, (PURE, "from redlist.ledger import log"))
+        "ledger-edges-above-core", ((PURE, "from redlist.ledger import log"),)
+    ),
+    "pure imports sigworkers": Violation(
+        "ledger-edges-above-core", ((PURE, "from redlist.ledger import sigworkers"),)
     ),
     "undeclared ledger module": Violation(
-        "ledger-pure-below-storage", (("redlist/ledger/unclassified.py", "VALUE = 1"),)
+        "ledger-edges-above-core", (("redlist/ledger/unclassified.py", "VALUE = 1"),)
     ),
-    "verifier imports lmdb": Violation(
-        "verifier-offline", (("redlist/verifier/__init__.py", "import lmdb"),)
-    ),
-    "verifier imports node": Violation(
-        "verifier-offline", (("redlist/verifier/__init__.py", "import redlist.node"),)
-    ),
-    "verifier imports staff": Violation(
-        "verifier-offline", (("redlist/verifier/__init__.py", "import redlist.staff"),)
-    ),
+    "verifier imports lmdb": Violation("verifier-offline", ((VERIFIER, "import lmdb"),)),
     "verifier imports store": Violation(
-        "verifier-below-storage",
-        (STORE, ("redlist/verifier/__init__.py", "import redlist.ledger.store")),
+        "verifier-offline", ((VERIFIER, "import redlist.ledger.store"),)
     ),
-    "staff imports node": Violation(
-        "staff-is-a-client", (("redlist/staff/__init__.py", "import redlist.node"),)
+    "verifier imports server libraries": Violation(
+        "verifier-offline", ((VERIFIER, "import prometheus_client"),)
     ),
-    "staff imports lmdb": Violation(
-        "staff-is-a-client", (("redlist/staff/__init__.py", "import lmdb"),)
-    ),
-    "console imports node": Violation(
-        "console-is-shared", (("redlist/console.py", "import redlist.node"),)
-    ),
+    "staff imports lmdb": Violation("staff-is-a-client", ((STAFF, "import lmdb"),)),
     "staff imports log": Violation(
-        "staff-below-storage",
-        (LOG, ("redlist/staff/__init__.py", "from redlist.ledger import log")),
+        "staff-is-a-client", ((STAFF, "from redlist.ledger import log"),)
     ),
 }
 
 
-def test_layering_contracts_hold_for_the_tree() -> None:
-    result = lint_imports(REPO_ROOT, REPO_ROOT / "src")
+def test_layering_contracts_hold_for_the_tree(package_copy: Path) -> None:
+    result = lint_imports(package_copy, package_copy)
     assert result.returncode == 0, result.stdout + result.stderr
     for contract_id in CONTRACTS:
         assert contract_status(result.stdout, contract_id) == "KEPT", contract_id
@@ -182,8 +188,8 @@ def test_layering_violation_is_caught(package_copy: Path, case: str) -> None:
 
 def test_storage_modules_may_use_lmdb(package_copy: Path) -> None:
     # The storage modules' legitimate imports must not trip any contract.
-    append_line(package_copy / "redlist/ledger/store.py", "import lmdb")
-    append_line(package_copy / "redlist/ledger/store.py", "import redlist.ledger.errors")
+    append_line(package_copy / STORE, "import lmdb")
+    append_line(package_copy / STORE, "import redlist.ledger.errors")
     append_line(package_copy / "redlist/ledger/log.py", "import lmdb")
     result = lint_imports(package_copy, package_copy)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -214,7 +220,9 @@ def check_fresh(committed_dir: Path | None = None) -> subprocess.CompletedProces
 def stub_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "v1"
     shutil.copytree(
-        REPO_ROOT / "src" / "redlist" / "v1", copy, ignore=shutil.ignore_patterns("__pycache__")
+        REPO_ROOT / "proto" / "src" / "redlist" / "v1",
+        copy,
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     return copy
 
@@ -255,13 +263,10 @@ def test_freshness_check_catches_stale_stubs(
 def test_freshness_check_catches_an_unregenerated_proto_edit(tmp_path: Path) -> None:
     # A scratch checkout: someone edits the .proto and forgets `make proto`.
     for name in ("scripts", "proto"):
-        shutil.copytree(REPO_ROOT / name, tmp_path / name)
+        shutil.copytree(
+            REPO_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
     shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    shutil.copytree(
-        REPO_ROOT / "src" / "redlist" / "v1",
-        tmp_path / "src" / "redlist" / "v1",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
     proto = tmp_path / "proto" / "redlist" / "v1" / "ledger.proto"
     proto.write_text(
         proto.read_text(encoding="utf-8") + "\nmessage Unregenerated { string field = 1; }\n",
@@ -374,7 +379,11 @@ def test_strict_override_enables_everything_strict_does() -> None:
 
     overrides = PYPROJECT["tool"]["mypy"]["overrides"]
     strict_override = next(o for o in overrides if "redlist.ledger.*" in o["module"])
-    assert set(strict_override["module"]) == {"redlist.ledger.*", "redlist.verifier.*"}
+    assert set(strict_override["module"]) == {
+        "redlist.ledger.*",
+        "redlist.proto.*",
+        "redlist.verifier.*",
+    }
     configured = _normalised(strict_override)
     missing = {
         name: value for name, value in strict_per_module.items() if configured.get(name) != value

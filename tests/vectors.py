@@ -1,11 +1,9 @@
 """Loaders for the test vectors written by other projects.
 
-The vectors live outside the repository, in ``<repo>/../shared/vectors`` (see its
-README.md for provenance and licences); set ``REDLIST_VECTORS`` to that directory to
-use another copy. When it is missing, vector tests are skipped with a clear reason:
-loaders used inside a test skip it through :func:`require_vectors`; loaders used to
-parametrize tests at collection return an empty list, and those tests carry the
-:data:`needs_vectors` mark so they report why they did not run.
+The vectors are part of the repository, in ``tests/vectors`` (see its README.md for
+provenance and the licences beside each set); set ``REDLIST_VECTORS`` to use another
+copy. A missing vector file fails the test that needs it, never skips it: a plain
+clone runs every vector test.
 """
 
 from __future__ import annotations
@@ -17,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-_DEFAULT_VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
+_DEFAULT_VECTORS = Path(__file__).resolve().parent / "vectors"
 
 
 def vectors_dir() -> Path:
@@ -28,20 +24,14 @@ def vectors_dir() -> Path:
     return Path(override) if override else _DEFAULT_VECTORS
 
 
-def _missing_reason(path: Path) -> str:
-    return f"test vectors not found at {path} (set REDLIST_VECTORS to the vectors directory)"
-
-
-needs_vectors = pytest.mark.skipif(
-    not vectors_dir().is_dir(), reason=_missing_reason(vectors_dir())
-)
-
-
 def require_vectors(*parts: str) -> Path:
-    """The path ``parts`` inside the vectors directory; skips the calling test if it is absent."""
+    """The path ``parts`` inside the vectors directory; raises when it is absent."""
     path = vectors_dir().joinpath(*parts)
     if not path.exists():
-        pytest.skip(_missing_reason(path))
+        raise FileNotFoundError(
+            f"test vectors not found at {path}: tests/vectors is part of the repository"
+            " (or set REDLIST_VECTORS to another copy)"
+        )
     return path
 
 
@@ -92,7 +82,7 @@ class ConsistencyVector:
 
 
 def merkle_tree_vector() -> MerkleTreeVector:
-    """The eight-leaf tree; skips the calling test when the vectors are missing."""
+    """The eight-leaf tree."""
     raw = _load_json(require_vectors("merkle", "tree-8-leaves.json"))
     return MerkleTreeVector(
         leaf_inputs=tuple(bytes.fromhex(text) for text in raw["leaf_inputs_hex"]),
@@ -105,16 +95,14 @@ def merkle_tree_vector() -> MerkleTreeVector:
 
 
 def _case_files(kind: str) -> list[tuple[str, Path]]:
-    root = vectors_dir() / "merkle" / kind
-    if not root.is_dir():
-        return []
+    root = require_vectors("merkle", kind)
     return sorted(
         (path.relative_to(root).with_suffix("").as_posix(), path) for path in root.rglob("*.json")
     )
 
 
 def inclusion_vectors() -> list[InclusionVector]:
-    """Every inclusion case, sorted by name; empty when the vectors are missing.
+    """Every inclusion case, sorted by name.
 
     ``proof: null`` becomes an empty proof.
     """

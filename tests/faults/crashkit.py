@@ -45,13 +45,12 @@ from typing import Any
 import grpc
 from tests.builders import Town
 
-from redlist.ledger import bundle, merkle
+from redlist.ledger import bundle, keyfile, merkle
 from redlist.ledger.entry import ZERO_HASH, Leaf
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.log import Log
 from redlist.ledger.note import VerifierKey, open_checkpoint
 from redlist.node.export import export_full
-from redlist.staff import keyfile
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 from redlist.verifier import cli as verifier_cli
 

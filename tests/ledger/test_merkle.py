@@ -11,7 +11,6 @@ from tests.vectors import (
     consistency_vectors,
     inclusion_vectors,
     merkle_tree_vector,
-    needs_vectors,
 )
 
 from redlist.ledger.errors import ProofError
@@ -72,7 +71,6 @@ def test_leaf_and_node_hashes_are_domain_separated() -> None:
 # --- the eight-leaf tree ---------------------------------------------------------------
 
 
-@needs_vectors
 def test_roots_by_size_match_vector() -> None:
     vector = merkle_tree_vector()
     leaf_hashes, tree = _eight_leaf_tree()
@@ -87,7 +85,6 @@ def test_roots_by_size_match_vector() -> None:
     assert tree.root() == vector.root_by_size[-1]
 
 
-@needs_vectors
 def test_perfect_subtrees_match_vector() -> None:
     vector = merkle_tree_vector()
     _, tree = _eight_leaf_tree()
@@ -96,7 +93,6 @@ def test_perfect_subtrees_match_vector() -> None:
             assert tree.node(level, index) == expected, (level, index)
 
 
-@needs_vectors
 def test_nodes_to_store_completes_the_vector_subtrees() -> None:
     vector = merkle_tree_vector()
     leaf_hashes, _ = _eight_leaf_tree()
@@ -114,7 +110,6 @@ def test_nodes_to_store_completes_the_vector_subtrees() -> None:
     assert written == expected
 
 
-@needs_vectors
 def test_generated_proofs_equal_vector_proofs() -> None:
     """Every happy-path vector over the eight-leaf tree is exactly the proof we generate."""
     vector = merkle_tree_vector()
@@ -148,7 +143,6 @@ def test_generated_proofs_equal_vector_proofs() -> None:
 # --- inclusion vectors -----------------------------------------------------------------
 
 
-@needs_vectors
 @pytest.mark.parametrize("case", INCLUSION, ids=[case.name for case in INCLUSION])
 def test_inclusion_vector(case: InclusionVector) -> None:
     def verify() -> None:
@@ -164,7 +158,6 @@ def test_inclusion_vector(case: InclusionVector) -> None:
 # --- consistency vectors ---------------------------------------------------------------
 
 
-@needs_vectors
 @pytest.mark.parametrize("case", CONSISTENCY, ids=[case.name for case in CONSISTENCY])
 def test_consistency_vector(case: ConsistencyVector) -> None:
     def verify() -> None:
@@ -181,7 +174,6 @@ def test_consistency_vector(case: ConsistencyVector) -> None:
         verify()
 
 
-@needs_vectors
 def test_every_size_zero_vector_is_accounted_for() -> None:
     """The deviation list is exactly the size-0 vectors our rule accepts, no more, no less."""
     size_zero = {case.name: case for case in CONSISTENCY if case.size1 == 0}

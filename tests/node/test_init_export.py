@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tests.builders import Town, create_log
 
-from redlist.ledger import bundle
+from redlist.ledger import bundle, keyfile
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Envelope, Genesis, Grade, Leaf, decode_body
 from redlist.ledger.errors import StoreError
@@ -23,7 +23,6 @@ from redlist.ledger.store import ENV_DIR_NAME, LmdbStore, int_key
 from redlist.node import export as export_module
 from redlist.node.cli import main
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
-from redlist.staff import keyfile
 from redlist.verifier import cli as verifier_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -37,11 +37,11 @@ from redlist.node.config import load_config_file, resolve_settings
 from redlist.node.ratelimit import RateLimit
 from redlist.node.server import NodeServer, ServerOptions
 from redlist.node.tls import ServerTLS, is_loopback, load_server_material
+from redlist.proto.client import RemoteTLS
 from redlist.staff.cli import build_parser
 from redlist.staff.client import LedgerClient, NodeAddress
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
-from redlist.verifier.remote import RemoteTLS
 
 NOW = datetime.datetime.now(datetime.UTC)
 CLERK = "CN=Wang Fang (grid),O=Dongguan town"

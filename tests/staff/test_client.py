@@ -15,10 +15,10 @@ import grpc
 import pytest
 
 from redlist.ledger.errors import FormatError, NodeError, SourceError
+from redlist.proto.client import check_address
 from redlist.staff.client import LedgerClient, read_checkpoint
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
-from redlist.verifier.remote import check_address
 
 CHECKPOINT = (
     "wendeng.example/redlist\n5\n"

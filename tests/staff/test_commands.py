@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from tests.staff.running import redlist
 
+from redlist.ledger import keyfile
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import NodeError
-from redlist.staff import entries, keyfile
+from redlist.proto.client import RemoteAccount, RemoteEntry
+from redlist.staff import entries
 from redlist.staff.commands import account, submit
-from redlist.verifier.remote import RemoteAccount, RemoteEntry
 
 NOWHERE = "127.0.0.1:1"
 CHECKPOINT = (

@@ -22,10 +22,11 @@ import pytest
 from tests.node.serving import serve_in_subprocess
 from tests.staff.running import Run, redlist
 
+from redlist.ledger import keyfile
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Award, Envelope, Leaf
 from redlist.ledger.errors import SourceError
-from redlist.staff import entries, keyfile
+from redlist.staff import entries
 from redlist.staff.client import LedgerClient, SubmitResult
 from redlist.staff.commands import submit
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redlist.ledger import codec, crypto
+from redlist.ledger import codec, crypto, keyfile
 from redlist.ledger.entry import (
     MAX_ENVELOPE_SIZE,
     Award,
@@ -21,7 +21,7 @@ from redlist.ledger.entry import (
     decode_body,
 )
 from redlist.ledger.errors import FormatError, KeyFileError
-from redlist.staff import entries, keyfile
+from redlist.staff import entries
 
 LOG = "wendeng.example/redlist"
 STAMP = entries.Stamp(LOG, bytes(range(16)), 1_767_225_600_000)

@@ -1,4 +1,4 @@
-"""``redlist keygen`` and the key files it writes (redlist.staff.keyfile)."""
+"""``redlist keygen`` and the key files it writes (redlist.ledger.keyfile)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from redlist.ledger import crypto
+from redlist.ledger import crypto, keyfile
 from redlist.ledger.errors import KeyFileError
-from redlist.staff import keyfile
 from redlist.staff.cli import main
 
 NAME = "Wang Fang (grid, Dongguan village)"

@@ -36,12 +36,12 @@ from redlist.ledger.note import Checkpoint, sign_checkpoint
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
 from redlist.node.server import ServerOptions
+from redlist.proto.client import RemoteAccount, RemoteEntry
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 from redlist.verifier.audit import AccountSummary, Auditor
 from redlist.verifier.cli import main
 from redlist.verifier.nodesource import compare_account, figures_at, read_ahead
-from redlist.verifier.remote import RemoteAccount, RemoteEntry
 from redlist.verifier.statefile import (
     PinnedState,
     decode_semantics,

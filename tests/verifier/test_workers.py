@@ -12,12 +12,12 @@ import pytest
 from tests.verifier.bundles import LogBuilder, standard_log
 
 from redlist.ledger import codec
+from redlist.ledger import sigworkers as workers
 from redlist.ledger.crypto import SigningKey, sign_entry
 from redlist.ledger.errors import VerificationError
+from redlist.ledger.sigworkers import Triple, VerifyPool
 from redlist.verifier import audit as audit_module
-from redlist.verifier import workers
 from redlist.verifier.audit import Auditor, AuditResult
-from redlist.verifier.workers import Triple, VerifyPool
 
 KEY = SigningKey.from_seed(bytes(32))
 

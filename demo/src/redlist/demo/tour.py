@@ -1,0 +1,315 @@
+"""The demo's steps: a month of Dongguan village's credit points on a real node.
+
+:class:`Tour` walks through what a town does, with the real commands, and says
+in plain words what each step means. The node is a real ``redlist-node serve``
+process (:mod:`redlist.demo.node`); every other command runs in this process
+(:mod:`redlist.demo.console`). The node is stopped whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from redlist.demo import story
+from redlist.demo.console import Console, Program, Show, shell_line
+from redlist.demo.node import NodeProcess, serve_argv
+from redlist.ledger.errors import RedlistError
+from redlist.ledger.log import LOG_PUB_NAME
+from redlist.node import cli as node_cli
+from redlist.proto.client import RemoteAccount
+from redlist.staff import cli as staff_cli
+from redlist.staff.client import LedgerClient, read_checkpoint
+from redlist.verifier import cli as verifier_cli
+
+REDLIST = Program("redlist", staff_cli.main)
+REDLIST_NODE = Program("redlist-node", node_cli.main)
+REDLIST_VERIFY = Program("redlist-verify", verifier_cli.main)
+
+#: Step 8, the live audit. True: the auditor checks the node itself over gRPC
+#: ('redlist-verify node ADDR --log-key VKEY'); the bundle is still exported, for
+#: checking again offline. False: the auditor checks the exported bundle instead.
+AUDIT_OVER_GRPC = True
+
+
+class Tour:
+    """One run of the demo in ``root`` (an empty directory), telling it through ``say``."""
+
+    def __init__(
+        self, root: Path, say: Callable[[str], None], *, audit_over_grpc: bool = AUDIT_OVER_GRPC
+    ) -> None:
+        self.root = root
+        self.audit_over_grpc = audit_over_grpc
+        self.say = say
+        self.console = Console(say)
+        self.keys = root / "keys"
+        self.data = root / "node"
+        self.bundle = root / "bundle"
+        self.log_key = str(self.data / LOG_PUB_NAME)
+        self.node: NodeProcess | None = None
+
+    # -- plumbing -------------------------------------------------------------
+
+    def key(self, staff: story.Staff) -> str:
+        return str(self.keys / f"{staff.handle}.pem")
+
+    @property
+    def address(self) -> str:
+        if self.node is None:
+            raise RedlistError("the node is not running")
+        return self.node.address
+
+    def signed(self, signer: story.Staff, *cosigners: story.Staff) -> list[str]:
+        """``--node ADDR --signer KEY [--cosigner KEY ...]``."""
+        argv = ["--node", self.address, "--signer", self.key(signer)]
+        for cosigner in cosigners:
+            argv += ["--cosigner", self.key(cosigner)]
+        return argv
+
+    def account_json(self, account: str) -> dict[str, Any]:
+        argv = ["account", account, "--node", self.address, "--json"]
+        value: dict[str, Any] = json.loads(self.console.run(REDLIST, argv, show=Show.NOTHING))
+        return value
+
+    def step(self, number: int, text: str) -> None:
+        self.say("")
+        self.say(f"Step {number}. {text}")
+
+    # -- the story ------------------------------------------------------------
+
+    def run(self) -> None:
+        self.say(f"A month of credit points in Dongguan village, on a real node, in {self.root}/")
+        self.make_keys()
+        self.create_log()
+        try:
+            self.start_node()
+            self.register()
+            rows = self.submit_month()
+            self.council_awards()
+            self.redeem(rows)
+            self.objection()
+            self.audit()
+            self.stop_node()
+        finally:
+            if self.node is not None:
+                self.node.close()
+        again = ["bundle", str(self.bundle), "--log-key", self.log_key]
+        self.say("")
+        self.say("Check the bundle again yourself, no node needed (with .venv/bin on your PATH;")
+        self.say(f"--account {story.OBJECTOR} adds that resident's statement, with running score):")
+        self.say(f"  {shell_line(REDLIST_VERIFY.name, again)}")
+
+    def make_keys(self) -> None:
+        self.step(1, "Each staff member creates a signing key on their own computer.")
+        self.keys.mkdir()
+        for number, staff in enumerate(story.STAFF):
+            argv = ["keygen", "--out", self.key(staff), "--name", staff.name]
+            if number == 0:
+                self.console.run(REDLIST, argv)
+                self.say("  The others do the same:")
+            else:
+                out = self.console.run(REDLIST, argv, show=Show.NOTHING)
+                key_id = next(line for line in out.splitlines() if line.startswith("key id:"))
+                self.say(f"  $ {shell_line(REDLIST.name, argv)}")
+                self.say(f"      {key_id}")
+
+    def create_log(self) -> None:
+        self.step(2, "The town creates its log (the admin signs entry 0) and starts its node.")
+        argv = ["init", "--data", str(self.data), "--origin", story.ORIGIN]
+        self.console.run(REDLIST_NODE, [*argv, "--admin-key", self.key(story.ADMIN)])
+
+    def start_node(self) -> None:
+        self.say(f"  $ {shell_line(REDLIST_NODE.name, serve_argv(self.data))} &")
+        self.node = NodeProcess.start(self.data, self.root / "node.log")
+        self.say(f"    {self.node.banner}")
+        self.say(
+            f"  The node runs in the background (process {self.node.pid}, its log lines in "
+            f"{self.node.output}); port 0 let the system pick a free port."
+        )
+
+    def register(self) -> None:
+        self.step(3, "The admin registers the staff keys and loads the village's rule catalogue.")
+        for number, staff in enumerate(story.STAFF[1:]):
+            argv = [
+                "key",
+                "add",
+                "--pub",
+                f"{self.key(staff)}.pub",
+                "--name",
+                staff.name,
+                "--roles",
+                ",".join(staff.roles),
+                *self.signed(story.ADMIN),
+            ]
+            self.console.run(REDLIST, argv, show=Show.ALL if number == 0 else Show.OUTPUT)
+            if number == 0:
+                self.say("  The other keys the same way:")
+        catalogue = self.root / "catalogue.csv"
+        catalogue.write_text(story.catalogue_csv(story.RULES), encoding="utf-8")
+        self.say("")
+        self.say(f"  The catalogue the village voted, saved from a spreadsheet as {catalogue}:")
+        for rule in story.RULES:
+            council = "  (needs council approval)" if rule.council else ""
+            self.say(f"    {rule.code:<12} {rule.points:+4}  {rule.title}{council}")
+        argv = ["rules", "load", "--csv", str(catalogue), *self.signed(story.ADMIN)]
+        self.console.run(REDLIST, argv)
+
+    def submit_month(self) -> list[story.SheetRow]:
+        self.step(
+            4,
+            f"Grid workers submit last month's spreadsheets: awards and deductions for "
+            f"{story.RESIDENTS} residents.",
+        )
+        rows = story.month_rows()
+        submitted: list[list[str]] = []
+        for side, worker in (("east", story.GRID_EAST), ("west", story.GRID_WEST)):
+            sheet = [row for row in rows if story.grid_worker(row.account) == worker]
+            path = self.root / f"awards-{side}.csv"
+            path.write_text(story.sheet_csv(sheet), encoding="utf-8")
+            self.say(
+                f"  {worker.short_name}, grid worker for the {side} of the village "
+                f"({len(sheet)} rows in {path}):"
+            )
+            submitted.append(["submit", "--csv", str(path), *self.signed(worker)])
+            self.console.run(REDLIST, submitted[-1])
+        deductions = sum(1 for row in rows if row.points < 0)
+        self.say(
+            f"  {len(rows)} rows: {len(rows) - deductions} awards and {deductions} deductions."
+        )
+        self.say("  Submitting a file again (after a crash, say) never records a row twice:")
+        self.console.run(REDLIST, submitted[0], show=Show.OUTPUT)
+        return rows
+
+    def council_awards(self) -> None:
+        self.step(5, "The council meets: awards under council rules need two council signatures.")
+        first = story.COUNCIL_AWARDS[0]
+        argv = ["award", "--account", first.account, "--rule", first.rule]
+        self.say(f"  With one signature the node refuses ({first.signers[0].short_name} alone):")
+        self.console.run(REDLIST, [*argv, *self.signed(first.signers[0])], expect=1)
+        self.say("  With a second council member as cosigner it is recorded:")
+        for award in story.COUNCIL_AWARDS:
+            argv = ["award", "--account", award.account, "--rule", award.rule]
+            self.console.run(REDLIST, [*argv, "--note", award.note, *self.signed(*award.signers)])
+
+    def redeem(self, rows: list[story.SheetRow]) -> None:
+        self.step(6, "A resident spends points at the points supermarket (the cashier signs).")
+        spendable = story.spendable_after(rows)
+        richest = max(story.accounts(), key=lambda account: spendable[account])
+        before = self.account_json(richest)
+        price = min(story.SHOP_PRICE, before["spendable"])
+        argv = ["redeem", "--account", richest, "--points", str(price), "--item", story.SHOP_ITEM]
+        self.console.run(REDLIST, [*argv, *self.signed(story.CASHIER)])
+        after = self.account_json(richest)
+        if (after["score"], after["spendable"]) != (before["score"], before["spendable"] - price):
+            raise RedlistError(f"the node's figures for {richest} after the redemption are wrong")
+        self.say(
+            f"  Points to spend {before['spendable']} -> {after['spendable']}; the score stays "
+            f"{after['score']} (grade {after['grade']}): spending does not lower a grade."
+        )
+
+    def objection(self) -> None:
+        self.step(7, "A resident objects to a deduction; the council upholds the objection.")
+        before = self.account_json(story.OBJECTOR)
+        target = next(
+            entry["seq"]
+            for entry in before["entries"]
+            if entry["kind"] == "award" and entry["rule"] == story.OBJECTED_RULE
+        )
+        grid = story.grid_worker(story.OBJECTOR)
+        self.say(f"  {grid.short_name} files the objection of {story.OBJECTOR} to entry {target}:")
+        argv = ["objection", "--target", str(target), "--text", story.OBJECTION]
+        self.console.run(REDLIST, [*argv, *self.signed(grid)])
+        self.say("  The council checks the field register and reverses the deduction:")
+        argv = ["reverse", "--target", str(target), "--reason", story.REVERSAL]
+        self.console.run(REDLIST, [*argv, *self.signed(*story.COUNCIL[:2])])
+        self.say("  The resident's account, as anyone may ask the node (no key needed):")
+        self.console.run(REDLIST, ["account", story.OBJECTOR, "--node", self.address])
+        after = self.account_json(story.OBJECTOR)
+        self.say(
+            f"  {story.OBJECTOR}: score {before['score']} (grade {before['grade']}) -> "
+            f"{after['score']} (grade {after['grade']}). Entry {target} stays in the log, "
+            "marked as reversed."
+        )
+
+    def audit(self) -> None:
+        self.step(
+            8,
+            "An auditor checks the live node with only the town's public log key "
+            "(the verifier trusts nothing the node says).",
+        )
+        argv = ["export", "--data", str(self.data), "--out", str(self.bundle), "--full"]
+        self.say("  The town exports its whole log as a bundle, while the node keeps serving:")
+        self.console.run(REDLIST_NODE, argv, show=Show.ALL)
+        if self.audit_over_grpc:
+            source = ["node", self.address]
+            self.say("  The auditor asks the node itself, over the network:")
+        else:
+            source = ["bundle", str(self.bundle)]
+            self.say("  The auditor checks the bundle just exported from the running node:")
+        audit = [*source, "--log-key", self.log_key]
+        self.console.run(REDLIST_VERIFY, audit)
+        verdict = json.loads(
+            self.console.run(REDLIST_VERIFY, [*audit, "--json"], show=Show.NOTHING)
+        )
+        grades = self.compare_with_node(verdict)
+        accounts: dict[str, dict[str, Any]] = verdict["accounts"]
+        counts = Counter(summary["grade"] for summary in accounts.values())
+        per_grade = ", ".join(f"{grade} {counts[grade]}" for grade in grades if counts[grade])
+        self.say("")
+        self.say(
+            f"Result: the log verifies. The verifier recomputed all {len(accounts)} residents' "
+            f"scores from the {verdict['tree_size']} signed entries and agrees with the node on "
+            "every one, and on the log's root hash."
+        )
+        self.say(f"Residents per grade: {per_grade}.")
+
+    def compare_with_node(self, verdict: dict[str, Any]) -> list[str]:
+        """Check the verifier's figures against the node's; the town's grade names, best first."""
+        if verdict.get("ok") is not True:
+            raise RedlistError(f"the verifier did not accept the log: {verdict.get('error')}")
+        with LedgerClient(self.address) as client:
+            head = read_checkpoint(client.get_checkpoint())
+            grades = [grade.name for grade in client.get_genesis().config.grades]
+            disagree = [
+                account
+                for account, summary in verdict["accounts"].items()
+                if _figures(client.get_account(account)) != _figures_of(summary)
+            ]
+        if (head.size, head.root.hex()) != (verdict["tree_size"], verdict["root"]):
+            raise RedlistError(
+                f"the node's checkpoint (size {head.size}) is not the one the verifier checked "
+                f"(size {verdict['tree_size']})"
+            )
+        if disagree:
+            raise RedlistError(f"the verifier and the node disagree on {', '.join(disagree)}")
+        if sorted(verdict["accounts"]) != story.accounts():
+            raise RedlistError(
+                f"the verifier found {len(verdict['accounts'])} accounts, not the village's "
+                f"{story.RESIDENTS} residents"
+            )
+        return grades
+
+    def stop_node(self) -> None:
+        node = self.node
+        if node is None:
+            raise RedlistError("the node is not running")
+        self.step(9, "The town stops its node, as an operator does: SIGTERM (kill, or Ctrl-C).")
+        self.say(f"  $ kill -TERM {node.pid}")
+        status = node.stop()
+        if status != 0:
+            raise RedlistError(f"the node exited with status {status} after SIGTERM; {node.tail()}")
+        self.say(
+            "  The node finished the calls in flight, closed its log and exited with status 0. "
+            "Start it again with the same serve command: nothing is lost."
+        )
+
+
+def _figures(view: RemoteAccount) -> tuple[int, int, int, str]:
+    return (view.score, view.spendable, view.redeemed, view.grade)
+
+
+def _figures_of(summary: dict[str, Any]) -> tuple[int, int, int, str]:
+    return (summary["score"], summary["spendable"], summary["redeemed"], summary["grade"])

@@ -1,0 +1,47 @@
+"""``redlist-node``: create, run and export a town's log.
+
+Subcommands live in ``redlist.node.commands``, one module each; this module
+lists them and says which errors are refusals. ``redlist.ledger.console`` builds the
+parser and is the one place where errors become output:
+
+* exit 0: done;
+* exit 1: the operation was refused (the ledger's rules refused an entry, or the
+  stored log fails its own checks);
+* exit 2: it could not start: bad arguments (argparse), a missing or unusable
+  file, key, data directory or destination.
+
+Errors print as ``error: <explanation>`` on stderr, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from redlist.ledger import console
+from redlist.node.commands import check, export, init, serve
+
+# Adding a subcommand: write its module under redlist.node.commands and list it here.
+_COMMANDS = (init, export, serve, check)
+
+#: Errors that mean "refused", not "could not start".
+REFUSALS = console.REFUSALS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return console.build_parser(
+        "redlist-node",
+        "Run a town's credit-point ledger: create the log, serve it, export bundles for "
+        "auditors and check the stored data.",
+        _COMMANDS,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``redlist-node`` with ``argv`` (default: the process arguments); return the exit code."""
+    return console.run(build_parser(), argv, REFUSALS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

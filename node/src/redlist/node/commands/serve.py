@@ -1,0 +1,195 @@
+"""``redlist-node serve``: serve a town's log over gRPC until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from redlist.ledger.errors import StoreError
+from redlist.ledger.log import Log
+from redlist.ledger.sigworkers import VerifyPool, available_cores, tune_interpreter
+from redlist.node.config import load_config_file, resolve_settings
+from redlist.node.server import serve_until_signalled
+
+DESCRIPTION = """\
+Serve the log in --data over gRPC (service redlist.v1.Ledger, plus the standard
+health service and server reflection) on --listen HOST:PORT. Port 0 picks a
+free port; the address actually used is printed once the node serves:
+
+  serving log <origin> (<n> entries) on HOST:PORT
+
+Submitted batches are answered only once durably stored; concurrent batches are
+committed together. SIGTERM or SIGINT stops the node gracefully: it takes no
+new calls, lets calls in flight finish (up to --grace seconds), closes the log
+and exits 0.
+
+Transport: plaintext by default, meant for a node on 127.0.0.1 (or behind a TLS
+proxy). --tls-cert and --tls-key serve TLS; --tls-client-ca also requires every
+client to present a certificate signed by a CA in that file (mutual TLS):
+
+  redlist-node serve --data town --listen 0.0.0.0:7420 \\
+      --tls-cert tls/node.pem --tls-key tls/node.key --tls-client-ca tls/staff-ca.pem
+
+--rate-limit N refuses a client's calls beyond N per second on average (bursts
+of --rate-burst, default N) with RESOURCE_EXHAUSTED and the time to wait; a
+client is its certificate subject under mutual TLS, else its address. Off by
+default.
+
+Settings may also come from a TOML file (--config); flags override it. Log lines
+(one per commit and one per refused batch) go to stderr."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the log over gRPC",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", type=Path, metavar="DIR", help="the node's data directory")
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", help="address to serve on, e.g. 127.0.0.1:7420"
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML settings file")
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default)",
+    )
+    parser.add_argument(
+        "--grace",
+        dest="grace_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="how long shutdown waits for calls in flight (default 10)",
+    )
+    parser.add_argument(
+        "--max-batch",
+        dest="max_batch",
+        type=int,
+        metavar="N",
+        help="most envelopes one Submit may carry (default 10000)",
+    )
+    parser.add_argument(
+        "--map-size",
+        dest="map_size_gib",
+        type=int,
+        metavar="GIB",
+        help="address space reserved for the ledger, in GiB (default 1024); raise it when "
+        "the node reports that the ledger's storage is full",
+    )
+    parser.add_argument(
+        "--log-level",
+        dest="log_level",
+        choices=("debug", "info", "warning", "error"),
+        help="how much to log on stderr (default info)",
+    )
+    tls = parser.add_argument_group("transport security (plaintext when not given)")
+    tls.add_argument(
+        "--tls-cert",
+        dest="tls_cert",
+        type=Path,
+        metavar="FILE",
+        help="serve TLS with this PEM certificate (then any intermediate CA certificates)",
+    )
+    tls.add_argument(
+        "--tls-key",
+        dest="tls_key",
+        type=Path,
+        metavar="FILE",
+        help="the certificate's private key (PEM, unencrypted)",
+    )
+    tls.add_argument(
+        "--tls-client-ca",
+        dest="tls_client_ca",
+        type=Path,
+        metavar="FILE",
+        help="mutual TLS: require client certificates signed by a CA in this PEM file",
+    )
+    limits = parser.add_argument_group("rate limiting (off when not given)")
+    limits.add_argument(
+        "--rate-limit",
+        dest="rate_limit",
+        type=float,
+        metavar="N",
+        help="calls per second one client may make on average",
+    )
+    limits.add_argument(
+        "--rate-burst",
+        dest="rate_burst",
+        type=int,
+        metavar="N",
+        help="calls a client may make at once after a pause (default: --rate-limit)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    file_values: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    flags = {
+        name: getattr(args, name)
+        for name in (
+            "data",
+            "listen",
+            "metrics",
+            "grace_seconds",
+            "max_batch",
+            "log_level",
+            "tls_cert",
+            "tls_key",
+            "tls_client_ca",
+            "rate_limit",
+            "rate_burst",
+            "map_size_gib",
+        )
+    }
+    settings = resolve_settings(file_values, flags)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    map_size = settings.map_size_gib << 30 if settings.map_size_gib else None
+    check_data_dir(settings.data)
+    tune_interpreter()  # verifying threads beside the server's: see the function
+    with Log.open(settings.data, map_size=map_size) as log, _signature_workers() as workers:
+        if workers is not None:
+            log.verify_signatures_with(workers.verify)
+        asyncio.run(serve_until_signalled(log, settings))
+    return 0
+
+
+@contextlib.contextmanager
+def _signature_workers() -> Iterator[VerifyPool | None]:
+    """One signature-verifying process per core (none on a single core), for the log.
+
+    Processes rather than threads: a thread re-takes the GIL after every signature
+    and waits for it while the server and the writer run Python (DESIGN 6).
+    """
+    cores = available_cores()
+    if cores < 2:
+        yield None
+        return
+    with VerifyPool(cores) as workers:
+        workers.wait_started()  # serve once they can verify (a fraction of a second)
+        yield workers
+
+
+def check_data_dir(data: Path) -> None:
+    """Refuse, in words, a ``--data`` that names no directory at all (missing, or a file)."""
+    if data.is_dir():
+        return
+    if data.exists():
+        raise StoreError(
+            f"{data} is a file, not a data directory; --data names the directory "
+            "'redlist-node init' created"
+        )
+    raise StoreError(
+        f"the data directory {data} does not exist; create a log with 'redlist-node init'"
+    )

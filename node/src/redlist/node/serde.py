@@ -1,0 +1,76 @@
+"""Every conversion between the wire messages (``redlist.v1``) and the node's values.
+
+The servicer never builds or reads a message field itself; it calls these. Leaves,
+checkpoints and proof hashes travel as the exact bytes and texts of DESIGN 3, so
+the conversions only copy them: nothing is re-encoded on the way out.
+
+Only the server's direction lives here. Reading answers back into values is the
+clients' side: ``redlist.proto.client`` (shared by the staff client) does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from redlist.ledger.log import AppendResult
+from redlist.node.statement import AccountStatement, StatementEntry
+from redlist.v1 import ledger_pb2 as pb
+
+
+def envelopes_from_request(request: pb.SubmitRequest) -> list[bytes]:
+    """The envelopes of a Submit request, in request order."""
+    return list(request.envelopes)
+
+
+def submit_response(result: AppendResult) -> pb.SubmitResponse:
+    return pb.SubmitResponse(seqs=result.seqs, checkpoint=result.checkpoint)
+
+
+def checkpoint_response(checkpoint: str) -> pb.GetCheckpointResponse:
+    return pb.GetCheckpointResponse(checkpoint=checkpoint)
+
+
+def leaf_data(seq: int, leaf: bytes) -> pb.LeafData:
+    return pb.LeafData(seq=seq, leaf=leaf)
+
+
+def proof(hashes: Sequence[bytes], tree_size: int) -> pb.Proof:
+    return pb.Proof(hashes=hashes, tree_size=tree_size)
+
+
+def follow_leaf(seq: int, leaf: bytes) -> pb.FollowEvent:
+    return pb.FollowEvent(leaf=leaf_data(seq, leaf))
+
+
+def follow_checkpoint(checkpoint: str) -> pb.FollowEvent:
+    return pb.FollowEvent(checkpoint=checkpoint)
+
+
+def account_message(statement: AccountStatement) -> pb.Account:
+    return pb.Account(
+        account=statement.account,
+        score=statement.score,
+        spendable=statement.spendable,
+        redeemed=statement.redeemed,
+        earned=statement.earned,
+        grade=statement.grade,
+        entries=[account_entry_message(entry) for entry in statement.entries],
+        checkpoint=statement.checkpoint,
+    )
+
+
+def account_entry_message(entry: StatementEntry) -> pb.AccountEntry:
+    return pb.AccountEntry(
+        seq=entry.seq,
+        time=entry.time,
+        kind=entry.kind,
+        rule=entry.rule,
+        points=entry.points,
+        # The wire form has no "absent": 0 means not reversed (seq 0 is the genesis).
+        reversed=entry.reversed_by is not None,
+        reversed_by=entry.reversed_by or 0,
+        qty=entry.qty,
+        note=entry.note,
+        item=entry.item,
+        at=entry.at,
+    )

@@ -1,0 +1,57 @@
+"""``redlist keygen``: create a staff member's signing key."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from redlist.ledger import keyfile
+from redlist.ledger.crypto import SigningKey
+
+DESCRIPTION = """\
+Create a new Ed25519 signing key for one staff member.
+
+Two files are written:
+  FILE      the private key (PKCS#8 PEM, readable by you only, mode 0600).
+            Keep it secret: whoever holds it can sign entries in your name.
+  FILE.pub  the public part with your name, the public key in hex and the key
+            id written at the top. Give this file to the town's admin, who
+            registers it in the log (redlist key add --pub FILE.pub ...).
+
+PEM has no field for a name, so the name is kept in FILE.pub only; the name
+that counts is the one the admin registers in the log.
+Existing files are never overwritten unless --force is given."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "keygen",
+        help="create a new signing key (private key file and FILE.pub)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="where to write the private key (FILE.pub is written next to it)",
+    )
+    parser.add_argument(
+        "--name", required=True, help='the holder, e.g. "Wang Fang (grid, Dongguan village)"'
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite existing files (the old key is destroyed)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    key = SigningKey.generate()
+    files = keyfile.write_key_files(args.out, key, args.name, force=args.force)
+    print(f"name:        {keyfile.check_name(args.name)}")
+    print(f"public key:  {key.public.hex()}")
+    print(f"key id:      {key.key_id.hex()}")
+    print(f"private key: {files.private} (keep it secret)")
+    print(f"public file: {files.public} (give it to the town's admin)")
+    return 0

@@ -1,0 +1,439 @@
+"""``redlist-verify``: audit a town's log offline and say, in plain words, what holds.
+
+    redlist-verify bundle DIR --log-key VKEY [--state FILE] [--json] [--account A]
+    redlist-verify node ADDR --log-key VKEY [--state FILE] [--json] [--account A]
+
+Exit status (DESIGN 5): 0 verified; 1 verification failed (any defect in the data,
+undecodable bytes included; the report names the first bad entry and the check);
+2 the check could not start (bad arguments, a missing file, an unusable key, a node
+that cannot be reached or refuses to answer); 130 interrupted (Ctrl-C); 141 the
+reader of the report went away (``| head``).
+
+The log key must come from outside the data: ``--log-key`` (the verifier key
+string, or a file holding it such as a node's ``log.pub``) or a ``--state`` file
+written by an earlier run. Every error is turned into output in ``_report_error``.
+
+``bundle`` builds a ``Source`` and hands it to ``_audit``; ``node`` runs
+``nodesource.verify_node``, which audits the node's leaves the same way and then
+checks its answers (``_verify_node``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from redlist.ledger.console import discard_stdout
+from redlist.ledger.entry import is_valid_account
+from redlist.ledger.errors import (
+    KeyFileError,
+    NoteError,
+    RedlistError,
+    SourceError,
+    VerificationError,
+)
+from redlist.ledger.note import ALG_ED25519, VerifierKey
+from redlist.ledger.sigworkers import tune_interpreter
+from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
+from redlist.verifier import report
+from redlist.verifier.audit import STATE_FILE_SOURCE
+from redlist.verifier.nodesource import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
+from redlist.verifier.source import BundleSource, Source, audit
+from redlist.verifier.statefile import (
+    PinnedState,
+    load_semantics,
+    load_state,
+    save_semantics,
+    save_state,
+)
+
+PROGRAM = "redlist-verify"
+#: The name of the file holding a node's log key in its data directory (redlist.ledger.log).
+LOG_PUB_NAME = "log.pub"
+# How a PEM file (a key, a certificate) begins; a log key is one line, never PEM.
+_PEM_MARK = "-----BEGIN "
+EXIT_VERIFIED = 0
+EXIT_FAILED = 1
+EXIT_CANNOT_START = 2
+#: 128 + SIGINT and 128 + SIGPIPE, as shells report a command stopped by those signals.
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+
+class _BadArguments(Exception):
+    """Arguments the verifier cannot run with (exit 2). Never leaves this module."""
+
+    def diagnostics(self) -> str:
+        return str(self)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _BadArguments(f"{message} (see {self.prog} --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROGRAM,
+        description="Re-verify a town's credit-point log: signatures, rules, balances, "
+        "hash chain and the signed checkpoint.",
+        epilog="Exit status: 0 verified, 1 verification failed, 2 could not start.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    bundle = commands.add_parser(
+        "bundle", help="verify an exported bundle directory", description=_BUNDLE_HELP
+    )
+    bundle.add_argument("directory", metavar="DIR", type=Path, help="the bundle directory")
+    _common_arguments(bundle)
+    bundle.add_argument(
+        "--structure-only",
+        action="store_true",
+        help="for a bundle that starts after entry 0 with no earlier state: check only its "
+        "order, hash chain and Merkle root (signatures and balances are not recomputed)",
+    )
+    bundle.set_defaults(make_source=lambda args: BundleSource(args.directory))
+    node = commands.add_parser(
+        "node", help="verify a live town node over gRPC", description=_NODE_HELP
+    )
+    node.add_argument("address", metavar="ADDR", help="the node's HOST:PORT")
+    _common_arguments(node)
+    node.add_argument(
+        "--check-accounts",
+        metavar="N|all",
+        type=_account_bound,
+        default=DEFAULT_ACCOUNT_BOUND,
+        help="ask the node for every account when the log has at most N (default "
+        f"{DEFAULT_ACCOUNT_BOUND}), else for a random sample of N; 'all' asks for every one",
+    )
+    node.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"how long one call to the node may take (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    tls = node.add_argument_group("reaching the node over TLS (plaintext when not given)")
+    tls.add_argument("--tls-ca", type=Path, metavar="FILE", help="the CA (PEM) of the node")
+    tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="this client's cert (PEM)")
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="the key (PEM) of --tls-cert")
+    return parser
+
+
+_BUNDLE_HELP = (
+    "Verify a bundle written by 'redlist-node export'. A full bundle (from entry 0) is "
+    "re-checked completely and every balance recomputed. A bundle that starts later (a "
+    "month) is re-checked completely when --state FILE holds the state an earlier run "
+    "reached exactly where the bundle starts (verify each month with the same state "
+    "file); otherwise it is refused, unless --structure-only asks for its format, order, "
+    "hash chain and Merkle root alone."
+)
+
+
+_NODE_HELP = (
+    "Verify a live node: fetch its signed checkpoint, stream every entry it covers and "
+    "re-check them all as for a bundle, then check the node's own answers (account "
+    "figures, inclusion and consistency proofs) against the recomputed ones. With --state, "
+    "a later run proves the node's new checkpoint extends the pinned one and fetches only "
+    "the entries added since: the points state at the pinned checkpoint is kept in "
+    "FILE.semantics next to the state file. That file grows with the log (entry ids and "
+    "every award and redemption; about 50 bytes per entry on disk and 500 in memory "
+    "while used), which is fine on an auditor's machine; if it is missing or does "
+    "not match, the run starts from entry 0 and says so."
+)
+
+
+def _account_bound(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        bound = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'all'") from None
+    if bound < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return bound
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-key",
+        metavar="VKEY",
+        help="the town log's verifier key string, or a file holding it (e.g. the node's "
+        "log.pub); obtain it from the town, never from the data being checked",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        type=Path,
+        help="remember the verified checkpoint in FILE and, on later runs, require the log "
+        "to extend it (also pins the log key)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--account", metavar="ACCOUNT", help="also print this resident's statement")
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        help="threads verifying signatures (default: one per core)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the verifier; returns the exit status."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit as a traceback
+    except BrokenPipeError:
+        # The reader (head, less) went away: end silently, as a command stopped by SIGPIPE.
+        discard_stdout()
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    stdout, stderr = sys.stdout, sys.stderr
+    json_mode = "--json" in (sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_VERIFIED
+    except _BadArguments as error:
+        return _report_error(error, json_mode, stdout, stderr)
+    tune_interpreter()  # thread switch interval and garbage collector for long audits
+    try:
+        if args.command == "node":
+            return _verify_node(args, stdout, stderr)
+        return _audit(args, args.make_source(args), stdout, stderr)
+    except (RedlistError, _BadArguments) as error:
+        return _report_error(error, args.json, stdout, stderr)
+    except KeyboardInterrupt:
+        stderr.write(f"\n{PROGRAM}: interrupted; nothing was verified\n")
+        return EXIT_INTERRUPTED
+
+
+def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: TextIO) -> int:
+    _check_common_arguments(args)
+    pinned = load_state(args.state) if args.state is not None else None
+    log_key = _resolve_log_key(args.log_key, pinned)
+    resume = None
+    if pinned is not None and args.account is None:
+        # A bundle that starts where the pinned audit ended resumes from its state.
+        with contextlib.suppress(SourceError):
+            resume = load_semantics(args.state, pinned)
+    progress = _ProgressBar(stderr) if stderr.isatty() else None
+    try:
+        audited = audit(
+            source,
+            log_key,
+            keep_statements_for=args.account,
+            trusted=(pinned.head(),) if pinned is not None else (),
+            progress=progress,
+            workers=args.workers,
+            resume=resume,
+            partial_ok=args.structure_only,
+        )
+    finally:
+        if progress is not None:
+            progress.clear()
+    result = audited.result
+    if args.state is not None:
+        semantics = None
+        if audited.resume_point is not None:
+            semantics = save_semantics(args.state, result.origin, audited.resume_point)
+        save_state(args.state, PinnedState.from_result(log_key, result, semantics))
+    if args.json:
+        stdout.write(json.dumps(report.result_json(result, args.account), ensure_ascii=False))
+        stdout.write("\n")
+    else:
+        stdout.write(report.summary_text(result))
+        if args.account is not None:
+            stdout.write("\n" + report.statement_text(result, args.account))
+    return EXIT_VERIFIED
+
+
+def _check_common_arguments(args: argparse.Namespace) -> None:
+    if args.account is not None and not is_valid_account(args.account):
+        raise _BadArguments(f"--account {args.account!r} is not an account id")
+    if args.workers is not None and args.workers < 1:
+        raise _BadArguments("--workers must be at least 1")
+
+
+def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    _check_common_arguments(args)
+    if not args.timeout > 0:
+        raise _BadArguments("--timeout must be a positive number of seconds")
+    pinned = load_state(args.state) if args.state is not None else None
+    log_key = _resolve_log_key(args.log_key, pinned)
+    resume, fallback, head = None, None, None
+    if pinned is not None:
+        head = PinnedHead(pinned.tree_size, pinned.root, pinned.checkpoint, STATE_FILE_SOURCE)
+        if args.account is not None:
+            fallback = "a statement (--account) needs every entry"
+        else:
+            try:
+                resume = load_semantics(args.state, pinned)
+            except SourceError as error:
+                fallback = error.diagnostics()
+        if fallback is not None:
+            stderr.write(f"{PROGRAM}: note: checking from entry 0: {fallback}\n")
+    tls = None
+    if args.tls_ca or args.tls_cert or args.tls_key:
+        tls = RemoteTLS(args.tls_ca, args.tls_cert, args.tls_key)
+    progress = _ProgressBar(stderr) if stderr.isatty() else None
+    try:
+        with NodeClient(args.address, tls=tls, timeout=args.timeout) as client:
+            outcome = verify_node(
+                client,
+                log_key,
+                pinned=head,
+                resume=resume,
+                fallback=fallback,
+                keep_statements_for=args.account,
+                account_bound=args.check_accounts,
+                extra_accounts=(args.account,) if args.account is not None else (),
+                workers=args.workers,
+                progress=progress,
+            )
+    finally:
+        if progress is not None:
+            progress.clear()
+    result = outcome.result
+    if args.state is not None:
+        semantics = save_semantics(args.state, result.origin, outcome.resume_point)
+        save_state(args.state, PinnedState.from_result(log_key, result, semantics))
+    if args.json:
+        value = report.result_json(result, args.account)
+        value["node"] = outcome.to_json()
+        stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+    else:
+        stdout.write(report.summary_text(result))
+        stdout.write("\nChecked against the node:\n")
+        stdout.write("".join(line + "\n" for line in outcome.summary_lines()))
+        if args.account is not None:
+            stdout.write("\n" + report.statement_text(result, args.account))
+    return EXIT_VERIFIED
+
+
+def _resolve_log_key(given: str | None, pinned: PinnedState | None) -> VerifierKey:
+    """The log key: from ``--log-key``, else the state file; never from the data itself."""
+    if given is None:
+        if pinned is None:
+            raise _BadArguments(
+                "no log key: give --log-key with the town's verifier key (obtained from the "
+                "town, not from the bundle), or --state with a file from an earlier run"
+            )
+        return pinned.log_key
+    log_key = _read_log_key(given)
+    if pinned is not None and log_key != pinned.log_key:
+        raise KeyFileError(
+            f"the log key given ({log_key.encode()}) is not the key pinned in the state file "
+            f"({pinned.log_key.encode()}); if the town really changed its key, check the new "
+            "key with the town and start a new state file"
+        )
+    return log_key
+
+
+def _read_log_key(given: str) -> VerifierKey:
+    path = Path(given)
+    text = given
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except (OSError, ValueError):  # e.g. a name too long to be a path: a key string then
+        is_file = is_dir = False
+    if is_dir:
+        raise KeyFileError(
+            f"--log-key {given} is a directory; give the log key file (a node's data "
+            f"directory holds it as {path / LOG_PUB_NAME}) or the key string itself"
+        )
+    if is_file:
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise KeyFileError(f"cannot read the log key file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise KeyFileError(f"the log key file {path} is not UTF-8 text") from None
+        if _PEM_MARK in text:
+            raise KeyFileError(
+                f"{path} is a PEM file (a staff key from 'redlist keygen' or a certificate), "
+                f"not the town log's key; that is {LOG_PUB_NAME} in the node's data "
+                "directory, also printed by 'redlist-node init'"
+            )
+    elif "+" not in given and ("/" in given or "." in given):
+        # A file name or path that names nothing: a key string always has two '+'.
+        raise KeyFileError(
+            f"the log key file {given} does not exist (--log-key takes that file, e.g. the "
+            f"node's {LOG_PUB_NAME}, or the key string itself)"
+        )
+    try:
+        log_key = VerifierKey.parse(text)
+    except NoteError as exc:
+        what = f"the file {path}" if text is not given else repr(given)
+        raise KeyFileError(
+            f"{what} is not a log verifier key (name+hash+key, as 'redlist-node init' "
+            f"prints it): {exc}"
+        ) from None
+    if log_key.algorithm != ALG_ED25519:
+        raise KeyFileError(
+            f"{log_key.name} is a witness cosigning key; the log's own key is needed"
+        )
+    return log_key
+
+
+def _report_error(
+    error: RedlistError | _BadArguments, json_mode: bool, stdout: TextIO, stderr: TextIO
+) -> int:
+    """The one place where errors become output and an exit status."""
+    if isinstance(error, VerificationError):
+        if json_mode:
+            stdout.write(json.dumps(report.failure_json(error), ensure_ascii=False) + "\n")
+        else:
+            stdout.write(report.failure_text(error))
+        return EXIT_FAILED
+    if json_mode:
+        value = report.failure_json(None, error.diagnostics())
+        stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+    else:
+        message = error.diagnostics()
+        # "cannot reach the node ..." says it already: no "cannot verify: cannot ...".
+        prefix = "" if message.startswith("cannot ") else "cannot verify: "
+        stderr.write(f"{PROGRAM}: {prefix}{message}\n")
+    return EXIT_CANNOT_START
+
+
+class _ProgressBar:
+    """``done / total entries, rate`` on one terminal line, redrawn at most ten times a second."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._started = clock()
+        self._shown = float("-inf")
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self._clock()
+        if now - self._shown < 0.1 and done < total:
+            return
+        self._shown = now
+        elapsed = max(now - self._started, 1e-9)
+        width = 30
+        filled = width if total <= 0 else min(width, width * done // total)
+        bar = "#" * filled + "-" * (width - filled)
+        self._stream.write(f"\r[{bar}] {done:,}/{total:,} entries  {done / elapsed:,.0f}/s ")
+        self._stream.flush()
+        self._drawn = True
+
+    def clear(self) -> None:
+        if self._drawn:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
