@@ -36,6 +36,8 @@ ODD_VALUES = st.one_of(
     st.sampled_from([0, 1, 2, -1, 2**32, 2**64 - 1, -(2**63)]),
     st.integers(-(2**63), 2**64 - 1),
     st.sampled_from(["", "award", "redeem", "res-001", "bad account!", "x" * 65, "clean-pond"]),
+    # Text the format refuses: control, bidi and invisible characters, a non-NFC spelling.
+    st.sampled_from(["\x1b[2J", "a\rb", "\u202eV01", "V\u200b01", "e\u0301", "\ufeffx"]),
     st.text(max_size=8),
     st.binary(max_size=40),
     st.sampled_from([ID, bytes(8), bytes(15), bytes(31), bytes(32), bytes(33), bytes(64)]),

@@ -144,6 +144,16 @@ REFUSALS: dict[str, tuple[Callable[[RefusalTown], bytes], grpc.StatusCode, str]]
         grpc.StatusCode.INVALID_ARGUMENT,
         "format",
     ),
+    "control characters in a note": (
+        lambda s: s.town.award("resident-1", "clean-pond", note="ok\rhidden \x1b[2J"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "format",
+    ),
+    "bidi override in a key name": (
+        lambda s: s.town.add_key(SigningKey.generate(), "\u202enimda", ["grid"]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "format",
+    ),
     "unknown signer": (
         lambda s: s.town.award("resident-1", "clean-pond", signers=[SigningKey.generate()]),
         grpc.StatusCode.PERMISSION_DENIED,

@@ -19,6 +19,7 @@ from typing import Any
 
 from redlist.ledger import codec
 from redlist.ledger.errors import FormatError
+from redlist.ledger.text import key_name_problem, rule_code_problem, text_problem
 
 FORMAT_VERSION = 1
 ID_SIZE = 16
@@ -98,6 +99,8 @@ class TownConfig:
             name, minimum = raw
             if not name:
                 raise FormatError(f"{where} has an empty name")
+            if (problem := text_problem(name)) is not None:
+                raise FormatError(f"{where}: the name {problem}")
             last = number == len(raw_grades) - 1
             if last and minimum is not None:
                 raise FormatError(f"{where}: the last grade's min must be nil (the catch-all)")
@@ -282,6 +285,8 @@ def _decode_key(f: _Fields, log: str, entry_id: bytes, at: int) -> KeyChange:
     else:
         name = f.optional_text("name")
         roles = f.array("roles") if "roles" in f.value else None
+    if name is not None and (problem := key_name_problem(name)) is not None:
+        raise FormatError(f"{f.what}: the key's name {name!r} {problem}")
     if roles is not None:
         for role in roles:
             if not isinstance(role, str):
@@ -296,6 +301,8 @@ def _decode_key(f: _Fields, log: str, entry_id: bytes, at: int) -> KeyChange:
 def _decode_rule(f: _Fields, log: str, entry_id: bytes, at: int) -> RuleChange:
     op = f.choice("op", ("set", "retire"))
     code = f.text("code")
+    if (problem := rule_code_problem(code)) is not None:
+        raise FormatError(f"{f.what}: rule code {code!r} {problem}")
     if op == "set":
         title: str | None = f.text("title")
         module: str | None = f.text("module")
@@ -353,6 +360,7 @@ def _fast_common(value: dict[str, Any], kind: str) -> bool:
         and version == FORMAT_VERSION
         and type(log) is str
         and bool(log)
+        and text_problem(log) is None
         and type(entry_id) is bytes
         and len(entry_id) == ID_SIZE
         and type(at) is int
@@ -369,9 +377,10 @@ def _fast_award(value: dict[str, Any]) -> Award | None:
         not _fast_common(value, "award")
         or type(rule) is not str
         or not rule
+        or text_problem(rule) is not None
         or type(qty) is not int
         or qty < 1
-        or ("note" in value and type(note) is not str)
+        or ("note" in value and (type(note) is not str or text_problem(note) is not None))
         or ("evidence" in value and (type(evidence) is not bytes or len(evidence) != HASH_SIZE))
     ):
         return None
@@ -388,6 +397,7 @@ def _fast_redeem(value: dict[str, Any]) -> Redeem | None:
         or points < 1
         or type(item) is not str
         or not item
+        or text_problem(item) is not None
     ):
         return None
     return Redeem(value["log"], value["id"], value["at"], value["account"], points, item)
@@ -468,9 +478,7 @@ class _Fields:
         return value
 
     def text(self, name: str) -> str:
-        value = self._get(name)
-        if not isinstance(value, str):
-            raise FormatError(f"{self.what}: '{name}' must be text")
+        value = self.optional_text(name) if name in self.value else self._get(name)
         if not value:
             raise FormatError(f"{self.what}: '{name}' must not be empty")
         return value
@@ -481,6 +489,8 @@ class _Fields:
         value = self._get(name)
         if not isinstance(value, str):
             raise FormatError(f"{self.what}: '{name}' must be text")
+        if (problem := text_problem(value)) is not None:
+            raise FormatError(f"{self.what}: '{name}' {problem}")
         return value
 
     def account(self, name: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redlist.ledger.errors import VerificationError
+from redlist.ledger.text import shown
 from redlist.verifier.audit import CHECKS, AuditResult, StatementLine
 
 #: How many accounts the summary lists under "Highest scores".
@@ -173,11 +174,11 @@ def _statement_row(line: StatementLine, zone: tzinfo) -> tuple[str, ...]:
         str(line.seq),
         when,
         entry,
-        line.rule or "",
+        shown(line.rule or ""),
         change,
         f"{line.score:,}",
         f"{line.spendable:,}",
-        ", ".join(line.signers),
+        shown(", ".join(line.signers)),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redlist.ledger.errors import RedlistError
+from redlist.ledger.text import shown
 from redlist.proto.client import RemoteAccount, RemoteEntry
 from redlist.staff import entries
 from redlist.staff.client import LedgerClient, add_node_argument, read_checkpoint
@@ -169,7 +170,7 @@ def to_lines(view: RemoteAccount, zone_name: str, zone: tzinfo) -> list[str]:
             points = f"{-entry.points:+d}"  # spent: lowers the points to spend
         reversed_text = f"yes, entry {entry.reversed_by}" if entry.reversed_by is not None else ""
         date = _local(entry.time, zone).strftime("%Y-%m-%d %H:%M")
-        table.append([str(entry.seq), date, kind, subject, points, reversed_text])
+        table.append([str(entry.seq), date, kind, shown(subject), points, reversed_text])
     lines.extend(_render(table, right=(0, 4)))
     if any(entry.kind == "redeem" for entry in view.entries):
         lines.append("Redemptions lower the points to spend, not the score.")
