@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -797,10 +798,14 @@ def test_an_unreadable_log_key_file_is_named_without_python_details(
     key_file = tmp_path / "log.pub"
     key_file.write_text(vkey(log) + "\n")
 
-    def denied(self: Path, *args: object, **kwargs: object) -> str:
-        raise PermissionError(13, "Permission denied", str(self))
+    real_open = os.open
 
-    monkeypatch.setattr(Path, "read_text", denied)
+    def denied(path: object, *args: Any, **kwargs: Any) -> int:
+        if Path(str(path)) == key_file:  # root reads any file: deny it here instead
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", denied)
     err = log_key_refusal(capsys, directory, str(key_file))
     assert err == f"redlist-verify: cannot read the log key file {key_file}: Permission denied\n"
 

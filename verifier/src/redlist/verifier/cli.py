@@ -43,6 +43,7 @@ from redlist.ledger.sigworkers import tune_interpreter
 from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
 from redlist.verifier import report
 from redlist.verifier.audit import STATE_FILE_SOURCE
+from redlist.verifier.files import SMALL_LIMIT, read_limited
 from redlist.verifier.nodesource import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
 from redlist.verifier.source import BundleSource, Source, audit
 from redlist.verifier.statefile import (
@@ -353,7 +354,9 @@ def _read_log_key(given: str) -> VerifierKey:
         )
     if is_file:
         try:
-            text = path.read_text(encoding="utf-8").strip()
+            text = read_limited(path, SMALL_LIMIT, "the log key file").decode("utf-8").strip()
+        except SourceError as exc:
+            raise KeyFileError(str(exc)) from None
         except OSError as exc:
             raise KeyFileError(f"cannot read the log key file {path}: {exc.strerror}") from None
         except UnicodeDecodeError:

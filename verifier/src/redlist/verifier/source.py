@@ -23,6 +23,7 @@ from redlist.ledger.errors import FormatError, NoteError, SourceError, Verificat
 from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note import VerifierKey, open_checkpoint
 from redlist.verifier.audit import Auditor, AuditResult, ResumePoint, TrustedHead
+from redlist.verifier.files import NOTE_LIMIT, SMALL_LIMIT, open_regular, read_limited
 
 #: Bytes read from the leaves file at a time.
 READ_SIZE = 1 << 20
@@ -216,7 +217,7 @@ class BundleSource(Source):
         decoder = bundle.LeafStreamDecoder(self._manifest.start)
         path = self._directory / bundle.LEAVES_FILE
         try:
-            stream = path.open("rb")
+            stream = open_regular(path, "the leaves file")
         except FileNotFoundError:
             raise SourceError(f"the bundle has no {bundle.LEAVES_FILE} file ({path})") from None
         except OSError as exc:
@@ -272,12 +273,15 @@ class BundleSource(Source):
 
     def _read(self, name: str) -> bytes:
         path = self._directory / name
+        limit = NOTE_LIMIT if name in _NOTE_FILES else SMALL_LIMIT
         try:
-            return path.read_bytes()
+            return read_limited(path, limit, f"the bundle's {name} file")
         except FileNotFoundError:
             raise SourceError(f"the bundle has no {name} file ({path})") from None
-        except OSError as exc:
-            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+#: The bundle files that hold a signed note; every other small file is far smaller.
+_NOTE_FILES = frozenset({bundle.CHECKPOINT_FILE, bundle.PREVIOUS_CHECKPOINT_FILE})
 
 
 __all__ = ["READ_SIZE", "BundleSource", "Opening", "Progress", "Source", "audit"]

@@ -44,6 +44,7 @@ from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note import VerifierKey, open_checkpoint
 from redlist.ledger.state import Balance, KeyRecord, MemoryState, RuleRecord, TargetRecord
 from redlist.verifier.audit import STATE_FILE_SOURCE, AuditResult, ResumePoint, TrustedHead
+from redlist.verifier.files import STATE_LIMIT, open_regular, read_limited
 
 FORMAT = "redlist-verify-state/1"
 _KEYS = ("format", "log_key", "origin", "tree_size", "root", "checkpoint")
@@ -174,11 +175,9 @@ class PinnedState:
 def load_state(path: Path) -> PinnedState | None:
     """The state pinned in ``path``, or None when the file does not exist yet."""
     try:
-        data = path.read_bytes()
+        data = read_limited(path, STATE_LIMIT, "the state file")
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise SourceError(f"cannot read the state file {path}: {exc.strerror or exc}") from None
     return PinnedState.from_bytes(data, f"the state file {path}")
 
 
@@ -213,7 +212,8 @@ def load_semantics(state_path: Path, pinned: PinnedState) -> ResumePoint:
         raise SourceError("the state file records no semantics snapshot")
     path = state_path.with_name(reference.file)
     try:
-        data = path.read_bytes()
+        with open_regular(path, "the semantics snapshot") as stream:
+            data = stream.read()
     except FileNotFoundError:
         raise SourceError(f"the semantics snapshot {path} is missing") from None
     except OSError as exc:
