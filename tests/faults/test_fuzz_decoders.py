@@ -29,6 +29,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
+from unicodedata import normalize
 
 import msgpack
 import pytest
@@ -65,6 +66,7 @@ from redlist.ledger.note import (
     open_checkpoint,
     sign_checkpoint,
 )
+from redlist.ledger.text import REFUSED_CATEGORIES, RULE_CODE_PATTERN
 
 _T = TypeVar("_T")
 
@@ -116,8 +118,15 @@ def bounded(
 # ---------------------------------------------------------------------------
 # Strategies: valid objects, mutations, garbage
 
-texts = st.text(max_size=12)
-nonempty = st.text(min_size=1, max_size=12)
+# Text the format allows (docs/format.md, "Text"): no control, format or unassigned
+# characters, in NFC. Refused text is fuzzed separately (tests/ledger/test_text.py).
+_allowed_characters = st.characters(exclude_categories=sorted(REFUSED_CATEGORIES))
+texts = st.text(_allowed_characters, max_size=12).map(lambda text: normalize("NFC", text))
+nonempty = texts.filter(bool)
+codes = st.from_regex(RULE_CODE_PATTERN, fullmatch=True)
+key_names = st.from_regex(
+    r"[A-Z][a-z]{0,9}( [A-Z][a-z]{0,9})?|[王李张刘陈][一-鿿]{1,2}", fullmatch=True
+)
 accounts = st.from_regex(ACCOUNT_PATTERN, fullmatch=True)
 ids = st.binary(min_size=ID_SIZE, max_size=ID_SIZE)
 times = st.integers(min_value=0, max_value=2**64 - 1)
@@ -150,7 +159,7 @@ bodies: st.SearchStrategy[AnyBody] = st.one_of(
         **_common(),
         op=st.just("add"),
         pub=hashes,
-        name=nonempty,
+        name=key_names,
         roles=st.lists(nonempty, min_size=1, max_size=4, unique=True).map(tuple),
     ),
     st.builds(KeyChange, **_common(), op=st.just("revoke"), pub=hashes),
@@ -158,13 +167,13 @@ bodies: st.SearchStrategy[AnyBody] = st.one_of(
         RuleChange,
         **_common(),
         op=st.just("set"),
-        code=nonempty,
+        code=codes,
         title=nonempty,
         module=nonempty,
         points=st.integers(-(2**31), 2**31).filter(bool),
         council=st.booleans(),
     ),
-    st.builds(RuleChange, **_common(), op=st.just("retire"), code=nonempty),
+    st.builds(RuleChange, **_common(), op=st.just("retire"), code=codes),
     st.builds(
         Award,
         **_common(),

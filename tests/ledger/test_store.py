@@ -7,6 +7,8 @@ so the node and the verifier are held to the same behaviour.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -344,3 +346,47 @@ def test_a_read_only_store_refuses_writes(tmp_path: Path) -> None:
 def test_map_size_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="map size"):
         LmdbStore.open(tmp_path / "x.lmdb", create=True, map_size=-1)
+
+
+_OPEN_FOR_WRITING = """
+import sys
+from pathlib import Path
+from redlist.ledger.errors import StoreError
+from redlist.ledger.store import LmdbStore
+try:
+    store = LmdbStore.open(Path(sys.argv[1]))
+except StoreError as error:
+    print(error, flush=True)
+    sys.exit(3)
+print("open", flush=True)
+sys.stdin.read()  # hold the store open until told, or killed
+"""
+
+
+def _writer(path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _OPEN_FOR_WRITING, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_one_writing_process_per_ledger_and_a_killed_one_leaves_no_lock(
+    store: LmdbStore,
+) -> None:
+    store.close()
+    holder = _writer(store.path)  # a node serving the ledger
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "open"
+
+    second = _writer(store.path)  # a second node on the same directory
+    out, _ = second.communicate(timeout=60)
+    assert second.returncode == 3
+    assert "already open for writing" in out
+    # A read-only open (export, check) is never refused.
+    LmdbStore.open(store.path, readonly=True).close()
+
+    holder.kill()  # SIGKILL: the kernel drops the lock with the process
+    holder.wait(timeout=60)
+    LmdbStore.open(store.path).close()

@@ -18,6 +18,7 @@ from tests.staff.running import redlist
 from redlist.ledger import keyfile
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import NodeError
+from redlist.ledger.progress import ProgressBar
 from redlist.proto.client import RemoteAccount, RemoteEntry
 from redlist.staff import entries
 from redlist.staff.commands import account, submit
@@ -238,17 +239,14 @@ class FakeTerminal(io.StringIO):
 
 def test_progress_bar_only_on_a_terminal() -> None:
     terminal = FakeTerminal()
-    progress = submit.Progress(1000, terminal)
-    progress.show(0)
-    progress.show(500)
-    progress.close()
+    with ProgressBar(terminal, "submitting", "rows") as progress:
+        progress.update(0, 1000)
+        progress.update(500, 1000)
     shown = terminal.getvalue()
-    assert f"[{'#' * 15}{'-' * 15}] 500/1000 rows" in shown
-    assert shown.endswith("\n")
+    assert "500/1,000 rows" in shown
     plain = io.StringIO()
-    quiet = submit.Progress(1000, plain)
-    quiet.show(500)
-    quiet.close()
+    with ProgressBar(plain, "submitting", "rows") as quiet:
+        quiet.update(500, 1000)
     assert plain.getvalue() == ""
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 
 from tests.verifier.bundles import LogBuilder, standard_log
 
 from redlist.ledger.errors import VerificationError
+from redlist.ledger.progress import ProgressBar
 from redlist.verifier import report
 from redlist.verifier.audit import Auditor, AuditResult
-from redlist.verifier.cli import _ProgressBar
 
 
 def _audit(log: LogBuilder, start: int = 0, account: str | None = None) -> AuditResult:
@@ -71,21 +72,33 @@ def test_failure_text_names_entry_and_check() -> None:
     assert "the log as a whole" in report.failure_text(VerificationError(None, "root", "x"))
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 def test_progress_bar_draws_rate_and_clears() -> None:
-    stream = io.StringIO()
-    ticks = iter([0.0, 0.0, 0.05, 1.0, 2.0])
-    bar = _ProgressBar(stream, clock=lambda: next(ticks))
-    bar(0, 2000)  # t = 0: the first call always draws
-    bar(500, 2000)  # t = 0.05: too soon, skipped
-    bar(1000, 2000)  # t = 1.0
-    bar(2000, 2000)  # t = 2.0
-    out = stream.getvalue()
-    assert "0/2,000 entries" in out
-    assert "500/2,000" not in out
-    assert "1,000/2,000 entries" in out
-    assert "2,000/2,000 entries  1,000/s" in out
-    bar.clear()
-    assert stream.getvalue().endswith("\r\x1b[K")
+    stream = _Terminal()
+    now = [0.0]
+    with ProgressBar(stream, "checking", "entries", clock=lambda: now[0]) as bar:
+        bar.update(0, 2000)  # t = 0: the first call always draws
+        now[0] = 0.05
+        bar.update(500, 2000)  # too soon after the last drawing: skipped
+        now[0] = 1.0
+        bar.update(1000, 2000)
+        now[0] = 2.0
+        bar.update(2000, 2000)
+        out = _plain(stream.getvalue())
+        assert "0/2,000 entries" in out
+        assert "500/2,000" not in out
+        assert "1,000/2,000 entries" in out
+        assert "2,000/2,000 entries 1,000/s" in out
+    assert stream.getvalue().endswith("\x1b[2K")  # erased: the report starts on a clean line
+
+
+def _plain(text: str) -> str:
+    """``text`` without terminal control sequences (colours, cursor moves)."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
 
 
 def test_statement_shows_an_impossible_date_as_milliseconds() -> None:

@@ -37,7 +37,9 @@ lock and see the last committed state, never a partial one.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -148,11 +150,19 @@ class LmdbStore:
     and LMDB lets one write transaction run at a time (callers serialise writers).
     """
 
-    def __init__(self, env: lmdb.Environment, tables: Tables, path: Path, readonly: bool) -> None:
+    def __init__(
+        self,
+        env: lmdb.Environment,
+        tables: Tables,
+        path: Path,
+        readonly: bool,
+        writer_lock: int | None = None,
+    ) -> None:
         self._env = env
         self._tables = tables
         self.path = path
         self.readonly = readonly
+        self._writer_lock = writer_lock
 
     @classmethod
     def open(
@@ -174,6 +184,7 @@ class LmdbStore:
             raise StoreError(f"the map size must be a positive number of bytes, not {map_size}")
         if not create and not (path / "data.mdb").is_file():
             raise StoreError(f"{path} holds no ledger database (data.mdb is missing)")
+        writer_lock = None if readonly else _lock_writer(path, create)
         try:
             env = lmdb.open(
                 str(path),
@@ -191,6 +202,7 @@ class LmdbStore:
                 writemap=False,
             )
         except lmdb.Error as exc:
+            _unlock_writer(writer_lock)
             raise StoreError(f"cannot open the ledger database at {path}: {exc}") from None
         try:
             if not create:
@@ -198,14 +210,19 @@ class LmdbStore:
             handles = {name: env.open_db(name.encode(), create=create) for name in TABLE_NAMES}
         except lmdb.NotFoundError:
             env.close()
+            _unlock_writer(writer_lock)
             raise StoreError(
                 f"{path} is not a redlist ledger (a table is missing); was it made by "
                 "'redlist-node init'?"
             ) from None
         except lmdb.Error as exc:
             env.close()
+            _unlock_writer(writer_lock)
             raise StoreError(f"cannot open the tables of the ledger at {path}: {exc}") from None
-        return cls(env, Tables(**handles), path, readonly)
+        except BaseException:
+            _unlock_writer(writer_lock)
+            raise
+        return cls(env, Tables(**handles), path, readonly, writer_lock)
 
     @property
     def map_size(self) -> int:
@@ -258,6 +275,47 @@ class LmdbStore:
     def close(self) -> None:
         """Close the environment; open transactions and iterators become invalid."""
         self._env.close()
+        _unlock_writer(self._writer_lock)
+        self._writer_lock = None
+
+
+#: The file a writable store holds an exclusive ``flock`` on for as long as it is open.
+WRITER_LOCK_NAME = "writer.lock"
+
+
+def _lock_writer(path: Path, create: bool) -> int:
+    """Take the environment's writer lock, or refuse: one writing process per ledger.
+
+    LMDB keeps the log consistent with two writing processes, but two nodes serving
+    one directory would each believe it is the only one (each signs checkpoints, each
+    caches the tree's head). The lock is released when the store closes or the process
+    dies (the kernel drops ``flock`` locks with the descriptor), so kill -9 leaves none.
+    """
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    lock_path = path / WRITER_LOCK_NAME
+    try:
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot open the lock file {lock_path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise StoreError(
+            f"the ledger at {path.parent} is already open for writing (a node serving it, "
+            "or a command still running); stop it first, or use a read-only command such "
+            "as export"
+        ) from None
+    except OSError as exc:
+        os.close(descriptor)
+        raise StoreError(f"cannot lock {lock_path}: {exc.strerror}") from None
+    return descriptor
+
+
+def _unlock_writer(descriptor: int | None) -> None:
+    if descriptor is not None:
+        os.close(descriptor)  # closing the descriptor releases the flock
 
 
 def _refuse_truncated(env: lmdb.Environment, path: Path) -> None:

@@ -24,8 +24,7 @@ import argparse
 import contextlib
 import json
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -39,6 +38,7 @@ from redlist.ledger.errors import (
     VerificationError,
 )
 from redlist.ledger.note import ALG_ED25519, VerifierKey
+from redlist.ledger.progress import ProgressBar
 from redlist.ledger.sigworkers import tune_interpreter
 from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
 from redlist.verifier import report
@@ -227,21 +227,20 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
         # A bundle that starts where the pinned audit ended resumes from its state.
         with contextlib.suppress(SourceError):
             resume = load_semantics(args.state, pinned)
-    progress = _ProgressBar(stderr) if stderr.isatty() else None
+    progress = ProgressBar(stderr, "checking", "entries")
     try:
         audited = audit(
             source,
             log_key,
             keep_statements_for=args.account,
             trusted=(pinned.head(),) if pinned is not None else (),
-            progress=progress,
+            progress=progress.update if progress.shown else None,
             workers=args.workers,
             resume=resume,
             partial_ok=args.structure_only,
         )
     finally:
-        if progress is not None:
-            progress.clear()
+        progress.close()
     result = audited.result
     if args.state is not None:
         semantics = None
@@ -286,7 +285,7 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
     tls = None
     if args.tls_ca or args.tls_cert or args.tls_key:
         tls = RemoteTLS(args.tls_ca, args.tls_cert, args.tls_key)
-    progress = _ProgressBar(stderr) if stderr.isatty() else None
+    progress = ProgressBar(stderr, "checking", "entries")
     try:
         with NodeClient(args.address, tls=tls, timeout=args.timeout) as client:
             outcome = verify_node(
@@ -299,11 +298,10 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
                 account_bound=args.check_accounts,
                 extra_accounts=(args.account,) if args.account is not None else (),
                 workers=args.workers,
-                progress=progress,
+                progress=progress.update if progress.shown else None,
             )
     finally:
-        if progress is not None:
-            progress.clear()
+        progress.close()
     result = outcome.result
     if args.state is not None:
         semantics = save_semantics(args.state, result.origin, outcome.resume_point)
@@ -407,35 +405,6 @@ def _report_error(
         prefix = "" if message.startswith("cannot ") else "cannot verify: "
         stderr.write(f"{PROGRAM}: {prefix}{message}\n")
     return EXIT_CANNOT_START
-
-
-class _ProgressBar:
-    """``done / total entries, rate`` on one terminal line, redrawn at most ten times a second."""
-
-    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
-        self._stream = stream
-        self._clock = clock
-        self._started = clock()
-        self._shown = float("-inf")
-        self._drawn = False
-
-    def __call__(self, done: int, total: int) -> None:
-        now = self._clock()
-        if now - self._shown < 0.1 and done < total:
-            return
-        self._shown = now
-        elapsed = max(now - self._started, 1e-9)
-        width = 30
-        filled = width if total <= 0 else min(width, width * done // total)
-        bar = "#" * filled + "-" * (width - filled)
-        self._stream.write(f"\r[{bar}] {done:,}/{total:,} entries  {done / elapsed:,.0f}/s ")
-        self._stream.flush()
-        self._drawn = True
-
-    def clear(self) -> None:
-        if self._drawn:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
 
 
 if __name__ == "__main__":

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import io
 import json
 import os
 import signal
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TextIO
 
 from redlist.ledger.errors import IntegrityError, NoteError, StoreError
 from redlist.ledger.integrity import TAIL_LEAVES, Progress, check_full, check_tail
 from redlist.ledger.log import LOG_PUB_NAME
 from redlist.ledger.note import VerifierKey
+from redlist.ledger.progress import ProgressBar
 from redlist.ledger.store import ENV_DIR_NAME, FORMAT_MARKER, LmdbStore, StoreReader
 
 DESCRIPTION = f"""\
@@ -70,12 +70,18 @@ class Outcome:
 
 
 def run(args: argparse.Namespace) -> int:
-    progress = _Progress(sys.stderr) if args.full and sys.stderr.isatty() else None
-    outcome = isolated(
-        lambda: check_data_dir(args.data, full=args.full, progress=progress), args.data
-    )
-    if progress is not None:
-        progress.clear()  # the child drew it; the terminal line is shared
+    with ProgressBar(sys.stderr if args.full else io.StringIO(), "checking", "") as bar:
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(done, total, f"checking {stage}")
+
+        # The child draws the bar; the terminal line is shared, and erased here after it.
+        outcome = isolated(
+            lambda: check_data_dir(
+                args.data, full=args.full, progress=progress if bar.shown else None
+            ),
+            args.data,
+        )
     if outcome.code == EXIT_CANNOT_OPEN:
         raise StoreError(outcome.text)  # the CLI prints it and exits 2
     print(outcome.text)
@@ -212,24 +218,3 @@ def isolated(work: Callable[[], Outcome], data_dir: Path) -> Outcome:
         return Outcome(EXIT_CANNOT_OPEN, "the check failed unexpectedly (see the message above)")
     value = json.loads(payload)
     return Outcome(int(value["code"]), str(value["text"]))
-
-
-class _Progress:
-    """``checking entries: 1,234 / 12,345`` on one terminal line, ten redraws a second."""
-
-    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
-        self._stream = stream
-        self._clock = clock
-        self._shown = float("-inf")
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        now = self._clock()
-        if now - self._shown < 0.1 and done < total:
-            return
-        self._shown = now
-        self._stream.write(f"\r\x1b[Kchecking {stage}: {done:,} / {total:,}")
-        self._stream.flush()
-
-    def clear(self) -> None:
-        self._stream.write("\r\x1b[K")
-        self._stream.flush()

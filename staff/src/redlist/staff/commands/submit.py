@@ -30,10 +30,10 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 from redlist.ledger.entry import Award
 from redlist.ledger.errors import FormatError, NodeError, RedlistError
+from redlist.ledger.progress import ProgressBar
 from redlist.staff import entries
 from redlist.staff.client import LedgerClient, add_node_argument
 
@@ -58,7 +58,6 @@ PURPOSE = "awards"
 # How a node says a batch is larger than it takes (redlist.node.servicer).
 _BATCH_LIMIT = re.compile(r"takes at most (?P<most>[0-9]+) in one request")
 DEFAULT_BATCH_SIZE = 500
-PROGRESS_WIDTH = 30
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -114,28 +113,6 @@ class Outcome:
         return f"Submitted {self.done} of {total} rows of {name}: {', '.join(parts)}{span}."
 
 
-class Progress:
-    """A one-line progress bar on a terminal; silent otherwise."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = total
-        self.stream = stream
-        self.enabled = stream.isatty()
-
-    def show(self, done: int) -> None:
-        if not self.enabled:
-            return
-        filled = PROGRESS_WIDTH * done // max(self.total, 1)
-        bar = "#" * filled + "-" * (PROGRESS_WIDTH - filled)
-        self.stream.write(f"\rsubmitting [{bar}] {done}/{self.total} rows")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise FormatError(f"--batch-size must be at least 1, not {args.batch_size}")
@@ -150,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
         earlier_at = earlier_run_time(client, head.origin, rows[0], ids[0])
         at = entries.now_ms() if earlier_at is None else earlier_at
         outcome = Outcome()
-        progress = Progress(len(rows), sys.stderr)
-        progress.show(0)
+        progress = ProgressBar(sys.stderr, "submitting", "rows")
+        progress.update(0, len(rows))
         try:
             size = head.size
             for start in range(0, len(rows), args.batch_size):
@@ -165,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                     for index in batch
                 }
                 size = _submit_batch(client, rows, envelopes, batch, size, outcome)
-                progress.show(outcome.done)
+                progress.update(outcome.done, len(rows))
         except RedlistError as error:
             progress.close()
             _report_stop(rows, outcome, name, refused=isinstance(error, NodeError))

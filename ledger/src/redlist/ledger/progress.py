@@ -1,0 +1,130 @@
+"""Progress of long work on a terminal, the same for every program (docs/adr/0007).
+
+One bar, drawn by `rich <https://rich.readthedocs.io>`_, the project's one library for
+terminal output: ``submitting rows ━━━━━━╺━━━━ 5,000/20,000 rows 1,234/s 0:00:12``.
+It appears only when the stream is a terminal (a log file or a pipe gets nothing),
+redraws at most ten times a second whatever the caller's pace, and is erased when the
+work ends, so the report that follows starts on a clean line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+#: Seconds between two redraws at most.
+REDRAW_S = 0.1
+
+
+class _Count(ProgressColumn):
+    """``5,000/20,000 rows``."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self._unit = f" {unit}" if unit else ""
+
+    def render(self, task: Task) -> Text:
+        total = "?" if task.total is None else f"{int(task.total):,}"
+        return Text(f"{int(task.completed):,}/{total}{self._unit}")
+
+
+class _Rate(ProgressColumn):
+    """``1,234/s``: items per second since the work started."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed
+        if not elapsed or not task.completed:
+            return Text("")
+        return Text(f"{task.completed / elapsed:,.0f}/s")
+
+
+class ProgressBar:
+    """A progress bar for ``done`` of ``total`` items, or nothing off a terminal.
+
+    ``update(done, total)`` may be called as often as the work likes; ``stage`` renames
+    the bar (``checking entries``, then ``checking tree``). Use it as a context manager,
+    or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        what: str,
+        unit: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._shown = float("-inf")
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        if not _is_terminal(stream):
+            return
+        console = Console(file=stream, force_terminal=True, highlight=False, soft_wrap=False)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=30),
+            _Count(unit),
+            _Rate(),
+            TimeRemainingColumn(),
+            console=console,
+            get_time=clock,
+            auto_refresh=False,
+            transient=True,
+            # Output of the program itself goes where it went: stdout may be JSON.
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(what, total=None)
+
+    @property
+    def shown(self) -> bool:
+        """Whether a bar is drawn at all (the stream is a terminal)."""
+        return self._progress is not None
+
+    def update(self, done: int, total: int, stage: str | None = None) -> None:
+        if self._progress is None or self._task is None:
+            return
+        self._progress.update(self._task, completed=done, total=total, description=stage)
+        now = self._clock()
+        if stage is not None or done >= total or now - self._shown >= REDRAW_S:
+            self._shown = now
+            self._progress.refresh()
+
+    def close(self) -> None:
+        """Erase the bar (once)."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream: no bar
+        return False
