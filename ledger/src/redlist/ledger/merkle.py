@@ -36,6 +36,7 @@ __all__ = [
     "MemoryTree",
     "NodeReader",
     "consistency_proof",
+    "consistency_roots",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
@@ -230,31 +231,11 @@ def verify_consistency(
         return
     _check_hash(root1, "old root hash")
     _check_hash(root2, "new root hash")
-    level = _trailing_zeros(size1)
-    last1 = size1 - 1
-    inner = (last1 ^ (size2 - 1)).bit_length()
-    border = (last1 >> inner).bit_count()
-    seeded = size1 == 1 << level  # the old tree is one perfect subtree: its root is the seed
-    expected = (0 if seeded else 1) + (inner - level) + border
+    seeded = size1 == 1 << _trailing_zeros(size1)
+    # The RFC form leaves out the seed when it is the old root itself.
+    expected = _consistency_path_length(size1, size2) - (1 if seeded else 0)
     _check_proof_shape(proof, expected, f"consistency proof from {size1} to {size2} leaves")
-    position = 0
-    if seeded:
-        old = new = root1
-    else:
-        old = new = proof[0]
-        position = 1
-    for path_level in range(level, inner):
-        sibling = proof[position]
-        position += 1
-        if (last1 >> path_level) & 1:
-            old = node_hash(sibling, old)
-            new = node_hash(sibling, new)
-        else:
-            # A right sibling exists only in the new tree: the old tree's border stops here.
-            new = node_hash(new, sibling)
-    for sibling in proof[position:]:
-        old = node_hash(sibling, old)
-        new = node_hash(sibling, new)
+    old, new = consistency_roots(size1, size2, [root1, *proof] if seeded else proof)
     if old != root1:
         raise ProofError(
             f"consistency proof from {size1} to {size2} leaves does not reproduce the old root: "
@@ -265,6 +246,39 @@ def verify_consistency(
             f"consistency proof from {size1} to {size2} leaves does not reproduce the new root: "
             f"got {new.hex()}, expected {root2.hex()}; the new tree does not extend the old one"
         )
+
+
+def consistency_roots(size1: int, size2: int, path: Sequence[bytes]) -> tuple[bytes, bytes]:
+    """The roots at ``size1`` and ``size2`` that a consistency ``path`` reproduces.
+
+    ``path`` is the RFC 9162 proof with its seed always first: when ``size1`` is a power
+    of two the RFC leaves the seed out (it is the old root itself), and here it must be
+    given. Used by :func:`verify_consistency`, and by split-view evidence: a path that
+    reproduces a log's new root and another old root than the log signed proves that
+    the log's tree at ``size1`` was not the one it signed. ``0 < size1 < size2``.
+    """
+    if not 0 < size1 < size2:
+        raise ProofError(f"consistency roots need 0 < size1 < size2, not {size1} and {size2}")
+    level = _trailing_zeros(size1)
+    last1 = size1 - 1
+    inner = (last1 ^ (size2 - 1)).bit_length()
+    expected = _consistency_path_length(size1, size2)
+    _check_proof_shape(path, expected, f"consistency path from {size1} to {size2} leaves")
+    old = new = path[0]
+    position = 1
+    for path_level in range(level, inner):
+        sibling = path[position]
+        position += 1
+        if (last1 >> path_level) & 1:
+            old = node_hash(sibling, old)
+            new = node_hash(sibling, new)
+        else:
+            # A right sibling exists only in the new tree: the old tree's border stops here.
+            new = node_hash(new, sibling)
+    for sibling in path[position:]:
+        old = node_hash(sibling, old)
+        new = node_hash(sibling, new)
+    return old, new
 
 
 class CompactRange:
@@ -478,6 +492,13 @@ def _check_sizes(size1: int, size2: int) -> None:
             f"the old tree ({size1} leaves) is larger than the new one ({size2} leaves); "
             "a log never shrinks"
         )
+
+
+def _consistency_path_length(size1: int, size2: int) -> int:
+    """Hashes in a consistency path, seed included, from ``size1`` to ``size2`` leaves."""
+    last1 = size1 - 1
+    inner = (last1 ^ (size2 - 1)).bit_length()
+    return 1 + (inner - _trailing_zeros(size1)) + (last1 >> inner).bit_count()
 
 
 def _check_proof_shape(proof: Sequence[bytes], expected: int, what: str) -> None:
