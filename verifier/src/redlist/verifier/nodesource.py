@@ -101,7 +101,6 @@ class NodeSource(Source):
         checkpoint, text = self.fetch_checkpoint(log_key)
         if checkpoint.size < self._start:
             raise VerificationError(
-                None,
                 "rollback",
                 f"the node's checkpoint covers {checkpoint.size} entries, fewer than the "
                 f"{self._start} verified before",
@@ -115,7 +114,6 @@ class NodeSource(Source):
             checkpoint = open_checkpoint(text, log_key)
         except NoteError as exc:
             raise VerificationError(
-                None,
                 "checkpoint",
                 f"the checkpoint the node at {self._client.address} serves does not verify: {exc}",
             ) from None
@@ -371,7 +369,6 @@ def _check_extends(
     """The node's checkpoint must extend the pinned one; both are quoted if it does not."""
     if checkpoint.size < pinned.size:
         raise VerificationError(
-            None,
             "rollback",
             f"the node at {client.address} serves a log of {checkpoint.size} entries, smaller "
             f"than the {pinned.size} entries verified before ({pinned.source}): the log was "
@@ -380,7 +377,6 @@ def _check_extends(
     if checkpoint.size == pinned.size:
         if checkpoint.root != pinned.root:
             raise VerificationError(
-                None,
                 "consistency",
                 f"the node's checkpoint and {pinned.source} both cover {pinned.size} entries "
                 "but with different roots: the log has shown two histories"
@@ -396,7 +392,6 @@ def _check_extends(
         )
     except ProofError as exc:
         raise VerificationError(
-            None,
             "consistency",
             f"the node's checkpoint of {checkpoint.size} entries does not extend the "
             f"checkpoint of {pinned.size} entries held in {pinned.source}: the history "
@@ -447,10 +442,10 @@ def _check_inclusion(
             )
         except ProofError as exc:
             raise VerificationError(
-                seq,
                 "inclusion",
                 f"the node's inclusion proof for entry {seq} does not verify against its "
                 f"checkpoint of {checkpoint.size} entries: {exc}",
+                seq=seq,
             ) from None
 
 
@@ -464,7 +459,6 @@ def _check_consistency_sample(
         merkle.verify_consistency(size, checkpoint.size, proof.hashes, root, checkpoint.root)
     except ProofError as exc:
         raise VerificationError(
-            None,
             "consistency",
             f"the node's consistency proof from {size} to {checkpoint.size} entries does not "
             f"verify against the roots recomputed from its entries: {exc}",
@@ -545,7 +539,6 @@ class _AccountChecker:
             at = open_checkpoint(view.checkpoint, self._log_key)
         except NoteError as exc:
             raise VerificationError(
-                None,
                 "account-view",
                 f"the node's figures for account {account} come with a checkpoint that does "
                 f"not verify: {exc}",
@@ -553,7 +546,6 @@ class _AccountChecker:
         audited = self._checkpoint
         if at.size < audited.size:
             raise VerificationError(
-                None,
                 "account-view",
                 f"the node's figures for account {account} are as of {at.size} entries, "
                 f"older than the {audited.size} entries it signed before",
@@ -562,7 +554,6 @@ class _AccountChecker:
         if at.size == audited.size:
             if at.root != audited.root:
                 raise VerificationError(
-                    None,
                     "consistency",
                     f"the node's figures for account {account} come with a checkpoint of "
                     f"{at.size} entries whose root differs from the audited one: the node "
@@ -576,7 +567,6 @@ class _AccountChecker:
         elif known[0] != at.root:
             earlier = PinnedHead(at.size, known[0], known[1], "an earlier answer of the node")
             raise VerificationError(
-                None,
                 "consistency",
                 f"the node answered with two checkpoints of {at.size} entries with different "
                 f"roots (the second with account {account}): it shows two histories"
@@ -668,7 +658,7 @@ def _figures(score: int, spendable: int, redeemed: int, earned: int, grade: str)
 
 
 def _account_error(account: str, message: str) -> NoReturn:
-    raise VerificationError(None, "account-view", f"account {account}: {message}")
+    raise VerificationError("account-view", f"account {account}: {message}")
 
 
 __all__ = [

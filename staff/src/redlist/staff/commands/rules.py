@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from redlist.ledger.errors import NodeError
+from redlist.proto.errors import NodeError
 from redlist.staff import entries
 from redlist.staff.client import LedgerClient, add_node_argument
 
