@@ -21,7 +21,7 @@ from redlist.ledger.progress import ProgressBar
 from redlist.proto.client import RemoteAccount, RemoteEntry
 from redlist.proto.contract import MAX_BATCH_CHECK, RATE_LIMIT_CHECK, Limits
 from redlist.proto.errors import NodeError
-from redlist.staff import entries
+from redlist.staff import csvfiles
 from redlist.staff.commands import account, submit
 
 NOWHERE = "127.0.0.1:1"
@@ -273,7 +273,7 @@ def test_outcome_summary_of_one_entry() -> None:
 
 
 def test_stop_report_of_one_row(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = tuple(entries.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in (2, 3, 4))
+    rows = tuple(csvfiles.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in (2, 3, 4))
     outcome = submit.Outcome()
     outcome.recorded[2] = 324
     submit._report_stop(rows, outcome, "refused.csv", refused=True)
@@ -287,7 +287,7 @@ def test_stop_report_of_one_row(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_a_batch_too_large_for_the_node_says_which_batch_size_to_use() -> None:
     rows = tuple(
-        entries.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in range(2, 7)
+        csvfiles.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in range(2, 7)
     )
     refusal = NodeError(
         MAX_BATCH_CHECK,

@@ -3,7 +3,7 @@
 How a re-run avoids recording a row twice, without keeping any state file:
 
 * Every row's entry id is derived from the file's SHA-256 and the row number
-  (``entries.row_entry_id``), so the same file always yields the same ids.
+  (``csvfiles.row_entry_id``), so the same file always yields the same ids.
 * Every row of one run carries the same author's time ``at``. Before signing, the
   command asks the node whether the file's first data row is already in the log
   (the account's entries, then the leaf itself, compared by entry id). If it is,
@@ -35,7 +35,7 @@ from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.progress import ProgressBar
 from redlist.proto.contract import ENVELOPE_FRAMING_BYTES, MAX_BATCH_CHECK, Limits
 from redlist.proto.errors import NodeError
-from redlist.staff import entries
+from redlist.staff import csvfiles, entries, signing, values
 from redlist.staff.client import LedgerClient, add_node_argument
 
 DESCRIPTION = """\
@@ -72,14 +72,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--batch-size",
-        type=entries.whole_number,
+        type=values.whole_number,
         default=DEFAULT_BATCH_SIZE,
         metavar="N",
         help=f"rows per request to the node (default {DEFAULT_BATCH_SIZE}; fewer when the "
         "node takes fewer)",
     )
     add_node_argument(parser)
-    entries.add_signer_arguments(parser)
+    signing.add_signer_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -118,11 +118,11 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise FormatError(f"--batch-size must be at least 1, not {args.batch_size}")
     name = args.csv.name
-    data = entries.read_input_file(args.csv, "awards file")
-    rows = entries.parse_awards_csv(data, name)
-    signers = entries.read_signers(args.signer, args.cosigner)
-    digest = entries.file_digest(data)
-    ids = [entries.row_entry_id(digest, PURPOSE, row.row) for row in rows]
+    data = csvfiles.read_input_file(args.csv, "awards file")
+    rows = csvfiles.parse_awards_csv(data, name)
+    signers = signing.read_signers(args.signer, args.cosigner)
+    digest = csvfiles.file_digest(data)
+    ids = [csvfiles.row_entry_id(digest, PURPOSE, row.row) for row in rows]
     with LedgerClient(args.node) as client:
         head = client.latest()
         limits = client.get_limits()
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         # Signed as they go out, lazily: a long file starts going out at once, and
         # signing is deterministic, so a re-run yields the same bytes anyway.
         sealed = (
-            (index, entries.seal(row.body(entries.Stamp(head.origin, ids[index], at)), signers))
+            (index, signing.seal(row.body(entries.Stamp(head.origin, ids[index], at)), signers))
             for index, row in enumerate(rows)
         )
         try:
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def earlier_run_time(
-    client: LedgerClient, origin: str, first: entries.AwardRow, entry_id: bytes
+    client: LedgerClient, origin: str, first: csvfiles.AwardRow, entry_id: bytes
 ) -> int | None:
     """The author's time of an earlier run of the same file, if the node holds its first row.
 
@@ -207,7 +207,7 @@ def batches(
 
 def _submit_batch(
     client: LedgerClient,
-    rows: tuple[entries.AwardRow, ...],
+    rows: tuple[csvfiles.AwardRow, ...],
     envelopes: Mapping[int, bytes],
     batch: list[int],
     size: int,
@@ -234,7 +234,7 @@ def _submit_batch(
 
 def _submit_batch_of_one(
     client: LedgerClient,
-    rows: tuple[entries.AwardRow, ...],
+    rows: tuple[csvfiles.AwardRow, ...],
     envelopes: Mapping[int, bytes],
     index: int,
     size: int,
@@ -269,7 +269,7 @@ def _rows_phrase(rows: list[int]) -> str:
     return f"Rows {listed} were"
 
 
-def _located(error: NodeError, rows: tuple[entries.AwardRow, ...], batch: list[int]) -> NodeError:
+def _located(error: NodeError, rows: tuple[csvfiles.AwardRow, ...], batch: list[int]) -> NodeError:
     if error.index is not None and 0 <= error.index < len(batch):
         row = rows[batch[error.index]]
         return error.about(f"row {row.row} ({row.account}, rule {row.rule})")
@@ -291,7 +291,7 @@ def _located(error: NodeError, rows: tuple[entries.AwardRow, ...], batch: list[i
 
 
 def _report_stop(
-    rows: tuple[entries.AwardRow, ...], outcome: Outcome, name: str, *, refused: bool
+    rows: tuple[csvfiles.AwardRow, ...], outcome: Outcome, name: str, *, refused: bool
 ) -> None:
     """What was and was not recorded when a run stops early.
 
