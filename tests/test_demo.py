@@ -21,7 +21,7 @@ from redlist.demo.console import shell_line
 from redlist.demo.node import NodeProcess
 from redlist.demo.tour import Tour
 from redlist.ledger.errors import RedlistError
-from redlist.staff import entries
+from redlist.staff import csvfiles
 from redlist.verifier import cli as verifier_cli
 
 # Entries the demo appends: genesis, 6 keys, 15 rules, 300 spreadsheet rows,
@@ -233,11 +233,11 @@ def test_the_month_is_the_same_on_every_run() -> None:
 
 def test_the_files_the_demo_writes_are_what_the_staff_commands_read() -> None:
     rows = story.month_rows()
-    parsed = entries.parse_awards_csv(story.sheet_csv(rows).encode(), "awards.csv")
+    parsed = csvfiles.parse_awards_csv(story.sheet_csv(rows).encode(), "awards.csv")
     assert [(row.account, row.rule, row.qty, row.note or "") for row in parsed] == [
         (row.account, row.rule, row.qty, row.note) for row in rows
     ]
-    rules = entries.parse_rules_csv(story.catalogue_csv(story.RULES).encode(), "catalogue.csv")
+    rules = csvfiles.parse_rules_csv(story.catalogue_csv(story.RULES).encode(), "catalogue.csv")
     assert [(rule.code, rule.points, rule.council) for rule in rules] == [
         (rule.code, rule.points, rule.council) for rule in story.RULES
     ]

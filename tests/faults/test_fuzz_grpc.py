@@ -381,12 +381,14 @@ def test_an_envelope_over_64_kib_is_refused_not_truncated(served: Served, size: 
 
 
 def test_too_many_envelopes_and_too_large_requests_are_resource_exhausted(served: Served) -> None:
-    assert_refused(
+    error = assert_refused(
         served,
         submit(served, [b"\xc0"] * (MAX_BATCH + 1)),
         Code.RESOURCE_EXHAUSTED,
+        check="max-batch",
         words=f"at most {MAX_BATCH}",
     )
+    assert metadata_of(error)["redlist-limit"] == str(MAX_BATCH)
     big = [b"\x00" * (MAX_MESSAGE_BYTES // 2)] * 3
     assert_refused(served, submit(served, big), Code.RESOURCE_EXHAUSTED)
 
@@ -636,6 +638,7 @@ def test_follow_from_any_start(served: Served, start: int) -> None:
 METHODS: dict[str, tuple[type[Any], bool]] = {
     "Submit": (pb.SubmitRequest, False),
     "GetCheckpoint": (pb.GetCheckpointRequest, False),
+    "GetLimits": (pb.GetLimitsRequest, False),
     "GetLeaves": (pb.GetLeavesRequest, True),
     "GetInclusionProof": (pb.InclusionProofRequest, False),
     "GetConsistencyProof": (pb.ConsistencyProofRequest, False),

@@ -293,7 +293,7 @@ def test_tree_watch_wakes_waiters_on_growth_and_on_close() -> None:
         (IntegrityError("leaf 3 is missing", 3), grpc.StatusCode.INTERNAL),
         (RuntimeError("a bug"), grpc.StatusCode.INTERNAL),
         (
-            BatchError(4, ConflictError("entry id ab is already in the log")),
+            BatchError(ConflictError("entry id ab is already in the log"), index=4),
             grpc.StatusCode.ALREADY_EXISTS,
         ),
     ],
@@ -305,10 +305,10 @@ def test_errors_that_are_not_rule_refusals_map_to_statuses(
     assert refusal.code == code
     assert refusal.message
     if isinstance(error, BatchError):
-        assert refusal.trailing_metadata() == (
-            ("redlist-index", "4"),
-            ("redlist-check", "duplicate-id"),
-        )
+        assert dict(refusal.trailing_metadata()) == {
+            "redlist-index": "4",
+            "redlist-check": "duplicate-id",
+        }
     else:
         assert refusal.trailing_metadata() == ()
         assert "a bug" not in refusal.message  # internals stay in the node's log

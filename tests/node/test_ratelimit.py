@@ -25,17 +25,18 @@ from hypothesis import strategies as st
 from tests.builders import Town, create_log
 from tests.node.serving import Running, metadata_of, rpc_error, run_node
 
-from redlist.ledger.errors import FormatError, NodeError
+from redlist.ledger.errors import FormatError
 from redlist.ledger.log import Log
 from redlist.node.config import load_config_file, resolve_settings
 from redlist.node.ratelimit import (
     PUSHBACK_METADATA,
-    RETRY_AFTER_METADATA,
     RateLimit,
     RateLimiter,
     peer_host,
 )
 from redlist.node.server import LEDGER_SERVICE, ServerOptions
+from redlist.proto.contract import CHECK_KEY, RATE_LIMIT_CHECK, RETRY_AFTER_KEY
+from redlist.proto.errors import NodeError
 from redlist.staff.client import LedgerClient
 from redlist.v1 import ledger_pb2 as pb
 
@@ -250,11 +251,12 @@ def test_a_client_over_its_limit_is_told_when_to_retry(log: Log) -> None:
         details = error.details() or ""
         assert details.startswith("too many calls from the client at 127.0.0.1: ")
         assert "at most 0.001 calls per second (bursts of 3) from one client" in details
-        assert re.search(r"; retry in \d+\.\d s$", details), details
+        assert re.search(r"; retry in \d+\.\d s \[rate-limit\]$", details), details
         metadata = metadata_of(error)
-        assert metadata[RETRY_AFTER_METADATA] == metadata[PUSHBACK_METADATA]
+        assert metadata[CHECK_KEY] == RATE_LIMIT_CHECK
+        assert metadata[RETRY_AFTER_KEY] == metadata[PUSHBACK_METADATA]
         # A token every 1000 s, and the last one was taken a moment ago.
-        assert 990_000 < int(metadata[RETRY_AFTER_METADATA]) <= 1_000_000
+        assert 990_000 < int(metadata[RETRY_AFTER_KEY]) <= 1_000_000
 
     run_limited(log, body)
 
@@ -321,7 +323,9 @@ def test_the_staff_client_reports_the_limit_as_a_refusal(log: Log) -> None:
     async def body(running: Running) -> None:
         with pytest.raises(NodeError) as refused:
             await asyncio.to_thread(read_three_times, running.node.address)
-        assert refused.value.code == "RESOURCE_EXHAUSTED"
-        assert "retry in" in refused.value.diagnostics()
+        error = refused.value
+        assert (error.code, error.check) == ("RESOURCE_EXHAUSTED", RATE_LIMIT_CHECK)
+        assert error.retry_after_ms is not None and error.retry_after_ms > 0
+        assert "retry in" in error.diagnostics()
 
     run_limited(log, body)

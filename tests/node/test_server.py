@@ -35,14 +35,19 @@ from tests.node.serving import Running, metadata_of, rpc_error, run_node
 
 from redlist.ledger import merkle
 from redlist.ledger.crypto import SigningKey
-from redlist.ledger.entry import Award, Leaf
-from redlist.ledger.errors import IntegrityError, RedlistError
+from redlist.ledger.entry import MAX_ENVELOPE_SIZE, Award, Leaf
+from redlist.ledger.errors import IntegrityError, RedlistError, SourceError
 from redlist.ledger.log import Log
 from redlist.ledger.note import open_checkpoint
 from redlist.node import servicer as servicer_module
 from redlist.node.batcher import now_ms
+from redlist.node.config import DEFAULT_MAX_MESSAGE_BYTES
 from redlist.node.metrics import NodeMetrics
 from redlist.node.server import LEDGER_SERVICE, NodeServer, ServerOptions
+from redlist.proto.client import NodeClient
+from redlist.proto.contract import Limits
+from redlist.proto.errors import NodeError
+from redlist.staff.client import LedgerClient
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
@@ -267,8 +272,57 @@ def test_too_many_envelopes_exhaust_the_batch_limit(log: Log, town: Town) -> Non
         error = await rpc_error(running.submit(envelopes))
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "at most 3" in (error.details() or "")
+        # The limit travels as data: the check names it, redlist-limit gives its value.
+        assert metadata_of(error) == {"redlist-check": "max-batch", "redlist-limit": "3"}
         assert log.size == SETUP_SIZE
         assert len((await running.submit(envelopes[:3])).seqs) == 3
+
+    run_node(log, body, options=ServerOptions(max_batch=3, max_group=3))
+
+
+def test_the_node_states_its_limits(log: Log) -> None:
+    async def body(running: Running) -> None:
+        limits = await running.stub.GetLimits(pb.GetLimitsRequest())
+        assert (limits.max_batch, limits.max_envelope_bytes, limits.max_message_bytes) == (
+            3,
+            MAX_ENVELOPE_SIZE,
+            200_000,
+        )
+
+    run_node(log, body, options=ServerOptions(max_batch=3, max_group=3, max_message_bytes=200_000))
+
+
+def test_clients_read_a_refusal_and_the_limits_as_data(log: Log, town: Town) -> None:
+    """The staff client and the auditor's client read the node through one definition."""
+    envelopes = [town.award("resident-1", "clean-pond") for _ in range(4)]
+
+    def as_clients(address: str) -> None:
+        with LedgerClient(address) as staff:
+            assert staff.get_limits() == Limits(3, MAX_ENVELOPE_SIZE, DEFAULT_MAX_MESSAGE_BYTES)
+            with pytest.raises(NodeError) as refused:
+                staff.submit(envelopes, action="the awards")
+            error = refused.value
+            assert (error.code, error.check, error.limit, error.index) == (
+                "RESOURCE_EXHAUSTED",
+                "max-batch",
+                3,
+                None,
+            )
+            assert error.message == (
+                "the batch has 4 envelopes; this node takes at most 3 in one request, split it"
+            )
+            with pytest.raises(NodeError) as refused:
+                staff.submit([*envelopes[:2], town.award("resident-1", "V99")])
+            assert (refused.value.check, refused.value.index) == ("rule-inactive", 2)
+            assert refused.value.message == "rule 'V99' is not in the catalogue"
+        with NodeClient(address) as auditor:
+            assert auditor.get_limits().max_batch == 3
+            with pytest.raises(SourceError) as failed:
+                auditor.get_inclusion_proof(SETUP_SIZE + 5, 0)
+            assert "[INVALID_ARGUMENT]" in failed.value.diagnostics()
+
+    async def body(running: Running) -> None:
+        await asyncio.to_thread(as_clients, running.node.address)
 
     run_node(log, body, options=ServerOptions(max_batch=3, max_group=3))
 

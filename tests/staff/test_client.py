@@ -14,8 +14,9 @@ from concurrent import futures
 import grpc
 import pytest
 
-from redlist.ledger.errors import FormatError, NodeError, SourceError
+from redlist.ledger.errors import FormatError, SourceError
 from redlist.proto.client import check_address
+from redlist.proto.errors import NodeError
 from redlist.staff.client import LedgerClient, read_checkpoint
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc

@@ -17,10 +17,11 @@ from tests.staff.running import redlist
 
 from redlist.ledger import keyfile
 from redlist.ledger.crypto import SigningKey
-from redlist.ledger.errors import NodeError
 from redlist.ledger.progress import ProgressBar
 from redlist.proto.client import RemoteAccount, RemoteEntry
-from redlist.staff import entries
+from redlist.proto.contract import MAX_BATCH_CHECK, RATE_LIMIT_CHECK, Limits
+from redlist.proto.errors import NodeError
+from redlist.staff import csvfiles
 from redlist.staff.commands import account, submit
 
 NOWHERE = "127.0.0.1:1"
@@ -272,7 +273,7 @@ def test_outcome_summary_of_one_entry() -> None:
 
 
 def test_stop_report_of_one_row(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = tuple(entries.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in (2, 3, 4))
+    rows = tuple(csvfiles.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in (2, 3, 4))
     outcome = submit.Outcome()
     outcome.recorded[2] = 324
     submit._report_stop(rows, outcome, "refused.csv", refused=True)
@@ -286,20 +287,48 @@ def test_stop_report_of_one_row(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_a_batch_too_large_for_the_node_says_which_batch_size_to_use() -> None:
     rows = tuple(
-        entries.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in range(2, 7)
+        csvfiles.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in range(2, 7)
     )
     refusal = NodeError(
-        "RESOURCE_EXHAUSTED",
+        MAX_BATCH_CHECK,
         "the batch has 5 envelopes; this node takes at most 2 in one request, split it",
+        code="RESOURCE_EXHAUSTED",
+        limit=2,
     )
     located = submit._located(refusal, rows, [0, 1, 2, 3, 4])
     assert located.diagnostics() == (
         "the node refused the batch of rows 2 to 6: the batch has 5 envelopes; this node takes "
         "at most 2 in one request, split it; run the same command again with --batch-size 2 "
-        "[RESOURCE_EXHAUSTED]"
+        "[RESOURCE_EXHAUSTED, check max-batch]"
     )
-    other = NodeError("RESOURCE_EXHAUSTED", "too many calls from you; retry in 1.0 s")
+    other = NodeError(
+        RATE_LIMIT_CHECK, "too many calls from you; retry in 1.0 s", code="RESOURCE_EXHAUSTED"
+    )
     assert "--batch-size" not in submit._located(other, rows, [0, 1]).diagnostics()
+    # The limit is read from the refusal's data, never from its words.
+    words_only = NodeError(None, refusal.message, code="RESOURCE_EXHAUSTED")
+    assert "--batch-size" not in submit._located(words_only, rows, [0, 1]).diagnostics()
+
+
+def test_batches_stay_within_the_nodes_limits() -> None:
+    envelopes = [(index, bytes(100)) for index in range(10)]
+    roomy = Limits(max_batch=10_000, max_envelope_bytes=65_536, max_message_bytes=1 << 20)
+    assert [list(batch) for batch in submit.batches(envelopes, 4, roomy)] == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9],
+    ]
+    few = Limits(max_batch=3, max_envelope_bytes=65_536, max_message_bytes=1 << 20)
+    assert [len(batch) for batch in submit.batches(envelopes, 500, few)] == [3, 3, 3, 1]
+    # Room for three envelopes of 100 bytes with their framing, not four.
+    small = Limits(max_batch=10_000, max_envelope_bytes=65_536, max_message_bytes=3 * 105)
+    split = list(submit.batches(envelopes, 500, small))
+    assert [len(batch) for batch in split] == [3, 3, 3, 1]
+    assert all(small.request_fits(map(len, batch.values())) for batch in split)
+    assert not small.request_fits([100] * 4)
+    # An envelope larger than a request still goes out, alone: the node names it.
+    tiny = Limits(max_batch=10_000, max_envelope_bytes=65_536, max_message_bytes=50)
+    assert [len(batch) for batch in submit.batches(envelopes[:2], 500, tiny)] == [1, 1]
 
 
 def test_outcome_summary() -> None:

@@ -26,7 +26,7 @@ from redlist.ledger import keyfile
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Award, Envelope, Leaf
 from redlist.ledger.errors import SourceError
-from redlist.staff import entries
+from redlist.staff import csvfiles, entries
 from redlist.staff.client import LedgerClient, SubmitResult
 from redlist.staff.commands import submit
 
@@ -571,8 +571,8 @@ def test_submit_earlier_run_is_found_by_entry_id_not_by_look_alikes(town: Town) 
     assert town.run("award", "--account", "alike-1", "--rule", "V01", "--note", "n").code == 0
     path = town.write("alike.csv", "account,rule,qty,note\nalike-1,V01,1,n\n")
     data = path.read_bytes()
-    (row,) = entries.parse_awards_csv(data, "alike.csv")
-    entry_id = entries.row_entry_id(entries.file_digest(data), "awards", 2)
+    (row,) = csvfiles.parse_awards_csv(data, "alike.csv")
+    entry_id = csvfiles.row_entry_id(csvfiles.file_digest(data), "awards", 2)
     with LedgerClient(town.address) as client:
         assert submit.earlier_run_time(client, ORIGIN, row, entry_id) is None
     result = town.run("submit", "--csv", str(path))

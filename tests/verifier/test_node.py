@@ -41,7 +41,8 @@ from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 from redlist.verifier.audit import AccountSummary, Auditor
 from redlist.verifier.cli import main
-from redlist.verifier.nodesource import compare_account, figures_at, read_ahead
+from redlist.verifier.nodeaccounts import compare_account, figures_at
+from redlist.verifier.nodesource import read_ahead
 from redlist.verifier.statefile import (
     PinnedState,
     decode_semantics,

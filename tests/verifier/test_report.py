@@ -59,7 +59,7 @@ def test_json_shapes() -> None:
     assert {"ok", "tree_size", "root", "accounts"} <= set(value)
     assert "statement" not in value
     json.dumps(value)
-    failure = report.failure_json(VerificationError(7, "chain", "broken"))
+    failure = report.failure_json(VerificationError("chain", "broken", seq=7))
     assert failure["error"] == {"seq": 7, "check": "chain", "message": "broken"}
     assert failure["ok"] is False
     cannot = report.failure_json(None, "no such directory")
@@ -67,9 +67,9 @@ def test_json_shapes() -> None:
 
 
 def test_failure_text_names_entry_and_check() -> None:
-    text = report.failure_text(VerificationError(12, "overdraw", "too much"))
+    text = report.failure_text(VerificationError("overdraw", "too much", seq=12))
     assert "entry 12" in text and "overdraw" in text and "too much" in text
-    assert "the log as a whole" in report.failure_text(VerificationError(None, "root", "x"))
+    assert "the log as a whole" in report.failure_text(VerificationError("root", "x"))
 
 
 class _Terminal(io.StringIO):

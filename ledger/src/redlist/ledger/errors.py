@@ -7,6 +7,11 @@ applies, which entry (``seq`` or batch ``index``) and which rule (``check``).
 
 from __future__ import annotations
 
+#: The check of an envelope that is not well-formed format v1 (``points.CHECKS``).
+FORMAT_CHECK = "format"
+#: The check of an entry id already in the log with other bytes (``points.CHECKS``).
+CONFLICT_CHECK = "duplicate-id"
+
 
 class RedlistError(Exception):
     """Root of every error redlist raises on purpose."""
@@ -32,26 +37,62 @@ class KeyFileError(RedlistError):
     """A key file or key string that cannot be used."""
 
 
-class RuleViolation(RedlistError):
-    """An entry that breaks a rule of the points semantics (DESIGN 3.4).
+class CheckError(RedlistError):
+    """An entry, a request or a log that fails a named check: the shape every refusal shares.
 
-    ``check`` is a short stable identifier of the broken rule (for example
-    ``"signer-role"``), ``seq`` the entry's position in the log when known.
+    Every such error carries the same fields, in the same order: ``check``, a short
+    stable identifier of the broken rule (``points.CHECKS``, the verifier's own such
+    as ``"chain"`` or ``"root"``, or the wire's such as ``"max-batch"``; None only
+    when a node refused without naming one); ``message``, plain words without the
+    location or the check; then where it applies, by keyword: ``seq``, the entry's
+    position in the log, and ``index``, the envelope's position in a submitted batch.
+    Either is None when unknown or not applicable.
+
+    ``diagnostics()`` reads "envelope 3: <message> [check]" (or "entry 17: ...").
     """
 
-    def __init__(self, check: str, message: str, seq: int | None = None) -> None:
+    def __init__(
+        self,
+        check: str | None,
+        message: str,
+        *,
+        seq: int | None = None,
+        index: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.check = check
         self.message = message
         self.seq = seq
+        self.index = index
+
+    def where(self) -> str:
+        """ "envelope 3: ", "entry 17: " or "": the location, as a message prefix."""
+        if self.index is not None:
+            return f"envelope {self.index}: "
+        if self.seq is not None:
+            return f"entry {self.seq}: "
+        return ""
+
+    def diagnostics(self) -> str:
+        suffix = f" [{self.check}]" if self.check is not None else ""
+        return f"{self.where()}{self.message}{suffix}"
+
+
+class RuleViolation(CheckError):
+    """An entry that breaks a rule of the points semantics (DESIGN 3.4).
+
+    ``check`` is a ``points.CHECKS`` identifier (for example ``"signer-role"``),
+    ``seq`` the entry's position in the log when known.
+    """
+
+    check: str
+
+    def __init__(self, check: str, message: str, *, seq: int | None = None) -> None:
+        super().__init__(check, message, seq=seq)
 
     def at(self, seq: int) -> RuleViolation:
         """The same violation, located at ``seq``."""
-        return RuleViolation(self.check, self.message, seq)
-
-    def diagnostics(self) -> str:
-        where = f"entry {self.seq}: " if self.seq is not None else ""
-        return f"{where}{self.message} [{self.check}]"
+        return RuleViolation(self.check, self.message, seq=seq)
 
 
 class StoreError(RedlistError):
@@ -70,20 +111,37 @@ class IntegrityError(StoreError):
         self.seq = seq
 
 
-class BatchError(RedlistError):
+class BatchError(CheckError):
     """One envelope of a submitted batch was refused; nothing of the batch was written.
 
-    ``index`` is the envelope's position in the batch (0-based), ``cause`` the
-    FormatError, RuleViolation or ConflictError that refused it.
+    ``cause`` is the FormatError, RuleViolation or ConflictError that refused it,
+    ``index`` the envelope's position in the batch (0-based). ``check`` and
+    ``message`` are the cause's: its check for a ``RuleViolation``, ``"format"`` for
+    a ``FormatError``, ``"duplicate-id"`` for a ``ConflictError``. The entry was
+    never appended, so there is no ``seq``.
     """
 
-    def __init__(self, index: int, cause: RedlistError) -> None:
-        super().__init__(f"envelope {index}: {cause.diagnostics()}")
-        self.index = index
+    check: str
+    index: int
+
+    def __init__(self, cause: RedlistError, *, index: int) -> None:
+        if isinstance(cause, CheckError) and cause.check is not None:
+            check, message = cause.check, cause.message
+        elif isinstance(cause, ConflictError):
+            check, message = CONFLICT_CHECK, str(cause)
+        elif isinstance(cause, FormatError):
+            # "envelope 3: envelope: ..." would say the same word twice.
+            check, message = FORMAT_CHECK, str(cause).removeprefix("envelope: ")
+        else:
+            check, message = "internal", cause.diagnostics()
+        super().__init__(check, message, index=index)
         self.cause = cause
 
+    def __str__(self) -> str:
+        return self.diagnostics()
 
-class VerificationError(RedlistError):
+
+class VerificationError(CheckError):
     """An audit found a defect in the data it was given (the verifier's exit code 1).
 
     ``check`` names what failed (a ``points.CHECKS`` identifier for the points
@@ -92,59 +150,12 @@ class VerificationError(RedlistError):
     entry (the checkpoint, the manifest, the tree as a whole).
     """
 
-    def __init__(self, seq: int | None, check: str, message: str) -> None:
-        super().__init__(message)
-        self.seq = seq
-        self.check = check
-        self.message = message
+    check: str
 
-    def diagnostics(self) -> str:
-        where = f"entry {self.seq}: " if self.seq is not None else ""
-        return f"{where}{self.message} [{self.check}]"
+    def __init__(self, check: str, message: str, *, seq: int | None = None) -> None:
+        super().__init__(check, message, seq=seq)
 
 
 class SourceError(RedlistError):
     """What an audit needs cannot be read: a missing bundle file or directory, an
     unreadable state file, a node that does not answer (the verifier's exit code 2)."""
-
-
-class NodeError(RedlistError):
-    """A node answered a request with an error status (it refused, or it failed).
-
-    ``code`` is the gRPC status code name (``"FAILED_PRECONDITION"``), ``message``
-    the node's own explanation. When the node refused one entry of a batch it says
-    which and why in trailing metadata: ``index`` (``redlist-index``, 0-based) and
-    ``check`` (``redlist-check``, a ``points.CHECKS`` identifier). ``action`` is what
-    was refused in the caller's words ("the award", "row 7 of awards.csv").
-
-    A node that cannot be reached at all is a ``SourceError``, not this.
-    """
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        check: str | None = None,
-        index: int | None = None,
-        action: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.check = check
-        self.index = index
-        self.action = action
-
-    def about(self, action: str) -> NodeError:
-        """The same error, saying what was refused (``action``)."""
-        return NodeError(self.code, self.message, check=self.check, index=self.index, action=action)
-
-    def diagnostics(self) -> str:
-        subject = self.action or "the request"
-        if self.code in ("INTERNAL", "UNKNOWN", "DATA_LOSS"):
-            verb = f"the node failed while handling {subject}"
-        else:
-            verb = f"the node refused {subject}"
-        status = self.code if self.check is None else f"{self.code}, check {self.check}"
-        return f"{verb}: {self.message} [{status}]"

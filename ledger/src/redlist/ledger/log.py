@@ -533,7 +533,7 @@ def _prepare_batch(envelopes: Sequence[bytes]) -> list[_Prepared]:
             envelope = Envelope.from_bytes(raw)  # refuses oversized envelopes first
             body = decode_body(envelope.body)
         except FormatError as exc:
-            raise BatchError(index, exc) from exc
+            raise BatchError(exc, index=index) from exc
         prepared.append(_Prepared(raw, envelope, body))
     return prepared
 
@@ -573,7 +573,7 @@ def _write_batch(
                 check_signature=check,
             )
         except (FormatError, RuleViolation, ConflictError) as exc:
-            raise BatchError(index, exc) from exc
+            raise BatchError(exc, index=index) from exc
         leaf = codec.encode([size, time, prev, item.raw])  # Leaf(...).to_bytes(), objectless
         leaf_hash = merkle.leaf_hash(leaf)
         writer.put_leaf(size, leaf)

@@ -100,7 +100,7 @@ def apply_entry(
         try:
             body = decode_body(envelope.body)
         except FormatError as exc:
-            raise RuleViolation("format", str(exc), seq) from None
+            raise RuleViolation("format", str(exc), seq=seq) from None
     try:
         return _apply(state, origin, seq, time, envelope, body, check_signature)
     except RuleViolation as exc:

@@ -167,7 +167,7 @@ class _GroupCommit:
         """Answer the refused batch; return the batches still to be decided."""
         position, local_index = self._locate(members, refusal.index)
         refused = members[position]
-        own_refusal = BatchError(local_index, refusal.cause)
+        own_refusal = BatchError(refusal.cause, index=local_index)
         if isinstance(refusal.cause, FormatError) or position == 0:
             self._outcomes[refused] = own_refusal
             return members[:position] + members[position + 1 :]

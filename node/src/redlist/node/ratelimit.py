@@ -5,7 +5,8 @@ takes one token from that client's bucket; the bucket holds at most ``burst``
 tokens and refills at ``per_second`` tokens a second. A call that finds the
 bucket empty is refused with ``RESOURCE_EXHAUSTED`` before it reaches the
 service, with a message saying when to retry; the same wait is in the trailing
-metadata, in milliseconds, as ``redlist-retry-after-ms`` and as gRPC's own
+metadata, in milliseconds, as ``redlist-retry-after-ms`` (with the check
+``rate-limit``, ``redlist.proto.contract``) and as gRPC's own
 ``grpc-retry-pushback-ms`` (gRFC A6), which clients with a retry policy honour.
 A refused call takes no token, so a client that waits as told always gets in.
 
@@ -41,11 +42,10 @@ from grpc import aio
 
 from redlist.ledger.errors import FormatError
 from redlist.node.tls import client_identity
+from redlist.proto.contract import RATE_LIMIT_CHECK, RefusalDetails
 
 logger = logging.getLogger(__name__)
 
-#: Trailing metadata with the wait before a retry, in whole milliseconds.
-RETRY_AFTER_METADATA = "redlist-retry-after-ms"
 #: gRPC's own server pushback key (gRFC A6), read by clients with a retry policy.
 PUSHBACK_METADATA = "grpc-retry-pushback-ms"
 #: Services whose calls are never limited (method names start with "/<service>/").
@@ -230,13 +230,13 @@ class RateLimitInterceptor(aio.ServerInterceptor):
             logger.info(
                 "rate limit reached by %s (limit %s)", client, self._limiter.limit.describe()
             )
-        wait = str(decision.wait_ms)
+        details = RefusalDetails(RATE_LIMIT_CHECK, retry_after_ms=decision.wait_ms)
         await context.abort(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"too many calls from {client}: this node takes at most "
             f"{self._limiter.limit.describe()} from one client; retry in "
-            f"{decision.wait_ms / 1000:.1f} s",
-            ((RETRY_AFTER_METADATA, wait), (PUSHBACK_METADATA, wait)),
+            f"{decision.wait_ms / 1000:.1f} s [{RATE_LIMIT_CHECK}]",
+            (*details.to_metadata(), (PUSHBACK_METADATA, str(decision.wait_ms))),
         )
 
 

@@ -34,6 +34,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from redlist.ledger.entry import MAX_ENVELOPE_SIZE
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.log import Log
 from redlist.node.batcher import Batcher, CommitReport, TreeWatch
@@ -50,6 +51,7 @@ from redlist.node.metrics import NodeMetrics
 from redlist.node.ratelimit import RateLimit, RateLimiter, RateLimitInterceptor
 from redlist.node.servicer import LedgerServicer, UndecodableRequestInterceptor
 from redlist.node.tls import ServerTLS, is_loopback, load_server_material
+from redlist.proto.contract import Limits
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,10 @@ class ServerOptions:
             tls=tls,
             rate_limit=rate_limit,
         )
+
+    def limits(self) -> Limits:
+        """What the node takes in one Submit, as ``GetLimits`` states it."""
+        return Limits(self.max_batch, MAX_ENVELOPE_SIZE, self.max_message_bytes)
 
 
 class NodeServer:
@@ -167,9 +173,7 @@ class NodeServer:
             ],
         )
         ledger_pb2_grpc.add_LedgerServicer_to_server(
-            LedgerServicer(
-                log, batcher, watch, reads, max_batch=options.max_batch, metrics=metrics
-            ),
+            LedgerServicer(log, batcher, watch, reads, limits=options.limits(), metrics=metrics),
             server,
         )
         health_servicer = health.aio.HealthServicer()

@@ -9,8 +9,10 @@ status message is cut to :data:`MAX_STATUS_MESSAGE_BYTES` (it may quote the call
 
 A refused Submit carries its envelope index and broken check twice: in the
 status message, in words ("envelope 3: rule 'V99' is not in the catalogue
-[rule-inactive]"), and as trailing metadata ``redlist-index`` and
-``redlist-check`` for programs.
+[rule-inactive]"), and as trailing metadata for programs (the keys of
+:mod:`redlist.proto.contract`, which every client reads them with). A batch over
+the node's limit names the limit as its check and carries its value; ``GetLimits``
+states the limits before anything is sent.
 """
 
 from __future__ import annotations
@@ -30,12 +32,11 @@ from grpc import aio
 
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import (
+    CONFLICT_CHECK,
+    FORMAT_CHECK,
     BatchError,
-    ConflictError,
-    FormatError,
     IntegrityError,
     RedlistError,
-    RuleViolation,
     StoreError,
 )
 from redlist.ledger.log import Log
@@ -43,21 +44,16 @@ from redlist.node import serde
 from redlist.node.batcher import Batcher, TreeWatch
 from redlist.node.metrics import NodeMetrics
 from redlist.node.statement import read_statement
+from redlist.proto.contract import MAX_BATCH_CHECK, Limits, RefusalDetails
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-METADATA_INDEX = "redlist-index"
-METADATA_CHECK = "redlist-check"
-
 #: Checks about who signed: the signers may not make this entry.
 PERMISSION_CHECKS = frozenset(
     {"signer-unknown", "signer-revoked", "signature", "signer-role", "quorum"}
 )
-#: The check reported for a malformed envelope and for an id reused with other bytes.
-FORMAT_CHECK = "format"
-CONFLICT_CHECK = "duplicate-id"
 
 #: Leaves streamed per read of the store: bounds memory per stream and time per read.
 CHUNK_LEAVES = 1024
@@ -77,61 +73,71 @@ _AnyContext = aio.ServicerContext[Any, Any]
 
 @dataclass(frozen=True)
 class Refusal:
-    """A gRPC status for an error: code, plain-words message, and where it applies."""
+    """A gRPC status for an error: its code, then the fields of every refusal in their
+    order (``CheckError``): check, plain-words message, where (batch ``index``); and
+    for a limit, its value.
+
+    The status message is the message in words, with the index and check around it
+    as ``CheckError.diagnostics`` puts them; the trailing metadata repeats the
+    fields for programs (``redlist.proto.contract``).
+    """
 
     code: grpc.StatusCode
+    check: str | None
     message: str
     index: int | None = None
-    check: str | None = None
+    limit: int | None = None
+
+    @classmethod
+    def of_batch(cls, error: BatchError) -> Refusal:
+        """The status of a refused envelope: its code follows from the broken check."""
+        if error.check == FORMAT_CHECK:
+            code = grpc.StatusCode.INVALID_ARGUMENT
+        elif error.check in PERMISSION_CHECKS:
+            code = grpc.StatusCode.PERMISSION_DENIED
+        elif error.check == CONFLICT_CHECK:
+            code = grpc.StatusCode.ALREADY_EXISTS
+        elif error.check == "internal":
+            code = grpc.StatusCode.INTERNAL
+        else:
+            code = grpc.StatusCode.FAILED_PRECONDITION
+        return cls(code, error.check, error.message, index=error.index)
+
+    def status_message(self) -> str:
+        where = f"envelope {self.index}: " if self.index is not None else ""
+        suffix = f" [{self.check}]" if self.check is not None else ""
+        return f"{where}{self.message}{suffix}"
 
     def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
-        metadata: list[tuple[str, str]] = []
-        if self.index is not None:
-            metadata.append((METADATA_INDEX, str(self.index)))
-        if self.check is not None:
-            metadata.append((METADATA_CHECK, self.check))
-        return tuple(metadata)
+        return RefusalDetails(self.check, self.index, self.limit).to_metadata()
 
 
 def refusal_of(error: BaseException) -> Refusal:
     """The status a Submit error is answered with (DESIGN 4; see the proto's Submit)."""
     if isinstance(error, BatchError):
-        cause = error.cause
-        if isinstance(cause, RuleViolation):
-            if cause.check == FORMAT_CHECK:
-                code = grpc.StatusCode.INVALID_ARGUMENT
-            elif cause.check in PERMISSION_CHECKS:
-                code = grpc.StatusCode.PERMISSION_DENIED
-            else:
-                code = grpc.StatusCode.FAILED_PRECONDITION
-            text, check = cause.message, cause.check
-        elif isinstance(cause, ConflictError):
-            code, text, check = grpc.StatusCode.ALREADY_EXISTS, str(cause), CONFLICT_CHECK
-        elif isinstance(cause, FormatError):
-            # "envelope: ..." would repeat the word the index already says.
-            text = str(cause).removeprefix("envelope: ")
-            code, check = grpc.StatusCode.INVALID_ARGUMENT, FORMAT_CHECK
-        else:
-            code, text, check = grpc.StatusCode.INTERNAL, cause.diagnostics(), "internal"
-        return Refusal(code, f"envelope {error.index}: {text} [{check}]", error.index, check)
+        return Refusal.of_batch(error)
     if isinstance(error, IntegrityError):
         return Refusal(
             grpc.StatusCode.INTERNAL,
+            None,
             f"the node's stored log failed its own checks, nothing was stored: "
             f"{error.diagnostics()}",
         )
     if isinstance(error, StoreError):
         return Refusal(
             grpc.StatusCode.UNAVAILABLE,
+            None,
             f"the node cannot store entries now: {error.diagnostics()}",
         )
     if isinstance(error, RedlistError):
-        return Refusal(grpc.StatusCode.INTERNAL, error.diagnostics())
-    return Refusal(grpc.StatusCode.INTERNAL, "internal error in the node; nothing was stored")
+        return Refusal(grpc.StatusCode.INTERNAL, None, error.diagnostics())
+    return Refusal(grpc.StatusCode.INTERNAL, None, "internal error in the node; nothing was stored")
 
 
 class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
-    """Serves one open log. ``reads`` is the thread pool for the log's blocking reads."""
+    """Serves one open log. ``reads`` is the thread pool for the log's blocking reads;
+    ``limits`` are what the node takes in one Submit (its server enforces the message
+    size, the servicer the number of envelopes)."""
 
     def __init__(
         self,
@@ -140,14 +146,14 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         watch: TreeWatch,
         reads: Executor,
         *,
-        max_batch: int,
+        limits: Limits,
         metrics: NodeMetrics | None = None,
     ) -> None:
         self._log = log
         self._batcher = batcher
         self._watch = watch
         self._reads = reads
-        self._max_batch = max_batch
+        self._limits = limits
         self._metrics = metrics
 
     # -- writing --------------------------------------------------------------
@@ -163,16 +169,20 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
                 context,
                 Refusal(
                     grpc.StatusCode.INVALID_ARGUMENT,
+                    None,
                     "the batch is empty: send at least one envelope",
                 ),
             )
-        if len(envelopes) > self._max_batch:
+        most = self._limits.max_batch
+        if len(envelopes) > most:
             await self._refuse(
                 context,
                 Refusal(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    MAX_BATCH_CHECK,
                     f"the batch has {len(envelopes)} envelopes; this node takes at most "
-                    f"{self._max_batch} in one request, split it",
+                    f"{most} in one request, split it",
+                    limit=most,
                 ),
             )
         try:
@@ -198,13 +208,20 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
             "-" if refusal.index is None else refusal.index,
             refusal.check or "-",
             envelopes,
-            bounded_message(refusal.message),
+            bounded_message(refusal.status_message()),
         )
         if self._metrics is not None:
             self._metrics.observe_refusal(code=refusal.code.name, check=refusal.check or "")
         await context.abort(
-            refusal.code, bounded_message(refusal.message), refusal.trailing_metadata()
+            refusal.code, bounded_message(refusal.status_message()), refusal.trailing_metadata()
         )
+
+    async def GetLimits(
+        self,
+        request: pb.GetLimitsRequest,
+        context: aio.ServicerContext[pb.GetLimitsRequest, pb.Limits],
+    ) -> pb.Limits:
+        return self._limits.to_message()
 
     # -- reading --------------------------------------------------------------
 
@@ -314,8 +331,9 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
             return await loop.run_in_executor(self._reads, partial(function, *args))
         except RedlistError as error:
             refusal = refusal_of(error)
-            logger.error("read failed code=%s: %s", refusal.code.name, refusal.message)
-            await context.abort(refusal.code, bounded_message(refusal.message))
+            message = refusal.status_message()
+            logger.error("read failed code=%s: %s", refusal.code.name, message)
+            await context.abort(refusal.code, bounded_message(message))
 
     async def _size(self, context: _AnyContext) -> int:
         return await self._read(context, _log_size, self._log)

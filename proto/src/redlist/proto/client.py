@@ -3,9 +3,11 @@ of the staff tools' client.
 
 :class:`NodeConnection` is what every client of a node shares: it checks the
 address, opens a synchronous gRPC channel (plaintext, or TLS with
-:class:`RemoteTLS`) over the generated stubs, reads the checkpoint and an
-account's figures, and turns a call that reached no usable node into a
-``SourceError``. What an *answer* with an error status means is left to each
+:class:`RemoteTLS`) over the generated stubs, reads the checkpoint, the node's
+limits and an account's figures, and reads every failed call the same way: one
+that reached no usable node is a ``NodeUnreachableError``, an answer with an error
+status a ``NodeError`` (``redlist.proto.errors``: code, check, index and limit from
+the status and its trailing metadata). What such an answer means is left to each
 client (``_error``): to the auditor it means the check could not be made, to the
 staff tools that the node refused.
 
@@ -17,10 +19,11 @@ key and its own computations.
 
 Errors. Any gRPC failure, whether the node cannot be reached, does not answer in
 time, or answers a call with an error status, is a ``SourceError`` (the verifier
-exits 2: the check could not be made). A node that refuses to show data it signed
-for proves nothing wrong by itself, so it is not reported as a defect. A stream
-of leaves that skips or repeats a seq is a ``FormatError``; the caller reports it
-at the seq that was due.
+exits 2: the check could not be made): a ``NodeUnreachableError``, or a
+``SourceError`` quoting the node's refusal. A node that refuses to show data it
+signed for proves nothing wrong by itself, so it is not reported as a defect. A
+stream of leaves that skips or repeats a seq is a ``WireError`` (a
+``FormatError``); the caller reports it at the seq that was due.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from typing import Self
 
 import grpc
 
-from redlist.ledger.errors import FormatError, KeyFileError, RedlistError, SourceError
+from redlist.ledger.errors import KeyFileError, RedlistError, SourceError
+from redlist.proto.contract import Limits
+from redlist.proto.errors import NodeError, NodeUnreachableError, WireError
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
 #: How long one call may take (for leaves: one window of them) before the node
@@ -69,7 +74,7 @@ def check_address(address: str) -> str:
     """``address`` if it has the form ``HOST:PORT`` (``[v6]:PORT`` for IPv6)."""
     match = _ADDRESS.fullmatch(address)
     if match is None or not 0 < int(match["port"]) <= 65535:
-        raise SourceError(
+        raise NodeUnreachableError(
             f"the node address {address!r} is not HOST:PORT (for example 127.0.0.1:7420)"
         )
     return address
@@ -196,6 +201,14 @@ class NodeConnection(ABC):
             raise self._error(error, "GetCheckpoint") from None
         return response.checkpoint
 
+    def get_limits(self) -> Limits:
+        """What the node accepts in one Submit: envelopes, bytes per envelope and per request."""
+        try:
+            message = self._stub.GetLimits(ledger_pb2.GetLimitsRequest(), timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise self._error(error, "GetLimits") from None
+        return Limits.from_message(message)
+
     def get_account(self, account: str) -> RemoteAccount:
         """The node's figures and entries for ``account``, with the checkpoint they are at."""
         request = ledger_pb2.GetAccountRequest(account=account)
@@ -223,7 +236,7 @@ class NodeConnection(ABC):
 
     def _unreachable(
         self, error: grpc.RpcError, call: str, *, consequence: str = ""
-    ) -> SourceError | None:
+    ) -> NodeUnreachableError | None:
         """The error for a ``call`` that found no usable node; None if the node answered.
 
         ``consequence`` is added to the message when the connection failed or the
@@ -240,16 +253,26 @@ class NodeConnection(ABC):
                 hint = _TLS_HINT if self.tls is None else _TLS_CHECKS
             # The transport's own words help an operator (refused, DNS, TLS ...).
             said = f" ({details})" if details else ""
-            return SourceError(
+            return NodeUnreachableError(
                 f"cannot reach the node at {self.address}: {problem}{said}{hint} "
                 f"[{code.name}]{consequence}"
             )
         if code is grpc.StatusCode.UNIMPLEMENTED:
-            return SourceError(
+            return NodeUnreachableError(
                 f"cannot reach the node at {self.address}: the server there does not offer "
                 f"redlist's {call.split()[0]} call; is it a redlist node? [{code.name}]"
             )
         return None
+
+    @staticmethod
+    def _refusal(error: grpc.RpcError, action: str | None = None) -> NodeError:
+        """The node's answer with an error status, read as every client reads it."""
+        return NodeError.from_status(
+            error.code().name,
+            error.details() or "",
+            ((item.key, item.value) for item in error.trailing_metadata() or ()),
+            action=action,
+        )
 
 
 class NodeClient(NodeConnection):
@@ -292,7 +315,7 @@ class NodeClient(NodeConnection):
             try:
                 for message in call:
                     if message.seq != expected:
-                        raise FormatError(
+                        raise WireError(
                             f"the node sent entry {message.seq} where entry {expected} was "
                             "due: entries are missing, repeated or out of order"
                         )
@@ -330,11 +353,12 @@ class NodeClient(NodeConnection):
         unreachable = self._unreachable(error, call)
         if unreachable is not None:
             return unreachable
-        details = _shorten((error.details() or "").strip())
-        said = f" ({details})" if details else ""
+        refusal = self._refusal(error)
+        said = f" ({_shorten(refusal.message)})" if error.details() else ""
+        status = refusal.code if refusal.check is None else f"{refusal.code}, check {refusal.check}"
         return SourceError(
             f"cannot verify the node at {self.address}: it answered {call} with an "
-            f"error{said} [{error.code().name}]"
+            f"error{said} [{status}]"
         )
 
 

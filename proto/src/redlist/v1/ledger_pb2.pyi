@@ -90,6 +90,53 @@ class SubmitResponse(_message.Message):
 Global___SubmitResponse: _TypeAlias = SubmitResponse  # noqa: Y015
 
 @_typing.final
+class GetLimitsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLimitsRequest: _TypeAlias = GetLimitsRequest  # noqa: Y015
+
+@_typing.final
+class Limits(_message.Message):
+    """A node's limits on one Submit. A request within all three is never refused for
+    its size (it may still be refused for its content, or by a rate limit).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_BATCH_FIELD_NUMBER: _builtins.int
+    MAX_ENVELOPE_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _builtins.int
+    max_batch: _builtins.int
+    """Most envelopes one SubmitRequest may carry."""
+    max_envelope_bytes: _builtins.int
+    """Largest envelope, in bytes (DESIGN.md 3.2: 64 KiB in format v1)."""
+    max_message_bytes: _builtins.int
+    """Largest request message the node reads, in bytes, protobuf framing included."""
+    def __init__(
+        self,
+        *,
+        max_batch: _builtins.int = ...,
+        max_envelope_bytes: _builtins.int = ...,
+        max_message_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_batch", b"max_batch", "max_envelope_bytes", b"max_envelope_bytes", "max_message_bytes", b"max_message_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Limits: _TypeAlias = Limits  # noqa: Y015
+
+@_typing.final
 class GetCheckpointRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -40,6 +40,11 @@ class LedgerStub:
                 request_serializer=redlist_dot_v1_dot_ledger__pb2.SubmitRequest.SerializeToString,
                 response_deserializer=redlist_dot_v1_dot_ledger__pb2.SubmitResponse.FromString,
                 _registered_method=True)
+        self.GetLimits = channel.unary_unary(
+                '/redlist.v1.Ledger/GetLimits',
+                request_serializer=redlist_dot_v1_dot_ledger__pb2.GetLimitsRequest.SerializeToString,
+                response_deserializer=redlist_dot_v1_dot_ledger__pb2.Limits.FromString,
+                _registered_method=True)
         self.GetCheckpoint = channel.unary_unary(
                 '/redlist.v1.Ledger/GetCheckpoint',
                 request_serializer=redlist_dot_v1_dot_ledger__pb2.GetCheckpointRequest.SerializeToString,
@@ -92,7 +97,8 @@ class LedgerServicer:
         a target that is not an award or redemption, a second reversal);
         * ALREADY_EXISTS: an entry `id` already in the log with different bytes;
         * RESOURCE_EXHAUSTED: more envelopes than the node takes in one request (10,000
-        unless configured otherwise), or a request larger than its message limit;
+        unless configured otherwise; check "max-batch"), or a request larger than its
+        message limit (refused by gRPC itself, before the node reads it);
         * UNAVAILABLE: the node cannot store anything now (its storage is full, or it is
         shutting down); retrying later, or at another time, is safe.
         The status message names the batch index of the first refused envelope and the
@@ -100,8 +106,20 @@ class LedgerServicer:
         [rule-inactive]". The trailing metadata repeats them for programs:
         `redlist-index` (the index, in decimal) and `redlist-check` (the rule's short
         identifier; "format" for a malformed envelope, "duplicate-id" for ALREADY_EXISTS).
+        A refusal for exceeding one of the node's limits names the limit as its check
+        ("max-batch") and carries the limit's value in `redlist-limit` (decimal), so a
+        program can retry within it; GetLimits tells the limits before anything is sent.
         Resubmitting an envelope that is already in the log, byte for byte, is not an
         error: its existing seq is returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLimits(self, request, context):
+        """What this node accepts in one Submit: how many envelopes, how large each one
+        and how large the whole request may be. A client sizes its batches with these
+        instead of learning them from a refusal.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,6 +185,11 @@ def add_LedgerServicer_to_server(servicer, server):
                     request_deserializer=redlist_dot_v1_dot_ledger__pb2.SubmitRequest.FromString,
                     response_serializer=redlist_dot_v1_dot_ledger__pb2.SubmitResponse.SerializeToString,
             ),
+            'GetLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLimits,
+                    request_deserializer=redlist_dot_v1_dot_ledger__pb2.GetLimitsRequest.FromString,
+                    response_serializer=redlist_dot_v1_dot_ledger__pb2.Limits.SerializeToString,
+            ),
             'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCheckpoint,
                     request_deserializer=redlist_dot_v1_dot_ledger__pb2.GetCheckpointRequest.FromString,
@@ -226,6 +249,33 @@ class Ledger:
             '/redlist.v1.Ledger/Submit',
             redlist_dot_v1_dot_ledger__pb2.SubmitRequest.SerializeToString,
             redlist_dot_v1_dot_ledger__pb2.SubmitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/redlist.v1.Ledger/GetLimits',
+            redlist_dot_v1_dot_ledger__pb2.GetLimitsRequest.SerializeToString,
+            redlist_dot_v1_dot_ledger__pb2.Limits.FromString,
             options,
             channel_credentials,
             insecure,

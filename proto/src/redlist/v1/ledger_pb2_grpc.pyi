@@ -70,7 +70,8 @@ class LedgerStub:
       a target that is not an award or redemption, a second reversal);
     * ALREADY_EXISTS: an entry `id` already in the log with different bytes;
     * RESOURCE_EXHAUSTED: more envelopes than the node takes in one request (10,000
-      unless configured otherwise), or a request larger than its message limit;
+      unless configured otherwise; check "max-batch"), or a request larger than its
+      message limit (refused by gRPC itself, before the node reads it);
     * UNAVAILABLE: the node cannot store anything now (its storage is full, or it is
       shutting down); retrying later, or at another time, is safe.
     The status message names the batch index of the first refused envelope and the
@@ -78,8 +79,16 @@ class LedgerStub:
     [rule-inactive]". The trailing metadata repeats them for programs:
     `redlist-index` (the index, in decimal) and `redlist-check` (the rule's short
     identifier; "format" for a malformed envelope, "duplicate-id" for ALREADY_EXISTS).
+    A refusal for exceeding one of the node's limits names the limit as its check
+    ("max-batch") and carries the limit's value in `redlist-limit` (decimal), so a
+    program can retry within it; GetLimits tells the limits before anything is sent.
     Resubmitting an envelope that is already in the log, byte for byte, is not an
     error: its existing seq is returned.
+    """
+    GetLimits: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetLimitsRequest, _ledger_pb2.Limits]
+    """What this node accepts in one Submit: how many envelopes, how large each one
+    and how large the whole request may be. A client sizes its batches with these
+    instead of learning them from a refusal.
     """
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetCheckpointRequest, _ledger_pb2.GetCheckpointResponse]
     """The latest checkpoint."""
@@ -130,7 +139,8 @@ class LedgerAsyncStub(LedgerStub):
       a target that is not an award or redemption, a second reversal);
     * ALREADY_EXISTS: an entry `id` already in the log with different bytes;
     * RESOURCE_EXHAUSTED: more envelopes than the node takes in one request (10,000
-      unless configured otherwise), or a request larger than its message limit;
+      unless configured otherwise; check "max-batch"), or a request larger than its
+      message limit (refused by gRPC itself, before the node reads it);
     * UNAVAILABLE: the node cannot store anything now (its storage is full, or it is
       shutting down); retrying later, or at another time, is safe.
     The status message names the batch index of the first refused envelope and the
@@ -138,8 +148,16 @@ class LedgerAsyncStub(LedgerStub):
     [rule-inactive]". The trailing metadata repeats them for programs:
     `redlist-index` (the index, in decimal) and `redlist-check` (the rule's short
     identifier; "format" for a malformed envelope, "duplicate-id" for ALREADY_EXISTS).
+    A refusal for exceeding one of the node's limits names the limit as its check
+    ("max-batch") and carries the limit's value in `redlist-limit` (decimal), so a
+    program can retry within it; GetLimits tells the limits before anything is sent.
     Resubmitting an envelope that is already in the log, byte for byte, is not an
     error: its existing seq is returned.
+    """
+    GetLimits: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetLimitsRequest, _ledger_pb2.Limits]  # type: ignore[assignment]
+    """What this node accepts in one Submit: how many envelopes, how large each one
+    and how large the whole request may be. A client sizes its batches with these
+    instead of learning them from a refusal.
     """
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetCheckpointRequest, _ledger_pb2.GetCheckpointResponse]  # type: ignore[assignment]
     """The latest checkpoint."""
@@ -193,7 +211,8 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
           a target that is not an award or redemption, a second reversal);
         * ALREADY_EXISTS: an entry `id` already in the log with different bytes;
         * RESOURCE_EXHAUSTED: more envelopes than the node takes in one request (10,000
-          unless configured otherwise), or a request larger than its message limit;
+          unless configured otherwise; check "max-batch"), or a request larger than its
+          message limit (refused by gRPC itself, before the node reads it);
         * UNAVAILABLE: the node cannot store anything now (its storage is full, or it is
           shutting down); retrying later, or at another time, is safe.
         The status message names the batch index of the first refused envelope and the
@@ -201,8 +220,22 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
         [rule-inactive]". The trailing metadata repeats them for programs:
         `redlist-index` (the index, in decimal) and `redlist-check` (the rule's short
         identifier; "format" for a malformed envelope, "duplicate-id" for ALREADY_EXISTS).
+        A refusal for exceeding one of the node's limits names the limit as its check
+        ("max-batch") and carries the limit's value in `redlist-limit` (decimal), so a
+        program can retry within it; GetLimits tells the limits before anything is sent.
         Resubmitting an envelope that is already in the log, byte for byte, is not an
         error: its existing seq is returned.
+        """
+
+    @_abc_1.abstractmethod
+    def GetLimits(
+        self,
+        request: _ledger_pb2.GetLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.Limits, _abc.Awaitable[_ledger_pb2.Limits]]:
+        """What this node accepts in one Submit: how many envelopes, how large each one
+        and how large the whole request may be. A client sizes its batches with these
+        instead of learning them from a refusal.
         """
 
     @_abc_1.abstractmethod

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from redlist.ledger import console
-from redlist.ledger.errors import NodeError
+from redlist.proto.errors import NodeError
 from redlist.staff.commands import (
     account,
     award,

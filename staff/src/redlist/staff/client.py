@@ -11,14 +11,15 @@ touch protobuf.
 Errors, in words the clerk and the operator both understand:
 
 * the node cannot be reached, does not answer in time, or does not offer the
-  Ledger service: ``SourceError`` (``redlist`` exits 2), starting with
-  "cannot reach the node at ADDR";
-* the node answered with an error status: ``NodeError`` carrying the status code
-  name, the node's message and, when the node attached them as trailing metadata,
-  the batch index (``redlist-index``) and the broken rule (``redlist-check``)
-  (``redlist`` exits 1);
-* what the node sent cannot be read (a checkpoint or leaf that is not format v1):
-  ``FormatError`` or ``NoteError``.
+  Ledger service: ``NodeUnreachableError`` (a ``SourceError``; ``redlist`` exits
+  2), starting with "cannot reach the node at ADDR";
+* the node answered with an error status: ``NodeError``, read by the base class
+  as every client reads it (``redlist.proto.errors``): the status code name, the
+  node's message and, when the node attached them as trailing metadata, the
+  broken rule, the batch index and the limit exceeded (``redlist`` exits 1);
+* what the node sent is not what the protocol promises: ``WireError``; cannot be
+  read (a checkpoint or leaf that is not format v1): ``FormatError`` or
+  ``NoteError``.
 
 Nothing the node says is verified here: this client submits entries and shows
 figures. Auditing a node is ``redlist-verify``'s job.
@@ -43,19 +44,16 @@ from typing import Any
 import grpc
 
 from redlist.ledger.entry import AnyBody, Envelope, Genesis, Leaf, decode_body
-from redlist.ledger.errors import FormatError, NodeError, RedlistError
+from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.note import Checkpoint, Note
 from redlist.proto.client import NodeConnection, RemoteAccount, RemoteTLS
+from redlist.proto.errors import NodeError, WireError
 from redlist.v1 import ledger_pb2
 
 #: How long a read call may take before the node counts as not answering.
 DEFAULT_TIMEOUT_S = 30.0
 #: Submit waits for a durable commit of the whole batch, so it gets longer.
 SUBMIT_TIMEOUT_S = 120.0
-
-#: Trailing metadata keys a node attaches when it refuses an entry of a batch.
-INDEX_METADATA = "redlist-index"
-CHECK_METADATA = "redlist-check"
 
 # The batch may have been committed just before the answer was lost.
 _MAYBE_RECORDED = (
@@ -197,7 +195,7 @@ class LedgerClient(NodeConnection):
             raise self._error(error, "Submit", action, writing=True) from None
         seqs = tuple(response.seqs)
         if len(seqs) != len(envelopes):
-            raise FormatError(
+            raise WireError(
                 f"the node answered {len(seqs)} entry numbers for {len(envelopes)} entries"
             )
         return SubmitResult(seqs, response.checkpoint)
@@ -218,20 +216,20 @@ class LedgerClient(NodeConnection):
         try:
             for message in self._stub.GetLeaves(request, timeout=self.timeout):
                 if message.seq != expected:
-                    raise FormatError(f"the node sent leaf {message.seq} where {expected} was due")
+                    raise WireError(f"the node sent leaf {message.seq} where {expected} was due")
                 yield message.seq, message.leaf
                 expected += 1
         except grpc.RpcError as error:
             raise self._error(error, "GetLeaves") from None
         if expected != end:
-            raise FormatError(f"the node sent leaves {start} to {expected - 1}, not to {end - 1}")
+            raise WireError(f"the node sent leaves {start} to {expected - 1}, not to {end - 1}")
 
     def get_body(self, seq: int) -> AnyBody:
         """The decoded body of entry ``seq``."""
         for _, data in self.get_leaves(seq, seq + 1):
             leaf = Leaf.from_bytes(data)
             return decode_body(Envelope.from_bytes(leaf.envelope).body)
-        raise FormatError(f"the node sent no leaf for entry {seq}")  # pragma: no cover
+        raise WireError(f"the node sent no leaf for entry {seq}")  # pragma: no cover
 
     def get_genesis(self) -> Genesis:
         """Entry 0: the admin key and the town's configuration (scale, quorum, time zone)."""
@@ -260,37 +258,4 @@ class LedgerClient(NodeConnection):
         unreachable = self._unreachable(error, call, consequence=_MAYBE_RECORDED if writing else "")
         if unreachable is not None:
             return unreachable
-        details = (error.details() or "").strip()
-        metadata = _metadata(error)
-        check = metadata.get(CHECK_METADATA) or None
-        index_text = metadata.get(INDEX_METADATA, "")
-        index = int(index_text) if index_text.isdigit() else None
-        return NodeError(
-            error.code().name,
-            _clean_message(details, index, check) or "(the node gave no reason)",
-            check=check,
-            index=index,
-            action=action,
-        )
-
-
-def _metadata(error: grpc.RpcError) -> dict[str, str]:
-    """The text entries of an error's trailing metadata."""
-    found: dict[str, str] = {}
-    for item in error.trailing_metadata() or ():
-        value: str | bytes = item.value
-        found[item.key] = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    return found
-
-
-def _clean_message(details: str, index: int | None, check: str | None) -> str:
-    """The node's message without the parts shown separately (batch index, check)."""
-    if index is not None:
-        prefix = f"envelope {index}: "
-        if details.startswith(prefix):
-            details = details[len(prefix) :]
-    if check is not None:
-        suffix = f" [{check}]"
-        if details.endswith(suffix):
-            details = details[: -len(suffix)]
-    return details
+        return self._refusal(error, action)

@@ -485,7 +485,7 @@ class Auditor:
     # -- internals ---------------------------------------------------------
 
     def _fail(self, seq: int | None, check: str, message: str) -> VerificationError:
-        self._failure = VerificationError(seq, check, message)
+        self._failure = VerificationError(check, message, seq=seq)
         self.close()
         return self._failure
 
@@ -539,39 +539,41 @@ class Auditor:
     def _check_leaf(self, seq: int, raw: bytes, expected_size: int | None) -> _Prepared:
         if expected_size is not None and seq >= expected_size:
             raise VerificationError(
-                seq,
                 "size",
                 f"the data holds more entries than the {expected_size} the checkpoint covers",
+                seq=seq,
             )
         try:
             leaf = Leaf.from_bytes(raw)
         except FormatError as exc:
-            raise VerificationError(seq, "format", f"the leaf cannot be read: {exc}") from None
+            raise VerificationError("format", f"the leaf cannot be read: {exc}", seq=seq) from None
         if leaf.seq != seq:
             raise VerificationError(
-                seq,
                 "seq",
                 f"the entry at position {seq} says it is entry {leaf.seq}: entries were "
                 "removed, inserted or reordered",
+                seq=seq,
             )
         if leaf.time < self._last_time:
             raise VerificationError(
-                seq,
                 "time",
                 f"the node's time {leaf.time} ms goes back from {self._last_time} ms at the "
                 "entry before",
+                seq=seq,
             )
         if self._prev_hash is not None and leaf.prev != self._prev_hash:
             raise VerificationError(
-                seq,
                 "chain",
                 "the entry's prev is not the leaf hash of the entry before it: the entry "
                 "before was changed, removed or reordered",
+                seq=seq,
             )
         try:
             envelope = Envelope.from_bytes(leaf.envelope)
         except FormatError as exc:
-            raise VerificationError(seq, "format", f"the envelope cannot be read: {exc}") from None
+            raise VerificationError(
+                "format", f"the envelope cannot be read: {exc}", seq=seq
+            ) from None
         leaf_hash = merkle.leaf_hash(raw)
         self._tree.append(leaf_hash)
         self._prev_hash = leaf_hash

@@ -14,7 +14,7 @@ string, or a file holding it such as a node's ``log.pub``) or a ``--state`` file
 written by an earlier run. Every error is turned into output in ``_report_error``.
 
 ``bundle`` builds a ``Source`` and hands it to ``_audit``; ``node`` runs
-``nodesource.verify_node``, which audits the node's leaves the same way and then
+``nodeaudit.verify_node``, which audits the node's leaves the same way and then
 checks its answers (``_verify_node``).
 """
 
@@ -44,7 +44,7 @@ from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
 from redlist.verifier import report
 from redlist.verifier.audit import STATE_FILE_SOURCE
 from redlist.verifier.files import SMALL_LIMIT, read_limited
-from redlist.verifier.nodesource import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
+from redlist.verifier.nodeaudit import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
 from redlist.verifier.source import BundleSource, Source, audit
 from redlist.verifier.statefile import (
     PinnedState,

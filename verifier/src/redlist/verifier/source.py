@@ -109,7 +109,6 @@ def audit(
             and left.hashes != resume.tree.hashes
         ):
             raise VerificationError(
-                None,
                 "consistency",
                 f"the entries before {opening.start} that this data builds on (its 'left' "
                 "hashes) are not the ones verified earlier: the history was rewritten",
@@ -182,22 +181,20 @@ class BundleSource(Source):
             checkpoint = open_checkpoint(checkpoint_text, log_key)
         except NoteError as exc:
             raise VerificationError(
-                None, "checkpoint", f"the checkpoint does not verify: {exc}"
+                "checkpoint", f"the checkpoint does not verify: {exc}"
             ) from None
         try:
             manifest = bundle.decode_manifest(manifest_bytes)
         except FormatError as exc:
-            raise VerificationError(None, "manifest", str(exc)) from None
+            raise VerificationError("manifest", str(exc)) from None
         if manifest.origin != checkpoint.origin:
             raise VerificationError(
-                None,
                 "manifest",
                 f"the manifest names log {manifest.origin!r} but the checkpoint is for "
                 f"{checkpoint.origin!r}",
             )
         if manifest.end != checkpoint.size:
             raise VerificationError(
-                None,
                 "manifest",
                 f"the manifest says the bundle ends at entry {manifest.end} but the "
                 f"checkpoint covers {checkpoint.size} entries",
@@ -238,7 +235,6 @@ class BundleSource(Source):
         if manifest.start == 0:
             if path.exists():
                 raise VerificationError(
-                    None,
                     "left",
                     "the bundle starts at entry 0 yet has a left file: the manifest or the "
                     "left file is wrong",
@@ -247,7 +243,6 @@ class BundleSource(Source):
         if not path.exists():
             # The manifest and the files disagree: a defect of the bundle, not a missing input.
             raise VerificationError(
-                None,
                 "left",
                 f"the manifest says the bundle starts at entry {manifest.start}, but there is "
                 f"no {bundle.LEFT_FILE} file with the tree before it",
@@ -256,7 +251,7 @@ class BundleSource(Source):
         try:
             return bundle.decode_left(data, manifest.start)
         except FormatError as exc:
-            raise VerificationError(None, "left", str(exc)) from None
+            raise VerificationError("left", str(exc)) from None
 
     def _previous_checkpoint(self, log_key: VerifierKey) -> tuple[TrustedHead, ...]:
         path = self._directory / bundle.PREVIOUS_CHECKPOINT_FILE
@@ -266,7 +261,7 @@ class BundleSource(Source):
             previous = open_checkpoint(self._read(bundle.PREVIOUS_CHECKPOINT_FILE), log_key)
         except NoteError as exc:
             raise VerificationError(
-                None, "previous-checkpoint", f"the previous checkpoint does not verify: {exc}"
+                "previous-checkpoint", f"the previous checkpoint does not verify: {exc}"
             ) from None
         source = f"the bundle's {bundle.PREVIOUS_CHECKPOINT_FILE} file"
         return (TrustedHead(previous.size, previous.root, source),)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.text import shown
 from redlist.proto.client import RemoteAccount, RemoteEntry
-from redlist.staff import entries
+from redlist.staff import values
 from redlist.staff.client import LedgerClient, add_node_argument, read_checkpoint
 
 DESCRIPTION = """\
@@ -50,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    account = entries.check_account(args.account)
+    account = values.check_account(args.account)
     with LedgerClient(args.node) as client:
         view = client.get_account(account)
         zone_name = client.get_genesis().config.tz

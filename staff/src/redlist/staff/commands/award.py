@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from redlist.staff import entries
+from redlist.staff import entries, signing, values
 from redlist.staff.client import LedgerClient, add_node_argument
 from redlist.staff.commands.account import after_entry, points_phrase, standing
 
@@ -32,21 +32,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--rule", required=True, help="the rule's code, e.g. V01")
     parser.add_argument(
         "--qty",
-        type=entries.whole_number,
+        type=values.whole_number,
         default=1,
         help="how many times the rule applies (default 1)",
     )
     parser.add_argument("--note", help="a short note, e.g. where or when (optional)")
     add_node_argument(parser)
-    entries.add_signer_arguments(parser)
+    signing.add_signer_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     draft = entries.award(entries.Stamp.fresh(), args.account, args.rule, args.qty, args.note)
-    signers = entries.read_signers(args.signer, args.cosigner)
+    signers = signing.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body, seq = entries.submit_entry(client, draft, signers, action="the award")
+        body, seq = signing.submit_entry(client, draft, signers, action="the award")
         entry, view = after_entry(client, body.account, seq)
     times = f" ×{body.qty}" if body.qty > 1 else ""
     if entry is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from redlist.ledger import crypto
-from redlist.staff import entries
+from redlist.staff import entries, signing, values
 from redlist.staff.client import LedgerClient, add_node_argument
 
 DESCRIPTION = """\
@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="comma-separated, from admin, grid, council, cashier; e.g. grid,council",
     )
     add_node_argument(add)
-    entries.add_signer_arguments(add)
+    signing.add_signer_arguments(add)
     add.set_defaults(run=run_add)
 
     revoke = actions.add_parser(
@@ -57,17 +57,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     revoke.add_argument("--pub", required=True, metavar="FILE|HEX", help="the public key")
     add_node_argument(revoke)
-    entries.add_signer_arguments(revoke)
+    signing.add_signer_arguments(revoke)
     revoke.set_defaults(run=run_revoke)
 
 
 def run_add(args: argparse.Namespace) -> int:
-    pub = entries.read_public_key(args.pub)
-    roles = entries.parse_roles(args.roles)
+    pub = values.read_public_key(args.pub)
+    roles = values.parse_roles(args.roles)
     draft = entries.key_add(entries.Stamp.fresh(), pub, args.name, roles)
-    signers = entries.read_signers(args.signer, args.cosigner)
+    signers = signing.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body, seq = entries.submit_entry(client, draft, signers, action="the key registration")
+        body, seq = signing.submit_entry(client, draft, signers, action="the key registration")
     print(
         f"Registered key {crypto.key_id(pub).hex()} of {body.name} with the role"
         f"{'s' if len(roles) > 1 else ''} {', '.join(roles)} (entry {seq})."
@@ -76,11 +76,11 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    pub = entries.read_public_key(args.pub)
+    pub = values.read_public_key(args.pub)
     draft = entries.key_revoke(entries.Stamp.fresh(), pub)
-    signers = entries.read_signers(args.signer, args.cosigner)
+    signers = signing.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        _, seq = entries.submit_entry(client, draft, signers, action="the key revocation")
+        _, seq = signing.submit_entry(client, draft, signers, action="the key revocation")
     print(
         f"Revoked key {crypto.key_id(pub).hex()} (entry {seq}): it can no longer "
         "sign; the entries it signed before stay valid."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from redlist.staff import entries
+from redlist.staff import entries, signing, values
 from redlist.staff.client import LedgerClient, add_node_argument
 
 DESCRIPTION = """\
@@ -27,21 +27,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--target",
         required=True,
-        type=entries.whole_number,
+        type=values.whole_number,
         metavar="SEQ",
         help="the award's entry number",
     )
     parser.add_argument("--text", required=True, help="the objection, in the resident's words")
     add_node_argument(parser)
-    entries.add_signer_arguments(parser)
+    signing.add_signer_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     draft = entries.objection(entries.Stamp.fresh(), args.target, args.text)
-    signers = entries.read_signers(args.signer, args.cosigner)
+    signers = signing.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body, seq = entries.submit_entry(
+        body, seq = signing.submit_entry(
             client, draft, signers, action=f"the objection to entry {draft.target}"
         )
     print(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from redlist.staff import entries
+from redlist.staff import entries, signing, values
 from redlist.staff.client import LedgerClient, add_node_argument
 from redlist.staff.commands.account import after_entry, points_phrase, standing
 
@@ -28,20 +28,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--points",
         required=True,
-        type=entries.whole_number,
+        type=values.whole_number,
         help="points spent (at least 1)",
     )
     parser.add_argument("--item", required=True, help='what was given, e.g. "rice, 5 kg"')
     add_node_argument(parser)
-    entries.add_signer_arguments(parser)
+    signing.add_signer_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     draft = entries.redeem(entries.Stamp.fresh(), args.account, args.points, args.item)
-    signers = entries.read_signers(args.signer, args.cosigner)
+    signers = signing.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body, seq = entries.submit_entry(client, draft, signers, action="the redemption")
+        body, seq = signing.submit_entry(client, draft, signers, action="the redemption")
         _, view = after_entry(client, body.account, seq)
     print(
         f"Redeemed {points_phrase(body.points)} of {body.account} for “{body.item}” (entry {seq})."

@@ -6,7 +6,7 @@ import argparse
 
 from redlist.ledger.entry import Award, Redeem
 from redlist.ledger.errors import RedlistError
-from redlist.staff import entries
+from redlist.staff import entries, signing, values
 from redlist.staff.client import LedgerClient, add_node_argument
 from redlist.staff.commands.account import lookup, points_phrase, standing
 
@@ -30,21 +30,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--target",
         required=True,
-        type=entries.whole_number,
+        type=values.whole_number,
         metavar="SEQ",
         help="the entry number to reverse",
     )
     parser.add_argument("--reason", required=True, help="why, e.g. the council's decision")
     add_node_argument(parser)
-    entries.add_signer_arguments(parser)
+    signing.add_signer_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     draft = entries.reverse(entries.Stamp.fresh(), args.target, args.reason)
-    signers = entries.read_signers(args.signer, args.cosigner)
+    signers = signing.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body, seq = entries.submit_entry(
+        body, seq = signing.submit_entry(
             client, draft, signers, action=f"the reversal of entry {draft.target}"
         )
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from redlist.ledger.entry import RuleChange
-from redlist.staff import entries
+from redlist.staff import entries, signing, values
 from redlist.staff.client import LedgerClient, add_node_argument
 
 DESCRIPTION = """\
@@ -45,14 +45,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     set_parser.add_argument(
         "--points",
         required=True,
-        type=entries.whole_number,
+        type=values.whole_number,
         help="points per award (negative for a deduction, never 0)",
     )
     set_parser.add_argument(
         "--council", action="store_true", help="awards under it need council quorum"
     )
     add_node_argument(set_parser)
-    entries.add_signer_arguments(set_parser)
+    signing.add_signer_arguments(set_parser)
     set_parser.set_defaults(run=run_set)
 
     retire = actions.add_parser(
@@ -64,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     retire.add_argument("--code", required=True, help="the rule's code")
     add_node_argument(retire)
-    entries.add_signer_arguments(retire)
+    signing.add_signer_arguments(retire)
     retire.set_defaults(run=run_retire)
 
 
@@ -80,18 +80,18 @@ def run_set(args: argparse.Namespace) -> int:
     draft = entries.rule_set(
         entries.Stamp.fresh(), args.code, args.title, args.module, args.points, args.council
     )
-    signers = entries.read_signers(args.signer, args.cosigner)
+    signers = signing.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body, seq = entries.submit_entry(client, draft, signers, action=f"rule {draft.code}")
+        body, seq = signing.submit_entry(client, draft, signers, action=f"rule {draft.code}")
     print(f"Set {describe_rule(body)} (entry {seq}).")
     return 0
 
 
 def run_retire(args: argparse.Namespace) -> int:
     draft = entries.rule_retire(entries.Stamp.fresh(), args.code)
-    signers = entries.read_signers(args.signer, args.cosigner)
+    signers = signing.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
-        body, seq = entries.submit_entry(
+        body, seq = signing.submit_entry(
             client, draft, signers, action=f"the retirement of rule {draft.code}"
         )
     print(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from redlist.ledger.errors import NodeError
-from redlist.staff import entries
+from redlist.proto.errors import NodeError
+from redlist.staff import csvfiles, entries, signing
 from redlist.staff.client import LedgerClient, add_node_argument
 
 DESCRIPTION = """\
@@ -49,23 +49,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="columns code,title,module,points,council",
     )
     add_node_argument(load)
-    entries.add_signer_arguments(load)
+    signing.add_signer_arguments(load)
     load.set_defaults(run=run_load)
 
 
 def run_load(args: argparse.Namespace) -> int:
     name = args.csv.name
-    data = entries.read_input_file(args.csv, "catalogue file")
-    rows = entries.parse_rules_csv(data, name)
-    signers = entries.read_signers(args.signer, args.cosigner)
-    digest = entries.file_digest(data)
+    data = csvfiles.read_input_file(args.csv, "catalogue file")
+    rows = csvfiles.parse_rules_csv(data, name)
+    signers = signing.read_signers(args.signer, args.cosigner)
+    digest = csvfiles.file_digest(data)
     at = entries.now_ms()
     with LedgerClient(args.node) as client:
         head = client.latest()
         envelopes = [
-            entries.seal(
+            signing.seal(
                 row.body(
-                    entries.Stamp(head.origin, entries.row_entry_id(digest, PURPOSE, row.row), at)
+                    entries.Stamp(head.origin, csvfiles.row_entry_id(digest, PURPOSE, row.row), at)
                 ),
                 signers,
             )
@@ -94,7 +94,7 @@ def run_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _located(error: NodeError, rows: tuple[entries.RuleRow, ...], name: str) -> NodeError:
+def _located(error: NodeError, rows: tuple[csvfiles.RuleRow, ...], name: str) -> NodeError:
     """The refusal, naming the row of the file it is about."""
     if error.index is not None and 0 <= error.index < len(rows):
         where = f"row {rows[error.index].row} of {name}"

@@ -3,7 +3,7 @@
 How a re-run avoids recording a row twice, without keeping any state file:
 
 * Every row's entry id is derived from the file's SHA-256 and the row number
-  (``entries.row_entry_id``), so the same file always yields the same ids.
+  (``csvfiles.row_entry_id``), so the same file always yields the same ids.
 * Every row of one run carries the same author's time ``at``. Before signing, the
   command asks the node whether the file's first data row is already in the log
   (the account's entries, then the leaf itself, compared by entry id). If it is,
@@ -25,16 +25,17 @@ from it before submitting a corrected version.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from redlist.ledger.entry import Award
-from redlist.ledger.errors import FormatError, NodeError, RedlistError
+from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.progress import ProgressBar
-from redlist.staff import entries
+from redlist.proto.contract import ENVELOPE_FRAMING_BYTES, MAX_BATCH_CHECK, Limits
+from redlist.proto.errors import NodeError
+from redlist.staff import csvfiles, entries, signing, values
 from redlist.staff.client import LedgerClient, add_node_argument
 
 DESCRIPTION = """\
@@ -45,8 +46,9 @@ without the byte order mark Excel writes ("CSV UTF-8").
 
 Every row is checked first; if any is unusable, the rows are listed by their
 number as a spreadsheet shows it (the header is row 1) and nothing is sent.
-The rows then go to the node in batches (--batch-size). A progress bar is
-shown on a terminal; a summary line at the end in any case.
+The rows then go to the node in batches (--batch-size, and never more than the
+node takes in one request). A progress bar is shown on a terminal; a summary
+line at the end in any case.
 
 Safe to run again: if the command is interrupted, or the node refuses a row
 (for example an unknown rule), run it again with the same, unchanged file once
@@ -55,8 +57,6 @@ twice. An edited file counts as new; delete the rows already recorded from it
 first (the message says which)."""
 
 PURPOSE = "awards"
-# How a node says a batch is larger than it takes (redlist.node.servicer).
-_BATCH_LIMIT = re.compile(r"takes at most (?P<most>[0-9]+) in one request")
 DEFAULT_BATCH_SIZE = 500
 
 
@@ -72,13 +72,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--batch-size",
-        type=entries.whole_number,
+        type=values.whole_number,
         default=DEFAULT_BATCH_SIZE,
         metavar="N",
-        help=f"rows per request to the node (default {DEFAULT_BATCH_SIZE})",
+        help=f"rows per request to the node (default {DEFAULT_BATCH_SIZE}; fewer when the "
+        "node takes fewer)",
     )
     add_node_argument(parser)
-    entries.add_signer_arguments(parser)
+    signing.add_signer_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -117,31 +118,29 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise FormatError(f"--batch-size must be at least 1, not {args.batch_size}")
     name = args.csv.name
-    data = entries.read_input_file(args.csv, "awards file")
-    rows = entries.parse_awards_csv(data, name)
-    signers = entries.read_signers(args.signer, args.cosigner)
-    digest = entries.file_digest(data)
-    ids = [entries.row_entry_id(digest, PURPOSE, row.row) for row in rows]
+    data = csvfiles.read_input_file(args.csv, "awards file")
+    rows = csvfiles.parse_awards_csv(data, name)
+    signers = signing.read_signers(args.signer, args.cosigner)
+    digest = csvfiles.file_digest(data)
+    ids = [csvfiles.row_entry_id(digest, PURPOSE, row.row) for row in rows]
     with LedgerClient(args.node) as client:
         head = client.latest()
+        limits = client.get_limits()
         earlier_at = earlier_run_time(client, head.origin, rows[0], ids[0])
         at = entries.now_ms() if earlier_at is None else earlier_at
         outcome = Outcome()
         progress = ProgressBar(sys.stderr, "submitting", "rows")
         progress.update(0, len(rows))
+        # Signed as they go out, lazily: a long file starts going out at once, and
+        # signing is deterministic, so a re-run yields the same bytes anyway.
+        sealed = (
+            (index, signing.seal(row.body(entries.Stamp(head.origin, ids[index], at)), signers))
+            for index, row in enumerate(rows)
+        )
         try:
             size = head.size
-            for start in range(0, len(rows), args.batch_size):
-                batch = list(range(start, min(start + args.batch_size, len(rows))))
-                # Signed batch by batch: a long file starts going out at once, and
-                # signing is deterministic, so a re-run yields the same bytes anyway.
-                envelopes = {
-                    index: entries.seal(
-                        rows[index].body(entries.Stamp(head.origin, ids[index], at)), signers
-                    )
-                    for index in batch
-                }
-                size = _submit_batch(client, rows, envelopes, batch, size, outcome)
+            for envelopes in batches(sealed, args.batch_size, limits):
+                size = _submit_batch(client, rows, envelopes, list(envelopes), size, outcome)
                 progress.update(outcome.done, len(rows))
         except RedlistError as error:
             progress.close()
@@ -162,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def earlier_run_time(
-    client: LedgerClient, origin: str, first: entries.AwardRow, entry_id: bytes
+    client: LedgerClient, origin: str, first: csvfiles.AwardRow, entry_id: bytes
 ) -> int | None:
     """The author's time of an earlier run of the same file, if the node holds its first row.
 
@@ -184,9 +183,31 @@ def earlier_run_time(
     return None
 
 
+def batches(
+    envelopes: Iterable[tuple[int, bytes]], most: int, limits: Limits
+) -> Iterator[dict[int, bytes]]:
+    """``envelopes`` (row index, bytes) in consecutive batches, in order, each one request
+    the node takes: at most ``most`` envelopes and within the node's ``limits``.
+
+    An envelope too large on its own still goes out alone: the node's refusal names it.
+    """
+    most = max(1, min(most, limits.max_batch))
+    batch: dict[int, bytes] = {}
+    total = 0
+    for index, envelope in envelopes:
+        cost = len(envelope) + ENVELOPE_FRAMING_BYTES
+        if batch and (len(batch) >= most or total + cost > limits.max_message_bytes):
+            yield batch
+            batch, total = {}, 0
+        batch[index] = envelope
+        total += cost
+    if batch:
+        yield batch
+
+
 def _submit_batch(
     client: LedgerClient,
-    rows: tuple[entries.AwardRow, ...],
+    rows: tuple[csvfiles.AwardRow, ...],
     envelopes: Mapping[int, bytes],
     batch: list[int],
     size: int,
@@ -213,7 +234,7 @@ def _submit_batch(
 
 def _submit_batch_of_one(
     client: LedgerClient,
-    rows: tuple[entries.AwardRow, ...],
+    rows: tuple[csvfiles.AwardRow, ...],
     envelopes: Mapping[int, bytes],
     index: int,
     size: int,
@@ -248,27 +269,29 @@ def _rows_phrase(rows: list[int]) -> str:
     return f"Rows {listed} were"
 
 
-def _located(error: NodeError, rows: tuple[entries.AwardRow, ...], batch: list[int]) -> NodeError:
+def _located(error: NodeError, rows: tuple[csvfiles.AwardRow, ...], batch: list[int]) -> NodeError:
     if error.index is not None and 0 <= error.index < len(batch):
         row = rows[batch[error.index]]
         return error.about(f"row {row.row} ({row.account}, rule {row.rule})")
     first, last = rows[batch[0]].row, rows[batch[-1]].row
     located = error.about(f"the batch of rows {first} to {last}")
-    limit = _BATCH_LIMIT.search(error.message)
-    if error.code == "RESOURCE_EXHAUSTED" and limit is not None and len(batch) > 1:
-        # The node takes fewer rows per request than --batch-size sent: say what to type.
+    if error.check == MAX_BATCH_CHECK and error.limit is not None and len(batch) > 1:
+        # The node takes fewer rows per request than it said when the run began (its
+        # limit changed): say what to type.
         return NodeError(
-            located.code,
-            f"{error.message}; run the same command again with --batch-size {limit['most']}",
-            check=located.check,
+            located.check,
+            f"{error.message}; run the same command again with --batch-size {error.limit}",
             index=located.index,
+            code=located.code,
+            limit=located.limit,
+            retry_after_ms=located.retry_after_ms,
             action=located.action,
         )
     return located
 
 
 def _report_stop(
-    rows: tuple[entries.AwardRow, ...], outcome: Outcome, name: str, *, refused: bool
+    rows: tuple[csvfiles.AwardRow, ...], outcome: Outcome, name: str, *, refused: bool
 ) -> None:
     """What was and was not recorded when a run stops early.
 

@@ -1,0 +1,101 @@
+"""Signing and sending one entry: the signers' key files, the envelope, the submission.
+
+``seal`` signs the exact body bytes with every signer (``crypto.sign_entry``) and
+puts the signatures in increasing key id order, as DESIGN 3.2 requires;
+``submit_entry`` addresses a body to the node's log, seals it and submits it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from redlist.ledger import crypto, keyfile
+from redlist.ledger.entry import MAX_ENVELOPE_SIZE, Body, EntrySignature, Envelope
+from redlist.ledger.errors import FormatError, KeyFileError
+from redlist.staff.client import LedgerClient
+from redlist.staff.entries import addressed
+
+_Body = TypeVar("_Body", bound=Body)
+
+
+def add_signer_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--signer KEYFILE`` (required) and ``--cosigner KEYFILE`` (repeatable)."""
+    parser.add_argument(
+        "--signer",
+        required=True,
+        type=Path,
+        metavar="KEYFILE",
+        help="your private key file (from 'redlist keygen')",
+    )
+    parser.add_argument(
+        "--cosigner",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="KEYFILE",
+        help="another staff member's private key file, signing too (repeat for each; "
+        "council rules and reversals need the town's quorum of council members)",
+    )
+
+
+def read_signers(signer: Path, cosigners: Sequence[Path] = ()) -> tuple[crypto.SigningKey, ...]:
+    """The signing keys in ``signer`` and ``cosigners``; each key may sign once."""
+    keys: list[crypto.SigningKey] = []
+    sources: dict[bytes, Path] = {}
+    for path in (signer, *cosigners):
+        if path in sources.values():
+            raise KeyFileError(
+                f"{path} is given twice (with --signer and --cosigner); each staff member "
+                "signs once: give each council member's own key file"
+            )
+        key = keyfile.read_signing_key(path)
+        if key.key_id in sources:
+            raise KeyFileError(
+                f"{path} holds the same key as {sources[key.key_id]} (key id "
+                f"{key.key_id.hex()}); each staff member signs once"
+            )
+        sources[key.key_id] = path
+        keys.append(key)
+    return tuple(keys)
+
+
+def submit_entry(
+    client: LedgerClient, draft: _Body, signers: Sequence[crypto.SigningKey], *, action: str
+) -> tuple[_Body, int]:
+    """Address ``draft`` to the node's log, sign it and submit it alone.
+
+    Returns the body as recorded and its seq; ``action`` names the entry in a refusal
+    ("the award", "rule V01").
+    """
+    body = addressed(draft, client.latest().origin)
+    return body, client.submit([seal(body, signers)], action=action).seqs[0]
+
+
+def seal(body: Body, signers: Sequence[crypto.SigningKey]) -> bytes:
+    """The envelope bytes of ``body`` signed by every key of ``signers``.
+
+    The signatures cover the body's exact bytes (with the entry domain prefix)
+    and are ordered by key id. Ed25519 is deterministic, so sealing the same body
+    with the same keys always gives the same bytes.
+    """
+    if not signers:
+        raise KeyFileError("an entry needs at least one signer")
+    body_bytes = body.to_bytes()
+    ordered = sorted(signers, key=lambda key: key.key_id)
+    for earlier, later in itertools.pairwise(ordered):
+        if earlier.key_id == later.key_id:
+            raise KeyFileError(f"key {later.key_id.hex()} is given twice; each key signs once")
+    envelope = Envelope(
+        body_bytes,
+        tuple(EntrySignature(key.key_id, crypto.sign_entry(key, body_bytes)) for key in ordered),
+    ).to_bytes()
+    if len(envelope) > MAX_ENVELOPE_SIZE:
+        raise FormatError(
+            f"the signed entry is {len(envelope)} bytes, more than the {MAX_ENVELOPE_SIZE}-byte "
+            "limit; shorten its texts"
+        )
+    return envelope

@@ -1,0 +1,142 @@
+"""Checking what a clerk types, one value at a time, before anything is signed or sent.
+
+Each function takes the text or number as given (an argument, a CSV cell) and
+returns it checked, or raises a ``FormatError`` (``KeyFileError`` for keys) that
+says in plain words what is wrong, so ``redlist`` exits 2 and nothing changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from redlist.ledger import keyfile
+from redlist.ledger.entry import PUBLIC_KEY_SIZE, ROLES, is_valid_account
+from redlist.ledger.errors import FormatError, KeyFileError
+
+#: Longest free text (title, note, item, reason ...) accepted, in characters; far
+#: below what would push an envelope past its 64 KiB limit.
+MAX_TEXT_LENGTH = 2000
+
+COUNCIL_WORDS = {
+    "true": True,
+    "yes": True,
+    "1": True,
+    "是": True,
+    "false": False,
+    "no": False,
+    "0": False,
+    "否": False,
+}
+
+_HEX_KEY = re.compile(r"[0-9A-Fa-f]{64}")
+# A whole number as a clerk or a spreadsheet writes it: Excel saves a cell formatted
+# with decimals as "5.0" or "5.00", which is still the whole number 5.
+_WHOLE_NUMBER = re.compile(r"(?P<digits>[+-]?[0-9]+)(?:\.0*)?")
+#: Largest magnitude of a number typed in: msgpack carries 64-bit integers.
+MAX_NUMBER = 2**63 - 1
+
+
+def check_text(value: str, what: str, *, required: bool = True) -> str:
+    """``value`` without surrounding spaces: one line, not too long, non-empty if required."""
+    stripped = value.strip()
+    if required and not stripped:
+        raise FormatError(f"{what} must not be empty")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in stripped):
+        raise FormatError(f"{what} must be a single line of text")
+    if len(stripped) > MAX_TEXT_LENGTH:
+        raise FormatError(f"{what} is longer than {MAX_TEXT_LENGTH} characters")
+    return stripped
+
+
+def check_account(account: str) -> str:
+    """``account`` if it is an account id of the allowed shape (DESIGN 3.4)."""
+    if not is_valid_account(account):
+        raise FormatError(
+            f"account id {account!r} is not valid: use letters, digits, '.', '_' or '-', "
+            "1 to 64 characters, starting with a letter or digit (never a name or ID number)"
+        )
+    return account
+
+
+def parse_integer(text: str, what: str) -> int:
+    """A whole number written in decimal (``+``/``-`` allowed), or a clear error.
+
+    ``5.0`` and ``5.00`` are 5 (a spreadsheet's number format); ``5.5`` is refused.
+    """
+    stripped = text.strip()
+    match = _WHOLE_NUMBER.fullmatch(stripped)
+    if match is None or len(match["digits"]) > 20:
+        raise FormatError(f"{what} must be a whole number, not {text!r}")
+    value = int(match["digits"])
+    if abs(value) > MAX_NUMBER:
+        raise FormatError(f"{what} is far too large: {text.strip()}")
+    return value
+
+
+def whole_number(text: str) -> int:
+    """An argparse ``type``: a whole number read as :func:`parse_integer` reads it.
+
+    argparse puts the option's name before the message ("argument --qty: ...").
+    """
+    try:
+        return parse_integer(text, "the value")
+    except FormatError as error:
+        raise argparse.ArgumentTypeError(error.diagnostics()) from None
+
+
+def check_rule_points(points: int) -> int:
+    if points == 0:
+        raise FormatError("points must be a non-zero integer (negative for a deduction)")
+    return points
+
+
+def check_positive(value: int, what: str) -> int:
+    if value < 1:
+        raise FormatError(f"{what} must be at least 1, not {value}")
+    return value
+
+
+def check_target(target: int) -> int:
+    if target < 1:
+        raise FormatError(f"the target must be the entry number of an award, not {target}")
+    return target
+
+
+def parse_council(text: str) -> bool:
+    """Whether a rule needs the council: true/false, yes/no, 1/0 or 是/否."""
+    value = COUNCIL_WORDS.get(text.strip().lower())
+    if value is None:
+        raise FormatError(f"council must be one of true/false/yes/no/1/0/是/否, not {text!r}")
+    return value
+
+
+def parse_roles(text: str) -> tuple[str, ...]:
+    """Comma-separated roles, e.g. ``grid,council``; each one of DESIGN 3.4's roles, once."""
+    # Empty parts ("grid," or "grid,,council") are slips, not roles.
+    roles = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    if not roles:
+        raise FormatError(f"give at least one role ({', '.join(sorted(ROLES))})")
+    for role in roles:
+        if role not in ROLES:
+            raise FormatError(
+                f"{role!r} is not a role; roles are {', '.join(sorted(ROLES))} "
+                "(comma-separated, e.g. grid,council)"
+            )
+    if len(set(roles)) != len(roles):
+        raise FormatError(f"a role is listed twice in {text!r}")
+    return roles
+
+
+def read_public_key(text: str) -> bytes:
+    """A raw public key from ``--pub``: a PEM key file (public or private) or 64 hex digits."""
+    path = Path(text)
+    if _HEX_KEY.fullmatch(text) and not path.exists():
+        return bytes.fromhex(text)
+    if not path.exists() and not path.is_symlink():
+        raise KeyFileError(
+            f"{text!r} is neither a key file nor a public key in hex "
+            f"({2 * PUBLIC_KEY_SIZE} hex digits)"
+        )
+    return keyfile.read_public_key(path)

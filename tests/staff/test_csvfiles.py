@@ -1,0 +1,274 @@
+"""CSV files from a spreadsheet: row ids, catalogues and bulk awards (redlist.staff.csvfiles)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from redlist.ledger.entry import RuleChange
+from redlist.ledger.errors import FormatError
+from redlist.staff import csvfiles, entries
+
+LOG = "wendeng.example/redlist"
+STAMP = entries.Stamp(LOG, bytes(range(16)), 1_767_225_600_000)
+BOM = b"\xef\xbb\xbf"
+
+
+# ---------------------------------------------------------------------------
+# Row ids
+
+
+def test_row_ids_are_stable_and_differ_by_file_row_and_purpose() -> None:
+    digest = csvfiles.file_digest(b"account,rule\ndgc-1,V01\n")
+    other = csvfiles.file_digest(b"account,rule\ndgc-1,V02\n")
+    first = csvfiles.row_entry_id(digest, "awards", 2)
+    assert first == csvfiles.row_entry_id(digest, "awards", 2)
+    assert len(first) == 16
+    assert first != csvfiles.row_entry_id(digest, "awards", 3)
+    assert first != csvfiles.row_entry_id(other, "awards", 2)
+    assert first != csvfiles.row_entry_id(digest, "rules", 2)
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=64), st.binary(max_size=64), st.integers(1, 10**6))
+def test_different_files_never_share_row_ids(a: bytes, b: bytes, row: int) -> None:
+    if a != b:
+        assert csvfiles.row_entry_id(
+            csvfiles.file_digest(a), "awards", row
+        ) != csvfiles.row_entry_id(csvfiles.file_digest(b), "awards", row)
+
+
+# ---------------------------------------------------------------------------
+# CSV files
+
+
+def rules_file(*rows: str, bom: bool = False) -> bytes:
+    text = "code,title,module,points,council\n" + "".join(row + "\n" for row in rows)
+    return (BOM if bom else b"") + text.encode("utf-8")
+
+
+def test_rules_csv_with_bom_and_every_council_word() -> None:
+    words = ["true", "FALSE", "yes", "No", "1", "0", "是", "否"]
+    data = rules_file(
+        *(f"R{n},Rule {n},m,{n + 1},{word}" for n, word in enumerate(words)), bom=True
+    )
+    rows = csvfiles.parse_rules_csv(data, "rules.csv")
+    assert [row.council for row in rows] == [True, False, True, False, True, False, True, False]
+    assert rows[0] == csvfiles.RuleRow(2, "R0", "Rule 0", "m", 1, True)
+    assert [row.row for row in rows] == list(range(2, 10))
+
+
+def test_rules_csv_columns_in_any_order_and_case() -> None:
+    data = "Points,COUNCIL,code,module,title\r\n-20,否,D01,environment,焚烧秸秆\r\n".encode()
+    (row,) = csvfiles.parse_rules_csv(data, "rules.csv")
+    assert row == csvfiles.RuleRow(2, "D01", "焚烧秸秆", "environment", -20, False)
+    body = row.body(STAMP)
+    assert isinstance(body, RuleChange) and body.points == -20 and body.council is False
+
+
+def test_rules_csv_names_the_bad_row_as_a_spreadsheet_numbers_it() -> None:
+    data = rules_file(
+        "V01,Pond,environment,5,no",
+        "V02,Duty,service,10,no",
+        "",  # blank lines are skipped but still counted, as in a spreadsheet
+        "V03,Other,service,10,no",
+        "V04,Dispute,harmony,20,是",
+        "V05,Broken,harmony,zero,no",
+    )
+    with pytest.raises(FormatError) as refused:
+        csvfiles.parse_rules_csv(data, "rules.csv")
+    message = refused.value.diagnostics()
+    assert "row 7: points must be a non-zero integer" in message
+    assert "nothing was submitted" in message
+
+
+def test_rules_csv_reports_every_bad_row() -> None:
+    data = rules_file(
+        "V01,Pond,environment,0,no",
+        "V02,,service,10,no",
+        "V03,Other,service,10,maybe",
+        "V04,Ok,service,5,no",
+        "V05,Short,service",
+    )
+    with pytest.raises(FormatError) as refused:
+        csvfiles.parse_rules_csv(data, "rules.csv")
+    message = refused.value.diagnostics()
+    assert "4 rows cannot be used" in message
+    assert "row 2: points must be a non-zero integer, not '0'" in message
+    assert "row 3: title must not be empty" in message
+    assert "row 4: council must be one of true/false/yes/no/1/0/是/否" in message
+    assert "row 6: has 3 cells, the header has 5" in message
+    assert "row 5" not in message
+
+
+def test_rules_csv_refuses_a_code_twice() -> None:
+    data = rules_file("V01,Pond,environment,5,no", "V02,Duty,service,10,no", "V01,Again,x,1,no")
+    with pytest.raises(FormatError, match="row 4: rule code 'V01' already appears in row 2"):
+        csvfiles.parse_rules_csv(data, "rules.csv")
+
+
+def test_long_lists_of_problems_are_cut_short() -> None:
+    data = rules_file(*(f"V{n},Pond,environment,0,no" for n in range(50)))
+    with pytest.raises(FormatError) as refused:
+        csvfiles.parse_rules_csv(data, "rules.csv")
+    message = refused.value.diagnostics()
+    assert "50 rows cannot be used" in message
+    assert "... and 30 more" in message
+    assert message.count("\n  row ") == csvfiles.MAX_REPORTED_ROWS
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"", "is empty"),
+        (b"code,title,module,points,council\n", "no rows below its header"),
+        (b"code,title,module,points\nV01,a,b,1\n", "missing: council"),
+        (b"code,title,module,points,council,extra\n", "'extra' is not among them"),
+        (b"code,code,title,module,points,council\n", "names column 'code' twice"),
+        ("code,title,module,points,council\nV01,焚烧,m,1,no\n".encode("gbk"), "not UTF-8"),
+        (b'code,title,module,points,council\nV01,"open quote,m,1,no\n', "never closed"),
+    ],
+)
+def test_unusable_files(data: bytes, problem: str) -> None:
+    with pytest.raises(FormatError, match=problem):
+        csvfiles.parse_rules_csv(data, "rules.csv")
+
+
+def excel_file(*rows: str, encoding: str = "utf-8") -> bytes:
+    """Rows as Excel saves them: CRLF line ends, a BOM (for UTF-8), spaces in the header
+    and empty rows of commas at the end."""
+    header = " Account , Rule ,QTY, Note "
+    text = "\r\n".join((header, *rows, ",,,", ",,,")) + "\r\n"
+    return (BOM if encoding == "utf-8" else b"") + text.encode(encoding)
+
+
+def test_awards_csv_as_excel_saves_it() -> None:
+    data = excel_file("dgc-0001,V01,2.0,池塘 5月3日", "dgc-0002,D01,,", "dgc-0003, V02 , 3 ,")
+    assert csvfiles.parse_awards_csv(data, "may.csv") == (
+        csvfiles.AwardRow(2, "dgc-0001", "V01", 2, "池塘 5月3日"),
+        csvfiles.AwardRow(3, "dgc-0002", "D01", 1, None),
+        csvfiles.AwardRow(4, "dgc-0003", "V02", 3, None),
+    )
+
+
+def test_rules_csv_points_as_excel_writes_them() -> None:
+    (row,) = csvfiles.parse_rules_csv(rules_file("V01,Pond,environment,5.00,no"), "rules.csv")
+    assert row.points == 5
+    with pytest.raises(FormatError, match=r"row 2: points must be a non-zero integer, not '0\.0'"):
+        csvfiles.parse_rules_csv(rules_file("V01,Pond,environment,0.0,no"), "rules.csv")
+    with pytest.raises(FormatError, match=r"row 2: points must be a non-zero integer, not '2\.5'"):
+        csvfiles.parse_rules_csv(rules_file("V01,Pond,environment,2.5,no"), "rules.csv")
+
+
+def test_csv_in_the_chinese_windows_encoding_is_named_with_its_row() -> None:
+    data = excel_file("dgc-0001,V01,1,", "dgc-0002,V01,1,池塘", encoding="gbk")
+    with pytest.raises(FormatError) as refused:
+        csvfiles.parse_awards_csv(data, "may.csv")
+    assert refused.value.diagnostics() == (
+        "may.csv is saved in the Chinese Windows encoding (GBK), not UTF-8 (first seen in "
+        "row 3); in Excel use Save As, 'CSV UTF-8 (comma delimited) (*.csv)'"
+    )
+
+
+def test_csv_that_is_no_text_at_all() -> None:
+    with pytest.raises(FormatError, match=r"^x\.csv is not UTF-8 text \(first seen in row 1\)"):
+        csvfiles.parse_awards_csv(b"\xff\xfe\x00\x80\x81", "x.csv")
+
+
+def test_csv_with_semicolons_says_so() -> None:
+    with pytest.raises(FormatError, match="separated by ';' or tabs: save the file as CSV"):
+        csvfiles.parse_awards_csv(b"account;rule;qty;note\r\ndgc-1;V01;1;\r\n", "may.csv")
+
+
+def test_csv_meant_for_the_other_command_says_which() -> None:
+    with pytest.raises(
+        FormatError, match="looks like a rule catalogue: load it with 'redlist rules"
+    ):
+        csvfiles.parse_awards_csv(rules_file("V01,Pond,environment,5,no"), "rules.csv")
+    with pytest.raises(FormatError, match="are not among them; this file looks like awards"):
+        csvfiles.parse_rules_csv(b"account,rule,qty,note\ndgc-1,V01,1,\n", "may.csv")
+
+
+def test_empty_columns_right_of_the_table_are_no_columns() -> None:
+    data = b"account,rule,qty,note,,\r\ndgc-1,V01,1,x,,\r\n,,,,,\r\n"
+    assert csvfiles.parse_awards_csv(data, "may.csv") == (
+        csvfiles.AwardRow(2, "dgc-1", "V01", 1, "x"),
+    )
+    with pytest.raises(FormatError, match=r"row 1 must name the columns .*; column 2 has no name"):
+        csvfiles.parse_awards_csv(b"account,,rule\ndgc-1,,V01\n", "may.csv")
+
+
+def test_csv_with_an_unclosed_quote() -> None:
+    data = b'account,rule,qty,note\ndgc-1,V01,1,"pond\n'
+    with pytest.raises(FormatError, match="a quoted cell is never closed"):
+        csvfiles.parse_awards_csv(data, "may.csv")
+
+
+def test_awards_csv_defaults_and_optional_columns() -> None:
+    data = BOM + "account,rule,qty,note\ndgc-0001,V01,,\ndgc-0002,D01,3,在池塘\n, , , \n".encode()
+    rows = csvfiles.parse_awards_csv(data, "awards.csv")
+    assert rows == (
+        csvfiles.AwardRow(2, "dgc-0001", "V01", 1, None),
+        csvfiles.AwardRow(3, "dgc-0002", "D01", 3, "在池塘"),
+    )
+    minimal = csvfiles.parse_awards_csv(b"rule,account\nV01,dgc-9\n", "awards.csv")
+    assert minimal == (csvfiles.AwardRow(2, "dgc-9", "V01", 1, None),)
+
+
+def test_awards_csv_refuses_bad_rows_by_number() -> None:
+    data = b"account,rule,qty,note\ndgc-1,V01,1,\nbad id,V01,1,\ndgc-2,,1,\ndgc-3,V01,0,\n"
+    data += b"dgc-4,V01,1.5,\ndgc-5,V01,-1,\n"
+    with pytest.raises(FormatError) as refused:
+        csvfiles.parse_awards_csv(data, "awards.csv")
+    message = refused.value.diagnostics()
+    assert "row 3: account id 'bad id' is not valid" in message
+    assert "row 4: rule must not be empty" in message
+    assert "row 5: qty must be at least 1, not 0" in message
+    assert "row 6: qty must be a whole number, not '1.5'" in message
+    assert "row 7: qty must be at least 1, not -1" in message
+    assert "row 2" not in message
+
+
+cells = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")),
+    max_size=12,
+).map(str.strip)
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(
+        st.tuples(
+            st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True),
+            cells.filter(bool),
+            st.integers(1, 1000),
+            cells,
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    st.booleans(),
+)
+def test_awards_written_by_a_csv_writer_read_back(
+    rows: list[tuple[str, str, int, str]], bom: bool
+) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["account", "rule", "qty", "note"])
+    writer.writerows(rows)
+    data = (BOM if bom else b"") + buffer.getvalue().encode("utf-8")
+    parsed = csvfiles.parse_awards_csv(data, "awards.csv")
+    assert [(row.account, row.rule, row.qty, row.note or "") for row in parsed] == rows
+    assert [row.row for row in parsed] == list(range(2, len(rows) + 2))
+
+
+def test_read_input_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(FormatError, match=r"awards file .*missing\.csv does not exist"):
+        csvfiles.read_input_file(tmp_path / "missing.csv", "awards file")
+    with pytest.raises(FormatError, match="is a directory"):
+        csvfiles.read_input_file(tmp_path, "awards file")

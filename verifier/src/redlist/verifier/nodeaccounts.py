@@ -1,0 +1,220 @@
+"""The node's account figures against the audit's: every account, or a random sample.
+
+``AccountChecker`` asks ``GetAccount`` for the accounts ``accounts_to_check`` picks
+(all of them up to a bound, above it a random sample drawn from the operating
+system's random source, so the node cannot tell which will be asked) and compares
+each answer with the figures the audit recomputed (``compare_account``). A node that
+has grown since the audited checkpoint answers at a later one: that checkpoint must
+verify and extend the audited one, and the award and redemption list it sends must
+add up to the recomputed figures at the audited size (``figures_at``) and to its own
+figures at its size. Any difference is a ``VerificationError`` with the check
+``account-view`` (or ``consistency`` for a checkpoint that shows another history).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn
+
+from redlist.ledger.entry import TownConfig
+from redlist.ledger.errors import NoteError, VerificationError
+from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
+from redlist.proto.client import NodeClient, RemoteAccount, RemoteEntry
+from redlist.verifier.audit import AccountSummary, AuditResult
+from redlist.verifier.nodehistory import RANDOM, PinnedHead, check_extends, evidence
+
+#: Accounts asked with GetAccount when the log has more than this many: a random sample.
+DEFAULT_ACCOUNT_BOUND = 1000
+#: GetAccount calls in flight at once.
+ACCOUNT_WORKERS = 8
+#: Accounts asked per round (bounds the answers held in memory at once).
+_ACCOUNT_BATCH = 256
+
+
+def accounts_to_check(
+    result: AuditResult, bound: int | None, extra: Sequence[str]
+) -> tuple[list[str], int]:
+    """The accounts to ask about (all, or a random sample above ``bound``), and how many
+    the log mentions."""
+    known = sorted(result.accounts)
+    chosen = (
+        set(known) if bound is None or len(known) <= bound else set(RANDOM.sample(known, bound))
+    )
+    chosen.update(extra)
+    return sorted(chosen), len(known)
+
+
+class AccountChecker:
+    """Asks the node for accounts and compares its answers with the audit's figures."""
+
+    def __init__(
+        self,
+        client: NodeClient,
+        log_key: VerifierKey,
+        checkpoint: Checkpoint,
+        checkpoint_text: str,
+        result: AuditResult,
+    ) -> None:
+        self._client = client
+        self._log_key = log_key
+        self._checkpoint = checkpoint
+        self._checkpoint_text = checkpoint_text
+        self._result = result
+        # Later checkpoints already proven to extend the audited one, by size.
+        self._later: dict[int, tuple[bytes, str]] = {}
+
+    def check_all(self, accounts: Sequence[str]) -> int:
+        """Check every account (the first bad one raises); how many came at a later size."""
+        config = self._result.config
+        if config is None or not accounts:
+            return 0
+        later = 0
+        with ThreadPoolExecutor(ACCOUNT_WORKERS, thread_name_prefix="redlist-account") as pool:
+            for begin in range(0, len(accounts), _ACCOUNT_BATCH):
+                batch = accounts[begin : begin + _ACCOUNT_BATCH]
+                for account, view in zip(
+                    batch, pool.map(self._client.get_account, batch), strict=True
+                ):
+                    at = self._view_checkpoint(account, view)
+                    expected = self._result.accounts.get(account) or _untouched(config)
+                    compare_account(account, view, expected, config, self._checkpoint.size, at)
+                    later += at.size > self._checkpoint.size
+        return later
+
+    def _view_checkpoint(self, account: str, view: RemoteAccount) -> Checkpoint:
+        """The checkpoint the node's figures are at, verified and proven to extend ours."""
+        try:
+            at = open_checkpoint(view.checkpoint, self._log_key)
+        except NoteError as exc:
+            raise VerificationError(
+                "account-view",
+                f"the node's figures for account {account} come with a checkpoint that does "
+                f"not verify: {exc}",
+            ) from None
+        audited = self._checkpoint
+        if at.size < audited.size:
+            raise VerificationError(
+                "account-view",
+                f"the node's figures for account {account} are as of {at.size} entries, "
+                f"older than the {audited.size} entries it signed before",
+            )
+        pin = PinnedHead(audited.size, audited.root, self._checkpoint_text, "the audit")
+        if at.size == audited.size:
+            if at.root != audited.root:
+                raise VerificationError(
+                    "consistency",
+                    f"the node's figures for account {account} come with a checkpoint of "
+                    f"{at.size} entries whose root differs from the audited one: the node "
+                    "shows two histories" + evidence(pin, view.checkpoint),
+                )
+            return at
+        known = self._later.get(at.size)
+        if known is None:
+            check_extends(self._client, pin, at, view.checkpoint)
+            self._later[at.size] = (at.root, view.checkpoint)
+        elif known[0] != at.root:
+            earlier = PinnedHead(at.size, known[0], known[1], "an earlier answer of the node")
+            raise VerificationError(
+                "consistency",
+                f"the node answered with two checkpoints of {at.size} entries with different "
+                f"roots (the second with account {account}): it shows two histories"
+                + evidence(earlier, view.checkpoint),
+            )
+        return at
+
+
+def compare_account(
+    account: str,
+    view: RemoteAccount,
+    expected: AccountSummary,
+    config: TownConfig,
+    audited_size: int,
+    view_checkpoint: Checkpoint,
+) -> None:
+    """Compare the node's figures for ``account`` with the recomputed ``expected`` ones.
+
+    ``view_checkpoint`` (verified, extending the audited tree of ``audited_size``) is
+    what the node says its figures are at. At the audited size the figures must be
+    equal; at a later size the award and redemption list must add up to ``expected``
+    below ``audited_size``, and to the node's own figures at its size.
+    """
+    if view.account not in ("", account):
+        _account_error(account, f"the node answered for account {view.account!r} instead")
+    for entry in view.entries:
+        if entry.kind not in ("award", "redeem") or entry.seq >= view_checkpoint.size:
+            _account_error(
+                account,
+                f"the node lists a {entry.kind!r} entry {entry.seq} that is not an award or "
+                f"redemption of its log of {view_checkpoint.size} entries",
+            )
+    if view_checkpoint.size == audited_size:
+        stated = (view.score, view.spendable, view.redeemed, view.earned, view.grade)
+        computed = (
+            expected.score,
+            expected.spendable,
+            expected.redeemed,
+            expected.earned,
+            expected.grade,
+        )
+        if stated != computed:
+            _account_error(
+                account,
+                f"the node says {_figures(*stated)}; its log gives {_figures(*computed)}",
+            )
+    earned, redeemed = figures_at(view.entries, audited_size)
+    if (earned, redeemed) != (expected.earned, expected.redeemed):
+        _account_error(
+            account,
+            f"the awards and redemptions the node lists add up to {earned} earned and "
+            f"{redeemed} redeemed points at entry {audited_size}; its log gives "
+            f"{expected.earned} and {expected.redeemed}",
+        )
+    earned, redeemed = figures_at(view.entries, view_checkpoint.size)
+    score = config.base + earned
+    listed = (score, earned - redeemed, redeemed, earned, config.grade_of(score))
+    said = (view.score, view.spendable, view.redeemed, view.earned, view.grade)
+    if said != listed:
+        _account_error(
+            account,
+            f"the node says {_figures(*said)}, but the entries it lists give {_figures(*listed)}",
+        )
+
+
+def figures_at(entries: Sequence[RemoteEntry], size: int) -> tuple[int, int]:
+    """Earned and redeemed points from an account's award and redemption list, counting
+    only entries below ``size`` and reversals below ``size`` (DESIGN 3.4)."""
+    earned = redeemed = 0
+    for entry in entries:
+        if entry.seq >= size or (entry.reversed_by is not None and entry.reversed_by < size):
+            continue
+        if entry.kind == "award":
+            earned += entry.points
+        else:
+            redeemed += entry.points
+    return earned, redeemed
+
+
+def _untouched(config: TownConfig) -> AccountSummary:
+    return AccountSummary(config.base, 0, 0, 0, config.grade_of(config.base), 0)
+
+
+def _figures(score: int, spendable: int, redeemed: int, earned: int, grade: str) -> str:
+    return (
+        f"score {score} (grade {grade}), spendable {spendable}, redeemed {redeemed}, "
+        f"earned {earned}"
+    )
+
+
+def _account_error(account: str, message: str) -> NoReturn:
+    raise VerificationError("account-view", f"account {account}: {message}")
+
+
+__all__ = [
+    "ACCOUNT_WORKERS",
+    "DEFAULT_ACCOUNT_BOUND",
+    "AccountChecker",
+    "accounts_to_check",
+    "compare_account",
+    "figures_at",
+]
