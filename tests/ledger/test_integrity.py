@@ -25,30 +25,30 @@ from tests.builders import (
     corrupt_signature,
     create_log,
 )
-
-from redlist.ledger import codec, integrity, merkle
-from redlist.ledger.entry import Leaf, decode_body
-from redlist.ledger.errors import IntegrityError
-from redlist.ledger.integrity import CHECKS, STAGES, Report, check_full, check_tail
-from redlist.ledger.log import Log
-from redlist.ledger.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
-from redlist.ledger.points import CHECKS as RULE_CHECKS
-from redlist.ledger.state import Balance, KeyRecord, RuleRecord, TargetRecord, config_to_bytes
-from redlist.ledger.store import (
-    ENV_DIR_NAME,
+from tests.rawstore import (
     META_CHECKPOINT,
     META_CONFIG,
     META_LAST_LEAF_HASH,
     META_LAST_TIME,
     META_SIZE,
-    LmdbStore,
-    StoreReader,
-    StoreWriter,
+    RawTables,
     account_entry_key,
     int_key,
     node_key,
-    rule_key,
+    raw_tables,
 )
+
+from redlist.ledger import codec, fullcheck, merkle
+from redlist.ledger.entry import Leaf, decode_body
+from redlist.ledger.errors import IntegrityError
+from redlist.ledger.fullcheck import STAGES, check_full
+from redlist.ledger.integrity import CHECKS, Report
+from redlist.ledger.log import Log
+from redlist.ledger.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
+from redlist.ledger.points import CHECKS as RULE_CHECKS
+from redlist.ledger.state import Balance, KeyRecord, RuleRecord, TargetRecord, config_to_bytes
+from redlist.ledger.store import ENV_DIR_NAME, LmdbStore, StoreReader
+from redlist.ledger.tailcheck import check_tail
 
 #: Tree sizes at which ``build_town_log`` commits a batch (and signs a checkpoint).
 CHECKPOINT_SIZES = TOWN_LOG_CHECKPOINT_SIZES
@@ -86,14 +86,10 @@ def _copy_tree(source: Path, target: Path) -> None:
 
 
 @contextmanager
-def raw_write(data: Path) -> Iterator[StoreWriter]:
-    """A write transaction on the tables themselves, bypassing the Log and its checks."""
-    store = LmdbStore.open(data / ENV_DIR_NAME)
-    try:
-        with store.write() as writer:
-            yield writer
-    finally:
-        store.close()
+def raw_write(data: Path) -> Iterator[RawTables]:
+    """A write transaction on the tables themselves, bypassing the store and its checks."""
+    with raw_tables(data / ENV_DIR_NAME) as tables:
+        yield tables
 
 
 @contextmanager
@@ -124,27 +120,28 @@ def leaf_of(data: Path, seq: int) -> Leaf:
 def reforge(data: Path, signer: NoteSigner, change: Callable[[int, Leaf], Leaf]) -> None:
     """Rewrite every leaf through ``change``, then make chain, tree, checkpoints and head
     consistent again (re-signed with the log key). The derived tables are left alone."""
-    with raw_write(data) as writer:
-        size = writer.size()
+    with raw_write(data) as tables:
+        size = int.from_bytes(tables.get("meta", META_SIZE) or b"", "big")
         tree = merkle.MemoryTree()
         prev, time = bytes(32), 0
         for seq in range(size):
-            stored = dataclasses.replace(Leaf.from_bytes(writer.leaf(seq) or b""), prev=prev)
-            leaf = change(seq, stored)
+            stored = Leaf.from_bytes(tables.get("leaves", int_key(seq)) or b"")
+            leaf = change(seq, dataclasses.replace(stored, prev=prev))
             leaf_bytes = leaf.to_bytes()
-            writer.txn.put(int_key(seq), leaf_bytes, db=writer.tables.leaves)
+            tables.put("leaves", int_key(seq), leaf_bytes)
             prev, time = merkle.leaf_hash(leaf_bytes), leaf.time
             tree.append(prev)
         for level in range(size.bit_length()):
             for index in range(size >> level):
-                writer.put_node(level, index, tree.node(level, index))
-        cursor = writer.txn.cursor(db=writer.tables.checkpoints)
-        sizes = [int.from_bytes(key, "big") for key in cursor.iternext(values=False)]
-        for checkpoint_size in sizes:
+                tables.put("nodes", node_key(level, index), tree.node(level, index))
+        for key in tables.keys("checkpoints"):
+            checkpoint_size = int.from_bytes(key, "big")
             root = merkle.root_at(tree, checkpoint_size)
             note = sign_checkpoint(Checkpoint(signer.name, checkpoint_size, root), signer)
-            writer.put_checkpoint(checkpoint_size, note)
-        writer.set_head(size=size, last_time=time, last_leaf_hash=prev, checkpoint=note)
+            tables.put("checkpoints", key, note.encode())
+        tables.put("meta", META_LAST_TIME, int_key(time))
+        tables.put("meta", META_LAST_LEAF_HASH, prev)
+        tables.put("meta", META_CHECKPOINT, note.encode())
 
 
 def replace_envelope(target: int, envelope: bytes) -> Callable[[int, Leaf], Leaf]:
@@ -152,8 +149,9 @@ def replace_envelope(target: int, envelope: bytes) -> Callable[[int, Leaf], Leaf
 
 
 def last_seq_of(data: Path, account: str) -> int:
+    """The last award or redemption of ``account``."""
     with Log.open(data, readonly=True) as log:
-        return log.account(account).seqs[-1]
+        return log.account(account).entries[-1].seq
 
 
 # ---------------------------------------------------------------------------
@@ -207,10 +205,10 @@ def test_progress_reaches_the_total_of_every_stage(data: Path) -> None:
 def test_a_writable_open_refuses_a_damaged_head_and_names_the_full_check(
     data: Path, town: Town
 ) -> None:
-    with raw_write(data) as writer:
-        leaf = Leaf.from_bytes(writer.leaf(30) or b"")
+    with raw_write(data) as tables:
+        leaf = Leaf.from_bytes(tables.get("leaves", int_key(30)) or b"")
         damaged = dataclasses.replace(leaf, envelope=corrupt_signature(leaf.envelope))
-        writer.txn.put(int_key(30), damaged.to_bytes(), db=writer.tables.leaves)
+        tables.put("leaves", int_key(30), damaged.to_bytes())
     with pytest.raises(IntegrityError) as refused:
         Log.open(data)
     assert refused.value.seq == 30
@@ -224,8 +222,8 @@ def test_a_writable_open_refuses_a_damaged_head_and_names_the_full_check(
 
 
 def test_the_tail_check_reads_only_its_window(data: Path) -> None:
-    with raw_write(data) as writer:  # entry 3's level-0 node, long before the window
-        writer.put_node(0, 3, bytes(32))
+    with raw_write(data) as tables:  # entry 3's level-0 node, long before the window
+        tables.put("nodes", node_key(0, 3), bytes(32))
     tail(data, count=8)  # bounded: it does not look that far back
     with pytest.raises(IntegrityError, match=r"entry 3: .*\[leaf-hash\]"):
         tail(data, count=29)  # the window starts at entry 3
@@ -234,29 +232,35 @@ def test_the_tail_check_reads_only_its_window(data: Path) -> None:
     assert (problem.check, problem.seq) == ("leaf-hash", 3)
 
 
-class CountingTxn:
-    """A transaction that counts the records read through it."""
+class CountingReader:
+    """A read view that counts the reads made through it (each item of a scan is one)."""
 
-    def __init__(self, txn: Any) -> None:
-        self._txn = txn
+    def __init__(self, reader: StoreReader) -> None:
+        self._reader = reader
         self.reads = 0
 
-    def get(self, *args: Any, **kwargs: Any) -> Any:
-        self.reads += 1
-        return self._txn.get(*args, **kwargs)
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._reader, name)
 
-    def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        self.reads += 1
-        return self._txn.cursor(*args, **kwargs)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.reads += 1
+            result = method(*args, **kwargs)
+            if isinstance(result, Iterator):
+                return self._counted(result)
+            return result
 
-    def stat(self, *args: Any, **kwargs: Any) -> Any:
-        return self._txn.stat(*args, **kwargs)
+        return counted
+
+    def _counted(self, items: Iterator[Any]) -> Iterator[Any]:
+        for item in items:
+            self.reads += 1
+            yield item
 
 
 def tail_reads(data: Path, count: int) -> int:
     with reading(data) as reader:
-        counting = CountingTxn(reader.txn)
-        check_tail(StoreReader(counting, reader.tables), count=count)  # type: ignore[arg-type]
+        counting = CountingReader(reader)
+        check_tail(counting, count=count)  # type: ignore[arg-type]
         return counting.reads
 
 
@@ -355,26 +359,31 @@ def test_full_check_finds_what_a_consistent_forgery_hides(
 # Damage to single records, through both checks
 
 
-def _put(table: str, key: bytes, value: bytes) -> Callable[[StoreWriter], object]:
-    return lambda writer: writer.txn.put(key, value, db=getattr(writer.tables, table))
+Change = Callable[[RawTables], object]
 
 
-def _delete(table: str, key: bytes) -> Callable[[StoreWriter], object]:
-    return lambda writer: writer.txn.delete(key, db=getattr(writer.tables, table))
+def _put(table: str, key: bytes, value: bytes) -> Change:
+    return lambda tables: tables.put(table, key, value)
 
 
-def _copy_checkpoint(source: int, target: int) -> Callable[[StoreWriter], object]:
-    return lambda writer: writer.put_checkpoint(target, writer.checkpoint_at(source) or "")
+def _delete(table: str, key: bytes) -> Change:
+    return lambda tables: tables.delete(table, key)
 
 
-def _edit_meta_checkpoint(writer: StoreWriter) -> None:
-    note = writer.checkpoint()
-    writer.put_meta(META_CHECKPOINT, note.replace("\n32\n", "\n33\n").encode())
+def _copy_checkpoint(source: int, target: int) -> Change:
+    return lambda tables: tables.put(
+        "checkpoints", int_key(target), tables.get("checkpoints", int_key(source)) or b""
+    )
+
+
+def _edit_meta_checkpoint(tables: RawTables) -> None:
+    note = tables.get("meta", META_CHECKPOINT) or b""
+    tables.put("meta", META_CHECKPOINT, note.replace(b"\n32\n", b"\n33\n"))
 
 
 @dataclasses.dataclass(frozen=True)
 class Damage:
-    change: Callable[[StoreWriter], object]
+    change: Change
     check: str
     seq: int | None
     words: str
@@ -453,8 +462,8 @@ DAMAGE: dict[str, Damage] = {
 @pytest.mark.parametrize("case", DAMAGE)
 def test_each_damaged_record_is_named(data: Path, case: str) -> None:
     damage = DAMAGE[case]
-    with raw_write(data) as writer:
-        damage.change(writer)
+    with raw_write(data) as tables:
+        damage.change(tables)
     problem = full(data).problem
     assert problem is not None
     assert (problem.check, problem.seq) == (damage.check, damage.seq), problem.describe()
@@ -471,35 +480,33 @@ def test_each_damaged_record_is_named(data: Path, case: str) -> None:
 # The derived tables, re-derived by the replay
 
 
-def _balance_change(account: str, earned: int) -> Callable[[StoreWriter], object]:
-    def change(writer: StoreWriter) -> None:
-        balance = writer.state().balance(account)
+def _balance_change(account: str, earned: int) -> Change:
+    def change(tables: RawTables) -> None:
+        balance = Balance.from_bytes(tables.get("balances", account.encode()) or b"")
         changed = dataclasses.replace(balance, earned=earned)
-        writer.txn.put(account.encode(), changed.to_bytes(), db=writer.tables.balances)
+        tables.put("balances", account.encode(), changed.to_bytes())
 
     return change
 
 
-def _key_change(writer: StoreWriter) -> None:
+def _key_change(tables: RawTables) -> None:
     grid = Town.from_seed(b"integrity tests").grid
-    record = writer.state().key(grid.key_id)
-    assert record is not None
-    writer.state().put_key(dataclasses.replace(record, roles=frozenset({"grid", "council"})))
+    record = KeyRecord.from_bytes(tables.get("keys", grid.key_id) or b"")
+    changed = dataclasses.replace(record, roles=frozenset({"grid", "council"}))
+    tables.put("keys", grid.key_id, changed.to_bytes())
 
 
-def _rule_change(writer: StoreWriter) -> None:
-    record = writer.state().rule("clean-pond")
-    assert record is not None
-    writer.state().put_rule(dataclasses.replace(record, points=50))
+def _rule_change(tables: RawTables) -> None:
+    record = RuleRecord.from_bytes(tables.get("rules", b"clean-pond") or b"")
+    tables.put("rules", b"clean-pond", dataclasses.replace(record, points=50).to_bytes())
 
 
-def _target_change(writer: StoreWriter) -> None:
-    record = writer.state().target(11)
-    assert record is not None
-    writer.state().put_target(11, dataclasses.replace(record, reversed_by=None))
+def _target_change(tables: RawTables) -> None:
+    record = TargetRecord.from_bytes(tables.get("targets", int_key(11)) or b"")
+    tables.put("targets", int_key(11), dataclasses.replace(record, reversed_by=None).to_bytes())
 
 
-TABLE_DAMAGE: dict[str, tuple[Callable[[Path], Callable[[StoreWriter], object]], str, Any, str]] = {
+TABLE_DAMAGE: dict[str, tuple[Callable[[Path], Change], str, Any, str]] = {
     "a balance changed": (
         lambda data: _balance_change("resident-1", 999),
         "balances",
@@ -533,7 +540,7 @@ TABLE_DAMAGE: dict[str, tuple[Callable[[Path], Callable[[StoreWriter], object]],
     "a rule nobody set": (
         lambda data: _put(
             "rules",
-            rule_key("free-money"),
+            b"free-money",
             RuleRecord("free-money", "t", "m", 500, False, True, 9).to_bytes(),
         ),
         "rules",
@@ -599,8 +606,8 @@ def test_each_derived_table_is_compared_with_the_replay(data: Path, case: str) -
     make_change, check, seq, words = TABLE_DAMAGE[case]
     change = make_change(data)
     expected_seq = seq(data) if callable(seq) else seq
-    with raw_write(data) as writer:
-        change(writer)
+    with raw_write(data) as tables:
+        change(tables)
     problem = full(data).problem
     assert problem is not None
     assert (problem.check, problem.seq) == (check, expected_seq), problem.describe()
@@ -611,13 +618,13 @@ def test_each_derived_table_is_compared_with_the_replay(data: Path, case: str) -
 def test_the_replay_holds_no_per_entry_index(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Entry ids and account links are checked against the store, not kept in memory."""
     states: list[Any] = []
-    original = integrity._ReplayState.__init__
+    original = fullcheck._ReplayState.__init__
 
     def keep(self: Any, reader: StoreReader) -> None:
         original(self, reader)
         states.append(self)
 
-    monkeypatch.setattr(integrity._ReplayState, "__init__", keep)
+    monkeypatch.setattr(fullcheck._ReplayState, "__init__", keep)
     assert full(data).ok
     (state,) = states
     assert state.entry_ids == {}

@@ -1,4 +1,4 @@
-"""The LMDB store: key layout, the LedgerState contract, the node reader, transactions.
+"""The LMDB store: key layout, the LedgerState contract, the read view, transactions.
 
 Everything runs on real LMDB environments in ``tmp_path``. The ``LedgerState``
 contract tests run against both implementations (``MemoryState`` and ``LmdbState``)
@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.builders import WENDENG_CONFIG
+from tests.rawstore import raw_tables
 
 from redlist.ledger import merkle
 from redlist.ledger.errors import IntegrityError, StoreError
@@ -29,14 +30,14 @@ from redlist.ledger.state import (
     RuleRecord,
     TargetRecord,
 )
-from redlist.ledger.store import (
-    META_SIZE,
-    LmdbStore,
-    StoreWriter,
+from redlist.ledger.store import LmdbStore, StoredHead, StoreWriter, TableCounts
+from redlist.ledger.storelayout import (
     account_entry_key,
     int_key,
+    node_from_key,
     node_key,
     rule_key,
+    seq_from_key,
 )
 
 U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
@@ -86,6 +87,14 @@ def test_long_rule_codes_get_a_hashed_key_that_cannot_collide() -> None:
     assert rule_key(long_code).startswith(b"\xff")
     assert rule_key(long_code) != rule_key(long_code + "y")
     assert rule_key("y" * 255) == b"y" * 255
+
+
+@given(U64, st.integers(min_value=0, max_value=63))
+def test_keys_decode_to_what_they_encode(value: int, level: int) -> None:
+    assert seq_from_key(int_key(value)) == value
+    assert node_from_key(node_key(level, value)) == (level, value)
+    assert seq_from_key(int_key(value)[1:]) is None
+    assert node_from_key(int_key(value)) is None
 
 
 # ---------------------------------------------------------------------------
@@ -196,15 +205,13 @@ def test_account_seqs_stay_within_their_account(store: LmdbStore) -> None:
     with store.read() as reader:
         for account, seqs in links.items():
             assert list(reader.account_seqs(account)) == seqs
-            assert reader.latest_account_seqs(account, 100) == (seqs, False)
+            assert all(reader.account_link(account, seq) == b"" for seq in seqs)
         assert list(reader.account_seqs("ab", start=3)) == [3, 300, 1 << 33]
         assert list(reader.account_seqs("ab", start=301)) == [1 << 33]
-        assert reader.latest_account_seqs("ab", 2) == ([300, 1 << 33], True)
-        assert reader.latest_account_seqs("ab", 4) == ([2, 3, 300, 1 << 33], False)
-        assert reader.latest_account_seqs("ab", 0) == ([], True)
-        assert reader.latest_account_seqs("zz", 5) == ([], False)  # past every key
-        assert reader.latest_account_seqs("0", 5) == ([], False)  # before every key
+        assert list(reader.account_seqs("zz")) == []  # past every key
+        assert list(reader.account_seqs("0")) == []  # before every key
         assert list(reader.account_seqs("nobody")) == []
+        assert reader.account_link("ab", 1) is None
 
 
 # ---------------------------------------------------------------------------
@@ -221,7 +228,7 @@ def write_leaves(writer: StoreWriter, count: int) -> list[bytes]:
         for level, index, subtree_hash in merkle.nodes_to_store(seq, leaf_hash, nodes):
             writer.put_node(level, index, subtree_hash)
         leaf_hashes.append(leaf_hash)
-    writer.put_meta(META_SIZE, int_key(count))
+    writer.set_head(size=count, last_time=0, last_leaf_hash=leaf_hashes[-1], checkpoint="")
     return leaf_hashes
 
 
@@ -244,24 +251,50 @@ def test_node_reader_gives_the_same_proofs_as_a_memory_tree(store: LmdbStore) ->
                 )
 
 
-def test_a_missing_node_is_an_integrity_error(store: LmdbStore) -> None:
-    with store.write() as writer:
-        write_leaves(writer, 4)
-        writer.txn.delete(node_key(1, 0), db=writer.tables.nodes)
-    with store.read() as reader, pytest.raises(IntegrityError, match="subtree of 2 leaves"):
+@contextmanager
+def damaged(path: Path, *damage: tuple[str, bytes, bytes | None]) -> Iterator[LmdbStore]:
+    """The store at ``path`` reopened after raw ``(table, key, value)`` writes (None:
+    delete) that bypass it, as a disk error or a hostile operator would make them."""
+    with raw_tables(path) as tables:
+        for table, key, value in damage:
+            if value is None:
+                tables.delete(table, key)
+            else:
+                tables.put(table, key, value)
+    reopened = LmdbStore.open(path, readonly=True)
+    try:
+        yield reopened
+    finally:
+        reopened.close()
+
+
+def new_store(path: Path, leaves: int) -> None:
+    created = LmdbStore.open(path, create=True, map_size=1 << 24)
+    with created.write() as writer:
+        write_leaves(writer, leaves)
+    created.close()
+
+
+def test_a_missing_node_is_an_integrity_error(tmp_path: Path) -> None:
+    new_store(tmp_path / "x.lmdb", 4)
+    with (
+        damaged(tmp_path / "x.lmdb", ("nodes", node_key(1, 0), None)) as store,
+        store.read() as reader,
+        pytest.raises(IntegrityError, match="subtree of 2 leaves"),
+    ):
         merkle.root_at(reader.nodes(), 3)
 
 
-def test_leaves_stream_in_order_and_gaps_are_reported(store: LmdbStore) -> None:
-    with store.write() as writer:
-        write_leaves(writer, 10)
+def test_leaves_stream_in_order_and_gaps_are_reported(tmp_path: Path) -> None:
+    new_store(tmp_path / "x.lmdb", 10)
+    store = LmdbStore.open(tmp_path / "x.lmdb", readonly=True)
     with store.read() as reader:
         assert [seq for seq, _ in reader.iter_leaves(3, 8)] == [3, 4, 5, 6, 7]
         assert list(reader.iter_leaves(5, 5)) == []
         assert dict(reader.iter_leaves(0, 2)) == {0: b"leaf 0", 1: b"leaf 1"}
-    with store.write() as writer:
-        writer.txn.delete(int_key(6), db=writer.tables.leaves)
-    with store.read() as reader:
+    store.close()
+    gap = ("leaves", int_key(6), None)
+    with damaged(tmp_path / "x.lmdb", gap) as store, store.read() as reader:
         with pytest.raises(IntegrityError, match="leaf 6 is missing"):
             list(reader.iter_leaves(3, 8))
         with pytest.raises(IntegrityError, match="leaf 6 is missing"):
@@ -390,3 +423,128 @@ def test_one_writing_process_per_ledger_and_a_killed_one_leaves_no_lock(
     holder.kill()  # SIGKILL: the kernel drops the lock with the process
     holder.wait(timeout=60)
     LmdbStore.open(store.path).close()
+
+
+# ---------------------------------------------------------------------------
+# The read view: records as stored, for the integrity checks
+
+
+LONG_RULE = RuleRecord("r" * 600, "Long", "m", -1, True, True, 3)
+
+
+def fill(path: Path) -> None:
+    """A small store with a record in every table."""
+    created = LmdbStore.open(path, create=True, map_size=1 << 24)
+    with created.write() as writer:
+        leaf_hashes = write_leaves(writer, 5)
+        writer.set_identity(origin="town.example/log", log_verifier_key="town.example/log+1+x")
+        writer.set_head(size=5, last_time=7, last_leaf_hash=leaf_hashes[-1], checkpoint="note 5")
+        writer.put_checkpoint(3, "note 3")
+        writer.put_checkpoint(5, "note 5")
+        state = writer.state()
+        state.set_config(WENDENG_CONFIG)
+        state.put_key(KeyRecord(b"k" * 8, b"p" * 32, "admin", frozenset({"admin"}), 0))
+        state.put_rule(RuleRecord("clean-pond", "Pond", "env", 5, False, True, 1))
+        state.put_rule(LONG_RULE)
+        state.put_balance("resident-1", Balance(5, 0, 1))
+        state.put_target(4, TargetRecord("award", "resident-1", 5, "clean-pond"))
+        state.put_entry_id(b"i" * 16, 4)
+        state.link_account("resident-1", 4)
+    created.close()
+
+
+def test_the_read_view_gives_every_record_as_stored(tmp_path: Path) -> None:
+    fill(tmp_path / "x.lmdb")
+    store = LmdbStore.open(tmp_path / "x.lmdb", readonly=True)
+    with store.read() as reader:
+        head = reader.head()
+        assert head == StoredHead(
+            origin=b"town.example/log",
+            log_verifier_key=b"town.example/log+1+x",
+            size=5,
+            last_time=7,
+            last_leaf_hash=merkle.leaf_hash(b"leaf 4"),
+            checkpoint=b"note 5",
+        )
+        assert reader.counts() == TableCounts(
+            meta=8,
+            leaves=5,
+            nodes=8,
+            ids=1,
+            keys=1,
+            rules=2,
+            balances=1,
+            targets=1,
+            account_entries=1,
+            checkpoints=2,
+        )
+        assert reader.unknown_meta() == ()
+        assert reader.config() == WENDENG_CONFIG
+        assert reader.config_record() is not None
+        assert [seq for seq, _ in reader.stored_leaves()] == [0, 1, 2, 3, 4]
+        assert list(reader.leaf_seqs(3)) == [3, 4]
+        assert reader.last_leaf_seq() == 4
+        positions = [(level, index) for level, index, _ in reader.stored_nodes()]
+        assert positions == [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (1, 0), (1, 1), (2, 0)]
+        assert reader.stored_node(0, 4) == merkle.leaf_hash(b"leaf 4")
+        assert reader.stored_node(1, 2) is None
+        assert list(reader.stored_checkpoints()) == [(3, b"note 3"), (5, b"note 5")]
+        assert reader.checkpoint_record(3) == b"note 3"
+        assert reader.last_checkpoint_size() == 5
+        assert reader.indexed_seq(b"i" * 16) == 4
+        assert reader.indexed_seq(b"j" * 16) is None
+        assert [key for key, _ in reader.stored_keys()] == [b"k" * 8]
+        rules = dict(reader.stored_rules())
+        assert set(rules) == {"clean-pond", LONG_RULE.code}  # the long one's key is a hash
+        assert rules[LONG_RULE.code] == LONG_RULE.to_bytes()
+        assert [account for account, _ in reader.stored_balances()] == ["resident-1"]
+        assert reader.balance("resident-1") == Balance(5, 0, 1)
+        assert [seq for seq, _ in reader.stored_targets()] == [4]
+        assert reader.target(4) == TargetRecord("award", "resident-1", 5, "clean-pond")
+    store.close()
+
+
+MALFORMED = {
+    "a leaf key": (("leaves", b"\x00" * 7, b"leaf"), "stored_leaves", "leaves table"),
+    "a node key": (("nodes", b"\x00" * 3, bytes(32)), "stored_nodes", "node under the malformed"),
+    "a checkpoint key": (("checkpoints", b"\x01", b"note"), "stored_checkpoints", "checkpoints"),
+    "a target key": (("targets", b"\x00" * 9, b"x"), "stored_targets", "targets table"),
+    "a balance key": (("balances", b"\xff\xfe", b"x"), "stored_balances", "balances table"),
+    "a rule key too long": (("rules", b"y" * 300, b"x"), "stored_rules", "malformed key"),
+    "a hashed rule key": (("rules", b"\xff" + bytes(32), b"\xc1"), "stored_rules", "hashed key"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_key_is_an_integrity_error_naming_it(tmp_path: Path, case: str) -> None:
+    damage, scan, words = MALFORMED[case]
+    fill(tmp_path / "x.lmdb")
+    with (
+        damaged(tmp_path / "x.lmdb", damage) as store,
+        store.read() as reader,
+        pytest.raises(IntegrityError, match=words),
+    ):
+        list(getattr(reader, scan)())
+
+
+DAMAGED_RECORDS = {
+    "a short size": (("meta", b"size", b"\x05"), "head", "size in the metadata is not an 8-byte"),
+    "no last time": (("meta", b"last_time", None), "head", "lacks its 'last_time' record"),
+    "a short id record": (("ids", b"i" * 16, b"\x04"), "indexed_seq", "damaged record"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED_RECORDS)
+def test_a_damaged_record_is_an_integrity_error(tmp_path: Path, case: str) -> None:
+    damage, read, words = DAMAGED_RECORDS[case]
+    fill(tmp_path / "x.lmdb")
+    with damaged(tmp_path / "x.lmdb", damage) as store, store.read() as reader:
+        arguments = (b"i" * 16,) if read == "indexed_seq" else ()
+        with pytest.raises(IntegrityError, match=words):
+            getattr(reader, read)(*arguments)
+
+
+def test_unknown_metadata_records_are_named(tmp_path: Path) -> None:
+    fill(tmp_path / "x.lmdb")
+    with damaged(tmp_path / "x.lmdb", ("meta", b"owner", b"x")) as store, store.read() as reader:
+        assert reader.unknown_meta() == (b"owner",)

@@ -4,7 +4,7 @@ A small town log is built and closed; then bytes of the data file are flipped,
 zeroed or cut out. Three detectors look at the result:
 
 * opening the log for writing (``Log.open`` runs the tail check),
-* the full integrity check (``integrity.check_full``),
+* the full integrity check (``fullcheck.check_full``),
 * exporting a bundle and running the verifier on it, with a ``--state`` file pinned
   by an earlier run on the untouched log (so a rollback is caught too).
 
@@ -41,23 +41,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.builders import Town, build_town_log, corrupt_signature, create_log
-
-from redlist.ledger.entry import Leaf
-from redlist.ledger.errors import RedlistError, StoreError
-from redlist.ledger.integrity import check_full
-from redlist.ledger.log import Log
-from redlist.ledger.state import Balance
-from redlist.ledger.store import (
-    ENV_DIR_NAME,
+from tests.rawstore import (
     META_CHECKPOINT,
     META_LOG_VERIFIER_KEY,
     META_ORIGIN,
     META_SIZE,
     TABLE_NAMES,
-    LmdbStore,
-    StoreWriter,
+    RawTables,
     int_key,
+    node_key,
+    raw_tables,
 )
+
+from redlist.ledger.entry import Leaf
+from redlist.ledger.errors import RedlistError, StoreError
+from redlist.ledger.fullcheck import check_full
+from redlist.ledger.log import Log
+from redlist.ledger.state import Balance
+from redlist.ledger.store import ENV_DIR_NAME, LmdbStore
 from redlist.node import cli as node_cli
 from redlist.node.export import export_full
 from redlist.verifier import cli as verifier_cli
@@ -375,34 +376,34 @@ def test_a_rollback_to_the_previous_commit_is_caught_by_the_pinned_state(
 # One record of each kind, changed with a raw LMDB write that bypasses the Log
 
 
-def _change_leaf(writer: StoreWriter) -> None:
-    leaf = Leaf.from_bytes(writer.leaf(20) or b"")
+def _change_leaf(tables: RawTables) -> None:
+    leaf = Leaf.from_bytes(tables.get("leaves", int_key(20)) or b"")
     changed = dataclasses.replace(leaf, envelope=corrupt_signature(leaf.envelope))
-    writer.txn.put(int_key(20), changed.to_bytes(), db=writer.tables.leaves)
+    tables.put("leaves", int_key(20), changed.to_bytes())
 
 
-def _change_node(writer: StoreWriter) -> None:
-    writer.put_node(2, 3, bytes(32))
+def _change_node(tables: RawTables) -> None:
+    tables.put("nodes", node_key(2, 3), bytes(32))
 
 
-def _change_balance(writer: StoreWriter) -> None:
-    balance = writer.state().balance("resident-2")
+def _change_balance(tables: RawTables) -> None:
+    balance = Balance.from_bytes(tables.get("balances", b"resident-2") or b"")
     changed = Balance(balance.earned + 100, balance.redeemed, balance.entries)
-    writer.txn.put(b"resident-2", changed.to_bytes(), db=writer.tables.balances)
+    tables.put("balances", b"resident-2", changed.to_bytes())
 
 
-def _change_checkpoint(writer: StoreWriter) -> None:
-    note = writer.checkpoint_at(15) or ""
-    writer.put_checkpoint(15, note.replace("\n15\n", "\n16\n"))
+def _change_checkpoint(tables: RawTables) -> None:
+    note = tables.get("checkpoints", int_key(15)) or b""
+    tables.put("checkpoints", int_key(15), note.replace(b"\n15\n", b"\n16\n"))
 
 
-def _change_size(writer: StoreWriter) -> None:
-    writer.put_meta(META_SIZE, int_key(31))
+def _change_size(tables: RawTables) -> None:
+    tables.put("meta", META_SIZE, int_key(31))
 
 
 @dataclasses.dataclass(frozen=True)
 class RecordCase:
-    change: Callable[[StoreWriter], None]
+    change: Callable[[RawTables], None]
     full: str  # what the full check says, check and seq included
     open: str | None  # what the open says (None: beyond its tail check)
     export: str | None  # what exporting and verifying says (None: the bundle is sound)
@@ -451,10 +452,8 @@ def test_each_kind_of_record_changed_in_place_is_named(
 ) -> None:
     expected = RECORDS[case]
     data = copy_data(pristine, tmp_path)
-    store = LmdbStore.open(data / ENV_DIR_NAME)
-    with store.write() as writer:
-        expected.change(writer)
-    store.close()
+    with raw_tables(data / ENV_DIR_NAME) as tables:
+        expected.change(tables)
     findings = detect(data, pristine.log_pub)
     assert not findings.tracebacks
     assert findings.full is not None and expected.full in findings.full
@@ -481,10 +480,8 @@ def test_metadata_text_that_is_not_utf8_is_reported_not_raised(
     pristine: Pristine, tmp_path: Path, name: bytes, full: str, export: str
 ) -> None:
     data = copy_data(pristine, tmp_path)
-    store = LmdbStore.open(data / ENV_DIR_NAME)
-    with store.write() as writer:
-        writer.put_meta(name, b"\xff" + (writer.meta(name) or b"")[1:])
-    store.close()
+    with raw_tables(data / ENV_DIR_NAME) as tables:
+        tables.put("meta", name, b"\xff" + (tables.get("meta", name) or b"")[1:])
     findings = detect(data, pristine.log_pub)
     assert not findings.tracebacks
     assert findings.full is not None and findings.full.startswith(full)

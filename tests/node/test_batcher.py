@@ -77,7 +77,7 @@ def test_a_refused_batch_fails_alone_and_the_others_are_committed(log: Log, town
     assert isinstance(outcomes[2], AppendResult) and outcomes[2].seqs == (size + 2,)
     assert isinstance(outcomes[3], AppendResult) and outcomes[3].seqs == (size + 3,)
     assert log.size == size + 4
-    assert log.account("resident-2").entries == 0
+    assert log.account("resident-2").entries == ()
 
 
 def test_malformed_and_refused_batches_in_one_group(log: Log, town: Town) -> None:

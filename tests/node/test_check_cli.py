@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from tests.builders import Town, corrupt_signature, create_log
+from tests.rawstore import int_key, raw_tables
 
 from redlist.ledger.entry import Leaf
 from redlist.ledger.errors import StoreError
 from redlist.ledger.note import NoteSigner
 from redlist.ledger.state import Balance
-from redlist.ledger.store import ENV_DIR_NAME, LmdbStore, int_key
+from redlist.ledger.store import ENV_DIR_NAME, LmdbStore
 from redlist.node.cli import main
 from redlist.node.commands import check
 
@@ -59,10 +60,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def put(data: Path, table: str, key: bytes, value: bytes) -> None:
-    store = LmdbStore.open(data / ENV_DIR_NAME)
-    with store.write() as writer:
-        writer.txn.put(key, value, db=getattr(writer.tables, table))
-    store.close()
+    with raw_tables(data / ENV_DIR_NAME) as tables:
+        tables.put(table, key, value)
 
 
 def test_a_sound_log_passes_the_quick_and_the_full_check(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from tests.builders import Town, create_log
+from tests.rawstore import int_key, raw_tables
 
 from redlist.ledger import bundle, keyfile
 from redlist.ledger.crypto import SigningKey
@@ -19,7 +20,7 @@ from redlist.ledger.entry import Envelope, Genesis, Grade, Leaf, decode_body
 from redlist.ledger.errors import StoreError
 from redlist.ledger.log import Log
 from redlist.ledger.note import VerifierKey, open_checkpoint
-from redlist.ledger.store import ENV_DIR_NAME, LmdbStore, int_key
+from redlist.ledger.store import ENV_DIR_NAME
 from redlist.node import export as export_module
 from redlist.node.cli import main
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
@@ -415,12 +416,10 @@ def test_export_refuses_a_damaged_store_and_leaves_no_bundle(
     tmp_path: Path, town_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Damage the store behind the log's back: one byte of leaf 5 changes.
-    store = LmdbStore.open(town_data / ENV_DIR_NAME)
-    with store.write() as writer:
-        leaf = bytearray(writer.leaf(5) or b"")
+    with raw_tables(town_data / ENV_DIR_NAME) as tables:
+        leaf = bytearray(tables.get("leaves", int_key(5)) or b"")
         leaf[-1] ^= 0x01
-        writer.txn.put(int_key(5), bytes(leaf), db=writer.tables.leaves)
-    store.close()
+        tables.put("leaves", int_key(5), bytes(leaf))
     out = tmp_path / "bundle"
     code, output, error = run(
         capsys, "export", "--data", str(town_data), "--out", str(out), "--full"

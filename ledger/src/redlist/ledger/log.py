@@ -56,25 +56,22 @@ from redlist.ledger.errors import (
     RuleViolation,
     StoreError,
 )
-from redlist.ledger.integrity import check_tail
 from redlist.ledger.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
 from redlist.ledger.points import SignatureCheck, apply_entry
+from redlist.ledger.state import TargetRecord
+from redlist.ledger.statement import AccountStatement, StatementEntry
 from redlist.ledger.store import (
     ENV_DIR_NAME,
     FORMAT_MARKER,
-    META_FORMAT,
-    META_LOG_VERIFIER_KEY,
-    META_ORIGIN,
     LmdbState,
     LmdbStore,
     StoreReader,
     StoreWriter,
 )
+from redlist.ledger.tailcheck import check_tail
 
 LOG_KEY_NAME = "log.key"
 LOG_PUB_NAME = "log.pub"
-#: ``account`` returns at most this many of the latest entry seqs unless told otherwise.
-DEFAULT_ACCOUNT_SEQS = 1000
 # Below this many signatures a thread hand-off costs more than it saves.
 _PARALLEL_THRESHOLD = 4
 # Signatures per chunk handed to a batch verifier: a few milliseconds of work, so
@@ -88,26 +85,6 @@ class AppendResult:
 
     seqs: tuple[int, ...]
     checkpoint: str
-
-
-@dataclass(frozen=True)
-class AccountView:
-    """An account's balances (DESIGN 3.4) and the entries that touched it.
-
-    ``entries`` counts the awards, redemptions and reversals that changed the
-    balance; ``seqs`` lists the latest entries touching the account (objections
-    included), oldest first, and ``more`` says whether older ones were left out.
-    """
-
-    account: str
-    earned: int
-    redeemed: int
-    spendable: int
-    score: int
-    grade: str
-    entries: int
-    seqs: tuple[int, ...]
-    more: bool
 
 
 @dataclass(frozen=True)
@@ -193,9 +170,7 @@ class Log:
             store = LmdbStore.open(data_dir / ENV_DIR_NAME, create=True, map_size=map_size)
             prepared = _prepare_batch([genesis])
             with store.write() as writer:
-                writer.put_meta(META_FORMAT, FORMAT_MARKER)
-                writer.put_meta(META_ORIGIN, origin.encode("utf-8"))
-                writer.put_meta(META_LOG_VERIFIER_KEY, verifier_key.encode().encode("utf-8"))
+                writer.set_identity(origin=origin, log_verifier_key=verifier_key.encode())
                 _write_batch(writer, prepared, origin, log_signer, now_ms, crypto.verify_entry)
         except BaseException:
             if store is not None:
@@ -211,7 +186,7 @@ class Log:
         """Open the log in ``data_dir``; ``readonly`` works while a node writes to it.
 
         A writable open first checks the newest entries and the tree's head
-        (``integrity.check_tail``) and refuses a damaged store with ``IntegrityError``.
+        (``tailcheck.check_tail``) and refuses a damaged store with ``IntegrityError``.
         """
         if not data_dir.is_dir():
             raise StoreError(f"the data directory {data_dir} does not exist")
@@ -233,7 +208,7 @@ class Log:
                         f"the log in {data_dir} has no genesis: its creation did not finish. "
                         "Remove the directory and create the log again."
                     )
-                if not readonly:  # a writer must build on a sound head (integrity.py)
+                if not readonly:  # a writer must build on a sound head (tailcheck.py)
                     check_tail(reader, data_dir=data_dir)
                 origin = reader.origin()
                 verifier_key = VerifierKey.parse(reader.log_verifier_key())
@@ -429,13 +404,6 @@ class Log:
             raise IntegrityError(f"leaf {seq} is missing from the store", seq)
         return leaf
 
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[StoreReader]:
-        """A consistent read-only view of the last commit, for views that combine
-        several tables (an account's statement) and must not see a commit halfway."""
-        with self._store.read() as reader:
-            yield reader
-
     def leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         """``(seq, leaf bytes)`` for seq in ``[start, end)``, streamed from one snapshot.
 
@@ -477,46 +445,29 @@ class Log:
     def config(self) -> TownConfig:
         """The town's configuration from the genesis."""
         with self._store.read() as reader:
-            config = reader.state().config()
-        if config is None:
-            raise IntegrityError("the log's town configuration is missing from the store")
-        return config
+            return reader.config()
 
-    def account(self, account: str, *, limit: int = DEFAULT_ACCOUNT_SEQS) -> AccountView:
-        """An account's balances and its latest ``limit`` entry seqs, from one snapshot."""
+    def account(self, account: str) -> AccountStatement:
+        """The statement of ``account`` (balances, every award and redemption, and the
+        checkpoint they are as of), read from one snapshot; an account no entry
+        mentions has the base score. Raises ``FormatError`` for a malformed account id.
+        """
         _check_account(account)
-        if limit < 0:
-            raise StoreError(f"the number of entries to list must not be negative, not {limit}")
         with self._store.read() as reader:
-            state = reader.state()
-            config = state.config()
-            if config is None:
-                raise IntegrityError("the log's town configuration is missing from the store")
-            balance = state.balance(account)
-            seqs, more = reader.latest_account_seqs(account, limit)
-        score = balance.score(config)
-        return AccountView(
-            account=account,
-            earned=balance.earned,
-            redeemed=balance.redeemed,
-            spendable=balance.spendable,
-            score=score,
-            grade=config.grade_of(score),
-            entries=balance.entries,
-            seqs=tuple(seqs),
-            more=more,
-        )
-
-    def account_seqs(self, account: str, start: int = 0) -> Iterator[int]:
-        """Every seq touching ``account`` from ``start`` on, streamed from one snapshot."""
-        _check_account(account)
-        if start < 0:
-            raise StoreError(f"a seq is never negative (got {start})")
-        return self._stream_account_seqs(account, start)
-
-    def _stream_account_seqs(self, account: str, start: int) -> Iterator[int]:
-        with self._store.read() as reader:
-            yield from reader.account_seqs(account, start)
+            config = reader.config()
+            balance = reader.balance(account)
+            checkpoint = reader.checkpoint()
+            records: list[tuple[int, bytes, TargetRecord]] = []
+            for seq in reader.account_seqs(account):
+                target = reader.target(seq)
+                if target is None:
+                    continue  # an objection or a reversal: not an award or redemption itself
+                stored = reader.leaf(seq)
+                if stored is None:
+                    raise IntegrityError(f"leaf {seq} is missing from the store", seq)
+                records.append((seq, stored, target))
+        entries = (StatementEntry.from_leaf(*record) for record in records)
+        return AccountStatement.of(account, balance, config, entries, checkpoint)
 
 
 # ---------------------------------------------------------------------------

@@ -77,7 +77,12 @@ class Balance:
         return self.earned - self.redeemed
 
     def score(self, config: TownConfig) -> int:
+        """The town's base score plus every point earned (DESIGN 3.4)."""
         return config.base + self.earned
+
+    def grade(self, config: TownConfig) -> str:
+        """The grade of :meth:`score` on the town's scale."""
+        return config.grade_of(self.score(config))
 
     def to_bytes(self) -> bytes:
         return codec.encode([self.earned, self.redeemed, self.entries])

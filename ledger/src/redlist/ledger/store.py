@@ -33,30 +33,41 @@ larger ``map_size`` continues where the log stopped.
 Readers. Any number of processes may open the environment read-only while one
 process writes (the node serves while ``export`` runs): readers take LMDB's reader
 lock and see the last committed state, never a partial one.
+
+The seam. The store is this module and the three beside it: ``storelayout`` (tables,
+metadata names, key encoding), ``storeview`` (``StoreReader``: every read, on one
+snapshot) and ``storestate`` (``LmdbState``: the points semantics' view of a
+transaction). Nothing else touches an LMDB transaction or builds a key; the log, the
+integrity checks, the node and its export read and write through these methods.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import lmdb
 
-from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import IntegrityError, StoreError
-from redlist.ledger.state import (
-    Balance,
-    KeyRecord,
-    RuleRecord,
-    TargetRecord,
-    config_from_bytes,
-    config_to_bytes,
+from redlist.ledger.storelayout import (
+    FORMAT_MARKER,
+    META_CHECKPOINT,
+    META_FORMAT,
+    META_LAST_LEAF_HASH,
+    META_LAST_TIME,
+    META_LOG_VERIFIER_KEY,
+    META_ORIGIN,
+    META_SIZE,
+    TABLE_NAMES,
+    Tables,
+    int_key,
+    node_key,
 )
+from redlist.ledger.storestate import LmdbState
+from redlist.ledger.storeview import StoredHead, StoreReader, TableCounts
 
 #: The environment's directory inside a data directory.
 ENV_DIR_NAME = "ledger.lmdb"
@@ -64,83 +75,6 @@ ENV_DIR_NAME = "ledger.lmdb"
 DEFAULT_MAP_SIZE = 1 << 40
 #: Concurrent read transactions (open streams, proofs) across all processes.
 MAX_READERS = 1024
-#: Written into ``meta`` at creation; opening refuses an environment without it.
-FORMAT_MARKER = b"redlist-ledger/1"
-
-META_FORMAT = b"format"
-META_ORIGIN = b"origin"
-META_SIZE = b"size"
-META_LAST_TIME = b"last_time"
-META_LAST_LEAF_HASH = b"last_leaf_hash"
-META_CHECKPOINT = b"checkpoint"
-META_CONFIG = b"config"
-META_LOG_VERIFIER_KEY = b"log_verifier_key"
-
-TABLE_NAMES = (
-    "meta",
-    "leaves",
-    "nodes",
-    "ids",
-    "keys",
-    "rules",
-    "balances",
-    "targets",
-    "account_entries",
-    "checkpoints",
-)
-
-# LMDB's default key limit is 511 bytes; rule codes are the only unbounded key.
-_MAX_PLAIN_RULE_KEY = 255
-# 0xFF never occurs in UTF-8, so a hashed key can never equal a plain one.
-_HASHED_RULE_PREFIX = b"\xff"
-_INT_SIZE = 8
-
-
-def int_key(value: int) -> bytes:
-    """An integer as an 8-byte big-endian key (seq, tree size)."""
-    return value.to_bytes(_INT_SIZE, "big")
-
-
-def int_from_key(data: bytes) -> int:
-    return int.from_bytes(data, "big")
-
-
-def node_key(level: int, index: int) -> bytes:
-    """The key of the perfect subtree ``(level, index)``: 1-byte level, 8-byte index."""
-    return level.to_bytes(1, "big") + index.to_bytes(_INT_SIZE, "big")
-
-
-def account_prefix(account: str) -> bytes:
-    """The common prefix of every ``account_entries`` key of ``account``."""
-    return account.encode("utf-8") + b"\x00"
-
-
-def account_entry_key(account: str, seq: int) -> bytes:
-    return account_prefix(account) + int_key(seq)
-
-
-def rule_key(code: str) -> bytes:
-    """The ``rules`` key of a rule code: its UTF-8 bytes, or 0xFF + SHA-256 when too long."""
-    encoded = code.encode("utf-8")
-    if len(encoded) <= _MAX_PLAIN_RULE_KEY:
-        return encoded
-    return _HASHED_RULE_PREFIX + hashlib.sha256(encoded).digest()
-
-
-@dataclass(frozen=True)
-class Tables:
-    """Handles of the named tables of one open environment."""
-
-    meta: lmdb._Database
-    leaves: lmdb._Database
-    nodes: lmdb._Database
-    ids: lmdb._Database
-    keys: lmdb._Database
-    rules: lmdb._Database
-    balances: lmdb._Database
-    targets: lmdb._Database
-    account_entries: lmdb._Database
-    checkpoints: lmdb._Database
 
 
 class LmdbStore:
@@ -335,263 +269,56 @@ def _refuse_truncated(env: lmdb.Environment, path: Path) -> None:
         )
 
 
-def _text(value: bytes, what: str) -> str:
-    """A stored text; damaged bytes are an ``IntegrityError``, not a UnicodeDecodeError."""
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        raise IntegrityError(
-            f"the ledger's {what} is not valid UTF-8 text: the database is damaged"
-        ) from None
-
-
 def _end(txn: lmdb.Transaction[bytes]) -> None:
     """Abort ``txn`` if it is still open (it may already be finished or invalidated)."""
     with suppress(lmdb.Error):
         txn.abort()
 
 
-class StoreReader:
-    """Typed read access to the tables within one transaction."""
-
-    def __init__(self, txn: lmdb.Transaction[bytes], tables: Tables) -> None:
-        self.txn = txn
-        self.tables = tables
-
-    # -- meta ---------------------------------------------------------------
-
-    def meta(self, name: bytes) -> bytes | None:
-        return self.txn.get(name, db=self.tables.meta)
-
-    def require_meta(self, name: bytes) -> bytes:
-        value = self.meta(name)
-        if value is None:
-            raise IntegrityError(
-                f"the ledger's metadata lacks '{name.decode()}'; the database is damaged or "
-                "was not created by redlist"
-            )
-        return value
-
-    def format_marker(self) -> bytes | None:
-        return self.meta(META_FORMAT)
-
-    def origin(self) -> str:
-        return _text(self.require_meta(META_ORIGIN), "origin")
-
-    def size(self) -> int:
-        """The number of leaves committed (0 before the genesis)."""
-        value = self.meta(META_SIZE)
-        return 0 if value is None else int_from_key(value)
-
-    def last_time(self) -> int:
-        value = self.meta(META_LAST_TIME)
-        return 0 if value is None else int_from_key(value)
-
-    def last_leaf_hash(self) -> bytes | None:
-        """The leaf hash of the last leaf, or None for an empty log."""
-        return self.meta(META_LAST_LEAF_HASH)
-
-    def checkpoint(self) -> str:
-        """The latest signed checkpoint note."""
-        return _text(self.require_meta(META_CHECKPOINT), "latest checkpoint")
-
-    def log_verifier_key(self) -> str:
-        return _text(self.require_meta(META_LOG_VERIFIER_KEY), "log key")
-
-    # -- log ----------------------------------------------------------------
-
-    def leaf(self, seq: int) -> bytes | None:
-        return self.txn.get(int_key(seq), db=self.tables.leaves)
-
-    def iter_leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-        """``(seq, leaf bytes)`` for seq in ``[start, end)``, read one at a time."""
-        if start >= end:
-            return
-        expected = start
-        cursor = self.txn.cursor(db=self.tables.leaves)
-        if not cursor.set_key(int_key(start)):
-            raise IntegrityError(f"leaf {start} is missing from the store", start)
-        for key, value in cursor.iternext():
-            seq = int_from_key(key)
-            if seq != expected:
-                raise IntegrityError(f"leaf {expected} is missing from the store", expected)
-            yield seq, value
-            expected += 1
-            if expected == end:
-                return
-        raise IntegrityError(f"leaf {expected} is missing from the store", expected)
-
-    def checkpoint_at(self, size: int) -> str | None:
-        value = self.txn.get(int_key(size), db=self.tables.checkpoints)
-        return None if value is None else _text(value, f"checkpoint for size {size}")
-
-    def nodes(self) -> LmdbNodeReader:
-        return LmdbNodeReader(self.txn, self.tables)
-
-    def state(self) -> LmdbState:
-        return LmdbState(self.txn, self.tables)
-
-    # -- accounts -----------------------------------------------------------
-
-    def account_seqs(self, account: str, start: int = 0) -> Iterator[int]:
-        """The seqs of entries touching ``account`` from ``start`` on, in increasing order."""
-        prefix = account_prefix(account)
-        cursor = self.txn.cursor(db=self.tables.account_entries)
-        if not cursor.set_range(prefix + int_key(start)):
-            return
-        for key in cursor.iternext(values=False):
-            if not key.startswith(prefix) or len(key) != len(prefix) + _INT_SIZE:
-                return
-            yield int_from_key(key[len(prefix) :])
-
-    def latest_account_seqs(self, account: str, limit: int) -> tuple[list[int], bool]:
-        """The last ``limit`` seqs touching ``account`` (oldest first) and whether more exist."""
-        prefix = account_prefix(account)
-        cursor = self.txn.cursor(db=self.tables.account_entries)
-        # 0x01 sorts right after the 0x00 separator: the first key past this account.
-        if cursor.set_range(account.encode("utf-8") + b"\x01"):
-            positioned = cursor.prev()
-        else:
-            positioned = cursor.last()
-        newest_first: list[int] = []
-        while positioned:
-            key = cursor.key()
-            if not key.startswith(prefix) or len(key) != len(prefix) + _INT_SIZE:
-                break
-            if len(newest_first) == limit:
-                return newest_first[::-1], True
-            newest_first.append(int_from_key(key[len(prefix) :]))
-            positioned = cursor.prev()
-        return newest_first[::-1], False
-
-
 class StoreWriter(StoreReader):
     """Typed write access within one write transaction."""
 
-    def put_meta(self, name: bytes, value: bytes) -> None:
-        self.txn.put(name, value, db=self.tables.meta)
+    def _put_meta(self, name: bytes, value: bytes) -> None:
+        self._txn.put(name, value, db=self._tables.meta)
+
+    def set_identity(self, *, origin: str, log_verifier_key: str) -> None:
+        """Mark a new environment as a redlist ledger of ``origin`` signed by that key."""
+        self._put_meta(META_FORMAT, FORMAT_MARKER)
+        self._put_meta(META_ORIGIN, origin.encode("utf-8"))
+        self._put_meta(META_LOG_VERIFIER_KEY, log_verifier_key.encode("utf-8"))
 
     def put_leaf(self, seq: int, leaf: bytes) -> None:
         # Leaves only ever go at the end; refusing to overwrite guards that invariant.
-        if not self.txn.put(
-            int_key(seq), leaf, overwrite=False, append=True, db=self.tables.leaves
+        if not self._txn.put(
+            int_key(seq), leaf, overwrite=False, append=True, db=self._tables.leaves
         ):
             raise IntegrityError(f"leaf {seq} is already stored or out of order", seq)
 
     def put_node(self, level: int, index: int, node_hash: bytes) -> None:
-        self.txn.put(node_key(level, index), node_hash, db=self.tables.nodes)
+        self._txn.put(node_key(level, index), node_hash, db=self._tables.nodes)
 
     def put_checkpoint(self, size: int, checkpoint: str) -> None:
-        self.txn.put(int_key(size), checkpoint.encode("utf-8"), db=self.tables.checkpoints)
+        self._txn.put(int_key(size), checkpoint.encode("utf-8"), db=self._tables.checkpoints)
 
     def set_head(
         self, *, size: int, last_time: int, last_leaf_hash: bytes, checkpoint: str
     ) -> None:
         """Record the log's new size, its last leaf and its latest checkpoint."""
-        self.put_meta(META_SIZE, int_key(size))
-        self.put_meta(META_LAST_TIME, int_key(last_time))
-        self.put_meta(META_LAST_LEAF_HASH, last_leaf_hash)
-        self.put_meta(META_CHECKPOINT, checkpoint.encode("utf-8"))
+        self._put_meta(META_SIZE, int_key(size))
+        self._put_meta(META_LAST_TIME, int_key(last_time))
+        self._put_meta(META_LAST_LEAF_HASH, last_leaf_hash)
+        self._put_meta(META_CHECKPOINT, checkpoint.encode("utf-8"))
 
 
-class LmdbNodeReader:
-    """``merkle.NodeReader`` over the ``nodes`` table of one transaction."""
-
-    def __init__(self, txn: lmdb.Transaction[bytes], tables: Tables) -> None:
-        self._txn = txn
-        self._nodes = tables.nodes
-
-    def node(self, level: int, index: int) -> bytes:
-        value = self._txn.get(node_key(level, index), db=self._nodes)
-        if value is None:
-            raise IntegrityError(
-                f"the stored Merkle tree lacks the subtree of {1 << level} leaves starting at "
-                f"leaf {index << level}"
-            )
-        return value
-
-
-class LmdbState:
-    """``LedgerState`` over the tables of one transaction.
-
-    Over a write transaction it reads its own uncommitted writes, so the entries of
-    a batch see each other; an aborted transaction takes all of them back. Over a
-    read transaction it serves reads only.
-
-    Records read or written are remembered for the life of the object (one
-    transaction, so at most what one batch touches): a batch of awards under one
-    rule by one signer decodes the rule and the key once. Every write still goes
-    straight to the transaction. Create one per transaction and let no one else
-    write the same tables in it.
-    """
-
-    def __init__(self, txn: lmdb.Transaction[bytes], tables: Tables) -> None:
-        self._txn = txn
-        self._tables = tables
-        self._config: TownConfig | None = None
-        self._keys: dict[bytes, KeyRecord | None] = {}
-        self._rules: dict[str, RuleRecord | None] = {}
-        self._balances: dict[str, Balance] = {}
-
-    def config(self) -> TownConfig | None:
-        if self._config is None:
-            data = self._txn.get(META_CONFIG, db=self._tables.meta)
-            if data is not None:
-                self._config = config_from_bytes(data)
-        return self._config
-
-    def set_config(self, config: TownConfig) -> None:
-        self._txn.put(META_CONFIG, config_to_bytes(config), db=self._tables.meta)
-        self._config = config
-
-    def key(self, key_id: bytes) -> KeyRecord | None:
-        if key_id not in self._keys:
-            data = self._txn.get(key_id, db=self._tables.keys)
-            self._keys[key_id] = None if data is None else KeyRecord.from_bytes(data)
-        return self._keys[key_id]
-
-    def put_key(self, record: KeyRecord) -> None:
-        self._txn.put(record.key_id, record.to_bytes(), db=self._tables.keys)
-        self._keys[record.key_id] = record
-
-    def rule(self, code: str) -> RuleRecord | None:
-        if code not in self._rules:
-            data = self._txn.get(rule_key(code), db=self._tables.rules)
-            self._rules[code] = None if data is None else RuleRecord.from_bytes(data)
-        return self._rules[code]
-
-    def put_rule(self, record: RuleRecord) -> None:
-        self._txn.put(rule_key(record.code), record.to_bytes(), db=self._tables.rules)
-        self._rules[record.code] = record
-
-    def balance(self, account: str) -> Balance:
-        balance = self._balances.get(account)
-        if balance is None:
-            data = self._txn.get(account.encode("utf-8"), db=self._tables.balances)
-            balance = _ZERO_BALANCE if data is None else Balance.from_bytes(data)
-            self._balances[account] = balance
-        return balance
-
-    def put_balance(self, account: str, balance: Balance) -> None:
-        self._txn.put(account.encode("utf-8"), balance.to_bytes(), db=self._tables.balances)
-        self._balances[account] = balance
-
-    def target(self, seq: int) -> TargetRecord | None:
-        data = self._txn.get(int_key(seq), db=self._tables.targets)
-        return None if data is None else TargetRecord.from_bytes(data)
-
-    def put_target(self, seq: int, record: TargetRecord) -> None:
-        self._txn.put(int_key(seq), record.to_bytes(), db=self._tables.targets)
-
-    def entry_seq(self, entry_id: bytes) -> int | None:
-        data = self._txn.get(entry_id, db=self._tables.ids)
-        return None if data is None else int_from_key(data)
-
-    def put_entry_id(self, entry_id: bytes, seq: int) -> None:
-        self._txn.put(entry_id, int_key(seq), db=self._tables.ids)
-
-    def link_account(self, account: str, seq: int) -> None:
-        self._txn.put(account_entry_key(account, seq), b"", db=self._tables.account_entries)
-
-
-_ZERO_BALANCE = Balance()
+__all__ = [
+    "DEFAULT_MAP_SIZE",
+    "ENV_DIR_NAME",
+    "FORMAT_MARKER",
+    "MAX_READERS",
+    "LmdbState",
+    "LmdbStore",
+    "StoreReader",
+    "StoreWriter",
+    "StoredHead",
+    "TableCounts",
+]

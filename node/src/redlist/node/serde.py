@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from redlist.ledger.log import AppendResult
-from redlist.node.statement import AccountStatement, StatementEntry
+from redlist.ledger.statement import AccountStatement, StatementEntry
 from redlist.v1 import ledger_pb2 as pb
 
 

@@ -43,7 +43,6 @@ from redlist.ledger.log import Log
 from redlist.node import serde
 from redlist.node.batcher import Batcher, TreeWatch
 from redlist.node.metrics import NodeMetrics
-from redlist.node.statement import read_statement
 from redlist.proto.contract import MAX_BATCH_CHECK, Limits, RefusalDetails
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
@@ -293,7 +292,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
                     "'-'; 1-64 characters, starting with a letter or digit)"
                 ),
             )
-        statement = await self._read(context, read_statement, self._log, request.account)
+        statement = await self._read(context, self._log.account, request.account)
         return serde.account_message(statement)
 
     async def Follow(

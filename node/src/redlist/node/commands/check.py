@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from redlist.ledger.errors import IntegrityError, NoteError, StoreError
-from redlist.ledger.integrity import TAIL_LEAVES, Progress, check_full, check_tail
+from redlist.ledger.fullcheck import Progress, check_full
 from redlist.ledger.log import LOG_PUB_NAME
 from redlist.ledger.note import VerifierKey
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.store import ENV_DIR_NAME, FORMAT_MARKER, LmdbStore, StoreReader
+from redlist.ledger.tailcheck import TAIL_LEAVES, check_tail
 
 DESCRIPTION = f"""\
 Check that the log stored in a data directory is sound: the hash chain, the

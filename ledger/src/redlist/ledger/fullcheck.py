@@ -1,0 +1,408 @@
+"""The full check (``redlist-node check --full``): every record of the store, against the log.
+
+It checks every leaf (canonical form, seq, chain, time, hash against the tree),
+every stored Merkle node recomputed from its children, every stored checkpoint
+(signature, size, and root against the tree rebuilt from the leaves), the
+metadata, and the tables derived from the entries (``ids``, ``keys``, ``rules``,
+``balances``, ``targets``, ``account_entries`` and the town configuration),
+re-derived by replaying the points semantics and compared byte for byte. It
+returns a :class:`~redlist.ledger.integrity.Report` with the first problem found,
+or a summary.
+
+Memory. The leaves, nodes, checkpoints and the two per-entry indexes (``ids``,
+``account_entries``) are streamed and checked as the replay writes them, so they
+cost nothing to hold; the replay keeps in memory what the semantics needs to decide
+the next entry: the keys, rules, balances (one per account) and targets (one per
+award or redemption). That is proportional to the log's accounts and awards,
+acceptable for an offline check, unlike the tail check which must stay bounded.
+Every entry's signatures are verified again, one core at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from redlist.ledger import merkle
+from redlist.ledger.entry import ZERO_HASH
+from redlist.ledger.errors import FormatError, IntegrityError, RuleViolation
+from redlist.ledger.integrity import (
+    Head,
+    Problem,
+    ProblemFound,
+    Report,
+    check_head,
+    check_latest,
+    check_leaf_count,
+    check_leaf_node,
+    check_link,
+    check_node,
+    check_root,
+    decode_leaf,
+    expected_nodes,
+    fail,
+    first_leaf,
+    misplaced_checkpoint,
+    node_name,
+    open_stored_checkpoint,
+    read_head,
+    scanned,
+)
+from redlist.ledger.note import VerifierKey
+from redlist.ledger.points import apply_entry
+from redlist.ledger.state import Balance, MemoryState, config_to_bytes
+from redlist.ledger.store import FORMAT_MARKER, StoreReader
+
+#: A progress callback: ``(stage, done, total)``, stage one of ``STAGES``.
+Progress = Callable[[str, int, int], None]
+STAGES = ("entries", "tree", "tables")
+# Progress is reported every this many items (and at the end of each stage).
+_PROGRESS_EVERY = 4096
+
+#: The key of a derived table's record: a key id, a rule code, an account or a seq.
+_Key = TypeVar("_Key", bytes, str, int)
+
+
+def check_full(
+    reader: StoreReader,
+    *,
+    verifier_key: VerifierKey | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Check the whole store; return a report holding the first problem, if any.
+
+    ``verifier_key``, when given (for example from the data directory's ``log.pub``),
+    must equal the key stored in the ledger. LMDB failures while reading leave as
+    ``StoreError`` from the reader's transaction.
+    """
+    check = _FullCheck(reader, progress)
+    try:
+        check.run(verifier_key)
+    except ProblemFound as found:
+        return check.report(found.problem)
+    return check.report(None)
+
+
+class _ReplayState(MemoryState):
+    """The verifier's in-memory state, except for the two per-entry indexes.
+
+    Entry ids and account links are not held: each one the replay writes is looked
+    up in the store at once (and counted), so the stored indexes are checked while
+    memory stays proportional to accounts, keys, rules and targets.
+    """
+
+    def __init__(self, reader: StoreReader) -> None:
+        super().__init__()
+        self._reader = reader
+        self.seq = 0  # the entry being replayed
+        self.links = 0
+        self.last_seq_of: dict[str, int] = {}
+
+    def _indexed(self, entry_id: bytes) -> int | None:
+        """The stored index's seq for ``entry_id``; -1 for a damaged record."""
+        try:
+            return self._reader.indexed_seq(entry_id)
+        except IntegrityError:
+            return -1
+
+    def entry_seq(self, entry_id: bytes) -> int | None:
+        earlier = self._indexed(entry_id)
+        if earlier is None or not 0 <= earlier < self.seq:
+            return None  # put_entry_id says what is wrong with it
+        # The index says the id was used before: either the log repeats it (a rule
+        # violation the semantics reports) or the index itself is wrong.
+        raw = self._reader.leaf(earlier)
+        if raw is not None and decode_leaf(earlier, raw)[2].id == entry_id:
+            return earlier
+        fail(
+            "ids",
+            f"the entry-id index sends this entry's id {entry_id.hex()} to entry {earlier}",
+            self.seq,
+        )
+
+    def put_entry_id(self, entry_id: bytes, seq: int) -> None:
+        stored = self._indexed(entry_id)
+        if stored != seq:
+            if stored is None:
+                found = "nothing"
+            elif stored >= 0:
+                found = f"entry {stored}"
+            else:
+                found = "a damaged record"
+            fail(
+                "ids",
+                f"the entry-id index should lead from this entry's id {entry_id.hex()} to it, "
+                f"it holds {found}",
+                seq,
+            )
+
+    def link_account(self, account: str, seq: int) -> None:
+        stored = self._reader.account_link(account, seq)
+        if stored != b"":
+            state = "lacks" if stored is None else "holds a damaged record of"
+            fail("account-entries", f"the list of account {account}'s entries {state} it", seq)
+        self.links += 1
+        self.last_seq_of[account] = seq
+
+
+class _FullCheck:
+    def __init__(self, reader: StoreReader, progress: Progress | None) -> None:
+        self._reader = reader
+        self._progress = progress
+        self._state = _ReplayState(reader)
+        self._origin = ""
+        self._entries = 0
+        self._nodes = 0
+        self._checkpoints = 0
+        self._tabled = 0
+
+    def report(self, problem: Problem | None) -> Report:
+        return Report(
+            self._origin,
+            self._entries,
+            self._nodes,
+            self._checkpoints,
+            len(self._state.balances),
+            problem,
+        )
+
+    def run(self, verifier_key: VerifierKey | None) -> None:
+        reader = self._reader
+        if reader.format_marker() != FORMAT_MARKER:
+            fail("meta", "the metadata lacks the redlist ledger format marker")
+        head = read_head(reader)
+        self._origin = head.origin
+        if verifier_key is not None and verifier_key != head.verifier_key:
+            fail(
+                "meta",
+                f"the log key stored in the ledger ({head.verifier_key.encode()}) is not the "
+                f"log's published key ({verifier_key.encode()})",
+            )
+        for name in reader.unknown_meta():
+            fail("meta", f"the metadata holds an unknown record {name!r}")
+        check_leaf_count(reader, head.size, locate=True)
+        last_hash, last_time = self._entries_and_checkpoints(head)
+        check_head(head, last_hash, last_time)
+        self._tree(head.size)
+        self._tables(head.size)
+
+    def _tick(self, stage: str, done: int, total: int) -> None:
+        if self._progress is not None and (done % _PROGRESS_EVERY == 0 or done == total):
+            self._progress(stage, done, total)
+
+    # -- leaves, replay and checkpoints ---------------------------------------
+
+    def _entries_and_checkpoints(self, head: Head) -> tuple[bytes, int]:
+        """Walk every leaf; replay it; check each checkpoint when its size is reached."""
+        reader, state, size = self._reader, self._state, head.size
+        compact = merkle.CompactRange()
+        checkpoints = self._stored_checkpoints(size)
+        pending = next(checkpoints, None)
+        prev_hash, prev_time = ZERO_HASH, 0
+        expected = 0
+        for seq, raw in scanned("leaves", reader.stored_leaves()):
+            if seq >= size:
+                fail(
+                    "leaves",
+                    f"a leaf is stored for entry {seq}, beyond the log's size of {size} "
+                    "entries recorded in the metadata",
+                )
+            if seq != expected:
+                fail("leaves", "this entry's leaf is missing from the store", expected)
+            leaf, envelope, body = decode_leaf(seq, raw)
+            check_link(seq, leaf, prev_hash, prev_time)
+            leaf_hash = merkle.leaf_hash(raw)
+            check_leaf_node(reader, seq, leaf_hash)
+            state.seq = seq
+            try:
+                apply_entry(
+                    state,
+                    origin=head.origin,
+                    seq=seq,
+                    time=leaf.time,
+                    envelope=envelope,
+                    body=body,
+                )
+            except RuleViolation as violation:
+                fail(
+                    violation.check,
+                    f"the entry breaks the ledger's rules: {violation.message}",
+                    seq,
+                )
+            compact.append(leaf_hash)
+            if pending is not None and pending[0] == seq + 1:
+                checkpoint = open_stored_checkpoint(pending[1], head.verifier_key, seq + 1)
+                check_root(checkpoint, compact.root(), "from the leaves")
+                self._checkpoints += 1
+                if seq + 1 == size:
+                    check_latest(head, pending[1])
+                pending = next(checkpoints, None)
+            prev_hash, prev_time = leaf_hash, leaf.time
+            expected = seq + 1
+            self._entries = expected
+            self._tick("entries", expected, size)
+        if expected < size:
+            fail(
+                "leaves",
+                f"this entry's leaf is missing, yet the metadata records a size of {size} entries",
+                expected,
+            )
+        if reader.checkpoint_record(size) is None:
+            fail("checkpoint", f"no checkpoint is stored for the log's size ({size})")
+        return prev_hash, prev_time
+
+    def _stored_checkpoints(self, size: int) -> Iterator[tuple[int, bytes]]:
+        for stored_size, raw in scanned("checkpoint", self._reader.stored_checkpoints()):
+            if not 0 < stored_size <= size:
+                fail("checkpoint", misplaced_checkpoint(stored_size, size))
+            yield stored_size, raw
+
+    # -- the Merkle tree --------------------------------------------------------
+
+    def _tree(self, size: int) -> None:
+        """Walk the nodes table against the exact set of perfect subtrees of the tree."""
+        reader = self._reader
+        total = expected_nodes(size)
+        expected = _node_positions(size)
+        for level, index, value in scanned("tree", reader.stored_nodes()):
+            position = (level, index)
+            wanted = next(expected, None)
+            if wanted is None or position < wanted:
+                fail(
+                    "tree",
+                    f"the Merkle tree holds a node that does not belong to it "
+                    f"({node_name(level, index)})",
+                )
+            if position > wanted:
+                fail("tree", f"the Merkle tree lacks its {node_name(*wanted)}", first_leaf(*wanted))
+            if len(value) != merkle.HASH_SIZE:
+                fail(
+                    "tree",
+                    f"the stored {node_name(level, index)} is not a 32-byte hash",
+                    first_leaf(level, index),
+                )
+            if level > 0:  # level 0 was compared with the leaves
+                check_node(reader, level, index)
+            self._nodes += 1
+            self._tick("tree", self._nodes, total)
+        missing = next(expected, None)
+        if missing is not None:
+            fail("tree", f"the Merkle tree lacks its {node_name(*missing)}", first_leaf(*missing))
+
+    # -- derived tables -----------------------------------------------------------
+
+    def _tables(self, size: int) -> None:
+        reader, state = self._reader, self._state
+        config = state.config()
+        if config is None or reader.config_record() != config_to_bytes(config):
+            fail("config", "the town configuration in the metadata is not the genesis's")
+        counts = reader.counts()
+        total = counts.keys + counts.rules + counts.balances + counts.targets
+        self._compare(
+            "keys",
+            {key_id: record.to_bytes() for key_id, record in state.keys.items()},
+            reader.stored_keys(),
+            lambda key, _: f"staff key {key.hex()}",
+            self._key_seq,
+            total,
+        )
+        self._compare(
+            "rules",
+            {code: record.to_bytes() for code, record in state.rules.items()},
+            reader.stored_rules(),
+            lambda code, _: f"rule {code!r}",
+            lambda code: state.rules[code].seq if code in state.rules else None,
+            total,
+        )
+        self._compare(
+            "balances",
+            {account: balance.to_bytes() for account, balance in state.balances.items()},
+            reader.stored_balances(),
+            self._describe_balance,
+            state.last_seq_of.get,
+            total,
+        )
+        self._compare(
+            "targets",
+            {seq: record.to_bytes() for seq, record in state.targets.items()},
+            reader.stored_targets(),
+            lambda seq, _: f"award or redemption {seq}",
+            lambda seq: seq,
+            total,
+        )
+        if counts.ids != size:
+            fail("ids", f"the entry-id index holds {counts.ids} ids for a log of {size} entries")
+        if counts.account_entries != state.links:
+            fail(
+                "account-entries",
+                f"the accounts' entry lists hold {counts.account_entries} links; the log makes "
+                f"{state.links}",
+            )
+        self._tick("tables", total, total)
+
+    def _compare(
+        self,
+        table: str,
+        expected: dict[_Key, bytes],
+        stored: Iterator[tuple[_Key, bytes]],
+        describe: Callable[[_Key, bytes | None], str],
+        seq_of: Callable[[_Key], int | None],
+        total: int,
+    ) -> None:
+        """The records of ``table`` (also the check's name) must be exactly ``expected``."""
+        for key, value in scanned(table, stored):
+            wanted = expected.pop(key, None)
+            if wanted is None:
+                fail(
+                    table,
+                    f"the {table} table holds a record for {describe(key, None)} that no "
+                    "entry of the log created",
+                    seq_of(key),
+                )
+            if value != wanted:
+                fail(
+                    table,
+                    f"the stored record for {describe(key, value)} is not what the log's "
+                    "entries give",
+                    seq_of(key),
+                )
+            self._tabled += 1
+            self._tick("tables", self._tabled, total)
+        if expected:
+            key = min(expected)
+            fail(
+                table, f"the {table} table lacks the record for {describe(key, None)}", seq_of(key)
+            )
+
+    def _key_seq(self, key_id: bytes) -> int | None:
+        record = self._state.keys.get(key_id)
+        if record is None:
+            return None
+        return record.added if record.revoked is None else record.revoked
+
+    def _describe_balance(self, account: str, stored: bytes | None) -> str:
+        expected = self._state.balances.get(account)
+        if stored is None or expected is None:
+            return f"account {account}"
+        try:
+            shown = _show_balance(Balance.from_bytes(stored))
+        except FormatError:
+            shown = "a damaged record"
+        return f"account {account} (stored: {shown}; the log gives: {_show_balance(expected)})"
+
+
+def _node_positions(size: int) -> Iterator[tuple[int, int]]:
+    """``(level, index)`` of every perfect subtree of a tree of ``size`` leaves, in the
+    order the store keeps them (by level, then index)."""
+    level = 0
+    while (1 << level) <= size:
+        for index in range(size >> level):
+            yield level, index
+        level += 1
+
+
+def _show_balance(balance: Balance) -> str:
+    return f"earned {balance.earned}, redeemed {balance.redeemed}, {balance.entries} entries"
+
+
+__all__ = ["STAGES", "Progress", "check_full"]

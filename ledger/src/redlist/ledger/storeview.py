@@ -1,0 +1,384 @@
+"""The store's read view: every read of the ledger, as methods on one consistent snapshot.
+
+A ``StoreReader`` wraps one LMDB transaction (``LmdbStore.read`` makes it; a
+``StoreWriter`` is one too, over its write transaction). Nothing outside the store
+sees the transaction or a key: callers ask for seqs, accounts, rule codes and
+tree positions and get values or the exact stored bytes back.
+
+Two kinds of reads:
+
+* what the log, the node and the export need: the head (size, last leaf,
+  checkpoint), leaves, Merkle nodes, the town configuration, an account's
+  balance, the seqs of its entries and their target records;
+* records as stored, for the integrity checks (``tailcheck``, ``fullcheck``):
+  each table walked in key order with its keys decoded by the store and its values
+  as raw bytes for the check to judge. A key of the wrong shape, which only a
+  damaged store holds, raises ``IntegrityError`` naming the table and the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import lmdb
+
+from redlist.ledger.entry import TownConfig
+from redlist.ledger.errors import FormatError, IntegrityError
+from redlist.ledger.state import Balance, RuleRecord, TargetRecord
+from redlist.ledger.storelayout import (
+    INT_SIZE,
+    META_CHECKPOINT,
+    META_CONFIG,
+    META_FORMAT,
+    META_LAST_LEAF_HASH,
+    META_LAST_TIME,
+    META_LOG_VERIFIER_KEY,
+    META_NAMES,
+    META_ORIGIN,
+    META_SIZE,
+    Tables,
+    account_entry_key,
+    account_prefix,
+    int_from_key,
+    int_key,
+    is_hashed_rule_key,
+    node_from_key,
+    node_key,
+    rule_key,
+    seq_from_key,
+)
+from redlist.ledger.storestate import LmdbState
+
+
+@dataclass(frozen=True)
+class StoredHead:
+    """The metadata a log is opened with, as stored: numbers decoded, texts and hashes
+    as raw bytes for the caller to judge."""
+
+    origin: bytes
+    log_verifier_key: bytes
+    size: int
+    last_time: int
+    last_leaf_hash: bytes
+    checkpoint: bytes
+
+
+@dataclass(frozen=True)
+class TableCounts:
+    """The number of records in each table."""
+
+    meta: int
+    leaves: int
+    nodes: int
+    ids: int
+    keys: int
+    rules: int
+    balances: int
+    targets: int
+    account_entries: int
+    checkpoints: int
+
+
+class StoreReader:
+    """Typed read access to the tables within one transaction (a consistent snapshot)."""
+
+    def __init__(self, txn: lmdb.Transaction[bytes], tables: Tables) -> None:
+        self._txn = txn
+        self._tables = tables
+        self._view: LmdbState | None = None
+
+    # -- the head -------------------------------------------------------------
+
+    def _meta(self, name: bytes) -> bytes | None:
+        return self._txn.get(name, db=self._tables.meta)
+
+    def _require_meta(self, name: bytes) -> bytes:
+        value = self._meta(name)
+        if value is None:
+            raise IntegrityError(
+                f"the ledger's metadata lacks '{name.decode()}'; the database is damaged or "
+                "was not created by redlist"
+            )
+        return value
+
+    def format_marker(self) -> bytes | None:
+        return self._meta(META_FORMAT)
+
+    def origin(self) -> str:
+        return _text(self._require_meta(META_ORIGIN), "origin")
+
+    def size(self) -> int:
+        """The number of leaves committed (0 before the genesis)."""
+        value = self._meta(META_SIZE)
+        return 0 if value is None else int_from_key(value)
+
+    def last_time(self) -> int:
+        value = self._meta(META_LAST_TIME)
+        return 0 if value is None else int_from_key(value)
+
+    def last_leaf_hash(self) -> bytes | None:
+        """The leaf hash of the last leaf, or None for an empty log."""
+        return self._meta(META_LAST_LEAF_HASH)
+
+    def checkpoint(self) -> str:
+        """The latest signed checkpoint note."""
+        return _text(self._require_meta(META_CHECKPOINT), "latest checkpoint")
+
+    def log_verifier_key(self) -> str:
+        return _text(self._require_meta(META_LOG_VERIFIER_KEY), "log key")
+
+    # -- the log --------------------------------------------------------------
+
+    def leaf(self, seq: int) -> bytes | None:
+        return self._txn.get(int_key(seq), db=self._tables.leaves)
+
+    def iter_leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """``(seq, leaf bytes)`` for seq in ``[start, end)``, read one at a time."""
+        if start >= end:
+            return
+        expected = start
+        cursor = self._txn.cursor(db=self._tables.leaves)
+        if not cursor.set_key(int_key(start)):
+            raise IntegrityError(f"leaf {start} is missing from the store", start)
+        for key, value in cursor.iternext():
+            seq = int_from_key(key)
+            if seq != expected:
+                raise IntegrityError(f"leaf {expected} is missing from the store", expected)
+            yield seq, value
+            expected += 1
+            if expected == end:
+                return
+        raise IntegrityError(f"leaf {expected} is missing from the store", expected)
+
+    def checkpoint_at(self, size: int) -> str | None:
+        value = self._txn.get(int_key(size), db=self._tables.checkpoints)
+        return None if value is None else _text(value, f"checkpoint for size {size}")
+
+    def nodes(self) -> LmdbNodeReader:
+        return LmdbNodeReader(self._txn, self._tables)
+
+    def state(self) -> LmdbState:
+        """The points semantics' view of this transaction (``LedgerState``)."""
+        return LmdbState(self._txn, self._tables)
+
+    # -- the points state and accounts ----------------------------------------
+
+    def _state_view(self) -> LmdbState:
+        if self._view is None:
+            self._view = LmdbState(self._txn, self._tables)
+        return self._view
+
+    def config(self) -> TownConfig:
+        """The town's configuration from the genesis."""
+        config = self._state_view().config()
+        if config is None:
+            raise IntegrityError("the log's town configuration is missing from the store")
+        return config
+
+    def balance(self, account: str) -> Balance:
+        """The running totals of ``account`` (zero for an account no entry mentions)."""
+        return self._state_view().balance(account)
+
+    def target(self, seq: int) -> TargetRecord | None:
+        """What a later objection or reversal needs of award or redemption ``seq``."""
+        return self._state_view().target(seq)
+
+    def account_seqs(self, account: str, start: int = 0) -> Iterator[int]:
+        """The seqs of entries touching ``account`` from ``start`` on, in increasing order."""
+        prefix = account_prefix(account)
+        cursor = self._txn.cursor(db=self._tables.account_entries)
+        if not cursor.set_range(prefix + int_key(start)):
+            return
+        for key in cursor.iternext(values=False):
+            if not key.startswith(prefix) or len(key) != len(prefix) + INT_SIZE:
+                return
+            yield int_from_key(key[len(prefix) :])
+
+    # -- records as stored, for the integrity checks --------------------------
+
+    def head(self) -> StoredHead:
+        """The head's records; ``IntegrityError`` when one is missing or a number is not
+        8 bytes."""
+        return StoredHead(
+            origin=self._head_record(META_ORIGIN),
+            log_verifier_key=self._head_record(META_LOG_VERIFIER_KEY),
+            size=self._head_number(META_SIZE, "size"),
+            last_time=self._head_number(META_LAST_TIME, "last time"),
+            last_leaf_hash=self._head_record(META_LAST_LEAF_HASH),
+            checkpoint=self._head_record(META_CHECKPOINT),
+        )
+
+    def _head_record(self, name: bytes) -> bytes:
+        value = self._meta(name)
+        if value is None:
+            raise IntegrityError(f"the ledger's metadata lacks its '{name.decode()}' record")
+        return value
+
+    def _head_number(self, name: bytes, what: str) -> int:
+        value = seq_from_key(self._head_record(name))
+        if value is None:
+            raise IntegrityError(f"the {what} in the metadata is not an 8-byte number")
+        return value
+
+    def unknown_meta(self) -> tuple[bytes, ...]:
+        """The names of metadata records the store never writes."""
+        names = self._txn.cursor(db=self._tables.meta).iternext(values=False)
+        return tuple(name for name in names if name not in META_NAMES)
+
+    def config_record(self) -> bytes | None:
+        """The stored town configuration's bytes."""
+        return self._meta(META_CONFIG)
+
+    def counts(self) -> TableCounts:
+        """How many records each table holds (no table is read for this)."""
+        tables = self._tables
+        return TableCounts(
+            **{
+                name: self._txn.stat(getattr(tables, name))["entries"]
+                for name in TableCounts.__dataclass_fields__
+            }
+        )
+
+    def stored_leaves(self) -> Iterator[tuple[int, bytes]]:
+        """Every stored leaf, ``(seq, bytes)`` in seq order, gaps and extras included."""
+        for key, value in self._txn.cursor(db=self._tables.leaves):
+            yield _seq("leaves", key), value
+
+    def leaf_seqs(self, start: int = 0) -> Iterator[int]:
+        """The seqs under which leaves are stored, from ``start`` on, in order."""
+        cursor = self._txn.cursor(db=self._tables.leaves)
+        if not cursor.set_range(int_key(start)):
+            return
+        for key in cursor.iternext(values=False):
+            yield _seq("leaves", key)
+
+    def last_leaf_seq(self) -> int | None:
+        """The highest seq under which a leaf is stored (None: no leaf at all)."""
+        cursor = self._txn.cursor(db=self._tables.leaves)
+        return _seq("leaves", cursor.key()) if cursor.last() else None
+
+    def stored_node(self, level: int, index: int) -> bytes | None:
+        """The stored hash of the perfect subtree ``(level, index)``, as stored."""
+        return self._txn.get(node_key(level, index), db=self._tables.nodes)
+
+    def stored_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored Merkle node, ``(level, index, hash)``, by level then index."""
+        for key, value in self._txn.cursor(db=self._tables.nodes):
+            position = node_from_key(key)
+            if position is None:
+                raise IntegrityError(
+                    f"the Merkle tree holds a node under the malformed key {key.hex()}"
+                )
+            yield position[0], position[1], value
+
+    def checkpoint_record(self, size: int) -> bytes | None:
+        """The checkpoint stored for tree size ``size``, as stored."""
+        return self._txn.get(int_key(size), db=self._tables.checkpoints)
+
+    def stored_checkpoints(self) -> Iterator[tuple[int, bytes]]:
+        """Every stored checkpoint, ``(tree size, note bytes)`` by size."""
+        for key, value in self._txn.cursor(db=self._tables.checkpoints):
+            yield _seq("checkpoints", key), value
+
+    def last_checkpoint_size(self) -> int | None:
+        """The largest tree size a checkpoint is stored for."""
+        cursor = self._txn.cursor(db=self._tables.checkpoints)
+        return _seq("checkpoints", cursor.key()) if cursor.last() else None
+
+    def indexed_seq(self, entry_id: bytes) -> int | None:
+        """The seq the entry-id index gives for ``entry_id`` (``IntegrityError`` when its
+        record is damaged)."""
+        value = self._txn.get(entry_id, db=self._tables.ids)
+        if value is None:
+            return None
+        seq = seq_from_key(value)
+        if seq is None:
+            raise IntegrityError(f"the entry-id index holds a damaged record for {entry_id.hex()}")
+        return seq
+
+    def account_link(self, account: str, seq: int) -> bytes | None:
+        """The record linking ``account`` to entry ``seq`` (empty bytes when sound)."""
+        return self._txn.get(account_entry_key(account, seq), db=self._tables.account_entries)
+
+    def stored_keys(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every staff key record, ``(key id, record bytes)``."""
+        yield from self._txn.cursor(db=self._tables.keys)
+
+    def stored_rules(self) -> Iterator[tuple[str, bytes]]:
+        """Every rule record, ``(rule code, record bytes)``.
+
+        A long code's key is a hash, so its code is read from the record, which must
+        then decode and hash back to the key.
+        """
+        for key, value in self._txn.cursor(db=self._tables.rules):
+            code: str | None = None
+            if is_hashed_rule_key(key):
+                try:
+                    code = RuleRecord.from_bytes(value).code
+                except FormatError:
+                    raise IntegrityError(
+                        f"the rules table holds a damaged record under the hashed key {key.hex()}"
+                    ) from None
+            else:
+                try:
+                    code = key.decode("utf-8")
+                except UnicodeDecodeError:
+                    code = None
+            if not isinstance(code, str) or rule_key(code) != key:
+                raise IntegrityError(
+                    f"the rules table holds a record under the malformed key {key.hex()}"
+                )
+            yield code, value
+
+    def stored_balances(self) -> Iterator[tuple[str, bytes]]:
+        """Every balance record, ``(account, record bytes)``."""
+        for key, value in self._txn.cursor(db=self._tables.balances):
+            try:
+                yield key.decode("utf-8"), value
+            except UnicodeDecodeError:
+                raise IntegrityError(
+                    f"the balances table holds a record under the malformed key {key.hex()}"
+                ) from None
+
+    def stored_targets(self) -> Iterator[tuple[int, bytes]]:
+        """Every award and redemption record, ``(seq, record bytes)``."""
+        for key, value in self._txn.cursor(db=self._tables.targets):
+            yield _seq("targets", key), value
+
+
+class LmdbNodeReader:
+    """``merkle.NodeReader`` over the ``nodes`` table of one transaction."""
+
+    def __init__(self, txn: lmdb.Transaction[bytes], tables: Tables) -> None:
+        self._txn = txn
+        self._nodes = tables.nodes
+
+    def node(self, level: int, index: int) -> bytes:
+        value = self._txn.get(node_key(level, index), db=self._nodes)
+        if value is None:
+            raise IntegrityError(
+                f"the stored Merkle tree lacks the subtree of {1 << level} leaves starting at "
+                f"leaf {index << level}"
+            )
+        return value
+
+
+def _seq(table: str, key: bytes) -> int:
+    """The seq or tree size of an 8-byte key of ``table``."""
+    seq = seq_from_key(key)
+    if seq is None:
+        raise IntegrityError(
+            f"the {table} table holds a record under the malformed key {key.hex()}"
+        )
+    return seq
+
+
+def _text(value: bytes, what: str) -> str:
+    """A stored text; damaged bytes are an ``IntegrityError``, not a UnicodeDecodeError."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IntegrityError(
+            f"the ledger's {what} is not valid UTF-8 text: the database is damaged"
+        ) from None

@@ -1,0 +1,93 @@
+"""Raw access to a ledger's LMDB tables, bypassing the store: for tests that damage a
+store on purpose, the way a disk error or a hostile operator would.
+
+The keys are encoded here from the layout documented in ``redlist.ledger.store``,
+written down again rather than imported, so these tests also hold that document
+to the truth. Open it only while no ``LmdbStore`` of the same directory is open in
+this process (LMDB allows one open per process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import lmdb
+
+ENV_DIR_NAME = "ledger.lmdb"
+TABLE_NAMES = (
+    "meta",
+    "leaves",
+    "nodes",
+    "ids",
+    "keys",
+    "rules",
+    "balances",
+    "targets",
+    "account_entries",
+    "checkpoints",
+)
+
+META_ORIGIN = b"origin"
+META_SIZE = b"size"
+META_LAST_TIME = b"last_time"
+META_LAST_LEAF_HASH = b"last_leaf_hash"
+META_CHECKPOINT = b"checkpoint"
+META_CONFIG = b"config"
+META_LOG_VERIFIER_KEY = b"log_verifier_key"
+
+
+def int_key(value: int) -> bytes:
+    """A seq or tree size: 8 bytes big-endian."""
+    return value.to_bytes(8, "big")
+
+
+def node_key(level: int, index: int) -> bytes:
+    """A Merkle node: 1-byte level, 8-byte index."""
+    return level.to_bytes(1, "big") + int_key(index)
+
+
+def account_entry_key(account: str, seq: int) -> bytes:
+    """An account's link to an entry: the account's UTF-8, 0x00, the seq."""
+    return account.encode() + b"\x00" + int_key(seq)
+
+
+class RawTables:
+    """Gets, puts and deletes of raw records in one LMDB transaction."""
+
+    def __init__(self, txn: lmdb.Transaction[bytes], tables: dict[str, lmdb._Database]) -> None:
+        self._txn = txn
+        self._tables = tables
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        return self._txn.get(key, db=self._tables[table])
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        self._txn.put(key, value, db=self._tables[table])
+
+    def delete(self, table: str, key: bytes) -> None:
+        assert self._txn.delete(key, db=self._tables[table]), f"no {key!r} in {table}"
+
+    def keys(self, table: str) -> list[bytes]:
+        return list(self._txn.cursor(db=self._tables[table]).iternext(values=False))
+
+    def records(self, table: str) -> list[tuple[bytes, bytes]]:
+        return list(self._txn.cursor(db=self._tables[table]))
+
+
+@contextmanager
+def raw_tables(env_dir: Path, *, write: bool = True) -> Iterator[RawTables]:
+    """The tables of the ledger environment ``env_dir`` (a data directory's
+    ``ledger.lmdb``), in one transaction, committed when the block ends normally."""
+    env = lmdb.open(
+        str(env_dir), readonly=not write, max_dbs=len(TABLE_NAMES), lock=write, map_size=1 << 30
+    )
+    try:
+        with env.begin(write=write) as txn:
+            tables = {
+                name: env.open_db(name.encode(), txn=txn, create=False) for name in TABLE_NAMES
+            }
+            yield RawTables(txn, tables)
+    finally:
+        env.close()
