@@ -19,7 +19,7 @@ Two kinds of reads:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import lmdb
 
@@ -232,11 +232,11 @@ class StoreReader:
 
     def counts(self) -> TableCounts:
         """How many records each table holds (no table is read for this)."""
-        tables = self._tables
+        stat = self._txn.stat
         return TableCounts(
             **{
-                name: self._txn.stat(getattr(tables, name))["entries"]
-                for name in TableCounts.__dataclass_fields__
+                field.name: stat(getattr(self._tables, field.name))["entries"]
+                for field in fields(TableCounts)
             }
         )
 
@@ -335,11 +335,12 @@ class StoreReader:
         """Every balance record, ``(account, record bytes)``."""
         for key, value in self._txn.cursor(db=self._tables.balances):
             try:
-                yield key.decode("utf-8"), value
+                account = key.decode("utf-8")
             except UnicodeDecodeError:
                 raise IntegrityError(
                     f"the balances table holds a record under the malformed key {key.hex()}"
                 ) from None
+            yield account, value
 
     def stored_targets(self) -> Iterator[tuple[int, bytes]]:
         """Every award and redemption record, ``(seq, record bytes)``."""
