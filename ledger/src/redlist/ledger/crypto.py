@@ -7,6 +7,16 @@ over cores is ``sigworkers``' job, never this module's. ``cryptography`` is used
 only to read and write PEM key files (PKCS#8 private keys, SubjectPublicKeyInfo
 public keys).
 
+One Ed25519 rule (docs/format.md section 3.1), the verdict of libsodium's
+``crypto_sign_verify_detached``: a signature ``R || S`` of ``M`` by public key ``A``
+is valid only if ``S < L``, ``R`` does not encode a point of small order, ``A`` is a
+canonical encoding of a curve point not of small order, and ``encode([S]B - [h]A)``
+equals ``R`` byte for byte (the cofactorless equation, ``h = SHA-512(R || A || M)
+mod L``). ``verify`` checks the encoding conditions itself before handing the
+equation to libsodium, so the rule holds whatever options libsodium was built
+with. A key may be *registered* only if it is also of prime order (``key_problem``):
+stricter than verify, which still accepts some signatures by mixed-order keys.
+
 Every entry signature is domain-separated: the signed message is
 ``ENTRY_DOMAIN || body``, so a signature over an entry can never be replayed as a
 signature over a checkpoint or any other message, and the other way round.
@@ -35,6 +45,11 @@ PUBLIC_KEY_SIZE = 32
 SEED_SIZE = 32
 SIGNATURE_SIZE = 64
 KEY_ID_SIZE = 8
+
+#: p, the prime of the field of Ed25519's coordinates.
+FIELD_PRIME = 2**255 - 19
+#: L, the prime order of the base point B; a signature's S must be below it.
+GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493
 
 
 def key_id(public: bytes) -> bytes:
@@ -143,8 +158,10 @@ def public_key_from_pem(data: bytes) -> bytes:
 def verify(public: bytes, message: bytes, signature: bytes) -> bool:
     """Whether ``signature`` is a valid Ed25519 signature of ``message`` by ``public``.
 
-    Never raises: a public key or signature of the wrong size or type, a
-    non-canonical signature or a small-order key all simply do not verify.
+    The rule is the module's (above): ``signature_problem`` finds nothing, and
+    libsodium's cofactorless equation holds. Never raises: a public key or
+    signature of the wrong size or type, a non-canonical signature or a
+    small-order key all simply do not verify.
     """
     if not (
         isinstance(public, bytes) and isinstance(message, bytes) and isinstance(signature, bytes)
@@ -157,7 +174,7 @@ def verify(public: bytes, message: bytes, signature: bytes) -> bool:
             )
         except TypeError:
             return False
-    if len(public) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
+    if signature_problem(public, signature) is not None:
         return False
     try:
         # libsodium has only the combined form: it takes signature || message.
@@ -191,3 +208,141 @@ def _as_bytes(data: bytes) -> bytes:
 def _check_public(public: bytes) -> None:
     if not isinstance(public, bytes) or len(public) != PUBLIC_KEY_SIZE:
         raise KeyFileError(f"an Ed25519 public key is {PUBLIC_KEY_SIZE} raw bytes")
+
+
+# ---------------------------------------------------------------------------
+# The encoding conditions of the rule, and the registration check
+
+# The 32-byte encodings, sign bit cleared, whose y field (taken mod p) is the y of
+# a point of small order: 0, 1 and p - 1 (orders 4, 1, 2), the two y of the points
+# of order 8, and the non-canonical y = p and y = p + 1. With either sign bit these
+# are the 14 encodings libsodium's ``ge25519_has_small_order`` refuses.
+_SMALL_ORDER_Y = (
+    0,
+    1,
+    FIELD_PRIME - 1,
+    0x7A03AC9277FDC74EC6CC392CFA53202A0F67100D760B3CBA4FD84D3D706A17C7,
+    0x05FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826,
+    FIELD_PRIME,
+    FIELD_PRIME + 1,
+)
+_SMALL_ORDER_ENCODINGS = frozenset(y.to_bytes(32, "little") for y in _SMALL_ORDER_Y)
+_SIGN_BIT = 0x80
+
+
+def _y_field(encoding: bytes) -> bytes:
+    """``encoding`` with its sign bit (bit 255, the sign of x) cleared."""
+    if encoding[31] & _SIGN_BIT:
+        return encoding[:31] + bytes([encoding[31] & ~_SIGN_BIT])
+    return encoding
+
+
+def _canonical(encoding: bytes) -> bool:
+    """Whether the y field of a 32-byte point encoding is below p (the sign bit is
+    not looked at, as in libsodium's ``ge25519_is_canonical``)."""
+    return int.from_bytes(_y_field(encoding), "little") < FIELD_PRIME
+
+
+def _small_order(encoding: bytes) -> bool:
+    return _y_field(encoding) in _SMALL_ORDER_ENCODINGS
+
+
+def signature_problem(public: bytes, signature: bytes) -> str | None:
+    """What makes ``signature`` fail the rule's encoding conditions under ``public``,
+    in words, or ``None`` when they hold (and only the equation remains).
+
+    The conditions, in libsodium's order: sizes 32 and 64; ``S < L``; ``R`` not of
+    small order; ``A`` canonical; ``A`` not of small order. No point arithmetic:
+    whether ``A`` is a curve point at all is left to the equation, which fails for
+    any that is not.
+    """
+    if len(public) != PUBLIC_KEY_SIZE:
+        return f"the public key is {len(public)} bytes, not {PUBLIC_KEY_SIZE}"
+    if len(signature) != SIGNATURE_SIZE:
+        return f"the signature is {len(signature)} bytes, not {SIGNATURE_SIZE}"
+    if int.from_bytes(signature[32:], "little") >= GROUP_ORDER:
+        return "its S is not below the group order L"
+    if _small_order(signature[:32]):
+        return "its R is a point of small order"
+    if not _canonical(public):
+        return "the public key is not a canonical encoding"
+    if _small_order(public):
+        return "the public key is a point of small order"
+    return None
+
+
+def key_problem(public: bytes) -> str | None:
+    """Why ``public`` may not be registered as a key, in words, or ``None`` when it
+    may: a canonical encoding (y < p) of a curve point that is not of small order
+    and is of prime order ([L]A is the identity), the points libsodium's
+    ``crypto_core_ed25519_is_valid_point`` accepts.
+
+    The prime-order test is computed here, in plain integers (a few milliseconds,
+    once per registration), not asked of libsodium: releases before 1.0.20-stable
+    of December 2025 (CVE-2025-69277; PyNaCl before 1.6.2, and system builds)
+    accept points with a component of order 2.
+    """
+    if not isinstance(public, bytes) or len(public) != PUBLIC_KEY_SIZE:
+        return f"an Ed25519 public key is {PUBLIC_KEY_SIZE} bytes"
+    if not _canonical(public):
+        return "its encoding is not canonical (y is not below 2^255 - 19)"
+    if _small_order(public):
+        return "it is a point of small order, for which anyone can forge signatures"
+    point = _decode_point(public)
+    if point is None:
+        return "it is not a point of the Ed25519 curve"
+    if not _is_identity(_multiply(point, GROUP_ORDER)):
+        return "it is not of prime order (it has a small-order component)"
+    return None
+
+
+# Twisted Edwards arithmetic (RFC 8032 section 5.1) in extended coordinates
+# (X, Y, Z, T), x = X/Z, y = Y/Z, x*y = T/Z: only what the registration check needs.
+_Point = tuple[int, int, int, int]
+_D = -121665 * pow(121666, -1, FIELD_PRIME) % FIELD_PRIME
+_SQRT_MINUS_ONE = pow(2, (FIELD_PRIME - 1) // 4, FIELD_PRIME)
+_IDENTITY: _Point = (0, 1, 1, 0)
+
+
+def _decode_point(encoding: bytes) -> _Point | None:
+    """The point a canonical encoding names, or ``None`` if no curve point has that y
+    (RFC 8032 section 5.1.3, steps 1 to 4)."""
+    p = FIELD_PRIME
+    y = int.from_bytes(_y_field(encoding), "little")
+    sign = encoding[31] >> 7
+    u, v = (y * y - 1) % p, (_D * y * y + 1) % p
+    x = u * pow(v, 3, p) * pow(u * pow(v, 7, p), (p - 5) // 8, p) % p
+    if v * x * x % p == (-u) % p:
+        x = x * _SQRT_MINUS_ONE % p
+    if v * x * x % p != u:
+        return None
+    if x & 1 != sign:
+        x = (p - x) % p
+    return (x, y, 1, x * y % p)
+
+
+def _add(left: _Point, right: _Point) -> _Point:
+    # RFC 8032 section 5.1.4 (add-2008-hwcd-3); complete for a = -1.
+    p = FIELD_PRIME
+    x1, y1, z1, t1 = left
+    x2, y2, z2, t2 = right
+    a = (y1 - x1) * (y2 - x2) % p
+    b = (y1 + x1) * (y2 + x2) % p
+    c = 2 * t1 * t2 * _D % p
+    d = 2 * z1 * z2 % p
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % p, g * h % p, f * g % p, e * h % p)
+
+
+def _multiply(point: _Point, scalar: int) -> _Point:
+    result = _IDENTITY
+    for bit in bin(scalar)[2:]:
+        result = _add(result, result)
+        if bit == "1":
+            result = _add(result, point)
+    return result
+
+
+def _is_identity(point: _Point) -> bool:
+    x, y, z, _t = point
+    return x % FIELD_PRIME == 0 and (y - z) % FIELD_PRIME == 0

@@ -50,6 +50,7 @@ CHECKS = {
     "signer-role": "every signer must hold the role the entry needs",
     "quorum": "council decisions need at least `quorum` council signers",
     "key": "key registrations: valid roles, no key id reused, revoke only active keys",
+    "key-point": "a registered key is a canonical Ed25519 point of prime order (not small order)",
     "rule": "retire only an active rule",
     "rule-inactive": "awards only under an active rule of the catalogue",
     "overdraw": "a redemption may not exceed the spendable points",
@@ -154,6 +155,7 @@ def _genesis(
     check_signature: SignatureCheck,
 ) -> Effect:
     admin_id = crypto.key_id(body.admin)
+    _require_registrable(body.admin, "the genesis admin key")
     if [sig.key_id for sig in envelope.signatures] != [admin_id]:
         raise RuleViolation("signer-role", "the genesis must be signed by its admin key alone")
     if not check_signature(body.admin, envelope.body, envelope.signatures[0].signature):
@@ -183,8 +185,12 @@ def _signers(
                 f"key {sig.key_id.hex()} ({record.name}) was revoked at seq {record.revoked}",
             )
         if not check_signature(record.public, envelope.body, sig.signature):
+            # Only refusals pay for saying which condition of the rule failed.
+            problem = crypto.signature_problem(record.public, sig.signature)
             raise RuleViolation(
-                "signature", f"the signature of key {sig.key_id.hex()} ({record.name}) is invalid"
+                "signature",
+                f"the signature of key {sig.key_id.hex()} ({record.name}) is invalid"
+                + (f": {problem}" if problem is not None else ""),
             )
         signers.append(record)
     return signers
@@ -199,6 +205,21 @@ def _require_role(signers: Iterable[KeyRecord], roles: frozenset[str], what: str
                 f"{signer.name} (key {signer.key_id.hex()}) may not sign {what}: "
                 f"it needs the {wanted} role",
             )
+
+
+def _require_registrable(public: bytes, what: str) -> None:
+    """Refuse a key nobody should sign with: the rule of DESIGN 3.2 (``crypto.key_problem``).
+
+    A small-order key verifies forgeries anyone can make under RFC 8032 and OpenSSL
+    (libsodium refuses them), so such a key would split honest verifiers.
+    """
+    problem = crypto.key_problem(public)
+    if problem is not None:
+        raise RuleViolation(
+            "key-point",
+            f"{what} cannot be registered: {problem}; a key must be a canonical Ed25519 "
+            "point of prime order, as 'redlist keygen' makes",
+        )
 
 
 def _require_quorum(signers: list[KeyRecord], quorum: int, what: str) -> None:
@@ -232,6 +253,7 @@ def _key(
                 f"key id {key_id.hex()} is already registered (to {existing.name}, seq "
                 f"{existing.added}); a key id is never reused",
             )
+        _require_registrable(body.pub, f"key {key_id.hex()} ({body.name})")
         state.put_key(KeyRecord(key_id, body.pub, body.name or "", roles, seq))
     else:
         if existing is None or existing.public != body.pub:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from redlist.ledger import crypto
+from redlist.ledger.errors import KeyFileError
 from redlist.staff import entries, signing, values
 from redlist.staff.client import LedgerClient, add_node_argument
 
@@ -65,6 +66,7 @@ def run_add(args: argparse.Namespace) -> int:
     pub = values.read_public_key(args.pub)
     roles = values.parse_roles(args.roles)
     draft = entries.key_add(entries.Stamp.fresh(), pub, args.name, roles)
+    _check_registrable(args.pub, pub)
     signers = signing.read_signers(args.signer, args.cosigner)
     with LedgerClient(args.node) as client:
         body, seq = signing.submit_entry(client, draft, signers, action="the key registration")
@@ -73,6 +75,17 @@ def run_add(args: argparse.Namespace) -> int:
         f"{'s' if len(roles) > 1 else ''} {', '.join(roles)} (entry {seq})."
     )
     return 0
+
+
+def _check_registrable(given: str, pub: bytes) -> None:
+    """Refuse, before anything is sent, a key the node would refuse (DESIGN 3.2)."""
+    problem = crypto.key_problem(pub)
+    if problem is not None:
+        raise KeyFileError(
+            f"{given} is not a usable staff key, the node would refuse it: {problem}. "
+            "No key made by 'redlist keygen' is like this: ask its holder to make a new key "
+            "with 'redlist keygen' and send you the .pub file. Nothing was sent to the node."
+        )
 
 
 def run_revoke(args: argparse.Namespace) -> int:
