@@ -145,3 +145,38 @@ def consistency_vectors() -> list[ConsistencyVector]:
             )
         )
     return cases
+
+
+@dataclass(frozen=True)
+class Ed25519Case:
+    """One case of ``ed25519/edge-cases.json`` (see ``ed25519/README.md``).
+
+    ``valid``: the verdict every verifier must reach (libsodium's); ``key_ok``: whether
+    a ``key add`` may register ``public``; ``openssl``: what OpenSSL alone says.
+    """
+
+    id: str
+    comment: str
+    public: bytes
+    message: bytes
+    signature: bytes
+    key_ok: bool
+    valid: bool
+    openssl: bool
+
+
+def ed25519_cases() -> list[Ed25519Case]:
+    """Every Ed25519 edge case, in file order."""
+    return [
+        Ed25519Case(
+            id=raw["id"],
+            comment=raw["comment"],
+            public=bytes.fromhex(raw["pub"]),
+            message=bytes.fromhex(raw["msg"]),
+            signature=bytes.fromhex(raw["sig"]),
+            key_ok=raw["key_ok"],
+            valid=raw["valid"],
+            openssl=raw["openssl"],
+        )
+        for raw in _load_json(require_vectors("ed25519", "edge-cases.json"))
+    ]

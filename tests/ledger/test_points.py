@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from redlist.ledger import crypto
 from redlist.ledger.crypto import SigningKey, sign_entry
 from redlist.ledger.entry import (
     Award,
@@ -299,3 +302,71 @@ def test_genesis_base_and_grades_within_range() -> None:
     fresh.refused(
         "range", Genesis(LOG, fresh.next_id(), NOW, fresh.admin.public, huge), fresh.admin
     )
+
+
+# ---------------------------------------------------------------------------
+# One Ed25519 rule (docs/format.md 3.1): registration and signatures
+
+IDENTITY_KEY = bytes([1]) + bytes(31)  # the identity point: order 1, canonical
+# R = B (the base point), S = 1: [S]B = R + [h]A holds for the identity A on any message.
+BASE_POINT = bytes.fromhex("58" + "66" * 31)
+FORGERY = BASE_POINT + (1).to_bytes(32, "little")
+
+
+def _raw_key_add(town: Town, public: bytes, name: str = "Mallory") -> KeyChange:
+    return KeyChange(LOG, town.next_id(), NOW, "add", public, name, ("grid",))
+
+
+@pytest.mark.parametrize(
+    ("public", "words"),
+    [
+        (IDENTITY_KEY, "a point of small order"),
+        (bytes.fromhex("ec" + "ff" * 30 + "7f"), "a point of small order"),
+        (bytes(32), "a point of small order"),
+        (b"\xff" * 32, "not canonical"),
+        ((2).to_bytes(32, "little"), "not a point of the Ed25519 curve"),
+        ((3).to_bytes(32, "little"), "not of prime order"),
+    ],
+)
+def test_key_add_refuses_a_key_that_is_not_a_point_of_prime_order(
+    town: Town, public: bytes, words: str
+) -> None:
+    body = _raw_key_add(town, public)
+    with pytest.raises(RuleViolation) as caught:
+        town.apply(body, town.admin)
+    assert caught.value.check == "key-point"
+    assert words in caught.value.message
+    assert crypto.key_id(public).hex() in caught.value.message
+    assert caught.value.diagnostics().startswith(f"entry {town.seq}: ")
+    town.refused("key-point", _raw_key_add(town, public), town.admin)
+    assert town.state.key(crypto.key_id(public)) is None
+
+
+def test_a_genesis_with_a_small_order_admin_key_is_refused() -> None:
+    fresh = Town()
+    body = Genesis(LOG, fresh.next_id(), NOW, IDENTITY_KEY, CONFIG)
+    envelope = Envelope(body.to_bytes(), (EntrySignature(crypto.key_id(IDENTITY_KEY), FORGERY),))
+    with pytest.raises(RuleViolation) as caught:
+        apply_entry(fresh.state, origin=LOG, seq=0, time=NOW, envelope=envelope)
+    assert caught.value.check == "key-point"
+    assert "the genesis admin key cannot be registered" in caught.value.message
+    assert fresh.state.config() is None
+
+
+def test_a_signature_with_a_small_order_r_by_a_registered_key_is_refused(town: Town) -> None:
+    """The holder of an ordinary key signs with R = identity and S = h·a: RFC 8032 and
+    OpenSSL accept it, the rule refuses it, and the refusal says why."""
+    body = town.key_add(town.outsider, "X", "grid").to_bytes()
+    message = crypto.ENTRY_DOMAIN + body
+    secret = hashlib.sha512(town.grid.seed).digest()
+    scalar = int.from_bytes(secret[:32], "little")
+    scalar = (scalar & ((1 << 254) - 8)) | (1 << 254)  # RFC 8032 clamping
+    digest = hashlib.sha512(IDENTITY_KEY + town.grid.public + message).digest()
+    s = int.from_bytes(digest, "little") * scalar % crypto.GROUP_ORDER
+    signature = IDENTITY_KEY + s.to_bytes(32, "little")
+    Ed25519PublicKey.from_public_bytes(town.grid.public).verify(signature, message)  # OpenSSL: ok
+    envelope = Envelope(body, (EntrySignature(town.grid.key_id, signature),))
+    with pytest.raises(RuleViolation) as caught:
+        apply_entry(town.state, origin=LOG, seq=town.seq, time=NOW, envelope=envelope)
+    assert caught.value.check == "signature"
+    assert caught.value.message.endswith(": its R is a point of small order")

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tests.staff.running import redlist
 
 from redlist.ledger import keyfile
@@ -185,6 +187,38 @@ def test_bad_key_files(tmp_path: Path, signer: str) -> None:
     refused_before_calling(result.code, result.err, "missing.pem does not exist")
     result = redlist(*award, "--signer", signer, "--cosigner", signer)
     refused_before_calling(result.code, result.err, "is given twice (with --signer and --cosigner)")
+
+
+@pytest.mark.parametrize(
+    ("public", "problem"),
+    [
+        ("01" + "00" * 31, "it is a point of small order"),
+        ("ec" + "ff" * 30 + "7f", "it is a point of small order"),
+        ("ff" * 32, "its encoding is not canonical"),
+        ("03" + "00" * 31, "it is not of prime order"),
+    ],
+)
+def test_key_add_refuses_a_key_the_node_would_refuse_before_sending(
+    tmp_path: Path, signer: str, public: str, problem: str
+) -> None:
+    """docs/format.md 3.1: only a canonical point of prime order may be registered."""
+    pem = tmp_path / "mallory.pem.pub"
+    pem.write_bytes(
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public)).public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    for given in (public, str(pem)):
+        result = redlist(
+            "key", "add", "--pub", given, "--name", "Mallory", "--roles", "grid",
+            "--node", NOWHERE, "--signer", signer,
+        )  # fmt: skip
+        refused_before_calling(result.code, result.err, problem)
+        assert f"error: {given} is not a usable staff key, the node would refuse it: " in (
+            result.err
+        )
+        assert "make a new key with 'redlist keygen'" in result.err
+        assert "Nothing was sent to the node." in result.err
 
 
 def test_a_public_key_file_cannot_sign(signer: str) -> None:

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.builders import STANDARD_RULES, Town, corrupt_signature
 from tests.verifier.bundles import LogBuilder, new_log, replay, standard_log
 
 from redlist.ledger import bundle, codec
-from redlist.ledger.crypto import SigningKey
-from redlist.ledger.entry import Award, Leaf
+from redlist.ledger.crypto import ENTRY_DOMAIN, SigningKey, key_id
+from redlist.ledger.entry import Award, KeyChange, Leaf
 from redlist.ledger.errors import FormatError, VerificationError
 from redlist.ledger.note import NoteSigner, VerifierKey
 from redlist.ledger.points import CHECKS
@@ -227,6 +228,19 @@ def _unknown_role(log: LogBuilder, town: Town) -> None:
     log.append(town.add_key(OTHER, "mayor-liu", ["mayor"]))
 
 
+#: The identity point, a small-order key: R = B, S = 1 "verifies" under it on any
+#: message for RFC 8032 and OpenSSL; libsodium and the rule of docs/format.md 3.1 refuse.
+IDENTITY_KEY = bytes([1]) + bytes(31)
+FORGERY = bytes.fromhex("58" + "66" * 31) + (1).to_bytes(32, "little")
+
+
+def _small_order_key(log: LogBuilder, town: Town) -> None:
+    body = KeyChange(
+        town.origin, town.next_id(), town.now_ms, "add", IDENTITY_KEY, "mallory", ("grid",)
+    )
+    log.append(town.sign(body, town.admin))
+
+
 def _retire_inactive_rule(log: LogBuilder, town: Town) -> None:
     log.append(town.retire_rule("never-set"))
 
@@ -256,6 +270,7 @@ VIOLATIONS: list[tuple[str, Callable[[LogBuilder, Town], None], str]] = [
     ("duplicate id", _duplicate_id, "duplicate-id"),
     ("future at", _future_at, "future"),
     ("unknown role", _unknown_role, "key"),
+    ("small-order key", _small_order_key, "key-point"),
     ("retire an inactive rule", _retire_inactive_rule, "rule"),
     ("objection to a rule entry", _objection_to_a_rule, "target"),
     ("undecodable body", _undecodable_body, "format"),
@@ -284,6 +299,25 @@ def test_each_refusal_names_the_seq_and_the_check(
     assert value["error"]["seq"] == bad_seq
     assert value["error"]["check"] == check
     assert value["error"]["message"]
+
+
+def test_a_small_order_key_and_its_forgeries_are_refused_at_the_registration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The attack of issue 11: an admin registers the identity key, then appends awards
+    "signed" R = B, S = 1, which an auditor on OpenSSL alone would accept."""
+    log = _setup()
+    town = log.town
+    _small_order_key(log, town)
+    key_seq = len(log.leaves) - 1
+    award = Award(town.origin, town.next_id(), town.now_ms, "res-001", "clean-pond").to_bytes()
+    Ed25519PublicKey.from_public_bytes(IDENTITY_KEY).verify(FORGERY, ENTRY_DOMAIN + award)
+    log.append(codec.encode([award, [[key_id(IDENTITY_KEY), FORGERY]]]))
+    directory = log.write_bundle(tmp_path / "bundle")
+    status, value = verify_json(capsys, directory, key=vkey(log))
+    assert status == 1
+    assert (value["error"]["seq"], value["error"]["check"]) == (key_seq, "key-point")
+    assert "point of small order" in value["error"]["message"]
 
 
 def test_every_points_check_is_exercised_from_a_bundle() -> None:

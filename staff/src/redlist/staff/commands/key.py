@@ -16,7 +16,9 @@ Register or revoke a staff member's public key. Only an admin key may sign.
   redlist key revoke --pub wang.pem.pub ...
 
 --pub takes the key file (the FILE.pub from 'redlist keygen', a PEM public key,
-or even the private key file) or the public key as 64 hex digits.
+or even the private key file) or the public key as 64 hex digits. A key that
+'redlist keygen' could not have made (not a valid Ed25519 key of prime order)
+is refused before anything is sent: the node would refuse it too.
 Roles: admin, grid (awards), council (council rules, reversals), cashier
 (redemptions). A revoked key can no longer sign; what it signed before stays."""
 
