@@ -10,8 +10,10 @@ These tests are what catches a PyNaCl/libsodium upgrade that would move a verdic
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import itertools
+import os
 
 import nacl.bindings
 import pytest
@@ -183,3 +185,60 @@ def test_key_check_on_any_32_bytes_agrees_with_the_outsider(encoding: bytes) -> 
         assert (crypto.key_problem(encoding) is None) is bool(
             nacl.bindings.crypto_core_ed25519_is_valid_point(encoding)
         )
+
+
+#: ``REDLIST_SOAK=1`` tries the built cases below this many times more (docs/reliability.md).
+SOAK_SCALE = 40 if os.environ.get("REDLIST_SOAK") == "1" else 1
+BASE_POINT = bytes.fromhex("58" + "66" * 31)
+TAMPERINGS = ("none", "holder-chosen R", "S + L", "key + torsion", "small key", "bit flip")
+
+
+def _secret_scalar(key: crypto.SigningKey) -> int:
+    digest = hashlib.sha512(key.seed).digest()
+    return (int.from_bytes(digest[:32], "little") & ((1 << 254) - 8)) | (1 << 254)
+
+
+def _reduce(data: bytes) -> int:
+    return int.from_bytes(hashlib.sha512(data).digest(), "little") % crypto.GROUP_ORDER
+
+
+@settings(max_examples=120 * SOAK_SCALE, deadline=None)
+@given(
+    seed=st.binary(min_size=32, max_size=32),
+    message=st.binary(max_size=40),
+    tampering=st.sampled_from(TAMPERINGS),
+    torsion=st.sampled_from(SMALL_ORDER[:8]),
+    nonce=st.integers(min_value=1, max_value=crypto.GROUP_ORDER - 1),
+    flip=st.integers(min_value=0, max_value=511),
+)
+def test_built_cases_get_one_verdict_from_us_and_from_the_outsider(
+    seed: bytes, message: bytes, tampering: str, torsion: bytes, nonce: int, flip: int
+) -> None:
+    """Beyond the file: honest signatures and the ways to bend them, where our verify
+    and ``cryptography`` with the pre-checks must agree case by case."""
+    key = crypto.SigningKey.from_seed(seed)
+    public, signature = key.public, key.sign(message)
+    if tampering == "holder-chosen R":  # R = [r]B + T or R = T, S fitted to the equation
+        point = nacl.bindings.crypto_scalarmult_ed25519_base_noclamp(nonce.to_bytes(32, "little"))
+        r_point, r = (
+            (torsion, 0)
+            if nonce % 3 == 0
+            else (nacl.bindings.crypto_core_ed25519_add(point, torsion), nonce)
+        )
+        s = (r + _reduce(r_point + public + message) * _secret_scalar(key)) % crypto.GROUP_ORDER
+        signature = r_point + s.to_bytes(32, "little")
+    elif tampering == "S + L":
+        s = int.from_bytes(signature[32:], "little") + crypto.GROUP_ORDER
+        signature = signature[:32] + s.to_bytes(32, "little")
+    elif tampering == "key + torsion":
+        public = nacl.bindings.crypto_core_ed25519_add(public, torsion)
+    elif tampering == "small key":
+        public, signature = torsion, BASE_POINT + (1).to_bytes(32, "little")
+    elif tampering == "bit flip":
+        flipped = bytearray(signature)
+        flipped[flip // 8] ^= 1 << (flip % 8)
+        signature = bytes(flipped)
+    ours = crypto.verify(public, message, signature)
+    assert ours is outsider.verify(public, message, signature)
+    if tampering == "none":
+        assert ours
