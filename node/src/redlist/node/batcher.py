@@ -30,6 +30,7 @@ from typing import Protocol
 from redlist.ledger.errors import BatchError, FormatError, RedlistError, StoreError
 from redlist.ledger.log import AppendResult
 from redlist.ledger.note import Checkpoint, Note
+from redlist.node.detach import without_frames
 
 logger = logging.getLogger(__name__)
 
@@ -125,13 +126,14 @@ class _GroupCommit:
         try:
             result = self._log.append(envelopes, self._clock())
         except BatchError as refusal:
+            without_frames(refusal)  # kept beside the group (self): no frames, no cycle
             if len(members) == 1:
                 self._outcomes[members[0]] = refusal
                 return None
             return refusal
         except RedlistError as error:  # the store could not take it: nothing was written
             for member in members:
-                self._outcomes[member] = error
+                self._outcomes[member] = without_frames(error)
             return None
         seconds = time.perf_counter() - started
         offset = 0
@@ -244,7 +246,12 @@ class Batcher:
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Request(tuple(envelopes), future))
         self._arrived.set()
-        return await future
+        try:
+            return await future
+        finally:
+            # A refusal raised here keeps this frame in its traceback, and the future
+            # keeps the refusal: without this the two (and the batch) form a cycle.
+            del future
 
     async def close(self) -> None:
         """Take no more batches; commit what is queued, wait for what is in flight.
@@ -312,7 +319,7 @@ class Batcher:
             )
         except Exception as error:  # a bug, not a refusal: answer every caller with it
             logger.exception("commit failed unexpectedly")
-            outcomes, reports = [error] * len(group), []
+            outcomes, reports = [without_frames(error)] * len(group), []
         finally:
             self._slots.release()
         for request, outcome in zip(group, outcomes, strict=True):

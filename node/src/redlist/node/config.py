@@ -8,23 +8,41 @@ nothing::
     data = "/var/lib/redlist/wendeng"   # relative paths are relative to this file
     listen = "0.0.0.0:7420"
     metrics = "127.0.0.1:9420"          # Prometheus /metrics; off when absent
-    max_batch = 10000                   # envelopes one Submit may carry
+    max_batch = 1000                    # envelopes one Submit may carry
     max_group = 10000                   # envelopes one shared commit may carry
     commit_depth = 2                    # shared commits in flight at once
     grace_seconds = 10.0                # how long shutdown waits for in-flight calls
-    max_message_bytes = 67108864        # largest request the node reads (64 MiB)
+    max_message_bytes = 4194304         # largest request (and answer) the node handles (4 MiB)
+    max_calls = 32                      # calls served at once, all clients together
+    max_calls_per_client = 16           # calls served at once for one client
+    max_streams = 16                    # streams open at once (GetLeaves, Follow, ...)
+    max_streams_per_client = 4          # streams open at once for one client
+    stream_write_seconds = 30.0         # how long a stream's answer waits to be read
     log_level = "info"                  # debug, info, warning or error
     tls_cert = "tls/node.pem"           # serve TLS with this certificate (chain) ...
     tls_key = "tls/node.key"            # ... and its private key; plaintext when absent
     tls_client_ca = "tls/staff-ca.pem"  # mutual TLS: require client certs from these CAs
     rate_limit = 50.0                   # calls per second per client; off when absent
     rate_burst = 200                    # calls a quiet client may make at once
+    rate_limit_bytes = 1048576          # request bytes per second per client; off when absent
+    rate_burst_bytes = 8388608          # request bytes a quiet client may send at once
     map_size_gib = 1024                 # LMDB address space; raise when storage is full
 
 Plaintext is the default, meant for a node on loopback (``127.0.0.1``), behind a
 TLS-terminating proxy, or in a test; see ``redlist.node.tls``. Rate limiting is
 off by default (``redlist.node.ratelimit``); ``rate_burst`` defaults to one
-second's worth of calls.
+second's worth of calls, ``rate_burst_bytes`` to one second's worth of bytes or
+``max_message_bytes``, whichever is larger.
+
+**Memory.** The concurrency limits (``redlist.node.admission``) are always on; they
+and ``max_message_bytes`` set the node's memory ceiling (:meth:`ServeSettings.memory_ceiling`):
+a request is held about :data:`REQUEST_COPIES` times while it is decoded and
+checked, and a stream holds one chunk of leaves, so the node's resident memory
+stays under about::
+
+    BASE_MEMORY + max_calls * REQUEST_COPIES * max_message_bytes + max_streams * STREAM_CHUNK_BYTES
+
+which for the defaults is about 650 MB (docs/operations.md, "Memory").
 """
 
 from __future__ import annotations
@@ -38,12 +56,31 @@ from typing import Any
 from redlist.ledger.errors import FormatError
 from redlist.node.tomlfile import read_toml
 
-DEFAULT_MAX_BATCH = 10_000
+#: A clerk's sheet goes in batches of a few hundred (``redlist submit``: 500).
+DEFAULT_MAX_BATCH = 1_000
 DEFAULT_MAX_GROUP = 10_000
 DEFAULT_COMMIT_DEPTH = 2
 DEFAULT_GRACE_SECONDS = 10.0
-#: Envelopes are at most 64 KiB each (checked by the log); a request is a batch of them.
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Envelopes are at most 64 KiB each (checked by the log); a request is a batch of
+#: them. 4 MiB holds 64 of the largest, or a batch of 1,000 ordinary ones (a few
+#: hundred bytes each) many times over.
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_CALLS = 32
+#: An auditor reads accounts 8 at a time (``redlist-verify node``).
+DEFAULT_MAX_CALLS_PER_CLIENT = 16
+DEFAULT_MAX_STREAMS = 16
+DEFAULT_MAX_STREAMS_PER_CLIENT = 4
+DEFAULT_STREAM_WRITE_SECONDS = 30.0
+#: What the ceiling allows for the node itself: interpreter, libraries, gRPC, the
+#: LMDB pages it touches, and the glibc arenas of its threads (measured: about
+#: 70 MB idle; see docs/reliability.md, "Memory under abuse").
+BASE_MEMORY = 160 * 1024 * 1024
+#: How many copies of a request the node holds at most while handling it: gRPC's
+#: buffer of the received bytes, the Python bytes, the decoded protobuf message,
+#: the envelopes taken out of it (measured in docs/reliability.md).
+REQUEST_COPIES = 4
+#: Leaves one stream reads ahead of its reader (redlist.node.servicer.CHUNK_BYTES).
+STREAM_CHUNK_BYTES = 1024 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -59,25 +96,46 @@ class ServeSettings:
     commit_depth: int = DEFAULT_COMMIT_DEPTH
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_calls: int = DEFAULT_MAX_CALLS
+    max_calls_per_client: int = DEFAULT_MAX_CALLS_PER_CLIENT
+    max_streams: int = DEFAULT_MAX_STREAMS
+    max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
+    stream_write_seconds: float = DEFAULT_STREAM_WRITE_SECONDS
     log_level: str = "info"
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     rate_limit: float | None = None
     rate_burst: int | None = None
+    rate_limit_bytes: float | None = None
+    rate_burst_bytes: int | None = None
     map_size_gib: int | None = None
 
     def __post_init__(self) -> None:
         parse_address(self.listen, "listen")
         if self.metrics is not None:
             parse_address(self.metrics, "metrics")
-        for name in ("max_batch", "max_group", "commit_depth", "max_message_bytes"):
+        for name in (
+            "max_batch",
+            "max_group",
+            "commit_depth",
+            "max_message_bytes",
+            "max_calls",
+            "max_calls_per_client",
+            "max_streams",
+            "max_streams_per_client",
+        ):
             if getattr(self, name) < 1:
                 raise FormatError(f"'{name}' must be at least 1, not {getattr(self, name)}")
         if self.max_group < self.max_batch:
             raise FormatError(
                 f"'max_group' ({self.max_group}) must be at least 'max_batch' "
                 f"({self.max_batch}): a shared commit always takes whole batches"
+            )
+        if not (self.stream_write_seconds > 0 and math.isfinite(self.stream_write_seconds)):
+            raise FormatError(
+                f"'stream_write_seconds' must be a positive number of seconds, "
+                f"not {self.stream_write_seconds}"
             )
         if self.grace_seconds < 0:
             raise FormatError(f"'grace_seconds' must not be negative, not {self.grace_seconds}")
@@ -108,6 +166,40 @@ class ServeSettings:
                 raise FormatError("'rate_burst' needs 'rate_limit' (--rate-limit) as well")
             if self.rate_burst < 1:
                 raise FormatError(f"'rate_burst' must be at least 1, not {self.rate_burst}")
+        if self.rate_limit_bytes is not None and not (
+            self.rate_limit_bytes > 0 and math.isfinite(self.rate_limit_bytes)
+        ):
+            raise FormatError(
+                f"'rate_limit_bytes' must be a positive number of bytes per second, "
+                f"not {self.rate_limit_bytes}"
+            )
+        if self.rate_burst_bytes is not None:
+            if self.rate_limit_bytes is None:
+                raise FormatError(
+                    "'rate_burst_bytes' needs 'rate_limit_bytes' (--rate-limit-bytes) as well"
+                )
+            if self.rate_burst_bytes < 1:
+                raise FormatError(
+                    f"'rate_burst_bytes' must be at least 1, not {self.rate_burst_bytes}"
+                )
+
+    def memory_ceiling(self) -> int:
+        """The resident memory, in bytes, this node stays under (see the module docstring)."""
+        return memory_ceiling(
+            max_calls=self.max_calls,
+            max_message_bytes=self.max_message_bytes,
+            max_streams=self.max_streams,
+        )
+
+
+def memory_ceiling(*, max_calls: int, max_message_bytes: int, max_streams: int) -> int:
+    """``BASE_MEMORY + max_calls * REQUEST_COPIES * max_message_bytes + max_streams *
+    STREAM_CHUNK_BYTES``: the resident memory a node with these limits stays under."""
+    return (
+        BASE_MEMORY
+        + max_calls * REQUEST_COPIES * max_message_bytes
+        + max_streams * STREAM_CHUNK_BYTES
+    )
 
 
 # Setting name -> the types a TOML value may have for it.
@@ -120,12 +212,19 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "commit_depth": (int,),
     "grace_seconds": (int, float),
     "max_message_bytes": (int,),
+    "max_calls": (int,),
+    "max_calls_per_client": (int,),
+    "max_streams": (int,),
+    "max_streams_per_client": (int,),
+    "stream_write_seconds": (int, float),
     "log_level": (str,),
     "tls_cert": (str,),
     "tls_key": (str,),
     "tls_client_ca": (str,),
     "rate_limit": (int, float),
     "rate_burst": (int,),
+    "rate_limit_bytes": (int, float),
+    "rate_burst_bytes": (int,),
     "map_size_gib": (int,),
 }
 #: Settings that name files: relative paths in a config file are relative to it.
@@ -149,7 +248,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
         if name in values:
             named = Path(values[name])
             values[name] = named if named.is_absolute() else path.parent / named
-    for name in ("grace_seconds", "rate_limit"):
+    for name in ("grace_seconds", "rate_limit", "stream_write_seconds", "rate_limit_bytes"):
         if name in values:
             values[name] = float(values[name])
     return values

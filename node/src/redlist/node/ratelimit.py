@@ -1,14 +1,25 @@
-"""Per-client rate limiting of a node's calls: one token bucket per client, as an interceptor.
+"""Per-client rate limits of a node: token buckets for calls and for request bytes.
 
-Off unless configured (``serve --rate-limit``). When on, every call a client makes
-takes one token from that client's bucket; the bucket holds at most ``burst``
-tokens and refills at ``per_second`` tokens a second. A call that finds the
-bucket empty is refused with ``RESOURCE_EXHAUSTED`` before it reaches the
-service, with a message saying when to retry; the same wait is in the trailing
-metadata, in milliseconds, as ``redlist-retry-after-ms`` (with the check
-``rate-limit``, ``redlist.proto.contract``) and as gRPC's own
-``grpc-retry-pushback-ms`` (gRFC A6), which clients with a retry policy honour.
-A refused call takes no token, so a client that waits as told always gets in.
+Off unless configured (``serve --rate-limit``, ``--rate-limit-bytes``). The
+buckets are consulted by :class:`redlist.node.admission.AdmissionInterceptor`
+before a call's request is read:
+
+* **calls**: every call takes one token from the client's bucket, which holds at
+  most ``burst`` tokens and refills at ``per_second`` tokens a second. A call that
+  finds the bucket empty is refused, and takes no token, so a client that waits as
+  told always gets in.
+* **request bytes**: a call is let in while the client's byte bucket is not in
+  debt; once its request has been read, its size in bytes is taken from the
+  bucket, which may leave it in debt (a request's size is known only once read).
+  The client's next calls wait until the debt is repaid at ``per_second`` bytes a
+  second. One call can thus never be refused for its own size (``max_message_bytes``
+  bounds that), but a flood of large requests is slowed to the configured rate.
+
+A refusal is ``RESOURCE_EXHAUSTED`` with a message saying when to retry; the same
+wait is in the trailing metadata, in milliseconds, as ``redlist-retry-after-ms``
+(with the check ``rate-limit`` or ``rate-limit-bytes``, ``redlist.proto.contract``)
+and as gRPC's own ``grpc-retry-pushback-ms`` (gRFC A6), which clients with a retry
+policy honour.
 
 A client is the subject of its certificate when the node requires client
 certificates (mutual TLS), otherwise its network address without the port (a
@@ -17,48 +28,41 @@ NAT share an address and so share a bucket: size the limit for that.
 
 What it protects: the node's CPU and disk from one client's flood, so other
 towns' mirrors, auditors and staff keep being served. It is no defence against
-many addresses at once, which belongs to the network in front of the node. A
-Submit counts as one call however many envelopes it carries; its size is bounded
-separately (``max_batch``, ``max_message_bytes``). Health checks are never
-limited: a load balancer probing often must not mark the node as down. A
-streaming call (``Follow``, ``GetLeaves``) costs one token when it starts.
+many addresses at once, which belongs to the network in front of the node.
+Memory is bounded by the concurrency limits, not by these rates (see
+:mod:`redlist.node.admission`). Health checks are never rate limited: a load
+balancer probing often must not mark the node as down. A streaming call
+(``Follow``, ``GetLeaves``) costs one token when it starts.
 
-The interceptor runs on the server's event loop only, so the buckets need no lock.
+The buckets are used on the server's event loop only, so they need no lock.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
 import math
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-import grpc
 from grpc import aio
 
 from redlist.ledger.errors import FormatError
 from redlist.node.tls import client_identity
-from redlist.proto.contract import RATE_LIMIT_CHECK, RefusalDetails
-
-logger = logging.getLogger(__name__)
 
 #: gRPC's own server pushback key (gRFC A6), read by clients with a retry policy.
 PUSHBACK_METADATA = "grpc-retry-pushback-ms"
-#: Services whose calls are never limited (method names start with "/<service>/").
+#: Services whose calls are never rate limited (method names start with "/<service>/").
 EXEMPT_SERVICES = frozenset({"grpc.health.v1.Health"})
 
-_Request = TypeVar("_Request")
-_Response = TypeVar("_Response")
 _Context = aio.ServicerContext[Any, Any]
 
 
 @dataclass(frozen=True)
 class RateLimit:
-    """Calls a client may make: ``per_second`` on average, ``burst`` at once after a pause."""
+    """What a client may spend (calls, or request bytes): ``per_second`` on average,
+    ``burst`` at once after a pause."""
 
     per_second: float
     burst: int
@@ -79,8 +83,8 @@ class RateLimit:
             burst = max(1, math.ceil(per_second)) if math.isfinite(per_second) else 1
         return cls(per_second, burst)
 
-    def describe(self) -> str:
-        return f"{self.per_second:g} calls per second (bursts of {self.burst})"
+    def describe(self, unit: str = "calls") -> str:
+        return f"{self.per_second:g} {unit} per second (bursts of {self.burst})"
 
 
 @dataclass(frozen=True)
@@ -132,8 +136,9 @@ class RateLimiter:
         """How many clients currently have a bucket (for tests and diagnostics)."""
         return len(self._buckets)
 
-    def admit(self, client: str) -> Decision:
-        """Take a token for ``client`` if it has one; else say how long until it will."""
+    def admit(self, client: str, cost: float = 1) -> Decision:
+        """Take ``cost`` tokens for ``client`` if it has them; else say how long until it
+        will. A cost of 0 admits a client whose bucket is not in debt (see :meth:`charge`)."""
         now = self._clock()
         if now - self._last_sweep >= self._sweep_every:
             self._sweep(now)
@@ -144,13 +149,23 @@ class RateLimiter:
             self._refill(bucket, now)
         # The tolerance absorbs float rounding in the refill, so a client that waited
         # exactly as long as it was told is let in.
-        if bucket.tokens >= 1 - _ROUNDING:
-            bucket.tokens = max(0.0, bucket.tokens - 1)
+        if bucket.tokens >= cost - _ROUNDING:
+            bucket.tokens = max(0.0, bucket.tokens - cost) if cost else bucket.tokens
             bucket.refusing = False
             return Decision(0.0)
         first = not bucket.refusing
         bucket.refusing = True
-        return Decision((1 - bucket.tokens) / self.limit.per_second, first)
+        return Decision((cost - bucket.tokens) / self.limit.per_second, first)
+
+    def charge(self, client: str, amount: float) -> None:
+        """Take ``amount`` tokens from ``client``'s bucket, into debt if need be."""
+        now = self._clock()
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            bucket = self._buckets[client] = _Bucket(float(self.limit.burst), now)
+        else:
+            self._refill(bucket, now)
+        bucket.tokens -= amount
 
     def _refill(self, bucket: _Bucket, now: float) -> None:
         elapsed = max(0.0, now - bucket.updated)
@@ -189,105 +204,3 @@ def client_of(context: _Context) -> str:
     if subject is not None:
         return f"the client certificate {subject}"
     return f"the client at {peer_host(context.peer())}"
-
-
-class RateLimitInterceptor(aio.ServerInterceptor):
-    """Refuses calls from a client over its limit before they reach the service."""
-
-    def __init__(
-        self, limiter: RateLimiter, exempt_services: frozenset[str] = EXEMPT_SERVICES
-    ) -> None:
-        self._limiter = limiter
-        self._exempt = tuple(f"/{service}/" for service in exempt_services)
-        # method -> (the handler it came with, its guarded twin): one wrapping per method.
-        self._guarded: dict[str, tuple[object, grpc.RpcMethodHandler[Any, Any]]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails],
-            Awaitable[grpc.RpcMethodHandler[_Request, _Response] | None],
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[_Request, _Response] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(self._exempt):
-            return handler
-        cached = self._guarded.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        guarded = _limited_handler(handler, self._admit)
-        self._guarded[method] = (handler, guarded)
-        return guarded
-
-    async def _admit(self, context: _Context) -> None:
-        client = client_of(context)
-        decision = self._limiter.admit(client)
-        if decision.admitted:
-            return
-        if decision.first_refusal:
-            logger.info(
-                "rate limit reached by %s (limit %s)", client, self._limiter.limit.describe()
-            )
-        details = RefusalDetails(RATE_LIMIT_CHECK, retry_after_ms=decision.wait_ms)
-        await context.abort(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"too many calls from {client}: this node takes at most "
-            f"{self._limiter.limit.describe()} from one client; retry in "
-            f"{decision.wait_ms / 1000:.1f} s [{RATE_LIMIT_CHECK}]",
-            (*details.to_metadata(), (PUSHBACK_METADATA, str(decision.wait_ms))),
-        )
-
-
-_Admit = Callable[[_Context], Awaitable[None]]
-
-
-def _limited_handler(
-    handler: grpc.RpcMethodHandler[_Request, _Response], admit: _Admit
-) -> grpc.RpcMethodHandler[_Request, _Response]:
-    """``handler`` with ``admit`` awaited before its behaviour runs (same kind of call)."""
-    serializers: dict[str, Any] = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            _guard(handler.unary_unary, admit), **serializers
-        )
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            _guard(handler.unary_stream, admit), **serializers
-        )
-    if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(
-            _guard(handler.stream_unary, admit), **serializers
-        )
-    if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(
-            _guard(handler.stream_stream, admit), **serializers
-        )
-    return handler
-
-
-def _guard(behaviour: Callable[..., Any], admit: _Admit) -> Callable[..., Any]:
-    """``behaviour`` behind ``admit``, keeping its shape (gRPC aio dispatches on it).
-
-    Every handler of a node is async: an async generator (streamed answers) or a
-    coroutine function (one answer, or answers written with ``context.write``).
-    """
-    if inspect.isasyncgenfunction(behaviour):
-
-        async def guarded_stream(request: Any, context: _Context) -> AsyncIterator[Any]:
-            await admit(context)
-            async for response in behaviour(request, context):
-                yield response
-
-        return guarded_stream
-
-    async def guarded_call(request: Any, context: _Context) -> Any:
-        await admit(context)
-        result = behaviour(request, context)
-        return await result if inspect.isawaitable(result) else result
-
-    return guarded_call

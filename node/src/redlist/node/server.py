@@ -12,8 +12,11 @@ Whatever a client was told is committed is durable before its answer was sent.
 
 Transport: plaintext unless :class:`ServerOptions` carries a
 :class:`~redlist.node.tls.ServerTLS` (TLS, or mutual TLS with client
-certificates); a per-client rate limit (:mod:`redlist.node.ratelimit`) is
-installed only when one is configured, so an unlimited node pays nothing for it.
+certificates). Every call first passes admission (:mod:`redlist.node.admission`):
+the limits on concurrent calls and open streams, in all and per client, which
+with ``max_message_bytes`` give the node its memory ceiling, and the per-client
+rate limits of calls and request bytes (:mod:`redlist.node.ratelimit`) when
+configured.
 Every service of the node, health and reflection included, is on the one
 listener: nothing served changes how the node behaves except ``Submit``, whose
 entries carry their own authority (signatures the ledger rules check), so no
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -37,18 +41,25 @@ from grpc_reflection.v1alpha import reflection
 from redlist.ledger.entry import MAX_ENVELOPE_SIZE
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.log import Log
+from redlist.node.admission import AdmissionInterceptor, CallLimits
 from redlist.node.batcher import Batcher, CommitReport, TreeWatch
 from redlist.node.config import (
     DEFAULT_COMMIT_DEPTH,
     DEFAULT_GRACE_SECONDS,
     DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_CALLS,
+    DEFAULT_MAX_CALLS_PER_CLIENT,
     DEFAULT_MAX_GROUP,
     DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_STREAMS_PER_CLIENT,
+    DEFAULT_STREAM_WRITE_SECONDS,
     ServeSettings,
+    memory_ceiling,
     parse_address,
 )
 from redlist.node.metrics import NodeMetrics
-from redlist.node.ratelimit import RateLimit, RateLimiter, RateLimitInterceptor
+from redlist.node.ratelimit import RateLimit, RateLimiter
 from redlist.node.servicer import LedgerServicer, UndecodableRequestInterceptor
 from redlist.node.tls import ServerTLS, is_loopback, load_server_material
 from redlist.proto.contract import Limits
@@ -59,6 +70,13 @@ logger = logging.getLogger(__name__)
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"].full_name
 #: Threads for the log's blocking reads (proofs, leaves, accounts, sizes).
 DEFAULT_READ_WORKERS = 8
+DEFAULT_CALL_LIMITS = CallLimits(
+    max_calls=DEFAULT_MAX_CALLS,
+    max_calls_per_client=DEFAULT_MAX_CALLS_PER_CLIENT,
+    max_streams=DEFAULT_MAX_STREAMS,
+    max_streams_per_client=DEFAULT_MAX_STREAMS_PER_CLIENT,
+    stream_write_seconds=DEFAULT_STREAM_WRITE_SECONDS,
+)
 
 
 @dataclass(frozen=True)
@@ -72,8 +90,19 @@ class ServerOptions:
     read_workers: int = DEFAULT_READ_WORKERS
     #: None: plaintext (meant for loopback, or behind a TLS-terminating proxy).
     tls: ServerTLS | None = None
-    #: None: no per-client limit.
+    #: None: no per-client limit of calls.
     rate_limit: RateLimit | None = None
+    #: None: no per-client limit of request bytes.
+    rate_limit_bytes: RateLimit | None = None
+    call_limits: CallLimits = DEFAULT_CALL_LIMITS
+
+    def memory_ceiling(self) -> int:
+        """The resident memory, in bytes, a node serving with these options stays under."""
+        return memory_ceiling(
+            max_calls=self.call_limits.max_calls,
+            max_message_bytes=self.max_message_bytes,
+            max_streams=self.call_limits.max_streams,
+        )
 
     @classmethod
     def from_settings(cls, settings: ServeSettings) -> ServerOptions:
@@ -83,6 +112,12 @@ class ServerOptions:
         rate_limit = None
         if settings.rate_limit is not None:
             rate_limit = RateLimit.with_default_burst(settings.rate_limit, settings.rate_burst)
+        rate_limit_bytes = None
+        if settings.rate_limit_bytes is not None:
+            burst = settings.rate_burst_bytes
+            if burst is None:  # a quiet client can always send one largest request
+                burst = max(settings.max_message_bytes, math.ceil(settings.rate_limit_bytes))
+            rate_limit_bytes = RateLimit(settings.rate_limit_bytes, burst)
         return cls(
             max_batch=settings.max_batch,
             max_group=settings.max_group,
@@ -90,6 +125,14 @@ class ServerOptions:
             max_message_bytes=settings.max_message_bytes,
             tls=tls,
             rate_limit=rate_limit,
+            rate_limit_bytes=rate_limit_bytes,
+            call_limits=CallLimits(
+                max_calls=settings.max_calls,
+                max_calls_per_client=settings.max_calls_per_client,
+                max_streams=settings.max_streams,
+                max_streams_per_client=settings.max_streams_per_client,
+                stream_write_seconds=settings.stream_write_seconds,
+            ),
         )
 
     def limits(self) -> Limits:
@@ -158,11 +201,16 @@ class NodeServer:
         batcher = Batcher(
             log, max_group=options.max_group, depth=options.commit_depth, on_commit=on_commit
         )
-        interceptors: list[aio.ServerInterceptor] = []
-        if options.rate_limit is not None:
-            interceptors.append(RateLimitInterceptor(RateLimiter(options.rate_limit)))
-        # Innermost, so its handlers stay the same objects and are wrapped once.
-        interceptors.append(UndecodableRequestInterceptor())
+        admission = AdmissionInterceptor(
+            options.call_limits,
+            calls=None if options.rate_limit is None else RateLimiter(options.rate_limit),
+            request_bytes=(
+                None if options.rate_limit_bytes is None else RateLimiter(options.rate_limit_bytes)
+            ),
+        )
+        # Admission outermost: it decides before the request is read. The other is
+        # innermost, so its handlers stay the same objects and are wrapped once.
+        interceptors: list[aio.ServerInterceptor] = [admission, UndecodableRequestInterceptor()]
         server = aio.server(
             interceptors=interceptors,
             options=[
@@ -207,12 +255,18 @@ class NodeServer:
         )
         transport = "plaintext" if options.tls is None else options.tls.mode
         logger.info(
-            "serving origin=%s size=%d address=%s transport=%s rate_limit=%s",
+            "serving origin=%s size=%d address=%s transport=%s limits=%s rate_limit=%s "
+            "rate_limit_bytes=%s memory_ceiling_mib=%d",
             log.origin,
             size,
             node.address,
             transport,
+            options.call_limits.describe(),
             "off" if options.rate_limit is None else options.rate_limit.describe(),
+            "off"
+            if options.rate_limit_bytes is None
+            else options.rate_limit_bytes.describe("bytes"),
+            options.memory_ceiling() >> 20,
         )
         if material is not None:
             logger.info(

@@ -56,7 +56,7 @@ PERMISSION_CHECKS = frozenset(
 
 #: Leaves streamed per read of the store: bounds memory per stream and time per read.
 CHUNK_LEAVES = 1024
-CHUNK_BYTES = 4 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
 
 #: A status message carries at most this many UTF-8 bytes. Messages quote what the
 #: caller sent (an account id, a map key, a log name), and a status travels in

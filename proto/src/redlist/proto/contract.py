@@ -7,7 +7,8 @@ them and what the generated code cannot say:
   :data:`LIMIT_KEY`, :data:`RETRY_AFTER_KEY`), written by the node and read by every
   client through :class:`RefusalDetails`;
 * the checks a refusal names when a request exceeds one of the node's limits
-  (:data:`MAX_BATCH_CHECK`, :data:`RATE_LIMIT_CHECK`);
+  (:data:`MAX_BATCH_CHECK`, :data:`RATE_LIMIT_CHECK`, and those of admission:
+  :data:`MAX_CALLS_CHECK`, ...);
 * the node's limits themselves (:class:`Limits`), as the ``GetLimits`` call returns
   them.
 
@@ -38,6 +39,18 @@ MAX_BATCH_CHECK = "max-batch"
 #: The check of a call refused by the node's per-client rate limit; its
 #: ``redlist-retry-after-ms`` says when a retry gets in.
 RATE_LIMIT_CHECK = "rate-limit"
+#: The same for the per-client limit of request bytes.
+BYTE_RATE_LIMIT_CHECK = "rate-limit-bytes"
+#: Checks of a call refused, before its request was read, because the node serves
+#: that many calls (or keeps that many streams open) at once already, in all or for
+#: the calling client; ``redlist-limit`` is the limit. Retrying later gets in.
+MAX_CALLS_CHECK = "max-calls"
+MAX_CALLS_PER_CLIENT_CHECK = "max-calls-per-client"
+MAX_STREAMS_CHECK = "max-streams"
+MAX_STREAMS_PER_CLIENT_CHECK = "max-streams-per-client"
+#: The check of a stream the node ended because the client left an answer unread
+#: for longer than the node waits (``redlist-limit``: that many seconds).
+STREAM_WRITE_TIMEOUT_CHECK = "stream-write-timeout"
 
 #: Bytes a SubmitRequest spends on framing per envelope, at most: a field tag and a
 #: length of up to 4 bytes (the envelope limit stays far below 2**28).
@@ -140,13 +153,19 @@ def _decimal(text: str | None) -> int | None:
 
 
 __all__ = [
+    "BYTE_RATE_LIMIT_CHECK",
     "CHECK_KEY",
     "ENVELOPE_FRAMING_BYTES",
     "INDEX_KEY",
     "LIMIT_KEY",
     "MAX_BATCH_CHECK",
+    "MAX_CALLS_CHECK",
+    "MAX_CALLS_PER_CLIENT_CHECK",
+    "MAX_STREAMS_CHECK",
+    "MAX_STREAMS_PER_CLIENT_CHECK",
     "RATE_LIMIT_CHECK",
     "RETRY_AFTER_KEY",
+    "STREAM_WRITE_TIMEOUT_CHECK",
     "Limits",
     "RefusalDetails",
 ]

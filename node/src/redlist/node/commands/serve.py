@@ -13,7 +13,8 @@ from typing import Any
 
 from redlist.ledger.errors import StoreError
 from redlist.ledger.log import Log
-from redlist.ledger.sigworkers import VerifyPool, available_cores, tune_interpreter
+from redlist.ledger.sigworkers import VERIFY_SWITCH_INTERVAL_S, VerifyPool, available_cores
+from redlist.node.allocator import limit_arenas
 from redlist.node.config import load_config_file, resolve_settings
 from redlist.node.server import serve_until_signalled
 
@@ -36,10 +37,19 @@ client to present a certificate signed by a CA in that file (mutual TLS):
   redlist-node serve --data town --listen 0.0.0.0:7420 \\
       --tls-cert tls/node.pem --tls-key tls/node.key --tls-client-ca tls/staff-ca.pem
 
+Limits (always on; see docs/operations.md, "Memory"): at most --max-calls calls
+at once (--max-calls-per-client from one client), --max-streams open streams
+(--max-streams-per-client), requests of --max-message-bytes; a stream whose
+reader does not take an answer within --stream-write-timeout seconds is ended.
+A call over a limit is refused with RESOURCE_EXHAUSTED before its request is
+read. With the defaults the node stays under about 650 MB of memory, whatever
+clients send; the log line at start-up states the ceiling.
+
 --rate-limit N refuses a client's calls beyond N per second on average (bursts
-of --rate-burst, default N) with RESOURCE_EXHAUSTED and the time to wait; a
-client is its certificate subject under mutual TLS, else its address. Off by
-default.
+of --rate-burst, default N) with RESOURCE_EXHAUSTED and the time to wait;
+--rate-limit-bytes B does the same for request bytes (bursts of
+--rate-burst-bytes). A client is its certificate subject under mutual TLS, else
+its address. Off by default.
 
 Settings may also come from a TOML file (--config); flags override it. Log lines
 (one per commit and one per refused batch) go to stderr."""
@@ -74,7 +84,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         dest="max_batch",
         type=int,
         metavar="N",
-        help="most envelopes one Submit may carry (default 10000)",
+        help="most envelopes one Submit may carry (default 1000)",
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        dest="max_message_bytes",
+        type=int,
+        metavar="BYTES",
+        help="largest request (and answer) the node handles (default 4194304, 4 MiB)",
     )
     parser.add_argument(
         "--map-size",
@@ -112,6 +129,42 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FILE",
         help="mutual TLS: require client certificates signed by a CA in this PEM file",
     )
+    concurrency = parser.add_argument_group("concurrency (always on; these set the memory ceiling)")
+    concurrency.add_argument(
+        "--max-calls",
+        dest="max_calls",
+        type=int,
+        metavar="N",
+        help="calls served at once, all clients together (default 32)",
+    )
+    concurrency.add_argument(
+        "--max-calls-per-client",
+        dest="max_calls_per_client",
+        type=int,
+        metavar="N",
+        help="calls served at once for one client (default 16)",
+    )
+    concurrency.add_argument(
+        "--max-streams",
+        dest="max_streams",
+        type=int,
+        metavar="N",
+        help="streams (GetLeaves, Follow, ...) open at once, all clients together (default 16)",
+    )
+    concurrency.add_argument(
+        "--max-streams-per-client",
+        dest="max_streams_per_client",
+        type=int,
+        metavar="N",
+        help="streams open at once for one client (default 4)",
+    )
+    concurrency.add_argument(
+        "--stream-write-timeout",
+        dest="stream_write_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="end a stream whose reader leaves an answer unread this long (default 30)",
+    )
     limits = parser.add_argument_group("rate limiting (off when not given)")
     limits.add_argument(
         "--rate-limit",
@@ -127,6 +180,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="N",
         help="calls a client may make at once after a pause (default: --rate-limit)",
     )
+    limits.add_argument(
+        "--rate-limit-bytes",
+        dest="rate_limit_bytes",
+        type=float,
+        metavar="BYTES",
+        help="request bytes per second one client may send on average",
+    )
+    limits.add_argument(
+        "--rate-burst-bytes",
+        dest="rate_burst_bytes",
+        type=int,
+        metavar="BYTES",
+        help="request bytes a client may send at once after a pause (default: "
+        "--rate-limit-bytes or --max-message-bytes, whichever is larger)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -140,12 +208,20 @@ def run(args: argparse.Namespace) -> int:
             "metrics",
             "grace_seconds",
             "max_batch",
+            "max_message_bytes",
+            "max_calls",
+            "max_calls_per_client",
+            "max_streams",
+            "max_streams_per_client",
+            "stream_write_seconds",
             "log_level",
             "tls_cert",
             "tls_key",
             "tls_client_ca",
             "rate_limit",
             "rate_burst",
+            "rate_limit_bytes",
+            "rate_burst_bytes",
             "map_size_gib",
         )
     }
@@ -157,12 +233,28 @@ def run(args: argparse.Namespace) -> int:
     )
     map_size = settings.map_size_gib << 30 if settings.map_size_gib else None
     check_data_dir(settings.data)
-    tune_interpreter()  # verifying threads beside the server's: see the function
+    tune_process()
     with Log.open(settings.data, map_size=map_size) as log, _signature_workers() as workers:
         if workers is not None:
             log.verify_signatures_with(workers.verify)
         asyncio.run(serve_until_signalled(log, settings))
     return 0
+
+
+def tune_process() -> None:
+    """Process-wide settings for serving, made before any server thread starts.
+
+    * the thread switch interval, as ``redlist.ledger.sigworkers.tune_interpreter``
+      sets it (a verifying thread beside the server's waits less for the GIL);
+    * glibc's malloc arenas (``redlist.node.allocator``), so freed requests are
+      reused rather than kept per thread;
+    * not the garbage collector's thresholds, which ``tune_interpreter`` raises for
+      an audit's millions of long-lived objects: the node keeps its state in LMDB,
+      not in Python objects, and a short-lived cycle (gRPC makes a few per call)
+      should be freed soon, not after 50,000 allocations.
+    """
+    sys.setswitchinterval(VERIFY_SWITCH_INTERVAL_S)
+    limit_arenas()
 
 
 @contextlib.contextmanager
