@@ -52,6 +52,7 @@ from redlist.ledger.log import Log
 from redlist.ledger.note import open_checkpoint
 from redlist.ledger.text import text_problem
 from redlist.node.batcher import now_ms
+from redlist.node.config import DEFAULT_MAX_BATCH
 from redlist.node.server import LEDGER_SERVICE, NodeServer, ServerOptions
 from redlist.node.servicer import MAX_STATUS_MESSAGE_BYTES, PERMISSION_CHECKS
 from redlist.v1 import ledger_pb2 as pb
@@ -61,8 +62,8 @@ Code = grpc.StatusCode
 U64 = 2**64 - 1
 #: The node's request limit here: small, so that an over-limit request is cheap to send.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-#: The default envelopes-per-Submit limit (the proto says 10,000 unless configured).
-MAX_BATCH = 10_000
+#: The default envelopes-per-Submit limit (the proto says 1,000 unless configured).
+MAX_BATCH = DEFAULT_MAX_BATCH
 
 #: ``make soak`` (REDLIST_SOAK=1) tries every property this many times more examples.
 SOAK_SCALE = 40 if os.environ.get("REDLIST_SOAK") == "1" else 1

@@ -69,9 +69,15 @@ class LedgerStub:
       future, a rule not in the catalogue or retired, not enough spendable points,
       a target that is not an award or redemption, a second reversal);
     * ALREADY_EXISTS: an entry `id` already in the log with different bytes;
-    * RESOURCE_EXHAUSTED: more envelopes than the node takes in one request (10,000
+    * RESOURCE_EXHAUSTED: more envelopes than the node takes in one request (1,000
       unless configured otherwise; check "max-batch"), or a request larger than its
-      message limit (refused by gRPC itself, before the node reads it);
+      message limit (4 MiB unless configured otherwise; refused by gRPC itself,
+      before the node reads it); on any call, before the request is read: more calls
+      or streams at once than the node serves, in all or for one client (checks
+      "max-calls", "max-calls-per-client", "max-streams", "max-streams-per-client",
+      with the limit in `redlist-limit`), or more calls or request bytes than the
+      client's rate limit (checks "rate-limit", "rate-limit-bytes", with the wait in
+      `redlist-retry-after-ms`);
     * UNAVAILABLE: the node cannot store anything now (its storage is full, or it is
       shutting down); retrying later, or at another time, is safe.
     The status message names the batch index of the first refused envelope and the
@@ -95,6 +101,9 @@ class LedgerStub:
     GetLeaves: _grpc.UnaryStreamMultiCallable[_ledger_pb2.GetLeavesRequest, _ledger_pb2.LeafData]
     """Streams the leaves with start <= seq < end, in seq order.
     INVALID_ARGUMENT if start > end; OUT_OF_RANGE if end exceeds the tree size.
+    RESOURCE_EXHAUSTED, after the leaves already sent, when the client left one
+    unread longer than the node waits (30 s unless configured otherwise): ask again
+    from the next seq.
     """
     GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.InclusionProofRequest, _ledger_pb2.Proof]
     """An RFC 9162 inclusion proof for one leaf in the tree of a given size (tree_size
@@ -114,7 +123,8 @@ class LedgerStub:
     Follow: _grpc.UnaryStreamMultiCallable[_ledger_pb2.FollowRequest, _ledger_pb2.FollowEvent]
     """For mirrors: the leaves from `start` on, each batch followed by the checkpoint
     that covers it, then the same live as the log grows. The stream stays open until
-    the client cancels it or the node shuts down.
+    the client cancels it or the node shuts down, or ends RESOURCE_EXHAUSTED when the
+    client left an event unread longer than the node waits (as GetLeaves).
     OUT_OF_RANGE if start exceeds the current tree size.
     """
 
@@ -138,9 +148,15 @@ class LedgerAsyncStub(LedgerStub):
       future, a rule not in the catalogue or retired, not enough spendable points,
       a target that is not an award or redemption, a second reversal);
     * ALREADY_EXISTS: an entry `id` already in the log with different bytes;
-    * RESOURCE_EXHAUSTED: more envelopes than the node takes in one request (10,000
+    * RESOURCE_EXHAUSTED: more envelopes than the node takes in one request (1,000
       unless configured otherwise; check "max-batch"), or a request larger than its
-      message limit (refused by gRPC itself, before the node reads it);
+      message limit (4 MiB unless configured otherwise; refused by gRPC itself,
+      before the node reads it); on any call, before the request is read: more calls
+      or streams at once than the node serves, in all or for one client (checks
+      "max-calls", "max-calls-per-client", "max-streams", "max-streams-per-client",
+      with the limit in `redlist-limit`), or more calls or request bytes than the
+      client's rate limit (checks "rate-limit", "rate-limit-bytes", with the wait in
+      `redlist-retry-after-ms`);
     * UNAVAILABLE: the node cannot store anything now (its storage is full, or it is
       shutting down); retrying later, or at another time, is safe.
     The status message names the batch index of the first refused envelope and the
@@ -164,6 +180,9 @@ class LedgerAsyncStub(LedgerStub):
     GetLeaves: _aio.UnaryStreamMultiCallable[_ledger_pb2.GetLeavesRequest, _ledger_pb2.LeafData]  # type: ignore[assignment]
     """Streams the leaves with start <= seq < end, in seq order.
     INVALID_ARGUMENT if start > end; OUT_OF_RANGE if end exceeds the tree size.
+    RESOURCE_EXHAUSTED, after the leaves already sent, when the client left one
+    unread longer than the node waits (30 s unless configured otherwise): ask again
+    from the next seq.
     """
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_ledger_pb2.InclusionProofRequest, _ledger_pb2.Proof]  # type: ignore[assignment]
     """An RFC 9162 inclusion proof for one leaf in the tree of a given size (tree_size
@@ -183,7 +202,8 @@ class LedgerAsyncStub(LedgerStub):
     Follow: _aio.UnaryStreamMultiCallable[_ledger_pb2.FollowRequest, _ledger_pb2.FollowEvent]  # type: ignore[assignment]
     """For mirrors: the leaves from `start` on, each batch followed by the checkpoint
     that covers it, then the same live as the log grows. The stream stays open until
-    the client cancels it or the node shuts down.
+    the client cancels it or the node shuts down, or ends RESOURCE_EXHAUSTED when the
+    client left an event unread longer than the node waits (as GetLeaves).
     OUT_OF_RANGE if start exceeds the current tree size.
     """
 
@@ -210,9 +230,15 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
           future, a rule not in the catalogue or retired, not enough spendable points,
           a target that is not an award or redemption, a second reversal);
         * ALREADY_EXISTS: an entry `id` already in the log with different bytes;
-        * RESOURCE_EXHAUSTED: more envelopes than the node takes in one request (10,000
+        * RESOURCE_EXHAUSTED: more envelopes than the node takes in one request (1,000
           unless configured otherwise; check "max-batch"), or a request larger than its
-          message limit (refused by gRPC itself, before the node reads it);
+          message limit (4 MiB unless configured otherwise; refused by gRPC itself,
+          before the node reads it); on any call, before the request is read: more calls
+          or streams at once than the node serves, in all or for one client (checks
+          "max-calls", "max-calls-per-client", "max-streams", "max-streams-per-client",
+          with the limit in `redlist-limit`), or more calls or request bytes than the
+          client's rate limit (checks "rate-limit", "rate-limit-bytes", with the wait in
+          `redlist-retry-after-ms`);
         * UNAVAILABLE: the node cannot store anything now (its storage is full, or it is
           shutting down); retrying later, or at another time, is safe.
         The status message names the batch index of the first refused envelope and the
@@ -254,6 +280,9 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_ledger_pb2.LeafData], _abc.AsyncIterator[_ledger_pb2.LeafData]]:
         """Streams the leaves with start <= seq < end, in seq order.
         INVALID_ARGUMENT if start > end; OUT_OF_RANGE if end exceeds the tree size.
+        RESOURCE_EXHAUSTED, after the leaves already sent, when the client left one
+        unread longer than the node waits (30 s unless configured otherwise): ask again
+        from the next seq.
         """
 
     @_abc_1.abstractmethod
@@ -297,7 +326,8 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_ledger_pb2.FollowEvent], _abc.AsyncIterator[_ledger_pb2.FollowEvent]]:
         """For mirrors: the leaves from `start` on, each batch followed by the checkpoint
         that covers it, then the same live as the log grows. The stream stays open until
-        the client cancels it or the node shuts down.
+        the client cancels it or the node shuts down, or ends RESOURCE_EXHAUSTED when the
+        client left an event unread longer than the node waits (as GetLeaves).
         OUT_OF_RANGE if start exceeds the current tree size.
         """
 
