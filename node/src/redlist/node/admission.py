@@ -326,8 +326,6 @@ class _Call:
             else:
                 behaviour = _present(inner.unary_unary)
                 argument = await self._read_one(context)
-                if argument is _NO_REQUEST:
-                    return None
             result = behaviour(argument, context)
             del argument
             return await result if inspect.isawaitable(result) else result
@@ -348,8 +346,6 @@ class _Call:
             else:
                 behaviour = _present(inner.unary_stream)
                 argument = await self._read_one(context)
-                if argument is _NO_REQUEST:
-                    return
             paced = _PacedContext(context, self._admission.limits.stream_write_seconds)
             if inspect.isasyncgenfunction(behaviour):
                 responses = behaviour(argument, paced)
@@ -400,16 +396,17 @@ class _Call:
         request = await context.read()
         self.charge()
         if request is aio.EOF:
-            return _NO_REQUEST  # the client went away (or sent more than the node reads)
+            # The call ended before its request arrived: the client went away, or sent
+            # more than max_message_bytes and gRPC already answered RESOURCE_EXHAUSTED.
+            # There is nothing to answer; this is how gRPC's own unary handling ends
+            # such a call (quietly, without sending a second status).
+            raise asyncio.CancelledError
         return request
 
     def charge(self) -> None:
         """Charge the request bytes read since the last charge to the client."""
         fresh, self._charged = self._received - self._charged, self._received
         self._admission._charge(self._client, fresh, self._rated)
-
-
-_NO_REQUEST: Any = object()
 
 
 def _present(behaviour: Callable[..., Any] | None) -> Callable[..., Any]:
