@@ -27,6 +27,7 @@ from tests.node.serving import Running, metadata_of, rpc_error, run_node
 
 from redlist.ledger.errors import FormatError
 from redlist.ledger.log import Log
+from redlist.node.admission import CallLimits
 from redlist.node.config import load_config_file, resolve_settings
 from redlist.node.ratelimit import (
     PUSHBACK_METADATA,
@@ -311,7 +312,9 @@ def test_a_node_without_a_limit_takes_every_call(log: Log) -> None:
     async def body(running: Running) -> None:
         await asyncio.gather(*(running.checkpoint() for _ in range(200)))
 
-    run_node(log, body)
+    # Room for all 200 at once: this is about rates, not about concurrency.
+    room = CallLimits(200, 200, 16, 4, 30.0)
+    run_node(log, body, options=ServerOptions(call_limits=room))
 
 
 def test_the_staff_client_reports_the_limit_as_a_refusal(log: Log) -> None:
