@@ -79,21 +79,31 @@ BIN = Path(sys.executable).parent
 
 
 @contextmanager
-def serve_in_subprocess(data_dir: Path, *flags: str | Path, output: Path) -> Iterator[str]:
-    """``redlist-node serve --data DATA_DIR --listen 127.0.0.1:0 FLAGS...`` in a subprocess.
+def serve_in_subprocess(
+    data_dir: Path,
+    *flags: str | Path,
+    output: Path,
+    listen: str = "127.0.0.1:0",
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> Iterator[str]:
+    """``redlist-node serve --data DATA_DIR --listen LISTEN FLAGS...`` in a subprocess.
 
     Yields the address it serves on. Its stdout and stderr are written to
     ``serve.out`` and ``serve.err`` in the directory ``output``; it is stopped on exit.
+    ``started`` is given the process once it serves (to watch it, say).
     """
     stdout = output / "serve.out"
     with stdout.open("wb") as out, (output / "serve.err").open("wb") as err:
         process = subprocess.Popen(
-            [BIN / "redlist-node", "serve", "--data", data_dir, "--listen", "127.0.0.1:0", *flags],
+            [BIN / "redlist-node", "serve", "--data", data_dir, "--listen", listen, *flags],
             stdout=out,
             stderr=err,
         )
     try:
-        yield _wait_for_address(process, stdout)
+        address = _wait_for_address(process, stdout)
+        if started is not None:
+            started(process)
+        yield address
     finally:
         process.terminate()
         try:
