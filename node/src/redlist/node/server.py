@@ -218,6 +218,12 @@ class NodeServer:
                 ("grpc.max_send_message_length", options.max_message_bytes),
                 # Two nodes on one port would split the clients between two logs.
                 ("grpc.so_reuseport", 0),
+                # Without bandwidth-delay probing the receive window stays at gRPC's
+                # default rather than growing with the connection, so gRPC does not
+                # read ahead megabytes of a request it will refuse as too large
+                # (measured: 30 requests of 60 MiB, 4 MiB allowed, peaked at 290 MB
+                # with probing, 56 MB without; ingest throughput unchanged).
+                ("grpc.http2.bdp_probe", 0),
             ],
         )
         ledger_pb2_grpc.add_LedgerServicer_to_server(
