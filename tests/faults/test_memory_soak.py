@@ -240,7 +240,9 @@ class Abuse:
 
     def oversized(self) -> Counter[str]:
         junk = b"\xff" * (60 * MiB)
-        codes = Counter(_code(lambda: self._raw_submit(junk, timeout=60)) for _ in range(3 * SCALE))
+        codes = Counter(
+            _code(lambda: self._raw_submit(junk, timeout=60)) for _ in range(20 * SCALE)
+        )
         assert set(codes) == {"RESOURCE_EXHAUSTED"}
         return codes
 
