@@ -157,6 +157,7 @@ class Phase:
     after: int
     answered: int
     codes: Counter[str]
+    seconds: float
 
 
 def _code(call: Callable[[], object]) -> str:
@@ -188,11 +189,20 @@ def test_the_node_stays_under_its_memory_ceiling_under_abuse(data: Data, tmp_pat
                 abuse = Abuse(channel, f"127.0.0.1:{port}", data, tmp_path / "serve.err")
                 for name, run in abuse.phases():
                     before, answered = memory.resident, prober.answered
+                    began = time.monotonic()
                     codes = run()
+                    seconds = time.monotonic() - began
                     while prober.answered == answered and not prober.failures:
                         time.sleep(0.05)  # answered during this phase too
                     phases.append(
-                        Phase(name, before, memory.resident, prober.answered - answered, codes)
+                        Phase(
+                            name,
+                            before,
+                            memory.resident,
+                            prober.answered - answered,
+                            codes,
+                            seconds,
+                        )
                     )
         finally:
             prober.stop()
@@ -205,7 +215,8 @@ def test_the_node_stays_under_its_memory_ceiling_under_abuse(data: Data, tmp_pat
     for phase in phases:
         report.append(
             f"  {phase.name}: {phase.before / MiB:.0f} -> {phase.after / MiB:.0f} MiB, "
-            f"{dict(phase.codes)}, other client answered {phase.answered}"
+            f"{dict(phase.codes)}, other client answered {phase.answered} "
+            f"({phase.seconds:.1f} s)"
         )
     report.append(f"  peak {peak / MiB:.0f} MiB; other client answered {prober.answered} in all")
     print("\n".join(report))
