@@ -30,8 +30,19 @@ from redlist.node import config, servicer
 from redlist.node.admission import CallLimits
 from redlist.node.allocator import limit_arenas
 from redlist.node.config import ServeSettings, load_config_file, resolve_settings
-from redlist.node.ratelimit import RETRY_AFTER_METADATA, RateLimit
+from redlist.node.ratelimit import PUSHBACK_METADATA, RateLimit
 from redlist.node.server import NodeServer, ServerOptions
+from redlist.proto.contract import (
+    BYTE_RATE_LIMIT_CHECK,
+    CHECK_KEY,
+    LIMIT_KEY,
+    MAX_CALLS_CHECK,
+    MAX_CALLS_PER_CLIENT_CHECK,
+    MAX_STREAMS_CHECK,
+    MAX_STREAMS_PER_CLIENT_CHECK,
+    RETRY_AFTER_KEY,
+    STREAM_WRITE_TIMEOUT_CHECK,
+)
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
@@ -151,8 +162,9 @@ def test_a_client_at_its_call_limit_is_refused_and_others_are_served(log: Log) -
         assert refused.code() is Code.RESOURCE_EXHAUSTED
         assert refused.details() == (
             "the client at 127.0.0.1 has 2 calls in progress, the most this node serves "
-            "for one client at once; wait for one to finish"
+            "for one client at once; wait for one to finish [max-calls-per-client]"
         )
+        assert metadata_of(refused) == {CHECK_KEY: MAX_CALLS_PER_CLIENT_CHECK, LIMIT_KEY: "2"}
         await clients.second.GetCheckpoint(pb.GetCheckpointRequest())  # another client
         held[0].cancel()  # type: ignore[attr-defined]
         await until_answered(lambda: clients.first.GetCheckpoint(pb.GetCheckpointRequest()))
@@ -171,6 +183,7 @@ def test_the_node_wide_call_limit_counts_every_client(log: Log) -> None:
             refused = await rpc_error(stub.GetCheckpoint(pb.GetCheckpointRequest()))
             assert refused.code() is Code.RESOURCE_EXHAUSTED
         assert "serving its limit of 3 calls at once" in (refused.details() or "")
+        assert metadata_of(refused) == {CHECK_KEY: MAX_CALLS_CHECK, LIMIT_KEY: "3"}
 
     serve(log, options, body)
 
@@ -185,10 +198,12 @@ def test_streams_are_limited_per_client_and_in_all(log: Log) -> None:
         refused = await rpc_error(open_follow(clients.first, log.size))
         assert refused.code() is Code.RESOURCE_EXHAUSTED
         assert "has 2 streams open" in (refused.details() or "")
+        assert metadata_of(refused)[CHECK_KEY] == MAX_STREAMS_PER_CLIENT_CHECK
         await clients.first.GetCheckpoint(pb.GetCheckpointRequest())  # a call, not a stream
         await open_follow(clients.second, log.size)
         refused = await rpc_error(open_follow(clients.second, log.size))
         assert "limit of 3 streams open" in (refused.details() or "")
+        assert metadata_of(refused) == {CHECK_KEY: MAX_STREAMS_CHECK, LIMIT_KEY: "3"}
 
     serve(log, options, body)
 
@@ -213,8 +228,9 @@ def test_an_unread_stream_is_ended_with_a_status_saying_so(
         assert ended.value.code() is Code.RESOURCE_EXHAUSTED
         assert ended.value.details() == (
             "this stream was not read for 0.5 s, so the node ended it; "
-            "ask again from the last answer received"
+            "ask again from the last answer received [stream-write-timeout]"
         )
+        assert metadata_of(ended.value)[CHECK_KEY] == STREAM_WRITE_TIMEOUT_CHECK
         assert seqs == list(range(len(seqs))) and len(seqs) < log.size  # whole, in order
         # Asking again from there gets the rest.
         rest = clients.first.GetLeaves(pb.GetLeavesRequest(start=len(seqs), end=log.size))
@@ -242,9 +258,12 @@ def test_a_client_that_sent_too_many_bytes_waits_until_its_debt_is_repaid(log: L
             "1000 bytes per second (bursts of 1000) from one client; retry in "
         )
         # 4,000 bytes of debt at 1,000 a second, less the moment since.
-        wait_ms = int(metadata_of(refused)[RETRY_AFTER_METADATA])
+        metadata = metadata_of(refused)
+        assert metadata[CHECK_KEY] == BYTE_RATE_LIMIT_CHECK
+        wait_ms = int(metadata[RETRY_AFTER_KEY])
         assert 3_000 < wait_ms <= 4_000
-        assert re.search(r"retry in [34]\.\d s$", details), details
+        assert metadata[PUSHBACK_METADATA] == str(wait_ms)
+        assert re.search(r"retry in [34]\.\d s \[rate-limit-bytes\]$", details), details
 
     serve(log, options, body)
 
