@@ -172,6 +172,17 @@ def test_revoked_key(town: Town) -> None:
     town.refused("signer-revoked", town.award("dgc-0001", "pond"), town.grid)
 
 
+def test_an_admin_is_revoked_only_with_another_admins_signature(town: Town) -> None:
+    revoke_self = KeyChange(LOG, town.next_id(), NOW, "revoke", town.admin.public)
+    town.refused("key", revoke_self, town.admin)  # the last admin: the log would lose its keys
+    second = _key(90)
+    town.apply(town.key_add(second, "Second Admin", "admin"), town.admin)
+    town.refused("key", KeyChange(LOG, town.next_id(), NOW, "revoke", second.public), second)
+    town.apply(KeyChange(LOG, town.next_id(), NOW, "revoke", town.admin.public), second)
+    # The one left cannot go either, not even by its own signature.
+    town.refused("key", KeyChange(LOG, town.next_id(), NOW, "revoke", second.public), second)
+
+
 def test_bad_signature(town: Town) -> None:
     body = town.award("dgc-0001", "pond").to_bytes()
     forged = Envelope(body, (EntrySignature(town.grid.key_id, sign_entry(town.grid, b"other")),))

@@ -49,7 +49,8 @@ CHECKS = {
     "signature": "every signature must verify over the body",
     "signer-role": "every signer must hold the role the entry needs",
     "quorum": "council decisions need at least `quorum` council signers",
-    "key": "key registrations: valid roles, no key id reused, revoke only active keys",
+    "key": "key registrations: valid roles, no key id reused, revoke only active keys, "
+    "an admin only with another admin's signature",
     "key-point": "a registered key is a canonical Ed25519 point of prime order (not small order)",
     "rule": "retire only an active rule",
     "rule-inactive": "awards only under an active rule of the catalogue",
@@ -263,6 +264,17 @@ def _key(
                 "key",
                 f"key {key_id.hex()} ({existing.name}) was already revoked at seq "
                 f"{existing.revoked}",
+            )
+        if "admin" in existing.roles and not any(
+            signer.key_id != key_id and "admin" in signer.roles for signer in signers
+        ):
+            # Another active admin signs: so one always remains, and the log never
+            # loses the only keys that can register staff and rules.
+            raise RuleViolation(
+                "key",
+                f"admin key {key_id.hex()} ({existing.name}) can only be revoked with the "
+                "signature of another active admin; register a second admin first if this "
+                "is the last one",
             )
         state.put_key(
             KeyRecord(
