@@ -311,16 +311,30 @@ class GetAccountRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """The account id, an opaque string matching [A-Za-z0-9][A-Za-z0-9._-]{0,63}."""
+    page_size: _builtins.int
+    """Most entries wanted in this page. 0 asks for the node's default (100); more
+    than the node's maximum (1000) is served as its maximum, not refused. A page
+    may hold fewer entries (its byte bound); only an empty next_page_token means
+    the last page.
+    """
+    page_token: _builtins.bytes
+    """Empty for the first page; for the next one, the next_page_token of the page
+    before, unchanged. Opaque to clients: its bytes are the node's business.
+    """
     def __init__(
         self,
         *,
         account: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -342,6 +356,7 @@ class Account(_message.Message):
     GRADE_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """The account id, as requested."""
     score: _builtins.int
@@ -356,11 +371,16 @@ class Account(_message.Message):
     """The name of the first grade of the town's scale whose minimum is <= score."""
     checkpoint: _builtins.str
     """The checkpoint these figures were computed at: they cover exactly the leaves
-    below its tree size, so a client can audit them against the log.
+    below its tree size, so a client can audit them against the log. The same on
+    every page of one read.
     """
+    next_page_token: _builtins.bytes
+    """Empty on the last page; otherwise the page_token that asks for the next page."""
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountEntry]:
-        """Every award and redemption of the account, reversed ones included, in seq order."""
+        """This page's awards and redemptions of the account, reversed ones included, in
+        seq order; all pages together list every one below the checkpoint's tree size.
+        """
 
     def __init__(
         self,
@@ -373,10 +393,11 @@ class Account(_message.Message):
         grade: _builtins.str = ...,
         entries: _abc.Iterable[Global___AccountEntry] | None = ...,
         checkpoint: _builtins.str = ...,
+        next_page_token: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "checkpoint", b"checkpoint", "earned", b"earned", "entries", b"entries", "grade", b"grade", "redeemed", b"redeemed", "score", b"score", "spendable", b"spendable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "checkpoint", b"checkpoint", "earned", b"earned", "entries", b"entries", "grade", b"grade", "next_page_token", b"next_page_token", "redeemed", b"redeemed", "score", b"score", "spendable", b"spendable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -169,8 +169,18 @@ class LedgerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAccount(self, request, context):
-        """One account's balances and entries, as of the latest checkpoint.
-        INVALID_ARGUMENT if the account id is not of the form DESIGN.md 3.4 allows.
+        """One account's balances and entries, as of the latest checkpoint, a page at a time.
+
+        The first call (no page_token) answers at the latest checkpoint. While the
+        answer's next_page_token is not empty, calling again with it gives the next page
+        of entries at that same checkpoint: every page of one read carries the same
+        balances and checkpoint, and the entries follow each other in seq order, however
+        much the log grows in between (an entry reversed after that checkpoint is listed
+        as not reversed). A page holds at most page_size entries and stops early rather
+        than grow past about 1 MiB, but always holds at least one entry when any is left.
+        INVALID_ARGUMENT if the account id is not of the form DESIGN.md 3.4 allows, or
+        the page token is malformed, was issued for another account, or names a tree
+        size or an entry the log does not have.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

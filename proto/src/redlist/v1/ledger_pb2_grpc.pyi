@@ -117,8 +117,18 @@ class LedgerStub:
     tree size.
     """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetAccountRequest, _ledger_pb2.Account]
-    """One account's balances and entries, as of the latest checkpoint.
-    INVALID_ARGUMENT if the account id is not of the form DESIGN.md 3.4 allows.
+    """One account's balances and entries, as of the latest checkpoint, a page at a time.
+
+    The first call (no page_token) answers at the latest checkpoint. While the
+    answer's next_page_token is not empty, calling again with it gives the next page
+    of entries at that same checkpoint: every page of one read carries the same
+    balances and checkpoint, and the entries follow each other in seq order, however
+    much the log grows in between (an entry reversed after that checkpoint is listed
+    as not reversed). A page holds at most page_size entries and stops early rather
+    than grow past about 1 MiB, but always holds at least one entry when any is left.
+    INVALID_ARGUMENT if the account id is not of the form DESIGN.md 3.4 allows, or
+    the page token is malformed, was issued for another account, or names a tree
+    size or an entry the log does not have.
     """
     Follow: _grpc.UnaryStreamMultiCallable[_ledger_pb2.FollowRequest, _ledger_pb2.FollowEvent]
     """For mirrors: the leaves from `start` on, each batch followed by the checkpoint
@@ -196,8 +206,18 @@ class LedgerAsyncStub(LedgerStub):
     tree size.
     """
     GetAccount: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetAccountRequest, _ledger_pb2.Account]  # type: ignore[assignment]
-    """One account's balances and entries, as of the latest checkpoint.
-    INVALID_ARGUMENT if the account id is not of the form DESIGN.md 3.4 allows.
+    """One account's balances and entries, as of the latest checkpoint, a page at a time.
+
+    The first call (no page_token) answers at the latest checkpoint. While the
+    answer's next_page_token is not empty, calling again with it gives the next page
+    of entries at that same checkpoint: every page of one read carries the same
+    balances and checkpoint, and the entries follow each other in seq order, however
+    much the log grows in between (an entry reversed after that checkpoint is listed
+    as not reversed). A page holds at most page_size entries and stops early rather
+    than grow past about 1 MiB, but always holds at least one entry when any is left.
+    INVALID_ARGUMENT if the account id is not of the form DESIGN.md 3.4 allows, or
+    the page token is malformed, was issued for another account, or names a tree
+    size or an entry the log does not have.
     """
     Follow: _aio.UnaryStreamMultiCallable[_ledger_pb2.FollowRequest, _ledger_pb2.FollowEvent]  # type: ignore[assignment]
     """For mirrors: the leaves from `start` on, each batch followed by the checkpoint
@@ -314,8 +334,18 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_pb2.GetAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.Account, _abc.Awaitable[_ledger_pb2.Account]]:
-        """One account's balances and entries, as of the latest checkpoint.
-        INVALID_ARGUMENT if the account id is not of the form DESIGN.md 3.4 allows.
+        """One account's balances and entries, as of the latest checkpoint, a page at a time.
+
+        The first call (no page_token) answers at the latest checkpoint. While the
+        answer's next_page_token is not empty, calling again with it gives the next page
+        of entries at that same checkpoint: every page of one read carries the same
+        balances and checkpoint, and the entries follow each other in seq order, however
+        much the log grows in between (an entry reversed after that checkpoint is listed
+        as not reversed). A page holds at most page_size entries and stops early rather
+        than grow past about 1 MiB, but always holds at least one entry when any is left.
+        INVALID_ARGUMENT if the account id is not of the form DESIGN.md 3.4 allows, or
+        the page token is malformed, was issued for another account, or names a tree
+        size or an entry the log does not have.
         """
 
     @_abc_1.abstractmethod
