@@ -25,6 +25,11 @@ class FormatError(RedlistError):
     """Bytes that are not a valid format v1 object (body, envelope, leaf, bundle file)."""
 
 
+class PageTokenError(RedlistError):
+    """A page token that does not continue a read of this account: malformed, issued
+    for another account, or naming a tree size or an entry the log does not have."""
+
+
 class ProofError(RedlistError):
     """A Merkle inclusion or consistency proof that does not verify, or bad proof inputs."""
 

@@ -52,6 +52,7 @@ from redlist.ledger.errors import (
     FormatError,
     IntegrityError,
     KeyFileError,
+    PageTokenError,
     ProofError,
     RuleViolation,
     StoreError,
@@ -59,7 +60,15 @@ from redlist.ledger.errors import (
 from redlist.ledger.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
 from redlist.ledger.points import SignatureCheck, apply_entry
 from redlist.ledger.state import TargetRecord
-from redlist.ledger.statement import AccountStatement, StatementEntry
+from redlist.ledger.statement import (
+    PAGE_BYTES,
+    AccountStatement,
+    PageToken,
+    StatementEntry,
+    balance_as_of,
+    page_entries,
+    reversal_target,
+)
 from redlist.ledger.store import (
     ENV_DIR_NAME,
     FORMAT_MARKER,
@@ -447,27 +456,99 @@ class Log:
         with self._store.read() as reader:
             return reader.config()
 
-    def account(self, account: str) -> AccountStatement:
-        """The statement of ``account`` (balances, every award and redemption, and the
-        checkpoint they are as of), read from one snapshot; an account no entry
-        mentions has the base score. Raises ``FormatError`` for a malformed account id.
+    def account(
+        self,
+        account: str,
+        *,
+        page_size: int = 0,
+        page_token: bytes = b"",
+        page_bytes: int = PAGE_BYTES,
+    ) -> AccountStatement:
+        """A page of the statement of ``account``: its balances, up to
+        ``page_entries(page_size)`` of its awards and redemptions (fewer once their
+        leaves would pass ``page_bytes``, never none while any is left) and the
+        checkpoint they are as of, read from one snapshot; an account no entry mentions
+        has the base score. ``page_token`` (the ``next_page_token`` of the page before)
+        continues a read at the tree size its first page was of (``statement``).
+
+        Raises ``FormatError`` for a malformed account id and ``PageTokenError`` for a
+        token that does not continue a read of this account in this log.
         """
         _check_account(account)
+        limit = page_entries(page_size)
         with self._store.read() as reader:
             config = reader.config()
-            balance = reader.balance(account)
-            checkpoint = reader.checkpoint()
+            if page_token:
+                token = PageToken.from_bytes(page_token, account)
+                size, start = token.size, token.after + 1
+                if (
+                    size > reader.size()
+                    or reader.target(token.after) is None
+                    or reader.account_link(account, token.after) is None
+                ):
+                    raise PageTokenError(
+                        f"the page token does not continue a read of account {account} in "
+                        "this log: it names an entry or a tree size the log does not have"
+                    )
+            else:
+                size, start = reader.size(), 0
+            checkpoint = reader.checkpoint_at(size)
+            if checkpoint is None:
+                raise IntegrityError(f"the checkpoint of tree size {size} is missing")
+            # The balance is stored as of now: undo what changed since the snapshot.
+            balance = balance_as_of(reader.balance(account), _changes_since(reader, account, size))
             records: list[tuple[int, bytes, TargetRecord]] = []
-            for seq in reader.account_seqs(account):
+            held = 0
+            more = False
+            for seq in reader.account_seqs(account, start):
+                if seq >= size:
+                    break
                 target = reader.target(seq)
                 if target is None:
                     continue  # an objection or a reversal: not an award or redemption itself
-                stored = reader.leaf(seq)
-                if stored is None:
-                    raise IntegrityError(f"leaf {seq} is missing from the store", seq)
-                records.append((seq, stored, target))
+                if len(records) == limit:
+                    more = True
+                    break
+                stored = _stored_leaf(reader, seq)
+                if records and held + len(stored) > page_bytes:
+                    more = True
+                    break
+                held += len(stored)
+                records.append((seq, stored, StatementEntry.target_as_of(target, size)))
         entries = (StatementEntry.from_leaf(*record) for record in records)
-        return AccountStatement.of(account, balance, config, entries, checkpoint)
+        next_page = PageToken.of(account, size, records[-1][0]) if more else None
+        return AccountStatement.of(account, balance, config, entries, checkpoint, next_page)
+
+
+def _changes_since(
+    reader: StoreReader, account: str, size: int
+) -> Iterator[tuple[TargetRecord, bool]]:
+    """The balance changes of ``account`` at or after tree size ``size``, as
+    ``balance_as_of`` takes them: each award or redemption, and each reversal (with the
+    record of what it reversed)."""
+    for seq in reader.account_seqs(account, size):
+        target = reader.target(seq)
+        if target is not None:
+            yield target, False
+            continue
+        reversed_seq = reversal_target(seq, _stored_leaf(reader, seq))
+        if reversed_seq is None:
+            continue  # an objection, which changes no balance
+        reversed_target = reader.target(reversed_seq)
+        if reversed_target is None:
+            raise IntegrityError(
+                f"entry {seq} reverses entry {reversed_seq}, which the store does not hold "
+                "as an award or redemption",
+                seq,
+            )
+        yield reversed_target, True
+
+
+def _stored_leaf(reader: StoreReader, seq: int) -> bytes:
+    stored = reader.leaf(seq)
+    if stored is None:
+        raise IntegrityError(f"leaf {seq} is missing from the store", seq)
+    return stored
 
 
 # ---------------------------------------------------------------------------

@@ -56,6 +56,7 @@ def account_message(statement: AccountStatement) -> pb.Account:
         grade=statement.grade,
         entries=[account_entry_message(entry) for entry in statement.entries],
         checkpoint=statement.checkpoint,
+        next_page_token=statement.next_page_token,
     )
 
 

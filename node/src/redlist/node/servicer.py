@@ -36,10 +36,12 @@ from redlist.ledger.errors import (
     FORMAT_CHECK,
     BatchError,
     IntegrityError,
+    PageTokenError,
     RedlistError,
     StoreError,
 )
 from redlist.ledger.log import Log
+from redlist.ledger.statement import PAGE_BYTES
 from redlist.node import serde
 from redlist.node.batcher import Batcher, TreeWatch
 from redlist.node.metrics import NodeMetrics
@@ -112,9 +114,12 @@ class Refusal:
 
 
 def refusal_of(error: BaseException) -> Refusal:
-    """The status a Submit error is answered with (DESIGN 4; see the proto's Submit)."""
+    """The status a Submit error is answered with (DESIGN 4; see the proto's Submit), and
+    a read's (a page token that continues no read of the account is INVALID_ARGUMENT)."""
     if isinstance(error, BatchError):
         return Refusal.of_batch(error)
+    if isinstance(error, PageTokenError):
+        return Refusal(grpc.StatusCode.INVALID_ARGUMENT, None, str(error))
     if isinstance(error, IntegrityError):
         return Refusal(
             grpc.StatusCode.INTERNAL,
@@ -292,7 +297,18 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
                     "'-'; 1-64 characters, starting with a letter or digit)"
                 ),
             )
-        statement = await self._read(context, self._log.account, request.account)
+        # A page's leaves stay well inside what the node may send in one answer.
+        page_bytes = min(PAGE_BYTES, self._limits.max_message_bytes // 2)
+        statement = await self._read(
+            context,
+            partial(
+                self._log.account,
+                page_size=request.page_size,
+                page_token=request.page_token,
+                page_bytes=page_bytes,
+            ),
+            request.account,
+        )
         return serde.account_message(statement)
 
     async def Follow(
