@@ -4,7 +4,9 @@ of the staff tools' client.
 :class:`NodeConnection` is what every client of a node shares: it checks the
 address, opens a synchronous gRPC channel (plaintext, or TLS with
 :class:`RemoteTLS`) over the generated stubs, reads the checkpoint, the node's
-limits and an account's figures, and reads every failed call the same way: one
+limits and an account's figures (page by page, ``account_pages``: every page of one
+read at the first page's checkpoint, which the client checks), and reads every
+failed call the same way: one
 that reached no usable node is a ``NodeUnreachableError``, an answer with an error
 status a ``NodeError`` (``redlist.proto.errors``: code, check, index and limit from
 the status and its trailing metadata). What such an answer means is left to each
@@ -31,7 +33,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -49,9 +51,11 @@ DEFAULT_TIMEOUT_S = 60.0
 #: Leaves asked for per GetLeaves call: each window has its own deadline, so a long
 #: log is streamed as many bounded calls rather than one call without a deadline.
 LEAF_WINDOW = 4096
-#: Largest answer read (a busy account's list of entries can be long); the node's
-#: own request limit is what bounds what is sent.
+#: Largest answer read; the node's own request limit is what bounds what is sent.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Entries asked for per GetAccount page by ``get_account``, which keeps them all
+#: anyway: the node serves fewer when its maximum or its byte bound per page is lower.
+MAX_PAGE_SIZE = 1000
 
 _ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})")
 
@@ -143,7 +147,8 @@ class RemoteEntry:
 @dataclass(frozen=True)
 class RemoteAccount:
     """An account's figures (DESIGN 3.4) and entries as the node states them, at the
-    node's ``checkpoint``."""
+    node's ``checkpoint``: all of them (``get_account``), or one page's
+    (``account_pages``)."""
 
     account: str
     score: int
@@ -153,6 +158,18 @@ class RemoteAccount:
     grade: str
     entries: tuple[RemoteEntry, ...]
     checkpoint: str
+
+    def figures(self) -> tuple[str, int, int, int, int, str, str]:
+        """Everything but the entries: what every page of one read repeats."""
+        return (
+            self.account,
+            self.score,
+            self.spendable,
+            self.redeemed,
+            self.earned,
+            self.grade,
+            self.checkpoint,
+        )
 
 
 class NodeConnection(ABC):
@@ -209,24 +226,74 @@ class NodeConnection(ABC):
             raise self._error(error, "GetLimits") from None
         return Limits.from_message(message)
 
+    def account_pages(self, account: str, *, page_size: int = 0) -> Iterator[RemoteAccount]:
+        """The node's figures and entries for ``account``, one page at a time.
+
+        Each page repeats the figures and the checkpoint they are at, with that page's
+        entries (``page_size`` at most; 0 leaves the number to the node). A page whose
+        figures or checkpoint differ from the first page's, entries that do not follow
+        each other in increasing seq order, or a page that promises more but lists
+        nothing are a ``WireError``: the pages do not describe one state. Only one
+        page is held at a time.
+        """
+        first: RemoteAccount | None = None
+        last_seq = -1
+        token = b""
+        number = 0
+        while True:
+            number += 1
+            request = ledger_pb2.GetAccountRequest(
+                account=account, page_size=page_size, page_token=token
+            )
+            try:
+                message = self._stub.GetAccount(request, timeout=self.timeout)
+            except grpc.RpcError as error:
+                raise self._error(error, f"GetAccount for {account}") from None
+            page = RemoteAccount(
+                # A node may leave the name out: the figures are then for the one asked for.
+                account=message.account or account,
+                score=message.score,
+                spendable=message.spendable,
+                redeemed=message.redeemed,
+                earned=message.earned,
+                grade=message.grade,
+                entries=_entries(message.entries),
+                checkpoint=message.checkpoint,
+            )
+            if first is None:
+                first = page
+            elif page.figures() != first.figures():
+                raise WireError(
+                    f"the node's pages of account {account} disagree: page {number} states "
+                    "other figures or another checkpoint than page 1"
+                )
+            for entry in page.entries:
+                if entry.seq <= last_seq:
+                    raise WireError(
+                        f"the node's pages of account {account} list entry {entry.seq} after "
+                        f"entry {last_seq}: entries are repeated or out of order"
+                    )
+                last_seq = entry.seq
+            token = message.next_page_token
+            if token and not page.entries:
+                raise WireError(
+                    f"the node's page {number} of account {account} lists no entry but "
+                    "promises more"
+                )
+            yield page
+            if not token:
+                return
+
     def get_account(self, account: str) -> RemoteAccount:
-        """The node's figures and entries for ``account``, with the checkpoint they are at."""
-        request = ledger_pb2.GetAccountRequest(account=account)
-        try:
-            message = self._stub.GetAccount(request, timeout=self.timeout)
-        except grpc.RpcError as error:
-            raise self._error(error, f"GetAccount for {account}") from None
-        return RemoteAccount(
-            # A node may leave the name out: the figures are then for the one asked for.
-            account=message.account or account,
-            score=message.score,
-            spendable=message.spendable,
-            redeemed=message.redeemed,
-            earned=message.earned,
-            grade=message.grade,
-            entries=_entries(message.entries),
-            checkpoint=message.checkpoint,
-        )
+        """The node's figures and every entry for ``account``, with the checkpoint they
+        are at: all pages of ``account_pages`` in one value (held in memory at once; a
+        reader of a long account reads page by page instead)."""
+        pages = self.account_pages(account, page_size=MAX_PAGE_SIZE)
+        first = next(pages)
+        entries = list(first.entries)
+        for page in pages:
+            entries.extend(page.entries)
+        return replace(first, entries=tuple(entries))
 
     # -- errors --------------------------------------------------------------
 
@@ -402,6 +469,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "LEAF_WINDOW",
     "MAX_MESSAGE_BYTES",
+    "MAX_PAGE_SIZE",
     "NodeClient",
     "NodeConnection",
     "RemoteAccount",

@@ -238,10 +238,11 @@ class LedgerClient(NodeConnection):
             raise FormatError(f"entry 0 of the log is a {body.kind} entry, not the genesis")
         return body
 
-    def get_account(self, account: str) -> RemoteAccount:
-        """``account``'s balances and its awards and redemptions."""
+    def account_pages(self, account: str, *, page_size: int = 0) -> Iterator[RemoteAccount]:
+        """``account``'s balances and its awards and redemptions, a page at a time
+        (``get_account``: all at once)."""
         try:
-            return super().get_account(account)
+            yield from super().account_pages(account, page_size=page_size)
         except NodeError as error:
             raise error.about(f"the account query for {account}") from None
 

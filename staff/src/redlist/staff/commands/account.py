@@ -6,16 +6,18 @@ Also the phrases other commands use to report an account after an entry.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.text import shown
-from redlist.proto.client import RemoteAccount, RemoteEntry
+from redlist.proto.client import MAX_PAGE_SIZE, RemoteAccount, RemoteEntry
 from redlist.staff import values
 from redlist.staff.client import LedgerClient, add_node_argument, read_checkpoint
 
@@ -24,7 +26,8 @@ Show an account as the node computes it: score (the base score plus every
 award, minus every deduction) and grade, the points left to spend (awards
 minus redemptions), the points redeemed, and every award and redemption with
 its entry number, the date it was recorded (in the town's time zone) and
-whether it was reversed. Needs no key.
+whether it was reversed. Needs no key. The node sends a long statement in pages,
+and each is printed as it comes, so an account of any length can be shown.
 
   redlist account dgc-0001 --node 127.0.0.1:7420
   redlist account dgc-0001 --node 127.0.0.1:7420 --json
@@ -52,13 +55,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     account = values.check_account(args.account)
     with LedgerClient(args.node) as client:
-        view = client.get_account(account)
         zone_name = client.get_genesis().config.tz
-    zone = town_zone(zone_name)
-    if args.json:
-        print(json.dumps(to_json(view, zone_name, zone), ensure_ascii=False, indent=2))
-    else:
-        print("\n".join(to_lines(view, zone_name, zone)))
+        zone = town_zone(zone_name)
+        # Printed page by page as the node sends them: only one page is held at a time.
+        pages = client.account_pages(account, page_size=MAX_PAGE_SIZE)
+        if args.json:
+            for chunk in json_chunks(pages, zone_name, zone):
+                sys.stdout.write(chunk)
+            sys.stdout.write("\n")
+        else:
+            for line in statement_lines(pages, zone_name, zone):
+                print(line)
     return 0
 
 
@@ -79,9 +86,10 @@ def standing(view: RemoteAccount) -> str:
 
 
 def lookup(client: LedgerClient, account: str) -> RemoteAccount | None:
-    """The account, or None when the node does not say (the entry is recorded anyway)."""
+    """The account's figures (its first page of entries at most), or None when the node
+    does not say (the entry is recorded anyway)."""
     try:
-        return client.get_account(account)
+        return next(client.account_pages(account, page_size=1))
     except RedlistError:
         return None
 
@@ -89,13 +97,17 @@ def lookup(client: LedgerClient, account: str) -> RemoteAccount | None:
 def after_entry(
     client: LedgerClient, account: str, seq: int
 ) -> tuple[RemoteEntry | None, RemoteAccount | None]:
-    """The account after entry ``seq`` was recorded, and that entry as the node reports it."""
-    view = lookup(client, account)
-    if view is None:
-        return None, None
-    for entry in view.entries:
-        if entry.seq == seq:
-            return entry, view
+    """The account's figures after entry ``seq`` was recorded (None when the node does
+    not say), and that entry as the node reports it, read page by page."""
+    view: RemoteAccount | None = None
+    try:
+        for page in client.account_pages(account, page_size=MAX_PAGE_SIZE):
+            view = view or page
+            for entry in page.entries:
+                if entry.seq == seq:
+                    return entry, view
+    except RedlistError:
+        pass
     return None, view
 
 
@@ -112,6 +124,35 @@ def town_zone(name: str) -> tzinfo:
 
 
 def to_json(view: RemoteAccount, zone_name: str, zone: tzinfo) -> dict[str, Any]:
+    """The ``--json`` object of a whole statement (``json_chunks`` prints it page by page)."""
+    return {
+        **_json_head(view, zone_name),
+        "entries": [_json_entry(entry, zone) for entry in view.entries],
+        "checkpoint": view.checkpoint,
+    }
+
+
+def json_chunks(pages: Iterable[RemoteAccount], zone_name: str, zone: tzinfo) -> Iterator[str]:
+    """The ``--json`` object of the statement whose pages are ``pages``, in pieces as the
+    pages come: the same text as ``json.dumps(to_json(...), indent=2)``."""
+    pages = iter(pages)
+    first = next(pages)
+    head = "".join(
+        f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},\n"
+        for key, value in _json_head(first, zone_name).items()
+    )
+    yield "{\n" + head + '  "entries": ['
+    count = 0
+    for page in itertools.chain((first,), pages):
+        for entry in page.entries:
+            text = json.dumps(_json_entry(entry, zone), ensure_ascii=False, indent=2)
+            yield ("," if count else "") + "\n    " + text.replace("\n", "\n    ")
+            count += 1
+    checkpoint = json.dumps(first.checkpoint, ensure_ascii=False)
+    yield ("\n  ]" if count else "]") + f',\n  "checkpoint": {checkpoint}\n}}'
+
+
+def _json_head(view: RemoteAccount, zone_name: str) -> dict[str, Any]:
     checkpoint = read_checkpoint(view.checkpoint) if view.checkpoint else None
     return {
         "account": view.account,
@@ -123,58 +164,83 @@ def to_json(view: RemoteAccount, zone_name: str, zone: tzinfo) -> dict[str, Any]
         "log": checkpoint.origin if checkpoint else None,
         "tree_size": checkpoint.size if checkpoint else None,
         "time_zone": zone_name,
-        "entries": [
-            {
-                "seq": entry.seq,
-                "kind": entry.kind,
-                "rule": entry.rule or None,
-                "qty": entry.qty or None,
-                "note": entry.note or None,
-                "item": entry.item or None,
-                "points": entry.points,
-                "reversed": entry.reversed,
-                "reversed_by": entry.reversed_by,
-                "time": entry.time,
-                "at": entry.at,
-                "date": _local(entry.time, zone).isoformat(timespec="seconds"),
-            }
-            for entry in view.entries
-        ],
-        "checkpoint": view.checkpoint,
+    }
+
+
+def _json_entry(entry: RemoteEntry, zone: tzinfo) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "kind": entry.kind,
+        "rule": entry.rule or None,
+        "qty": entry.qty or None,
+        "note": entry.note or None,
+        "item": entry.item or None,
+        "points": entry.points,
+        "reversed": entry.reversed,
+        "reversed_by": entry.reversed_by,
+        "time": entry.time,
+        "at": entry.at,
+        "date": _local(entry.time, zone).isoformat(timespec="seconds"),
     }
 
 
 def to_lines(view: RemoteAccount, zone_name: str, zone: tzinfo) -> list[str]:
+    """The printed statement of a whole account (``statement_lines``, in one list)."""
+    return list(statement_lines((view,), zone_name, zone))
+
+
+def statement_lines(pages: Iterable[RemoteAccount], zone_name: str, zone: tzinfo) -> Iterator[str]:
+    """The printed statement whose pages are ``pages``, line by line as the pages come.
+
+    The table's columns are as wide as the header and the first page need; a wider
+    cell on a later page widens its column from there on (earlier lines are printed).
+    """
+    header = ["entry", f"recorded ({zone_name})", "kind", "rule / item", "points", "reversed"]
+    widths: list[int] | None = None
+    redemptions = False
+    for number, page in enumerate(pages):
+        if number == 0:
+            yield from _head_lines(page)
+        rows = [_row(entry, zone) for entry in page.entries]
+        if not rows:
+            continue
+        table = rows if widths is not None else [header, *rows]
+        widths = [
+            max([_width(row[column]) for row in table] + ([widths[column]] if widths else []))
+            for column in range(len(header))
+        ]
+        yield from _render(table, widths, right=(0, 4))
+        redemptions = redemptions or any(entry.kind == "redeem" for entry in page.entries)
+    if widths is None:
+        yield "No awards or redemptions yet."
+    elif redemptions:
+        yield "Redemptions lower the points to spend, not the score."
+
+
+def _head_lines(view: RemoteAccount) -> list[str]:
     checkpoint = read_checkpoint(view.checkpoint) if view.checkpoint else None
     where = f" in log {checkpoint.origin}, as of entry {checkpoint.size - 1}" if checkpoint else ""
-    lines = [
+    return [
         f"Account {view.account}{where}",
         f"  score:     {view.score:>6}  (grade {view.grade})",
         f"  to spend:  {view.spendable:>6}",
         f"  redeemed:  {view.redeemed:>6}",
         "",
     ]
-    if not view.entries:
-        lines.append("No awards or redemptions yet.")
-        return lines
-    header = ["entry", f"recorded ({zone_name})", "kind", "rule / item", "points", "reversed"]
-    table = [header]
-    for entry in view.entries:
-        if entry.kind == "award":
-            kind = "award" if entry.points >= 0 else "deduction"
-            subject = entry.rule + (f" ×{entry.qty}" if entry.qty > 1 else "")
-            points = f"{entry.points:+d}"
-        else:
-            kind = KIND_WORDS.get(entry.kind, entry.kind)
-            subject = entry.item
-            points = f"{-entry.points:+d}"  # spent: lowers the points to spend
-        reversed_text = f"yes, entry {entry.reversed_by}" if entry.reversed_by is not None else ""
-        date = _local(entry.time, zone).strftime("%Y-%m-%d %H:%M")
-        table.append([str(entry.seq), date, kind, shown(subject), points, reversed_text])
-    lines.extend(_render(table, right=(0, 4)))
-    if any(entry.kind == "redeem" for entry in view.entries):
-        lines.append("Redemptions lower the points to spend, not the score.")
-    return lines
+
+
+def _row(entry: RemoteEntry, zone: tzinfo) -> list[str]:
+    if entry.kind == "award":
+        kind = "award" if entry.points >= 0 else "deduction"
+        subject = entry.rule + (f" ×{entry.qty}" if entry.qty > 1 else "")
+        points = f"{entry.points:+d}"
+    else:
+        kind = KIND_WORDS.get(entry.kind, entry.kind)
+        subject = entry.item
+        points = f"{-entry.points:+d}"  # spent: lowers the points to spend
+    reversed_text = f"yes, entry {entry.reversed_by}" if entry.reversed_by is not None else ""
+    date = _local(entry.time, zone).strftime("%Y-%m-%d %H:%M")
+    return [str(entry.seq), date, kind, shown(subject), points, reversed_text]
 
 
 def _local(ms: int, zone: tzinfo) -> datetime:
@@ -186,8 +252,9 @@ def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
-def _render(table: Sequence[Sequence[str]], right: Sequence[int]) -> list[str]:
-    widths = [max(_width(row[column]) for row in table) for column in range(len(table[0]))]
+def _render(
+    table: Sequence[Sequence[str]], widths: Sequence[int], right: Sequence[int]
+) -> list[str]:
     lines = []
     for row in table:
         cells = []

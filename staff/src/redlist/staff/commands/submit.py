@@ -33,6 +33,7 @@ from pathlib import Path
 from redlist.ledger.entry import Award
 from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.progress import ProgressBar
+from redlist.proto.client import MAX_PAGE_SIZE
 from redlist.proto.contract import ENVELOPE_FRAMING_BYTES, MAX_BATCH_CHECK, Limits
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing, values
@@ -168,16 +169,15 @@ def earlier_run_time(
     Candidates are the account's awards that match the row; each is fetched and
     compared by entry id, so a look-alike award from elsewhere never matches.
     """
-    view = client.get_account(first.account)
-    for entry in reversed(view.entries):
-        if (entry.kind, entry.rule, entry.qty, entry.note) != (
-            "award",
-            first.rule,
-            first.qty,
-            first.note or "",
-        ):
-            continue
-        body = client.get_body(entry.seq)
+    wanted = ("award", first.rule, first.qty, first.note or "")
+    candidates = [
+        entry.seq
+        for page in client.account_pages(first.account, page_size=MAX_PAGE_SIZE)
+        for entry in page.entries
+        if (entry.kind, entry.rule, entry.qty, entry.note) == wanted
+    ]
+    for seq in reversed(candidates):
+        body = client.get_body(seq)
         if isinstance(body, Award) and body.id == entry_id and body.log == origin:
             return body.at
     return None
