@@ -14,6 +14,7 @@ import json
 import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 from redlist.verifier.audit import AccountSummary, Auditor
 from redlist.verifier.cli import main
-from redlist.verifier.nodeaccounts import compare_account, figures_at
+from redlist.verifier.nodeaccounts import NodeAnswer, compare_account, figures_at
 from redlist.verifier.nodesource import read_ahead
 from redlist.verifier.statefile import (
     PinnedState,
@@ -824,9 +825,16 @@ def test_answers_at_a_later_checkpoint_are_compared_at_the_audited_size() -> Non
     expected = AccountSummary(1070, 70, 60, 10, config.grade_of(1070), 4)
     later = Checkpoint("log", 40, bytes(32))
     answer = view(*entries, score=1035, earned=35, redeemed=10, grade=config.grade_of(1035))
-    compare_account("r", answer, expected, config, 30, later)  # consistent: no error
+    compare_account("r", read(answer, later, 30), expected, config, 30)  # consistent
     lying = view(*entries, score=1070, earned=70, redeemed=10, grade=config.grade_of(1070))
     with pytest.raises(VerificationError, match="the entries it lists give"):
-        compare_account("r", lying, expected, config, 30, later)
+        compare_account("r", read(lying, later, 30), expected, config, 30)
     with pytest.raises(VerificationError, match="its log gives"):
-        compare_account("r", answer, expected, config, 40, later)
+        compare_account("r", read(answer, later, 40), expected, config, 40)
+
+
+def read(answer: RemoteAccount, at: Checkpoint, audited_size: int) -> NodeAnswer:
+    """``answer`` as the checker reduces it, split into pages of one entry each."""
+    pages = [replace(answer, entries=(entry,)) for entry in answer.entries]
+    first, rest = (pages[0], pages[1:]) if pages else (answer, [])
+    return NodeAnswer.read("r", first, rest, at, audited_size)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -226,7 +226,9 @@ class NodeConnection(ABC):
             raise self._error(error, "GetLimits") from None
         return Limits.from_message(message)
 
-    def account_pages(self, account: str, *, page_size: int = 0) -> Iterator[RemoteAccount]:
+    def account_pages(
+        self, account: str, *, page_size: int = 0
+    ) -> Generator[RemoteAccount, None, None]:
         """The node's figures and entries for ``account``, one page at a time.
 
         Each page repeats the figures and the checkpoint they are at, with that page's

@@ -36,7 +36,7 @@ client's own certificate and key, for a node that requires them (mutual TLS).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,7 +238,9 @@ class LedgerClient(NodeConnection):
             raise FormatError(f"entry 0 of the log is a {body.kind} entry, not the genesis")
         return body
 
-    def account_pages(self, account: str, *, page_size: int = 0) -> Iterator[RemoteAccount]:
+    def account_pages(
+        self, account: str, *, page_size: int = 0
+    ) -> Generator[RemoteAccount, None, None]:
         """``account``'s balances and its awards and redemptions, a page at a time
         (``get_account``: all at once)."""
         try:
