@@ -493,6 +493,11 @@ class Log:
             else:
                 size, start = reader.size(), 0
             checkpoint = reader.checkpoint_at(size)
+            if checkpoint is None and page_token:
+                raise PageTokenError(
+                    f"the page token names tree size {size}, which this log has no "
+                    "checkpoint for"
+                )
             if checkpoint is None:
                 raise IntegrityError(f"the checkpoint of tree size {size} is missing")
             # The balance is stored as of now: undo what changed since the snapshot.
