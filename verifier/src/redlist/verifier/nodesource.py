@@ -17,8 +17,11 @@ from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
 from redlist.proto.client import NodeClient
 from redlist.verifier.source import Opening, Source
 
-#: Leaves read ahead of the audit: batches of this many, at most this many batches.
+#: Leaves read ahead of the audit: batches of this many (or fewer once they hold
+#: ``READ_AHEAD_BATCH_BYTES``), at most ``READ_AHEAD_DEPTH`` batches: with 64 KiB
+#: entries, about 32 MiB ahead rather than the whole of a short log.
 READ_AHEAD_BATCH = 256
+READ_AHEAD_BATCH_BYTES = 1024 * 1024
 READ_AHEAD_DEPTH = 32
 
 
@@ -73,9 +76,14 @@ class NodeSource(Source):
 
 
 def read_ahead(
-    items: Iterator[bytes], *, batch: int = READ_AHEAD_BATCH, depth: int = READ_AHEAD_DEPTH
+    items: Iterator[bytes],
+    *,
+    batch: int = READ_AHEAD_BATCH,
+    depth: int = READ_AHEAD_DEPTH,
+    batch_bytes: int = READ_AHEAD_BATCH_BYTES,
 ) -> Generator[bytes, None, None]:
-    """``items`` in order, taken from it by a reader thread up to ``batch * depth`` ahead.
+    """``items`` in order, taken from it by a reader thread up to ``depth`` batches ahead,
+    each of ``batch`` items or fewer once they hold ``batch_bytes``.
 
     An exception ``items`` raises is raised here after the items before it. When the
     consumer stops early, the reader stops at its next batch and closes ``items``.
@@ -94,13 +102,15 @@ def read_ahead(
 
     def reader() -> None:
         pending: list[bytes] = []
+        held = 0
         try:
             for item in items:
                 pending.append(item)
-                if len(pending) >= batch:
+                held += len(item)
+                if len(pending) >= batch or held >= batch_bytes:
                     if not hand_over(pending):
                         return
-                    pending = []
+                    pending, held = [], 0
             if hand_over(pending):
                 hand_over(None)
         except BaseException as exc:  # handed to the consumer, raised after what came before
@@ -125,4 +135,10 @@ def read_ahead(
         stop.set()
 
 
-__all__ = ["READ_AHEAD_BATCH", "READ_AHEAD_DEPTH", "NodeSource", "read_ahead"]
+__all__ = [
+    "READ_AHEAD_BATCH",
+    "READ_AHEAD_BATCH_BYTES",
+    "READ_AHEAD_DEPTH",
+    "NodeSource",
+    "read_ahead",
+]
