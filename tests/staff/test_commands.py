@@ -7,6 +7,7 @@ an address where nothing listens: reaching the node would fail differently.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -475,3 +476,26 @@ def test_statement_of_an_account_without_entries() -> None:
 
 def test_unknown_time_zone_falls_back_to_utc() -> None:
     assert str(account.town_zone("Mars/Olympus_Mons")) == "UTC"
+
+
+def test_statement_json_printed_page_by_page_is_the_whole_object() -> None:
+    zone = account.town_zone("Asia/Shanghai")
+    whole = json.dumps(account.to_json(VIEW, "Asia/Shanghai", zone), ensure_ascii=False, indent=2)
+    pages = [dataclasses.replace(VIEW, entries=(entry,)) for entry in VIEW.entries]
+    assert "".join(account.json_chunks(pages, "Asia/Shanghai", zone)) == whole
+    empty = dataclasses.replace(VIEW, entries=())
+    assert "".join(account.json_chunks([empty], "UTC", zone)) == json.dumps(
+        account.to_json(empty, "UTC", zone), ensure_ascii=False, indent=2
+    )
+
+
+def test_statement_lines_page_by_page() -> None:
+    zone = account.town_zone("Asia/Shanghai")
+    pages = [dataclasses.replace(VIEW, entries=(entry,)) for entry in VIEW.entries]
+    lines = list(account.statement_lines(pages, "Asia/Shanghai", zone))
+    # The header and each page's rows, in order; a wider cell later widens its column.
+    assert lines[:5] == account.to_lines(VIEW, "Asia/Shanghai", zone)[:5]
+    assert [line.split()[0] for line in lines[5:9]] == ["entry", "40", "41", "42"]
+    assert lines[-1] == "Redemptions lower the points to spend, not the score."
+    single = account.to_lines(dataclasses.replace(VIEW, entries=VIEW.entries[:1]), "UTC", zone)
+    assert single[-1].split()[0] == "40"

@@ -13,6 +13,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -136,6 +137,7 @@ class Proxy(ledger_pb2_grpc.LedgerServicer):
         self.alter_inclusion: Callable[[pb.Proof], None] | None = None
         self.alter_consistency: Callable[[pb.Proof], None] | None = None
         self.before_account: Callable[[], Awaitable[None]] | None = None
+        self.account_page_size: int | None = None
         self.refuse_leaves = False
 
     async def _forward(self, call: Awaitable[Any], context: Any) -> Any:
@@ -185,6 +187,12 @@ class Proxy(ledger_pb2_grpc.LedgerServicer):
         if self.before_account is not None:
             hook, self.before_account = self.before_account, None
             await hook()
+        if self.account_page_size is not None:
+            request = pb.GetAccountRequest(
+                account=request.account,
+                page_size=self.account_page_size,
+                page_token=request.page_token,
+            )
         account: pb.Account = await self._forward(self.upstream.GetAccount(request), context)
         if self.alter_account is not None:
             self.alter_account(account)
@@ -307,6 +315,29 @@ def test_lying_entry_list_fails_even_with_consistent_totals(
         assert status == 1
         assert value["error"]["check"] == "account-view"
         assert "account resident-2" in value["error"]["message"]
+
+    with_proxy(log, body)
+
+
+def test_accounts_read_page_by_page_verify_and_pages_that_disagree_fail(
+    log: Log, town: Town, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def lie(account: pb.Account) -> None:
+        # The last page (the redemption) states other figures than the first one.
+        if [entry.kind for entry in account.entries] == ["redeem"]:
+            account.earned += 1
+
+    async def body(running: Running, proxy: Proxy, address: str) -> None:
+        proxy.account_page_size = 1  # resident-2's three entries come in three pages
+        status, value = await verify(capsys, address, "--log-key", log_key(town))
+        assert status == 0, value
+        assert proxy.accounts_asked.count("resident-2") == 3
+        proxy.alter_account = lie
+        status, value = await verify(capsys, address, "--log-key", log_key(town))
+        assert status == 1, value
+        assert value["error"]["check"] == "account-view"
+        assert "account resident-2" in value["error"]["message"]
+        assert "disagree" in value["error"]["message"]
 
     with_proxy(log, body)
 
@@ -760,6 +791,23 @@ def test_state_file_refuses_a_damaged_semantics_reference(tmp_path: Path) -> Non
         PinnedState.from_bytes(json.dumps(value).encode())
     value["semantics"]["tree_size"] = len(built.leaves)
     assert PinnedState.from_bytes(json.dumps(value).encode()).semantics is not None
+
+
+def test_read_ahead_is_bounded_in_bytes_as_well_as_in_items() -> None:
+    pulled = 0
+
+    def large() -> Iterator[bytes]:
+        nonlocal pulled
+        for _ in range(1000):
+            pulled += 1
+            yield bytes(4096)
+
+    reader = read_ahead(large(), batch=100, depth=1, batch_bytes=3 * 4096)
+    assert next(reader) == bytes(4096)
+    time.sleep(0.3)  # the reader runs ahead as far as it may
+    assert pulled <= 3 * 3  # the batch taken, one queued, one being filled
+    assert sum(1 for _ in reader) == 999
+    reader.close()
 
 
 def test_read_ahead_keeps_order_raises_in_place_and_stops_when_abandoned() -> None:
