@@ -495,8 +495,7 @@ class Log:
             checkpoint = reader.checkpoint_at(size)
             if checkpoint is None and page_token:
                 raise PageTokenError(
-                    f"the page token names tree size {size}, which this log has no "
-                    "checkpoint for"
+                    f"the page token names tree size {size}, which this log has no checkpoint for"
                 )
             if checkpoint is None:
                 raise IntegrityError(f"the checkpoint of tree size {size} is missing")
