@@ -30,6 +30,7 @@ the spot.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -100,6 +101,7 @@ class SignatureScheduler:
         self._executor = executor
         self._threads: ThreadPoolExecutor | None = None
         self._feeders: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # the node's commits submit from several threads
         self._pool: VerifyPool | None = None
         if processes and executor is None and self.workers >= 2:
             self._pool = VerifyPool(self.workers)
@@ -151,10 +153,11 @@ class SignatureScheduler:
     def close(self) -> None:
         """Stop the threads and processes (a share still in flight is then verified by
         the thread that waits for it). May be repeated."""
-        for threads in (self._feeders, self._threads):
+        with self._lock:
+            executors, self._feeders, self._threads = (self._feeders, self._threads), None, None
+        for threads in executors:
             if threads is not None:
                 threads.shutdown(wait=True, cancel_futures=True)
-        self._feeders = self._threads = None
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -168,16 +171,18 @@ class SignatureScheduler:
     def _feeder(self) -> ThreadPoolExecutor:
         # Two threads that only write chunks to the workers and wait for the answers:
         # two chunks in the workers at a time, whatever the caller is doing meanwhile.
-        if self._feeders is None:
-            self._feeders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="redlist-feed")
-        return self._feeders
+        with self._lock:
+            if self._feeders is None:
+                self._feeders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="redlist-feed")
+            return self._feeders
 
     def _thread_pool(self) -> ThreadPoolExecutor:
-        if self._threads is None:
-            self._threads = ThreadPoolExecutor(
-                max_workers=self.workers, thread_name_prefix="redlist-verify"
-            )
-        return self._threads
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(
+                    max_workers=self.workers, thread_name_prefix="redlist-verify"
+                )
+            return self._threads
 
 
 @dataclass

@@ -90,6 +90,8 @@ class Reading(NamedTuple):
 
 def read_leaf(raw: bytes) -> Reading:
     """Decode a leaf, its envelope and body as far as they go; never raises."""
+    if type(raw) is not bytes:  # keep exact, immutable bytes: they are hashed later
+        raw = bytes(raw)
     try:
         leaf = Leaf.from_bytes(raw)
     except FormatError as exc:
