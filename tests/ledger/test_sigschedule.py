@@ -15,7 +15,7 @@ from redlist.ledger.crypto import SigningKey, sign_entry
 from redlist.ledger.errors import FormatError, VerificationError
 from redlist.ledger.sigschedule import Pipeline, SignatureScheduler, check_leaves
 from redlist.ledger.sigworkers import VerifyPool
-from redlist.ledger.validator import Triple
+from redlist.ledger.validator import LogValidator, Triple
 from redlist.verifier.audit import Auditor
 from redlist.verifier.results import AuditResult
 
@@ -145,3 +145,12 @@ def test_a_stream_that_breaks_is_reported_after_the_leaves_before_it() -> None:
     with SignatureScheduler(1) as scheduler, pytest.raises(FormatError):
         check_leaves(auditor, broken(), scheduler, chunk_size=4)
     assert auditor.next_seq == 6  # every leaf before the break was checked
+
+
+def test_a_bare_validator_is_driven_the_same_way_as_a_mirror_would() -> None:
+    log = standard_log()
+    validator = LogValidator(log.town.origin)
+    with SignatureScheduler(2) as scheduler:
+        assert check_leaves(validator, log.leaves, scheduler, chunk_size=3) == len(log.leaves)
+    assert (validator.size, validator.root()) == (len(log.leaves), log.root())
+    assert validator.signatures_checked == 22
