@@ -4,7 +4,7 @@ An ``Auditor`` is handed the log's key (from outside the data), then the signed
 checkpoint (``check_checkpoint``), then each leaf's exact bytes in seq order,
 then the checkpoint again (``finish``). It fetches nothing, stores nothing, and
 starts no thread or process: reading bundles or nodes, and verifying signatures
-in parallel, is its driver's job (``source.audit`` and ``nodesource.verify_node``
+in parallel, is its driver's job (``source.audit`` and ``nodeaudit.verify_node``
 run ``sigschedule.check_leaves``, which calls ``read``, ``signatures`` and
 ``apply`` for each leaf; ``feed`` does all three at once, verifying on the spot).
 Every defect raises ``VerificationError`` naming the first bad seq and the check
