@@ -32,7 +32,7 @@ from ingest import ORIGIN, BenchTown
 from redlist.ledger import bundle, merkle
 from redlist.ledger.entry import ZERO_HASH, Leaf
 from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
-from redlist.verifier.audit import PROCESS_MIN_ENTRIES
+from redlist.ledger.sigschedule import PROCESS_MIN_ENTRIES
 from redlist.verifier.source import BundleSource, audit
 
 DESIGN_TARGET = 0.7

@@ -148,6 +148,13 @@ VIOLATIONS: dict[str, Violation] = {
     "pure imports sigworkers": Violation(
         "ledger-edges-above-core", ((PURE, "from redlist.ledger import sigworkers"),)
     ),
+    "the validator starts threads": Violation(
+        "ledger-edges-above-core",
+        (("redlist/ledger/validator.py", "from redlist.ledger import sigschedule"),),
+    ),
+    "the validator reads the clock": Violation(
+        "ledger-pure", (("redlist/ledger/validator.py", "import time"),)
+    ),
     "undeclared ledger module": Violation(
         "ledger-edges-above-core", (("redlist/ledger/unclassified.py", "VALUE = 1"),)
     ),

@@ -13,7 +13,10 @@ from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Award, Leaf
 from redlist.ledger.errors import VerificationError
 from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
-from redlist.verifier.audit import CHECKS, Auditor, AuditResult, TrustedHead, _verify_all
+from redlist.ledger.sigschedule import SignatureScheduler, check_leaves
+from redlist.ledger.sigworkers import verify_here
+from redlist.verifier.audit import Auditor
+from redlist.verifier.results import CHECKS, AuditResult, TrustedHead
 
 
 def run(
@@ -28,18 +31,13 @@ def run(
 ) -> AuditResult:
     left = log.left(start) if start else None
     text = log.checkpoint() if checkpoint is None else checkpoint
-    with Auditor(
-        log.town.log_signer.verifier(),
-        keep_statements_for=account,
-        left=left,
-        trusted=trusted,
-        chunk_size=chunk_size,
-        workers=workers,
-    ) as auditor:
-        auditor.check_checkpoint(text)
-        for leaf in log.leaves[start:]:
-            auditor.feed(leaf)
-        return auditor.finish(text)
+    auditor = Auditor(
+        log.town.log_signer.verifier(), keep_statements_for=account, left=left, trusted=trusted
+    )
+    auditor.check_checkpoint(text)
+    with SignatureScheduler(workers) as scheduler:
+        check_leaves(auditor, log.leaves[start:], scheduler, chunk_size=chunk_size)
+    return auditor.finish(text)
 
 
 def failure(log: LogBuilder, **options: object) -> VerificationError:
@@ -114,12 +112,12 @@ def test_forged_checkpoint_fails_before_any_leaf() -> None:
     log = standard_log()
     forger = NoteSigner(log.town.origin, SigningKey.from_seed(b"f" * 32))
     forged = sign_checkpoint(Checkpoint(log.town.origin, len(log.leaves), log.root()), forger)
-    with Auditor(log.town.log_signer.verifier()) as auditor:
-        with pytest.raises(VerificationError) as caught:
-            auditor.check_checkpoint(forged)
-        assert (caught.value.seq, caught.value.check) == (None, "checkpoint")
-        with pytest.raises(VerificationError):  # a spent auditor refuses everything
-            auditor.feed(log.leaves[0])
+    auditor = Auditor(log.town.log_signer.verifier())
+    with pytest.raises(VerificationError) as caught:
+        auditor.check_checkpoint(forged)
+    assert (caught.value.seq, caught.value.check) == (None, "checkpoint")
+    with pytest.raises(VerificationError):  # a spent auditor refuses everything
+        auditor.feed(log.leaves[0])
 
 
 def test_checkpoint_over_other_leaves_fails_at_the_root() -> None:
@@ -149,12 +147,12 @@ def test_extra_leaves_are_caught_as_they_arrive() -> None:
 def test_missing_leaves_name_the_first_missing_seq() -> None:
     log = standard_log()
     text = log.checkpoint()
-    with Auditor(log.town.log_signer.verifier()) as auditor:
-        auditor.check_checkpoint(text)
-        for leaf in log.leaves[:-3]:
-            auditor.feed(leaf)
-        with pytest.raises(VerificationError) as caught:
-            auditor.finish(text)
+    auditor = Auditor(log.town.log_signer.verifier())
+    auditor.check_checkpoint(text)
+    for leaf in log.leaves[:-3]:
+        auditor.feed(leaf)
+    with pytest.raises(VerificationError) as caught:
+        auditor.finish(text)
     assert (caught.value.seq, caught.value.check) == (len(log.leaves) - 3, "size")
 
 
@@ -227,12 +225,12 @@ def test_partial_audit_with_wrong_left_fails_at_the_root() -> None:
     log = standard_log()
     text = log.checkpoint()
     wrong_left = merkle.CompactRange.from_hashes(8, [bytes(32)])
-    with Auditor(log.town.log_signer.verifier(), left=wrong_left) as auditor:
-        auditor.check_checkpoint(text)
-        for leaf in log.leaves[8:]:
-            auditor.feed(leaf)
-        with pytest.raises(VerificationError) as caught:
-            auditor.finish(text)
+    auditor = Auditor(log.town.log_signer.verifier(), left=wrong_left)
+    auditor.check_checkpoint(text)
+    for leaf in log.leaves[8:]:
+        auditor.feed(leaf)
+    with pytest.raises(VerificationError) as caught:
+        auditor.finish(text)
     assert (caught.value.seq, caught.value.check) == (None, "root")
 
 
@@ -285,13 +283,13 @@ def test_a_callers_executor_is_used_and_left_running() -> None:
     log = standard_log()
     text = log.checkpoint()
     with ThreadPoolExecutor(max_workers=3) as executor:
-        with Auditor(log.town.log_signer.verifier(), executor=executor, workers=3) as auditor:
-            auditor.check_checkpoint(text)
-            for leaf in log.leaves:
-                auditor.feed(leaf)
-            result = auditor.finish(text)
+        auditor = Auditor(log.town.log_signer.verifier())
+        auditor.check_checkpoint(text)
+        with SignatureScheduler(3, executor=executor) as scheduler:
+            check_leaves(auditor, log.leaves, scheduler)
+        result = auditor.finish(text)
         assert result.signatures_checked == 22
         assert executor.submit(len, b"still running").result() == 13
     # What a process pool needs: the work function and its arguments pickle.
     triples = [(b"p" * 32, b"body", b"s" * 64)]
-    assert pickle.loads(pickle.dumps((_verify_all, triples))) == (_verify_all, triples)  # noqa: S301
+    assert pickle.loads(pickle.dumps((verify_here, triples))) == (verify_here, triples)  # noqa: S301

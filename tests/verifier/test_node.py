@@ -41,10 +41,11 @@ from redlist.node.server import ServerOptions
 from redlist.proto.client import RemoteAccount, RemoteEntry
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
-from redlist.verifier.audit import AccountSummary, Auditor
+from redlist.verifier.audit import Auditor
 from redlist.verifier.cli import main
 from redlist.verifier.nodeaccounts import NodeAnswer, compare_account, figures_at
 from redlist.verifier.nodesource import read_ahead
+from redlist.verifier.results import AccountSummary
 from redlist.verifier.statefile import (
     PinnedState,
     decode_semantics,
@@ -709,11 +710,11 @@ def test_node_over_mutual_tls(
 def test_resumed_audit_from_a_snapshot_equals_a_full_audit(split: int) -> None:
     built = standard_log()
     key = built.town.log_signer.verifier()
-    with Auditor(key, workers=1) as auditor:
-        for leaf in built.leaves[:split]:
-            auditor.feed(leaf)
-        auditor.finish(built.checkpoint(split))
-        point = auditor.resume_point()
+    auditor = Auditor(key)
+    for leaf in built.leaves[:split]:
+        auditor.feed(leaf)
+    auditor.finish(built.checkpoint(split))
+    point = auditor.resume_point()
     origin, restored = decode_semantics(encode_semantics(built.town.origin, point))
     assert origin == built.town.origin
     assert restored.tree == point.tree
@@ -723,10 +724,10 @@ def test_resumed_audit_from_a_snapshot_equals_a_full_audit(split: int) -> None:
     assert restored.state.entry_ids == point.state.entry_ids
     assert restored.state.targets == point.state.targets
     assert restored.state.keys == point.state.keys
-    with Auditor(key, resume=restored, workers=1) as auditor:
-        for leaf in built.leaves[split:]:
-            auditor.feed(leaf)
-        result = auditor.finish(built.checkpoint())
+    auditor = Auditor(key, resume=restored)
+    for leaf in built.leaves[split:]:
+        auditor.feed(leaf)
+    result = auditor.finish(built.checkpoint())
     reference = replay(built)
     assert {name: (s.earned, s.redeemed) for name, s in result.accounts.items()} == {
         name: (b.earned, b.redeemed) for name, b in reference.balances.items()
@@ -739,18 +740,16 @@ def test_resumed_audit_still_checks_the_chain_and_the_rules() -> None:
     built = standard_log()
     key = built.town.log_signer.verifier()
     split = 12
-    with Auditor(key, workers=1) as auditor:
-        for leaf in built.leaves[:split]:
-            auditor.feed(leaf)
-        auditor.finish(built.checkpoint(split))
-        point = auditor.resume_point()
+    auditor = Auditor(key)
+    for leaf in built.leaves[:split]:
+        auditor.feed(leaf)
+    auditor.finish(built.checkpoint(split))
+    point = auditor.resume_point()
     # A leaf whose prev does not link to the snapshot's last leaf.
     forged = Leaf.from_bytes(built.leaves[split])
     relinked = Leaf(forged.seq, forged.time, bytes(32), forged.envelope).to_bytes()
-    with (
-        Auditor(key, resume=point, workers=1) as auditor,
-        pytest.raises(VerificationError) as error,
-    ):
+    auditor = Auditor(key, resume=point)
+    with pytest.raises(VerificationError) as error:
         auditor.feed(relinked)
         auditor.finish(built.checkpoint())
     assert (error.value.seq, error.value.check) == (split, "chain")

@@ -12,17 +12,18 @@ from tests.verifier.bundles import LogBuilder, standard_log
 from redlist.ledger.errors import VerificationError
 from redlist.ledger.progress import ProgressBar
 from redlist.verifier import report
-from redlist.verifier.audit import Auditor, AuditResult
+from redlist.verifier.audit import Auditor
+from redlist.verifier.results import AuditResult
 
 
 def _audit(log: LogBuilder, start: int = 0, account: str | None = None) -> AuditResult:
     text = log.checkpoint()
     left = log.left(start) if start else None
-    with Auditor(log.town.log_signer.verifier(), left=left, keep_statements_for=account) as auditor:
-        auditor.check_checkpoint(text)
-        for leaf in log.leaves[start:]:
-            auditor.feed(leaf)
-        return auditor.finish(text)
+    auditor = Auditor(log.town.log_signer.verifier(), left=left, keep_statements_for=account)
+    auditor.check_checkpoint(text)
+    for leaf in log.leaves[start:]:
+        auditor.feed(leaf)
+    return auditor.finish(text)
 
 
 def test_summary_counts_accounts_per_grade_in_grade_order() -> None:

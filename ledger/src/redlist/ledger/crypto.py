@@ -3,7 +3,7 @@
 Signing and verification run on libsodium (PyNaCl): on the reference machines it
 verifies about twice as fast as OpenSSL, and verification is the ceiling on both
 ingest and audit throughput (DESIGN 6). Both release the GIL; spreading the work
-over cores is ``sigworkers``' job, never this module's. ``cryptography`` is used
+over cores is ``sigschedule``'s job, never this module's. ``cryptography`` is used
 only to read and write PEM key files (PKCS#8 private keys, SubjectPublicKeyInfo
 public keys).
 

@@ -6,15 +6,16 @@ A data directory holds the log key and the LMDB environment (``store``):
 * ``log.pub``: its verifier key string, the one auditors are given;
 * ``ledger.lmdb/``: leaves, Merkle nodes, checkpoints and the points state.
 
-Appending (DESIGN 3.3, 6, 7). A batch of envelopes is all or nothing: every
-envelope is decoded, its signatures are verified (in parallel, before the write
-transaction, because Ed25519 is what limits throughput), and then, in one write
-transaction, each is checked by the points semantics against the state left by the
-entries before it, turned into a leaf ``[seq, time, prev, envelope]`` and written
-with the Merkle nodes it completes. The new checkpoint is signed and stored in the
-same transaction, which commits durably before ``append`` returns. Any refusal
-aborts the transaction and raises ``BatchError`` naming the envelope: nothing of
-the batch is written.
+Appending (DESIGN 3.3, 6, 7; the steps in ``append``). A batch of envelopes is all
+or nothing: every envelope is decoded, its signatures are handed to a
+``SignatureScheduler`` (in parallel, starting before the write transaction, because
+Ed25519 is what limits throughput), and then, in one write transaction, each goes
+through the ledger's one validator (the checks an auditor makes, the points
+semantics included, against the state left by the entries before it), becomes a
+leaf ``[seq, time, prev, envelope]`` and is written with the Merkle nodes it
+completes. The new checkpoint is signed and stored in the same transaction, which
+commits durably before ``append`` returns. Any refusal aborts the transaction and
+raises ``BatchError`` naming the envelope: nothing of the batch is written.
 
 Resubmitting an envelope that is already in the log (same entry id, same bytes)
 returns its existing seq and appends nothing; the same id with other bytes is a
@@ -27,38 +28,25 @@ import contextlib
 import os
 import shutil
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from redlist.ledger import codec, crypto, merkle
-from redlist.ledger.entry import (
-    ZERO_HASH,
-    AnyBody,
-    Envelope,
-    Genesis,
-    KeyChange,
-    Leaf,
-    TownConfig,
-    decode_body,
-    is_valid_account,
-)
+from redlist.ledger import crypto, merkle
+from redlist.ledger.append import decode_batch, verify_ahead, write_batch
+from redlist.ledger.entry import TownConfig, is_valid_account
 from redlist.ledger.errors import (
-    BatchError,
-    ConflictError,
     FormatError,
     IntegrityError,
     KeyFileError,
     PageTokenError,
     ProofError,
-    RuleViolation,
     StoreError,
 )
-from redlist.ledger.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
-from redlist.ledger.points import SignatureCheck, apply_entry
+from redlist.ledger.note import NoteSigner, VerifierKey
+from redlist.ledger.sigschedule import SignatureScheduler
+from redlist.ledger.sigworkers import available_cores
 from redlist.ledger.state import TargetRecord
 from redlist.ledger.statement import (
     PAGE_BYTES,
@@ -72,20 +60,15 @@ from redlist.ledger.statement import (
 from redlist.ledger.store import (
     ENV_DIR_NAME,
     FORMAT_MARKER,
-    LmdbState,
     LmdbStore,
     StoreReader,
-    StoreWriter,
 )
 from redlist.ledger.tailcheck import check_tail
 
 LOG_KEY_NAME = "log.key"
 LOG_PUB_NAME = "log.pub"
-# Below this many signatures a thread hand-off costs more than it saves.
-_PARALLEL_THRESHOLD = 4
-# Signatures per chunk handed to a batch verifier: a few milliseconds of work, so
-# the writer starts soon and the workers are never left waiting long for the next.
-_STREAM_CHUNK = 256
+#: Threads verifying a log's signatures when no scheduler is given, at most.
+MAX_THREADS = 16
 
 
 @dataclass(frozen=True)
@@ -94,23 +77,6 @@ class AppendResult:
 
     seqs: tuple[int, ...]
     checkpoint: str
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """One decoded envelope of a batch, with its original bytes."""
-
-    raw: bytes
-    envelope: Envelope
-    body: AnyBody
-
-
-#: One signature to check: (public key, signature, body).
-_Triple = tuple[bytes, bytes, bytes]
-
-#: Verifies many entry signatures at once, ``(public key, body, signature)`` each (the
-#: argument order of ``crypto.verify_entry``), returning whether each verified.
-BatchVerifier = Callable[[list[tuple[bytes, bytes, bytes]]], list[bool]]
 
 
 class Log:
@@ -135,10 +101,10 @@ class Log:
         self.verifier_key = verifier_key
         self._signer = signer
         self._write_lock = threading.Lock()
-        self._pool_lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._workers = _worker_count()
-        self._batch_verifier: BatchVerifier | None = None
+        self._scheduler_lock = threading.Lock()
+        #: The caller's scheduler (``verify_signatures_with``), else one of threads.
+        self._scheduler: SignatureScheduler | None = None
+        self._own_scheduler: SignatureScheduler | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -177,10 +143,13 @@ class Log:
             _write_new_file(data_dir / LOG_KEY_NAME, log_signer.encode() + "\n", 0o600)
             _write_new_file(data_dir / LOG_PUB_NAME, verifier_key.encode() + "\n", 0o644)
             store = LmdbStore.open(data_dir / ENV_DIR_NAME, create=True, map_size=map_size)
-            prepared = _prepare_batch([genesis])
+            batch = decode_batch([genesis])
             with store.write() as writer:
                 writer.set_identity(origin=origin, log_verifier_key=verifier_key.encode())
-                _write_batch(writer, prepared, origin, log_signer, now_ms, crypto.verify_entry)
+                verdicts = [(0, crypto.verify_entry)]
+                write_batch(
+                    writer, batch, verdicts, origin=origin, signer=log_signer, now_ms=now_ms
+                )
         except BaseException:
             if store is not None:
                 store.close()
@@ -230,11 +199,11 @@ class Log:
         )
 
     def close(self) -> None:
-        """Close the store and stop the verification threads."""
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+        """Close the store and stop the verification threads (not a caller's scheduler)."""
+        with self._scheduler_lock:
+            if self._own_scheduler is not None:
+                self._own_scheduler.close()
+                self._own_scheduler = None
         self._store.close()
 
     def __enter__(self) -> Log:
@@ -270,117 +239,35 @@ class Log:
             raise StoreError("this log was opened read-only; it cannot be appended to")
         if not envelopes:
             return AppendResult((), self.checkpoint())
-        prepared = _prepare_batch(envelopes)
-        check = self._precheck_signatures(prepared)
+        batch = decode_batch(envelopes)
+        with self._store.read() as reader:
+            verdicts = verify_ahead(batch, reader, self._signature_scheduler())
         with self._write_lock, self._store.write() as writer:
-            seqs = _write_batch(writer, prepared, self.origin, signer, now_ms, check)
+            seqs = write_batch(
+                writer, batch, verdicts.drain(), origin=self.origin, signer=signer, now_ms=now_ms
+            )
             checkpoint = writer.checkpoint()
         return AppendResult(tuple(seqs), checkpoint)
 
-    def _precheck_signatures(self, prepared: Sequence[_Prepared]) -> SignatureCheck:
-        """Verify the batch's signatures concurrently; return a check that looks them up.
+    def verify_signatures_with(self, scheduler: SignatureScheduler | None) -> None:
+        """Verify the signatures of appended batches with ``scheduler`` (None: threads).
 
-        The public keys come from a snapshot of the keys table plus keys the batch
-        itself registers. The result is a pure fact about (key, body, signature), so a
-        snapshot that is out of date does no harm: whatever is not precomputed is
-        verified when the semantics asks.
+        By default a batch's signatures are verified on a thread per core. A node that
+        serves gRPC beside its appends passes one with worker processes instead (its
+        caller owns it): a verifying thread re-takes the GIL after each signature, and
+        waits for it while the server's and the writer's Python runs. Either way the
+        write begins with the first chunk's verdicts, and the verdicts are the same.
         """
-        triples: dict[_Triple, None] = {}
-        batch_keys: dict[bytes, bytes] = {}
-        with self._store.read() as reader:
-            state = reader.state()
-            for item in prepared:
-                body = item.body
-                if isinstance(body, Genesis):
-                    for sig in item.envelope.signatures:
-                        triples[(body.admin, sig.signature, item.envelope.body)] = None
-                    continue
-                if state.entry_seq(body.id) is not None:
-                    continue  # a resubmission: it is compared, not verified
-                for sig in item.envelope.signatures:
-                    record = state.key(sig.key_id)
-                    public = record.public if record is not None else batch_keys.get(sig.key_id)
-                    if public is not None:
-                        triples[(public, sig.signature, item.envelope.body)] = None
-                if isinstance(body, KeyChange) and body.op == "add":
-                    batch_keys.setdefault(crypto.key_id(body.pub), body.pub)
-        if self._batch_verifier is not None and len(triples) >= _PARALLEL_THRESHOLD:
-            return self._streamed_check(list(triples), self._batch_verifier)
-        results = self._verify_all(list(triples))
+        self._scheduler = scheduler
 
-        def check(public: bytes, body: bytes, signature: bytes) -> bool:
-            known = results.get((public, signature, body))
-            return crypto.verify_entry(public, body, signature) if known is None else known
-
-        return check
-
-    def _streamed_check(self, triples: list[_Triple], verifier: BatchVerifier) -> SignatureCheck:
-        """Hand ``triples`` to ``verifier`` in chunks, in order; return a check that waits
-        only for the chunk holding the signature asked for.
-
-        The writer then applies the first entries while the workers verify the next
-        ones, so a single batch keeps every core busy. The semantics asks in entry
-        order, which is the chunks' order; a chunk whose verdicts do not come (an
-        error, a wrong count) leaves its signatures to be verified on the spot.
-        """
-        feeder = self._executor()
-        pending: deque[tuple[list[_Triple], Future[list[bool]]]] = deque()
-        for begin in range(0, len(triples), _STREAM_CHUNK):
-            chunk = triples[begin : begin + _STREAM_CHUNK]
-            wanted = [(public, body, sig) for public, sig, body in chunk]
-            pending.append((chunk, feeder.submit(verifier, wanted)))
-        results: dict[_Triple, bool] = {}
-
-        def check(public: bytes, body: bytes, signature: bytes) -> bool:
-            key = (public, signature, body)
-            known = results.get(key)
-            while known is None and pending:
-                chunk, future = pending.popleft()
-                try:
-                    outcomes = future.result()
-                except Exception:  # noqa: S112 - the signatures are verified on the spot
-                    continue
-                if len(outcomes) == len(chunk):
-                    results.update(zip(chunk, outcomes, strict=True))
-                known = results.get(key)
-            return crypto.verify_entry(public, body, signature) if known is None else known
-
-        return check
-
-    def verify_signatures_with(self, verifier: BatchVerifier | None) -> None:
-        """Verify the signatures of appended batches with ``verifier`` (None: threads).
-
-        By default a batch's signatures are verified on a thread per core, all before
-        the write. A node that serves gRPC beside its appends passes worker processes
-        instead (its caller owns them; ``verifier`` must be safe to call from several
-        threads): a verifying thread re-takes the GIL after each signature, and waits
-        for it while the server's and the writer's Python runs. The signatures are
-        then handed over in chunks and the write begins with the first verdicts
-        (``_streamed_check``). The verdicts are the same either way.
-        """
-        self._batch_verifier = verifier
-
-    def _verify_all(self, triples: list[_Triple]) -> dict[_Triple, bool]:
-        if len(triples) < _PARALLEL_THRESHOLD or self._workers == 1:
-            return dict(zip(triples, _verify_chunk(triples), strict=True))
-        chunk_size = -(-len(triples) // self._workers)
-        chunks = [triples[i : i + chunk_size] for i in range(0, len(triples), chunk_size)]
-        pool = self._executor()
-        futures = [pool.submit(_verify_chunk, chunk) for chunk in chunks[1:]]
-        outcomes = _verify_chunk(chunks[0])  # the calling thread takes a share too
-        for future in futures:
-            outcomes.extend(future.result())
-        return dict(zip(triples, outcomes, strict=True))
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                # With a batch verifier the threads only feed it, two chunks at a time,
-                # so that its workers find the next chunk waiting when one is done.
-                self._pool = ThreadPoolExecutor(
-                    max_workers=max(2, self._workers - 1), thread_name_prefix="redlist-verify"
-                )
-            return self._pool
+    def _signature_scheduler(self) -> SignatureScheduler:
+        if self._scheduler is not None:
+            return self._scheduler
+        with self._scheduler_lock:
+            if self._own_scheduler is None:
+                workers = min(available_cores(), MAX_THREADS)
+                self._own_scheduler = SignatureScheduler(workers)
+            return self._own_scheduler
 
     # -- reading ------------------------------------------------------------
 
@@ -556,116 +443,7 @@ def _stored_leaf(reader: StoreReader, seq: int) -> bytes:
 
 
 # ---------------------------------------------------------------------------
-# The batch path, shared by create and append
-
-
-def _prepare_batch(envelopes: Sequence[bytes]) -> list[_Prepared]:
-    """Decode every envelope and its body; the first malformed one refuses the batch."""
-    prepared: list[_Prepared] = []
-    for index, raw in enumerate(envelopes):
-        try:
-            if not isinstance(raw, bytes):
-                raw = _as_bytes(raw)
-            envelope = Envelope.from_bytes(raw)  # refuses oversized envelopes first
-            body = decode_body(envelope.body)
-        except FormatError as exc:
-            raise BatchError(exc, index=index) from exc
-        prepared.append(_Prepared(raw, envelope, body))
-    return prepared
-
-
-def _write_batch(
-    writer: StoreWriter,
-    prepared: Sequence[_Prepared],
-    origin: str,
-    signer: NoteSigner,
-    now_ms: int,
-    check: SignatureCheck,
-) -> list[int]:
-    """Apply, append and checkpoint a batch inside ``writer``'s transaction; return the seqs.
-
-    Raises ``BatchError`` for the first refused envelope; the caller's transaction
-    must then be aborted (``LmdbStore.write`` does so).
-    """
-    state = writer.state()
-    nodes = writer.nodes()
-    first = size = writer.size()
-    time = max(now_ms, writer.last_time())
-    prev = writer.last_leaf_hash() or ZERO_HASH
-    seqs: list[int] = []
-    for index, item in enumerate(prepared):
-        try:
-            existing = _existing_seq(state, writer, item)
-            if existing is not None:
-                seqs.append(existing)
-                continue
-            apply_entry(
-                state,
-                origin=origin,
-                seq=size,
-                time=time,
-                envelope=item.envelope,
-                body=item.body,
-                check_signature=check,
-            )
-        except (FormatError, RuleViolation, ConflictError) as exc:
-            raise BatchError(exc, index=index) from exc
-        leaf = codec.encode([size, time, prev, item.raw])  # Leaf(...).to_bytes(), objectless
-        leaf_hash = merkle.leaf_hash(leaf)
-        writer.put_leaf(size, leaf)
-        for level, position, subtree_hash in merkle.nodes_to_store(size, leaf_hash, nodes):
-            writer.put_node(level, position, subtree_hash)
-        seqs.append(size)
-        prev = leaf_hash
-        size += 1
-    if size > first:
-        root = merkle.root_at(nodes, size)
-        checkpoint = sign_checkpoint(Checkpoint(origin, size, root), signer)
-        writer.put_checkpoint(size, checkpoint)
-        writer.set_head(size=size, last_time=time, last_leaf_hash=prev, checkpoint=checkpoint)
-    return seqs
-
-
-def _existing_seq(state: LmdbState, reader: StoreReader, item: _Prepared) -> int | None:
-    """The seq of an identical envelope already in the log (or earlier in the batch).
-
-    The same entry id with different bytes is a ``ConflictError``.
-    """
-    seq = state.entry_seq(item.body.id)
-    if seq is None:
-        return None
-    stored = reader.leaf(seq)
-    if stored is None:
-        raise IntegrityError(f"entry id {item.body.id.hex()} points at seq {seq}, which is missing")
-    if Leaf.from_bytes(stored).envelope != item.raw:
-        raise ConflictError(
-            f"entry id {item.body.id.hex()} is already in the log at seq {seq} with different "
-            "content; a changed entry needs a new id"
-        )
-    return seq
-
-
-def _verify_chunk(triples: Sequence[_Triple]) -> list[bool]:
-    return [crypto.verify_entry(public, body, sig) for public, sig, body in triples]
-
-
-# ---------------------------------------------------------------------------
 # Small helpers
-
-
-def _as_bytes(value: object) -> bytes:
-    try:
-        return bytes(memoryview(value))  # type: ignore[arg-type]
-    except TypeError:
-        raise FormatError(f"envelope: expected bytes, got {type(value).__name__}") from None
-
-
-def _worker_count() -> int:
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        available = os.cpu_count() or 1
-    return max(1, min(available, 16))
 
 
 def _check_size(size: int, current: int) -> None:

@@ -1,4 +1,4 @@
-"""Worker processes that verify entry signatures for the auditor.
+"""Worker processes that verify entry signatures (``sigschedule`` schedules work on them).
 
 Ed25519 verification is what limits an audit (DESIGN 6). The crypto library
 releases the GIL, so threads can verify in parallel, but every call still needs
@@ -11,8 +11,8 @@ A process has a GIL of its own and never waits for the auditor.
 child talking over its stdin and stdout. ``submit`` splits a list of
 ``(public key, body, signature)`` triples between them and writes each share as
 one length-prefixed msgpack message; ``Pending.result`` reads that worker's answer
-(one byte per triple) when it is needed. Only the calling thread touches the
-pipes: no helper thread competes with it for the GIL, unlike
+(one byte per triple) when it is needed. Only the threads that call the pool
+touch the pipes: the pool starts no helper thread of its own, unlike
 ``concurrent.futures.ProcessPoolExecutor``; and a plain child process needs
 neither pickling nor a ``__main__`` guard in the program that uses the pool.
 

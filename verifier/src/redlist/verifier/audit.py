@@ -1,20 +1,22 @@
 """The audit: a state machine over bytes that re-checks a log from its leaves.
 
-An ``Auditor`` is handed the log's key (from outside the data), then each leaf's
-exact bytes in seq order (``feed``), then the signed checkpoint (``finish``).
-It fetches nothing and stores nothing; reading bundles or nodes is the caller's
-job. Every defect raises ``VerificationError`` naming the first bad seq and the
-check that failed (``CHECKS``); once one is raised the auditor is spent.
+An ``Auditor`` is handed the log's key (from outside the data), then the signed
+checkpoint (``check_checkpoint``), then each leaf's exact bytes in seq order,
+then the checkpoint again (``finish``). It fetches nothing, stores nothing, and
+starts no thread or process: reading bundles or nodes, and verifying signatures
+in parallel, is its driver's job (``source.audit`` and ``nodeaudit.verify_node``
+run ``sigschedule.check_leaves``, which calls ``read``, ``signatures`` and
+``apply`` for each leaf; ``feed`` does all three at once, verifying on the spot).
+Every defect raises ``VerificationError`` naming the first bad seq and the check
+that failed (``results.CHECKS``); once one is raised the auditor is spent.
 
-What is checked, per leaf: the leaf decodes (canonical msgpack), its seq is its
-position, the node's time never goes back, ``prev`` is the leaf hash of the entry
-before (zero at seq 0), the envelope decodes, and the points semantics accepts the
-entry (``points.apply_entry`` over an in-memory state: genesis, log name,
-signatures, roles, revocations, rules, quorum, overdraw, reversals, unique ids,
-author time). At the end: the entry count equals the checkpoint's tree size and
-the Merkle root of all leaves equals its root; the checkpoint itself is signed by
-the log key (``check_checkpoint``, which a caller should run first so a forged
-checkpoint fails before any leaf is read).
+Each leaf goes through the ledger's one validator (``validator.LogValidator``:
+format, seq, time, chain, the points semantics, the Merkle tree), the very checks
+a node makes before it appends. The auditor adds what concerns the checkpoint: it
+is signed by the log key for this log and fits the trusted heads (``TrustedHead``:
+verified earlier, the log must extend them), no leaf lies beyond its tree size,
+and at the end the entry count equals that size and the root of all leaves its
+root.
 
 A bundle that starts after seq 0 (``left`` given) is checked for format, seq,
 time, chain (from its second entry; the first entry's link is checked only when
@@ -27,237 +29,36 @@ An audit can instead *resume* where an earlier full audit stopped
 (``resume``, taken from that audit's ``resume_point``): it then starts with the
 earlier state, tree, chain link and time, and checks the later entries
 completely, balances included.
-
-Speed: Ed25519 verification dominates, so leaves are taken in chunks; each
-chunk's signatures are verified elsewhere while an earlier chunk runs through
-the semantics, which only looks the results up. Where: on worker processes
-(``workers.VerifyPool``) for a long log on a machine with several cores, since
-they never wait for this thread's GIL; else on threads (the crypto library
-releases the GIL, but a thread re-takes it after each signature, which can take
-up to the interpreter's switch interval while the semantics runs: the
-``redlist-verify`` command shortens that interval); or on a caller's executor.
-Key ids are never reused in a log, so a key id seen in a genesis or key entry
-names one public key for good; a lookup that misses, or finds the signature
-with another key or body, falls back to verifying on the spot, so the
-precomputation never decides an outcome.
 """
 
 from __future__ import annotations
 
-import os
-from collections import deque
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Protocol
+from collections.abc import Sequence
 
 from redlist.ledger import crypto, merkle, points
-from redlist.ledger.entry import (
-    ZERO_HASH,
-    Envelope,
-    Genesis,
-    KeyChange,
-    Leaf,
-    TownConfig,
-    decode_body,
-)
-from redlist.ledger.errors import (
-    FormatError,
-    NoteError,
-    RedlistError,
-    RuleViolation,
-    VerificationError,
-)
+from redlist.ledger.errors import NoteError, RedlistError, RuleViolation, VerificationError
 from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
-from redlist.ledger.sigworkers import VerifyPool
+from redlist.ledger.points import SignatureCheck
 from redlist.ledger.state import MemoryState
-
-#: Every check the audit can fail, by identifier: the points rules and the log's own.
-CHECKS: Mapping[str, str] = {
-    **points.CHECKS,
-    "format": "every leaf, envelope and body must be well-formed, canonical format v1 bytes",
-    "seq": "each entry's seq must be its position in the log",
-    "time": "the node's integration time may never go back",
-    "chain": "each entry's prev must be the leaf hash of the entry before it",
-    "size": "the checkpoint's tree size must equal the number of entries",
-    "root": "the Merkle root of the entries must equal the checkpoint's root",
-    "checkpoint": "the checkpoint must be signed by the log key, for this log",
-    "manifest": "the bundle's manifest must agree with its checkpoint",
-    "left": "a bundle's left file must be the compact range of the entries before it",
-    "previous-checkpoint": "a bundle's previous checkpoint must be signed by the log key",
-    "consistency": "a new checkpoint must extend every checkpoint verified before",
-    "rollback": "a log never shrinks below a size verified before",
-    "account-view": "a node's figures for an account must equal those recomputed from its log",
-    "inclusion": "a node's inclusion proofs must put its entries in the tree it signed",
-}
-
-#: Leaves per chunk: big enough to keep the verifying threads busy, small enough
-#: that a failure is reported soon.
-CHUNK_SIZE = 512
-#: A chunk closes early once its leaves hold this many bytes: with 64 KiB entries,
-#: the chunks in flight then hold about 24 MiB rather than 100.
-CHUNK_BYTES = 8 * 1024 * 1024
-#: Chunks whose signatures may be out for verification while an older one runs
-#: through the semantics: with two, the workers find the next chunk waiting.
-IN_FLIGHT = 2
-
-#: Entries left to check from which ``Auditor`` verifies on processes by default.
-#: Starting a worker process costs a few tenths of a second; below this, threads.
-PROCESS_MIN_ENTRIES = 20_000
-
-#: ``TrustedHead.source`` of the head pinned by an earlier run (see ``statefile``):
-#: a log smaller than it was rolled back.
-STATE_FILE_SOURCE = "the state file"
-
-# Cheap byte patterns that every canonical genesis / key body contains; only those
-# bodies are decoded ahead of the semantics to learn public keys.
-_KIND_GENESIS = b"\xa4kind\xa7genesis"
-_KIND_KEY = b"\xa4kind\xa3key"
-
-
-@dataclass(frozen=True)
-class TrustedHead:
-    """A tree size and root known from elsewhere, which the audited log must extend.
-
-    ``source`` says where it came from, for messages ("the state file",
-    "previous-checkpoint").
-    """
-
-    size: int
-    root: bytes
-    source: str
-
-
-@dataclass(frozen=True)
-class ResumePoint:
-    """Where a full audit stopped (after at least one entry), to check later entries only.
-
-    ``state`` is the points semantics' state after entry ``size - 1``, ``tree`` the
-    compact range of the leaves ``[0, size)``, ``last_leaf_hash`` and ``last_time``
-    the last entry's leaf hash and node time. An auditor resuming from it takes
-    ``state`` over and changes it as it goes.
-    """
-
-    tree: merkle.CompactRange
-    last_leaf_hash: bytes
-    last_time: int
-    state: MemoryState
-
-    @property
-    def size(self) -> int:
-        return self.tree.end
-
-
-@dataclass(frozen=True)
-class AccountSummary:
-    """An account's balances as recomputed from the log (DESIGN 3.4)."""
-
-    score: int
-    earned: int
-    spendable: int
-    redeemed: int
-    grade: str
-    entries: int
-
-
-@dataclass(frozen=True)
-class StatementLine:
-    """One entry that touched an account, and the account's totals after it.
-
-    ``points`` is the change to earned points, ``redeemed`` the change to redeemed
-    points (negative when a redemption is reversed); ``time`` is the node's time (ms).
-    """
-
-    seq: int
-    time: int
-    kind: str
-    rule: str | None
-    points: int
-    redeemed: int
-    signers: tuple[str, ...]
-    target: int | None
-    score: int
-    spendable: int
-
-
-@dataclass(frozen=True)
-class AuditResult:
-    """What a successful audit established."""
-
-    checkpoint: Checkpoint
-    #: The signed checkpoint note exactly as verified.
-    checkpoint_text: str
-    start: int
-    #: Signatures, roles and balances were recomputed (only when ``start == 0``).
-    balances_recomputed: bool
-    #: The first entry's ``prev`` was checked (always when ``start == 0``).
-    first_prev_checked: bool
-    signatures_checked: int
-    staff_keys: int
-    rules: int
-    config: TownConfig | None
-    accounts: Mapping[str, AccountSummary]
-    #: The statement of ``keep_statements_for``, or None when not asked or not recomputed.
-    statement: tuple[StatementLine, ...] | None
-    trusted_heads: tuple[TrustedHead, ...] = ()
-
-    @property
-    def origin(self) -> str:
-        return self.checkpoint.origin
-
-    @property
-    def tree_size(self) -> int:
-        return self.checkpoint.size
-
-    @property
-    def root(self) -> bytes:
-        return self.checkpoint.root
-
-    @property
-    def entries(self) -> int:
-        """How many entries were checked."""
-        return self.checkpoint.size - self.start
-
-
-@dataclass
-class _Prepared:
-    """A leaf that passed the structural checks, waiting for the semantics."""
-
-    seq: int
-    time: int
-    envelope: Envelope
-
-
-class _Outcomes(Protocol):
-    """Signature outcomes on their way: a ``Future`` or a ``workers.Pending``."""
-
-    def result(self) -> list[bool]: ...
-
-
-@dataclass
-class _Chunk:
-    prepared: list[_Prepared]
-    triples: list[tuple[bytes, bytes, bytes]]
-    futures: list[_Outcomes]
-    #: A structural failure after the prepared leaves, raised once they are applied.
-    failure: VerificationError | None = None
-    #: Signature -> ((public key, body, signature), verified?), as computed ahead.
-    results: dict[bytes, tuple[tuple[bytes, bytes, bytes], bool]] = field(default_factory=dict)
+from redlist.ledger.validator import LogValidator, Reading, Triple, read_leaf
+from redlist.verifier.results import (
+    STATE_FILE_SOURCE,
+    AccountSummary,
+    AuditResult,
+    ResumePoint,
+    StatementLine,
+    TrustedHead,
+)
 
 
 class Auditor:
     """Checks one log, leaf by leaf; see the module docstring for what and in which order.
 
     ``left`` is the compact range of the leaves before the first one fed (for a
-    bundle that starts after seq 0). ``trusted`` are tree heads verified earlier
-    that the log must extend. Signatures are verified on ``executor`` when given
-    (the caller owns it; ``workers`` should be its size), else by ``workers``
-    (default: one per available core) worker processes when ``processes`` is
-    true, threads when it is false. ``processes=None`` decides: processes when
-    there are at least two workers and the checkpoint, checked before the first
-    leaves, leaves at least ``PROCESS_MIN_ENTRIES`` entries to check (starting
-    them takes a moment). Use as a context manager, or call ``close``.
+    bundle that starts after seq 0). ``resume`` is where an earlier full audit
+    stopped (its state is taken over). ``trusted`` are tree heads verified earlier
+    that the log must extend. ``keep_statements_for`` names an account whose
+    statement the result carries.
     """
 
     def __init__(
@@ -268,81 +69,48 @@ class Auditor:
         left: merkle.CompactRange | None = None,
         resume: ResumePoint | None = None,
         trusted: Sequence[TrustedHead] = (),
-        workers: int | None = None,
-        executor: Executor | None = None,
-        processes: bool | None = None,
-        chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self._log_key = log_key
         self._origin = log_key.name
         self._account = keep_statements_for
-        self._tree = merkle.CompactRange()
         if resume is not None:
             if left is not None or resume.size == 0:
                 raise RedlistError("an audit resumes after at least one entry, without a left")
-            left = resume.tree
-        if left is not None:
-            self._tree = merkle.CompactRange.from_hashes(left.end, left.hashes)
-        self._start = self._tree.end
-        self._next_seq = self._start
-        self._full = self._start == 0 or resume is not None
-        self._prev_hash: bytes | None = ZERO_HASH
-        if resume is not None:
-            self._prev_hash = resume.last_leaf_hash
-        elif not self._full:
+            self._state = resume.state
+            self._validator = LogValidator(
+                self._origin,
+                state=resume.state,
+                tree=resume.tree,
+                last_leaf_hash=resume.last_leaf_hash,
+                last_time=resume.last_time,
+            )
+        elif left is not None and left.end > 0:
             # The smallest subtree of [0, start) is the single leaf start - 1 when start is odd.
-            self._prev_hash = self._tree.hashes[-1] if self._start % 2 else None
-        self._first_prev_checked = self._prev_hash is not None
-        self._last_time = -1 if resume is None else resume.last_time
+            self._state = MemoryState()
+            self._validator = LogValidator(
+                self._origin,
+                partial=True,
+                tree=left,
+                last_leaf_hash=left.hashes[-1] if left.end % 2 else None,
+            )
+        else:
+            self._state = MemoryState()
+            self._validator = LogValidator(self._origin, state=self._state)
+        self._full = self._validator.state is not None
+        self._start = self._validator.size
+        self._first_prev_checked = self._validator.last_leaf_hash is not None
         self._trusted = tuple(trusted)
         self._snapshots: dict[int, bytes] = {}
         for head in self._trusted:
             if head.size == 0:
                 self._snapshots[0] = merkle.EMPTY_ROOT
             elif head.size == self._start:
-                self._snapshots[head.size] = self._tree.root()
+                self._snapshots[head.size] = self._validator.root()
         self._expected: Checkpoint | None = None
+        self._expected_size: int | None = None
         self._expected_text = ""
-        self._state = MemoryState() if resume is None else resume.state
-        self._public_by_key_id: dict[bytes, bytes] = {
-            key_id: record.public for key_id, record in self._state.keys.items()
-        }
         self._statement: list[StatementLine] = []
-        self._signatures = 0
-        self._chunk_size = chunk_size
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-        #: Chunks whose signatures are being verified, oldest first (``IN_FLIGHT`` at most).
-        self._in_flight: deque[_Chunk] = deque()
         self._failure: VerificationError | None = None
-        self._workers = workers or _available_cores()
-        # A caller's executor (e.g. a process pool) is used as is and left running.
-        self._executor = executor
-        self._processes = processes
-        self._pool: ThreadPoolExecutor | None = None
-        self._process_pool: VerifyPool | None = None
-
-    # -- lifecycle ---------------------------------------------------------
-
-    def __enter__(self) -> Auditor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop the verifying threads or processes (waiting for the ones running)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        if self._process_pool is not None:
-            self._process_pool.close()
-            self._process_pool = None
 
     @property
     def start(self) -> int:
@@ -351,23 +119,24 @@ class Auditor:
 
     @property
     def next_seq(self) -> int:
-        """The seq the next fed leaf must have (leaves received so far plus ``start``)."""
-        return self._next_seq + len(self._pending)
+        """The seq the next leaf must have."""
+        return self._validator.size
+
+    @property
+    def checks_signatures(self) -> bool:
+        """Whether signatures and balances are checked (not for a partial bundle)."""
+        return self._full
 
     def resume_point(self) -> ResumePoint:
         """Where this audit stands, for a later one to ``resume`` from. Call it after a
-        successful ``finish`` of a full (or resumed) audit; the auditor is spent then."""
-        if (
-            self._failure is not None
-            or not self._full
-            or self._pending
-            or self._in_flight
-            or self._prev_hash is None
-            or self._next_seq == 0
-        ):
+        successful ``finish`` of a full (or resumed) audit."""
+        validator = self._validator
+        last_leaf_hash = validator.last_leaf_hash
+        if self._failure is not None or not self._full or last_leaf_hash is None:
             raise RedlistError("only a finished full audit of at least one entry can be resumed")
-        tree = merkle.CompactRange.from_hashes(self._tree.end, self._tree.hashes)
-        return ResumePoint(tree, self._prev_hash, self._last_time, self._state)
+        if validator.size == 0:
+            raise RedlistError("only a finished full audit of at least one entry can be resumed")
+        return ResumePoint(validator.tree(), last_leaf_hash, validator.last_time, self._state)
 
     # -- the checkpoint ----------------------------------------------------
 
@@ -391,8 +160,7 @@ class Auditor:
         for head in self._trusted:
             self._check_head_fits(head, checkpoint)
         self._expected = checkpoint
-        if self._executor is None and self._full:
-            self._start_processes()  # they get ready while the first leaves are read
+        self._expected_size = checkpoint.size
         self._expected_text = (
             checkpoint_text if isinstance(checkpoint_text, str) else bytes(checkpoint_text).decode()
         )
@@ -428,35 +196,57 @@ class Auditor:
 
     # -- leaves ------------------------------------------------------------
 
-    def feed(self, leaf_bytes: bytes) -> None:
-        """Take the next leaf's exact bytes. Leaves are checked in chunks, so a
-        ``VerificationError`` raised here may concern a leaf fed a little earlier."""
+    @staticmethod
+    def read(raw: bytes) -> Reading:
+        """Decode a leaf without deciding anything (``validator.read_leaf``)."""
+        return read_leaf(raw)
+
+    def signatures(self, reading: Reading) -> list[Triple]:
+        """The signatures ``reading`` will need, to verify ahead; call in seq order."""
+        return self._validator.signatures(reading)
+
+    def apply(self, reading: Reading, verdicts: SignatureCheck = crypto.verify_entry) -> None:
+        """Check the next leaf, with ``verdicts`` deciding its signatures."""
         if self._failure is not None:
             raise self._failure
-        self._pending.append(bytes(leaf_bytes))
-        self._pending_bytes += len(leaf_bytes)
-        if len(self._pending) >= self._chunk_size or self._pending_bytes >= CHUNK_BYTES:
-            self._flush_pending()
+        validator = self._validator
+        seq = validator.size
+        expected_size = self._expected_size
+        if expected_size is not None and seq >= expected_size:
+            raise self._fail(
+                seq,
+                "size",
+                f"the data holds more entries than the {expected_size} the checkpoint covers",
+            )
+        try:
+            effect = validator.apply(reading, verdicts)
+        except RuleViolation as exc:
+            raise self._fail(seq, exc.check, exc.message) from None
+        if self._trusted:
+            size = seq + 1
+            for head in self._trusted:
+                if head.size == size:
+                    self._snapshots[size] = validator.root()
+        if effect is not None and self._account is not None and effect.account == self._account:
+            self._record_statement(seq, reading, effect)
+
+    def feed(self, leaf_bytes: bytes) -> None:
+        """Check the next leaf, verifying its signatures on the spot."""
+        self.apply(read_leaf(bytes(leaf_bytes)))
 
     def fail_at_next(self, check: str, message: str) -> VerificationError:
-        """Report a defect at the next leaf's position (e.g. an undecodable stream),
-        after checking every leaf already fed so an earlier defect is named first."""
+        """Report a defect at the next leaf's position (e.g. an undecodable stream);
+        the caller has applied every leaf before it, so an earlier defect came first."""
         if self._failure is not None:
             return self._failure
-        seq = self.next_seq
-        self._flush_pending()
-        self._apply_in_flight()
-        return self._fail(seq, check, message)
+        return self._fail(self.next_seq, check, message)
 
     def finish(self, checkpoint_text: bytes | str) -> AuditResult:
-        """Check the leaves still pending and the checkpoint; return what was established."""
+        """Check the checkpoint against the leaves fed; return what was established."""
         if self._failure is not None:
             raise self._failure
         checkpoint = self.check_checkpoint(checkpoint_text)
-        self._flush_pending()
-        self._apply_in_flight()
-        self.close()
-        count = self._next_seq
+        count = self._validator.size
         if count != checkpoint.size:
             raise self._fail(
                 count,
@@ -464,7 +254,7 @@ class Auditor:
                 f"the checkpoint covers {checkpoint.size} entries but the data ends after "
                 f"{count}: entries {count} to {checkpoint.size - 1} are missing",
             )
-        root = self._tree.root()
+        root = self._validator.root()
         if root != checkpoint.root:
             if self._start == 0 and count > self._start:
                 # Every earlier leaf is pinned by the next one's prev link, all of which
@@ -491,7 +281,6 @@ class Auditor:
 
     def _fail(self, seq: int | None, check: str, message: str) -> VerificationError:
         self._failure = VerificationError(check, message, seq=seq)
-        self.close()
         return self._failure
 
     def _diverged(self, head: TrustedHead) -> str:
@@ -500,192 +289,15 @@ class Auditor:
             f"held in {head.source}: the log's history was rewritten after it was verified"
         )
 
-    def _flush_pending(self) -> None:
-        if not self._pending:
-            return
-        raw_leaves, self._pending, self._pending_bytes = self._pending, [], 0
-        chunk = self._prepare(raw_leaves)
-        self._in_flight.append(chunk)
-        if chunk.failure is not None:
-            self._apply_in_flight()
-            self._failure = chunk.failure
-            self.close()
-            raise chunk.failure
-        while len(self._in_flight) > IN_FLIGHT:
-            self._apply_chunk(self._in_flight.popleft())
-
-    def _prepare(self, raw_leaves: list[bytes]) -> _Chunk:
-        """The structural checks of a chunk, in order; then start its signature checks."""
-        chunk = _Chunk([], [], [])
-        expected_size = self._expected.size if self._expected is not None else None
-        # Runs for every leaf: the attribute look-ups are hoisted out of the loop.
-        check_leaf, full, publics = self._check_leaf, self._full, self._public_by_key_id
-        prepared_leaves, triples = chunk.prepared, chunk.triples
-        for raw in raw_leaves:
-            try:
-                prepared = check_leaf(self._next_seq, raw, expected_size)
-            except VerificationError as exc:
-                chunk.failure = exc
-                break
-            prepared_leaves.append(prepared)
-            if full:
-                envelope = prepared.envelope
-                body = envelope.body
-                if _KIND_KEY in body or _KIND_GENESIS in body:
-                    self._learn_keys(envelope)
-                for signature in envelope.signatures:
-                    public = publics.get(signature.key_id)
-                    if public is not None:
-                        triples.append((public, body, signature.signature))
-        if chunk.triples:
-            chunk.futures = self._submit(chunk.triples)
-        return chunk
-
-    def _check_leaf(self, seq: int, raw: bytes, expected_size: int | None) -> _Prepared:
-        if expected_size is not None and seq >= expected_size:
-            raise VerificationError(
-                "size",
-                f"the data holds more entries than the {expected_size} the checkpoint covers",
-                seq=seq,
-            )
-        try:
-            leaf = Leaf.from_bytes(raw)
-        except FormatError as exc:
-            raise VerificationError("format", f"the leaf cannot be read: {exc}", seq=seq) from None
-        if leaf.seq != seq:
-            raise VerificationError(
-                "seq",
-                f"the entry at position {seq} says it is entry {leaf.seq}: entries were "
-                "removed, inserted or reordered",
-                seq=seq,
-            )
-        if leaf.time < self._last_time:
-            raise VerificationError(
-                "time",
-                f"the node's time {leaf.time} ms goes back from {self._last_time} ms at the "
-                "entry before",
-                seq=seq,
-            )
-        if self._prev_hash is not None and leaf.prev != self._prev_hash:
-            raise VerificationError(
-                "chain",
-                "the entry's prev is not the leaf hash of the entry before it: the entry "
-                "before was changed, removed or reordered",
-                seq=seq,
-            )
-        try:
-            envelope = Envelope.from_bytes(leaf.envelope)
-        except FormatError as exc:
-            raise VerificationError(
-                "format", f"the envelope cannot be read: {exc}", seq=seq
-            ) from None
-        leaf_hash = merkle.leaf_hash(raw)
-        self._tree.append(leaf_hash)
-        self._prev_hash = leaf_hash
-        self._last_time = leaf.time
-        self._next_seq = seq + 1
-        if self._trusted:
-            for head in self._trusted:
-                if head.size == self._next_seq:
-                    self._snapshots[head.size] = self._tree.root()
-        return _Prepared(seq, leaf.time, envelope)
-
-    def _learn_keys(self, envelope: Envelope) -> None:
-        """Remember the public key a genesis or key entry (by its bytes) registers."""
-        try:
-            decoded = decode_body(envelope.body)
-        except FormatError:
-            return  # the semantics reports it, at the right moment
-        if isinstance(decoded, Genesis):
-            self._public_by_key_id.setdefault(crypto.key_id(decoded.admin), decoded.admin)
-        elif isinstance(decoded, KeyChange) and decoded.op == "add":
-            self._public_by_key_id.setdefault(crypto.key_id(decoded.pub), decoded.pub)
-
-    def _submit(self, triples: list[tuple[bytes, bytes, bytes]]) -> list[_Outcomes]:
-        executor = self._executor
-        # Threads verify while the worker processes start (a fraction of a second).
-        if executor is None and self._start_processes():
-            pool = self._process_pool
-            if pool is not None and pool.started():
-                return list(pool.submit(triples))
-        if executor is None:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self._workers, thread_name_prefix="redlist-verify"
-                )
-            executor = self._pool
-        share = -(-len(triples) // self._workers)
-        return [
-            executor.submit(_verify_all, triples[begin : begin + share])
-            for begin in range(0, len(triples), share)
-        ]
-
-    def _apply_in_flight(self) -> None:
-        """Run every chunk in flight through the semantics, oldest first."""
-        while self._in_flight:
-            self._apply_chunk(self._in_flight.popleft())
-
-    def _apply_chunk(self, chunk: _Chunk) -> None:
-        if not chunk.prepared:
-            return
-        if not self._full:
-            for prepared in chunk.prepared:
-                self._check_partial(prepared)
-            return
-        outcomes = [ok for future in chunk.futures for ok in future.result()]
-        results = chunk.results
-        for triple, ok in zip(chunk.triples, outcomes, strict=True):
-            results.setdefault(triple[2], (triple, ok))
-
-        def check_signature(public: bytes, body: bytes, signature: bytes) -> bool:
-            known = results.get(signature)
-            if known is not None and known[0][0] == public and known[0][1] == body:
-                return known[1]
-            return crypto.verify_entry(public, body, signature)
-
-        state, origin, account = self._state, self._origin, self._account
-        apply_entry = points.apply_entry
-        signatures = 0
-        for prepared in chunk.prepared:
-            envelope = prepared.envelope
-            try:
-                effect = apply_entry(
-                    state,
-                    origin=origin,
-                    seq=prepared.seq,
-                    time=prepared.time,
-                    envelope=envelope,
-                    check_signature=check_signature,
-                )
-            except RuleViolation as exc:
-                self._signatures += signatures
-                raise self._fail(prepared.seq, exc.check, exc.message) from None
-            signatures += len(envelope.signatures)
-            if account is not None and effect.account == account:
-                self._record_statement(prepared, effect)
-        self._signatures += signatures
-
-    def _check_partial(self, prepared: _Prepared) -> None:
-        try:
-            body = decode_body(prepared.envelope.body)
-        except FormatError as exc:
-            raise self._fail(prepared.seq, "format", str(exc)) from None
-        if body.log != self._origin:
-            raise self._fail(
-                prepared.seq,
-                "log",
-                f"the entry is meant for log {body.log!r}, not for this log {self._origin!r}",
-            )
-
-    def _record_statement(self, prepared: _Prepared, effect: points.Effect) -> None:
+    def _record_statement(self, seq: int, reading: Reading, effect: points.Effect) -> None:
         config = self._state.config()
-        if config is None or effect.account is None:  # not after an accepted entry
+        if config is None or effect.account is None or reading.leaf is None:
             return
         balance = self._state.balance(effect.account)
         self._statement.append(
             StatementLine(
-                seq=prepared.seq,
-                time=prepared.time,
+                seq=seq,
+                time=reading.leaf.time,
                 kind=effect.kind,
                 rule=effect.rule,
                 points=effect.earned_delta,
@@ -722,7 +334,7 @@ class Auditor:
             start=self._start,
             balances_recomputed=self._full,
             first_prev_checked=self._first_prev_checked,
-            signatures_checked=self._signatures,
+            signatures_checked=self._validator.signatures_checked,
             staff_keys=len(state.keys) if self._full else 0,
             rules=len(state.rules) if self._full else 0,
             config=config,
@@ -731,38 +343,5 @@ class Auditor:
             trusted_heads=self._trusted,
         )
 
-    def _start_processes(self) -> bool:
-        """Start the worker processes if they are to be used; whether they are."""
-        if self._processes is None:
-            if self._workers < 2 or self._expected is None:
-                return False
-            self._processes = self._expected.size - self._next_seq >= PROCESS_MIN_ENTRIES
-        if self._processes and self._process_pool is None:
-            self._process_pool = VerifyPool(self._workers)
-        return self._processes
 
-
-def _verify_all(triples: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
-    verify = crypto.verify_entry
-    return [verify(public, body, signature) for public, body, signature in triples]
-
-
-def _available_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on every platform
-        return max(1, os.cpu_count() or 1)
-
-
-__all__ = [
-    "CHECKS",
-    "CHUNK_SIZE",
-    "PROCESS_MIN_ENTRIES",
-    "STATE_FILE_SOURCE",
-    "AccountSummary",
-    "AuditResult",
-    "Auditor",
-    "ResumePoint",
-    "StatementLine",
-    "TrustedHead",
-]
+__all__ = ["Auditor"]

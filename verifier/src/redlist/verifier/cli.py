@@ -42,9 +42,9 @@ from redlist.ledger.progress import ProgressBar
 from redlist.ledger.sigworkers import tune_interpreter
 from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
 from redlist.verifier import report
-from redlist.verifier.audit import STATE_FILE_SOURCE
 from redlist.verifier.files import SMALL_LIMIT, read_limited
 from redlist.verifier.nodeaudit import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
+from redlist.verifier.results import STATE_FILE_SOURCE
 from redlist.verifier.source import BundleSource, Source, audit
 from redlist.verifier.statefile import (
     PinnedState,

@@ -27,8 +27,8 @@ from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, NoteError, VerificationError
 from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
 from redlist.proto.client import NodeClient, RemoteAccount, RemoteEntry
-from redlist.verifier.audit import AccountSummary, AuditResult
 from redlist.verifier.nodehistory import RANDOM, PinnedHead, check_extends, evidence
+from redlist.verifier.results import AccountSummary, AuditResult
 
 #: Accounts asked with GetAccount when the log has more than this many: a random sample.
 DEFAULT_ACCOUNT_BOUND = 1000

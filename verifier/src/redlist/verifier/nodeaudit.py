@@ -42,7 +42,7 @@ from typing import Any
 from redlist.ledger.errors import FormatError
 from redlist.ledger.note import VerifierKey
 from redlist.proto.client import NodeClient
-from redlist.verifier.audit import Auditor, AuditResult, ResumePoint, TrustedHead
+from redlist.verifier.audit import Auditor
 from redlist.verifier.nodeaccounts import DEFAULT_ACCOUNT_BOUND, AccountChecker, accounts_to_check
 from redlist.verifier.nodehistory import (
     RANDOM,
@@ -54,7 +54,8 @@ from redlist.verifier.nodehistory import (
     sample_range,
 )
 from redlist.verifier.nodesource import NodeSource
-from redlist.verifier.source import Progress
+from redlist.verifier.results import AuditResult, ResumePoint, TrustedHead
+from redlist.verifier.source import Progress, feed_leaves
 
 #: Entries whose inclusion proof is asked for (the first and last fetched among them).
 DEFAULT_INCLUSION_SAMPLES = 4
@@ -183,33 +184,24 @@ def verify_node(
     if pinned is None and checkpoint.size >= 2:
         sample_size = RANDOM.randrange(1, checkpoint.size)
     observer = LeafObserver(inclusion_seqs, sample_size)
-    with Auditor(
-        log_key,
-        keep_statements_for=keep_statements_for,
-        resume=resume,
-        trusted=trusted,
-        workers=workers,
-    ) as auditor:
-        auditor.check_checkpoint(checkpoint_text)
-        total, done = checkpoint.size - start, 0
-        if progress is not None:
-            progress(0, total)
-        leaves = source.leaves()
-        try:
-            for leaf in leaves:
-                observer.see(start + done, leaf)
-                auditor.feed(leaf)
-                done += 1
-                if progress is not None and done % 1024 == 0:
-                    progress(done, total)
-        except FormatError as exc:
-            raise auditor.fail_at_next("seq", str(exc)) from None
-        finally:
-            leaves.close()  # stops the reader thread when the audit stops early
-        result = auditor.finish(checkpoint_text)
-        resume_point = auditor.resume_point()
-        if progress is not None:
-            progress(done, total)
+    auditor = Auditor(
+        log_key, keep_statements_for=keep_statements_for, resume=resume, trusted=trusted
+    )
+    auditor.check_checkpoint(checkpoint_text)
+    total = checkpoint.size - start
+    leaves = source.leaves()
+    try:
+        done = feed_leaves(
+            auditor, observer.watch(start, leaves), total=total, workers=workers, progress=progress
+        )
+    except FormatError as exc:
+        raise auditor.fail_at_next("seq", str(exc)) from None
+    finally:
+        leaves.close()  # stops the reader thread when the audit stops early
+    result = auditor.finish(checkpoint_text)
+    resume_point = auditor.resume_point()
+    if progress is not None:
+        progress(done, total)
     check_inclusion(client, checkpoint, observer.leaf_hashes)
     if sample_size is not None and observer.sample_root is not None:
         check_consistency_sample(client, checkpoint, sample_size, observer.sample_root)

@@ -19,7 +19,7 @@ node cannot tell which entries will be asked about.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from redlist.ledger import merkle
@@ -94,6 +94,12 @@ class LeafObserver:
         self._sample_size = sample_size
         self._tree = merkle.CompactRange()
         self.sample_root: bytes | None = None
+
+    def watch(self, start: int, leaves: Iterator[bytes]) -> Iterator[bytes]:
+        """``leaves`` (from seq ``start`` on), each seen on its way to the audit."""
+        for seq, leaf in enumerate(leaves, start):
+            self.see(seq, leaf)
+            yield leaf
 
     def see(self, seq: int, leaf: bytes) -> None:
         if seq in self._wanted:

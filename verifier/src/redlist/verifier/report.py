@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redlist.ledger.errors import VerificationError
 from redlist.ledger.text import shown
-from redlist.verifier.audit import CHECKS, AuditResult, StatementLine
+from redlist.verifier.results import CHECKS, AuditResult, StatementLine
 
 #: How many accounts the summary lists under "Highest scores".
 TOP_ACCOUNTS = 5

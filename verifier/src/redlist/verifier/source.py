@@ -13,7 +13,7 @@ be read at all (missing directory or file, I/O failure) a ``SourceError`` (exit 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +22,16 @@ from redlist.ledger import bundle
 from redlist.ledger.errors import FormatError, NoteError, SourceError, VerificationError
 from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note import VerifierKey, open_checkpoint
-from redlist.verifier.audit import Auditor, AuditResult, ResumePoint, TrustedHead
+from redlist.ledger.sigschedule import SignatureScheduler, check_leaves
+from redlist.verifier.audit import Auditor
 from redlist.verifier.files import NOTE_LIMIT, SMALL_LIMIT, open_regular, read_limited
+from redlist.verifier.results import AuditResult, ResumePoint, TrustedHead
 
 #: Bytes read from the leaves file at a time.
 READ_SIZE = 1 << 20
+#: Leaves per chunk whose signatures are verified together, and chunks out at once.
+CHUNK_SIZE = 512
+IN_FLIGHT = 2
 
 #: ``progress(done, total)``: entries checked so far and entries to check.
 Progress = Callable[[int, int], None]
@@ -113,46 +118,81 @@ def audit(
                 f"the entries before {opening.start} that this data builds on (its 'left' "
                 "hashes) are not the ones verified earlier: the history was rewritten",
             )
-        with Auditor(
+        auditor = Auditor(
             log_key,
             keep_statements_for=keep_statements_for,
             left=None if resuming else opening.left,
             resume=resume if resuming else None,
             trusted=(*trusted, *opening.trusted),
-            workers=workers,
-            executor=executor,
-        ) as auditor:
-            # The checkpoint's signature, origin and fit with the trusted heads come
-            # first, so a forged checkpoint or a rollback is refused before any leaf.
-            auditor.check_checkpoint(opening.checkpoint_text)
-            if opening.start > 0 and not resuming and not partial_ok:
-                raise SourceError(
-                    f"{source.describe()} starts at entry {opening.start}: its signatures "
-                    "and balances depend on every entry before it. Verify the earlier "
-                    "entries first with --state FILE (the same file for every month), or "
-                    "pass --structure-only to check only this part's order, hash chain "
-                    "and Merkle root"
-                )
-            total = opening.end - opening.start
-            done = 0
-            if progress is not None:
-                progress(0, total)
-            try:
-                for leaf in source.leaves():
-                    auditor.feed(leaf)
-                    done += 1
-                    if progress is not None and done % 1024 == 0:
-                        progress(done, total)
-            except FormatError as exc:
-                raise auditor.fail_at_next("format", str(exc)) from None
-            result = auditor.finish(opening.checkpoint_text)
-            if progress is not None:
-                progress(done, total)
-            full = result.balances_recomputed and result.checkpoint.size > 0
-            point = auditor.resume_point() if full else None
-            return Audited(result, point)
+        )
+        # The checkpoint's signature, origin and fit with the trusted heads come
+        # first, so a forged checkpoint or a rollback is refused before any leaf.
+        auditor.check_checkpoint(opening.checkpoint_text)
+        if opening.start > 0 and not resuming and not partial_ok:
+            raise SourceError(
+                f"{source.describe()} starts at entry {opening.start}: its signatures "
+                "and balances depend on every entry before it. Verify the earlier "
+                "entries first with --state FILE (the same file for every month), or "
+                "pass --structure-only to check only this part's order, hash chain "
+                "and Merkle root"
+            )
+        total = opening.end - opening.start
+        try:
+            done = feed_leaves(
+                auditor,
+                source.leaves(),
+                total=total,
+                workers=workers,
+                executor=executor,
+                progress=progress,
+            )
+        except FormatError as exc:
+            raise auditor.fail_at_next("format", str(exc)) from None
+        result = auditor.finish(opening.checkpoint_text)
+        if progress is not None:
+            progress(done, total)
+        full = result.balances_recomputed and result.checkpoint.size > 0
+        point = auditor.resume_point() if full else None
+        return Audited(result, point)
     finally:
         source.close()
+
+
+def feed_leaves(
+    auditor: Auditor,
+    leaves: Iterable[bytes],
+    *,
+    total: int,
+    workers: int | None = None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Run ``leaves`` (``total`` of them expected) through ``auditor``, verifying their
+    signatures ahead in parallel; the number read.
+
+    Signatures are verified on ``executor`` when given (the caller's; ``workers``
+    should be its size), else on worker processes for a long log and on threads
+    otherwise (``SignatureScheduler.for_entries``). An error the stream raises is
+    raised once every leaf before it was checked.
+    """
+    if executor is not None:
+        scheduler = SignatureScheduler(workers, executor=executor)
+    else:
+        scheduler = SignatureScheduler.for_entries(
+            total if auditor.checks_signatures else 0, workers
+        )
+    if progress is not None:
+        progress(0, total)
+        leaves = _reporting(leaves, total, progress)
+    with scheduler:
+        return check_leaves(auditor, leaves, scheduler, chunk_size=CHUNK_SIZE, in_flight=IN_FLIGHT)
+
+
+def _reporting(leaves: Iterable[bytes], total: int, progress: Progress) -> Iterator[bytes]:
+    for done, leaf in enumerate(leaves, start=1):
+        yield leaf
+        if done % 1024 == 0:
+            progress(done, total)
 
 
 class BundleSource(Source):
@@ -279,4 +319,4 @@ class BundleSource(Source):
 _NOTE_FILES = frozenset({bundle.CHECKPOINT_FILE, bundle.PREVIOUS_CHECKPOINT_FILE})
 
 
-__all__ = ["READ_SIZE", "BundleSource", "Opening", "Progress", "Source", "audit"]
+__all__ = ["READ_SIZE", "BundleSource", "Opening", "Progress", "Source", "audit", "feed_leaves"]

@@ -43,8 +43,8 @@ from redlist.ledger.errors import FormatError, NoteError, ProofError, RedlistErr
 from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note import VerifierKey, open_checkpoint
 from redlist.ledger.state import Balance, KeyRecord, MemoryState, RuleRecord, TargetRecord
-from redlist.verifier.audit import STATE_FILE_SOURCE, AuditResult, ResumePoint, TrustedHead
 from redlist.verifier.files import STATE_LIMIT, open_regular, read_limited
+from redlist.verifier.results import STATE_FILE_SOURCE, AuditResult, ResumePoint, TrustedHead
 
 FORMAT = "redlist-verify-state/1"
 _KEYS = ("format", "log_key", "origin", "tree_size", "root", "checkpoint")

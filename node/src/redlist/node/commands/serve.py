@@ -13,7 +13,8 @@ from typing import Any
 
 from redlist.ledger.errors import StoreError
 from redlist.ledger.log import Log
-from redlist.ledger.sigworkers import VERIFY_SWITCH_INTERVAL_S, VerifyPool, available_cores
+from redlist.ledger.sigschedule import SignatureScheduler
+from redlist.ledger.sigworkers import VERIFY_SWITCH_INTERVAL_S, available_cores
 from redlist.node.allocator import limit_arenas
 from redlist.node.config import load_config_file, resolve_settings
 from redlist.node.server import serve_until_signalled
@@ -236,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     tune_process()
     with Log.open(settings.data, map_size=map_size) as log, _signature_workers() as workers:
         if workers is not None:
-            log.verify_signatures_with(workers.verify)
+            log.verify_signatures_with(workers)
         asyncio.run(serve_until_signalled(log, settings))
     return 0
 
@@ -258,7 +259,7 @@ def tune_process() -> None:
 
 
 @contextlib.contextmanager
-def _signature_workers() -> Iterator[VerifyPool | None]:
+def _signature_workers() -> Iterator[SignatureScheduler | None]:
     """One signature-verifying process per core (none on a single core), for the log.
 
     Processes rather than threads: a thread re-takes the GIL after every signature
@@ -268,7 +269,7 @@ def _signature_workers() -> Iterator[VerifyPool | None]:
     if cores < 2:
         yield None
         return
-    with VerifyPool(cores) as workers:
+    with SignatureScheduler(cores, processes=True) as workers:
         workers.wait_started()  # serve once they can verify (a fraction of a second)
         yield workers
 

@@ -1,4 +1,4 @@
-"""Worker processes verify signatures for the auditor, and never decide an outcome wrongly."""
+"""Worker processes verify signatures, and never decide an outcome wrongly."""
 
 from __future__ import annotations
 
@@ -6,18 +6,13 @@ import io
 import struct
 import sys
 import threading
-import time
 
 import pytest
-from tests.verifier.bundles import LogBuilder, standard_log
 
 from redlist.ledger import codec
 from redlist.ledger import sigworkers as workers
 from redlist.ledger.crypto import SigningKey, sign_entry
-from redlist.ledger.errors import VerificationError
 from redlist.ledger.sigworkers import Triple, VerifyPool
-from redlist.verifier import audit as audit_module
-from redlist.verifier.audit import Auditor, AuditResult
 
 KEY = SigningKey.from_seed(bytes(32))
 
@@ -116,72 +111,6 @@ def test_the_worker_loop_answers_each_message() -> None:
     assert workers._read_message(stream) == struct.pack(">I", 0) + b"\x01\x00\x01"
     assert workers._read_message(stream) == struct.pack(">I", 1) + b"\x01\x01"
     assert workers._read_message(stream) is None
-
-
-def audit(log: LogBuilder, *, processes: bool, chunk_size: int = 4) -> AuditResult:
-    text = log.checkpoint()
-    with Auditor(
-        log.town.log_signer.verifier(), workers=2, processes=processes, chunk_size=chunk_size
-    ) as auditor:
-        auditor.check_checkpoint(text)
-        pool = auditor._process_pool
-        assert (pool is not None) == processes
-        deadline = time.monotonic() + 30
-        while pool is not None and not pool.started():  # threads verify until then
-            assert time.monotonic() < deadline, "the worker processes did not start"
-            time.sleep(0.01)
-        for leaf in log.leaves:
-            auditor.feed(leaf)
-        return auditor.finish(text)
-
-
-def test_an_audit_on_processes_finds_what_one_on_threads_finds(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    shares: list[int] = []
-    real_submit = VerifyPool.submit
-
-    def counting(pool: VerifyPool, batch: list[Triple]) -> list[workers.Pending]:
-        shares.append(len(batch))
-        return real_submit(pool, batch)
-
-    monkeypatch.setattr(VerifyPool, "submit", counting)
-    log = standard_log()
-    on_processes = audit(log, processes=True)
-    assert sum(shares) == on_processes.signatures_checked
-    on_threads = audit(log, processes=False)
-    assert sum(shares) == on_processes.signatures_checked  # threads did not use the pool
-    assert on_processes.accounts == on_threads.accounts
-    assert on_processes.signatures_checked == on_threads.signatures_checked > 0
-
-
-def test_processes_are_chosen_for_long_logs_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    log = standard_log()
-    text = log.checkpoint()
-    key = log.town.log_signer.verifier()
-    with Auditor(key, workers=2) as auditor:
-        auditor.check_checkpoint(text)
-        assert auditor._process_pool is None
-    monkeypatch.setattr(audit_module, "PROCESS_MIN_ENTRIES", len(log.leaves))
-    with Auditor(key, workers=2) as auditor:
-        auditor.check_checkpoint(text)
-        assert auditor._process_pool is not None
-    with Auditor(key, workers=1) as auditor:
-        auditor.check_checkpoint(text)
-        assert auditor._process_pool is None
-
-
-def test_a_forged_signature_is_caught_on_processes() -> None:
-    log = standard_log()
-    town = log.town
-    forged_body = codec.decode(codec.decode(town.award("res-009", "clean-pond"))[0])
-    forged_body["qty"] = 99  # changed after signing: the signature no longer fits
-    envelope = codec.decode(town.award("res-009", "clean-pond"))
-    log.append(codec.encode([codec.encode(forged_body), envelope[1]]))
-    for processes in (True, False):
-        with pytest.raises(VerificationError) as caught:
-            audit(log, processes=processes)
-        assert (caught.value.seq, caught.value.check) == (len(log.leaves) - 1, "signature")
 
 
 def test_verify_may_be_called_from_several_threads() -> None:

@@ -1,0 +1,185 @@
+"""The node's append path: a batch of envelopes decoded, verified ahead, written through
+the validator.
+
+``Log.append`` runs three steps (DESIGN 3.3, 6, 7):
+
+1. ``decode_batch``: every envelope and its body is decoded on receipt; the first
+   malformed one refuses the batch (``BatchError`` with its ``FormatError``), before
+   anything else is looked at.
+2. ``verify_ahead``: the signatures the batch will need are found from a read
+   snapshot of the keys plus the keys the batch itself registers
+   (``validator.KeyLookahead``) and handed to the ``SignatureScheduler`` in chunks,
+   all at once, outside the write lock. A resubmitted entry is compared, not
+   verified, so its signatures are left out. The verdicts are a pure fact about
+   (key, body, signature): a snapshot that is out of date by the time the batch is
+   written does no harm, since whatever was not verified ahead is verified when the
+   validator asks.
+3. ``write_batch``, in the write transaction: each envelope, in order and as soon as
+   its chunk's verdicts are in, is either recognised as a resubmission (same entry
+   id, same bytes: its existing seq; other bytes: ``ConflictError``) or made into the
+   next leaf by the ledger's one validator (``LogValidator.append``: the checks an
+   auditor makes, the points semantics included, over the store's state), and
+   written with the Merkle nodes it completes. The checkpoint is signed over the
+   validator's root and stored in the same transaction.
+
+Any refusal raises ``BatchError`` naming the envelope; the caller aborts the
+transaction, so nothing of the batch is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from redlist.ledger import merkle
+from redlist.ledger.entry import ZERO_HASH, AnyBody, Envelope, Genesis, Leaf, decode_body
+from redlist.ledger.errors import (
+    BatchError,
+    ConflictError,
+    FormatError,
+    IntegrityError,
+    RuleViolation,
+)
+from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from redlist.ledger.points import SignatureCheck
+from redlist.ledger.sigschedule import Pipeline, SignatureScheduler
+from redlist.ledger.state import LedgerState
+from redlist.ledger.store import StoreReader, StoreWriter
+from redlist.ledger.validator import KeyLookahead, LogValidator
+
+#: Entries per chunk handed to the scheduler: a few milliseconds of verification, so
+#: the writer starts soon and the workers are never left waiting long for the next.
+CHUNK_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """One decoded envelope of a batch, with its original bytes."""
+
+    raw: bytes
+    envelope: Envelope
+    body: AnyBody
+
+
+def decode_batch(envelopes: Sequence[bytes]) -> list[Submitted]:
+    """Decode every envelope and its body; the first malformed one refuses the batch."""
+    decoded: list[Submitted] = []
+    for index, raw in enumerate(envelopes):
+        try:
+            if not isinstance(raw, bytes):
+                raw = _as_bytes(raw)
+            envelope = Envelope.from_bytes(raw)  # refuses oversized envelopes first
+            body = decode_body(envelope.body)
+        except FormatError as exc:
+            raise BatchError(exc, index=index) from exc
+        decoded.append(Submitted(raw, envelope, body))
+    return decoded
+
+
+def verify_ahead(
+    batch: Sequence[Submitted], reader: StoreReader, scheduler: SignatureScheduler
+) -> Pipeline[int]:
+    """Send the batch's signatures to ``scheduler``; the pipeline its verdicts come out of,
+    by envelope index and in order (``write_batch`` drains it)."""
+    state = reader.state()
+
+    def stored(key_id: bytes) -> bytes | None:
+        record = state.key(key_id)
+        return None if record is None else record.public
+
+    lookahead = KeyLookahead(stored=stored)
+    pipeline: Pipeline[int] = Pipeline(scheduler, chunk_size=CHUNK_SIZE, in_flight=None)
+    for index, item in enumerate(batch):
+        if not isinstance(item.body, Genesis) and state.entry_seq(item.body.id) is not None:
+            pipeline.put(index, ())  # a resubmission: it is compared, not verified
+            continue
+        pipeline.put(index, lookahead.triples(item.envelope, item.body))
+    pipeline.flush()
+    return pipeline
+
+
+def write_batch(
+    writer: StoreWriter,
+    batch: Sequence[Submitted],
+    verdicts: Iterable[tuple[int, SignatureCheck]],
+    *,
+    origin: str,
+    signer: NoteSigner,
+    now_ms: int,
+) -> list[int]:
+    """Apply, append and checkpoint a batch inside ``writer``'s transaction; the seqs.
+
+    ``verdicts`` yields each envelope's index with the signature check to decide it
+    with, in order (``verify_ahead``'s pipeline drained, or ``crypto.verify_entry``
+    for each). Raises ``BatchError`` for the first refused envelope; the caller's
+    transaction must then be aborted (``LmdbStore.write`` does so).
+    """
+    state = writer.state()
+    nodes = writer.nodes()
+    first = writer.size()
+    last_time = writer.last_time()
+    validator = LogValidator(
+        origin,
+        state=state,
+        tree=merkle.CompactRange.from_reader(nodes, first),
+        last_leaf_hash=writer.last_leaf_hash() or ZERO_HASH,
+        last_time=last_time,
+    )
+    time = max(now_ms, last_time)  # the node's time never goes back
+    seqs: list[int] = []
+    for index, check in verdicts:
+        item = batch[index]
+        try:
+            existing = _existing_seq(state, writer, item)
+            if existing is not None:
+                seqs.append(existing)
+                continue
+            seq = validator.size
+            leaf = validator.append(item.raw, item.envelope, item.body, time, check)
+        except (FormatError, RuleViolation, ConflictError) as exc:
+            raise BatchError(exc, index=index) from exc
+        leaf_hash = validator.last_leaf_hash or ZERO_HASH  # set by the append above
+        writer.put_leaf(seq, leaf)
+        for level, position, subtree_hash in merkle.nodes_to_store(seq, leaf_hash, nodes):
+            writer.put_node(level, position, subtree_hash)
+        seqs.append(seq)
+    size = validator.size
+    if size > first:
+        checkpoint = sign_checkpoint(Checkpoint(origin, size, validator.root()), signer)
+        writer.put_checkpoint(size, checkpoint)
+        writer.set_head(
+            size=size,
+            last_time=validator.last_time,
+            last_leaf_hash=validator.last_leaf_hash or ZERO_HASH,
+            checkpoint=checkpoint,
+        )
+    return seqs
+
+
+def _existing_seq(state: LedgerState, reader: StoreReader, item: Submitted) -> int | None:
+    """The seq of an identical envelope already in the log (or earlier in the batch).
+
+    The same entry id with different bytes is a ``ConflictError``.
+    """
+    seq = state.entry_seq(item.body.id)
+    if seq is None:
+        return None
+    stored = reader.leaf(seq)
+    if stored is None:
+        raise IntegrityError(f"entry id {item.body.id.hex()} points at seq {seq}, which is missing")
+    if Leaf.from_bytes(stored).envelope != item.raw:
+        raise ConflictError(
+            f"entry id {item.body.id.hex()} is already in the log at seq {seq} with different "
+            "content; a changed entry needs a new id"
+        )
+    return seq
+
+
+def _as_bytes(value: object) -> bytes:
+    try:
+        return bytes(memoryview(value))  # type: ignore[arg-type]
+    except TypeError:
+        raise FormatError(f"envelope: expected bytes, got {type(value).__name__}") from None
+
+
+__all__ = ["CHUNK_SIZE", "Submitted", "decode_batch", "verify_ahead", "write_batch"]

@@ -1,0 +1,319 @@
+"""Where and when entry signatures are verified: the one scheduler beside the validator.
+
+The validator (``validator.LogValidator``) decides one entry at a time and only
+asks whether a signature verifies. Ed25519 verification is what limits ingest and
+audit (DESIGN 6), so whoever drives a validator (the node's append, the auditor,
+a mirror) verifies the signatures of the entries ahead in parallel and hands the
+validator the verdicts. This module is the only place that does so:
+
+* ``SignatureScheduler`` verifies lists of ``(public key, body, signature)``
+  triples elsewhere and never waits in ``submit``: on worker processes
+  (``sigworkers.VerifyPool``, fed by two small feeder threads so that the caller
+  never blocks on a full pipe, and two chunks are in the workers at a time), on a
+  thread per core while the processes start or when there are none, on a caller's
+  executor, or, with one core, in the calling thread when the verdicts are asked
+  for. ``Ticket.result`` waits for them.
+* ``Pipeline`` keeps a driver's entries in order: each goes in with the triples it
+  will need (``validator.KeyLookahead``); chunks of entries go out to the
+  scheduler; they come back in the same order with a ``validator.Verdicts`` that
+  holds their chunk's outcomes. With ``in_flight`` set, at most that many chunks
+  are out, so memory stays bounded on a stream of any length.
+* ``check_leaves`` is the loop every reader of a log runs: read each leaf, queue
+  it, apply what comes out, and at the end (or when the stream breaks) apply the
+  rest, so an earlier defect is always named first.
+
+A verdict computed here never decides on its own terms: a chunk whose
+verification fails (an exception, a worker that died or answered out of step, a
+wrong count) gives no verdicts, and the validator verifies those signatures on
+the spot.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from redlist.ledger.sigworkers import VerifyPool, available_cores, verify_here
+from redlist.ledger.validator import Triple, Verdicts
+
+#: Entries per chunk: big enough that handing a chunk over costs little beside
+#: verifying it, small enough that the first verdicts come soon.
+CHUNK_SIZE = 256
+#: A chunk also closes once its entries hold this many bytes: with 64 KiB entries the
+#: chunks in flight then hold tens of MiB, not hundreds.
+CHUNK_BYTES = 8 * 1024 * 1024
+#: Chunks out for verification at once when a driver bounds it: with two, the
+#: workers find the next chunk waiting when one is done.
+IN_FLIGHT = 2
+#: Entries from which a driver that may choose verifies on processes: starting a
+#: worker process costs a few tenths of a second; below this, threads.
+PROCESS_MIN_ENTRIES = 20_000
+# Below this many signatures a hand-off costs more than it saves.
+_PARALLEL_THRESHOLD = 4
+
+_Item = TypeVar("_Item")
+_Reading = TypeVar("_Reading")
+
+
+class Ticket:
+    """Verdicts on their way for one ``submit``; ``result`` waits for them."""
+
+    __slots__ = ("_count", "_parts", "_triples")
+
+    def __init__(self, triples: Sequence[Triple], parts: list[Future[list[bool]]] | None) -> None:
+        self._triples = triples
+        self._parts = parts
+        self._count = len(triples)
+
+    def result(self) -> list[bool] | None:
+        """Whether each triple verified, in order; None when that could not be learned
+        (the validator then verifies on the spot)."""
+        if self._parts is None:  # nothing handed over: verified here, now
+            return verify_here(self._triples)
+        outcomes: list[bool] = []
+        try:
+            for part in self._parts:
+                outcomes.extend(part.result())
+        except Exception:
+            return None
+        return outcomes if len(outcomes) == self._count else None
+
+
+class SignatureScheduler:
+    """Verifies triples in parallel; see the module docstring. Safe to share between
+    threads (the node's commits do). Use as a context manager, or call ``close``.
+
+    ``workers`` is the parallelism (default: one per available core). ``processes``
+    starts that many worker processes now (they ready themselves while the caller
+    goes on; threads verify until then); ``wait_started`` waits for them. A caller's
+    ``executor`` is used instead of threads, and left running.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        processes: bool = False,
+        executor: Executor | None = None,
+    ) -> None:
+        self.workers = max(1, workers or available_cores())
+        self._executor = executor
+        self._threads: ThreadPoolExecutor | None = None
+        self._feeders: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # the node's commits submit from several threads
+        self._pool: VerifyPool | None = None
+        if processes and executor is None and self.workers >= 2:
+            self._pool = VerifyPool(self.workers)
+
+    @classmethod
+    def for_entries(cls, entries: int, workers: int | None = None) -> SignatureScheduler:
+        """A scheduler for about ``entries`` entries to check: on processes from
+        ``PROCESS_MIN_ENTRIES`` on when there are several cores, else on threads."""
+        count = max(1, workers or available_cores())
+        return cls(count, processes=count >= 2 and entries >= PROCESS_MIN_ENTRIES)
+
+    @property
+    def uses_processes(self) -> bool:
+        """Whether worker processes were started (they may still be starting)."""
+        return self._pool is not None
+
+    def wait_started(self) -> bool:
+        """Wait (a fraction of a second) until the worker processes can verify."""
+        return self._pool is None or self._pool.wait_started()
+
+    def submit(self, triples: Sequence[Triple]) -> Ticket:
+        """Start verifying ``triples``; never waits for the verdicts."""
+        if not triples:
+            return Ticket(triples, [])
+        if len(triples) < _PARALLEL_THRESHOLD:
+            return Ticket(triples, None)
+        pool = self._pool
+        if pool is not None and pool.started():
+            return Ticket(triples, [self._feeder().submit(pool.verify, triples)])
+        executor = self._executor
+        if executor is None:
+            if self.workers == 1:
+                return Ticket(triples, None)
+            executor = self._thread_pool()
+        share = -(-len(triples) // self.workers)
+        return Ticket(
+            triples,
+            [
+                executor.submit(verify_here, triples[begin : begin + share])
+                for begin in range(0, len(triples), share)
+            ],
+        )
+
+    def verify(self, triples: Sequence[Triple]) -> list[bool]:
+        """Whether each triple verified, in order; waits for all of them."""
+        outcomes = self.submit(triples).result()
+        return verify_here(triples) if outcomes is None else outcomes
+
+    def close(self) -> None:
+        """Stop the threads and processes (a share still in flight is then verified by
+        the thread that waits for it). May be repeated."""
+        with self._lock:
+            executors, self._feeders, self._threads = (self._feeders, self._threads), None, None
+        for threads in executors:
+            if threads is not None:
+                threads.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> SignatureScheduler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _feeder(self) -> ThreadPoolExecutor:
+        # Two threads that only write chunks to the workers and wait for the answers:
+        # two chunks in the workers at a time, whatever the caller is doing meanwhile.
+        with self._lock:
+            if self._feeders is None:
+                self._feeders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="redlist-feed")
+            return self._feeders
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(
+                    max_workers=self.workers, thread_name_prefix="redlist-verify"
+                )
+            return self._threads
+
+
+@dataclass
+class _Chunk(Generic[_Item]):
+    items: list[_Item] = field(default_factory=list)
+    triples: list[Triple] = field(default_factory=list)
+    ticket: Ticket | None = None
+    size: int = 0
+
+
+class Pipeline(Generic[_Item]):
+    """Entries in, the same entries out in order, each with its chunk's verdicts.
+
+    ``put`` takes an entry and the triples it needs, and returns the entries whose
+    chunk left the in-flight window (waiting for its verdicts); ``flush`` sends the
+    open chunk; ``drain`` returns everything still held, in order, waiting for each
+    chunk only when its first entry is reached. ``in_flight`` None sends every chunk
+    at once (a node's batch, whose size is bounded anyway).
+    """
+
+    def __init__(
+        self,
+        scheduler: SignatureScheduler,
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        chunk_bytes: int = CHUNK_BYTES,
+        in_flight: int | None = IN_FLIGHT,
+    ) -> None:
+        if chunk_size < 1 or (in_flight is not None and in_flight < 1):
+            raise ValueError("a pipeline needs chunks of at least one entry, one in flight")
+        self._scheduler = scheduler
+        self._chunk_size = chunk_size
+        self._chunk_bytes = chunk_bytes
+        self._in_flight = in_flight
+        self._open: _Chunk[_Item] = _Chunk()
+        self._sent: deque[_Chunk[_Item]] = deque()
+
+    def put(
+        self, item: _Item, triples: Sequence[Triple], size: int = 0
+    ) -> list[tuple[_Item, Verdicts]]:
+        """Queue ``item`` (``size``: its bytes); the entries now due, in order (mostly none)."""
+        chunk = self._open
+        chunk.items.append(item)
+        chunk.size += size
+        if triples:
+            chunk.triples.extend(triples)
+        if len(chunk.items) < self._chunk_size and chunk.size < self._chunk_bytes:
+            return []
+        self.flush()
+        if self._in_flight is None or len(self._sent) <= self._in_flight:
+            return []
+        return self._collect(self._sent.popleft())
+
+    def flush(self) -> None:
+        """Send the open chunk for verification now."""
+        chunk = self._open
+        if chunk.items:
+            chunk.ticket = self._scheduler.submit(chunk.triples)
+            self._sent.append(chunk)
+            self._open = _Chunk()
+
+    def drain(self) -> Iterable[tuple[_Item, Verdicts]]:
+        """Every entry still held, in order, each once its chunk's verdicts are in."""
+        self.flush()
+        while self._sent:
+            yield from self._collect(self._sent.popleft())
+
+    @staticmethod
+    def _collect(chunk: _Chunk[_Item]) -> list[tuple[_Item, Verdicts]]:
+        verdicts = Verdicts()
+        if chunk.ticket is not None and chunk.triples:
+            verdicts.add(chunk.triples, chunk.ticket.result())
+        return [(item, verdicts) for item in chunk.items]
+
+
+class LeafChecker(Protocol[_Reading]):
+    """What ``check_leaves`` drives: a ``LogValidator``, or a checker built on one."""
+
+    def read(self, raw: bytes) -> _Reading: ...
+    def signatures(self, reading: _Reading) -> Sequence[Triple]: ...
+    def apply(self, reading: _Reading, verdicts: Verdicts) -> object: ...
+
+
+def check_leaves(
+    checker: LeafChecker[_Reading],
+    leaves: Iterable[bytes],
+    scheduler: SignatureScheduler,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    in_flight: int = IN_FLIGHT,
+) -> int:
+    """Run every leaf of ``leaves`` through ``checker``, verifying signatures ahead on
+    ``scheduler``; the number of leaves read.
+
+    An exception the stream raises (a leaves file that cannot be split, a node that
+    stops answering) is raised after every leaf read before it was applied, so a
+    defect in those is reported first. One the checker raises is raised at once.
+    """
+    pipeline: Pipeline[_Reading] = Pipeline(scheduler, chunk_size=chunk_size, in_flight=in_flight)
+    read, signatures, put, apply = checker.read, checker.signatures, pipeline.put, checker.apply
+    iterator = iter(leaves)
+    count = 0
+    while True:
+        try:
+            raw = next(iterator)
+        except StopIteration:
+            break
+        except Exception:
+            for reading, verdicts in pipeline.drain():
+                apply(reading, verdicts)
+            raise
+        count += 1
+        reading = read(raw)
+        for due, verdicts in put(reading, signatures(reading), len(raw)):
+            apply(due, verdicts)
+    for reading, verdicts in pipeline.drain():
+        apply(reading, verdicts)
+    return count
+
+
+__all__ = [
+    "CHUNK_BYTES",
+    "CHUNK_SIZE",
+    "IN_FLIGHT",
+    "PROCESS_MIN_ENTRIES",
+    "LeafChecker",
+    "Pipeline",
+    "SignatureScheduler",
+    "Ticket",
+    "check_leaves",
+]
