@@ -28,21 +28,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from redlist.ledger import codec
+from redlist.ledger import codec, merkle
 from redlist.ledger.crypto import SigningKey, sign_entry
 from redlist.ledger.entry import (
     Award,
     Body,
+    Envelope,
     Genesis,
     KeyChange,
+    Leaf,
     Objection,
     Redeem,
     Reverse,
     RuleChange,
     TownConfig,
+    decode_body,
 )
 from redlist.ledger.log import Log
-from redlist.ledger.note import NoteSigner
+from redlist.ledger.note import NoteSigner, open_checkpoint
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
 #: The origin (log name) of the test town; also the name of its log key.
@@ -294,6 +297,41 @@ def create_log(
     if setup:
         log.append(town.setup(), now_ms=town.now_ms)
     return log
+
+
+# ---------------------------------------------------------------------------
+# Reading a log through its public API, as the node and the auditor read it
+
+
+def leaf_at(log: Log, seq: int) -> bytes:
+    """The exact bytes of leaf ``seq``, read with ``Log.leaves`` (which refuses a seq the
+    log does not have with ``StoreError``). Unpacking reads the stream to its end, which
+    ends its read transaction."""
+    ((_, leaf),) = log.leaves(seq, seq + 1)
+    return leaf
+
+
+def root_from_leaves(log: Log, size: int | None = None) -> bytes:
+    """The Merkle root of the first ``size`` leaves (default: all), hashed from the leaves
+    ``Log.leaves`` returns, as an auditor computes it: independent of the stored nodes
+    the log's proofs come from."""
+    end = log.size if size is None else size
+    return merkle.root_of([merkle.leaf_hash(leaf) for _, leaf in log.leaves(0, end)])
+
+
+def signed_root(log: Log, size: int | None = None) -> bytes:
+    """The root of the checkpoint the log signed at tree size ``size`` (default: its
+    latest), opened with the log's own key."""
+    note = log.checkpoint() if size is None else log.checkpoint_at(size)
+    assert note is not None, f"the log signed no checkpoint at tree size {size}"
+    return open_checkpoint(note, log.verifier_key).root
+
+
+def town_config(log: Log) -> TownConfig:
+    """The town's configuration, from the genesis (leaf 0)."""
+    genesis = decode_body(Envelope.from_bytes(Leaf.from_bytes(leaf_at(log, 0)).envelope).body)
+    assert isinstance(genesis, Genesis), "leaf 0 is not a genesis"
+    return genesis.config
 
 
 #: The tree sizes at which :func:`build_town_log` commits a batch (and signs a checkpoint).

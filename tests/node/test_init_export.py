@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.builders import Town, create_log
+from tests.builders import Town, create_log, leaf_at, town_config
 from tests.rawstore import int_key, raw_tables
 
 from redlist.ledger import bundle, keyfile
@@ -83,8 +83,8 @@ def test_init_prints_the_log_key_and_creates_a_log_of_one_entry(
         assert log.size == 1
         assert log.origin == ORIGIN
         assert log.verifier_key == verifier_key
-        assert log.config() == DEFAULT_TOWN_CONFIG
-        leaf = Leaf.from_bytes(log.leaf(0))
+        assert town_config(log) == DEFAULT_TOWN_CONFIG
+        leaf = Leaf.from_bytes(leaf_at(log, 0))
     genesis = decode_body(Envelope.from_bytes(leaf.envelope).body)
     assert isinstance(genesis, Genesis)
     assert genesis.admin == keyfile.read_signing_key(admin_key).public
@@ -98,7 +98,7 @@ def test_init_without_genesis_at_uses_the_clock(
     assert init(capsys, tmp_path / "data", admin_key)[0] == 0
     after = time.time_ns() // 1_000_000
     with Log.open(tmp_path / "data", readonly=True) as log:
-        leaf = Leaf.from_bytes(log.leaf(0))
+        leaf = Leaf.from_bytes(leaf_at(log, 0))
     assert before <= leaf.time <= after
 
 
@@ -126,7 +126,7 @@ def test_init_with_a_toml_config_overrides_the_defaults(
     assert code == 0
     assert "council quorum 3" in output
     with Log.open(tmp_path / "data", readonly=True) as log:
-        town = log.config()
+        town = town_config(log)
     assert town.quorum == 3
     assert town.tz == "Asia/Urumqi"
     assert town.grades == (Grade("Gold", 1100), Grade("Standard", None))

@@ -30,6 +30,7 @@ from tests.builders import (
     Town,
     corrupt_signature,
     create_log,
+    leaf_at,
 )
 from tests.node.serving import Running, metadata_of, rpc_error, run_node
 
@@ -393,7 +394,7 @@ def test_concurrent_submitters_lose_and_duplicate_nothing(log: Log, town: Town) 
     assert sorted(seqs) == list(range(SETUP_SIZE, SETUP_SIZE + total))
     assert log.size == SETUP_SIZE + total
     for envelope, seq in acked:
-        assert Leaf.from_bytes(log.leaf(seq)).envelope == envelope
+        assert Leaf.from_bytes(leaf_at(log, seq)).envelope == envelope
     for checkpoint, highest in checkpoints:
         assert open_checkpoint(checkpoint, log.verifier_key).size > highest
 
@@ -551,7 +552,7 @@ def test_get_account_gives_balances_entries_and_their_checkpoint(log: Log, town:
             (base + 3, "redeem", "", 10, 0, "", "rice, 5 kg", False, 0),
         ]
         assert all(entry.at == town.now_ms for entry in account.entries)
-        times = [Leaf.from_bytes(log.leaf(entry.seq)).time for entry in account.entries]
+        times = [Leaf.from_bytes(leaf_at(log, entry.seq)).time for entry in account.entries]
         assert [entry.time for entry in account.entries] == times
         checkpoint = open_checkpoint(account.checkpoint, log.verifier_key)
         assert checkpoint.size == log.size

@@ -35,7 +35,7 @@ from types import TracebackType
 
 from redlist.ledger import crypto, merkle
 from redlist.ledger.append import decode_batch, verify_ahead, write_batch
-from redlist.ledger.entry import TownConfig, is_valid_account
+from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import (
     FormatError,
     IntegrityError,
@@ -289,17 +289,6 @@ class Log:
         with self._store.read() as reader:
             return reader.checkpoint_at(size)
 
-    def leaf(self, seq: int) -> bytes:
-        """The exact bytes of leaf ``seq``."""
-        with self._store.read() as reader:
-            size = reader.size()
-            if not 0 <= seq < size:
-                raise StoreError(f"entry {seq} is not in the log, which has {size} entries")
-            leaf = reader.leaf(seq)
-        if leaf is None:
-            raise IntegrityError(f"leaf {seq} is missing from the store", seq)
-        return leaf
-
     def leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         """``(seq, leaf bytes)`` for seq in ``[start, end)``, streamed from one snapshot.
 
@@ -318,14 +307,6 @@ class Log:
         with self._store.read() as reader:
             yield from reader.iter_leaves(start, end)
 
-    def root(self, size: int | None = None) -> bytes:
-        """The Merkle root at ``size`` (default: the current size)."""
-        with self._store.read() as reader:
-            current = reader.size()
-            wanted = current if size is None else size
-            _check_size(wanted, current)
-            return merkle.root_at(reader.nodes(), wanted)
-
     def inclusion_proof(self, seq: int, size: int) -> list[bytes]:
         """The RFC 9162 inclusion proof of leaf ``seq`` in the tree of ``size`` leaves."""
         with self._store.read() as reader:
@@ -337,11 +318,6 @@ class Log:
         with self._store.read() as reader:
             _check_size(second, reader.size())
             return merkle.consistency_proof(reader.nodes(), first, second)
-
-    def config(self) -> TownConfig:
-        """The town's configuration from the genesis."""
-        with self._store.read() as reader:
-            return reader.config()
 
     def account(
         self,
