@@ -1,0 +1,217 @@
+"""The bodies of format v1's entries as values, and their encoding (DESIGN 3.1, 3.4). Pure.
+
+One frozen dataclass per kind (:class:`Genesis`, :class:`KeyChange`, :class:`RuleChange`,
+:class:`Award`, :class:`Redeem`, :class:`Objection`, :class:`Reverse`) over the common
+fields of :class:`Body`, and the genesis's :class:`TownConfig` with its grades.
+``to_value``/``to_bytes`` give the canonical map and bytes (``codec``); reading bytes back
+is ``bodydecode.decode_body``'s job, which accepts only what these would write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redlist.ledger import codec
+from redlist.ledger.errors import FormatError
+from redlist.ledger.fieldreader import FieldReader, is_int
+from redlist.ledger.formatv1 import FORMAT_VERSION
+from redlist.ledger.text import text_problem
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A grade and the lowest score that reaches it (``None``: every score)."""
+
+    name: str
+    min: int | None
+
+
+@dataclass(frozen=True)
+class TownConfig:
+    """The genesis ``config`` map: how a town scores its residents."""
+
+    base: int
+    grades: tuple[Grade, ...]
+    quorum: int
+    publicity_days: int
+    tz: str
+
+    def grade_of(self, score: int) -> str:
+        """The first grade whose minimum the score reaches."""
+        for grade in self.grades:
+            if grade.min is None or score >= grade.min:
+                return grade.name
+        return self.grades[-1].name  # unreachable: the last grade is a catch-all
+
+    def to_value(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "grades": [[grade.name, grade.min] for grade in self.grades],
+            "quorum": self.quorum,
+            "publicity_days": self.publicity_days,
+            "tz": self.tz,
+        }
+
+    @classmethod
+    def from_value(cls, value: Any) -> TownConfig:
+        fields = FieldReader(value, "genesis config")
+        base = fields.integer("base")
+        quorum = fields.integer("quorum", minimum=1)
+        publicity_days = fields.integer("publicity_days", minimum=0)
+        tz = fields.text("tz")
+        raw_grades = fields.array("grades")
+        fields.done()
+        if not raw_grades:
+            raise FormatError("genesis config: 'grades' must list at least one grade")
+        grades: list[Grade] = []
+        for number, raw in enumerate(raw_grades):
+            where = f"genesis config: grade {number + 1}"
+            if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], str)):
+                raise FormatError(f"{where} must be [name, min]")
+            name, minimum = raw
+            if not name:
+                raise FormatError(f"{where} has an empty name")
+            if (problem := text_problem(name)) is not None:
+                raise FormatError(f"{where}: the name {problem}")
+            last = number == len(raw_grades) - 1
+            if last and minimum is not None:
+                raise FormatError(f"{where}: the last grade's min must be nil (the catch-all)")
+            if not last and not is_int(minimum):
+                raise FormatError(f"{where}: min must be an integer (only the last grade's is nil)")
+            if (
+                grades
+                and grades[-1].min is not None
+                and minimum is not None
+                and (minimum >= grades[-1].min)
+            ):
+                raise FormatError(f"{where}: grade minimums must strictly descend")
+            grades.append(Grade(name, minimum))
+        if len({grade.name for grade in grades}) != len(grades):
+            raise FormatError("genesis config: grade names must be distinct")
+        return cls(base, tuple(grades), quorum, publicity_days, tz)
+
+
+@dataclass(frozen=True)
+class Body:
+    """Fields common to every entry body."""
+
+    log: str
+    id: bytes
+    at: int
+
+    kind = ""
+
+    def to_value(self) -> dict[str, Any]:
+        value: dict[str, Any] = {
+            "v": FORMAT_VERSION,
+            "kind": self.kind,
+            "log": self.log,
+            "id": self.id,
+            "at": self.at,
+        }
+        value.update(self._own_fields())
+        return value
+
+    def to_bytes(self) -> bytes:
+        return codec.encode(self.to_value())
+
+    def _own_fields(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class Genesis(Body):
+    admin: bytes
+    config: TownConfig
+    kind = "genesis"
+
+    def _own_fields(self) -> dict[str, Any]:
+        return {"admin": self.admin, "config": self.config.to_value()}
+
+
+@dataclass(frozen=True)
+class KeyChange(Body):
+    op: str  # "add" or "revoke"
+    pub: bytes
+    name: str | None = None
+    roles: tuple[str, ...] | None = None
+    kind = "key"
+
+    def _own_fields(self) -> dict[str, Any]:
+        value: dict[str, Any] = {"op": self.op, "pub": self.pub}
+        if self.name is not None:
+            value["name"] = self.name
+        if self.roles is not None:
+            value["roles"] = list(self.roles)
+        return value
+
+
+@dataclass(frozen=True)
+class RuleChange(Body):
+    op: str  # "set" or "retire"
+    code: str
+    title: str | None = None
+    module: str | None = None
+    points: int | None = None
+    council: bool | None = None
+    kind = "rule"
+
+    def _own_fields(self) -> dict[str, Any]:
+        value: dict[str, Any] = {"op": self.op, "code": self.code}
+        for name in ("title", "module", "points", "council"):
+            if getattr(self, name) is not None:
+                value[name] = getattr(self, name)
+        return value
+
+
+@dataclass(frozen=True)
+class Award(Body):
+    account: str
+    rule: str
+    qty: int = 1
+    note: str | None = None
+    evidence: bytes | None = None
+    kind = "award"
+
+    def _own_fields(self) -> dict[str, Any]:
+        value: dict[str, Any] = {"account": self.account, "rule": self.rule, "qty": self.qty}
+        if self.note is not None:
+            value["note"] = self.note
+        if self.evidence is not None:
+            value["evidence"] = self.evidence
+        return value
+
+
+@dataclass(frozen=True)
+class Redeem(Body):
+    account: str
+    points: int
+    item: str
+    kind = "redeem"
+
+    def _own_fields(self) -> dict[str, Any]:
+        return {"account": self.account, "points": self.points, "item": self.item}
+
+
+@dataclass(frozen=True)
+class Objection(Body):
+    target: int
+    text: str
+    kind = "objection"
+
+    def _own_fields(self) -> dict[str, Any]:
+        return {"target": self.target, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Reverse(Body):
+    target: int
+    reason: str
+    kind = "reverse"
+
+    def _own_fields(self) -> dict[str, Any]:
+        return {"target": self.target, "reason": self.reason}
+
+
+AnyBody = Genesis | KeyChange | RuleChange | Award | Redeem | Objection | Reverse

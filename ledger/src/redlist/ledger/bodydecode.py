@@ -1,0 +1,238 @@
+"""Decoding format v1's entry bodies from their canonical bytes (DESIGN 3.1). Pure.
+
+:func:`decode_body` accepts only canonical bytes (``codec``) and validates the structure:
+field names, types and ranges, per kind; ``FormatError`` names the bad field. Whether an
+entry is *allowed* (keys, roles, rules, balances) is the points semantics' job.
+
+The common shapes (awards and redemptions, almost every entry of a log) go through a fast
+path first, which decides exactly as the general decoder does
+(``tests/ledger/test_fast_paths.py`` checks both, value for value and message for message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from redlist.ledger import codec
+from redlist.ledger.bodies import (
+    AnyBody,
+    Award,
+    Genesis,
+    KeyChange,
+    Objection,
+    Redeem,
+    Reverse,
+    RuleChange,
+    TownConfig,
+)
+from redlist.ledger.errors import FormatError
+from redlist.ledger.fieldreader import FieldReader
+from redlist.ledger.formatv1 import (
+    ACCOUNT_PATTERN,
+    COMMON_FIELDS,
+    FORMAT_VERSION,
+    HASH_SIZE,
+    ID_SIZE,
+    KINDS,
+    PUBLIC_KEY_SIZE,
+)
+from redlist.ledger.text import key_name_problem, rule_code_problem, text_problem
+
+
+def decode_body(data: bytes) -> AnyBody:
+    """Parse and validate canonical body bytes; FormatError names the bad field."""
+    quick = _decode_common_body(data)
+    if quick is not None:
+        return quick
+    value = codec.decode(data, "entry body")
+    if not isinstance(value, dict):
+        raise FormatError("entry body: must be a msgpack map")
+    fields = FieldReader(value, "entry body")
+    version = fields.integer("v")
+    if version != FORMAT_VERSION:
+        raise FormatError(f"entry body: format version {version} is not supported (expected 1)")
+    kind = fields.text("kind")
+    if kind not in KINDS:
+        raise FormatError(f"entry body: unknown kind {kind!r}")
+    fields.what = f"{kind} entry"
+    log = fields.text("log")
+    entry_id = fields.bin("id", ID_SIZE)
+    at = fields.integer("at", minimum=0)
+    body: AnyBody = _DECODERS[kind](fields, log, entry_id, at)
+    fields.done()
+    return body
+
+
+def _decode_genesis(f: FieldReader, log: str, entry_id: bytes, at: int) -> Genesis:
+    return Genesis(
+        log, entry_id, at, f.bin("admin", PUBLIC_KEY_SIZE), TownConfig.from_value(f.map("config"))
+    )
+
+
+def _decode_key(f: FieldReader, log: str, entry_id: bytes, at: int) -> KeyChange:
+    op = f.choice("op", ("add", "revoke"))
+    pub = f.bin("pub", PUBLIC_KEY_SIZE)
+    name: str | None
+    roles: list[Any] | None
+    if op == "add":
+        name = f.text("name")
+        roles = f.array("roles")
+    else:
+        name = f.optional_text("name")
+        roles = f.array("roles") if "roles" in f.value else None
+    if name is not None and (problem := key_name_problem(name)) is not None:
+        raise FormatError(f"{f.what}: the key's name {name!r} {problem}")
+    if roles is not None:
+        for role in roles:
+            if not isinstance(role, str):
+                raise FormatError(f"{f.what}: 'roles' must be a list of text")
+        if len(set(roles)) != len(roles):
+            raise FormatError(f"{f.what}: 'roles' lists a role twice")
+        if op == "add" and not roles:
+            raise FormatError(f"{f.what}: a key must be given at least one role")
+    return KeyChange(log, entry_id, at, op, pub, name, tuple(roles) if roles is not None else None)
+
+
+def _decode_rule(f: FieldReader, log: str, entry_id: bytes, at: int) -> RuleChange:
+    op = f.choice("op", ("set", "retire"))
+    code = f.text("code")
+    if (problem := rule_code_problem(code)) is not None:
+        raise FormatError(f"{f.what}: rule code {code!r} {problem}")
+    if op == "set":
+        title: str | None = f.text("title")
+        module: str | None = f.text("module")
+        points: int | None = f.integer("points")
+        council: bool | None = f.boolean("council")
+        if points == 0:
+            raise FormatError(f"{f.what}: 'points' must not be zero")
+    else:
+        title = f.optional_text("title")
+        module = f.optional_text("module")
+        points = f.integer("points") if "points" in f.value else None
+        council = f.boolean("council") if "council" in f.value else None
+    return RuleChange(log, entry_id, at, op, code, title, module, points, council)
+
+
+def _decode_award(f: FieldReader, log: str, entry_id: bytes, at: int) -> Award:
+    account = f.account("account")
+    rule = f.text("rule")
+    qty = f.integer("qty", minimum=1)
+    note = f.optional_text("note")
+    evidence = f.bin("evidence", HASH_SIZE) if "evidence" in f.value else None
+    return Award(log, entry_id, at, account, rule, qty, note, evidence)
+
+
+def _decode_redeem(f: FieldReader, log: str, entry_id: bytes, at: int) -> Redeem:
+    return Redeem(
+        log, entry_id, at, f.account("account"), f.integer("points", minimum=1), f.text("item")
+    )
+
+
+def _decode_objection(f: FieldReader, log: str, entry_id: bytes, at: int) -> Objection:
+    return Objection(log, entry_id, at, f.integer("target", minimum=0), f.text("text"))
+
+
+def _decode_reverse(f: FieldReader, log: str, entry_id: bytes, at: int) -> Reverse:
+    return Reverse(log, entry_id, at, f.integer("target", minimum=0), f.text("reason"))
+
+
+# Fast paths for the kinds that make up almost every log (DESIGN 6). A body whose
+# keys are exactly one of the layouts below (in canonical order) is checked field by
+# field with exact types, then re-encoded and compared with its bytes; what passes
+# is accepted by the general decoder too, as the same value. Anything else (another
+# kind, a missing, unknown or ill-typed field, non-canonical bytes) goes to the
+# general decoder, which refuses it with its precise message. ``type(x) is int``
+# also keeps booleans out, as ``fieldreader.is_int`` does; the exact types and the
+# layout are what ``codec.encodes_to`` requires of a value.
+
+
+def _fast_common(value: dict[str, Any], kind: str) -> bool:
+    """The common fields of a ``kind`` body hold exactly the types and ranges allowed."""
+    version, entry_id, at, log = value["v"], value["id"], value["at"], value["log"]
+    return (
+        value["kind"] == kind
+        and type(version) is int
+        and version == FORMAT_VERSION
+        and type(log) is str
+        and bool(log)
+        and text_problem(log) is None
+        and type(entry_id) is bytes
+        and len(entry_id) == ID_SIZE
+        and type(at) is int
+        and at >= 0
+        and type(value["account"]) is str
+        and ACCOUNT_PATTERN.fullmatch(value["account"]) is not None
+    )
+
+
+def _fast_award(value: dict[str, Any]) -> Award | None:
+    rule, qty = value["rule"], value["qty"]
+    note, evidence = value.get("note"), value.get("evidence")
+    if (
+        not _fast_common(value, "award")
+        or type(rule) is not str
+        or not rule
+        or text_problem(rule) is not None
+        or type(qty) is not int
+        or qty < 1
+        or ("note" in value and (type(note) is not str or text_problem(note) is not None))
+        or ("evidence" in value and (type(evidence) is not bytes or len(evidence) != HASH_SIZE))
+    ):
+        return None
+    return Award(
+        value["log"], value["id"], value["at"], value["account"], rule, qty, note, evidence
+    )
+
+
+def _fast_redeem(value: dict[str, Any]) -> Redeem | None:
+    points, item = value["points"], value["item"]
+    if (
+        not _fast_common(value, "redeem")
+        or type(points) is not int
+        or points < 1
+        or type(item) is not str
+        or not item
+        or text_problem(item) is not None
+    ):
+        return None
+    return Redeem(value["log"], value["id"], value["at"], value["account"], points, item)
+
+
+def _layout(*fields: str) -> tuple[str, ...]:
+    """The keys of a body with ``fields`` besides the common ones, in canonical order."""
+    return tuple(sorted(COMMON_FIELDS | set(fields), key=lambda name: name.encode("utf-8")))
+
+
+_FAST_LAYOUTS: Mapping[tuple[str, ...], Callable[[dict[str, Any]], AnyBody | None]] = {
+    _layout("account", "rule", "qty"): _fast_award,
+    _layout("account", "rule", "qty", "note"): _fast_award,
+    _layout("account", "rule", "qty", "evidence"): _fast_award,
+    _layout("account", "rule", "qty", "note", "evidence"): _fast_award,
+    _layout("account", "points", "item"): _fast_redeem,
+}
+
+
+def _decode_common_body(data: bytes) -> AnyBody | None:
+    """The body in ``data`` when it has one of the fast layouts and is valid; else None."""
+    value = codec.try_unpack(data) if type(data) is bytes else None
+    if type(value) is not dict:
+        return None
+    decode = _FAST_LAYOUTS.get(tuple(value))
+    if decode is None:
+        return None
+    body = decode(value)
+    if body is None or not codec.encodes_to(value, data):
+        return None
+    return body
+
+
+_DECODERS: Mapping[str, Any] = {
+    "genesis": _decode_genesis,
+    "key": _decode_key,
+    "rule": _decode_rule,
+    "award": _decode_award,
+    "redeem": _decode_redeem,
+    "objection": _decode_objection,
+    "reverse": _decode_reverse,
+}

@@ -1,0 +1,155 @@
+"""Format v1's envelopes and leaves: what an author submits and what the node appends
+(DESIGN 3.2, 3.3). Pure.
+
+Each class converts to and from bytes; ``from_bytes`` accepts only canonical bytes and
+validates the structure. The original bytes are kept next to the decoded value
+(``Envelope.body``, ``Envelope.raw``, ``Leaf.envelope``): hashes and signatures are always
+computed over them, never over a re-encoding. Both decoders try a fast path for the common
+shapes first, which decides exactly as the general path does
+(``tests/ledger/test_fast_paths.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from redlist.ledger import codec
+from redlist.ledger.errors import FormatError
+from redlist.ledger.fieldreader import is_int
+from redlist.ledger.formatv1 import HASH_SIZE, KEY_ID_SIZE, MAX_ENVELOPE_SIZE, SIGNATURE_SIZE
+
+
+@dataclass(frozen=True)
+class EntrySignature:
+    key_id: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What an author submits: body bytes and signatures over them (DESIGN 3.2)."""
+
+    body: bytes
+    signatures: tuple[EntrySignature, ...]
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def to_bytes(self) -> bytes:
+        if self.raw:
+            return self.raw
+        return codec.encode([self.body, [[sig.key_id, sig.signature] for sig in self.signatures]])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Envelope:
+        if len(data) > MAX_ENVELOPE_SIZE:
+            raise FormatError(
+                f"envelope: {len(data)} bytes is larger than the {MAX_ENVELOPE_SIZE}-byte limit"
+            )
+        quick = _envelope_fast(data)
+        if quick is not None:
+            return quick
+        value = codec.decode(data, "envelope")
+        if not (isinstance(value, list) and len(value) == 2):
+            raise FormatError("envelope: must be an array [body, signatures]")
+        body, raw_sigs = value
+        if not isinstance(body, bytes):
+            raise FormatError("envelope: the body must be msgpack bin")
+        if not isinstance(raw_sigs, list) or not raw_sigs:
+            raise FormatError("envelope: must carry at least one signature")
+        signatures: list[EntrySignature] = []
+        for number, raw in enumerate(raw_sigs):
+            if not (
+                isinstance(raw, list)
+                and len(raw) == 2
+                and isinstance(raw[0], bytes)
+                and len(raw[0]) == KEY_ID_SIZE
+                and isinstance(raw[1], bytes)
+                and len(raw[1]) == SIGNATURE_SIZE
+            ):
+                raise FormatError(
+                    f"envelope: signature {number + 1} must be [key_id: 8 bytes, sig: 64 bytes]"
+                )
+            if signatures and raw[0] <= signatures[-1].key_id:
+                raise FormatError(
+                    "envelope: signatures must be in strictly increasing key id order"
+                )
+            signatures.append(EntrySignature(raw[0], raw[1]))
+        return cls(body, tuple(signatures), bytes(data))
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """What the node appends: sequence, integration time, chain link, envelope (DESIGN 3.3)."""
+
+    seq: int
+    time: int
+    prev: bytes
+    envelope: bytes
+
+    def to_bytes(self) -> bytes:
+        return codec.encode([self.seq, self.time, self.prev, self.envelope])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Leaf:
+        # The fast path: exact types make the value plain (see ``codec.try_unpack``),
+        # and the checks are those below; anything else is refused below, precisely.
+        value = codec.try_unpack(data) if type(data) is bytes else None
+        if type(value) is list and len(value) == 4:
+            seq, time, prev, envelope = value
+            if (
+                type(seq) is int
+                and type(time) is int
+                and type(prev) is bytes
+                and type(envelope) is bytes
+                and seq >= 0
+                and time >= 0
+                and len(prev) == HASH_SIZE
+                and codec.encodes_to(value, data)
+            ):
+                return cls(seq, time, prev, envelope)
+        value = codec.decode(data, "leaf")
+        if not (
+            isinstance(value, list)
+            and len(value) == 4
+            and is_int(value[0])
+            and is_int(value[1])
+            and isinstance(value[2], bytes)
+            and isinstance(value[3], bytes)
+        ):
+            raise FormatError("leaf: must be an array [seq, time, prev: bin, envelope: bin]")
+        seq, time, prev, envelope = value
+        if seq < 0 or time < 0:
+            raise FormatError("leaf: seq and time must not be negative")
+        if len(prev) != HASH_SIZE:
+            raise FormatError(f"leaf: prev must be {HASH_SIZE} bytes")
+        return cls(seq, time, prev, envelope)
+
+
+def _envelope_fast(data: bytes) -> Envelope | None:
+    """``Envelope.from_bytes``'s fast path: the same checks with exact types (which make
+    the value plain, see ``codec.try_unpack``); None leaves the verdict to the general path.
+    """
+    value = codec.try_unpack(data) if type(data) is bytes else None
+    if type(value) is not list or len(value) != 2:
+        return None
+    body, raw_sigs = value
+    if type(body) is not bytes or type(raw_sigs) is not list or not raw_sigs:
+        return None
+    signatures: list[EntrySignature] = []
+    previous = b""
+    for raw in raw_sigs:
+        if type(raw) is not list or len(raw) != 2:
+            return None
+        key_id, signature = raw
+        if (
+            type(key_id) is not bytes
+            or len(key_id) != KEY_ID_SIZE
+            or type(signature) is not bytes
+            or len(signature) != SIGNATURE_SIZE
+            or key_id <= previous
+        ):
+            return None
+        signatures.append(EntrySignature(key_id, signature))
+        previous = key_id
+    if not codec.encodes_to(value, data):
+        return None
+    return Envelope(body, tuple(signatures), data)
