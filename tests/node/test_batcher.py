@@ -23,7 +23,7 @@ from redlist.ledger.errors import (
 from redlist.ledger.log import AppendResult, Log
 from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
 from redlist.node.batcher import SHUTTING_DOWN, Batcher, CommitReport, TreeWatch, commit_group
-from redlist.node.servicer import refusal_of
+from redlist.node.refusals import refusal_of
 
 
 @pytest.fixture

@@ -60,8 +60,9 @@ from redlist.node.config import (
 )
 from redlist.node.metrics import NodeMetrics
 from redlist.node.ratelimit import RateLimit, RateLimiter
-from redlist.node.servicer import LedgerServicer, UndecodableRequestInterceptor
+from redlist.node.servicer import LedgerServicer
 from redlist.node.tls import ServerTLS, is_loopback, load_server_material
+from redlist.node.undecodable import UndecodableRequestInterceptor
 from redlist.proto.contract import Limits
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 

@@ -3,9 +3,10 @@
 Handlers stay thin. Submit hands its batch to the :class:`~redlist.node.batcher.Batcher`;
 reads run on a thread pool (the log blocks on LMDB, never on the event loop);
 messages are built in :mod:`redlist.node.serde`; refusals are mapped to gRPC
-status codes in exactly one place, :func:`refusal_of`. Requests that are not
-protobuf at all are refused by :class:`UndecodableRequestInterceptor`, and every
-status message is cut to :data:`MAX_STATUS_MESSAGE_BYTES` (it may quote the caller).
+status codes in exactly one place, :func:`redlist.node.refusals.refusal_of`, and every
+status message is cut to ``refusals.MAX_STATUS_MESSAGE_BYTES`` (it may quote the
+caller). Requests that are not protobuf at all are refused before they reach a
+handler (:mod:`redlist.node.undecodable`).
 
 A refused Submit carries its envelope index and broken check twice: in the
 status message, in words ("envelope 3: rule 'V99' is not in the catalogue
@@ -18,124 +19,36 @@ states the limits before anything is sent.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, NoReturn, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError
 from grpc import aio
 
 from redlist.ledger.entry import is_valid_account
-from redlist.ledger.errors import (
-    CONFLICT_CHECK,
-    FORMAT_CHECK,
-    BatchError,
-    IntegrityError,
-    PageTokenError,
-    RedlistError,
-    StoreError,
-)
+from redlist.ledger.errors import RedlistError
 from redlist.ledger.log import Log
 from redlist.ledger.statement import PAGE_BYTES
 from redlist.node import serde
 from redlist.node.batcher import Batcher, TreeWatch
 from redlist.node.metrics import NodeMetrics
-from redlist.proto.contract import MAX_BATCH_CHECK, Limits, RefusalDetails
+from redlist.node.refusals import Refusal, bounded_message, refusal_of
+from redlist.proto.contract import MAX_BATCH_CHECK, Limits
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-#: Checks about who signed: the signers may not make this entry.
-PERMISSION_CHECKS = frozenset(
-    {"signer-unknown", "signer-revoked", "signature", "signer-role", "quorum"}
-)
-
 #: Leaves streamed per read of the store: bounds memory per stream and time per read.
 CHUNK_LEAVES = 1024
 CHUNK_BYTES = 1024 * 1024
 
-#: A status message carries at most this many UTF-8 bytes. Messages quote what the
-#: caller sent (an account id, a map key, a log name), and a status travels in
-#: HTTP/2 trailers, which clients refuse past 8-16 KiB: a longer message would
-#: reach the caller as RESOURCE_EXHAUSTED ("metadata size exceeds limit"), with
-#: the node's words and the index and check metadata lost.
-MAX_STATUS_MESSAGE_BYTES = 1024
-
 _T = TypeVar("_T")
 # Any call's context: the helpers only abort with it.
 _AnyContext = aio.ServicerContext[Any, Any]
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A gRPC status for an error: its code, then the fields of every refusal in their
-    order (``CheckError``): check, plain-words message, where (batch ``index``); and
-    for a limit, its value.
-
-    The status message is the message in words, with the index and check around it
-    as ``CheckError.diagnostics`` puts them; the trailing metadata repeats the
-    fields for programs (``redlist.proto.contract``).
-    """
-
-    code: grpc.StatusCode
-    check: str | None
-    message: str
-    index: int | None = None
-    limit: int | None = None
-
-    @classmethod
-    def of_batch(cls, error: BatchError) -> Refusal:
-        """The status of a refused envelope: its code follows from the broken check."""
-        if error.check == FORMAT_CHECK:
-            code = grpc.StatusCode.INVALID_ARGUMENT
-        elif error.check in PERMISSION_CHECKS:
-            code = grpc.StatusCode.PERMISSION_DENIED
-        elif error.check == CONFLICT_CHECK:
-            code = grpc.StatusCode.ALREADY_EXISTS
-        elif error.check == "internal":
-            code = grpc.StatusCode.INTERNAL
-        else:
-            code = grpc.StatusCode.FAILED_PRECONDITION
-        return cls(code, error.check, error.message, index=error.index)
-
-    def status_message(self) -> str:
-        where = f"envelope {self.index}: " if self.index is not None else ""
-        suffix = f" [{self.check}]" if self.check is not None else ""
-        return f"{where}{self.message}{suffix}"
-
-    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
-        return RefusalDetails(self.check, self.index, self.limit).to_metadata()
-
-
-def refusal_of(error: BaseException) -> Refusal:
-    """The status a Submit error is answered with (DESIGN 4; see the proto's Submit), and
-    a read's (a page token that continues no read of the account is INVALID_ARGUMENT)."""
-    if isinstance(error, BatchError):
-        return Refusal.of_batch(error)
-    if isinstance(error, PageTokenError):
-        return Refusal(grpc.StatusCode.INVALID_ARGUMENT, None, str(error))
-    if isinstance(error, IntegrityError):
-        return Refusal(
-            grpc.StatusCode.INTERNAL,
-            None,
-            f"the node's stored log failed its own checks, nothing was stored: "
-            f"{error.diagnostics()}",
-        )
-    if isinstance(error, StoreError):
-        return Refusal(
-            grpc.StatusCode.UNAVAILABLE,
-            None,
-            f"the node cannot store entries now: {error.diagnostics()}",
-        )
-    if isinstance(error, RedlistError):
-        return Refusal(grpc.StatusCode.INTERNAL, None, error.diagnostics())
-    return Refusal(grpc.StatusCode.INTERNAL, None, "internal error in the node; nothing was stored")
 
 
 class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
@@ -402,117 +315,3 @@ def read_chunk(
         if isinstance(leaves, Generator):
             leaves.close()  # ends its read transaction now
     return chunk
-
-
-def bounded_message(message: str, limit: int = MAX_STATUS_MESSAGE_BYTES) -> str:
-    """``message`` in at most ``limit`` UTF-8 bytes: a long middle becomes an ellipsis.
-
-    The start (which envelope, what was wrong) and the end (the ``[check]``) are kept.
-    """
-    encoded = message.encode("utf-8")
-    if len(encoded) <= limit:
-        return message
-    marker = " \u2026 (shortened) \u2026 "
-    tail = min(96, limit // 4)
-    head = limit - tail - len(marker.encode("utf-8"))
-    # "ignore" drops a character cut in half at either edge.
-    return (
-        encoded[:head].decode("utf-8", "ignore")
-        + marker
-        + encoded[-tail:].decode("utf-8", "ignore")
-    )
-
-
-# ---------------------------------------------------------------------------
-# Requests that are not protobuf
-
-LEDGER_METHOD_PREFIX = f"/{pb.DESCRIPTOR.services_by_name['Ledger'].full_name}/"
-
-
-@dataclass(frozen=True)
-class _Undecodable:
-    """Stands in for a request whose bytes are not the method's protobuf message."""
-
-    reason: str
-
-
-class UndecodableRequestInterceptor(aio.ServerInterceptor):
-    """Answers a Ledger request that is not valid protobuf with INVALID_ARGUMENT, in words.
-
-    Left to itself, gRPC answers such a request UNKNOWN ("Unexpected <class
-    'DecodeError'>") and logs a traceback, which reads as a fault of the node
-    rather than of the request. Every Ledger method takes one request message, so
-    the decoding is moved into the call, where a refusal can be answered.
-    """
-
-    def __init__(self) -> None:
-        self._wrapped: dict[str, tuple[object, grpc.RpcMethodHandler[Any, Any]]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if (
-            handler is None
-            or handler.request_streaming
-            or not method.startswith(LEDGER_METHOD_PREFIX)
-        ):
-            return handler
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = _tolerant_handler(handler, method.removeprefix(LEDGER_METHOD_PREFIX))
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-
-def _tolerant_handler(
-    handler: grpc.RpcMethodHandler[Any, Any], name: str
-) -> grpc.RpcMethodHandler[Any, Any]:
-    deserializer = handler.request_deserializer
-    if deserializer is None:
-        return handler
-
-    def deserialize(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except DecodeError as error:
-            return _Undecodable(str(error))
-
-    async def refuse(request: _Undecodable, context: _AnyContext) -> NoReturn:
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            bounded_message(
-                f"the {name} request is not a valid protobuf message: {request.reason}"
-            ),
-        )
-
-    serializers: dict[str, Any] = {
-        "request_deserializer": deserialize,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary is not None:
-        unary: Callable[..., Awaitable[Any]] = handler.unary_unary
-
-        async def call(request: Any, context: _AnyContext) -> Any:
-            if isinstance(request, _Undecodable):
-                await refuse(request, context)
-            return await unary(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(call, **serializers)
-    if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
-        stream: Callable[..., AsyncIterator[Any]] = handler.unary_stream
-
-        async def call_stream(request: Any, context: _AnyContext) -> AsyncIterator[Any]:
-            if isinstance(request, _Undecodable):
-                await refuse(request, context)
-            async for response in stream(request, context):
-                yield response
-
-        return grpc.unary_stream_rpc_method_handler(call_stream, **serializers)
-    return handler
