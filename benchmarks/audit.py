@@ -31,7 +31,8 @@ from ingest import ORIGIN, BenchTown
 
 from redlist.ledger import bundle, merkle
 from redlist.ledger.entry import ZERO_HASH, Leaf
-from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.sigschedule import PROCESS_MIN_ENTRIES
 from redlist.verifier.source import BundleSource, audit
 

@@ -42,7 +42,7 @@ from redlist.ledger.entry import (
     TownConfig,
 )
 from redlist.ledger.log import Log
-from redlist.ledger.note import NoteSigner
+from redlist.ledger.note.keys import NoteSigner
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
 #: The origin (log name) of the test town; also the name of its log key.

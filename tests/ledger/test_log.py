@@ -28,7 +28,8 @@ from redlist.ledger.errors import (
     StoreError,
 )
 from redlist.ledger.log import Log
-from redlist.ledger.note import NoteSigner, open_checkpoint
+from redlist.ledger.note.checkpoint import open_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
 
@@ -210,7 +211,9 @@ def test_append_returns_seqs_and_a_checkpoint_of_the_new_tree(log: Log, town: To
     )
     assert result.seqs == (11, 12)
     assert result.checkpoint == log.checkpoint() == log.checkpoint_at(13)
-    checkpoint = open_checkpoint(result.checkpoint, log.verifier_key)
+    checkpoint = result.checkpoint
+    assert checkpoint.log_key == log.verifier_key
+    assert open_checkpoint(checkpoint.note, log.verifier_key) == checkpoint
     assert (checkpoint.origin, checkpoint.size) == (ORIGIN, 13)
     leaf_hashes = [merkle.leaf_hash(leaf) for leaf in all_leaves(log)]
     assert checkpoint.root == merkle.root_of(leaf_hashes) == log.root()
@@ -439,7 +442,7 @@ def test_concurrent_appends_get_distinct_seqs(log: Log, town: Town) -> None:
     assert failures == []
     assert sorted(seqs) == list(range(11, 71))
     assert log.size == 71
-    assert open_checkpoint(log.checkpoint(), log.verifier_key).root == merkle.root_of(
+    assert log.checkpoint().root == merkle.root_of(
         [merkle.leaf_hash(leaf) for leaf in all_leaves(log)]
     )
 
@@ -489,7 +492,7 @@ def test_every_committed_size_has_its_checkpoint(forty: Log) -> None:
             assert checkpoint is None
             continue
         assert checkpoint is not None
-        opened = open_checkpoint(checkpoint, forty.verifier_key)
+        opened = open_checkpoint(checkpoint.note, forty.verifier_key)
         assert opened.size == size
         assert opened.root == forty.root(size)
 
@@ -596,7 +599,7 @@ READER = textwrap.dedent(
         size = log.size
         print(json.dumps({
             "size": size,
-            "checkpoint": log.checkpoint(),
+            "checkpoint": log.checkpoint().note,
             "root": log.root().hex(),
             "leaves": [leaf.hex() for _, leaf in log.leaves(0, size)],
         }))
@@ -621,14 +624,14 @@ def test_another_process_reads_while_the_writer_is_open(log: Log, town: Town) ->
     log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
     seen = read_in_another_process(log.data_dir)
     assert seen["size"] == 12
-    assert seen["checkpoint"] == log.checkpoint()
+    assert seen["checkpoint"] == log.checkpoint().note
     assert seen["root"] == log.root().hex()
     assert seen["leaves"] == [leaf.hex() for leaf in all_leaves(log)]
 
     log.append([town.award("resident-2", "clean-pond")], now_ms=town.now_ms)
     seen = read_in_another_process(log.data_dir)
     assert seen["size"] == 13
-    assert seen["checkpoint"] == log.checkpoint()
+    assert seen["checkpoint"] == log.checkpoint().note
 
 
 def test_a_second_open_in_the_same_process_is_refused(log: Log) -> None:
@@ -660,8 +663,6 @@ def test_a_full_map_refuses_the_batch_and_a_bigger_map_continues(
         )
         assert result.seqs == tuple(range(size, size + 5))
         leaf_hashes = [merkle.leaf_hash(leaf) for leaf in all_leaves(bigger)]
-        assert open_checkpoint(result.checkpoint, bigger.verifier_key).root == merkle.root_of(
-            leaf_hashes
-        )
+        assert result.checkpoint.root == merkle.root_of(leaf_hashes)
         assert bigger.account("resident-1").earned == 5 * (size - 11 + 5)
         assert replay(bigger).balance("resident-1").earned == 5 * (size - 11 + 5)

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from redlist.ledger import merkle
 from redlist.ledger.errors import NoteError
-from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.witness import (
     Refusal,
     SplitViewEvidence,

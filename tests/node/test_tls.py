@@ -245,7 +245,7 @@ async def checkpoint_over(address: str, channel_credentials: grpc.ChannelCredent
 
 def test_tls_serves_a_client_that_trusts_the_ca_by_ip_and_by_name(log: Log, pki: Pki) -> None:
     async def body(node: NodeServer) -> None:
-        expected = log.checkpoint()
+        expected = log.checkpoint().note
         for host in ("127.0.0.1", "localhost"):
             address = f"{host}:{node.port}"
             assert await checkpoint_over(address, credentials(pki.client(with_cert=False))) == (
@@ -270,7 +270,7 @@ def test_a_tls_client_cannot_talk_to_a_plaintext_node(log: Log, pki: Pki) -> Non
     async def body(node: NodeServer) -> None:
         error = await rpc_error(checkpoint_over(node.address, credentials(pki.client())))
         assert error.code() is grpc.StatusCode.UNAVAILABLE
-        assert await checkpoint_over(node.address, None) == log.checkpoint()
+        assert await checkpoint_over(node.address, None) == log.checkpoint().note
 
     serve(log, ServerOptions(), body)
 
@@ -286,7 +286,8 @@ def test_mutual_tls_needs_a_client_certificate_from_the_town_ca(log: Log, pki: P
         assert foreign.code() is grpc.StatusCode.UNAVAILABLE
         plaintext = await rpc_error(checkpoint_over(node.address, None))
         assert plaintext.code() is grpc.StatusCode.UNAVAILABLE
-        assert await checkpoint_over(node.address, credentials(pki.client())) == (log.checkpoint())
+        client = credentials(pki.client())
+        assert await checkpoint_over(node.address, client) == log.checkpoint().note
 
     serve(log, ServerOptions(tls=pki.server(mutual=True)), body)
 
@@ -300,7 +301,7 @@ def test_under_mutual_tls_each_certificate_has_its_own_rate_limit(log: Log, pki:
         refused = await rpc_error(checkpoint_over(node.address, credentials(pki.client())))
         assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         assert f"too many calls from the client certificate {CLERK}" in (refused.details() or "")
-        assert await checkpoint_over(node.address, credentials(cashier)) == log.checkpoint()
+        assert await checkpoint_over(node.address, credentials(cashier)) == log.checkpoint().note
 
     options = ServerOptions(tls=pki.server(mutual=True), rate_limit=RateLimit(0.001, 1))
     serve(log, options, body)

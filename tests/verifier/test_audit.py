@@ -12,7 +12,8 @@ from redlist.ledger import codec, merkle
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Award, Leaf
 from redlist.ledger.errors import VerificationError
-from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.sigschedule import SignatureScheduler, check_leaves
 from redlist.ledger.sigworkers import verify_here
 from redlist.verifier.audit import Auditor

@@ -45,7 +45,8 @@ import grpc
 
 from redlist.ledger.entry import AnyBody, Envelope, Genesis, Leaf, decode_body
 from redlist.ledger.errors import FormatError, RedlistError
-from redlist.ledger.note import Checkpoint, Note
+from redlist.ledger.note.checkpoint import Checkpoint
+from redlist.ledger.note.signed import Note
 from redlist.proto.client import NodeConnection, RemoteAccount, RemoteTLS
 from redlist.proto.errors import NodeError, WireError
 from redlist.v1 import ledger_pb2
