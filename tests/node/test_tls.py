@@ -313,7 +313,7 @@ def test_under_mutual_tls_each_certificate_has_its_own_rate_limit(log: Log, pki:
 
 def test_ledger_client_reads_over_mutual_tls(log: Log, pki: Pki) -> None:
     def read(address: str, tls: RemoteTLS | None) -> int:
-        with LedgerClient(address, tls=tls) as client:
+        with LedgerClient(address, log_key=log.verifier_key, tls=tls) as client:
             return client.latest().size
 
     async def body(node: NodeServer) -> None:
@@ -509,25 +509,34 @@ def mutual_tls_node(tmp_path: Path, pki: Pki) -> Iterator[str]:
     assert "transport=mutual-tls" in (tmp_path / "serve.err").read_text()
 
 
-def test_redlist_account_works_over_mutual_tls(mutual_tls_node: str, pki: Pki) -> None:
+def log_key_flag(tmp_path: Path) -> list[str]:
+    return ["--log-key", str(tmp_path / "data" / "log.pub")]
+
+
+def test_redlist_account_works_over_mutual_tls(
+    mutual_tls_node: str, pki: Pki, tmp_path: Path
+) -> None:
     tls_flags = ["--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert),
-                 "--tls-key", str(pki.client_key)]  # fmt: skip
+                 "--tls-key", str(pki.client_key), *log_key_flag(tmp_path)]  # fmt: skip
     result = redlist("account", "dgc-0001", "--node", mutual_tls_node, *tls_flags, "--json")
     assert result.code == 0, result.err
     document = json.loads(result.out)
     assert (document["score"], document["grade"], document["entries"]) == (1000, "A", [])
 
 
-def test_redlist_account_without_tls_flags_says_to_give_them(mutual_tls_node: str) -> None:
-    result = redlist("account", "dgc-0001", "--node", mutual_tls_node)
+def test_redlist_account_without_tls_flags_says_to_give_them(
+    mutual_tls_node: str, tmp_path: Path
+) -> None:
+    result = redlist("account", "dgc-0001", "--node", mutual_tls_node, *log_key_flag(tmp_path))
     assert result.code == 2
     assert result.err.startswith(f"error: cannot reach the node at {mutual_tls_node}")
     assert "if the node serves TLS, give --tls-ca" in result.err
 
 
 def test_redlist_account_without_a_client_certificate_is_refused(
-    mutual_tls_node: str, pki: Pki
+    mutual_tls_node: str, pki: Pki, tmp_path: Path
 ) -> None:
-    result = redlist("account", "dgc-0001", "--node", mutual_tls_node, "--tls-ca", str(pki.ca))
+    flags = ["--tls-ca", str(pki.ca), *log_key_flag(tmp_path)]
+    result = redlist("account", "dgc-0001", "--node", mutual_tls_node, *flags)
     assert result.code == 2
     assert "over TLS also check" in result.err

@@ -51,16 +51,23 @@ class Town:
     keys: dict[str, Path]
 
     def run(self, *argv: str, signer: str | None = "grid", cosigners: tuple[str, ...] = ()) -> Run:
-        """``redlist argv... --node ADDR [--signer KEY] [--cosigner KEY ...]``."""
-        extra = ["--node", self.address]
+        """``redlist argv... --node ADDR --log-key FILE [--signer KEY] [--cosigner KEY ...]``."""
+        extra = ["--node", self.address, "--log-key", str(self.log_pub)]
         if signer is not None:
             extra += ["--signer", str(self.keys[signer])]
         for cosigner in cosigners:
             extra += ["--cosigner", str(self.keys[cosigner])]
         return redlist(*argv, *extra)
 
+    @property
+    def log_pub(self) -> Path:
+        return self.root / "data" / "log.pub"
+
+    def client(self) -> LedgerClient:
+        return LedgerClient(self.address, log_key=keyfile.read_log_key(str(self.log_pub)))
+
     def size(self) -> int:
-        with LedgerClient(self.address) as client:
+        with self.client() as client:
             return client.latest().size
 
     def account(self, account: str) -> dict[str, Any]:
@@ -298,7 +305,7 @@ def test_council_rule_needs_quorum(town: Town) -> None:
     assert awarded.code == 0, awarded.err
     assert "Awarded 20 points to council-1 under rule H01" in awarded.out
     seq = entry_number(awarded.out)
-    with LedgerClient(town.address) as client:
+    with town.client() as client:
         ((_, leaf),) = client.get_leaves(seq, seq + 1)
     assert len(Envelope.from_bytes(Leaf.from_bytes(leaf).envelope).signatures) == 2
 
@@ -574,13 +581,13 @@ def test_submit_earlier_run_is_found_by_entry_id_not_by_look_alikes(town: Town) 
     data = path.read_bytes()
     (row,) = csvfiles.parse_awards_csv(data, "alike.csv")
     entry_id = csvfiles.row_entry_id(csvfiles.file_digest(data), "awards", 2)
-    with LedgerClient(town.address) as client:
+    with town.client() as client:
         assert submit.earlier_run_time(client, ORIGIN, row, entry_id) is None
     result = town.run("submit", "--csv", str(path))
     assert result.code == 0 and "1 recorded now" in result.out
     match = re.search(r"; entry (\d+)\.", result.out)
     assert match is not None
-    with LedgerClient(town.address) as client:
+    with town.client() as client:
         at = submit.earlier_run_time(client, ORIGIN, row, entry_id)
         body = client.get_body(int(match.group(1)))
     assert isinstance(body, Award) and body.id == entry_id and body.at == at
@@ -631,7 +638,15 @@ def test_console_script_exit_codes(town: Town) -> None:
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["account"] == "show-1"
     unreachable = subprocess.run(
-        [BIN / "redlist", "account", "show-1", "--node", "127.0.0.1:1"],
+        [
+            BIN / "redlist",
+            "account",
+            "show-1",
+            "--node",
+            "127.0.0.1:1",
+            "--log-key",
+            str(town.log_pub),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
