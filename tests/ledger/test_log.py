@@ -22,6 +22,7 @@ from redlist.ledger.errors import (
     BatchError,
     ConflictError,
     FormatError,
+    IntegrityError,
     KeyFileError,
     ProofError,
     RuleViolation,
@@ -32,6 +33,7 @@ from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
+from redlist.ledger.store import ENV_DIR_NAME, META_CHECKPOINT, LmdbStore
 
 
 @pytest.fixture
@@ -484,6 +486,28 @@ def test_consistency_proofs_verify_for_every_pair_of_sizes(forty: Log) -> None:
             merkle.verify_consistency(first, second, proof, roots[first], roots[second])
 
 
+def test_the_latest_checkpoint_is_verified_once_and_kept(log: Log, town: Town) -> None:
+    first = log.checkpoint()
+    assert log.checkpoint() is first  # the same stored note: not verified again
+    result = log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
+    assert log.checkpoint() is result.checkpoint
+
+
+def test_a_stored_checkpoint_that_does_not_verify_is_refused(log: Log) -> None:
+    data, size = log.data_dir, log.size
+    log.close()
+    store = LmdbStore.open(data / ENV_DIR_NAME)
+    with store.write() as writer:
+        note = writer.checkpoint().replace(f"\n{size}\n", f"\n{size + 1}\n")
+        writer.put_meta(META_CHECKPOINT, note.encode("utf-8"))
+    store.close()
+    with (
+        Log.open(data, readonly=True) as reopened,
+        pytest.raises(IntegrityError, match="does not verify with the log's own key"),
+    ):
+        reopened.checkpoint()
+
+
 def test_every_committed_size_has_its_checkpoint(forty: Log) -> None:
     committed = [1, 11, 12, 14, 17, 21, 26, 32, 39, 40]
     for size in range(45):
@@ -594,6 +618,7 @@ READER = textwrap.dedent(
     import json, sys
     from pathlib import Path
     from redlist.ledger.log import Log
+from redlist.ledger.store import ENV_DIR_NAME, META_CHECKPOINT, LmdbStore
 
     with Log.open(Path(sys.argv[1]), readonly=True) as log:
         size = log.size

@@ -506,6 +506,49 @@ def test_signed_text_that_is_no_checkpoint_is_refused() -> None:
         open_checkpoint(sign_note("town.example/log\nmany\nroot\n", log), log.verifier())
 
 
+# --- SignedCheckpoint ------------------------------------------------------
+
+
+def test_a_signed_checkpoint_keeps_the_note_as_received() -> None:
+    log = tessera_log()
+    key = VerifierKey.parse(log.vkey)
+    data = log.checkpoints[3]
+    from_bytes = open_checkpoint(data, key)
+    from_text = open_checkpoint(data.decode("utf-8"), key)
+    assert from_bytes == from_text == SignedCheckpoint(data.decode("utf-8"), key)
+    assert from_bytes.note.encode("utf-8") == from_bytes.to_bytes() == data
+    assert from_bytes.log_key == key
+    assert from_bytes.text == data[: data.index(b"\n\n") + 1].decode("utf-8")
+    assert [line.encode() for line in from_bytes.signatures] == [
+        line for line in data.decode("utf-8").splitlines() if line.startswith("\u2014 ")
+    ]
+    assert from_bytes.describe() == "log example.com/log/testdata at 3 entries"
+
+
+def test_a_signed_checkpoint_exists_only_verified() -> None:
+    log = fixed_signer("town.example/log")
+    note = sign_checkpoint(Checkpoint("town.example/log", 7, ROOT), log).note
+    with pytest.raises(NoteError, match="no signature by a trusted key"):
+        SignedCheckpoint(note, fixed_signer("town.example/log", 2).verifier())
+    with pytest.raises(NoteError, match="not a log key"):
+        SignedCheckpoint(note, log.cosignature_verifier())
+    with pytest.raises(NoteError, match="use open_checkpoint for bytes"):
+        SignedCheckpoint(note.encode(), log.verifier())  # type: ignore[arg-type]
+    with pytest.raises(NoteError, match="not valid UTF-8"):
+        open_checkpoint(b"\xff" + note.encode(), log.verifier())
+    with pytest.raises(NoteError, match="does not verify"):
+        SignedCheckpoint(note.replace("\n7\n", "\n8\n"), log.verifier())
+
+
+def test_signed_checkpoints_are_equal_by_note_and_key() -> None:
+    log, witness = fixed_signer("town.example/log"), fixed_signer("w", 7)
+    plain = sign_checkpoint(Checkpoint("town.example/log", 7, ROOT), log)
+    cosigned = cosign_checkpoint(plain, witness, TIME)
+    assert cosigned.checkpoint == plain.checkpoint
+    assert cosigned != plain  # another note: more signature lines
+    assert len({plain, open_checkpoint(plain.note, log.verifier())}) == 1
+
+
 # --- cosignatures -----------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from redlist.ledger import keyfile
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Award, Envelope, Leaf
 from redlist.ledger.errors import SourceError
+from redlist.ledger.note.keys import NoteSigner
 from redlist.staff import csvfiles, entries
 from redlist.staff.client import LedgerClient, SubmitResult
 from redlist.staff.commands import submit
@@ -122,6 +123,48 @@ def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
         )
         assert loaded.code == 0, loaded.err
         yield served
+
+
+# ---------------------------------------------------------------------------
+# The town log's key: given once, remembered, and proved by the node
+
+
+def test_the_log_key_is_given_once_then_remembered(
+    town: Town, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    known = tmp_path / "config" / "redlist" / "known-logs"
+    unknown = redlist("account", "pin-1", "--node", town.address)
+    assert unknown.code == 2
+    assert f"does not know the log key of the node at {town.address}" in unknown.err
+    first = redlist("account", "pin-1", "--node", town.address, "--log-key", str(town.log_pub))
+    assert first.code == 0, first.err
+    assert f"The node at {town.address} proved that it keeps log {ORIGIN}" in first.err
+    assert f"Key remembered in {known}" in first.err
+    later = redlist("account", "pin-1", "--node", town.address)
+    assert (later.code, later.err) == (0, "")
+    assert later.out == first.out
+    stranger = NoteSigner.generate(ORIGIN).verifier().encode()
+    mismatch = redlist("account", "pin-1", "--node", town.address, "--log-key", stranger)
+    assert mismatch.code == 2
+    assert "is not the one this computer remembers" in mismatch.err
+    assert "Check the key with the town admin" in mismatch.err
+
+
+def test_a_node_that_does_not_prove_the_town_key_gets_nothing(
+    town: Town, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    stranger = NoteSigner.generate(ORIGIN).verifier().encode()
+    before = town.size()
+    argv = ["award", "--account", "pin-2", "--rule", "V01", "--node", town.address]
+    result = redlist(*argv, "--signer", str(town.keys["grid"]), "--log-key", stranger)
+    assert result.code == 1
+    assert f"the node at {town.address} did not prove that it keeps the town's log" in result.err
+    assert "Nothing was recorded" in result.err and result.err.rstrip().endswith("[checkpoint]")
+    assert town.size() == before
+    # A key the node did not prove is never remembered.
+    assert not (tmp_path / "config" / "redlist" / "known-logs").exists()
 
 
 # ---------------------------------------------------------------------------

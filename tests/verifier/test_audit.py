@@ -112,11 +112,14 @@ def test_empty_log_verifies() -> None:
 def test_forged_checkpoint_fails_before_any_leaf() -> None:
     log = standard_log()
     forger = NoteSigner(log.town.origin, SigningKey.from_seed(b"f" * 32))
+    # Verified, but with the forger's key: the audit takes only its own log key's.
     forged = sign_checkpoint(Checkpoint(log.town.origin, len(log.leaves), log.root()), forger)
     auditor = Auditor(log.town.log_signer.verifier())
     with pytest.raises(VerificationError) as caught:
         auditor.check_checkpoint(forged)
     assert (caught.value.seq, caught.value.check) == (None, "checkpoint")
+    assert forger.verifier().describe() in caught.value.message
+    assert "not with this log's key" in caught.value.message
     with pytest.raises(VerificationError):  # a spent auditor refuses everything
         auditor.feed(log.leaves[0])
 
