@@ -618,7 +618,6 @@ READER = textwrap.dedent(
     import json, sys
     from pathlib import Path
     from redlist.ledger.log import Log
-from redlist.ledger.store import ENV_DIR_NAME, META_CHECKPOINT, LmdbStore
 
     with Log.open(Path(sys.argv[1]), readonly=True) as log:
         size = log.size

@@ -30,7 +30,7 @@ def tree(leaves: list[bytes]) -> merkle.MemoryTree:
 
 def note_of(history: merkle.MemoryTree, size: int, signer: NoteSigner = LOG) -> str:
     prefix = merkle.MemoryTree(history.node(0, index) for index in range(size))
-    return sign_checkpoint(Checkpoint(ORIGIN, size, prefix.root()), signer)
+    return sign_checkpoint(Checkpoint(ORIGIN, size, prefix.root()), signer).note
 
 
 def proof(history: merkle.MemoryTree, size1: int, size2: int) -> list[bytes]:
