@@ -297,7 +297,7 @@ def test_clients_read_a_refusal_and_the_limits_as_data(log: Log, town: Town) -> 
     envelopes = [town.award("resident-1", "clean-pond") for _ in range(4)]
 
     def as_clients(address: str) -> None:
-        with LedgerClient(address) as staff:
+        with LedgerClient(address, log_key=log.verifier_key) as staff:
             assert staff.get_limits() == Limits(3, MAX_ENVELOPE_SIZE, DEFAULT_MAX_MESSAGE_BYTES)
             with pytest.raises(NodeError) as refused:
                 staff.submit(envelopes, action="the awards")
