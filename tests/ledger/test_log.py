@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from tests.builders import ORIGIN, WENDENG_CONFIG, Town, corrupt_signature, create_log
+from tests.rawstore import ENV_DIR_NAME, META_CHECKPOINT, raw_tables
 
 from redlist.ledger import merkle
 from redlist.ledger.crypto import SigningKey
@@ -33,7 +34,6 @@ from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
-from redlist.ledger.store import ENV_DIR_NAME, META_CHECKPOINT, LmdbStore
 
 
 @pytest.fixture
@@ -496,11 +496,10 @@ def test_the_latest_checkpoint_is_verified_once_and_kept(log: Log, town: Town) -
 def test_a_stored_checkpoint_that_does_not_verify_is_refused(log: Log) -> None:
     data, size = log.data_dir, log.size
     log.close()
-    store = LmdbStore.open(data / ENV_DIR_NAME)
-    with store.write() as writer:
-        note = writer.checkpoint().replace(f"\n{size}\n", f"\n{size + 1}\n")
-        writer.put_meta(META_CHECKPOINT, note.encode("utf-8"))
-    store.close()
+    with raw_tables(data / ENV_DIR_NAME) as tables:
+        note = (tables.get("meta", META_CHECKPOINT) or b"").decode("utf-8")
+        damaged = note.replace(f"\n{size}\n", f"\n{size + 1}\n")
+        tables.put("meta", META_CHECKPOINT, damaged.encode("utf-8"))
     with (
         Log.open(data, readonly=True) as reopened,
         pytest.raises(IntegrityError, match="does not verify with the log's own key"),
