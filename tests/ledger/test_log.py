@@ -579,7 +579,7 @@ def test_account_views_match_a_replay_of_the_log(log: Log, town: Town) -> None:
         )
         assert view.score == score
         assert view.grade == WENDENG_CONFIG.grade_of(score)
-        assert view.checkpoint == log.checkpoint()
+        assert view.checkpoint == log.checkpoint().note
         # Its awards and redemptions: what it touched, less objections and reversals.
         targets = {
             seq: replayed.targets[seq]
