@@ -73,8 +73,9 @@ DEFAULT_TIMEOUT_S = 30.0
 #: Submit waits for a durable commit of the whole batch, so it gets longer.
 SUBMIT_TIMEOUT_S = 120.0
 
-#: Inclusion proofs asked for at once when proving entries recorded.
-PROOFS_IN_FLIGHT = 64
+#: Inclusion proofs asked for at once when proving entries recorded: enough to hide the
+#: round trip, well under the calls a node serves one client at once (16 by default).
+PROOFS_IN_FLIGHT = 8
 
 # What a clerk is told when a node answered "recorded" but could not prove it.
 _NOT_RECORDED = (
