@@ -59,7 +59,7 @@ def write_bundle(directory: Path, town: BenchTown, awards: int) -> tuple[NoteSig
     (directory / bundle.MANIFEST_FILE).write_bytes(bundle.encode_manifest(manifest))
     (directory / bundle.LEAVES_FILE).write_bytes(bundle.encode_leaves(leaves))
     checkpoint = sign_checkpoint(Checkpoint(ORIGIN, size, tree.root()), signer)
-    (directory / bundle.CHECKPOINT_FILE).write_text(checkpoint, encoding="utf-8")
+    (directory / bundle.CHECKPOINT_FILE).write_bytes(checkpoint.to_bytes())
     return signer, size
 
 
