@@ -31,7 +31,8 @@ from ingest import ORIGIN, BenchTown
 
 from redlist.ledger import bundle, merkle
 from redlist.ledger.entry import ZERO_HASH, Leaf
-from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.sigschedule import PROCESS_MIN_ENTRIES
 from redlist.verifier.source import BundleSource, audit
 
@@ -58,7 +59,7 @@ def write_bundle(directory: Path, town: BenchTown, awards: int) -> tuple[NoteSig
     (directory / bundle.MANIFEST_FILE).write_bytes(bundle.encode_manifest(manifest))
     (directory / bundle.LEAVES_FILE).write_bytes(bundle.encode_leaves(leaves))
     checkpoint = sign_checkpoint(Checkpoint(ORIGIN, size, tree.root()), signer)
-    (directory / bundle.CHECKPOINT_FILE).write_text(checkpoint, encoding="utf-8")
+    (directory / bundle.CHECKPOINT_FILE).write_bytes(checkpoint.to_bytes())
     return signer, size
 
 

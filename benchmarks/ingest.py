@@ -31,7 +31,7 @@ from _limits import core_count, verify_limit
 from redlist.ledger import codec, crypto
 from redlist.ledger.entry import Award, Genesis, Grade, KeyChange, RuleChange, TownConfig
 from redlist.ledger.log import Log
-from redlist.ledger.note import NoteSigner
+from redlist.ledger.note.keys import NoteSigner
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
 ORIGIN = "bench.redlist.example/log"

@@ -45,7 +45,8 @@ from ingest import ORIGIN, BenchTown, make_log
 from redlist.ledger import merkle
 from redlist.ledger.entry import Award, Leaf
 from redlist.ledger.log import Log
-from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
+from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
+from redlist.ledger.note.keys import VerifierKey
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
@@ -67,7 +68,7 @@ class Shared:
     log_key: VerifierKey
     deadline: float
     lock: threading.Lock = field(default_factory=threading.Lock)
-    latest: Checkpoint | None = None
+    latest: SignedCheckpoint | None = None
     #: seq -> SHA-256 of the acknowledged envelope.
     acked: dict[int, bytes] = field(default_factory=dict)
     #: seq -> leaf hash, for leaves read back (a bounded sample).
@@ -86,7 +87,7 @@ class Shared:
         with self.lock:
             self.errors.append(f"{kind}: {error}")
 
-    def observe(self, checkpoint: Checkpoint) -> None:
+    def observe(self, checkpoint: SignedCheckpoint) -> None:
         with self.lock:
             if self.latest is None or checkpoint.size > self.latest.size:
                 self.latest = checkpoint

@@ -45,7 +45,7 @@ from redlist.ledger.entry import (
     decode_body,
 )
 from redlist.ledger.log import Log
-from redlist.ledger.note import NoteSigner, open_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
 #: The origin (log name) of the test town; also the name of its log key.
@@ -321,10 +321,11 @@ def root_from_leaves(log: Log, size: int | None = None) -> bytes:
 
 def signed_root(log: Log, size: int | None = None) -> bytes:
     """The root of the checkpoint the log signed at tree size ``size`` (default: its
-    latest), opened with the log's own key."""
-    note = log.checkpoint() if size is None else log.checkpoint_at(size)
-    assert note is not None, f"the log signed no checkpoint at tree size {size}"
-    return open_checkpoint(note, log.verifier_key).root
+    latest), verified with the log's own key (a ``SignedCheckpoint`` always is)."""
+    checkpoint = log.checkpoint() if size is None else log.checkpoint_at(size)
+    assert checkpoint is not None, f"the log signed no checkpoint at tree size {size}"
+    assert checkpoint.log_key == log.verifier_key
+    return checkpoint.root
 
 
 def town_config(log: Log) -> TownConfig:

@@ -158,6 +158,13 @@ VIOLATIONS: dict[str, Violation] = {
     "undeclared ledger module": Violation(
         "ledger-edges-above-core", (("redlist/ledger/unclassified.py", "VALUE = 1"),)
     ),
+    "note keys import checkpoints": Violation(
+        "note-layers",
+        (("redlist/ledger/note/keys.py", "from redlist.ledger.note import checkpoint"),),
+    ),
+    "undeclared note module": Violation(
+        "note-layers", (("redlist/ledger/note/unclassified.py", "VALUE = 1"),)
+    ),
     "verifier imports lmdb": Violation("verifier-offline", ((VERIFIER, "import lmdb"),)),
     "verifier imports store": Violation(
         "verifier-offline", ((VERIFIER, "import redlist.ledger.store"),)

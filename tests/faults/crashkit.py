@@ -49,7 +49,8 @@ from redlist.ledger import bundle, keyfile, merkle
 from redlist.ledger.entry import ZERO_HASH, Leaf
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.log import Log
-from redlist.ledger.note import VerifierKey, open_checkpoint
+from redlist.ledger.note.checkpoint import open_checkpoint
+from redlist.ledger.note.keys import VerifierKey
 from redlist.node.export import export_full
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 from redlist.verifier import cli as verifier_cli
@@ -526,7 +527,7 @@ def check_log(
         return None, [f"the data directory cannot be opened: {error.diagnostics()}"]
     with log:
         try:
-            checkpoint = open_checkpoint(log.checkpoint(), log.verifier_key)
+            checkpoint = log.checkpoint()
         except RedlistError as error:
             return None, [f"the latest checkpoint does not verify: {error.diagnostics()}"]
         wanted = dict(journal.roots)

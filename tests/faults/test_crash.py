@@ -348,7 +348,7 @@ def test_the_log_check_catches_lost_acknowledgements_and_half_batches(tmp_path: 
         result = log.append(stored.envelopes, now_ms=town.now_ms)
     journal = Journal(verifier_key)
     journal.sending(stored, resubmission=False)
-    journal.acknowledged(stored, result.seqs, result.checkpoint)
+    journal.acknowledged(stored, result.seqs, result.checkpoint.note)
     view, problems = check_log(tmp_path / "data", journal, setup_size, None)
     assert problems == [] and view is not None and view.stored == {0}
 
@@ -358,7 +358,7 @@ def test_the_log_check_catches_lost_acknowledgements_and_half_batches(tmp_path: 
     # An acknowledgement for a seq beyond the log is a lost entry.
     lost = Batch.of(2, [town.award("resident-03", "clean-pond")])
     journal.sending(lost, resubmission=False)
-    journal.acknowledged(lost, [setup_size + 3], result.checkpoint)
+    journal.acknowledged(lost, [setup_size + 3], result.checkpoint.note)
     _, problems = check_log(tmp_path / "data", journal, setup_size, None)
     text = "\n".join(problems + journal.take_problems())
     assert "batch 1 is half stored" in text
@@ -369,7 +369,7 @@ def test_the_log_check_catches_lost_acknowledgements_and_half_batches(tmp_path: 
     other = Journal(verifier_key)
     swapped = Batch.of(0, list(reversed(stored.envelopes)))
     other.sending(swapped, resubmission=False)
-    other.acknowledged(swapped, result.seqs, result.checkpoint)
+    other.acknowledged(swapped, result.seqs, result.checkpoint.note)
     _, problems = check_log(tmp_path / "data", other, setup_size, None)
     assert f"seq {setup_size} no longer holds the envelope acknowledged there" in problems
 
@@ -401,5 +401,5 @@ def test_the_bundle_check_refuses_partial_bundles(tmp_path: Path) -> None:
         newer = log.checkpoint()
     stale = tmp_path / "stale"
     shutil.copytree(complete, stale)
-    (stale / bundle.CHECKPOINT_FILE).write_text(newer, encoding="utf-8")
+    (stale / bundle.CHECKPOINT_FILE).write_bytes(newer.to_bytes())
     assert check_bundle_dir(stale, log_key, ORIGIN)

@@ -57,7 +57,7 @@ from redlist.ledger.entry import (
 )
 from redlist.ledger.errors import FormatError
 from redlist.ledger.log import Log
-from redlist.ledger.note import open_checkpoint
+from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.text import text_problem
 from redlist.node.batcher import now_ms
 from redlist.node.config import DEFAULT_MAX_BATCH

@@ -44,7 +44,8 @@ from redlist.ledger.errors import IntegrityError
 from redlist.ledger.fullcheck import STAGES, check_full
 from redlist.ledger.integrity import CHECKS, Report
 from redlist.ledger.log import Log
-from redlist.ledger.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.points import CHECKS as RULE_CHECKS
 from redlist.ledger.state import Balance, KeyRecord, RuleRecord, TargetRecord, config_to_bytes
 from redlist.ledger.store import ENV_DIR_NAME, LmdbStore, StoreReader
@@ -137,7 +138,7 @@ def reforge(data: Path, signer: NoteSigner, change: Callable[[int, Leaf], Leaf])
         for key in tables.keys("checkpoints"):
             checkpoint_size = int.from_bytes(key, "big")
             root = merkle.root_at(tree, checkpoint_size)
-            note = sign_checkpoint(Checkpoint(signer.name, checkpoint_size, root), signer)
+            note = sign_checkpoint(Checkpoint(signer.name, checkpoint_size, root), signer).note
             tables.put("checkpoints", key, note.encode())
         tables.put("meta", META_LAST_TIME, int_key(time))
         tables.put("meta", META_LAST_LEAF_HASH, prev)

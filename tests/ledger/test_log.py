@@ -23,6 +23,7 @@ from tests.builders import (
     signed_root,
     town_config,
 )
+from tests.rawstore import ENV_DIR_NAME, META_CHECKPOINT, raw_tables
 
 from redlist.ledger import merkle
 from redlist.ledger.crypto import SigningKey
@@ -31,13 +32,15 @@ from redlist.ledger.errors import (
     BatchError,
     ConflictError,
     FormatError,
+    IntegrityError,
     KeyFileError,
     ProofError,
     RuleViolation,
     StoreError,
 )
 from redlist.ledger.log import Log
-from redlist.ledger.note import NoteSigner, open_checkpoint
+from redlist.ledger.note.checkpoint import open_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
 
@@ -219,7 +222,9 @@ def test_append_returns_seqs_and_a_checkpoint_of_the_new_tree(log: Log, town: To
     )
     assert result.seqs == (11, 12)
     assert result.checkpoint == log.checkpoint() == log.checkpoint_at(13)
-    checkpoint = open_checkpoint(result.checkpoint, log.verifier_key)
+    checkpoint = result.checkpoint
+    assert checkpoint.log_key == log.verifier_key
+    assert open_checkpoint(checkpoint.note, log.verifier_key) == checkpoint
     assert (checkpoint.origin, checkpoint.size) == (ORIGIN, 13)
     leaf_hashes = [merkle.leaf_hash(leaf) for leaf in all_leaves(log)]
     assert checkpoint.root == merkle.root_of(leaf_hashes) == signed_root(log, 13)
@@ -448,7 +453,7 @@ def test_concurrent_appends_get_distinct_seqs(log: Log, town: Town) -> None:
     assert failures == []
     assert sorted(seqs) == list(range(11, 71))
     assert log.size == 71
-    assert open_checkpoint(log.checkpoint(), log.verifier_key).root == merkle.root_of(
+    assert log.checkpoint().root == merkle.root_of(
         [merkle.leaf_hash(leaf) for leaf in all_leaves(log)]
     )
 
@@ -491,6 +496,27 @@ def test_consistency_proofs_verify_for_every_pair_of_sizes(forty: Log) -> None:
             merkle.verify_consistency(first, second, proof, roots[first], roots[second])
 
 
+def test_the_latest_checkpoint_is_verified_once_and_kept(log: Log, town: Town) -> None:
+    first = log.checkpoint()
+    assert log.checkpoint() is first  # the same stored note: not verified again
+    result = log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
+    assert log.checkpoint() is result.checkpoint
+
+
+def test_a_stored_checkpoint_that_does_not_verify_is_refused(log: Log) -> None:
+    data, size = log.data_dir, log.size
+    log.close()
+    with raw_tables(data / ENV_DIR_NAME) as tables:
+        note = (tables.get("meta", META_CHECKPOINT) or b"").decode("utf-8")
+        damaged = note.replace(f"\n{size}\n", f"\n{size + 1}\n")
+        tables.put("meta", META_CHECKPOINT, damaged.encode("utf-8"))
+    with (
+        Log.open(data, readonly=True) as reopened,
+        pytest.raises(IntegrityError, match="does not verify with the log's own key"),
+    ):
+        reopened.checkpoint()
+
+
 def test_every_committed_size_has_its_checkpoint(forty: Log) -> None:
     committed = [1, 11, 12, 14, 17, 21, 26, 32, 39, 40]
     leaf_hashes = [merkle.leaf_hash(leaf) for leaf in all_leaves(forty)]
@@ -500,7 +526,7 @@ def test_every_committed_size_has_its_checkpoint(forty: Log) -> None:
             assert checkpoint is None
             continue
         assert checkpoint is not None
-        opened = open_checkpoint(checkpoint, forty.verifier_key)
+        opened = open_checkpoint(checkpoint.note, forty.verifier_key)
         assert opened.size == size
         assert opened.root == merkle.root_of(leaf_hashes[:size])
 
@@ -563,7 +589,7 @@ def test_account_views_match_a_replay_of_the_log(log: Log, town: Town) -> None:
         )
         assert view.score == score
         assert view.grade == WENDENG_CONFIG.grade_of(score)
-        assert view.checkpoint == log.checkpoint()
+        assert view.checkpoint == log.checkpoint().note
         # Its awards and redemptions: what it touched, less objections and reversals.
         targets = {
             seq: replayed.targets[seq]
@@ -607,7 +633,7 @@ READER = textwrap.dedent(
         size = log.size
         print(json.dumps({
             "size": size,
-            "checkpoint": log.checkpoint(),
+            "checkpoint": log.checkpoint().note,
             "root": merkle.root_of(
                 [merkle.leaf_hash(leaf) for _, leaf in log.leaves(0, size)]
             ).hex(),
@@ -634,14 +660,14 @@ def test_another_process_reads_while_the_writer_is_open(log: Log, town: Town) ->
     log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
     seen = read_in_another_process(log.data_dir)
     assert seen["size"] == 12
-    assert seen["checkpoint"] == log.checkpoint()
+    assert seen["checkpoint"] == log.checkpoint().note
     assert seen["root"] == signed_root(log).hex()
     assert seen["leaves"] == [leaf.hex() for leaf in all_leaves(log)]
 
     log.append([town.award("resident-2", "clean-pond")], now_ms=town.now_ms)
     seen = read_in_another_process(log.data_dir)
     assert seen["size"] == 13
-    assert seen["checkpoint"] == log.checkpoint()
+    assert seen["checkpoint"] == log.checkpoint().note
 
 
 def test_a_second_open_in_the_same_process_is_refused(log: Log) -> None:
@@ -673,8 +699,6 @@ def test_a_full_map_refuses_the_batch_and_a_bigger_map_continues(
         )
         assert result.seqs == tuple(range(size, size + 5))
         leaf_hashes = [merkle.leaf_hash(leaf) for leaf in all_leaves(bigger)]
-        assert open_checkpoint(result.checkpoint, bigger.verifier_key).root == merkle.root_of(
-            leaf_hashes
-        )
+        assert result.checkpoint.root == merkle.root_of(leaf_hashes)
         assert bigger.account("resident-1").earned == 5 * (size - 11 + 5)
         assert replay(bigger).balance("resident-1").earned == 5 * (size - 11 + 5)

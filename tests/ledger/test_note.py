@@ -19,26 +19,24 @@ from tests.note_vectors import c2sp_example, tessera_log
 
 from redlist.ledger import crypto
 from redlist.ledger.errors import KeyFileError, NoteError
-from redlist.ledger.note import (
-    ALG_COSIGNATURE_V1,
-    ALG_ED25519,
-    MAX_SIGNATURES,
-    MAX_TIMESTAMP,
+from redlist.ledger.note.checkpoint import (
     MAX_TREE_SIZE,
     Checkpoint,
-    Note,
-    NoteSignature,
+    SignedCheckpoint,
+    open_checkpoint,
+    sign_checkpoint,
+)
+from redlist.ledger.note.cosignature import cosign_checkpoint, verify_cosignature
+from redlist.ledger.note.keys import (
+    ALG_COSIGNATURE_V1,
+    ALG_ED25519,
+    MAX_TIMESTAMP,
     NoteSigner,
     VerifierKey,
     compute_key_hash,
-    cosign_checkpoint,
-    open_checkpoint,
-    open_note,
     parse_signer_key,
-    sign_checkpoint,
-    sign_note,
-    verify_cosignature,
 )
+from redlist.ledger.note.signed import MAX_SIGNATURES, Note, NoteSignature, open_note, sign_note
 
 TESSERA_SIZES = range(16)
 EM_DASH = "\u2014"
@@ -102,8 +100,12 @@ def test_tessera_checkpoint_opens_with_the_right_root(size: int) -> None:
     assert checkpoint.origin == "example.com/log/testdata"
     assert checkpoint.size == size
     assert checkpoint.root == rfc6962_root(log.leaves[:size])
-    assert checkpoint.extensions == ()
-    assert checkpoint.to_text().encode("utf-8") + b"\n" == data[: data.index(b"\n\n") + 2]
+    assert checkpoint.checkpoint.extensions == ()
+    assert checkpoint.note.encode("utf-8") == data
+    assert checkpoint.text == checkpoint.checkpoint.to_text()
+    assert (
+        checkpoint.checkpoint.to_text().encode("utf-8") + b"\n" == data[: data.index(b"\n\n") + 2]
+    )
 
 
 @pytest.mark.parametrize("size", TESSERA_SIZES)
@@ -111,7 +113,7 @@ def test_tessera_checkpoint_is_reproduced_byte_for_byte(size: int) -> None:
     log = tessera_log()
     data = log.checkpoints[size]
     checkpoint = Checkpoint("example.com/log/testdata", size, rfc6962_root(log.leaves[:size]))
-    assert sign_checkpoint(checkpoint, parse_signer_key(log.skey)).encode("utf-8") == data
+    assert sign_checkpoint(checkpoint, parse_signer_key(log.skey)).to_bytes() == data
     assert Note.parse(data).encode().encode("utf-8") == data
 
 
@@ -493,9 +495,9 @@ def test_open_checkpoint_needs_a_log_key() -> None:
     log = fixed_signer("town.example/log")
     data = sign_checkpoint(Checkpoint("town.example/log", 1, ROOT), log)
     with pytest.raises(NoteError, match="not a log key"):
-        open_checkpoint(data, log.cosignature_verifier())
+        open_checkpoint(data.note, log.cosignature_verifier())
     with pytest.raises(NoteError, match="no signature by a trusted key"):
-        open_checkpoint(data, fixed_signer("town.example/log", 2).verifier())
+        open_checkpoint(data.note, fixed_signer("town.example/log", 2).verifier())
 
 
 def test_signed_text_that_is_no_checkpoint_is_refused() -> None:
@@ -504,13 +506,56 @@ def test_signed_text_that_is_no_checkpoint_is_refused() -> None:
         open_checkpoint(sign_note("town.example/log\nmany\nroot\n", log), log.verifier())
 
 
+# --- SignedCheckpoint ------------------------------------------------------
+
+
+def test_a_signed_checkpoint_keeps_the_note_as_received() -> None:
+    log = tessera_log()
+    key = VerifierKey.parse(log.vkey)
+    data = log.checkpoints[3]
+    from_bytes = open_checkpoint(data, key)
+    from_text = open_checkpoint(data.decode("utf-8"), key)
+    assert from_bytes == from_text == SignedCheckpoint(data.decode("utf-8"), key)
+    assert from_bytes.note.encode("utf-8") == from_bytes.to_bytes() == data
+    assert from_bytes.log_key == key
+    assert from_bytes.text == data[: data.index(b"\n\n") + 1].decode("utf-8")
+    assert [line.encode() for line in from_bytes.signatures] == [
+        line for line in data.decode("utf-8").splitlines() if line.startswith("\u2014 ")
+    ]
+    assert from_bytes.describe() == "log example.com/log/testdata at 3 entries"
+
+
+def test_a_signed_checkpoint_exists_only_verified() -> None:
+    log = fixed_signer("town.example/log")
+    note = sign_checkpoint(Checkpoint("town.example/log", 7, ROOT), log).note
+    with pytest.raises(NoteError, match="no signature by a trusted key"):
+        SignedCheckpoint(note, fixed_signer("town.example/log", 2).verifier())
+    with pytest.raises(NoteError, match="not a log key"):
+        SignedCheckpoint(note, log.cosignature_verifier())
+    with pytest.raises(NoteError, match="use open_checkpoint for bytes"):
+        SignedCheckpoint(note.encode(), log.verifier())  # type: ignore[arg-type]
+    with pytest.raises(NoteError, match="not valid UTF-8"):
+        open_checkpoint(b"\xff" + note.encode(), log.verifier())
+    with pytest.raises(NoteError, match="does not verify"):
+        SignedCheckpoint(note.replace("\n7\n", "\n8\n"), log.verifier())
+
+
+def test_signed_checkpoints_are_equal_by_note_and_key() -> None:
+    log, witness = fixed_signer("town.example/log"), fixed_signer("w", 7)
+    plain = sign_checkpoint(Checkpoint("town.example/log", 7, ROOT), log)
+    cosigned = cosign_checkpoint(plain, witness, TIME)
+    assert cosigned.checkpoint == plain.checkpoint
+    assert cosigned != plain  # another note: more signature lines
+    assert len({plain, open_checkpoint(plain.note, log.verifier())}) == 1
+
+
 # --- cosignatures -----------------------------------------------------------
 
 
 TIME = 1_700_000_000
 
 
-def _signed_checkpoint() -> tuple[NoteSigner, str]:
+def _signed_checkpoint() -> tuple[NoteSigner, SignedCheckpoint]:
     log = fixed_signer("town.example/log", 1)
     return log, sign_checkpoint(Checkpoint("town.example/log", 42, ROOT, ("ext",)), log)
 
@@ -519,17 +564,19 @@ def test_cosignature_round_trip_and_layout() -> None:
     log, data = _signed_checkpoint()
     witness = fixed_signer("county.example/witness", 7)
     cosigned = cosign_checkpoint(data, witness, TIME)
-    assert cosigned.startswith(data)  # the log's signature stays first, unchanged
+    assert cosigned.note.startswith(data.note)  # the log's signature stays first, unchanged
+    assert cosigned.log_key == data.log_key
     assert verify_cosignature(cosigned, witness.cosignature_verifier()) == TIME
-    assert open_checkpoint(cosigned, log.verifier()).size == 42
-    assert open_note(cosigned, witness.cosignature_verifier()).text == Note.parse(data).text
+    assert open_checkpoint(cosigned.note, log.verifier()).size == 42
+    assert open_note(cosigned.note, witness.cosignature_verifier()).text == data.text
 
     # Check the bytes against the tlog-cosignature definition, written out here.
-    line = Note.parse(cosigned).signatures[-1]
+    line = cosigned.signatures[-1]
+    assert Note.parse(cosigned.note).signatures[-1] == line
     key_hash = hashlib.sha256(b"county.example/witness\n\x04" + witness.key.public).digest()[:4]
     assert (line.name, line.key_hash) == ("county.example/witness", key_hash)
     assert line.signature[:8] == TIME.to_bytes(8, "big")
-    message = b"cosignature/v1\ntime 1700000000\n" + Note.parse(data).text.encode()
+    message = b"cosignature/v1\ntime 1700000000\n" + data.text.encode()
     assert crypto.verify(witness.key.public, message, line.signature[8:])
 
 
@@ -556,7 +603,7 @@ def test_cosigning_again_replaces_the_earlier_cosignature() -> None:
     _log, data = _signed_checkpoint()
     witness = fixed_signer("w", 7)
     twice = cosign_checkpoint(cosign_checkpoint(data, witness, TIME), witness, TIME + 60)
-    assert len(Note.parse(twice).signatures) == 2
+    assert len(twice.signatures) == 2
     assert verify_cosignature(twice, witness.cosignature_verifier()) == TIME + 60
 
 
@@ -565,13 +612,14 @@ def test_tampered_cosignatures_are_refused() -> None:
     witness = fixed_signer("w", 7)
     key = witness.cosignature_verifier()
     cosigned = cosign_checkpoint(data, witness, TIME)
-    note = Note.parse(cosigned)
+    note = Note.parse(cosigned.note)
     line = note.signatures[-1]
 
-    def with_signature(signature: bytes) -> str:
-        return Note(
+    def with_signature(signature: bytes) -> SignedCheckpoint:
+        text = Note(
             note.text, (note.signatures[0], NoteSignature("w", line.key_hash, signature))
         ).encode()
+        return open_checkpoint(text, log.verifier())
 
     later = (TIME + 1).to_bytes(8, "big") + line.signature[8:]
     huge = (MAX_TIMESTAMP + 1).to_bytes(8, "big") + line.signature[8:]
@@ -579,28 +627,25 @@ def test_tampered_cosignatures_are_refused() -> None:
         with pytest.raises(NoteError, match="cosignature by w"):
             verify_cosignature(with_signature(bad), key)
         with pytest.raises(NoteError, match="does not verify"):
-            open_note(with_signature(bad), key)
-    other_body = cosigned.replace("\n42\n", "\n43\n")
+            open_note(with_signature(bad).note, key)
+    # The same cosignature line on another checkpoint of the log.
+    other = sign_checkpoint(Checkpoint("town.example/log", 43, ROOT, ("ext",)), log)
+    moved = Note(other.text, (*other.signatures, line)).encode()
     with pytest.raises(NoteError, match="does not verify"):
-        verify_cosignature(other_body, key)
+        verify_cosignature(open_checkpoint(moved, log.verifier()), key)
     with pytest.raises(NoteError, match="no cosignature by witness"):
         verify_cosignature(data, key)
     with pytest.raises(NoteError, match="not a cosigning key"):
         verify_cosignature(cosigned, witness.verifier())
     # A plain Ed25519 signature by the witness key is no cosignature.
+    by_witness_key = Note.parse(sign_note(note.text, witness)).signatures[0]
+    plainly_signed = Note(note.text, (note.signatures[0], by_witness_key)).encode()
     with pytest.raises(NoteError, match="no cosignature"):
-        verify_cosignature(sign_note(note.text, witness), key)
+        verify_cosignature(open_checkpoint(plainly_signed, log.verifier()), key)
     # And a cosignature is not a plain signature: the log's key-hash rule differs.
     with pytest.raises(NoteError, match="no signature by a trusted key"):
-        open_note(cosigned, witness.verifier())
-    assert open_checkpoint(cosigned, log.verifier()).size == 42
-
-
-def test_only_checkpoints_are_cosigned() -> None:
-    witness = fixed_signer("w", 7)
-    plain = sign_note("not a checkpoint\n", fixed_signer("town"))
-    with pytest.raises(NoteError):
-        cosign_checkpoint(plain, witness, TIME)
+        open_note(cosigned.note, witness.verifier())
+    assert open_checkpoint(cosigned.note, log.verifier()).size == 42
 
 
 # --- properties -------------------------------------------------------------
@@ -675,11 +720,12 @@ def test_sign_open_cosign_round_trip(origin: str, checkpoint: Checkpoint, timest
     signer = fixed_signer(origin)
     checkpoint = Checkpoint(origin, checkpoint.size, checkpoint.root, checkpoint.extensions)
     data = sign_checkpoint(checkpoint, signer)
-    assert open_checkpoint(data, signer.verifier()) == checkpoint
+    assert open_checkpoint(data.note, signer.verifier()) == data
+    assert data.checkpoint == checkpoint
     witness = fixed_signer("w", 9)
     cosigned = cosign_checkpoint(data, witness, timestamp)
     assert verify_cosignature(cosigned, witness.cosignature_verifier()) == timestamp
-    assert open_checkpoint(cosigned, signer.verifier()) == checkpoint
+    assert open_checkpoint(cosigned.to_bytes(), signer.verifier()).checkpoint == checkpoint
 
 
 @settings(max_examples=300)

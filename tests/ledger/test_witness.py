@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from redlist.ledger import merkle
 from redlist.ledger.errors import NoteError
-from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.witness import (
     Refusal,
     SplitViewEvidence,
@@ -29,7 +30,7 @@ def tree(leaves: list[bytes]) -> merkle.MemoryTree:
 
 def note_of(history: merkle.MemoryTree, size: int, signer: NoteSigner = LOG) -> str:
     prefix = merkle.MemoryTree(history.node(0, index) for index in range(size))
-    return sign_checkpoint(Checkpoint(ORIGIN, size, prefix.root()), signer)
+    return sign_checkpoint(Checkpoint(ORIGIN, size, prefix.root()), signer).note
 
 
 def proof(history: merkle.MemoryTree, size1: int, size2: int) -> list[bytes]:

@@ -21,7 +21,8 @@ from redlist.ledger.errors import (
     StoreError,
 )
 from redlist.ledger.log import AppendResult, Log
-from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.node.batcher import SHUTTING_DOWN, Batcher, CommitReport, TreeWatch, commit_group
 from redlist.node.refusals import refusal_of
 

@@ -19,7 +19,7 @@ from tests.rawstore import int_key, raw_tables
 
 from redlist.ledger.entry import Leaf
 from redlist.ledger.errors import StoreError
-from redlist.ledger.note import NoteSigner
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.state import Balance
 from redlist.ledger.store import ENV_DIR_NAME, LmdbStore
 from redlist.node.cli import main

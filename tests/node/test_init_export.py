@@ -19,7 +19,8 @@ from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Envelope, Genesis, Grade, Leaf, decode_body
 from redlist.ledger.errors import StoreError
 from redlist.ledger.log import Log
-from redlist.ledger.note import VerifierKey, open_checkpoint
+from redlist.ledger.note.checkpoint import open_checkpoint
+from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.store import ENV_DIR_NAME
 from redlist.node import export as export_module
 from redlist.node.cli import main
@@ -302,7 +303,7 @@ def test_export_writes_a_bundle_that_verifies(
     manifest = bundle.decode_manifest((out / "manifest.json").read_bytes())
     assert manifest == bundle.Manifest(log_key.name, 0, size)
     assert json.loads((out / "manifest.json").read_text())["format"] == "redlist-bundle/1"
-    assert (out / "checkpoint").read_text(encoding="utf-8") == checkpoint
+    assert (out / "checkpoint").read_bytes() == checkpoint.to_bytes()
     assert open_checkpoint((out / "checkpoint").read_bytes(), log_key).size == size
     assert bundle.decode_leaves((out / "leaves").read_bytes()) == leaves
     assert f"redlist-verify bundle {out} --log-key {log_key.encode()}" in output

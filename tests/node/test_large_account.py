@@ -103,7 +103,9 @@ def test_an_account_of_5000_entries_with_64_kb_notes_reads_page_by_page(tmp_path
                     break
         assert listed == ENTRIES and pages >= total // PAGE_BYTES
 
-        status, out, peak = run_measured(BIN / "redlist", "account", ACCOUNT, "--node", address)
+        status, out, peak = run_measured(
+            BIN / "redlist", "account", ACCOUNT, "--node", address, "--log-key", vkey
+        )
         assert status == 0, out
         lines = out.splitlines()
         assert lines[0].endswith(f"as of entry {size - 1}")

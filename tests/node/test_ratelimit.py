@@ -319,7 +319,7 @@ def test_a_node_without_a_limit_takes_every_call(log: Log) -> None:
 
 def test_the_staff_client_reports_the_limit_as_a_refusal(log: Log) -> None:
     def read_three_times(address: str) -> None:
-        with LedgerClient(address) as client:
+        with LedgerClient(address, log_key=log.verifier_key) as client:
             for _ in range(4):
                 client.latest()
 

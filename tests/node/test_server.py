@@ -39,7 +39,7 @@ from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import MAX_ENVELOPE_SIZE, Award, Leaf
 from redlist.ledger.errors import IntegrityError, RedlistError, SourceError
 from redlist.ledger.log import Log
-from redlist.ledger.note import open_checkpoint
+from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.node import servicer as servicer_module
 from redlist.node.batcher import now_ms
 from redlist.node.config import DEFAULT_MAX_MESSAGE_BYTES
@@ -298,7 +298,7 @@ def test_clients_read_a_refusal_and_the_limits_as_data(log: Log, town: Town) -> 
     envelopes = [town.award("resident-1", "clean-pond") for _ in range(4)]
 
     def as_clients(address: str) -> None:
-        with LedgerClient(address) as staff:
+        with LedgerClient(address, log_key=log.verifier_key) as staff:
             assert staff.get_limits() == Limits(3, MAX_ENVELOPE_SIZE, DEFAULT_MAX_MESSAGE_BYTES)
             with pytest.raises(NodeError) as refused:
                 staff.submit(envelopes, action="the awards")
@@ -463,7 +463,7 @@ def forty(log: Log, town: Town) -> Log:
 def _root(log: Log, size: int) -> bytes:
     checkpoint = log.checkpoint_at(size)
     assert checkpoint is not None
-    return open_checkpoint(checkpoint, log.verifier_key).root
+    return checkpoint.root
 
 
 def test_inclusion_proofs_verify_against_signed_checkpoints(forty: Log) -> None:
@@ -637,7 +637,7 @@ def test_follow_from_the_end_starts_with_the_checkpoint(log: Log) -> None:
         stream = running.stub.Follow(pb.FollowRequest(start=SETUP_SIZE))
         event = await _next(stream)
         assert event.WhichOneof("event") == "checkpoint"
-        assert event.checkpoint == log.checkpoint()
+        assert event.checkpoint == log.checkpoint().note
         stream.cancel()
         error = await rpc_error(_next(running.stub.Follow(pb.FollowRequest(start=SETUP_SIZE + 1))))
         assert error.code() == grpc.StatusCode.OUT_OF_RANGE
@@ -785,7 +785,7 @@ def test_sigterm_under_load_exits_cleanly_keeping_every_acknowledged_entry(
     assert next(work, None) is not None, "the load ended before the signal"
     assert set(failures) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
     with Log.open(data, readonly=True) as reopened:
-        checkpoint = open_checkpoint(reopened.checkpoint(), reopened.verifier_key)
+        checkpoint = reopened.checkpoint()
         leaves = all_leaves(reopened)
         assert checkpoint.size == len(leaves) >= SETUP_SIZE + len(acked)
         assert checkpoint.root == merkle.root_of([merkle.leaf_hash(leaf) for leaf in leaves])

@@ -245,7 +245,7 @@ async def checkpoint_over(address: str, channel_credentials: grpc.ChannelCredent
 
 def test_tls_serves_a_client_that_trusts_the_ca_by_ip_and_by_name(log: Log, pki: Pki) -> None:
     async def body(node: NodeServer) -> None:
-        expected = log.checkpoint()
+        expected = log.checkpoint().note
         for host in ("127.0.0.1", "localhost"):
             address = f"{host}:{node.port}"
             assert await checkpoint_over(address, credentials(pki.client(with_cert=False))) == (
@@ -270,7 +270,7 @@ def test_a_tls_client_cannot_talk_to_a_plaintext_node(log: Log, pki: Pki) -> Non
     async def body(node: NodeServer) -> None:
         error = await rpc_error(checkpoint_over(node.address, credentials(pki.client())))
         assert error.code() is grpc.StatusCode.UNAVAILABLE
-        assert await checkpoint_over(node.address, None) == log.checkpoint()
+        assert await checkpoint_over(node.address, None) == log.checkpoint().note
 
     serve(log, ServerOptions(), body)
 
@@ -286,7 +286,8 @@ def test_mutual_tls_needs_a_client_certificate_from_the_town_ca(log: Log, pki: P
         assert foreign.code() is grpc.StatusCode.UNAVAILABLE
         plaintext = await rpc_error(checkpoint_over(node.address, None))
         assert plaintext.code() is grpc.StatusCode.UNAVAILABLE
-        assert await checkpoint_over(node.address, credentials(pki.client())) == (log.checkpoint())
+        client = credentials(pki.client())
+        assert await checkpoint_over(node.address, client) == log.checkpoint().note
 
     serve(log, ServerOptions(tls=pki.server(mutual=True)), body)
 
@@ -300,7 +301,7 @@ def test_under_mutual_tls_each_certificate_has_its_own_rate_limit(log: Log, pki:
         refused = await rpc_error(checkpoint_over(node.address, credentials(pki.client())))
         assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         assert f"too many calls from the client certificate {CLERK}" in (refused.details() or "")
-        assert await checkpoint_over(node.address, credentials(cashier)) == log.checkpoint()
+        assert await checkpoint_over(node.address, credentials(cashier)) == log.checkpoint().note
 
     options = ServerOptions(tls=pki.server(mutual=True), rate_limit=RateLimit(0.001, 1))
     serve(log, options, body)
@@ -312,7 +313,7 @@ def test_under_mutual_tls_each_certificate_has_its_own_rate_limit(log: Log, pki:
 
 def test_ledger_client_reads_over_mutual_tls(log: Log, pki: Pki) -> None:
     def read(address: str, tls: RemoteTLS | None) -> int:
-        with LedgerClient(address, tls=tls) as client:
+        with LedgerClient(address, log_key=log.verifier_key, tls=tls) as client:
             return client.latest().size
 
     async def body(node: NodeServer) -> None:
@@ -508,25 +509,34 @@ def mutual_tls_node(tmp_path: Path, pki: Pki) -> Iterator[str]:
     assert "transport=mutual-tls" in (tmp_path / "serve.err").read_text()
 
 
-def test_redlist_account_works_over_mutual_tls(mutual_tls_node: str, pki: Pki) -> None:
+def log_key_flag(tmp_path: Path) -> list[str]:
+    return ["--log-key", str(tmp_path / "data" / "log.pub")]
+
+
+def test_redlist_account_works_over_mutual_tls(
+    mutual_tls_node: str, pki: Pki, tmp_path: Path
+) -> None:
     tls_flags = ["--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert),
-                 "--tls-key", str(pki.client_key)]  # fmt: skip
+                 "--tls-key", str(pki.client_key), *log_key_flag(tmp_path)]  # fmt: skip
     result = redlist("account", "dgc-0001", "--node", mutual_tls_node, *tls_flags, "--json")
     assert result.code == 0, result.err
     document = json.loads(result.out)
     assert (document["score"], document["grade"], document["entries"]) == (1000, "A", [])
 
 
-def test_redlist_account_without_tls_flags_says_to_give_them(mutual_tls_node: str) -> None:
-    result = redlist("account", "dgc-0001", "--node", mutual_tls_node)
+def test_redlist_account_without_tls_flags_says_to_give_them(
+    mutual_tls_node: str, tmp_path: Path
+) -> None:
+    result = redlist("account", "dgc-0001", "--node", mutual_tls_node, *log_key_flag(tmp_path))
     assert result.code == 2
     assert result.err.startswith(f"error: cannot reach the node at {mutual_tls_node}")
     assert "if the node serves TLS, give --tls-ca" in result.err
 
 
 def test_redlist_account_without_a_client_certificate_is_refused(
-    mutual_tls_node: str, pki: Pki
+    mutual_tls_node: str, pki: Pki, tmp_path: Path
 ) -> None:
-    result = redlist("account", "dgc-0001", "--node", mutual_tls_node, "--tls-ca", str(pki.ca))
+    flags = ["--tls-ca", str(pki.ca), *log_key_flag(tmp_path)]
+    result = redlist("account", "dgc-0001", "--node", mutual_tls_node, *flags)
     assert result.code == 2
     assert "over TLS also check" in result.err

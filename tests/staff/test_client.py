@@ -14,29 +14,66 @@ from concurrent import futures
 import grpc
 import pytest
 
-from redlist.ledger.errors import FormatError, SourceError
+from redlist.ledger import merkle
+from redlist.ledger.entry import ZERO_HASH, Leaf
+from redlist.ledger.errors import FormatError, SourceError, VerificationError
+from redlist.ledger.note.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.proto.client import check_address
 from redlist.proto.errors import NodeError
-from redlist.staff.client import LedgerClient, read_checkpoint
+from redlist.staff.client import LedgerClient
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
-CHECKPOINT = (
-    "wendeng.example/redlist\n5\n"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
-    # Structure only: the client reads checkpoints without checking their signatures.
-    f"— wendeng.example/redlist {'A' * 84}\n"
-)
+ORIGIN = "wendeng.example/redlist"
+LOG_SIGNER = NoteSigner.generate(ORIGIN)
+LOG_KEY = LOG_SIGNER.verifier()
+
+
+def audit_path(index: int, hashes: list[bytes]) -> list[bytes]:
+    """RFC 6962 inclusion proof of leaf ``index`` among ``hashes``, written out plainly."""
+    if len(hashes) <= 1:
+        return []
+    split = 1 << ((len(hashes) - 1).bit_length() - 1)
+    if index < split:
+        return [*audit_path(index, hashes[:split]), merkle.root_of(hashes[split:])]
+    return [*audit_path(index - split, hashes[split:]), merkle.root_of(hashes[:split])]
 
 
 class StandIn(ledger_pb2_grpc.LedgerServicer):
-    """Answers Submit with whatever ``refusal`` says; other calls as configured."""
+    """A tiny honest log that answers Submit with whatever ``refusal`` says, and lies on
+    request: ``forger`` signs its checkpoints, ``swap`` replaces the envelope it serves
+    at a seq, ``bad_proofs`` damages its proofs, ``seq_offset`` shifts the seqs it answers."""
 
     def __init__(self) -> None:
+        self.reset()
+        self.released = threading.Event()
+
+    def reset(self) -> None:
         self.refusal: tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]] | None = None
         self.delay = 0.0
-        self.leaf_seqs: list[int] = []
-        self.released = threading.Event()
+        self.leaf_seqs: list[int] | None = None
+        self.leaves: list[bytes] = []
+        self.forger: NoteSigner | None = None
+        self.swap: dict[int, bytes] = {}
+        self.bad_proofs = False
+        self.seq_offset = 0
+        self.proofs_asked = 0
+        self.submit([b"genesis"])
+
+    def submit(self, envelopes: list[bytes]) -> list[int]:
+        seqs = []
+        for envelope in envelopes:
+            prev = merkle.leaf_hash(self.leaves[-1]) if self.leaves else ZERO_HASH
+            seqs.append(len(self.leaves))
+            self.leaves.append(Leaf(len(self.leaves), 0, prev, envelope).to_bytes())
+        return seqs
+
+    def checkpoint(self) -> SignedCheckpoint:
+        hashes = [merkle.leaf_hash(leaf) for leaf in self.leaves]
+        return sign_checkpoint(
+            Checkpoint(ORIGIN, len(hashes), merkle.root_of(hashes)), self.forger or LOG_SIGNER
+        )
 
     def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> pb.SubmitResponse:
         if self.delay:
@@ -45,18 +82,37 @@ class StandIn(ledger_pb2_grpc.LedgerServicer):
             code, message, metadata = self.refusal
             context.set_trailing_metadata(metadata)
             context.abort(code, message)
-        return pb.SubmitResponse(seqs=range(7, 7 + len(request.envelopes)), checkpoint=CHECKPOINT)
+        seqs = [seq + self.seq_offset for seq in self.submit(list(request.envelopes))]
+        return pb.SubmitResponse(seqs=seqs, checkpoint=self.checkpoint().note)
 
     def GetCheckpoint(
         self, request: pb.GetCheckpointRequest, context: grpc.ServicerContext
     ) -> pb.GetCheckpointResponse:
-        return pb.GetCheckpointResponse(checkpoint=CHECKPOINT)
+        return pb.GetCheckpointResponse(checkpoint=self.checkpoint().note)
+
+    def GetInclusionProof(
+        self, request: pb.InclusionProofRequest, context: grpc.ServicerContext
+    ) -> pb.Proof:
+        self.proofs_asked += 1
+        hashes = [merkle.leaf_hash(leaf) for leaf in self.leaves[: request.tree_size]]
+        path = audit_path(request.seq, hashes)
+        if self.bad_proofs and path:
+            path[0] = bytes(32)
+        return pb.Proof(hashes=path, tree_size=request.tree_size)
 
     def GetLeaves(
         self, request: pb.GetLeavesRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.LeafData]:
-        for seq in self.leaf_seqs:
-            yield pb.LeafData(seq=seq, leaf=b"")
+        if self.leaf_seqs is not None:
+            for seq in self.leaf_seqs:
+                yield pb.LeafData(seq=seq, leaf=b"")
+            return
+        for seq in range(request.start, request.end):
+            leaf = self.leaves[seq]
+            if seq in self.swap:
+                original = Leaf.from_bytes(leaf)
+                leaf = Leaf(seq, original.time, original.prev, self.swap[seq]).to_bytes()
+            yield pb.LeafData(seq=seq, leaf=leaf)
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +130,9 @@ def stand_in() -> Iterator[tuple[StandIn, str]]:
 @pytest.fixture
 def node(stand_in: tuple[StandIn, str]) -> Iterator[tuple[StandIn, LedgerClient]]:
     servicer, address = stand_in
-    servicer.refusal, servicer.delay, servicer.leaf_seqs = None, 0.0, []
+    servicer.reset()
     servicer.released.clear()
-    with LedgerClient(address) as client:
+    with LedgerClient(address, log_key=LOG_KEY) as client:
         yield servicer, client
     servicer.released.set()
 
@@ -84,8 +140,9 @@ def node(stand_in: tuple[StandIn, str]) -> Iterator[tuple[StandIn, LedgerClient]
 def test_submit_returns_seqs_and_checkpoint(node: tuple[StandIn, LedgerClient]) -> None:
     _, client = node
     result = client.submit([b"a", b"b"])
-    assert result.seqs == (7, 8)
-    assert result.tree_size == 5
+    assert result.seqs == (1, 2)
+    assert result.tree_size == 3
+    assert result.checkpoint.log_key == LOG_KEY
     assert client.latest().origin == "wendeng.example/redlist"
 
 
@@ -132,12 +189,13 @@ def test_internal_error_says_the_node_failed(node: tuple[StandIn, LedgerClient])
 
 def test_a_node_that_does_not_answer_in_time(stand_in: tuple[StandIn, str]) -> None:
     servicer, address = stand_in
-    servicer.refusal, servicer.delay = None, 5.0
+    servicer.reset()
+    servicer.delay = 5.0
     servicer.released.clear()
     started = time.monotonic()
     try:
         with (
-            LedgerClient(address, submit_timeout=0.3) as client,
+            LedgerClient(address, log_key=LOG_KEY, submit_timeout=0.3) as client,
             pytest.raises(SourceError) as failed,
         ):
             client.submit([b"x"])
@@ -152,7 +210,10 @@ def test_a_node_that_does_not_answer_in_time(stand_in: tuple[StandIn, str]) -> N
 
 
 def test_unreachable_node_is_a_source_error() -> None:
-    with LedgerClient("127.0.0.1:1") as client, pytest.raises(SourceError) as failed:
+    with (
+        LedgerClient("127.0.0.1:1", log_key=LOG_KEY) as client,
+        pytest.raises(SourceError) as failed,
+    ):
         client.latest()
     assert failed.value.diagnostics().startswith(
         "cannot reach the node at 127.0.0.1:1: is it running, and is the address right?"
@@ -190,9 +251,63 @@ def test_good_addresses(address: str) -> None:
 )
 def test_bad_addresses(address: str) -> None:
     with pytest.raises(SourceError, match="is not HOST:PORT"):
-        LedgerClient(address)
+        LedgerClient(address, log_key=LOG_KEY)
 
 
-def test_checkpoint_is_read_without_its_signature_being_checked() -> None:
-    checkpoint = read_checkpoint(CHECKPOINT)
-    assert (checkpoint.origin, checkpoint.size) == ("wendeng.example/redlist", 5)
+# ---------------------------------------------------------------------------
+# What the node must prove
+
+
+def test_entries_are_proved_recorded_with_one_proof_each(
+    node: tuple[StandIn, LedgerClient],
+) -> None:
+    servicer, client = node
+    envelopes = [bytes([n]) * 3 for n in range(150)]
+    result = client.submit(envelopes)
+    client.prove_recorded(dict(zip(result.seqs, envelopes, strict=True)), result.checkpoint)
+    assert servicer.proofs_asked == len(envelopes)
+    # Entries recorded earlier (seqs below the batch's) are proved the same way.
+    later = client.submit([b"late"])
+    client.prove_recorded({1: envelopes[0], later.seqs[0]: b"late"}, later.checkpoint)
+
+
+def test_a_checkpoint_not_signed_by_the_log_key_is_refused(
+    node: tuple[StandIn, LedgerClient],
+) -> None:
+    servicer, client = node
+    servicer.forger = NoteSigner.generate(ORIGIN)
+    with pytest.raises(VerificationError) as refused:
+        client.latest()
+    assert refused.value.check == "checkpoint"
+    message = refused.value.diagnostics()
+    assert f"does not verify with the log key {LOG_KEY.describe()}" in message
+    assert "Nothing was recorded" in message
+    with pytest.raises(VerificationError, match="Do not count it as recorded"):
+        client.submit([b"x"])
+
+
+def test_a_node_that_serves_another_entry_is_caught(node: tuple[StandIn, LedgerClient]) -> None:
+    servicer, client = node
+    result = client.submit([b"mine", b"also mine"])
+    servicer.swap[2] = b"someone else's"
+    with pytest.raises(VerificationError) as refused:
+        client.prove_recorded({1: b"mine", 2: b"also mine"}, result.checkpoint)
+    assert (refused.value.seq, refused.value.check) == (2, "inclusion")
+    assert "is not the one sent" in refused.value.diagnostics()
+
+
+def test_a_proof_that_does_not_verify_is_caught(node: tuple[StandIn, LedgerClient]) -> None:
+    servicer, client = node
+    result = client.submit([b"mine"])
+    servicer.bad_proofs = True
+    with pytest.raises(VerificationError, match="does not place that entry") as refused:
+        client.prove_recorded({1: b"mine"}, result.checkpoint)
+    assert (refused.value.seq, refused.value.check) == (1, "inclusion")
+
+
+def test_a_seq_beyond_the_signed_checkpoint_is_caught(node: tuple[StandIn, LedgerClient]) -> None:
+    servicer, client = node
+    servicer.seq_offset = 5
+    with pytest.raises(VerificationError, match="covers only 2 entries") as refused:
+        client.submit([b"mine"])
+    assert refused.value.check == "inclusion"

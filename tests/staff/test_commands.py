@@ -20,6 +20,8 @@ from tests.staff.running import redlist
 
 from redlist.ledger import keyfile
 from redlist.ledger.crypto import SigningKey
+from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.progress import ProgressBar
 from redlist.proto.client import RemoteAccount, RemoteEntry
 from redlist.proto.contract import MAX_BATCH_CHECK, RATE_LIMIT_CHECK, Limits
@@ -28,10 +30,11 @@ from redlist.staff import csvfiles
 from redlist.staff.commands import account, submit
 
 NOWHERE = "127.0.0.1:1"
-CHECKPOINT = (
-    "wendeng.example/redlist\n58\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
-    # Structure only: the client reads checkpoints without checking their signatures.
-    f"— wendeng.example/redlist {'A' * 84}\n"
+#: A well-formed log key: commands that get as far as the node need one.
+SOME_LOG_KEY = NoteSigner.generate("town.example/log").verifier().encode()
+CHECKPOINT = sign_checkpoint(
+    Checkpoint("wendeng.example/redlist", 58, bytes(32)),
+    NoteSigner.generate("wendeng.example/redlist"),
 )
 
 
@@ -122,6 +125,7 @@ def test_bad_values_are_reported_before_the_node_is_asked(
 
 def test_numbers_are_read_as_a_clerk_writes_them(signer: str) -> None:
     award = ["award", "--account", "dgc-1", "--rule", "V01", "--node", NOWHERE, "--signer", signer]
+    award += ["--log-key", SOME_LOG_KEY]
     # "2.0" is the whole number 2: the command gets as far as the node.
     result = redlist(*award, "--qty", "2.0")
     assert result.code == 2 and "cannot reach the node" in result.err
@@ -238,8 +242,9 @@ def test_bad_node_address(signer: str) -> None:
 
 def test_unreachable_node_exits_2_and_says_so(signer: str) -> None:
     result = redlist(
-        "award", "--account", "dgc-1", "--rule", "V01", "--node", NOWHERE, "--signer", signer
-    )
+        "award", "--account", "dgc-1", "--rule", "V01", "--node", NOWHERE, "--signer", signer,
+        "--log-key", SOME_LOG_KEY,
+    )  # fmt: skip
     assert result.code == 2
     assert result.err.startswith(f"error: cannot reach the node at {NOWHERE}")
     assert result.out == ""
@@ -397,13 +402,13 @@ VIEW = RemoteAccount(
             42, 1_767_610_000_000, 1_767_610_000_000, "redeem", "", 0, "", "大米 5 公斤", 15, None
         ),
     ),
-    checkpoint=CHECKPOINT,
+    checkpoint=CHECKPOINT.note,
 )
 
 
 def test_statement_lines() -> None:
     zone = account.town_zone("Asia/Shanghai")
-    lines = account.to_lines(VIEW, "Asia/Shanghai", zone)
+    lines = account.to_lines(VIEW, CHECKPOINT, "Asia/Shanghai", zone)
     assert lines[0] == "Account dgc-0001 in log wendeng.example/redlist, as of entry 57"
     assert "score:       1010  (grade A)" in lines[1]
     assert "to spend:      -5" in lines[2]
@@ -443,7 +448,7 @@ def test_statement_lines() -> None:
 
 def test_statement_json() -> None:
     zone = account.town_zone("Asia/Shanghai")
-    document = json.loads(json.dumps(account.to_json(VIEW, "Asia/Shanghai", zone)))
+    document = json.loads(json.dumps(account.to_json(VIEW, CHECKPOINT, "Asia/Shanghai", zone)))
     assert {key: document[key] for key in ("score", "spendable", "redeemed", "grade")} == {
         "score": 1010,
         "spendable": -5,
@@ -469,8 +474,8 @@ def test_statement_json() -> None:
 
 
 def test_statement_of_an_account_without_entries() -> None:
-    empty = RemoteAccount("dgc-9", 1000, 0, 0, 0, "A", (), CHECKPOINT)
-    lines = account.to_lines(empty, "UTC", account.town_zone("UTC"))
+    empty = RemoteAccount("dgc-9", 1000, 0, 0, 0, "A", (), CHECKPOINT.note)
+    lines = account.to_lines(empty, CHECKPOINT, "UTC", account.town_zone("UTC"))
     assert lines[-1] == "No awards or redemptions yet."
 
 
@@ -480,22 +485,26 @@ def test_unknown_time_zone_falls_back_to_utc() -> None:
 
 def test_statement_json_printed_page_by_page_is_the_whole_object() -> None:
     zone = account.town_zone("Asia/Shanghai")
-    whole = json.dumps(account.to_json(VIEW, "Asia/Shanghai", zone), ensure_ascii=False, indent=2)
+    whole = json.dumps(
+        account.to_json(VIEW, CHECKPOINT, "Asia/Shanghai", zone), ensure_ascii=False, indent=2
+    )
     pages = [dataclasses.replace(VIEW, entries=(entry,)) for entry in VIEW.entries]
-    assert "".join(account.json_chunks(pages, "Asia/Shanghai", zone)) == whole
+    assert "".join(account.json_chunks(pages, CHECKPOINT, "Asia/Shanghai", zone)) == whole
     empty = dataclasses.replace(VIEW, entries=())
-    assert "".join(account.json_chunks([empty], "UTC", zone)) == json.dumps(
-        account.to_json(empty, "UTC", zone), ensure_ascii=False, indent=2
+    assert "".join(account.json_chunks([empty], CHECKPOINT, "UTC", zone)) == json.dumps(
+        account.to_json(empty, CHECKPOINT, "UTC", zone), ensure_ascii=False, indent=2
     )
 
 
 def test_statement_lines_page_by_page() -> None:
     zone = account.town_zone("Asia/Shanghai")
     pages = [dataclasses.replace(VIEW, entries=(entry,)) for entry in VIEW.entries]
-    lines = list(account.statement_lines(pages, "Asia/Shanghai", zone))
+    lines = list(account.statement_lines(pages, CHECKPOINT, "Asia/Shanghai", zone))
     # The header and each page's rows, in order; a wider cell later widens its column.
-    assert lines[:5] == account.to_lines(VIEW, "Asia/Shanghai", zone)[:5]
+    assert lines[:5] == account.to_lines(VIEW, CHECKPOINT, "Asia/Shanghai", zone)[:5]
     assert [line.split()[0] for line in lines[5:9]] == ["entry", "40", "41", "42"]
     assert lines[-1] == "Redemptions lower the points to spend, not the score."
-    single = account.to_lines(dataclasses.replace(VIEW, entries=VIEW.entries[:1]), "UTC", zone)
+    single = account.to_lines(
+        dataclasses.replace(VIEW, entries=VIEW.entries[:1]), CHECKPOINT, "UTC", zone
+    )
     assert single[-1].split()[0] == "40"

@@ -26,6 +26,7 @@ from redlist.ledger import keyfile
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Award, Envelope, Leaf
 from redlist.ledger.errors import SourceError
+from redlist.ledger.note.keys import NoteSigner
 from redlist.staff import csvfiles, entries
 from redlist.staff.client import LedgerClient, SubmitResult
 from redlist.staff.commands import submit
@@ -51,16 +52,23 @@ class Town:
     keys: dict[str, Path]
 
     def run(self, *argv: str, signer: str | None = "grid", cosigners: tuple[str, ...] = ()) -> Run:
-        """``redlist argv... --node ADDR [--signer KEY] [--cosigner KEY ...]``."""
-        extra = ["--node", self.address]
+        """``redlist argv... --node ADDR --log-key FILE [--signer KEY] [--cosigner KEY ...]``."""
+        extra = ["--node", self.address, "--log-key", str(self.log_pub)]
         if signer is not None:
             extra += ["--signer", str(self.keys[signer])]
         for cosigner in cosigners:
             extra += ["--cosigner", str(self.keys[cosigner])]
         return redlist(*argv, *extra)
 
+    @property
+    def log_pub(self) -> Path:
+        return self.root / "data" / "log.pub"
+
+    def client(self) -> LedgerClient:
+        return LedgerClient(self.address, log_key=keyfile.read_log_key(str(self.log_pub)))
+
     def size(self) -> int:
-        with LedgerClient(self.address) as client:
+        with self.client() as client:
             return client.latest().size
 
     def account(self, account: str) -> dict[str, Any]:
@@ -115,6 +123,48 @@ def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
         )
         assert loaded.code == 0, loaded.err
         yield served
+
+
+# ---------------------------------------------------------------------------
+# The town log's key: given once, remembered, and proved by the node
+
+
+def test_the_log_key_is_given_once_then_remembered(
+    town: Town, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    known = tmp_path / "config" / "redlist" / "known-logs"
+    unknown = redlist("account", "pin-1", "--node", town.address)
+    assert unknown.code == 2
+    assert f"does not know the log key of the node at {town.address}" in unknown.err
+    first = redlist("account", "pin-1", "--node", town.address, "--log-key", str(town.log_pub))
+    assert first.code == 0, first.err
+    assert f"The node at {town.address} proved that it keeps log {ORIGIN}" in first.err
+    assert f"Key remembered in {known}" in first.err
+    later = redlist("account", "pin-1", "--node", town.address)
+    assert (later.code, later.err) == (0, "")
+    assert later.out == first.out
+    stranger = NoteSigner.generate(ORIGIN).verifier().encode()
+    mismatch = redlist("account", "pin-1", "--node", town.address, "--log-key", stranger)
+    assert mismatch.code == 2
+    assert "is not the one this computer remembers" in mismatch.err
+    assert "Check the key with the town admin" in mismatch.err
+
+
+def test_a_node_that_does_not_prove_the_town_key_gets_nothing(
+    town: Town, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    stranger = NoteSigner.generate(ORIGIN).verifier().encode()
+    before = town.size()
+    argv = ["award", "--account", "pin-2", "--rule", "V01", "--node", town.address]
+    result = redlist(*argv, "--signer", str(town.keys["grid"]), "--log-key", stranger)
+    assert result.code == 1
+    assert f"the node at {town.address} did not prove that it keeps the town's log" in result.err
+    assert "Nothing was recorded" in result.err and result.err.rstrip().endswith("[checkpoint]")
+    assert town.size() == before
+    # A key the node did not prove is never remembered.
+    assert not (tmp_path / "config" / "redlist" / "known-logs").exists()
 
 
 # ---------------------------------------------------------------------------
@@ -298,7 +348,7 @@ def test_council_rule_needs_quorum(town: Town) -> None:
     assert awarded.code == 0, awarded.err
     assert "Awarded 20 points to council-1 under rule H01" in awarded.out
     seq = entry_number(awarded.out)
-    with LedgerClient(town.address) as client:
+    with town.client() as client:
         ((_, leaf),) = client.get_leaves(seq, seq + 1)
     assert len(Envelope.from_bytes(Leaf.from_bytes(leaf).envelope).signatures) == 2
 
@@ -574,13 +624,13 @@ def test_submit_earlier_run_is_found_by_entry_id_not_by_look_alikes(town: Town) 
     data = path.read_bytes()
     (row,) = csvfiles.parse_awards_csv(data, "alike.csv")
     entry_id = csvfiles.row_entry_id(csvfiles.file_digest(data), "awards", 2)
-    with LedgerClient(town.address) as client:
+    with town.client() as client:
         assert submit.earlier_run_time(client, ORIGIN, row, entry_id) is None
     result = town.run("submit", "--csv", str(path))
     assert result.code == 0 and "1 recorded now" in result.out
     match = re.search(r"; entry (\d+)\.", result.out)
     assert match is not None
-    with LedgerClient(town.address) as client:
+    with town.client() as client:
         at = submit.earlier_run_time(client, ORIGIN, row, entry_id)
         body = client.get_body(int(match.group(1)))
     assert isinstance(body, Award) and body.id == entry_id and body.at == at
@@ -631,7 +681,15 @@ def test_console_script_exit_codes(town: Town) -> None:
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["account"] == "show-1"
     unreachable = subprocess.run(
-        [BIN / "redlist", "account", "show-1", "--node", "127.0.0.1:1"],
+        [
+            BIN / "redlist",
+            "account",
+            "show-1",
+            "--node",
+            "127.0.0.1:1",
+            "--log-key",
+            str(town.log_pub),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

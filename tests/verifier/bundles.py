@@ -16,7 +16,7 @@ from tests.builders import Town
 
 from redlist.ledger import bundle, merkle
 from redlist.ledger.entry import ZERO_HASH, Envelope, Leaf
-from redlist.ledger.note import Checkpoint, sign_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
 
@@ -62,7 +62,7 @@ class LogBuilder:
         size = len(self.leaves) if size is None else size
         return merkle.root_of([merkle.leaf_hash(leaf) for leaf in self.leaves[:size]])
 
-    def checkpoint(self, size: int | None = None, root: bytes | None = None) -> str:
+    def checkpoint(self, size: int | None = None, root: bytes | None = None) -> SignedCheckpoint:
         """The signed checkpoint at ``size`` (default: every leaf)."""
         size = len(self.leaves) if size is None else size
         root = self.root(size) if root is None else root
@@ -87,13 +87,13 @@ class LogBuilder:
         directory.mkdir(parents=True, exist_ok=True)
         manifest = bundle.Manifest(self.town.origin, start, end)
         (directory / bundle.MANIFEST_FILE).write_bytes(bundle.encode_manifest(manifest))
-        (directory / bundle.CHECKPOINT_FILE).write_text(self.checkpoint(end), encoding="utf-8")
+        (directory / bundle.CHECKPOINT_FILE).write_bytes(self.checkpoint(end).to_bytes())
         (directory / bundle.LEAVES_FILE).write_bytes(bundle.encode_leaves(self.leaves[start:end]))
         if start > 0:
             (directory / bundle.LEFT_FILE).write_bytes(bundle.encode_left(self.left(start)))
         if previous is not None:
-            (directory / bundle.PREVIOUS_CHECKPOINT_FILE).write_text(
-                self.checkpoint(previous), encoding="utf-8"
+            (directory / bundle.PREVIOUS_CHECKPOINT_FILE).write_bytes(
+                self.checkpoint(previous).to_bytes()
             )
         return directory
 

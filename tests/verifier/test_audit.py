@@ -12,7 +12,8 @@ from redlist.ledger import codec, merkle
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Award, Leaf
 from redlist.ledger.errors import VerificationError
-from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.sigschedule import SignatureScheduler, check_leaves
 from redlist.ledger.sigworkers import verify_here
 from redlist.verifier.audit import Auditor
@@ -111,11 +112,14 @@ def test_empty_log_verifies() -> None:
 def test_forged_checkpoint_fails_before_any_leaf() -> None:
     log = standard_log()
     forger = NoteSigner(log.town.origin, SigningKey.from_seed(b"f" * 32))
+    # Verified, but with the forger's key: the audit takes only its own log key's.
     forged = sign_checkpoint(Checkpoint(log.town.origin, len(log.leaves), log.root()), forger)
     auditor = Auditor(log.town.log_signer.verifier())
     with pytest.raises(VerificationError) as caught:
         auditor.check_checkpoint(forged)
     assert (caught.value.seq, caught.value.check) == (None, "checkpoint")
+    assert forger.verifier().describe() in caught.value.message
+    assert "not with this log's key" in caught.value.message
     with pytest.raises(VerificationError):  # a spent auditor refuses everything
         auditor.feed(log.leaves[0])
 

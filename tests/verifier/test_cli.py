@@ -24,7 +24,7 @@ from redlist.ledger import bundle, codec
 from redlist.ledger.crypto import ENTRY_DOMAIN, SigningKey, key_id
 from redlist.ledger.entry import Award, KeyChange, Leaf
 from redlist.ledger.errors import FormatError, VerificationError
-from redlist.ledger.note import NoteSigner, VerifierKey
+from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.points import CHECKS
 from redlist.verifier.cli import main
 from redlist.verifier.source import BundleSource, audit
@@ -577,7 +577,7 @@ def test_previous_checkpoint_of_another_history_fails(
 ) -> None:
     log = standard_log()
     directory = log.write_bundle(tmp_path / "bundle", start=12)
-    (directory / bundle.PREVIOUS_CHECKPOINT_FILE).write_text(log.checkpoint(12, bytes(32)))
+    (directory / bundle.PREVIOUS_CHECKPOINT_FILE).write_text(log.checkpoint(12, bytes(32)).note)
     status, value = verify_json(capsys, directory, "--structure-only", key=vkey(log))
     assert (status, value["error"]["check"]) == (1, "consistency")
 

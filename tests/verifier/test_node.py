@@ -34,7 +34,8 @@ from redlist.ledger import merkle
 from redlist.ledger.entry import Envelope, Leaf
 from redlist.ledger.errors import FormatError, SourceError, VerificationError
 from redlist.ledger.log import Log
-from redlist.ledger.note import Checkpoint, sign_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
 from redlist.node.server import ServerOptions
@@ -387,7 +388,7 @@ def test_forked_checkpoint_signed_with_the_log_key_fails(
     forged = sign_checkpoint(Checkpoint(town.origin, log.size, bytes(32)), town.log_signer)
 
     async def body(running: Running, proxy: Proxy, address: str) -> None:
-        proxy.checkpoint = forged
+        proxy.checkpoint = forged.note
         status, value = await verify(capsys, address, "--log-key", log_key(town))
         assert status == 1
         assert value["error"]["check"] == "root"
@@ -555,15 +556,7 @@ def test_unusable_snapshot_falls_back_to_a_full_run_and_says_so(
         else:  # a bundle run rewrote the state file without a snapshot reference
             pinned = load_state(state)
             assert pinned is not None
-            state.write_bytes(
-                PinnedState(
-                    pinned.log_key,
-                    pinned.origin,
-                    pinned.tree_size,
-                    pinned.root,
-                    pinned.checkpoint,
-                ).to_bytes()
-            )
+            state.write_bytes(PinnedState(pinned.checkpoint).to_bytes())
         status = await asyncio.to_thread(main, ["node", address, "--json", "--state", str(state)])
         captured = capsys.readouterr()
         value = json.loads(captured.out)
@@ -605,7 +598,7 @@ def test_rewritten_history_fails_with_both_checkpoints_as_evidence(
 
     run_node(log_a, first)
     pinned_bytes = state.read_bytes()
-    pinned_checkpoint = log_a.checkpoint()
+    pinned_checkpoint = log_a.checkpoint().note
 
     async def second(running: Running) -> None:
         status, value = await verify(capsys, running.node.address, "--state", str(state))
@@ -613,7 +606,7 @@ def test_rewritten_history_fails_with_both_checkpoints_as_evidence(
         assert value["error"]["check"] == check
         message = value["error"]["message"]
         assert pinned_checkpoint in message
-        assert log_b.checkpoint() in message
+        assert log_b.checkpoint().note in message
 
     run_node(log_b, second)
     assert state.read_bytes() == pinned_bytes  # nothing is pinned after a failure
@@ -638,7 +631,7 @@ def test_rolled_back_log_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str
         status, value = await verify(capsys, running.node.address, "--state", str(state))
         assert status == 1
         assert value["error"]["check"] == "rollback"
-        assert log_a.checkpoint() in value["error"]["message"]
+        assert log_a.checkpoint().note in value["error"]["message"]
 
     run_node(log_b, second)
     log_a.close()
@@ -761,26 +754,14 @@ def test_damaged_snapshot_bytes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(FormatError):
         decode_semantics(b"\xc1")
     built = standard_log()
-    pinned = PinnedState(
-        built.town.log_signer.verifier(),
-        built.town.origin,
-        len(built.leaves),
-        built.root(),
-        built.checkpoint(),
-    )
+    pinned = PinnedState(built.checkpoint())
     with pytest.raises(SourceError, match="records no semantics snapshot"):
         load_semantics(tmp_path / "state.json", pinned)
 
 
 def test_state_file_refuses_a_damaged_semantics_reference(tmp_path: Path) -> None:
     built = standard_log()
-    pinned = PinnedState(
-        built.town.log_signer.verifier(),
-        built.town.origin,
-        len(built.leaves),
-        built.root(),
-        built.checkpoint(),
-    )
+    pinned = PinnedState(built.checkpoint())
     value = json.loads(pinned.to_bytes())
     value["semantics"] = {"file": "../elsewhere", "sha256": "00" * 32, "tree_size": 1}
     with pytest.raises(SourceError):
@@ -870,7 +851,7 @@ def test_answers_at_a_later_checkpoint_are_compared_at_the_audited_size() -> Non
     assert figures_at(entries, 30) == (70, 10)
     assert figures_at(entries, 40) == (35, 10)
     expected = AccountSummary(1070, 70, 60, 10, config.grade_of(1070), 4)
-    later = Checkpoint("log", 40, bytes(32))
+    later = sign_checkpoint(Checkpoint("log", 40, bytes(32)), NoteSigner.generate("log"))
     answer = view(*entries, score=1035, earned=35, redeemed=10, grade=config.grade_of(1035))
     compare_account("r", read(answer, later, 30), expected, config, 30)  # consistent
     lying = view(*entries, score=1070, earned=70, redeemed=10, grade=config.grade_of(1070))

@@ -43,6 +43,8 @@ class Ran:
     code: int
     out: str
     err: str
+    #: Both, in the order they were written: what a terminal would show.
+    shown: str
 
 
 def shell_line(program: str, argv: Sequence[str]) -> str:
@@ -72,15 +74,15 @@ class Console:
     ) -> str:
         """Run ``program argv``; its standard output. Fails unless it exits with ``expect``.
 
-        A command expected to fail (``expect`` non-zero) has its error line shown too.
+        What it wrote to stderr (a notice, or the error of a command expected to fail)
+        is shown after its output, as a terminal would.
         """
         ran = capture(program, argv)
         if show is Show.ALL:
             for number, line in enumerate(shell_line(program.name, argv).splitlines()):
                 self.say(f"{INDENT}{'$ ' if number == 0 else ''}{line}")
         if show is not Show.NOTHING:
-            shown = ran.out + (ran.err if expect != 0 else "")
-            for line in shown.splitlines():
+            for line in ran.shown.splitlines():
                 self.say(f"{INDENT}  {line}".rstrip())
         if ran.code != expect:
             what = "succeeded" if ran.code == 0 else f"exited with status {ran.code}"
@@ -94,10 +96,23 @@ class Console:
 
 def capture(program: Program, argv: Sequence[str]) -> Ran:
     """Run ``program argv`` with its output captured; argparse's exits become codes."""
-    out, err = io.StringIO(), io.StringIO()
+    shown = io.StringIO()
+    out, err = _Copying(shown), _Copying(shown)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = program.main(list(argv))
         except SystemExit as exit_info:
             code = exit_info.code if isinstance(exit_info.code, int) else 2
-    return Ran(code, out.getvalue(), err.getvalue())
+    return Ran(code, out.getvalue(), err.getvalue(), shown.getvalue())
+
+
+class _Copying(io.StringIO):
+    """A text buffer that also copies what is written to ``also``."""
+
+    def __init__(self, also: io.StringIO) -> None:
+        super().__init__()
+        self._also = also
+
+    def write(self, text: str) -> int:
+        self._also.write(text)
+        return super().write(text)

@@ -8,21 +8,25 @@ process (:mod:`redlist.demo.node`); every other command runs in this process
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from redlist.demo import story
 from redlist.demo.console import Console, Program, Show, shell_line
 from redlist.demo.node import NodeProcess, serve_argv
+from redlist.ledger import keyfile
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.log import LOG_PUB_NAME
 from redlist.node import cli as node_cli
 from redlist.proto.client import RemoteAccount
 from redlist.staff import cli as staff_cli
-from redlist.staff.client import LedgerClient, read_checkpoint
+from redlist.staff.client import LedgerClient
+from redlist.staff.knownlogs import KNOWN_LOGS_NAME
 from redlist.verifier import cli as verifier_cli
 
 REDLIST = Program("redlist", staff_cli.main)
@@ -49,6 +53,9 @@ class Tour:
         self.data = root / "node"
         self.bundle = root / "bundle"
         self.log_key = str(self.data / LOG_PUB_NAME)
+        # The staff tools' configuration (their known-logs file) stays in the demo's
+        # directory: the demo never writes to the reader's own configuration.
+        self.config = root / "config"
         self.node: NodeProcess | None = None
 
     # -- plumbing -------------------------------------------------------------
@@ -81,6 +88,10 @@ class Tour:
     # -- the story ------------------------------------------------------------
 
     def run(self) -> None:
+        with _config_home(self.config):
+            self._run()
+
+    def _run(self) -> None:
         self.say(f"A month of credit points in Dongguan village, on a real node, in {self.root}/")
         self.make_keys()
         self.create_log()
@@ -132,7 +143,15 @@ class Tour:
 
     def register(self) -> None:
         self.step(3, "The admin registers the staff keys and loads the village's rule catalogue.")
+        known_logs = self.config / "redlist" / KNOWN_LOGS_NAME
+        self.say(
+            "  The first command to the node names the town's log key (the node's log.pub); "
+            "the staff tools check every answer of the node against it, and remember it for "
+            f"this node, as ssh does a host key (here in {known_logs}: the demo points "
+            "XDG_CONFIG_HOME there):"
+        )
         for number, staff in enumerate(story.STAFF[1:]):
+            first = ["--log-key", self.log_key] if number == 0 else []
             argv = [
                 "key",
                 "add",
@@ -143,6 +162,7 @@ class Tour:
                 "--roles",
                 ",".join(staff.roles),
                 *self.signed(story.ADMIN),
+                *first,
             ]
             self.console.run(REDLIST, argv, show=Show.ALL if number == 0 else Show.OUTPUT)
             if number == 0:
@@ -225,7 +245,7 @@ class Tour:
         self.say("  The council checks the field register and reverses the deduction:")
         argv = ["reverse", "--target", str(target), "--reason", story.REVERSAL]
         self.console.run(REDLIST, [*argv, *self.signed(*story.COUNCIL[:2])])
-        self.say("  The resident's account, as anyone may ask the node (no key needed):")
+        self.say("  The resident's account, as anyone may ask the node (no signing key needed):")
         self.console.run(REDLIST, ["account", story.OBJECTOR, "--node", self.address])
         after = self.account_json(story.OBJECTOR)
         self.say(
@@ -270,8 +290,9 @@ class Tour:
         """Check the verifier's figures against the node's; the town's grade names, best first."""
         if verdict.get("ok") is not True:
             raise RedlistError(f"the verifier did not accept the log: {verdict.get('error')}")
-        with LedgerClient(self.address) as client:
-            head = read_checkpoint(client.get_checkpoint())
+        log_key = keyfile.read_log_key(self.log_key)
+        with LedgerClient(self.address, log_key=log_key) as client:
+            head = client.latest()
             grades = [grade.name for grade in client.get_genesis().config.grades]
             disagree = [
                 account
@@ -313,3 +334,17 @@ def _figures(view: RemoteAccount) -> tuple[int, int, int, str]:
 
 def _figures_of(summary: dict[str, Any]) -> tuple[int, int, int, str]:
     return (summary["score"], summary["spendable"], summary["redeemed"], summary["grade"])
+
+
+@contextlib.contextmanager
+def _config_home(directory: Path) -> Iterator[None]:
+    """``XDG_CONFIG_HOME`` set to ``directory`` for the staff commands the demo runs."""
+    before = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(directory)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["XDG_CONFIG_HOME"]
+        else:
+            os.environ["XDG_CONFIG_HOME"] = before

@@ -40,7 +40,8 @@ from redlist.ledger.errors import (
     IntegrityError,
     RuleViolation,
 )
-from redlist.ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.points import SignatureCheck
 from redlist.ledger.sigschedule import Pipeline, SignatureScheduler
 from redlist.ledger.state import LedgerState
@@ -106,8 +107,10 @@ def write_batch(
     origin: str,
     signer: NoteSigner,
     now_ms: int,
-) -> list[int]:
-    """Apply, append and checkpoint a batch inside ``writer``'s transaction; the seqs.
+) -> tuple[list[int], SignedCheckpoint | None]:
+    """Apply, append and checkpoint a batch inside ``writer``'s transaction.
+
+    Returns the seqs and the new checkpoint (None when nothing new was appended).
 
     ``verdicts`` yields each envelope's index with the signature check to decide it
     with, in order (``verify_ahead``'s pipeline drained, or ``crypto.verify_entry``
@@ -144,16 +147,17 @@ def write_batch(
             writer.put_node(level, position, subtree_hash)
         seqs.append(seq)
     size = validator.size
-    if size > first:
-        checkpoint = sign_checkpoint(Checkpoint(origin, size, validator.root()), signer)
-        writer.put_checkpoint(size, checkpoint)
-        writer.set_head(
-            size=size,
-            last_time=validator.last_time,
-            last_leaf_hash=validator.last_leaf_hash or ZERO_HASH,
-            checkpoint=checkpoint,
-        )
-    return seqs
+    if size == first:
+        return seqs, None
+    checkpoint = sign_checkpoint(Checkpoint(origin, size, validator.root()), signer)
+    writer.put_checkpoint(size, checkpoint.note)
+    writer.set_head(
+        size=size,
+        last_time=validator.last_time,
+        last_leaf_hash=validator.last_leaf_hash or ZERO_HASH,
+        checkpoint=checkpoint.note,
+    )
+    return seqs, checkpoint
 
 
 def _existing_seq(state: LedgerState, reader: StoreReader, item: Submitted) -> int | None:

@@ -48,7 +48,7 @@ from redlist.ledger.integrity import (
     read_head,
     scanned,
 )
-from redlist.ledger.note import VerifierKey
+from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import Balance, MemoryState, config_to_bytes
 from redlist.ledger.store import FORMAT_MARKER, StoreReader

@@ -33,7 +33,8 @@ from typing import NoReturn, TypeVar
 from redlist.ledger import merkle
 from redlist.ledger.entry import AnyBody, Envelope, Leaf, decode_body
 from redlist.ledger.errors import FormatError, IntegrityError, NoteError
-from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
+from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
+from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.store import StoreReader
 
 #: What each problem ``check`` means. Problems found by replaying the points
@@ -323,7 +324,7 @@ def first_leaf(level: int, index: int) -> int:
 # Checkpoints
 
 
-def open_stored_checkpoint(raw: bytes, key: VerifierKey, size: int) -> Checkpoint:
+def open_stored_checkpoint(raw: bytes, key: VerifierKey, size: int) -> SignedCheckpoint:
     """The stored checkpoint for tree size ``size``, verified with the log key."""
     try:
         checkpoint = open_checkpoint(raw.decode("utf-8"), key)
@@ -342,7 +343,7 @@ def open_stored_checkpoint(raw: bytes, key: VerifierKey, size: int) -> Checkpoin
     return checkpoint
 
 
-def check_root(checkpoint: Checkpoint, root: bytes, how: str) -> None:
+def check_root(checkpoint: SignedCheckpoint, root: bytes, how: str) -> None:
     if checkpoint.root != root:
         fail(
             "root",

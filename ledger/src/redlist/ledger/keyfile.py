@@ -16,6 +16,7 @@ Every failure is a ``KeyFileError`` that names the file.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from redlist.ledger import crypto
-from redlist.ledger.errors import KeyFileError
+from redlist.ledger.errors import KeyFileError, NoteError, RedlistError
+from redlist.ledger.note.keys import ALG_ED25519, VerifierKey
 
 PUBLIC_SUFFIX = ".pub"
 PRIVATE_MODE = 0o600
@@ -31,7 +33,14 @@ PUBLIC_MODE = 0o644
 #: Longest holder name accepted; it ends up in the log's key registration.
 MAX_NAME_LENGTH = 200
 
+#: The name of the file holding a log's verifier key in a node's data directory.
+LOG_PUB_NAME = "log.pub"
+#: A log key file holds one line; anything larger is refused before it is read whole.
+LOG_KEY_FILE_LIMIT = 64 * 1024
+
 _PUBLIC_PEM = b"-----BEGIN PUBLIC KEY-----"
+# How a PEM file (a key, a certificate) begins; a log key is one line, never PEM.
+_PEM_MARK_TEXT = "-----BEGIN "
 _PRIVATE_PEM = b"PRIVATE KEY-----"
 
 
@@ -185,3 +194,69 @@ def _write(path: Path, data: bytes, mode: int, force: bool) -> None:
         raise KeyFileError(f"cannot write {path}: {error.strerror}") from None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def read_log_key(given: str, read_file: Callable[[Path], bytes] | None = None) -> VerifierKey:
+    """A log's verifier key from ``--log-key``: the key string itself, or a file holding it.
+
+    The file is a node's ``log.pub`` (what ``redlist-node init`` writes and prints),
+    read with ``read_file`` (default: at most ``LOG_KEY_FILE_LIMIT`` bytes). Every
+    problem is a ``KeyFileError`` that says what to give instead.
+    """
+    path = Path(given)
+    text = given
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except (OSError, ValueError):  # e.g. a name too long to be a path: a key string then
+        is_file = is_dir = False
+    if is_dir:
+        raise KeyFileError(
+            f"--log-key {given} is a directory; give the log key file (a node's data "
+            f"directory holds it as {path / LOG_PUB_NAME}) or the key string itself"
+        )
+    if is_file:
+        try:
+            text = (read_file or _read_log_key_file)(path).decode("utf-8").strip()
+        except RedlistError as exc:
+            raise KeyFileError(exc.diagnostics()) from None
+        except OSError as exc:
+            raise KeyFileError(f"cannot read the log key file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise KeyFileError(f"the log key file {path} is not UTF-8 text") from None
+        if _PEM_MARK_TEXT in text:
+            raise KeyFileError(
+                f"{path} is a PEM file (a staff key from 'redlist keygen' or a certificate), "
+                f"not the town log's key; that is {LOG_PUB_NAME} in the node's data "
+                "directory, also printed by 'redlist-node init'"
+            )
+    elif "+" not in given and ("/" in given or "." in given):
+        # A file name or path that names nothing: a key string always has two '+'.
+        raise KeyFileError(
+            f"the log key file {given} does not exist (--log-key takes that file, e.g. the "
+            f"node's {LOG_PUB_NAME}, or the key string itself)"
+        )
+    try:
+        log_key = VerifierKey.parse(text)
+    except NoteError as exc:
+        what = f"the file {path}" if text is not given else repr(given)
+        raise KeyFileError(
+            f"{what} is not a log verifier key (name+hash+key, as 'redlist-node init' "
+            f"prints it): {exc}"
+        ) from None
+    if log_key.algorithm != ALG_ED25519:
+        raise KeyFileError(
+            f"{log_key.name} is a witness cosigning key; the log's own key is needed"
+        )
+    return log_key
+
+
+def _read_log_key_file(path: Path) -> bytes:
+    """A log key file's bytes, refused when it is larger than a key file can be."""
+    with path.open("rb") as stream:
+        data = stream.read(LOG_KEY_FILE_LIMIT + 1)
+    if len(data) > LOG_KEY_FILE_LIMIT:
+        raise KeyFileError(
+            f"the log key file {path} is larger than {LOG_KEY_FILE_LIMIT:,} bytes: it is not "
+            f"a log key file (that is one line, the node's {LOG_PUB_NAME})"
+        )
+    return data

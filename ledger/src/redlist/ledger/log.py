@@ -33,18 +33,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from redlist.ledger import crypto, merkle
+from redlist.ledger import crypto, keyfile, merkle
 from redlist.ledger.append import decode_batch, verify_ahead, write_batch
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import (
     FormatError,
     IntegrityError,
     KeyFileError,
+    NoteError,
     PageTokenError,
     ProofError,
     StoreError,
 )
-from redlist.ledger.note import NoteSigner, VerifierKey
+from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
+from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.ledger.sigworkers import available_cores
 from redlist.ledger.state import TargetRecord
@@ -66,7 +68,7 @@ from redlist.ledger.store import (
 from redlist.ledger.tailcheck import check_tail
 
 LOG_KEY_NAME = "log.key"
-LOG_PUB_NAME = "log.pub"
+LOG_PUB_NAME = keyfile.LOG_PUB_NAME
 #: Threads verifying a log's signatures when no scheduler is given, at most.
 MAX_THREADS = 16
 
@@ -76,7 +78,7 @@ class AppendResult:
     """The seq of every envelope of a batch (in order) and the checkpoint that covers them."""
 
     seqs: tuple[int, ...]
-    checkpoint: str
+    checkpoint: SignedCheckpoint
 
 
 class Log:
@@ -105,6 +107,8 @@ class Log:
         #: The caller's scheduler (``verify_signatures_with``), else one of threads.
         self._scheduler: SignatureScheduler | None = None
         self._own_scheduler: SignatureScheduler | None = None
+        # The latest checkpoint, verified once; a stored note equal to its text is it.
+        self._latest: SignedCheckpoint | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -243,10 +247,11 @@ class Log:
         with self._store.read() as reader:
             verdicts = verify_ahead(batch, reader, self._signature_scheduler())
         with self._write_lock, self._store.write() as writer:
-            seqs = write_batch(
+            seqs, signed = write_batch(
                 writer, batch, verdicts.drain(), origin=self.origin, signer=signer, now_ms=now_ms
             )
-            checkpoint = writer.checkpoint()
+            checkpoint = signed if signed is not None else self._opened(writer.checkpoint())
+        self._latest = checkpoint
         return AppendResult(tuple(seqs), checkpoint)
 
     def verify_signatures_with(self, scheduler: SignatureScheduler | None) -> None:
@@ -277,17 +282,37 @@ class Log:
         with self._store.read() as reader:
             return reader.size()
 
-    def checkpoint(self) -> str:
-        """The latest signed checkpoint (C2SP note text)."""
-        with self._store.read() as reader:
-            return reader.checkpoint()
+    def checkpoint(self) -> SignedCheckpoint:
+        """The latest signed checkpoint, verified with the log's key.
 
-    def checkpoint_at(self, size: int) -> str | None:
+        A stored checkpoint that does not verify is an ``IntegrityError``.
+        """
+        with self._store.read() as reader:
+            note = reader.checkpoint()
+        checkpoint = self._opened(note)
+        self._latest = checkpoint
+        return checkpoint
+
+    def checkpoint_at(self, size: int) -> SignedCheckpoint | None:
         """The checkpoint this log signed at tree size ``size``, if it signed one."""
         if size < 0:
             return None
         with self._store.read() as reader:
-            return reader.checkpoint_at(size)
+            note = reader.checkpoint_at(size)
+        return None if note is None else self._opened(note)
+
+    def _opened(self, note: str) -> SignedCheckpoint:
+        """The stored checkpoint ``note``, verified (once: the latest one is kept)."""
+        latest = self._latest
+        if latest is not None and latest.note == note:
+            return latest
+        try:
+            return open_checkpoint(note, self.verifier_key)
+        except NoteError as exc:
+            raise IntegrityError(
+                f"a checkpoint stored in log {self.origin} does not verify with the log's own "
+                f"key ({exc}): the store is damaged; run 'redlist-node check --full'"
+            ) from None
 
     def leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         """``(seq, leaf bytes)`` for seq in ``[start, end)``, streamed from one snapshot.

@@ -25,7 +25,8 @@ from enum import Enum
 
 from redlist.ledger import merkle
 from redlist.ledger.errors import NoteError, ProofError, RedlistError
-from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
+from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
+from redlist.ledger.note.keys import VerifierKey
 
 #: What an evidence file says it is (its "format" member).
 EVIDENCE_FORMAT = "redlist-split-view/1"
@@ -210,7 +211,9 @@ def _two_roots(size: int) -> str:
     return f"two checkpoints of size {size} with different roots: the log shows two histories"
 
 
-def _inconsistency(size: int, root: bytes, later: Checkpoint, proof: Sequence[bytes]) -> str | None:
+def _inconsistency(
+    size: int, root: bytes, later: SignedCheckpoint, proof: Sequence[bytes]
+) -> str | None:
     if later.size == size:
         return _two_roots(size) if later.root != root else None
     try:

@@ -29,7 +29,6 @@ from typing import Protocol
 
 from redlist.ledger.errors import BatchError, FormatError, RedlistError, StoreError
 from redlist.ledger.log import AppendResult
-from redlist.ledger.note import Checkpoint, Note
 from redlist.node.detach import without_frames
 
 logger = logging.getLogger(__name__)
@@ -150,7 +149,7 @@ class _GroupCommit:
                 envelopes=len(envelopes),
                 first_seq=min(result.seqs),
                 last_seq=max(result.seqs),
-                tree_size=checkpoint_size(result.checkpoint),
+                tree_size=result.checkpoint.size,
                 seconds=seconds,
             )
         )
@@ -186,11 +185,6 @@ class _GroupCommit:
         for member in members:
             if self._outcomes[member] is None:
                 self._attempt([member])
-
-
-def checkpoint_size(checkpoint: str) -> int:
-    """The tree size a signed checkpoint note states."""
-    return Checkpoint.from_text(Note.parse(checkpoint).text).size
 
 
 @dataclass(eq=False)

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redlist.ledger import bundle, merkle
-from redlist.ledger.errors import IntegrityError, NoteError, StoreError
+from redlist.ledger.errors import IntegrityError, StoreError
 from redlist.ledger.log import Log
-from redlist.ledger.note import Checkpoint, open_checkpoint
+from redlist.ledger.note.checkpoint import SignedCheckpoint
 
 # Leaves are small (typically 200-400 bytes); a large buffer keeps writes few.
 _WRITE_BUFFER = 1 << 20
@@ -39,7 +39,7 @@ class ExportResult:
 
     path: Path
     manifest: bundle.Manifest
-    checkpoint: Checkpoint
+    checkpoint: SignedCheckpoint
 
 
 def export_full(log: Log, out: Path) -> ExportResult:
@@ -50,15 +50,8 @@ def export_full(log: Log, out: Path) -> ExportResult:
     ``IntegrityError`` when the stored leaves do not match the checkpoint.
     """
     _check_destination(out)
-    checkpoint_text = log.checkpoint()
-    # The log's own key must accept its checkpoint; the size it names is the end.
-    try:
-        checkpoint = open_checkpoint(checkpoint_text, log.verifier_key)
-    except NoteError as error:
-        raise IntegrityError(
-            f"the latest checkpoint of log {log.origin} does not verify with the log's own "
-            f"key ({error.diagnostics()}): the store is damaged; nothing was exported"
-        ) from None
+    # Verified with the log's own key (IntegrityError if not); its size is the end.
+    checkpoint = log.checkpoint()
     manifest = bundle.Manifest(origin=log.origin, start=0, end=checkpoint.size)
     with _staging(out) as staging:
         root = _write_leaves(log, staging / bundle.LEAVES_FILE, manifest.start, manifest.end)
@@ -67,7 +60,7 @@ def export_full(log: Log, out: Path) -> ExportResult:
                 f"the stored leaves of log {log.origin} do not match its checkpoint at size "
                 f"{checkpoint.size}: the store is damaged; nothing was exported"
             )
-        _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint_text.encode("utf-8"))
+        _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
         _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
     return ExportResult(out, manifest, checkpoint)
 

@@ -2,7 +2,8 @@
 
 The servicer never builds or reads a message field itself; it calls these. Leaves,
 checkpoints and proof hashes travel as the exact bytes and texts of DESIGN 3, so
-the conversions only copy them: nothing is re-encoded on the way out.
+the conversions only copy them: nothing is re-encoded on the way out (a
+``SignedCheckpoint`` goes out as the note it was signed as).
 
 Only the server's direction lives here. Reading answers back into values is the
 clients' side: ``redlist.proto.client`` (shared by the staff client) does it.
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from redlist.ledger.log import AppendResult
+from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.statement import AccountStatement, StatementEntry
 from redlist.v1 import ledger_pb2 as pb
 
@@ -23,11 +25,11 @@ def envelopes_from_request(request: pb.SubmitRequest) -> list[bytes]:
 
 
 def submit_response(result: AppendResult) -> pb.SubmitResponse:
-    return pb.SubmitResponse(seqs=result.seqs, checkpoint=result.checkpoint)
+    return pb.SubmitResponse(seqs=result.seqs, checkpoint=result.checkpoint.note)
 
 
-def checkpoint_response(checkpoint: str) -> pb.GetCheckpointResponse:
-    return pb.GetCheckpointResponse(checkpoint=checkpoint)
+def checkpoint_response(checkpoint: SignedCheckpoint) -> pb.GetCheckpointResponse:
+    return pb.GetCheckpointResponse(checkpoint=checkpoint.note)
 
 
 def leaf_data(seq: int, leaf: bytes) -> pb.LeafData:
@@ -42,8 +44,8 @@ def follow_leaf(seq: int, leaf: bytes) -> pb.FollowEvent:
     return pb.FollowEvent(leaf=leaf_data(seq, leaf))
 
 
-def follow_checkpoint(checkpoint: str) -> pb.FollowEvent:
-    return pb.FollowEvent(checkpoint=checkpoint)
+def follow_checkpoint(checkpoint: SignedCheckpoint) -> pb.FollowEvent:
+    return pb.FollowEvent(checkpoint=checkpoint.note)
 
 
 def account_message(statement: AccountStatement) -> pb.Account:

@@ -1,12 +1,12 @@
 """A blocking client of one town node's ``Ledger`` service (DESIGN 4), for the staff tools.
 
-``LedgerClient`` builds on the auditor's :class:`~redlist.proto.client.NodeConnection`
+``LedgerClient`` builds on the shared :class:`~redlist.proto.client.NodeConnection`
 (address check, channel, TLS, the checkpoint and account calls and their
-conversion) and adds what staff need: submitting entries and reading single
-entries. It is synchronous by construction: a plain (non-asyncio) gRPC channel
-over the generated ``LedgerStub``; there is no async variant to choose between at
-run time. Each method turns the wire messages into plain values, so commands never
-touch protobuf.
+conversion) and adds what staff need: submitting entries, proving they were
+recorded, and reading single entries. It is synchronous by construction: a plain
+(non-asyncio) gRPC channel over the generated ``LedgerStub``; there is no async
+variant to choose between at run time. Each method turns the wire messages into
+plain values, so commands never touch protobuf.
 
 Errors, in words the clerk and the operator both understand:
 
@@ -18,16 +18,24 @@ Errors, in words the clerk and the operator both understand:
   node's message and, when the node attached them as trailing metadata, the
   broken rule, the batch index and the limit exceeded (``redlist`` exits 1);
 * what the node sent is not what the protocol promises: ``WireError``; cannot be
-  read (a checkpoint or leaf that is not format v1): ``FormatError`` or
-  ``NoteError``.
+  read (a leaf that is not format v1): ``FormatError``;
+* the node did not prove what it said: ``VerificationError`` (``redlist`` exits 1),
+  check ``checkpoint`` (a checkpoint not signed by the town's log key) or
+  ``inclusion`` (an entry it says it recorded that it cannot show in its log).
 
-Nothing the node says is verified here: this client submits entries and shows
-figures. Auditing a node is ``redlist-verify``'s job.
+What the node proves is checked; what it merely states is not. Every checkpoint
+it sends is verified with the town log's key (``log_key``, see
+:mod:`redlist.staff.knownlogs`), so the log name every entry is signed for is the
+one the key vouches for. For every entry submitted, ``prove_recorded`` fetches
+the leaf the node put it in, checks that it holds exactly the bytes sent, and
+checks its inclusion proof against the verified checkpoint's root, before a
+command says "recorded". Account figures and entry lists are the node's word;
+auditing them is ``redlist-verify``'s job.
 
 Transport: plaintext unless TLS is asked for. :func:`add_node_argument` gives
 every command ``--node`` together with ``--tls-ca``, ``--tls-cert`` and
 ``--tls-key``, and stores them as one :class:`NodeAddress` in ``args.node``, so
-``LedgerClient(args.node)`` connects the way the user asked. Any of the three
+``connect(args)`` connects the way the user asked. Any of the three
 turns TLS on: ``--tls-ca`` is the CA that signed the node's certificate (the
 system's trusted CAs when absent); ``--tls-cert`` and ``--tls-key`` are this
 client's own certificate and key, for a node that requires them (mutual TLS).
@@ -36,24 +44,44 @@ client's own certificate and key, for a node that requires them (mutual TLS).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Generator, Iterator, Sequence
+import itertools
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from redlist.ledger import merkle
 from redlist.ledger.entry import AnyBody, Envelope, Genesis, Leaf, decode_body
-from redlist.ledger.errors import FormatError, RedlistError
-from redlist.ledger.note import Checkpoint, Note
-from redlist.proto.client import NodeConnection, RemoteAccount, RemoteTLS
+from redlist.ledger.errors import (
+    FormatError,
+    NoteError,
+    ProofError,
+    RedlistError,
+    VerificationError,
+)
+from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
+from redlist.ledger.note.keys import VerifierKey
+from redlist.proto.client import NodeConnection, RemoteAccount, RemoteTLS, check_address
 from redlist.proto.errors import NodeError, WireError
+from redlist.staff import knownlogs
 from redlist.v1 import ledger_pb2
 
 #: How long a read call may take before the node counts as not answering.
 DEFAULT_TIMEOUT_S = 30.0
 #: Submit waits for a durable commit of the whole batch, so it gets longer.
 SUBMIT_TIMEOUT_S = 120.0
+
+#: Inclusion proofs asked for at once when proving entries recorded: enough to hide the
+#: round trip, well under the calls a node serves one client at once (16 by default).
+PROOFS_IN_FLIGHT = 8
+
+# What a clerk is told when a node answered "recorded" but could not prove it.
+_NOT_RECORDED = (
+    "Do not count it as recorded: tell the town admin, and check with 'redlist account' "
+    "before submitting it again"
+)
 
 # The batch may have been committed just before the answer was lost.
 _MAYBE_RECORDED = (
@@ -102,13 +130,23 @@ class _NodeOption(argparse.Action):
 
 
 def add_node_argument(parser: argparse.ArgumentParser) -> None:
-    """``--node HOST:PORT`` and its TLS options; ``args.node`` becomes a :class:`NodeAddress`."""
+    """``--node HOST:PORT``, ``--log-key`` and the TLS options.
+
+    ``args.node`` becomes a :class:`NodeAddress`; :func:`connect` uses them all.
+    """
     parser.add_argument(
         "--node",
         required=True,
         action=_NodeOption,
         metavar="HOST:PORT",
         help="the town node's address, e.g. 127.0.0.1:7420",
+    )
+    parser.add_argument(
+        "--log-key",
+        dest="log_key",
+        metavar="VKEY|FILE",
+        help="the town log's key (its log.pub file from the admin, or the key text); "
+        "needed once per node, then remembered",
     )
     tls = parser.add_argument_group("reaching the node over TLS (plaintext when not given)")
     tls.add_argument(
@@ -137,40 +175,59 @@ def add_node_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_checkpoint(text: str) -> Checkpoint:
-    """The checkpoint in a signed note, *without* checking its signatures.
+def connect(args: argparse.Namespace, known: knownlogs.KnownLogs | None = None) -> LedgerClient:
+    """A client of ``args.node`` that holds the node to the town log's key.
 
-    Good enough to learn the log's origin and size from the node the entries
-    are sent to; an auditor checks signatures with the log key (redlist-verify).
+    The key is ``args.log_key`` or the one remembered for the address in ``known``
+    (default: the user's known-logs file). On first contact the node's checkpoint
+    is verified with the given key before the key is remembered (and that is said
+    on stderr). Raises ``KeyFileError`` when no key is known or the given one is not
+    the remembered one, ``VerificationError`` when the node does not prove its log.
     """
-    return Checkpoint.from_text(Note.parse(text).text)
+    check_address(str(args.node))  # a typing mistake first, before any key question
+    known = knownlogs.KnownLogs(knownlogs.default_path()) if known is None else known
+    choice = knownlogs.choose_log_key(str(args.node), args.log_key, known)
+    client = LedgerClient(args.node, log_key=choice.log_key, key_source=choice.source)
+    if choice.remember:
+        try:
+            client.latest()
+            knownlogs.announce_remembered(str(args.node), choice, known)
+        except BaseException:
+            client.close()
+            raise
+    return client
 
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """The seq of every submitted envelope (in order) and the checkpoint covering them."""
+    """The seq of every submitted envelope (in order) and the verified checkpoint covering
+    them (not yet proof that they are in it: see ``LedgerClient.prove_recorded``)."""
 
     seqs: tuple[int, ...]
-    checkpoint: str
+    checkpoint: SignedCheckpoint
 
     @property
     def tree_size(self) -> int:
         """The size of the log at ``checkpoint``: one past every seq in ``seqs``."""
-        return read_checkpoint(self.checkpoint).size
+        return self.checkpoint.size
 
 
 class LedgerClient(NodeConnection):
     """A synchronous client of the ``Ledger`` service of the node at ``address``.
 
-    Use it as a context manager (or call ``close``) so the channel is released.
-    ``tls`` (default: the one a :class:`NodeAddress` carries) selects TLS; without
-    it the channel is plaintext.
+    Every checkpoint the node sends must verify with ``log_key``, the town log's key;
+    ``key_source`` says where that key came from, for messages ("given with
+    --log-key"). Use it as a context manager (or call ``close``) so the channel is
+    released. ``tls`` (default: the one a :class:`NodeAddress` carries) selects TLS;
+    without it the channel is plaintext.
     """
 
     def __init__(
         self,
         address: str,
         *,
+        log_key: VerifierKey,
+        key_source: str = "given with --log-key",
         tls: RemoteTLS | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         submit_timeout: float = SUBMIT_TIMEOUT_S,
@@ -178,6 +235,8 @@ class LedgerClient(NodeConnection):
         if tls is None and isinstance(address, NodeAddress):
             tls = address.tls
         super().__init__(address, tls=tls, timeout=timeout)
+        self.log_key = log_key
+        self.key_source = key_source
         self.submit_timeout = submit_timeout
 
     # -- writing -------------------------------------------------------------
@@ -198,16 +257,88 @@ class LedgerClient(NodeConnection):
             raise WireError(
                 f"the node answered {len(seqs)} entry numbers for {len(envelopes)} entries"
             )
-        return SubmitResult(seqs, response.checkpoint)
+        checkpoint = self.verified(response.checkpoint, after_submit=True)
+        beyond = [seq for seq in seqs if seq >= checkpoint.size]
+        if beyond:
+            raise VerificationError(
+                "inclusion",
+                f"the node says it recorded an entry as number {beyond[0]}, but the checkpoint "
+                f"it signed covers only {checkpoint.size} entries. {_NOT_RECORDED}",
+                seq=beyond[0],
+            )
+        return SubmitResult(seqs, checkpoint)
+
+    def prove_recorded(self, sent: Mapping[int, bytes], checkpoint: SignedCheckpoint) -> None:
+        """Check that the log at ``checkpoint`` holds each envelope of ``sent`` at its seq.
+
+        ``sent`` maps a seq the node answered to the envelope bytes sent for it. Per
+        entry: the leaf at that seq (fetched in runs of consecutive seqs) holds
+        exactly those bytes, and the node's inclusion proof puts that leaf's hash
+        in the tree whose root ``checkpoint`` signs. Raises ``VerificationError``
+        (check ``inclusion``) at the first entry that fails.
+        """
+        for start, end in _runs(sorted(sent)):
+            leaves = dict(self.get_leaves(start, end))
+            for seq, data in leaves.items():
+                _check_leaf(seq, data, sent[seq])
+            # Proofs are asked for a window at a time: one round trip's wait, not one per entry.
+            seqs = list(leaves)
+            for first in range(0, len(seqs), PROOFS_IN_FLIGHT):
+                window = seqs[first : first + PROOFS_IN_FLIGHT]
+                proofs = self._inclusion_proofs(window, checkpoint.size)
+                for seq, hashes in zip(window, proofs, strict=True):
+                    _check_inclusion(seq, leaves[seq], hashes, checkpoint)
+
+    def _inclusion_proofs(self, seqs: Sequence[int], tree_size: int) -> list[tuple[bytes, ...]]:
+        """The node's inclusion proofs of ``seqs`` in the tree of ``tree_size``, in order."""
+        calls = [
+            (
+                seq,
+                self._stub.GetInclusionProof.future(
+                    ledger_pb2.InclusionProofRequest(seq=seq, tree_size=tree_size),
+                    timeout=self.timeout,
+                ),
+            )
+            for seq in seqs
+        ]
+        proofs: list[tuple[bytes, ...]] = []
+        try:
+            for seq, call in calls:
+                try:
+                    proof = call.result()
+                except grpc.RpcError as error:
+                    raise self._error(error, f"GetInclusionProof for entry {seq}") from None
+                if proof.tree_size not in (0, tree_size):
+                    raise _not_recorded(seq, f"its proof is for a log of {proof.tree_size} entries")
+                proofs.append(tuple(proof.hashes))
+        finally:
+            for _, call in calls:
+                call.cancel()  # a no-op for the answered ones
+        return proofs
 
     # -- reading -------------------------------------------------------------
 
-    def latest(self) -> Checkpoint:
-        """The node's latest checkpoint, read (not verified): origin, size and root.
+    def latest(self) -> SignedCheckpoint:
+        """The node's latest checkpoint, verified with the log key: origin, size and root.
 
-        Its origin (first line) is the log name every entry body must carry.
+        Its origin is the log name every entry body must carry.
         """
-        return read_checkpoint(self.get_checkpoint())
+        return self.verified(self.get_checkpoint())
+
+    def verified(self, note: str, *, after_submit: bool = False) -> SignedCheckpoint:
+        """A checkpoint the node sent, verified with the log key (``VerificationError``)."""
+        try:
+            return open_checkpoint(note, self.log_key)
+        except NoteError as error:
+            consequence = _NOT_RECORDED if after_submit else "Nothing was recorded."
+            raise VerificationError(
+                "checkpoint",
+                f"the node at {self.address} did not prove that it keeps the town's log: the "
+                f"checkpoint it sent does not verify with the log key "
+                f"{self.log_key.describe()} ({self.key_source}): {error.diagnostics()}. "
+                f"{consequence} Tell the town admin: this address may lead to another node, "
+                "or the node's log was replaced",
+            ) from None
 
     def get_leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         """``(seq, leaf bytes)`` for ``start <= seq < end``, in order."""
@@ -262,3 +393,41 @@ class LedgerClient(NodeConnection):
         if unreachable is not None:
             return unreachable
         return self._refusal(error, action)
+
+
+def _check_leaf(seq: int, data: bytes, envelope: bytes) -> None:
+    """The leaf the node sent for ``seq`` holds exactly ``envelope`` at ``seq``."""
+    try:
+        leaf = Leaf.from_bytes(data)
+    except FormatError as error:
+        raise _not_recorded(seq, f"the entry it holds there cannot be read ({error})") from None
+    if leaf.seq != seq or leaf.envelope != envelope:
+        raise _not_recorded(seq, "the entry it holds there is not the one sent")
+
+
+def _check_inclusion(
+    seq: int, data: bytes, hashes: Sequence[bytes], checkpoint: SignedCheckpoint
+) -> None:
+    """The proof ``hashes`` puts leaf ``data`` at ``seq`` in the tree ``checkpoint`` signs."""
+    try:
+        merkle.verify_inclusion(
+            merkle.leaf_hash(data), seq, checkpoint.size, hashes, checkpoint.root
+        )
+    except ProofError as error:
+        problem = f"its proof does not place that entry in the log it signed ({error})"
+        raise _not_recorded(seq, problem) from None
+
+
+def _not_recorded(seq: int, problem: str) -> VerificationError:
+    return VerificationError(
+        "inclusion",
+        f"the node says it recorded this entry as number {seq}, but {problem}. {_NOT_RECORDED}",
+        seq=seq,
+    )
+
+
+def _runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """Sorted ``seqs`` as ``[start, end)`` runs of consecutive numbers."""
+    for _, group in itertools.groupby(enumerate(seqs), key=lambda pair: pair[1] - pair[0]):
+        run = [seq for _, seq in group]
+        yield run[0], run[-1] + 1

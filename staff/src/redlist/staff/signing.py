@@ -66,13 +66,18 @@ def read_signers(signer: Path, cosigners: Sequence[Path] = ()) -> tuple[crypto.S
 def submit_entry(
     client: LedgerClient, draft: _Body, signers: Sequence[crypto.SigningKey], *, action: str
 ) -> tuple[_Body, int]:
-    """Address ``draft`` to the node's log, sign it and submit it alone.
+    """Address ``draft`` to the node's log, sign it, submit it alone and prove it recorded.
 
-    Returns the body as recorded and its seq; ``action`` names the entry in a refusal
-    ("the award", "rule V01").
+    The log's name comes from the node's checkpoint, verified with the log key.
+    Returns the body as recorded and its seq once the node has shown the entry in
+    its log (``LedgerClient.prove_recorded``); ``action`` names the entry in a
+    refusal ("the award", "rule V01").
     """
     body = addressed(draft, client.latest().origin)
-    return body, client.submit([seal(body, signers)], action=action).seqs[0]
+    envelope = seal(body, signers)
+    result = client.submit([envelope], action=action)
+    client.prove_recorded({result.seqs[0]: envelope}, result.checkpoint)
+    return body, result.seqs[0]
 
 
 def seal(body: Body, signers: Sequence[crypto.SigningKey]) -> bytes:

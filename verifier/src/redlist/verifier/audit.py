@@ -1,8 +1,9 @@
 """The audit: a state machine over bytes that re-checks a log from its leaves.
 
-An ``Auditor`` is handed the log's key (from outside the data), then the signed
-checkpoint (``check_checkpoint``), then each leaf's exact bytes in seq order,
-then the checkpoint again (``finish``). It fetches nothing, stores nothing, and
+An ``Auditor`` is handed the log's key (from outside the data), then the checkpoint
+(``check_checkpoint``: a ``SignedCheckpoint`` its source verified with that key when
+reading it), then each leaf's exact bytes in seq order, then the checkpoint again
+(``finish``). It fetches nothing, stores nothing, and
 starts no thread or process: reading bundles or nodes, and verifying signatures
 in parallel, is its driver's job (``source.audit`` and ``nodeaudit.verify_node``
 run ``sigschedule.check_leaves``, which calls ``read``, ``signatures`` and
@@ -36,8 +37,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from redlist.ledger import crypto, merkle, points
-from redlist.ledger.errors import NoteError, RedlistError, RuleViolation, VerificationError
-from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
+from redlist.ledger.errors import RedlistError, RuleViolation, VerificationError
+from redlist.ledger.note.checkpoint import SignedCheckpoint
+from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.points import SignatureCheck
 from redlist.ledger.state import MemoryState
 from redlist.ledger.validator import LogValidator, Reading, Triple, read_leaf
@@ -106,9 +108,8 @@ class Auditor:
                 self._snapshots[0] = merkle.EMPTY_ROOT
             elif head.size == self._start:
                 self._snapshots[head.size] = self._validator.root()
-        self._expected: Checkpoint | None = None
+        self._expected: SignedCheckpoint | None = None
         self._expected_size: int | None = None
-        self._expected_text = ""
         self._statement: list[StatementLine] = []
         self._failure: VerificationError | None = None
 
@@ -140,16 +141,20 @@ class Auditor:
 
     # -- the checkpoint ----------------------------------------------------
 
-    def check_checkpoint(self, checkpoint_text: bytes | str) -> Checkpoint:
-        """Verify the signed checkpoint against the log key and the trusted heads.
+    def check_checkpoint(self, checkpoint: SignedCheckpoint) -> SignedCheckpoint:
+        """Check the checkpoint (verified where it was read) against the trusted heads.
 
-        Call it before feeding leaves: a forged checkpoint or a rollback is then
-        reported before any leaf is read, and extra leaves are caught as they come.
+        It must have been verified with this audit's log key. Call it before feeding
+        leaves: a rollback is then reported before any leaf is read, and extra leaves
+        are caught as they come.
         """
-        try:
-            checkpoint = open_checkpoint(checkpoint_text, self._log_key)
-        except NoteError as exc:
-            raise self._fail(None, "checkpoint", f"the checkpoint does not verify: {exc}") from None
+        if checkpoint.log_key != self._log_key:
+            raise self._fail(
+                None,
+                "checkpoint",
+                f"the checkpoint was verified with key {checkpoint.log_key.describe()}, "
+                f"not with this log's key {self._log_key.describe()}",
+            )
         if checkpoint.size < self._start:
             raise self._fail(
                 None,
@@ -161,12 +166,9 @@ class Auditor:
             self._check_head_fits(head, checkpoint)
         self._expected = checkpoint
         self._expected_size = checkpoint.size
-        self._expected_text = (
-            checkpoint_text if isinstance(checkpoint_text, str) else bytes(checkpoint_text).decode()
-        )
         return checkpoint
 
-    def _check_head_fits(self, head: TrustedHead, checkpoint: Checkpoint) -> None:
+    def _check_head_fits(self, head: TrustedHead, checkpoint: SignedCheckpoint) -> None:
         if head.size > checkpoint.size:
             check = "rollback" if head.source == STATE_FILE_SOURCE else "consistency"
             raise self._fail(
@@ -241,11 +243,11 @@ class Auditor:
             return self._failure
         return self._fail(self.next_seq, check, message)
 
-    def finish(self, checkpoint_text: bytes | str) -> AuditResult:
+    def finish(self, checkpoint: SignedCheckpoint) -> AuditResult:
         """Check the checkpoint against the leaves fed; return what was established."""
         if self._failure is not None:
             raise self._failure
-        checkpoint = self.check_checkpoint(checkpoint_text)
+        self.check_checkpoint(checkpoint)
         count = self._validator.size
         if count != checkpoint.size:
             raise self._fail(
@@ -309,7 +311,7 @@ class Auditor:
             )
         )
 
-    def _result(self, checkpoint: Checkpoint) -> AuditResult:
+    def _result(self, checkpoint: SignedCheckpoint) -> AuditResult:
         state = self._state
         config = state.config() if self._full else None
         accounts: dict[str, AccountSummary] = {}
@@ -330,7 +332,6 @@ class Auditor:
             statement = tuple(self._statement)
         return AuditResult(
             checkpoint=checkpoint,
-            checkpoint_text=self._expected_text,
             start=self._start,
             balances_recomputed=self._full,
             first_prev_checked=self._first_prev_checked,

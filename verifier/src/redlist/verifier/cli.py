@@ -28,16 +28,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+from redlist.ledger import keyfile
 from redlist.ledger.console import discard_stdout
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import (
     KeyFileError,
-    NoteError,
     RedlistError,
     SourceError,
     VerificationError,
 )
-from redlist.ledger.note import ALG_ED25519, VerifierKey
+from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.sigworkers import tune_interpreter
 from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
@@ -55,10 +55,6 @@ from redlist.verifier.statefile import (
 )
 
 PROGRAM = "redlist-verify"
-#: The name of the file holding a node's log key in its data directory (redlist.ledger.log).
-LOG_PUB_NAME = "log.pub"
-# How a PEM file (a key, a certificate) begins; a log key is one line, never PEM.
-_PEM_MARK = "-----BEGIN "
 EXIT_VERIFIED = 0
 EXIT_FAILED = 1
 EXIT_CANNOT_START = 2
@@ -246,7 +242,7 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
         semantics = None
         if audited.resume_point is not None:
             semantics = save_semantics(args.state, result.origin, audited.resume_point)
-        save_state(args.state, PinnedState.from_result(log_key, result, semantics))
+        save_state(args.state, PinnedState.from_result(result, semantics))
     if args.json:
         stdout.write(json.dumps(report.result_json(result, args.account), ensure_ascii=False))
         stdout.write("\n")
@@ -272,7 +268,7 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
     log_key = _resolve_log_key(args.log_key, pinned)
     resume, fallback, head = None, None, None
     if pinned is not None:
-        head = PinnedHead(pinned.tree_size, pinned.root, pinned.checkpoint, STATE_FILE_SOURCE)
+        head = PinnedHead(pinned.checkpoint, STATE_FILE_SOURCE)
         if args.account is not None:
             fallback = "a statement (--account) needs every entry"
         else:
@@ -305,7 +301,7 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
     result = outcome.result
     if args.state is not None:
         semantics = save_semantics(args.state, result.origin, outcome.resume_point)
-        save_state(args.state, PinnedState.from_result(log_key, result, semantics))
+        save_state(args.state, PinnedState.from_result(result, semantics))
     if args.json:
         value = report.result_json(result, args.account)
         value["node"] = outcome.to_json()
@@ -328,60 +324,14 @@ def _resolve_log_key(given: str | None, pinned: PinnedState | None) -> VerifierK
                 "town, not from the bundle), or --state with a file from an earlier run"
             )
         return pinned.log_key
-    log_key = _read_log_key(given)
+    log_key = keyfile.read_log_key(
+        given, lambda path: read_limited(path, SMALL_LIMIT, "the log key file")
+    )
     if pinned is not None and log_key != pinned.log_key:
         raise KeyFileError(
             f"the log key given ({log_key.encode()}) is not the key pinned in the state file "
             f"({pinned.log_key.encode()}); if the town really changed its key, check the new "
             "key with the town and start a new state file"
-        )
-    return log_key
-
-
-def _read_log_key(given: str) -> VerifierKey:
-    path = Path(given)
-    text = given
-    try:
-        is_file, is_dir = path.is_file(), path.is_dir()
-    except (OSError, ValueError):  # e.g. a name too long to be a path: a key string then
-        is_file = is_dir = False
-    if is_dir:
-        raise KeyFileError(
-            f"--log-key {given} is a directory; give the log key file (a node's data "
-            f"directory holds it as {path / LOG_PUB_NAME}) or the key string itself"
-        )
-    if is_file:
-        try:
-            text = read_limited(path, SMALL_LIMIT, "the log key file").decode("utf-8").strip()
-        except SourceError as exc:
-            raise KeyFileError(str(exc)) from None
-        except OSError as exc:
-            raise KeyFileError(f"cannot read the log key file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise KeyFileError(f"the log key file {path} is not UTF-8 text") from None
-        if _PEM_MARK in text:
-            raise KeyFileError(
-                f"{path} is a PEM file (a staff key from 'redlist keygen' or a certificate), "
-                f"not the town log's key; that is {LOG_PUB_NAME} in the node's data "
-                "directory, also printed by 'redlist-node init'"
-            )
-    elif "+" not in given and ("/" in given or "." in given):
-        # A file name or path that names nothing: a key string always has two '+'.
-        raise KeyFileError(
-            f"the log key file {given} does not exist (--log-key takes that file, e.g. the "
-            f"node's {LOG_PUB_NAME}, or the key string itself)"
-        )
-    try:
-        log_key = VerifierKey.parse(text)
-    except NoteError as exc:
-        what = f"the file {path}" if text is not given else repr(given)
-        raise KeyFileError(
-            f"{what} is not a log verifier key (name+hash+key, as 'redlist-node init' "
-            f"prints it): {exc}"
-        ) from None
-    if log_key.algorithm != ALG_ED25519:
-        raise KeyFileError(
-            f"{log_key.name} is a witness cosigning key; the log's own key is needed"
         )
     return log_key
 

@@ -25,7 +25,8 @@ from typing import NoReturn
 
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, NoteError, VerificationError
-from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
+from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
+from redlist.ledger.note.keys import VerifierKey
 from redlist.proto.client import NodeClient, RemoteAccount, RemoteEntry
 from redlist.verifier.nodehistory import RANDOM, PinnedHead, check_extends, evidence
 from redlist.verifier.results import AccountSummary, AuditResult
@@ -58,17 +59,15 @@ class AccountChecker:
         self,
         client: NodeClient,
         log_key: VerifierKey,
-        checkpoint: Checkpoint,
-        checkpoint_text: str,
+        checkpoint: SignedCheckpoint,
         result: AuditResult,
     ) -> None:
         self._client = client
         self._log_key = log_key
         self._checkpoint = checkpoint
-        self._checkpoint_text = checkpoint_text
         self._result = result
         # Later checkpoints already proven to extend the audited one, by size.
-        self._later: dict[int, tuple[bytes, str]] = {}
+        self._later: dict[int, SignedCheckpoint] = {}
 
     def check_all(self, accounts: Sequence[str]) -> int:
         """Check every account (the first bad one raises); how many came at a later size."""
@@ -107,7 +106,7 @@ class AccountChecker:
 
     def _check_extends(self, account: str, answer: NodeAnswer) -> None:
         """The checkpoint the node's figures are at must extend the audited one."""
-        at, text = answer.at, answer.view.checkpoint
+        at = answer.at
         audited = self._checkpoint
         if at.size < audited.size:
             raise VerificationError(
@@ -115,27 +114,27 @@ class AccountChecker:
                 f"the node's figures for account {account} are as of {at.size} entries, "
                 f"older than the {audited.size} entries it signed before",
             )
-        pin = PinnedHead(audited.size, audited.root, self._checkpoint_text, "the audit")
+        pin = PinnedHead(audited, "the audit")
         if at.size == audited.size:
             if at.root != audited.root:
                 raise VerificationError(
                     "consistency",
                     f"the node's figures for account {account} come with a checkpoint of "
                     f"{at.size} entries whose root differs from the audited one: the node "
-                    "shows two histories" + evidence(pin, text),
+                    "shows two histories" + evidence(pin, at),
                 )
             return
         known = self._later.get(at.size)
         if known is None:
-            check_extends(self._client, pin, at, text)
-            self._later[at.size] = (at.root, text)
-        elif known[0] != at.root:
-            earlier = PinnedHead(at.size, known[0], known[1], "an earlier answer of the node")
+            check_extends(self._client, pin, at)
+            self._later[at.size] = at
+        elif known.root != at.root:
+            earlier = PinnedHead(known, "an earlier answer of the node")
             raise VerificationError(
                 "consistency",
                 f"the node answered with two checkpoints of {at.size} entries with different "
                 f"roots (the second with account {account}): it shows two histories"
-                + evidence(earlier, text),
+                + evidence(earlier, at),
             )
 
 
@@ -150,7 +149,7 @@ class NodeAnswer:
     """
 
     view: RemoteAccount
-    at: Checkpoint
+    at: SignedCheckpoint
     audited: tuple[int, int]
     stated: tuple[int, int]
 
@@ -160,7 +159,7 @@ class NodeAnswer:
         account: str,
         first: RemoteAccount,
         rest: Iterable[RemoteAccount],
-        at: Checkpoint,
+        at: SignedCheckpoint,
         audited_size: int,
     ) -> NodeAnswer:
         """The answer whose pages are ``first`` and ``rest``, at the verified checkpoint

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redlist.ledger.errors import FormatError
-from redlist.ledger.note import VerifierKey
+from redlist.ledger.note.keys import VerifierKey
 from redlist.proto.client import NodeClient
 from redlist.verifier.audit import Auditor
 from redlist.verifier.nodeaccounts import DEFAULT_ACCOUNT_BOUND, AccountChecker, accounts_to_check
@@ -172,10 +172,10 @@ def verify_node(
         resume, fallback = None, "the saved state is not of the pinned checkpoint"
     start = resume.size if resume is not None else 0
     source = NodeSource(client, start=start)
-    checkpoint, checkpoint_text = source.fetch_checkpoint(log_key)
+    checkpoint = source.fetch_checkpoint(log_key)
     consistency_from = None
     if pinned is not None:  # also catches a log smaller than where a resumed run starts
-        check_extends(client, pinned, checkpoint, checkpoint_text)
+        check_extends(client, pinned, checkpoint)
         if checkpoint.size > pinned.size:  # equal sizes need no proof, only equal roots
             consistency_from = pinned.size
     trusted = (TrustedHead(pinned.size, pinned.root, pinned.source),) if pinned else ()
@@ -187,7 +187,7 @@ def verify_node(
     auditor = Auditor(
         log_key, keep_statements_for=keep_statements_for, resume=resume, trusted=trusted
     )
-    auditor.check_checkpoint(checkpoint_text)
+    auditor.check_checkpoint(checkpoint)
     total = checkpoint.size - start
     leaves = source.leaves()
     try:
@@ -198,7 +198,7 @@ def verify_node(
         raise auditor.fail_at_next("seq", str(exc)) from None
     finally:
         leaves.close()  # stops the reader thread when the audit stops early
-    result = auditor.finish(checkpoint_text)
+    result = auditor.finish(checkpoint)
     resume_point = auditor.resume_point()
     if progress is not None:
         progress(done, total)
@@ -207,7 +207,7 @@ def verify_node(
         check_consistency_sample(client, checkpoint, sample_size, observer.sample_root)
         consistency_from = sample_size
     accounts, total_accounts = accounts_to_check(result, account_bound, extra_accounts)
-    checker = AccountChecker(client, log_key, checkpoint, checkpoint_text, result)
+    checker = AccountChecker(client, log_key, checkpoint, result)
     later = checker.check_all(accounts)
     return NodeAudit(
         address=client.address,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from redlist.ledger import merkle
 from redlist.ledger.errors import ProofError, VerificationError
-from redlist.ledger.note import Checkpoint
+from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.proto.client import NodeClient
 
 RANDOM = secrets.SystemRandom()
@@ -32,24 +32,31 @@ RANDOM = secrets.SystemRandom()
 
 @dataclass(frozen=True)
 class PinnedHead:
-    """A checkpoint verified by an earlier run: its size, root and signed text."""
+    """A checkpoint verified before (by an earlier run, or earlier in this one).
 
-    size: int
-    root: bytes
-    checkpoint_text: str
+    ``source`` says where it is kept, for messages ("the state file").
+    """
+
+    checkpoint: SignedCheckpoint
     source: str
 
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
 
-def check_extends(
-    client: NodeClient, pinned: PinnedHead, checkpoint: Checkpoint, checkpoint_text: str
-) -> None:
+    @property
+    def root(self) -> bytes:
+        return self.checkpoint.root
+
+
+def check_extends(client: NodeClient, pinned: PinnedHead, checkpoint: SignedCheckpoint) -> None:
     """The node's checkpoint must extend the pinned one; both are quoted if it does not."""
     if checkpoint.size < pinned.size:
         raise VerificationError(
             "rollback",
             f"the node at {client.address} serves a log of {checkpoint.size} entries, smaller "
             f"than the {pinned.size} entries verified before ({pinned.source}): the log was "
-            "rolled back" + evidence(pinned, checkpoint_text),
+            "rolled back" + evidence(pinned, checkpoint),
         )
     if checkpoint.size == pinned.size:
         if checkpoint.root != pinned.root:
@@ -57,7 +64,7 @@ def check_extends(
                 "consistency",
                 f"the node's checkpoint and {pinned.source} both cover {pinned.size} entries "
                 "but with different roots: the log has shown two histories"
-                + evidence(pinned, checkpoint_text),
+                + evidence(pinned, checkpoint),
             )
         return
     proof = client.get_consistency_proof(pinned.size, checkpoint.size)
@@ -72,15 +79,15 @@ def check_extends(
             "consistency",
             f"the node's checkpoint of {checkpoint.size} entries does not extend the "
             f"checkpoint of {pinned.size} entries held in {pinned.source}: the history "
-            f"verified earlier was rewritten ({exc})" + evidence(pinned, checkpoint_text),
+            f"verified earlier was rewritten ({exc})" + evidence(pinned, checkpoint),
         ) from None
 
 
-def evidence(pinned: PinnedHead, checkpoint_text: str) -> str:
+def evidence(pinned: PinnedHead, checkpoint: SignedCheckpoint) -> str:
     return (
         "\nThe two signed checkpoints, kept as evidence:\n"
-        f"--- verified before ({pinned.source}) ---\n{pinned.checkpoint_text}"
-        f"--- served by the node now ---\n{checkpoint_text}"
+        f"--- verified before ({pinned.source}) ---\n{pinned.checkpoint.note}"
+        f"--- served by the node now ---\n{checkpoint.note}"
     )
 
 
@@ -111,7 +118,7 @@ class LeafObserver:
 
 
 def check_inclusion(
-    client: NodeClient, checkpoint: Checkpoint, leaf_hashes: dict[int, bytes]
+    client: NodeClient, checkpoint: SignedCheckpoint, leaf_hashes: dict[int, bytes]
 ) -> None:
     for seq in sorted(leaf_hashes):
         proof = client.get_inclusion_proof(seq, checkpoint.size)
@@ -133,7 +140,7 @@ def check_inclusion(
 
 
 def check_consistency_sample(
-    client: NodeClient, checkpoint: Checkpoint, size: int, root: bytes
+    client: NodeClient, checkpoint: SignedCheckpoint, size: int, root: bytes
 ) -> None:
     proof = client.get_consistency_proof(size, checkpoint.size)
     try:

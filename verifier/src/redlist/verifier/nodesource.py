@@ -13,7 +13,8 @@ import threading
 from collections.abc import Generator, Iterator
 
 from redlist.ledger.errors import NoteError, SourceError, VerificationError
-from redlist.ledger.note import Checkpoint, VerifierKey, open_checkpoint
+from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
+from redlist.ledger.note.keys import VerifierKey
 from redlist.proto.client import NodeClient
 from redlist.verifier.source import Opening, Source
 
@@ -35,30 +36,30 @@ class NodeSource(Source):
     def __init__(self, client: NodeClient, *, start: int = 0) -> None:
         self._client = client
         self._start = start
-        self._checkpoint: Checkpoint | None = None
+        self._checkpoint: SignedCheckpoint | None = None
 
     def describe(self) -> str:
         return self._client.describe()
 
     @property
-    def checkpoint(self) -> Checkpoint:
+    def checkpoint(self) -> SignedCheckpoint:
         """The verified checkpoint (after ``open``)."""
         if self._checkpoint is None:
             raise SourceError("the node's checkpoint must be read before its leaves")
         return self._checkpoint
 
     def open(self, log_key: VerifierKey) -> Opening:
-        checkpoint, text = self.fetch_checkpoint(log_key)
+        checkpoint = self.fetch_checkpoint(log_key)
         if checkpoint.size < self._start:
             raise VerificationError(
                 "rollback",
                 f"the node's checkpoint covers {checkpoint.size} entries, fewer than the "
                 f"{self._start} verified before",
             )
-        return Opening(text.encode("utf-8"), self._start, checkpoint.size)
+        return Opening(checkpoint, self._start, checkpoint.size)
 
-    def fetch_checkpoint(self, log_key: VerifierKey) -> tuple[Checkpoint, str]:
-        """The node's checkpoint, verified with ``log_key``, and its signed text."""
+    def fetch_checkpoint(self, log_key: VerifierKey) -> SignedCheckpoint:
+        """The node's checkpoint, verified with ``log_key``."""
         text = self._client.get_checkpoint()
         try:
             checkpoint = open_checkpoint(text, log_key)
@@ -68,7 +69,7 @@ class NodeSource(Source):
                 f"the checkpoint the node at {self._client.address} serves does not verify: {exc}",
             ) from None
         self._checkpoint = checkpoint
-        return checkpoint, text
+        return checkpoint
 
     def leaves(self) -> Generator[bytes, None, None]:
         """The leaves, read ahead on a thread so receiving overlaps with the audit."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from redlist.ledger import merkle, validator
 from redlist.ledger.entry import TownConfig
-from redlist.ledger.note import Checkpoint
+from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.state import MemoryState
 
 #: Every check an audit can fail, by identifier: the validator's (format, chain, the
@@ -105,9 +105,8 @@ class StatementLine:
 class AuditResult:
     """What a successful audit established."""
 
-    checkpoint: Checkpoint
-    #: The signed checkpoint note exactly as verified.
-    checkpoint_text: str
+    #: The checkpoint the entries were checked against (its note exactly as verified).
+    checkpoint: SignedCheckpoint
     start: int
     #: Signatures, roles and balances were recomputed (only when ``start == 0``).
     balances_recomputed: bool

@@ -21,7 +21,8 @@ from pathlib import Path
 from redlist.ledger import bundle
 from redlist.ledger.errors import FormatError, NoteError, SourceError, VerificationError
 from redlist.ledger.merkle import CompactRange
-from redlist.ledger.note import VerifierKey, open_checkpoint
+from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
+from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.sigschedule import SignatureScheduler, check_leaves
 from redlist.verifier.audit import Auditor
 from redlist.verifier.files import NOTE_LIMIT, SMALL_LIMIT, open_regular, read_limited
@@ -41,7 +42,8 @@ Progress = Callable[[int, int], None]
 class Opening:
     """What a source shows before its leaves: the checkpoint and where the data starts."""
 
-    checkpoint_text: bytes
+    #: Verified with the log key as the source read it.
+    checkpoint: SignedCheckpoint
     start: int
     end: int
     left: CompactRange | None = None
@@ -58,10 +60,11 @@ class Source(ABC):
 
     @abstractmethod
     def open(self, log_key: VerifierKey) -> Opening:
-        """Read the checkpoint and what comes before the leaves.
+        """Read and verify the checkpoint, then read what comes before the leaves.
 
         Raises ``SourceError`` when it cannot be read and ``VerificationError``
-        when what was read is wrong.
+        when what was read is wrong (a checkpoint that does not verify with
+        ``log_key`` fails the check ``checkpoint``).
         """
 
     @abstractmethod
@@ -127,7 +130,7 @@ def audit(
         )
         # The checkpoint's signature, origin and fit with the trusted heads come
         # first, so a forged checkpoint or a rollback is refused before any leaf.
-        auditor.check_checkpoint(opening.checkpoint_text)
+        auditor.check_checkpoint(opening.checkpoint)
         if opening.start > 0 and not resuming and not partial_ok:
             raise SourceError(
                 f"{source.describe()} starts at entry {opening.start}: its signatures "
@@ -148,7 +151,7 @@ def audit(
             )
         except FormatError as exc:
             raise auditor.fail_at_next("format", str(exc)) from None
-        result = auditor.finish(opening.checkpoint_text)
+        result = auditor.finish(opening.checkpoint)
         if progress is not None:
             progress(done, total)
         full = result.balances_recomputed and result.checkpoint.size > 0
@@ -214,11 +217,11 @@ class BundleSource(Source):
             ) from None
         if not is_directory:
             raise SourceError(f"{self._directory} is not a directory (expected a bundle)")
-        checkpoint_text = self._read(bundle.CHECKPOINT_FILE)
+        checkpoint_bytes = self._read(bundle.CHECKPOINT_FILE)
         manifest_bytes = self._read(bundle.MANIFEST_FILE)
         # The signature first: nothing else in the bundle is worth reading if it fails.
         try:
-            checkpoint = open_checkpoint(checkpoint_text, log_key)
+            checkpoint = open_checkpoint(checkpoint_bytes, log_key)
         except NoteError as exc:
             raise VerificationError(
                 "checkpoint", f"the checkpoint does not verify: {exc}"
@@ -241,7 +244,7 @@ class BundleSource(Source):
             )
         self._manifest = manifest
         return Opening(
-            checkpoint_text=checkpoint_text,
+            checkpoint=checkpoint,
             start=manifest.start,
             end=manifest.end,
             left=self._left(manifest),

@@ -41,7 +41,8 @@ import msgpack
 from redlist.ledger.entry import ID_SIZE, TownConfig
 from redlist.ledger.errors import FormatError, NoteError, ProofError, RedlistError, SourceError
 from redlist.ledger.merkle import CompactRange
-from redlist.ledger.note import VerifierKey, open_checkpoint
+from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
+from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.state import Balance, KeyRecord, MemoryState, RuleRecord, TargetRecord
 from redlist.verifier.files import STATE_LIMIT, open_regular, read_limited
 from redlist.verifier.results import STATE_FILE_SOURCE, AuditResult, ResumePoint, TrustedHead
@@ -86,30 +87,32 @@ class SemanticsRef:
 
 @dataclass(frozen=True)
 class PinnedState:
-    """The log key and the last checkpoint a run verified."""
+    """The last checkpoint a run verified (and with it, the log key it verified with)."""
 
-    log_key: VerifierKey
-    origin: str
-    tree_size: int
-    root: bytes
-    checkpoint: str
+    checkpoint: SignedCheckpoint
     #: The semantics snapshot at this checkpoint, when a node run saved one.
     semantics: SemanticsRef | None = None
 
     @classmethod
-    def from_result(
-        cls, log_key: VerifierKey, result: AuditResult, semantics: SemanticsRef | None = None
-    ) -> PinnedState:
+    def from_result(cls, result: AuditResult, semantics: SemanticsRef | None = None) -> PinnedState:
         """The state to pin after ``result`` verified (its checkpoint becomes the pin)."""
-        checkpoint = result.checkpoint
-        return cls(
-            log_key,
-            checkpoint.origin,
-            checkpoint.size,
-            checkpoint.root,
-            result.checkpoint_text,
-            semantics,
-        )
+        return cls(result.checkpoint, semantics)
+
+    @property
+    def log_key(self) -> VerifierKey:
+        return self.checkpoint.log_key
+
+    @property
+    def origin(self) -> str:
+        return self.checkpoint.origin
+
+    @property
+    def tree_size(self) -> int:
+        return self.checkpoint.size
+
+    @property
+    def root(self) -> bytes:
+        return self.checkpoint.root
 
     def head(self) -> TrustedHead:
         """The pinned tree head, as the audit takes it."""
@@ -122,7 +125,7 @@ class PinnedState:
             "origin": self.origin,
             "tree_size": self.tree_size,
             "root": self.root.hex(),
-            "checkpoint": self.checkpoint,
+            "checkpoint": self.checkpoint.note,
         }
         if self.semantics is not None:
             value[_SEMANTICS_KEY] = self.semantics.to_value()
@@ -162,14 +165,7 @@ class PinnedState:
                     f"{where} is damaged: its semantics snapshot is for {semantics.tree_size} "
                     f"entries, its checkpoint for {checkpoint.size}"
                 )
-        return cls(
-            log_key,
-            checkpoint.origin,
-            checkpoint.size,
-            checkpoint.root,
-            value["checkpoint"],
-            semantics,
-        )
+        return cls(checkpoint, semantics)
 
 
 def load_state(path: Path) -> PinnedState | None:

@@ -19,7 +19,7 @@ from redlist.ledger.entry import (
 from redlist.ledger.errors import NoteError, StoreError
 from redlist.ledger.keyfile import read_signing_key
 from redlist.ledger.log import LOG_PUB_NAME, Log
-from redlist.ledger.note import NoteSigner
+from redlist.ledger.note.keys import NoteSigner
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG, load_town_config
 
 DESCRIPTION = """\

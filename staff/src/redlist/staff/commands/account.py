@@ -16,10 +16,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redlist.ledger.errors import RedlistError
+from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.text import shown
 from redlist.proto.client import MAX_PAGE_SIZE, RemoteAccount, RemoteEntry
 from redlist.staff import values
-from redlist.staff.client import LedgerClient, add_node_argument, read_checkpoint
+from redlist.staff.client import LedgerClient, add_node_argument, connect
 
 DESCRIPTION = """\
 Show an account as the node computes it: score (the base score plus every
@@ -54,17 +55,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     account = values.check_account(args.account)
-    with LedgerClient(args.node) as client:
+    with connect(args) as client:
         zone_name = client.get_genesis().config.tz
         zone = town_zone(zone_name)
         # Printed page by page as the node sends them: only one page is held at a time.
         pages = client.account_pages(account, page_size=MAX_PAGE_SIZE)
+        first = next(pages)
+        # The figures are the node's word; the checkpoint they are "as of" is verified
+        # (every page carries the first page's, the client checks).
+        checkpoint = client.verified(first.checkpoint) if first.checkpoint else None
+        statement = itertools.chain((first,), pages)
         if args.json:
-            for chunk in json_chunks(pages, zone_name, zone):
+            for chunk in json_chunks(statement, checkpoint, zone_name, zone):
                 sys.stdout.write(chunk)
             sys.stdout.write("\n")
         else:
-            for line in statement_lines(pages, zone_name, zone):
+            for line in statement_lines(statement, checkpoint, zone_name, zone):
                 print(line)
     return 0
 
@@ -123,23 +129,31 @@ def town_zone(name: str) -> tzinfo:
         return ZoneInfo("UTC")
 
 
-def to_json(view: RemoteAccount, zone_name: str, zone: tzinfo) -> dict[str, Any]:
-    """The ``--json`` object of a whole statement (``json_chunks`` prints it page by page)."""
+def to_json(
+    view: RemoteAccount, checkpoint: SignedCheckpoint | None, zone_name: str, zone: tzinfo
+) -> dict[str, Any]:
+    """The ``--json`` object of a whole statement (``json_chunks`` prints it page by page);
+    ``checkpoint`` is the verified checkpoint the figures are at."""
     return {
-        **_json_head(view, zone_name),
+        **_json_head(view, checkpoint, zone_name),
         "entries": [_json_entry(entry, zone) for entry in view.entries],
-        "checkpoint": view.checkpoint,
+        "checkpoint": checkpoint.note if checkpoint else None,
     }
 
 
-def json_chunks(pages: Iterable[RemoteAccount], zone_name: str, zone: tzinfo) -> Iterator[str]:
+def json_chunks(
+    pages: Iterable[RemoteAccount],
+    checkpoint: SignedCheckpoint | None,
+    zone_name: str,
+    zone: tzinfo,
+) -> Iterator[str]:
     """The ``--json`` object of the statement whose pages are ``pages``, in pieces as the
     pages come: the same text as ``json.dumps(to_json(...), indent=2)``."""
     pages = iter(pages)
     first = next(pages)
     head = "".join(
         f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},\n"
-        for key, value in _json_head(first, zone_name).items()
+        for key, value in _json_head(first, checkpoint, zone_name).items()
     )
     yield "{\n" + head + '  "entries": ['
     count = 0
@@ -148,12 +162,13 @@ def json_chunks(pages: Iterable[RemoteAccount], zone_name: str, zone: tzinfo) ->
             text = json.dumps(_json_entry(entry, zone), ensure_ascii=False, indent=2)
             yield ("," if count else "") + "\n    " + text.replace("\n", "\n    ")
             count += 1
-    checkpoint = json.dumps(first.checkpoint, ensure_ascii=False)
-    yield ("\n  ]" if count else "]") + f',\n  "checkpoint": {checkpoint}\n}}'
+    note = json.dumps(checkpoint.note if checkpoint else None, ensure_ascii=False)
+    yield ("\n  ]" if count else "]") + f',\n  "checkpoint": {note}\n}}'
 
 
-def _json_head(view: RemoteAccount, zone_name: str) -> dict[str, Any]:
-    checkpoint = read_checkpoint(view.checkpoint) if view.checkpoint else None
+def _json_head(
+    view: RemoteAccount, checkpoint: SignedCheckpoint | None, zone_name: str
+) -> dict[str, Any]:
     return {
         "account": view.account,
         "score": view.score,
@@ -184,12 +199,19 @@ def _json_entry(entry: RemoteEntry, zone: tzinfo) -> dict[str, Any]:
     }
 
 
-def to_lines(view: RemoteAccount, zone_name: str, zone: tzinfo) -> list[str]:
+def to_lines(
+    view: RemoteAccount, checkpoint: SignedCheckpoint | None, zone_name: str, zone: tzinfo
+) -> list[str]:
     """The printed statement of a whole account (``statement_lines``, in one list)."""
-    return list(statement_lines((view,), zone_name, zone))
+    return list(statement_lines((view,), checkpoint, zone_name, zone))
 
 
-def statement_lines(pages: Iterable[RemoteAccount], zone_name: str, zone: tzinfo) -> Iterator[str]:
+def statement_lines(
+    pages: Iterable[RemoteAccount],
+    checkpoint: SignedCheckpoint | None,
+    zone_name: str,
+    zone: tzinfo,
+) -> Iterator[str]:
     """The printed statement whose pages are ``pages``, line by line as the pages come.
 
     The table's columns are as wide as the header and the first page need; a wider
@@ -200,7 +222,7 @@ def statement_lines(pages: Iterable[RemoteAccount], zone_name: str, zone: tzinfo
     redemptions = False
     for number, page in enumerate(pages):
         if number == 0:
-            yield from _head_lines(page)
+            yield from _head_lines(page, checkpoint)
         rows = [_row(entry, zone) for entry in page.entries]
         if not rows:
             continue
@@ -217,8 +239,7 @@ def statement_lines(pages: Iterable[RemoteAccount], zone_name: str, zone: tzinfo
         yield "Redemptions lower the points to spend, not the score."
 
 
-def _head_lines(view: RemoteAccount) -> list[str]:
-    checkpoint = read_checkpoint(view.checkpoint) if view.checkpoint else None
+def _head_lines(view: RemoteAccount, checkpoint: SignedCheckpoint | None) -> list[str]:
     where = f" in log {checkpoint.origin}, as of entry {checkpoint.size - 1}" if checkpoint else ""
     return [
         f"Account {view.account}{where}",

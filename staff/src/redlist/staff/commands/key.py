@@ -7,7 +7,7 @@ import argparse
 from redlist.ledger import crypto
 from redlist.ledger.errors import KeyFileError
 from redlist.staff import entries, signing, values
-from redlist.staff.client import LedgerClient, add_node_argument
+from redlist.staff.client import add_node_argument, connect
 
 DESCRIPTION = """\
 Register or revoke a staff member's public key. Only an admin key may sign.
@@ -70,7 +70,7 @@ def run_add(args: argparse.Namespace) -> int:
     draft = entries.key_add(entries.Stamp.fresh(), pub, args.name, roles)
     _check_registrable(args.pub, pub)
     signers = signing.read_signers(args.signer, args.cosigner)
-    with LedgerClient(args.node) as client:
+    with connect(args) as client:
         body, seq = signing.submit_entry(client, draft, signers, action="the key registration")
     print(
         f"Registered key {crypto.key_id(pub).hex()} of {body.name} with the role"
@@ -94,7 +94,7 @@ def run_revoke(args: argparse.Namespace) -> int:
     pub = values.read_public_key(args.pub)
     draft = entries.key_revoke(entries.Stamp.fresh(), pub)
     signers = signing.read_signers(args.signer, args.cosigner)
-    with LedgerClient(args.node) as client:
+    with connect(args) as client:
         _, seq = signing.submit_entry(client, draft, signers, action="the key revocation")
     print(
         f"Revoked key {crypto.key_id(pub).hex()} (entry {seq}): it can no longer "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from redlist.staff import entries, signing, values
-from redlist.staff.client import LedgerClient, add_node_argument
+from redlist.staff.client import add_node_argument, connect
 
 DESCRIPTION = """\
 Record a resident's objection to an award (staff file it on the resident's
@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     draft = entries.objection(entries.Stamp.fresh(), args.target, args.text)
     signers = signing.read_signers(args.signer, args.cosigner)
-    with LedgerClient(args.node) as client:
+    with connect(args) as client:
         body, seq = signing.submit_entry(
             client, draft, signers, action=f"the objection to entry {draft.target}"
         )

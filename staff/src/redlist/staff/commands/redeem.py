@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from redlist.staff import entries, signing, values
-from redlist.staff.client import LedgerClient, add_node_argument
+from redlist.staff.client import add_node_argument, connect
 from redlist.staff.commands.account import after_entry, points_phrase, standing
 
 DESCRIPTION = """\
@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     draft = entries.redeem(entries.Stamp.fresh(), args.account, args.points, args.item)
     signers = signing.read_signers(args.signer, args.cosigner)
-    with LedgerClient(args.node) as client:
+    with connect(args) as client:
         body, seq = signing.submit_entry(client, draft, signers, action="the redemption")
         _, view = after_entry(client, body.account, seq)
     print(

@@ -7,7 +7,7 @@ import argparse
 from redlist.ledger.entry import Award, Redeem
 from redlist.ledger.errors import RedlistError
 from redlist.staff import entries, signing, values
-from redlist.staff.client import LedgerClient, add_node_argument
+from redlist.staff.client import add_node_argument, connect
 from redlist.staff.commands.account import lookup, points_phrase, standing
 
 DESCRIPTION = """\
@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     draft = entries.reverse(entries.Stamp.fresh(), args.target, args.reason)
     signers = signing.read_signers(args.signer, args.cosigner)
-    with LedgerClient(args.node) as client:
+    with connect(args) as client:
         body, seq = signing.submit_entry(
             client, draft, signers, action=f"the reversal of entry {draft.target}"
         )

@@ -6,7 +6,7 @@ import argparse
 
 from redlist.ledger.entry import RuleChange
 from redlist.staff import entries, signing, values
-from redlist.staff.client import LedgerClient, add_node_argument
+from redlist.staff.client import add_node_argument, connect
 
 DESCRIPTION = """\
 Set one rule of the town's catalogue, or retire it. Only an admin key may sign.
@@ -81,7 +81,7 @@ def run_set(args: argparse.Namespace) -> int:
         entries.Stamp.fresh(), args.code, args.title, args.module, args.points, args.council
     )
     signers = signing.read_signers(args.signer, args.cosigner)
-    with LedgerClient(args.node) as client:
+    with connect(args) as client:
         body, seq = signing.submit_entry(client, draft, signers, action=f"rule {draft.code}")
     print(f"Set {describe_rule(body)} (entry {seq}).")
     return 0
@@ -90,7 +90,7 @@ def run_set(args: argparse.Namespace) -> int:
 def run_retire(args: argparse.Namespace) -> int:
     draft = entries.rule_retire(entries.Stamp.fresh(), args.code)
     signers = signing.read_signers(args.signer, args.cosigner)
-    with LedgerClient(args.node) as client:
+    with connect(args) as client:
         body, seq = signing.submit_entry(
             client, draft, signers, action=f"the retirement of rule {draft.code}"
         )

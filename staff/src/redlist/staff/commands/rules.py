@@ -7,7 +7,7 @@ from pathlib import Path
 
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing
-from redlist.staff.client import LedgerClient, add_node_argument
+from redlist.staff.client import add_node_argument, connect
 
 DESCRIPTION = """\
 Load the rules of a CSV file into the town's catalogue, all or nothing.
@@ -60,7 +60,7 @@ def run_load(args: argparse.Namespace) -> int:
     signers = signing.read_signers(args.signer, args.cosigner)
     digest = csvfiles.file_digest(data)
     at = entries.now_ms()
-    with LedgerClient(args.node) as client:
+    with connect(args) as client:
         head = client.latest()
         envelopes = [
             signing.seal(
@@ -83,6 +83,7 @@ def run_load(args: argparse.Namespace) -> int:
                 )
                 return 0
             raise _located(error, rows, name) from None
+        client.prove_recorded(dict(zip(result.seqs, envelopes, strict=True)), result.checkpoint)
     first, last = min(result.seqs), max(result.seqs)
     if last < head.size:
         print(

@@ -20,6 +20,11 @@ How a re-run avoids recording a row twice, without keeping any state file:
 
 An edited file is a new file (other ids): delete the rows that were recorded
 from it before submitting a corrected version.
+
+A row counts as recorded only once the node has proved it: the checkpoint that
+answers its batch verifies with the town log's key, and the row's leaf (fetched
+with the others of the batch, one stream per run of consecutive entries) holds
+exactly the envelope sent and has an inclusion proof to that checkpoint's root.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from redlist.proto.client import MAX_PAGE_SIZE
 from redlist.proto.contract import ENVELOPE_FRAMING_BYTES, MAX_BATCH_CHECK, Limits
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing, values
-from redlist.staff.client import LedgerClient, add_node_argument
+from redlist.staff.client import LedgerClient, add_node_argument, connect
 
 DESCRIPTION = """\
 Record many awards from a CSV file. The first row names the columns:
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     signers = signing.read_signers(args.signer, args.cosigner)
     digest = csvfiles.file_digest(data)
     ids = [csvfiles.row_entry_id(digest, PURPOSE, row.row) for row in rows]
-    with LedgerClient(args.node) as client:
+    with connect(args) as client:
         head = client.latest()
         limits = client.get_limits()
         earlier_at = earlier_run_time(client, head.origin, rows[0], ids[0])
@@ -227,6 +232,10 @@ def _submit_batch(
         for index in batch:
             size = _submit_batch_of_one(client, rows, envelopes, index, size, outcome)
         return size
+    client.prove_recorded(
+        {seq: envelopes[index] for index, seq in zip(batch, result.seqs, strict=True)},
+        result.checkpoint,
+    )
     for index, seq in zip(batch, result.seqs, strict=True):
         (outcome.present if seq < size else outcome.recorded)[rows[index].row] = seq
     return max(size, result.tree_size)
@@ -248,6 +257,7 @@ def _submit_batch_of_one(
         outcome.conflicting.append(rows[index].row)
         return size
     seq = result.seqs[0]
+    client.prove_recorded({seq: envelopes[index]}, result.checkpoint)
     (outcome.present if seq < size else outcome.recorded)[rows[index].row] = seq
     return max(size, result.tree_size)
 
