@@ -1,9 +1,9 @@
 """Raw access to a ledger's LMDB tables, bypassing the store: for tests that damage a
 store on purpose, the way a disk error or a hostile operator would.
 
-The keys are encoded here from the layout documented in ``redlist.ledger.store``,
-written down again rather than imported, so these tests also hold that document
-to the truth. Open it only while no ``LmdbStore`` of the same directory is open in
+The keys and the seals of state records are encoded here from the layout documented
+in ``redlist.ledger.store`` and ``redlist.ledger.storelayout``, written down again
+rather than imported, so these tests also hold that document to the truth. Open it only while no ``LmdbStore`` of the same directory is open in
 this process (LMDB allows one open per process).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from hashlib import blake2b
 from pathlib import Path
 
 import lmdb
@@ -36,6 +37,27 @@ META_LAST_LEAF_HASH = b"last_leaf_hash"
 META_CHECKPOINT = b"checkpoint"
 META_CONFIG = b"config"
 META_LOG_VERIFIER_KEY = b"log_verifier_key"
+
+
+#: The store's format marker, which also personalises the seals' tags.
+FORMAT_MARKER = b"redlist-ledger/2"
+#: The tables whose records are sealed ("meta" for its config record only).
+SEALED_TABLES = ("meta", "ids", "keys", "rules", "balances", "targets", "account_entries")
+
+
+def seal(table: str, key: bytes, seq: int, payload: bytes = b"") -> bytes:
+    """A sealed state record: payload ‖ seq (8 bytes) ‖ BLAKE2b-128 tag over
+    table ‖ 0x00 ‖ len(key) (2 bytes) ‖ key ‖ seq ‖ payload, personalised with the
+    format marker."""
+    assert table in SEALED_TABLES
+    seq_bytes = seq.to_bytes(8, "big")
+    message = table.encode() + b"\x00" + len(key).to_bytes(2, "big") + key + seq_bytes + payload
+    return payload + seq_bytes + blake2b(message, digest_size=16, person=FORMAT_MARKER).digest()
+
+
+def unseal(value: bytes) -> tuple[bytes, int]:
+    """The payload and seq of a sealed record (its tag unchecked: for building damage)."""
+    return value[:-24], int.from_bytes(value[-24:-16], "big")
 
 
 def int_key(value: int) -> bytes:

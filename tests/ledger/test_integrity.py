@@ -36,6 +36,8 @@ from tests.rawstore import (
     int_key,
     node_key,
     raw_tables,
+    seal,
+    unseal,
 )
 
 from redlist.ledger import codec, fullcheck, merkle
@@ -451,10 +453,26 @@ DAMAGE: dict[str, Damage] = {
         _put("meta", b"owner", b"someone"), "meta", None, "unknown record b'owner'", tail=False
     ),
     "the town configuration": Damage(
-        _put("meta", META_CONFIG, config_to_bytes(dataclasses.replace(WENDENG_CONFIG, base=900))),
+        _put(
+            "meta",
+            META_CONFIG,
+            seal(
+                "meta",
+                META_CONFIG,
+                0,
+                config_to_bytes(dataclasses.replace(WENDENG_CONFIG, base=900)),
+            ),
+        ),
         "config",
         None,
         "not the genesis's",
+        tail=False,
+    ),
+    "the town configuration unsealed": Damage(
+        _put("meta", META_CONFIG, config_to_bytes(WENDENG_CONFIG)),
+        "config",
+        None,
+        "is damaged (its checksum does not match)",
         tail=False,
     ),
 }
@@ -481,30 +499,65 @@ def test_each_damaged_record_is_named(data: Path, case: str) -> None:
 # The derived tables, re-derived by the replay
 
 
-def _balance_change(account: str, earned: int) -> Change:
+def _resealed(table: str, key: bytes, edit: Callable[[bytes], bytes]) -> Change:
+    """A change of a record's payload, sealed again as the store would (a consistent
+    forgery, which only the replay can see through)."""
+
     def change(tables: RawTables) -> None:
-        balance = Balance.from_bytes(tables.get("balances", account.encode()) or b"")
-        changed = dataclasses.replace(balance, earned=earned)
-        tables.put("balances", account.encode(), changed.to_bytes())
+        payload, seq = unseal(tables.get(table, key) or b"")
+        tables.put(table, key, seal(table, key, seq, edit(payload)))
 
     return change
 
 
-def _key_change(tables: RawTables) -> None:
-    grid = Town.from_seed(b"integrity tests").grid
-    record = KeyRecord.from_bytes(tables.get("keys", grid.key_id) or b"")
-    changed = dataclasses.replace(record, roles=frozenset({"grid", "council"}))
-    tables.put("keys", grid.key_id, changed.to_bytes())
+def _balance_change(account: str, earned: int) -> Change:
+    return _resealed(
+        "balances",
+        account.encode(),
+        lambda payload: dataclasses.replace(Balance.from_bytes(payload), earned=earned).to_bytes(),
+    )
 
 
-def _rule_change(tables: RawTables) -> None:
-    record = RuleRecord.from_bytes(tables.get("rules", b"clean-pond") or b"")
-    tables.put("rules", b"clean-pond", dataclasses.replace(record, points=50).to_bytes())
+_key_change = _resealed(
+    "keys",
+    Town.from_seed(b"integrity tests").grid.key_id,
+    lambda payload: dataclasses.replace(
+        KeyRecord.from_bytes(payload), roles=frozenset({"grid", "council"})
+    ).to_bytes(),
+)
+_rule_change = _resealed(
+    "rules",
+    b"clean-pond",
+    lambda payload: dataclasses.replace(RuleRecord.from_bytes(payload), points=50).to_bytes(),
+)
+_target_change = _resealed(
+    "targets",
+    int_key(11),
+    lambda payload: dataclasses.replace(
+        TargetRecord.from_bytes(payload), reversed_by=None
+    ).to_bytes(),
+)
 
 
-def _target_change(tables: RawTables) -> None:
-    record = TargetRecord.from_bytes(tables.get("targets", int_key(11)) or b"")
-    tables.put("targets", int_key(11), dataclasses.replace(record, reversed_by=None).to_bytes())
+def _flip(table: str, key: bytes, position: int = 0) -> Change:
+    """One bit of a stored record flipped, as a bad disk would."""
+
+    def change(tables: RawTables) -> None:
+        value = bytearray(tables.get(table, key) or b"")
+        value[position] ^= 0x20
+        tables.put(table, key, bytes(value))
+
+    return change
+
+
+def _reseq(table: str, key: bytes, seq: int) -> Change:
+    """A record sealed again under another seq: sound, but not the log's last change."""
+
+    def change(tables: RawTables) -> None:
+        payload, _ = unseal(tables.get(table, key) or b"")
+        tables.put(table, key, seal(table, key, seq, payload))
+
+    return change
 
 
 TABLE_DAMAGE: dict[str, tuple[Callable[[Path], Change], str, Any, str]] = {
@@ -526,7 +579,25 @@ TABLE_DAMAGE: dict[str, tuple[Callable[[Path], Change], str, Any, str]] = {
         lambda data: last_seq_of(data, "resident-3"),
         "lacks the record for account resident-3",
     ),
+    "a balance's bit flipped": (
+        lambda data: _flip("balances", b"resident-1", 1),
+        "balances",
+        lambda data: last_seq_of(data, "resident-1"),
+        "account resident-1 is damaged: its checksum does not match",
+    ),
+    "a balance's seq changed": (
+        lambda data: _reseq("balances", b"resident-1", 3),
+        "balances",
+        lambda data: last_seq_of(data, "resident-1"),
+        "names entry 3 as its last change; the log's entries give entry",
+    ),
     "a staff key's roles": (lambda data: _key_change, "keys", 1, "staff key"),
+    "a staff key's bit flipped": (
+        lambda data: _flip("keys", Town.from_seed(b"integrity tests").grid.key_id, -1),
+        "keys",
+        1,
+        "is damaged: its checksum does not match",
+    ),
     "a staff key nobody registered": (
         lambda data: _put(
             "keys",
@@ -538,6 +609,12 @@ TABLE_DAMAGE: dict[str, tuple[Callable[[Path], Change], str, Any, str]] = {
         "no entry of the log created",
     ),
     "a rule's points": (lambda data: _rule_change, "rules", 5, "rule 'clean-pond'"),
+    "a rule's bit flipped": (
+        lambda data: _flip("rules", b"clean-pond", 5),
+        "rules",
+        5,
+        "rule 'clean-pond' is damaged",
+    ),
     "a rule nobody set": (
         lambda data: _put(
             "rules",
@@ -549,6 +626,18 @@ TABLE_DAMAGE: dict[str, tuple[Callable[[Path], Change], str, Any, str]] = {
         "rule 'free-money'",
     ),
     "a reversal forgotten": (lambda data: _target_change, "targets", 11, "award or redemption 11"),
+    "a target's bit flipped": (
+        lambda data: _flip("targets", int_key(11), -20),
+        "targets",
+        11,
+        "award or redemption 11 is damaged",
+    ),
+    "a target's seq changed": (
+        lambda data: _reseq("targets", int_key(11), 11),
+        "targets",
+        11,
+        "names entry 11 as its last change",
+    ),
     "a target nobody made": (
         lambda data: _put(
             "targets", int_key(7), TargetRecord("award", "x", 5, "clean-pond").to_bytes()
@@ -564,16 +653,22 @@ TABLE_DAMAGE: dict[str, tuple[Callable[[Path], Change], str, Any, str]] = {
         "it holds nothing",
     ),
     "an entry id sent elsewhere": (
-        lambda data: _put("ids", _id_of(data, 20), int_key(5)),
+        lambda data: _put("ids", _id_of(data, 20), seal("ids", _id_of(data, 20), 5)),
         "ids",
         20,
         "sends this entry's id",
     ),
     "an entry id pointing ahead": (
-        lambda data: _put("ids", _id_of(data, 20), int_key(25)),
+        lambda data: _put("ids", _id_of(data, 20), seal("ids", _id_of(data, 20), 25)),
         "ids",
         20,
         "it holds entry 25",
+    ),
+    "an entry id's bit flipped": (
+        lambda data: _flip("ids", _id_of(data, 20), 3),
+        "ids",
+        20,
+        "it holds a damaged record",
     ),
     "an entry id too many": (
         lambda data: _put("ids", b"\x07" * 16, int_key(3)),
@@ -593,8 +688,18 @@ TABLE_DAMAGE: dict[str, tuple[Callable[[Path], Change], str, Any, str]] = {
         17,
         "holds a damaged record",
     ),
+    "an account link's bit flipped": (
+        lambda data: _flip("account_entries", account_entry_key("resident-2", 17), 7),
+        "account-entries",
+        17,
+        "holds a damaged record",
+    ),
     "an account link too many": (
-        lambda data: _put("account_entries", account_entry_key("resident-2", 3), b""),
+        lambda data: _put(
+            "account_entries",
+            account_entry_key("resident-2", 3),
+            seal("account_entries", account_entry_key("resident-2", 3), 3),
+        ),
         "account-entries",
         None,
         "hold 21 links; the log makes 20",

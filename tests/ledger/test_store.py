@@ -30,7 +30,13 @@ from redlist.ledger.state import (
     RuleRecord,
     TargetRecord,
 )
-from redlist.ledger.store import LmdbStore, StoredHead, StoreWriter, TableCounts
+from redlist.ledger.store import (
+    LmdbStore,
+    StoredHead,
+    StoredRecord,
+    StoreWriter,
+    TableCounts,
+)
 from redlist.ledger.storelayout import (
     account_entry_key,
     int_key,
@@ -205,7 +211,9 @@ def test_account_seqs_stay_within_their_account(store: LmdbStore) -> None:
     with store.read() as reader:
         for account, seqs in links.items():
             assert list(reader.account_seqs(account)) == seqs
-            assert all(reader.account_link(account, seq) == b"" for seq in seqs)
+            assert all(
+                reader.account_link(account, seq) == StoredRecord(b"", seq, True) for seq in seqs
+            )
         assert list(reader.account_seqs("ab", start=3)) == [3, 300, 1 << 33]
         assert list(reader.account_seqs("ab", start=301)) == [1 << 33]
         assert list(reader.account_seqs("zz")) == []  # past every key
@@ -496,7 +504,7 @@ def test_the_read_view_gives_every_record_as_stored(tmp_path: Path) -> None:
         assert [key for key, _ in reader.stored_keys()] == [b"k" * 8]
         rules = dict(reader.stored_rules())
         assert set(rules) == {"clean-pond", LONG_RULE.code}  # the long one's key is a hash
-        assert rules[LONG_RULE.code] == LONG_RULE.to_bytes()
+        assert rules[LONG_RULE.code] == StoredRecord(LONG_RULE.to_bytes(), LONG_RULE.seq, True)
         assert [account for account, _ in reader.stored_balances()] == ["resident-1"]
         assert reader.balance("resident-1") == Balance(5, 0, 1)
         assert [seq for seq, _ in reader.stored_targets()] == [4]
@@ -530,7 +538,11 @@ def test_a_malformed_key_is_an_integrity_error_naming_it(tmp_path: Path, case: s
 DAMAGED_RECORDS = {
     "a short size": (("meta", b"size", b"\x05"), "head", "size in the metadata is not an 8-byte"),
     "no last time": (("meta", b"last_time", None), "head", "lacks its 'last_time' record"),
-    "a short id record": (("ids", b"i" * 16, b"\x04"), "indexed_seq", "damaged record"),
+    "a short id record": (
+        ("ids", b"i" * 16, b"\x04"),
+        "indexed_seq",
+        "ids record of entry id 6969.* does not match its checksum",
+    ),
 }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from tests.builders import Town, corrupt_signature, create_log
-from tests.rawstore import int_key, raw_tables
+from tests.rawstore import int_key, raw_tables, seal
 
 from redlist.ledger.entry import Leaf
 from redlist.ledger.errors import StoreError
@@ -96,8 +96,28 @@ def test_a_damaged_leaf_is_reported_with_its_seq(
 def test_damage_to_the_balances_needs_the_full_check(
     data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    put(data, "balances", b"resident-2", Balance(50, 0, 1).to_bytes())
+    with raw_tables(data / ENV_DIR_NAME) as tables:
+        flipped = bytearray(tables.get("balances", b"resident-2") or b"")
+        flipped[1] ^= 0x01
+        tables.put("balances", b"resident-2", bytes(flipped))
     assert run(capsys, "--data", str(data)) == (0, SOUND_QUICK, "")
+    code, output, _ = run(capsys, "--data", str(data), "--full")
+    assert code == 1
+    assert output == (
+        f"Problem found in {data}: entry 12: the stored record for account resident-2 is "
+        "damaged: its checksum does not match [balances]\n"
+    )
+
+
+def test_a_balance_forged_with_a_sound_checksum_is_still_not_the_logs(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(
+        data,
+        "balances",
+        b"resident-2",
+        seal("balances", b"resident-2", 12, Balance(50, 0, 1).to_bytes()),
+    )
     code, output, _ = run(capsys, "--data", str(data), "--full")
     assert code == 1
     assert output == (

@@ -116,6 +116,28 @@ class IntegrityError(StoreError):
         self.seq = seq
 
 
+class StateDamageError(IntegrityError):
+    """A state record (a balance, a staff key, a rule, an index entry...) that does not
+    match its checksum: the store was damaged under the node (a disk error, an edit
+    outside redlist).
+
+    ``table`` names the table, ``record`` the record in words ("account dgc-0001").
+    A store that meets one takes no more writes until it is repaired, so the node
+    never signs an entry decided on a state it cannot trust; reads of the log itself
+    (checkpoints, leaves, proofs) go on.
+    """
+
+    def __init__(self, table: str, record: str) -> None:
+        super().__init__(
+            f"the stored state is damaged: the {table} record of {record} does not match its "
+            "checksum. The ledger takes no more writes; reads of the log still work. Run "
+            "`redlist-node check --full` for a report, and restore the data directory from a "
+            "backup or a mirror"
+        )
+        self.table = table
+        self.record = record
+
+
 class BatchError(CheckError):
     """One envelope of a submitted batch was refused; nothing of the batch was written.
 

@@ -5,7 +5,9 @@ every stored Merkle node recomputed from its children, every stored checkpoint
 (signature, size, and root against the tree rebuilt from the leaves), the
 metadata, and the tables derived from the entries (``ids``, ``keys``, ``rules``,
 ``balances``, ``targets``, ``account_entries`` and the town configuration),
-re-derived by replaying the points semantics and compared byte for byte. It
+re-derived by replaying the points semantics and compared byte for byte: every
+record's seal must match (a damaged record is named as such), its payload must be
+what the replay gives and its seal's seq the entry that last changed it. It
 returns a :class:`~redlist.ledger.integrity.Report` with the first problem found,
 or a summary.
 
@@ -51,7 +53,7 @@ from redlist.ledger.integrity import (
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import Balance, MemoryState, config_to_bytes
-from redlist.ledger.store import FORMAT_MARKER, StoreReader
+from redlist.ledger.store import FORMAT_MARKER, StoredRecord, StoreReader
 
 #: A progress callback: ``(stage, done, total)``, stage one of ``STAGES``.
 Progress = Callable[[str, int, int], None]
@@ -96,7 +98,8 @@ class _ReplayState(MemoryState):
         self._reader = reader
         self.seq = 0  # the entry being replayed
         self.links = 0
-        self.last_seq_of: dict[str, int] = {}
+        #: The entry that last changed each account's balance.
+        self.balance_seq: dict[str, int] = {}
 
     def _indexed(self, entry_id: bytes) -> int | None:
         """The stored index's seq for ``entry_id``; -1 for a damaged record."""
@@ -136,13 +139,22 @@ class _ReplayState(MemoryState):
                 seq,
             )
 
+    def put_balance(self, account: str, balance: Balance) -> None:
+        super().put_balance(account, balance)
+        self.balance_seq[account] = self.seq
+
     def link_account(self, account: str, seq: int) -> None:
         stored = self._reader.account_link(account, seq)
-        if stored != b"":
-            state = "lacks" if stored is None else "holds a damaged record of"
-            fail("account-entries", f"the list of account {account}'s entries {state} it", seq)
+        if stored is None:
+            fail("account-entries", f"the list of account {account}'s entries lacks it", seq)
+        if not stored.sound or stored.payload or stored.seq != seq:
+            fail(
+                "account-entries",
+                f"the list of account {account}'s entries holds a damaged record of it "
+                "(its checksum does not match)",
+                seq,
+            )
         self.links += 1
-        self.last_seq_of[account] = seq
 
 
 class _FullCheck:
@@ -294,13 +306,24 @@ class _FullCheck:
     def _tables(self, size: int) -> None:
         reader, state = self._reader, self._state
         config = state.config()
-        if config is None or reader.config_record() != config_to_bytes(config):
+        stored_config = reader.config_record()
+        if config is None or stored_config is None:
+            fail("config", "the town configuration in the metadata is not the genesis's")
+        if not stored_config.sound:
+            fail(
+                "config",
+                "the town configuration in the metadata is damaged (its checksum does not match)",
+            )
+        if stored_config.payload != config_to_bytes(config) or stored_config.seq != 0:
             fail("config", "the town configuration in the metadata is not the genesis's")
         counts = reader.counts()
         total = counts.keys + counts.rules + counts.balances + counts.targets
         self._compare(
             "keys",
-            {key_id: record.to_bytes() for key_id, record in state.keys.items()},
+            {
+                key_id: (record.to_bytes(), self._key_seq(key_id))
+                for key_id, record in state.keys.items()
+            },
             reader.stored_keys(),
             lambda key, _: f"staff key {key.hex()}",
             self._key_seq,
@@ -308,7 +331,7 @@ class _FullCheck:
         )
         self._compare(
             "rules",
-            {code: record.to_bytes() for code, record in state.rules.items()},
+            {code: (record.to_bytes(), record.seq) for code, record in state.rules.items()},
             reader.stored_rules(),
             lambda code, _: f"rule {code!r}",
             lambda code: state.rules[code].seq if code in state.rules else None,
@@ -316,15 +339,21 @@ class _FullCheck:
         )
         self._compare(
             "balances",
-            {account: balance.to_bytes() for account, balance in state.balances.items()},
+            {
+                account: (balance.to_bytes(), state.balance_seq[account])
+                for account, balance in state.balances.items()
+            },
             reader.stored_balances(),
             self._describe_balance,
-            state.last_seq_of.get,
+            state.balance_seq.get,
             total,
         )
         self._compare(
             "targets",
-            {seq: record.to_bytes() for seq, record in state.targets.items()},
+            {
+                seq: (record.to_bytes(), seq if record.reversed_by is None else record.reversed_by)
+                for seq, record in state.targets.items()
+            },
             reader.stored_targets(),
             lambda seq, _: f"award or redemption {seq}",
             lambda seq: seq,
@@ -343,14 +372,16 @@ class _FullCheck:
     def _compare(
         self,
         table: str,
-        expected: dict[_Key, bytes],
-        stored: Iterator[tuple[_Key, bytes]],
+        expected: dict[_Key, tuple[bytes, int | None]],
+        stored: Iterator[tuple[_Key, StoredRecord]],
         describe: Callable[[_Key, bytes | None], str],
         seq_of: Callable[[_Key], int | None],
         total: int,
     ) -> None:
-        """The records of ``table`` (also the check's name) must be exactly ``expected``."""
-        for key, value in scanned(table, stored):
+        """The records of ``table`` (also the check's name) must be exactly ``expected``:
+        each sealed, with the payload and the seq (of the entry that last changed it)
+        the replay gives."""
+        for key, record in scanned(table, stored):
             wanted = expected.pop(key, None)
             if wanted is None:
                 fail(
@@ -359,11 +390,26 @@ class _FullCheck:
                     "entry of the log created",
                     seq_of(key),
                 )
-            if value != wanted:
+            if not record.sound:
                 fail(
                     table,
-                    f"the stored record for {describe(key, value)} is not what the log's "
-                    "entries give",
+                    f"the stored record for {describe(key, None)} is damaged: its checksum "
+                    "does not match",
+                    seq_of(key),
+                )
+            payload, seq = wanted
+            if record.payload != payload:
+                fail(
+                    table,
+                    f"the stored record for {describe(key, record.payload)} is not what the "
+                    "log's entries give",
+                    seq_of(key),
+                )
+            if record.seq != seq:
+                fail(
+                    table,
+                    f"the stored record for {describe(key, None)} names entry {record.seq} as "
+                    f"its last change; the log's entries give entry {seq}",
                     seq_of(key),
                 )
             self._tabled += 1

@@ -8,16 +8,22 @@ integer in a key is 8 bytes big-endian, so keys sort in numeric order:
 table               key                                          value
 ==================  ===========================================  =============================
 ``meta``            a name (see the ``META_*`` constants)        bytes, text or 8-byte integer
+                                                                 (``config``: sealed)
 ``leaves``          seq                                          the exact leaf bytes
 ``nodes``           1-byte level + index                         32-byte perfect subtree hash
-``ids``             entry id (16 bytes)                          seq
-``keys``            key id (8 bytes)                             ``KeyRecord`` bytes
-``rules``           rule code (UTF-8; see ``rule_key``)          ``RuleRecord`` bytes
-``balances``        account (UTF-8)                              ``Balance`` bytes
-``targets``         seq of an award or redeem                    ``TargetRecord`` bytes
-``account_entries`` account (UTF-8) + 0x00 + seq                 empty
+``ids``             entry id (16 bytes)                          sealed, empty (its seq says it)
+``keys``            key id (8 bytes)                             sealed ``KeyRecord`` bytes
+``rules``           rule code (UTF-8; see ``rule_key``)          sealed ``RuleRecord`` bytes
+``balances``        account (UTF-8)                              sealed ``Balance`` bytes
+``targets``         seq of an award or redeem                    sealed ``TargetRecord`` bytes
+``account_entries`` account (UTF-8) + 0x00 + seq                 sealed, empty
 ``checkpoints``     tree size                                    signed checkpoint note (UTF-8)
 ==================  ===========================================  =============================
+
+Sealed. The state derived from the log carries a checksum per record, bound to its
+table, its key and the seq of the entry that last changed it (``storelayout``: the
+record is ``payload ‖ seq ‖ tag``). The points semantics' reads check it
+(``storestate``); a record that fails stops the store's writes (below).
 
 Durability. Commits are synchronous (LMDB's default ``sync`` and ``metasync``): a
 commit returns only after the data and the new meta page are on disk, so whatever a
@@ -29,6 +35,16 @@ Map size. LMDB reserves address space for the whole map up front but the file gr
 only as pages are used, so the default is a generous 1 TiB of virtual space. When
 the map is full a write fails with a ``StoreError`` saying so; reopening with a
 larger ``map_size`` continues where the log stopped.
+
+Damaged state. When a read meets a state record that fails its checksum
+(``StateDamageError``), the store takes no more writes for as long as it is open:
+every later ``write`` raises the same error, so nothing is ever decided on that
+state and signed. Reads of the log itself (leaves, tree, checkpoints) go on. The
+store is repaired from a backup or a mirror, then reopened.
+
+Format. The store's format marker (``FORMAT_MARKER``) is checked on open; a store
+of an earlier format is refused with advice (format 1 had no seals and was never
+deployed: there is no migration, such a log is created again).
 
 Readers. Any number of processes may open the environment read-only while one
 process writes (the node serves while ``export`` runs): readers take LMDB's reader
@@ -51,7 +67,7 @@ from pathlib import Path
 
 import lmdb
 
-from redlist.ledger.errors import IntegrityError, StoreError
+from redlist.ledger.errors import IntegrityError, StateDamageError, StoreError
 from redlist.ledger.storelayout import (
     FORMAT_MARKER,
     META_CHECKPOINT,
@@ -61,13 +77,14 @@ from redlist.ledger.storelayout import (
     META_LOG_VERIFIER_KEY,
     META_ORIGIN,
     META_SIZE,
+    OLD_FORMAT_MARKERS,
     TABLE_NAMES,
     Tables,
     int_key,
     node_key,
 )
 from redlist.ledger.storestate import LmdbState
-from redlist.ledger.storeview import StoredHead, StoreReader, TableCounts
+from redlist.ledger.storeview import StoredHead, StoredRecord, StoreReader, TableCounts
 
 #: The environment's directory inside a data directory.
 ENV_DIR_NAME = "ledger.lmdb"
@@ -97,6 +114,8 @@ class LmdbStore:
         self.path = path
         self.readonly = readonly
         self._writer_lock = writer_lock
+        #: The damaged state record met first; from then on, no writes.
+        self._damage: StateDamageError | None = None
 
     @classmethod
     def open(
@@ -142,6 +161,8 @@ class LmdbStore:
             if not create:
                 _refuse_truncated(env, path)
             handles = {name: env.open_db(name.encode(), create=create) for name in TABLE_NAMES}
+            if not create:
+                _refuse_old_format(env, handles["meta"], path)
         except lmdb.NotFoundError:
             env.close()
             _unlock_writer(writer_lock)
@@ -172,10 +193,22 @@ class LmdbStore:
             raise StoreError(f"cannot read the ledger: {exc}") from None
         try:
             yield StoreReader(txn, self._tables)
+        except StateDamageError as damage:
+            self._stop_writes(damage)
+            raise
         except lmdb.Error as exc:
             raise StoreError(f"reading the ledger failed: {exc}") from None
         finally:
             _end(txn)
+
+    @property
+    def damage(self) -> StateDamageError | None:
+        """The damaged state record that stopped this store's writes, if one was met."""
+        return self._damage
+
+    def _stop_writes(self, damage: StateDamageError) -> None:
+        if self._damage is None:
+            self._damage = damage
 
     @contextmanager
     def write(self) -> Iterator[StoreWriter]:
@@ -186,6 +219,8 @@ class LmdbStore:
         """
         if self.readonly:
             raise StoreError("this ledger was opened read-only; it cannot be written")
+        if self._damage is not None:
+            raise StateDamageError(self._damage.table, self._damage.record)
         try:
             txn = self._env.begin(write=True)
         except lmdb.Error as exc:
@@ -193,6 +228,10 @@ class LmdbStore:
         try:
             yield StoreWriter(txn, self._tables)
             txn.commit()
+        except StateDamageError as damage:
+            _end(txn)
+            self._stop_writes(damage)
+            raise
         except lmdb.MapFullError:
             _end(txn)
             raise StoreError(
@@ -269,6 +308,21 @@ def _refuse_truncated(env: lmdb.Environment, path: Path) -> None:
         )
 
 
+def _refuse_old_format(env: lmdb.Environment, meta: lmdb._Database, path: Path) -> None:
+    """Refuse a store of an earlier format, saying what to do (a missing or damaged
+    marker is left to the callers' checks, which call it damage)."""
+    with env.begin() as txn:
+        marker = txn.get(META_FORMAT, db=meta)
+    if marker is not None and marker in OLD_FORMAT_MARKERS:
+        env.close()
+        raise StoreError(
+            f"{path} holds a ledger of the earlier format {marker.decode()}; this version "
+            f"reads {FORMAT_MARKER.decode()} only (its state records carry checksums). "
+            "Format 1 was never deployed and there is no migration: create the log again "
+            "with 'redlist-node init'"
+        )
+
+
 def _end(txn: lmdb.Transaction[bytes]) -> None:
     """Abort ``txn`` if it is still open (it may already be finished or invalidated)."""
     with suppress(lmdb.Error):
@@ -320,5 +374,6 @@ __all__ = [
     "StoreReader",
     "StoreWriter",
     "StoredHead",
+    "StoredRecord",
     "TableCounts",
 ]

@@ -9,17 +9,35 @@ Every integer in a key is 8 bytes big-endian, so keys sort in numeric order. The
 decoders (``seq_from_key``, ``node_from_key``) return None for a key of the wrong
 shape, which only a damaged store holds; the store's scans turn that into an
 ``IntegrityError`` naming the key.
+
+Sealed records. Every record of the state the node derives from the log (``keys``,
+``rules``, ``balances``, ``targets``, ``ids``, ``account_entries`` and the town
+configuration in ``meta``) is stored sealed (``seal``)::
+
+    payload ‖ seq (8 bytes, big-endian) ‖ tag (16 bytes)
+    tag = BLAKE2b-128(table ‖ 0x00 ‖ len(key) (2 bytes, big-endian) ‖ key ‖ seq ‖ payload),
+          personalised with the format marker
+
+``payload`` is the record's own bytes (empty for ``ids`` and ``account_entries``,
+whose seq says it all), ``seq`` the entry that last changed the record. The tag
+binds the payload to its table, its key and that seq, so a flipped bit, a record
+moved under another key or table, or a record of another format fails ``unseal``.
+It is a checksum against damage, not a signature: it has no secret (ADR 0010).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from hashlib import blake2b
 
 import lmdb
 
 #: Written into ``meta`` at creation; opening refuses an environment without it.
-FORMAT_MARKER = b"redlist-ledger/1"
+#: Format 2 seals every state record (see the module docstring).
+FORMAT_MARKER = b"redlist-ledger/2"
+#: Markers of earlier formats: such a store is refused with advice, never read.
+OLD_FORMAT_MARKERS = frozenset({b"redlist-ledger/1"})
 
 META_FORMAT = b"format"
 META_ORIGIN = b"origin"
@@ -126,3 +144,67 @@ class Tables:
     targets: lmdb._Database
     account_entries: lmdb._Database
     checkpoints: lmdb._Database
+
+
+# ---------------------------------------------------------------------------
+# Sealed state records
+
+#: The tables whose records are sealed ("meta" only for its ``config`` record).
+SEALED_TABLES = ("meta", "ids", "keys", "rules", "balances", "targets", "account_entries")
+TAG_SIZE = 16
+#: What ``seal`` appends to a payload: the seq and the tag.
+SEAL_SIZE = INT_SIZE + TAG_SIZE
+# The tag's personalisation: tags of another format never verify in this one.
+_PERSON = FORMAT_MARKER
+_TABLE_PREFIX = {name: name.encode("ascii") + b"\x00" for name in SEALED_TABLES}
+
+
+def _tag(table: str, key: bytes, seq_bytes: bytes, payload: bytes) -> bytes:
+    message = _TABLE_PREFIX[table] + len(key).to_bytes(2, "big") + key + seq_bytes + payload
+    return blake2b(message, digest_size=TAG_SIZE, person=_PERSON).digest()
+
+
+def seal(table: str, key: bytes, seq: int, payload: bytes) -> bytes:
+    """The stored value of a state record: ``payload ‖ seq ‖ tag`` (module docstring).
+
+    ``seq`` is the entry that last changed the record; ``key`` the record's key in
+    ``table``, exactly as stored.
+    """
+    seq_bytes = seq.to_bytes(INT_SIZE, "big")
+    return payload + seq_bytes + _tag(table, key, seq_bytes, payload)
+
+
+def unseal(table: str, key: bytes, value: bytes) -> tuple[bytes, int] | None:
+    """``(payload, seq)`` of a record stored under ``key`` in ``table``, or None when
+    its tag does not match (the record is damaged, or was not written sealed)."""
+    if len(value) < SEAL_SIZE:
+        return None
+    end = len(value) - SEAL_SIZE
+    payload, seq_bytes = value[:end], value[end : end + INT_SIZE]
+    if value[end + INT_SIZE :] != _tag(table, key, seq_bytes, payload):
+        return None
+    return payload, int.from_bytes(seq_bytes, "big")
+
+
+def record_name(table: str, key: bytes) -> str:
+    """Words naming the record under ``key`` in state table ``table``, for messages.
+
+    Never fails, whatever the key: it names records of a damaged store too.
+    """
+    text = key.decode("utf-8", "replace")
+    if table == "balances":
+        return f"account {text}"
+    if table == "keys":
+        return f"staff key {key.hex()}"
+    if table == "rules":
+        return f"a rule (hashed key {key.hex()})" if is_hashed_rule_key(key) else f"rule {text!r}"
+    if table == "targets" and len(key) == INT_SIZE:
+        return f"award or redemption {int_from_key(key)}"
+    if table == "ids":
+        return f"entry id {key.hex()}"
+    if table == "account_entries" and len(key) > INT_SIZE and key[-INT_SIZE - 1] == 0:
+        account = key[: -INT_SIZE - 1].decode("utf-8", "replace")
+        return f"account {account}'s link to entry {int_from_key(key[-INT_SIZE:])}"
+    if table == "meta":
+        return f"'{text}'"
+    return f"key {key.hex()}"

@@ -3,13 +3,23 @@ the store.
 
 The node's appends decide each entry against this state inside their write
 transaction, so a batch's entries see each other and an aborted batch leaves nothing.
+
+Every record is stored sealed (``storelayout.seal``: a checksum bound to its table,
+its key and the entry that last changed it) and checked on every read: a record
+that does not match raises ``StateDamageError`` before the semantics sees it, so a
+damaged balance, key or rule never decides an entry the node then signs. The store
+stops taking writes when one is met (``LmdbStore``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import lmdb
 
 from redlist.ledger.entry import TownConfig
+from redlist.ledger.errors import FormatError, StateDamageError
 from redlist.ledger.state import (
     Balance,
     KeyRecord,
@@ -20,12 +30,21 @@ from redlist.ledger.state import (
 )
 from redlist.ledger.storelayout import (
     META_CONFIG,
+    META_SIZE,
     Tables,
     account_entry_key,
     int_from_key,
     int_key,
+    record_name,
     rule_key,
+    seal,
+    unseal,
 )
+
+_T = TypeVar("_T")
+
+#: The seq the town configuration is sealed with: the genesis sets it.
+CONFIG_SEQ = 0
 
 
 class LmdbState:
@@ -40,6 +59,13 @@ class LmdbState:
     rule by one signer decodes the rule and the key once. Every write still goes
     straight to the transaction. Create one per transaction and let no one else
     write the same tables in it.
+
+    Each record is sealed with the seq of the entry that changed it. Key, rule,
+    target, entry-id and account records carry or are given that seq; a balance is
+    sealed with the seq of the entry being applied, which this object counts: the
+    log's size in this transaction, moved on by ``put_entry_id`` (the last write of
+    every accepted entry, ``points.apply_entry``). The full check compares every
+    record's seq with its replay, so a drift would not go unnoticed.
     """
 
     def __init__(self, txn: lmdb.Transaction[bytes], tables: Tables) -> None:
@@ -49,66 +75,130 @@ class LmdbState:
         self._keys: dict[bytes, KeyRecord | None] = {}
         self._rules: dict[str, RuleRecord | None] = {}
         self._balances: dict[str, Balance] = {}
+        self._applying: int | None = None
+
+    def _payload(self, table: str, key: bytes, value: bytes) -> bytes:
+        """The payload of a stored record; ``StateDamageError`` unless its seal matches."""
+        opened = unseal(table, key, value)
+        if opened is None:
+            raise StateDamageError(table, record_name(table, key))
+        return opened[0]
+
+    def _entry_seq_now(self) -> int:
+        """The seq of the entry being applied (see the class docstring)."""
+        if self._applying is None:
+            size = self._txn.get(META_SIZE, db=self._tables.meta)
+            self._applying = 0 if size is None else int_from_key(size)
+        return self._applying
 
     def config(self) -> TownConfig | None:
         if self._config is None:
             data = self._txn.get(META_CONFIG, db=self._tables.meta)
             if data is not None:
-                self._config = config_from_bytes(data)
+                payload = self._payload("meta", META_CONFIG, data)
+                self._config = _decoded(config_from_bytes, payload, "meta", META_CONFIG)
         return self._config
 
     def set_config(self, config: TownConfig) -> None:
-        self._txn.put(META_CONFIG, config_to_bytes(config), db=self._tables.meta)
+        sealed = seal("meta", META_CONFIG, CONFIG_SEQ, config_to_bytes(config))
+        self._txn.put(META_CONFIG, sealed, db=self._tables.meta)
         self._config = config
 
     def key(self, key_id: bytes) -> KeyRecord | None:
         if key_id not in self._keys:
             data = self._txn.get(key_id, db=self._tables.keys)
-            self._keys[key_id] = None if data is None else KeyRecord.from_bytes(data)
+            self._keys[key_id] = (
+                None
+                if data is None
+                else _decoded(
+                    KeyRecord.from_bytes, self._payload("keys", key_id, data), "keys", key_id
+                )
+            )
         return self._keys[key_id]
 
     def put_key(self, record: KeyRecord) -> None:
-        self._txn.put(record.key_id, record.to_bytes(), db=self._tables.keys)
+        seq = record.added if record.revoked is None else record.revoked
+        sealed = seal("keys", record.key_id, seq, record.to_bytes())
+        self._txn.put(record.key_id, sealed, db=self._tables.keys)
         self._keys[record.key_id] = record
 
     def rule(self, code: str) -> RuleRecord | None:
         if code not in self._rules:
-            data = self._txn.get(rule_key(code), db=self._tables.rules)
-            self._rules[code] = None if data is None else RuleRecord.from_bytes(data)
+            key = rule_key(code)
+            data = self._txn.get(key, db=self._tables.rules)
+            self._rules[code] = (
+                None
+                if data is None
+                else _decoded(
+                    RuleRecord.from_bytes, self._payload("rules", key, data), "rules", key
+                )
+            )
         return self._rules[code]
 
     def put_rule(self, record: RuleRecord) -> None:
-        self._txn.put(rule_key(record.code), record.to_bytes(), db=self._tables.rules)
+        key = rule_key(record.code)
+        self._txn.put(key, seal("rules", key, record.seq, record.to_bytes()), db=self._tables.rules)
         self._rules[record.code] = record
 
     def balance(self, account: str) -> Balance:
         balance = self._balances.get(account)
         if balance is None:
-            data = self._txn.get(account.encode("utf-8"), db=self._tables.balances)
-            balance = _ZERO_BALANCE if data is None else Balance.from_bytes(data)
+            key = account.encode("utf-8")
+            data = self._txn.get(key, db=self._tables.balances)
+            if data is None:
+                balance = _ZERO_BALANCE
+            else:
+                payload = self._payload("balances", key, data)
+                balance = _decoded(Balance.from_bytes, payload, "balances", key)
             self._balances[account] = balance
         return balance
 
     def put_balance(self, account: str, balance: Balance) -> None:
-        self._txn.put(account.encode("utf-8"), balance.to_bytes(), db=self._tables.balances)
+        key = account.encode("utf-8")
+        sealed = seal("balances", key, self._entry_seq_now(), balance.to_bytes())
+        self._txn.put(key, sealed, db=self._tables.balances)
         self._balances[account] = balance
 
     def target(self, seq: int) -> TargetRecord | None:
-        data = self._txn.get(int_key(seq), db=self._tables.targets)
-        return None if data is None else TargetRecord.from_bytes(data)
+        key = int_key(seq)
+        data = self._txn.get(key, db=self._tables.targets)
+        if data is None:
+            return None
+        payload = self._payload("targets", key, data)
+        return _decoded(TargetRecord.from_bytes, payload, "targets", key)
 
     def put_target(self, seq: int, record: TargetRecord) -> None:
-        self._txn.put(int_key(seq), record.to_bytes(), db=self._tables.targets)
+        key = int_key(seq)
+        changed = seq if record.reversed_by is None else record.reversed_by
+        self._txn.put(
+            key, seal("targets", key, changed, record.to_bytes()), db=self._tables.targets
+        )
 
     def entry_seq(self, entry_id: bytes) -> int | None:
         data = self._txn.get(entry_id, db=self._tables.ids)
-        return None if data is None else int_from_key(data)
+        if data is None:
+            return None
+        opened = unseal("ids", entry_id, data)
+        if opened is None or opened[0]:
+            raise StateDamageError("ids", record_name("ids", entry_id))
+        return opened[1]
 
     def put_entry_id(self, entry_id: bytes, seq: int) -> None:
-        self._txn.put(entry_id, int_key(seq), db=self._tables.ids)
+        self._txn.put(entry_id, seal("ids", entry_id, seq, b""), db=self._tables.ids)
+        self._applying = seq + 1
 
     def link_account(self, account: str, seq: int) -> None:
-        self._txn.put(account_entry_key(account, seq), b"", db=self._tables.account_entries)
+        key = account_entry_key(account, seq)
+        self._txn.put(key, seal("account_entries", key, seq, b""), db=self._tables.account_entries)
+
+
+def _decoded(decode: Callable[[bytes], _T], payload: bytes, table: str, key: bytes) -> _T:
+    """``decode(payload)``; a sealed payload that does not decode is damage too (it was
+    sealed by something other than this version), never the entry's fault."""
+    try:
+        return decode(payload)
+    except FormatError:
+        raise StateDamageError(table, record_name(table, key)) from None
 
 
 _ZERO_BALANCE = Balance()

@@ -12,8 +12,10 @@ Two kinds of reads:
   balance, the seqs of its entries and their target records;
 * records as stored, for the integrity checks (``tailcheck``, ``fullcheck``):
   each table walked in key order with its keys decoded by the store and its values
-  as raw bytes for the check to judge. A key of the wrong shape, which only a
-  damaged store holds, raises ``IntegrityError`` naming the table and the key.
+  as raw bytes for the check to judge (a state record as a :class:`StoredRecord`:
+  its payload, the seq its seal names, and whether the seal matches). A key of the
+  wrong shape, which only a damaged store holds, raises ``IntegrityError`` naming
+  the table and the key.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, fields
 import lmdb
 
 from redlist.ledger.entry import TownConfig
-from redlist.ledger.errors import FormatError, IntegrityError
+from redlist.ledger.errors import FormatError, IntegrityError, StateDamageError
 from redlist.ledger.state import Balance, RuleRecord, TargetRecord
 from redlist.ledger.storelayout import (
     INT_SIZE,
@@ -45,8 +47,10 @@ from redlist.ledger.storelayout import (
     is_hashed_rule_key,
     node_from_key,
     node_key,
+    record_name,
     rule_key,
     seq_from_key,
+    unseal,
 )
 from redlist.ledger.storestate import LmdbState
 
@@ -62,6 +66,24 @@ class StoredHead:
     last_time: int
     last_leaf_hash: bytes
     checkpoint: bytes
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A sealed state record as stored: its payload and the seq of the entry that last
+    changed it, both as its seal names them; ``sound`` is False when the seal does
+    not match (payload and seq are then empty and -1: nothing in it can be trusted)."""
+
+    payload: bytes
+    seq: int
+    sound: bool
+
+    @classmethod
+    def of(cls, table: str, key: bytes, value: bytes) -> StoredRecord:
+        opened = unseal(table, key, value)
+        if opened is None:
+            return cls(b"", -1, False)
+        return cls(opened[0], opened[1], True)
 
 
 @dataclass(frozen=True)
@@ -226,9 +248,10 @@ class StoreReader:
         names = self._txn.cursor(db=self._tables.meta).iternext(values=False)
         return tuple(name for name in names if name not in META_NAMES)
 
-    def config_record(self) -> bytes | None:
-        """The stored town configuration's bytes."""
-        return self._meta(META_CONFIG)
+    def config_record(self) -> StoredRecord | None:
+        """The stored town configuration, as sealed."""
+        value = self._meta(META_CONFIG)
+        return None if value is None else StoredRecord.of("meta", META_CONFIG, value)
 
     def counts(self) -> TableCounts:
         """How many records each table holds (no table is read for this)."""
@@ -287,35 +310,42 @@ class StoreReader:
         return _seq("checkpoints", cursor.key()) if cursor.last() else None
 
     def indexed_seq(self, entry_id: bytes) -> int | None:
-        """The seq the entry-id index gives for ``entry_id`` (``IntegrityError`` when its
+        """The seq the entry-id index gives for ``entry_id`` (``StateDamageError`` when its
         record is damaged)."""
         value = self._txn.get(entry_id, db=self._tables.ids)
         if value is None:
             return None
-        seq = seq_from_key(value)
-        if seq is None:
-            raise IntegrityError(f"the entry-id index holds a damaged record for {entry_id.hex()}")
-        return seq
+        record = StoredRecord.of("ids", entry_id, value)
+        if not record.sound or record.payload:
+            raise StateDamageError("ids", record_name("ids", entry_id))
+        return record.seq
 
-    def account_link(self, account: str, seq: int) -> bytes | None:
-        """The record linking ``account`` to entry ``seq`` (empty bytes when sound)."""
-        return self._txn.get(account_entry_key(account, seq), db=self._tables.account_entries)
+    def account_link(self, account: str, seq: int) -> StoredRecord | None:
+        """The record linking ``account`` to entry ``seq`` (sound: an empty payload sealed
+        with that seq)."""
+        key = account_entry_key(account, seq)
+        value = self._txn.get(key, db=self._tables.account_entries)
+        return None if value is None else StoredRecord.of("account_entries", key, value)
 
-    def stored_keys(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every staff key record, ``(key id, record bytes)``."""
-        yield from self._txn.cursor(db=self._tables.keys)
+    def stored_keys(self) -> Iterator[tuple[bytes, StoredRecord]]:
+        """Every staff key record, ``(key id, record)``."""
+        for key, value in self._txn.cursor(db=self._tables.keys):
+            yield key, StoredRecord.of("keys", key, value)
 
-    def stored_rules(self) -> Iterator[tuple[str, bytes]]:
-        """Every rule record, ``(rule code, record bytes)``.
+    def stored_rules(self) -> Iterator[tuple[str, StoredRecord]]:
+        """Every rule record, ``(rule code, record)``.
 
         A long code's key is a hash, so its code is read from the record, which must
-        then decode and hash back to the key.
+        then be sound, decode and hash back to the key.
         """
         for key, value in self._txn.cursor(db=self._tables.rules):
+            record = StoredRecord.of("rules", key, value)
             code: str | None = None
             if is_hashed_rule_key(key):
                 try:
-                    code = RuleRecord.from_bytes(value).code
+                    if not record.sound:
+                        raise FormatError("the record's seal does not match")
+                    code = RuleRecord.from_bytes(record.payload).code
                 except FormatError:
                     raise IntegrityError(
                         f"the rules table holds a damaged record under the hashed key {key.hex()}"
@@ -329,10 +359,10 @@ class StoreReader:
                 raise IntegrityError(
                     f"the rules table holds a record under the malformed key {key.hex()}"
                 )
-            yield code, value
+            yield code, record
 
-    def stored_balances(self) -> Iterator[tuple[str, bytes]]:
-        """Every balance record, ``(account, record bytes)``."""
+    def stored_balances(self) -> Iterator[tuple[str, StoredRecord]]:
+        """Every balance record, ``(account, record)``."""
         for key, value in self._txn.cursor(db=self._tables.balances):
             try:
                 account = key.decode("utf-8")
@@ -340,12 +370,12 @@ class StoreReader:
                 raise IntegrityError(
                     f"the balances table holds a record under the malformed key {key.hex()}"
                 ) from None
-            yield account, value
+            yield account, StoredRecord.of("balances", key, value)
 
-    def stored_targets(self) -> Iterator[tuple[int, bytes]]:
-        """Every award and redemption record, ``(seq, record bytes)``."""
+    def stored_targets(self) -> Iterator[tuple[int, StoredRecord]]:
+        """Every award and redemption record, ``(seq, record)``."""
         for key, value in self._txn.cursor(db=self._tables.targets):
-            yield _seq("targets", key), value
+            yield _seq("targets", key), StoredRecord.of("targets", key, value)
 
 
 class LmdbNodeReader:
