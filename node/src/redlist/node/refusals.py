@@ -20,6 +20,7 @@ from redlist.ledger.errors import (
     IntegrityError,
     PageTokenError,
     RedlistError,
+    StateDamageError,
     StoreError,
 )
 from redlist.proto.contract import RefusalDetails
@@ -85,6 +86,12 @@ def refusal_of(error: BaseException) -> Refusal:
         return Refusal.of_batch(error)
     if isinstance(error, PageTokenError):
         return Refusal(grpc.StatusCode.INVALID_ARGUMENT, None, str(error))
+    if isinstance(error, StateDamageError):
+        return Refusal(
+            grpc.StatusCode.DATA_LOSS,
+            None,
+            f"the node has stopped taking entries, nothing was stored: {error.diagnostics()}",
+        )
     if isinstance(error, IntegrityError):
         return Refusal(
             grpc.StatusCode.INTERNAL,

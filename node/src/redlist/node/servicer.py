@@ -14,6 +14,10 @@ status message, in words ("envelope 3: rule 'V99' is not in the catalogue
 :mod:`redlist.proto.contract`, which every client reads them with). A batch over
 the node's limit names the limit as its check and carries its value; ``GetLimits``
 states the limits before anything is sent.
+
+When the store finds one of its state records damaged (``StateDamageError``), it
+takes no more writes: every Submit is answered DATA_LOSS naming the table and the
+record, the first with an error line in the log, while the reads go on.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import grpc
 from grpc import aio
 
 from redlist.ledger.entry import is_valid_account
-from redlist.ledger.errors import RedlistError
+from redlist.ledger.errors import RedlistError, StateDamageError
 from redlist.ledger.log import Log
 from redlist.ledger.statement import PAGE_BYTES
 from redlist.node import serde
@@ -72,6 +76,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         self._reads = reads
         self._limits = limits
         self._metrics = metrics
+        self._writes_stopped = False
 
     # -- writing --------------------------------------------------------------
 
@@ -107,10 +112,20 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         except Exception as error:  # every failure is answered; refusal_of says how
             if not isinstance(error, RedlistError):
                 logger.error("Submit failed unexpectedly", exc_info=error)
+            elif isinstance(error, StateDamageError):
+                self._report_stopped_writes(error)
             refusal = refusal_of(error)
         else:
             return serde.submit_response(result)
         await self._refuse(context, refusal, envelopes=len(envelopes))
+
+    def _report_stopped_writes(self, damage: StateDamageError) -> None:
+        """Say once, as an error, that the node takes no more entries, and why."""
+        if not self._writes_stopped:
+            self._writes_stopped = True
+            logger.error(
+                "writes stopped table=%s record=%s: %s", damage.table, damage.record, damage
+            )
 
     async def _refuse(
         self,

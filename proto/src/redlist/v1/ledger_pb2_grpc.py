@@ -106,7 +106,10 @@ class LedgerServicer:
         client's rate limit (checks "rate-limit", "rate-limit-bytes", with the wait in
         `redlist-retry-after-ms`);
         * UNAVAILABLE: the node cannot store anything now (its storage is full, or it is
-        shutting down); retrying later, or at another time, is safe.
+        shutting down); retrying later, or at another time, is safe;
+        * DATA_LOSS: the node found its own stored state damaged (a record that fails its
+        checksum; the message names the table and the record) and takes no entries
+        until its operator repairs it; its reads go on.
         The status message names the batch index of the first refused envelope and the
         broken rule, for example "envelope 3: rule 'V99' is not in the catalogue
         [rule-inactive]". The trailing metadata repeats them for programs:
