@@ -51,6 +51,8 @@ from tests.rawstore import (
     int_key,
     node_key,
     raw_tables,
+    seal,
+    unseal,
 )
 
 from redlist.ledger.entry import Leaf
@@ -387,9 +389,16 @@ def _change_node(tables: RawTables) -> None:
 
 
 def _change_balance(tables: RawTables) -> None:
-    balance = Balance.from_bytes(tables.get("balances", b"resident-2") or b"")
+    payload, seq = unseal(tables.get("balances", b"resident-2") or b"")
+    balance = Balance.from_bytes(payload)
     changed = Balance(balance.earned + 100, balance.redeemed, balance.entries)
-    tables.put("balances", b"resident-2", changed.to_bytes())
+    tables.put("balances", b"resident-2", seal("balances", b"resident-2", seq, changed.to_bytes()))
+
+
+def _flip_balance(tables: RawTables) -> None:
+    value = bytearray(tables.get("balances", b"resident-2") or b"")
+    value[1] ^= 0x40
+    tables.put("balances", b"resident-2", bytes(value))
 
 
 def _change_checkpoint(tables: RawTables) -> None:
@@ -423,7 +432,14 @@ RECORDS = {
         "entry 12: the stored Merkle node over entries 12 to 15",
         None,  # a bundle carries leaves, not nodes
     ),
-    "a balance": RecordCase(
+    "a balance's bit": RecordCase(
+        _flip_balance,
+        "entry 25: the stored record for account resident-2 is damaged: its checksum does not "
+        "match [balances]",
+        None,  # the state is checked where it is read: appends and the full check
+        None,
+    ),
+    "a balance, sealed again": RecordCase(
         _change_balance,
         "entry 25: the stored record for account resident-2 (stored: earned 120, redeemed 0, "
         "4 entries; the log gives: earned 20, redeemed 0, 4 entries) is not what the log's "
