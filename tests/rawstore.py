@@ -3,8 +3,9 @@ store on purpose, the way a disk error or a hostile operator would.
 
 The keys and the seals of state records are encoded here from the layout documented
 in ``redlist.ledger.store`` and ``redlist.ledger.storelayout``, written down again
-rather than imported, so these tests also hold that document to the truth. Open it only while no ``LmdbStore`` of the same directory is open in
-this process (LMDB allows one open per process).
+rather than imported, so these tests also hold that document to the truth. Open it
+only while no ``LmdbStore`` of the same directory is open in this process (LMDB
+allows one open per process).
 """
 
 from __future__ import annotations
@@ -47,11 +48,11 @@ SEALED_TABLES = ("meta", "ids", "keys", "rules", "balances", "targets", "account
 
 def seal(table: str, key: bytes, seq: int, payload: bytes = b"") -> bytes:
     """A sealed state record: payload ‖ seq (8 bytes) ‖ BLAKE2b-128 tag over
-    table ‖ 0x00 ‖ len(key) (2 bytes) ‖ key ‖ seq ‖ payload, personalised with the
+    table ‖ 0x00 ‖ len(key) (2 bytes) ‖ key ‖ payload ‖ seq, personalised with the
     format marker."""
     assert table in SEALED_TABLES
     seq_bytes = seq.to_bytes(8, "big")
-    message = table.encode() + b"\x00" + len(key).to_bytes(2, "big") + key + seq_bytes + payload
+    message = table.encode() + b"\x00" + len(key).to_bytes(2, "big") + key + payload + seq_bytes
     return payload + seq_bytes + blake2b(message, digest_size=16, person=FORMAT_MARKER).digest()
 
 

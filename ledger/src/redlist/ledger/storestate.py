@@ -29,6 +29,7 @@ from redlist.ledger.state import (
     config_to_bytes,
 )
 from redlist.ledger.storelayout import (
+    INT_SIZE,
     META_CONFIG,
     META_SIZE,
     Tables,
@@ -38,6 +39,7 @@ from redlist.ledger.storelayout import (
     record_name,
     rule_key,
     seal,
+    sealed_body,
     unseal,
 )
 
@@ -79,10 +81,10 @@ class LmdbState:
 
     def _payload(self, table: str, key: bytes, value: bytes) -> bytes:
         """The payload of a stored record; ``StateDamageError`` unless its seal matches."""
-        opened = unseal(table, key, value)
-        if opened is None:
+        body = sealed_body(table, key, value)
+        if body is None:
             raise StateDamageError(table, record_name(table, key))
-        return opened[0]
+        return body[:-INT_SIZE]
 
     def _entry_seq_now(self) -> int:
         """The seq of the entry being applied (see the class docstring)."""
