@@ -309,3 +309,14 @@ def test_progress_goes_to_stderr_on_a_terminal(
         assert f"checking {stage}" in plain
         assert f"{total}/{total}" in plain
     assert shown.endswith("\x1b[2K")  # the line is erased before the report
+
+
+def test_a_store_of_the_earlier_format_cannot_be_checked_and_says_why(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(data, "meta", b"format", b"redlist-ledger/1")
+    for argv in (["--data", str(data)], ["--data", str(data), "--full"]):
+        code, output, error = run(capsys, *argv)
+        assert (code, output) == (2, "")
+        assert "holds a ledger of the earlier format redlist-ledger/1" in error
+        assert "there is no migration" in error

@@ -30,7 +30,8 @@ Without --full the check is quick (the newest {TAIL_LEAVES} entries, the tree's
 right border and the latest checkpoint: what the node checks when it starts).
 With --full every entry is decoded and replayed, every Merkle node recomputed,
 every checkpoint verified, and the balances, keys, rules and indexes re-derived
-and compared with what is stored.
+and compared with what is stored; a state record whose checksum does not match
+is reported as damaged (the node stops taking entries when it reads one).
 
 The directory is opened read-only, so the check may run while the node serves;
 it reads one consistent snapshot. Exit status: 0 consistent, 1 a problem was
