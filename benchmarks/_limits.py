@@ -132,9 +132,10 @@ def grow_log(
     until: int,
     batch: int,
     now_ms: int,
-) -> Iterator[tuple[int, float]]:
+) -> Iterator[tuple[int, float, float]]:
     """Append batches of ``make_batch(count)`` envelopes until ``log`` holds ``until``
-    entries; after each batch yield the log's size and the seconds ``Log.append`` took.
+    entries; after each batch yield the log's size, the seconds ``Log.append`` took and
+    the CPU seconds this process spent in it (all its threads, not its children).
 
     The envelopes are made (signed) outside the timed call, one batch at a time, so
     memory stays flat however long the log grows.
@@ -142,11 +143,12 @@ def grow_log(
     size = log.size
     while size < until:
         envelopes = make_batch(min(batch, until - size))
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = log.append(envelopes, now_ms=now_ms)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         size = result.seqs[-1] + 1
-        yield size, elapsed
+        yield size, elapsed, cpu
 
 
 def resident_kib(pid: int | str = "self", field: str = "RssAnon") -> int | None:

@@ -201,11 +201,6 @@ class LmdbStore:
         finally:
             _end(txn)
 
-    @property
-    def damage(self) -> StateDamageError | None:
-        """The damaged state record that stopped this store's writes, if one was met."""
-        return self._damage
-
     def _stop_writes(self, damage: StateDamageError) -> None:
         if self._damage is None:
             self._damage = damage
