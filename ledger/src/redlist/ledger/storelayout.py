@@ -22,7 +22,7 @@ configuration in ``meta``) is stored sealed (``seal``)::
 whose seq says it all), ``seq`` the entry that last changed the record. The tag
 binds the payload to its table, its key and that seq, so a flipped bit, a record
 moved under another key or table, or a record of another format fails ``unseal``.
-It is a checksum against damage, not a signature: it has no secret (ADR 0014).
+It is a checksum against damage, not a signature: it has no secret (ADR 0016).
 """
 
 from __future__ import annotations
