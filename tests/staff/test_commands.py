@@ -114,6 +114,40 @@ def test_bad_account_is_reported_before_the_node_is_asked(signer: str) -> None:
         (["key", "add", "--pub", "ab" * 32, "--name", "x", "--roles", "boss"], "'boss' is not"),
         (["key", "add", "--pub", "ab" * 32, "--name", "", "--roles", "grid"], "must not be empty"),
         (["key", "revoke", "--pub", "nosuch.pem"], "neither a key file nor a public key"),
+        (
+            ["award", "--account", "dgc-1", "--rule", "V01", "--note", "ok\x1b[2J"],
+            "the note contains an invisible or control character (U+001B) at character 3",
+        ),
+        (
+            [
+                "rule",
+                "set",
+                "--code",
+                "V01\u0443",
+                "--title",
+                "t",
+                "--module",
+                "m",
+                "--points",
+                "5",
+            ],
+            "must be 1 to 32 ASCII letters",
+        ),
+        (
+            [
+                "rule",
+                "set",
+                "--code",
+                "V\u200b01",
+                "--title",
+                "t",
+                "--module",
+                "m",
+                "--points",
+                "5",
+            ],
+            "invisible or control character (U+200B ZERO WIDTH SPACE)",
+        ),
     ],
 )
 def test_bad_values_are_reported_before_the_node_is_asked(

@@ -16,6 +16,7 @@ Every failure is a ``KeyFileError`` that names the file.
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +27,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redlist.ledger import crypto
 from redlist.ledger.errors import KeyFileError, NoteError, RedlistError
 from redlist.ledger.note.keys import ALG_ED25519, VerifierKey
+from redlist.ledger.text import KEY_NAME_MAX, key_name_problem
 
 PUBLIC_SUFFIX = ".pub"
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
-#: Longest holder name accepted; it ends up in the log's key registration.
-MAX_NAME_LENGTH = 200
+#: Longest holder name accepted: the format's limit for a key name.
+MAX_NAME_LENGTH = KEY_NAME_MAX
 
 #: The name of the file holding a log's verifier key in a node's data directory.
 LOG_PUB_NAME = "log.pub"
@@ -58,14 +60,16 @@ def public_path(private: Path) -> Path:
 
 
 def check_name(name: str) -> str:
-    """The holder's name, if usable: non-empty, one line, at most MAX_NAME_LENGTH characters."""
-    stripped = name.strip()
+    """The holder's name as the log will hold it (NFC, no surrounding spaces), if the
+    format allows it as a key name (docs/format.md, "Text")."""
+    stripped = unicodedata.normalize("NFC", name.strip())
     if not stripped:
         raise KeyFileError("the key holder's name must not be empty")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in stripped):
+    if any(char in stripped for char in "\r\n"):
         raise KeyFileError("the key holder's name must be a single line of text")
-    if len(stripped) > MAX_NAME_LENGTH:
-        raise KeyFileError(f"the key holder's name is longer than {MAX_NAME_LENGTH} characters")
+    problem = key_name_problem(stripped)
+    if problem is not None:
+        raise KeyFileError(f"the key holder's name {stripped!r} {problem}")
     return stripped
 
 

@@ -29,6 +29,13 @@ import unicodedata
 #: private use, unassigned, line and paragraph separators).
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
+#: How a refused character is named to a clerk, by its general category.
+_KINDS = {
+    "Cn": "a character that is not in Unicode (unassigned)",
+    "Co": "a private-use character (it shows differently on every computer)",
+    "Cs": "half of a broken character (a lone surrogate)",
+}
+
 RULE_CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 KEY_NAME_MAX = 100
 _KEY_NAME_PUNCTUATION = frozenset("()（）·.-_'&,/")
@@ -40,10 +47,12 @@ def text_problem(value: str) -> str | None:
     """Why ``value`` may not be a text field, in words a clerk can act on; None if it may."""
     if not value.isprintable():
         for position, character in enumerate(value, start=1):
-            if unicodedata.category(character) in REFUSED_CATEGORIES:
+            category = unicodedata.category(character)
+            if category in REFUSED_CATEGORIES:
                 return (
-                    f"contains an invisible or control character ({_describe(character)}) at "
-                    f"character {position}; remove it and type the text again"
+                    f"contains {_KINDS.get(category, 'an invisible or control character')} "
+                    f"({_describe(character)}) at character {position}; remove it and type "
+                    "the text again"
                 )
     if not unicodedata.is_normalized("NFC", value):
         return "is not in Unicode normal form NFC (the same letters can be stored another way)"

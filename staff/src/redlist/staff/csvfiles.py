@@ -28,6 +28,7 @@ from redlist.staff.entries import Stamp, award, rule_set
 from redlist.staff.values import (
     check_account,
     check_positive,
+    check_rule_code,
     check_rule_points,
     check_text,
     parse_council,
@@ -107,7 +108,7 @@ def parse_rules_csv(data: bytes, name: str) -> tuple[RuleRow, ...]:
             raise FormatError(f"points must be a non-zero integer, not {points_text!r}") from None
         return RuleRow(
             row,
-            check_text(cells["code"], "code"),
+            check_rule_code(cells["code"], "code"),
             check_text(cells["title"], "title"),
             check_text(cells["module"], "module"),
             points,

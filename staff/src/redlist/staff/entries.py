@@ -36,6 +36,7 @@ from redlist.ledger.entry import (
 from redlist.staff.values import (
     check_account,
     check_positive,
+    check_rule_code,
     check_rule_points,
     check_target,
     check_text,
@@ -96,7 +97,7 @@ def rule_set(
         stamp.id,
         stamp.at,
         "set",
-        check_text(code, "the rule code"),
+        check_rule_code(code),
         check_text(title, "the rule title"),
         check_text(module, "the module"),
         check_rule_points(points),
@@ -105,7 +106,7 @@ def rule_set(
 
 
 def rule_retire(stamp: Stamp, code: str) -> RuleChange:
-    return RuleChange(stamp.log, stamp.id, stamp.at, "retire", check_text(code, "the rule code"))
+    return RuleChange(stamp.log, stamp.id, stamp.at, "retire", check_rule_code(code))
 
 
 def award(stamp: Stamp, account: str, rule: str, qty: int, note: str | None) -> Award:
@@ -115,7 +116,7 @@ def award(stamp: Stamp, account: str, rule: str, qty: int, note: str | None) -> 
         stamp.id,
         stamp.at,
         check_account(account),
-        check_text(rule, "the rule code"),
+        check_rule_code(rule),
         check_positive(qty, "qty"),
         checked_note or None,
     )

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import unicodedata
 from pathlib import Path
 
 from redlist.ledger import keyfile
 from redlist.ledger.entry import PUBLIC_KEY_SIZE, ROLES, is_valid_account
 from redlist.ledger.errors import FormatError, KeyFileError
+from redlist.ledger.text import rule_code_problem, text_problem
 
 #: Longest free text (title, note, item, reason ...) accepted, in characters; far
 #: below what would push an envelope past its 64 KiB limit.
@@ -39,14 +41,28 @@ MAX_NUMBER = 2**63 - 1
 
 
 def check_text(value: str, what: str, *, required: bool = True) -> str:
-    """``value`` without surrounding spaces: one line, not too long, non-empty if required."""
-    stripped = value.strip()
+    """``value`` as the log will hold it: without surrounding spaces, in NFC (the same
+    letters typed on another system), one line, text the format allows (docs/format.md,
+    "Text"), not too long, non-empty if required."""
+    stripped = unicodedata.normalize("NFC", value.strip())
     if required and not stripped:
         raise FormatError(f"{what} must not be empty")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in stripped):
+    if any(char in stripped for char in "\r\n"):
         raise FormatError(f"{what} must be a single line of text")
+    problem = text_problem(stripped)
+    if problem is not None:
+        raise FormatError(f"{what} {problem}")
     if len(stripped) > MAX_TEXT_LENGTH:
         raise FormatError(f"{what} is longer than {MAX_TEXT_LENGTH} characters")
+    return stripped
+
+
+def check_rule_code(code: str, what: str = "the rule code") -> str:
+    """``code`` if it is a rule code the format allows (ASCII, like V01)."""
+    stripped = check_text(code, what)
+    problem = rule_code_problem(stripped)
+    if problem is not None:
+        raise FormatError(f"{what} {stripped!r} {problem}")
     return stripped
 
 
