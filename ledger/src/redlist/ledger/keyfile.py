@@ -41,6 +41,8 @@ LOG_PUB_NAME = "log.pub"
 LOG_KEY_FILE_LIMIT = 64 * 1024
 
 _PUBLIC_PEM = b"-----BEGIN PUBLIC KEY-----"
+# The comment line of a public key file that names the holder (``public_text``).
+_NAME_LINE = "# name: "
 # How a PEM file (a key, a certificate) begins; a log key is one line, never PEM.
 _PEM_MARK_TEXT = "-----BEGIN "
 _PRIVATE_PEM = b"PRIVATE KEY-----"
@@ -80,7 +82,7 @@ def public_text(public: bytes, name: str) -> str:
     )
     return (
         "# redlist staff key (public part; safe to share)\n"
-        f"# name: {check_name(name)}\n"
+        f"{_NAME_LINE}{check_name(name)}\n"
         f"# public key (hex): {public.hex()}\n"
         f"# key id: {crypto.key_id(public).hex()}\n" + pem.decode("ascii")
     )
@@ -131,6 +133,21 @@ def read_public_key(path: Path) -> bytes:
         return crypto.public_key_from_pem(data)
     except KeyFileError as error:
         raise KeyFileError(f"{path}: {error.diagnostics()}") from None
+
+
+def read_holder_name(private: Path) -> str | None:
+    """The holder's name in the public twin of ``private`` (its ``# name:`` line), if any.
+
+    None when the twin is missing or names nobody; a twin that cannot be read is an error.
+    """
+    path = public_path(private)
+    if not path.is_file():
+        return None
+    text = _read(path, "public key file").decode("utf-8", "replace")
+    for line in text.splitlines():
+        if line.startswith(_NAME_LINE):
+            return check_name(line[len(_NAME_LINE) :])
+    return None
 
 
 def _check_destination(private: Path) -> None:

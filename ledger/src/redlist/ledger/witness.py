@@ -37,6 +37,9 @@ MAX_PROOF_HASHES = 128
 class Refusal(Enum):
     """Why a witness refuses a checkpoint (DESIGN 8.2 names the gRPC status for each)."""
 
+    #: The checkpoint's origin is not a log the witness is configured for: NOT_FOUND.
+    #: (Decided by the caller, which holds the configuration; never by ``add_checkpoint``.)
+    UNKNOWN_LOG = "unknown-log"
     #: The log's signature does not verify: PERMISSION_DENIED.
     BAD_SIGNATURE = "bad-signature"
     #: ``old_size`` is larger than the checkpoint, or the proof is malformed: INVALID_ARGUMENT.

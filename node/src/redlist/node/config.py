@@ -27,6 +27,9 @@ nothing::
     rate_limit_bytes = 1048576          # request bytes per second per client; off when absent
     rate_burst_bytes = 8388608          # request bytes a quiet client may send at once
     map_size_gib = 1024                 # LMDB address space; raise when storage is full
+    witness_key = "keys/witness.pem"    # serve Witness, cosigning with this key ...
+    witness_name = "wendeng-witness"    # ... under this name (default: the key's .pub name)
+    witness_for = ["rushan.pub", "juxian.example/log+1a2b3c4d+AQ..."]  # ... for these logs
 
 Plaintext is the default, meant for a node on loopback (``127.0.0.1``), behind a
 TLS-terminating proxy, or in a test; see ``redlist.node.tls``. Rate limiting is
@@ -110,6 +113,11 @@ class ServeSettings:
     rate_limit_bytes: float | None = None
     rate_burst_bytes: int | None = None
     map_size_gib: int | None = None
+    #: The witness's cosigning key file; None: the node is no witness.
+    witness_key: Path | None = None
+    witness_name: str | None = None
+    #: The logs witnessed: each a verifier key string or a file holding one.
+    witness_for: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         parse_address(self.listen, "listen")
@@ -159,6 +167,13 @@ class ServeSettings:
             raise FormatError(
                 f"'rate_limit' must be a positive number of calls per second, not {self.rate_limit}"
             )
+        if (self.witness_key is None) != (not self.witness_for):
+            raise FormatError(
+                "a witness needs both its key and the logs it witnesses: give 'witness_key' "
+                "and 'witness_for' (--witness-key and --witness-for) together"
+            )
+        if self.witness_name is not None and self.witness_key is None:
+            raise FormatError("'witness_name' (--witness-name) needs 'witness_key' as well")
         if self.map_size_gib is not None and self.map_size_gib < 1:
             raise FormatError(f"'map_size_gib' must be at least 1, not {self.map_size_gib}")
         if self.rate_burst is not None:
@@ -226,9 +241,12 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "rate_limit_bytes": (int, float),
     "rate_burst_bytes": (int,),
     "map_size_gib": (int,),
+    "witness_key": (str,),
+    "witness_name": (str,),
+    "witness_for": (list,),
 }
 #: Settings that name files: relative paths in a config file are relative to it.
-_PATHS = ("data", "tls_cert", "tls_key", "tls_client_ca")
+_PATHS = ("data", "tls_cert", "tls_key", "tls_client_ca", "witness_key")
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -248,13 +266,26 @@ def load_config_file(path: Path) -> dict[str, Any]:
         if name in values:
             named = Path(values[name])
             values[name] = named if named.is_absolute() else path.parent / named
+    if "witness_for" in values:
+        values["witness_for"] = _log_keys(path, values["witness_for"])
     for name in ("grace_seconds", "rate_limit", "stream_write_seconds", "rate_limit_bytes"):
         if name in values:
             values[name] = float(values[name])
     return values
 
 
-_KIND = {str: "text", int: "a whole number"}
+_KIND = {str: "text", int: "a whole number", list: "a list"}
+
+
+def _log_keys(path: Path, given: list[Any]) -> tuple[str, ...]:
+    """``witness_for``'s items: key strings as they are, files relative to the config file."""
+    if not all(isinstance(item, str) for item in given):
+        raise FormatError(f"config file {path}: 'witness_for' must be a list of text")
+    # A key string always has two '+'; anything else names a file.
+    return tuple(
+        item if "+" in item or Path(item).is_absolute() else str(path.parent / item)
+        for item in given
+    )
 
 
 def resolve_settings(
@@ -263,6 +294,8 @@ def resolve_settings(
     """Combine the file's settings with the flags (a flag that is ``None`` was not given)."""
     merged: dict[str, Any] = dict(file_values)
     merged.update({name: value for name, value in flag_values.items() if value is not None})
+    if "witness_for" in merged:
+        merged["witness_for"] = tuple(merged["witness_for"])
     for required, flag in (("data", "--data"), ("listen", "--listen")):
         if required not in merged:
             raise FormatError(f"no {required} given: pass {flag} or set {required!r} in --config")

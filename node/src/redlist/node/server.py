@@ -63,6 +63,7 @@ from redlist.node.ratelimit import RateLimit, RateLimiter
 from redlist.node.servicer import LedgerServicer
 from redlist.node.tls import ServerTLS, is_loopback, load_server_material
 from redlist.node.undecodable import UndecodableRequestInterceptor
+from redlist.node.witness import WITNESS_SERVICE, Witness, WitnessServicer
 from redlist.proto.contract import Limits
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
@@ -171,8 +172,13 @@ class NodeServer:
         listen: str,
         options: ServerOptions | None = None,
         metrics: NodeMetrics | None = None,
+        witness: Witness | None = None,
     ) -> NodeServer:
-        """Serve ``log`` on ``listen`` (``HOST:PORT``; port 0 picks a free one)."""
+        """Serve ``log`` on ``listen`` (``HOST:PORT``; port 0 picks a free one).
+
+        With ``witness``, also serve ``redlist.v1.Witness`` for the logs it is
+        configured for (the caller owns its store, as it owns the log).
+        """
         options = options or ServerOptions()
         host, _ = parse_address(listen, "listen")
         # Read and check the TLS files first: a wrong file stops the start in words.
@@ -231,10 +237,14 @@ class NodeServer:
             LedgerServicer(log, batcher, watch, reads, limits=options.limits(), metrics=metrics),
             server,
         )
+        services = [LEDGER_SERVICE]
+        if witness is not None:
+            ledger_pb2_grpc.add_WitnessServicer_to_server(WitnessServicer(witness, reads), server)
+            services.append(WITNESS_SERVICE)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
-            (LEDGER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         try:
             if material is None:
@@ -249,7 +259,7 @@ class NodeServer:
             raise RedlistError(f"cannot listen on {listen}: the address is in use or not local")
         await server.start()
         batcher.start()
-        for service in ("", LEDGER_SERVICE):
+        for service in ("", *services):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         node = cls(
             server=server,
@@ -275,6 +285,12 @@ class NodeServer:
             else options.rate_limit_bytes.describe("bytes"),
             options.memory_ceiling() >> 20,
         )
+        if witness is not None:
+            logger.info(
+                "witnessing key=%s logs=%s",
+                witness.config.verifier_key(),
+                ",".join(sorted(witness.config.logs)),
+            )
         if material is not None:
             logger.info(
                 "tls certificate subject=%s expires=%s",
@@ -312,7 +328,7 @@ class NodeServer:
 
 
 async def serve_until_signalled(
-    log: Log, settings: ServeSettings, out: TextIO = sys.stdout
+    log: Log, settings: ServeSettings, out: TextIO = sys.stdout, witness: Witness | None = None
 ) -> None:
     """Serve ``log`` until SIGTERM or SIGINT, then shut down gracefully.
 
@@ -321,7 +337,7 @@ async def serve_until_signalled(
     """
     metrics = NodeMetrics()
     node = await NodeServer.start(
-        log, settings.listen, ServerOptions.from_settings(settings), metrics
+        log, settings.listen, ServerOptions.from_settings(settings), metrics, witness
     )
     try:
         if settings.metrics is not None:

@@ -5,7 +5,8 @@ them and what the generated code cannot say:
 
 * the trailing-metadata keys of a refusal (:data:`CHECK_KEY`, :data:`INDEX_KEY`,
   :data:`LIMIT_KEY`, :data:`RETRY_AFTER_KEY`), written by the node and read by every
-  client through :class:`RefusalDetails`;
+  client through :class:`RefusalDetails`, and a witness's stored size
+  (:data:`WITNESS_SIZE_KEY`);
 * the checks a refusal names when a request exceeds one of the node's limits
   (:data:`MAX_BATCH_CHECK`, :data:`RATE_LIMIT_CHECK`, and those of admission:
   :data:`MAX_CALLS_CHECK`, ...);
@@ -32,6 +33,9 @@ CHECK_KEY = "redlist-check"
 LIMIT_KEY = "redlist-limit"
 #: Trailing metadata: how long to wait before a retry, in whole milliseconds.
 RETRY_AFTER_KEY = "redlist-retry-after-ms"
+#: Trailing metadata of a witness's ABORTED answer to ``AddCheckpoint``: the tree size
+#: (decimal) it last cosigned for that log, from which the caller asks again.
+WITNESS_SIZE_KEY = "redlist-witness-size"
 
 #: The check of a Submit with more envelopes than the node takes in one request;
 #: its ``redlist-limit`` is the most it takes (``Limits.max_batch``).
@@ -166,6 +170,7 @@ __all__ = [
     "RATE_LIMIT_CHECK",
     "RETRY_AFTER_KEY",
     "STREAM_WRITE_TIMEOUT_CHECK",
+    "WITNESS_SIZE_KEY",
     "Limits",
     "RefusalDetails",
 ]

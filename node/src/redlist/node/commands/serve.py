@@ -15,9 +15,11 @@ from redlist.ledger.errors import StoreError
 from redlist.ledger.log import Log
 from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.ledger.sigworkers import VERIFY_SWITCH_INTERVAL_S, available_cores
+from redlist.ledger.witnessstore import WitnessStore
 from redlist.node.allocator import limit_arenas
 from redlist.node.config import load_config_file, resolve_settings
 from redlist.node.server import serve_until_signalled
+from redlist.node.witness import Witness, WitnessConfig
 
 DESCRIPTION = """\
 Serve the log in --data over gRPC (service redlist.v1.Ledger, plus the standard
@@ -51,6 +53,15 @@ of --rate-burst, default N) with RESOURCE_EXHAUSTED and the time to wait;
 --rate-limit-bytes B does the same for request bytes (bursts of
 --rate-burst-bytes). A client is its certificate subject under mutual TLS, else
 its address. Off by default.
+
+Witness (DESIGN 8.2): --witness-key FILE (a key from 'redlist keygen') with
+--witness-for VKEY (repeatable: another town's log key string, or its log.pub)
+also serves redlist.v1.Witness, cosigning those logs' checkpoints; the cosigner's
+name is --witness-name, else the name in FILE.pub. Its state is kept in
+DIR/witness.lmdb, split-view evidence in DIR/evidence/ (see 'redlist-node alarms'):
+
+  redlist-node serve --data town --listen 127.0.0.1:7420 \\
+      --witness-key keys/witness.pem --witness-for rushan.pub --witness-for juxian.pub
 
 Settings may also come from a TOML file (--config); flags override it. Log lines
 (one per commit and one per refused batch) go to stderr."""
@@ -196,6 +207,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="request bytes a client may send at once after a pause (default: "
         "--rate-limit-bytes or --max-message-bytes, whichever is larger)",
     )
+    witness = parser.add_argument_group("witness of other towns' logs (off when not given)")
+    witness.add_argument(
+        "--witness-key",
+        dest="witness_key",
+        type=Path,
+        metavar="FILE",
+        help="serve the Witness service, cosigning with this Ed25519 key (from redlist keygen)",
+    )
+    witness.add_argument(
+        "--witness-name",
+        dest="witness_name",
+        metavar="NAME",
+        help="the cosigner's name in its signature lines (default: the name in FILE.pub)",
+    )
+    witness.add_argument(
+        "--witness-for",
+        dest="witness_for",
+        action="append",
+        metavar="VKEY",
+        help="a log to witness: its verifier key string or a file holding it (repeatable)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -224,6 +256,9 @@ def run(args: argparse.Namespace) -> int:
             "rate_limit_bytes",
             "rate_burst_bytes",
             "map_size_gib",
+            "witness_key",
+            "witness_name",
+            "witness_for",
         )
     }
     settings = resolve_settings(file_values, flags)
@@ -234,12 +269,34 @@ def run(args: argparse.Namespace) -> int:
     )
     map_size = settings.map_size_gib << 30 if settings.map_size_gib else None
     check_data_dir(settings.data)
+    config = None
+    if settings.witness_key is not None:
+        config = WitnessConfig.load(
+            settings.witness_key, settings.witness_name, settings.witness_for
+        )
     tune_process()
-    with Log.open(settings.data, map_size=map_size) as log, _signature_workers() as workers:
+    with (
+        Log.open(settings.data, map_size=map_size) as log,
+        _witness(settings.data, config) as witness,
+        _signature_workers() as workers,
+    ):
         if workers is not None:
             log.verify_signatures_with(workers)
-        asyncio.run(serve_until_signalled(log, settings))
+        asyncio.run(serve_until_signalled(log, settings, witness=witness))
     return 0
+
+
+@contextlib.contextmanager
+def _witness(data: Path, config: WitnessConfig | None) -> Iterator[Witness | None]:
+    """The witness with its state open (opened after the log: the log's lock comes first)."""
+    if config is None:
+        yield None
+        return
+    store = WitnessStore.open(data)
+    try:
+        yield Witness(config, store, data)
+    finally:
+        store.close()
 
 
 def tune_process() -> None:
