@@ -2,6 +2,7 @@
 
     redlist-verify bundle DIR --log-key VKEY [--state FILE] [--json] [--account A]
     redlist-verify node ADDR --log-key VKEY [--state FILE] [--json] [--account A]
+    redlist-verify evidence FILE --log-key VKEY   (``redlist.verifier.evidence``)
 
 Exit status (DESIGN 5): 0 verified; 1 verification failed (any defect in the data,
 undecodable bytes included; the report names the first bad entry and the check);
@@ -41,7 +42,7 @@ from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.sigworkers import tune_interpreter
 from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
-from redlist.verifier import report
+from redlist.verifier import evidence, report
 from redlist.verifier.files import SMALL_LIMIT, read_limited
 from redlist.verifier.nodeaudit import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
 from redlist.verifier.results import STATE_FILE_SOURCE
@@ -119,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     tls.add_argument("--tls-ca", type=Path, metavar="FILE", help="the CA (PEM) of the node")
     tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="this client's cert (PEM)")
     tls.add_argument("--tls-key", type=Path, metavar="FILE", help="the key (PEM) of --tls-cert")
+    evidence.add_parser(commands)
     return parser
 
 
@@ -206,6 +208,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if args.command == "node":
             return _verify_node(args, stdout, stderr)
+        if args.command == "evidence":
+            return int(args.run_command(args, stdout))
         return _audit(args, args.make_source(args), stdout, stderr)
     except (RedlistError, _BadArguments) as error:
         return _report_error(error, args.json, stdout, stderr)
