@@ -1,5 +1,8 @@
 """The node's gRPC server: the Ledger service, health, reflection, and graceful shutdown.
 
+With a :class:`~redlist.node.witness.Witness` it also serves ``redlist.v1.Witness``
+(cosigning other towns' checkpoints; its calls run on the same read pool).
+
 :class:`NodeServer` serves one open :class:`~redlist.ledger.log.Log` on one address.
 It owns the batcher that groups Submit calls and the thread pool for reads; the
 caller owns the log and closes it after :meth:`NodeServer.stop` returns.
