@@ -38,6 +38,16 @@ class NoteError(RedlistError):
     """A signed note, checkpoint or verifier key that is malformed or does not verify."""
 
 
+class PolicyError(RedlistError):
+    """A witness policy (c2sp.org/tlog-policy) that cannot be used: malformed, or not
+    for this log. ``line`` is the policy file's line (1-based) at fault, or None for a
+    policy built in code; the message already names it."""
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 class KeyFileError(RedlistError):
     """A key file or key string that cannot be used."""
 
