@@ -9,6 +9,7 @@ points rules: a test can append any entry, including ones a node would refuse.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from tests.builders import Town
 from redlist.ledger import bundle, merkle
 from redlist.ledger.entry import ZERO_HASH, Envelope, Leaf
 from redlist.ledger.note.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
+from redlist.ledger.note.cosignature import cosign_checkpoint
+from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
 
@@ -80,14 +83,19 @@ class LogBuilder:
         start: int = 0,
         end: int | None = None,
         previous: int | None = None,
+        cosigners: Sequence[tuple[NoteSigner, int]] = (),
     ) -> Path:
         """Write the bundle of leaves ``[start, end)``; ``previous`` adds that size's
-        checkpoint as ``previous-checkpoint`` (as a monthly bundle has)."""
+        checkpoint as ``previous-checkpoint`` (as a monthly bundle has); each of
+        ``cosigners`` (a witness and a time) cosigns the bundle's checkpoint."""
         end = len(self.leaves) if end is None else end
         directory.mkdir(parents=True, exist_ok=True)
         manifest = bundle.Manifest(self.town.origin, start, end)
         (directory / bundle.MANIFEST_FILE).write_bytes(bundle.encode_manifest(manifest))
-        (directory / bundle.CHECKPOINT_FILE).write_bytes(self.checkpoint(end).to_bytes())
+        checkpoint = self.checkpoint(end)
+        for witness, timestamp in cosigners:
+            checkpoint = cosign_checkpoint(checkpoint, witness, timestamp)
+        (directory / bundle.CHECKPOINT_FILE).write_bytes(checkpoint.to_bytes())
         (directory / bundle.LEAVES_FILE).write_bytes(bundle.encode_leaves(self.leaves[start:end]))
         if start > 0:
             (directory / bundle.LEFT_FILE).write_bytes(bundle.encode_left(self.left(start)))

@@ -4,6 +4,9 @@
     redlist-verify node ADDR --log-key VKEY [--state FILE] [--json] [--account A]
     redlist-verify evidence FILE --log-key VKEY   (``redlist.verifier.evidence``)
 
+Both also take a witness policy: ``--policy FILE`` (C2SP tlog-policy) or ``--witness
+VKEY`` (repeatable) with ``--min-witnesses K``; the final checkpoint must meet it.
+
 Exit status (DESIGN 5): 0 verified; 1 verification failed (any defect in the data,
 undecodable bytes included; the report names the first bad entry and the check);
 2 the check could not start (bad arguments, a missing file, an unusable key, a node
@@ -54,6 +57,7 @@ from redlist.verifier.statefile import (
     save_semantics,
     save_state,
 )
+from redlist.verifier.witnesses import load_policy, require
 
 PROGRAM = "redlist-verify"
 EXIT_VERIFIED = 0
@@ -181,6 +185,28 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="threads verifying signatures (default: one per core)",
     )
+    policy = parser.add_argument_group(
+        "witness policy (the checkpoint must carry the cosignatures it asks for)"
+    )
+    policy.add_argument(
+        "--policy",
+        metavar="FILE",
+        type=Path,
+        help="a C2SP tlog-policy file (log, witness, group, quorum lines)",
+    )
+    policy.add_argument(
+        "--witness",
+        metavar="VKEY",
+        action="append",
+        default=[],
+        help="a witness's cosigning key (verifier key string); repeat for each witness",
+    )
+    policy.add_argument(
+        "--min-witnesses",
+        metavar="K",
+        type=int,
+        help="how many of the --witness keys must have cosigned (default: all)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,6 +248,9 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
     _check_common_arguments(args)
     pinned = load_state(args.state) if args.state is not None else None
     log_key = _resolve_log_key(args.log_key, pinned)
+    policy = load_policy(args.policy, args.witness, args.min_witnesses)
+    if policy is not None:
+        policy.check_log(log_key)
     resume = None
     if pinned is not None and args.account is None:
         # A bundle that starts where the pinned audit ended resumes from its state.
@@ -242,16 +271,17 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
     finally:
         progress.close()
     result = audited.result
+    verdict = require(policy, result.checkpoint) if policy is not None else None
     if args.state is not None:
         semantics = None
         if audited.resume_point is not None:
             semantics = save_semantics(args.state, result.origin, audited.resume_point)
         save_state(args.state, PinnedState.from_result(result, semantics))
     if args.json:
-        stdout.write(json.dumps(report.result_json(result, args.account), ensure_ascii=False))
-        stdout.write("\n")
+        value = report.result_json(result, args.account, verdict)
+        stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
     else:
-        stdout.write(report.summary_text(result))
+        stdout.write(report.summary_text(result, verdict))
         if args.account is not None:
             stdout.write("\n" + report.statement_text(result, args.account))
     return EXIT_VERIFIED
@@ -270,6 +300,9 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
         raise _BadArguments("--timeout must be a positive number of seconds")
     pinned = load_state(args.state) if args.state is not None else None
     log_key = _resolve_log_key(args.log_key, pinned)
+    policy = load_policy(args.policy, args.witness, args.min_witnesses)
+    if policy is not None:
+        policy.check_log(log_key)
     resume, fallback, head = None, None, None
     if pinned is not None:
         head = PinnedHead(pinned.checkpoint, STATE_FILE_SOURCE)
@@ -303,15 +336,16 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
     finally:
         progress.close()
     result = outcome.result
+    verdict = require(policy, result.checkpoint) if policy is not None else None
     if args.state is not None:
         semantics = save_semantics(args.state, result.origin, outcome.resume_point)
         save_state(args.state, PinnedState.from_result(result, semantics))
     if args.json:
-        value = report.result_json(result, args.account)
+        value = report.result_json(result, args.account, verdict)
         value["node"] = outcome.to_json()
         stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
     else:
-        stdout.write(report.summary_text(result))
+        stdout.write(report.summary_text(result, verdict))
         stdout.write("\nChecked against the node:\n")
         stdout.write("".join(line + "\n" for line in outcome.summary_lines()))
         if args.account is not None:

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redlist.ledger.errors import VerificationError
+from redlist.ledger.policy import PolicyVerdict
 from redlist.ledger.text import shown
 from redlist.verifier.results import CHECKS, AuditResult, StatementLine
 
@@ -23,10 +24,14 @@ TOP_ACCOUNTS = 5
 WIDTH = 88
 
 
-def summary_text(result: AuditResult) -> str:
-    """The human report of a successful audit: what was checked, then the accounts by grade."""
+def summary_text(result: AuditResult, witnesses: PolicyVerdict | None = None) -> str:
+    """The human report of a successful audit: what was checked (with the witnesses that
+    vouched for the checkpoint, when a policy asked for them), then the accounts by grade."""
     lines = [f"Verified: log {result.origin}", ""]
-    for sentence in _what_was_checked(result):
+    sentences = _what_was_checked(result)
+    if witnesses is not None:
+        sentences.append(_witness_sentence(witnesses))
+    for sentence in sentences:
         lines.extend(
             textwrap.wrap(sentence.strip(), WIDTH, initial_indent="  ", subsequent_indent="    ")
         )
@@ -90,6 +95,22 @@ def _what_was_checked(result: AuditResult) -> list[str]:
             f"in {head.source}."
         )
     return lines
+
+
+def _witness_sentence(verdict: PolicyVerdict) -> str:
+    if not verdict.cosigned:
+        return "  The witness policy asks for no cosignature; none was required."
+    vouched = ", ".join(
+        f"{shown(name)} ({_cosignature_time(time)})" for name, time in verdict.cosigned.items()
+    )
+    return f"  The checkpoint meets the witness policy; vouched for by {vouched}."
+
+
+def _cosignature_time(seconds: int) -> str:
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, ValueError, OSError):  # a time no calendar can show
+        return f"time {seconds}"
 
 
 def _grade_table(result: AuditResult) -> list[str]:
@@ -196,8 +217,11 @@ def _zone(name: str) -> tuple[tzinfo, str]:
         return UTC, f"UTC (the town's zone {name!r} is not known on this computer)"
 
 
-def result_json(result: AuditResult, account: str | None = None) -> dict[str, Any]:
-    """The ``--json`` object of a successful audit (DESIGN 5)."""
+def result_json(
+    result: AuditResult, account: str | None = None, witnesses: PolicyVerdict | None = None
+) -> dict[str, Any]:
+    """The ``--json`` object of a successful audit (DESIGN 5); with a witness policy,
+    ``witnesses`` maps each witness that cosigned to its cosignature time (POSIX s)."""
     value: dict[str, Any] = {
         "ok": True,
         "origin": result.origin,
@@ -217,6 +241,8 @@ def result_json(result: AuditResult, account: str | None = None) -> dict[str, An
     }
     if account is not None:
         value["statement"] = _statement_json(result.statement)
+    if witnesses is not None:
+        value["witnesses"] = dict(witnesses.cosigned)
     return value
 
 

@@ -29,6 +29,7 @@ CHECKS: Mapping[str, str] = {
     "rollback": "a log never shrinks below a size verified before",
     "account-view": "a node's figures for an account must equal those recomputed from its log",
     "inclusion": "a node's inclusion proofs must put its entries in the tree it signed",
+    "witness-policy": "the checkpoint must carry the witness cosignatures the policy requires",
 }
 
 #: ``TrustedHead.source`` of the head pinned by an earlier run (see ``statefile``):
