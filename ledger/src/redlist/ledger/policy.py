@@ -161,10 +161,6 @@ class Policy:
                 f"the policy is for other logs ({listed}), not for log {log_key.describe()}"
             )
 
-    def describe(self) -> str:
-        """The quorum in words, for messages: "2 of the witnesses a, b, c"."""
-        return _describe(self, self.quorum)
-
 
 @dataclass(frozen=True)
 class Shortfall:
@@ -292,16 +288,6 @@ def _shortfalls(
     for member in missing:
         if member in groups:
             _shortfalls(member, groups, cosigned, out)
-
-
-def _describe(policy: Policy, name: str) -> str:
-    if name == NONE:
-        return "no cosignature"
-    group = next((group for group in policy.groups if group.name == name), None)
-    if group is None:
-        return f"witness {excerpt(name)}"
-    members = ", ".join(excerpt(member) for member in group.members)
-    return f"{group.threshold} of {members}"
 
 
 def _join(*items: str | None) -> str:
