@@ -4,8 +4,9 @@
     redlist-verify node ADDR --log-key VKEY [--state FILE] [--json] [--account A]
     redlist-verify evidence FILE --log-key VKEY   (``redlist.verifier.evidence``)
 
-Both also take a witness policy: ``--policy FILE`` (C2SP tlog-policy) or ``--witness
-VKEY`` (repeatable) with ``--min-witnesses K``; the final checkpoint must meet it.
+``bundle`` and ``node`` also take a witness policy: ``--policy FILE`` (C2SP
+tlog-policy) or ``--witness VKEY`` (repeatable) with ``--min-witnesses K``; the final
+checkpoint must meet it.
 
 Exit status (DESIGN 5): 0 verified; 1 verification failed (any defect in the data,
 undecodable bytes included; the report names the first bad entry and the check);
