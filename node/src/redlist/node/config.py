@@ -30,6 +30,10 @@ nothing::
     witness_key = "keys/witness.pem"    # serve Witness, cosigning with this key ...
     witness_name = "wendeng-witness"    # ... under this name (default: the key's .pub name)
     witness_for = ["rushan.pub", "juxian.example/log+1a2b3c4d+AQ..."]  # ... for these logs
+    cosign_interval = 1.0               # seconds between rounds of asking witnesses (at most)
+    [[ask_witness]]                     # collect this witness's cosignatures (repeatable)
+    address = "rushan.example:7420"
+    key = "rushan-witness+5e6f7a8b+BA..."
 
 Plaintext is the default, meant for a node on loopback (``127.0.0.1``), behind a
 TLS-terminating proxy, or in a test; see ``redlist.node.tls``. Rate limiting is
@@ -74,6 +78,8 @@ DEFAULT_MAX_CALLS_PER_CLIENT = 16
 DEFAULT_MAX_STREAMS = 16
 DEFAULT_MAX_STREAMS_PER_CLIENT = 4
 DEFAULT_STREAM_WRITE_SECONDS = 30.0
+#: A busy primary asks its witnesses about once a second, not after every commit.
+DEFAULT_COSIGN_INTERVAL = 1.0
 #: What the ceiling allows for the node itself: interpreter, libraries, gRPC, the
 #: LMDB pages it touches, and the glibc arenas of its threads (measured: about
 #: 70 MB idle; see docs/reliability.md, "Memory under abuse").
@@ -118,6 +124,9 @@ class ServeSettings:
     witness_name: str | None = None
     #: The logs witnessed: each a verifier key string or a file holding one.
     witness_for: tuple[str, ...] = ()
+    #: Witnesses whose cosignatures this node collects: (address, cosigning key string).
+    ask_witness: tuple[tuple[str, str], ...] = ()
+    cosign_interval: float = DEFAULT_COSIGN_INTERVAL
 
     def __post_init__(self) -> None:
         parse_address(self.listen, "listen")
@@ -174,6 +183,13 @@ class ServeSettings:
             )
         if self.witness_name is not None and self.witness_key is None:
             raise FormatError("'witness_name' (--witness-name) needs 'witness_key' as well")
+        if not (self.cosign_interval >= 0 and math.isfinite(self.cosign_interval)):
+            raise FormatError(
+                f"'cosign_interval' must be a number of seconds, not {self.cosign_interval}"
+            )
+        addresses = [address for address, _key in self.ask_witness]
+        if len(set(addresses)) != len(addresses):
+            raise FormatError("'ask_witness' names one witness address twice")
         if self.map_size_gib is not None and self.map_size_gib < 1:
             raise FormatError(f"'map_size_gib' must be at least 1, not {self.map_size_gib}")
         if self.rate_burst is not None:
@@ -244,6 +260,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "witness_key": (str,),
     "witness_name": (str,),
     "witness_for": (list,),
+    "ask_witness": (list,),
+    "cosign_interval": (int, float),
 }
 #: Settings that name files: relative paths in a config file are relative to it.
 _PATHS = ("data", "tls_cert", "tls_key", "tls_client_ca", "witness_key")
@@ -268,7 +286,15 @@ def load_config_file(path: Path) -> dict[str, Any]:
             values[name] = named if named.is_absolute() else path.parent / named
     if "witness_for" in values:
         values["witness_for"] = _log_keys(path, values["witness_for"])
-    for name in ("grace_seconds", "rate_limit", "stream_write_seconds", "rate_limit_bytes"):
+    if "ask_witness" in values:
+        values["ask_witness"] = _asked_witnesses(path, values["ask_witness"])
+    for name in (
+        "grace_seconds",
+        "rate_limit",
+        "stream_write_seconds",
+        "rate_limit_bytes",
+        "cosign_interval",
+    ):
         if name in values:
             values[name] = float(values[name])
     return values
@@ -288,6 +314,22 @@ def _log_keys(path: Path, given: list[Any]) -> tuple[str, ...]:
     )
 
 
+def _asked_witnesses(path: Path, given: list[Any]) -> tuple[tuple[str, str], ...]:
+    """``[[ask_witness]]`` tables, each exactly an ``address`` and a ``key`` (text)."""
+    asked = []
+    for item in given:
+        if (
+            not isinstance(item, dict)
+            or set(item) != {"address", "key"}
+            or not all(isinstance(value, str) for value in item.values())
+        ):
+            raise FormatError(
+                f"config file {path}: each [[ask_witness]] has exactly 'address' and 'key' (text)"
+            )
+        asked.append((item["address"], item["key"]))
+    return tuple(asked)
+
+
 def resolve_settings(
     file_values: Mapping[str, Any], flag_values: Mapping[str, Any | None]
 ) -> ServeSettings:
@@ -296,6 +338,8 @@ def resolve_settings(
     merged.update({name: value for name, value in flag_values.items() if value is not None})
     if "witness_for" in merged:
         merged["witness_for"] = tuple(merged["witness_for"])
+    if "ask_witness" in merged:
+        merged["ask_witness"] = tuple(tuple(pair) for pair in merged["ask_witness"])
     for required, flag in (("data", "--data"), ("listen", "--listen")):
         if required not in merged:
             raise FormatError(f"no {required} given: pass {flag} or set {required!r} in --config")

@@ -11,6 +11,10 @@ crash or a refused export never leaves a half-written bundle under the
 destination's name. Before the rename the exporter recomputes the Merkle root
 of the leaves it wrote and compares it with the checkpoint's, so a damaged store
 is reported here instead of being handed to auditors.
+
+The bundle's checkpoint carries the witnesses' cosignatures when the node has
+collected them for exactly that checkpoint (``DIR/cosigned-checkpoint``, kept by
+:mod:`redlist.node.cosigning`); otherwise it carries the log's signature only.
 """
 
 from __future__ import annotations
@@ -42,16 +46,20 @@ class ExportResult:
     checkpoint: SignedCheckpoint
 
 
-def export_full(log: Log, out: Path) -> ExportResult:
+def export_full(log: Log, out: Path, cosigned: SignedCheckpoint | None = None) -> ExportResult:
     """Write a full bundle of ``log`` (leaves ``[0, end)``) to the new directory ``out``.
 
     ``out`` must not exist or be an empty directory; its parent is created if
-    needed. Raises ``StoreError`` when ``out`` is taken or cannot be written and
+    needed. ``cosigned`` is the cosigned checkpoint kept beside the log: written
+    instead of the plain one when its text is the latest checkpoint's. Raises
+    ``StoreError`` when ``out`` is taken or cannot be written and
     ``IntegrityError`` when the stored leaves do not match the checkpoint.
     """
     _check_destination(out)
     # Verified with the log's own key (IntegrityError if not); its size is the end.
     checkpoint = log.checkpoint()
+    if cosigned is not None and cosigned.text == checkpoint.text:
+        checkpoint = cosigned
     manifest = bundle.Manifest(origin=log.origin, start=0, end=checkpoint.size)
     with _staging(out) as staging:
         root = _write_leaves(log, staging / bundle.LEAVES_FILE, manifest.start, manifest.end)

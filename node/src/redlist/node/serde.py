@@ -24,8 +24,9 @@ def envelopes_from_request(request: pb.SubmitRequest) -> list[bytes]:
     return list(request.envelopes)
 
 
-def submit_response(result: AppendResult) -> pb.SubmitResponse:
-    return pb.SubmitResponse(seqs=result.seqs, checkpoint=result.checkpoint.note)
+def submit_response(result: AppendResult, served: SignedCheckpoint) -> pb.SubmitResponse:
+    """The answer to a Submit; ``served`` is its checkpoint as the node serves it."""
+    return pb.SubmitResponse(seqs=result.seqs, checkpoint=served.note)
 
 
 def checkpoint_response(checkpoint: SignedCheckpoint) -> pb.GetCheckpointResponse:

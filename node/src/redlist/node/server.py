@@ -1,7 +1,10 @@
 """The node's gRPC server: the Ledger service, health, reflection, and graceful shutdown.
 
 With a :class:`~redlist.node.witness.Witness` it also serves ``redlist.v1.Witness``
-(cosigning other towns' checkpoints; its calls run on the same read pool).
+(cosigning other towns' checkpoints; its calls run on the same read pool). With
+witnesses to ask (``ServerOptions.ask_witness``) it runs a
+:class:`~redlist.node.cosigning.Cosigner` and serves its checkpoints with the
+cosignatures collected (GetCheckpoint, Follow, Submit's answer).
 
 :class:`NodeServer` serves one open :class:`~redlist.ledger.log.Log` on one address.
 It owns the batcher that groups Submit calls and the thread pool for reads; the
@@ -48,6 +51,7 @@ from redlist.node.admission import AdmissionInterceptor, CallLimits
 from redlist.node.batcher import Batcher, CommitReport, TreeWatch
 from redlist.node.config import (
     DEFAULT_COMMIT_DEPTH,
+    DEFAULT_COSIGN_INTERVAL,
     DEFAULT_GRACE_SECONDS,
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_CALLS,
@@ -61,6 +65,7 @@ from redlist.node.config import (
     memory_ceiling,
     parse_address,
 )
+from redlist.node.cosigning import AskedWitness, Cosigner
 from redlist.node.metrics import NodeMetrics
 from redlist.node.ratelimit import RateLimit, RateLimiter
 from redlist.node.servicer import LedgerServicer
@@ -100,6 +105,10 @@ class ServerOptions:
     #: None: no per-client limit of request bytes.
     rate_limit_bytes: RateLimit | None = None
     call_limits: CallLimits = DEFAULT_CALL_LIMITS
+    #: Witnesses whose cosignatures the node collects and serves; none: it asks nobody.
+    ask_witness: tuple[AskedWitness, ...] = ()
+    #: Seconds between rounds of asking them, at most one round per interval.
+    cosign_interval: float = DEFAULT_COSIGN_INTERVAL
 
     def memory_ceiling(self) -> int:
         """The resident memory, in bytes, a node serving with these options stays under."""
@@ -138,6 +147,10 @@ class ServerOptions:
                 max_streams_per_client=settings.max_streams_per_client,
                 stream_write_seconds=settings.stream_write_seconds,
             ),
+            ask_witness=tuple(
+                AskedWitness.parse(address, key) for address, key in settings.ask_witness
+            ),
+            cosign_interval=settings.cosign_interval,
         )
 
     def limits(self) -> Limits:
@@ -158,8 +171,10 @@ class NodeServer:
         watch: TreeWatch,
         health_servicer: health.aio.HealthServicer,
         reads: ThreadPoolExecutor,
+        cosigner: Cosigner | None = None,
     ) -> None:
         self._server = server
+        self._cosigner = cosigner
         self.address = address
         self.port = port
         self._batcher = batcher
@@ -236,8 +251,26 @@ class NodeServer:
                 ("grpc.http2.bdp_probe", 0),
             ],
         )
+        cosigner = None
+        if options.ask_witness:
+            cosigner = Cosigner(
+                log,
+                options.ask_witness,
+                watch,
+                reads,
+                log.data_dir,
+                interval=options.cosign_interval,
+            )
         ledger_pb2_grpc.add_LedgerServicer_to_server(
-            LedgerServicer(log, batcher, watch, reads, limits=options.limits(), metrics=metrics),
+            LedgerServicer(
+                log,
+                batcher,
+                watch,
+                reads,
+                limits=options.limits(),
+                metrics=metrics,
+                served=None if cosigner is None else cosigner.served,
+            ),
             server,
         )
         services = [LEDGER_SERVICE]
@@ -260,6 +293,8 @@ class NodeServer:
         if port == 0:  # older gRPC reports a failed bind this way
             reads.shutdown()
             raise RedlistError(f"cannot listen on {listen}: the address is in use or not local")
+        if cosigner is not None:
+            await cosigner.start()  # before serving: a kept cosigned checkpoint is served at once
         await server.start()
         batcher.start()
         for service in ("", *services):
@@ -272,6 +307,7 @@ class NodeServer:
             watch=watch,
             health_servicer=health_servicer,
             reads=reads,
+            cosigner=cosigner,
         )
         transport = "plaintext" if options.tls is None else options.tls.mode
         logger.info(
@@ -294,6 +330,8 @@ class NodeServer:
                 witness.config.verifier_key(),
                 ",".join(sorted(witness.config.logs)),
             )
+        for asked in options.ask_witness:
+            logger.info("asking witness address=%s key=%s", asked.address, asked.key.encode())
         if material is not None:
             logger.info(
                 "tls certificate subject=%s expires=%s",
@@ -324,6 +362,8 @@ class NodeServer:
         logger.info("draining grace_seconds=%s", grace)
         await self._health.enter_graceful_shutdown()
         self._watch.close()
+        if self._cosigner is not None:
+            await self._cosigner.close()
         await self._server.stop(grace)
         await self._batcher.close()
         await asyncio.to_thread(self._reads.shutdown, True)

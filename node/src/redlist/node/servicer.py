@@ -35,6 +35,7 @@ from grpc import aio
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import RedlistError, StateDamageError
 from redlist.ledger.log import Log
+from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.statement import PAGE_BYTES
 from redlist.node import serde
 from redlist.node.batcher import Batcher, TreeWatch
@@ -69,8 +70,11 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         *,
         limits: Limits,
         metrics: NodeMetrics | None = None,
+        served: Callable[[SignedCheckpoint], SignedCheckpoint] | None = None,
     ) -> None:
         self._log = log
+        # The checkpoint as served: with the cosignatures collected for it (cosigning).
+        self._served = served or _as_signed
         self._batcher = batcher
         self._watch = watch
         self._reads = reads
@@ -116,7 +120,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
                 self._report_stopped_writes(error)
             refusal = refusal_of(error)
         else:
-            return serde.submit_response(result)
+            return serde.submit_response(result, self._served(result.checkpoint))
         await self._refuse(context, refusal, envelopes=len(envelopes))
 
     def _report_stopped_writes(self, damage: StateDamageError) -> None:
@@ -162,7 +166,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         request: pb.GetCheckpointRequest,
         context: aio.ServicerContext[pb.GetCheckpointRequest, pb.GetCheckpointResponse],
     ) -> pb.GetCheckpointResponse:
-        return serde.checkpoint_response(await self._read(context, self._log.checkpoint))
+        checkpoint = await self._read(context, self._log.checkpoint)
+        return serde.checkpoint_response(self._served(checkpoint))
 
     async def GetLeaves(
         self,
@@ -260,7 +265,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
                         grpc.StatusCode.INTERNAL,
                         f"the checkpoint of tree size {position} is missing",
                     )
-                yield serde.follow_checkpoint(checkpoint)
+                yield serde.follow_checkpoint(self._served(checkpoint))
                 sent_checkpoint_for = position
             if not await self._watch.wait_beyond(position):
                 return  # the node is shutting down: end the stream cleanly
@@ -303,6 +308,10 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
             for seq, leaf in chunk:
                 yield seq, leaf
             position = chunk[-1][0] + 1
+
+
+def _as_signed(checkpoint: SignedCheckpoint) -> SignedCheckpoint:
+    return checkpoint
 
 
 def _log_size(log: Log) -> int:

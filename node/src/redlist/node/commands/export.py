@@ -8,6 +8,7 @@ from pathlib import Path
 from redlist.ledger.errors import FormatError
 from redlist.ledger.log import Log
 from redlist.node.commands.serve import check_data_dir
+from redlist.node.cosigning import read_cosigned
 from redlist.node.export import export_full
 
 DESCRIPTION = """\
@@ -15,8 +16,10 @@ Write the log as a bundle directory (manifest.json, checkpoint, leaves) that
 anyone can check offline with 'redlist-verify bundle'.
 
 Safe while the node is serving: the data directory is opened read-only and the
-bundle ends at the latest signed checkpoint. The bundle is assembled next to
---out and appears there only once it is complete; --out must be new or empty."""
+bundle ends at the latest signed checkpoint, with the witnesses' cosignatures
+when the node collected them for that checkpoint ('serve --ask-witness'). The
+bundle is assembled next to --out and appears there only once it is complete;
+--out must be new or empty."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise FormatError("say what to export: --full (the whole log, up to its latest checkpoint)")
     check_data_dir(args.data)
     with Log.open(args.data, readonly=True) as log:
-        result = export_full(log, args.out)
+        cosigned = read_cosigned(args.data, log.verifier_key)
+        result = export_full(log, args.out, cosigned)
         verifier_key = log.verifier_key.encode()
     manifest, checkpoint = result.manifest, result.checkpoint
     print(
@@ -58,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         f"of log {manifest.origin} to {result.path}"
     )
     print(f"checkpoint: tree size {checkpoint.size}, root hash {checkpoint.root.hex()}")
+    cosigners = [signature.name for signature in checkpoint.signatures[1:]]
+    if cosigners:
+        print(f"cosigned by: {', '.join(cosigners)}")
     print("anyone can check it with:")
     print(f"  redlist-verify bundle {result.path} --log-key {verifier_key}")
     return 0

@@ -63,6 +63,15 @@ DIR/witness.lmdb, split-view evidence in DIR/evidence/ (see 'redlist-node alarms
   redlist-node serve --data town --listen 127.0.0.1:7420 \\
       --witness-key keys/witness.pem --witness-for rushan.pub --witness-for juxian.pub
 
+Collecting cosignatures (DESIGN 8.4): --ask-witness ADDR VKEY (repeatable; VKEY is
+the witness's cosigning key, as its GetWitnessKey states it) asks that witness to
+cosign each new checkpoint (at most once every --cosign-interval seconds), and
+serves checkpoints with the cosignatures collected for exactly them. A witness
+that is down or refuses is logged and asked again later; it never delays Submit:
+
+  redlist-node serve --data town --listen 127.0.0.1:7420 \
+      --ask-witness rushan.example:7420 rushan-witness+5e6f7a8b+BA...
+
 Settings may also come from a TOML file (--config); flags override it. Log lines
 (one per commit and one per refused batch) go to stderr."""
 
@@ -228,6 +237,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="VKEY",
         help="a log to witness: its verifier key string or a file holding it (repeatable)",
     )
+    asking = parser.add_argument_group("cosignatures of this log (off when not given)")
+    asking.add_argument(
+        "--ask-witness",
+        dest="ask_witness",
+        action="append",
+        nargs=2,
+        metavar=("ADDR", "VKEY"),
+        help="a witness to ask for cosignatures: its address and cosigning key (repeatable)",
+    )
+    asking.add_argument(
+        "--cosign-interval",
+        dest="cosign_interval",
+        type=float,
+        metavar="SECONDS",
+        help="ask the witnesses at most once every SECONDS (default 1)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -259,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
             "witness_key",
             "witness_name",
             "witness_for",
+            "ask_witness",
+            "cosign_interval",
         )
     }
     settings = resolve_settings(file_values, flags)
