@@ -236,6 +236,26 @@ def test_a_damaged_account_link_never_decides_an_entry_and_the_full_check_names_
     assert "damaged record" in report.problem.message
 
 
+def test_a_balance_lost_with_its_key_is_damage_not_a_fresh_account(
+    built: Built, data: Path
+) -> None:
+    """A damaged key makes a record vanish, which no seal can show: resident-1's 93
+    points would read as a new account's 0, and a deduction would start from there."""
+    with raw_tables(data / ENV_DIR_NAME) as tables:
+        tables.delete("balances", b"resident-1")
+    with Log.open(data) as log:
+        size = log.size
+        with pytest.raises(StateDamageError, match="is missing although the account has"):
+            log.append([built.town.award("resident-1", "clean-pond")], now_ms=built.town.now_ms)
+        assert log.size == size
+        # A resident never seen before still starts from nothing.
+        with pytest.raises(StateDamageError):  # the store takes no more writes
+            log.append([built.town.award("resident-9", "clean-pond")], now_ms=built.town.now_ms)
+    with Log.open(data) as reopened:
+        reopened.append([built.town.award("resident-9", "clean-pond")], now_ms=built.town.now_ms)
+        assert reopened.size == size + 1
+
+
 def test_a_reopened_store_finds_the_damage_again(built: Built, data: Path) -> None:
     """The stop lasts while the store is open; a restart meets the record again."""
     flip(data, "balances", b"resident-1", 1)

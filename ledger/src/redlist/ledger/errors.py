@@ -137,10 +137,12 @@ class StateDamageError(IntegrityError):
     (checkpoints, leaves, proofs) go on.
     """
 
-    def __init__(self, table: str, record: str) -> None:
+    def __init__(
+        self, table: str, record: str, problem: str = "does not match its checksum"
+    ) -> None:
         super().__init__(
-            f"the stored state is damaged: the {table} record of {record} does not match its "
-            "checksum. The ledger takes no more writes; reads of the log still work. Run "
+            f"the stored state is damaged: the {table} record of {record} {problem}. "
+            "The ledger takes no more writes; reads of the log still work. Run "
             "`redlist-node check --full` for a report, and restore the data directory from a "
             "backup or a mirror"
         )

@@ -34,6 +34,7 @@ from redlist.ledger.storelayout import (
     META_SIZE,
     Tables,
     account_entry_key,
+    account_prefix,
     int_from_key,
     int_key,
     record_name,
@@ -148,12 +149,26 @@ class LmdbState:
             key = account.encode("utf-8")
             data = self._txn.get(key, db=self._tables.balances)
             if data is None:
+                # Every entry that links an account first writes its balance, so a
+                # missing balance beside a link is a record lost to damage (a damaged
+                # key, a deleted record): no seal can show that, this can.
+                if self._has_links(account):
+                    raise StateDamageError(
+                        "balances",
+                        record_name("balances", key),
+                        "is missing although the account has entries",
+                    )
                 balance = _ZERO_BALANCE
             else:
                 payload = self._payload("balances", key, data)
                 balance = _decoded(Balance.from_bytes, payload, "balances", key)
             self._balances[account] = balance
         return balance
+
+    def _has_links(self, account: str) -> bool:
+        prefix = account_prefix(account)
+        with self._txn.cursor(db=self._tables.account_entries) as cursor:
+            return cursor.set_range(prefix) and cursor.key().startswith(prefix)
 
     def put_balance(self, account: str, balance: Balance) -> None:
         key = account.encode("utf-8")
