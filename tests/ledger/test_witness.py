@@ -11,6 +11,7 @@ from redlist.ledger.errors import NoteError
 from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.witness import (
+    MAX_PROOF_HASHES,
     Refusal,
     SplitViewEvidence,
     WitnessedHead,
@@ -119,6 +120,12 @@ def test_refusals_say_why(
     error = refused(held, old, hashes, note)
     assert error.reason is reason
     assert error.stored_size == stored
+
+
+def test_a_proof_longer_than_any_tree_needs_is_a_bad_request() -> None:
+    held = add_checkpoint(None, 0, [], note_of(HONEST, 10), LOG.verifier())
+    error = refused(held, 10, [bytes(32)] * (MAX_PROOF_HASHES + 1), note_of(HONEST, 20))
+    assert error.reason is Refusal.BAD_REQUEST
 
 
 def test_the_same_checkpoint_again_is_cosigned_again() -> None:

@@ -30,8 +30,9 @@ from redlist.ledger.note.keys import VerifierKey
 
 #: What an evidence file says it is (its "format" member).
 EVIDENCE_FORMAT = "redlist-split-view/1"
-#: A consistency proof has at most about 2·log2(2^64) hashes.
-MAX_PROOF_HASHES = 128
+#: A consistency proof between trees of fewer than 2^64 leaves has at most 65 hashes
+#: (RFC 9162: its path from the old tree's border to the new root, seed included).
+MAX_PROOF_HASHES = 65
 
 
 class Refusal(Enum):

@@ -49,7 +49,7 @@ stays under about::
 
     BASE_MEMORY + max_calls * REQUEST_COPIES * max_message_bytes + max_streams * STREAM_CHUNK_BYTES
 
-which for the defaults is about 650 MB (docs/operations.md, "Memory").
+which for the defaults is 688 MiB (docs/operations.md, "Memory").
 """
 
 from __future__ import annotations

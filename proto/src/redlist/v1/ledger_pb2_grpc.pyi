@@ -394,7 +394,7 @@ class WitnessStub:
     * PERMISSION_DENIED: no signature on the checkpoint verifies with the log key
       the witness is configured with for that origin;
     * INVALID_ARGUMENT: a malformed checkpoint, old_size greater than its tree
-      size, more than 63 proof hashes, or a non-empty proof with old_size 0;
+      size, more than 65 proof hashes, or a non-empty proof with old_size 0;
     * ABORTED: old_size is not the size this witness last cosigned for the log
       (0 if it never did). The trailing metadata key `redlist-witness-size` then
       carries that size in decimal, so the client can fetch the right proof and
@@ -426,7 +426,7 @@ class WitnessAsyncStub(WitnessStub):
     * PERMISSION_DENIED: no signature on the checkpoint verifies with the log key
       the witness is configured with for that origin;
     * INVALID_ARGUMENT: a malformed checkpoint, old_size greater than its tree
-      size, more than 63 proof hashes, or a non-empty proof with old_size 0;
+      size, more than 65 proof hashes, or a non-empty proof with old_size 0;
     * ABORTED: old_size is not the size this witness last cosigned for the log
       (0 if it never did). The trailing metadata key `redlist-witness-size` then
       carries that size in decimal, so the client can fetch the right proof and
@@ -461,7 +461,7 @@ class WitnessServicer(metaclass=_abc_1.ABCMeta):
         * PERMISSION_DENIED: no signature on the checkpoint verifies with the log key
           the witness is configured with for that origin;
         * INVALID_ARGUMENT: a malformed checkpoint, old_size greater than its tree
-          size, more than 63 proof hashes, or a non-empty proof with old_size 0;
+          size, more than 65 proof hashes, or a non-empty proof with old_size 0;
         * ABORTED: old_size is not the size this witness last cosigned for the log
           (0 if it never did). The trailing metadata key `redlist-witness-size` then
           carries that size in decimal, so the client can fetch the right proof and

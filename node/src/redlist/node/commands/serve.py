@@ -17,7 +17,19 @@ from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.ledger.sigworkers import VERIFY_SWITCH_INTERVAL_S, available_cores
 from redlist.ledger.witnessstore import WitnessStore
 from redlist.node.allocator import limit_arenas
-from redlist.node.config import load_config_file, resolve_settings
+from redlist.node.config import (
+    DEFAULT_COSIGN_INTERVAL,
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_CALLS,
+    DEFAULT_MAX_CALLS_PER_CLIENT,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_STREAMS_PER_CLIENT,
+    DEFAULT_STREAM_WRITE_SECONDS,
+    load_config_file,
+    resolve_settings,
+)
 from redlist.node.server import serve_until_signalled
 from redlist.node.witness import Witness, WitnessConfig
 
@@ -45,7 +57,7 @@ at once (--max-calls-per-client from one client), --max-streams open streams
 (--max-streams-per-client), requests of --max-message-bytes; a stream whose
 reader does not take an answer within --stream-write-timeout seconds is ended.
 A call over a limit is refused with RESOURCE_EXHAUSTED before its request is
-read. With the defaults the node stays under about 650 MB of memory, whatever
+read. With the defaults the node stays under about 690 MiB of memory, whatever
 clients send; the log line at start-up states the ceiling.
 
 --rate-limit N refuses a client's calls beyond N per second on average (bursts
@@ -98,21 +110,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         dest="grace_seconds",
         type=float,
         metavar="SECONDS",
-        help="how long shutdown waits for calls in flight (default 10)",
+        help=f"how long shutdown waits for calls in flight (default {DEFAULT_GRACE_SECONDS:g})",
     )
     parser.add_argument(
         "--max-batch",
         dest="max_batch",
         type=int,
         metavar="N",
-        help="most envelopes one Submit may carry (default 1000)",
+        help=f"most envelopes one Submit may carry (default {DEFAULT_MAX_BATCH})",
     )
     parser.add_argument(
         "--max-message-bytes",
         dest="max_message_bytes",
         type=int,
         metavar="BYTES",
-        help="largest request (and answer) the node handles (default 4194304, 4 MiB)",
+        help=f"largest request (and answer) the node handles (default {DEFAULT_MAX_MESSAGE_BYTES}, "
+        f"{DEFAULT_MAX_MESSAGE_BYTES >> 20} MiB)",
     )
     parser.add_argument(
         "--map-size",
@@ -156,35 +169,37 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         dest="max_calls",
         type=int,
         metavar="N",
-        help="calls served at once, all clients together (default 32)",
+        help=f"calls served at once, all clients together (default {DEFAULT_MAX_CALLS})",
     )
     concurrency.add_argument(
         "--max-calls-per-client",
         dest="max_calls_per_client",
         type=int,
         metavar="N",
-        help="calls served at once for one client (default 16)",
+        help=f"calls served at once for one client (default {DEFAULT_MAX_CALLS_PER_CLIENT})",
     )
     concurrency.add_argument(
         "--max-streams",
         dest="max_streams",
         type=int,
         metavar="N",
-        help="streams (GetLeaves, Follow, ...) open at once, all clients together (default 16)",
+        help="streams (GetLeaves, Follow, ...) open at once, all clients together "
+        f"(default {DEFAULT_MAX_STREAMS})",
     )
     concurrency.add_argument(
         "--max-streams-per-client",
         dest="max_streams_per_client",
         type=int,
         metavar="N",
-        help="streams open at once for one client (default 4)",
+        help=f"streams open at once for one client (default {DEFAULT_MAX_STREAMS_PER_CLIENT})",
     )
     concurrency.add_argument(
         "--stream-write-timeout",
         dest="stream_write_seconds",
         type=float,
         metavar="SECONDS",
-        help="end a stream whose reader leaves an answer unread this long (default 30)",
+        help="end a stream whose reader leaves an answer unread this long "
+        f"(default {DEFAULT_STREAM_WRITE_SECONDS:g})",
     )
     limits = parser.add_argument_group("rate limiting (off when not given)")
     limits.add_argument(
@@ -251,7 +266,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         dest="cosign_interval",
         type=float,
         metavar="SECONDS",
-        help="ask the witnesses at most once every SECONDS (default 1)",
+        help=f"ask the witnesses at most once every SECONDS (default {DEFAULT_COSIGN_INTERVAL:g})",
     )
     parser.set_defaults(run=run)
 
