@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import ipaddress
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -22,13 +21,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc import aio
 from tests.builders import Town, create_log
 from tests.node.serving import rpc_error, serve_in_subprocess
+from tests.pki import NOW, Authority, write_cert, write_key
 from tests.staff.running import redlist
 
 from redlist.ledger.errors import FormatError, KeyFileError
@@ -43,115 +42,12 @@ from redlist.staff.client import LedgerClient, NodeAddress
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
-NOW = datetime.datetime.now(datetime.UTC)
 CLERK = "CN=Wang Fang (grid),O=Dongguan town"
 CASHIER = "CN=Sun Li (cashier),O=Dongguan town"
 
 
 # ---------------------------------------------------------------------------
-# A small PKI
-
-
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _name(rfc4514: str) -> x509.Name:
-    return x509.Name.from_rfc4514_string(rfc4514)
-
-
-@dataclass(frozen=True)
-class Authority:
-    """A CA: its name, key and self-signed certificate."""
-
-    name: x509.Name
-    key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate
-
-    @classmethod
-    def create(cls, common_name: str) -> Authority:
-        key = _new_key()
-        name = _name(f"CN={common_name}")
-        cert = (
-            _builder(name, name, key.public_key(), NOW - datetime.timedelta(days=1), days=30)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(key, hashes.SHA256())
-        )
-        return cls(name, key, cert)
-
-    def issue(
-        self,
-        subject: str,
-        *,
-        usage: x509.ObjectIdentifier,
-        server: bool = False,
-        not_before: datetime.datetime | None = None,
-        days: int = 10,
-        key: ec.EllipticCurvePrivateKey | None = None,
-    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        """A certificate for ``subject`` (for 127.0.0.1 and localhost when ``server``)."""
-        key = key or _new_key()
-        start = not_before or NOW - datetime.timedelta(hours=1)
-        builder = _builder(_name(subject), self.name, key.public_key(), start, days)
-        builder = builder.add_extension(
-            x509.BasicConstraints(ca=False, path_length=None), critical=True
-        ).add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        if server:
-            names: list[x509.GeneralName] = [
-                x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            ]
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        return builder.sign(self.key, hashes.SHA256()), key
-
-
-def _builder(
-    subject: x509.Name,
-    issuer: x509.Name,
-    public: ec.EllipticCurvePublicKey,
-    start: datetime.datetime,
-    days: int,
-) -> x509.CertificateBuilder:
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=days))
-    )
-
-
-def _write_cert(path: Path, *certs: x509.Certificate) -> Path:
-    path.write_bytes(b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs))
-    return path
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> Path:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password)
-        if password
-        else serialization.NoEncryption()
-    )
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    )
-    return path
+# A small PKI (tests/pki.py makes the certificates)
 
 
 @dataclass(frozen=True)
@@ -192,16 +88,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     stranger, stranger_key = other.issue(CLERK, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
     return Pki(
         root=root,
-        ca=_write_cert(root / "ca.pem", town_ca.cert),
-        server_cert=_write_cert(root / "node.pem", server),
-        server_key=_write_key(root / "node.key", server_key),
-        client_cert=_write_cert(root / "clerk.pem", client),
-        client_key=_write_key(root / "clerk.key", client_key),
-        cashier_cert=_write_cert(root / "cashier.pem", cashier),
-        cashier_key=_write_key(root / "cashier.key", cashier_key),
-        other_ca=_write_cert(root / "other-ca.pem", other.cert),
-        stranger_cert=_write_cert(root / "stranger.pem", stranger),
-        stranger_key=_write_key(root / "stranger.key", stranger_key),
+        ca=write_cert(root / "ca.pem", town_ca.cert),
+        server_cert=write_cert(root / "node.pem", server),
+        server_key=write_key(root / "node.key", server_key),
+        client_cert=write_cert(root / "clerk.pem", client),
+        client_key=write_key(root / "clerk.key", client_key),
+        cashier_cert=write_cert(root / "cashier.pem", cashier),
+        cashier_key=write_key(root / "cashier.key", cashier_key),
+        other_ca=write_cert(root / "other-ca.pem", other.cert),
+        stranger_cert=write_cert(root / "stranger.pem", stranger),
+        stranger_key=write_key(root / "stranger.key", stranger_key),
         town_ca=town_ca,
     )
 
@@ -395,7 +291,7 @@ def test_a_key_that_is_not_the_certificates_is_refused(pki: Pki) -> None:
 def test_an_encrypted_key_is_refused_with_the_reason(pki: Pki, tmp_path: Path) -> None:
     key = serialization.load_pem_private_key(pki.server_key.read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    locked = _write_key(tmp_path / "locked.key", key, password=b"secret")
+    locked = write_key(tmp_path / "locked.key", key, password=b"secret")
     _expect_refusal(ServerTLS(pki.server_cert, locked), "is encrypted; the node starts unattended")
 
 
@@ -415,8 +311,8 @@ def test_expired_future_and_client_only_certificates_are_refused(pki: Pki, tmp_p
         (client_only, client_key, "not issued for servers"),
     ]
     for number, (cert, key, message) in enumerate(cases):
-        cert_path = _write_cert(tmp_path / f"{number}.pem", cert)
-        key_path = _write_key(tmp_path / f"{number}.key", key)
+        cert_path = write_cert(tmp_path / f"{number}.pem", cert)
+        key_path = write_key(tmp_path / f"{number}.key", key)
         _expect_refusal(ServerTLS(cert_path, key_path), message)
 
 

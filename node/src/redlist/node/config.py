@@ -22,6 +22,11 @@ nothing::
     tls_cert = "tls/node.pem"           # serve TLS with this certificate (chain) ...
     tls_key = "tls/node.key"            # ... and its private key; plaintext when absent
     tls_client_ca = "tls/staff-ca.pem"  # mutual TLS: require client certs from these CAs
+    peer_ca = "tls/towns-ca.pem"        # other towns' CAs: trusted when connecting to their
+                                        # nodes, and (with tls_cert) accepted from them
+    peer_cert = "tls/node.pem"          # this town's certificate, shown to other towns' nodes ...
+    peer_key = "tls/node.key"           # ... and its key (clientAuth use)
+    peer_names = ["rushan", "juxian"]   # other towns' nodes allowed in (certificate CN or DNS name)
     rate_limit = 50.0                   # calls per second per client; off when absent
     rate_burst = 200                    # calls a quiet client may make at once
     rate_limit_bytes = 1048576          # request bytes per second per client; off when absent
@@ -36,7 +41,9 @@ nothing::
     key = "rushan-witness+5e6f7a8b+BA..."
 
 Plaintext is the default, meant for a node on loopback (``127.0.0.1``), behind a
-TLS-terminating proxy, or in a test; see ``redlist.node.tls``. Rate limiting is
+TLS-terminating proxy, or in a test; see ``redlist.node.tls``. Connections to other
+towns' nodes (``ask_witness``) are plaintext only to loopback addresses; elsewhere
+they need ``peer_ca`` (``redlist.node.peers``). Rate limiting is
 off by default (``redlist.node.ratelimit``); ``rate_burst`` defaults to one
 second's worth of calls, ``rate_burst_bytes`` to one second's worth of bytes or
 ``max_message_bytes``, whichever is larger.
@@ -114,6 +121,12 @@ class ServeSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    #: Other towns' CAs; this town's client certificate for them and its key.
+    peer_ca: Path | None = None
+    peer_cert: Path | None = None
+    peer_key: Path | None = None
+    #: The other towns' nodes allowed to call this one (names in their certificates).
+    peer_names: tuple[str, ...] = ()
     rate_limit: float | None = None
     rate_burst: int | None = None
     rate_limit_bytes: float | None = None
@@ -170,6 +183,28 @@ class ServeSettings:
                 "'tls_client_ca' (--tls-client-ca) asks clients for certificates, which "
                 "needs TLS: give 'tls_cert' and 'tls_key' as well"
             )
+        if (self.peer_cert is None) != (self.peer_key is None):
+            raise FormatError(
+                "a certificate for other towns needs its key: give 'peer_cert' and 'peer_key' "
+                "(--peer-cert and --peer-key) together"
+            )
+        if self.peer_cert is not None and self.peer_ca is None:
+            raise FormatError(
+                "'peer_cert' (--peer-cert) is shown to other towns' nodes, which needs their "
+                "CAs: give 'peer_ca' (--peer-ca) as well"
+            )
+        if self.peer_names:
+            if self.peer_ca is None or self.tls_cert is None:
+                raise FormatError(
+                    "'peer_names' (--peer-name) admits other towns' nodes by their "
+                    "certificates, which needs mutual TLS: give 'peer_ca' (--peer-ca) and "
+                    "'tls_cert' and 'tls_key' as well"
+                )
+            if not all(name.strip() == name and name for name in self.peer_names):
+                raise FormatError(
+                    "each of 'peer_names' must be a name without surrounding spaces, "
+                    f"not {list(self.peer_names)!r}"
+                )
         if self.rate_limit is not None and not (
             self.rate_limit > 0 and math.isfinite(self.rate_limit)
         ):
@@ -252,6 +287,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "tls_cert": (str,),
     "tls_key": (str,),
     "tls_client_ca": (str,),
+    "peer_ca": (str,),
+    "peer_cert": (str,),
+    "peer_key": (str,),
+    "peer_names": (list,),
     "rate_limit": (int, float),
     "rate_burst": (int,),
     "rate_limit_bytes": (int, float),
@@ -264,7 +303,16 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "cosign_interval": (int, float),
 }
 #: Settings that name files: relative paths in a config file are relative to it.
-_PATHS = ("data", "tls_cert", "tls_key", "tls_client_ca", "witness_key")
+_PATHS = (
+    "data",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "peer_ca",
+    "peer_cert",
+    "peer_key",
+    "witness_key",
+)
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -284,6 +332,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
         if name in values:
             named = Path(values[name])
             values[name] = named if named.is_absolute() else path.parent / named
+    if "peer_names" in values:
+        if not all(isinstance(item, str) for item in values["peer_names"]):
+            raise FormatError(f"config file {path}: 'peer_names' must be a list of text")
+        values["peer_names"] = tuple(values["peer_names"])
     if "witness_for" in values:
         values["witness_for"] = _log_keys(path, values["witness_for"])
     if "ask_witness" in values:
@@ -338,6 +390,8 @@ def resolve_settings(
     merged.update({name: value for name, value in flag_values.items() if value is not None})
     if "witness_for" in merged:
         merged["witness_for"] = tuple(merged["witness_for"])
+    if "peer_names" in merged:
+        merged["peer_names"] = tuple(merged["peer_names"])
     if "ask_witness" in merged:
         merged["ask_witness"] = tuple(tuple(pair) for pair in merged["ask_witness"])
     for required, flag in (("data", "--data"), ("listen", "--listen")):

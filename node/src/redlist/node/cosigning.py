@@ -11,6 +11,8 @@ a time-out, to cosign the latest checkpoint (``Witness.AddCheckpoint``):
 * a witness that answers ABORTED with its stored size
   (:data:`redlist.proto.contract.WITNESS_SIZE_KEY`) is asked again at once from
   that size;
+* it reaches them through :func:`redlist.node.peers.open_peer_channel`: over TLS
+  with this town's certificate when given ``peer_tls``, else plaintext to loopback;
 * a returned line is used only if it is one cosignature line by that witness's
   key that verifies over the checkpoint (``verify_cosignature``);
 * a witness that is down or refuses is logged as a warning and asked again after
@@ -50,6 +52,8 @@ from redlist.ledger.note.signed import Note, NoteSignature
 from redlist.ledger.note.syntax import excerpt
 from redlist.node.batcher import TreeWatch
 from redlist.node.config import parse_address
+from redlist.node.peers import open_peer_channel
+from redlist.node.tls import PeerMaterial
 from redlist.proto.contract import WITNESS_SIZE_KEY
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
@@ -114,6 +118,7 @@ class Cosigner:
         *,
         interval: float = 0.0,
         call_timeout: float = CALL_TIMEOUT,
+        peer_tls: PeerMaterial | None = None,
     ) -> None:
         self._log = log
         self._witnesses = tuple(witnesses)
@@ -122,6 +127,7 @@ class Cosigner:
         self._path = data_dir / COSIGNED_FILE
         self._interval = interval
         self._call_timeout = call_timeout
+        self._peer_tls = peer_tls
         self._progress = {witness.address: _Progress() for witness in self._witnesses}
         self._channels: dict[str, aio.Channel] = {}
         self._latest: SignedCheckpoint | None = None
@@ -252,8 +258,11 @@ class Cosigner:
     def _channel(self, address: str) -> aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = aio.insecure_channel(
-                address, options=[("grpc.max_receive_message_length", MAX_ANSWER_BYTES)]
+            channel = open_peer_channel(
+                address,
+                self._peer_tls,
+                options=[("grpc.max_receive_message_length", MAX_ANSWER_BYTES)],
+                what="--ask-witness",
             )
             self._channels[address] = channel
         return channel

@@ -50,6 +50,12 @@ class NodeMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.peer_refusals = Counter(
+            "redlist_peer_refusals",
+            "Calls refused by the peer policy (redlist.node.peers), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.tree_size = Gauge(
             "redlist_tree_size",
             "Entries in the log (its Merkle tree size).",

@@ -18,7 +18,11 @@ Whatever a client was told is committed is durable before its answer was sent.
 
 Transport: plaintext unless :class:`ServerOptions` carries a
 :class:`~redlist.node.tls.ServerTLS` (TLS, or mutual TLS with client
-certificates). Every call first passes admission (:mod:`redlist.node.admission`):
+certificates). With other towns' CAs (``ServerTLS.peer_ca``) their nodes'
+certificates are accepted too, and :class:`~redlist.node.peers.PeerInterceptor`
+decides what they may call (``ServerOptions.peer_names``); the node's own calls to
+other towns go through :func:`~redlist.node.peers.open_peer_channel` with
+``ServerOptions.peer_tls``. Every call first passes admission (:mod:`redlist.node.admission`):
 the limits on concurrent calls and open streams, in all and per client, which
 with ``max_message_bytes`` give the node its memory ceiling, and the per-client
 rate limits of calls and request bytes (:mod:`redlist.node.ratelimit`) when
@@ -45,7 +49,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from redlist.ledger.entry import MAX_ENVELOPE_SIZE
-from redlist.ledger.errors import RedlistError
+from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.log import Log
 from redlist.node.admission import AdmissionInterceptor, CallLimits
 from redlist.node.batcher import Batcher, CommitReport, TreeWatch
@@ -67,9 +71,16 @@ from redlist.node.config import (
 )
 from redlist.node.cosigning import AskedWitness, Cosigner
 from redlist.node.metrics import NodeMetrics
+from redlist.node.peers import PeerInterceptor, PeerPolicy, check_peer_address
 from redlist.node.ratelimit import RateLimit, RateLimiter
 from redlist.node.servicer import LedgerServicer
-from redlist.node.tls import ServerTLS, is_loopback, load_server_material
+from redlist.node.tls import (
+    PeerTLS,
+    ServerTLS,
+    is_loopback,
+    load_peer_material,
+    load_server_material,
+)
 from redlist.node.undecodable import UndecodableRequestInterceptor
 from redlist.node.witness import WITNESS_SERVICE, Witness, WitnessServicer
 from redlist.proto.contract import Limits
@@ -100,6 +111,11 @@ class ServerOptions:
     read_workers: int = DEFAULT_READ_WORKERS
     #: None: plaintext (meant for loopback, or behind a TLS-terminating proxy).
     tls: ServerTLS | None = None
+    #: How the node reaches other towns' nodes; None: plaintext, to loopback only.
+    peer_tls: PeerTLS | None = None
+    #: Other towns' nodes allowed in (names in their certificates); empty: any the
+    #: peer CAs (``tls.peer_ca``) vouch for.
+    peer_names: frozenset[str] = frozenset()
     #: None: no per-client limit of calls.
     rate_limit: RateLimit | None = None
     #: None: no per-client limit of request bytes.
@@ -122,7 +138,12 @@ class ServerOptions:
     def from_settings(cls, settings: ServeSettings) -> ServerOptions:
         tls = None
         if settings.tls_cert is not None and settings.tls_key is not None:
-            tls = ServerTLS(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+            tls = ServerTLS(
+                settings.tls_cert, settings.tls_key, settings.tls_client_ca, settings.peer_ca
+            )
+        peer_tls = None
+        if settings.peer_ca is not None:
+            peer_tls = PeerTLS(settings.peer_ca, settings.peer_cert, settings.peer_key)
         rate_limit = None
         if settings.rate_limit is not None:
             rate_limit = RateLimit.with_default_burst(settings.rate_limit, settings.rate_burst)
@@ -138,6 +159,8 @@ class ServerOptions:
             commit_depth=settings.commit_depth,
             max_message_bytes=settings.max_message_bytes,
             tls=tls,
+            peer_tls=peer_tls,
+            peer_names=frozenset(settings.peer_names),
             rate_limit=rate_limit,
             rate_limit_bytes=rate_limit_bytes,
             call_limits=CallLimits(
@@ -201,6 +224,17 @@ class NodeServer:
         host, _ = parse_address(listen, "listen")
         # Read and check the TLS files first: a wrong file stops the start in words.
         material = load_server_material(options.tls) if options.tls is not None else None
+        peers = load_peer_material(options.peer_tls) if options.peer_tls is not None else None
+        for asked in options.ask_witness:
+            check_peer_address(asked.address, peers, "--ask-witness")
+        policy = None
+        if material is not None and material.peer_authorities:
+            policy = PeerPolicy(material.peer_authorities, options.peer_names)
+        elif options.peer_names:
+            raise FormatError(
+                "peer names are checked in other towns' certificates, which needs TLS with "
+                "their CAs (--tls-cert, --tls-key and --peer-ca)"
+            )
         reads = ThreadPoolExecutor(
             max_workers=options.read_workers, thread_name_prefix="redlist-read"
         )
@@ -236,6 +270,8 @@ class NodeServer:
         # Admission outermost: it decides before the request is read. The other is
         # innermost, so its handlers stay the same objects and are wrapped once.
         interceptors: list[aio.ServerInterceptor] = [admission, UndecodableRequestInterceptor()]
+        if policy is not None:  # after admission: a refused peer is still within the limits
+            interceptors.insert(1, PeerInterceptor(policy, metrics))
         server = aio.server(
             interceptors=interceptors,
             options=[
@@ -260,6 +296,7 @@ class NodeServer:
                 reads,
                 log.data_dir,
                 interval=options.cosign_interval,
+                peer_tls=peers,
             )
         ledger_pb2_grpc.add_LedgerServicer_to_server(
             LedgerServicer(
@@ -332,6 +369,16 @@ class NodeServer:
             )
         for asked in options.ask_witness:
             logger.info("asking witness address=%s key=%s", asked.address, asked.key.encode())
+        if policy is not None:
+            logger.info(
+                "other towns' nodes accepted cas=%s names=%s",
+                ";".join(ca.subject.rfc4514_string() for ca in policy.authorities),
+                ",".join(sorted(policy.names)) or "any",
+            )
+        if peers is not None:
+            logger.info(
+                "reaching other towns' nodes over tls certificate=%s", peers.subject or "none"
+            )
         if material is not None:
             logger.info(
                 "tls certificate subject=%s expires=%s",

@@ -12,6 +12,13 @@ CAs in that file (mutual TLS); a client without one fails the handshake and neve
 reaches a service. The certificate's subject then names the client, for instance
 to the rate limiter (:func:`client_identity`).
 
+With ``peer_ca`` (the CAs of other towns' nodes, ``--peer-ca``) the node also accepts
+client certificates from those CAs, so the listener is mutual TLS as well; such a
+client is another town's node, and :mod:`redlist.node.peers` decides what it may
+call. The same CAs are the ones this node trusts when it connects to other towns
+(:class:`PeerTLS`, :func:`load_peer_material`), presenting its own certificate
+(``--peer-cert``, ``--peer-key``), which must be usable by a client.
+
 Files are PEM: the certificate file holds the node's certificate first and any
 intermediate CA certificates after it; the key file holds its private key,
 unencrypted (the node starts unattended), readable by the node's user only.
@@ -40,23 +47,27 @@ from redlist.ledger.errors import KeyFileError
 CERT_FLAG = "--tls-cert"
 KEY_FLAG = "--tls-key"
 CLIENT_CA_FLAG = "--tls-client-ca"
+PEER_CA_FLAG = "--peer-ca"
+PEER_CERT_FLAG = "--peer-cert"
+PEER_KEY_FLAG = "--peer-key"
 
 
 @dataclass(frozen=True)
 class ServerTLS:
     """Where a node's TLS material is: its certificate chain, its key, the client CAs.
 
-    ``client_ca`` set means mutual TLS: every client must present a certificate
-    signed by one of the CAs in that file.
+    ``client_ca`` or ``peer_ca`` set means mutual TLS: every client must present a
+    certificate signed by one of the CAs in those files (``peer_ca``: other towns').
     """
 
     cert: Path
     key: Path
     client_ca: Path | None = None
+    peer_ca: Path | None = None
 
     @property
     def mutual(self) -> bool:
-        return self.client_ca is not None
+        return self.client_ca is not None or self.peer_ca is not None
 
     @property
     def mode(self) -> str:
@@ -73,12 +84,16 @@ class ServerMaterial:
     client_ca: bytes | None
     subject: str
     not_after: datetime.datetime
+    #: The CA certificates of other towns (``peer_ca``); empty when none are given.
+    peer_authorities: tuple[x509.Certificate, ...] = ()
+    peer_ca: bytes | None = None
 
     def credentials(self) -> grpc.ServerCredentials:
+        roots = b"".join(pem for pem in (self.client_ca, self.peer_ca) if pem is not None)
         return grpc.ssl_server_credentials(
             [(self.key, self.cert_chain)],
-            root_certificates=self.client_ca,
-            require_client_auth=self.client_ca is not None,
+            root_certificates=roots or None,
+            require_client_auth=bool(roots),
         )
 
 
@@ -94,28 +109,80 @@ def load_server_material(tls: ServerTLS, *, now: datetime.datetime | None = None
     chain = _certificates(chain_pem, tls.cert, "certificate", CERT_FLAG)
     leaf = chain[0]
     key_pem = _read(tls.key, "key", KEY_FLAG)
-    key_public = _private_key_public_bytes(key_pem, tls.key)
-    leaf_public = leaf.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    if key_public != leaf_public:
-        raise KeyFileError(
-            f"the TLS key {tls.key} does not belong to the certificate in {tls.cert} "
-            f"({leaf.subject.rfc4514_string()}); give the key the certificate was issued for"
-        )
+    _check_key_matches(leaf, key_pem, tls.key, tls.cert, KEY_FLAG)
     _check_validity(leaf, tls.cert, moment)
-    _check_server_use(leaf, tls.cert)
+    _check_use(leaf, tls.cert, ExtendedKeyUsageOID.SERVER_AUTH)
     client_ca: bytes | None = None
     if tls.client_ca is not None:
         client_ca = _read(tls.client_ca, "client CA", CLIENT_CA_FLAG)
         _certificates(client_ca, tls.client_ca, "client CA", CLIENT_CA_FLAG)
+    peer_ca: bytes | None = None
+    authorities: tuple[x509.Certificate, ...] = ()
+    if tls.peer_ca is not None:
+        peer_ca = _read(tls.peer_ca, "peer CA", PEER_CA_FLAG)
+        authorities = tuple(_certificates(peer_ca, tls.peer_ca, "peer CA", PEER_CA_FLAG))
     return ServerMaterial(
         cert_chain=chain_pem,
         key=key_pem,
         client_ca=client_ca,
         subject=leaf.subject.rfc4514_string(),
         not_after=leaf.not_valid_after_utc,
+        peer_authorities=authorities,
+        peer_ca=peer_ca,
     )
+
+
+@dataclass(frozen=True)
+class PeerTLS:
+    """How this node reaches other towns' nodes: the CAs it trusts, its client certificate.
+
+    ``cert`` and ``key`` go together; without them the node connects over TLS but
+    presents no certificate (enough for a peer that does not require one).
+    """
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True)
+class PeerMaterial:
+    """The PEM bytes of a :class:`PeerTLS`, read and checked."""
+
+    ca: bytes
+    cert_chain: bytes | None
+    key: bytes | None
+    #: The subject of this node's client certificate, None when it presents none.
+    subject: str | None
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert_chain
+        )
+
+
+def load_peer_material(tls: PeerTLS, *, now: datetime.datetime | None = None) -> PeerMaterial:
+    """Read and check the files of ``tls``; ``KeyFileError`` names the file and the fault.
+
+    Checked as for the server's files, except that the certificate must be usable by
+    a client (if it restricts its use: ``clientAuth``).
+    """
+    ca = _read(tls.ca, "peer CA", PEER_CA_FLAG)
+    _certificates(ca, tls.ca, "peer CA", PEER_CA_FLAG)
+    if tls.cert is None or tls.key is None:
+        if tls.cert is not None or tls.key is not None:
+            raise KeyFileError(
+                f"a peer certificate needs its key: give {PEER_CERT_FLAG} and {PEER_KEY_FLAG} "
+                "together"
+            )
+        return PeerMaterial(ca, None, None, None)
+    chain_pem = _read(tls.cert, "peer certificate", PEER_CERT_FLAG)
+    leaf = _certificates(chain_pem, tls.cert, "peer certificate", PEER_CERT_FLAG)[0]
+    key_pem = _read(tls.key, "peer key", PEER_KEY_FLAG)
+    _check_key_matches(leaf, key_pem, tls.key, tls.cert, PEER_KEY_FLAG)
+    _check_validity(leaf, tls.cert, now or datetime.datetime.now(datetime.UTC))
+    _check_use(leaf, tls.cert, ExtendedKeyUsageOID.CLIENT_AUTH)
+    return PeerMaterial(ca, chain_pem, key_pem, leaf.subject.rfc4514_string())
 
 
 def client_identity(context: aio.ServicerContext[Any, Any]) -> str | None:
@@ -164,18 +231,32 @@ def _certificates(pem: bytes, path: Path, what: str, flag: str) -> list[x509.Cer
         ) from None
 
 
-def _private_key_public_bytes(pem: bytes, path: Path) -> bytes:
+def _check_key_matches(
+    leaf: x509.Certificate, key_pem: bytes, key_path: Path, cert_path: Path, flag: str
+) -> None:
+    key_public = _private_key_public_bytes(key_pem, key_path, flag)
+    leaf_public = leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if key_public != leaf_public:
+        raise KeyFileError(
+            f"the TLS key {key_path} does not belong to the certificate in {cert_path} "
+            f"({leaf.subject.rfc4514_string()}); give the key the certificate was issued for"
+        )
+
+
+def _private_key_public_bytes(pem: bytes, path: Path, flag: str) -> bytes:
     """The SubjectPublicKeyInfo of the private key in ``pem``, DER encoded."""
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:  # cryptography's way of saying "encrypted, and no password given"
         raise KeyFileError(
-            f"the TLS key {path} ({KEY_FLAG}) is encrypted; the node starts unattended, so "
+            f"the TLS key {path} ({flag}) is encrypted; the node starts unattended, so "
             "it needs the key unencrypted, in a file only the node's user can read"
         ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise KeyFileError(
-            f"the TLS key file {path} ({KEY_FLAG}) holds no readable PEM private key"
+            f"the TLS key file {path} ({flag}) holds no readable PEM private key"
         ) from None
     return key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -195,15 +276,20 @@ def _check_validity(leaf: x509.Certificate, path: Path, now: datetime.datetime) 
         )
 
 
-def _check_server_use(leaf: x509.Certificate, path: Path) -> None:
+def _check_use(leaf: x509.Certificate, path: Path, usage: x509.ObjectIdentifier) -> None:
     try:
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return  # no restriction
-    if ExtendedKeyUsageOID.SERVER_AUTH not in usages:
+    if usage not in usages:
+        if usage == ExtendedKeyUsageOID.SERVER_AUTH:
+            raise KeyFileError(
+                f"the TLS certificate in {path} is not issued for servers (its extended key "
+                "usage lacks serverAuth); clients would refuse it"
+            )
         raise KeyFileError(
-            f"the TLS certificate in {path} is not issued for servers (its extended key "
-            "usage lacks serverAuth); clients would refuse it"
+            f"the TLS certificate in {path} is not issued for clients (its extended key "
+            "usage lacks clientAuth); other towns' nodes would refuse it"
         )
 
 

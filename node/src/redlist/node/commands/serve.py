@@ -52,6 +52,19 @@ client to present a certificate signed by a CA in that file (mutual TLS):
   redlist-node serve --data town --listen 0.0.0.0:7420 \\
       --tls-cert tls/node.pem --tls-key tls/node.key --tls-client-ca tls/staff-ca.pem
 
+Other towns' nodes (docs/federation.md, "Between towns: mutual TLS"): --peer-ca
+FILE holds their CAs. This node trusts them when it connects to another town (a
+witness it asks) and presents --peer-cert/--peer-key; with --tls-cert it also
+accepts their nodes' certificates, which may read and call the Witness service but
+never Submit. --peer-name NAME (repeatable) admits only the nodes whose certificate
+names NAME; the others are refused PERMISSION_DENIED and logged. Without
+--peer-ca, connections to other nodes are plaintext, to loopback addresses only:
+
+  redlist-node serve --data town --listen 0.0.0.0:7420 \
+      --tls-cert tls/node.pem --tls-key tls/node.key --tls-client-ca tls/staff-ca.pem \
+      --peer-ca tls/towns-ca.pem --peer-cert tls/node.pem --peer-key tls/node.key \
+      --peer-name rushan --peer-name juxian
+
 Limits (always on; see docs/operations.md, "Memory"): at most --max-calls calls
 at once (--max-calls-per-client from one client), --max-streams open streams
 (--max-streams-per-client), requests of --max-message-bytes; a stream whose
@@ -162,6 +175,35 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=Path,
         metavar="FILE",
         help="mutual TLS: require client certificates signed by a CA in this PEM file",
+    )
+    peers = parser.add_argument_group(
+        "other towns' nodes (plaintext to loopback addresses only when not given)"
+    )
+    peers.add_argument(
+        "--peer-ca",
+        dest="peer_ca",
+        type=Path,
+        metavar="FILE",
+        help="other towns' CAs (PEM): trusted when connecting to their nodes and, with "
+        "--tls-cert, accepted from them as client certificates",
+    )
+    peers.add_argument(
+        "--peer-cert",
+        dest="peer_cert",
+        type=Path,
+        metavar="FILE",
+        help="this town's certificate (PEM, usable by a client) shown to other towns' nodes",
+    )
+    peers.add_argument(
+        "--peer-key", dest="peer_key", type=Path, metavar="FILE", help="its key (PEM, unencrypted)"
+    )
+    peers.add_argument(
+        "--peer-name",
+        dest="peer_names",
+        action="append",
+        metavar="NAME",
+        help="an other town's node allowed in: a common name or DNS name of its certificate "
+        "(repeatable; default: any certificate --peer-ca issued)",
     )
     concurrency = parser.add_argument_group("concurrency (always on; these set the memory ceiling)")
     concurrency.add_argument(
@@ -291,6 +333,10 @@ def run(args: argparse.Namespace) -> int:
             "tls_cert",
             "tls_key",
             "tls_client_ca",
+            "peer_ca",
+            "peer_cert",
+            "peer_key",
+            "peer_names",
             "rate_limit",
             "rate_burst",
             "rate_limit_bytes",
