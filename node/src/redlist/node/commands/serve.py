@@ -83,7 +83,9 @@ Witness (DESIGN 8.2): --witness-key FILE (a key from 'redlist keygen') with
 --witness-for VKEY (repeatable: another town's log key string, or its log.pub)
 also serves redlist.v1.Witness, cosigning those logs' checkpoints; the cosigner's
 name is --witness-name, else the name in FILE.pub. Its state is kept in
-DIR/witness.lmdb, split-view evidence in DIR/evidence/ (see 'redlist-node alarms'):
+DIR/witness.lmdb, with a journal DIR/witness.journal that refuses an older copy of
+it put back (see 'redlist-node witness-reset'), split-view evidence in
+DIR/evidence/ (see 'redlist-node alarms'):
 
   redlist-node serve --data town --listen 127.0.0.1:7420 \\
       --witness-key keys/witness.pem --witness-for rushan.pub --witness-for juxian.pub
