@@ -198,3 +198,20 @@ class VerificationError(CheckError):
 class SourceError(RedlistError):
     """What an audit needs cannot be read: a missing bundle file or directory, an
     unreadable state file, a node that does not answer (the verifier's exit code 2)."""
+
+
+class AttestationError(CheckError):
+    """An auditor's attestation (DESIGN 8.6) that cannot be relied on.
+
+    ``check`` says which rule it breaks, one of ``attestation.CHECKS``: ``format``
+    (not a well-formed attestation file), ``auditor`` (signed by no trusted auditor),
+    ``signature`` (a trusted auditor's signature does not verify: altered),
+    ``expired``, ``checkpoint`` (the checkpoint beside it is not the one attested),
+    ``log-signature`` (that checkpoint is not signed by the log's key) or
+    ``witness-policy`` (it lacks the cosignatures a policy asks for).
+    """
+
+    check: str
+
+    def __init__(self, check: str, message: str) -> None:
+        super().__init__(check, message)
