@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from redlist.ledger import crypto
 from redlist.ledger.errors import KeyFileError, NoteError, RedlistError
-from redlist.ledger.note.keys import ALG_ED25519, VerifierKey
+from redlist.ledger.note.keys import ALG_ED25519, NoteSigner, VerifierKey
 from redlist.ledger.text import KEY_NAME_MAX, key_name_problem
 
 PUBLIC_SUFFIX = ".pub"
@@ -281,3 +281,92 @@ def _read_log_key_file(path: Path) -> bytes:
             f"a log key file (that is one line, the node's {LOG_PUB_NAME})"
         )
     return data
+
+
+def read_note_signer(private: Path, name: str | None, what: str) -> NoteSigner:
+    """A key from ``redlist keygen`` as a note signer (an auditor's, a witness's).
+
+    The signer's name is ``name``, else the one in the key's public twin (``# name:``);
+    it must be a note key name (no spaces, no '+'). ``what`` names the option for
+    messages (``--attest-key``).
+    """
+    key = read_signing_key(private)
+    if name is None:
+        name = read_holder_name(private)
+        if name is None:
+            raise KeyFileError(
+                f"{what} {private} has no name (its {private.name}{PUBLIC_SUFFIX} is missing "
+                "or names nobody): give the name with the option beside it"
+            )
+    try:
+        return NoteSigner(name, key)
+    except NoteError as error:
+        raise KeyFileError(
+            f"the name {name!r} of {what} {private} cannot name a note key ({error}); give "
+            "a name without spaces or '+', such as county-audit"
+        ) from None
+
+
+def read_note_key(
+    given: str, what: str, read_file: Callable[[Path], bytes] | None = None
+) -> VerifierKey:
+    """An Ed25519 note key (algorithm 0x01) that signs other things than checkpoints,
+    such as an auditor's: the verifier key string, a file holding it, or the ``FILE.pub``
+    that ``redlist keygen`` wrote (its name and public key make the key).
+
+    ``read_file`` reads a file (default: at most ``LOG_KEY_FILE_LIMIT`` bytes). Every
+    problem is a ``KeyFileError`` naming ``what`` (``--auditor-key``).
+    """
+    path = Path(given)
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):
+        is_file = False
+    if not is_file:
+        if "+" not in given:
+            raise KeyFileError(
+                f"{what} {given!r} is neither a file nor a key string (name+hash+key)"
+            )
+        text = given.strip()
+    else:
+        try:
+            data = (read_file or _read_log_key_file)(path)
+        except RedlistError as exc:
+            raise KeyFileError(exc.diagnostics()) from None
+        except OSError as exc:
+            raise KeyFileError(f"cannot read {what} {path}: {exc.strerror}") from None
+        if _PUBLIC_PEM in data:
+            return _note_key_from_pem(path, data, what)
+        try:
+            text = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise KeyFileError(f"{what} {path} is not UTF-8 text") from None
+    try:
+        key = VerifierKey.parse(text)
+    except NoteError as exc:
+        raise KeyFileError(f"{what} {given!r} is not a verifier key string: {exc}") from None
+    if key.algorithm != ALG_ED25519:
+        raise KeyFileError(f"{what} {key.describe()} is a witness's cosigning key, not a note key")
+    return key
+
+
+def _note_key_from_pem(path: Path, data: bytes, what: str) -> VerifierKey:
+    try:
+        public = crypto.public_key_from_pem(data)
+    except KeyFileError as error:
+        raise KeyFileError(f"{what} {path}: {error.diagnostics()}") from None
+    name = None
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line.startswith(_NAME_LINE):
+            name = line[len(_NAME_LINE) :].strip()
+    if name is None:
+        raise KeyFileError(
+            f"{what} {path} names nobody (no '{_NAME_LINE.strip()}' line): give the key string"
+        )
+    try:
+        return VerifierKey.for_ed25519(name, public)
+    except NoteError as error:
+        raise KeyFileError(
+            f"the name {name!r} in {what} {path} cannot name a note key ({error}); give the "
+            "key string the signer printed instead"
+        ) from None

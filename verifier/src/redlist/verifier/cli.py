@@ -3,10 +3,13 @@
     redlist-verify bundle DIR --log-key VKEY [--state FILE] [--json] [--account A]
     redlist-verify node ADDR --log-key VKEY [--state FILE] [--json] [--account A]
     redlist-verify evidence FILE --log-key VKEY   (``redlist.verifier.evidence``)
+    redlist-verify attestation FILE --auditor-key VKEY [--log-key VKEY]
+                                                  (``redlist.verifier.attest``)
 
 ``bundle`` and ``node`` also take a witness policy: ``--policy FILE`` (C2SP
 tlog-policy) or ``--witness VKEY`` (repeatable) with ``--min-witnesses K``; the final
-checkpoint must meet it.
+checkpoint must meet it. With ``--attest-key FILE --attest-out DIR`` they sign one
+attestation per account once the whole audit has passed (``redlist.verifier.attest``).
 
 Exit status (DESIGN 5): 0 verified; 1 verification failed (any defect in the data,
 undecodable bytes included; the report names the first bad entry and the check);
@@ -46,10 +49,10 @@ from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.sigworkers import tune_interpreter
 from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
-from redlist.verifier import evidence, report
+from redlist.verifier import attest, evidence, report
 from redlist.verifier.files import SMALL_LIMIT, read_limited
 from redlist.verifier.nodeaudit import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
-from redlist.verifier.results import STATE_FILE_SOURCE
+from redlist.verifier.results import STATE_FILE_SOURCE, AuditResult
 from redlist.verifier.source import BundleSource, Source, audit
 from redlist.verifier.statefile import (
     PinnedState,
@@ -126,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="this client's cert (PEM)")
     tls.add_argument("--tls-key", type=Path, metavar="FILE", help="the key (PEM) of --tls-cert")
     evidence.add_parser(commands)
+    attest.add_parser(commands)
     return parser
 
 
@@ -208,6 +212,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="how many of the --witness keys must have cosigned (default: all)",
     )
+    attest.add_signing_arguments(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -235,7 +240,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if args.command == "node":
             return _verify_node(args, stdout, stderr)
-        if args.command == "evidence":
+        if args.command in ("evidence", "attestation"):
             return int(args.run_command(args, stdout))
         return _audit(args, args.make_source(args), stdout, stderr)
     except (RedlistError, _BadArguments) as error:
@@ -252,6 +257,7 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
     policy = load_policy(args.policy, args.witness, args.min_witnesses)
     if policy is not None:
         policy.check_log(log_key)
+    attestations = attest.plan(args)
     resume = None
     if pinned is not None and args.account is None:
         # A bundle that starts where the pinned audit ended resumes from its state.
@@ -278,13 +284,18 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
         if audited.resume_point is not None:
             semantics = save_semantics(args.state, result.origin, audited.resume_point)
         save_state(args.state, PinnedState.from_result(result, semantics))
+    written = _attest(attestations, result, stderr)
     if args.json:
         value = report.result_json(result, args.account, verdict)
+        if written is not None:
+            value["attestations"] = written.to_json()
         stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
     else:
         stdout.write(report.summary_text(result, verdict))
         if args.account is not None:
             stdout.write("\n" + report.statement_text(result, args.account))
+        if written is not None:
+            stdout.write(written.summary())
     return EXIT_VERIFIED
 
 
@@ -304,6 +315,7 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
     policy = load_policy(args.policy, args.witness, args.min_witnesses)
     if policy is not None:
         policy.check_log(log_key)
+    attestations = attest.plan(args)
     resume, fallback, head = None, None, None
     if pinned is not None:
         head = PinnedHead(pinned.checkpoint, STATE_FILE_SOURCE)
@@ -341,9 +353,12 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
     if args.state is not None:
         semantics = save_semantics(args.state, result.origin, outcome.resume_point)
         save_state(args.state, PinnedState.from_result(result, semantics))
+    written = _attest(attestations, result, stderr)
     if args.json:
         value = report.result_json(result, args.account, verdict)
         value["node"] = outcome.to_json()
+        if written is not None:
+            value["attestations"] = written.to_json()
         stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
     else:
         stdout.write(report.summary_text(result, verdict))
@@ -351,7 +366,21 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
         stdout.write("".join(line + "\n" for line in outcome.summary_lines()))
         if args.account is not None:
             stdout.write("\n" + report.statement_text(result, args.account))
+        if written is not None:
+            stdout.write(written.summary())
     return EXIT_VERIFIED
+
+
+def _attest(
+    attestations: attest.AttestPlan | None, result: AuditResult, stderr: TextIO
+) -> attest.Written | None:
+    """Sign one attestation per account: only ever called once the whole audit passed."""
+    if attestations is None:
+        return None
+    with ProgressBar(stderr, "signing attestations", "accounts") as progress:
+        return attest.write_attestations(
+            attestations, result, progress=progress.update if progress.shown else None
+        )
 
 
 def _resolve_log_key(given: str | None, pinned: PinnedState | None) -> VerifierKey:
