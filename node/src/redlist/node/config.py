@@ -39,6 +39,14 @@ nothing::
     [[ask_witness]]                     # collect this witness's cosignatures (repeatable)
     address = "rushan.example:7420"
     key = "rushan-witness+5e6f7a8b+BA..."
+    [recognition]                       # other towns' grades (redlist-node recognise)
+    auditors = ["keys/county-audit.pem.pub"]
+    [recognition.towns."rushan.example/log"]
+    log_key = "keys/rushan.pub"
+    grades = { AAA = "AAA", AA = "AA", A = "A", B = "B" }
+
+``[recognition]`` is read by ``redlist-node recognise`` (``redlist.node.recognition``
+says what it holds); ``serve`` checks it and otherwise leaves it alone.
 
 Plaintext is the default, meant for a node on loopback (``127.0.0.1``), behind a
 TLS-terminating proxy, or in a test; see ``redlist.node.tls``. Connections to other
@@ -68,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from redlist.ledger.errors import FormatError
+from redlist.node.recognition import RecognitionConfig, parse_recognition
 from redlist.node.tomlfile import read_toml
 
 #: A clerk's sheet goes in batches of a few hundred (``redlist submit``: 500).
@@ -140,6 +149,8 @@ class ServeSettings:
     #: Witnesses whose cosignatures this node collects: (address, cosigning key string).
     ask_witness: tuple[tuple[str, str], ...] = ()
     cosign_interval: float = DEFAULT_COSIGN_INTERVAL
+    #: Other towns' grades this town recognises (``[recognition]``); None: none.
+    recognition: RecognitionConfig | None = None
 
     def __post_init__(self) -> None:
         parse_address(self.listen, "listen")
@@ -301,6 +312,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "witness_for": (list,),
     "ask_witness": (list,),
     "cosign_interval": (int, float),
+    "recognition": (dict,),
 }
 #: Settings that name files: relative paths in a config file are relative to it.
 _PATHS = (
@@ -340,6 +352,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
         values["witness_for"] = _log_keys(path, values["witness_for"])
     if "ask_witness" in values:
         values["ask_witness"] = _asked_witnesses(path, values["ask_witness"])
+    if "recognition" in values:
+        values["recognition"] = parse_recognition(values["recognition"], path)
     for name in (
         "grace_seconds",
         "rate_limit",
@@ -352,7 +366,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return values
 
 
-_KIND = {str: "text", int: "a whole number", list: "a list"}
+_KIND = {str: "text", int: "a whole number", list: "a list", dict: "a table"}
 
 
 def _log_keys(path: Path, given: list[Any]) -> tuple[str, ...]:
