@@ -73,6 +73,7 @@ from redlist.node.cosigning import AskedWitness, Cosigner
 from redlist.node.metrics import NodeMetrics
 from redlist.node.peers import PeerInterceptor, PeerPolicy, check_peer_address
 from redlist.node.ratelimit import RateLimit, RateLimiter
+from redlist.node.recognised import RecognisedGrades
 from redlist.node.servicer import LedgerServicer
 from redlist.node.tls import (
     PeerTLS,
@@ -195,8 +196,10 @@ class NodeServer:
         health_servicer: health.aio.HealthServicer,
         reads: ThreadPoolExecutor,
         cosigner: Cosigner | None = None,
+        recognised: RecognisedGrades | None = None,
     ) -> None:
         self._server = server
+        self._recognised = recognised
         self._cosigner = cosigner
         self.address = address
         self.port = port
@@ -298,6 +301,7 @@ class NodeServer:
                 interval=options.cosign_interval,
                 peer_tls=peers,
             )
+        recognised = RecognisedGrades(log.data_dir)
         ledger_pb2_grpc.add_LedgerServicer_to_server(
             LedgerServicer(
                 log,
@@ -307,6 +311,7 @@ class NodeServer:
                 limits=options.limits(),
                 metrics=metrics,
                 served=None if cosigner is None else cosigner.served,
+                recognised=recognised,
             ),
             server,
         )
@@ -345,6 +350,7 @@ class NodeServer:
             health_servicer=health_servicer,
             reads=reads,
             cosigner=cosigner,
+            recognised=recognised,
         )
         transport = "plaintext" if options.tls is None else options.tls.mode
         logger.info(
@@ -414,6 +420,8 @@ class NodeServer:
         await self._server.stop(grace)
         await self._batcher.close()
         await asyncio.to_thread(self._reads.shutdown, True)
+        if self._recognised is not None:
+            self._recognised.close()
         logger.info("stopped")
 
 

@@ -40,6 +40,7 @@ from redlist.ledger.statement import PAGE_BYTES
 from redlist.node import serde
 from redlist.node.batcher import Batcher, TreeWatch
 from redlist.node.metrics import NodeMetrics
+from redlist.node.recognised import RecognisedGrades
 from redlist.node.refusals import Refusal, bounded_message, refusal_of
 from redlist.proto.contract import MAX_BATCH_CHECK, Limits
 from redlist.v1 import ledger_pb2 as pb
@@ -71,8 +72,11 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         limits: Limits,
         metrics: NodeMetrics | None = None,
         served: Callable[[SignedCheckpoint], SignedCheckpoint] | None = None,
+        recognised: RecognisedGrades | None = None,
     ) -> None:
         self._log = log
+        # Other towns' grades recognised here, listed on an account's first page.
+        self._recognised = recognised
         # The checkpoint as served: with the cosignatures collected for it (cosigning).
         self._served = served or _as_signed
         self._batcher = batcher
@@ -242,7 +246,11 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
             ),
             request.account,
         )
-        return serde.account_message(statement)
+        message = serde.account_message(statement)
+        if self._recognised is not None and not request.page_token:
+            grades = await self._read(context, self._recognised.messages, request.account)
+            message.recognised.extend(grades)
+        return message
 
     async def Follow(
         self,

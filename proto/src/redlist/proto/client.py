@@ -145,6 +145,26 @@ class RemoteEntry:
 
 
 @dataclass(frozen=True)
+class RemoteRecognition:
+    """A grade of another town the node recognised for an account (DESIGN 8.6): its
+    ``grade`` there for ``foreign_account`` in log ``origin``, counted as ``equivalent``
+    here, from an attestation by ``auditor`` (a verifier key string) at ``tree_size``
+    of that log; ``expires`` and ``recognised_at`` in POSIX seconds; ``expired`` by the
+    node's clock. The node's word: its own record, not part of the log."""
+
+    origin: str
+    foreign_account: str
+    grade: str
+    equivalent: str
+    score: int
+    auditor: str
+    tree_size: int
+    expires: int
+    recognised_at: int
+    expired: bool
+
+
+@dataclass(frozen=True)
 class RemoteAccount:
     """An account's figures (DESIGN 3.4) and entries as the node states them, at the
     node's ``checkpoint``: all of them (``get_account``), or one page's
@@ -158,6 +178,8 @@ class RemoteAccount:
     grade: str
     entries: tuple[RemoteEntry, ...]
     checkpoint: str
+    #: Other towns' grades recognised here; the node lists them on the first page only.
+    recognised: tuple[RemoteRecognition, ...] = ()
 
     def figures(self) -> tuple[str, int, int, int, int, str, str]:
         """Everything but the entries: what every page of one read repeats."""
@@ -261,6 +283,21 @@ class NodeConnection(ABC):
                 grade=message.grade,
                 entries=_entries(message.entries),
                 checkpoint=message.checkpoint,
+                recognised=tuple(
+                    RemoteRecognition(
+                        origin=item.origin,
+                        foreign_account=item.foreign_account,
+                        grade=item.grade,
+                        equivalent=item.equivalent,
+                        score=item.score,
+                        auditor=item.auditor,
+                        tree_size=item.tree_size,
+                        expires=item.expires,
+                        recognised_at=item.recognised_at,
+                        expired=item.expired,
+                    )
+                    for item in message.recognised
+                ),
             )
             if first is None:
                 first = page
@@ -477,6 +514,7 @@ __all__ = [
     "RemoteAccount",
     "RemoteEntry",
     "RemoteProof",
+    "RemoteRecognition",
     "RemoteTLS",
     "check_address",
 ]

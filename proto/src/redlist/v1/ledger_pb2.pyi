@@ -357,6 +357,7 @@ class Account(_message.Message):
     ENTRIES_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    RECOGNISED_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """The account id, as requested."""
     score: _builtins.int
@@ -382,6 +383,14 @@ class Account(_message.Message):
         seq order; all pages together list every one below the checkpoint's tree size.
         """
 
+    @_builtins.property
+    def recognised(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecognisedGrade]:
+        """Grades of other towns this town recognised for the account from auditors'
+        attestations (`redlist-node recognise`; DESIGN.md 8.6), by foreign origin. Not
+        part of the log: a decision of this town, kept beside it. Sent on the first page
+        only (empty on the others).
+        """
+
     def __init__(
         self,
         *,
@@ -394,14 +403,71 @@ class Account(_message.Message):
         entries: _abc.Iterable[Global___AccountEntry] | None = ...,
         checkpoint: _builtins.str = ...,
         next_page_token: _builtins.bytes = ...,
+        recognised: _abc.Iterable[Global___RecognisedGrade] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "checkpoint", b"checkpoint", "earned", b"earned", "entries", b"entries", "grade", b"grade", "next_page_token", b"next_page_token", "redeemed", b"redeemed", "score", b"score", "spendable", b"spendable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "checkpoint", b"checkpoint", "earned", b"earned", "entries", b"entries", "grade", b"grade", "next_page_token", b"next_page_token", "recognised", b"recognised", "redeemed", b"redeemed", "score", b"score", "spendable", b"spendable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Account: _TypeAlias = Account  # noqa: Y015
+
+@_typing.final
+class RecognisedGrade(_message.Message):
+    """A grade of another town recognised here."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    FOREIGN_ACCOUNT_FIELD_NUMBER: _builtins.int
+    GRADE_FIELD_NUMBER: _builtins.int
+    EQUIVALENT_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    AUDITOR_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    EXPIRES_FIELD_NUMBER: _builtins.int
+    RECOGNISED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRED_FIELD_NUMBER: _builtins.int
+    origin: _builtins.str
+    """The other town's log origin."""
+    foreign_account: _builtins.str
+    """The account id the attestation names in that log."""
+    grade: _builtins.str
+    """Its grade there, and the grade it counts as here (the town's equivalence table)."""
+    equivalent: _builtins.str
+    score: _builtins.int
+    """Its score there."""
+    auditor: _builtins.str
+    """The verifier key string of the auditor who signed the attestation."""
+    tree_size: _builtins.int
+    """The tree size of the other log the auditor verified."""
+    expires: _builtins.int
+    """When the attestation stops being valid, and when it was recognised (POSIX seconds)."""
+    recognised_at: _builtins.int
+    expired: _builtins.bool
+    """Whether `expires` has passed by the node's clock: listed, but no longer valid."""
+    def __init__(
+        self,
+        *,
+        origin: _builtins.str = ...,
+        foreign_account: _builtins.str = ...,
+        grade: _builtins.str = ...,
+        equivalent: _builtins.str = ...,
+        score: _builtins.int = ...,
+        auditor: _builtins.str = ...,
+        tree_size: _builtins.int = ...,
+        expires: _builtins.int = ...,
+        recognised_at: _builtins.int = ...,
+        expired: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auditor", b"auditor", "equivalent", b"equivalent", "expired", b"expired", "expires", b"expires", "foreign_account", b"foreign_account", "grade", b"grade", "origin", b"origin", "recognised_at", b"recognised_at", "score", b"score", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecognisedGrade: _TypeAlias = RecognisedGrade  # noqa: Y015
 
 @_typing.final
 class AccountEntry(_message.Message):

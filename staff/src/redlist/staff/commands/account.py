@@ -11,14 +11,14 @@ import json
 import sys
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.text import shown
-from redlist.proto.client import MAX_PAGE_SIZE, RemoteAccount, RemoteEntry
+from redlist.proto.client import MAX_PAGE_SIZE, RemoteAccount, RemoteEntry, RemoteRecognition
 from redlist.staff import values
 from redlist.staff.client import LedgerClient, add_node_argument, connect
 
@@ -33,9 +33,16 @@ and each is printed as it comes, so an account of any length can be shown.
   redlist account dgc-0001 --node 127.0.0.1:7420
   redlist account dgc-0001 --node 127.0.0.1:7420 --json
 
+Grades recognised from other towns ('redlist-node recognise', from auditors'
+attestations) are listed under the figures: the other town's log and grade, the
+grade it counts as here, the auditor, and until when it is valid (an expired one
+is marked so).
+
 --json prints one JSON object: account, score, spendable, redeemed, earned,
-grade, log, tree_size, time_zone, checkpoint and entries (each with seq, kind,
-rule, qty, note, item, points, reversed, reversed_by, time, at and date)."""
+grade, log, tree_size, time_zone, recognised (each with origin, foreign_account,
+grade, equivalent, score, auditor, tree_size, expires, recognised_at, expired),
+checkpoint and entries (each with seq, kind, rule, qty, note, item, points,
+reversed, reversed_by, time, at and date)."""
 
 KIND_WORDS = {"award": "award", "redeem": "redemption"}
 
@@ -179,6 +186,22 @@ def _json_head(
         "log": checkpoint.origin if checkpoint else None,
         "tree_size": checkpoint.size if checkpoint else None,
         "time_zone": zone_name,
+        "recognised": [_json_recognition(item) for item in view.recognised],
+    }
+
+
+def _json_recognition(item: RemoteRecognition) -> dict[str, Any]:
+    return {
+        "origin": item.origin,
+        "foreign_account": item.foreign_account,
+        "grade": item.grade,
+        "equivalent": item.equivalent,
+        "score": item.score,
+        "auditor": item.auditor,
+        "tree_size": item.tree_size,
+        "expires": item.expires,
+        "recognised_at": item.recognised_at,
+        "expired": item.expired,
     }
 
 
@@ -241,12 +264,33 @@ def statement_lines(
 
 def _head_lines(view: RemoteAccount, checkpoint: SignedCheckpoint | None) -> list[str]:
     where = f" in log {checkpoint.origin}, as of entry {checkpoint.size - 1}" if checkpoint else ""
-    return [
+    lines = [
         f"Account {view.account}{where}",
         f"  score:     {view.score:>6}  (grade {view.grade})",
         f"  to spend:  {view.spendable:>6}",
         f"  redeemed:  {view.redeemed:>6}",
         "",
+    ]
+    if view.recognised:
+        lines.append("Grades recognised from other towns (auditors' attestations):")
+        header = ["town's log", "account there", "grade there", "counts here as", "valid until"]
+        rows = [header] + [_recognition_row(item) for item in view.recognised]
+        widths = [max(_width(row[column]) for row in rows) for column in range(len(header))]
+        lines.extend("  " + line for line in _render(rows, widths, right=()))
+        auditors = sorted({item.auditor for item in view.recognised})
+        lines.append("  attested by " + ", ".join(shown(key) for key in auditors))
+        lines.append("")
+    return lines
+
+
+def _recognition_row(item: RemoteRecognition) -> list[str]:
+    until = datetime.fromtimestamp(item.expires, tz=UTC).strftime("%Y-%m-%d")
+    return [
+        shown(item.origin),
+        shown(item.foreign_account),
+        f"{shown(item.grade)} ({item.score})",
+        shown(item.equivalent),
+        f"{until} (EXPIRED)" if item.expired else until,
     ]
 
 
