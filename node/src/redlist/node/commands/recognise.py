@@ -154,4 +154,7 @@ def _read(path: Path) -> bytes:
 
 
 def _date(seconds: int) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(seconds))
+    try:
+        return time.strftime("%Y-%m-%d", time.gmtime(seconds))
+    except (OverflowError, OSError, ValueError):  # a date past what the clock can show
+        return f"{seconds} (POSIX seconds)"

@@ -284,7 +284,10 @@ def _head_lines(view: RemoteAccount, checkpoint: SignedCheckpoint | None) -> lis
 
 
 def _recognition_row(item: RemoteRecognition) -> list[str]:
-    until = datetime.fromtimestamp(item.expires, tz=UTC).strftime("%Y-%m-%d")
+    try:
+        until = datetime.fromtimestamp(item.expires, tz=UTC).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError):  # a date past what the clock can show
+        until = str(item.expires)
     return [
         shown(item.origin),
         shown(item.foreign_account),
