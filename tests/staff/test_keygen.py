@@ -11,6 +11,7 @@ import pytest
 
 from redlist.ledger import crypto, keyfile
 from redlist.ledger.errors import KeyFileError
+from redlist.ledger.note.keys import ALG_COSIGNATURE_V1, ALG_ED25519, VerifierKey
 from redlist.staff.cli import main
 
 NAME = "Wang Fang (grid, Dongguan village)"
@@ -224,3 +225,28 @@ def test_console_script(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     key = keyfile.read_signing_key(out)
     assert printed(result.stdout)["key id"] == key.key_id.hex()
+
+
+def test_a_cosigners_key_strings_are_printed_for_a_note_key_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A witness's or auditor's key: the strings other towns list, for exactly this key."""
+    out = tmp_path / "witness.pem"
+    _, output, _ = keygen(capsys, "--out", str(out), "--name", "rushan-witness")
+    key = crypto.SigningKey.from_pem(out.read_bytes())
+    fields = printed(output)
+    cosigner = VerifierKey.parse(fields["as a witness or mirror"])
+    signer = VerifierKey.parse(fields["as an auditor"])
+    assert (cosigner.name, cosigner.public, cosigner.algorithm) == (
+        "rushan-witness",
+        key.public,
+        ALG_COSIGNATURE_V1,
+    )
+    assert (signer.public, signer.algorithm) == (key.public, ALG_ED25519)
+
+
+def test_a_staff_name_gets_no_key_strings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, output, _ = keygen(capsys, "--out", str(tmp_path / "wang.pem"), "--name", NAME)
+    assert "as a witness" not in output and "as an auditor" not in output

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from redlist.ledger import keyfile
 from redlist.ledger.crypto import SigningKey
+from redlist.ledger.errors import NoteError
+from redlist.ledger.note.keys import VerifierKey
 
 DESCRIPTION = """\
 Create a new Ed25519 signing key for one staff member.
@@ -20,6 +22,12 @@ Two files are written:
 
 PEM has no field for a name, so the name is kept in FILE.pub only; the name
 that counts is the one the admin registers in the log.
+When NAME is also a valid note key name (no spaces or '+', as for a witness's,
+a mirror's or an auditor's key, e.g. "rushan-witness"), the key strings other
+towns list are printed too: the cosigner key string (C2SP tlog-cosignature,
+type 0x04) that '--ask-witness ADDR VKEY' and witness policies name, and the
+signer key string (type 0x01) that '--auditor-key' names.
+
 Existing files are never overwritten unless --force is given."""
 
 
@@ -54,4 +62,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"key id:      {key.key_id.hex()}")
     print(f"private key: {files.private} (keep it secret)")
     print(f"public file: {files.public} (give it to the town's admin)")
+    try:
+        cosigner = VerifierKey.for_cosignature(args.name, key.public)
+        signer = VerifierKey.for_ed25519(args.name, key.public)
+    except NoteError:
+        return 0  # a staff member's name: no note key strings
+    print(f"as a witness or mirror: {cosigner.encode()}")
+    print(f"as an auditor:          {signer.encode()}")
     return 0
