@@ -10,7 +10,7 @@ import shlex
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,8 @@ from redlist.verifier import cli as verifier_cli
 # Entries the demo appends: genesis, 6 keys, 15 rules, 300 spreadsheet rows,
 # 3 council awards, 1 redemption, 1 objection, 1 reversal.
 DEMO_ENTRIES = 1 + 6 + 15 + 300 + 3 + 1 + 1 + 1
+#: Steps 1-9: Dongguan's month; 10-16: three towns keep each other honest.
+LAST_STEP = 16
 SERVING = re.compile(r"serving log dongguan\.example/redlist \(1 entries\) on 127\.0\.0\.1:(\d+)")
 
 
@@ -65,7 +67,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
 def test_the_demo_succeeds_and_walks_through_every_step(demo_run: DemoRun) -> None:
     assert demo_run.code == 0, demo_run.out + demo_run.err
     assert demo_run.err == ""
-    positions = [demo_run.out.index(f"\nStep {step}. ") for step in range(1, 10)]
+    positions = [demo_run.out.index(f"\nStep {step}. ") for step in range(1, LAST_STEP + 1)]
     assert positions == sorted(positions)
     assert "Result: the log verifies." in demo_run.out
     assert "Residents per grade: AAA " in demo_run.out
@@ -138,6 +140,34 @@ def test_the_objected_deduction_is_reversed_and_the_verifier_agrees(demo_run: De
     assert (after, grade) == (accounts[story.OBJECTOR]["score"], accounts[story.OBJECTOR]["grade"])
 
 
+def test_three_towns_witness_each_other_and_catch_a_split_view(demo_run: DemoRun) -> None:
+    out = demo_run.out
+    for town, witnesses in (
+        ("Dongguan", "rushan-witness, juxian-witness"),
+        ("Rushan", "dongguan-witness, juxian-witness"),
+        ("Juxian", "dongguan-witness, rushan-witness"),
+    ):
+        assert re.search(rf"{town} +size +\d+, cosigned by {witnesses}\n", out), town
+    assert "The checkpoint meets the witness policy; vouched for by rushan" in out
+    # Recognition: the attestation verifies, and Rushan shows the grade it maps to.
+    assert "VALID attestation" in out
+    assert f"recognised {demo_run.root}/attestations/dgc-0012.attestation.json" in out
+    assert re.search(r"dongguan\.example/redlist +dgc-0012 +AAA \(\d+\) +AAA", out)
+    # The fork: every witness kept evidence, which the verifier proves from the log key alone.
+    assert "PROVES A SPLIT VIEW" in out
+    assert "SPLIT VIEW PROVEN for log juxian.example/redlist" in out
+    for town in ("node", "rushan"):
+        evidence = list((demo_run.root / town / "evidence").glob("*/*.txt"))
+        assert evidence, town
+        assert (
+            verifier_cli.main(
+                ["evidence", str(evidence[0]), "--log-key", str(demo_run.root / "juxian/log.pub")]
+            )
+            == 1
+        )
+    assert "All nodes exited with status 0." in out
+
+
 def test_the_demo_wipes_its_own_previous_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -166,8 +196,8 @@ def started_nodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[NodeProcess]
     nodes: list[NodeProcess] = []
     start = NodeProcess.start
 
-    def recording_start(data: Path, output: Path) -> NodeProcess:
-        nodes.append(start(data, output))
+    def recording_start(data: Path, output: Path, argv: Sequence[str] | None = None) -> NodeProcess:
+        nodes.append(start(data, output, argv))
         return nodes[-1]
 
     monkeypatch.setattr(NodeProcess, "start", staticmethod(recording_start))

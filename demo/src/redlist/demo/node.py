@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +45,14 @@ class NodeProcess:
     address: str = ""
 
     @classmethod
-    def start(cls, data: Path, output: Path) -> NodeProcess:
+    def start(cls, data: Path, output: Path, argv: Sequence[str] | None = None) -> NodeProcess:
         """Start serving ``data``; return once the node says where it listens.
 
+        ``argv``: the ``redlist-node`` arguments, when not just ``serve_argv(data)``.
         The node's standard output and error both go to ``output``.
         """
-        command = [sys.executable, "-m", "redlist.node.cli", *serve_argv(data)]
+        arguments = serve_argv(data) if argv is None else list(argv)
+        command = [sys.executable, "-m", "redlist.node.cli", *arguments]
         with output.open("wb") as sink:
             process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
                 command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT

@@ -18,6 +18,7 @@ from typing import Any
 
 from redlist.demo import story
 from redlist.demo.console import Console, Program, Show, shell_line
+from redlist.demo.federation import Federation
 from redlist.demo.node import NodeProcess, serve_argv
 from redlist.ledger import keyfile
 from redlist.ledger.errors import RedlistError
@@ -43,9 +44,16 @@ class Tour:
     """One run of the demo in ``root`` (an empty directory), telling it through ``say``."""
 
     def __init__(
-        self, root: Path, say: Callable[[str], None], *, audit_over_grpc: bool = AUDIT_OVER_GRPC
+        self,
+        root: Path,
+        say: Callable[[str], None],
+        *,
+        audit_over_grpc: bool = AUDIT_OVER_GRPC,
+        federation: bool = True,
     ) -> None:
         self.root = root
+        #: Part two: three towns witness each other (:mod:`redlist.demo.federation`).
+        self.federation = federation
         self.audit_over_grpc = audit_over_grpc
         self.say = say
         self.console = Console(say)
@@ -107,6 +115,10 @@ class Tour:
         finally:
             if self.node is not None:
                 self.node.close()
+        if self.federation:
+            Federation(
+                self.root, self.say, dongguan_data=self.data, keys=self.keys, first_step=9
+            ).run()
         again = ["bundle", str(self.bundle), "--log-key", self.log_key]
         self.say("")
         self.say("Check the bundle again yourself, no node needed (with .venv/bin on your PATH;")
