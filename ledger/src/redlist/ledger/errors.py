@@ -110,6 +110,19 @@ class RuleViolation(CheckError):
         return RuleViolation(self.check, self.message, seq=seq)
 
 
+class MirrorRefusal(CheckError):
+    """What a mirror refuses from the log it copies: a leaf that fails a check of the
+    validator (its ``check`` and ``seq``), or a checkpoint that is not signed by the
+    log (``checkpoint``), does not match the leaves sent (``root``), is smaller than
+    what the mirror holds (``rollback``) or contradicts it (``split-view``). Nothing
+    of what was refused is stored."""
+
+    check: str
+
+    def __init__(self, check: str, message: str, *, seq: int | None = None) -> None:
+        super().__init__(check, message, seq=seq)
+
+
 class StoreError(RedlistError):
     """The store cannot do what was asked (missing, full, unreadable, or locked)."""
 

@@ -301,6 +301,13 @@ class Log:
             note = reader.checkpoint_at(size)
         return None if note is None else self._opened(note)
 
+    def checkpoint_step(self, after: int, at_most: int) -> SignedCheckpoint | None:
+        """A checkpoint this log signed for a follower holding ``after`` entries: the
+        largest in ``(after, at_most]``, else the smallest above ``after`` (None: none)."""
+        with self._store.read() as reader:
+            found = reader.checkpoint_step(after, at_most)
+        return None if found is None else self._opened(found[1])
+
     def _opened(self, note: str) -> SignedCheckpoint:
         """The stored checkpoint ``note``, verified (once: the latest one is kept)."""
         latest = self._latest

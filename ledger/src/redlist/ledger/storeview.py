@@ -177,6 +177,24 @@ class StoreReader:
         value = self._txn.get(int_key(size), db=self._tables.checkpoints)
         return None if value is None else _text(value, f"checkpoint for size {size}")
 
+    def checkpoint_step(self, after: int, at_most: int) -> tuple[int, str] | None:
+        """The checkpoint of the largest tree size in ``(after, at_most]``, else the one
+        of the smallest size above ``after``; None when none is above ``after``.
+
+        How a mirror that holds ``after`` entries catches up in steps of at most about
+        ``at_most - after`` entries: the log has a checkpoint at every size it committed.
+        """
+        cursor = self._txn.cursor(db=self._tables.checkpoints)
+        if at_most > after:
+            beyond = min(at_most, (1 << 64) - 2) + 1
+            found = cursor.set_range(int_key(beyond))
+            found = cursor.prev() if found else cursor.last()
+            if found and int_from_key(cursor.key()) > after:
+                return int_from_key(cursor.key()), _text(cursor.value(), "checkpoint")
+        if not cursor.set_range(int_key(min(after, (1 << 64) - 2) + 1)):
+            return None
+        return int_from_key(cursor.key()), _text(cursor.value(), "checkpoint")
+
     def nodes(self) -> LmdbNodeReader:
         return LmdbNodeReader(self._txn, self._tables)
 

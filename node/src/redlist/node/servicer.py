@@ -170,8 +170,19 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         request: pb.GetCheckpointRequest,
         context: aio.ServicerContext[pb.GetCheckpointRequest, pb.GetCheckpointResponse],
     ) -> pb.GetCheckpointResponse:
-        checkpoint = await self._read(context, self._log.checkpoint)
-        return serde.checkpoint_response(self._served(checkpoint))
+        if request.at_most == 0:
+            checkpoint = await self._read(context, self._log.checkpoint)
+            return serde.checkpoint_response(self._served(checkpoint))
+        # A mirror catching up in steps: a checkpoint signed at an earlier commit.
+        step = await self._read(context, self._log.checkpoint_step, request.after, request.at_most)
+        if step is None:
+            size = await self._size(context)
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"after {request.after} is not before the end of the log, which has {size} "
+                "entries",
+            )
+        return serde.checkpoint_response(step)
 
     async def GetLeaves(
         self,

@@ -140,12 +140,26 @@ Global___Limits: _TypeAlias = Limits  # noqa: Y015
 class GetCheckpointRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    AFTER_FIELD_NUMBER: _builtins.int
+    AT_MOST_FIELD_NUMBER: _builtins.int
+    after: _builtins.int
+    """Both 0 (the default): the latest checkpoint, with the cosignatures the node has.
+    With at_most > 0: a checkpoint the log signed when it committed, for a mirror
+    that holds `after` entries and catches up in steps it can hold in memory: the one
+    of the largest tree size in (after, at_most], or, when the log committed none in
+    that range, the one of the smallest tree size above `after`. Served with the
+    log's signature only.
+    """
+    at_most: _builtins.int
     def __init__(
         self,
+        *,
+        after: _builtins.int = ...,
+        at_most: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "at_most", b"at_most"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

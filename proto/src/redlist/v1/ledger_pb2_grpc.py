@@ -135,7 +135,9 @@ class LedgerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCheckpoint(self, request, context):
-        """The latest checkpoint.
+        """The latest checkpoint, or (with at_most) one the log signed earlier, for a
+        mirror catching up in steps (see GetCheckpointRequest).
+        OUT_OF_RANGE if at_most is set and the log is not larger than `after`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

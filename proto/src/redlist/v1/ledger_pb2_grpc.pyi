@@ -100,7 +100,10 @@ class LedgerStub:
     instead of learning them from a refusal.
     """
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetCheckpointRequest, _ledger_pb2.GetCheckpointResponse]
-    """The latest checkpoint."""
+    """The latest checkpoint, or (with at_most) one the log signed earlier, for a
+    mirror catching up in steps (see GetCheckpointRequest).
+    OUT_OF_RANGE if at_most is set and the log is not larger than `after`.
+    """
     GetLeaves: _grpc.UnaryStreamMultiCallable[_ledger_pb2.GetLeavesRequest, _ledger_pb2.LeafData]
     """Streams the leaves with start <= seq < end, in seq order.
     INVALID_ARGUMENT if start > end; OUT_OF_RANGE if end exceeds the tree size.
@@ -192,7 +195,10 @@ class LedgerAsyncStub(LedgerStub):
     instead of learning them from a refusal.
     """
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetCheckpointRequest, _ledger_pb2.GetCheckpointResponse]  # type: ignore[assignment]
-    """The latest checkpoint."""
+    """The latest checkpoint, or (with at_most) one the log signed earlier, for a
+    mirror catching up in steps (see GetCheckpointRequest).
+    OUT_OF_RANGE if at_most is set and the log is not larger than `after`.
+    """
     GetLeaves: _aio.UnaryStreamMultiCallable[_ledger_pb2.GetLeavesRequest, _ledger_pb2.LeafData]  # type: ignore[assignment]
     """Streams the leaves with start <= seq < end, in seq order.
     INVALID_ARGUMENT if start > end; OUT_OF_RANGE if end exceeds the tree size.
@@ -299,7 +305,10 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_pb2.GetCheckpointRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.GetCheckpointResponse, _abc.Awaitable[_ledger_pb2.GetCheckpointResponse]]:
-        """The latest checkpoint."""
+        """The latest checkpoint, or (with at_most) one the log signed earlier, for a
+        mirror catching up in steps (see GetCheckpointRequest).
+        OUT_OF_RANGE if at_most is set and the log is not larger than `after`.
+        """
 
     @_abc_1.abstractmethod
     def GetLeaves(
