@@ -20,10 +20,19 @@ import sys
 from collections.abc import Sequence
 
 from redlist.ledger import console
-from redlist.node.commands import alarms, check, export, init, recognise, serve, witness_reset
+from redlist.node.commands import (
+    alarms,
+    check,
+    export,
+    init,
+    mirror,
+    recognise,
+    serve,
+    witness_reset,
+)
 
 # Adding a subcommand: write its module under redlist.node.commands and list it here.
-_COMMANDS = (init, export, serve, check, alarms, witness_reset, recognise)
+_COMMANDS = (init, export, serve, mirror, check, alarms, witness_reset, recognise)
 
 #: Errors that mean "refused", not "could not start".
 REFUSALS = console.REFUSALS

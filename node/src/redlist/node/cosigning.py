@@ -285,7 +285,7 @@ class Cosigner:
         try:
             if self._path.exists() and self._path.read_text("utf-8") == latest.note:
                 return
-            _write_atomically(self._path, latest.note.encode("utf-8"))
+            write_atomically(self._path, latest.note.encode("utf-8"))
         except OSError as error:
             logger.warning("cannot keep the cosigned checkpoint in %s: %s", self._path, error)
 
@@ -348,7 +348,7 @@ def read_cosigned(data_dir: Path, log_key: VerifierKey) -> SignedCheckpoint | No
         ) from None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     descriptor, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(descriptor, "wb") as handle:

@@ -17,11 +17,35 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class NodeMetrics:
-    """Counters, a latency histogram and the tree size of one node."""
+class _Exposed:
+    """A registry of figures, and the optional HTTP endpoint that exposes it."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._http: WSGIServer | None = None
+        self._http_thread: threading.Thread | None = None
+
+    def serve_http(self, host: str, port: int) -> int:
+        """Expose ``/metrics`` on ``host:port`` (0: any free port); return the bound port."""
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+        self._http, self._http_thread = server, thread
+        return int(server.server_port)
+
+    def stop_http(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self._http_thread is not None:
+            self._http_thread.join(timeout=5)
+            self._http_thread = None
+
+
+class NodeMetrics(_Exposed):
+    """Counters, a latency histogram and the tree size of one node."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self.entries = Counter(
             "redlist_entries_appended",
             "Entries appended to the log (resubmissions of stored entries not counted).",
@@ -61,8 +85,6 @@ class NodeMetrics:
             "Entries in the log (its Merkle tree size).",
             registry=self.registry,
         )
-        self._http: WSGIServer | None = None
-        self._http_thread: threading.Thread | None = None
 
     def observe_commit(self, *, appended: int, batches: int, seconds: float, size: int) -> None:
         """One durable commit of ``batches`` Submit batches adding ``appended`` entries."""
@@ -76,17 +98,33 @@ class NodeMetrics:
         self.batches.labels(outcome="refused").inc()
         self.refusals.labels(code=code, check=check).inc()
 
-    def serve_http(self, host: str, port: int) -> int:
-        """Expose ``/metrics`` on ``host:port`` (0: any free port); return the bound port."""
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
-        self._http, self._http_thread = server, thread
-        return int(server.server_port)
 
-    def stop_http(self) -> None:
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
-        if self._http_thread is not None:
-            self._http_thread.join(timeout=5)
-            self._http_thread = None
+class MirrorMetrics(_Exposed):
+    """The figures of ``redlist-node mirror``, one series per mirrored log (``origin``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tree_size = Gauge(
+            "redlist_mirror_tree_size",
+            "Entries the mirror holds, verified and durably stored, per mirrored log.",
+            ["origin"],
+            registry=self.registry,
+        )
+        self.entries = Counter(
+            "redlist_mirror_entries",
+            "Entries the mirror verified and stored, per mirrored log.",
+            ["origin"],
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "redlist_mirror_refusals",
+            "Leaves and checkpoints refused from the primary, by broken check.",
+            ["origin", "check"],
+            registry=self.registry,
+        )
+        self.alarm = Gauge(
+            "redlist_mirror_split_view",
+            "1 when the mirror holds split-view evidence of the log and stopped following it.",
+            ["origin"],
+            registry=self.registry,
+        )

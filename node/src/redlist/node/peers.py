@@ -1,8 +1,9 @@
 """Other towns' nodes: the channels this node opens to them, and what they may call here.
 
 **Dialling out.** Every node-to-node connection (the cosignature collector asking a
-witness, a mirror following its primary) is opened by :func:`open_peer_channel`, the
-one place that decides the transport:
+witness, a mirror following its primary) is opened by :func:`open_peer_channel` (or
+:func:`open_peer_channel_sync`, its synchronous twin), the one place that decides the
+transport:
 
 * with :class:`~redlist.node.tls.PeerMaterial` (``--peer-ca``, and ``--peer-cert`` with
   ``--peer-key``): TLS, trusting only the CAs of ``--peer-ca`` and presenting this
@@ -83,6 +84,21 @@ def open_peer_channel(
     if tls is None:
         return aio.insecure_channel(address, options=list(options))
     return aio.secure_channel(address, tls.channel_credentials(), options=list(options))
+
+
+def open_peer_channel_sync(
+    address: str,
+    tls: PeerMaterial | None,
+    *,
+    options: Sequence[tuple[str, Any]] = (),
+    what: str = "peer",
+) -> grpc.Channel:
+    """The same channel as :func:`open_peer_channel`, synchronous: for a mirror's
+    follower, which runs on a thread of its own beside the node's event loop."""
+    check_peer_address(address, tls, what)
+    if tls is None:
+        return grpc.insecure_channel(address, options=list(options))
+    return grpc.secure_channel(address, tls.channel_credentials(), options=list(options))
 
 
 def check_peer_address(address: str, tls: PeerMaterial | None, what: str = "peer") -> None:

@@ -71,6 +71,7 @@ from redlist.node.config import (
 )
 from redlist.node.cosigning import AskedWitness, Cosigner
 from redlist.node.metrics import NodeMetrics
+from redlist.node.mirror import Follower
 from redlist.node.peers import PeerInterceptor, PeerPolicy, check_peer_address
 from redlist.node.ratelimit import RateLimit, RateLimiter
 from redlist.node.recognised import RecognisedGrades
@@ -191,16 +192,18 @@ class NodeServer:
         server: aio.Server,
         address: str,
         port: int,
-        batcher: Batcher,
+        batcher: Batcher | None,
         watch: TreeWatch,
         health_servicer: health.aio.HealthServicer,
         reads: ThreadPoolExecutor,
         cosigner: Cosigner | None = None,
         recognised: RecognisedGrades | None = None,
+        follower: Follower | None = None,
     ) -> None:
         self._server = server
         self._recognised = recognised
         self._cosigner = cosigner
+        self._follower = follower
         self.address = address
         self.port = port
         self._batcher = batcher
@@ -217,11 +220,17 @@ class NodeServer:
         options: ServerOptions | None = None,
         metrics: NodeMetrics | None = None,
         witness: Witness | None = None,
+        follower: Follower | None = None,
     ) -> NodeServer:
         """Serve ``log`` on ``listen`` (``HOST:PORT``; port 0 picks a free one).
 
         With ``witness``, also serve ``redlist.v1.Witness`` for the logs it is
         configured for (the caller owns its store, as it owns the log).
+
+        With ``follower``, serve a mirror: ``log`` is the read view of the mirror's
+        copy, Submit is refused, the follower runs (on its own thread) while the node
+        serves and tells Follow streams when the copy grew; a split view it finds turns
+        health NOT_SERVING. The caller owns the follower's mirror and channel.
         """
         options = options or ServerOptions()
         host, _ = parse_address(listen, "listen")
@@ -260,9 +269,11 @@ class NodeServer:
                     size=watch.size,
                 )
 
-        batcher = Batcher(
-            log, max_group=options.max_group, depth=options.commit_depth, on_commit=on_commit
-        )
+        batcher = None
+        if follower is None:
+            batcher = Batcher(
+                log, max_group=options.max_group, depth=options.commit_depth, on_commit=on_commit
+            )
         admission = AdmissionInterceptor(
             options.call_limits,
             calls=None if options.rate_limit is None else RateLimiter(options.rate_limit),
@@ -301,7 +312,8 @@ class NodeServer:
                 interval=options.cosign_interval,
                 peer_tls=peers,
             )
-        recognised = RecognisedGrades(log.data_dir)
+        # A mirror serves another town's log: this town's recognitions are not its.
+        recognised = None if follower is not None else RecognisedGrades(log.data_dir)
         ledger_pb2_grpc.add_LedgerServicer_to_server(
             LedgerServicer(
                 log,
@@ -310,8 +322,13 @@ class NodeServer:
                 reads,
                 limits=options.limits(),
                 metrics=metrics,
-                served=None if cosigner is None else cosigner.served,
+                served=follower.served
+                if follower is not None
+                else None
+                if cosigner is None
+                else cosigner.served,
                 recognised=recognised,
+                submit_refusal=None if follower is None else follower.submit_refusal,
             ),
             server,
         )
@@ -338,9 +355,12 @@ class NodeServer:
         if cosigner is not None:
             await cosigner.start()  # before serving: a kept cosigned checkpoint is served at once
         await server.start()
-        batcher.start()
+        if batcher is not None:
+            batcher.start()
         for service in ("", *services):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        if follower is not None:
+            await _run_follower(follower, watch, health_servicer, services)
         node = cls(
             server=server,
             address=f"{host}:{port}",
@@ -351,6 +371,7 @@ class NodeServer:
             reads=reads,
             cosigner=cosigner,
             recognised=recognised,
+            follower=follower,
         )
         transport = "plaintext" if options.tls is None else options.tls.mode
         logger.info(
@@ -414,15 +435,44 @@ class NodeServer:
     async def _stop(self, grace: float | None) -> None:
         logger.info("draining grace_seconds=%s", grace)
         await self._health.enter_graceful_shutdown()
+        if self._follower is not None:
+            await asyncio.to_thread(self._follower.stop)  # a commit under way finishes
         self._watch.close()
         if self._cosigner is not None:
             await self._cosigner.close()
         await self._server.stop(grace)
-        await self._batcher.close()
+        if self._batcher is not None:
+            await self._batcher.close()
         await asyncio.to_thread(self._reads.shutdown, True)
         if self._recognised is not None:
             self._recognised.close()
         logger.info("stopped")
+
+
+async def _run_follower(
+    follower: Follower,
+    watch: TreeWatch,
+    health_servicer: health.aio.HealthServicer,
+    services: list[str],
+) -> None:
+    """Start ``follower``: its commits wake Follow streams, its alarm turns health off."""
+    loop = asyncio.get_running_loop()
+
+    async def not_serving() -> None:
+        for service in ("", *services):
+            await health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    def on_alarm(message: str) -> None:
+        asyncio.run_coroutine_threadsafe(not_serving(), loop)
+
+    def on_commit(size: int) -> None:
+        loop.call_soon_threadsafe(watch.publish, size)
+
+    follower.attach(on_commit, on_alarm)
+    if follower.alarm is not None:
+        await not_serving()
+    else:
+        follower.start()
 
 
 async def serve_until_signalled(

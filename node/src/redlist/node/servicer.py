@@ -65,7 +65,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
     def __init__(
         self,
         log: Log,
-        batcher: Batcher,
+        batcher: Batcher | None,
         watch: TreeWatch,
         reads: Executor,
         *,
@@ -73,6 +73,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         metrics: NodeMetrics | None = None,
         served: Callable[[SignedCheckpoint], SignedCheckpoint] | None = None,
         recognised: RecognisedGrades | None = None,
+        submit_refusal: str | None = None,
     ) -> None:
         self._log = log
         # Other towns' grades recognised here, listed on an account's first page.
@@ -80,6 +81,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         # The checkpoint as served: with the cosignatures collected for it (cosigning).
         self._served = served or _as_signed
         self._batcher = batcher
+        # A mirror takes no entries: Submit is answered with this (FAILED_PRECONDITION).
+        self._submit_refusal = submit_refusal
         self._watch = watch
         self._reads = reads
         self._limits = limits
@@ -93,6 +96,15 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         request: pb.SubmitRequest,
         context: aio.ServicerContext[pb.SubmitRequest, pb.SubmitResponse],
     ) -> pb.SubmitResponse:
+        if self._batcher is None:
+            await self._refuse(
+                context,
+                Refusal(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    None,
+                    self._submit_refusal or "this node takes no entries",
+                ),
+            )
         envelopes = serde.envelopes_from_request(request)
         if not envelopes:
             await self._refuse(
@@ -170,6 +182,11 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         request: pb.GetCheckpointRequest,
         context: aio.ServicerContext[pb.GetCheckpointRequest, pb.GetCheckpointResponse],
     ) -> pb.GetCheckpointResponse:
+        if await self._size(context) == 0:  # only a mirror that has received nothing yet
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                "this node holds no entry of the log yet: it is a mirror still catching up",
+            )
         if request.at_most == 0:
             checkpoint = await self._read(context, self._log.checkpoint)
             return serde.checkpoint_response(self._served(checkpoint))
@@ -179,8 +196,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
             size = await self._size(context)
             await context.abort(
                 grpc.StatusCode.OUT_OF_RANGE,
-                f"after {request.after} is not before the end of the log, which has {size} "
-                "entries",
+                f"after {request.after} is not before the end of the log, which has {size} entries",
             )
         return serde.checkpoint_response(step)
 
@@ -277,7 +293,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
                 async for seq, leaf in self._stream(context, position, size):
                     yield serde.follow_leaf(seq, leaf)
                 position = size
-            if sent_checkpoint_for != position:
+            if sent_checkpoint_for != position and position > 0:  # 0: an empty mirror
                 checkpoint = await self._read(context, self._log.checkpoint_at, position)
                 if checkpoint is None:  # every committed size has one; a damaged store has not
                     await context.abort(

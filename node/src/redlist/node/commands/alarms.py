@@ -17,10 +17,11 @@ from redlist.node.evidence import EVIDENCE_DIR_NAME, EvidenceFile, list_evidence
 DESCRIPTION = f"""\
 List the split-view evidence in DIR/{EVIDENCE_DIR_NAME}/: pairs of checkpoints of one
 log, both signed by its key, that cannot both be true. A witness keeps one file per
-refusal ('redlist-node serve --witness-key ...'). For each file: the log's origin,
-when it was written, and what it proves, checked with the log's key when that key
-is known (--witness-for, or witness_for in --config); anyone can check a file
-offline with 'redlist-verify evidence FILE --log-key VKEY'.
+refusal ('redlist-node serve --witness-key ...'), a mirror one per split view it was
+shown ('redlist-node mirror'). For each file: the log's origin, when it was written,
+and what it proves, checked with the log's key when that key is known (--witness-for,
+witness_for in --config, or the DIR/log.pub of a mirror's data directory); anyone can
+check a file offline with 'redlist-verify evidence FILE --log-key VKEY'.
 
 Exit status: 0 no evidence, 1 there is evidence (an alarm), 2 could not start."""
 
@@ -54,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if args.config is not None:
         values: dict[str, Any] = load_config_file(args.config)
         given.extend(values.get("witness_for", ()))
+    own = args.data / keyfile.LOG_PUB_NAME  # a mirror's: the key of the log it copies
+    if own.is_file():
+        given.append(str(own))
     keys = {}
     for text in given:
         log_key = keyfile.read_log_key(text)

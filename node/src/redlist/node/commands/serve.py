@@ -368,7 +368,7 @@ def run(args: argparse.Namespace) -> int:
     with (
         Log.open(settings.data, map_size=map_size) as log,
         _witness(settings.data, config) as witness,
-        _signature_workers() as workers,
+        signature_workers() as workers,
     ):
         if workers is not None:
             log.verify_signatures_with(workers)
@@ -406,7 +406,7 @@ def tune_process() -> None:
 
 
 @contextlib.contextmanager
-def _signature_workers() -> Iterator[SignatureScheduler | None]:
+def signature_workers() -> Iterator[SignatureScheduler | None]:
     """One signature-verifying process per core (none on a single core), for the log.
 
     Processes rather than threads: a thread re-takes the GIL after every signature

@@ -1,0 +1,222 @@
+"""Settings of ``redlist-node mirror``: flags for one log, or a TOML file for several.
+
+One process can mirror several towns' logs. Each mirrored log is a table of its own,
+because each is a data directory of its own (its own LMDB, exported and checked on its
+own), is read from its own primary, and is served on its own address (the ``Ledger``
+read API serves one log per address; health reports per address)::
+
+    mirror_key = "keys/mirror.pem"     # cosign as a mirror (C2SP tlog-mirror); optional
+    mirror_name = "wendeng-mirror"     # the cosigner's name (default: the key's .pub name)
+    witness_key = "keys/witness.pem"   # this town's witness key: never the same as the mirror's
+    metrics = "127.0.0.1:9421"         # Prometheus /metrics for every mirrored log; off when absent
+    log_level = "info"
+    map_size_gib = 1024
+    tls_ca = "tls/county-ca.pem"       # reach the primaries over TLS, trusting this CA ...
+    tls_cert = "tls/mirror.pem"        # ... with this client certificate and key when they
+    tls_key = "tls/mirror.key"         #     require one; plaintext when none is given
+
+    [[mirror]]
+    data = "mirrors/rushan"            # relative paths are relative to this file
+    from = "rushan.example:7420"       # the primary: the town's own node (or another mirror)
+    log_key = "rushan.pub"             # the log's verifier key string, or a file holding it
+    listen = "0.0.0.0:7431"
+
+Flags (``--data --from --log-key --listen``) add one more log; ``--mirror-key``,
+``--mirror-name`` and the others override the file. The mirror key is the town's
+signature as a mirror, the same for every log it mirrors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redlist.ledger import keyfile
+from redlist.ledger.errors import FormatError, KeyFileError, NoteError
+from redlist.ledger.note.keys import NoteSigner, VerifierKey
+from redlist.node.config import LOG_LEVELS, parse_address
+from redlist.node.tomlfile import read_toml
+from redlist.proto.client import RemoteTLS, check_address
+
+
+@dataclass(frozen=True)
+class MirroredLog:
+    """One log to mirror: where to keep it, whom to copy, its key, where to serve it."""
+
+    data: Path
+    upstream: str
+    log_key: VerifierKey
+    listen: str
+
+
+@dataclass(frozen=True)
+class MirrorSettings:
+    """Everything ``mirror`` needs to know, after file and flags were combined."""
+
+    logs: tuple[MirroredLog, ...]
+    mirror_key: Path | None = None
+    mirror_name: str | None = None
+    witness_key: Path | None = None
+    metrics: str | None = None
+    log_level: str = "info"
+    map_size_gib: int | None = None
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.logs:
+            raise FormatError(
+                "no log to mirror: give --data, --from, --log-key and --listen, or "
+                "[[mirror]] tables in --config"
+            )
+        for what, values in (
+            ("data directory", [str(log.data.resolve()) for log in self.logs]),
+            ("listen address", [log.listen for log in self.logs]),
+            ("log", [log.log_key.name for log in self.logs]),
+        ):
+            if len(set(values)) != len(values):
+                raise FormatError(f"two mirrored logs have the same {what}: each needs its own")
+        if self.log_level not in LOG_LEVELS:
+            raise FormatError(
+                f"'log_level' must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
+        if self.metrics is not None:
+            parse_address(self.metrics, "metrics")
+        if self.mirror_name is not None and self.mirror_key is None:
+            raise FormatError("'mirror_name' (--mirror-name) needs 'mirror_key' as well")
+        if self.map_size_gib is not None and self.map_size_gib < 1:
+            raise FormatError(f"'map_size_gib' must be at least 1, not {self.map_size_gib}")
+
+    def upstream_tls(self) -> RemoteTLS | None:
+        """How to reach the primaries: TLS when any TLS file is given, else plaintext."""
+        if self.tls_ca is None and self.tls_cert is None and self.tls_key is None:
+            return None
+        return RemoteTLS(self.tls_ca, self.tls_cert, self.tls_key)
+
+    def signer(self) -> NoteSigner | None:
+        """The mirror's cosigning key, named; refused when it is the witness key."""
+        if self.mirror_key is None:
+            return None
+        key = keyfile.read_signing_key(self.mirror_key)
+        if self.witness_key is not None:
+            witness = keyfile.read_signing_key(self.witness_key)
+            if witness.public == key.public:
+                raise KeyFileError(
+                    f"the mirror key {self.mirror_key} is the witness key {self.witness_key}: "
+                    "a mirror's and a witness's signatures say different things, so they "
+                    "need different keys (make one with 'redlist keygen')"
+                )
+        name = self.mirror_name or keyfile.read_holder_name(self.mirror_key)
+        if name is None:
+            raise KeyFileError(
+                f"the mirror key {self.mirror_key} has no name (its .pub file is missing or "
+                "names nobody): give --mirror-name"
+            )
+        try:
+            return NoteSigner(name, key)
+        except NoteError as error:
+            raise KeyFileError(
+                f"the mirror name {name!r} cannot name a cosigner ({error}): give "
+                "--mirror-name with a name without spaces or '+'"
+            ) from None
+
+
+_TOP: dict[str, type] = {
+    "mirror_key": str,
+    "mirror_name": str,
+    "witness_key": str,
+    "metrics": str,
+    "log_level": str,
+    "map_size_gib": int,
+    "tls_ca": str,
+    "tls_cert": str,
+    "tls_key": str,
+    "mirror": list,
+}
+_TOP_PATHS = ("mirror_key", "witness_key", "tls_ca", "tls_cert", "tls_key")
+_TABLE = ("data", "from", "log_key", "listen")
+
+
+def load_mirror_config(path: Path) -> dict[str, Any]:
+    """The settings a TOML file gives, checked for names and types (not yet combined)."""
+    document = read_toml(path, "config file")
+    values: dict[str, Any] = {}
+    for name, value in document.items():
+        kind = _TOP.get(name)
+        if kind is None:
+            known = ", ".join(sorted(_TOP))
+            raise FormatError(f"config file {path}: unknown setting {name!r} (known: {known})")
+        if isinstance(value, bool) or not isinstance(value, kind):
+            wanted = {str: "text", int: "a whole number", list: "[[mirror]] tables"}[kind]
+            raise FormatError(f"config file {path}: {name!r} must be {wanted}")
+        values[name] = value
+    for name in _TOP_PATHS:
+        if name in values:
+            values[name] = _relative(path, values[name])
+    values["mirror"] = tuple(_mirrored(path, item) for item in values.get("mirror", ()))
+    return values
+
+
+def _mirrored(path: Path, item: Any) -> MirroredLog:
+    if (
+        not isinstance(item, dict)
+        or set(item) != set(_TABLE)
+        or not all(isinstance(value, str) for value in item.values())
+    ):
+        raise FormatError(
+            f"config file {path}: each [[mirror]] has exactly 'data', 'from', 'log_key' and "
+            "'listen' (text)"
+        )
+    log_key = item["log_key"]
+    if "+" not in log_key:  # a key string always has two '+'; anything else names a file
+        log_key = str(_relative(path, log_key))
+    return mirrored_log(_relative(path, item["data"]), item["from"], log_key, item["listen"])
+
+
+def mirrored_log(data: Path, upstream: str, log_key: str, listen: str) -> MirroredLog:
+    """One log to mirror, checked: addresses of the form HOST:PORT, a usable log key."""
+    parse_address(listen, "listen")
+    check_address(upstream)
+    return MirroredLog(data, upstream, keyfile.read_log_key(log_key), listen)
+
+
+def _relative(path: Path, given: str) -> Path:
+    named = Path(given)
+    return named if named.is_absolute() else path.parent / named
+
+
+def resolve_mirror_settings(
+    file_values: Mapping[str, Any], flag_values: Mapping[str, Any | None]
+) -> MirrorSettings:
+    """Combine the file's settings with the flags (a flag that is None was not given)."""
+    merged: dict[str, Any] = dict(file_values)
+    logs = list(merged.pop("mirror", ()))
+    one = {name: flag_values.get(name) for name in ("data", "upstream", "log_key", "listen")}
+    given = [name for name, value in one.items() if value is not None]
+    if given and len(given) != len(one):
+        raise FormatError(
+            "a log to mirror needs all four of --data, --from, --log-key and --listen"
+        )
+    if given:
+        data, upstream, log_key, listen = (one[name] for name in one)
+        logs.append(mirrored_log(Path(str(data)), str(upstream), str(log_key), str(listen)))
+    merged.update(
+        {
+            name: value
+            for name, value in flag_values.items()
+            if value is not None and name not in one
+        }
+    )
+    return MirrorSettings(logs=tuple(logs), **merged)
+
+
+__all__ = [
+    "MirrorSettings",
+    "MirroredLog",
+    "load_mirror_config",
+    "mirrored_log",
+    "resolve_mirror_settings",
+]

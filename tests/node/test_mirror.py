@@ -1,0 +1,65 @@
+"""``redlist-node mirror`` (DESIGN 8.3): catch-up in steps, live follow, cosignatures,
+the read API on the copy; real primaries and mirrors on 127.0.0.1:0 with real LMDB."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc import aio
+from tests.builders import Town, build_town_log, create_log
+from tests.node.mirroring import mirroring, serving
+
+from redlist.ledger.crypto import SigningKey
+from redlist.ledger.log import Log
+from redlist.ledger.note.checkpoint import SignedCheckpoint
+from redlist.ledger.note.cosignature import verify_cosignature
+from redlist.ledger.note.keys import NoteSigner
+from redlist.v1 import ledger_pb2 as pb
+from redlist.v1 import ledger_pb2_grpc
+
+MIRROR = NoteSigner("juxian-mirror", SigningKey.generate())
+
+
+@pytest.fixture
+def town() -> Town:
+    return Town.generate()
+
+
+def leaves_of(log: Log) -> list[bytes]:
+    return [leaf for _seq, leaf in log.leaves(0, log.size)]
+
+
+def test_a_mirror_catches_up_from_zero_in_steps_then_follows_and_cosigns(
+    tmp_path: Path, town: Town
+) -> None:
+    build_town_log(tmp_path / "primary", town)
+
+    async def main() -> None:
+        with Log.open(tmp_path / "primary") as log:
+            async with serving(log) as upstream, mirroring(
+                tmp_path / "mirror", upstream, log.verifier_key, signer=MIRROR
+            ) as mirrored:
+                await mirrored.wait_for(32)
+                # Steps of at most 5 entries (more when a commit was larger), at the log's commits.
+                sizes = [size for size in range(1, 33) if mirrored.mirror.log.checkpoint_at(size)]
+                assert sizes == [1, 11, 15, 19, 23, 27, 32]
+                town.now_ms += 60_000
+                log.append([town.award("resident-9", "clean-pond")], now_ms=town.now_ms)
+                await mirrored.wait_for(33)
+                assert leaves_of(mirrored.mirror.log) == leaves_of(log)
+                async with aio.insecure_channel(mirrored.address) as channel:
+                    stub = ledger_pb2_grpc.LedgerStub(channel)
+                    note = (await stub.GetCheckpoint(pb.GetCheckpointRequest())).checkpoint
+                    served = SignedCheckpoint(note, log.verifier_key)
+                    assert served.text == log.checkpoint().text
+                    verify_cosignature(served, MIRROR.cosignature_verifier())
+                    with pytest.raises(aio.AioRpcError) as refused:
+                        await stub.Submit(pb.SubmitRequest(envelopes=[town.award("r", "litter")]))
+                    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+                    assert "mirror of log" in (refused.value.details() or "")
+                    assert upstream in (refused.value.details() or "")
+
+    asyncio.run(main())
