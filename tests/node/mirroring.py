@@ -150,11 +150,15 @@ class ForgedPrimary(ledger_pb2_grpc.LedgerServicer):
     async def Follow(
         self, request: pb.FollowRequest, context: aio.ServicerContext
     ) -> AsyncIterator[pb.FollowEvent]:
-        size = self.forger.latest
-        for seq in range(request.start, size):
-            yield pb.FollowEvent(leaf=pb.LeafData(seq=seq, leaf=self.forger.leaves[seq]))
-        yield pb.FollowEvent(checkpoint=self.forger.notes[size])
-        await asyncio.sleep(3600)
+        position, sent = request.start, None
+        while True:  # whatever the forger makes the latest is sent, as a primary would
+            size = self.forger.latest
+            if size != sent:
+                for seq in range(position, size):
+                    yield pb.FollowEvent(leaf=pb.LeafData(seq=seq, leaf=self.forger.leaves[seq]))
+                yield pb.FollowEvent(checkpoint=self.forger.notes[size])
+                position, sent = max(position, size), size
+            await asyncio.sleep(0.02)
 
 
 @asynccontextmanager

@@ -1,0 +1,101 @@
+"""A primary that lies to its mirror: each bad leaf or checkpoint is refused and named,
+and the mirror keeps serving what it had verified (DESIGN 8.3; issue 8)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from grpc import aio
+from tests.builders import Town, corrupt_signature, create_log
+from tests.node.mirroring import Forger, forged_primary, mirroring
+
+from redlist.ledger.note.checkpoint import open_checkpoint
+from redlist.ledger.note.keys import NoteSigner
+from redlist.node.evidence import list_evidence
+from redlist.v1 import ledger_pb2 as pb
+from redlist.v1 import ledger_pb2_grpc
+
+
+def honest(tmp_path: Path, town: Town) -> Forger:
+    """A forger holding a real log's leaves (genesis, staff, rules) and its checkpoint."""
+    with create_log(tmp_path / "primary", town, setup=True) as log:
+        leaves = [leaf for _seq, leaf in log.leaves(0, log.size)]
+    forger = Forger(town.log_signer, leaves)
+    forger.sign()
+    return forger
+
+
+def bad_signature(forger: Forger, town: Town) -> None:
+    forger.add(corrupt_signature(town.award("resident-1", "clean-pond")), town.now_ms)
+    forger.sign()
+
+
+def unknown_rule(forger: Forger, town: Town) -> None:
+    forger.add(town.award("resident-1", "no-such-rule"), town.now_ms)
+    forger.sign()
+
+
+def broken_chain(forger: Forger, town: Town) -> None:
+    forger.add(town.award("resident-1", "clean-pond"), town.now_ms, prev=b"\x01" * 32)
+    forger.sign()
+
+
+def checkpoint_by_another_key(forger: Forger, town: Town) -> None:
+    forger.add(town.award("resident-1", "clean-pond"), town.now_ms)
+    forger.sign(signer=NoteSigner.generate(town.origin))
+
+
+def rollback(forger: Forger, town: Town) -> None:
+    forger.latest = min(forger.notes)  # serve an older checkpoint as the latest
+
+
+CASES: dict[str, tuple[Callable[[Forger, Town], None], str, bool]] = {
+    # case: (what the primary does, the check named, whether a seq is named)
+    "bad leaf signature": (bad_signature, "signature", True),
+    "rule break": (unknown_rule, "rule-inactive", True),
+    "broken chain": (broken_chain, "chain", True),
+    "bad checkpoint signature": (checkpoint_by_another_key, "checkpoint", False),
+    "rollback": (rollback, "rollback", False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_lying_primary_is_refused_and_named(
+    tmp_path: Path, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    lie, check, names_seq = CASES[case]
+    town = Town.generate()
+    forger = honest(tmp_path, town)
+    forger.sign(1)  # an early checkpoint too, for the rollback
+    forger.latest = len(forger.leaves)
+    held = len(forger.leaves)
+    caplog.set_level(logging.INFO, logger="redlist.node.mirror")
+
+    async def main() -> None:
+        async with forged_primary(forger) as upstream, mirroring(
+            tmp_path / "mirror", upstream, town.log_signer.verifier()
+        ) as mirrored:
+            await mirrored.wait_for(held)
+            lie(forger, town)
+            deadline = time.monotonic() + 20
+            while not [r for r in caplog.records if f"check={check}" in r.getMessage()]:
+                assert time.monotonic() < deadline, caplog.text
+                await asyncio.sleep(0.02)
+            line = next(r.getMessage() for r in caplog.records if f"check={check}" in r.getMessage())
+            assert f"from={upstream}" in line
+            assert (f"seq={held}" in line) == names_seq, line
+            # What was verified is kept and served; nothing else is.
+            assert mirrored.mirror.size == held
+            async with aio.insecure_channel(mirrored.address) as channel:
+                stub = ledger_pb2_grpc.LedgerStub(channel)
+                note = (await stub.GetCheckpoint(pb.GetCheckpointRequest())).checkpoint
+                assert open_checkpoint(note, town.log_signer.verifier()).size == held
+            assert mirrored.follower.alarm is None
+            assert list_evidence(tmp_path / "mirror") == []
+
+    asyncio.run(main())
