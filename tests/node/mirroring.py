@@ -110,9 +110,7 @@ class Forger:
         """Sign a checkpoint at ``size`` (default: every leaf) and serve it as the latest."""
         size = len(self.leaves) if size is None else size
         root = merkle.root_of([merkle.leaf_hash(leaf) for leaf in self.leaves[:size]])
-        note = sign_checkpoint(
-            Checkpoint(self.signer.name, size, root), signer or self.signer
-        ).note
+        note = sign_checkpoint(Checkpoint(self.signer.name, size, root), signer or self.signer).note
         self.notes[size] = note
         self.latest = size
         return note

@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc import aio
-from tests.builders import Town, build_town_log, create_log
+from tests.builders import Town, build_town_log
 from tests.node.mirroring import mirroring, serving
 
 from redlist.ledger.crypto import SigningKey
@@ -45,9 +45,12 @@ def test_a_mirror_catches_up_from_zero_in_steps_then_follows_and_cosigns(
 
     async def main() -> None:
         with Log.open(tmp_path / "primary") as log:
-            async with serving(log) as upstream, mirroring(
-                tmp_path / "mirror", upstream, log.verifier_key, signer=MIRROR
-            ) as mirrored:
+            async with (
+                serving(log) as upstream,
+                mirroring(
+                    tmp_path / "mirror", upstream, log.verifier_key, signer=MIRROR
+                ) as mirrored,
+            ):
                 await mirrored.wait_for(32)
                 # Steps of at most 5 entries (more when a commit was larger), at the log's commits.
                 sizes = [size for size in range(1, 33) if mirrored.mirror.log.checkpoint_at(size)]

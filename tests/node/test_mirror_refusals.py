@@ -77,16 +77,19 @@ def test_a_lying_primary_is_refused_and_named(
     caplog.set_level(logging.INFO, logger="redlist.node.mirror")
 
     async def main() -> None:
-        async with forged_primary(forger) as upstream, mirroring(
-            tmp_path / "mirror", upstream, town.log_signer.verifier()
-        ) as mirrored:
+        async with (
+            forged_primary(forger) as upstream,
+            mirroring(tmp_path / "mirror", upstream, town.log_signer.verifier()) as mirrored,
+        ):
             await mirrored.wait_for(held)
             lie(forger, town)
             deadline = time.monotonic() + 20
             while not [r for r in caplog.records if f"check={check}" in r.getMessage()]:
                 assert time.monotonic() < deadline, caplog.text
                 await asyncio.sleep(0.02)
-            line = next(r.getMessage() for r in caplog.records if f"check={check}" in r.getMessage())
+            line = next(
+                r.getMessage() for r in caplog.records if f"check={check}" in r.getMessage()
+            )
             assert f"from={upstream}" in line
             assert (f"seq={held}" in line) == names_seq, line
             # What was verified is kept and served; nothing else is.

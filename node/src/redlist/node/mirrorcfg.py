@@ -11,6 +11,9 @@ read API serves one log per address; health reports per address)::
     metrics = "127.0.0.1:9421"         # Prometheus /metrics for every mirrored log; off when absent
     log_level = "info"
     map_size_gib = 1024
+    chunk_entries = 4096               # entries per catch-up step (one durable commit each)
+    chunk_bytes = 16777216             # most bytes of entries held at once (16 MiB)
+    max_backoff = 60.0                 # longest wait, in seconds, before asking a primary again
     tls_ca = "tls/county-ca.pem"       # reach the primaries over TLS, trusting this CA ...
     tls_cert = "tls/mirror.pem"        # ... with this client certificate and key when they
     tls_key = "tls/mirror.key"         #     require one; plaintext when none is given
@@ -28,6 +31,7 @@ signature as a mirror, the same for every log it mirrors.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,7 @@ from redlist.ledger import keyfile
 from redlist.ledger.errors import FormatError, KeyFileError, NoteError
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.node.config import LOG_LEVELS, parse_address
+from redlist.node.mirror import CHUNK_BYTES, CHUNK_ENTRIES, FIRST_BACKOFF, MAX_BACKOFF, MirrorLimits
 from redlist.node.tomlfile import read_toml
 from redlist.proto.client import RemoteTLS, check_address
 
@@ -62,6 +67,9 @@ class MirrorSettings:
     metrics: str | None = None
     log_level: str = "info"
     map_size_gib: int | None = None
+    chunk_entries: int = CHUNK_ENTRIES
+    chunk_bytes: int = CHUNK_BYTES
+    max_backoff: float = MAX_BACKOFF
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -74,7 +82,8 @@ class MirrorSettings:
             )
         for what, values in (
             ("data directory", [str(log.data.resolve()) for log in self.logs]),
-            ("listen address", [log.listen for log in self.logs]),
+            # Port 0 picks a free port for each: only fixed addresses can clash.
+            ("listen address", [log.listen for log in self.logs if not log.listen.endswith(":0")]),
             ("log", [log.log_key.name for log in self.logs]),
         ):
             if len(set(values)) != len(values):
@@ -87,8 +96,23 @@ class MirrorSettings:
             parse_address(self.metrics, "metrics")
         if self.mirror_name is not None and self.mirror_key is None:
             raise FormatError("'mirror_name' (--mirror-name) needs 'mirror_key' as well")
+        for name in ("chunk_entries", "chunk_bytes"):
+            if getattr(self, name) < 1:
+                raise FormatError(f"'{name}' must be at least 1, not {getattr(self, name)}")
+        if not (self.max_backoff >= FIRST_BACKOFF and math.isfinite(self.max_backoff)):
+            raise FormatError(
+                f"'max_backoff' must be at least {FIRST_BACKOFF:g} seconds, not {self.max_backoff}"
+            )
         if self.map_size_gib is not None and self.map_size_gib < 1:
             raise FormatError(f"'map_size_gib' must be at least 1, not {self.map_size_gib}")
+
+    def limits(self) -> MirrorLimits:
+        """How much each follower holds at once and how long it waits at most."""
+        return MirrorLimits(
+            chunk_entries=self.chunk_entries,
+            chunk_bytes=self.chunk_bytes,
+            max_backoff=self.max_backoff,
+        )
 
     def upstream_tls(self) -> RemoteTLS | None:
         """How to reach the primaries: TLS when any TLS file is given, else plaintext."""
@@ -131,6 +155,9 @@ _TOP: dict[str, type] = {
     "metrics": str,
     "log_level": str,
     "map_size_gib": int,
+    "chunk_entries": int,
+    "chunk_bytes": int,
+    "max_backoff": float,
     "tls_ca": str,
     "tls_cert": str,
     "tls_key": str,
@@ -149,10 +176,16 @@ def load_mirror_config(path: Path) -> dict[str, Any]:
         if kind is None:
             known = ", ".join(sorted(_TOP))
             raise FormatError(f"config file {path}: unknown setting {name!r} (known: {known})")
-        if isinstance(value, bool) or not isinstance(value, kind):
-            wanted = {str: "text", int: "a whole number", list: "[[mirror]] tables"}[kind]
-            raise FormatError(f"config file {path}: {name!r} must be {wanted}")
-        values[name] = value
+        allowed = (int, float) if kind is float else (kind,)
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            wanted = {
+                str: "text",
+                int: "a whole number",
+                float: "a number",
+                list: "[[mirror]] tables",
+            }
+            raise FormatError(f"config file {path}: {name!r} must be {wanted[kind]}")
+        values[name] = float(value) if kind is float and isinstance(value, int | float) else value
     for name in _TOP_PATHS:
         if name in values:
             values[name] = _relative(path, values[name])

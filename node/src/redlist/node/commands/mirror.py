@@ -177,7 +177,13 @@ def _followers(
         )
         channel = stack.enter_context(open_peer_channel(mirrored.upstream, tls))
         follower = Follower(
-            mirror, mirrored.upstream, channel, scheduler, signer=signer, metrics=metrics
+            mirror,
+            mirrored.upstream,
+            channel,
+            scheduler,
+            signer=signer,
+            limits=settings.limits(),
+            metrics=metrics,
         )
         followers.append((follower, mirrored.listen))
     return followers
