@@ -13,10 +13,13 @@ from tests.builders import Town, build_town_log
 from tests.node.mirroring import mirroring, serving
 
 from redlist.ledger.crypto import SigningKey
+from redlist.ledger.errors import FormatError, StoreError
 from redlist.ledger.log import Log
+from redlist.ledger.mirrorlog import MirrorLog
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import NoteSigner
+from redlist.node.mirrorcfg import load_mirror_config, resolve_mirror_settings
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
@@ -71,3 +74,61 @@ def test_a_mirror_catches_up_from_zero_in_steps_then_follows_and_cosigns(
                     assert upstream in (refused.value.details() or "")
 
     asyncio.run(main())
+
+
+def test_a_stopped_mirror_resumes_from_where_it_stopped(tmp_path: Path, town: Town) -> None:
+    build_town_log(tmp_path / "primary", town)
+
+    async def main() -> None:
+        with Log.open(tmp_path / "primary") as log:
+            async with serving(log) as upstream:
+                async with mirroring(tmp_path / "mirror", upstream, log.verifier_key) as mirrored:
+                    await mirrored.wait_for(32)
+                # The mirror is down while the log grows.
+                awards = [town.award(f"resident-{n}", "clean-pond") for n in range(12)]
+                await submit(upstream, awards)
+                async with mirroring(tmp_path / "mirror", upstream, log.verifier_key) as mirrored:
+                    await mirrored.wait_for(44)
+                    assert leaves_of(mirrored.mirror.log) == leaves_of(log)
+
+    asyncio.run(main())
+
+
+def test_mirror_settings_are_checked(tmp_path: Path, town: Town) -> None:
+    key = town.log_signer.verifier().encode()
+    config = tmp_path / "mirrors.toml"
+    config.write_text(
+        f'chunk_entries = 0\n[[mirror]]\ndata = "a"\nfrom = "h:1"\nlog_key = "{key}"\n'
+        'listen = "127.0.0.1:7431"\n'
+    )
+    with pytest.raises(FormatError, match="chunk_entries"):
+        resolve_mirror_settings(load_mirror_config(config), {})
+    config.write_text('colour = "red"\n')
+    with pytest.raises(FormatError, match="unknown setting 'colour'"):
+        load_mirror_config(config)
+    config.write_text('[[mirror]]\ndata = "a"\nfrom = "h:1"\n')
+    with pytest.raises(FormatError, match=r"exactly 'data', 'from', 'log_key' and 'listen'"):
+        load_mirror_config(config)
+    with pytest.raises(FormatError, match="all four"):
+        resolve_mirror_settings({}, {"data": tmp_path, "upstream": "h:1"})
+    with pytest.raises(FormatError, match="no log to mirror"):
+        resolve_mirror_settings({}, {})
+    same = {"data": tmp_path / "a", "upstream": "h:1", "log_key": key, "listen": "127.0.0.1:7431"}
+    config.write_text(
+        f'[[mirror]]\ndata = "b"\nfrom = "h:2"\nlog_key = "{key}"\nlisten = "127.0.0.1:7432"\n'
+    )
+    with pytest.raises(FormatError, match="same log"):
+        resolve_mirror_settings(load_mirror_config(config), same)
+    settings = resolve_mirror_settings({}, same)
+    assert settings.logs[0].log_key == town.log_signer.verifier()
+    assert settings.limits().chunk_entries == 4096 and settings.upstream_tls() is None
+
+
+def test_a_primary_s_data_directory_is_not_a_mirror_s(tmp_path: Path, town: Town) -> None:
+    build_town_log(tmp_path / "primary", town)
+    with pytest.raises(StoreError, match="town's own data directory"):
+        MirrorLog.open(tmp_path / "primary", town.log_signer.verifier())
+    MirrorLog.open(tmp_path / "mirror", town.log_signer.verifier()).close()
+    other = Town.generate()
+    with pytest.raises(StoreError, match="mirrors the log of key"):
+        MirrorLog.open(tmp_path / "mirror", other.log_signer.verifier())

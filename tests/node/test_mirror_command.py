@@ -189,10 +189,15 @@ def test_several_logs_in_one_process_from_a_config_file(tmp_path: Path) -> None:
                 for name, address in (("rushan", first), ("rongcheng", second))
             )
         )
-        with mirror_in_subprocess("--config", config, output=tmp_path) as (_, address):
-            lines = re.findall(
-                r"^mirroring log (\S+) .* on (\S+)$", (tmp_path / "mirror.out").read_text(), re.M
-            )
+        with mirror_in_subprocess("--config", config, output=tmp_path):
+            deadline = time.monotonic() + 30
+            while True:  # one line per log, printed as each starts serving
+                text = (tmp_path / "mirror.out").read_text()
+                lines = re.findall(r"^mirroring log (\S+) .* on (\S+)$", text, re.M)
+                if len(lines) == 2:
+                    break
+                assert time.monotonic() < deadline, text
+                time.sleep(0.05)
             served = dict(lines)
             assert set(served) == {town.origin for town in towns.values()}
             for name, town in towns.items():
