@@ -116,3 +116,20 @@ def test_the_proofs_benchmark_measures_each_size() -> None:
     assert 0 < hashes["64"] <= 6 < hashes["512"] <= 9  # log2 of the size, at most
     per_hash = (rates["512"] * hashes["512"]) / (rates["64"] * hashes["64"])
     assert abs(result["flatness_per_hash"] - per_hash) < 0.002
+
+
+def test_the_replicate_benchmark_mirrors_the_log_and_measures_its_lag() -> None:
+    result = run(
+        "replicate.py",
+        *("--entries", "200", "--batch", "50", "--steady-batches", "4", "--steady-batch", "10"),
+        *("--verify-count", "200"),
+    )
+    assert result["benchmark"] == "replicate"
+    assert result["entries"] == 203  # genesis, key, rule and the awards
+    ratio = result["catch_up_entries_per_second"] / result["ingest_entries_per_second"]
+    assert abs(result["catch_up_to_ingest"] - ratio) < 0.002
+    assert result["meets_target"] == (result["catch_up_to_ingest"] >= 0.8)
+    limit = result["verify_limit_per_second"]
+    assert abs(result["catch_up_ratio"] - result["catch_up_entries_per_second"] / limit) < 0.002
+    assert 0 <= result["lag_ms_median"] <= result["lag_ms_max"]
+    assert 0 <= result["lag_entries_median"] <= result["lag_entries_max"]
