@@ -155,8 +155,8 @@ class MirrorLog:
                 f"the checkpoint is of {checkpoint.size} entries but the mirror holds "
                 f"{first} and was sent {len(leaves)} more",
             )
-        readings = [read_leaf(raw) for raw in leaves]
-        pipeline = self._verify_ahead(readings, scheduler)
+        readings: list[Reading] = []
+        pipeline = self._verify_ahead(leaves, readings, scheduler)
         plain = _log_signed(checkpoint)
         with self._write_lock, self._store.write() as writer:
             if writer.size() != first:
@@ -197,9 +197,10 @@ class MirrorLog:
             )
 
     def _verify_ahead(
-        self, readings: Sequence[Reading], scheduler: SignatureScheduler
+        self, leaves: Sequence[bytes], readings: list[Reading], scheduler: SignatureScheduler
     ) -> Pipeline[int]:
-        """Start verifying the signatures ``readings`` will need (outside the write lock)."""
+        """Decode ``leaves`` into ``readings`` and start verifying the signatures they will
+        need, a chunk at a time as they are decoded (outside the write lock)."""
         with self._store.read() as reader:
             state = reader.state() if reader.format_marker() is not None else None
 
@@ -209,13 +210,12 @@ class MirrorLog:
 
             lookahead = KeyLookahead(stored=stored)
             pipeline: Pipeline[int] = Pipeline(scheduler, chunk_size=CHUNK_SIZE, in_flight=None)
-            for index, reading in enumerate(readings):
-                triples = (
-                    ()
-                    if reading.envelope is None
-                    else lookahead.triples(reading.envelope, reading.body)
-                )
-                pipeline.put(index, triples, len(reading.raw))
+            for index, raw in enumerate(leaves):
+                reading = read_leaf(raw)
+                readings.append(reading)
+                envelope = reading.envelope
+                triples = () if envelope is None else lookahead.triples(envelope, reading.body)
+                pipeline.put(index, triples, len(raw))
             pipeline.flush()
         return pipeline
 

@@ -9,7 +9,8 @@
    signed at most ``chunk_entries`` beyond what is held (or the next one), the leaves
    up to it come from ``GetLeaves`` (refused beyond ``chunk_bytes``), and both are
    stored together (``MirrorLog.extend``: every leaf through the validator, the root
-   compared with the checkpoint's, one durable commit);
+   compared with the checkpoint's, one durable commit). The next step is fetched
+   while one is verified and stored, so at most two are held;
 3. then ``Follow`` from the size held: leaves are collected until the checkpoint that
    covers them arrives, and stored with it. Leaves beyond the bounds without a
    checkpoint end the stream and the round starts again (catch-up in steps).
@@ -43,6 +44,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
@@ -239,17 +241,33 @@ class Follower:
     def _round(self) -> None:
         latest = self._fetch_checkpoint(pb.GetCheckpointRequest())
         self._judge(latest)
-        while self.mirror.size < latest.size and not self._stop.is_set():
+        # The next step is fetched while this one is verified and stored: at most two
+        # steps are held at once.
+        with ThreadPoolExecutor(1, thread_name_prefix="redlist-mirror-fetch") as fetcher:
             held = self.mirror.size
-            request = pb.GetCheckpointRequest(after=held, at_most=held + self._limits.chunk_entries)
-            step = self._fetch_checkpoint(request)
-            if step.text == latest.text:
-                step = latest  # the latest, with the cosignatures the primary has for it
-            self._judge(step)
-            self._commit(self._fetch_leaves(held, step.size), step)
-            latest = step if step.size > latest.size else latest
+            ahead = fetcher.submit(self._fetch_step, held) if held < latest.size else None
+            while ahead is not None and not self._stop.is_set():
+                step, leaves = ahead.result()
+                ahead = None
+                if step.size < latest.size:
+                    ahead = fetcher.submit(self._fetch_step, step.size)
+                if step.text == latest.text:
+                    step = latest  # the latest, with the cosignatures the primary has for it
+                self._judge(step)
+                self._commit(leaves, step)
         if not self._stop.is_set():
             self._follow()
+
+    def _fetch_step(self, held: int) -> tuple[SignedCheckpoint, list[bytes]]:
+        """The checkpoint the log signed at most ``chunk_entries`` beyond ``held`` (or
+        its next one), and the leaves up to it."""
+        request = pb.GetCheckpointRequest(after=held, at_most=held + self._limits.chunk_entries)
+        step = self._fetch_checkpoint(request)
+        if step.size <= held:
+            raise MirrorRefusal(
+                "checkpoint", f"asked for a checkpoint beyond {held}, the primary sent {step.size}"
+            )
+        return step, self._fetch_leaves(held, step.size)
 
     def _follow(self) -> None:
         start = self.mirror.size
