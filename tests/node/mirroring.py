@@ -25,7 +25,7 @@ from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.node.mirror import Follower, MirrorLimits
-from redlist.node.peers import open_peer_channel
+from redlist.node.peers import open_peer_channel_sync
 from redlist.node.server import NodeServer
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
@@ -73,7 +73,7 @@ async def mirroring(
     with (
         SignatureScheduler(2) as scheduler,
         MirrorLog.open(data, log_key) as mirror,
-        open_peer_channel(upstream) as channel,
+        open_peer_channel_sync(upstream, None) as channel,
     ):
         follower = Follower(mirror, upstream, channel, scheduler, signer=signer, limits=limits)
         node = await NodeServer.start(mirror.log, "127.0.0.1:0", follower=follower)

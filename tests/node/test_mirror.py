@@ -121,7 +121,7 @@ def test_mirror_settings_are_checked(tmp_path: Path, town: Town) -> None:
         resolve_mirror_settings(load_mirror_config(config), same)
     settings = resolve_mirror_settings({}, same)
     assert settings.logs[0].log_key == town.log_signer.verifier()
-    assert settings.limits().chunk_entries == 4096 and settings.upstream_tls() is None
+    assert settings.limits().chunk_entries == 4096 and settings.peer_tls() is None
 
 
 def test_a_primary_s_data_directory_is_not_a_mirror_s(tmp_path: Path, town: Town) -> None:

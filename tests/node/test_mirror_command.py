@@ -234,3 +234,22 @@ def test_a_mirror_key_that_is_the_witness_key_is_refused(tmp_path: Path) -> None
     )
     assert refused.returncode == 2, refused.stderr
     assert "is the witness key" in refused.stderr
+
+
+def test_a_primary_on_another_machine_needs_the_towns_cas(tmp_path: Path) -> None:
+    town = Town.generate()
+    refused = run_cli(
+        "redlist-node",
+        "mirror",
+        "--data",
+        tmp_path / "mirror",
+        "--from",
+        "10.0.0.1:7420",
+        "--log-key",
+        town.log_signer.verifier().encode(),
+        "--listen",
+        "127.0.0.1:0",
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "--peer-ca" in refused.stderr
+    assert not (tmp_path / "mirror" / "ledger.lmdb").exists()

@@ -14,9 +14,9 @@ read API serves one log per address; health reports per address)::
     chunk_entries = 4096               # entries per catch-up step (one durable commit each)
     chunk_bytes = 16777216             # most bytes of entries held at once (16 MiB)
     max_backoff = 60.0                 # longest wait, in seconds, before asking a primary again
-    tls_ca = "tls/county-ca.pem"       # reach the primaries over TLS, trusting this CA ...
-    tls_cert = "tls/mirror.pem"        # ... with this client certificate and key when they
-    tls_key = "tls/mirror.key"         #     require one; plaintext when none is given
+    peer_ca = "tls/towns-ca.pem"       # reach the primaries over TLS, trusting these CAs ...
+    peer_cert = "tls/node.pem"         # ... presenting this town's certificate and key
+    peer_key = "tls/node.key"          #     (plaintext, to this machine only, without peer_ca)
 
     [[mirror]]
     data = "mirrors/rushan"            # relative paths are relative to this file
@@ -42,8 +42,16 @@ from redlist.ledger.errors import FormatError, KeyFileError, NoteError
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.node.config import LOG_LEVELS, parse_address
 from redlist.node.mirror import CHUNK_BYTES, CHUNK_ENTRIES, FIRST_BACKOFF, MAX_BACKOFF, MirrorLimits
+from redlist.node.tls import (
+    PEER_CA_FLAG,
+    PEER_CERT_FLAG,
+    PEER_KEY_FLAG,
+    PeerMaterial,
+    PeerTLS,
+    load_peer_material,
+)
 from redlist.node.tomlfile import read_toml
-from redlist.proto.client import RemoteTLS, check_address
+from redlist.proto.client import check_address
 
 
 @dataclass(frozen=True)
@@ -70,9 +78,9 @@ class MirrorSettings:
     chunk_entries: int = CHUNK_ENTRIES
     chunk_bytes: int = CHUNK_BYTES
     max_backoff: float = MAX_BACKOFF
-    tls_ca: Path | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
+    peer_ca: Path | None = None
+    peer_cert: Path | None = None
+    peer_key: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.logs:
@@ -114,11 +122,17 @@ class MirrorSettings:
             max_backoff=self.max_backoff,
         )
 
-    def upstream_tls(self) -> RemoteTLS | None:
-        """How to reach the primaries: TLS when any TLS file is given, else plaintext."""
-        if self.tls_ca is None and self.tls_cert is None and self.tls_key is None:
+    def peer_tls(self) -> PeerMaterial | None:
+        """How to reach the primaries (``peers.open_peer_channel``): TLS with ``peer_ca``
+        (and this town's certificate), else plaintext, to this machine only."""
+        if self.peer_ca is None:
+            if self.peer_cert is not None or self.peer_key is not None:
+                raise FormatError(
+                    f"{PEER_CERT_FLAG} and {PEER_KEY_FLAG} need {PEER_CA_FLAG}: the CAs of the "
+                    "towns whose nodes this mirror follows"
+                )
             return None
-        return RemoteTLS(self.tls_ca, self.tls_cert, self.tls_key)
+        return load_peer_material(PeerTLS(self.peer_ca, self.peer_cert, self.peer_key))
 
     def signer(self) -> NoteSigner | None:
         """The mirror's cosigning key, named; refused when it is the witness key."""
@@ -158,12 +172,12 @@ _TOP: dict[str, type] = {
     "chunk_entries": int,
     "chunk_bytes": int,
     "max_backoff": float,
-    "tls_ca": str,
-    "tls_cert": str,
-    "tls_key": str,
+    "peer_ca": str,
+    "peer_cert": str,
+    "peer_key": str,
     "mirror": list,
 }
-_TOP_PATHS = ("mirror_key", "witness_key", "tls_ca", "tls_cert", "tls_key")
+_TOP_PATHS = ("mirror_key", "witness_key", "peer_ca", "peer_cert", "peer_key")
 _TABLE = ("data", "from", "log_key", "listen")
 
 

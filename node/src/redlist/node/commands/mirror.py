@@ -20,11 +20,16 @@ from redlist.node.config import DEFAULT_GRACE_SECONDS, parse_address
 from redlist.node.metrics import MirrorMetrics
 from redlist.node.mirror import Follower
 from redlist.node.mirrorcfg import MirrorSettings, load_mirror_config, resolve_mirror_settings
-from redlist.node.peers import open_peer_channel
+from redlist.node.peers import check_peer_address, open_peer_channel_sync
 from redlist.node.server import NodeServer, ServerOptions
 
 logger = logging.getLogger(__name__)
 
+#: Largest answer taken from a primary: a window of leaves, above a node's 4 MiB default.
+PEER_OPTIONS = (
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+)
 DESCRIPTION = """\
 Copy another town's log from its node (--from ADDR, the primary) into the data
 directory --data (created when new; its own LMDB, never the town's own directory),
@@ -54,12 +59,15 @@ once every entry up to it is durably stored (C2SP tlog-mirror: "I hold this and 
 serve it"), under --mirror-name (default: the name in FILE.pub):
 
   redlist-node mirror --data mirrors/rushan --from rushan.example:7420 \\
-      --log-key rushan.pub --listen 0.0.0.0:7431 --mirror-key keys/mirror.pem
+      --log-key rushan.pub --listen 0.0.0.0:7431 --mirror-key keys/mirror.pem \\
+      --peer-ca tls/towns-ca.pem --peer-cert tls/node.pem --peer-key tls/node.key
 
 Several logs in one process: [[mirror]] tables in a TOML file (--config), each with
-data, from, log_key and listen (see docs/operations.md, "Mirroring"). --tls-ca,
---tls-cert and --tls-key reach the primaries over TLS. Log lines go to stderr;
-SIGTERM or SIGINT stops the mirror gracefully."""
+data, from, log_key and listen (see docs/operations.md, "Mirroring another town's
+log"). --peer-ca (the other towns' CAs), with --peer-cert and --peer-key (this town's
+certificate), reach the primaries over TLS, as 'serve' reaches witnesses; without
+--peer-ca only a primary on this machine can be followed (plaintext). Log lines go to
+stderr; SIGTERM or SIGINT stops the mirror gracefully."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,12 +125,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=("debug", "info", "warning", "error"),
         help="how much to log on stderr (default info)",
     )
-    tls = parser.add_argument_group("reaching the primaries over TLS (plaintext when not given)")
-    tls.add_argument("--tls-ca", dest="tls_ca", type=Path, metavar="FILE", help="CA to trust")
-    tls.add_argument(
-        "--tls-cert", dest="tls_cert", type=Path, metavar="FILE", help="client certificate"
+    tls = parser.add_argument_group(
+        "reaching the primaries over TLS (plaintext to this machine only when not given)"
     )
-    tls.add_argument("--tls-key", dest="tls_key", type=Path, metavar="FILE", help="its key")
+    tls.add_argument(
+        "--peer-ca",
+        dest="peer_ca",
+        type=Path,
+        metavar="FILE",
+        help="the CA certificates of the towns whose nodes may be followed (PEM)",
+    )
+    tls.add_argument(
+        "--peer-cert",
+        dest="peer_cert",
+        type=Path,
+        metavar="FILE",
+        help="this town's node certificate, presented to the primaries",
+    )
+    tls.add_argument("--peer-key", dest="peer_key", type=Path, metavar="FILE", help="its key (PEM)")
     parser.set_defaults(run=run)
 
 
@@ -137,9 +157,9 @@ _FLAGS = (
     "metrics",
     "map_size_gib",
     "log_level",
-    "tls_ca",
-    "tls_cert",
-    "tls_key",
+    "peer_ca",
+    "peer_cert",
+    "peer_key",
 )
 
 
@@ -169,13 +189,17 @@ def _followers(
 ) -> list[tuple[Follower, str]]:
     """A follower per mirrored log, with its copy open and its channel to the primary."""
     map_size = settings.map_size_gib << 30 if settings.map_size_gib else None
-    tls = settings.upstream_tls()
+    tls = settings.peer_tls()
+    for mirrored in settings.logs:  # every address, before anything is created
+        check_peer_address(mirrored.upstream, tls, "--from")
     followers = []
     for mirrored in settings.logs:
         mirror = stack.enter_context(
             MirrorLog.open(mirrored.data, mirrored.log_key, map_size=map_size)
         )
-        channel = stack.enter_context(open_peer_channel(mirrored.upstream, tls))
+        channel = stack.enter_context(
+            open_peer_channel_sync(mirrored.upstream, tls, options=PEER_OPTIONS, what="--from")
+        )
         follower = Follower(
             mirror,
             mirrored.upstream,
