@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from grpc import aio
 from tests.builders import Town, create_log
+from tests.node.mirroring import mirroring
 from tests.node.serving import BIN
 
 from redlist.ledger.crypto import SigningKey
@@ -232,3 +233,70 @@ def test_serve_takes_ask_witness_flags(primary: Path) -> None:
     )
     assert result.returncode != 0
     assert "--ask-witness 127.0.0.1:7421" in result.stderr
+
+
+def test_follow_sends_the_checkpoint_again_once_witnesses_cosigned_it_and_a_mirror_serves_it(
+    primary: Path, witness_data: Path, town: Town, tmp_path: Path
+) -> None:
+    """A Follow stream gets the plain checkpoint at the commit, then the cosigned one: a
+    mirror following the primary serves the witness's cosignature beside its own."""
+    mirror_key = NoteSigner("juxian-mirror", SigningKey.generate())
+
+    async def main() -> None:
+        with Log.open(primary) as log:
+            async with witness_node(witness_data, log) as witness:
+                ask = AskedWitness(witness.address, WITNESS.cosignature_verifier())
+                options = ServerOptions(ask_witness=(ask,), cosign_interval=1.0)
+                node = await NodeServer.start(log, "127.0.0.1:0", options)
+                try:
+                    async with (
+                        aio.insecure_channel(node.address) as channel,
+                        mirroring(
+                            tmp_path / "mirror", node.address, log.verifier_key, signer=mirror_key
+                        ) as mirrored,
+                    ):
+                        stub = ledger_pb2_grpc.LedgerStub(channel)
+                        stream = stub.Follow(pb.FollowRequest(start=log.size))
+                        events = aiter(stream)
+                        size = log.size + 1
+                        await stub.Submit(
+                            pb.SubmitRequest(envelopes=[town.award("resident-1", "litter")])
+                        )
+                        notes: list[str] = []
+                        while not notes or not _cosigned_at(notes[-1], log, size):
+                            event = await asyncio.wait_for(anext(events), 15)
+                            if event.HasField("checkpoint"):
+                                notes.append(event.checkpoint)
+                        stream.cancel()
+                        last = SignedCheckpoint(notes[-1], log.verifier_key)
+                        # The same size came first without the witness's line.
+                        sizes = [SignedCheckpoint(n, log.verifier_key).size for n in notes]
+                        assert sizes.count(size) >= 2
+                        assert not _cosigned_by_witness(notes[sizes.index(size)], log)
+                        # The mirror, following the same stream, serves the same cosignature.
+                        await mirrored.wait_for(size)
+                        deadline = time.monotonic() + 15
+                        async with aio.insecure_channel(mirrored.address) as to_mirror:
+                            copy = ledger_pb2_grpc.LedgerStub(to_mirror)
+                            while True:
+                                answer = await copy.GetCheckpoint(pb.GetCheckpointRequest())
+                                if _cosigned_by_witness(answer.checkpoint, log):
+                                    break
+                                assert time.monotonic() < deadline, answer.checkpoint
+                                await asyncio.sleep(0.05)
+                        served = SignedCheckpoint(answer.checkpoint, log.verifier_key)
+                        assert served.text == last.text
+                        verify_cosignature(served, mirror_key.cosignature_verifier())
+                finally:
+                    await node.stop(grace=1.0)
+
+    asyncio.run(main())
+
+
+def _cosigned_at(note: str, log: Log, size: int) -> bool:
+    return SignedCheckpoint(note, log.verifier_key).size == size and _cosigned_by_witness(note, log)
+
+
+def _cosigned_by_witness(note: str, log: Log) -> bool:
+    checkpoint = SignedCheckpoint(note, log.verifier_key)
+    return any(line.is_by(WITNESS.cosignature_verifier()) for line in checkpoint.signatures)

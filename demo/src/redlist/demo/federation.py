@@ -15,6 +15,7 @@ because each town names the others' addresses on its command line.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import socket
@@ -24,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from redlist.demo import story, towns
-from redlist.demo.console import WRAP_AT, Console, Program, Show
-from redlist.demo.node import NodeProcess
+from redlist.demo.console import WRAP_AT, Console, Program, Show, shell_line
+from redlist.demo.node import MIRRORING, NodeProcess
 from redlist.ledger import keyfile
 from redlist.ledger.errors import NoteError, RedlistError
 from redlist.ledger.log import LOG_PUB_NAME
@@ -59,6 +60,17 @@ class Town:
     witness_key: Path
     witness_vkey: str = ""
     node: NodeProcess | None = field(default=None, repr=False)
+    #: Its ``redlist-node mirror`` process, holding copies of the other towns' logs.
+    mirror: NodeProcess | None = field(default=None, repr=False)
+    #: Where its copy of each other town's log is served: that town's handle -> port.
+    mirror_ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def mirror_key(self) -> Path:
+        return self.witness_key.with_name(f"{self.handle}-mirror.pem")
+
+    def mirror_address(self, of: Town) -> str:
+        return f"127.0.0.1:{self.mirror_ports[of.handle]}"
 
     @property
     def address(self) -> str:
@@ -146,11 +158,15 @@ class Federation:
     def signed(self, town: Town, signer: story.Staff) -> list[str]:
         return ["--node", town.address, "--signer", self.key(signer)]
 
+    def processes(self) -> list[NodeProcess]:
+        """Every node and mirror process this part started, mirrors first."""
+        started = [self.fork, *(town.mirror for town in self.towns)]
+        return [node for node in (*started, *(town.node for town in self.towns)) if node]
+
     def close(self) -> None:
         """Stop every node this part started (after a failure too)."""
-        for node in (self.fork, *(town.node for town in self.towns)):
-            if node is not None:
-                node.close()
+        for node in self.processes():
+            node.close()
 
     # -- the story ------------------------------------------------------------
 
@@ -158,6 +174,7 @@ class Federation:
         try:
             self.neighbours_start()
             self.witnesses()
+            self.mirrors()
             self.neighbours_record()
             self.policy()
             self.recognition()
@@ -202,6 +219,56 @@ class Federation:
             "checkpoint only if it extends the last one it cosigned for that town."
         )
 
+    def mirrors(self) -> None:
+        self.step(
+            "Each town also keeps a copy of the other two towns' logs (a mirror), checking "
+            "every entry as an auditor does: a town's log survives its node."
+        )
+        for town in self.towns:
+            argv = ["keygen", "--out", str(town.mirror_key), "--name", f"{town.handle}-mirror"]
+            self.console.run(REDLIST, argv, show=Show.NOTHING)
+            others = self.others(town)
+            config = self.root / f"{town.handle}-mirrors.toml"
+            copies = self.root / f"{town.handle}-mirrors"
+            town.mirror_ports = dict(
+                zip((other.handle for other in others), _free_ports(len(others)), strict=True)
+            )
+            lines = [
+                f'mirror_key = "{_beside(config, town.mirror_key)}"',
+                f'witness_key = "{_beside(config, town.witness_key)}"',
+            ]
+            for other in others:
+                lines += [
+                    "",
+                    "[[mirror]]",
+                    f'data = "{_beside(config, copies / other.handle)}"',
+                    f'from = "{other.address}"',
+                    f'log_key = "{_beside(config, Path(other.log_key))}"',
+                    f'listen = "{town.mirror_address(other)}"',
+                ]
+            config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            argv = ["mirror", "--config", str(config)]
+            if town is self.dongguan:
+                self.say(f"  Dongguan's mirrors, in one file ({config}):")
+                for line in lines:
+                    self.say(f"    {line}".rstrip())
+                self.say(f"  $ {shell_line(REDLIST_NODE.name, argv)} &")
+            town.mirror = NodeProcess.start(
+                self.root / f"{town.handle}-mirrors",
+                self.root / f"{town.handle}-mirror.log",
+                argv,
+                banner=MIRRORING,
+                banners=len(others),
+            )
+            if town is self.dongguan:
+                for line in town.mirror.output.read_text(encoding="utf-8").splitlines():
+                    if MIRRORING.match(line):
+                        self.say(f"    {line}")
+        self.say(
+            "  Rushan and Juxian run theirs the same way. A mirror cosigns a checkpoint "
+            "(with its own mirror key) once it holds every entry up to it."
+        )
+
     def neighbours_record(self) -> None:
         self.step("Rushan and Juxian register their grid workers and record a month's awards.")
         catalogue = self.root / "catalogue.csv"
@@ -219,6 +286,8 @@ class Federation:
             self.console.run(REDLIST, argv, show=Show.OUTPUT)
         for town in self.towns:
             self.await_cosigned(town)
+            for other in self.others(town):
+                self.await_cosigned(town, other.mirror_address(town))
         self.say(
             "  Every town's latest checkpoint now carries the cosignatures of both its "
             "neighbours' witnesses:"
@@ -246,6 +315,17 @@ class Federation:
             self.say(f"    {_short(line)}")
         argv = ["node", self.dongguan.address, "--log-key", self.dongguan.log_key]
         self.console.run(REDLIST_VERIFY, [*argv, "--policy", str(path)])
+        rushan = self.neighbours[towns.RUSHAN.handle]
+        self.say(
+            "  Were Dongguan's node gone, the same check runs on Rushan's copy, which serves "
+            "Dongguan's checkpoint with its witnesses' cosignatures and Rushan's mirror's own:"
+        )
+        argv = ["node", rushan.mirror_address(self.dongguan), "--log-key", self.dongguan.log_key]
+        out = self.console.run(REDLIST_VERIFY, [*argv, "--policy", str(path)], show=Show.NOTHING)
+        self.say(f"  $ {_wrapped(REDLIST_VERIFY.name, [*argv, '--policy', str(path)])}")
+        for line in out.splitlines():
+            if line.startswith(("Verified", "VERIFIED")) or "witness policy" in line:
+                self.say(f"    {line.strip()}")
 
     def recognition(self) -> None:
         self.step(
@@ -290,7 +370,7 @@ class Federation:
             "[recognition]\n"
             f'auditors = ["{auditor_vkey}"]\n'
             f'[recognition.towns."{self.dongguan.origin}"]\n'
-            f'log_key = "{self.dongguan.log_key}"\n'
+            f'log_key = "{_beside(config, Path(self.dongguan.log_key))}"\n'
             f"grades = {grades}\n",
             encoding="utf-8",
         )
@@ -336,11 +416,11 @@ class Federation:
         self.console.run(REDLIST_VERIFY, argv, expect=1)
 
     def stop(self) -> None:
-        self.step("The towns stop their nodes (SIGTERM).")
-        for node in (self.fork, *(town.node for town in self.towns)):
-            if node is not None and node.stop() != 0:
+        self.step("The towns stop their nodes and mirrors (SIGTERM).")
+        for node in self.processes():
+            if node.stop() != 0:
                 raise RedlistError(f"a node exited with an error after SIGTERM; {node.tail()}")
-        self.say("  All nodes exited with status 0.")
+        self.say("  All nodes and mirrors exited with status 0.")
 
     # -- waiting --------------------------------------------------------------
 
@@ -352,12 +432,16 @@ class Federation:
         argv += ["--signer", self.key(neighbour.grid), "--log-key", town.log_key]
         self.console.run(REDLIST, argv, show=Show.NOTHING)
 
-    def await_cosigned(self, town: Town) -> None:
-        """Wait until ``town``'s latest checkpoint carries both other towns' cosignatures."""
+    def await_cosigned(self, town: Town, address: str | None = None) -> None:
+        """Wait until ``town``'s latest checkpoint carries both other towns' cosignatures.
+
+        ``address``: ask a mirror of ``town``'s log there instead of ``town``'s node; its
+        checkpoint must then also be the node's latest.
+        """
         witnesses = [VerifierKey.parse(other.witness_vkey) for other in self.others(town)]
         log_key = keyfile.read_log_key(town.log_key)
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        with LedgerClient(town.address, log_key=log_key) as client:
+        with LedgerClient(address or town.address, log_key=log_key) as client:
             while time.monotonic() < deadline:
                 head = client.latest()
                 try:
@@ -368,7 +452,8 @@ class Federation:
                     continue
                 return
         raise RedlistError(
-            f"{town.name}'s checkpoint was not cosigned by both witnesses within "
+            f"{town.name}'s checkpoint at {address or town.address} was not cosigned by "
+            "both witnesses within "
             f"{SETTLE_TIMEOUT_S:.0f} s; see {self.root}/*.log"
         )
 
@@ -383,6 +468,11 @@ class Federation:
             f"{witness.name}'s witness kept no evidence of the split view within "
             f"{SETTLE_TIMEOUT_S:.0f} s; see {self.root}/*.log"
         )
+
+
+def _beside(config: Path, path: Path) -> str:
+    """``path`` as a TOML file at ``config`` names it: relative to the file's directory."""
+    return os.path.relpath(path, config.parent)
 
 
 def _free_ports(count: int) -> list[int]:

@@ -21,6 +21,11 @@ from pathlib import Path
 from redlist.ledger.errors import RedlistError
 
 SERVING = re.compile(r"^serving log (?P<origin>\S+) \((?P<size>\d+) entries\) on (?P<address>\S+)$")
+#: What ``redlist-node mirror`` prints for each log it mirrors, once serving.
+MIRRORING = re.compile(
+    r"^mirroring log (?P<origin>\S+) \((?P<size>\d+) entries\) from (?P<source>\S+) "
+    r"on (?P<address>\S+)$"
+)
 #: How long the node may take to start serving, and to stop after SIGTERM.
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0
@@ -45,11 +50,21 @@ class NodeProcess:
     address: str = ""
 
     @classmethod
-    def start(cls, data: Path, output: Path, argv: Sequence[str] | None = None) -> NodeProcess:
+    def start(
+        cls,
+        data: Path,
+        output: Path,
+        argv: Sequence[str] | None = None,
+        *,
+        banner: re.Pattern[str] = SERVING,
+        banners: int = 1,
+    ) -> NodeProcess:
         """Start serving ``data``; return once the node says where it listens.
 
         ``argv``: the ``redlist-node`` arguments, when not just ``serve_argv(data)``.
-        The node's standard output and error both go to ``output``.
+        ``banner``: the line saying where it serves (its group ``address``), printed
+        ``banners`` times (a mirror of several logs prints one per log); ``banner`` and
+        ``address`` are then the first. The node's output and errors both go to ``output``.
         """
         arguments = serve_argv(data) if argv is None else list(argv)
         command = [sys.executable, "-m", "redlist.node.cli", *arguments]
@@ -59,7 +74,7 @@ class NodeProcess:
             )
         node = cls(process, output)
         try:
-            node.banner, node.address = node._wait_for_banner()
+            node.banner, node.address = node._wait_for_banner(banner, banners)
         except BaseException:
             node.close()
             raise
@@ -108,14 +123,14 @@ class NodeProcess:
             return f"it printed nothing (see {self.output})"
         return f"its last words ({self.output}): " + " | ".join(lines[-TAIL_LINES:])
 
-    def _wait_for_banner(self) -> tuple[str, str]:
+    def _wait_for_banner(self, banner: re.Pattern[str], count: int) -> tuple[str, str]:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             text = self.output.read_text(encoding="utf-8", errors="replace")
-            for line in text.splitlines():
-                match = SERVING.match(line)
-                if match is not None:
-                    return line, match["address"]
+            found = [(line, match) for line in text.splitlines() if (match := banner.match(line))]
+            if len(found) >= count:
+                line, match = found[0]
+                return line, match["address"]
             if not self.running:
                 raise RedlistError(
                     f"the node exited with status {self.process.returncode} before serving; "

@@ -341,10 +341,16 @@ class Batcher:
 
 
 class TreeWatch:
-    """The latest committed tree size, and a way to wait for it to grow (for Follow)."""
+    """The latest committed tree size, and a way to wait for it to grow (for Follow).
+
+    ``touch`` says that what is served beside the tree changed at the same size (new
+    cosignature lines on the latest checkpoint): ``wait_change`` wakes for it too, so
+    a ``Follow`` stream sends the checkpoint again with its new lines.
+    """
 
     def __init__(self, size: int) -> None:
         self._size = size
+        self._version = 0
         self._grown = asyncio.Event()
         self._closed = False
 
@@ -356,12 +362,25 @@ class TreeWatch:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def version(self) -> int:
+        """Counts ``touch`` calls; read it before the size, then ``wait_change``."""
+        return self._version
+
     def publish(self, size: int) -> None:
         """The log now has ``size`` entries (smaller, late reports are ignored)."""
         if size > self._size:
             self._size = size
-            grown, self._grown = self._grown, asyncio.Event()
-            grown.set()
+            self._wake()
+
+    def touch(self) -> None:
+        """The checkpoint served at the current size changed (it gained cosignatures)."""
+        self._version += 1
+        self._wake()
+
+    def _wake(self) -> None:
+        grown, self._grown = self._grown, asyncio.Event()
+        grown.set()
 
     def close(self) -> None:
         """Wake every waiter for good: the node is shutting down."""
@@ -371,5 +390,14 @@ class TreeWatch:
     async def wait_beyond(self, size: int) -> bool:
         """Wait until the tree is larger than ``size``; False when the watch was closed."""
         while self._size <= size and not self._closed:
+            await self._grown.wait()
+        return not self._closed
+
+    async def wait_change(self, size: int, version: int) -> bool:
+        """Wait until the tree is larger than ``size`` or touched since ``version``.
+
+        False when the watch was closed.
+        """
+        while self._size <= size and self._version == version and not self._closed:
             await self._grown.wait()
         return not self._closed

@@ -275,7 +275,10 @@ class Cosigner:
             if progress.line is not None and progress.cosigned_text == target.text
         )
         if lines:
-            self._latest = _with_lines(target, lines)
+            latest = _with_lines(target, lines)
+            if self._latest is None or latest.note != self._latest.note:
+                self._latest = latest
+                self._watch.touch()  # Follow streams send the checkpoint again, cosigned
 
     def _keep(self) -> None:
         """Write the cosigned checkpoint served to disk, atomically (best effort)."""

@@ -55,7 +55,7 @@ from redlist.ledger.mirrorlog import MirrorLog
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.cosignature import cosign_checkpoint
 from redlist.ledger.note.keys import NoteSigner, cosignature_time
-from redlist.ledger.note.signed import Note
+from redlist.ledger.note.signed import Note, NoteSignature
 from redlist.ledger.note.syntax import excerpt
 from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.ledger.witness import SplitViewEvidence
@@ -298,7 +298,10 @@ class Follower:
                 checkpoint = self._open(event.checkpoint)
                 self._judge(checkpoint)
                 if checkpoint.size == self.mirror.size:
-                    continue  # the checkpoint held, sent first on every stream
+                    # The checkpoint held: sent first on every stream, and again when
+                    # the primary has collected more cosignatures for it.
+                    self._refresh(checkpoint)
+                    continue
                 self._commit(pending, checkpoint)
                 start, pending, held_bytes = checkpoint.size, [], 0
         except grpc.RpcError as error:
@@ -446,9 +449,24 @@ class Follower:
         if self._on_commit is not None:
             self._on_commit(checkpoint.size)
 
-    def _cosigned(self, checkpoint: SignedCheckpoint) -> SignedCheckpoint:
-        """The primary's checkpoint with its well-formed cosignature lines, and ours."""
-        lines = tuple(
+    def _refresh(self, checkpoint: SignedCheckpoint) -> None:
+        """Serve the held checkpoint with the primary's new cosignature lines, if any.
+
+        ``checkpoint`` has the size held and passed ``_judge``, so the same text.
+        """
+        served = self._served
+        if served is None or served.text != checkpoint.text:
+            return
+        if self._primary_lines(checkpoint) == self._primary_lines(served):
+            return
+        self._served = self._cosigned(checkpoint)
+        self._keep(self._served)
+        if self._on_commit is not None:
+            self._on_commit(checkpoint.size)  # Follow streams send it again
+
+    def _primary_lines(self, checkpoint: SignedCheckpoint) -> tuple[NoteSignature, ...]:
+        """The log's signature and the well-formed cosignature lines not by this mirror."""
+        return tuple(
             line
             for line in checkpoint.signatures
             if line.is_by(checkpoint.log_key)
@@ -457,6 +475,10 @@ class Follower:
                 and cosignature_time(line.signature) is not None
             )
         )
+
+    def _cosigned(self, checkpoint: SignedCheckpoint) -> SignedCheckpoint:
+        """The primary's checkpoint with its well-formed cosignature lines, and ours."""
+        lines = self._primary_lines(checkpoint)
         kept = SignedCheckpoint(Note(checkpoint.text, lines).encode(), checkpoint.log_key)
         if self._signer is None:
             return kept

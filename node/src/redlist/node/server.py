@@ -466,7 +466,8 @@ async def _run_follower(
         asyncio.run_coroutine_threadsafe(not_serving(), loop)
 
     def on_commit(size: int) -> None:
-        loop.call_soon_threadsafe(watch.publish, size)
+        # A new size, or new cosignature lines at the same size: Follow streams wake.
+        loop.call_soon_threadsafe(_grown_or_touched, watch, size)
 
     follower.attach(on_commit, on_alarm)
     if follower.alarm is not None:
@@ -506,3 +507,10 @@ async def serve_until_signalled(
     finally:
         await node.stop(settings.grace_seconds)
         metrics.stop_http()
+
+
+def _grown_or_touched(watch: TreeWatch, size: int) -> None:
+    if size > watch.size:
+        watch.publish(size)
+    else:
+        watch.touch()

@@ -286,23 +286,26 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
     ) -> AsyncIterator[pb.FollowEvent]:
         position = request.start
         await self._size_at_least(context, position, f"start {position}")
-        sent_checkpoint_for: int | None = None
+        sent: str | None = None  # the checkpoint note last sent, cosignatures and all
         while True:
+            version = self._watch.version  # before the size: a touch after it is not missed
             size = await self._size(context)
             if position < size:
                 async for seq, leaf in self._stream(context, position, size):
                     yield serde.follow_leaf(seq, leaf)
                 position = size
-            if sent_checkpoint_for != position and position > 0:  # 0: an empty mirror
+            if position > 0:  # 0: an empty mirror
                 checkpoint = await self._read(context, self._log.checkpoint_at, position)
                 if checkpoint is None:  # every committed size has one; a damaged store has not
                     await context.abort(
                         grpc.StatusCode.INTERNAL,
                         f"the checkpoint of tree size {position} is missing",
                     )
-                yield serde.follow_checkpoint(self._served(checkpoint))
-                sent_checkpoint_for = position
-            if not await self._watch.wait_beyond(position):
+                served = self._served(checkpoint)
+                if served.note != sent:  # a new size, or new cosignatures at this one
+                    yield serde.follow_checkpoint(served)
+                    sent = served.note
+            if not await self._watch.wait_change(position, version):
                 return  # the node is shutting down: end the stream cleanly
 
     # -- helpers --------------------------------------------------------------
