@@ -30,6 +30,7 @@ from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
 LOG = "dongguan.example/redlist"
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+TODAY = "2026-01-01"  # the day of NOW in Asia/Shanghai (08:00 there)
 # Wendeng's published scale (DESIGN 3.4), a new node's default.
 CONFIG = DEFAULT_TOWN_CONFIG
 
@@ -89,7 +90,7 @@ class Town:
         )
 
     def award(self, account: str, rule: str, qty: int = 1) -> Award:
-        return Award(LOG, self.next_id(), NOW, account, rule, qty)
+        return Award(LOG, self.next_id(), NOW, account, rule, qty, date=TODAY)
 
     def redeem(self, account: str, points: int) -> Redeem:
         return Redeem(LOG, self.next_id(), NOW, account, points, "rice 5 kg")
