@@ -532,7 +532,9 @@ SAMPLE_BODIES: tuple[AnyBody, ...] = (
     KeyChange(ORIGIN, bytes(16), 1, "add", bytes(32), "grid-wang", ("grid",)),
     KeyChange(ORIGIN, bytes(16), 1, "revoke", bytes(32), "grid-wang", ("grid",)),
     RuleChange(ORIGIN, bytes(16), 1, "set", "litter", "Littering", "environment", -5, False),
-    Award(ORIGIN, bytes(16), 1, "resident-1", "clean-pond", 2, "a note", bytes(32)),
+    Award(
+        ORIGIN, bytes(16), 1, "resident-1", "clean-pond", 2, "a note", bytes(32), date="1970-01-01"
+    ),
     Redeem(ORIGIN, bytes(16), 1, "resident-1", 10, "rice"),
     Objection(ORIGIN, bytes(16), 1, 7, "not me"),
     Reverse(ORIGIN, bytes(16), 1, 7, "upheld"),
@@ -589,7 +591,7 @@ def test_every_field_of_every_kind_refuses_every_wrong_type(body: AnyBody) -> No
 )
 def test_single_bad_fields_are_refused(field_value: tuple[str, Any]) -> None:
     name, bad = field_value
-    value = Award(ORIGIN, bytes(16), 1, "resident-1", "clean-pond").to_value()
+    value = Award(ORIGIN, bytes(16), 1, "resident-1", "clean-pond", date="1970-01-01").to_value()
     value[name] = bad
     try:
         data = msgpack.packb(dict(sorted(value.items())), use_bin_type=True)
@@ -635,7 +637,9 @@ def envelope_of_size(size: int) -> bytes:
     """A well-formed, signed award envelope of exactly ``size`` bytes (its note pads it)."""
     length = 0
     for _ in range(8):  # each step corrects for the note's and body's header growth
-        body = Award(ORIGIN, bytes(16), 1, "resident-1", "clean-pond", note="x" * length)
+        body = Award(
+            ORIGIN, bytes(16), 1, "resident-1", "clean-pond", note="x" * length, date="1970-01-01"
+        )
         envelope = envelope_of(body.to_bytes())
         if len(envelope) == size:
             return envelope

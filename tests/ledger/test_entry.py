@@ -105,7 +105,7 @@ _DROP = object()
         ({"date": "2026-02-30"}, "not a day of the calendar"),
         ({"date": "0000-01-01"}, "not a day of the calendar"),
         ({"date": "2026-05-03 "}, "YYYY-MM-DD"),
-        ({"date": "２０２６-05-03"}, "YYYY-MM-DD"),
+        ({"date": "\uff12\uff10\uff12\uff16-05-03"}, "YYYY-MM-DD"),
     ],
 )
 def test_award_field_errors(changes: dict[str, Any], message: str) -> None:

@@ -45,7 +45,9 @@ ODD_VALUES = st.one_of(
     st.sampled_from(["", "award", "redeem", "res-001", "bad account!", "x" * 65, "clean-pond"]),
     # Deed dates and near misses; upper-case account ids.
     st.sampled_from(["2026-01-01", "2026-1-01", "2026-02-29", "2024-02-29", "9999-12-31"]),
-    st.sampled_from(["0000-01-01", "2026-13-01", "Res-001", "RES-001", "２０２６-01-01"]),
+    st.sampled_from(
+        ["0000-01-01", "2026-13-01", "Res-001", "RES-001", "\uff12\uff10\uff12\uff16-01-01"]
+    ),
     # Text the format refuses: control, bidi and invisible characters, a non-NFC spelling.
     st.sampled_from(["\x1b[2J", "a\rb", "\u202eV01", "V\u200b01", "e\u0301", "\ufeffx"]),
     st.text(max_size=8),

@@ -41,7 +41,9 @@ def test_fresh_stamps_have_random_ids_and_a_current_time() -> None:
 
 
 def test_addressed_fills_in_the_log_only() -> None:
-    draft = entries.award(entries.Stamp("", STAMP.id, STAMP.at), "dgc-1", "V01", 2, None)
+    draft = entries.award(
+        entries.Stamp("", STAMP.id, STAMP.at), "dgc-1", "V01", 2, None, "2026-01-01"
+    )
     body = entries.addressed(draft, LOG)
     assert body.log == LOG
     assert (body.id, body.at, body.account, body.qty) == (STAMP.id, STAMP.at, "dgc-1", 2)
@@ -52,7 +54,7 @@ def test_addressed_fills_in_the_log_only() -> None:
 
 
 def test_seal_signs_the_body_bytes_with_signatures_in_key_id_order() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, "pond")
+    body = entries.award(STAMP, "dgc-0001", "V01", 1, "pond", "2026-01-01")
     signers = [key(1), key(2), key(3)]
     envelope = Envelope.from_bytes(signing.seal(body, signers))  # refuses misordered sigs
     assert envelope.body == body.to_bytes()
@@ -65,12 +67,12 @@ def test_seal_signs_the_body_bytes_with_signatures_in_key_id_order() -> None:
 
 
 def test_seal_is_deterministic_whatever_the_signer_order() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, None)
+    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01")
     assert signing.seal(body, [key(1), key(2)]) == signing.seal(body, [key(2), key(1)])
 
 
 def test_seal_refuses_a_key_twice_and_no_key() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, None)
+    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01")
     with pytest.raises(KeyFileError, match="given twice"):
         signing.seal(body, [key(1), key(1)])
     with pytest.raises(KeyFileError, match="at least one signer"):
@@ -78,7 +80,9 @@ def test_seal_refuses_a_key_twice_and_no_key() -> None:
 
 
 def test_seal_refuses_an_envelope_over_64_kib() -> None:
-    body = Award(LOG, STAMP.id, STAMP.at, "dgc-0001", "V01", 1, "x" * MAX_ENVELOPE_SIZE)
+    body = Award(
+        LOG, STAMP.id, STAMP.at, "dgc-0001", "V01", 1, "x" * MAX_ENVELOPE_SIZE, date="2026-01-01"
+    )
     with pytest.raises(FormatError, match="limit"):
         signing.seal(body, [key(1)])
 
@@ -181,7 +185,7 @@ def test_bodies_check_their_values() -> None:
     with pytest.raises(FormatError, match="rule title must not be empty"):
         entries.rule_set(STAMP, "V01", "  ", "environment", 5, False)
     with pytest.raises(FormatError, match="qty must be at least 1"):
-        entries.award(STAMP, "dgc-1", "V01", 0, None)
+        entries.award(STAMP, "dgc-1", "V01", 0, None, None)
     with pytest.raises(FormatError, match="points redeemed must be at least 1"):
         entries.redeem(STAMP, "dgc-1", -5, "rice")
     with pytest.raises(FormatError, match="item must not be empty"):
@@ -191,7 +195,7 @@ def test_bodies_check_their_values() -> None:
     with pytest.raises(FormatError, match="single line"):
         entries.reverse(STAMP, 5, "upheld\nby council")
     with pytest.raises(FormatError, match="longer than"):
-        entries.award(STAMP, "dgc-1", "V01", 1, "x" * (values.MAX_TEXT_LENGTH + 1))
+        entries.award(STAMP, "dgc-1", "V01", 1, "x" * (values.MAX_TEXT_LENGTH + 1), None)
     with pytest.raises(KeyFileError, match="name must not be empty"):
         entries.key_add(STAMP, key(1).public, " ", ("grid",))
 
@@ -202,7 +206,7 @@ def test_bodies_decode_as_the_ledger_reads_them() -> None:
         entries.key_revoke(STAMP, key(1).public),
         entries.rule_set(STAMP, "D07", "Did not support elderly parents", "family", -100, True),
         entries.rule_retire(STAMP, "D07"),
-        entries.award(STAMP, "dgc-1", "V01", 3, "  "),
+        entries.award(STAMP, "dgc-1", "V01", 3, "  ", "2026-01-01"),
         entries.redeem(STAMP, "dgc-1", 30, "rice, 5 kg"),
         entries.objection(STAMP, 57, "I was not there"),
         entries.reverse(STAMP, 57, "objection upheld"),
@@ -214,6 +218,6 @@ def test_bodies_decode_as_the_ledger_reads_them() -> None:
 
 
 def test_envelope_bytes_are_canonical_msgpack() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, None)
+    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01")
     envelope = signing.seal(body, [key(1)])
     assert codec.encode(codec.decode(envelope)) == envelope

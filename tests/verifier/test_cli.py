@@ -206,7 +206,14 @@ def _double_reverse(log: LogBuilder, town: Town) -> None:
 
 
 def _wrong_log(log: LogBuilder, town: Town) -> None:
-    body = Award("zhucheng.example/log", town.next_id(), town.now_ms, "res-001", "clean-pond")
+    body = Award(
+        "zhucheng.example/log",
+        town.next_id(),
+        town.now_ms,
+        "res-001",
+        "clean-pond",
+        date=town.day(),
+    )
     log.append(town.sign(body, town.grid))
 
 
@@ -310,7 +317,9 @@ def test_a_small_order_key_and_its_forgeries_are_refused_at_the_registration(
     town = log.town
     _small_order_key(log, town)
     key_seq = len(log.leaves) - 1
-    award = Award(town.origin, town.next_id(), town.now_ms, "res-001", "clean-pond").to_bytes()
+    award = Award(
+        town.origin, town.next_id(), town.now_ms, "res-001", "clean-pond", date=town.day()
+    ).to_bytes()
     Ed25519PublicKey.from_public_bytes(IDENTITY_KEY).verify(FORGERY, ENTRY_DOMAIN + award)
     log.append(codec.encode([award, [[key_id(IDENTITY_KEY), FORGERY]]]))
     directory = log.write_bundle(tmp_path / "bundle")

@@ -16,8 +16,8 @@ Memory. The leaves, nodes, checkpoints and the two per-entry indexes (``ids``,
 ``account_entries``) are streamed and checked as the replay writes them, so they
 cost nothing to hold; the replay keeps in memory what the semantics needs to decide
 the next entry: the keys, rules, balances (one per account), targets (one per
-award or redemption) and monthly counts (at most one per award). That is proportional to the log's accounts and awards,
-acceptable for an offline check, unlike the tail check which must stay bounded.
+award or redemption) and monthly counts (at most one per award). That is
+proportional to the log's accounts and awards, acceptable for an offline check, unlike the tail check which must stay bounded.
 Every entry's signatures are verified again, one core at a time.
 """
 
@@ -325,9 +325,7 @@ class _FullCheck:
         if stored_config.payload != config_to_bytes(config) or stored_config.seq != 0:
             fail("config", "the town configuration in the metadata is not the genesis's")
         counts = reader.counts()
-        total = (
-            counts.keys + counts.rules + counts.balances + counts.targets + counts.month_counts
-        )
+        total = counts.keys + counts.rules + counts.balances + counts.targets + counts.month_counts
         self._compare(
             "keys",
             {

@@ -392,9 +392,7 @@ def _award(
             f"deeds in {month}; {body.qty} more would pass the rule's limit of "
             f"{rule.max_per_month} a month",
         )
-    month_total = _within_range(
-        earlier + body.qty, "the qty of rule {!r} in one month", body.rule
-    )
+    month_total = _within_range(earlier + body.qty, "the qty of rule {!r} in one month", body.rule)
     points = _within_range(rule.points * body.qty, "the value of this award ({} ×)", body.qty)
     balance = state.balance(body.account)
     state.put_balance(body.account, _new_balance(body.account, balance, points, 0))

@@ -255,8 +255,10 @@ def record_name(table: str, key: bytes) -> str:
         parts = month_count_key_parts(key)
         if parts is not None:
             account, month, rule = parts
-            code = f"hashed key {rule.hex()}" if is_hashed_rule_key(rule) else repr(
-                rule.decode("utf-8", "replace")
+            code = (
+                f"hashed key {rule.hex()}"
+                if is_hashed_rule_key(rule)
+                else repr(rule.decode("utf-8", "replace"))
             )
             return f"account {account}'s count under rule {code} in {month}"
     if table == "meta":

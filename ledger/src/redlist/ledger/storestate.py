@@ -204,9 +204,7 @@ class LmdbState:
                 qty = 0
             else:
                 payload = self._payload("month_counts", key, data)
-                stored_rule, qty = _decoded(
-                    month_count_from_bytes, payload, "month_counts", key
-                )
+                stored_rule, qty = _decoded(month_count_from_bytes, payload, "month_counts", key)
                 if stored_rule != rule or qty < 1:
                     raise StateDamageError("month_counts", record_name("month_counts", key))
             self._months[key] = qty

@@ -418,8 +418,7 @@ class StoreReader:
                         code = rule.decode("utf-8")
                 except (FormatError, UnicodeDecodeError):
                     raise IntegrityError(
-                        "the month_counts table holds a damaged record under the key "
-                        f"{key.hex()}"
+                        f"the month_counts table holds a damaged record under the key {key.hex()}"
                     ) from None
             if parts is None or code is None or rule_key(code) != parts[2]:
                 raise IntegrityError(
