@@ -17,7 +17,8 @@ Memory. The leaves, nodes, checkpoints and the two per-entry indexes (``ids``,
 cost nothing to hold; the replay keeps in memory what the semantics needs to decide
 the next entry: the keys, rules, balances (one per account), targets (one per
 award or redemption) and monthly counts (at most one per award). That is
-proportional to the log's accounts and awards, acceptable for an offline check, unlike the tail check which must stay bounded.
+proportional to the log's accounts and awards, acceptable for an offline check, unlike
+the tail check which must stay bounded.
 Every entry's signatures are verified again, one core at a time.
 """
 
