@@ -29,6 +29,7 @@ from redlist.ledger.state import (
     MemoryState,
     RuleRecord,
     TargetRecord,
+    month_count_to_bytes,
 )
 from redlist.ledger.store import (
     LmdbStore,
@@ -458,6 +459,10 @@ def fill(path: Path) -> None:
         state.put_target(4, TargetRecord("award", "resident-1", 5, "clean-pond"))
         state.put_entry_id(b"i" * 16, 4)
         state.link_account("resident-1", 4)
+        state.put_month_qty("resident-1", "clean-pond", "2026-01", 2)
+        state.put_month_qty("resident-1", LONG_RULE.code, "2026-02", 1)
+        state.put_month_qty("resident-2", "clean-pond", "2026-01", 3)
+        state.put_month_qty("resident-2", "clean-pond", "2026-01", 0)  # gone again
     created.close()
 
 
@@ -484,6 +489,7 @@ def test_the_read_view_gives_every_record_as_stored(tmp_path: Path) -> None:
             balances=1,
             targets=1,
             account_entries=1,
+            month_counts=2,
             checkpoints=2,
         )
         assert reader.unknown_meta() == ()
@@ -509,6 +515,18 @@ def test_the_read_view_gives_every_record_as_stored(tmp_path: Path) -> None:
         assert reader.balance("resident-1") == Balance(5, 0, 1)
         assert [seq for seq, _ in reader.stored_targets()] == [4]
         assert reader.target(4) == TargetRecord("award", "resident-1", 5, "clean-pond")
+        counts = dict(reader.stored_month_counts())
+        assert set(counts) == {
+            ("resident-1", "clean-pond", "2026-01"),
+            ("resident-1", LONG_RULE.code, "2026-02"),  # the long one's key holds a hash
+        }
+        assert counts[("resident-1", "clean-pond", "2026-01")] == StoredRecord(
+            month_count_to_bytes("clean-pond", 2), 5, True
+        )
+        state = reader.state()
+        assert state.month_qty("resident-1", "clean-pond", "2026-01") == 2
+        assert state.month_qty("resident-1", LONG_RULE.code, "2026-02") == 1
+        assert state.month_qty("resident-2", "clean-pond", "2026-01") == 0
     store.close()
 
 
@@ -520,6 +538,12 @@ MALFORMED = {
     "a balance key": (("balances", b"\xff\xfe", b"x"), "stored_balances", "balances table"),
     "a rule key too long": (("rules", b"y" * 300, b"x"), "stored_rules", "malformed key"),
     "a hashed rule key": (("rules", b"\xff" + bytes(32), b"\xc1"), "stored_rules", "hashed key"),
+    "a month key": (("month_counts", b"resident-1", b"x"), "stored_month_counts", "malformed key"),
+    "a month key's rule": (
+        ("month_counts", b"r\x002026-01\xff" + bytes(32), b"x"),
+        "stored_month_counts",
+        "damaged record",
+    ),
 }
 
 
