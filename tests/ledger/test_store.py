@@ -136,15 +136,16 @@ def test_state_starts_empty(make_state: MakeState, tmp_path: Path) -> None:
         assert state.balance("resident-1") == Balance()
         assert state.target(3) is None
         assert state.entry_seq(b"i" * 16) is None
+        assert state.month_qty("resident-1", "clean-pond", "2026-01") == 0
 
 
 @pytest.mark.parametrize("make_state", STATES)
 def test_state_returns_what_was_put(make_state: MakeState, tmp_path: Path) -> None:
     key = KeyRecord(b"k" * 8, b"p" * 32, "grid-wang", frozenset({"grid"}), 1)
     revoked = KeyRecord(b"k" * 8, b"p" * 32, "grid-wang", frozenset({"grid"}), 1, 9)
-    rule = RuleRecord("clean-pond", "Cleaned the pond", "environment", 5, False, True, 2)
+    rule = RuleRecord("clean-pond", "Cleaned the pond", "environment", 5, False, True, 2, 3, 10)
     long_rule = RuleRecord("r" * 600, "Long", "m", -1, True, True, 3)
-    target = TargetRecord("award", "resident-1", 5, "clean-pond")
+    target = TargetRecord("award", "resident-1", 5, "clean-pond", None, 1, "2026-01")
     with make_state(tmp_path) as state:
         state.set_config(WENDENG_CONFIG)
         state.put_key(key)
@@ -169,6 +170,17 @@ def test_state_returns_what_was_put(make_state: MakeState, tmp_path: Path) -> No
         assert state.key(b"k" * 8) == revoked
         assert state.target(4) == target.reversed(7)
         assert state.balance("resident-1") == Balance(0, 2, 4)
+        # Monthly counts are kept apart by account, rule and month; 0 removes one.
+        state.put_month_qty("resident-1", "clean-pond", "2026-01", 4)
+        state.put_month_qty("resident-1", "r" * 600, "2026-01", 2)
+        state.put_month_qty("resident-1", "clean-pond", "2026-02", 1)
+        assert state.month_qty("resident-1", "clean-pond", "2026-01") == 4
+        assert state.month_qty("resident-1", "r" * 600, "2026-01") == 2
+        assert state.month_qty("resident-1", "r" * 601, "2026-01") == 0
+        assert state.month_qty("resident-11", "clean-pond", "2026-01") == 0
+        state.put_month_qty("resident-1", "clean-pond", "2026-01", 0)
+        assert state.month_qty("resident-1", "clean-pond", "2026-01") == 0
+        assert state.month_qty("resident-1", "clean-pond", "2026-02") == 1
 
 
 def test_lmdb_state_persists_across_commit_and_reopen(tmp_path: Path) -> None:
