@@ -62,18 +62,18 @@ def run(args: argparse.Namespace) -> int:
         body, seq = signing.submit_entry(client, draft, signers, action="the award")
         entry, view = after_entry(client, body.account, seq)
     times = f" ×{body.qty}" if body.qty > 1 else ""
-    times += f" for {body.date}"
+    where = f"(deed of {body.date}, entry {seq})"
     if entry is None:
-        print(f"Recorded the award to {body.account} under rule {body.rule}{times} (entry {seq}).")
+        print(f"Recorded the award to {body.account} under rule {body.rule}{times} {where}.")
     elif entry.points >= 0:
         print(
             f"Awarded {points_phrase(entry.points)} to {body.account} under rule "
-            f"{body.rule}{times} (entry {seq})."
+            f"{body.rule}{times} {where}."
         )
     else:
         print(
             f"Deducted {points_phrase(-entry.points)} from {body.account} under rule "
-            f"{body.rule}{times} (entry {seq})."
+            f"{body.rule}{times} {where}."
         )
     if view is not None:
         print(standing(view))
