@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from redlist.ledger import codec, crypto, keyfile
 from redlist.ledger.entry import (
@@ -173,10 +175,62 @@ def test_numbers_beyond_what_an_entry_carries_are_refused_in_words(text: str) ->
     assert values.parse_integer(str(values.MAX_NUMBER), "points") == values.MAX_NUMBER
 
 
-@pytest.mark.parametrize("account", ["", "张三", "dgc 0001", "-dgc", "x" * 65])
+@pytest.mark.parametrize(
+    ("typed", "account"),
+    [
+        ("dgc-0019", "dgc-0019"),
+        ("DGC-0019", "dgc-0019"),
+        ("  Dgc-0019\t", "dgc-0019"),
+        ("\uff24\uff27\uff23\uff0d\uff10\uff10\uff11\uff19", "dgc-0019"),  # full width
+        ("A.B_C", "a.b_c"),
+    ],
+)
+def test_account_ids_are_case_folded(typed: str, account: str) -> None:
+    assert values.fold_account(typed) == account
+    assert values.check_account(typed) == account
+
+
+@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", fullmatch=True))
+def test_folding_keeps_every_ascii_account_and_is_idempotent(typed: str) -> None:
+    folded = values.check_account(typed)
+    assert folded == typed.lower()
+    assert values.check_account(folded) == folded
+
+
+@pytest.mark.parametrize(
+    "account",
+    ["", "张三", "dgc 0001", "-dgc", "x" * 65, "\u0130stanbul", "dg\u0441-0019"],
+)
 def test_bad_account_ids(account: str) -> None:
     with pytest.raises(FormatError, match="is not valid"):
         values.check_account(account)
+
+
+@pytest.mark.parametrize(
+    ("typed", "day"),
+    [
+        ("2026-05-03", "2026-05-03"),
+        ("2026-5-3", "2026-05-03"),
+        ("2026/5/3", "2026-05-03"),
+        ("2026/05/03", "2026-05-03"),
+        ("2026年5月3日", "2026-05-03"),
+        (" 2024-02-29 ", "2024-02-29"),
+        ("\uff12\uff10\uff12\uff16-05-03", "2026-05-03"),
+    ],
+)
+def test_deed_dates_as_typed(typed: str, day: str) -> None:
+    assert values.check_date(typed) == day
+    assert values.deed_date_arg(typed) == day
+
+
+@pytest.mark.parametrize(
+    "typed", ["2026-02-29", "3/5/2026", "2026-05", "20260503", "2026-05-03T08:00", "today"]
+)
+def test_not_deed_dates(typed: str) -> None:
+    with pytest.raises(FormatError):
+        values.check_date(typed)
+    with pytest.raises(argparse.ArgumentTypeError):
+        values.deed_date_arg(typed)
 
 
 def test_bodies_check_their_values() -> None:
