@@ -187,6 +187,10 @@ class Tour:
         self.say(f"  The catalogue the village voted, saved from a spreadsheet as {catalogue}:")
         for rule in story.RULES:
             council = "  (needs council approval)" if rule.council else ""
+            if rule.max_qty is not None:
+                council += f"  (at most {rule.max_qty} per award)"
+            if rule.max_per_month is not None:
+                council += f"  (at most {rule.max_per_month} a month per resident)"
             self.say(f"    {rule.code:<12} {rule.points:+4}  {rule.title}{council}")
         argv = ["rules", "load", "--csv", str(catalogue), *self.signed(story.ADMIN)]
         self.console.run(REDLIST, argv)
@@ -226,10 +230,11 @@ class Tour:
         self.say("  With a second council member as cosigner it is recorded:")
         for award in story.COUNCIL_AWARDS:
             argv = ["award", "--account", award.account, "--rule", award.rule]
+            argv += ["--note", award.note]
             if award.days_ago:  # else today, the command's default
                 deed = town_today() - timedelta(days=award.days_ago)
                 argv += ["--date", deed.isoformat()]
-            self.console.run(REDLIST, [*argv, "--note", award.note, *self.signed(*award.signers)])
+            self.console.run(REDLIST, [*argv, *self.signed(*award.signers)])
 
     def redeem(self, rows: list[story.SheetRow]) -> None:
         self.step(6, "A resident spends points at the points supermarket (the cashier signs).")
