@@ -28,6 +28,7 @@ import struct
 import time
 import tracemalloc
 from collections.abc import Callable
+from datetime import date
 from typing import Any, Protocol, TypeVar
 from unicodedata import normalize
 
@@ -140,6 +141,7 @@ def town_configs(draw: st.DrawFn) -> TownConfig:
         quorum=draw(st.integers(1, 9)),
         publicity_days=draw(st.integers(0, 60)),
         tz=draw(nonempty),
+        backdate_days=draw(st.none() | st.integers(0, 11_000)),
     )
 
 
@@ -167,6 +169,8 @@ bodies: st.SearchStrategy[AnyBody] = st.one_of(
         module=nonempty,
         points=st.integers(-(2**31), 2**31).filter(bool),
         council=st.booleans(),
+        max_qty=st.none() | st.integers(1, 2**32),
+        max_per_month=st.none() | st.integers(1, 2**32),
     ),
     st.builds(RuleChange, **_common(), op=st.just("retire"), code=codes),
     st.builds(
@@ -177,6 +181,7 @@ bodies: st.SearchStrategy[AnyBody] = st.one_of(
         qty=st.integers(1, 2**32),
         note=st.none() | texts,
         evidence=st.none() | hashes,
+        date=st.dates().map(date.isoformat),
     ),
     st.builds(Redeem, **_common(), account=accounts, points=st.integers(1, 2**32), item=nonempty),
     st.builds(Objection, **_common(), target=st.integers(0, 2**40), text=nonempty),
