@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
 
 from redlist.ledger import crypto
 from redlist.ledger.deeddate import date_window, log_zone, month_of, parse_date
@@ -404,10 +406,19 @@ def _award(
     return Effect(seq, "award", _names(signers), body.account, body.rule, points)
 
 
+@lru_cache(maxsize=4096)
+def _window(at: int, tz: str, backdate_days: int) -> tuple[date, date]:
+    # The entries of a batch or a sheet share their author's time: one look-up each.
+    return date_window(at, log_zone(tz), backdate_days)
+
+
+_parse_date = lru_cache(maxsize=4096)(parse_date)
+
+
 def _require_deed_date(body: Award, config: TownConfig) -> None:
     """The deed date lies in the window of DESIGN 3.4, in the log's days (``deeddate``)."""
-    first, last = date_window(body.at, log_zone(config.tz), config.deed_window_days)
-    deed = parse_date(body.date)
+    first, last = _window(body.at, config.tz, config.deed_window_days)
+    deed = _parse_date(body.date)
     if deed > last:
         raise RuleViolation(
             "deed-date",
