@@ -13,7 +13,8 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 ORIGIN = "dongguan.example/redlist"
 #: The town's time zone: a new node's default, in which deed dates are days.
@@ -186,6 +187,11 @@ def month_rows(seed: int = SEED) -> list[SheetRow]:
     days = random.Random(seed + 1)  # noqa: S311 -- a reproducible story, not secrets
     dated = [replace(row, days_ago=days.randint(1, MONTH_DAYS)) for row in rows]
     return sorted(dated, key=lambda row: row.account)  # stable: each account's rows keep order
+
+
+def town_today() -> date:
+    """Today in the town's time zone: the day the demo's sheets are submitted."""
+    return datetime.now(ZoneInfo(TOWN_TZ)).date()
 
 
 def sheet_csv(rows: Iterable[SheetRow], today: date) -> str:

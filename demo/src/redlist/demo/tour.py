@@ -13,10 +13,9 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from redlist.demo import story
 from redlist.demo.console import Console, Program, Show, shell_line
@@ -206,7 +205,7 @@ class Tour:
         for side, worker in (("east", story.GRID_EAST), ("west", story.GRID_WEST)):
             sheet = [row for row in rows if story.grid_worker(row.account) == worker]
             path = self.root / f"awards-{side}.csv"
-            path.write_text(story.sheet_csv(sheet, town_today()), encoding="utf-8")
+            path.write_text(story.sheet_csv(sheet, story.town_today()), encoding="utf-8")
             self.say(
                 f"  {worker.short_name}, grid worker for the {side} of the village "
                 f"({len(sheet)} rows in {path}):"
@@ -232,7 +231,7 @@ class Tour:
             argv = ["award", "--account", award.account, "--rule", award.rule]
             argv += ["--note", award.note]
             if award.days_ago:  # else today, the command's default
-                deed = town_today() - timedelta(days=award.days_ago)
+                deed = story.town_today() - timedelta(days=award.days_ago)
                 argv += ["--date", deed.isoformat()]
             self.console.run(REDLIST, [*argv, *self.signed(*award.signers)])
 
@@ -370,8 +369,3 @@ def _config_home(directory: Path) -> Iterator[None]:
             del os.environ["XDG_CONFIG_HOME"]
         else:
             os.environ["XDG_CONFIG_HOME"] = before
-
-
-def town_today() -> date:
-    """Today in the town's time zone: the day the demo's sheets are submitted."""
-    return datetime.now(ZoneInfo(story.TOWN_TZ)).date()
