@@ -28,7 +28,7 @@ from pathlib import Path
 import grpc
 from _limits import core_count, verify_limit
 
-from redlist.ledger import codec, crypto
+from redlist.ledger import codec, crypto, deeddate
 from redlist.ledger.entry import Award, Genesis, Grade, KeyChange, RuleChange, TownConfig
 from redlist.ledger.log import Log
 from redlist.ledger.note.keys import NoteSigner
@@ -53,6 +53,10 @@ class BenchTown:
     def next_id(self) -> bytes:
         self._ids += 1
         return hashlib.sha256(b"bench/entry/%d" % self._ids).digest()[:16]
+
+    def today(self) -> str:
+        """The deed date of the day of ``now_ms`` in the town's time zone."""
+        return deeddate.format_date(deeddate.day_of(self.now_ms, deeddate.log_zone(CONFIG.tz)))
 
     def sign(self, body: bytes, signer: crypto.SigningKey) -> bytes:
         return codec.encode([body, [[signer.key_id, crypto.sign_entry(signer, body)]]])
@@ -82,7 +86,12 @@ class BenchTown:
         return [
             self.sign(
                 Award(
-                    ORIGIN, self.next_id(), self.now_ms, f"resident-{n % 5000}", "clean-pond"
+                    ORIGIN,
+                    self.next_id(),
+                    self.now_ms,
+                    f"resident-{n % 5000}",
+                    "clean-pond",
+                    date=self.today(),
                 ).to_bytes(),
                 self.grid,
             )

@@ -96,6 +96,7 @@ class Shared:
 def submitter(number: int, address: str, town: BenchTown, batch: int, shared: Shared) -> None:
     """Sign and submit batches of awards until the deadline; remember every ack."""
     count = 0
+    today = town.today()
     with grpc.insecure_channel(address) as channel:
         stub = ledger_pb2_grpc.LedgerStub(channel)
         while shared.running():
@@ -104,7 +105,7 @@ def submitter(number: int, address: str, town: BenchTown, batch: int, shared: Sh
                 count += 1
                 entry_id = hashlib.sha256(b"load/%d/%d" % (number, count)).digest()[:16]
                 account = f"resident-{(number * 7919 + count) % ACCOUNTS}"
-                body = Award(ORIGIN, entry_id, town.now_ms, account, "clean-pond")
+                body = Award(ORIGIN, entry_id, town.now_ms, account, "clean-pond", date=today)
                 envelopes.append(town.sign(body.to_bytes(), town.grid))
             started = time.perf_counter()
             try:

@@ -18,7 +18,9 @@ Conventions:
 * signers default to whoever the rules want (admin for keys and rules, grid for awards,
   both council members for council rules and reversals, cashier for redemptions); pass
   ``signers=`` to sign with others, for example to test a refusal;
-* the standard rules (``STANDARD_RULES``) are registered by :meth:`Town.setup`.
+* the standard rules (``STANDARD_RULES``) are registered by :meth:`Town.setup`;
+* an award's deed ``date`` is the day of its ``at`` in the town's time zone unless given
+  (``town.day()``).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
-from redlist.ledger import codec, merkle
+from redlist.ledger import codec, deeddate, merkle
 from redlist.ledger.crypto import SigningKey, sign_entry
 from redlist.ledger.entry import (
     Award,
@@ -67,6 +70,8 @@ class RuleSpec:
     module: str
     points: int
     council: bool = False
+    max_qty: int | None = None
+    max_per_month: int | None = None
 
 
 #: Registered by ``Town.setup``: bonuses and deductions, two needing council quorum.
@@ -139,6 +144,13 @@ class Town:
         sigs = [[key.key_id, sign_entry(key, body_bytes)] for key in ordered]
         return codec.encode([body_bytes, sigs])
 
+    def day(self, at: int | None = None, *, days_before: int = 0) -> str:
+        """The deed date of the day of ``at`` (default: now) in the town's time zone,
+        or ``days_before`` days earlier."""
+        zone = deeddate.log_zone(self.config.tz)
+        day = deeddate.day_of(self.now_ms if at is None else at, zone)
+        return deeddate.format_date(day - timedelta(days=days_before))
+
     def _common(self, at: int | None, entry_id: bytes | None) -> tuple[str, bytes, int]:
         return (
             self.origin,
@@ -193,6 +205,8 @@ class Town:
             rule.module,
             rule.points,
             rule.council,
+            rule.max_qty,
+            rule.max_per_month,
         )
         return self.sign(body, *(signers or (self.admin,)))
 
@@ -214,12 +228,16 @@ class Town:
         qty: int = 1,
         *,
         note: str | None = None,
+        date: str | None = None,
         signers: Sequence[SigningKey] | None = None,
         at: int | None = None,
         entry_id: bytes | None = None,
     ) -> bytes:
-        """An award under ``rule``; council rules get both council signatures by default."""
-        body = Award(*self._common(at, entry_id), account, rule, qty, note)
+        """An award under ``rule``; council rules get both council signatures by default,
+        and the deed date is the day of ``at`` unless ``date`` is given."""
+        common = self._common(at, entry_id)
+        deed = self.day(common[2]) if date is None else date
+        body = Award(*common, account, rule, qty, note, date=deed)
         if signers is None:
             needs_council = any(spec.council for spec in STANDARD_RULES if spec.code == rule)
             signers = self.council if needs_council else (self.grid,)

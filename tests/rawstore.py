@@ -28,6 +28,7 @@ TABLE_NAMES = (
     "balances",
     "targets",
     "account_entries",
+    "month_counts",
     "checkpoints",
 )
 
@@ -41,9 +42,18 @@ META_LOG_VERIFIER_KEY = b"log_verifier_key"
 
 
 #: The store's format marker, which also personalises the seals' tags.
-FORMAT_MARKER = b"redlist-ledger/2"
+FORMAT_MARKER = b"redlist-ledger/3"
 #: The tables whose records are sealed ("meta" for its config record only).
-SEALED_TABLES = ("meta", "ids", "keys", "rules", "balances", "targets", "account_entries")
+SEALED_TABLES = (
+    "meta",
+    "ids",
+    "keys",
+    "rules",
+    "balances",
+    "targets",
+    "account_entries",
+    "month_counts",
+)
 
 
 def seal(table: str, key: bytes, seq: int, payload: bytes = b"") -> bytes:
@@ -74,6 +84,12 @@ def node_key(level: int, index: int) -> bytes:
 def account_entry_key(account: str, seq: int) -> bytes:
     """An account's link to an entry: the account's UTF-8, 0x00, the seq."""
     return account.encode() + b"\x00" + int_key(seq)
+
+
+def month_count_key(account: str, month: str, rule: str) -> bytes:
+    """An account's qty under a rule in a month of deed dates: the account's UTF-8, 0x00,
+    the month ``YYYY-MM``, the rule code's UTF-8 (a short code)."""
+    return account.encode() + b"\x00" + month.encode() + rule.encode()
 
 
 class RawTables:

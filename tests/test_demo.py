@@ -10,8 +10,10 @@ import shlex
 import socket
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -259,17 +261,31 @@ def test_the_month_is_the_same_on_every_run() -> None:
     assert sum(1 for row in first if (row.account, row.rule) == (story.OBJECTOR, "env-straw")) >= 1
     council_rules = {rule.code for rule in story.RULES if rule.council}
     assert not council_rules & {row.rule for row in first}  # grid workers cannot sign those
+    # The rows keep within the catalogue's caps, which the node enforces.
+    caps = {rule.code: rule for rule in story.RULES}
+    assert all(row.qty <= (caps[row.rule].max_qty or row.qty) for row in first)
+    assert (
+        max(Counter((row.account, row.rule) for row in first if row.rule == "env-sort").values())
+        == 1
+    )
 
 
 def test_the_files_the_demo_writes_are_what_the_staff_commands_read() -> None:
     rows = story.month_rows()
-    parsed = csvfiles.parse_awards_csv(story.sheet_csv(rows).encode(), "awards.csv")
-    assert [(row.account, row.rule, row.qty, row.note or "") for row in parsed] == [
-        (row.account, row.rule, row.qty, row.note) for row in rows
+    today = date(2026, 3, 1)
+    parsed = csvfiles.parse_awards_csv(story.sheet_csv(rows, today).encode(), "awards.csv")
+    assert [(row.account, row.rule, row.qty, row.date, row.note or "") for row in parsed] == [
+        (row.account, row.rule, row.qty, row.date(today), row.note) for row in rows
     ]
+    assert {row.date for row in parsed} <= {
+        (today - timedelta(days=days)).isoformat() for days in range(1, story.MONTH_DAYS + 1)
+    }
     rules = csvfiles.parse_rules_csv(story.catalogue_csv(story.RULES).encode(), "catalogue.csv")
-    assert [(rule.code, rule.points, rule.council) for rule in rules] == [
-        (rule.code, rule.points, rule.council) for rule in story.RULES
+    assert [
+        (rule.code, rule.points, rule.council, rule.max_qty, rule.max_per_month) for rule in rules
+    ] == [
+        (rule.code, rule.points, rule.council, rule.max_qty, rule.max_per_month)
+        for rule in story.RULES
     ]
 
 

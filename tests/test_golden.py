@@ -51,5 +51,5 @@ def test_tail_golden_bundle_verifies(capsys: pytest.CaptureFixture[str]) -> None
     )
     report = json.loads(capsys.readouterr().out)
     assert code == 0, report
-    assert report["start"] == 11
+    assert report["start"] == 13
     assert report["balances_recomputed"] is False

@@ -12,15 +12,33 @@ import json
 import sys
 from pathlib import Path
 
-from tests.verifier.bundles import standard_log
+from tests.builders import RuleSpec
+from tests.verifier.bundles import LogBuilder, standard_log
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SEED = b"redlist golden bundle v1"
+#: A rule with both caps, for the entries that show deed dates and caps.
+NIGHT_PATROL = RuleSpec(
+    "night-patrol", "Night patrol (per shift)", "public-safety", 4, max_qty=3, max_per_month=6
+)
+
+
+def golden_log() -> LogBuilder:
+    """``standard_log`` and then a capped rule and awards dated before their entry's day:
+    one the full 92 days back (the oldest a deed may be), two under the capped rule in
+    two months of deed dates."""
+    log = standard_log(SEED)
+    town = log.town
+    log.append(town.set_rule(NIGHT_PATROL))
+    log.append(town.award("res-001", "night-patrol", 3, date=town.day(days_before=10)))
+    log.append(town.award("res-001", "night-patrol", 3))
+    log.append(town.award("res-003", "clean-pond", date=town.day(days_before=92)))
+    return log
 
 
 def write(root: Path) -> None:
     """Write the golden set into ``root``: a full bundle, a bundle of the later half, the key."""
-    log = standard_log(SEED)
+    log = golden_log()
     root.mkdir(parents=True, exist_ok=True)
     log.write_bundle(root / "full")
     half = len(log.leaves) // 2 + 1  # odd: the first prev link is checkable from `left`

@@ -77,7 +77,16 @@ def write_seeds(directory: Path) -> None:
     key = crypto.SigningKey.from_seed(bytes(32))
     origin = "fuzz.redlist.example/log"
     bodies = [
-        Award(origin, bytes(16), 1_767_225_600_000, "resident-1", "clean-pond", 2, note="pond"),
+        Award(
+            origin,
+            bytes(16),
+            1_767_225_600_000,
+            "resident-1",
+            "clean-pond",
+            2,
+            note="pond",
+            date="2026-01-01",
+        ),
         RuleChange(
             origin, bytes(range(16)), 1, "set", "litter", "Littering", "environment", -5, False
         ),

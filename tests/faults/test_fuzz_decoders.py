@@ -28,6 +28,7 @@ import struct
 import time
 import tracemalloc
 from collections.abc import Callable
+from datetime import date
 from typing import Any, Protocol, TypeVar
 from unicodedata import normalize
 
@@ -140,6 +141,7 @@ def town_configs(draw: st.DrawFn) -> TownConfig:
         quorum=draw(st.integers(1, 9)),
         publicity_days=draw(st.integers(0, 60)),
         tz=draw(nonempty),
+        backdate_days=draw(st.none() | st.integers(0, 11_000)),
     )
 
 
@@ -167,6 +169,8 @@ bodies: st.SearchStrategy[AnyBody] = st.one_of(
         module=nonempty,
         points=st.integers(-(2**31), 2**31).filter(bool),
         council=st.booleans(),
+        max_qty=st.none() | st.integers(1, 2**32),
+        max_per_month=st.none() | st.integers(1, 2**32),
     ),
     st.builds(RuleChange, **_common(), op=st.just("retire"), code=codes),
     st.builds(
@@ -177,6 +181,7 @@ bodies: st.SearchStrategy[AnyBody] = st.one_of(
         qty=st.integers(1, 2**32),
         note=st.none() | texts,
         evidence=st.none() | hashes,
+        date=st.dates().map(date.isoformat),
     ),
     st.builds(Redeem, **_common(), account=accounts, points=st.integers(1, 2**32), item=nonempty),
     st.builds(Objection, **_common(), target=st.integers(0, 2**40), text=nonempty),
@@ -532,7 +537,9 @@ SAMPLE_BODIES: tuple[AnyBody, ...] = (
     KeyChange(ORIGIN, bytes(16), 1, "add", bytes(32), "grid-wang", ("grid",)),
     KeyChange(ORIGIN, bytes(16), 1, "revoke", bytes(32), "grid-wang", ("grid",)),
     RuleChange(ORIGIN, bytes(16), 1, "set", "litter", "Littering", "environment", -5, False),
-    Award(ORIGIN, bytes(16), 1, "resident-1", "clean-pond", 2, "a note", bytes(32)),
+    Award(
+        ORIGIN, bytes(16), 1, "resident-1", "clean-pond", 2, "a note", bytes(32), date="1970-01-01"
+    ),
     Redeem(ORIGIN, bytes(16), 1, "resident-1", 10, "rice"),
     Objection(ORIGIN, bytes(16), 1, 7, "not me"),
     Reverse(ORIGIN, bytes(16), 1, 7, "upheld"),
@@ -589,7 +596,7 @@ def test_every_field_of_every_kind_refuses_every_wrong_type(body: AnyBody) -> No
 )
 def test_single_bad_fields_are_refused(field_value: tuple[str, Any]) -> None:
     name, bad = field_value
-    value = Award(ORIGIN, bytes(16), 1, "resident-1", "clean-pond").to_value()
+    value = Award(ORIGIN, bytes(16), 1, "resident-1", "clean-pond", date="1970-01-01").to_value()
     value[name] = bad
     try:
         data = msgpack.packb(dict(sorted(value.items())), use_bin_type=True)
@@ -635,7 +642,9 @@ def envelope_of_size(size: int) -> bytes:
     """A well-formed, signed award envelope of exactly ``size`` bytes (its note pads it)."""
     length = 0
     for _ in range(8):  # each step corrects for the note's and body's header growth
-        body = Award(ORIGIN, bytes(16), 1, "resident-1", "clean-pond", note="x" * length)
+        body = Award(
+            ORIGIN, bytes(16), 1, "resident-1", "clean-pond", note="x" * length, date="1970-01-01"
+        )
         envelope = envelope_of(body.to_bytes())
         if len(envelope) == size:
             return envelope

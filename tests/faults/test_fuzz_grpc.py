@@ -300,7 +300,15 @@ def test_submit_of_a_non_canonical_body_is_invalid_argument(
     served: Served, data: st.DataObject
 ) -> None:
     town = served.town
-    body = Award(town.origin, town.next_id(), town.now_ms, "resident-9", "clean-pond", note="n")
+    body = Award(
+        town.origin,
+        town.next_id(),
+        town.now_ms,
+        "resident-9",
+        "clean-pond",
+        note="n",
+        date=town.day(),
+    )
     canonical = body.to_bytes()
     loose = loose_pack(body.to_value(), data.draw)
     assume(loose != canonical)
@@ -331,7 +339,9 @@ other_origins = st.text(min_size=1, max_size=40).filter(
 @given(other_origins)
 def test_a_valid_envelope_re_signed_for_another_log_is_refused(served: Served, origin: str) -> None:
     town = served.town
-    fresh = Award(town.origin, town.next_id(), town.now_ms, "resident-1", "clean-pond")
+    fresh = Award(
+        town.origin, town.next_id(), town.now_ms, "resident-1", "clean-pond", date=town.day()
+    )
     stored = codec.decode(Envelope.from_bytes(next(iter(served.stored.values()))).body)
     for value, expected in (
         (fresh.to_value(), Expected(Code.FAILED_PRECONDITION, "log")),
@@ -431,7 +441,9 @@ def bad_envelope(served: Served, kind: str) -> tuple[bytes, Expected]:
     if kind == "malformed":
         return b"\x92\xc4\x01", FORMAT
     if kind == "non-canonical":
-        body = Award(town.origin, town.next_id(), town.now_ms, "resident-1", "clean-pond")
+        body = Award(
+            town.origin, town.next_id(), town.now_ms, "resident-1", "clean-pond", date=town.day()
+        )
         wide = msgpack.packb(dict(reversed(list(body.to_value().items()))))
         return town.sign(wide, town.grid), FORMAT
     if kind == "oversized":
@@ -606,7 +618,9 @@ def test_refusals_quoting_20_kb_of_the_callers_text_keep_their_status(served: Se
         Code.INVALID_ARGUMENT,
         words="is not valid",
     )
-    award = Award(town.origin, town.next_id(), town.now_ms, "resident-1", "clean-pond")
+    award = Award(
+        town.origin, town.next_id(), town.now_ms, "resident-1", "clean-pond", date=town.day()
+    )
     for field, value, expected in (
         ("account", long + "!", FORMAT),
         (long, 1, FORMAT),  # an unknown field, named in the message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -40,8 +41,13 @@ SAMPLES = [
     RuleChange(LOG, ENTRY_ID, 3, "set", "V01", "Pond cleaning", "volunteer", 5, False),
     RuleChange(LOG, ENTRY_ID, 3, "set", "E02", "Burning straw", "environment", -20, False),
     RuleChange(LOG, ENTRY_ID, 3, "retire", "V01"),
-    Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01", 2, "cleaned the pond", b"\x03" * 32),
-    Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01"),
+    Award(
+        LOG, ENTRY_ID, 4, "dgc-0001", "V01", 2, "cleaned the pond", b"\x03" * 32, date="1970-01-01"
+    ),
+    Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01", date="2026-05-03"),
+    Genesis(LOG, ENTRY_ID, 1, b"\x01" * 32, replace(WENDENG, backdate_days=0)),
+    RuleChange(LOG, ENTRY_ID, 3, "set", "V02", "Patrol", "safety", 2, False, 4, 8),
+    RuleChange(LOG, ENTRY_ID, 3, "set", "V03", "Patrol", "safety", 2, False, None, 8),
     Redeem(LOG, ENTRY_ID, 5, "dgc-0001", 30, "rice 5 kg"),
     Objection(LOG, ENTRY_ID, 6, 7, "I was not there"),
     Reverse(LOG, ENTRY_ID, 7, 7, "objection upheld"),
@@ -64,7 +70,7 @@ def test_grade_of_wendeng_scale() -> None:
 
 
 def _award_value(**changes: Any) -> dict[str, Any]:
-    value = Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01").to_value()
+    value = Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01", date="2026-05-03").to_value()
     value.update(changes)
     return {key: item for key, item in value.items() if item is not _DROP}
 
@@ -90,6 +96,16 @@ _DROP = object()
         ({"extra": 1}, "unknown field"),
         ({"evidence": b"\x00" * 31}, "'evidence' must be 32 bytes"),
         ({"note": 5}, "'note' must be text"),
+        ({"account": "DGC-0001"}, "lower-case"),
+        ({"account": "Dgc-0001"}, "account id"),
+        ({"date": _DROP}, "missing field 'date'"),
+        ({"date": 20260503}, "'date' must be text"),
+        ({"date": "2026-5-3"}, "YYYY-MM-DD"),
+        ({"date": "2026/05/03"}, "YYYY-MM-DD"),
+        ({"date": "2026-02-30"}, "not a day of the calendar"),
+        ({"date": "0000-01-01"}, "not a day of the calendar"),
+        ({"date": "2026-05-03 "}, "YYYY-MM-DD"),
+        ({"date": "\uff12\uff10\uff12\uff16-05-03"}, "YYYY-MM-DD"),
     ],
 )
 def test_award_field_errors(changes: dict[str, Any], message: str) -> None:
@@ -128,7 +144,7 @@ def test_key_add_needs_roles_and_rule_set_needs_points() -> None:
 def test_body_must_be_canonical() -> None:
     import msgpack
 
-    value = Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01").to_value()
+    value = Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01", date="2026-05-03").to_value()
     unsorted = dict(reversed(list(codec.decode(codec.encode(value)).items())))
     with pytest.raises(FormatError, match="canonical"):
         decode_body(msgpack.packb(unsorted, use_bin_type=True))
@@ -200,7 +216,10 @@ def test_leaf_errors(value: Any) -> None:
     ("account", "valid"),
     [
         ("dgc-0001", True),
-        ("A", True),
+        ("a", True),
+        ("0", True),
+        ("A", False),
+        ("dgc-0001A", False),
         ("a.b_c-d", True),
         ("", False),
         ("_x", False),

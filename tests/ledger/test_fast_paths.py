@@ -25,7 +25,14 @@ from redlist.ledger.errors import FormatError
 
 ID = bytes(range(16))
 COMMON = {"v": 1, "log": "town.example/log", "id": ID, "at": 1_767_225_600_000}
-AWARD = {**COMMON, "kind": "award", "account": "res-001", "rule": "clean-pond", "qty": 2}
+AWARD = {
+    **COMMON,
+    "kind": "award",
+    "account": "res-001",
+    "date": "2026-01-01",
+    "rule": "clean-pond",
+    "qty": 2,
+}
 REDEEM = {**COMMON, "kind": "redeem", "account": "res-002", "points": 25, "item": "soap"}
 KEY = {**COMMON, "kind": "key", "op": "add", "pub": bytes(32), "name": "Li", "roles": ["grid"]}
 
@@ -36,6 +43,11 @@ ODD_VALUES = st.one_of(
     st.sampled_from([0, 1, 2, -1, 2**32, 2**64 - 1, -(2**63)]),
     st.integers(-(2**63), 2**64 - 1),
     st.sampled_from(["", "award", "redeem", "res-001", "bad account!", "x" * 65, "clean-pond"]),
+    # Deed dates and near misses; upper-case account ids.
+    st.sampled_from(["2026-01-01", "2026-1-01", "2026-02-29", "2024-02-29", "9999-12-31"]),
+    st.sampled_from(
+        ["0000-01-01", "2026-13-01", "Res-001", "RES-001", "\uff12\uff10\uff12\uff16-01-01"]
+    ),
     # Text the format refuses: control, bidi and invisible characters, a non-NFC spelling.
     st.sampled_from(["\x1b[2J", "a\rb", "\u202eV01", "V\u200b01", "e\u0301", "\ufeffx"]),
     st.text(max_size=8),
@@ -48,7 +60,7 @@ ODD_VALUES = st.one_of(
 )
 FIELD_NAMES = st.sampled_from(
     [
-        *("v", "kind", "log", "id", "at", "account", "rule", "qty", "note", "evidence"),
+        *("v", "kind", "log", "id", "at", "account", "date", "rule", "qty", "note", "evidence"),
         *("points", "item", "op", "pub", "extra", "Kind"),
     ]
 )

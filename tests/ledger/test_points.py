@@ -30,6 +30,7 @@ from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
 LOG = "dongguan.example/redlist"
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+TODAY = "2026-01-01"  # the day of NOW in Asia/Shanghai (08:00 there)
 # Wendeng's published scale (DESIGN 3.4), a new node's default.
 CONFIG = DEFAULT_TOWN_CONFIG
 
@@ -83,13 +84,32 @@ class Town:
     def key_add(self, key: SigningKey, name: str, *roles: str) -> KeyChange:
         return KeyChange(LOG, self.next_id(), NOW, "add", key.public, name, roles)
 
-    def rule(self, code: str, points: int, council: bool = False) -> RuleChange:
+    def rule(
+        self,
+        code: str,
+        points: int,
+        council: bool = False,
+        max_qty: int | None = None,
+        max_per_month: int | None = None,
+    ) -> RuleChange:
         return RuleChange(
-            LOG, self.next_id(), NOW, "set", code, code.title(), "volunteer", points, council
+            LOG,
+            self.next_id(),
+            NOW,
+            "set",
+            code,
+            code.title(),
+            "volunteer",
+            points,
+            council,
+            max_qty,
+            max_per_month,
         )
 
-    def award(self, account: str, rule: str, qty: int = 1) -> Award:
-        return Award(LOG, self.next_id(), NOW, account, rule, qty)
+    def award(
+        self, account: str, rule: str, qty: int = 1, *, date: str = TODAY, at: int = NOW
+    ) -> Award:
+        return Award(LOG, self.next_id(), at, account, rule, qty, date=date)
 
     def redeem(self, account: str, points: int) -> Redeem:
         return Redeem(LOG, self.next_id(), NOW, account, points, "rice 5 kg")
@@ -106,6 +126,7 @@ def _snapshot(state: MemoryState) -> tuple[Any, ...]:
         dict(state.balances),
         dict(state.targets),
         dict(state.entry_ids),
+        dict(state.month_counts),
     )
 
 
@@ -313,6 +334,123 @@ def test_genesis_base_and_grades_within_range() -> None:
     fresh.refused(
         "range", Genesis(LOG, fresh.next_id(), NOW, fresh.admin.public, huge), fresh.admin
     )
+
+
+# ---------------------------------------------------------------------------
+# Deed dates (DESIGN 3.4): not after the day of `at`, at most backdate_days before it
+
+HOUR = 3_600_000
+#: 2026-03-10T16:00:00Z: midnight of 11 March in Asia/Shanghai (UTC+8).
+SHANGHAI_MIDNIGHT = 1_773_158_400_000
+
+
+def test_the_day_of_at_is_accepted_and_the_next_day_refused(town: Town) -> None:
+    town.apply(town.award("dgc-0001", "pond", date=TODAY), town.grid)
+    town.refused("deed-date", town.award("dgc-0001", "pond", date="2026-01-02"), town.grid)
+
+
+def test_exactly_backdate_days_back_is_accepted_one_more_refused(town: Town) -> None:
+    assert CONFIG.deed_window_days == 92  # the genesis leaves it out
+    # 92 days before 2026-01-01 is 2025-10-01.
+    town.apply(town.award("dgc-0001", "pond", date="2025-10-01"), town.grid)
+    town.refused("deed-date", town.award("dgc-0001", "pond", date="2025-09-30"), town.grid)
+
+
+def test_the_day_of_at_is_the_day_in_the_log_time_zone(town: Town) -> None:
+    """At 15:59 UTC it is still 10 March in Shanghai; at 16:00 UTC it is 11 March."""
+    before, at = SHANGHAI_MIDNIGHT - 1, SHANGHAI_MIDNIGHT
+    now = SHANGHAI_MIDNIGHT + HOUR
+    refused = town.award("dgc-0001", "pond", date="2026-03-11", at=before)
+    town.refused("deed-date", refused, town.grid, time=now)
+    town.apply(town.award("dgc-0001", "pond", date="2026-03-10", at=before), town.grid, time=now)
+    town.apply(town.award("dgc-0001", "pond", date="2026-03-11", at=at), town.grid, time=now)
+    # 92 days back, counted from the day in Shanghai (11 March): 9 December.
+    town.apply(town.award("dgc-0001", "pond", date="2025-12-09", at=at), town.grid, time=now)
+    refused = town.award("dgc-0001", "pond", date="2025-12-08", at=at)
+    town.refused("deed-date", refused, town.grid, time=now)
+
+
+def test_the_refusal_names_the_account_the_date_and_the_window(town: Town) -> None:
+    with pytest.raises(RuleViolation) as caught:
+        town.apply(town.award("dgc-0001", "pond", date="2025-01-01"), town.grid)
+    message = caught.value.message
+    assert "dgc-0001" in message and "2025-01-01" in message and "92 days" in message
+    assert "2026-01-01 in Asia/Shanghai" in message
+
+
+@pytest.mark.parametrize(
+    ("days", "oldest", "too_old"), [(0, TODAY, "2025-12-31"), (1, "2025-12-31", "2025-12-30")]
+)
+def test_the_genesis_sets_backdate_days(days: int, oldest: str, too_old: str) -> None:
+    fresh = Town()
+    config = replace(CONFIG, backdate_days=days)
+    fresh.apply(Genesis(LOG, fresh.next_id(), NOW, fresh.admin.public, config), fresh.admin)
+    fresh.apply(fresh.key_add(fresh.grid, "Wang Fang", "grid"), fresh.admin)
+    fresh.apply(fresh.rule("pond", 5), fresh.admin)
+    fresh.apply(fresh.award("dgc-0001", "pond", date=oldest), fresh.grid)
+    fresh.refused("deed-date", fresh.award("dgc-0001", "pond", date=too_old), fresh.grid)
+
+
+def test_a_genesis_with_an_unknown_time_zone_is_refused() -> None:
+    fresh = Town()
+    config = replace(CONFIG, tz="Mars/Olympus_Mons")
+    genesis = Genesis(LOG, fresh.next_id(), NOW, fresh.admin.public, config)
+    fresh.refused("genesis", genesis, fresh.admin)
+
+
+# ---------------------------------------------------------------------------
+# Rule caps: max_qty per award, max_per_month per account and month of the deed date
+
+
+def test_max_qty_caps_one_award(town: Town) -> None:
+    town.apply(town.rule("patrol", 4, max_qty=3), town.admin)
+    town.apply(town.award("dgc-0001", "patrol", qty=3), town.grid)
+    with pytest.raises(RuleViolation) as caught:
+        town.apply(town.award("dgc-0001", "patrol", qty=4), town.grid)
+    assert caught.value.check == "max-qty"
+    assert "dgc-0001" in caught.value.message and "'patrol'" in caught.value.message
+    assert "limit of 3 per award" in caught.value.message
+    town.refused("max-qty", town.award("dgc-0002", "patrol", qty=4), town.grid)
+
+
+def test_max_per_month_counts_the_deed_month_per_account(town: Town) -> None:
+    town.apply(town.rule("sort", 2, max_per_month=2), town.admin)
+    town.apply(town.award("dgc-0001", "sort", date="2025-12-30"), town.grid)
+    town.apply(town.award("dgc-0001", "sort", date="2025-12-31"), town.grid)
+    with pytest.raises(RuleViolation) as caught:
+        town.apply(town.award("dgc-0001", "sort", date="2025-12-01"), town.grid)
+    assert caught.value.check == "max-per-month"
+    message = caught.value.message
+    assert "dgc-0001" in message and "'sort'" in message and "2025-12" in message
+    assert "limit of 2 a month" in message
+    # Another month, another account, a qty that would pass the cap at once.
+    town.apply(town.award("dgc-0001", "sort", qty=2, date=TODAY), town.grid)
+    town.apply(town.award("dgc-0002", "sort", date="2025-12-01"), town.grid)
+    town.refused("max-per-month", town.award("dgc-0003", "sort", qty=3), town.grid)
+    assert town.state.month_qty("dgc-0001", "sort", "2025-12") == 2
+    assert town.state.month_qty("dgc-0001", "sort", "2026-01") == 2
+
+
+def test_a_reversed_award_frees_its_share_of_the_month(town: Town) -> None:
+    town.apply(town.rule("sort", 2, max_per_month=1), town.admin)
+    first = town.seq
+    town.apply(town.award("dgc-0001", "sort"), town.grid)
+    town.refused("max-per-month", town.award("dgc-0001", "sort"), town.grid)
+    town.apply(town.reverse(first), town.council1, town.council2)
+    assert town.state.month_qty("dgc-0001", "sort", "2026-01") == 0
+    assert ("dgc-0001", "sort", "2026-01") not in town.state.month_counts
+    town.apply(town.award("dgc-0001", "sort"), town.grid)
+
+
+def test_caps_count_awards_made_before_the_cap_was_set(town: Town) -> None:
+    """The state counts every award, so a cap set mid-month counts the month's awards."""
+    town.apply(town.award("dgc-0001", "pond", qty=2), town.grid)
+    town.apply(town.rule("pond", 5, max_per_month=3), town.admin)
+    town.refused("max-per-month", town.award("dgc-0001", "pond", qty=2), town.grid)
+    town.apply(town.award("dgc-0001", "pond"), town.grid)
+    # Retiring and setting the rule again without caps lifts them.
+    town.apply(town.rule("pond", 5), town.admin)
+    town.apply(town.award("dgc-0001", "pond", qty=50), town.grid)
 
 
 # ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from tests.rawstore import (
     SEALED_TABLES,
     account_entry_key,
     int_key,
+    month_count_key,
     raw_tables,
     seal,
     unseal,
@@ -140,6 +141,13 @@ CASES = {
         "'config'",
         lambda built: [built.town.award("resident-3", "clean-pond")],
         position=b"AAA",
+    ),
+    "a monthly count": Case(
+        "month_counts",
+        lambda built: month_count_key("resident-1", "2026-01", "harvest"),
+        "account resident-1's count under rule 'harvest' in 2026-01",
+        lambda built: [built.town.award("resident-1", "harvest")],
+        position=b"harvest",
     ),
     "a balance's seq": Case(
         "balances",

@@ -29,6 +29,7 @@ from redlist.ledger.state import (
     MemoryState,
     RuleRecord,
     TargetRecord,
+    month_count_to_bytes,
 )
 from redlist.ledger.store import (
     LmdbStore,
@@ -135,15 +136,16 @@ def test_state_starts_empty(make_state: MakeState, tmp_path: Path) -> None:
         assert state.balance("resident-1") == Balance()
         assert state.target(3) is None
         assert state.entry_seq(b"i" * 16) is None
+        assert state.month_qty("resident-1", "clean-pond", "2026-01") == 0
 
 
 @pytest.mark.parametrize("make_state", STATES)
 def test_state_returns_what_was_put(make_state: MakeState, tmp_path: Path) -> None:
     key = KeyRecord(b"k" * 8, b"p" * 32, "grid-wang", frozenset({"grid"}), 1)
     revoked = KeyRecord(b"k" * 8, b"p" * 32, "grid-wang", frozenset({"grid"}), 1, 9)
-    rule = RuleRecord("clean-pond", "Cleaned the pond", "environment", 5, False, True, 2)
+    rule = RuleRecord("clean-pond", "Cleaned the pond", "environment", 5, False, True, 2, 3, 10)
     long_rule = RuleRecord("r" * 600, "Long", "m", -1, True, True, 3)
-    target = TargetRecord("award", "resident-1", 5, "clean-pond")
+    target = TargetRecord("award", "resident-1", 5, "clean-pond", None, 1, "2026-01")
     with make_state(tmp_path) as state:
         state.set_config(WENDENG_CONFIG)
         state.put_key(key)
@@ -168,6 +170,17 @@ def test_state_returns_what_was_put(make_state: MakeState, tmp_path: Path) -> No
         assert state.key(b"k" * 8) == revoked
         assert state.target(4) == target.reversed(7)
         assert state.balance("resident-1") == Balance(0, 2, 4)
+        # Monthly counts are kept apart by account, rule and month; 0 removes one.
+        state.put_month_qty("resident-1", "clean-pond", "2026-01", 4)
+        state.put_month_qty("resident-1", "r" * 600, "2026-01", 2)
+        state.put_month_qty("resident-1", "clean-pond", "2026-02", 1)
+        assert state.month_qty("resident-1", "clean-pond", "2026-01") == 4
+        assert state.month_qty("resident-1", "r" * 600, "2026-01") == 2
+        assert state.month_qty("resident-1", "r" * 601, "2026-01") == 0
+        assert state.month_qty("resident-11", "clean-pond", "2026-01") == 0
+        state.put_month_qty("resident-1", "clean-pond", "2026-01", 0)
+        assert state.month_qty("resident-1", "clean-pond", "2026-01") == 0
+        assert state.month_qty("resident-1", "clean-pond", "2026-02") == 1
 
 
 def test_lmdb_state_persists_across_commit_and_reopen(tmp_path: Path) -> None:
@@ -458,6 +471,10 @@ def fill(path: Path) -> None:
         state.put_target(4, TargetRecord("award", "resident-1", 5, "clean-pond"))
         state.put_entry_id(b"i" * 16, 4)
         state.link_account("resident-1", 4)
+        state.put_month_qty("resident-1", "clean-pond", "2026-01", 2)
+        state.put_month_qty("resident-1", LONG_RULE.code, "2026-02", 1)
+        state.put_month_qty("resident-2", "clean-pond", "2026-01", 3)
+        state.put_month_qty("resident-2", "clean-pond", "2026-01", 0)  # gone again
     created.close()
 
 
@@ -484,6 +501,7 @@ def test_the_read_view_gives_every_record_as_stored(tmp_path: Path) -> None:
             balances=1,
             targets=1,
             account_entries=1,
+            month_counts=2,
             checkpoints=2,
         )
         assert reader.unknown_meta() == ()
@@ -509,6 +527,18 @@ def test_the_read_view_gives_every_record_as_stored(tmp_path: Path) -> None:
         assert reader.balance("resident-1") == Balance(5, 0, 1)
         assert [seq for seq, _ in reader.stored_targets()] == [4]
         assert reader.target(4) == TargetRecord("award", "resident-1", 5, "clean-pond")
+        counts = dict(reader.stored_month_counts())
+        assert set(counts) == {
+            ("resident-1", "clean-pond", "2026-01"),
+            ("resident-1", LONG_RULE.code, "2026-02"),  # the long one's key holds a hash
+        }
+        assert counts[("resident-1", "clean-pond", "2026-01")] == StoredRecord(
+            month_count_to_bytes("clean-pond", 2), 5, True
+        )
+        state = reader.state()
+        assert state.month_qty("resident-1", "clean-pond", "2026-01") == 2
+        assert state.month_qty("resident-1", LONG_RULE.code, "2026-02") == 1
+        assert state.month_qty("resident-2", "clean-pond", "2026-01") == 0
     store.close()
 
 
@@ -520,6 +550,12 @@ MALFORMED = {
     "a balance key": (("balances", b"\xff\xfe", b"x"), "stored_balances", "balances table"),
     "a rule key too long": (("rules", b"y" * 300, b"x"), "stored_rules", "malformed key"),
     "a hashed rule key": (("rules", b"\xff" + bytes(32), b"\xc1"), "stored_rules", "hashed key"),
+    "a month key": (("month_counts", b"resident-1", b"x"), "stored_month_counts", "malformed key"),
+    "a month key's rule": (
+        ("month_counts", b"r\x002026-01\xff" + bytes(32), b"x"),
+        "stored_month_counts",
+        "damaged record",
+    ),
 }
 
 

@@ -100,7 +100,14 @@ def test_a_refusal_names_the_character_and_where_it_is() -> None:
 @pytest.mark.parametrize("field", ["note", "rule"])
 @pytest.mark.parametrize("case", sorted(HIDING))
 def test_an_award_with_hiding_text_is_not_a_valid_body(field: str, case: str) -> None:
-    body = {**COMMON, "kind": "award", "account": "res-1", "rule": "V01", "qty": 1}
+    body = {
+        **COMMON,
+        "kind": "award",
+        "account": "res-1",
+        "date": "2026-01-01",
+        "rule": "V01",
+        "qty": 1,
+    }
     body[field] = HIDING[case]
     data = codec.encode(dict(sorted(body.items())))
     with pytest.raises(FormatError, match=f"'{field}'"):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.builders import Town, corrupt_signature, create_log
+from tests.builders import RuleSpec, Town, corrupt_signature, create_log
 from tests.verifier.bundles import LogBuilder, standard_log
 
 from redlist.ledger import crypto, merkle
@@ -19,6 +19,8 @@ from redlist.ledger.validator import CHECKS, KeyLookahead, LogValidator, Verdict
 from redlist.verifier.audit import Auditor
 
 STRANGER = SigningKey.from_seed(b"s" * 32)
+#: A rule with both caps; ``_good`` awards res-001 qty 3 of it.
+PATROL = RuleSpec("patrol", "Night patrol", "public-safety", 4, max_qty=3, max_per_month=4)
 
 #: Entries a node must refuse, each after the town's genesis, setup and three awards.
 REFUSED: dict[str, Callable[[Town], bytes]] = {
@@ -32,11 +34,20 @@ REFUSED: dict[str, Callable[[Town], bytes]] = {
     "other log": lambda town: Town.from_seed(b"other", "other.example/log").award("r", "x"),
     "objection to a rule": lambda town: town.objection(3),
     "future": lambda town: town.award("res-001", "clean-pond", at=town.now_ms + 10**9),
+    "deed date after the day of at": lambda town: town.award(
+        "res-001", "clean-pond", date=town.day(days_before=-1)
+    ),
+    "deed date 93 days back": lambda town: town.award(
+        "res-001", "clean-pond", date=town.day(days_before=93)
+    ),
+    "qty over max_qty": lambda town: town.award("res-002", "patrol", 4),
+    "qty over max_per_month": lambda town: town.award("res-001", "patrol", 2),
 }
 
 
 def _good(town: Town) -> list[bytes]:
-    return [town.award(f"res-00{n}", "clean-pond") for n in range(1, 4)]
+    awards = [town.award(f"res-00{n}", "clean-pond") for n in range(1, 4)]
+    return [*awards, town.set_rule(PATROL), town.award("res-001", "patrol", 3)]
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
@@ -69,6 +80,30 @@ def test_the_node_refuses_what_the_auditor_refuses_in_the_same_words(
     )
     assert seq == node_seq
     assert cause.check in CHECKS
+
+
+def test_an_upper_case_account_is_malformed_for_the_node_and_the_auditor(tmp_path: Path) -> None:
+    """Account ids are lower case in format v1: ``RES-001`` is not ``res-001``, it is no
+    account at all, refused by the decoder on both sides with the same words."""
+    node_town = Town.from_seed(b"one-validator")
+    with create_log(tmp_path / "data", node_town, setup=True) as log:
+        with pytest.raises(BatchError) as refused:
+            log.append([node_town.award("RES-001", "clean-pond")], now_ms=node_town.now_ms)
+        assert log.size == 11
+    words = refused.value.cause.diagnostics()
+    assert "account id 'RES-001' is not valid (lower-case letters" in words
+
+    audit_town = Town.from_seed(b"one-validator")
+    built = LogBuilder(audit_town)
+    for envelope in [audit_town.genesis(), *audit_town.setup()]:
+        built.append(envelope, time=audit_town.now_ms)
+    seq = built.append(audit_town.award("RES-001", "clean-pond"), time=audit_town.now_ms)
+    auditor = Auditor(audit_town.log_signer.verifier())
+    with pytest.raises(VerificationError) as failed:
+        for leaf in built.leaves:
+            auditor.feed(leaf)
+    assert (failed.value.seq, failed.value.check) == (seq, "format")
+    assert failed.value.message == words
 
 
 def test_append_makes_the_leaf_apply_accepts() -> None:

@@ -118,7 +118,7 @@ def test_init_with_a_toml_config_overrides_the_defaults(
 ) -> None:
     config = tmp_path / "town.toml"
     config.write_text(
-        'quorum = 3\ntz = "Asia/Urumqi"\n'
+        'quorum = 3\ntz = "Asia/Urumqi"\nbackdate_days = 31\n'
         '[[grades]]\nname = "Gold"\nmin = 1100\n'
         '[[grades]]\nname = "Standard"\n',
         encoding="utf-8",
@@ -126,10 +126,12 @@ def test_init_with_a_toml_config_overrides_the_defaults(
     code, output, _ = init(capsys, tmp_path / "data", admin_key, "--config", str(config))
     assert code == 0
     assert "council quorum 3" in output
+    assert "deeds dated up to 31 days back" in output
     with Log.open(tmp_path / "data", readonly=True) as log:
         town = town_config(log)
     assert town.quorum == 3
     assert town.tz == "Asia/Urumqi"
+    assert town.backdate_days == 31
     assert town.grades == (Grade("Gold", 1100), Grade("Standard", None))
     assert (town.base, town.publicity_days) == (1000, 7)  # kept from the default
 
@@ -142,6 +144,8 @@ def test_init_with_a_toml_config_overrides_the_defaults(
         ("base = 1000.5", "'base' must be an integer"),
         ("bonus = 5", "unknown field(s) 'bonus'"),
         ('tz = "Mars/Olympus"', "not a known IANA time zone"),
+        ("backdate_days = -1", "'backdate_days' must be at least 0"),
+        ("backdate_days = 20000", "'backdate_days' must be at most 11000"),
         ('[[grades]]\nname = "A"\nmin = 900', "the last grade ('A') must have no 'min'"),
         ('[[grades]]\nname = "A"\n[[grades]]\nname = "B"', "grade 1 ('A') needs a 'min'"),
         ('[[grades]]\nname = "A"\nlevel = 2', "grade 1: unknown key(s) 'level'"),

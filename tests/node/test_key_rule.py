@@ -68,7 +68,9 @@ def test_a_small_order_key_add_is_refused_and_nothing_is_written(
 
 def test_after_the_refusal_the_forgery_finds_no_key(log: Log, town: Town) -> None:
     public = BAD_KEYS["identity"]
-    award = Award(town.origin, town.next_id(), town.now_ms, "resident-1", "clean-pond").to_bytes()
+    award = Award(
+        town.origin, town.next_id(), town.now_ms, "resident-1", "clean-pond", date=town.day()
+    ).to_bytes()
     forged = codec.encode([award, [[crypto.key_id(public), FORGERY]]])
 
     async def body(running: Running) -> None:

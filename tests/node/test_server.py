@@ -139,7 +139,14 @@ def refusal_town(log: Log, town: Town) -> RefusalTown:
 
 def _other_log_award(setting: RefusalTown) -> bytes:
     town = setting.town
-    body = Award("elsewhere.example/log", town.next_id(), town.now_ms, "resident-1", "clean-pond")
+    body = Award(
+        "elsewhere.example/log",
+        town.next_id(),
+        town.now_ms,
+        "resident-1",
+        "clean-pond",
+        date=town.day(),
+    )
     return town.sign(body, town.grid)
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +86,28 @@ class Town:
 
 
 def entry_number(output: str) -> int:
-    """The entry number in "... (entry 57)."."""
-    match = re.search(r"\(entry (\d+)\)", output)
+    """The entry number in "... (entry 57)." or "... (deed of 2026-05-03, entry 57)."."""
+    match = re.search(r"[(, ]entry (\d+)\)", output)
     assert match is not None, output
     return int(match.group(1))
+
+
+def town_today() -> str:
+    """Today in the town's time zone (a new node's default, Asia/Shanghai)."""
+    return entries.today(entries.now_ms(), "Asia/Shanghai")
+
+
+def deed_date(output: str) -> str:
+    """The deed date in "... (deed of 2026-05-03, entry 57).", which must be today's."""
+    match = re.search(r"\(deed of ([0-9-]{10}), entry", output)
+    assert match is not None, output
+    assert match.group(1) in {town_today(), TODAY_AT_START}
+    return match.group(1)
+
+
+#: The town's day when the tests start (a command near midnight may see the next one).
+TODAY_AT_START = town_today()
+TWO_DAYS_AGO = (date.fromisoformat(TODAY_AT_START) - timedelta(days=2)).isoformat()
 
 
 @pytest.fixture(scope="module")
@@ -309,17 +328,134 @@ def test_award_and_deduction(town: Town) -> None:
     awarded = town.run("award", "--account", "award-1", "--rule", "V01", "--qty", "2")
     assert awarded.code == 0, awarded.err
     seq = entry_number(awarded.out)
+    day = deed_date(awarded.out)
     assert awarded.out == (
-        f"Awarded 10 points to award-1 under rule V01 ×2 (entry {seq}).\n"
+        f"Awarded 10 points to award-1 under rule V01 ×2 (deed of {day}, entry {seq}).\n"
         "award-1 now has a score of 1010 (grade A) and 10 points to spend.\n"
     )
-    deducted = town.run("award", "--account", "award-1", "--rule", "D01", "--note", "3 May")
+    deducted = town.run(
+        "award", "--account", "award-1", "--rule", "D01", "--note", "3 May",
+        "--date", TWO_DAYS_AGO,
+    )  # fmt: skip
     assert deducted.code == 0, deducted.err
-    assert deducted.out.startswith("Deducted 20 points from award-1 under rule D01 (entry ")
+    assert deducted.out.startswith(
+        f"Deducted 20 points from award-1 under rule D01 (deed of {TWO_DAYS_AGO}, entry "
+    )
     assert "score of 990 (grade A)" in deducted.out
     document = town.account("award-1")
     notes = [entry["note"] for entry in document["entries"]]
     assert notes == [None, "3 May"]
+
+
+def test_a_deed_date_out_of_the_window_is_refused_by_the_node(town: Town) -> None:
+    before = town.size()
+    tomorrow = (date.fromisoformat(town_today()) + timedelta(days=2)).isoformat()
+    refused = town.run("award", "--account", "date-1", "--rule", "V01", "--date", tomorrow)
+    assert refused.code == 1
+    assert f"the award to account date-1 is dated {tomorrow}, after the day it was " in refused.err
+    assert "check deed-date]" in refused.err
+    old = (date.fromisoformat(town_today()) - timedelta(days=94)).isoformat()
+    refused = town.run("award", "--account", "date-1", "--rule", "V01", "--date", old)
+    assert refused.code == 1
+    assert "more than 92 days before the day it was signed" in refused.err
+    assert town.size() == before
+    typo = town.run("award", "--account", "date-1", "--rule", "V01", "--date", "2026-02-30")
+    assert typo.code == 2
+    assert "not a day of the calendar" in typo.err
+    day = date.fromisoformat(TWO_DAYS_AGO)
+    typed = f"{day.year}/{day.month}/{day.day}"  # as Excel saves a date in a Chinese locale
+    accepted = town.run("award", "--account", "date-1", "--rule", "V01", "--date", typed)
+    assert accepted.code == 0, accepted.err
+    assert f"(deed of {TWO_DAYS_AGO}, entry" in accepted.out
+
+
+def test_account_ids_are_case_folded_so_one_resident_is_one_account(town: Town) -> None:
+    upper = town.run("award", "--account", "DGC-0019", "--rule", "V01")
+    assert upper.code == 0, upper.err
+    assert "to dgc-0019 under rule V01" in upper.out
+    wide = town.run("award", "--account", "\uff24\uff27\uff23-0019", "--rule", "V01")
+    assert wide.code == 0, wide.err
+    assert town.account("DGC-0019") == town.account("dgc-0019")
+    assert town.account("dgc-0019")["score"] == 1010
+    path = town.write("folded.csv", "account,rule\nDgc-0019,V01\n")
+    assert town.run("submit", "--csv", str(path)).code == 0
+    redeemed = town.run(
+        "redeem", "--account", "DGC-0019", "--points", "3", "--item", "soap", signer="cashier"
+    )
+    assert redeemed.code == 0, redeemed.err
+    document = town.account("dgc-0019")
+    assert (document["score"], document["spendable"]) == (1015, 12)
+    refused = town.run("award", "--account", "Dgc 0019", "--rule", "V01")
+    assert refused.code == 2
+    assert "account id 'Dgc 0019' is not valid" in refused.err
+
+
+def test_rule_caps_are_set_and_enforced_by_the_node(town: Town) -> None:
+    set_rule = town.run(
+        "rule", "set", "--code", "P01", "--title", "Night patrol", "--module", "safety",
+        "--points", "4", "--max-qty", "3", "--max-per-month", "4", signer="admin",
+    )  # fmt: skip
+    assert set_rule.code == 0, set_rule.err
+    assert "at most 3 per award; at most 4 per resident a month" in set_rule.out
+    before = town.size()
+    over = town.run("award", "--account", "cap-1", "--rule", "P01", "--qty", "4")
+    assert over.code == 1
+    assert "account cap-1 has qty 4 under rule 'P01', above the rule's limit of 3" in over.err
+    assert "check max-qty]" in over.err
+    assert town.size() == before
+    first = town.run("award", "--account", "cap-1", "--rule", "P01", "--qty", "3")
+    assert first.code == 0, first.err
+    month = deed_date(first.out)[:7]
+    again = town.run("award", "--account", "cap-1", "--rule", "P01", "--qty", "2")
+    assert again.code == 1
+    assert (
+        f"account cap-1 already has qty 3 under rule 'P01' for deeds in {month}; 2 more "
+        "would pass the rule's limit of 4 a month"
+    ) in again.err
+    assert "check max-per-month]" in again.err
+    # A reversal frees the month: the reversed award counts nothing.
+    reversed_ = town.run(
+        "reverse", "--target", str(entry_number(first.out)), "--reason", "double entry",
+        signer="council1", cosigners=("council2",),
+    )  # fmt: skip
+    assert reversed_.code == 0, reversed_.err
+    assert town.run("award", "--account", "cap-1", "--rule", "P01", "--qty", "3").code == 0
+    assert town.account("cap-1")["score"] == 1012
+
+
+def test_rules_load_takes_the_caps_columns(town: Town) -> None:
+    catalogue = town.write(
+        "capped-rules.csv",
+        "code,title,module,points,council,max_qty,max_per_month\n"
+        "C01,Waste sorted (monthly check),environment,2,no,,1\n"
+        "C02,Tree planting,environment,3,no,5,\n",
+    )
+    loaded = town.run("rules", "load", "--csv", str(catalogue), signer="admin")
+    assert loaded.code == 0, loaded.err
+    assert town.run("award", "--account", "cap-2", "--rule", "C01").code == 0
+    second = town.run("award", "--account", "cap-2", "--rule", "C01")
+    assert second.code == 1 and "check max-per-month]" in second.err
+    assert town.run("award", "--account", "cap-2", "--rule", "C02", "--qty", "6").code == 1
+
+
+def test_submit_takes_the_date_column(town: Town) -> None:
+    path = town.write(
+        "dated.csv",
+        f"account,rule,qty,日期,note\ndated-1,V01,1,{TWO_DAYS_AGO},\ndated-2,V01,2,,north\n",
+    )
+    result = town.run("submit", "--csv", str(path))
+    assert result.code == 0, result.err
+    assert result.out.endswith(f" 1 row had no date and got today's, {deed_day(result.out)}.\n")
+    with town.client() as client:
+        seqs = [entry.seq for entry in client.get_account("dated-1").entries]
+        body = client.get_body(seqs[0])
+    assert isinstance(body, Award) and body.date == TWO_DAYS_AGO
+
+
+def deed_day(summary: str) -> str:
+    day = summary.rstrip(".\n").rsplit(" ", 1)[-1]
+    assert day in {town_today(), TODAY_AT_START}
+    return day
 
 
 def test_unknown_rule_is_refused_in_plain_words(town: Town) -> None:
@@ -470,9 +606,11 @@ def test_submit_records_every_row_and_a_rerun_records_none(
     before = town.size()
     first = town.run("submit", "--csv", str(path))
     assert first.code == 0, first.err
+    day = first.out.rstrip(".\n").rsplit(" ", 1)[-1]
+    assert day in {town_today(), TODAY_AT_START}
     assert first.out == (
         f"Submitted 1200 of 1200 rows of month.csv: 1200 recorded now; "
-        f"entries {before} to {before + 1199}.\n"
+        f"entries {before} to {before + 1199}. 1200 rows had no date and got today's, {day}.\n"
     )
     assert first.err == ""  # no progress bar without a terminal
     assert town.size() == before + 1200
@@ -486,7 +624,8 @@ def test_submit_records_every_row_and_a_rerun_records_none(
     assert again.code == 0, again.err
     assert again.out == (
         "Submitted 1200 of 1200 rows of month.csv: 0 recorded now, 1200 already recorded "
-        f"by an earlier run; entries {before} to {before + 1199}.\n"
+        f"by an earlier run; entries {before} to {before + 1199}. 1200 rows had no date and "
+        f"got today's, {day}.\n"  # the earlier run's day: its rows are the same entries
     )
     assert town.size() == before + 1200
 
@@ -519,9 +658,9 @@ def test_submit_after_a_lost_answer_records_each_row_once(
     monkeypatch.setattr(entries, "now_ms", lambda: 1)  # a re-run at another time
     rerun = town.run("submit", "--csv", str(path), "--batch-size", "20")
     assert rerun.code == 0, rerun.err
-    assert rerun.out == (
+    assert rerun.out.startswith(
         "Submitted 50 of 50 rows of crash.csv: 10 recorded now, 40 already recorded by an "
-        f"earlier run; entries {before} to {before + 49}.\n"
+        f"earlier run; entries {before} to {before + 49}. 50 rows had no date and got today's, "
     )
     assert town.size() == before + 50
     for suffix, points in points_of(50).items():

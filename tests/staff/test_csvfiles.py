@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -250,6 +251,7 @@ cells = st.text(
             st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True),
             cells.filter(bool),
             st.integers(1, 1000),
+            st.one_of(st.just(""), st.dates().map(date.isoformat)),
             cells,
         ),
         min_size=1,
@@ -258,16 +260,72 @@ cells = st.text(
     st.booleans(),
 )
 def test_awards_written_by_a_csv_writer_read_back(
-    rows: list[tuple[str, str, int, str]], bom: bool
+    rows: list[tuple[str, str, int, str, str]], bom: bool
 ) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["account", "rule", "qty", "note"])
+    writer.writerow(["account", "rule", "qty", "date", "note"])
     writer.writerows(rows)
     data = (BOM if bom else b"") + buffer.getvalue().encode("utf-8")
     parsed = csvfiles.parse_awards_csv(data, "awards.csv")
-    assert [(row.account, row.rule, row.qty, row.note or "") for row in parsed] == rows
+    assert [(row.account, row.rule, row.qty, row.date or "", row.note or "") for row in parsed] == [
+        (account.lower(), rule, qty, day, note) for account, rule, qty, day, note in rows
+    ]
     assert [row.row for row in parsed] == list(range(2, len(rows) + 2))
+
+
+def test_the_date_column_reads_what_spreadsheets_write() -> None:
+    data = (
+        "账户,rule,日期\n"  # an unknown Chinese header is still refused: see below
+    ).encode()
+    with pytest.raises(FormatError, match="'账户' is not among them"):
+        csvfiles.parse_awards_csv(data, "awards.csv")
+    data = (
+        "account,rule,日期\n"
+        "DGC-0019,V01,2026-05-03\n"
+        "dgc-0019,V01,2026/5/3\n"
+        "\uff24\uff27\uff23-0019,V01,2026年5月3日\n"
+        "dgc-0019,V01,\n"
+    ).encode()
+    rows = csvfiles.parse_awards_csv(data, "awards.csv")
+    assert [(row.account, row.date) for row in rows] == [
+        ("dgc-0019", "2026-05-03"),
+        ("dgc-0019", "2026-05-03"),
+        ("dgc-0019", "2026-05-03"),
+        ("dgc-0019", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cell", "words"),
+    [
+        ("2026-02-30", "not a day of the calendar"),
+        ("03/05/2026", "YYYY-MM-DD"),
+        ("May 3", "YYYY-MM-DD"),
+        ("2026-05-03 10:00", "YYYY-MM-DD"),
+    ],
+)
+def test_a_bad_date_cell_is_refused_by_row(cell: str, words: str) -> None:
+    data = f"account,rule,date\ndgc-1,V01,2026-05-03\ndgc-2,V01,{cell}\n".encode()
+    with pytest.raises(FormatError, match="row 3: date") as refused:
+        csvfiles.parse_awards_csv(data, "awards.csv")
+    assert words in refused.value.diagnostics()
+
+
+def test_rule_caps_are_optional_columns() -> None:
+    data = (
+        b"code,title,module,points,council,max_qty,max_per_month\n"
+        b"P01,Patrol,safety,4,no,3,6\n"
+        b"V01,Pond,environment,5,no,,\n"
+    )
+    rows = csvfiles.parse_rules_csv(data, "rules.csv")
+    assert [(row.code, row.max_qty, row.max_per_month) for row in rows] == [
+        ("P01", 3, 6),
+        ("V01", None, None),
+    ]
+    bad = b"code,title,module,points,council,max_qty\nP01,Patrol,safety,4,no,0\n"
+    with pytest.raises(FormatError, match="row 2: max_qty must be a whole number of at least 1"):
+        csvfiles.parse_rules_csv(bad, "rules.csv")
 
 
 def test_read_input_file_errors(tmp_path: Path) -> None:

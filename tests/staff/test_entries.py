@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from redlist.ledger import codec, crypto, keyfile
 from redlist.ledger.entry import (
@@ -41,7 +43,9 @@ def test_fresh_stamps_have_random_ids_and_a_current_time() -> None:
 
 
 def test_addressed_fills_in_the_log_only() -> None:
-    draft = entries.award(entries.Stamp("", STAMP.id, STAMP.at), "dgc-1", "V01", 2, None)
+    draft = entries.award(
+        entries.Stamp("", STAMP.id, STAMP.at), "dgc-1", "V01", 2, None, "2026-01-01"
+    )
     body = entries.addressed(draft, LOG)
     assert body.log == LOG
     assert (body.id, body.at, body.account, body.qty) == (STAMP.id, STAMP.at, "dgc-1", 2)
@@ -52,7 +56,7 @@ def test_addressed_fills_in_the_log_only() -> None:
 
 
 def test_seal_signs_the_body_bytes_with_signatures_in_key_id_order() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, "pond")
+    body = entries.award(STAMP, "dgc-0001", "V01", 1, "pond", "2026-01-01")
     signers = [key(1), key(2), key(3)]
     envelope = Envelope.from_bytes(signing.seal(body, signers))  # refuses misordered sigs
     assert envelope.body == body.to_bytes()
@@ -65,12 +69,12 @@ def test_seal_signs_the_body_bytes_with_signatures_in_key_id_order() -> None:
 
 
 def test_seal_is_deterministic_whatever_the_signer_order() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, None)
+    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01")
     assert signing.seal(body, [key(1), key(2)]) == signing.seal(body, [key(2), key(1)])
 
 
 def test_seal_refuses_a_key_twice_and_no_key() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, None)
+    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01")
     with pytest.raises(KeyFileError, match="given twice"):
         signing.seal(body, [key(1), key(1)])
     with pytest.raises(KeyFileError, match="at least one signer"):
@@ -78,7 +82,9 @@ def test_seal_refuses_a_key_twice_and_no_key() -> None:
 
 
 def test_seal_refuses_an_envelope_over_64_kib() -> None:
-    body = Award(LOG, STAMP.id, STAMP.at, "dgc-0001", "V01", 1, "x" * MAX_ENVELOPE_SIZE)
+    body = Award(
+        LOG, STAMP.id, STAMP.at, "dgc-0001", "V01", 1, "x" * MAX_ENVELOPE_SIZE, date="2026-01-01"
+    )
     with pytest.raises(FormatError, match="limit"):
         signing.seal(body, [key(1)])
 
@@ -169,10 +175,62 @@ def test_numbers_beyond_what_an_entry_carries_are_refused_in_words(text: str) ->
     assert values.parse_integer(str(values.MAX_NUMBER), "points") == values.MAX_NUMBER
 
 
-@pytest.mark.parametrize("account", ["", "张三", "dgc 0001", "-dgc", "x" * 65])
+@pytest.mark.parametrize(
+    ("typed", "account"),
+    [
+        ("dgc-0019", "dgc-0019"),
+        ("DGC-0019", "dgc-0019"),
+        ("  Dgc-0019\t", "dgc-0019"),
+        ("\uff24\uff27\uff23\uff0d\uff10\uff10\uff11\uff19", "dgc-0019"),  # full width
+        ("A.B_C", "a.b_c"),
+    ],
+)
+def test_account_ids_are_case_folded(typed: str, account: str) -> None:
+    assert values.fold_account(typed) == account
+    assert values.check_account(typed) == account
+
+
+@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", fullmatch=True))
+def test_folding_keeps_every_ascii_account_and_is_idempotent(typed: str) -> None:
+    folded = values.check_account(typed)
+    assert folded == typed.lower()
+    assert values.check_account(folded) == folded
+
+
+@pytest.mark.parametrize(
+    "account",
+    ["", "张三", "dgc 0001", "-dgc", "x" * 65, "\u0130stanbul", "dg\u0441-0019"],
+)
 def test_bad_account_ids(account: str) -> None:
     with pytest.raises(FormatError, match="is not valid"):
         values.check_account(account)
+
+
+@pytest.mark.parametrize(
+    ("typed", "day"),
+    [
+        ("2026-05-03", "2026-05-03"),
+        ("2026-5-3", "2026-05-03"),
+        ("2026/5/3", "2026-05-03"),
+        ("2026/05/03", "2026-05-03"),
+        ("2026年5月3日", "2026-05-03"),
+        (" 2024-02-29 ", "2024-02-29"),
+        ("\uff12\uff10\uff12\uff16-05-03", "2026-05-03"),
+    ],
+)
+def test_deed_dates_as_typed(typed: str, day: str) -> None:
+    assert values.check_date(typed) == day
+    assert values.deed_date_arg(typed) == day
+
+
+@pytest.mark.parametrize(
+    "typed", ["2026-02-29", "3/5/2026", "2026-05", "20260503", "2026-05-03T08:00", "today"]
+)
+def test_not_deed_dates(typed: str) -> None:
+    with pytest.raises(FormatError):
+        values.check_date(typed)
+    with pytest.raises(argparse.ArgumentTypeError):
+        values.deed_date_arg(typed)
 
 
 def test_bodies_check_their_values() -> None:
@@ -181,7 +239,7 @@ def test_bodies_check_their_values() -> None:
     with pytest.raises(FormatError, match="rule title must not be empty"):
         entries.rule_set(STAMP, "V01", "  ", "environment", 5, False)
     with pytest.raises(FormatError, match="qty must be at least 1"):
-        entries.award(STAMP, "dgc-1", "V01", 0, None)
+        entries.award(STAMP, "dgc-1", "V01", 0, None, None)
     with pytest.raises(FormatError, match="points redeemed must be at least 1"):
         entries.redeem(STAMP, "dgc-1", -5, "rice")
     with pytest.raises(FormatError, match="item must not be empty"):
@@ -191,7 +249,7 @@ def test_bodies_check_their_values() -> None:
     with pytest.raises(FormatError, match="single line"):
         entries.reverse(STAMP, 5, "upheld\nby council")
     with pytest.raises(FormatError, match="longer than"):
-        entries.award(STAMP, "dgc-1", "V01", 1, "x" * (values.MAX_TEXT_LENGTH + 1))
+        entries.award(STAMP, "dgc-1", "V01", 1, "x" * (values.MAX_TEXT_LENGTH + 1), None)
     with pytest.raises(KeyFileError, match="name must not be empty"):
         entries.key_add(STAMP, key(1).public, " ", ("grid",))
 
@@ -202,7 +260,7 @@ def test_bodies_decode_as_the_ledger_reads_them() -> None:
         entries.key_revoke(STAMP, key(1).public),
         entries.rule_set(STAMP, "D07", "Did not support elderly parents", "family", -100, True),
         entries.rule_retire(STAMP, "D07"),
-        entries.award(STAMP, "dgc-1", "V01", 3, "  "),
+        entries.award(STAMP, "dgc-1", "V01", 3, "  ", "2026-01-01"),
         entries.redeem(STAMP, "dgc-1", 30, "rice, 5 kg"),
         entries.objection(STAMP, 57, "I was not there"),
         entries.reverse(STAMP, 57, "objection upheld"),
@@ -214,6 +272,6 @@ def test_bodies_decode_as_the_ledger_reads_them() -> None:
 
 
 def test_envelope_bytes_are_canonical_msgpack() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, None)
+    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01")
     envelope = signing.seal(body, [key(1)])
     assert codec.encode(codec.decode(envelope)) == envelope

@@ -182,7 +182,9 @@ def test_a_reused_signature_on_another_body_is_verified_for_real() -> None:
     good = town.award("res-001", "clean-pond")
     log.append(good)
     _, signatures = codec.decode(good)
-    other = Award(town.origin, town.next_id(), town.now_ms, "res-001", "epidemic-duty")
+    other = Award(
+        town.origin, town.next_id(), town.now_ms, "res-001", "epidemic-duty", date=town.day()
+    )
     log.append(codec.encode([other.to_bytes(), signatures]))
     error = failure(log)
     assert (error.seq, error.check) == (12, "signature")
@@ -219,7 +221,14 @@ def test_partial_audit_checks_the_first_link_when_left_ends_with_that_leaf() -> 
 def test_partial_audit_refuses_an_entry_for_another_log() -> None:
     log = standard_log()
     town = log.town
-    body = Award("elsewhere.example/log", town.next_id(), town.now_ms, "res-001", "clean-pond")
+    body = Award(
+        "elsewhere.example/log",
+        town.next_id(),
+        town.now_ms,
+        "res-001",
+        "clean-pond",
+        date=town.day(),
+    )
     log.append(town.sign(body, town.grid))
     error = failure(log, start=12)
     assert (error.seq, error.check) == (len(log.leaves) - 1, "log")

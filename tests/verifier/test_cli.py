@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.builders import STANDARD_RULES, Town, corrupt_signature
+from tests.builders import STANDARD_RULES, RuleSpec, Town, corrupt_signature
 from tests.verifier.bundles import LogBuilder, new_log, replay, standard_log
 
 from redlist.ledger import bundle, codec
@@ -206,7 +206,14 @@ def _double_reverse(log: LogBuilder, town: Town) -> None:
 
 
 def _wrong_log(log: LogBuilder, town: Town) -> None:
-    body = Award("zhucheng.example/log", town.next_id(), town.now_ms, "res-001", "clean-pond")
+    body = Award(
+        "zhucheng.example/log",
+        town.next_id(),
+        town.now_ms,
+        "res-001",
+        "clean-pond",
+        date=town.day(),
+    )
     log.append(town.sign(body, town.grid))
 
 
@@ -222,6 +229,28 @@ def _duplicate_id(log: LogBuilder, town: Town) -> None:
 
 def _future_at(log: LogBuilder, town: Town) -> None:
     log.append(town.award("res-001", "clean-pond", at=town.now_ms + 10 * 60 * 1000 + 1))
+
+
+def _deed_after_the_day(log: LogBuilder, town: Town) -> None:
+    log.append(town.award("res-001", "clean-pond", date=town.day(days_before=-1)))
+
+
+def _deed_too_old(log: LogBuilder, town: Town) -> None:
+    log.append(town.award("res-001", "clean-pond", date=town.day(days_before=93)))
+
+
+PATROL = RuleSpec("patrol", "Night patrol", "public-safety", 4, max_qty=3, max_per_month=4)
+
+
+def _over_max_qty(log: LogBuilder, town: Town) -> None:
+    log.append(town.set_rule(PATROL))
+    log.append(town.award("res-001", "patrol", 4))
+
+
+def _over_max_per_month(log: LogBuilder, town: Town) -> None:
+    log.append(town.set_rule(PATROL))
+    log.append(town.award("res-001", "patrol", 3))
+    log.append(town.award("res-001", "patrol", 2))
 
 
 def _unknown_role(log: LogBuilder, town: Town) -> None:
@@ -269,6 +298,10 @@ VIOLATIONS: list[tuple[str, Callable[[LogBuilder, Town], None], str]] = [
     ("genesis after seq 0", _second_genesis, "genesis"),
     ("duplicate id", _duplicate_id, "duplicate-id"),
     ("future at", _future_at, "future"),
+    ("deed date after the day of at", _deed_after_the_day, "deed-date"),
+    ("deed date 93 days back", _deed_too_old, "deed-date"),
+    ("qty over the rule's max_qty", _over_max_qty, "max-qty"),
+    ("qty over the rule's max_per_month", _over_max_per_month, "max-per-month"),
     ("unknown role", _unknown_role, "key"),
     ("small-order key", _small_order_key, "key-point"),
     ("retire an inactive rule", _retire_inactive_rule, "rule"),
@@ -310,7 +343,9 @@ def test_a_small_order_key_and_its_forgeries_are_refused_at_the_registration(
     town = log.town
     _small_order_key(log, town)
     key_seq = len(log.leaves) - 1
-    award = Award(town.origin, town.next_id(), town.now_ms, "res-001", "clean-pond").to_bytes()
+    award = Award(
+        town.origin, town.next_id(), town.now_ms, "res-001", "clean-pond", date=town.day()
+    ).to_bytes()
     Ed25519PublicKey.from_public_bytes(IDENTITY_KEY).verify(FORGERY, ENTRY_DOMAIN + award)
     log.append(codec.encode([award, [[key_id(IDENTITY_KEY), FORGERY]]]))
     directory = log.write_bundle(tmp_path / "bundle")

@@ -716,6 +716,8 @@ def test_resumed_audit_from_a_snapshot_equals_a_full_audit(split: int) -> None:
     )
     assert restored.state.entry_ids == point.state.entry_ids
     assert restored.state.targets == point.state.targets
+    assert restored.state.month_counts == point.state.month_counts
+    assert restored.state.rules == point.state.rules
     assert restored.state.keys == point.state.keys
     auditor = Auditor(key, resume=restored)
     for leaf in built.leaves[split:]:

@@ -24,6 +24,8 @@ from redlist.verifier.cli import main as verify_main
 
 ORIGIN = "outsider.example/town"
 T0 = 1_767_225_600_000
+#: The day of T0 (and of every ``at`` below) in the town's zone, Asia/Shanghai.
+DAY = "2026-01-01"
 
 
 def _sha(data: bytes) -> bytes:
@@ -76,6 +78,8 @@ class Outsider:
             "at": T0 + self.counter * 1000,
             **fields,
         }
+        if kind == "award":
+            body.setdefault("date", DAY)  # the day of the deed (DESIGN 3.4)
         self.bodies.append((body, signers))
         return len(self.bodies) - 1
 
@@ -253,6 +257,52 @@ VIOLATIONS: dict[str, tuple[Callable[[Outsider], None], str]] = {
             "genesis", ("admin",), admin=t.pub("admin"), config=t.bodies[0][0]["config"]
         ),
         "genesis",
+    ),
+    "deed date after the day of at": (
+        lambda t: t.add("award", ("grid",), account="r-1", rule="V01", qty=1, date="2026-01-02"),
+        "deed-date",
+    ),
+    "deed date more than 92 days back": (
+        lambda t: t.add("award", ("grid",), account="r-1", rule="V01", qty=1, date="2025-09-30"),
+        "deed-date",
+    ),
+    "qty over max_qty": (
+        lambda t: (
+            t.add(
+                "rule",
+                ("admin",),
+                op="set",
+                code="P01",
+                title="Patrol",
+                module="safety",
+                points=4,
+                council=False,
+                max_qty=2,
+                max_per_month=3,
+            ),
+            t.add("award", ("grid",), account="r-1", rule="P01", qty=3),
+        ),
+        "max-qty",
+    ),
+    "qty over max_per_month": (
+        lambda t: (
+            t.add(
+                "rule",
+                ("admin",),
+                op="set",
+                code="P01",
+                title="Patrol",
+                module="safety",
+                points=4,
+                council=False,
+                max_qty=2,
+                max_per_month=3,
+            ),
+            t.add("award", ("grid",), account="r-1", rule="P01", qty=2, date="2025-12-31"),
+            t.add("award", ("grid",), account="r-1", rule="P01", qty=2),
+            t.add("award", ("grid",), account="r-1", rule="P01", qty=2, date="2025-12-01"),
+        ),
+        "max-per-month",
     ),
     "revoked signer": (
         lambda t: (

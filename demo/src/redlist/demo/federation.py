@@ -281,7 +281,9 @@ class Federation:
             argv = ["rules", "load", "--csv", str(catalogue), *self.signed(town, neighbour.admin)]
             self.console.run(REDLIST, argv, show=Show.NOTHING)
             sheet = self.root / f"awards-{town.handle}.csv"
-            sheet.write_text(story.sheet_csv(towns.sheet(neighbour)), encoding="utf-8")
+            sheet.write_text(
+                story.sheet_csv(towns.sheet(neighbour), story.town_today()), encoding="utf-8"
+            )
             argv = ["submit", "--csv", str(sheet), *self.signed(town, neighbour.grid)]
             self.console.run(REDLIST, argv, show=Show.OUTPUT)
         for town in self.towns:
@@ -427,7 +429,7 @@ class Federation:
     def record(self, town: Town, address: str, rows: Sequence[story.SheetRow]) -> None:
         neighbour = next(n for n in towns.NEIGHBOURS if n.handle == town.handle)
         sheet = self.root / f"awards-{town.handle}-{address.rsplit(':', 1)[1]}.csv"
-        sheet.write_text(story.sheet_csv(rows), encoding="utf-8")
+        sheet.write_text(story.sheet_csv(rows, story.town_today()), encoding="utf-8")
         argv = ["submit", "--csv", str(sheet), "--node", address]
         argv += ["--signer", self.key(neighbour.grid), "--log-key", town.log_key]
         self.console.run(REDLIST, argv, show=Show.NOTHING)

@@ -12,9 +12,16 @@ import io
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 ORIGIN = "dongguan.example/redlist"
+#: The town's time zone: a new node's default, in which deed dates are days.
+TOWN_TZ = "Asia/Shanghai"
+#: Deeds in the month's spreadsheets were done this many days before the demo runs, at
+#: most (well inside the 92 days a town accepts by default).
+MONTH_DAYS = 28
 SEED = 20260101
 RESIDENTS = 60
 #: Rows in the month's spreadsheets, both grid workers together.
@@ -53,20 +60,24 @@ class Rule:
     module: str
     points: int
     council: bool = False
+    max_qty: int | None = None
+    max_per_month: int | None = None
 
 
 RULES = (
     Rule("vol-cleanup", "Village clean-up day", "volunteer service", 5),
-    Rule("vol-epidemic", "Epidemic prevention duty (per shift)", "volunteer service", 10),
+    Rule(
+        "vol-epidemic", "Epidemic prevention duty (per shift)", "volunteer service", 10, max_qty=2
+    ),
     Rule("vol-elderly", "Visiting elderly people who live alone", "volunteer service", 3),
     Rule("fil-care", "Caring for elderly parents", "filial piety", 10),
     Rule("fil-model", "Model family of the month", "filial piety", 30, council=True),
-    Rule("env-sort", "Waste sorted correctly (monthly check)", "environment", 2),
+    Rule("env-sort", "Waste sorted correctly (monthly check)", "environment", 2, max_per_month=1),
     Rule("env-tree", "Tree planting", "environment", 3),
     Rule("env-straw", "Burning straw in the open", "environment", -20),
     Rule("env-litter", "Littering", "environment", -5),
     Rule("saf-fire", "Reporting a fire hazard", "public safety", 5),
-    Rule("saf-patrol", "Night patrol (per shift)", "public safety", 4),
+    Rule("saf-patrol", "Night patrol (per shift)", "public safety", 4, max_qty=3),
     Rule("saf-life", "Saving a life", "public safety", 50, council=True),
     Rule("saf-drunk", "Drunk driving (police notice)", "public safety", -50, council=True),
     Rule("med-dispute", "Mediating a neighbour dispute", "mediation", 8),
@@ -88,7 +99,7 @@ GRID_RULE_WEIGHTS = {
     "saf-fire": 5,
     "med-quarrel": 4,
 }
-MAX_QTY = {"saf-patrol": 3, "vol-epidemic": 2}
+MAX_QTY = {rule.code: rule.max_qty for rule in RULES if rule.max_qty is not None}
 NOTES = {
     "vol-cleanup": ("pond clean-up, east end", "clearing the main road after the storm"),
     "vol-elderly": ("weekly visit to Grandma Li", "helped with shopping and medicine"),
@@ -104,14 +115,16 @@ class CouncilAward:
     rule: str
     note: str
     signers: tuple[Staff, Staff]
+    #: The deed was done this many days before the council meets (the demo's day).
+    days_ago: int
 
 
 COUNCIL_AWARDS = (
-    CouncilAward("dgc-0012", "saf-life", "pulled a child out of the reservoir", COUNCIL[:2]),
+    CouncilAward("dgc-0012", "saf-life", "pulled a child out of the reservoir", COUNCIL[:2], 9),
     CouncilAward(
-        "dgc-0033", "fil-model", "chosen at the council meeting", (COUNCIL[0], COUNCIL[2])
+        "dgc-0033", "fil-model", "chosen at the council meeting", (COUNCIL[0], COUNCIL[2]), 0
     ),
-    CouncilAward("dgc-0047", "saf-drunk", "notice from the county traffic police", COUNCIL[1:]),
+    CouncilAward("dgc-0047", "saf-drunk", "notice from the county traffic police", COUNCIL[1:], 17),
 )
 
 #: The resident whose burning-straw deduction is objected to and reversed.
@@ -140,10 +153,16 @@ class SheetRow:
     rule: str
     qty: int
     note: str
+    #: The deed was done this many days before the sheet is submitted (1 to MONTH_DAYS).
+    days_ago: int = 1
 
     @property
     def points(self) -> int:
         return POINTS[self.rule] * self.qty
+
+    def date(self, today: date) -> str:
+        """The deed date, ``YYYY-MM-DD``, for a sheet submitted on ``today``."""
+        return (today - timedelta(days=self.days_ago)).isoformat()
 
 
 def month_rows(seed: int = SEED) -> list[SheetRow]:
@@ -163,25 +182,44 @@ def month_rows(seed: int = SEED) -> list[SheetRow]:
         notes = NOTES.get(code)
         note = rng.choice(notes) if notes and rng.random() < 0.5 else ""
         rows.append(SheetRow(account, code, rng.randint(1, MAX_QTY.get(code, 1)), note))
-    return sorted(rows, key=lambda row: row.account)  # stable: each account's rows keep order
+    # Deed days come from a generator of their own, so they leave the rest of the story
+    # as it was.
+    days = random.Random(seed + 1)  # noqa: S311 -- a reproducible story, not secrets
+    dated = [replace(row, days_ago=days.randint(1, MONTH_DAYS)) for row in rows]
+    return sorted(dated, key=lambda row: row.account)  # stable: each account's rows keep order
 
 
-def sheet_csv(rows: Iterable[SheetRow]) -> str:
-    """The rows as a spreadsheet saved as CSV (columns ``account,rule,qty,note``)."""
+def town_today() -> date:
+    """Today in the town's time zone: the day the demo's sheets are submitted."""
+    return datetime.now(ZoneInfo(TOWN_TZ)).date()
+
+
+def sheet_csv(rows: Iterable[SheetRow], today: date) -> str:
+    """The rows as a spreadsheet saved as CSV (columns ``account,rule,qty,date,note``), for
+    a sheet submitted on ``today``."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(("account", "rule", "qty", "note"))
-    writer.writerows((row.account, row.rule, row.qty, row.note) for row in rows)
+    writer.writerow(("account", "rule", "qty", "date", "note"))
+    writer.writerows((row.account, row.rule, row.qty, row.date(today), row.note) for row in rows)
     return text.getvalue()
 
 
 def catalogue_csv(rules: Sequence[Rule]) -> str:
-    """The catalogue as CSV (columns ``code,title,module,points,council``)."""
+    """The catalogue as CSV (columns ``code,title,module,points,council,max_qty,
+    max_per_month``; an empty cap is no limit)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(("code", "title", "module", "points", "council"))
+    writer.writerow(("code", "title", "module", "points", "council", "max_qty", "max_per_month"))
     writer.writerows(
-        (rule.code, rule.title, rule.module, rule.points, "yes" if rule.council else "no")
+        (
+            rule.code,
+            rule.title,
+            rule.module,
+            rule.points,
+            "yes" if rule.council else "no",
+            "" if rule.max_qty is None else rule.max_qty,
+            "" if rule.max_per_month is None else rule.max_per_month,
+        )
         for rule in rules
     )
     return text.getvalue()

@@ -13,6 +13,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,10 @@ class Tour:
         self.say(f"  The catalogue the village voted, saved from a spreadsheet as {catalogue}:")
         for rule in story.RULES:
             council = "  (needs council approval)" if rule.council else ""
+            if rule.max_qty is not None:
+                council += f"  (at most {rule.max_qty} per award)"
+            if rule.max_per_month is not None:
+                council += f"  (at most {rule.max_per_month} a month per resident)"
             self.say(f"    {rule.code:<12} {rule.points:+4}  {rule.title}{council}")
         argv = ["rules", "load", "--csv", str(catalogue), *self.signed(story.ADMIN)]
         self.console.run(REDLIST, argv)
@@ -200,7 +205,7 @@ class Tour:
         for side, worker in (("east", story.GRID_EAST), ("west", story.GRID_WEST)):
             sheet = [row for row in rows if story.grid_worker(row.account) == worker]
             path = self.root / f"awards-{side}.csv"
-            path.write_text(story.sheet_csv(sheet), encoding="utf-8")
+            path.write_text(story.sheet_csv(sheet, story.town_today()), encoding="utf-8")
             self.say(
                 f"  {worker.short_name}, grid worker for the {side} of the village "
                 f"({len(sheet)} rows in {path}):"
@@ -224,7 +229,11 @@ class Tour:
         self.say("  With a second council member as cosigner it is recorded:")
         for award in story.COUNCIL_AWARDS:
             argv = ["award", "--account", award.account, "--rule", award.rule]
-            self.console.run(REDLIST, [*argv, "--note", award.note, *self.signed(*award.signers)])
+            argv += ["--note", award.note]
+            if award.days_ago:  # else today, the command's default
+                deed = story.town_today() - timedelta(days=award.days_ago)
+                argv += ["--date", deed.isoformat()]
+            self.console.run(REDLIST, [*argv, *self.signed(*award.signers)])
 
     def redeem(self, rows: list[story.SheetRow]) -> None:
         self.step(6, "A resident spends points at the points supermarket (the cashier signs).")

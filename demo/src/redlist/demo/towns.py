@@ -50,7 +50,11 @@ NEIGHBOURS = (RUSHAN, JUXIAN)
 RESIDENTS = 12
 SHEET_ROWS = 24
 #: The rules a grid worker may record alone (no council signatures needed).
-GRID_RULES = tuple(rule.code for rule in story.RULES if not rule.council)
+#: What a neighbour's grid worker records: rules without council approval and without a
+#: monthly cap (a random sheet could give one resident the monthly check twice).
+GRID_RULES = tuple(
+    rule.code for rule in story.RULES if not rule.council and rule.max_per_month is None
+)
 
 #: The county's auditor: checks every town's log and signs attestations.
 AUDITOR_NAME = "county-audit"

@@ -9,10 +9,11 @@ is ``bodydecode.decode_body``'s job, which accepts only what these would write.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redlist.ledger import codec
+from redlist.ledger.deeddate import DEFAULT_BACKDATE_DAYS, MAX_BACKDATE_DAYS
 from redlist.ledger.errors import FormatError
 from redlist.ledger.fieldreader import FieldReader, is_int
 from redlist.ledger.formatv1 import FORMAT_VERSION
@@ -29,13 +30,24 @@ class Grade:
 
 @dataclass(frozen=True)
 class TownConfig:
-    """The genesis ``config`` map: how a town scores its residents."""
+    """The genesis ``config`` map: how a town scores its residents.
+
+    ``backdate_days`` is None when the genesis leaves it out (then
+    ``DEFAULT_BACKDATE_DAYS``, 92, applies: ``deed_window_days``), so the value
+    re-encodes to exactly the map it was read from.
+    """
 
     base: int
     grades: tuple[Grade, ...]
     quorum: int
     publicity_days: int
     tz: str
+    backdate_days: int | None = None
+
+    @property
+    def deed_window_days(self) -> int:
+        """How many days before the day of an award's ``at`` its deed date may lie."""
+        return DEFAULT_BACKDATE_DAYS if self.backdate_days is None else self.backdate_days
 
     def grade_of(self, score: int) -> str:
         """The first grade whose minimum the score reaches."""
@@ -45,13 +57,19 @@ class TownConfig:
         return self.grades[-1].name  # unreachable: the last grade is a catch-all
 
     def to_value(self) -> dict[str, Any]:
-        return {
-            "base": self.base,
-            "grades": [[grade.name, grade.min] for grade in self.grades],
-            "quorum": self.quorum,
-            "publicity_days": self.publicity_days,
-            "tz": self.tz,
-        }
+        value: dict[str, Any] = {}
+        if self.backdate_days is not None:
+            value["backdate_days"] = self.backdate_days
+        value.update(
+            {
+                "base": self.base,
+                "grades": [[grade.name, grade.min] for grade in self.grades],
+                "quorum": self.quorum,
+                "publicity_days": self.publicity_days,
+                "tz": self.tz,
+            }
+        )
+        return value
 
     @classmethod
     def from_value(cls, value: Any) -> TownConfig:
@@ -60,6 +78,11 @@ class TownConfig:
         quorum = fields.integer("quorum", minimum=1)
         publicity_days = fields.integer("publicity_days", minimum=0)
         tz = fields.text("tz")
+        backdate_days = fields.optional_integer("backdate_days", minimum=0)
+        if backdate_days is not None and backdate_days > MAX_BACKDATE_DAYS:
+            raise FormatError(
+                f"genesis config: 'backdate_days' must be at most {MAX_BACKDATE_DAYS}"
+            )
         raw_grades = fields.array("grades")
         fields.done()
         if not raw_grades:
@@ -89,7 +112,7 @@ class TownConfig:
             grades.append(Grade(name, minimum))
         if len({grade.name for grade in grades}) != len(grades):
             raise FormatError("genesis config: grade names must be distinct")
-        return cls(base, tuple(grades), quorum, publicity_days, tz)
+        return cls(base, tuple(grades), quorum, publicity_days, tz, backdate_days)
 
 
 @dataclass(frozen=True)
@@ -155,11 +178,16 @@ class RuleChange(Body):
     module: str | None = None
     points: int | None = None
     council: bool | None = None
+    #: The most ``qty`` one award under the rule may have (None: no cap).
+    max_qty: int | None = None
+    #: The most ``qty`` an account may be awarded under the rule per month of the deed
+    #: dates, counting its unreversed awards (None: no cap).
+    max_per_month: int | None = None
     kind = "rule"
 
     def _own_fields(self) -> dict[str, Any]:
         value: dict[str, Any] = {"op": self.op, "code": self.code}
-        for name in ("title", "module", "points", "council"):
+        for name in ("title", "module", "points", "council", "max_qty", "max_per_month"):
             if getattr(self, name) is not None:
                 value[name] = getattr(self, name)
         return value
@@ -167,15 +195,24 @@ class RuleChange(Body):
 
 @dataclass(frozen=True)
 class Award(Body):
+    """An award under a rule. ``date`` (keyword only, required) is the day of the deed,
+    ``YYYY-MM-DD`` in the log's time zone (``deeddate``)."""
+
     account: str
     rule: str
     qty: int = 1
     note: str | None = None
     evidence: bytes | None = None
+    date: str = field(kw_only=True)
     kind = "award"
 
     def _own_fields(self) -> dict[str, Any]:
-        value: dict[str, Any] = {"account": self.account, "rule": self.rule, "qty": self.qty}
+        value: dict[str, Any] = {
+            "account": self.account,
+            "date": self.date,
+            "rule": self.rule,
+            "qty": self.qty,
+        }
         if self.note is not None:
             value["note"] = self.note
         if self.evidence is not None:

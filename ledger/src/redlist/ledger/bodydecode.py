@@ -26,6 +26,7 @@ from redlist.ledger.bodies import (
     RuleChange,
     TownConfig,
 )
+from redlist.ledger.deeddate import is_valid_date
 from redlist.ledger.errors import FormatError
 from redlist.ledger.fieldreader import FieldReader
 from redlist.ledger.formatv1 import (
@@ -106,21 +107,28 @@ def _decode_rule(f: FieldReader, log: str, entry_id: bytes, at: int) -> RuleChan
         council: bool | None = f.boolean("council")
         if points == 0:
             raise FormatError(f"{f.what}: 'points' must not be zero")
+        max_qty = f.optional_integer("max_qty", minimum=1)
+        max_per_month = f.optional_integer("max_per_month", minimum=1)
     else:
+        # A retirement names the rule; caps belong to a rule in force ("set" only).
         title = f.optional_text("title")
         module = f.optional_text("module")
         points = f.integer("points") if "points" in f.value else None
         council = f.boolean("council") if "council" in f.value else None
-    return RuleChange(log, entry_id, at, op, code, title, module, points, council)
+        max_qty = max_per_month = None
+    return RuleChange(
+        log, entry_id, at, op, code, title, module, points, council, max_qty, max_per_month
+    )
 
 
 def _decode_award(f: FieldReader, log: str, entry_id: bytes, at: int) -> Award:
     account = f.account("account")
+    deed_date = f.date("date")
     rule = f.text("rule")
     qty = f.integer("qty", minimum=1)
     note = f.optional_text("note")
     evidence = f.bin("evidence", HASH_SIZE) if "evidence" in f.value else None
-    return Award(log, entry_id, at, account, rule, qty, note, evidence)
+    return Award(log, entry_id, at, account, rule, qty, note, evidence, date=deed_date)
 
 
 def _decode_redeem(f: FieldReader, log: str, entry_id: bytes, at: int) -> Redeem:
@@ -167,10 +175,12 @@ def _fast_common(value: dict[str, Any], kind: str) -> bool:
 
 
 def _fast_award(value: dict[str, Any]) -> Award | None:
-    rule, qty = value["rule"], value["qty"]
+    rule, qty, deed_date = value["rule"], value["qty"], value["date"]
     note, evidence = value.get("note"), value.get("evidence")
     if (
         not _fast_common(value, "award")
+        or type(deed_date) is not str
+        or not is_valid_date(deed_date)
         or type(rule) is not str
         or not rule
         or text_problem(rule) is not None
@@ -181,7 +191,15 @@ def _fast_award(value: dict[str, Any]) -> Award | None:
     ):
         return None
     return Award(
-        value["log"], value["id"], value["at"], value["account"], rule, qty, note, evidence
+        value["log"],
+        value["id"],
+        value["at"],
+        value["account"],
+        rule,
+        qty,
+        note,
+        evidence,
+        date=deed_date,
     )
 
 
@@ -205,10 +223,10 @@ def _layout(*fields: str) -> tuple[str, ...]:
 
 
 _FAST_LAYOUTS: Mapping[tuple[str, ...], Callable[[dict[str, Any]], AnyBody | None]] = {
-    _layout("account", "rule", "qty"): _fast_award,
-    _layout("account", "rule", "qty", "note"): _fast_award,
-    _layout("account", "rule", "qty", "evidence"): _fast_award,
-    _layout("account", "rule", "qty", "note", "evidence"): _fast_award,
+    _layout("account", "date", "rule", "qty"): _fast_award,
+    _layout("account", "date", "rule", "qty", "note"): _fast_award,
+    _layout("account", "date", "rule", "qty", "evidence"): _fast_award,
+    _layout("account", "date", "rule", "qty", "note", "evidence"): _fast_award,
     _layout("account", "points", "item"): _fast_redeem,
 }
 

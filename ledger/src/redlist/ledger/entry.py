@@ -1,10 +1,11 @@
 """Format v1 objects: entry bodies, envelopes and leaves (DESIGN 3.1-3.4).
 
 The public vocabulary of the format, in one place: import it from here. It is written
-in four modules, one concern each, and re-exported unchanged (the very same objects, so
+in five modules, one concern each, and re-exported unchanged (the very same objects, so
 the decoders are called with no indirection):
 
 * ``formatv1``: the constants (version, sizes, limits, kinds, roles, the account id);
+* ``deeddate``: the deed date's text form (and the days and months of a log's zone);
 * ``bodies``: the entry bodies as frozen values and their canonical encoding;
 * ``bodydecode``: ``decode_body``, bytes to a body, with its fast paths;
 * ``envelope``: ``Envelope`` and ``Leaf``, to and from bytes, with their fast paths;
@@ -37,6 +38,7 @@ from redlist.ledger.bodies import (
     TownConfig,
 )
 from redlist.ledger.bodydecode import decode_body
+from redlist.ledger.deeddate import DEFAULT_BACKDATE_DAYS, is_valid_date, parse_date
 from redlist.ledger.envelope import EntrySignature, Envelope, Leaf
 from redlist.ledger.formatv1 import (
     ACCOUNT_PATTERN,
@@ -58,6 +60,7 @@ from redlist.ledger.formatv1 import (
 __all__ = [
     "ACCOUNT_PATTERN",
     "COMMON_FIELDS",
+    "DEFAULT_BACKDATE_DAYS",
     "FORMAT_VERSION",
     "HASH_SIZE",
     "ID_SIZE",
@@ -85,4 +88,6 @@ __all__ = [
     "TownConfig",
     "decode_body",
     "is_valid_account",
+    "is_valid_date",
+    "parse_date",
 ]

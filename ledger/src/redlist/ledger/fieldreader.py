@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from redlist.ledger.deeddate import parse_date
 from redlist.ledger.errors import FormatError
 from redlist.ledger.formatv1 import is_valid_account
 from redlist.ledger.text import text_problem
@@ -76,9 +77,23 @@ class FieldReader:
         value = self.text(name)
         if not is_valid_account(value):
             raise FormatError(
-                f"{self.what}: account id {value!r} is not valid (letters, digits, '.', '_', '-'; "
-                "1-64 characters, starting with a letter or digit)"
+                f"{self.what}: account id {value!r} is not valid (lower-case letters, digits, "
+                "'.', '_', '-'; 1-64 characters, starting with a letter or digit)"
             )
+        return value
+
+    def optional_integer(self, name: str, minimum: int | None = None) -> int | None:
+        return self.integer(name, minimum) if name in self.value else None
+
+    def date(self, name: str) -> str:
+        """A deed date, strictly ``YYYY-MM-DD`` and a real day (``deeddate.parse_date``)."""
+        value = self._get(name)
+        if not isinstance(value, str):
+            raise FormatError(f"{self.what}: '{name}' must be text (a date YYYY-MM-DD)")
+        try:
+            parse_date(value)
+        except FormatError as exc:
+            raise FormatError(f"{self.what}: '{name}': {exc.diagnostics()}") from None
         return value
 
     def choice(self, name: str, options: Sequence[str]) -> str:

@@ -25,9 +25,12 @@ ROLES = frozenset({"admin", "grid", "council", "cashier"})
 KINDS = ("genesis", "key", "rule", "award", "redeem", "objection", "reverse")
 #: The fields every body has, whatever its kind.
 COMMON_FIELDS = frozenset({"v", "kind", "log", "id", "at"})
-ACCOUNT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Account ids are lower case only, so one resident is one account: the staff tools
+#: case-fold what people type (``DGC-0019`` becomes ``dgc-0019``), the format refuses
+#: anything else.
+ACCOUNT_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 def is_valid_account(account: str) -> bool:
-    """True when ``account`` is an opaque account id of the allowed shape."""
+    """True when ``account`` is an opaque account id of the allowed shape (lower case)."""
     return ACCOUNT_PATTERN.fullmatch(account) is not None

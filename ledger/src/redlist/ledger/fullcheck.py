@@ -4,7 +4,8 @@ It checks every leaf (canonical form, seq, chain, time, hash against the tree),
 every stored Merkle node recomputed from its children, every stored checkpoint
 (signature, size, and root against the tree rebuilt from the leaves), the
 metadata, and the tables derived from the entries (``ids``, ``keys``, ``rules``,
-``balances``, ``targets``, ``account_entries`` and the town configuration),
+``balances``, ``targets``, ``account_entries``, ``month_counts`` and the town
+configuration),
 re-derived by replaying the points semantics and compared byte for byte: every
 record's seal must match (a damaged record is named as such), its payload must be
 what the replay gives and its seal's seq the entry that last changed it. It
@@ -14,9 +15,10 @@ or a summary.
 Memory. The leaves, nodes, checkpoints and the two per-entry indexes (``ids``,
 ``account_entries``) are streamed and checked as the replay writes them, so they
 cost nothing to hold; the replay keeps in memory what the semantics needs to decide
-the next entry: the keys, rules, balances (one per account) and targets (one per
-award or redemption). That is proportional to the log's accounts and awards,
-acceptable for an offline check, unlike the tail check which must stay bounded.
+the next entry: the keys, rules, balances (one per account), targets (one per
+award or redemption) and monthly counts (at most one per award). That is
+proportional to the log's accounts and awards, acceptable for an offline check, unlike
+the tail check which must stay bounded.
 Every entry's signatures are verified again, one core at a time.
 """
 
@@ -52,7 +54,7 @@ from redlist.ledger.integrity import (
 )
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.points import apply_entry
-from redlist.ledger.state import Balance, MemoryState, config_to_bytes
+from redlist.ledger.state import Balance, MemoryState, config_to_bytes, month_count_to_bytes
 from redlist.ledger.store import FORMAT_MARKER, StoredRecord, StoreReader
 
 #: A progress callback: ``(stage, done, total)``, stage one of ``STAGES``.
@@ -61,8 +63,9 @@ STAGES = ("entries", "tree", "tables")
 # Progress is reported every this many items (and at the end of each stage).
 _PROGRESS_EVERY = 4096
 
-#: The key of a derived table's record: a key id, a rule code, an account or a seq.
-_Key = TypeVar("_Key", bytes, str, int)
+#: The key of a derived table's record: a key id, a rule code, an account, a seq, or
+#: (account, rule, month).
+_Key = TypeVar("_Key", bytes, str, int, tuple[str, str, str])
 
 
 def check_full(
@@ -100,6 +103,8 @@ class _ReplayState(MemoryState):
         self.links = 0
         #: The entry that last changed each account's balance.
         self.balance_seq: dict[str, int] = {}
+        #: The entry that last changed each monthly count.
+        self.month_seq: dict[tuple[str, str, str], int] = {}
 
     def _indexed(self, entry_id: bytes) -> int | None:
         """The stored index's seq for ``entry_id``; -1 for a damaged record."""
@@ -142,6 +147,10 @@ class _ReplayState(MemoryState):
     def put_balance(self, account: str, balance: Balance) -> None:
         super().put_balance(account, balance)
         self.balance_seq[account] = self.seq
+
+    def put_month_qty(self, account: str, rule: str, month: str, qty: int) -> None:
+        super().put_month_qty(account, rule, month, qty)
+        self.month_seq[(account, rule, month)] = self.seq
 
     def link_account(self, account: str, seq: int) -> None:
         stored = self._reader.account_link(account, seq)
@@ -317,7 +326,7 @@ class _FullCheck:
         if stored_config.payload != config_to_bytes(config) or stored_config.seq != 0:
             fail("config", "the town configuration in the metadata is not the genesis's")
         counts = reader.counts()
-        total = counts.keys + counts.rules + counts.balances + counts.targets
+        total = counts.keys + counts.rules + counts.balances + counts.targets + counts.month_counts
         self._compare(
             "keys",
             {
@@ -357,6 +366,17 @@ class _FullCheck:
             reader.stored_targets(),
             lambda seq, _: f"award or redemption {seq}",
             lambda seq: seq,
+            total,
+        )
+        self._compare(
+            "month_counts",
+            {
+                key: (month_count_to_bytes(key[1], qty), state.month_seq[key])
+                for key, qty in state.month_counts.items()
+            },
+            reader.stored_month_counts(),
+            lambda key, _: f"account {key[0]}'s count under rule {key[1]!r} in {key[2]}",
+            state.month_seq.get,
             total,
         )
         if counts.ids != size:

@@ -59,6 +59,8 @@ CHECKS = {
     "balances": "every account's stored balance is what the log's entries give",
     "targets": "the awards and redemptions table (for objections and reversals) matches the log",
     "account-entries": "each account's list of entries holds exactly the entries touching it",
+    "month_counts": "each account's qty per rule and month of deed dates (for the rules' "
+    "monthly caps) is what the log's unreversed awards give",
 }
 
 _T = TypeVar("_T")

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
 
 from redlist.ledger import crypto
+from redlist.ledger.deeddate import date_window, log_zone, month_of, parse_date
 from redlist.ledger.entry import (
     MAX_FUTURE_MS,
     ROLES,
@@ -30,6 +33,7 @@ from redlist.ledger.entry import (
     Redeem,
     Reverse,
     RuleChange,
+    TownConfig,
     decode_body,
 )
 from redlist.ledger.errors import FormatError, RuleViolation
@@ -54,6 +58,11 @@ CHECKS = {
     "key-point": "a registered key is a canonical Ed25519 point of prime order (not small order)",
     "rule": "retire only an active rule",
     "rule-inactive": "awards only under an active rule of the catalogue",
+    "deed-date": "an award's deed date is not after the day of its author's time (in the "
+    "log's time zone) nor more than the genesis's backdate_days before it",
+    "max-qty": "an award's qty is at most its rule's max_qty",
+    "max-per-month": "an account's unreversed qty under a rule, per month of the deed dates, "
+    "is at most the rule's max_per_month",
     "overdraw": "a redemption may not exceed the spendable points",
     "target": "objections target awards; reversals target awards or redemptions",
     "double-reverse": "an entry may be reversed once",
@@ -143,7 +152,7 @@ def _apply(
         if config is None:  # only reachable with a state that skipped seq 0
             raise RuleViolation("genesis", "the log has no genesis")
         signers = _signers(state, envelope, check_signature)
-        effect = _DISPATCH[type(body)](state, seq, body, signers, config.quorum)
+        effect = _DISPATCH[type(body)](state, seq, body, signers, config)
     state.put_entry_id(body.id, seq)
     return effect
 
@@ -161,6 +170,12 @@ def _genesis(
         raise RuleViolation("signer-role", "the genesis must be signed by its admin key alone")
     if not check_signature(body.admin, envelope.body, envelope.signatures[0].signature):
         raise RuleViolation("signature", "the admin's signature on the genesis does not verify")
+    try:
+        log_zone(body.config.tz)
+    except FormatError as exc:
+        raise RuleViolation(
+            "genesis", f"the town's time zone cannot be used for deed dates: {exc.diagnostics()}"
+        ) from None
     _within_range(body.config.base, "the base score")
     for grade in body.config.grades:
         if grade.min is not None:
@@ -234,7 +249,7 @@ def _names(signers: list[KeyRecord]) -> tuple[str, ...]:
 
 
 def _key(
-    state: LedgerState, seq: int, body: KeyChange, signers: list[KeyRecord], quorum: int
+    state: LedgerState, seq: int, body: KeyChange, signers: list[KeyRecord], config: TownConfig
 ) -> Effect:
     _require_role(signers, _ADMIN, "key changes")
     key_id = crypto.key_id(body.pub)
@@ -285,7 +300,7 @@ def _key(
 
 
 def _rule(
-    state: LedgerState, seq: int, body: RuleChange, signers: list[KeyRecord], quorum: int
+    state: LedgerState, seq: int, body: RuleChange, signers: list[KeyRecord], config: TownConfig
 ) -> Effect:
     _require_role(signers, _ADMIN, "rule changes")
     if body.op == "set":
@@ -300,6 +315,8 @@ def _rule(
                 bool(body.council),
                 True,
                 seq,
+                body.max_qty,
+                body.max_per_month,
             )
         )
     else:
@@ -315,6 +332,8 @@ def _rule(
                 existing.council,
                 False,
                 seq,
+                existing.max_qty,
+                existing.max_per_month,
             )
         )
     return Effect(seq, "rule", _names(signers), rule=body.code)
@@ -349,7 +368,7 @@ def _new_balance(account: str, balance: Balance, earned: int, redeemed: int) -> 
 
 
 def _award(
-    state: LedgerState, seq: int, body: Award, signers: list[KeyRecord], quorum: int
+    state: LedgerState, seq: int, body: Award, signers: list[KeyRecord], config: TownConfig
 ) -> Effect:
     rule = state.rule(body.rule)
     if rule is None:
@@ -358,17 +377,66 @@ def _award(
         raise RuleViolation("rule-inactive", f"rule {body.rule!r} was retired at seq {rule.seq}")
     _require_role(signers, _AWARDERS, "awards")
     if rule.council:
-        _require_quorum(signers, quorum, f"rule {body.rule!r}")
+        _require_quorum(signers, config.quorum, f"rule {body.rule!r}")
+    _require_deed_date(body, config)
+    if rule.max_qty is not None and body.qty > rule.max_qty:
+        raise RuleViolation(
+            "max-qty",
+            f"the award to account {body.account} has qty {body.qty} under rule "
+            f"{body.rule!r}, above the rule's limit of {rule.max_qty} per award",
+        )
+    month = month_of(body.date)
+    earlier = state.month_qty(body.account, body.rule, month)
+    if rule.max_per_month is not None and earlier + body.qty > rule.max_per_month:
+        raise RuleViolation(
+            "max-per-month",
+            f"account {body.account} already has qty {earlier} under rule {body.rule!r} for "
+            f"deeds in {month}; {body.qty} more would pass the rule's limit of "
+            f"{rule.max_per_month} a month",
+        )
+    month_total = _within_range(earlier + body.qty, "the qty of rule {!r} in one month", body.rule)
     points = _within_range(rule.points * body.qty, "the value of this award ({} ×)", body.qty)
     balance = state.balance(body.account)
     state.put_balance(body.account, _new_balance(body.account, balance, points, 0))
-    state.put_target(seq, TargetRecord("award", body.account, points, body.rule))
+    state.put_month_qty(body.account, body.rule, month, month_total)
+    state.put_target(
+        seq, TargetRecord("award", body.account, points, body.rule, None, body.qty, month)
+    )
     state.link_account(body.account, seq)
     return Effect(seq, "award", _names(signers), body.account, body.rule, points)
 
 
+@lru_cache(maxsize=4096)
+def _window(at: int, tz: str, backdate_days: int) -> tuple[date, date]:
+    # The entries of a batch or a sheet share their author's time: one look-up each.
+    return date_window(at, log_zone(tz), backdate_days)
+
+
+_parse_date = lru_cache(maxsize=4096)(parse_date)
+
+
+def _require_deed_date(body: Award, config: TownConfig) -> None:
+    """The deed date lies in the window of DESIGN 3.4, in the log's days (``deeddate``)."""
+    first, last = _window(body.at, config.tz, config.deed_window_days)
+    deed = _parse_date(body.date)
+    if deed > last:
+        raise RuleViolation(
+            "deed-date",
+            f"the award to account {body.account} is dated {body.date}, after the day it was "
+            f"signed ({last.isoformat()} in {config.tz}): a deed cannot be recorded before "
+            "it is done",
+        )
+    if deed < first:
+        raise RuleViolation(
+            "deed-date",
+            f"the award to account {body.account} is dated {body.date}, more than "
+            f"{config.deed_window_days} days before the day it was signed "
+            f"({last.isoformat()} in {config.tz}); the town allows {config.deed_window_days}",
+        )
+
+
 def _redeem(
-    state: LedgerState, seq: int, body: Redeem, signers: list[KeyRecord], quorum: int
+    state: LedgerState, seq: int, body: Redeem, signers: list[KeyRecord], config: TownConfig
 ) -> Effect:
     _require_role(signers, _CASHIER, "redemptions")
     balance = state.balance(body.account)
@@ -385,7 +453,7 @@ def _redeem(
 
 
 def _objection(
-    state: LedgerState, seq: int, body: Objection, signers: list[KeyRecord], quorum: int
+    state: LedgerState, seq: int, body: Objection, signers: list[KeyRecord], config: TownConfig
 ) -> Effect:
     target = state.target(body.target) if body.target < seq else None
     if target is None or target.kind != "award":
@@ -397,10 +465,10 @@ def _objection(
 
 
 def _reverse(
-    state: LedgerState, seq: int, body: Reverse, signers: list[KeyRecord], quorum: int
+    state: LedgerState, seq: int, body: Reverse, signers: list[KeyRecord], config: TownConfig
 ) -> Effect:
     _require_role(signers, _COUNCIL, "reversals")
-    _require_quorum(signers, quorum, "a reversal")
+    _require_quorum(signers, config.quorum, "a reversal")
     target = state.target(body.target) if body.target < seq else None
     if target is None:
         raise RuleViolation(
@@ -418,6 +486,10 @@ def _reverse(
     state.put_balance(
         target.account, _new_balance(target.account, balance, earned_delta, redeemed_delta)
     )
+    if target.kind == "award":
+        # A reversed award counts nothing, so it frees its share of the monthly cap.
+        left = state.month_qty(target.account, target.rule, target.month) - target.qty
+        state.put_month_qty(target.account, target.rule, target.month, max(left, 0))
     state.put_target(body.target, target.reversed(seq))
     state.link_account(target.account, seq)
     return Effect(

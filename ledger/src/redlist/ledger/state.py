@@ -53,15 +53,27 @@ class RuleRecord:
     council: bool
     active: bool
     seq: int
+    max_qty: int | None = None
+    max_per_month: int | None = None
 
     def to_bytes(self) -> bytes:
         return codec.encode(
-            [self.code, self.title, self.module, self.points, self.council, self.active, self.seq]
+            [
+                self.code,
+                self.title,
+                self.module,
+                self.points,
+                self.council,
+                self.active,
+                self.seq,
+                self.max_qty,
+                self.max_per_month,
+            ]
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RuleRecord:
-        return cls(*_array(data, 7, "rule record"))
+        return cls(*_array(data, 9, "rule record"))
 
 
 @dataclass(frozen=True)
@@ -97,7 +109,9 @@ class TargetRecord:
     """What a later objection or reversal needs to know about an award or redeem.
 
     ``points`` is the signed change to ``earned`` for an award and the amount
-    taken from ``spendable`` for a redeem.
+    taken from ``spendable`` for a redeem. An award's ``qty`` and the ``month``
+    (``YYYY-MM``) of its deed date say which monthly count a reversal gives back
+    (a redeem has 0 and "").
     """
 
     kind: str
@@ -105,16 +119,41 @@ class TargetRecord:
     points: int
     rule: str
     reversed_by: int | None = None
+    qty: int = 0
+    month: str = ""
 
     def reversed(self, seq: int) -> TargetRecord:
         return replace(self, reversed_by=seq)
 
     def to_bytes(self) -> bytes:
-        return codec.encode([self.kind, self.account, self.points, self.rule, self.reversed_by])
+        return codec.encode(
+            [
+                self.kind,
+                self.account,
+                self.points,
+                self.rule,
+                self.reversed_by,
+                self.qty,
+                self.month,
+            ]
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TargetRecord:
-        return cls(*_array(data, 5, "target record"))
+        return cls(*_array(data, 7, "target record"))
+
+
+def month_count_to_bytes(rule: str, qty: int) -> bytes:
+    """A stored monthly count: ``[rule, qty]`` (the rule code, since a long code's key
+    in a store is a hash)."""
+    return codec.encode([rule, qty])
+
+
+def month_count_from_bytes(data: bytes) -> tuple[str, int]:
+    rule, qty = _array(data, 2, "monthly count record")
+    if not isinstance(rule, str) or not isinstance(qty, int) or isinstance(qty, bool):
+        raise FormatError("monthly count record: expected [rule, qty]")
+    return rule, qty
 
 
 def config_to_bytes(config: TownConfig) -> bytes:
@@ -138,6 +177,15 @@ class LedgerState(Protocol):
     def put_balance(self, account: str, balance: Balance) -> None: ...
     def target(self, seq: int) -> TargetRecord | None: ...
     def put_target(self, seq: int, record: TargetRecord) -> None: ...
+    def month_qty(self, account: str, rule: str, month: str) -> int:
+        """The qty of ``account``'s unreversed awards under ``rule`` whose deed date lies
+        in ``month`` (``YYYY-MM``); 0 when there are none."""
+        ...
+
+    def put_month_qty(self, account: str, rule: str, month: str, qty: int) -> None:
+        """Set that count; 0 removes the record (the state holds only counts above 0)."""
+        ...
+
     def entry_seq(self, entry_id: bytes) -> int | None: ...
     def put_entry_id(self, entry_id: bytes, seq: int) -> None: ...
     def link_account(self, account: str, seq: int) -> None:
@@ -154,6 +202,7 @@ class MemoryState:
         self.rules: dict[str, RuleRecord] = {}
         self.balances: dict[str, Balance] = {}
         self.targets: dict[int, TargetRecord] = {}
+        self.month_counts: dict[tuple[str, str, str], int] = {}
         self.entry_ids: dict[bytes, int] = {}
         self.account_entries: dict[str, list[int]] = {}
         self.keep_account_entries = False
@@ -187,6 +236,15 @@ class MemoryState:
 
     def put_target(self, seq: int, record: TargetRecord) -> None:
         self.targets[seq] = record
+
+    def month_qty(self, account: str, rule: str, month: str) -> int:
+        return self.month_counts.get((account, rule, month), 0)
+
+    def put_month_qty(self, account: str, rule: str, month: str, qty: int) -> None:
+        if qty:
+            self.month_counts[(account, rule, month)] = qty
+        else:
+            self.month_counts.pop((account, rule, month), None)
 
     def entry_seq(self, entry_id: bytes) -> int | None:
         return self.entry_ids.get(entry_id)
@@ -231,4 +289,6 @@ __all__ = [
     "TargetRecord",
     "config_from_bytes",
     "config_to_bytes",
+    "month_count_from_bytes",
+    "month_count_to_bytes",
 ]

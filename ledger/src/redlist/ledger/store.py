@@ -17,6 +17,11 @@ table               key                                          value
 ``balances``        account (UTF-8)                              sealed ``Balance`` bytes
 ``targets``         seq of an award or redeem                    sealed ``TargetRecord`` bytes
 ``account_entries`` account (UTF-8) + 0x00 + seq                 sealed, empty
+``month_counts``    account (UTF-8) + 0x00 + month ``YYYY-MM``   sealed ``[rule, qty]``: the
+                    + rule key (``rule_key``)                    qty of the account's
+                                                                 unreversed awards under the
+                                                                 rule with deeds in the month
+                                                                 (none when 0)
 ``checkpoints``     tree size                                    signed checkpoint note (UTF-8)
 ==================  ===========================================  =============================
 
@@ -43,8 +48,9 @@ state and signed. Reads of the log itself (leaves, tree, checkpoints) go on. The
 store is repaired from a backup or a mirror, then reopened.
 
 Format. The store's format marker (``FORMAT_MARKER``) is checked on open; a store
-of an earlier format is refused with advice (format 1 had no seals and was never
-deployed: there is no migration, such a log is created again).
+of an earlier format is refused with advice (format 1 had no seals, format 2 no deed
+dates nor rule caps; neither was deployed: there is no migration, such a log is created
+again).
 
 Readers. Any number of processes may open the environment read-only while one
 process writes (the node serves while ``export`` runs): readers take LMDB's reader
@@ -312,9 +318,9 @@ def _refuse_old_format(env: lmdb.Environment, meta: lmdb._Database, path: Path) 
         env.close()
         raise StoreError(
             f"{path} holds a ledger of the earlier format {marker.decode()}; this version "
-            f"reads {FORMAT_MARKER.decode()} only (its state records carry checksums). "
-            "Format 1 was never deployed and there is no migration: create the log again "
-            "with 'redlist-node init'"
+            f"reads {FORMAT_MARKER.decode()} only (sealed state records, deed dates and rule "
+            "caps). Earlier formats were never deployed and there is no migration: create the "
+            "log again with 'redlist-node init'"
         )
 
 

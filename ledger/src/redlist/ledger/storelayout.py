@@ -11,8 +11,8 @@ shape, which only a damaged store holds; the store's scans turn that into an
 ``IntegrityError`` naming the key.
 
 Sealed records. Every record of the state the node derives from the log (``keys``,
-``rules``, ``balances``, ``targets``, ``ids``, ``account_entries`` and the town
-configuration in ``meta``) is stored sealed (``seal``)::
+``rules``, ``balances``, ``targets``, ``ids``, ``account_entries``, ``month_counts`` and
+the town configuration in ``meta``) is stored sealed (``seal``)::
 
     payload ‖ seq (8 bytes, big-endian) ‖ tag (16 bytes)
     tag = BLAKE2b-128(table ‖ 0x00 ‖ len(key) (2 bytes, big-endian) ‖ key ‖ payload ‖ seq),
@@ -34,10 +34,12 @@ from hashlib import blake2b
 import lmdb
 
 #: Written into ``meta`` at creation; opening refuses an environment without it.
-#: Format 2 seals every state record (see the module docstring).
-FORMAT_MARKER = b"redlist-ledger/2"
+#: Format 2 seals every state record (see the module docstring); format 3 adds the
+#: monthly counts of the rules' caps and the caps and deed months in rule and target
+#: records (format v1's deed dates and caps).
+FORMAT_MARKER = b"redlist-ledger/3"
 #: Markers of earlier formats: such a store is refused with advice, never read.
-OLD_FORMAT_MARKERS = frozenset({b"redlist-ledger/1"})
+OLD_FORMAT_MARKERS = frozenset({b"redlist-ledger/1", b"redlist-ledger/2"})
 
 META_FORMAT = b"format"
 META_ORIGIN = b"origin"
@@ -71,6 +73,7 @@ TABLE_NAMES = (
     "balances",
     "targets",
     "account_entries",
+    "month_counts",
     "checkpoints",
 )
 
@@ -117,6 +120,29 @@ def account_entry_key(account: str, seq: int) -> bytes:
     return account_prefix(account) + int_key(seq)
 
 
+#: The length of a month (``YYYY-MM``) in a ``month_counts`` key.
+MONTH_SIZE = 7
+
+
+def month_count_key(account: str, month: str, rule: str) -> bytes:
+    """The ``month_counts`` key of an account's qty under a rule in a month:
+    account (UTF-8) ‖ 0x00 ‖ month (``YYYY-MM``) ‖ ``rule_key(rule)``, so an account's
+    counts sit together, month by month."""
+    return account_prefix(account) + month.encode("ascii") + rule_key(rule)
+
+
+def month_count_key_parts(key: bytes) -> tuple[str, str, bytes] | None:
+    """``(account, month, rule key)`` of a ``month_counts`` key, or None for a key of
+    another shape (only a damaged store holds one)."""
+    account, separator, rest = key.partition(b"\x00")
+    if not separator or len(rest) <= MONTH_SIZE:
+        return None
+    try:
+        return account.decode("utf-8"), rest[:MONTH_SIZE].decode("ascii"), rest[MONTH_SIZE:]
+    except UnicodeDecodeError:
+        return None
+
+
 def rule_key(code: str) -> bytes:
     """The ``rules`` key of a rule code: its UTF-8 bytes, or 0xFF + SHA-256 when too long."""
     encoded = code.encode("utf-8")
@@ -143,6 +169,7 @@ class Tables:
     balances: lmdb._Database
     targets: lmdb._Database
     account_entries: lmdb._Database
+    month_counts: lmdb._Database
     checkpoints: lmdb._Database
 
 
@@ -150,7 +177,16 @@ class Tables:
 # Sealed state records
 
 #: The tables whose records are sealed ("meta" only for its ``config`` record).
-SEALED_TABLES = ("meta", "ids", "keys", "rules", "balances", "targets", "account_entries")
+SEALED_TABLES = (
+    "meta",
+    "ids",
+    "keys",
+    "rules",
+    "balances",
+    "targets",
+    "account_entries",
+    "month_counts",
+)
 TAG_SIZE = 16
 #: What ``seal`` appends to a payload: the seq and the tag.
 SEAL_SIZE = INT_SIZE + TAG_SIZE
@@ -215,6 +251,16 @@ def record_name(table: str, key: bytes) -> str:
     if table == "account_entries" and len(key) > INT_SIZE and key[-INT_SIZE - 1] == 0:
         account = key[: -INT_SIZE - 1].decode("utf-8", "replace")
         return f"account {account}'s link to entry {int_from_key(key[-INT_SIZE:])}"
+    if table == "month_counts":
+        parts = month_count_key_parts(key)
+        if parts is not None:
+            account, month, rule = parts
+            code = (
+                f"hashed key {rule.hex()}"
+                if is_hashed_rule_key(rule)
+                else repr(rule.decode("utf-8", "replace"))
+            )
+            return f"account {account}'s count under rule {code} in {month}"
     if table == "meta":
         return f"'{text}'"
     return f"key {key.hex()}"

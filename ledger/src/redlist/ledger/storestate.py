@@ -27,6 +27,8 @@ from redlist.ledger.state import (
     TargetRecord,
     config_from_bytes,
     config_to_bytes,
+    month_count_from_bytes,
+    month_count_to_bytes,
 )
 from redlist.ledger.storelayout import (
     INT_SIZE,
@@ -37,6 +39,7 @@ from redlist.ledger.storelayout import (
     account_prefix,
     int_from_key,
     int_key,
+    month_count_key,
     record_name,
     rule_key,
     seal,
@@ -78,6 +81,7 @@ class LmdbState:
         self._keys: dict[bytes, KeyRecord | None] = {}
         self._rules: dict[str, RuleRecord | None] = {}
         self._balances: dict[str, Balance] = {}
+        self._months: dict[bytes, int] = {}
         self._applying: int | None = None
 
     def _payload(self, table: str, key: bytes, value: bytes) -> bytes:
@@ -190,6 +194,32 @@ class LmdbState:
         self._txn.put(
             key, seal("targets", key, changed, record.to_bytes()), db=self._tables.targets
         )
+
+    def month_qty(self, account: str, rule: str, month: str) -> int:
+        key = month_count_key(account, month, rule)
+        qty = self._months.get(key)
+        if qty is None:
+            data = self._txn.get(key, db=self._tables.month_counts)
+            if data is None:
+                qty = 0
+            else:
+                payload = self._payload("month_counts", key, data)
+                stored_rule, qty = _decoded(month_count_from_bytes, payload, "month_counts", key)
+                if stored_rule != rule or qty < 1:
+                    raise StateDamageError("month_counts", record_name("month_counts", key))
+            self._months[key] = qty
+        return qty
+
+    def put_month_qty(self, account: str, rule: str, month: str, qty: int) -> None:
+        key = month_count_key(account, month, rule)
+        if qty:
+            sealed = seal(
+                "month_counts", key, self._entry_seq_now(), month_count_to_bytes(rule, qty)
+            )
+            self._txn.put(key, sealed, db=self._tables.month_counts)
+        else:
+            self._txn.delete(key, db=self._tables.month_counts)
+        self._months[key] = qty
 
     def entry_seq(self, entry_id: bytes) -> int | None:
         data = self._txn.get(entry_id, db=self._tables.ids)

@@ -27,7 +27,7 @@ import lmdb
 
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, IntegrityError, StateDamageError
-from redlist.ledger.state import Balance, RuleRecord, TargetRecord
+from redlist.ledger.state import Balance, RuleRecord, TargetRecord, month_count_from_bytes
 from redlist.ledger.storelayout import (
     INT_SIZE,
     META_CHECKPOINT,
@@ -45,6 +45,7 @@ from redlist.ledger.storelayout import (
     int_from_key,
     int_key,
     is_hashed_rule_key,
+    month_count_key_parts,
     node_from_key,
     node_key,
     record_name,
@@ -99,6 +100,7 @@ class TableCounts:
     balances: int
     targets: int
     account_entries: int
+    month_counts: int
     checkpoints: int
 
 
@@ -394,6 +396,35 @@ class StoreReader:
         """Every award and redemption record, ``(seq, record)``."""
         for key, value in self._txn.cursor(db=self._tables.targets):
             yield _seq("targets", key), StoredRecord.of("targets", key, value)
+
+    def stored_month_counts(self) -> Iterator[tuple[tuple[str, str, str], StoredRecord]]:
+        """Every monthly count of the rules' caps, ``((account, rule, month), record)``.
+
+        The rule code is read from the key, or for a long code (a hashed key) from the
+        record, which must then be sound, decode and hash back to the key.
+        """
+        for key, value in self._txn.cursor(db=self._tables.month_counts):
+            record = StoredRecord.of("month_counts", key, value)
+            parts = month_count_key_parts(key)
+            code: str | None = None
+            if parts is not None:
+                account, month, rule = parts
+                try:
+                    if is_hashed_rule_key(rule):
+                        if not record.sound:
+                            raise FormatError("the record's seal does not match")
+                        code = month_count_from_bytes(record.payload)[0]
+                    else:
+                        code = rule.decode("utf-8")
+                except (FormatError, UnicodeDecodeError):
+                    raise IntegrityError(
+                        f"the month_counts table holds a damaged record under the key {key.hex()}"
+                    ) from None
+            if parts is None or code is None or rule_key(code) != parts[2]:
+                raise IntegrityError(
+                    f"the month_counts table holds a record under the malformed key {key.hex()}"
+                )
+            yield (account, code, month), record
 
 
 class LmdbNodeReader:

@@ -8,7 +8,8 @@ file may set any of the keys; those it leaves out keep their default::
     base = 1000               # every resident's starting score
     quorum = 2                # council signatures for council rules and reversals
     publicity_days = 7        # objection window after the monthly publicity
-    tz = "Asia/Shanghai"      # IANA time zone of the town's month boundaries
+    tz = "Asia/Shanghai"      # IANA time zone of the town's days and months
+    backdate_days = 92        # how many days back an award's deed date may lie
 
     # Grades from the highest down; the last one has no min (everyone else).
     [[grades]]

@@ -27,6 +27,8 @@ from redlist.ledger.errors import FormatError
 from redlist.staff.entries import Stamp, award, rule_set
 from redlist.staff.values import (
     check_account,
+    check_cap,
+    check_date,
     check_positive,
     check_rule_code,
     check_rule_points,
@@ -67,34 +69,51 @@ class RuleRow:
     module: str
     points: int
     council: bool
+    max_qty: int | None = None
+    max_per_month: int | None = None
 
     def body(self, stamp: Stamp) -> RuleChange:
-        return rule_set(stamp, self.code, self.title, self.module, self.points, self.council)
+        return rule_set(
+            stamp,
+            self.code,
+            self.title,
+            self.module,
+            self.points,
+            self.council,
+            self.max_qty,
+            self.max_per_month,
+        )
 
 
 @dataclass(frozen=True)
 class AwardRow:
-    """One award of a bulk file (``redlist submit``)."""
+    """One award of a bulk file (``redlist submit``); ``date`` None: the day it is sent
+    (``entries.dated`` fills it in)."""
 
     row: int
     account: str
     rule: str
     qty: int
     note: str | None
+    date: str | None = None
 
     def body(self, stamp: Stamp) -> Award:
-        return award(stamp, self.account, self.rule, self.qty, self.note)
+        return award(stamp, self.account, self.rule, self.qty, self.note, self.date)
 
 
 RULE_COLUMNS = ("code", "title", "module", "points", "council")
+RULE_OPTIONAL_COLUMNS = ("max_qty", "max_per_month")
 AWARD_COLUMNS = ("account", "rule")
-AWARD_OPTIONAL_COLUMNS = ("qty", "note")
+AWARD_OPTIONAL_COLUMNS = ("qty", "date", "note")
+#: Column names accepted in Chinese, and the English name each stands for.
+COLUMN_ALIASES = {"日期": "date"}
 
 _Row = TypeVar("_Row")
 
 
 def parse_rules_csv(data: bytes, name: str) -> tuple[RuleRow, ...]:
-    """Every row of a catalogue file (columns ``code,title,module,points,council``).
+    """Every row of a catalogue file (columns ``code,title,module,points,council``;
+    optional ``max_qty,max_per_month``, empty for no cap).
 
     Refuses the whole file, listing the bad rows, if any row is unusable or a
     code appears twice.
@@ -113,33 +132,52 @@ def parse_rules_csv(data: bytes, name: str) -> tuple[RuleRow, ...]:
             check_text(cells["module"], "module"),
             points,
             parse_council(cells["council"]),
+            _optional_cap(cells.get("max_qty", ""), "max_qty"),
+            _optional_cap(cells.get("max_per_month", ""), "max_per_month"),
         )
 
-    rows = _parse_csv(data, name, RULE_COLUMNS, (), parse)
+    rows = _parse_csv(data, name, RULE_COLUMNS, RULE_OPTIONAL_COLUMNS, parse)
     _refuse_duplicates(name, [(rule.row, rule.code) for rule in rows], "rule code")
     return rows
 
 
 def parse_awards_csv(data: bytes, name: str) -> tuple[AwardRow, ...]:
-    """Every row of a bulk award file (columns ``account,rule``; optional ``qty,note``).
+    """Every row of a bulk award file (columns ``account,rule``; optional
+    ``qty,date,note``; ``日期`` names the date column too).
 
-    An empty ``qty`` means 1, an empty ``note`` none. Refuses the whole file,
-    listing the bad rows, if any row is unusable.
+    An empty ``qty`` means 1, an empty ``date`` the day the row is sent (in the log's
+    time zone), an empty ``note`` none. Account ids are case-folded
+    (``values.fold_account``). Refuses the whole file, listing the bad rows, if any
+    row is unusable.
     """
 
     def parse(row: int, cells: dict[str, str]) -> AwardRow:
         qty_text = cells.get("qty", "")
         qty = parse_integer(qty_text, "qty") if qty_text else 1
         note = check_text(cells.get("note", ""), "note", required=False)
+        date_text = cells.get("date", "")
         return AwardRow(
             row,
             check_account(cells["account"]),
             check_text(cells["rule"], "rule"),
             check_positive(qty, "qty"),
             note or None,
+            check_date(date_text, "date") if date_text else None,
         )
 
     return _parse_csv(data, name, AWARD_COLUMNS, AWARD_OPTIONAL_COLUMNS, parse)
+
+
+def _optional_cap(text: str, what: str) -> int | None:
+    """A rule's cap from a cell: empty for none, else a whole number of at least 1."""
+    if not text:
+        return None
+    try:
+        return check_cap(parse_integer(text, what), what)
+    except FormatError:
+        raise FormatError(
+            f"{what} must be a whole number of at least 1 (or empty: no limit), not {text!r}"
+        ) from None
 
 
 def read_input_file(path: Path, what: str) -> bytes:
@@ -225,6 +263,7 @@ def _header(
     name: str, header: list[str], required: Sequence[str], optional: Sequence[str]
 ) -> list[str]:
     columns = [cell.strip().lower() for cell in header]
+    columns = [COLUMN_ALIASES.get(column, column) for column in columns]
     while columns and not columns[-1]:
         columns.pop()  # empty cells Excel keeps right of the table: no column at all
     expected = ",".join((*required, *optional))

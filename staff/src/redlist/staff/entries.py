@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from redlist.ledger import keyfile
+from redlist.ledger import deeddate, keyfile
 from redlist.ledger.entry import (
     ID_SIZE,
     Award,
@@ -35,6 +35,8 @@ from redlist.ledger.entry import (
 )
 from redlist.staff.values import (
     check_account,
+    check_cap,
+    check_date,
     check_positive,
     check_rule_code,
     check_rule_points,
@@ -90,7 +92,14 @@ def key_revoke(stamp: Stamp, pub: bytes) -> KeyChange:
 
 
 def rule_set(
-    stamp: Stamp, code: str, title: str, module: str, points: int, council: bool
+    stamp: Stamp,
+    code: str,
+    title: str,
+    module: str,
+    points: int,
+    council: bool,
+    max_qty: int | None = None,
+    max_per_month: int | None = None,
 ) -> RuleChange:
     return RuleChange(
         stamp.log,
@@ -102,6 +111,8 @@ def rule_set(
         check_text(module, "the module"),
         check_rule_points(points),
         council,
+        None if max_qty is None else check_cap(max_qty, "max_qty"),
+        None if max_per_month is None else check_cap(max_per_month, "max_per_month"),
     )
 
 
@@ -109,7 +120,11 @@ def rule_retire(stamp: Stamp, code: str) -> RuleChange:
     return RuleChange(stamp.log, stamp.id, stamp.at, "retire", check_rule_code(code))
 
 
-def award(stamp: Stamp, account: str, rule: str, qty: int, note: str | None) -> Award:
+def award(
+    stamp: Stamp, account: str, rule: str, qty: int, note: str | None, date: str | None
+) -> Award:
+    """An award; ``date`` None leaves the deed date to be filled in (``dated``) once the
+    log's time zone is known."""
     checked_note = check_text(note, "the note", required=False) if note is not None else ""
     return Award(
         stamp.log,
@@ -119,7 +134,18 @@ def award(stamp: Stamp, account: str, rule: str, qty: int, note: str | None) -> 
         check_rule_code(rule),
         check_positive(qty, "qty"),
         checked_note or None,
+        date="" if date is None else check_date(date),
     )
+
+
+def today(at: int, tz: str) -> str:
+    """The deed date of the day of ``at`` (ms) in the log's time zone ``tz``."""
+    return deeddate.format_date(deeddate.day_of(at, deeddate.log_zone(tz)))
+
+
+def dated(body: Award, tz: str) -> Award:
+    """``body`` with its deed date, the day of its ``at`` in ``tz`` if it has none yet."""
+    return body if body.date else dataclasses.replace(body, date=today(body.at, tz))
 
 
 def redeem(stamp: Stamp, account: str, points: int, item: str) -> Redeem:

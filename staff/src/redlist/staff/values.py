@@ -13,6 +13,7 @@ import unicodedata
 from pathlib import Path
 
 from redlist.ledger import keyfile
+from redlist.ledger.deeddate import format_date, parse_date
 from redlist.ledger.entry import PUBLIC_KEY_SIZE, ROLES, is_valid_account
 from redlist.ledger.errors import FormatError, KeyFileError
 from redlist.ledger.text import rule_code_problem, text_problem
@@ -66,14 +67,71 @@ def check_rule_code(code: str, what: str = "the rule code") -> str:
     return stripped
 
 
+# A-Z to a-z and nothing else: the case folding of account ids (``fold_account``).
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold_account(text: str) -> str:
+    """The account id a person means by ``text``, in the log's one form (lower case).
+
+    Exactly this is folded: surrounding white space is dropped, the text is put in
+    Unicode NFKC (full-width letters, digits and punctuation typed with a Chinese input
+    method become their ASCII forms: full-width DGC-0019 is ASCII DGC-0019), then the
+    ASCII capitals A to Z become a to z. Nothing else changes, so what is still not an account id
+    (other letters, spaces inside) is refused by ``check_account``, never guessed at.
+    """
+    return unicodedata.normalize("NFKC", text.strip()).translate(_ASCII_LOWER)
+
+
 def check_account(account: str) -> str:
-    """``account`` if it is an account id of the allowed shape (DESIGN 3.4)."""
-    if not is_valid_account(account):
+    """``account`` case-folded (``fold_account``), if it is then an account id of the
+    allowed shape (DESIGN 3.4): ``DGC-0019`` and ``dgc-0019`` are one resident."""
+    folded = fold_account(account)
+    if not is_valid_account(folded):
         raise FormatError(
             f"account id {account!r} is not valid: use letters, digits, '.', '_' or '-', "
             "1 to 64 characters, starting with a letter or digit (never a name or ID number)"
         )
-    return account
+    return folded
+
+
+# A deed date as typed or saved by a spreadsheet: 2026-05-03, 2026/5/3, 2026年5月3日.
+_TYPED_DATE = re.compile(r"([0-9]{4})(?:-|/|年)([0-9]{1,2})(?:-|/|月)([0-9]{1,2})日?")
+
+
+def check_date(text: str, what: str = "the date") -> str:
+    """A deed date in the log's form ``YYYY-MM-DD``, from what a clerk typed.
+
+    Accepted (after NFKC, so full-width digits count): ``2026-05-03``, ``2026-5-3``,
+    ``2026/5/3`` (how Excel saves a date in a Chinese locale) and ``2026年5月3日``; the
+    day must exist. Whether it lies in the window the town allows is the node's check.
+    """
+    stripped = unicodedata.normalize("NFKC", text.strip())
+    match = _TYPED_DATE.fullmatch(stripped)
+    if match is None:
+        raise FormatError(
+            f"{what} must be a day written YYYY-MM-DD (e.g. 2026-05-03), not {text!r}"
+        )
+    year, month, day = match.groups()
+    try:
+        return format_date(parse_date(f"{year}-{int(month):02d}-{int(day):02d}"))
+    except FormatError:
+        raise FormatError(f"{what} {text.strip()!r} is not a day of the calendar") from None
+
+
+def deed_date_arg(text: str) -> str:
+    """An argparse ``type`` for ``--date``: ``check_date``."""
+    try:
+        return check_date(text)
+    except FormatError as error:
+        raise argparse.ArgumentTypeError(error.diagnostics()) from None
+
+
+def check_cap(value: int, what: str) -> int:
+    """A rule's cap (``max_qty``, ``max_per_month``): a whole number of at least 1."""
+    if value < 1:
+        raise FormatError(f"{what} must be at least 1, not {value}")
+    return value
 
 
 def parse_integer(text: str, what: str) -> int:

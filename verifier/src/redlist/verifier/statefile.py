@@ -14,7 +14,8 @@ a damaged or hand-edited file is refused rather than trusted.
 The semantics snapshot. ``redlist-verify node`` also keeps, next to the state
 file (``FILE.semantics``), the points semantics' state at the pinned checkpoint:
 town configuration, staff keys, rules, balances, the award and redemption
-records later entries may object to or reverse, every entry id (ids are unique
+records later entries may object to or reverse, the monthly counts of the rules'
+caps, every entry id (ids are unique
 per log), the compact Merkle range and the last entry's leaf hash and time.
 From it the next run checks only the entries added since, balances included.
 The state file records the snapshot's SHA-256 and tree size (``semantics``), so
@@ -51,7 +52,9 @@ FORMAT = "redlist-verify-state/1"
 _KEYS = ("format", "log_key", "origin", "tree_size", "root", "checkpoint")
 _SEMANTICS_KEY = "semantics"
 
-SEMANTICS_FORMAT = "redlist-verify-semantics/1"
+#: Version 2 adds the rules' caps, the awards' qty and deed month, and the monthly
+#: counts; a snapshot of version 1 is not used (the run audits from entry 0).
+SEMANTICS_FORMAT = "redlist-verify-semantics/2"
 SEMANTICS_SUFFIX = ".semantics"
 _SEMANTICS_KEYS = ("file", "sha256", "tree_size")
 _SHA256_HEX = re.compile("[0-9a-f]{64}")
@@ -268,12 +271,35 @@ def encode_semantics(origin: str, point: ResumePoint) -> bytes:
         "last_leaf_hash": point.last_leaf_hash,
         "last_time": point.last_time,
         "origin": origin,
+        "month_counts": [
+            [account, rule, month, qty]
+            for (account, rule, month), qty in sorted(state.month_counts.items())
+        ],
         "rules": [
-            [rule.code, rule.title, rule.module, rule.points, rule.council, rule.active, rule.seq]
+            [
+                rule.code,
+                rule.title,
+                rule.module,
+                rule.points,
+                rule.council,
+                rule.active,
+                rule.seq,
+                rule.max_qty,
+                rule.max_per_month,
+            ]
             for rule in state.rules.values()
         ],
         "targets": [
-            [seq, target.kind, target.account, target.points, target.rule, target.reversed_by]
+            [
+                seq,
+                target.kind,
+                target.account,
+                target.points,
+                target.rule,
+                target.reversed_by,
+                target.qty,
+                target.month,
+            ]
             for seq, target in sorted(state.targets.items())
         ],
         "tree": list(point.tree.hashes),
@@ -314,7 +340,7 @@ def _resume_point(value: dict[str, Any]) -> ResumePoint:
             _optional_int(revoked),
         )
         state.put_key(record)
-    for code, title, module, points, council, active, seq in value["rules"]:
+    for code, title, module, points, council, active, seq, max_qty, max_per_month in value["rules"]:
         rule = RuleRecord(
             _str(code),
             _str(title),
@@ -323,15 +349,27 @@ def _resume_point(value: dict[str, Any]) -> ResumePoint:
             _bool(council),
             _bool(active),
             _int(seq),
+            _optional_int(max_qty),
+            _optional_int(max_per_month),
         )
         state.put_rule(rule)
     for account, earned, redeemed, entries in value["balances"]:
         state.put_balance(_str(account), Balance(_int(earned), _int(redeemed), _int(entries)))
-    for seq, kind, account, points, rule_code, reversed_by in value["targets"]:
+    for seq, kind, account, points, rule_code, reversed_by, qty, month in value["targets"]:
         target = TargetRecord(
-            _str(kind), _str(account), _int(points), _str(rule_code), _optional_int(reversed_by)
+            _str(kind),
+            _str(account),
+            _int(points),
+            _str(rule_code),
+            _optional_int(reversed_by),
+            _int(qty),
+            _str(month),
         )
         state.put_target(_int(seq), target)
+    for account, rule_code, month, qty in value["month_counts"]:
+        if _int(qty) < 1:
+            raise FormatError("it holds a monthly count below 1")
+        state.put_month_qty(_str(account), _str(rule_code), _str(month), _int(qty))
     ids = _bytes(value["entry_ids"])
     if len(ids) != ID_SIZE * size:
         raise FormatError(f"it holds {len(ids) // ID_SIZE} entry ids for {size} entries")

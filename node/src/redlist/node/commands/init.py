@@ -33,8 +33,9 @@ key, and is signed with the admin's private key (--admin-key, a file made by
 
 Without --config the town uses Wendeng's published scale: base score 1000;
 grades AAA from 1050, AA from 1030, A from 960, B from 850, C from 600, D below;
-council quorum 2; objection window 7 days; month boundaries in Asia/Shanghai.
-A TOML file may override any of base, quorum, publicity_days, tz and grades
+council quorum 2; objection window 7 days; days and months in Asia/Shanghai;
+deeds dated up to 92 days back. A TOML file may override any of base, quorum,
+publicity_days, tz, backdate_days and grades
 (as [[grades]] tables with name and min; the last grade has no min).
 The configuration can never be changed after the genesis."""
 
@@ -126,7 +127,8 @@ def describe_config(config: TownConfig) -> str:
     )
     return (
         f"base score {config.base}; grades {grades}; council quorum {config.quorum}; "
-        f"objection window {config.publicity_days} days; time zone {config.tz}"
+        f"objection window {config.publicity_days} days; time zone {config.tz}; "
+        f"deeds dated up to {config.deed_window_days} days back"
     )
 
 

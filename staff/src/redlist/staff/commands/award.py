@@ -18,7 +18,10 @@ member until the town's quorum is reached.
       --node 127.0.0.1:7420 --signer li.pem --cosigner zhao.pem
 
 The points are the rule's points times --qty; a rule with negative points
-deducts them. Use the account id, never a resident's name or ID number."""
+deducts them. --date is the day of the deed (YYYY-MM-DD; default: today in the
+town's time zone); the town accepts dates up to its backdate_days (92 unless its
+genesis says otherwise) before today, never after. Use the account id, never a
+resident's name or ID number; it is case-folded (DGC-0019 is dgc-0019)."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=1,
         help="how many times the rule applies (default 1)",
     )
+    parser.add_argument(
+        "--date",
+        type=values.deed_date_arg,
+        metavar="YYYY-MM-DD",
+        help="the day of the deed (default: today in the town's time zone)",
+    )
     parser.add_argument("--note", help="a short note, e.g. where or when (optional)")
     add_node_argument(parser)
     signing.add_signer_arguments(parser)
@@ -43,23 +52,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    draft = entries.award(entries.Stamp.fresh(), args.account, args.rule, args.qty, args.note)
+    draft = entries.award(
+        entries.Stamp.fresh(), args.account, args.rule, args.qty, args.note, args.date
+    )
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
+        if not draft.date:
+            draft = entries.dated(draft, client.get_genesis().config.tz)
         body, seq = signing.submit_entry(client, draft, signers, action="the award")
         entry, view = after_entry(client, body.account, seq)
     times = f" ×{body.qty}" if body.qty > 1 else ""
+    where = f"(deed of {body.date}, entry {seq})"
     if entry is None:
-        print(f"Recorded the award to {body.account} under rule {body.rule}{times} (entry {seq}).")
+        print(f"Recorded the award to {body.account} under rule {body.rule}{times} {where}.")
     elif entry.points >= 0:
         print(
             f"Awarded {points_phrase(entry.points)} to {body.account} under rule "
-            f"{body.rule}{times} (entry {seq})."
+            f"{body.rule}{times} {where}."
         )
     else:
         print(
             f"Deducted {points_phrase(-entry.points)} from {body.account} under rule "
-            f"{body.rule}{times} (entry {seq})."
+            f"{body.rule}{times} {where}."
         )
     if view is not None:
         print(standing(view))

@@ -18,7 +18,9 @@ Set one rule of the town's catalogue, or retire it. Only an admin key may sign.
   redlist rule retire --code V01 ...
 
 Negative points make a deduction. With --council an award under the rule needs
-the town's quorum of council signatures. Setting an existing code replaces the
+the town's quorum of council signatures. --max-qty caps the qty of one award;
+--max-per-month caps the qty a resident may get under the rule per month of the
+deed dates (awards later reversed do not count). Setting an existing code replaces the
 rule for later awards; earlier awards keep the points they were given.
 To load a whole catalogue at once, use 'redlist rules load'."""
 
@@ -51,6 +53,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     set_parser.add_argument(
         "--council", action="store_true", help="awards under it need council quorum"
     )
+    set_parser.add_argument(
+        "--max-qty",
+        type=values.whole_number,
+        metavar="N",
+        help="the most qty one award may have (default: no limit)",
+    )
+    set_parser.add_argument(
+        "--max-per-month",
+        type=values.whole_number,
+        metavar="N",
+        help="the most qty a resident may get under it per month of the deed dates, "
+        "counting awards not reversed (default: no limit)",
+    )
     add_node_argument(set_parser)
     signing.add_signer_arguments(set_parser)
     set_parser.set_defaults(run=run_set)
@@ -73,12 +88,24 @@ def describe_rule(rule: RuleChange) -> str:
     points = rule.points or 0
     effect = f"awards {points} points" if points > 0 else f"deducts {-points} points"
     council = "; needs council approval" if rule.council else ""
-    return f"rule {rule.code} “{rule.title}” ({rule.module}): {effect}{council}"
+    limits = ""
+    if rule.max_qty is not None:
+        limits += f"; at most {rule.max_qty} per award"
+    if rule.max_per_month is not None:
+        limits += f"; at most {rule.max_per_month} per resident a month"
+    return f"rule {rule.code} “{rule.title}” ({rule.module}): {effect}{council}{limits}"
 
 
 def run_set(args: argparse.Namespace) -> int:
     draft = entries.rule_set(
-        entries.Stamp.fresh(), args.code, args.title, args.module, args.points, args.council
+        entries.Stamp.fresh(),
+        args.code,
+        args.title,
+        args.module,
+        args.points,
+        args.council,
+        args.max_qty,
+        args.max_per_month,
     )
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:

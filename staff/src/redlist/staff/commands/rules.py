@@ -12,10 +12,14 @@ from redlist.staff.client import add_node_argument, connect
 DESCRIPTION = """\
 Load the rules of a CSV file into the town's catalogue, all or nothing.
 
-The file's first row names the columns: code,title,module,points,council
-  code     the rule's code, e.g. V01 (each code once in the file)
-  points   a whole number, negative for a deduction, never 0
-  council  whether awards need the council's quorum: true/false, yes/no, 1/0, 是/否
+The file's first row names the columns: code,title,module,points,council, and
+optionally max_qty,max_per_month
+  code           the rule's code, e.g. V01 (each code once in the file)
+  points         a whole number, negative for a deduction, never 0
+  council        whether awards need the council's quorum: true/false, yes/no, 1/0, 是/否
+  max_qty        the most qty one award may have (empty: no limit)
+  max_per_month  the most qty a resident may get under the rule per month of the
+                 deed dates, counting awards not reversed (empty: no limit)
 UTF-8, with or without the byte order mark Excel writes ("CSV UTF-8").
 
 Every row is checked before anything is sent; a bad row is reported by its
@@ -46,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         required=True,
         type=Path,
         metavar="FILE",
-        help="columns code,title,module,points,council",
+        help="columns code,title,module,points,council[,max_qty,max_per_month]",
     )
     add_node_argument(load)
     signing.add_signer_arguments(load)

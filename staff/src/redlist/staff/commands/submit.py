@@ -46,9 +46,12 @@ from redlist.staff.client import LedgerClient, add_node_argument, connect
 
 DESCRIPTION = """\
 Record many awards from a CSV file. The first row names the columns:
-  account,rule,qty,note
-qty and note may be left empty (qty 1, no note) or left out. UTF-8, with or
-without the byte order mark Excel writes ("CSV UTF-8").
+  account,rule,qty,date,note
+qty, date and note may be left empty or left out: qty 1; date (the day of the
+deed, YYYY-MM-DD, also 2026/5/3; the column may be headed 日期) today in the
+town's time zone, and the summary says how many rows got it; no note. Account
+ids are case-folded (DGC-0019 is dgc-0019). UTF-8, with or without the byte
+order mark Excel writes ("CSV UTF-8").
 
 Every row is checked first; if any is unusable, the rows are listed by their
 number as a spreadsheet shows it (the header is row 1) and nothing is sent.
@@ -74,7 +77,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--csv", required=True, type=Path, metavar="FILE", help="columns account,rule,qty,note"
+        "--csv",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="columns account,rule,qty,date,note",
     )
     parser.add_argument(
         "--batch-size",
@@ -104,7 +111,8 @@ class Outcome:
     def seqs(self) -> list[int]:
         return sorted((*self.recorded.values(), *self.present.values()))
 
-    def summary(self, name: str, total: int) -> str:
+    def summary(self, name: str, total: int, today: tuple[int, str] | None = None) -> str:
+        """The summary line; ``today``: how many rows had no date, and the day they got."""
         parts = [f"{len(self.recorded)} recorded now"]
         if self.present:
             parts.append(f"{len(self.present)} already recorded by an earlier run")
@@ -117,7 +125,11 @@ class Outcome:
             span = f"; entry {seqs[0]}"
         else:
             span = f"; entries {seqs[0]} to {seqs[-1]}"
-        return f"Submitted {self.done} of {total} rows of {name}: {', '.join(parts)}{span}."
+        dated = ""
+        if today is not None and today[0]:
+            rows = "1 row" if today[0] == 1 else f"{today[0]} rows"
+            dated = f" {rows} had no date and got today's, {today[1]}."
+        return f"Submitted {self.done} of {total} rows of {name}: {', '.join(parts)}{span}.{dated}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,13 +146,22 @@ def run(args: argparse.Namespace) -> int:
         limits = client.get_limits()
         earlier_at = earlier_run_time(client, head.origin, rows[0], ids[0])
         at = entries.now_ms() if earlier_at is None else earlier_at
+        tz = client.get_genesis().config.tz
+        undated = sum(1 for row in rows if row.date is None)
+        today = (undated, entries.today(at, tz))
         outcome = Outcome()
         progress = ProgressBar(sys.stderr, "submitting", "rows")
         progress.update(0, len(rows))
         # Signed as they go out, lazily: a long file starts going out at once, and
         # signing is deterministic, so a re-run yields the same bytes anyway.
         sealed = (
-            (index, signing.seal(row.body(entries.Stamp(head.origin, ids[index], at)), signers))
+            (
+                index,
+                signing.seal(
+                    entries.dated(row.body(entries.Stamp(head.origin, ids[index], at)), tz),
+                    signers,
+                ),
+            )
             for index, row in enumerate(rows)
         )
         try:
@@ -150,11 +171,11 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(outcome.done, len(rows))
         except RedlistError as error:
             progress.close()
-            _report_stop(rows, outcome, name, refused=isinstance(error, NodeError))
+            _report_stop(rows, outcome, name, refused=isinstance(error, NodeError), today=today)
             raise
         except KeyboardInterrupt:
             progress.close()
-            _report_stop(rows, outcome, name, refused=False)
+            _report_stop(rows, outcome, name, refused=False, today=today)
             raise  # the command line reports the interruption and exits 130
         progress.close()
     if outcome.conflicting:
@@ -162,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             f"{_rows_phrase(outcome.conflicting)} already submitted earlier (signed by other "
             "keys or at another time); skipped."
         )
-    print(outcome.summary(name, len(rows)))
+    print(outcome.summary(name, len(rows), today))
     return 0
 
 
@@ -301,14 +322,19 @@ def _located(error: NodeError, rows: tuple[csvfiles.AwardRow, ...], batch: list[
 
 
 def _report_stop(
-    rows: tuple[csvfiles.AwardRow, ...], outcome: Outcome, name: str, *, refused: bool
+    rows: tuple[csvfiles.AwardRow, ...],
+    outcome: Outcome,
+    name: str,
+    *,
+    refused: bool,
+    today: tuple[int, str] | None = None,
 ) -> None:
     """What was and was not recorded when a run stops early.
 
     ``refused``: the node refused a batch, so nothing after it was recorded. Any
     other stop (a lost connection, Ctrl-C) leaves the last batch sent in doubt.
     """
-    print(outcome.summary(name, len(rows)))
+    print(outcome.summary(name, len(rows), today))
     done = sorted((*outcome.recorded, *outcome.present, *outcome.conflicting))
     if not done:
         recorded, span, after = "No row is recorded", "", ""
