@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ from redlist.verifier import cli as verifier_cli
 # 3 council awards, 1 redemption, 1 objection, 1 reversal.
 DEMO_ENTRIES = 1 + 6 + 15 + 300 + 3 + 1 + 1 + 1
 #: Steps 1-9: Dongguan's month; 10-16: three towns keep each other honest.
-LAST_STEP = 16
+LAST_STEP = 17
 SERVING = re.compile(r"serving log dongguan\.example/redlist \(1 entries\) on 127\.0\.0\.1:(\d+)")
 
 
@@ -151,6 +152,10 @@ def test_three_towns_witness_each_other_and_catch_a_split_view(demo_run: DemoRun
     ):
         assert re.search(rf"{town} +size +\d+, cosigned by {witnesses}\n", out), town
     assert "The checkpoint meets the witness policy; vouched for by rushan" in out
+    # Each town mirrors the other two; the county checks Dongguan on Rushan's copy too.
+    assert out.count("mirroring log dongguan.example/redlist (") == 0  # Dongguan's own mirrors
+    assert "mirroring log rushan.example/redlist (0 entries) from 127.0.0.1:" in out
+    assert out.count("Verified: log dongguan.example/redlist") >= 2
     # Recognition: the attestation verifies, and Rushan shows the grade it maps to.
     assert "VALID attestation" in out
     assert f"recognised {demo_run.root}/attestations/dgc-0012.attestation.json" in out
@@ -167,7 +172,7 @@ def test_three_towns_witness_each_other_and_catch_a_split_view(demo_run: DemoRun
             )
             == 1
         )
-    assert "All nodes exited with status 0." in out
+    assert "All nodes and mirrors exited with status 0." in out
 
 
 def test_the_demo_wipes_its_own_previous_run(
@@ -198,8 +203,10 @@ def started_nodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[NodeProcess]
     nodes: list[NodeProcess] = []
     start = NodeProcess.start
 
-    def recording_start(data: Path, output: Path, argv: Sequence[str] | None = None) -> NodeProcess:
-        nodes.append(start(data, output, argv))
+    def recording_start(
+        data: Path, output: Path, argv: Sequence[str] | None = None, **banner: Any
+    ) -> NodeProcess:
+        nodes.append(start(data, output, argv, **banner))
         return nodes[-1]
 
     monkeypatch.setattr(NodeProcess, "start", staticmethod(recording_start))
@@ -242,7 +249,7 @@ def test_the_audit_of_the_exported_bundle_agrees_with_the_node(
     root = tmp_path / "demo"
     cli.prepare_directory(root)
     lines: list[str] = []
-    Tour(root, lines.append, audit_over_grpc=False).run()
+    Tour(root, lines.append, audit_over_grpc=False, federation=False).run()
     output = "\n".join(lines)
     assert f"$ redlist-verify bundle {root}/bundle --log-key {root}/node/log.pub" in output
     assert "Result: the log verifies." in output
