@@ -261,13 +261,12 @@ class RegisterStore:
         env = self._writer()
         conflicts: list[Conflict] = []
         added = updated = unchanged = 0
-        accounts = {resident.account for resident in residents}
         try:
             with env.begin(write=True) as txn:
                 owners = {
                     resident.id_number: resident.account
                     for resident in self._all(txn)
-                    if resident.id_number and resident.account not in accounts
+                    if resident.id_number
                 }
                 for index, resident in enumerate(residents):
                     key = resident.account.encode("utf-8")
@@ -286,6 +285,8 @@ class RegisterStore:
                     if problem is not None:
                         conflicts.append(Conflict(index, resident.account, problem))
                         continue
+                    if stored is not None:  # its old ID number is free for others now
+                        owners.pop(_resident(resident.account, stored).id_number, None)
                     if resident.id_number:
                         owners[resident.id_number] = resident.account
                     if stored is None:
