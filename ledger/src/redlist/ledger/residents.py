@@ -250,8 +250,8 @@ def check_name(text: str, _today: datetime.date | None = None) -> str:
         category = unicodedata.category(character)
         if category[0] not in "LM":
             raise FormatError(
-                f"may hold letters, spaces and the separators {' '.join(sorted(NAME_SEPARATORS))} "
-                f"only, not {character!r}"
+                "may hold letters, single spaces and the separators · ・ • - . ' only, "
+                f"not {character!r}"
             )
     if name[0] in NAME_SEPARATORS or name[-1] in NAME_SEPARATORS:
         raise FormatError("must start and end with a letter")
