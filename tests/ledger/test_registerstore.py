@@ -95,6 +95,15 @@ def test_update_replaces_and_counts_what_did_not_change(data: Path) -> None:
             store.replace(resident("dgc-0009"))
 
 
+def test_a_replaced_value_leaves_no_trace_either(data: Path) -> None:
+    with RegisterStore.open(data, write=True) as store:
+        store.add([resident("dgc-0001", phone="13812345678"), resident("dgc-0002", "李四")])
+        store.replace(resident("dgc-0001", phone="13900000000"))
+    stored = every_byte(data)
+    assert b"13812345678" not in stored
+    assert b"13900000000" in stored
+
+
 def test_publicity_questions(data: Path) -> None:
     with RegisterStore.open(data, write=True) as store:
         store.add(
@@ -141,7 +150,14 @@ def test_erase_leaves_no_trace_in_the_registers_files(data: Path) -> None:
         )
         for n in range(300):  # enough records for several pages, and a few updates
             store.add([resident(f"x-{n:04}", "王五")])
-        store.add([resident("dgc-0001", "欧阳娜娜", id_number=secrets[1])], update=True)
+        store.add(
+            [
+                resident(
+                    "dgc-0001", "欧阳娜娜", id_number=secrets[1], phone=secrets[2], household="1"
+                )
+            ],
+            update=True,
+        )
     before = every_byte(data)
     assert all(secret.encode() in before for secret in secrets)
 

@@ -28,8 +28,10 @@ into them), swaps it in for ``register.lmdb`` by two renames, and overwrites eve
 the old environment with zeros, flushes and deletes it. A writer that finds the scrub
 unfinished (the process died during it) finishes it when it next opens the register.
 
-After :meth:`erase` returns, no file of the register holds the erased resident's
-name, ID number, phone, village or household. What it cannot reach: copies of the data
+A write that replaces records (an update) scrubs the same way, so a corrected value
+does not linger either. After :meth:`erase` returns, no file of the register holds the
+erased resident's name, ID number, phone, village or household; after an update, none
+holds the values it replaced. What it cannot reach: copies of the data
 directory made before (backups, a mirror of the disk), and blocks a file system or an
 SSD keeps after a file is overwritten (copy-on-write file systems, wear levelling).
 Those are the operator's to handle (docs/operations.md).
@@ -299,10 +301,14 @@ class RegisterStore:
                     txn.put(key, resident.to_bytes(), db=self._tables[_RESIDENTS])
                 if conflicts:
                     raise RegisterConflictError(_conflict_message(conflicts), tuple(conflicts))
+                if updated:
+                    txn.put(_SCRUB_PENDING, b"1", db=self._tables[_META])
         except lmdb.Error as exc:
             raise StoreError(
                 f"writing the register at {self.path} failed, nothing was stored: {exc}"
             ) from None
+        if updated:  # the values replaced must not linger in freed pages either
+            self._scrub()
         return WriteResult(added, updated, unchanged)
 
     # ---- the environment -----------------------------------------------------------
