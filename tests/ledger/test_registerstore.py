@@ -3,7 +3,6 @@ will ask of it, locking, and an erasure that leaves no trace in its files (real 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -276,5 +275,10 @@ def test_readers_share_writers_wait(data: Path) -> None:
 
 def test_the_register_is_private_to_its_owner(data: Path) -> None:
     with RegisterStore.open(data, write=True) as store:
-        store.add([resident("dgc-0001")])
-    assert os.stat(data / REGISTER_ENV_NAME).st_mode & 0o077 == 0
+        store.add([resident("dgc-0001"), resident("dgc-0002")])
+    env = data / REGISTER_ENV_NAME
+    modes = [path.stat().st_mode & 0o077 for path in (env, *env.iterdir())]
+    with RegisterStore.open(data, write=True) as store:
+        store.erase("dgc-0001", NOW)  # a fresh environment swapped in
+    modes += [path.stat().st_mode & 0o077 for path in (env, *env.iterdir())]
+    assert modes == [0] * 6

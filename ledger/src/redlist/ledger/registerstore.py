@@ -71,6 +71,8 @@ _META = b"meta"
 _TABLES = (_RESIDENTS, _ERASED, _META)
 _SCRUB_PENDING = b"scrub"
 _TIME_BYTES = 8
+#: Personal data: the register's files are the node user's alone.
+_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -323,6 +325,7 @@ class RegisterStore:
                 subdir=True,
                 max_dbs=len(_TABLES),
                 readonly=not create,
+                mode=_FILE_MODE,
                 lock=True,
                 sync=True,
                 metasync=True,
@@ -378,8 +381,10 @@ class RegisterStore:
         old = _sibling(self.path, _OLD_SUFFIX)
         env = self._writer()
         _remove(fresh)
+        fresh.mkdir(mode=0o700)
         target = lmdb.open(
             str(fresh),
+            mode=_FILE_MODE,
             map_size=REGISTER_MAP_SIZE,
             subdir=True,
             max_dbs=len(_TABLES),
