@@ -41,10 +41,7 @@ This module is part of the storage seam: nothing else touches this environment.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +51,7 @@ from typing import Self
 import lmdb
 
 from redlist.ledger.errors import FormatError, IntegrityError, RegisterError, StoreError
+from redlist.ledger.registerfiles import lock_file, remove_tree, shred, sibling, sync_directory
 from redlist.ledger.residents import Household, MaskedResident, Resident, Tombstone
 
 #: The register's environment directory inside a node's data directory.
@@ -124,7 +122,7 @@ class RegisterStore:
         """
         if not data_dir.is_dir():
             raise StoreError(f"the data directory {data_dir} does not exist")
-        lock = _lock(data_dir / REGISTER_LOCK_NAME, exclusive=write, wait_s=wait_s)
+        lock = lock_file(data_dir / REGISTER_LOCK_NAME, exclusive=write, wait_s=wait_s)
         store = cls(data_dir, lock, writable=write)
         try:
             if write:
@@ -133,7 +131,7 @@ class RegisterStore:
                 if store._scrub_pending():
                     store._scrub()
             else:
-                for candidate in (store.path, _sibling(store.path, _NEW_SUFFIX)):
+                for candidate in (store.path, sibling(store.path, _NEW_SUFFIX)):
                     if (candidate / "data.mdb").is_file():
                         store._open_env(candidate, create=False)
                         break
@@ -377,10 +375,10 @@ class RegisterStore:
 
     def _scrub(self) -> None:
         """Rewrite the live records into a fresh environment and shred the old one."""
-        fresh = _sibling(self.path, _NEW_SUFFIX)
-        old = _sibling(self.path, _OLD_SUFFIX)
+        fresh = sibling(self.path, _NEW_SUFFIX)
+        old = sibling(self.path, _OLD_SUFFIX)
         env = self._writer()
-        _remove(fresh)
+        remove_tree(fresh)
         fresh.mkdir(mode=0o700)
         target = lmdb.open(
             str(fresh),
@@ -406,23 +404,23 @@ class RegisterStore:
             target.close()
         env.close()
         self._env = None
-        _sync_directory(fresh)
+        sync_directory(fresh)
         os.rename(self.path, old)
         os.rename(fresh, self.path)
-        _sync_directory(self.data_dir)
-        _shred(old)
+        sync_directory(self.data_dir)
+        shred(old)
         self._open_env(self.path, create=True)
 
     def _recover(self) -> None:
         """Finish what a writer that died during a scrub left (under the exclusive lock)."""
-        fresh = _sibling(self.path, _NEW_SUFFIX)
+        fresh = sibling(self.path, _NEW_SUFFIX)
         if fresh.exists():
             if self.path.exists():
-                _remove(fresh)  # the copy was not finished: the scrub starts again
+                remove_tree(fresh)  # the copy was not finished: the scrub starts again
             else:
                 os.rename(fresh, self.path)  # died between the two renames
-                _sync_directory(self.data_dir)
-        _shred(_sibling(self.path, _OLD_SUFFIX))
+                sync_directory(self.data_dir)
+        shred(sibling(self.path, _OLD_SUFFIX))
 
 
 def _resident(account: str, value: bytes) -> Resident:
@@ -443,63 +441,3 @@ def _conflict_message(conflicts: Sequence[Conflict]) -> str:
     count = f"{len(conflicts)} resident" + ("s" if len(conflicts) != 1 else "")
     lines = [f"{conflict.account}: {conflict.message}" for conflict in conflicts]
     return f"{count} cannot be stored; nothing was changed:\n  " + "\n  ".join(lines)
-
-
-def _sibling(path: Path, suffix: str) -> Path:
-    return path.with_name(path.name + suffix)
-
-
-def _remove(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
-
-
-def _shred(path: Path) -> None:
-    """Overwrite every file of ``path`` with zeros, flush, and delete it all."""
-    if not path.exists():
-        return
-    for file in sorted(path.iterdir()):
-        if file.is_file():
-            size = file.stat().st_size
-            with file.open("r+b") as handle:
-                zeros = bytes(1 << 20)
-                for _ in range(0, size, len(zeros)):
-                    handle.write(zeros)
-                handle.truncate(size)
-                handle.flush()
-                os.fsync(handle.fileno())
-    shutil.rmtree(path)
-    _sync_directory(path.parent)
-
-
-def _sync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _lock(path: Path, *, exclusive: bool, wait_s: float) -> int:
-    try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise StoreError(f"cannot open the lock file {path}: {exc.strerror}") from None
-    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fcntl.flock(descriptor, mode)
-            return descriptor
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(descriptor)
-                doing = "changing" if not exclusive else "reading or changing"
-                raise StoreError(
-                    f"another command is {doing} the resident register in {path.parent} "
-                    f"(waited {wait_s:g} s); try again when it has finished"
-                ) from None
-            time.sleep(0.05)
-        except OSError as exc:
-            os.close(descriptor)
-            raise StoreError(f"cannot lock {path}: {exc.strerror}") from None
