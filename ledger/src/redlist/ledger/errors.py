@@ -163,6 +163,11 @@ class StateDamageError(IntegrityError):
         self.record = record
 
 
+class RegisterError(RedlistError):
+    """The resident register refuses what was asked (DESIGN 9.1): an account it does not
+    hold, one it already holds, or one whose personal data was erased. Nothing changed."""
+
+
 class BatchError(CheckError):
     """One envelope of a submitted batch was refused; nothing of the batch was written.
 

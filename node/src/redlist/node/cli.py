@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from redlist.ledger import console
+from redlist.ledger.errors import RegisterError
 from redlist.node.commands import (
     alarms,
     check,
@@ -27,15 +28,16 @@ from redlist.node.commands import (
     init,
     mirror,
     recognise,
+    residents,
     serve,
     witness_reset,
 )
 
 # Adding a subcommand: write its module under redlist.node.commands and list it here.
-_COMMANDS = (init, export, serve, mirror, check, alarms, witness_reset, recognise)
+_COMMANDS = (init, export, serve, mirror, check, alarms, witness_reset, recognise, residents)
 
-#: Errors that mean "refused", not "could not start".
-REFUSALS = console.REFUSALS
+#: Errors that mean "refused", not "could not start": the ledger's, and the register's.
+REFUSALS = (*console.REFUSALS, RegisterError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,220 @@
+"""The resident register's CSV file, as a town's spreadsheet saves it (``residents import``).
+
+**Columns.** The first row names the eight columns, in any order, in English (any case)
+or in Chinese, or mixed:
+
+==============  ==========
+``account``     账户
+``name``        姓名
+``id_number``   身份证号
+``phone``       电话
+``village``     村
+``household``   户
+``basis``       依据
+``basis_date``  依据日期
+==============  ==========
+
+All eight must be there (a cell may be empty where the field is optional), so a file
+that replaces residents' records (``--update``) never wipes a field by leaving its
+column out. What each cell accepts is :mod:`redlist.ledger.residents`'s.
+
+**Encoding.** UTF-8, with or without the byte order mark Excel writes ("CSV UTF-8"), or
+GB18030, the Chinese Windows encoding Excel uses for "CSV (comma delimited)", of which
+GBK and GB2312 are subsets. The bytes are tried as UTF-8 first, strictly, and only if
+they are not UTF-8 as GB18030: text in Chinese is practically never valid UTF-8 by
+accident. The report says which was used.
+
+**Rows** are numbered as a spreadsheet shows them: the header is row 1. Rows whose
+cells are all empty are skipped. A file with any unusable row is refused whole: every
+bad row is listed with its number, its column (as the file names it) and what is
+wrong, so that nothing of it is imported. An account or an ID number given twice is
+refused at its second row.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redlist.ledger.errors import FormatError
+from redlist.ledger.residents import FIELDS, FieldError, Resident, resident_from_cells
+
+#: Column names accepted, each for its field.
+HEADERS: dict[str, str] = {
+    **{field: field for field in FIELDS},
+    "账户": "account",
+    "姓名": "name",
+    "身份证号": "id_number",
+    "电话": "phone",
+    "村": "village",
+    "户": "household",
+    "依据": "basis",
+    "依据日期": "basis_date",
+}
+UTF8_BOM = "UTF-8 (with the byte order mark Excel writes)"
+UTF8 = "UTF-8"
+GB18030 = "GB18030 (the Chinese Windows encoding)"
+
+
+@dataclass(frozen=True)
+class ResidentRow:
+    """A resident and the row of the file it came from."""
+
+    row: int
+    resident: Resident
+
+
+@dataclass(frozen=True)
+class ResidentFile:
+    """A register file read whole: its rows, the encoding used, and each field's column
+    name as the file writes it."""
+
+    rows: tuple[ResidentRow, ...]
+    encoding: str
+    columns: dict[str, str]
+
+
+def decode_text(data: bytes, name: str) -> tuple[str, str]:
+    """The text of a CSV file and the encoding it was read with (:data:`UTF8_BOM`,
+    :data:`UTF8` or :data:`GB18030`), or ``FormatError``."""
+    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
+        raise FormatError(
+            f"{name} is saved as 'Unicode text' (UTF-16); in Excel use Save As, "
+            "'CSV UTF-8 (comma delimited) (*.csv)'"
+        )
+    if data.startswith(codecs.BOM_UTF8):
+        try:
+            return data[len(codecs.BOM_UTF8) :].decode("utf-8"), UTF8_BOM
+        except UnicodeDecodeError as error:
+            row = data.count(b"\n", 0, error.start) + 1
+            raise FormatError(
+                f"{name} starts as UTF-8 but is not UTF-8 text in row {row}; save it again "
+                "as 'CSV UTF-8 (comma delimited) (*.csv)'"
+            ) from None
+    try:
+        return data.decode("utf-8"), UTF8
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030").removeprefix("\ufeff"), GB18030
+    except UnicodeDecodeError as error:
+        row = data.count(b"\n", 0, error.start) + 1
+        raise FormatError(
+            f"{name} is neither UTF-8 nor GB18030 (Chinese Windows) text (first seen in "
+            f"row {row}); in Excel use Save As, 'CSV UTF-8 (comma delimited) (*.csv)'"
+        ) from None
+
+
+def read_residents_csv(
+    data: bytes, name: str, today: datetime.date, changed_ms: int
+) -> ResidentFile:
+    """Every resident of a register file, or ``FormatError`` listing every bad row.
+
+    ``today`` bounds dates (birth dates, basis dates); ``changed_ms`` is the time of
+    change every resident gets.
+    """
+    text, encoding = decode_text(data, name)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        records = list(reader)
+    except csv.Error as error:
+        raise FormatError(f"{name}: row {reader.line_num}: {_csv_problem(error)}") from None
+    if not records:
+        raise FormatError(f"{name} is empty; its first row must name the columns")
+    fields, written = _header(name, records[0])
+    rows: list[ResidentRow] = []
+    problems: list[str] = []
+    accounts: dict[str, int] = {}
+    id_numbers: dict[str, int] = {}
+    for number, record in enumerate(records[1:], start=2):
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(record) > len(fields) and any(cell.strip() for cell in record[len(fields) :]):
+            problems.append(
+                f"row {number}: has {len(record)} cells, but row 1 names {len(fields)} columns"
+            )
+            continue
+        cells = dict(zip(fields, record, strict=False))
+        try:
+            resident = resident_from_cells(cells, today, changed_ms)
+        except FieldError as error:
+            problems.append(f"row {number}, column {written[error.field]}: {error}")
+            continue
+        first = accounts.setdefault(resident.account, number)
+        if first != number:
+            problems.append(
+                f"row {number}, column {written['account']}: {resident.account} already "
+                f"appears in row {first}"
+            )
+            continue
+        if resident.id_number:
+            first = id_numbers.setdefault(resident.id_number, number)
+            if first != number:
+                problems.append(
+                    f"row {number}, column {written['id_number']}: the same ID number is "
+                    f"already given in row {first}"
+                )
+                continue
+        rows.append(ResidentRow(number, resident))
+    if problems:
+        refuse(f"{name} (read as {encoding})", problems)
+    if not rows:
+        raise FormatError(f"{name} has no rows below its header; nothing was imported")
+    return ResidentFile(tuple(rows), encoding, written)
+
+
+def refuse(what: str, problems: Sequence[str]) -> None:
+    """Raise the ``FormatError`` that lists every problem of ``what``."""
+    count = f"{len(problems)} row" + ("s" if len(problems) != 1 else "")
+    raise FormatError(
+        f"{what}: {count} cannot be used; nothing was imported. Fix the file and run the "
+        "command again:\n  " + "\n  ".join(problems)
+    )
+
+
+def _header(name: str, header: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The field of each column, and each field's column name as written."""
+    cells = [cell.strip() for cell in header]
+    while cells and not cells[-1]:
+        cells.pop()  # empty cells Excel keeps right of the table: no column at all
+    expected = ",".join(FIELDS)
+    fields: list[str] = []
+    written: dict[str, str] = {}
+    unknown: list[str] = []
+    for cell in cells:
+        field = HEADERS.get(cell.lower(), HEADERS.get(cell))
+        if field is None:
+            unknown.append(cell)
+            continue
+        if field in written:
+            raise FormatError(
+                f"{name}: row 1 names the column {field} twice ({written[field]!r} and {cell!r})"
+            )
+        fields.append(field)
+        written[field] = cell
+    if unknown:
+        hint = ""
+        if len(cells) == 1 and any(separator in cells[0] for separator in ";\t"):
+            hint = "; the cells seem separated by ';' or tabs: save the file as CSV with commas"
+        listed = ", ".join(repr(cell) for cell in unknown)
+        raise FormatError(
+            f"{name}: row 1 must name the columns ({expected}, or in Chinese "
+            f"{','.join(key for key in HEADERS if not key.isascii())}); {listed} "
+            f"{'is' if len(unknown) == 1 else 'are'} not among them{hint}"
+        )
+    missing = [field for field in FIELDS if field not in written]
+    if missing:
+        raise FormatError(
+            f"{name}: row 1 must name all the columns ({expected}); missing: {', '.join(missing)}"
+        )
+    return fields, written
+
+
+def _csv_problem(error: csv.Error) -> str:
+    if "end of data" in str(error) or "EOF" in str(error):
+        return 'a quoted cell is never closed (a " without its closing ")'
+    return f"not valid CSV ({error})"

@@ -1,0 +1,298 @@
+"""``redlist-node residents``, run as a clerk runs it: real subprocesses, real LMDB.
+
+Files as Excel saves them (UTF-8 with a byte order mark and CRLF, or GB18030; English,
+Chinese or mixed headers); a 20,000-row file with one bad ID number is refused whole,
+naming its row; erasure leaves no byte of the resident in the data directory; and
+imports run while the node serves.
+"""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+from tests.builders import Town, create_log
+from tests.node.serving import BIN, serve_in_subprocess
+
+from redlist.ledger.residents import id_check_character
+from redlist.v1 import ledger_pb2 as pb
+from redlist.v1 import ledger_pb2_grpc
+
+CHINESE = "账户,姓名,身份证号,电话,村,户,依据,依据日期"
+ENGLISH = "account,name,id_number,phone,village,household,basis,basis_date"
+MIXED = "账户,name,身份证号,phone,村,household,依据,basis_date"
+ROWS = [
+    "DGC-0001,张三,11010519491231002x,138 1234 5678,东村,12,同意,2024/3/5",
+    "dgc-0002,欧阳娜娜,,0631-5201234,东村,12,,",
+    "dgc-0003,阿依古丽·买买提,,,西村,,statute,2020-01-01",
+]
+
+
+def name_of(serial: int) -> str:
+    """A distinct Chinese name for each serial number below 8,000."""
+    surnames, given = "王李张刘陈杨赵黄", "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平"
+    return surnames[serial % 8] + given[serial // 8 % 20] + given[serial // 160 % 20]
+
+
+def id_number(serial: int) -> str:
+    born = datetime.date(1950, 1, 1) + datetime.timedelta(days=serial // 1000)
+    first17 = f"110105{born:%Y%m%d}{serial % 1000:03d}"
+    return first17 + id_check_character(first17)
+
+
+def excel_utf8(header: str, rows: list[str]) -> bytes:
+    """As Excel's "CSV UTF-8" writes a sheet: a byte order mark and CRLF line ends."""
+    return b"\xef\xbb\xbf" + "\r\n".join([header, *rows, ""]).encode("utf-8")
+
+
+def excel_gb18030(header: str, rows: list[str]) -> bytes:
+    """As Excel's "CSV (comma delimited)" writes a sheet on a Chinese Windows."""
+    return "\r\n".join([header, *rows, ""]).encode("gb18030")
+
+
+def residents(*argv: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BIN / "redlist-node", "residents", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def every_byte(directory: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file())
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    directory = tmp_path / "town"
+    with create_log(directory, Town.generate()):
+        pass
+    return directory
+
+
+def write(tmp_path: Path, name: str, contents: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(contents)
+    return path
+
+
+def test_an_excel_utf8_file_with_chinese_headers(tmp_path: Path, data: Path) -> None:
+    csv_file = write(tmp_path, "居民.csv", excel_utf8(CHINESE, ROWS))
+    done = residents("import", "--data", data, "--csv", csv_file)
+    assert done.returncode == 0, done.stderr
+    assert "as UTF-8 (with the byte order mark Excel writes): 3 residents" in done.stdout
+    assert "Registered 3 new" in done.stdout
+    assert "1 has no legal basis" in done.stdout
+
+    shown = residents("show", "DGC-0001", "--data", data)
+    assert shown.returncode == 0, shown.stderr
+    for value in ("张三", "11010519491231002X", "13812345678", "东村", "consent, since 2024-03-05"):
+        assert value in shown.stdout
+    assert "2 members: dgc-0001, dgc-0002" in shown.stdout
+    assert "publicity shows: 张*" in shown.stdout
+
+    listed = residents("list", "--data", data)
+    assert listed.returncode == 0, listed.stderr
+    assert "110************02X" in listed.stdout and "11010519491231002X" not in listed.stdout
+    assert "138****5678" in listed.stdout and "0631-***1234" in listed.stdout
+    assert "3 residents; 1 has no legal basis" in listed.stdout
+    only = residents("list", "--data", data, "--village", "西村")
+    assert "阿依古丽·买买提" in only.stdout and "张三" not in only.stdout
+
+
+def test_a_gb18030_file_with_mixed_headers(tmp_path: Path, data: Path) -> None:
+    csv_file = write(tmp_path, "residents.csv", excel_gb18030(MIXED, ROWS))
+    done = residents("import", "--data", data, "--csv", csv_file)
+    assert done.returncode == 0, done.stderr
+    assert "as GB18030 (the Chinese Windows encoding): 3 residents" in done.stdout
+    shown = residents("show", "dgc-0003", "--data", data)
+    assert "阿依古丽·买买提" in shown.stdout
+    assert "publicity shows: 阿***·**提" in shown.stdout
+
+
+def test_list_csv_opens_in_excel_and_masks(tmp_path: Path, data: Path) -> None:
+    residents(
+        "import", "--data", data, "--csv", write(tmp_path, "r.csv", excel_utf8(ENGLISH, ROWS))
+    )
+    listed = subprocess.run(
+        [BIN / "redlist-node", "residents", "list", "--data", data, "--csv"],
+        capture_output=True,
+        check=True,
+    )
+    assert listed.stdout.startswith(b"\xef\xbb\xbf" + ENGLISH.encode() + b"\r\n")
+    text = listed.stdout.decode("utf-8-sig")
+    assert "dgc-0001,张三,110************02X,138****5678,东村,12,consent,2024-03-05" in text
+
+
+def test_one_bad_id_number_in_row_15000_of_20000_imports_nothing(
+    tmp_path: Path, data: Path
+) -> None:
+    rows = [
+        f"dgc-{n:05},{name_of(n)},{id_number(n)},{13800000000 + n},东村,{n // 4},consent,2024-01-01"
+        for n in range(20_000)
+    ]
+    bad = rows[15_000 - 2].split(",")  # row 1 is the header
+    bad[2] = bad[2][:17] + ("0" if bad[2][17] != "0" else "1")
+    rows[15_000 - 2] = ",".join(bad)
+    refused = residents(
+        "import",
+        "--data",
+        data,
+        "--csv",
+        write(tmp_path, "big.csv", excel_utf8(ENGLISH, rows)),
+        timeout=120,
+    )
+    assert refused.returncode == 2
+    assert "1 row cannot be used; nothing was imported" in refused.stderr
+    assert "row 15000, column id_number: has the check character" in refused.stderr
+    assert residents("list", "--data", data).stdout.startswith("The register in")
+
+    bad[2] = id_number(15_000 - 2)
+    rows[15_000 - 2] = ",".join(bad)
+    fixed = residents(
+        "import",
+        "--data",
+        data,
+        "--csv",
+        write(tmp_path, "big.csv", excel_utf8(ENGLISH, rows)),
+        timeout=120,
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    assert "Registered 20,000 new" in fixed.stdout
+
+
+def test_every_bad_row_is_listed_by_row_and_column(tmp_path: Path, data: Path) -> None:
+    rows = [
+        *ROWS,
+        "dgc-0004,,,,东村,,,",
+        "dgc-0005,王五,110105490101001,,东村,,,",
+        "dgc-0006,赵六,,12345,东村,,,",
+        "dgc-0007,孙七,,,东村,,maybe,",
+        "dgc-0008,周八,,,东村,,consent,",
+        "dgc-0009,吴九,,,东村,,consent,2999-01-01",
+        "dgc-0001,郑十,,,东村,,,",
+        "Dgc 10,钱,,,东村,,,",
+    ]
+    refused = residents(
+        "import", "--data", data, "--csv", write(tmp_path, "r.csv", excel_utf8(CHINESE, rows))
+    )
+    assert refused.returncode == 2
+    expected = [
+        "r.csv (read as UTF-8 (with the byte order mark Excel writes)): 8 rows cannot be used",
+        "row 5, column 姓名: is empty",
+        "row 6, column 身份证号: is an old 15-digit ID number",
+        "row 7, column 电话: '12345' is not a phone number",
+        "row 8, column 依据: 'maybe' is not a legal basis",
+        "row 9, column 依据日期: is empty; a basis (consent) needs the date",
+        "row 10, column 依据日期: 2999-01-01 lies in the future",
+        "row 11, column 账户: dgc-0001 already appears in row 2",
+        "row 12, column 账户: 'dgc 10' is not an account id",
+    ]
+    for line in expected:
+        assert line in refused.stderr
+    assert not (data / "register.lmdb").exists()
+
+
+def test_accounts_already_registered_need_update(tmp_path: Path, data: Path) -> None:
+    first = write(tmp_path, "r.csv", excel_utf8(ENGLISH, ROWS))
+    assert residents("import", "--data", data, "--csv", first).returncode == 0
+    changed = [ROWS[0].replace("138 1234 5678", "13900000000"), "dgc-0004,李四,,,东村,,,"]
+    second = write(tmp_path, "r2.csv", excel_utf8(ENGLISH, changed))
+    refused = residents("import", "--data", data, "--csv", second)
+    assert refused.returncode == 1
+    assert "row 2, column account: dgc-0001 is already in the register" in refused.stderr
+    assert "nothing was imported" in refused.stderr
+    assert "dgc-0004" not in residents("list", "--data", data).stdout
+    updated = residents("import", "--data", data, "--csv", second, "--update")
+    assert updated.returncode == 0, updated.stderr
+    assert "Registered 1 new, updated 1, 0 unchanged" in updated.stdout
+    assert "13900000000" in residents("show", "dgc-0001", "--data", data).stdout
+
+
+def test_update_and_erase(tmp_path: Path, data: Path) -> None:
+    rows = [*ROWS, "dgc-0004,马小红,,,东村,12,,"]
+    csv_file = write(tmp_path, "r.csv", excel_utf8(ENGLISH, rows))
+    assert residents("import", "--data", data, "--csv", csv_file).returncode == 0
+
+    done = residents(
+        "update", "dgc-0002", "--data", data, "--basis", "consent", "--basis-date", "2025-06-01"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Updated dgc-0002: legal basis, basis date." in done.stdout
+    cleared = residents("update", "dgc-0002", "--data", data, "--basis", "")
+    assert "none: publicity leaves" in residents("show", "dgc-0002", "--data", data).stdout
+    assert cleared.returncode == 0, cleared.stderr
+    bad = residents("update", "dgc-0002", "--data", data, "--phone", "555")
+    assert bad.returncode == 2 and "--phone:" in bad.stderr
+    assert residents("update", "dgc-0099", "--data", data, "--name", "王").returncode == 1
+
+    secrets = ["张三", "11010519491231002X", "13812345678"]
+    before = every_byte(data)
+    assert all(secret.encode() in before for secret in secrets)
+    unsure = residents("erase", "dgc-0001", "--data", data)
+    assert unsure.returncode == 2 and "--yes" in unsure.stderr
+    erased = residents("erase", "dgc-0001", "--data", data, "--yes")
+    assert erased.returncode == 0, erased.stderr
+    assert "Erased the personal data of dgc-0001" in erased.stdout
+    after = every_byte(data)
+    for secret in secrets:
+        assert secret.encode() not in after, secret
+    assert "马小红".encode() in after  # the others stay
+
+    shown = residents("show", "dgc-0001", "--data", data)
+    assert shown.returncode == 0 and "personal data erased on" in shown.stdout
+    again = residents("import", "--data", data, "--csv", csv_file, "--update")
+    assert again.returncode == 1 and "dgc-0001 its personal data was erased" in again.stderr
+    assert residents("erase", "dgc-0001", "--data", data, "--yes").returncode == 1
+    assert "1 erased account(s) are not listed" in residents("list", "--data", data).stdout
+
+
+def test_a_directory_without_a_log_is_refused(tmp_path: Path) -> None:
+    refused = residents("list", "--data", tmp_path)
+    assert refused.returncode == 2
+    assert "holds no log" in refused.stderr
+
+
+def test_imports_while_the_node_serves(tmp_path: Path, data: Path) -> None:
+    files = [
+        write(
+            tmp_path,
+            f"part{part}.csv",
+            excel_utf8(
+                ENGLISH,
+                [
+                    f"v{part}-{n:04},{name_of(n)},,,村{part},,consent,2024-01-01"
+                    for n in range(2000)
+                ],
+            ),
+        )
+        for part in range(3)
+    ]
+    with serve_in_subprocess(data, "--log-level", "warning", output=tmp_path) as address:
+        results: list[subprocess.CompletedProcess[str]] = []
+
+        def run(path: Path) -> None:
+            results.append(residents("import", "--data", data, "--csv", path, timeout=120))
+
+        threads = [threading.Thread(target=run, args=(path,)) for path in files]
+        for thread in threads:
+            thread.start()
+        listed = residents("list", "--data", data, "--csv", timeout=120)
+        for thread in threads:
+            thread.join()
+        assert [result.returncode for result in results] == [0, 0, 0], [
+            result.stderr for result in results
+        ]
+        assert listed.returncode == 0, listed.stderr
+        with grpc.insecure_channel(address) as channel:
+            stub = ledger_pb2_grpc.LedgerStub(channel)
+            note = stub.GetCheckpoint(pb.GetCheckpointRequest(), timeout=10).checkpoint
+        assert note.splitlines()[1] == "1"
+    final = residents("list", "--data", data)
+    assert "6,000 residents" in final.stdout
