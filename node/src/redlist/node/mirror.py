@@ -273,6 +273,10 @@ class Follower:
         start = self.mirror.size
         call = self._stub.Follow(pb.FollowRequest(start=start))
         self._call = call
+        if self._stop.is_set():
+            # stop() ran before it could see this call: it sets the flag, then reads
+            # _call; this sets _call, then reads the flag. One of the two cancels it.
+            call.cancel()
         pending: list[bytes] = []
         held_bytes = 0
         try:
