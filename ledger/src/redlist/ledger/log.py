@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from redlist.ledger import crypto, keyfile, merkle
+from redlist.ledger import crypto, keyfile, lookups, merkle
 from redlist.ledger.append import decode_batch, verify_ahead, write_batch
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import (
@@ -49,7 +49,7 @@ from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.ledger.sigworkers import available_cores
-from redlist.ledger.state import TargetRecord
+from redlist.ledger.state import RuleRecord, TargetRecord
 from redlist.ledger.statement import (
     PAGE_BYTES,
     AccountStatement,
@@ -417,6 +417,23 @@ class Log:
         entries = (StatementEntry.from_leaf(*record) for record in records)
         next_page = PageToken.of(account, size, records[-1][0]) if more else None
         return AccountStatement.of(account, balance, config, entries, checkpoint, next_page)
+
+    # -- look-ups before a sheet is sent (``lookups``) -------------------------
+
+    def find_entries(self, ids: Sequence[bytes]) -> tuple[int, dict[bytes, int]]:
+        """The tree size, and the seq of each of ``ids`` in the log (``lookups``)."""
+        with self._store.read() as reader:
+            return lookups.find_entries(reader, ids)
+
+    def rules(self) -> tuple[int, tuple[RuleRecord, ...]]:
+        """The tree size, and the rule catalogue, retired rules too (``lookups``)."""
+        with self._store.read() as reader:
+            return lookups.catalogue(reader)
+
+    def month_counts(self, keys: Sequence[lookups.MonthKey]) -> tuple[int, tuple[int, ...]]:
+        """The tree size, and the qty each key's awards count towards a monthly cap."""
+        with self._store.read() as reader:
+            return lookups.month_counts(reader, keys)
 
 
 def _changes_since(

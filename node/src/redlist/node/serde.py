@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from redlist.ledger.log import AppendResult
+from redlist.ledger.lookups import MonthKey
 from redlist.ledger.note.checkpoint import SignedCheckpoint
+from redlist.ledger.state import RuleRecord
 from redlist.ledger.statement import AccountStatement, StatementEntry
 from redlist.v1 import ledger_pb2 as pb
 
@@ -78,3 +80,44 @@ def account_entry_message(entry: StatementEntry) -> pb.AccountEntry:
         item=entry.item,
         at=entry.at,
     )
+
+
+def found_entries(
+    size: int, found: dict[bytes, int], ids: Sequence[bytes]
+) -> pb.FindEntriesResponse:
+    """The ids of the request the log holds, in request order, with their seqs."""
+    return pb.FindEntriesResponse(
+        found=[
+            pb.FoundEntry(id=entry_id, seq=found[entry_id]) for entry_id in ids if entry_id in found
+        ],
+        tree_size=size,
+    )
+
+
+def rules_message(size: int, rules: Sequence[RuleRecord]) -> pb.Rules:
+    return pb.Rules(
+        rules=[
+            pb.Rule(
+                code=rule.code,
+                title=rule.title,
+                module=rule.module,
+                points=rule.points,
+                council=rule.council,
+                active=rule.active,
+                seq=rule.seq,
+                # The wire has no "absent": 0 means no limit (a cap is at least 1).
+                max_qty=rule.max_qty or 0,
+                max_per_month=rule.max_per_month or 0,
+            )
+            for rule in rules
+        ],
+        tree_size=size,
+    )
+
+
+def month_keys(request: pb.GetMonthCountsRequest) -> list[MonthKey]:
+    return [MonthKey(key.account, key.rule, key.month) for key in request.keys]
+
+
+def month_counts(size: int, counts: Sequence[int]) -> pb.MonthCounts:
+    return pb.MonthCounts(qty=counts, tree_size=size)

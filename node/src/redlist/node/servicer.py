@@ -33,7 +33,7 @@ import grpc
 from grpc import aio
 
 from redlist.ledger.entry import is_valid_account
-from redlist.ledger.errors import RedlistError, StateDamageError
+from redlist.ledger.errors import FormatError, RedlistError, StateDamageError
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.statement import PAGE_BYTES
@@ -307,6 +307,48 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
                     sent = served.note
             if not await self._watch.wait_change(position, version):
                 return  # the node is shutting down: end the stream cleanly
+
+    # -- look-ups before a sheet is sent ---------------------------------------
+
+    async def FindEntries(
+        self,
+        request: pb.FindEntriesRequest,
+        context: aio.ServicerContext[pb.FindEntriesRequest, pb.FindEntriesResponse],
+    ) -> pb.FindEntriesResponse:
+        ids = list(request.ids)
+        size, found = await self._look_up(context, self._log.find_entries, ids)
+        return serde.found_entries(size, found, ids)
+
+    async def GetRules(
+        self,
+        request: pb.GetRulesRequest,
+        context: aio.ServicerContext[pb.GetRulesRequest, pb.Rules],
+    ) -> pb.Rules:
+        size, rules = await self._read(context, self._log.rules)
+        return serde.rules_message(size, rules)
+
+    async def GetMonthCounts(
+        self,
+        request: pb.GetMonthCountsRequest,
+        context: aio.ServicerContext[pb.GetMonthCountsRequest, pb.MonthCounts],
+    ) -> pb.MonthCounts:
+        size, counts = await self._look_up(
+            context, self._log.month_counts, serde.month_keys(request)
+        )
+        return serde.month_counts(size, counts)
+
+    async def _look_up(
+        self, context: _AnyContext, function: Callable[[Any], _T], items: object
+    ) -> _T:
+        """``function(items)`` on the read pool; a malformed request is INVALID_ARGUMENT."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._reads, function, items)
+        except FormatError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, bounded_message(str(error)))
+        except RedlistError as error:
+            refusal = refusal_of(error)
+            await context.abort(refusal.code, bounded_message(refusal.status_message()))
 
     # -- helpers --------------------------------------------------------------
 

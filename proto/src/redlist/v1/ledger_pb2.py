@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17redlist/v1/ledger.proto\x12\nredlist.v1\"\"\n\rSubmitRequest\x12\x11\n\tenvelopes\x18\x01 \x03(\x0c\"2\n\x0eSubmitResponse\x12\x0c\n\x04seqs\x18\x01 \x03(\x04\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"\x12\n\x10GetLimitsRequest\"R\n\x06Limits\x12\x11\n\tmax_batch\x18\x01 \x01(\x04\x12\x1a\n\x12max_envelope_bytes\x18\x02 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x04\"6\n\x14GetCheckpointRequest\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x04\x12\x0f\n\x07\x61t_most\x18\x02 \x01(\x04\"+\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\".\n\x10GetLeavesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"%\n\x08LeafData\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04leaf\x18\x02 \x01(\x0c\"7\n\x15InclusionProofRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"8\n\x17\x43onsistencyProofRequest\x12\r\n\x05\x66irst\x18\x01 \x01(\x04\x12\x0e\n\x06second\x18\x02 \x01(\x04\"*\n\x05Proof\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"K\n\x11GetAccountRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\x0c\"\xf6\x01\n\x07\x41\x63\x63ount\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x03\x12\x11\n\tspendable\x18\x03 \x01(\x03\x12\x10\n\x08redeemed\x18\x04 \x01(\x03\x12\x0e\n\x06\x65\x61rned\x18\x05 \x01(\x03\x12\r\n\x05grade\x18\x06 \x01(\t\x12)\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x18.redlist.v1.AccountEntry\x12\x12\n\ncheckpoint\x18\x08 \x01(\t\x12\x17\n\x0fnext_page_token\x18\t \x01(\x0c\x12/\n\nrecognised\x18\n \x03(\x0b\x32\x1b.redlist.v1.RecognisedGrade\"\xc9\x01\n\x0fRecognisedGrade\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x17\n\x0f\x66oreign_account\x18\x02 \x01(\t\x12\r\n\x05grade\x18\x03 \x01(\t\x12\x12\n\nequivalent\x18\x04 \x01(\t\x12\r\n\x05score\x18\x05 \x01(\x03\x12\x0f\n\x07\x61uditor\x18\x06 \x01(\t\x12\x11\n\ttree_size\x18\x07 \x01(\x04\x12\x0f\n\x07\x65xpires\x18\x08 \x01(\x03\x12\x15\n\rrecognised_at\x18\t \x01(\x03\x12\x0f\n\x07\x65xpired\x18\n \x01(\x08\"\xb1\x01\n\x0c\x41\x63\x63ountEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04time\x18\x02 \x01(\x04\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x0e\n\x06points\x18\x05 \x01(\x03\x12\x10\n\x08reversed\x18\x06 \x01(\x08\x12\x13\n\x0breversed_by\x18\x07 \x01(\x04\x12\x0b\n\x03qty\x18\x08 \x01(\x04\x12\x0c\n\x04note\x18\t \x01(\t\x12\x0c\n\x04item\x18\n \x01(\t\x12\n\n\x02\x61t\x18\x0b \x01(\x04\"\x1e\n\rFollowRequest\x12\r\n\x05start\x18\x01 \x01(\x04\"R\n\x0b\x46ollowEvent\x12$\n\x04leaf\x18\x01 \x01(\x0b\x32\x14.redlist.v1.LeafDataH\x00\x12\x14\n\ncheckpoint\x18\x02 \x01(\tH\x00\x42\x07\n\x05\x65vent\"W\n\x14\x41\x64\x64\x43heckpointRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x02 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\",\n\x15\x41\x64\x64\x43heckpointResponse\x12\x13\n\x0b\x63osignature\x18\x01 \x01(\t\"\x16\n\x14GetWitnessKeyRequest\"-\n\x15GetWitnessKeyResponse\x12\x14\n\x0cverifier_key\x18\x01 \x01(\t2\xbd\x04\n\x06Ledger\x12?\n\x06Submit\x12\x19.redlist.v1.SubmitRequest\x1a\x1a.redlist.v1.SubmitResponse\x12=\n\tGetLimits\x12\x1c.redlist.v1.GetLimitsRequest\x1a\x12.redlist.v1.Limits\x12T\n\rGetCheckpoint\x12 .redlist.v1.GetCheckpointRequest\x1a!.redlist.v1.GetCheckpointResponse\x12\x41\n\tGetLeaves\x12\x1c.redlist.v1.GetLeavesRequest\x1a\x14.redlist.v1.LeafData0\x01\x12I\n\x11GetInclusionProof\x12!.redlist.v1.InclusionProofRequest\x1a\x11.redlist.v1.Proof\x12M\n\x13GetConsistencyProof\x12#.redlist.v1.ConsistencyProofRequest\x1a\x11.redlist.v1.Proof\x12@\n\nGetAccount\x12\x1d.redlist.v1.GetAccountRequest\x1a\x13.redlist.v1.Account\x12>\n\x06\x46ollow\x12\x19.redlist.v1.FollowRequest\x1a\x17.redlist.v1.FollowEvent0\x01\x32\xb5\x01\n\x07Witness\x12T\n\rAddCheckpoint\x12 .redlist.v1.AddCheckpointRequest\x1a!.redlist.v1.AddCheckpointResponse\x12T\n\rGetWitnessKey\x12 .redlist.v1.GetWitnessKeyRequest\x1a!.redlist.v1.GetWitnessKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17redlist/v1/ledger.proto\x12\nredlist.v1\"\"\n\rSubmitRequest\x12\x11\n\tenvelopes\x18\x01 \x03(\x0c\"2\n\x0eSubmitResponse\x12\x0c\n\x04seqs\x18\x01 \x03(\x04\x12\x12\n\ncheckpoint\x18\x02 \x01(\t\"\x12\n\x10GetLimitsRequest\"R\n\x06Limits\x12\x11\n\tmax_batch\x18\x01 \x01(\x04\x12\x1a\n\x12max_envelope_bytes\x18\x02 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\x04\"6\n\x14GetCheckpointRequest\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x04\x12\x0f\n\x07\x61t_most\x18\x02 \x01(\x04\"+\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\".\n\x10GetLeavesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"%\n\x08LeafData\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04leaf\x18\x02 \x01(\x0c\"7\n\x15InclusionProofRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"8\n\x17\x43onsistencyProofRequest\x12\r\n\x05\x66irst\x18\x01 \x01(\x04\x12\x0e\n\x06second\x18\x02 \x01(\x04\"*\n\x05Proof\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"K\n\x11GetAccountRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\x0c\"\xf6\x01\n\x07\x41\x63\x63ount\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x03\x12\x11\n\tspendable\x18\x03 \x01(\x03\x12\x10\n\x08redeemed\x18\x04 \x01(\x03\x12\x0e\n\x06\x65\x61rned\x18\x05 \x01(\x03\x12\r\n\x05grade\x18\x06 \x01(\t\x12)\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x18.redlist.v1.AccountEntry\x12\x12\n\ncheckpoint\x18\x08 \x01(\t\x12\x17\n\x0fnext_page_token\x18\t \x01(\x0c\x12/\n\nrecognised\x18\n \x03(\x0b\x32\x1b.redlist.v1.RecognisedGrade\"\xc9\x01\n\x0fRecognisedGrade\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x17\n\x0f\x66oreign_account\x18\x02 \x01(\t\x12\r\n\x05grade\x18\x03 \x01(\t\x12\x12\n\nequivalent\x18\x04 \x01(\t\x12\r\n\x05score\x18\x05 \x01(\x03\x12\x0f\n\x07\x61uditor\x18\x06 \x01(\t\x12\x11\n\ttree_size\x18\x07 \x01(\x04\x12\x0f\n\x07\x65xpires\x18\x08 \x01(\x03\x12\x15\n\rrecognised_at\x18\t \x01(\x03\x12\x0f\n\x07\x65xpired\x18\n \x01(\x08\"\xb1\x01\n\x0c\x41\x63\x63ountEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04time\x18\x02 \x01(\x04\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x0e\n\x06points\x18\x05 \x01(\x03\x12\x10\n\x08reversed\x18\x06 \x01(\x08\x12\x13\n\x0breversed_by\x18\x07 \x01(\x04\x12\x0b\n\x03qty\x18\x08 \x01(\x04\x12\x0c\n\x04note\x18\t \x01(\t\x12\x0c\n\x04item\x18\n \x01(\t\x12\n\n\x02\x61t\x18\x0b \x01(\x04\"!\n\x12\x46indEntriesRequest\x12\x0b\n\x03ids\x18\x01 \x03(\x0c\"%\n\nFoundEntry\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"O\n\x13\x46indEntriesResponse\x12%\n\x05\x66ound\x18\x01 \x03(\x0b\x32\x16.redlist.v1.FoundEntry\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"\x11\n\x0fGetRulesRequest\"\x99\x01\n\x04Rule\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06module\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x03\x12\x0f\n\x07\x63ouncil\x18\x05 \x01(\x08\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\x12\x0b\n\x03seq\x18\x07 \x01(\x04\x12\x0f\n\x07max_qty\x18\x08 \x01(\x04\x12\x15\n\rmax_per_month\x18\t \x01(\x04\";\n\x05Rules\x12\x1f\n\x05rules\x18\x01 \x03(\x0b\x32\x10.redlist.v1.Rule\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"8\n\x08MonthKey\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\r\n\x05month\x18\x03 \x01(\t\";\n\x15GetMonthCountsRequest\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.redlist.v1.MonthKey\"-\n\x0bMonthCounts\x12\x0b\n\x03qty\x18\x01 \x03(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"\x1e\n\rFollowRequest\x12\r\n\x05start\x18\x01 \x01(\x04\"R\n\x0b\x46ollowEvent\x12$\n\x04leaf\x18\x01 \x01(\x0b\x32\x14.redlist.v1.LeafDataH\x00\x12\x14\n\ncheckpoint\x18\x02 \x01(\tH\x00\x42\x07\n\x05\x65vent\"W\n\x14\x41\x64\x64\x43heckpointRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x02 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\",\n\x15\x41\x64\x64\x43heckpointResponse\x12\x13\n\x0b\x63osignature\x18\x01 \x01(\t\"\x16\n\x14GetWitnessKeyRequest\"-\n\x15GetWitnessKeyResponse\x12\x14\n\x0cverifier_key\x18\x01 \x01(\t2\x97\x06\n\x06Ledger\x12?\n\x06Submit\x12\x19.redlist.v1.SubmitRequest\x1a\x1a.redlist.v1.SubmitResponse\x12=\n\tGetLimits\x12\x1c.redlist.v1.GetLimitsRequest\x1a\x12.redlist.v1.Limits\x12T\n\rGetCheckpoint\x12 .redlist.v1.GetCheckpointRequest\x1a!.redlist.v1.GetCheckpointResponse\x12\x41\n\tGetLeaves\x12\x1c.redlist.v1.GetLeavesRequest\x1a\x14.redlist.v1.LeafData0\x01\x12I\n\x11GetInclusionProof\x12!.redlist.v1.InclusionProofRequest\x1a\x11.redlist.v1.Proof\x12M\n\x13GetConsistencyProof\x12#.redlist.v1.ConsistencyProofRequest\x1a\x11.redlist.v1.Proof\x12@\n\nGetAccount\x12\x1d.redlist.v1.GetAccountRequest\x1a\x13.redlist.v1.Account\x12>\n\x06\x46ollow\x12\x19.redlist.v1.FollowRequest\x1a\x17.redlist.v1.FollowEvent0\x01\x12N\n\x0b\x46indEntries\x12\x1e.redlist.v1.FindEntriesRequest\x1a\x1f.redlist.v1.FindEntriesResponse\x12:\n\x08GetRules\x12\x1b.redlist.v1.GetRulesRequest\x1a\x11.redlist.v1.Rules\x12L\n\x0eGetMonthCounts\x12!.redlist.v1.GetMonthCountsRequest\x1a\x17.redlist.v1.MonthCounts2\xb5\x01\n\x07Witness\x12T\n\rAddCheckpoint\x12 .redlist.v1.AddCheckpointRequest\x1a!.redlist.v1.AddCheckpointResponse\x12T\n\rGetWitnessKey\x12 .redlist.v1.GetWitnessKeyRequest\x1a!.redlist.v1.GetWitnessKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -61,20 +61,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOGNISEDGRADE']._serialized_end=1106
   _globals['_ACCOUNTENTRY']._serialized_start=1109
   _globals['_ACCOUNTENTRY']._serialized_end=1286
-  _globals['_FOLLOWREQUEST']._serialized_start=1288
-  _globals['_FOLLOWREQUEST']._serialized_end=1318
-  _globals['_FOLLOWEVENT']._serialized_start=1320
-  _globals['_FOLLOWEVENT']._serialized_end=1402
-  _globals['_ADDCHECKPOINTREQUEST']._serialized_start=1404
-  _globals['_ADDCHECKPOINTREQUEST']._serialized_end=1491
-  _globals['_ADDCHECKPOINTRESPONSE']._serialized_start=1493
-  _globals['_ADDCHECKPOINTRESPONSE']._serialized_end=1537
-  _globals['_GETWITNESSKEYREQUEST']._serialized_start=1539
-  _globals['_GETWITNESSKEYREQUEST']._serialized_end=1561
-  _globals['_GETWITNESSKEYRESPONSE']._serialized_start=1563
-  _globals['_GETWITNESSKEYRESPONSE']._serialized_end=1608
-  _globals['_LEDGER']._serialized_start=1611
-  _globals['_LEDGER']._serialized_end=2184
-  _globals['_WITNESS']._serialized_start=2187
-  _globals['_WITNESS']._serialized_end=2368
+  _globals['_FINDENTRIESREQUEST']._serialized_start=1288
+  _globals['_FINDENTRIESREQUEST']._serialized_end=1321
+  _globals['_FOUNDENTRY']._serialized_start=1323
+  _globals['_FOUNDENTRY']._serialized_end=1360
+  _globals['_FINDENTRIESRESPONSE']._serialized_start=1362
+  _globals['_FINDENTRIESRESPONSE']._serialized_end=1441
+  _globals['_GETRULESREQUEST']._serialized_start=1443
+  _globals['_GETRULESREQUEST']._serialized_end=1460
+  _globals['_RULE']._serialized_start=1463
+  _globals['_RULE']._serialized_end=1616
+  _globals['_RULES']._serialized_start=1618
+  _globals['_RULES']._serialized_end=1677
+  _globals['_MONTHKEY']._serialized_start=1679
+  _globals['_MONTHKEY']._serialized_end=1735
+  _globals['_GETMONTHCOUNTSREQUEST']._serialized_start=1737
+  _globals['_GETMONTHCOUNTSREQUEST']._serialized_end=1796
+  _globals['_MONTHCOUNTS']._serialized_start=1798
+  _globals['_MONTHCOUNTS']._serialized_end=1843
+  _globals['_FOLLOWREQUEST']._serialized_start=1845
+  _globals['_FOLLOWREQUEST']._serialized_end=1875
+  _globals['_FOLLOWEVENT']._serialized_start=1877
+  _globals['_FOLLOWEVENT']._serialized_end=1959
+  _globals['_ADDCHECKPOINTREQUEST']._serialized_start=1961
+  _globals['_ADDCHECKPOINTREQUEST']._serialized_end=2048
+  _globals['_ADDCHECKPOINTRESPONSE']._serialized_start=2050
+  _globals['_ADDCHECKPOINTRESPONSE']._serialized_end=2094
+  _globals['_GETWITNESSKEYREQUEST']._serialized_start=2096
+  _globals['_GETWITNESSKEYREQUEST']._serialized_end=2118
+  _globals['_GETWITNESSKEYRESPONSE']._serialized_start=2120
+  _globals['_GETWITNESSKEYRESPONSE']._serialized_end=2165
+  _globals['_LEDGER']._serialized_start=2168
+  _globals['_LEDGER']._serialized_end=2959
+  _globals['_WITNESS']._serialized_start=2962
+  _globals['_WITNESS']._serialized_end=3143
 # @@protoc_insertion_point(module_scope)

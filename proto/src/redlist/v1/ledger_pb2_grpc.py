@@ -75,6 +75,21 @@ class LedgerStub:
                 request_serializer=redlist_dot_v1_dot_ledger__pb2.FollowRequest.SerializeToString,
                 response_deserializer=redlist_dot_v1_dot_ledger__pb2.FollowEvent.FromString,
                 _registered_method=True)
+        self.FindEntries = channel.unary_unary(
+                '/redlist.v1.Ledger/FindEntries',
+                request_serializer=redlist_dot_v1_dot_ledger__pb2.FindEntriesRequest.SerializeToString,
+                response_deserializer=redlist_dot_v1_dot_ledger__pb2.FindEntriesResponse.FromString,
+                _registered_method=True)
+        self.GetRules = channel.unary_unary(
+                '/redlist.v1.Ledger/GetRules',
+                request_serializer=redlist_dot_v1_dot_ledger__pb2.GetRulesRequest.SerializeToString,
+                response_deserializer=redlist_dot_v1_dot_ledger__pb2.Rules.FromString,
+                _registered_method=True)
+        self.GetMonthCounts = channel.unary_unary(
+                '/redlist.v1.Ledger/GetMonthCounts',
+                request_serializer=redlist_dot_v1_dot_ledger__pb2.GetMonthCountsRequest.SerializeToString,
+                response_deserializer=redlist_dot_v1_dot_ledger__pb2.MonthCounts.FromString,
+                _registered_method=True)
 
 
 class LedgerServicer:
@@ -202,6 +217,36 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindEntries(self, request, context):
+        """The seqs of the entries with these ids (DESIGN.md 3.1 `id`), as of the latest
+        tree size: what a clerk's tool asks before sending a sheet, so a row recorded
+        earlier (its id is derived from its content) is known without sending it again.
+        Ids not in the log are left out of the answer. The node's word: a client fetches
+        the leaf at each seq and checks it. INVALID_ARGUMENT for an id that is not 16
+        bytes, or more than 10000 ids in one request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRules(self, request, context):
+        """The rule catalogue as of the latest tree size: every rule ever set, retired
+        ones included (active false), in code order. The node's word.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMonthCounts(self, request, context):
+        """How much qty each (account, rule, month of the deed date) already has in awards
+        not reversed, as of the latest tree size: what the rules' max_per_month counts.
+        The answer has one count per key, in order. INVALID_ARGUMENT for a malformed
+        account, rule code or month (YYYY-MM), or more than 10000 keys in one request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -244,6 +289,21 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.Follow,
                     request_deserializer=redlist_dot_v1_dot_ledger__pb2.FollowRequest.FromString,
                     response_serializer=redlist_dot_v1_dot_ledger__pb2.FollowEvent.SerializeToString,
+            ),
+            'FindEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindEntries,
+                    request_deserializer=redlist_dot_v1_dot_ledger__pb2.FindEntriesRequest.FromString,
+                    response_serializer=redlist_dot_v1_dot_ledger__pb2.FindEntriesResponse.SerializeToString,
+            ),
+            'GetRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRules,
+                    request_deserializer=redlist_dot_v1_dot_ledger__pb2.GetRulesRequest.FromString,
+                    response_serializer=redlist_dot_v1_dot_ledger__pb2.Rules.SerializeToString,
+            ),
+            'GetMonthCounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMonthCounts,
+                    request_deserializer=redlist_dot_v1_dot_ledger__pb2.GetMonthCountsRequest.FromString,
+                    response_serializer=redlist_dot_v1_dot_ledger__pb2.MonthCounts.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -463,6 +523,87 @@ class Ledger:
             '/redlist.v1.Ledger/Follow',
             redlist_dot_v1_dot_ledger__pb2.FollowRequest.SerializeToString,
             redlist_dot_v1_dot_ledger__pb2.FollowEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/redlist.v1.Ledger/FindEntries',
+            redlist_dot_v1_dot_ledger__pb2.FindEntriesRequest.SerializeToString,
+            redlist_dot_v1_dot_ledger__pb2.FindEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/redlist.v1.Ledger/GetRules',
+            redlist_dot_v1_dot_ledger__pb2.GetRulesRequest.SerializeToString,
+            redlist_dot_v1_dot_ledger__pb2.Rules.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMonthCounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/redlist.v1.Ledger/GetMonthCounts',
+            redlist_dot_v1_dot_ledger__pb2.GetMonthCountsRequest.SerializeToString,
+            redlist_dot_v1_dot_ledger__pb2.MonthCounts.FromString,
             options,
             channel_credentials,
             insecure,

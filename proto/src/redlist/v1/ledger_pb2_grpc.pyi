@@ -143,6 +143,24 @@ class LedgerStub:
     client left an event unread longer than the node waits (as GetLeaves).
     OUT_OF_RANGE if start exceeds the current tree size.
     """
+    FindEntries: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.FindEntriesRequest, _ledger_pb2.FindEntriesResponse]
+    """The seqs of the entries with these ids (DESIGN.md 3.1 `id`), as of the latest
+    tree size: what a clerk's tool asks before sending a sheet, so a row recorded
+    earlier (its id is derived from its content) is known without sending it again.
+    Ids not in the log are left out of the answer. The node's word: a client fetches
+    the leaf at each seq and checks it. INVALID_ARGUMENT for an id that is not 16
+    bytes, or more than 10000 ids in one request.
+    """
+    GetRules: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetRulesRequest, _ledger_pb2.Rules]
+    """The rule catalogue as of the latest tree size: every rule ever set, retired
+    ones included (active false), in code order. The node's word.
+    """
+    GetMonthCounts: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetMonthCountsRequest, _ledger_pb2.MonthCounts]
+    """How much qty each (account, rule, month of the deed date) already has in awards
+    not reversed, as of the latest tree size: what the rules' max_per_month counts.
+    The answer has one count per key, in order. INVALID_ARGUMENT for a malformed
+    account, rule code or month (YYYY-MM), or more than 10000 keys in one request.
+    """
 
 @_typing.type_check_only
 class LedgerAsyncStub(LedgerStub):
@@ -237,6 +255,24 @@ class LedgerAsyncStub(LedgerStub):
     the client cancels it or the node shuts down, or ends RESOURCE_EXHAUSTED when the
     client left an event unread longer than the node waits (as GetLeaves).
     OUT_OF_RANGE if start exceeds the current tree size.
+    """
+    FindEntries: _aio.UnaryUnaryMultiCallable[_ledger_pb2.FindEntriesRequest, _ledger_pb2.FindEntriesResponse]  # type: ignore[assignment]
+    """The seqs of the entries with these ids (DESIGN.md 3.1 `id`), as of the latest
+    tree size: what a clerk's tool asks before sending a sheet, so a row recorded
+    earlier (its id is derived from its content) is known without sending it again.
+    Ids not in the log are left out of the answer. The node's word: a client fetches
+    the leaf at each seq and checks it. INVALID_ARGUMENT for an id that is not 16
+    bytes, or more than 10000 ids in one request.
+    """
+    GetRules: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetRulesRequest, _ledger_pb2.Rules]  # type: ignore[assignment]
+    """The rule catalogue as of the latest tree size: every rule ever set, retired
+    ones included (active false), in code order. The node's word.
+    """
+    GetMonthCounts: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetMonthCountsRequest, _ledger_pb2.MonthCounts]  # type: ignore[assignment]
+    """How much qty each (account, rule, month of the deed date) already has in awards
+    not reversed, as of the latest tree size: what the rules' max_per_month counts.
+    The answer has one count per key, in order. INVALID_ARGUMENT for a malformed
+    account, rule code or month (YYYY-MM), or more than 10000 keys in one request.
     """
 
 class LedgerServicer(metaclass=_abc_1.ABCMeta):
@@ -377,6 +413,42 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
         the client cancels it or the node shuts down, or ends RESOURCE_EXHAUSTED when the
         client left an event unread longer than the node waits (as GetLeaves).
         OUT_OF_RANGE if start exceeds the current tree size.
+        """
+
+    @_abc_1.abstractmethod
+    def FindEntries(
+        self,
+        request: _ledger_pb2.FindEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.FindEntriesResponse, _abc.Awaitable[_ledger_pb2.FindEntriesResponse]]:
+        """The seqs of the entries with these ids (DESIGN.md 3.1 `id`), as of the latest
+        tree size: what a clerk's tool asks before sending a sheet, so a row recorded
+        earlier (its id is derived from its content) is known without sending it again.
+        Ids not in the log are left out of the answer. The node's word: a client fetches
+        the leaf at each seq and checks it. INVALID_ARGUMENT for an id that is not 16
+        bytes, or more than 10000 ids in one request.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRules(
+        self,
+        request: _ledger_pb2.GetRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.Rules, _abc.Awaitable[_ledger_pb2.Rules]]:
+        """The rule catalogue as of the latest tree size: every rule ever set, retired
+        ones included (active false), in code order. The node's word.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMonthCounts(
+        self,
+        request: _ledger_pb2.GetMonthCountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.MonthCounts, _abc.Awaitable[_ledger_pb2.MonthCounts]]:
+        """How much qty each (account, rule, month of the deed date) already has in awards
+        not reversed, as of the latest tree size: what the rules' max_per_month counts.
+        The answer has one count per key, in order. INVALID_ARGUMENT for a malformed
+        account, rule code or month (YYYY-MM), or more than 10000 keys in one request.
         """
 
 def add_LedgerServicer_to_server(servicer: LedgerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
