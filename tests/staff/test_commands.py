@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tests.staff.running import redlist
 
 from redlist.ledger import keyfile
+from redlist.ledger.bodies import Grade, TownConfig
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
 from redlist.ledger.note.keys import NoteSigner
@@ -28,6 +29,7 @@ from redlist.proto.contract import MAX_BATCH_CHECK, RATE_LIMIT_CHECK, Limits
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles
 from redlist.staff.commands import account, submit
+from redlist.staff.sheet import SheetRow, sheet_rows
 
 NOWHERE = "127.0.0.1:1"
 #: A well-formed log key: commands that get as far as the node need one.
@@ -292,7 +294,7 @@ def test_csv_problems_are_reported_before_the_node_is_asked(tmp_path: Path, sign
     awards = tmp_path / "awards.csv"
     awards.write_text("account,rule,qty,note\ndgc-1,V01,1,\n,V01,1,\n", encoding="utf-8")
     result = redlist("submit", "--csv", str(awards), "--node", NOWHERE, "--signer", signer)
-    refused_before_calling(result.code, result.err, "row 3: account id '' is not valid")
+    refused_before_calling(result.code, result.err, "row 3, column account: account id ''")
     result = redlist(
         "submit", "--csv", str(tmp_path / "none.csv"), "--node", NOWHERE, "--signer", signer
     )
@@ -325,19 +327,6 @@ def test_progress_bar_only_on_a_terminal() -> None:
     assert plain.getvalue() == ""
 
 
-@pytest.mark.parametrize(
-    ("rows", "phrase"),
-    [
-        ([7], "Row 7 was"),
-        ([2, 3, 4], "Rows 2 to 4 were"),
-        ([2, 3, 4, 7], "Rows 2 to 4 and 7 were"),
-        ([2, 5, 6, 9, 10, 11], "Rows 2, 5 to 6 and 9 to 11 were"),
-    ],
-)
-def test_rows_phrase(rows: list[int], phrase: str) -> None:
-    assert submit._rows_phrase(rows) == phrase
-
-
 def test_outcome_summary_of_one_entry() -> None:
     outcome = submit.Outcome()
     outcome.recorded[2] = 324
@@ -346,23 +335,30 @@ def test_outcome_summary_of_one_entry() -> None:
     )
 
 
-def test_stop_report_of_one_row(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = tuple(csvfiles.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in (2, 3, 4))
+CONFIG = TownConfig(1000, (Grade("AAA", 1050), Grade("A", 960), Grade("B", None)), 2, 7, "UTC")
+
+
+def _sheet(numbers: range | tuple[int, ...]) -> tuple[SheetRow, ...]:
+    rows = tuple(csvfiles.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in numbers)
+    return sheet_rows(rows, "town.example/log", "2026-05-03")
+
+
+def test_stop_report_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _sheet((2, 3, 4))
+    plan = submit.Plan("refused.csv", rows, {}, 0, "2026-05-03", CONFIG, {})
     outcome = submit.Outcome()
     outcome.recorded[2] = 324
-    submit._report_stop(rows, outcome, "refused.csv", refused=True)
+    submit._report_stop(plan, outcome, refused=True)
     out = capsys.readouterr().out
-    assert "Row 2 is recorded; the rows after it were not." in out
-    assert "first delete row 2 from it." in out
-    assert "2 to 2" not in out
-    submit._report_stop(rows, submit.Outcome(), "refused.csv", refused=True)
-    assert "No row is recorded. Once the problem is solved" in capsys.readouterr().out
+    assert out.startswith("Submitted 1 of 3 rows of refused.csv: 1 recorded now; entry 324.")
+    assert "The rows not counted above were not recorded." in out
+    assert "recognised by what they say" in out
+    submit._report_stop(plan, submit.Outcome(), refused=False)
+    assert "The rows sent last may or may not be recorded." in capsys.readouterr().out
 
 
 def test_a_batch_too_large_for_the_node_says_which_batch_size_to_use() -> None:
-    rows = tuple(
-        csvfiles.AwardRow(number, f"dgc-{number}", "V01", 1, None) for number in range(2, 7)
-    )
+    rows = _sheet(range(2, 7))
     refusal = NodeError(
         MAX_BATCH_CHECK,
         "the batch has 5 envelopes; this node takes at most 2 in one request, split it",
@@ -409,10 +405,9 @@ def test_outcome_summary() -> None:
     outcome = submit.Outcome()
     outcome.recorded.update({4: 60, 5: 61})
     outcome.present.update({2: 40, 3: 41})
-    outcome.conflicting.append(6)
-    assert outcome.summary("awards.csv", 10) == (
-        "Submitted 5 of 10 rows of awards.csv: 2 recorded now, 2 already recorded by an "
-        "earlier run, 1 already submitted earlier with other keys; entries 40 to 61."
+    assert outcome.summary("awards.csv", 10, (2, "2026-05-03")) == (
+        "Submitted 4 of 10 rows of awards.csv: 2 recorded now, 2 already recorded; "
+        "entries 40 to 61. 2 rows had no date and got today's, 2026-05-03."
     )
 
 

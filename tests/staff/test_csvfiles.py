@@ -16,6 +16,7 @@ from redlist.ledger.entry import RuleChange
 from redlist.ledger.errors import FormatError
 from redlist.ledger.text import REFUSED_CATEGORIES
 from redlist.staff import csvfiles, entries
+from redlist.staff.problems import MAX_SHOWN_PROBLEMS, Problem, SheetError, problems_csv
 
 LOG = "wendeng.example/redlist"
 STAMP = entries.Stamp(LOG, bytes(range(16)), 1_767_225_600_000)
@@ -115,14 +116,24 @@ def test_rules_csv_refuses_a_code_twice() -> None:
         csvfiles.parse_rules_csv(data, "rules.csv")
 
 
-def test_long_lists_of_problems_are_cut_short() -> None:
-    data = rules_file(*(f"V{n},Pond,environment,0,no" for n in range(50)))
-    with pytest.raises(FormatError) as refused:
+def test_long_lists_of_problems_are_cut_short_and_kept_whole() -> None:
+    data = rules_file(*(f"V{n},Pond,environment,0,no" for n in range(80)))
+    with pytest.raises(SheetError) as refused:
         csvfiles.parse_rules_csv(data, "rules.csv")
     message = refused.value.diagnostics()
-    assert "50 rows cannot be used" in message
-    assert "... and 30 more" in message
-    assert message.count("\n  row ") == csvfiles.MAX_REPORTED_ROWS
+    assert "80 rows cannot be used" in message
+    assert "... and 30 more (--errors FILE writes them all)" in message
+    assert message.count("\n  row ") == MAX_SHOWN_PROBLEMS
+    assert [problem.row for problem in refused.value.problems] == list(range(2, 82))
+
+
+def test_problems_are_written_as_a_csv_file_excel_opens() -> None:
+    problems = [Problem(3, "account", "account id 'x y' is not valid"), Problem(9, "", "a, b")]
+    data = problems_csv(problems)
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert data.decode("utf-8-sig") == (
+        "row,column,problem\r\n3,account,account id 'x y' is not valid\r\n9,,\"a, b\"\r\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -229,11 +240,11 @@ def test_awards_csv_refuses_bad_rows_by_number() -> None:
     with pytest.raises(FormatError) as refused:
         csvfiles.parse_awards_csv(data, "awards.csv")
     message = refused.value.diagnostics()
-    assert "row 3: account id 'bad id' is not valid" in message
-    assert "row 4: rule must not be empty" in message
-    assert "row 5: qty must be at least 1, not 0" in message
-    assert "row 6: qty must be a whole number, not '1.5'" in message
-    assert "row 7: qty must be at least 1, not -1" in message
+    assert "row 3, column account: account id 'bad id' is not valid" in message
+    assert "row 4, column rule: rule must not be empty" in message
+    assert "row 5, column qty: qty must be at least 1, not 0" in message
+    assert "row 6, column qty: qty must be a whole number, not '1.5'" in message
+    assert "row 7, column qty: qty must be at least 1, not -1" in message
     assert "row 2" not in message
 
 
@@ -307,7 +318,7 @@ def test_the_date_column_reads_what_spreadsheets_write() -> None:
 )
 def test_a_bad_date_cell_is_refused_by_row(cell: str, words: str) -> None:
     data = f"account,rule,date\ndgc-1,V01,2026-05-03\ndgc-2,V01,{cell}\n".encode()
-    with pytest.raises(FormatError, match="row 3: date") as refused:
+    with pytest.raises(FormatError, match="row 3, column date: date") as refused:
         csvfiles.parse_awards_csv(data, "awards.csv")
     assert words in refused.value.diagnostics()
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,10 @@ SUBMIT_TIMEOUT_S = 120.0
 #: Inclusion proofs asked for at once when proving entries recorded: enough to hide the
 #: round trip, well under the calls a node serves one client at once (16 by default).
 PROOFS_IN_FLIGHT = 8
+#: Leaves asked for in one GetLeaves call when proving entries recorded.
+LEAVES_PER_CALL = 1000
+#: Ids or keys asked about in one look-up call (the node takes up to 10000).
+LOOKUP_CHUNK = 5000
 
 # What a clerk is told when a node answered "recorded" but could not prove it.
 _NOT_RECORDED = (
@@ -212,6 +216,22 @@ class SubmitResult:
         return self.checkpoint.size
 
 
+@dataclass(frozen=True)
+class RemoteRule:
+    """A rule of the catalogue as the node states it; ``max_qty`` and ``max_per_month``
+    None for no limit; ``active`` False once retired; ``seq`` of its last change."""
+
+    code: str
+    title: str
+    module: str
+    points: int
+    council: bool
+    active: bool
+    seq: int
+    max_qty: int | None = None
+    max_per_month: int | None = None
+
+
 class LedgerClient(NodeConnection):
     """A synchronous client of the ``Ledger`` service of the node at ``address``.
 
@@ -277,17 +297,38 @@ class LedgerClient(NodeConnection):
         in the tree whose root ``checkpoint`` signs. Raises ``VerificationError``
         (check ``inclusion``) at the first entry that fails.
         """
-        for start, end in _runs(sorted(sent)):
-            leaves = dict(self.get_leaves(start, end))
-            for seq, data in leaves.items():
-                _check_leaf(seq, data, sent[seq])
-            # Proofs are asked for a window at a time: one round trip's wait, not one per entry.
-            seqs = list(leaves)
-            for first in range(0, len(seqs), PROOFS_IN_FLIGHT):
-                window = seqs[first : first + PROOFS_IN_FLIGHT]
-                proofs = self._inclusion_proofs(window, checkpoint.size)
-                for seq, hashes in zip(window, proofs, strict=True):
-                    _check_inclusion(seq, leaves[seq], hashes, checkpoint)
+        self.proved_leaves(sent, checkpoint, lambda seq, data: _check_leaf(seq, data, sent[seq]))
+
+    def proved_leaves(
+        self,
+        seqs: Iterable[int],
+        checkpoint: SignedCheckpoint,
+        check: Callable[[int, bytes], None] | None = None,
+    ) -> dict[int, bytes]:
+        """The leaves at ``seqs``, each proved to be in the log at ``checkpoint``.
+
+        Leaves are fetched in runs of consecutive seqs (at most ``LEAVES_PER_CALL`` a
+        call); ``check(seq, leaf)``, if given, looks at each before its proof is asked
+        for. Raises ``VerificationError`` (check ``inclusion``) at the first leaf whose
+        inclusion proof does not reach ``checkpoint``'s root.
+        """
+        proved: dict[int, bytes] = {}
+        for start, end in _runs(sorted(set(seqs))):
+            for first_seq in range(start, end, LEAVES_PER_CALL):
+                leaves = dict(self.get_leaves(first_seq, min(end, first_seq + LEAVES_PER_CALL)))
+                if check is not None:
+                    for seq, data in leaves.items():
+                        check(seq, data)
+                # Proofs are asked for a window at a time: one round trip's wait, not one
+                # per entry.
+                window_seqs = list(leaves)
+                for first in range(0, len(window_seqs), PROOFS_IN_FLIGHT):
+                    window = window_seqs[first : first + PROOFS_IN_FLIGHT]
+                    proofs = self._inclusion_proofs(window, checkpoint.size)
+                    for seq, hashes in zip(window, proofs, strict=True):
+                        _check_inclusion(seq, leaves[seq], hashes, checkpoint)
+                proved.update(leaves)
+        return proved
 
     def _inclusion_proofs(self, seqs: Sequence[int], tree_size: int) -> list[tuple[bytes, ...]]:
         """The node's inclusion proofs of ``seqs`` in the tree of ``tree_size``, in order."""
@@ -368,6 +409,63 @@ class LedgerClient(NodeConnection):
         if not isinstance(body, Genesis):
             raise FormatError(f"entry 0 of the log is a {body.kind} entry, not the genesis")
         return body
+
+    def find_entries(self, ids: Sequence[bytes]) -> dict[bytes, int]:
+        """The seq of each of ``ids`` the log holds, as the node states it (absent ones left
+        out): a caller proves each with ``proved_leaves`` and reads what it says."""
+        found: dict[bytes, int] = {}
+        for first in range(0, len(ids), LOOKUP_CHUNK):
+            request = ledger_pb2.FindEntriesRequest(ids=ids[first : first + LOOKUP_CHUNK])
+            try:
+                response = self._stub.FindEntries(request, timeout=self.timeout)
+            except grpc.RpcError as error:
+                raise self._error(error, "FindEntries") from None
+            found.update((item.id, item.seq) for item in response.found)
+        return found
+
+    def get_rules(self) -> dict[str, RemoteRule]:
+        """The rule catalogue as the node states it, retired rules too, by code."""
+        try:
+            response = self._stub.GetRules(ledger_pb2.GetRulesRequest(), timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise self._error(error, "GetRules") from None
+        return {
+            rule.code: RemoteRule(
+                rule.code,
+                rule.title,
+                rule.module,
+                rule.points,
+                rule.council,
+                rule.active,
+                rule.seq,
+                rule.max_qty or None,
+                rule.max_per_month or None,
+            )
+            for rule in response.rules
+        }
+
+    def month_counts(self, keys: Sequence[tuple[str, str, str]]) -> list[int]:
+        """For each ``(account, rule, YYYY-MM)``, the qty of its awards not reversed with
+        deed dates in that month, as the node states it (what ``max_per_month`` counts)."""
+        counts: list[int] = []
+        for first in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = keys[first : first + LOOKUP_CHUNK]
+            request = ledger_pb2.GetMonthCountsRequest(
+                keys=[
+                    ledger_pb2.MonthKey(account=account, rule=rule, month=month)
+                    for account, rule, month in chunk
+                ]
+            )
+            try:
+                response = self._stub.GetMonthCounts(request, timeout=self.timeout)
+            except grpc.RpcError as error:
+                raise self._error(error, "GetMonthCounts") from None
+            if len(response.qty) != len(chunk):
+                raise WireError(
+                    f"the node answered {len(response.qty)} monthly counts for {len(chunk)} keys"
+                )
+            counts.extend(response.qty)
+        return counts
 
     def account_pages(
         self, account: str, *, page_size: int = 0

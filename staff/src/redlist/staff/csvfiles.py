@@ -20,11 +20,12 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redlist.ledger.entry import ID_SIZE, Award, RuleChange
 from redlist.ledger.errors import FormatError
 from redlist.staff.entries import Stamp, award, rule_set
+from redlist.staff.problems import Problem, SheetError
 from redlist.staff.values import (
     check_account,
     check_cap,
@@ -37,8 +38,6 @@ from redlist.staff.values import (
     parse_integer,
 )
 
-#: Most problems listed when a CSV file is refused.
-MAX_REPORTED_ROWS = 20
 #: Domain separation for ids derived from a file: never equal to an id derived
 #: any other way, nor for another purpose.
 ROW_ID_DOMAIN = b"redlist/staff/row-id/v1\x00"
@@ -153,16 +152,15 @@ def parse_awards_csv(data: bytes, name: str) -> tuple[AwardRow, ...]:
 
     def parse(row: int, cells: dict[str, str]) -> AwardRow:
         qty_text = cells.get("qty", "")
-        qty = parse_integer(qty_text, "qty") if qty_text else 1
-        note = check_text(cells.get("note", ""), "note", required=False)
+        qty = _cell("qty", parse_integer, qty_text, "qty") if qty_text else 1
         date_text = cells.get("date", "")
         return AwardRow(
             row,
-            check_account(cells["account"]),
-            check_text(cells["rule"], "rule"),
-            check_positive(qty, "qty"),
-            note or None,
-            check_date(date_text, "date") if date_text else None,
+            _cell("account", check_account, cells["account"]),
+            _cell("rule", check_text, cells["rule"], "rule"),
+            _cell("qty", check_positive, qty, "qty"),
+            _cell("note", check_text, cells.get("note", ""), "note", required=False) or None,
+            _cell("date", check_date, date_text, "date") if date_text else None,
         )
 
     return _parse_csv(data, name, AWARD_COLUMNS, AWARD_OPTIONAL_COLUMNS, parse)
@@ -209,22 +207,45 @@ def _parse_csv(
         raise FormatError(f"{name} is empty; its first row must name the columns")
     columns = _header(name, records[0], required, optional)
     rows: list[_Row] = []
-    problems: list[str] = []
+    problems: list[Problem] = []
     for number, record in enumerate(records[1:], start=2):
         if not any(cell.strip() for cell in record):
             continue
+        if len(record) < len(columns) or any(cell.strip() for cell in record[len(columns) :]):
+            message = f"has {len(record)} cells, the header has {len(columns)}"
+            problems.append(Problem(number, "", message))
+            continue
+        cells = {column: cell.strip() for column, cell in zip(columns, record, strict=False)}
         try:
-            if len(record) < len(columns) or any(cell.strip() for cell in record[len(columns) :]):
-                raise FormatError(f"has {len(record)} cells, the header has {len(columns)}")
-            cells = {column: cell.strip() for column, cell in zip(columns, record, strict=False)}
             rows.append(parse(number, cells))
+        except _CellError as error:
+            problems.append(Problem(number, error.column, error.diagnostics()))
         except FormatError as error:
-            problems.append(f"row {number}: {error.diagnostics()}")
+            problems.append(Problem(number, "", error.diagnostics()))
     if problems:
-        _refuse(name, problems)
+        raise SheetError(name, problems)
     if not rows:
         raise FormatError(f"{name} has no rows below its header; nothing was submitted")
     return tuple(rows)
+
+
+class _CellError(FormatError):
+    """A cell's value is unusable: ``column`` names it."""
+
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+_Value = TypeVar("_Value")
+
+
+def _cell(column: str, check: Callable[..., _Value], *args: Any, **kwargs: Any) -> _Value:
+    """``check(*args, **kwargs)``; a ``FormatError`` it raises names ``column``."""
+    try:
+        return check(*args, **kwargs)
+    except FormatError as error:
+        raise _CellError(column, error.diagnostics()) from None
 
 
 def _decode(data: bytes, name: str) -> str:
@@ -300,22 +321,11 @@ def _header(
 
 def _refuse_duplicates(name: str, keyed: Sequence[tuple[int, str]], what: str) -> None:
     first: dict[str, int] = {}
-    problems: list[str] = []
+    problems: list[Problem] = []
     for row, key in keyed:
         if key in first:
-            problems.append(f"row {row}: {what} {key!r} already appears in row {first[key]}")
+            problems.append(Problem(row, "", f"{what} {key!r} already appears in row {first[key]}"))
         else:
             first[key] = row
     if problems:
-        _refuse(name, problems)
-
-
-def _refuse(name: str, problems: Sequence[str]) -> None:
-    shown = list(problems[:MAX_REPORTED_ROWS])
-    if len(problems) > len(shown):
-        shown.append(f"... and {len(problems) - len(shown)} more")
-    count = f"{len(problems)} row" + ("s" if len(problems) != 1 else "")
-    raise FormatError(
-        f"{name}: {count} cannot be used; nothing was submitted. Fix the file and run the "
-        "command again:\n  " + "\n  ".join(shown)
-    )
+        raise SheetError(name, problems)

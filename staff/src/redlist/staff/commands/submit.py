@@ -1,48 +1,52 @@
-"""``redlist submit --csv``: bulk awards from a CSV file, safe to run again after a crash.
+"""``redlist submit --csv``: bulk awards from a CSV file; a row is never recorded twice.
 
-How a re-run avoids recording a row twice, without keeping any state file:
+Rows are known by what they say (``redlist.staff.rowids``): each row's entry id is
+derived from its content (log, account, rule, qty, deed date, note) and its occurrence
+among identical rows of the sheet, never from the file's bytes, its row numbers or who
+signs. A run goes:
 
-* Every row's entry id is derived from the file's SHA-256 and the row number
-  (``csvfiles.row_entry_id``), so the same file always yields the same ids.
-* Every row of one run carries the same author's time ``at``. Before signing, the
-  command asks the node whether the file's first data row is already in the log
-  (the account's entries, then the leaf itself, compared by entry id). If it is,
-  an earlier run recorded the file at least in part, and this run reuses that
-  run's ``at``. Ed25519 signatures are deterministic, so with the same keys every
-  envelope comes out byte for byte as before, and the node answers a row it
-  already holds with its existing entry number instead of recording it again.
-  Rows are sent in file order and a run stops at the first refused batch, so the
-  first row is in the log whenever any row is.
-* Should a row still come back as ``ALREADY_EXISTS`` (the earlier run was signed
-  with other keys), its id proves the row was recorded from this very file: it
-  is reported as "already submitted earlier" and skipped, and the rest of that
-  batch is sent one row at a time.
+1. read the sheet and check every cell (``csvfiles``);
+2. ask the node which rows' ids its log holds (``recorded.find_recorded``): each
+   found entry is proved to be in the log and must say what its row says, else the
+   sheet is refused as a conflict; found rows are "already recorded";
+3. check the other rows against the town's catalogue, deed-date window and caps,
+   with the log's monthly counts (``sheet.check_rows``); any problem refuses the whole
+   sheet, listing every bad row, before anything is signed or sent;
+4. ``--dry-run`` stops here and says what would be recorded (``preview``); otherwise
+   the new rows are signed and sent in batches. A batch the node answers with
+   ``ALREADY_EXISTS`` (someone recorded some of its rows meanwhile) is looked up
+   again, its recorded rows counted as already recorded, and the rest sent.
 
-An edited file is a new file (other ids): delete the rows that were recorded
-from it before submitting a corrected version.
+So re-running a sheet after a crash, after saving it again (other line endings,
+spaces, rows sorted, Excel's date format) or after correcting some rows records only
+the rows not yet recorded. A corrected row is a new deed: the row as it was stays
+recorded, and is reversed like any entry.
 
 A row counts as recorded only once the node has proved it: the checkpoint that
-answers its batch verifies with the town log's key, and the row's leaf (fetched
-with the others of the batch, one stream per run of consecutive entries) holds
-exactly the envelope sent and has an inclusion proof to that checkpoint's root.
+answers its batch verifies with the town log's key, and the row's leaf holds exactly
+the envelope sent and has an inclusion proof to that checkpoint's root.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from redlist.ledger.entry import Award
+from redlist.ledger import deeddate
+from redlist.ledger.bodies import TownConfig
+from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.progress import ProgressBar
-from redlist.proto.client import MAX_PAGE_SIZE
 from redlist.proto.contract import ENVELOPE_FRAMING_BYTES, MAX_BATCH_CHECK, Limits
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing, values
-from redlist.staff.client import LedgerClient, add_node_argument, connect
+from redlist.staff.client import LedgerClient, RemoteRule, add_node_argument, connect
+from redlist.staff.problems import SheetError, write_problems
+from redlist.staff.recorded import conflict_error, find_recorded
+from redlist.staff.sheet import SheetRow, Town, capped_keys, check_rows, sheet_rows
 
 DESCRIPTION = """\
 Record many awards from a CSV file. The first row names the columns:
@@ -53,19 +57,21 @@ town's time zone, and the summary says how many rows got it; no note. Account
 ids are case-folded (DGC-0019 is dgc-0019). UTF-8, with or without the byte
 order mark Excel writes ("CSV UTF-8").
 
-Every row is checked first; if any is unusable, the rows are listed by their
-number as a spreadsheet shows it (the header is row 1) and nothing is sent.
-The rows then go to the node in batches (--batch-size, and never more than the
-node takes in one request). A progress bar is shown on a terminal; a summary
-line at the end in any case.
+Everything is checked before anything is sent: every cell, then every row
+against the town's catalogue (unknown or retired rules, council rules, max_qty,
+the monthly caps with what the log already has) and its date window. If any row
+is bad, all bad rows are listed by their number as a spreadsheet shows it (the
+header is row 1) and nothing is sent; --errors FILE writes the full list as a
+CSV file to open beside the sheet. --dry-run shows what would be recorded.
 
-Safe to run again: if the command is interrupted, or the node refuses a row
-(for example an unknown rule), run it again with the same, unchanged file once
-the problem is solved: rows already recorded are recognised, never recorded
-twice. An edited file counts as new; delete the rows already recorded from it
-first (the message says which)."""
+Rows are known by what they say, never recorded twice: run the command again
+after an interruption, after saving the sheet again or after correcting some of
+its rows, and only the rows not yet recorded are recorded; the summary says how
+many were already there. Two identical rows are two deeds. A corrected row is a
+new deed: the row as it was stays recorded until reversed ('redlist reverse').
+Rows without a date are known by the day they are sent: submitted again on
+another day, they are recorded again, so put the dates in the sheet."""
 
-PURPOSE = "awards"
 DEFAULT_BATCH_SIZE = 500
 
 
@@ -91,22 +97,55 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help=f"rows per request to the node (default {DEFAULT_BATCH_SIZE}; fewer when the "
         "node takes fewer)",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the sheet and say what would be recorded, without signing or sending",
+    )
+    parser.add_argument(
+        "--errors",
+        type=Path,
+        metavar="FILE",
+        help="if the sheet has bad rows, write all of them to FILE (CSV for Excel)",
+    )
     add_node_argument(parser)
     signing.add_signer_arguments(parser)
     parser.set_defaults(run=run)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A checked sheet: its rows, which are recorded already (index → seq), the author's
+    time and day of this run, and the town's configuration and catalogue."""
+
+    name: str
+    rows: tuple[SheetRow, ...]
+    present: Mapping[int, int]
+    at: int
+    today: str
+    config: TownConfig
+    rules: Mapping[str, RemoteRule]
+
+    @property
+    def new(self) -> list[int]:
+        """The indexes of the rows to record, in sheet order."""
+        return [index for index in range(len(self.rows)) if index not in self.present]
+
+    @property
+    def undated(self) -> int:
+        return sum(1 for row in self.rows if row.undated)
+
+
 @dataclass
 class Outcome:
-    """What became of the rows so far."""
+    """What became of the rows so far (row number → seq)."""
 
-    recorded: dict[int, int] = field(default_factory=dict)  # row -> seq, new in this run
-    present: dict[int, int] = field(default_factory=dict)  # row -> seq, recorded earlier
-    conflicting: list[int] = field(default_factory=list)  # rows recorded earlier, other bytes
+    recorded: dict[int, int] = field(default_factory=dict)  # new in this run
+    present: dict[int, int] = field(default_factory=dict)  # recorded before this run
 
     @property
     def done(self) -> int:
-        return len(self.recorded) + len(self.present) + len(self.conflicting)
+        return len(self.recorded) + len(self.present)
 
     def seqs(self) -> list[int]:
         return sorted((*self.recorded.values(), *self.present.values()))
@@ -115,9 +154,7 @@ class Outcome:
         """The summary line; ``today``: how many rows had no date, and the day they got."""
         parts = [f"{len(self.recorded)} recorded now"]
         if self.present:
-            parts.append(f"{len(self.present)} already recorded by an earlier run")
-        if self.conflicting:
-            parts.append(f"{len(self.conflicting)} already submitted earlier with other keys")
+            parts.append(f"{len(self.present)} already recorded")
         seqs = self.seqs()
         if not seqs:
             span = ""
@@ -132,81 +169,141 @@ class Outcome:
         return f"Submitted {self.done} of {total} rows of {name}: {', '.join(parts)}{span}.{dated}"
 
 
+#: Said when a run recorded rows of a sheet that was partly recorded before.
+CORRECTED_ADVICE = (
+    "If you corrected rows of this sheet since it was last submitted, the rows as they "
+    "were stay recorded too: reverse each with 'redlist reverse' (many at once with "
+    "--csv); 'redlist account ACCOUNT' shows their entry numbers."
+)
+#: Said when rows had no date.
+UNDATED_ADVICE = (
+    "Rows without a date are known by the day they are sent: submitted again on another "
+    "day they would be recorded again, so write the dates into the sheet."
+)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise FormatError(f"--batch-size must be at least 1, not {args.batch_size}")
     name = args.csv.name
     data = csvfiles.read_input_file(args.csv, "awards file")
-    rows = csvfiles.parse_awards_csv(data, name)
     signers = signing.read_signers(args.signer, args.cosigner)
-    digest = csvfiles.file_digest(data)
-    ids = [csvfiles.row_entry_id(digest, PURPOSE, row.row) for row in rows]
-    with connect(args) as client:
-        head = client.latest()
-        limits = client.get_limits()
-        earlier_at = earlier_run_time(client, head.origin, rows[0], ids[0])
-        at = entries.now_ms() if earlier_at is None else earlier_at
-        tz = client.get_genesis().config.tz
-        undated = sum(1 for row in rows if row.date is None)
-        today = (undated, entries.today(at, tz))
-        outcome = Outcome()
-        progress = ProgressBar(sys.stderr, "submitting", "rows")
-        progress.update(0, len(rows))
-        # Signed as they go out, lazily: a long file starts going out at once, and
-        # signing is deterministic, so a re-run yields the same bytes anyway.
-        sealed = (
-            (
-                index,
-                signing.seal(
-                    entries.dated(row.body(entries.Stamp(head.origin, ids[index], at)), tz),
-                    signers,
-                ),
-            )
-            for index, row in enumerate(rows)
-        )
-        try:
-            size = head.size
-            for envelopes in batches(sealed, args.batch_size, limits):
-                size = _submit_batch(client, rows, envelopes, list(envelopes), size, outcome)
-                progress.update(outcome.done, len(rows))
-        except RedlistError as error:
-            progress.close()
-            _report_stop(rows, outcome, name, refused=isinstance(error, NodeError), today=today)
-            raise
-        except KeyboardInterrupt:
-            progress.close()
-            _report_stop(rows, outcome, name, refused=False, today=today)
-            raise  # the command line reports the interruption and exits 130
-        progress.close()
-    if outcome.conflicting:
-        print(
-            f"{_rows_phrase(outcome.conflicting)} already submitted earlier (signed by other "
-            "keys or at another time); skipped."
-        )
-    print(outcome.summary(name, len(rows), today))
+    try:
+        rows = csvfiles.parse_awards_csv(data, name)
+        with connect(args) as client:
+            plan = prepare(client, rows, name, len(signers))
+            if args.dry_run:
+                print(preview(client, plan))
+                return 0
+            outcome = send(client, plan, signers, args.batch_size)
+    except SheetError as error:
+        if args.errors is not None:
+            write_problems(args.errors, error.problems)
+            print(f"All {len(error.problems)} problems are listed in {args.errors}.")
+        raise
+    today = (plan.undated, plan.today)
+    print(outcome.summary(name, len(plan.rows), today))
+    if outcome.recorded and plan.present:
+        print(CORRECTED_ADVICE)
+    if plan.undated and outcome.recorded:
+        print(UNDATED_ADVICE)
     return 0
 
 
-def earlier_run_time(
-    client: LedgerClient, origin: str, first: csvfiles.AwardRow, entry_id: bytes
-) -> int | None:
-    """The author's time of an earlier run of the same file, if the node holds its first row.
+def prepare(
+    client: LedgerClient, rows: Sequence[csvfiles.AwardRow], name: str, signers: int
+) -> Plan:
+    """The sheet's rows checked against the log: which are recorded, and that the others
+    would all be taken (``SheetError`` listing every bad row; ``ConflictError`` for ids
+    the log holds for other entries). Nothing is signed or sent."""
+    origin = client.latest().origin
+    config = client.get_genesis().config
+    at = entries.now_ms()
+    first, last = deeddate.date_window(at, deeddate.log_zone(config.tz), config.deed_window_days)
+    today = last.isoformat()
+    sheet = sheet_rows(rows, origin, today)
+    recorded = find_recorded(client, sheet)
+    if recorded.conflicting:
+        raise conflict_error(name, sheet, recorded)
+    rules = client.get_rules()
+    new = [sheet[index] for index in range(len(sheet)) if index not in recorded.present]
+    keys = capped_keys(new, rules)
+    counts = dict(zip(keys, client.month_counts(keys), strict=True))
+    town = Town(rules, first.isoformat(), today, config.deed_window_days, config.quorum, signers)
+    problems = check_rows(new, town, counts)
+    if problems:
+        raise SheetError(name, problems)
+    return Plan(name, sheet, recorded.present, at, today, config, rules)
 
-    Candidates are the account's awards that match the row; each is fetched and
-    compared by entry id, so a look-alike award from elsewhere never matches.
-    """
-    wanted = ("award", first.rule, first.qty, first.note or "")
-    candidates = [
-        entry.seq
-        for page in client.account_pages(first.account, page_size=MAX_PAGE_SIZE)
-        for entry in page.entries
-        if (entry.kind, entry.rule, entry.qty, entry.note) == wanted
+
+def preview(client: LedgerClient, plan: Plan) -> str:
+    """What a run would record: rows new and already recorded, points per rule, and the
+    residents whose grade would change (from the node's figures for them now)."""
+    new = [plan.rows[index] for index in plan.new]
+    present = len(plan.present)
+    lines = [
+        f"Dry run: nothing was signed or sent. Of the {len(plan.rows)} rows of {plan.name}, "
+        f"{len(new)} would be recorded now and {present} "
+        f"{'is' if present == 1 else 'are'} already recorded."
     ]
-    for seq in reversed(candidates):
-        body = client.get_body(seq)
-        if isinstance(body, Award) and body.id == entry_id and body.log == origin:
-            return body.at
-    return None
+    if plan.undated:
+        lines.append(f"{plan.undated} rows have no date and would get today's, {plan.today}.")
+    per_rule: dict[str, tuple[int, int]] = {}
+    gains: dict[str, int] = {}
+    for row in new:
+        points = plan.rules[row.deed.rule].points * row.deed.qty
+        count, total = per_rule.get(row.deed.rule, (0, 0))
+        per_rule[row.deed.rule] = (count + 1, total + points)
+        gains[row.deed.account] = gains.get(row.deed.account, 0) + points
+    if per_rule:
+        lines.append("Points per rule, of the rows to record:")
+        width = max(len(code) for code in per_rule)
+        for code, (count, total) in sorted(per_rule.items()):
+            rows_text = f"{count} row" + ("s" if count != 1 else "")
+            title = plan.rules[code].title
+            lines.append(f"  {code:<{width}}  {total:+8d}  {rows_text:>10}  {title}")
+    changes = []
+    for account, gain in sorted(gains.items()):
+        score = next(client.account_pages(account, page_size=1)).score
+        before, after = plan.config.grade_of(score), plan.config.grade_of(score + gain)
+        if before != after:
+            changes.append(f"  {account}  {before} -> {after}  (score {score} -> {score + gain})")
+    if changes:
+        lines.append(f"Residents whose grade would change ({len(changes)}):")
+        lines.extend(changes)
+    elif new:
+        lines.append("No resident's grade would change.")
+    return "\n".join(lines)
+
+
+def send(
+    client: LedgerClient, plan: Plan, signers: Sequence[SigningKey], most: int
+) -> Outcome:
+    """Sign and send the new rows of ``plan`` in batches; what became of every row."""
+    limits = client.get_limits()
+    outcome = Outcome()
+    rows = plan.rows
+    for index, seq in plan.present.items():
+        outcome.present[rows[index].row] = seq
+    progress = ProgressBar(sys.stderr, "submitting", "rows")
+    progress.update(outcome.done, len(rows))
+    # Signed as they go out, lazily: a long sheet starts going out at once.
+    sealed = ((index, signing.seal(rows[index].body(plan.at), signers)) for index in plan.new)
+    try:
+        size = client.latest().size
+        for envelopes in batches(sealed, most, limits):
+            size = _submit_batch(client, plan, envelopes, list(envelopes), size, outcome)
+            progress.update(outcome.done, len(rows))
+    except RedlistError as error:
+        progress.close()
+        _report_stop(plan, outcome, refused=isinstance(error, NodeError))
+        raise
+    except KeyboardInterrupt:
+        progress.close()
+        _report_stop(plan, outcome, refused=False)
+        raise  # the command line reports the interruption and exits 130
+    progress.close()
+    return outcome
 
 
 def batches(
@@ -233,77 +330,47 @@ def batches(
 
 def _submit_batch(
     client: LedgerClient,
-    rows: tuple[csvfiles.AwardRow, ...],
+    plan: Plan,
     envelopes: Mapping[int, bytes],
     batch: list[int],
     size: int,
     outcome: Outcome,
 ) -> int:
-    """Submit rows ``batch`` (indexes into ``rows``); the log size after it.
+    """Submit rows ``batch`` (indexes into ``plan.rows``); the log size after it.
 
-    ``size`` is the log's size before the batch: a returned seq below it belongs
-    to a row an earlier run recorded.
+    A batch refused with ``ALREADY_EXISTS`` holds rows recorded since the run looked:
+    they are looked up again, counted as already recorded, and the rest sent again.
     """
-    try:
-        result = client.submit([envelopes[index] for index in batch])
-    except NodeError as error:
-        if error.code != "ALREADY_EXISTS":
-            raise _located(error, rows, batch) from None
-        # Some row was recorded earlier with other bytes; find which, one by one.
-        for index in batch:
-            size = _submit_batch_of_one(client, rows, envelopes, index, size, outcome)
-        return size
-    client.prove_recorded(
-        {seq: envelopes[index] for index, seq in zip(batch, result.seqs, strict=True)},
-        result.checkpoint,
-    )
-    for index, seq in zip(batch, result.seqs, strict=True):
-        (outcome.present if seq < size else outcome.recorded)[rows[index].row] = seq
-    return max(size, result.tree_size)
-
-
-def _submit_batch_of_one(
-    client: LedgerClient,
-    rows: tuple[csvfiles.AwardRow, ...],
-    envelopes: Mapping[int, bytes],
-    index: int,
-    size: int,
-    outcome: Outcome,
-) -> int:
-    try:
-        result = client.submit([envelopes[index]])
-    except NodeError as error:
-        if error.code != "ALREADY_EXISTS":
-            raise _located(error, rows, [index]) from None
-        outcome.conflicting.append(rows[index].row)
-        return size
-    seq = result.seqs[0]
-    client.prove_recorded({seq: envelopes[index]}, result.checkpoint)
-    (outcome.present if seq < size else outcome.recorded)[rows[index].row] = seq
-    return max(size, result.tree_size)
-
-
-def _rows_phrase(rows: list[int]) -> str:
-    """``[2, 3, 4, 7]`` as "Rows 2 to 4 and 7 were"."""
-    spans: list[str] = []
-    start = previous = rows[0]
-    for row in [*rows[1:], None]:
-        if row is not None and row == previous + 1:
-            previous = row
+    rows = plan.rows
+    while batch:
+        try:
+            result = client.submit([envelopes[index] for index in batch])
+        except NodeError as error:
+            if error.code != "ALREADY_EXISTS":
+                raise _located(error, rows, batch) from None
+            recorded = find_recorded(client, rows, batch)
+            if recorded.conflicting:
+                raise conflict_error(plan.name, rows, recorded) from None
+            if not recorded.present:
+                raise _located(error, rows, batch) from None
+            for index, seq in recorded.present.items():
+                outcome.present[rows[index].row] = seq
+            batch = [index for index in batch if index not in recorded.present]
             continue
-        spans.append(str(start) if start == previous else f"{start} to {previous}")
-        if row is not None:
-            start = previous = row
-    if len(rows) == 1:
-        return f"Row {rows[0]} was"
-    listed = spans[0] if len(spans) == 1 else ", ".join(spans[:-1]) + " and " + spans[-1]
-    return f"Rows {listed} were"
+        client.prove_recorded(
+            {seq: envelopes[index] for index, seq in zip(batch, result.seqs, strict=True)},
+            result.checkpoint,
+        )
+        for index, seq in zip(batch, result.seqs, strict=True):
+            (outcome.present if seq < size else outcome.recorded)[rows[index].row] = seq
+        return max(size, result.tree_size)
+    return size
 
 
-def _located(error: NodeError, rows: tuple[csvfiles.AwardRow, ...], batch: list[int]) -> NodeError:
+def _located(error: NodeError, rows: Sequence[SheetRow], batch: list[int]) -> NodeError:
     if error.index is not None and 0 <= error.index < len(batch):
         row = rows[batch[error.index]]
-        return error.about(f"row {row.row} ({row.account}, rule {row.rule})")
+        return error.about(f"row {row.row} ({row.deed.account}, rule {row.deed.rule})")
     first, last = rows[batch[0]].row, rows[batch[-1]].row
     located = error.about(f"the batch of rows {first} to {last}")
     if error.check == MAX_BATCH_CHECK and error.limit is not None and len(batch) > 1:
@@ -321,41 +388,22 @@ def _located(error: NodeError, rows: tuple[csvfiles.AwardRow, ...], batch: list[
     return located
 
 
-def _report_stop(
-    rows: tuple[csvfiles.AwardRow, ...],
-    outcome: Outcome,
-    name: str,
-    *,
-    refused: bool,
-    today: tuple[int, str] | None = None,
-) -> None:
+def _report_stop(plan: Plan, outcome: Outcome, *, refused: bool) -> None:
     """What was and was not recorded when a run stops early.
 
-    ``refused``: the node refused a batch, so nothing after it was recorded. Any
-    other stop (a lost connection, Ctrl-C) leaves the last batch sent in doubt.
+    ``refused``: the node refused a batch, so nothing of it was recorded. Any other
+    stop (a lost connection, Ctrl-C) leaves the last batch sent in doubt.
     """
-    print(outcome.summary(name, len(rows), today))
-    done = sorted((*outcome.recorded, *outcome.present, *outcome.conflicting))
-    if not done:
-        recorded, span, after = "No row is recorded", "", ""
-    elif done[0] == done[-1]:
-        recorded, span, after = f"Row {done[0]} is recorded", f"row {done[0]}", "the rows after it"
-    else:
-        recorded = f"Rows {done[0]} to {done[-1]} are recorded"
-        span, after = f"rows {done[0]} to {done[-1]}", "the rows after them"
+    print(outcome.summary(plan.name, len(plan.rows), (plan.undated, plan.today)))
     if refused:
-        if done:
-            state = f"{recorded}; {after} were not."
-            edit = f" If you edit the file, first delete {span} from it."
-        else:
-            state, edit = f"{recorded}.", ""
         print(
-            f"{state} Once the problem is solved, run the same command with the unchanged "
-            f"file: rows already recorded are recognised.{edit}"
+            "The rows not counted above were not recorded. Once the problem is solved, run "
+            "the command again (with the sheet corrected if need be): rows already recorded "
+            "are recognised by what they say, never recorded twice."
         )
     else:
         print(
-            f"{recorded}; the rows sent last may or may not be. Run the same command again "
-            "with the unchanged file (once the node answers): rows already recorded are "
-            "recognised, never recorded twice."
+            "The rows sent last may or may not be recorded. Run the same command again (once "
+            "the node answers): rows already recorded are recognised by what they say, never "
+            "recorded twice."
         )

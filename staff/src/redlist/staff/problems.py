@@ -1,0 +1,75 @@
+"""What is wrong with a sheet, row by row: one list, shown in part and written in full.
+
+Every check of a sheet (its cells, then the town's catalogue, dates and caps) adds
+``Problem``s; if there is any, the whole sheet is refused with one ``SheetError``
+before anything is signed or sent. Its message lists the first
+``MAX_SHOWN_PROBLEMS`` and counts the rest; ``write_problems`` writes them all as a CSV
+file (UTF-8 with the byte order mark Excel needs) the clerk opens beside the sheet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from redlist.ledger.errors import FormatError
+
+#: Most problems listed in the message when a sheet is refused.
+MAX_SHOWN_PROBLEMS = 50
+#: The columns of an errors file.
+PROBLEM_COLUMNS = ("row", "column", "problem")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with one cell: its ``row`` as a spreadsheet numbers it (the header is
+    row 1), its ``column`` ("" for the row as a whole), and a plain sentence."""
+
+    row: int
+    column: str
+    message: str
+
+    def line(self) -> str:
+        where = f"row {self.row}, column {self.column}" if self.column else f"row {self.row}"
+        return f"{where}: {self.message}"
+
+
+class SheetError(FormatError):
+    """A sheet refused whole, with every ``Problem`` found in it."""
+
+    def __init__(self, name: str, problems: Sequence[Problem], *, advice: str = "") -> None:
+        self.name = name
+        self.problems = tuple(problems)
+        shown = [problem.line() for problem in self.problems[:MAX_SHOWN_PROBLEMS]]
+        rest = len(self.problems) - len(shown)
+        if rest:
+            shown.append(f"... and {rest} more (--errors FILE writes them all)")
+        rows = len({problem.row for problem in self.problems})
+        count = f"{rows} row" + ("s" if rows != 1 else "")
+        if len(self.problems) != rows:
+            count += f" ({len(self.problems)} problems)"
+        super().__init__(
+            f"{name}: {count} cannot be used; nothing was submitted. Fix the file and run the "
+            f"command again{advice}:\n  " + "\n  ".join(shown)
+        )
+
+
+def problems_csv(problems: Sequence[Problem]) -> bytes:
+    """``problems`` as a CSV file's bytes: UTF-8 with a byte order mark, CRLF lines."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(PROBLEM_COLUMNS)
+    for problem in problems:
+        writer.writerow((problem.row, problem.column, problem.message))
+    return b"\xef\xbb\xbf" + text.getvalue().encode("utf-8")
+
+
+def write_problems(path: Path, problems: Sequence[Problem]) -> None:
+    """Write ``problems_csv(problems)`` to ``path`` (``FormatError`` if it cannot be)."""
+    try:
+        path.write_bytes(problems_csv(problems))
+    except OSError as error:
+        raise FormatError(f"cannot write the errors file {path}: {error.strerror}") from None
