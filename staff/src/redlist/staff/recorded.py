@@ -70,10 +70,15 @@ def conflict_error(name: str, rows: Sequence[SheetRow], recorded: Recorded) -> C
     more = len(recorded.conflicting) - len(lines)
     if more:
         lines.append(f"... and {more} more")
+    if len(recorded.conflicting) == 1:
+        (index,) = recorded.conflicting
+        what = f"an entry under the id of row {rows[index].row} that does not say what the row says"
+    else:
+        count = len(recorded.conflicting)
+        what = f"entries under the ids of {count} rows that do not say what those rows say"
     return ConflictError(
-        f"{name}: the log holds entries under the ids of {len(recorded.conflicting)} rows "
-        "that do not say what those rows say; nothing was submitted. This should never "
-        "happen: tell the town admin, and keep the file:\n  " + "\n  ".join(lines)
+        f"{name}: the log holds {what}; nothing was submitted. This should never happen: "
+        "tell the town admin, and keep the file:\n  " + "\n  ".join(lines)
     )
 
 

@@ -276,9 +276,7 @@ def preview(client: LedgerClient, plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def send(
-    client: LedgerClient, plan: Plan, signers: Sequence[SigningKey], most: int
-) -> Outcome:
+def send(client: LedgerClient, plan: Plan, signers: Sequence[SigningKey], most: int) -> Outcome:
     """Sign and send the new rows of ``plan`` in batches; what became of every row."""
     limits = client.get_limits()
     outcome = Outcome()
