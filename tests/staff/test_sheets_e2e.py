@@ -271,3 +271,103 @@ def test_the_node_answers_the_look_ups_and_refuses_malformed_ones(town: Town) ->
         with pytest.raises(NodeError, match="not of the form YYYY-MM") as month:
             client.month_counts([("look-1", "P01", "May 2026")])
         assert month.value.code == "INVALID_ARGUMENT"
+
+
+# ---------------------------------------------------------------------------
+# Bulk reversal
+
+
+def test_a_sheet_submitted_by_mistake_is_reversed_whole_once(town: Town) -> None:
+    day = days_ago(4)
+    rows = [f"undo-{n % 3},V01,{n % 2 + 1},{day},mistake" for n in range(6)]
+    path = sheet(town, "mistake.csv", rows)
+    assert "6 recorded now" in submitted(town, path)
+    assert town.account("undo-0")["score"] == 1000 + 5 * 3
+    before = town.size()
+    argv = ["reverse", "--sheet", str(path), "--reason", "sheet sent twice, council 5 May"]
+
+    unconfirmed = town.run(*argv, signer="council1", cosigners=("council2",))
+    assert unconfirmed.code == 2
+    assert "nothing was reversed: confirm the 6 reversals by running the command again with " in (
+        unconfirmed.err
+    )
+    assert "mistake.csv: 6 entries to reverse." in unconfirmed.out
+    assert f"  {before - 6:>5}  undo-0                V01               +5  {day}" in (
+        unconfirmed.out
+    )
+    one_signer = town.run(*argv, "--yes", signer="council1")
+    assert one_signer.code == 1
+    assert "needs 2 council signatures" in one_signer.err or "quorum" in one_signer.err
+    assert town.size() == before
+
+    done = town.run(*argv, "--yes", signer="council1", cosigners=("council2",))
+    assert done.code == 0, done.err
+    assert (
+        f"Reversed 6 entries (entries {before} to {before + 5}): their points no longer count."
+        in done.out
+    )
+    assert town.size() == before + 6
+    for account in ("undo-0", "undo-1", "undo-2"):
+        assert town.account(account)["score"] == 1000
+
+    again = town.run(*argv, "--yes", signer="council1", cosigners=("council2",))
+    assert again.code == 0, again.err
+    assert again.out == (
+        "mistake.csv: 0 entries to reverse; 6 already reversed, left as they are.\n"
+        "Nothing to reverse.\n"
+    )
+    assert town.size() == before + 6
+
+
+def test_reversals_from_a_list_of_entry_numbers(town: Town) -> None:
+    day = days_ago(4)
+    path = sheet(town, "list-src.csv", [f"list-{n},V02,1,{day}," for n in range(3)])
+    assert "3 recorded now" in submitted(town, path)
+    first = town.size() - 3
+    by_hand = town.run(
+        "reverse", "--target", str(first), "--reason", "objection upheld",
+        signer="council1", cosigners=("council2",),
+    )  # fmt: skip
+    assert by_hand.code == 0, by_hand.err
+    listing = town.write(
+        "reversals.csv",
+        f"序号,原因\n{first},objection upheld\n{first + 1},\n{first + 2},wrong resident\n",
+        bom=True,
+    )
+    before = town.size()
+    result = town.run(
+        "reverse", "--csv", str(listing), "--reason", "council 5 May", "--yes",
+        signer="council1", cosigners=("council2",),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "reversals.csv: 2 entries to reverse; 1 already reversed, left as they are." in (
+        result.out
+    )
+    assert town.size() == before + 2
+    with town.client() as client:
+        reasons = [client.get_body(seq) for seq in (before, before + 1)]
+    assert [getattr(body, "reason", None) for body in reasons] == [
+        "council 5 May",
+        "wrong resident",
+    ]
+
+
+def test_a_reversal_list_with_bad_rows_reverses_nothing(town: Town) -> None:
+    listing = town.write("bad-reversals.csv", "seq,reason\n0,x\n1,y\n99999999,z\nabc,w\n")
+    before = town.size()
+    result = town.run(
+        "reverse", "--csv", str(listing), "--yes", signer="council1", cosigners=("council2",)
+    )
+    assert result.code == 2
+    assert "row 2, column seq: the target must be the entry number of an award, not 0" in (
+        result.err
+    )
+    assert "row 5, column seq: seq must be a whole number, not 'abc'" in result.err
+    fixed = town.write("bad-reversals.csv", "seq,reason\n1,y\n99999999,z\n")
+    result = town.run(
+        "reverse", "--csv", str(fixed), "--yes", signer="council1", cosigners=("council2",)
+    )
+    assert result.code == 2
+    assert "row 2, column seq: entry 1 is a key entry: only awards and redemptions" in result.err
+    assert "row 3, column seq: entry 99999999 is not in the log" in result.err
+    assert town.size() == before

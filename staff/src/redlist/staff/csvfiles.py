@@ -33,6 +33,7 @@ from redlist.staff.values import (
     check_positive,
     check_rule_code,
     check_rule_points,
+    check_target,
     check_text,
     parse_council,
     parse_integer,
@@ -105,7 +106,9 @@ RULE_OPTIONAL_COLUMNS = ("max_qty", "max_per_month")
 AWARD_COLUMNS = ("account", "rule")
 AWARD_OPTIONAL_COLUMNS = ("qty", "date", "note")
 #: Column names accepted in Chinese, and the English name each stands for.
-COLUMN_ALIASES = {"日期": "date"}
+COLUMN_ALIASES = {"日期": "date", "序号": "seq", "原因": "reason"}
+REVERSAL_COLUMNS = ("seq",)
+REVERSAL_OPTIONAL_COLUMNS = ("reason",)
 
 _Row = TypeVar("_Row")
 
@@ -164,6 +167,31 @@ def parse_awards_csv(data: bytes, name: str) -> tuple[AwardRow, ...]:
         )
 
     return _parse_csv(data, name, AWARD_COLUMNS, AWARD_OPTIONAL_COLUMNS, parse)
+
+
+@dataclass(frozen=True)
+class ReversalRow:
+    """One entry to reverse, from a file for ``redlist reverse --csv``; ``reason`` None:
+    the one given with ``--reason``."""
+
+    row: int
+    target: int
+    reason: str | None
+
+
+def parse_reversals_csv(data: bytes, name: str) -> tuple[ReversalRow, ...]:
+    """Every row of a reversals file (column ``seq``, the entry number; optional
+    ``reason``; ``序号`` and ``原因`` name them too). Refuses the whole file, listing the
+    bad rows, if any row is unusable or names an entry twice."""
+
+    def parse(row: int, cells: dict[str, str]) -> ReversalRow:
+        target = _cell("seq", parse_integer, cells["seq"], "seq")
+        reason = _cell("reason", check_text, cells.get("reason", ""), "reason", required=False)
+        return ReversalRow(row, _cell("seq", check_target, target), reason or None)
+
+    rows = _parse_csv(data, name, REVERSAL_COLUMNS, REVERSAL_OPTIONAL_COLUMNS, parse)
+    _refuse_duplicates(name, [(row.row, str(row.target)) for row in rows], "entry")
+    return rows
 
 
 def _optional_cap(text: str, what: str) -> int | None:

@@ -1,14 +1,19 @@
-"""``redlist reverse``: cancel an award or a redemption by council decision."""
+"""``redlist reverse``: cancel an award or a redemption by council decision; one, or many
+at once from a file (``redlist.staff.bulkreverse``)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 from redlist.ledger.entry import Award, Redeem
-from redlist.ledger.errors import RedlistError
-from redlist.staff import entries, signing, values
-from redlist.staff.client import add_node_argument, connect
+from redlist.ledger.errors import FormatError, RedlistError
+from redlist.staff import bulkreverse, csvfiles, entries, signing, values
+from redlist.staff.client import LedgerClient, add_node_argument, connect
 from redlist.staff.commands.account import lookup, points_phrase, standing
+from redlist.staff.problems import SheetError, write_problems
 
 DESCRIPTION = """\
 Reverse an award or a redemption, for example when the council upholds an
@@ -17,30 +22,64 @@ add --cosigner for each further member. The entry stays in the log (nothing is
 ever deleted); from now on its points no longer count. An entry is reversed once.
 
   redlist reverse --target 57 --reason "objection upheld, council meeting 3 June" \\
-      --node 127.0.0.1:7420 --signer li.pem --cosigner zhao.pem"""
+      --node 127.0.0.1:7420 --signer li.pem --cosigner zhao.pem
+
+Many at once:
+  --csv FILE    a CSV file with the columns seq,reason (序号,原因): the entry numbers,
+                each with its reason (an empty reason cell takes --reason)
+  --sheet FILE  an award sheet submitted by mistake: the entries its rows recorded,
+                found by what the rows say, all with --reason
+The entries are listed first (entry, account, rule, points, deed date) and the
+command asks for confirmation; --yes skips the question (needed without a
+terminal). Safe to run again: an entry already reversed is reported as done,
+never reversed twice."""
+
+DEFAULT_BATCH_SIZE = 500
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "reverse",
-        help="reverse an award or redemption (council quorum)",
+        help="reverse awards or redemptions (council quorum)",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--target",
-        required=True,
-        type=values.whole_number,
-        metavar="SEQ",
-        help="the entry number to reverse",
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--target", type=values.whole_number, metavar="SEQ", help="the entry number to reverse"
     )
-    parser.add_argument("--reason", required=True, help="why, e.g. the council's decision")
+    which.add_argument(
+        "--csv", type=Path, metavar="FILE", help="entries to reverse: columns seq,reason"
+    )
+    which.add_argument(
+        "--sheet", type=Path, metavar="FILE", help="reverse what an award sheet recorded"
+    )
+    parser.add_argument("--reason", help="why, e.g. the council's decision")
+    parser.add_argument(
+        "--yes", action="store_true", help="reverse without asking for confirmation"
+    )
+    parser.add_argument(
+        "--errors",
+        type=Path,
+        metavar="FILE",
+        help="if the file has bad rows, write all of them to FILE (CSV for Excel)",
+    )
     add_node_argument(parser)
     signing.add_signer_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.target is None:
+        try:
+            return _run_many(args)
+        except SheetError as error:
+            if args.errors is not None:
+                write_problems(args.errors, error.problems)
+                print(f"All {len(error.problems)} problems are listed in {args.errors}.")
+            raise
+    if args.reason is None:
+        raise FormatError("give the reason with --reason")
     draft = entries.reverse(entries.Stamp.fresh(), args.target, args.reason)
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
@@ -64,3 +103,81 @@ def run(args: argparse.Namespace) -> int:
     if view is not None:
         print(standing(view))
     return 0
+
+
+def _run_many(args: argparse.Namespace) -> int:
+    path: Path = args.csv or args.sheet
+    name = path.name
+    reason = None if args.reason is None else values.check_text(args.reason, "--reason")
+    data = csvfiles.read_input_file(path, "file")
+    awards: tuple[csvfiles.AwardRow, ...] = ()
+    numbers: tuple[csvfiles.ReversalRow, ...] = ()
+    if args.sheet is None:
+        numbers = csvfiles.parse_reversals_csv(data, name)
+    elif reason is None:
+        raise FormatError("give the reason for reversing the sheet with --reason")
+    else:
+        awards = csvfiles.parse_awards_csv(data, name)
+    signers = signing.read_signers(args.signer, args.cosigner)
+    with connect(args) as client:
+        origin = client.latest().origin
+        missing: list[int] = []
+        if awards and reason is not None:
+            targets, missing = bulkreverse.from_sheet(client, awards, reason, name)
+        else:
+            targets = bulkreverse.from_numbers(client, numbers, reason, name)
+        done = bulkreverse.already_done(client, origin, targets)
+        todo = [target for target in targets if target.seq not in done]
+        print(_overview(name, todo, len(done), missing))
+        if not todo:
+            print("Nothing to reverse.")
+            return 0
+        print("\n".join(bulkreverse.preview(todo)))
+        _confirm(args.yes, len(todo))
+        reversals = bulkreverse.reverse_all(client, origin, todo, signers, DEFAULT_BATCH_SIZE)
+        print(_summary(reversals, len(done)))
+        _standings(client, todo)
+    return 0
+
+
+def _overview(name: str, todo: Sequence[bulkreverse.Target], done: int, missing: list[int]) -> str:
+    entries_text = f"{len(todo)} entr" + ("y" if len(todo) == 1 else "ies")
+    line = f"{name}: {entries_text} to reverse"
+    if done:
+        line += f"; {done} already reversed, left as they are"
+    if missing:
+        rows = ", ".join(str(row) for row in missing[:20]) + (", ..." if len(missing) > 20 else "")
+        line += f"; {len(missing)} rows of the sheet are not recorded (rows {rows})"
+    return line + "."
+
+
+def _confirm(yes: bool, count: int) -> None:
+    """Ask before reversing; without a terminal only ``--yes`` goes on."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise FormatError(
+            f"nothing was reversed: confirm the {count} reversals by running the command "
+            "again with --yes (there is no terminal to ask on)"
+        )
+    answer = input(f"Reverse these {count} entries? Type yes to go on: ")
+    if answer.strip().lower() not in ("yes", "y", "是"):
+        raise FormatError("nothing was reversed: not confirmed")
+
+
+def _summary(reversals: dict[int, int], done: int) -> str:
+    seqs = sorted(reversals.values())
+    span = f"entry {seqs[0]}" if len(seqs) == 1 else f"entries {seqs[0]} to {seqs[-1]}"
+    count = f"{len(seqs)} entr" + ("y" if len(seqs) == 1 else "ies")
+    already = f"; {done} already reversed before" if done else ""
+    return f"Reversed {count} ({span}){already}: their points no longer count."
+
+
+def _standings(client: LedgerClient, targets: Sequence[bulkreverse.Target]) -> None:
+    accounts = sorted({target.account for target in targets})
+    if len(accounts) > 20:
+        return  # 'redlist account' shows each; a long list here helps nobody
+    for account in accounts:
+        view = lookup(client, account)
+        if view is not None:
+            print(standing(view))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,9 +40,10 @@ from redlist.ledger.bodies import TownConfig
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.progress import ProgressBar
-from redlist.proto.contract import ENVELOPE_FRAMING_BYTES, MAX_BATCH_CHECK, Limits
+from redlist.proto.contract import MAX_BATCH_CHECK
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing, values
+from redlist.staff.batching import batches
 from redlist.staff.client import LedgerClient, RemoteRule, add_node_argument, connect
 from redlist.staff.problems import SheetError, write_problems
 from redlist.staff.recorded import conflict_error, find_recorded
@@ -302,28 +303,6 @@ def send(client: LedgerClient, plan: Plan, signers: Sequence[SigningKey], most: 
         raise  # the command line reports the interruption and exits 130
     progress.close()
     return outcome
-
-
-def batches(
-    envelopes: Iterable[tuple[int, bytes]], most: int, limits: Limits
-) -> Iterator[dict[int, bytes]]:
-    """``envelopes`` (row index, bytes) in consecutive batches, in order, each one request
-    the node takes: at most ``most`` envelopes and within the node's ``limits``.
-
-    An envelope too large on its own still goes out alone: the node's refusal names it.
-    """
-    most = max(1, min(most, limits.max_batch))
-    batch: dict[int, bytes] = {}
-    total = 0
-    for index, envelope in envelopes:
-        cost = len(envelope) + ENVELOPE_FRAMING_BYTES
-        if batch and (len(batch) >= most or total + cost > limits.max_message_bytes):
-            yield batch
-            batch, total = {}, 0
-        batch[index] = envelope
-        total += cost
-    if batch:
-        yield batch
 
 
 def _submit_batch(
