@@ -133,3 +133,14 @@ def test_the_replicate_benchmark_mirrors_the_log_and_measures_its_lag() -> None:
     assert abs(result["catch_up_ratio"] - result["catch_up_entries_per_second"] / limit) < 0.002
     assert 0 <= result["lag_ms_median"] <= result["lag_ms_max"]
     assert 0 <= result["lag_entries_median"] <= result["lag_entries_max"]
+
+
+def test_the_sheet_benchmark_submits_the_sheet_and_its_rerun_records_nothing() -> None:
+    result = run("sheet.py", "--rows", "60", "--runs", "1", "--verify-count", "200")
+    assert result["benchmark"] == "sheet"
+    assert result["rows"] == 60
+    assert len(result["runs"]) == len(result["rerun_runs"]) == 1
+    assert result["rows_per_second"] > 0 and result["rerun_rows_per_second"] > 0
+    assert result["ratio"] == round(
+        result["rows_per_second"] / result["verify_limit_per_second"], 3
+    )

@@ -6,10 +6,10 @@ shows them: the header is row 1, the first data row is row 2. Rows whose cells
 are all empty are skipped. A file with any unusable row is refused whole, listing
 the rows and what is wrong with each, so nothing of it is sent.
 
-Entry ids of a file's rows are derived from the file's SHA-256 and the row number
-(``row_entry_id``): the same file gives the same ids on every run, so a node
-recognises rows it already holds and a re-run after a crash never records a row
-twice.
+Entry ids of a rule catalogue's rows are derived from the file's SHA-256 and the row
+number (``row_entry_id``): the same file gives the same ids on every run, and a catalogue
+goes in as one atomic batch. An award sheet's rows are known by what they say instead
+(``redlist.staff.rowids``), so a sheet saved again or corrected is still recognised.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ Building an entry takes three steps, kept apart so each can be tested on its own
 3. *seal* it: sign the exact body bytes with every signer, in key id order
    (``redlist.staff.signing``).
 
-Entry ids are 16 random bytes, except for rows of a CSV file (``csvfiles.row_entry_id``).
+Entry ids are 16 random bytes, except for the rows of an award sheet and bulk reversals,
+whose ids are derived from what they say (``rowids``), and the rows of a rule catalogue
+file (``csvfiles.row_entry_id``).
 """
 
 from __future__ import annotations
