@@ -168,6 +168,12 @@ class RegisterError(RedlistError):
     hold, one it already holds, or one whose personal data was erased. Nothing changed."""
 
 
+class PublicityError(RedlistError):
+    """A month's publicity cannot be written or read (DESIGN 9.3): a month that is not
+    over or lies before the log, a boundary checkpoint this copy of the log lacks, or a
+    damaged record of a publication."""
+
+
 class BatchError(CheckError):
     """One envelope of a submitted batch was refused; nothing of the batch was written.
 

@@ -35,7 +35,7 @@ from types import TracebackType
 
 from redlist.ledger import crypto, keyfile, lookups, merkle
 from redlist.ledger.append import decode_batch, verify_ahead, write_batch
-from redlist.ledger.entry import is_valid_account
+from redlist.ledger.entry import Leaf, TownConfig, is_valid_account
 from redlist.ledger.errors import (
     FormatError,
     IntegrityError,
@@ -338,6 +338,28 @@ class Log:
     def _stream_leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         with self._store.read() as reader:
             yield from reader.iter_leaves(start, end)
+
+    def config(self) -> TownConfig:
+        """The town's configuration, from the genesis."""
+        with self._store.read() as reader:
+            return reader.config()
+
+    def leaf_time(self, seq: int) -> int:
+        """The node time (ms) of entry ``seq``; ``StoreError`` for a seq the log lacks."""
+        with self._store.read() as reader:
+            stored = reader.leaf(seq)
+        if stored is None:
+            raise StoreError(f"entry {seq} is not in the log, which has {self.size} entries")
+        try:
+            return Leaf.from_bytes(stored).time
+        except FormatError as exc:
+            raise IntegrityError(f"leaf {seq} of the store does not decode: {exc}", seq) from None
+
+    def compact_range(self, size: int) -> merkle.CompactRange:
+        """The compact range of the leaves ``[0, size)`` (a bundle's ``left``)."""
+        with self._store.read() as reader:
+            _check_size(size, reader.size())
+            return merkle.CompactRange.from_reader(reader.nodes(), size)
 
     def inclusion_proof(self, seq: int, size: int) -> list[bytes]:
         """The RFC 9162 inclusion proof of leaf ``seq`` in the tree of ``size`` leaves."""

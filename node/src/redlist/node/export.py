@@ -31,6 +31,7 @@ from redlist.ledger import bundle, merkle
 from redlist.ledger.errors import IntegrityError, StoreError
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
+from redlist.node.publicity import Publicity
 
 # Leaves are small (typically 200-400 bytes); a large buffer keeps writes few.
 _WRITE_BUFFER = 1 << 20
@@ -73,9 +74,53 @@ def export_full(log: Log, out: Path, cosigned: SignedCheckpoint | None = None) -
     return ExportResult(out, manifest, checkpoint)
 
 
-def _write_leaves(log: Log, path: Path, start: int, end: int) -> bytes:
-    """Stream leaves ``[start, end)`` into ``path`` as bin frames; return their tree's root."""
-    tree = merkle.CompactRange()
+def export_month(
+    log: Log,
+    out: Path,
+    publicity: Publicity,
+    csv_bytes: bytes,
+    html_text: str,
+    cosigned: SignedCheckpoint | None = None,
+) -> ExportResult:
+    """Write month ``publicity.month``'s bundle (DESIGN 3.6) to the new directory ``out``.
+
+    Leaves ``[start, end)`` of the month's range, ``left`` (when ``start`` > 0), the
+    checkpoint at ``end`` (cosigned when ``cosigned`` is that checkpoint),
+    ``previous-checkpoint`` (the one at ``start``, when ``start`` > 0) and the two
+    publicity files. Errors as :func:`export_full`.
+    """
+    _check_destination(out)
+    found = publicity.found
+    checkpoint = found.checkpoint
+    if cosigned is not None and cosigned.text == checkpoint.text:
+        checkpoint = cosigned
+    manifest = bundle.Manifest(origin=log.origin, start=found.start, end=found.end)
+    left = log.compact_range(found.start)
+    with _staging(out) as staging:
+        tree = merkle.CompactRange.from_hashes(left.end, left.hashes)
+        _write_leaves(log, staging / bundle.LEAVES_FILE, found.start, found.end, tree)
+        if tree.root() != checkpoint.root:
+            raise IntegrityError(
+                f"the stored leaves of log {log.origin} do not match its checkpoint at size "
+                f"{checkpoint.size}: the store is damaged; nothing was exported"
+            )
+        if found.start > 0:
+            _write_file(staging / bundle.LEFT_FILE, bundle.encode_left(left))
+        if found.previous is not None:
+            _write_file(staging / bundle.PREVIOUS_CHECKPOINT_FILE, found.previous.to_bytes())
+        _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
+        _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
+        _write_file(staging / bundle.PUBLICITY_CSV_FILE, csv_bytes)
+        _write_file(staging / bundle.PUBLICITY_HTML_FILE, html_text.encode("utf-8"))
+    return ExportResult(out, manifest, checkpoint)
+
+
+def _write_leaves(
+    log: Log, path: Path, start: int, end: int, tree: merkle.CompactRange | None = None
+) -> bytes:
+    """Stream leaves ``[start, end)`` into ``path`` as bin frames, appending their hashes
+    to ``tree`` (the range before ``start``; empty by default); return its root."""
+    tree = merkle.CompactRange() if tree is None else tree
     leaves = log.leaves(start, end)
     try:
         with open(path, "xb", buffering=_WRITE_BUFFER) as handle:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
+from redlist.ledger import months
 from redlist.ledger.errors import FormatError
 from redlist.ledger.log import Log
+from redlist.ledger.publicity import encode_csv
+from redlist.ledger.registerstore import RegisterStore
 from redlist.node.commands.serve import check_data_dir
 from redlist.node.cosigning import read_cosigned
-from redlist.node.export import export_full
+from redlist.node.export import ExportResult, export_full, export_month
+from redlist.node.publication import Publication, publish, read_publication
+from redlist.node.publicity import compose, derive, month_range
+from redlist.node.publicityhtml import render
+
+#: Where residents object, unless --objections-to says otherwise.
+DEFAULT_OBJECTIONS_TO = "本村村民委员会"
 
 DESCRIPTION = """\
 Write the log as a bundle directory (manifest.json, checkpoint, leaves) that
@@ -19,7 +29,13 @@ Safe while the node is serving: the data directory is opened read-only and the
 bundle ends at the latest signed checkpoint, with the witnesses' cosignatures
 when the node collected them for that checkpoint ('serve --ask-witness'). The
 bundle is assembled next to --out and appears there only once it is complete;
---out must be new or empty."""
+--out must be new or empty.
+
+--month YYYY-MM writes that month's bundle (the entries the node recorded in the
+month, in the town's time zone) with publicity.csv and publicity.html for the
+village board: names masked, residents without a legal basis in the register
+left out. The first export of a month is its publication: the objection window
+runs publicity_days from then, and later exports of the month keep that date."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,23 +55,93 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="DIR",
         help="the bundle directory to create (new or empty)",
     )
-    # One scope so far; the group (not required: run() says what is missing in
-    # words) is where --month will join it.
+    # Not required: run() says what is missing in words.
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
         "--full", action="store_true", help="the whole log, from entry 0 to the latest checkpoint"
+    )
+    scope.add_argument(
+        "--month",
+        metavar="YYYY-MM",
+        help="one month's entries, with its publicity (publicity.csv, publicity.html)",
+    )
+    parser.add_argument(
+        "--objections-to",
+        metavar="TEXT",
+        default=DEFAULT_OBJECTIONS_TO,
+        help=f"where residents object, as the notice says (default: {DEFAULT_OBJECTIONS_TO})",
     )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.full:
-        raise FormatError("say what to export: --full (the whole log, up to its latest checkpoint)")
+    if not args.full and args.month is None:
+        raise FormatError(
+            "say what to export: --full (the whole log, up to its latest checkpoint) or "
+            "--month YYYY-MM (one month, with its publicity)"
+        )
     check_data_dir(args.data)
+    if args.month is not None:
+        return _run_month(args)
     with Log.open(args.data, readonly=True) as log:
         cosigned = read_cosigned(args.data, log.verifier_key)
         result = export_full(log, args.out, cosigned)
         verifier_key = log.verifier_key.encode()
+    _report(result, verifier_key)
+    return 0
+
+
+def _run_month(args: argparse.Namespace) -> int:
+    month = args.month
+    months.parse_month(month)
+    objections_to = " ".join(args.objections_to.split())
+    if not objections_to:
+        raise FormatError("--objections-to must say where residents object")
+    now_ms = time.time_ns() // 1_000_000
+    with Log.open(args.data, readonly=True) as log:
+        cosigned = read_cosigned(args.data, log.verifier_key)
+        verifier_key = log.verifier_key.encode()
+        found = month_range(log, month, now_ms)
+        earlier = read_publication(args.data, month)
+        record = Publication(month, found.start, found.end, now_ms)
+        if earlier is not None:
+            record = Publication(month, found.start, found.end, earlier.published_ms)
+        derived = derive(log, found)
+        with RegisterStore.open(args.data) as register:
+            residents = register.residents()
+        publicity = compose(
+            log.origin,
+            found,
+            derived,
+            residents,
+            published_ms=record.published_ms,
+            objections_to=objections_to,
+        )
+        del residents  # the names are needed no longer than this
+        csv_bytes = encode_csv(
+            (item.entry, item.village, item.masked, item.note) for item in publicity.listed
+        )
+        html = render(publicity, bundle_name=args.out.name, log_key=verifier_key)
+        if earlier is not None:
+            publish(args.data, record)  # refuses a month whose range has changed
+        result = export_month(log, args.out, publicity, csv_bytes, html, cosigned)
+    publish(args.data, record)
+    _report(result, verifier_key, month=True)
+    shown = len({item.entry.account for item in publicity.listed})
+    print(
+        f"publicity of {month}: {_count(len(publicity.listed), 'entry', 'entries')} of "
+        f"{_count(shown, 'resident', 'residents')} listed; "
+        f"{_count(publicity.left_out, 'resident', 'residents')} left out (no legal basis "
+        "for publication in the register)"
+    )
+    when = "published today" if earlier is None else "first published earlier"
+    print(f"objections until {publicity.deadline.isoformat()} ({when}) to {objections_to}")
+    print(f"notice for the board: {result.path / 'publicity.html'}")
+    print(f"list (Excel):         {result.path / 'publicity.csv'}")
+    return 0
+
+
+def _report(result: ExportResult, verifier_key: str, *, month: bool = False) -> None:
     manifest, checkpoint = result.manifest, result.checkpoint
     print(
         f"exported {_entries(manifest.count)} (seq {manifest.start} to {manifest.end - 1}) "
@@ -66,9 +152,21 @@ def run(args: argparse.Namespace) -> int:
     if cosigners:
         print(f"cosigned by: {', '.join(cosigners)}")
     print("anyone can check it with:")
-    print(f"  redlist-verify bundle {result.path} --log-key {verifier_key}")
-    return 0
+    if month:
+        print(
+            f"  redlist-verify bundle {result.path} --log-key {verifier_key} "
+            "--state STATE-FILE --publicity"
+        )
+        print(
+            "  (each month in turn with the same STATE-FILE, from the first month or a full bundle)"
+        )
+    else:
+        print(f"  redlist-verify bundle {result.path} --log-key {verifier_key}")
 
 
 def _entries(count: int) -> str:
-    return "1 entry" if count == 1 else f"{count} entries"
+    return _count(count, "entry", "entries")
+
+
+def _count(count: int, one: str, many: str) -> str:
+    return f"1 {one}" if count == 1 else f"{count} {many}"

@@ -1,0 +1,286 @@
+"""A month's publicity (DESIGN 9.3): which entries, what the board may show of whom.
+
+:func:`month_range` finds the month's entries ``[start, end)`` and the signed
+checkpoints at both ends (``redlist.ledger.months``; docs/adr/0026). :func:`derive`
+replays the log from its genesis to the month's end through the ledger's one validator
+(signatures are not re-verified: the node checked each before storing it, and the
+exporter recomputes the root of what it writes), so the running scores are the ones an
+auditor recomputes, with the same :class:`~redlist.ledger.publicity.PublicityRecorder`.
+:func:`compose` then joins the entries with the resident register: a resident is shown
+only with a legal basis (consent or statute), by masked name and village; award notes
+only with consent; everyone else is left out and counted.
+
+The replay costs one pass over the log up to the month's end and memory for the points
+state (staff, rules, balances, the awards a later entry may reverse), as a full audit
+does; entry ids, which only the duplicate check needs, are not kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from redlist.ledger import months
+from redlist.ledger.deeddate import day_of, log_zone
+from redlist.ledger.entry import TownConfig
+from redlist.ledger.errors import IntegrityError, PublicityError, RuleViolation
+from redlist.ledger.log import Log
+from redlist.ledger.note.checkpoint import SignedCheckpoint
+from redlist.ledger.publicity import DEDUCTION, PublicEntry, PublicityRecorder
+from redlist.ledger.residents import CONSENT, Resident
+from redlist.ledger.state import MemoryState
+from redlist.ledger.validator import LogValidator, read_leaf
+
+
+@dataclass(frozen=True)
+class MonthRange:
+    """Month ``month``'s entries ``[start, end)``, with the checkpoints at both ends
+    (``previous`` is None when the month begins the log)."""
+
+    month: str
+    start: int
+    end: int
+    checkpoint: SignedCheckpoint
+    previous: SignedCheckpoint | None
+
+
+def month_range(log: Log, month: str, now_ms: int) -> MonthRange:
+    """The range of ``month`` in ``log``; ``PublicityError`` when there is none yet.
+
+    The month must be over by ``now_ms`` (the node's later entries then belong to a
+    later month: its time never goes back) and must not lie wholly before the log.
+    """
+    config = log.config()
+    zone = log_zone(config.tz)
+    first, after = months.month_bounds(month, zone)
+    if now_ms < after:
+        raise PublicityError(
+            f"{month} is not over yet in {config.tz}: its publicity can be written from "
+            f"{months.next_month(month)}-01 on"
+        )
+    latest = log.checkpoint()
+    size = latest.size
+    start = months.first_at_or_after(log.leaf_time, size, first)
+    end = months.first_at_or_after(log.leaf_time, size, after)
+    if end == 0:
+        began = months.month_of_time(log.leaf_time(0), zone)
+        raise PublicityError(f"the log began in {began}, after {month}: it has no such month")
+    checkpoint = latest if end == size else _stored(log, end, month)
+    previous = None if start == 0 else _stored(log, start, months.previous_month(month))
+    return MonthRange(month, start, end, checkpoint, previous)
+
+
+def _stored(log: Log, size: int, month: str) -> SignedCheckpoint:
+    checkpoint = log.checkpoint_at(size)
+    if checkpoint is None:
+        raise PublicityError(
+            f"this copy of log {log.origin} holds no checkpoint at tree size {size}, where "
+            f"{month} ends; the town's own node signs one at every batch: export the "
+            "month from its data directory"
+        )
+    return checkpoint
+
+
+class _ReplayState(MemoryState):
+    """The points state of a replay of a log already checked: no entry ids kept."""
+
+    def entry_seq(self, entry_id: bytes) -> int | None:
+        return None
+
+    def put_entry_id(self, entry_id: bytes, seq: int) -> None:
+        pass
+
+
+def _stored_signature(public: bytes, body: bytes, signature: bytes) -> bool:
+    return True  # verified by the node before the entry was stored
+
+
+@dataclass(frozen=True)
+class Derived:
+    """The month's listed entries, and the points state at its end."""
+
+    entries: tuple[PublicEntry, ...]
+    state: MemoryState
+    config: TownConfig
+
+
+def derive(log: Log, found: MonthRange) -> Derived:
+    """Replay ``log`` up to the month's end; the month's entries as publicity lists them."""
+    config = log.config()
+    state = _ReplayState()
+    validator = LogValidator(log.origin, state=state)
+    recorder = PublicityRecorder(log_zone(config.tz))
+    for seq, leaf in log.leaves(0, found.end):
+        reading = read_leaf(leaf)
+        try:
+            effect = validator.apply(reading, _stored_signature)
+        except RuleViolation as exc:
+            raise IntegrityError(
+                f"entry {seq} of log {log.origin} fails check {exc.check} on replay: "
+                f"{exc.message}; run 'redlist-node check --full'",
+                seq,
+            ) from None
+        if seq >= found.start and reading.leaf is not None:
+            recorder.observe(reading.leaf.time, reading.body, effect, state)
+    if validator.root() != found.checkpoint.root:
+        raise IntegrityError(
+            f"the stored leaves of log {log.origin} do not match its checkpoint at size "
+            f"{found.end}: the store is damaged; nothing was exported"
+        )
+    return Derived(tuple(recorder.entries), state, config)
+
+
+# ---------------------------------------------------------------------------
+# What the board shows
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An entry as the board shows it: with the resident's village and masked name."""
+
+    entry: PublicEntry
+    village: str
+    masked: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A shown resident's standing at the month's end (for the red list)."""
+
+    account: str
+    masked: str
+    score: int
+    grade: str
+
+
+@dataclass(frozen=True)
+class VillageNotice:
+    """One village's part of the notice."""
+
+    village: str
+    listed: tuple[Listed, ...]
+    #: (grade, residents with a basis in the village at that grade), in the town's order.
+    grades: tuple[tuple[str, int], ...]
+    #: 红榜: residents at the top grade at the month's end, highest score first.
+    red: tuple[Standing, ...]
+    #: 黑榜: the month's deductions that stand (not reversed by the month's end).
+    black: tuple[Listed, ...]
+
+
+@dataclass(frozen=True)
+class Publicity:
+    """Everything ``publicity.csv`` and ``publicity.html`` say."""
+
+    origin: str
+    found: MonthRange
+    config: TownConfig
+    published_ms: int
+    deadline: date
+    objections_to: str
+    listed: tuple[Listed, ...]
+    villages: tuple[VillageNotice, ...]
+    #: Accounts with listed entries this month that are left out (no basis, not
+    #: registered, or erased), town-wide.
+    left_out: int
+
+    @property
+    def month(self) -> str:
+        return self.found.month
+
+
+def published_note(entry: PublicEntry, resident: Resident) -> str:
+    """The note the board may show for ``entry``: only with the resident's consent.
+
+    The one place that looks a note up, so that it can read the node's text store
+    once notes are kept off the log (DESIGN 9.2).
+    """
+    if resident.basis != CONSENT or entry.note is None:
+        return ""
+    return entry.note
+
+
+def deadline_of(published_ms: int, config: TownConfig) -> date:
+    """The last day to object: the day of publication plus ``publicity_days``."""
+    return day_of(published_ms, log_zone(config.tz)) + timedelta(days=config.publicity_days)
+
+
+def compose(
+    log_origin: str,
+    found: MonthRange,
+    derived: Derived,
+    residents: Sequence[Resident],
+    *,
+    published_ms: int,
+    objections_to: str,
+) -> Publicity:
+    """Join the month's entries with the register (see the module docstring)."""
+    config, state = derived.config, derived.state
+    shown = {resident.account: resident for resident in residents if resident.publishable}
+    listed: list[Listed] = []
+    hidden: dict[str, None] = {}
+    for entry in derived.entries:
+        resident = shown.get(entry.account)
+        if resident is None:
+            hidden[entry.account] = None
+            continue
+        masked = resident.masked()
+        listed.append(
+            Listed(entry, masked.village, masked.masked_name, published_note(entry, resident))
+        )
+    villages = sorted({resident.village for resident in shown.values()})
+    notices = []
+    top = config.grades[0].name
+    for village in villages:
+        members = [r for r in shown.values() if r.village == village]
+        standings = []
+        for resident in members:
+            score = state.balance(resident.account).score(config)
+            standings.append(
+                Standing(
+                    resident.account, resident.masked().masked_name, score, config.grade_of(score)
+                )
+            )
+        counts = {grade.name: 0 for grade in config.grades}
+        for standing in standings:
+            counts[standing.grade] += 1
+        red = sorted((s for s in standings if s.grade == top), key=lambda s: (-s.score, s.account))
+        own = tuple(item for item in listed if item.village == village)
+        black = tuple(
+            item
+            for item in own
+            if item.entry.kind == DEDUCTION and _standing(state, item.entry.seq)
+        )
+        notices.append(VillageNotice(village, own, tuple(counts.items()), tuple(red), black))
+    return Publicity(
+        origin=log_origin,
+        found=found,
+        config=config,
+        published_ms=published_ms,
+        deadline=deadline_of(published_ms, config),
+        objections_to=objections_to,
+        listed=tuple(listed),
+        villages=tuple(notices),
+        left_out=len(hidden),
+    )
+
+
+def _standing(state: MemoryState, seq: int) -> bool:
+    target = state.target(seq)
+    return target is not None and target.reversed_by is None
+
+
+__all__ = [
+    "Derived",
+    "Listed",
+    "MonthRange",
+    "Publicity",
+    "Standing",
+    "VillageNotice",
+    "compose",
+    "deadline_of",
+    "derive",
+    "month_range",
+    "published_note",
+]

@@ -1,0 +1,254 @@
+"""``publicity.html``: the month's notice for the village board, printable on A4.
+
+One self-contained page of HTML (no script, no external file): the 公示 heading, the
+period, the objection deadline and where to object, the month's totals, the late
+corrections of earlier months, then per village its grade summary, 红榜 (residents at
+the top grade), 黑榜 (the month's deductions that stand) and every listed entry, and
+last the signed checkpoint with the exact command that verifies the bundle. Each
+village starts on a new page when printed. Text is escaped; long strings (the log key,
+the checkpoint) wrap anywhere, so nothing runs off the paper.
+
+Names appear only masked, as in ``publicity.csv``; the page shows nothing the CSV does
+not, apart from counts and lists computed from the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from html import escape
+
+from redlist.ledger import months
+from redlist.ledger.deeddate import day_of, log_zone
+from redlist.ledger.publicity import AWARD, DEDUCTION, OBJECTION, REVERSAL, late
+from redlist.node.publicity import Listed, Publicity, VillageNotice
+
+FONT_STACK = (
+    '"Noto Sans CJK SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Micro Hei", '
+    '"WenQuanYi Zen Hei", SimSun, sans-serif'
+)
+
+_STYLE = f"""
+@page {{ size: A4; margin: 14mm 12mm; }}
+html {{ font-family: {FONT_STACK}; font-size: 10pt; color: #000; }}
+body {{ margin: 0 auto; max-width: 186mm; padding: 0 2mm; }}
+h1 {{ text-align: center; font-size: 20pt; margin: 0 0 2mm; letter-spacing: 0.2em; }}
+h2 {{ font-size: 14pt; border-bottom: 2px solid #b00; margin: 6mm 0 2mm; }}
+h3 {{ font-size: 11pt; margin: 4mm 0 1mm; }}
+p {{ margin: 1mm 0; }}
+.meta {{ text-align: center; }}
+.notice {{ border: 1px solid #b00; padding: 2mm 3mm; margin: 3mm 0; }}
+table {{ width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 8.5pt; }}
+th, td {{ border: 1px solid #555; padding: 1px 3px; overflow-wrap: anywhere;
+  word-break: break-all; vertical-align: top; }}
+th {{ background: #eee; }}
+thead {{ display: table-header-group; }}
+tr {{ break-inside: avoid; }}
+td.n {{ text-align: right; }}
+.red h3 {{ color: #b00; }}
+pre, code {{ font-family: "Noto Sans Mono CJK SC", monospace; font-size: 8pt;
+  white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-all; }}
+pre {{ border: 1px solid #999; padding: 2mm; margin: 1mm 0; }}
+section.village {{ break-before: page; }}
+"""
+
+_DETAIL = (
+    ("日期", 15),
+    ("姓名", 11),
+    ("账户", 13),
+    ("类型", 7),
+    ("规则名称", 22),
+    ("分数", 8),
+    ("累计分", 9),
+    ("等级", 7),
+    ("登记人", 18),
+    ("序号", 8),
+    ("涉及", 8),
+    ("备注", 18),
+)
+
+
+def render(publicity: Publicity, *, bundle_name: str, log_key: str) -> str:
+    """The notice's HTML text. ``bundle_name`` is what the verify command names."""
+    year, month = months.parse_month(publicity.month)
+    title = f"{year}年{month}月 信用积分公示"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="zh-CN"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width">',
+        f"<title>{_e(publicity.origin)} {title}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>{title}</h1>",
+        *_header(publicity),
+        *_totals(publicity),
+        *_corrections(publicity),
+    ]
+    for village in publicity.villages:
+        parts.extend(_village(publicity, village))
+    parts.extend(_verification(publicity, bundle_name, log_key))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _header(publicity: Publicity) -> list[str]:
+    config = publicity.config
+    last = months.last_day(publicity.month)
+    published = day_of(publicity.published_ms, log_zone(config.tz))
+    return [
+        f'<p class="meta">{_e(publicity.origin)}　·　本期记录：{last.year}年{last.month}月1日至'
+        f"{last.month}月{last.day}日（{_e(config.tz)}）</p>",
+        '<div class="notice">',
+        f"<p>公示期：{_cn(published)}至{_cn(publicity.deadline)}，共{config.publicity_days}天。</p>",
+        f"<p>对公示内容有异议的，请于<strong>{_cn(publicity.deadline)}</strong>前向"
+        f"<strong>{_e(publicity.objections_to)}</strong>提出，并说明所涉记录的序号。"
+        "逾期提出的异议，由村民委员会按规定复核，更正结果在下月公示。</p>",
+        "<p>姓名按惯例隐去部分字符；未取得公示依据（本人同意或法律规定）的居民不予公示。</p>",
+        "</div>",
+    ]
+
+
+def _totals(publicity: Publicity) -> list[str]:
+    entries = [item.entry for item in publicity.listed]
+    awards = [e for e in entries if e.kind == AWARD]
+    deductions = [e for e in entries if e.kind == DEDUCTION]
+    objections = [e for e in entries if e.kind == OBJECTION]
+    reversals = [e for e in entries if e.kind == REVERSAL]
+    residents = len({e.account for e in entries})
+    rows = [
+        ("加分", f"{len(awards)} 条", f"{sum(e.points or 0 for e in awards):+d} 分"),
+        ("扣分", f"{len(deductions)} 条", f"{sum(e.points or 0 for e in deductions):+d} 分"),
+        ("异议", f"{len(objections)} 条", ""),
+        ("撤销", f"{len(reversals)} 条", f"{sum(e.points or 0 for e in reversals):+d} 分"),
+        ("公示居民", f"{residents} 人", ""),
+        ("未公示居民", f"{publicity.left_out} 人", "无公示依据，不予公示"),
+    ]
+    return [
+        "<h2>本月合计</h2>",
+        *_table(("项目", "数量", "分数"), rows, widths=(30, 30, 40)),
+    ]
+
+
+def _corrections(publicity: Publicity) -> list[str]:
+    corrections = late([item.entry for item in publicity.listed], publicity.found.start)
+    if not corrections:
+        return []
+    shown = [item for item in publicity.listed if item.entry in corrections]
+    return ["<h2>对以往公示的更正与异议</h2>", *_detail(shown)]
+
+
+def _village(publicity: Publicity, village: VillageNotice) -> list[str]:
+    parts = ['<section class="village">', f"<h2>{_e(village.village)}</h2>"]
+    parts.append("<h3>等级分布（月末，已取得公示依据的居民）</h3>")
+    parts.extend(
+        _table(
+            [grade for grade, _ in village.grades],
+            [[str(count) for _, count in village.grades]],
+        )
+    )
+    top = publicity.config.grades[0].name
+    parts.append(f'<div class="red"><h3>红榜（{_e(top)}级）</h3></div>')
+    if village.red:
+        rows = [(s.masked, s.account, str(s.score), s.grade) for s in village.red]
+        parts.extend(_table(("姓名", "账户", "累计分", "等级"), rows))
+    else:
+        parts.append("<p>本月无。</p>")
+    parts.append("<h3>黑榜（本月扣分）</h3>")
+    if village.black:
+        rows = [
+            (
+                i.masked,
+                i.entry.account,
+                i.entry.title,
+                f"{i.entry.points or 0:+d}",
+                str(i.entry.seq),
+            )
+            for i in village.black
+        ]
+        parts.extend(_table(("姓名", "账户", "事由", "分数", "序号"), rows))
+    else:
+        parts.append("<p>本月无。</p>")
+    parts.append("<h3>本月明细</h3>")
+    parts.extend(_detail(village.listed) if village.listed else ["<p>本月无记录。</p>"])
+    parts.append("</section>")
+    return parts
+
+
+def _detail(listed: Sequence[Listed]) -> list[str]:
+    rows = []
+    for item in listed:
+        cells = item.entry.cells()
+        rows.append(
+            (
+                cells["日期"],
+                item.masked,
+                cells["账户"],
+                cells["类型"],
+                cells["规则名称"],
+                cells["分数"],
+                cells["累计分"],
+                cells["等级"],
+                cells["登记人"],
+                cells["序号"],
+                cells["涉及序号"],
+                item.note,
+            )
+        )
+    return _table([name for name, _ in _DETAIL], rows, widths=[width for _, width in _DETAIL])
+
+
+def _verification(publicity: Publicity, bundle_name: str, log_key: str) -> list[str]:
+    checkpoint = publicity.found.checkpoint
+    command = (
+        f"redlist-verify bundle {bundle_name} --log-key {log_key} --state 核验状态.json --publicity"
+    )
+    return [
+        '<section class="verify">',
+        "<h2>如何核验</h2>",
+        f"<p>本公示所列记录为日志第 {publicity.found.start} 至 {publicity.found.end - 1} 条"
+        f"（共 {publicity.found.end - publicity.found.start} 条），"
+        f"由以下签名检查点覆盖（树大小 {checkpoint.size}）：</p>",
+        f"<pre>{_e(checkpoint.note)}</pre>",
+        "<p>任何人可取得本月数据包，用镇政府公布的日志公钥独立核验每条记录、每个累计分与等级"
+        "（按月依次核验，使用同一状态文件）：</p>",
+        f"<pre>{_e(command)}</pre>",
+        f"<p>日志公钥：</p><pre>{_e(log_key)}</pre>",
+        "</section>",
+    ]
+
+
+def _table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    widths: Sequence[int] | None = None,
+) -> list[str]:
+    parts = ["<table>"]
+    if widths is not None:
+        total = sum(widths)
+        parts.append(
+            "<colgroup>"
+            + "".join(f'<col style="width:{100 * w / total:.1f}%">' for w in widths)
+            + "</colgroup>"
+        )
+    parts.append("<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr></thead>")
+    parts.append("<tbody>")
+    for row in rows:
+        parts.append("<tr>" + "".join(_cell(value) for value in row) + "</tr>")
+    parts.append("</tbody></table>")
+    return parts
+
+
+def _cell(value: str) -> str:
+    numeric = value.lstrip("+-").isdigit()
+    return f'<td class="n">{_e(value)}</td>' if numeric else f"<td>{_e(value)}</td>"
+
+
+def _cn(day: object) -> str:
+    year, month, dom = (getattr(day, name) for name in ("year", "month", "day"))
+    return f"{year}年{month}月{dom}日"
+
+
+def _e(text: str) -> str:
+    return escape(text, quote=True)
+
+
+__all__ = ["FONT_STACK", "render"]
