@@ -56,9 +56,8 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import tzinfo
 
-from redlist.ledger.deeddate import day_of
+from redlist.ledger.deeddate import day_of, log_zone
 from redlist.ledger.entry import AnyBody, Award, Objection, Reverse
 from redlist.ledger.errors import FormatError
 from redlist.ledger.masking import MASK, NAME_SEPARATORS
@@ -132,8 +131,7 @@ class PublicEntry:
 class PublicityRecorder:
     """Collects the :class:`PublicEntry` of each entry it is shown (node and verifier)."""
 
-    def __init__(self, zone: tzinfo) -> None:
-        self._zone = zone
+    def __init__(self) -> None:
         self.entries: list[PublicEntry] = []
 
     def observe(
@@ -142,6 +140,7 @@ class PublicityRecorder:
         """Entry ``effect.seq`` (leaf time ``time``, decoded ``body``) was just accepted
         and ``state`` is the points state after it."""
         config = state.config()
+        points: int | None
         if effect is None or body is None or config is None or effect.account is None:
             return
         if isinstance(body, Award):
@@ -152,7 +151,7 @@ class PublicityRecorder:
             if effect.rule is None:  # a redemption's reversal: not published
                 return
             kind = OBJECTION if isinstance(body, Objection) else REVERSAL
-            date = day_of(time, self._zone).isoformat()
+            date = day_of(time, log_zone(config.tz)).isoformat()
             points = None if kind == OBJECTION else effect.earned_delta
             note = None
         else:

@@ -110,7 +110,7 @@ def derive(log: Log, found: MonthRange) -> Derived:
     config = log.config()
     state = _ReplayState()
     validator = LogValidator(log.origin, state=state)
-    recorder = PublicityRecorder(log_zone(config.tz))
+    recorder = PublicityRecorder()
     for seq, leaf in log.leaves(0, found.end):
         reading = read_leaf(leaf)
         try:

@@ -39,7 +39,7 @@ p {{ margin: 1mm 0; }}
 .notice {{ border: 1px solid #b00; padding: 2mm 3mm; margin: 3mm 0; }}
 table {{ width: 100%; border-collapse: collapse; table-layout: fixed; font-size: 8.5pt; }}
 th, td {{ border: 1px solid #555; padding: 1px 3px; overflow-wrap: anywhere;
-  word-break: break-all; vertical-align: top; }}
+  vertical-align: top; }}
 th {{ background: #eee; }}
 thead {{ display: table-header-group; }}
 tr {{ break-inside: avoid; }}
@@ -147,13 +147,13 @@ def _village(publicity: Publicity, village: VillageNotice) -> list[str]:
     top = publicity.config.grades[0].name
     parts.append(f'<div class="red"><h3>红榜（{_e(top)}级）</h3></div>')
     if village.red:
-        rows = [(s.masked, s.account, str(s.score), s.grade) for s in village.red]
-        parts.extend(_table(("姓名", "账户", "累计分", "等级"), rows))
+        red = [(s.masked, s.account, str(s.score), s.grade) for s in village.red]
+        parts.extend(_table(("姓名", "账户", "累计分", "等级"), red))
     else:
         parts.append("<p>本月无。</p>")
     parts.append("<h3>黑榜（本月扣分）</h3>")
     if village.black:
-        rows = [
+        black = [
             (
                 i.masked,
                 i.entry.account,
@@ -163,7 +163,7 @@ def _village(publicity: Publicity, village: VillageNotice) -> list[str]:
             )
             for i in village.black
         ]
-        parts.extend(_table(("姓名", "账户", "事由", "分数", "序号"), rows))
+        parts.extend(_table(("姓名", "账户", "事由", "分数", "序号"), black))
     else:
         parts.append("<p>本月无。</p>")
     parts.append("<h3>本月明细</h3>")

@@ -34,14 +34,14 @@ completely, balances included.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from redlist.ledger import crypto, merkle, points
 from redlist.ledger.errors import RedlistError, RuleViolation, VerificationError
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.points import SignatureCheck
-from redlist.ledger.state import MemoryState
+from redlist.ledger.state import LedgerState, MemoryState
 from redlist.ledger.validator import LogValidator, Reading, Triple, read_leaf
 from redlist.verifier.results import (
     STATE_FILE_SOURCE,
@@ -52,6 +52,10 @@ from redlist.verifier.results import (
     TrustedHead,
 )
 
+#: Called with each accepted entry of a full audit: its seq, reading and effect, and the
+#: points state after it. It may refuse the entry by raising ``VerificationError``.
+Observer = Callable[[int, Reading, points.Effect | None, LedgerState], None]
+
 
 class Auditor:
     """Checks one log, leaf by leaf; see the module docstring for what and in which order.
@@ -60,7 +64,7 @@ class Auditor:
     bundle that starts after seq 0). ``resume`` is where an earlier full audit
     stopped (its state is taken over). ``trusted`` are tree heads verified earlier
     that the log must extend. ``keep_statements_for`` names an account whose
-    statement the result carries.
+    statement the result carries. ``observer`` sees each entry a full audit accepts.
     """
 
     def __init__(
@@ -71,8 +75,10 @@ class Auditor:
         left: merkle.CompactRange | None = None,
         resume: ResumePoint | None = None,
         trusted: Sequence[TrustedHead] = (),
+        observer: Observer | None = None,
     ) -> None:
         self._log_key = log_key
+        self._observer = observer
         self._origin = log_key.name
         self._account = keep_statements_for
         if resume is not None:
@@ -231,6 +237,12 @@ class Auditor:
                     self._snapshots[size] = validator.root()
         if effect is not None and self._account is not None and effect.account == self._account:
             self._record_statement(seq, reading, effect)
+        if self._observer is not None and self._full:
+            try:
+                self._observer(seq, reading, effect, self._state)
+            except VerificationError as exc:
+                self._failure = exc
+                raise
 
     def feed(self, leaf_bytes: bytes) -> None:
         """Check the next leaf, verifying its signatures on the spot."""
@@ -345,4 +357,4 @@ class Auditor:
         )
 
 
-__all__ = ["Auditor"]
+__all__ = ["Auditor", "Observer"]

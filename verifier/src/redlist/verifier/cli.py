@@ -52,6 +52,7 @@ from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
 from redlist.verifier import attest, evidence, report
 from redlist.verifier.files import SMALL_LIMIT, read_limited
 from redlist.verifier.nodeaudit import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
+from redlist.verifier.publicitycheck import MonthWatch, check_csv
 from redlist.verifier.results import STATE_FILE_SOURCE, AuditResult
 from redlist.verifier.source import BundleSource, Source, audit
 from redlist.verifier.statefile import (
@@ -102,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="for a bundle that starts after entry 0 with no earlier state: check only its "
         "order, hash chain and Merkle root (signatures and balances are not recomputed)",
+    )
+    bundle.add_argument(
+        "--publicity",
+        action="store_true",
+        help="a monthly bundle: check that it holds one month, after the state file's, and "
+        "re-derive every row of its publicity.csv (points, running scores, grades) from "
+        "the entries",
     )
     bundle.set_defaults(make_source=lambda args: BundleSource(args.directory))
     node = commands.add_parser(
@@ -263,6 +271,13 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
         # A bundle that starts where the pinned audit ended resumes from its state.
         with contextlib.suppress(SourceError):
             resume = load_semantics(args.state, pinned)
+    watch = None
+    if getattr(args, "publicity", False):
+        if args.structure_only:
+            raise _BadArguments(
+                "--publicity re-derives scores, which --structure-only does not compute"
+            )
+        watch = MonthWatch(resume.last_time if resume is not None else None)
     progress = ProgressBar(stderr, "checking", "entries")
     try:
         audited = audit(
@@ -274,11 +289,15 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
             workers=args.workers,
             resume=resume,
             partial_ok=args.structure_only,
+            observer=watch,
         )
     finally:
         progress.close()
     result = audited.result
     verdict = require(policy, result.checkpoint) if policy is not None else None
+    publicity = None
+    if watch is not None:  # before the state moves on: a failed month pins nothing
+        publicity = check_csv(args.directory, watch.month, watch.recorder.entries)
     if args.state is not None:
         semantics = None
         if audited.resume_point is not None:
@@ -287,11 +306,15 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
     written = _attest(attestations, result, stderr)
     if args.json:
         value = report.result_json(result, args.account, verdict)
+        if publicity is not None:
+            value["publicity"] = publicity.to_json()
         if written is not None:
             value["attestations"] = written.to_json()
         stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
     else:
         stdout.write(report.summary_text(result, verdict))
+        if publicity is not None:
+            stdout.write(publicity.summary())
         if args.account is not None:
             stdout.write("\n" + report.statement_text(result, args.account))
         if written is not None:

@@ -30,6 +30,8 @@ CHECKS: Mapping[str, str] = {
     "account-view": "a node's figures for an account must equal those recomputed from its log",
     "inclusion": "a node's inclusion proofs must put its entries in the tree it signed",
     "witness-policy": "the checkpoint must carry the witness cosignatures the policy requires",
+    "month": "a monthly bundle holds the entries of one month, following those verified before",
+    "publicity": "publicity.csv must list the entries as they are, with masked names",
 }
 
 #: ``TrustedHead.source`` of the head pinned by an earlier run (see ``statefile``):

@@ -24,7 +24,7 @@ from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.sigschedule import SignatureScheduler, check_leaves
-from redlist.verifier.audit import Auditor
+from redlist.verifier.audit import Auditor, Observer
 from redlist.verifier.files import NOTE_LIMIT, SMALL_LIMIT, open_regular, read_limited
 from redlist.verifier.results import AuditResult, ResumePoint, TrustedHead
 
@@ -98,6 +98,7 @@ def audit(
     executor: Executor | None = None,
     resume: ResumePoint | None = None,
     partial_ok: bool = False,
+    observer: Observer | None = None,
 ) -> Audited:
     """Audit what ``source`` shows against ``log_key`` and the ``trusted`` heads.
 
@@ -105,6 +106,7 @@ def audit(
     earlier audit reached) ends exactly where the data starts. Without it, such data
     can be checked only for its structure and hashes, which is refused (SourceError:
     the check cannot start) unless ``partial_ok`` says that is what the caller wants.
+    ``observer`` sees every entry the audit accepts (``Auditor``).
     """
     try:
         opening = source.open(log_key)
@@ -127,10 +129,24 @@ def audit(
             left=None if resuming else opening.left,
             resume=resume if resuming else None,
             trusted=(*trusted, *opening.trusted),
+            observer=observer,
         )
         # The checkpoint's signature, origin and fit with the trusted heads come
         # first, so a forged checkpoint or a rollback is refused before any leaf.
         auditor.check_checkpoint(opening.checkpoint)
+        if opening.start > 0 and not resuming and not partial_ok and resume is not None:
+            message = (
+                f"{source.describe()} starts at entry {opening.start}, but the entries "
+                f"verified before (the state file) end at entry {resume.size}"
+            )
+            if observer is not None:  # months in sequence: a gap or overlap is a defect
+                raise VerificationError(
+                    "month", message + ": the monthly bundles do not follow one another"
+                )
+            raise SourceError(
+                message + ": verify the bundles in between first, in order, with the same "
+                "--state FILE"
+            )
         if opening.start > 0 and not resuming and not partial_ok:
             raise SourceError(
                 f"{source.describe()} starts at entry {opening.start}: its signatures "

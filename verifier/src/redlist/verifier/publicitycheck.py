@@ -1,0 +1,199 @@
+"""``redlist-verify bundle DIR --publicity``: a monthly bundle's month and its publicity.csv.
+
+Two checks, both failing with a ``VerificationError`` that names the entry:
+
+* ``month``: a monthly bundle holds the entries the town recorded in one calendar month
+  of its time zone (leaf ``time``, the genesis ``tz``: docs/adr/0026), and that month
+  comes after the month of the last entry verified before (the state file's). So a
+  month whose last entries were held back shows up in the next bundle, as entries of
+  an earlier month; a bundle that does not start where the state file ends is refused
+  before any entry is read (``source.audit``).
+* ``publicity``: every row of ``publicity.csv`` is the entry its 序号 names, as
+  re-derived from the leaves by the same code the node uses
+  (``redlist.ledger.publicity``): date, account, kind, rule code and title, points,
+  running score, grade, signers and target. The note, when given, is the award's own.
+  The masked name has a mask's shape (at most two characters shown, at least one
+  hidden), so a name left unmasked is caught; each account has one name and one
+  village throughout. A resident shown is shown in full: every listed entry of an
+  account that appears is in the file. Accounts never named are the residents left out
+  (no legal basis for publication); the verifier counts them but cannot know why.
+
+Names and villages come from the file itself: the verifier has no register.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redlist.ledger import bundle, months
+from redlist.ledger.deeddate import log_zone
+from redlist.ledger.errors import FormatError, VerificationError
+from redlist.ledger.points import Effect
+from redlist.ledger.publicity import (
+    DERIVED,
+    NAME,
+    NOTE,
+    VILLAGE,
+    PublicEntry,
+    PublicityRecorder,
+    decode_csv,
+    mask_problem,
+)
+from redlist.ledger.state import LedgerState
+from redlist.ledger.validator import Reading
+from redlist.verifier.files import read_limited
+
+#: publicity.csv of a month: a town's month is thousands of rows, far below this.
+CSV_LIMIT = 64 << 20
+
+
+class MonthWatch:
+    """Sees each accepted entry (as the ``Auditor``'s observer) and checks the month.
+
+    ``previous_time`` is the node time of the last entry verified before (the resumed
+    state's), or None when the bundle starts the log.
+    """
+
+    def __init__(self, previous_time: int | None) -> None:
+        self._previous_time = previous_time
+        self.month: str | None = None
+        self.recorder = PublicityRecorder()
+
+    def __call__(
+        self, seq: int, reading: Reading, effect: Effect | None, state: LedgerState
+    ) -> None:
+        config = state.config()
+        if reading.leaf is None or config is None:
+            return
+        zone = log_zone(config.tz)
+        month = months.month_of_time(reading.leaf.time, zone)
+        if self.month is None:
+            if self._previous_time is not None and seq > 0:
+                before = months.month_of_time(self._previous_time, zone)
+                if month <= before:
+                    raise VerificationError(
+                        "month",
+                        f"entry {seq} was recorded in {month}, but the entries verified "
+                        f"before this bundle already reached {before}: a monthly bundle "
+                        "starts with the first entry of a later month (was the previous "
+                        "month cut short?)",
+                        seq=seq,
+                    )
+            self.month = month
+        elif month != self.month:
+            raise VerificationError(
+                "month",
+                f"entry {seq} was recorded in {month}, but the bundle's first entry in "
+                f"{self.month}: a monthly bundle holds one month",
+                seq=seq,
+            )
+        self.recorder.observe(reading.leaf.time, reading.body, effect, state)
+
+
+@dataclass(frozen=True)
+class PublicityReport:
+    """What the check of publicity.csv found (all of it held)."""
+
+    month: str | None
+    rows: int
+    residents_shown: int
+    residents_left_out: int
+    listed_entries: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "month": self.month,
+            "rows": self.rows,
+            "residents_shown": self.residents_shown,
+            "residents_left_out": self.residents_left_out,
+            "listed_entries": self.listed_entries,
+        }
+
+    def summary(self) -> str:
+        month = self.month or "a month without entries"
+        text = (
+            f"publicity.csv agrees with the entries: {self.rows} row(s) of "
+            f"{self.residents_shown} resident(s) re-derived (points, running scores, "
+            f"grades); {self.residents_left_out} resident(s) with entries this month are "
+            "not listed (left out: no legal basis for publication)."
+        )
+        lines = textwrap.wrap(text, 88, initial_indent="  ", subsequent_indent="    ")
+        return f"\nPublicity of {month}:\n" + "\n".join(lines) + "\n"
+
+
+def check_csv(
+    directory: Path, month: str | None, entries: Sequence[PublicEntry]
+) -> PublicityReport:
+    """Compare the bundle's publicity.csv with ``entries`` (re-derived from its leaves)."""
+    path = directory / bundle.PUBLICITY_CSV_FILE
+    try:
+        data = read_limited(path, CSV_LIMIT, "the bundle's publicity.csv")
+    except FileNotFoundError:
+        raise VerificationError(
+            "publicity", f"--publicity: the bundle has no {bundle.PUBLICITY_CSV_FILE}"
+        ) from None
+    try:
+        rows = decode_csv(data)
+    except FormatError as exc:
+        raise VerificationError("publicity", exc.diagnostics()) from None
+    derived = {entry.seq: entry for entry in entries}
+    people: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        entry = derived.get(row.seq)
+        where = f"publicity.csv line {row.line} (entry {row.seq})"
+        if entry is None:
+            raise VerificationError(
+                "publicity",
+                f"{where}: the bundle holds no award, objection or reversal {row.seq} to list",
+                seq=row.seq,
+            )
+        expected = entry.cells()
+        for column in DERIVED:
+            if row.cells[column] != expected[column]:
+                raise VerificationError(
+                    "publicity",
+                    f"{where}: {column} is {row.cells[column]!r}, the entries say "
+                    f"{expected[column]!r}",
+                    seq=row.seq,
+                )
+        note = row.cells[NOTE]
+        if note and note != (entry.note or ""):
+            raise VerificationError(
+                "publicity", f"{where}: 备注 is not the award's note", seq=row.seq
+            )
+        problem = mask_problem(row.cells[NAME])
+        if problem is not None:
+            raise VerificationError("publicity", f"{where}: 姓名 {problem}", seq=row.seq)
+        person = (row.cells[NAME], row.cells[VILLAGE])
+        if people.setdefault(entry.account, person) != person:
+            raise VerificationError(
+                "publicity",
+                f"{where}: account {entry.account} is listed with another name or village "
+                "than on its earlier rows",
+                seq=row.seq,
+            )
+    listed = {row.seq for row in rows}
+    for entry in entries:
+        if entry.account in people and entry.seq not in listed:
+            raise VerificationError(
+                "publicity",
+                f"publicity.csv lists account {entry.account} but leaves out its entry "
+                f"{entry.seq} ({entry.kind} {entry.cells()['分数']}): a resident shown is "
+                "shown in full",
+                seq=entry.seq,
+            )
+    accounts = {entry.account for entry in entries}
+    return PublicityReport(
+        month=month,
+        rows=len(rows),
+        residents_shown=len(people),
+        residents_left_out=len(accounts - set(people)),
+        listed_entries=len(entries),
+    )
+
+
+__all__ = ["CSV_LIMIT", "MonthWatch", "PublicityReport", "check_csv"]
