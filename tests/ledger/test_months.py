@@ -26,12 +26,12 @@ def test_months_follow_one_another_across_years() -> None:
     assert months.next_month("2026-12") == "2027-01"
     assert months.previous_month("2026-01") == "2025-12"
     assert months.last_day("2024-02").isoformat() == "2024-02-29"
-    assert months.month_bounds("2026-12", SHANGHAI)[1] == months.first_instant(
-        "2027-01", SHANGHAI
-    )
+    assert months.month_bounds("2026-12", SHANGHAI)[1] == months.first_instant("2027-01", SHANGHAI)
 
 
-@pytest.mark.parametrize("text", ["2026-1", "2026-13", "2026-00", "26-01", "2026/01", "２０２６-01"])
+@pytest.mark.parametrize(
+    "text", ["2026-1", "2026-13", "2026-00", "26-01", "2026/01", "２０２６-01"]
+)
 def test_a_month_is_written_yyyy_mm(text: str) -> None:
     with pytest.raises(FormatError, match="month"):
         months.parse_month(text)

@@ -17,7 +17,9 @@ from redlist.ledger.publicity import (
     mask_problem,
 )
 
-AWARDED = PublicEntry(7, AWARD, "2026-01-20", "dgc-0001", "V01", "清理池塘", 5, 1005, "A", ("王芳",))
+AWARDED = PublicEntry(
+    7, AWARD, "2026-01-20", "dgc-0001", "V01", "清理池塘", 5, 1005, "A", ("王芳",)
+)
 OBJECTED = PublicEntry(
     9, OBJECTION, "2026-02-05", "dgc-0001", "V01", "清理池塘", None, 1005, "A", ("李伟", "赵敏"), 7
 )
@@ -38,7 +40,7 @@ def test_the_file_opens_in_excel_and_reads_back() -> None:
 
 
 def test_a_note_that_a_spreadsheet_would_run_is_guarded_and_read_back() -> None:
-    data = encode_csv([(AWARDED, "东村", "张*", "=HYPERLINK(\"http://x\")")])
+    data = encode_csv([(AWARDED, "东村", "张*", '=HYPERLINK("http://x")')])
     assert ",\"'=HYPERLINK" in data.decode("utf-8")
     assert decode_csv(data)[0].cells["备注"] == '=HYPERLINK("http://x")'
 

@@ -1,0 +1,214 @@
+"""``redlist-node export --month``: a month's bundle with its publicity, from real LMDB.
+
+Month boundaries around midnight in Shanghai on a machine in UTC, the CSV's masked names
+and notes, no personal data in any exported file, the publication date kept across
+exports, and the notice rendered by a real Chromium (headless) on A4.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.node.publicitytown import LEFT_OUT, MASKED, PublicityTown, build
+
+from redlist.ledger import bundle
+from redlist.ledger.log import Log
+from redlist.ledger.publicity import decode_csv
+from redlist.node.cli import main
+from redlist.node.publicity import month_range
+
+NOW = 1_800_000_000_000  # 2027-01-15: every month of the town is over
+
+
+@pytest.fixture(scope="module")
+def town(tmp_path_factory: pytest.TempPathFactory) -> PublicityTown:
+    return build(tmp_path_factory.mktemp("publicity") / "data")
+
+
+def export(town: PublicityTown, out: Path, month: str, *extra: str) -> int:
+    return main(["export", "--data", str(town.data), "--out", str(out), "--month", month, *extra])
+
+
+def test_the_last_second_of_january_in_shanghai_is_january(town: PublicityTown) -> None:
+    with Log.open(town.data, readonly=True) as log:
+        january = month_range(log, "2026-01", NOW)
+        february = month_range(log, "2026-02", NOW)
+        march = month_range(log, "2026-03", NOW)
+    assert (january.start, january.end) == town.january
+    assert (february.start, february.end) == town.february
+    assert january.previous is None and january.checkpoint.size == january.end
+    assert february.previous is not None and february.previous.size == january.end
+    assert march.start == february.end and march.end == march.checkpoint.size
+
+
+def test_a_month_bundle_starts_where_the_last_ended(town: PublicityTown, tmp_path: Path) -> None:
+    assert export(town, tmp_path / "jan", "2026-01") == 0
+    assert export(town, tmp_path / "feb", "2026-02") == 0
+    jan = bundle.decode_manifest((tmp_path / "jan" / "manifest.json").read_bytes())
+    feb = bundle.decode_manifest((tmp_path / "feb" / "manifest.json").read_bytes())
+    assert (jan.start, jan.end) == town.january and (feb.start, feb.end) == town.february
+    assert not (tmp_path / "jan" / "left").exists()
+    assert (tmp_path / "feb" / "previous-checkpoint").read_bytes() == (
+        tmp_path / "jan" / "checkpoint"
+    ).read_bytes()
+    assert sorted(path.name for path in (tmp_path / "feb").iterdir()) == [
+        "checkpoint",
+        "leaves",
+        "left",
+        "manifest.json",
+        "previous-checkpoint",
+        "publicity.csv",
+        "publicity.html",
+    ]
+
+
+def test_the_csv_lists_masked_names_and_consented_notes(
+    town: PublicityTown, tmp_path: Path
+) -> None:
+    assert export(town, tmp_path / "jan", "2026-01") == 0
+    rows = decode_csv((tmp_path / "jan" / "publicity.csv").read_bytes())
+    names = {row.cells["账户"]: row.cells["姓名"] for row in rows}
+    assert names == MASKED
+    assert not set(LEFT_OUT) & {row.cells["账户"] for row in rows}
+    notes = {row.cells["账户"]: row.cells["备注"] for row in rows if row.cells["类型"] == "加分"}
+    assert notes["dgc-0001"] == "清理了东边的池塘"  # consent
+    assert notes["dgc-0003"] == "" and notes["dgc-0007"] == ""  # statute: no notes
+    last = rows[-1]
+    assert last.cells["账户"] == "dgc-0004" and last.cells["备注"] == "夜班"
+    assert last.cells["累计分"] == "1075" and last.cells["等级"] == "AAA"
+    deduction = next(row for row in rows if row.seq == town.deduction)
+    assert (deduction.cells["类型"], deduction.cells["分数"]) == ("扣分", "-20")
+    assert deduction.cells["累计分"] == "985"
+
+
+def test_february_lists_the_backdated_deed_and_the_late_correction(
+    town: PublicityTown, tmp_path: Path
+) -> None:
+    assert export(town, tmp_path / "feb", "2026-02") == 0
+    rows = {
+        row.seq: row.cells for row in decode_csv((tmp_path / "feb" / "publicity.csv").read_bytes())
+    }
+    first = rows[town.february[0]]
+    assert (first["账户"], first["日期"]) == ("dgc-0002", "2026-02-01")
+    backdated = rows[town.objection - 1]
+    assert (backdated["账户"], backdated["日期"]) == ("dgc-0006", "2026-01-30")
+    objection, reversal = rows[town.objection], rows[town.reversal]
+    assert (objection["类型"], objection["涉及序号"], objection["分数"]) == (
+        "异议",
+        str(town.deduction),
+        "",
+    )
+    assert (reversal["类型"], reversal["分数"], reversal["累计分"]) == ("撤销", "+20", "1005")
+    html = (tmp_path / "feb" / "publicity.html").read_text()
+    assert "对以往公示的更正与异议" in html
+
+
+def test_no_personal_data_in_any_exported_file(town: PublicityTown, tmp_path: Path) -> None:
+    for month in ("2026-01", "2026-02", "2026-03"):
+        assert export(town, tmp_path / month, month) == 0
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(files) >= 3 * 6
+    for path in files:
+        data = path.read_bytes()
+        for datum in town.personal_data():
+            for encoding in ("utf-8", "gb18030", "utf-16-le"):
+                needle = datum.encode(encoding)
+                if len(datum) == 1:  # a one-character name shows as the surname and a mask
+                    positions = [m.start() for m in re.finditer(re.escape(needle), data)]
+                    assert all(
+                        data[p + len(needle) : p + len(needle) + 1] == b"*" for p in positions
+                    )
+                    continue
+                assert needle not in data, f"{datum!r} ({encoding}) is in {path}"
+
+
+def test_a_month_that_is_not_over_or_before_the_log_is_refused(
+    town: PublicityTown, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert export(town, tmp_path / "future", "2999-01") == 2
+    assert "2999-01 is not over yet in Asia/Shanghai" in capsys.readouterr().err
+    assert export(town, tmp_path / "past", "2025-12") == 2
+    assert "the log began in 2026-01, after 2025-12" in capsys.readouterr().err
+    assert export(town, tmp_path / "bad", "2026-1") == 2
+    assert "YYYY-MM" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_first_export_of_a_month_is_its_publication(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    town = build(tmp_path / "data")
+    assert export(town, tmp_path / "one", "2026-01", "--objections-to", "东村村委会") == 0
+    record = json.loads((town.data / "publicity" / "2026-01.json").read_text())
+    assert (record["start"], record["end"]) == town.january
+    out = capsys.readouterr().out
+    assert "published today" in out and "to 东村村委会" in out
+    assert export(town, tmp_path / "two", "2026-01") == 0
+    assert "first published earlier" in capsys.readouterr().out
+    assert json.loads((town.data / "publicity" / "2026-01.json").read_text()) == record
+    one = (tmp_path / "one" / "publicity.html").read_text()
+    assert "东村村委会" in one
+
+
+# ---------------------------------------------------------------------------
+# The notice in a real browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: Appended to a copy of the notice: writes whether the page fits its width into the DOM.
+PROBE = (
+    "<script>window.addEventListener('load', () => { document.body.dataset.fits = "
+    "String(document.documentElement.scrollWidth <= window.innerWidth); "
+    "document.body.dataset.width = String(document.documentElement.scrollWidth); });</script>"
+)
+A4_WIDTH_PX = 794  # 210 mm at 96 px per inch
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/install-browser installs it in CI")
+        pytest.skip("chromium is not installed (.ci/install-browser installs it as root)")
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",  # CI runs as root
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--window-size={A4_WIDTH_PX},1123",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def test_the_notice_renders_in_chromium_on_a4(town: PublicityTown, tmp_path: Path) -> None:
+    assert export(town, tmp_path / "feb", "2026-02") == 0
+    notice = tmp_path / "feb" / "publicity.html"
+    probe = tmp_path / "probe.html"
+    probe.write_text(notice.read_text().replace("</body>", PROBE + "</body>"))
+    dom = _chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
+    assert 'data-fits="true"' in dom, re.findall(r'data-width="\d+"', dom)
+    for text in ("2026年2月 信用积分公示", "东村", "西村", "红榜", "黑榜", "欧**娜", "张*"):
+        assert text in dom
+    assert "redlist-verify bundle feb --log-key " + town.log_key in dom
+    pdf = tmp_path / "notice.pdf"
+    _chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", notice.as_uri())
+    data = pdf.read_bytes()
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", data))
+    assert 3 <= pages <= 8  # the header, then each village from a new page
+    assert b"CJK" in data  # the Chinese text is set in a CJK font (fonts-noto-cjk)
+    screenshot = tmp_path / "notice.png"
+    _chromium(tmp_path, f"--screenshot={screenshot}", notice.as_uri())
+    assert screenshot.stat().st_size > 10_000
+    print(f"screenshot of the notice: {screenshot}; PDF ({pages} pages): {pdf}")
