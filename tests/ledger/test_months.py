@@ -30,7 +30,8 @@ def test_months_follow_one_another_across_years() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["2026-1", "2026-13", "2026-00", "26-01", "2026/01", "２０２６-01"]
+    "text",
+    ["2026-1", "2026-13", "2026-00", "26-01", "2026/01", "２０２６-01"],  # noqa: RUF001
 )
 def test_a_month_is_written_yyyy_mm(text: str) -> None:
     with pytest.raises(FormatError, match="month"):

@@ -131,21 +131,22 @@ def audit(
             trusted=(*trusted, *opening.trusted),
             observer=observer,
         )
+        if observer is not None and resume is not None and opening.start != resume.size:
+            # Monthly bundles in sequence (--publicity): a gap or an overlap is a defect.
+            raise VerificationError(
+                "month",
+                f"{source.describe()} starts at entry {opening.start}, but the entries "
+                f"verified before (the state file) end at entry {resume.size}: the monthly "
+                "bundles do not follow one another (a month skipped or repeated?)",
+            )
         # The checkpoint's signature, origin and fit with the trusted heads come
         # first, so a forged checkpoint or a rollback is refused before any leaf.
         auditor.check_checkpoint(opening.checkpoint)
         if opening.start > 0 and not resuming and not partial_ok and resume is not None:
-            message = (
-                f"{source.describe()} starts at entry {opening.start}, but the entries "
-                f"verified before (the state file) end at entry {resume.size}"
-            )
-            if observer is not None:  # months in sequence: a gap or overlap is a defect
-                raise VerificationError(
-                    "month", message + ": the monthly bundles do not follow one another"
-                )
             raise SourceError(
-                message + ": verify the bundles in between first, in order, with the same "
-                "--state FILE"
+                f"{source.describe()} starts at entry {opening.start}, but the entries "
+                f"verified before (the state file) end at entry {resume.size}: verify the "
+                "bundles in between first, in order, with the same --state FILE"
             )
         if opening.start > 0 and not resuming and not partial_ok:
             raise SourceError(

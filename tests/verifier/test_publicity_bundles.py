@@ -1,0 +1,195 @@
+"""``redlist-verify bundle --publicity``: monthly bundles in sequence, and their publicity.csv.
+
+Bundles exported by the node from real LMDB (``tests.node.publicitytown``), verified in
+order with one state file; a month altered (a figure, a name left unmasked, a row held
+back, a leaf) or skipped fails naming the entry, and erasing a resident keeps every
+bundle verifiable.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from tests.node.publicitytown import PublicityTown, build
+
+from redlist.ledger.registerstore import RegisterStore
+from redlist.node.cli import main as node
+from redlist.verifier.cli import main as verify
+
+
+@pytest.fixture(scope="module")
+def months(tmp_path_factory: pytest.TempPathFactory) -> tuple[PublicityTown, Path]:
+    root = tmp_path_factory.mktemp("months")
+    town = build(root / "data")
+    for month in ("2026-01", "2026-02", "2026-03"):
+        export(town, root / month, month)
+    assert node(["export", "--data", str(town.data), "--out", str(root / "full"), "--full"]) == 0
+    return town, root
+
+
+def export(town: PublicityTown, out: Path, month: str) -> None:
+    assert node(["export", "--data", str(town.data), "--out", str(out), "--month", month]) == 0
+
+
+def run(
+    town: PublicityTown, directory: Path, state: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, object]]:
+    capsys.readouterr()
+    argv = ["bundle", str(directory), "--log-key", town.log_key, "--state", str(state)]
+    status = verify([*argv, "--publicity", "--json"])
+    return status, json.loads(capsys.readouterr().out)
+
+
+def test_consecutive_months_verify_in_sequence(
+    months: tuple[PublicityTown, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    town, root = months
+    state = tmp_path / "state.json"
+    for month in ("2026-01", "2026-02", "2026-03"):
+        status, report = run(town, root / month, state, capsys)
+        assert status == 0, report
+        publicity = report["publicity"]
+        assert isinstance(publicity, dict) and publicity["month"] == month
+    status, report = run(town, root / "2026-01", tmp_path / "new.json", capsys)
+    assert report["publicity"] == {
+        "month": "2026-01",
+        "rows": 10,
+        "residents_shown": 7,
+        "residents_left_out": 2,
+        "listed_entries": 12,
+    }
+
+
+def test_a_skipped_month_fails(
+    months: tuple[PublicityTown, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    town, root = months
+    state = tmp_path / "state.json"
+    assert run(town, root / "2026-01", state, capsys)[0] == 0
+    status, report = run(town, root / "2026-03", state, capsys)
+    assert status == 1
+    assert report["error"] == {
+        "seq": None,
+        "check": "month",
+        "message": report["error"]["message"],  # type: ignore[index]
+    }
+    assert "do not follow one another" in str(report["error"])
+
+
+def test_a_bundle_of_more_than_one_month_fails(
+    months: tuple[PublicityTown, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    town, root = months
+    status, report = run(town, root / "full", tmp_path / "state.json", capsys)
+    assert status == 1
+    error = report["error"]
+    assert isinstance(error, dict)
+    assert (error["check"], error["seq"]) == ("month", town.february[0])
+    assert "recorded in 2026-02" in error["message"]
+
+
+def test_a_month_needs_the_months_before_it(
+    months: tuple[PublicityTown, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    town, root = months
+    capsys.readouterr()
+    argv = ["bundle", str(root / "2026-02"), "--log-key", town.log_key, "--publicity"]
+    assert verify(argv) == 2
+    assert "--state FILE" in capsys.readouterr().err
+    assert verify([*argv, "--structure-only"]) == 2
+
+
+def _altered(root: Path, tmp_path: Path, month: str) -> Path:
+    copy = tmp_path / month
+    shutil.copytree(root / month, copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "check"),
+    [
+        (",1075,AAA,", ",1076,AAA,", "累计分 is '1076'"),
+        (",985,A,", ",985,AA,", "等级 is 'AA'"),
+        (",-20,", ",-10,", "分数 is '-10'"),
+        ("欧**娜", "欧阳娜娜", "姓名 '欧阳娜娜' is not masked"),
+        ("李*光", "李四光*", "shows 3 characters"),
+        (",清理了东边的池塘\r\n", ",别的说法\r\n", "备注 is not the award's note"),
+    ],
+)
+def test_an_altered_row_fails_naming_it(
+    months: tuple[PublicityTown, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    old: str,
+    new: str,
+    check: str,
+) -> None:
+    town, root = months
+    copy = _altered(root, tmp_path, "2026-01")
+    path = copy / "publicity.csv"
+    text = path.read_bytes().decode("utf-8")
+    assert old in text
+    path.write_bytes(text.replace(old, new, 1).encode("utf-8"))
+    status, report = run(town, copy, tmp_path / "state.json", capsys)
+    assert status == 1
+    error = report["error"]
+    assert isinstance(error, dict) and error["check"] == "publicity"
+    assert check in error["message"] and "publicity.csv line" in error["message"]
+    assert not (tmp_path / "state.json").exists()  # a failed month pins nothing
+
+
+def test_a_row_held_back_fails(
+    months: tuple[PublicityTown, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    town, root = months
+    copy = _altered(root, tmp_path, "2026-01")
+    path = copy / "publicity.csv"
+    lines = path.read_bytes().decode("utf-8").split("\r\n")
+    deduction = next(line for line in lines if f",{town.deduction},," in line)
+    path.write_bytes("\r\n".join(line for line in lines if line != deduction).encode("utf-8"))
+    status, report = run(town, copy, tmp_path / "state.json", capsys)
+    assert status == 1
+    assert report["error"] == {
+        "seq": town.deduction,
+        "check": "publicity",
+        "message": report["error"]["message"],  # type: ignore[index]
+    }
+    assert "shown in full" in str(report["error"])
+
+
+def test_an_altered_leaf_fails_before_the_csv_is_read(
+    months: tuple[PublicityTown, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    town, root = months
+    state = tmp_path / "state.json"
+    assert run(town, root / "2026-01", state, capsys)[0] == 0
+    copy = _altered(root, tmp_path, "2026-02")
+    leaves = bytearray((copy / "leaves").read_bytes())
+    leaves[-40] ^= 1
+    (copy / "leaves").write_bytes(bytes(leaves))
+    status, report = run(town, copy, state, capsys)
+    assert status == 1
+    assert isinstance(report["error"], dict) and report["error"]["seq"] is not None
+
+
+def test_erasing_a_resident_keeps_every_bundle_verifiable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    town = build(tmp_path / "data")
+    export(town, tmp_path / "jan", "2026-01")
+    with RegisterStore.open(town.data, write=True) as register:
+        register.erase("dgc-0002", town.town.now_ms)
+    export(town, tmp_path / "feb", "2026-02")
+    export(town, tmp_path / "jan-again", "2026-01")
+    state = tmp_path / "state.json"
+    for month in ("jan", "feb"):
+        status, report = run(town, tmp_path / month, state, capsys)
+        assert status == 0, report
+    status, report = run(town, tmp_path / "jan-again", tmp_path / "other.json", capsys)
+    assert status == 0, report
+    feb = (tmp_path / "feb" / "publicity.csv").read_text(encoding="utf-8-sig")
+    assert "dgc-0002" not in feb and "dgc-0002" in (tmp_path / "jan" / "publicity.csv").read_text()
+    assert "dgc-0002" not in (tmp_path / "jan-again" / "publicity.csv").read_text()
