@@ -27,6 +27,7 @@ from redlist.node.commands import (
     export,
     init,
     mirror,
+    objections,
     recognise,
     residents,
     serve,
@@ -34,7 +35,18 @@ from redlist.node.commands import (
 )
 
 # Adding a subcommand: write its module under redlist.node.commands and list it here.
-_COMMANDS = (init, export, serve, mirror, check, alarms, witness_reset, recognise, residents)
+_COMMANDS = (
+    init,
+    export,
+    serve,
+    mirror,
+    check,
+    alarms,
+    witness_reset,
+    recognise,
+    residents,
+    objections,
+)
 
 #: Errors that mean "refused", not "could not start": the ledger's, and the register's.
 REFUSALS = (*console.REFUSALS, RegisterError)
