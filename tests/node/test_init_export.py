@@ -374,8 +374,9 @@ def test_export_of_a_directory_without_a_log_exits_2(
 def test_export_needs_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, error = run(capsys, "export", "--data", str(tmp_path), "--out", str(tmp_path / "b"))
     assert code == 2
-    assert (
-        error == "error: say what to export: --full (the whole log, up to its latest checkpoint)\n"
+    assert error == (
+        "error: say what to export: --full (the whole log, up to its latest checkpoint) or "
+        "--month YYYY-MM (one month, with its publicity)\n"
     )
     assert not (tmp_path / "b").exists()
 
