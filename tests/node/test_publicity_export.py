@@ -109,6 +109,16 @@ def test_february_lists_the_backdated_deed_and_the_late_correction(
     assert "对以往公示的更正与异议" in html
 
 
+#: The files of a bundle that hold text (the others are hashes, signatures and leaves).
+TEXT_FILES = (
+    "publicity.csv",
+    "publicity.html",
+    "manifest.json",
+    "checkpoint",
+    "previous-checkpoint",
+)
+
+
 def test_no_personal_data_in_any_exported_file(town: PublicityTown, tmp_path: Path) -> None:
     for month in ("2026-01", "2026-02", "2026-03"):
         assert export(town, tmp_path / month, month) == 0
@@ -119,6 +129,8 @@ def test_no_personal_data_in_any_exported_file(town: PublicityTown, tmp_path: Pa
         for datum in town.personal_data():
             for encoding in ("utf-8", "gb18030", "utf-16-le"):
                 needle = datum.encode(encoding)
+                if len(datum) == 1 and path.name not in TEXT_FILES:
+                    continue  # two or three bytes turn up by chance in hashes and signatures
                 if len(datum) == 1:  # a one-character name shows as the surname and a mask
                     positions = [m.start() for m in re.finditer(re.escape(needle), data)]
                     assert all(
