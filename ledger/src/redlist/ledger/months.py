@@ -1,7 +1,7 @@
 """A log's months: which entries make up the calendar month ``YYYY-MM`` of a town. Pure.
 
 Monthly publicity (DESIGN 9.3) publishes a month's entries as one bundle, and month
-M's bundle must start exactly where M-1's ended. The rule (docs/adr/0026):
+M's bundle must start exactly where M-1's ended. The rule (docs/adr/0027):
 
 * An entry belongs to the month, in the log's time zone (the genesis ``tz``), in which
   its leaf ``time`` falls: the node's integration time, the moment the town recorded

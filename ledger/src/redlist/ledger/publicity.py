@@ -1,7 +1,7 @@
 """What a month's publicity lists, derived from the log, and its CSV file. Pure.
 
 The node writes ``publicity.csv`` from these values and the verifier re-derives them
-from the leaves with the very same code (DESIGN 9.3, docs/adr/0026), so a figure a
+from the leaves with the very same code (DESIGN 9.3, docs/adr/0027), so a figure a
 village board shows is one an auditor can recompute.
 
 **Entries.** A :class:`PublicityRecorder` is shown each accepted entry of the month

@@ -5,7 +5,7 @@ Residents object during the window of ``publicity_days`` after a month's publica
 What the council does about one is a reversal, signed by its quorum like every
 reversal: the node does not refuse a reversal after the window (the validator, which
 auditors re-run, knows nothing of publication dates), and a reversal recorded in a later
-month is listed in that month's publicity as a late correction (docs/adr/0026).
+month is listed in that month's publicity as a late correction (docs/adr/0027).
 
 :func:`open_objections` reads the awards recorded in a month (or in the whole log) and
 every later entry, so it sees objections and reversals filed in the months after.

@@ -1,7 +1,7 @@
 """A month's publicity (DESIGN 9.3): which entries, what the board may show of whom.
 
 :func:`month_range` finds the month's entries ``[start, end)`` and the signed
-checkpoints at both ends (``redlist.ledger.months``; docs/adr/0026). :func:`derive`
+checkpoints at both ends (``redlist.ledger.months``; docs/adr/0027). :func:`derive`
 replays the log from its genesis to the month's end through the ledger's one validator
 (signatures are not re-verified: the node checked each before storing it, and the
 exporter recomputes the root of what it writes), so the running scores are the ones an

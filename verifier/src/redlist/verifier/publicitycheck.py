@@ -3,7 +3,7 @@
 Two checks, both failing with a ``VerificationError`` that names the entry:
 
 * ``month``: a monthly bundle holds the entries the town recorded in one calendar month
-  of its time zone (leaf ``time``, the genesis ``tz``: docs/adr/0026), and that month
+  of its time zone (leaf ``time``, the genesis ``tz``: docs/adr/0027), and that month
   comes after the month of the last entry verified before (the state file's). So a
   month whose last entries were held back shows up in the next bundle, as entries of
   an earlier month; a bundle that does not start where the state file ends is refused
