@@ -30,8 +30,8 @@ from redlist.verifier import cli as verifier_cli
 # Entries the demo appends: genesis, 6 keys, 15 rules, 300 spreadsheet rows,
 # 3 council awards, 1 redemption, 1 objection, 1 reversal.
 DEMO_ENTRIES = 1 + 6 + 15 + 300 + 3 + 1 + 1 + 1
-#: Steps 1-9: Dongguan's month; 10-16: three towns keep each other honest.
-LAST_STEP = 17
+#: Steps 1-10: Dongguan's month; 11-18: three towns keep each other honest.
+LAST_STEP = 18
 SERVING = re.compile(r"serving log dongguan\.example/redlist \(1 entries\) on 127\.0\.0\.1:(\d+)")
 
 
@@ -141,6 +141,23 @@ def test_the_objected_deduction_is_reversed_and_the_verifier_agrees(demo_run: De
     before, after, grade = int(line[1]), int(line[2]), line[3]
     assert after == before + 20  # the burning-straw deduction no longer counts
     assert (after, grade) == (accounts[story.OBJECTOR]["score"], accounts[story.OBJECTOR]["grade"])
+
+
+def test_the_month_s_publicity_is_previewed_with_masked_names(demo_run: DemoRun) -> None:
+    drafts = list(demo_run.root.glob("publicity-*"))
+    assert len(drafts) == 1
+    html = (drafts[0] / "publicity.html").read_text(encoding="utf-8")
+    assert "信用积分公示（草稿）" in html
+    rows = (drafts[0] / "publicity.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert rows[0].startswith("日期,村,姓名,账户")
+    # Two residents gave no basis for publication: they are left out, and said to be.
+    assert "2 residents left out" in demo_run.out
+    assert not any(f",{account}," in row for row in rows for account in story.NO_BASIS)
+    register = (demo_run.root / "register.csv").read_text(encoding="utf-8-sig").splitlines()
+    names = {line.split(",")[1] for line in register[1:]}
+    exported = b"".join(path.read_bytes() for path in drafts[0].iterdir())
+    assert not [name for name in names if name.encode() in exported]  # masked everywhere
+    assert f"open {drafts[0]}/publicity.html in a browser" in demo_run.out
 
 
 def test_three_towns_witness_each_other_and_catch_a_split_view(demo_run: DemoRun) -> None:

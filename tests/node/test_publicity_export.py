@@ -144,7 +144,7 @@ def test_a_month_that_is_not_over_or_before_the_log_is_refused(
     town: PublicityTown, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert export(town, tmp_path / "future", "2999-01") == 2
-    assert "2999-01 is not over yet in Asia/Shanghai" in capsys.readouterr().err
+    assert "2999-01 has not begun yet in Asia/Shanghai" in capsys.readouterr().err
     assert export(town, tmp_path / "past", "2025-12") == 2
     assert "the log began in 2026-01, after 2025-12" in capsys.readouterr().err
     assert export(town, tmp_path / "bad", "2026-1") == 2
@@ -166,6 +166,33 @@ def test_the_first_export_of_a_month_is_its_publication(
     assert json.loads((town.data / "publicity" / "2026-01.json").read_text()) == record
     one = (tmp_path / "one" / "publicity.html").read_text()
     assert "东村村委会" in one
+
+
+def test_a_draft_previews_a_month_not_over_and_publishes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    town = build(tmp_path / "data")
+    assert export(town, tmp_path / "draft", "2999-01", "--draft") == 2
+    assert "2999-01 has not begun yet" in capsys.readouterr().err
+    assert export(town, tmp_path / "jan", "2026-01", "--draft") == 0
+    out = capsys.readouterr().out
+    assert "draft: a preview marked 草稿, not a publication" in out
+    assert "objections until" not in out
+    assert not (town.data / "publicity").exists()  # no objection window started
+    html = (tmp_path / "jan" / "publicity.html").read_text()
+    assert "公示（草稿）" in html and "不是正式公示" in html
+    # The real publication afterwards starts the window as if the draft never was.
+    assert export(town, tmp_path / "published", "2026-01") == 0
+    assert "published today" in capsys.readouterr().out
+    assert (town.data / "publicity" / "2026-01.json").is_file()
+    published = (tmp_path / "published" / "publicity.csv").read_bytes()
+    assert (tmp_path / "jan" / "publicity.csv").read_bytes() == published
+
+
+def test_draft_needs_a_month(town: PublicityTown, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["export", "--data", str(town.data), "--out", "x", "--full", "--draft"]
+    assert main(argv) == 2
+    assert "--draft previews a month's publicity" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------

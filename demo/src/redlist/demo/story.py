@@ -233,3 +233,27 @@ def spendable_after(rows: Iterable[SheetRow]) -> Counter[str]:
     for award in COUNCIL_AWARDS:
         earned[award.account] += POINTS[award.rule]
     return earned
+
+
+#: The village's register of residents (kept by the node, never in the log): names are
+#: drawn from these; two residents have given no legal basis for publication.
+SURNAMES = ("王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "欧阳", "孙")
+GIVEN = ("芳", "伟", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "艳", "勇", "杰", "娟")
+VILLAGE = "东关村"
+NO_BASIS = ("dgc-0007", "dgc-0051")
+REGISTER_DATE = "2026-01-05"
+
+
+def register_csv(seed: int = SEED) -> str:
+    """The register as a clerk's spreadsheet (``redlist-node residents import``), in Chinese."""
+    rng = random.Random(f"{seed}-register")  # noqa: S311 -- a reproducible story
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(("账户", "姓名", "身份证号", "电话", "村", "户", "依据", "依据日期"))
+    for account in accounts():
+        number = int(account.split("-")[1])
+        name = rng.choice(SURNAMES) + rng.choice(GIVEN)
+        basis = ("", "") if account in NO_BASIS else ("同意", REGISTER_DATE)
+        household = f"{(number + 1) // 2}号户"  # two residents per household
+        writer.writerow((account, name, "", "", VILLAGE, household, *basis))
+    return "\ufeff" + text.getvalue()  # saved by Excel: UTF-8 with a byte order mark

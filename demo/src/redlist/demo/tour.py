@@ -66,6 +66,8 @@ class Tour:
         # directory: the demo never writes to the reader's own configuration.
         self.config = root / "config"
         self.node: NodeProcess | None = None
+        #: The notice and the list the publicity step wrote.
+        self.publicity_files: tuple[Path, Path] | None = None
 
     # -- plumbing -------------------------------------------------------------
 
@@ -112,14 +114,20 @@ class Tour:
             self.redeem(rows)
             self.objection()
             self.audit()
+            self.publicity()
             self.stop_node()
         finally:
             if self.node is not None:
                 self.node.close()
         if self.federation:
             Federation(
-                self.root, self.say, dongguan_data=self.data, keys=self.keys, first_step=9
+                self.root, self.say, dongguan_data=self.data, keys=self.keys, first_step=10
             ).run()
+        if self.publicity_files is not None:
+            html, csv_file = self.publicity_files
+            self.say("")
+            self.say(f"The month's publicity (draft): open {html} in a browser and print it,")
+            self.say(f"or {csv_file} in Excel; names are masked as the board shows them.")
         again = ["bundle", str(self.bundle), "--log-key", self.log_key]
         self.say("")
         self.say("Check the bundle again yourself, no node needed (with .venv/bin on your PATH;")
@@ -334,11 +342,36 @@ class Tour:
             )
         return grades
 
+    def publicity(self) -> None:
+        self.step(
+            9,
+            "The town office keeps a register of residents beside the log (never in it) "
+            "and previews the month's publicity for the village board.",
+        )
+        register = self.root / "register.csv"
+        register.write_text(story.register_csv(), encoding="utf-8")
+        self.say(
+            f"  The register, saved from Excel ({register}; names, villages, households and "
+            "each resident's consent to publication):"
+        )
+        argv = ["residents", "import", "--data", str(self.data), "--csv", str(register)]
+        self.console.run(REDLIST_NODE, argv)
+        month = story.town_today().strftime("%Y-%m")
+        out = self.root / f"publicity-{month}"
+        self.say(
+            "  The month is not over yet, so the office exports a draft to check (after the "
+            "month ends, the same command without --draft publishes it and starts the "
+            "objection window):"
+        )
+        argv = ["export", "--data", str(self.data), "--out", str(out), "--month", month]
+        self.console.run(REDLIST_NODE, [*argv, "--draft"])
+        self.publicity_files = (out / "publicity.html", out / "publicity.csv")
+
     def stop_node(self) -> None:
         node = self.node
         if node is None:
             raise RedlistError("the node is not running")
-        self.step(9, "The town stops its node, as an operator does: SIGTERM (kill, or Ctrl-C).")
+        self.step(10, "The town stops its node, as an operator does: SIGTERM (kill, or Ctrl-C).")
         self.say(f"  $ kill -TERM {node.pid}")
         status = node.stop()
         if status != 0:

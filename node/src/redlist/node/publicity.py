@@ -45,16 +45,20 @@ class MonthRange:
     previous: SignedCheckpoint | None
 
 
-def month_range(log: Log, month: str, now_ms: int) -> MonthRange:
+def month_range(log: Log, month: str, now_ms: int, *, draft: bool = False) -> MonthRange:
     """The range of ``month`` in ``log``; ``PublicityError`` when there is none yet.
 
     The month must be over by ``now_ms`` (the node's later entries then belong to a
     later month: its time never goes back) and must not lie wholly before the log.
+    ``draft``: a month not over yet is allowed, up to the latest checkpoint (a preview
+    of the month so far; never a publication).
     """
     config = log.config()
     zone = log_zone(config.tz)
     first, after = months.month_bounds(month, zone)
-    if now_ms < after:
+    if now_ms < first:
+        raise PublicityError(f"{month} has not begun yet in {config.tz}: nothing to show")
+    if now_ms < after and not draft:
         raise PublicityError(
             f"{month} is not over yet in {config.tz}: its publicity can be written from "
             f"{months.next_month(month)}-01 on"
@@ -184,6 +188,8 @@ class Publicity:
     #: Accounts with listed entries this month that are left out (no basis, not
     #: registered, or erased), town-wide.
     left_out: int
+    #: A preview (``export --month --draft``): not a publication, no objection window.
+    draft: bool = False
 
     @property
     def month(self) -> str:
@@ -214,6 +220,7 @@ def compose(
     *,
     published_ms: int,
     objections_to: str,
+    draft: bool = False,
 ) -> Publicity:
     """Join the month's entries with the register (see the module docstring)."""
     config, state = derived.config, derived.state
@@ -263,6 +270,7 @@ def compose(
         listed=tuple(listed),
         villages=tuple(notices),
         left_out=len(hidden),
+        draft=draft,
     )
 
 

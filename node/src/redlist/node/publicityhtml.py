@@ -70,7 +70,7 @@ _DETAIL = (
 def render(publicity: Publicity, *, bundle_name: str, log_key: str) -> str:
     """The notice's HTML text. ``bundle_name`` is what the verify command names."""
     year, month = months.parse_month(publicity.month)
-    title = f"{year}年{month}月 信用积分公示"
+    title = f"{year}年{month}月 信用积分公示" + ("（草稿）" if publicity.draft else "")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="zh-CN"><head><meta charset="utf-8">',
@@ -93,6 +93,16 @@ def _header(publicity: Publicity) -> list[str]:
     config = publicity.config
     last = months.last_day(publicity.month)
     published = day_of(publicity.published_ms, log_zone(config.tz))
+    if publicity.draft:
+        return [
+            f'<p class="meta">{_e(publicity.origin)}　·　本期记录：{last.year}年{last.month}月1日'
+            f"至{_cn(published)}（{_e(config.tz)}）</p>",
+            '<div class="notice">',
+            "<p><strong>草稿：本月尚未结束，本页仅供核对，不是正式公示，不得张贴。</strong>"
+            "公示期自月末后正式导出之日起计算。</p>",
+            "<p>姓名按惯例隐去部分字符；未取得公示依据（本人同意或法律规定）的居民不予公示。</p>",
+            "</div>",
+        ]
     return [
         f'<p class="meta">{_e(publicity.origin)}　·　本期记录：{last.year}年{last.month}月1日至'
         f"{last.month}月{last.day}日（{_e(config.tz)}）</p>",

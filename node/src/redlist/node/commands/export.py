@@ -35,7 +35,11 @@ bundle is assembled next to --out and appears there only once it is complete;
 month, in the town's time zone) with publicity.csv and publicity.html for the
 village board: names masked, residents without a legal basis in the register
 left out. The first export of a month is its publication: the objection window
-runs publicity_days from then, and later exports of the month keep that date."""
+runs publicity_days from then, and later exports of the month keep that date.
+
+--month YYYY-MM --draft previews a month, also one not over yet (up to the latest
+checkpoint): the same files, the notice marked 草稿 (draft, not to be posted). A
+draft is never a publication: it starts no objection window and records nothing."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,6 +70,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="one month's entries, with its publicity (publicity.csv, publicity.html)",
     )
     parser.add_argument(
+        "--draft",
+        action="store_true",
+        help="with --month: a preview (also of a month not over yet); not a publication",
+    )
+    parser.add_argument(
         "--objections-to",
         metavar="TEXT",
         default=DEFAULT_OBJECTIONS_TO,
@@ -80,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             "say what to export: --full (the whole log, up to its latest checkpoint) or "
             "--month YYYY-MM (one month, with its publicity)"
         )
+    if args.draft and args.month is None:
+        raise FormatError("--draft previews a month's publicity: give --month YYYY-MM with it")
     check_data_dir(args.data)
     if args.month is not None:
         return _run_month(args)
@@ -101,8 +112,8 @@ def _run_month(args: argparse.Namespace) -> int:
     with Log.open(args.data, readonly=True) as log:
         cosigned = read_cosigned(args.data, log.verifier_key)
         verifier_key = log.verifier_key.encode()
-        found = month_range(log, month, now_ms)
-        earlier = read_publication(args.data, month)
+        found = month_range(log, month, now_ms, draft=args.draft)
+        earlier = None if args.draft else read_publication(args.data, month)
         record = Publication(month, found.start, found.end, now_ms)
         if earlier is not None:
             record = Publication(month, found.start, found.end, earlier.published_ms)
@@ -116,6 +127,7 @@ def _run_month(args: argparse.Namespace) -> int:
             residents,
             published_ms=record.published_ms,
             objections_to=objections_to,
+            draft=args.draft,
         )
         del residents  # the names are needed no longer than this
         csv_bytes = encode_csv(
@@ -125,7 +137,8 @@ def _run_month(args: argparse.Namespace) -> int:
         if earlier is not None:
             publish(args.data, record)  # refuses a month whose range has changed
         result = export_month(log, args.out, publicity, csv_bytes, html, cosigned)
-    publish(args.data, record)
+    if not args.draft:
+        publish(args.data, record)
     _report(result, verifier_key, month=True)
     shown = len({item.entry.account for item in publicity.listed})
     print(
@@ -134,8 +147,11 @@ def _run_month(args: argparse.Namespace) -> int:
         f"{_count(publicity.left_out, 'resident', 'residents')} left out (no legal basis "
         "for publication in the register)"
     )
-    when = "published today" if earlier is None else "first published earlier"
-    print(f"objections until {publicity.deadline.isoformat()} ({when}) to {objections_to}")
+    if args.draft:
+        print("draft: a preview marked 草稿, not a publication; no objection window started")
+    else:
+        when = "published today" if earlier is None else "first published earlier"
+        print(f"objections until {publicity.deadline.isoformat()} ({when}) to {objections_to}")
     print(f"notice for the board: {result.path / 'publicity.html'}")
     print(f"list (Excel):         {result.path / 'publicity.csv'}")
     return 0
