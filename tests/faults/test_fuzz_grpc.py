@@ -661,6 +661,7 @@ METHODS: dict[str, tuple[type[Any], bool]] = {
     "GetCheckpoint": (pb.GetCheckpointRequest, False),
     "GetLimits": (pb.GetLimitsRequest, False),
     "GetLeaves": (pb.GetLeavesRequest, True),
+    "GetLeafBatches": (pb.GetLeavesRequest, True),
     "GetInclusionProof": (pb.InclusionProofRequest, False),
     "GetConsistencyProof": (pb.ConsistencyProofRequest, False),
     "GetAccount": (pb.GetAccountRequest, False),

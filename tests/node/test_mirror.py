@@ -4,7 +4,9 @@ the read API on the copy; real primaries and mirrors on 127.0.0.1:0 with real LM
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -13,12 +15,13 @@ from tests.builders import Town, build_town_log
 from tests.node.mirroring import mirroring, serving
 
 from redlist.ledger.crypto import SigningKey
-from redlist.ledger.errors import FormatError, StoreError
+from redlist.ledger.errors import FormatError, MirrorRefusal, StoreError
 from redlist.ledger.log import Log
 from redlist.ledger.mirrorlog import MirrorLog
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import NoteSigner
+from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.node.mirrorcfg import load_mirror_config, resolve_mirror_settings
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
@@ -92,6 +95,49 @@ def test_a_stopped_mirror_resumes_from_where_it_stopped(tmp_path: Path, town: To
                     assert leaves_of(mirrored.mirror.log) == leaves_of(log)
 
     asyncio.run(main())
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A thread pool that counts the signatures handed to it (``SignatureScheduler``)."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.signatures = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.signatures += len(args[0])
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_step_is_prepared_while_the_one_before_is_not_yet_stored(
+    tmp_path: Path, town: Town
+) -> None:
+    build_town_log(tmp_path / "primary", town)
+    with Log.open(tmp_path / "primary") as log:
+        leaves = leaves_of(log)
+        at_1, at_11 = log.checkpoint_at(1), log.checkpoint_at(11)
+        assert at_1 is not None and at_11 is not None
+        key = log.verifier_key
+    counting = CountingExecutor()
+    with (
+        counting,
+        SignatureScheduler(2, executor=counting) as scheduler,
+        MirrorLog.open(tmp_path / "mirror", key) as mirror,
+    ):
+        known: dict[bytes, bytes] = {}
+        genesis = mirror.prepare(leaves[:1], scheduler, known=known)
+        # The staff keys (entries 1 to 4) are signed by the admin key of the genesis,
+        # which is not stored yet: ``known`` carries it from the step before.
+        staff = mirror.prepare(leaves[1:11], scheduler, first=1, known=known)
+        assert counting.signatures == 10  # every signature of entries 1 to 10, ahead
+        assert len(known) == 5  # the admin key and the four staff keys
+        with pytest.raises(MirrorRefusal) as refused:
+            mirror.store(staff, at_11)  # not next: the genesis is not stored
+        assert refused.value.check == "seq"
+        assert mirror.size == 0
+        mirror.store(genesis, at_1)
+        mirror.store(staff, at_11)
+        assert leaves_of(mirror.log) == leaves[:11]
 
 
 def test_mirror_settings_are_checked(tmp_path: Path, town: Town) -> None:

@@ -102,3 +102,28 @@ def test_a_lying_primary_is_refused_and_named(
             assert list_evidence(tmp_path / "mirror") == []
 
     asyncio.run(main())
+
+
+def test_leaf_batches_out_of_place_are_refused_and_nothing_is_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    town = Town.generate()
+    forger = honest(tmp_path, town)
+    forger.batch_offset = 1  # every batch claims to start one entry later than it does
+    caplog.set_level(logging.INFO, logger="redlist.node.mirror")
+
+    async def main() -> None:
+        async with (
+            forged_primary(forger) as upstream,
+            mirroring(tmp_path / "mirror", upstream, town.log_signer.verifier()) as mirrored,
+        ):
+            deadline = time.monotonic() + 20
+            while "check=seq" not in caplog.text:
+                assert time.monotonic() < deadline, caplog.text
+                await asyncio.sleep(0.02)
+            line = next(r.getMessage() for r in caplog.records if "check=seq" in r.getMessage())
+            assert f"from={upstream}" in line
+            assert "entries [1, 4) where 0 was due" in line
+            assert mirrored.mirror.size == 0
+
+    asyncio.run(main())

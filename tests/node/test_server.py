@@ -437,6 +437,58 @@ def test_get_leaves_streams_any_range_in_chunks(
     run_node(log, body)
 
 
+def test_get_leaf_batches_sends_the_same_leaves_many_to_a_message(log: Log, town: Town) -> None:
+    log.append([town.award("resident-1", "clean-pond") for _ in range(30)], now_ms=town.now_ms)
+    leaves = all_leaves(log)
+
+    async def body(running: Running) -> None:
+        async def fetch(start: int, end: int) -> list[pb.LeafBatch]:
+            request = pb.GetLeavesRequest(start=start, end=end)
+            return [batch async for batch in running.stub.GetLeafBatches(request)]
+
+        batches = await fetch(0, len(leaves))
+        assert len(batches) == 1  # a few KiB: one message
+        assert batches[0].start == 0 and list(batches[0].leaves) == leaves
+        batches = await fetch(3, 14)
+        assert [(b.start, list(b.leaves)) for b in batches] == [(3, leaves[3:14])]
+        assert await fetch(7, 7) == []
+        error = await rpc_error(fetch(5, 4))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        error = await rpc_error(fetch(0, len(leaves) + 1))
+        assert error.code() == grpc.StatusCode.OUT_OF_RANGE
+
+    run_node(log, body)
+
+
+def test_a_leaf_batch_stays_within_the_nodes_message_size(log: Log, town: Town) -> None:
+    log.append([town.award("resident-1", "clean-pond") for _ in range(200)], now_ms=town.now_ms)
+    leaves = all_leaves(log)
+    most = 8 * 1024  # a node that sends at most 8 KiB in one answer
+
+    async def body(running: Running) -> None:
+        request = pb.GetLeavesRequest(start=0, end=len(leaves))
+        batches = [batch async for batch in running.stub.GetLeafBatches(request)]
+        assert len(batches) > 5
+        assert all(batch.ByteSize() <= most for batch in batches)
+        assert [leaf for batch in batches for leaf in batch.leaves] == leaves
+        assert [batch.start for batch in batches] == [
+            sum(len(earlier.leaves) for earlier in batches[:number])
+            for number in range(len(batches))
+        ]
+
+    run_node(log, body, options=ServerOptions(max_message_bytes=most))
+
+
+def test_a_batch_stops_before_its_byte_bound_but_holds_at_least_one_leaf(log: Log) -> None:
+    leaves = all_leaves(log)
+    framed = [len(leaf) + 8 for leaf in leaves]
+    assert servicer_module.read_batch(log, 0, log.size, 100, 1) == leaves[:1]
+    assert servicer_module.read_batch(log, 0, log.size, 100, framed[0] + framed[1]) == leaves[:2]
+    bound = framed[0] + framed[1] - 1
+    assert servicer_module.read_batch(log, 0, log.size, 100, bound) == leaves[:1]
+    assert servicer_module.read_batch(log, 2, log.size, 3, 1 << 20) == leaves[2:5]
+
+
 def test_a_store_failure_on_a_read_is_an_internal_error_in_words(
     log: Log, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -635,6 +687,28 @@ def test_follow_sends_the_backlog_then_live_leaves_and_checkpoints(log: Log, tow
         await running.node.stop(grace=1.0)
         assert await asyncio.wait_for(stream.read(), 10) is aio.EOF
         assert await stream.code() == grpc.StatusCode.OK
+
+    run_node(log, body)
+
+
+def test_follow_in_batches_sends_leaf_batches_then_each_checkpoint(log: Log, town: Town) -> None:
+    async def body(running: Running) -> None:
+        stream = running.stub.Follow(pb.FollowRequest(start=4, batches=True))
+        event = await _next(stream)
+        assert event.WhichOneof("event") == "leaves"
+        assert event.leaves.start == 4
+        assert list(event.leaves.leaves) == all_leaves(log)[4:]
+        event = await _next(stream)
+        assert open_checkpoint(event.checkpoint, log.verifier_key).size == SETUP_SIZE
+
+        await running.submit([town.award("resident-1", "clean-pond") for _ in range(3)])
+        event = await _next(stream)
+        assert event.WhichOneof("event") == "leaves"
+        assert event.leaves.start == SETUP_SIZE
+        assert list(event.leaves.leaves) == all_leaves(log)[SETUP_SIZE:]
+        event = await _next(stream)
+        assert open_checkpoint(event.checkpoint, log.verifier_key).size == SETUP_SIZE + 3
+        stream.cancel()
 
     run_node(log, body)
 

@@ -8,8 +8,9 @@ the checkpoint the log signed over exactly them, it
 
 1. decodes each leaf (``validator.read_leaf``) and hands the signatures it will need
    (``validator.KeyLookahead`` over the stored keys) to the ``SignatureScheduler``,
-   before the write transaction, as the node's append does;
-2. in one write transaction, runs each leaf through the ledger's one validator
+   before the write transaction, as the node's append does (``prepare``; a follower
+   does this for its next step on another thread while one is stored);
+2. in one write transaction (``store``), runs each leaf through the ledger's one validator
    (``LogValidator.apply``: format, seq, time, chain, the points semantics) over the
    stored state, and writes it with the Merkle nodes it completes;
 3. compares the validator's size and root with the checkpoint's, then stores the
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -146,17 +148,47 @@ class MirrorLog:
         """Verify ``leaves`` (the seqs after those held) and store them with
         ``checkpoint``, durably; see the module docstring. ``MirrorRefusal`` when
         anything fails (nothing is then written)."""
+        self.store(self.prepare(leaves, scheduler), checkpoint)
+
+    def prepare(
+        self,
+        leaves: Sequence[bytes],
+        scheduler: SignatureScheduler,
+        *,
+        first: int | None = None,
+        known: dict[bytes, bytes] | None = None,
+    ) -> PreparedLeaves:
+        """Step 1 alone: decode ``leaves``, the seqs from ``first`` on (default: those
+        after the ones held), and start verifying the signatures they will need.
+
+        Safe on another thread while earlier leaves are being stored (a follower
+        prepares its next step meanwhile): ``known`` (key id -> public key) is then
+        the same dict for every step, in order, so the keys that earlier steps register
+        are known before they are stored. A guess that turns out wrong only costs a
+        verification on the spot when ``store`` runs (``validator.Verdicts``).
+        """
+        first = self.size if first is None else first
+        readings: list[Reading] = []
+        pipeline = self._verify_ahead(leaves, readings, scheduler, known)
+        return PreparedLeaves(first, readings, pipeline)
+
+    def store(self, prepared: PreparedLeaves, checkpoint: SignedCheckpoint) -> None:
+        """Steps 2 and 3: store ``prepared`` (``prepare``) with ``checkpoint``, durably;
+        ``MirrorRefusal`` when anything fails (nothing is then written)."""
         if checkpoint.log_key != self.log_key:
             raise MirrorRefusal("checkpoint", "the checkpoint was not verified with this log's key")
-        first = self.size
-        if checkpoint.size != first + len(leaves):
+        first, readings = self.size, prepared.readings
+        if prepared.first != first:
+            raise MirrorRefusal(
+                "seq",
+                f"the entries given start at {prepared.first}, but the mirror holds {first}",
+            )
+        if checkpoint.size != first + len(readings):
             raise MirrorRefusal(
                 "size",
                 f"the checkpoint is of {checkpoint.size} entries but the mirror holds "
-                f"{first} and was sent {len(leaves)} more",
+                f"{first} and was sent {len(readings)} more",
             )
-        readings: list[Reading] = []
-        pipeline = self._verify_ahead(leaves, readings, scheduler)
         plain = _log_signed(checkpoint)
         with self._write_lock, self._store.write() as writer:
             if writer.size() != first:
@@ -169,7 +201,7 @@ class MirrorLog:
                 last_leaf_hash=writer.last_leaf_hash() or ZERO_HASH,
                 last_time=writer.last_time() if first else -1,
             )
-            for index, verdicts in pipeline.drain():
+            for index, verdicts in prepared.pipeline.drain():
                 seq = validator.size
                 try:
                     validator.apply(readings[index], verdicts)
@@ -182,7 +214,7 @@ class MirrorLog:
             if validator.root() != checkpoint.root:
                 raise MirrorRefusal(
                     "root",
-                    f"the {len(leaves)} entries sent do not make the tree the log signed at "
+                    f"the {len(readings)} entries sent do not make the tree the log signed at "
                     f"size {checkpoint.size}: its root is another",
                     seq=first,
                 )
@@ -197,7 +229,11 @@ class MirrorLog:
             )
 
     def _verify_ahead(
-        self, leaves: Sequence[bytes], readings: list[Reading], scheduler: SignatureScheduler
+        self,
+        leaves: Sequence[bytes],
+        readings: list[Reading],
+        scheduler: SignatureScheduler,
+        known: dict[bytes, bytes] | None,
     ) -> Pipeline[int]:
         """Decode ``leaves`` into ``readings`` and start verifying the signatures they will
         need, a chunk at a time as they are decoded (outside the write lock)."""
@@ -208,7 +244,7 @@ class MirrorLog:
                 record = None if state is None else state.key(key_id)
                 return None if record is None else record.public
 
-            lookahead = KeyLookahead(stored=stored)
+            lookahead = KeyLookahead(known, stored=stored)
             pipeline: Pipeline[int] = Pipeline(scheduler, chunk_size=CHUNK_SIZE, in_flight=None)
             for index, raw in enumerate(leaves):
                 reading = read_leaf(raw)
@@ -218,6 +254,19 @@ class MirrorLog:
                 pipeline.put(index, triples, len(raw))
             pipeline.flush()
         return pipeline
+
+
+@dataclass(frozen=True)
+class PreparedLeaves:
+    """Leaves decoded, their signatures on their way (``MirrorLog.prepare``)."""
+
+    #: The seq of the first of them.
+    first: int
+    readings: list[Reading]
+    pipeline: Pipeline[int]
+
+    def __len__(self) -> int:
+        return len(self.readings)
 
 
 def _log_signed(checkpoint: SignedCheckpoint) -> str:
@@ -242,4 +291,4 @@ def _keep_log_pub(data_dir: Path, log_key: VerifierKey) -> None:
     staging.replace(path)
 
 
-__all__ = ["CHUNK_SIZE", "MirrorLog"]
+__all__ = ["CHUNK_SIZE", "MirrorLog", "PreparedLeaves"]

@@ -7,11 +7,11 @@
 1. ``GetCheckpoint``: the primary's latest checkpoint, verified with the log key;
 2. catch-up in steps: ``GetCheckpoint(after, at_most)`` gives a checkpoint the log
    signed at most ``chunk_entries`` beyond what is held (or the next one), the leaves
-   up to it come from ``GetLeaves`` (refused beyond ``chunk_bytes``), and both are
+   up to it come from ``GetLeafBatches`` (refused beyond ``chunk_bytes``), and both are
    stored together (``MirrorLog.extend``: every leaf through the validator, the root
    compared with the checkpoint's, one durable commit). The next step is fetched
    while one is verified and stored, so at most two are held;
-3. then ``Follow`` from the size held: leaves are collected until the checkpoint that
+3. then ``Follow`` from the size held, in batches: leaves are collected until the checkpoint that
    covers them arrives, and stored with it. Leaves beyond the bounds without a
    checkpoint end the stream and the round starts again (catch-up in steps).
 
@@ -51,7 +51,7 @@ import grpc
 
 from redlist.ledger import merkle
 from redlist.ledger.errors import MirrorRefusal, NoteError, ProofError, RedlistError
-from redlist.ledger.mirrorlog import MirrorLog
+from redlist.ledger.mirrorlog import MirrorLog, PreparedLeaves
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.cosignature import cosign_checkpoint
 from redlist.ledger.note.keys import NoteSigner, cosignature_time
@@ -241,16 +241,18 @@ class Follower:
     def _round(self) -> None:
         latest = self._fetch_checkpoint(pb.GetCheckpointRequest())
         self._judge(latest)
-        # The next step is fetched while this one is verified and stored: at most two
-        # steps are held at once.
+        # The next step is fetched, decoded and sent for signature checks while this one
+        # is stored: at most two steps are held at once. ``known``: the keys that the
+        # steps prepared so far register, in order (``MirrorLog.prepare``).
+        known: dict[bytes, bytes] = {}
         with ThreadPoolExecutor(1, thread_name_prefix="redlist-mirror-fetch") as fetcher:
             held = self.mirror.size
-            ahead = fetcher.submit(self._fetch_step, held) if held < latest.size else None
+            ahead = fetcher.submit(self._fetch_step, held, known) if held < latest.size else None
             while ahead is not None and not self._stop.is_set():
                 step, leaves = ahead.result()
                 ahead = None
                 if step.size < latest.size:
-                    ahead = fetcher.submit(self._fetch_step, step.size)
+                    ahead = fetcher.submit(self._fetch_step, step.size, known)
                 if step.text == latest.text:
                     step = latest  # the latest, with the cosignatures the primary has for it
                 self._judge(step)
@@ -258,20 +260,23 @@ class Follower:
         if not self._stop.is_set():
             self._follow()
 
-    def _fetch_step(self, held: int) -> tuple[SignedCheckpoint, list[bytes]]:
+    def _fetch_step(
+        self, held: int, known: dict[bytes, bytes]
+    ) -> tuple[SignedCheckpoint, PreparedLeaves]:
         """The checkpoint the log signed at most ``chunk_entries`` beyond ``held`` (or
-        its next one), and the leaves up to it."""
+        its next one), and the leaves up to it, prepared (``MirrorLog.prepare``)."""
         request = pb.GetCheckpointRequest(after=held, at_most=held + self._limits.chunk_entries)
         step = self._fetch_checkpoint(request)
         if step.size <= held:
             raise MirrorRefusal(
                 "checkpoint", f"asked for a checkpoint beyond {held}, the primary sent {step.size}"
             )
-        return step, self._fetch_leaves(held, step.size)
+        leaves = self._fetch_leaves(held, step.size)
+        return step, self.mirror.prepare(leaves, self._scheduler, first=held, known=known)
 
     def _follow(self) -> None:
         start = self.mirror.size
-        call = self._stub.Follow(pb.FollowRequest(start=start))
+        call = self._stub.Follow(pb.FollowRequest(start=start, batches=True))
         self._call = call
         if self._stop.is_set():
             # stop() ran before it could see this call: it sets the flag, then reads
@@ -281,14 +286,19 @@ class Follower:
         held_bytes = 0
         try:
             for event in call:
-                if event.HasField("leaf"):
+                which = event.WhichOneof("event")
+                if which == "leaves" or which == "leaf":
+                    if which == "leaves":
+                        first, leaves = event.leaves.start, list(event.leaves.leaves)
+                    else:
+                        first, leaves = event.leaf.seq, [event.leaf.leaf]
                     due = start + len(pending)
-                    if event.leaf.seq != due:
+                    if first != due:
                         raise MirrorRefusal(
-                            "seq", f"the primary sent entry {event.leaf.seq} where {due} was due"
+                            "seq", f"the primary sent entry {first} where {due} was due"
                         )
-                    pending.append(event.leaf.leaf)
-                    held_bytes += len(event.leaf.leaf)
+                    pending.extend(leaves)
+                    held_bytes += sum(map(len, leaves))
                     if (
                         len(pending) > self._limits.chunk_entries
                         or held_bytes > self._limits.chunk_bytes
@@ -333,20 +343,24 @@ class Follower:
 
     def _fetch_leaves(self, start: int, end: int) -> list[bytes]:
         """Leaves ``[start, end)``, at most ``chunk_bytes`` of them (else ``MirrorRefusal``)."""
-        call = self._stub.GetLeaves(
+        call = self._stub.GetLeafBatches(
             pb.GetLeavesRequest(start=start, end=end), timeout=self._limits.call_timeout
         )
         self._call = call
         leaves: list[bytes] = []
         total = 0
         try:
-            for message in call:
+            for batch in call:
                 due = start + len(leaves)
-                if message.seq != due:
+                if batch.start != due or len(batch.leaves) > end - due:
                     raise MirrorRefusal(
-                        "seq", f"the primary sent entry {message.seq} where {due} was due"
+                        "seq",
+                        f"the primary sent entries [{batch.start}, "
+                        f"{batch.start + len(batch.leaves)}) where {due} was due "
+                        f"and {end} the end",
                     )
-                total += len(message.leaf)
+                received = list(batch.leaves)
+                total += sum(map(len, received))
                 if total > self._limits.chunk_bytes:
                     raise MirrorRefusal(
                         "size",
@@ -355,7 +369,7 @@ class Follower:
                         "takes at once (raise its chunk_bytes)",
                         seq=due,
                     )
-                leaves.append(message.leaf)
+                leaves.extend(received)
         finally:
             self._call = None
         if len(leaves) != end - start:
@@ -434,8 +448,10 @@ class Follower:
 
     # -- storing --------------------------------------------------------------
 
-    def _commit(self, leaves: list[bytes], checkpoint: SignedCheckpoint) -> None:
-        self.mirror.extend(leaves, checkpoint, self._scheduler)
+    def _commit(self, leaves: list[bytes] | PreparedLeaves, checkpoint: SignedCheckpoint) -> None:
+        if not isinstance(leaves, PreparedLeaves):
+            leaves = self.mirror.prepare(leaves, self._scheduler)
+        self.mirror.store(leaves, checkpoint)
         served = self._cosigned(checkpoint)
         self._served = served
         self._keep(served)

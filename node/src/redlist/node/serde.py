@@ -39,12 +39,20 @@ def leaf_data(seq: int, leaf: bytes) -> pb.LeafData:
     return pb.LeafData(seq=seq, leaf=leaf)
 
 
+def leaf_batch(start: int, leaves: Sequence[bytes]) -> pb.LeafBatch:
+    return pb.LeafBatch(start=start, leaves=leaves)
+
+
 def proof(hashes: Sequence[bytes], tree_size: int) -> pb.Proof:
     return pb.Proof(hashes=hashes, tree_size=tree_size)
 
 
 def follow_leaf(seq: int, leaf: bytes) -> pb.FollowEvent:
     return pb.FollowEvent(leaf=leaf_data(seq, leaf))
+
+
+def follow_batch(start: int, leaves: Sequence[bytes]) -> pb.FollowEvent:
+    return pb.FollowEvent(leaves=leaf_batch(start, leaves))
 
 
 def follow_checkpoint(checkpoint: SignedCheckpoint) -> pb.FollowEvent:

@@ -51,6 +51,15 @@ logger = logging.getLogger(__name__)
 #: Leaves streamed per read of the store: bounds memory per stream and time per read.
 CHUNK_LEAVES = 1024
 CHUNK_BYTES = 1024 * 1024
+#: Bytes of leaves in one LeafBatch (GetLeafBatches, Follow with batches). A stream
+#: holds a batch about three times while sending it (the leaves read, the message,
+#: its encoding), still within the one chunk a stream is allowed
+#: (``config.STREAM_CHUNK_BYTES``); and a batch is large enough that the cost of a
+#: message (the transport's, the pacing's) is spread over hundreds of leaves.
+BATCH_BYTES = 256 * 1024
+#: What a batch's message adds to each leaf (field tag and length) and to the batch.
+_LEAF_FRAMING = 8
+_BATCH_FRAMING = 64
 
 _T = TypeVar("_T")
 # Any call's context: the helpers only abort with it.
@@ -88,6 +97,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         self._limits = limits
         self._metrics = metrics
         self._writes_stopped = False
+        # A batch never grows past what the node may send in one answer.
+        self._batch_bytes = max(1, min(BATCH_BYTES, limits.max_message_bytes - _BATCH_FRAMING))
 
     # -- writing --------------------------------------------------------------
 
@@ -215,6 +226,21 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         async for seq, leaf in self._stream(context, start, end):
             yield serde.leaf_data(seq, leaf)
 
+    async def GetLeafBatches(
+        self,
+        request: pb.GetLeavesRequest,
+        context: aio.ServicerContext[pb.GetLeavesRequest, pb.LeafBatch],
+    ) -> AsyncIterator[pb.LeafBatch]:
+        start, end = request.start, request.end
+        if start > end:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"start {start} is after end {end}; the range is [start, end)",
+            )
+        await self._size_at_least(context, end, f"end {end}")
+        async for first, leaves in self._batches(context, start, end):
+            yield serde.leaf_batch(first, leaves)
+
     async def GetInclusionProof(
         self,
         request: pb.InclusionProofRequest,
@@ -290,10 +316,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         while True:
             version = self._watch.version  # before the size: a touch after it is not missed
             size = await self._size(context)
-            if position < size:
+            if position < size and request.batches:
+                async for first, leaves in self._batches(context, position, size):
+                    yield serde.follow_batch(first, leaves)
+            elif position < size:
                 async for seq, leaf in self._stream(context, position, size):
                     yield serde.follow_leaf(seq, leaf)
-                position = size
+            position = max(position, size)
             if position > 0:  # 0: an empty mirror
                 checkpoint = await self._read(context, self._log.checkpoint_at, position)
                 if checkpoint is None:  # every committed size has one; a damaged store has not
@@ -389,6 +418,22 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
                 yield seq, leaf
             position = chunk[-1][0] + 1
 
+    async def _batches(
+        self, context: _AnyContext, start: int, end: int
+    ) -> AsyncIterator[tuple[int, list[bytes]]]:
+        """Leaves ``[start, end)`` as ``(first seq, leaves)`` batches of the node's bound."""
+        position = start
+        while position < end:
+            leaves = await self._read(
+                context, read_batch, self._log, position, end, CHUNK_LEAVES, self._batch_bytes
+            )
+            if not leaves:  # the range was checked against the size; a damaged store
+                await context.abort(
+                    grpc.StatusCode.INTERNAL, f"entry {position} is missing from the store"
+                )
+            yield position, leaves
+            position += len(leaves)
+
 
 def _as_signed(checkpoint: SignedCheckpoint) -> SignedCheckpoint:
     return checkpoint
@@ -419,3 +464,21 @@ def read_chunk(
         if isinstance(leaves, Generator):
             leaves.close()  # ends its read transaction now
     return chunk
+
+
+def read_batch(log: Log, start: int, end: int, max_leaves: int, max_bytes: int) -> list[bytes]:
+    """Up to ``max_leaves`` leaves from ``start`` whose message stays within ``max_bytes``
+    (each leaf counted with its framing); at least one, whatever its size."""
+    batch: list[bytes] = []
+    total = 0
+    leaves = log.leaves(start, min(end, start + max_leaves))
+    try:
+        for _seq, leaf in leaves:
+            total += len(leaf) + _LEAF_FRAMING
+            if batch and total > max_bytes:
+                break
+            batch.append(leaf)
+    finally:
+        if isinstance(leaves, Generator):
+            leaves.close()  # ends its read transaction now
+    return batch

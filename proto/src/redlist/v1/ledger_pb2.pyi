@@ -210,6 +210,34 @@ class GetLeavesRequest(_message.Message):
 Global___GetLeavesRequest: _TypeAlias = GetLeavesRequest  # noqa: Y015
 
 @_typing.final
+class LeafBatch(_message.Message):
+    """Consecutive leaves of the log."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    LEAVES_FIELD_NUMBER: _builtins.int
+    start: _builtins.int
+    """The seq of the first leaf in `leaves`."""
+    @_builtins.property
+    def leaves(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The exact leaf bytes (as LeafData.leaf) of seqs start, start + 1, ..."""
+
+    def __init__(
+        self,
+        *,
+        start: _builtins.int = ...,
+        leaves: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leaves", b"leaves", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeafBatch: _TypeAlias = LeafBatch  # noqa: Y015
+
+@_typing.final
 class LeafData(_message.Message):
     """One leaf of the log."""
 
@@ -780,16 +808,22 @@ class FollowRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     START_FIELD_NUMBER: _builtins.int
+    BATCHES_FIELD_NUMBER: _builtins.int
     start: _builtins.int
     """The first seq the client wants (usually its own tree size)."""
+    batches: _builtins.bool
+    """Send the leaves as LeafBatch events (`leaves`), as GetLeafBatches does, rather
+    than one `leaf` event each. The ordering guarantee is the same.
+    """
     def __init__(
         self,
         *,
         start: _builtins.int = ...,
+        batches: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["start", b"start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "start", b"start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -799,33 +833,39 @@ Global___FollowRequest: _TypeAlias = FollowRequest  # noqa: Y015
 class FollowEvent(_message.Message):
     """One step of a Follow stream.
 
-    Ordering guarantee: leaves arrive in seq order without gaps, starting at the
-    requested seq, and every checkpoint's tree size equals one past the seq of the
-    last leaf sent before it. A mirror can therefore verify each checkpoint against
-    exactly the leaves it has received.
+    Ordering guarantee: leaves (single or in batches) arrive in seq order without
+    gaps, starting at the requested seq, and every checkpoint's tree size equals one
+    past the seq of the last leaf sent before it. A mirror can therefore verify each
+    checkpoint against exactly the leaves it has received.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     LEAF_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
+    LEAVES_FIELD_NUMBER: _builtins.int
     checkpoint: _builtins.str
     """A checkpoint covering every leaf sent so far."""
     @_builtins.property
     def leaf(self) -> Global___LeafData:
         """The next leaf."""
 
+    @_builtins.property
+    def leaves(self) -> Global___LeafBatch:
+        """The next leaves (only when the request asked for `batches`)."""
+
     def __init__(
         self,
         *,
         leaf: Global___LeafData | None = ...,
         checkpoint: _builtins.str = ...,
+        leaves: Global___LeafBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "event", b"event", "leaf", b"leaf"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "event", b"event", "leaf", b"leaf", "leaves", b"leaves"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "event", b"event", "leaf", b"leaf"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "event", b"event", "leaf", b"leaf", "leaves", b"leaves"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["leaf", "checkpoint"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["leaf", "checkpoint", "leaves"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

@@ -55,6 +55,11 @@ class LedgerStub:
                 request_serializer=redlist_dot_v1_dot_ledger__pb2.GetLeavesRequest.SerializeToString,
                 response_deserializer=redlist_dot_v1_dot_ledger__pb2.LeafData.FromString,
                 _registered_method=True)
+        self.GetLeafBatches = channel.unary_stream(
+                '/redlist.v1.Ledger/GetLeafBatches',
+                request_serializer=redlist_dot_v1_dot_ledger__pb2.GetLeavesRequest.SerializeToString,
+                response_deserializer=redlist_dot_v1_dot_ledger__pb2.LeafBatch.FromString,
+                _registered_method=True)
         self.GetInclusionProof = channel.unary_unary(
                 '/redlist.v1.Ledger/GetInclusionProof',
                 request_serializer=redlist_dot_v1_dot_ledger__pb2.InclusionProofRequest.SerializeToString,
@@ -169,6 +174,17 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLeafBatches(self, request, context):
+        """The same leaves as GetLeaves, many to a message: each LeafBatch holds the leaves
+        that follow the previous batch's, in seq order, at least one, and stays within
+        the node's answer size (its max_message_bytes; a batch holds at most about
+        256 KiB of leaves, or a single larger leaf). For mirrors and auditors reading a
+        whole log: one message per leaf costs more than the leaf. Errors as GetLeaves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetInclusionProof(self, request, context):
         """An RFC 9162 inclusion proof for one leaf in the tree of a given size (tree_size
         0: the current size, returned in the proof's tree_size).
@@ -269,6 +285,11 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.GetLeaves,
                     request_deserializer=redlist_dot_v1_dot_ledger__pb2.GetLeavesRequest.FromString,
                     response_serializer=redlist_dot_v1_dot_ledger__pb2.LeafData.SerializeToString,
+            ),
+            'GetLeafBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetLeafBatches,
+                    request_deserializer=redlist_dot_v1_dot_ledger__pb2.GetLeavesRequest.FromString,
+                    response_serializer=redlist_dot_v1_dot_ledger__pb2.LeafBatch.SerializeToString,
             ),
             'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInclusionProof,
@@ -415,6 +436,33 @@ class Ledger:
             '/redlist.v1.Ledger/GetLeaves',
             redlist_dot_v1_dot_ledger__pb2.GetLeavesRequest.SerializeToString,
             redlist_dot_v1_dot_ledger__pb2.LeafData.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLeafBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/redlist.v1.Ledger/GetLeafBatches',
+            redlist_dot_v1_dot_ledger__pb2.GetLeavesRequest.SerializeToString,
+            redlist_dot_v1_dot_ledger__pb2.LeafBatch.FromString,
             options,
             channel_credentials,
             insecure,

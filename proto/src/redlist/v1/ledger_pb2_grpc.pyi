@@ -111,6 +111,13 @@ class LedgerStub:
     unread longer than the node waits (30 s unless configured otherwise): ask again
     from the next seq.
     """
+    GetLeafBatches: _grpc.UnaryStreamMultiCallable[_ledger_pb2.GetLeavesRequest, _ledger_pb2.LeafBatch]
+    """The same leaves as GetLeaves, many to a message: each LeafBatch holds the leaves
+    that follow the previous batch's, in seq order, at least one, and stays within
+    the node's answer size (its max_message_bytes; a batch holds at most about
+    256 KiB of leaves, or a single larger leaf). For mirrors and auditors reading a
+    whole log: one message per leaf costs more than the leaf. Errors as GetLeaves.
+    """
     GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.InclusionProofRequest, _ledger_pb2.Proof]
     """An RFC 9162 inclusion proof for one leaf in the tree of a given size (tree_size
     0: the current size, returned in the proof's tree_size).
@@ -223,6 +230,13 @@ class LedgerAsyncStub(LedgerStub):
     RESOURCE_EXHAUSTED, after the leaves already sent, when the client left one
     unread longer than the node waits (30 s unless configured otherwise): ask again
     from the next seq.
+    """
+    GetLeafBatches: _aio.UnaryStreamMultiCallable[_ledger_pb2.GetLeavesRequest, _ledger_pb2.LeafBatch]  # type: ignore[assignment]
+    """The same leaves as GetLeaves, many to a message: each LeafBatch holds the leaves
+    that follow the previous batch's, in seq order, at least one, and stays within
+    the node's answer size (its max_message_bytes; a batch holds at most about
+    256 KiB of leaves, or a single larger leaf). For mirrors and auditors reading a
+    whole log: one message per leaf costs more than the leaf. Errors as GetLeaves.
     """
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_ledger_pb2.InclusionProofRequest, _ledger_pb2.Proof]  # type: ignore[assignment]
     """An RFC 9162 inclusion proof for one leaf in the tree of a given size (tree_size
@@ -357,6 +371,19 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
         RESOURCE_EXHAUSTED, after the leaves already sent, when the client left one
         unread longer than the node waits (30 s unless configured otherwise): ask again
         from the next seq.
+        """
+
+    @_abc_1.abstractmethod
+    def GetLeafBatches(
+        self,
+        request: _ledger_pb2.GetLeavesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_ledger_pb2.LeafBatch], _abc.AsyncIterator[_ledger_pb2.LeafBatch]]:
+        """The same leaves as GetLeaves, many to a message: each LeafBatch holds the leaves
+        that follow the previous batch's, in seq order, at least one, and stays within
+        the node's answer size (its max_message_bytes; a batch holds at most about
+        256 KiB of leaves, or a single larger leaf). For mirrors and auditors reading a
+        whole log: one message per leaf costs more than the leaf. Errors as GetLeaves.
         """
 
     @_abc_1.abstractmethod
