@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
 from tests.builders import Town, create_log
 from tests.node.serving import BIN, metadata_of, rpc_error, serve_in_subprocess
 
@@ -27,8 +28,9 @@ from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.witnessstore import WitnessStore
 from redlist.node.config import load_config_file, resolve_settings
 from redlist.node.evidence import EVIDENCE_DIR_NAME, origin_hash
-from redlist.node.server import NodeServer
-from redlist.node.witness import Witness, WitnessConfig
+from redlist.node.metrics import NodeMetrics
+from redlist.node.server import LEDGER_SERVICE, NodeServer
+from redlist.node.witness import WITNESS_SERVICE, Witness, WitnessConfig, health_service
 from redlist.proto.contract import WITNESS_SIZE_KEY
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
@@ -160,6 +162,79 @@ def test_the_same_size_with_another_root_is_a_split_view(data: Path) -> None:
     (evidence,) = (data / EVIDENCE_DIR_NAME).glob("*/*.txt")
     verdict = run("redlist-verify", "evidence", evidence, "--log-key", LOG.verifier().encode())
     assert verdict.returncode == 1 and "different roots" in verdict.stdout
+
+
+def alarm_node(data: Path, body: Callable[[aio.Channel, NodeMetrics], Awaitable[None]]) -> None:
+    """A node witnessing two logs, with metrics; ``body`` gets its channel."""
+    config = WitnessConfig(WITNESS, {WATCHED: LOG.verifier(), STRANGER.name: STRANGER.verifier()})
+
+    async def main() -> None:
+        metrics = NodeMetrics()
+        with Log.open(data) as log:
+            store = WitnessStore.open(data)
+            try:
+                witness = Witness(config, store, data)
+                node = await NodeServer.start(log, "127.0.0.1:0", None, metrics, witness)
+                try:
+                    async with aio.insecure_channel(node.address) as channel:
+                        await asyncio.wait_for(body(channel, metrics), 20)
+                finally:
+                    await node.stop(grace=1.0)
+            finally:
+                store.close()
+
+    asyncio.run(main())
+
+
+async def health_of(channel: aio.Channel, service: str) -> str:
+    stub = health_pb2_grpc.HealthStub(channel)
+    answer = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
+
+
+def split_view_metric(metrics: NodeMetrics, origin: str) -> float | None:
+    return metrics.registry.get_sample_value("redlist_witness_split_view", {"origin": origin})
+
+
+def test_a_split_view_turns_that_log_s_health_and_metric_until_the_evidence_is_moved(
+    data: Path, tmp_path: Path
+) -> None:
+    watched, stranger = health_service(WATCHED), health_service(STRANGER.name)
+    assert watched == "redlist.v1.Witness/rushan.example/log"
+
+    async def before_and_after(channel: aio.Channel, metrics: NodeMetrics) -> None:
+        assert await health_of(channel, watched) == "SERVING"
+        assert split_view_metric(metrics, WATCHED) == 0
+        stub = ledger_pb2_grpc.WitnessStub(channel)
+        await stub.AddCheckpoint(request(0, 10))
+        error = await rpc_error(stub.AddCheckpoint(request(10, 30, FORKED)))
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        for _ in range(200):
+            if await health_of(channel, watched) == "NOT_SERVING":
+                break
+            await asyncio.sleep(0.01)
+        assert await health_of(channel, watched) == "NOT_SERVING"
+        assert split_view_metric(metrics, WATCHED) == 1
+        # The town's own log, the Witness service and the other log serve on.
+        for service in ("", LEDGER_SERVICE, WITNESS_SERVICE, stranger):
+            assert await health_of(channel, service) == "SERVING", service
+        assert split_view_metric(metrics, STRANGER.name) == 0
+        # It goes on cosigning the history it cosigned before, never the other one.
+        await stub.AddCheckpoint(request(10, 20))
+
+    async def restarted(channel: aio.Channel, metrics: NodeMetrics) -> None:
+        assert await health_of(channel, watched) == "NOT_SERVING"
+        assert await health_of(channel, stranger) == "SERVING"
+        assert split_view_metric(metrics, WATCHED) == 1
+
+    async def cleared(channel: aio.Channel, metrics: NodeMetrics) -> None:
+        assert await health_of(channel, watched) == "SERVING"
+        assert split_view_metric(metrics, WATCHED) == 0
+
+    alarm_node(data, before_and_after)
+    alarm_node(data, restarted)  # the evidence is kept: the alarm again
+    (data / EVIDENCE_DIR_NAME / origin_hash(WATCHED)).rename(tmp_path / "kept-evidence")
+    alarm_node(data, cleared)
 
 
 def test_a_stale_old_size_is_aborted_with_the_stored_size(data: Path) -> None:

@@ -85,6 +85,12 @@ class NodeMetrics(_Exposed):
             "Entries in the log (its Merkle tree size).",
             registry=self.registry,
         )
+        self.witness_split_view = Gauge(
+            "redlist_witness_split_view",
+            "1 when this node's witness holds split-view evidence of a log it witnesses.",
+            ["origin"],
+            registry=self.registry,
+        )
 
     def observe_commit(self, *, appended: int, batches: int, seconds: float, size: int) -> None:
         """One durable commit of ``batches`` Submit batches adding ``appended`` entries."""

@@ -85,12 +85,14 @@ from redlist.node.tls import (
 )
 from redlist.node.undecodable import UndecodableRequestInterceptor
 from redlist.node.witness import WITNESS_SERVICE, Witness, WitnessServicer
+from redlist.node.witness import health_service as witness_health_service
 from redlist.proto.contract import Limits
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
 #: Threads for the log's blocking reads (proofs, leaves, accounts, sizes).
 DEFAULT_READ_WORKERS = 8
 DEFAULT_CALL_LIMITS = CallLimits(
@@ -361,6 +363,8 @@ class NodeServer:
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         if follower is not None:
             await _run_follower(follower, watch, health_servicer, services)
+        if witness is not None:
+            await _watch_witness(witness, health_servicer, metrics)
         node = cls(
             server=server,
             address=f"{host}:{port}",
@@ -474,6 +478,28 @@ async def _run_follower(
         await not_serving()
     else:
         follower.start()
+
+
+async def _watch_witness(
+    witness: Witness, health_servicer: health.aio.HealthServicer, metrics: NodeMetrics | None
+) -> None:
+    """A health service per witnessed log (``witness.health_service``) and the metric,
+    both showing its alarm; a split view found later turns them (from the read pool)."""
+    loop = asyncio.get_running_loop()
+
+    async def show(origin: str) -> None:
+        alarmed = origin in witness.alarmed
+        if metrics is not None:
+            metrics.witness_split_view.labels(origin).set(1 if alarmed else 0)
+        status = health_pb2.HealthCheckResponse.NOT_SERVING if alarmed else SERVING
+        await health_servicer.set(witness_health_service(origin), status)
+
+    def on_alarm(origin: str) -> None:
+        asyncio.run_coroutine_threadsafe(show(origin), loop)
+
+    witness.attach(on_alarm)
+    for origin in sorted(witness.config.logs):
+        await show(origin)
 
 
 async def serve_until_signalled(

@@ -9,10 +9,20 @@ each an origin and its log key). :class:`Witness` joins it to the durable state
 1. the checkpoint's origin is read (a note that is not a checkpoint: ``BAD_REQUEST``)
    and looked up (not configured: ``UNKNOWN_LOG``);
 2. :func:`redlist.ledger.witness.add_checkpoint` decides against the stored head;
-3. a split view is written as evidence (:mod:`redlist.node.evidence`) and logged as
-   an error before the refusal is raised;
+3. a split view is written as evidence (:mod:`redlist.node.evidence`), logged as an
+   error and raised as the log's alarm before the refusal is raised;
 4. the new head is stored with a compare-and-swap on ``old_size``, durably;
 5. only then is the cosignature line returned, timed by the node's clock.
+
+**Alarms.** A witnessed log with split-view evidence in the data directory is
+*alarmed* (:attr:`Witness.alarmed`): from the refusal that wrote the evidence, and
+after a restart for as long as the evidence is kept there (an operator clears the
+alarm by moving the log's folder out of ``DIR/evidence/`` and restarting). The node
+shows it as the metric ``redlist_witness_split_view{origin}`` = 1 and the health
+service :func:`health_service` of that log (``redlist.v1.Witness/<origin>``)
+NOT_SERVING; its own log and the witness's other logs keep serving. The witness
+goes on answering for an alarmed log as before: it cosigns only checkpoints that
+extend the one it cosigned, so it never vouches for the other history.
 
 :class:`WitnessServicer` is the gRPC face: each ``Refusal`` becomes the status DESIGN
 8.2 names, ``OLD_SIZE_MISMATCH`` with the stored size in the trailing metadata
@@ -43,7 +53,7 @@ from redlist.ledger.note.signed import Note
 from redlist.ledger.note.syntax import excerpt
 from redlist.ledger.witness import Refusal, WitnessRefusal, add_checkpoint
 from redlist.ledger.witnessstore import WitnessStore
-from redlist.node.evidence import write_evidence
+from redlist.node.evidence import list_evidence, origin_hash, write_evidence
 from redlist.node.refusals import bounded_message, refusal_of
 from redlist.proto.contract import WITNESS_SIZE_KEY
 from redlist.v1 import ledger_pb2 as pb
@@ -52,6 +62,16 @@ from redlist.v1 import ledger_pb2_grpc
 logger = logging.getLogger(__name__)
 
 WITNESS_SERVICE = pb.DESCRIPTOR.services_by_name["Witness"].full_name
+
+
+def health_service(origin: str) -> str:
+    """The health service name of one witnessed log: ``redlist.v1.Witness/<origin>``.
+
+    SERVING while the witness holds no split-view evidence of that log, NOT_SERVING
+    once it does (``grpc_health_probe -service 'redlist.v1.Witness/<origin>'``).
+    """
+    return f"{WITNESS_SERVICE}/{origin}"
+
 
 #: The gRPC status of each refusal (DESIGN 8.2).
 STATUS_OF: Mapping[Refusal, grpc.StatusCode] = {
@@ -125,6 +145,30 @@ class Witness:
         self._store = store
         self._data_dir = data_dir
         self._clock = clock
+        self._on_alarm: Callable[[str], None] | None = None
+        #: The witnessed logs (origins) with split-view evidence kept: alarmed.
+        self.alarmed: set[str] = set()
+        self._check_kept_evidence()
+
+    def attach(self, on_alarm: Callable[[str], None]) -> None:
+        """Call ``on_alarm(origin)`` when a split view of that log is found (on the
+        thread that runs ``add_checkpoint``); the node's server does."""
+        self._on_alarm = on_alarm
+
+    def _check_kept_evidence(self) -> None:
+        """Evidence kept from an earlier run raises the alarm of its log again."""
+        folders = {origin_hash(origin): origin for origin in self.config.logs}
+        for item in list_evidence(self._data_dir):
+            origin = folders.get(item.path.parent.name)
+            if origin is not None and origin not in self.alarmed:
+                self.alarmed.add(origin)
+                logger.error(
+                    "split view origin=%s evidence=%s: alarm raised (kept evidence) until an "
+                    "operator moves %s out of the data directory",
+                    excerpt(origin),
+                    item.path,
+                    item.path.parent,
+                )
 
     def add_checkpoint(self, old_size: int, proof: Sequence[bytes], note: str) -> str:
         """Cosign ``note`` or raise ``WitnessRefusal``; returns the cosignature line."""
@@ -141,6 +185,7 @@ class Witness:
             if refusal.evidence is not None:
                 path = write_evidence(self._data_dir, refusal.evidence)
                 logger.error("split view origin=%s evidence=%s: %s", excerpt(origin), path, refusal)
+                self._raise_alarm(origin)
             raise
         cosigned = cosign_checkpoint(
             open_checkpoint(note, log_key), self.config.signer, int(self._clock())
@@ -150,6 +195,11 @@ class Witness:
         self._store.swap(log_key, old_size, head)  # durable before anyone is told
         logger.info("cosigned origin=%s size=%d", excerpt(origin), head.size)
         return line.encode() + "\n"
+
+    def _raise_alarm(self, origin: str) -> None:
+        self.alarmed.add(origin)
+        if self._on_alarm is not None:
+            self._on_alarm(origin)
 
 
 def _origin_of(note: str) -> str:
