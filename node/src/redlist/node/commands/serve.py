@@ -85,7 +85,9 @@ also serves redlist.v1.Witness, cosigning those logs' checkpoints; the cosigner'
 name is --witness-name, else the name in FILE.pub. Its state is kept in
 DIR/witness.lmdb, with a journal DIR/witness.journal that refuses an older copy of
 it put back (see 'redlist-node witness-reset'), split-view evidence in
-DIR/evidence/ (see 'redlist-node alarms'):
+DIR/evidence/ (see 'redlist-node alarms'). While evidence of a log is kept there, the
+health service 'redlist.v1.Witness/<origin>' of that log is NOT_SERVING and the
+metric redlist_witness_split_view{origin} is 1:
 
   redlist-node serve --data town --listen 127.0.0.1:7420 \\
       --witness-key keys/witness.pem --witness-for rushan.pub --witness-for juxian.pub
