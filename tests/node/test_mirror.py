@@ -23,6 +23,7 @@ from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.node.mirrorcfg import load_mirror_config, resolve_mirror_settings
+from redlist.node.server import ServerOptions
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
@@ -168,6 +169,37 @@ def test_mirror_settings_are_checked(tmp_path: Path, town: Town) -> None:
     settings = resolve_mirror_settings({}, same)
     assert settings.logs[0].log_key == town.log_signer.verifier()
     assert settings.limits().chunk_entries == 4096 and settings.peer_tls() is None
+
+
+def test_a_mirror_s_listener_takes_serve_s_settings(tmp_path: Path, town: Town) -> None:
+    key = town.log_signer.verifier().encode()
+    config = tmp_path / "conf" / "mirrors.toml"
+    config.parent.mkdir()
+    config.write_text(
+        'tls_cert = "tls/node.pem"\ntls_key = "tls/node.key"\ntls_client_ca = "/pki/staff.pem"\n'
+        'peer_ca = "tls/towns.pem"\npeer_names = ["rushan"]\nmax_streams = 40\n'
+        "rate_limit = 20\nstream_write_seconds = 5\n"
+        f'[[mirror]]\ndata = "a"\nfrom = "h:1"\nlog_key = "{key}"\nlisten = "127.0.0.1:7431"\n'
+    )
+    settings = resolve_mirror_settings(load_mirror_config(config), {"max_calls": 64})
+    assert settings.tls_cert == tmp_path / "conf" / "tls" / "node.pem"
+    assert settings.tls_client_ca == Path("/pki/staff.pem")
+    assert settings.peer_names == ("rushan",)
+    assert (settings.max_streams, settings.max_calls, settings.rate_limit) == (40, 64, 20.0)
+    options = ServerOptions.for_listener(settings)
+    assert options.tls is not None and options.tls.mode == "mutual-tls"
+    assert options.peer_names == frozenset({"rushan"})
+    assert options.call_limits.max_streams == 40 and options.call_limits.stream_write_seconds == 5
+    assert options.rate_limit is not None and options.rate_limit.per_second == 20.0
+    # The checks are serve's: peer names need mutual TLS, a certificate needs its key.
+    one = {"data": tmp_path / "a", "upstream": "h:1", "log_key": key, "listen": "h:2"}
+    with pytest.raises(FormatError, match=r"'peer_names'.*mutual TLS"):
+        resolve_mirror_settings({}, {**one, "peer_names": ["rushan"]})
+    with pytest.raises(FormatError, match="'tls_cert' and 'tls_key'"):
+        resolve_mirror_settings({}, {**one, "tls_cert": tmp_path / "c.pem"})
+    config.write_text('peer_names = "rushan"\n')
+    with pytest.raises(FormatError, match="'peer_names' must be a list"):
+        load_mirror_config(config)
 
 
 def test_a_primary_s_data_directory_is_not_a_mirror_s(tmp_path: Path, town: Town) -> None:

@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc import aio
 from tests.builders import Town, create_log
-from tests.node.serving import rpc_error
+from tests.node.mirroring import mirror_in_subprocess
+from tests.node.serving import rpc_error, serve_in_subprocess
 from tests.pki import Authority, write_cert, write_key
 
 from redlist.ledger.crypto import SigningKey
@@ -50,6 +51,7 @@ from redlist.node.peers import (
     WITNESS_NOT_PEER,
     check_peer_address,
     open_peer_channel,
+    open_peer_channel_sync,
 )
 from redlist.node.server import NodeServer, ServerOptions
 from redlist.node.tls import PeerMaterial, PeerTLS, ServerTLS, load_peer_material
@@ -328,3 +330,56 @@ def test_peer_settings_come_together(tmp_path: Path) -> None:
         resolve_settings({}, {**flags, "peer_ca": Path("ca"), "peer_cert": Path("c")})
     with pytest.raises(FormatError, match="give 'peer_ca'"):
         resolve_settings({}, {**flags, "peer_cert": Path("c"), "peer_key": Path("k")})
+
+
+def test_a_mirror_serves_its_copy_over_mutual_tls_to_listed_peers_only(
+    rushan: Path, towns: Towns, tmp_path: Path
+) -> None:
+    """Wendeng mirrors Rushan's log (``redlist-node mirror``, a real subprocess) and
+    serves the copy with serve's transport flags: mutual TLS, its staff CA and the
+    towns' CAs, only ``rushan`` among the other towns' nodes."""
+    with Log.open(rushan) as log:
+        size, origin = log.size, log.origin
+    with (
+        serve_in_subprocess(
+            rushan, "--tls-cert", towns.rushan_cert, "--tls-key", towns.rushan_key, output=tmp_path
+        ) as upstream,
+        mirror_in_subprocess(
+            *("--data", tmp_path / "mirror", "--from", upstream, "--listen", "127.0.0.1:0"),
+            *("--log-key", rushan / "log.pub", "--log-level", "info"),
+            *("--peer-ca", towns.peer_cas, "--peer-cert", towns.wendeng_cert),
+            *("--peer-key", towns.wendeng_key, "--tls-cert", towns.wendeng_cert),
+            *("--tls-key", towns.wendeng_key, "--tls-client-ca", towns.wendeng_ca),
+            *("--peer-name", "rushan", "--max-streams-per-client", "2"),
+            output=tmp_path,
+        ) as (_process, address),
+    ):
+        request = pb.GetCheckpointRequest()
+        with open_peer_channel_sync(address, towns.node("rushan")) as channel:
+            reads = ledger_pb2_grpc.LedgerStub(channel)
+            deadline = time.monotonic() + 30
+            while True:  # the listed peer reads the copy once it has caught up
+                try:
+                    note = reads.GetCheckpoint(request, timeout=5).checkpoint
+                    if note.startswith(f"{origin}\n{size}\n"):
+                        break
+                except grpc.RpcError as error:
+                    assert error.code() is grpc.StatusCode.UNAVAILABLE, error
+                assert time.monotonic() < deadline, "the mirror did not catch up"
+                time.sleep(0.05)
+        clerk = load_peer_material(PeerTLS(towns.wendeng_ca, towns.clerk_cert, towns.clerk_key))
+        with open_peer_channel_sync(address, clerk) as channel:
+            ledger_pb2_grpc.LedgerStub(channel).GetCheckpoint(request, timeout=5)
+        with open_peer_channel_sync(address, towns.node("juxian")) as channel:
+            with pytest.raises(grpc.RpcError) as refused:
+                ledger_pb2_grpc.LedgerStub(channel).GetCheckpoint(request, timeout=5)
+            assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+            assert UNLISTED_PEER in (refused.value.details() or "")
+        with grpc.insecure_channel(address) as channel:  # plaintext: no handshake
+            with pytest.raises(grpc.RpcError) as refused:
+                ledger_pb2_grpc.LedgerStub(channel).GetCheckpoint(request, timeout=5)
+            assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+    logged = (tmp_path / "mirror.err").read_text()
+    assert "transport=mutual-tls" in logged, logged
+    assert "1 per client" not in logged and "2 per client" in logged, logged
+    assert "peer refused reason=unlisted-peer subject=CN=juxian" in logged, logged

@@ -109,24 +109,18 @@ STREAM_CHUNK_BYTES = 1024 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-@dataclass(frozen=True)
-class ServeSettings:
-    """Everything ``serve`` needs to know, after defaults, file and flags were combined."""
+@dataclass(frozen=True, kw_only=True)
+class ListenerSettings:
+    """How a node's listener serves: TLS, the other towns' nodes it lets in, admission
+    and rate limits. ``serve`` and ``mirror`` take the same settings (flags and TOML
+    keys), so a mirror's listener is as well guarded as a town's own."""
 
-    data: Path
-    listen: str
-    metrics: str | None = None
-    max_batch: int = DEFAULT_MAX_BATCH
-    max_group: int = DEFAULT_MAX_GROUP
-    commit_depth: int = DEFAULT_COMMIT_DEPTH
-    grace_seconds: float = DEFAULT_GRACE_SECONDS
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_calls: int = DEFAULT_MAX_CALLS
     max_calls_per_client: int = DEFAULT_MAX_CALLS_PER_CLIENT
     max_streams: int = DEFAULT_MAX_STREAMS
     max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
     stream_write_seconds: float = DEFAULT_STREAM_WRITE_SECONDS
-    log_level: str = "info"
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
@@ -140,26 +134,9 @@ class ServeSettings:
     rate_burst: int | None = None
     rate_limit_bytes: float | None = None
     rate_burst_bytes: int | None = None
-    map_size_gib: int | None = None
-    #: The witness's cosigning key file; None: the node is no witness.
-    witness_key: Path | None = None
-    witness_name: str | None = None
-    #: The logs witnessed: each a verifier key string or a file holding one.
-    witness_for: tuple[str, ...] = ()
-    #: Witnesses whose cosignatures this node collects: (address, cosigning key string).
-    ask_witness: tuple[tuple[str, str], ...] = ()
-    cosign_interval: float = DEFAULT_COSIGN_INTERVAL
-    #: Other towns' grades this town recognises (``[recognition]``); None: none.
-    recognition: RecognitionConfig | None = None
 
     def __post_init__(self) -> None:
-        parse_address(self.listen, "listen")
-        if self.metrics is not None:
-            parse_address(self.metrics, "metrics")
         for name in (
-            "max_batch",
-            "max_group",
-            "commit_depth",
             "max_message_bytes",
             "max_calls",
             "max_calls_per_client",
@@ -168,21 +145,10 @@ class ServeSettings:
         ):
             if getattr(self, name) < 1:
                 raise FormatError(f"'{name}' must be at least 1, not {getattr(self, name)}")
-        if self.max_group < self.max_batch:
-            raise FormatError(
-                f"'max_group' ({self.max_group}) must be at least 'max_batch' "
-                f"({self.max_batch}): a shared commit always takes whole batches"
-            )
         if not (self.stream_write_seconds > 0 and math.isfinite(self.stream_write_seconds)):
             raise FormatError(
                 f"'stream_write_seconds' must be a positive number of seconds, "
                 f"not {self.stream_write_seconds}"
-            )
-        if self.grace_seconds < 0:
-            raise FormatError(f"'grace_seconds' must not be negative, not {self.grace_seconds}")
-        if self.log_level not in LOG_LEVELS:
-            raise FormatError(
-                f"'log_level' must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
             )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise FormatError(
@@ -222,22 +188,6 @@ class ServeSettings:
             raise FormatError(
                 f"'rate_limit' must be a positive number of calls per second, not {self.rate_limit}"
             )
-        if (self.witness_key is None) != (not self.witness_for):
-            raise FormatError(
-                "a witness needs both its key and the logs it witnesses: give 'witness_key' "
-                "and 'witness_for' (--witness-key and --witness-for) together"
-            )
-        if self.witness_name is not None and self.witness_key is None:
-            raise FormatError("'witness_name' (--witness-name) needs 'witness_key' as well")
-        if not (self.cosign_interval >= 0 and math.isfinite(self.cosign_interval)):
-            raise FormatError(
-                f"'cosign_interval' must be a number of seconds, not {self.cosign_interval}"
-            )
-        addresses = [address for address, _key in self.ask_witness]
-        if len(set(addresses)) != len(addresses):
-            raise FormatError("'ask_witness' names one witness address twice")
-        if self.map_size_gib is not None and self.map_size_gib < 1:
-            raise FormatError(f"'map_size_gib' must be at least 1, not {self.map_size_gib}")
         if self.rate_burst is not None:
             if self.rate_limit is None:
                 raise FormatError("'rate_burst' needs 'rate_limit' (--rate-limit) as well")
@@ -269,6 +219,67 @@ class ServeSettings:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServeSettings(ListenerSettings):
+    """Everything ``serve`` needs to know, after defaults, file and flags were combined."""
+
+    data: Path
+    listen: str
+    metrics: str | None = None
+    max_batch: int = DEFAULT_MAX_BATCH
+    max_group: int = DEFAULT_MAX_GROUP
+    commit_depth: int = DEFAULT_COMMIT_DEPTH
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    log_level: str = "info"
+    map_size_gib: int | None = None
+    #: The witness's cosigning key file; None: the node is no witness.
+    witness_key: Path | None = None
+    witness_name: str | None = None
+    #: The logs witnessed: each a verifier key string or a file holding one.
+    witness_for: tuple[str, ...] = ()
+    #: Witnesses whose cosignatures this node collects: (address, cosigning key string).
+    ask_witness: tuple[tuple[str, str], ...] = ()
+    cosign_interval: float = DEFAULT_COSIGN_INTERVAL
+    #: Other towns' grades this town recognises (``[recognition]``); None: none.
+    recognition: RecognitionConfig | None = None
+
+    def __post_init__(self) -> None:
+        parse_address(self.listen, "listen")
+        if self.metrics is not None:
+            parse_address(self.metrics, "metrics")
+        for name in ("max_batch", "max_group", "commit_depth"):
+            if getattr(self, name) < 1:
+                raise FormatError(f"'{name}' must be at least 1, not {getattr(self, name)}")
+        if self.max_group < self.max_batch:
+            raise FormatError(
+                f"'max_group' ({self.max_group}) must be at least 'max_batch' "
+                f"({self.max_batch}): a shared commit always takes whole batches"
+            )
+        super().__post_init__()
+        if self.grace_seconds < 0:
+            raise FormatError(f"'grace_seconds' must not be negative, not {self.grace_seconds}")
+        if self.log_level not in LOG_LEVELS:
+            raise FormatError(
+                f"'log_level' must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
+        if (self.witness_key is None) != (not self.witness_for):
+            raise FormatError(
+                "a witness needs both its key and the logs it witnesses: give 'witness_key' "
+                "and 'witness_for' (--witness-key and --witness-for) together"
+            )
+        if self.witness_name is not None and self.witness_key is None:
+            raise FormatError("'witness_name' (--witness-name) needs 'witness_key' as well")
+        if not (self.cosign_interval >= 0 and math.isfinite(self.cosign_interval)):
+            raise FormatError(
+                f"'cosign_interval' must be a number of seconds, not {self.cosign_interval}"
+            )
+        addresses = [address for address, _key in self.ask_witness]
+        if len(set(addresses)) != len(addresses):
+            raise FormatError("'ask_witness' names one witness address twice")
+        if self.map_size_gib is not None and self.map_size_gib < 1:
+            raise FormatError(f"'map_size_gib' must be at least 1, not {self.map_size_gib}")
+
+
 def memory_ceiling(*, max_calls: int, max_message_bytes: int, max_streams: int) -> int:
     """``BASE_MEMORY + max_calls * REQUEST_COPIES * max_message_bytes + max_streams *
     STREAM_CHUNK_BYTES``: the resident memory a node with these limits stays under."""
@@ -279,22 +290,15 @@ def memory_ceiling(*, max_calls: int, max_message_bytes: int, max_streams: int) 
     )
 
 
-# Setting name -> the types a TOML value may have for it.
-_TYPES: dict[str, tuple[type, ...]] = {
-    "data": (str,),
-    "listen": (str,),
-    "metrics": (str,),
-    "max_batch": (int,),
-    "max_group": (int,),
-    "commit_depth": (int,),
-    "grace_seconds": (int, float),
+#: The listener's settings (``ListenerSettings``) -> the types a TOML value may have;
+#: the same keys in ``serve``'s and ``mirror``'s config files.
+LISTENER_TYPES: dict[str, tuple[type, ...]] = {
     "max_message_bytes": (int,),
     "max_calls": (int,),
     "max_calls_per_client": (int,),
     "max_streams": (int,),
     "max_streams_per_client": (int,),
     "stream_write_seconds": (int, float),
-    "log_level": (str,),
     "tls_cert": (str,),
     "tls_key": (str,),
     "tls_client_ca": (str,),
@@ -306,6 +310,18 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "rate_burst": (int,),
     "rate_limit_bytes": (int, float),
     "rate_burst_bytes": (int,),
+}
+# Setting name -> the types a TOML value may have for it.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "data": (str,),
+    "listen": (str,),
+    "metrics": (str,),
+    "max_batch": (int,),
+    "max_group": (int,),
+    "commit_depth": (int,),
+    "grace_seconds": (int, float),
+    **LISTENER_TYPES,
+    "log_level": (str,),
     "map_size_gib": (int,),
     "witness_key": (str,),
     "witness_name": (str,),
@@ -315,16 +331,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "recognition": (dict,),
 }
 #: Settings that name files: relative paths in a config file are relative to it.
-_PATHS = (
-    "data",
-    "tls_cert",
-    "tls_key",
-    "tls_client_ca",
-    "peer_ca",
-    "peer_cert",
-    "peer_key",
-    "witness_key",
-)
+_LISTENER_PATHS = ("tls_cert", "tls_key", "tls_client_ca", "peer_ca", "peer_cert", "peer_key")
+_PATHS = ("data", "witness_key")
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -340,30 +348,41 @@ def load_config_file(path: Path) -> dict[str, Any]:
             wanted = " or ".join("a number" if kind is float else _KIND[kind] for kind in allowed)
             raise FormatError(f"config file {path}: {name!r} must be {wanted}")
         values[name] = value
+    values.update(listener_values(path, values))
     for name in _PATHS:
         if name in values:
             named = Path(values[name])
             values[name] = named if named.is_absolute() else path.parent / named
-    if "peer_names" in values:
-        if not all(isinstance(item, str) for item in values["peer_names"]):
-            raise FormatError(f"config file {path}: 'peer_names' must be a list of text")
-        values["peer_names"] = tuple(values["peer_names"])
     if "witness_for" in values:
         values["witness_for"] = _log_keys(path, values["witness_for"])
     if "ask_witness" in values:
         values["ask_witness"] = _asked_witnesses(path, values["ask_witness"])
     if "recognition" in values:
         values["recognition"] = parse_recognition(values["recognition"], path)
-    for name in (
-        "grace_seconds",
-        "rate_limit",
-        "stream_write_seconds",
-        "rate_limit_bytes",
-        "cosign_interval",
-    ):
+    for name in ("grace_seconds", "cosign_interval"):
         if name in values:
             values[name] = float(values[name])
     return values
+
+
+def listener_values(path: Path, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The listener's settings among ``values`` (read from the TOML file ``path`` and
+    checked against ``LISTENER_TYPES``) as ``ListenerSettings`` takes them: files
+    relative to ``path``, ``peer_names`` a tuple of text, numbers of seconds or of a
+    rate as floats."""
+    found = {name: values[name] for name in LISTENER_TYPES if name in values}
+    for name in _LISTENER_PATHS:
+        if name in found:
+            named = Path(found[name])
+            found[name] = named if named.is_absolute() else path.parent / named
+    if "peer_names" in found:
+        if not all(isinstance(item, str) for item in found["peer_names"]):
+            raise FormatError(f"config file {path}: 'peer_names' must be a list of text")
+        found["peer_names"] = tuple(found["peer_names"])
+    for name in ("rate_limit", "stream_write_seconds", "rate_limit_bytes"):
+        if name in found:
+            found[name] = float(found[name])
+    return found
 
 
 _KIND = {str: "text", int: "a whole number", list: "a list", dict: "a table"}

@@ -17,6 +17,9 @@ read API serves one log per address; health reports per address)::
     peer_ca = "tls/towns-ca.pem"       # reach the primaries over TLS, trusting these CAs ...
     peer_cert = "tls/node.pem"         # ... presenting this town's certificate and key
     peer_key = "tls/node.key"          #     (plaintext, to this machine only, without peer_ca)
+    tls_cert = "tls/node.pem"          # serve the copies over TLS (as serve: tls_key,
+    tls_key = "tls/node.key"           # tls_client_ca, peer_names, max_calls, max_streams,
+    peer_names = ["rushan", "juxian"]  # rate_limit, ... : the keys of serve's config file)
 
     [[mirror]]
     data = "mirrors/rushan"            # relative paths are relative to this file
@@ -40,12 +43,15 @@ from typing import Any
 from redlist.ledger import keyfile
 from redlist.ledger.errors import FormatError, KeyFileError, NoteError
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
-from redlist.node.config import LOG_LEVELS, parse_address
+from redlist.node.config import (
+    LISTENER_TYPES,
+    LOG_LEVELS,
+    ListenerSettings,
+    listener_values,
+    parse_address,
+)
 from redlist.node.mirror import CHUNK_BYTES, CHUNK_ENTRIES, FIRST_BACKOFF, MAX_BACKOFF, MirrorLimits
 from redlist.node.tls import (
-    PEER_CA_FLAG,
-    PEER_CERT_FLAG,
-    PEER_KEY_FLAG,
     PeerMaterial,
     PeerTLS,
     load_peer_material,
@@ -64,9 +70,11 @@ class MirroredLog:
     listen: str
 
 
-@dataclass(frozen=True)
-class MirrorSettings:
-    """Everything ``mirror`` needs to know, after file and flags were combined."""
+@dataclass(frozen=True, kw_only=True)
+class MirrorSettings(ListenerSettings):
+    """Everything ``mirror`` needs to know, after file and flags were combined; the
+    listener's settings (TLS, peers let in, limits) are ``serve``'s, for every address
+    a mirrored log is served on."""
 
     logs: tuple[MirroredLog, ...]
     mirror_key: Path | None = None
@@ -78,11 +86,9 @@ class MirrorSettings:
     chunk_entries: int = CHUNK_ENTRIES
     chunk_bytes: int = CHUNK_BYTES
     max_backoff: float = MAX_BACKOFF
-    peer_ca: Path | None = None
-    peer_cert: Path | None = None
-    peer_key: Path | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.logs:
             raise FormatError(
                 "no log to mirror: give --data, --from, --log-key and --listen, or "
@@ -126,11 +132,6 @@ class MirrorSettings:
         """How to reach the primaries (``peers.open_peer_channel``): TLS with ``peer_ca``
         (and this town's certificate), else plaintext, to this machine only."""
         if self.peer_ca is None:
-            if self.peer_cert is not None or self.peer_key is not None:
-                raise FormatError(
-                    f"{PEER_CERT_FLAG} and {PEER_KEY_FLAG} need {PEER_CA_FLAG}: the CAs of the "
-                    "towns whose nodes this mirror follows"
-                )
             return None
         return load_peer_material(PeerTLS(self.peer_ca, self.peer_cert, self.peer_key))
 
@@ -163,6 +164,7 @@ class MirrorSettings:
 
 
 _TOP: dict[str, type] = {
+    **{name: float if float in kinds else kinds[0] for name, kinds in LISTENER_TYPES.items()},
     "mirror_key": str,
     "mirror_name": str,
     "witness_key": str,
@@ -172,12 +174,9 @@ _TOP: dict[str, type] = {
     "chunk_entries": int,
     "chunk_bytes": int,
     "max_backoff": float,
-    "peer_ca": str,
-    "peer_cert": str,
-    "peer_key": str,
     "mirror": list,
 }
-_TOP_PATHS = ("mirror_key", "witness_key", "peer_ca", "peer_cert", "peer_key")
+_TOP_PATHS = ("mirror_key", "witness_key")
 _TABLE = ("data", "from", "log_key", "listen")
 
 
@@ -192,17 +191,14 @@ def load_mirror_config(path: Path) -> dict[str, Any]:
             raise FormatError(f"config file {path}: unknown setting {name!r} (known: {known})")
         allowed = (int, float) if kind is float else (kind,)
         if isinstance(value, bool) or not isinstance(value, allowed):
-            wanted = {
-                str: "text",
-                int: "a whole number",
-                float: "a number",
-                list: "[[mirror]] tables",
-            }
-            raise FormatError(f"config file {path}: {name!r} must be {wanted[kind]}")
+            wanted = {str: "text", int: "a whole number", float: "a number", list: "a list"}
+            what = "[[mirror]] tables" if name == "mirror" else wanted[kind]
+            raise FormatError(f"config file {path}: {name!r} must be {what}")
         values[name] = float(value) if kind is float and isinstance(value, int | float) else value
     for name in _TOP_PATHS:
         if name in values:
             values[name] = _relative(path, values[name])
+    values.update(listener_values(path, values))
     values["mirror"] = tuple(_mirrored(path, item) for item in values.get("mirror", ()))
     return values
 
@@ -257,6 +253,8 @@ def resolve_mirror_settings(
             if value is not None and name not in one
         }
     )
+    if "peer_names" in merged:
+        merged["peer_names"] = tuple(merged["peer_names"])
     return MirrorSettings(logs=tuple(logs), **merged)
 
 

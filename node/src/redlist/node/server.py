@@ -41,7 +41,7 @@ import math
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from grpc import aio
@@ -65,6 +65,7 @@ from redlist.node.config import (
     DEFAULT_MAX_STREAMS,
     DEFAULT_MAX_STREAMS_PER_CLIENT,
     DEFAULT_STREAM_WRITE_SECONDS,
+    ListenerSettings,
     ServeSettings,
     memory_ceiling,
     parse_address,
@@ -139,7 +140,9 @@ class ServerOptions:
         )
 
     @classmethod
-    def from_settings(cls, settings: ServeSettings) -> ServerOptions:
+    def for_listener(cls, settings: ListenerSettings) -> ServerOptions:
+        """The options ``settings`` give a listener (TLS, peers, limits); the rest default.
+        ``mirror`` serves with these, ``serve`` with :meth:`from_settings`."""
         tls = None
         if settings.tls_cert is not None and settings.tls_key is not None:
             tls = ServerTLS(
@@ -158,9 +161,6 @@ class ServerOptions:
                 burst = max(settings.max_message_bytes, math.ceil(settings.rate_limit_bytes))
             rate_limit_bytes = RateLimit(settings.rate_limit_bytes, burst)
         return cls(
-            max_batch=settings.max_batch,
-            max_group=settings.max_group,
-            commit_depth=settings.commit_depth,
             max_message_bytes=settings.max_message_bytes,
             tls=tls,
             peer_tls=peer_tls,
@@ -174,6 +174,15 @@ class ServerOptions:
                 max_streams_per_client=settings.max_streams_per_client,
                 stream_write_seconds=settings.stream_write_seconds,
             ),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: ServeSettings) -> ServerOptions:
+        return replace(
+            cls.for_listener(settings),
+            max_batch=settings.max_batch,
+            max_group=settings.max_group,
+            commit_depth=settings.commit_depth,
             ask_witness=tuple(
                 AskedWitness.parse(address, key) for address, key in settings.ask_witness
             ),

@@ -17,6 +17,7 @@ from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.node.commands.serve import signature_workers, tune_process
 from redlist.node.config import DEFAULT_GRACE_SECONDS, parse_address
+from redlist.node.listenflags import LISTENER_FLAGS, add_listener_flags
 from redlist.node.metrics import MirrorMetrics
 from redlist.node.mirror import Follower
 from redlist.node.mirrorcfg import MirrorSettings, load_mirror_config, resolve_mirror_settings
@@ -66,8 +67,14 @@ Several logs in one process: [[mirror]] tables in a TOML file (--config), each w
 data, from, log_key and listen (see docs/operations.md, "Mirroring another town's
 log"). --peer-ca (the other towns' CAs), with --peer-cert and --peer-key (this town's
 certificate), reach the primaries over TLS, as 'serve' reaches witnesses; without
---peer-ca only a primary on this machine can be followed (plaintext). Log lines go to
-stderr; SIGTERM or SIGINT stops the mirror gracefully."""
+--peer-ca only a primary on this machine can be followed (plaintext).
+
+The copies are served as 'serve' serves a log, with the same flags and config keys:
+TLS with --tls-cert and --tls-key (mutual with --tls-client-ca, and other towns'
+nodes accepted by --peer-ca, only those named by --peer-name when given), the
+concurrency limits (--max-calls, --max-streams, ...), the rate limits (--rate-limit,
+--rate-limit-bytes) and --max-message-bytes. Log lines go to stderr; SIGTERM or
+SIGINT stops the mirror gracefully."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -125,24 +132,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=("debug", "info", "warning", "error"),
         help="how much to log on stderr (default info)",
     )
-    tls = parser.add_argument_group(
-        "reaching the primaries over TLS (plaintext to this machine only when not given)"
-    )
-    tls.add_argument(
-        "--peer-ca",
-        dest="peer_ca",
-        type=Path,
-        metavar="FILE",
-        help="the CA certificates of the towns whose nodes may be followed (PEM)",
-    )
-    tls.add_argument(
-        "--peer-cert",
-        dest="peer_cert",
-        type=Path,
-        metavar="FILE",
-        help="this town's node certificate, presented to the primaries",
-    )
-    tls.add_argument("--peer-key", dest="peer_key", type=Path, metavar="FILE", help="its key (PEM)")
+    add_listener_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -157,9 +147,7 @@ _FLAGS = (
     "metrics",
     "map_size_gib",
     "log_level",
-    "peer_ca",
-    "peer_cert",
-    "peer_key",
+    *LISTENER_FLAGS,
 )
 
 
@@ -224,7 +212,7 @@ async def mirror_until_signalled(
     try:
         for follower, listen in followers:
             node = await NodeServer.start(
-                follower.mirror.log, listen, ServerOptions(), follower=follower
+                follower.mirror.log, listen, ServerOptions.for_listener(settings), follower=follower
             )
             nodes.append(node)
             print(

@@ -21,15 +21,10 @@ from redlist.node.config import (
     DEFAULT_COSIGN_INTERVAL,
     DEFAULT_GRACE_SECONDS,
     DEFAULT_MAX_BATCH,
-    DEFAULT_MAX_CALLS,
-    DEFAULT_MAX_CALLS_PER_CLIENT,
-    DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_MAX_STREAMS,
-    DEFAULT_MAX_STREAMS_PER_CLIENT,
-    DEFAULT_STREAM_WRITE_SECONDS,
     load_config_file,
     resolve_settings,
 )
+from redlist.node.listenflags import LISTENER_FLAGS, add_listener_flags
 from redlist.node.server import serve_until_signalled
 from redlist.node.witness import Witness, WitnessConfig
 
@@ -137,14 +132,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help=f"most envelopes one Submit may carry (default {DEFAULT_MAX_BATCH})",
     )
     parser.add_argument(
-        "--max-message-bytes",
-        dest="max_message_bytes",
-        type=int,
-        metavar="BYTES",
-        help=f"largest request (and answer) the node handles (default {DEFAULT_MAX_MESSAGE_BYTES}, "
-        f"{DEFAULT_MAX_MESSAGE_BYTES >> 20} MiB)",
-    )
-    parser.add_argument(
         "--map-size",
         dest="map_size_gib",
         type=int,
@@ -158,125 +145,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=("debug", "info", "warning", "error"),
         help="how much to log on stderr (default info)",
     )
-    tls = parser.add_argument_group("transport security (plaintext when not given)")
-    tls.add_argument(
-        "--tls-cert",
-        dest="tls_cert",
-        type=Path,
-        metavar="FILE",
-        help="serve TLS with this PEM certificate (then any intermediate CA certificates)",
-    )
-    tls.add_argument(
-        "--tls-key",
-        dest="tls_key",
-        type=Path,
-        metavar="FILE",
-        help="the certificate's private key (PEM, unencrypted)",
-    )
-    tls.add_argument(
-        "--tls-client-ca",
-        dest="tls_client_ca",
-        type=Path,
-        metavar="FILE",
-        help="mutual TLS: require client certificates signed by a CA in this PEM file",
-    )
-    peers = parser.add_argument_group(
-        "other towns' nodes (plaintext to loopback addresses only when not given)"
-    )
-    peers.add_argument(
-        "--peer-ca",
-        dest="peer_ca",
-        type=Path,
-        metavar="FILE",
-        help="other towns' CAs (PEM): trusted when connecting to their nodes and, with "
-        "--tls-cert, accepted from them as client certificates",
-    )
-    peers.add_argument(
-        "--peer-cert",
-        dest="peer_cert",
-        type=Path,
-        metavar="FILE",
-        help="this town's certificate (PEM, usable by a client) shown to other towns' nodes",
-    )
-    peers.add_argument(
-        "--peer-key", dest="peer_key", type=Path, metavar="FILE", help="its key (PEM, unencrypted)"
-    )
-    peers.add_argument(
-        "--peer-name",
-        dest="peer_names",
-        action="append",
-        metavar="NAME",
-        help="an other town's node allowed in: a common name or DNS name of its certificate "
-        "(repeatable; default: any certificate --peer-ca issued)",
-    )
-    concurrency = parser.add_argument_group("concurrency (always on; these set the memory ceiling)")
-    concurrency.add_argument(
-        "--max-calls",
-        dest="max_calls",
-        type=int,
-        metavar="N",
-        help=f"calls served at once, all clients together (default {DEFAULT_MAX_CALLS})",
-    )
-    concurrency.add_argument(
-        "--max-calls-per-client",
-        dest="max_calls_per_client",
-        type=int,
-        metavar="N",
-        help=f"calls served at once for one client (default {DEFAULT_MAX_CALLS_PER_CLIENT})",
-    )
-    concurrency.add_argument(
-        "--max-streams",
-        dest="max_streams",
-        type=int,
-        metavar="N",
-        help="streams (GetLeaves, Follow, ...) open at once, all clients together "
-        f"(default {DEFAULT_MAX_STREAMS})",
-    )
-    concurrency.add_argument(
-        "--max-streams-per-client",
-        dest="max_streams_per_client",
-        type=int,
-        metavar="N",
-        help=f"streams open at once for one client (default {DEFAULT_MAX_STREAMS_PER_CLIENT})",
-    )
-    concurrency.add_argument(
-        "--stream-write-timeout",
-        dest="stream_write_seconds",
-        type=float,
-        metavar="SECONDS",
-        help="end a stream whose reader leaves an answer unread this long "
-        f"(default {DEFAULT_STREAM_WRITE_SECONDS:g})",
-    )
-    limits = parser.add_argument_group("rate limiting (off when not given)")
-    limits.add_argument(
-        "--rate-limit",
-        dest="rate_limit",
-        type=float,
-        metavar="N",
-        help="calls per second one client may make on average",
-    )
-    limits.add_argument(
-        "--rate-burst",
-        dest="rate_burst",
-        type=int,
-        metavar="N",
-        help="calls a client may make at once after a pause (default: --rate-limit)",
-    )
-    limits.add_argument(
-        "--rate-limit-bytes",
-        dest="rate_limit_bytes",
-        type=float,
-        metavar="BYTES",
-        help="request bytes per second one client may send on average",
-    )
-    limits.add_argument(
-        "--rate-burst-bytes",
-        dest="rate_burst_bytes",
-        type=int,
-        metavar="BYTES",
-        help="request bytes a client may send at once after a pause (default: "
-        "--rate-limit-bytes or --max-message-bytes, whichever is larger)",
-    )
+    add_listener_flags(parser)
     witness = parser.add_argument_group("witness of other towns' logs (off when not given)")
     witness.add_argument(
         "--witness-key",
@@ -327,30 +196,14 @@ def run(args: argparse.Namespace) -> int:
             "metrics",
             "grace_seconds",
             "max_batch",
-            "max_message_bytes",
-            "max_calls",
-            "max_calls_per_client",
-            "max_streams",
-            "max_streams_per_client",
-            "stream_write_seconds",
             "log_level",
-            "tls_cert",
-            "tls_key",
-            "tls_client_ca",
-            "peer_ca",
-            "peer_cert",
-            "peer_key",
-            "peer_names",
-            "rate_limit",
-            "rate_burst",
-            "rate_limit_bytes",
-            "rate_burst_bytes",
             "map_size_gib",
             "witness_key",
             "witness_name",
             "witness_for",
             "ask_witness",
             "cosign_interval",
+            *LISTENER_FLAGS,
         )
     }
     settings = resolve_settings(file_values, flags)
