@@ -285,6 +285,8 @@ class Follower:
         pending: list[bytes] = []
         held_bytes = 0
         try:
+            if self._stop.is_set():  # stop() came before the call was there to cancel
+                raise _StreamEnded()
             for event in call:
                 which = event.WhichOneof("event")
                 if which == "leaves" or which == "leaf":
@@ -350,6 +352,8 @@ class Follower:
         leaves: list[bytes] = []
         total = 0
         try:
+            if self._stop.is_set():  # stop() came before the call was there to cancel
+                call.cancel()
             for batch in call:
                 due = start + len(leaves)
                 if batch.start != due or len(batch.leaves) > end - due:
