@@ -4,7 +4,7 @@
 directory, waits until the mount answers, and sends it commands: cut the power, fail
 the next fsync, report its figures. :func:`require_fuse` says whether this machine
 can mount it: outside CI a test skips with the reason, in CI (``CI=true``) it fails,
-because CI installs what the suite needs (``scripts/ci_packages.sh``).
+because CI installs what the suite needs (``.ci/install-fuse``).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ def fuse_problem() -> str | None:
     if not os.path.exists("/dev/fuse"):
         return "/dev/fuse is missing"
     if shutil.which("fusermount3") is None:
-        return "fusermount3 is missing (Debian package fuse3; scripts/ci_packages.sh)"
+        return "fusermount3 is missing (Debian package fuse3; .ci/install-fuse)"
     if ctypes.util.find_library("fuse3") is None:
-        return "libfuse3 is missing (Debian package libfuse3-3; scripts/ci_packages.sh)"
+        return "libfuse3 is missing (Debian package libfuse3-3; .ci/install-fuse)"
     try:
         import mfusepy  # type: ignore[import-untyped]  # noqa: F401
     except (ImportError, OSError) as error:

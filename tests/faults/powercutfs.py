@@ -90,6 +90,12 @@ class Stats:
     injected: dict[str, int] = field(default_factory=dict)
     dropped_bytes: int = 0
     torn_bytes: int = 0
+    #: Calls that reached a file, by the file's name and the call ("write", "fsync").
+    calls: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, path: str, call: str) -> None:
+        per_file = self.calls.setdefault(os.path.basename(path), {})
+        per_file[call] = per_file.get(call, 0) + 1
 
 
 class PowerCutFS(mfusepy.Operations):  # type: ignore[misc]
@@ -261,6 +267,7 @@ class PowerCutFS(mfusepy.Operations):  # type: ignore[misc]
         with self._mutex:
             self._alive()
             handle = self.handles[fh]
+            self.stats.count(path, "write")
             self._inject("write", path)
             if handle.sync:
                 self._inject("write-sync", path)
@@ -304,6 +311,7 @@ class PowerCutFS(mfusepy.Operations):  # type: ignore[misc]
             self._alive()
             handle = self.handles[fh]
             self.stats.fsyncs += 1
+            self.stats.count(path, "fsync")
             try:
                 self._inject("fsync", path)
             except mfusepy.FuseOSError:

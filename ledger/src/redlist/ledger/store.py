@@ -232,6 +232,16 @@ class LmdbStore:
         if self._damage is None:
             self._damage = damage
 
+    def check_writable(self) -> None:
+        """Raise what :meth:`write` would raise before it begins: the store is read-only,
+        or it has stopped taking writes (a damaged record, a commit the disk failed)."""
+        if self.readonly:
+            raise StoreError("this ledger was opened read-only; it cannot be written")
+        if self._damage is not None:
+            raise StateDamageError(self._damage.table, self._damage.record)
+        if self._failed is not None:
+            raise CommitFailedError(self._failed.reason, in_doubt=False)
+
     @contextmanager
     def write(self) -> Iterator[StoreWriter]:
         """A write transaction, committed durably when the block ends normally.
@@ -241,12 +251,7 @@ class LmdbStore:
         size. A commit the disk fails is a ``CommitFailedError``, and so is every later
         write (see the module docstring).
         """
-        if self.readonly:
-            raise StoreError("this ledger was opened read-only; it cannot be written")
-        if self._damage is not None:
-            raise StateDamageError(self._damage.table, self._damage.record)
-        if self._failed is not None:
-            raise CommitFailedError(self._failed.reason, in_doubt=False)
+        self.check_writable()
         try:
             txn = self._env.begin(write=True)
         except lmdb.Error as exc:
