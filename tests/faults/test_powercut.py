@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import threading
@@ -68,6 +69,7 @@ from tests.faults.powercut import PowerCutMount, require_fuse
 from redlist.ledger import keyfile
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import RedlistError
+from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
@@ -77,6 +79,7 @@ from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 SUBMITTERS = 2
 FRESH_BATCHES = 30
 WITNESS_NAME = "powercut-witness"
+_MIRRORING = re.compile(r"^mirroring log \S+ \(\d+ entries\) from \S+ on (\S+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -124,15 +127,17 @@ def fail_unless(ok: bool, settings: PowerCutSettings, test: str, where: str, pro
 
 
 class CosignatureWatch(threading.Thread):
-    """Polls the node's checkpoint; keeps the largest size the witness cosigned."""
+    """Polls a node's checkpoint; keeps the largest size served, and the largest the
+    witness cosigned (``witness`` None: served sizes only, as for a mirror)."""
 
-    def __init__(self, address: str, log_key: VerifierKey, witness: VerifierKey) -> None:
-        super().__init__(name="cosignature-watch", daemon=True)
+    def __init__(self, address: str, log_key: VerifierKey, witness: VerifierKey | None) -> None:
+        super().__init__(name=f"checkpoint-watch-{address}", daemon=True)
         self._address = address
         self._log_key = log_key
         self._witness = witness
         self.stopped = threading.Event()
         self.largest = 0
+        self.served = 0
         self.problems: list[str] = []
 
     def run(self) -> None:
@@ -145,8 +150,12 @@ class CosignatureWatch(threading.Thread):
                     return  # the power is gone
                 try:
                     signed = SignedCheckpoint(note.checkpoint, self._log_key)
-                    if any(line.is_by(self._witness) for line in signed.signatures):
-                        verify_cosignature(signed, self._witness)
+                    self.served = max(self.served, signed.size)
+                    witness = self._witness
+                    if witness is not None and any(
+                        line.is_by(witness) for line in signed.signatures
+                    ):
+                        verify_cosignature(signed, witness)
                         self.largest = max(self.largest, signed.size)
                 except RedlistError as error:
                     self.problems.append(f"a served checkpoint: {error.diagnostics()}")
@@ -176,6 +185,8 @@ class PowerCutRun:
         self.factory = BatchFactory(town, self.rng)
         self.view: LogView | None = None
         self.cosigned = 0  # the largest size the witness ever cosigned
+        self.mirror_served = 0  # the largest size the mirror ever served
+        self.mirror_sizes: list[int] = []
         self.rounds = self.verifies = self.torn = 0
         self.dropped_bytes = self.torn_bytes = 0
         self.witness_sizes: list[int] = []
@@ -215,8 +226,37 @@ class PowerCutRun:
                     expected = self.size
                     if serving.entries != expected:
                         self.fail(where, [f"restarted with {serving.entries}, not {expected}"])
-                    self.load_and_cut(mount, serving.address, [node, witness], where)
+                    with self.spawn_mirror(mount.mount / "mirror", serving.address) as mirror:
+                        mirror_address = self.wait_mirroring(mirror)
+                        processes = [node, witness, mirror]
+                        self.load_and_cut(mount, serving.address, mirror_address, processes, where)
         self.check(where)
+
+    def spawn_mirror(self, data: Path, upstream: str) -> NodeProcess:
+        """``redlist-node mirror`` of the town's log into ``data`` (created on first use)."""
+        name = f"mirror-{self.rounds}"
+        stdout, stderr = self.logs / f"{name}.out", self.logs / f"{name}.err"
+        with stdout.open("wb") as out, stderr.open("wb") as err:
+            process = subprocess.Popen(
+                [BIN / "redlist-node", "mirror", "--data", data, "--from", upstream,
+                 "--log-key", self.journal_log_key(), "--listen", "127.0.0.1:0",
+                 "--log-level", "warning"],
+                stdout=out,
+                stderr=err,
+            )  # fmt: skip
+        return NodeProcess(process, stdout, stderr)
+
+    def wait_mirroring(self, mirror: NodeProcess) -> str:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            match = _MIRRORING.search(mirror.stdout.read_text(errors="replace"))
+            if match:
+                return match[1]
+            if mirror.process.poll() is not None:
+                self.fail("starting the mirror", [mirror.stderr_tail()])
+            time.sleep(0.01)
+        self.fail("starting the mirror", ["it did not serve within 60 s", mirror.stderr_tail()])
+        raise AssertionError  # not reached
 
     def journal_log_key(self) -> str:
         return self.town_dir.log_key.encode()
@@ -226,7 +266,12 @@ class PowerCutRun:
         return self.town_dir.setup_size if self.view is None else self.view.size
 
     def load_and_cut(
-        self, mount: PowerCutMount, address: str, processes: list[NodeProcess], where: str
+        self,
+        mount: PowerCutMount,
+        address: str,
+        mirror_address: str,
+        processes: list[NodeProcess],
+        where: str,
     ) -> None:
         killed = threading.Event()
         history = list(self.journal.batches.values())
@@ -244,9 +289,10 @@ class PowerCutRun:
             for number in range(SUBMITTERS)
         ]
         watch = CosignatureWatch(address, self.town_dir.log_key, self.witness_vkey)
+        mirror_watch = CosignatureWatch(mirror_address, self.town_dir.log_key, None)
         delay = self.rng.uniform(0, self.settings.max_cut_ms / 1000)
         tear = self.rng.random() < 0.5
-        for thread in (*submitters, watch):
+        for thread in (*submitters, watch, mirror_watch):
             thread.start()
         time.sleep(delay)
         killed.set()
@@ -254,14 +300,18 @@ class PowerCutRun:
         for process in processes:
             process.kill()
         watch.stopped.set()
-        for thread in (*submitters, watch):
+        mirror_watch.stopped.set()
+        for thread in (*submitters, watch, mirror_watch):
             thread.join(timeout=60)
         self.torn += cut["torn_bytes"] > 0
         self.dropped_bytes += cut["dropped_bytes"]
         self.torn_bytes += cut["torn_bytes"]
         self.cosigned = max(self.cosigned, watch.largest)
-        hung = [thread.name for thread in (*submitters, watch) if thread.is_alive()]
-        self.fail(f"{where}, cut at {delay * 1000:.0f} ms", hung + watch.problems)
+        self.mirror_served = max(self.mirror_served, mirror_watch.served)
+        threads = (*submitters, watch, mirror_watch)
+        hung = [thread.name for thread in threads if thread.is_alive()]
+        problems = hung + watch.problems + mirror_watch.problems
+        self.fail(f"{where}, cut at {delay * 1000:.0f} ms", problems)
 
     def check(self, where: str) -> None:
         with self.mount(f"fs-{self.rounds}-check") as mount:
@@ -284,10 +334,32 @@ class PowerCutRun:
                     f"the witness cosigned size {self.cosigned} but its state holds {witnessed}"
                 )
             self.witness_sizes.append(witnessed)
+            problems += self.check_mirror(mount.mount)
             self.fail(f"{where}, after the cut", problems)
             self.view = view
             if self.rounds % self.settings.verify_every == 0:
                 self.verify(data, where)
+
+    def check_mirror(self, mounted: Path) -> list[str]:
+        """The mirror's copy: a signed prefix of the town's log, never behind what it served."""
+        if not (mounted / "mirror").exists():
+            return []  # the cut came before the mirror created its directory
+        try:
+            with Log.open(mounted / "mirror", readonly=True) as copy:
+                copied = copy.checkpoint()
+            with Log.open(mounted / "data", readonly=True) as log:
+                original = log.checkpoint_at(copied.size)
+        except RedlistError as error:
+            return [f"the mirror's copy cannot be read: {error.diagnostics()}"]
+        self.mirror_sizes.append(copied.size)
+        problems = []
+        if copied.size < self.mirror_served:
+            problems.append(
+                f"the mirror served size {self.mirror_served} but holds {copied.size} entries"
+            )
+        if original is None or original.root != copied.root:
+            problems.append(f"the mirror's copy at size {copied.size} is not the town's log")
+        return problems
 
     def verify(self, data: Path, where: str) -> None:
         out = self.root / "bundles" / f"verify-{self.verifies}"
@@ -320,6 +392,8 @@ def test_power_cuts_lose_nothing_acknowledged(tmp_path: Path, settings: PowerCut
         "unsynced_bytes_dropped": run.dropped_bytes,
         "largest_size_cosigned": run.cosigned,
         "witness_state_size_at_end": run.witness_sizes[-1],
+        "largest_size_mirror_served": run.mirror_served,
+        "mirror_size_at_end": run.mirror_sizes[-1] if run.mirror_sizes else 0,
         "full_verifications": run.verifies,
         "seconds": round(time.monotonic() - started, 1),
     }
