@@ -44,7 +44,7 @@ larger ``map_size`` continues where the log stopped.
 A failed commit. When the disk fails during a commit (a write or the fsync returns
 EIO, ENOSPC...), whether the commit reached the disk is unknown, and a retried fsync
 may succeed on pages the kernel has already dropped. The store then takes no more
-writes for as long as it is open (``CommitFailedError``; ADR 0027): the failed commit
+writes for as long as it is open (``CommitFailedError``; ADR 0028): the failed commit
 is never retried, and a restart, whose open re-checks the log's tail, finds out what
 was stored. Reads go on after a failed data write or fsync (LMDB aborted the
 transaction, and its readers see the last commit); after a failed write of the meta

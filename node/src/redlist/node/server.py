@@ -12,7 +12,7 @@ caller owns the log and closes it after :meth:`NodeServer.stop` returns.
 
 Health: SERVING overall, for each service, and for the writes
 (``WRITES_HEALTH_SERVICE``, ``redlist.v1.Ledger/Submit``); the writes alone turn
-NOT_SERVING when the store stops taking entries until a restart (ADR 0027).
+NOT_SERVING when the store stops taking entries until a restart (ADR 0028).
 
 Shutdown, in order: health turns NOT_SERVING (load balancers move away);
 ``Follow`` streams end cleanly; the server stops taking calls and gives those in

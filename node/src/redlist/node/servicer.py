@@ -19,7 +19,7 @@ When the store finds one of its state records damaged (``StateDamageError``), it
 takes no more writes: every Submit is answered DATA_LOSS naming the table and the
 record, the first with an error line in the log, while the reads go on. When the
 disk fails a commit (``CommitFailedError``: a failed write or fsync), the store takes
-no more writes either, and never retries the commit (ADR 0027): every Submit is
+no more writes either, and never retries the commit (ADR 0028): every Submit is
 answered UNAVAILABLE until the node is restarted. Either way the servicer says so
 once, as an error line (``writes stopped reason=...``), and calls ``writes_stopped``
 (the server turns the writes' health NOT_SERVING and sets the metric).
