@@ -67,12 +67,18 @@ test: install
 # test runs SOAK_ROUNDS kill -9 rounds (no new round after SOAK_SECONDS) and kills
 # SOAK_EXPORT_KILLS exports. -rP prints each suite's summary line at the end. A failure
 # prints its seed; replay it with REDLIST_CRASH_SEED=<seed> make soak.
+# The power-cut suite runs SOAK_POWERCUT_ROUNDS cuts under load and cuts
+# SOAK_POWERCUT_EXPORT_CUTS exports (replay: REDLIST_POWERCUT_SEED=<seed>).
 SOAK_ROUNDS ?= 200
 SOAK_SECONDS ?= 3600
 SOAK_EXPORT_KILLS ?= 60
+SOAK_POWERCUT_ROUNDS ?= 200
+SOAK_POWERCUT_EXPORT_CUTS ?= 30
 soak: install
 	REDLIST_SOAK=1 REDLIST_CRASH_ROUNDS=$(SOAK_ROUNDS) REDLIST_CRASH_SECONDS=$(SOAK_SECONDS) \
 		REDLIST_CRASH_VERIFY_EVERY=25 REDLIST_CRASH_EXPORT_KILLS=$(SOAK_EXPORT_KILLS) \
+		REDLIST_POWERCUT_ROUNDS=$(SOAK_POWERCUT_ROUNDS) REDLIST_POWERCUT_VERIFY_EVERY=25 \
+		REDLIST_POWERCUT_EXPORT_CUTS=$(SOAK_POWERCUT_EXPORT_CUTS) \
 		$(BIN)/pytest -q -p no:cacheprovider -rP tests/faults
 
 demo: install

@@ -215,14 +215,15 @@ class NodeProcess:
         self.stderr = stderr
 
     @classmethod
-    def spawn(cls, data: Path, logs: Path, name: str) -> NodeProcess:
+    def spawn(cls, data: Path, logs: Path, name: str, *options: str | Path) -> NodeProcess:
+        """Start ``redlist-node serve`` on ``data``, with ``options`` after the usual ones."""
         logs.mkdir(parents=True, exist_ok=True)
         stdout, stderr = logs / f"{name}.out", logs / f"{name}.err"
         with stdout.open("wb") as out, stderr.open("wb") as err:
             process = subprocess.Popen(
                 [
                     BIN / "redlist-node", "serve", "--data", data,
-                    "--listen", "127.0.0.1:0", "--log-level", "warning",
+                    "--listen", "127.0.0.1:0", "--log-level", "warning", *options,
                 ],
                 stdout=out,
                 stderr=err,

@@ -6,8 +6,8 @@ this process, as a failing disk would), turning 93 points into 125. The next Sub
 that reads that balance, a 120-point redemption, must be refused with DATA_LOSS
 naming the table and the record; so must every later Submit, whatever it touches;
 GetCheckpoint, GetLeaves and the proofs must still answer, with the checkpoint
-signed before the damage; and the node's log must say once, as an error, that it
-stopped taking writes.
+signed before the damage; health must say the writes are NOT_SERVING and the rest
+SERVING; and the node's log must say once, as an error, that it stopped taking writes.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.builders import RuleSpec, Town, create_log
 from tests.node.serving import serve_in_subprocess
 from tests.rawstore import raw_tables
 
 from redlist.ledger import merkle
 from redlist.ledger.store import ENV_DIR_NAME
+from redlist.node.server import LEDGER_SERVICE, WRITES_HEALTH_SERVICE
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
@@ -60,6 +62,15 @@ def test_submit_is_refused_after_the_damage_and_reads_go_on(tmp_path: Path) -> N
             assert "the balances record of account resident-1 does not match its checksum" in (
                 details
             )
+
+        health = health_pb2_grpc.HealthStub(channel)
+        for service, status in (
+            (WRITES_HEALTH_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING),
+            (LEDGER_SERVICE, health_pb2.HealthCheckResponse.SERVING),
+            ("", health_pb2.HealthCheckResponse.SERVING),
+        ):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=30)
+            assert answer.status == status, service
 
         checkpoint = stub.GetCheckpoint(pb.GetCheckpointRequest(), timeout=30).checkpoint
         assert checkpoint == award.checkpoint  # nothing signed since the damage

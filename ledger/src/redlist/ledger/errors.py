@@ -174,6 +174,37 @@ class PublicityError(RedlistError):
     damaged record of a publication."""
 
 
+class CommitFailedError(StoreError):
+    """The disk failed while a write transaction was being committed: a write or an
+    fsync of the ledger's file returned an error (EIO, ENOSPC...).
+
+    Whether the transaction reached the disk is unknown, and after a failed fsync the
+    kernel may have dropped the unwritten pages, so that a second fsync succeeds on
+    nothing (PostgreSQL's "fsyncgate"). So nothing is retried: the store takes no more
+    writes for as long as it is open, and only a restart, whose open re-checks the
+    log's tail, decides what was stored. ``in_doubt`` is true for the commit that
+    failed (its batch may be stored) and false for every write refused afterwards
+    (nothing of those was stored). ``reason`` is LMDB's own words.
+    """
+
+    def __init__(self, reason: str, *, in_doubt: bool) -> None:
+        if in_doubt:
+            outcome = (
+                "whether this write reached the disk is unknown: send it again once the "
+                "node has been restarted (a stored entry gets its seq back)"
+            )
+        else:
+            outcome = "nothing of this write was stored"
+        super().__init__(
+            f"the ledger's disk failed during a commit ({reason}); the ledger takes no more "
+            f"writes until it is reopened, and never retries a failed fsync. {outcome}. "
+            "Reads of what was committed before go on. Check the disk, then restart: "
+            "opening the ledger re-checks the end of the log"
+        )
+        self.reason = reason
+        self.in_doubt = in_doubt
+
+
 class BatchError(CheckError):
     """One envelope of a submitted batch was refused; nothing of the batch was written.
 

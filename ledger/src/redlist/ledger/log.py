@@ -243,6 +243,7 @@ class Log:
             raise StoreError("this log was opened read-only; it cannot be appended to")
         if not envelopes:
             return AppendResult((), self.checkpoint())
+        self._store.check_writable()  # a stopped store refuses before reading anything
         batch = decode_batch(envelopes)
         with self._store.read() as reader:
             verdicts = verify_ahead(batch, reader, self._signature_scheduler())

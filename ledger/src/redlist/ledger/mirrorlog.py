@@ -28,6 +28,7 @@ Before the first ``extend`` (the genesis) the environment holds no log: ``size``
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -287,8 +288,20 @@ def _keep_log_pub(data_dir: Path, log_key: VerifierKey) -> None:
             )
         return
     staging = path.with_suffix(".tmp")
-    staging.write_text(log_key.encode() + "\n", encoding="utf-8")
+    # Synced before the rename, and the directory after it: a power cut in between must
+    # leave no log.pub or a whole one, never an empty file the next start refuses.
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(descriptor, (log_key.encode() + "\n").encode("utf-8"))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
     staging.replace(path)
+    directory = os.open(data_dir, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 __all__ = ["CHUNK_SIZE", "MirrorLog", "PreparedLeaves"]

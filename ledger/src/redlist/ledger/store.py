@@ -41,6 +41,15 @@ only as pages are used, so the default is a generous 1 TiB of virtual space. Whe
 the map is full a write fails with a ``StoreError`` saying so; reopening with a
 larger ``map_size`` continues where the log stopped.
 
+A failed commit. When the disk fails during a commit (a write or the fsync returns
+EIO, ENOSPC...), whether the commit reached the disk is unknown, and a retried fsync
+may succeed on pages the kernel has already dropped. The store then takes no more
+writes for as long as it is open (``CommitFailedError``; ADR 0029): the failed commit
+is never retried, and a restart, whose open re-checks the log's tail, finds out what
+was stored. Reads go on after a failed data write or fsync (LMDB aborted the
+transaction, and its readers see the last commit); after a failed write of the meta
+page LMDB itself refuses every transaction (``MDB_PANIC``) until the store is reopened.
+
 Damaged state. When a read meets a state record that fails its checksum
 (``StateDamageError``), the store takes no more writes for as long as it is open:
 every later ``write`` raises the same error, so nothing is ever decided on that
@@ -73,7 +82,12 @@ from pathlib import Path
 
 import lmdb
 
-from redlist.ledger.errors import IntegrityError, StateDamageError, StoreError
+from redlist.ledger.errors import (
+    CommitFailedError,
+    IntegrityError,
+    StateDamageError,
+    StoreError,
+)
 from redlist.ledger.storelayout import (
     FORMAT_MARKER,
     META_CHECKPOINT,
@@ -122,6 +136,8 @@ class LmdbStore:
         self._writer_lock = writer_lock
         #: The damaged state record met first; from then on, no writes.
         self._damage: StateDamageError | None = None
+        #: The commit the disk failed; from then on, no writes.
+        self._failed: CommitFailedError | None = None
 
     @classmethod
     def open(
@@ -196,6 +212,11 @@ class LmdbStore:
         try:
             txn = self._env.begin(write=False)
         except lmdb.Error as exc:
+            if self._failed is not None:
+                raise StoreError(
+                    f"cannot read the ledger ({exc}): its disk failed during a commit "
+                    f"({self._failed.reason}); restart the node once the disk is checked"
+                ) from None
             raise StoreError(f"cannot read the ledger: {exc}") from None
         try:
             yield StoreReader(txn, self._tables)
@@ -211,40 +232,67 @@ class LmdbStore:
         if self._damage is None:
             self._damage = damage
 
-    @contextmanager
-    def write(self) -> Iterator[StoreWriter]:
-        """A write transaction, committed durably when the block ends normally.
-
-        On any exception the transaction is aborted, so nothing of it is written.
-        LMDB failures leave as ``StoreError``; a full map says so and gives the size.
-        """
+    def check_writable(self) -> None:
+        """Raise what :meth:`write` would raise before it begins: the store is read-only,
+        or it has stopped taking writes (a damaged record, a commit the disk failed)."""
         if self.readonly:
             raise StoreError("this ledger was opened read-only; it cannot be written")
         if self._damage is not None:
             raise StateDamageError(self._damage.table, self._damage.record)
+        if self._failed is not None:
+            raise CommitFailedError(self._failed.reason, in_doubt=False)
+
+    @contextmanager
+    def write(self) -> Iterator[StoreWriter]:
+        """A write transaction, committed durably when the block ends normally.
+
+        On any exception in the block the transaction is aborted, so nothing of it is
+        written. LMDB failures leave as ``StoreError``; a full map says so and gives the
+        size. A commit the disk fails is a ``CommitFailedError``, and so is every later
+        write (see the module docstring).
+        """
+        self.check_writable()
         try:
             txn = self._env.begin(write=True)
         except lmdb.Error as exc:
             raise StoreError(f"cannot write to the ledger: {exc}") from None
         try:
             yield StoreWriter(txn, self._tables)
-            txn.commit()
         except StateDamageError as damage:
             _end(txn)
             self._stop_writes(damage)
             raise
         except lmdb.MapFullError:
             _end(txn)
-            raise StoreError(
-                f"the ledger's storage is full (map size {self.map_size} bytes); nothing of "
-                "this write was stored. Reopen the ledger with a larger map size."
-            ) from None
+            raise self._full() from None
         except lmdb.Error as exc:
             _end(txn)
             raise StoreError(f"writing to the ledger failed, nothing was stored: {exc}") from None
         except BaseException:
             _end(txn)
             raise
+        self._commit(txn)
+
+    def _commit(self, txn: lmdb.Transaction[bytes]) -> None:
+        """Commit ``txn``; a failure other than a full map stops the writes for good."""
+        try:
+            txn.commit()
+        except lmdb.MapFullError:
+            # Raised while LMDB allocates pages for its free list, before it writes.
+            _end(txn)
+            raise self._full() from None
+        except lmdb.Error as exc:
+            _end(txn)
+            failure = CommitFailedError(str(exc), in_doubt=True)
+            if self._failed is None:
+                self._failed = failure
+            raise failure from None
+
+    def _full(self) -> StoreError:
+        return StoreError(
+            f"the ledger's storage is full (map size {self.map_size} bytes); nothing of "
+            "this write was stored. Reopen the ledger with a larger map size."
+        )
 
     def close(self) -> None:
         """Close the environment; open transactions and iterators become invalid."""

@@ -80,6 +80,13 @@ class NodeMetrics(_Exposed):
             ["reason"],
             registry=self.registry,
         )
+        self.writes_stopped = Gauge(
+            "redlist_writes_stopped",
+            "1 once the node has stopped taking entries until restarted, by reason: disk "
+            "(a commit the disk failed; never retried) or damage (a damaged state record).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.tree_size = Gauge(
             "redlist_tree_size",
             "Entries in the log (its Merkle tree size).",

@@ -17,6 +17,7 @@ from redlist.ledger.errors import (
     CONFLICT_CHECK,
     FORMAT_CHECK,
     BatchError,
+    CommitFailedError,
     IntegrityError,
     PageTokenError,
     RedlistError,
@@ -91,6 +92,12 @@ def refusal_of(error: BaseException) -> Refusal:
             grpc.StatusCode.DATA_LOSS,
             None,
             f"the node has stopped taking entries, nothing was stored: {error.diagnostics()}",
+        )
+    if isinstance(error, CommitFailedError):
+        return Refusal(
+            grpc.StatusCode.UNAVAILABLE,
+            None,
+            f"the node has stopped taking entries: {error.diagnostics()}",
         )
     if isinstance(error, IntegrityError):
         return Refusal(

@@ -10,6 +10,10 @@ cosignatures collected (GetCheckpoint, Follow, Submit's answer).
 It owns the batcher that groups Submit calls and the thread pool for reads; the
 caller owns the log and closes it after :meth:`NodeServer.stop` returns.
 
+Health: SERVING overall, for each service, and for the writes
+(``WRITES_HEALTH_SERVICE``, ``redlist.v1.Ledger/Submit``); the writes alone turn
+NOT_SERVING when the store stops taking entries until a restart (ADR 0029).
+
 Shutdown, in order: health turns NOT_SERVING (load balancers move away);
 ``Follow`` streams end cleanly; the server stops taking calls and gives those in
 flight ``grace`` seconds; commits already under way finish (a commit is never
@@ -94,6 +98,10 @@ logger = logging.getLogger(__name__)
 
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
+#: The health service name of the node's writes: SERVING while it takes entries,
+#: NOT_SERVING once it has stopped taking them until a restart (a commit the disk
+#: failed, a damaged state record), while the reads (``LEDGER_SERVICE``) go on.
+WRITES_HEALTH_SERVICE = f"{LEDGER_SERVICE}/Submit"
 #: Threads for the log's blocking reads (proofs, leaves, accounts, sizes).
 DEFAULT_READ_WORKERS = 8
 DEFAULT_CALL_LIMITS = CallLimits(
@@ -325,6 +333,15 @@ class NodeServer:
             )
         # A mirror serves another town's log: this town's recognitions are not its.
         recognised = None if follower is not None else RecognisedGrades(log.data_dir)
+        health_servicer = health.aio.HealthServicer()
+
+        async def writes_stopped(reason: str) -> None:
+            if metrics is not None:
+                metrics.writes_stopped.labels(reason=reason).set(1)
+            await health_servicer.set(
+                WRITES_HEALTH_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+
         ledger_pb2_grpc.add_LedgerServicer_to_server(
             LedgerServicer(
                 log,
@@ -340,6 +357,7 @@ class NodeServer:
                 else cosigner.served,
                 recognised=recognised,
                 submit_refusal=None if follower is None else follower.submit_refusal,
+                writes_stopped=writes_stopped,
             ),
             server,
         )
@@ -347,7 +365,6 @@ class NodeServer:
         if witness is not None:
             ledger_pb2_grpc.add_WitnessServicer_to_server(WitnessServicer(witness, reads), server)
             services.append(WITNESS_SERVICE)
-        health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -368,7 +385,9 @@ class NodeServer:
         await server.start()
         if batcher is not None:
             batcher.start()
-        for service in ("", *services):
+        # A mirror takes no entries: it has no writes' health to report.
+        writes = () if batcher is None else (WRITES_HEALTH_SERVICE,)
+        for service in ("", *services, *writes):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         if follower is not None:
             await _run_follower(follower, watch, health_servicer, services)

@@ -17,14 +17,19 @@ states the limits before anything is sent.
 
 When the store finds one of its state records damaged (``StateDamageError``), it
 takes no more writes: every Submit is answered DATA_LOSS naming the table and the
-record, the first with an error line in the log, while the reads go on.
+record, the first with an error line in the log, while the reads go on. When the
+disk fails a commit (``CommitFailedError``: a failed write or fsync), the store takes
+no more writes either, and never retries the commit (ADR 0029): every Submit is
+answered UNAVAILABLE until the node is restarted. Either way the servicer says so
+once, as an error line (``writes stopped reason=...``), and calls ``writes_stopped``
+(the server turns the writes' health NOT_SERVING and sets the metric).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from concurrent.futures import Executor
 from functools import partial
 from typing import Any, NoReturn, TypeVar
@@ -33,7 +38,7 @@ import grpc
 from grpc import aio
 
 from redlist.ledger.entry import is_valid_account
-from redlist.ledger.errors import FormatError, RedlistError, StateDamageError
+from redlist.ledger.errors import CommitFailedError, FormatError, RedlistError, StateDamageError
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.statement import PAGE_BYTES
@@ -83,8 +88,11 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         served: Callable[[SignedCheckpoint], SignedCheckpoint] | None = None,
         recognised: RecognisedGrades | None = None,
         submit_refusal: str | None = None,
+        writes_stopped: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._log = log
+        # Told once, with the reason ("damage", "disk"), when the store stops its writes.
+        self._on_writes_stopped = writes_stopped
         # Other towns' grades recognised here, listed on an account's first page.
         self._recognised = recognised
         # The checkpoint as served: with the cosignatures collected for it (cosigning).
@@ -143,20 +151,31 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         except Exception as error:  # every failure is answered; refusal_of says how
             if not isinstance(error, RedlistError):
                 logger.error("Submit failed unexpectedly", exc_info=error)
-            elif isinstance(error, StateDamageError):
-                self._report_stopped_writes(error)
+            elif isinstance(error, StateDamageError | CommitFailedError):
+                await self._report_stopped_writes(error)
             refusal = refusal_of(error)
         else:
             return serde.submit_response(result, self._served(result.checkpoint))
         await self._refuse(context, refusal, envelopes=len(envelopes))
 
-    def _report_stopped_writes(self, damage: StateDamageError) -> None:
+    async def _report_stopped_writes(self, error: StateDamageError | CommitFailedError) -> None:
         """Say once, as an error, that the node takes no more entries, and why."""
-        if not self._writes_stopped:
-            self._writes_stopped = True
+        if self._writes_stopped:
+            return
+        self._writes_stopped = True
+        if isinstance(error, StateDamageError):
+            reason = "damage"
             logger.error(
-                "writes stopped table=%s record=%s: %s", damage.table, damage.record, damage
+                "writes stopped reason=damage table=%s record=%s: %s",
+                error.table,
+                error.record,
+                error,
             )
+        else:
+            reason = "disk"
+            logger.error("writes stopped reason=disk error=%r: %s", error.reason, error)
+        if self._on_writes_stopped is not None:
+            await self._on_writes_stopped(reason)
 
     async def _refuse(
         self,
