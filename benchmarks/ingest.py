@@ -82,20 +82,26 @@ class BenchTown:
         )
         return [self.sign(key.to_bytes(), self.admin), self.sign(rule.to_bytes(), self.admin)]
 
-    def awards(self, count: int) -> list[bytes]:
+    def skip_ids(self, count: int) -> None:
+        """Continue the ids after ``count`` of them (to sign a later part elsewhere)."""
+        self._ids = count
+
+    def awards(self, count: int, accounts: int = 5000, first: int = 0) -> list[bytes]:
+        """``count`` awards under the rule, to ``accounts`` residents in turn (from the
+        ``first``-th resident on)."""
         return [
             self.sign(
                 Award(
                     ORIGIN,
                     self.next_id(),
                     self.now_ms,
-                    f"resident-{n % 5000}",
+                    f"resident-{n % accounts}",
                     "clean-pond",
                     date=self.today(),
                 ).to_bytes(),
                 self.grid,
             )
-            for n in range(count)
+            for n in range(first, first + count)
         ]
 
 
