@@ -134,17 +134,17 @@ def peak_rss_kib(directory: Path, signer: NoteSigner, size: int) -> int:
     key_file = directory.parent / "log.vkey"
     key_file.write_text(signer.verifier().encode() + "\n")
     command = Path(sys.executable).parent / "redlist-verify"
-    process = subprocess.Popen(
-        [str(command), "bundle", str(directory), "--log-key", str(key_file), "--json"],
-        stdout=subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    output = process.stdout.read()
+    report = directory.parent / "report.json"
+    with open(report, "wb") as stdout:
+        process = subprocess.Popen(
+            [str(command), "bundle", str(directory), "--log-key", str(key_file), "--json"],
+            stdout=stdout,
+        )
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"redlist-verify bundle exited with {process.returncode}")
-    if json.loads(output)["tree_size"] != size:
+    if json.loads(report.read_bytes())["tree_size"] != size:
         raise SystemExit(f"redlist-verify did not check the {size} entries of the bundle")
     return int(usage.ru_maxrss)
 

@@ -4,16 +4,22 @@
 state lives: the node keeps it in LMDB tables written in the same transaction as
 the leaves (``store``), the verifier keeps it in memory (``MemoryState``). Records
 are frozen values with ``to_bytes``/``from_bytes`` so a store can persist them.
+
+``MemoryState`` keeps what it holds per entry (entry ids, target records) packed in
+arrays (``packed``, ADR 0027): an audit's memory grows by about 60 bytes an entry
+beyond what it holds per account, key and rule.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from redlist.ledger import codec
 from redlist.ledger.entry import Grade, TownConfig
 from redlist.ledger.errors import FormatError
+from redlist.ledger.packed import IdTable, TargetTable
 
 
 @dataclass(frozen=True)
@@ -193,17 +199,59 @@ class LedgerState(Protocol):
         ...
 
 
+class Targets(Mapping[int, TargetRecord]):
+    """seq -> ``TargetRecord``, stored as packed fields (``packed.TargetTable``)."""
+
+    def __init__(self) -> None:
+        self._table = TargetTable()
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __getitem__(self, seq: int) -> TargetRecord:
+        fields = self._table.get(seq)
+        if fields is None:
+            raise KeyError(seq)
+        return TargetRecord(*fields)
+
+    def __iter__(self) -> Iterator[int]:
+        return self._table.seqs()
+
+    def get(self, seq: int, default: TargetRecord | None = None) -> TargetRecord | None:  # type: ignore[override]
+        fields = self._table.get(seq)
+        return default if fields is None else TargetRecord(*fields)
+
+    def put(self, seq: int, record: TargetRecord) -> None:
+        self._table.put(
+            seq,
+            (
+                record.kind,
+                record.account,
+                record.points,
+                record.rule,
+                record.reversed_by,
+                record.qty,
+                record.month,
+            ),
+        )
+
+
 class MemoryState:
-    """``LedgerState`` in dictionaries: for the verifier and for tests."""
+    """``LedgerState`` in memory: for the verifier, the full check and tests.
+
+    Keys, rules, balances and monthly counts are dictionaries; ``targets`` and
+    ``entry_ids`` are read-only mappings over packed arrays (write them with
+    ``put_target`` and ``put_entry_id``).
+    """
 
     def __init__(self) -> None:
         self._config: TownConfig | None = None
         self.keys: dict[bytes, KeyRecord] = {}
         self.rules: dict[str, RuleRecord] = {}
         self.balances: dict[str, Balance] = {}
-        self.targets: dict[int, TargetRecord] = {}
+        self.targets = Targets()
         self.month_counts: dict[tuple[str, str, str], int] = {}
-        self.entry_ids: dict[bytes, int] = {}
+        self.entry_ids = IdTable()
         self.account_entries: dict[str, list[int]] = {}
         self.keep_account_entries = False
 
@@ -235,7 +283,7 @@ class MemoryState:
         return self.targets.get(seq)
 
     def put_target(self, seq: int, record: TargetRecord) -> None:
-        self.targets[seq] = record
+        self.targets.put(seq, record)
 
     def month_qty(self, account: str, rule: str, month: str) -> int:
         return self.month_counts.get((account, rule, month), 0)
@@ -250,7 +298,7 @@ class MemoryState:
         return self.entry_ids.get(entry_id)
 
     def put_entry_id(self, entry_id: bytes, seq: int) -> None:
-        self.entry_ids[entry_id] = seq
+        self.entry_ids.put(entry_id, seq)
 
     def link_account(self, account: str, seq: int) -> None:
         if self.keep_account_entries:
@@ -287,6 +335,7 @@ __all__ = [
     "MemoryState",
     "RuleRecord",
     "TargetRecord",
+    "Targets",
     "config_from_bytes",
     "config_to_bytes",
     "month_count_from_bytes",

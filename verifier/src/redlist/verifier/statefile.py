@@ -373,10 +373,8 @@ def _resume_point(value: dict[str, Any]) -> ResumePoint:
     ids = _bytes(value["entry_ids"])
     if len(ids) != ID_SIZE * size:
         raise FormatError(f"it holds {len(ids) // ID_SIZE} entry ids for {size} entries")
-    state.entry_ids = {
-        ids[offset : offset + ID_SIZE]: seq
-        for seq, offset in enumerate(range(0, len(ids), ID_SIZE))
-    }
+    for seq, offset in enumerate(range(0, len(ids), ID_SIZE)):
+        state.put_entry_id(ids[offset : offset + ID_SIZE], seq)
     if len(state.entry_ids) != size:
         raise FormatError("it holds the same entry id twice")
     return ResumePoint(tree, _bytes(value["last_leaf_hash"]), _int(value["last_time"]), state)
