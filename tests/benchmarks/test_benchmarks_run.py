@@ -55,6 +55,15 @@ def test_the_audit_benchmark_audits_the_whole_bundle(workers: str) -> None:
     assert result["meets_target"] == (result["ratio"] >= result["target_ratio"] == 0.7)
 
 
+def test_the_audit_benchmark_measures_the_verifiers_memory() -> None:
+    result = run("audit.py", "--memory", "--sizes", "200,600", "--accounts", "50")
+    assert result["benchmark"] == "audit-memory"
+    assert result["accounts"] == 50
+    assert [run["entries"] for run in result["runs"]] == [203, 603]
+    assert all(run["peak_rss_kib"] > 10_000 for run in result["runs"])
+    assert isinstance(result["bytes_per_entry"], float)
+
+
 def test_the_audit_benchmark_refuses_a_wrong_result(tmp_path: Path) -> None:
     sys.path.insert(0, str(BENCHMARKS))
     try:
