@@ -1,4 +1,4 @@
-"""The packed per-entry tables behind ``MemoryState`` (ledger/packed.py, ADR 0028)."""
+"""The packed per-entry tables behind ``MemoryState`` (ledger/packed.py, ADR 0029)."""
 
 from __future__ import annotations
 
