@@ -16,7 +16,7 @@ The default size lets the auditor verify on worker processes (it does from
 ``PROCESS_MIN_ENTRIES`` entries on); ``--entries 300 --runs 1`` is the test
 suite's correctness run.
 
-``--memory`` measures memory instead (ADR 0029): for each size of ``--sizes`` a
+``--memory`` measures memory instead (ADR 0030): for each size of ``--sizes`` a
 bundle of that many awards to ``--accounts`` residents is written, and
 ``redlist-verify bundle DIR --log-key FILE`` runs on it as a child process whose
 own peak resident set is reported (``peak_rss_kib``: ``ru_maxrss`` of the command,

@@ -1,4 +1,4 @@
-"""The packed per-entry tables behind ``MemoryState`` (ledger/packed.py, ADR 0029)."""
+"""The packed per-entry tables behind ``MemoryState`` (ledger/packed.py, ADR 0030)."""
 
 from __future__ import annotations
 

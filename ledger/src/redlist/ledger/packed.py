@@ -4,7 +4,7 @@ A log's semantics must remember two things about every entry for the rest of the
 log: its id (a later entry with the same id is refused) and, for an award or a
 redemption, what a later objection or reversal needs (``state.TargetRecord``).
 Kept as a dictionary of Python objects that costs some 400 bytes an entry; an
-auditor of a county's ten million entries would need gigabytes (ADR 0029). Here:
+auditor of a county's ten million entries would need gigabytes (ADR 0030). Here:
 
 * ``IdTable``: the ids of ``ID_SIZE`` bytes one after the other in a ``bytearray``
   indexed by seq (16 bytes an entry) and an open-addressing hash table of seq + 1

@@ -6,7 +6,7 @@ the leaves (``store``), the verifier keeps it in memory (``MemoryState``). Recor
 are frozen values with ``to_bytes``/``from_bytes`` so a store can persist them.
 
 ``MemoryState`` keeps what it holds per entry (entry ids, target records) packed in
-arrays (``packed``, ADR 0029): an audit's memory grows by about 60 bytes an entry
+arrays (``packed``, ADR 0030): an audit's memory grows by about 60 bytes an entry
 beyond what it holds per account, key and rule.
 """
 
