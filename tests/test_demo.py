@@ -61,7 +61,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         [sys.executable, "-m", "redlist.demo", "--dir", str(root)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     return DemoRun(root, result.returncode, result.stdout, result.stderr)

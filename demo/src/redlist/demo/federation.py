@@ -44,7 +44,7 @@ REDLIST_VERIFY = Program("redlist-verify", verifier_cli.main)
 #: How often a primary asks its witnesses (``--cosign-interval``): short, for the demo.
 COSIGN_INTERVAL_S = "0.2"
 #: How long the demo waits for cosignatures or evidence before it calls it a failure.
-SETTLE_TIMEOUT_S = 30.0
+SETTLE_TIMEOUT_S = 60.0
 POLL_S = 0.1
 
 

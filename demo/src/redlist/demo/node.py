@@ -27,7 +27,7 @@ MIRRORING = re.compile(
     r"on (?P<address>\S+)$"
 )
 #: How long the node may take to start serving, and to stop after SIGTERM.
-START_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 POLL_S = 0.05
 #: Lines of the node's output quoted when it fails.
