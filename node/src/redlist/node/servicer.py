@@ -235,13 +235,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         request: pb.GetLeavesRequest,
         context: aio.ServicerContext[pb.GetLeavesRequest, pb.LeafData],
     ) -> AsyncIterator[pb.LeafData]:
-        start, end = request.start, request.end
-        if start > end:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"start {start} is after end {end}; the range is [start, end)",
-            )
-        await self._size_at_least(context, end, f"end {end}")
+        start, end = await self._leaf_range(context, request)
         async for seq, leaf in self._stream(context, start, end):
             yield serde.leaf_data(seq, leaf)
 
@@ -250,13 +244,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         request: pb.GetLeavesRequest,
         context: aio.ServicerContext[pb.GetLeavesRequest, pb.LeafBatch],
     ) -> AsyncIterator[pb.LeafBatch]:
-        start, end = request.start, request.end
-        if start > end:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"start {start} is after end {end}; the range is [start, end)",
-            )
-        await self._size_at_least(context, end, f"end {end}")
+        start, end = await self._leaf_range(context, request)
         async for first, leaves in self._batches(context, start, end):
             yield serde.leaf_batch(first, leaves)
 
@@ -410,6 +398,19 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
             message = refusal.status_message()
             logger.error("read failed code=%s: %s", refusal.code.name, message)
             await context.abort(refusal.code, bounded_message(message))
+
+    async def _leaf_range(
+        self, context: _AnyContext, request: pb.GetLeavesRequest
+    ) -> tuple[int, int]:
+        """``[start, end)`` of a leaves request, checked against itself and the log."""
+        start, end = request.start, request.end
+        if start > end:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"start {start} is after end {end}; the range is [start, end)",
+            )
+        await self._size_at_least(context, end, f"end {end}")
+        return start, end
 
     async def _size(self, context: _AnyContext) -> int:
         return await self._read(context, _log_size, self._log)
