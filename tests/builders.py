@@ -20,7 +20,11 @@ Conventions:
   ``signers=`` to sign with others, for example to test a refusal;
 * the standard rules (``STANDARD_RULES``) are registered by :meth:`Town.setup`;
 * an award's deed ``date`` is the day of its ``at`` in the town's time zone unless given
-  (``town.day()``).
+  (``town.day()``);
+* free texts (a note, an item, an objection's text, a reason) go into the body as
+  commitments (DESIGN 9.2), salted reproducibly from the entry id; the texts themselves
+  are remembered by envelope (``texts_of``), and ``submit_request`` sends them beside
+  the envelopes as a clerk's tool does.
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ from redlist.ledger.entry import (
 )
 from redlist.ledger.log import Log
 from redlist.ledger.note.keys import NoteSigner
+from redlist.ledger.textcommit import SALT_SIZE, EntryText
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
+from redlist.v1 import ledger_pb2 as pb
 
 #: The origin (log name) of the test town; also the name of its log key.
 ORIGIN = "wendeng.redlist.example/log"
@@ -59,6 +65,43 @@ START_MS = 1_767_225_600_000
 
 #: Wendeng's published scale (DESIGN 3.4), which is also a new node's default.
 WENDENG_CONFIG = DEFAULT_TOWN_CONFIG
+
+
+#: The texts of every envelope a Town made that has any, by envelope bytes.
+_TEXTS: dict[bytes, dict[str, EntryText]] = {}
+
+
+def test_salt(entry_id: bytes, name: str) -> bytes:
+    """The salt of text field ``name`` of entry ``entry_id`` in tests: reproducible, so
+    golden bundles come out byte for byte (a clerk's tool draws a random one)."""
+    return hashlib.sha256(b"redlist test salt/" + entry_id + name.encode()).digest()[:SALT_SIZE]
+
+
+def texts_of(envelope: bytes) -> dict[str, EntryText]:
+    """The texts of an envelope made by a Town, by field (empty when it has none)."""
+    return dict(_TEXTS.get(envelope, {}))
+
+
+def send_with_texts(envelope: bytes, texts: dict[str, EntryText]) -> bytes:
+    """``envelope``, to be sent with ``texts`` instead of its own (to test a refusal)."""
+    _TEXTS[envelope] = dict(texts)
+    return envelope
+
+
+def entry_texts_message(texts: dict[str, EntryText]) -> pb.EntryTexts:
+    return pb.EntryTexts(
+        fields={name: pb.Text(text=value.text, salt=value.salt) for name, value in texts.items()}
+    )
+
+
+def submit_request(envelopes: Sequence[bytes]) -> pb.SubmitRequest:
+    """A Submit request for ``envelopes`` with their texts beside them."""
+    texts = [texts_of(envelope) for envelope in envelopes]
+    if not any(texts):
+        return pb.SubmitRequest(envelopes=list(envelopes))
+    return pb.SubmitRequest(
+        envelopes=list(envelopes), texts=[entry_texts_message(value) for value in texts]
+    )
 
 
 @dataclass(frozen=True)
@@ -72,6 +115,8 @@ class RuleSpec:
     council: bool = False
     max_qty: int | None = None
     max_per_month: int | None = None
+    #: The meeting that voted the rule (kept as a text commitment in the body).
+    decided: str | None = None
 
 
 #: Registered by ``Town.setup``: bonuses and deductions, two needing council quorum.
@@ -144,6 +189,18 @@ class Town:
         sigs = [[key.key_id, sign_entry(key, body_bytes)] for key in ordered]
         return codec.encode([body_bytes, sigs])
 
+    def text(self, entry_id: bytes, name: str, text: str) -> EntryText:
+        """The text of field ``name`` of entry ``entry_id``, with its test salt."""
+        return EntryText(text, test_salt(entry_id, name))
+
+    def _signed(
+        self, body: Body, texts: dict[str, EntryText], signers: Sequence[SigningKey]
+    ) -> bytes:
+        envelope = self.sign(body, *signers)
+        if texts:
+            _TEXTS[envelope] = texts
+        return envelope
+
     def day(self, at: int | None = None, *, days_before: int = 0) -> str:
         """The deed date of the day of ``at`` (default: now) in the town's time zone,
         or ``days_before`` days earlier."""
@@ -197,8 +254,12 @@ class Town:
         at: int | None = None,
         entry_id: bytes | None = None,
     ) -> bytes:
+        common = self._common(at, entry_id)
+        texts = {}
+        if rule.decided is not None:
+            texts["decided"] = self.text(common[1], "decided", rule.decided)
         body = RuleChange(
-            *self._common(at, entry_id),
+            *common,
             "set",
             rule.code,
             rule.title,
@@ -207,8 +268,9 @@ class Town:
             rule.council,
             rule.max_qty,
             rule.max_per_month,
+            texts["decided"].commitment if texts else None,
         )
-        return self.sign(body, *(signers or (self.admin,)))
+        return self._signed(body, texts, signers or (self.admin,))
 
     def retire_rule(
         self,
@@ -237,11 +299,13 @@ class Town:
         and the deed date is the day of ``at`` unless ``date`` is given."""
         common = self._common(at, entry_id)
         deed = self.day(common[2]) if date is None else date
-        body = Award(*common, account, rule, qty, note, date=deed)
+        texts = {} if note is None else {"note": self.text(common[1], "note", note)}
+        commitment = None if note is None else texts["note"].commitment
+        body = Award(*common, account, rule, qty, commitment, date=deed)
         if signers is None:
             needs_council = any(spec.council for spec in STANDARD_RULES if spec.code == rule)
             signers = self.council if needs_council else (self.grid,)
-        return self.sign(body, *signers)
+        return self._signed(body, texts, signers)
 
     def redeem(
         self,
@@ -253,8 +317,10 @@ class Town:
         at: int | None = None,
         entry_id: bytes | None = None,
     ) -> bytes:
-        body = Redeem(*self._common(at, entry_id), account, points, item)
-        return self.sign(body, *(signers or (self.cashier,)))
+        common = self._common(at, entry_id)
+        texts = {"item": self.text(common[1], "item", item)}
+        body = Redeem(*common, account, points, texts["item"].commitment)
+        return self._signed(body, texts, signers or (self.cashier,))
 
     def objection(
         self,
@@ -265,8 +331,10 @@ class Town:
         at: int | None = None,
         entry_id: bytes | None = None,
     ) -> bytes:
-        body = Objection(*self._common(at, entry_id), target, text)
-        return self.sign(body, *(signers or (self.grid,)))
+        common = self._common(at, entry_id)
+        texts = {"text": self.text(common[1], "text", text)}
+        body = Objection(*common, target, texts["text"].commitment)
+        return self._signed(body, texts, signers or (self.grid,))
 
     def reverse(
         self,
@@ -277,8 +345,10 @@ class Town:
         at: int | None = None,
         entry_id: bytes | None = None,
     ) -> bytes:
-        body = Reverse(*self._common(at, entry_id), target, reason)
-        return self.sign(body, *(signers or self.council))
+        common = self._common(at, entry_id)
+        texts = {"reason": self.text(common[1], "reason", reason)}
+        body = Reverse(*common, target, texts["reason"].commitment)
+        return self._signed(body, texts, signers or self.council)
 
     def setup(self) -> list[bytes]:
         """Register the staff keys and ``STANDARD_RULES``: append right after the genesis."""

@@ -19,19 +19,26 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 SEED = b"redlist golden bundle v1"
 #: A rule with both caps, for the entries that show deed dates and caps.
 NIGHT_PATROL = RuleSpec(
-    "night-patrol", "Night patrol (per shift)", "public-safety", 4, max_qty=3, max_per_month=6
+    "night-patrol",
+    "Night patrol (per shift)",
+    "public-safety",
+    4,
+    max_qty=3,
+    max_per_month=6,
+    decided="村民代表大会, 2025-12-20",
 )
 
 
 def golden_log() -> LogBuilder:
     """``standard_log`` and then a capped rule and awards dated before their entry's day:
     one the full 92 days back (the oldest a deed may be), two under the capped rule in
-    two months of deed dates."""
+    two months of deed dates. The capped rule says which meeting decided it, and one
+    award has a note: free texts, as commitments (their texts in ``full/texts.jsonl``)."""
     log = standard_log(SEED)
     town = log.town
     log.append(town.set_rule(NIGHT_PATROL))
     log.append(town.award("res-001", "night-patrol", 3, date=town.day(days_before=10)))
-    log.append(town.award("res-001", "night-patrol", 3))
+    log.append(town.award("res-001", "night-patrol", 3, note="east lane, with 王奶奶"))
     log.append(town.award("res-003", "clean-pond", date=town.day(days_before=92)))
     return log
 
@@ -41,6 +48,7 @@ def write(root: Path) -> None:
     log = golden_log()
     root.mkdir(parents=True, exist_ok=True)
     log.write_bundle(root / "full")
+    log.write_texts(root / "full")
     half = len(log.leaves) // 2 + 1  # odd: the first prev link is checkable from `left`
     log.write_bundle(root / "tail", start=half, previous=half)
     (root / "log.pub").write_text(log.town.log_signer.verifier().encode() + "\n")

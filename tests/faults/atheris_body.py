@@ -84,7 +84,7 @@ def write_seeds(directory: Path) -> None:
             "resident-1",
             "clean-pond",
             2,
-            note="pond",
+            note=bytes(range(32)),  # a text commitment (DESIGN 9.2)
             date="2026-01-01",
         ),
         RuleChange(

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from tests.builders import Town
+from tests.builders import Town, submit_request
 
 from redlist.ledger import bundle, keyfile, merkle
 from redlist.ledger.entry import ZERO_HASH, Leaf
@@ -52,7 +52,7 @@ from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.node.export import export_full
-from redlist.v1 import ledger_pb2, ledger_pb2_grpc
+from redlist.v1 import ledger_pb2_grpc
 from redlist.verifier import cli as verifier_cli
 
 BIN = Path(sys.executable).parent
@@ -467,7 +467,7 @@ class Submitter(threading.Thread):
                 return
             batch, resubmission = choice
             self._journal.sending(batch, resubmission=resubmission)
-            request = ledger_pb2.SubmitRequest(envelopes=batch.envelopes)
+            request = submit_request(batch.envelopes)
             try:
                 response = stub.Submit(request, timeout=SUBMIT_TIMEOUT_S)
             except grpc.RpcError as error:

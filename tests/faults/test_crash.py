@@ -33,7 +33,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.builders import Town, create_log
+from tests.builders import Town, create_log, submit_request
 from tests.faults.crashkit import (
     ORIGIN,
     Batch,
@@ -55,7 +55,7 @@ from tests.faults.crashkit import (
 
 from redlist.ledger import bundle
 from redlist.ledger.log import Log
-from redlist.v1 import ledger_pb2, ledger_pb2_grpc
+from redlist.v1 import ledger_pb2_grpc
 
 SUBMITTERS = 2
 #: Fresh batches each submitter gets per round (it retries old ones once they run out).
@@ -243,7 +243,7 @@ def retry_everything(address: str, batches: list[Batch], journal: Journal) -> No
         stub = ledger_pb2_grpc.LedgerStub(channel)
         for batch in batches:
             journal.sending(batch, resubmission=True)
-            response = stub.Submit(ledger_pb2.SubmitRequest(envelopes=batch.envelopes), timeout=60)
+            response = stub.Submit(submit_request(batch.envelopes), timeout=60)
             journal.acknowledged(batch, response.seqs, response.checkpoint)
 
 

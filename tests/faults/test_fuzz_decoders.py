@@ -171,21 +171,24 @@ bodies: st.SearchStrategy[AnyBody] = st.one_of(
         council=st.booleans(),
         max_qty=st.none() | st.integers(1, 2**32),
         max_per_month=st.none() | st.integers(1, 2**32),
+        decided=st.none() | hashes,
     ),
-    st.builds(RuleChange, **_common(), op=st.just("retire"), code=codes),
+    st.builds(
+        RuleChange, **_common(), op=st.just("retire"), code=codes, decided=st.none() | hashes
+    ),
     st.builds(
         Award,
         **_common(),
         account=accounts,
         rule=nonempty,
         qty=st.integers(1, 2**32),
-        note=st.none() | texts,
+        note=st.none() | hashes,  # free texts are commitments (DESIGN 9.2)
         evidence=st.none() | hashes,
         date=st.dates().map(date.isoformat),
     ),
-    st.builds(Redeem, **_common(), account=accounts, points=st.integers(1, 2**32), item=nonempty),
-    st.builds(Objection, **_common(), target=st.integers(0, 2**40), text=nonempty),
-    st.builds(Reverse, **_common(), target=st.integers(0, 2**40), reason=nonempty),
+    st.builds(Redeem, **_common(), account=accounts, points=st.integers(1, 2**32), item=hashes),
+    st.builds(Objection, **_common(), target=st.integers(0, 2**40), text=hashes),
+    st.builds(Reverse, **_common(), target=st.integers(0, 2**40), reason=hashes),
 )
 
 
@@ -639,12 +642,10 @@ def test_leaf_refuses_damage_or_reads_the_same_bytes(data: bytes) -> None:
 
 
 def envelope_of_size(size: int) -> bytes:
-    """A well-formed, signed award envelope of exactly ``size`` bytes (its note pads it)."""
+    """A well-formed, signed rule envelope of exactly ``size`` bytes (its title pads it)."""
     length = 0
-    for _ in range(8):  # each step corrects for the note's and body's header growth
-        body = Award(
-            ORIGIN, bytes(16), 1, "resident-1", "clean-pond", note="x" * length, date="1970-01-01"
-        )
+    for _ in range(8):  # each step corrects for the title's and body's header growth
+        body = RuleChange(ORIGIN, bytes(16), 1, "set", "V01", "x" * length, "m", 5, False)
         envelope = envelope_of(body.to_bytes())
         if len(envelope) == size:
             return envelope

@@ -36,11 +36,13 @@ from hypothesis import strategies as st
 from tests.builders import (
     ORIGIN,
     STANDARD_RULES,
+    RuleSpec,
     Town,
     corrupt_signature,
     create_log,
     leaf_at,
     root_from_leaves,
+    submit_request,
 )
 from tests.faults.test_fuzz_decoders import loose_pack, mutate
 
@@ -196,7 +198,7 @@ def assert_refused(
 
 
 def submit(served: Served, envelopes: list[bytes]) -> Callable[[], object]:
-    return lambda: served.stub.Submit(pb.SubmitRequest(envelopes=envelopes), timeout=30)
+    return lambda: served.stub.Submit(submit_request(envelopes), timeout=30)
 
 
 # ---------------------------------------------------------------------------
@@ -288,7 +290,7 @@ def test_submit_of_a_damaged_envelope_gets_the_status_its_damage_earns(
     assume(damaged != original)
     expected = expected_for(served, damaged)
     if expected is None:  # the damage left a stored envelope's exact bytes: a resubmission
-        served.stub.Submit(pb.SubmitRequest(envelopes=[damaged]), timeout=30)
+        served.stub.Submit(submit_request([damaged]), timeout=30)
         served.assert_unchanged()
         return
     assert_submit_refused(served, [damaged], 0, expected)
@@ -374,11 +376,13 @@ def test_an_author_time_far_in_the_future_is_refused(served: Served, ahead: int)
     )
 
 
-def padded_award(town: Town, size: int) -> bytes:
-    """A signed award envelope of exactly ``size`` bytes (its note pads it)."""
+def padded_envelope(town: Town, size: int) -> bytes:
+    """A signed rule envelope of exactly ``size`` bytes (its title pads it: free texts
+    travel beside the envelope, so a note no longer can)."""
     entry_id, length = town.next_id(), 0
     for _ in range(8):
-        envelope = town.award("resident-1", "clean-pond", note="x" * length, entry_id=entry_id)
+        rule = RuleSpec("padded", "x" * length, "m", 5)
+        envelope = town.set_rule(rule, entry_id=entry_id)
         if len(envelope) == size:
             return envelope
         length += size - len(envelope)
@@ -388,7 +392,7 @@ def padded_award(town: Town, size: int) -> bytes:
 @FEW
 @given(st.integers(min_value=MAX_ENVELOPE_SIZE + 1, max_value=MAX_ENVELOPE_SIZE * 5))
 def test_an_envelope_over_64_kib_is_refused_not_truncated(served: Served, size: int) -> None:
-    envelope = padded_award(served.town, size)
+    envelope = padded_envelope(served.town, size)
     assert_refused(
         served,
         submit(served, [envelope]),
@@ -447,7 +451,7 @@ def bad_envelope(served: Served, kind: str) -> tuple[bytes, Expected]:
         wide = msgpack.packb(dict(reversed(list(body.to_value().items()))))
         return town.sign(wide, town.grid), FORMAT
     if kind == "oversized":
-        return padded_award(town, MAX_ENVELOPE_SIZE + 1), FORMAT
+        return padded_envelope(town, MAX_ENVELOPE_SIZE + 1), FORMAT
     if kind == "signature":
         return corrupt_signature(town.award("resident-1", "clean-pond")), Expected(
             Code.PERMISSION_DENIED, "signature"
@@ -504,7 +508,7 @@ def test_one_bad_envelope_refuses_the_whole_batch(
 
 def test_resubmitting_stored_envelopes_writes_nothing(served: Served) -> None:
     seqs = list(served.stored)
-    answer = served.stub.Submit(pb.SubmitRequest(envelopes=list(served.stored.values())))
+    answer = served.stub.Submit(submit_request(list(served.stored.values())))
     assert list(answer.seqs) == seqs
     assert answer.checkpoint == served.checkpoint
     served.assert_unchanged()
@@ -739,7 +743,7 @@ def test_get_account_request_with_bad_utf8_or_wire_format(served: Served, data: 
 def one_bad_call(stub: ledger_pb2_grpc.LedgerStub, which: int, bad: list[bytes]) -> Code:
     """One of four refused calls (``which`` modulo 4); the status code it got."""
     calls: list[Callable[[], object]] = [
-        lambda: stub.Submit(pb.SubmitRequest(envelopes=bad), timeout=30),
+        lambda: stub.Submit(submit_request(bad), timeout=30),
         lambda: list(stub.GetLeaves(pb.GetLeavesRequest(start=U64, end=1), timeout=10)),
         lambda: stub.GetAccount(pb.GetAccountRequest(account="\u00e9" * 500), timeout=10),
         lambda: stub.GetInclusionProof(
@@ -750,7 +754,7 @@ def one_bad_call(stub: ledger_pb2_grpc.LedgerStub, which: int, bad: list[bytes])
 
 
 def test_a_barrage_of_bad_calls_from_many_clients_leaves_the_node_serving(served: Served) -> None:
-    batches = [[b"\x92\xc4\x01"], [padded_award(served.town, MAX_ENVELOPE_SIZE + 1)]]
+    batches = [[b"\x92\xc4\x01"], [padded_envelope(served.town, MAX_ENVELOPE_SIZE + 1)]]
 
     def client(number: int) -> list[Code]:
         with grpc.insecure_channel(served.node.address) as channel:
@@ -775,7 +779,7 @@ def test_the_node_still_serves_and_takes_a_valid_entry_after_all_of_it(served: S
         answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
     envelope = served.town.award("after-it-all", "clean-pond")
-    answer = served.stub.Submit(pb.SubmitRequest(envelopes=[envelope]), timeout=30)
+    answer = served.stub.Submit(submit_request([envelope]), timeout=30)
     assert list(answer.seqs) == [served.size]
     checkpoint = open_checkpoint(answer.checkpoint, served.log.verifier_key)
     assert checkpoint.size == served.size + 1

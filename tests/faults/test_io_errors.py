@@ -38,7 +38,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.builders import Town
+from tests.builders import Town, submit_request
 from tests.faults.crashkit import (
     BIN,
     ORIGIN,
@@ -71,7 +71,7 @@ def town_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Town, TownD
 
 
 def submit(stub: ledger_pb2_grpc.LedgerStub, batch: Batch) -> ledger_pb2.SubmitResponse:
-    return stub.Submit(ledger_pb2.SubmitRequest(envelopes=batch.envelopes), timeout=30)
+    return stub.Submit(submit_request(batch.envelopes), timeout=30)
 
 
 def health_of(channel: grpc.Channel, service: str) -> str:

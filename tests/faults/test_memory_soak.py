@@ -38,7 +38,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.builders import RuleSpec, Town, corrupt_signature, create_log
+from tests.builders import RuleSpec, Town, corrupt_signature, create_log, submit_request
 from tests.node.serving import serve_in_subprocess
 
 from redlist.node.config import memory_ceiling
@@ -258,7 +258,7 @@ class Abuse:
         return codes
 
     def junk_signatures(self) -> Counter[str]:
-        request = pb.SubmitRequest(envelopes=self._data.junk_signed)
+        request = submit_request(self._data.junk_signed)
         assert MAX_MESSAGE_BYTES - 200_000 < request.ByteSize() < MAX_MESSAGE_BYTES
         codes = Counter(
             _code(lambda: self._stub.Submit(request, timeout=60)) for _ in range(10 * SCALE)

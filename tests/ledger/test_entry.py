@@ -26,6 +26,7 @@ from redlist.ledger.entry import (
     is_valid_account,
 )
 from redlist.ledger.errors import FormatError
+from redlist.ledger.textcommit import commit
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
 # Wendeng's published scale (DESIGN 3.4), a new node's default; its values are pinned
@@ -33,6 +34,7 @@ from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 WENDENG = DEFAULT_TOWN_CONFIG
 LOG = "dongguan.example/redlist"
 ENTRY_ID = bytes(range(16))
+SALT = bytes(16)
 
 SAMPLES = [
     Genesis(LOG, ENTRY_ID, 1, b"\x01" * 32, WENDENG),
@@ -42,15 +44,27 @@ SAMPLES = [
     RuleChange(LOG, ENTRY_ID, 3, "set", "E02", "Burning straw", "environment", -20, False),
     RuleChange(LOG, ENTRY_ID, 3, "retire", "V01"),
     Award(
-        LOG, ENTRY_ID, 4, "dgc-0001", "V01", 2, "cleaned the pond", b"\x03" * 32, date="1970-01-01"
+        LOG,
+        ENTRY_ID,
+        4,
+        "dgc-0001",
+        "V01",
+        2,
+        commit("cleaned the pond", SALT),
+        b"\x03" * 32,
+        date="1970-01-01",
     ),
     Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01", date="2026-05-03"),
     Genesis(LOG, ENTRY_ID, 1, b"\x01" * 32, replace(WENDENG, backdate_days=0)),
     RuleChange(LOG, ENTRY_ID, 3, "set", "V02", "Patrol", "safety", 2, False, 4, 8),
     RuleChange(LOG, ENTRY_ID, 3, "set", "V03", "Patrol", "safety", 2, False, None, 8),
-    Redeem(LOG, ENTRY_ID, 5, "dgc-0001", 30, "rice 5 kg"),
-    Objection(LOG, ENTRY_ID, 6, 7, "I was not there"),
-    Reverse(LOG, ENTRY_ID, 7, 7, "objection upheld"),
+    Redeem(LOG, ENTRY_ID, 5, "dgc-0001", 30, commit("rice 5 kg", SALT)),
+    Objection(LOG, ENTRY_ID, 6, 7, commit("I was not there", SALT)),
+    Reverse(LOG, ENTRY_ID, 7, 7, commit("objection upheld", SALT)),
+    RuleChange(
+        LOG, ENTRY_ID, 3, "set", "V04", "Patrol", "safety", 2, False, decided=commit("vote", SALT)
+    ),
+    RuleChange(LOG, ENTRY_ID, 3, "retire", "V04", decided=commit("vote of 3 May", SALT)),
 ]
 
 
@@ -95,7 +109,9 @@ _DROP = object()
         ({"rule": _DROP}, "missing field 'rule'"),
         ({"extra": 1}, "unknown field"),
         ({"evidence": b"\x00" * 31}, "'evidence' must be 32 bytes"),
-        ({"note": 5}, "'note' must be text"),
+        ({"note": 5}, "'note' must be 32 bytes"),
+        ({"note": "cleaned the pond"}, "'note' must be 32 bytes"),
+        ({"note": b"\x00" * 31}, "'note' must be 32 bytes"),
         ({"account": "DGC-0001"}, "lower-case"),
         ({"account": "Dgc-0001"}, "account id"),
         ({"date": _DROP}, "missing field 'date'"),

@@ -16,6 +16,7 @@ import pytest
 from tests.builders import (
     ORIGIN,
     WENDENG_CONFIG,
+    RuleSpec,
     Town,
     corrupt_signature,
     create_log,
@@ -354,7 +355,7 @@ BAD_ENVELOPES: dict[str, tuple[Callable[[Town], bytes], type[Exception], str | N
     "second genesis": (lambda town: town.genesis(), RuleViolation, "genesis"),
     "not msgpack": (lambda town: b"\xc1", FormatError, None),
     "oversized": (
-        lambda town: town.award("resident-1", "clean-pond", note="x" * 70_000),
+        lambda town: town.set_rule(RuleSpec("big", "x" * 70_000, "m", 5)),
         FormatError,
         None,
     ),
@@ -680,13 +681,16 @@ def test_a_full_map_refuses_the_batch_and_a_bigger_map_continues(
 ) -> None:
     data = tmp_path / "data"
     small = create_log(data, town, setup=True, map_size=256 << 10)
-    big_note = "x" * 20_000
+
+    def big(number: int) -> list[bytes]:
+        """A rule with a 20,000-character title (free texts are off the log) and an award."""
+        rule = RuleSpec(f"big-{number}", "x" * 20_000, "m", 5)
+        return [town.set_rule(rule), town.award("resident-1", "clean-pond")]
+
     with pytest.raises(StoreError, match=r"storage is full \(map size 262144 bytes\)"):
-        for _ in range(100):
+        for number in range(100):
             before = snapshot(small)
-            small.append(
-                [town.award("resident-1", "clean-pond", note=big_note)], now_ms=town.now_ms
-            )
+            small.append(big(number), now_ms=town.now_ms)
     assert snapshot(small) == before  # the refused batch left nothing
     size = small.size
     small.close()
@@ -694,11 +698,12 @@ def test_a_full_map_refuses_the_batch_and_a_bigger_map_continues(
     with Log.open(data, map_size=1 << 26) as bigger:
         assert bigger.size == size
         result = bigger.append(
-            [town.award("resident-1", "clean-pond", note=big_note) for _ in range(5)],
+            [envelope for number in range(100, 105) for envelope in big(number)],
             now_ms=town.now_ms,
         )
-        assert result.seqs == tuple(range(size, size + 5))
+        assert result.seqs == tuple(range(size, size + 10))
         leaf_hashes = [merkle.leaf_hash(leaf) for leaf in all_leaves(bigger)]
         assert result.checkpoint.root == merkle.root_of(leaf_hashes)
-        assert bigger.account("resident-1").earned == 5 * (size - 11 + 5)
-        assert replay(bigger).balance("resident-1").earned == 5 * (size - 11 + 5)
+        awards = (size - 11) // 2 + 5
+        assert bigger.account("resident-1").earned == 5 * awards
+        assert replay(bigger).balance("resident-1").earned == 5 * awards

@@ -26,10 +26,12 @@ from redlist.ledger.entry import (
 from redlist.ledger.errors import RuleViolation
 from redlist.ledger.points import CHECKS, Effect, apply_entry
 from redlist.ledger.state import MemoryState
+from redlist.ledger.textcommit import commit
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
 LOG = "dongguan.example/redlist"
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+SALT = bytes(16)
 TODAY = "2026-01-01"  # the day of NOW in Asia/Shanghai (08:00 there)
 # Wendeng's published scale (DESIGN 3.4), a new node's default.
 CONFIG = DEFAULT_TOWN_CONFIG
@@ -112,10 +114,10 @@ class Town:
         return Award(LOG, self.next_id(), at, account, rule, qty, date=date)
 
     def redeem(self, account: str, points: int) -> Redeem:
-        return Redeem(LOG, self.next_id(), NOW, account, points, "rice 5 kg")
+        return Redeem(LOG, self.next_id(), NOW, account, points, commit("rice 5 kg", SALT))
 
     def reverse(self, target: int) -> Reverse:
-        return Reverse(LOG, self.next_id(), NOW, target, "objection upheld")
+        return Reverse(LOG, self.next_id(), NOW, target, commit("objection upheld", SALT))
 
 
 def _snapshot(state: MemoryState) -> tuple[Any, ...]:
@@ -166,7 +168,9 @@ def test_balances_follow_awards_deductions_redeems_and_reversals(town: Town) -> 
 def test_objection_by_any_registered_key(town: Town) -> None:
     target = town.seq
     town.apply(town.award("dgc-0001", "pond"), town.grid)
-    effect = town.apply(Objection(LOG, town.next_id(), NOW, target, "not me"), town.cashier)
+    effect = town.apply(
+        Objection(LOG, town.next_id(), NOW, target, commit("not me", SALT)), town.cashier
+    )
     assert effect.account == "dgc-0001"
 
 
@@ -260,7 +264,7 @@ def test_reverse_rules(town: Town) -> None:
 
 
 def test_objection_targets_awards_only(town: Town) -> None:
-    town.refused("target", Objection(LOG, town.next_id(), NOW, 2, "x"), town.grid)
+    town.refused("target", Objection(LOG, town.next_id(), NOW, 2, commit("x", SALT)), town.grid)
 
 
 def test_wrong_log(town: Town) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grpc import aio
+from tests.builders import submit_request
 
 from redlist.ledger.log import Log
 from redlist.node.metrics import NodeMetrics
@@ -32,7 +33,7 @@ class Running:
     log: Log
 
     async def submit(self, envelopes: list[bytes]) -> pb.SubmitResponse:
-        return await self.stub.Submit(pb.SubmitRequest(envelopes=envelopes))
+        return await self.stub.Submit(submit_request(envelopes))
 
     async def checkpoint(self) -> str:
         return (await self.stub.GetCheckpoint(pb.GetCheckpointRequest())).checkpoint

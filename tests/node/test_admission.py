@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc import aio
-from tests.builders import RuleSpec, Town, corrupt_signature, create_log
+from tests.builders import RuleSpec, Town, corrupt_signature, create_log, submit_request
 from tests.node.serving import metadata_of, rpc_error
 
 from redlist.ledger.errors import FormatError, RedlistError
@@ -284,8 +284,8 @@ def test_refused_requests_leave_no_reference_cycles(log: Log, town: Town) -> Non
         try:
             for _ in range(3):
                 await rpc_error(junk(b"\xff" * 100_000))  # not protobuf
-                await rpc_error(clients.first.Submit(pb.SubmitRequest(envelopes=[b"\x90"])))
-                await rpc_error(clients.first.Submit(pb.SubmitRequest(envelopes=junk_signatures)))
+                await rpc_error(clients.first.Submit(submit_request([b"\x90"])))
+                await rpc_error(clients.first.Submit(submit_request(junk_signatures)))
                 await rpc_error(clients.first.GetLeaves(pb.GetLeavesRequest(start=9, end=1)).read())
             await asyncio.sleep(0.2)  # let gRPC finish with the calls
             gc.set_debug(gc.DEBUG_SAVEALL)

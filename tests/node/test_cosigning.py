@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from grpc import aio
-from tests.builders import Town, create_log
+from tests.builders import Town, create_log, submit_request
 from tests.node.mirroring import mirroring
 from tests.node.serving import BIN
 
@@ -114,9 +114,7 @@ def test_the_primary_serves_and_exports_its_witness_s_cosignatures(
                 ask = AskedWitness(witness.address, WITNESS.cosignature_verifier())
                 async with primary_node(log, ask) as stub:
                     for n in range(3):
-                        await stub.Submit(
-                            pb.SubmitRequest(envelopes=[town.award(f"resident-{n}", "litter")])
-                        )
+                        await stub.Submit(submit_request([town.award(f"resident-{n}", "litter")]))
                     served = await cosigned_checkpoint(stub, log, log.size)
                     assert verify_cosignature(served, WITNESS.cosignature_verifier()) > 0
                     # Follow serves the same cosigned note for the latest size.
@@ -125,9 +123,7 @@ def test_the_primary_serves_and_exports_its_witness_s_cosignatures(
                     stream.cancel()
                     assert event.checkpoint == served.note
                     # A newer checkpoint is served plainly until the witness cosigned it.
-                    answer = await stub.Submit(
-                        pb.SubmitRequest(envelopes=[town.award("resident-9", "litter")])
-                    )
+                    answer = await stub.Submit(submit_request([town.award("resident-9", "litter")]))
                     fresh = SignedCheckpoint(answer.checkpoint, log.verifier_key)
                     for line in fresh.signatures:
                         if line.is_by(WITNESS.cosignature_verifier()):
@@ -161,11 +157,11 @@ def test_a_restarted_primary_catches_up_with_a_witness_that_is_ahead(
             async with witness_node(witness_data, log) as witness:
                 ask = AskedWitness(witness.address, WITNESS.cosignature_verifier())
                 async with primary_node(log, ask) as stub:
-                    await stub.Submit(pb.SubmitRequest(envelopes=[town.award("r-1", "litter")]))
+                    await stub.Submit(submit_request([town.award("r-1", "litter")]))
                     await cosigned_checkpoint(stub, log, log.size)
                 (primary / COSIGNED_FILE).unlink()
                 async with primary_node(log, ask) as stub:
-                    await stub.Submit(pb.SubmitRequest(envelopes=[town.award("r-2", "litter")]))
+                    await stub.Submit(submit_request([town.award("r-2", "litter")]))
                     await cosigned_checkpoint(stub, log, log.size)
 
     asyncio.run(main())
@@ -183,7 +179,7 @@ def test_a_witness_that_is_down_never_blocks_submit(primary: Path, town: Town) -
                 started = time.monotonic()
                 for n in range(3):
                     answer = await stub.Submit(
-                        pb.SubmitRequest(envelopes=[town.award(f"resident-{n}", "litter")])
+                        submit_request([town.award(f"resident-{n}", "litter")])
                     )
                     assert len(answer.seqs) == 1
                 assert time.monotonic() - started < 5
@@ -259,9 +255,7 @@ def test_follow_sends_the_checkpoint_again_once_witnesses_cosigned_it_and_a_mirr
                         stream = stub.Follow(pb.FollowRequest(start=log.size))
                         events = aiter(stream)
                         size = log.size + 1
-                        await stub.Submit(
-                            pb.SubmitRequest(envelopes=[town.award("resident-1", "litter")])
-                        )
+                        await stub.Submit(submit_request([town.award("resident-1", "litter")]))
                         notes: list[str] = []
                         while not notes or not _cosigned_at(notes[-1], log, size):
                             event = await asyncio.wait_for(anext(events), 15)

@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.builders import RuleSpec, Town, create_log
+from tests.builders import RuleSpec, Town, create_log, submit_request
 from tests.node.serving import serve_in_subprocess
 from tests.rawstore import raw_tables
 
@@ -42,7 +42,7 @@ def test_submit_is_refused_after_the_damage_and_reads_go_on(tmp_path: Path) -> N
     ):
         stub = ledger_pb2_grpc.LedgerStub(channel)
         award = stub.Submit(
-            pb.SubmitRequest(envelopes=[town.award("resident-1", "harvest", qty=3)]), timeout=30
+            submit_request([town.award("resident-1", "harvest", qty=3)]), timeout=30
         )
         size = award.seqs[0] + 1
         assert stub.GetAccount(pb.GetAccountRequest(account="resident-1")).spendable == 93
@@ -55,7 +55,7 @@ def test_submit_is_refused_after_the_damage_and_reads_go_on(tmp_path: Path) -> N
 
         for envelope in (town.redeem("resident-1", 120), town.award("resident-2", "clean-pond")):
             with pytest.raises(grpc.RpcError) as refused:
-                stub.Submit(pb.SubmitRequest(envelopes=[envelope]), timeout=30)
+                stub.Submit(submit_request([envelope]), timeout=30)
             assert refused.value.code() == grpc.StatusCode.DATA_LOSS
             details = refused.value.details() or ""
             assert details.startswith("the node has stopped taking entries, nothing was stored")

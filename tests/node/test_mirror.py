@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc import aio
-from tests.builders import Town, build_town_log
+from tests.builders import Town, build_town_log, submit_request
 from tests.node.mirroring import mirroring, serving
 
 from redlist.ledger.crypto import SigningKey
@@ -42,7 +42,7 @@ def leaves_of(log: Log) -> list[bytes]:
 async def submit(address: str, envelopes: list[bytes]) -> None:
     """Submit through the primary node (its Follow streams learn of the commit)."""
     async with aio.insecure_channel(address) as channel:
-        await ledger_pb2_grpc.LedgerStub(channel).Submit(pb.SubmitRequest(envelopes=envelopes))
+        await ledger_pb2_grpc.LedgerStub(channel).Submit(submit_request(envelopes))
 
 
 def test_a_mirror_catches_up_from_zero_in_steps_then_follows_and_cosigns(
@@ -72,7 +72,7 @@ def test_a_mirror_catches_up_from_zero_in_steps_then_follows_and_cosigns(
                     assert served.text == log.checkpoint().text
                     verify_cosignature(served, MIRROR.cosignature_verifier())
                     with pytest.raises(aio.AioRpcError) as refused:
-                        await stub.Submit(pb.SubmitRequest(envelopes=[town.award("r", "litter")]))
+                        await stub.Submit(submit_request([town.award("r", "litter")]))
                     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
                     assert "mirror of log" in (refused.value.details() or "")
                     assert upstream in (refused.value.details() or "")

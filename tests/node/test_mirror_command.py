@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import grpc
-from tests.builders import Town, build_town_log, create_log
+from tests.builders import Town, build_town_log, create_log, submit_request
 from tests.node.mirroring import mirror_in_subprocess, run_cli, wait_for_size
 from tests.node.serving import serve_in_subprocess
 
@@ -23,7 +23,6 @@ from redlist.ledger.mirrorlog import MirrorLog
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import NoteSigner
-from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
 MIRROR = NoteSigner("juxian-mirror", SigningKey.generate())
@@ -152,7 +151,7 @@ def test_the_mirror_backs_off_and_resumes_after_kill_9_of_the_primary(tmp_path: 
         key = town.log_signer.verifier()
         with grpc.insecure_channel(upstream) as channel:
             stub = ledger_pb2_grpc.LedgerStub(channel)
-            answer = stub.Submit(pb.SubmitRequest(envelopes=[town.award("resident-1", "litter")]))
+            answer = stub.Submit(submit_request([town.award("resident-1", "litter")]))
         wait_for_size(address, answer.seqs[0] + 1, key)
         os.kill(primaries[0].pid, signal.SIGKILL)  # mid-stream: the mirror is following it
         primaries[0].wait(timeout=20)
@@ -166,7 +165,7 @@ def test_the_mirror_backs_off_and_resumes_after_kill_9_of_the_primary(tmp_path: 
             with grpc.insecure_channel(upstream) as channel:
                 stub = ledger_pb2_grpc.LedgerStub(channel)
                 awards = [town.award(f"resident-{n}", "clean-pond") for n in range(5)]
-                answer = stub.Submit(pb.SubmitRequest(envelopes=awards))
+                answer = stub.Submit(submit_request(awards))
             wait_for_size(address, answer.seqs[-1] + 1, key)
         audit = run_cli("redlist-verify", "node", address, "--log-key", log_pub)
         assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -30,7 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc import aio
-from tests.builders import Town, create_log
+from tests.builders import Town, create_log, submit_request
 from tests.node.mirroring import mirror_in_subprocess
 from tests.node.serving import rpc_error, serve_in_subprocess
 from tests.pki import Authority, write_cert, write_key
@@ -182,7 +182,7 @@ def test_the_listed_peer_gets_cosignatures_over_mutual_tls(
                 try:
                     async with aio.insecure_channel(primary.address) as channel:
                         stub = ledger_pb2_grpc.LedgerStub(channel)
-                        await stub.Submit(pb.SubmitRequest(envelopes=[town.award("r-1", "litter")]))
+                        await stub.Submit(submit_request([town.award("r-1", "litter")]))
                         served = await cosigned(stub, log)
                 finally:
                     await primary.stop(grace=1.0)
@@ -260,13 +260,13 @@ def test_a_peer_reads_but_never_submits_and_staff_do_not_witness(
                     reads = ledger_pb2_grpc.LedgerStub(channel)
                     answer = await reads.GetCheckpoint(pb.GetCheckpointRequest())
                     assert answer.checkpoint.startswith("wendeng.example/log\n")
-                    refused = await rpc_error(reads.Submit(pb.SubmitRequest(envelopes=[b"x"])))
+                    refused = await rpc_error(reads.Submit(submit_request([b"x"])))
                     assert refused.code() is grpc.StatusCode.PERMISSION_DENIED
                     assert "never submit" in (refused.details() or "")
                 async with open_peer_channel(witness.address, load_peer_material(clerk)) as channel:
                     reads = ledger_pb2_grpc.LedgerStub(channel)
                     await reads.GetCheckpoint(pb.GetCheckpointRequest())
-                    submitted = await rpc_error(reads.Submit(pb.SubmitRequest(envelopes=[b"x"])))
+                    submitted = await rpc_error(reads.Submit(submit_request([b"x"])))
                     # Refused by the ledger's rules, not by the peer policy.
                     assert submitted.code() is not grpc.StatusCode.PERMISSION_DENIED
                     witnessing = ledger_pb2_grpc.WitnessStub(channel)

@@ -31,6 +31,8 @@ from tests.builders import (
     corrupt_signature,
     create_log,
     leaf_at,
+    send_with_texts,
+    submit_request,
 )
 from tests.node.serving import Running, metadata_of, rpc_error, run_node
 
@@ -40,6 +42,7 @@ from redlist.ledger.entry import MAX_ENVELOPE_SIZE, Award, Leaf
 from redlist.ledger.errors import IntegrityError, RedlistError, SourceError
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import open_checkpoint
+from redlist.ledger.textcommit import EntryText
 from redlist.node import servicer as servicer_module
 from redlist.node.batcher import now_ms
 from redlist.node.config import DEFAULT_MAX_MESSAGE_BYTES
@@ -153,14 +156,22 @@ def _other_log_award(setting: RefusalTown) -> bytes:
 REFUSALS: dict[str, tuple[Callable[[RefusalTown], bytes], grpc.StatusCode, str]] = {
     "undecodable": (lambda s: b"\xc1 not msgpack", grpc.StatusCode.INVALID_ARGUMENT, "format"),
     "oversized": (
-        lambda s: s.town.award("resident-1", "clean-pond", note="x" * 70_000),
+        lambda s: s.town.set_rule(RuleSpec("big", "x" * 70_000, "m", 5)),
         grpc.StatusCode.INVALID_ARGUMENT,
         "format",
     ),
-    "control characters in a note": (
-        lambda s: s.town.award("resident-1", "clean-pond", note="ok\rhidden \x1b[2J"),
+    "a note that does not match its commitment": (
+        lambda s: send_with_texts(
+            s.town.award("resident-1", "clean-pond", note="pond"),
+            {"note": EntryText("litter", bytes(16))},
+        ),
         grpc.StatusCode.INVALID_ARGUMENT,
-        "format",
+        "text",
+    ),
+    "a redemption sent without its item": (
+        lambda s: send_with_texts(s.town.redeem("resident-1", 5), {}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "text",
     ),
     "bidi override in a key name": (
         lambda s: s.town.add_key(SigningKey.generate(), "\u202enimda", ["grid"]),
@@ -337,7 +348,8 @@ def test_clients_read_a_refusal_and_the_limits_as_data(log: Log, town: Town) -> 
 
 def test_a_request_over_the_message_limit_is_refused(log: Log, town: Town) -> None:
     async def body(running: Running) -> None:
-        envelopes = [town.award("resident-1", "clean-pond", note="n" * 30_000) for _ in range(3)]
+        # The texts beside the envelopes count towards the message, as the envelopes do.
+        envelopes = [town.award("resident-1", "clean-pond", note="n" * 12_000) for _ in range(6)]
         error = await rpc_error(running.submit(envelopes))
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert log.size == SETUP_SIZE
@@ -351,7 +363,7 @@ def test_a_full_store_is_unavailable_and_writes_nothing(tmp_path: Path, town: To
 
     async def body(running: Running) -> None:
         checkpoint_before = await running.checkpoint()
-        big = [town.award("resident-1", "clean-pond", note="x" * 20_000) for _ in range(20)]
+        big = [town.set_rule(RuleSpec(f"big-{n}", "x" * 20_000, "m", 5)) for n in range(20)]
         error = await rpc_error(running.submit(big))
         assert error.code() == grpc.StatusCode.UNAVAILABLE
         assert "storage is full" in (error.details() or "")
@@ -383,7 +395,7 @@ def test_concurrent_submitters_lose_and_duplicate_nothing(log: Log, town: Town) 
         with grpc.insecure_channel(address) as channel:
             stub = ledger_pb2_grpc.LedgerStub(channel)
             for envelopes in work:
-                record(envelopes, stub.Submit(pb.SubmitRequest(envelopes=envelopes), timeout=20))
+                record(envelopes, stub.Submit(submit_request(envelopes), timeout=20))
 
     async def task_client(running: Running, work: list[list[bytes]]) -> None:
         for envelopes in work:
@@ -601,15 +613,18 @@ def test_get_account_gives_balances_entries_and_their_checkpoint(log: Log, town:
         assert (account.account, account.earned, account.redeemed) == ("resident-1", 35, 10)
         assert (account.spendable, account.score, account.grade) == (25, 1035, "AA")
         entries = [
-            (e.seq, e.kind, e.rule, e.points, e.qty, e.note, e.item, e.reversed, e.reversed_by)
+            (e.seq, e.kind, e.rule, e.points, e.qty, e.has_text, e.reversed, e.reversed_by)
             for e in account.entries
         ]
         assert entries == [
-            (base, "award", "epidemic-duty", 30, 3, "", "", False, 0),
-            (base + 1, "award", "clean-pond", 5, 1, "weekend", "", False, 0),
-            (base + 2, "award", "litter", -5, 1, "", "", True, base + 5),
-            (base + 3, "redeem", "", 10, 0, "", "rice, 5 kg", False, 0),
+            (base, "award", "epidemic-duty", 30, 3, False, False, 0),
+            (base + 1, "award", "clean-pond", 5, 1, True, False, 0),
+            (base + 2, "award", "litter", -5, 1, False, True, base + 5),
+            (base + 3, "redeem", "", 10, 0, True, False, 0),
         ]
+        # An anonymous reader gets no free text (tests/node/test_texts.py: who does).
+        assert account.texts_withheld
+        assert all(not entry.note and not entry.item for entry in account.entries)
         assert all(entry.at == town.now_ms for entry in account.entries)
         times = [Leaf.from_bytes(leaf_at(log, entry.seq)).time for entry in account.entries]
         assert [entry.time for entry in account.entries] == times
@@ -840,7 +855,7 @@ def test_sigterm_under_load_exits_cleanly_keeping_every_acknowledged_entry(
                     if envelopes is None:
                         return
                     try:
-                        response = stub.Submit(pb.SubmitRequest(envelopes=envelopes), timeout=20)
+                        response = stub.Submit(submit_request(envelopes), timeout=20)
                     except grpc.RpcError as error:
                         failures.append(error.code())
                         return  # the node has stopped taking calls

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.builders import Town
+from tests.builders import Town, texts_of
 
 from redlist.ledger import bundle, merkle
 from redlist.ledger.entry import ZERO_HASH, Envelope, Leaf
@@ -22,6 +22,7 @@ from redlist.ledger.note.cosignature import cosign_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
+from redlist.ledger.textcommit import TEXTS_FILE, BundleText, encode_texts_file
 
 #: Node time between two entries of a built log (one hour, so statements span days).
 STEP_MS = 3_600_000
@@ -104,6 +105,22 @@ class LogBuilder:
                 self.checkpoint(previous).to_bytes()
             )
         return directory
+
+    def bundle_texts(self, start: int = 0, end: int | None = None) -> list[BundleText]:
+        """The free texts of leaves ``[start, end)``, as a texts file lists them."""
+        end = len(self.leaves) if end is None else end
+        found: list[BundleText] = []
+        for seq in range(start, end):
+            envelope = Leaf.from_bytes(self.leaves[seq]).envelope
+            texts = texts_of(envelope)
+            found.extend(BundleText(seq, name, texts[name]) for name in sorted(texts))
+        return found
+
+    def write_texts(self, directory: Path, start: int = 0, end: int | None = None) -> Path:
+        """Write the texts file of leaves ``[start, end)`` into ``directory``."""
+        path = directory / TEXTS_FILE
+        path.write_bytes(encode_texts_file(self.bundle_texts(start, end)))
+        return path
 
 
 def new_log(seed: bytes = b"verifier-tests") -> LogBuilder:

@@ -54,6 +54,14 @@ def _mth(hashes: list[bytes]) -> bytes:
     return _sha(b"\x01" + _mth(hashes[:split]) + _mth(hashes[split:]))
 
 
+#: The free-text fields (DESIGN 9.2): the body holds a salted commitment, never the text.
+TEXT_FIELDS = ("decided", "note", "item", "text", "reason")
+
+
+def _commit(text: str, salt: bytes) -> bytes:
+    return _sha(b"redlist/text/v1\x00" + salt + text.encode("utf-8"))
+
+
 class Outsider:
     """An independent writer of format v1."""
 
@@ -64,6 +72,8 @@ class Outsider:
         }
         self.bodies: list[tuple[dict[str, Any], tuple[str, ...]]] = []
         self.counter = 0
+        #: (seq, field, text, salt) of every free text, for a texts file.
+        self.texts: list[tuple[int, str, str, bytes]] = []
 
     def pub(self, name: str) -> bytes:
         return bytes(self.keys[name].verify_key)
@@ -80,8 +90,21 @@ class Outsider:
         }
         if kind == "award":
             body.setdefault("date", DAY)  # the day of the deed (DESIGN 3.4)
+        for name in TEXT_FIELDS:
+            if isinstance(body.get(name), str):
+                salt = _sha(b"outsider salt" + body["id"] + name.encode())[:16]
+                self.texts.append((len(self.bodies), name, body[name], salt))
+                body[name] = _commit(body[name], salt)
         self.bodies.append((body, signers))
         return len(self.bodies) - 1
+
+    def write_texts(self, out: Path) -> None:
+        """texts.jsonl as docs/format.md describes it: one JSON object per line."""
+        lines = [
+            json.dumps({"seq": seq, "field": name, "text": text, "salt": salt.hex()})
+            for seq, name, text, salt in self.texts
+        ]
+        (out / "texts.jsonl").write_text("".join(line + "\n" for line in lines), "utf-8")
 
     def envelope(self, body: dict[str, Any], signers: tuple[str, ...]) -> bytes:
         body_bytes = _pack(body)

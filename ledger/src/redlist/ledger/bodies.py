@@ -5,6 +5,9 @@ One frozen dataclass per kind (:class:`Genesis`, :class:`KeyChange`, :class:`Rul
 fields of :class:`Body`, and the genesis's :class:`TownConfig` with its grades.
 ``to_value``/``to_bytes`` give the canonical map and bytes (``codec``); reading bytes back
 is ``bodydecode.decode_body``'s job, which accepts only what these would write.
+
+Free-text fields (``decided``, ``note``, ``item``, ``text``, ``reason``) hold 32-byte
+commitments, never the text itself (``textcommit``, DESIGN 9.2).
 """
 
 from __future__ import annotations
@@ -183,11 +186,14 @@ class RuleChange(Body):
     #: The most ``qty`` an account may be awarded under the rule per month of the deed
     #: dates, counting its unreversed awards (None: no cap).
     max_per_month: int | None = None
+    #: Commitment to the text naming the meeting that decided it (None: not given).
+    decided: bytes | None = None
     kind = "rule"
 
     def _own_fields(self) -> dict[str, Any]:
         value: dict[str, Any] = {"op": self.op, "code": self.code}
-        for name in ("title", "module", "points", "council", "max_qty", "max_per_month"):
+        names = ("title", "module", "points", "council", "max_qty", "max_per_month", "decided")
+        for name in names:
             if getattr(self, name) is not None:
                 value[name] = getattr(self, name)
         return value
@@ -196,12 +202,13 @@ class RuleChange(Body):
 @dataclass(frozen=True)
 class Award(Body):
     """An award under a rule. ``date`` (keyword only, required) is the day of the deed,
-    ``YYYY-MM-DD`` in the log's time zone (``deeddate``)."""
+    ``YYYY-MM-DD`` in the log's time zone (``deeddate``); ``note`` the commitment to its
+    note, if it has one."""
 
     account: str
     rule: str
     qty: int = 1
-    note: str | None = None
+    note: bytes | None = None
     evidence: bytes | None = None
     date: str = field(kw_only=True)
     kind = "award"
@@ -222,9 +229,11 @@ class Award(Body):
 
 @dataclass(frozen=True)
 class Redeem(Body):
+    """A redemption; ``item`` is the commitment to the text naming what was redeemed."""
+
     account: str
     points: int
-    item: str
+    item: bytes
     kind = "redeem"
 
     def _own_fields(self) -> dict[str, Any]:
@@ -233,8 +242,10 @@ class Redeem(Body):
 
 @dataclass(frozen=True)
 class Objection(Body):
+    """An objection to entry ``target``; ``text`` is the commitment to its words."""
+
     target: int
-    text: str
+    text: bytes
     kind = "objection"
 
     def _own_fields(self) -> dict[str, Any]:
@@ -243,8 +254,10 @@ class Objection(Body):
 
 @dataclass(frozen=True)
 class Reverse(Body):
+    """A reversal of entry ``target``; ``reason`` is the commitment to its reason."""
+
     target: int
-    reason: str
+    reason: bytes
     kind = "reverse"
 
     def _own_fields(self) -> dict[str, Any]:

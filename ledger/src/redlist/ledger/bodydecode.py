@@ -116,8 +116,9 @@ def _decode_rule(f: FieldReader, log: str, entry_id: bytes, at: int) -> RuleChan
         points = f.integer("points") if "points" in f.value else None
         council = f.boolean("council") if "council" in f.value else None
         max_qty = max_per_month = None
+    decided = f.bin("decided", HASH_SIZE) if "decided" in f.value else None
     return RuleChange(
-        log, entry_id, at, op, code, title, module, points, council, max_qty, max_per_month
+        log, entry_id, at, op, code, title, module, points, council, max_qty, max_per_month, decided
     )
 
 
@@ -126,23 +127,28 @@ def _decode_award(f: FieldReader, log: str, entry_id: bytes, at: int) -> Award:
     deed_date = f.date("date")
     rule = f.text("rule")
     qty = f.integer("qty", minimum=1)
-    note = f.optional_text("note")
+    note = f.bin("note", HASH_SIZE) if "note" in f.value else None
     evidence = f.bin("evidence", HASH_SIZE) if "evidence" in f.value else None
     return Award(log, entry_id, at, account, rule, qty, note, evidence, date=deed_date)
 
 
 def _decode_redeem(f: FieldReader, log: str, entry_id: bytes, at: int) -> Redeem:
     return Redeem(
-        log, entry_id, at, f.account("account"), f.integer("points", minimum=1), f.text("item")
+        log,
+        entry_id,
+        at,
+        f.account("account"),
+        f.integer("points", minimum=1),
+        f.bin("item", HASH_SIZE),
     )
 
 
 def _decode_objection(f: FieldReader, log: str, entry_id: bytes, at: int) -> Objection:
-    return Objection(log, entry_id, at, f.integer("target", minimum=0), f.text("text"))
+    return Objection(log, entry_id, at, f.integer("target", minimum=0), f.bin("text", HASH_SIZE))
 
 
 def _decode_reverse(f: FieldReader, log: str, entry_id: bytes, at: int) -> Reverse:
-    return Reverse(log, entry_id, at, f.integer("target", minimum=0), f.text("reason"))
+    return Reverse(log, entry_id, at, f.integer("target", minimum=0), f.bin("reason", HASH_SIZE))
 
 
 # Fast paths for the kinds that make up almost every log (DESIGN 6). A body whose
@@ -186,7 +192,7 @@ def _fast_award(value: dict[str, Any]) -> Award | None:
         or text_problem(rule) is not None
         or type(qty) is not int
         or qty < 1
-        or ("note" in value and (type(note) is not str or text_problem(note) is not None))
+        or ("note" in value and (type(note) is not bytes or len(note) != HASH_SIZE))
         or ("evidence" in value and (type(evidence) is not bytes or len(evidence) != HASH_SIZE))
     ):
         return None
@@ -209,9 +215,8 @@ def _fast_redeem(value: dict[str, Any]) -> Redeem | None:
         not _fast_common(value, "redeem")
         or type(points) is not int
         or points < 1
-        or type(item) is not str
-        or not item
-        or text_problem(item) is not None
+        or type(item) is not bytes
+        or len(item) != HASH_SIZE
     ):
         return None
     return Redeem(value["log"], value["id"], value["at"], value["account"], points, item)

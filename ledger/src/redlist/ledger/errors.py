@@ -11,6 +11,8 @@ from __future__ import annotations
 FORMAT_CHECK = "format"
 #: The check of an entry id already in the log with other bytes (``points.CHECKS``).
 CONFLICT_CHECK = "duplicate-id"
+#: The check of a free text that does not match its commitment, or is missing or malformed.
+TEXT_CHECK = "text"
 
 
 class RedlistError(Exception):
@@ -161,6 +163,25 @@ class StateDamageError(IntegrityError):
         )
         self.table = table
         self.record = record
+
+
+class TextError(CheckError):
+    """A free text that cannot go with its entry (DESIGN 9.2): malformed, missing beside
+    a commitment, given for a field the entry does not commit to, or not matching its
+    commitment. ``field`` names the body's field when known. Check ``text``."""
+
+    check: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        seq: int | None = None,
+        index: int | None = None,
+    ) -> None:
+        super().__init__(TEXT_CHECK, message, seq=seq, index=index)
+        self.field = field
 
 
 class RegisterError(RedlistError):

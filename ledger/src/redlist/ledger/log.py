@@ -49,7 +49,7 @@ from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.ledger.sigworkers import available_cores
-from redlist.ledger.state import RuleRecord, TargetRecord
+from redlist.ledger.state import KeyRecord, RuleRecord, TargetRecord
 from redlist.ledger.statement import (
     PAGE_BYTES,
     AccountStatement,
@@ -335,6 +335,19 @@ class Log:
                 f"entries [{start}, {end}) are not in the log, which has {size} entries"
             )
         return self._stream_leaves(start, end)
+
+    def entry(self, entry_id: bytes) -> tuple[int, bytes] | None:
+        """The seq and leaf bytes of the entry whose body has id ``entry_id``; None when
+        the log holds no such entry."""
+        with self._store.read() as reader:
+            seq = reader.indexed_seq(entry_id)
+            leaf = None if seq is None else reader.leaf(seq)
+        return None if seq is None or leaf is None else (seq, leaf)
+
+    def staff_key(self, key_id: bytes) -> KeyRecord | None:
+        """The staff key registered under ``key_id`` (revoked or not), as the log stands."""
+        with self._store.read() as reader:
+            return reader.state().key(key_id)
 
     def _stream_leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         with self._store.read() as reader:

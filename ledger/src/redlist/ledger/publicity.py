@@ -146,7 +146,9 @@ class PublicityRecorder:
         if isinstance(body, Award):
             kind = AWARD if effect.earned_delta >= 0 else DEDUCTION
             date, points = body.date, effect.earned_delta
-            note = body.note if isinstance(body.note, str) and body.note else None
+            # The body holds a commitment, not the note (DESIGN 9.2): the node looks the
+            # text up where the resident consented (``node.publicity.published_note``).
+            note = None
         elif isinstance(body, Objection | Reverse):
             if effect.rule is None:  # a redemption's reversal: not published
                 return

@@ -1,7 +1,11 @@
-"""Files of the resident register: its lock, directory flushes, and shredding old copies.
+"""Files of the environments that hold personal data: locks, flushes, and scrubbing.
 
-Edge helpers of :mod:`redlist.ledger.registerstore`, kept apart so that the store reads
-as the register's rules and this module as plain file handling.
+Edge helpers of :mod:`redlist.ledger.registerstore` (the resident register) and
+:mod:`redlist.ledger.textstore` (free texts), kept apart so that each store reads as its
+rules and this module as plain file handling. Both erase the same way
+(docs/adr/0025): :func:`scrub_environment` copies the live records one by one into a
+fresh environment, swaps it in, and shreds the old files; :func:`recover_scrub` finishes
+what a process that died during a scrub left.
 """
 
 from __future__ import annotations
@@ -10,9 +14,100 @@ import fcntl
 import os
 import shutil
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import lmdb
+
 from redlist.ledger.errors import StoreError
+
+NEW_SUFFIX = ".new"
+OLD_SUFFIX = ".old"
+
+
+def open_environment(
+    path: Path, *, tables: tuple[bytes, ...], map_size: int, file_mode: int, create: bool
+) -> lmdb.Environment:
+    """An environment for personal data: synchronous, and ``meminit`` (fresh pages hold
+    zeros, never freed memory: the scrub needs it). ``lmdb.Error`` and ``OSError`` pass."""
+    if create:
+        path.mkdir(mode=0o700, exist_ok=True)
+    return lmdb.open(
+        str(path),
+        map_size=map_size,
+        subdir=True,
+        max_dbs=len(tables),
+        readonly=not create,
+        mode=file_mode,
+        lock=True,
+        sync=True,
+        metasync=True,
+        map_async=False,
+        writemap=False,
+        meminit=True,
+    )
+
+
+def scrub_environment(
+    env: lmdb.Environment,
+    tables: Mapping[bytes, lmdb._Database],
+    path: Path,
+    *,
+    map_size: int,
+    file_mode: int,
+    keep: Callable[[bytes, bytes], bool],
+) -> None:
+    """Rewrite ``env`` (at ``path``) so that no file holds a record it no longer has.
+
+    Every record of ``tables`` for which ``keep(table, key)`` is true is copied, one by
+    one, into a fresh environment ``path.new``; ``env`` is closed; the fresh one replaces
+    ``path`` by two renames; the old files are overwritten with zeros and deleted. The
+    caller opens ``path`` again afterwards.
+    """
+    fresh = sibling(path, NEW_SUFFIX)
+    old = sibling(path, OLD_SUFFIX)
+    remove_tree(fresh)
+    fresh.mkdir(mode=0o700)
+    target = lmdb.open(
+        str(fresh),
+        mode=file_mode,
+        map_size=map_size,
+        subdir=True,
+        max_dbs=len(tables),
+        sync=True,
+        metasync=True,
+        writemap=False,
+        meminit=True,
+    )
+    try:
+        with env.begin() as source, target.begin(write=True) as txn:
+            for name, table in tables.items():
+                copy = target.open_db(name, txn=txn, create=True)
+                for key, value in source.cursor(db=table):
+                    if keep(name, bytes(key)):
+                        txn.put(bytes(key), bytes(value), db=copy)
+        target.sync(True)
+    finally:
+        target.close()
+    env.close()
+    sync_directory(fresh)
+    os.rename(path, old)
+    os.rename(fresh, path)
+    sync_directory(path.parent)
+    shred(old)
+
+
+def recover_scrub(path: Path) -> None:
+    """Finish what a writer that died during a scrub of ``path`` left (call it under the
+    store's exclusive lock, before opening ``path``)."""
+    fresh = sibling(path, NEW_SUFFIX)
+    if fresh.exists():
+        if path.exists():
+            remove_tree(fresh)  # the copy was not finished: the scrub starts again
+        else:
+            os.rename(fresh, path)  # died between the two renames
+            sync_directory(path.parent)
+    shred(sibling(path, OLD_SUFFIX))
 
 
 def sibling(path: Path, suffix: str) -> Path:
@@ -50,7 +145,9 @@ def sync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
-def lock_file(path: Path, *, exclusive: bool, wait_s: float) -> int:
+def lock_file(
+    path: Path, *, exclusive: bool, wait_s: float, what: str = "the resident register"
+) -> int:
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
@@ -66,7 +163,7 @@ def lock_file(path: Path, *, exclusive: bool, wait_s: float) -> int:
                 os.close(descriptor)
                 doing = "changing" if not exclusive else "reading or changing"
                 raise StoreError(
-                    f"another command is {doing} the resident register in {path.parent} "
+                    f"another command is {doing} {what} in {path.parent} "
                     f"(waited {wait_s:g} s); try again when it has finished"
                 ) from None
             time.sleep(0.05)

@@ -51,7 +51,14 @@ from typing import Self
 import lmdb
 
 from redlist.ledger.errors import FormatError, IntegrityError, RegisterError, StoreError
-from redlist.ledger.registerfiles import lock_file, remove_tree, shred, sibling, sync_directory
+from redlist.ledger.registerfiles import (
+    NEW_SUFFIX,
+    lock_file,
+    open_environment,
+    recover_scrub,
+    scrub_environment,
+    sibling,
+)
 from redlist.ledger.residents import Household, MaskedResident, Resident, Tombstone
 
 #: The register's environment directory inside a node's data directory.
@@ -61,8 +68,6 @@ REGISTER_LOCK_NAME = "register.lock"
 REGISTER_MAP_SIZE = 1 << 32
 #: How long an open waits for another command to let go of the register, in seconds.
 LOCK_WAIT_S = 30.0
-_NEW_SUFFIX = ".new"
-_OLD_SUFFIX = ".old"
 _RESIDENTS = b"residents"
 _ERASED = b"erased"
 _META = b"meta"
@@ -126,12 +131,12 @@ class RegisterStore:
         store = cls(data_dir, lock, writable=write)
         try:
             if write:
-                store._recover()
+                recover_scrub(store.path)
                 store._open_env(store.path, create=True)
                 if store._scrub_pending():
                     store._scrub()
             else:
-                for candidate in (store.path, sibling(store.path, _NEW_SUFFIX)):
+                for candidate in (store.path, sibling(store.path, NEW_SUFFIX)):
                     if (candidate / "data.mdb").is_file():
                         store._open_env(candidate, create=False)
                         break
@@ -315,21 +320,12 @@ class RegisterStore:
 
     def _open_env(self, path: Path, *, create: bool) -> None:
         try:
-            if create:
-                path.mkdir(mode=0o700, exist_ok=True)
-            env = lmdb.open(
-                str(path),
+            env = open_environment(
+                path,
+                tables=_TABLES,
                 map_size=REGISTER_MAP_SIZE,
-                subdir=True,
-                max_dbs=len(_TABLES),
-                readonly=not create,
-                mode=_FILE_MODE,
-                lock=True,
-                sync=True,
-                metasync=True,
-                map_async=False,
-                writemap=False,
-                meminit=True,  # fresh pages hold zeros, never freed memory: the scrub needs it
+                file_mode=_FILE_MODE,
+                create=create,
             )
         except (OSError, lmdb.Error) as exc:
             raise StoreError(f"cannot open the resident register at {path}: {exc}") from None
@@ -375,52 +371,17 @@ class RegisterStore:
 
     def _scrub(self) -> None:
         """Rewrite the live records into a fresh environment and shred the old one."""
-        fresh = sibling(self.path, _NEW_SUFFIX)
-        old = sibling(self.path, _OLD_SUFFIX)
         env = self._writer()
-        remove_tree(fresh)
-        fresh.mkdir(mode=0o700)
-        target = lmdb.open(
-            str(fresh),
-            mode=_FILE_MODE,
-            map_size=REGISTER_MAP_SIZE,
-            subdir=True,
-            max_dbs=len(_TABLES),
-            sync=True,
-            metasync=True,
-            writemap=False,
-            meminit=True,
-        )
-        try:
-            with env.begin() as source, target.begin(write=True) as txn:
-                for name in _TABLES:
-                    table = target.open_db(name, txn=txn, create=True)
-                    for key, value in source.cursor(db=self._tables[name]):
-                        if name == _META and bytes(key) == _SCRUB_PENDING:
-                            continue
-                        txn.put(bytes(key), bytes(value), db=table)
-            target.sync(True)
-        finally:
-            target.close()
-        env.close()
         self._env = None
-        sync_directory(fresh)
-        os.rename(self.path, old)
-        os.rename(fresh, self.path)
-        sync_directory(self.data_dir)
-        shred(old)
+        scrub_environment(
+            env,
+            self._tables,
+            self.path,
+            map_size=REGISTER_MAP_SIZE,
+            file_mode=_FILE_MODE,
+            keep=lambda table, key: not (table == _META and key == _SCRUB_PENDING),
+        )
         self._open_env(self.path, create=True)
-
-    def _recover(self) -> None:
-        """Finish what a writer that died during a scrub left (under the exclusive lock)."""
-        fresh = sibling(self.path, _NEW_SUFFIX)
-        if fresh.exists():
-            if self.path.exists():
-                remove_tree(fresh)  # the copy was not finished: the scrub starts again
-            else:
-                os.rename(fresh, self.path)  # died between the two renames
-                sync_directory(self.data_dir)
-        shred(sibling(self.path, _OLD_SUFFIX))
 
 
 def _resident(account: str, value: bytes) -> Resident:

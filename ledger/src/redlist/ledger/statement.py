@@ -115,7 +115,13 @@ def _account_tag(account: str) -> bytes:
 
 @dataclass(frozen=True)
 class StatementEntry:
-    """One award or redemption of an account (see the ``AccountEntry`` message)."""
+    """One award or redemption of an account (see the ``AccountEntry`` message).
+
+    The log holds no free text (DESIGN 9.2): ``note`` and ``item`` are empty as read from
+    the log, and ``text_commitment`` is the commitment the body holds for its note (an
+    award's, optional) or item (a redemption's), ``entry_id`` the key its text is kept
+    under. A node that may show the text to its reader fills it in (``with_text``).
+    """
 
     seq: int
     time: int
@@ -127,6 +133,19 @@ class StatementEntry:
     note: str
     item: str
     at: int
+    entry_id: bytes = b""
+    text_commitment: bytes | None = None
+
+    @property
+    def text_field(self) -> str:
+        """The body field of this entry's text: ``note`` or ``item``."""
+        return "note" if self.kind == "award" else "item"
+
+    def with_text(self, text: str) -> StatementEntry:
+        """This entry with its note or item text filled in."""
+        if self.kind == "award":
+            return replace(self, note=text)
+        return replace(self, item=text)
 
     @classmethod
     def from_leaf(cls, seq: int, leaf: bytes, target: TargetRecord) -> StatementEntry:
@@ -135,7 +154,6 @@ class StatementEntry:
         body = decode_body(Envelope.from_bytes(decoded.envelope).body)
         points, reversed_by = target.points, target.reversed_by
         if isinstance(body, Award):
-            note = body.note or ""
             return cls(
                 seq,
                 decoded.time,
@@ -144,13 +162,26 @@ class StatementEntry:
                 points,
                 reversed_by,
                 body.qty,
-                note,
+                "",
                 "",
                 body.at,
+                body.id,
+                body.note,
             )
         if isinstance(body, Redeem):
             return cls(
-                seq, decoded.time, "redeem", "", points, reversed_by, 0, "", body.item, body.at
+                seq,
+                decoded.time,
+                "redeem",
+                "",
+                points,
+                reversed_by,
+                0,
+                "",
+                "",
+                body.at,
+                body.id,
+                body.item,
             )
         raise IntegrityError(
             f"entry {seq} is recorded as an award or redemption but is a {body.kind} entry", seq
@@ -199,7 +230,8 @@ def reversal_target(seq: int, leaf: bytes) -> int | None:
 class AccountStatement:
     """A page of an account's statement: its balances (DESIGN 3.4) and the checkpoint
     they are at, the entries of this page, and the token for the next page (empty on
-    the last)."""
+    the last). ``texts_withheld``: the entries carry no free text (the reader may not
+    see it, or the node keeps none); as read from the log, always true."""
 
     account: str
     earned: int
@@ -210,6 +242,7 @@ class AccountStatement:
     entries: tuple[StatementEntry, ...]
     checkpoint: str
     next_page_token: bytes = b""
+    texts_withheld: bool = True
 
     @classmethod
     def of(

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from redlist.ledger import console
-from redlist.ledger.errors import RegisterError
+from redlist.ledger.errors import RegisterError, TextError
 from redlist.node.commands import (
     alarms,
     check,
@@ -31,6 +31,7 @@ from redlist.node.commands import (
     recognise,
     residents,
     serve,
+    texts,
     witness_reset,
 )
 
@@ -46,10 +47,12 @@ _COMMANDS = (
     recognise,
     residents,
     objections,
+    texts,
 )
 
-#: Errors that mean "refused", not "could not start": the ledger's, and the register's.
-REFUSALS = (*console.REFUSALS, RegisterError)
+#: Errors that mean "refused", not "could not start": the ledger's, the register's, and
+#: the free texts' (an entry without the text asked for).
+REFUSALS = (*console.REFUSALS, RegisterError, TextError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,10 @@ destination's name. Before the rename the exporter recomputes the Merkle root
 of the leaves it wrote and compares it with the checkpoint's, so a damaged store
 is reported here instead of being handed to auditors.
 
+With ``texts``, the bundle also gets ``texts.jsonl`` (``textcommit.TEXTS_FILE``): the
+free texts the node holds for its entries, personal data, written readable by its owner
+only.
+
 The bundle's checkpoint carries the witnesses' cosignatures when the node has
 collected them for exactly that checkpoint (``DIR/cosigned-checkpoint``, kept by
 :mod:`redlist.node.cosigning`); otherwise it carries the log's signature only.
@@ -31,11 +35,15 @@ from redlist.ledger import bundle, merkle
 from redlist.ledger.errors import IntegrityError, StoreError
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
+from redlist.ledger.textcommit import TEXTS_FILE, encode_texts_file
 from redlist.node.publicity import Publicity
+from redlist.node.texts import bundle_texts
 
 # Leaves are small (typically 200-400 bytes); a large buffer keeps writes few.
 _WRITE_BUFFER = 1 << 20
 _BUNDLE_DIR_MODE = 0o755
+#: Personal data (texts.jsonl): its owner's alone.
+_PRIVATE_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -45,16 +53,21 @@ class ExportResult:
     path: Path
     manifest: bundle.Manifest
     checkpoint: SignedCheckpoint
+    #: How many free texts ``texts.jsonl`` holds (None: not written).
+    texts: int | None = None
 
 
-def export_full(log: Log, out: Path, cosigned: SignedCheckpoint | None = None) -> ExportResult:
+def export_full(
+    log: Log, out: Path, cosigned: SignedCheckpoint | None = None, *, texts: Path | None = None
+) -> ExportResult:
     """Write a full bundle of ``log`` (leaves ``[0, end)``) to the new directory ``out``.
 
     ``out`` must not exist or be an empty directory; its parent is created if
     needed. ``cosigned`` is the cosigned checkpoint kept beside the log: written
     instead of the plain one when its text is the latest checkpoint's. Raises
     ``StoreError`` when ``out`` is taken or cannot be written and
-    ``IntegrityError`` when the stored leaves do not match the checkpoint.
+    ``IntegrityError`` when the stored leaves do not match the checkpoint. ``texts``:
+    the data directory whose free texts go into ``texts.jsonl``.
     """
     _check_destination(out)
     # Verified with the log's own key (IntegrityError if not); its size is the end.
@@ -71,7 +84,12 @@ def export_full(log: Log, out: Path, cosigned: SignedCheckpoint | None = None) -
             )
         _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
         _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
-    return ExportResult(out, manifest, checkpoint)
+        count = None
+        if texts is not None:
+            lines = list(bundle_texts(texts, log, manifest.start, manifest.end))
+            _write_file(staging / TEXTS_FILE, encode_texts_file(lines), mode=_PRIVATE_FILE_MODE)
+            count = len(lines)
+    return ExportResult(out, manifest, checkpoint, count)
 
 
 def export_month(
@@ -135,8 +153,10 @@ def _write_leaves(
     return tree.root()
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes, mode: int | None = None) -> None:
     with open(path, "xb") as handle:
+        if mode is not None:
+            os.fchmod(handle.fileno(), mode)
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

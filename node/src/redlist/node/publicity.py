@@ -17,7 +17,7 @@ does; entry ids, which only the duplicate check needs, are not kept.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -27,7 +27,7 @@ from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import IntegrityError, PublicityError, RuleViolation
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
-from redlist.ledger.publicity import DEDUCTION, PublicEntry, PublicityRecorder
+from redlist.ledger.publicity import AWARD, DEDUCTION, PublicEntry, PublicityRecorder
 from redlist.ledger.residents import CONSENT, Resident
 from redlist.ledger.state import MemoryState
 from redlist.ledger.validator import LogValidator, read_leaf
@@ -196,15 +196,23 @@ class Publicity:
         return self.found.month
 
 
-def published_note(entry: PublicEntry, resident: Resident) -> str:
+#: The free texts the node holds of an entry, by seq (``texts.NodeTexts.texts_for``).
+TextsOf = Callable[[int], Mapping[str, str]]
+
+
+def published_note(entry: PublicEntry, resident: Resident, texts: TextsOf | None = None) -> str:
     """The note the board may show for ``entry``: only with the resident's consent.
 
-    The one place that looks a note up, so that it can read the node's text store
-    once notes are kept off the log (DESIGN 9.2).
+    The one place that looks a note up: the log holds a commitment, the text is in the
+    node's text store (DESIGN 9.2), read through ``texts``; an erased note is empty.
     """
-    if resident.basis != CONSENT or entry.note is None:
+    if resident.basis != CONSENT or entry.kind not in (AWARD, DEDUCTION):
         return ""
-    return entry.note
+    if entry.note is not None:
+        return entry.note
+    if texts is None:
+        return ""
+    return texts(entry.seq).get("note", "")
 
 
 def deadline_of(published_ms: int, config: TownConfig) -> date:
@@ -221,8 +229,10 @@ def compose(
     published_ms: int,
     objections_to: str,
     draft: bool = False,
+    texts: TextsOf | None = None,
 ) -> Publicity:
-    """Join the month's entries with the register (see the module docstring)."""
+    """Join the month's entries with the register (see the module docstring); ``texts``
+    gives the notes the node holds (a consented note is shown)."""
     config, state = derived.config, derived.state
     shown = {resident.account: resident for resident in residents if resident.publishable}
     listed: list[Listed] = []
@@ -234,7 +244,9 @@ def compose(
             continue
         masked = resident.masked()
         listed.append(
-            Listed(entry, masked.village, masked.masked_name, published_note(entry, resident))
+            Listed(
+                entry, masked.village, masked.masked_name, published_note(entry, resident, texts)
+            )
         )
     villages = sorted({resident.village for resident in shown.values()})
     notices = []

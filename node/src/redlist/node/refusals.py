@@ -16,6 +16,7 @@ import grpc
 from redlist.ledger.errors import (
     CONFLICT_CHECK,
     FORMAT_CHECK,
+    TEXT_CHECK,
     BatchError,
     CommitFailedError,
     IntegrityError,
@@ -23,6 +24,7 @@ from redlist.ledger.errors import (
     RedlistError,
     StateDamageError,
     StoreError,
+    TextError,
 )
 from redlist.proto.contract import RefusalDetails
 
@@ -59,7 +61,7 @@ class Refusal:
     @classmethod
     def of_batch(cls, error: BatchError) -> Refusal:
         """The status of a refused envelope: its code follows from the broken check."""
-        if error.check == FORMAT_CHECK:
+        if error.check in (FORMAT_CHECK, TEXT_CHECK):
             code = grpc.StatusCode.INVALID_ARGUMENT
         elif error.check in PERMISSION_CHECKS:
             code = grpc.StatusCode.PERMISSION_DENIED
@@ -87,6 +89,8 @@ def refusal_of(error: BaseException) -> Refusal:
         return Refusal.of_batch(error)
     if isinstance(error, PageTokenError):
         return Refusal(grpc.StatusCode.INVALID_ARGUMENT, None, str(error))
+    if isinstance(error, TextError):  # the request's texts as a whole (their count)
+        return Refusal(grpc.StatusCode.INVALID_ARGUMENT, error.check, error.message, error.index)
     if isinstance(error, StateDamageError):
         return Refusal(
             grpc.StatusCode.DATA_LOSS,

@@ -13,17 +13,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from redlist.ledger.errors import TextError
 from redlist.ledger.log import AppendResult
 from redlist.ledger.lookups import MonthKey
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.state import RuleRecord
 from redlist.ledger.statement import AccountStatement, StatementEntry
+from redlist.ledger.textcommit import EntryText
 from redlist.v1 import ledger_pb2 as pb
 
 
 def envelopes_from_request(request: pb.SubmitRequest) -> list[bytes]:
     """The envelopes of a Submit request, in request order."""
     return list(request.envelopes)
+
+
+def texts_from_request(request: pb.SubmitRequest) -> list[dict[str, EntryText]]:
+    """The texts of a Submit request, one map per envelope (empty: the request sent none).
+
+    ``TextError`` when their count is not the envelopes' or a text is malformed (naming
+    the envelope and the field)."""
+    if not request.texts:
+        return []
+    if len(request.texts) != len(request.envelopes):
+        raise TextError(
+            f"the request sends texts for {len(request.texts)} envelopes but has "
+            f"{len(request.envelopes)} envelopes: send one entry of texts per envelope "
+            "(empty for one without texts), or none at all"
+        )
+    batch: list[dict[str, EntryText]] = []
+    for index, entry in enumerate(request.texts):
+        texts: dict[str, EntryText] = {}
+        for name, value in entry.fields.items():
+            try:
+                texts[name] = EntryText(value.text, value.salt)
+            except TextError as error:
+                raise TextError(
+                    f"the '{name}' text: {error.message}", field=name, index=index
+                ) from None
+        batch.append(texts)
+    return batch
 
 
 def submit_response(result: AppendResult, served: SignedCheckpoint) -> pb.SubmitResponse:
@@ -70,6 +99,7 @@ def account_message(statement: AccountStatement) -> pb.Account:
         entries=[account_entry_message(entry) for entry in statement.entries],
         checkpoint=statement.checkpoint,
         next_page_token=statement.next_page_token,
+        texts_withheld=statement.texts_withheld,
     )
 
 
@@ -87,6 +117,7 @@ def account_entry_message(entry: StatementEntry) -> pb.AccountEntry:
         note=entry.note,
         item=entry.item,
         at=entry.at,
+        has_text=entry.text_commitment is not None,
     )
 
 

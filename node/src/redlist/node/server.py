@@ -79,8 +79,10 @@ from redlist.node.metrics import NodeMetrics
 from redlist.node.mirror import Follower
 from redlist.node.peers import PeerInterceptor, PeerPolicy, check_peer_address
 from redlist.node.ratelimit import RateLimit, RateLimiter
+from redlist.node.readers import ReadAuthority
 from redlist.node.recognised import RecognisedGrades
 from redlist.node.servicer import LedgerServicer
+from redlist.node.texts import NodeTexts
 from redlist.node.tls import (
     PeerTLS,
     ServerTLS,
@@ -331,7 +333,8 @@ class NodeServer:
                 interval=options.cosign_interval,
                 peer_tls=peers,
             )
-        # A mirror serves another town's log: this town's recognitions are not its.
+        # A mirror serves another town's log: this town's recognitions are not its, and
+        # it receives leaves only, never the texts (they stay with the town).
         recognised = None if follower is not None else RecognisedGrades(log.data_dir)
         health_servicer = health.aio.HealthServicer()
 
@@ -342,6 +345,12 @@ class NodeServer:
                 WRITES_HEALTH_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING
             )
 
+        texts = None
+        if follower is None:
+            texts = NodeTexts(log.data_dir, log)
+            orphans = await loop.run_in_executor(reads, texts.clean_orphans)
+            if orphans:
+                logger.info("removed texts of entries never appended count=%d", orphans)
         ledger_pb2_grpc.add_LedgerServicer_to_server(
             LedgerServicer(
                 log,
@@ -358,6 +367,8 @@ class NodeServer:
                 recognised=recognised,
                 submit_refusal=None if follower is None else follower.submit_refusal,
                 writes_stopped=writes_stopped,
+                texts=texts,
+                readers=ReadAuthority(log.staff_key, policy),
             ),
             server,
         )

@@ -41,17 +41,24 @@ from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import CommitFailedError, FormatError, RedlistError, StateDamageError
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
-from redlist.ledger.statement import PAGE_BYTES
+from redlist.ledger.statement import PAGE_BYTES, page_entries
+from redlist.ledger.textcommit import MAX_TEXT_BYTES, EntryText
 from redlist.node import serde
 from redlist.node.batcher import Batcher, TreeWatch
 from redlist.node.metrics import NodeMetrics
+from redlist.node.readers import ReadAuthority, ReadRefusal
 from redlist.node.recognised import RecognisedGrades
 from redlist.node.refusals import Refusal, bounded_message, refusal_of
-from redlist.proto.contract import MAX_BATCH_CHECK, Limits
+from redlist.node.texts import Admitted, NodeTexts
+from redlist.proto.contract import MAX_BATCH_CHECK, Limits, RefusalDetails
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
 logger = logging.getLogger(__name__)
+
+#: What one entry of a page may take when its text is given: the longest text, and room
+#: for its leaf and framing.
+_TEXT_ENTRY_BYTES = MAX_TEXT_BYTES + 1024
 
 #: Leaves streamed per read of the store: bounds memory per stream and time per read.
 CHUNK_LEAVES = 1024
@@ -89,10 +96,16 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         recognised: RecognisedGrades | None = None,
         submit_refusal: str | None = None,
         writes_stopped: Callable[[str], Awaitable[None]] | None = None,
+        texts: NodeTexts | None = None,
+        readers: ReadAuthority | None = None,
     ) -> None:
         self._log = log
         # Told once, with the reason ("damage", "disk"), when the store stops its writes.
         self._on_writes_stopped = writes_stopped
+        # The free texts beside the log (None on a mirror, which keeps none), and who may
+        # read them.
+        self._texts = texts
+        self._readers = readers
         # Other towns' grades recognised here, listed on an account's first page.
         self._recognised = recognised
         # The checkpoint as served: with the cosignatures collected for it (cosigning).
@@ -146,7 +159,10 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
                     limit=most,
                 ),
             )
+        admitted = Admitted((), ())
         try:
+            # The texts are checked and stored, flushed, before the append (node/texts.py).
+            admitted = await self._admit_texts(envelopes, serde.texts_from_request(request))
             result = await self._batcher.submit(envelopes)
         except Exception as error:  # every failure is answered; refusal_of says how
             if not isinstance(error, RedlistError):
@@ -154,9 +170,32 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
             elif isinstance(error, StateDamageError | CommitFailedError):
                 await self._report_stopped_writes(error)
             refusal = refusal_of(error)
+            # A failed commit may or may not have reached the disk: its texts stay.
+            refused = isinstance(error, RedlistError) and not isinstance(error, CommitFailedError)
+            await self._settle_texts(admitted, refused=refused)
         else:
+            await self._settle_texts(admitted, refused=False)
             return serde.submit_response(result, self._served(result.checkpoint))
         await self._refuse(context, refusal, envelopes=len(envelopes))
+
+    async def _admit_texts(
+        self, envelopes: list[bytes], texts: list[dict[str, EntryText]]
+    ) -> Admitted:
+        if self._texts is None:
+            return Admitted((), ())
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reads, self._texts.admit, envelopes, texts)
+
+    async def _settle_texts(self, admitted: Admitted, *, refused: bool) -> None:
+        if self._texts is None or not admitted.keys:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(
+                self._reads, partial(self._texts.settle, admitted, refused=refused)
+            )
+        except RedlistError as error:  # garbage at worst: the next start removes it
+            logger.warning("could not remove the texts of a refused batch: %s", error)
 
     async def _report_stopped_writes(self, error: StateDamageError | CommitFailedError) -> None:
         """Say once, as an error, that the node takes no more entries, and why."""
@@ -296,21 +335,56 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
             )
         # A page's leaves stay well inside what the node may send in one answer.
         page_bytes = min(PAGE_BYTES, self._limits.max_message_bytes // 2)
+        page_size = request.page_size
+        entitled = await self._may_read_texts(request, context)
+        if entitled:  # each entry may carry a text of up to MAX_TEXT_BYTES beside its leaf
+            page_size = min(page_entries(page_size), max(1, page_bytes // _TEXT_ENTRY_BYTES))
         statement = await self._read(
             context,
             partial(
                 self._log.account,
-                page_size=request.page_size,
+                page_size=page_size,
                 page_token=request.page_token,
                 page_bytes=page_bytes,
             ),
             request.account,
         )
+        if entitled and self._texts is not None:
+            statement = await self._read(context, self._texts.fill, statement)
         message = serde.account_message(statement)
         if self._recognised is not None and not request.page_token:
             grades = await self._read(context, self._recognised.messages, request.account)
             message.recognised.extend(grades)
         return message
+
+    async def _may_read_texts(
+        self,
+        request: pb.GetAccountRequest,
+        context: aio.ServicerContext[pb.GetAccountRequest, pb.Account],
+    ) -> bool:
+        """Whether this read gets the free texts (node/readers.py); a read signature that
+        is given and wrong ends the call PERMISSION_DENIED."""
+        if self._texts is None or self._readers is None:
+            return False  # a mirror keeps no texts
+        if request.HasField("read_signature"):
+            try:
+                await self._read(
+                    context,
+                    self._readers.signed,
+                    "GetAccount",
+                    request.account,
+                    request.read_signature,
+                )
+            except ReadRefusal as refusal:
+                logger.info("read refused check=%s: %s", refusal.check, refusal.message)
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    bounded_message(refusal.diagnostics()),
+                    RefusalDetails(refusal.check, None, None).to_metadata(),
+                )
+            return True
+        pems = tuple(context.auth_context().get("x509_pem_cert") or ())
+        return self._readers.staff_certificate(pems)
 
     async def Follow(
         self,
@@ -389,10 +463,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
     # -- helpers --------------------------------------------------------------
 
     async def _read(self, context: _AnyContext, function: Callable[..., _T], *args: object) -> _T:
-        """``function(*args)`` on the read pool; a store failure ends the call with a status."""
+        """``function(*args)`` on the read pool; a store failure ends the call with a status
+        (a ``ReadRefusal`` is the caller's to answer)."""
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._reads, partial(function, *args))
+        except ReadRefusal:
+            raise
         except RedlistError as error:
             refusal = refusal_of(error)
             message = refusal.status_message()

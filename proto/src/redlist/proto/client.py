@@ -31,8 +31,9 @@ stream of leaves that skips or repeats a seq is a ``WireError`` (a
 from __future__ import annotations
 
 import re
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -40,8 +41,10 @@ from typing import Self
 
 import grpc
 
+from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import KeyFileError, RedlistError, SourceError
-from redlist.proto.contract import Limits
+from redlist.ledger.textcommit import EntryText
+from redlist.proto.contract import Limits, read_message
 from redlist.proto.errors import NodeError, NodeUnreachableError, WireError
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
@@ -125,7 +128,9 @@ class RemoteEntry:
     deduction); for a redemption, the points spent (positive). ``rule`` and
     ``qty`` are empty and 0 for a redemption, ``item`` is empty for an award.
     ``time`` is the node's integration time, ``at`` the author's; both in ms since
-    1970 UTC. ``reversed_by`` is the seq of the reversal, if any.
+    1970 UTC. ``reversed_by`` is the seq of the reversal, if any. ``has_text``: the
+    entry commits to a note or an item, so an empty ``note`` or ``item`` is withheld
+    (``RemoteAccount.texts_withheld``) or erased, not absent.
     """
 
     seq: int
@@ -138,6 +143,7 @@ class RemoteEntry:
     item: str
     points: int
     reversed_by: int | None
+    has_text: bool = False
 
     @property
     def reversed(self) -> bool:
@@ -180,6 +186,8 @@ class RemoteAccount:
     checkpoint: str
     #: Other towns' grades recognised here; the node lists them on the first page only.
     recognised: tuple[RemoteRecognition, ...] = ()
+    #: The node sent no free texts: the reader is anonymous, or the node keeps none.
+    texts_withheld: bool = True
 
     def figures(self) -> tuple[str, int, int, int, int, str, str]:
         """Everything but the entries: what every page of one read repeats."""
@@ -249,7 +257,7 @@ class NodeConnection(ABC):
         return Limits.from_message(message)
 
     def account_pages(
-        self, account: str, *, page_size: int = 0
+        self, account: str, *, page_size: int = 0, read_key: SigningKey | None = None
     ) -> Generator[RemoteAccount, None, None]:
         """The node's figures and entries for ``account``, one page at a time.
 
@@ -259,6 +267,9 @@ class NodeConnection(ABC):
         each other in increasing seq order, or a page that promises more but lists
         nothing are a ``WireError``: the pages do not describe one state. Only one
         page is held at a time.
+
+        With ``read_key`` (a staff key registered in the log), each request is signed
+        (``contract.read_message``), so the node sends the free texts too.
         """
         first: RemoteAccount | None = None
         last_seq = -1
@@ -269,6 +280,8 @@ class NodeConnection(ABC):
             request = ledger_pb2.GetAccountRequest(
                 account=account, page_size=page_size, page_token=token
             )
+            if read_key is not None:
+                request.read_signature.CopyFrom(read_signature(read_key, "GetAccount", account))
             try:
                 message = self._stub.GetAccount(request, timeout=self.timeout)
             except grpc.RpcError as error:
@@ -298,6 +311,7 @@ class NodeConnection(ABC):
                     )
                     for item in message.recognised
                 ),
+                texts_withheld=message.texts_withheld,
             )
             if first is None:
                 first = page
@@ -482,8 +496,25 @@ def _entries(messages: Sequence[ledger_pb2.AccountEntry]) -> tuple[RemoteEntry, 
             points=entry.points,
             # The wire has no "absent": reversed_by is only meaningful with reversed.
             reversed_by=entry.reversed_by if entry.reversed else None,
+            has_text=entry.has_text,
         )
         for entry in messages
+    )
+
+
+def read_signature(key: SigningKey, method: str, subject: str) -> ledger_pb2.ReadSignature:
+    """``key``'s signature over a read of ``subject`` by ``method``, timed now."""
+    now = int(time.time())
+    signature = key.sign(read_message(method, subject, now))
+    return ledger_pb2.ReadSignature(key_id=key.key_id, time=now, signature=signature)
+
+
+def texts_message(texts: Mapping[str, EntryText]) -> ledger_pb2.EntryTexts:
+    """The wire form of one entry's free texts (``SubmitRequest.texts``)."""
+    return ledger_pb2.EntryTexts(
+        fields={
+            name: ledger_pb2.Text(text=value.text, salt=value.salt) for name, value in texts.items()
+        }
     )
 
 
@@ -517,4 +548,6 @@ __all__ = [
     "RemoteRecognition",
     "RemoteTLS",
     "check_address",
+    "read_signature",
+    "texts_message",
 ]

@@ -174,3 +174,20 @@ __all__ = [
     "Limits",
     "RefusalDetails",
 ]
+
+
+#: A staff key's read signature (``GetAccountRequest.read_signature``) is accepted this
+#: many seconds before or after the node's clock: long enough for clocks that differ a
+#: little, short enough that a signature overheard is of no use for long.
+READ_WINDOW_S = 300
+#: The check of a refused read signature.
+READ_SIGNATURE_CHECK = "read-signature"
+_READ_DOMAIN = b"redlist/read/v1"
+
+
+def read_message(method: str, subject: str, time_s: int) -> bytes:
+    """What a staff key signs to read free texts (see ``ReadSignature`` in the proto):
+    ``"redlist/read/v1" 0x00 method 0x00 subject 0x00 time``, time in decimal seconds."""
+    return b"\x00".join(
+        (_READ_DOMAIN, method.encode("utf-8"), subject.encode("utf-8"), str(time_s).encode())
+    )

@@ -44,24 +44,105 @@ class SubmitRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ENVELOPES_FIELD_NUMBER: _builtins.int
+    TEXTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """Each element is one envelope (DESIGN.md 3.2): the msgpack array
         [body, signatures], at most 64 KiB. The batch is applied in this order.
         """
 
+    @_builtins.property
+    def texts(self) -> _containers.RepeatedCompositeFieldContainer[Global___EntryTexts]:
+        """The free texts of each envelope, aligned with `envelopes` (element i belongs to
+        envelope i); empty when no envelope commits to a text.
+        """
+
     def __init__(
         self,
         *,
         envelopes: _abc.Iterable[_builtins.bytes] | None = ...,
+        texts: _abc.Iterable[Global___EntryTexts] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelopes", b"envelopes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelopes", b"envelopes", "texts", b"texts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitRequest: _TypeAlias = SubmitRequest  # noqa: Y015
+
+@_typing.final
+class EntryTexts(_message.Message):
+    """The free texts of one entry, by the name of the body field that commits to each
+    ("decided", "note", "item", "text", "reason"). Empty for an entry without any.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___Text: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___Text | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    FIELDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def fields(self) -> _containers.MessageMap[_builtins.str, Global___Text]: ...
+    def __init__(
+        self,
+        *,
+        fields: _abc.Mapping[_builtins.str, Global___Text] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fields", b"fields"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EntryTexts: _TypeAlias = EntryTexts  # noqa: Y015
+
+@_typing.final
+class Text(_message.Message):
+    """One free text and the salt of its commitment:
+    SHA-256("redlist/text/v1" || 0x00 || salt || UTF-8 text).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    SALT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """NFC, no control or invisible characters, 1 to 16384 bytes of UTF-8."""
+    salt: _builtins.bytes
+    """16 random bytes."""
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        salt: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["salt", b"salt", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Text: _TypeAlias = Text  # noqa: Y015
 
 @_typing.final
 class SubmitResponse(_message.Message):
@@ -355,6 +436,7 @@ class GetAccountRequest(_message.Message):
     ACCOUNT_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    READ_SIGNATURE_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """The account id, an opaque string matching [A-Za-z0-9][A-Za-z0-9._-]{0,63}."""
     page_size: _builtins.int
@@ -367,20 +449,61 @@ class GetAccountRequest(_message.Message):
     """Empty for the first page; for the next one, the next_page_token of the page
     before, unchanged. Opaque to clients: its bytes are the node's business.
     """
+    @_builtins.property
+    def read_signature(self) -> Global___ReadSignature:
+        """Asks for the free texts as a staff member (absent: an anonymous read)."""
+
     def __init__(
         self,
         *,
         account: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.bytes = ...,
+        read_signature: Global___ReadSignature | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["read_signature", b"read_signature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "page_size", b"page_size", "page_token", b"page_token", "read_signature", b"read_signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAccountRequest: _TypeAlias = GetAccountRequest  # noqa: Y015
+
+@_typing.final
+class ReadSignature(_message.Message):
+    """A staff key's signature over a read request. The signed message is
+      "redlist/read/v1" || 0x00 || method || 0x00 || subject || 0x00 || time
+    where method is the RPC's name ("GetAccount"), subject what it reads (the account
+    id) and time the decimal `time` below, all ASCII/UTF-8. The node accepts it when
+    `time` lies within 5 minutes of its clock and the key is registered and unrevoked
+    in the log as it stands.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.bytes
+    """The 8-byte key id of the staff key (DESIGN.md 3.2)."""
+    time: _builtins.int
+    """The signer's clock, seconds since the Unix epoch."""
+    signature: _builtins.bytes
+    """The 64-byte Ed25519 signature."""
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.bytes = ...,
+        time: _builtins.int = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "signature", b"signature", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadSignature: _TypeAlias = ReadSignature  # noqa: Y015
 
 @_typing.final
 class Account(_message.Message):
@@ -400,6 +523,7 @@ class Account(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     RECOGNISED_FIELD_NUMBER: _builtins.int
+    TEXTS_WITHHELD_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """The account id, as requested."""
     score: _builtins.int
@@ -419,6 +543,11 @@ class Account(_message.Message):
     """
     next_page_token: _builtins.bytes
     """Empty on the last page; otherwise the page_token that asks for the next page."""
+    texts_withheld: _builtins.bool
+    """True when the entries carry no free texts: the reader is not authenticated, or
+    this node keeps none (a mirror). False: every text the node holds is given, and a
+    committed text left empty was erased.
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountEntry]:
         """This page's awards and redemptions of the account, reversed ones included, in
@@ -446,10 +575,11 @@ class Account(_message.Message):
         checkpoint: _builtins.str = ...,
         next_page_token: _builtins.bytes = ...,
         recognised: _abc.Iterable[Global___RecognisedGrade] | None = ...,
+        texts_withheld: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "checkpoint", b"checkpoint", "earned", b"earned", "entries", b"entries", "grade", b"grade", "next_page_token", b"next_page_token", "recognised", b"recognised", "redeemed", b"redeemed", "score", b"score", "spendable", b"spendable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "checkpoint", b"checkpoint", "earned", b"earned", "entries", b"entries", "grade", b"grade", "next_page_token", b"next_page_token", "recognised", b"recognised", "redeemed", b"redeemed", "score", b"score", "spendable", b"spendable", "texts_withheld", b"texts_withheld"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -528,6 +658,7 @@ class AccountEntry(_message.Message):
     NOTE_FIELD_NUMBER: _builtins.int
     ITEM_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
+    HAS_TEXT_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """The entry's seq."""
     time: _builtins.int
@@ -547,11 +678,19 @@ class AccountEntry(_message.Message):
     qty: _builtins.int
     """For an award, how many times the rule was applied; 0 for a redemption."""
     note: _builtins.str
-    """For an award, its optional note; empty for a redemption."""
+    """For an award, its note's text; empty for a redemption, for an award without a
+    note, and when the text is withheld or erased (see Account.texts_withheld).
+    """
     item: _builtins.str
-    """For a redemption, the item redeemed; empty for an award."""
+    """For a redemption, the item redeemed; empty for an award, and when withheld or
+    erased.
+    """
     at: _builtins.int
     """The author's time (`at` in the body), which may precede `time`."""
+    has_text: _builtins.bool
+    """Whether the entry's body commits to a text (an award's note, a redemption's
+    item): an empty note or item is then withheld or erased, not absent.
+    """
     def __init__(
         self,
         *,
@@ -566,10 +705,11 @@ class AccountEntry(_message.Message):
         note: _builtins.str = ...,
         item: _builtins.str = ...,
         at: _builtins.int = ...,
+        has_text: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "item", b"item", "kind", b"kind", "note", b"note", "points", b"points", "qty", b"qty", "reversed", b"reversed", "reversed_by", b"reversed_by", "rule", b"rule", "seq", b"seq", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "has_text", b"has_text", "item", b"item", "kind", b"kind", "note", b"note", "points", b"points", "qty", b"qty", "reversed", b"reversed", "reversed_by", b"reversed_by", "rule", b"rule", "seq", b"seq", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

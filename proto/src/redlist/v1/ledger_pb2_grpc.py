@@ -140,6 +140,13 @@ class LedgerServicer:
         program can retry within it; GetLimits tells the limits before anything is sent.
         Resubmitting an envelope that is already in the log, byte for byte, is not an
         error: its existing seq is returned.
+
+        Free texts (DESIGN.md 9.2) travel beside the envelopes, in `texts`: an entry's body
+        holds only their commitments. An envelope whose text is missing, malformed, or does
+        not match its commitment refuses the batch with INVALID_ARGUMENT and check "text",
+        naming the envelope and the field; so does a `texts` list whose length is neither 0
+        nor that of `envelopes`. The node keeps the texts durably before it appends the
+        entries, outside the log.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -93,6 +93,13 @@ class LedgerStub:
     program can retry within it; GetLimits tells the limits before anything is sent.
     Resubmitting an envelope that is already in the log, byte for byte, is not an
     error: its existing seq is returned.
+
+    Free texts (DESIGN.md 9.2) travel beside the envelopes, in `texts`: an entry's body
+    holds only their commitments. An envelope whose text is missing, malformed, or does
+    not match its commitment refuses the batch with INVALID_ARGUMENT and check "text",
+    naming the envelope and the field; so does a `texts` list whose length is neither 0
+    nor that of `envelopes`. The node keeps the texts durably before it appends the
+    entries, outside the log.
     """
     GetLimits: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetLimitsRequest, _ledger_pb2.Limits]
     """What this node accepts in one Submit: how many envelopes, how large each one
@@ -213,6 +220,13 @@ class LedgerAsyncStub(LedgerStub):
     program can retry within it; GetLimits tells the limits before anything is sent.
     Resubmitting an envelope that is already in the log, byte for byte, is not an
     error: its existing seq is returned.
+
+    Free texts (DESIGN.md 9.2) travel beside the envelopes, in `texts`: an entry's body
+    holds only their commitments. An envelope whose text is missing, malformed, or does
+    not match its commitment refuses the batch with INVALID_ARGUMENT and check "text",
+    naming the envelope and the field; so does a `texts` list whose length is neither 0
+    nor that of `envelopes`. The node keeps the texts durably before it appends the
+    entries, outside the log.
     """
     GetLimits: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetLimitsRequest, _ledger_pb2.Limits]  # type: ignore[assignment]
     """What this node accepts in one Submit: how many envelopes, how large each one
@@ -336,6 +350,13 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
         program can retry within it; GetLimits tells the limits before anything is sent.
         Resubmitting an envelope that is already in the log, byte for byte, is not an
         error: its existing seq is returned.
+
+        Free texts (DESIGN.md 9.2) travel beside the envelopes, in `texts`: an entry's body
+        holds only their commitments. An envelope whose text is missing, malformed, or does
+        not match its commitment refuses the batch with INVALID_ARGUMENT and check "text",
+        naming the envelope and the field; so does a `texts` list whose length is neither 0
+        nor that of `envelopes`. The node keeps the texts durably before it appends the
+        entries, outside the log.
         """
 
     @_abc_1.abstractmethod

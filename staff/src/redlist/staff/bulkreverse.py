@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from redlist.ledger.crypto import SigningKey
-from redlist.ledger.entry import Award, Envelope, Leaf, Redeem, Reverse, decode_body
+from redlist.ledger.entry import Award, Envelope, Leaf, Redeem, decode_body
 from redlist.ledger.errors import FormatError
 from redlist.proto.client import MAX_PAGE_SIZE, RemoteEntry
 from redlist.proto.errors import NodeError, WireError
@@ -180,22 +180,27 @@ def reverse_all(
     """Reverse every target, in batches; target seq → the seq of its reversal (proved)."""
     at = entries.now_ms()
     by_index = list(targets)
-    sealed = (
-        (
-            index,
-            signing.seal(
-                Reverse(origin, reversal_id(origin, target.seq), at, target.seq, target.reason),
-                signers,
-            ),
+    # The reason travels beside the entry, which holds its commitment (DESIGN 9.2).
+    salt = entries.derived_salt(signers[0])
+    drafts = [
+        entries.reverse(
+            entries.Stamp(origin, reversal_id(origin, target.seq), at),
+            target.seq,
+            target.reason,
+            salt=salt,
         )
-        for index, target in enumerate(by_index)
-    )
+        for target in by_index
+    ]
+    sealed = ((index, signing.seal(draft.body, signers)) for index, draft in enumerate(drafts))
     done: dict[int, int] = {}
     for batch in batches(sealed, most, client.get_limits()):
         pending = list(batch)
         while pending:
             try:
-                result = client.submit([batch[index] for index in pending])
+                result = client.submit(
+                    [batch[index] for index in pending],
+                    texts=[drafts[index].texts for index in pending],
+                )
             except NodeError as error:
                 if error.code != "ALREADY_EXISTS":
                     raise

@@ -53,6 +53,7 @@ from typing import Any
 import grpc
 
 from redlist.ledger import merkle
+from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import AnyBody, Envelope, Genesis, Leaf, decode_body
 from redlist.ledger.errors import (
     FormatError,
@@ -63,7 +64,14 @@ from redlist.ledger.errors import (
 )
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
-from redlist.proto.client import NodeConnection, RemoteAccount, RemoteTLS, check_address
+from redlist.ledger.textcommit import EntryText
+from redlist.proto.client import (
+    NodeConnection,
+    RemoteAccount,
+    RemoteTLS,
+    check_address,
+    texts_message,
+)
 from redlist.proto.errors import NodeError, WireError
 from redlist.staff import knownlogs
 from redlist.v1 import ledger_pb2
@@ -261,13 +269,23 @@ class LedgerClient(NodeConnection):
 
     # -- writing -------------------------------------------------------------
 
-    def submit(self, envelopes: Sequence[bytes], *, action: str | None = None) -> SubmitResult:
+    def submit(
+        self,
+        envelopes: Sequence[bytes],
+        *,
+        action: str | None = None,
+        texts: Sequence[Mapping[str, EntryText]] = (),
+    ) -> SubmitResult:
         """Append ``envelopes`` as one atomic batch; their seqs and the covering checkpoint.
 
-        ``action`` says what is being submitted ("the award"); a refusal names it.
-        An envelope already in the log byte for byte gets its existing seq back.
+        ``texts``: the free texts of each envelope, by field, aligned with ``envelopes``
+        (or empty when none has any). ``action`` says what is being submitted ("the
+        award"); a refusal names it. An envelope already in the log byte for byte gets its
+        existing seq back.
         """
         request = ledger_pb2.SubmitRequest(envelopes=list(envelopes))
+        if any(texts):
+            request.texts.extend(texts_message(entry) for entry in texts)
         try:
             response = self._stub.Submit(request, timeout=self.submit_timeout)
         except grpc.RpcError as error:
@@ -468,12 +486,12 @@ class LedgerClient(NodeConnection):
         return counts
 
     def account_pages(
-        self, account: str, *, page_size: int = 0
+        self, account: str, *, page_size: int = 0, read_key: SigningKey | None = None
     ) -> Generator[RemoteAccount, None, None]:
         """``account``'s balances and its awards and redemptions, a page at a time
-        (``get_account``: all at once)."""
+        (``get_account``: all at once); with ``read_key``, signed, with the free texts."""
         try:
-            yield from super().account_pages(account, page_size=page_size)
+            yield from super().account_pages(account, page_size=page_size, read_key=read_key)
         except NodeError as error:
             raise error.about(f"the account query for {account}") from None
 

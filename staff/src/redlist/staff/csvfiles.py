@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from redlist.ledger.entry import ID_SIZE, Award, RuleChange
 from redlist.ledger.errors import FormatError
-from redlist.staff.entries import Stamp, award, rule_set
+from redlist.staff.entries import Draft, SaltSource, Stamp, award, random_salt, rule_set
 from redlist.staff.problems import Problem, SheetError
 from redlist.staff.values import (
     check_account,
@@ -72,7 +72,7 @@ class RuleRow:
     max_qty: int | None = None
     max_per_month: int | None = None
 
-    def body(self, stamp: Stamp) -> RuleChange:
+    def body(self, stamp: Stamp) -> Draft[RuleChange]:
         return rule_set(
             stamp,
             self.code,
@@ -97,8 +97,10 @@ class AwardRow:
     note: str | None
     date: str | None = None
 
-    def body(self, stamp: Stamp) -> Award:
-        return award(stamp, self.account, self.rule, self.qty, self.note, self.date)
+    def body(self, stamp: Stamp, salt: SaltSource = random_salt) -> Draft[Award]:
+        """The award of this row; a re-run gives the same bytes when ``salt`` derives the
+        note's salt (``entries.derived_salt``)."""
+        return award(stamp, self.account, self.rule, self.qty, self.note, self.date, salt=salt)
 
 
 RULE_COLUMNS = ("code", "title", "module", "points", "council")

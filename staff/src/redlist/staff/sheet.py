@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 from redlist.ledger.deeddate import month_of
 from redlist.ledger.entry import AnyBody, Award
+from redlist.ledger.textcommit import EntryText
 from redlist.staff.client import RemoteRule
 from redlist.staff.csvfiles import AwardRow
+from redlist.staff.entries import Draft, SaltSource, random_salt
 from redlist.staff.problems import Problem
 from redlist.staff.rowids import Deed, occurrences
 
@@ -40,19 +42,24 @@ class SheetRow:
     entry_id: bytes
     undated: bool = False
 
-    def body(self, at: int) -> Award:
-        """The award this row records, signed at ``at`` (ms)."""
+    def body(self, at: int, salt: SaltSource = random_salt) -> Draft[Award]:
+        """The award this row records, signed at ``at`` (ms), and its note: the body
+        holds the note's commitment under ``salt`` (DESIGN 9.2)."""
         deed = self.deed
-        return Award(
+        texts = {}
+        if deed.note:
+            texts["note"] = EntryText(deed.note, salt(self.entry_id, "note"))
+        body = Award(
             deed.log,
             self.entry_id,
             at,
             deed.account,
             deed.rule,
             deed.qty,
-            deed.note or None,
+            texts["note"].commitment if texts else None,
             date=deed.date,
         )
+        return Draft(body, texts)
 
     @property
     def month_key(self) -> MonthKey:
@@ -71,13 +78,17 @@ def sheet_rows(rows: Sequence[AwardRow], log: str, today: str) -> tuple[SheetRow
 
 
 def same_deed(row: SheetRow, body: AnyBody) -> bool:
-    """Whether ``body`` (an entry under ``row``'s id) records what ``row`` says."""
+    """Whether ``body`` (an entry under ``row``'s id) records what ``row`` says.
+
+    The body holds a commitment to its note, salted by whoever signed it, not the note:
+    what is compared is whether it has one. The id itself is derived from the note's
+    text (``rowids``), so an entry under it with a note is the row's."""
     deed = row.deed
     return (
         isinstance(body, Award)
         and body.id == row.entry_id
-        and (body.log, body.account, body.rule, body.qty, body.date, body.note or "")
-        == (deed.log, deed.account, deed.rule, deed.qty, deed.date, deed.note)
+        and (body.log, body.account, body.rule, body.qty, body.date, body.note is not None)
+        == (deed.log, deed.account, deed.rule, deed.qty, deed.date, bool(deed.note))
     )
 
 

@@ -2,7 +2,8 @@
 
 ``seal`` signs the exact body bytes with every signer (``crypto.sign_entry``) and
 puts the signatures in increasing key id order, as DESIGN 3.2 requires;
-``submit_entry`` addresses a body to the node's log, seals it and submits it alone.
+``submit_entry`` addresses a draft to the node's log, seals it and submits it alone, with
+its free texts beside it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from redlist.ledger import crypto, keyfile
 from redlist.ledger.entry import MAX_ENVELOPE_SIZE, Body, EntrySignature, Envelope
 from redlist.ledger.errors import FormatError, KeyFileError
 from redlist.staff.client import LedgerClient
-from redlist.staff.entries import addressed
+from redlist.staff.entries import Draft, addressed
 
 _Body = TypeVar("_Body", bound=Body)
 
@@ -64,18 +65,24 @@ def read_signers(signer: Path, cosigners: Sequence[Path] = ()) -> tuple[crypto.S
 
 
 def submit_entry(
-    client: LedgerClient, draft: _Body, signers: Sequence[crypto.SigningKey], *, action: str
+    client: LedgerClient,
+    draft: Draft[_Body],
+    signers: Sequence[crypto.SigningKey],
+    *,
+    action: str,
 ) -> tuple[_Body, int]:
-    """Address ``draft`` to the node's log, sign it, submit it alone and prove it recorded.
+    """Address ``draft`` to the node's log, sign it, submit it alone (with its texts) and
+    prove it recorded.
 
     The log's name comes from the node's checkpoint, verified with the log key.
     Returns the body as recorded and its seq once the node has shown the entry in
     its log (``LedgerClient.prove_recorded``); ``action`` names the entry in a
     refusal ("the award", "rule V01").
     """
-    body = addressed(draft, client.latest().origin)
+    addressed_draft = addressed(draft, client.latest().origin)
+    body = addressed_draft.body
     envelope = seal(body, signers)
-    result = client.submit([envelope], action=action)
+    result = client.submit([envelope], action=action, texts=[addressed_draft.texts])
     client.prove_recorded({result.seqs[0]: envelope}, result.checkpoint)
     return body, result.seqs[0]
 

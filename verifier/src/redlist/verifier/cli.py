@@ -62,6 +62,7 @@ from redlist.verifier.statefile import (
     save_semantics,
     save_state,
 )
+from redlist.verifier.texts import check_texts, read_texts_file
 from redlist.verifier.witnesses import load_policy, require
 
 PROGRAM = "redlist-verify"
@@ -110,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a monthly bundle: check that it holds one month, after the state file's, and "
         "re-derive every row of its publicity.csv (points, running scores, grades) from "
         "the entries",
+    )
+    bundle.add_argument(
+        "--texts",
+        type=Path,
+        metavar="PATH",
+        help="also check the free texts in PATH (texts.jsonl, or a directory holding it, "
+        "as 'redlist-node export --texts' writes) against the commitments in the log",
     )
     bundle.set_defaults(make_source=lambda args: BundleSource(args.directory))
     node = commands.add_parser(
@@ -266,6 +274,9 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
     if policy is not None:
         policy.check_log(log_key)
     attestations = attest.plan(args)
+    given_texts = None
+    if getattr(args, "texts", None) is not None:  # read first: a missing file stops at once
+        given_texts = read_texts_file(args.texts)
     resume = None
     if pinned is not None and args.account is None:
         # A bundle that starts where the pinned audit ended resumes from its state.
@@ -294,6 +305,9 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
     finally:
         progress.close()
     result = audited.result
+    texts_checked = None
+    if given_texts is not None:
+        texts_checked = check_texts(*given_texts, source.leaves(), result.start)
     verdict = require(policy, result.checkpoint) if policy is not None else None
     publicity = None
     if watch is not None:  # before the state moves on: a failed month pins nothing
@@ -310,11 +324,18 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
             value["publicity"] = publicity.to_json()
         if written is not None:
             value["attestations"] = written.to_json()
+        if texts_checked is not None:
+            value["texts_checked"] = texts_checked.count
         stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
     else:
         stdout.write(report.summary_text(result, verdict))
         if publicity is not None:
             stdout.write(publicity.summary())
+        if texts_checked is not None:
+            stdout.write(
+                f"Free texts: all {texts_checked.count} in {texts_checked.path} match their "
+                "commitments.\n"
+            )
         if args.account is not None:
             stdout.write("\n" + report.statement_text(result, args.account))
         if written is not None:

@@ -11,12 +11,14 @@ from redlist.ledger.errors import FormatError
 from redlist.ledger.log import Log
 from redlist.ledger.publicity import encode_csv
 from redlist.ledger.registerstore import RegisterStore
+from redlist.ledger.textcommit import TEXTS_FILE
 from redlist.node.commands.serve import check_data_dir
 from redlist.node.cosigning import read_cosigned
 from redlist.node.export import ExportResult, export_full, export_month
 from redlist.node.publication import Publication, publish, read_publication
 from redlist.node.publicity import compose, derive, month_range
 from redlist.node.publicityhtml import render
+from redlist.node.texts import NodeTexts
 
 #: Where residents object, unless --objections-to says otherwise.
 DEFAULT_OBJECTIONS_TO = "本村村民委员会"
@@ -39,7 +41,12 @@ runs publicity_days from then, and later exports of the month keep that date.
 
 --month YYYY-MM --draft previews a month, also one not over yet (up to the latest
 checkpoint): the same files, the notice marked 草稿 (draft, not to be posted). A
-draft is never a publication: it starts no objection window and records nothing."""
+draft is never a publication: it starts no objection window and records nothing.
+
+--texts adds texts.jsonl: the free texts the node holds for the bundle's entries
+(notes, items, objections, reasons), with their salts, so that 'redlist-verify
+bundle --texts' can check them against the commitments in the log. Personal data:
+written only when asked, readable by its owner only, and for those entitled to it."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,6 +87,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=DEFAULT_OBJECTIONS_TO,
         help=f"where residents object, as the notice says (default: {DEFAULT_OBJECTIONS_TO})",
     )
+    parser.add_argument(
+        "--texts",
+        action="store_true",
+        help="with --full: also write texts.jsonl, the entries' free texts (personal data)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -91,12 +103,14 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.draft and args.month is None:
         raise FormatError("--draft previews a month's publicity: give --month YYYY-MM with it")
+    if args.texts and args.month is not None:
+        raise FormatError("--texts goes with --full (a month's publicity shows consented notes)")
     check_data_dir(args.data)
     if args.month is not None:
         return _run_month(args)
     with Log.open(args.data, readonly=True) as log:
         cosigned = read_cosigned(args.data, log.verifier_key)
-        result = export_full(log, args.out, cosigned)
+        result = export_full(log, args.out, cosigned, texts=args.data if args.texts else None)
         verifier_key = log.verifier_key.encode()
     _report(result, verifier_key)
     return 0
@@ -128,6 +142,7 @@ def _run_month(args: argparse.Namespace) -> int:
             published_ms=record.published_ms,
             objections_to=objections_to,
             draft=args.draft,
+            texts=NodeTexts(args.data, log).texts_for,
         )
         del residents  # the names are needed no longer than this
         csv_bytes = encode_csv(
@@ -167,6 +182,8 @@ def _report(result: ExportResult, verifier_key: str, *, month: bool = False) -> 
     cosigners = [signature.name for signature in checkpoint.signatures[1:]]
     if cosigners:
         print(f"cosigned by: {', '.join(cosigners)}")
+    if result.texts is not None:
+        print(f"free texts: {result.texts} of them in {result.path / TEXTS_FILE} (personal data)")
     print("anyone can check it with:")
     if month:
         print(

@@ -12,9 +12,11 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from redlist.ledger import keyfile
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.text import shown
@@ -30,7 +32,13 @@ its entry number, the date it was recorded (in the town's time zone) and
 whether it was reversed. Needs no key. The node sends a long statement in pages,
 and each is printed as it comes, so an account of any length can be shown.
 
+Free texts (an award's note, what was redeemed) are personal data: the node sends
+them only to its staff. With --signer, the request is signed with your staff key
+and the texts are shown; without it they are shown as "(withheld)". A text the
+town erased is shown as "(erased)".
+
   redlist account dgc-0001 --node 127.0.0.1:7420
+  redlist account dgc-0001 --node 127.0.0.1:7420 --signer wang.pem
   redlist account dgc-0001 --node 127.0.0.1:7420 --json
 
 Grades recognised from other towns ('redlist-node recognise', from auditors'
@@ -39,7 +47,7 @@ grade it counts as here, the auditor, and until when it is valid (an expired one
 is marked so).
 
 --json prints one JSON object: account, score, spendable, redeemed, earned,
-grade, log, tree_size, time_zone, recognised (each with origin, foreign_account,
+grade, log, tree_size, time_zone, texts_withheld, recognised (each with origin, foreign_account,
 grade, equivalent, score, auditor, tree_size, expires, recognised_at, expired),
 checkpoint and entries (each with seq, kind, rule, qty, note, item, points,
 reversed, reversed_by, time, at and date)."""
@@ -57,16 +65,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("account", metavar="ACCOUNT", help="the resident's account id")
     add_node_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--signer",
+        type=Path,
+        metavar="KEYFILE",
+        help="your staff key file: sign the request, to see the free texts",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     account = values.check_account(args.account)
+    read_key = keyfile.read_signing_key(args.signer) if args.signer is not None else None
     with connect(args) as client:
         zone_name = client.get_genesis().config.tz
         zone = town_zone(zone_name)
         # Printed page by page as the node sends them: only one page is held at a time.
-        pages = client.account_pages(account, page_size=MAX_PAGE_SIZE)
+        pages = client.account_pages(account, page_size=MAX_PAGE_SIZE, read_key=read_key)
         first = next(pages)
         # The figures are the node's word; the checkpoint they are "as of" is verified
         # (every page carries the first page's, the client checks).
@@ -186,6 +201,7 @@ def _json_head(
         "log": checkpoint.origin if checkpoint else None,
         "tree_size": checkpoint.size if checkpoint else None,
         "time_zone": zone_name,
+        "texts_withheld": view.texts_withheld,
         "recognised": [_json_recognition(item) for item in view.recognised],
     }
 
@@ -243,10 +259,12 @@ def statement_lines(
     header = ["entry", f"recorded ({zone_name})", "kind", "rule / item", "points", "reversed"]
     widths: list[int] | None = None
     redemptions = False
+    withheld = False
     for number, page in enumerate(pages):
         if number == 0:
             yield from _head_lines(page, checkpoint)
-        rows = [_row(entry, zone) for entry in page.entries]
+        rows = [_row(entry, zone, page.texts_withheld) for entry in page.entries]
+        withheld = withheld or (page.texts_withheld and any(e.has_text for e in page.entries))
         if not rows:
             continue
         table = rows if widths is not None else [header, *rows]
@@ -260,6 +278,8 @@ def statement_lines(
         yield "No awards or redemptions yet."
     elif redemptions:
         yield "Redemptions lower the points to spend, not the score."
+    if withheld:
+        yield "Notes and items are withheld: staff see them with --signer KEYFILE."
 
 
 def _head_lines(view: RemoteAccount, checkpoint: SignedCheckpoint | None) -> list[str]:
@@ -297,18 +317,32 @@ def _recognition_row(item: RemoteRecognition) -> list[str]:
     ]
 
 
-def _row(entry: RemoteEntry, zone: tzinfo) -> list[str]:
+def text_shown(entry: RemoteEntry, withheld: bool) -> str:
+    """The entry's note or item as a statement shows it: the text, "(withheld)" when the
+    node did not send it, "(erased)" when the town erased it, "" when there is none."""
+    text = entry.note if entry.kind == "award" else entry.item
+    if text:
+        return shown(text)
+    if not entry.has_text:
+        return ""
+    return "(withheld)" if withheld else "(erased)"
+
+
+def _row(entry: RemoteEntry, zone: tzinfo, withheld: bool = True) -> list[str]:
+    text = text_shown(entry, withheld)
     if entry.kind == "award":
         kind = "award" if entry.points >= 0 else "deduction"
-        subject = entry.rule + (f" ×{entry.qty}" if entry.qty > 1 else "")
+        subject = shown(entry.rule) + (f" ×{entry.qty}" if entry.qty > 1 else "")
+        if entry.note:  # a note the reader may see
+            subject += f": {text}"
         points = f"{entry.points:+d}"
     else:
         kind = KIND_WORDS.get(entry.kind, entry.kind)
-        subject = entry.item
+        subject = text
         points = f"{-entry.points:+d}"  # spent: lowers the points to spend
     reversed_text = f"yes, entry {entry.reversed_by}" if entry.reversed_by is not None else ""
     date = _local(entry.time, zone).strftime("%Y-%m-%d %H:%M")
-    return [str(entry.seq), date, kind, shown(subject), points, reversed_text]
+    return [str(entry.seq), date, kind, subject, points, reversed_text]
 
 
 def _local(ms: int, zone: tzinfo) -> datetime:

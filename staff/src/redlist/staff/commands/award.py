@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     )
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
-        if not draft.date:
+        if not draft.body.date:
             draft = entries.dated(draft, client.get_genesis().config.tz)
         body, seq = signing.submit_entry(client, draft, signers, action="the award")
         entry, view = after_entry(client, body.account, seq)

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
         body, seq = signing.submit_entry(
-            client, draft, signers, action=f"the objection to entry {draft.target}"
+            client, draft, signers, action=f"the objection to entry {draft.body.target}"
         )
     print(
         f"Recorded the objection to entry {body.target} (entry {seq}). If the council "

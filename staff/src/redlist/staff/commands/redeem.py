@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         body, seq = signing.submit_entry(client, draft, signers, action="the redemption")
         _, view = after_entry(client, body.account, seq)
     print(
-        f"Redeemed {points_phrase(body.points)} of {body.account} for “{body.item}” (entry {seq})."
+        f"Redeemed {points_phrase(body.points)} of {body.account} for “{draft.texts['item'].text}” "
+        f"(entry {seq})."
     )
     if view is not None:
         print(standing(view))

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
         body, seq = signing.submit_entry(
-            client, draft, signers, action=f"the reversal of entry {draft.target}"
+            client, draft, signers, action=f"the reversal of entry {draft.body.target}"
         )
         try:
             target = client.get_body(body.target)

@@ -66,6 +66,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the most qty a resident may get under it per month of the deed dates, "
         "counting awards not reversed (default: no limit)",
     )
+    set_parser.add_argument(
+        "--decided",
+        metavar="TEXT",
+        help='the meeting that voted the rule, e.g. "village assembly of 3 May 2026" '
+        "(kept by the town's node; the log holds only a commitment to it)",
+    )
     add_node_argument(set_parser)
     signing.add_signer_arguments(set_parser)
     set_parser.set_defaults(run=run_set)
@@ -106,10 +112,11 @@ def run_set(args: argparse.Namespace) -> int:
         args.council,
         args.max_qty,
         args.max_per_month,
+        args.decided,
     )
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
-        body, seq = signing.submit_entry(client, draft, signers, action=f"rule {draft.code}")
+        body, seq = signing.submit_entry(client, draft, signers, action=f"rule {draft.body.code}")
     print(f"Set {describe_rule(body)} (entry {seq}).")
     return 0
 
@@ -119,7 +126,7 @@ def run_retire(args: argparse.Namespace) -> int:
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
         body, seq = signing.submit_entry(
-            client, draft, signers, action=f"the retirement of rule {draft.code}"
+            client, draft, signers, action=f"the retirement of rule {draft.body.code}"
         )
     print(
         f"Retired rule {body.code} (entry {seq}): no new awards can be made under "

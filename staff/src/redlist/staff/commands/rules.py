@@ -70,7 +70,7 @@ def run_load(args: argparse.Namespace) -> int:
             signing.seal(
                 row.body(
                     entries.Stamp(head.origin, csvfiles.row_entry_id(digest, PURPOSE, row.row), at)
-                ),
+                ).body,
                 signers,
             )
             for row in rows

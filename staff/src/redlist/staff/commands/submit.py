@@ -40,6 +40,7 @@ from redlist.ledger.bodies import TownConfig
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.progress import ProgressBar
+from redlist.ledger.textcommit import EntryText
 from redlist.proto.contract import MAX_BATCH_CHECK
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing, values
@@ -286,12 +287,21 @@ def send(client: LedgerClient, plan: Plan, signers: Sequence[SigningKey], most: 
         outcome.present[rows[index].row] = seq
     progress = ProgressBar(sys.stderr, "submitting", "rows")
     progress.update(outcome.done, len(rows))
-    # Signed as they go out, lazily: a long sheet starts going out at once.
-    sealed = ((index, signing.seal(rows[index].body(plan.at), signers)) for index in plan.new)
+    # Signed as they go out, lazily: a long sheet starts going out at once. A note's salt
+    # is derived from the signer's key and the row's id, so a re-run signs the same bytes.
+    salt = entries.derived_salt(signers[0])
+    texts: dict[int, Mapping[str, EntryText]] = {}
+
+    def sealed_row(index: int) -> tuple[int, bytes]:
+        draft = rows[index].body(plan.at, salt)
+        texts[index] = draft.texts
+        return index, signing.seal(draft.body, signers)
+
+    sealed = (sealed_row(index) for index in plan.new)
     try:
         size = client.latest().size
         for envelopes in batches(sealed, most, limits):
-            size = _submit_batch(client, plan, envelopes, list(envelopes), size, outcome)
+            size = _submit_batch(client, plan, envelopes, texts, list(envelopes), size, outcome)
             progress.update(outcome.done, len(rows))
     except RedlistError as error:
         progress.close()
@@ -309,6 +319,7 @@ def _submit_batch(
     client: LedgerClient,
     plan: Plan,
     envelopes: Mapping[int, bytes],
+    texts: Mapping[int, Mapping[str, EntryText]],
     batch: list[int],
     size: int,
     outcome: Outcome,
@@ -321,7 +332,10 @@ def _submit_batch(
     rows = plan.rows
     while batch:
         try:
-            result = client.submit([envelopes[index] for index in batch])
+            result = client.submit(
+                [envelopes[index] for index in batch],
+                texts=[texts.get(index, {}) for index in batch],
+            )
         except NodeError as error:
             if error.code != "ALREADY_EXISTS":
                 raise _located(error, rows, batch) from None
