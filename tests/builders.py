@@ -51,9 +51,10 @@ from redlist.ledger.entry import (
     TownConfig,
     decode_body,
 )
-from redlist.ledger.log import Log
+from redlist.ledger.log import AppendResult, Log
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.textcommit import SALT_SIZE, EntryText
+from redlist.node.texts import NodeTexts
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 from redlist.v1 import ledger_pb2 as pb
 
@@ -360,6 +361,12 @@ class Town:
         ]
         entries.extend(self.set_rule(rule) for rule in STANDARD_RULES)
         return entries
+
+
+def append_with_texts(log: Log, envelopes: Sequence[bytes], now_ms: int) -> AppendResult:
+    """Append ``envelopes`` as the node does: their texts stored beside the log first."""
+    NodeTexts(log.data_dir, log).admit(envelopes, [texts_of(envelope) for envelope in envelopes])
+    return log.append(envelopes, now_ms=now_ms)
 
 
 def corrupt_signature(envelope: bytes, which: int = 0) -> bytes:

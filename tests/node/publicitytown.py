@@ -20,7 +20,7 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.builders import Town, create_log
+from tests.builders import Town, append_with_texts, create_log
 
 from redlist.ledger.registerstore import RegisterStore
 from redlist.ledger.residents import Resident, id_check_character
@@ -104,26 +104,27 @@ def build(data: Path) -> PublicityTown:
         ]
         awards.append(town.award("dgc-0003", "burn-straw"))
         awards.append(town.award("dgc-0004", "mediate-dispute", qty=3))
-        seqs = log.append(awards, now_ms=town.now_ms).seqs
+        seqs = append_with_texts(log, awards, town.now_ms).seqs
         deduction = seqs[-2]
         town.now_ms = LAST_SECOND_OF_JANUARY
-        log.append([town.award("dgc-0004", "epidemic-duty", note="夜班")], now_ms=town.now_ms)
+        append_with_texts(log, [town.award("dgc-0004", "epidemic-duty", note="夜班")], town.now_ms)
         january_end = log.size
         town.now_ms = FIRST_SECOND_OF_FEBRUARY
-        log.append([town.award("dgc-0002", "clean-pond")], now_ms=town.now_ms)
+        append_with_texts(log, [town.award("dgc-0002", "clean-pond")], town.now_ms)
         town.now_ms = FEB_5
-        objection = log.append(
+        objection = append_with_texts(
+            log,
             [
                 town.award("dgc-0006", "epidemic-duty", date="2026-01-30"),
                 town.objection(deduction),
             ],
-            now_ms=town.now_ms,
+            town.now_ms,
         ).seqs[1]
         town.now_ms = FEB_10
-        reversal = log.append([town.reverse(deduction)], now_ms=town.now_ms).seqs[0]
+        reversal = append_with_texts(log, [town.reverse(deduction)], town.now_ms).seqs[0]
         february_end = log.size
         town.now_ms = MAR_2
-        log.append([town.award("dgc-0001", "litter")], now_ms=town.now_ms)
+        append_with_texts(log, [town.award("dgc-0001", "litter")], town.now_ms)
     residents = [
         Resident(
             account,

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -424,14 +425,25 @@ VIEW = RemoteAccount(
     entries=(
         # 2026-01-05 06:03 UTC is 14:03 in Asia/Shanghai.
         RemoteEntry(
-            40, 1_767_592_980_000, 1_767_592_979_000, "award", "V01", 2, "pond", "", 10, None
+            40, 1_767_592_980_000, 1_767_592_979_000, "award", "V01", 2, "pond", "", 10, None, True
         ),
         RemoteEntry(41, 1_767_600_000_000, 1_767_600_000_000, "award", "H01", 1, "", "", 20, 57),
         RemoteEntry(
-            42, 1_767_610_000_000, 1_767_610_000_000, "redeem", "", 0, "", "大米 5 公斤", 15, None
+            42,
+            1_767_610_000_000,
+            1_767_610_000_000,
+            "redeem",
+            "",
+            0,
+            "",
+            "大米 5 公斤",
+            15,
+            None,
+            True,
         ),
     ),
     checkpoint=CHECKPOINT.note,
+    texts_withheld=False,  # as a staff member's signed read (--signer) gets it
 )
 
 
@@ -453,7 +465,7 @@ def test_statement_lines() -> None:
         "points",
         "reversed",
     ]
-    assert table[1].split() == ["40", "2026-01-05", "14:03", "award", "V01", "×2", "+10"]
+    assert table[1].split() == ["40", "2026-01-05", "14:03", "award", "V01", "×2:", "pond", "+10"]
     assert table[2].split() == [
         "41",
         "2026-01-05",
@@ -473,6 +485,20 @@ def test_statement_lines() -> None:
         for line, points in zip(table[1:], ("+10", "+20", "-15"), strict=True)
     ] == [points_end] * 3
     assert lines[-1] == "Redemptions lower the points to spend, not the score."
+
+
+def test_a_statement_without_texts_says_they_are_withheld_or_erased() -> None:
+    zone = account.town_zone("Asia/Shanghai")
+    blank = tuple(replace(entry, note="", item="") for entry in VIEW.entries)
+    withheld = account.to_lines(
+        replace(VIEW, entries=blank, texts_withheld=True), CHECKPOINT, "Asia/Shanghai", zone
+    )
+    assert withheld[6].split()[3:6] == ["award", "V01", "×2"]
+    assert withheld[8].split()[3:5] == ["redemption", "(withheld)"]
+    assert withheld[-1] == "Notes and items are withheld: staff see them with --signer KEYFILE."
+    erased = account.to_lines(replace(VIEW, entries=blank), CHECKPOINT, "Asia/Shanghai", zone)
+    assert erased[8].split()[3:5] == ["redemption", "(erased)"]
+    assert "withheld" not in erased[-1]
 
 
 def test_statement_json() -> None:

@@ -244,9 +244,16 @@ def test_award_and_deduction(town: Town) -> None:
         f"Deducted 20 points from award-1 under rule D01 (deed of {TWO_DAYS_AGO}, entry "
     )
     assert "score of 990 (grade A)" in deducted.out
-    document = town.account("award-1")
+    anonymous = town.account("award-1")
+    assert anonymous["texts_withheld"] is True
+    assert [entry["note"] for entry in anonymous["entries"]] == [None, None]
+    document = town.account("award-1", reader="grid")  # signed with a staff key
+    assert document["texts_withheld"] is False
     notes = [entry["note"] for entry in document["entries"]]
     assert notes == [None, "3 May"]
+    table = town.run("account", "award-1", signer="council1")
+    assert table.code == 0, table.err
+    assert "D01: 3 May" in table.out and "withheld" not in table.out
 
 
 def test_a_deed_date_out_of_the_window_is_refused_by_the_node(town: Town) -> None:
@@ -551,7 +558,7 @@ def test_submit_after_a_lost_answer_records_each_row_once(
         # The node commits the second batch, then the connection drops before the answer.
         nonlocal calls
         calls += 1
-        result = real_submit(self, envelopes)
+        result = real_submit(self, envelopes, **kwargs)  # type: ignore[arg-type]
         if calls == 2:
             raise SourceError("cannot reach the node at test: connection lost [UNAVAILABLE]")
         return result
@@ -590,7 +597,7 @@ def test_submit_interrupted_by_ctrl_c_says_what_is_recorded_and_resumes(
         # Ctrl-C while the second batch is on its way: the node commits it regardless.
         nonlocal calls
         calls += 1
-        result = real_submit(self, envelopes)
+        result = real_submit(self, envelopes, **kwargs)  # type: ignore[arg-type]
         if calls == 2:
             raise KeyboardInterrupt
         return result
@@ -686,7 +693,7 @@ def test_an_award_made_by_hand_is_not_a_row_of_a_sheet(town: Town) -> None:
 def test_account_json_and_table(town: Town) -> None:
     town.run("award", "--account", "show-1", "--rule", "V02", "--qty", "6", "--note", "防疫")
     town.run("redeem", "--account", "show-1", "--points", "40", "--item", "油", signer="cashier")
-    document = town.account("show-1")
+    document = town.account("show-1", reader="cashier")
     assert {key: document[key] for key in ("score", "spendable", "redeemed", "grade")} == {
         "score": 1060,
         "spendable": 20,
@@ -705,7 +712,10 @@ def test_account_json_and_table(town: Town) -> None:
     assert lines[0].startswith(f"Account show-1 in log {ORIGIN}, as of entry ")
     assert "(grade AAA)" in lines[1]
     assert re.search(rf"^\s*{award['seq']}\s+\S+ \S+\s+award\s+V02 ×6\s+\+60$", table.out, re.M)
-    assert re.search(r"redemption\s+油\s+-40$", table.out, re.M)
+    assert re.search(r"redemption\s+\(withheld\)\s+-40$", table.out, re.M)
+    staff = town.run("account", "show-1", signer="cashier")
+    assert re.search(r"award\s+V02 ×6: 防疫\s+\+60$", staff.out, re.M)
+    assert re.search(r"redemption\s+油\s+-40$", staff.out, re.M)
 
 
 def test_account_of_nobody_yet(town: Town) -> None:

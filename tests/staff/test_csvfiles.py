@@ -71,7 +71,7 @@ def test_rules_csv_columns_in_any_order_and_case() -> None:
     data = "Points,COUNCIL,code,module,title\r\n-20,否,D01,environment,焚烧秸秆\r\n".encode()
     (row,) = csvfiles.parse_rules_csv(data, "rules.csv")
     assert row == csvfiles.RuleRow(2, "D01", "焚烧秸秆", "environment", -20, False)
-    body = row.body(STAMP)
+    body = row.body(STAMP).body
     assert isinstance(body, RuleChange) and body.points == -20 and body.council is False
 
 

@@ -16,6 +16,7 @@ from redlist.ledger.entry import (
     Award,
     Envelope,
     KeyChange,
+    RuleChange,
     decode_body,
 )
 from redlist.ledger.errors import FormatError, KeyFileError
@@ -46,7 +47,7 @@ def test_addressed_fills_in_the_log_only() -> None:
     draft = entries.award(
         entries.Stamp("", STAMP.id, STAMP.at), "dgc-1", "V01", 2, None, "2026-01-01"
     )
-    body = entries.addressed(draft, LOG)
+    body = entries.addressed(draft, LOG).body
     assert body.log == LOG
     assert (body.id, body.at, body.account, body.qty) == (STAMP.id, STAMP.at, "dgc-1", 2)
 
@@ -56,7 +57,12 @@ def test_addressed_fills_in_the_log_only() -> None:
 
 
 def test_seal_signs_the_body_bytes_with_signatures_in_key_id_order() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, "pond", "2026-01-01")
+    draft = entries.award(STAMP, "dgc-0001", "V01", 1, "pond", "2026-01-01")
+    body = draft.body
+    # The note is not in the body: a commitment under a fresh salt, the text beside it.
+    assert body.note == draft.texts["note"].commitment
+    assert draft.texts["note"].text == "pond"
+    assert b"pond" not in body.to_bytes()
     signers = [key(1), key(2), key(3)]
     envelope = Envelope.from_bytes(signing.seal(body, signers))  # refuses misordered sigs
     assert envelope.body == body.to_bytes()
@@ -69,12 +75,12 @@ def test_seal_signs_the_body_bytes_with_signatures_in_key_id_order() -> None:
 
 
 def test_seal_is_deterministic_whatever_the_signer_order() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01")
+    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01").body
     assert signing.seal(body, [key(1), key(2)]) == signing.seal(body, [key(2), key(1)])
 
 
 def test_seal_refuses_a_key_twice_and_no_key() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01")
+    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01").body
     with pytest.raises(KeyFileError, match="given twice"):
         signing.seal(body, [key(1), key(1)])
     with pytest.raises(KeyFileError, match="at least one signer"):
@@ -82,9 +88,7 @@ def test_seal_refuses_a_key_twice_and_no_key() -> None:
 
 
 def test_seal_refuses_an_envelope_over_64_kib() -> None:
-    body = Award(
-        LOG, STAMP.id, STAMP.at, "dgc-0001", "V01", 1, "x" * MAX_ENVELOPE_SIZE, date="2026-01-01"
-    )
+    body = RuleChange(LOG, STAMP.id, STAMP.at, "set", "V01", "x" * MAX_ENVELOPE_SIZE, "m", 5, False)
     with pytest.raises(FormatError, match="limit"):
         signing.seal(body, [key(1)])
 
@@ -265,13 +269,29 @@ def test_bodies_decode_as_the_ledger_reads_them() -> None:
         entries.objection(STAMP, 57, "I was not there"),
         entries.reverse(STAMP, 57, "objection upheld"),
     ]
-    for body in built:
-        assert decode_body(body.to_bytes()) == body
-    assert isinstance(built[0], KeyChange) and built[0].name == "Wang Fang"
-    assert isinstance(built[4], Award) and built[4].note is None  # a blank note is no note
+    for draft in built:
+        assert decode_body(draft.body.to_bytes()) == draft.body
+    first, award = built[0].body, built[4].body
+    assert isinstance(first, KeyChange) and first.name == "Wang Fang"
+    assert isinstance(award, Award) and award.note is None  # a blank note is no note
+    assert not built[4].texts
+    for draft, name in zip(built[5:], ("item", "text", "reason"), strict=True):
+        assert set(draft.texts) == {name}
+
+
+def test_salts_are_fresh_except_where_derived_from_the_signers_key() -> None:
+    one = entries.redeem(STAMP, "dgc-1", 30, "rice, 5 kg")
+    two = entries.redeem(STAMP, "dgc-1", 30, "rice, 5 kg")
+    assert one.texts["item"].salt != two.texts["item"].salt
+    assert one.body.item != two.body.item
+    salt = entries.derived_salt(key(1))
+    again = [entries.redeem(STAMP, "dgc-1", 30, "rice, 5 kg", salt=salt) for _ in range(2)]
+    assert again[0] == again[1]
+    other = entries.redeem(STAMP, "dgc-1", 30, "rice, 5 kg", salt=entries.derived_salt(key(2)))
+    assert other.body.item != again[0].body.item
 
 
 def test_envelope_bytes_are_canonical_msgpack() -> None:
-    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01")
+    body = entries.award(STAMP, "dgc-0001", "V01", 1, None, "2026-01-01").body
     envelope = signing.seal(body, [key(1)])
     assert codec.encode(codec.decode(envelope)) == envelope

@@ -19,6 +19,7 @@ from tests.staff.towns import ORIGIN, TODAY_AT_START, Town, served_town
 
 from redlist.ledger import keyfile
 from redlist.ledger.entry import Award
+from redlist.ledger.textcommit import commit
 from redlist.proto.errors import NodeError
 from redlist.staff import entries, signing
 from redlist.staff.commands import submit
@@ -345,11 +346,14 @@ def test_reversals_from_a_list_of_entry_numbers(town: Town) -> None:
     )
     assert town.size() == before + 2
     with town.client() as client:
-        reasons = [client.get_body(seq) for seq in (before, before + 1)]
-    assert [getattr(body, "reason", None) for body in reasons] == [
-        "council 5 May",
-        "wrong resident",
-    ]
+        bodies = [client.get_body(seq) for seq in (before, before + 1)]
+    # The bodies hold commitments; the reasons are the node's, under salts derived from
+    # the first signer's key (entries.derived_salt).
+    salt = entries.derived_salt(keyfile.read_signing_key(town.keys["council1"]))
+    assert [
+        getattr(body, "reason", None) == commit(reason, salt(body.id, "reason"))
+        for body, reason in zip(bodies, ("council 5 May", "wrong resident"), strict=True)
+    ] == [True, True]
 
 
 def test_a_reversal_list_with_bad_rows_reverses_nothing(town: Town) -> None:

@@ -62,9 +62,10 @@ class Town:
         with self.client() as client:
             return client.latest().size
 
-    def account(self, account: str) -> dict[str, Any]:
-        """``redlist account ACCOUNT --json``, parsed."""
-        result = self.run("account", account, "--json", signer=None)
+    def account(self, account: str, *, reader: str | None = None) -> dict[str, Any]:
+        """``redlist account ACCOUNT --json``, parsed; signed by ``reader``'s key (a staff
+        member, who gets the free texts) when given, anonymous otherwise."""
+        result = self.run("account", account, "--json", signer=reader)
         assert result.code == 0, result.err
         document: dict[str, Any] = json.loads(result.out)
         return document

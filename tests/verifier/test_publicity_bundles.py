@@ -116,7 +116,9 @@ def _altered(root: Path, tmp_path: Path, month: str) -> Path:
         (",-20,", ",-10,", "分数 is '-10'"),
         ("欧**娜", "欧阳娜娜", "姓名 '欧阳娜娜' is not masked"),
         ("李*光", "李四光*", "shows 3 characters"),
-        (",清理了东边的池塘\r\n", ",别的说法\r\n", "备注 is not the award's note"),
+        # A note's text is not in the log (a salted commitment, DESIGN 9.2): what a
+        # verifier checks is that only an award that commits to a note shows one.
+        (",21,,\r\n", ",21,,捏造的备注\r\n", "备注 is given, but entry 21 has no note"),
     ],
 )
 def test_an_altered_row_fails_naming_it(

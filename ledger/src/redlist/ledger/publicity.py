@@ -110,6 +110,8 @@ class PublicEntry:
     signers: tuple[str, ...]
     target: int | None = None
     note: str | None = None
+    #: The entry commits to a note (its text is the node's: DESIGN 9.2).
+    has_note: bool = False
 
     def cells(self) -> dict[str, str]:
         """The derived columns' text (every column but village, name and note)."""
@@ -148,14 +150,14 @@ class PublicityRecorder:
             date, points = body.date, effect.earned_delta
             # The body holds a commitment, not the note (DESIGN 9.2): the node looks the
             # text up where the resident consented (``node.publicity.published_note``).
-            note = None
+            note, has_note = None, body.note is not None
         elif isinstance(body, Objection | Reverse):
             if effect.rule is None:  # a redemption's reversal: not published
                 return
             kind = OBJECTION if isinstance(body, Objection) else REVERSAL
             date = day_of(time, log_zone(config.tz)).isoformat()
             points = None if kind == OBJECTION else effect.earned_delta
-            note = None
+            note, has_note = None, False
         else:
             return
         rule = state.rule(effect.rule or "")
@@ -174,6 +176,7 @@ class PublicityRecorder:
                 signers=effect.signers,
                 target=effect.target,
                 note=note,
+                has_note=has_note,
             )
         )
 
