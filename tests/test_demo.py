@@ -106,6 +106,7 @@ def test_the_staff_commands_are_shown_so_the_reader_can_copy_them(demo_run: Demo
         "$ redlist objection --target ",
         "$ redlist reverse --target ",
         f"$ redlist account {story.OBJECTOR} --node 127.0.0.1:",
+        "Notes and items are kept by the town, off the log; staff see them by signing",
         f"$ redlist-node export --data {root}/node --out {root}/bundle --full",
         "$ redlist-verify node 127.0.0.1:",
     ):

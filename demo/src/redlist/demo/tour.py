@@ -276,6 +276,11 @@ class Tour:
         self.console.run(REDLIST, [*argv, *self.signed(*story.COUNCIL[:2])])
         self.say("  The resident's account, as anyone may ask the node (no signing key needed):")
         self.console.run(REDLIST, ["account", story.OBJECTOR, "--node", self.address])
+        self.say(
+            "  Notes and items are kept by the town, off the log; staff see them by signing "
+            "the request:"
+        )
+        self.console.run(REDLIST, ["account", story.OBJECTOR, *self.signed(grid)])
         after = self.account_json(story.OBJECTOR)
         self.say(
             f"  {story.OBJECTOR}: score {before['score']} (grade {before['grade']}) -> "
