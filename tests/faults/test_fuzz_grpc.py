@@ -21,7 +21,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +42,9 @@ from tests.builders import (
     create_log,
     leaf_at,
     root_from_leaves,
+    send_with_texts,
     submit_request,
+    texts_of,
 )
 from tests.faults.test_fuzz_decoders import loose_pack, mutate
 
@@ -57,10 +59,11 @@ from redlist.ledger.entry import (
     Genesis,
     decode_body,
 )
-from redlist.ledger.errors import FormatError
+from redlist.ledger.errors import FormatError, TextError
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.text import text_problem
+from redlist.ledger.textcommit import EntryText, check_texts
 from redlist.node.batcher import now_ms
 from redlist.node.config import DEFAULT_MAX_BATCH
 from redlist.node.refusals import MAX_STATUS_MESSAGE_BYTES, PERMISSION_CHECKS
@@ -214,18 +217,27 @@ class Expected:
 FORMAT = Expected(Code.INVALID_ARGUMENT, "format")
 
 
-def expected_for(served: Served, envelope: bytes) -> Expected | None:
-    """The status the node must give ``envelope`` alone; None when it must accept it.
+def expected_for(
+    served: Served, envelope: bytes, texts: Mapping[str, EntryText] | None = None
+) -> Expected | None:
+    """The status the node must give ``envelope`` alone, sent with ``texts`` (by default
+    its own); None when it must accept it.
 
     Written for envelopes whose signatures are damaged or whose signed bytes were
     changed after signing (so only the checks *before* the signature check can fire
-    differently), and for well-formed envelopes that break one stated rule.
+    differently), and for well-formed envelopes that break one stated rule. The free
+    texts are checked first, before the log sees the envelope.
     """
     try:
         parsed = Envelope.from_bytes(envelope)
         body = decode_body(parsed.body)
     except FormatError:
         return FORMAT
+    given = texts_of(envelope) if texts is None else texts
+    try:
+        check_texts(body, given)
+    except TextError:
+        return Expected(Code.INVALID_ARGUMENT, "text")
     stored_ids = {
         decode_body(Envelope.from_bytes(raw).body).id: raw for raw in served.stored.values()
     }
@@ -288,6 +300,8 @@ def test_submit_of_a_damaged_envelope_gets_the_status_its_damage_earns(
     )
     damaged = mutate(data.draw, original)
     assume(damaged != original)
+    # Sent with the original's texts, as a clerk's tool would have sent them.
+    send_with_texts(damaged, texts_of(original))
     expected = expected_for(served, damaged)
     if expected is None:  # the damage left a stored envelope's exact bytes: a resubmission
         served.stub.Submit(submit_request([damaged]), timeout=30)
