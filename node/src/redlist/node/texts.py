@@ -197,21 +197,40 @@ class Erasure:
     fields: tuple[tuple[int, str], ...]
 
 
+#: Commitments looked up per opening of the store while exporting: the store's lock is
+#: held briefly, so a serving node's writes never wait long for an export.
+_LOOKUPS_PER_OPEN = 1000
+
+
 def bundle_texts(data_dir: Path, log: Log, start: int, end: int) -> Iterator[BundleText]:
     """The texts the node holds of entries ``[start, end)``, in seq order and field order:
     the lines of a texts file (an erased text is left out)."""
+    wanted: list[tuple[int, bytes, str, bytes]] = []
     leaves = log.leaves(start, end)
     try:
-        with TextStore.open(data_dir) as store:
-            for seq, leaf in leaves:
-                body = body_of_leaf(leaf)
-                for name, commitment in sorted(commitments_of(body).items()):
-                    text = store.get(body.id, name, commitment)
-                    if text is not None:
-                        yield BundleText(seq, name, text)
+        for seq, leaf in leaves:
+            body = body_of_leaf(leaf)
+            for name, commitment in sorted(commitments_of(body).items()):
+                wanted.append((seq, body.id, name, commitment))
+            if len(wanted) >= _LOOKUPS_PER_OPEN:
+                yield from _looked_up(data_dir, wanted)
+                wanted = []
     finally:
         if isinstance(leaves, Generator):
             leaves.close()
+    yield from _looked_up(data_dir, wanted)
+
+
+def _looked_up(data_dir: Path, wanted: Sequence[tuple[int, bytes, str, bytes]]) -> list[BundleText]:
+    found: list[BundleText] = []
+    if not wanted:
+        return found
+    with TextStore.open(data_dir) as store:
+        for seq, entry_id, name, commitment in wanted:
+            text = store.get(entry_id, name, commitment)
+            if text is not None:
+                found.append(BundleText(seq, name, text))
+    return found
 
 
 def erase_entry(data_dir: Path, log: Log, seq: int, field: str | None, now_ms: int) -> Erasure:
