@@ -286,7 +286,11 @@ def test_a_mutated_policy_reads_as_a_policy_or_is_refused_naming_a_line(
 
 
 def _words(text: str) -> list[list[str]]:
-    lines = (line.split() for line in text.replace("\t", " ").split("\n"))
+    # Split as the policy format does, on spaces and tabs only: str.split() would also
+    # split on U+3000 and other Unicode spaces, which are part of a word (a URL) there.
+    lines = (
+        [word for word in line.split(" ") if word] for line in text.replace("\t", " ").split("\n")
+    )
     return [words for words in lines if words and not words[0].startswith("#")]
 
 
