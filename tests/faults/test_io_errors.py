@@ -54,6 +54,7 @@ from tests.faults.crashkit import (
 )
 from tests.faults.powercut import PowerCutMount, require_fuse
 
+from redlist.ledger.store import ENV_DIR_NAME
 from redlist.node.server import LEDGER_SERVICE, WRITES_HEALTH_SERVICE
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
@@ -121,7 +122,8 @@ def test_a_failed_commit_is_never_acknowledged_nor_retried(
                 size_before = max(answer.seqs) + 1
 
                 # The disk fails once; afterwards it works again.
-                mount.fail(call, error, suffix=DATA_FILE, count=1)
+                # The ledger's file: the texts of a batch go to texts.lmdb first.
+                mount.fail(call, error, suffix=f"{ENV_DIR_NAME}/{DATA_FILE}", count=1)
                 journal.sending(failed, resubmission=False)
                 with pytest.raises(grpc.RpcError) as refused:
                     submit(stub, failed)

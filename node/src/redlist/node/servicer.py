@@ -181,8 +181,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
     async def _admit_texts(
         self, envelopes: list[bytes], texts: list[dict[str, EntryText]]
     ) -> Admitted:
-        if self._texts is None:
-            return Admitted((), ())
+        if self._texts is None or self._writes_stopped:
+            return Admitted((), ())  # stopped: the log refuses the batch, nothing is written
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reads, self._texts.admit, envelopes, texts)
 
