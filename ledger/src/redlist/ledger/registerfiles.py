@@ -48,6 +48,50 @@ def open_environment(
     )
 
 
+def open_tables(
+    path: Path,
+    *,
+    tables: tuple[bytes, ...],
+    map_size: int,
+    file_mode: int,
+    create: bool,
+    what: str,
+) -> tuple[lmdb.Environment, dict[bytes, lmdb._Database]]:
+    """``open_environment`` and its named tables; ``StoreError`` naming ``what`` otherwise."""
+    try:
+        env = open_environment(
+            path, tables=tables, map_size=map_size, file_mode=file_mode, create=create
+        )
+    except (OSError, lmdb.Error) as exc:
+        raise StoreError(f"cannot open {what} at {path}: {exc}") from None
+    try:
+        return env, {name: env.open_db(name, create=create) for name in tables}
+    except lmdb.Error as exc:
+        env.close()
+        raise StoreError(f"{what} at {path} is not usable: {exc}") from None
+
+
+def read_value(env: lmdb.Environment, table: lmdb._Database, key: bytes, what: str) -> bytes | None:
+    """One value of ``table`` (a copy), or None; ``StoreError`` naming ``what``."""
+    try:
+        with env.begin(db=table) as txn:
+            value = txn.get(key)
+    except lmdb.Error as exc:
+        raise StoreError(f"cannot read {what}: {exc}") from None
+    return None if value is None else bytes(value)
+
+
+def read_items(
+    env: lmdb.Environment, table: lmdb._Database, what: str
+) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) of ``table``, copied in one read transaction."""
+    try:
+        with env.begin(db=table) as txn:
+            return [(bytes(key), bytes(value)) for key, value in txn.cursor()]
+    except lmdb.Error as exc:
+        raise StoreError(f"cannot read {what}: {exc}") from None
+
+
 def scrub_environment(
     env: lmdb.Environment,
     tables: Mapping[bytes, lmdb._Database],

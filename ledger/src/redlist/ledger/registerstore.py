@@ -54,7 +54,9 @@ from redlist.ledger.errors import FormatError, IntegrityError, RegisterError, St
 from redlist.ledger.registerfiles import (
     NEW_SUFFIX,
     lock_file,
-    open_environment,
+    open_tables,
+    read_items,
+    read_value,
     recover_scrub,
     scrub_environment,
     sibling,
@@ -319,22 +321,14 @@ class RegisterStore:
     # ---- the environment -----------------------------------------------------------
 
     def _open_env(self, path: Path, *, create: bool) -> None:
-        try:
-            env = open_environment(
-                path,
-                tables=_TABLES,
-                map_size=REGISTER_MAP_SIZE,
-                file_mode=_FILE_MODE,
-                create=create,
-            )
-        except (OSError, lmdb.Error) as exc:
-            raise StoreError(f"cannot open the resident register at {path}: {exc}") from None
-        try:
-            self._tables = {name: env.open_db(name, create=create) for name in _TABLES}
-        except lmdb.Error as exc:
-            env.close()
-            raise StoreError(f"the resident register at {path} is not usable: {exc}") from None
-        self._env = env
+        self._env, self._tables = open_tables(
+            path,
+            tables=_TABLES,
+            map_size=REGISTER_MAP_SIZE,
+            file_mode=_FILE_MODE,
+            create=create,
+            what="the resident register",
+        )
 
     def _writer(self) -> lmdb.Environment:
         if not self._writable or self._env is None:
@@ -344,21 +338,14 @@ class RegisterStore:
     def _get(self, table: bytes, key: bytes) -> bytes | None:
         if self._env is None:
             return None
-        try:
-            with self._env.begin(db=self._tables[table]) as txn:
-                value = txn.get(key)
-        except lmdb.Error as exc:
-            raise StoreError(f"cannot read the register at {self.path}: {exc}") from None
-        return None if value is None else bytes(value)
+        return read_value(
+            self._env, self._tables[table], key, f"the resident register at {self.path}"
+        )
 
     def _items(self, table: bytes) -> Iterator[tuple[str, bytes]]:
         if self._env is None:
             return
-        try:
-            with self._env.begin(db=self._tables[table]) as txn:
-                pairs = [(bytes(key), bytes(value)) for key, value in txn.cursor()]
-        except lmdb.Error as exc:
-            raise StoreError(f"cannot read the register at {self.path}: {exc}") from None
+        pairs = read_items(self._env, self._tables[table], f"the resident register at {self.path}")
         for key, value in pairs:
             yield _account(key), value
 

@@ -53,7 +53,9 @@ from redlist.ledger.formatv1 import ID_SIZE
 from redlist.ledger.registerfiles import (
     NEW_SUFFIX,
     lock_file,
-    open_environment,
+    open_tables,
+    read_items,
+    read_value,
     recover_scrub,
     scrub_environment,
     sibling,
@@ -280,18 +282,14 @@ class TextStore:
     # ---- the environment -----------------------------------------------------------
 
     def _open_env(self, path: Path, *, create: bool) -> None:
-        try:
-            env = open_environment(
-                path, tables=_TABLES, map_size=TEXTS_MAP_SIZE, file_mode=_FILE_MODE, create=create
-            )
-        except (OSError, lmdb.Error) as exc:
-            raise StoreError(f"cannot open the texts at {path}: {exc}") from None
-        try:
-            self._tables = {name: env.open_db(name, create=create) for name in _TABLES}
-        except lmdb.Error as exc:
-            env.close()
-            raise StoreError(f"the texts at {path} are not usable: {exc}") from None
-        self._env = env
+        self._env, self._tables = open_tables(
+            path,
+            tables=_TABLES,
+            map_size=TEXTS_MAP_SIZE,
+            file_mode=_FILE_MODE,
+            create=create,
+            what="the texts",
+        )
 
     def _writer(self) -> lmdb.Environment:
         if not self._writable or self._env is None:
@@ -301,21 +299,12 @@ class TextStore:
     def _get(self, table: bytes, key: bytes) -> bytes | None:
         if self._env is None:
             return None
-        try:
-            with self._env.begin(db=self._tables[table]) as txn:
-                value = txn.get(key)
-        except lmdb.Error as exc:
-            raise StoreError(f"cannot read the texts at {self.path}: {exc}") from None
-        return None if value is None else bytes(value)
+        return read_value(self._env, self._tables[table], key, f"the texts at {self.path}")
 
     def _items(self, table: bytes) -> Iterator[tuple[bytes, bytes]]:
         if self._env is None:
             return
-        try:
-            with self._env.begin(db=self._tables[table]) as txn:
-                pairs = [(bytes(key), bytes(value)) for key, value in txn.cursor()]
-        except lmdb.Error as exc:
-            raise StoreError(f"cannot read the texts at {self.path}: {exc}") from None
+        pairs = read_items(self._env, self._tables[table], f"the texts at {self.path}")
         yield from pairs
 
     def _scrub(self) -> None:
