@@ -26,8 +26,9 @@ MIRRORING = re.compile(
     r"^mirroring log (?P<origin>\S+) \((?P<size>\d+) entries\) from (?P<source>\S+) "
     r"on (?P<address>\S+)$"
 )
-#: How long the node may take to start serving, and to stop after SIGTERM.
-START_TIMEOUT_S = 60.0
+#: How long the node may take to start serving, and to stop after SIGTERM. Starting
+#: takes about a second; a shared machine under load has been seen to need a minute.
+START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
 POLL_S = 0.05
 #: Lines of the node's output quoted when it fails.
@@ -125,6 +126,7 @@ class NodeProcess:
 
     def _wait_for_banner(self, banner: re.Pattern[str], count: int) -> tuple[str, str]:
         deadline = time.monotonic() + START_TIMEOUT_S
+        found: list[tuple[str, re.Match[str]]] = []
         while time.monotonic() < deadline:
             text = self.output.read_text(encoding="utf-8", errors="replace")
             found = [(line, match) for line in text.splitlines() if (match := banner.match(line))]
@@ -138,5 +140,6 @@ class NodeProcess:
                 )
             time.sleep(POLL_S)
         raise RedlistError(
-            f"the node did not start serving within {START_TIMEOUT_S:.0f} s; {self.tail()}"
+            f"the node did not start serving within {START_TIMEOUT_S:.0f} s (it said where it "
+            f"serves {len(found)} of {count} times); {self.tail()}"
         )
