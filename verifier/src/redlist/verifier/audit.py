@@ -43,6 +43,7 @@ from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.points import SignatureCheck
 from redlist.ledger.state import LedgerState, MemoryState
 from redlist.ledger.validator import LogValidator, Reading, Triple, read_leaf
+from redlist.verifier.failure import Checked, Failure, describe_entry
 from redlist.verifier.results import (
     STATE_FILE_SOURCE,
     AccountSummary,
@@ -118,6 +119,8 @@ class Auditor:
         self._expected_size: int | None = None
         self._statement: list[StatementLine] = []
         self._failure: VerificationError | None = None
+        #: The last leaf handed to ``apply`` and its seq, to name it in a failure.
+        self._recent: tuple[int, Reading] | None = None
 
     @property
     def start(self) -> int:
@@ -219,6 +222,7 @@ class Auditor:
             raise self._failure
         validator = self._validator
         seq = validator.size
+        self._recent = (seq, reading)
         expected_size = self._expected_size
         if expected_size is not None and seq >= expected_size:
             raise self._fail(
@@ -290,6 +294,27 @@ class Auditor:
             if self._snapshots.get(head.size) != head.root:
                 raise self._fail(None, "consistency", self._diverged(head))
         return self._result(checkpoint)
+
+    def explain(self, error: VerificationError) -> Failure:
+        """``error`` (raised by this audit) with what held before it and the entry it
+        names, described from the leaf this auditor last read and the points state."""
+        expected = self._expected
+        passed: tuple[str, ...] = ("checkpoint",) if expected is not None else ()
+        checked = Checked(
+            tree_size=expected.size if expected is not None else None,
+            root=expected.root if expected is not None else None,
+            start=self._start,
+            entries=self._validator.size - self._start,
+            signatures=self._validator.signatures_checked,
+            passed=passed,
+        )
+        entry = None
+        if error.seq is not None:
+            recent = self._recent
+            reading = recent[1] if recent is not None and recent[0] == error.seq else None
+            state = self._state if self._full else None
+            entry = describe_entry(error.seq, reading, state)
+        return Failure(error, checked, entry)
 
     # -- internals ---------------------------------------------------------
 

@@ -50,6 +50,9 @@ from redlist.ledger.progress import ProgressBar
 from redlist.ledger.sigworkers import tune_interpreter
 from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
 from redlist.verifier import attest, evidence, report
+from redlist.verifier.checkwords import CANNOT_START, advice
+from redlist.verifier.explain import explain_after, with_masked_names
+from redlist.verifier.failure import cannot_start_json, failure_json, failure_of, failure_text
 from redlist.verifier.files import SMALL_LIMIT, read_limited
 from redlist.verifier.nodeaudit import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
 from redlist.verifier.publicitycheck import MonthWatch, check_csv
@@ -260,7 +263,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return int(args.run_command(args, stdout))
         return _audit(args, args.make_source(args), stdout, stderr)
     except (RedlistError, _BadArguments) as error:
-        return _report_error(error, args.json, stdout, stderr)
+        directory = args.directory if args.command == "bundle" else None
+        return _report_error(error, args.json, stdout, stderr, directory)
     except KeyboardInterrupt:
         stderr.write(f"\n{PROGRAM}: interrupted; nothing was verified\n")
         return EXIT_INTERRUPTED
@@ -305,13 +309,20 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
     finally:
         progress.close()
     result = audited.result
-    texts_checked = None
-    if given_texts is not None:
-        texts_checked = check_texts(*given_texts, source.leaves(), result.start)
-    verdict = require(policy, result.checkpoint) if policy is not None else None
-    publicity = None
-    if watch is not None:  # before the state moves on: a failed month pins nothing
-        publicity = check_csv(args.directory, watch.month, watch.recorder.entries)
+    texts_checked, verdict, publicity = None, None, None
+    passed: list[str] = []
+    try:
+        if given_texts is not None:
+            texts_checked = check_texts(*given_texts, source.leaves(), result.start)
+            passed.append("texts")
+        if policy is not None:
+            verdict = require(policy, result.checkpoint)
+            passed.append("witness-policy")
+        if watch is not None:  # before the state moves on: a failed month pins nothing
+            texts = given_texts[1] if given_texts is not None else None
+            publicity = check_csv(args.directory, watch.month, watch.recorder.entries, texts)
+    except VerificationError as error:
+        raise explain_after(error, source, audited, *passed) from None
     if args.state is not None:
         semantics = None
         if audited.resume_point is not None:
@@ -449,23 +460,32 @@ def _resolve_log_key(given: str | None, pinned: PinnedState | None) -> VerifierK
 
 
 def _report_error(
-    error: RedlistError | _BadArguments, json_mode: bool, stdout: TextIO, stderr: TextIO
+    error: RedlistError | _BadArguments,
+    json_mode: bool,
+    stdout: TextIO,
+    stderr: TextIO,
+    directory: Path | None = None,
 ) -> int:
-    """The one place where errors become output and an exit status."""
+    """The one place where errors become output and an exit status. ``directory`` is the
+    bundle's, whose publicity.csv may give the masked name of the resident concerned."""
     if isinstance(error, VerificationError):
+        found = failure_of(error)
+        if directory is not None:
+            found = with_masked_names(found, directory)
         if json_mode:
-            stdout.write(json.dumps(report.failure_json(error), ensure_ascii=False) + "\n")
+            stdout.write(json.dumps(failure_json(found), ensure_ascii=False) + "\n")
+            # Whoever reads only stderr (a script's log) gets the same advice.
+            stderr.write(f"{PROGRAM}: verification failed ({found.kind}). {advice(found.kind)}\n")
         else:
-            stdout.write(report.failure_text(error))
+            stdout.write(failure_text(found))
         return EXIT_FAILED
+    message = error.diagnostics()
     if json_mode:
-        value = report.failure_json(None, error.diagnostics())
-        stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+        stdout.write(json.dumps(cannot_start_json(message), ensure_ascii=False) + "\n")
     else:
-        message = error.diagnostics()
         # "cannot reach the node ..." says it already: no "cannot verify: cannot ...".
         prefix = "" if message.startswith("cannot ") else "cannot verify: "
-        stderr.write(f"{PROGRAM}: {prefix}{message}\n")
+        stderr.write(f"{PROGRAM}: {prefix}{message}\n{PROGRAM}: {advice(CANNOT_START)}\n")
     return EXIT_CANNOT_START
 
 

@@ -39,10 +39,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redlist.ledger.errors import FormatError
+from redlist.ledger.errors import FormatError, VerificationError
 from redlist.ledger.note.keys import VerifierKey
 from redlist.proto.client import NodeClient
 from redlist.verifier.audit import Auditor
+from redlist.verifier.failure import AuditFailed, Failure, checked_after
 from redlist.verifier.nodeaccounts import DEFAULT_ACCOUNT_BOUND, AccountChecker, accounts_to_check
 from redlist.verifier.nodehistory import (
     RANDOM,
@@ -187,28 +188,45 @@ def verify_node(
     auditor = Auditor(
         log_key, keep_statements_for=keep_statements_for, resume=resume, trusted=trusted
     )
-    auditor.check_checkpoint(checkpoint)
     total = checkpoint.size - start
-    leaves = source.leaves()
     try:
-        done = feed_leaves(
-            auditor, observer.watch(start, leaves), total=total, workers=workers, progress=progress
-        )
-    except FormatError as exc:
-        raise auditor.fail_at_next("seq", str(exc)) from None
-    finally:
-        leaves.close()  # stops the reader thread when the audit stops early
-    result = auditor.finish(checkpoint)
+        auditor.check_checkpoint(checkpoint)
+        leaves = source.leaves()
+        try:
+            done = feed_leaves(
+                auditor,
+                observer.watch(start, leaves),
+                total=total,
+                workers=workers,
+                progress=progress,
+            )
+        except FormatError as exc:
+            raise auditor.fail_at_next("seq", str(exc)) from None
+        finally:
+            leaves.close()  # stops the reader thread when the audit stops early
+        result = auditor.finish(checkpoint)
+    except AuditFailed:
+        raise
+    except VerificationError as error:
+        raise AuditFailed(auditor.explain(error)) from None
     resume_point = auditor.resume_point()
     if progress is not None:
         progress(done, total)
-    check_inclusion(client, checkpoint, observer.leaf_hashes)
-    if sample_size is not None and observer.sample_root is not None:
-        check_consistency_sample(client, checkpoint, sample_size, observer.sample_root)
-        consistency_from = sample_size
-    accounts, total_accounts = accounts_to_check(result, account_bound, extra_accounts)
-    checker = AccountChecker(client, log_key, checkpoint, result)
-    later = checker.check_all(accounts)
+    passed: list[str] = []
+    try:
+        check_inclusion(client, checkpoint, observer.leaf_hashes)
+        passed.append("inclusion")
+        if sample_size is not None and observer.sample_root is not None:
+            check_consistency_sample(client, checkpoint, sample_size, observer.sample_root)
+            consistency_from = sample_size
+        passed.append("consistency")
+        accounts, total_accounts = accounts_to_check(result, account_bound, extra_accounts)
+        checker = AccountChecker(client, log_key, checkpoint, result)
+        later = checker.check_all(accounts)
+    except AuditFailed:
+        raise
+    except VerificationError as error:
+        raise AuditFailed(Failure(error, checked_after(result, *passed))) from None
     return NodeAudit(
         address=client.address,
         result=result,

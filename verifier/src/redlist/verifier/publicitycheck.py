@@ -12,7 +12,8 @@ Two checks, both failing with a ``VerificationError`` that names the entry:
   re-derived from the leaves by the same code the node uses
   (``redlist.ledger.publicity``): date, account, kind, rule code and title, points,
   running score, grade, signers and target. A note is shown only for an award that commits
-  to one (its words are not in the log: DESIGN 9.2).
+  to one (its words are not in the log: DESIGN 9.2); given the texts file (``--texts``),
+  every published note's words must be the text its entry committed to.
   The masked name has a mask's shape (at most two characters shown, at least one
   hidden), so a name left unmasked is caught; each account has one name and one
   village throughout. A resident shown is shown in full: every listed entry of an
@@ -45,6 +46,7 @@ from redlist.ledger.publicity import (
     mask_problem,
 )
 from redlist.ledger.state import LedgerState
+from redlist.ledger.textcommit import BundleText
 from redlist.ledger.validator import Reading
 from redlist.verifier.files import read_limited
 
@@ -104,6 +106,10 @@ class PublicityReport:
     residents_shown: int
     residents_left_out: int
     listed_entries: int
+    #: Published notes whose words matched their commitments (None: no texts given),
+    #: and published notes the texts file does not hold.
+    notes_checked: int | None = None
+    notes_unchecked: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -112,6 +118,8 @@ class PublicityReport:
             "residents_shown": self.residents_shown,
             "residents_left_out": self.residents_left_out,
             "listed_entries": self.listed_entries,
+            "notes_checked": self.notes_checked,
+            "notes_unchecked": self.notes_unchecked,
         }
 
     def summary(self) -> str:
@@ -122,14 +130,32 @@ class PublicityReport:
             f"grades); {self.residents_left_out} resident(s) with entries this month are "
             "not listed (left out: no legal basis for publication)."
         )
+        if self.notes_checked is not None:
+            text += (
+                f" Published notes: {self.notes_checked} match the texts their entries "
+                f"committed to; {self.notes_unchecked} could not be checked (their text is "
+                "not in the texts file)."
+            )
+        else:
+            text += " The words of published notes were not checked (no --texts)."
         lines = textwrap.wrap(text, 88, initial_indent="  ", subsequent_indent="    ")
         return f"\nPublicity of {month}:\n" + "\n".join(lines) + "\n"
 
 
 def check_csv(
-    directory: Path, month: str | None, entries: Sequence[PublicEntry]
+    directory: Path,
+    month: str | None,
+    entries: Sequence[PublicEntry],
+    texts: Sequence[BundleText] | None = None,
 ) -> PublicityReport:
-    """Compare the bundle's publicity.csv with ``entries`` (re-derived from its leaves)."""
+    """Compare the bundle's publicity.csv with ``entries`` (re-derived from its leaves).
+
+    ``texts`` (a texts file already checked against the commitments, ``--texts``) also
+    checks the words of every published note: a note shown must be the text its entry
+    committed to. A note whose text the file does not hold (erased since, or not
+    exported) is counted as not checked."""
+    notes = {text.seq: text.text.text for text in texts or () if text.field == "note"}
+    notes_checked = notes_unchecked = 0
     path = directory / bundle.PUBLICITY_CSV_FILE
     try:
         data = read_limited(path, CSV_LIMIT, "the bundle's publicity.csv")
@@ -168,6 +194,19 @@ def check_csv(
             raise VerificationError(
                 "publicity", f"{where}: 备注 is given, but entry {row.seq} has no note", seq=row.seq
             )
+        if row.cells[NOTE] and texts is not None:
+            committed = notes.get(row.seq)
+            if committed is None:
+                notes_unchecked += 1
+            elif committed != row.cells[NOTE]:
+                raise VerificationError(
+                    "publicity",
+                    f"{where}: 备注 is {row.cells[NOTE]!r}, but the note entry {row.seq} "
+                    f"committed to when it was signed is {committed!r}",
+                    seq=row.seq,
+                )
+            else:
+                notes_checked += 1
         problem = mask_problem(row.cells[NAME])
         if problem is not None:
             raise VerificationError("publicity", f"{where}: 姓名 {problem}", seq=row.seq)
@@ -196,6 +235,8 @@ def check_csv(
         residents_shown=len(people),
         residents_left_out=len(accounts - set(people)),
         listed_entries=len(entries),
+        notes_checked=notes_checked if texts is not None else None,
+        notes_unchecked=notes_unchecked,
     )
 
 

@@ -13,10 +13,9 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from redlist.ledger.errors import VerificationError
 from redlist.ledger.policy import PolicyVerdict
 from redlist.ledger.text import shown
-from redlist.verifier.results import CHECKS, AuditResult, StatementLine
+from redlist.verifier.results import AuditResult, StatementLine
 
 #: How many accounts the summary lists under "Highest scores".
 TOP_ACCOUNTS = 5
@@ -266,32 +265,8 @@ def _statement_json(statement: Sequence[StatementLine] | None) -> list[dict[str,
     ]
 
 
-def failure_json(error: VerificationError | None, message: str = "") -> dict[str, Any]:
-    """The ``--json`` object of a failed audit, or (``error`` None) of one that could
-    not start, described by ``message``."""
-    if error is not None:
-        detail = {"seq": error.seq, "check": error.check, "message": error.message}
-    else:
-        detail = {"seq": None, "check": "input", "message": message}
-    return {"ok": False, "tree_size": None, "root": None, "accounts": {}, "error": detail}
-
-
-def failure_text(error: VerificationError) -> str:
-    """The human report of a failed audit."""
-    where = f"entry {error.seq}" if error.seq is not None else "the log as a whole"
-    lines = [
-        "VERIFICATION FAILED",
-        f"  where: {where}",
-        f"  check: {error.check} ({CHECKS.get(error.check, 'see the message')})",
-        f"  what:  {error.message}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 __all__ = [
     "TOP_ACCOUNTS",
-    "failure_json",
-    "failure_text",
     "result_json",
     "statement_text",
     "summary_text",

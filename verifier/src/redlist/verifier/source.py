@@ -25,6 +25,7 @@ from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.sigschedule import SignatureScheduler, check_leaves
 from redlist.verifier.audit import Auditor, Observer
+from redlist.verifier.failure import AuditFailed, Failure
 from redlist.verifier.files import NOTE_LIMIT, SMALL_LIMIT, open_regular, read_limited
 from redlist.verifier.results import AuditResult, ResumePoint, TrustedHead
 
@@ -108,6 +109,7 @@ def audit(
     the check cannot start) unless ``partial_ok`` says that is what the caller wants.
     ``observer`` sees every entry the audit accepts (``Auditor``).
     """
+    auditor: Auditor | None = None
     try:
         opening = source.open(log_key)
         resuming = resume is not None and opening.start > 0 and resume.size == opening.start
@@ -174,6 +176,10 @@ def audit(
         full = result.balances_recomputed and result.checkpoint.size > 0
         point = auditor.resume_point() if full else None
         return Audited(result, point)
+    except AuditFailed:
+        raise
+    except VerificationError as error:
+        raise AuditFailed(auditor.explain(error) if auditor else Failure(error)) from None
     finally:
         source.close()
 

@@ -1,0 +1,184 @@
+"""Every check a verification can fail, by kind and in plain words, and the advice after it.
+
+Three kinds (``KINDS``; docs/verifier.md, "When verification fails"):
+
+* ``tampered``: bytes were changed, added or removed after they were signed (a
+  signature or hash that does not match, a broken chain, a root the checkpoint did
+  not sign, bytes that cannot be read, a history rewritten since it was verified);
+* ``rule-broken``: the entry is intact as signed, but the town's rules forbid it
+  (over a cap, an unknown or retired rule, too few council signatures, more spent
+  than earned...);
+* ``misreported``: the log itself holds, but what was said about it does not match
+  it: publicity.csv, a node's answers, the month a bundle claims, the witnesses'
+  cosignatures.
+
+``CHECK_KINDS`` gives the kind of every check (``results.CHECKS`` and ``text``),
+``PLAIN`` what its failure means for someone who is not a programmer, and ``advice``
+the one piece of advice printed after a failure, wherever it is printed. Each is a
+whole sentence, so that a translation can replace it in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from redlist.ledger.errors import TEXT_CHECK
+
+TAMPERED = "tampered"
+RULE_BROKEN = "rule-broken"
+MISREPORTED = "misreported"
+#: ``error.kind`` of a check that could not start (exit 2): nothing was judged.
+CANNOT_START = "cannot-start"
+
+#: Each kind, as the headline of the report.
+KINDS: Mapping[str, str] = {
+    TAMPERED: "The data was changed after it was signed (tampering or damage).",
+    RULE_BROKEN: "An entry is intact as signed, but it breaks a rule of the town.",
+    MISREPORTED: "The log holds, but what was published or answered about it does not match it.",
+}
+
+#: The kind of every check (a test keeps it complete).
+CHECK_KINDS: Mapping[str, str] = {
+    # Bytes changed after signing, or records added, removed or rewritten.
+    "format": TAMPERED,
+    "signature": TAMPERED,
+    "chain": TAMPERED,
+    "seq": TAMPERED,
+    "size": TAMPERED,
+    "root": TAMPERED,
+    "checkpoint": TAMPERED,
+    "manifest": TAMPERED,
+    "left": TAMPERED,
+    "previous-checkpoint": TAMPERED,
+    "consistency": TAMPERED,
+    "rollback": TAMPERED,
+    TEXT_CHECK: TAMPERED,
+    # Signed as it is, and refused by the rules the node should have applied.
+    "log": RULE_BROKEN,
+    "genesis": RULE_BROKEN,
+    "duplicate-id": RULE_BROKEN,
+    "future": RULE_BROKEN,
+    "time": RULE_BROKEN,
+    "signer-unknown": RULE_BROKEN,
+    "signer-revoked": RULE_BROKEN,
+    "signer-role": RULE_BROKEN,
+    "quorum": RULE_BROKEN,
+    "key": RULE_BROKEN,
+    "key-point": RULE_BROKEN,
+    "rule": RULE_BROKEN,
+    "rule-inactive": RULE_BROKEN,
+    "deed-date": RULE_BROKEN,
+    "max-qty": RULE_BROKEN,
+    "max-per-month": RULE_BROKEN,
+    "overdraw": RULE_BROKEN,
+    "target": RULE_BROKEN,
+    "double-reverse": RULE_BROKEN,
+    "range": RULE_BROKEN,
+    # What the town or its node said about a log that itself holds.
+    "account-view": MISREPORTED,
+    "inclusion": MISREPORTED,
+    "witness-policy": MISREPORTED,
+    "month": MISREPORTED,
+    "publicity": MISREPORTED,
+}
+
+#: Every check in plain words: what it means that it failed.
+PLAIN: Mapping[str, str] = {
+    "format": "The entry's bytes cannot be read as an entry: they were changed or damaged "
+    "after they were written.",
+    "signature": "A signature does not match the entry's contents: the entry was changed "
+    "after it was signed, or was never signed by the key it names.",
+    "chain": "The entry does not link to the entry before it: an entry before it was "
+    "changed, removed or inserted.",
+    "seq": "The entry is not at the position it says: entries were removed, repeated or "
+    "put in another order.",
+    "size": "The log holds another number of entries than the town's signed checkpoint "
+    "says: entries were added or removed.",
+    "root": "The entries do not add up to the fingerprint (Merkle root) the town signed: "
+    "an entry was changed, added or removed.",
+    "checkpoint": "The checkpoint is not signed by the town's log key, or is for another log.",
+    "manifest": "The bundle's list of contents does not agree with its signed checkpoint.",
+    "left": "The fingerprints of the entries before this bundle do not add up to the "
+    "signed checkpoint.",
+    "previous-checkpoint": "The checkpoint the bundle starts from is not signed by the "
+    "town's log key.",
+    "consistency": "The log's history differs from the history verified before: entries "
+    "already verified were changed or replaced.",
+    "rollback": "The log is shorter than when it was last verified: entries were removed.",
+    TEXT_CHECK: "A free text (a note, an item, an objection or a reason) is not the text "
+    "the entry committed to when it was signed.",
+    "log": "The entry was signed for another town's log.",
+    "genesis": "The log's first entry is not the town's founding entry, or a founding "
+    "entry appears later.",
+    "duplicate-id": "The entry repeats the id of an earlier entry: it would count twice.",
+    "future": "The entry claims to have been signed more than 10 minutes after the node "
+    "recorded it.",
+    "time": "The node's recording times go backwards at this entry.",
+    "signer-unknown": "The entry is signed by a key the town never registered.",
+    "signer-revoked": "The entry is signed by a key the town had already revoked.",
+    "signer-role": "The signer does not hold the role this kind of entry needs (for "
+    "example, a cashier awarding points).",
+    "quorum": "The entry needs more council signatures than it has.",
+    "key": "A staff key registration breaks the town's rules for keys (an unknown role, a "
+    "key registered twice, an admin added without another admin).",
+    "key-point": "A registered staff key is not a usable signing key (it would let anyone "
+    "sign in its name).",
+    "rule": "A rule of the catalogue was retired that was not active.",
+    "rule-inactive": "The award is under a rule that is not in the town's catalogue, or "
+    "was retired.",
+    "deed-date": "The deed date is after the day the award was signed, or further back "
+    "than the town allows.",
+    "max-qty": "The award's quantity is more than its rule allows in one award.",
+    "max-per-month": "The resident got more under this rule in one month than the rule allows.",
+    "overdraw": "The redemption spends more points than the resident had to spend.",
+    "target": "The objection or reversal points at an entry it cannot apply to.",
+    "double-reverse": "The entry reverses an entry that was already reversed.",
+    "range": "The points are beyond what any tool can count exactly.",
+    "account-view": "The node's figures for a resident differ from those recomputed from "
+    "its own log.",
+    "inclusion": "The node could not prove that an entry is in the log it signed.",
+    "witness-policy": "The checkpoint lacks the confirmations (cosignatures) of the "
+    "witnesses the policy requires.",
+    "month": "The monthly bundle does not hold exactly one month after the previous one: a "
+    "month was cut short, skipped or repeated.",
+    "publicity": "publicity.csv, the list posted for residents, does not match the log.",
+}
+
+#: The one piece of advice after any failed verification, per kind (``advice``).
+_ADVICE: Mapping[str, str] = {
+    TAMPERED: "Do not rely on these figures. Keep the files exactly as they are, and send "
+    "this report to the town office and the county auditor: the data must be restored "
+    "from the town's log or a mirror, then verified again.",
+    RULE_BROKEN: "Do not rely on these figures. Keep the files exactly as they are, and "
+    "send this report to the town office and the county auditor: the entry must be "
+    "reversed by the council, and the node that accepted it checked.",
+    MISREPORTED: "Do not rely on these figures. Keep the files exactly as they are, and "
+    "send this report to the town office and the county auditor: what was published or "
+    "answered must be corrected from the log, then verified again.",
+    CANNOT_START: "Nothing was verified. Correct what is named above and run the same "
+    "command again.",
+}
+
+
+def kind_of(check: str) -> str:
+    """The kind of ``check``; a check this table does not know counts as tampering."""
+    return CHECK_KINDS.get(check, TAMPERED)
+
+
+def advice(kind: str) -> str:
+    """The advice after a failure of ``kind`` (or ``CANNOT_START``): the one text printed
+    wherever advice is given, on stdout or stderr."""
+    return _ADVICE.get(kind, _ADVICE[TAMPERED])
+
+
+__all__ = [
+    "CANNOT_START",
+    "CHECK_KINDS",
+    "KINDS",
+    "MISREPORTED",
+    "PLAIN",
+    "RULE_BROKEN",
+    "TAMPERED",
+    "advice",
+    "kind_of",
+]
