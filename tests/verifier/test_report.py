@@ -13,6 +13,8 @@ from redlist.ledger.errors import VerificationError
 from redlist.ledger.progress import ProgressBar
 from redlist.verifier import report
 from redlist.verifier.audit import Auditor
+from redlist.verifier.checkwords import advice
+from redlist.verifier.failure import Failure, cannot_start_json, failure_json, failure_text
 from redlist.verifier.results import AuditResult
 
 
@@ -60,17 +62,22 @@ def test_json_shapes() -> None:
     assert {"ok", "tree_size", "root", "accounts"} <= set(value)
     assert "statement" not in value
     json.dumps(value)
-    failure = report.failure_json(VerificationError("chain", "broken", seq=7))
-    assert failure["error"] == {"seq": 7, "check": "chain", "message": "broken"}
-    assert failure["ok"] is False
-    cannot = report.failure_json(None, "no such directory")
-    assert cannot["error"] == {"seq": None, "check": "input", "message": "no such directory"}
+    failure = failure_json(Failure(VerificationError("chain", "broken", seq=7)))
+    error = failure["error"]
+    assert (error["seq"], error["check"], error["message"]) == (7, "chain", "broken")
+    assert (error["kind"], error["advice"]) == ("tampered", advice("tampered"))
+    assert failure["ok"] is False and failure["tree_size"] is None
+    cannot = cannot_start_json("no such directory")
+    assert cannot["error"]["check"] == "input" and cannot["error"]["kind"] == "cannot-start"
+    assert cannot["error"]["message"] == "no such directory"
+    json.dumps([failure, cannot])
 
 
 def test_failure_text_names_entry_and_check() -> None:
-    text = report.failure_text(VerificationError("overdraw", "too much", seq=12))
+    text = failure_text(Failure(VerificationError("overdraw", "too much", seq=12)))
     assert "entry 12" in text and "overdraw" in text and "too much" in text
-    assert "the log as a whole" in report.failure_text(VerificationError("root", "x"))
+    assert "breaks a rule of the town" in text
+    assert "the log as a whole" in failure_text(Failure(VerificationError("root", "x")))
 
 
 class _Terminal(io.StringIO):

@@ -99,13 +99,16 @@ def export_month(
     csv_bytes: bytes,
     html_text: str,
     cosigned: SignedCheckpoint | None = None,
+    *,
+    texts: Path | None = None,
 ) -> ExportResult:
     """Write month ``publicity.month``'s bundle (DESIGN 3.6) to the new directory ``out``.
 
     Leaves ``[start, end)`` of the month's range, ``left`` (when ``start`` > 0), the
     checkpoint at ``end`` (cosigned when ``cosigned`` is that checkpoint),
     ``previous-checkpoint`` (the one at ``start``, when ``start`` > 0) and the two
-    publicity files. Errors as :func:`export_full`.
+    publicity files; with ``texts``, ``texts.jsonl`` of the month's entries. Errors as
+    :func:`export_full`.
     """
     _check_destination(out)
     found = publicity.found
@@ -130,7 +133,12 @@ def export_month(
         _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
         _write_file(staging / bundle.PUBLICITY_CSV_FILE, csv_bytes)
         _write_file(staging / bundle.PUBLICITY_HTML_FILE, html_text.encode("utf-8"))
-    return ExportResult(out, manifest, checkpoint)
+        count = None
+        if texts is not None:
+            lines = list(bundle_texts(texts, log, manifest.start, manifest.end))
+            _write_file(staging / TEXTS_FILE, encode_texts_file(lines), mode=_PRIVATE_FILE_MODE)
+            count = len(lines)
+    return ExportResult(out, manifest, checkpoint, count)
 
 
 def _write_leaves(

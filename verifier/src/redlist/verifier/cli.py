@@ -50,7 +50,7 @@ from redlist.ledger.progress import ProgressBar
 from redlist.ledger.sigworkers import tune_interpreter
 from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
 from redlist.verifier import attest, evidence, report
-from redlist.verifier.checkwords import CANNOT_START, advice
+from redlist.verifier.checkwords import advice
 from redlist.verifier.explain import explain_after, with_masked_names
 from redlist.verifier.failure import cannot_start_json, failure_json, failure_of, failure_text
 from redlist.verifier.files import SMALL_LIMIT, read_limited
@@ -485,7 +485,7 @@ def _report_error(
     else:
         # "cannot reach the node ..." says it already: no "cannot verify: cannot ...".
         prefix = "" if message.startswith("cannot ") else "cannot verify: "
-        stderr.write(f"{PROGRAM}: {prefix}{message}\n{PROGRAM}: {advice(CANNOT_START)}\n")
+        stderr.write(f"{PROGRAM}: {prefix}{message}\n")
     return EXIT_CANNOT_START
 
 

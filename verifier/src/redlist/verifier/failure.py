@@ -205,10 +205,11 @@ _KIND_WORDS = {
 
 _SENTENCES = {
     "headline": "VERIFICATION FAILED: {kind_words}",
-    "where_entry": "Where: entry {seq}.",
-    "where_log": "Where: the log as a whole (no single entry).",
+    "where_entry": "where: entry {seq}",
+    "where_log": "where: the log as a whole (no single entry)",
+    "check": "check: {check} ({kind})",
     "meaning": "What it means: {plain}",
-    "detail": "Details: {message} (check '{check}').",
+    "detail": "Details: {message}",
     "unreadable": "The entry cannot be read, so it cannot say whose it is.",
     "says_changed": "What the changed entry now says (not what was signed):",
     "says": "The entry:",
@@ -241,11 +242,12 @@ def failure_text(failure: Failure, width: int = 88) -> str:
         sentences.append(_SENTENCES["where_entry"].format(seq=error.seq))
     else:
         sentences.append(_SENTENCES["where_log"])
+    sentences.append(_SENTENCES["check"].format(check=error.check, kind=kind))
     plain = PLAIN.get(error.check, CHECKS.get(error.check, ""))
     sentences.append(_SENTENCES["meaning"].format(plain=plain))
     if failure.entry is not None:
         sentences.extend(_entry_sentences(failure.entry, kind))
-    sentences.append(_SENTENCES["detail"].format(message=shown(error.message), check=error.check))
+    sentences.append(_SENTENCES["detail"].format(message=shown(error.message)))
     sentences.extend(_checked_sentences(failure.checked))
     sentences.append(_SENTENCES["advice"].format(advice=advice(kind)))
     for sentence in sentences:

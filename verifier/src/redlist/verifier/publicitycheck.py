@@ -201,8 +201,8 @@ def check_csv(
             elif committed != row.cells[NOTE]:
                 raise VerificationError(
                     "publicity",
-                    f"{where}: 备注 is {row.cells[NOTE]!r}, but the note entry {row.seq} "
-                    f"committed to when it was signed is {committed!r}",
+                    f"{where}: 备注 is “{row.cells[NOTE]}”, but the note entry {row.seq} "
+                    f"committed to when it was signed is “{committed}”",
                     seq=row.seq,
                 )
             else:

@@ -45,8 +45,9 @@ draft is never a publication: it starts no objection window and records nothing.
 
 --texts adds texts.jsonl: the free texts the node holds for the bundle's entries
 (notes, items, objections, reasons), with their salts, so that 'redlist-verify
-bundle --texts' can check them against the commitments in the log. Personal data:
-written only when asked, readable by its owner only, and for those entitled to it."""
+bundle --texts' can check them against the commitments in the log (with --month, also
+the notes shown in publicity.csv). Personal data: written only when asked, readable by
+its owner only, and for those entitled to it; never post it with the publicity."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,7 +91,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--texts",
         action="store_true",
-        help="with --full: also write texts.jsonl, the entries' free texts (personal data)",
+        help="also write texts.jsonl, the entries' free texts (personal data)",
     )
     parser.set_defaults(run=run)
 
@@ -103,8 +104,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.draft and args.month is None:
         raise FormatError("--draft previews a month's publicity: give --month YYYY-MM with it")
-    if args.texts and args.month is not None:
-        raise FormatError("--texts goes with --full (a month's publicity shows consented notes)")
     check_data_dir(args.data)
     if args.month is not None:
         return _run_month(args)
@@ -151,7 +150,15 @@ def _run_month(args: argparse.Namespace) -> int:
         html = render(publicity, bundle_name=args.out.name, log_key=verifier_key)
         if earlier is not None:
             publish(args.data, record)  # refuses a month whose range has changed
-        result = export_month(log, args.out, publicity, csv_bytes, html, cosigned)
+        result = export_month(
+            log,
+            args.out,
+            publicity,
+            csv_bytes,
+            html,
+            cosigned,
+            texts=args.data if args.texts else None,
+        )
     if not args.draft:
         publish(args.data, record)
     _report(result, verifier_key, month=True)
