@@ -156,8 +156,50 @@ def test_a_row_held_back_fails(
     assert status == 1
     error = report["error"]
     assert isinstance(error, dict)
-    assert (error["seq"], error["check"], error["kind"]) == (town.deduction, "publicity", "misreported")
+    assert (error["seq"], error["check"], error["kind"]) == (
+        town.deduction,
+        "publicity",
+        "misreported",
+    )
     assert "shown in full" in str(report["error"])
+    # The report names the resident, masked as the bundle's publicity.csv shows them.
+    entry = error["entry"]
+    assert isinstance(entry, dict)
+    assert entry["seq"] == town.deduction and entry["rule_title"]
+    masked = entry["masked_name"]
+    assert isinstance(masked, str) and "*" in masked
+    assert f",{masked},{entry['account']}," in path.read_bytes().decode("utf-8")
+
+
+def test_published_notes_are_checked_against_the_texts(
+    months: tuple[PublicityTown, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    town, _ = months
+    month = tmp_path / "2026-01"
+    argv = ["export", "--data", str(town.data), "--out", str(month), "--month", "2026-01"]
+    assert node([*argv, "--texts"]) == 0
+    assert (month / "texts.jsonl").exists()
+    capsys.readouterr()
+    verify_argv = ["bundle", str(month), "--log-key", town.log_key, "--publicity"]
+    texts = ["--texts", str(month)]
+    assert verify([*verify_argv, *texts, "--state", str(tmp_path / "a.json"), "--json"]) == 0
+    publicity = json.loads(capsys.readouterr().out)["publicity"]
+    shown = [line for line in (month / "publicity.csv").read_text("utf-8").splitlines()[1:]]
+    with_notes = sum(1 for line in shown if not line.endswith(","))
+    assert with_notes > 0
+    assert (publicity["notes_checked"], publicity["notes_unchecked"]) == (with_notes, 0)
+
+    path = month / "publicity.csv"
+    text = path.read_bytes().decode("utf-8")
+    assert "清理了东边的池塘" in text
+    path.write_bytes(text.replace("清理了东边的池塘", "清理了西边的池塘", 1).encode("utf-8"))
+    # Without the texts the words cannot be checked; with them the changed note is caught.
+    assert verify([*verify_argv, "--state", str(tmp_path / "b.json"), "--json"]) == 0
+    capsys.readouterr()
+    status = verify([*verify_argv, *texts, "--state", str(tmp_path / "c.json"), "--json"])
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert (status, error["check"], error["kind"]) == (1, "publicity", "misreported")
+    assert "清理了东边的池塘" in error["message"] and "committed to" in error["message"]
 
 
 def test_an_altered_leaf_fails_before_the_csv_is_read(

@@ -141,7 +141,7 @@ PLAIN: Mapping[str, str] = {
     "witnesses the policy requires.",
     "month": "The monthly bundle does not hold exactly one month after the previous one: a "
     "month was cut short, skipped or repeated.",
-    "publicity": "publicity.csv, the list posted for residents, does not match the log.",
+    "publicity": "The list posted for residents (publicity.csv) does not match the log.",
 }
 
 #: The one piece of advice after any failed verification, per kind (``advice``).
