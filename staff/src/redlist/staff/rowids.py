@@ -4,7 +4,7 @@ docs/adr/0026-row-ids-from-what-a-row-says.md).
 
 **An award row.** Its id is the first 16 bytes of SHA-256 of::
 
-    b"redlist/staff/award-row/v2" 0x00 ‖ msgpack([log, account, rule, qty, date, note, occurrence])
+    b"redlist/staff/award-row/v3" 0x00 ‖ msgpack([log, account, rule, qty, date, occurrence])
 
 as a canonical msgpack array (``codec.encode``: str as msgpack str, integers in their
 shortest form), where
@@ -16,16 +16,22 @@ shortest form), where
 * ``qty`` is the whole number (an empty cell is 1, ``5.0`` is 5);
 * ``date`` is the deed date as the log holds it, ``YYYY-MM-DD`` (``2026/5/3`` is
   ``2026-05-03``; an empty cell is the day the row is sent, in the log's time zone);
-* ``note`` is the note in NFC without surrounding spaces, ``""`` when there is none;
 * ``occurrence`` is 1 for the first row of the sheet saying exactly this
-  (``log, account, rule, qty, date, note``), 2 for the second, and so on, counting in
-  the sheet's order.
+  (``log, account, rule, qty, date``), 2 for the second, and so on, counting in the
+  sheet's order.
+
+Everything in the id is also in the award's body, public in the log. The **note is not**:
+the log holds only a salted commitment to it (DESIGN 9.2), and an id computed from its
+words would let anyone test a guessed note ("helped 王奶奶") against a row's id, which the
+salt exists to prevent. So the note describes a deed without identifying it: a row whose
+note alone was corrected is the deed already recorded (under its first note), and two
+rows differing only in their notes are two occurrences of one deed.
 
 Nothing else enters: not the file's bytes, name, encoding, line endings or order of
 rows, not the row number, not who signs, not when. So a sheet saved again (CRLF,
 spaces, a byte order mark, rows sorted, Excel's date format) gives the same ids; an
-edited row gives a new id (a new deed); two identical deeds in one sheet are two ids;
-a sheet with three of them where there were two has one id more.
+edited account, rule, qty or date gives a new id (a new deed); two identical deeds in
+one sheet are two ids; a sheet with three of them where there were two has one id more.
 
 **A reversal** of entry ``target``: the first 16 bytes of SHA-256 of
 ``b"redlist/staff/reversal/v1" 0x00 ‖ msgpack([log, target])``. An entry is reversed
@@ -33,7 +39,8 @@ at most once, so every reversal of it may share one id: a second attempt finds t
 first rather than recording anything.
 
 The domain strings keep these ids apart from each other, from random ids (16 random
-bytes, never equal in practice) and from the ids of earlier versions.
+bytes, never equal in practice) and from the ids of earlier versions (v2 hashed the
+note's words).
 """
 
 from __future__ import annotations
@@ -45,14 +52,15 @@ from dataclasses import dataclass
 from redlist.ledger import codec
 from redlist.ledger.entry import ID_SIZE
 
-AWARD_ROW_DOMAIN = b"redlist/staff/award-row/v2\x00"
+AWARD_ROW_DOMAIN = b"redlist/staff/award-row/v3\x00"
 REVERSAL_DOMAIN = b"redlist/staff/reversal/v1\x00"
 
 
 @dataclass(frozen=True)
 class Deed:
     """What an award row says, normalised as the log will hold it (see the module
-    docstring): two rows are the same deed exactly when their ``Deed``s are equal."""
+    docstring): two rows are the same deed exactly when their ``identity``s are equal;
+    the ``note`` describes the deed and does not enter its id."""
 
     log: str
     account: str
@@ -61,13 +69,16 @@ class Deed:
     date: str
     note: str
 
+    @property
+    def identity(self) -> tuple[str, str, str, int, str]:
+        """What identifies the deed: everything but the note, all public in the log."""
+        return (self.log, self.account, self.rule, self.qty, self.date)
+
     def entry_id(self, occurrence: int) -> bytes:
         """The entry id of the ``occurrence``-th row (from 1) of a sheet saying this."""
         if occurrence < 1:
             raise ValueError(f"an occurrence counts from 1, not {occurrence}")
-        material = codec.encode(
-            [self.log, self.account, self.rule, self.qty, self.date, self.note, occurrence]
-        )
+        material = codec.encode([*self.identity, occurrence])
         return hashlib.sha256(AWARD_ROW_DOMAIN + material).digest()[:ID_SIZE]
 
 

@@ -73,22 +73,22 @@ def sheet_rows(rows: Sequence[AwardRow], log: str, today: str) -> tuple[SheetRow
     ]
     return tuple(
         SheetRow(row.row, deed, occurrence, deed.entry_id(occurrence), row.date is None)
-        for row, deed, occurrence in zip(rows, deeds, occurrences(deeds), strict=True)
+        for row, deed, occurrence in zip(
+            rows, deeds, occurrences(deed.identity for deed in deeds), strict=True
+        )
     )
 
 
 def same_deed(row: SheetRow, body: AnyBody) -> bool:
-    """Whether ``body`` (an entry under ``row``'s id) records what ``row`` says.
+    """Whether ``body`` (an entry under ``row``'s id) records the deed ``row`` says.
 
-    The body holds a commitment to its note, salted by whoever signed it, not the note:
-    what is compared is whether it has one. The id itself is derived from the note's
-    text (``rowids``), so an entry under it with a note is the row's."""
-    deed = row.deed
+    The note is not compared: it does not identify a deed (``rowids``), and the body
+    holds only a salted commitment to it. A row whose note was corrected since is the
+    deed already recorded, under its first note."""
     return (
         isinstance(body, Award)
         and body.id == row.entry_id
-        and (body.log, body.account, body.rule, body.qty, body.date, body.note is not None)
-        == (deed.log, deed.account, deed.rule, deed.qty, deed.date, bool(deed.note))
+        and (body.log, body.account, body.rule, body.qty, body.date) == row.deed.identity
     )
 
 
