@@ -15,13 +15,18 @@ import grpc
 import pytest
 
 from redlist.ledger import merkle
+from redlist.ledger.bodies import Grade, TownConfig
 from redlist.ledger.entry import ZERO_HASH, Leaf
 from redlist.ledger.errors import FormatError, SourceError, VerificationError
 from redlist.ledger.note.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.proto.client import check_address
 from redlist.proto.errors import NodeError
+from redlist.staff import csvfiles
+from redlist.staff.advice import IN_DOUBT, advice
 from redlist.staff.client import LedgerClient
+from redlist.staff.commands import submit
+from redlist.staff.sheet import sheet_rows
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
@@ -207,6 +212,36 @@ def test_a_node_that_does_not_answer_in_time(stand_in: tuple[StandIn, str]) -> N
     # The batch may have been committed just before the answer was lost.
     assert "may or may not have been recorded" in message
     assert "[DEADLINE_EXCEEDED]" in message
+    assert message.endswith(advice(IN_DOUBT, repeatable=False))
+
+
+def test_a_repeatable_command_is_told_to_run_again_on_both_outputs(
+    stand_in: tuple[StandIn, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sheet's run that lost its answer: stderr (the error) and stdout (the run's
+    summary, ``submit._report_stop``) give the same advice, word for word."""
+    servicer, address = stand_in
+    servicer.reset()
+    servicer.delay = 5.0
+    servicer.released.clear()
+    try:
+        with (
+            LedgerClient(address, log_key=LOG_KEY, submit_timeout=0.3) as client,
+            pytest.raises(SourceError) as failed,
+        ):
+            client.repeatable = True
+            client.submit([b"x"])
+    finally:
+        servicer.released.set()
+    said = advice(IN_DOUBT, repeatable=True)
+    assert failed.value.diagnostics().endswith(said)
+    rows = sheet_rows(
+        (csvfiles.AwardRow(2, "dgc-2", "V01", 1, None),), "t.example/log", "2026-05-03"
+    )
+    config = TownConfig(1000, (Grade("A", None),), 2, 7, "Asia/Shanghai")
+    plan = submit.Plan("sheet.csv", rows, {}, 0, "2026-05-03", config, {})
+    submit._report_stop(plan, submit.Outcome(), refused=False)
+    assert said in capsys.readouterr().out
 
 
 def test_unreachable_node_is_a_source_error() -> None:

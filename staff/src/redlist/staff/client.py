@@ -73,7 +73,8 @@ from redlist.proto.client import (
     texts_message,
 )
 from redlist.proto.errors import NodeError, WireError
-from redlist.staff import knownlogs
+from redlist.staff import advice, knownlogs
+from redlist.staff.advice import IN_DOUBT, UNPROVED
 from redlist.v1 import ledger_pb2
 
 #: How long a read call may take before the node counts as not answering.
@@ -88,18 +89,6 @@ PROOFS_IN_FLIGHT = 8
 LEAVES_PER_CALL = 1000
 #: Ids or keys asked about in one look-up call (the node takes up to 10000).
 LOOKUP_CHUNK = 5000
-
-# What a clerk is told when a node answered "recorded" but could not prove it.
-_NOT_RECORDED = (
-    "Do not count it as recorded: tell the town admin, and check with 'redlist account' "
-    "before submitting it again"
-)
-
-# The batch may have been committed just before the answer was lost.
-_MAYBE_RECORDED = (
-    "; the entries may or may not have been recorded: check with "
-    "'redlist account' before submitting them again"
-)
 
 
 class NodeAddress(str):
@@ -266,6 +255,13 @@ class LedgerClient(NodeConnection):
         self.log_key = log_key
         self.key_source = key_source
         self.submit_timeout = submit_timeout
+        #: Whether the command's entry ids come from what it says, so that running it
+        #: again is safe (``advice``); commands that derive their ids set it.
+        self.repeatable = False
+
+    def advice(self, outcome: str) -> str:
+        """What to do after a write that ended ``outcome`` (``advice.advice``)."""
+        return advice.advice(outcome, repeatable=self.repeatable)
 
     # -- writing -------------------------------------------------------------
 
@@ -301,7 +297,7 @@ class LedgerClient(NodeConnection):
             raise VerificationError(
                 "inclusion",
                 f"the node says it recorded an entry as number {beyond[0]}, but the checkpoint "
-                f"it signed covers only {checkpoint.size} entries. {_NOT_RECORDED}",
+                f"it signed covers only {checkpoint.size} entries. {self.advice(UNPROVED)}",
                 seq=beyond[0],
             )
         return SubmitResult(seqs, checkpoint)
@@ -315,7 +311,10 @@ class LedgerClient(NodeConnection):
         in the tree whose root ``checkpoint`` signs. Raises ``VerificationError``
         (check ``inclusion``) at the first entry that fails.
         """
-        self.proved_leaves(sent, checkpoint, lambda seq, data: _check_leaf(seq, data, sent[seq]))
+        unproved = self.advice(UNPROVED)
+        self.proved_leaves(
+            sent, checkpoint, lambda seq, data: _check_leaf(seq, data, sent[seq], unproved)
+        )
 
     def proved_leaves(
         self,
@@ -331,6 +330,7 @@ class LedgerClient(NodeConnection):
         inclusion proof does not reach ``checkpoint``'s root.
         """
         proved: dict[int, bytes] = {}
+        unproved = self.advice(UNPROVED)
         for start, end in _runs(sorted(set(seqs))):
             for first_seq in range(start, end, LEAVES_PER_CALL):
                 leaves = dict(self.get_leaves(first_seq, min(end, first_seq + LEAVES_PER_CALL)))
@@ -344,7 +344,7 @@ class LedgerClient(NodeConnection):
                     window = window_seqs[first : first + PROOFS_IN_FLIGHT]
                     proofs = self._inclusion_proofs(window, checkpoint.size)
                     for seq, hashes in zip(window, proofs, strict=True):
-                        _check_inclusion(seq, leaves[seq], hashes, checkpoint)
+                        _check_inclusion(seq, leaves[seq], hashes, checkpoint, unproved)
                 proved.update(leaves)
         return proved
 
@@ -368,7 +368,8 @@ class LedgerClient(NodeConnection):
                 except grpc.RpcError as error:
                     raise self._error(error, f"GetInclusionProof for entry {seq}") from None
                 if proof.tree_size not in (0, tree_size):
-                    raise _not_recorded(seq, f"its proof is for a log of {proof.tree_size} entries")
+                    problem = f"its proof is for a log of {proof.tree_size} entries"
+                    raise _not_recorded(seq, problem, self.advice(UNPROVED))
                 proofs.append(tuple(proof.hashes))
         finally:
             for _, call in calls:
@@ -389,7 +390,7 @@ class LedgerClient(NodeConnection):
         try:
             return open_checkpoint(note, self.log_key)
         except NoteError as error:
-            consequence = _NOT_RECORDED if after_submit else "Nothing was recorded."
+            consequence = self.advice(UNPROVED) if after_submit else "Nothing was recorded."
             raise VerificationError(
                 "checkpoint",
                 f"the node at {self.address} did not prove that it keeps the town's log: the "
@@ -505,24 +506,30 @@ class LedgerClient(NodeConnection):
         *,
         writing: bool = False,
     ) -> RedlistError:
-        unreachable = self._unreachable(error, call, consequence=_MAYBE_RECORDED if writing else "")
+        consequence = f". {self.advice(IN_DOUBT)}" if writing else ""
+        unreachable = self._unreachable(error, call, consequence=consequence)
         if unreachable is not None:
             return unreachable
         return self._refusal(error, action)
 
 
-def _check_leaf(seq: int, data: bytes, envelope: bytes) -> None:
+def _check_leaf(seq: int, data: bytes, envelope: bytes, advice_text: str) -> None:
     """The leaf the node sent for ``seq`` holds exactly ``envelope`` at ``seq``."""
     try:
         leaf = Leaf.from_bytes(data)
     except FormatError as error:
-        raise _not_recorded(seq, f"the entry it holds there cannot be read ({error})") from None
+        problem = f"the entry it holds there cannot be read ({error})"
+        raise _not_recorded(seq, problem, advice_text) from None
     if leaf.seq != seq or leaf.envelope != envelope:
-        raise _not_recorded(seq, "the entry it holds there is not the one sent")
+        raise _not_recorded(seq, "the entry it holds there is not the one sent", advice_text)
 
 
 def _check_inclusion(
-    seq: int, data: bytes, hashes: Sequence[bytes], checkpoint: SignedCheckpoint
+    seq: int,
+    data: bytes,
+    hashes: Sequence[bytes],
+    checkpoint: SignedCheckpoint,
+    advice_text: str,
 ) -> None:
     """The proof ``hashes`` puts leaf ``data`` at ``seq`` in the tree ``checkpoint`` signs."""
     try:
@@ -531,13 +538,13 @@ def _check_inclusion(
         )
     except ProofError as error:
         problem = f"its proof does not place that entry in the log it signed ({error})"
-        raise _not_recorded(seq, problem) from None
+        raise _not_recorded(seq, problem, advice_text) from None
 
 
-def _not_recorded(seq: int, problem: str) -> VerificationError:
+def _not_recorded(seq: int, problem: str, advice_text: str) -> VerificationError:
     return VerificationError(
         "inclusion",
-        f"the node says it recorded this entry as number {seq}, but {problem}. {_NOT_RECORDED}",
+        f"the node says it recorded this entry as number {seq}, but {problem}. {advice_text}",
         seq=seq,
     )
 

@@ -120,6 +120,7 @@ def _run_many(args: argparse.Namespace) -> int:
         awards = csvfiles.parse_awards_csv(data, name)
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
+        client.repeatable = True  # reversal ids from [log, target] (advice)
         origin = client.latest().origin
         missing: list[int] = []
         if awards and reason is not None:

@@ -65,6 +65,7 @@ def run_load(args: argparse.Namespace) -> int:
     digest = csvfiles.file_digest(data)
     at = entries.now_ms()
     with connect(args) as client:
+        client.repeatable = True  # ids from what the rows say (advice)
         head = client.latest()
         envelopes = [
             signing.seal(

@@ -44,6 +44,7 @@ from redlist.ledger.textcommit import EntryText
 from redlist.proto.contract import MAX_BATCH_CHECK
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing, values
+from redlist.staff.advice import IN_DOUBT, REFUSED, advice
 from redlist.staff.batching import batches
 from redlist.staff.client import LedgerClient, RemoteRule, add_node_argument, connect
 from redlist.staff.problems import SheetError, write_problems
@@ -193,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         rows = csvfiles.parse_awards_csv(data, name)
         with connect(args) as client:
+            client.repeatable = True  # ids from what the rows say (advice)
             plan = prepare(client, rows, name, len(signers))
             if args.dry_run:
                 print(preview(client, plan))
@@ -386,15 +388,4 @@ def _report_stop(plan: Plan, outcome: Outcome, *, refused: bool) -> None:
     stop (a lost connection, Ctrl-C) leaves the last batch sent in doubt.
     """
     print(outcome.summary(plan.name, len(plan.rows), (plan.undated, plan.today)))
-    if refused:
-        print(
-            "The rows not counted above were not recorded. Once the problem is solved, run "
-            "the command again (with the sheet corrected if need be): rows already recorded "
-            "are recognised by what they say, never recorded twice."
-        )
-    else:
-        print(
-            "The rows sent last may or may not be recorded. Run the same command again (once "
-            "the node answers): rows already recorded are recognised by what they say, never "
-            "recorded twice."
-        )
+    print(advice(REFUSED if refused else IN_DOUBT, repeatable=True))
