@@ -1,6 +1,6 @@
 """Every check a verification can fail, by kind and in plain words, and the advice after it.
 
-Three kinds (``KINDS``; docs/verifier.md, "When verification fails"):
+Three kinds (``KINDS``; docs/operations.md, "When verification fails"):
 
 * ``tampered``: bytes were changed, added or removed after they were signed (a
   signature or hash that does not match, a broken chain, a root the checkpoint did
@@ -146,15 +146,15 @@ PLAIN: Mapping[str, str] = {
 
 #: The one piece of advice after any failed verification, per kind (``advice``).
 _ADVICE: Mapping[str, str] = {
-    TAMPERED: "Do not rely on these figures. Keep the files exactly as they are, and send "
-    "this report to the town office and the county auditor: the data must be restored "
-    "from the town's log or a mirror, then verified again.",
-    RULE_BROKEN: "Do not rely on these figures. Keep the files exactly as they are, and "
-    "send this report to the town office and the county auditor: the entry must be "
-    "reversed by the council, and the node that accepted it checked.",
-    MISREPORTED: "Do not rely on these figures. Keep the files exactly as they are, and "
-    "send this report to the town office and the county auditor: what was published or "
-    "answered must be corrected from the log, then verified again.",
+    TAMPERED: "Do not rely on these figures. Keep the files exactly as they are and send "
+    "this report to the town office and the county auditor; then get the data again from "
+    "the town's node or a mirror and verify it again.",
+    RULE_BROKEN: "Do not rely on these figures. Keep the files exactly as they are and send "
+    "this report to the town office and the county auditor: a working node never accepts "
+    "such an entry, so the town's node must be examined.",
+    MISREPORTED: "Do not rely on what was published or answered. Keep the files exactly as "
+    "they are and send this report to the town office and the county auditor: it must be "
+    "corrected from the log, then verified again.",
     CANNOT_START: "Nothing was verified. Correct what is named above and run the same "
     "command again.",
 }
