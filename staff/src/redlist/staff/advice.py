@@ -34,8 +34,7 @@ _ADVICE = {
     (REFUSED, True): "The rows not counted above were not recorded. Once the problem is "
     "solved, run the same command again (with the sheet corrected if need be): rows "
     "already recorded are recognised by what they say and never recorded twice.",
-    (REFUSED, False): "Nothing was recorded. Once the problem is solved, run the command "
-    "again.",
+    (REFUSED, False): "Nothing was recorded. Once the problem is solved, run the command again.",
 }
 
 

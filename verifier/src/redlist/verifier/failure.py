@@ -323,10 +323,11 @@ def _checked_sentences(checked: Checked) -> list[str]:
 
 
 def failure_json(failure: Failure) -> dict[str, Any]:
-    """The ``--json`` object of a failed audit (docs/operations.md, "When verification fails"): ``tree_size`` and
-    ``root`` of the checkpoint when it was verified, ``checked``, ``accounts`` always
-    empty (balances up to a bad entry are not verified figures), and ``error`` with its
-    ``kind``, plain words, the ``entry`` it is about and the ``advice``."""
+    """The ``--json`` object of a failed audit (docs/operations.md, "When verification
+    fails"): ``tree_size`` and ``root`` of the checkpoint when it was verified,
+    ``checked``, ``accounts`` always empty (balances up to a bad entry are not verified
+    figures), and ``error`` with its ``kind``, plain words, the ``entry`` it is about and
+    the ``advice``."""
     error = failure.error
     kind = failure.kind
     checked = failure.checked
