@@ -168,3 +168,22 @@ def test_texts_that_do_not_match_are_tampering_after_the_audit_held(
     assert value["error"]["entry"]["kind"] is not None  # read back from the bundle
     assert value["checked"]["passed"] == ["checkpoint", "entries", "root"]
     assert value["tree_size"] == json.loads((GOLDEN / "full.verify.json").read_text())["tree_size"]
+
+
+def test_a_cut_leaves_file_is_tampering_with_an_unreadable_entry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "full"
+    shutil.copytree(GOLDEN / "full", copy)
+    leaves = (copy / bundle.LEAVES_FILE).read_bytes()
+    (copy / bundle.LEAVES_FILE).write_bytes(leaves[: len(leaves) - 7])
+    argv = ["bundle", str(copy), "--log-key", str(GOLDEN / "log.pub")]
+    status, out, _ = _run(capsys, *argv)
+    assert status == 1
+    flat = " ".join(out.split())
+    assert "check: format (tampered)" in flat
+    assert "cannot be read as an entry" in flat
+    assert "The entry cannot be read, so it cannot say whose it is." in flat
+    status, out, _ = _run(capsys, *argv, "--json")
+    error = json.loads(out)["error"]
+    assert (error["kind"], error["entry"]["readable"]) == (TAMPERED, False)

@@ -298,6 +298,10 @@ def test_lying_account_figures_fail_naming_the_account(
         assert value["ok"] is False
         assert value["error"]["check"] == "account-view"
         assert "account resident-2" in value["error"]["message"]
+        # The node's log held: its checkpoint and every entry were verified first.
+        assert value["error"]["kind"] == "misreported"
+        assert value["tree_size"] is not None and value["root"] is not None
+        assert value["checked"]["passed"][:3] == ["checkpoint", "entries", "root"]
 
     with_proxy(log, body)
 
@@ -362,6 +366,9 @@ def test_altered_leaf_fails_naming_the_seq(
         assert status == 1
         assert value["error"]["seq"] == bad
         assert value["error"]["check"] == "signature"
+        assert value["error"]["kind"] == "tampered"
+        assert value["error"]["entry"]["account"] is not None  # whose award it is
+        assert value["checked"]["entries"] == bad and value["tree_size"] is not None
 
     with_proxy(log, body)
 
