@@ -445,6 +445,9 @@ def test_deleting_the_last_entry_is_detected(
     leaves = log.leaves[:-1]
     status, value = verify_json(capsys, _bundle_with_leaves(tmp_path, log, leaves), key=vkey(log))
     assert (status, value["error"]["seq"], value["error"]["check"]) == (1, 19, "size")
+    # A missing entry has no bytes to describe: the report names no resident for it.
+    assert value["error"]["entry"] is None and value["error"]["kind"] == "tampered"
+    assert value["checked"]["entries"] == 19
 
 
 @pytest.mark.parametrize("seq", [0, 5, 18])

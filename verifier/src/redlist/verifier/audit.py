@@ -313,7 +313,9 @@ class Auditor:
             recent = self._recent
             reading = recent[1] if recent is not None and recent[0] == error.seq else None
             state = self._state if self._full else None
-            entry = describe_entry(error.seq, reading, state)
+            # A "size" failure without a leaf names an entry that is missing, not unreadable.
+            if reading is not None or error.check != "size":
+                entry = describe_entry(error.seq, reading, state)
         return Failure(error, checked, entry)
 
     # -- internals ---------------------------------------------------------
