@@ -12,7 +12,10 @@ checkpoint must meet it. With ``--attest-key FILE --attest-out DIR`` they sign o
 attestation per account once the whole audit has passed (``redlist.verifier.attest``).
 
 Exit status (DESIGN 5): 0 verified; 1 verification failed (any defect in the data,
-undecodable bytes included; the report names the first bad entry and the check);
+undecodable bytes included; the report names the first bad entry and the check, says
+whether the data was changed after signing, an entry broke a town rule, or what was
+published or answered does not match the log (``checkwords``), and names the resident
+and award concerned (``failure``));
 2 the check could not start (bad arguments, a missing file, an unusable key, a node
 that cannot be reached or refuses to answer); 130 interrupted (Ctrl-C); 141 the
 reader of the report went away (``| head``).
