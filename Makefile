@@ -3,7 +3,7 @@
 #   make install   create .venv and install every redlist distribution, editable, with the
 #                  test tools (once; again whenever a pyproject.toml changes)
 #   make proto     regenerate proto/src/redlist/v1 from proto/redlist/v1/*.proto
-#   make lint      ruff, ruff format, mypy, import-linter, generated-code freshness
+#   make lint      ruff, ruff format, mypy, import-linter, generated-code and catalogue freshness
 #   make test      lint, then the test suite (what CI runs)
 #   make soak      the fault suites (tests/faults) at length; see docs/reliability.md
 #   make demo      run the end-to-end demonstration
@@ -22,7 +22,7 @@ BIN := $(VENV)/bin
 # Present once `make install` has succeeded for the current pyproject.toml.
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install proto lint lint-ruff lint-format lint-types lint-imports lint-proto \
+.PHONY: install proto lint lint-ruff lint-format lint-types lint-imports lint-proto lint-i18n \
 	test soak demo bench clean distclean
 
 install: $(INSTALLED)
@@ -42,7 +42,8 @@ proto: install
 
 # Each check runs even when an earlier one fails (-k), so one run shows every problem.
 lint: install
-	@$(MAKE) --no-print-directory -k lint-ruff lint-format lint-types lint-imports lint-proto
+	@$(MAKE) --no-print-directory -k lint-ruff lint-format lint-types lint-imports lint-proto \
+		lint-i18n
 
 lint-ruff:
 	$(BIN)/ruff check .
@@ -58,6 +59,11 @@ lint-imports:
 
 lint-proto:
 	scripts/check_proto_fresh.sh
+
+# The Chinese catalogue: every marked message translated, the committed .mo compiled
+# from the .po (python scripts/i18n.py extract / compile; docs/adr/0034).
+lint-i18n:
+	$(BIN)/python scripts/i18n.py check
 
 test: install
 	@$(MAKE) --no-print-directory lint

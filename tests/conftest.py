@@ -16,3 +16,14 @@ def staff_configuration(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CONFIG_HOME", str(directory))
         yield directory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def english_locale() -> Iterator[None]:
+    """Messages in English whatever the developer's locale (docs/adr/0034): the tests
+    read the programs' English output. A test of the Chinese sets its own."""
+    with pytest.MonkeyPatch.context() as patch:
+        for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+            patch.delenv(variable, raising=False)
+        patch.setenv("LANG", "C.UTF-8")
+        yield

@@ -94,6 +94,15 @@ def test_the_staff_tools_install_alone(tmp_path: Path) -> None:
     )
     assert keygen.returncode == 0, keygen.stdout + keygen.stderr
     assert (tmp_path / "wang.pem.pub").is_file()
+    # The compiled Chinese catalogue is installed with the ledger (docs/adr/0034).
+    chinese = subprocess.run(
+        [str(bin_dir / "redlist"), "--lang", "zh_CN", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "镇积分台账的工作人员工具" in chinese.stdout, chinese.stdout + chinese.stderr
 
 
 @pytest.mark.parametrize("folder", ["ledger", "proto", "node", "verifier", "staff", "demo"])

@@ -425,9 +425,32 @@ VIEW = RemoteAccount(
     entries=(
         # 2026-01-05 06:03 UTC is 14:03 in Asia/Shanghai.
         RemoteEntry(
-            40, 1_767_592_980_000, 1_767_592_979_000, "award", "V01", 2, "pond", "", 10, None, True
+            40,
+            1_767_592_980_000,
+            1_767_592_979_000,
+            "award",
+            "V01",
+            2,
+            "pond",
+            "",
+            10,
+            None,
+            True,
+            date="2026-01-03",
         ),
-        RemoteEntry(41, 1_767_600_000_000, 1_767_600_000_000, "award", "H01", 1, "", "", 20, 57),
+        RemoteEntry(
+            41,
+            1_767_600_000_000,
+            1_767_600_000_000,
+            "award",
+            "H01",
+            1,
+            "",
+            "",
+            20,
+            57,
+            date="2026-01-05",
+        ),
         RemoteEntry(
             42,
             1_767_610_000_000,
@@ -447,9 +470,12 @@ VIEW = RemoteAccount(
 )
 
 
+TITLES = {"V01": "Cleaned the pond", "H01": "Helped a neighbour"}
+
+
 def test_statement_lines() -> None:
     zone = account.town_zone("Asia/Shanghai")
-    lines = account.to_lines(VIEW, CHECKPOINT, "Asia/Shanghai", zone)
+    lines = account.to_lines(VIEW, CHECKPOINT, "Asia/Shanghai", zone, TITLES)
     assert lines[0] == "Account dgc-0001 in log wendeng.example/redlist, as of entry 57"
     assert "score:       1010  (grade A)" in lines[1]
     assert "to spend:      -5" in lines[2]
@@ -458,20 +484,42 @@ def test_statement_lines() -> None:
         "entry",
         "recorded",
         "(Asia/Shanghai)",
+        "deed",
+        "date",
         "kind",
         "rule",
         "/",
         "item",
+        "title",
         "points",
         "reversed",
+        "note",
     ]
-    assert table[1].split() == ["40", "2026-01-05", "14:03", "award", "V01", "×2:", "pond", "+10"]
+    # Each award shows its deed date, its rule's title and its note.
+    assert table[1].split() == [
+        "40",
+        "2026-01-05",
+        "14:03",
+        "2026-01-03",
+        "award",
+        "V01",
+        "×2",
+        "Cleaned",
+        "the",
+        "pond",
+        "+10",
+        "pond",
+    ]
     assert table[2].split() == [
         "41",
         "2026-01-05",
         "16:00",
+        "2026-01-05",
         "award",
         "H01",
+        "Helped",
+        "a",
+        "neighbour",
         "+20",
         "yes,",
         "entry",
@@ -493,7 +541,8 @@ def test_a_statement_without_texts_says_they_are_withheld_or_erased() -> None:
     withheld = account.to_lines(
         replace(VIEW, entries=blank, texts_withheld=True), CHECKPOINT, "Asia/Shanghai", zone
     )
-    assert withheld[6].split()[3:6] == ["award", "V01", "×2"]
+    assert withheld[6].split()[4:7] == ["award", "V01", "×2"]
+    assert withheld[6].split()[-1] == "(withheld)"
     assert withheld[8].split()[3:5] == ["redemption", "(withheld)"]
     assert withheld[-1] == "Notes and items are withheld: staff see them with --signer KEYFILE."
     erased = account.to_lines(replace(VIEW, entries=blank), CHECKPOINT, "Asia/Shanghai", zone)
@@ -503,7 +552,9 @@ def test_a_statement_without_texts_says_they_are_withheld_or_erased() -> None:
 
 def test_statement_json() -> None:
     zone = account.town_zone("Asia/Shanghai")
-    document = json.loads(json.dumps(account.to_json(VIEW, CHECKPOINT, "Asia/Shanghai", zone)))
+    document = json.loads(
+        json.dumps(account.to_json(VIEW, CHECKPOINT, "Asia/Shanghai", zone, TITLES))
+    )
     assert {key: document[key] for key in ("score", "spendable", "redeemed", "grade")} == {
         "score": 1010,
         "spendable": -5,
@@ -519,6 +570,7 @@ def test_statement_json() -> None:
         "pond",
         False,
     )
+    assert (first["deed_date"], first["title"]) == ("2026-01-03", "Cleaned the pond")
     assert (second["reversed"], second["reversed_by"]) == (True, 57)
     assert (third["kind"], third["item"], third["points"], third["rule"]) == (
         "redeem",

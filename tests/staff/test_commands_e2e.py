@@ -253,7 +253,9 @@ def test_award_and_deduction(town: Town) -> None:
     assert notes == [None, "3 May"]
     table = town.run("account", "award-1", signer="council1")
     assert table.code == 0, table.err
-    assert "D01: 3 May" in table.out and "withheld" not in table.out
+    deduction = next(line for line in table.out.splitlines() if " D01 " in line)
+    assert deduction.split()[-1] == "May" and "Burned straw in the open" in deduction
+    assert "withheld" not in table.out
 
 
 def test_a_deed_date_out_of_the_window_is_refused_by_the_node(town: Town) -> None:
@@ -711,10 +713,16 @@ def test_account_json_and_table(town: Town) -> None:
     lines = table.out.splitlines()
     assert lines[0].startswith(f"Account show-1 in log {ORIGIN}, as of entry ")
     assert "(grade AAA)" in lines[1]
-    assert re.search(rf"^\s*{award['seq']}\s+\S+ \S+\s+award\s+V02 ×6\s+\+60$", table.out, re.M)
+    # entry, recorded, deed date, kind, rule, title, points, reversed, note
+    assert re.search(
+        rf"^\s*{award['seq']}\s+\S+ \S+\s+\S+\s+award\s+V02 ×6\s+Epidemic prevention duty\s+"
+        r"\+60\s+\(withheld\)$",
+        table.out,
+        re.M,
+    )
     assert re.search(r"redemption\s+\(withheld\)\s+-40$", table.out, re.M)
     staff = town.run("account", "show-1", signer="cashier")
-    assert re.search(r"award\s+V02 ×6: 防疫\s+\+60$", staff.out, re.M)
+    assert re.search(r"award\s+V02 ×6\s+Epidemic prevention duty\s+\+60\s+防疫$", staff.out, re.M)
     assert re.search(r"redemption\s+油\s+-40$", staff.out, re.M)
 
 

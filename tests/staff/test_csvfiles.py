@@ -285,11 +285,30 @@ def test_awards_written_by_a_csv_writer_read_back(
     assert [row.row for row in parsed] == list(range(2, len(rows) + 2))
 
 
+def test_every_staff_sheet_takes_chinese_headers() -> None:
+    awards = csvfiles.parse_awards_csv(
+        BOM + "账户,规则,数量,日期,备注\nDGC-0019,V01,2,2026/5/3,东村村塘\n".encode(), "五月.csv"
+    )
+    assert [(row.account, row.rule, row.qty, row.date, row.note) for row in awards] == [
+        ("dgc-0019", "V01", 2, "2026-05-03", "东村村塘")
+    ]
+    rules = csvfiles.parse_rules_csv(
+        "代码,名称,模块,分值,需评议,单次上限,每月上限\nV01,清理村塘,环境,5,否,2,4\n".encode(),
+        "规则.csv",
+    )
+    assert rules == (csvfiles.RuleRow(2, "V01", "清理村塘", "环境", 5, False, 2, 4),)
+    reversals = csvfiles.parse_reversals_csv("序号,原因\n57,异议成立\n".encode(), "撤销.csv")
+    assert reversals == (csvfiles.ReversalRow(2, 57, "异议成立"),)
+    # Chinese and English names of one column are that column twice.
+    with pytest.raises(FormatError, match="names column 'account' twice"):
+        csvfiles.parse_awards_csv("账户,account,rule\n".encode(), "awards.csv")
+
+
 def test_the_date_column_reads_what_spreadsheets_write() -> None:
     data = (
-        "账户,rule,日期\n"  # an unknown Chinese header is still refused: see below
+        "姓名,rule,日期\n"  # an unknown Chinese header is still refused: see below
     ).encode()
-    with pytest.raises(FormatError, match="'账户' is not among them"):
+    with pytest.raises(FormatError, match="'姓名' is not among them"):
         csvfiles.parse_awards_csv(data, "awards.csv")
     data = (
         "account,rule,日期\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"working directory, wiped first if the demo made it (default: {DEFAULT_DIR})",
     )
     args = parser.parse_args(argv)
+    # The story is told in English and reads the programs' English output (a key id,
+    # a checkpoint line), so they speak English here whatever the locale (ADR 0034).
+    os.environ["LANGUAGE"] = "en"
     try:
         prepare_directory(args.dir)
     except (RedlistError, OSError) as error:

@@ -13,8 +13,11 @@ Errors print as ``error: <explanation>`` on stderr, never as a traceback.
 ``redlist-verify`` reports its own way (``--json``, its own exit statuses) and does
 not use this module.
 
+Messages are in the language chosen by ``--lang`` or the locale (``redlist.ledger.i18n``,
+docs/adr/0034).
+
 This module sits above every package (``redlist.node`` and ``redlist.staff`` import
-it), so it imports only the ledger's errors and the standard library.
+it), so it imports only the ledger's errors, its i18n and the standard library.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
+from redlist.ledger import i18n
 from redlist.ledger.errors import (
     BatchError,
     ConflictError,
@@ -33,6 +37,7 @@ from redlist.ledger.errors import (
     RuleViolation,
     VerificationError,
 )
+from redlist.ledger.i18n import _
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -66,8 +71,9 @@ def build_parser(
     prog: str, description: str, commands: Iterable[Command]
 ) -> argparse.ArgumentParser:
     """The parser of ``prog``, with one subcommand from each of ``commands``, in order."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    parser = argparse.ArgumentParser(prog=prog, description=_(description))
+    i18n.add_option(parser)
+    subparsers = parser.add_subparsers(title=_("commands"), metavar="COMMAND", required=True)
     for command in commands:
         command.add_parser(subparsers)
     return parser
@@ -80,17 +86,18 @@ def run(
 ) -> int:
     """Parse ``argv`` (default: the process arguments), run the subcommand, return its exit code.
 
-    An error of one of the ``refusals`` exits 1; any other error exits 2.
+    An error of one of the ``refusals`` exits 1; any other error exits 2. The language
+    was chosen before the parser was built (:func:`main`); ``--lang`` is dropped here.
     """
-    args = parser.parse_args(argv)
+    args = parser.parse_args(i18n.split_option(sys.argv[1:] if argv is None else argv)[1])
     try:
         code: int = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit as a traceback
     except RedlistError as error:
-        print(f"error: {error.diagnostics()}", file=sys.stderr)
+        print(_("error: {diagnostics}").format(diagnostics=error.diagnostics()), file=sys.stderr)
         return EXIT_REFUSED if isinstance(error, refusals) else EXIT_USAGE
     except KeyboardInterrupt:
-        print("\nerror: interrupted (Ctrl-C)", file=sys.stderr)
+        print(_("\nerror: interrupted (Ctrl-C)"), file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader (head, less) has what it wanted; Python must not try again at exit.
@@ -98,9 +105,24 @@ def run(
         return EXIT_BROKEN_PIPE
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
-        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
+        print(
+            _("error: {value}{where}").format(value=error.strerror or error, where=where),
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     return code
+
+
+def main(
+    build: Callable[[], argparse.ArgumentParser],
+    argv: Sequence[str] | None,
+    refusals: tuple[type[RedlistError], ...],
+) -> int:
+    """Choose the language from ``argv`` (``--lang``, else the locale), then build the
+    parser with ``build`` and :func:`run` it: help texts are translated as they are added.
+    """
+    words = i18n.setup_from_argv(argv)
+    return run(build(), words, refusals)
 
 
 def discard_stdout() -> None:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from redlist.ledger import crypto
 from redlist.ledger.errors import KeyFileError, NoteError, RedlistError
+from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import ALG_ED25519, NoteSigner, VerifierKey
 from redlist.ledger.text import KEY_NAME_MAX, key_name_problem
 
@@ -66,12 +67,16 @@ def check_name(name: str) -> str:
     format allows it as a key name (docs/format.md, "Text")."""
     stripped = unicodedata.normalize("NFC", name.strip())
     if not stripped:
-        raise KeyFileError("the key holder's name must not be empty")
+        raise KeyFileError(_("the key holder's name must not be empty"))
     if any(char in stripped for char in "\r\n"):
-        raise KeyFileError("the key holder's name must be a single line of text")
+        raise KeyFileError(_("the key holder's name must be a single line of text"))
     problem = key_name_problem(stripped)
     if problem is not None:
-        raise KeyFileError(f"the key holder's name {stripped!r} {problem}")
+        raise KeyFileError(
+            _("the key holder's name {stripped!r} {problem}").format(
+                stripped=stripped, problem=problem
+            )
+        )
     return stripped
 
 
@@ -103,8 +108,11 @@ def write_key_files(
         for path in (files.private, files.public):
             if _exists(path):
                 raise KeyFileError(
-                    f"{path} already exists; a key file is never overwritten "
-                    "(choose another --out, or pass --force to destroy the old key)"
+                    _(
+                        "{path} already exists; a key file is never overwritten (choose another "
+                        "--out, "
+                        "or pass --force to destroy the old key)"
+                    ).format(path=path)
                 )
     _write(files.private, key.to_pem(), PRIVATE_MODE, force)
     _write(files.public, public, PUBLIC_MODE, force)
@@ -113,12 +121,14 @@ def write_key_files(
 
 def read_signing_key(path: Path) -> crypto.SigningKey:
     """The private key in ``path`` (unencrypted PKCS#8 PEM, as keygen writes it)."""
-    data = _read(path, "private key file")
+    data = _read(path, _("private key file"))
     if _PUBLIC_PEM in data and _PRIVATE_PEM not in data:
         # The most common mix-up: the FILE.pub that keygen wrote next to the key.
         raise KeyFileError(
-            f"{path} holds a public key; signing needs the private key file "
-            f"(the one keygen wrote without {PUBLIC_SUFFIX!r})"
+            _(
+                "{path} holds a public key; signing needs the private key file (the one keygen "
+                "wrote without {PUBLIC_SUFFIX!r})"
+            ).format(path=path, PUBLIC_SUFFIX=PUBLIC_SUFFIX)
         )
     try:
         return crypto.SigningKey.from_pem(data)
@@ -128,7 +138,7 @@ def read_signing_key(path: Path) -> crypto.SigningKey:
 
 def read_public_key(path: Path) -> bytes:
     """The raw public key in ``path``: a ``.pub`` file, a PEM public key or a private key."""
-    data = _read(path, "key file")
+    data = _read(path, _("key file"))
     try:
         return crypto.public_key_from_pem(data)
     except KeyFileError as error:
@@ -143,7 +153,7 @@ def read_holder_name(private: Path) -> str | None:
     path = public_path(private)
     if not path.is_file():
         return None
-    text = _read(path, "public key file").decode("utf-8", "replace")
+    text = _read(path, _("public key file")).decode("utf-8", "replace")
     for line in text.splitlines():
         if line.startswith(_NAME_LINE):
             return check_name(line[len(_NAME_LINE) :])
@@ -154,21 +164,27 @@ def _check_destination(private: Path) -> None:
     """Refuse an ``--out`` that cannot name a new key file, before anything is written."""
     if private.name in ("", ".", ".."):
         raise KeyFileError(
-            f"--out {str(private)!r} names a directory; give the key file to create, e.g. wang.pem"
+            _(
+                "--out {private!r} names a directory; give the key file to create, e.g. wang.pem"
+            ).format(private=str(private))
         )
     try:
         is_directory, folder_exists = private.is_dir(), private.parent.is_dir()
     except OSError as error:  # e.g. a name too long for the file system
-        raise KeyFileError(f"cannot write {private}: {error.strerror}") from None
+        raise KeyFileError(
+            _("cannot write {private}: {strerror}").format(private=private, strerror=error.strerror)
+        ) from None
     if is_directory:
         raise KeyFileError(
-            f"{private} is a directory; --out names the key file to create, "
-            f"e.g. {private / 'wang.pem'}"
+            _("{private} is a directory; --out names the key file to create, e.g. {value}").format(
+                private=private, value=private / "wang.pem"
+            )
         )
     if not folder_exists:
         raise KeyFileError(
-            f"cannot write {private}: the directory {private.parent} does not exist "
-            "(create it first)"
+            _(
+                "cannot write {private}: the directory {parent} does not exist (create it first)"
+            ).format(private=private, parent=private.parent)
         )
 
 
@@ -176,18 +192,26 @@ def _exists(path: Path) -> bool:
     try:
         return path.exists() or path.is_symlink()
     except OSError as error:  # e.g. a name too long for the file system
-        raise KeyFileError(f"cannot write {path}: {error.strerror}") from None
+        raise KeyFileError(
+            _("cannot write {path}: {strerror}").format(path=path, strerror=error.strerror)
+        ) from None
 
 
 def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise KeyFileError(f"{what} {path} does not exist") from None
+        raise KeyFileError(_("{what} {path} does not exist").format(what=what, path=path)) from None
     except IsADirectoryError:
-        raise KeyFileError(f"{what} {path} is a directory, not a file") from None
+        raise KeyFileError(
+            _("{what} {path} is a directory, not a file").format(what=what, path=path)
+        ) from None
     except OSError as error:
-        raise KeyFileError(f"cannot read {what} {path}: {error.strerror}") from None
+        raise KeyFileError(
+            _("cannot read {what} {path}: {strerror}").format(
+                what=what, path=path, strerror=error.strerror
+            )
+        ) from None
 
 
 def _write(path: Path, data: bytes, mode: int, force: bool) -> None:
@@ -210,9 +234,13 @@ def _write(path: Path, data: bytes, mode: int, force: bool) -> None:
         else:
             os.link(temporary, path)
     except FileExistsError:
-        raise KeyFileError(f"{path} already exists; a key file is never overwritten") from None
+        raise KeyFileError(
+            _("{path} already exists; a key file is never overwritten").format(path=path)
+        ) from None
     except OSError as error:
-        raise KeyFileError(f"cannot write {path}: {error.strerror}") from None
+        raise KeyFileError(
+            _("cannot write {path}: {strerror}").format(path=path, strerror=error.strerror)
+        ) from None
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -232,8 +260,10 @@ def read_log_key(given: str, read_file: Callable[[Path], bytes] | None = None) -
         is_file = is_dir = False
     if is_dir:
         raise KeyFileError(
-            f"--log-key {given} is a directory; give the log key file (a node's data "
-            f"directory holds it as {path / LOG_PUB_NAME}) or the key string itself"
+            _(
+                "--log-key {given} is a directory; give the log key file (a node's data "
+                "directory holds it as {value}) or the key string itself"
+            ).format(given=given, value=path / LOG_PUB_NAME)
         )
     if is_file:
         try:
@@ -241,32 +271,46 @@ def read_log_key(given: str, read_file: Callable[[Path], bytes] | None = None) -
         except RedlistError as exc:
             raise KeyFileError(exc.diagnostics()) from None
         except OSError as exc:
-            raise KeyFileError(f"cannot read the log key file {path}: {exc.strerror}") from None
+            raise KeyFileError(
+                _("cannot read the log key file {path}: {strerror}").format(
+                    path=path, strerror=exc.strerror
+                )
+            ) from None
         except UnicodeDecodeError:
-            raise KeyFileError(f"the log key file {path} is not UTF-8 text") from None
+            raise KeyFileError(
+                _("the log key file {path} is not UTF-8 text").format(path=path)
+            ) from None
         if _PEM_MARK_TEXT in text:
             raise KeyFileError(
-                f"{path} is a PEM file (a staff key from 'redlist keygen' or a certificate), "
-                f"not the town log's key; that is {LOG_PUB_NAME} in the node's data "
-                "directory, also printed by 'redlist-node init'"
+                _(
+                    "{path} is a PEM file (a staff key from 'redlist keygen' or a certificate), "
+                    "not the town log's key; that is {LOG_PUB_NAME} in the node's data "
+                    "directory, also printed by 'redlist-node init'"
+                ).format(path=path, LOG_PUB_NAME=LOG_PUB_NAME)
             )
     elif "+" not in given and ("/" in given or "." in given):
         # A file name or path that names nothing: a key string always has two '+'.
         raise KeyFileError(
-            f"the log key file {given} does not exist (--log-key takes that file, e.g. the "
-            f"node's {LOG_PUB_NAME}, or the key string itself)"
+            _(
+                "the log key file {given} does not exist (--log-key takes that file, e.g. the "
+                "node's {LOG_PUB_NAME}, or the key string itself)"
+            ).format(given=given, LOG_PUB_NAME=LOG_PUB_NAME)
         )
     try:
         log_key = VerifierKey.parse(text)
     except NoteError as exc:
-        what = f"the file {path}" if text is not given else repr(given)
+        what = _("the file {path}").format(path=path) if text is not given else repr(given)
         raise KeyFileError(
-            f"{what} is not a log verifier key (name+hash+key, as 'redlist-node init' "
-            f"prints it): {exc}"
+            _(
+                "{what} is not a log verifier key (name+hash+key, as 'redlist-node init' prints "
+                "it): {exc}"
+            ).format(what=what, exc=exc)
         ) from None
     if log_key.algorithm != ALG_ED25519:
         raise KeyFileError(
-            f"{log_key.name} is a witness cosigning key; the log's own key is needed"
+            _("{name} is a witness cosigning key; the log's own key is needed").format(
+                name=log_key.name
+            )
         )
     return log_key
 
@@ -277,8 +321,10 @@ def _read_log_key_file(path: Path) -> bytes:
         data = stream.read(LOG_KEY_FILE_LIMIT + 1)
     if len(data) > LOG_KEY_FILE_LIMIT:
         raise KeyFileError(
-            f"the log key file {path} is larger than {LOG_KEY_FILE_LIMIT:,} bytes: it is not "
-            f"a log key file (that is one line, the node's {LOG_PUB_NAME})"
+            _(
+                "the log key file {path} is larger than {LOG_KEY_FILE_LIMIT:,} bytes: it is not "
+                "a log key file (that is one line, the node's {LOG_PUB_NAME})"
+            ).format(path=path, LOG_KEY_FILE_LIMIT=LOG_KEY_FILE_LIMIT, LOG_PUB_NAME=LOG_PUB_NAME)
         )
     return data
 
@@ -295,15 +341,19 @@ def read_note_signer(private: Path, name: str | None, what: str) -> NoteSigner:
         name = read_holder_name(private)
         if name is None:
             raise KeyFileError(
-                f"{what} {private} has no name (its {private.name}{PUBLIC_SUFFIX} is missing "
-                "or names nobody): give the name with the option beside it"
+                _(
+                    "{what} {private} has no name (its {name}{PUBLIC_SUFFIX} is missing or names "
+                    "nobody): give the name with the option beside it"
+                ).format(what=what, private=private, name=private.name, PUBLIC_SUFFIX=PUBLIC_SUFFIX)
             )
     try:
         return NoteSigner(name, key)
     except NoteError as error:
         raise KeyFileError(
-            f"the name {name!r} of {what} {private} cannot name a note key ({error}); give "
-            "a name without spaces or '+', such as county-audit"
+            _(
+                "the name {name!r} of {what} {private} cannot name a note key ({error}); give a "
+                "name without spaces or '+', such as county-audit"
+            ).format(name=name, what=what, private=private, error=error)
         ) from None
 
 
@@ -325,7 +375,9 @@ def read_note_key(
     if not is_file:
         if "+" not in given:
             raise KeyFileError(
-                f"{what} {given!r} is neither a file nor a key string (name+hash+key)"
+                _("{what} {given!r} is neither a file nor a key string (name+hash+key)").format(
+                    what=what, given=given
+                )
             )
         text = given.strip()
     else:
@@ -334,19 +386,33 @@ def read_note_key(
         except RedlistError as exc:
             raise KeyFileError(exc.diagnostics()) from None
         except OSError as exc:
-            raise KeyFileError(f"cannot read {what} {path}: {exc.strerror}") from None
+            raise KeyFileError(
+                _("cannot read {what} {path}: {strerror}").format(
+                    what=what, path=path, strerror=exc.strerror
+                )
+            ) from None
         if _PUBLIC_PEM in data:
             return _note_key_from_pem(path, data, what)
         try:
             text = data.decode("utf-8").strip()
         except UnicodeDecodeError:
-            raise KeyFileError(f"{what} {path} is not UTF-8 text") from None
+            raise KeyFileError(
+                _("{what} {path} is not UTF-8 text").format(what=what, path=path)
+            ) from None
     try:
         key = VerifierKey.parse(text)
     except NoteError as exc:
-        raise KeyFileError(f"{what} {given!r} is not a verifier key string: {exc}") from None
+        raise KeyFileError(
+            _("{what} {given!r} is not a verifier key string: {exc}").format(
+                what=what, given=given, exc=exc
+            )
+        ) from None
     if key.algorithm != ALG_ED25519:
-        raise KeyFileError(f"{what} {key.describe()} is a witness's cosigning key, not a note key")
+        raise KeyFileError(
+            _("{what} {describe} is a witness's cosigning key, not a note key").format(
+                what=what, describe=key.describe()
+            )
+        )
     return key
 
 
@@ -361,12 +427,16 @@ def _note_key_from_pem(path: Path, data: bytes, what: str) -> VerifierKey:
             name = line[len(_NAME_LINE) :].strip()
     if name is None:
         raise KeyFileError(
-            f"{what} {path} names nobody (no '{_NAME_LINE.strip()}' line): give the key string"
+            _("{what} {path} names nobody (no '{strip}' line): give the key string").format(
+                what=what, path=path, strip=_NAME_LINE.strip()
+            )
         )
     try:
         return VerifierKey.for_ed25519(name, public)
     except NoteError as error:
         raise KeyFileError(
-            f"the name {name!r} in {what} {path} cannot name a note key ({error}); give the "
-            "key string the signer printed instead"
+            _(
+                "the name {name!r} in {what} {path} cannot name a note key ({error}); give the "
+                "key string the signer printed instead"
+            ).format(name=name, what=what, path=path, error=error)
         ) from None

@@ -135,6 +135,8 @@ class StatementEntry:
     at: int
     entry_id: bytes = b""
     text_commitment: bytes | None = None
+    #: An award's deed date (``YYYY-MM-DD``), empty for a redemption.
+    date: str = ""
 
     @property
     def text_field(self) -> str:
@@ -167,6 +169,7 @@ class StatementEntry:
                 body.at,
                 body.id,
                 body.note,
+                date=body.date,
             )
         if isinstance(body, Redeem):
             return cls(

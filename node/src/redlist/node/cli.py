@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from redlist.ledger import console
 from redlist.ledger.errors import RegisterError, TextError
+from redlist.ledger.i18n import N_
 from redlist.node.commands import (
     alarms,
     check,
@@ -58,15 +59,17 @@ REFUSALS = (*console.REFUSALS, RegisterError, TextError)
 def build_parser() -> argparse.ArgumentParser:
     return console.build_parser(
         "redlist-node",
-        "Run a town's credit-point ledger: create the log, serve it, export bundles for "
-        "auditors and check the stored data.",
+        N_(
+            "Run a town's credit-point ledger: create the log, serve it, export bundles for "
+            "auditors and check the stored data."
+        ),
         _COMMANDS,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``redlist-node`` with ``argv`` (default: the process arguments); return the exit code."""
-    return console.run(build_parser(), argv, REFUSALS)
+    return console.main(build_parser, argv, REFUSALS)
 
 
 if __name__ == "__main__":

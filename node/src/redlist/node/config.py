@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from redlist.ledger.errors import FormatError
+from redlist.ledger.i18n import N_, _
 from redlist.node.recognition import RecognitionConfig, parse_recognition
 from redlist.node.tomlfile import read_toml
 
@@ -144,70 +145,98 @@ class ListenerSettings:
             "max_streams_per_client",
         ):
             if getattr(self, name) < 1:
-                raise FormatError(f"'{name}' must be at least 1, not {getattr(self, name)}")
+                raise FormatError(
+                    _("'{name}' must be at least 1, not {getattr}").format(
+                        name=name, getattr=getattr(self, name)
+                    )
+                )
         if not (self.stream_write_seconds > 0 and math.isfinite(self.stream_write_seconds)):
             raise FormatError(
-                f"'stream_write_seconds' must be a positive number of seconds, "
-                f"not {self.stream_write_seconds}"
+                _(
+                    "'stream_write_seconds' must be a positive number of seconds, not "
+                    "{stream_write_seconds}"
+                ).format(stream_write_seconds=self.stream_write_seconds)
             )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise FormatError(
-                "TLS needs both a certificate and its key: give 'tls_cert' and 'tls_key' "
-                "(--tls-cert and --tls-key) together"
+                _(
+                    "TLS needs both a certificate and its key: give 'tls_cert' and 'tls_key' "
+                    "(--tls-cert and --tls-key) together"
+                )
             )
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise FormatError(
-                "'tls_client_ca' (--tls-client-ca) asks clients for certificates, which "
-                "needs TLS: give 'tls_cert' and 'tls_key' as well"
+                _(
+                    "'tls_client_ca' (--tls-client-ca) asks clients for certificates, which "
+                    "needs TLS: give 'tls_cert' and 'tls_key' as well"
+                )
             )
         if (self.peer_cert is None) != (self.peer_key is None):
             raise FormatError(
-                "a certificate for other towns needs its key: give 'peer_cert' and 'peer_key' "
-                "(--peer-cert and --peer-key) together"
+                _(
+                    "a certificate for other towns needs its key: give 'peer_cert' and 'peer_key' "
+                    "(--peer-cert and --peer-key) together"
+                )
             )
         if self.peer_cert is not None and self.peer_ca is None:
             raise FormatError(
-                "'peer_cert' (--peer-cert) is shown to other towns' nodes, which needs their "
-                "CAs: give 'peer_ca' (--peer-ca) as well"
+                _(
+                    "'peer_cert' (--peer-cert) is shown to other towns' nodes, which needs their "
+                    "CAs: give 'peer_ca' (--peer-ca) as well"
+                )
             )
         if self.peer_names:
             if self.peer_ca is None or self.tls_cert is None:
                 raise FormatError(
-                    "'peer_names' (--peer-name) admits other towns' nodes by their "
-                    "certificates, which needs mutual TLS: give 'peer_ca' (--peer-ca) and "
-                    "'tls_cert' and 'tls_key' as well"
+                    _(
+                        "'peer_names' (--peer-name) admits other towns' nodes by their "
+                        "certificates, which needs mutual TLS: give 'peer_ca' (--peer-ca) and "
+                        "'tls_cert' and 'tls_key' as well"
+                    )
                 )
             if not all(name.strip() == name and name for name in self.peer_names):
                 raise FormatError(
-                    "each of 'peer_names' must be a name without surrounding spaces, "
-                    f"not {list(self.peer_names)!r}"
+                    _(
+                        "each of 'peer_names' must be a name without surrounding spaces, not "
+                        "{peer_names!r}"
+                    ).format(peer_names=list(self.peer_names))
                 )
         if self.rate_limit is not None and not (
             self.rate_limit > 0 and math.isfinite(self.rate_limit)
         ):
             raise FormatError(
-                f"'rate_limit' must be a positive number of calls per second, not {self.rate_limit}"
+                _(
+                    "'rate_limit' must be a positive number of calls per second, not {rate_limit}"
+                ).format(rate_limit=self.rate_limit)
             )
         if self.rate_burst is not None:
             if self.rate_limit is None:
-                raise FormatError("'rate_burst' needs 'rate_limit' (--rate-limit) as well")
+                raise FormatError(_("'rate_burst' needs 'rate_limit' (--rate-limit) as well"))
             if self.rate_burst < 1:
-                raise FormatError(f"'rate_burst' must be at least 1, not {self.rate_burst}")
+                raise FormatError(
+                    _("'rate_burst' must be at least 1, not {rate_burst}").format(
+                        rate_burst=self.rate_burst
+                    )
+                )
         if self.rate_limit_bytes is not None and not (
             self.rate_limit_bytes > 0 and math.isfinite(self.rate_limit_bytes)
         ):
             raise FormatError(
-                f"'rate_limit_bytes' must be a positive number of bytes per second, "
-                f"not {self.rate_limit_bytes}"
+                _(
+                    "'rate_limit_bytes' must be a positive number of bytes per second, not "
+                    "{rate_limit_bytes}"
+                ).format(rate_limit_bytes=self.rate_limit_bytes)
             )
         if self.rate_burst_bytes is not None:
             if self.rate_limit_bytes is None:
                 raise FormatError(
-                    "'rate_burst_bytes' needs 'rate_limit_bytes' (--rate-limit-bytes) as well"
+                    _("'rate_burst_bytes' needs 'rate_limit_bytes' (--rate-limit-bytes) as well")
                 )
             if self.rate_burst_bytes < 1:
                 raise FormatError(
-                    f"'rate_burst_bytes' must be at least 1, not {self.rate_burst_bytes}"
+                    _("'rate_burst_bytes' must be at least 1, not {rate_burst_bytes}").format(
+                        rate_burst_bytes=self.rate_burst_bytes
+                    )
                 )
 
     def memory_ceiling(self) -> int:
@@ -249,35 +278,56 @@ class ServeSettings(ListenerSettings):
             parse_address(self.metrics, "metrics")
         for name in ("max_batch", "max_group", "commit_depth"):
             if getattr(self, name) < 1:
-                raise FormatError(f"'{name}' must be at least 1, not {getattr(self, name)}")
+                raise FormatError(
+                    _("'{name}' must be at least 1, not {getattr}").format(
+                        name=name, getattr=getattr(self, name)
+                    )
+                )
         if self.max_group < self.max_batch:
             raise FormatError(
-                f"'max_group' ({self.max_group}) must be at least 'max_batch' "
-                f"({self.max_batch}): a shared commit always takes whole batches"
+                _(
+                    "'max_group' ({max_group}) must be at least 'max_batch' ({max_batch}): a "
+                    "shared "
+                    "commit always takes whole batches"
+                ).format(max_group=self.max_group, max_batch=self.max_batch)
             )
         super().__post_init__()
         if self.grace_seconds < 0:
-            raise FormatError(f"'grace_seconds' must not be negative, not {self.grace_seconds}")
+            raise FormatError(
+                _("'grace_seconds' must not be negative, not {grace_seconds}").format(
+                    grace_seconds=self.grace_seconds
+                )
+            )
         if self.log_level not in LOG_LEVELS:
             raise FormatError(
-                f"'log_level' must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+                _("'log_level' must be one of {join}, not {log_level!r}").format(
+                    join=", ".join(LOG_LEVELS), log_level=self.log_level
+                )
             )
         if (self.witness_key is None) != (not self.witness_for):
             raise FormatError(
-                "a witness needs both its key and the logs it witnesses: give 'witness_key' "
-                "and 'witness_for' (--witness-key and --witness-for) together"
+                _(
+                    "a witness needs both its key and the logs it witnesses: give 'witness_key' "
+                    "and 'witness_for' (--witness-key and --witness-for) together"
+                )
             )
         if self.witness_name is not None and self.witness_key is None:
-            raise FormatError("'witness_name' (--witness-name) needs 'witness_key' as well")
+            raise FormatError(_("'witness_name' (--witness-name) needs 'witness_key' as well"))
         if not (self.cosign_interval >= 0 and math.isfinite(self.cosign_interval)):
             raise FormatError(
-                f"'cosign_interval' must be a number of seconds, not {self.cosign_interval}"
+                _("'cosign_interval' must be a number of seconds, not {cosign_interval}").format(
+                    cosign_interval=self.cosign_interval
+                )
             )
         addresses = [address for address, _key in self.ask_witness]
         if len(set(addresses)) != len(addresses):
-            raise FormatError("'ask_witness' names one witness address twice")
+            raise FormatError(_("'ask_witness' names one witness address twice"))
         if self.map_size_gib is not None and self.map_size_gib < 1:
-            raise FormatError(f"'map_size_gib' must be at least 1, not {self.map_size_gib}")
+            raise FormatError(
+                _("'map_size_gib' must be at least 1, not {map_size_gib}").format(
+                    map_size_gib=self.map_size_gib
+                )
+            )
 
 
 def memory_ceiling(*, max_calls: int, max_message_bytes: int, max_streams: int) -> int:
@@ -337,16 +387,26 @@ _PATHS = ("data", "witness_key")
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """The settings a TOML file gives, checked for names and types (not yet combined)."""
-    document = read_toml(path, "config file")
+    document = read_toml(path, _("config file"))
     values: dict[str, Any] = {}
     for name, value in document.items():
         allowed = _TYPES.get(name)
         if allowed is None:
             known = ", ".join(sorted(_TYPES))
-            raise FormatError(f"config file {path}: unknown setting {name!r} (known: {known})")
+            raise FormatError(
+                _("config file {path}: unknown setting {name!r} (known: {known})").format(
+                    path=path, name=name, known=known
+                )
+            )
         if isinstance(value, bool) or not isinstance(value, allowed):
-            wanted = " or ".join("a number" if kind is float else _KIND[kind] for kind in allowed)
-            raise FormatError(f"config file {path}: {name!r} must be {wanted}")
+            wanted = _(" or ").join(
+                _("a number") if kind is float else _(_KIND[kind]) for kind in allowed
+            )
+            raise FormatError(
+                _("config file {path}: {name!r} must be {wanted}").format(
+                    path=path, name=name, wanted=wanted
+                )
+            )
         values[name] = value
     values.update(listener_values(path, values))
     for name in _PATHS:
@@ -377,7 +437,9 @@ def listener_values(path: Path, values: Mapping[str, Any]) -> dict[str, Any]:
             found[name] = named if named.is_absolute() else path.parent / named
     if "peer_names" in found:
         if not all(isinstance(item, str) for item in found["peer_names"]):
-            raise FormatError(f"config file {path}: 'peer_names' must be a list of text")
+            raise FormatError(
+                _("config file {path}: 'peer_names' must be a list of text").format(path=path)
+            )
         found["peer_names"] = tuple(found["peer_names"])
     for name in ("rate_limit", "stream_write_seconds", "rate_limit_bytes"):
         if name in found:
@@ -385,13 +447,15 @@ def listener_values(path: Path, values: Mapping[str, Any]) -> dict[str, Any]:
     return found
 
 
-_KIND = {str: "text", int: "a whole number", list: "a list", dict: "a table"}
+_KIND = {str: N_("text"), int: N_("a whole number"), list: N_("a list"), dict: N_("a table")}
 
 
 def _log_keys(path: Path, given: list[Any]) -> tuple[str, ...]:
     """``witness_for``'s items: key strings as they are, files relative to the config file."""
     if not all(isinstance(item, str) for item in given):
-        raise FormatError(f"config file {path}: 'witness_for' must be a list of text")
+        raise FormatError(
+            _("config file {path}: 'witness_for' must be a list of text").format(path=path)
+        )
     # A key string always has two '+'; anything else names a file.
     return tuple(
         item if "+" in item or Path(item).is_absolute() else str(path.parent / item)
@@ -409,7 +473,10 @@ def _asked_witnesses(path: Path, given: list[Any]) -> tuple[tuple[str, str], ...
             or not all(isinstance(value, str) for value in item.values())
         ):
             raise FormatError(
-                f"config file {path}: each [[ask_witness]] has exactly 'address' and 'key' (text)"
+                _(
+                    "config file {path}: each [[ask_witness]] has exactly 'address' and 'key' "
+                    "(text)"
+                ).format(path=path)
             )
         asked.append((item["address"], item["key"]))
     return tuple(asked)
@@ -429,7 +496,11 @@ def resolve_settings(
         merged["ask_witness"] = tuple(tuple(pair) for pair in merged["ask_witness"])
     for required, flag in (("data", "--data"), ("listen", "--listen")):
         if required not in merged:
-            raise FormatError(f"no {required} given: pass {flag} or set {required!r} in --config")
+            raise FormatError(
+                _("no {required} given: pass {flag} or set {required!r} in --config").format(
+                    required=required, flag=flag
+                )
+            )
     data = merged.pop("data")
     listen = merged.pop("listen")
     if "max_group" not in merged and "max_batch" in merged:
@@ -438,7 +509,7 @@ def resolve_settings(
     try:
         return ServeSettings(data=Path(data), listen=listen, **merged)
     except TypeError as error:  # an unknown name among the flag values: a programming slip
-        raise FormatError(f"unknown setting: {error}") from None
+        raise FormatError(_("unknown setting: {error}").format(error=error)) from None
 
 
 def parse_address(address: str, what: str = "address") -> tuple[str, int]:
@@ -446,6 +517,8 @@ def parse_address(address: str, what: str = "address") -> tuple[str, int]:
     host, separator, port_text = address.rpartition(":")
     if not separator or not host or not port_text.isdigit() or int(port_text) > 65535:
         raise FormatError(
-            f"{what} address {address!r} is not HOST:PORT (for example 127.0.0.1:7420)"
+            _("{what} address {address!r} is not HOST:PORT (for example 127.0.0.1:7420)").format(
+                what=what, address=address
+            )
         )
     return host, int(port_text)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redlist.ledger.errors import NoteError, StoreError
+from redlist.ledger.i18n import _
 from redlist.ledger.witness import SplitViewEvidence
 
 EVIDENCE_DIR_NAME = "evidence"
@@ -56,8 +57,16 @@ def write_evidence(
             _sync_directory(folder.parent)
             return path
     except OSError as error:
-        raise StoreError(f"cannot write split-view evidence in {folder}: {error}") from None
-    raise StoreError(f"cannot write split-view evidence in {folder}: too many files of one time")
+        raise StoreError(
+            _("cannot write split-view evidence in {folder}: {error}").format(
+                folder=folder, error=error
+            )
+        ) from None
+    raise StoreError(
+        _("cannot write split-view evidence in {folder}: too many files of one time").format(
+            folder=folder
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -78,15 +87,23 @@ def list_evidence(data_dir: Path) -> list[EvidenceFile]:
     for path in sorted(root.glob("*/*.txt")):
         try:
             if path.stat().st_size > EVIDENCE_FILE_LIMIT:
-                raise NoteError(f"larger than {EVIDENCE_FILE_LIMIT} bytes: not evidence")
+                raise NoteError(
+                    _("larger than {EVIDENCE_FILE_LIMIT} bytes: not evidence").format(
+                        EVIDENCE_FILE_LIMIT=EVIDENCE_FILE_LIMIT
+                    )
+                )
             text = path.read_bytes().decode("utf-8")
             found.append(EvidenceFile(path, SplitViewEvidence.from_text(text)))
         except NoteError as error:
             found.append(EvidenceFile(path, None, error.diagnostics()))
         except UnicodeDecodeError:
-            found.append(EvidenceFile(path, None, "not UTF-8 text"))
+            found.append(EvidenceFile(path, None, _("not UTF-8 text")))
         except OSError as error:
-            found.append(EvidenceFile(path, None, f"cannot be read: {error.strerror}"))
+            found.append(
+                EvidenceFile(
+                    path, None, _("cannot be read: {strerror}").format(strerror=error.strerror)
+                )
+            )
     return found
 
 

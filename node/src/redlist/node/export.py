@@ -33,6 +33,7 @@ from pathlib import Path
 
 from redlist.ledger import bundle, merkle
 from redlist.ledger.errors import IntegrityError, StoreError
+from redlist.ledger.i18n import _
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.textcommit import TEXTS_FILE, encode_texts_file
@@ -79,8 +80,10 @@ def export_full(
         root = _write_leaves(log, staging / bundle.LEAVES_FILE, manifest.start, manifest.end)
         if root != checkpoint.root:
             raise IntegrityError(
-                f"the stored leaves of log {log.origin} do not match its checkpoint at size "
-                f"{checkpoint.size}: the store is damaged; nothing was exported"
+                _(
+                    "the stored leaves of log {origin} do not match its checkpoint at size {size}: "
+                    "the store is damaged; nothing was exported"
+                ).format(origin=log.origin, size=checkpoint.size)
             )
         _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
         _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
@@ -122,8 +125,10 @@ def export_month(
         _write_leaves(log, staging / bundle.LEAVES_FILE, found.start, found.end, tree)
         if tree.root() != checkpoint.root:
             raise IntegrityError(
-                f"the stored leaves of log {log.origin} do not match its checkpoint at size "
-                f"{checkpoint.size}: the store is damaged; nothing was exported"
+                _(
+                    "the stored leaves of log {origin} do not match its checkpoint at size {size}: "
+                    "the store is damaged; nothing was exported"
+                ).format(origin=log.origin, size=checkpoint.size)
             )
         if found.start > 0:
             _write_file(staging / bundle.LEFT_FILE, bundle.encode_left(left))
@@ -172,10 +177,14 @@ def _write_file(path: Path, data: bytes, mode: int | None = None) -> None:
 
 def _check_destination(out: Path) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise StoreError(f"{out} already exists and is not a directory; choose a new --out")
+        raise StoreError(
+            _("{out} already exists and is not a directory; choose a new --out").format(out=out)
+        )
     if out.is_dir() and any(out.iterdir()):
         raise StoreError(
-            f"{out} is not empty; a bundle is written only into a new or empty directory"
+            _("{out} is not empty; a bundle is written only into a new or empty directory").format(
+                out=out
+            )
         )
 
 
@@ -186,7 +195,11 @@ def _staging(out: Path) -> Iterator[Path]:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     except OSError as error:
-        raise StoreError(f"cannot create the bundle directory {out}: {error.strerror}") from None
+        raise StoreError(
+            _("cannot create the bundle directory {out}: {strerror}").format(
+                out=out, strerror=error.strerror
+            )
+        ) from None
     try:
         yield staging
         staging.chmod(_BUNDLE_DIR_MODE)  # mkdtemp makes it private; a bundle is public
@@ -196,7 +209,11 @@ def _staging(out: Path) -> Iterator[Path]:
         _sync_directory(out.parent)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise StoreError(f"cannot write the bundle to {out}: {error.strerror}") from None
+        raise StoreError(
+            _("cannot write the bundle to {out}: {strerror}").format(
+                out=out, strerror=error.strerror
+            )
+        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -42,6 +42,7 @@ from typing import Any
 
 from redlist.ledger import keyfile
 from redlist.ledger.errors import FormatError, KeyFileError, NoteError
+from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.node.config import (
     LISTENER_TYPES,
@@ -91,34 +92,55 @@ class MirrorSettings(ListenerSettings):
         super().__post_init__()
         if not self.logs:
             raise FormatError(
-                "no log to mirror: give --data, --from, --log-key and --listen, or "
-                "[[mirror]] tables in --config"
+                _(
+                    "no log to mirror: give --data, --from, --log-key and --listen, or "
+                    "[[mirror]] tables in --config"
+                )
             )
         for what, values in (
-            ("data directory", [str(log.data.resolve()) for log in self.logs]),
+            (_("data directory"), [str(log.data.resolve()) for log in self.logs]),
             # Port 0 picks a free port for each: only fixed addresses can clash.
-            ("listen address", [log.listen for log in self.logs if not log.listen.endswith(":0")]),
+            (
+                _("listen address"),
+                [log.listen for log in self.logs if not log.listen.endswith(":0")],
+            ),
             ("log", [log.log_key.name for log in self.logs]),
         ):
             if len(set(values)) != len(values):
-                raise FormatError(f"two mirrored logs have the same {what}: each needs its own")
+                raise FormatError(
+                    _("two mirrored logs have the same {what}: each needs its own").format(
+                        what=what
+                    )
+                )
         if self.log_level not in LOG_LEVELS:
             raise FormatError(
-                f"'log_level' must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+                _("'log_level' must be one of {join}, not {log_level!r}").format(
+                    join=", ".join(LOG_LEVELS), log_level=self.log_level
+                )
             )
         if self.metrics is not None:
             parse_address(self.metrics, "metrics")
         if self.mirror_name is not None and self.mirror_key is None:
-            raise FormatError("'mirror_name' (--mirror-name) needs 'mirror_key' as well")
+            raise FormatError(_("'mirror_name' (--mirror-name) needs 'mirror_key' as well"))
         for name in ("chunk_entries", "chunk_bytes"):
             if getattr(self, name) < 1:
-                raise FormatError(f"'{name}' must be at least 1, not {getattr(self, name)}")
+                raise FormatError(
+                    _("'{name}' must be at least 1, not {getattr}").format(
+                        name=name, getattr=getattr(self, name)
+                    )
+                )
         if not (self.max_backoff >= FIRST_BACKOFF and math.isfinite(self.max_backoff)):
             raise FormatError(
-                f"'max_backoff' must be at least {FIRST_BACKOFF:g} seconds, not {self.max_backoff}"
+                _(
+                    "'max_backoff' must be at least {FIRST_BACKOFF:g} seconds, not {max_backoff}"
+                ).format(FIRST_BACKOFF=FIRST_BACKOFF, max_backoff=self.max_backoff)
             )
         if self.map_size_gib is not None and self.map_size_gib < 1:
-            raise FormatError(f"'map_size_gib' must be at least 1, not {self.map_size_gib}")
+            raise FormatError(
+                _("'map_size_gib' must be at least 1, not {map_size_gib}").format(
+                    map_size_gib=self.map_size_gib
+                )
+            )
 
     def limits(self) -> MirrorLimits:
         """How much each follower holds at once and how long it waits at most."""
@@ -144,22 +166,28 @@ class MirrorSettings(ListenerSettings):
             witness = keyfile.read_signing_key(self.witness_key)
             if witness.public == key.public:
                 raise KeyFileError(
-                    f"the mirror key {self.mirror_key} is the witness key {self.witness_key}: "
-                    "a mirror's and a witness's signatures say different things, so they "
-                    "need different keys (make one with 'redlist keygen')"
+                    _(
+                        "the mirror key {mirror_key} is the witness key {witness_key}: a "
+                        "mirror's and a witness's signatures say different things, so they need "
+                        "different keys (make one with 'redlist keygen')"
+                    ).format(mirror_key=self.mirror_key, witness_key=self.witness_key)
                 )
         name = self.mirror_name or keyfile.read_holder_name(self.mirror_key)
         if name is None:
             raise KeyFileError(
-                f"the mirror key {self.mirror_key} has no name (its .pub file is missing or "
-                "names nobody): give --mirror-name"
+                _(
+                    "the mirror key {mirror_key} has no name (its .pub file is missing or names "
+                    "nobody): give --mirror-name"
+                ).format(mirror_key=self.mirror_key)
             )
         try:
             return NoteSigner(name, key)
         except NoteError as error:
             raise KeyFileError(
-                f"the mirror name {name!r} cannot name a cosigner ({error}): give "
-                "--mirror-name with a name without spaces or '+'"
+                _(
+                    "the mirror name {name!r} cannot name a cosigner ({error}): give --mirror-name "
+                    "with a name without spaces or '+'"
+                ).format(name=name, error=error)
             ) from None
 
 
@@ -182,18 +210,31 @@ _TABLE = ("data", "from", "log_key", "listen")
 
 def load_mirror_config(path: Path) -> dict[str, Any]:
     """The settings a TOML file gives, checked for names and types (not yet combined)."""
-    document = read_toml(path, "config file")
+    document = read_toml(path, _("config file"))
     values: dict[str, Any] = {}
     for name, value in document.items():
         kind = _TOP.get(name)
         if kind is None:
             known = ", ".join(sorted(_TOP))
-            raise FormatError(f"config file {path}: unknown setting {name!r} (known: {known})")
+            raise FormatError(
+                _("config file {path}: unknown setting {name!r} (known: {known})").format(
+                    path=path, name=name, known=known
+                )
+            )
         allowed = (int, float) if kind is float else (kind,)
         if isinstance(value, bool) or not isinstance(value, allowed):
-            wanted = {str: "text", int: "a whole number", float: "a number", list: "a list"}
-            what = "[[mirror]] tables" if name == "mirror" else wanted[kind]
-            raise FormatError(f"config file {path}: {name!r} must be {what}")
+            wanted = {
+                str: "text",
+                int: _("a whole number"),
+                float: _("a number"),
+                list: _("a list"),
+            }
+            what = _("[[mirror]] tables") if name == "mirror" else wanted[kind]
+            raise FormatError(
+                _("config file {path}: {name!r} must be {what}").format(
+                    path=path, name=name, what=what
+                )
+            )
         values[name] = float(value) if kind is float and isinstance(value, int | float) else value
     for name in _TOP_PATHS:
         if name in values:
@@ -210,8 +251,10 @@ def _mirrored(path: Path, item: Any) -> MirroredLog:
         or not all(isinstance(value, str) for value in item.values())
     ):
         raise FormatError(
-            f"config file {path}: each [[mirror]] has exactly 'data', 'from', 'log_key' and "
-            "'listen' (text)"
+            _(
+                "config file {path}: each [[mirror]] has exactly 'data', 'from', 'log_key' and "
+                "'listen' (text)"
+            ).format(path=path)
         )
     log_key = item["log_key"]
     if "+" not in log_key:  # a key string always has two '+'; anything else names a file
@@ -241,7 +284,7 @@ def resolve_mirror_settings(
     given = [name for name, value in one.items() if value is not None]
     if given and len(given) != len(one):
         raise FormatError(
-            "a log to mirror needs all four of --data, --from, --log-key and --listen"
+            _("a log to mirror needs all four of --data, --from, --log-key and --listen")
         )
     if given:
         data, upstream, log_key, listen = (one[name] for name in one)

@@ -23,6 +23,7 @@ from typing import Any
 
 from redlist.ledger import months
 from redlist.ledger.errors import FormatError, PublicityError
+from redlist.ledger.i18n import _
 
 PUBLICITY_DIR = "publicity"
 _KEYS = ("month", "start", "end", "published_ms")
@@ -46,12 +47,20 @@ class Publication:
         try:
             value: Any = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            raise PublicityError(f"{where} is not a publication record (JSON)") from None
+            raise PublicityError(
+                _("{where} is not a publication record (JSON)").format(where=where)
+            ) from None
         if not isinstance(value, dict) or sorted(value) != sorted(_KEYS):
-            raise PublicityError(f"{where} must have exactly the fields {', '.join(_KEYS)}")
+            raise PublicityError(
+                _("{where} must have exactly the fields {join}").format(
+                    where=where, join=", ".join(_KEYS)
+                )
+            )
         numbers = [value[key] for key in _KEYS[1:]]
         if any(type(number) is not int or number < 0 for number in numbers):
-            raise PublicityError(f"{where}: start, end and published_ms must be whole numbers")
+            raise PublicityError(
+                _("{where}: start, end and published_ms must be whole numbers").format(where=where)
+            )
         try:
             months.parse_month(value["month"])
         except FormatError as exc:
@@ -71,10 +80,16 @@ def read_publication(data_dir: Path, month: str) -> Publication | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise PublicityError(f"cannot read {path}: {exc.strerror}") from None
+        raise PublicityError(
+            _("cannot read {path}: {strerror}").format(path=path, strerror=exc.strerror)
+        ) from None
     found = Publication.from_bytes(data, str(path))
     if found.month != month:
-        raise PublicityError(f"{path} records month {found.month}, not {month}")
+        raise PublicityError(
+            _("{path} records month {month}, not {month2}").format(
+                path=path, month=found.month, month2=month
+            )
+        )
     return found
 
 
@@ -87,9 +102,18 @@ def publish(data_dir: Path, new: Publication) -> Publication:
     if earlier is not None:
         if (earlier.start, earlier.end) != (new.start, new.end):
             raise PublicityError(
-                f"{new.month} was published with entries {earlier.start} to {earlier.end - 1}, "
-                f"but the log now puts entries {new.start} to {new.end - 1} in it: was the "
-                "node's clock set back? Nothing was exported"
+                _(
+                    "{month} was published with entries {start} to {value}, but the log now puts "
+                    "entries {start2} to {value2} in it: was the node's clock set back? Nothing "
+                    "was "
+                    "exported"
+                ).format(
+                    month=new.month,
+                    start=earlier.start,
+                    value=earlier.end - 1,
+                    start2=new.start,
+                    value2=new.end - 1,
+                )
             )
         return earlier
     path = path_of(data_dir, new.month)
@@ -102,7 +126,11 @@ def publish(data_dir: Path, new: Publication) -> Publication:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as exc:
-        raise PublicityError(f"cannot record the publication in {path}: {exc.strerror}") from None
+        raise PublicityError(
+            _("cannot record the publication in {path}: {strerror}").format(
+                path=path, strerror=exc.strerror
+            )
+        ) from None
     return new
 
 

@@ -25,6 +25,7 @@ from redlist.ledger import months
 from redlist.ledger.deeddate import day_of, log_zone
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import IntegrityError, PublicityError, RuleViolation
+from redlist.ledger.i18n import _
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.publicity import AWARD, DEDUCTION, PublicEntry, PublicityRecorder
@@ -57,11 +58,17 @@ def month_range(log: Log, month: str, now_ms: int, *, draft: bool = False) -> Mo
     zone = log_zone(config.tz)
     first, after = months.month_bounds(month, zone)
     if now_ms < first:
-        raise PublicityError(f"{month} has not begun yet in {config.tz}: nothing to show")
+        raise PublicityError(
+            _("{month} has not begun yet in {tz}: nothing to show").format(
+                month=month, tz=config.tz
+            )
+        )
     if now_ms < after and not draft:
         raise PublicityError(
-            f"{month} is not over yet in {config.tz}: its publicity can be written from "
-            f"{months.next_month(month)}-01 on"
+            _(
+                "{month} is not over yet in {tz}: its publicity can be written from "
+                "{next_month}-01 on"
+            ).format(month=month, tz=config.tz, next_month=months.next_month(month))
         )
     latest = log.checkpoint()
     size = latest.size
@@ -69,7 +76,11 @@ def month_range(log: Log, month: str, now_ms: int, *, draft: bool = False) -> Mo
     end = months.first_at_or_after(log.leaf_time, size, after)
     if end == 0:
         began = months.month_of_time(log.leaf_time(0), zone)
-        raise PublicityError(f"the log began in {began}, after {month}: it has no such month")
+        raise PublicityError(
+            _("the log began in {began}, after {month}: it has no such month").format(
+                began=began, month=month
+            )
+        )
     checkpoint = latest if end == size else _stored(log, end, month)
     previous = None if start == 0 else _stored(log, start, months.previous_month(month))
     return MonthRange(month, start, end, checkpoint, previous)
@@ -79,9 +90,11 @@ def _stored(log: Log, size: int, month: str) -> SignedCheckpoint:
     checkpoint = log.checkpoint_at(size)
     if checkpoint is None:
         raise PublicityError(
-            f"this copy of log {log.origin} holds no checkpoint at tree size {size}, where "
-            f"{month} ends; the town's own node signs one at every batch: export the "
-            "month from its data directory"
+            _(
+                "this copy of log {origin} holds no checkpoint at tree size {size}, where "
+                "{month} ends; the town's own node signs one at every batch: export the month "
+                "from its data directory"
+            ).format(origin=log.origin, size=size, month=month)
         )
     return checkpoint
 
@@ -121,16 +134,20 @@ def derive(log: Log, found: MonthRange) -> Derived:
             effect = validator.apply(reading, _stored_signature)
         except RuleViolation as exc:
             raise IntegrityError(
-                f"entry {seq} of log {log.origin} fails check {exc.check} on replay: "
-                f"{exc.message}; run 'redlist-node check --full'",
+                _(
+                    "entry {seq} of log {origin} fails check {check} on replay: {message}; run "
+                    "'redlist-node check --full'"
+                ).format(seq=seq, origin=log.origin, check=exc.check, message=exc.message),
                 seq,
             ) from None
         if seq >= found.start and reading.leaf is not None:
             recorder.observe(reading.leaf.time, reading.body, effect, state)
     if validator.root() != found.checkpoint.root:
         raise IntegrityError(
-            f"the stored leaves of log {log.origin} do not match its checkpoint at size "
-            f"{found.end}: the store is damaged; nothing was exported"
+            _(
+                "the stored leaves of log {origin} do not match its checkpoint at size {end}: "
+                "the store is damaged; nothing was exported"
+            ).format(origin=log.origin, end=found.end)
         )
     return Derived(tuple(recorder.entries), state, config)
 

@@ -35,6 +35,7 @@ from redlist.ledger import keyfile
 from redlist.ledger.attestation import AttestationFile, verify_attestation
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import FormatError, RedlistError
+from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.note.syntax import excerpt
 from redlist.ledger.recognitionstore import Recognition
@@ -69,29 +70,44 @@ class RecognitionConfig:
             for theirs, equivalent in town.grades.items():
                 if equivalent not in ours:
                     raise FormatError(
-                        f"[recognition.towns.{origin!r}]: grade {theirs!r} maps to "
-                        f"{equivalent!r}, which is not a grade of this town "
-                        f"({', '.join(ours)})"
+                        _(
+                            "[recognition.towns.{origin!r}]: grade {theirs!r} maps to "
+                            "{equivalent!r}, which "
+                            "is not a grade of this town ({join})"
+                        ).format(
+                            origin=origin,
+                            theirs=theirs,
+                            equivalent=equivalent,
+                            join=", ".join(ours),
+                        )
                     )
 
 
 def parse_recognition(value: Any, config_file: Path) -> RecognitionConfig:
     """The ``[recognition]`` table of ``config_file``, checked; key files are read here."""
-    where = f"config file {config_file}: [recognition]"
+    where = _("config file {config_file}: [recognition]").format(config_file=config_file)
     if not isinstance(value, dict):
-        raise FormatError(f"{where} must be a table")
+        raise FormatError(_("{where} must be a table").format(where=where))
     unknown = sorted(set(value) - _TABLE_KEYS)
     if unknown:
-        raise FormatError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+        raise FormatError(
+            _("{where}: unknown key(s) {join}").format(
+                where=where, join=", ".join(map(repr, unknown))
+            )
+        )
     given = value.get("auditors")
     if not isinstance(given, list) or not given or not all(isinstance(x, str) for x in given):
-        raise FormatError(f"{where} needs 'auditors', a non-empty list of keys or key files")
+        raise FormatError(
+            _("{where} needs 'auditors', a non-empty list of keys or key files").format(where=where)
+        )
     auditors = tuple(
-        keyfile.read_note_key(_relative(item, config_file), "auditor key") for item in given
+        keyfile.read_note_key(_relative(item, config_file), _("auditor key")) for item in given
     )
     towns_value = value.get("towns", {})
     if not isinstance(towns_value, dict):
-        raise FormatError(f"{where}: 'towns' must be tables, one per log origin")
+        raise FormatError(
+            _("{where}: 'towns' must be tables, one per log origin").format(where=where)
+        )
     towns = {
         origin: _town(origin, table, config_file, where) for origin, table in towns_value.items()
     }
@@ -101,25 +117,37 @@ def parse_recognition(value: Any, config_file: Path) -> RecognitionConfig:
 def _town(origin: str, table: Any, config_file: Path, where: str) -> TownRecognition:
     place = f"{where}.towns.{origin!r}"
     if not isinstance(table, dict):
-        raise FormatError(f"{place} must be a table with 'grades' (and 'log_key')")
+        raise FormatError(
+            _("{place} must be a table with 'grades' (and 'log_key')").format(place=place)
+        )
     unknown = sorted(set(table) - _TOWN_KEYS)
     if unknown:
-        raise FormatError(f"{place}: unknown key(s) {', '.join(map(repr, unknown))}")
+        raise FormatError(
+            _("{place}: unknown key(s) {join}").format(
+                place=place, join=", ".join(map(repr, unknown))
+            )
+        )
     grades = table.get("grades")
     if (
         not isinstance(grades, dict)
         or not grades
         or not all(isinstance(item, str) for item in grades.values())
     ):
-        raise FormatError(f"{place} needs 'grades', a table of their grade = our grade")
+        raise FormatError(
+            _("{place} needs 'grades', a table of their grade = our grade").format(place=place)
+        )
     log_key = None
     if "log_key" in table:
         if not isinstance(table["log_key"], str):
-            raise FormatError(f"{place}: 'log_key' must be a key string or key file")
+            raise FormatError(
+                _("{place}: 'log_key' must be a key string or key file").format(place=place)
+            )
         log_key = keyfile.read_log_key(_relative(table["log_key"], config_file))
         if log_key.name != origin:
             raise FormatError(
-                f"{place}: 'log_key' is the key of log {log_key.name!r}, not of {origin!r}"
+                _("{place}: 'log_key' is the key of log {name!r}, not of {origin!r}").format(
+                    place=place, name=log_key.name, origin=origin
+                )
             )
     return TownRecognition(log_key, dict(grades))
 
@@ -151,20 +179,29 @@ def recognise(
     if town is None:
         listed = ", ".join(config.towns) or "none"
         raise RecognitionError(
-            f"grades of log {excerpt(attestation.origin)} are not recognised here (towns "
-            f"listed in [recognition.towns]: {listed})"
+            _(
+                "grades of log {excerpt} are not recognised here (towns listed in "
+                "[recognition.towns]: {listed})"
+            ).format(excerpt=excerpt(attestation.origin), listed=listed)
         )
     if town.log_key is not None:
         verify_attestation(file, config.auditors, now=now, log_key=town.log_key)
     equivalent = town.grades.get(attestation.grade)
     if equivalent is None:
         raise RecognitionError(
-            f"grade {attestation.grade!r} of log {excerpt(attestation.origin)} has no "
-            f"equivalent here (its table maps {', '.join(town.grades)})"
+            _(
+                "grade {grade!r} of log {excerpt} has no equivalent here (its table maps {join})"
+            ).format(
+                grade=attestation.grade,
+                excerpt=excerpt(attestation.origin),
+                join=", ".join(town.grades),
+            )
         )
     account = attestation.account if local_account is None else local_account
     if not is_valid_account(account):
-        raise RecognitionError(f"{account!r} is not an account id of this town")
+        raise RecognitionError(
+            _("{account!r} is not an account id of this town").format(account=account)
+        )
     return Recognition(
         account=account,
         origin=attestation.origin,

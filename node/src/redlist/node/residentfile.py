@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redlist.ledger.errors import FormatError
+from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.residents import FIELDS, FieldError, Resident, resident_from_cells
 
 #: Column names accepted, each for its field.
@@ -55,9 +56,9 @@ HEADERS: dict[str, str] = {
     "依据": "basis",
     "依据日期": "basis_date",
 }
-UTF8_BOM = "UTF-8 (with the byte order mark Excel writes)"
+UTF8_BOM = N_("UTF-8 (with the byte order mark Excel writes)")
 UTF8 = "UTF-8"
-GB18030 = "GB18030 (the Chinese Windows encoding)"
+GB18030 = N_("GB18030 (the Chinese Windows encoding)")
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,10 @@ def decode_text(data: bytes, name: str) -> tuple[str, str]:
     :data:`UTF8` or :data:`GB18030`), or ``FormatError``."""
     if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
         raise FormatError(
-            f"{name} is saved as 'Unicode text' (UTF-16); in Excel use Save As, "
-            "'CSV UTF-8 (comma delimited) (*.csv)'"
+            _(
+                "{name} is saved as 'Unicode text' (UTF-16); in Excel use Save As, 'CSV UTF-8 "
+                "(comma delimited) (*.csv)'"
+            ).format(name=name)
         )
     if data.startswith(codecs.BOM_UTF8):
         try:
@@ -92,8 +95,10 @@ def decode_text(data: bytes, name: str) -> tuple[str, str]:
         except UnicodeDecodeError as error:
             row = data.count(b"\n", 0, error.start) + 1
             raise FormatError(
-                f"{name} starts as UTF-8 but is not UTF-8 text in row {row}; save it again "
-                "as 'CSV UTF-8 (comma delimited) (*.csv)'"
+                _(
+                    "{name} starts as UTF-8 but is not UTF-8 text in row {row}; save it again as "
+                    "'CSV UTF-8 (comma delimited) (*.csv)'"
+                ).format(name=name, row=row)
             ) from None
     try:
         return data.decode("utf-8"), UTF8
@@ -104,8 +109,10 @@ def decode_text(data: bytes, name: str) -> tuple[str, str]:
     except UnicodeDecodeError as error:
         row = data.count(b"\n", 0, error.start) + 1
         raise FormatError(
-            f"{name} is neither UTF-8 nor GB18030 (Chinese Windows) text (first seen in "
-            f"row {row}); in Excel use Save As, 'CSV UTF-8 (comma delimited) (*.csv)'"
+            _(
+                "{name} is neither UTF-8 nor GB18030 (Chinese Windows) text (first seen in row "
+                "{row}); in Excel use Save As, 'CSV UTF-8 (comma delimited) (*.csv)'"
+            ).format(name=name, row=row)
         ) from None
 
 
@@ -122,9 +129,15 @@ def read_residents_csv(
     try:
         records = list(reader)
     except csv.Error as error:
-        raise FormatError(f"{name}: row {reader.line_num}: {_csv_problem(error)}") from None
+        raise FormatError(
+            _("{name}: row {line_num}: {csv_problem}").format(
+                name=name, line_num=reader.line_num, csv_problem=_csv_problem(error)
+            )
+        ) from None
     if not records:
-        raise FormatError(f"{name} is empty; its first row must name the columns")
+        raise FormatError(
+            _("{name} is empty; its first row must name the columns").format(name=name)
+        )
     fields, written = _header(name, records[0])
     rows: list[ResidentRow] = []
     problems: list[str] = []
@@ -135,44 +148,63 @@ def read_residents_csv(
             continue
         if len(record) > len(fields) and any(cell.strip() for cell in record[len(fields) :]):
             problems.append(
-                f"row {number}: has {len(record)} cells, but row 1 names {len(fields)} columns"
+                _(
+                    "row {number}: has {record_count} cells, but row 1 names {fields_count} columns"
+                ).format(number=number, record_count=len(record), fields_count=len(fields))
             )
             continue
         cells = dict(zip(fields, record, strict=False))
         try:
             resident = resident_from_cells(cells, today, changed_ms)
         except FieldError as error:
-            problems.append(f"row {number}, column {written[error.field]}: {error}")
+            problems.append(
+                _("row {number}, column {written}: {error}").format(
+                    number=number, written=written[error.field], error=error
+                )
+            )
             continue
         first = accounts.setdefault(resident.account, number)
         if first != number:
             problems.append(
-                f"row {number}, column {written['account']}: {resident.account} already "
-                f"appears in row {first}"
+                _(
+                    "row {number}, column {written}: {account} already appears in row {first}"
+                ).format(
+                    number=number, written=written["account"], account=resident.account, first=first
+                )
             )
             continue
         if resident.id_number:
             first = id_numbers.setdefault(resident.id_number, number)
             if first != number:
                 problems.append(
-                    f"row {number}, column {written['id_number']}: the same ID number is "
-                    f"already given in row {first}"
+                    _(
+                        "row {number}, column {written}: the same ID number is already given in "
+                        "row {first}"
+                    ).format(number=number, written=written["id_number"], first=first)
                 )
                 continue
         rows.append(ResidentRow(number, resident))
     if problems:
-        refuse(f"{name} (read as {encoding})", problems)
+        refuse(_("{name} (read as {encoding})").format(name=name, encoding=encoding), problems)
     if not rows:
-        raise FormatError(f"{name} has no rows below its header; nothing was imported")
+        raise FormatError(
+            _("{name} has no rows below its header; nothing was imported").format(name=name)
+        )
     return ResidentFile(tuple(rows), encoding, written)
 
 
 def refuse(what: str, problems: Sequence[str]) -> None:
     """Raise the ``FormatError`` that lists every problem of ``what``."""
-    count = f"{len(problems)} row" + ("s" if len(problems) != 1 else "")
+    count = ngettext("{problems_count} row", "{problems_count} rows", len(problems)).format(
+        problems_count=len(problems)
+    )
     raise FormatError(
-        f"{what}: {count} cannot be used; nothing was imported. Fix the file and run the "
-        "command again:\n  " + "\n  ".join(problems)
+        _(
+            "{what}: {count} cannot be used; nothing was imported. Fix the file and run the "
+            "command again:\n"
+            "  "
+        ).format(what=what, count=count)
+        + "\n  ".join(problems)
     )
 
 
@@ -192,29 +224,41 @@ def _header(name: str, header: list[str]) -> tuple[list[str], dict[str, str]]:
             continue
         if field in written:
             raise FormatError(
-                f"{name}: row 1 names the column {field} twice ({written[field]!r} and {cell!r})"
+                _("{name}: row 1 names the column {field} twice ({written!r} and {cell!r})").format(
+                    name=name, field=field, written=written[field], cell=cell
+                )
             )
         fields.append(field)
         written[field] = cell
     if unknown:
         hint = ""
         if len(cells) == 1 and any(separator in cells[0] for separator in ";\t"):
-            hint = "; the cells seem separated by ';' or tabs: save the file as CSV with commas"
+            hint = _("; the cells seem separated by ';' or tabs: save the file as CSV with commas")
         listed = ", ".join(repr(cell) for cell in unknown)
         raise FormatError(
-            f"{name}: row 1 must name the columns ({expected}, or in Chinese "
-            f"{','.join(key for key in HEADERS if not key.isascii())}); {listed} "
-            f"{'is' if len(unknown) == 1 else 'are'} not among them{hint}"
+            _(
+                "{name}: row 1 must name the columns ({expected}, or in Chinese {join}); "
+                "{listed} {value} not among them{hint}"
+            ).format(
+                name=name,
+                expected=expected,
+                join=",".join(key for key in HEADERS if not key.isascii()),
+                listed=listed,
+                value="is" if len(unknown) == 1 else "are",
+                hint=hint,
+            )
         )
     missing = [field for field in FIELDS if field not in written]
     if missing:
         raise FormatError(
-            f"{name}: row 1 must name all the columns ({expected}); missing: {', '.join(missing)}"
+            _("{name}: row 1 must name all the columns ({expected}); missing: {join}").format(
+                name=name, expected=expected, join=", ".join(missing)
+            )
         )
     return fields, written
 
 
 def _csv_problem(error: csv.Error) -> str:
     if "end of data" in str(error) or "EOF" in str(error):
-        return 'a quoted cell is never closed (a " without its closing ")'
-    return f"not valid CSV ({error})"
+        return _('a quoted cell is never closed (a " without its closing ")')
+    return _("not valid CSV ({error})").format(error=error)

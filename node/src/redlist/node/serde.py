@@ -118,6 +118,7 @@ def account_entry_message(entry: StatementEntry) -> pb.AccountEntry:
         item=entry.item,
         at=entry.at,
         has_text=entry.text_commitment is not None,
+        date=entry.date,
     )
 
 

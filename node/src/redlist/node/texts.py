@@ -48,6 +48,7 @@ from redlist.ledger.entry import (
     decode_body,
 )
 from redlist.ledger.errors import BatchError, FormatError, IntegrityError, TextError
+from redlist.ledger.i18n import _
 from redlist.ledger.log import Log
 from redlist.ledger.statement import AccountStatement
 from redlist.ledger.textcommit import BundleText, EntryText, check_texts, commitments_of
@@ -70,7 +71,9 @@ def body_of_leaf(leaf: bytes) -> AnyBody:
     try:
         return decode_body(Envelope.from_bytes(Leaf.from_bytes(leaf).envelope).body)
     except FormatError as error:
-        raise IntegrityError(f"a stored entry cannot be read: {error}") from None
+        raise IntegrityError(
+            _("a stored entry cannot be read: {error}").format(error=error)
+        ) from None
 
 
 def checked_texts(envelopes: Sequence[bytes], texts: BatchTexts) -> list[StoredText]:
@@ -161,7 +164,7 @@ class NodeTexts:
 
     def texts_for(self, seq: int) -> dict[str, str]:
         """The texts of entry ``seq`` the node holds, by field (an erased one is absent)."""
-        ((_, leaf),) = list(self._log.leaves(seq, seq + 1))
+        ((_seq, leaf),) = list(self._log.leaves(seq, seq + 1))
         body = body_of_leaf(leaf)
         found: dict[str, str] = {}
         with self._lock, TextStore.open(self.data_dir) as store:
@@ -237,18 +240,24 @@ def erase_entry(data_dir: Path, log: Log, seq: int, field: str | None, now_ms: i
     """Erase the texts of entry ``seq`` (only its ``field`` when given), with tombstones
     and a scrub of the store's files. ``TextError`` when the entry has no such text."""
     if not 0 <= seq < log.size:
-        raise TextError(f"the log has no entry {seq} (it has {log.size} entries)")
-    ((_, leaf),) = list(log.leaves(seq, seq + 1))
+        raise TextError(
+            _("the log has no entry {seq} (it has {size} entries)").format(seq=seq, size=log.size)
+        )
+    ((_seq, leaf),) = list(log.leaves(seq, seq + 1))
     body = body_of_leaf(leaf)
     committed = commitments_of(body)
     if field is not None and field not in committed:
         held = ", ".join(sorted(committed)) or "none"
         raise TextError(
-            f"entry {seq} ({body.kind}) has no free text '{field}' (its free texts: {held})",
+            _("entry {seq} ({kind}) has no free text '{field}' (its free texts: {held})").format(
+                seq=seq, kind=body.kind, field=field, held=held
+            ),
             field=field,
         )
     if not committed:
-        raise TextError(f"entry {seq} ({body.kind}) holds no free text")
+        raise TextError(
+            _("entry {seq} ({kind}) holds no free text").format(seq=seq, kind=body.kind)
+        )
     names = [field] if field is not None else sorted(committed)
     with TextStore.open(data_dir, write=True) as store:
         deleted = store.erase([(body.id, name) for name in names], now_ms)

@@ -42,6 +42,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc import aio
 
 from redlist.ledger.errors import KeyFileError
+from redlist.ledger.i18n import _
 
 #: What the flags are called, so messages point at the thing to change.
 CERT_FLAG = "--tls-cert"
@@ -114,13 +115,13 @@ def load_server_material(tls: ServerTLS, *, now: datetime.datetime | None = None
     _check_use(leaf, tls.cert, ExtendedKeyUsageOID.SERVER_AUTH)
     client_ca: bytes | None = None
     if tls.client_ca is not None:
-        client_ca = _read(tls.client_ca, "client CA", CLIENT_CA_FLAG)
-        _certificates(client_ca, tls.client_ca, "client CA", CLIENT_CA_FLAG)
+        client_ca = _read(tls.client_ca, _("client CA"), CLIENT_CA_FLAG)
+        _certificates(client_ca, tls.client_ca, _("client CA"), CLIENT_CA_FLAG)
     peer_ca: bytes | None = None
     authorities: tuple[x509.Certificate, ...] = ()
     if tls.peer_ca is not None:
-        peer_ca = _read(tls.peer_ca, "peer CA", PEER_CA_FLAG)
-        authorities = tuple(_certificates(peer_ca, tls.peer_ca, "peer CA", PEER_CA_FLAG))
+        peer_ca = _read(tls.peer_ca, _("peer CA"), PEER_CA_FLAG)
+        authorities = tuple(_certificates(peer_ca, tls.peer_ca, _("peer CA"), PEER_CA_FLAG))
     return ServerMaterial(
         cert_chain=chain_pem,
         key=key_pem,
@@ -167,18 +168,20 @@ def load_peer_material(tls: PeerTLS, *, now: datetime.datetime | None = None) ->
     Checked as for the server's files, except that the certificate must be usable by
     a client (if it restricts its use: ``clientAuth``).
     """
-    ca = _read(tls.ca, "peer CA", PEER_CA_FLAG)
-    _certificates(ca, tls.ca, "peer CA", PEER_CA_FLAG)
+    ca = _read(tls.ca, _("peer CA"), PEER_CA_FLAG)
+    _certificates(ca, tls.ca, _("peer CA"), PEER_CA_FLAG)
     if tls.cert is None or tls.key is None:
         if tls.cert is not None or tls.key is not None:
             raise KeyFileError(
-                f"a peer certificate needs its key: give {PEER_CERT_FLAG} and {PEER_KEY_FLAG} "
-                "together"
+                _(
+                    "a peer certificate needs its key: give {PEER_CERT_FLAG} and {PEER_KEY_FLAG} "
+                    "together"
+                ).format(PEER_CERT_FLAG=PEER_CERT_FLAG, PEER_KEY_FLAG=PEER_KEY_FLAG)
             )
         return PeerMaterial(ca, None, None, None)
-    chain_pem = _read(tls.cert, "peer certificate", PEER_CERT_FLAG)
-    leaf = _certificates(chain_pem, tls.cert, "peer certificate", PEER_CERT_FLAG)[0]
-    key_pem = _read(tls.key, "peer key", PEER_KEY_FLAG)
+    chain_pem = _read(tls.cert, _("peer certificate"), PEER_CERT_FLAG)
+    leaf = _certificates(chain_pem, tls.cert, _("peer certificate"), PEER_CERT_FLAG)[0]
+    key_pem = _read(tls.key, _("peer key"), PEER_KEY_FLAG)
     _check_key_matches(leaf, key_pem, tls.key, tls.cert, PEER_KEY_FLAG)
     _check_validity(leaf, tls.cert, now or datetime.datetime.now(datetime.UTC))
     _check_use(leaf, tls.cert, ExtendedKeyUsageOID.CLIENT_AUTH)
@@ -212,12 +215,22 @@ def _read(path: Path, what: str, flag: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise KeyFileError(f"the TLS {what} file {path} ({flag}) does not exist") from None
+        raise KeyFileError(
+            _("the TLS {what} file {path} ({flag}) does not exist").format(
+                what=what, path=path, flag=flag
+            )
+        ) from None
     except IsADirectoryError:
-        raise KeyFileError(f"the TLS {what} file {path} ({flag}) is a directory") from None
+        raise KeyFileError(
+            _("the TLS {what} file {path} ({flag}) is a directory").format(
+                what=what, path=path, flag=flag
+            )
+        ) from None
     except OSError as error:
         raise KeyFileError(
-            f"cannot read the TLS {what} file {path} ({flag}): {error.strerror or error}"
+            _("cannot read the TLS {what} file {path} ({flag}): {value}").format(
+                what=what, path=path, flag=flag, value=error.strerror or error
+            )
         ) from None
 
 
@@ -226,8 +239,10 @@ def _certificates(pem: bytes, path: Path, what: str, flag: str) -> list[x509.Cer
         return x509.load_pem_x509_certificates(pem)
     except ValueError:
         raise KeyFileError(
-            f"the TLS {what} file {path} ({flag}) holds no readable PEM certificate "
-            "(it should contain '-----BEGIN CERTIFICATE-----' blocks)"
+            _(
+                "the TLS {what} file {path} ({flag}) holds no readable PEM certificate (it "
+                "should contain '-----BEGIN CERTIFICATE-----' blocks)"
+            ).format(what=what, path=path, flag=flag)
         ) from None
 
 
@@ -240,8 +255,12 @@ def _check_key_matches(
     )
     if key_public != leaf_public:
         raise KeyFileError(
-            f"the TLS key {key_path} does not belong to the certificate in {cert_path} "
-            f"({leaf.subject.rfc4514_string()}); give the key the certificate was issued for"
+            _(
+                "the TLS key {key_path} does not belong to the certificate in {cert_path} "
+                "({rfc4514_string}); give the key the certificate was issued for"
+            ).format(
+                key_path=key_path, cert_path=cert_path, rfc4514_string=leaf.subject.rfc4514_string()
+            )
         )
 
 
@@ -251,12 +270,16 @@ def _private_key_public_bytes(pem: bytes, path: Path, flag: str) -> bytes:
         key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:  # cryptography's way of saying "encrypted, and no password given"
         raise KeyFileError(
-            f"the TLS key {path} ({flag}) is encrypted; the node starts unattended, so "
-            "it needs the key unencrypted, in a file only the node's user can read"
+            _(
+                "the TLS key {path} ({flag}) is encrypted; the node starts unattended, so it "
+                "needs the key unencrypted, in a file only the node's user can read"
+            ).format(path=path, flag=flag)
         ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise KeyFileError(
-            f"the TLS key file {path} ({flag}) holds no readable PEM private key"
+            _("the TLS key file {path} ({flag}) holds no readable PEM private key").format(
+                path=path, flag=flag
+            )
         ) from None
     return key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -266,13 +289,17 @@ def _private_key_public_bytes(pem: bytes, path: Path, flag: str) -> bytes:
 def _check_validity(leaf: x509.Certificate, path: Path, now: datetime.datetime) -> None:
     if now > leaf.not_valid_after_utc:
         raise KeyFileError(
-            f"the TLS certificate in {path} expired on {_day(leaf.not_valid_after_utc)}; "
-            "every client would refuse it: renew it"
+            _(
+                "the TLS certificate in {path} expired on {day}; every client would refuse it: "
+                "renew it"
+            ).format(path=path, day=_day(leaf.not_valid_after_utc))
         )
     if now < leaf.not_valid_before_utc:
         raise KeyFileError(
-            f"the TLS certificate in {path} is not valid before "
-            f"{_day(leaf.not_valid_before_utc)}; is this machine's clock right?"
+            _(
+                "the TLS certificate in {path} is not valid before {day}; is this machine's "
+                "clock right?"
+            ).format(path=path, day=_day(leaf.not_valid_before_utc))
         )
 
 
@@ -284,12 +311,17 @@ def _check_use(leaf: x509.Certificate, path: Path, usage: x509.ObjectIdentifier)
     if usage not in usages:
         if usage == ExtendedKeyUsageOID.SERVER_AUTH:
             raise KeyFileError(
-                f"the TLS certificate in {path} is not issued for servers (its extended key "
-                "usage lacks serverAuth); clients would refuse it"
+                _(
+                    "the TLS certificate in {path} is not issued for servers (its extended key "
+                    "usage "
+                    "lacks serverAuth); clients would refuse it"
+                ).format(path=path)
             )
         raise KeyFileError(
-            f"the TLS certificate in {path} is not issued for clients (its extended key "
-            "usage lacks clientAuth); other towns' nodes would refuse it"
+            _(
+                "the TLS certificate in {path} is not issued for clients (its extended key usage "
+                "lacks clientAuth); other towns' nodes would refuse it"
+            ).format(path=path)
         )
 
 

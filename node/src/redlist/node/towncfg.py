@@ -33,6 +33,7 @@ from typing import Any
 
 from redlist.ledger.entry import Grade, TownConfig
 from redlist.ledger.errors import FormatError
+from redlist.ledger.i18n import _
 from redlist.node.tomlfile import read_toml
 
 DEFAULT_TOWN_CONFIG = TownConfig(
@@ -55,11 +56,15 @@ _GRADE_KEYS = frozenset({"name", "min"})
 
 def load_town_config(path: Path) -> TownConfig:
     """The default configuration with the overrides of the TOML file ``path``."""
-    document = read_toml(path, "town config")
+    document = read_toml(path, _("town config"))
     try:
         return town_config_from_toml(document)
     except FormatError as error:
-        raise FormatError(f"town config {path}: {error.diagnostics()}") from None
+        raise FormatError(
+            _("town config {path}: {diagnostics}").format(
+                path=path, diagnostics=error.diagnostics()
+            )
+        ) from None
 
 
 def town_config_from_toml(document: Mapping[str, Any]) -> TownConfig:
@@ -82,33 +87,45 @@ def check_time_zone(name: str) -> None:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise FormatError(
-            f"'tz': {name!r} is not a known IANA time zone (for example Asia/Shanghai)"
+            _("'tz': {name!r} is not a known IANA time zone (for example Asia/Shanghai)").format(
+                name=name
+            )
         ) from None
 
 
 def _grades_from_toml(item: Any) -> Any:
     """``[[grades]]`` tables become the genesis form ``[[name, min], ..., [name, nil]]``."""
     if not isinstance(item, list):
-        raise FormatError("'grades' must be a list of [[grades]] tables")
+        raise FormatError(_("'grades' must be a list of [[grades]] tables"))
     grades: list[list[Any]] = []
     for number, table in enumerate(item, start=1):
         if not isinstance(table, dict):
-            raise FormatError(f"grade {number} must be a table with 'name' and 'min'")
+            raise FormatError(
+                _("grade {number} must be a table with 'name' and 'min'").format(number=number)
+            )
         unknown = sorted(set(table) - _GRADE_KEYS)
         if unknown:
-            raise FormatError(f"grade {number}: unknown key(s) {', '.join(map(repr, unknown))}")
+            raise FormatError(
+                _("grade {number}: unknown key(s) {join}").format(
+                    number=number, join=", ".join(map(repr, unknown))
+                )
+            )
         if not isinstance(table.get("name"), str):
-            raise FormatError(f"grade {number} needs a 'name' (text)")
+            raise FormatError(_("grade {number} needs a 'name' (text)").format(number=number))
         # TOML has no null: "no min" is a missing key, and only the last grade has none.
         last = number == len(item)
         if last and "min" in table:
             raise FormatError(
-                f"the last grade ({table['name']!r}) must have no 'min': it is the grade of "
-                "everyone below the others"
+                _(
+                    "the last grade ({table!r}) must have no 'min': it is the grade of everyone "
+                    "below the others"
+                ).format(table=table["name"])
             )
         if not last and "min" not in table:
             raise FormatError(
-                f"grade {number} ({table['name']!r}) needs a 'min'; only the last grade has none"
+                _("grade {number} ({table!r}) needs a 'min'; only the last grade has none").format(
+                    number=number, table=table["name"]
+                )
             )
         grades.append([table["name"], table.get("min")])
     return grades

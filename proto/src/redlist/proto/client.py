@@ -43,6 +43,7 @@ import grpc
 
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import KeyFileError, RedlistError, SourceError
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.textcommit import EntryText
 from redlist.proto.contract import Limits, read_message
 from redlist.proto.errors import NodeError, NodeUnreachableError, WireError
@@ -66,11 +67,11 @@ _ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 # A plaintext client meets a TLS node (or the reverse) as a closed connection.
-_TLS_HINT = (
+_TLS_HINT = N_(
     "; if the node serves TLS, give --tls-ca (and --tls-cert and --tls-key if it "
     "requires client certificates)"
 )
-_TLS_CHECKS = (
+_TLS_CHECKS = N_(
     "; over TLS also check that --tls-ca holds the CA of the node's certificate, that "
     "the certificate names this host, and, if the node requires client certificates, "
     "--tls-cert and --tls-key"
@@ -82,7 +83,9 @@ def check_address(address: str) -> str:
     match = _ADDRESS.fullmatch(address)
     if match is None or not 0 < int(match["port"]) <= 65535:
         raise NodeUnreachableError(
-            f"the node address {address!r} is not HOST:PORT (for example 127.0.0.1:7420)"
+            _("the node address {address!r} is not HOST:PORT (for example 127.0.0.1:7420)").format(
+                address=address
+            )
         )
     return address
 
@@ -103,7 +106,7 @@ class RemoteTLS:
         """The credentials for a gRPC channel; ``KeyFileError`` names a missing file."""
         if (self.cert is None) != (self.key is None):
             raise KeyFileError(
-                "a client certificate needs its key: give --tls-cert and --tls-key together"
+                _("a client certificate needs its key: give --tls-cert and --tls-key together")
             )
         return grpc.ssl_channel_credentials(
             root_certificates=_read_pem(self.ca, "--tls-ca"),
@@ -144,6 +147,8 @@ class RemoteEntry:
     points: int
     reversed_by: int | None
     has_text: bool = False
+    #: An award's deed date (``YYYY-MM-DD``), empty for a redemption.
+    date: str = ""
 
     @property
     def reversed(self) -> bool:
@@ -317,21 +322,27 @@ class NodeConnection(ABC):
                 first = page
             elif page.figures() != first.figures():
                 raise WireError(
-                    f"the node's pages of account {account} disagree: page {number} states "
-                    "other figures or another checkpoint than page 1"
+                    _(
+                        "the node's pages of account {account} disagree: page {number} states "
+                        "other figures or another checkpoint than page 1"
+                    ).format(account=account, number=number)
                 )
             for entry in page.entries:
                 if entry.seq <= last_seq:
                     raise WireError(
-                        f"the node's pages of account {account} list entry {entry.seq} after "
-                        f"entry {last_seq}: entries are repeated or out of order"
+                        _(
+                            "the node's pages of account {account} list entry {seq} after entry "
+                            "{last_seq}: entries are repeated or out of order"
+                        ).format(account=account, seq=entry.seq, last_seq=last_seq)
                     )
                 last_seq = entry.seq
             token = message.next_page_token
             if token and not page.entries:
                 raise WireError(
-                    f"the node's page {number} of account {account} lists no entry but "
-                    "promises more"
+                    _(
+                        "the node's page {number} of account {account} lists no entry but promises "
+                        "more"
+                    ).format(number=number, account=account)
                 )
             yield page
             if not token:
@@ -367,20 +378,31 @@ class NodeConnection(ABC):
         if code in _UNREACHABLE:
             hint = ""
             if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                problem = "it did not answer in time"
+                problem = _("it did not answer in time")
             else:
-                problem = "is it running, and is the address right?"
-                hint = _TLS_HINT if self.tls is None else _TLS_CHECKS
+                problem = _("is it running, and is the address right?")
+                hint = _(_TLS_HINT) if self.tls is None else _(_TLS_CHECKS)
             # The transport's own words help an operator (refused, DNS, TLS ...).
             said = f" ({details})" if details else ""
             return NodeUnreachableError(
-                f"cannot reach the node at {self.address}: {problem}{said}{hint} "
-                f"[{code.name}]{consequence}"
+                _(
+                    "cannot reach the node at {address}: {problem}{said}{hint} "
+                    "[{name}]{consequence}"
+                ).format(
+                    address=self.address,
+                    problem=problem,
+                    said=said,
+                    hint=hint,
+                    name=code.name,
+                    consequence=consequence,
+                )
             )
         if code is grpc.StatusCode.UNIMPLEMENTED:
             return NodeUnreachableError(
-                f"cannot reach the node at {self.address}: the server there does not offer "
-                f"redlist's {call.split()[0]} call; is it a redlist node? [{code.name}]"
+                _(
+                    "cannot reach the node at {address}: the server there does not offer redlist's "
+                    "{split} call; is it a redlist node? [{name}]"
+                ).format(address=self.address, split=call.split()[0], name=code.name)
             )
         return None
 
@@ -436,8 +458,10 @@ class NodeClient(NodeConnection):
                 for message in call:
                     if message.seq != expected:
                         raise WireError(
-                            f"the node sent entry {message.seq} where entry {expected} was "
-                            "due: entries are missing, repeated or out of order"
+                            _(
+                                "the node sent entry {seq} where entry {expected} was due: entries "
+                                "are missing, repeated or out of order"
+                            ).format(seq=message.seq, expected=expected)
                         )
                     self.leaves_fetched += 1
                     expected += 1
@@ -475,10 +499,16 @@ class NodeClient(NodeConnection):
             return unreachable
         refusal = self._refusal(error)
         said = f" ({_shorten(refusal.message)})" if error.details() else ""
-        status = refusal.code if refusal.check is None else f"{refusal.code}, check {refusal.check}"
+        status = (
+            refusal.code
+            if refusal.check is None
+            else _("{code}, check {check}").format(code=refusal.code, check=refusal.check)
+        )
         return SourceError(
-            f"cannot verify the node at {self.address}: it answered {call} with an "
-            f"error{said} [{status}]"
+            _(
+                "cannot verify the node at {address}: it answered {call} with an error{said} "
+                "[{status}]"
+            ).format(address=self.address, call=call, said=said, status=status)
         )
 
 
@@ -497,6 +527,7 @@ def _entries(messages: Sequence[ledger_pb2.AccountEntry]) -> tuple[RemoteEntry, 
             # The wire has no "absent": reversed_by is only meaningful with reversed.
             reversed_by=entry.reversed_by if entry.reversed else None,
             has_text=entry.has_text,
+            date=entry.date,
         )
         for entry in messages
     )
@@ -524,10 +555,14 @@ def _read_pem(path: Path | None, flag: str) -> bytes | None:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise KeyFileError(f"the file {path} given with {flag} does not exist") from None
+        raise KeyFileError(
+            _("the file {path} given with {flag} does not exist").format(path=path, flag=flag)
+        ) from None
     except OSError as error:
         raise KeyFileError(
-            f"cannot read the file {path} given with {flag}: {error.strerror or error}"
+            _("cannot read the file {path} given with {flag}: {value}").format(
+                path=path, flag=flag, value=error.strerror or error
+            )
         ) from None
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from redlist.ledger.errors import CheckError, FormatError, SourceError
+from redlist.ledger.i18n import _
 from redlist.proto.contract import RefusalDetails
 
 #: Status codes that mean the node failed, rather than refused the request.
@@ -76,7 +77,7 @@ class NodeError(CheckError):
         """The error a status answers with: ``code`` (its name), the status message
         ``details`` and the trailing ``metadata`` (``redlist.proto.contract``)."""
         found = RefusalDetails.from_metadata(metadata)
-        message = found.strip(details.strip()) or "(the node gave no reason)"
+        message = found.strip(details.strip()) or _("(the node gave no reason)")
         return cls(
             found.check,
             message,
@@ -105,12 +106,16 @@ class NodeError(CheckError):
         return self.code in FAILURE_CODES
 
     def diagnostics(self) -> str:
-        subject = self.action or "the request"
+        subject = self.action or _("the request")
         if self.failed:
-            verb = f"the node failed while handling {subject}"
+            verb = _("the node failed while handling {subject}").format(subject=subject)
         else:
-            verb = f"the node refused {subject}"
-        status = self.code if self.check is None else f"{self.code}, check {self.check}"
+            verb = _("the node refused {subject}").format(subject=subject)
+        status = (
+            self.code
+            if self.check is None
+            else _("{code}, check {check}").format(code=self.code, check=self.check)
+        )
         return f"{verb}: {self.message} [{status}]"
 
 

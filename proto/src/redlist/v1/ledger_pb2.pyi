@@ -659,6 +659,7 @@ class AccountEntry(_message.Message):
     ITEM_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
     HAS_TEXT_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """The entry's seq."""
     time: _builtins.int
@@ -691,6 +692,10 @@ class AccountEntry(_message.Message):
     """Whether the entry's body commits to a text (an award's note, a redemption's
     item): an empty note or item is then withheld or erased, not absent.
     """
+    date: _builtins.str
+    """For an award, the day of the deed (YYYY-MM-DD in the log's time zone, the body's
+    `date`); empty for a redemption.
+    """
     def __init__(
         self,
         *,
@@ -706,10 +711,11 @@ class AccountEntry(_message.Message):
         item: _builtins.str = ...,
         at: _builtins.int = ...,
         has_text: _builtins.bool = ...,
+        date: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "has_text", b"has_text", "item", b"item", "kind", b"kind", "note", b"note", "points", b"points", "qty", b"qty", "reversed", b"reversed", "reversed_by", b"reversed_by", "rule", b"rule", "seq", b"seq", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "date", b"date", "has_text", b"has_text", "item", b"item", "kind", b"kind", "note", b"note", "points", b"points", "qty", b"qty", "reversed", b"reversed", "reversed_by", b"reversed_by", "rule", b"rule", "seq", b"seq", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -15,33 +15,47 @@ Each advice is a whole sentence, built here only, so that a translation can repl
 
 from __future__ import annotations
 
+from redlist.ledger.i18n import N_, _
+
 IN_DOUBT = "in-doubt"
 UNPROVED = "unproved"
 REFUSED = "refused"
 
 _ADVICE = {
-    (IN_DOUBT, True): "The rows sent last may or may not be recorded. Run the same command "
-    "again once the node answers: rows already recorded are recognised by what they say "
-    "and never recorded twice.",
-    (IN_DOUBT, False): "The entry may or may not have been recorded. Check with 'redlist "
-    "account' before sending it again: sent again, it would be recorded a second time.",
-    (UNPROVED, True): "Do not count them as recorded, and tell the town admin. Running the "
-    "same command again is safe: rows already recorded are recognised, proved again, and "
-    "never recorded twice.",
-    (UNPROVED, False): "Do not count it as recorded, and tell the town admin. Check with "
-    "'redlist account' before sending it again: sent again, it would be recorded a second "
-    "time.",
-    (REFUSED, True): "The rows not counted above were not recorded. Once the problem is "
-    "solved, run the same command again (with the sheet corrected if need be): rows "
-    "already recorded are recognised by what they say and never recorded twice.",
-    (REFUSED, False): "Nothing was recorded. Once the problem is solved, run the command again.",
+    (IN_DOUBT, True): N_(
+        "The rows sent last may or may not be recorded. Run the same command "
+        "again once the node answers: rows already recorded are recognised by what they say "
+        "and never recorded twice."
+    ),
+    (IN_DOUBT, False): N_(
+        "The entry may or may not have been recorded. Check with 'redlist "
+        "account' before sending it again: sent again, it would be recorded a second time."
+    ),
+    (UNPROVED, True): N_(
+        "Do not count them as recorded, and tell the town admin. Running the "
+        "same command again is safe: rows already recorded are recognised, proved again, and "
+        "never recorded twice."
+    ),
+    (UNPROVED, False): N_(
+        "Do not count it as recorded, and tell the town admin. Check with "
+        "'redlist account' before sending it again: sent again, it would be recorded a second "
+        "time."
+    ),
+    (REFUSED, True): N_(
+        "The rows not counted above were not recorded. Once the problem is "
+        "solved, run the same command again (with the sheet corrected if need be): rows "
+        "already recorded are recognised by what they say and never recorded twice."
+    ),
+    (REFUSED, False): N_(
+        "Nothing was recorded. Once the problem is solved, run the command again."
+    ),
 }
 
 
 def advice(outcome: str, *, repeatable: bool) -> str:
     """The advice after a write that ended ``outcome`` (``IN_DOUBT``, ``UNPROVED`` or
     ``REFUSED``), for a command that is (or is not) ``repeatable``."""
-    return _ADVICE[(outcome, repeatable)]
+    return _(_ADVICE[(outcome, repeatable)])
 
 
 __all__ = ["IN_DOUBT", "REFUSED", "UNPROVED", "advice"]

@@ -16,12 +16,14 @@ reported as already done.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Award, Envelope, Leaf, Redeem, decode_body
 from redlist.ledger.errors import FormatError
+from redlist.ledger.i18n import _
 from redlist.proto.client import MAX_PAGE_SIZE, RemoteEntry
 from redlist.proto.errors import NodeError, WireError
 from redlist.staff import csvfiles, entries, signing
@@ -61,11 +63,19 @@ def from_numbers(
         why = row.reason or reason
         if row.target >= size:
             problems.append(
-                Problem(row.row, "seq", f"entry {row.target} is not in the log ({size} entries)")
+                Problem(
+                    row.row,
+                    "seq",
+                    _("entry {target} is not in the log ({size} entries)").format(
+                        target=row.target, size=size
+                    ),
+                )
             )
         elif why is None:
             problems.append(
-                Problem(row.row, "reason", "no reason: fill in the reason column or give --reason")
+                Problem(
+                    row.row, "reason", _("no reason: fill in the reason column or give --reason")
+                )
             )
         else:
             wanted[row.target] = (row.row, why)
@@ -91,8 +101,10 @@ def from_sheet(
     missing = [row.row for index, row in enumerate(sheet) if index not in recorded.present]
     if not recorded.present:
         raise FormatError(
-            f"none of the {len(sheet)} rows of {name} is recorded, so nothing is reversed "
-            f"(rows without a date are matched as deeds of today, {today})"
+            _(
+                "none of the {sheet_count} rows of {name} is recorded, so nothing is reversed "
+                "(rows without a date are matched as deeds of today, {today})"
+            ).format(sheet_count=len(sheet), name=name, today=today)
         )
     wanted = {seq: (sheet[index].row, reason) for index, seq in recorded.present.items()}
     targets, problems = _targets(client, wanted)
@@ -109,7 +121,7 @@ def _targets(
     leaves = client.proved_leaves(wanted, checkpoint)
     problems: list[Problem] = []
     bodies: dict[int, Award | Redeem] = {}
-    for seq, (row, _) in wanted.items():
+    for seq, (row, _reason) in wanted.items():
         body = decode_body(Envelope.from_bytes(Leaf.from_bytes(leaves[seq]).envelope).body)
         if isinstance(body, Award | Redeem):
             bodies[seq] = body
@@ -118,7 +130,9 @@ def _targets(
                 Problem(
                     row,
                     "seq",
-                    f"entry {seq} is a {body.kind} entry: only awards and redemptions are reversed",
+                    _(
+                        "entry {seq} is a {kind} entry: only awards and redemptions are reversed"
+                    ).format(seq=seq, kind=body.kind),
                 )
             )
     listed = _statement_entries(client, bodies)
@@ -127,7 +141,11 @@ def _targets(
         row, reason = wanted[seq]
         entry = listed.get(seq)
         if entry is None:
-            raise WireError(f"the node's statement of account {body.account} lacks entry {seq}")
+            raise WireError(
+                _("the node's statement of account {account} lacks entry {seq}").format(
+                    account=body.account, seq=seq
+                )
+            )
         if isinstance(body, Award):
             subject = body.rule + (f" ×{body.qty}" if body.qty > 1 else "")
             points, day = entry.points, body.date
@@ -161,13 +179,24 @@ def already_done(client: LedgerClient, origin: str, targets: Sequence[Target]) -
 
 def preview(targets: Sequence[Target]) -> list[str]:
     """A table of the targets: entry, account, rule or item, points, deed date."""
-    lines = ["  entry  account               rule / item   points  deed date"]
+    header = (_("entry"), _("account"), _("rule / item"), _("points"), _("deed date"))
+    lines = [
+        f"  {_pad(header[0], 5, right=True)}  {_pad(header[1], 20)}  {_pad(header[2], 12)}  "
+        f"{_pad(header[3], 6, right=True)}  {header[4]}"
+    ]
     for target in targets:
         lines.append(
-            f"  {target.seq:>5}  {target.account:<20}  {target.subject:<12}  "
+            f"  {target.seq:>5}  {_pad(target.account, 20)}  {_pad(target.subject, 12)}  "
             f"{target.points:>+6}  {target.date}"
         )
     return lines
+
+
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` padded to ``width`` terminal columns (a Chinese character takes two)."""
+    columns = sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+    fill = " " * max(0, width - columns)
+    return fill + text if right else text + fill
 
 
 def reverse_all(

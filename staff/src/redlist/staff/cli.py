@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from redlist.ledger import console
+from redlist.ledger.i18n import N_
 from redlist.proto.errors import NodeError
 from redlist.staff.commands import (
     account,
@@ -44,14 +45,14 @@ REFUSALS = (*console.REFUSALS, NodeError)
 def build_parser() -> argparse.ArgumentParser:
     return console.build_parser(
         "redlist",
-        "Staff tools for a town's credit-point ledger: keys and signed entries.",
+        N_("Staff tools for a town's credit-point ledger: keys and signed entries."),
         _COMMANDS,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``redlist`` with ``argv`` (default: the process arguments); return the exit code."""
-    return console.run(build_parser(), argv, REFUSALS)
+    return console.main(build_parser, argv, REFUSALS)
 
 
 if __name__ == "__main__":

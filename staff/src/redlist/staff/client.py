@@ -62,6 +62,7 @@ from redlist.ledger.errors import (
     RedlistError,
     VerificationError,
 )
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.textcommit import EntryText
@@ -140,23 +141,25 @@ def add_node_argument(parser: argparse.ArgumentParser) -> None:
         required=True,
         action=_NodeOption,
         metavar="HOST:PORT",
-        help="the town node's address, e.g. 127.0.0.1:7420",
+        help=_("the town node's address, e.g. 127.0.0.1:7420"),
     )
     parser.add_argument(
         "--log-key",
         dest="log_key",
         metavar="VKEY|FILE",
-        help="the town log's key (its log.pub file from the admin, or the key text); "
-        "needed once per node, then remembered",
+        help=_(
+            "the town log's key (its log.pub file from the admin, or the key text); "
+            "needed once per node, then remembered"
+        ),
     )
-    tls = parser.add_argument_group("reaching the node over TLS (plaintext when not given)")
+    tls = parser.add_argument_group(_("reaching the node over TLS (plaintext when not given)"))
     tls.add_argument(
         "--tls-ca",
         dest="tls_ca",
         type=Path,
         action=_NodeOption,
         metavar="FILE",
-        help="the CA certificate (PEM) that signed the node's certificate",
+        help=_("the CA certificate (PEM) that signed the node's certificate"),
     )
     tls.add_argument(
         "--tls-cert",
@@ -164,7 +167,7 @@ def add_node_argument(parser: argparse.ArgumentParser) -> None:
         type=Path,
         action=_NodeOption,
         metavar="FILE",
-        help="this client's certificate (PEM), for a node that requires one",
+        help=_("this client's certificate (PEM), for a node that requires one"),
     )
     tls.add_argument(
         "--tls-key",
@@ -172,7 +175,7 @@ def add_node_argument(parser: argparse.ArgumentParser) -> None:
         type=Path,
         action=_NodeOption,
         metavar="FILE",
-        help="the private key (PEM) of --tls-cert",
+        help=_("the private key (PEM) of --tls-cert"),
     )
 
 
@@ -244,7 +247,7 @@ class LedgerClient(NodeConnection):
         address: str,
         *,
         log_key: VerifierKey,
-        key_source: str = "given with --log-key",
+        key_source: str = N_("given with --log-key"),
         tls: RemoteTLS | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         submit_timeout: float = SUBMIT_TIMEOUT_S,
@@ -289,15 +292,19 @@ class LedgerClient(NodeConnection):
         seqs = tuple(response.seqs)
         if len(seqs) != len(envelopes):
             raise WireError(
-                f"the node answered {len(seqs)} entry numbers for {len(envelopes)} entries"
+                _(
+                    "the node answered {seqs_count} entry numbers for {envelopes_count} entries"
+                ).format(seqs_count=len(seqs), envelopes_count=len(envelopes))
             )
         checkpoint = self.verified(response.checkpoint, after_submit=True)
         beyond = [seq for seq in seqs if seq >= checkpoint.size]
         if beyond:
             raise VerificationError(
                 "inclusion",
-                f"the node says it recorded an entry as number {beyond[0]}, but the checkpoint "
-                f"it signed covers only {checkpoint.size} entries. {self.advice(UNPROVED)}",
+                _(
+                    "the node says it recorded an entry as number {beyond}, but the checkpoint "
+                    "it signed covers only {size} entries. {advice}"
+                ).format(beyond=beyond[0], size=checkpoint.size, advice=self.advice(UNPROVED)),
                 seq=beyond[0],
             )
         return SubmitResult(seqs, checkpoint)
@@ -368,11 +375,13 @@ class LedgerClient(NodeConnection):
                 except grpc.RpcError as error:
                     raise self._error(error, f"GetInclusionProof for entry {seq}") from None
                 if proof.tree_size not in (0, tree_size):
-                    problem = f"its proof is for a log of {proof.tree_size} entries"
+                    problem = _("its proof is for a log of {tree_size} entries").format(
+                        tree_size=proof.tree_size
+                    )
                     raise _not_recorded(seq, problem, self.advice(UNPROVED))
                 proofs.append(tuple(proof.hashes))
         finally:
-            for _, call in calls:
+            for _sent, call in calls:
                 call.cancel()  # a no-op for the answered ones
         return proofs
 
@@ -390,14 +399,21 @@ class LedgerClient(NodeConnection):
         try:
             return open_checkpoint(note, self.log_key)
         except NoteError as error:
-            consequence = self.advice(UNPROVED) if after_submit else "Nothing was recorded."
+            consequence = self.advice(UNPROVED) if after_submit else _("Nothing was recorded.")
             raise VerificationError(
                 "checkpoint",
-                f"the node at {self.address} did not prove that it keeps the town's log: the "
-                f"checkpoint it sent does not verify with the log key "
-                f"{self.log_key.describe()} ({self.key_source}): {error.diagnostics()}. "
-                f"{consequence} Tell the town admin: this address may lead to another node, "
-                "or the node's log was replaced",
+                _(
+                    "the node at {address} did not prove that it keeps the town's log: the "
+                    "checkpoint it sent does not verify with the log key {describe} "
+                    "({key_source}): {diagnostics}. {consequence} Tell the town admin: this "
+                    "address may lead to another node, or the node's log was replaced"
+                ).format(
+                    address=self.address,
+                    describe=self.log_key.describe(),
+                    key_source=_(self.key_source),
+                    diagnostics=error.diagnostics(),
+                    consequence=consequence,
+                ),
             ) from None
 
     def get_leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
@@ -407,26 +423,38 @@ class LedgerClient(NodeConnection):
         try:
             for message in self._stub.GetLeaves(request, timeout=self.timeout):
                 if message.seq != expected:
-                    raise WireError(f"the node sent leaf {message.seq} where {expected} was due")
+                    raise WireError(
+                        _("the node sent leaf {seq} where {expected} was due").format(
+                            seq=message.seq, expected=expected
+                        )
+                    )
                 yield message.seq, message.leaf
                 expected += 1
         except grpc.RpcError as error:
             raise self._error(error, "GetLeaves") from None
         if expected != end:
-            raise WireError(f"the node sent leaves {start} to {expected - 1}, not to {end - 1}")
+            raise WireError(
+                _("the node sent leaves {start} to {value}, not to {value2}").format(
+                    start=start, value=expected - 1, value2=end - 1
+                )
+            )
 
     def get_body(self, seq: int) -> AnyBody:
         """The decoded body of entry ``seq``."""
-        for _, data in self.get_leaves(seq, seq + 1):
+        for _seq, data in self.get_leaves(seq, seq + 1):
             leaf = Leaf.from_bytes(data)
             return decode_body(Envelope.from_bytes(leaf.envelope).body)
-        raise WireError(f"the node sent no leaf for entry {seq}")  # pragma: no cover
+        raise WireError(
+            _("the node sent no leaf for entry {seq}").format(seq=seq)
+        )  # pragma: no cover
 
     def get_genesis(self) -> Genesis:
         """Entry 0: the admin key and the town's configuration (scale, quorum, time zone)."""
         body = self.get_body(0)
         if not isinstance(body, Genesis):
-            raise FormatError(f"entry 0 of the log is a {body.kind} entry, not the genesis")
+            raise FormatError(
+                _("entry 0 of the log is a {kind} entry, not the genesis").format(kind=body.kind)
+            )
         return body
 
     def find_entries(self, ids: Sequence[bytes]) -> dict[bytes, int]:
@@ -481,7 +509,9 @@ class LedgerClient(NodeConnection):
                 raise self._error(error, "GetMonthCounts") from None
             if len(response.qty) != len(chunk):
                 raise WireError(
-                    f"the node answered {len(response.qty)} monthly counts for {len(chunk)} keys"
+                    _("the node answered {qty_count} monthly counts for {chunk_count} keys").format(
+                        qty_count=len(response.qty), chunk_count=len(chunk)
+                    )
                 )
             counts.extend(response.qty)
         return counts
@@ -494,7 +524,9 @@ class LedgerClient(NodeConnection):
         try:
             yield from super().account_pages(account, page_size=page_size, read_key=read_key)
         except NodeError as error:
-            raise error.about(f"the account query for {account}") from None
+            raise error.about(
+                _("the account query for {account}").format(account=account)
+            ) from None
 
     # -- errors --------------------------------------------------------------
 
@@ -506,7 +538,7 @@ class LedgerClient(NodeConnection):
         *,
         writing: bool = False,
     ) -> RedlistError:
-        consequence = f". {self.advice(IN_DOUBT)}" if writing else ""
+        consequence = _(". {advice}").format(advice=self.advice(IN_DOUBT)) if writing else ""
         unreachable = self._unreachable(error, call, consequence=consequence)
         if unreachable is not None:
             return unreachable
@@ -518,10 +550,10 @@ def _check_leaf(seq: int, data: bytes, envelope: bytes, advice_text: str) -> Non
     try:
         leaf = Leaf.from_bytes(data)
     except FormatError as error:
-        problem = f"the entry it holds there cannot be read ({error})"
+        problem = _("the entry it holds there cannot be read ({error})").format(error=error)
         raise _not_recorded(seq, problem, advice_text) from None
     if leaf.seq != seq or leaf.envelope != envelope:
-        raise _not_recorded(seq, "the entry it holds there is not the one sent", advice_text)
+        raise _not_recorded(seq, _("the entry it holds there is not the one sent"), advice_text)
 
 
 def _check_inclusion(
@@ -537,20 +569,24 @@ def _check_inclusion(
             merkle.leaf_hash(data), seq, checkpoint.size, hashes, checkpoint.root
         )
     except ProofError as error:
-        problem = f"its proof does not place that entry in the log it signed ({error})"
+        problem = _("its proof does not place that entry in the log it signed ({error})").format(
+            error=error
+        )
         raise _not_recorded(seq, problem, advice_text) from None
 
 
 def _not_recorded(seq: int, problem: str, advice_text: str) -> VerificationError:
     return VerificationError(
         "inclusion",
-        f"the node says it recorded this entry as number {seq}, but {problem}. {advice_text}",
+        _("the node says it recorded this entry as number {seq}, but {problem}. {advice}").format(
+            seq=seq, problem=problem, advice=advice_text
+        ),
         seq=seq,
     )
 
 
 def _runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
     """Sorted ``seqs`` as ``[start, end)`` runs of consecutive numbers."""
-    for _, group in itertools.groupby(enumerate(seqs), key=lambda pair: pair[1] - pair[0]):
-        run = [seq for _, seq in group]
+    for _key, group in itertools.groupby(enumerate(seqs), key=lambda pair: pair[1] - pair[0]):
+        run = [seq for _index, seq in group]
         yield run[0], run[-1] + 1

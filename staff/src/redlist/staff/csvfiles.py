@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from redlist.ledger import i18n
 from redlist.ledger.entry import ID_SIZE, Award, RuleChange
 from redlist.ledger.errors import FormatError
+from redlist.ledger.i18n import N_, _
 from redlist.staff.entries import Draft, SaltSource, Stamp, award, random_salt, rule_set
 from redlist.staff.problems import Problem, SheetError
 from redlist.staff.values import (
@@ -107,8 +109,27 @@ RULE_COLUMNS = ("code", "title", "module", "points", "council")
 RULE_OPTIONAL_COLUMNS = ("max_qty", "max_per_month")
 AWARD_COLUMNS = ("account", "rule")
 AWARD_OPTIONAL_COLUMNS = ("qty", "date", "note")
-#: Column names accepted in Chinese, and the English name each stands for.
-COLUMN_ALIASES = {"日期": "date", "序号": "seq", "原因": "reason"}
+#: Column names accepted in Chinese, and the English name each stands for: an award
+#: sheet's 账户,规则,数量,日期,备注; a catalogue's 代码,名称,模块,分值,需评议,单次上限,
+#: 每月上限; a reversal list's 序号,原因.
+COLUMN_ALIASES = {
+    "账户": "account",
+    "规则": "rule",
+    "数量": "qty",
+    "日期": "date",
+    "备注": "note",
+    "代码": "code",
+    "名称": "title",
+    "模块": "module",
+    "分值": "points",
+    "需评议": "council",
+    "单次上限": "max_qty",
+    "每月上限": "max_per_month",
+    "序号": "seq",
+    "原因": "reason",
+}
+#: The Chinese name of each column, as the messages name them in Chinese.
+CHINESE_COLUMNS = {english: chinese for chinese, english in COLUMN_ALIASES.items()}
 REVERSAL_COLUMNS = ("seq",)
 REVERSAL_OPTIONAL_COLUMNS = ("reason",)
 
@@ -117,7 +138,8 @@ _Row = TypeVar("_Row")
 
 def parse_rules_csv(data: bytes, name: str) -> tuple[RuleRow, ...]:
     """Every row of a catalogue file (columns ``code,title,module,points,council``;
-    optional ``max_qty,max_per_month``, empty for no cap).
+    optional ``max_qty,max_per_month``, empty for no cap; or in Chinese
+    ``代码,名称,模块,分值,需评议``, ``单次上限,每月上限``).
 
     Refuses the whole file, listing the bad rows, if any row is unusable or a
     code appears twice.
@@ -128,7 +150,11 @@ def parse_rules_csv(data: bytes, name: str) -> tuple[RuleRow, ...]:
         try:
             points = check_rule_points(parse_integer(points_text, "points"))
         except FormatError:
-            raise FormatError(f"points must be a non-zero integer, not {points_text!r}") from None
+            raise FormatError(
+                _("points must be a non-zero integer, not {points_text!r}").format(
+                    points_text=points_text
+                )
+            ) from None
         return RuleRow(
             row,
             check_rule_code(cells["code"], "code"),
@@ -141,13 +167,13 @@ def parse_rules_csv(data: bytes, name: str) -> tuple[RuleRow, ...]:
         )
 
     rows = _parse_csv(data, name, RULE_COLUMNS, RULE_OPTIONAL_COLUMNS, parse)
-    _refuse_duplicates(name, [(rule.row, rule.code) for rule in rows], "rule code")
+    _refuse_duplicates(name, [(rule.row, rule.code) for rule in rows], _("rule code"))
     return rows
 
 
 def parse_awards_csv(data: bytes, name: str) -> tuple[AwardRow, ...]:
     """Every row of a bulk award file (columns ``account,rule``; optional
-    ``qty,date,note``; ``日期`` names the date column too).
+    ``qty,date,note``; or in Chinese ``账户,规则,数量,日期,备注``).
 
     An empty ``qty`` means 1, an empty ``date`` the day the row is sent (in the log's
     time zone), an empty ``note`` none. Account ids are case-folded
@@ -204,7 +230,9 @@ def _optional_cap(text: str, what: str) -> int | None:
         return check_cap(parse_integer(text, what), what)
     except FormatError:
         raise FormatError(
-            f"{what} must be a whole number of at least 1 (or empty: no limit), not {text!r}"
+            _(
+                "{what} must be a whole number of at least 1 (or empty: no limit), not {text!r}"
+            ).format(what=what, text=text)
         ) from None
 
 
@@ -213,11 +241,17 @@ def read_input_file(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise FormatError(f"{what} {path} does not exist") from None
+        raise FormatError(_("{what} {path} does not exist").format(what=what, path=path)) from None
     except IsADirectoryError:
-        raise FormatError(f"{what} {path} is a directory, not a file") from None
+        raise FormatError(
+            _("{what} {path} is a directory, not a file").format(what=what, path=path)
+        ) from None
     except OSError as error:
-        raise FormatError(f"cannot read {what} {path}: {error.strerror}") from None
+        raise FormatError(
+            _("cannot read {what} {path}: {strerror}").format(
+                what=what, path=path, strerror=error.strerror
+            )
+        ) from None
 
 
 def _parse_csv(
@@ -232,9 +266,15 @@ def _parse_csv(
     try:
         records = list(reader)
     except csv.Error as error:
-        raise FormatError(f"{name}: row {reader.line_num}: {_csv_problem(error)}") from None
+        raise FormatError(
+            _("{name}: row {line_num}: {csv_problem}").format(
+                name=name, line_num=reader.line_num, csv_problem=_csv_problem(error)
+            )
+        ) from None
     if not records:
-        raise FormatError(f"{name} is empty; its first row must name the columns")
+        raise FormatError(
+            _("{name} is empty; its first row must name the columns").format(name=name)
+        )
     columns = _header(name, records[0], required, optional)
     rows: list[_Row] = []
     problems: list[Problem] = []
@@ -242,7 +282,9 @@ def _parse_csv(
         if not any(cell.strip() for cell in record):
             continue
         if len(record) < len(columns) or any(cell.strip() for cell in record[len(columns) :]):
-            message = f"has {len(record)} cells, the header has {len(columns)}"
+            message = _("has {record_count} cells, the header has {columns_count}").format(
+                record_count=len(record), columns_count=len(columns)
+            )
             problems.append(Problem(number, "", message))
             continue
         cells = {column: cell.strip() for column, cell in zip(columns, record, strict=False)}
@@ -255,7 +297,9 @@ def _parse_csv(
     if problems:
         raise SheetError(name, problems)
     if not rows:
-        raise FormatError(f"{name} has no rows below its header; nothing was submitted")
+        raise FormatError(
+            _("{name} has no rows below its header; nothing was submitted").format(name=name)
+        )
     return tuple(rows)
 
 
@@ -287,26 +331,28 @@ def _decode(data: bytes, name: str) -> str:
         try:
             data.decode("gb18030")
         except UnicodeDecodeError:
-            encoding = "is not UTF-8 text"
+            encoding = _("is not UTF-8 text")
         else:  # Excel's "CSV (comma delimited)" on a Chinese Windows
-            encoding = "is saved in the Chinese Windows encoding (GBK), not UTF-8"
+            encoding = _("is saved in the Chinese Windows encoding (GBK), not UTF-8")
         raise FormatError(
-            f"{name} {encoding} (first seen in row {row}); in Excel use Save As, "
-            "'CSV UTF-8 (comma delimited) (*.csv)'"
+            _(
+                "{name} {encoding} (first seen in row {row}); in Excel use Save As, 'CSV UTF-8 "
+                "(comma delimited) (*.csv)'"
+            ).format(name=name, encoding=encoding, row=row)
         ) from None
 
 
 def _csv_problem(error: csv.Error) -> str:
     """A CSV reader's complaint in a clerk's words."""
     if "end of data" in str(error) or "EOF" in str(error):
-        return 'a quoted cell is never closed (a " without its closing ")'
-    return f"not valid CSV ({error})"
+        return _('a quoted cell is never closed (a " without its closing ")')
+    return _("not valid CSV ({error})").format(error=error)
 
 
 # Column names that show the file was meant for the other CSV command.
 _OTHER_COMMAND = {
-    "code": "a rule catalogue: load it with 'redlist rules load'",
-    "account": "awards: submit them with 'redlist submit'",
+    "code": N_("a rule catalogue: load it with 'redlist rules load'"),
+    "account": N_("awards: submit them with 'redlist submit'"),
 }
 
 
@@ -318,10 +364,13 @@ def _header(
     while columns and not columns[-1]:
         columns.pop()  # empty cells Excel keeps right of the table: no column at all
     expected = ",".join((*required, *optional))
+    if i18n.is_chinese():
+        expected += _(" or ") + ",".join(CHINESE_COLUMNS.get(c, c) for c in (*required, *optional))
     if "" in columns:
         raise FormatError(
-            f"{name}: row 1 must name the columns ({expected}); column {columns.index('') + 1} "
-            "has no name"
+            _(
+                "{name}: row 1 must name the columns ({expected}); column {value} has no name"
+            ).format(name=name, expected=expected, value=columns.index("") + 1)
         )
     unknown = [column for column in columns if column not in (*required, *optional)]
     if unknown:
@@ -329,22 +378,28 @@ def _header(
         verb = "is" if len(unknown) == 1 else "are"
         hint = ""
         if len(columns) == 1 and any(sep in columns[0] for sep in ";\t"):
-            hint = "; the cells seem separated by ';' or tabs: save the file as CSV with commas"
+            hint = _("; the cells seem separated by ';' or tabs: save the file as CSV with commas")
         else:
-            for column, other in _OTHER_COMMAND.items():
+            for column, other in _OTHER_COMMAND.items():  # translated where shown
                 if column in columns and column not in required:
-                    hint = f"; this file looks like {other}"
+                    hint = _("; this file looks like {other}").format(other=_(other))
         raise FormatError(
-            f"{name}: row 1 must name the columns ({expected}); "
-            f"{listed} {verb} not among them{hint}"
+            _(
+                "{name}: row 1 must name the columns ({expected}); {listed} {verb} not among "
+                "them{hint}"
+            ).format(name=name, expected=expected, listed=listed, verb=verb, hint=hint)
         )
     twice = sorted({column for column in columns if columns.count(column) > 1})
     if twice:
-        raise FormatError(f"{name}: row 1 names column {twice[0]!r} twice")
+        raise FormatError(
+            _("{name}: row 1 names column {twice!r} twice").format(name=name, twice=twice[0])
+        )
     missing = [column for column in required if column not in columns]
     if missing:
         raise FormatError(
-            f"{name}: row 1 must name the columns ({expected}); missing: {', '.join(missing)}"
+            _("{name}: row 1 must name the columns ({expected}); missing: {join}").format(
+                name=name, expected=expected, join=", ".join(missing)
+            )
         )
     return columns
 
@@ -354,7 +409,15 @@ def _refuse_duplicates(name: str, keyed: Sequence[tuple[int, str]], what: str) -
     problems: list[Problem] = []
     for row, key in keyed:
         if key in first:
-            problems.append(Problem(row, "", f"{what} {key!r} already appears in row {first[key]}"))
+            problems.append(
+                Problem(
+                    row,
+                    "",
+                    _("{what} {key!r} already appears in row {first}").format(
+                        what=what, key=key, first=first[key]
+                    ),
+                )
+            )
         else:
             first[key] = row
     if problems:

@@ -44,6 +44,7 @@ from redlist.ledger.entry import (
     Reverse,
     RuleChange,
 )
+from redlist.ledger.i18n import _
 from redlist.ledger.textcommit import SALT_SIZE, EntryText
 from redlist.staff.values import (
     check_account,
@@ -169,8 +170,8 @@ def rule_set(
         stamp.at,
         "set",
         check_rule_code(code),
-        check_text(title, "the rule title"),
-        check_text(module, "the module"),
+        check_text(title, _("the rule title")),
+        check_text(module, _("the module")),
         check_rule_points(points),
         council,
         None if max_qty is None else check_cap(max_qty, "max_qty"),
@@ -203,7 +204,7 @@ def award(
 ) -> Draft[Award]:
     """An award; ``date`` None leaves the deed date to be filled in (``dated``) once the
     log's time zone is known."""
-    texts = _committed(stamp, {"note": _optional_text(note, "the note")}, salt)
+    texts = _committed(stamp, {"note": _optional_text(note, _("the note"))}, salt)
     body = Award(
         stamp.log,
         stamp.id,
@@ -233,13 +234,13 @@ def dated(draft: Draft[Award], tz: str) -> Draft[Award]:
 def redeem(
     stamp: Stamp, account: str, points: int, item: str, *, salt: SaltSource = random_salt
 ) -> Draft[Redeem]:
-    texts = _committed(stamp, {"item": check_text(item, "the item")}, salt)
+    texts = _committed(stamp, {"item": check_text(item, _("the item"))}, salt)
     body = Redeem(
         stamp.log,
         stamp.id,
         stamp.at,
         check_account(account),
-        check_positive(points, "the points redeemed"),
+        check_positive(points, _("the points redeemed")),
         texts["item"].commitment,
     )
     return Draft(body, texts)
@@ -248,7 +249,7 @@ def redeem(
 def objection(
     stamp: Stamp, target: int, text: str, *, salt: SaltSource = random_salt
 ) -> Draft[Objection]:
-    texts = _committed(stamp, {"text": check_text(text, "the objection")}, salt)
+    texts = _committed(stamp, {"text": check_text(text, _("the objection"))}, salt)
     body = Objection(stamp.log, stamp.id, stamp.at, check_target(target), texts["text"].commitment)
     return Draft(body, texts)
 
@@ -256,6 +257,6 @@ def objection(
 def reverse(
     stamp: Stamp, target: int, reason: str, *, salt: SaltSource = random_salt
 ) -> Draft[Reverse]:
-    texts = _committed(stamp, {"reason": check_text(reason, "the reason")}, salt)
+    texts = _committed(stamp, {"reason": check_text(reason, _("the reason"))}, salt)
     body = Reverse(stamp.log, stamp.id, stamp.at, check_target(target), texts["reason"].commitment)
     return Draft(body, texts)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from redlist.ledger import keyfile
 from redlist.ledger.errors import KeyFileError, NoteError
+from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import VerifierKey
 
 KNOWN_LOGS_NAME = "known-logs"
@@ -76,7 +77,11 @@ class KnownLogs:
         except FileNotFoundError:
             text = _HEADER
         except (OSError, UnicodeDecodeError) as error:
-            raise KeyFileError(f"cannot read the known-logs file {self.path}: {error}") from None
+            raise KeyFileError(
+                _("cannot read the known-logs file {path}: {error}").format(
+                    path=self.path, error=error
+                )
+            ) from None
         if text and not text.endswith("\n"):
             text += "\n"
         text += f"{address} {log_key.encode()}\n"
@@ -91,7 +96,9 @@ class KnownLogs:
             os.replace(temporary, self.path)
         except OSError as error:
             raise KeyFileError(
-                f"cannot write the known-logs file {self.path}: {error.strerror or error}"
+                _("cannot write the known-logs file {path}: {value}").format(
+                    path=self.path, value=error.strerror or error
+                )
             ) from None
 
     def _read(self) -> list[KnownLog]:
@@ -100,19 +107,26 @@ class KnownLogs:
         except FileNotFoundError:
             return []
         except (OSError, UnicodeDecodeError) as error:
-            raise KeyFileError(f"cannot read the known-logs file {self.path}: {error}") from None
+            raise KeyFileError(
+                _("cannot read the known-logs file {path}: {error}").format(
+                    path=self.path, error=error
+                )
+            ) from None
         found: list[KnownLog] = []
         for number, line in enumerate(text.splitlines(), start=1):
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
                 continue
-            address, _, key_text = stripped.partition(" ")
+            address, _space, key_text = stripped.partition(" ")
             try:
                 log_key = VerifierKey.parse(key_text.strip())
             except NoteError as error:
                 raise KeyFileError(
-                    f"line {number} of the known-logs file {self.path} is damaged ({error}); "
-                    "delete that line and give the node's log key again with --log-key"
+                    _(
+                        "line {number} of the known-logs file {path} is damaged ({error}); "
+                        "delete that "
+                        "line and give the node's log key again with --log-key"
+                    ).format(number=number, path=self.path, error=error)
                 ) from None
             found.append(KnownLog(address, log_key, number))
         return found
@@ -141,32 +155,50 @@ def choose_log_key(address: str, given: str | None, known: KnownLogs) -> LogKeyC
     if given is None:
         if remembered is None:
             raise KeyFileError(
-                f"this computer does not know the log key of the node at {address} yet. "
-                "Ask the town admin for the town's log key (the file log.pub from the node, "
-                "or the key text 'redlist-node init' printed) and give it once with "
-                f"--log-key; it is then remembered in {known.path}"
+                _(
+                    "this computer does not know the log key of the node at {address} yet. Ask the "
+                    "town admin for the town's log key (the file log.pub from the node, or the key "
+                    "text 'redlist-node init' printed) and give it once with --log-key; it is then "
+                    "remembered in {path}"
+                ).format(address=address, path=known.path)
             )
-        return LogKeyChoice(remembered.log_key, f"remembered in {known.path}", remember=False)
+        return LogKeyChoice(
+            remembered.log_key, _("remembered in {path}").format(path=known.path), remember=False
+        )
     log_key = keyfile.read_log_key(given)
     if remembered is None:
-        return LogKeyChoice(log_key, "given with --log-key", remember=True)
+        return LogKeyChoice(log_key, _("given with --log-key"), remember=True)
     if remembered.log_key != log_key:
         raise KeyFileError(
-            f"the log key given with --log-key ({log_key.describe()}) is not the one this "
-            f"computer remembers for the node at {address} ({remembered.log_key.describe()}, "
-            f"line {remembered.line} of {known.path}). Nothing was sent. Check the key with "
-            "the town admin: if the town really changed its log key, delete that line and run "
-            "the command again; if not, this address may lead to another node: do not use it"
+            _(
+                "the log key given with --log-key ({describe}) is not the one this computer "
+                "remembers for the node at {address} ({describe2}, line {line} of {path}). "
+                "Nothing was sent. Check the key with the town admin: if the town really changed "
+                "its log key, delete that line and run the command again; if not, this address "
+                "may lead to another node: do not use it"
+            ).format(
+                describe=log_key.describe(),
+                address=address,
+                describe2=remembered.log_key.describe(),
+                line=remembered.line,
+                path=known.path,
+            )
         )
-    return LogKeyChoice(log_key, f"remembered in {known.path}", remember=False)
+    return LogKeyChoice(log_key, _("remembered in {path}").format(path=known.path), remember=False)
 
 
 def announce_remembered(address: str, choice: LogKeyChoice, known: KnownLogs) -> None:
     """Remember a first contact's key and say so on stderr (what ssh does for a host key)."""
     known.remember(address, choice.log_key)
     print(
-        f"The node at {address} proved that it keeps log {choice.log_key.name} "
-        f"(log key {choice.log_key.describe()}).\n"
-        f"Key remembered in {known.path}: later commands to this node may leave out --log-key.",
+        _(
+            "The node at {address} proved that it keeps log {name} (log key {describe}).\n"
+            "Key remembered in {path}: later commands to this node may leave out --log-key."
+        ).format(
+            address=address,
+            name=choice.log_key.name,
+            describe=choice.log_key.describe(),
+            path=known.path,
+        ),
         file=sys.stderr,
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redlist.ledger.errors import FormatError
+from redlist.ledger.i18n import _, ngettext
 
 #: Most problems listed in the message when a sheet is refused.
 MAX_SHOWN_PROBLEMS = 50
@@ -33,7 +34,11 @@ class Problem:
     message: str
 
     def line(self) -> str:
-        where = f"row {self.row}, column {self.column}" if self.column else f"row {self.row}"
+        where = (
+            _("row {row}, column {column}").format(row=self.row, column=self.column)
+            if self.column
+            else _("row {row}").format(row=self.row)
+        )
         return f"{where}: {self.message}"
 
 
@@ -46,14 +51,18 @@ class SheetError(FormatError):
         shown = [problem.line() for problem in self.problems[:MAX_SHOWN_PROBLEMS]]
         rest = len(self.problems) - len(shown)
         if rest:
-            shown.append(f"... and {rest} more (--errors FILE writes them all)")
+            shown.append(_("... and {rest} more (--errors FILE writes them all)").format(rest=rest))
         rows = len({problem.row for problem in self.problems})
-        count = f"{rows} row" + ("s" if rows != 1 else "")
+        count = ngettext("{rows} row", "{rows} rows", rows).format(rows=rows)
         if len(self.problems) != rows:
-            count += f" ({len(self.problems)} problems)"
+            count += _(" ({problems_count} problems)").format(problems_count=len(self.problems))
         super().__init__(
-            f"{name}: {count} cannot be used; nothing was submitted. Fix the file and run the "
-            f"command again{advice}:\n  " + "\n  ".join(shown)
+            _(
+                "{name}: {count} cannot be used; nothing was submitted. Fix the file and run the "
+                "command again{advice}:\n"
+                "  "
+            ).format(name=name, count=count, advice=advice)
+            + "\n  ".join(shown)
         )
 
 
@@ -72,4 +81,8 @@ def write_problems(path: Path, problems: Sequence[Problem]) -> None:
     try:
         path.write_bytes(problems_csv(problems))
     except OSError as error:
-        raise FormatError(f"cannot write the errors file {path}: {error.strerror}") from None
+        raise FormatError(
+            _("cannot write the errors file {path}: {strerror}").format(
+                path=path, strerror=error.strerror
+            )
+        ) from None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from redlist.ledger.entry import AnyBody, Envelope, Leaf, decode_body
 from redlist.ledger.errors import ConflictError, FormatError
+from redlist.ledger.i18n import _
 from redlist.proto.errors import WireError
 from redlist.staff.client import LedgerClient
 from redlist.staff.sheet import SheetRow, same_deed
@@ -42,14 +43,16 @@ def find_recorded(
     beyond = [seq for seq in found.values() if seq >= checkpoint.size]
     if beyond:
         raise WireError(
-            f"the node says entry {beyond[0]} holds a row of the sheet, but its log has "
-            f"{checkpoint.size} entries"
+            _(
+                "the node says entry {beyond} holds a row of the sheet, but its log has {size} "
+                "entries"
+            ).format(beyond=beyond[0], size=checkpoint.size)
         )
     leaves = client.proved_leaves(found.values(), checkpoint)
     for entry_id, seq in found.items():
         index = by_id.get(entry_id)
         if index is None:
-            raise WireError("the node answered about an entry id that was not asked about")
+            raise WireError(_("the node answered about an entry id that was not asked about"))
         body = _body(leaves[seq])
         if body is not None and same_deed(rows[index], body):
             result.present[index] = seq
@@ -64,21 +67,30 @@ def conflict_error(name: str, rows: Sequence[SheetRow], recorded: Recorded) -> C
     for index, (seq, body) in sorted(recorded.conflicting.items())[:20]:
         row = rows[index]
         lines.append(
-            f"row {row.row} ({row.deed.account}, rule {row.deed.rule}): entry {seq} has its "
-            f"id but says {_what(body)}"
+            _("row {row} ({account}, rule {rule}): entry {seq} has its id but says {what}").format(
+                row=row.row, account=row.deed.account, rule=row.deed.rule, seq=seq, what=_what(body)
+            )
         )
     more = len(recorded.conflicting) - len(lines)
     if more:
-        lines.append(f"... and {more} more")
+        lines.append(_("... and {more} more").format(more=more))
     if len(recorded.conflicting) == 1:
         (index,) = recorded.conflicting
-        what = f"an entry under the id of row {rows[index].row} that does not say what the row says"
+        what = _("an entry under the id of row {row} that does not say what the row says").format(
+            row=rows[index].row
+        )
     else:
         count = len(recorded.conflicting)
-        what = f"entries under the ids of {count} rows that do not say what those rows say"
+        what = _(
+            "entries under the ids of {count} rows that do not say what those rows say"
+        ).format(count=count)
     return ConflictError(
-        f"{name}: the log holds {what}; nothing was submitted. This should never happen: "
-        "tell the town admin, and keep the file:\n  " + "\n  ".join(lines)
+        _(
+            "{name}: the log holds {what}; nothing was submitted. This should never happen: "
+            "tell the town admin, and keep the file:\n"
+            "  "
+        ).format(name=name, what=what)
+        + "\n  ".join(lines)
     )
 
 
@@ -91,10 +103,9 @@ def _body(leaf: bytes) -> AnyBody | None:
 
 def _what(body: AnyBody | None) -> str:
     if body is None:
-        return "something that cannot be read"
+        return _("something that cannot be read")
     if body.kind != "award":
-        return f"a {body.kind} entry"
-    return (
-        f"an award to {getattr(body, 'account', '?')} under rule {getattr(body, 'rule', '?')} "
-        "with other details"
+        return _("a {kind} entry").format(kind=body.kind)
+    return _("an award to {getattr} under rule {getattr2} with other details").format(
+        getattr=getattr(body, "account", "?"), getattr2=getattr(body, "rule", "?")
     )

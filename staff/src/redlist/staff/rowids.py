@@ -51,6 +51,7 @@ from dataclasses import dataclass
 
 from redlist.ledger import codec
 from redlist.ledger.entry import ID_SIZE
+from redlist.ledger.i18n import _
 
 AWARD_ROW_DOMAIN = b"redlist/staff/award-row/v3\x00"
 REVERSAL_DOMAIN = b"redlist/staff/reversal/v1\x00"
@@ -77,7 +78,9 @@ class Deed:
     def entry_id(self, occurrence: int) -> bytes:
         """The entry id of the ``occurrence``-th row (from 1) of a sheet saying this."""
         if occurrence < 1:
-            raise ValueError(f"an occurrence counts from 1, not {occurrence}")
+            raise ValueError(
+                _("an occurrence counts from 1, not {occurrence}").format(occurrence=occurrence)
+            )
         material = codec.encode([*self.identity, occurrence])
         return hashlib.sha256(AWARD_ROW_DOMAIN + material).digest()[:ID_SIZE]
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from redlist.ledger import i18n
 from redlist.ledger.deeddate import month_of
 from redlist.ledger.entry import AnyBody, Award
+from redlist.ledger.i18n import _
 from redlist.ledger.textcommit import EntryText
 from redlist.staff.client import RemoteRule
 from redlist.staff.csvfiles import AwardRow
@@ -140,10 +142,12 @@ def check_rows(
                 Problem(
                     row.row,
                     "rule",
-                    f"rule {deed.rule} needs the council: an award under it needs "
-                    f"{town.quorum} council members' signatures, and this sheet is signed by "
-                    f"{town.signers}; add --cosigner for each further council member, or "
-                    "record it with 'redlist award'",
+                    _(
+                        "rule {rule} needs the council: an award under it needs {quorum} council "
+                        "members' signatures, and this sheet is signed by {signers}; add "
+                        "--cosigner for each further council member, or record it with 'redlist "
+                        "award'"
+                    ).format(rule=deed.rule, quorum=town.quorum, signers=town.signers),
                 )
             )
         if rule.max_qty is not None and deed.qty > rule.max_qty:
@@ -151,8 +155,9 @@ def check_rows(
                 Problem(
                     row.row,
                     "qty",
-                    f"qty {deed.qty} is more than rule {deed.rule} allows in one award "
-                    f"({rule.max_qty})",
+                    _("qty {qty} is more than rule {rule} allows in one award ({max_qty})").format(
+                        qty=deed.qty, rule=deed.rule, max_qty=rule.max_qty
+                    ),
                 )
             )
         date_problem = _date_problem(deed.date, town)
@@ -167,10 +172,20 @@ def check_rows(
                     Problem(
                         row.row,
                         "qty",
-                        f"{deed.account} would get qty {before + deed.qty} under rule "
-                        f"{deed.rule} for deeds in {key[2]} ({already} already recorded, "
-                        f"{before - already} in the rows above, {deed.qty} in this row); the "
-                        f"rule allows {rule.max_per_month} a month",
+                        _(
+                            "{account} would get qty {value} under rule {rule} for deeds in {key} "
+                            "({already} already recorded, {value2} in the rows above, {qty} in "
+                            "this row); the rule allows {max_per_month} a month"
+                        ).format(
+                            account=deed.account,
+                            value=before + deed.qty,
+                            rule=deed.rule,
+                            key=key[2],
+                            already=already,
+                            value2=before - already,
+                            qty=deed.qty,
+                            max_per_month=rule.max_per_month,
+                        ),
                     )
                 )
             else:
@@ -180,18 +195,26 @@ def check_rows(
 
 def _rule_problem(code: str, rule: RemoteRule | None, rules: Mapping[str, RemoteRule]) -> str:
     if rule is not None:
-        return f"rule {code} was retired (entry {rule.seq}); it can no longer be awarded"
+        return _("rule {code} was retired (entry {seq}); it can no longer be awarded").format(
+            code=code, seq=rule.seq
+        )
     alike = [other for other in rules if other.casefold() == code.casefold() and other != code]
-    hint = f" (did you mean {alike[0]}?)" if alike else ""
-    return f"rule {code} is not in the town's catalogue{hint}"
+    hint = _(" (did you mean {alike}?)").format(alike=alike[0]) if alike else ""
+    return _("rule {code} is not in the town's catalogue{hint}").format(code=code, hint=hint)
 
 
 def _date_problem(day: str, town: Town) -> str | None:
     if day > town.last_day:
-        return f"the date {day} is after today ({town.last_day}): a deed is recorded once done"
+        return _("the date {day} is after today ({last_day}): a deed is recorded once done").format(
+            day=day, last_day=i18n.prose_date(town.last_day)
+        )
     if day < town.first_day:
-        return (
-            f"the date {day} is more than {town.backdate_days} days ago: the town takes deeds "
-            f"from {town.first_day} on; an older deed needs the town admin"
+        return _(
+            "the date {day} is more than {backdate_days} days ago: the town takes deeds from "
+            "{first_day} on; an older deed needs the town admin"
+        ).format(
+            day=day,
+            backdate_days=town.backdate_days,
+            first_day=i18n.prose_date(town.first_day),
         )
     return None

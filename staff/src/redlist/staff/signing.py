@@ -17,6 +17,7 @@ from typing import TypeVar
 from redlist.ledger import crypto, keyfile
 from redlist.ledger.entry import MAX_ENVELOPE_SIZE, Body, EntrySignature, Envelope
 from redlist.ledger.errors import FormatError, KeyFileError
+from redlist.ledger.i18n import _
 from redlist.staff.client import LedgerClient
 from redlist.staff.entries import Draft, addressed
 
@@ -30,7 +31,7 @@ def add_signer_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         type=Path,
         metavar="KEYFILE",
-        help="your private key file (from 'redlist keygen')",
+        help=_("your private key file (from 'redlist keygen')"),
     )
     parser.add_argument(
         "--cosigner",
@@ -38,8 +39,10 @@ def add_signer_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         type=Path,
         metavar="KEYFILE",
-        help="another staff member's private key file, signing too (repeat for each; "
-        "council rules and reversals need the town's quorum of council members)",
+        help=_(
+            "another staff member's private key file, signing too (repeat for each; "
+            "council rules and reversals need the town's quorum of council members)"
+        ),
     )
 
 
@@ -50,14 +53,19 @@ def read_signers(signer: Path, cosigners: Sequence[Path] = ()) -> tuple[crypto.S
     for path in (signer, *cosigners):
         if path in sources.values():
             raise KeyFileError(
-                f"{path} is given twice (with --signer and --cosigner); each staff member "
-                "signs once: give each council member's own key file"
+                _(
+                    "{path} is given twice (with --signer and --cosigner); each staff member signs "
+                    "once: give each council member's own key file"
+                ).format(path=path)
             )
         key = keyfile.read_signing_key(path)
         if key.key_id in sources:
             raise KeyFileError(
-                f"{path} holds the same key as {sources[key.key_id]} (key id "
-                f"{key.key_id.hex()}); each staff member signs once"
+                _(
+                    "{path} holds the same key as {sources} (key id {hex}); each staff member "
+                    "signs "
+                    "once"
+                ).format(path=path, sources=sources[key.key_id], hex=key.key_id.hex())
             )
         sources[key.key_id] = path
         keys.append(key)
@@ -95,19 +103,23 @@ def seal(body: Body, signers: Sequence[crypto.SigningKey]) -> bytes:
     with the same keys always gives the same bytes.
     """
     if not signers:
-        raise KeyFileError("an entry needs at least one signer")
+        raise KeyFileError(_("an entry needs at least one signer"))
     body_bytes = body.to_bytes()
     ordered = sorted(signers, key=lambda key: key.key_id)
     for earlier, later in itertools.pairwise(ordered):
         if earlier.key_id == later.key_id:
-            raise KeyFileError(f"key {later.key_id.hex()} is given twice; each key signs once")
+            raise KeyFileError(
+                _("key {hex} is given twice; each key signs once").format(hex=later.key_id.hex())
+            )
     envelope = Envelope(
         body_bytes,
         tuple(EntrySignature(key.key_id, crypto.sign_entry(key, body_bytes)) for key in ordered),
     ).to_bytes()
     if len(envelope) > MAX_ENVELOPE_SIZE:
         raise FormatError(
-            f"the signed entry is {len(envelope)} bytes, more than the {MAX_ENVELOPE_SIZE}-byte "
-            "limit; shorten its texts"
+            _(
+                "the signed entry is {envelope_count} bytes, more than the "
+                "{MAX_ENVELOPE_SIZE}-byte limit; shorten its texts"
+            ).format(envelope_count=len(envelope), MAX_ENVELOPE_SIZE=MAX_ENVELOPE_SIZE)
         )
     return envelope

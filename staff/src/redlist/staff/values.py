@@ -16,6 +16,7 @@ from redlist.ledger import keyfile
 from redlist.ledger.deeddate import format_date, parse_date
 from redlist.ledger.entry import PUBLIC_KEY_SIZE, ROLES, is_valid_account
 from redlist.ledger.errors import FormatError, KeyFileError
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.text import rule_code_problem, text_problem
 
 #: Longest free text (title, note, item, reason ...) accepted, in characters; far
@@ -47,18 +48,22 @@ def check_text(value: str, what: str, *, required: bool = True) -> str:
     "Text"), not too long, non-empty if required."""
     stripped = unicodedata.normalize("NFC", value.strip())
     if required and not stripped:
-        raise FormatError(f"{what} must not be empty")
+        raise FormatError(_("{what} must not be empty").format(what=what))
     if any(char in stripped for char in "\r\n"):
-        raise FormatError(f"{what} must be a single line of text")
+        raise FormatError(_("{what} must be a single line of text").format(what=what))
     problem = text_problem(stripped)
     if problem is not None:
         raise FormatError(f"{what} {problem}")
     if len(stripped) > MAX_TEXT_LENGTH:
-        raise FormatError(f"{what} is longer than {MAX_TEXT_LENGTH} characters")
+        raise FormatError(
+            _("{what} is longer than {MAX_TEXT_LENGTH} characters").format(
+                what=what, MAX_TEXT_LENGTH=MAX_TEXT_LENGTH
+            )
+        )
     return stripped
 
 
-def check_rule_code(code: str, what: str = "the rule code") -> str:
+def check_rule_code(code: str, what: str = N_("the rule code")) -> str:
     """``code`` if it is a rule code the format allows (ASCII, like V01)."""
     stripped = check_text(code, what)
     problem = rule_code_problem(stripped)
@@ -89,8 +94,10 @@ def check_account(account: str) -> str:
     folded = fold_account(account)
     if not is_valid_account(folded):
         raise FormatError(
-            f"account id {account!r} is not valid: use letters, digits, '.', '_' or '-', "
-            "1 to 64 characters, starting with a letter or digit (never a name or ID number)"
+            _(
+                "account id {account!r} is not valid: use letters, digits, '.', '_' or '-', 1 to "
+                "64 characters, starting with a letter or digit (never a name or ID number)"
+            ).format(account=account)
         )
     return folded
 
@@ -99,7 +106,7 @@ def check_account(account: str) -> str:
 _TYPED_DATE = re.compile(r"([0-9]{4})(?:-|/|年)([0-9]{1,2})(?:-|/|月)([0-9]{1,2})日?")
 
 
-def check_date(text: str, what: str = "the date") -> str:
+def check_date(text: str, what: str = N_("the date")) -> str:
     """A deed date in the log's form ``YYYY-MM-DD``, from what a clerk typed.
 
     Accepted (after NFKC, so full-width digits count): ``2026-05-03``, ``2026-5-3``,
@@ -110,13 +117,17 @@ def check_date(text: str, what: str = "the date") -> str:
     match = _TYPED_DATE.fullmatch(stripped)
     if match is None:
         raise FormatError(
-            f"{what} must be a day written YYYY-MM-DD (e.g. 2026-05-03), not {text!r}"
+            _("{what} must be a day written YYYY-MM-DD (e.g. 2026-05-03), not {text!r}").format(
+                what=what, text=text
+            )
         )
     year, month, day = match.groups()
     try:
         return format_date(parse_date(f"{year}-{int(month):02d}-{int(day):02d}"))
     except FormatError:
-        raise FormatError(f"{what} {text.strip()!r} is not a day of the calendar") from None
+        raise FormatError(
+            _("{what} {strip!r} is not a day of the calendar").format(what=what, strip=text.strip())
+        ) from None
 
 
 def deed_date_arg(text: str) -> str:
@@ -130,7 +141,9 @@ def deed_date_arg(text: str) -> str:
 def check_cap(value: int, what: str) -> int:
     """A rule's cap (``max_qty``, ``max_per_month``): a whole number of at least 1."""
     if value < 1:
-        raise FormatError(f"{what} must be at least 1, not {value}")
+        raise FormatError(
+            _("{what} must be at least 1, not {value}").format(what=what, value=value)
+        )
     return value
 
 
@@ -142,10 +155,14 @@ def parse_integer(text: str, what: str) -> int:
     stripped = text.strip()
     match = _WHOLE_NUMBER.fullmatch(stripped)
     if match is None or len(match["digits"]) > 20:
-        raise FormatError(f"{what} must be a whole number, not {text!r}")
+        raise FormatError(
+            _("{what} must be a whole number, not {text!r}").format(what=what, text=text)
+        )
     value = int(match["digits"])
     if abs(value) > MAX_NUMBER:
-        raise FormatError(f"{what} is far too large: {text.strip()}")
+        raise FormatError(
+            _("{what} is far too large: {strip}").format(what=what, strip=text.strip())
+        )
     return value
 
 
@@ -155,26 +172,30 @@ def whole_number(text: str) -> int:
     argparse puts the option's name before the message ("argument --qty: ...").
     """
     try:
-        return parse_integer(text, "the value")
+        return parse_integer(text, _("the value"))
     except FormatError as error:
         raise argparse.ArgumentTypeError(error.diagnostics()) from None
 
 
 def check_rule_points(points: int) -> int:
     if points == 0:
-        raise FormatError("points must be a non-zero integer (negative for a deduction)")
+        raise FormatError(_("points must be a non-zero integer (negative for a deduction)"))
     return points
 
 
 def check_positive(value: int, what: str) -> int:
     if value < 1:
-        raise FormatError(f"{what} must be at least 1, not {value}")
+        raise FormatError(
+            _("{what} must be at least 1, not {value}").format(what=what, value=value)
+        )
     return value
 
 
 def check_target(target: int) -> int:
     if target < 1:
-        raise FormatError(f"the target must be the entry number of an award, not {target}")
+        raise FormatError(
+            _("the target must be the entry number of an award, not {target}").format(target=target)
+        )
     return target
 
 
@@ -182,24 +203,50 @@ def parse_council(text: str) -> bool:
     """Whether a rule needs the council: true/false, yes/no, 1/0 or 是/否."""
     value = COUNCIL_WORDS.get(text.strip().lower())
     if value is None:
-        raise FormatError(f"council must be one of true/false/yes/no/1/0/是/否, not {text!r}")
+        raise FormatError(
+            _("council must be one of true/false/yes/no/1/0/是/否, not {text!r}").format(text=text)
+        )
     return value
 
 
+#: Each role as a message names it (the role itself in English; 网格员 and so on in Chinese).
+ROLE_NAMES = {
+    "grid": N_("grid"),
+    "council": N_("council"),
+    "admin": N_("admin"),
+    "cashier": N_("cashier"),
+}
+#: Role names accepted in Chinese, and the role each stands for.
+ROLE_ALIASES = {
+    "网格员": "grid",
+    "评议员": "council",
+    "村委": "council",
+    "管理员": "admin",
+    "收银员": "cashier",
+}
+
+
 def parse_roles(text: str) -> tuple[str, ...]:
-    """Comma-separated roles, e.g. ``grid,council``; each one of DESIGN 3.4's roles, once."""
+    """Comma-separated roles, e.g. ``grid,council`` or ``网格员，评议员``; each one of
+    DESIGN 3.4's roles, once (``、`` and the full-width comma separate too)."""
     # Empty parts ("grid," or "grid,,council") are slips, not roles.
-    roles = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    parts = re.split(r"[,，、]", text)
+    roles = tuple(
+        ROLE_ALIASES.get(part.strip(), part.strip().lower()) for part in parts if part.strip()
+    )
     if not roles:
-        raise FormatError(f"give at least one role ({', '.join(sorted(ROLES))})")
+        raise FormatError(
+            _("give at least one role ({join})").format(join=", ".join(sorted(ROLES)))
+        )
     for role in roles:
         if role not in ROLES:
             raise FormatError(
-                f"{role!r} is not a role; roles are {', '.join(sorted(ROLES))} "
-                "(comma-separated, e.g. grid,council)"
+                _(
+                    "{role!r} is not a role; roles are {join} (comma-separated, e.g. grid,council)"
+                ).format(role=role, join=", ".join(sorted(ROLES)))
             )
     if len(set(roles)) != len(roles):
-        raise FormatError(f"a role is listed twice in {text!r}")
+        raise FormatError(_("a role is listed twice in {text!r}").format(text=text))
     return roles
 
 
@@ -210,7 +257,8 @@ def read_public_key(text: str) -> bytes:
         return bytes.fromhex(text)
     if not path.exists() and not path.is_symlink():
         raise KeyFileError(
-            f"{text!r} is neither a key file nor a public key in hex "
-            f"({2 * PUBLIC_KEY_SIZE} hex digits)"
+            _("{text!r} is neither a key file nor a public key in hex ({value} hex digits)").format(
+                text=text, value=2 * PUBLIC_KEY_SIZE
+            )
         )
     return keyfile.read_public_key(path)

@@ -38,6 +38,7 @@ from redlist.ledger.attestation import (
 )
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import AttestationError, RedlistError, SourceError
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.note.syntax import excerpt
 from redlist.verifier.files import SMALL_LIMIT, read_limited
@@ -52,7 +53,7 @@ EXIT_VALID = 0
 EXIT_INVALID = 1
 DAY_S = 86_400
 
-HELP = (
+HELP = N_(
     "Check an auditor's attestation file (written by 'redlist-verify bundle|node "
     "--attest-out') offline: the auditor's signature by a trusted key, the expiry, and "
     "that the checkpoint beside it is the log state attested (with --log-key: signed by "
@@ -67,24 +68,26 @@ class AttestArgumentError(RedlistError):
 def add_signing_arguments(parser: argparse.ArgumentParser) -> None:
     """``--attest-key``, ``--attest-name``, ``--attest-out``, ``--attest-days`` of bundle/node."""
     group = parser.add_argument_group(
-        "attestations (after a full audit, one signed file per account for other towns)"
+        _("attestations (after a full audit, one signed file per account for other towns)")
     )
     group.add_argument(
-        "--attest-key", type=Path, metavar="FILE", help="the auditor's key (from redlist keygen)"
+        "--attest-key", type=Path, metavar="FILE", help=_("the auditor's key (from redlist keygen)")
     )
     group.add_argument(
         "--attest-name",
         metavar="NAME",
-        help="the auditor's name in the signatures (default: the name in FILE.pub); no spaces",
+        help=_("the auditor's name in the signatures (default: the name in FILE.pub); no spaces"),
     )
     group.add_argument(
-        "--attest-out", type=Path, metavar="DIR", help="write the attestations into DIR"
+        "--attest-out", type=Path, metavar="DIR", help=_("write the attestations into DIR")
     )
     group.add_argument(
         "--attest-days",
         type=int,
         metavar="N",
-        help=f"days the attestations stay valid (default {DEFAULT_DAYS})",
+        help=_("days the attestations stay valid (default {DEFAULT_DAYS})").format(
+            DEFAULT_DAYS=DEFAULT_DAYS
+        ),
     )
 
 
@@ -219,30 +222,34 @@ def _sync_directory(directory: Path) -> None:
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     parser = commands.add_parser(
-        "attestation", help="check an auditor's attestation file", description=HELP
+        "attestation", help=_("check an auditor's attestation file"), description=_(HELP)
     )
-    parser.add_argument("file", metavar="FILE", type=Path, help="the attestation file")
+    parser.add_argument("file", metavar="FILE", type=Path, help=_("the attestation file"))
     parser.add_argument(
         "--auditor-key",
         metavar="VKEY",
         action="append",
         required=True,
-        help="a trusted auditor's verifier key string, or a file holding it (or the "
-        "auditor's .pub from redlist keygen); repeat for each trusted auditor",
+        help=_(
+            "a trusted auditor's verifier key string, or a file holding it (or the "
+            "auditor's .pub from redlist keygen); repeat for each trusted auditor"
+        ),
     )
     parser.add_argument(
         "--log-key",
         metavar="VKEY",
-        help="the log's verifier key string or key file: also check that the checkpoint "
-        "is signed by the log",
+        help=_(
+            "the log's verifier key string or key file: also check that the checkpoint "
+            "is signed by the log"
+        ),
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    policy = parser.add_argument_group("witness policy (needs --log-key)")
-    policy.add_argument("--policy", metavar="FILE", type=Path, help="a C2SP tlog-policy file")
+    parser.add_argument("--json", action="store_true", help=_("print one JSON object"))
+    policy = parser.add_argument_group(_("witness policy (needs --log-key)"))
+    policy.add_argument("--policy", metavar="FILE", type=Path, help=_("a C2SP tlog-policy file"))
     policy.add_argument(
-        "--witness", metavar="VKEY", action="append", default=[], help="a witness's key"
+        "--witness", metavar="VKEY", action="append", default=[], help=_("a witness's key")
     )
-    policy.add_argument("--min-witnesses", metavar="K", type=int, help="how many must cosign")
+    policy.add_argument("--min-witnesses", metavar="K", type=int, help=_("how many must cosign"))
     parser.set_defaults(run_command=run)
 
 

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from redlist.ledger import keyfile
+from redlist.ledger import i18n, keyfile
 from redlist.ledger.console import discard_stdout
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import (
@@ -48,6 +48,7 @@ from redlist.ledger.errors import (
     SourceError,
     VerificationError,
 )
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.sigworkers import tune_interpreter
@@ -95,67 +96,81 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROGRAM,
-        description="Re-verify a town's credit-point log: signatures, rules, balances, "
-        "hash chain and the signed checkpoint.",
-        epilog="Exit status: 0 verified, 1 verification failed, 2 could not start.",
+        description=_(
+            "Re-verify a town's credit-point log: signatures, rules, balances, "
+            "hash chain and the signed checkpoint."
+        ),
+        epilog=_("Exit status: 0 verified, 1 verification failed, 2 could not start."),
     )
+    i18n.add_option(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bundle = commands.add_parser(
-        "bundle", help="verify an exported bundle directory", description=_BUNDLE_HELP
+        "bundle", help=_("verify an exported bundle directory"), description=_(_BUNDLE_HELP)
     )
-    bundle.add_argument("directory", metavar="DIR", type=Path, help="the bundle directory")
+    bundle.add_argument("directory", metavar="DIR", type=Path, help=_("the bundle directory"))
     _common_arguments(bundle)
     bundle.add_argument(
         "--structure-only",
         action="store_true",
-        help="for a bundle that starts after entry 0 with no earlier state: check only its "
-        "order, hash chain and Merkle root (signatures and balances are not recomputed)",
+        help=_(
+            "for a bundle that starts after entry 0 with no earlier state: check only its "
+            "order, hash chain and Merkle root (signatures and balances are not recomputed)"
+        ),
     )
     bundle.add_argument(
         "--publicity",
         action="store_true",
-        help="a monthly bundle: check that it holds one month, after the state file's, and "
-        "re-derive every row of its publicity.csv (points, running scores, grades) from "
-        "the entries",
+        help=_(
+            "a monthly bundle: check that it holds one month, after the state file's, and "
+            "re-derive every row of its publicity.csv (points, running scores, grades) from "
+            "the entries"
+        ),
     )
     bundle.add_argument(
         "--texts",
         type=Path,
         metavar="PATH",
-        help="also check the free texts in PATH (texts.jsonl, or a directory holding it, "
-        "as 'redlist-node export --texts' writes) against the commitments in the log",
+        help=_(
+            "also check the free texts in PATH (texts.jsonl, or a directory holding it, "
+            "as 'redlist-node export --texts' writes) against the commitments in the log"
+        ),
     )
     bundle.set_defaults(make_source=lambda args: BundleSource(args.directory))
     node = commands.add_parser(
-        "node", help="verify a live town node over gRPC", description=_NODE_HELP
+        "node", help=_("verify a live town node over gRPC"), description=_(_NODE_HELP)
     )
-    node.add_argument("address", metavar="ADDR", help="the node's HOST:PORT")
+    node.add_argument("address", metavar="ADDR", help=_("the node's HOST:PORT"))
     _common_arguments(node)
     node.add_argument(
         "--check-accounts",
         metavar="N|all",
         type=_account_bound,
         default=DEFAULT_ACCOUNT_BOUND,
-        help="ask the node for every account when the log has at most N (default "
-        f"{DEFAULT_ACCOUNT_BOUND}), else for a random sample of N; 'all' asks for every one",
+        help=_(
+            "ask the node for every account when the log has at most N (default "
+            "{DEFAULT_ACCOUNT_BOUND}), else for a random sample of N; 'all' asks for every "
+            "one"
+        ).format(DEFAULT_ACCOUNT_BOUND=DEFAULT_ACCOUNT_BOUND),
     )
     node.add_argument(
         "--timeout",
         metavar="SECONDS",
         type=float,
         default=DEFAULT_TIMEOUT_S,
-        help=f"how long one call to the node may take (default {DEFAULT_TIMEOUT_S:g})",
+        help=_("how long one call to the node may take (default {DEFAULT_TIMEOUT_S:g})").format(
+            DEFAULT_TIMEOUT_S=DEFAULT_TIMEOUT_S
+        ),
     )
-    tls = node.add_argument_group("reaching the node over TLS (plaintext when not given)")
-    tls.add_argument("--tls-ca", type=Path, metavar="FILE", help="the CA (PEM) of the node")
-    tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="this client's cert (PEM)")
-    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="the key (PEM) of --tls-cert")
+    tls = node.add_argument_group(_("reaching the node over TLS (plaintext when not given)"))
+    tls.add_argument("--tls-ca", type=Path, metavar="FILE", help=_("the CA (PEM) of the node"))
+    tls.add_argument("--tls-cert", type=Path, metavar="FILE", help=_("this client's cert (PEM)"))
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help=_("the key (PEM) of --tls-cert"))
     evidence.add_parser(commands)
     attest.add_parser(commands)
     return parser
 
 
-_BUNDLE_HELP = (
+_BUNDLE_HELP = N_(
     "Verify a bundle written by 'redlist-node export'. A full bundle (from entry 0) is "
     "re-checked completely and every balance recomputed. A bundle that starts later (a "
     "month) is re-checked completely when --state FILE holds the state an earlier run "
@@ -165,7 +180,7 @@ _BUNDLE_HELP = (
 )
 
 
-_NODE_HELP = (
+_NODE_HELP = N_(
     "Verify a live node: fetch its signed checkpoint, stream every entry it covers and "
     "re-check them all as for a bundle, then check the node's own answers (account "
     "figures, inclusion and consistency proofs) against the recomputed ones. With --state, "
@@ -194,45 +209,51 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-key",
         metavar="VKEY",
-        help="the town log's verifier key string, or a file holding it (e.g. the node's "
-        "log.pub); obtain it from the town, never from the data being checked",
+        help=_(
+            "the town log's verifier key string, or a file holding it (e.g. the node's "
+            "log.pub); obtain it from the town, never from the data being checked"
+        ),
     )
     parser.add_argument(
         "--state",
         metavar="FILE",
         type=Path,
-        help="remember the verified checkpoint in FILE and, on later runs, require the log "
-        "to extend it (also pins the log key)",
+        help=_(
+            "remember the verified checkpoint in FILE and, on later runs, require the log "
+            "to extend it (also pins the log key)"
+        ),
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--account", metavar="ACCOUNT", help="also print this resident's statement")
+    parser.add_argument("--json", action="store_true", help=_("print one JSON object"))
+    parser.add_argument(
+        "--account", metavar="ACCOUNT", help=_("also print this resident's statement")
+    )
     parser.add_argument(
         "--workers",
         metavar="N",
         type=int,
-        help="threads verifying signatures (default: one per core)",
+        help=_("threads verifying signatures (default: one per core)"),
     )
     policy = parser.add_argument_group(
-        "witness policy (the checkpoint must carry the cosignatures it asks for)"
+        _("witness policy (the checkpoint must carry the cosignatures it asks for)")
     )
     policy.add_argument(
         "--policy",
         metavar="FILE",
         type=Path,
-        help="a C2SP tlog-policy file (log, witness, group, quorum lines)",
+        help=_("a C2SP tlog-policy file (log, witness, group, quorum lines)"),
     )
     policy.add_argument(
         "--witness",
         metavar="VKEY",
         action="append",
         default=[],
-        help="a witness's cosigning key (verifier key string); repeat for each witness",
+        help=_("a witness's cosigning key (verifier key string); repeat for each witness"),
     )
     policy.add_argument(
         "--min-witnesses",
         metavar="K",
         type=int,
-        help="how many of the --witness keys must have cosigned (default: all)",
+        help=_("how many of the --witness keys must have cosigned (default: all)"),
     )
     attest.add_signing_arguments(parser)
 
@@ -253,7 +274,8 @@ def _main(argv: Sequence[str] | None) -> int:
     stdout, stderr = sys.stdout, sys.stderr
     json_mode = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
-        args = _parser().parse_args(argv)
+        words = i18n.setup_from_argv(argv)  # first: help is translated as the parser is built
+        args = _parser().parse_args(words)
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_VERIFIED
     except _BadArguments as error:

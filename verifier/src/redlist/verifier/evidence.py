@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from redlist.ledger import keyfile
 from redlist.ledger.errors import NoteError, SourceError
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.note.syntax import excerpt
@@ -31,7 +32,7 @@ EVIDENCE_LIMIT = 4 << 20
 EXIT_NOTHING_PROVEN = 0
 EXIT_SPLIT_VIEW = 1
 
-HELP = (
+HELP = N_(
     "Check a split-view evidence file (kept by a witness in its evidence/ directory) "
     "offline, with the log's key. Exit 1 when both checkpoints in it are signed by the "
     "log and cannot both be true (the log showed two histories), 0 when the file proves "
@@ -41,15 +42,17 @@ HELP = (
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     parser = commands.add_parser(
-        "evidence", help="check a split-view evidence file", description=HELP
+        "evidence", help=_("check a split-view evidence file"), description=_(HELP)
     )
-    parser.add_argument("file", metavar="FILE", type=Path, help="the evidence file")
+    parser.add_argument("file", metavar="FILE", type=Path, help=_("the evidence file"))
     parser.add_argument(
         "--log-key",
         metavar="VKEY",
         required=True,
-        help="the log's verifier key string, or a file holding it; obtain it from the "
-        "town, never from the evidence",
+        help=_(
+            "the log's verifier key string, or a file holding it; obtain it from the "
+            "town, never from the evidence"
+        ),
     )
     parser.set_defaults(json=False, run_command=run)
 

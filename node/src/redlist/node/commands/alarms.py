@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from redlist.ledger import keyfile
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.note.syntax import excerpt
 from redlist.ledger.witness import check_evidence
 from redlist.node.config import load_config_file
 from redlist.node.evidence import EVIDENCE_DIR_NAME, EvidenceFile, list_evidence
 
-DESCRIPTION = f"""\
+DESCRIPTION = N_("""\
 List the split-view evidence in DIR/{EVIDENCE_DIR_NAME}/: pairs of checkpoints of one
 log, both signed by its key, that cannot both be true. A witness keeps one file per
 refusal ('redlist-node serve --witness-key ...'), a mirror one per split view it was
@@ -23,21 +24,21 @@ and what it proves, checked with the log's key when that key is known (--witness
 witness_for in --config, or the DIR/log.pub of a mirror's data directory); anyone can
 check a file offline with 'redlist-verify evidence FILE --log-key VKEY'.
 
-Exit status: 0 no evidence, 1 there is evidence (an alarm), 2 could not start."""
+Exit status: 0 no evidence, 1 there is evidence (an alarm), 2 could not start.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "alarms",
-        help="list split-view evidence kept by this node's witness",
-        description=DESCRIPTION,
+        help=_("list split-view evidence kept by this node's witness"),
+        description=_(DESCRIPTION).format(EVIDENCE_DIR_NAME=EVIDENCE_DIR_NAME),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--data", required=True, type=Path, metavar="DIR", help="the node's data directory"
+        "--data", required=True, type=Path, metavar="DIR", help=_("the node's data directory")
     )
     parser.add_argument(
-        "--config", type=Path, metavar="FILE", help="the node's TOML settings (for witness_for)"
+        "--config", type=Path, metavar="FILE", help=_("the node's TOML settings (for witness_for)")
     )
     parser.add_argument(
         "--witness-for",
@@ -45,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="append",
         default=[],
         metavar="VKEY",
-        help="a witnessed log's verifier key string or key file (repeatable)",
+        help=_("a witnessed log's verifier key string or key file (repeatable)"),
     )
     parser.set_defaults(run=run)
 
@@ -64,9 +65,13 @@ def run(args: argparse.Namespace) -> int:
         keys[log_key.name] = log_key
     found = list_evidence(args.data)
     if not found:
-        print(f"No split-view evidence in {args.data / EVIDENCE_DIR_NAME}.")
+        print(_("No split-view evidence in {value}.").format(value=args.data / EVIDENCE_DIR_NAME))
         return 0
-    print(f"{len(found)} split-view evidence file(s) in {args.data / EVIDENCE_DIR_NAME}:")
+    print(
+        _("{found_count} split-view evidence file(s) in {value}:").format(
+            found_count=len(found), value=args.data / EVIDENCE_DIR_NAME
+        )
+    )
     for item in found:
         print(_describe(item, keys))
     return 1
@@ -74,18 +79,22 @@ def run(args: argparse.Namespace) -> int:
 
 def _describe(item: EvidenceFile, keys: dict[str, VerifierKey]) -> str:
     written = datetime.datetime.fromtimestamp(item.path.stat().st_mtime, datetime.UTC)
-    head = f"{item.path}\n  written {written.isoformat(timespec='seconds')}"
+    head = _("{path}\n  written {isoformat}").format(
+        path=item.path, isoformat=written.isoformat(timespec="seconds")
+    )
     if item.evidence is None:
-        return f"{head}\n  unreadable: {item.problem}"
+        return _("{head}\n  unreadable: {problem}").format(head=head, problem=item.problem)
     origin = excerpt(item.evidence.origin)
     log_key = keys.get(item.evidence.origin)
     if log_key is None:
-        verdict = "not checked: the log's key is not known here (give --witness-for)"
+        verdict = _("not checked: the log's key is not known here (give --witness-for)")
     else:
         proven = check_evidence(item.evidence, log_key)
         verdict = (
-            f"PROVES A SPLIT VIEW: {proven}"
+            _("PROVES A SPLIT VIEW: {proven}").format(proven=proven)
             if proven is not None
-            else "proves nothing with the configured log key"
+            else _("proves nothing with the configured log key")
         )
-    return f"{head}\n  log {origin}\n  {verdict}"
+    return _("{head}\n  log {origin}\n  {verdict}").format(
+        head=head, origin=origin, verdict=verdict
+    )

@@ -16,13 +16,14 @@ from pathlib import Path
 
 from redlist.ledger.errors import IntegrityError, NoteError, StoreError
 from redlist.ledger.fullcheck import Progress, check_full
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.log import LOG_PUB_NAME
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.store import ENV_DIR_NAME, FORMAT_MARKER, LmdbStore, StoreReader
 from redlist.ledger.tailcheck import TAIL_LEAVES, check_tail
 
-DESCRIPTION = f"""\
+DESCRIPTION = N_("""\
 Check that the log stored in a data directory is sound: the hash chain, the
 Merkle tree, the signed checkpoints and the metadata the node appends to.
 
@@ -36,7 +37,7 @@ is reported as damaged (the node stops taking entries when it reads one).
 The directory is opened read-only, so the check may run while the node serves;
 it reads one consistent snapshot. Exit status: 0 consistent, 1 a problem was
 found (the report names the entry), 2 the directory could not be opened, 130
-interrupted (Ctrl-C)."""
+interrupted (Ctrl-C).""")
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -48,17 +49,17 @@ _EXIT_CHILD_FAILED = 70
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "check",
-        help="check the stored log's integrity",
-        description=DESCRIPTION,
+        help=_("check the stored log's integrity"),
+        description=_(DESCRIPTION).format(TAIL_LEAVES=TAIL_LEAVES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--data", required=True, type=Path, metavar="DIR", help="the node's data directory"
+        "--data", required=True, type=Path, metavar="DIR", help=_("the node's data directory")
     )
     parser.add_argument(
         "--full",
         action="store_true",
-        help="check everything (every entry, node, checkpoint and balance), not only the head",
+        help=_("check everything (every entry, node, checkpoint and balance), not only the head"),
     )
     parser.set_defaults(run=run)
 
@@ -72,10 +73,10 @@ class Outcome:
 
 
 def run(args: argparse.Namespace) -> int:
-    with ProgressBar(sys.stderr if args.full else io.StringIO(), "checking", "") as bar:
+    with ProgressBar(sys.stderr if args.full else io.StringIO(), _("checking"), "") as bar:
 
         def progress(stage: str, done: int, total: int) -> None:
-            bar.update(done, total, f"checking {stage}")
+            bar.update(done, total, _("checking {stage}").format(stage=stage))
 
         # The child draws the bar; the terminal line is shared, and erased here after it.
         outcome = isolated(
@@ -94,11 +95,16 @@ def check_data_dir(data_dir: Path, *, full: bool, progress: Progress | None = No
     """Open ``data_dir``'s ledger read-only and check it; never raises a ``RedlistError``."""
     env_dir = data_dir / ENV_DIR_NAME
     if not data_dir.exists():
-        return Outcome(EXIT_CANNOT_OPEN, f"the data directory {data_dir} does not exist")
+        return Outcome(
+            EXIT_CANNOT_OPEN,
+            _("the data directory {data_dir} does not exist").format(data_dir=data_dir),
+        )
     if not env_dir.is_dir():
         return Outcome(
             EXIT_CANNOT_OPEN,
-            f"{data_dir} is not a redlist data directory (it has no {ENV_DIR_NAME})",
+            _("{data_dir} is not a redlist data directory (it has no {ENV_DIR_NAME})").format(
+                data_dir=data_dir, ENV_DIR_NAME=ENV_DIR_NAME
+            ),
         )
     try:
         published = _published_key(data_dir)
@@ -113,7 +119,12 @@ def check_data_dir(data_dir: Path, *, full: bool, progress: Progress | None = No
                 return _full(data_dir, reader, published, progress)
             return _quick(data_dir, reader)
     except StoreError as error:  # LMDB failed while reading pages it had opened
-        return _problem(data_dir, f"the database could not be read: {error.diagnostics()}")
+        return _problem(
+            data_dir,
+            _("the database could not be read: {diagnostics}").format(
+                diagnostics=error.diagnostics()
+            ),
+        )
     finally:
         store.close()
 
@@ -132,7 +143,7 @@ def _full(
 
 def _quick(data_dir: Path, reader: StoreReader) -> Outcome:
     if reader.format_marker() != FORMAT_MARKER:
-        return _problem(data_dir, "the ledger's metadata lacks the redlist format marker")
+        return _problem(data_dir, _("the ledger's metadata lacks the redlist format marker"))
     try:
         check_tail(reader, data_dir=data_dir)
     except IntegrityError as error:
@@ -141,14 +152,21 @@ def _quick(data_dir: Path, reader: StoreReader) -> Outcome:
     newest = min(size, TAIL_LEAVES)
     return Outcome(
         EXIT_OK,
-        f"Checked the newest {newest:,} of {size:,} entries, the Merkle tree's head and the "
-        "latest checkpoint: consistent. This was a quick check; --full checks every entry, "
-        "the whole tree, every checkpoint and the balances.",
+        _(
+            "Checked the newest {newest:,} of {size:,} entries, the Merkle tree's head and "
+            "the latest checkpoint: consistent. This was a quick check; --full checks every "
+            "entry, the whole tree, every checkpoint and the balances."
+        ).format(newest=newest, size=size),
     )
 
 
 def _problem(data_dir: Path, description: str) -> Outcome:
-    return Outcome(EXIT_PROBLEM, f"Problem found in {data_dir}: {description}")
+    return Outcome(
+        EXIT_PROBLEM,
+        _("Problem found in {data_dir}: {description}").format(
+            data_dir=data_dir, description=description
+        ),
+    )
 
 
 def _published_key(data_dir: Path) -> VerifierKey | None:
@@ -159,12 +177,20 @@ def _published_key(data_dir: Path) -> VerifierKey | None:
     try:
         return VerifierKey.parse(path.read_text(encoding="utf-8").strip())
     except OSError as error:
-        raise StoreError(f"cannot read the log's published key {path}: {error.strerror}") from None
+        raise StoreError(
+            _("cannot read the log's published key {path}: {strerror}").format(
+                path=path, strerror=error.strerror
+            )
+        ) from None
     except UnicodeDecodeError:
-        raise StoreError(f"the log's published key {path} is not UTF-8 text") from None
+        raise StoreError(
+            _("the log's published key {path} is not UTF-8 text").format(path=path)
+        ) from None
     except NoteError as error:
         raise StoreError(
-            f"the log's published key {path} is not a verifier key: {error.diagnostics()}"
+            _("the log's published key {path} is not a verifier key: {diagnostics}").format(
+                path=path, diagnostics=error.diagnostics()
+            )
         ) from None
 
 
@@ -202,7 +228,7 @@ def isolated(work: Callable[[], Outcome], data_dir: Path) -> Outcome:
     try:
         with os.fdopen(read_end, "rb") as pipe:
             payload = pipe.read()
-        _, status = os.waitpid(pid, 0)
+        _pid, status = os.waitpid(pid, 0)
     except KeyboardInterrupt:
         # Stop the child too, then let the command line report Ctrl-C (exit 130).
         os.kill(pid, signal.SIGTERM)
@@ -212,11 +238,13 @@ def isolated(work: Callable[[], Outcome], data_dir: Path) -> Outcome:
         name = signal.Signals(os.WTERMSIG(status)).name
         return Outcome(
             EXIT_PROBLEM,
-            f"Problem found in {data_dir}: reading the ledger database crashed the check "
-            f"({name}). LMDB cannot read the file safely: data.mdb is damaged below the level "
-            "of the log's own records. Restore it from a backup or a mirror.",
+            _(
+                "Problem found in {data_dir}: reading the ledger database crashed the check "
+                "({name}). LMDB cannot read the file safely: data.mdb is damaged below the level "
+                "of the log's own records. Restore it from a backup or a mirror."
+            ).format(data_dir=data_dir, name=name),
         )
     if os.WEXITSTATUS(status) != 0 or not payload:
-        return Outcome(EXIT_CANNOT_OPEN, "the check failed unexpectedly (see the message above)")
+        return Outcome(EXIT_CANNOT_OPEN, _("the check failed unexpectedly (see the message above)"))
     value = json.loads(payload)
     return Outcome(int(value["code"]), str(value["text"]))

@@ -6,8 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
-from redlist.ledger import months
+from redlist.ledger import i18n, months
 from redlist.ledger.errors import FormatError
+from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.log import Log
 from redlist.ledger.publicity import encode_csv
 from redlist.ledger.registerstore import RegisterStore
@@ -23,7 +24,7 @@ from redlist.node.texts import NodeTexts
 #: Where residents object, unless --objections-to says otherwise.
 DEFAULT_OBJECTIONS_TO = "本村村民委员会"
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Write the log as a bundle directory (manifest.json, checkpoint, leaves) that
 anyone can check offline with 'redlist-verify bundle'.
 
@@ -47,51 +48,55 @@ draft is never a publication: it starts no objection window and records nothing.
 (notes, items, objections, reasons), with their salts, so that 'redlist-verify
 bundle --texts' can check them against the commitments in the log (with --month, also
 the notes shown in publicity.csv). Personal data: written only when asked, readable by
-its owner only, and for those entitled to it; never post it with the publicity."""
+its owner only, and for those entitled to it; never post it with the publicity.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="write a bundle for auditors",
-        description=DESCRIPTION,
+        help=_("write a bundle for auditors"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--data", required=True, type=Path, metavar="DIR", help="the node's data directory"
+        "--data", required=True, type=Path, metavar="DIR", help=_("the node's data directory")
     )
     parser.add_argument(
         "--out",
         required=True,
         type=Path,
         metavar="DIR",
-        help="the bundle directory to create (new or empty)",
+        help=_("the bundle directory to create (new or empty)"),
     )
     # Not required: run() says what is missing in words.
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
-        "--full", action="store_true", help="the whole log, from entry 0 to the latest checkpoint"
+        "--full",
+        action="store_true",
+        help=_("the whole log, from entry 0 to the latest checkpoint"),
     )
     scope.add_argument(
         "--month",
         metavar="YYYY-MM",
-        help="one month's entries, with its publicity (publicity.csv, publicity.html)",
+        help=_("one month's entries, with its publicity (publicity.csv, publicity.html)"),
     )
     parser.add_argument(
         "--draft",
         action="store_true",
-        help="with --month: a preview (also of a month not over yet); not a publication",
+        help=_("with --month: a preview (also of a month not over yet); not a publication"),
     )
     parser.add_argument(
         "--objections-to",
         metavar="TEXT",
         default=DEFAULT_OBJECTIONS_TO,
-        help=f"where residents object, as the notice says (default: {DEFAULT_OBJECTIONS_TO})",
+        help=_(
+            "where residents object, as the notice says (default: {DEFAULT_OBJECTIONS_TO})"
+        ).format(DEFAULT_OBJECTIONS_TO=DEFAULT_OBJECTIONS_TO),
     )
     parser.add_argument(
         "--texts",
         action="store_true",
-        help="also write texts.jsonl, the entries' free texts (personal data)",
+        help=_("also write texts.jsonl, the entries' free texts (personal data)"),
     )
     parser.set_defaults(run=run)
 
@@ -99,11 +104,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     if not args.full and args.month is None:
         raise FormatError(
-            "say what to export: --full (the whole log, up to its latest checkpoint) or "
-            "--month YYYY-MM (one month, with its publicity)"
+            _(
+                "say what to export: --full (the whole log, up to its latest checkpoint) or "
+                "--month YYYY-MM (one month, with its publicity)"
+            )
         )
     if args.draft and args.month is None:
-        raise FormatError("--draft previews a month's publicity: give --month YYYY-MM with it")
+        raise FormatError(_("--draft previews a month's publicity: give --month YYYY-MM with it"))
     check_data_dir(args.data)
     if args.month is not None:
         return _run_month(args)
@@ -120,7 +127,7 @@ def _run_month(args: argparse.Namespace) -> int:
     months.parse_month(month)
     objections_to = " ".join(args.objections_to.split())
     if not objections_to:
-        raise FormatError("--objections-to must say where residents object")
+        raise FormatError(_("--objections-to must say where residents object"))
     now_ms = time.time_ns() // 1_000_000
     with Log.open(args.data, readonly=True) as log:
         cosigned = read_cosigned(args.data, log.verifier_key)
@@ -164,49 +171,82 @@ def _run_month(args: argparse.Namespace) -> int:
     _report(result, verifier_key, month=True)
     shown = len({item.entry.account for item in publicity.listed})
     print(
-        f"publicity of {month}: {_count(len(publicity.listed), 'entry', 'entries')} of "
-        f"{_count(shown, 'resident', 'residents')} listed; "
-        f"{_count(publicity.left_out, 'resident', 'residents')} left out (no legal basis "
-        "for publication in the register)"
+        _(
+            "publicity of {month}: {count} of {count2} listed; {count3} left out (no legal "
+            "basis for publication in the register)"
+        ).format(
+            month=month,
+            count=_entries(len(publicity.listed)),
+            count2=_residents(shown),
+            count3=_residents(publicity.left_out),
+        )
     )
     if args.draft:
-        print("draft: a preview marked 草稿, not a publication; no objection window started")
+        print(_("draft: a preview marked 草稿, not a publication; no objection window started"))
     else:
-        when = "published today" if earlier is None else "first published earlier"
-        print(f"objections until {publicity.deadline.isoformat()} ({when}) to {objections_to}")
-    print(f"notice for the board: {result.path / 'publicity.html'}")
-    print(f"list (Excel):         {result.path / 'publicity.csv'}")
+        when = _("published today") if earlier is None else _("first published earlier")
+        print(
+            _("objections until {isoformat} ({when}) to {objections_to}").format(
+                isoformat=i18n.prose_date(publicity.deadline),
+                when=when,
+                objections_to=objections_to,
+            )
+        )
+    print(_("notice for the board: {value}").format(value=result.path / "publicity.html"))
+    print(_("list (Excel):         {value}").format(value=result.path / "publicity.csv"))
     return 0
 
 
 def _report(result: ExportResult, verifier_key: str, *, month: bool = False) -> None:
     manifest, checkpoint = result.manifest, result.checkpoint
     print(
-        f"exported {_entries(manifest.count)} (seq {manifest.start} to {manifest.end - 1}) "
-        f"of log {manifest.origin} to {result.path}"
+        _("exported {entries} (seq {start} to {value}) of log {origin} to {path}").format(
+            entries=_entries(manifest.count),
+            start=manifest.start,
+            value=manifest.end - 1,
+            origin=manifest.origin,
+            path=result.path,
+        )
     )
-    print(f"checkpoint: tree size {checkpoint.size}, root hash {checkpoint.root.hex()}")
+    print(
+        _("checkpoint: tree size {size}, root hash {hex}").format(
+            size=checkpoint.size, hex=checkpoint.root.hex()
+        )
+    )
     cosigners = [signature.name for signature in checkpoint.signatures[1:]]
     if cosigners:
-        print(f"cosigned by: {', '.join(cosigners)}")
+        print(_("cosigned by: {join}").format(join=", ".join(cosigners)))
     if result.texts is not None:
-        print(f"free texts: {result.texts} of them in {result.path / TEXTS_FILE} (personal data)")
-    print("anyone can check it with:")
+        print(
+            _("free texts: {texts} of them in {value} (personal data)").format(
+                texts=result.texts, value=result.path / TEXTS_FILE
+            )
+        )
+    print(_("anyone can check it with:"))
     if month:
         print(
-            f"  redlist-verify bundle {result.path} --log-key {verifier_key} "
-            "--state STATE-FILE --publicity"
+            _(
+                "  redlist-verify bundle {path} --log-key {verifier_key} --state STATE-FILE "
+                "--publicity"
+            ).format(path=result.path, verifier_key=verifier_key)
         )
         print(
-            "  (each month in turn with the same STATE-FILE, from the first month or a full bundle)"
+            _(
+                "  (each month in turn with the same STATE-FILE, from the first month or a full "
+                "bundle)"
+            )
         )
     else:
-        print(f"  redlist-verify bundle {result.path} --log-key {verifier_key}")
+        print(
+            _("  redlist-verify bundle {path} --log-key {verifier_key}").format(
+                path=result.path, verifier_key=verifier_key
+            )
+        )
 
 
 def _entries(count: int) -> str:
-    return _count(count, "entry", "entries")
+    return ngettext("{count} entry", "{count} entries", count).format(count=count)
 
 
-def _count(count: int, one: str, many: str) -> str:
-    return f"1 {one}" if count == 1 else f"{count} {many}"
+def _residents(count: int) -> str:
+    return ngettext("{count} resident", "{count} residents", count).format(count=count)

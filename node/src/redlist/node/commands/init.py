@@ -17,12 +17,13 @@ from redlist.ledger.entry import (
     TownConfig,
 )
 from redlist.ledger.errors import NoteError, StoreError
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.keyfile import read_signing_key
 from redlist.ledger.log import LOG_PUB_NAME, Log
 from redlist.ledger.note.keys import NoteSigner
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG, load_town_config
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Create a new log for a town in an empty data directory.
 
 A new log key is made (saved in DIR/log.key, keep it secret; its public
@@ -37,14 +38,14 @@ council quorum 2; objection window 7 days; days and months in Asia/Shanghai;
 deeds dated up to 92 days back. A TOML file may override any of base, quorum,
 publicity_days, tz, backdate_days and grades
 (as [[grades]] tables with name and min; the last grade has no min).
-The configuration can never be changed after the genesis."""
+The configuration can never be changed after the genesis.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "init",
-        help="create a new log (log key and genesis entry)",
-        description=DESCRIPTION,
+        help=_("create a new log (log key and genesis entry)"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -52,32 +53,36 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         required=True,
         type=Path,
         metavar="DIR",
-        help="the new data directory (must not exist or be empty)",
+        help=_("the new data directory (must not exist or be empty)"),
     )
     parser.add_argument(
         "--origin",
         required=True,
-        help="the log's name, unique among towns, no spaces or '+', e.g. wendeng.example/redlist",
+        help=_(
+            "the log's name, unique among towns, no spaces or '+', e.g. wendeng.example/redlist"
+        ),
     )
     parser.add_argument(
         "--admin-key",
         required=True,
         type=Path,
         metavar="FILE",
-        help="the admin's private key file (from 'redlist keygen')",
+        help=_("the admin's private key file (from 'redlist keygen')"),
     )
     parser.add_argument(
         "--config",
         type=Path,
         metavar="TOML",
-        help="town configuration overriding the default scale",
+        help=_("town configuration overriding the default scale"),
     )
     parser.add_argument(
         "--genesis-at",
         type=_milliseconds,
         metavar="MS",
-        help="the time of the genesis in ms since 1970 UTC, recorded as both the admin's "
-        "and the node's time (default: now); for reproducible logs, never in the future",
+        help=_(
+            "the time of the genesis in ms since 1970 UTC, recorded as both the admin's "
+            "and the node's time (default: now); for reproducible logs, never in the future"
+        ),
     )
     parser.set_defaults(run=run)
 
@@ -109,12 +114,20 @@ def run(args: argparse.Namespace) -> int:
             verifier_key = log.verifier_key.encode()
     except OSError as error:  # e.g. a folder the admin may not write to
         raise StoreError(
-            f"cannot create the data directory {args.data}: {error.strerror or error}"
+            _("cannot create the data directory {data}: {value}").format(
+                data=args.data, value=error.strerror or error
+            )
         ) from None
-    print(f"created log {args.origin} in {args.data}")
-    print(f"entry 0 (genesis) signed by the admin key {admin.key_id.hex()}")
-    print(f"town configuration: {describe_config(config)}")
-    print(f"log verifier key (give it to auditors; saved in {args.data / LOG_PUB_NAME}):")
+    print(_("created log {origin} in {data}").format(origin=args.origin, data=args.data))
+    print(_("entry 0 (genesis) signed by the admin key {hex}").format(hex=admin.key_id.hex()))
+    print(
+        _("town configuration: {describe_config}").format(describe_config=describe_config(config))
+    )
+    print(
+        _("log verifier key (give it to auditors; saved in {value}):").format(
+            value=args.data / LOG_PUB_NAME
+        )
+    )
     print(verifier_key)
     return 0
 
@@ -122,13 +135,22 @@ def run(args: argparse.Namespace) -> int:
 def describe_config(config: TownConfig) -> str:
     """The configuration in one line a town official can check."""
     grades = ", ".join(
-        f"{grade.name} from {grade.min}" if grade.min is not None else f"{grade.name} below"
+        _("{name} from {min}").format(name=grade.name, min=grade.min)
+        if grade.min is not None
+        else _("{name} below").format(name=grade.name)
         for grade in config.grades
     )
-    return (
-        f"base score {config.base}; grades {grades}; council quorum {config.quorum}; "
-        f"objection window {config.publicity_days} days; time zone {config.tz}; "
-        f"deeds dated up to {config.deed_window_days} days back"
+    return _(
+        "base score {base}; grades {grades}; council quorum {quorum}; objection window "
+        "{publicity_days} days; time zone {tz}; deeds dated up to {deed_window_days} "
+        "days back"
+    ).format(
+        base=config.base,
+        grades=grades,
+        quorum=config.quorum,
+        publicity_days=config.publicity_days,
+        tz=config.tz,
+        deed_window_days=config.deed_window_days,
     )
 
 
@@ -137,8 +159,10 @@ def _log_signer(origin: str) -> NoteSigner:
         return NoteSigner.generate(origin)
     except NoteError as error:
         raise NoteError(
-            f"--origin {origin!r} cannot name a log ({error.diagnostics()}); "
-            "use a form like town.example/redlist"
+            _(
+                "--origin {origin!r} cannot name a log ({diagnostics}); use a form like "
+                "town.example/redlist"
+            ).format(origin=origin, diagnostics=error.diagnostics())
         ) from None
 
 
@@ -147,10 +171,12 @@ def _milliseconds(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a whole number of milliseconds"
+            _("{text!r} is not a whole number of milliseconds").format(text=text)
         ) from None
     if value < 0:
-        raise argparse.ArgumentTypeError("a time before 1970 is not allowed")
+        raise argparse.ArgumentTypeError(_("a time before 1970 is not allowed"))
     if value > time.time_ns() // 1_000_000 + MAX_FUTURE_MS:
-        raise argparse.ArgumentTypeError(f"{value} lies in the future; a log cannot start later")
+        raise argparse.ArgumentTypeError(
+            _("{value} lies in the future; a log cannot start later").format(value=value)
+        )
     return value

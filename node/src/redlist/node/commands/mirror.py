@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.mirrorlog import MirrorLog
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.sigschedule import SignatureScheduler
@@ -31,7 +32,7 @@ PEER_OPTIONS = (
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
 )
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Copy another town's log from its node (--from ADDR, the primary) into the data
 directory --data (created when new; its own LMDB, never the town's own directory),
 verify every entry on receipt as an auditor does (signatures, hash chain, the rules
@@ -74,63 +75,63 @@ TLS with --tls-cert and --tls-key (mutual with --tls-client-ca, and other towns'
 nodes accepted by --peer-ca, only those named by --peer-name when given), the
 concurrency limits (--max-calls, --max-streams, ...), the rate limits (--rate-limit,
 --rate-limit-bytes) and --max-message-bytes. Log lines go to stderr; SIGTERM or
-SIGINT stops the mirror gracefully."""
+SIGINT stops the mirror gracefully.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "mirror",
-        help="copy, verify and serve another town's log",
-        description=DESCRIPTION,
+        help=_("copy, verify and serve another town's log"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", type=Path, metavar="DIR", help="the mirror's data directory")
+    parser.add_argument("--data", type=Path, metavar="DIR", help=_("the mirror's data directory"))
     parser.add_argument(
-        "--from", dest="upstream", metavar="ADDR", help="the log's node (HOST:PORT) to copy"
+        "--from", dest="upstream", metavar="ADDR", help=_("the log's node (HOST:PORT) to copy")
     )
     parser.add_argument(
         "--log-key",
         dest="log_key",
         metavar="VKEY",
-        help="the log's verifier key string, or a file holding it (the town's log.pub)",
+        help=_("the log's verifier key string, or a file holding it (the town's log.pub)"),
     )
-    parser.add_argument("--listen", metavar="HOST:PORT", help="address to serve the copy on")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML settings file")
+    parser.add_argument("--listen", metavar="HOST:PORT", help=_("address to serve the copy on"))
+    parser.add_argument("--config", type=Path, metavar="FILE", help=_("a TOML settings file"))
     parser.add_argument(
         "--mirror-key",
         dest="mirror_key",
         type=Path,
         metavar="FILE",
-        help="cosign stored checkpoints with this Ed25519 key (from redlist keygen)",
+        help=_("cosign stored checkpoints with this Ed25519 key (from redlist keygen)"),
     )
     parser.add_argument(
         "--mirror-name",
         dest="mirror_name",
         metavar="NAME",
-        help="the cosigner's name in its signature lines (default: the name in FILE.pub)",
+        help=_("the cosigner's name in its signature lines (default: the name in FILE.pub)"),
     )
     parser.add_argument(
         "--witness-key",
         dest="witness_key",
         type=Path,
         metavar="FILE",
-        help="this town's witness key: the mirror refuses to cosign with the same key",
+        help=_("this town's witness key: the mirror refuses to cosign with the same key"),
     )
     parser.add_argument(
-        "--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at /metrics"
+        "--metrics", metavar="HOST:PORT", help=_("serve Prometheus metrics at /metrics")
     )
     parser.add_argument(
         "--map-size",
         dest="map_size_gib",
         type=int,
         metavar="GIB",
-        help="address space reserved for each copy, in GiB (default 1024)",
+        help=_("address space reserved for each copy, in GiB (default 1024)"),
     )
     parser.add_argument(
         "--log-level",
         dest="log_level",
         choices=("debug", "info", "warning", "error"),
-        help="how much to log on stderr (default info)",
+        help=_("how much to log on stderr (default info)"),
     )
     add_listener_flags(parser)
     parser.set_defaults(run=run)
@@ -215,6 +216,7 @@ async def mirror_until_signalled(
                 follower.mirror.log, listen, ServerOptions.for_listener(settings), follower=follower
             )
             nodes.append(node)
+            # English in every language, as serve's "serving log" line: scripts read it.
             print(
                 f"mirroring log {follower.mirror.origin} ({follower.mirror.size} entries) "
                 f"from {follower.upstream} on {node.address}",
@@ -224,7 +226,11 @@ async def mirror_until_signalled(
         if settings.metrics is not None:
             host, port = parse_address(settings.metrics, "metrics")
             bound = metrics.serve_http(host, port)
-            print(f"metrics on http://{host}:{bound}/metrics", file=out, flush=True)
+            print(
+                _("metrics on http://{host}:{bound}/metrics").format(host=host, bound=bound),
+                file=out,
+                flush=True,
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from redlist.ledger.entry import Envelope, Genesis, Leaf, decode_body
 from redlist.ledger.errors import AttestationError, FormatError, RedlistError
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.log import Log
 from redlist.ledger.recognitionstore import (
     RECOGNITION_ENV_NAME,
@@ -22,7 +23,7 @@ from redlist.node.recognition import RecognitionConfig, RecognitionError, recogn
 #: An attestation file is a few kilobytes; anything larger is refused unread.
 MAX_FILE_BYTES = 4 << 20
 
-DESCRIPTION = f"""\
+DESCRIPTION = N_("""\
 Recognise residents' grades from other towns. Each FILE is an attestation an
 independent auditor signed after verifying that town's whole log
 ('redlist-verify ... --attest-out'). It is accepted when it verifies (signed by an
@@ -39,33 +40,33 @@ resident's); without it the account ids are the same in both towns.
   redlist-node recognise --data town --config town.toml --as wdg-0042 rs-0042.attestation.json
 
 Safe while the node is serving. Exit status: 0 every file recognised, 1 at least
-one refused (the others are recorded), 2 could not start."""
+one refused (the others are recorded), 2 could not start.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "recognise",
-        help="recognise other towns' grades from auditors' attestations",
-        description=DESCRIPTION,
+        help=_("recognise other towns' grades from auditors' attestations"),
+        description=_(DESCRIPTION).format(RECOGNITION_ENV_NAME=RECOGNITION_ENV_NAME),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--data", required=True, type=Path, metavar="DIR", help="the node's data directory"
+        "--data", required=True, type=Path, metavar="DIR", help=_("the node's data directory")
     )
     parser.add_argument(
         "--config",
         required=True,
         type=Path,
         metavar="FILE",
-        help="the node's TOML settings, with the [recognition] table",
+        help=_("the node's TOML settings, with the [recognition] table"),
     )
     parser.add_argument(
         "--as",
         dest="local_account",
         metavar="ACCOUNT",
-        help="the resident's account in this town (default: the attested account id)",
+        help=_("the resident's account in this town (default: the attested account id)"),
     )
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="attestation files")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help=_("attestation files"))
     parser.set_defaults(run=run)
 
 
@@ -100,16 +101,27 @@ def run(args: argparse.Namespace) -> int:
                     refused += 1
                     continue
                 print(
-                    f"recognised {path}: account {recognition.account} holds grade "
-                    f"{recognition.equivalent} here (grade {recognition.grade} in "
-                    f"{recognition.origin} as {recognition.foreign_account}, score "
-                    f"{recognition.score}), until {_date(recognition.expires)}"
+                    _(
+                        "recognised {path}: account {account} holds grade {equivalent} here (grade "
+                        "{grade} in {origin} as {foreign_account}, score {score}), until {date}"
+                    ).format(
+                        path=path,
+                        account=recognition.account,
+                        equivalent=recognition.equivalent,
+                        grade=recognition.grade,
+                        origin=recognition.origin,
+                        foreign_account=recognition.foreign_account,
+                        score=recognition.score,
+                        date=_date(recognition.expires),
+                    )
                 )
         finally:
             store.close()
     if refused:
         print(
-            f"{refused} of {len(args.files)} file(s) refused; nothing recorded for them.",
+            _("{refused} of {files_count} file(s) refused; nothing recorded for them.").format(
+                refused=refused, files_count=len(args.files)
+            ),
             file=sys.stderr,
         )
         return 1
@@ -117,27 +129,35 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _refuse(path: Path, reason: str) -> None:
-    print(f"refused {path}: {reason}", file=sys.stderr)
+    print(_("refused {path}: {reason}").format(path=path, reason=reason), file=sys.stderr)
 
 
 def _config(path: Path) -> RecognitionConfig:
     recognition = load_config_file(path).get("recognition")
     if recognition is None:
         raise FormatError(
-            f"config file {path} has no [recognition] table: list the trusted auditors and "
-            "the towns whose grades count here (see docs/operations.md)"
+            _(
+                "config file {path} has no [recognition] table: list the trusted auditors and "
+                "the towns whose grades count here (see docs/operations.md)"
+            ).format(path=path)
         )
     if not isinstance(recognition, RecognitionConfig):  # load_config_file parses it
-        raise FormatError(f"config file {path}: [recognition] could not be read")
+        raise FormatError(
+            _("config file {path}: [recognition] could not be read").format(path=path)
+        )
     return recognition
 
 
 def _our_grades(log: Log) -> list[str]:
-    for _, data in log.leaves(0, 1):
+    for _seq, data in log.leaves(0, 1):
         genesis = decode_body(Envelope.from_bytes(Leaf.from_bytes(data).envelope).body)
         if isinstance(genesis, Genesis):
             return [grade.name for grade in genesis.config.grades]
-    raise RedlistError(f"the log in {log.data_dir} has no genesis to read its grades from")
+    raise RedlistError(
+        _("the log in {data_dir} has no genesis to read its grades from").format(
+            data_dir=log.data_dir
+        )
+    )
 
 
 def _read(path: Path) -> bytes:
@@ -145,11 +165,13 @@ def _read(path: Path) -> bytes:
         with path.open("rb") as stream:
             data = stream.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise AttestationError("format", "the file does not exist") from None
+        raise AttestationError("format", _("the file does not exist")) from None
     except OSError as error:
-        raise AttestationError("format", f"cannot read it: {error.strerror}") from None
+        raise AttestationError(
+            "format", _("cannot read it: {strerror}").format(strerror=error.strerror)
+        ) from None
     if len(data) > MAX_FILE_BYTES:
-        raise AttestationError("format", "it is larger than an attestation file can be")
+        raise AttestationError("format", _("it is larger than an attestation file can be"))
     return data
 
 
@@ -157,4 +179,4 @@ def _date(seconds: int) -> str:
     try:
         return time.strftime("%Y-%m-%d", time.gmtime(seconds))
     except (OverflowError, OSError, ValueError):  # a date past what the clock can show
-        return f"{seconds} (POSIX seconds)"
+        return _("{seconds} (POSIX seconds)").format(seconds=seconds)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from redlist.ledger.errors import StoreError
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.log import Log
 from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.ledger.sigworkers import VERIFY_SWITCH_INTERVAL_S, available_cores
@@ -28,7 +29,7 @@ from redlist.node.listenflags import LISTENER_FLAGS, add_listener_flags
 from redlist.node.server import serve_until_signalled
 from redlist.node.witness import Witness, WitnessConfig
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Serve the log in --data over gRPC (service redlist.v1.Ledger, plus the standard
 health service and server reflection) on --listen HOST:PORT. Port 0 picks a
 free port; the address actually used is printed once the node serves:
@@ -97,91 +98,99 @@ that is down or refuses is logged and asked again later; it never delays Submit:
       --ask-witness rushan.example:7420 rushan-witness+5e6f7a8b+BA...
 
 Settings may also come from a TOML file (--config); flags override it. Log lines
-(one per commit and one per refused batch) go to stderr."""
+(one per commit and one per refused batch) go to stderr.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="serve the log over gRPC",
-        description=DESCRIPTION,
+        help=_("serve the log over gRPC"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", type=Path, metavar="DIR", help="the node's data directory")
+    parser.add_argument("--data", type=Path, metavar="DIR", help=_("the node's data directory"))
     parser.add_argument(
-        "--listen", metavar="HOST:PORT", help="address to serve on, e.g. 127.0.0.1:7420"
+        "--listen", metavar="HOST:PORT", help=_("address to serve on, e.g. 127.0.0.1:7420")
     )
-    parser.add_argument("--config", type=Path, metavar="FILE", help="a TOML settings file")
+    parser.add_argument("--config", type=Path, metavar="FILE", help=_("a TOML settings file"))
     parser.add_argument(
         "--metrics",
         metavar="HOST:PORT",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default)",
+        help=_("serve Prometheus metrics at http://HOST:PORT/metrics (off by default)"),
     )
     parser.add_argument(
         "--grace",
         dest="grace_seconds",
         type=float,
         metavar="SECONDS",
-        help=f"how long shutdown waits for calls in flight (default {DEFAULT_GRACE_SECONDS:g})",
+        help=_(
+            "how long shutdown waits for calls in flight (default {DEFAULT_GRACE_SECONDS:g})"
+        ).format(DEFAULT_GRACE_SECONDS=DEFAULT_GRACE_SECONDS),
     )
     parser.add_argument(
         "--max-batch",
         dest="max_batch",
         type=int,
         metavar="N",
-        help=f"most envelopes one Submit may carry (default {DEFAULT_MAX_BATCH})",
+        help=_("most envelopes one Submit may carry (default {DEFAULT_MAX_BATCH})").format(
+            DEFAULT_MAX_BATCH=DEFAULT_MAX_BATCH
+        ),
     )
     parser.add_argument(
         "--map-size",
         dest="map_size_gib",
         type=int,
         metavar="GIB",
-        help="address space reserved for the ledger, in GiB (default 1024); raise it when "
-        "the node reports that the ledger's storage is full",
+        help=_(
+            "address space reserved for the ledger, in GiB (default 1024); raise it when "
+            "the node reports that the ledger's storage is full"
+        ),
     )
     parser.add_argument(
         "--log-level",
         dest="log_level",
         choices=("debug", "info", "warning", "error"),
-        help="how much to log on stderr (default info)",
+        help=_("how much to log on stderr (default info)"),
     )
     add_listener_flags(parser)
-    witness = parser.add_argument_group("witness of other towns' logs (off when not given)")
+    witness = parser.add_argument_group(_("witness of other towns' logs (off when not given)"))
     witness.add_argument(
         "--witness-key",
         dest="witness_key",
         type=Path,
         metavar="FILE",
-        help="serve the Witness service, cosigning with this Ed25519 key (from redlist keygen)",
+        help=_("serve the Witness service, cosigning with this Ed25519 key (from redlist keygen)"),
     )
     witness.add_argument(
         "--witness-name",
         dest="witness_name",
         metavar="NAME",
-        help="the cosigner's name in its signature lines (default: the name in FILE.pub)",
+        help=_("the cosigner's name in its signature lines (default: the name in FILE.pub)"),
     )
     witness.add_argument(
         "--witness-for",
         dest="witness_for",
         action="append",
         metavar="VKEY",
-        help="a log to witness: its verifier key string or a file holding it (repeatable)",
+        help=_("a log to witness: its verifier key string or a file holding it (repeatable)"),
     )
-    asking = parser.add_argument_group("cosignatures of this log (off when not given)")
+    asking = parser.add_argument_group(_("cosignatures of this log (off when not given)"))
     asking.add_argument(
         "--ask-witness",
         dest="ask_witness",
         action="append",
         nargs=2,
         metavar=("ADDR", "VKEY"),
-        help="a witness to ask for cosignatures: its address and cosigning key (repeatable)",
+        help=_("a witness to ask for cosignatures: its address and cosigning key (repeatable)"),
     )
     asking.add_argument(
         "--cosign-interval",
         dest="cosign_interval",
         type=float,
         metavar="SECONDS",
-        help=f"ask the witnesses at most once every SECONDS (default {DEFAULT_COSIGN_INTERVAL:g})",
+        help=_(
+            "ask the witnesses at most once every SECONDS (default {DEFAULT_COSIGN_INTERVAL:g})"
+        ).format(DEFAULT_COSIGN_INTERVAL=DEFAULT_COSIGN_INTERVAL),
     )
     parser.set_defaults(run=run)
 
@@ -282,9 +291,13 @@ def check_data_dir(data: Path) -> None:
         return
     if data.exists():
         raise StoreError(
-            f"{data} is a file, not a data directory; --data names the directory "
-            "'redlist-node init' created"
+            _(
+                "{data} is a file, not a data directory; --data names the directory "
+                "'redlist-node init' created"
+            ).format(data=data)
         )
     raise StoreError(
-        f"the data directory {data} does not exist; create a log with 'redlist-node init'"
+        _("the data directory {data} does not exist; create a log with 'redlist-node init'").format(
+            data=data
+        )
     )

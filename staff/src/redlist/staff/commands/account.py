@@ -10,7 +10,7 @@ import itertools
 import json
 import sys
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -18,19 +18,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redlist.ledger import keyfile
 from redlist.ledger.errors import RedlistError
+from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.text import shown
 from redlist.proto.client import MAX_PAGE_SIZE, RemoteAccount, RemoteEntry, RemoteRecognition
 from redlist.staff import values
 from redlist.staff.client import LedgerClient, add_node_argument, connect
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Show an account as the node computes it: score (the base score plus every
 award, minus every deduction) and grade, the points left to spend (awards
 minus redemptions), the points redeemed, and every award and redemption with
-its entry number, the date it was recorded (in the town's time zone) and
-whether it was reversed. Needs no key. The node sends a long statement in pages,
-and each is printed as it comes, so an account of any length can be shown.
+its entry number, the date it was recorded (in the town's time zone), the day
+of the deed, the rule's title and whether it was reversed. Needs no key. The
+node sends a long statement in pages, and each is printed as it comes, so an
+account of any length can be shown.
 
 Free texts (an award's note, what was redeemed) are personal data: the node sends
 them only to its staff. With --signer, the request is signed with your staff key
@@ -49,27 +51,27 @@ is marked so).
 --json prints one JSON object: account, score, spendable, redeemed, earned,
 grade, log, tree_size, time_zone, texts_withheld, recognised (each with origin, foreign_account,
 grade, equivalent, score, auditor, tree_size, expires, recognised_at, expired),
-checkpoint and entries (each with seq, kind, rule, qty, note, item, points,
-reversed, reversed_by, time, at and date)."""
+checkpoint and entries (each with seq, kind, rule, title, qty, note, item, points,
+reversed, reversed_by, time, at, date (recorded) and deed_date).""")
 
-KIND_WORDS = {"award": "award", "redeem": "redemption"}
+KIND_WORDS = {"award": N_("award"), "redeem": N_("redemption")}
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "account",
-        help="show an account's score, grade and entries",
-        description=DESCRIPTION,
+        help=_("show an account's score, grade and entries"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("account", metavar="ACCOUNT", help="the resident's account id")
+    parser.add_argument("account", metavar="ACCOUNT", help=_("the resident's account id"))
     add_node_argument(parser)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--json", action="store_true", help=_("print one JSON object"))
     parser.add_argument(
         "--signer",
         type=Path,
         metavar="KEYFILE",
-        help="your staff key file: sign the request, to see the free texts",
+        help=_("your staff key file: sign the request, to see the free texts"),
     )
     parser.set_defaults(run=run)
 
@@ -87,12 +89,13 @@ def run(args: argparse.Namespace) -> int:
         # (every page carries the first page's, the client checks).
         checkpoint = client.verified(first.checkpoint) if first.checkpoint else None
         statement = itertools.chain((first,), pages)
+        titles = {code: rule.title for code, rule in client.get_rules().items()}
         if args.json:
-            for chunk in json_chunks(statement, checkpoint, zone_name, zone):
+            for chunk in json_chunks(statement, checkpoint, zone_name, zone, titles):
                 sys.stdout.write(chunk)
             sys.stdout.write("\n")
         else:
-            for line in statement_lines(statement, checkpoint, zone_name, zone):
+            for line in statement_lines(statement, checkpoint, zone_name, zone, titles):
                 print(line)
     return 0
 
@@ -102,14 +105,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def points_phrase(points: int) -> str:
-    return f"{points} point" + ("" if abs(points) == 1 else "s")
+    return ngettext("{points} point", "{points} points", abs(points)).format(points=points)
 
 
 def standing(view: RemoteAccount) -> str:
     """One line: the account's score, grade and points to spend."""
-    return (
-        f"{view.account} now has a score of {view.score} (grade {view.grade}) and "
-        f"{points_phrase(view.spendable)} to spend."
+    return _(
+        "{account} now has a score of {score} (grade {grade}) and {points_phrase} to spend."
+    ).format(
+        account=view.account,
+        score=view.score,
+        grade=view.grade,
+        points_phrase=points_phrase(view.spendable),
     )
 
 
@@ -152,13 +159,18 @@ def town_zone(name: str) -> tzinfo:
 
 
 def to_json(
-    view: RemoteAccount, checkpoint: SignedCheckpoint | None, zone_name: str, zone: tzinfo
+    view: RemoteAccount,
+    checkpoint: SignedCheckpoint | None,
+    zone_name: str,
+    zone: tzinfo,
+    titles: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``--json`` object of a whole statement (``json_chunks`` prints it page by page);
-    ``checkpoint`` is the verified checkpoint the figures are at."""
+    ``checkpoint`` is the verified checkpoint the figures are at, ``titles`` the rule
+    titles by code (from the catalogue)."""
     return {
         **_json_head(view, checkpoint, zone_name),
-        "entries": [_json_entry(entry, zone) for entry in view.entries],
+        "entries": [_json_entry(entry, zone, titles or {}) for entry in view.entries],
         "checkpoint": checkpoint.note if checkpoint else None,
     }
 
@@ -168,6 +180,7 @@ def json_chunks(
     checkpoint: SignedCheckpoint | None,
     zone_name: str,
     zone: tzinfo,
+    titles: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """The ``--json`` object of the statement whose pages are ``pages``, in pieces as the
     pages come: the same text as ``json.dumps(to_json(...), indent=2)``."""
@@ -181,7 +194,7 @@ def json_chunks(
     count = 0
     for page in itertools.chain((first,), pages):
         for entry in page.entries:
-            text = json.dumps(_json_entry(entry, zone), ensure_ascii=False, indent=2)
+            text = json.dumps(_json_entry(entry, zone, titles or {}), ensure_ascii=False, indent=2)
             yield ("," if count else "") + "\n    " + text.replace("\n", "\n    ")
             count += 1
     note = json.dumps(checkpoint.note if checkpoint else None, ensure_ascii=False)
@@ -221,11 +234,13 @@ def _json_recognition(item: RemoteRecognition) -> dict[str, Any]:
     }
 
 
-def _json_entry(entry: RemoteEntry, zone: tzinfo) -> dict[str, Any]:
+def _json_entry(entry: RemoteEntry, zone: tzinfo, titles: Mapping[str, str]) -> dict[str, Any]:
     return {
         "seq": entry.seq,
         "kind": entry.kind,
         "rule": entry.rule or None,
+        "title": titles.get(entry.rule) if entry.rule else None,
+        "deed_date": entry.date or None,
         "qty": entry.qty or None,
         "note": entry.note or None,
         "item": entry.item or None,
@@ -239,10 +254,14 @@ def _json_entry(entry: RemoteEntry, zone: tzinfo) -> dict[str, Any]:
 
 
 def to_lines(
-    view: RemoteAccount, checkpoint: SignedCheckpoint | None, zone_name: str, zone: tzinfo
+    view: RemoteAccount,
+    checkpoint: SignedCheckpoint | None,
+    zone_name: str,
+    zone: tzinfo,
+    titles: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The printed statement of a whole account (``statement_lines``, in one list)."""
-    return list(statement_lines((view,), checkpoint, zone_name, zone))
+    return list(statement_lines((view,), checkpoint, zone_name, zone, titles))
 
 
 def statement_lines(
@@ -250,20 +269,33 @@ def statement_lines(
     checkpoint: SignedCheckpoint | None,
     zone_name: str,
     zone: tzinfo,
+    titles: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """The printed statement whose pages are ``pages``, line by line as the pages come.
 
+    Each award shows its deed date and its rule's title (``titles``, by code, from the
+    catalogue), and its note where the reader may see it; a redemption its item.
     The table's columns are as wide as the header and the first page need; a wider
     cell on a later page widens its column from there on (earlier lines are printed).
     """
-    header = ["entry", f"recorded ({zone_name})", "kind", "rule / item", "points", "reversed"]
+    header = [
+        _("entry"),
+        _("recorded ({zone_name})").format(zone_name=zone_name),
+        _("deed date"),
+        _("kind"),
+        _("rule / item"),
+        _("title"),
+        _("points"),
+        _("reversed"),
+        _("note"),
+    ]
     widths: list[int] | None = None
     redemptions = False
     withheld = False
     for number, page in enumerate(pages):
         if number == 0:
             yield from _head_lines(page, checkpoint)
-        rows = [_row(entry, zone, page.texts_withheld) for entry in page.entries]
+        rows = [_row(entry, zone, page.texts_withheld, titles or {}) for entry in page.entries]
         withheld = withheld or (page.texts_withheld and any(e.has_text for e in page.entries))
         if not rows:
             continue
@@ -272,33 +304,45 @@ def statement_lines(
             max([_width(row[column]) for row in table] + ([widths[column]] if widths else []))
             for column in range(len(header))
         ]
-        yield from _render(table, widths, right=(0, 4))
+        yield from _render(table, widths, right=(0, 6))
         redemptions = redemptions or any(entry.kind == "redeem" for entry in page.entries)
     if widths is None:
-        yield "No awards or redemptions yet."
+        yield _("No awards or redemptions yet.")
     elif redemptions:
-        yield "Redemptions lower the points to spend, not the score."
+        yield _("Redemptions lower the points to spend, not the score.")
     if withheld:
-        yield "Notes and items are withheld: staff see them with --signer KEYFILE."
+        yield _("Notes and items are withheld: staff see them with --signer KEYFILE.")
 
 
 def _head_lines(view: RemoteAccount, checkpoint: SignedCheckpoint | None) -> list[str]:
-    where = f" in log {checkpoint.origin}, as of entry {checkpoint.size - 1}" if checkpoint else ""
+    where = (
+        _(" in log {origin}, as of entry {value}").format(
+            origin=checkpoint.origin, value=checkpoint.size - 1
+        )
+        if checkpoint
+        else ""
+    )
     lines = [
-        f"Account {view.account}{where}",
-        f"  score:     {view.score:>6}  (grade {view.grade})",
-        f"  to spend:  {view.spendable:>6}",
-        f"  redeemed:  {view.redeemed:>6}",
+        _("Account {account}{where}").format(account=view.account, where=where),
+        _("  score:     {score:>6}  (grade {grade})").format(score=view.score, grade=view.grade),
+        _("  to spend:  {spendable:>6}").format(spendable=view.spendable),
+        _("  redeemed:  {redeemed:>6}").format(redeemed=view.redeemed),
         "",
     ]
     if view.recognised:
-        lines.append("Grades recognised from other towns (auditors' attestations):")
-        header = ["town's log", "account there", "grade there", "counts here as", "valid until"]
+        lines.append(_("Grades recognised from other towns (auditors' attestations):"))
+        header = [
+            _("town's log"),
+            _("account there"),
+            _("grade there"),
+            _("counts here as"),
+            _("valid until"),
+        ]
         rows = [header] + [_recognition_row(item) for item in view.recognised]
         widths = [max(_width(row[column]) for row in rows) for column in range(len(header))]
         lines.extend("  " + line for line in _render(rows, widths, right=()))
         auditors = sorted({item.auditor for item in view.recognised})
-        lines.append("  attested by " + ", ".join(shown(key) for key in auditors))
+        lines.append(_("  attested by ") + ", ".join(shown(key) for key in auditors))
         lines.append("")
     return lines
 
@@ -313,7 +357,7 @@ def _recognition_row(item: RemoteRecognition) -> list[str]:
         shown(item.foreign_account),
         f"{shown(item.grade)} ({item.score})",
         shown(item.equivalent),
-        f"{until} (EXPIRED)" if item.expired else until,
+        _("{until} (EXPIRED)").format(until=until) if item.expired else until,
     ]
 
 
@@ -325,24 +369,36 @@ def text_shown(entry: RemoteEntry, withheld: bool) -> str:
         return shown(text)
     if not entry.has_text:
         return ""
-    return "(withheld)" if withheld else "(erased)"
+    return _("(withheld)") if withheld else _("(erased)")
 
 
-def _row(entry: RemoteEntry, zone: tzinfo, withheld: bool = True) -> list[str]:
+def _row(
+    entry: RemoteEntry,
+    zone: tzinfo,
+    withheld: bool = True,
+    titles: Mapping[str, str] | None = None,
+) -> list[str]:
     text = text_shown(entry, withheld)
+    titles = titles or {}
     if entry.kind == "award":
-        kind = "award" if entry.points >= 0 else "deduction"
+        kind = _("award") if entry.points >= 0 else _("deduction")
         subject = shown(entry.rule) + (f" ×{entry.qty}" if entry.qty > 1 else "")
-        if entry.note:  # a note the reader may see
-            subject += f": {text}"
+        title = shown(titles.get(entry.rule, ""))
+        note = text
         points = f"{entry.points:+d}"
     else:
-        kind = KIND_WORDS.get(entry.kind, entry.kind)
+        kind = _(KIND_WORDS.get(entry.kind, entry.kind))
         subject = text
+        title = note = ""
         points = f"{-entry.points:+d}"  # spent: lowers the points to spend
-    reversed_text = f"yes, entry {entry.reversed_by}" if entry.reversed_by is not None else ""
+    reversed_text = (
+        _("yes, entry {reversed_by}").format(reversed_by=entry.reversed_by)
+        if entry.reversed_by is not None
+        else ""
+    )
     date = _local(entry.time, zone).strftime("%Y-%m-%d %H:%M")
-    return [str(entry.seq), date, kind, subject, points, reversed_text]
+    deed = entry.date if entry.kind == "award" else ""
+    return [str(entry.seq), date, deed, kind, subject, title, points, reversed_text, note]
 
 
 def _local(ms: int, zone: tzinfo) -> datetime:

@@ -6,10 +6,11 @@ import argparse
 
 from redlist.ledger import crypto
 from redlist.ledger.errors import KeyFileError
+from redlist.ledger.i18n import N_, _
 from redlist.staff import entries, signing, values
 from redlist.staff.client import add_node_argument, connect
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Register or revoke a staff member's public key. Only an admin key may sign.
 
   redlist key add --pub wang.pem.pub --name "Wang Fang" --roles grid ...
@@ -20,32 +21,34 @@ or even the private key file) or the public key as 64 hex digits. A key that
 'redlist keygen' could not have made (not a valid Ed25519 key of prime order)
 is refused before anything is sent: the node would refuse it too.
 Roles: admin, grid (awards), council (council rules, reversals), cashier
-(redemptions). A revoked key can no longer sign; what it signed before stays."""
+(redemptions). A revoked key can no longer sign; what it signed before stays.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "key",
-        help="register (add) or revoke a staff member's key",
-        description=DESCRIPTION,
+        help=_("register (add) or revoke a staff member's key"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    actions = parser.add_subparsers(title=_("actions"), metavar="ACTION", required=True)
 
     add = actions.add_parser(
         "add",
-        help="register a key with its holder's name and roles",
-        description="Register a staff member's public key with their name and roles, "
-        "signed by an admin key. Roles: admin (keys and rules), grid (awards), council "
-        "(council rules, reversals), cashier (redemptions).",
+        help=_("register a key with its holder's name and roles"),
+        description=_(
+            "Register a staff member's public key with their name and roles, "
+            "signed by an admin key. Roles: admin (keys and rules), grid (awards), council "
+            "(council rules, reversals), cashier (redemptions)."
+        ),
     )
-    add.add_argument("--pub", required=True, metavar="FILE|HEX", help="the public key")
-    add.add_argument("--name", required=True, help='the holder, e.g. "Wang Fang (grid)"')
+    add.add_argument("--pub", required=True, metavar="FILE|HEX", help=_("the public key"))
+    add.add_argument("--name", required=True, help=_('the holder, e.g. "Wang Fang (grid)"'))
     add.add_argument(
         "--roles",
         required=True,
         metavar="ROLES",
-        help="comma-separated, from admin, grid, council, cashier; e.g. grid,council",
+        help=_("comma-separated, from admin, grid, council, cashier; e.g. grid,council"),
     )
     add_node_argument(add)
     signing.add_signer_arguments(add)
@@ -53,12 +56,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     revoke = actions.add_parser(
         "revoke",
-        help="revoke a key: it can no longer sign",
-        description="Revoke a staff member's key, signed by an admin key. The key can no "
-        "longer sign; the entries it signed before stay valid. A revoked key is never "
-        "registered again: the staff member makes a new key with 'redlist keygen'.",
+        help=_("revoke a key: it can no longer sign"),
+        description=_(
+            "Revoke a staff member's key, signed by an admin key. The key can no "
+            "longer sign; the entries it signed before stay valid. A revoked key is never "
+            "registered again: the staff member makes a new key with 'redlist keygen'."
+        ),
     )
-    revoke.add_argument("--pub", required=True, metavar="FILE|HEX", help="the public key")
+    revoke.add_argument("--pub", required=True, metavar="FILE|HEX", help=_("the public key"))
     add_node_argument(revoke)
     signing.add_signer_arguments(revoke)
     revoke.set_defaults(run=run_revoke)
@@ -71,10 +76,15 @@ def run_add(args: argparse.Namespace) -> int:
     _check_registrable(args.pub, pub)
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
-        body, seq = signing.submit_entry(client, draft, signers, action="the key registration")
+        body, seq = signing.submit_entry(client, draft, signers, action=_("the key registration"))
     print(
-        f"Registered key {crypto.key_id(pub).hex()} of {body.name} with the role"
-        f"{'s' if len(roles) > 1 else ''} {', '.join(roles)} (entry {seq})."
+        _("Registered key {hex} of {name} with the role{value} {join} (entry {seq}).").format(
+            hex=crypto.key_id(pub).hex(),
+            name=body.name,
+            value="s" if len(roles) > 1 else "",
+            join=_(", ").join(_(values.ROLE_NAMES.get(role, role)) for role in roles),
+            seq=seq,
+        )
     )
     return 0
 
@@ -84,9 +94,11 @@ def _check_registrable(given: str, pub: bytes) -> None:
     problem = crypto.key_problem(pub)
     if problem is not None:
         raise KeyFileError(
-            f"{given} is not a usable staff key, the node would refuse it: {problem}. "
-            "No key made by 'redlist keygen' is like this: ask its holder to make a new key "
-            "with 'redlist keygen' and send you the .pub file. Nothing was sent to the node."
+            _(
+                "{given} is not a usable staff key, the node would refuse it: {problem}. No key "
+                "made by 'redlist keygen' is like this: ask its holder to make a new key with "
+                "'redlist keygen' and send you the .pub file. Nothing was sent to the node."
+            ).format(given=given, problem=problem)
         )
 
 
@@ -95,9 +107,11 @@ def run_revoke(args: argparse.Namespace) -> int:
     draft = entries.key_revoke(entries.Stamp.fresh(), pub)
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
-        _, seq = signing.submit_entry(client, draft, signers, action="the key revocation")
+        _body, seq = signing.submit_entry(client, draft, signers, action=_("the key revocation"))
     print(
-        f"Revoked key {crypto.key_id(pub).hex()} (entry {seq}): it can no longer "
-        "sign; the entries it signed before stay valid."
+        _(
+            "Revoked key {hex} (entry {seq}): it can no longer sign; the entries it signed "
+            "before stay valid."
+        ).format(hex=crypto.key_id(pub).hex(), seq=seq)
     )
     return 0

@@ -8,9 +8,10 @@ from pathlib import Path
 from redlist.ledger import keyfile
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import NoteError
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.keys import VerifierKey
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Create a new Ed25519 signing key for one staff member.
 
 Two files are written:
@@ -28,14 +29,14 @@ towns list are printed too: the cosigner key string (C2SP tlog-cosignature,
 type 0x04) that '--ask-witness ADDR VKEY' and witness policies name, and the
 signer key string (type 0x01) that '--auditor-key' names.
 
-Existing files are never overwritten unless --force is given."""
+Existing files are never overwritten unless --force is given.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "keygen",
-        help="create a new signing key (private key file and FILE.pub)",
-        description=DESCRIPTION,
+        help=_("create a new signing key (private key file and FILE.pub)"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -43,13 +44,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         required=True,
         type=Path,
         metavar="FILE",
-        help="where to write the private key (FILE.pub is written next to it)",
+        help=_("where to write the private key (FILE.pub is written next to it)"),
     )
     parser.add_argument(
-        "--name", required=True, help='the holder, e.g. "Wang Fang (grid, Dongguan village)"'
+        "--name", required=True, help=_('the holder, e.g. "Wang Fang (grid, Dongguan village)"')
     )
     parser.add_argument(
-        "--force", action="store_true", help="overwrite existing files (the old key is destroyed)"
+        "--force",
+        action="store_true",
+        help=_("overwrite existing files (the old key is destroyed)"),
     )
     parser.set_defaults(run=run)
 
@@ -57,16 +60,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     key = SigningKey.generate()
     files = keyfile.write_key_files(args.out, key, args.name, force=args.force)
-    print(f"name:        {keyfile.check_name(args.name)}")
-    print(f"public key:  {key.public.hex()}")
-    print(f"key id:      {key.key_id.hex()}")
-    print(f"private key: {files.private} (keep it secret)")
-    print(f"public file: {files.public} (give it to the town's admin)")
+    print(_("name:        {check_name}").format(check_name=keyfile.check_name(args.name)))
+    print(_("public key:  {hex}").format(hex=key.public.hex()))
+    print(_("key id:      {hex}").format(hex=key.key_id.hex()))
+    print(_("private key: {private} (keep it secret)").format(private=files.private))
+    print(_("public file: {public} (give it to the town's admin)").format(public=files.public))
     try:
         cosigner = VerifierKey.for_cosignature(args.name, key.public)
         signer = VerifierKey.for_ed25519(args.name, key.public)
     except NoteError:
         return 0  # a staff member's name: no note key strings
-    print(f"as a witness or mirror: {cosigner.encode()}")
-    print(f"as an auditor:          {signer.encode()}")
+    print(_("as a witness or mirror: {encode}").format(encode=cosigner.encode()))
+    print(_("as an auditor:          {encode}").format(encode=signer.encode()))
     return 0

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import argparse
 
+from redlist.ledger.i18n import N_, _
 from redlist.staff import entries, signing, values
 from redlist.staff.client import add_node_argument, connect
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Record a resident's objection to an award (staff file it on the resident's
 behalf; any registered key may sign). The objection itself changes no points:
 if the council upholds it, council members reverse the award with
 'redlist reverse --target SEQ'.
 
   redlist objection --target 57 --text "I was not in the village that day" \\
-      --node 127.0.0.1:7420 --signer wang.pem"""
+      --node 127.0.0.1:7420 --signer wang.pem""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "objection",
-        help="file an objection to an award",
-        description=DESCRIPTION,
+        help=_("file an objection to an award"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -29,9 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         required=True,
         type=values.whole_number,
         metavar="SEQ",
-        help="the award's entry number",
+        help=_("the award's entry number"),
     )
-    parser.add_argument("--text", required=True, help="the objection, in the resident's words")
+    parser.add_argument("--text", required=True, help=_("the objection, in the resident's words"))
     add_node_argument(parser)
     signing.add_signer_arguments(parser)
     parser.set_defaults(run=run)
@@ -42,10 +43,15 @@ def run(args: argparse.Namespace) -> int:
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
         body, seq = signing.submit_entry(
-            client, draft, signers, action=f"the objection to entry {draft.body.target}"
+            client,
+            draft,
+            signers,
+            action=_("the objection to entry {target}").format(target=draft.body.target),
         )
     print(
-        f"Recorded the objection to entry {body.target} (entry {seq}). If the council "
-        f"upholds it, council members reverse the award: redlist reverse --target {body.target}"
+        _(
+            "Recorded the objection to entry {target} (entry {seq}). If the council upholds "
+            "it, council members reverse the award: redlist reverse --target {target}"
+        ).format(target=body.target, seq=seq)
     )
     return 0

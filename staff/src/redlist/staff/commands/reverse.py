@@ -10,12 +10,13 @@ from pathlib import Path
 
 from redlist.ledger.entry import Award, Redeem
 from redlist.ledger.errors import FormatError, RedlistError
+from redlist.ledger.i18n import N_, _, ngettext
 from redlist.staff import bulkreverse, csvfiles, entries, signing, values
 from redlist.staff.client import LedgerClient, add_node_argument, connect
 from redlist.staff.commands.account import lookup, points_phrase, standing
 from redlist.staff.problems import SheetError, write_problems
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Reverse an award or a redemption, for example when the council upholds an
 objection. Needs the town's quorum of council members: sign with --signer and
 add --cosigner for each further member. The entry stays in the log (nothing is
@@ -32,7 +33,7 @@ Many at once:
 The entries are listed first (entry, account, rule, points, deed date) and the
 command asks for confirmation; --yes skips the question (needed without a
 terminal). Safe to run again: an entry already reversed is reported as done,
-never reversed twice."""
+never reversed twice.""")
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -40,29 +41,29 @@ DEFAULT_BATCH_SIZE = 500
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "reverse",
-        help="reverse awards or redemptions (council quorum)",
-        description=DESCRIPTION,
+        help=_("reverse awards or redemptions (council quorum)"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument(
-        "--target", type=values.whole_number, metavar="SEQ", help="the entry number to reverse"
+        "--target", type=values.whole_number, metavar="SEQ", help=_("the entry number to reverse")
     )
     which.add_argument(
-        "--csv", type=Path, metavar="FILE", help="entries to reverse: columns seq,reason"
+        "--csv", type=Path, metavar="FILE", help=_("entries to reverse: columns seq,reason")
     )
     which.add_argument(
-        "--sheet", type=Path, metavar="FILE", help="reverse what an award sheet recorded"
+        "--sheet", type=Path, metavar="FILE", help=_("reverse what an award sheet recorded")
     )
-    parser.add_argument("--reason", help="why, e.g. the council's decision")
+    parser.add_argument("--reason", help=_("why, e.g. the council's decision"))
     parser.add_argument(
-        "--yes", action="store_true", help="reverse without asking for confirmation"
+        "--yes", action="store_true", help=_("reverse without asking for confirmation")
     )
     parser.add_argument(
         "--errors",
         type=Path,
         metavar="FILE",
-        help="if the file has bad rows, write all of them to FILE (CSV for Excel)",
+        help=_("if the file has bad rows, write all of them to FILE (CSV for Excel)"),
     )
     add_node_argument(parser)
     signing.add_signer_arguments(parser)
@@ -76,15 +77,22 @@ def run(args: argparse.Namespace) -> int:
         except SheetError as error:
             if args.errors is not None:
                 write_problems(args.errors, error.problems)
-                print(f"All {len(error.problems)} problems are listed in {args.errors}.")
+                print(
+                    _("All {problems_count} problems are listed in {errors}.").format(
+                        problems_count=len(error.problems), errors=args.errors
+                    )
+                )
             raise
     if args.reason is None:
-        raise FormatError("give the reason with --reason")
+        raise FormatError(_("give the reason with --reason"))
     draft = entries.reverse(entries.Stamp.fresh(), args.target, args.reason)
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
         body, seq = signing.submit_entry(
-            client, draft, signers, action=f"the reversal of entry {draft.body.target}"
+            client,
+            draft,
+            signers,
+            action=_("the reversal of entry {target}").format(target=draft.body.target),
         )
         try:
             target = client.get_body(body.target)
@@ -92,14 +100,22 @@ def run(args: argparse.Namespace) -> int:
             target = None  # recorded all the same; the summary is only shorter
         view = lookup(client, target.account) if isinstance(target, Award | Redeem) else None
     if isinstance(target, Award):
-        what = f", the award to {target.account} under rule {target.rule}"
-        effect = "its points no longer count"
+        what = _(", the award to {account} under rule {rule}").format(
+            account=target.account, rule=target.rule
+        )
+        effect = _("its points no longer count")
     elif isinstance(target, Redeem):
-        what = f", the redemption of {points_phrase(target.points)} by {target.account}"
-        effect = "the points are back to spend"
+        what = _(", the redemption of {points_phrase} by {account}").format(
+            points_phrase=points_phrase(target.points), account=target.account
+        )
+        effect = _("the points are back to spend")
     else:
-        what, effect = "", "its points no longer count"
-    print(f"Reversed entry {body.target}{what} (entry {seq}): {effect}.")
+        what, effect = "", _("its points no longer count")
+    print(
+        _("Reversed entry {target}{what} (entry {seq}): {effect}.").format(
+            target=body.target, what=what, seq=seq, effect=effect
+        )
+    )
     if view is not None:
         print(standing(view))
     return 0
@@ -115,7 +131,7 @@ def _run_many(args: argparse.Namespace) -> int:
     if args.sheet is None:
         numbers = csvfiles.parse_reversals_csv(data, name)
     elif reason is None:
-        raise FormatError("give the reason for reversing the sheet with --reason")
+        raise FormatError(_("give the reason for reversing the sheet with --reason"))
     else:
         awards = csvfiles.parse_awards_csv(data, name)
     signers = signing.read_signers(args.signer, args.cosigner)
@@ -131,7 +147,7 @@ def _run_many(args: argparse.Namespace) -> int:
         todo = [target for target in targets if target.seq not in done]
         print(_overview(name, todo, len(done), missing))
         if not todo:
-            print("Nothing to reverse.")
+            print(_("Nothing to reverse."))
             return 0
         print("\n".join(bulkreverse.preview(todo)))
         _confirm(args.yes, len(todo))
@@ -142,14 +158,18 @@ def _run_many(args: argparse.Namespace) -> int:
 
 
 def _overview(name: str, todo: Sequence[bulkreverse.Target], done: int, missing: list[int]) -> str:
-    entries_text = f"{len(todo)} entr" + ("y" if len(todo) == 1 else "ies")
-    line = f"{name}: {entries_text} to reverse"
+    entries_text = ngettext("{todo_count} entry", "{todo_count} entries", len(todo)).format(
+        todo_count=len(todo)
+    )
+    line = _("{name}: {entries_text} to reverse").format(name=name, entries_text=entries_text)
     if done:
-        line += f"; {done} already reversed, left as they are"
+        line += _("; {done} already reversed, left as they are").format(done=done)
     if missing:
         rows = ", ".join(str(row) for row in missing[:20]) + (", ..." if len(missing) > 20 else "")
-        line += f"; {len(missing)} rows of the sheet are not recorded (rows {rows})"
-    return line + "."
+        line += _("; {missing_count} rows of the sheet are not recorded (rows {rows})").format(
+            missing_count=len(missing), rows=rows
+        )
+    return line + _(".")
 
 
 def _confirm(yes: bool, count: int) -> None:
@@ -158,20 +178,30 @@ def _confirm(yes: bool, count: int) -> None:
         return
     if not sys.stdin.isatty():
         raise FormatError(
-            f"nothing was reversed: confirm the {count} reversals by running the command "
-            "again with --yes (there is no terminal to ask on)"
+            _(
+                "nothing was reversed: confirm the {count} reversals by running the command "
+                "again with --yes (there is no terminal to ask on)"
+            ).format(count=count)
         )
-    answer = input(f"Reverse these {count} entries? Type yes to go on: ")
+    answer = input(_("Reverse these {count} entries? Type yes to go on: ").format(count=count))
     if answer.strip().lower() not in ("yes", "y", "是"):
-        raise FormatError("nothing was reversed: not confirmed")
+        raise FormatError(_("nothing was reversed: not confirmed"))
 
 
 def _summary(reversals: dict[int, int], done: int) -> str:
     seqs = sorted(reversals.values())
-    span = f"entry {seqs[0]}" if len(seqs) == 1 else f"entries {seqs[0]} to {seqs[-1]}"
-    count = f"{len(seqs)} entr" + ("y" if len(seqs) == 1 else "ies")
-    already = f"; {done} already reversed before" if done else ""
-    return f"Reversed {count} ({span}){already}: their points no longer count."
+    span = (
+        _("entry {seqs}").format(seqs=seqs[0])
+        if len(seqs) == 1
+        else _("entries {seqs} to {seqs2}").format(seqs=seqs[0], seqs2=seqs[-1])
+    )
+    count = ngettext("{seqs_count} entry", "{seqs_count} entries", len(seqs)).format(
+        seqs_count=len(seqs)
+    )
+    already = _("; {done} already reversed before").format(done=done) if done else ""
+    return _("Reversed {count} ({span}){already}: their points no longer count.").format(
+        count=count, span=span, already=already
+    )
 
 
 def _standings(client: LedgerClient, targets: Sequence[bulkreverse.Target]) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 
 from redlist.ledger.entry import RuleChange
+from redlist.ledger.i18n import N_, _
 from redlist.staff import entries, signing, values
 from redlist.staff.client import add_node_argument, connect
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Set one rule of the town's catalogue, or retire it. Only an admin key may sign.
 
   redlist rule set --code V01 --title "Cleaned the village pond" \\
@@ -22,55 +23,61 @@ the town's quorum of council signatures. --max-qty caps the qty of one award;
 --max-per-month caps the qty a resident may get under the rule per month of the
 deed dates (awards later reversed do not count). Setting an existing code replaces the
 rule for later awards; earlier awards keep the points they were given.
-To load a whole catalogue at once, use 'redlist rules load'."""
+To load a whole catalogue at once, use 'redlist rules load'.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "rule",
-        help="set or retire one rule of the catalogue",
-        description=DESCRIPTION,
+        help=_("set or retire one rule of the catalogue"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    actions = parser.add_subparsers(title=_("actions"), metavar="ACTION", required=True)
 
     set_parser = actions.add_parser(
         "set",
-        help="add a rule, or change it for later awards",
-        description="Add a rule to the catalogue, or change it for later awards (earlier "
-        "awards keep their points). Signed by an admin key. Negative --points make a "
-        "deduction; with --council, awards under it need the town's council quorum.",
+        help=_("add a rule, or change it for later awards"),
+        description=_(
+            "Add a rule to the catalogue, or change it for later awards (earlier "
+            "awards keep their points). Signed by an admin key. Negative --points make a "
+            "deduction; with --council, awards under it need the town's council quorum."
+        ),
     )
-    set_parser.add_argument("--code", required=True, help="the rule's code, e.g. V01")
-    set_parser.add_argument("--title", required=True, help="what the rule is for")
-    set_parser.add_argument("--module", required=True, help="its section, e.g. environment")
+    set_parser.add_argument("--code", required=True, help=_("the rule's code, e.g. V01"))
+    set_parser.add_argument("--title", required=True, help=_("what the rule is for"))
+    set_parser.add_argument("--module", required=True, help=_("its section, e.g. environment"))
     set_parser.add_argument(
         "--points",
         required=True,
         type=values.whole_number,
-        help="points per award (negative for a deduction, never 0)",
+        help=_("points per award (negative for a deduction, never 0)"),
     )
     set_parser.add_argument(
-        "--council", action="store_true", help="awards under it need council quorum"
+        "--council", action="store_true", help=_("awards under it need council quorum")
     )
     set_parser.add_argument(
         "--max-qty",
         type=values.whole_number,
         metavar="N",
-        help="the most qty one award may have (default: no limit)",
+        help=_("the most qty one award may have (default: no limit)"),
     )
     set_parser.add_argument(
         "--max-per-month",
         type=values.whole_number,
         metavar="N",
-        help="the most qty a resident may get under it per month of the deed dates, "
-        "counting awards not reversed (default: no limit)",
+        help=_(
+            "the most qty a resident may get under it per month of the deed dates, "
+            "counting awards not reversed (default: no limit)"
+        ),
     )
     set_parser.add_argument(
         "--decided",
         metavar="TEXT",
-        help='the meeting that voted the rule, e.g. "village assembly of 3 May 2026" '
-        "(kept by the town's node; the log holds only a commitment to it)",
+        help=_(
+            'the meeting that voted the rule, e.g. "village assembly of 3 May 2026" '
+            "(kept by the town's node; the log holds only a commitment to it)"
+        ),
     )
     add_node_argument(set_parser)
     signing.add_signer_arguments(set_parser)
@@ -78,12 +85,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     retire = actions.add_parser(
         "retire",
-        help="retire a rule: no new awards under it",
-        description="Retire a rule, signed by an admin key: no new awards can be made under "
-        "it; earlier awards keep their points. 'redlist rule set' with the same code "
-        "brings it back.",
+        help=_("retire a rule: no new awards under it"),
+        description=_(
+            "Retire a rule, signed by an admin key: no new awards can be made under "
+            "it; earlier awards keep their points. 'redlist rule set' with the same code "
+            "brings it back."
+        ),
     )
-    retire.add_argument("--code", required=True, help="the rule's code")
+    retire.add_argument("--code", required=True, help=_("the rule's code"))
     add_node_argument(retire)
     signing.add_signer_arguments(retire)
     retire.set_defaults(run=run_retire)
@@ -92,14 +101,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def describe_rule(rule: RuleChange) -> str:
     """A rule in one phrase: code, title, module, points and whether the council decides."""
     points = rule.points or 0
-    effect = f"awards {points} points" if points > 0 else f"deducts {-points} points"
-    council = "; needs council approval" if rule.council else ""
+    effect = (
+        _("awards {points} points").format(points=points)
+        if points > 0
+        else _("deducts {points} points").format(points=-points)
+    )
+    council = _("; needs council approval") if rule.council else ""
     limits = ""
     if rule.max_qty is not None:
-        limits += f"; at most {rule.max_qty} per award"
+        limits += _("; at most {max_qty} per award").format(max_qty=rule.max_qty)
     if rule.max_per_month is not None:
-        limits += f"; at most {rule.max_per_month} per resident a month"
-    return f"rule {rule.code} “{rule.title}” ({rule.module}): {effect}{council}{limits}"
+        limits += _("; at most {max_per_month} per resident a month").format(
+            max_per_month=rule.max_per_month
+        )
+    return _("rule {code} “{title}” ({module}): {effect}{council}{limits}").format(
+        code=rule.code,
+        title=rule.title,
+        module=rule.module,
+        effect=effect,
+        council=council,
+        limits=limits,
+    )
 
 
 def run_set(args: argparse.Namespace) -> int:
@@ -116,8 +138,12 @@ def run_set(args: argparse.Namespace) -> int:
     )
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
-        body, seq = signing.submit_entry(client, draft, signers, action=f"rule {draft.body.code}")
-    print(f"Set {describe_rule(body)} (entry {seq}).")
+        body, seq = signing.submit_entry(
+            client, draft, signers, action=_("rule {code}").format(code=draft.body.code)
+        )
+    print(
+        _("Set {describe_rule} (entry {seq}).").format(describe_rule=describe_rule(body), seq=seq)
+    )
     return 0
 
 
@@ -126,10 +152,15 @@ def run_retire(args: argparse.Namespace) -> int:
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
         body, seq = signing.submit_entry(
-            client, draft, signers, action=f"the retirement of rule {draft.body.code}"
+            client,
+            draft,
+            signers,
+            action=_("the retirement of rule {code}").format(code=draft.body.code),
         )
     print(
-        f"Retired rule {body.code} (entry {seq}): no new awards can be made under "
-        "it; earlier awards keep their points."
+        _(
+            "Retired rule {code} (entry {seq}): no new awards can be made under it; earlier "
+            "awards keep their points."
+        ).format(code=body.code, seq=seq)
     )
     return 0

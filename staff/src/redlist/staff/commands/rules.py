@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from redlist.ledger.i18n import N_, _
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing
 from redlist.staff.client import add_node_argument, connect
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Load the rules of a CSV file into the town's catalogue, all or nothing.
 
 The file's first row names the columns: code,title,module,points,council, and
@@ -26,7 +27,7 @@ Every row is checked before anything is sent; a bad row is reported by its
 number as a spreadsheet shows it (the header is row 1) and nothing is loaded.
 The rules are then sent as one batch: the node records all of them or none.
 Running the command again with the same file changes nothing: the entries'
-ids are derived from the file's content, and the node recognises them."""
+ids are derived from the file's content, and the node recognises them.""")
 
 PURPOSE = "rules"
 
@@ -34,15 +35,15 @@ PURPOSE = "rules"
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "rules",
-        help="load a rule catalogue from a CSV file",
-        description=DESCRIPTION,
+        help=_("load a rule catalogue from a CSV file"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    actions = parser.add_subparsers(title=_("actions"), metavar="ACTION", required=True)
     load = actions.add_parser(
         "load",
-        help="load every rule of a CSV file, all or nothing",
-        description=DESCRIPTION,
+        help=_("load every rule of a CSV file, all or nothing"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     load.add_argument(
@@ -50,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         required=True,
         type=Path,
         metavar="FILE",
-        help="columns code,title,module,points,council[,max_qty,max_per_month]",
+        help=_("columns code,title,module,points,council[,max_qty,max_per_month]"),
     )
     add_node_argument(load)
     signing.add_signer_arguments(load)
@@ -59,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run_load(args: argparse.Namespace) -> int:
     name = args.csv.name
-    data = csvfiles.read_input_file(args.csv, "catalogue file")
+    data = csvfiles.read_input_file(args.csv, _("catalogue file"))
     rows = csvfiles.parse_rules_csv(data, name)
     signers = signing.read_signers(args.signer, args.cosigner)
     digest = csvfiles.file_digest(data)
@@ -83,8 +84,11 @@ def run_load(args: argparse.Namespace) -> int:
                 # The ids come from this very file, and the batch was atomic: a run
                 # before this one (with another time or other keys) loaded all of it.
                 print(
-                    f"The {len(rows)} rules of {name} were already loaded by an earlier run "
-                    "of this command; nothing changed."
+                    _(
+                        "The {rows_count} rules of {name} were already loaded by an earlier run "
+                        "of this "
+                        "command; nothing changed."
+                    ).format(rows_count=len(rows), name=name)
                 )
                 return 0
             raise _located(error, rows, name) from None
@@ -92,18 +96,24 @@ def run_load(args: argparse.Namespace) -> int:
     first, last = min(result.seqs), max(result.seqs)
     if last < head.size:
         print(
-            f"The {len(rows)} rules of {name} were already loaded by an earlier run "
-            f"(entries {first} to {last}); nothing changed."
+            _(
+                "The {rows_count} rules of {name} were already loaded by an earlier run (entries "
+                "{first} to {last}); nothing changed."
+            ).format(rows_count=len(rows), name=name, first=first, last=last)
         )
     else:
-        print(f"Loaded {len(rows)} rules from {name} (entries {first} to {last}).")
+        print(
+            _("Loaded {rows_count} rules from {name} (entries {first} to {last}).").format(
+                rows_count=len(rows), name=name, first=first, last=last
+            )
+        )
     return 0
 
 
 def _located(error: NodeError, rows: tuple[csvfiles.RuleRow, ...], name: str) -> NodeError:
     """The refusal, naming the row of the file it is about."""
     if error.index is not None and 0 <= error.index < len(rows):
-        where = f"row {rows[error.index].row} of {name}"
+        where = _("row {row} of {name}").format(row=rows[error.index].row, name=name)
     else:
         where = name
-    return error.about(f"{where} (no rule of the file was loaded)")
+    return error.about(_("{where} (no rule of the file was loaded)").format(where=where))

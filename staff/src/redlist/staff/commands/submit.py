@@ -35,10 +35,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from redlist.ledger import deeddate
+from redlist.ledger import deeddate, i18n
 from redlist.ledger.bodies import TownConfig
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import FormatError, RedlistError
+from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.textcommit import EntryText
 from redlist.proto.contract import MAX_BATCH_CHECK
@@ -51,7 +52,7 @@ from redlist.staff.problems import SheetError, write_problems
 from redlist.staff.recorded import conflict_error, find_recorded
 from redlist.staff.sheet import SheetRow, Town, capped_keys, check_rows, sheet_rows
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Record many awards from a CSV file. The first row names the columns:
   account,rule,qty,date,note
 qty, date and note may be left empty or left out: qty 1; date (the day of the
@@ -73,7 +74,7 @@ its rows, and only the rows not yet recorded are recorded; the summary says how
 many were already there. Two identical rows are two deeds. A corrected row is a
 new deed: the row as it was stays recorded until reversed ('redlist reverse').
 Rows without a date are known by the day they are sent: submitted again on
-another day, they are recorded again, so put the dates in the sheet."""
+another day, they are recorded again, so put the dates in the sheet.""")
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -81,8 +82,8 @@ DEFAULT_BATCH_SIZE = 500
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "submit",
-        help="record many awards from a CSV file",
-        description=DESCRIPTION,
+        help=_("record many awards from a CSV file"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -90,26 +91,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         required=True,
         type=Path,
         metavar="FILE",
-        help="columns account,rule,qty,date,note",
+        help=_("columns account,rule,qty,date,note"),
     )
     parser.add_argument(
         "--batch-size",
         type=values.whole_number,
         default=DEFAULT_BATCH_SIZE,
         metavar="N",
-        help=f"rows per request to the node (default {DEFAULT_BATCH_SIZE}; fewer when the "
-        "node takes fewer)",
+        help=_(
+            "rows per request to the node (default {DEFAULT_BATCH_SIZE}; fewer when the node "
+            "takes fewer)"
+        ).format(DEFAULT_BATCH_SIZE=DEFAULT_BATCH_SIZE),
     )
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="check the sheet and say what would be recorded, without signing or sending",
+        help=_("check the sheet and say what would be recorded, without signing or sending"),
     )
     parser.add_argument(
         "--errors",
         type=Path,
         metavar="FILE",
-        help="if the sheet has bad rows, write all of them to FILE (CSV for Excel)",
+        help=_("if the sheet has bad rows, write all of them to FILE (CSV for Excel)"),
     )
     add_node_argument(parser)
     signing.add_signer_arguments(parser)
@@ -155,31 +158,37 @@ class Outcome:
 
     def summary(self, name: str, total: int, today: tuple[int, str] | None = None) -> str:
         """The summary line; ``today``: how many rows had no date, and the day they got."""
-        parts = [f"{len(self.recorded)} recorded now"]
+        parts = [_("{recorded_count} recorded now").format(recorded_count=len(self.recorded))]
         if self.present:
-            parts.append(f"{len(self.present)} already recorded")
+            parts.append(
+                _("{present_count} already recorded").format(present_count=len(self.present))
+            )
         seqs = self.seqs()
         if not seqs:
             span = ""
         elif seqs[0] == seqs[-1]:
-            span = f"; entry {seqs[0]}"
+            span = _("; entry {seqs}").format(seqs=seqs[0])
         else:
-            span = f"; entries {seqs[0]} to {seqs[-1]}"
+            span = _("; entries {seqs} to {seqs2}").format(seqs=seqs[0], seqs2=seqs[-1])
         dated = ""
         if today is not None and today[0]:
-            rows = "1 row" if today[0] == 1 else f"{today[0]} rows"
-            dated = f" {rows} had no date and got today's, {today[1]}."
-        return f"Submitted {self.done} of {total} rows of {name}: {', '.join(parts)}{span}.{dated}"
+            rows = _("1 row") if today[0] == 1 else _("{today} rows").format(today=today[0])
+            dated = _(" {rows} had no date and got today's, {today}.").format(
+                rows=rows, today=i18n.prose_date(today[1])
+            )
+        return _("Submitted {done} of {total} rows of {name}: {join}{span}.{dated}").format(
+            done=self.done, total=total, name=name, join=_(", ").join(parts), span=span, dated=dated
+        )
 
 
 #: Said when a run recorded rows of a sheet that was partly recorded before.
-CORRECTED_ADVICE = (
+CORRECTED_ADVICE = N_(
     "If you corrected rows of this sheet since it was last submitted, the rows as they "
     "were stay recorded too: reverse each with 'redlist reverse' (many at once with "
     "--csv); 'redlist account ACCOUNT' shows their entry numbers."
 )
 #: Said when rows had no date.
-UNDATED_ADVICE = (
+UNDATED_ADVICE = N_(
     "Rows without a date are known by the day they are sent: submitted again on another "
     "day they would be recorded again, so write the dates into the sheet."
 )
@@ -187,9 +196,13 @@ UNDATED_ADVICE = (
 
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
-        raise FormatError(f"--batch-size must be at least 1, not {args.batch_size}")
+        raise FormatError(
+            _("--batch-size must be at least 1, not {batch_size}").format(
+                batch_size=args.batch_size
+            )
+        )
     name = args.csv.name
-    data = csvfiles.read_input_file(args.csv, "awards file")
+    data = csvfiles.read_input_file(args.csv, _("awards file"))
     signers = signing.read_signers(args.signer, args.cosigner)
     try:
         rows = csvfiles.parse_awards_csv(data, name)
@@ -203,14 +216,18 @@ def run(args: argparse.Namespace) -> int:
     except SheetError as error:
         if args.errors is not None:
             write_problems(args.errors, error.problems)
-            print(f"All {len(error.problems)} problems are listed in {args.errors}.")
+            print(
+                _("All {problems_count} problems are listed in {errors}.").format(
+                    problems_count=len(error.problems), errors=args.errors
+                )
+            )
         raise
     today = (plan.undated, plan.today)
     print(outcome.summary(name, len(plan.rows), today))
     if outcome.recorded and plan.present:
-        print(CORRECTED_ADVICE)
+        print(_(CORRECTED_ADVICE))
     if plan.undated and outcome.recorded:
-        print(UNDATED_ADVICE)
+        print(_(UNDATED_ADVICE))
     return 0
 
 
@@ -246,12 +263,23 @@ def preview(client: LedgerClient, plan: Plan) -> str:
     new = [plan.rows[index] for index in plan.new]
     present = len(plan.present)
     lines = [
-        f"Dry run: nothing was signed or sent. Of the {len(plan.rows)} rows of {plan.name}, "
-        f"{len(new)} would be recorded now and {present} "
-        f"{'is' if present == 1 else 'are'} already recorded."
+        _(
+            "Dry run: nothing was signed or sent. Of the {rows_count} rows of {name}, "
+            "{new_count} would be recorded now and {present} {value} already recorded."
+        ).format(
+            rows_count=len(plan.rows),
+            name=plan.name,
+            new_count=len(new),
+            present=present,
+            value="is" if present == 1 else "are",
+        )
     ]
     if plan.undated:
-        lines.append(f"{plan.undated} rows have no date and would get today's, {plan.today}.")
+        lines.append(
+            _("{undated} rows have no date and would get today's, {today}.").format(
+                undated=plan.undated, today=i18n.prose_date(plan.today)
+            )
+        )
     per_rule: dict[str, tuple[int, int]] = {}
     gains: dict[str, int] = {}
     for row in new:
@@ -260,10 +288,10 @@ def preview(client: LedgerClient, plan: Plan) -> str:
         per_rule[row.deed.rule] = (count + 1, total + points)
         gains[row.deed.account] = gains.get(row.deed.account, 0) + points
     if per_rule:
-        lines.append("Points per rule, of the rows to record:")
+        lines.append(_("Points per rule, of the rows to record:"))
         width = max(len(code) for code in per_rule)
         for code, (count, total) in sorted(per_rule.items()):
-            rows_text = f"{count} row" + ("s" if count != 1 else "")
+            rows_text = ngettext("{count} row", "{count} rows", count).format(count=count)
             title = plan.rules[code].title
             lines.append(f"  {code:<{width}}  {total:+8d}  {rows_text:>10}  {title}")
     changes = []
@@ -271,12 +299,20 @@ def preview(client: LedgerClient, plan: Plan) -> str:
         score = next(client.account_pages(account, page_size=1)).score
         before, after = plan.config.grade_of(score), plan.config.grade_of(score + gain)
         if before != after:
-            changes.append(f"  {account}  {before} -> {after}  (score {score} -> {score + gain})")
+            changes.append(
+                _("  {account}  {before} -> {after}  (score {score} -> {value})").format(
+                    account=account, before=before, after=after, score=score, value=score + gain
+                )
+            )
     if changes:
-        lines.append(f"Residents whose grade would change ({len(changes)}):")
+        lines.append(
+            _("Residents whose grade would change ({changes_count}):").format(
+                changes_count=len(changes)
+            )
+        )
         lines.extend(changes)
     elif new:
-        lines.append("No resident's grade would change.")
+        lines.append(_("No resident's grade would change."))
     return "\n".join(lines)
 
 
@@ -287,7 +323,7 @@ def send(client: LedgerClient, plan: Plan, signers: Sequence[SigningKey], most: 
     rows = plan.rows
     for index, seq in plan.present.items():
         outcome.present[rows[index].row] = seq
-    progress = ProgressBar(sys.stderr, "submitting", "rows")
+    progress = ProgressBar(sys.stderr, _("submitting"), _("rows"))
     progress.update(outcome.done, len(rows))
     # Signed as they go out, lazily: a long sheet starts going out at once. A note's salt
     # is derived from the signer's key and the row's id, so a re-run signs the same bytes.
@@ -363,15 +399,21 @@ def _submit_batch(
 def _located(error: NodeError, rows: Sequence[SheetRow], batch: list[int]) -> NodeError:
     if error.index is not None and 0 <= error.index < len(batch):
         row = rows[batch[error.index]]
-        return error.about(f"row {row.row} ({row.deed.account}, rule {row.deed.rule})")
+        return error.about(
+            _("row {row} ({account}, rule {rule})").format(
+                row=row.row, account=row.deed.account, rule=row.deed.rule
+            )
+        )
     first, last = rows[batch[0]].row, rows[batch[-1]].row
-    located = error.about(f"the batch of rows {first} to {last}")
+    located = error.about(_("the batch of rows {first} to {last}").format(first=first, last=last))
     if error.check == MAX_BATCH_CHECK and error.limit is not None and len(batch) > 1:
         # The node takes fewer rows per request than it said when the run began (its
         # limit changed): say what to type.
         return NodeError(
             located.check,
-            f"{error.message}; run the same command again with --batch-size {error.limit}",
+            _("{message}; run the same command again with --batch-size {limit}").format(
+                message=error.message, limit=error.limit
+            ),
             index=located.index,
             code=located.code,
             limit=located.limit,

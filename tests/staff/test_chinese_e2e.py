@@ -1,0 +1,189 @@
+"""A township office that works in Chinese, against a real node: ``redlist`` run as a
+subprocess with ``LANG=zh_CN.UTF-8`` speaks Chinese, takes sheets with Chinese headers
+(saved by Excel as UTF-8 with a byte order mark), Chinese role names and a reversal
+list headed 序号,原因; ``--lang en`` brings English back (docs/adr/0034).
+
+The town is ``redlist-node serve`` in a subprocess on 127.0.0.1:0 (``tests.staff.towns``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.staff.towns import TWO_DAYS_AGO, Town, served_town
+
+from redlist.ledger import i18n, keyfile
+from redlist.ledger.crypto import SigningKey
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
+    with served_town(tmp_path_factory.mktemp("chinese")) as served:
+        yield served
+
+
+def redlist(
+    town: Town,
+    *argv: str,
+    signer: str | None = "grid",
+    cosigners: tuple[str, ...] = (),
+    lang: str = "zh_CN.UTF-8",
+) -> subprocess.CompletedProcess[str]:
+    """``redlist argv... --node ADDR --log-key FILE [--signer KEY]`` with ``LANG=lang``."""
+    extra = ["--node", town.address, "--log-key", str(town.log_pub)]
+    if signer is not None:
+        extra += ["--signer", str(town.keys[signer])]
+    for cosigner in cosigners:
+        extra += ["--cosigner", str(town.keys[cosigner])]
+    environ = {key: value for key, value in os.environ.items() if key not in i18n.LOCALE_VARIABLES}
+    return subprocess.run(
+        [str(BIN / "redlist"), *argv, *extra],
+        env={**environ, "LANG": lang},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+def test_a_sheet_with_chinese_headers_saved_by_excel_goes_in_and_is_reported_in_chinese(
+    town: Town,
+) -> None:
+    text = (
+        "账户,规则,数量,日期,备注\r\n"
+        f"ZH-0001,V01,1,{TWO_DAYS_AGO},东村村塘\r\n"
+        f"zh-0001,V02,2,{TWO_DAYS_AGO.replace('-', '/')},\r\n"
+        "zh-0002,D01,,,北渠边焚烧秸秆\r\n"
+    )
+    sheet = town.root / "五月.csv"
+    sheet.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    before = town.size()
+    first = redlist(town, "submit", "--csv", str(sheet))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("已提交 五月.csv 中 3 行的 3 行：本次记录 3 行；第 ")
+    # A date in a sentence is written as a Chinese office writes it.
+    assert re.search(r"其中 1 行没有日期，按今天 \d{4}年\d{1,2}月\d{1,2}日 记录。", first.stdout)
+    assert "没有日期的行按发送当天识别" in first.stdout
+    assert town.size() == before + 3
+    again = redlist(town, "submit", "--csv", str(sheet))
+    assert again.returncode == 0, again.stderr
+    assert "本次记录 0 行，3 行此前已记录" in again.stdout
+    assert town.size() == before + 3
+
+
+def test_a_statement_in_chinese_shows_deed_dates_rule_titles_and_notes(town: Town) -> None:
+    shown = redlist(town, "account", "zh-0001", signer=None)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("账户 zh-0001，日志 dongguan.example/redlist，截至第 ")
+    assert lines[1].split()[:2] == ["积分：", "1025"]
+    header = next(line for line in lines if line.lstrip().startswith("序号"))
+    assert header.split() == [
+        "序号",
+        "记录时间（Asia/Shanghai）",
+        "事迹日期",
+        "类别",
+        "规则/物品",
+        "规则名称",
+        "分值",
+        "已撤销",
+        "备注",
+    ]
+    pond = next(line for line in lines if " V01 " in line)
+    assert TWO_DAYS_AGO in pond and "Cleaned the village pond" in pond and "+5" in pond
+    assert pond.split()[-1] == "（不予显示）"  # no --signer: the note is for staff only
+    assert "备注和兑换物品不予显示" in lines[-1]
+    staff = redlist(town, "account", "zh-0001", signer="grid")
+    assert staff.returncode == 0, staff.stderr
+    pond = next(line for line in staff.stdout.splitlines() if " V01 " in line)
+    assert pond.split()[-1] == "东村村塘"
+    duty = next(line for line in staff.stdout.splitlines() if " V02 ×2 " in line)
+    assert "Epidemic prevention duty" in duty and "+20" in duty
+
+
+def test_english_with_lang_en_in_a_chinese_locale(town: Town) -> None:
+    shown = redlist(town, "--lang", "en", "account", "zh-0001")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("Account zh-0001 in log dongguan.example/redlist")
+    assert re.search(r"^\s*entry\s+recorded \(Asia/Shanghai\)\s+deed date", shown.stdout, re.M)
+    refused = redlist(town, "award", "--account", "zh-0001", "--lang", "en")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("usage: redlist award")
+    assert "error: the following arguments are required: --rule" in refused.stderr
+    chinese = redlist(town, "award", "--account", "zh-0001")
+    assert chinese.stderr.startswith("用法：redlist award")
+    assert "错误：缺少以下必需参数：--rule" in chinese.stderr
+
+
+def test_a_gb18030_sheet_is_refused_with_advice_in_chinese(town: Town) -> None:
+    """The staff tools read UTF-8 only (what Excel's "CSV UTF-8" writes): a sheet saved
+    in the Chinese Windows encoding is refused, in words a clerk can act on."""
+    sheet = town.root / "gbk.csv"
+    sheet.write_bytes("账户,规则\r\nzh-0003,V01\r\n".encode("gb18030"))
+    before = town.size()
+    refused = redlist(town, "submit", "--csv", str(sheet))
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("错误：")
+    assert "是按中文 Windows 编码（GBK）保存的，不是 UTF-8" in refused.stderr
+    assert "另存为" in refused.stderr and "CSV UTF-8" in refused.stderr
+    assert town.size() == before
+
+
+def test_bad_rows_are_listed_in_chinese_and_nothing_is_sent(town: Town) -> None:
+    sheet = town.root / "bad.csv"
+    sheet.write_bytes(
+        b"\xef\xbb\xbf"
+        + f"账户,规则,数量,日期\nzh-0004,X99,1,{TWO_DAYS_AGO}\nzh-0005,V01,1,2099-01-01\n".encode()
+    )
+    before = town.size()
+    refused = redlist(town, "submit", "--csv", str(sheet))
+    assert refused.returncode == 2, refused.stdout
+    assert "2 行不能使用；未提交任何内容" in refused.stderr
+    assert "规则 X99 不在本镇规则目录中" in refused.stderr
+    assert "晚于今天" in refused.stderr
+    assert town.size() == before
+
+
+def test_chinese_role_names_and_catalogue_headers(town: Town) -> None:
+    key = town.root / "zhou.pem"
+    keyfile.write_key_files(key, SigningKey.generate(), "周敏（网格员）")
+    added = redlist(town, "key", "add", "--pub", str(keyfile.public_path(key)),
+                    "--name", "周敏", "--roles", "网格员，评议员", signer="admin")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    registered = r"已登记 周敏 的密钥 [0-9a-f]{16}，角色为 网格员，评议员（第 \d+ 条记录）。\n"
+    assert re.fullmatch(registered, added.stdout)
+    catalogue = town.root / "规则.csv"
+    catalogue.write_bytes(
+        "\ufeff代码,名称,模块,分值,需评议,单次上限\nZ01,清扫村道,环境,3,否,2\n".encode()
+    )
+    loaded = redlist(town, "rules", "load", "--csv", str(catalogue), signer="admin")
+    assert loaded.returncode == 0, loaded.stderr
+    assert re.fullmatch(r"已从 规则.csv 导入 1 条规则（第 \d+ 至 \d+ 条记录）。\n", loaded.stdout)
+    award = redlist(town, "award", "--account", "zh-0006", "--rule", "Z01", "--qty", "2",
+                    "--date", TWO_DAYS_AGO)  # fmt: skip
+    assert award.returncode == 0, award.stderr
+    assert award.stdout.startswith("已按规则 Z01 ×2 给 zh-0006 加 6 分（事迹日期 ")
+
+
+def test_a_reversal_list_headed_in_chinese(town: Town) -> None:
+    shown = redlist(town, "--lang", "en", "account", "zh-0002", "--json")
+    assert shown.returncode == 0, shown.stderr
+    seq = re.search(r'"seq": (\d+)', shown.stdout)
+    assert seq is not None
+    listing = town.root / "撤销.csv"
+    listing.write_bytes(f"\ufeff序号,原因\n{seq.group(1)},评议会认定异议成立\n".encode())
+    reversed_ = redlist(town, "reverse", "--csv", str(listing), "--yes",
+                        signer="council1", cosigners=("council2",))  # fmt: skip
+    assert reversed_.returncode == 0, reversed_.stderr
+    assert reversed_.stdout.startswith("撤销.csv：待撤销 1 条记录。\n")
+    table = reversed_.stdout.splitlines()[1:3]
+    assert table[0].split() == ["序号", "账户", "规则/物品", "分值", "事迹日期"]
+    assert table[1].split()[:2] == [seq.group(1), "zh-0002"]
+    assert re.search(r"^已撤销 1 条记录（第 \d+ 条）：其积分不再计入。$", reversed_.stdout, re.M)
