@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _limits import core_count, grow_log, prepare_process, resident_kib, verify_limit
+from _limits import core_count, grow_log, machine, prepare_process, resident_kib, verify_limit
 from ingest import BenchTown, make_log
 
 from redlist.ledger.log import Log
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = statistics.median(limits)
     result = {
         "benchmark": "append",
+        "machine": machine(),
         "entries": final_size,
         "batch": args.batch,
         "window": args.window,

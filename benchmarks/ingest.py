@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import grpc
-from _limits import core_count, verify_limit
+from _limits import core_count, machine, verify_limit
 
 from redlist.ledger import codec, crypto, deeddate
 from redlist.ledger.entry import Award, Genesis, Grade, KeyChange, RuleChange, TownConfig
@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = statistics.median(limits)
     result = {
         "benchmark": "ingest",
+        "machine": machine(),
         "entries": args.entries,
         "batch": args.batch,
         "clients": args.clients,

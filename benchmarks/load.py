@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from _limits import core_count, verify_limit
+from _limits import core_count, machine, verify_limit
 from ingest import ORIGIN, BenchTown, make_log
 
 from redlist.ledger import merkle
@@ -345,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     anon = [rss[point].get("RssAnon") for point in ("middle", "end")]
     result = {
         "benchmark": "load",
+        "machine": machine(),
         "seconds": round(elapsed, 2),
         "submitters": args.submitters,
         "readers": args.readers,

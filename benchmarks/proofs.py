@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _limits import core_count, grow_log, prepare_process, verify_limit
+from _limits import core_count, grow_log, machine, prepare_process, verify_limit
 from ingest import BenchTown, make_log
 
 from redlist.ledger import merkle
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     per_hash = (largest * hashes[args.sizes[-1]]) / (smallest * hashes[args.sizes[0]])
     result = {
         "benchmark": "proofs",
+        "machine": machine(),
         "sizes": args.sizes,
         "proofs_per_round": args.proofs,
         "proofs_per_second": {str(size): round(rate, 1) for size, rate in rates.items()},

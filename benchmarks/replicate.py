@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
-from _limits import core_count, verify_limit
+from _limits import core_count, machine, verify_limit
 from ingest import ORIGIN, BenchTown, make_log
 
 from redlist.ledger.note.checkpoint import open_checkpoint
@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = statistics.median([limit_before, verify_limit(args.verify_count, cores)])
     result = {
         "benchmark": "replicate",
+        "machine": machine(),
         "entries": size,
         "batch": args.batch,
         "clients": args.clients,

@@ -28,7 +28,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from _limits import core_count, verify_limit
+from _limits import core_count, machine, verify_limit
 
 ORIGIN = "bench.redlist.example/log"
 CATALOGUE = (
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "benchmark": "sheet",
+                "machine": machine(),
                 "rows": args.rows,
                 "runs": [round(rate, 1) for rate in firsts],
                 "rows_per_second": round(first_rate, 1),
