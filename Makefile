@@ -7,7 +7,8 @@
 #   make test      lint, then the test suite (what CI runs)
 #   make soak      the fault suites (tests/faults) at length; see docs/reliability.md
 #   make demo      run the end-to-end demonstration
-#   make bench     run every benchmark; each prints one JSON object
+#   make bench     run every benchmark (each prints one JSON object), then write
+#                  docs/performance.md's table and plot from them
 #   make clean     remove caches and build output (make distclean also removes .venv)
 
 SHELL := bash
@@ -90,15 +91,28 @@ soak: install
 demo: install
 	$(BIN)/python -m redlist.demo
 
-# Progress goes to stderr so that stdout is only the benchmarks' JSON.
-bench: install
-	@shopt -s nullglob; \
+# Progress goes to stderr so that stdout is only the benchmarks' JSON, also kept (one
+# object a line) in $(BENCH_OUT); then benchmarks/report.py writes docs/performance.md's
+# table and docs/performance-append.png from it. REDLIST_BENCH_10M=1 grows the append
+# benchmark to 10M entries (hours) instead of 1M.
+BENCH_OUT ?= build/bench.jsonl
+BENCHED := $(VENV)/.bench-installed
+
+$(BENCHED): $(INSTALLED)
+	$(BIN)/python scripts/install_dev.py test bench
+	@touch $@
+
+bench: $(BENCHED)
+	@mkdir -p $(dir $(BENCH_OUT)); : > $(BENCH_OUT); \
+	shopt -s nullglob; \
 	scripts=(benchmarks/*.py); \
 	if (( $${#scripts[@]} == 0 )); then echo "no benchmarks found in benchmarks/" >&2; fi; \
 	for script in "$${scripts[@]}"; do \
+		[[ $$script == benchmarks/report.py ]] && continue; \
 		echo "running $$script" >&2; \
-		$(BIN)/python "$$script"; \
-	done
+		$(BIN)/python "$$script" | tee -a $(BENCH_OUT); \
+	done; \
+	$(BIN)/python benchmarks/report.py $(BENCH_OUT)
 
 clean:
 	rm -rf build dist */src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis \

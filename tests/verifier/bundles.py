@@ -123,18 +123,18 @@ class LogBuilder:
         return path
 
 
-def new_log(seed: bytes = b"verifier-tests") -> LogBuilder:
-    """A log holding only the genesis of a town with fixed keys."""
-    town = Town.from_seed(seed)
+def new_log(seed: bytes = b"verifier-tests", origin: str | None = None) -> LogBuilder:
+    """A log holding only the genesis of a town with fixed keys (and ``origin``, when given)."""
+    town = Town.from_seed(seed) if origin is None else Town.from_seed(seed, origin)
     log = LogBuilder(town)
     log.append(town.genesis())
     return log
 
 
-def standard_log(seed: bytes = b"verifier-tests") -> LogBuilder:
+def standard_log(seed: bytes = b"verifier-tests", origin: str | None = None) -> LogBuilder:
     """A small, valid log: setup, awards (one council rule), a deduction, a redemption,
     an objection and a reversal, over three residents."""
-    log = new_log(seed)
+    log = new_log(seed, origin)
     town = log.town
     log.extend(town.setup())
     log.append(town.award("res-001", "clean-pond", 3))  # +15

@@ -5,6 +5,8 @@
     redlist-verify evidence FILE --log-key VKEY   (``redlist.verifier.evidence``)
     redlist-verify attestation FILE --auditor-key VKEY [--log-key VKEY]
                                                   (``redlist.verifier.attest``)
+    redlist-verify bundles DIR... --log-keys FILE [--json] [--scheduler ADDRESS]
+                                                  (``redlist.verifier.bundlescmd``)
 
 ``bundle`` and ``node`` also take a witness policy: ``--policy FILE`` (C2SP
 tlog-policy) or ``--witness VKEY`` (repeatable) with ``--min-witnesses K``; the final
@@ -53,7 +55,7 @@ from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.sigworkers import tune_interpreter
 from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
-from redlist.verifier import attest, evidence, report
+from redlist.verifier import attest, bundlescmd, evidence, report
 from redlist.verifier.checkwords import advice
 from redlist.verifier.explain import explain_after, with_masked_names
 from redlist.verifier.failure import cannot_start_json, failure_json, failure_of, failure_text
@@ -167,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     tls.add_argument("--tls-key", type=Path, metavar="FILE", help=_("the key (PEM) of --tls-cert"))
     evidence.add_parser(commands)
     attest.add_parser(commands)
+    bundlescmd.add_parser(commands)
     return parser
 
 
@@ -286,6 +289,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _verify_node(args, stdout, stderr)
         if args.command in ("evidence", "attestation"):
             return int(args.run_command(args, stdout))
+        if args.command == "bundles":
+            return bundlescmd.run(args, stdout, stderr)
         return _audit(args, args.make_source(args), stdout, stderr)
     except (RedlistError, _BadArguments) as error:
         directory = args.directory if args.command == "bundle" else None
