@@ -1,7 +1,7 @@
 # redlist developer tasks. Everything runs inside .venv; nothing is installed elsewhere.
 #
 #   make install   create .venv and install every redlist distribution, editable, with the
-#                  test tools (once; again whenever a pyproject.toml changes)
+#                  test and benchmark tools (once; again whenever a pyproject.toml changes)
 #   make proto     regenerate proto/src/redlist/v1 from proto/redlist/v1/*.proto
 #   make lint      ruff, ruff format, mypy, import-linter, generated-code and catalogue freshness
 #   make test      lint, then the test suite (what CI runs)
@@ -35,7 +35,7 @@ $(INSTALLED): $(PYPROJECTS) scripts/install_dev.py
 		|| { echo "redlist needs Python 3.11 or newer; try make PYTHON=python3.11" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python scripts/install_dev.py test
+	$(BIN)/python scripts/install_dev.py test bench
 	@touch $@
 
 proto: install
@@ -92,27 +92,21 @@ demo: install
 	$(BIN)/python -m redlist.demo
 
 # Progress goes to stderr so that stdout is only the benchmarks' JSON, also kept (one
-# object a line) in $(BENCH_OUT); then benchmarks/report.py writes docs/performance.md's
+# object a line) in $(BENCH_OUT); then scripts/bench_report.py writes docs/performance.md's
 # table and docs/performance-append.png from it. REDLIST_BENCH_10M=1 grows the append
 # benchmark to 10M entries (hours) instead of 1M.
 BENCH_OUT ?= build/bench.jsonl
-BENCHED := $(VENV)/.bench-installed
 
-$(BENCHED): $(INSTALLED)
-	$(BIN)/python scripts/install_dev.py test bench
-	@touch $@
-
-bench: $(BENCHED)
+bench: install
 	@mkdir -p $(dir $(BENCH_OUT)); : > $(BENCH_OUT); \
 	shopt -s nullglob; \
 	scripts=(benchmarks/*.py); \
 	if (( $${#scripts[@]} == 0 )); then echo "no benchmarks found in benchmarks/" >&2; fi; \
 	for script in "$${scripts[@]}"; do \
-		[[ $$script == benchmarks/report.py ]] && continue; \
 		echo "running $$script" >&2; \
 		$(BIN)/python "$$script" | tee -a $(BENCH_OUT); \
 	done; \
-	$(BIN)/python benchmarks/report.py $(BENCH_OUT)
+	$(BIN)/python scripts/bench_report.py $(BENCH_OUT)
 
 clean:
 	rm -rf build dist */src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis \

@@ -99,6 +99,7 @@ def test_the_append_benchmark_grows_the_log_and_compares_windows() -> None:
     assert abs(result["flatness_from_plateau"] - plateau) < 0.002
     assert result["anonymous_kib_late"] is None or result["anonymous_kib_late"] > 0
     assert result["data_bytes"] > 1500 * 100
+    assert result["window_ends"] == [203 + 200 * n for n in range(7)]  # for the plot
 
 
 def test_the_append_benchmark_refuses_too_few_entries() -> None:
@@ -153,3 +154,42 @@ def test_the_sheet_benchmark_submits_the_sheet_and_its_rerun_records_nothing() -
     assert result["ratio"] == round(
         result["rows_per_second"] / result["verify_limit_per_second"], 3
     )
+
+
+def test_the_limit_is_libsodium_on_every_core_best_of_three() -> None:
+    result = run("_limits.py", "--count", "300")
+    assert result["message_bytes"] == 200
+    assert result["passes"] == 3
+    assert result["machine"]["cores"] == result["verify_threads"] >= 1
+    assert "pynacl" in result["machine"]["libraries"]
+
+
+def test_the_limit_refuses_a_signature_libsodium_refuses() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import _limits
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    verify = _limits._libsodium_verify()
+    key = _limits.crypto.SigningKey.from_seed(bytes(32))
+    message = bytes(200)
+    signature = key.sign(message)
+    assert verify(signature, message, 200, key.public) == 0
+    forged = bytes([signature[0] ^ 1]) + signature[1:]
+    assert verify(forged, message, 200, key.public) != 0
+
+
+def test_the_peers_benchmark_compares_with_pymerkle_on_the_same_leaves() -> None:
+    pytest.importorskip("pymerkle")  # the bench extra, which make install installs
+    result = run("peers.py", "--entries", "600", "--proofs", "40", "--verify-count", "200")
+    assert result["benchmark"] == "peers"
+    assert result["entries"] == 600
+    assert result["same_root"] is True
+    ours = result["per_second"]["redlist"]
+    for peer in ("pymerkle_memory", "pymerkle_sqlite"):
+        theirs = result["per_second"][peer]
+        for kind in ("append", "inclusion", "consistency"):
+            assert theirs[kind] > 0
+            assert result["ratios"][peer][kind] == pytest.approx(
+                ours[kind] / theirs[kind], rel=0.01, abs=0.006
+            )

@@ -1,0 +1,309 @@
+"""Write docs/performance.md's table and plot from the benchmarks' JSON (``make bench``).
+
+Usage: python scripts/bench_report.py RESULTS.jsonl [--doc docs/performance.md]
+                                      [--plot docs/performance-append.png]
+
+RESULTS holds one JSON object a line, as each of ``benchmarks/*.py`` prints. The table
+replaces what lies between the two marker lines of the document (everything else in it
+is written by hand); the plot shows the append benchmark's cost per entry against the
+log's size, on log-scaled axes, with the bound DESIGN 6 sets (throughput within 20% of
+that at 10k entries, so a cost at most 1.25 times it). Needs matplotlib (the ``bench``
+extra). A benchmark missing from RESULTS has no row; an unknown one is listed by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN = "<!-- bench:begin (written by make bench: scripts/bench_report.py) -->"
+END = "<!-- bench:end -->"
+HEADERS = ("figure", "measured", "limit (libsodium, all cores)", "ratio", "target", "met")
+
+Result = dict[str, Any]
+
+
+def _rate(value: float, unit: str = "/s") -> str:
+    return f"{value:,.0f}{unit}"
+
+
+def _met(result: Result) -> str:
+    return "yes" if result.get("meets_target") else "**no**"
+
+
+def _limit(result: Result) -> str:
+    limit = result.get("verify_limit_per_second")
+    return _rate(limit) if limit else ""
+
+
+def _verify_limit(result: Result) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"the limit: libsodium `crypto_sign_verify_detached`, {result['message_bytes']}-byte "
+            f"message, {result['verify_threads']} threads, best of {result['passes']}",
+            f"{_rate(result['verify_limit_per_second'])} "
+            f"({_rate(result['verify_per_core_per_second'])} on one thread)",
+            _limit(result),
+            "1",
+            "",
+            "",
+        )
+    ]
+
+
+def _audit(result: Result) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"full audit, the whole `redlist-verify bundle` process, {result['entries']:,} entries",
+            _rate(result["entries_per_second"]),
+            _limit(result),
+            f"{result['ratio']:.2f}",
+            f"≥ {result['target_ratio']:.2f}",
+            _met(result),
+        )
+    ]
+
+
+def _ingest(result: Result) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"durable ingest over gRPC ({result['entries']:,} awards, {result['clients']} "
+            f"clients, batches of {result['batch']})",
+            _rate(result["entries_per_second"]),
+            _limit(result),
+            f"{result['ratio']:.2f}",
+            f"≥ {result['target_ratio']:.2f}",
+            _met(result),
+        )
+    ]
+
+
+def _append(result: Result) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"append at {result['entries']:,} entries vs at {result['early_at']:,} "
+            f"(`Log.append`, batches of {result['batch']:,})",
+            f"{_rate(result['late_entries_per_second'])} vs "
+            f"{_rate(result['early_entries_per_second'])}",
+            _limit(result),
+            f"{result['flatness']:.2f}",
+            f"≥ {result['target_flatness']:.2f}",
+            _met(result),
+        )
+    ]
+
+
+def _proofs(result: Result) -> list[tuple[str, ...]]:
+    largest = result["sizes"][-1]
+    return [
+        (
+            f"inclusion proofs from the store at {largest:,} entries, one thread "
+            "(ratio: cost per proof hash, smallest size over largest)",
+            f"{_rate(result['proofs_per_second_at_largest'])}",
+            _limit(result),
+            f"{result['flatness_per_hash']:.2f}",
+            f"≥ {result['target_proofs_per_second']:,}/s, ≥ "
+            f"{result['target_flatness_per_hash']:.2f}",
+            _met(result),
+        )
+    ]
+
+
+def _replicate(result: Result) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"mirror catch-up vs ingest ({result['entries']:,} entries)",
+            f"{_rate(result['catch_up_entries_per_second'])} vs "
+            f"{_rate(result['ingest_entries_per_second'])}",
+            _limit(result),
+            f"{result['catch_up_to_ingest']:.2f}",
+            f"≥ {result['target_catch_up_to_ingest']:.2f}",
+            _met(result),
+        )
+    ]
+
+
+def _sheet(result: Result) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"`redlist submit` of a {result['rows']:,}-row sheet",
+            _rate(result["rows_per_second"], " rows/s"),
+            _limit(result),
+            f"{result['ratio']:.2f}",
+            "",
+            "",
+        )
+    ]
+
+
+def _load(result: Result) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"mixed load for {result['seconds']:,} s ({result['submitters']} submitters, "
+            f"{result['readers']} readers)",
+            _rate(result["entries_per_second"]),
+            _limit(result),
+            f"{result['ingest_ratio']:.2f}",
+            "",
+            "yes" if result.get("ok") else "**no**",
+        )
+    ]
+
+
+def _peers(result: Result) -> list[tuple[str, ...]]:
+    rows = []
+    names = {"pymerkle_memory": "in-memory tree", "pymerkle_sqlite": "SQLite tree"}
+    ours = result["per_second"]["redlist"]
+    for name, ratios in result["ratios"].items():
+        theirs = result["per_second"][name]
+        for kind in ("append", "inclusion", "consistency"):
+            rows.append(
+                (
+                    f"{result['peer']} {names.get(name, name)}: {kind} "
+                    f"({result['entries']:,} entries; ratio: ours over theirs)",
+                    f"{_rate(ours[kind])} vs {_rate(theirs[kind])}",
+                    _limit(result),
+                    f"{ratios[kind]:.2f}",
+                    "",
+                    "",
+                )
+            )
+    return rows
+
+
+def _audit_memory(result: Result) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"auditor memory per entry ({result['accounts']:,} accounts)",
+            f"{result['bytes_per_entry']:,.0f} bytes",
+            "",
+            "",
+            "",
+            "",
+        )
+    ]
+
+
+ROWS: dict[str, Callable[[Result], list[tuple[str, ...]]]] = {
+    "verify-limit": _verify_limit,
+    "ingest": _ingest,
+    "audit": _audit,
+    "append": _append,
+    "replicate": _replicate,
+    "proofs": _proofs,
+    "peers": _peers,
+    "sheet": _sheet,
+    "load": _load,
+    "audit-memory": _audit_memory,
+}
+
+
+def read_results(path: Path) -> list[Result]:
+    results = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            results.append(json.loads(line))
+    return results
+
+
+def table(results: list[Result]) -> str:
+    """The generated section: a Markdown table, a row or more per benchmark, in ROWS' order."""
+    by_name = {result.get("benchmark", "?"): result for result in results}
+    rows: list[tuple[str, ...]] = []
+    for name, make_rows in ROWS.items():
+        if name in by_name:
+            try:
+                rows.extend(make_rows(by_name[name]))
+            except (KeyError, TypeError, ValueError) as exc:
+                rows.append((f"{name}: its JSON lacks {exc}", "", "", "", "", ""))
+    rows.extend(
+        (f"{name} (no row format)", "", "", "", "", "") for name in by_name if name not in ROWS
+    )
+    machine = next((r["machine"] for r in results if "machine" in r), None)
+    lines = [
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "---|" * len(HEADERS),
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if machine is not None:
+        libraries = ", ".join(f"{name} {version}" for name, version in machine["libraries"].items())
+        lines.append(
+            f"Measured {when} on {machine['cores']} cores ({machine['processor']}, "
+            f"{machine['platform']}), Python {machine['python']}; {libraries}."
+        )
+    else:
+        lines.append(f"Measured {when}.")
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(document: str, section: str) -> str:
+    """``document`` with what lies between the markers replaced by ``section``."""
+    if BEGIN not in document or END not in document:
+        raise SystemExit(f"the document has no generated section (lines {BEGIN!r} and {END!r})")
+    head, rest = document.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{section}{END}{tail}"
+
+
+def plot_append(result: Result, path: Path) -> None:
+    """The append benchmark's cost per entry (µs) at each window's end, and the bound."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # a file, never a window
+    from matplotlib import pyplot
+
+    sizes = result["window_ends"]
+    costs = [1e6 / rate for rate in result["windows"]]
+    early = 1e6 / result["early_entries_per_second"]
+    figure, axes = pyplot.subplots(figsize=(8, 4.5), dpi=100)
+    axes.plot(sizes, costs, marker=".", linewidth=1, label="append cost per entry")
+    axes.axhline(early, color="grey", linestyle=":", label=f"at {result['early_at']:,} entries")
+    axes.axhline(
+        early / result["target_flatness"],
+        color="red",
+        linestyle="--",
+        label=f"bound: throughput within {1 - result['target_flatness']:.0%} of that",
+    )
+    axes.set_xscale("log")
+    axes.set_xlim(left=min(10_000, min(sizes)), right=max(10_000_000, max(sizes)))
+    axes.set_ylim(bottom=0, top=max(max(costs), early / result["target_flatness"]) * 1.15)
+    axes.set_xlabel("entries in the log")
+    axes.set_ylabel("µs per appended entry (wall clock)")
+    axes.set_title(
+        f"Log.append, batches of {result['batch']:,}, up to {result['entries']:,} entries"
+    )
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("results", type=Path, help="the benchmarks' JSON, one object a line")
+    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "performance-append.png")
+    args = parser.parse_args(argv)
+    results = read_results(args.results)
+    document = args.doc.read_text(encoding="utf-8")
+    args.doc.write_text(replace_section(document, table(results)), encoding="utf-8")
+    append = next((r for r in results if r.get("benchmark") == "append"), None)
+    if append is not None and append.get("window_ends"):
+        plot_append(append, args.plot)
+        print(f"wrote {args.doc} and {args.plot}", file=sys.stderr)
+    else:
+        print(f"wrote {args.doc} (no append results: the plot is unchanged)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

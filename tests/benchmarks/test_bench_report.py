@@ -1,0 +1,103 @@
+"""``scripts/bench_report.py``: the table and the plot ``make bench`` writes from the JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_report.py"
+BEGIN = "<!-- bench:begin (written by make bench: scripts/bench_report.py) -->"
+END = "<!-- bench:end -->"
+
+MACHINE = {
+    "cores": 2,
+    "python": "3.11.7",
+    "platform": "Linux",
+    "processor": "x86_64",
+    "libraries": {"pynacl": "1.6.2"},
+}
+RESULTS: list[dict[str, Any]] = [
+    {
+        "benchmark": "verify-limit",
+        "verify_threads": 2,
+        "verify_limit_per_second": 45500.0,
+        "verify_per_core_per_second": 23000.0,
+        "message_bytes": 200,
+        "passes": 3,
+        "machine": MACHINE,
+    },
+    {
+        "benchmark": "audit",
+        "entries": 100003,
+        "entries_per_second": 30000.0,
+        "verify_limit_per_second": 45000.0,
+        "ratio": 0.667,
+        "target_ratio": 0.7,
+        "meets_target": False,
+        "machine": MACHINE,
+    },
+    {
+        "benchmark": "append",
+        "entries": 40000,
+        "batch": 1000,
+        "early_at": 10000,
+        "early_entries_per_second": 15000.0,
+        "late_entries_per_second": 13000.0,
+        "windows": [15000.0, 14000.0, 13000.0],
+        "window_ends": [10003, 20003, 30003],
+        "flatness": 0.867,
+        "target_flatness": 0.8,
+        "meets_target": True,
+        "verify_limit_per_second": 44000.0,
+        "machine": MACHINE,
+    },
+    {"benchmark": "something-new", "machine": MACHINE},
+]
+
+
+def report(tmp_path: Path, document: str) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    results = tmp_path / "bench.jsonl"
+    results.write_text("".join(json.dumps(result) + "\n" for result in RESULTS))
+    doc, plot = tmp_path / "performance.md", tmp_path / "append.png"
+    doc.write_text(document, encoding="utf-8")
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), str(results), "--doc", str(doc), "--plot", str(plot)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return completed, doc, plot
+
+
+def test_the_table_replaces_the_generated_section_only(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")  # the bench extra, which make install installs
+    before = f"# Performance\n\nBy hand.\n\n{BEGIN}\nan old table\n{END}\n\nAlso by hand.\n"
+    completed, doc, plot = report(tmp_path, before)
+    assert completed.returncode == 0, completed.stderr
+    text = doc.read_text(encoding="utf-8")
+    assert text.startswith("# Performance\n\nBy hand.\n\n" + BEGIN + "\n| figure |")
+    assert text.endswith(END + "\n\nAlso by hand.\n")
+    assert "an old table" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(rows) == 5  # the header, three known benchmarks, one unknown
+    assert "45,500/s (23,000/s on one thread)" in rows[1]
+    assert "| 30,000/s | 45,000/s | 0.67 | ≥ 0.70 | **no** |" in rows[2]
+    assert "append at 40,000 entries vs at 10,000" in rows[3]
+    assert "| 0.87 | ≥ 0.80 | yes |" in rows[3]
+    assert "something-new (no row format)" in rows[4]
+    assert "on 2 cores (x86_64, Linux), Python 3.11.7; pynacl 1.6.2." in text
+    assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_a_document_without_the_markers_is_left_alone(tmp_path: Path) -> None:
+    completed, doc, plot = report(tmp_path, "# Performance\n")
+    assert completed.returncode != 0
+    assert "no generated section" in completed.stderr
+    assert doc.read_text(encoding="utf-8") == "# Performance\n"
+    assert not plot.exists()
