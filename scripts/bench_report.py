@@ -1,11 +1,11 @@
 """Write docs/performance.md's table and plot from the benchmarks' JSON (``make bench``).
 
-Usage: python scripts/bench_report.py RESULTS.jsonl [--doc docs/performance.md]
-                                      [--plot docs/performance-append.png]
+Usage: python scripts/bench_report.py RESULTS.jsonl [--doc FILE ...] [--plot FILE]
 
 RESULTS holds one JSON object a line, as each of ``benchmarks/*.py`` prints. The table
-replaces what lies between the two marker lines of the document (everything else in it
-is written by hand); the plot shows the append benchmark's cost per entry against the
+replaces what lies between the two marker lines of each document (docs/performance.md
+and README.md unless ``--doc`` names others; everything else in them is written by
+hand); the plot shows the append benchmark's cost per entry against the
 log's size, on log-scaled axes, with the bound DESIGN 6 sets (throughput within 20% of
 that at 10k entries, so a cost at most 1.25 times it). Needs matplotlib (the ``bench``
 extra). A benchmark missing from RESULTS has no row; an unknown one is listed by name.
@@ -290,18 +290,25 @@ def plot_append(result: Result, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("results", type=Path, help="the benchmarks' JSON, one object a line")
-    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument(
+        "--doc", type=Path, action="append", help="a document to write the table into"
+    )
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "performance-append.png")
     args = parser.parse_args(argv)
     results = read_results(args.results)
-    document = args.doc.read_text(encoding="utf-8")
-    args.doc.write_text(replace_section(document, table(results)), encoding="utf-8")
+    documents = args.doc or [ROOT / "docs" / "performance.md", ROOT / "README.md"]
+    section = table(results)
+    # Every document is checked before any is written: all of them change, or none.
+    updated = [replace_section(path.read_text(encoding="utf-8"), section) for path in documents]
+    for path, text in zip(documents, updated, strict=True):
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote the table into {path}", file=sys.stderr)
     append = next((r for r in results if r.get("benchmark") == "append"), None)
     if append is not None and append.get("window_ends"):
         plot_append(append, args.plot)
-        print(f"wrote {args.doc} and {args.plot}", file=sys.stderr)
+        print(f"wrote {args.plot}", file=sys.stderr)
     else:
-        print(f"wrote {args.doc} (no append results: the plot is unchanged)", file=sys.stderr)
+        print("no append results: the plot is unchanged", file=sys.stderr)
     return 0
 
 
