@@ -165,9 +165,7 @@ def test_a_directory_without_bundles_cannot_start(tmp_path: Path) -> None:
     assert "cannot verify" in err
 
 
-def test_a_dask_cluster_gives_the_same_results(
-    province: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_a_dask_cluster_gives_the_same_results(province: tuple[Path, Path], tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     towns, keys_file = province
     copy = tmp_path / "towns"
