@@ -180,3 +180,19 @@ def test_a_dask_cluster_gives_the_same_results(province: tuple[Path, Path], tmp_
         )
     assert status == status_here == 1
     assert json_lines(there) == json_lines(here)
+
+
+def test_a_scheduler_that_does_not_answer_cannot_start(
+    province: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("distributed")
+    from redlist.verifier import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)  # nothing listens on port 1
+    towns, keys_file = province
+    status, out, err = run(
+        "bundles", str(towns), "--log-keys", str(keys_file), "--scheduler", "tcp://127.0.0.1:1"
+    )
+    assert status == 2
+    assert out == ""
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in err
