@@ -70,6 +70,20 @@ def _audit(result: Result) -> list[tuple[str, ...]]:
     ]
 
 
+def _many(result: Result) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"many logs: the whole `redlist-verify bundles` process, {result['logs']} logs of "
+            f"{result['entries_per_log']:,} entries",
+            _rate(result["entries_per_second"]),
+            _limit(result),
+            f"{result['ratio']:.2f}",
+            "",
+            "",
+        )
+    ]
+
+
 def _ingest(result: Result) -> list[tuple[str, ...]]:
     return [
         (
@@ -194,6 +208,7 @@ ROWS: dict[str, Callable[[Result], list[tuple[str, ...]]]] = {
     "verify-limit": _verify_limit,
     "ingest": _ingest,
     "audit": _audit,
+    "many": _many,
     "append": _append,
     "replicate": _replicate,
     "proofs": _proofs,

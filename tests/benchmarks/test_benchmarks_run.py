@@ -193,3 +193,13 @@ def test_the_peers_benchmark_compares_with_pymerkle_on_the_same_leaves() -> None
             assert result["ratios"][peer][kind] == pytest.approx(
                 ours[kind] / theirs[kind], rel=0.01, abs=0.006
             )
+
+
+def test_the_many_logs_benchmark_audits_every_log() -> None:
+    result = run(
+        "many.py", *("--logs", "3", "--awards", "100", "--runs", "1", "--verify-count", "200")
+    )
+    assert result["benchmark"] == "many"
+    assert result["entries_per_log"] == 103  # genesis, key, rule and the awards
+    assert result["entries"] == 3 * 103
+    assert result["ratio"] == result["run_ratios"][0] > 0
