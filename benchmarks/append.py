@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     limits = [verify_limit(args.verify_count)]
     rates: list[tuple[int, float]] = []  # (log size at the window's end, entries/s)
     cpu_seconds = 0.0  # this process's CPU inside Log.append
+    window_cpus: list[float] = []  # its CPU µs per entry in each window
     memory: dict[str, int | None] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="redlist-append-") as scratch:
@@ -79,16 +80,18 @@ def main(argv: list[str] | None = None) -> int:
             if args.processes:
                 scheduler.wait_started()
                 log.verify_signatures_with(scheduler)
-            window_start, window_seconds = log.size, 0.0
+            window_start, window_seconds, window_cpu = log.size, 0.0, 0.0
             first_size = log.size
             for size, seconds, cpu in grow_log(
                 log, town.awards, args.entries, args.batch, town.now_ms
             ):
                 cpu_seconds += cpu
                 window_seconds += seconds
+                window_cpu += cpu
                 if size - window_start >= args.window:
                     rates.append((size, (size - window_start) / window_seconds))
-                    window_start, window_seconds = size, 0.0
+                    window_cpus.append(window_cpu / (size - window_start) * 1e6)
+                    window_start, window_seconds, window_cpu = size, 0.0, 0.0
                     if len(rates) % 10 == 0 or size >= args.entries:
                         print(
                             f"{size:,} entries: {rates[-1][1]:,.0f}/s "
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "late_entries_per_second": round(late_rate, 1),
         "windows": [round(rate, 1) for _size, rate in rates],
         "window_ends": [size for size, _rate in rates],
+        "window_cpu_us_per_entry": [round(cpu, 1) for cpu in window_cpus],
         "flatness": round(late_rate / early_rate, 3),
         "target_flatness": DESIGN_TARGET,
         "meets_target": late_rate / early_rate >= DESIGN_TARGET,

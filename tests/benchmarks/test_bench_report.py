@@ -50,6 +50,7 @@ RESULTS: list[dict[str, Any]] = [
         "late_entries_per_second": 13000.0,
         "windows": [15000.0, 14000.0, 13000.0],
         "window_ends": [10003, 20003, 30003],
+        "window_cpu_us_per_entry": [50.0, 51.0, 52.0],
         "flatness": 0.867,
         "target_flatness": 0.8,
         "meets_target": True,

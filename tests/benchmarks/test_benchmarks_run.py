@@ -100,6 +100,8 @@ def test_the_append_benchmark_grows_the_log_and_compares_windows() -> None:
     assert result["anonymous_kib_late"] is None or result["anonymous_kib_late"] > 0
     assert result["data_bytes"] > 1500 * 100
     assert result["window_ends"] == [203 + 200 * n for n in range(7)]  # for the plot
+    assert len(result["window_cpu_us_per_entry"]) == 7
+    assert all(cpu > 0 for cpu in result["window_cpu_us_per_entry"])
 
 
 def test_the_append_benchmark_refuses_too_few_entries() -> None:
