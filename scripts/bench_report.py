@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -99,12 +100,20 @@ def _ingest(result: Result) -> list[tuple[str, ...]]:
 
 
 def _append(result: Result) -> list[tuple[str, ...]]:
+    measured = (
+        f"{_rate(result['late_entries_per_second'])} vs {_rate(result['early_entries_per_second'])}"
+    )
+    cpu = result.get("window_cpu_us_per_entry")
+    if cpu:  # the same windows as the rates: the first ones after early_at, the last ones
+        ends = result["window_ends"]
+        early = [value for end, value in zip(ends, cpu, strict=True) if end > result["early_at"]]
+        early_cpu, late_cpu = statistics.median(early[:3]), statistics.median(cpu[-3:])
+        measured += f"; CPU {late_cpu:,.0f} vs {early_cpu:,.0f} µs an entry"
     return [
         (
             f"append at {result['entries']:,} entries vs at {result['early_at']:,} "
             f"(`Log.append`, batches of {result['batch']:,})",
-            f"{_rate(result['late_entries_per_second'])} vs "
-            f"{_rate(result['early_entries_per_second'])}",
+            measured,
             _limit(result),
             f"{result['flatness']:.2f}",
             f"≥ {result['target_flatness']:.2f}",

@@ -91,6 +91,7 @@ def test_the_table_replaces_the_generated_section_only(tmp_path: Path) -> None:
     assert "| 30,000/s | 45,000/s | 0.67 | ≥ 0.70 | **no** |" in rows[2]
     assert "append at 40,000 entries vs at 10,000" in rows[3]
     assert "| 0.87 | ≥ 0.80 | yes |" in rows[3]
+    assert "13,000/s vs 15,000/s; CPU 51 vs 51 µs an entry" in rows[3]
     assert "something-new (no row format)" in rows[4]
     assert "on 2 cores (x86_64, Linux), Python 3.11.7; pynacl 1.6.2." in text
     assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
