@@ -259,9 +259,12 @@ def table(results: list[Result]) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if machine is not None:
         libraries = ", ".join(f"{name} {version}" for name, version in machine["libraries"].items())
+        loads = [r["machine"].get("load_average") for r in results if "machine" in r]
+        loads = [load for load in loads if load is not None]
+        busy = f", load average {min(loads):g} to {max(loads):g}" if loads else ""
         lines.append(
             f"Measured {when} on {machine['cores']} cores ({machine['processor']}, "
-            f"{machine['platform']}), Python {machine['python']}; {libraries}."
+            f"{machine['platform']}{busy}), Python {machine['python']}; {libraries}."
         )
     else:
         lines.append(f"Measured {when}.")
