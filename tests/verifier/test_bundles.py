@@ -113,7 +113,7 @@ def test_a_tampered_bundle_among_them_fails_and_is_named(
     assert sum(row.split()[-1] == "verified" for row in rows) == TOWNS - 1
     (row,) = [line for line in rows if "FAILED" in line]
     assert origin_of(7) in row
-    assert "FAILED at entry 6 (chain)" in row  # the next entry's prev no longer matches
+    assert "FAILED at entry 6 (chain; tampered)" in row  # the next entry's prev no longer matches
     assert f"{TOWNS} logs: {TOWNS - 1} verified, 1 failed, 0 not checked." in out
     status, out, _ = run("bundles", str(copy), "--log-keys", str(keys_file), "--json")
     assert status == 1

@@ -146,7 +146,8 @@ def _row(outcome: LogOutcome) -> tuple[str, ...]:
     error = value["error"]
     if outcome.outcome == FAILED:
         where = f"entry {error['seq']}" if error["seq"] is not None else "the log"
-        verdict = f"FAILED at {where} ({error['check']}): {error['message']}"
+        kind = f"; {error['kind']}" if error.get("kind") else ""
+        verdict = f"FAILED at {where} ({error['check']}{kind}): {error['message']}"
     else:
         verdict = f"NOT CHECKED ({outcome.bundle}): {error['message']}"
     return (outcome.origin, "-", "-", "-", verdict)

@@ -33,6 +33,8 @@ from redlist.ledger.errors import KeyFileError, NoteError, RedlistError, Verific
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.sigworkers import available_cores, tune_interpreter
 from redlist.verifier import report
+from redlist.verifier.explain import with_masked_names
+from redlist.verifier.failure import cannot_start_json, failure_json, failure_of
 from redlist.verifier.files import NOTE_LIMIT, SMALL_LIMIT, read_limited
 from redlist.verifier.source import BundleSource, audit
 
@@ -88,16 +90,17 @@ def audit_bundle(job: LogJob) -> LogOutcome:
     try:
         audited = audit(BundleSource(job.bundle), log_key, workers=1)
     except VerificationError as error:
-        return LogOutcome(job.bundle, log_key.name, FAILED, report.failure_json(error))
+        found = with_masked_names(failure_of(error), Path(job.bundle))
+        return LogOutcome(job.bundle, log_key.name, FAILED, failure_json(found))
     except RedlistError as error:
-        value = report.failure_json(None, error.diagnostics())
+        value = cannot_start_json(error.diagnostics())
         return LogOutcome(job.bundle, log_key.name, UNCHECKED, value)
     return LogOutcome(job.bundle, log_key.name, VERIFIED, report.result_json(audited.result))
 
 
 def unchecked(directory: Path, origin: str, message: str) -> LogOutcome:
     """The outcome of a bundle that was never audited (``message`` says why)."""
-    return LogOutcome(str(directory), origin, UNCHECKED, report.failure_json(None, message))
+    return LogOutcome(str(directory), origin, UNCHECKED, cannot_start_json(message))
 
 
 class LogKeys:
