@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.tables import print_table
 from redlist.verifier.many import (
@@ -32,7 +33,7 @@ from redlist.verifier.many import (
     run_here,
 )
 
-HELP = (
+HELP = N_(
     "Verify many towns' bundles at once, each exactly as 'redlist-verify bundle' does, "
     "one process per log on every core (or one task per log on a Dask cluster with "
     "--scheduler). Each DIR is a bundle or a directory of bundles. Each log's key is "
@@ -45,17 +46,21 @@ HEADERS = ("origin", "entries", "accounts", "root", "verdict")
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     parser = commands.add_parser(
-        "bundles", help="verify many towns' bundles at once", description=HELP
+        "bundles", help=_("verify many towns' bundles at once"), description=_(HELP)
     )
     parser.add_argument(
-        "directories", metavar="DIR", type=Path, nargs="+", help="a bundle or a directory of them"
+        "directories",
+        metavar="DIR",
+        type=Path,
+        nargs="+",
+        help=_("a bundle or a directory of them"),
     )
     parser.add_argument(
         "--log-key",
         metavar="VKEY",
         action="append",
         default=[],
-        help="a town log's verifier key string, or a file holding it (repeatable)",
+        help=_("a town log's verifier key string, or a file holding it (repeatable)"),
     )
     parser.add_argument(
         "--log-keys",
@@ -63,22 +68,24 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         type=Path,
         action="append",
         default=[],
-        help="a file of towns' verifier key strings, one a line ('#' starts a comment)",
+        help=_("a file of towns' verifier key strings, one a line ('#' starts a comment)"),
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object per log")
+    parser.add_argument("--json", action="store_true", help=_("print one JSON object per log"))
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--jobs",
         metavar="N",
         type=int,
-        help="audit at most N logs at a time (default and at most: one per core)",
+        help=_("audit at most N logs at a time (default and at most: one per core)"),
     )
     where.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="run the audits on the Dask distributed cluster of this scheduler "
-        "(tcp://HOST:PORT; needs the 'dask' extra, and the bundles at the same paths on "
-        "every worker)",
+        help=_(
+            "run the audits on the Dask distributed cluster of this scheduler "
+            "(tcp://HOST:PORT; needs the 'dask' extra, and the bundles at the same paths "
+            "on every worker)"
+        ),
     )
 
 
