@@ -380,7 +380,9 @@ def _award(
     if rule.council:
         _require_quorum(signers, config.quorum, f"rule {body.rule!r}")
     elif body.declared:  # the resident's own word: the council reviews it (ADR 0033)
-        _require_quorum(signers, config.quorum, f"a resident's declaration under rule {body.rule!r}")
+        _require_quorum(
+            signers, config.quorum, f"a resident's declaration under rule {body.rule!r}"
+        )
     _require_deed_date(body, config)
     if rule.max_qty is not None and body.qty > rule.max_qty:
         raise RuleViolation(

@@ -34,6 +34,7 @@ from redlist.ledger.entry import (
     EntrySignature,
     Envelope,
     TownConfig,
+    decode_body,
 )
 from redlist.ledger.errors import FormatError, RuleViolation
 from redlist.ledger.points import Effect, SignatureCheck
@@ -123,6 +124,47 @@ def counted_signatures(
         if record is not None and record.active:
             kept.append(EntrySignature(key_id, signatures[key_id]))
     return tuple(kept)
+
+
+@dataclass(frozen=True)
+class PendingTrial:
+    """An item's envelope with the signatures that count, and what the semantics says."""
+
+    envelope: Envelope
+    trial: Trial
+
+
+def try_pending(
+    state: LedgerState,
+    *,
+    origin: str,
+    seq: int,
+    time: int,
+    body: bytes,
+    signatures: Mapping[bytes, bytes],
+    check_signature: SignatureCheck = crypto.verify_entry,
+) -> PendingTrial:
+    """``try_entry`` of ``body`` with those of ``signatures`` that count
+    (``counted_signatures``). ``FormatError`` for a body that does not decode;
+    ``RuleViolation`` for a refusal no signature cures."""
+    decoded = decode_body(body)
+    counted = counted_signatures(state, signatures)
+    envelope = Envelope(body, counted)
+    if not counted:
+        missing = RuleViolation(
+            "quorum", "no signature of a registered, unrevoked key counts any more", seq=seq
+        )
+        return PendingTrial(envelope, Trial(None, missing))
+    trial = try_entry(
+        state,
+        origin=origin,
+        seq=seq,
+        time=time,
+        envelope=envelope,
+        body=decoded,
+        check_signature=check_signature,
+    )
+    return PendingTrial(envelope, trial)
 
 
 class ScratchState:
@@ -301,9 +343,11 @@ __all__ = [
     "REJECTED",
     "STATES",
     "PendingItem",
+    "PendingTrial",
     "ScratchState",
     "Trial",
     "counted_signatures",
     "try_entry",
+    "try_pending",
     "waive_quorums",
 ]

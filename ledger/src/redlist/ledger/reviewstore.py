@@ -169,7 +169,9 @@ def _item(value: bytes) -> PendingItem:
     try:
         return PendingItem.from_bytes(value)
     except (FormatError, TypeError, ValueError) as exc:
-        raise IntegrityError(f"the review queue is damaged: an item cannot be read ({exc})") from None
+        raise IntegrityError(
+            f"the review queue is damaged: an item cannot be read ({exc})"
+        ) from None
 
 
 __all__ = ["REVIEW_ENV_NAME", "ReviewStore"]
