@@ -660,6 +660,7 @@ class AccountEntry(_message.Message):
     AT_FIELD_NUMBER: _builtins.int
     HAS_TEXT_FIELD_NUMBER: _builtins.int
     DATE_FIELD_NUMBER: _builtins.int
+    DECLARED_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """The entry's seq."""
     time: _builtins.int
@@ -696,6 +697,10 @@ class AccountEntry(_message.Message):
     """For an award, the day of the deed (YYYY-MM-DD in the log's time zone, the body's
     `date`); empty for a redemption.
     """
+    declared: _builtins.bool
+    """For an award, whether the resident declared the deed themselves (`declared` in
+    its body): reviewed and approved by the council.
+    """
     def __init__(
         self,
         *,
@@ -712,10 +717,11 @@ class AccountEntry(_message.Message):
         at: _builtins.int = ...,
         has_text: _builtins.bool = ...,
         date: _builtins.str = ...,
+        declared: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "date", b"date", "has_text", b"has_text", "item", b"item", "kind", b"kind", "note", b"note", "points", b"points", "qty", b"qty", "reversed", b"reversed", "reversed_by", b"reversed_by", "rule", b"rule", "seq", b"seq", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "date", b"date", "declared", b"declared", "has_text", b"has_text", "item", b"item", "kind", b"kind", "note", b"note", "points", b"points", "qty", b"qty", "reversed", b"reversed", "reversed_by", b"reversed_by", "rule", b"rule", "seq", b"seq", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
