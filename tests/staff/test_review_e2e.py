@@ -119,7 +119,9 @@ def test_a_flood_of_proposals_is_refused_at_the_bound(tmp_path: Path) -> None:
         assert flood.code == 1
         assert "2 proposals waiting for review" in flood.err
         assert "review-proposer-full" in flood.err
-        assert town.run("propose", "--account", "fl-4", "--rule", "H01", signer="council1").code == 0
+        assert (
+            town.run("propose", "--account", "fl-4", "--rule", "H01", signer="council1").code == 0
+        )
         full = town.run("propose", "--account", "fl-5", "--rule", "H01", signer="council2")
         assert full.code == 1 and "review-queue-full" in full.err
         listed = json.loads(town.run("review", "list", "--json", signer=None).out)
