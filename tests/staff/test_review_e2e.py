@@ -9,6 +9,7 @@ from pathlib import Path
 from tests.node.serving import serve_in_subprocess
 from tests.staff.towns import TWO_DAYS_AGO, Town, served_town
 
+from redlist.ledger import keyfile
 from redlist.ledger.entry import Envelope, Leaf
 
 
@@ -67,8 +68,6 @@ def test_a_council_award_is_approved_over_two_days_with_a_restart(tmp_path: Path
 
 
 def _key_order(town: Town, name: str) -> bytes:
-    from redlist.ledger import keyfile
-
     return keyfile.read_signing_key(town.keys[name]).key_id
 
 
