@@ -14,9 +14,11 @@ from tests.builders import Town, create_log
 from tests.node.serving import rpc_error, run_node
 
 from redlist.ledger.crypto import SigningKey, sign_entry
-from redlist.ledger.entry import Award, Envelope, Leaf
+from redlist.ledger.entry import Award, Envelope, Leaf, decode_body
 from redlist.ledger.errors import RuleViolation
 from redlist.ledger.log import Log
+from redlist.ledger.registerstore import RegisterStore
+from redlist.ledger.residents import Resident
 from redlist.ledger.review import APPENDED, EXPIRED, PENDING
 from redlist.node.metrics import NodeMetrics
 from redlist.node.review import DAY_MS, ReviewLimits, ReviewQueue, ReviewRefusal
@@ -116,6 +118,11 @@ def test_a_revoked_members_approval_is_not_counted(town: Town, log: Log) -> None
         _approve(queue, number, body, third)
     with pytest.raises(RuleViolation, match="needs the council or grid role"):
         _approve(queue, number, body, town.cashier)
+    grid = SigningKey.generate()  # may sign awards, but is no council member
+    log.append([town.add_key(grid, "grid-liu", ["grid"])], now_ms=clock.now)
+    with pytest.raises(ReviewRefusal, match="would not count") as refused:
+        _approve(queue, number, body, grid)
+    assert refused.value.check == "signer-role"
     queue.close()
 
 
@@ -218,3 +225,21 @@ def _request(item: pb.ReviewItem, body: bytes, key: SigningKey) -> pb.ApproveReq
         key_id=key.key_id,
         signature=sign_entry(key, body),
     )
+
+
+def test_the_listing_names_the_resident_masked_and_filters_by_village(town: Town, log: Log) -> None:
+    with RegisterStore.open(log.data_dir, write=True) as register:
+        register.add(
+            [
+                Resident("q-6", "欧阳娜娜", "", "", "东村", "12", "consent", "2026-01-05", 0),
+                Resident("q-7", "张三", "", "", "西村", "3", "consent", "2026-01-05", 0),
+            ]
+        )
+    queue = ReviewQueue(log.data_dir, log, clock=Clock(town.now_ms))
+    for account in ("q-6", "q-7", "q-8"):
+        queue.propose(_proposal(town, account)[1], {})
+    east = queue.listing(village="东村")
+    assert [(view.masked_name, view.village) for view in east] == [("欧**娜", "东村")]
+    everyone = {decode_body(view.item.body).account: view.masked_name for view in queue.listing()}
+    assert everyone == {"q-6": "欧**娜", "q-7": "张*", "q-8": ""}
+    queue.close()

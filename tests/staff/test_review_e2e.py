@@ -125,3 +125,25 @@ def test_a_flood_of_proposals_is_refused_at_the_bound(tmp_path: Path) -> None:
         assert full.code == 1 and "review-queue-full" in full.err
         listed = json.loads(town.run("review", "list", "--json", signer=None).out)
         assert [item["account"] for item in listed] == ["fl-1", "fl-2", "fl-4"]
+
+
+def test_a_sheet_is_proposed_row_by_row_and_never_twice(tmp_path: Path) -> None:
+    with served_town(tmp_path) as town:
+        sheet = town.write(
+            "declarations.csv",
+            f"account,rule,qty,date,note\nsh-1,V01,1,{TWO_DAYS_AGO},swept the lane\n"
+            f"sh-2,H01,,{TWO_DAYS_AGO},\n",
+        )
+        first = town.run("propose", "--csv", str(sheet), "--declared-by-resident")
+        assert first.code == 0, first.err
+        assert first.out.count("Item ") == 2
+        again = town.run("propose", "--csv", str(sheet), "--declared-by-resident")
+        assert again.code == 0, again.err
+        assert again.out.count("Already proposed or recorded") == 2
+        listed = json.loads(town.run("review", "list", "--json", signer=None).out)
+        assert [(item["account"], item["declared"]) for item in listed] == [
+            ("sh-1", True),
+            ("sh-2", True),
+        ]
+        both = town.run("propose", "--csv", str(sheet), "--account", "x", "--rule", "V01")
+        assert both.code == 2 and "either --account and --rule, or --csv" in both.err

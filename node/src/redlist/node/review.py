@@ -246,10 +246,22 @@ class ReviewQueue:
         if key_id in item.signatures:
             return Decision(item, repeated=True)  # one key counts once
         self._require_signers(item.body, {key_id: signature})
+        before = self._log.try_pending(item.body, item.signatures, now).trial.awaiting
         signed = item.signed_by(key_id, signature)
         tried = self._log.try_pending(signed.body, signed.signatures, now)
         if tried.trial.accepted:
             return Decision(signed, append=tried.envelope.to_bytes(), texts=_texts(signed))
+        awaiting = tried.trial.awaiting
+        if before is not None and awaiting is not None and awaiting.message == before.message:
+            # The semantics lets the key sign, but its signature brings no quorum closer
+            # (a grid worker's on a council decision): an approval that would not count.
+            record = self._log.staff_key(key_id)
+            name = record.name if record is not None else key_id.hex()
+            raise ReviewRefusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "signer-role",
+                f"the approval of {name} (key {key_id.hex()}) would not count: {awaiting.message}",
+            )
         self._store.put(signed)
         return Decision(signed)
 
