@@ -233,13 +233,14 @@ def test_the_listing_names_the_resident_masked_and_filters_by_village(town: Town
             [
                 Resident("q-6", "欧阳娜娜", "", "", "东村", "12", "consent", "2026-01-05", 0),
                 Resident("q-7", "张三", "", "", "西村", "3", "consent", "2026-01-05", 0),
+                Resident("q-9", "李四光", "", "", "东村", "4", "", "", 0),  # no legal basis
             ]
         )
     queue = ReviewQueue(log.data_dir, log, clock=Clock(town.now_ms))
-    for account in ("q-6", "q-7", "q-8"):
+    for account in ("q-6", "q-7", "q-8", "q-9"):
         queue.propose(_proposal(town, account)[1], {})
     east = queue.listing(village="东村")
-    assert [(view.masked_name, view.village) for view in east] == [("欧**娜", "东村")]
+    assert [(view.masked_name, view.village) for view in east] == [("欧**娜", "东村"), ("", "东村")]
     everyone = {decode_body(view.item.body).account: view.masked_name for view in queue.listing()}
-    assert everyone == {"q-6": "欧**娜", "q-7": "张*", "q-8": ""}
+    assert everyone == {"q-6": "欧**娜", "q-7": "张*", "q-8": "", "q-9": ""}
     queue.close()

@@ -451,8 +451,11 @@ class _Register:
         try:
             with RegisterStore.open(data_dir, wait_s=2.0) as register:
                 for resident in register.residents():
+                    # A masked name only where publicity may show it (a legal basis): the
+                    # list is public. The village serves the filter for every resident.
+                    shown = resident.publishable and bool(resident.name)
                     self._residents[resident.account] = (
-                        mask_name(resident.name) if resident.name else "",
+                        mask_name(resident.name) if shown else "",
                         resident.village,
                     )
         except StoreError:

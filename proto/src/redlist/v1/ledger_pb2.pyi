@@ -862,7 +862,8 @@ class ReviewItem(_message.Message):
     decided: _builtins.int
     masked_name: _builtins.str
     """From the node's register, when it lists the account: the resident's masked name
-    (DESIGN.md 3.7) and village. Empty otherwise.
+    (DESIGN.md 3.7; only with a legal basis for publication, as in publicity) and
+    village. Empty otherwise.
     """
     village: _builtins.str
     rule_title: _builtins.str
