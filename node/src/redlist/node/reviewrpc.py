@@ -179,6 +179,50 @@ class ReviewService:
         )
 
 
+class ReviewCalls:
+    """The review RPCs of ``LedgerServicer`` (mixed in): each hands its call to the
+    node's :class:`ReviewService`, or refuses it on a node without a queue (a mirror)."""
+
+    _review: ReviewService | None
+    _submit_refusal: str | None
+
+    async def Propose(
+        self,
+        request: pb.ProposeRequest,
+        context: aio.ServicerContext[pb.ProposeRequest, pb.ReviewItem],
+    ) -> pb.ReviewItem:
+        return await (await self._reviews(context)).propose(request, context)
+
+    async def ListPending(
+        self,
+        request: pb.ListPendingRequest,
+        context: aio.ServicerContext[pb.ListPendingRequest, pb.PendingList],
+    ) -> pb.PendingList:
+        return await (await self._reviews(context)).list_pending(request, context)
+
+    async def Approve(
+        self,
+        request: pb.ApproveRequest,
+        context: aio.ServicerContext[pb.ApproveRequest, pb.ReviewItem],
+    ) -> pb.ReviewItem:
+        return await (await self._reviews(context)).approve(request, context)
+
+    async def Reject(
+        self,
+        request: pb.RejectRequest,
+        context: aio.ServicerContext[pb.RejectRequest, pb.ReviewItem],
+    ) -> pb.ReviewItem:
+        return await (await self._reviews(context)).reject(request, context)
+
+    async def _reviews(self, context: _Context) -> ReviewService:
+        if self._review is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                self._submit_refusal or "this node keeps no review queue",
+            )
+        return self._review
+
+
 def item_message(view: ItemView) -> pb.ReviewItem:
     item = view.item
     return pb.ReviewItem(

@@ -56,7 +56,7 @@ from redlist.node.readers import ReadAuthority, ReadRefusal
 from redlist.node.recognised import RecognisedGrades
 from redlist.node.refusals import Refusal, bounded_message, refusal_of
 from redlist.node.review import ReviewQueue
-from redlist.node.reviewrpc import ReviewService
+from redlist.node.reviewrpc import ReviewCalls, ReviewService
 from redlist.node.texts import Admitted, NodeTexts
 from redlist.proto.contract import MAX_BATCH_CHECK, Limits, RefusalDetails
 from redlist.v1 import ledger_pb2 as pb
@@ -86,7 +86,7 @@ _T = TypeVar("_T")
 _AnyContext = aio.ServicerContext[Any, Any]
 
 
-class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
+class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
     """Serves one open log. ``reads`` is the thread pool for the log's blocking reads;
     ``limits`` are what the node takes in one Submit (its server enforces the message
     size, the servicer the number of envelopes)."""
@@ -206,44 +206,6 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
             raise
         await self._settle_texts(admitted, refused=False)
         return result.seqs[0]
-
-    # -- the review queue (node/reviewrpc.py) --------------------------------
-
-    async def Propose(
-        self,
-        request: pb.ProposeRequest,
-        context: aio.ServicerContext[pb.ProposeRequest, pb.ReviewItem],
-    ) -> pb.ReviewItem:
-        return await (await self._reviews(context)).propose(request, context)
-
-    async def ListPending(
-        self,
-        request: pb.ListPendingRequest,
-        context: aio.ServicerContext[pb.ListPendingRequest, pb.PendingList],
-    ) -> pb.PendingList:
-        return await (await self._reviews(context)).list_pending(request, context)
-
-    async def Approve(
-        self,
-        request: pb.ApproveRequest,
-        context: aio.ServicerContext[pb.ApproveRequest, pb.ReviewItem],
-    ) -> pb.ReviewItem:
-        return await (await self._reviews(context)).approve(request, context)
-
-    async def Reject(
-        self,
-        request: pb.RejectRequest,
-        context: aio.ServicerContext[pb.RejectRequest, pb.ReviewItem],
-    ) -> pb.ReviewItem:
-        return await (await self._reviews(context)).reject(request, context)
-
-    async def _reviews(self, context: _AnyContext) -> ReviewService:
-        if self._review is None:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                self._submit_refusal or "this node keeps no review queue",
-            )
-        return self._review
 
     async def _admit_texts(
         self, envelopes: list[bytes], texts: list[dict[str, EntryText]]
