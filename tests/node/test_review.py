@@ -244,3 +244,22 @@ def test_the_listing_names_the_resident_masked_and_filters_by_village(town: Town
     everyone = {decode_body(view.item.body).account: view.masked_name for view in queue.listing()}
     assert everyone == {"q-6": "欧**娜", "q-7": "张*", "q-8": "", "q-9": ""}
     queue.close()
+
+
+def test_an_append_the_queue_did_not_hear_of_is_found_in_the_log(town: Town, log: Log) -> None:
+    """A crash between the append and the queue's note of it: the next look finds the
+    entry in the log and closes the item with its seq."""
+    clock = Clock(town.now_ms)
+    queue = ReviewQueue(log.data_dir, log, clock=clock)
+    body, envelope = _proposal(town, "q-10")
+    number = queue.propose(envelope, {}).item.number
+    _approve(queue, number, body, town.council[0])
+    whole = town.sign(body, town.grid, *town.council)
+    seq = log.append([whole], now_ms=clock.now).seqs[0]
+    queue.close()
+    queue = ReviewQueue(log.data_dir, log, clock=clock)
+    [view] = queue.listing(closed=True)
+    assert view.item.state == APPENDED and view.item.seq == seq
+    with pytest.raises(ReviewRefusal, match=f"it is entry {seq}"):
+        _approve(queue, number, body, town.council[1])
+    queue.close()
