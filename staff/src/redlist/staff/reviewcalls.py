@@ -13,6 +13,7 @@ import grpc
 
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import RedlistError
+from redlist.ledger.i18n import _
 from redlist.ledger.textcommit import EntryText
 from redlist.proto.client import read_signature, texts_message
 from redlist.proto.errors import WireError
@@ -57,7 +58,11 @@ class ReviewItem:
     @classmethod
     def from_message(cls, message: ledger_pb2.ReviewItem) -> ReviewItem:
         if message.body and hashlib.sha256(message.body).digest() != message.body_hash:
-            raise WireError(f"the node sent item {message.number} with a body_hash not its body's")
+            raise WireError(
+                _("the node sent item {number} with a body_hash not its body's").format(
+                    number=message.number
+                )
+            )
         return cls(
             message.number,
             message.state,

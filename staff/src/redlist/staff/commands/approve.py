@@ -8,32 +8,33 @@ from pathlib import Path
 from redlist.ledger import crypto, keyfile
 from redlist.ledger.entry import Envelope, Leaf, decode_body
 from redlist.ledger.errors import VerificationError
+from redlist.ledger.i18n import N_, _
 from redlist.staff import values
 from redlist.staff.client import LedgerClient, add_node_argument, connect
 from redlist.staff.commands.review import describe
 from redlist.staff.reviewcalls import ReviewItem
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Approve proposals of the review queue ('redlist review list'), one council member
 at a time. For each ID the award is printed in words (account, the resident's
 masked name where the town keeps a register, rule, points, deed date) and exactly
 that body is signed; the node refuses the approval if its body is not the one
 shown. Once enough council members approved, the node records the award.
 
-  redlist approve 3 4 --node 127.0.0.1:7420 --signer li.pem"""
+  redlist approve 3 4 --node 127.0.0.1:7420 --signer li.pem""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "approve",
-        help="approve proposals of the review queue",
-        description=DESCRIPTION,
+        help=_("approve proposals of the review queue"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("numbers", nargs="+", type=values.whole_number, metavar="ID")
     add_node_argument(parser)
     parser.add_argument(
-        "--signer", required=True, type=Path, metavar="KEYFILE", help="your private key file"
+        "--signer", required=True, type=Path, metavar="KEYFILE", help=_("your private key file")
     )
     parser.set_defaults(run=run)
 
@@ -46,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
             shown = client.list_pending(number=number, closed=True)[0]
             print(describe(shown))
             if shown.state != "pending":
-                print(f"Item {number} is no longer waiting for review: nothing signed.")
+                print(
+                    _("Item {number} is no longer waiting for review: nothing signed.").format(
+                        number=number
+                    )
+                )
                 continue
             body = decode_body(shown.body)
             if body.log != origin:

@@ -10,6 +10,7 @@ from pathlib import Path
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Award
 from redlist.ledger.errors import FormatError
+from redlist.ledger.i18n import N_, _
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing, values
 from redlist.staff.client import LedgerClient, add_node_argument, connect
@@ -17,7 +18,7 @@ from redlist.staff.entries import Draft
 from redlist.staff.reviewcalls import ReviewItem
 from redlist.staff.sheet import sheet_rows
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Propose an award for the council's review. The node keeps it in its review queue
 until enough council members have approved it ('redlist approve ID'), one at a
 time and on any day, then records it as an ordinary entry. An award that needs
@@ -34,33 +35,33 @@ no review (a rule without the council, not a declaration) is recorded at once.
 (本人申报): the entry says so, and the council must approve it whatever the rule.
 --csv takes a sheet as 'redlist submit' does (account,rule,qty,date,note) and
 proposes each row; proposing the same sheet again proposes no row twice.
-'redlist review list' shows what waits."""
+'redlist review list' shows what waits.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "propose",
-        help="propose an award for the council's review",
-        description=DESCRIPTION,
+        help=_("propose an award for the council's review"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--account", help="the resident's account id")
-    parser.add_argument("--rule", help="the rule's code, e.g. S01")
-    parser.add_argument("--qty", type=values.whole_number, default=1, help="default 1")
+    parser.add_argument("--account", help=_("the resident's account id"))
+    parser.add_argument("--rule", help=_("the rule's code, e.g. S01"))
+    parser.add_argument("--qty", type=values.whole_number, default=1, help=_("default 1"))
     parser.add_argument(
         "--date",
         type=values.deed_date_arg,
         metavar="YYYY-MM-DD",
-        help="the day of the deed (default: today in the town's time zone)",
+        help=_("the day of the deed (default: today in the town's time zone)"),
     )
-    parser.add_argument("--note", help="a short note (optional)")
+    parser.add_argument("--note", help=_("a short note (optional)"))
     parser.add_argument(
-        "--csv", type=Path, metavar="FILE", help="propose every row of this sheet instead"
+        "--csv", type=Path, metavar="FILE", help=_("propose every row of this sheet instead")
     )
     parser.add_argument(
         "--declared-by-resident",
         action="store_true",
-        help="the resident declared the deed (本人申报): the council reviews it",
+        help=_("the resident declared the deed (本人申报): the council reviews it"),
     )
     add_node_argument(parser)
     signing.add_signer_arguments(parser)
@@ -69,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     if (args.csv is None) == (args.account is None or args.rule is None):
-        raise FormatError("give either --account and --rule, or --csv FILE")
+        raise FormatError(_("give either --account and --rule, or --csv FILE"))
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
         origin = client.latest().origin

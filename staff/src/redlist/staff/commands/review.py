@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 from redlist.ledger.entry import Award, decode_body
 from redlist.ledger.errors import FormatError
+from redlist.ledger.i18n import N_, _
 from redlist.staff import values
 from redlist.staff.client import add_node_argument, connect
 from redlist.staff.reviewcalls import ReviewItem
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Show the node's review queue: the proposals waiting for council members'
 approval, who signed each and what it still needs.
 
@@ -23,28 +24,28 @@ approval, who signed each and what it still needs.
 --village keeps the residents of one village (the node's register says who lives
 where; a proposal for an account the register does not hold is left out).
 'show' also tells what became of an item: recorded (with its entry number),
-rejected (with the council's reason) or expired."""
+rejected (with the council's reason) or expired.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "review",
-        help="list proposals waiting for the council",
-        description=DESCRIPTION,
+        help=_("list proposals waiting for the council"),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="{list,show}")
-    listing = actions.add_parser("list", help="the proposals waiting for review")
-    listing.add_argument("--village", default="", help="only residents of this village")
+    listing = actions.add_parser("list", help=_("the proposals waiting for review"))
+    listing.add_argument("--village", default="", help=_("only residents of this village"))
     listing.add_argument(
-        "--all", action="store_true", help="also those recorded, rejected or expired lately"
+        "--all", action="store_true", help=_("also those recorded, rejected or expired lately")
     )
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument("--json", action="store_true", help=_("print JSON"))
     add_node_argument(listing)
     listing.set_defaults(run=run_list)
-    show = actions.add_parser("show", help="one proposal, and what became of it")
+    show = actions.add_parser("show", help=_("one proposal, and what became of it"))
     show.add_argument("number", type=values.whole_number, metavar="ID")
-    show.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument("--json", action="store_true", help=_("print JSON"))
     add_node_argument(show)
     show.set_defaults(run=run_show)
 
