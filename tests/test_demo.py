@@ -28,10 +28,11 @@ from redlist.staff import csvfiles
 from redlist.verifier import cli as verifier_cli
 
 # Entries the demo appends: genesis, 6 keys, 15 rules, 300 spreadsheet rows,
-# 3 council awards, 1 redemption, 1 objection, 1 reversal.
-DEMO_ENTRIES = 1 + 6 + 15 + 300 + 3 + 1 + 1 + 1
-#: Steps 1-10: Dongguan's month; 11-18: three towns keep each other honest.
-LAST_STEP = 18
+# 3 council awards, 1 declaration the council reviewed, 1 redemption, 1 objection,
+# 1 reversal.
+DEMO_ENTRIES = 1 + 6 + 15 + 300 + 3 + 1 + 1 + 1 + 1
+#: Steps 1-11: Dongguan's month; 12-19: three towns keep each other honest.
+LAST_STEP = 19
 SERVING = re.compile(r"serving log dongguan\.example/redlist \(1 entries\) on 127\.0\.0\.1:(\d+)")
 
 
@@ -102,6 +103,9 @@ def test_the_staff_commands_are_shown_so_the_reader_can_copy_them(demo_run: Demo
         f"$ redlist rules load --csv {root}/catalogue.csv",
         f"$ redlist submit --csv {root}/awards-east.csv",
         "$ redlist award --account dgc-0012 --rule saf-life --note",
+        "$ redlist propose --account dgc-0019 --rule med-dispute --date ",
+        "$ redlist review list --node 127.0.0.1:",
+        "$ redlist approve 1 ",
         "$ redlist redeem --account ",
         "$ redlist objection --target ",
         "$ redlist reverse --target ",
@@ -125,6 +129,10 @@ def test_the_month_goes_in_through_the_node(demo_run: DemoRun) -> None:
     assert "0 recorded now, " in out  # the file submitted twice
     assert "needs 2 council signatures, it has 1" in out  # refused with one council member
     assert out.count("Awarded 50 points to dgc-0012 under rule saf-life") == 1
+    assert "Item 1: proposed the award to dgc-0019 under rule med-dispute; a resident's " in out
+    assert "declared by the resident (本人申报)" in out
+    assert "Approved item 1; it still needs: " in out
+    assert re.search(r"Approved item 1: recorded as entry \d+\.", out)
     assert re.search(r"Redeemed 60 points of dgc-\d{4} for “5 L peanut oil", out)
 
 

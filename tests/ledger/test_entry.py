@@ -55,6 +55,10 @@ SAMPLES = [
         date="1970-01-01",
     ),
     Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01", date="2026-05-03"),
+    Award(LOG, ENTRY_ID, 4, "dgc-0001", "V01", date="2026-05-03", declared=True),
+    Award(
+        LOG, ENTRY_ID, 4, "dgc-0001", "V01", 1, commit("x", SALT), date="2026-05-03", declared=True
+    ),
     Genesis(LOG, ENTRY_ID, 1, b"\x01" * 32, replace(WENDENG, backdate_days=0)),
     RuleChange(LOG, ENTRY_ID, 3, "set", "V02", "Patrol", "safety", 2, False, 4, 8),
     RuleChange(LOG, ENTRY_ID, 3, "set", "V03", "Patrol", "safety", 2, False, None, 8),
@@ -122,6 +126,9 @@ _DROP = object()
         ({"date": "0000-01-01"}, "not a day of the calendar"),
         ({"date": "2026-05-03 "}, "YYYY-MM-DD"),
         ({"date": "\uff12\uff10\uff12\uff16-05-03"}, "YYYY-MM-DD"),
+        ({"declared": False}, "'declared' is written only as true"),
+        ({"declared": 1}, "'declared' must be true or false"),
+        ({"declared": "yes"}, "'declared' must be true or false"),
     ],
 )
 def test_award_field_errors(changes: dict[str, Any], message: str) -> None:
@@ -247,3 +254,19 @@ def test_leaf_errors(value: Any) -> None:
 )
 def test_account_shape(account: str, valid: bool) -> None:
     assert is_valid_account(account) is valid
+
+
+@given(
+    account=st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True),
+    qty=st.integers(1, 2**32),
+    declared=st.booleans(),
+    note=st.none() | st.binary(min_size=32, max_size=32),
+)
+def test_declared_awards_round_trip(
+    account: str, qty: int, declared: bool, note: bytes | None
+) -> None:
+    award = Award(LOG, ENTRY_ID, 4, account, "V01", qty, note, date="2026-05-03", declared=declared)
+    data = award.to_bytes()
+    assert decode_body(data) == award
+    assert decode_body(data).to_bytes() == data
+    assert ("declared" in codec.decode(data, "body")) is declared

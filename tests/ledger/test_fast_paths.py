@@ -34,6 +34,7 @@ AWARD = {
     "qty": 2,
 }
 REDEEM = {**COMMON, "kind": "redeem", "account": "res-002", "points": 25, "item": "soap"}
+DECLARED = {**AWARD, "declared": True}
 KEY = {**COMMON, "kind": "key", "op": "add", "pub": bytes(32), "name": "Li", "roles": ["grid"]}
 
 # Values a field may be replaced with: the right ones, the edges, and every kind of wrong one.
@@ -61,7 +62,7 @@ ODD_VALUES = st.one_of(
 FIELD_NAMES = st.sampled_from(
     [
         *("v", "kind", "log", "id", "at", "account", "date", "rule", "qty", "note", "evidence"),
-        *("points", "item", "op", "pub", "extra", "Kind"),
+        *("points", "item", "op", "pub", "extra", "Kind", "declared"),
     ]
 )
 
@@ -133,9 +134,9 @@ EDGE_VALUES = [
 ]
 
 
-@pytest.mark.parametrize("base", [AWARD, REDEEM], ids=["award", "redeem"])
+@pytest.mark.parametrize("base", [AWARD, REDEEM, DECLARED], ids=["award", "redeem", "declared"])
 def test_every_single_field_change_decides_alike(base: dict[str, Any]) -> None:
-    names = [*base, "note", "evidence", "points", "item", "extra"]
+    names = [*base, "note", "evidence", "points", "item", "extra", "declared"]
     for name in names:
         for edge in EDGE_VALUES:
             changed = {**base, name: edge}
@@ -166,7 +167,9 @@ def _replaced(value: Any, path: tuple[int, ...], new: Any) -> Any:
     return copy
 
 
-@pytest.mark.parametrize("base", [AWARD, REDEEM, KEY], ids=["award", "redeem", "key"])
+@pytest.mark.parametrize(
+    "base", [AWARD, REDEEM, KEY, DECLARED], ids=["award", "redeem", "key", "declared"]
+)
 @settings(max_examples=150, deadline=None)
 @given(
     changes=st.dictionaries(FIELD_NAMES, ODD_VALUES | st.just(None), max_size=3),

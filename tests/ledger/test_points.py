@@ -246,6 +246,14 @@ def test_council_quorum(town: Town) -> None:
     town.apply(town.award("dgc-0001", "rescue"), town.grid, town.council1, town.council2)
 
 
+def test_a_declared_award_needs_the_council_whatever_its_rule(town: Town) -> None:
+    declared = replace(town.award("dgc-0001", "pond"), declared=True)
+    town.refused("quorum", declared, town.grid)
+    town.refused("quorum", declared, town.grid, town.council1)
+    effect = town.apply(declared, town.grid, town.council1, town.council2)
+    assert effect.earned_delta == 5
+
+
 def test_overdraw(town: Town) -> None:
     town.apply(town.award("dgc-0001", "pond", qty=2), town.grid)
     town.refused("overdraw", town.redeem("dgc-0001", 11), town.cashier)

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import pytest
 
+from redlist.ledger.entry import Award
 from redlist.ledger.errors import FormatError
 from redlist.ledger.masking import mask_name
+from redlist.ledger.points import Effect
 from redlist.ledger.publicity import (
     AWARD,
     BOM,
+    DECLARED,
     HEADER,
     OBJECTION,
     PublicEntry,
+    PublicityRecorder,
     decode_csv,
     encode_csv,
     mask_problem,
 )
+from redlist.ledger.state import MemoryState
+from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
 AWARDED = PublicEntry(
     7, AWARD, "2026-01-20", "dgc-0001", "V01", "清理池塘", 5, 1005, "A", ("王芳",)
@@ -91,3 +97,18 @@ def test_a_name_left_unmasked_is_caught(unmasked: str) -> None:
         assert problem is None  # hides everything: nothing personal shows
     else:
         assert problem is not None
+
+
+def test_a_declared_award_is_listed_as_declared_by_the_resident() -> None:
+    state = MemoryState()
+    state.set_config(DEFAULT_TOWN_CONFIG)
+    recorder = PublicityRecorder()
+    for number, declared in ((7, True), (8, False)):
+        body = Award("log", bytes(16), 0, "dgc-0001", "V01", date="2026-01-20", declared=declared)
+        effect = Effect(number, "award", ("王芳",), "dgc-0001", "V01", 5)
+        recorder.observe(0, body, effect, state)
+    declared_entry, plain = recorder.entries
+    assert declared_entry.cells()["类型"] == AWARD + DECLARED == "加分（本人申报）"
+    assert plain.cells()["类型"] == AWARD
+    rows = decode_csv(encode_csv([(declared_entry, "东村", "张*", "")]))
+    assert rows[0].cells["类型"] == "加分（本人申报）"

@@ -102,8 +102,9 @@ TWO_DAYS_AGO = (date.fromisoformat(TODAY_AT_START) - timedelta(days=2)).isoforma
 
 
 @contextlib.contextmanager
-def served_town(root: Path) -> Iterator[Town]:
-    """A town served from ``root`` for as long as the context lasts."""
+def served_town(root: Path, *flags: str | Path) -> Iterator[Town]:
+    """A town served from ``root`` (``redlist-node serve FLAGS...``) for as long as the
+    context lasts."""
     keys = {name: root / f"{name}.pem" for name in STAFF}
     for name, path in keys.items():
         keyfile.write_key_files(path, SigningKey.generate(), f"{name} of Dongguan")
@@ -115,7 +116,7 @@ def served_town(root: Path) -> Iterator[Town]:
         capture_output=True,
         timeout=60,
     )  # fmt: skip
-    with serve_in_subprocess(data, output=root) as address:
+    with serve_in_subprocess(data, *flags, output=root) as address:
         served = Town(address, root, keys)
         for name, roles in (
             ("grid", "grid"),

@@ -127,6 +127,27 @@ COUNCIL_AWARDS = (
     CouncilAward("dgc-0047", "saf-drunk", "notice from the county traffic police", COUNCIL[1:], 17),
 )
 
+
+@dataclass(frozen=True)
+class Declaration:
+    """A resident's own declaration of a deed, entered by a grid worker, reviewed by two
+    council members on different days (``redlist propose --declared-by-resident``)."""
+
+    account: str
+    rule: str
+    note: str
+    days_ago: int
+    reviewers: tuple[Staff, Staff]
+
+
+DECLARATION = Declaration(
+    "dgc-0019",
+    "med-dispute",
+    "settled the quarrel over the shared well, as she declared",
+    3,
+    (COUNCIL[0], COUNCIL[1]),
+)
+
 #: The resident whose burning-straw deduction is objected to and reversed.
 OBJECTOR = "dgc-0023"
 OBJECTED_RULE = "env-straw"
@@ -232,6 +253,7 @@ def spendable_after(rows: Iterable[SheetRow]) -> Counter[str]:
         earned[row.account] += row.points
     for award in COUNCIL_AWARDS:
         earned[award.account] += POINTS[award.rule]
+    earned[DECLARATION.account] += POINTS[DECLARATION.rule]
     return earned
 
 

@@ -35,7 +35,7 @@ REDLIST = Program("redlist", staff_cli.main)
 REDLIST_NODE = Program("redlist-node", node_cli.main)
 REDLIST_VERIFY = Program("redlist-verify", verifier_cli.main)
 
-#: Step 8, the live audit. True: the auditor checks the node itself over gRPC
+#: Step 9, the live audit. True: the auditor checks the node itself over gRPC
 #: ('redlist-verify node ADDR --log-key VKEY'); the bundle is still exported, for
 #: checking again offline. False: the auditor checks the exported bundle instead.
 AUDIT_OVER_GRPC = True
@@ -111,6 +111,7 @@ class Tour:
             self.register()
             rows = self.submit_month()
             self.council_awards()
+            self.declaration()
             self.redeem(rows)
             self.objection()
             self.audit()
@@ -121,7 +122,7 @@ class Tour:
                 self.node.close()
         if self.federation:
             Federation(
-                self.root, self.say, dongguan_data=self.data, keys=self.keys, first_step=10
+                self.root, self.say, dongguan_data=self.data, keys=self.keys, first_step=11
             ).run()
         if self.publicity_files is not None:
             html, csv_file = self.publicity_files
@@ -243,8 +244,33 @@ class Tour:
                 argv += ["--date", deed.isoformat()]
             self.console.run(REDLIST, [*argv, *self.signed(*award.signers)])
 
+    def declaration(self) -> None:
+        self.step(
+            6,
+            "A resident declares a good deed; the council reviews it over two days "
+            "(the review queue).",
+        )
+        declared = story.DECLARATION
+        grid = story.grid_worker(declared.account)
+        deed = story.town_today() - timedelta(days=declared.days_ago)
+        self.say(f"  {grid.short_name} enters the resident's own declaration; it waits for review:")
+        argv = ["propose", "--account", declared.account, "--rule", declared.rule]
+        argv += ["--date", deed.isoformat(), "--note", declared.note, "--declared-by-resident"]
+        proposed = self.console.run(REDLIST, [*argv, *self.signed(grid)], show=Show.ALL)
+        number = proposed.split()[1].rstrip(":")
+        first, second = declared.reviewers
+        self.say(f"  Day 1: {first.short_name} lists what waits, reads the award and approves:")
+        self.console.run(REDLIST, ["review", "list", "--node", self.address], show=Show.ALL)
+        approve = ["approve", number, "--node", self.address, "--signer"]
+        self.console.run(REDLIST, [*approve, self.key(first)], show=Show.ALL)
+        self.say(f"  Day 2: {second.short_name} approves too; the quorum is met, it is recorded:")
+        self.console.run(REDLIST, [*approve, self.key(second)], show=Show.ALL)
+        statement = self.account_json(declared.account)
+        if not any(entry.get("declared") for entry in statement["entries"]):
+            raise RedlistError(f"the statement of {declared.account} shows no declaration")
+
     def redeem(self, rows: list[story.SheetRow]) -> None:
-        self.step(6, "A resident spends points at the points supermarket (the cashier signs).")
+        self.step(7, "A resident spends points at the points supermarket (the cashier signs).")
         spendable = story.spendable_after(rows)
         richest = max(story.accounts(), key=lambda account: spendable[account])
         before = self.account_json(richest)
@@ -260,7 +286,7 @@ class Tour:
         )
 
     def objection(self) -> None:
-        self.step(7, "A resident objects to a deduction; the council upholds the objection.")
+        self.step(8, "A resident objects to a deduction; the council upholds the objection.")
         before = self.account_json(story.OBJECTOR)
         target = next(
             entry["seq"]
@@ -290,7 +316,7 @@ class Tour:
 
     def audit(self) -> None:
         self.step(
-            8,
+            9,
             "An auditor checks the live node with only the town's public log key "
             "(the verifier trusts nothing the node says).",
         )
@@ -349,7 +375,7 @@ class Tour:
 
     def publicity(self) -> None:
         self.step(
-            9,
+            10,
             "The town office keeps a register of residents beside the log (never in it) "
             "and previews the month's publicity for the village board.",
         )
@@ -376,7 +402,7 @@ class Tour:
         node = self.node
         if node is None:
             raise RedlistError("the node is not running")
-        self.step(10, "The town stops its node, as an operator does: SIGTERM (kill, or Ctrl-C).")
+        self.step(11, "The town stops its node, as an operator does: SIGTERM (kill, or Ctrl-C).")
         self.say(f"  $ kill -TERM {node.pid}")
         status = node.stop()
         if status != 0:

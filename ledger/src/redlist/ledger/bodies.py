@@ -203,7 +203,9 @@ class RuleChange(Body):
 class Award(Body):
     """An award under a rule. ``date`` (keyword only, required) is the day of the deed,
     ``YYYY-MM-DD`` in the log's time zone (``deeddate``); ``note`` the commitment to its
-    note, if it has one."""
+    note, if it has one. ``declared`` (keyword only) marks a deed the resident declared
+    themselves: the field ``declared`` true is written only then, and such an award needs
+    the council's quorum whatever its rule (``points``)."""
 
     account: str
     rule: str
@@ -211,6 +213,7 @@ class Award(Body):
     note: bytes | None = None
     evidence: bytes | None = None
     date: str = field(kw_only=True)
+    declared: bool = field(default=False, kw_only=True)
     kind = "award"
 
     def _own_fields(self) -> dict[str, Any]:
@@ -220,6 +223,8 @@ class Award(Body):
             "rule": self.rule,
             "qty": self.qty,
         }
+        if self.declared:
+            value["declared"] = True
         if self.note is not None:
             value["note"] = self.note
         if self.evidence is not None:

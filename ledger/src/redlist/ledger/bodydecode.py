@@ -129,7 +129,12 @@ def _decode_award(f: FieldReader, log: str, entry_id: bytes, at: int) -> Award:
     qty = f.integer("qty", minimum=1)
     note = f.bin("note", HASH_SIZE) if "note" in f.value else None
     evidence = f.bin("evidence", HASH_SIZE) if "evidence" in f.value else None
-    return Award(log, entry_id, at, account, rule, qty, note, evidence, date=deed_date)
+    declared = f.boolean("declared") if "declared" in f.value else False
+    if "declared" in f.value and not declared:
+        raise FormatError(f"{f.what}: 'declared' is written only as true (leave it out otherwise)")
+    return Award(
+        log, entry_id, at, account, rule, qty, note, evidence, date=deed_date, declared=declared
+    )
 
 
 def _decode_redeem(f: FieldReader, log: str, entry_id: bytes, at: int) -> Redeem:
@@ -183,6 +188,7 @@ def _fast_common(value: dict[str, Any], kind: str) -> bool:
 def _fast_award(value: dict[str, Any]) -> Award | None:
     rule, qty, deed_date = value["rule"], value["qty"], value["date"]
     note, evidence = value.get("note"), value.get("evidence")
+    declared = "declared" in value
     if (
         not _fast_common(value, "award")
         or type(deed_date) is not str
@@ -194,6 +200,7 @@ def _fast_award(value: dict[str, Any]) -> Award | None:
         or qty < 1
         or ("note" in value and (type(note) is not bytes or len(note) != HASH_SIZE))
         or ("evidence" in value and (type(evidence) is not bytes or len(evidence) != HASH_SIZE))
+        or (declared and value["declared"] is not True)
     ):
         return None
     return Award(
@@ -206,6 +213,7 @@ def _fast_award(value: dict[str, Any]) -> Award | None:
         note,
         evidence,
         date=deed_date,
+        declared=declared,
     )
 
 
@@ -232,6 +240,8 @@ _FAST_LAYOUTS: Mapping[tuple[str, ...], Callable[[dict[str, Any]], AnyBody | Non
     _layout("account", "date", "rule", "qty", "note"): _fast_award,
     _layout("account", "date", "rule", "qty", "evidence"): _fast_award,
     _layout("account", "date", "rule", "qty", "note", "evidence"): _fast_award,
+    _layout("account", "date", "declared", "rule", "qty"): _fast_award,
+    _layout("account", "date", "declared", "rule", "qty", "note"): _fast_award,
     _layout("account", "points", "item"): _fast_redeem,
 }
 

@@ -28,12 +28,12 @@ import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from redlist.ledger import crypto, keyfile, lookups, merkle
+from redlist.ledger import crypto, keyfile, lookups, merkle, review
 from redlist.ledger.append import decode_batch, verify_ahead, write_batch
 from redlist.ledger.entry import Leaf, TownConfig, is_valid_account
 from redlist.ledger.errors import (
@@ -348,6 +348,26 @@ class Log:
         """The staff key registered under ``key_id`` (revoked or not), as the log stands."""
         with self._store.read() as reader:
             return reader.state().key(key_id)
+
+    def try_pending(
+        self, body: bytes, signatures: Mapping[bytes, bytes], now_ms: int
+    ) -> review.PendingTrial:
+        """What the points semantics says now of ``body`` signed with ``signatures`` as
+        the next entry (``review.try_pending``), from one snapshot; changes nothing."""
+        with self._store.read() as reader:
+            return review.try_pending(
+                reader.state(),
+                origin=self.origin,
+                seq=reader.size(),
+                time=max(now_ms, reader.last_time()),
+                body=body,
+                signatures=signatures,
+            )
+
+    def rule(self, code: str) -> RuleRecord | None:
+        """The rule ``code`` as the log stands (retired or not); None when never set."""
+        with self._store.read() as reader:
+            return reader.state().rule(code)
 
     def _stream_leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         with self._store.read() as reader:

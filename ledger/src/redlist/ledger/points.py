@@ -52,7 +52,8 @@ CHECKS = {
     "signer-revoked": "every signer's key must not be revoked",
     "signature": "every signature must verify over the body",
     "signer-role": "every signer must hold the role the entry needs",
-    "quorum": "council decisions need at least `quorum` council signers",
+    "quorum": "council decisions (council rules, declared awards, reversals) need at least "
+    "`quorum` council signers",
     "key": "key registrations: valid roles, no key id reused, revoke only active keys, "
     "an admin only with another admin's signature",
     "key-point": "a registered key is a canonical Ed25519 point of prime order (not small order)",
@@ -378,6 +379,10 @@ def _award(
     _require_role(signers, _AWARDERS, "awards")
     if rule.council:
         _require_quorum(signers, config.quorum, f"rule {body.rule!r}")
+    elif body.declared:  # the resident's own word: the council reviews it (ADR 0033)
+        _require_quorum(
+            signers, config.quorum, f"a resident's declaration under rule {body.rule!r}"
+        )
     _require_deed_date(body, config)
     if rule.max_qty is not None and body.qty > rule.max_qty:
         raise RuleViolation(

@@ -33,7 +33,7 @@ ends, one header row :data:`HEADER` and one row per listed entry, in seq order:
  2    村        the resident's village, from the register
  3    姓名      the resident's name, masked (DESIGN 3.7)
  4    账户      the account id
- 5    类型      加分, 扣分, 异议 or 撤销
+ 5    类型      加分, 扣分, 异议 or 撤销; a declared award (``declared``) adds （本人申报）
  6    规则      rule code
  7    规则名称  rule title
  8    分数      signed points (``+5``, ``-20``); empty for an objection
@@ -65,6 +65,8 @@ from redlist.ledger.points import Effect
 from redlist.ledger.state import LedgerState
 
 AWARD, DEDUCTION, OBJECTION, REVERSAL = "加分", "扣分", "异议", "撤销"
+#: Appended to the kind of an award the resident declared: "declared by the resident".
+DECLARED = "（本人申报）"
 KINDS = (AWARD, DEDUCTION, OBJECTION, REVERSAL)
 
 HEADER = (
@@ -112,13 +114,15 @@ class PublicEntry:
     note: str | None = None
     #: The entry commits to a note (its text is the node's: DESIGN 9.2).
     has_note: bool = False
+    #: An award the resident declared, reviewed by the council (``Award.declared``).
+    declared: bool = False
 
     def cells(self) -> dict[str, str]:
         """The derived columns' text (every column but village, name and note)."""
         return {
             "日期": self.date,
             "账户": self.account,
-            "类型": self.kind,
+            "类型": self.kind + (DECLARED if self.declared else ""),
             "规则": self.rule,
             "规则名称": self.title,
             "分数": "" if self.points is None else f"{self.points:+d}",
@@ -151,6 +155,7 @@ class PublicityRecorder:
             # The body holds a commitment, not the note (DESIGN 9.2): the node looks the
             # text up where the resident consented (``node.publicity.published_note``).
             note, has_note = None, body.note is not None
+            declared = body.declared
         elif isinstance(body, Objection | Reverse):
             if effect.rule is None:  # a redemption's reversal: not published
                 return
@@ -158,6 +163,7 @@ class PublicityRecorder:
             date = day_of(time, log_zone(config.tz)).isoformat()
             points = None if kind == OBJECTION else effect.earned_delta
             note, has_note = None, False
+            declared = False
         else:
             return
         rule = state.rule(effect.rule or "")
@@ -177,6 +183,7 @@ class PublicityRecorder:
                 target=effect.target,
                 note=note,
                 has_note=has_note,
+                declared=declared,
             )
         )
 
@@ -290,6 +297,7 @@ def late(entries: Sequence[PublicEntry], month_start: int) -> list[PublicEntry]:
 __all__ = [
     "AWARD",
     "BOM",
+    "DECLARED",
     "DEDUCTION",
     "DERIVED",
     "HEADER",

@@ -137,6 +137,8 @@ class StatementEntry:
     text_commitment: bytes | None = None
     #: An award's deed date (``YYYY-MM-DD``), empty for a redemption.
     date: str = ""
+    #: An award the resident declared (``declared`` in its body), reviewed by the council.
+    declared: bool = False
 
     @property
     def text_field(self) -> str:
@@ -170,6 +172,7 @@ class StatementEntry:
                 body.id,
                 body.note,
                 date=body.date,
+                declared=body.declared,
             )
         if isinstance(body, Redeem):
             return cls(

@@ -36,6 +36,9 @@ nothing::
     witness_name = "wendeng-witness"    # ... under this name (default: the key's .pub name)
     witness_for = ["rushan.pub", "juxian.example/log+1a2b3c4d+AQ..."]  # ... for these logs
     cosign_interval = 1.0               # seconds between rounds of asking witnesses (at most)
+    review_days = 30                    # proposals wait this long for the council, then expire
+    review_max_pending = 1000           # proposals waiting at once, all proposers together
+    review_max_per_proposer = 200       # proposals waiting at once from one staff key
     [[ask_witness]]                     # collect this witness's cosignatures (repeatable)
     address = "rushan.example:7420"
     key = "rushan-witness+5e6f7a8b+BA..."
@@ -78,6 +81,11 @@ from typing import Any
 from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _
 from redlist.node.recognition import RecognitionConfig, parse_recognition
+from redlist.node.review import (
+    DEFAULT_MAX_PENDING,
+    DEFAULT_MAX_PER_PROPOSER,
+    DEFAULT_REVIEW_DAYS,
+)
 from redlist.node.tomlfile import read_toml
 
 #: A clerk's sheet goes in batches of a few hundred (``redlist submit``: 500).
@@ -271,12 +279,23 @@ class ServeSettings(ListenerSettings):
     cosign_interval: float = DEFAULT_COSIGN_INTERVAL
     #: Other towns' grades this town recognises (``[recognition]``); None: none.
     recognition: RecognitionConfig | None = None
+    #: The review queue (``redlist.node.review``): days a proposal waits, and how many may.
+    review_days: int = DEFAULT_REVIEW_DAYS
+    review_max_pending: int = DEFAULT_MAX_PENDING
+    review_max_per_proposer: int = DEFAULT_MAX_PER_PROPOSER
 
     def __post_init__(self) -> None:
         parse_address(self.listen, "listen")
         if self.metrics is not None:
             parse_address(self.metrics, "metrics")
-        for name in ("max_batch", "max_group", "commit_depth"):
+        for name in (
+            "max_batch",
+            "max_group",
+            "commit_depth",
+            "review_days",
+            "review_max_pending",
+            "review_max_per_proposer",
+        ):
             if getattr(self, name) < 1:
                 raise FormatError(
                     _("'{name}' must be at least 1, not {getattr}").format(
@@ -379,6 +398,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "ask_witness": (list,),
     "cosign_interval": (int, float),
     "recognition": (dict,),
+    "review_days": (int,),
+    "review_max_pending": (int,),
+    "review_max_per_proposer": (int,),
 }
 #: Settings that name files: relative paths in a config file are relative to it.
 _LISTENER_PATHS = ("tls_cert", "tls_key", "tls_client_ca", "peer_ca", "peer_cert", "peer_key")

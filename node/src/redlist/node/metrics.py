@@ -92,6 +92,11 @@ class NodeMetrics(_Exposed):
             "Entries in the log (its Merkle tree size).",
             registry=self.registry,
         )
+        self.review_pending = Gauge(
+            "redlist_review_pending",
+            "Proposals waiting in the review queue for council signatures.",
+            registry=self.registry,
+        )
         self.witness_split_view = Gauge(
             "redlist_witness_split_view",
             "1 when this node's witness holds split-view evidence of a log it witnesses.",

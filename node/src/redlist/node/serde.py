@@ -119,6 +119,7 @@ def account_entry_message(entry: StatementEntry) -> pb.AccountEntry:
         at=entry.at,
         has_text=entry.text_commitment is not None,
         date=entry.date,
+        declared=entry.declared,
     )
 
 

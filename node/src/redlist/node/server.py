@@ -45,7 +45,7 @@ import math
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TextIO
 
 from grpc import aio
@@ -81,6 +81,7 @@ from redlist.node.peers import PeerInterceptor, PeerPolicy, check_peer_address
 from redlist.node.ratelimit import RateLimit, RateLimiter
 from redlist.node.readers import ReadAuthority
 from redlist.node.recognised import RecognisedGrades
+from redlist.node.review import ReviewLimits, ReviewQueue
 from redlist.node.servicer import LedgerServicer
 from redlist.node.texts import NodeTexts
 from redlist.node.tls import (
@@ -140,6 +141,8 @@ class ServerOptions:
     ask_witness: tuple[AskedWitness, ...] = ()
     #: Seconds between rounds of asking them, at most one round per interval.
     cosign_interval: float = DEFAULT_COSIGN_INTERVAL
+    #: How long proposals wait for the council, and how many may (``review``).
+    review: ReviewLimits = field(default_factory=ReviewLimits)
 
     def memory_ceiling(self) -> int:
         """The resident memory, in bytes, a node serving with these options stays under."""
@@ -197,6 +200,11 @@ class ServerOptions:
                 AskedWitness.parse(address, key) for address, key in settings.ask_witness
             ),
             cosign_interval=settings.cosign_interval,
+            review=ReviewLimits(
+                settings.review_days,
+                settings.review_max_pending,
+                settings.review_max_per_proposer,
+            ),
         )
 
     def limits(self) -> Limits:
@@ -220,8 +228,10 @@ class NodeServer:
         cosigner: Cosigner | None = None,
         recognised: RecognisedGrades | None = None,
         follower: Follower | None = None,
+        review: ReviewQueue | None = None,
     ) -> None:
         self._server = server
+        self._review = review
         self._recognised = recognised
         self._cosigner = cosigner
         self._follower = follower
@@ -346,7 +356,11 @@ class NodeServer:
             )
 
         texts = None
+        review = None
         if follower is None:
+            review = ReviewQueue(log.data_dir, log, options.review)
+            if metrics is not None:
+                metrics.review_pending.set(await loop.run_in_executor(reads, review.pending_count))
             texts = NodeTexts(log.data_dir, log)
             orphans = await loop.run_in_executor(reads, texts.clean_orphans)
             if orphans:
@@ -369,6 +383,7 @@ class NodeServer:
                 writes_stopped=writes_stopped,
                 texts=texts,
                 readers=ReadAuthority(log.staff_key, policy),
+                review=review,
             ),
             server,
         )
@@ -415,6 +430,7 @@ class NodeServer:
             cosigner=cosigner,
             recognised=recognised,
             follower=follower,
+            review=review,
         )
         transport = "plaintext" if options.tls is None else options.tls.mode
         logger.info(
@@ -489,6 +505,8 @@ class NodeServer:
         await asyncio.to_thread(self._reads.shutdown, True)
         if self._recognised is not None:
             self._recognised.close()
+        if self._review is not None:
+            self._review.close()
         logger.info("stopped")
 
 

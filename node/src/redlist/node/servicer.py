@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from concurrent.futures import Executor
 from functools import partial
 from typing import Any, NoReturn, TypeVar
@@ -38,7 +38,13 @@ import grpc
 from grpc import aio
 
 from redlist.ledger.entry import is_valid_account
-from redlist.ledger.errors import CommitFailedError, FormatError, RedlistError, StateDamageError
+from redlist.ledger.errors import (
+    CommitFailedError,
+    FormatError,
+    RedlistError,
+    StateDamageError,
+    StoreError,
+)
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.statement import PAGE_BYTES, page_entries
@@ -49,6 +55,8 @@ from redlist.node.metrics import NodeMetrics
 from redlist.node.readers import ReadAuthority, ReadRefusal
 from redlist.node.recognised import RecognisedGrades
 from redlist.node.refusals import Refusal, bounded_message, refusal_of
+from redlist.node.review import ReviewQueue
+from redlist.node.reviewrpc import ReviewCalls, ReviewService
 from redlist.node.texts import Admitted, NodeTexts
 from redlist.proto.contract import MAX_BATCH_CHECK, Limits, RefusalDetails
 from redlist.v1 import ledger_pb2 as pb
@@ -78,7 +86,7 @@ _T = TypeVar("_T")
 _AnyContext = aio.ServicerContext[Any, Any]
 
 
-class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
+class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
     """Serves one open log. ``reads`` is the thread pool for the log's blocking reads;
     ``limits`` are what the node takes in one Submit (its server enforces the message
     size, the servicer the number of envelopes)."""
@@ -98,8 +106,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
         writes_stopped: Callable[[str], Awaitable[None]] | None = None,
         texts: NodeTexts | None = None,
         readers: ReadAuthority | None = None,
+        review: ReviewQueue | None = None,
     ) -> None:
         self._log = log
+        # The review queue's calls (None on a mirror, which takes no proposals).
+        self._review: ReviewService | None = None
+        if review is not None and readers is not None:
+            self._review = ReviewService(review, self._append_one, reads, readers, metrics)
         # Told once, with the reason ("damage", "disk"), when the store stops its writes.
         self._on_writes_stopped = writes_stopped
         # The free texts beside the log (None on a mirror, which keeps none), and who may
@@ -177,6 +190,22 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServicer):
             await self._settle_texts(admitted, refused=False)
             return serde.submit_response(result, self._served(result.checkpoint))
         await self._refuse(context, refusal, envelopes=len(envelopes))
+
+    async def _append_one(self, envelope: bytes, texts: Mapping[str, EntryText]) -> int:
+        """Append one envelope as Submit does (its texts kept first); its seq. Raises what
+        the batcher or the text store raise."""
+        if self._batcher is None:
+            raise StoreError(self._submit_refusal or "this node takes no entries")
+        admitted = await self._admit_texts([envelope], [dict(texts)] if texts else [])
+        try:
+            result = await self._batcher.submit([envelope])
+        except RedlistError as error:
+            if isinstance(error, StateDamageError | CommitFailedError):
+                await self._report_stopped_writes(error)
+            await self._settle_texts(admitted, refused=not isinstance(error, CommitFailedError))
+            raise
+        await self._settle_texts(admitted, refused=False)
+        return result.seqs[0]
 
     async def _admit_texts(
         self, envelopes: list[bytes], texts: list[dict[str, EntryText]]

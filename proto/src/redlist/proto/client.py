@@ -149,6 +149,8 @@ class RemoteEntry:
     has_text: bool = False
     #: An award's deed date (``YYYY-MM-DD``), empty for a redemption.
     date: str = ""
+    #: An award the resident declared (本人申报), reviewed by the council.
+    declared: bool = False
 
     @property
     def reversed(self) -> bool:
@@ -528,6 +530,7 @@ def _entries(messages: Sequence[ledger_pb2.AccountEntry]) -> tuple[RemoteEntry, 
             reversed_by=entry.reversed_by if entry.reversed else None,
             has_text=entry.has_text,
             date=entry.date,
+            declared=entry.declared,
         )
         for entry in messages
     )

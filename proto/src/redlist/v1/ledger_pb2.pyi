@@ -660,6 +660,7 @@ class AccountEntry(_message.Message):
     AT_FIELD_NUMBER: _builtins.int
     HAS_TEXT_FIELD_NUMBER: _builtins.int
     DATE_FIELD_NUMBER: _builtins.int
+    DECLARED_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """The entry's seq."""
     time: _builtins.int
@@ -696,6 +697,10 @@ class AccountEntry(_message.Message):
     """For an award, the day of the deed (YYYY-MM-DD in the log's time zone, the body's
     `date`); empty for a redemption.
     """
+    declared: _builtins.bool
+    """For an award, whether the resident declared the deed themselves (`declared` in
+    its body): reviewed and approved by the council.
+    """
     def __init__(
         self,
         *,
@@ -712,14 +717,283 @@ class AccountEntry(_message.Message):
         at: _builtins.int = ...,
         has_text: _builtins.bool = ...,
         date: _builtins.str = ...,
+        declared: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "date", b"date", "has_text", b"has_text", "item", b"item", "kind", b"kind", "note", b"note", "points", b"points", "qty", b"qty", "reversed", b"reversed", "reversed_by", b"reversed_by", "rule", b"rule", "seq", b"seq", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "date", b"date", "declared", b"declared", "has_text", b"has_text", "item", b"item", "kind", b"kind", "note", b"note", "points", b"points", "qty", b"qty", "reversed", b"reversed", "reversed_by", b"reversed_by", "rule", b"rule", "seq", b"seq", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AccountEntry: _TypeAlias = AccountEntry  # noqa: Y015
+
+@_typing.final
+class ProposeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    TEXTS_FIELD_NUMBER: _builtins.int
+    envelope: _builtins.bytes
+    """One envelope (DESIGN.md 3.2), signed by its proposer."""
+    @_builtins.property
+    def texts(self) -> Global___EntryTexts:
+        """Its free texts, as in SubmitRequest."""
+
+    def __init__(
+        self,
+        *,
+        envelope: _builtins.bytes = ...,
+        texts: Global___EntryTexts | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["texts", b"texts"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "texts", b"texts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeRequest: _TypeAlias = ProposeRequest  # noqa: Y015
+
+@_typing.final
+class ListPendingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VILLAGE_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    village: _builtins.str
+    """Only the items of residents of this village (the node's register); empty: all."""
+    closed: _builtins.bool
+    """Also the items appended, rejected or expired within the review period."""
+    number: _builtins.int
+    """Only this item (0: every item)."""
+    def __init__(
+        self,
+        *,
+        village: _builtins.str = ...,
+        closed: _builtins.bool = ...,
+        number: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed", "number", b"number", "village", b"village"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPendingRequest: _TypeAlias = ListPendingRequest  # noqa: Y015
+
+@_typing.final
+class PendingList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    tree_size: _builtins.int
+    """The log's size when the list was made."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReviewItem]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___ReviewItem] | None = ...,
+        tree_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingList: _TypeAlias = PendingList  # noqa: Y015
+
+@_typing.final
+class ReviewItem(_message.Message):
+    """One proposal of the review queue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    BODY_HASH_FIELD_NUMBER: _builtins.int
+    SIGNERS_FIELD_NUMBER: _builtins.int
+    NEEDS_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    PROPOSER_FIELD_NUMBER: _builtins.int
+    PROPOSER_NAME_FIELD_NUMBER: _builtins.int
+    PROPOSED_FIELD_NUMBER: _builtins.int
+    EXPIRES_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DECIDED_FIELD_NUMBER: _builtins.int
+    MASKED_NAME_FIELD_NUMBER: _builtins.int
+    VILLAGE_FIELD_NUMBER: _builtins.int
+    RULE_TITLE_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    """The queue's number of the item: what reviewers name it by."""
+    state: _builtins.str
+    """"pending", "appended", "rejected" or "expired"."""
+    body: _builtins.bytes
+    """The body's exact bytes (DESIGN.md 3.1): what every reviewer signs."""
+    body_hash: _builtins.bytes
+    """SHA-256 of `body`."""
+    needs: _builtins.str
+    """For a pending item, what it still needs, in words ("rule 'S01' needs 2 council
+    signatures, it has 1"); empty when it needs nothing more.
+    """
+    problem: _builtins.str
+    """For a pending item that could not be appended now even with every signature (a
+    rule retired since, a monthly cap reached), why, in words.
+    """
+    proposer: _builtins.bytes
+    """The proposer's key id and name, and when it was proposed (ms since the epoch)."""
+    proposer_name: _builtins.str
+    proposed: _builtins.int
+    expires: _builtins.int
+    """When a pending item expires (ms since the epoch)."""
+    seq: _builtins.int
+    """For an appended item, its seq in the log."""
+    reason: _builtins.str
+    """For a rejected item, the council's reason, and who rejected it; for a closed
+    item, when (ms since the epoch).
+    """
+    decided_by: _builtins.str
+    decided: _builtins.int
+    masked_name: _builtins.str
+    """From the node's register, when it lists the account: the resident's masked name
+    (DESIGN.md 3.7; only with a legal basis for publication, as in publicity) and
+    village. Empty otherwise.
+    """
+    village: _builtins.str
+    rule_title: _builtins.str
+    """For an award, the rule's title and the points (rule points times qty)."""
+    points: _builtins.int
+    @_builtins.property
+    def signers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReviewSigner]:
+        """Who signed it so far, in key id order."""
+
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        state: _builtins.str = ...,
+        body: _builtins.bytes = ...,
+        body_hash: _builtins.bytes = ...,
+        signers: _abc.Iterable[Global___ReviewSigner] | None = ...,
+        needs: _builtins.str = ...,
+        problem: _builtins.str = ...,
+        proposer: _builtins.bytes = ...,
+        proposer_name: _builtins.str = ...,
+        proposed: _builtins.int = ...,
+        expires: _builtins.int = ...,
+        seq: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        decided_by: _builtins.str = ...,
+        decided: _builtins.int = ...,
+        masked_name: _builtins.str = ...,
+        village: _builtins.str = ...,
+        rule_title: _builtins.str = ...,
+        points: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_hash", b"body_hash", "decided", b"decided", "decided_by", b"decided_by", "expires", b"expires", "masked_name", b"masked_name", "needs", b"needs", "number", b"number", "points", b"points", "problem", b"problem", "proposed", b"proposed", "proposer", b"proposer", "proposer_name", b"proposer_name", "reason", b"reason", "rule_title", b"rule_title", "seq", b"seq", "signers", b"signers", "state", b"state", "village", b"village"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewItem: _TypeAlias = ReviewItem  # noqa: Y015
+
+@_typing.final
+class ReviewSigner(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.bytes
+    name: _builtins.str
+    counts: _builtins.bool
+    """False for a key revoked since it signed: its signature no longer counts."""
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.bytes = ...,
+        name: _builtins.str = ...,
+        roles: _abc.Iterable[_builtins.str] | None = ...,
+        counts: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "key_id", b"key_id", "name", b"name", "roles", b"roles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewSigner: _TypeAlias = ReviewSigner  # noqa: Y015
+
+@_typing.final
+class ApproveRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    BODY_HASH_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    body_hash: _builtins.bytes
+    """SHA-256 of the body the reviewer was shown and signed."""
+    key_id: _builtins.bytes
+    """The reviewer's 8-byte key id and Ed25519 signature over the body (DESIGN.md 3.2)."""
+    signature: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        body_hash: _builtins.bytes = ...,
+        key_id: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_hash", b"body_hash", "key_id", b"key_id", "number", b"number", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveRequest: _TypeAlias = ApproveRequest  # noqa: Y015
+
+@_typing.final
+class RejectRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    reason: _builtins.str
+    """Why, in the council's words (1 to 1000 characters)."""
+    @_builtins.property
+    def signature(self) -> Global___ReadSignature:
+        """A council key's signature, as ReadSignature, with method "Reject" and subject
+        "<number> <reason>".
+        """
+
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        signature: Global___ReadSignature | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["signature", b"signature"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["number", b"number", "reason", b"reason", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectRequest: _TypeAlias = RejectRequest  # noqa: Y015
 
 @_typing.final
 class FindEntriesRequest(_message.Message):

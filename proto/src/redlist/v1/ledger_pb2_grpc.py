@@ -95,6 +95,26 @@ class LedgerStub:
                 request_serializer=redlist_dot_v1_dot_ledger__pb2.GetMonthCountsRequest.SerializeToString,
                 response_deserializer=redlist_dot_v1_dot_ledger__pb2.MonthCounts.FromString,
                 _registered_method=True)
+        self.Propose = channel.unary_unary(
+                '/redlist.v1.Ledger/Propose',
+                request_serializer=redlist_dot_v1_dot_ledger__pb2.ProposeRequest.SerializeToString,
+                response_deserializer=redlist_dot_v1_dot_ledger__pb2.ReviewItem.FromString,
+                _registered_method=True)
+        self.ListPending = channel.unary_unary(
+                '/redlist.v1.Ledger/ListPending',
+                request_serializer=redlist_dot_v1_dot_ledger__pb2.ListPendingRequest.SerializeToString,
+                response_deserializer=redlist_dot_v1_dot_ledger__pb2.PendingList.FromString,
+                _registered_method=True)
+        self.Approve = channel.unary_unary(
+                '/redlist.v1.Ledger/Approve',
+                request_serializer=redlist_dot_v1_dot_ledger__pb2.ApproveRequest.SerializeToString,
+                response_deserializer=redlist_dot_v1_dot_ledger__pb2.ReviewItem.FromString,
+                _registered_method=True)
+        self.Reject = channel.unary_unary(
+                '/redlist.v1.Ledger/Reject',
+                request_serializer=redlist_dot_v1_dot_ledger__pb2.RejectRequest.SerializeToString,
+                response_deserializer=redlist_dot_v1_dot_ledger__pb2.ReviewItem.FromString,
+                _registered_method=True)
 
 
 class LedgerServicer:
@@ -270,6 +290,51 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Propose(self, request, context):
+        """Council review over days (docs/operations.md, "Council review"). An envelope whose
+        signatures do not yet meet its quorum (a council rule, a resident's declaration, a
+        reversal) waits in the node's review queue, beside the log, while the council
+        members sign it one at a time. Once the points semantics accepts it with the
+        signatures that count (keys registered and not revoked), the node appends it
+        exactly as Submit would; the item then carries its seq.
+
+        Propose queues one envelope, signed by its proposer alone (or by several). An
+        envelope accepted as it is is appended at once (state "appended"); one refused
+        for anything but its quorum is refused as Submit would refuse it, and not queued.
+        RESOURCE_EXHAUSTED (check "review-queue-full", or "review-proposer-full" for one
+        proposer's share; the limit in `redlist-limit`) when the queue holds as many
+        pending items as the node allows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPending(self, request, context):
+        """The queue's items: pending ones (with their signatures and what they still need),
+        and, with `closed`, those appended, rejected or expired within the review period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Approve(self, request, context):
+        """Adds a reviewer's signature over the body of a pending item. `body_hash` must be
+        the SHA-256 of the body the reviewer was shown (FAILED_PRECONDITION otherwise).
+        A key that already signed is not counted twice; a key that may not sign the
+        entry (unknown, revoked, without the role) is refused PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reject(self, request, context):
+        """A council member takes a pending item out of the queue, with a reason its
+        proposer sees in ListPending.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -332,6 +397,26 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.GetMonthCounts,
                     request_deserializer=redlist_dot_v1_dot_ledger__pb2.GetMonthCountsRequest.FromString,
                     response_serializer=redlist_dot_v1_dot_ledger__pb2.MonthCounts.SerializeToString,
+            ),
+            'Propose': grpc.unary_unary_rpc_method_handler(
+                    servicer.Propose,
+                    request_deserializer=redlist_dot_v1_dot_ledger__pb2.ProposeRequest.FromString,
+                    response_serializer=redlist_dot_v1_dot_ledger__pb2.ReviewItem.SerializeToString,
+            ),
+            'ListPending': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPending,
+                    request_deserializer=redlist_dot_v1_dot_ledger__pb2.ListPendingRequest.FromString,
+                    response_serializer=redlist_dot_v1_dot_ledger__pb2.PendingList.SerializeToString,
+            ),
+            'Approve': grpc.unary_unary_rpc_method_handler(
+                    servicer.Approve,
+                    request_deserializer=redlist_dot_v1_dot_ledger__pb2.ApproveRequest.FromString,
+                    response_serializer=redlist_dot_v1_dot_ledger__pb2.ReviewItem.SerializeToString,
+            ),
+            'Reject': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reject,
+                    request_deserializer=redlist_dot_v1_dot_ledger__pb2.RejectRequest.FromString,
+                    response_serializer=redlist_dot_v1_dot_ledger__pb2.ReviewItem.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -659,6 +744,114 @@ class Ledger:
             '/redlist.v1.Ledger/GetMonthCounts',
             redlist_dot_v1_dot_ledger__pb2.GetMonthCountsRequest.SerializeToString,
             redlist_dot_v1_dot_ledger__pb2.MonthCounts.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Propose(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/redlist.v1.Ledger/Propose',
+            redlist_dot_v1_dot_ledger__pb2.ProposeRequest.SerializeToString,
+            redlist_dot_v1_dot_ledger__pb2.ReviewItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPending(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/redlist.v1.Ledger/ListPending',
+            redlist_dot_v1_dot_ledger__pb2.ListPendingRequest.SerializeToString,
+            redlist_dot_v1_dot_ledger__pb2.PendingList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Approve(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/redlist.v1.Ledger/Approve',
+            redlist_dot_v1_dot_ledger__pb2.ApproveRequest.SerializeToString,
+            redlist_dot_v1_dot_ledger__pb2.ReviewItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/redlist.v1.Ledger/Reject',
+            redlist_dot_v1_dot_ledger__pb2.RejectRequest.SerializeToString,
+            redlist_dot_v1_dot_ledger__pb2.ReviewItem.FromString,
             options,
             channel_credentials,
             insecure,

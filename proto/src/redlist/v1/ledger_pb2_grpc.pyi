@@ -175,6 +175,35 @@ class LedgerStub:
     The answer has one count per key, in order. INVALID_ARGUMENT for a malformed
     account, rule code or month (YYYY-MM), or more than 10000 keys in one request.
     """
+    Propose: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ProposeRequest, _ledger_pb2.ReviewItem]
+    """Council review over days (docs/operations.md, "Council review"). An envelope whose
+    signatures do not yet meet its quorum (a council rule, a resident's declaration, a
+    reversal) waits in the node's review queue, beside the log, while the council
+    members sign it one at a time. Once the points semantics accepts it with the
+    signatures that count (keys registered and not revoked), the node appends it
+    exactly as Submit would; the item then carries its seq.
+
+    Propose queues one envelope, signed by its proposer alone (or by several). An
+    envelope accepted as it is is appended at once (state "appended"); one refused
+    for anything but its quorum is refused as Submit would refuse it, and not queued.
+    RESOURCE_EXHAUSTED (check "review-queue-full", or "review-proposer-full" for one
+    proposer's share; the limit in `redlist-limit`) when the queue holds as many
+    pending items as the node allows.
+    """
+    ListPending: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListPendingRequest, _ledger_pb2.PendingList]
+    """The queue's items: pending ones (with their signatures and what they still need),
+    and, with `closed`, those appended, rejected or expired within the review period.
+    """
+    Approve: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ApproveRequest, _ledger_pb2.ReviewItem]
+    """Adds a reviewer's signature over the body of a pending item. `body_hash` must be
+    the SHA-256 of the body the reviewer was shown (FAILED_PRECONDITION otherwise).
+    A key that already signed is not counted twice; a key that may not sign the
+    entry (unknown, revoked, without the role) is refused PERMISSION_DENIED.
+    """
+    Reject: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.RejectRequest, _ledger_pb2.ReviewItem]
+    """A council member takes a pending item out of the queue, with a reason its
+    proposer sees in ListPending.
+    """
 
 @_typing.type_check_only
 class LedgerAsyncStub(LedgerStub):
@@ -301,6 +330,35 @@ class LedgerAsyncStub(LedgerStub):
     not reversed, as of the latest tree size: what the rules' max_per_month counts.
     The answer has one count per key, in order. INVALID_ARGUMENT for a malformed
     account, rule code or month (YYYY-MM), or more than 10000 keys in one request.
+    """
+    Propose: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ProposeRequest, _ledger_pb2.ReviewItem]  # type: ignore[assignment]
+    """Council review over days (docs/operations.md, "Council review"). An envelope whose
+    signatures do not yet meet its quorum (a council rule, a resident's declaration, a
+    reversal) waits in the node's review queue, beside the log, while the council
+    members sign it one at a time. Once the points semantics accepts it with the
+    signatures that count (keys registered and not revoked), the node appends it
+    exactly as Submit would; the item then carries its seq.
+
+    Propose queues one envelope, signed by its proposer alone (or by several). An
+    envelope accepted as it is is appended at once (state "appended"); one refused
+    for anything but its quorum is refused as Submit would refuse it, and not queued.
+    RESOURCE_EXHAUSTED (check "review-queue-full", or "review-proposer-full" for one
+    proposer's share; the limit in `redlist-limit`) when the queue holds as many
+    pending items as the node allows.
+    """
+    ListPending: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListPendingRequest, _ledger_pb2.PendingList]  # type: ignore[assignment]
+    """The queue's items: pending ones (with their signatures and what they still need),
+    and, with `closed`, those appended, rejected or expired within the review period.
+    """
+    Approve: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ApproveRequest, _ledger_pb2.ReviewItem]  # type: ignore[assignment]
+    """Adds a reviewer's signature over the body of a pending item. `body_hash` must be
+    the SHA-256 of the body the reviewer was shown (FAILED_PRECONDITION otherwise).
+    A key that already signed is not counted twice; a key that may not sign the
+    entry (unknown, revoked, without the role) is refused PERMISSION_DENIED.
+    """
+    Reject: _aio.UnaryUnaryMultiCallable[_ledger_pb2.RejectRequest, _ledger_pb2.ReviewItem]  # type: ignore[assignment]
+    """A council member takes a pending item out of the queue, with a reason its
+    proposer sees in ListPending.
     """
 
 class LedgerServicer(metaclass=_abc_1.ABCMeta):
@@ -497,6 +555,59 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
         not reversed, as of the latest tree size: what the rules' max_per_month counts.
         The answer has one count per key, in order. INVALID_ARGUMENT for a malformed
         account, rule code or month (YYYY-MM), or more than 10000 keys in one request.
+        """
+
+    @_abc_1.abstractmethod
+    def Propose(
+        self,
+        request: _ledger_pb2.ProposeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.ReviewItem, _abc.Awaitable[_ledger_pb2.ReviewItem]]:
+        """Council review over days (docs/operations.md, "Council review"). An envelope whose
+        signatures do not yet meet its quorum (a council rule, a resident's declaration, a
+        reversal) waits in the node's review queue, beside the log, while the council
+        members sign it one at a time. Once the points semantics accepts it with the
+        signatures that count (keys registered and not revoked), the node appends it
+        exactly as Submit would; the item then carries its seq.
+
+        Propose queues one envelope, signed by its proposer alone (or by several). An
+        envelope accepted as it is is appended at once (state "appended"); one refused
+        for anything but its quorum is refused as Submit would refuse it, and not queued.
+        RESOURCE_EXHAUSTED (check "review-queue-full", or "review-proposer-full" for one
+        proposer's share; the limit in `redlist-limit`) when the queue holds as many
+        pending items as the node allows.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPending(
+        self,
+        request: _ledger_pb2.ListPendingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.PendingList, _abc.Awaitable[_ledger_pb2.PendingList]]:
+        """The queue's items: pending ones (with their signatures and what they still need),
+        and, with `closed`, those appended, rejected or expired within the review period.
+        """
+
+    @_abc_1.abstractmethod
+    def Approve(
+        self,
+        request: _ledger_pb2.ApproveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.ReviewItem, _abc.Awaitable[_ledger_pb2.ReviewItem]]:
+        """Adds a reviewer's signature over the body of a pending item. `body_hash` must be
+        the SHA-256 of the body the reviewer was shown (FAILED_PRECONDITION otherwise).
+        A key that already signed is not counted twice; a key that may not sign the
+        entry (unknown, revoked, without the role) is refused PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def Reject(
+        self,
+        request: _ledger_pb2.RejectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.ReviewItem, _abc.Awaitable[_ledger_pb2.ReviewItem]]:
+        """A council member takes a pending item out of the queue, with a reason its
+        proposer sees in ListPending.
         """
 
 def add_LedgerServicer_to_server(servicer: LedgerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -24,19 +24,26 @@ from redlist.ledger.i18n import N_
 from redlist.proto.errors import NodeError
 from redlist.staff.commands import (
     account,
+    approve,
     award,
     key,
     keygen,
     objection,
+    propose,
     redeem,
+    reject,
     reverse,
+    review,
     rule,
     rules,
     submit,
 )
 
 # Adding a subcommand: write its module under redlist.staff.commands and list it here.
-_COMMANDS = (keygen, key, rule, rules, award, redeem, objection, reverse, submit, account)
+_COMMANDS = (
+    *(keygen, key, rule, rules, award, redeem, objection, reverse, submit, account),
+    *(propose, review, approve, reject),
+)
 
 #: Errors that mean "refused", not "could not start": a node's refusal is one too.
 REFUSALS = (*console.REFUSALS, NodeError)

@@ -76,6 +76,7 @@ from redlist.proto.client import (
 from redlist.proto.errors import NodeError, WireError
 from redlist.staff import advice, knownlogs
 from redlist.staff.advice import IN_DOUBT, UNPROVED
+from redlist.staff.reviewcalls import ReviewCalls
 from redlist.v1 import ledger_pb2
 
 #: How long a read call may take before the node counts as not answering.
@@ -232,7 +233,7 @@ class RemoteRule:
     max_per_month: int | None = None
 
 
-class LedgerClient(NodeConnection):
+class LedgerClient(NodeConnection, ReviewCalls):
     """A synchronous client of the ``Ledger`` service of the node at ``address``.
 
     Every checkpoint the node sends must verify with ``log_key``, the town log's key;

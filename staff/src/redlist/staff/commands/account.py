@@ -52,7 +52,7 @@ is marked so).
 grade, log, tree_size, time_zone, texts_withheld, recognised (each with origin, foreign_account,
 grade, equivalent, score, auditor, tree_size, expires, recognised_at, expired),
 checkpoint and entries (each with seq, kind, rule, title, qty, note, item, points,
-reversed, reversed_by, time, at, date (recorded) and deed_date).""")
+reversed, reversed_by, declared, time, at, date (recorded) and deed_date).""")
 
 KIND_WORDS = {"award": N_("award"), "redeem": N_("redemption")}
 
@@ -247,6 +247,7 @@ def _json_entry(entry: RemoteEntry, zone: tzinfo, titles: Mapping[str, str]) -> 
         "points": entry.points,
         "reversed": entry.reversed,
         "reversed_by": entry.reversed_by,
+        "declared": entry.declared,
         "time": entry.time,
         "at": entry.at,
         "date": _local(entry.time, zone).isoformat(timespec="seconds"),
@@ -291,6 +292,7 @@ def statement_lines(
     ]
     widths: list[int] | None = None
     redemptions = False
+    declared = False
     withheld = False
     for number, page in enumerate(pages):
         if number == 0:
@@ -306,10 +308,13 @@ def statement_lines(
         ]
         yield from _render(table, widths, right=(0, 6))
         redemptions = redemptions or any(entry.kind == "redeem" for entry in page.entries)
+        declared = declared or any(entry.declared for entry in page.entries)
     if widths is None:
         yield _("No awards or redemptions yet.")
     elif redemptions:
         yield _("Redemptions lower the points to spend, not the score.")
+    if declared:
+        yield _("A declared award: declared by the resident (本人申报), approved by the council.")
     if withheld:
         yield _("Notes and items are withheld: staff see them with --signer KEYFILE.")
 
@@ -382,6 +387,8 @@ def _row(
     titles = titles or {}
     if entry.kind == "award":
         kind = _("award") if entry.points >= 0 else _("deduction")
+        if entry.declared:
+            kind = _("declared {kind}").format(kind=kind)
         subject = shown(entry.rule) + (f" ×{entry.qty}" if entry.qty > 1 else "")
         title = shown(titles.get(entry.rule, ""))
         note = text

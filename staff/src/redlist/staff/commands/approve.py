@@ -1,0 +1,93 @@
+"""``redlist approve``: a council member signs proposals of the review queue."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from redlist.ledger import crypto, keyfile
+from redlist.ledger.entry import Envelope, Leaf, decode_body
+from redlist.ledger.errors import VerificationError
+from redlist.ledger.i18n import N_, _
+from redlist.staff import values
+from redlist.staff.client import LedgerClient, add_node_argument, connect
+from redlist.staff.commands.review import describe
+from redlist.staff.reviewcalls import ReviewItem
+
+DESCRIPTION = N_("""\
+Approve proposals of the review queue ('redlist review list'), one council member
+at a time. For each ID the award is printed in words (account, the resident's
+masked name where the town keeps a register, rule, points, deed date) and exactly
+that body is signed; the node refuses the approval if its body is not the one
+shown. Once enough council members approved, the node records the award.
+
+  redlist approve 3 4 --node 127.0.0.1:7420 --signer li.pem""")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "approve",
+        help=_("approve proposals of the review queue"),
+        description=_(DESCRIPTION),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("numbers", nargs="+", type=values.whole_number, metavar="ID")
+    add_node_argument(parser)
+    parser.add_argument(
+        "--signer", required=True, type=Path, metavar="KEYFILE", help=_("your private key file")
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    key = keyfile.read_signing_key(args.signer)
+    with connect(args) as client:
+        origin = client.latest().origin
+        for number in args.numbers:
+            shown = client.list_pending(number=number, closed=True)[0]
+            print(describe(shown))
+            if shown.state != "pending":
+                print(
+                    _("Item {number} is no longer waiting for review: nothing signed.").format(
+                        number=number
+                    )
+                )
+                continue
+            body = decode_body(shown.body)
+            if body.log != origin:
+                raise VerificationError(
+                    "log", f"item {number} is meant for log {body.log!r}, not for {origin!r}"
+                )
+            signature = crypto.sign_entry(key, shown.body)
+            after = client.approve(shown, key, signature)
+            if after.body_hash != shown.body_hash:
+                raise VerificationError(
+                    "review-body",
+                    f"the node answered for item {number} with another body than the one "
+                    "shown and signed; tell the town admin",
+                )
+            print(_outcome(client, after, key.key_id))
+    return 0
+
+
+def _outcome(client: LedgerClient, item: ReviewItem, key_id: bytes) -> str:
+    if item.state == "appended":
+        _prove(client, item, key_id)
+        return f"Approved item {item.number}: recorded as entry {item.seq}."
+    counted = any(signer.key_id == key_id for signer in item.signers)
+    if not counted:
+        return f"Item {item.number}: your approval was not counted."
+    return f"Approved item {item.number}; it still needs: {item.needs or 'nothing'}."
+
+
+def _prove(client: LedgerClient, item: ReviewItem, key_id: bytes) -> None:
+    """The entry at ``item.seq`` holds the body shown, and is in the signed log."""
+
+    def check(seq: int, data: bytes) -> None:
+        envelope = Envelope.from_bytes(Leaf.from_bytes(data).envelope)
+        if envelope.body != item.body:
+            raise VerificationError(
+                "inclusion", f"entry {seq} does not hold the body of item {item.number}", seq=seq
+            )
+
+    client.proved_leaves([item.seq], client.latest(), check)

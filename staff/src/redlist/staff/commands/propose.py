@@ -1,0 +1,116 @@
+"""``redlist propose``: put an award before the council, to be approved over days."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from redlist.ledger.crypto import SigningKey
+from redlist.ledger.entry import Award
+from redlist.ledger.errors import FormatError
+from redlist.ledger.i18n import N_, _
+from redlist.proto.errors import NodeError
+from redlist.staff import csvfiles, entries, signing, values
+from redlist.staff.client import LedgerClient, add_node_argument, connect
+from redlist.staff.entries import Draft
+from redlist.staff.reviewcalls import ReviewItem
+from redlist.staff.sheet import sheet_rows
+
+DESCRIPTION = N_("""\
+Propose an award for the council's review. The node keeps it in its review queue
+until enough council members have approved it ('redlist approve ID'), one at a
+time and on any day, then records it as an ordinary entry. An award that needs
+no review (a rule without the council, not a declaration) is recorded at once.
+
+  redlist propose --account dgc-0002 --rule S01 --date 2026-11-20 \\
+      --node 127.0.0.1:7420 --signer wang.pem
+  redlist propose --account dgc-0031 --rule V01 --declared-by-resident \\
+      --note "cleared snow at the school" --node 127.0.0.1:7420 --signer wang.pem
+  redlist propose --csv declarations.csv --declared-by-resident \\
+      --node 127.0.0.1:7420 --signer wang.pem
+
+--declared-by-resident records that the resident declared the deed themselves
+(本人申报): the entry says so, and the council must approve it whatever the rule.
+--csv takes a sheet as 'redlist submit' does (account,rule,qty,date,note) and
+proposes each row; proposing the same sheet again proposes no row twice.
+'redlist review list' shows what waits.""")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "propose",
+        help=_("propose an award for the council's review"),
+        description=_(DESCRIPTION),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--account", help=_("the resident's account id"))
+    parser.add_argument("--rule", help=_("the rule's code, e.g. S01"))
+    parser.add_argument("--qty", type=values.whole_number, default=1, help=_("default 1"))
+    parser.add_argument(
+        "--date",
+        type=values.deed_date_arg,
+        metavar="YYYY-MM-DD",
+        help=_("the day of the deed (default: today in the town's time zone)"),
+    )
+    parser.add_argument("--note", help=_("a short note (optional)"))
+    parser.add_argument(
+        "--csv", type=Path, metavar="FILE", help=_("propose every row of this sheet instead")
+    )
+    parser.add_argument(
+        "--declared-by-resident",
+        action="store_true",
+        help=_("the resident declared the deed (本人申报): the council reviews it"),
+    )
+    add_node_argument(parser)
+    signing.add_signer_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.csv is None) == (args.account is None or args.rule is None):
+        raise FormatError(_("give either --account and --rule, or --csv FILE"))
+    signers = signing.read_signers(args.signer, args.cosigner)
+    with connect(args) as client:
+        origin = client.latest().origin
+        tz = client.get_genesis().config.tz
+        if args.csv is None:
+            draft = entries.award(
+                entries.Stamp.fresh(origin), args.account, args.rule, args.qty, args.note, args.date
+            )
+            drafts = [entries.dated(draft, tz)]
+        else:
+            data = csvfiles.read_input_file(args.csv, "sheet")
+            stamp = entries.Stamp.fresh(origin)
+            rows = sheet_rows(
+                csvfiles.parse_awards_csv(data, str(args.csv)), origin, entries.today(stamp.at, tz)
+            )
+            salt = entries.derived_salt(signers[0])
+            drafts = [row.body(stamp.at, salt) for row in rows]
+        for draft in drafts:
+            if args.declared_by_resident:
+                draft = Draft(dataclasses.replace(draft.body, declared=True), draft.texts)
+            print(_proposed(client, draft, signers))
+    return 0
+
+
+def _proposed(client: LedgerClient, draft: Draft[Award], signers: Sequence[SigningKey]) -> str:
+    body = draft.body
+    what = f"the award to {body.account} under rule {body.rule}"
+    try:
+        item = client.propose(signing.seal(body, signers), draft.texts, action=what)
+    except NodeError as error:
+        if error.check == "duplicate-id":
+            return f"Already proposed or recorded: {what} (deed of {body.date})."
+        raise
+    return describe_outcome(item, what)
+
+
+def describe_outcome(item: ReviewItem, what: str) -> str:
+    if item.state == "appended" and not item.number:
+        return f"Recorded {what} at once (entry {item.seq}): it needs no council review."
+    if item.state == "appended":
+        return f"Item {item.number}: {what} is recorded (entry {item.seq})."
+    line = f"Item {item.number}: proposed {what}"
+    return line + (f"; {item.needs}." if item.needs else ".")
