@@ -27,6 +27,7 @@ from redlist.staff.commands import (
     award,
     key,
     keygen,
+    keys,
     objection,
     redeem,
     reverse,
@@ -36,7 +37,7 @@ from redlist.staff.commands import (
 )
 
 # Adding a subcommand: write its module under redlist.staff.commands and list it here.
-_COMMANDS = (keygen, key, rule, rules, award, redeem, objection, reverse, submit, account)
+_COMMANDS = (keygen, key, keys, rule, rules, award, redeem, objection, reverse, submit, account)
 
 #: Errors that mean "refused", not "could not start": a node's refusal is one too.
 REFUSALS = (*console.REFUSALS, NodeError)
