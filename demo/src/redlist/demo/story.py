@@ -204,12 +204,18 @@ def sheet_csv(rows: Iterable[SheetRow], today: date) -> str:
     return text.getvalue()
 
 
+#: The meeting that voted the catalogue (the ``decided`` column: a text kept by the node).
+DECIDED = "Dongguan villagers' assembly, spring meeting"
+
+
 def catalogue_csv(rules: Sequence[Rule]) -> str:
     """The catalogue as CSV (columns ``code,title,module,points,council,max_qty,
-    max_per_month``; an empty cap is no limit)."""
+    max_per_month,decided``; an empty cap is no limit)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(("code", "title", "module", "points", "council", "max_qty", "max_per_month"))
+    writer.writerow(
+        ("code", "title", "module", "points", "council", "max_qty", "max_per_month", "decided")
+    )
     writer.writerows(
         (
             rule.code,
@@ -219,6 +225,7 @@ def catalogue_csv(rules: Sequence[Rule]) -> str:
             "yes" if rule.council else "no",
             "" if rule.max_qty is None else rule.max_qty,
             "" if rule.max_per_month is None else rule.max_per_month,
+            DECIDED,
         )
         for rule in rules
     )
