@@ -175,7 +175,36 @@ def test_a_record_round_trips_and_masks() -> None:
         "东村",
         "12",
     )
-    assert set(vars(masked)) == {"account", "masked_name", "village", "household"}
+    assert set(vars(masked)) == {"account", "masked_name", "village", "household", "kind"}
+
+
+@pytest.mark.parametrize(
+    ("typed", "kind"),
+    [
+        ("", "person"),
+        ("person", "person"),
+        ("个人", "person"),
+        ("Household", "household"),
+        ("家庭", "household"),
+        ("organisation", "organisation"),
+        ("Organization", "organisation"),
+        (" 组织 ", "organisation"),
+    ],
+)
+def test_an_account_is_a_person_a_household_or_an_organisation(typed: str, kind: str) -> None:
+    resident = resident_from_cells(cells(kind=typed), TODAY, 1)
+    assert resident.kind == kind
+    assert Resident.from_bytes("dgc-0001", resident.to_bytes()) == resident
+    assert resident.masked().kind == kind
+
+
+def test_an_unknown_kind_is_refused_and_a_record_without_one_is_a_person() -> None:
+    with pytest.raises(FieldError) as error:
+        resident_from_cells(cells(kind="company"), TODAY, 1)
+    assert error.value.field == "kind"
+    assert "person (个人), household (家庭) or organisation (组织)" in str(error.value)
+    person = resident_from_cells(cells(), TODAY, 1)
+    assert b"kind" not in person.to_bytes()  # records written before kinds read the same
 
 
 def test_today_is_the_latest_date_on_earth() -> None:

@@ -125,7 +125,7 @@ def test_list_csv_opens_in_excel_and_masks(tmp_path: Path, data: Path) -> None:
         capture_output=True,
         check=True,
     )
-    assert listed.stdout.startswith(b"\xef\xbb\xbf" + ENGLISH.encode() + b"\r\n")
+    assert listed.stdout.startswith(b"\xef\xbb\xbf" + ENGLISH.encode() + b",kind\r\n")
     text = listed.stdout.decode("utf-8-sig")
     assert "dgc-0001,张三,110************02X,138****5678,东村,12,consent,2024-03-05" in text
 

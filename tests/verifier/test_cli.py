@@ -267,7 +267,7 @@ def _small_order_key(log: LogBuilder, town: Town) -> None:
     body = KeyChange(
         town.origin, town.next_id(), town.now_ms, "add", IDENTITY_KEY, "mallory", ("grid",)
     )
-    log.append(town.sign(body, town.admin))
+    log.append(town.sign(body, *town.governors))
 
 
 def _retire_inactive_rule(log: LogBuilder, town: Town) -> None:
@@ -276,6 +276,14 @@ def _retire_inactive_rule(log: LogBuilder, town: Town) -> None:
 
 def _objection_to_a_rule(log: LogBuilder, town: Town) -> None:
     log.append(town.objection(5))
+
+
+def _rule_by_the_admin_alone(log: LogBuilder, town: Town) -> None:
+    log.append(town.set_rule(STANDARD_RULES[0], signers=(town.admin,)))
+
+
+def _key_by_the_admin_alone(log: LogBuilder, town: Town) -> None:
+    log.append(town.add_key(OTHER, "thief", ["admin"], signers=(town.admin,)))
 
 
 def _undecodable_body(log: LogBuilder, town: Town) -> None:
@@ -291,6 +299,8 @@ VIOLATIONS: list[tuple[str, Callable[[LogBuilder, Town], None], str]] = [
     ("unknown rule", _unknown_rule, "rule-inactive"),
     ("missing council quorum", _missing_quorum, "quorum"),
     ("reversal without quorum", _reverse_without_quorum, "quorum"),
+    ("rule set by the admin alone", _rule_by_the_admin_alone, "quorum"),
+    ("key added by the admin alone", _key_by_the_admin_alone, "quorum"),
     ("overdraw", _overdraw, "overdraw"),
     ("award beyond range", _award_beyond_range, "range"),
     ("double reverse", _double_reverse, "double-reverse"),

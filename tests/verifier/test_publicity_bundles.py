@@ -118,7 +118,7 @@ def _altered(root: Path, tmp_path: Path, month: str) -> Path:
         ("李*光", "李四光*", "shows 3 characters"),
         # A note's text is not in the log (a salted commitment, DESIGN 9.2): what a
         # verifier checks is that only an award that commits to a note shows one.
-        (",21,,\r\n", ",21,,捏造的备注\r\n", "备注 is given, but entry 21 has no note"),
+        (",21,,,个人\r\n", ",21,,捏造的备注,个人\r\n", "备注 is given, but entry 21 has no note"),
     ],
 )
 def test_an_altered_row_fails_naming_it(

@@ -215,8 +215,7 @@ class Tour:
         )
         self.console.run(REDLIST, [*argv, *self.signed(story.ADMIN)], expect=1)
         self.say("  With two council members as cosigners the catalogue is loaded:")
-        council = story.COUNCIL[:2]
-        self.console.run(REDLIST, [*argv, *self.signed(story.ADMIN, *council)])
+        self.console.run(REDLIST, [*argv, *self.signed(story.ADMIN, *story.COUNCIL[:2])])
         self.say("  Anyone can read the catalogue and the staff list the node keeps:")
         self.console.run(REDLIST, ["rules", "list", "--node", self.address])
         self.console.run(REDLIST, ["keys", "list", "--node", self.address])
