@@ -37,6 +37,8 @@ from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 ORIGIN = "bench.redlist.example/log"
 CONFIG = TownConfig(1000, (Grade("A", 960), Grade("B", None)), 2, 7, "Asia/Shanghai")
 DESIGN_TARGET = 0.5
+#: Signatures of ``BenchTown.setup`` beyond one an entry: the council's two on the rule.
+EXTRA_SETUP_SIGNATURES = 2
 
 
 class BenchTown:
