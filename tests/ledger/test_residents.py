@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -212,3 +213,17 @@ def test_today_is_the_latest_date_on_earth() -> None:
     at = int(datetime.datetime(2026, 3, 15, 10, 30, tzinfo=datetime.UTC).timestamp() * 1000)
     assert latest_today(at) == datetime.date(2026, 3, 16)
     assert Tombstone("dgc-0001", at).erased_on == "2026-03-15"
+
+
+@given(
+    st.sampled_from(["person", "household", "organisation"]),
+    st.text(max_size=20),
+    st.integers(0, 2**53),
+)
+def test_a_stored_record_of_any_kind_reads_back_as_written(
+    kind: str, village: str, changed: int
+) -> None:
+    resident = replace(
+        resident_from_cells(cells(), TODAY, 1), kind=kind, village=village, changed_ms=changed
+    )
+    assert Resident.from_bytes("dgc-0001", resident.to_bytes()) == resident

@@ -130,6 +130,11 @@ def test_an_admin_key_is_rotated_by_the_quorum(log: Log, town: Town) -> None:
         error = await rpc_error(running.submit([town.revoke_key(new_admin, signers=with_council)]))
         assert metadata_of(error)["redlist-check"] == "key"
         assert "the last admin is never revoked" in (error.details() or "")
+        every_role = ["admin", "cashier", "council", "grid"]
+        again = town.add_key(new_admin, "Liu Jun", every_role, signers=with_council)
+        error = await rpc_error(running.submit([again]))
+        assert metadata_of(error)["redlist-check"] == "key"
+        assert "is already registered" in (error.details() or "")
         keys = await running.stub.GetKeys(pb.GetKeysRequest())
         by_id = {key.key_id: key for key in keys.keys}
         assert by_id[town.admin.key_id].revoked == revoked.seqs[0]
