@@ -27,11 +27,11 @@ at stake (no award can be made without a rule), and one admin's signature suffic
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redlist.ledger.errors import FormatError
+from redlist.ledger.errors import FormatError, RuleViolation
 from redlist.ledger.fieldreader import FieldReader
 
 #: The largest number of alternatives per kind, and of signatures one alternative asks.
@@ -101,6 +101,33 @@ class Governance:
                 for number, item in enumerate(raw)
             )
         return cls(parsed["key"], parsed["rule"])
+
+    def require(
+        self,
+        kind: str,
+        signers: Sequence[tuple[str, frozenset[str]]],
+        *,
+        setting_up: bool,
+        what: str,
+    ) -> None:
+        """Refuse (check ``quorum``) unless ``signers`` (name, roles), each holding admin or
+        council, meet an alternative for ``kind``; ``setting_up`` (no rule entry yet): one
+        admin suffices for a ``key`` entry."""
+        tally = Tally.of(roles for _, roles in signers)
+        if kind == "key" and setting_up:
+            if tally.admins < 1:
+                raise RuleViolation(
+                    "quorum", f"{what} need an admin's signature; it has {tally.describe()}"
+                )
+            return
+        alternatives = self.for_kind(kind)
+        if not any(tally.meets(alternative) for alternative in alternatives):
+            names = ", ".join(name for name, _ in signers)
+            raise RuleViolation(
+                "quorum",
+                f"{what} need {describe(alternatives)} (town governance); this entry has "
+                f"{tally.describe()}, by {names}",
+            )
 
     @classmethod
     def defaults(cls, quorum: int) -> Governance:

@@ -37,7 +37,6 @@ from redlist.ledger.entry import (
     decode_body,
 )
 from redlist.ledger.errors import FormatError, RuleViolation
-from redlist.ledger.governance import Tally, describe
 from redlist.ledger.state import Balance, KeyRecord, LedgerState, RuleRecord, TargetRecord
 
 #: (public key, body bytes, signature) -> valid?
@@ -253,20 +252,12 @@ def _require_governance(
     (``governance``); while the log is being set up (no ``rule`` entry yet) one admin
     signs ``key`` entries alone."""
     _require_role(signers, _GOVERNORS, what)
-    tally = Tally.of(signer.roles for signer in signers)
-    if kind == "key" and not state.has_rules():
-        if tally.admins < 1:
-            raise RuleViolation(
-                "quorum", f"{what} need an admin's signature; it has {tally.describe()}"
-            )
-        return
-    alternatives = config.rules_of_governance.for_kind(kind)
-    if not any(tally.meets(alternative) for alternative in alternatives):
-        raise RuleViolation(
-            "quorum",
-            f"{what} need {describe(alternatives)} (town governance); this entry has "
-            f"{tally.describe()}, by {', '.join(_names(signers))}",
-        )
+    config.rules_of_governance.require(
+        kind,
+        [(signer.name, signer.roles) for signer in signers],
+        setting_up=not state.has_rules(),
+        what=what,
+    )
 
 
 def _names(signers: list[KeyRecord]) -> tuple[str, ...]:
