@@ -288,7 +288,9 @@ class Federation:
             argv = ["rules", "load", "--csv", str(catalogue), *self.signed(town, neighbour.admin)]
             for member in neighbour.council:
                 argv += ["--cosigner", self.key(member)]
-            self.console.run(REDLIST, argv, show=Show.NOTHING)
+            self.console.run(
+                REDLIST, argv, show=Show.ALL if town.handle == "rushan" else Show.NOTHING
+            )
             sheet = self.root / f"awards-{town.handle}.csv"
             sheet.write_text(
                 story.sheet_csv(towns.sheet(neighbour), story.town_today()), encoding="utf-8"

@@ -50,6 +50,8 @@ COUNCIL = (
     Staff("sun-hua", "Sun Hua (Dongguan village council)", ("council",)),
 )
 CASHIER = Staff("zhou-li", "Zhou Li (cashier, Dongguan points supermarket)", ("cashier",))
+#: A second admin, registered once the catalogue is in: with the council's approval.
+DEPUTY = Staff("ma-ying", "Ma Ying (deputy admin, Wendeng credit office)", ("admin",))
 STAFF = (ADMIN, GRID_EAST, GRID_WEST, *COUNCIL, CASHIER)
 
 
@@ -249,6 +251,8 @@ GIVEN = ("芳", "伟", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋"
 VILLAGE = "东关村"
 NO_BASIS = ("dgc-0007", "dgc-0051")
 REGISTER_DATE = "2026-01-05"
+#: Accounts of the register that are organisations (scored too), with their names.
+ORGANISATIONS = {"dgc-0060": "东关村蔬菜合作社"}
 
 
 def register_csv(seed: int = SEED) -> str:
@@ -256,11 +260,14 @@ def register_csv(seed: int = SEED) -> str:
     rng = random.Random(f"{seed}-register")  # noqa: S311 -- a reproducible story
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(("账户", "姓名", "身份证号", "电话", "村", "户", "依据", "依据日期"))
+    writer.writerow(("账户", "姓名", "身份证号", "电话", "村", "户", "依据", "依据日期", "类型"))
     for account in accounts():
         number = int(account.split("-")[1])
         name = rng.choice(SURNAMES) + rng.choice(GIVEN)
         basis = ("", "") if account in NO_BASIS else ("同意", REGISTER_DATE)
         household = f"{(number + 1) // 2}号户"  # two residents per household
-        writer.writerow((account, name, "", "", VILLAGE, household, *basis))
+        kind = "个人"
+        if account in ORGANISATIONS:
+            name, household, kind = ORGANISATIONS[account], "", "组织"
+        writer.writerow((account, name, "", "", VILLAGE, household, *basis, kind))
     return "\ufeff" + text.getvalue()  # saved by Excel: UTF-8 with a byte order mark

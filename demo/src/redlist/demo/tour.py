@@ -216,6 +216,15 @@ class Tour:
         self.console.run(REDLIST, [*argv, *self.signed(story.ADMIN)], expect=1)
         self.say("  With two council members as cosigners the catalogue is loaded:")
         self.console.run(REDLIST, [*argv, *self.signed(story.ADMIN, *story.COUNCIL[:2])])
+        self.say(
+            "  A second admin key, so that losing one never locks the town out; a key change "
+            "now needs the council's approval too:"
+        )
+        deputy = story.DEPUTY
+        self.console.run(REDLIST, ["keygen", "--out", self.key(deputy), "--name", deputy.name])
+        argv = ["key", "add", "--pub", f"{self.key(deputy)}.pub", "--name", deputy.name]
+        argv += ["--roles", "admin", *self.signed(story.ADMIN, *story.COUNCIL[:2])]
+        self.console.run(REDLIST, argv)
         self.say("  Anyone can read the catalogue and the staff list the node keeps:")
         self.console.run(REDLIST, ["rules", "list", "--node", self.address])
         self.console.run(REDLIST, ["keys", "list", "--node", self.address])
