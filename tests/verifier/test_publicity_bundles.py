@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tests.node.publicitytown import PublicityTown, build
 
+from redlist.ledger.publicity import decode_csv
 from redlist.ledger.registerstore import RegisterStore
 from redlist.node.cli import main as node
 from redlist.verifier.cli import main as verify
@@ -184,8 +185,8 @@ def test_published_notes_are_checked_against_the_texts(
     texts = ["--texts", str(month)]
     assert verify([*verify_argv, *texts, "--state", str(tmp_path / "a.json"), "--json"]) == 0
     publicity = json.loads(capsys.readouterr().out)["publicity"]
-    shown = [line for line in (month / "publicity.csv").read_text("utf-8").splitlines()[1:]]
-    with_notes = sum(1 for line in shown if not line.endswith(","))
+    shown = decode_csv((month / "publicity.csv").read_bytes())
+    with_notes = sum(1 for row in shown if row.cells["备注"])
     assert with_notes > 0
     assert (publicity["notes_checked"], publicity["notes_unchecked"]) == (with_notes, 0)
 
