@@ -512,12 +512,22 @@ def test_appending_garbage_to_the_leaves_file_is_detected(
 def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     log = new_log(b"tamper")
     town = log.town
-    log.append(town.add_key(town.grid, "grid-wang", ["grid"]))
+    # Staff registered by the admin alone (no rule yet), then a rule signed by the admin and
+    # the council (the default governance): a small log that verifies.
+    log.append(town.add_key(town.grid, "grid-wang", ["grid"], signers=(town.admin,)))
+    for number, member in enumerate(town.council):
+        log.append(town.add_key(member, f"council-{number}", ["council"], signers=(town.admin,)))
     log.append(town.set_rule(STANDARD_RULES[0]))
     log.append(town.award("res-001", "clean-pond", 2))
     log.append(town.award("res-002", "clean-pond"))
     directory = log.write_bundle(tmp_path_factory.mktemp("small") / "bundle", start=0)
     return directory, vkey(log)
+
+
+def test_the_small_bundle_verifies_untouched(small_bundle: tuple[Path, str]) -> None:
+    # The tamper tests below expect exit 1 for a change and 0 for none: from a valid bundle.
+    directory, key = small_bundle
+    assert main(["bundle", str(directory), "--log-key", key]) == 0
 
 
 def _verify_flipped(small: tuple[Path, str], name: str, position: int, xor: int) -> int:
