@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from redlist.ledger.i18n import N_, _
+from redlist.ledger.i18n import N_, _, ngettext
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, listing, signing
 from redlist.staff.client import add_node_argument, connect
@@ -67,14 +67,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     show = actions.add_parser(
         "list",
-        help="print the catalogue: every rule, retired ones too",
-        description="Print the town's rule catalogue as the node states it: code, title, "
-        "points, module, whether the council decides, the caps, the meeting that "
-        'decided it and whether it is active. --json prints one object {"rules": '
-        "[...]}, each rule with code, title, points, module, council, max_qty, "
-        "max_per_month, decided (null when none), active and seq (its last change).",
+        help=_("print the catalogue: every rule, retired ones too"),
+        description=_(
+            "Print the town's rule catalogue as the node states it: code, title, points, "
+            "module, whether the council decides, the caps, the meeting that decided it and "
+            'whether it is active. --json prints one object {"rules": [...]}, each rule '
+            "with code, title, points, module, council, max_qty, max_per_month, decided "
+            "(null when none), active and seq (its last change)."
+        ),
     )
-    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.add_argument("--json", action="store_true", help=_("print one JSON object"))
     add_node_argument(show)
     show.set_defaults(run=run_list)
 
@@ -90,8 +92,11 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     active = sum(1 for rule in rules if rule.active)
     print(
-        f"Rules of log {head.origin} as of entry {head.size - 1}: {len(rules)} "
-        f"rule{'s' if len(rules) != 1 else ''}, {active} active."
+        ngettext(
+            "Rules of log {origin} as of entry {entry}: {count} rule, {active} active.",
+            "Rules of log {origin} as of entry {entry}: {count} rules, {active} active.",
+            len(rules),
+        ).format(origin=head.origin, entry=head.size - 1, count=len(rules), active=active)
     )
     if rules:
         listing.print_rules(sys.stdout, rules)
