@@ -37,6 +37,8 @@ from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 ORIGIN = "bench.redlist.example/log"
 CONFIG = TownConfig(1000, (Grade("A", 960), Grade("B", None)), 2, 7, "Asia/Shanghai")
 DESIGN_TARGET = 0.5
+#: Signatures of ``BenchTown.setup`` beyond one an entry: the council's two on the rule.
+EXTRA_SETUP_SIGNATURES = 2
 
 
 class BenchTown:
@@ -47,6 +49,7 @@ class BenchTown:
             return crypto.SigningKey.from_seed(hashlib.sha256(b"bench/" + role.encode()).digest())
 
         self.admin, self.grid, self.log_key = key("admin"), key("grid"), key("log")
+        self.council = (key("council-1"), key("council-2"))
         self.now_ms = time.time_ns() // 1_000_000
         self._ids = 0
 
@@ -58,17 +61,27 @@ class BenchTown:
         """The deed date of the day of ``now_ms`` in the town's time zone."""
         return deeddate.format_date(deeddate.day_of(self.now_ms, deeddate.log_zone(CONFIG.tz)))
 
-    def sign(self, body: bytes, signer: crypto.SigningKey) -> bytes:
-        return codec.encode([body, [[signer.key_id, crypto.sign_entry(signer, body)]]])
+    def sign(self, body: bytes, *signers: crypto.SigningKey) -> bytes:
+        ordered = sorted(signers, key=lambda signer: signer.key_id)
+        return codec.encode(
+            [body, [[signer.key_id, crypto.sign_entry(signer, body)] for signer in ordered]]
+        )
 
     def genesis(self) -> bytes:
         body = Genesis(ORIGIN, self.next_id(), self.now_ms, self.admin.public, CONFIG)
         return self.sign(body.to_bytes(), self.admin)
 
     def setup(self) -> list[bytes]:
-        key = KeyChange(
-            ORIGIN, self.next_id(), self.now_ms, "add", self.grid.public, "grid", ("grid",)
-        )
+        """The grid worker and two council members (signed by the admin alone while the
+        log is set up), then the rule, with the council's approval (the governance)."""
+        staff = [
+            KeyChange(ORIGIN, self.next_id(), self.now_ms, "add", key.public, name, (role,))
+            for key, name, role in (
+                (self.grid, "grid", "grid"),
+                (self.council[0], "council one", "council"),
+                (self.council[1], "council two", "council"),
+            )
+        ]
         rule = RuleChange(
             ORIGIN,
             self.next_id(),
@@ -80,7 +93,10 @@ class BenchTown:
             5,
             False,
         )
-        return [self.sign(key.to_bytes(), self.admin), self.sign(rule.to_bytes(), self.admin)]
+        return [
+            *(self.sign(key.to_bytes(), self.admin) for key in staff),
+            self.sign(rule.to_bytes(), self.admin, *self.council),
+        ]
 
     def skip_ids(self, count: int) -> None:
         """Continue the ids after ``count`` of them (to sign a later part elsewhere)."""

@@ -30,6 +30,8 @@ from pathlib import Path
 
 from _limits import core_count, machine, verify_limit
 
+#: The council members whose approval the catalogue needs.
+COUNCIL = ("council-1", "council-2")
 ORIGIN = "bench.redlist.example/log"
 CATALOGUE = (
     "code,title,module,points,council\n"
@@ -72,12 +74,17 @@ class Town:
             raise SystemExit(f"{name} {argv[0]} failed: {done.stderr.strip()}")
         return done.stdout
 
-    def staff(self, *argv: str, signer: str) -> str:
+    def staff(self, *argv: str, signer: str, cosigners: tuple[str, ...] = ()) -> str:
         node = ("--node", self.address, "--log-key", str(self.root / "data" / "log.pub"))
-        return self.command("redlist", *argv, *node, "--signer", str(self.root / signer))
+        cosigning = [
+            option for name in cosigners for option in ("--cosigner", str(self.root / name))
+        ]
+        return self.command(
+            "redlist", *argv, *node, "--signer", str(self.root / signer), *cosigning
+        )
 
     def __enter__(self) -> Town:
-        for name in ("admin", "grid"):
+        for name in ("admin", "grid", *COUNCIL):
             self.command(
                 "redlist", "keygen", "--out", str(self.root / f"{name}.pem"), "--name", name
             )
@@ -98,13 +105,16 @@ class Town:
         if match is None:
             raise SystemExit(f"the node did not start: {line!r}")
         self.address = match[1]
-        pub = str(self.root / "grid.pem.pub")
-        self.staff(
-            "key", "add", "--pub", pub, "--name", "grid", "--roles", "grid", signer="admin.pem"
-        )
+        for name, role in (("grid", "grid"), *((member, "council") for member in COUNCIL)):
+            pub = str(self.root / f"{name}.pem.pub")
+            self.staff(
+                "key", "add", "--pub", pub, "--name", name, "--roles", role, signer="admin.pem"
+            )
         catalogue = self.root / "catalogue.csv"
         catalogue.write_text(CATALOGUE, encoding="utf-8")
-        self.staff("rules", "load", "--csv", str(catalogue), signer="admin.pem")
+        # The catalogue needs the council's approval (the genesis governance's default).
+        council = tuple(f"{member}.pem" for member in COUNCIL)
+        self.staff("rules", "load", "--csv", str(catalogue), signer="admin.pem", cosigners=council)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -175,6 +175,12 @@ class Town:
 
     # -- plumbing -----------------------------------------------------------
 
+    @property
+    def governors(self) -> tuple[SigningKey, ...]:
+        """The admin and both council members: the default governance quorum of a key or
+        rule entry once the log is set up (docs/format.md, "Governance")."""
+        return (self.admin, *self.council)
+
     def next_id(self) -> bytes:
         """A new 16-byte entry id, unique within this town."""
         self._ids += 1
@@ -234,7 +240,7 @@ class Town:
         entry_id: bytes | None = None,
     ) -> bytes:
         body = KeyChange(*self._common(at, entry_id), "add", key.public, name, tuple(roles))
-        return self.sign(body, *(signers or (self.admin,)))
+        return self.sign(body, *(signers or self.governors))
 
     def revoke_key(
         self,
@@ -245,7 +251,7 @@ class Town:
         entry_id: bytes | None = None,
     ) -> bytes:
         body = KeyChange(*self._common(at, entry_id), "revoke", key.public)
-        return self.sign(body, *(signers or (self.admin,)))
+        return self.sign(body, *(signers or self.governors))
 
     def set_rule(
         self,
@@ -271,7 +277,7 @@ class Town:
             rule.max_per_month,
             texts["decided"].commitment if texts else None,
         )
-        return self._signed(body, texts, signers or (self.admin,))
+        return self._signed(body, texts, signers or self.governors)
 
     def retire_rule(
         self,
@@ -282,7 +288,7 @@ class Town:
         entry_id: bytes | None = None,
     ) -> bytes:
         body = RuleChange(*self._common(at, entry_id), "retire", code)
-        return self.sign(body, *(signers or (self.admin,)))
+        return self.sign(body, *(signers or self.governors))
 
     def award(
         self,
@@ -352,12 +358,16 @@ class Town:
         return self._signed(body, texts, signers or self.council)
 
     def setup(self) -> list[bytes]:
-        """Register the staff keys and ``STANDARD_RULES``: append right after the genesis."""
+        """Register the staff keys and ``STANDARD_RULES``: append right after the genesis.
+
+        The keys are signed by the admin alone (the log is being set up: no rule yet),
+        the rules by the admin and both council members (the governance quorum)."""
+        alone = (self.admin,)
         entries = [
-            self.add_key(self.grid, "grid-wang", ["grid"]),
-            self.add_key(self.council[0], "council-li", ["council"]),
-            self.add_key(self.council[1], "council-zhao", ["council"]),
-            self.add_key(self.cashier, "cashier-sun", ["cashier"]),
+            self.add_key(self.grid, "grid-wang", ["grid"], signers=alone),
+            self.add_key(self.council[0], "council-li", ["council"], signers=alone),
+            self.add_key(self.council[1], "council-zhao", ["council"], signers=alone),
+            self.add_key(self.cashier, "cashier-sun", ["cashier"], signers=alone),
         ]
         entries.extend(self.set_rule(rule) for rule in STANDARD_RULES)
         return entries

@@ -27,10 +27,10 @@ from redlist.ledger.errors import RedlistError
 from redlist.staff import csvfiles
 from redlist.verifier import cli as verifier_cli
 
-# Entries the demo appends: genesis, 6 keys, 15 rules, 300 spreadsheet rows,
-# 3 council awards, 1 declaration the council reviewed, 1 redemption, 1 objection,
+# Entries the demo appends: genesis, 6 keys, 15 rules, a second admin, 300 spreadsheet
+# rows, 3 council awards, 1 declaration the council reviewed, 1 redemption, 1 objection,
 # 1 reversal.
-DEMO_ENTRIES = 1 + 6 + 15 + 300 + 3 + 1 + 1 + 1 + 1
+DEMO_ENTRIES = 1 + 6 + 15 + 1 + 300 + 3 + 1 + 1 + 1 + 1
 #: Steps 1-11: Dongguan's month; 12-19: three towns keep each other honest.
 LAST_STEP = 19
 SERVING = re.compile(r"serving log dongguan\.example/redlist \(1 entries\) on 127\.0\.0\.1:(\d+)")
@@ -121,6 +121,22 @@ def test_the_staff_commands_are_shown_so_the_reader_can_copy_them(demo_run: Demo
     )
 
 
+def test_the_catalogue_and_a_second_admin_go_in_with_the_council(demo_run: DemoRun) -> None:
+    out = demo_run.out
+    root = str(demo_run.root)
+    refused = "rule changes need 1 admin and 2 council members (town governance)"
+    assert refused in out and "[PERMISSION_DENIED, check quorum]" in out
+    council = " ".join(
+        f"--cosigner {root}/keys/{member.handle}.pem" for member in story.COUNCIL[:2]
+    )
+    assert f"--signer {root}/keys/admin.pem {council}" in out
+    assert "with the role admin (entry 22)." in out
+    assert "$ redlist rules list --node 127.0.0.1:" in out
+    assert "$ redlist keys list --node 127.0.0.1:" in out
+    assert "Staff keys of log dongguan.example/redlist as of entry 22: 8 keys, 8 active." in out
+    assert "Rushan and Juxian register their grid workers and councils" in out
+
+
 def test_the_month_goes_in_through_the_node(demo_run: DemoRun) -> None:
     out = demo_run.out
     assert re.search(r"Loaded 15 rules from catalogue\.csv \(entries 7 to 21\)\.", out)
@@ -162,6 +178,10 @@ def test_the_month_s_publicity_is_previewed_with_masked_names(demo_run: DemoRun)
     # Two residents gave no basis for publication: they are left out, and said to be.
     assert "2 residents left out" in demo_run.out
     assert not any(f",{account}," in row for row in rows for account in story.NO_BASIS)
+    # The village's cooperative is an organisation: so marked, and listed apart.
+    (organisation,) = story.ORGANISATIONS
+    assert all(row.endswith(",组织") == (f",{organisation}," in row) for row in rows[1:])
+    assert "<h3>组织（月末累计分与等级）</h3>" in html and organisation in html
     register = (demo_run.root / "register.csv").read_text(encoding="utf-8-sig").splitlines()
     names = {line.split(",")[1] for line in register[1:]}
     exported = b"".join(path.read_bytes() for path in drafts[0].iterdir())

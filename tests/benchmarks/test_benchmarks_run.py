@@ -46,7 +46,7 @@ def test_the_audit_benchmark_audits_the_whole_bundle(workers: str) -> None:
         "audit.py", "--entries", "300", "--runs", "2", "--verify-count", "200", "--workers", workers
     )
     assert result["benchmark"] == "audit"
-    assert result["entries"] == 303  # genesis, key, rule and the awards
+    assert result["entries"] == 305  # genesis, three keys, rule and the awards
     assert result["worker_processes"] is False  # too few entries to start processes
     assert len(result["runs"]) == len(result["run_ratios"]) == 2
     assert all(rate > 0 for rate in result["runs"])
@@ -59,7 +59,7 @@ def test_the_audit_benchmark_measures_the_verifiers_memory() -> None:
     result = run("audit.py", "--memory", "--sizes", "200,600", "--accounts", "50")
     assert result["benchmark"] == "audit-memory"
     assert result["accounts"] == 50
-    assert [run["entries"] for run in result["runs"]] == [203, 603]
+    assert [run["entries"] for run in result["runs"]] == [205, 605]
     assert all(run["peak_rss_kib"] > 10_000 for run in result["runs"])
     assert isinstance(result["bytes_per_entry"], float)
 
@@ -74,7 +74,7 @@ def test_the_audit_benchmark_refuses_a_wrong_result(tmp_path: Path) -> None:
     directory = tmp_path / "bundle"
     signer, size = audit_benchmark.write_bundle(directory, BenchTown(), 5)
     assert audit_benchmark.audit_run(directory, signer, size, 1) > 0
-    with pytest.raises(SystemExit, match="not 9"):
+    with pytest.raises(SystemExit, match="not 11"):
         audit_benchmark.audit_run(directory, signer, size + 1, 1)
 
 
@@ -137,7 +137,7 @@ def test_the_replicate_benchmark_mirrors_the_log_and_measures_its_lag() -> None:
         *("--verify-count", "200"),
     )
     assert result["benchmark"] == "replicate"
-    assert result["entries"] == 203  # genesis, key, rule and the awards
+    assert result["entries"] == 205  # genesis, three keys, rule and the awards
     ratio = result["catch_up_entries_per_second"] / result["ingest_entries_per_second"]
     assert abs(result["catch_up_to_ingest"] - ratio) < 0.002
     assert result["meets_target"] == (result["catch_up_to_ingest"] >= 0.8)

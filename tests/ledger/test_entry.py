@@ -26,6 +26,7 @@ from redlist.ledger.entry import (
     is_valid_account,
 )
 from redlist.ledger.errors import FormatError
+from redlist.ledger.governance import Alternative, Governance, Tally
 from redlist.ledger.textcommit import commit
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG
 
@@ -152,6 +153,94 @@ def test_genesis_config_errors(grades: list[Any], message: str) -> None:
     value["config"]["grades"] = grades
     with pytest.raises(FormatError, match=message):
         decode_body(codec.encode(value))
+
+
+_ALTERNATIVES = st.lists(
+    st.builds(Alternative, st.integers(1, 64), st.integers(0, 64)), min_size=1, max_size=8
+).map(tuple)
+
+
+@settings(max_examples=200)
+@given(_ALTERNATIVES, _ALTERNATIVES, st.integers(1, 9))
+def test_a_genesis_with_governance_round_trips(
+    key: tuple[Alternative, ...], rule: tuple[Alternative, ...], quorum: int
+) -> None:
+    config = replace(WENDENG, quorum=quorum, governance=Governance(key, rule))
+    body = Genesis(LOG, ENTRY_ID, 1, b"\x01" * 32, config)
+    data = body.to_bytes()
+    decoded = decode_body(data)
+    assert decoded == body
+    assert decoded.to_bytes() == data
+    assert isinstance(decoded, Genesis)
+    assert decoded.config.rules_of_governance == Governance(key, rule)
+
+
+def test_a_genesis_without_governance_has_the_defaults_and_writes_none() -> None:
+    config = replace(WENDENG, quorum=3)
+    assert "governance" not in config.to_value()
+    assert config.rules_of_governance == Governance(
+        key=(Alternative(2, 0), Alternative(1, 3)), rule=(Alternative(1, 3),)
+    )
+
+
+@pytest.mark.parametrize(
+    ("governance", "message"),
+    [
+        ([], "must be a map"),
+        ({"key": [{"admin": 1, "council": 0}]}, "missing field 'rule'"),
+        ({"key": [], "rule": [{"admin": 1, "council": 0}]}, "1 to 8 alternatives"),
+        ({"key": [{"admin": 0, "council": 2}], "rule": [{"admin": 1, "council": 0}]}, "at least 1"),
+        (
+            {"key": [{"admin": 1, "council": -1}], "rule": [{"admin": 1, "council": 0}]},
+            "at least 0",
+        ),
+        ({"key": [{"admin": 1}], "rule": [{"admin": 1, "council": 0}]}, "missing field 'council'"),
+        (
+            {
+                "key": [{"admin": 1, "council": 0, "cashier": 1}],
+                "rule": [{"admin": 1, "council": 0}],
+            },
+            "unknown field",
+        ),
+        (
+            {"key": [{"admin": 65, "council": 0}], "rule": [{"admin": 1, "council": 0}]},
+            "at most 64",
+        ),
+        (
+            {
+                "key": [{"admin": 1, "council": 0}],
+                "rule": [{"admin": 1, "council": 0}],
+                "award": [],
+            },
+            "unknown field",
+        ),
+    ],
+)
+def test_genesis_governance_errors(governance: Any, message: str) -> None:
+    value = Genesis(LOG, ENTRY_ID, 1, b"\x01" * 32, WENDENG).to_value()
+    value["config"]["governance"] = governance
+    with pytest.raises(FormatError, match=message):
+        decode_body(codec.encode(value))
+
+
+@pytest.mark.parametrize(
+    ("roles", "alternative", "met"),
+    [
+        ([{"admin"}], Alternative(1, 0), True),
+        ([{"admin"}], Alternative(2, 0), False),
+        ([{"admin", "council"}], Alternative(1, 1), False),  # one key counts for one role
+        ([{"admin", "council"}, {"council"}], Alternative(1, 1), True),
+        ([{"admin", "council"}, {"admin"}], Alternative(1, 1), True),
+        ([{"admin", "council"}, {"admin", "council"}], Alternative(1, 1), True),
+        ([{"council"}, {"council"}], Alternative(1, 1), False),
+        ([{"admin"}, {"council"}, {"grid"}], Alternative(1, 2), False),
+        ([{"admin"}, {"council"}, {"council", "grid"}], Alternative(1, 2), True),
+    ],
+)
+def test_a_tally_counts_each_signer_for_one_role(
+    roles: list[set[str]], alternative: Alternative, met: bool
+) -> None:
+    assert Tally.of(frozenset(held) for held in roles).meets(alternative) is met
 
 
 def test_key_add_needs_roles_and_rule_set_needs_points() -> None:

@@ -24,6 +24,7 @@ from redlist.ledger.entry import (
     RuleChange,
 )
 from redlist.ledger.errors import RuleViolation
+from redlist.ledger.governance import Alternative, Governance
 from redlist.ledger.points import CHECKS, Effect, apply_entry
 from redlist.ledger.state import MemoryState
 from redlist.ledger.textcommit import commit
@@ -57,6 +58,11 @@ class Town:
 
     def next_id(self) -> bytes:
         return next(self.ids).to_bytes(16, "big")
+
+    @property
+    def board(self) -> tuple[SigningKey, ...]:
+        """The admin and both council members: the default governance quorum."""
+        return (self.admin, self.council1, self.council2)
 
     def apply(self, body: Any, *keys: SigningKey, time: int = NOW) -> Effect:
         body_bytes = body.to_bytes()
@@ -140,9 +146,9 @@ def town() -> Town:
     town.apply(town.key_add(town.council1, "Li Wei", "council"), town.admin)
     town.apply(town.key_add(town.council2, "Zhao Min", "council", "grid"), town.admin)
     town.apply(town.key_add(town.cashier, "Chen Jie", "cashier"), town.admin)
-    town.apply(town.rule("pond", 5), town.admin)
-    town.apply(town.rule("straw", -20), town.admin)
-    town.apply(town.rule("rescue", 50, council=True), town.admin)
+    town.apply(town.rule("pond", 5), *town.board)
+    town.apply(town.rule("straw", -20), *town.board)
+    town.apply(town.rule("rescue", 50, council=True), *town.board)
     return town
 
 
@@ -175,12 +181,12 @@ def test_objection_by_any_registered_key(town: Town) -> None:
 
 
 def test_rule_set_replaces_and_revives(town: Town) -> None:
-    town.apply(replace(town.rule("pond", 7), op="set"), town.admin)
+    town.apply(replace(town.rule("pond", 7), op="set"), *town.board)
     town.apply(town.award("dgc-0001", "pond"), town.grid)
     assert town.state.balance("dgc-0001").earned == 7
-    town.apply(RuleChange(LOG, town.next_id(), NOW, "retire", "pond"), town.admin)
+    town.apply(RuleChange(LOG, town.next_id(), NOW, "retire", "pond"), *town.board)
     town.refused("rule-inactive", town.award("dgc-0001", "pond"), town.grid)
-    town.apply(town.rule("pond", 4), town.admin)
+    town.apply(town.rule("pond", 4), *town.board)
     town.apply(town.award("dgc-0001", "pond"), town.grid)
     assert town.state.balance("dgc-0001").earned == 11
 
@@ -193,19 +199,20 @@ def test_unknown_key(town: Town) -> None:
 
 
 def test_revoked_key(town: Town) -> None:
-    town.apply(KeyChange(LOG, town.next_id(), NOW, "revoke", town.grid.public), town.admin)
+    town.apply(KeyChange(LOG, town.next_id(), NOW, "revoke", town.grid.public), *town.board)
     town.refused("signer-revoked", town.award("dgc-0001", "pond"), town.grid)
 
 
 def test_an_admin_is_revoked_only_with_another_admins_signature(town: Town) -> None:
     revoke_self = KeyChange(LOG, town.next_id(), NOW, "revoke", town.admin.public)
-    town.refused("key", revoke_self, town.admin)  # the last admin: the log would lose its keys
+    town.refused("key", revoke_self, *town.board)  # the last admin: the log would lose its keys
     second = _key(90)
-    town.apply(town.key_add(second, "Second Admin", "admin"), town.admin)
-    town.refused("key", KeyChange(LOG, town.next_id(), NOW, "revoke", second.public), second)
-    town.apply(KeyChange(LOG, town.next_id(), NOW, "revoke", town.admin.public), second)
+    town.apply(town.key_add(second, "Second Admin", "admin"), *town.board)
+    with_council = (second, town.council1, town.council2)
+    town.refused("key", KeyChange(LOG, town.next_id(), NOW, "revoke", second.public), *with_council)
+    town.apply(KeyChange(LOG, town.next_id(), NOW, "revoke", town.admin.public), *with_council)
     # The one left cannot go either, not even by its own signature.
-    town.refused("key", KeyChange(LOG, town.next_id(), NOW, "revoke", second.public), second)
+    town.refused("key", KeyChange(LOG, town.next_id(), NOW, "revoke", second.public), *with_council)
 
 
 def test_bad_signature(town: Town) -> None:
@@ -235,9 +242,9 @@ def test_every_signer_needs_the_role(town: Town) -> None:
 
 def test_unknown_and_retired_rule(town: Town) -> None:
     town.refused("rule-inactive", town.award("dgc-0001", "nosuch"), town.grid)
-    town.apply(RuleChange(LOG, town.next_id(), NOW, "retire", "straw"), town.admin)
+    town.apply(RuleChange(LOG, town.next_id(), NOW, "retire", "straw"), *town.board)
     town.refused("rule-inactive", town.award("dgc-0001", "straw"), town.grid)
-    town.refused("rule", RuleChange(LOG, town.next_id(), NOW, "retire", "straw"), town.admin)
+    town.refused("rule", RuleChange(LOG, town.next_id(), NOW, "retire", "straw"), *town.board)
 
 
 def test_council_quorum(town: Town) -> None:
@@ -309,14 +316,16 @@ def test_future_time(town: Town) -> None:
 
 
 def test_key_rules(town: Town) -> None:
-    town.refused("key", town.key_add(town.outsider, "X", "grid", "mayor"), town.admin)
-    town.refused("key", town.key_add(town.grid, "Again", "grid"), town.admin)
+    town.refused("key", town.key_add(town.outsider, "X", "grid", "mayor"), *town.board)
+    town.refused("key", town.key_add(town.grid, "Again", "grid"), *town.board)
     revoke = KeyChange(LOG, town.next_id(), NOW, "revoke", town.outsider.public)
-    town.refused("key", revoke, town.admin)
-    town.apply(KeyChange(LOG, town.next_id(), NOW, "revoke", town.grid.public), town.admin)
-    town.refused("key", KeyChange(LOG, town.next_id(), NOW, "revoke", town.grid.public), town.admin)
+    town.refused("key", revoke, *town.board)
+    town.apply(KeyChange(LOG, town.next_id(), NOW, "revoke", town.grid.public), *town.board)
+    town.refused(
+        "key", KeyChange(LOG, town.next_id(), NOW, "revoke", town.grid.public), *town.board
+    )
     # a revoked key id can never be registered again
-    town.refused("key", town.key_add(town.grid, "Back", "grid"), town.admin)
+    town.refused("key", town.key_add(town.grid, "Back", "grid"), *town.board)
 
 
 def test_undecodable_body_is_a_format_violation(town: Town) -> None:
@@ -330,9 +339,9 @@ def test_undecodable_body_is_a_format_violation(town: Town) -> None:
 def test_points_and_balances_stay_within_range(town: Town) -> None:
     from redlist.ledger.points import MAX_POINTS
 
-    town.refused("range", town.rule("huge", MAX_POINTS + 1), town.admin)
+    town.refused("range", town.rule("huge", MAX_POINTS + 1), *town.board)
     town.refused("range", town.award("dgc-0001", "pond", qty=MAX_POINTS), town.grid)
-    town.apply(town.rule("big", MAX_POINTS), town.admin)
+    town.apply(town.rule("big", MAX_POINTS), *town.board)
     town.apply(town.award("dgc-0001", "big"), town.grid)
     town.refused("range", town.award("dgc-0001", "pond"), town.grid)  # the total would overflow
     assert town.state.balance("dgc-0001").earned == MAX_POINTS
@@ -395,7 +404,9 @@ def test_the_refusal_names_the_account_the_date_and_the_window(town: Town) -> No
 )
 def test_the_genesis_sets_backdate_days(days: int, oldest: str, too_old: str) -> None:
     fresh = Town()
-    config = replace(CONFIG, backdate_days=days)
+    # A town whose governance lets its admin set rules alone (docs/format.md allows it).
+    alone = (Alternative(1, 0),)
+    config = replace(CONFIG, backdate_days=days, governance=Governance(alone, alone))
     fresh.apply(Genesis(LOG, fresh.next_id(), NOW, fresh.admin.public, config), fresh.admin)
     fresh.apply(fresh.key_add(fresh.grid, "Wang Fang", "grid"), fresh.admin)
     fresh.apply(fresh.rule("pond", 5), fresh.admin)
@@ -415,7 +426,7 @@ def test_a_genesis_with_an_unknown_time_zone_is_refused() -> None:
 
 
 def test_max_qty_caps_one_award(town: Town) -> None:
-    town.apply(town.rule("patrol", 4, max_qty=3), town.admin)
+    town.apply(town.rule("patrol", 4, max_qty=3), *town.board)
     town.apply(town.award("dgc-0001", "patrol", qty=3), town.grid)
     with pytest.raises(RuleViolation) as caught:
         town.apply(town.award("dgc-0001", "patrol", qty=4), town.grid)
@@ -426,7 +437,7 @@ def test_max_qty_caps_one_award(town: Town) -> None:
 
 
 def test_max_per_month_counts_the_deed_month_per_account(town: Town) -> None:
-    town.apply(town.rule("sort", 2, max_per_month=2), town.admin)
+    town.apply(town.rule("sort", 2, max_per_month=2), *town.board)
     town.apply(town.award("dgc-0001", "sort", date="2025-12-30"), town.grid)
     town.apply(town.award("dgc-0001", "sort", date="2025-12-31"), town.grid)
     with pytest.raises(RuleViolation) as caught:
@@ -444,7 +455,7 @@ def test_max_per_month_counts_the_deed_month_per_account(town: Town) -> None:
 
 
 def test_a_reversed_award_frees_its_share_of_the_month(town: Town) -> None:
-    town.apply(town.rule("sort", 2, max_per_month=1), town.admin)
+    town.apply(town.rule("sort", 2, max_per_month=1), *town.board)
     first = town.seq
     town.apply(town.award("dgc-0001", "sort"), town.grid)
     town.refused("max-per-month", town.award("dgc-0001", "sort"), town.grid)
@@ -457,11 +468,11 @@ def test_a_reversed_award_frees_its_share_of_the_month(town: Town) -> None:
 def test_caps_count_awards_made_before_the_cap_was_set(town: Town) -> None:
     """The state counts every award, so a cap set mid-month counts the month's awards."""
     town.apply(town.award("dgc-0001", "pond", qty=2), town.grid)
-    town.apply(town.rule("pond", 5, max_per_month=3), town.admin)
+    town.apply(town.rule("pond", 5, max_per_month=3), *town.board)
     town.refused("max-per-month", town.award("dgc-0001", "pond", qty=2), town.grid)
     town.apply(town.award("dgc-0001", "pond"), town.grid)
     # Retiring and setting the rule again without caps lifts them.
-    town.apply(town.rule("pond", 5), town.admin)
+    town.apply(town.rule("pond", 5), *town.board)
     town.apply(town.award("dgc-0001", "pond", qty=50), town.grid)
 
 
@@ -494,12 +505,12 @@ def test_key_add_refuses_a_key_that_is_not_a_point_of_prime_order(
 ) -> None:
     body = _raw_key_add(town, public)
     with pytest.raises(RuleViolation) as caught:
-        town.apply(body, town.admin)
+        town.apply(body, *town.board)
     assert caught.value.check == "key-point"
     assert words in caught.value.message
     assert crypto.key_id(public).hex() in caught.value.message
     assert caught.value.diagnostics().startswith(f"entry {town.seq}: ")
-    town.refused("key-point", _raw_key_add(town, public), town.admin)
+    town.refused("key-point", _raw_key_add(town, public), *town.board)
     assert town.state.key(crypto.key_id(public)) is None
 
 
@@ -531,3 +542,92 @@ def test_a_signature_with_a_small_order_r_by_a_registered_key_is_refused(town: T
         apply_entry(town.state, origin=LOG, seq=town.seq, time=NOW, envelope=envelope)
     assert caught.value.check == "signature"
     assert caught.value.message.endswith(": its R is a point of small order")
+
+
+# ---------------------------------------------------------------------------
+# Governance: the staff list and the catalogue change only with the quorum
+
+
+def _revoke(town: Town, key: SigningKey) -> KeyChange:
+    return KeyChange(LOG, town.next_id(), NOW, "revoke", key.public)
+
+
+def _retire(town: Town, code: str) -> RuleChange:
+    return RuleChange(LOG, town.next_id(), NOW, "retire", code)
+
+
+def test_a_rule_change_needs_an_admin_and_the_council_quorum(town: Town) -> None:
+    town.refused("quorum", town.rule("new", 1), town.admin)
+    town.refused("quorum", town.rule("new", 1), town.admin, town.council1)
+    town.refused("quorum", town.rule("new", 1), town.council1, town.council2)
+    town.refused("quorum", _retire(town, "pond"), town.admin, town.council2)
+    town.refused("signer-role", town.rule("new", 1), *town.board, town.grid)
+    town.apply(town.rule("new", 1), *town.board)
+    town.apply(_retire(town, "new"), *town.board)
+
+
+def test_a_key_change_needs_two_admins_or_an_admin_and_the_council(town: Town) -> None:
+    second = _key(91)
+    town.refused("quorum", town.key_add(second, "Second Admin", "admin"), town.admin)
+    town.refused("quorum", town.key_add(second, "X", "grid"), town.council1, town.council2)
+    town.apply(town.key_add(second, "Second Admin", "admin"), *town.board)
+    town.apply(town.key_add(_key(92), "Guo Lin", "grid"), town.admin, second)
+    town.refused("quorum", _revoke(town, _key(92)), second)
+    town.apply(_revoke(town, _key(92)), second, town.council1, town.council2)
+
+
+def test_while_setting_up_the_admin_alone_registers_keys() -> None:
+    fresh = Town()
+    fresh.apply(Genesis(LOG, fresh.next_id(), NOW, fresh.admin.public, CONFIG), fresh.admin)
+    fresh.apply(fresh.key_add(fresh.council1, "Li Wei", "council"), fresh.admin)
+    fresh.refused("quorum", fresh.key_add(fresh.grid, "Wang Fang", "grid"), fresh.council1)
+    fresh.refused("quorum", fresh.rule("pond", 5), fresh.admin, fresh.council1)
+    fresh.apply(fresh.key_add(fresh.council2, "Zhao Min", "council"), fresh.admin)
+    fresh.apply(fresh.rule("pond", 5), fresh.admin, fresh.council1, fresh.council2)
+    # The first rule ends the set-up: from now on keys need the quorum too.
+    fresh.refused("quorum", fresh.key_add(fresh.grid, "Wang Fang", "grid"), fresh.admin)
+
+
+def test_a_stolen_admin_key_alone_can_change_nothing(town: Town) -> None:
+    thief = _key(93)
+    town.refused("quorum", town.key_add(thief, "Thief", "admin", "grid"), town.admin)
+    town.refused("quorum", _revoke(town, town.council1), town.admin)
+    town.refused("quorum", _revoke(town, town.grid), town.admin)
+    town.refused("quorum", town.rule("pond", 10_000), town.admin)
+    town.refused("quorum", _retire(town, "straw"), town.admin)
+    town.refused("signer-role", town.award("dgc-0001", "pond"), town.admin)
+
+
+def test_admin_rotation_without_a_new_log(town: Town) -> None:
+    new_admin = _key(94)
+    council = (town.council1, town.council2)
+    town.apply(town.key_add(new_admin, "Liu Jun (new key)", "admin"), *town.board)
+    revoked_at = town.seq
+    town.apply(_revoke(town, town.admin), new_admin, *council)
+    assert town.state.keys[town.admin.key_id].revoked == revoked_at
+    # The old key stops counting from that seq on, in a quorum or alone.
+    town.refused("signer-revoked", town.rule("pond", 6), town.admin, *council)
+    town.refused("signer-revoked", town.rule("pond", 6), town.admin, new_admin, *council)
+    town.apply(town.rule("pond", 6), new_admin, *council)
+
+
+def test_the_last_admin_is_never_revoked(town: Town) -> None:
+    with pytest.raises(RuleViolation, match="the last admin is never revoked"):
+        town.apply(_revoke(town, town.admin), *town.board)
+
+
+def test_an_admin_re_adding_its_own_key_with_all_roles_is_refused(town: Town) -> None:
+    every_role = ("admin", "cashier", "council", "grid")
+    town.refused("key", town.key_add(town.admin, "Admin", *every_role), *town.board)
+    town.refused("quorum", town.key_add(town.admin, "Admin", *every_role), town.admin)
+
+
+def test_a_key_holding_admin_and_council_counts_once() -> None:
+    fresh = Town()
+    config = replace(
+        CONFIG, governance=Governance(key=(Alternative(1, 1),), rule=(Alternative(1, 1),))
+    )
+    fresh.apply(Genesis(LOG, fresh.next_id(), NOW, fresh.admin.public, config), fresh.admin)
+    fresh.apply(fresh.key_add(fresh.council1, "Li Wei", "council", "admin"), fresh.admin)
+    fresh.refused("quorum", fresh.rule("pond", 5), fresh.council1)
+    fresh.apply(fresh.rule("pond", 5), fresh.admin, fresh.council1)

@@ -32,7 +32,9 @@ OBJECTED = PublicEntry(
 
 
 def test_the_file_opens_in_excel_and_reads_back() -> None:
-    data = encode_csv([(AWARDED, "东村", "张*", "池塘"), (OBJECTED, "东村", "张*", "")])
+    data = encode_csv(
+        [(AWARDED, "东村", "张*", "池塘", "个人"), (OBJECTED, "东村", "张*", "", "组织")]
+    )
     assert data.startswith(BOM.encode("utf-8"))
     text = data.decode("utf-8")
     assert text.splitlines()[0] == BOM + ",".join(HEADER)
@@ -43,10 +45,11 @@ def test_the_file_opens_in_excel_and_reads_back() -> None:
     assert rows[1].cells["登记人"] == "李伟、赵敏" and rows[1].cells["涉及序号"] == "7"
     assert {column: rows[0].cells[column] for column in AWARDED.cells()} == AWARDED.cells()
     assert rows[0].cells["备注"] == "池塘"
+    assert [row.cells["账户类型"] for row in rows] == ["个人", "组织"]
 
 
 def test_a_note_that_a_spreadsheet_would_run_is_guarded_and_read_back() -> None:
-    data = encode_csv([(AWARDED, "东村", "张*", '=HYPERLINK("http://x")')])
+    data = encode_csv([(AWARDED, "东村", "张*", '=HYPERLINK("http://x")', "个人")])
     assert ",\"'=HYPERLINK" in data.decode("utf-8")
     assert decode_csv(data)[0].cells["备注"] == '=HYPERLINK("http://x")'
 
@@ -66,7 +69,7 @@ def test_a_malformed_file_is_refused_naming_the_line(data: bytes, problem: str) 
 
 
 def test_rows_out_of_order_or_twice_are_refused() -> None:
-    data = encode_csv([(OBJECTED, "东村", "张*", ""), (AWARDED, "东村", "张*", "")])
+    data = encode_csv([(OBJECTED, "东村", "张*", "", "个人"), (AWARDED, "东村", "张*", "", "个人")])
     with pytest.raises(FormatError, match="line 3: entry 7 is out of order"):
         decode_csv(data)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -175,7 +176,36 @@ def test_a_record_round_trips_and_masks() -> None:
         "东村",
         "12",
     )
-    assert set(vars(masked)) == {"account", "masked_name", "village", "household"}
+    assert set(vars(masked)) == {"account", "masked_name", "village", "household", "kind"}
+
+
+@pytest.mark.parametrize(
+    ("typed", "kind"),
+    [
+        ("", "person"),
+        ("person", "person"),
+        ("个人", "person"),
+        ("Household", "household"),
+        ("家庭", "household"),
+        ("organisation", "organisation"),
+        ("Organization", "organisation"),
+        (" 组织 ", "organisation"),
+    ],
+)
+def test_an_account_is_a_person_a_household_or_an_organisation(typed: str, kind: str) -> None:
+    resident = resident_from_cells(cells(kind=typed), TODAY, 1)
+    assert resident.kind == kind
+    assert Resident.from_bytes("dgc-0001", resident.to_bytes()) == resident
+    assert resident.masked().kind == kind
+
+
+def test_an_unknown_kind_is_refused_and_a_record_without_one_is_a_person() -> None:
+    with pytest.raises(FieldError) as error:
+        resident_from_cells(cells(kind="company"), TODAY, 1)
+    assert error.value.field == "kind"
+    assert "person (个人), household (家庭) or organisation (组织)" in str(error.value)
+    person = resident_from_cells(cells(), TODAY, 1)
+    assert b"kind" not in person.to_bytes()  # records written before kinds read the same
 
 
 def test_today_is_the_latest_date_on_earth() -> None:
@@ -183,3 +213,17 @@ def test_today_is_the_latest_date_on_earth() -> None:
     at = int(datetime.datetime(2026, 3, 15, 10, 30, tzinfo=datetime.UTC).timestamp() * 1000)
     assert latest_today(at) == datetime.date(2026, 3, 16)
     assert Tombstone("dgc-0001", at).erased_on == "2026-03-15"
+
+
+@given(
+    st.sampled_from(["person", "household", "organisation"]),
+    st.text(max_size=20),
+    st.integers(0, 2**53),
+)
+def test_a_stored_record_of_any_kind_reads_back_as_written(
+    kind: str, village: str, changed: int
+) -> None:
+    resident = replace(
+        resident_from_cells(cells(), TODAY, 1), kind=kind, village=village, changed_ms=changed
+    )
+    assert Resident.from_bytes("dgc-0001", resident.to_bytes()) == resident

@@ -55,6 +55,8 @@ MASKED = {
     "dgc-0007": "阿***·**提",
 }
 LEFT_OUT = ("dgc-0008", "dgc-0009")
+#: The register's accounts that are not people (the others are).
+KINDS = {"dgc-0006": "household", "dgc-0007": "organisation"}
 
 
 def id_number(serial: int) -> str:
@@ -136,6 +138,7 @@ def build(data: Path) -> PublicityTown:
             basis,
             "2025-12-01" if basis else "",
             JAN_20,
+            KINDS.get(account, "person"),
         )
         for serial, (account, name, basis, village) in enumerate(PEOPLE, start=1)
     ]

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.node.publicitytown import LEFT_OUT, MASKED, PublicityTown, build
+from tests.node.publicitytown import KINDS, LEFT_OUT, MASKED, PublicityTown, build
 
 from redlist.ledger import bundle
 from redlist.ledger.log import Log
@@ -85,6 +85,24 @@ def test_the_csv_lists_masked_names_and_consented_notes(
     deduction = next(row for row in rows if row.seq == town.deduction)
     assert (deduction.cells["类型"], deduction.cells["分数"]) == ("扣分", "-20")
     assert deduction.cells["累计分"] == "985"
+
+
+def test_the_csv_and_the_notice_show_people_households_and_organisations_apart(
+    town: PublicityTown, tmp_path: Path
+) -> None:
+    assert export(town, tmp_path / "jan", "2026-01") == 0
+    rows = decode_csv((tmp_path / "jan" / "publicity.csv").read_bytes())
+    kinds = {row.cells["账户"]: row.cells["账户类型"] for row in rows}
+    labels = {"person": "个人", "household": "家庭", "organisation": "组织"}
+    assert kinds == {account: labels[KINDS.get(account, "person")] for account in MASKED}
+    html = (tmp_path / "jan" / "publicity.html").read_text()
+    west = html[html.index("<h2>西村</h2>") :]
+    organisations = west[
+        west.index("<h3>组织（月末累计分与等级）</h3>") : west.index("<h3>本月明细")
+    ]
+    assert "阿***·**提" in organisations and "dgc-0007" in organisations
+    assert "dgc-0006" not in organisations  # a household is counted with the people
+    assert "<th>账户类型</th>" in html
 
 
 def test_february_lists_the_backdated_deed_and_the_late_correction(

@@ -125,7 +125,7 @@ def test_list_csv_opens_in_excel_and_masks(tmp_path: Path, data: Path) -> None:
         capture_output=True,
         check=True,
     )
-    assert listed.stdout.startswith(b"\xef\xbb\xbf" + ENGLISH.encode() + b"\r\n")
+    assert listed.stdout.startswith(b"\xef\xbb\xbf" + ENGLISH.encode() + b",kind\r\n")
     text = listed.stdout.decode("utf-8-sig")
     assert "dgc-0001,张三,110************02X,138****5678,东村,12,consent,2024-03-05" in text
 
@@ -296,3 +296,26 @@ def test_imports_while_the_node_serves(tmp_path: Path, data: Path) -> None:
         assert note.splitlines()[1] == "1"
     final = residents("list", "--data", data)
     assert "6,000 residents" in final.stdout
+
+
+def test_the_kind_column_marks_households_and_organisations(tmp_path: Path, data: Path) -> None:
+    rows = [row + "," + kind for row, kind in zip(ROWS, ("", "家庭", "组织"), strict=True)]
+    csv_file = write(tmp_path, "r.csv", excel_utf8(CHINESE + ",类型", rows))
+    done = residents("import", "--data", data, "--csv", csv_file)
+    assert done.returncode == 0, done.stderr
+    assert "kind:            organisation" in residents("show", "dgc-0003", "--data", data).stdout
+    assert "kind:            person" in residents("show", "dgc-0001", "--data", data).stdout
+    listed = residents("list", "--data", data, "--csv").stdout
+    assert listed.splitlines()[0].endswith(",basis_date,kind")
+    assert [line.rsplit(",", 1)[1] for line in listed.splitlines()[1:]] == [
+        "person",
+        "household",
+        "organisation",
+    ]
+    updated = residents("update", "dgc-0002", "--data", data, "--kind", "person")
+    assert updated.returncode == 0, updated.stderr
+    assert "kind:            person" in residents("show", "dgc-0002", "--data", data).stdout
+    bad = write(tmp_path, "bad.csv", excel_utf8(ENGLISH + ",kind", [ROWS[0] + ",company"]))
+    refused = residents("import", "--data", data, "--csv", bad)
+    assert refused.returncode != 0
+    assert "is not a kind of account" in refused.stderr

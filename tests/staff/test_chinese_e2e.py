@@ -155,7 +155,8 @@ def test_chinese_role_names_and_catalogue_headers(town: Town) -> None:
     key = town.root / "zhou.pem"
     keyfile.write_key_files(key, SigningKey.generate(), "周敏（网格员）")
     added = redlist(town, "key", "add", "--pub", str(keyfile.public_path(key)),
-                    "--name", "周敏", "--roles", "网格员，评议员", signer="admin")  # fmt: skip
+                    "--name", "周敏", "--roles", "网格员，评议员",
+                    signer="admin", cosigners=("council1", "council2"))  # fmt: skip
     assert added.returncode == 0, added.stderr
     registered = r"已登记 周敏 的密钥 [0-9a-f]{16}，角色为 网格员，评议员（第 \d+ 条记录）。\n"
     assert re.fullmatch(registered, added.stdout)
@@ -163,7 +164,8 @@ def test_chinese_role_names_and_catalogue_headers(town: Town) -> None:
     catalogue.write_bytes(
         "\ufeff代码,名称,模块,分值,需评议,单次上限\nZ01,清扫村道,环境,3,否,2\n".encode()
     )
-    loaded = redlist(town, "rules", "load", "--csv", str(catalogue), signer="admin")
+    loaded = redlist(town, "rules", "load", "--csv", str(catalogue), signer="admin",
+                     cosigners=("council1", "council2"))  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr
     assert re.fullmatch(r"已从 规则.csv 导入 1 条规则（第 \d+ 至 \d+ 条记录）。\n", loaded.stdout)
     award = redlist(town, "award", "--account", "zh-0006", "--rule", "Z01", "--qty", "2",

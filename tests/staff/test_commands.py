@@ -211,7 +211,7 @@ def test_every_action_explains_itself(argv: list[str]) -> None:
     result = redlist(*argv, "--help")
     assert result.code == 0
     description = result.out.split("\n\n")[1]
-    assert "signed by an admin key" in " ".join(description.lower().split()), result.out
+    assert "with the town's governance quorum" in " ".join(description.lower().split()), result.out
 
 
 def test_key_add_help_lists_the_roles() -> None:

@@ -20,6 +20,7 @@ import pytest
 from tests.staff.running import redlist
 from tests.staff.towns import (
     BIN,
+    COUNCIL,
     ORIGIN,
     TODAY_AT_START,
     TWO_DAYS_AGO,
@@ -99,7 +100,7 @@ def test_key_add_and_revoke(town: Town) -> None:
     town.keys["zhou"] = newcomer
     added = town.run(
         "key", "add", "--pub", str(newcomer), "--name", "Zhou Qiang (grid)", "--roles", "grid",
-        signer="admin",
+        signer="admin", cosigners=COUNCIL,
     )  # fmt: skip
     assert added.code == 0, added.err
     assert added.out.startswith(
@@ -108,7 +109,9 @@ def test_key_add_and_revoke(town: Town) -> None:
     awarded = town.run("award", "--account", "key-1", "--rule", "V01", signer="zhou")
     assert awarded.code == 0, awarded.err
 
-    revoked = town.run("key", "revoke", "--pub", key.public.hex(), signer="admin")
+    revoked = town.run(
+        "key", "revoke", "--pub", key.public.hex(), signer="admin", cosigners=COUNCIL
+    )
     assert revoked.code == 0, revoked.err
     assert f"Revoked key {key.key_id.hex()} (entry {entry_number(added.out) + 2})" in revoked.out
 
@@ -137,7 +140,16 @@ def test_a_key_is_registered_once(town: Town) -> None:
     before = town.size()
     pub = str(keyfile.public_path(town.keys["cashier"]))
     refused = town.run(
-        "key", "add", "--pub", pub, "--name", "again", "--roles", "cashier", signer="admin"
+        "key",
+        "add",
+        "--pub",
+        pub,
+        "--name",
+        "again",
+        "--roles",
+        "cashier",
+        signer="admin",
+        cosigners=COUNCIL,
     )
     assert refused.code == 1
     assert "is already registered" in refused.err
@@ -151,14 +163,14 @@ def test_a_key_is_registered_once(town: Town) -> None:
 def test_rule_set_then_retire(town: Town) -> None:
     set_rule = town.run(
         "rule", "set", "--code", "T01", "--title", "清理河道", "--module", "environment",
-        "--points", "7", signer="admin",
+        "--points", "7", signer="admin", cosigners=COUNCIL,
     )  # fmt: skip
     assert set_rule.code == 0, set_rule.err
     assert set_rule.out.startswith("Set rule T01 “清理河道” (environment): awards 7 points (entry ")
     awarded = town.run("award", "--account", "rule-1", "--rule", "T01")
     assert "Awarded 7 points to rule-1 under rule T01" in awarded.out
 
-    retired = town.run("rule", "retire", "--code", "T01", signer="admin")
+    retired = town.run("rule", "retire", "--code", "T01", signer="admin", cosigners=COUNCIL)
     assert retired.code == 0, retired.err
     assert retired.out.startswith("Retired rule T01 (entry ")
     before = town.size()
@@ -180,12 +192,12 @@ def test_rules_load_is_atomic_and_idempotent(town: Town) -> None:
         bom=True,
     )
     before = town.size()
-    loaded = town.run("rules", "load", "--csv", str(catalogue), signer="admin")
+    loaded = town.run("rules", "load", "--csv", str(catalogue), signer="admin", cosigners=COUNCIL)
     assert loaded.code == 0, loaded.err
     assert loaded.out == f"Loaded 3 rules from more-rules.csv (entries {before} to {before + 2}).\n"
     assert town.size() == before + 3
 
-    again = town.run("rules", "load", "--csv", str(catalogue), signer="admin")
+    again = town.run("rules", "load", "--csv", str(catalogue), signer="admin", cosigners=COUNCIL)
     assert again.code == 0, again.err
     assert "were already loaded by an earlier run" in again.out
     assert "nothing changed" in again.out
@@ -203,7 +215,7 @@ def test_rules_load_bad_row_changes_nothing(town: Town) -> None:
         + "B07,Broken,m,0,no\n",
     )
     before = town.size()
-    refused = town.run("rules", "load", "--csv", str(catalogue), signer="admin")
+    refused = town.run("rules", "load", "--csv", str(catalogue), signer="admin", cosigners=COUNCIL)
     assert refused.code == 2
     assert "row 7: points must be a non-zero integer" in refused.err
     assert "nothing was submitted" in refused.err
@@ -304,7 +316,8 @@ def test_account_ids_are_case_folded_so_one_resident_is_one_account(town: Town) 
 def test_rule_caps_are_set_and_enforced_by_the_node(town: Town) -> None:
     set_rule = town.run(
         "rule", "set", "--code", "P01", "--title", "Night patrol", "--module", "safety",
-        "--points", "4", "--max-qty", "3", "--max-per-month", "4", signer="admin",
+        "--points", "4", "--max-qty", "3", "--max-per-month", "4",
+        signer="admin", cosigners=COUNCIL,
     )  # fmt: skip
     assert set_rule.code == 0, set_rule.err
     assert "at most 3 per award; at most 4 per resident a month" in set_rule.out
@@ -341,7 +354,7 @@ def test_rules_load_takes_the_caps_columns(town: Town) -> None:
         "C01,Waste sorted (monthly check),environment,2,no,,1\n"
         "C02,Tree planting,environment,3,no,5,\n",
     )
-    loaded = town.run("rules", "load", "--csv", str(catalogue), signer="admin")
+    loaded = town.run("rules", "load", "--csv", str(catalogue), signer="admin", cosigners=COUNCIL)
     assert loaded.code == 0, loaded.err
     assert town.run("award", "--account", "cap-2", "--rule", "C01").code == 0
     second = town.run("award", "--account", "cap-2", "--rule", "C01")
@@ -640,7 +653,7 @@ def test_submit_refuses_an_unknown_rule_before_sending_and_takes_the_sheet_once_
 
     fixed = town.run(
         "rule", "set", "--code", "N01", "--title", "New", "--module", "m", "--points", "3",
-        signer="admin",
+        signer="admin", cosigners=COUNCIL,
     )  # fmt: skip
     assert fixed.code == 0, fixed.err
     resumed = town.run("submit", "--csv", str(path), "--batch-size", "5")
@@ -758,3 +771,89 @@ def test_console_script_exit_codes(town: Town) -> None:
     )
     assert unreachable.returncode == 2
     assert unreachable.stderr.startswith("error: cannot reach the node at 127.0.0.1:1")
+
+
+# ---------------------------------------------------------------------------
+# Governance: the catalogue and the staff list change only with the council
+
+
+def test_the_admin_alone_changes_neither_the_catalogue_nor_the_staff_list(town: Town) -> None:
+    before = town.size()
+    rule = town.run(
+        "rule", "set", "--code", "V01", "--title", "Pond", "--module", "environment",
+        "--points", "10000", signer="admin",
+    )  # fmt: skip
+    assert rule.code == 1
+    assert rule.err.startswith("error: the node refused rule V01: rule changes need 1 admin and 2")
+    assert rule.err.rstrip().endswith("[PERMISSION_DENIED, check quorum]")
+    thief = SigningKey.from_seed(b"t" * 32).public.hex()
+    key = town.run(
+        "key", "add", "--pub", thief, "--name", "Thief", "--roles", "admin", signer="admin"
+    )
+    assert key.code == 1
+    assert "key changes need 2 admins, or 1 admin and 2 council members" in key.err
+    one_council = town.run("rule", "retire", "--code", "V02", signer="admin", cosigners=COUNCIL[:1])
+    assert one_council.code == 1
+    assert "check quorum" in one_council.err
+    assert town.size() == before
+
+
+def test_rules_load_takes_the_decided_column_and_rules_list_shows_it(town: Town) -> None:
+    catalogue = town.write(
+        "voted-rules.csv",
+        "code,title,module,points,council,decided\r\n"
+        "M01,Night patrol,public-safety,4,no,村民代表大会 2026-05-03\r\n"
+        "M02,Sorted the rubbish,environment,2,no,\r\n",
+    )
+    loaded = town.run("rules", "load", "--csv", str(catalogue), signer="admin", cosigners=COUNCIL)
+    assert loaded.code == 0, loaded.err
+    listed = town.run("rules", "list", signer=None)
+    assert listed.code == 0, listed.err
+    assert listed.out.startswith(f"Rules of log {ORIGIN} as of entry ")
+    header = listed.out.splitlines()[1].split()
+    assert header == [
+        "code", "title", "points", "module", "council", "max_qty", "max_per_month", "decided",
+        "status",
+    ]  # fmt: skip
+    line = next(line for line in listed.out.splitlines() if line.startswith("M01"))
+    assert line.split()[-3:] == ["村民代表大会", "2026-05-03", "active"]
+    as_json = json.loads(town.run("rules", "list", "--json", signer=None).out)
+    rules = {rule["code"]: rule for rule in as_json["rules"]}
+    assert rules["M01"]["decided"] == "村民代表大会 2026-05-03"
+    assert rules["M02"]["decided"] is None
+    assert rules["V01"] == {
+        "code": "V01",
+        "title": "Cleaned the village pond",
+        "points": 5,
+        "module": "environment",
+        "council": False,
+        "max_qty": None,
+        "max_per_month": None,
+        "decided": None,
+        "active": True,
+        "seq": rules["V01"]["seq"],
+    }
+
+
+def test_keys_list_shows_every_key_with_its_roles_and_seqs(town: Town) -> None:
+    listed = town.run("keys", "list", signer=None)
+    assert listed.code == 0, listed.err
+    assert listed.out.startswith(f"Staff keys of log {ORIGIN} as of entry ")
+    assert listed.out.splitlines()[1].split() == ["key", "id", "name", "roles", "added", "at",
+                                                  "revoked", "at"]  # fmt: skip
+    admin_id = keyfile.read_signing_key(town.keys["admin"]).key_id.hex()
+    admin_line = next(line for line in listed.out.splitlines() if line.startswith(admin_id))
+    assert admin_line.split() == [admin_id, "admin", "admin", "0"]
+    keys = json.loads(town.run("keys", "list", "--json", signer=None).out)["keys"]
+    council1 = keyfile.read_signing_key(town.keys["council1"])
+    (entry,) = [key for key in keys if key["key_id"] == council1.key_id.hex()]
+    assert entry == {
+        "key_id": council1.key_id.hex(),
+        "public_key": council1.public.hex(),
+        "name": "council1",
+        "roles": ["council", "grid"],
+        "added": entry["added"],
+        "revoked": None,
+        "active": True,
+    }
+    assert [key["key_id"] for key in keys] == sorted(key["key_id"] for key in keys)

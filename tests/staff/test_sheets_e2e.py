@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from tests.staff.towns import ORIGIN, TODAY_AT_START, Town, served_town
+from tests.staff.towns import COUNCIL, ORIGIN, TODAY_AT_START, Town, served_town
 
 from redlist.ledger import keyfile
 from redlist.ledger.entry import Award
@@ -42,9 +42,9 @@ def days_ago(days: int) -> str:
 def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
     with served_town(tmp_path_factory.mktemp("sheets")) as served:
         more = served.write("more.csv", MORE_RULES)
-        loaded = served.run("rules", "load", "--csv", str(more), signer="admin")
+        loaded = served.run("rules", "load", "--csv", str(more), signer="admin", cosigners=COUNCIL)
         assert loaded.code == 0, loaded.err
-        retired = served.run("rule", "retire", "--code", "R01", signer="admin")
+        retired = served.run("rule", "retire", "--code", "R01", signer="admin", cosigners=COUNCIL)
         assert retired.code == 0, retired.err
         yield served
 

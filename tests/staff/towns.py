@@ -25,6 +25,9 @@ from redlist.staff.client import LedgerClient
 ORIGIN = "dongguan.example/redlist"
 BIN = Path(sys.executable).parent
 STAFF = ("admin", "grid", "council1", "council2", "cashier")
+#: The cosigners a key or rule change needs beside the admin once the catalogue is loaded:
+#: the council's quorum (the default governance of docs/format.md).
+COUNCIL = ("council1", "council2")
 CATALOGUE = (
     "code,title,module,points,council\n"
     "V01,Cleaned the village pond,environment,5,no\n"
@@ -129,8 +132,10 @@ def served_town(root: Path, *flags: str | Path) -> Iterator[Town]:
                 "key", "add", "--pub", pub, "--name", name, "--roles", roles, signer="admin"
             )
             assert added.code == 0, added.err
+        # The catalogue is the council's decision: the admin and the council's quorum.
         loaded = served.run(
-            "rules", "load", "--csv", str(served.write("catalogue.csv", CATALOGUE)), signer="admin"
-        )
+            "rules", "load", "--csv", str(served.write("catalogue.csv", CATALOGUE)),
+            signer="admin", cosigners=COUNCIL,
+        )  # fmt: skip
         assert loaded.code == 0, loaded.err
         yield served

@@ -66,7 +66,9 @@ def test_balances_match_an_independent_replay(chunk_size: int) -> None:
         assert summary.grade == config.grade_of(summary.score)
     assert result.staff_keys == 5
     assert result.rules == 6
-    assert result.signatures_checked == 22  # two council rule entries carry two signatures each
+    # six rule entries carry three signatures each (the admin and the council: governance),
+    # two council awards two each
+    assert result.signatures_checked == 34
 
 
 def test_known_balances_of_the_standard_log() -> None:
@@ -301,7 +303,7 @@ def test_a_callers_executor_is_used_and_left_running() -> None:
         with SignatureScheduler(3, executor=executor) as scheduler:
             check_leaves(auditor, log.leaves, scheduler)
         result = auditor.finish(text)
-        assert result.signatures_checked == 22
+        assert result.signatures_checked == 34
         assert executor.submit(len, b"still running").result() == 13
     # What a process pool needs: the work function and its arguments pickle.
     triples = [(b"p" * 32, b"body", b"s" * 64)]

@@ -267,7 +267,7 @@ def _small_order_key(log: LogBuilder, town: Town) -> None:
     body = KeyChange(
         town.origin, town.next_id(), town.now_ms, "add", IDENTITY_KEY, "mallory", ("grid",)
     )
-    log.append(town.sign(body, town.admin))
+    log.append(town.sign(body, *town.governors))
 
 
 def _retire_inactive_rule(log: LogBuilder, town: Town) -> None:
@@ -276,6 +276,14 @@ def _retire_inactive_rule(log: LogBuilder, town: Town) -> None:
 
 def _objection_to_a_rule(log: LogBuilder, town: Town) -> None:
     log.append(town.objection(5))
+
+
+def _rule_by_the_admin_alone(log: LogBuilder, town: Town) -> None:
+    log.append(town.set_rule(STANDARD_RULES[0], signers=(town.admin,)))
+
+
+def _key_by_the_admin_alone(log: LogBuilder, town: Town) -> None:
+    log.append(town.add_key(OTHER, "thief", ["admin"], signers=(town.admin,)))
 
 
 def _undecodable_body(log: LogBuilder, town: Town) -> None:
@@ -291,6 +299,8 @@ VIOLATIONS: list[tuple[str, Callable[[LogBuilder, Town], None], str]] = [
     ("unknown rule", _unknown_rule, "rule-inactive"),
     ("missing council quorum", _missing_quorum, "quorum"),
     ("reversal without quorum", _reverse_without_quorum, "quorum"),
+    ("rule set by the admin alone", _rule_by_the_admin_alone, "quorum"),
+    ("key added by the admin alone", _key_by_the_admin_alone, "quorum"),
     ("overdraw", _overdraw, "overdraw"),
     ("award beyond range", _award_beyond_range, "range"),
     ("double reverse", _double_reverse, "double-reverse"),
@@ -502,12 +512,22 @@ def test_appending_garbage_to_the_leaves_file_is_detected(
 def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     log = new_log(b"tamper")
     town = log.town
-    log.append(town.add_key(town.grid, "grid-wang", ["grid"]))
+    # Staff registered by the admin alone (no rule yet), then a rule signed by the admin and
+    # the council (the default governance): a small log that verifies.
+    log.append(town.add_key(town.grid, "grid-wang", ["grid"], signers=(town.admin,)))
+    for number, member in enumerate(town.council):
+        log.append(town.add_key(member, f"council-{number}", ["council"], signers=(town.admin,)))
     log.append(town.set_rule(STANDARD_RULES[0]))
     log.append(town.award("res-001", "clean-pond", 2))
     log.append(town.award("res-002", "clean-pond"))
     directory = log.write_bundle(tmp_path_factory.mktemp("small") / "bundle", start=0)
     return directory, vkey(log)
+
+
+def test_the_small_bundle_verifies_untouched(small_bundle: tuple[Path, str]) -> None:
+    # The tamper tests below expect exit 1 for a change and 0 for none: from a valid bundle.
+    directory, key = small_bundle
+    assert main(["bundle", str(directory), "--log-key", key]) == 0
 
 
 def _verify_flipped(small: tuple[Path, str], name: str, position: int, xor: int) -> int:

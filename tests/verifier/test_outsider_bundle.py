@@ -54,6 +54,10 @@ def _mth(hashes: list[bytes]) -> bytes:
     return _sha(b"\x01" + _mth(hashes[:split]) + _mth(hashes[split:]))
 
 
+#: The signers a key or rule entry needs once the log is set up: by default (a genesis
+#: without "governance") an admin and the council's quorum of 2.
+GOVERNORS = ("admin", "council1", "council2")
+
 #: The free-text fields (DESIGN 9.2): the body holds a salted commitment, never the text.
 TEXT_FIELDS = ("decided", "note", "item", "text", "reason")
 
@@ -171,7 +175,7 @@ def _town() -> Outsider:
     town.add("key", ("admin",), op="add", pub=town.pub("cashier"), name="Chen", roles=["cashier"])
     town.add(
         "rule",
-        ("admin",),
+        GOVERNORS,
         op="set",
         code="V01",
         title="Pond cleaning",
@@ -181,7 +185,7 @@ def _town() -> Outsider:
     )
     town.add(
         "rule",
-        ("admin",),
+        GOVERNORS,
         op="set",
         code="E01",
         title="Burning straw",
@@ -191,7 +195,7 @@ def _town() -> Outsider:
     )
     town.add(
         "rule",
-        ("admin",),
+        GOVERNORS,
         op="set",
         code="L01",
         title="Saving a life",
@@ -293,7 +297,7 @@ VIOLATIONS: dict[str, tuple[Callable[[Outsider], None], str]] = {
         lambda t: (
             t.add(
                 "rule",
-                ("admin",),
+                GOVERNORS,
                 op="set",
                 code="P01",
                 title="Patrol",
@@ -311,7 +315,7 @@ VIOLATIONS: dict[str, tuple[Callable[[Outsider], None], str]] = {
         lambda t: (
             t.add(
                 "rule",
-                ("admin",),
+                GOVERNORS,
                 op="set",
                 code="P01",
                 title="Patrol",
@@ -329,10 +333,42 @@ VIOLATIONS: dict[str, tuple[Callable[[Outsider], None], str]] = {
     ),
     "revoked signer": (
         lambda t: (
-            t.add("key", ("admin",), op="revoke", pub=t.pub("grid")),
+            t.add("key", GOVERNORS, op="revoke", pub=t.pub("grid")),
             t.add("award", ("grid",), account="r-1", rule="V01", qty=1),
         ),
         "signer-revoked",
+    ),
+    # Governance (the genesis has none: the defaults of docs/format.md apply).
+    "rule set by the admin alone": (
+        lambda t: t.add(
+            "rule",
+            ("admin",),
+            op="set",
+            code="V01",
+            title="Pond",
+            module="environment",
+            points=10_000,
+            council=False,
+        ),
+        "quorum",
+    ),
+    "rule retired by the admin and one council member": (
+        lambda t: t.add("rule", ("admin", "council1"), op="retire", code="V01"),
+        "quorum",
+    ),
+    "key added by the admin alone after the first rule": (
+        lambda t: t.add(
+            "key", ("admin",), op="add", pub=t.pub("log"), name="Thief", roles=["admin"]
+        ),
+        "quorum",
+    ),
+    "key revoked by two council members without an admin": (
+        lambda t: t.add("key", ("council1", "council2"), op="revoke", pub=t.pub("grid")),
+        "quorum",
+    ),
+    "the last admin revoked": (
+        lambda t: t.add("key", GOVERNORS, op="revoke", pub=t.pub("admin")),
+        "key",
     ),
 }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tests.node.publicitytown import PublicityTown, build
 
+from redlist.ledger.publicity import decode_csv
 from redlist.ledger.registerstore import RegisterStore
 from redlist.node.cli import main as node
 from redlist.verifier.cli import main as verify
@@ -118,7 +119,7 @@ def _altered(root: Path, tmp_path: Path, month: str) -> Path:
         ("李*光", "李四光*", "shows 3 characters"),
         # A note's text is not in the log (a salted commitment, DESIGN 9.2): what a
         # verifier checks is that only an award that commits to a note shows one.
-        (",21,,\r\n", ",21,,捏造的备注\r\n", "备注 is given, but entry 21 has no note"),
+        (",21,,,个人\r\n", ",21,,捏造的备注,个人\r\n", "备注 is given, but entry 21 has no note"),
     ],
 )
 def test_an_altered_row_fails_naming_it(
@@ -184,8 +185,8 @@ def test_published_notes_are_checked_against_the_texts(
     texts = ["--texts", str(month)]
     assert verify([*verify_argv, *texts, "--state", str(tmp_path / "a.json"), "--json"]) == 0
     publicity = json.loads(capsys.readouterr().out)["publicity"]
-    shown = [line for line in (month / "publicity.csv").read_text("utf-8").splitlines()[1:]]
-    with_notes = sum(1 for line in shown if not line.endswith(","))
+    shown = decode_csv((month / "publicity.csv").read_bytes())
+    with_notes = sum(1 for row in shown if row.cells["备注"])
     assert with_notes > 0
     assert (publicity["notes_checked"], publicity["notes_unchecked"]) == (with_notes, 0)
 

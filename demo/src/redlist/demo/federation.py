@@ -186,7 +186,7 @@ class Federation:
     def neighbours_start(self) -> None:
         self.step("Two neighbouring towns, Rushan and Juxian, run credit-point logs of their own.")
         for neighbour in towns.NEIGHBOURS:
-            for staff in (neighbour.admin, neighbour.grid):
+            for staff in (neighbour.admin, neighbour.grid, *neighbour.council):
                 argv = ["keygen", "--out", self.key(staff), "--name", staff.name]
                 self.console.run(REDLIST, argv, show=Show.NOTHING)
             town = self.neighbours[neighbour.handle]
@@ -270,16 +270,27 @@ class Federation:
         )
 
     def neighbours_record(self) -> None:
-        self.step("Rushan and Juxian register their grid workers and record a month's awards.")
+        self.step(
+            "Rushan and Juxian register their grid workers and councils, load their catalogues "
+            "with their councils' approval and record a month's awards."
+        )
         catalogue = self.root / "catalogue.csv"
         for neighbour in towns.NEIGHBOURS:
             town = self.neighbours[neighbour.handle]
-            argv = ["key", "add", "--pub", f"{self.key(neighbour.grid)}.pub"]
-            argv += ["--name", neighbour.grid.name, "--roles", "grid"]
-            argv += [*self.signed(town, neighbour.admin), "--log-key", town.log_key]
-            self.console.run(REDLIST, argv, show=Show.NOTHING)
+            for number, staff in enumerate((neighbour.grid, *neighbour.council)):
+                argv = ["key", "add", "--pub", f"{self.key(staff)}.pub"]
+                argv += ["--name", staff.name, "--roles", ",".join(staff.roles)]
+                argv += self.signed(town, neighbour.admin)
+                if number == 0:
+                    argv += ["--log-key", town.log_key]
+                self.console.run(REDLIST, argv, show=Show.NOTHING)
+            # The catalogue is the council's decision: the admin and the council's quorum.
             argv = ["rules", "load", "--csv", str(catalogue), *self.signed(town, neighbour.admin)]
-            self.console.run(REDLIST, argv, show=Show.NOTHING)
+            for member in neighbour.council:
+                argv += ["--cosigner", self.key(member)]
+            self.console.run(
+                REDLIST, argv, show=Show.ALL if town.handle == "rushan" else Show.NOTHING
+            )
             sheet = self.root / f"awards-{town.handle}.csv"
             sheet.write_text(
                 story.sheet_csv(towns.sheet(neighbour), story.town_today()), encoding="utf-8"

@@ -50,6 +50,8 @@ COUNCIL = (
     Staff("sun-hua", "Sun Hua (Dongguan village council)", ("council",)),
 )
 CASHIER = Staff("zhou-li", "Zhou Li (cashier, Dongguan points supermarket)", ("cashier",))
+#: A second admin, registered once the catalogue is in: with the council's approval.
+DEPUTY = Staff("ma-ying", "Ma Ying (deputy admin, Wendeng credit office)", ("admin",))
 STAFF = (ADMIN, GRID_EAST, GRID_WEST, *COUNCIL, CASHIER)
 
 
@@ -225,12 +227,18 @@ def sheet_csv(rows: Iterable[SheetRow], today: date) -> str:
     return text.getvalue()
 
 
+#: The meeting that voted the catalogue (the ``decided`` column: a text kept by the node).
+DECIDED = "Dongguan villagers' assembly, spring meeting"
+
+
 def catalogue_csv(rules: Sequence[Rule]) -> str:
     """The catalogue as CSV (columns ``code,title,module,points,council,max_qty,
-    max_per_month``; an empty cap is no limit)."""
+    max_per_month,decided``; an empty cap is no limit)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(("code", "title", "module", "points", "council", "max_qty", "max_per_month"))
+    writer.writerow(
+        ("code", "title", "module", "points", "council", "max_qty", "max_per_month", "decided")
+    )
     writer.writerows(
         (
             rule.code,
@@ -240,6 +248,7 @@ def catalogue_csv(rules: Sequence[Rule]) -> str:
             "yes" if rule.council else "no",
             "" if rule.max_qty is None else rule.max_qty,
             "" if rule.max_per_month is None else rule.max_per_month,
+            DECIDED,
         )
         for rule in rules
     )
@@ -264,6 +273,8 @@ GIVEN = ("芳", "伟", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋"
 VILLAGE = "东关村"
 NO_BASIS = ("dgc-0007", "dgc-0051")
 REGISTER_DATE = "2026-01-05"
+#: Accounts of the register that are organisations (scored too), with their names.
+ORGANISATIONS = {"dgc-0060": "东关村蔬菜合作社"}
 
 
 def register_csv(seed: int = SEED) -> str:
@@ -271,11 +282,14 @@ def register_csv(seed: int = SEED) -> str:
     rng = random.Random(f"{seed}-register")  # noqa: S311 -- a reproducible story
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(("账户", "姓名", "身份证号", "电话", "村", "户", "依据", "依据日期"))
+    writer.writerow(("账户", "姓名", "身份证号", "电话", "村", "户", "依据", "依据日期", "类型"))
     for account in accounts():
         number = int(account.split("-")[1])
         name = rng.choice(SURNAMES) + rng.choice(GIVEN)
         basis = ("", "") if account in NO_BASIS else ("同意", REGISTER_DATE)
         household = f"{(number + 1) // 2}号户"  # two residents per household
-        writer.writerow((account, name, "", "", VILLAGE, household, *basis))
+        kind = "个人"
+        if account in ORGANISATIONS:
+            name, household, kind = ORGANISATIONS[account], "", "组织"
+        writer.writerow((account, name, "", "", VILLAGE, household, *basis, kind))
     return "\ufeff" + text.getvalue()  # saved by Excel: UTF-8 with a byte order mark

@@ -164,7 +164,11 @@ class Tour:
         )
 
     def register(self) -> None:
-        self.step(3, "The admin registers the staff keys and loads the village's rule catalogue.")
+        self.step(
+            3,
+            "The admin registers the staff keys; the village's rule catalogue goes in with the "
+            "council's approval.",
+        )
         known_logs = self.config / "redlist" / KNOWN_LOGS_NAME
         self.say(
             "  The first command to the node names the town's log key (the node's log.pub); "
@@ -188,7 +192,10 @@ class Tour:
             ]
             self.console.run(REDLIST, argv, show=Show.ALL if number == 0 else Show.OUTPUT)
             if number == 0:
-                self.say("  The other keys the same way:")
+                self.say(
+                    "  While the log is being set up (no rule yet) the admin registers keys "
+                    "alone. The other keys the same way:"
+                )
         catalogue = self.root / "catalogue.csv"
         catalogue.write_text(story.catalogue_csv(story.RULES), encoding="utf-8")
         self.say("")
@@ -200,8 +207,28 @@ class Tour:
             if rule.max_per_month is not None:
                 council += f"  (at most {rule.max_per_month} a month per resident)"
             self.say(f"    {rule.code:<12} {rule.points:+4}  {rule.title}{council}")
-        argv = ["rules", "load", "--csv", str(catalogue), *self.signed(story.ADMIN)]
+        argv = ["rules", "load", "--csv", str(catalogue)]
+        self.say(
+            "  From the first rule on, the catalogue and the staff list change only with the "
+            "town's governance quorum (docs/format.md): a rule needs the admin and two council "
+            "members, a key two admins or the admin and two council members. The admin's "
+            "signature alone is refused:"
+        )
+        self.console.run(REDLIST, [*argv, *self.signed(story.ADMIN)], expect=1)
+        self.say("  With two council members as cosigners the catalogue is loaded:")
+        self.console.run(REDLIST, [*argv, *self.signed(story.ADMIN, *story.COUNCIL[:2])])
+        self.say(
+            "  A second admin key, so that losing one never locks the town out; a key change "
+            "now needs the council's approval too:"
+        )
+        deputy = story.DEPUTY
+        self.console.run(REDLIST, ["keygen", "--out", self.key(deputy), "--name", deputy.name])
+        argv = ["key", "add", "--pub", f"{self.key(deputy)}.pub", "--name", deputy.name]
+        argv += ["--roles", "admin", *self.signed(story.ADMIN, *story.COUNCIL[:2])]
         self.console.run(REDLIST, argv)
+        self.say("  Anyone can read the catalogue and the staff list the node keeps:")
+        self.console.run(REDLIST, ["rules", "list", "--node", self.address])
+        self.console.run(REDLIST, ["keys", "list", "--node", self.address])
 
     def submit_month(self) -> list[story.SheetRow]:
         self.step(

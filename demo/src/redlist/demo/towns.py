@@ -24,6 +24,8 @@ class Neighbour:
     prefix: str
     admin: story.Staff
     grid: story.Staff
+    #: The council's quorum (2): the catalogue is loaded with their approval.
+    council: tuple[story.Staff, story.Staff]
 
     def accounts(self, residents: int) -> list[str]:
         return [f"{self.prefix}-{number:04d}" for number in range(1, residents + 1)]
@@ -36,6 +38,10 @@ RUSHAN = Neighbour(
     "rs",
     story.Staff("rushan-admin", "Qian Wei (town admin, Rushan)", ("admin",)),
     story.Staff("rushan-grid", "Ma Lin (grid, Rushan)", ("grid",)),
+    (
+        story.Staff("rushan-council-1", "Yu Hong (council, Rushan)", ("council",)),
+        story.Staff("rushan-council-2", "Tang Jie (council, Rushan)", ("council",)),
+    ),
 )
 JUXIAN = Neighbour(
     "Juxian",
@@ -44,6 +50,10 @@ JUXIAN = Neighbour(
     "jx",
     story.Staff("juxian-admin", "He Ping (town admin, Juxian)", ("admin",)),
     story.Staff("juxian-grid", "Lu Yan (grid, Juxian)", ("grid",)),
+    (
+        story.Staff("juxian-council-1", "Fang Qing (council, Juxian)", ("council",)),
+        story.Staff("juxian-council-2", "Xu Bo (council, Juxian)", ("council",)),
+    ),
 )
 NEIGHBOURS = (RUSHAN, JUXIAN)
 #: Residents and sheet rows per neighbouring town.

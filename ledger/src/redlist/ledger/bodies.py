@@ -20,6 +20,7 @@ from redlist.ledger.deeddate import DEFAULT_BACKDATE_DAYS, MAX_BACKDATE_DAYS
 from redlist.ledger.errors import FormatError
 from redlist.ledger.fieldreader import FieldReader, is_int
 from redlist.ledger.formatv1 import FORMAT_VERSION
+from redlist.ledger.governance import Governance
 from redlist.ledger.text import text_problem
 
 
@@ -36,8 +37,9 @@ class TownConfig:
     """The genesis ``config`` map: how a town scores its residents.
 
     ``backdate_days`` is None when the genesis leaves it out (then
-    ``DEFAULT_BACKDATE_DAYS``, 92, applies: ``deed_window_days``), so the value
-    re-encodes to exactly the map it was read from.
+    ``DEFAULT_BACKDATE_DAYS``, 92, applies: ``deed_window_days``), and ``governance``
+    None when it leaves that out (then ``Governance.defaults``: ``rules_of_governance``),
+    so the value re-encodes to exactly the map it was read from.
     """
 
     base: int
@@ -46,6 +48,12 @@ class TownConfig:
     publicity_days: int
     tz: str
     backdate_days: int | None = None
+    governance: Governance | None = None
+
+    @property
+    def rules_of_governance(self) -> Governance:
+        """The signatures ``key`` and ``rule`` entries need (``governance``)."""
+        return Governance.defaults(self.quorum) if self.governance is None else self.governance
 
     @property
     def deed_window_days(self) -> int:
@@ -63,6 +71,8 @@ class TownConfig:
         value: dict[str, Any] = {}
         if self.backdate_days is not None:
             value["backdate_days"] = self.backdate_days
+        if self.governance is not None:
+            value["governance"] = self.governance.to_value()
         value.update(
             {
                 "base": self.base,
@@ -87,7 +97,9 @@ class TownConfig:
                 f"genesis config: 'backdate_days' must be at most {MAX_BACKDATE_DAYS}"
             )
         raw_grades = fields.array("grades")
+        raw_governance = fields.map("governance") if "governance" in fields.value else None
         fields.done()
+        governance = None if raw_governance is None else Governance.from_value(raw_governance)
         if not raw_grades:
             raise FormatError("genesis config: 'grades' must list at least one grade")
         grades: list[Grade] = []
@@ -115,7 +127,7 @@ class TownConfig:
             grades.append(Grade(name, minimum))
         if len({grade.name for grade in grades}) != len(grades):
             raise FormatError("genesis config: grade names must be distinct")
-        return cls(base, tuple(grades), quorum, publicity_days, tz, backdate_days)
+        return cls(base, tuple(grades), quorum, publicity_days, tz, backdate_days, governance)
 
 
 @dataclass(frozen=True)

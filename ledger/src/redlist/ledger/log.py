@@ -486,6 +486,11 @@ class Log:
         with self._store.read() as reader:
             return lookups.catalogue(reader)
 
+    def staff_keys(self) -> tuple[int, tuple[KeyRecord, ...]]:
+        """The tree size, and every staff key, revoked ones too (``lookups``)."""
+        with self._store.read() as reader:
+            return lookups.staff_keys(reader)
+
     def month_counts(self, keys: Sequence[lookups.MonthKey]) -> tuple[int, tuple[int, ...]]:
         """The tree size, and the qty each key's awards count towards a monthly cap."""
         with self._store.read() as reader:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from redlist.ledger.entry import ID_SIZE, is_valid_account
 from redlist.ledger.errors import FormatError
-from redlist.ledger.state import RuleRecord
+from redlist.ledger.state import KeyRecord, RuleRecord
 from redlist.ledger.storeview import StoreReader
 from redlist.ledger.text import rule_code_problem
 
@@ -83,6 +83,14 @@ def catalogue(reader: StoreReader) -> tuple[int, tuple[RuleRecord, ...]]:
     return reader.size(), tuple(sorted((r for r in rules if r is not None), key=_code))
 
 
+def staff_keys(reader: StoreReader) -> tuple[int, tuple[KeyRecord, ...]]:
+    """The tree size, and every staff key ever registered (revoked ones too), in key id
+    order."""
+    state = reader.state()
+    keys = [state.key(key_id) for key_id, _ in reader.stored_keys()]
+    return reader.size(), tuple(key for key in keys if key is not None)
+
+
 def _code(rule: RuleRecord) -> str:
     return rule.code
 
@@ -96,4 +104,11 @@ def month_counts(reader: StoreReader, keys: Sequence[MonthKey]) -> tuple[int, tu
     return reader.size(), counts
 
 
-__all__ = ["MAX_LOOKUP_ITEMS", "MonthKey", "catalogue", "find_entries", "month_counts"]
+__all__ = [
+    "MAX_LOOKUP_ITEMS",
+    "MonthKey",
+    "catalogue",
+    "find_entries",
+    "month_counts",
+    "staff_keys",
+]

@@ -53,9 +53,9 @@ CHECKS = {
     "signature": "every signature must verify over the body",
     "signer-role": "every signer must hold the role the entry needs",
     "quorum": "council decisions (council rules, declared awards, reversals) need at least "
-    "`quorum` council signers",
+    "`quorum` council signers; key and rule entries the signatures of the genesis's governance",
     "key": "key registrations: valid roles, no key id reused, revoke only active keys, "
-    "an admin only with another admin's signature",
+    "an admin only with another admin's signature (the last admin never)",
     "key-point": "a registered key is a canonical Ed25519 point of prime order (not small order)",
     "rule": "retire only an active rule",
     "rule-inactive": "awards only under an active rule of the catalogue",
@@ -71,10 +71,10 @@ CHECKS = {
 }
 
 # The roles each kind of entry needs (built once: this runs for every entry).
-_ADMIN = frozenset({"admin"})
 _AWARDERS = frozenset({"grid", "council"})
 _CASHIER = frozenset({"cashier"})
 _COUNCIL = frozenset({"council"})
+_GOVERNORS = frozenset({"admin", "council"})
 
 
 @dataclass(frozen=True)
@@ -245,6 +245,21 @@ def _require_quorum(signers: list[KeyRecord], quorum: int, what: str) -> None:
         raise RuleViolation("quorum", f"{what} needs {quorum} council signatures, it has {council}")
 
 
+def _require_governance(
+    state: LedgerState, signers: list[KeyRecord], config: TownConfig, kind: str, what: str
+) -> None:
+    """The signers of a ``key`` or ``rule`` entry reach the town's governance quorum
+    (``governance``); while the log is being set up (no ``rule`` entry yet) one admin
+    signs ``key`` entries alone."""
+    _require_role(signers, _GOVERNORS, what)
+    config.rules_of_governance.require(
+        kind,
+        [(signer.name, signer.roles) for signer in signers],
+        setting_up=not state.has_rules(),
+        what=what,
+    )
+
+
 def _names(signers: list[KeyRecord]) -> tuple[str, ...]:
     return tuple([signer.name for signer in signers])
 
@@ -252,7 +267,7 @@ def _names(signers: list[KeyRecord]) -> tuple[str, ...]:
 def _key(
     state: LedgerState, seq: int, body: KeyChange, signers: list[KeyRecord], config: TownConfig
 ) -> Effect:
-    _require_role(signers, _ADMIN, "key changes")
+    _require_governance(state, signers, config, "key", "key changes")
     key_id = crypto.key_id(body.pub)
     existing = state.key(key_id)
     if body.op == "add":
@@ -289,8 +304,9 @@ def _key(
             raise RuleViolation(
                 "key",
                 f"admin key {key_id.hex()} ({existing.name}) can only be revoked with the "
-                "signature of another active admin; register a second admin first if this "
-                "is the last one",
+                "signature of another active admin, so that the log always keeps one: the "
+                "last admin is never revoked. To replace it, register the new admin key "
+                "first, then revoke this one with the new key's signature",
             )
         state.put_key(
             KeyRecord(
@@ -303,7 +319,7 @@ def _key(
 def _rule(
     state: LedgerState, seq: int, body: RuleChange, signers: list[KeyRecord], config: TownConfig
 ) -> Effect:
-    _require_role(signers, _ADMIN, "rule changes")
+    _require_governance(state, signers, config, "rule", "rule changes")
     if body.op == "set":
         _within_range(body.points or 0, "the points of rule {!r}", body.code)
         # decode_body guarantees these for op "set"

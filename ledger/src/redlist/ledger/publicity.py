@@ -43,6 +43,7 @@ ends, one header row :data:`HEADER` and one row per listed entry, in seq order:
 12    序号      the entry's seq
 13    涉及序号  the award an objection or reversal targets; empty for an award
 14    备注      the award's note where the resident consented to its publication, else empty
+15    账户类型  what the account is, from the register: 个人, 家庭 or 组织
 ====  ========  ==================================================================
 
 A text cell that begins with ``= + - @`` (which a spreadsheet would run as a formula)
@@ -84,10 +85,12 @@ HEADER = (
     "序号",
     "涉及序号",
     "备注",
+    "账户类型",
 )
-VILLAGE, NAME, NOTE = "村", "姓名", "备注"
-#: The columns a verifier recomputes from the leaves (all but village, name and note).
-DERIVED = tuple(column for column in HEADER if column not in (VILLAGE, NAME, NOTE))
+VILLAGE, NAME, NOTE, ACCOUNT_KIND = "村", "姓名", "备注", "账户类型"
+#: The columns a verifier recomputes from the leaves (all but those from the register
+#: and the text store: village, name, note and the account's kind).
+DERIVED = tuple(column for column in HEADER if column not in (VILLAGE, NAME, NOTE, ACCOUNT_KIND))
 SIGNER_SEPARATOR = "、"
 BOM = "\ufeff"
 #: The most characters of a name a masked name may show (DESIGN 3.7).
@@ -204,14 +207,15 @@ class CsvRow:
         return int(self.cells["序号"])
 
 
-def encode_csv(rows: Iterable[tuple[PublicEntry, str, str, str]]) -> bytes:
-    """The file's bytes for ``(entry, village, masked name, published note)`` rows."""
+def encode_csv(rows: Iterable[tuple[PublicEntry, str, str, str, str]]) -> bytes:
+    """The file's bytes for ``(entry, village, masked name, published note, account kind)``
+    rows (the kind as the column shows it: 个人, 家庭 or 组织)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(HEADER)
-    for entry, village, masked, note in rows:
+    for entry, village, masked, note, kind in rows:
         cells = entry.cells()
-        cells[VILLAGE], cells[NAME], cells[NOTE] = village, masked, note
+        cells[VILLAGE], cells[NAME], cells[NOTE], cells[ACCOUNT_KIND] = village, masked, note, kind
         writer.writerow([_guard(column, cells[column]) for column in HEADER])
     return (BOM + buffer.getvalue()).encode("utf-8")
 
@@ -295,6 +299,7 @@ def late(entries: Sequence[PublicEntry], month_start: int) -> list[PublicEntry]:
 
 
 __all__ = [
+    "ACCOUNT_KIND",
     "AWARD",
     "BOM",
     "DECLARED",

@@ -30,6 +30,9 @@ What each field accepts (each checker returns the value as stored, or raises
   A household is named within its village (two villages may both have a household 12).
 * **basis**: empty, ``consent`` (the resident agreed; 同意) or ``statute`` (a law or
   regulation provides for it; 法定), case-insensitive.
+* **kind**: what the account is: ``person`` (个人, the default when empty),
+  ``household`` (家庭) or ``organisation`` (组织: an enterprise, a cooperative, one of
+  the "new organisations" a town scores), case-insensitive.
 * **basis date**: required with a basis, refused without one; a real date not after
   today, written ``YYYY-MM-DD`` or as a spreadsheet writes it (``2024/3/5``,
   ``2024-3-5``); stored as ``YYYY-MM-DD``.
@@ -60,6 +63,18 @@ STATUTE = "statute"
 BASES = (CONSENT, STATUTE)
 #: Other words accepted for a basis (a Chinese sheet's words), lower case.
 BASIS_ALIASES = {"同意": CONSENT, "法定": STATUTE}
+PERSON, HOUSEHOLD, ORGANISATION = "person", "household", "organisation"
+#: What an account of the register may be; a record without a kind is a person.
+KINDS = (PERSON, HOUSEHOLD, ORGANISATION)
+#: Other words accepted for a kind (a Chinese sheet's words, the American spelling).
+KIND_ALIASES = {
+    "个人": PERSON,
+    "家庭": HOUSEHOLD,
+    "组织": ORGANISATION,
+    "organization": ORGANISATION,
+}
+#: How publicity names each kind.
+KIND_LABELS = {PERSON: "个人", HOUSEHOLD: "家庭", ORGANISATION: "组织"}
 NAME_MAX = 64
 PLACE_MAX = 64
 ID_NUMBER_LENGTH = 18
@@ -100,6 +115,7 @@ class Resident:
     basis: str
     basis_date: str
     changed_ms: int
+    kind: str = PERSON
 
     @property
     def publishable(self) -> bool:
@@ -108,26 +124,30 @@ class Resident:
 
     def masked(self) -> MaskedResident:
         """What publicity may show of this resident."""
-        return MaskedResident(self.account, mask_name(self.name), self.village, self.household)
+        return MaskedResident(
+            self.account, mask_name(self.name), self.village, self.household, self.kind
+        )
 
     def same_data(self, other: Resident) -> bool:
         """True when ``other`` holds the same data (whenever each was written)."""
         return replace(other, changed_ms=self.changed_ms) == self
 
     def to_bytes(self) -> bytes:
-        """The stored record (canonical msgpack; the account is the record's key)."""
-        return codec.encode(
-            {
-                "name": self.name,
-                "id": self.id_number,
-                "phone": self.phone,
-                "village": self.village,
-                "household": self.household,
-                "basis": self.basis,
-                "basis_date": self.basis_date,
-                "changed": self.changed_ms,
-            }
-        )
+        """The stored record (canonical msgpack; the account is the record's key). A
+        person's record has no ``kind`` (records written before kinds existed are people)."""
+        value: dict[str, Any] = {
+            "name": self.name,
+            "id": self.id_number,
+            "phone": self.phone,
+            "village": self.village,
+            "household": self.household,
+            "basis": self.basis,
+            "basis_date": self.basis_date,
+            "changed": self.changed_ms,
+        }
+        if self.kind != PERSON:
+            value["kind"] = self.kind
+        return codec.encode(value)
 
     @classmethod
     def from_bytes(cls, account: str, data: bytes) -> Resident:
@@ -142,6 +162,9 @@ class Resident:
             raise FormatError(f"the register record of {account} lacks {missing}") from None
         if type(changed) is not int:
             raise FormatError(f"the register record of {account} has no time of change")
+        kind = value.get("kind", PERSON)
+        if kind not in KINDS:
+            raise FormatError(f"the register record of {account} has no valid kind")
         return cls(
             account,
             texts["name"],
@@ -152,6 +175,7 @@ class Resident:
             texts["basis"],
             texts["basis_date"],
             changed,
+            kind,
         )
 
 
@@ -165,6 +189,7 @@ class MaskedResident:
     masked_name: str
     village: str
     household: str
+    kind: str = PERSON
 
 
 @dataclass(frozen=True)
@@ -342,6 +367,18 @@ def check_basis(text: str, _today: datetime.date | None = None) -> str:
     return word
 
 
+def check_kind(text: str, _today: datetime.date | None = None) -> str:
+    """``person`` (also for empty), ``household`` or ``organisation``, or ``FormatError``."""
+    word = unicodedata.normalize("NFKC", text).strip().lower()
+    word = KIND_ALIASES.get(word, word) or PERSON
+    if word not in KINDS:
+        raise FormatError(
+            f"{text.strip()!r} is not a kind of account: write person (个人), household (家庭) "
+            "or organisation (组织); empty is person"
+        )
+    return word
+
+
 def check_basis_date(text: str, today: datetime.date) -> str:
     """A real date not after ``today`` (or empty), as ``YYYY-MM-DD``, or ``FormatError``."""
     typed = _digits_typed(text)
@@ -368,9 +405,12 @@ _CHECKERS: dict[str, Callable[[str, datetime.date], str]] = {
     "household": check_household,
     "basis": check_basis,
     "basis_date": check_basis_date,
+    "kind": check_kind,
 }
 #: Every field of a resident but its time of change, in the order of the register's CSV.
 FIELDS = tuple(_CHECKERS)
+#: The fields a register file may leave out (their column empty everywhere).
+OPTIONAL_FIELDS = ("kind",)
 _SCIENTIFIC_HINT = (
     "was turned into a number by the spreadsheet (it shows as 1.1E+17) and has lost "
     "digits; format the column as Text and type the numbers again"

@@ -147,6 +147,12 @@ class LmdbState:
         self._txn.put(key, seal("rules", key, record.seq, record.to_bytes()), db=self._tables.rules)
         self._rules[record.code] = record
 
+    def has_rules(self) -> bool:
+        if any(record is not None for record in self._rules.values()):
+            return True
+        with self._txn.cursor(db=self._tables.rules) as cursor:
+            return bool(cursor.first())
+
     def balance(self, account: str) -> Balance:
         balance = self._balances.get(account)
         if balance is None:

@@ -14,6 +14,7 @@ from typing import TextIO
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 #: Columns assumed off a terminal: wide enough that no table is ever folded.
 _OFF_TERMINAL_WIDTH = 10_000
@@ -42,7 +43,8 @@ def print_table(
     for header in headers:
         table.add_column(header, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        # Cells are plain text: a "[" in a name is not rich's markup.
+        table.add_row(*(Text(cell) for cell in row))
     console.print(table)
 
 

@@ -29,7 +29,7 @@ from redlist.ledger.i18n import _
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.publicity import AWARD, DEDUCTION, PublicEntry, PublicityRecorder
-from redlist.ledger.residents import CONSENT, Resident
+from redlist.ledger.residents import CONSENT, ORGANISATION, PERSON, Resident
 from redlist.ledger.state import MemoryState
 from redlist.ledger.validator import LogValidator, read_leaf
 
@@ -164,6 +164,8 @@ class Listed:
     village: str
     masked: str
     note: str
+    #: What the account is (``residents.KINDS``).
+    kind: str = PERSON
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ class Standing:
     masked: str
     score: int
     grade: str
+    kind: str = PERSON
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,9 @@ class VillageNotice:
     red: tuple[Standing, ...]
     #: 黑榜: the month's deductions that stand (not reversed by the month's end).
     black: tuple[Listed, ...]
+    #: The village's organisations with a basis, and their standing at the month's end,
+    #: by account: shown apart from its people (the grade counts and red list are theirs).
+    organisations: tuple[Standing, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -262,7 +268,11 @@ def compose(
         masked = resident.masked()
         listed.append(
             Listed(
-                entry, masked.village, masked.masked_name, published_note(entry, resident, texts)
+                entry,
+                masked.village,
+                masked.masked_name,
+                published_note(entry, resident, texts),
+                resident.kind,
             )
         )
     villages = sorted({resident.village for resident in shown.values()})
@@ -275,9 +285,17 @@ def compose(
             score = state.balance(resident.account).score(config)
             standings.append(
                 Standing(
-                    resident.account, resident.masked().masked_name, score, config.grade_of(score)
+                    resident.account,
+                    resident.masked().masked_name,
+                    score,
+                    config.grade_of(score),
+                    resident.kind,
                 )
             )
+        organisations = tuple(
+            sorted((s for s in standings if s.kind == ORGANISATION), key=lambda s: s.account)
+        )
+        standings = [s for s in standings if s.kind != ORGANISATION]
         counts = {grade.name: 0 for grade in config.grades}
         for standing in standings:
             counts[standing.grade] += 1
@@ -288,7 +306,9 @@ def compose(
             for item in own
             if item.entry.kind == DEDUCTION and _standing(state, item.entry.seq)
         )
-        notices.append(VillageNotice(village, own, tuple(counts.items()), tuple(red), black))
+        notices.append(
+            VillageNotice(village, own, tuple(counts.items()), tuple(red), black, organisations)
+        )
     return Publicity(
         origin=log_origin,
         found=found,

@@ -20,6 +20,7 @@ from html import escape
 from redlist.ledger import months
 from redlist.ledger.deeddate import day_of, log_zone
 from redlist.ledger.publicity import AWARD, DEDUCTION, OBJECTION, REVERSAL, late
+from redlist.ledger.residents import KIND_LABELS
 from redlist.node.publicity import Listed, Publicity, VillageNotice
 
 FONT_STACK = (
@@ -55,6 +56,7 @@ _DETAIL = (
     ("日期", 15),
     ("姓名", 11),
     ("账户", 13),
+    ("账户类型", 8),
     ("类型", 7),
     ("规则名称", 22),
     ("分数", 8),
@@ -147,7 +149,7 @@ def _corrections(publicity: Publicity) -> list[str]:
 
 def _village(publicity: Publicity, village: VillageNotice) -> list[str]:
     parts = ['<section class="village">', f"<h2>{_e(village.village)}</h2>"]
-    parts.append("<h3>等级分布（月末，已取得公示依据的居民）</h3>")
+    parts.append("<h3>等级分布（月末，已取得公示依据的居民与家庭）</h3>")
     parts.extend(
         _table(
             [grade for grade, _ in village.grades],
@@ -176,6 +178,14 @@ def _village(publicity: Publicity, village: VillageNotice) -> list[str]:
         parts.extend(_table(("姓名", "账户", "事由", "分数", "序号"), black))
     else:
         parts.append("<p>本月无。</p>")
+    parts.append("<h3>组织（月末累计分与等级）</h3>")
+    if village.organisations:
+        organisations = [
+            (s.masked, s.account, str(s.score), s.grade) for s in village.organisations
+        ]
+        parts.extend(_table(("名称", "账户", "累计分", "等级"), organisations))
+    else:
+        parts.append("<p>无。</p>")
     parts.append("<h3>本月明细</h3>")
     parts.extend(_detail(village.listed) if village.listed else ["<p>本月无记录。</p>"])
     parts.append("</section>")
@@ -191,6 +201,7 @@ def _detail(listed: Sequence[Listed]) -> list[str]:
                 cells["日期"],
                 item.masked,
                 cells["账户"],
+                KIND_LABELS[item.kind],
                 cells["类型"],
                 cells["规则名称"],
                 cells["分数"],

@@ -1,7 +1,7 @@
 """The resident register's CSV file, as a town's spreadsheet saves it (``residents import``).
 
-**Columns.** The first row names the eight columns, in any order, in English (any case)
-or in Chinese, or mixed:
+**Columns.** The first row names the eight columns, and optionally a ninth (``kind``), in
+any order, in English (any case) or in Chinese, or mixed:
 
 ==============  ==========
 ``account``     账户
@@ -12,11 +12,14 @@ or in Chinese, or mixed:
 ``household``   户
 ``basis``       依据
 ``basis_date``  依据日期
+``kind``        类型 (optional: person 个人, household 家庭, organisation 组织)
 ==============  ==========
 
 All eight must be there (a cell may be empty where the field is optional), so a file
 that replaces residents' records (``--update``) never wipes a field by leaving its
-column out. What each cell accepts is :mod:`redlist.ledger.residents`'s.
+column out. Without a ``kind`` column every account of the file is a person (so a file
+that updates households or organisations keeps the column). What each cell accepts is
+:mod:`redlist.ledger.residents`'s.
 
 **Encoding.** UTF-8, with or without the byte order mark Excel writes ("CSV UTF-8"), or
 GB18030, the Chinese Windows encoding Excel uses for "CSV (comma delimited)", of which
@@ -42,7 +45,13 @@ from dataclasses import dataclass
 
 from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _, ngettext
-from redlist.ledger.residents import FIELDS, FieldError, Resident, resident_from_cells
+from redlist.ledger.residents import (
+    FIELDS,
+    OPTIONAL_FIELDS,
+    FieldError,
+    Resident,
+    resident_from_cells,
+)
 
 #: Column names accepted, each for its field.
 HEADERS: dict[str, str] = {
@@ -55,6 +64,7 @@ HEADERS: dict[str, str] = {
     "户": "household",
     "依据": "basis",
     "依据日期": "basis_date",
+    "类型": "kind",
 }
 UTF8_BOM = N_("UTF-8 (with the byte order mark Excel writes)")
 UTF8 = "UTF-8"
@@ -248,7 +258,7 @@ def _header(name: str, header: list[str]) -> tuple[list[str], dict[str, str]]:
                 hint=hint,
             )
         )
-    missing = [field for field in FIELDS if field not in written]
+    missing = [field for field in FIELDS if field not in written and field not in OPTIONAL_FIELDS]
     if missing:
         raise FormatError(
             _("{name}: row 1 must name all the columns ({expected}); missing: {join}").format(

@@ -11,13 +11,13 @@ clients' side: ``redlist.proto.client`` (shared by the staff client) does it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from redlist.ledger.errors import TextError
 from redlist.ledger.log import AppendResult
 from redlist.ledger.lookups import MonthKey
 from redlist.ledger.note.checkpoint import SignedCheckpoint
-from redlist.ledger.state import RuleRecord
+from redlist.ledger.state import KeyRecord, RuleRecord
 from redlist.ledger.statement import AccountStatement, StatementEntry
 from redlist.ledger.textcommit import EntryText
 from redlist.v1 import ledger_pb2 as pb
@@ -135,7 +135,12 @@ def found_entries(
     )
 
 
-def rules_message(size: int, rules: Sequence[RuleRecord]) -> pb.Rules:
+def rules_message(
+    size: int, rules: Sequence[RuleRecord], decided: Mapping[int, str] | None = None
+) -> pb.Rules:
+    """The catalogue; ``decided``: the text naming the meeting that decided each rule, by
+    the seq of the entry that set it (what the node holds)."""
+    decided = decided or {}
     return pb.Rules(
         rules=[
             pb.Rule(
@@ -149,8 +154,26 @@ def rules_message(size: int, rules: Sequence[RuleRecord]) -> pb.Rules:
                 # The wire has no "absent": 0 means no limit (a cap is at least 1).
                 max_qty=rule.max_qty or 0,
                 max_per_month=rule.max_per_month or 0,
+                decided=decided.get(rule.seq, ""),
             )
             for rule in rules
+        ],
+        tree_size=size,
+    )
+
+
+def keys_message(size: int, keys: Sequence[KeyRecord]) -> pb.Keys:
+    return pb.Keys(
+        keys=[
+            pb.StaffKey(
+                key_id=key.key_id,
+                public_key=key.public,
+                name=key.name,
+                roles=sorted(key.roles),
+                added=key.added,
+                revoked=key.revoked,
+            )
+            for key in keys
         ],
         tree_size=size,
     )

@@ -464,7 +464,19 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         context: aio.ServicerContext[pb.GetRulesRequest, pb.Rules],
     ) -> pb.Rules:
         size, rules = await self._read(context, self._log.rules)
-        return serde.rules_message(size, rules)
+        decided: dict[int, str] = {}
+        if self._texts is not None and rules:
+            seqs = [rule.seq for rule in rules]
+            decided = await self._read(context, self._texts.decided_texts, seqs)
+        return serde.rules_message(size, rules, decided)
+
+    async def GetKeys(
+        self,
+        request: pb.GetKeysRequest,
+        context: aio.ServicerContext[pb.GetKeysRequest, pb.Keys],
+    ) -> pb.Keys:
+        size, keys = await self._read(context, self._log.staff_keys)
+        return serde.keys_message(size, keys)
 
     async def GetMonthCounts(
         self,

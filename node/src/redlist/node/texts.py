@@ -45,6 +45,7 @@ from redlist.ledger.entry import (
     Objection,
     Redeem,
     Reverse,
+    RuleChange,
     decode_body,
 )
 from redlist.ledger.errors import BatchError, FormatError, IntegrityError, TextError
@@ -172,6 +173,20 @@ class NodeTexts:
                 text = store.get(body.id, name, commitment)
                 if text is not None:
                     found[name] = text.text
+        return found
+
+    def decided_texts(self, seqs: Sequence[int]) -> dict[int, str]:
+        """For each of ``seqs`` that is a ``rule set`` with a ``decided`` text the node
+        holds, that text: the meeting that voted the rule, public like the catalogue."""
+        found: dict[int, str] = {}
+        with self._lock, TextStore.open(self.data_dir) as store:
+            for seq in seqs:
+                ((_, leaf),) = list(self._log.leaves(seq, seq + 1))
+                body = body_of_leaf(leaf)
+                if isinstance(body, RuleChange) and body.decided is not None:
+                    text = store.get(body.id, "decided", body.decided)
+                    if text is not None:
+                        found[seq] = text.text
         return found
 
     def fill(self, statement: AccountStatement) -> AccountStatement:

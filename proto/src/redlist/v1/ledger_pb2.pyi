@@ -1093,6 +1093,7 @@ class Rule(_message.Message):
     SEQ_FIELD_NUMBER: _builtins.int
     MAX_QTY_FIELD_NUMBER: _builtins.int
     MAX_PER_MONTH_FIELD_NUMBER: _builtins.int
+    DECIDED_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     title: _builtins.str
     module: _builtins.str
@@ -1106,6 +1107,10 @@ class Rule(_message.Message):
     """0: no limit."""
     max_per_month: _builtins.int
     """0: no limit."""
+    decided: _builtins.str
+    """The text naming the meeting that decided the rule (the `decided` commitment of the
+    entry at `seq`), when that entry has one and the node holds its text; else empty.
+    """
     def __init__(
         self,
         *,
@@ -1118,10 +1123,11 @@ class Rule(_message.Message):
         seq: _builtins.int = ...,
         max_qty: _builtins.int = ...,
         max_per_month: _builtins.int = ...,
+        decided: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "code", b"code", "council", b"council", "max_per_month", b"max_per_month", "max_qty", b"max_qty", "module", b"module", "points", b"points", "seq", b"seq", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "code", b"code", "council", b"council", "decided", b"decided", "max_per_month", b"max_per_month", "max_qty", b"max_qty", "module", b"module", "points", b"points", "seq", b"seq", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1149,6 +1155,87 @@ class Rules(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Rules: _TypeAlias = Rules  # noqa: Y015
+
+@_typing.final
+class GetKeysRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetKeysRequest: _TypeAlias = GetKeysRequest  # noqa: Y015
+
+@_typing.final
+class StaffKey(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    ADDED_FIELD_NUMBER: _builtins.int
+    REVOKED_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.bytes
+    """The first 8 bytes of SHA-256 of the public key."""
+    public_key: _builtins.bytes
+    """The raw 32-byte Ed25519 public key."""
+    name: _builtins.str
+    added: _builtins.int
+    """The seq of the `key` entry that registered it (0: the genesis admin)."""
+    revoked: _builtins.int
+    """The seq of the `key` entry that revoked it; absent while it is active."""
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Sorted."""
+
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.bytes = ...,
+        public_key: _builtins.bytes = ...,
+        name: _builtins.str = ...,
+        roles: _abc.Iterable[_builtins.str] | None = ...,
+        added: _builtins.int = ...,
+        revoked: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_revoked", b"_revoked", "revoked", b"revoked"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_revoked", b"_revoked", "added", b"added", "key_id", b"key_id", "name", b"name", "public_key", b"public_key", "revoked", b"revoked", "roles", b"roles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__revoked: _TypeAlias = _typing.Literal["revoked"]  # noqa: Y015
+    _WhichOneofArgType__revoked: _TypeAlias = _typing.Literal["_revoked", b"_revoked"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__revoked) -> _WhichOneofReturnType__revoked | None: ...
+
+Global___StaffKey: _TypeAlias = StaffKey  # noqa: Y015
+
+@_typing.final
+class Keys(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    tree_size: _builtins.int
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___StaffKey]: ...
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[Global___StaffKey] | None = ...,
+        tree_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Keys: _TypeAlias = Keys  # noqa: Y015
 
 @_typing.final
 class MonthKey(_message.Message):

@@ -90,6 +90,11 @@ class LedgerStub:
                 request_serializer=redlist_dot_v1_dot_ledger__pb2.GetRulesRequest.SerializeToString,
                 response_deserializer=redlist_dot_v1_dot_ledger__pb2.Rules.FromString,
                 _registered_method=True)
+        self.GetKeys = channel.unary_unary(
+                '/redlist.v1.Ledger/GetKeys',
+                request_serializer=redlist_dot_v1_dot_ledger__pb2.GetKeysRequest.SerializeToString,
+                response_deserializer=redlist_dot_v1_dot_ledger__pb2.Keys.FromString,
+                _registered_method=True)
         self.GetMonthCounts = channel.unary_unary(
                 '/redlist.v1.Ledger/GetMonthCounts',
                 request_serializer=redlist_dot_v1_dot_ledger__pb2.GetMonthCountsRequest.SerializeToString,
@@ -280,6 +285,14 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetKeys(self, request, context):
+        """The staff keys as of the latest tree size: every key ever registered, revoked ones
+        too, in key id order. The node's word.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetMonthCounts(self, request, context):
         """How much qty each (account, rule, month of the deed date) already has in awards
         not reversed, as of the latest tree size: what the rules' max_per_month counts.
@@ -392,6 +405,11 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.GetRules,
                     request_deserializer=redlist_dot_v1_dot_ledger__pb2.GetRulesRequest.FromString,
                     response_serializer=redlist_dot_v1_dot_ledger__pb2.Rules.SerializeToString,
+            ),
+            'GetKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKeys,
+                    request_deserializer=redlist_dot_v1_dot_ledger__pb2.GetKeysRequest.FromString,
+                    response_serializer=redlist_dot_v1_dot_ledger__pb2.Keys.SerializeToString,
             ),
             'GetMonthCounts': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMonthCounts,
@@ -717,6 +735,33 @@ class Ledger:
             '/redlist.v1.Ledger/GetRules',
             redlist_dot_v1_dot_ledger__pb2.GetRulesRequest.SerializeToString,
             redlist_dot_v1_dot_ledger__pb2.Rules.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/redlist.v1.Ledger/GetKeys',
+            redlist_dot_v1_dot_ledger__pb2.GetKeysRequest.SerializeToString,
+            redlist_dot_v1_dot_ledger__pb2.Keys.FromString,
             options,
             channel_credentials,
             insecure,

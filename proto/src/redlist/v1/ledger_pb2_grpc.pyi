@@ -169,6 +169,10 @@ class LedgerStub:
     """The rule catalogue as of the latest tree size: every rule ever set, retired
     ones included (active false), in code order. The node's word.
     """
+    GetKeys: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetKeysRequest, _ledger_pb2.Keys]
+    """The staff keys as of the latest tree size: every key ever registered, revoked ones
+    too, in key id order. The node's word.
+    """
     GetMonthCounts: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetMonthCountsRequest, _ledger_pb2.MonthCounts]
     """How much qty each (account, rule, month of the deed date) already has in awards
     not reversed, as of the latest tree size: what the rules' max_per_month counts.
@@ -324,6 +328,10 @@ class LedgerAsyncStub(LedgerStub):
     GetRules: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetRulesRequest, _ledger_pb2.Rules]  # type: ignore[assignment]
     """The rule catalogue as of the latest tree size: every rule ever set, retired
     ones included (active false), in code order. The node's word.
+    """
+    GetKeys: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetKeysRequest, _ledger_pb2.Keys]  # type: ignore[assignment]
+    """The staff keys as of the latest tree size: every key ever registered, revoked ones
+    too, in key id order. The node's word.
     """
     GetMonthCounts: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetMonthCountsRequest, _ledger_pb2.MonthCounts]  # type: ignore[assignment]
     """How much qty each (account, rule, month of the deed date) already has in awards
@@ -543,6 +551,16 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_ledger_pb2.Rules, _abc.Awaitable[_ledger_pb2.Rules]]:
         """The rule catalogue as of the latest tree size: every rule ever set, retired
         ones included (active false), in code order. The node's word.
+        """
+
+    @_abc_1.abstractmethod
+    def GetKeys(
+        self,
+        request: _ledger_pb2.GetKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.Keys, _abc.Awaitable[_ledger_pb2.Keys]]:
+        """The staff keys as of the latest tree size: every key ever registered, revoked ones
+        too, in key id order. The node's word.
         """
 
     @_abc_1.abstractmethod

@@ -28,6 +28,7 @@ from redlist.staff.commands import (
     award,
     key,
     keygen,
+    keys,
     objection,
     propose,
     redeem,
@@ -41,7 +42,7 @@ from redlist.staff.commands import (
 
 # Adding a subcommand: write its module under redlist.staff.commands and list it here.
 _COMMANDS = (
-    *(keygen, key, rule, rules, award, redeem, objection, reverse, submit, account),
+    *(keygen, key, keys, rule, rules, award, redeem, objection, reverse, submit, account),
     *(propose, review, approve, reject),
 )
 

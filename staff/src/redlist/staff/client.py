@@ -231,6 +231,20 @@ class RemoteRule:
     seq: int
     max_qty: int | None = None
     max_per_month: int | None = None
+    #: The meeting that decided it, as the node holds the text ("" when it has none).
+    decided: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteKey:
+    """A staff key as the node states it; ``revoked`` None while it is active."""
+
+    key_id: bytes
+    public: bytes
+    name: str
+    roles: tuple[str, ...]
+    added: int
+    revoked: int | None = None
 
 
 class LedgerClient(NodeConnection, ReviewCalls):
@@ -488,9 +502,28 @@ class LedgerClient(NodeConnection, ReviewCalls):
                 rule.seq,
                 rule.max_qty or None,
                 rule.max_per_month or None,
+                rule.decided,
             )
             for rule in response.rules
         }
+
+    def get_keys(self) -> list[RemoteKey]:
+        """The staff keys as the node states them, revoked ones too, in key id order."""
+        try:
+            response = self._stub.GetKeys(ledger_pb2.GetKeysRequest(), timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise self._error(error, "GetKeys") from None
+        return [
+            RemoteKey(
+                key.key_id,
+                key.public_key,
+                key.name,
+                tuple(key.roles),
+                key.added,
+                key.revoked if key.HasField("revoked") else None,
+            )
+            for key in response.keys
+        ]
 
     def month_counts(self, keys: Sequence[tuple[str, str, str]]) -> list[int]:
         """For each ``(account, rule, YYYY-MM)``, the qty of its awards not reversed with

@@ -73,8 +73,10 @@ class RuleRow:
     council: bool
     max_qty: int | None = None
     max_per_month: int | None = None
+    #: The meeting that voted the rule (a text kept off the log; None: not given).
+    decided: str | None = None
 
-    def body(self, stamp: Stamp) -> Draft[RuleChange]:
+    def body(self, stamp: Stamp, salt: SaltSource = random_salt) -> Draft[RuleChange]:
         return rule_set(
             stamp,
             self.code,
@@ -84,6 +86,8 @@ class RuleRow:
             self.council,
             self.max_qty,
             self.max_per_month,
+            self.decided,
+            salt=salt,
         )
 
 
@@ -106,12 +110,12 @@ class AwardRow:
 
 
 RULE_COLUMNS = ("code", "title", "module", "points", "council")
-RULE_OPTIONAL_COLUMNS = ("max_qty", "max_per_month")
+RULE_OPTIONAL_COLUMNS = ("max_qty", "max_per_month", "decided")
 AWARD_COLUMNS = ("account", "rule")
 AWARD_OPTIONAL_COLUMNS = ("qty", "date", "note")
 #: Column names accepted in Chinese, and the English name each stands for: an award
 #: sheet's 账户,规则,数量,日期,备注; a catalogue's 代码,名称,模块,分值,需评议,单次上限,
-#: 每月上限; a reversal list's 序号,原因.
+#: 每月上限,决定; a reversal list's 序号,原因.
 COLUMN_ALIASES = {
     "账户": "account",
     "规则": "rule",
@@ -125,6 +129,7 @@ COLUMN_ALIASES = {
     "需评议": "council",
     "单次上限": "max_qty",
     "每月上限": "max_per_month",
+    "决定": "decided",
     "序号": "seq",
     "原因": "reason",
 }
@@ -138,8 +143,9 @@ _Row = TypeVar("_Row")
 
 def parse_rules_csv(data: bytes, name: str) -> tuple[RuleRow, ...]:
     """Every row of a catalogue file (columns ``code,title,module,points,council``;
-    optional ``max_qty,max_per_month``, empty for no cap; or in Chinese
-    ``代码,名称,模块,分值,需评议``, ``单次上限,每月上限``).
+    optional ``max_qty,max_per_month``, empty for no cap, and ``decided``, the meeting
+    that voted the rule, empty for none; or in Chinese ``代码,名称,模块,分值,需评议``,
+    ``单次上限,每月上限,决定``).
 
     Refuses the whole file, listing the bad rows, if any row is unusable or a
     code appears twice.
@@ -164,6 +170,7 @@ def parse_rules_csv(data: bytes, name: str) -> tuple[RuleRow, ...]:
             parse_council(cells["council"]),
             _optional_cap(cells.get("max_qty", ""), "max_qty"),
             _optional_cap(cells.get("max_per_month", ""), "max_per_month"),
+            check_text(cells.get("decided", ""), "decided", required=False) or None,
         )
 
     rows = _parse_csv(data, name, RULE_COLUMNS, RULE_OPTIONAL_COLUMNS, parse)

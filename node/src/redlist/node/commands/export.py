@@ -12,6 +12,7 @@ from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.log import Log
 from redlist.ledger.publicity import encode_csv
 from redlist.ledger.registerstore import RegisterStore
+from redlist.ledger.residents import KIND_LABELS
 from redlist.ledger.textcommit import TEXTS_FILE
 from redlist.node.commands.serve import check_data_dir
 from redlist.node.cosigning import read_cosigned
@@ -152,7 +153,8 @@ def _run_month(args: argparse.Namespace) -> int:
         )
         del residents  # the names are needed no longer than this
         csv_bytes = encode_csv(
-            (item.entry, item.village, item.masked, item.note) for item in publicity.listed
+            (item.entry, item.village, item.masked, item.note, KIND_LABELS[item.kind])
+            for item in publicity.listed
         )
         html = render(publicity, bundle_name=args.out.name, log_key=verifier_key)
         if earlier is not None:

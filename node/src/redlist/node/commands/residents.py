@@ -58,6 +58,7 @@ _UPDATE_OPTIONS = (
     ("household", N_("the household within the village (empty: none)")),
     ("basis", N_("consent, statute, or empty (no basis: left out of publicity)")),
     ("basis_date", N_("the date of the basis, YYYY-MM-DD")),
+    ("kind", N_("person, household or organisation (个人, 家庭, 组织)")),
 )
 
 
@@ -77,8 +78,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=Path,
         metavar="FILE",
         help=_(
-            "columns account,name,id_number,phone,village,household,basis,basis_date "
-            "(or 账户,姓名,身份证号,电话,村,户,依据,依据日期); UTF-8 or GB18030"
+            "columns account,name,id_number,phone,village,household,basis,basis_date and "
+            "optionally kind (or 账户,姓名,身份证号,电话,村,户,依据,依据日期,类型); UTF-8 or "
+            "GB18030"
         ),
     )
     importing.add_argument(
@@ -220,6 +222,7 @@ def run_show(args: argparse.Namespace) -> int:
     print(_("Resident {account}").format(account=account))
     for label, value in (
         ("name", resident.name),
+        (_("kind"), resident.kind),
         (_("ID number"), resident.id_number or "-"),
         ("phone", resident.phone or "-"),
         ("village", resident.village),
@@ -323,6 +326,7 @@ def run_list(args: argparse.Namespace) -> int:
             resident.household,
             resident.basis,
             resident.basis_date,
+            resident.kind,
         ]
         for resident in residents
     ]
@@ -355,6 +359,7 @@ _LIST_HEADERS = (
     N_("household"),
     N_("basis"),
     N_("since"),
+    N_("kind"),
 )
 _LABELS = {
     "name": N_("name"),
@@ -364,6 +369,7 @@ _LABELS = {
     "household": N_("household"),
     "basis": N_("legal basis"),
     "basis_date": N_("basis date"),
+    "kind": N_("kind"),
 }
 
 

@@ -11,7 +11,10 @@ from redlist.staff import entries, signing, values
 from redlist.staff.client import add_node_argument, connect
 
 DESCRIPTION = N_("""\
-Register or revoke a staff member's public key. Only an admin key may sign.
+Register or revoke a staff member's public key. The staff list changes only with
+the town's governance quorum: by default two admins, or an admin and the
+council's quorum (--signer, and --cosigner for each further signer). While a new
+log is being set up (before its first rule) the admin signs alone.
 
   redlist key add --pub wang.pem.pub --name "Wang Fang" --roles grid ...
   redlist key revoke --pub wang.pem.pub ...
@@ -21,7 +24,10 @@ or even the private key file) or the public key as 64 hex digits. A key that
 'redlist keygen' could not have made (not a valid Ed25519 key of prime order)
 is refused before anything is sent: the node would refuse it too.
 Roles: admin, grid (awards), council (council rules, reversals), cashier
-(redemptions). A revoked key can no longer sign; what it signed before stays.""")
+(redemptions). A revoked key can no longer sign; what it signed before stays.
+To replace an admin's key: register the new key with the admin role, then
+revoke the old one with the new key's signature. The last admin is never
+revoked. 'redlist keys list' shows the staff list.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,8 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help=_("register a key with its holder's name and roles"),
         description=_(
             "Register a staff member's public key with their name and roles, "
-            "signed by an admin key. Roles: admin (keys and rules), grid (awards), council "
-            "(council rules, reversals), cashier (redemptions)."
+            "signed with the town's governance quorum. Roles: admin (keys and rules), grid "
+            "(awards), council (council rules, reversals), cashier (redemptions)."
         ),
     )
     add.add_argument("--pub", required=True, metavar="FILE|HEX", help=_("the public key"))
@@ -58,9 +64,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "revoke",
         help=_("revoke a key: it can no longer sign"),
         description=_(
-            "Revoke a staff member's key, signed by an admin key. The key can no "
-            "longer sign; the entries it signed before stay valid. A revoked key is never "
-            "registered again: the staff member makes a new key with 'redlist keygen'."
+            "Revoke a staff member's key, signed with the town's governance quorum. The key "
+            "can no longer sign; the entries it signed before stay valid. A revoked key is "
+            "never registered again: the staff member makes a new key with 'redlist keygen'."
         ),
     )
     revoke.add_argument("--pub", required=True, metavar="FILE|HEX", help=_("the public key"))

@@ -10,7 +10,9 @@ from redlist.staff import entries, signing, values
 from redlist.staff.client import add_node_argument, connect
 
 DESCRIPTION = N_("""\
-Set one rule of the town's catalogue, or retire it. Only an admin key may sign.
+Set one rule of the town's catalogue, or retire it. The catalogue changes only
+with the town's governance quorum: by default an admin (--signer) and the
+council's quorum (--cosigner for each council member).
 
   redlist rule set --code V01 --title "Cleaned the village pond" \\
       --module environment --points 5 ...
@@ -23,7 +25,8 @@ the town's quorum of council signatures. --max-qty caps the qty of one award;
 --max-per-month caps the qty a resident may get under the rule per month of the
 deed dates (awards later reversed do not count). Setting an existing code replaces the
 rule for later awards; earlier awards keep the points they were given.
-To load a whole catalogue at once, use 'redlist rules load'.""")
+To load a whole catalogue at once, use 'redlist rules load'; to see it,
+'redlist rules list'.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,8 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help=_("add a rule, or change it for later awards"),
         description=_(
             "Add a rule to the catalogue, or change it for later awards (earlier "
-            "awards keep their points). Signed by an admin key. Negative --points make a "
-            "deduction; with --council, awards under it need the town's council quorum."
+            "awards keep their points), with the town's governance quorum. Negative "
+            "--points make a deduction; with --council, awards under it need the town's "
+            "council quorum."
         ),
     )
     set_parser.add_argument("--code", required=True, help=_("the rule's code, e.g. V01"))
@@ -87,9 +91,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "retire",
         help=_("retire a rule: no new awards under it"),
         description=_(
-            "Retire a rule, signed by an admin key: no new awards can be made under "
-            "it; earlier awards keep their points. 'redlist rule set' with the same code "
-            "brings it back."
+            "Retire a rule, with the town's governance quorum: no new awards can be made "
+            "under it; earlier awards keep their points. 'redlist rule set' with the same "
+            "code brings it back."
         ),
     )
     retire.add_argument("--code", required=True, help=_("the rule's code"))

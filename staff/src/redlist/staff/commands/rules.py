@@ -1,31 +1,39 @@
-"""``redlist rules load``: load a whole rule catalogue from a CSV file, in one atomic batch."""
+"""``redlist rules load|list``: load a whole rule catalogue from a CSV file, in one atomic
+batch; print the catalogue."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
-from redlist.ledger.i18n import N_, _
+from redlist.ledger.i18n import N_, _, ngettext
 from redlist.proto.errors import NodeError
-from redlist.staff import csvfiles, entries, signing
+from redlist.staff import csvfiles, entries, listing, signing
 from redlist.staff.client import add_node_argument, connect
 
 DESCRIPTION = N_("""\
 Load the rules of a CSV file into the town's catalogue, all or nothing.
 
 The file's first row names the columns: code,title,module,points,council, and
-optionally max_qty,max_per_month
+optionally max_qty,max_per_month,decided
   code           the rule's code, e.g. V01 (each code once in the file)
   points         a whole number, negative for a deduction, never 0
   council        whether awards need the council's quorum: true/false, yes/no, 1/0, 是/否
   max_qty        the most qty one award may have (empty: no limit)
   max_per_month  the most qty a resident may get under the rule per month of the
                  deed dates, counting awards not reversed (empty: no limit)
+  decided        the meeting that voted the rule, e.g. "村民代表大会 2026-05-03"
+                 (kept by the town's node; the log holds a commitment to it)
 UTF-8, with or without the byte order mark Excel writes ("CSV UTF-8").
 
 Every row is checked before anything is sent; a bad row is reported by its
 number as a spreadsheet shows it (the header is row 1) and nothing is loaded.
 The rules are then sent as one batch: the node records all of them or none.
+Rules change only with the town's governance quorum (by default an admin and
+the council's quorum): the admin signs with --signer, each council member
+with --cosigner.
 Running the command again with the same file changes nothing: the entries'
 ids are derived from the file's content, and the node recognises them.""")
 
@@ -51,11 +59,48 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         required=True,
         type=Path,
         metavar="FILE",
-        help=_("columns code,title,module,points,council[,max_qty,max_per_month]"),
+        help=_("columns code,title,module,points,council[,max_qty,max_per_month,decided]"),
     )
     add_node_argument(load)
     signing.add_signer_arguments(load)
     load.set_defaults(run=run_load)
+
+    show = actions.add_parser(
+        "list",
+        help=_("print the catalogue: every rule, retired ones too"),
+        description=_(
+            "Print the town's rule catalogue as the node states it: code, title, points, "
+            "module, whether the council decides, the caps, the meeting that decided it and "
+            'whether it is active. --json prints one object {"rules": [...]}, each rule '
+            "with code, title, points, module, council, max_qty, max_per_month, decided "
+            "(null when none), active and seq (its last change)."
+        ),
+    )
+    show.add_argument("--json", action="store_true", help=_("print one JSON object"))
+    add_node_argument(show)
+    show.set_defaults(run=run_list)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        head = client.latest()
+        rules = sorted(client.get_rules().values(), key=lambda rule: rule.code)
+    if args.json:
+        print(
+            json.dumps({"rules": [listing.rule_json(rule) for rule in rules]}, ensure_ascii=False)
+        )
+        return 0
+    active = sum(1 for rule in rules if rule.active)
+    print(
+        ngettext(
+            "Rules of log {origin} as of entry {entry}: {count} rule, {active} active.",
+            "Rules of log {origin} as of entry {entry}: {count} rules, {active} active.",
+            len(rules),
+        ).format(origin=head.origin, entry=head.size - 1, count=len(rules), active=active)
+    )
+    if rules:
+        listing.print_rules(sys.stdout, rules)
+    return 0
 
 
 def run_load(args: argparse.Namespace) -> int:
@@ -65,20 +110,21 @@ def run_load(args: argparse.Namespace) -> int:
     signers = signing.read_signers(args.signer, args.cosigner)
     digest = csvfiles.file_digest(data)
     at = entries.now_ms()
+    # Salts derived from the signer's key: a re-run commits to a decided text the same way.
+    salt = entries.derived_salt(signers[0])
     with connect(args) as client:
         client.repeatable = True  # ids from what the rows say (advice)
         head = client.latest()
-        envelopes = [
-            signing.seal(
-                row.body(
-                    entries.Stamp(head.origin, csvfiles.row_entry_id(digest, PURPOSE, row.row), at)
-                ).body,
-                signers,
+        drafts = [
+            row.body(
+                entries.Stamp(head.origin, csvfiles.row_entry_id(digest, PURPOSE, row.row), at),
+                salt,
             )
             for row in rows
         ]
+        envelopes = [signing.seal(draft.body, signers) for draft in drafts]
         try:
-            result = client.submit(envelopes)
+            result = client.submit(envelopes, texts=[draft.texts for draft in drafts])
         except NodeError as error:
             if error.code == "ALREADY_EXISTS":
                 # The ids come from this very file, and the batch was atomic: a run
