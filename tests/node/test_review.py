@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.builders import Town, create_log
+from tests.builders import RuleSpec, Town, create_log
 from tests.node.serving import rpc_error, run_node
 
 from redlist.ledger.crypto import SigningKey, sign_entry
@@ -103,23 +103,24 @@ def test_a_revoked_members_approval_is_not_counted(town: Town, log: Log) -> None
     body, envelope = _proposal(town, "q-2")
     number = queue.propose(envelope, {}).item.number
     _approve(queue, number, body, town.council[0])
+    third = SigningKey.generate()
+    with pytest.raises(RuleViolation, match="not registered"):
+        _approve(queue, number, body, third)
+    # Staff changes need the governance quorum, so they are made while it can be met.
+    grid = SigningKey.generate()  # may sign awards, but is no council member
+    log.append([town.add_key(third, "council-qian", ["council"])], now_ms=clock.now)
+    log.append([town.revoke_key(third)], now_ms=clock.now)
+    log.append([town.add_key(grid, "grid-liu", ["grid"])], now_ms=clock.now)
     log.append([town.revoke_key(town.council[0])], now_ms=clock.now)
     [view] = queue.listing()
     assert view.needs.endswith("it has 0")  # the revoked member's signature drops out
     assert [counts for *_, counts in view.signers].count(False) == 1
     decision = _approve(queue, number, body, town.council[1])
     assert decision.append is None  # one council signature counts: not enough
-    third = SigningKey.generate()
-    with pytest.raises(RuleViolation, match="not registered"):
-        _approve(queue, number, body, third)
-    log.append([town.add_key(third, "council-qian", ["council"])], now_ms=clock.now)
-    log.append([town.revoke_key(third)], now_ms=clock.now)
     with pytest.raises(RuleViolation, match="revoked"):
         _approve(queue, number, body, third)
     with pytest.raises(RuleViolation, match="needs the council or grid role"):
         _approve(queue, number, body, town.cashier)
-    grid = SigningKey.generate()  # may sign awards, but is no council member
-    log.append([town.add_key(grid, "grid-liu", ["grid"])], now_ms=clock.now)
     with pytest.raises(ReviewRefusal, match="would not count") as refused:
         _approve(queue, number, body, grid)
     assert refused.value.check == "signer-role"
@@ -262,4 +263,26 @@ def test_an_append_the_queue_did_not_hear_of_is_found_in_the_log(town: Town, log
     assert view.item.state == APPENDED and view.item.seq == seq
     with pytest.raises(ReviewRefusal, match=f"it is entry {seq}"):
         _approve(queue, number, body, town.council[1])
+    queue.close()
+
+
+def test_a_catalogue_change_waits_for_the_council_too(town: Town, log: Log) -> None:
+    """A rule entry signed by the admin alone waits for the governance quorum (1 admin and
+    2 council members by default) and is appended once the council approved it."""
+    clock = Clock(town.now_ms)
+    queue = ReviewQueue(log.data_dir, log, clock=clock)
+    envelope = town.set_rule(
+        RuleSpec("pond-clean", "Cleaned the village pond", "environment", 10_000, False),
+        signers=[town.admin],
+    )
+    body = Envelope.from_bytes(envelope).body
+    decision = queue.propose(envelope, {})
+    assert decision.append is None and decision.item.state == PENDING
+    [view] = queue.listing()
+    assert "town governance" in view.needs
+    assert _approve(queue, decision.item.number, body, town.council[0]).append is None
+    done = _approve(queue, decision.item.number, body, town.council[1])
+    assert done.append is not None
+    seq = log.append([done.append], now_ms=clock.now).seqs[0]
+    assert len(_envelope_at(log, seq).signatures) == 3
     queue.close()

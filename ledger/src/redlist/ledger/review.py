@@ -15,8 +15,10 @@ run) on a scratch copy of the state, so nothing is changed:
   refusal says what it still needs;
 * refused for anything else: it is refused now, and never queued.
 
-A quorum added to the semantics (a new field of the genesis config) is waived by
-extending :func:`waive_quorums`; its refusal, check ``quorum``, then queues too.
+Both quorums wait: the council's (council rules, declared awards, reversals) and the
+genesis ``governance`` of ``key`` and ``rule`` entries, so the council can approve a
+catalogue or staff change over days too. A quorum added to the semantics later is waived
+by extending :func:`waive_quorums`.
 
 :class:`PendingItem` is a queued proposal as the queue stores it.
 """
@@ -37,6 +39,7 @@ from redlist.ledger.entry import (
     decode_body,
 )
 from redlist.ledger.errors import FormatError, RuleViolation
+from redlist.ledger.governance import Alternative, Governance
 from redlist.ledger.points import Effect, SignatureCheck
 from redlist.ledger.state import Balance, KeyRecord, LedgerState, RuleRecord, TargetRecord
 
@@ -51,9 +54,15 @@ EXPIRED = "expired"
 STATES = (PENDING, APPENDED, REJECTED, EXPIRED)
 
 
+#: A governance that any admin or council signer meets: ``key`` and ``rule`` entries
+#: then wait for their governance quorum (check ``quorum``) as council awards do.
+_WAIVED_GOVERNANCE = Governance(key=(Alternative(0, 0),), rule=(Alternative(0, 0),))
+
+
 def waive_quorums(config: TownConfig) -> TownConfig:
-    """``config`` with every quorum the semantics counts set to none needed."""
-    return replace(config, quorum=0)
+    """``config`` with every quorum the semantics counts set to none needed: the council
+    quorum and the governance of ``key`` and ``rule`` entries."""
+    return replace(config, quorum=0, governance=_WAIVED_GOVERNANCE)
 
 
 @dataclass(frozen=True)
@@ -202,6 +211,9 @@ class ScratchState:
 
     def put_rule(self, record: RuleRecord) -> None:
         self._rules[record.code] = record
+
+    def has_rules(self) -> bool:
+        return bool(self._rules) or self._base.has_rules()
 
     def balance(self, account: str) -> Balance:
         found = self._balances.get(account)
