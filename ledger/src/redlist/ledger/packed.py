@@ -126,17 +126,154 @@ class IdTable(Mapping[bytes, int]):
                 self._slots[self._free(bytes(ids[offset : offset + ID_SIZE]))] = stored
 
 
+class AccountTable:
+    """Account ids interned once: each gets a number, from 0 in order of first sight.
+
+    The tables below hold account numbers, not ids, so an id is kept once however many
+    balances, counts and records refer to it.
+    """
+
+    def __init__(self) -> None:
+        self._names: list[str] = []
+        self._numbers: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def number(self, account: str) -> int:
+        """The number of ``account``, given it now if it has none."""
+        number = self._numbers.get(account)
+        if number is None:
+            number = self._numbers[account] = len(self._names)
+            self._names.append(account)
+        return number
+
+    def find(self, account: str) -> int | None:
+        """The number of ``account``, or None when it has none (nothing is interned)."""
+        return self._numbers.get(account)
+
+    def name(self, number: int) -> str:
+        return self._names[number]
+
+
+#: An account's balance fields in the order of ``state.Balance``: earned, redeemed, entries.
+BalanceFields = tuple[int, int, int]
+
+
+class BalanceTable:
+    """Account number -> its balance fields, in three arrays of 8-byte integers.
+
+    An account holds a balance once one was put for it (``has``); the others read as
+    zeros. Values out of the 8-byte range raise ``OverflowError`` and change nothing
+    (the points rules keep balances within 2**53 anyway).
+    """
+
+    def __init__(self) -> None:
+        self._earned = array("q")
+        self._redeemed = array("q")
+        self._entries = array("q")
+        self._present = bytearray()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def has(self, number: int) -> bool:
+        return number < len(self._present) and self._present[number] == 1
+
+    def get(self, number: int) -> BalanceFields | None:
+        if number >= len(self._present) or not self._present[number]:
+            return None
+        return self._earned[number], self._redeemed[number], self._entries[number]
+
+    def put(self, number: int, earned: int, redeemed: int, entries: int) -> None:
+        present = self._present
+        if number >= len(present):
+            array("q", [earned, redeemed, entries])  # OverflowError before anything changes
+            missing = number + 1 - len(present)
+            for column in (self._earned, self._redeemed, self._entries):
+                column.extend(array("q", bytes(8 * missing)))
+            present.extend(bytes(missing))
+        before = self._earned[number], self._redeemed[number]
+        try:
+            self._earned[number] = earned
+            self._redeemed[number] = redeemed
+            self._entries[number] = entries
+        except OverflowError:
+            self._earned[number], self._redeemed[number] = before
+            raise
+        if not present[number]:
+            present[number] = 1
+            self._count += 1
+
+    def numbers(self) -> Iterator[int]:
+        """The numbers of the accounts that hold a balance, in order."""
+        return (number for number, present in enumerate(self._present) if present)
+
+    def copy(self) -> BalanceTable:
+        """An independent copy (arrays are copied whole, a few bytes per account)."""
+        other = BalanceTable()
+        other._earned = array("q", self._earned)
+        other._redeemed = array("q", self._redeemed)
+        other._entries = array("q", self._entries)
+        other._present = bytearray(self._present)
+        other._count = self._count
+        return other
+
+
+class MonthCountTable:
+    """(account number, rule, month) -> qty, for the rules' monthly caps.
+
+    A plain dictionary keyed by one integer: the account number in the low 32 bits
+    and the number of the (rule, month) pair (interned) above them. About 80 bytes a
+    count, against some 230 for a tuple of three strings as the key. A qty of 0
+    removes the count.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self._pairs: list[tuple[str, str]] = []
+        self._pair_numbers: dict[tuple[str, str], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def get(self, number: int, rule: str, month: str) -> int:
+        pair = self._pair_numbers.get((rule, month))
+        if pair is None:
+            return 0
+        return self._counts.get(pair << 32 | number, 0)
+
+    def put(self, number: int, rule: str, month: str, qty: int) -> None:
+        pair = self._pair_numbers.get((rule, month))
+        if pair is None:
+            if not qty:
+                return
+            pair = self._pair_numbers[(rule, month)] = len(self._pairs)
+            self._pairs.append((rule, month))
+        if qty:
+            self._counts[pair << 32 | number] = qty
+        else:
+            self._counts.pop(pair << 32 | number, None)
+
+    def items(self) -> Iterator[tuple[int, str, str, int]]:
+        """(account number, rule, month, qty) of every count."""
+        pairs = self._pairs
+        for key, qty in self._counts.items():
+            rule, month = pairs[key >> 32]
+            yield key & 0xFFFFFFFF, rule, month, qty
+
+
 class TargetTable:
     """seq -> the fields of an award's or redemption's target record, 28 bytes an entry."""
 
-    def __init__(self) -> None:
+    def __init__(self, accounts: AccountTable | None = None) -> None:
         self._account = array(_SEQ)  # account number + 1; 0: seq is no target
         self._points = array("q")
         self._qty = array("q")
         self._reversed_by = array(_SEQ)  # seq + 1; 0: not reversed
         self._shape = array(_SEQ)  # number of the (kind, rule, month) triple
-        self._accounts: list[str] = []
-        self._account_numbers: dict[str, int] = {}
+        self._accounts = AccountTable() if accounts is None else accounts
         self._shapes: list[tuple[str, str, str]] = []
         self._shape_numbers: dict[tuple[str, str, str], int] = {}
         self._count = 0
@@ -159,7 +296,7 @@ class TargetTable:
         reversed_by = self._reversed_by[seq]
         return (
             kind,
-            self._accounts[account - 1],
+            self._accounts.name(account - 1),
             self._points[seq],
             rule,
             reversed_by - 1 if reversed_by else None,
@@ -175,10 +312,7 @@ class TargetTable:
         reversed_stored = 0 if reversed_by is None else reversed_by + 1
         array(_SEQ, [reversed_stored, seq + 1])  # OverflowError before anything changes
         array("q", [points, qty])
-        number = self._account_numbers.get(account)
-        if number is None:
-            self._accounts.append(account)
-            number = self._account_numbers[account] = len(self._accounts)
+        number = self._accounts.number(account) + 1
         shape = (kind, rule, month)
         shape_number = self._shape_numbers.get(shape)
         if shape_number is None:
@@ -201,4 +335,12 @@ class TargetTable:
         self._shape[seq] = shape_number
 
 
-__all__ = ["IdTable", "TargetFields", "TargetTable"]
+__all__ = [
+    "AccountTable",
+    "BalanceFields",
+    "BalanceTable",
+    "IdTable",
+    "MonthCountTable",
+    "TargetFields",
+    "TargetTable",
+]
