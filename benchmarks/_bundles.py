@@ -12,10 +12,10 @@ Signing is the slow part (about 25 µs an award on one core): it runs on every c
 a bounded number of chunks at a time, while this process chains the leaves, hashes
 them into the tree and writes them. Ten million awards take some minutes and ~2 GB.
 
-Bundles are kept under ``$REDLIST_BENCH_BUNDLES`` (default
-``/tmp/redlist-bench-bundles``), one directory per (awards, accounts), made under a
-temporary name and renamed when complete, so an interrupted run leaves nothing a
-later run would trust. Delete the directory to free the disk.
+Bundles are kept under ``$REDLIST_BENCH_BUNDLES`` (default: ``redlist-bench-bundles``
+in the temporary directory, ``TMPDIR``), one directory per (awards, accounts), made
+under a temporary name and renamed when complete, so an interrupted run leaves
+nothing a later run would trust. Delete the directory to free the disk.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import collections
 import os
 import shutil
 import sys
+import tempfile
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,8 @@ class GeneratedBundle:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("REDLIST_BENCH_BUNDLES", "/tmp/redlist-bench-bundles"))
+    default = Path(tempfile.gettempdir()) / "redlist-bench-bundles"
+    return Path(os.environ.get("REDLIST_BENCH_BUNDLES", default))
 
 
 def log_signer(town: BenchTown) -> NoteSigner:
@@ -179,8 +181,8 @@ def generated_bundle(awards: int, accounts: int) -> GeneratedBundle:
         _cut(larger, scratch / "bundle", size, log_signer(town))
     else:
         print(f"writing a bundle of {awards:,} awards to {accounts:,} residents", file=sys.stderr)
-        written = write_bundle(scratch / "bundle", town, awards, accounts)
-        assert written == size
+        if write_bundle(scratch / "bundle", town, awards, accounts) != size:
+            raise SystemExit(f"the bundle written does not hold {size} leaves")
     shutil.rmtree(place, ignore_errors=True)
     scratch.rename(place)
     return GeneratedBundle(place / "bundle", size)

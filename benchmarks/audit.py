@@ -93,13 +93,15 @@ _MEASURED = (
 )
 
 
-def measured_run(generated: _bundles.GeneratedBundle, scratch: Path) -> dict[str, float]:
+def measured_run(
+    generated: _bundles.GeneratedBundle, scratch: Path, verify_count: int
+) -> dict[str, float]:
     """Run ``redlist-verify bundle DIR --log-key FILE --json`` on the bundle as a child
     process: its own peak RSS, the largest of it and its signature workers (KiB), and
     its speed (entries/s, from start to exit) between two measurements of the limit."""
     report, errors = scratch / "report.json", scratch / "stderr.txt"
     command = ["bundle", str(generated.directory), "--log-key", str(generated.key_file)]
-    before = verify_limit()
+    before = verify_limit(verify_count)
     started = time.perf_counter()
     with open(report, "wb") as stdout, open(errors, "wb") as stderr:
         process = subprocess.Popen(
@@ -107,7 +109,7 @@ def measured_run(generated: _bundles.GeneratedBundle, scratch: Path) -> dict[str
         )
         _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    after = verify_limit()
+    after = verify_limit(verify_count)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"redlist-verify bundle exited with {process.returncode}")
@@ -124,7 +126,7 @@ def measured_run(generated: _bundles.GeneratedBundle, scratch: Path) -> dict[str
     }
 
 
-def memory(sizes: list[int], accounts: list[int]) -> dict[str, object]:
+def memory(sizes: list[int], accounts: list[int], verify_count: int) -> dict[str, object]:
     """Peak RSS of ``redlist-verify bundle`` at each size for each number of residents;
     bytes per entry between the two largest sizes that hold every resident."""
     if sorted(set(sizes)) != sizes or not accounts:
@@ -137,7 +139,7 @@ def memory(sizes: list[int], accounts: list[int]) -> dict[str, object]:
             for awards in sizes:
                 generated = _bundles.generated_bundle(awards, residents)
                 print(f"auditing {generated.directory} with redlist-verify bundle", file=sys.stderr)
-                run = measured_run(generated, Path(scratch))
+                run = measured_run(generated, Path(scratch), verify_count)
                 print(f"  {json.dumps(run)}", file=sys.stderr)
                 runs.append(run)
                 peaks[(awards, residents)] = int(run["peak_rss_kib"])
@@ -193,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 memory(
                     [int(size) for size in sizes.split(",")],
                     [int(count) for count in accounts.split(",")],
+                    args.verify_count,
                 )
             )
         )
