@@ -35,6 +35,10 @@ TargetFields = tuple[str, str, int, str, int | None, int, str]
 
 #: 4-byte unsigned slots and seqs ("I" is 4 bytes on every platform Python supports).
 _SEQ = "I"
+#: The largest seq held: seq + 1 fits a slot.
+_MAX_SEQ = 2**32 - 2
+#: The range of the 8-byte ("q") columns.
+_MIN_Q, _MAX_Q = -(2**63), 2**63 - 1
 _INITIAL_SLOTS = 1 << 10
 
 
@@ -85,28 +89,31 @@ class IdTable(Mapping[bytes, int]):
         if len(entry_id) != ID_SIZE:
             self._other[entry_id] = seq
             return
-        earlier = self.get(entry_id)
-        ids = self._ids
-        end = (seq + 1) * ID_SIZE
-        if len(ids) < end:
-            ids.extend(bytes(end - len(ids)))
-        ids[seq * ID_SIZE : end] = entry_id
-        if earlier is not None:
-            self._slots[self._find(entry_id)] = seq + 1
-            return
+        if not 0 <= seq <= _MAX_SEQ:
+            raise OverflowError(f"seq {seq} is beyond the {_MAX_SEQ} an in-memory state holds")
         if 3 * (self._count + 1) > 2 * len(self._slots):
             self._rehash(2 * len(self._slots))
-        self._slots[self._free(entry_id)] = seq + 1
-        self._count += 1
-
-    def _find(self, entry_id: bytes) -> int:
+        # One probe: it stops at the id held already, or at the free slot for it.
         slots, ids, mask = self._slots, self._ids, self._mask
         index = hash(entry_id) & mask
         while True:
-            offset = (slots[index] - 1) * ID_SIZE
+            stored = slots[index]
+            if not stored:
+                break
+            offset = (stored - 1) * ID_SIZE
             if ids[offset : offset + ID_SIZE] == entry_id:
-                return index
+                break
             index = (index + 1) & mask
+        start = seq * ID_SIZE
+        if len(ids) == start:  # the usual case: the next seq
+            ids += entry_id
+        else:
+            if len(ids) < start:
+                ids.extend(bytes(start - len(ids)))
+            ids[start : start + ID_SIZE] = entry_id
+        if not stored:
+            self._count += 1
+        slots[index] = seq + 1
 
     def _free(self, entry_id: bytes) -> int:
         slots, mask = self._slots, self._mask
@@ -189,11 +196,21 @@ class BalanceTable:
     def put(self, number: int, earned: int, redeemed: int, entries: int) -> None:
         present = self._present
         if number >= len(present):
-            array("q", [earned, redeemed, entries])  # OverflowError before anything changes
-            missing = number + 1 - len(present)
-            for column in (self._earned, self._redeemed, self._entries):
-                column.extend(array("q", bytes(8 * missing)))
-            present.extend(bytes(missing))
+            if not (_MIN_Q <= earned <= _MAX_Q and _MIN_Q <= redeemed <= _MAX_Q):
+                raise OverflowError("a balance beyond the packed columns")
+            if not _MIN_Q <= entries <= _MAX_Q:
+                raise OverflowError("a balance beyond the packed columns")
+            missing = number - len(present)
+            if missing:
+                for column in (self._earned, self._redeemed, self._entries):
+                    column.extend(array("q", bytes(8 * missing)))
+                present.extend(bytes(missing))
+            self._earned.append(earned)  # the usual case: the next account
+            self._redeemed.append(redeemed)
+            self._entries.append(entries)
+            present.append(1)
+            self._count += 1
+            return
         before = self._earned[number], self._redeemed[number]
         try:
             self._earned[number] = earned
@@ -281,6 +298,9 @@ class TargetTable:
     def __len__(self) -> int:
         return self._count
 
+    def _columns(self) -> tuple[array[int], ...]:
+        return (self._account, self._points, self._qty, self._reversed_by, self._shape)
+
     def seqs(self) -> Iterator[int]:
         """The seqs that hold a record, in order."""
         return (seq for seq, account in enumerate(self._account) if account)
@@ -310,22 +330,32 @@ class TargetTable:
         if seq < 0:
             raise ValueError("a target's seq is not negative")
         reversed_stored = 0 if reversed_by is None else reversed_by + 1
-        array(_SEQ, [reversed_stored, seq + 1])  # OverflowError before anything changes
-        array("q", [points, qty])
+        # Checked before anything changes (comparisons: this runs for every award).
+        if not (
+            seq <= _MAX_SEQ
+            and 0 <= reversed_stored <= _MAX_SEQ + 1
+            and _MIN_Q <= points <= _MAX_Q
+            and _MIN_Q <= qty <= _MAX_Q
+        ):
+            raise OverflowError("a target's seq or amounts are beyond the packed columns")
         number = self._accounts.number(account) + 1
         shape = (kind, rule, month)
         shape_number = self._shape_numbers.get(shape)
         if shape_number is None:
             self._shapes.append(shape)
             shape_number = self._shape_numbers[shape] = len(self._shapes) - 1
-        columns = (self._account, self._points, self._qty, self._reversed_by, self._shape)
-        missing = seq + 1 - len(self._account)
-        if missing == 1:
-            for column in columns:
-                column.append(0)
-        elif missing > 1:
-            for column in columns:
-                column.extend(array(column.typecode, bytes(column.itemsize * missing)))
+        size = len(self._account)
+        if seq >= size:  # the usual case: the next seq
+            if seq > size:
+                for column in self._columns():
+                    column.extend(array(column.typecode, bytes(column.itemsize * (seq - size))))
+            self._account.append(number)
+            self._points.append(points)
+            self._qty.append(qty)
+            self._reversed_by.append(reversed_stored)
+            self._shape.append(shape_number)
+            self._count += 1
+            return
         if not self._account[seq]:
             self._count += 1
         self._account[seq] = number
