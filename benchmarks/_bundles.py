@@ -16,15 +16,22 @@ Bundles are kept under ``$REDLIST_BENCH_BUNDLES`` (default: ``redlist-bench-bund
 in the temporary directory, ``TMPDIR``), one directory per (awards, accounts), made
 under a temporary name and renamed when complete, so an interrupted run leaves
 nothing a later run would trust. Delete the directory to free the disk.
+
+Run alone (as ``make bench`` does) it writes or finds one bundle and prints its JSON::
+
+    python benchmarks/_bundles.py [--awards 10000] [--accounts 1000]
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
+import json
 import os
 import shutil
 import sys
 import tempfile
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,4 +210,26 @@ def _larger(root: Path, awards: int, accounts: int) -> Path | None:
     return None if best is None else best[1]
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--awards", type=int, default=10_000)
+    parser.add_argument("--accounts", type=int, default=1000)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    generated = generated_bundle(args.awards, args.accounts)
+    output = {
+        "benchmark": "bundle",
+        "directory": str(generated.directory),
+        "entries": generated.size,
+        "accounts": args.accounts,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(output))
+    return 0
+
+
 __all__ = ["STEP_MS", "GeneratedBundle", "cache_root", "generated_bundle", "write_bundle"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

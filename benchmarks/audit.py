@@ -1,8 +1,9 @@
 """Verifier full audit (DESIGN 6): entries/s as a share of the all-core verify limit.
 
-A full bundle (genesis, staff keys, a rule, then awards to 5,000 residents) is
-written to a temporary directory the way ``redlist-node export --full`` lays it
-out, then audited exactly as ``redlist-verify bundle DIR --log-key KEY`` does
+A full bundle (genesis, staff keys, a rule, then awards to ``--accounts`` residents,
+5,000 by default) is written the way ``redlist-node export --full`` lays it out
+(``_bundles.py``: kept under ``$REDLIST_BENCH_BUNDLES`` for the next run), then
+audited exactly as ``redlist-verify bundle DIR --log-key KEY`` does
 (``redlist.verifier.source.audit`` over a ``BundleSource``: reading the leaves
 file, every structural check, every signature, the points semantics, the Merkle
 root, the checkpoint). Each run is timed from opening the bundle to the result,
@@ -10,29 +11,32 @@ between two measurements of the Ed25519 verify limit (``_limits.py``); the ratio
 is the median of the runs' ratios. One JSON object goes to stdout; progress to
 stderr.
 
-    python benchmarks/audit.py [--entries 100000] [--runs 3] [--workers N]
+    python benchmarks/audit.py [--entries 100000] [--accounts 5000] [--runs 3] [--workers N]
 
 The default size lets the auditor verify on worker processes (it does from
 ``PROCESS_MIN_ENTRIES`` entries on); ``--entries 300 --runs 1`` is the test
 suite's correctness run.
 
-``--memory`` measures memory instead (ADR 0030): for each size of ``--sizes`` a
-bundle of that many awards to ``--accounts`` residents is written, and
-``redlist-verify bundle DIR --log-key FILE`` runs on it as a child process whose
-own peak resident set is reported (``peak_rss_kib``: ``ru_maxrss`` of the command,
-which holds the audit's state; ``largest_process_peak_rss_kib`` is the largest of
-it and the signature workers it started). ``bytes_per_entry`` is the
-growth between the smallest and the largest size divided by the entries added:
-what the audit keeps per entry beyond the per-account state (every size is at
-least ``--accounts``, so all residents exist in each bundle)::
+``--memory`` measures memory instead (ADR 0030, ADR 0035): for each number of
+residents of ``--accounts`` and each size of ``--sizes``, ``redlist-verify bundle DIR
+--log-key FILE --json`` runs on the bundle of that many awards as a child process
+whose own peak resident set is reported (``peak_rss_kib``: ``ru_maxrss`` of the
+command, which holds the audit's state; ``largest_process_peak_rss_kib`` is the
+largest of it and the signature workers it started), with its speed from start to
+exit and that speed's ratio to the verify limit measured just before and after.
+Per group, ``bytes_per_entry`` is the growth between the two largest sizes that hold
+every resident, divided by the entries added: what the audit keeps per entry beyond
+the per-account state. With two numbers of residents, ``bytes_per_account`` is the
+difference between the two at the first size that holds them all, per resident::
 
-    python benchmarks/audit.py --memory                                 # CI smoke
-    python benchmarks/audit.py --memory --sizes 100000,300000 --accounts 25
-    python benchmarks/audit.py --memory --sizes 1000000,10000000 --accounts 500000
+    python benchmarks/audit.py --memory                        # a smoke run
+    python benchmarks/audit.py --memory --large                # issue 15: 100k, 1M, 10M
+    REDLIST_BENCH_LARGE=1 python benchmarks/audit.py --memory  # the same
 
-Signing is the slow part of writing a bundle (about 25 µs an award on one core,
-done on every core): 10M entries take some minutes and ~2 GB of disk in the
-temporary directory (``TMPDIR``).
+``--large`` audits 100k, 1M and 10M entries for 25 and for 500,000 residents: the
+10M bundles are written once (some minutes each on every core, 2.7 GB of disk each),
+the smaller ones cut from them; each 10M audit takes about ten minutes on a quiet
+2-core machine.
 """
 
 from __future__ import annotations

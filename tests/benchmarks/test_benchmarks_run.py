@@ -193,3 +193,10 @@ def test_the_sheet_benchmark_submits_the_sheet_and_its_rerun_records_nothing() -
     assert result["ratio"] == round(
         result["rows_per_second"] / result["verify_limit_per_second"], 3
     )
+
+
+def test_the_bundle_writer_alone_prints_the_bundle_it_keeps(tmp_path: Path) -> None:
+    result = run("_bundles.py", "--awards", "50", "--accounts", "5", bundles=tmp_path)
+    assert result["benchmark"] == "bundle" and result["entries"] == 53
+    assert Path(result["directory"]) == tmp_path / "v1-awards-50-accounts-5" / "bundle"
+    assert (Path(result["directory"]) / "checkpoint").is_file()
