@@ -19,7 +19,12 @@ auditor of a county's ten million entries would need gigabytes (ADR 0030). Here:
   ``TargetRecord`` values again.
 
 Both hold seqs below 2**32 - 1 (a log of four billion entries does not fit an
-auditor's memory anyway); ``array`` raises ``OverflowError`` beyond.
+auditor's memory anyway) and raise ``OverflowError`` beyond, changing nothing.
+
+Per account (ADR 0035): ``AccountTable`` interns each account id once and numbers
+it; ``BalanceTable`` keeps the balances in arrays indexed by that number (25 bytes
+an account) and ``MonthCountTable`` the rules' monthly counts in a dictionary keyed
+by one integer (the account number and the interned (rule, month) pair).
 """
 
 from __future__ import annotations
