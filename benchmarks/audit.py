@@ -1,8 +1,9 @@
 """Verifier full audit (DESIGN 6): entries/s as a share of the all-core verify limit.
 
-A full bundle (genesis, staff keys, a rule, then awards to 5,000 residents) is
-written to a temporary directory the way ``redlist-node export --full`` lays it
-out, then audited exactly as ``redlist-verify bundle DIR --log-key KEY`` does
+A full bundle (genesis, staff keys, a rule, then awards to ``--accounts`` residents,
+5,000 by default) is written the way ``redlist-node export --full`` lays it out
+(``_bundles.py``: kept under ``$REDLIST_BENCH_BUNDLES`` for the next run), then
+audited exactly as ``redlist-verify bundle DIR --log-key KEY`` does
 (``redlist.verifier.source.audit`` over a ``BundleSource``: reading the leaves
 file, every structural check, every signature, the points semantics, the Merkle
 root, the checkpoint). Each run is timed from opening the bundle to the result,
@@ -10,29 +11,32 @@ between two measurements of the Ed25519 verify limit (``_limits.py``); the ratio
 is the median of the runs' ratios. One JSON object goes to stdout; progress to
 stderr.
 
-    python benchmarks/audit.py [--entries 100000] [--runs 3] [--workers N]
+    python benchmarks/audit.py [--entries 100000] [--accounts 5000] [--runs 3] [--workers N]
 
 The default size lets the auditor verify on worker processes (it does from
 ``PROCESS_MIN_ENTRIES`` entries on); ``--entries 300 --runs 1`` is the test
 suite's correctness run.
 
-``--memory`` measures memory instead (ADR 0030): for each size of ``--sizes`` a
-bundle of that many awards to ``--accounts`` residents is written, and
-``redlist-verify bundle DIR --log-key FILE`` runs on it as a child process whose
-own peak resident set is reported (``peak_rss_kib``: ``ru_maxrss`` of the command,
-which holds the audit's state; ``largest_process_peak_rss_kib`` is the largest of
-it and the signature workers it started). ``bytes_per_entry`` is the
-growth between the smallest and the largest size divided by the entries added:
-what the audit keeps per entry beyond the per-account state (every size is at
-least ``--accounts``, so all residents exist in each bundle)::
+``--memory`` measures memory instead (ADR 0030, ADR 0035): for each number of
+residents of ``--accounts`` and each size of ``--sizes``, ``redlist-verify bundle DIR
+--log-key FILE --json`` runs on the bundle of that many awards as a child process
+whose own peak resident set is reported (``peak_rss_kib``: ``ru_maxrss`` of the
+command, which holds the audit's state; ``largest_process_peak_rss_kib`` is the
+largest of it and the signature workers it started), with its speed from start to
+exit and that speed's ratio to the verify limit measured just before and after.
+Per group, ``bytes_per_entry`` is the growth between the two largest sizes that hold
+every resident, divided by the entries added: what the audit keeps per entry beyond
+the per-account state. With two numbers of residents, ``bytes_per_account`` is the
+difference between the two at the first size that holds them all, per resident::
 
-    python benchmarks/audit.py --memory                                 # CI smoke
-    python benchmarks/audit.py --memory --sizes 100000,300000 --accounts 25
-    python benchmarks/audit.py --memory --sizes 1000000,10000000 --accounts 500000
+    python benchmarks/audit.py --memory                        # a smoke run
+    python benchmarks/audit.py --memory --large                # issue 15: 100k, 1M, 10M
+    REDLIST_BENCH_LARGE=1 python benchmarks/audit.py --memory  # the same
 
-Signing is the slow part of writing a bundle (about 25 µs an award on one core,
-done on every core): 10M entries take some minutes and ~2 GB of disk in the
-temporary directory (``TMPDIR``).
+``--large`` audits 100k, 1M and 10M entries for 25 and for 500,000 residents: the
+10M bundles are written once (some minutes each on every core, 2.7 GB of disk each),
+the smaller ones cut from them; each 10M audit takes about ten minutes on a quiet
+2-core machine.
 """
 
 from __future__ import annotations
@@ -44,78 +48,29 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from _limits import core_count, paired_runs, prepare_process, summary
-from ingest import EXTRA_SETUP_SIGNATURES, ORIGIN, BenchTown
+import _bundles
+from _limits import core_count, paired_runs, prepare_process, summary, verify_limit
+from ingest import EXTRA_SETUP_SIGNATURES, BenchTown
 
-from redlist.ledger import bundle, merkle
-from redlist.ledger.entry import ZERO_HASH, Leaf
-from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.sigschedule import PROCESS_MIN_ENTRIES
 from redlist.verifier.source import BundleSource, audit
 
 DESIGN_TARGET = 0.7
-#: The node's clock moves on this much between two leaves (ms).
-STEP_MS = 10
-
-
-#: Awards signed per task when a bundle is written on several processes.
-_SIGN_CHUNK = 20_000
-
-
-def _sign_awards(now_ms: int, first: int, count: int, accounts: int) -> list[bytes]:
-    # A worker's own town: the keys are the same (from fixed seeds), the clock is set.
-    town = BenchTown()
-    town.now_ms = now_ms
-    town.skip_ids(first)
-    return town.awards(count, accounts, first=first)
+#: ``--memory --large``: the sizes and residents of issue 15 (a county's four years).
+LARGE_SIZES = "100000,1000000,10000000"
+LARGE_ACCOUNTS = "25,500000"
 
 
 def write_bundle(
     directory: Path, town: BenchTown, awards: int, accounts: int = 5000
 ) -> tuple[NoteSigner, int]:
     """A full bundle of the town's genesis, setup and ``awards`` awards to ``accounts``
-    residents; its signer and size. Large bundles are signed on every core."""
-    signer = NoteSigner(ORIGIN, town.log_key)
-    head = [town.genesis(), *town.setup()]
-    tree = merkle.CompactRange()
-    directory.mkdir(parents=True)
-    prev = ZERO_HASH
-    seq = 0
-    with open(directory / bundle.LEAVES_FILE, "wb") as leaves_file:
-
-        def write(envelopes: list[bytes]) -> None:
-            nonlocal prev, seq
-            leaves = []
-            for envelope in envelopes:
-                leaf = Leaf(seq, town.now_ms + seq * STEP_MS, prev, envelope).to_bytes()
-                prev = merkle.leaf_hash(leaf)
-                tree.append(prev)
-                leaves.append(leaf)
-                seq += 1
-            leaves_file.write(bundle.encode_leaves(leaves))
-
-        write(head)
-        starts = range(len(head), len(head) + awards, _SIGN_CHUNK)
-        counts = [min(_SIGN_CHUNK, len(head) + awards - start) for start in starts]
-        if awards <= _SIGN_CHUNK or core_count() < 2:
-            for start, count in zip(starts, counts, strict=True):
-                write(_sign_awards(town.now_ms, start, count, accounts))
-        else:
-            with ProcessPoolExecutor(core_count()) as pool:
-                towns = [town.now_ms] * len(counts)
-                accounts_each = [accounts] * len(counts)
-                for envelopes in pool.map(_sign_awards, towns, starts, counts, accounts_each):
-                    write(envelopes)
-    size = seq
-    manifest = bundle.Manifest(ORIGIN, 0, size)
-    (directory / bundle.MANIFEST_FILE).write_bytes(bundle.encode_manifest(manifest))
-    checkpoint = sign_checkpoint(Checkpoint(ORIGIN, size, tree.root()), signer)
-    (directory / bundle.CHECKPOINT_FILE).write_bytes(checkpoint.to_bytes())
-    return signer, size
+    residents, not kept (``_bundles.write_bundle``); its signer and size."""
+    size = _bundles.write_bundle(directory, town, awards, accounts)
+    return _bundles.log_signer(town), size
 
 
 def audit_run(directory: Path, signer: NoteSigner, size: int, workers: int | None) -> float:
@@ -144,85 +99,127 @@ _MEASURED = (
 )
 
 
-def peak_rss_kib(directory: Path, signer: NoteSigner, size: int) -> tuple[int, int]:
-    """Run ``redlist-verify bundle`` on the bundle as a child process: its own peak RSS
-    and the largest of it and its signature workers (KiB)."""
-    key_file = directory.parent / "log.vkey"
-    key_file.write_text(signer.verifier().encode() + "\n")
-    report, errors = directory.parent / "report.json", directory.parent / "stderr.txt"
-    command = ["bundle", str(directory), "--log-key", str(key_file), "--json"]
+def measured_run(
+    generated: _bundles.GeneratedBundle, scratch: Path, verify_count: int
+) -> dict[str, float]:
+    """Run ``redlist-verify bundle DIR --log-key FILE --json`` on the bundle as a child
+    process: its own peak RSS, the largest of it and its signature workers (KiB), and
+    its speed (entries/s, from start to exit) between two measurements of the limit."""
+    report, errors = scratch / "report.json", scratch / "stderr.txt"
+    command = ["bundle", str(generated.directory), "--log-key", str(generated.key_file)]
+    before = verify_limit(verify_count)
+    started = time.perf_counter()
     with open(report, "wb") as stdout, open(errors, "wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-c", _MEASURED, *command], stdout=stdout, stderr=stderr
+            [sys.executable, "-c", _MEASURED, *command, "--json"], stdout=stdout, stderr=stderr
         )
         _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    after = verify_limit(verify_count)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"redlist-verify bundle exited with {process.returncode}")
-    if json.loads(report.read_bytes())["tree_size"] != size:
-        raise SystemExit(f"redlist-verify did not check the {size} entries of the bundle")
+    if json.loads(report.read_bytes())["tree_size"] != generated.size:
+        raise SystemExit(f"redlist-verify did not check the {generated.size} entries")
     last = errors.read_text().splitlines()[-1]
-    return int(last.removeprefix("peak_rss_kib=")), int(usage.ru_maxrss)
-
-
-def memory(sizes: list[int], accounts: int) -> dict[str, object]:
-    """Peak RSS of ``redlist-verify bundle`` at each size; bytes per entry between them."""
-    if len(sizes) < 2 or sorted(sizes) != sizes or sizes[0] < accounts:
-        raise SystemExit("--sizes: at least two increasing sizes, each at least --accounts")
-    runs = []
-    for awards in sizes:
-        with tempfile.TemporaryDirectory(prefix="redlist-audit-") as scratch:
-            directory = Path(scratch) / "bundle"
-            print(f"writing a bundle of {awards:,} awards to {accounts:,}", file=sys.stderr)
-            signer, size = write_bundle(directory, BenchTown(), awards, accounts)
-            print("auditing it with redlist-verify bundle", file=sys.stderr)
-            own, largest = peak_rss_kib(directory, signer, size)
-            runs.append(
-                {"entries": size, "peak_rss_kib": own, "largest_process_peak_rss_kib": largest}
-            )
-    first, last = runs[0], runs[-1]
-    growth = (int(last["peak_rss_kib"]) - int(first["peak_rss_kib"])) * 1024
+    rate = generated.size / elapsed
     return {
-        "benchmark": "audit-memory",
-        "accounts": accounts,
-        "runs": runs,
-        "bytes_per_entry": round(growth / (int(last["entries"]) - int(first["entries"])), 1),
+        "entries": generated.size,
+        "peak_rss_kib": int(last.removeprefix("peak_rss_kib=")),
+        "largest_process_peak_rss_kib": int(usage.ru_maxrss),
+        "entries_per_second": round(rate, 1),
+        "ratio": round(rate / ((before + after) / 2), 3),
     }
+
+
+def memory(sizes: list[int], accounts: list[int], verify_count: int) -> dict[str, object]:
+    """Peak RSS of ``redlist-verify bundle`` at each size for each number of residents;
+    bytes per entry between the two largest sizes that hold every resident."""
+    if sorted(set(sizes)) != sizes or not accounts:
+        raise SystemExit("--sizes: increasing sizes; --accounts: at least one number")
+    groups: list[dict[str, object]] = []
+    peaks: dict[tuple[int, int], int] = {}
+    with tempfile.TemporaryDirectory(prefix="redlist-audit-") as scratch:
+        for residents in accounts:
+            runs = []
+            for awards in sizes:
+                generated = _bundles.generated_bundle(awards, residents)
+                print(f"auditing {generated.directory} with redlist-verify bundle", file=sys.stderr)
+                run = measured_run(generated, Path(scratch), verify_count)
+                print(f"  {json.dumps(run)}", file=sys.stderr)
+                runs.append(run)
+                peaks[(awards, residents)] = int(run["peak_rss_kib"])
+            full = [run for run in runs if run["entries"] >= residents + 3]
+            group: dict[str, object] = {"accounts": residents, "runs": runs}
+            if len(full) >= 2:
+                first, last = full[-2], full[-1]
+                growth = (int(last["peak_rss_kib"]) - int(first["peak_rss_kib"])) * 1024
+                group["bytes_per_entry"] = round(growth / (last["entries"] - first["entries"]), 1)
+                group["bytes_per_entry_between"] = [int(first["entries"]), int(last["entries"])]
+            groups.append(group)
+    output: dict[str, object] = {
+        "benchmark": "audit-memory",
+        "verify_threads": core_count(),
+        "groups": groups,
+    }
+    few, many = min(accounts), max(accounts)
+    common = [awards for awards in sizes if awards + 3 >= many]
+    if few != many and common:
+        # Per resident: two runs of the same entries, to few and to many residents.
+        awards = common[0]
+        extra = (peaks[(awards, many)] - peaks[(awards, few)]) * 1024
+        output["bytes_per_account"] = round(extra / (many - few), 1)
+        output["bytes_per_account_at"] = awards + 3
+    return output
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--entries", type=int, default=100_000, help="awards in the bundle")
+    parser.add_argument("--accounts", default=None, help="residents (--memory: comma-separated)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None, help="default: one per core")
     parser.add_argument("--verify-count", type=int, default=20_000)
     parser.add_argument("--memory", action="store_true", help="measure peak RSS instead")
     parser.add_argument(
-        "--sizes", default="2000,12000", help="--memory: awards per bundle, comma-separated"
+        "--sizes", default=None, help="--memory: awards per bundle, comma-separated"
     )
-    parser.add_argument("--accounts", type=int, default=1000, help="--memory: residents")
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        default=os.environ.get("REDLIST_BENCH_LARGE") == "1",
+        help=f"--memory: sizes {LARGE_SIZES}, residents {LARGE_ACCOUNTS} "
+        "(also with REDLIST_BENCH_LARGE=1)",
+    )
     args = parser.parse_args(argv)
     prepare_process()
     if args.memory:
-        sizes = [int(size) for size in args.sizes.split(",")]
-        print(json.dumps(memory(sizes, args.accounts)))
+        sizes = args.sizes or (LARGE_SIZES if args.large else "2000,12000")
+        accounts = args.accounts or (LARGE_ACCOUNTS if args.large else "1000")
+        print(
+            json.dumps(
+                memory(
+                    [int(size) for size in sizes.split(",")],
+                    [int(count) for count in accounts.split(",")],
+                    args.verify_count,
+                )
+            )
+        )
         return 0
 
-    town = BenchTown()
-    with tempfile.TemporaryDirectory(prefix="redlist-audit-") as scratch:
-        directory = Path(scratch) / "bundle"
-        print(f"writing a bundle of {args.entries:,} awards", file=sys.stderr)
-        signer, size = write_bundle(directory, town, args.entries)
-        results = paired_runs(
-            lambda run: audit_run(directory, signer, size, args.workers),
-            args.runs,
-            args.verify_count,
-            "audit",
-        )
+    generated = _bundles.generated_bundle(args.entries, int(args.accounts or 5000))
+    signer = _bundles.log_signer(BenchTown())
+    results = paired_runs(
+        lambda run: audit_run(generated.directory, signer, generated.size, args.workers),
+        args.runs,
+        args.verify_count,
+        "audit",
+    )
     output = {
         "benchmark": "audit",
-        "entries": size,
-        "worker_processes": (args.workers or core_count()) >= 2 and size >= PROCESS_MIN_ENTRIES,
+        "entries": generated.size,
+        "worker_processes": (args.workers or core_count()) >= 2
+        and generated.size >= PROCESS_MIN_ENTRIES,
         **summary(results, DESIGN_TARGET),
     }
     print(json.dumps(output))

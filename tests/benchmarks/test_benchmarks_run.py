@@ -8,6 +8,7 @@ that the script ran the work it describes and that its JSON adds up.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +19,18 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-def run(script: str, *arguments: str) -> dict[str, Any]:
+def run(script: str, *arguments: str, bundles: Path | None = None) -> dict[str, Any]:
+    """Run a benchmark; ``bundles`` is where the audit benchmark keeps its bundles."""
+    env = dict(os.environ)
+    if bundles is not None:
+        env["REDLIST_BENCH_BUNDLES"] = str(bundles)
     completed = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *arguments],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env=env,
     )
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
@@ -41,9 +47,11 @@ def test_the_limit_alone_prints_its_figures() -> None:
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_the_audit_benchmark_audits_the_whole_bundle(workers: str) -> None:
+def test_the_audit_benchmark_audits_the_whole_bundle(workers: str, tmp_path: Path) -> None:
     result = run(
-        "audit.py", "--entries", "300", "--runs", "2", "--verify-count", "200", "--workers", workers
+        *("audit.py", "--entries", "300", "--runs", "2", "--verify-count", "200"),
+        *("--workers", workers),
+        bundles=tmp_path,
     )
     assert result["benchmark"] == "audit"
     assert result["entries"] == 305  # genesis, three keys, rule and the awards
@@ -55,13 +63,45 @@ def test_the_audit_benchmark_audits_the_whole_bundle(workers: str) -> None:
     assert result["meets_target"] == (result["ratio"] >= result["target_ratio"] == 0.7)
 
 
-def test_the_audit_benchmark_measures_the_verifiers_memory() -> None:
-    result = run("audit.py", "--memory", "--sizes", "200,600", "--accounts", "50")
+def test_the_audit_benchmark_measures_the_verifiers_memory(tmp_path: Path) -> None:
+    arguments = ("--memory", "--sizes", "40,200,600", "--accounts", "5,100")
+    result = run("audit.py", *arguments, "--verify-count", "200", bundles=tmp_path)
     assert result["benchmark"] == "audit-memory"
-    assert result["accounts"] == 50
-    assert [run["entries"] for run in result["runs"]] == [205, 605]
-    assert all(run["peak_rss_kib"] > 10_000 for run in result["runs"])
-    assert isinstance(result["bytes_per_entry"], float)
+    few, many = result["groups"]
+    assert (few["accounts"], many["accounts"]) == (5, 100)
+    for group in (few, many):
+        assert [run["entries"] for run in group["runs"]] == [45, 205, 605]
+        assert all(run["peak_rss_kib"] > 10_000 for run in group["runs"])
+        assert all(run["entries_per_second"] > 0 and run["ratio"] > 0 for run in group["runs"])
+        assert isinstance(group["bytes_per_entry"], float)
+        assert group["bytes_per_entry_between"] == [205, 605]
+    # Per resident: the first size that holds all 100 residents, to 5 and to 100.
+    assert result["bytes_per_account_at"] == 205
+    assert isinstance(result["bytes_per_account"], float)
+    # The bundles are kept for the next run, one directory each.
+    kept = {path.name for path in tmp_path.iterdir()}
+    assert kept == {f"v2-awards-{n}-accounts-{a}" for a in (5, 100) for n in (40, 200, 600)}
+
+
+def test_a_bundle_cut_from_a_larger_one_is_its_start_and_verifies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setenv("REDLIST_BENCH_BUNDLES", str(tmp_path))
+    import _bundles
+    import audit as audit_benchmark
+    from ingest import BenchTown
+
+    large = _bundles.generated_bundle(50, 7)
+    cut = _bundles.generated_bundle(20, 7)
+    assert (large.size, cut.size) == (55, 25)
+    assert cut.directory.parent.name == "v2-awards-20-accounts-7"
+    leaves = (cut.directory / "leaves").read_bytes()
+    assert (large.directory / "leaves").read_bytes().startswith(leaves)
+    signer = _bundles.log_signer(BenchTown())
+    assert cut.key_file.read_text().strip() == signer.verifier().encode()
+    assert audit_benchmark.audit_run(cut.directory, signer, cut.size, 1) > 0
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith("partial-")]
 
 
 def test_the_audit_benchmark_refuses_a_wrong_result(tmp_path: Path) -> None:
@@ -158,50 +198,8 @@ def test_the_sheet_benchmark_submits_the_sheet_and_its_rerun_records_nothing() -
     )
 
 
-def test_the_limit_is_libsodium_on_every_core_best_of_three() -> None:
-    result = run("_limits.py", "--count", "300")
-    assert result["message_bytes"] == 200
-    assert result["passes"] == 3
-    assert result["machine"]["cores"] == result["verify_threads"] >= 1
-    assert "pynacl" in result["machine"]["libraries"]
-
-
-def test_the_limit_refuses_a_signature_libsodium_refuses() -> None:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import _limits
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    verify = _limits._libsodium_verify()
-    key = _limits.crypto.SigningKey.from_seed(bytes(32))
-    message = bytes(200)
-    signature = key.sign(message)
-    assert verify(signature, message, 200, key.public) == 0
-    forged = bytes([signature[0] ^ 1]) + signature[1:]
-    assert verify(forged, message, 200, key.public) != 0
-
-
-def test_the_peers_benchmark_compares_with_pymerkle_on_the_same_leaves() -> None:
-    pytest.importorskip("pymerkle")  # the bench extra, which make install installs
-    result = run("peers.py", "--entries", "600", "--proofs", "40", "--verify-count", "200")
-    assert result["benchmark"] == "peers"
-    assert result["entries"] == 600
-    assert result["same_root"] is True
-    ours = result["per_second"]["redlist"]
-    for peer in ("pymerkle_memory", "pymerkle_sqlite"):
-        theirs = result["per_second"][peer]
-        for kind in ("append", "inclusion", "consistency"):
-            assert theirs[kind] > 0
-            assert result["ratios"][peer][kind] == pytest.approx(
-                ours[kind] / theirs[kind], rel=0.01, abs=0.006
-            )
-
-
-def test_the_many_logs_benchmark_audits_every_log() -> None:
-    result = run(
-        "many.py", *("--logs", "3", "--awards", "100", "--runs", "1", "--verify-count", "200")
-    )
-    assert result["benchmark"] == "many"
-    assert result["entries_per_log"] == 103  # genesis, key, rule and the awards
-    assert result["entries"] == 3 * 103
-    assert result["ratio"] == result["run_ratios"][0] > 0
+def test_the_bundle_writer_alone_prints_the_bundle_it_keeps(tmp_path: Path) -> None:
+    result = run("_bundles.py", "--awards", "50", "--accounts", "5", bundles=tmp_path)
+    assert result["benchmark"] == "bundle" and result["entries"] == 53
+    assert Path(result["directory"]) == tmp_path / "v2-awards-50-accounts-5" / "bundle"
+    assert (Path(result["directory"]) / "checkpoint").is_file()

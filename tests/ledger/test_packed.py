@@ -7,8 +7,14 @@ import sys
 
 import pytest
 
-from redlist.ledger.packed import IdTable, TargetTable
-from redlist.ledger.state import MemoryState, TargetRecord
+from redlist.ledger.packed import (
+    AccountTable,
+    BalanceTable,
+    IdTable,
+    MonthCountTable,
+    TargetTable,
+)
+from redlist.ledger.state import Balance, MemoryState, TargetRecord
 
 
 def entry_id(n: int) -> bytes:
@@ -90,3 +96,120 @@ def test_the_tables_grow_by_bytes_per_entry_not_objects() -> None:
     )
     # 16 (id) + 6 to 12 (slots) + 28 (target) bytes, arrays over-allocating a little.
     assert held / count < 64
+
+
+def test_accounts_get_numbers_in_order_of_first_sight_and_find_interns_nothing() -> None:
+    accounts = AccountTable()
+    assert accounts.find("resident-1") is None and len(accounts) == 0
+    assert [accounts.number(name) for name in ("b", "a", "b", "c")] == [0, 1, 0, 2]
+    assert accounts.find("a") == 1 and accounts.name(2) == "c" and len(accounts) == 3
+
+
+def test_the_balance_table_holds_only_what_was_put() -> None:
+    table = BalanceTable()
+    table.put(3, 50, 20, 4)
+    table.put(0, -5, 0, 1)
+    assert table.get(3) == (50, 20, 4) and table.get(0) == (-5, 0, 1)
+    assert table.get(1) is None and table.get(99) is None and not table.has(2)
+    assert list(table.numbers()) == [0, 3] and len(table) == 2
+    table.put(3, 55, 20, 5)
+    assert table.get(3) == (55, 20, 5) and len(table) == 2
+
+
+def test_a_balance_beyond_the_arrays_changes_nothing() -> None:
+    table = BalanceTable()
+    table.put(1, 10, 2, 3)
+    with pytest.raises(OverflowError):
+        table.put(1, 11, 2**63, 4)  # earned in range, redeemed not: earned is put back
+    with pytest.raises(OverflowError):
+        table.put(5, 2**63, 0, 1)  # a new account: nothing grows
+    assert table.get(1) == (10, 2, 3) and table.get(5) is None and len(table) == 1
+
+
+def test_monthly_counts_under_integer_keys_and_zero_removes() -> None:
+    table = MonthCountTable()
+    table.put(7, "V01", "2026-03", 2)
+    table.put(7, "V01", "2026-04", 1)
+    table.put(2**31, "V01", "2026-03", 9)  # a large account number stays its own
+    table.put(8, "V02", "2026-03", 0)  # nothing to remove, no pair interned
+    assert table.get(7, "V01", "2026-03") == 2 and table.get(7, "V02", "2026-03") == 0
+    assert table.get(2**31, "V01", "2026-03") == 9 and table.get(8, "V01", "2026-03") == 0
+    table.put(7, "V01", "2026-03", 0)
+    assert table.get(7, "V01", "2026-03") == 0
+    assert sorted(table.items()) == [(7, "V01", "2026-04", 1), (2**31, "V01", "2026-03", 9)]
+    assert len(table) == 2 and len(table._pairs) == 2
+
+
+def test_the_state_keeps_each_account_id_once_for_every_table() -> None:
+    state = MemoryState()
+    for seq in range(3):
+        account = "".join(["resident-", "1"])  # a new str each time, as a decoder makes
+        state.put_balance(account, Balance(5 * (seq + 1), 0, seq + 1))
+        state.put_month_qty(account, "V01", "2026-03", seq + 1)
+        state.put_target(seq, TargetRecord("award", account, 5, "V01", None, 1, "2026-03"))
+    (kept,) = state.balances
+    assert all(state.targets[seq].account is kept for seq in range(3))
+    assert all(account is kept for account, _, _ in state.month_counts)
+    assert len(state._accounts) == 1
+
+
+def test_balances_and_counts_read_as_the_mappings_they_replace() -> None:
+    state = MemoryState()
+    state.put_balance("b", Balance(10, 4, 2))
+    state.put_balance("a", Balance(5, 0, 1))
+    state.put_month_qty("a", "V01", "2026-03", 3)
+    state.put_month_qty("b", "V01", "2026-03", 1)
+    state.put_month_qty("b", "V01", "2026-03", 0)
+    state.put_month_qty("zz", "V01", "2026-03", 0)  # removing what is not there
+    assert dict(state.balances) == {"b": Balance(10, 4, 2), "a": Balance(5, 0, 1)}
+    assert state.balance("c") == Balance() and "c" not in state.balances
+    assert state.balances.get("c") is None and 5 not in state.balances
+    with pytest.raises(KeyError):
+        state.balances["c"]
+    assert dict(state.month_counts) == {("a", "V01", "2026-03"): 3}
+    assert ("b", "V01", "2026-03") not in state.month_counts
+    assert state.month_qty("b", "V01", "2026-03") == 0 and state.month_qty("c", "x", "y") == 0
+    assert "zz" not in state.balances and len(state.month_counts) == 1
+
+
+def test_a_balance_snapshot_keeps_the_moment_it_was_taken() -> None:
+    state = MemoryState()
+    state.put_balance("a", Balance(5, 0, 1))
+    snapshot = state.balances.snapshot()
+    state.put_balance("a", Balance(10, 0, 2))
+    state.put_balance("b", Balance(1, 0, 1))
+    assert dict(snapshot) == {"a": Balance(5, 0, 1)}
+    assert dict(state.balances) == {"a": Balance(10, 0, 2), "b": Balance(1, 0, 1)}
+
+
+def test_per_account_state_is_bytes_not_objects() -> None:
+    state = MemoryState()
+    count = 20_000
+    for number in range(count):
+        account = f"resident-{number}"
+        state.put_balance(account, Balance(1000 + number, number, 2))
+        state.put_month_qty(account, "V01", "2026-03", 300 + number)
+    balances = state._balances
+    arrays = (balances._earned, balances._redeemed, balances._entries, balances._present)
+    held = sum(sys.getsizeof(part) for part in arrays)
+    # The balance's 25 bytes (three 8-byte fields and a flag), over-allocating a little.
+    assert held / count < 32
+    # A count: an int key and an int qty in a dictionary, the pair interned once.
+    counts = state._month_counts._counts
+    per_count = (sys.getsizeof(counts) + sum(sys.getsizeof(k) for k in counts)) / count
+    assert per_count < 100
+
+
+def test_seqs_may_leave_gaps_and_a_seq_beyond_four_bytes_changes_nothing() -> None:
+    ids, targets = IdTable(), TargetTable()
+    ids.put(entry_id(0), 0)
+    ids.put(entry_id(5), 5)  # a gap, as a resumed or test state may have
+    targets.put(5, ("award", "resident-1", 5, "V01", None, 1, "2026-03"))
+    targets.put(2, ("redeem", "resident-2", 3, "", 7, 0, ""))
+    assert dict(ids) == {entry_id(0): 0, entry_id(5): 5}
+    assert list(targets.seqs()) == [2, 5] and len(targets) == 2
+    assert targets.get(2) == ("redeem", "resident-2", 3, "", 7, 0, "")
+    assert targets.get(3) is None
+    with pytest.raises(OverflowError):
+        ids.put(entry_id(9), 2**32 - 1)
+    assert len(ids) == 2 and ids.get(entry_id(9)) is None

@@ -16,6 +16,7 @@ from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.sigschedule import SignatureScheduler, check_leaves
 from redlist.ledger.sigworkers import verify_here
+from redlist.ledger.state import Balance
 from redlist.verifier.audit import Auditor
 from redlist.verifier.results import CHECKS, AuditResult, TrustedHead
 
@@ -69,6 +70,27 @@ def test_balances_match_an_independent_replay(chunk_size: int) -> None:
     # six rule entries carry three signatures each (the admin and the council: governance),
     # two council awards two each
     assert result.signatures_checked == 34
+
+
+def test_the_accounts_of_a_result_read_as_a_sorted_mapping_fixed_at_the_end() -> None:
+    log = standard_log()
+    auditor = Auditor(log.town.log_signer.verifier())
+    auditor.check_checkpoint(log.checkpoint())
+    for leaf in log.leaves:
+        auditor.feed(leaf)
+    result = auditor.finish(log.checkpoint())
+    accounts = result.accounts
+    assert list(accounts) == sorted(accounts) == ["res-001", "res-002", "res-003"]
+    assert "res-002" in accounts and "res-009" not in accounts and len(accounts) == 3
+    as_dict = dict(accounts.items())
+    assert accounts == as_dict and as_dict == accounts  # compares as the dict it replaces
+    with pytest.raises(KeyError):
+        accounts["res-009"]
+    # The state moving on (an audit resuming from it) leaves the result as it was.
+    state = auditor.resume_point().state
+    state.put_balance("res-001", Balance(10**6, 0, 99))
+    state.put_balance("res-004", state.balance("res-004"))
+    assert dict(result.accounts.items()) == as_dict and "res-004" not in result.accounts
 
 
 def test_known_balances_of_the_standard_log() -> None:

@@ -19,7 +19,12 @@ auditor of a county's ten million entries would need gigabytes (ADR 0030). Here:
   ``TargetRecord`` values again.
 
 Both hold seqs below 2**32 - 1 (a log of four billion entries does not fit an
-auditor's memory anyway); ``array`` raises ``OverflowError`` beyond.
+auditor's memory anyway) and raise ``OverflowError`` beyond, changing nothing.
+
+Per account (ADR 0035): ``AccountTable`` interns each account id once and numbers
+it; ``BalanceTable`` keeps the balances in arrays indexed by that number (25 bytes
+an account) and ``MonthCountTable`` the rules' monthly counts in a dictionary keyed
+by one integer (the account number and the interned (rule, month) pair).
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ TargetFields = tuple[str, str, int, str, int | None, int, str]
 
 #: 4-byte unsigned slots and seqs ("I" is 4 bytes on every platform Python supports).
 _SEQ = "I"
+#: The largest seq held: seq + 1 fits a slot.
+_MAX_SEQ = 2**32 - 2
+#: The range of the 8-byte ("q") columns.
+_MIN_Q, _MAX_Q = -(2**63), 2**63 - 1
 _INITIAL_SLOTS = 1 << 10
 
 
@@ -85,28 +94,31 @@ class IdTable(Mapping[bytes, int]):
         if len(entry_id) != ID_SIZE:
             self._other[entry_id] = seq
             return
-        earlier = self.get(entry_id)
-        ids = self._ids
-        end = (seq + 1) * ID_SIZE
-        if len(ids) < end:
-            ids.extend(bytes(end - len(ids)))
-        ids[seq * ID_SIZE : end] = entry_id
-        if earlier is not None:
-            self._slots[self._find(entry_id)] = seq + 1
-            return
+        if not 0 <= seq <= _MAX_SEQ:
+            raise OverflowError(f"seq {seq} is beyond the {_MAX_SEQ} an in-memory state holds")
         if 3 * (self._count + 1) > 2 * len(self._slots):
             self._rehash(2 * len(self._slots))
-        self._slots[self._free(entry_id)] = seq + 1
-        self._count += 1
-
-    def _find(self, entry_id: bytes) -> int:
+        # One probe: it stops at the id held already, or at the free slot for it.
         slots, ids, mask = self._slots, self._ids, self._mask
         index = hash(entry_id) & mask
         while True:
-            offset = (slots[index] - 1) * ID_SIZE
+            stored = slots[index]
+            if not stored:
+                break
+            offset = (stored - 1) * ID_SIZE
             if ids[offset : offset + ID_SIZE] == entry_id:
-                return index
+                break
             index = (index + 1) & mask
+        start = seq * ID_SIZE
+        if len(ids) == start:  # the usual case: the next seq
+            ids += entry_id
+        else:
+            if len(ids) < start:
+                ids.extend(bytes(start - len(ids)))
+            ids[start : start + ID_SIZE] = entry_id
+        if not stored:
+            self._count += 1
+        slots[index] = seq + 1
 
     def _free(self, entry_id: bytes) -> int:
         slots, mask = self._slots, self._mask
@@ -126,23 +138,173 @@ class IdTable(Mapping[bytes, int]):
                 self._slots[self._free(bytes(ids[offset : offset + ID_SIZE]))] = stored
 
 
+class AccountTable:
+    """Account ids interned once: each gets a number, from 0 in order of first sight.
+
+    The tables below hold account numbers, not ids, so an id is kept once however many
+    balances, counts and records refer to it.
+    """
+
+    def __init__(self) -> None:
+        self._names: list[str] = []
+        self._numbers: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def number(self, account: str) -> int:
+        """The number of ``account``, given it now if it has none."""
+        number = self._numbers.get(account)
+        if number is None:
+            number = self._numbers[account] = len(self._names)
+            self._names.append(account)
+        return number
+
+    def find(self, account: str) -> int | None:
+        """The number of ``account``, or None when it has none (nothing is interned)."""
+        return self._numbers.get(account)
+
+    def name(self, number: int) -> str:
+        return self._names[number]
+
+
+#: An account's balance fields in the order of ``state.Balance``: earned, redeemed, entries.
+BalanceFields = tuple[int, int, int]
+
+
+class BalanceTable:
+    """Account number -> its balance fields, in three arrays of 8-byte integers.
+
+    An account holds a balance once one was put for it (``has``); the others read as
+    zeros. Values out of the 8-byte range raise ``OverflowError`` and change nothing
+    (the points rules keep balances within 2**53 anyway).
+    """
+
+    def __init__(self) -> None:
+        self._earned = array("q")
+        self._redeemed = array("q")
+        self._entries = array("q")
+        self._present = bytearray()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def has(self, number: int) -> bool:
+        return number < len(self._present) and self._present[number] == 1
+
+    def get(self, number: int) -> BalanceFields | None:
+        if number >= len(self._present) or not self._present[number]:
+            return None
+        return self._earned[number], self._redeemed[number], self._entries[number]
+
+    def put(self, number: int, earned: int, redeemed: int, entries: int) -> None:
+        present = self._present
+        if number >= len(present):
+            if not (_MIN_Q <= earned <= _MAX_Q and _MIN_Q <= redeemed <= _MAX_Q):
+                raise OverflowError("a balance beyond the packed columns")
+            if not _MIN_Q <= entries <= _MAX_Q:
+                raise OverflowError("a balance beyond the packed columns")
+            missing = number - len(present)
+            if missing:
+                for column in (self._earned, self._redeemed, self._entries):
+                    column.extend(array("q", bytes(8 * missing)))
+                present.extend(bytes(missing))
+            self._earned.append(earned)  # the usual case: the next account
+            self._redeemed.append(redeemed)
+            self._entries.append(entries)
+            present.append(1)
+            self._count += 1
+            return
+        before = self._earned[number], self._redeemed[number]
+        try:
+            self._earned[number] = earned
+            self._redeemed[number] = redeemed
+            self._entries[number] = entries
+        except OverflowError:
+            self._earned[number], self._redeemed[number] = before
+            raise
+        if not present[number]:
+            present[number] = 1
+            self._count += 1
+
+    def numbers(self) -> Iterator[int]:
+        """The numbers of the accounts that hold a balance, in order."""
+        return (number for number, present in enumerate(self._present) if present)
+
+    def copy(self) -> BalanceTable:
+        """An independent copy (arrays are copied whole, a few bytes per account)."""
+        other = BalanceTable()
+        other._earned = array("q", self._earned)
+        other._redeemed = array("q", self._redeemed)
+        other._entries = array("q", self._entries)
+        other._present = bytearray(self._present)
+        other._count = self._count
+        return other
+
+
+class MonthCountTable:
+    """(account number, rule, month) -> qty, for the rules' monthly caps.
+
+    A plain dictionary keyed by one integer: the account number in the low 32 bits
+    and the number of the (rule, month) pair (interned) above them. About 80 bytes a
+    count, against some 230 for a tuple of three strings as the key. A qty of 0
+    removes the count.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self._pairs: list[tuple[str, str]] = []
+        self._pair_numbers: dict[tuple[str, str], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def get(self, number: int, rule: str, month: str) -> int:
+        pair = self._pair_numbers.get((rule, month))
+        if pair is None:
+            return 0
+        return self._counts.get(pair << 32 | number, 0)
+
+    def put(self, number: int, rule: str, month: str, qty: int) -> None:
+        pair = self._pair_numbers.get((rule, month))
+        if pair is None:
+            if not qty:
+                return
+            pair = self._pair_numbers[(rule, month)] = len(self._pairs)
+            self._pairs.append((rule, month))
+        if qty:
+            self._counts[pair << 32 | number] = qty
+        else:
+            self._counts.pop(pair << 32 | number, None)
+
+    def items(self) -> Iterator[tuple[int, str, str, int]]:
+        """(account number, rule, month, qty) of every count."""
+        pairs = self._pairs
+        for key, qty in self._counts.items():
+            rule, month = pairs[key >> 32]
+            yield key & 0xFFFFFFFF, rule, month, qty
+
+
 class TargetTable:
     """seq -> the fields of an award's or redemption's target record, 28 bytes an entry."""
 
-    def __init__(self) -> None:
+    def __init__(self, accounts: AccountTable | None = None) -> None:
         self._account = array(_SEQ)  # account number + 1; 0: seq is no target
         self._points = array("q")
         self._qty = array("q")
         self._reversed_by = array(_SEQ)  # seq + 1; 0: not reversed
         self._shape = array(_SEQ)  # number of the (kind, rule, month) triple
-        self._accounts: list[str] = []
-        self._account_numbers: dict[str, int] = {}
+        self._accounts = AccountTable() if accounts is None else accounts
         self._shapes: list[tuple[str, str, str]] = []
         self._shape_numbers: dict[tuple[str, str, str], int] = {}
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
+
+    def _columns(self) -> tuple[array[int], ...]:
+        return (self._account, self._points, self._qty, self._reversed_by, self._shape)
 
     def seqs(self) -> Iterator[int]:
         """The seqs that hold a record, in order."""
@@ -159,7 +321,7 @@ class TargetTable:
         reversed_by = self._reversed_by[seq]
         return (
             kind,
-            self._accounts[account - 1],
+            self._accounts.name(account - 1),
             self._points[seq],
             rule,
             reversed_by - 1 if reversed_by else None,
@@ -173,25 +335,32 @@ class TargetTable:
         if seq < 0:
             raise ValueError("a target's seq is not negative")
         reversed_stored = 0 if reversed_by is None else reversed_by + 1
-        array(_SEQ, [reversed_stored, seq + 1])  # OverflowError before anything changes
-        array("q", [points, qty])
-        number = self._account_numbers.get(account)
-        if number is None:
-            self._accounts.append(account)
-            number = self._account_numbers[account] = len(self._accounts)
+        # Checked before anything changes (comparisons: this runs for every award).
+        if not (
+            seq <= _MAX_SEQ
+            and 0 <= reversed_stored <= _MAX_SEQ + 1
+            and _MIN_Q <= points <= _MAX_Q
+            and _MIN_Q <= qty <= _MAX_Q
+        ):
+            raise OverflowError("a target's seq or amounts are beyond the packed columns")
+        number = self._accounts.number(account) + 1
         shape = (kind, rule, month)
         shape_number = self._shape_numbers.get(shape)
         if shape_number is None:
             self._shapes.append(shape)
             shape_number = self._shape_numbers[shape] = len(self._shapes) - 1
-        columns = (self._account, self._points, self._qty, self._reversed_by, self._shape)
-        missing = seq + 1 - len(self._account)
-        if missing == 1:
-            for column in columns:
-                column.append(0)
-        elif missing > 1:
-            for column in columns:
-                column.extend(array(column.typecode, bytes(column.itemsize * missing)))
+        size = len(self._account)
+        if seq >= size:  # the usual case: the next seq
+            if seq > size:
+                for column in self._columns():
+                    column.extend(array(column.typecode, bytes(column.itemsize * (seq - size))))
+            self._account.append(number)
+            self._points.append(points)
+            self._qty.append(qty)
+            self._reversed_by.append(reversed_stored)
+            self._shape.append(shape_number)
+            self._count += 1
+            return
         if not self._account[seq]:
             self._count += 1
         self._account[seq] = number
@@ -201,4 +370,12 @@ class TargetTable:
         self._shape[seq] = shape_number
 
 
-__all__ = ["IdTable", "TargetFields", "TargetTable"]
+__all__ = [
+    "AccountTable",
+    "BalanceFields",
+    "BalanceTable",
+    "IdTable",
+    "MonthCountTable",
+    "TargetFields",
+    "TargetTable",
+]

@@ -7,7 +7,9 @@ are frozen values with ``to_bytes``/``from_bytes`` so a store can persist them.
 
 ``MemoryState`` keeps what it holds per entry (entry ids, target records) packed in
 arrays (``packed``, ADR 0030): an audit's memory grows by about 60 bytes an entry
-beyond what it holds per account, key and rule.
+beyond what it holds per account, key and rule. Per account it holds the id once
+(interned), the balance in arrays and the monthly counts under integer keys
+(ADR 0035): some 200 bytes an account.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from typing import Any, Protocol
 from redlist.ledger import codec
 from redlist.ledger.entry import Grade, TownConfig
 from redlist.ledger.errors import FormatError
-from redlist.ledger.packed import IdTable, TargetTable
+from redlist.ledger.packed import (
+    AccountTable,
+    BalanceTable,
+    IdTable,
+    MonthCountTable,
+    TargetTable,
+)
 
 
 @dataclass(frozen=True)
@@ -206,8 +214,8 @@ class LedgerState(Protocol):
 class Targets(Mapping[int, TargetRecord]):
     """seq -> ``TargetRecord``, stored as packed fields (``packed.TargetTable``)."""
 
-    def __init__(self) -> None:
-        self._table = TargetTable()
+    def __init__(self, accounts: AccountTable | None = None) -> None:
+        self._table = TargetTable(accounts)
 
     def __len__(self) -> int:
         return len(self._table)
@@ -240,21 +248,85 @@ class Targets(Mapping[int, TargetRecord]):
         )
 
 
+class Balances(Mapping[str, Balance]):
+    """account -> ``Balance``, over the packed balances (``packed.BalanceTable``).
+
+    ``snapshot`` copies the arrays, so it keeps the balances of the moment while the
+    state moves on (the audit's result holds one).
+    """
+
+    def __init__(self, accounts: AccountTable, table: BalanceTable | None = None) -> None:
+        self._accounts = accounts
+        self._table = BalanceTable() if table is None else table
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __getitem__(self, account: str) -> Balance:
+        balance = self.get(account)
+        if balance is None:
+            raise KeyError(account)
+        return balance
+
+    def __iter__(self) -> Iterator[str]:
+        name = self._accounts.name
+        return (name(number) for number in self._table.numbers())
+
+    def __contains__(self, account: object) -> bool:
+        number = self._accounts.find(account) if isinstance(account, str) else None
+        return number is not None and self._table.has(number)
+
+    def get(self, account: str, default: Balance | None = None) -> Balance | None:  # type: ignore[override]
+        number = self._accounts.find(account)
+        fields = None if number is None else self._table.get(number)
+        return default if fields is None else Balance(*fields)
+
+    def snapshot(self) -> Balances:
+        return Balances(self._accounts, self._table.copy())
+
+
+class MonthCounts(Mapping[tuple[str, str, str], int]):
+    """(account, rule, month) -> qty, over the packed counts (``packed.MonthCountTable``)."""
+
+    def __init__(self, accounts: AccountTable, table: MonthCountTable) -> None:
+        self._accounts = accounts
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __getitem__(self, key: tuple[str, str, str]) -> int:
+        account, rule, month = key
+        number = self._accounts.find(account)
+        qty = 0 if number is None else self._table.get(number, rule, month)
+        if not qty:
+            raise KeyError(key)
+        return qty
+
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        name = self._accounts.name
+        return ((name(number), rule, month) for number, rule, month, _ in self._table.items())
+
+
 class MemoryState:
     """``LedgerState`` in memory: for the verifier, the full check and tests.
 
-    Keys, rules, balances and monthly counts are dictionaries; ``targets`` and
+    Keys and rules are dictionaries; ``balances``, ``month_counts``, ``targets`` and
     ``entry_ids`` are read-only mappings over packed arrays (write them with
-    ``put_target`` and ``put_entry_id``).
+    ``put_balance``, ``put_month_qty``, ``put_target`` and ``put_entry_id``). Every
+    account id is kept once (``packed.AccountTable``), whichever table refers to it.
     """
 
     def __init__(self) -> None:
         self._config: TownConfig | None = None
         self.keys: dict[bytes, KeyRecord] = {}
         self.rules: dict[str, RuleRecord] = {}
-        self.balances: dict[str, Balance] = {}
-        self.targets = Targets()
-        self.month_counts: dict[tuple[str, str, str], int] = {}
+        self._accounts = AccountTable()
+        self._balances = BalanceTable()
+        self.balances = Balances(self._accounts, self._balances)
+        self.targets = Targets(self._accounts)
+        self._month_counts = MonthCountTable()
+        self.month_counts = MonthCounts(self._accounts, self._month_counts)
         self.entry_ids = IdTable()
         self.account_entries: dict[str, list[int]] = {}
         self.keep_account_entries = False
@@ -281,10 +353,14 @@ class MemoryState:
         return bool(self.rules)
 
     def balance(self, account: str) -> Balance:
-        return self.balances.get(account, _ZERO)
+        number = self._accounts.find(account)
+        fields = None if number is None else self._balances.get(number)
+        return _ZERO if fields is None else Balance(*fields)
 
     def put_balance(self, account: str, balance: Balance) -> None:
-        self.balances[account] = balance
+        self._balances.put(
+            self._accounts.number(account), balance.earned, balance.redeemed, balance.entries
+        )
 
     def target(self, seq: int) -> TargetRecord | None:
         return self.targets.get(seq)
@@ -293,13 +369,16 @@ class MemoryState:
         self.targets.put(seq, record)
 
     def month_qty(self, account: str, rule: str, month: str) -> int:
-        return self.month_counts.get((account, rule, month), 0)
+        number = self._accounts.find(account)
+        return 0 if number is None else self._month_counts.get(number, rule, month)
 
     def put_month_qty(self, account: str, rule: str, month: str, qty: int) -> None:
         if qty:
-            self.month_counts[(account, rule, month)] = qty
+            self._month_counts.put(self._accounts.number(account), rule, month, qty)
         else:
-            self.month_counts.pop((account, rule, month), None)
+            number = self._accounts.find(account)
+            if number is not None:
+                self._month_counts.put(number, rule, month, 0)
 
     def entry_seq(self, entry_id: bytes) -> int | None:
         return self.entry_ids.get(entry_id)
@@ -336,10 +415,12 @@ def _array(data: bytes, length: int, what: str) -> list[Any]:
 
 __all__ = [
     "Balance",
+    "Balances",
     "Grade",
     "KeyRecord",
     "LedgerState",
     "MemoryState",
+    "MonthCounts",
     "RuleRecord",
     "TargetRecord",
     "Targets",

@@ -34,7 +34,7 @@ completely, balances included.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from redlist.ledger import crypto, merkle, points
 from redlist.ledger.errors import RedlistError, RuleViolation, VerificationError
@@ -46,6 +46,7 @@ from redlist.ledger.validator import LogValidator, Reading, Triple, read_leaf
 from redlist.verifier.failure import Checked, Failure, describe_entry
 from redlist.verifier.results import (
     STATE_FILE_SOURCE,
+    AccountSummaries,
     AccountSummary,
     AuditResult,
     ResumePoint,
@@ -353,19 +354,9 @@ class Auditor:
     def _result(self, checkpoint: SignedCheckpoint) -> AuditResult:
         state = self._state
         config = state.config() if self._full else None
-        accounts: dict[str, AccountSummary] = {}
+        accounts: Mapping[str, AccountSummary] = {}
         if config is not None:
-            for account in sorted(state.balances):
-                balance = state.balances[account]
-                score = balance.score(config)
-                accounts[account] = AccountSummary(
-                    score=score,
-                    earned=balance.earned,
-                    spendable=balance.spendable,
-                    redeemed=balance.redeemed,
-                    grade=config.grade_of(score),
-                    entries=balance.entries,
-                )
+            accounts = AccountSummaries(state.balances.snapshot(), config)
         statement = None
         if self._account is not None and self._full:
             statement = tuple(self._statement)

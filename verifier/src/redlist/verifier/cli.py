@@ -60,6 +60,7 @@ from redlist.verifier.checkwords import advice
 from redlist.verifier.explain import explain_after, with_masked_names
 from redlist.verifier.failure import cannot_start_json, failure_json, failure_of, failure_text
 from redlist.verifier.files import SMALL_LIMIT, read_limited
+from redlist.verifier.heap import map_large_blocks
 from redlist.verifier.nodeaudit import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
 from redlist.verifier.publicitycheck import MonthWatch, check_csv
 from redlist.verifier.results import STATE_FILE_SOURCE, AuditResult
@@ -284,6 +285,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except _BadArguments as error:
         return _report_error(error, json_mode, stdout, stderr)
     tune_interpreter()  # thread switch interval and garbage collector for long audits
+    map_large_blocks()  # growing state arrays leave no holes in the heap
     try:
         if args.command == "node":
             return _verify_node(args, stdout, stderr)

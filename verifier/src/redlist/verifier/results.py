@@ -7,13 +7,13 @@ and ``CHECKS``, every check an audit can fail, by the identifier its errors carr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from redlist.ledger import merkle, validator
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.note.checkpoint import SignedCheckpoint
-from redlist.ledger.state import MemoryState
+from redlist.ledger.state import Balances, MemoryState
 
 #: Every check an audit can fail, by identifier: the validator's (format, chain, the
 #: points rules) and those of the checkpoint, the bundle and the node's answers.
@@ -84,6 +84,44 @@ class AccountSummary:
     entries: int
 
 
+class AccountSummaries(Mapping[str, AccountSummary]):
+    """account -> ``AccountSummary``, in the order of the account ids, made on reading.
+
+    It holds the balances (a ``Balances.snapshot``, arrays of a few bytes an account)
+    and the ids in order, not a summary object per account: a county's half a million
+    residents would otherwise add some 200 bytes each to an audit's peak.
+    """
+
+    def __init__(self, balances: Balances, config: TownConfig) -> None:
+        self._balances = balances
+        self._config = config
+        self._order = sorted(balances)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __contains__(self, account: object) -> bool:
+        return account in self._balances
+
+    def __getitem__(self, account: str) -> AccountSummary:
+        balance = self._balances[account]
+        score = balance.score(self._config)
+        return AccountSummary(
+            score=score,
+            earned=balance.earned,
+            spendable=balance.spendable,
+            redeemed=balance.redeemed,
+            grade=self._config.grade_of(score),
+            entries=balance.entries,
+        )
+
+    def __repr__(self) -> str:
+        return f"AccountSummaries({len(self)} accounts)"
+
+
 @dataclass(frozen=True)
 class StatementLine:
     """One entry that touched an account, and the account's totals after it.
@@ -145,6 +183,7 @@ class AuditResult:
 __all__ = [
     "CHECKS",
     "STATE_FILE_SOURCE",
+    "AccountSummaries",
     "AccountSummary",
     "AuditResult",
     "ResumePoint",
