@@ -50,6 +50,8 @@ STEP_MS = 10
 SIGN_CHUNK = 20_000
 #: Bumped when what a bundle holds changes, so older cached bundles are not used.
 _LAYOUT = 2
+#: The entries before the awards: the genesis and ``BenchTown.setup`` (three keys, a rule).
+HEAD_ENTRIES = 5
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,7 @@ def log_signer(town: BenchTown) -> NoteSigner:
     return NoteSigner(ORIGIN, town.log_key)
 
 
-def _sign_awards(
-    now_ms: int, first: int, count: int, accounts: int, head: int
-) -> list[bytes]:
+def _sign_awards(now_ms: int, first: int, count: int, accounts: int, head: int) -> list[bytes]:
     # A worker's own town: the keys are the same (from fixed seeds), the clock is set.
     # ``first``: the seq of the first award; ``head``: the entries before the awards.
     town = BenchTown()
@@ -180,7 +180,7 @@ def generated_bundle(awards: int, accounts: int) -> GeneratedBundle:
     (cut from a larger cached bundle of the same residents when there is one)."""
     root = cache_root()
     place = root / _name(awards, accounts)
-    size = awards + 3
+    size = awards + HEAD_ENTRIES
     if (place / "bundle" / bundle.CHECKPOINT_FILE).exists():
         return GeneratedBundle(place / "bundle", size)
     root.mkdir(parents=True, exist_ok=True)

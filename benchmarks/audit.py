@@ -149,7 +149,7 @@ def memory(sizes: list[int], accounts: list[int], verify_count: int) -> dict[str
                 print(f"  {json.dumps(run)}", file=sys.stderr)
                 runs.append(run)
                 peaks[(awards, residents)] = int(run["peak_rss_kib"])
-            full = [run for run in runs if run["entries"] >= residents + 3]
+            full = [run for run in runs if run["entries"] >= residents + _bundles.HEAD_ENTRIES]
             group: dict[str, object] = {"accounts": residents, "runs": runs}
             if len(full) >= 2:
                 first, last = full[-2], full[-1]
@@ -163,13 +163,13 @@ def memory(sizes: list[int], accounts: list[int], verify_count: int) -> dict[str
         "groups": groups,
     }
     few, many = min(accounts), max(accounts)
-    common = [awards for awards in sizes if awards + 3 >= many]
+    common = [awards for awards in sizes if awards + _bundles.HEAD_ENTRIES >= many]
     if few != many and common:
         # Per resident: two runs of the same entries, to few and to many residents.
         awards = common[0]
         extra = (peaks[(awards, many)] - peaks[(awards, few)]) * 1024
         output["bytes_per_account"] = round(extra / (many - few), 1)
-        output["bytes_per_account_at"] = awards + 3
+        output["bytes_per_account_at"] = awards + _bundles.HEAD_ENTRIES
     return output
 
 

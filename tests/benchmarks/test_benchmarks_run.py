@@ -128,18 +128,18 @@ def test_the_append_benchmark_grows_the_log_and_compares_windows() -> None:
     assert result["benchmark"] == "append"
     assert result["entries"] == 1500
     windows = result["windows"]
-    assert len(windows) == 7  # (1500 - 3 setup entries) // 200
+    assert len(windows) == 7  # (1500 - 5 set-up entries) // 200
     assert result["early_entries_per_second"] in windows
     assert result["late_entries_per_second"] in windows
     flatness = result["late_entries_per_second"] / result["early_entries_per_second"]
     assert abs(result["flatness"] - flatness) < 0.002
-    # The windows end at 203, 403, 603, ...: the plateau is the median of those after 600.
+    # The windows end at 205, 405, 605, ...: the plateau is the median of those after 600.
     assert result["plateau_entries_per_second"] == sorted(windows[2:5])[1]
     plateau = result["late_entries_per_second"] / result["plateau_entries_per_second"]
     assert abs(result["flatness_from_plateau"] - plateau) < 0.002
     assert result["anonymous_kib_late"] is None or result["anonymous_kib_late"] > 0
     assert result["data_bytes"] > 1500 * 100
-    assert result["window_ends"] == [203 + 200 * n for n in range(7)]  # for the plot
+    assert result["window_ends"] == [205 + 200 * n for n in range(7)]  # for the plot
     assert len(result["window_cpu_us_per_entry"]) == 7
     assert all(cpu > 0 for cpu in result["window_cpu_us_per_entry"])
 
@@ -200,6 +200,6 @@ def test_the_sheet_benchmark_submits_the_sheet_and_its_rerun_records_nothing() -
 
 def test_the_bundle_writer_alone_prints_the_bundle_it_keeps(tmp_path: Path) -> None:
     result = run("_bundles.py", "--awards", "50", "--accounts", "5", bundles=tmp_path)
-    assert result["benchmark"] == "bundle" and result["entries"] == 53
+    assert result["benchmark"] == "bundle" and result["entries"] == 55
     assert Path(result["directory"]) == tmp_path / "v2-awards-50-accounts-5" / "bundle"
     assert (Path(result["directory"]) / "checkpoint").is_file()
