@@ -113,5 +113,5 @@ def test_a_declared_award_is_listed_as_declared_by_the_resident() -> None:
     declared_entry, plain = recorder.entries
     assert declared_entry.cells()["类型"] == AWARD + DECLARED == "加分（本人申报）"
     assert plain.cells()["类型"] == AWARD
-    rows = decode_csv(encode_csv([(declared_entry, "东村", "张*", "")]))
+    rows = decode_csv(encode_csv([(declared_entry, "东村", "张*", "", "个人")]))
     assert rows[0].cells["类型"] == "加分（本人申报）"
