@@ -329,12 +329,12 @@ def run(args: argparse.Namespace, stdout: TextIO, now: int | None = None) -> int
 
 
 def _read_key(path: Path) -> bytes:
-    return read_limited(path, SMALL_LIMIT, "the key file")
+    return read_limited(path, SMALL_LIMIT, _("the key file"))
 
 
 def _read(path: Path) -> bytes:
     try:
-        return read_limited(path, MAX_FILE_SIZE, "the attestation file")
+        return read_limited(path, MAX_FILE_SIZE, _("the attestation file"))
     except FileNotFoundError:
         raise SourceError(
             _("the attestation file {path} does not exist").format(path=path)

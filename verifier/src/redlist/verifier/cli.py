@@ -499,7 +499,7 @@ def _resolve_log_key(given: str | None, pinned: PinnedState | None) -> VerifierK
             )
         return pinned.log_key
     log_key = keyfile.read_log_key(
-        given, lambda path: read_limited(path, SMALL_LIMIT, "the log key file")
+        given, lambda path: read_limited(path, SMALL_LIMIT, _("the log key file"))
     )
     if pinned is not None and log_key != pinned.log_key:
         raise KeyFileError(

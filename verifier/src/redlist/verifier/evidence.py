@@ -59,7 +59,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace, stdout: TextIO) -> int:
     log_key = keyfile.read_log_key(
-        args.log_key, lambda path: read_limited(path, SMALL_LIMIT, "the log key file")
+        args.log_key, lambda path: read_limited(path, SMALL_LIMIT, _("the log key file"))
     )
     evidence = read_evidence(args.file)
     proven = check_evidence(evidence, log_key)
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, stdout: TextIO) -> int:
 def read_evidence(path: Path) -> SplitViewEvidence:
     """The evidence in ``path``; ``SourceError`` when it cannot be read as such."""
     try:
-        data = read_limited(path, EVIDENCE_LIMIT, "the evidence file")
+        data = read_limited(path, EVIDENCE_LIMIT, _("the evidence file"))
     except FileNotFoundError:
         raise SourceError(_("the evidence file {path} does not exist").format(path=path)) from None
     try:

@@ -292,7 +292,7 @@ def _entry_sentences(facts: EntryFacts, kind: str) -> list[str]:
         sentences.append(
             _say(key).format(account=facts.account, masked_name=shown(facts.masked_name or ""))
         )
-    words = _(_KIND_WORDS.get(facts.kind or "", facts.kind or N_("entry")))
+    words = _(_KIND_WORDS.get(facts.kind or "", facts.kind or N_("an entry")))
     if facts.kind == "award" and facts.rule_title is not None:
         sentences.append(
             _say("award").format(

@@ -53,7 +53,7 @@ def open_regular(path: Path, what: str) -> BinaryIO:
     try:
         mode = os.fstat(descriptor).st_mode
         if not stat.S_ISREG(mode):
-            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            kind = _("a directory") if stat.S_ISDIR(mode) else _("not a regular file")
             raise SourceError(
                 _("{what} {path} is {kind}; give a file copied from the bundle").format(
                     what=what, path=path, kind=kind

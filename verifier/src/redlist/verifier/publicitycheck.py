@@ -158,7 +158,7 @@ def check_csv(
     notes_checked = notes_unchecked = 0
     path = directory / bundle.PUBLICITY_CSV_FILE
     try:
-        data = read_limited(path, CSV_LIMIT, "the bundle's publicity.csv")
+        data = read_limited(path, CSV_LIMIT, _("the bundle's publicity.csv"))
     except FileNotFoundError:
         raise VerificationError(
             "publicity", f"--publicity: the bundle has no {bundle.PUBLICITY_CSV_FILE}"

@@ -221,7 +221,7 @@ def statement_text(result: AuditResult, account: str) -> str:
         for word in (
             N_("seq"),
             N_("date"),
-            N_("entry"),
+            N_("kind"),
             N_("rule"),
             N_("points"),
             N_("score"),

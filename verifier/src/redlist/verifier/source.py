@@ -20,7 +20,7 @@ from pathlib import Path
 
 from redlist.ledger import bundle
 from redlist.ledger.errors import FormatError, NoteError, SourceError, VerificationError
-from redlist.ledger.i18n import _
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
@@ -227,6 +227,10 @@ def _reporting(leaves: Iterable[bytes], total: int, progress: Progress) -> Itera
             progress(done, total)
 
 
+#: ``TrustedHead.source`` of a bundle's previous checkpoint (translated where shown).
+PREVIOUS_CHECKPOINT_SOURCE = N_("the bundle's previous-checkpoint file")
+
+
 class BundleSource(Source):
     """An exported bundle directory (DESIGN 3.6); files it does not know are ignored."""
 
@@ -351,14 +355,14 @@ class BundleSource(Source):
             raise VerificationError(
                 "previous-checkpoint", f"the previous checkpoint does not verify: {exc}"
             ) from None
-        source = _("the bundle's {file} file").format(file=bundle.PREVIOUS_CHECKPOINT_FILE)
+        source = PREVIOUS_CHECKPOINT_SOURCE
         return (TrustedHead(previous.size, previous.root, source),)
 
     def _read(self, name: str) -> bytes:
         path = self._directory / name
         limit = NOTE_LIMIT if name in _NOTE_FILES else SMALL_LIMIT
         try:
-            return read_limited(path, limit, f"the bundle's {name} file")
+            return read_limited(path, limit, _("the bundle's {name} file").format(name=name))
         except FileNotFoundError:
             raise SourceError(
                 _("the bundle has no {name} file ({path})").format(name=name, path=path)

@@ -146,8 +146,10 @@ class PinnedState:
         return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
-    def from_bytes(cls, data: bytes, where: str = "the state file") -> PinnedState:
-        """Read and re-verify a state file's bytes; SourceError when it cannot be trusted."""
+    def from_bytes(cls, data: bytes, where: str | None = None) -> PinnedState:
+        """Read and re-verify a state file's bytes; SourceError when it cannot be trusted.
+        ``where`` names the file in messages (default: "the state file")."""
+        where = where if where is not None else _("the state file")
         try:
             value = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
@@ -199,15 +201,15 @@ class PinnedState:
 def load_state(path: Path) -> PinnedState | None:
     """The state pinned in ``path``, or None when the file does not exist yet."""
     try:
-        data = read_limited(path, STATE_LIMIT, "the state file")
+        data = read_limited(path, STATE_LIMIT, _("the state file"))
     except FileNotFoundError:
         return None
-    return PinnedState.from_bytes(data, f"the state file {path}")
+    return PinnedState.from_bytes(data, _("the state file {path}").format(path=path))
 
 
 def save_state(path: Path, state: PinnedState) -> None:
     """Write ``state`` to ``path`` atomically: the old file stays until the new one is complete."""
-    _write_atomically(path, state.to_bytes(), "the state file")
+    _write_atomically(path, state.to_bytes(), _("the state file"))
 
 
 def semantics_path(state_path: Path) -> Path:
@@ -220,7 +222,7 @@ def save_semantics(state_path: Path, origin: str, point: ResumePoint) -> Semanti
     returned reference in the state file written after it."""
     data = encode_semantics(origin, point)
     path = semantics_path(state_path)
-    _write_atomically(path, data, "the semantics snapshot")
+    _write_atomically(path, data, _("the semantics snapshot"))
     return SemanticsRef(path.name, hashlib.sha256(data).digest(), point.size)
 
 

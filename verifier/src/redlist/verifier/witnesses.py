@@ -36,7 +36,7 @@ def load_policy(path: Path | None, witnesses: Sequence[str], minimum: int | None
         if witnesses or minimum is not None:
             raise PolicyError(_("give either --policy or --witness/--min-witnesses, not both"))
         try:
-            data = read_limited(path, SMALL_LIMIT, "the policy file")
+            data = read_limited(path, SMALL_LIMIT, _("the policy file"))
         except FileNotFoundError:
             raise SourceError(
                 _("the policy file {path} does not exist").format(path=path)
