@@ -210,7 +210,7 @@ _KIND_WORDS = {
 #: Each kind in one or two words, for the report's "check:" line.
 _KIND_NAMES = {
     TAMPERED: N_("tampered"),
-    RULE_BROKEN: N_("rule broken"),
+    RULE_BROKEN: N_("rule-broken"),
     MISREPORTED: N_("misreported"),
 }
 
