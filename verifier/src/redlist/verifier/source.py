@@ -239,7 +239,7 @@ class BundleSource(Source):
         self._manifest: bundle.Manifest | None = None
 
     def describe(self) -> str:
-        return f"bundle {self._directory}"
+        return _("bundle {directory}").format(directory=self._directory)
 
     def open(self, log_key: VerifierKey) -> Opening:
         try:
