@@ -15,7 +15,9 @@ Three kinds (``KINDS``; docs/operations.md, "When verification fails"):
 ``CHECK_KINDS`` gives the kind of every check (``results.CHECKS`` and ``text``),
 ``PLAIN`` what its failure means for someone who is not a programmer, and ``advice``
 the one piece of advice printed after a failure, wherever it is printed. Each is a
-whole sentence, so that a translation can replace it in one place.
+whole sentence, so that a translation can replace it in one place: the tables hold the
+English (marked ``N_``, as ``--json`` carries it), and the human report translates
+them where it shows them (``_(advice(kind))``; docs/adr/0034).
 """
 
 from __future__ import annotations

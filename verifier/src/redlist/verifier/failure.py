@@ -7,7 +7,10 @@ says what held before the failure. ``failure_text`` and ``failure_json`` turn a
 ``Failure`` into the report, with its kind and plain words from ``checkwords``.
 
 Every sentence is built here, whole, with named placeholders (``str.format``), so
-that a translation can replace it in one place.
+that a translation can replace it in one place: ``failure_text`` speaks the chosen
+language (docs/adr/0034), ``failure_json`` English only. The check's name and the
+error's message (the "details" line) stay English in both: they are what ``--json``
+carries.
 """
 
 from __future__ import annotations
