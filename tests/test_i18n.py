@@ -255,7 +255,7 @@ def test_the_verifier_tables_of_words_are_in_the_catalogue() -> None:
         checkwords.KINDS,
         checkwords.PLAIN,
         checkwords._ADVICE,
-        failure._KIND_NAMES,
+        failure.KIND_NAMES,
         failure._KIND_WORDS,
         failure._SENTENCES,
         report._ENTRY_KINDS,

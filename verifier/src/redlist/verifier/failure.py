@@ -211,7 +211,7 @@ _KIND_WORDS = {
 }
 
 #: Each kind in one or two words, for the report's "check:" line.
-_KIND_NAMES = {
+KIND_NAMES = {
     TAMPERED: N_("tampered"),
     RULE_BROKEN: N_("rule-broken"),
     MISREPORTED: N_("misreported"),
@@ -273,7 +273,7 @@ def failure_text(failure: Failure, width: int = 88) -> str:
         sentences.append(_say("where_entry").format(seq=error.seq))
     else:
         sentences.append(_say("where_log"))
-    sentences.append(_say("check").format(check=error.check, kind=_(_KIND_NAMES[kind])))
+    sentences.append(_say("check").format(check=error.check, kind=_(KIND_NAMES[kind])))
     plain = PLAIN.get(error.check, CHECKS.get(error.check, ""))
     sentences.append(_say("meaning").format(plain=_(plain) if plain else ""))
     if failure.entry is not None:
