@@ -1,7 +1,7 @@
 """The language of the command lines (docs/adr/0034): one gettext catalogue, complete
 for every marked message, compiled and fresh; no English-only message left unmarked in
-the modules of ``redlist`` and ``redlist-node`` (and in the verifier's help); the
-language chosen by ``--lang`` or the locale, English for anything missing."""
+the modules of ``redlist``, ``redlist-node`` and ``redlist-verify``; the language chosen
+by ``--lang`` or the locale, English for anything missing."""
 
 from __future__ import annotations
 
@@ -86,12 +86,14 @@ def test_the_catalogue_ships_inside_the_ledger_package() -> None:
 
 NODE = ROOT / "node" / "src" / "redlist" / "node"
 #: The modules whose messages reach a person at the command line: every module of the
-#: staff tools and of their client, the node's commands and the modules they report from,
-#: and the shared command-line frame. The node's server modules (servicer, batcher,
-#: admission, ...) answer clients in English and log for operators' tools in English.
+#: staff tools and of their client, every module of the verifier, the node's commands and
+#: the modules they report from, and the shared command-line frame. The node's server
+#: modules (servicer, batcher, admission, ...) answer clients in English and log for
+#: operators' tools in English.
 CLI_MODULES = sorted(
     [
         *(ROOT / "staff" / "src" / "redlist" / "staff").rglob("*.py"),
+        *(ROOT / "verifier" / "src" / "redlist" / "verifier").rglob("*.py"),
         *(NODE / "commands").glob("*.py"),
         NODE / "cli.py",
         *(
@@ -118,10 +120,6 @@ CLI_MODULES = sorted(
         ROOT / "ledger" / "src" / "redlist" / "ledger" / "keyfile.py",
     ]
 )
-#: The verifier's report messages are being reworked and are marked later; its help is
-#: marked now.
-HELP_ONLY_MODULES = sorted((ROOT / "verifier" / "src" / "redlist" / "verifier").glob("*.py"))
-
 #: Lines that stay English on purpose, as (module name, start of the text): lines that
 #: scripts read, and call descriptions naming gRPC methods.
 ENGLISH_ON_PURPOSE = {
@@ -152,14 +150,24 @@ def _name(call: ast.Call) -> str:
     return ""
 
 
-def unmarked(source: str, filename: str, *, help_only: bool = False) -> Iterator[str]:
+def unmarked(source: str, filename: str) -> Iterator[str]:
     """The user-facing string literals of ``source`` that are not marked for translation:
-    what ``print`` shows, argparse's help, descriptions and group titles, a parser's
-    ``error``, and the message of a raised ``...Error``. An f-string there is unmarked
-    by nature (its text cannot be looked up); so is a bare name given as help."""
+    what ``print`` shows or a stream's ``write`` writes, argparse's help, descriptions and
+    group titles, a parser's ``error``, and the message of a raised ``...Error``. An
+    f-string there is unmarked by nature (its text cannot be looked up); so is a bare
+    name given as help.
+
+    A ``VerificationError``'s first value is its check's name and stays English; its
+    message (the second) is the technical detail that ``--json`` carries as
+    ``error.message``, in English whatever the language: the verifier's report gives
+    the check's plain words, translated, beside it (docs/adr/0034)."""
 
     def check(node: ast.expr | None, what: str) -> Iterator[str]:
         if node is None:
+            return
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):  # "\n" + text
+            yield from check(node.left, what)
+            yield from check(node.right, what)
             return
         text = _text(node)
         if text is not None and _WORD.search(text) and not _TOKEN.fullmatch(text):
@@ -181,11 +189,9 @@ def unmarked(source: str, filename: str, *, help_only: bool = False) -> Iterator
                     yield from check(keyword.value, keyword.arg)
             if name == "add_argument_group" and node.args:
                 yield from check(node.args[0], "group title")
-            if help_only:
-                continue
-            if name in {"print", "error"} and node.args:
+            if name in {"print", "error", "write"} and node.args:
                 yield from check(node.args[0], name)
-        elif isinstance(node, ast.Raise) and not help_only:
+        elif isinstance(node, ast.Raise):
             exc = node.exc
             if isinstance(exc, ast.Call) and _name(exc).endswith("Error") and exc.args:
                 yield from check(exc.args[0], "raise")
@@ -196,10 +202,6 @@ def test_no_message_of_the_command_lines_is_left_unmarked() -> None:
         problem
         for path in CLI_MODULES
         for problem in unmarked(path.read_text(encoding="utf-8"), path.name)
-    ] + [
-        problem
-        for path in HELP_ONLY_MODULES
-        for problem in unmarked(path.read_text(encoding="utf-8"), path.name, help_only=True)
     ]
     assert not found, "mark these with _() (docs/adr/0034):\n" + "\n".join(found)
 
@@ -216,6 +218,9 @@ def test_no_message_of_the_command_lines_is_left_unmarked() -> None:
         'raise FormatError(f"row {row} is wrong")',
         'parser.error("give --month")',
         'parser.add_argument_group("rate limiting")',
+        'stdout.write("Checked against the node:\\n")',
+        'stderr.write(f"{PROGRAM}: interrupted; nothing was verified\\n")',
+        'stdout.write("\\n" + "Checked against the node:" + NEWLINE)',
     ],
 )
 def test_the_unmarked_check_finds_an_english_only_message(source: str) -> None:
@@ -231,11 +236,37 @@ def test_the_unmarked_check_finds_an_english_only_message(source: str) -> None:
         "parser.add_parser('x', description=_(DESCRIPTION))",
         'raise FormatError(_("row {row} is wrong").format(row=row))',
         "print(json.dumps(document))",
+        'stdout.write(_("Checked against the node:") + "\\n")',
+        "stdout.write(json.dumps(value) + NEWLINE)",
         "raise ValueError(value)",
     ],
 )
 def test_the_unmarked_check_lets_marked_messages_pass(source: str) -> None:
     assert not list(unmarked(source, "planted.py"))
+
+
+def test_the_verifier_tables_of_words_are_in_the_catalogue() -> None:
+    """The verifier's sentences are defined in tables (``N_``) and translated where the
+    report shows them: every kind, plain words, advice and report sentence is there."""
+    from redlist.verifier import checkwords, failure, report
+
+    catalogue = SCRIPT.read_catalogue()
+    tables = [
+        checkwords.KINDS,
+        checkwords.PLAIN,
+        checkwords._ADVICE,
+        failure.KIND_NAMES,
+        failure._KIND_WORDS,
+        failure._SENTENCES,
+        report._ENTRY_KINDS,
+    ]
+    missing = [
+        text
+        for table in tables
+        for text in table.values()
+        if catalogue.get(text) is None or not catalogue.get(text).string
+    ]
+    assert not missing, "\n".join(missing)
 
 
 # ---------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def test_a_passed_audit_writes_one_attestation_per_account(
     assert f"account res-002 of log {log.town.origin}" in out
     assert f"grade:     {accounts['res-002']['grade']}" in out
     assert "not checked (give --log-key)" in out
-    assert "90 more day(s)" in out
+    assert "90 more days" in out
 
 
 def value_time(path: Path) -> int:
@@ -112,7 +112,7 @@ def test_the_text_report_names_the_auditor_key(
         capsys, *argv, "--attest-key", str(auditor), "--attest-out", str(tmp_path / "a")
     )
     assert status == 0
-    assert "Wrote 3 attestation(s), one per account" in out
+    assert "Wrote 3 attestations, one per account" in out
     assert auditor_signer().verifier().encode() in out
 
 

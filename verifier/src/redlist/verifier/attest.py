@@ -38,7 +38,7 @@ from redlist.ledger.attestation import (
 )
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import AttestationError, RedlistError, SourceError
-from redlist.ledger.i18n import N_, _
+from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.note.syntax import excerpt
 from redlist.verifier.files import SMALL_LIMIT, read_limited
@@ -119,10 +119,22 @@ class Written:
 
     def summary(self) -> str:
         return (
-            f"\nWrote {self.count:,} attestation(s), one per account, to {self.directory}, "
-            f"valid until {_when(self.expires)}.\nThey are signed by auditor key "
-            f"{self.auditor_key}\n(the towns that rely on them list this key as a "
-            "trusted auditor).\n"
+            "\n"
+            + ngettext(
+                "Wrote {count} attestation, one per account, to {directory}, valid until "
+                "{when}.\nIt is signed by auditor key {key}\n(the towns that rely on it list "
+                "this key as a trusted auditor).",
+                "Wrote {count} attestations, one per account, to {directory}, valid until "
+                "{when}.\nThey are signed by auditor key {key}\n(the towns that rely on them "
+                "list this key as a trusted auditor).",
+                self.count,
+            ).format(
+                count=f"{self.count:,}",
+                directory=self.directory,
+                when=_when(self.expires),
+                key=self.auditor_key,
+            )
+            + "\n"
         )
 
 
@@ -132,21 +144,31 @@ def plan(args: argparse.Namespace) -> AttestPlan | None:
     if all(item is None for item in given):
         return None
     if args.attest_key is None or args.attest_out is None:
-        raise AttestArgumentError("attestations need both --attest-key FILE and --attest-out DIR")
+        raise AttestArgumentError(
+            _("attestations need both --attest-key FILE and --attest-out DIR")
+        )
     if getattr(args, "structure_only", False):
         raise AttestArgumentError(
-            "--attest-out needs every balance recomputed, which --structure-only does not do"
+            _("--attest-out needs every balance recomputed, which --structure-only does not do")
         )
     days = DEFAULT_DAYS if args.attest_days is None else args.attest_days
     if not 1 <= days <= MAX_DAYS:
-        raise AttestArgumentError(f"--attest-days must be from 1 to {MAX_DAYS}, not {days}")
+        raise AttestArgumentError(
+            _("--attest-days must be from 1 to {MAX_DAYS}, not {days}").format(
+                MAX_DAYS=MAX_DAYS, days=days
+            )
+        )
     signer = keyfile.read_note_signer(args.attest_key, args.attest_name, "--attest-key")
     directory: Path = args.attest_out
     if directory.exists() and not directory.is_dir():
-        raise AttestArgumentError(f"--attest-out {directory} exists and is not a directory")
+        raise AttestArgumentError(
+            _("--attest-out {directory} exists and is not a directory").format(directory=directory)
+        )
     if not directory.exists() and not directory.parent.is_dir():
         raise AttestArgumentError(
-            f"--attest-out {directory}: the directory {directory.parent} does not exist"
+            _("--attest-out {directory}: the directory {parent} does not exist").format(
+                directory=directory, parent=directory.parent
+            )
         )
     return AttestPlan(signer, directory, days)
 
@@ -161,19 +183,28 @@ def write_attestations(
     """Sign and write one attestation per account of a passed full audit."""
     if not result.balances_recomputed:
         raise SourceError(
-            "no attestation was written: the audit did not recompute every balance (a bundle "
-            "that starts after entry 0 needs --state from the audit of the months before)"
+            _(
+                "no attestation was written: the audit did not recompute every "
+                "balance (a bundle that starts after entry 0 needs --state from "
+                "the audit of the months before)"
+            )
         )
     moment = int(time.time()) if now is None else now
     expires = moment + attest.days * DAY_S
     try:
         attest.directory.mkdir(exist_ok=True)
     except OSError as error:
-        raise SourceError(f"cannot create {attest.directory}: {error.strerror}") from None
+        raise SourceError(
+            _("cannot create {directory}: {strerror}").format(
+                directory=attest.directory, strerror=error.strerror
+            )
+        ) from None
     total = len(result.accounts)
     for number, (account, summary) in enumerate(sorted(result.accounts.items()), start=1):
         if not is_valid_account(account):  # the audit refuses such ids; a file name needs it
-            raise SourceError(f"account id {account!r} cannot name a file")
+            raise SourceError(
+                _("account id {account!r} cannot name a file").format(account=account)
+            )
         attestation = Attestation(
             origin=result.origin,
             account=account,
@@ -201,7 +232,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise SourceError(f"cannot write {path}: {error.strerror or error}") from None
+        raise SourceError(
+            _("cannot write {path}: {value}").format(path=path, value=error.strerror or error)
+        ) from None
 
 
 def _sync_directory(directory: Path) -> None:
@@ -264,7 +297,7 @@ def run(args: argparse.Namespace, stdout: TextIO, now: int | None = None) -> int
     policy = load_policy(args.policy, args.witness, args.min_witnesses)
     if policy is not None:
         if log_key is None:
-            raise AttestArgumentError("a witness policy needs --log-key")
+            raise AttestArgumentError(_("a witness policy needs --log-key"))
         policy.check_log(log_key)
     data = _read(args.file)
     moment = int(time.time()) if now is None else now
@@ -277,9 +310,15 @@ def run(args: argparse.Namespace, stdout: TextIO, now: int | None = None) -> int
             stdout.write(_dumps({"ok": False, "file": str(args.file), "error": detail}))
         else:
             stdout.write(
-                f"INVALID attestation {args.file}\n"
-                f"  check: {error.check} ({CHECKS.get(error.check, 'see the message')})\n"
-                f"  what:  {error.message}\n"
+                _(
+                    "INVALID attestation {file}\n  check: {check} ({get})\n  what:  {message}"
+                ).format(
+                    file=args.file,
+                    check=error.check,
+                    get=CHECKS.get(error.check, _("see the message")),
+                    message=error.message,
+                )
+                + "\n"
             )
         return EXIT_INVALID
     if args.json:
@@ -290,14 +329,16 @@ def run(args: argparse.Namespace, stdout: TextIO, now: int | None = None) -> int
 
 
 def _read_key(path: Path) -> bytes:
-    return read_limited(path, SMALL_LIMIT, "the key file")
+    return read_limited(path, SMALL_LIMIT, _("the key file"))
 
 
 def _read(path: Path) -> bytes:
     try:
-        return read_limited(path, MAX_FILE_SIZE, "the attestation file")
+        return read_limited(path, MAX_FILE_SIZE, _("the attestation file"))
     except FileNotFoundError:
-        raise SourceError(f"the attestation file {path} does not exist") from None
+        raise SourceError(
+            _("the attestation file {path} does not exist").format(path=path)
+        ) from None
 
 
 def _valid_json(path: Path, verified: VerifiedAttestation) -> dict[str, Any]:
@@ -323,23 +364,44 @@ def _valid_json(path: Path, verified: VerifiedAttestation) -> dict[str, Any]:
 def _valid_text(path: Path, verified: VerifiedAttestation, now: int) -> str:
     attestation = verified.attestation
     days = round((attestation.expires - now) / DAY_S)
-    left = f"{days} more day(s)" if days >= 1 else "less than a day"
+    left = (
+        ngettext("{days} more day", "{days} more days", days).format(days=days)
+        if days >= 1
+        else _("less than a day")
+    )
     log = (
-        "the checkpoint is signed by the log's key"
+        _("the checkpoint is signed by the log's key")
         if verified.signed_checkpoint is not None
-        else "the log's signature on the checkpoint was not checked (give --log-key)"
+        else _("the log's signature on the checkpoint was not checked (give --log-key)")
     )
     lines = [
-        f"VALID attestation {path}",
-        f"  resident:  account {attestation.account} of log {excerpt(attestation.origin)}",
-        f"  grade:     {attestation.grade} (score {attestation.score})",
-        f"  auditor:   {excerpt(verified.auditor.name)} (key {verified.auditor.describe()}) "
-        f"recomputed it from the log's first {attestation.size:,} entries",
-        f"  log:       {log}",
+        _("VALID attestation {path}").format(path=path),
+        "  "
+        + _("resident:  account {account} of log {origin}").format(
+            account=attestation.account, origin=excerpt(attestation.origin)
+        ),
+        "  "
+        + _("grade:     {grade} (score {score})").format(
+            grade=attestation.grade, score=attestation.score
+        ),
+        "  "
+        + _(
+            "auditor:   {auditor} (key {key}) recomputed it from the log's first {size} entries"
+        ).format(
+            auditor=excerpt(verified.auditor.name),
+            key=verified.auditor.describe(),
+            size=f"{attestation.size:,}",
+        ),
+        "  " + _("log:       {log}").format(log=log),
     ]
     if verified.witnesses is not None:
-        lines.append(f"  witnesses: {verified.witnesses.describe()}")
-    lines.append(f"  valid:     until {_when(attestation.expires)} ({left})")
+        lines.append(
+            "  " + _("witnesses: {witnesses}").format(witnesses=verified.witnesses.describe())
+        )
+    lines.append(
+        "  "
+        + _("valid:     until {when} ({left})").format(when=_when(attestation.expires), left=left)
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -347,7 +409,7 @@ def _when(seconds: int) -> str:
     try:
         return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
     except (OverflowError, OSError, ValueError):
-        return f"{seconds} (POSIX seconds)"
+        return _("{seconds} (POSIX seconds)").format(seconds=seconds)
 
 
 def _dumps(value: dict[str, Any]) -> str:

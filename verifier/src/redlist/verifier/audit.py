@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from redlist.ledger import crypto, merkle, points
 from redlist.ledger.errors import RedlistError, RuleViolation, VerificationError
+from redlist.ledger.i18n import _
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.points import SignatureCheck
@@ -85,7 +86,7 @@ class Auditor:
         self._account = keep_statements_for
         if resume is not None:
             if left is not None or resume.size == 0:
-                raise RedlistError("an audit resumes after at least one entry, without a left")
+                raise RedlistError(_("an audit resumes after at least one entry, without a left"))
             self._state = resume.state
             self._validator = LogValidator(
                 self._origin,
@@ -144,9 +145,9 @@ class Auditor:
         validator = self._validator
         last_leaf_hash = validator.last_leaf_hash
         if self._failure is not None or not self._full or last_leaf_hash is None:
-            raise RedlistError("only a finished full audit of at least one entry can be resumed")
+            raise RedlistError(_("only a finished full audit of at least one entry can be resumed"))
         if validator.size == 0:
-            raise RedlistError("only a finished full audit of at least one entry can be resumed")
+            raise RedlistError(_("only a finished full audit of at least one entry can be resumed"))
         return ResumePoint(validator.tree(), last_leaf_hash, validator.last_time, self._state)
 
     # -- the checkpoint ----------------------------------------------------

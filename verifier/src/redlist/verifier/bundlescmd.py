@@ -18,9 +18,10 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from redlist.ledger.i18n import N_, _
+from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.tables import print_table
+from redlist.verifier.failure import KIND_NAMES
 from redlist.verifier.many import (
     FAILED,
     UNCHECKED,
@@ -41,7 +42,7 @@ HELP = N_(
     "--log-keys, never from the bundles."
 )
 
-HEADERS = ("origin", "entries", "accounts", "root", "verdict")
+HEADERS = (N_("origin"), N_("entries"), N_("accounts"), N_("root"), N_("verdict"))
 
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
@@ -91,12 +92,12 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if args.jobs is not None and args.jobs < 1:
-        raise BundlesArgumentError("--jobs must be at least 1")
+        raise BundlesArgumentError(_("--jobs must be at least 1"))
     keys = LogKeys.load(args.log_key, args.log_keys)
     directories = find_bundles(args.directories)
     jobs, skipped = plan(directories, keys)
     outcomes = {outcome.bundle: outcome for outcome in skipped}
-    with ProgressBar(stderr, "auditing", "logs") as progress:
+    with ProgressBar(stderr, _("auditing"), _("logs")) as progress:
         total = len(directories)
         progress.update(len(outcomes), total)
 
@@ -114,7 +115,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         for outcome in ordered:
             stdout.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
     else:
-        print_table(stdout, HEADERS, [_row(outcome) for outcome in ordered])
+        print_table(
+            stdout, tuple(_(header) for header in HEADERS), [_row(outcome) for outcome in ordered]
+        )
         stdout.write(_summary(ordered))
     return exit_status(ordered)
 
@@ -125,8 +128,10 @@ def _cluster_runner() -> Any:
         from redlist.verifier import cluster
     except ImportError as exc:
         raise BundlesArgumentError(
-            f"--scheduler needs Dask ({exc}): install the verifier with its dask extra, "
-            "pip install 'redlist-verifier[dask]'"
+            _(
+                "--scheduler needs Dask ({exc}): install the verifier with its "
+                "dask extra, pip install 'redlist-verifier[dask]'"
+            ).format(exc=exc)
         ) from None
     return cluster.run_on_cluster
 
@@ -148,15 +153,21 @@ def _row(outcome: LogOutcome) -> tuple[str, ...]:
             f"{entries:,}",
             f"{len(value['accounts']):,}",
             value["root"],
-            "verified",
+            _("verified"),
         )
     error = value["error"]
     if outcome.outcome == FAILED:
-        where = f"entry {error['seq']}" if error["seq"] is not None else "the log"
-        kind = f"; {error['kind']}" if error.get("kind") else ""
-        verdict = f"FAILED at {where} ({error['check']}{kind}): {error['message']}"
+        where = (
+            _("entry {seq}").format(seq=error["seq"]) if error["seq"] is not None else _("the log")
+        )
+        kind = "; " + _(KIND_NAMES.get(error["kind"], error["kind"])) if error.get("kind") else ""
+        verdict = _("FAILED at {where} ({check}{kind}): {message}").format(
+            where=where, check=error["check"], kind=kind, message=error["message"]
+        )
     else:
-        verdict = f"NOT CHECKED ({outcome.bundle}): {error['message']}"
+        verdict = _("NOT CHECKED ({bundle}): {message}").format(
+            bundle=outcome.bundle, message=error["message"]
+        )
     return (outcome.origin, "-", "-", "-", verdict)
 
 
@@ -164,11 +175,17 @@ def _summary(outcomes: list[LogOutcome]) -> str:
     count = {name: 0 for name in (VERIFIED, FAILED, UNCHECKED)}
     for outcome in outcomes:
         count[outcome.outcome] += 1
-    logs = "log" if len(outcomes) == 1 else "logs"
-    return (
-        f"\n{len(outcomes):,} {logs}: {count[VERIFIED]:,} verified, {count[FAILED]:,} failed, "
-        f"{count[UNCHECKED]:,} not checked.\n"
+    line = ngettext(
+        "{logs} log: {verified} verified, {failed} failed, {unchecked} not checked.",
+        "{logs} logs: {verified} verified, {failed} failed, {unchecked} not checked.",
+        len(outcomes),
+    ).format(
+        logs=f"{len(outcomes):,}",
+        verified=f"{count[VERIFIED]:,}",
+        failed=f"{count[FAILED]:,}",
+        unchecked=f"{count[UNCHECKED]:,}",
     )
+    return "\n" + line + "\n"
 
 
 __all__ = ["HEADERS", "add_parser", "exit_status", "run"]

@@ -93,7 +93,9 @@ class _BadArguments(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise _BadArguments(f"{message} (see {self.prog} --help)")
+        raise _BadArguments(
+            _("{message} (see {prog} --help)").format(message=message, prog=self.prog)
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -203,9 +205,11 @@ def _account_bound(text: str) -> int | None:
     try:
         bound = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'all'") from None
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not a number or 'all'").format(text=text)
+        ) from None
     if bound < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
+        raise argparse.ArgumentTypeError(_("must not be negative"))
     return bound
 
 
@@ -279,6 +283,8 @@ def _main(argv: Sequence[str] | None) -> int:
     json_mode = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
         words = i18n.setup_from_argv(argv)  # first: help is translated as the parser is built
+        if json_mode:  # machine output: every word of it English, errors included
+            i18n.setup(i18n.ENGLISH)
         args = _parser().parse_args(words)
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_VERIFIED
@@ -298,7 +304,9 @@ def _main(argv: Sequence[str] | None) -> int:
         directory = args.directory if args.command == "bundle" else None
         return _report_error(error, args.json, stdout, stderr, directory)
     except KeyboardInterrupt:
-        stderr.write(f"\n{PROGRAM}: interrupted; nothing was verified\n")
+        stderr.write(
+            "\n" + _("{program}: interrupted; nothing was verified").format(program=PROGRAM) + "\n"
+        )
         return EXIT_INTERRUPTED
 
 
@@ -322,10 +330,10 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
     if getattr(args, "publicity", False):
         if args.structure_only:
             raise _BadArguments(
-                "--publicity re-derives scores, which --structure-only does not compute"
+                _("--publicity re-derives scores, which --structure-only does not compute")
             )
         watch = MonthWatch(resume.last_time if resume is not None else None)
-    progress = ProgressBar(stderr, "checking", "entries")
+    progress = ProgressBar(stderr, _("checking"), _("entries"))
     try:
         audited = audit(
             source,
@@ -376,8 +384,10 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
             stdout.write(publicity.summary())
         if texts_checked is not None:
             stdout.write(
-                f"Free texts: all {texts_checked.count} in {texts_checked.path} match their "
-                "commitments.\n"
+                _("Free texts: all {count} in {path} match their commitments.").format(
+                    count=texts_checked.count, path=texts_checked.path
+                )
+                + "\n"
             )
         if args.account is not None:
             stdout.write("\n" + report.statement_text(result, args.account))
@@ -388,15 +398,17 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
 
 def _check_common_arguments(args: argparse.Namespace) -> None:
     if args.account is not None and not is_valid_account(args.account):
-        raise _BadArguments(f"--account {args.account!r} is not an account id")
+        raise _BadArguments(
+            _("--account {account!r} is not an account id").format(account=args.account)
+        )
     if args.workers is not None and args.workers < 1:
-        raise _BadArguments("--workers must be at least 1")
+        raise _BadArguments(_("--workers must be at least 1"))
 
 
 def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     _check_common_arguments(args)
     if not args.timeout > 0:
-        raise _BadArguments("--timeout must be a positive number of seconds")
+        raise _BadArguments(_("--timeout must be a positive number of seconds"))
     pinned = load_state(args.state) if args.state is not None else None
     log_key = _resolve_log_key(args.log_key, pinned)
     policy = load_policy(args.policy, args.witness, args.min_witnesses)
@@ -407,18 +419,23 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
     if pinned is not None:
         head = PinnedHead(pinned.checkpoint, STATE_FILE_SOURCE)
         if args.account is not None:
-            fallback = "a statement (--account) needs every entry"
+            fallback = _("a statement (--account) needs every entry")
         else:
             try:
                 resume = load_semantics(args.state, pinned)
             except SourceError as error:
                 fallback = error.diagnostics()
         if fallback is not None:
-            stderr.write(f"{PROGRAM}: note: checking from entry 0: {fallback}\n")
+            stderr.write(
+                _("{program}: note: checking from entry 0: {reason}").format(
+                    program=PROGRAM, reason=fallback
+                )
+                + "\n"
+            )
     tls = None
     if args.tls_ca or args.tls_cert or args.tls_key:
         tls = RemoteTLS(args.tls_ca, args.tls_cert, args.tls_key)
-    progress = ProgressBar(stderr, "checking", "entries")
+    progress = ProgressBar(stderr, _("checking"), _("entries"))
     try:
         with NodeClient(args.address, tls=tls, timeout=args.timeout) as client:
             outcome = verify_node(
@@ -449,7 +466,7 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
         stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
     else:
         stdout.write(report.summary_text(result, verdict))
-        stdout.write("\nChecked against the node:\n")
+        stdout.write("\n" + _("Checked against the node:") + "\n")
         stdout.write("".join(line + "\n" for line in outcome.summary_lines()))
         if args.account is not None:
             stdout.write("\n" + report.statement_text(result, args.account))
@@ -464,7 +481,7 @@ def _attest(
     """Sign one attestation per account: only ever called once the whole audit passed."""
     if attestations is None:
         return None
-    with ProgressBar(stderr, "signing attestations", "accounts") as progress:
+    with ProgressBar(stderr, _("signing attestations"), _("accounts")) as progress:
         return attest.write_attestations(
             attestations, result, progress=progress.update if progress.shown else None
         )
@@ -475,18 +492,22 @@ def _resolve_log_key(given: str | None, pinned: PinnedState | None) -> VerifierK
     if given is None:
         if pinned is None:
             raise _BadArguments(
-                "no log key: give --log-key with the town's verifier key (obtained from the "
-                "town, not from the bundle), or --state with a file from an earlier run"
+                _(
+                    "no log key: give --log-key with the town's verifier key (obtained from "
+                    "the town, not from the bundle), or --state with a file from an earlier run"
+                )
             )
         return pinned.log_key
     log_key = keyfile.read_log_key(
-        given, lambda path: read_limited(path, SMALL_LIMIT, "the log key file")
+        given, lambda path: read_limited(path, SMALL_LIMIT, _("the log key file"))
     )
     if pinned is not None and log_key != pinned.log_key:
         raise KeyFileError(
-            f"the log key given ({log_key.encode()}) is not the key pinned in the state file "
-            f"({pinned.log_key.encode()}); if the town really changed its key, check the new "
-            "key with the town and start a new state file"
+            _(
+                "the log key given ({given}) is not the key pinned in the state file "
+                "({pinned}); if the town really changed its key, check the new key with the "
+                "town and start a new state file"
+            ).format(given=log_key.encode(), pinned=pinned.log_key.encode())
         )
     return log_key
 
@@ -507,7 +528,12 @@ def _report_error(
         if json_mode:
             stdout.write(json.dumps(failure_json(found), ensure_ascii=False) + "\n")
             # Whoever reads only stderr (a script's log) gets the same advice.
-            stderr.write(f"{PROGRAM}: verification failed ({found.kind}). {advice(found.kind)}\n")
+            stderr.write(
+                _("{program}: verification failed ({kind}). {advice}").format(
+                    program=PROGRAM, kind=found.kind, advice=_(advice(found.kind))
+                )
+                + "\n"
+            )
         else:
             stdout.write(failure_text(found))
         return EXIT_FAILED
@@ -516,8 +542,12 @@ def _report_error(
         stdout.write(json.dumps(cannot_start_json(message), ensure_ascii=False) + "\n")
     else:
         # "cannot reach the node ..." says it already: no "cannot verify: cannot ...".
-        prefix = "" if message.startswith("cannot ") else "cannot verify: "
-        stderr.write(f"{PROGRAM}: {prefix}{message}\n")
+        template = (
+            _("{program}: {message}")
+            if message.startswith(("cannot ", _("cannot ")))
+            else _("{program}: cannot verify: {message}")
+        )
+        stderr.write(template.format(program=PROGRAM, message=message) + "\n")
     return EXIT_CANNOT_START
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from distributed import Client, as_completed
 
 from redlist.ledger.errors import RedlistError
+from redlist.ledger.i18n import _
 from redlist.verifier.many import LogJob, LogOutcome, audit_bundle
 
 #: Seconds to wait for the scheduler to answer before giving up (exit 2).
@@ -33,14 +34,20 @@ def run_on_cluster(
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT_S)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError) as exc:
-        raise SchedulerError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        raise SchedulerError(
+            _("cannot reach the Dask scheduler at {address}: {exc}").format(
+                address=address, exc=exc
+            )
+        ) from None
     with client:
         # pure=False: two runs of one bundle are two audits, never a cached answer.
         futures = client.map(audit_bundle, list(jobs), pure=False)
         for future in as_completed(futures):  # type: ignore[no-untyped-call]
             outcome = future.result()
             if not isinstance(outcome, LogOutcome):
-                raise SchedulerError(f"a Dask worker answered {type(outcome).__name__}")
+                raise SchedulerError(
+                    _("a Dask worker answered {name}").format(name=type(outcome).__name__)
+                )
             yield outcome
             if done is not None:
                 done()

@@ -59,18 +59,24 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace, stdout: TextIO) -> int:
     log_key = keyfile.read_log_key(
-        args.log_key, lambda path: read_limited(path, SMALL_LIMIT, "the log key file")
+        args.log_key, lambda path: read_limited(path, SMALL_LIMIT, _("the log key file"))
     )
     evidence = read_evidence(args.file)
     proven = check_evidence(evidence, log_key)
     if proven is not None:
         stdout.write(
-            f"SPLIT VIEW PROVEN for log {excerpt(evidence.origin)}: both checkpoints in "
-            f"{args.file} are validly signed by the log's key, and {proven}.\n"
+            _(
+                "SPLIT VIEW PROVEN for log {excerpt}: both checkpoints in {file} "
+                "are validly signed by the log's key, and {proven}."
+            ).format(excerpt=excerpt(evidence.origin), file=args.file, proven=proven)
+            + "\n"
         )
         return EXIT_SPLIT_VIEW
     stdout.write(
-        f"Nothing proven against log {excerpt(log_key.name)}: {_why_not(evidence, log_key)}\n"
+        _("Nothing proven against log {excerpt}: {why_not}").format(
+            excerpt=excerpt(log_key.name), why_not=_why_not(evidence, log_key)
+        )
+        + "\n"
     )
     return EXIT_NOTHING_PROVEN
 
@@ -78,27 +84,33 @@ def run(args: argparse.Namespace, stdout: TextIO) -> int:
 def read_evidence(path: Path) -> SplitViewEvidence:
     """The evidence in ``path``; ``SourceError`` when it cannot be read as such."""
     try:
-        data = read_limited(path, EVIDENCE_LIMIT, "the evidence file")
+        data = read_limited(path, EVIDENCE_LIMIT, _("the evidence file"))
     except FileNotFoundError:
-        raise SourceError(f"the evidence file {path} does not exist") from None
+        raise SourceError(_("the evidence file {path} does not exist").format(path=path)) from None
     try:
         return SplitViewEvidence.from_text(data.decode("utf-8"))
     except UnicodeDecodeError:
-        raise SourceError(f"the evidence file {path} is not UTF-8 text") from None
+        raise SourceError(
+            _("the evidence file {path} is not UTF-8 text").format(path=path)
+        ) from None
     except NoteError as error:
-        raise SourceError(f"{path} is not an evidence file: {error.diagnostics()}") from None
+        raise SourceError(
+            _("{path} is not an evidence file: {diagnostics}").format(
+                path=path, diagnostics=error.diagnostics()
+            )
+        ) from None
 
 
 def _why_not(evidence: SplitViewEvidence, log_key: VerifierKey) -> str:
-    for which, note in (("earlier", evidence.earlier), ("later", evidence.later)):
+    for which, note in ((N_("earlier"), evidence.earlier), (N_("later"), evidence.later)):
         try:
             open_checkpoint(note, log_key)
         except NoteError as error:
-            return (
-                f"the {which} checkpoint is not validly signed by this log key ({error}), so "
+            return _(
+                "the {which} checkpoint is not validly signed by this log key ({error}), so "
                 "the file says nothing about this log"
-            )
-    return (
+            ).format(which=_(which), error=error)
+    return _(
         "both checkpoints are signed by the log, but they can both be true (the file's "
         "proof does not show the later tree failing to extend the earlier one); ask the "
         "log for a consistency proof between them"

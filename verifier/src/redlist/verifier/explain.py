@@ -15,6 +15,7 @@ from pathlib import Path
 
 from redlist.ledger import bundle
 from redlist.ledger.errors import RedlistError, VerificationError
+from redlist.ledger.i18n import _
 from redlist.ledger.publicity import NAME, decode_csv
 from redlist.ledger.validator import read_leaf
 from redlist.verifier.failure import AuditFailed, Failure, checked_after, describe_entry
@@ -53,7 +54,7 @@ def masked_names(directory: Path) -> Mapping[str, str]:
     """Account → masked name, from the bundle's publicity.csv; empty when it has none
     or it cannot be read (the failure is reported all the same)."""
     try:
-        data = read_limited(directory / bundle.PUBLICITY_CSV_FILE, CSV_LIMIT, "publicity.csv")
+        data = read_limited(directory / bundle.PUBLICITY_CSV_FILE, CSV_LIMIT, _("publicity.csv"))
         rows = decode_csv(data)
     except (OSError, RedlistError):
         return {}

@@ -7,7 +7,10 @@ says what held before the failure. ``failure_text`` and ``failure_json`` turn a
 ``Failure`` into the report, with its kind and plain words from ``checkwords``.
 
 Every sentence is built here, whole, with named placeholders (``str.format``), so
-that a translation can replace it in one place.
+that a translation can replace it in one place: ``failure_text`` speaks the chosen
+language (docs/adr/0034), ``failure_json`` English only. The check's name and the
+error's message (the "details" line) stay English in both: they are what ``--json``
+carries.
 """
 
 from __future__ import annotations
@@ -17,15 +20,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from redlist.ledger import i18n
 from redlist.ledger.entry import Award, Objection, Redeem, Reverse, RuleChange
 from redlist.ledger.errors import VerificationError
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.state import LedgerState
 from redlist.ledger.text import shown
 from redlist.ledger.validator import Reading
 from redlist.verifier.checkwords import (
     CANNOT_START,
     KINDS,
+    MISREPORTED,
     PLAIN,
+    RULE_BROKEN,
     TAMPERED,
     advice,
     kind_of,
@@ -90,7 +97,7 @@ def describe_entry(
             signers.append(
                 key.name
                 if key is not None
-                else f"an unregistered key ({signature.key_id.hex()[:16]})"
+                else _("an unregistered key ({key_id})").format(key_id=signature.key_id.hex()[:16])
             )
     account: str | None = None
     rule: str | None = None
@@ -194,41 +201,65 @@ def checked_after(result: AuditResult, *passed: str) -> Checked:
 
 
 _KIND_WORDS = {
-    "genesis": "founding entry",
-    "key": "staff key change",
-    "rule": "rule change",
-    "award": "award",
-    "redeem": "redemption",
-    "objection": "objection",
-    "reverse": "reversal",
+    "genesis": N_("founding entry"),
+    "key": N_("staff key change"),
+    "rule": N_("rule change"),
+    "award": N_("award"),
+    "redeem": N_("redemption"),
+    "objection": N_("objection"),
+    "reverse": N_("reversal"),
+}
+
+#: Each kind in one or two words, for the report's "check:" line.
+KIND_NAMES = {
+    TAMPERED: N_("tampered"),
+    RULE_BROKEN: N_("rule-broken"),
+    MISREPORTED: N_("misreported"),
 }
 
 _SENTENCES = {
-    "headline": "VERIFICATION FAILED: {kind_words}",
-    "where_entry": "where: entry {seq}",
-    "where_log": "where: the log as a whole (no single entry)",
-    "check": "check: {check} ({kind})",
-    "meaning": "What it means: {plain}",
-    "detail": "Details: {message}",
-    "unreadable": "The entry cannot be read, so it cannot say whose it is.",
-    "says_changed": "What the changed entry now says (not what was signed):",
-    "says": "The entry:",
-    "resident": "Resident: account {account}",
-    "resident_named": "Resident: account {account} ({masked_name})",
-    "award": "Award: rule {rule} \u201c{title}\u201d, {points} points, deed of {date}.",
-    "award_untitled": "Award: rule {rule} (its title is not known here), deed of {date}.",
-    "redeem": "Redemption of {points} points.",
-    "targets": "{what} of entry {target}",
-    "targets_rule": "{what} of entry {target}: rule {rule} \u201c{title}\u201d, {points} points.",
-    "entry_kind": "Kind of entry: {kind_words}.",
-    "signed_by": "Signed by: {signers}.",
-    "unsigned": "Signed by: nobody.",
-    "checked": "Before the failure: {entries} entries and {signatures} signatures "
-    "verified, from entry {start}.",
-    "checkpoint": "Checkpoint: {tree_size} entries, root {root}.",
-    "no_checkpoint": "Checkpoint: not verified.",
-    "advice": "What to do: {advice}",
+    "headline": N_("VERIFICATION FAILED: {kind_words}"),
+    "where_entry": N_("where: entry {seq}"),
+    "where_log": N_("where: the log as a whole (no single entry)"),
+    "check": N_("check: {check} ({kind})"),
+    "meaning": N_("What it means: {plain}"),
+    "detail": N_("Details: {message}"),
+    "unreadable": N_("The entry cannot be read, so it cannot say whose it is."),
+    "says_changed": N_("What the changed entry now says (not what was signed):"),
+    "says": N_("The entry:"),
+    "resident": N_("Resident: account {account}"),
+    "resident_named": N_("Resident: account {account} ({masked_name})"),
+    "award": N_("Award: rule {rule} \u201c{title}\u201d, {points} points, deed of {date}."),
+    "award_untitled": N_("Award: rule {rule} (its title is not known here), deed of {date}."),
+    "redeem": N_("Redemption of {points} points."),
+    "targets": N_("{what} of entry {target}"),
+    "targets_rule": N_(
+        "{what} of entry {target}: rule {rule} \u201c{title}\u201d, {points} points."
+    ),
+    "entry_kind": N_("Kind of entry: {kind_words}."),
+    "signed_by": N_("Signed by: {signers}."),
+    "unsigned": N_("Signed by: nobody."),
+    "checked": N_(
+        "Before the failure: {entries} entries and {signatures} signatures "
+        "verified, from entry {start}."
+    ),
+    "checkpoint": N_("Checkpoint: {tree_size} entries, root {root}."),
+    "no_checkpoint": N_("Checkpoint: not verified."),
+    "advice": N_("What to do: {advice}"),
 }
+
+
+def _say(key: str) -> str:
+    """The sentence ``key`` in the chosen language."""
+    return _(_SENTENCES[key])
+
+
+def _prose_date(day: str | None) -> str:
+    return i18n.prose_date(day) if day is not None else _("an unknown day")
+
+
+def _capitalised(words: str) -> str:
+    return words[:1].upper() + words[1:]
 
 
 def failure_text(failure: Failure, width: int = 88) -> str:
@@ -236,20 +267,20 @@ def failure_text(failure: Failure, width: int = 88) -> str:
     award concerned, what held before, and the advice."""
     error = failure.error
     kind = failure.kind
-    lines = [_SENTENCES["headline"].format(kind_words=KINDS[kind]), ""]
+    lines = [_say("headline").format(kind_words=_(KINDS[kind])), ""]
     sentences: list[str] = []
     if error.seq is not None:
-        sentences.append(_SENTENCES["where_entry"].format(seq=error.seq))
+        sentences.append(_say("where_entry").format(seq=error.seq))
     else:
-        sentences.append(_SENTENCES["where_log"])
-    sentences.append(_SENTENCES["check"].format(check=error.check, kind=kind))
+        sentences.append(_say("where_log"))
+    sentences.append(_say("check").format(check=error.check, kind=_(KIND_NAMES[kind])))
     plain = PLAIN.get(error.check, CHECKS.get(error.check, ""))
-    sentences.append(_SENTENCES["meaning"].format(plain=plain))
+    sentences.append(_say("meaning").format(plain=_(plain) if plain else ""))
     if failure.entry is not None:
         sentences.extend(_entry_sentences(failure.entry, kind))
-    sentences.append(_SENTENCES["detail"].format(message=shown(error.message)))
+    sentences.append(_say("detail").format(message=shown(error.message)))
     sentences.extend(_checked_sentences(failure.checked))
-    sentences.append(_SENTENCES["advice"].format(advice=advice(kind)))
+    sentences.append(_say("advice").format(advice=_(advice(kind))))
     for sentence in sentences:
         lines.extend(textwrap.wrap(sentence, width, initial_indent="  ", subsequent_indent="    "))
     return "\n".join(lines) + "\n"
@@ -257,35 +288,35 @@ def failure_text(failure: Failure, width: int = 88) -> str:
 
 def _entry_sentences(facts: EntryFacts, kind: str) -> list[str]:
     if not facts.readable:
-        return [_SENTENCES["unreadable"]]
-    sentences = [_SENTENCES["says_changed" if kind == TAMPERED else "says"]]
+        return [_say("unreadable")]
+    sentences = [_say("says_changed" if kind == TAMPERED else "says")]
     if facts.account is not None:
         key = "resident_named" if facts.masked_name else "resident"
         sentences.append(
-            _SENTENCES[key].format(
-                account=facts.account, masked_name=shown(facts.masked_name or "")
-            )
+            _say(key).format(account=facts.account, masked_name=shown(facts.masked_name or ""))
         )
-    words = _KIND_WORDS.get(facts.kind or "", facts.kind or "entry")
+    words = _(_KIND_WORDS.get(facts.kind or "", facts.kind or N_("an entry")))
     if facts.kind == "award" and facts.rule_title is not None:
         sentences.append(
-            _SENTENCES["award"].format(
+            _say("award").format(
                 rule=shown(facts.rule or ""),
                 title=shown(facts.rule_title),
                 points=f"{facts.points:+,}" if facts.points is not None else "?",
-                date=facts.deed_date,
+                date=_prose_date(facts.deed_date),
             )
         )
     elif facts.kind == "award":
         sentences.append(
-            _SENTENCES["award_untitled"].format(rule=shown(facts.rule or ""), date=facts.deed_date)
+            _say("award_untitled").format(
+                rule=shown(facts.rule or ""), date=_prose_date(facts.deed_date)
+            )
         )
     elif facts.kind == "redeem" and facts.points is not None:
-        sentences.append(_SENTENCES["redeem"].format(points=f"{-facts.points:,}"))
+        sentences.append(_say("redeem").format(points=f"{-facts.points:,}"))
     elif facts.target is not None and facts.rule_title is not None:
         sentences.append(
-            _SENTENCES["targets_rule"].format(
-                what=words.capitalize(),
+            _say("targets_rule").format(
+                what=_capitalised(words),
                 target=facts.target,
                 rule=shown(facts.rule or ""),
                 title=shown(facts.rule_title),
@@ -293,19 +324,19 @@ def _entry_sentences(facts: EntryFacts, kind: str) -> list[str]:
             )
         )
     elif facts.target is not None:
-        sentences.append(_SENTENCES["targets"].format(what=words.capitalize(), target=facts.target))
+        sentences.append(_say("targets").format(what=_capitalised(words), target=facts.target))
     else:
-        sentences.append(_SENTENCES["entry_kind"].format(kind_words=words))
+        sentences.append(_say("entry_kind").format(kind_words=words))
     if facts.signers:
-        sentences.append(_SENTENCES["signed_by"].format(signers=shown(", ".join(facts.signers))))
+        sentences.append(_say("signed_by").format(signers=shown(_(", ").join(facts.signers))))
     else:
-        sentences.append(_SENTENCES["unsigned"])
+        sentences.append(_say("unsigned"))
     return sentences
 
 
 def _checked_sentences(checked: Checked) -> list[str]:
     sentences = [
-        _SENTENCES["checked"].format(
+        _say("checked").format(
             entries=f"{checked.entries:,}",
             signatures=f"{checked.signatures:,}",
             start=checked.start,
@@ -313,12 +344,10 @@ def _checked_sentences(checked: Checked) -> list[str]:
     ]
     if checked.tree_size is not None and checked.root is not None:
         sentences.append(
-            _SENTENCES["checkpoint"].format(
-                tree_size=f"{checked.tree_size:,}", root=checked.root.hex()
-            )
+            _say("checkpoint").format(tree_size=f"{checked.tree_size:,}", root=checked.root.hex())
         )
     else:
-        sentences.append(_SENTENCES["no_checkpoint"])
+        sentences.append(_say("no_checkpoint"))
     return sentences
 
 

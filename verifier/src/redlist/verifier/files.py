@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from redlist.ledger.errors import SourceError
+from redlist.ledger.i18n import _
 
 #: A signed note (checkpoint, previous checkpoint): the core refuses larger ones too.
 NOTE_LIMIT = 1 << 20
@@ -44,12 +45,20 @@ def open_regular(path: Path, what: str) -> BinaryIO:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise SourceError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise SourceError(
+            _("cannot read {what} {path}: {value}").format(
+                what=what, path=path, value=exc.strerror or exc
+            )
+        ) from None
     try:
         mode = os.fstat(descriptor).st_mode
         if not stat.S_ISREG(mode):
-            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-            raise SourceError(f"{what} {path} is {kind}; give a file copied from the bundle")
+            kind = _("a directory") if stat.S_ISDIR(mode) else _("not a regular file")
+            raise SourceError(
+                _("{what} {path} is {kind}; give a file copied from the bundle").format(
+                    what=what, path=path, kind=kind
+                )
+            )
         # Back to blocking reads: a regular file never blocks, and buffered reads expect it.
         os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "rb")
@@ -64,13 +73,23 @@ def read_limited(path: Path, limit: int, what: str) -> bytes:
         size = os.fstat(stream.fileno()).st_size
         if size > limit:
             raise SourceError(
-                f"{what} {path} is {size:,} bytes, more than the {limit:,} such a file can "
-                "hold: it is not what it should be"
+                _(
+                    "{what} {path} is {size:,} bytes, more than the {limit:,} "
+                    "such a file can hold: it is not what it should be"
+                ).format(what=what, path=path, size=size, limit=limit)
             )
         try:
             data = stream.read(limit + 1)
         except OSError as exc:
-            raise SourceError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+            raise SourceError(
+                _("cannot read {what} {path}: {value}").format(
+                    what=what, path=path, value=exc.strerror or exc
+                )
+            ) from None
     if len(data) > limit:
-        raise SourceError(f"{what} {path} grew past {limit:,} bytes while it was read")
+        raise SourceError(
+            _("{what} {path} grew past {limit:,} bytes while it was read").format(
+                what=what, path=path, limit=limit
+            )
+        )
     return data

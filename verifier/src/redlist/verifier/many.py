@@ -30,6 +30,7 @@ from typing import Any
 
 from redlist.ledger import bundle, keyfile
 from redlist.ledger.errors import KeyFileError, NoteError, RedlistError, VerificationError
+from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.sigworkers import available_cores, tune_interpreter
 from redlist.verifier import report
@@ -118,12 +119,16 @@ class LogKeys:
         keys = cls(keyfile.read_log_key(text, _read_small) for text in given)
         for path in files:
             try:
-                text = read_limited(path, KEYS_LIMIT, "the log keys file").decode("utf-8")
+                text = read_limited(path, KEYS_LIMIT, _("the log keys file")).decode("utf-8")
             except UnicodeDecodeError:
-                raise KeyFileError(f"the log keys file {path} is not UTF-8 text") from None
+                raise KeyFileError(
+                    _("the log keys file {path} is not UTF-8 text").format(path=path)
+                ) from None
             except OSError as exc:
                 raise KeyFileError(
-                    f"cannot read the log keys file {path}: {exc.strerror or exc}"
+                    _("cannot read the log keys file {path}: {value}").format(
+                        path=path, value=exc.strerror or exc
+                    )
                 ) from None
             for number, line in enumerate(text.splitlines(), start=1):
                 line = line.strip()
@@ -133,13 +138,17 @@ class LogKeys:
                     keys.add(VerifierKey.parse(line))
                 except NoteError as exc:
                     raise KeyFileError(
-                        f"{path}, line {number}: not a log's verifier key string: {exc}"
+                        _("{path}, line {number}: not a log's verifier key string: {exc}").format(
+                            path=path, number=number, exc=exc
+                        )
                     ) from None
         if not keys._keys:
             raise KeyFileError(
-                "no log keys: give each town's verifier key with --log-key VKEY (repeatable) "
-                "or a file of them with --log-keys FILE, obtained from the towns, never "
-                "from the bundles"
+                _(
+                    "no log keys: give each town's verifier key with --log-key "
+                    "VKEY (repeatable) or a file of them with --log-keys FILE, "
+                    "obtained from the towns, never from the bundles"
+                )
             )
         return keys
 
@@ -147,8 +156,10 @@ class LogKeys:
         known = self._keys.get(key.name)
         if known is not None and known != key:
             raise KeyFileError(
-                f"two different keys were given for log {key.name}: {known.encode()} and "
-                f"{key.encode()}; check with the town which one is its log key"
+                _(
+                    "two different keys were given for log {name}: {known} and "
+                    "{key}; check with the town which one is its log key"
+                ).format(name=key.name, known=known.encode(), key=key.encode())
             )
         self._keys[key.name] = key
 
@@ -166,14 +177,18 @@ def find_bundles(paths: Sequence[Path]) -> list[Path]:
             found.append(path)
             continue
         if not path.is_dir():
-            raise BundlesArgumentError(f"{path} is not a directory (expected a bundle)")
+            raise BundlesArgumentError(
+                _("{path} is not a directory (expected a bundle)").format(path=path)
+            )
         inside = sorted(
             child for child in path.iterdir() if (child / bundle.MANIFEST_FILE).is_file()
         )
         if not inside:
             raise BundlesArgumentError(
-                f"{path} is neither a bundle (it has no {bundle.MANIFEST_FILE}) nor a "
-                "directory of bundles"
+                _(
+                    "{path} is neither a bundle (it has no {MANIFEST_FILE}) nor "
+                    "a directory of bundles"
+                ).format(path=path, MANIFEST_FILE=bundle.MANIFEST_FILE)
             )
         found.extend(inside)
     return found
@@ -211,10 +226,14 @@ def plan(directories: Sequence[Path], keys: LogKeys) -> tuple[list[LogJob], list
 def _origin_line(directory: Path) -> str:
     path = directory / bundle.CHECKPOINT_FILE
     try:
-        data = read_limited(path, NOTE_LIMIT, f"the bundle's {bundle.CHECKPOINT_FILE} file")
+        data = read_limited(
+            path, NOTE_LIMIT, _("the bundle's {name} file").format(name=bundle.CHECKPOINT_FILE)
+        )
     except FileNotFoundError:
         raise BundlesArgumentError(
-            f"the bundle has no {bundle.CHECKPOINT_FILE} file ({path})"
+            _("the bundle has no {CHECKPOINT_FILE} file ({path})").format(
+                CHECKPOINT_FILE=bundle.CHECKPOINT_FILE, path=path
+            )
         ) from None
     return data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
 
@@ -236,7 +255,7 @@ def run_here(
 
 
 def _read_small(path: Path) -> bytes:
-    return read_limited(path, SMALL_LIMIT, "the log key file")
+    return read_limited(path, SMALL_LIMIT, _("the log key file"))
 
 
 __all__ = [

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redlist.ledger.errors import FormatError, VerificationError
+from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import VerifierKey
 from redlist.proto.client import NodeClient
 from redlist.verifier.audit import Auditor
@@ -99,37 +100,60 @@ class NodeAudit:
         return wrapped
 
     def _sentences(self) -> list[str]:
-        lines = [f"  Node {self.address}: fetched {self.leaves_fetched:,} entries."]
+        lines = [
+            _("Node {address}: fetched {count} entries.").format(
+                address=self.address, count=f"{self.leaves_fetched:,}"
+            )
+        ]
         if self.resumed_from is not None:
             lines.append(
-                f"  Resumed from the {self.resumed_from:,} entries verified by the earlier run "
-                "(state file); only the entries after them were fetched and checked."
+                "  "
+                + _(
+                    "Resumed from the {resumed_from:,} entries verified by the "
+                    "earlier run (state file); only the entries after them were "
+                    "fetched and checked."
+                ).format(resumed_from=self.resumed_from)
             )
         elif self.fallback is not None:
-            lines.append(f"  Checked from entry 0: {self.fallback}.")
+            lines.append(
+                "  " + _("Checked from entry 0: {fallback}.").format(fallback=self.fallback)
+            )
         if self.consistency_from is not None:
             lines.append(
-                f"  The node's consistency proof from {self.consistency_from:,} entries to "
-                f"{self.result.tree_size:,} verifies."
+                "  "
+                + _(
+                    "The node's consistency proof from {consistency_from:,} "
+                    "entries to {tree_size:,} verifies."
+                ).format(consistency_from=self.consistency_from, tree_size=self.result.tree_size)
             )
         if self.inclusion_checked:
-            seqs = ", ".join(str(seq) for seq in self.inclusion_checked)
-            lines.append(f"  The node's inclusion proofs for entries {seqs} verify.")
+            seqs = _(", ").join(str(seq) for seq in self.inclusion_checked)
+            lines.append(
+                "  " + _("The node's inclusion proofs for entries {seqs} verify.").format(seqs=seqs)
+            )
         if self.accounts_total:
             which = (
-                f"a random sample of {self.accounts_checked:,} of the {self.accounts_total:,} "
-                "accounts"
+                _("a random sample of {checked} of the {total} accounts").format(
+                    checked=f"{self.accounts_checked:,}", total=f"{self.accounts_total:,}"
+                )
                 if self.sampled
-                else f"all {self.accounts_checked:,} accounts"
+                else _("all {checked} accounts").format(checked=f"{self.accounts_checked:,}")
             )
             lines.append(
-                f"  The node's figures for {which} match the recomputed ones "
-                "(score, spendable, redeemed, grade)."
+                "  "
+                + _(
+                    "The node's figures for {which} match the recomputed ones "
+                    "(score, spendable, redeemed, grade)."
+                ).format(which=which)
             )
             if self.accounts_later:
                 lines.append(
-                    f"  {self.accounts_later:,} of them were answered at a later checkpoint "
-                    "(the node grew meanwhile); they were compared at the audited size."
+                    "  "
+                    + _(
+                        "{accounts_later:,} of them were answered at a later "
+                        "checkpoint (the node grew meanwhile); they were "
+                        "compared at the audited size."
+                    ).format(accounts_later=self.accounts_later)
                 )
         return lines
 

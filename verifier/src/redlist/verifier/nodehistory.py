@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from redlist.ledger import merkle
 from redlist.ledger.errors import ProofError, VerificationError
+from redlist.ledger.i18n import _
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.proto.client import NodeClient
 
@@ -70,7 +71,11 @@ def check_extends(client: NodeClient, pinned: PinnedHead, checkpoint: SignedChec
     proof = client.get_consistency_proof(pinned.size, checkpoint.size)
     try:
         if proof.tree_size not in (0, checkpoint.size):
-            raise ProofError(f"the proof is for a tree of {proof.tree_size} entries")
+            raise ProofError(
+                _("the proof is for a tree of {tree_size} entries").format(
+                    tree_size=proof.tree_size
+                )
+            )
         merkle.verify_consistency(
             pinned.size, checkpoint.size, proof.hashes, pinned.root, checkpoint.root
         )
@@ -125,7 +130,9 @@ def check_inclusion(
         try:
             if proof.tree_size != checkpoint.size:
                 raise ProofError(
-                    f"the proof is for a tree of {proof.tree_size} entries, not {checkpoint.size}"
+                    _("the proof is for a tree of {tree_size} entries, not {size}").format(
+                        tree_size=proof.tree_size, size=checkpoint.size
+                    )
                 )
             merkle.verify_inclusion(
                 leaf_hashes[seq], seq, checkpoint.size, proof.hashes, checkpoint.root
@@ -145,7 +152,11 @@ def check_consistency_sample(
     proof = client.get_consistency_proof(size, checkpoint.size)
     try:
         if proof.tree_size not in (0, checkpoint.size):
-            raise ProofError(f"the proof is for a tree of {proof.tree_size} entries")
+            raise ProofError(
+                _("the proof is for a tree of {tree_size} entries").format(
+                    tree_size=proof.tree_size
+                )
+            )
         merkle.verify_consistency(size, checkpoint.size, proof.hashes, root, checkpoint.root)
     except ProofError as exc:
         raise VerificationError(

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Generator, Iterator
 
 from redlist.ledger.errors import NoteError, SourceError, VerificationError
+from redlist.ledger.i18n import _
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.proto.client import NodeClient
@@ -45,7 +46,7 @@ class NodeSource(Source):
     def checkpoint(self) -> SignedCheckpoint:
         """The verified checkpoint (after ``open``)."""
         if self._checkpoint is None:
-            raise SourceError("the node's checkpoint must be read before its leaves")
+            raise SourceError(_("the node's checkpoint must be read before its leaves"))
         return self._checkpoint
 
     def open(self, log_key: VerifierKey) -> Opening:

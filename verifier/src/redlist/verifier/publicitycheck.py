@@ -34,6 +34,7 @@ from typing import Any
 from redlist.ledger import bundle, months
 from redlist.ledger.deeddate import log_zone
 from redlist.ledger.errors import FormatError, VerificationError
+from redlist.ledger.i18n import _
 from redlist.ledger.points import Effect
 from redlist.ledger.publicity import (
     DERIVED,
@@ -123,23 +124,22 @@ class PublicityReport:
         }
 
     def summary(self) -> str:
-        month = self.month or "a month without entries"
-        text = (
-            f"publicity.csv agrees with the entries: {self.rows} row(s) of "
-            f"{self.residents_shown} resident(s) re-derived (points, running scores, "
-            f"grades); {self.residents_left_out} resident(s) with entries this month are "
-            "not listed (left out: no legal basis for publication)."
-        )
+        month = self.month or _("a month without entries")
+        text = _(
+            "publicity.csv agrees with the entries: {rows} row(s) of {shown} resident(s) "
+            "re-derived (points, running scores, grades); {left_out} resident(s) with entries "
+            "this month are not listed (left out: no legal basis for publication)."
+        ).format(rows=self.rows, shown=self.residents_shown, left_out=self.residents_left_out)
         if self.notes_checked is not None:
-            text += (
-                f" Published notes: {self.notes_checked} match the texts their entries "
-                f"committed to; {self.notes_unchecked} could not be checked (their text is "
-                "not in the texts file)."
-            )
+            text += " " + _(
+                "Published notes: {checked} match the texts their entries committed to; "
+                "{unchecked} could not be checked (their text is not in the texts file)."
+            ).format(checked=self.notes_checked, unchecked=self.notes_unchecked)
         else:
-            text += " The words of published notes were not checked (no --texts)."
+            text += " " + _("The words of published notes were not checked (no --texts).")
         lines = textwrap.wrap(text, 88, initial_indent="  ", subsequent_indent="    ")
-        return f"\nPublicity of {month}:\n" + "\n".join(lines) + "\n"
+        heading = _("Publicity of {month}:").format(month=month)
+        return "\n" + heading + "\n" + "\n".join(lines) + "\n"
 
 
 def check_csv(
@@ -158,7 +158,7 @@ def check_csv(
     notes_checked = notes_unchecked = 0
     path = directory / bundle.PUBLICITY_CSV_FILE
     try:
-        data = read_limited(path, CSV_LIMIT, "the bundle's publicity.csv")
+        data = read_limited(path, CSV_LIMIT, _("the bundle's publicity.csv"))
     except FileNotFoundError:
         raise VerificationError(
             "publicity", f"--publicity: the bundle has no {bundle.PUBLICITY_CSV_FILE}"

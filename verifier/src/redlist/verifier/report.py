@@ -8,11 +8,13 @@ configuration.
 from __future__ import annotations
 
 import textwrap
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.policy import PolicyVerdict
 from redlist.ledger.text import shown
 from redlist.verifier.results import AuditResult, StatementLine
@@ -21,12 +23,22 @@ from redlist.verifier.results import AuditResult, StatementLine
 TOP_ACCOUNTS = 5
 #: Prose lines are wrapped at this width.
 WIDTH = 88
+#: The kinds of entry as a statement names them.
+_ENTRY_KINDS = {
+    "genesis": N_("genesis"),
+    "key": N_("key"),
+    "rule": N_("rule"),
+    "award": N_("award"),
+    "redeem": N_("redeem"),
+    "objection": N_("objection"),
+    "reverse": N_("reverse"),
+}
 
 
 def summary_text(result: AuditResult, witnesses: PolicyVerdict | None = None) -> str:
     """The human report of a successful audit: what was checked (with the witnesses that
     vouched for the checkpoint, when a policy asked for them), then the accounts by grade."""
-    lines = [f"Verified: log {result.origin}", ""]
+    lines = [_("Verified: log {origin}").format(origin=result.origin), ""]
     sentences = _what_was_checked(result)
     if witnesses is not None:
         sentences.append(_witness_sentence(witnesses))
@@ -41,9 +53,9 @@ def summary_text(result: AuditResult, witnesses: PolicyVerdict | None = None) ->
     return "\n".join(lines) + "\n"
 
 
-def _count(number: int, noun: str, plural: str | None = None) -> str:
-    """``1 entry``, ``2 entries``: a count with its noun in the right number."""
-    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+def _entries(number: int) -> str:
+    """``1 entry``, ``2 entries``: a count of entries in the right number."""
+    return ngettext("{count} entry", "{count} entries", number).format(count=f"{number:,}")
 
 
 def _what_was_checked(result: AuditResult) -> list[str]:
@@ -51,65 +63,88 @@ def _what_was_checked(result: AuditResult) -> list[str]:
     lines: list[str] = []
     if result.balances_recomputed:
         signatures = (
-            f"every signature valid ({_count(result.signatures_checked, 'signature')})"
+            ngettext(
+                "every signature valid ({count} signature)",
+                "every signature valid ({count} signatures)",
+                result.signatures_checked,
+            ).format(count=f"{result.signatures_checked:,}")
             if result.signatures_checked
-            else "no signatures to check"
+            else _("no signatures to check")
         )
         lines.append(
-            f"  Checked {_count(result.entries, 'entry', 'entries')}, "
-            f"{_count(result.staff_keys, 'staff key')}, {_count(result.rules, 'rule')}; "
-            f"{signatures}."
+            _("Checked {entries}, {keys}, {rules}; {signatures}.").format(
+                entries=_entries(result.entries),
+                keys=ngettext("{count} staff key", "{count} staff keys", result.staff_keys).format(
+                    count=f"{result.staff_keys:,}"
+                ),
+                rules=ngettext("{count} rule", "{count} rules", result.rules).format(
+                    count=f"{result.rules:,}"
+                ),
+                signatures=signatures,
+            )
         )
         lines.append(
-            "  Every entry follows the town's rules (signer roles, revocations, council "
-            "quorum, active rules, no overdraw, no double reversal, unique ids)."
+            _(
+                "Every entry follows the town's rules (signer roles, revocations, council "
+                "quorum, active rules, no overdraw, no double reversal, unique ids)."
+            )
         )
         lines.append(
-            "  Every entry links to the one before it by hash; the node's times never go back."
+            _("Every entry links to the one before it by hash; the node's times never go back.")
         )
     else:
         last = checkpoint.size - 1
         lines.append(
-            f"  Checked entries {result.start:,} to {last:,} "
-            f"({_count(result.entries, 'entry', 'entries')}): "
-            "format, order, times, hash chain and log name."
+            _(
+                "Checked entries {start} to {last} ({entries}): format, order, times, hash "
+                "chain and log name."
+            ).format(start=f"{result.start:,}", last=f"{last:,}", entries=_entries(result.entries))
         )
         if not result.first_prev_checked:
             lines.append(
-                f"  The link of entry {result.start:,} to entry {result.start - 1:,} could not "
-                "be checked: that entry is not in this bundle."
+                _(
+                    "The link of entry {start} to entry {previous} could not be checked: that "
+                    "entry is not in this bundle."
+                ).format(start=f"{result.start:,}", previous=f"{result.start - 1:,}")
             )
         lines.append(
-            f"  Signatures and balances were NOT recomputed: they depend on every entry since "
-            f"the genesis, and this bundle starts at entry {result.start:,}. Verify a full "
-            "bundle to recompute them."
+            _(
+                "Signatures and balances were NOT recomputed: they depend on every entry since "
+                "the genesis, and this bundle starts at entry {start}. Verify a full bundle to "
+                "recompute them."
+            ).format(start=f"{result.start:,}")
         )
     lines.append(
-        f"  Merkle root {checkpoint.root.hex()} matches the checkpoint of "
-        f"{_count(checkpoint.size, 'entry', 'entries')} signed by {checkpoint.origin}."
+        _("Merkle root {root} matches the checkpoint of {entries} signed by {origin}.").format(
+            root=checkpoint.root.hex(), entries=_entries(checkpoint.size), origin=checkpoint.origin
+        )
     )
     for head in result.trusted_heads:
         lines.append(
-            f"  The log extends the checkpoint of {_count(head.size, 'entry', 'entries')} held "
-            f"in {head.source}."
+            _("The log extends the checkpoint of {entries} held in {source}.").format(
+                entries=_entries(head.size), source=_(head.source)
+            )
         )
     return lines
 
 
 def _witness_sentence(verdict: PolicyVerdict) -> str:
     if not verdict.cosigned:
-        return "  The witness policy asks for no cosignature; none was required."
-    vouched = ", ".join(
-        f"{shown(name)} ({_cosignature_time(time)})" for name, time in verdict.cosigned.items()
+        return _("The witness policy asks for no cosignature; none was required.")
+    vouched = _(", ").join(
+        _("{witness} ({time})").format(witness=shown(name), time=_cosignature_time(time))
+        for name, time in verdict.cosigned.items()
     )
-    return f"  The checkpoint meets the witness policy; vouched for by {vouched}."
+    return _("The checkpoint meets the witness policy; vouched for by {witnesses}.").format(
+        witnesses=vouched
+    )
 
 
 def _cosignature_time(seconds: int) -> str:
     try:
         return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
     except (OverflowError, ValueError, OSError):  # a time no calendar can show
-        return f"time {seconds}"
+        return _("time {seconds}").format(seconds=seconds)
 
 
 def _grade_table(result: AuditResult) -> list[str]:
@@ -119,16 +154,33 @@ def _grade_table(result: AuditResult) -> list[str]:
     counts = {grade.name: 0 for grade in config.grades}
     for summary in result.accounts.values():
         counts[summary.grade] += 1
-    width = max([5, *(len(name) for name in counts)])
-    lines = [
-        f"Accounts by grade (base score {config.base:,}):",
-        f"  {'grade':<{width}}  {'from':>7}  {'accounts':>8}",
-    ]
+    rows = [(_("grade"), _("from"), _("accounts"))]
     for grade in config.grades:
         minimum = f"{grade.min:,}" if grade.min is not None else "-"
-        lines.append(f"  {grade.name:<{width}}  {minimum:>7}  {counts[grade.name]:>8,}")
-    lines.append(f"  {'total':<{width}}  {'':>7}  {len(result.accounts):>8,}")
+        rows.append((grade.name, minimum, f"{counts[grade.name]:,}"))
+    rows.append((_("total"), "", f"{len(result.accounts):,}"))
+    widths = [max(_width(row[column]) for row in rows) for column in range(3)]
+    lines = [_("Accounts by grade (base score {base}):").format(base=f"{config.base:,}")]
+    for name, minimum, count in rows:
+        lines.append(
+            "  "
+            + _pad(name, max(widths[0], 5))
+            + "  "
+            + _pad(minimum, max(widths[1], 7), right=True)
+            + "  "
+            + _pad(count, max(widths[2], 8), right=True)
+        )
     return lines
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    space = " " * max(0, width - _width(text))
+    return space + text if right else text + space
 
 
 def _top_accounts(result: AuditResult) -> list[str]:
@@ -136,12 +188,10 @@ def _top_accounts(result: AuditResult) -> list[str]:
         return []
     ranked = sorted(result.accounts.items(), key=lambda item: (-item[1].score, item[0]))
     width = max(len(account) for account, _ in ranked[:TOP_ACCOUNTS])
-    lines = ["", "Highest scores:"]
+    lines = ["", _("Highest scores:")]
     for account, summary in ranked[:TOP_ACCOUNTS]:
-        lines.append(
-            f"  {account:<{width}}  {summary.score:>7,}  {summary.grade:<4}  "
-            f"spendable {summary.spendable:,}"
-        )
+        spendable = _("spendable {points}").format(points=f"{summary.spendable:,}")
+        lines.append(f"  {account:<{width}}  {summary.score:>7,}  {summary.grade:<4}  {spendable}")
     return lines
 
 
@@ -150,31 +200,52 @@ def statement_text(result: AuditResult, account: str) -> str:
     config = result.config
     if not result.balances_recomputed or result.statement is None or config is None:
         return (
-            f"No statement for account {account}: this bundle does not start at the genesis, "
-            "so balances were not recomputed.\n"
+            _(
+                "No statement for account {account}: this bundle does not start at the "
+                "genesis, so balances were not recomputed."
+            ).format(account=account)
+            + "\n"
         )
     zone, zone_name = _zone(config.tz)
-    lines = [f"Statement of account {account} (log {result.origin}; times in {zone_name})"]
+    lines = [
+        _("Statement of account {account} (log {origin}; times in {zone})").format(
+            account=account, origin=result.origin, zone=zone_name
+        )
+    ]
     if not result.statement:
-        lines.append("  No entry of this log touches this account.")
+        lines.append("  " + _("No entry of this log touches this account."))
         return "\n".join(lines) + "\n"
     rows = [_statement_row(line, zone) for line in result.statement]
-    header = ("seq", "date", "entry", "rule", "points", "score", "spendable", "signed by")
-    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(7)]
+    header = tuple(
+        _(word)
+        for word in (
+            N_("seq"),
+            N_("date"),
+            N_("kind"),
+            N_("rule"),
+            N_("points"),
+            N_("score"),
+            N_("spendable"),
+            N_("signed by"),
+        )
+    )
+    widths = [max(_width(row[column]) for row in [header, *rows]) for column in range(7)]
     right = {0, 4, 5, 6}
     for row in [header, *rows]:
-        cells = [
-            row[column].rjust(widths[column])
-            if column in right
-            else row[column].ljust(widths[column])
-            for column in range(7)
-        ]
+        cells = [_pad(row[column], widths[column], right=column in right) for column in range(7)]
         lines.append("  " + "  ".join(cells) + "  " + row[7])
     summary = result.accounts.get(account)
     if summary is not None:
         lines.append(
-            f"  Now: score {summary.score:,} (grade {summary.grade}), spendable "
-            f"{summary.spendable:,}, redeemed {summary.redeemed:,}."
+            "  "
+            + _(
+                "Now: score {score} (grade {grade}), spendable {spendable}, redeemed {redeemed}."
+            ).format(
+                score=f"{summary.score:,}",
+                grade=summary.grade,
+                spendable=f"{summary.spendable:,}",
+                redeemed=f"{summary.redeemed:,}",
+            )
         )
     return "\n".join(lines) + "\n"
 
@@ -182,14 +253,19 @@ def statement_text(result: AuditResult, account: str) -> str:
 def _statement_row(line: StatementLine, zone: tzinfo) -> tuple[str, ...]:
     when = _date(line.time, zone)
     if line.kind == "redeem":
-        change = f"-{line.redeemed:,} spent"
+        change = _("-{points} spent").format(points=f"{line.redeemed:,}")
     elif line.kind == "reverse" and line.redeemed:
-        change = f"+{-line.redeemed:,} refund"
+        change = _("+{points} refund").format(points=f"{-line.redeemed:,}")
     elif line.points:
         change = f"{line.points:+,}"
     else:
         change = "0"
-    entry = line.kind if line.target is None else f"{line.kind} of {line.target}"
+    kind = _(_ENTRY_KINDS.get(line.kind, line.kind))
+    entry = (
+        kind
+        if line.target is None
+        else _("{kind} of {target}").format(kind=kind, target=line.target)
+    )
     return (
         str(line.seq),
         when,
@@ -198,7 +274,7 @@ def _statement_row(line: StatementLine, zone: tzinfo) -> tuple[str, ...]:
         change,
         f"{line.score:,}",
         f"{line.spendable:,}",
-        shown(", ".join(line.signers)),
+        shown(_(", ").join(line.signers)),
     )
 
 
@@ -206,14 +282,16 @@ def _date(time_ms: int, zone: tzinfo) -> str:
     try:
         return datetime.fromtimestamp(time_ms / 1000, tz=zone).strftime("%Y-%m-%d %H:%M")
     except (OverflowError, ValueError, OSError):  # a time no calendar can show
-        return f"{time_ms} ms"
+        return _("{time_ms} ms").format(time_ms=time_ms)
 
 
 def _zone(name: str) -> tuple[tzinfo, str]:
     try:
         return ZoneInfo(name), name
     except (ZoneInfoNotFoundError, ValueError):
-        return UTC, f"UTC (the town's zone {name!r} is not known on this computer)"
+        return UTC, _("UTC (the town's zone {name!r} is not known on this computer)").format(
+            name=name
+        )
 
 
 def result_json(

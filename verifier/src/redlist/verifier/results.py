@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from redlist.ledger import merkle, validator
 from redlist.ledger.entry import TownConfig
+from redlist.ledger.i18n import N_
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.state import Balances, MemoryState
 
@@ -36,7 +37,7 @@ CHECKS: Mapping[str, str] = {
 
 #: ``TrustedHead.source`` of the head pinned by an earlier run (see ``statefile``):
 #: a log smaller than it was rolled back.
-STATE_FILE_SOURCE = "the state file"
+STATE_FILE_SOURCE = N_("the state file")
 
 
 @dataclass(frozen=True)

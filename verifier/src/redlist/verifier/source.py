@@ -20,6 +20,7 @@ from pathlib import Path
 
 from redlist.ledger import bundle
 from redlist.ledger.errors import FormatError, NoteError, SourceError, VerificationError
+from redlist.ledger.i18n import N_, _
 from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
@@ -146,17 +147,22 @@ def audit(
         auditor.check_checkpoint(opening.checkpoint)
         if opening.start > 0 and not resuming and not partial_ok and resume is not None:
             raise SourceError(
-                f"{source.describe()} starts at entry {opening.start}, but the entries "
-                f"verified before (the state file) end at entry {resume.size}: verify the "
-                "bundles in between first, in order, with the same --state FILE"
+                _(
+                    "{source} starts at entry {start}, but the entries verified "
+                    "before (the state file) end at entry {size}: verify the "
+                    "bundles in between first, in order, with the same --state "
+                    "FILE"
+                ).format(source=source.describe(), start=opening.start, size=resume.size)
             )
         if opening.start > 0 and not resuming and not partial_ok:
             raise SourceError(
-                f"{source.describe()} starts at entry {opening.start}: its signatures "
-                "and balances depend on every entry before it. Verify the earlier "
-                "entries first with --state FILE (the same file for every month), or "
-                "pass --structure-only to check only this part's order, hash chain "
-                "and Merkle root"
+                _(
+                    "{source} starts at entry {start}: its signatures and "
+                    "balances depend on every entry before it. Verify the "
+                    "earlier entries first with --state FILE (the same file for "
+                    "every month), or pass --structure-only to check only this "
+                    "part's order, hash chain and Merkle root"
+                ).format(source=source.describe(), start=opening.start)
             )
         total = opening.end - opening.start
         try:
@@ -221,6 +227,10 @@ def _reporting(leaves: Iterable[bytes], total: int, progress: Progress) -> Itera
             progress(done, total)
 
 
+#: ``TrustedHead.source`` of a bundle's previous checkpoint (translated where shown).
+PREVIOUS_CHECKPOINT_SOURCE = N_("the bundle's previous-checkpoint file")
+
+
 class BundleSource(Source):
     """An exported bundle directory (DESIGN 3.6); files it does not know are ignored."""
 
@@ -229,17 +239,23 @@ class BundleSource(Source):
         self._manifest: bundle.Manifest | None = None
 
     def describe(self) -> str:
-        return f"bundle {self._directory}"
+        return _("bundle {directory}").format(directory=self._directory)
 
     def open(self, log_key: VerifierKey) -> Opening:
         try:
             is_directory = self._directory.is_dir()
         except (OSError, ValueError) as exc:
             raise SourceError(
-                f"cannot open the bundle directory {self._directory}: {exc}"
+                _("cannot open the bundle directory {directory}: {exc}").format(
+                    directory=self._directory, exc=exc
+                )
             ) from None
         if not is_directory:
-            raise SourceError(f"{self._directory} is not a directory (expected a bundle)")
+            raise SourceError(
+                _("{directory} is not a directory (expected a bundle)").format(
+                    directory=self._directory
+                )
+            )
         checkpoint_bytes = self._read(bundle.CHECKPOINT_FILE)
         manifest_bytes = self._read(bundle.MANIFEST_FILE)
         # The signature first: nothing else in the bundle is worth reading if it fails.
@@ -276,21 +292,31 @@ class BundleSource(Source):
 
     def leaves(self) -> Iterator[bytes]:
         if self._manifest is None:
-            raise SourceError("the bundle must be opened before its leaves are read")
+            raise SourceError(_("the bundle must be opened before its leaves are read"))
         decoder = bundle.LeafStreamDecoder(self._manifest.start)
         path = self._directory / bundle.LEAVES_FILE
         try:
             stream = open_regular(path, "the leaves file")
         except FileNotFoundError:
-            raise SourceError(f"the bundle has no {bundle.LEAVES_FILE} file ({path})") from None
+            raise SourceError(
+                _("the bundle has no {LEAVES_FILE} file ({path})").format(
+                    LEAVES_FILE=bundle.LEAVES_FILE, path=path
+                )
+            ) from None
         except OSError as exc:
-            raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+            raise SourceError(
+                _("cannot read {path}: {value}").format(path=path, value=exc.strerror or exc)
+            ) from None
         with stream:
             while True:
                 try:
                     chunk = stream.read(READ_SIZE)
                 except OSError as exc:
-                    raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+                    raise SourceError(
+                        _("cannot read {path}: {value}").format(
+                            path=path, value=exc.strerror or exc
+                        )
+                    ) from None
                 if not chunk:
                     break
                 yield from decoder.feed(chunk)
@@ -329,16 +355,18 @@ class BundleSource(Source):
             raise VerificationError(
                 "previous-checkpoint", f"the previous checkpoint does not verify: {exc}"
             ) from None
-        source = f"the bundle's {bundle.PREVIOUS_CHECKPOINT_FILE} file"
+        source = PREVIOUS_CHECKPOINT_SOURCE
         return (TrustedHead(previous.size, previous.root, source),)
 
     def _read(self, name: str) -> bytes:
         path = self._directory / name
         limit = NOTE_LIMIT if name in _NOTE_FILES else SMALL_LIMIT
         try:
-            return read_limited(path, limit, f"the bundle's {name} file")
+            return read_limited(path, limit, _("the bundle's {name} file").format(name=name))
         except FileNotFoundError:
-            raise SourceError(f"the bundle has no {name} file ({path})") from None
+            raise SourceError(
+                _("the bundle has no {name} file ({path})").format(name=name, path=path)
+            ) from None
 
 
 #: The bundle files that hold a signed note; every other small file is far smaller.

@@ -41,6 +41,7 @@ import msgpack
 
 from redlist.ledger.entry import ID_SIZE, TownConfig
 from redlist.ledger.errors import FormatError, NoteError, ProofError, RedlistError, SourceError
+from redlist.ledger.i18n import _
 from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
@@ -77,14 +78,24 @@ class SemanticsRef:
     @classmethod
     def from_value(cls, value: Any, where: str) -> SemanticsRef:
         if not isinstance(value, dict) or sorted(value) != sorted(_SEMANTICS_KEYS):
-            raise SourceError(f"{where}: 'semantics' must have the fields file, sha256, tree_size")
+            raise SourceError(
+                _("{where}: 'semantics' must have the fields file, sha256, tree_size").format(
+                    where=where
+                )
+            )
         name, digest, size = value["file"], value["sha256"], value["tree_size"]
         if not isinstance(name, str) or not name or Path(name).name != name or name in ("..", "."):
-            raise SourceError(f"{where}: 'semantics' names no plain file in its directory")
+            raise SourceError(
+                _("{where}: 'semantics' names no plain file in its directory").format(where=where)
+            )
         if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
-            raise SourceError(f"{where}: 'semantics' sha256 must be 64 lowercase hex digits")
+            raise SourceError(
+                _("{where}: 'semantics' sha256 must be 64 lowercase hex digits").format(where=where)
+            )
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise SourceError(f"{where}: 'semantics' tree_size must be a positive integer")
+            raise SourceError(
+                _("{where}: 'semantics' tree_size must be a positive integer").format(where=where)
+            )
         return cls(name, bytes.fromhex(digest), size)
 
 
@@ -135,21 +146,33 @@ class PinnedState:
         return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
-    def from_bytes(cls, data: bytes, where: str = "the state file") -> PinnedState:
-        """Read and re-verify a state file's bytes; SourceError when it cannot be trusted."""
+    def from_bytes(cls, data: bytes, where: str | None = None) -> PinnedState:
+        """Read and re-verify a state file's bytes; SourceError when it cannot be trusted.
+        ``where`` names the file in messages (default: "the state file")."""
+        where = where if where is not None else _("the state file")
         try:
             value = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
-            raise SourceError(f"{where} is not valid JSON; it is damaged") from None
+            raise SourceError(
+                _("{where} is not valid JSON; it is damaged").format(where=where)
+            ) from None
         if not isinstance(value, dict) or sorted(set(value) - {_SEMANTICS_KEY}) != sorted(_KEYS):
-            raise SourceError(f"{where} does not have the fields {', '.join(_KEYS)}")
+            raise SourceError(
+                _("{where} does not have the fields {join}").format(
+                    where=where, join=", ".join(_KEYS)
+                )
+            )
         if value["format"] != FORMAT:
-            raise SourceError(f"{where} has format {value['format']!r}, expected {FORMAT!r}")
+            raise SourceError(
+                _("{where} has format {value!r}, expected {FORMAT!r}").format(
+                    where=where, value=value["format"], FORMAT=FORMAT
+                )
+            )
         try:
             log_key = VerifierKey.parse(_text(value, "log_key", where))
             checkpoint = open_checkpoint(_text(value, "checkpoint", where), log_key)
         except NoteError as exc:
-            raise SourceError(f"{where} is damaged: {exc}") from None
+            raise SourceError(_("{where} is damaged: {exc}").format(where=where, exc=exc)) from None
         root_hex = _text(value, "root", where)
         if (
             value["origin"] != checkpoint.origin
@@ -157,16 +180,20 @@ class PinnedState:
             or root_hex != checkpoint.root.hex()
         ):
             raise SourceError(
-                f"{where} is damaged: its origin, tree size or root do not match the "
-                "checkpoint it holds"
+                _(
+                    "{where} is damaged: its origin, tree size or root do not "
+                    "match the checkpoint it holds"
+                ).format(where=where)
             )
         semantics = None
         if _SEMANTICS_KEY in value:
             semantics = SemanticsRef.from_value(value[_SEMANTICS_KEY], where)
             if semantics.tree_size != checkpoint.size:
                 raise SourceError(
-                    f"{where} is damaged: its semantics snapshot is for {semantics.tree_size} "
-                    f"entries, its checkpoint for {checkpoint.size}"
+                    _(
+                        "{where} is damaged: its semantics snapshot is for "
+                        "{tree_size} entries, its checkpoint for {size}"
+                    ).format(where=where, tree_size=semantics.tree_size, size=checkpoint.size)
                 )
         return cls(checkpoint, semantics)
 
@@ -174,15 +201,15 @@ class PinnedState:
 def load_state(path: Path) -> PinnedState | None:
     """The state pinned in ``path``, or None when the file does not exist yet."""
     try:
-        data = read_limited(path, STATE_LIMIT, "the state file")
+        data = read_limited(path, STATE_LIMIT, _("the state file"))
     except FileNotFoundError:
         return None
-    return PinnedState.from_bytes(data, f"the state file {path}")
+    return PinnedState.from_bytes(data, _("the state file {path}").format(path=path))
 
 
 def save_state(path: Path, state: PinnedState) -> None:
     """Write ``state`` to ``path`` atomically: the old file stays until the new one is complete."""
-    _write_atomically(path, state.to_bytes(), "the state file")
+    _write_atomically(path, state.to_bytes(), _("the state file"))
 
 
 def semantics_path(state_path: Path) -> Path:
@@ -195,7 +222,7 @@ def save_semantics(state_path: Path, origin: str, point: ResumePoint) -> Semanti
     returned reference in the state file written after it."""
     data = encode_semantics(origin, point)
     path = semantics_path(state_path)
-    _write_atomically(path, data, "the semantics snapshot")
+    _write_atomically(path, data, _("the semantics snapshot"))
     return SemanticsRef(path.name, hashlib.sha256(data).digest(), point.size)
 
 
@@ -208,32 +235,40 @@ def load_semantics(state_path: Path, pinned: PinnedState) -> ResumePoint:
     """
     reference = pinned.semantics
     if reference is None:
-        raise SourceError("the state file records no semantics snapshot")
+        raise SourceError(_("the state file records no semantics snapshot"))
     path = state_path.with_name(reference.file)
     try:
         with open_regular(path, "the semantics snapshot") as stream:
             data = stream.read()
     except FileNotFoundError:
-        raise SourceError(f"the semantics snapshot {path} is missing") from None
+        raise SourceError(_("the semantics snapshot {path} is missing").format(path=path)) from None
     except OSError as exc:
-        raise SourceError(f"cannot read the semantics snapshot {path}: {exc}") from None
+        raise SourceError(
+            _("cannot read the semantics snapshot {path}: {exc}").format(path=path, exc=exc)
+        ) from None
     if hashlib.sha256(data).digest() != reference.sha256:
         raise SourceError(
-            f"the semantics snapshot {path} is not the one the state file recorded "
-            "(its SHA-256 differs)"
+            _(
+                "the semantics snapshot {path} is not the one the state file "
+                "recorded (its SHA-256 differs)"
+            ).format(path=path)
         )
     try:
         origin, point = decode_semantics(data)
     except FormatError as exc:
-        raise SourceError(f"the semantics snapshot {path} cannot be read: {exc}") from None
+        raise SourceError(
+            _("the semantics snapshot {path} cannot be read: {exc}").format(path=path, exc=exc)
+        ) from None
     if (
         origin != pinned.origin
         or point.size != pinned.tree_size
         or point.tree.root() != pinned.root
     ):
         raise SourceError(
-            f"the semantics snapshot {path} is not of the pinned checkpoint (log "
-            f"{pinned.origin}, {pinned.tree_size} entries)"
+            _(
+                "the semantics snapshot {path} is not of the pinned checkpoint "
+                "(log {origin}, {tree_size} entries)"
+            ).format(path=path, origin=pinned.origin, tree_size=pinned.tree_size)
         )
     return point
 
@@ -243,12 +278,12 @@ def encode_semantics(origin: str, point: ResumePoint) -> bytes:
     state = point.state
     config = state.config()
     if config is None:
-        raise RedlistError("a semantics snapshot needs the genesis configuration")
+        raise RedlistError(_("a semantics snapshot needs the genesis configuration"))
     ids_by_seq: list[bytes] = [b""] * point.size
     for entry_id, seq in state.entry_ids.items():
         ids_by_seq[seq] = entry_id
     if len(state.entry_ids) != point.size or any(len(item) != ID_SIZE for item in ids_by_seq):
-        raise RedlistError("the audited state does not hold exactly one entry id per entry")
+        raise RedlistError(_("the audited state does not hold exactly one entry id per entry"))
     value = {
         "balances": [
             [account, balance.earned, balance.redeemed, balance.entries]
@@ -314,13 +349,19 @@ def decode_semantics(data: bytes) -> tuple[str, ResumePoint]:
     try:
         value = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
-        raise FormatError(f"not msgpack ({type(exc).__name__})") from None
+        raise FormatError(_("not msgpack ({name})").format(name=type(exc).__name__)) from None
     if not isinstance(value, dict) or value.get("format") != SEMANTICS_FORMAT:
-        raise FormatError(f"not a {SEMANTICS_FORMAT} snapshot")
+        raise FormatError(
+            _("not a {SEMANTICS_FORMAT} snapshot").format(SEMANTICS_FORMAT=SEMANTICS_FORMAT)
+        )
     try:
         return _str(value["origin"]), _resume_point(value)
     except (KeyError, TypeError, ValueError) as exc:  # a missing field, a wrong shape
-        raise FormatError(f"its layout is not {SEMANTICS_FORMAT} ({exc!r})") from None
+        raise FormatError(
+            _("its layout is not {SEMANTICS_FORMAT} ({exc!r})").format(
+                SEMANTICS_FORMAT=SEMANTICS_FORMAT, exc=exc
+            )
+        ) from None
     except ProofError as exc:  # the compact range
         raise FormatError(str(exc)) from None
 
@@ -368,15 +409,19 @@ def _resume_point(value: dict[str, Any]) -> ResumePoint:
         state.put_target(_int(seq), target)
     for account, rule_code, month, qty in value["month_counts"]:
         if _int(qty) < 1:
-            raise FormatError("it holds a monthly count below 1")
+            raise FormatError(_("it holds a monthly count below 1"))
         state.put_month_qty(_str(account), _str(rule_code), _str(month), _int(qty))
     ids = _bytes(value["entry_ids"])
     if len(ids) != ID_SIZE * size:
-        raise FormatError(f"it holds {len(ids) // ID_SIZE} entry ids for {size} entries")
+        raise FormatError(
+            _("it holds {value} entry ids for {size} entries").format(
+                value=len(ids) // ID_SIZE, size=size
+            )
+        )
     for seq, offset in enumerate(range(0, len(ids), ID_SIZE)):
         state.put_entry_id(ids[offset : offset + ID_SIZE], seq)
     if len(state.entry_ids) != size:
-        raise FormatError("it holds the same entry id twice")
+        raise FormatError(_("it holds the same entry id twice"))
     return ResumePoint(tree, _bytes(value["last_leaf_hash"]), _int(value["last_time"]), state)
 
 
@@ -385,7 +430,11 @@ def _write_atomically(path: Path, data: bytes, what: str) -> None:
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise SourceError(f"cannot write {what} in {directory}: {exc.strerror or exc}") from None
+        raise SourceError(
+            _("cannot write {what} in {directory}: {value}").format(
+                what=what, directory=directory, value=exc.strerror or exc
+            )
+        ) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -394,7 +443,11 @@ def _write_atomically(path: Path, data: bytes, what: str) -> None:
         os.replace(temporary, path)
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
-        raise SourceError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+        raise SourceError(
+            _("cannot write {what} {path}: {value}").format(
+                what=what, path=path, value=exc.strerror or exc
+            )
+        ) from None
     _sync_directory(directory)
 
 
@@ -415,19 +468,21 @@ def _sync_directory(directory: Path) -> None:
 def _text(value: dict[str, Any], key: str, where: str) -> str:
     item = value[key]
     if not isinstance(item, str):
-        raise SourceError(f"{where}: '{key}' must be text")
+        raise SourceError(_("{where}: '{key}' must be text").format(where=where, key=key))
     return item
 
 
 def _str(value: Any) -> str:
     if not isinstance(value, str):
-        raise FormatError(f"expected text, found {type(value).__name__}")
+        raise FormatError(_("expected text, found {name}").format(name=type(value).__name__))
     return value
 
 
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise FormatError(f"expected true or false, found {type(value).__name__}")
+        raise FormatError(
+            _("expected true or false, found {name}").format(name=type(value).__name__)
+        )
     return value
 
 
@@ -437,13 +492,13 @@ def _optional_int(value: Any) -> int | None:
 
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise FormatError(f"expected an integer, found {type(value).__name__}")
+        raise FormatError(_("expected an integer, found {name}").format(name=type(value).__name__))
     return value
 
 
 def _bytes(value: Any) -> bytes:
     if not isinstance(value, bytes):
-        raise FormatError(f"expected bytes, found {type(value).__name__}")
+        raise FormatError(_("expected bytes, found {name}").format(name=type(value).__name__))
     return value
 
 

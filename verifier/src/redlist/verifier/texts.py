@@ -17,6 +17,7 @@ from pathlib import Path
 
 from redlist.ledger.entry import Envelope, Leaf, decode_body
 from redlist.ledger.errors import FormatError, SourceError, VerificationError
+from redlist.ledger.i18n import _
 from redlist.ledger.textcommit import TEXTS_FILE, BundleText, commitments_of, decode_texts_file
 
 #: Mismatches named in the failure's message; the rest are counted.
@@ -40,9 +41,13 @@ def read_texts_file(path: Path) -> tuple[Path, list[BundleText]]:
     try:
         data = file.read_bytes()
     except FileNotFoundError:
-        raise SourceError(f"there is no texts file {file}") from None
+        raise SourceError(_("there is no texts file {file}").format(file=file)) from None
     except OSError as error:
-        raise SourceError(f"cannot read the texts file {file}: {error.strerror}") from None
+        raise SourceError(
+            _("cannot read the texts file {file}: {strerror}").format(
+                file=file, strerror=error.strerror
+            )
+        ) from None
     try:
         return file, decode_texts_file(data)
     except FormatError as error:

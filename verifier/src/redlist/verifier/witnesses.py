@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from redlist.ledger.errors import NoteError, PolicyError, SourceError, VerificationError
+from redlist.ledger.i18n import _
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.policy import Policy, PolicyVerdict, evaluate, parse_policy
@@ -33,25 +34,31 @@ def load_policy(path: Path | None, witnesses: Sequence[str], minimum: int | None
     """
     if path is not None:
         if witnesses or minimum is not None:
-            raise PolicyError("give either --policy or --witness/--min-witnesses, not both")
+            raise PolicyError(_("give either --policy or --witness/--min-witnesses, not both"))
         try:
-            data = read_limited(path, SMALL_LIMIT, "the policy file")
+            data = read_limited(path, SMALL_LIMIT, _("the policy file"))
         except FileNotFoundError:
-            raise SourceError(f"the policy file {path} does not exist") from None
+            raise SourceError(
+                _("the policy file {path} does not exist").format(path=path)
+            ) from None
         try:
             return parse_policy(data)
         except PolicyError as error:
-            raise PolicyError(f"the policy file {path}: {error}", line=error.line) from None
+            raise PolicyError(
+                _("the policy file {path}: {error}").format(path=path, error=error), line=error.line
+            ) from None
     if not witnesses:
         if minimum is not None:
-            raise PolicyError("--min-witnesses needs the witnesses' keys, each with --witness")
+            raise PolicyError(_("--min-witnesses needs the witnesses' keys, each with --witness"))
         return None
     keys = []
     for text in witnesses:
         try:
             keys.append(VerifierKey.parse(text.strip()))
         except NoteError as error:
-            raise PolicyError(f"--witness {text!r}: {error}") from None
+            raise PolicyError(
+                _("--witness {text!r}: {error}").format(text=text, error=error)
+            ) from None
     return Policy.of_witnesses(keys, minimum)
 
 

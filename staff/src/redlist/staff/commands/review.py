@@ -57,7 +57,11 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps([item_json(item) for item in items], ensure_ascii=False, indent=2))
         return 0
     if not items:
-        print("No proposal waits for review" + (f" in {args.village}." if args.village else "."))
+        print(
+            _("No proposal waits for review in {village}.").format(village=args.village)
+            if args.village
+            else _("No proposal waits for review.")
+        )
         return 0
     for item in items:
         print(describe(item))
