@@ -32,7 +32,7 @@ START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
 POLL_S = 0.05
 #: Lines of the node's output quoted when it fails.
-TAIL_LINES = 5
+TAIL_LINES = 12
 
 
 def serve_argv(data: Path) -> list[str]:

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -162,9 +163,14 @@ def run(args: argparse.Namespace) -> int:
     )
     signer = settings.signer()
     tune_process()
+    started = time.monotonic()
     with _scheduler() as scheduler, contextlib.ExitStack() as stack:
+        logger.info("signature workers ready in_seconds=%.1f", time.monotonic() - started)
         metrics = MirrorMetrics()
         followers = _followers(settings, signer, scheduler, stack, metrics)
+        logger.info(
+            "copies opened logs=%d in_seconds=%.1f", len(followers), time.monotonic() - started
+        )
         asyncio.run(mirror_until_signalled(followers, settings, metrics))
     return 0
 
