@@ -178,6 +178,31 @@ class RegisterStore:
         value = self._get(_ERASED, account.encode("utf-8"))
         return None if value is None else Tombstone(account, int.from_bytes(value, "big"))
 
+    def kept(self) -> bool:
+        """Whether the town keeps a register: it holds a resident or a tombstone (an
+        import ever ran). A register never imported reads as not kept."""
+        if self._env is None:
+            return False
+        try:
+            with self._env.begin() as txn:
+                return any(
+                    txn.stat(self._tables[table])["entries"] for table in (_RESIDENTS, _ERASED)
+                )
+        except lmdb.Error as exc:
+            raise StoreError(f"cannot read the resident register at {self.path}: {exc}") from None
+
+    def unknown(self, accounts: Sequence[str]) -> list[str]:
+        """The ``accounts`` the register holds no resident for (never imported, or
+        erased), in their order, read in one transaction. Answers only about the accounts
+        asked: nothing here lists the register."""
+        if self._env is None:
+            return list(accounts)
+        try:
+            with self._env.begin(db=self._tables[_RESIDENTS]) as txn:
+                return [a for a in accounts if txn.get(a.encode("utf-8")) is None]
+        except lmdb.Error as exc:
+            raise StoreError(f"cannot read the resident register at {self.path}: {exc}") from None
+
     def residents(self, village: str | None = None) -> list[Resident]:
         """Every resident (of ``village`` only, when given), in account order."""
         found = [_resident(key, value) for key, value in self._items(_RESIDENTS)]

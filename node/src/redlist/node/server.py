@@ -55,6 +55,7 @@ from grpc_reflection.v1alpha import reflection
 from redlist.ledger.entry import MAX_ENVELOPE_SIZE
 from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.log import Log
+from redlist.node.accountcheck import RegisterCheck
 from redlist.node.admission import AdmissionInterceptor, CallLimits
 from redlist.node.batcher import Batcher, CommitReport, TreeWatch
 from redlist.node.config import (
@@ -384,6 +385,7 @@ class NodeServer:
                 texts=texts,
                 readers=ReadAuthority(log.staff_key, policy),
                 review=review,
+                register=None if follower is not None else RegisterCheck(log.data_dir),
             ),
             server,
         )

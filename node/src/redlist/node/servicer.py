@@ -50,6 +50,7 @@ from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.statement import PAGE_BYTES, page_entries
 from redlist.ledger.textcommit import MAX_TEXT_BYTES, EntryText
 from redlist.node import serde
+from redlist.node.accountcheck import RegisterCheck, request_problem
 from redlist.node.batcher import Batcher, TreeWatch
 from redlist.node.metrics import NodeMetrics
 from redlist.node.readers import ReadAuthority, ReadRefusal
@@ -58,7 +59,14 @@ from redlist.node.refusals import Refusal, bounded_message, refusal_of
 from redlist.node.review import ReviewQueue
 from redlist.node.reviewrpc import ReviewCalls, ReviewService
 from redlist.node.texts import Admitted, NodeTexts
-from redlist.proto.contract import MAX_BATCH_CHECK, Limits, RefusalDetails
+from redlist.proto.contract import (
+    CHECK_ACCOUNTS_METHOD,
+    MAX_BATCH_CHECK,
+    READ_SIGNATURE_CHECK,
+    Limits,
+    RefusalDetails,
+    accounts_subject,
+)
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
@@ -107,6 +115,7 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         texts: NodeTexts | None = None,
         readers: ReadAuthority | None = None,
         review: ReviewQueue | None = None,
+        register: RegisterCheck | None = None,
     ) -> None:
         self._log = log
         # The review queue's calls (None on a mirror, which takes no proposals).
@@ -119,6 +128,8 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         # read them.
         self._texts = texts
         self._readers = readers
+        # The resident register, for CheckAccounts (None on a mirror: it keeps none).
+        self._register = register
         # Other towns' grades recognised here, listed on an account's first page.
         self._recognised = recognised
         # The checkpoint as served: with the cosignatures collected for it (cosigning).
@@ -395,15 +406,25 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         is given and wrong ends the call PERMISSION_DENIED."""
         if self._texts is None or self._readers is None:
             return False  # a mirror keeps no texts
-        if request.HasField("read_signature"):
+        signature = request.read_signature if request.HasField("read_signature") else None
+        return await self._staff(context, "GetAccount", request.account, signature)
+
+    async def _staff(
+        self,
+        context: _AnyContext,
+        method: str,
+        subject: str,
+        signature: pb.ReadSignature | None,
+    ) -> bool:
+        """Whether the caller is the town's staff (node/readers.py): by ``signature`` over
+        ``method`` and ``subject`` when given (one that is wrong ends the call
+        PERMISSION_DENIED), else by a staff client certificate."""
+        readers = self._readers
+        if readers is None:
+            return False
+        if signature is not None:
             try:
-                await self._read(
-                    context,
-                    self._readers.signed,
-                    "GetAccount",
-                    request.account,
-                    request.read_signature,
-                )
+                await self._read(context, readers.signed, method, subject, signature)
             except ReadRefusal as refusal:
                 logger.info("read refused check=%s: %s", refusal.check, refusal.message)
                 await context.abort(
@@ -413,7 +434,36 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
                 )
             return True
         pems = tuple(context.auth_context().get("x509_pem_cert") or ())
-        return self._readers.staff_certificate(pems)
+        return readers.staff_certificate(pems)
+
+    async def CheckAccounts(
+        self,
+        request: pb.CheckAccountsRequest,
+        context: aio.ServicerContext[pb.CheckAccountsRequest, pb.CheckAccountsResponse],
+    ) -> pb.CheckAccountsResponse:
+        """The accounts the resident register does not hold; staff only (accountcheck)."""
+        if self._register is None or self._readers is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this node mirrors another town's log and keeps no resident register: "
+                "check accounts at the town's own node",
+            )
+        accounts = list(request.accounts)
+        problem = request_problem(accounts)
+        if problem is not None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, bounded_message(problem))
+        signature = request.read_signature if request.HasField("read_signature") else None
+        subject = accounts_subject(accounts)
+        if not await self._staff(context, CHECK_ACCOUNTS_METHOD, subject, signature):
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "the resident register is for the town's staff: sign the request with a "
+                "staff key registered in the log (read_signature) or connect with a staff "
+                "client certificate",
+                RefusalDetails(READ_SIGNATURE_CHECK, None, None).to_metadata(),
+            )
+        answer = await self._read(context, self._register.check, accounts)
+        return pb.CheckAccountsResponse(register=answer.register, unknown=answer.unknown)
 
     async def Follow(
         self,

@@ -20,7 +20,8 @@ never redefined.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from redlist.v1 import ledger_pb2
@@ -191,3 +192,20 @@ def read_message(method: str, subject: str, time_s: int) -> bytes:
     return b"\x00".join(
         (_READ_DOMAIN, method.encode("utf-8"), subject.encode("utf-8"), str(time_s).encode())
     )
+
+
+#: The read signature's method for ``CheckAccounts``.
+CHECK_ACCOUNTS_METHOD = "CheckAccounts"
+#: Most accounts one ``CheckAccounts`` request may ask about; a client sends more in chunks.
+MAX_CHECK_ACCOUNTS = 10_000
+
+
+def accounts_subject(accounts: Sequence[str]) -> str:
+    """The subject a ``CheckAccounts`` read signature covers: the lower-case hex SHA-256
+    of the accounts in request order, each followed by one 0x00 byte. It binds the
+    signature to exactly these accounts, so an overheard one asks the same question again
+    for minutes and nothing else."""
+    digest = hashlib.sha256()
+    for account in accounts:
+        digest.update(account.encode("utf-8") + b"\x00")
+    return digest.hexdigest()

@@ -1066,6 +1066,67 @@ class FindEntriesResponse(_message.Message):
 Global___FindEntriesResponse: _TypeAlias = FindEntriesResponse  # noqa: Y015
 
 @_typing.final
+class CheckAccountsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
+    READ_SIGNATURE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def accounts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Account ids (lower case, DESIGN.md 3.4); at most 10000."""
+
+    @_builtins.property
+    def read_signature(self) -> Global___ReadSignature:
+        """A staff key's signature over method "CheckAccounts" and the subject
+        contract.accounts_subject(accounts); may be left out on a connection with a staff
+        client certificate.
+        """
+
+    def __init__(
+        self,
+        *,
+        accounts: _abc.Iterable[_builtins.str] | None = ...,
+        read_signature: Global___ReadSignature | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["read_signature", b"read_signature"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "read_signature", b"read_signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckAccountsRequest: _TypeAlias = CheckAccountsRequest  # noqa: Y015
+
+@_typing.final
+class CheckAccountsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTER_FIELD_NUMBER: _builtins.int
+    UNKNOWN_FIELD_NUMBER: _builtins.int
+    register: _builtins.bool
+    """False when the node keeps no resident register (nothing was imported): the
+    accounts were not checked and `unknown` is empty.
+    """
+    @_builtins.property
+    def unknown(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The accounts of the request the register does not hold (never registered, or
+        erased), in request order.
+        """
+
+    def __init__(
+        self,
+        *,
+        register: _builtins.bool = ...,
+        unknown: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["register", b"register", "unknown", b"unknown"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckAccountsResponse: _TypeAlias = CheckAccountsResponse  # noqa: Y015
+
+@_typing.final
 class GetRulesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

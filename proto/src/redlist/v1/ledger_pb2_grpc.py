@@ -120,6 +120,11 @@ class LedgerStub:
                 request_serializer=redlist_dot_v1_dot_ledger__pb2.RejectRequest.SerializeToString,
                 response_deserializer=redlist_dot_v1_dot_ledger__pb2.ReviewItem.FromString,
                 _registered_method=True)
+        self.CheckAccounts = channel.unary_unary(
+                '/redlist.v1.Ledger/CheckAccounts',
+                request_serializer=redlist_dot_v1_dot_ledger__pb2.CheckAccountsRequest.SerializeToString,
+                response_deserializer=redlist_dot_v1_dot_ledger__pb2.CheckAccountsResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServicer:
@@ -348,6 +353,22 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckAccounts(self, request, context):
+        """Which of these accounts the town's resident register does not hold: what a clerk's
+        tool asks before sending a sheet, so an award to an account nobody registered is
+        refused with the rest of the sheet's mistakes. Staff only, authenticated as a read
+        of free texts is (GetAccountRequest.read_signature): a client certificate from the
+        town's client CA, or `read_signature` over method "CheckAccounts" and subject
+        contract.accounts_subject(accounts). Answers only about the accounts asked; there
+        is no way to list the register. PERMISSION_DENIED without either, or with a
+        signature that is wrong, stale or by a key not registered and active in the log;
+        INVALID_ARGUMENT for a malformed account id or more than 10000 accounts in one
+        request; FAILED_PRECONDITION on a mirror, which keeps no register.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -435,6 +456,11 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.Reject,
                     request_deserializer=redlist_dot_v1_dot_ledger__pb2.RejectRequest.FromString,
                     response_serializer=redlist_dot_v1_dot_ledger__pb2.ReviewItem.SerializeToString,
+            ),
+            'CheckAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckAccounts,
+                    request_deserializer=redlist_dot_v1_dot_ledger__pb2.CheckAccountsRequest.FromString,
+                    response_serializer=redlist_dot_v1_dot_ledger__pb2.CheckAccountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -897,6 +923,33 @@ class Ledger:
             '/redlist.v1.Ledger/Reject',
             redlist_dot_v1_dot_ledger__pb2.RejectRequest.SerializeToString,
             redlist_dot_v1_dot_ledger__pb2.ReviewItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/redlist.v1.Ledger/CheckAccounts',
+            redlist_dot_v1_dot_ledger__pb2.CheckAccountsRequest.SerializeToString,
+            redlist_dot_v1_dot_ledger__pb2.CheckAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,

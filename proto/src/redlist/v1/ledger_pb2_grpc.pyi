@@ -208,6 +208,18 @@ class LedgerStub:
     """A council member takes a pending item out of the queue, with a reason its
     proposer sees in ListPending.
     """
+    CheckAccounts: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.CheckAccountsRequest, _ledger_pb2.CheckAccountsResponse]
+    """Which of these accounts the town's resident register does not hold: what a clerk's
+    tool asks before sending a sheet, so an award to an account nobody registered is
+    refused with the rest of the sheet's mistakes. Staff only, authenticated as a read
+    of free texts is (GetAccountRequest.read_signature): a client certificate from the
+    town's client CA, or `read_signature` over method "CheckAccounts" and subject
+    contract.accounts_subject(accounts). Answers only about the accounts asked; there
+    is no way to list the register. PERMISSION_DENIED without either, or with a
+    signature that is wrong, stale or by a key not registered and active in the log;
+    INVALID_ARGUMENT for a malformed account id or more than 10000 accounts in one
+    request; FAILED_PRECONDITION on a mirror, which keeps no register.
+    """
 
 @_typing.type_check_only
 class LedgerAsyncStub(LedgerStub):
@@ -367,6 +379,18 @@ class LedgerAsyncStub(LedgerStub):
     Reject: _aio.UnaryUnaryMultiCallable[_ledger_pb2.RejectRequest, _ledger_pb2.ReviewItem]  # type: ignore[assignment]
     """A council member takes a pending item out of the queue, with a reason its
     proposer sees in ListPending.
+    """
+    CheckAccounts: _aio.UnaryUnaryMultiCallable[_ledger_pb2.CheckAccountsRequest, _ledger_pb2.CheckAccountsResponse]  # type: ignore[assignment]
+    """Which of these accounts the town's resident register does not hold: what a clerk's
+    tool asks before sending a sheet, so an award to an account nobody registered is
+    refused with the rest of the sheet's mistakes. Staff only, authenticated as a read
+    of free texts is (GetAccountRequest.read_signature): a client certificate from the
+    town's client CA, or `read_signature` over method "CheckAccounts" and subject
+    contract.accounts_subject(accounts). Answers only about the accounts asked; there
+    is no way to list the register. PERMISSION_DENIED without either, or with a
+    signature that is wrong, stale or by a key not registered and active in the log;
+    INVALID_ARGUMENT for a malformed account id or more than 10000 accounts in one
+    request; FAILED_PRECONDITION on a mirror, which keeps no register.
     """
 
 class LedgerServicer(metaclass=_abc_1.ABCMeta):
@@ -626,6 +650,24 @@ class LedgerServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_ledger_pb2.ReviewItem, _abc.Awaitable[_ledger_pb2.ReviewItem]]:
         """A council member takes a pending item out of the queue, with a reason its
         proposer sees in ListPending.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckAccounts(
+        self,
+        request: _ledger_pb2.CheckAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.CheckAccountsResponse, _abc.Awaitable[_ledger_pb2.CheckAccountsResponse]]:
+        """Which of these accounts the town's resident register does not hold: what a clerk's
+        tool asks before sending a sheet, so an award to an account nobody registered is
+        refused with the rest of the sheet's mistakes. Staff only, authenticated as a read
+        of free texts is (GetAccountRequest.read_signature): a client certificate from the
+        town's client CA, or `read_signature` over method "CheckAccounts" and subject
+        contract.accounts_subject(accounts). Answers only about the accounts asked; there
+        is no way to list the register. PERMISSION_DENIED without either, or with a
+        signature that is wrong, stale or by a key not registered and active in the log;
+        INVALID_ARGUMENT for a malformed account id or more than 10000 accounts in one
+        request; FAILED_PRECONDITION on a mirror, which keeps no register.
         """
 
 def add_LedgerServicer_to_server(servicer: LedgerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
