@@ -71,8 +71,10 @@ from redlist.proto.client import (
     RemoteAccount,
     RemoteTLS,
     check_address,
+    read_signature,
     texts_message,
 )
+from redlist.proto.contract import CHECK_ACCOUNTS_METHOD, accounts_subject
 from redlist.proto.errors import NodeError, WireError
 from redlist.staff import advice, knownlogs
 from redlist.staff.advice import IN_DOUBT, UNPROVED
@@ -91,6 +93,18 @@ PROOFS_IN_FLIGHT = 8
 LEAVES_PER_CALL = 1000
 #: Ids or keys asked about in one look-up call (the node takes up to 10000).
 LOOKUP_CHUNK = 5000
+#: Accounts asked about in one CheckAccounts call (the node takes up to
+#: ``contract.MAX_CHECK_ACCOUNTS``).
+ACCOUNTS_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class RegisterAnswer:
+    """What the town's resident register says of a sheet's accounts: whether the town
+    keeps one at all (False: nothing was checked), and the accounts it does not hold."""
+
+    register: bool
+    unknown: frozenset[str]
 
 
 class NodeAddress(str):
@@ -549,6 +563,47 @@ class LedgerClient(NodeConnection, ReviewCalls):
                 )
             counts.extend(response.qty)
         return counts
+
+    def check_accounts(self, accounts: Sequence[str], signer: SigningKey) -> RegisterAnswer:
+        """Which of ``accounts`` the town's resident register does not hold, asked in
+        chunks of ``ACCOUNTS_CHUNK``, each signed by ``signer`` (a staff key: the register
+        is the staff's alone). A node without ``CheckAccounts`` (an older one) is a
+        ``NodeError`` saying so, never an answer: the caller stops rather than send
+        accounts nobody checked."""
+        unknown: set[str] = set()
+        for first in range(0, max(len(accounts), 1), ACCOUNTS_CHUNK):
+            chunk = list(accounts[first : first + ACCOUNTS_CHUNK])
+            request = ledger_pb2.CheckAccountsRequest(accounts=chunk)
+            request.read_signature.CopyFrom(
+                read_signature(signer, CHECK_ACCOUNTS_METHOD, accounts_subject(chunk))
+            )
+            try:
+                response = self._stub.CheckAccounts(request, timeout=self.timeout)
+            except grpc.RpcError as error:
+                if error.code() is grpc.StatusCode.UNIMPLEMENTED:
+                    raise NodeError(
+                        "register",
+                        _(
+                            "the node at {address} cannot check accounts against the town's "
+                            "resident register (it runs an older redlist-node, without "
+                            "CheckAccounts); nothing was sent: upgrade the node and run the "
+                            "command again"
+                        ).format(address=self.address),
+                        code=error.code().name,
+                        action=_("the account check"),
+                    ) from None
+                raise self._error(error, "CheckAccounts", _("the account check")) from None
+            if not response.register:
+                return RegisterAnswer(register=False, unknown=frozenset())
+            strays = set(response.unknown) - set(chunk)
+            if strays:
+                raise WireError(
+                    _("the node's account check names accounts not asked about: {strays}").format(
+                        strays=", ".join(sorted(strays)[:5])
+                    )
+                )
+            unknown.update(response.unknown)
+        return RegisterAnswer(register=True, unknown=frozenset(unknown))
 
     def account_pages(
         self, account: str, *, page_size: int = 0, read_key: SigningKey | None = None

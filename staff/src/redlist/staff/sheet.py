@@ -9,12 +9,14 @@ validator will (DESIGN 3.4), and returns every problem, so a sheet is refused wh
 with all its mistakes listed, before anything is signed or sent.
 
 Pure: the catalogue, the town's configuration and the monthly counts come in as values
-(``redlist submit`` fetches them from the node).
+(``redlist submit`` fetches them from the node); so do the accounts the town's resident
+register does not hold, which ``account_problems`` turns into bad rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from redlist.ledger import i18n
@@ -191,6 +193,24 @@ def check_rows(
             else:
                 running[key] = before + deed.qty
     return problems
+
+
+def account_problems(rows: Sequence[SheetRow], unknown: AbstractSet[str]) -> list[Problem]:
+    """A problem for each row whose account is in ``unknown``: accounts the town's
+    resident register does not hold (``LedgerClient.check_accounts``), in row order."""
+    return [
+        Problem(row.row, "account", unknown_account(row.deed.account))
+        for row in rows
+        if row.deed.account in unknown
+    ]
+
+
+def unknown_account(account: str) -> str:
+    """Why an award to ``account``, which the resident register does not hold, is refused."""
+    return _(
+        "account {account} is not in the town's resident register: register the resident "
+        "first with 'redlist-node residents import'"
+    ).format(account=account)
 
 
 def _rule_problem(code: str, rule: RemoteRule | None, rules: Mapping[str, RemoteRule]) -> str:

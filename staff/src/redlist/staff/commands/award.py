@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 
 from redlist.ledger import i18n
+from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _
 from redlist.staff import entries, signing, values
 from redlist.staff.client import add_node_argument, connect
 from redlist.staff.commands.account import after_entry, points_phrase, standing
+from redlist.staff.sheet import unknown_account
 
 DESCRIPTION = N_("""\
 Record one award under a rule of the catalogue. Signed by a grid or council
@@ -23,7 +25,9 @@ The points are the rule's points times --qty; a rule with negative points
 deducts them. --date is the day of the deed (YYYY-MM-DD; default: today in the
 town's time zone); the town accepts dates up to its backdate_days (92 unless its
 genesis says otherwise) before today, never after. Use the account id, never a
-resident's name or ID number; it is case-folded (DGC-0019 is dgc-0019).""")
+resident's name or ID number; it is case-folded (DGC-0019 is dgc-0019). Where
+the town keeps a resident register ('redlist-node residents import'), an account
+it does not hold is refused before anything is sent.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     with connect(args) as client:
         if not draft.body.date:
             draft = entries.dated(draft, client.get_genesis().config.tz)
+        account = draft.body.account
+        if account in client.check_accounts([account], signers[0]).unknown:
+            problem = unknown_account(account)
+            raise FormatError(_("{problem}; nothing was sent").format(problem=problem))
         body, seq = signing.submit_entry(client, draft, signers, action=_("the award"))
         entry, view = after_entry(client, body.account, seq)
     times = f" ×{body.qty}" if body.qty > 1 else ""

@@ -47,10 +47,23 @@ from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing, values
 from redlist.staff.advice import IN_DOUBT, REFUSED, advice
 from redlist.staff.batching import batches
-from redlist.staff.client import LedgerClient, RemoteRule, add_node_argument, connect
-from redlist.staff.problems import SheetError, write_problems
+from redlist.staff.client import (
+    LedgerClient,
+    RegisterAnswer,
+    RemoteRule,
+    add_node_argument,
+    connect,
+)
+from redlist.staff.problems import Problem, SheetError, write_problems
 from redlist.staff.recorded import conflict_error, find_recorded
-from redlist.staff.sheet import SheetRow, Town, capped_keys, check_rows, sheet_rows
+from redlist.staff.sheet import (
+    SheetRow,
+    Town,
+    account_problems,
+    capped_keys,
+    check_rows,
+    sheet_rows,
+)
 
 DESCRIPTION = N_("""\
 Record many awards from a CSV file. The first row names the columns:
@@ -63,7 +76,9 @@ order mark Excel writes ("CSV UTF-8").
 
 Everything is checked before anything is sent: every cell, then every row
 against the town's catalogue (unknown or retired rules, council rules, max_qty,
-the monthly caps with what the log already has) and its date window. If any row
+the monthly caps with what the log already has) and its date window, and, where
+the town keeps a resident register, every account against it (the node answers
+the town's staff only; an older node that cannot is an error). If any row
 is bad, all bad rows are listed by their number as a spreadsheet shows it (the
 header is row 1) and nothing is sent; --errors FILE writes the full list as a
 CSV file to open beside the sheet. --dry-run shows what would be recorded.
@@ -131,6 +146,8 @@ class Plan:
     today: str
     config: TownConfig
     rules: Mapping[str, RemoteRule]
+    #: False when the node keeps no resident register: the accounts were not checked.
+    accounts_checked: bool = True
 
     @property
     def new(self) -> list[int]:
@@ -193,6 +210,12 @@ UNDATED_ADVICE = N_(
     "day they would be recorded again, so write the dates into the sheet."
 )
 
+#: Said when the node keeps no resident register.
+UNCHECKED_NOTE = N_(
+    "Accounts were not checked: the node keeps no resident register "
+    "('redlist-node residents import' creates it)."
+)
+
 
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
@@ -208,9 +231,11 @@ def run(args: argparse.Namespace) -> int:
         rows = csvfiles.parse_awards_csv(data, name)
         with connect(args) as client:
             client.repeatable = True  # ids from what the rows say (advice)
-            plan = prepare(client, rows, name, len(signers))
+            plan = prepare(client, rows, name, signers)
             if args.dry_run:
                 print(preview(client, plan))
+                if not plan.accounts_checked:
+                    print(_(UNCHECKED_NOTE))
                 return 0
             outcome = send(client, plan, signers, args.batch_size)
     except SheetError as error:
@@ -228,11 +253,16 @@ def run(args: argparse.Namespace) -> int:
         print(_(CORRECTED_ADVICE))
     if plan.undated and outcome.recorded:
         print(_(UNDATED_ADVICE))
+    if not plan.accounts_checked:
+        print(_(UNCHECKED_NOTE))
     return 0
 
 
 def prepare(
-    client: LedgerClient, rows: Sequence[csvfiles.AwardRow], name: str, signers: int
+    client: LedgerClient,
+    rows: Sequence[csvfiles.AwardRow],
+    name: str,
+    signers: Sequence[SigningKey],
 ) -> Plan:
     """The sheet's rows checked against the log: which are recorded, and that the others
     would all be taken (``SheetError`` listing every bad row; ``ConflictError`` for ids
@@ -250,11 +280,32 @@ def prepare(
     new = [sheet[index] for index in range(len(sheet)) if index not in recorded.present]
     keys = capped_keys(new, rules)
     counts = dict(zip(keys, client.month_counts(keys), strict=True))
-    town = Town(rules, first.isoformat(), today, config.deed_window_days, config.quorum, signers)
+    town = Town(
+        rules, first.isoformat(), today, config.deed_window_days, config.quorum, len(signers)
+    )
+    checked = check_accounts(client, new, signers[0])
     problems = check_rows(new, town, counts)
+    if checked.unknown:
+        # One list in row order; within a row, the account first.
+        problems = sorted([*account_problems(new, checked.unknown), *problems], key=_row_of)
     if problems:
         raise SheetError(name, problems)
-    return Plan(name, sheet, recorded.present, at, today, config, rules)
+    return Plan(name, sheet, recorded.present, at, today, config, rules, checked.register)
+
+
+def check_accounts(
+    client: LedgerClient, rows: Sequence[SheetRow], signer: SigningKey
+) -> RegisterAnswer:
+    """What the town's resident register says of the accounts of ``rows`` (each asked
+    once; nothing asked when no row is left to record)."""
+    accounts = list(dict.fromkeys(row.deed.account for row in rows))
+    if not accounts:
+        return RegisterAnswer(register=True, unknown=frozenset())
+    return client.check_accounts(accounts, signer)
+
+
+def _row_of(problem: Problem) -> int:
+    return problem.row
 
 
 def preview(client: LedgerClient, plan: Plan) -> str:
