@@ -16,6 +16,7 @@ import pytest
 
 from redlist.ledger import merkle
 from redlist.ledger.bodies import Grade, TownConfig
+from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import ZERO_HASH, Leaf
 from redlist.ledger.errors import FormatError, SourceError, VerificationError
 from redlist.ledger.note.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
@@ -346,3 +347,15 @@ def test_a_seq_beyond_the_signed_checkpoint_is_caught(node: tuple[StandIn, Ledge
     with pytest.raises(VerificationError, match="covers only 2 entries") as refused:
         client.submit([b"mine"])
     assert refused.value.check == "inclusion"
+
+
+def test_an_older_node_without_the_account_check_stops_the_command(
+    node: tuple[StandIn, LedgerClient],
+) -> None:
+    # The stand-in, like a node older than CheckAccounts, does not offer the call: the
+    # sheet's accounts cannot be checked, and the client says so rather than skip it.
+    _, client = node
+    with pytest.raises(NodeError, match="runs an older redlist-node, without CheckAccounts") as old:
+        client.check_accounts(["dgc-0001"], SigningKey.generate())
+    assert old.value.code == "UNIMPLEMENTED"
+    assert "nothing was sent" in old.value.diagnostics()
