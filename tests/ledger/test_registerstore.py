@@ -61,6 +61,23 @@ def test_add_then_read_back_in_account_order(data: Path) -> None:
         assert store.get("dgc-0002") == resident("dgc-0002", "李四")
 
 
+def test_which_accounts_the_register_holds(data: Path) -> None:
+    with RegisterStore.open(data) as store:  # never imported: not kept, nothing held
+        assert not store.kept()
+        assert store.unknown(["dgc-0001"]) == ["dgc-0001"]
+    with RegisterStore.open(data, write=True) as store:
+        store.add([resident("dgc-0001"), resident("dgc-0002", "李四")])
+        store.erase("dgc-0002", 1)
+    with RegisterStore.open(data) as store:
+        assert store.kept()
+        assert store.unknown(["dgc-0003", "dgc-0001", "dgc-0002"]) == ["dgc-0003", "dgc-0002"]
+    with RegisterStore.open(data, write=True) as store:
+        store.erase("dgc-0001", 2)
+    with RegisterStore.open(data) as store:  # everyone erased: still a register
+        assert store.kept()
+        assert store.unknown(["dgc-0001"]) == ["dgc-0001"]
+
+
 def test_a_write_with_any_conflict_stores_nothing(data: Path) -> None:
     id_number = "11010519491231002X"
     with RegisterStore.open(data, write=True) as store:

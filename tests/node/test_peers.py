@@ -263,9 +263,16 @@ def test_a_peer_reads_but_never_submits_and_staff_do_not_witness(
                     refused = await rpc_error(reads.Submit(submit_request([b"x"])))
                     assert refused.code() is grpc.StatusCode.PERMISSION_DENIED
                     assert "never submit" in (refused.details() or "")
+                    # Another town's node is not the town's staff: the register is not its.
+                    asked = pb.CheckAccountsRequest(accounts=["dgc-0001"])
+                    refused = await rpc_error(reads.CheckAccounts(asked))
+                    assert refused.code() is grpc.StatusCode.PERMISSION_DENIED
                 async with open_peer_channel(witness.address, load_peer_material(clerk)) as channel:
                     reads = ledger_pb2_grpc.LedgerStub(channel)
                     await reads.GetCheckpoint(pb.GetCheckpointRequest())
+                    # A staff certificate is enough to check accounts (no register here).
+                    checked = await reads.CheckAccounts(asked)
+                    assert checked.register is False
                     submitted = await rpc_error(reads.Submit(submit_request([b"x"])))
                     # Refused by the ledger's rules, not by the peer policy.
                     assert submitted.code() is not grpc.StatusCode.PERMISSION_DENIED
