@@ -257,3 +257,17 @@ def test_the_client_asks_in_chunks(town: Town) -> None:
         answer = client.check_accounts(accounts * 9, staff_key(town))  # over the bound
     assert answer.register is True
     assert answer.unknown == frozenset({"nobody-6"})
+
+
+def test_a_signer_the_node_does_not_know_stops_the_sheet(town: Town) -> None:
+    stranger = town.root / "stranger.pem"
+    keyfile.write_key_files(stranger, SigningKey.generate(), "not of this town")
+    town.keys["stranger"] = stranger
+    before = town.size()
+    path = write_sheet(town, "stranger.csv", [f"reg-0001,V01,1,{day(1)},"])
+    result = town.run("submit", "--csv", str(path), signer="stranger")
+    assert result.code == 1
+    assert "the account check" in result.err
+    assert "is not registered in this log" in result.err
+    assert "[PERMISSION_DENIED, check read-signature]" in result.err, result.err
+    assert town.size() == before

@@ -1,4 +1,5 @@
-"""Who may read free texts: the town's staff, authenticated (DESIGN 9.2; proto GetAccount).
+"""Who may read free texts, and ask about the resident register: the town's staff,
+authenticated (DESIGN 9.2; proto GetAccount and CheckAccounts, docs/adr/0038).
 
 The log's leaves are public and hold no personal data; the texts beside them (notes,
 items) are personal data, served only to a reader the node can name:
@@ -85,7 +86,7 @@ class ReadAuthority:
         if record is None:
             raise ReadRefusal(
                 f"key {signature.key_id.hex()} is not registered in this log: only the town's "
-                "staff may read free texts"
+                f"staff may make a {method} read"
             )
         if not record.active:
             raise ReadRefusal(f"key {signature.key_id.hex()} ({record.name}) was revoked")

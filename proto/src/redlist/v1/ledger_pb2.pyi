@@ -473,8 +473,10 @@ Global___GetAccountRequest: _TypeAlias = GetAccountRequest  # noqa: Y015
 class ReadSignature(_message.Message):
     """A staff key's signature over a read request. The signed message is
       "redlist/read/v1" || 0x00 || method || 0x00 || subject || 0x00 || time
-    where method is the RPC's name ("GetAccount"), subject what it reads (the account
-    id) and time the decimal `time` below, all ASCII/UTF-8. The node accepts it when
+    where method is the RPC's name ("GetAccount", "CheckAccounts"), subject what it reads
+    (GetAccount: the account id; CheckAccounts: contract.accounts_subject, the lower-case
+    hex SHA-256 of the accounts asked, each followed by one 0x00 byte) and time the
+    decimal `time` below, all ASCII/UTF-8. The node accepts it when
     `time` lies within 5 minutes of its clock and the key is registered and unrevoked
     in the log as it stands.
     """
