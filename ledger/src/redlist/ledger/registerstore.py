@@ -16,7 +16,8 @@ table          key                               value
 **Locking.** Every open takes a ``flock`` on ``<data>/register.lock``: shared to read,
 exclusive to write, waiting up to :data:`LOCK_WAIT_S` for the other kind. So any number
 of commands may read the register at once, one may change it, and the node serving the
-log is never in the way (it does not open the register). Each change is one write
+log is never in the way (it opens the register only to read, while it answers a
+``CheckAccounts`` call, docs/adr/0038). Each change is one write
 transaction, committed with a synchronous flush: an import is all or nothing.
 
 **Erasure.** LMDB never overwrites a page in place: a deleted record stays in the data

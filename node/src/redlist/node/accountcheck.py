@@ -9,11 +9,13 @@ in memory is bounded whatever the sheet's length; a client sends a long sheet in
 
 The node does not keep the register open (imports run while it serves): each call opens
 it to read, under its shared lock, and waits at most ``REGISTER_WAIT_S`` for an import
-or an erasure to finish, so a read thread is never held for long.
+or an erasure to finish, so a read thread is never held for long. Calls take turns: one
+opening of the register at a time in the node's process.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +59,14 @@ class RegisterCheck:
     def __init__(self, data_dir: Path, *, wait_s: float = REGISTER_WAIT_S) -> None:
         self._data_dir = data_dir
         self._wait_s = wait_s
+        # LMDB must not have one environment open twice in a process (closing one copy
+        # would drop the other's locks): calls on the read pool take turns.
+        self._lock = threading.Lock()
 
     def check(self, accounts: Sequence[str]) -> AccountCheck:
         """The register's answer for ``accounts`` (a well-formed request); ``StoreError``
         when the register cannot be read or stays locked longer than the wait."""
-        with RegisterStore.open(self._data_dir, wait_s=self._wait_s) as register:
+        with self._lock, RegisterStore.open(self._data_dir, wait_s=self._wait_s) as register:
             if not register.kept():
                 return AccountCheck(register=False, unknown=())
             return AccountCheck(register=True, unknown=tuple(register.unknown(accounts)))
