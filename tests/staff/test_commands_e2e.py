@@ -119,7 +119,8 @@ def test_key_add_and_revoke(town: Town) -> None:
     refused = town.run("award", "--account", "key-1", "--rule", "V01", signer="zhou")
     assert refused.code == 1
     assert f"key {key.key_id.hex()} (Zhou Qiang (grid)) was revoked" in refused.err
-    assert refused.err.rstrip().endswith("[PERMISSION_DENIED, check signer-revoked]")
+    # The account check before sending is the first to refuse the revoked key.
+    assert refused.err.rstrip().endswith("[PERMISSION_DENIED, check read-signature]")
     assert town.size() == before
     assert town.account("key-1")["score"] == 1005
 
@@ -369,9 +370,10 @@ def test_submit_takes_the_date_column(town: Town) -> None:
     )
     result = town.run("submit", "--csv", str(path))
     assert result.code == 0, result.err
-    summary, advice = result.out.splitlines()
+    summary, advice, unchecked = result.out.splitlines()
     assert summary.endswith(f" 1 row had no date and got today's, {deed_day(summary)}.")
     assert advice == submit.UNDATED_ADVICE
+    assert unchecked == submit.UNCHECKED_NOTE  # this town keeps no resident register
     with town.client() as client:
         seqs = [entry.seq for entry in client.get_account("dated-1").entries]
         body = client.get_body(seqs[0])
@@ -541,7 +543,7 @@ def test_submit_records_every_row_and_a_rerun_records_none(
     assert first.out == (
         f"Submitted 1200 of 1200 rows of month.csv: 1200 recorded now; "
         f"entries {before} to {before + 1199}. 1200 rows had no date and got today's, {day}.\n"
-        f"{submit.UNDATED_ADVICE}\n"
+        f"{submit.UNDATED_ADVICE}\n{submit.UNCHECKED_NOTE}\n"
     )
     assert first.err == ""  # no progress bar without a terminal
     assert town.size() == before + 1200

@@ -246,6 +246,7 @@ def test_dry_run_says_what_would_be_recorded_and_sends_nothing(town: Town) -> No
         "  V02       +20       1 row  Epidemic prevention duty",
         "Residents whose grade would change (1):",
         "  dry-1  A -> AA  (score 1010 -> 1030)",
+        submit.UNCHECKED_NOTE,  # this town keeps no resident register
     ]
 
 
