@@ -319,3 +319,27 @@ def test_the_kind_column_marks_households_and_organisations(tmp_path: Path, data
     refused = residents("import", "--data", data, "--csv", bad)
     assert refused.returncode != 0
     assert "is not a kind of account" in refused.stderr
+
+
+def test_show_gives_a_households_points_beside_its_members(tmp_path: Path) -> None:
+    """The family file: a member's points, and the household's beside each member's."""
+    town = Town.generate()
+    data = tmp_path / "town"
+    with create_log(data, town, setup=True) as log:
+        log.append(
+            [
+                town.award("dgc-0001", "clean-pond", 2),
+                town.award("dgc-0002", "epidemic-duty"),
+                town.award("dgc-0002", "litter"),
+                town.award("dgc-0003", "clean-pond"),
+            ],
+            now_ms=town.now_ms,
+        )
+    csv_file = write(tmp_path, "居民.csv", excel_utf8(CHINESE, ROWS))
+    assert residents("import", "--data", data, "--csv", csv_file).returncode == 0
+    shown = residents("show", "dgc-0002", "--data", data)
+    assert shown.returncode == 0, shown.stderr
+    assert "score 1005 (" in shown.stdout and "earned +5" in shown.stdout
+    assert "+15 earned together (dgc-0001 +10, dgc-0002 +5)" in shown.stdout
+    alone = residents("show", "dgc-0003", "--data", data)
+    assert "earned +5" in alone.stdout and "together" not in alone.stdout

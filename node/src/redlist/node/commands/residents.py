@@ -12,6 +12,7 @@ from pathlib import Path
 
 from redlist.ledger.errors import FormatError, RegisterError, StoreError
 from redlist.ledger.i18n import N_, _, ngettext
+from redlist.ledger.log import Log
 from redlist.ledger.masking import mask_id_number, mask_name, mask_phone
 from redlist.ledger.registerstore import (
     REGISTER_ENV_NAME,
@@ -21,6 +22,7 @@ from redlist.ledger.registerstore import (
 from redlist.ledger.residents import (
     FIELDS,
     FieldError,
+    Household,
     Resident,
     check_account,
     latest_today,
@@ -230,9 +232,43 @@ def run_show(args: argparse.Namespace) -> int:
         (_("legal basis"), basis),
         (_("publicity shows"), mask_name(resident.name)),
         (_("last changed"), _when(resident.changed_ms)),
+        *_points_lines(data, account, household),
     ):
         print(f"  {label + ':':<17}{value}")
     return 0
+
+
+def _points_lines(data: Path, account: str, household: Household | None) -> list[tuple[str, str]]:
+    """The resident's points and, for a household, every member's beside the household's
+    total (the family file): read from the log in ``data``, as of its latest entry. None
+    when ``data`` holds no log (a register kept on its own)."""
+    if not (data / ENV_DIR_NAME).is_dir():
+        return []
+    with Log.open(data, readonly=True) as log:
+        members = household.members if household is not None else (account,)
+        statements = {member: log.account(member, page_size=1) for member in members}
+    own = statements[account]
+    lines = [
+        (
+            _("points"),
+            _("score {score} ({grade}), earned {earned:+d}, spendable {spendable}").format(
+                score=own.score, grade=own.grade, earned=own.earned, spendable=own.spendable
+            ),
+        )
+    ]
+    if household is not None and len(members) > 1:
+        each = ", ".join(
+            _("{account} {earned:+d}").format(account=member, earned=statements[member].earned)
+            for member in members
+        )
+        total = sum(statement.earned for statement in statements.values())
+        lines.append(
+            (
+                _("household points"),
+                _("{total:+d} earned together ({each})").format(total=total, each=each),
+            )
+        )
+    return lines
 
 
 def run_update(args: argparse.Namespace) -> int:
