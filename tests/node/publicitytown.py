@@ -16,11 +16,12 @@ non-Chinese names, an ID number and a phone each; two have no legal basis for pu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.builders import Town, append_with_texts, create_log
+from tests.builders import RuleSpec, Town, append_with_texts, create_log
 
 from redlist.ledger.registerstore import RegisterStore
 from redlist.ledger.residents import Resident, id_check_character
@@ -95,10 +96,18 @@ class PublicityTown:
         return found
 
 
+#: The meeting that voted the pond rule, as its ``decided`` text.
+DECIDED = "东村村民代表大会 2025年12月28日"
+
+
 def build(data: Path) -> PublicityTown:
     town = Town.generate()
     town.now_ms = JAN_20 - 3_600_000
     with create_log(data, town, setup=True) as log:
+        # The pond rule again, now with the meeting that voted it (the notice shows it).
+        pond = RuleSpec("clean-pond", "Cleaned the village pond", "environment", 5)
+        pond = dataclasses.replace(pond, decided=DECIDED)
+        append_with_texts(log, [town.set_rule(pond)], town.now_ms)
         town.now_ms = JAN_20
         awards = [
             town.award(account, "clean-pond", note="清理了东边的池塘")

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.node.publicitytown import KINDS, LEFT_OUT, MASKED, PublicityTown, build
+from tests.node.publicitytown import DECIDED, KINDS, LEFT_OUT, MASKED, PublicityTown, build
 
 from redlist.ledger import bundle
 from redlist.ledger.log import Log
@@ -85,6 +85,20 @@ def test_the_csv_lists_masked_names_and_consented_notes(
     deduction = next(row for row in rows if row.seq == town.deduction)
     assert (deduction.cells["类型"], deduction.cells["分数"]) == ("扣分", "-20")
     assert deduction.cells["累计分"] == "985"
+
+
+def test_the_notice_lists_the_months_rules_with_the_meeting_that_voted_them(
+    town: PublicityTown, tmp_path: Path
+) -> None:
+    assert export(town, tmp_path / "jan", "2026-01") == 0
+    html = (tmp_path / "jan" / "publicity.html").read_text()
+    rules = html[html.index("<h2>本月所用积分规则</h2>") :]
+    pond = rules[rules.index("<td>clean-pond</td>") :]
+    assert pond.startswith("<td>clean-pond</td><td>Cleaned the village pond</td>")
+    assert f"<td>{DECIDED}</td>" in pond[: pond.index("</tr>")]
+    dispute = rules[rules.index("<td>mediate-dispute</td>") :]
+    assert "<td>—</td>" in dispute[: dispute.index("</tr>")]  # voted, but no text kept
+    assert "<td>litter</td>" not in rules  # not used this month
 
 
 def test_the_csv_and_the_notice_show_people_households_and_organisations_apart(

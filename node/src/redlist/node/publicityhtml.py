@@ -14,7 +14,7 @@ not, apart from counts and lists computed from the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 
 from redlist.ledger import months
@@ -69,8 +69,16 @@ _DETAIL = (
 )
 
 
-def render(publicity: Publicity, *, bundle_name: str, log_key: str) -> str:
-    """The notice's HTML text. ``bundle_name`` is what the verify command names."""
+def render(
+    publicity: Publicity,
+    *,
+    bundle_name: str,
+    log_key: str,
+    decided: Mapping[str, str] | None = None,
+) -> str:
+    """The notice's HTML text. ``bundle_name`` is what the verify command names;
+    ``decided``: by rule code, the meeting that voted the rule (shown for the month's
+    rules, so residents see that the catalogue was voted and when)."""
     year, month = months.parse_month(publicity.month)
     title = f"{year}年{month}月 信用积分公示" + ("（草稿）" if publicity.draft else "")
     parts = [
@@ -86,9 +94,29 @@ def render(publicity: Publicity, *, bundle_name: str, log_key: str) -> str:
     ]
     for village in publicity.villages:
         parts.extend(_village(publicity, village))
+    parts.extend(_rules(publicity, decided or {}))
     parts.extend(_verification(publicity, bundle_name, log_key))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _rules(publicity: Publicity, decided: Mapping[str, str]) -> list[str]:
+    """The rules this month's entries were made under, with the meeting that voted each."""
+    used: dict[str, str] = {}
+    for item in publicity.listed:
+        if item.entry.rule and item.entry.rule not in used:
+            used[item.entry.rule] = item.entry.title
+    if not used:
+        return []
+    rows = "".join(
+        f"<tr><td>{_e(code)}</td><td>{_e(title)}</td><td>{_e(decided.get(code, '—'))}</td></tr>"
+        for code, title in sorted(used.items())
+    )
+    return [
+        "<h2>本月所用积分规则</h2>",
+        '<table class="rules"><thead><tr><th>规则代码</th><th>规则名称</th>'
+        f"<th>表决（会议及日期）</th></tr></thead><tbody>{rows}</tbody></table>",
+    ]
 
 
 def _header(publicity: Publicity) -> list[str]:

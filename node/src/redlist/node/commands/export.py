@@ -123,6 +123,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decided_by_code(log: Log, texts: NodeTexts) -> dict[str, str]:
+    """The meeting that voted each rule of the catalogue, where its text is kept (public
+    like the catalogue: ``redlist rules list`` shows it too)."""
+    _size, rules = log.rules()
+    by_seq = texts.decided_texts([rule.seq for rule in rules])
+    return {rule.code: by_seq[rule.seq] for rule in rules if rule.seq in by_seq}
+
+
 def _run_month(args: argparse.Namespace) -> int:
     month = args.month
     months.parse_month(month)
@@ -156,7 +164,12 @@ def _run_month(args: argparse.Namespace) -> int:
             (item.entry, item.village, item.masked, item.note, KIND_LABELS[item.kind])
             for item in publicity.listed
         )
-        html = render(publicity, bundle_name=args.out.name, log_key=verifier_key)
+        html = render(
+            publicity,
+            bundle_name=args.out.name,
+            log_key=verifier_key,
+            decided=_decided_by_code(log, NodeTexts(args.data, log)),
+        )
         if earlier is not None:
             publish(args.data, record)  # refuses a month whose range has changed
         result = export_month(
