@@ -16,10 +16,12 @@ from redlist.staff.reviewcalls import ReviewItem
 
 DESCRIPTION = N_("""\
 Approve proposals of the review queue ('redlist review list'), one council member
-at a time. For each ID the award is printed in words (account, the resident's
-masked name where the town keeps a register, rule, points, deed date) and exactly
-that body is signed; the node refuses the approval if its body is not the one
-shown. Once enough council members approved, the node records the award.
+at a time. For each ID the proposal is printed in words (an award: account, the
+resident's masked name where the town keeps a register, rule, points, deed date;
+a rule change: the rule as 'redlist rule set' describes it, or its retirement; a
+key change: key id, holder and roles) and exactly that body is signed; the node
+refuses the approval if its body is not the one shown. Once enough council
+members approved, the node records the entry.
 
   redlist approve 3 4 --node 127.0.0.1:7420 --signer li.pem""")
 
@@ -56,15 +58,20 @@ def run(args: argparse.Namespace) -> int:
             body = decode_body(shown.body)
             if body.log != origin:
                 raise VerificationError(
-                    "log", f"item {number} is meant for log {body.log!r}, not for {origin!r}"
+                    "log",
+                    _("item {number} is meant for log {log!r}, not for {origin!r}").format(
+                        number=number, log=body.log, origin=origin
+                    ),
                 )
             signature = crypto.sign_entry(key, shown.body)
             after = client.approve(shown, key, signature)
             if after.body_hash != shown.body_hash:
                 raise VerificationError(
                     "review-body",
-                    f"the node answered for item {number} with another body than the one "
-                    "shown and signed; tell the town admin",
+                    _(
+                        "the node answered for item {number} with another body than the one "
+                        "shown and signed; tell the town admin"
+                    ).format(number=number),
                 )
             print(_outcome(client, after, key.key_id))
     return 0
@@ -73,11 +80,15 @@ def run(args: argparse.Namespace) -> int:
 def _outcome(client: LedgerClient, item: ReviewItem, key_id: bytes) -> str:
     if item.state == "appended":
         _prove(client, item, key_id)
-        return f"Approved item {item.number}: recorded as entry {item.seq}."
+        return _("Approved item {number}: recorded as entry {seq}.").format(
+            number=item.number, seq=item.seq
+        )
     counted = any(signer.key_id == key_id for signer in item.signers)
     if not counted:
-        return f"Item {item.number}: your approval was not counted."
-    return f"Approved item {item.number}; it still needs: {item.needs or 'nothing'}."
+        return _("Item {number}: your approval was not counted.").format(number=item.number)
+    return _("Approved item {number}; it still needs: {needs}.").format(
+        number=item.number, needs=item.needs or _("nothing")
+    )
 
 
 def _prove(client: LedgerClient, item: ReviewItem, key_id: bytes) -> None:
@@ -87,7 +98,11 @@ def _prove(client: LedgerClient, item: ReviewItem, key_id: bytes) -> None:
         envelope = Envelope.from_bytes(Leaf.from_bytes(data).envelope)
         if envelope.body != item.body:
             raise VerificationError(
-                "inclusion", f"entry {seq} does not hold the body of item {item.number}", seq=seq
+                "inclusion",
+                _("entry {seq} does not hold the body of item {number}").format(
+                    seq=seq, number=item.number
+                ),
+                seq=seq,
             )
 
     client.proved_leaves([item.seq], client.latest(), check)

@@ -9,6 +9,7 @@ from redlist.ledger.errors import KeyFileError
 from redlist.ledger.i18n import N_, _
 from redlist.staff import entries, signing, values
 from redlist.staff.client import add_node_argument, connect
+from redlist.staff.commands.propose import add_propose_argument, propose_entry
 
 DESCRIPTION = N_("""\
 Register or revoke a staff member's public key. The staff list changes only with
@@ -27,7 +28,9 @@ Roles: admin, grid (awards), council (council rules, reversals), cashier
 (redemptions). A revoked key can no longer sign; what it signed before stays.
 To replace an admin's key: register the new key with the admin role, then
 revoke the old one with the new key's signature. The last admin is never
-revoked. 'redlist keys list' shows the staff list.""")
+revoked. With --propose the change waits in the node's review queue until the
+council members approve it, one at a time ('redlist approve ID').
+'redlist keys list' shows the staff list.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,6 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_node_argument(add)
     signing.add_signer_arguments(add)
+    add_propose_argument(add)
     add.set_defaults(run=run_add)
 
     revoke = actions.add_parser(
@@ -72,6 +76,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     revoke.add_argument("--pub", required=True, metavar="FILE|HEX", help=_("the public key"))
     add_node_argument(revoke)
     signing.add_signer_arguments(revoke)
+    add_propose_argument(revoke)
     revoke.set_defaults(run=run_revoke)
 
 
@@ -82,6 +87,12 @@ def run_add(args: argparse.Namespace) -> int:
     _check_registrable(args.pub, pub)
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
+        if args.propose:
+            what = _("the registration of key {hex} of {name}").format(
+                hex=crypto.key_id(pub).hex(), name=args.name
+            )
+            print(propose_entry(client, draft, signers, what))
+            return 0
         body, seq = signing.submit_entry(client, draft, signers, action=_("the key registration"))
     print(
         _("Registered key {hex} of {name} with the role{value} {join} (entry {seq}).").format(
@@ -113,6 +124,10 @@ def run_revoke(args: argparse.Namespace) -> int:
     draft = entries.key_revoke(entries.Stamp.fresh(), pub)
     signers = signing.read_signers(args.signer, args.cosigner)
     with connect(args) as client:
+        if args.propose:
+            what = _("the revocation of key {hex}").format(hex=crypto.key_id(pub).hex())
+            print(propose_entry(client, draft, signers, what))
+            return 0
         _body, seq = signing.submit_entry(client, draft, signers, action=_("the key revocation"))
     print(
         _(

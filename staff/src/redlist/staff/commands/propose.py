@@ -6,9 +6,10 @@ import argparse
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from redlist.ledger.crypto import SigningKey
-from redlist.ledger.entry import Award
+from redlist.ledger.entry import Award, Body
 from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _
 from redlist.proto.errors import NodeError
@@ -17,6 +18,8 @@ from redlist.staff.client import LedgerClient, add_node_argument, connect
 from redlist.staff.entries import Draft
 from redlist.staff.reviewcalls import ReviewItem
 from redlist.staff.sheet import sheet_rows
+
+_Body = TypeVar("_Body", bound=Body)
 
 DESCRIPTION = N_("""\
 Propose an award for the council's review. The node keeps it in its review queue
@@ -95,22 +98,62 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_propose_argument(parser: argparse.ArgumentParser) -> None:
+    """``--propose``: queue the entry for the council instead of submitting it."""
+    parser.add_argument(
+        "--propose",
+        action="store_true",
+        help=_(
+            "put it in the node's review queue instead: council members approve it one "
+            "at a time ('redlist approve ID'), and the node records it once the quorum signed"
+        ),
+    )
+
+
+def propose_entry(
+    client: LedgerClient, draft: Draft[_Body], signers: Sequence[SigningKey], what: str
+) -> str:
+    """Address ``draft`` to the node's log, seal it with ``signers`` and put it in the
+    review queue (the node records it at once when the signatures already suffice);
+    the outcome in words. ``what`` names the entry ("rule V01")."""
+    body = entries.addressed(draft, client.latest().origin)
+    try:
+        item = client.propose(signing.seal(body.body, signers), body.texts, action=what)
+    except NodeError as error:
+        if error.check == "duplicate-id":
+            return _("Already proposed or recorded: {what}.").format(what=what)
+        raise
+    return describe_outcome(item, what)
+
+
 def _proposed(client: LedgerClient, draft: Draft[Award], signers: Sequence[SigningKey]) -> str:
     body = draft.body
-    what = f"the award to {body.account} under rule {body.rule}"
+    what = _("the award to {account} under rule {rule}").format(
+        account=body.account, rule=body.rule
+    )
     try:
         item = client.propose(signing.seal(body, signers), draft.texts, action=what)
     except NodeError as error:
         if error.check == "duplicate-id":
-            return f"Already proposed or recorded: {what} (deed of {body.date})."
+            return _("Already proposed or recorded: {what} (deed of {date}).").format(
+                what=what, date=body.date
+            )
         raise
     return describe_outcome(item, what)
 
 
 def describe_outcome(item: ReviewItem, what: str) -> str:
+    """What became of a proposal: recorded at once, recorded, or waiting (and for what)."""
     if item.state == "appended" and not item.number:
-        return f"Recorded {what} at once (entry {item.seq}): it needs no council review."
+        return _("Recorded {what} at once (entry {seq}): it needs no council review.").format(
+            what=what, seq=item.seq
+        )
     if item.state == "appended":
-        return f"Item {item.number}: {what} is recorded (entry {item.seq})."
-    line = f"Item {item.number}: proposed {what}"
-    return line + (f"; {item.needs}." if item.needs else ".")
+        return _("Item {number}: {what} is recorded (entry {seq}).").format(
+            number=item.number, what=what, seq=item.seq
+        )
+    if item.needs:
+        return _("Item {number}: proposed {what}; {needs}.").format(
+            number=item.number, what=what, needs=item.needs
+        )
+    return _("Item {number}: proposed {what}.").format(number=item.number, what=what)

@@ -6,16 +6,20 @@ import argparse
 import json
 from datetime import UTC, datetime
 
-from redlist.ledger.entry import Award, decode_body
+from redlist.ledger import crypto
+from redlist.ledger.entry import Award, KeyChange, RuleChange, decode_body
 from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _
 from redlist.staff import values
 from redlist.staff.client import add_node_argument, connect
+from redlist.staff.commands.rule import describe_rule
 from redlist.staff.reviewcalls import ReviewItem
 
 DESCRIPTION = N_("""\
 Show the node's review queue: the proposals waiting for council members'
-approval, who signed each and what it still needs.
+approval, who signed each and what it still needs. Besides awards ('redlist
+propose'), the queue holds catalogue and staff-list changes proposed with
+--propose ('redlist rule set', 'redlist rules load', 'redlist key add' ...).
 
   redlist review list --node 127.0.0.1:7420
   redlist review list --village 东村 --node 127.0.0.1:7420 --json
@@ -79,46 +83,82 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def in_words(item: ReviewItem) -> str:
-    """The proposal as a reviewer reads it before signing: account, masked name, rule,
-    points, deed date, and whether the resident declared it."""
+    """The proposal as a reviewer reads it before signing. An award: account, masked
+    name, rule, points, deed date, and whether the resident declared it. A rule
+    change: the rule as ``redlist rule set`` describes it, or its retirement. A key
+    change: registration (key id, holder, roles) or revocation (key id)."""
     try:
         body = decode_body(item.body)
     except FormatError as error:
-        return f"an entry that cannot be read ({error})"
+        return _("an entry that cannot be read ({error})").format(error=error)
+    if isinstance(body, RuleChange):
+        if body.op == "set":
+            return _("set {rule}").format(rule=describe_rule(body))
+        return _(
+            "retire rule {code}: no new awards under it; earlier awards keep their points"
+        ).format(code=body.code)
+    if isinstance(body, KeyChange):
+        key = crypto.key_id(body.pub).hex()
+        if body.op == "add":
+            roles = body.roles or ()
+            return _("register key {key} of {name} with the roles {roles}").format(
+                key=key,
+                name=body.name,
+                roles=_(", ").join(_(values.ROLE_NAMES.get(role, role)) for role in roles),
+            )
+        return _("revoke key {key}: it can no longer sign").format(key=key)
     if not isinstance(body, Award):
-        return f"a {body.kind} entry"
+        return _("a {kind} entry").format(kind=body.kind)
     who = body.account + (f" ({item.masked_name})" if item.masked_name else "")
-    title = f' "{item.rule_title}"' if item.rule_title else ""
+    title = f" “{item.rule_title}”" if item.rule_title else ""
     times = f" ×{body.qty}" if body.qty > 1 else ""
-    points = f"{item.points:+d} points, " if item.rule_title else ""
-    declared = "; declared by the resident (本人申报)" if body.declared else ""
-    return (
-        f"award to {who} under rule {body.rule}{title}{times}: {points}deed of "
-        f"{body.date}{declared}"
+    points = _("{points} points, ").format(points=f"{item.points:+d}") if item.rule_title else ""
+    declared = _("; declared by the resident (本人申报)") if body.declared else ""
+    return _(
+        "award to {who} under rule {rule}{title}{times}: {points}deed of {date}{declared}"
+    ).format(
+        who=who,
+        rule=body.rule,
+        title=title,
+        times=times,
+        points=points,
+        date=body.date,
+        declared=declared,
     )
 
 
 def describe(item: ReviewItem) -> str:
-    lines = [f"Item {item.number}: {in_words(item)}"]
-    lines.append(f"  proposed by {item.proposer_name} on {_when(item.proposed)}")
-    signed = ", ".join(
-        signer.name + ("" if signer.counts else " (revoked: not counted)")
+    """The item in words: what it is, who proposed and signed it, and its state."""
+    lines = [_("Item {number}: {what}").format(number=item.number, what=in_words(item))]
+    lines.append(
+        _("  proposed by {name} on {when}").format(
+            name=item.proposer_name, when=_when(item.proposed)
+        )
+    )
+    signed = _(", ").join(
+        signer.name
+        if signer.counts
+        else _("{name} (revoked: not counted)").format(name=signer.name)
         for signer in item.signers
     )
-    lines.append(f"  signed by {signed}")
+    lines.append(_("  signed by {signers}").format(signers=signed))
     if item.state == "pending":
         if item.needs:
-            lines.append(f"  still needs: {item.needs}")
+            lines.append(_("  still needs: {needs}").format(needs=item.needs))
         if item.problem:
-            lines.append(f"  cannot be recorded now: {item.problem}")
-        lines.append(f"  expires {_when(item.expires)}")
+            lines.append(_("  cannot be recorded now: {problem}").format(problem=item.problem))
+        lines.append(_("  expires {when}").format(when=_when(item.expires)))
     elif item.state == "appended":
-        lines.append(f"  recorded as entry {item.seq}")
+        lines.append(_("  recorded as entry {seq}").format(seq=item.seq))
     elif item.state == "rejected":
-        lines.append(f"  rejected by {item.decided_by} on {_when(item.decided)}: {item.reason}")
+        lines.append(
+            _("  rejected by {name} on {when}: {reason}").format(
+                name=item.decided_by, when=_when(item.decided), reason=item.reason
+            )
+        )
     else:
-        lines.append(f"  expired unreviewed on {_when(item.decided)}")
-    lines.append(f"  body SHA-256 {item.body_hash.hex()}")
+        lines.append(_("  expired unreviewed on {when}").format(when=_when(item.decided)))
+    lines.append(_("  body SHA-256 {hash}").format(hash=item.body_hash.hex()))
     return "\n".join(lines)
 
 
@@ -150,6 +190,15 @@ def item_json(item: ReviewItem) -> dict[str, object]:
             points=item.points,
             date=body.date,
             declared=body.declared,
+        )
+    if isinstance(body, RuleChange):
+        value.update(op=body.op, rule=body.code, rule_title=body.title, points=body.points)
+    if isinstance(body, KeyChange):
+        value.update(
+            op=body.op,
+            key_id=crypto.key_id(body.pub).hex(),
+            key_name=body.name,
+            roles=list(body.roles or ()),
         )
     if item.state == "appended":
         value["seq"] = item.seq

@@ -8,6 +8,7 @@ from redlist.ledger.entry import RuleChange
 from redlist.ledger.i18n import N_, _
 from redlist.staff import entries, signing, values
 from redlist.staff.client import add_node_argument, connect
+from redlist.staff.commands.propose import add_propose_argument, propose_entry
 
 DESCRIPTION = N_("""\
 Set one rule of the town's catalogue, or retire it. The catalogue changes only
@@ -19,12 +20,16 @@ council's quorum (--cosigner for each council member).
   redlist rule set --code D07 --title "Did not support elderly parents" \\
       --module family --points -100 --council ...
   redlist rule retire --code V01 ...
+  redlist rule set --code V03 ... --signer admin.pem --propose
 
 Negative points make a deduction. With --council an award under the rule needs
 the town's quorum of council signatures. --max-qty caps the qty of one award;
 --max-per-month caps the qty a resident may get under the rule per month of the
 deed dates (awards later reversed do not count). Setting an existing code replaces the
 rule for later awards; earlier awards keep the points they were given.
+With --propose the change waits in the node's review queue until the council
+members approve it, one at a time and on any day ('redlist approve ID'), instead
+of every signer signing now.
 To load a whole catalogue at once, use 'redlist rules load'; to see it,
 'redlist rules list'.""")
 
@@ -85,6 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_node_argument(set_parser)
     signing.add_signer_arguments(set_parser)
+    add_propose_argument(set_parser)
     set_parser.set_defaults(run=run_set)
 
     retire = actions.add_parser(
@@ -99,6 +105,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     retire.add_argument("--code", required=True, help=_("the rule's code"))
     add_node_argument(retire)
     signing.add_signer_arguments(retire)
+    add_propose_argument(retire)
     retire.set_defaults(run=run_retire)
 
 
@@ -141,10 +148,12 @@ def run_set(args: argparse.Namespace) -> int:
         args.decided,
     )
     signers = signing.read_signers(args.signer, args.cosigner)
+    what = _("rule {code}").format(code=draft.body.code)
     with connect(args) as client:
-        body, seq = signing.submit_entry(
-            client, draft, signers, action=_("rule {code}").format(code=draft.body.code)
-        )
+        if args.propose:
+            print(propose_entry(client, draft, signers, what))
+            return 0
+        body, seq = signing.submit_entry(client, draft, signers, action=what)
     print(
         _("Set {describe_rule} (entry {seq}).").format(describe_rule=describe_rule(body), seq=seq)
     )
@@ -154,13 +163,12 @@ def run_set(args: argparse.Namespace) -> int:
 def run_retire(args: argparse.Namespace) -> int:
     draft = entries.rule_retire(entries.Stamp.fresh(), args.code)
     signers = signing.read_signers(args.signer, args.cosigner)
+    what = _("the retirement of rule {code}").format(code=draft.body.code)
     with connect(args) as client:
-        body, seq = signing.submit_entry(
-            client,
-            draft,
-            signers,
-            action=_("the retirement of rule {code}").format(code=draft.body.code),
-        )
+        if args.propose:
+            print(propose_entry(client, draft, signers, what))
+            return 0
+        body, seq = signing.submit_entry(client, draft, signers, action=what)
     print(
         _(
             "Retired rule {code} (entry {seq}): no new awards can be made under it; earlier "

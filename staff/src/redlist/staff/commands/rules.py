@@ -12,6 +12,7 @@ from redlist.ledger.i18n import N_, _, ngettext
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, listing, signing
 from redlist.staff.client import add_node_argument, connect
+from redlist.staff.commands.propose import add_propose_argument, propose_entry
 
 DESCRIPTION = N_("""\
 Load the rules of a CSV file into the town's catalogue, all or nothing.
@@ -35,7 +36,10 @@ Rules change only with the town's governance quorum (by default an admin and
 the council's quorum): the admin signs with --signer, each council member
 with --cosigner.
 Running the command again with the same file changes nothing: the entries'
-ids are derived from the file's content, and the node recognises them.""")
+ids are derived from the file's content, and the node recognises them.
+With --propose each rule of the file becomes a proposal of the node's review
+queue, which council members approve one at a time ('redlist approve ID'); the
+node records each rule once its quorum signed, not all or nothing.""")
 
 PURPOSE = "rules"
 
@@ -63,6 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_node_argument(load)
     signing.add_signer_arguments(load)
+    add_propose_argument(load)
     load.set_defaults(run=run_load)
 
     show = actions.add_parser(
@@ -122,6 +127,11 @@ def run_load(args: argparse.Namespace) -> int:
             )
             for row in rows
         ]
+        if args.propose:
+            for draft in drafts:
+                what = _("rule {code}").format(code=draft.body.code)
+                print(propose_entry(client, draft, signers, what))
+            return 0
         envelopes = [signing.seal(draft.body, signers) for draft in drafts]
         try:
             result = client.submit(envelopes, texts=[draft.texts for draft in drafts])
