@@ -54,6 +54,10 @@ def test_a_rule_proposed_by_the_admin_is_recorded_once_the_council_approved(
         listed = town.run("review", "list", signer=None)
         assert listed.code == 0, listed.err
         assert f"Item {number}: {shown}" in listed.out
+        chinese = town.run("review", "list", "--lang", "zh_CN", signer=None)
+        assert chinese.code == 0, chinese.err
+        assert f"事项 {number}：设置规则 V09" in chinese.out
+        assert "由 admin 于" in chinese.out and "提议" in chinese.out
         listed_json = town.run("review", "list", "--json", signer=None)
         [item] = json.loads(listed_json.out)
         assert (item["kind"], item["op"], item["rule"]) == ("rule", "set", "V09")
