@@ -343,3 +343,14 @@ def test_show_gives_a_households_points_beside_its_members(tmp_path: Path) -> No
     assert "+15 earned together (dgc-0001 +10, dgc-0002 +5)" in shown.stdout
     alone = residents("show", "dgc-0003", "--data", data)
     assert "earned +5" in alone.stdout and "together" not in alone.stdout
+
+
+def test_show_speaks_chinese_with_every_label(tmp_path: Path, data: Path) -> None:
+    csv_file = write(tmp_path, "居民.csv", excel_utf8(CHINESE, ROWS))
+    assert residents("import", "--data", data, "--csv", csv_file).returncode == 0
+    shown = residents("--lang", "zh_CN", "show", "dgc-0001", "--data", data)
+    assert shown.returncode == 0, shown.stderr
+    for label in ("姓名:", "电话:", "村:", "户:"):
+        assert label in shown.stdout
+    for english in ("name:", "phone:", "village:", "household:"):
+        assert english not in shown.stdout

@@ -223,12 +223,12 @@ def run_show(args: argparse.Namespace) -> int:
     )
     print(_("Resident {account}").format(account=account))
     for label, value in (
-        ("name", resident.name),
+        (_("name"), resident.name),
         (_("kind"), resident.kind),
         (_("ID number"), resident.id_number or "-"),
-        ("phone", resident.phone or "-"),
-        ("village", resident.village),
-        ("household", (resident.household + members) if resident.household else "-"),
+        (_("phone"), resident.phone or "-"),
+        (_("village"), resident.village),
+        (_("household"), (resident.household + members) if resident.household else "-"),
         (_("legal basis"), basis),
         (_("publicity shows"), mask_name(resident.name)),
         (_("last changed"), _when(resident.changed_ms)),
