@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from redlist.ledger.packed import (
+    MAX_RESERVED,
     AccountTable,
     BalanceTable,
     IdTable,
@@ -213,3 +214,33 @@ def test_seqs_may_leave_gaps_and_a_seq_beyond_four_bytes_changes_nothing() -> No
     with pytest.raises(OverflowError):
         ids.put(entry_id(9), 2**32 - 1)
     assert len(ids) == 2 and ids.get(entry_id(9)) is None
+
+
+def test_a_free_slot_found_by_get_is_used_only_for_that_id() -> None:
+    table = IdTable()
+    first, second = entry_id(1), entry_id(2)
+    assert table.get(first) is None  # remembers first's free slot
+    table.put(second, 0)  # another id: the slot remembered may now be taken
+    table.put(first, 1)
+    assert (table.get(first), table.get(second)) == (1, 0)
+    # The usual order: get, then put of the same id, through growth.
+    for seq in range(3, 3000):
+        item = entry_id(seq)
+        assert table.get(item) is None
+        table.put(item, seq)
+    assert all(table.get(entry_id(seq)) == seq for seq in range(3, 3000))
+    assert (table.get(first), table.get(second), len(table)) == (1, 0, 2999)
+
+
+def test_reserving_room_keeps_every_id_and_is_bounded() -> None:
+    table = IdTable()
+    for seq in range(100):
+        table.put(entry_id(seq), seq)
+    table.reserve(50_000)
+    assert len(table._slots) >= 75_000
+    assert all(table.get(entry_id(seq)) == seq for seq in range(100))
+    table.reserve(10)  # never shrinks
+    assert len(table._slots) >= 75_000
+    huge = IdTable()
+    huge.reserve(2**40)  # a number from data: room stays bounded
+    assert len(huge._slots) <= 2 * 2 * MAX_RESERVED

@@ -12,6 +12,7 @@ path first, which decides exactly as the general decoder does
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from redlist.ledger import codec
@@ -38,6 +39,7 @@ from redlist.ledger.formatv1 import (
     KINDS,
     PUBLIC_KEY_SIZE,
 )
+from redlist.ledger.frozen import builder
 from redlist.ledger.text import key_name_problem, rule_code_problem, text_problem
 
 
@@ -166,22 +168,44 @@ def _decode_reverse(f: FieldReader, log: str, entry_id: bytes, at: int) -> Rever
 # layout are what ``codec.encodes_to`` requires of a value.
 
 
+@lru_cache(maxsize=4096)
+def _plain_text(value: str) -> bool:
+    """``text_problem`` finds nothing in ``value``: remembered, since a log's name and
+    its rule codes come back in every entry."""
+    return text_problem(value) is None
+
+
+@lru_cache(maxsize=4096)
+def _account_ok(value: str) -> bool:
+    return ACCOUNT_PATTERN.fullmatch(value) is not None
+
+
+#: Deed dates come back for every award of a day: each is parsed once.
+_date_ok = lru_cache(maxsize=4096)(is_valid_date)
+
+
 def _fast_common(value: dict[str, Any], kind: str) -> bool:
     """The common fields of a ``kind`` body hold exactly the types and ranges allowed."""
-    version, entry_id, at, log = value["v"], value["id"], value["at"], value["log"]
+    version, entry_id, at, log, account = (
+        value["v"],
+        value["id"],
+        value["at"],
+        value["log"],
+        value["account"],
+    )
     return (
         value["kind"] == kind
         and type(version) is int
         and version == FORMAT_VERSION
         and type(log) is str
         and bool(log)
-        and text_problem(log) is None
+        and _plain_text(log)
         and type(entry_id) is bytes
         and len(entry_id) == ID_SIZE
         and type(at) is int
         and at >= 0
-        and type(value["account"]) is str
-        and ACCOUNT_PATTERN.fullmatch(value["account"]) is not None
+        and type(account) is str
+        and _account_ok(account)
     )
 
 
@@ -192,10 +216,10 @@ def _fast_award(value: dict[str, Any]) -> Award | None:
     if (
         not _fast_common(value, "award")
         or type(deed_date) is not str
-        or not is_valid_date(deed_date)
+        or not _date_ok(deed_date)
         or type(rule) is not str
         or not rule
-        or text_problem(rule) is not None
+        or not _plain_text(rule)
         or type(qty) is not int
         or qty < 1
         or ("note" in value and (type(note) is not bytes or len(note) != HASH_SIZE))
@@ -203,7 +227,7 @@ def _fast_award(value: dict[str, Any]) -> Award | None:
         or (declared and value["declared"] is not True)
     ):
         return None
-    return Award(
+    return _build_award(
         value["log"],
         value["id"],
         value["at"],
@@ -212,8 +236,8 @@ def _fast_award(value: dict[str, Any]) -> Award | None:
         qty,
         note,
         evidence,
-        date=deed_date,
-        declared=declared,
+        deed_date,
+        declared,
     )
 
 
@@ -227,7 +251,12 @@ def _fast_redeem(value: dict[str, Any]) -> Redeem | None:
         or len(item) != HASH_SIZE
     ):
         return None
-    return Redeem(value["log"], value["id"], value["at"], value["account"], points, item)
+    return _build_redeem(value["log"], value["id"], value["at"], value["account"], points, item)
+
+
+# Built without ``__init__`` (``frozen``), in the order of their fields: the same values.
+_build_award = builder(Award)
+_build_redeem = builder(Redeem)
 
 
 def _layout(*fields: str) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import nacl.bindings
 import nacl.exceptions
@@ -264,6 +265,13 @@ def signature_problem(public: bytes, signature: bytes) -> str | None:
         return "its S is not below the group order L"
     if _small_order(signature[:32]):
         return "its R is a point of small order"
+    return _public_problem(public if type(public) is bytes else bytes(public))
+
+
+@lru_cache(maxsize=1024)
+def _public_problem(public: bytes) -> str | None:
+    # The key's conditions of ``signature_problem``: a log has a few dozen keys and
+    # every entry is signed by one, so each is looked at once.
     if not _canonical(public):
         return "the public key is not a canonical encoding"
     if _small_order(public):

@@ -17,6 +17,7 @@ from redlist.ledger import codec
 from redlist.ledger.errors import FormatError
 from redlist.ledger.fieldreader import is_int
 from redlist.ledger.formatv1 import HASH_SIZE, KEY_ID_SIZE, MAX_ENVELOPE_SIZE, SIGNATURE_SIZE
+from redlist.ledger.frozen import builder
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Leaf:
                 and len(prev) == HASH_SIZE
                 and codec.encodes_to(value, data)
             ):
-                return cls(seq, time, prev, envelope)
+                return _build_leaf(seq, time, prev, envelope)
         value = codec.decode(data, "leaf")
         if not (
             isinstance(value, list)
@@ -148,8 +149,14 @@ def _envelope_fast(data: bytes) -> Envelope | None:
             or key_id <= previous
         ):
             return None
-        signatures.append(EntrySignature(key_id, signature))
+        signatures.append(_build_signature(key_id, signature))
         previous = key_id
     if not codec.encodes_to(value, data):
         return None
-    return Envelope(body, tuple(signatures), data)
+    return _build_envelope(body, tuple(signatures), data)
+
+
+# The fast paths build their values without ``__init__`` (``frozen``): the same values.
+_build_leaf = builder(Leaf)
+_build_signature = builder(EntrySignature)
+_build_envelope = builder(Envelope)

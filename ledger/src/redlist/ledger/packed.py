@@ -45,10 +45,19 @@ _MAX_SEQ = 2**32 - 2
 #: The range of the 8-byte ("q") columns.
 _MIN_Q, _MAX_Q = -(2**63), 2**63 - 1
 _INITIAL_SLOTS = 1 << 10
+#: The most ids ``IdTable.reserve`` makes room for at once (8M slots, 32 MiB).
+MAX_RESERVED = 1 << 22
 
 
 class IdTable(Mapping[bytes, int]):
-    """Entry id -> seq, in about 30 bytes an entry; see the module docstring."""
+    """Entry id -> seq, in about 30 bytes an entry; see the module docstring.
+
+    The semantics asks ``get`` for every entry's id and then, the entry accepted,
+    ``put``s it: ``get`` remembers the free slot it stopped at for that id object, and
+    a ``put`` of the same id object straight after uses it instead of probing again
+    (anything else in between forgets it). ``reserve`` makes room for a known number
+    of entries at once, sparing the doublings on the way.
+    """
 
     def __init__(self) -> None:
         self._ids = bytearray()  # the id of seq s at [s * ID_SIZE, (s + 1) * ID_SIZE)
@@ -56,6 +65,8 @@ class IdTable(Mapping[bytes, int]):
         self._mask = _INITIAL_SLOTS - 1
         self._count = 0
         self._other: dict[bytes, int] = {}
+        # (id, free slot) that the last ``get`` found the id absent at; () when none.
+        self._absent: tuple[bytes, int] | tuple[()] = ()
 
     def __len__(self) -> int:
         return self._count + len(self._other)
@@ -83,6 +94,7 @@ class IdTable(Mapping[bytes, int]):
         while True:
             stored = slots[index]
             if not stored:
+                self._absent = (entry_id, index)
                 return default
             offset = (stored - 1) * ID_SIZE
             if ids[offset : offset + ID_SIZE] == entry_id:
@@ -91,6 +103,7 @@ class IdTable(Mapping[bytes, int]):
 
     def put(self, entry_id: bytes, seq: int) -> None:
         """Record that entry ``seq`` has id ``entry_id`` (an id held already moves to ``seq``)."""
+        absent, self._absent = self._absent, ()
         if len(entry_id) != ID_SIZE:
             self._other[entry_id] = seq
             return
@@ -98,17 +111,22 @@ class IdTable(Mapping[bytes, int]):
             raise OverflowError(f"seq {seq} is beyond the {_MAX_SEQ} an in-memory state holds")
         if 3 * (self._count + 1) > 2 * len(self._slots):
             self._rehash(2 * len(self._slots))
-        # One probe: it stops at the id held already, or at the free slot for it.
-        slots, ids, mask = self._slots, self._ids, self._mask
-        index = hash(entry_id) & mask
-        while True:
-            stored = slots[index]
-            if not stored:
-                break
-            offset = (stored - 1) * ID_SIZE
-            if ids[offset : offset + ID_SIZE] == entry_id:
-                break
-            index = (index + 1) & mask
+            absent = ()
+        slots, ids = self._slots, self._ids
+        if absent and absent[0] is entry_id:  # ``get`` just found its free slot
+            index, stored = absent[1], 0
+        else:
+            # One probe: it stops at the id held already, or at the free slot for it.
+            mask = self._mask
+            index = hash(entry_id) & mask
+            while True:
+                stored = slots[index]
+                if not stored:
+                    break
+                offset = (stored - 1) * ID_SIZE
+                if ids[offset : offset + ID_SIZE] == entry_id:
+                    break
+                index = (index + 1) & mask
         start = seq * ID_SIZE
         if len(ids) == start:  # the usual case: the next seq
             ids += entry_id
@@ -120,22 +138,29 @@ class IdTable(Mapping[bytes, int]):
             self._count += 1
         slots[index] = seq + 1
 
-    def _free(self, entry_id: bytes) -> int:
-        slots, mask = self._slots, self._mask
-        index = hash(entry_id) & mask
-        while slots[index]:
-            index = (index + 1) & mask
-        return index
+    def reserve(self, entries: int) -> None:
+        """Make room for ``entries`` ids in all (at most ``MAX_RESERVED``: the number
+        comes from data, and room is only saved time)."""
+        wanted = min(entries, MAX_RESERVED)
+        size = len(self._slots)
+        while 2 * size < 3 * wanted:
+            size *= 2
+        if size > len(self._slots):
+            self._rehash(size)
 
     def _rehash(self, size: int) -> None:
+        self._absent = ()
         old = self._slots
-        self._slots = array(_SEQ, bytes(4 * size))
-        self._mask = size - 1
+        slots = self._slots = array(_SEQ, bytes(4 * size))
+        mask = self._mask = size - 1
         ids = self._ids
         for stored in old:
             if stored:
                 offset = (stored - 1) * ID_SIZE
-                self._slots[self._free(bytes(ids[offset : offset + ID_SIZE]))] = stored
+                index = hash(bytes(ids[offset : offset + ID_SIZE])) & mask
+                while slots[index]:
+                    index = (index + 1) & mask
+                slots[index] = stored
 
 
 class AccountTable:
@@ -371,6 +396,7 @@ class TargetTable:
 
 
 __all__ = [
+    "MAX_RESERVED",
     "AccountTable",
     "BalanceFields",
     "BalanceTable",

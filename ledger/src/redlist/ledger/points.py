@@ -37,6 +37,7 @@ from redlist.ledger.entry import (
     decode_body,
 )
 from redlist.ledger.errors import FormatError, RuleViolation
+from redlist.ledger.frozen import builder
 from redlist.ledger.state import Balance, KeyRecord, LedgerState, RuleRecord, TargetRecord
 
 #: (public key, body bytes, signature) -> valid?
@@ -89,6 +90,13 @@ class Effect:
     earned_delta: int = 0
     redeemed_delta: int = 0
     target: int | None = None
+
+
+# Made for every award and redemption: built without ``__init__`` (``frozen``), with
+# every field in order.
+_build_effect = builder(Effect)
+_build_balance = builder(Balance)
+_build_target = builder(TargetRecord)
 
 
 def apply_entry(
@@ -377,7 +385,7 @@ def _within_range(value: int, what: str, subject: object = None) -> int:
 
 
 def _new_balance(account: str, balance: Balance, earned: int, redeemed: int) -> Balance:
-    return Balance(
+    return _build_balance(
         _within_range(balance.earned + earned, "the points earned by {}", account),
         _within_range(balance.redeemed + redeemed, "the points redeemed by {}", account),
         balance.entries + 1,
@@ -421,10 +429,10 @@ def _award(
     state.put_balance(body.account, _new_balance(body.account, balance, points, 0))
     state.put_month_qty(body.account, body.rule, month, month_total)
     state.put_target(
-        seq, TargetRecord("award", body.account, points, body.rule, None, body.qty, month)
+        seq, _build_target("award", body.account, points, body.rule, None, body.qty, month)
     )
     state.link_account(body.account, seq)
-    return Effect(seq, "award", _names(signers), body.account, body.rule, points)
+    return _build_effect(seq, "award", _names(signers), body.account, body.rule, points, 0, None)
 
 
 @lru_cache(maxsize=4096)
@@ -468,9 +476,9 @@ def _redeem(
             f"cannot redeem {body.points}",
         )
     state.put_balance(body.account, _new_balance(body.account, balance, 0, body.points))
-    state.put_target(seq, TargetRecord("redeem", body.account, body.points, ""))
+    state.put_target(seq, _build_target("redeem", body.account, body.points, "", None, 0, ""))
     state.link_account(body.account, seq)
-    return Effect(seq, "redeem", _names(signers), body.account, None, 0, body.points)
+    return _build_effect(seq, "redeem", _names(signers), body.account, None, 0, body.points, None)
 
 
 def _objection(

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from redlist.ledger import codec
 from redlist.ledger.entry import Grade, TownConfig
 from redlist.ledger.errors import FormatError
+from redlist.ledger.frozen import builder
 from redlist.ledger.packed import (
     AccountTable,
     BalanceTable,
@@ -355,7 +356,7 @@ class MemoryState:
     def balance(self, account: str) -> Balance:
         number = self._accounts.find(account)
         fields = None if number is None else self._balances.get(number)
-        return _ZERO if fields is None else Balance(*fields)
+        return _ZERO if fields is None else _build_balance(*fields)
 
     def put_balance(self, account: str, balance: Balance) -> None:
         self._balances.put(
@@ -380,6 +381,10 @@ class MemoryState:
             if number is not None:
                 self._month_counts.put(number, rule, month, 0)
 
+    def reserve(self, entries: int) -> None:
+        """Expect a log of about ``entries`` entries (only saves time)."""
+        self.entry_ids.reserve(entries)
+
     def entry_seq(self, entry_id: bytes) -> int | None:
         return self.entry_ids.get(entry_id)
 
@@ -392,6 +397,8 @@ class MemoryState:
 
 
 _ZERO = Balance()
+# Made for every award and redemption: built without ``__init__`` (``frozen``).
+_build_balance = builder(Balance)
 _FLAT_TYPES = frozenset({type(None), bool, int, str, bytes})
 
 

@@ -177,6 +177,8 @@ class Auditor:
             self._check_head_fits(head, checkpoint)
         self._expected = checkpoint
         self._expected_size = checkpoint.size
+        if isinstance(self._state, MemoryState):  # room for the ids to come, at once
+            self._state.reserve(checkpoint.size)
         return checkpoint
 
     def _check_head_fits(self, head: TrustedHead, checkpoint: SignedCheckpoint) -> None:
