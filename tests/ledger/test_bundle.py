@@ -177,6 +177,38 @@ def test_stream_splits_back_into_the_leaves_at_any_chunking(
     assert decoder.next_seq == 5 + len(leaves)
 
 
+def _split(data: bytes, points: list[int], fast: bool) -> tuple[list[bytes], str | None, int]:
+    decoder = LeafStreamDecoder(first_seq=2)
+    if not fast:  # the careful loop alone, as the stream was split before the C path
+        decoder._split_fast = lambda buffer: []  # type: ignore[method-assign]
+    decoded: list[bytes] = []
+    try:
+        for begin, end in itertools.pairwise(points):
+            decoded.extend(decoder.feed(data[begin:end]))
+        decoder.finish()
+    except FormatError as exc:
+        return decoded, str(exc), decoder.next_seq
+    return decoded, None, decoder.next_seq
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    leaves=leaf_lists,
+    edits=st.lists(st.tuples(st.integers(min_value=0), st.binary(max_size=6)), max_size=3),
+    cuts=st.lists(st.integers(min_value=0, max_value=8000), max_size=4),
+)
+def test_the_fast_split_decides_every_stream_as_the_careful_loop_does(
+    leaves: list[bytes], edits: list[tuple[int, bytes]], cuts: list[int]
+) -> None:
+    data = bytearray(encode_leaves(leaves))
+    for at, replacement in edits:  # damage: bytes replaced, inserted or cut anywhere
+        at %= len(data) + 1
+        data[at : at + len(replacement) // 2] = replacement
+    stream = bytes(data)
+    points = sorted({min(cut, len(stream)) for cut in cuts} | {0, len(stream)})
+    assert _split(stream, points, fast=True) == _split(stream, points, fast=False)
+
+
 def test_stream_returns_the_good_leaves_before_refusing_a_non_bin_value() -> None:
     data = encode_leaves([b"one", b"two"]) + codec.encode("three") + encode_leaves([b"four"])
     decoder = LeafStreamDecoder(first_seq=10)

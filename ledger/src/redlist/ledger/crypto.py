@@ -30,14 +30,11 @@ from functools import lru_cache
 
 import nacl.bindings
 import nacl.exceptions
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
 
 from redlist.ledger.errors import KeyFileError
+
+# ``cryptography`` reads and writes PEM key files only: it is imported there, so that a
+# signature worker process (``sigworkers``), which only verifies, starts without it.
 
 #: Prefix of every signed entry message: ASCII ``redlist/entry/v1`` and one zero byte.
 ENTRY_DOMAIN = b"redlist/entry/v1\x00"
@@ -100,6 +97,10 @@ class SigningKey:
     @classmethod
     def from_pem(cls, data: bytes) -> SigningKey:
         """Read an unencrypted PKCS#8 PEM Ed25519 private key (``redlist keygen`` output)."""
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         try:
             private = serialization.load_pem_private_key(data, password=None)
         except TypeError as error:
@@ -123,6 +124,9 @@ class SigningKey:
 
     def to_pem(self) -> bytes:
         """The key as an unencrypted PKCS#8 PEM file."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         private = Ed25519PrivateKey.from_private_bytes(self.seed)
         return private.private_bytes(
             serialization.Encoding.PEM,
@@ -144,6 +148,10 @@ def public_key_from_pem(data: bytes) -> bytes:
     """The raw 32-byte public key in a PEM file holding an Ed25519 public key
     (``-----BEGIN PUBLIC KEY-----``, SubjectPublicKeyInfo) or private key (PKCS#8)."""
     if b"-----BEGIN PUBLIC KEY-----" in data:
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
         try:
             public = serialization.load_pem_public_key(data)
         except (ValueError, UnsupportedAlgorithm) as error:

@@ -18,9 +18,11 @@ validator the verdicts. This module is the only place that does so:
   scheduler; they come back in the same order with a ``validator.Verdicts`` that
   holds their chunk's outcomes. With ``in_flight`` set, at most that many chunks
   are out, so memory stays bounded on a stream of any length.
-* ``check_leaves`` is the loop every reader of a log runs: read each leaf, queue
-  it, apply what comes out, and at the end (or when the stream breaks) apply the
-  rest, so an earlier defect is always named first.
+* ``check_leaves`` is the loop every reader of a log runs, a chunk at a time: read
+  a chunk of leaves, send its signatures, apply the chunk sent ``in_flight`` chunks
+  before, and at the end (or when the stream breaks) apply the rest, so an earlier
+  defect is always named first. (``Pipeline`` does the same an entry at a time,
+  for the writers, whose entries come one by one.)
 
 A verdict computed here never decides on its own terms: a chunk whose
 verification fails (an exception, a worker that died or answered out of step, a
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -276,34 +278,72 @@ def check_leaves(
     *,
     chunk_size: int = CHUNK_SIZE,
     in_flight: int = IN_FLIGHT,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> int:
     """Run every leaf of ``leaves`` through ``checker``, verifying signatures ahead on
     ``scheduler``; the number of leaves read.
 
-    An exception the stream raises (a leaves file that cannot be split, a node that
-    stops answering) is raised after every leaf read before it was applied, so a
-    defect in those is reported first. One the checker raises is raised at once.
+    Leaves go in chunks of ``chunk_size`` (or ``chunk_bytes``): a chunk is read, its
+    signatures sent for verification, and it is applied once ``in_flight`` chunks
+    after it have been sent, so the per-leaf work is a few list operations. An
+    exception the stream raises (a leaves file that cannot be split, a node that stops
+    answering) is raised after every leaf read before it was applied, so a defect in
+    those is reported first. One the checker raises is raised at once.
     """
-    pipeline: Pipeline[_Reading] = Pipeline(scheduler, chunk_size=chunk_size, in_flight=in_flight)
-    read, signatures, put, apply = checker.read, checker.signatures, pipeline.put, checker.apply
-    iterator = iter(leaves)
+    if chunk_size < 1 or in_flight < 1:
+        raise ValueError("leaves are checked in chunks of at least one, one in flight")
+    read, signatures, apply = checker.read, checker.signatures, checker.apply
+    sent: deque[tuple[list[_Reading], list[Triple], Ticket]] = deque()
+
+    def settle(chunk: tuple[list[_Reading], list[Triple], Ticket]) -> None:
+        readings, triples, ticket = chunk
+        verdicts = Verdicts()
+        if triples:
+            verdicts.add(triples, ticket.result())
+        for reading in readings:
+            apply(reading, verdicts)
+
+    chunks = _chunks(leaves, chunk_size, chunk_bytes)
     count = 0
     while True:
         try:
-            raw = next(iterator)
+            batch = next(chunks)
         except StopIteration:
             break
         except Exception:
-            for reading, verdicts in pipeline.drain():
-                apply(reading, verdicts)
+            while sent:
+                settle(sent.popleft())
             raise
-        count += 1
-        reading = read(raw)
-        for due, verdicts in put(reading, signatures(reading), len(raw)):
-            apply(due, verdicts)
-    for reading, verdicts in pipeline.drain():
-        apply(reading, verdicts)
+        count += len(batch)
+        readings = [read(raw) for raw in batch]
+        # In order: a key registered in this chunk is known to the entries after it.
+        triples = [triple for reading in readings for triple in signatures(reading)]
+        sent.append((readings, triples, scheduler.submit(triples)))
+        if len(sent) > in_flight:
+            settle(sent.popleft())
+    while sent:
+        settle(sent.popleft())
     return count
+
+
+def _chunks(leaves: Iterable[bytes], chunk_size: int, chunk_bytes: int) -> Iterator[list[bytes]]:
+    """``leaves`` in lists of ``chunk_size`` leaves (fewer once they hold ``chunk_bytes``).
+    An exception the stream raises comes after a list of the leaves read before it."""
+    batch: list[bytes] = []
+    size = 0
+    try:
+        for raw in leaves:
+            batch.append(raw)
+            size += len(raw)
+            if len(batch) >= chunk_size or size >= chunk_bytes:
+                yield batch
+                batch, size = [], 0
+    except Exception:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
 
 
 __all__ = [
