@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from redlist.ledger import codec
 from redlist.ledger.entry import Envelope, Leaf, decode_body
 from redlist.ledger.errors import FormatError
+from redlist.ledger.validator import read_leaf
 
 ID = bytes(range(16))
 COMMON = {"v": 1, "log": "town.example/log", "id": ID, "at": 1_767_225_600_000}
@@ -275,3 +276,40 @@ def _without_floats(value: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(item, float | msgpack.ExtType)
         and not (isinstance(item, dict) and any(isinstance(v, float) for v in item.values()))
     }
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.sampled_from([AWARD, REDEEM, KEY, DECLARED]),
+    changes=st.dictionaries(FIELD_NAMES, ODD_VALUES | st.just(None), max_size=1),
+    signatures=st.lists(st.tuples(KEY_IDS, SIGNATURES).map(list), min_size=1, max_size=2),
+    leaf_edit=st.sampled_from(["none", "seq", "prev", "time"]),
+    position=st.integers(0, 400),
+    byte=st.integers(0, 255) | st.none(),
+)
+def test_whole_leaves_are_read_alike(
+    base: dict[str, Any],
+    changes: dict[str, Any],
+    signatures: list[list[bytes]],
+    leaf_edit: str,
+    position: int,
+    byte: int | None,
+) -> None:
+    """``validator.read_leaf`` (which tries the leaf, envelope and body fast paths at
+    once) reads every leaf, good or damaged, as the general decoders do."""
+    body = _without_floats({**base, **changes})
+    envelope = msgpack.packb([codec.encode(body), signatures], use_bin_type=True)
+    fields: list[Any] = [7, 1_767_225_600_000, bytes(32), envelope]
+    if leaf_edit == "seq":
+        fields[0] = -1
+    elif leaf_edit == "prev":
+        fields[2] = bytes(31)
+    elif leaf_edit == "time":
+        fields[1] = True
+    data = msgpack.packb(fields, use_bin_type=True)
+    if byte is not None:
+        data = flip(data, position, byte)
+    fast = read_leaf(data)
+    with general_paths_only():
+        general = read_leaf(data)
+    assert fast == general

@@ -45,7 +45,7 @@ from redlist.ledger.text import key_name_problem, rule_code_problem, text_proble
 
 def decode_body(data: bytes) -> AnyBody:
     """Parse and validate canonical body bytes; FormatError names the bad field."""
-    quick = _decode_common_body(data)
+    quick = decode_common_body(data)
     if quick is not None:
         return quick
     value = codec.decode(data, "entry body")
@@ -275,7 +275,7 @@ _FAST_LAYOUTS: Mapping[tuple[str, ...], Callable[[dict[str, Any]], AnyBody | Non
 }
 
 
-def _decode_common_body(data: bytes) -> AnyBody | None:
+def decode_common_body(data: bytes) -> AnyBody | None:
     """The body in ``data`` when it has one of the fast layouts and is valid; else None."""
     value = codec.try_unpack(data) if type(data) is bytes else None
     if type(value) is not dict:

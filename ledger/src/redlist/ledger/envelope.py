@@ -91,22 +91,9 @@ class Leaf:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Leaf:
-        # The fast path: exact types make the value plain (see ``codec.try_unpack``),
-        # and the checks are those below; anything else is refused below, precisely.
-        value = codec.try_unpack(data) if type(data) is bytes else None
-        if type(value) is list and len(value) == 4:
-            seq, time, prev, envelope = value
-            if (
-                type(seq) is int
-                and type(time) is int
-                and type(prev) is bytes
-                and type(envelope) is bytes
-                and seq >= 0
-                and time >= 0
-                and len(prev) == HASH_SIZE
-                and codec.encodes_to(value, data)
-            ):
-                return _build_leaf(seq, time, prev, envelope)
+        quick = _leaf_fast(data)
+        if quick is not None:
+            return quick
         value = codec.decode(data, "leaf")
         if not (
             isinstance(value, list)
@@ -123,6 +110,41 @@ class Leaf:
         if len(prev) != HASH_SIZE:
             raise FormatError(f"leaf: prev must be {HASH_SIZE} bytes")
         return cls(seq, time, prev, envelope)
+
+
+def decode_common(data: bytes) -> tuple[Leaf, Envelope] | None:
+    """A leaf and its envelope at once, by the fast paths of ``Leaf.from_bytes`` and
+    ``Envelope.from_bytes``: the same values, or None when either needs the general
+    decoder (which then decides, and says why)."""
+    leaf = _leaf_fast(data)
+    if leaf is None or len(leaf.envelope) > MAX_ENVELOPE_SIZE:
+        return None
+    envelope = _envelope_fast(leaf.envelope)
+    if envelope is None:
+        return None
+    return leaf, envelope
+
+
+def _leaf_fast(data: bytes) -> Leaf | None:
+    """``Leaf.from_bytes``'s fast path: exact types make the value plain (see
+    ``codec.try_unpack``), and the checks are the general path's; None leaves the
+    verdict to it."""
+    value = codec.try_unpack(data) if type(data) is bytes else None
+    if type(value) is not list or len(value) != 4:
+        return None
+    seq, time, prev, envelope = value
+    if (
+        type(seq) is int
+        and type(time) is int
+        and type(prev) is bytes
+        and type(envelope) is bytes
+        and seq >= 0
+        and time >= 0
+        and len(prev) == HASH_SIZE
+        and codec.encodes_to(value, data)
+    ):
+        return _build_leaf(seq, time, prev, envelope)
+    return None
 
 
 def _envelope_fast(data: bytes) -> Envelope | None:

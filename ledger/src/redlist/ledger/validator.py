@@ -45,6 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from redlist.ledger import codec, crypto, merkle, points
+from redlist.ledger.bodydecode import decode_common_body
 from redlist.ledger.entry import (
     ZERO_HASH,
     AnyBody,
@@ -54,6 +55,7 @@ from redlist.ledger.entry import (
     Leaf,
     decode_body,
 )
+from redlist.ledger.envelope import decode_common
 from redlist.ledger.errors import FormatError, RuleViolation
 from redlist.ledger.points import Effect, SignatureCheck
 from redlist.ledger.state import LedgerState, MemoryState
@@ -92,6 +94,12 @@ def read_leaf(raw: bytes) -> Reading:
     """Decode a leaf, its envelope and body as far as they go; never raises."""
     if type(raw) is not bytes:  # keep exact, immutable bytes: they are hashed later
         raw = bytes(raw)
+    # Almost every leaf: an award or redemption, every part in its common shape.
+    common = decode_common(raw)
+    if common is not None:
+        body = decode_common_body(common[1].body)
+        if body is not None:
+            return Reading(raw, common[0], common[1], body, None)
     try:
         leaf = Leaf.from_bytes(raw)
     except FormatError as exc:
