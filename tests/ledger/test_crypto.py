@@ -129,6 +129,44 @@ def test_verify_never_raises(public: object, message: object, signature: object)
     assert crypto.verify_entry(public, message, signature) is False  # type: ignore[arg-type]
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=seeds,
+    items=st.lists(
+        st.tuples(
+            messages,
+            st.sampled_from(["good", "flip", "other key", "short", "text", "bytearray"]),
+            st.integers(min_value=0, max_value=95),
+        ),
+        max_size=6,
+    ),
+)
+def test_verifying_many_at_once_gives_each_verdict_verify_entry_gives(
+    seed: bytes, items: list[tuple[bytes, str, int]]
+) -> None:
+    key, other = crypto.SigningKey.from_seed(seed), crypto.SigningKey.generate()
+    triples: list[tuple[object, object, object]] = []
+    for body, change, position in items:
+        signature = crypto.sign_entry(key, body)
+        public: object = key.public
+        if change == "flip":  # a bit of the key or signature changed
+            whole = bytearray(key.public + signature)
+            whole[position] ^= 1 << (position % 8)
+            public, signature = bytes(whole[:32]), bytes(whole[32:])
+        elif change == "other key":
+            public = other.public
+        elif change == "short":
+            signature = signature[: position % 64]
+        elif change == "text":
+            public = key.public.hex()
+        elif change == "bytearray":
+            public = bytearray(key.public)
+        triples.append((public, body, signature))
+    expected = bytes(crypto.verify_entry(*triple) for triple in triples)  # type: ignore[arg-type]
+    assert crypto.verify_many(triples, crypto.ENTRY_DOMAIN) == expected  # type: ignore[arg-type]
+    assert any(expected) or not any(change == "good" for _, change, _ in items)
+
+
 def test_verify_accepts_bytes_like_values() -> None:
     key = crypto.SigningKey.generate()
     signature = key.sign(b"body")

@@ -69,6 +69,17 @@ def test_every_case_reaches_its_verdict_in_our_verify(case: Ed25519Case) -> None
     assert crypto.verify(case.public, case.message, case.signature) is case.valid, case.comment
 
 
+def test_every_case_reaches_its_verdict_when_verified_many_at_once() -> None:
+    # The signature workers' path (``verify_many``): every case at once, in order, and
+    # with a prefix taken off the message (as the entry domain is added).
+    items = [(case.public, case.message, case.signature) for case in CASES]
+    assert crypto.verify_many(items) == bytes(case.valid for case in CASES)
+    for case in CASES:
+        if case.message:
+            item = (case.public, case.message[1:], case.signature)
+            assert crypto.verify_many([item], case.message[:1]) == bytes([case.valid]), case.id
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_every_key_reaches_its_verdict_in_our_key_check(case: Ed25519Case) -> None:
     assert (crypto.key_problem(case.public) is None) is case.key_ok, case.comment

@@ -25,6 +25,7 @@ signature over a checkpoint or any other message, and the other way round.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -32,6 +33,12 @@ import nacl.bindings
 import nacl.exceptions
 
 from redlist.ledger.errors import KeyFileError
+
+try:  # the compiled libsodium that ``nacl.bindings`` wraps, for ``verify_many``
+    from nacl._sodium import ffi as _sodium_ffi  # type: ignore[import-not-found]
+    from nacl._sodium import lib as _sodium_lib
+except ImportError:  # pragma: no cover - part of every PyNaCl release
+    _sodium_ffi = _sodium_lib = None
 
 # ``cryptography`` reads and writes PEM key files only: it is imported there, so that a
 # signature worker process (``sigworkers``), which only verifies, starts without it.
@@ -191,6 +198,46 @@ def verify(public: bytes, message: bytes, signature: bytes) -> bool:
     except (nacl.exceptions.CryptoError, TypeError, ValueError):
         return False
     return True
+
+
+def verify_many(items: Iterable[tuple[bytes, bytes, bytes]], prefix: bytes = b"") -> bytes:
+    """``verify(public, prefix + message, signature)`` for each ``(public, message,
+    signature)`` of ``items``, as one byte each: 1 when it verifies, else 0.
+
+    The same rule and verdicts as ``verify``, with less work per signature: the
+    output buffer libsodium writes the opened message into is allocated once, and
+    nothing is copied out of it. For the signature workers (``sigworkers``), which
+    verify every entry of a log.
+    """
+    if _sodium_lib is None:  # pragma: no cover - PyNaCl always has it
+        return bytes(_verify_prefixed(item, prefix) for item in items)
+    opened_length = _sodium_ffi.new("unsigned long long *")
+    opened = _sodium_ffi.new("unsigned char[]", 0)
+    room = 0
+    outcomes = bytearray()
+    for public, message, signature in items:
+        if not (type(public) is bytes and type(message) is bytes and type(signature) is bytes):
+            outcomes.append(_verify_prefixed((public, message, signature), prefix))
+            continue
+        if signature_problem(public, signature) is not None:  # sizes included
+            outcomes.append(0)
+            continue
+        signed = signature + prefix + message
+        if len(signed) > room:
+            room = max(len(signed), 2 * room, 1024)
+            opened = _sodium_ffi.new("unsigned char[]", room)
+        status = _sodium_lib.crypto_sign_open(opened, opened_length, signed, len(signed), public)
+        outcomes.append(status == 0)
+    return bytes(outcomes)
+
+
+def _verify_prefixed(item: tuple[bytes, bytes, bytes], prefix: bytes) -> int:
+    public, message, signature = item
+    try:
+        whole = prefix + _as_bytes(message)
+    except TypeError:
+        return 0
+    return verify(public, whole, signature)
 
 
 def sign_entry(key: SigningKey, body: bytes) -> bytes:
