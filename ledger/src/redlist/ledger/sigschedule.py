@@ -266,8 +266,8 @@ class Pipeline(Generic[_Item]):
 class LeafChecker(Protocol[_Reading]):
     """What ``check_leaves`` drives: a ``LogValidator``, or a checker built on one."""
 
-    def read(self, raw: bytes) -> _Reading: ...
-    def signatures(self, reading: _Reading) -> Sequence[Triple]: ...
+    def read_all(self, raws: list[bytes]) -> list[_Reading]: ...
+    def signatures_of(self, readings: list[_Reading]) -> list[Triple]: ...
     def apply(self, reading: _Reading, verdicts: Verdicts) -> object: ...
 
 
@@ -292,7 +292,7 @@ def check_leaves(
     """
     if chunk_size < 1 or in_flight < 1:
         raise ValueError("leaves are checked in chunks of at least one, one in flight")
-    read, signatures, apply = checker.read, checker.signatures, checker.apply
+    read_all, signatures_of, apply = checker.read_all, checker.signatures_of, checker.apply
     sent: deque[tuple[list[_Reading], list[Triple], Ticket]] = deque()
 
     def settle(chunk: tuple[list[_Reading], list[Triple], Ticket]) -> None:
@@ -315,9 +315,8 @@ def check_leaves(
                 settle(sent.popleft())
             raise
         count += len(batch)
-        readings = [read(raw) for raw in batch]
-        # In order: a key registered in this chunk is known to the entries after it.
-        triples = [triple for reading in readings for triple in signatures(reading)]
+        readings = read_all(batch)
+        triples = signatures_of(readings)
         sent.append((readings, triples, scheduler.submit(triples)))
         if len(sent) > in_flight:
             settle(sent.popleft())

@@ -260,19 +260,34 @@ class LogValidator:
         """``read_leaf``: decode without deciding (safe to run ahead of ``apply``)."""
         return read_leaf(raw)
 
+    @staticmethod
+    def read_all(raws: list[bytes]) -> list[Reading]:
+        """``read`` of each leaf of a chunk."""
+        return [read_leaf(raw) for raw in raws]
+
+    def signatures_of(self, readings: list[Reading]) -> list[Triple]:
+        """``signatures`` of each reading of a chunk, in order, in one list: a key
+        registered in the chunk is known to the entries after it."""
+        state, lookahead = self._state, self._lookahead
+        if state is None:
+            return []
+        if lookahead is None:
+            lookahead = self._lookahead = _lookahead_for(state)
+        triples = lookahead.triples
+        return [
+            triple
+            for reading in readings
+            if reading.envelope is not None
+            for triple in triples(reading.envelope, reading.body)
+        ]
+
     def signatures(self, reading: Reading) -> list[Triple]:
         """The signatures ``reading`` will need verified, as far as can be told now.
 
         Call it for readings in order, ahead of ``apply``; it learns the keys that
         genesis and key entries register (``KeyLookahead``).
         """
-        state, envelope = self._state, reading.envelope
-        if state is None or envelope is None:
-            return []
-        lookahead = self._lookahead
-        if lookahead is None:
-            lookahead = self._lookahead = _lookahead_for(state)
-        return lookahead.triples(envelope, reading.body)
+        return self.signatures_of([reading])
 
     # -- deciding ------------------------------------------------------------
 

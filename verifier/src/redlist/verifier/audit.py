@@ -6,8 +6,9 @@ reading it), then each leaf's exact bytes in seq order, then the checkpoint agai
 (``finish``). It fetches nothing, stores nothing, and
 starts no thread or process: reading bundles or nodes, and verifying signatures
 in parallel, is its driver's job (``source.audit`` and ``nodeaudit.verify_node``
-run ``sigschedule.check_leaves``, which calls ``read``, ``signatures`` and
-``apply`` for each leaf; ``feed`` does all three at once, verifying on the spot).
+run ``sigschedule.check_leaves``, which calls ``read_all`` and ``signatures_of``
+for each chunk of leaves and ``apply`` for each leaf; ``feed`` reads and applies one
+leaf, verifying on the spot).
 Every defect raises ``VerificationError`` naming the first bad seq and the check
 that failed (``results.CHECKS``); once one is raised the auditor is spent.
 
@@ -216,9 +217,18 @@ class Auditor:
         """Decode a leaf without deciding anything (``validator.read_leaf``)."""
         return read_leaf(raw)
 
+    @staticmethod
+    def read_all(raws: list[bytes]) -> list[Reading]:
+        """``read`` of each leaf of a chunk."""
+        return [read_leaf(raw) for raw in raws]
+
     def signatures(self, reading: Reading) -> list[Triple]:
         """The signatures ``reading`` will need, to verify ahead; call in seq order."""
         return self._validator.signatures(reading)
+
+    def signatures_of(self, readings: list[Reading]) -> list[Triple]:
+        """``signatures`` of each reading of a chunk, in order, in one list."""
+        return self._validator.signatures_of(readings)
 
     def apply(self, reading: Reading, verdicts: SignatureCheck = crypto.verify_entry) -> None:
         """Check the next leaf, with ``verdicts`` deciding its signatures."""
