@@ -175,11 +175,7 @@ def _plain_text(value: str) -> bool:
     return text_problem(value) is None
 
 
-@lru_cache(maxsize=4096)
-def _account_ok(value: str) -> bool:
-    return ACCOUNT_PATTERN.fullmatch(value) is not None
-
-
+_account_fullmatch = ACCOUNT_PATTERN.fullmatch
 #: Deed dates come back for every award of a day: each is parsed once.
 _date_ok = lru_cache(maxsize=4096)(is_valid_date)
 
@@ -205,7 +201,9 @@ def _fast_common(value: dict[str, Any], kind: str) -> bool:
         and type(at) is int
         and at >= 0
         and type(account) is str
-        and _account_ok(account)
+        # Not remembered: a town has more residents than a cache would hold, and
+        # they come round in turn, which an LRU cache answers with misses only.
+        and _account_fullmatch(account) is not None
     )
 
 

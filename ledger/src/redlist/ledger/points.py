@@ -121,6 +121,20 @@ def apply_entry(
             body = decode_body(envelope.body)
         except FormatError as exc:
             raise RuleViolation("format", str(exc), seq=seq) from None
+    return apply_decoded(state, origin, seq, time, envelope, body, check_signature)
+
+
+def apply_decoded(
+    state: LedgerState,
+    origin: str,
+    seq: int,
+    time: int,
+    envelope: Envelope,
+    body: AnyBody,
+    check_signature: SignatureCheck,
+) -> Effect:
+    """``apply_entry`` with the body decoded and every argument in order: for the
+    validator, which calls it for every entry of a log."""
     try:
         return _apply(state, origin, seq, time, envelope, body, check_signature)
     except RuleViolation as exc:
@@ -399,48 +413,45 @@ def _new_balance(account: str, balance: Balance, earned: int, redeemed: int) -> 
 def _award(
     state: LedgerState, seq: int, body: Award, signers: list[KeyRecord], config: TownConfig
 ) -> Effect:
-    rule = state.rule(body.rule)
+    account, code, qty = body.account, body.rule, body.qty
+    rule = state.rule(code)
     if rule is None:
-        raise RuleViolation("rule-inactive", f"rule {body.rule!r} is not in the catalogue")
+        raise RuleViolation("rule-inactive", f"rule {code!r} is not in the catalogue")
     if not rule.active:
-        raise RuleViolation("rule-inactive", f"rule {body.rule!r} was retired at seq {rule.seq}")
+        raise RuleViolation("rule-inactive", f"rule {code!r} was retired at seq {rule.seq}")
     _require_role(signers, _AWARDERS, "awards")
     if rule.council:
-        _require_quorum(signers, config.quorum, f"rule {body.rule!r}")
+        _require_quorum(signers, config.quorum, f"rule {code!r}")
     elif body.declared:  # the resident's own word: the council reviews it (ADR 0033)
-        _require_quorum(
-            signers, config.quorum, f"a resident's declaration under rule {body.rule!r}"
-        )
+        _require_quorum(signers, config.quorum, f"a resident's declaration under rule {code!r}")
     _require_deed_date(body, config)
-    if rule.max_qty is not None and body.qty > rule.max_qty:
+    if rule.max_qty is not None and qty > rule.max_qty:
         raise RuleViolation(
             "max-qty",
-            f"the award to account {body.account} has qty {body.qty} under rule "
-            f"{body.rule!r}, above the rule's limit of {rule.max_qty} per award",
+            f"the award to account {account} has qty {qty} under rule "
+            f"{code!r}, above the rule's limit of {rule.max_qty} per award",
         )
     month = month_of(body.date)
-    earlier = state.month_qty(body.account, body.rule, month)
-    if rule.max_per_month is not None and earlier + body.qty > rule.max_per_month:
+    earlier = state.month_qty(account, code, month)
+    if rule.max_per_month is not None and earlier + qty > rule.max_per_month:
         raise RuleViolation(
             "max-per-month",
-            f"account {body.account} already has qty {earlier} under rule {body.rule!r} for "
-            f"deeds in {month}; {body.qty} more would pass the rule's limit of "
+            f"account {account} already has qty {earlier} under rule {code!r} for "
+            f"deeds in {month}; {qty} more would pass the rule's limit of "
             f"{rule.max_per_month} a month",
         )
-    month_total = earlier + body.qty
+    month_total = earlier + qty
     if not -MAX_POINTS <= month_total <= MAX_POINTS:
-        _within_range(month_total, "the qty of rule {!r} in one month", body.rule)
-    points = rule.points * body.qty
+        _within_range(month_total, "the qty of rule {!r} in one month", code)
+    points = rule.points * qty
     if not -MAX_POINTS <= points <= MAX_POINTS:
-        _within_range(points, "the value of this award ({} ×)", body.qty)
-    balance = state.balance(body.account)
-    state.put_balance(body.account, _new_balance(body.account, balance, points, 0))
-    state.put_month_qty(body.account, body.rule, month, month_total)
-    state.put_target(
-        seq, _build_target("award", body.account, points, body.rule, None, body.qty, month)
-    )
-    state.link_account(body.account, seq)
-    return _build_effect(seq, "award", _names(signers), body.account, body.rule, points, 0, None)
+        _within_range(points, "the value of this award ({} ×)", qty)
+    balance = state.balance(account)
+    state.put_balance(account, _new_balance(account, balance, points, 0))
+    state.put_month_qty(account, code, month, month_total)
+    state.put_target(seq, _build_target("award", account, points, code, None, qty, month))
+    state.link_account(account, seq)
+    return _build_effect(seq, "award", _names(signers), account, code, points, 0, None)
 
 
 @lru_cache(maxsize=4096)

@@ -301,7 +301,13 @@ class LogValidator:
         leaf = reading.leaf
         if leaf is None:
             raise RuleViolation("format", reading.problem or "", seq=seq)
-        self._check_link(seq, leaf.seq, leaf.time, leaf.prev)
+        expected = self._last_leaf_hash
+        if not (
+            leaf.seq == seq
+            and leaf.time >= self._last_time
+            and (expected is None or leaf.prev == expected)
+        ):
+            self._check_link(seq, leaf.seq, leaf.time, leaf.prev)  # says what is wrong
         envelope = reading.envelope
         if envelope is None:
             raise RuleViolation("format", reading.problem or "", seq=seq)
@@ -374,15 +380,7 @@ class LogValidator:
                     seq=seq,
                 )
         else:
-            effect = points.apply_entry(
-                state,
-                origin=self.origin,
-                seq=seq,
-                time=time,
-                envelope=envelope,
-                body=body,
-                check_signature=verdicts,
-            )
+            effect = points.apply_decoded(state, self.origin, seq, time, envelope, body, verdicts)
             self._signatures += len(envelope.signatures)
         leaf_hash = merkle.leaf_hash(raw_leaf)
         self._tree.append(leaf_hash)

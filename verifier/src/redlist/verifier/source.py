@@ -33,8 +33,8 @@ from redlist.verifier.results import AuditResult, ResumePoint, TrustedHead
 #: Bytes read from the leaves file at a time.
 READ_SIZE = 1 << 20
 #: Leaves per chunk whose signatures are verified together, and chunks out at once.
-CHUNK_SIZE = 1024
-IN_FLIGHT = 4
+CHUNK_SIZE = 2048
+IN_FLIGHT = 2
 
 #: ``progress(done, total)``: entries checked so far and entries to check.
 Progress = Callable[[int, int], None]
