@@ -103,3 +103,29 @@ def test_a_document_without_the_markers_is_left_alone(tmp_path: Path) -> None:
     assert "no generated section" in completed.stderr
     assert doc.read_text(encoding="utf-8") == "# Performance\n"
     assert not plot.exists()
+
+
+def test_a_benchmark_run_twice_has_a_row_each_and_the_bundle_writer_none(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    append = next(result for result in RESULTS if result["benchmark"] == "append")
+    longer = {**append, "entries": 10_000_000, "late_entries_per_second": 7000.0}
+    extra = [longer, {"benchmark": "bundle", "entries": 10005, "seconds": 0.4}]
+    results = tmp_path / "bench.jsonl"
+    results.write_text("".join(json.dumps(result) + "\n" for result in [*RESULTS, *extra]))
+    doc, plot = tmp_path / "performance.md", tmp_path / "append.png"
+    doc.write_text(f"{BEGIN}\n{END}\n", encoding="utf-8")
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), str(results), "--doc", str(doc), "--plot", str(plot)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows = [line for line in doc.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
+    appends = [row for row in rows if "append at" in row]
+    assert [("40,000" in row, "10,000,000" in row) for row in appends] == [
+        (True, False),
+        (False, True),
+    ]
+    assert not any(row.startswith("| bundle") for row in rows)

@@ -28,6 +28,7 @@ It is a checksum against damage, not a signature: it has no secret (ADR 0016).
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 from hashlib import blake2b
 
@@ -101,7 +102,12 @@ def seq_from_key(key: bytes) -> int | None:
 
 def node_key(level: int, index: int) -> bytes:
     """The key of the perfect subtree ``(level, index)``: 1-byte level, 8-byte index."""
-    return level.to_bytes(1, "big") + index.to_bytes(INT_SIZE, "big")
+    if not (0 <= level < 0x100 and 0 <= index < 1 << 64):
+        raise OverflowError(f"no node key for level {level}, index {index}")
+    return _NODE_KEY(level, index)
+
+
+_NODE_KEY = struct.Struct(">BQ").pack
 
 
 def node_from_key(key: bytes) -> tuple[int, int] | None:
