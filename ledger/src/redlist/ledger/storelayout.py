@@ -100,14 +100,15 @@ def seq_from_key(key: bytes) -> int | None:
     return int.from_bytes(key, "big") if len(key) == INT_SIZE else None
 
 
+#: A ``nodes`` key: 1-byte level, 8-byte index, big-endian (``node_key``).
+NODE_KEY = struct.Struct(">BQ")
+
+
 def node_key(level: int, index: int) -> bytes:
     """The key of the perfect subtree ``(level, index)``: 1-byte level, 8-byte index."""
     if not (0 <= level < 0x100 and 0 <= index < 1 << 64):
         raise OverflowError(f"no node key for level {level}, index {index}")
-    return _NODE_KEY(level, index)
-
-
-_NODE_KEY = struct.Struct(">BQ").pack
+    return NODE_KEY.pack(level, index)
 
 
 def node_from_key(key: bytes) -> tuple[int, int] | None:

@@ -39,6 +39,7 @@ from redlist.ledger.storelayout import (
     META_NAMES,
     META_ORIGIN,
     META_SIZE,
+    NODE_KEY,
     Tables,
     account_entry_key,
     account_prefix,
@@ -434,9 +435,10 @@ class LmdbNodeReader:
         # One cursor for every read of a proof: a proof is some twenty look-ups, and a
         # cursor's ``get`` is cheaper than the transaction's with its table argument.
         self._get = txn.cursor(db=tables.nodes).get
+        self._key = NODE_KEY.pack  # ``node_key``, for positions inside the tree
 
     def node(self, level: int, index: int) -> bytes:
-        value = self._get(node_key(level, index))
+        value = self._get(self._key(level, index))
         if value is None:
             raise IntegrityError(
                 f"the stored Merkle tree lacks the subtree of {1 << level} leaves starting at "
