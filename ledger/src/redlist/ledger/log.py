@@ -45,6 +45,7 @@ from redlist.ledger.errors import (
     ProofError,
     StoreError,
 )
+from redlist.ledger.nodecache import UpperNodes
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.sigschedule import SignatureScheduler
@@ -109,6 +110,8 @@ class Log:
         self._own_scheduler: SignatureScheduler | None = None
         # The latest checkpoint, verified once; a stored note equal to its text is it.
         self._latest: SignedCheckpoint | None = None
+        # The top of the tree, shared by the proofs served (``nodecache``).
+        self._upper_nodes = UpperNodes()
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -399,13 +402,14 @@ class Log:
         """The RFC 9162 inclusion proof of leaf ``seq`` in the tree of ``size`` leaves."""
         with self._store.read() as reader:
             _check_size(size, reader.size())
-            return merkle.inclusion_proof(reader.nodes(), seq, size)
+            return merkle.inclusion_proof(self._upper_nodes.reader(reader.nodes(), size), seq, size)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """The RFC 9162 consistency proof from tree size ``first`` to ``second``."""
         with self._store.read() as reader:
             _check_size(second, reader.size())
-            return merkle.consistency_proof(reader.nodes(), first, second)
+            nodes = self._upper_nodes.reader(reader.nodes(), second)
+            return merkle.consistency_proof(nodes, first, second)
 
     def account(
         self,
