@@ -5,7 +5,8 @@ accounts the register (``redlist-node residents import``) does not hold, and ref
 sheet with those rows among its bad rows. The call is the staff's alone: an unsigned
 request, a stale signature, a signature by a key the log does not hold or over other
 accounts are refused, and so is a request over the bound. A node without a register
-answers so, and the sheet goes in with a note that its accounts were not checked.
+answers so, and the sheet goes in with a note that its accounts were not checked; where
+there is a register, the summary says how many accounts it was asked about and holds.
 
 The towns are ``redlist-node serve`` in subprocesses (``tests.staff.towns``); the
 register is imported with ``redlist-node residents import`` while the node serves.
@@ -124,11 +125,34 @@ def test_an_unknown_account_refuses_the_sheet_naming_its_row(town: Town, tmp_pat
 def test_the_same_sheet_without_the_row_goes_in(town: Town) -> None:
     rows = rows_of_a_month()
     before = town.size()
+    checked = (
+        f"Accounts checked against the town's resident register: {ROWS} accounts, all registered."
+    )
+    dry = town.run("submit", "--csv", str(write_sheet(town, "good.csv", rows)), "--dry-run")
+    assert dry.code == 0, dry.err
+    assert dry.out.splitlines()[-1] == checked
     out = town.run("submit", "--csv", str(write_sheet(town, "good.csv", rows)))
     assert out.code == 0, out.err
     assert out.out.startswith(f"Submitted {ROWS} of {ROWS} rows of good.csv: {ROWS} recorded now;")
+    assert out.out.splitlines()[-1] == checked
     assert submit.UNCHECKED_NOTE not in out.out
     assert town.size() == before + ROWS
+    # Submitted again, no row is left to record and no account is asked about.
+    again = town.run("submit", "--csv", str(write_sheet(town, "good.csv", rows)))
+    assert again.code == 0, again.err
+    assert again.out == (
+        f"Submitted {ROWS} of {ROWS} rows of good.csv: 0 recorded now, {ROWS} already "
+        f"recorded; entries {before} to {before + ROWS - 1}.\n"
+    )
+
+
+def test_one_registered_account_is_said_in_the_singular(town: Town) -> None:
+    rows = [f"reg-1100,V01,1,{day(3)},", f"reg-1100,V01,1,{day(4)},"]
+    out = town.run("submit", "--csv", str(write_sheet(town, "one.csv", rows)))
+    assert out.code == 0, out.err
+    assert out.out.splitlines()[-1] == (
+        "Accounts checked against the town's resident register: 1 account, registered."
+    )
 
 
 def test_an_erased_resident_is_not_in_the_register(town: Town) -> None:

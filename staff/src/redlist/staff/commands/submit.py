@@ -10,8 +10,10 @@ signs. A run goes:
    found entry is proved to be in the log and must say what its row says, else the
    sheet is refused as a conflict; found rows are "already recorded";
 3. check the other rows against the town's catalogue, deed-date window and caps,
-   with the log's monthly counts (``sheet.check_rows``); any problem refuses the whole
-   sheet, listing every bad row, before anything is signed or sent;
+   with the log's monthly counts (``sheet.check_rows``), and their accounts against the
+   town's resident register (``check_accounts``, ADR 0038; the run ends by saying how
+   many accounts the register holds, or that the node keeps none); any problem refuses
+   the whole sheet, listing every bad row, before anything is signed or sent;
 4. ``--dry-run`` stops here and says what would be recorded (``preview``); otherwise
    the new rows are signed and sent in batches. A batch the node answers with
    ``ALREADY_EXISTS`` (someone recorded some of its rows meanwhile) is looked up
@@ -148,6 +150,8 @@ class Plan:
     rules: Mapping[str, RemoteRule]
     #: False when the node keeps no resident register: the accounts were not checked.
     accounts_checked: bool = True
+    #: The accounts of the rows to record that the register was asked about, and holds.
+    accounts_registered: int = 0
 
     @property
     def new(self) -> list[int]:
@@ -217,6 +221,21 @@ UNCHECKED_NOTE = N_(
 )
 
 
+def checked_note(plan: Plan) -> str | None:
+    """What to say of the account check after the summary: that the register holds every
+    account of the rows to record, that the node keeps no register, or nothing (no row
+    was left to record, so no account was asked about)."""
+    if not plan.accounts_checked:
+        return _(UNCHECKED_NOTE)
+    if not plan.accounts_registered:
+        return None
+    return ngettext(
+        "Accounts checked against the town's resident register: {count} account, registered.",
+        "Accounts checked against the town's resident register: {count} accounts, all registered.",
+        plan.accounts_registered,
+    ).format(count=plan.accounts_registered)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise FormatError(
@@ -234,8 +253,7 @@ def run(args: argparse.Namespace) -> int:
             plan = prepare(client, rows, name, signers)
             if args.dry_run:
                 print(preview(client, plan))
-                if not plan.accounts_checked:
-                    print(_(UNCHECKED_NOTE))
+                _print_note(checked_note(plan))
                 return 0
             outcome = send(client, plan, signers, args.batch_size)
     except SheetError as error:
@@ -253,9 +271,13 @@ def run(args: argparse.Namespace) -> int:
         print(_(CORRECTED_ADVICE))
     if plan.undated and outcome.recorded:
         print(_(UNDATED_ADVICE))
-    if not plan.accounts_checked:
-        print(_(UNCHECKED_NOTE))
+    _print_note(checked_note(plan))
     return 0
+
+
+def _print_note(note: str | None) -> None:
+    if note is not None:
+        print(note)
 
 
 def prepare(
@@ -290,7 +312,10 @@ def prepare(
         problems = sorted([*account_problems(new, checked.unknown), *problems], key=_row_of)
     if problems:
         raise SheetError(name, problems)
-    return Plan(name, sheet, recorded.present, at, today, config, rules, checked.register)
+    registered = len({row.deed.account for row in new}) if checked.register else 0
+    return Plan(
+        name, sheet, recorded.present, at, today, config, rules, checked.register, registered
+    )
 
 
 def check_accounts(
