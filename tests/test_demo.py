@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,8 @@ from redlist.verifier import cli as verifier_cli
 # rows, 3 council awards, 1 declaration the council reviewed, 1 redemption, 1 objection,
 # 1 reversal.
 DEMO_ENTRIES = 1 + 6 + 15 + 1 + 300 + 3 + 1 + 1 + 1 + 1
-#: Steps 1-11: Dongguan's month; 12-19: three towns keep each other honest.
-LAST_STEP = 19
+#: Steps 1-12: Dongguan's month; 13-20: three towns keep each other honest.
+LAST_STEP = 20
 SERVING = re.compile(r"serving log dongguan\.example/redlist \(1 entries\) on 127\.0\.0\.1:(\d+)")
 
 
@@ -101,6 +101,7 @@ def test_the_staff_commands_are_shown_so_the_reader_can_copy_them(demo_run: Demo
         f"$ redlist-node serve --data {root}/node --listen 127.0.0.1:0",
         f"$ redlist key add --pub {root}/keys/wang-fang.pem.pub",
         f"$ redlist rules load --csv {root}/catalogue.csv",
+        f"$ redlist-node residents import --data {root}/node --csv {root}/register.csv",
         f"$ redlist submit --csv {root}/awards-east.csv",
         "$ redlist award --account dgc-0012 --rule saf-life --note",
         "$ redlist propose --account dgc-0019 --rule med-dispute --date ",
@@ -150,6 +151,29 @@ def test_the_month_goes_in_through_the_node(demo_run: DemoRun) -> None:
     assert "Approved item 1; it still needs: " in out
     assert re.search(r"Approved item 1: recorded as entry \d+\.", out)
     assert re.search(r"Redeemed 60 points of dgc-\d{4} for “5 L peanut oil", out)
+
+
+def test_the_register_is_imported_first_and_every_sheet_s_accounts_are_checked(
+    demo_run: DemoRun,
+) -> None:
+    out = demo_run.out
+    imported = out.index("Registered 60 new, updated 0, 0 unchanged")
+    refused = out.index("error: awards-east.csv: 1 row cannot be used; nothing was submitted.")
+    first_sheet = out.index("Submitted ")
+    assert imported < out.index("\nStep 5. ") < refused < first_sheet
+    # The mistyped account is refused by row and account, and nothing reaches the log.
+    east = [row for row in story.month_rows() if story.grid_worker(row.account) == story.GRID_EAST]
+    _, row = story.mistyped(east)
+    assert (
+        f"row {row}, column account: account {story.MISTYPED_AS} is not in the town's "
+        "resident register"
+    ) in out
+    assert "Nothing was sent: the log still holds 23 entries." in out
+    assert "Submitted 142 of 142 rows of awards-east.csv: 142 recorded now; entries 23 to " in out
+    # Both sheets went in with their 30 accounts each checked, none unchecked.
+    checked = "Accounts checked against the town's resident register: 30 accounts, all registered."
+    assert out.count(checked) == 2
+    assert "Accounts were not checked" not in out
 
 
 def test_the_objected_deduction_is_reversed_and_the_verifier_agrees(demo_run: DemoRun) -> None:
@@ -274,8 +298,8 @@ def test_a_failed_step_exits_1_and_still_stops_the_node(
     assert cli.main(["--dir", str(tmp_path / "demo")]) == 1
     output = capsys.readouterr()
     assert "The demo failed: the council's key files are missing" in output.err
-    assert "Step 4." in output.out
-    assert "Step 5." not in output.out
+    assert "Step 5." in output.out
+    assert "Step 6." not in output.out
     (node,) = started_nodes
     assert not node.running
     assert node.process.returncode == 0  # stopped by SIGTERM, gracefully
@@ -321,6 +345,21 @@ def test_the_month_is_the_same_on_every_run() -> None:
         max(Counter((row.account, row.rule) for row in first if row.rule == "env-sort").values())
         == 1
     )
+
+
+def test_the_mistyped_account_is_one_the_register_does_not_hold() -> None:
+    rows = story.month_rows()
+    slipped, row = story.mistyped(rows)
+    registered = {line.split(",")[0] for line in story.register_csv().splitlines()[1:]}
+    assert story.MISTYPED_ACCOUNT in registered and story.MISTYPED_AS not in registered
+    lines = story.sheet_csv(slipped, date(2026, 3, 1)).splitlines()
+    assert lines[row - 1].startswith(f"{story.MISTYPED_AS},")  # row 1 is the header
+    assert [r for r in slipped if r.account == story.MISTYPED_AS] == [
+        replace(rows[row - 2], account=story.MISTYPED_AS)
+    ]
+    assert [r for r in slipped if r.account != story.MISTYPED_AS] == rows[: row - 2] + rows[
+        row - 1 :
+    ]
 
 
 def test_the_files_the_demo_writes_are_what_the_staff_commands_read() -> None:

@@ -150,6 +150,11 @@ DECLARATION = Declaration(
     (COUNCIL[0], COUNCIL[1]),
 )
 
+#: A grid worker's slip: in her first save of the month's sheet, the first row of this
+#: account has two digits swapped, an account the register does not hold.
+MISTYPED_ACCOUNT = "dgc-0017"
+MISTYPED_AS = "dgc-0071"
+
 #: The resident whose burning-straw deduction is objected to and reversed.
 OBJECTOR = "dgc-0023"
 OBJECTED_RULE = "env-straw"
@@ -210,6 +215,15 @@ def month_rows(seed: int = SEED) -> list[SheetRow]:
     days = random.Random(seed + 1)  # noqa: S311 -- a reproducible story, not secrets
     dated = [replace(row, days_ago=days.randint(1, MONTH_DAYS)) for row in rows]
     return sorted(dated, key=lambda row: row.account)  # stable: each account's rows keep order
+
+
+def mistyped(rows: Sequence[SheetRow]) -> tuple[list[SheetRow], int]:
+    """``rows`` with the first row of ``MISTYPED_ACCOUNT`` naming ``MISTYPED_AS`` instead,
+    and that row's number as a spreadsheet shows it (the header is row 1)."""
+    index = next(n for n, row in enumerate(rows) if row.account == MISTYPED_ACCOUNT)
+    slipped = list(rows)
+    slipped[index] = replace(rows[index], account=MISTYPED_AS)
+    return slipped, index + 2
 
 
 def town_today() -> date:

@@ -35,7 +35,7 @@ REDLIST = Program("redlist", staff_cli.main)
 REDLIST_NODE = Program("redlist-node", node_cli.main)
 REDLIST_VERIFY = Program("redlist-verify", verifier_cli.main)
 
-#: Step 9, the live audit. True: the auditor checks the node itself over gRPC
+#: Step 10, the live audit. True: the auditor checks the node itself over gRPC
 #: ('redlist-verify node ADDR --log-key VKEY'); the bundle is still exported, for
 #: checking again offline. False: the auditor checks the exported bundle instead.
 AUDIT_OVER_GRPC = True
@@ -109,6 +109,7 @@ class Tour:
         try:
             self.start_node()
             self.register()
+            self.import_register()
             rows = self.submit_month()
             self.council_awards()
             self.declaration()
@@ -122,7 +123,7 @@ class Tour:
                 self.node.close()
         if self.federation:
             Federation(
-                self.root, self.say, dongguan_data=self.data, keys=self.keys, first_step=11
+                self.root, self.say, dongguan_data=self.data, keys=self.keys, first_step=12
             ).run()
         if self.publicity_files is not None:
             html, csv_file = self.publicity_files
@@ -230,9 +231,28 @@ class Tour:
         self.console.run(REDLIST, ["rules", "list", "--node", self.address])
         self.console.run(REDLIST, ["keys", "list", "--node", self.address])
 
-    def submit_month(self) -> list[story.SheetRow]:
+    def import_register(self) -> None:
         self.step(
             4,
+            "The town office imports its register of residents, kept beside the log (never "
+            "in it): from now on the staff tools check every account against it.",
+        )
+        register = self.root / "register.csv"
+        register.write_text(story.register_csv(), encoding="utf-8")
+        self.say(
+            f"  The register, saved from Excel ({register}; names, villages, households and "
+            "each resident's consent to publication):"
+        )
+        argv = ["residents", "import", "--data", str(self.data), "--csv", str(register)]
+        self.console.run(REDLIST_NODE, argv)
+        self.say(
+            "  The node never serves the register: staff may only ask whether it holds the "
+            "accounts of a sheet (a signed question, docs/adr/0038), and names stay off the log."
+        )
+
+    def submit_month(self) -> list[story.SheetRow]:
+        self.step(
+            5,
             f"Grid workers submit last month's spreadsheets: awards and deductions for "
             f"{story.RESIDENTS} residents.",
         )
@@ -241,12 +261,16 @@ class Tour:
         for side, worker in (("east", story.GRID_EAST), ("west", story.GRID_WEST)):
             sheet = [row for row in rows if story.grid_worker(row.account) == worker]
             path = self.root / f"awards-{side}.csv"
-            path.write_text(story.sheet_csv(sheet, story.town_today()), encoding="utf-8")
-            self.say(
-                f"  {worker.short_name}, grid worker for the {side} of the village "
-                f"({len(sheet)} rows in {path}):"
-            )
             submitted.append(["submit", "--csv", str(path), *self.signed(worker)])
+            if story.MISTYPED_ACCOUNT in {row.account for row in sheet}:
+                self.refuse_mistyped(worker, side, sheet, submitted[-1])
+                self.say(f"  She corrects row {story.mistyped(sheet)[1]}, saves and submits again:")
+            else:
+                self.say(
+                    f"  {worker.short_name}, grid worker for the {side} of the village "
+                    f"({len(sheet)} rows in {path}):"
+                )
+            path.write_text(story.sheet_csv(sheet, story.town_today()), encoding="utf-8")
             self.console.run(REDLIST, submitted[-1])
         deductions = sum(1 for row in rows if row.points < 0)
         self.say(
@@ -256,8 +280,32 @@ class Tour:
         self.console.run(REDLIST, submitted[0], show=Show.OUTPUT)
         return rows
 
+    def refuse_mistyped(
+        self, worker: story.Staff, side: str, sheet: list[story.SheetRow], argv: list[str]
+    ) -> None:
+        """``argv`` submits the sheet saved with one account mistyped: it is refused whole,
+        naming the row and the account, and the log does not change."""
+        slipped, row = story.mistyped(sheet)
+        path = self.root / f"awards-{side}.csv"
+        path.write_text(story.sheet_csv(slipped, story.town_today()), encoding="utf-8")
+        self.say(
+            f"  {worker.short_name}, grid worker for the {side} of the village ({len(sheet)} "
+            f"rows in {path}), typed {story.MISTYPED_AS} for {story.MISTYPED_ACCOUNT} in row "
+            f"{row}. The whole sheet is checked before anything is sent, and refused:"
+        )
+        before = self.tree_size()
+        self.console.run(REDLIST, argv, expect=2)
+        if self.tree_size() != before:
+            raise RedlistError(f"the refused sheet {path.name} changed the log")
+        self.say(f"  Nothing was sent: the log still holds {before} entries.")
+
+    def tree_size(self) -> int:
+        """The size of the node's latest checkpoint, verified with the town's log key."""
+        with LedgerClient(self.address, log_key=keyfile.read_log_key(self.log_key)) as client:
+            return client.latest().size
+
     def council_awards(self) -> None:
-        self.step(5, "The council meets: awards under council rules need two council signatures.")
+        self.step(6, "The council meets: awards under council rules need two council signatures.")
         first = story.COUNCIL_AWARDS[0]
         argv = ["award", "--account", first.account, "--rule", first.rule]
         self.say(f"  With one signature the node refuses ({first.signers[0].short_name} alone):")
@@ -273,7 +321,7 @@ class Tour:
 
     def declaration(self) -> None:
         self.step(
-            6,
+            7,
             "A resident declares a good deed; the council reviews it over two days "
             "(the review queue).",
         )
@@ -297,7 +345,7 @@ class Tour:
             raise RedlistError(f"the statement of {declared.account} shows no declaration")
 
     def redeem(self, rows: list[story.SheetRow]) -> None:
-        self.step(7, "A resident spends points at the points supermarket (the cashier signs).")
+        self.step(8, "A resident spends points at the points supermarket (the cashier signs).")
         spendable = story.spendable_after(rows)
         richest = max(story.accounts(), key=lambda account: spendable[account])
         before = self.account_json(richest)
@@ -313,7 +361,7 @@ class Tour:
         )
 
     def objection(self) -> None:
-        self.step(8, "A resident objects to a deduction; the council upholds the objection.")
+        self.step(9, "A resident objects to a deduction; the council upholds the objection.")
         before = self.account_json(story.OBJECTOR)
         target = next(
             entry["seq"]
@@ -343,7 +391,7 @@ class Tour:
 
     def audit(self) -> None:
         self.step(
-            9,
+            10,
             "An auditor checks the live node with only the town's public log key "
             "(the verifier trusts nothing the node says).",
         )
@@ -402,18 +450,10 @@ class Tour:
 
     def publicity(self) -> None:
         self.step(
-            10,
-            "The town office keeps a register of residents beside the log (never in it) "
-            "and previews the month's publicity for the village board.",
+            11,
+            "The town office previews the month's publicity for the village board, with the "
+            "names of its register masked.",
         )
-        register = self.root / "register.csv"
-        register.write_text(story.register_csv(), encoding="utf-8")
-        self.say(
-            f"  The register, saved from Excel ({register}; names, villages, households and "
-            "each resident's consent to publication):"
-        )
-        argv = ["residents", "import", "--data", str(self.data), "--csv", str(register)]
-        self.console.run(REDLIST_NODE, argv)
         month = story.town_today().strftime("%Y-%m")
         out = self.root / f"publicity-{month}"
         self.say(
@@ -429,7 +469,7 @@ class Tour:
         node = self.node
         if node is None:
             raise RedlistError("the node is not running")
-        self.step(11, "The town stops its node, as an operator does: SIGTERM (kill, or Ctrl-C).")
+        self.step(12, "The town stops its node, as an operator does: SIGTERM (kill, or Ctrl-C).")
         self.say(f"  $ kill -TERM {node.pid}")
         status = node.stop()
         if status != 0:
