@@ -262,14 +262,13 @@ class Tour:
             sheet = [row for row in rows if story.grid_worker(row.account) == worker]
             path = self.root / f"awards-{side}.csv"
             submitted.append(["submit", "--csv", str(path), *self.signed(worker)])
+            self.say(
+                f"  {worker.short_name}, grid worker for the {side} of the village "
+                f"({len(sheet)} rows in {path}):"
+            )
             if story.MISTYPED_ACCOUNT in {row.account for row in sheet}:
-                self.refuse_mistyped(worker, side, sheet, submitted[-1])
-                self.say(f"  She corrects row {story.mistyped(sheet)[1]}, saves and submits again:")
-            else:
-                self.say(
-                    f"  {worker.short_name}, grid worker for the {side} of the village "
-                    f"({len(sheet)} rows in {path}):"
-                )
+                row = self.refuse_mistyped(sheet, path, submitted[-1])
+                self.say(f"  Row {row} corrected and the sheet saved again, it goes in:")
             path.write_text(story.sheet_csv(sheet, story.town_today()), encoding="utf-8")
             self.console.run(REDLIST, submitted[-1])
         deductions = sum(1 for row in rows if row.points < 0)
@@ -280,24 +279,22 @@ class Tour:
         self.console.run(REDLIST, submitted[0], show=Show.OUTPUT)
         return rows
 
-    def refuse_mistyped(
-        self, worker: story.Staff, side: str, sheet: list[story.SheetRow], argv: list[str]
-    ) -> None:
-        """``argv`` submits the sheet saved with one account mistyped: it is refused whole,
-        naming the row and the account, and the log does not change."""
+    def refuse_mistyped(self, sheet: list[story.SheetRow], path: Path, argv: list[str]) -> int:
+        """``sheet`` saved to ``path`` with one account mistyped, and submitted by ``argv``:
+        refused whole, naming the row and the account, with the log unchanged. The row."""
         slipped, row = story.mistyped(sheet)
-        path = self.root / f"awards-{side}.csv"
         path.write_text(story.sheet_csv(slipped, story.town_today()), encoding="utf-8")
         self.say(
-            f"  {worker.short_name}, grid worker for the {side} of the village ({len(sheet)} "
-            f"rows in {path}), typed {story.MISTYPED_AS} for {story.MISTYPED_ACCOUNT} in row "
-            f"{row}. The whole sheet is checked before anything is sent, and refused:"
+            f"  The first save has {story.MISTYPED_AS} for {story.MISTYPED_ACCOUNT} in row "
+            f"{row}, two digits swapped. The whole sheet is checked, every account against "
+            "the register, before anything is sent, and refused:"
         )
         before = self.tree_size()
         self.console.run(REDLIST, argv, expect=2)
         if self.tree_size() != before:
             raise RedlistError(f"the refused sheet {path.name} changed the log")
         self.say(f"  Nothing was sent: the log still holds {before} entries.")
+        return row
 
     def tree_size(self) -> int:
         """The size of the node's latest checkpoint, verified with the town's log key."""
