@@ -178,7 +178,7 @@ def test_serving_prints_the_bound_address_and_metrics_then_stops_on_sigterm(
     settings = ServeSettings(
         data=tmp_path / "data", listen="127.0.0.1:0", metrics="127.0.0.1:0", grace_seconds=1
     )
-    out = io.StringIO()
+    out = _Writes()
     scraped: list[str] = []
 
     async def signal_when_serving() -> None:
@@ -205,4 +205,18 @@ def test_serving_prints_the_bound_address_and_metrics_then_stops_on_sigterm(
     assert lines[0].startswith("metrics on http://127.0.0.1:")
     assert lines[1].startswith(f"serving log {town.origin} (11 entries) on 127.0.0.1:")
     assert not lines[1].endswith(":0")
+    # Written whole: a log record of another thread cannot split it (python -u).
+    assert f"{lines[1]}\n" in out.writes
     assert "redlist_tree_size 11.0" in scraped[0]
+
+
+class _Writes(io.StringIO):
+    """A text buffer that also keeps each write as it came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)

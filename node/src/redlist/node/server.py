@@ -582,11 +582,11 @@ async def serve_until_signalled(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        print(
-            f"serving log {log.origin} ({node.tree_size} entries) on {node.address}",
-            file=out,
-            flush=True,
-        )
+        # One write, end of line included: under ``python -u`` print() writes the line
+        # and its end apart, and a log record from another thread can land between them
+        # where output and log share a file, hiding the line from a script reading it.
+        out.write(f"serving log {log.origin} ({node.tree_size} entries) on {node.address}\n")
+        out.flush()
         await stop.wait()
         logger.info("signal received, shutting down")
     finally:

@@ -223,12 +223,12 @@ async def mirror_until_signalled(
             )
             nodes.append(node)
             # English in every language, as serve's "serving log" line: scripts read it.
-            print(
+            # One write, end of line included, as that line (server.serve_until_signalled).
+            out.write(
                 f"mirroring log {follower.mirror.origin} ({follower.mirror.size} entries) "
-                f"from {follower.upstream} on {node.address}",
-                file=out,
-                flush=True,
+                f"from {follower.upstream} on {node.address}\n"
             )
+            out.flush()
         if settings.metrics is not None:
             host, port = parse_address(settings.metrics, "metrics")
             bound = metrics.serve_http(host, port)
