@@ -48,8 +48,8 @@ def _fields(text: str) -> set[str]:
 def test_every_marked_message_has_a_chinese_translation() -> None:
     catalogue = SCRIPT.read_catalogue()
     missing = []
-    for msgid, where, line in SCRIPT.marked():
-        message = catalogue.get(msgid)
+    for msgid, where, line, context in SCRIPT.marked():
+        message = catalogue.get(msgid, context)
         strings = () if message is None else message.string
         strings = strings if isinstance(strings, tuple) else (strings,)
         if message is None or not all(strings) or message.fuzzy:
@@ -126,7 +126,7 @@ ENGLISH_ON_PURPOSE = {
     ("mirror.py", "mirroring log "),
 }
 
-_MARKERS = {"_", "N_", "ngettext"}
+_MARKERS = {"_", "N_", "ngettext", "pgettext"}
 _WORD = re.compile(r"[A-Za-z]{2,}")
 #: One lower-case word: a check's or a field's name, which errors carry for programs.
 _TOKEN = re.compile(r"[a-z][a-z0-9_-]*")

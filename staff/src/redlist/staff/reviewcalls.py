@@ -130,7 +130,7 @@ def needs_in_words(needs: Needs) -> str:
     if needs.quorum == GOVERNANCE_QUORUM and needs.alternatives:
         ways = _(", or ").join(_signatures(one.admin, one.council) for one in needs.alternatives)
         return _(
-            "the signatures of {ways} in all (town governance; so far {admins} and {councils})"
+            "{ways} to sign in all (town governance); {admins} and {councils} so far"
         ).format(ways=ways, admins=_admins(needs.admins), councils=_councils(needs.councils))
     return ""
 
@@ -148,9 +148,7 @@ def _admins(count: int) -> str:
 
 
 def _councils(count: int) -> str:
-    return ngettext("{count} council member", "{count} council members", count).format(
-        count=count
-    )
+    return ngettext("{count} council member", "{count} council members", count).format(count=count)
 
 
 class ReviewCalls:
