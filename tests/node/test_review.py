@@ -16,10 +16,10 @@ from tests.node.serving import rpc_error, run_node
 from redlist.ledger.crypto import SigningKey, sign_entry
 from redlist.ledger.entry import Award, Envelope, Leaf, decode_body
 from redlist.ledger.errors import RuleViolation
+from redlist.ledger.governance import Alternative
 from redlist.ledger.log import Log
 from redlist.ledger.registerstore import RegisterStore
 from redlist.ledger.residents import Resident
-from redlist.ledger.governance import Alternative
 from redlist.ledger.review import (
     APPENDED,
     COUNCIL_QUORUM,

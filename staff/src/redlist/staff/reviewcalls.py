@@ -129,9 +129,9 @@ def needs_in_words(needs: Needs) -> str:
         ).format(missing=missing, needed=needed, has=needs.councils)
     if needs.quorum == GOVERNANCE_QUORUM and needs.alternatives:
         ways = _(", or ").join(_signatures(one.admin, one.council) for one in needs.alternatives)
-        return _(
-            "{ways} to sign in all (town governance); {admins} and {councils} so far"
-        ).format(ways=ways, admins=_admins(needs.admins), councils=_councils(needs.councils))
+        return _("{ways} to sign in all (town governance); {admins} and {councils} so far").format(
+            ways=ways, admins=_admins(needs.admins), councils=_councils(needs.councils)
+        )
     return ""
 
 
