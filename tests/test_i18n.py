@@ -73,6 +73,24 @@ def test_every_translation_uses_only_the_values_its_message_has() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+#: The words the council's review of proposals may use: the act is 审核 (what a town
+#: office calls reviewing and approving a submission), its queue 待审核队列; 评议 is only
+#: in the council's name (评议会), its members' (评议员), and the catalogue column
+#: 需评议 (whether a rule needs the council), which sheets use as a header.
+_COUNCIL_NAMES = re.compile(r"评议会|评议员|需评议")
+
+
+def test_the_councils_review_is_called_one_thing() -> None:
+    catalogue = SCRIPT.read_catalogue()
+    mixed = []
+    for message in catalogue:
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for string in strings:
+            if "评议" in _COUNCIL_NAMES.sub("", string) or re.search("待审(?!核)|审批", string):
+                mixed.append(string)
+    assert not mixed, "say 审核 for the council's review:\n" + "\n".join(mixed)
+
+
 def test_the_committed_catalogue_is_the_compilation_of_the_po_file() -> None:
     assert SCRIPT.MO.read_bytes() == SCRIPT.compiled(), "run python scripts/i18n.py compile"
 
