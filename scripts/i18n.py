@@ -8,8 +8,9 @@ Usage:
 
 ``make lint`` runs ``check``, as it checks the generated protobuf code: the ``.mo`` is
 committed, so an install needs no build step, and CI fails when it is not the
-compilation of the ``.po``. Messages are marked ``_()``, ``N_()`` or ``ngettext()`` in
-the six ``src`` folders; argparse's own words are listed below, as argparse marks them
+compilation of the ``.po``. Messages are marked ``_()``, ``N_()``, ``ngettext()`` or
+``pgettext()`` (a word with two meanings, told apart by a context) in the six ``src``
+folders; argparse's own words are listed below, as argparse marks them
 in the standard library.
 """
 
@@ -19,6 +20,7 @@ import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_file
@@ -30,7 +32,7 @@ SOURCES = [ROOT / name / "src" for name in ("ledger", "proto", "node", "verifier
 LOCALE = ROOT / "ledger" / "src" / "redlist" / "ledger" / "locale"
 PO = LOCALE / "zh_CN" / "LC_MESSAGES" / "redlist.po"
 MO = PO.with_suffix(".mo")
-KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2)}
 
 #: The words argparse marks with gettext (Python 3.11), shown in every command's help
 #: and usage errors.
@@ -56,18 +58,28 @@ ARGPARSE = (
 )
 
 
-def marked() -> Iterator[tuple[str | tuple[str, ...], str, int]]:
-    """Every marked message of the source: (msgid, file, line)."""
+class Marked(NamedTuple):
+    """A marked message: its msgid (a pair for ``ngettext``), where it is marked, and its
+    context (``pgettext``; None for the others)."""
+
+    msgid: str | tuple[str, ...]
+    where: str
+    line: int
+    context: str | None = None
+
+
+def marked() -> Iterator[Marked]:
+    """Every marked message of the source."""
     for source in SOURCES:
         for path in sorted(source.rglob("*.py")):
             if "redlist/v1" in path.as_posix():
                 continue
-            for line, message, _comments, _context in extract_from_file(
+            for line, message, _comments, context in extract_from_file(
                 "python", str(path), keywords=KEYWORDS
             ):
-                yield message, path.relative_to(ROOT).as_posix(), line
+                yield Marked(message, path.relative_to(ROOT).as_posix(), line, context)
     for message in ARGPARSE:
-        yield message, "argparse", 0
+        yield Marked(message, "argparse", 0)
 
 
 def read_catalogue(path: Path = PO) -> Catalog:
@@ -85,13 +97,14 @@ def extract() -> None:
         fuzzy=False,
         header_comment="# Simplified Chinese messages of redlist's command lines (docs/adr/0034).",
     )
-    for msgid, where, line in marked():
-        existing = old.get(msgid)
+    for msgid, where, line, context in marked():
+        existing = old.get(msgid, context)
         string = existing.string if existing is not None and existing.string else ""
-        if msgid in catalogue:
-            catalogue[msgid].locations.append((where, line))
+        known = catalogue.get(msgid, context)
+        if known is not None:
+            known.locations.append((where, line))
             continue
-        catalogue.add(msgid, string, locations=[(where, line)])
+        catalogue.add(msgid, string, locations=[(where, line)], context=context)
     PO.parent.mkdir(parents=True, exist_ok=True)
     with PO.open("wb") as file:
         write_po(file, catalogue, width=100, omit_header=False, no_location=False)
@@ -118,7 +131,8 @@ def check() -> int:
         return 1
     catalogue = read_catalogue()
     missing = sorted(
-        {msgid for msgid, _where, _line in marked() if not _translated(catalogue, msgid)}
+        {one.msgid for one in marked() if not _translated(catalogue, one.msgid, one.context)},
+        key=repr,
     )
     for msgid in missing:
         print(f"untranslated: {msgid!r}", file=sys.stderr)
@@ -129,8 +143,10 @@ def check() -> int:
     return 0
 
 
-def _translated(catalogue: Catalog, msgid: str | tuple[str, ...]) -> bool:
-    message = catalogue.get(msgid)
+def _translated(
+    catalogue: Catalog, msgid: str | tuple[str, ...], context: str | None = None
+) -> bool:
+    message = catalogue.get(msgid, context)
     if message is None:
         return False
     strings = message.string if isinstance(message.string, tuple) else (message.string,)

@@ -146,9 +146,9 @@ def test_the_month_goes_in_through_the_node(demo_run: DemoRun) -> None:
     assert "0 recorded now, " in out  # the file submitted twice
     assert "needs 2 council signatures, it has 1" in out  # refused with one council member
     assert out.count("Awarded 50 points to dgc-0012 under rule saf-life") == 1
-    assert "Item 1: proposed the award to dgc-0019 under rule med-dispute; a resident's " in out
+    assert "Item 1: proposed the award to dgc-0019 under rule med-dispute; it needs 2 " in out
     assert "declared by the resident (本人申报)" in out
-    assert "Approved item 1; it still needs: " in out
+    assert "Approved item 1; it still needs: 1 more council signature (2 needed, 1 so far)." in out
     assert re.search(r"Approved item 1: recorded as entry \d+\.", out)
     assert re.search(r"Redeemed 60 points of dgc-\d{4} for “5 L peanut oil", out)
 

@@ -48,8 +48,8 @@ def _fields(text: str) -> set[str]:
 def test_every_marked_message_has_a_chinese_translation() -> None:
     catalogue = SCRIPT.read_catalogue()
     missing = []
-    for msgid, where, line in SCRIPT.marked():
-        message = catalogue.get(msgid)
+    for msgid, where, line, context in SCRIPT.marked():
+        message = catalogue.get(msgid, context)
         strings = () if message is None else message.string
         strings = strings if isinstance(strings, tuple) else (strings,)
         if message is None or not all(strings) or message.fuzzy:
@@ -71,6 +71,24 @@ def test_every_translation_uses_only_the_values_its_message_has() -> None:
             if string and not _fields(string) <= allowed:
                 wrong.append(f"{ids[0]!r}: {sorted(_fields(string) - allowed)}")
     assert not wrong, "\n".join(wrong)
+
+
+#: The words the council's review of proposals may use: the act is 审核 (what a town
+#: office calls reviewing and approving a submission), its queue 待审核队列; 评议 is only
+#: in the council's name (评议会), its members' (评议员), and the catalogue column
+#: 需评议 (whether a rule needs the council), which sheets use as a header.
+_COUNCIL_NAMES = re.compile(r"评议会|评议员|需评议")
+
+
+def test_the_councils_review_is_called_one_thing() -> None:
+    catalogue = SCRIPT.read_catalogue()
+    mixed = []
+    for message in catalogue:
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for string in strings:
+            if "评议" in _COUNCIL_NAMES.sub("", string) or re.search("待审(?!核)|审批", string):
+                mixed.append(string)
+    assert not mixed, "say 审核 for the council's review:\n" + "\n".join(mixed)
 
 
 def test_the_committed_catalogue_is_the_compilation_of_the_po_file() -> None:
@@ -126,7 +144,7 @@ ENGLISH_ON_PURPOSE = {
     ("mirror.py", "mirroring log "),
 }
 
-_MARKERS = {"_", "N_", "ngettext"}
+_MARKERS = {"_", "N_", "ngettext", "pgettext"}
 _WORD = re.compile(r"[A-Za-z]{2,}")
 #: One lower-case word: a check's or a field's name, which errors carry for programs.
 _TOKEN = re.compile(r"[a-z][a-z0-9_-]*")
@@ -156,6 +174,8 @@ def unmarked(source: str, filename: str) -> Iterator[str]:
     group titles, a parser's ``error``, and the message of a raised ``...Error``. An
     f-string there is unmarked by nature (its text cannot be looked up); so is a bare
     name given as help.
+
+    Labels kept in tuples and lists are found too (:func:`_unmarked_labels`).
 
     A ``VerificationError``'s first value is its check's name and stays English; its
     message (the second) is the technical detail that ``--json`` carries as
@@ -195,6 +215,133 @@ def unmarked(source: str, filename: str) -> Iterator[str]:
             exc = node.exc
             if isinstance(exc, ast.Call) and _name(exc).endswith("Error") and exc.args:
                 yield from check(exc.args[0], "raise")
+    yield from _unmarked_labels(source, filename)
+
+
+_SHOWN = {"print", "write", "error"}
+
+
+def _cells(rows: ast.expr, bound: dict[str, list[ast.expr]]) -> Iterator[ast.expr]:
+    """The literal texts a table's rows hold: a row's cells as written in the
+    comprehension or list that makes the rows, through ``a if c else b`` and ``a or b``
+    (not into calls: ``shown(rule.title)`` is a value)."""
+    for value in bound.get(rows.id, []) if isinstance(rows, ast.Name) else [rows]:
+        if isinstance(value, (ast.ListComp, ast.GeneratorExp)):
+            made = [value.elt]
+        elif isinstance(value, (ast.List, ast.Tuple)):
+            made = list(value.elts)
+        else:
+            continue
+        for row in made:
+            for cell in row.elts if isinstance(row, (ast.Tuple, ast.List)) else []:
+                yield from _literal_texts(cell)
+
+
+def _literal_texts(node: ast.expr) -> Iterator[ast.expr]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        yield node
+    elif isinstance(node, ast.IfExp):
+        yield from _literal_texts(node.body)
+        yield from _literal_texts(node.orelse)
+    elif isinstance(node, ast.BoolOp):
+        for value in node.values:
+            yield from _literal_texts(value)
+
+
+#: Calls whose values reach programs, not people, even when printed: JSON.
+_FOR_PROGRAMS = {"dumps", "dump"}
+
+
+def _names_shown(node: ast.AST) -> Iterator[str]:
+    """The variables ``node`` shows, leaving out what goes through ``json.dumps``."""
+    if isinstance(node, ast.Call) and _name(node) in _FOR_PROGRAMS:
+        return
+    if isinstance(node, ast.Name):
+        yield node.id
+    for child in ast.iter_child_nodes(node):
+        yield from _names_shown(child)
+
+
+def _unmarked_labels(source: str, filename: str) -> Iterator[str]:
+    """The English labels of ``source`` kept in a tuple or a list and shown from there:
+
+    * the items of a literal (or a name bound to one) a ``for`` loop walks, at the
+      positions whose loop variables the loop's body prints or writes: ``for label,
+      value in (("name", ...), ...): print(f"{label}: {value}")``;
+    * the headers given to ``print_table`` as a literal or a name bound to one, and the
+      literal texts of its rows' cells (``"yes" if rule.council else "no"``).
+
+    A single lower-case word counts here (``"name"`` is a label, not a check's name),
+    since these are shown as they are. Tuples that only reach JSON, CSV files for
+    programs (``writerow``) or log lines are not shown by ``print``/``write`` and pass.
+    """
+    tree = ast.parse(source)
+    # Every value each name is given anywhere in the module (a name may be reused).
+    bound: dict[str, list[ast.expr]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                bound.setdefault(target.id, []).append(node.value)
+        elif (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.value is not None
+        ):
+            bound.setdefault(node.target.id, []).append(node.value)
+
+    def items(node: ast.expr) -> list[ast.expr]:
+        values = bound.get(node.id, []) if isinstance(node, ast.Name) else [node]
+        return [
+            item
+            for value in values
+            if isinstance(value, (ast.Tuple, ast.List))
+            for item in value.elts
+        ]
+
+    def label(node: ast.expr, what: str) -> Iterator[str]:
+        text = _text(node)
+        if (
+            text is not None
+            and _WORD.search(text)
+            and not any(
+                filename.endswith(module) and text.startswith(start)
+                for module, start in ENGLISH_ON_PURPOSE
+            )
+        ):
+            yield f"{filename}:{node.lineno}: {what}: {text[:70]!r}"
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.For):
+            walked = items(node.iter)
+            if not walked:
+                continue
+            shown = {
+                name
+                for statement in node.body
+                for call in ast.walk(statement)
+                if isinstance(call, ast.Call) and _name(call) in _SHOWN
+                for argument in [*call.args, *(keyword.value for keyword in call.keywords)]
+                for name in _names_shown(argument)
+            }
+            target = node.target
+            names = target.elts if isinstance(target, ast.Tuple) else [target]
+            for item in walked:
+                parts = item.elts if isinstance(item, ast.Tuple) else [item]
+                if len(parts) != len(names):
+                    continue
+                for name, part in zip(names, parts, strict=True):
+                    if isinstance(name, ast.Name) and name.id in shown:
+                        yield from label(part, "label in a tuple")
+        elif isinstance(node, ast.Call) and _name(node) == "print_table":
+            given = dict(zip(("stream", "headers", "rows"), node.args, strict=False))
+            given.update((keyword.arg, keyword.value) for keyword in node.keywords if keyword.arg)
+            if "headers" in given:
+                for header in items(given["headers"]):
+                    yield from label(header, "table header")
+            if "rows" in given:
+                for cell in _cells(given["rows"], bound):
+                    yield from label(cell, "table cell")
 
 
 def test_no_message_of_the_command_lines_is_left_unmarked() -> None:
@@ -221,6 +368,14 @@ def test_no_message_of_the_command_lines_is_left_unmarked() -> None:
         'stdout.write("Checked against the node:\\n")',
         'stderr.write(f"{PROGRAM}: interrupted; nothing was verified\\n")',
         'stdout.write("\\n" + "Checked against the node:" + NEWLINE)',
+        # Labels in tuples, as ``residents show`` kept them.
+        'for label, value in (("name", n), ("phone", p)):\n    print(f"  {label}: {value}")',
+        'ROWS = [(_("kind"), k), ("village", v)]\nfor label, value in ROWS:\n'
+        "    stdout.write(label + value)",
+        'HEADERS = ("code", "title")\nprint_table(stdout, HEADERS, rows)',
+        'print_table(stdout, headers=["key id", _("name")], rows=rows)',
+        'rows = [(r.code, "yes" if r.council else "no") for r in rules]\n'
+        "print_table(stdout, HEADERS, rows)",
     ],
 )
 def test_the_unmarked_check_finds_an_english_only_message(source: str) -> None:
@@ -239,6 +394,17 @@ def test_the_unmarked_check_finds_an_english_only_message(source: str) -> None:
         'stdout.write(_("Checked against the node:") + "\\n")',
         "stdout.write(json.dumps(value) + NEWLINE)",
         "raise ValueError(value)",
+        'for label, value in ((_("name"), n), (_("phone"), p)):\n    print(f"{label}: {value}")',
+        'HEADERS = (N_("code"), N_("title"))\nprint_table(stdout, [_(h) for h in HEADERS], rows)',
+        # Field names, JSON keys, CSV headers for programs and log lines stay English.
+        'for field, text in (("id_number", N_("the ID")),):\n'
+        "    parser.add_argument(field, help=_(text))",
+        'for key, value in (("ok", ok), ("tree_size", n)):\n    document[key] = value',
+        'for key, value in (("ok", ok),):\n    print(json.dumps({key: value}))',
+        'writer.writerow(("account", "name", "phone"))',
+        'rows = [(shown(r.title), _("yes") if r.council else "", r.note or "-") for r in rules]\n'
+        "print_table(stdout, [_(h) for h in HEADERS], rows)",
+        'for name in ("account", "name"):\n    logger.info("column %s", name)',
     ],
 )
 def test_the_unmarked_check_lets_marked_messages_pass(source: str) -> None:

@@ -9,6 +9,7 @@ imports run while the node serves.
 from __future__ import annotations
 
 import datetime
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -346,11 +347,39 @@ def test_show_gives_a_households_points_beside_its_members(tmp_path: Path) -> No
 
 
 def test_show_speaks_chinese_with_every_label(tmp_path: Path, data: Path) -> None:
+    """Every label and every word the register keeps in English (kind, legal basis) is
+    Chinese, the labels' values line up, and no English word is left but the values'."""
     csv_file = write(tmp_path, "居民.csv", excel_utf8(CHINESE, ROWS))
     assert residents("import", "--data", data, "--csv", csv_file).returncode == 0
     shown = residents("--lang", "zh_CN", "show", "dgc-0001", "--data", data)
     assert shown.returncode == 0, shown.stderr
-    for label in ("姓名:", "电话:", "村:", "户:"):
-        assert label in shown.stdout
-    for english in ("name:", "phone:", "village:", "household:"):
-        assert english not in shown.stdout
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "居民 dgc-0001"
+    labels = [line.split("：", 1)[0].strip() for line in lines[1:]]
+    assert labels == [
+        "姓名", "类别", "身份证号", "电话", "村", "户", "合法依据", "公示显示", "最后修改", "积分",
+        "家庭积分",
+    ]  # fmt: skip
+    assert "  类别：           个人\n" in shown.stdout
+    assert "  合法依据：       同意，自 2024-03-05 起\n" in shown.stdout
+    assert "  姓名：           张三\n" in shown.stdout  # a wide label still lines up
+    for line in lines[1:]:
+        label, value = line.split("：", 1)
+        assert not re.search(r"[A-Za-z]{2,}", label), line
+        assert not re.search(r"\b(person|consent|statute|score|earned|members)\b", value), line
+    english = residents("--lang", "en", "show", "dgc-0001", "--data", data)
+    assert "  kind:            person\n" in english.stdout
+    assert "  legal basis:     consent, since 2024-03-05\n" in english.stdout
+
+
+def test_list_speaks_chinese_and_its_csv_stays_english(tmp_path: Path, data: Path) -> None:
+    csv_file = write(tmp_path, "居民.csv", excel_utf8(CHINESE, ROWS))
+    assert residents("import", "--data", data, "--csv", csv_file).returncode == 0
+    listed = residents("--lang", "zh_CN", "list", "--data", data)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("dgc-0003"))
+    assert row.split()[-3:] == ["法定", "2020-01-01", "个人"]
+    assert "statute" not in listed.stdout and "person" not in listed.stdout
+    assert listed.stdout.rstrip().endswith("。")
+    as_csv = residents("--lang", "zh_CN", "list", "--data", data, "--csv")
+    assert "statute,2020-01-01,person" in as_csv.stdout

@@ -16,10 +16,18 @@ from tests.node.serving import rpc_error, run_node
 from redlist.ledger.crypto import SigningKey, sign_entry
 from redlist.ledger.entry import Award, Envelope, Leaf, decode_body
 from redlist.ledger.errors import RuleViolation
+from redlist.ledger.governance import Alternative
 from redlist.ledger.log import Log
 from redlist.ledger.registerstore import RegisterStore
 from redlist.ledger.residents import Resident
-from redlist.ledger.review import APPENDED, EXPIRED, PENDING
+from redlist.ledger.review import (
+    APPENDED,
+    COUNCIL_QUORUM,
+    EXPIRED,
+    GOVERNANCE_QUORUM,
+    PENDING,
+    Needs,
+)
 from redlist.node.metrics import NodeMetrics
 from redlist.node.review import DAY_MS, ReviewLimits, ReviewQueue, ReviewRefusal
 from redlist.node.server import ServerOptions
@@ -76,6 +84,8 @@ def test_a_proposal_waits_then_two_approvals_make_it_appendable(
     number = decision.item.number
     [view] = queue.listing()
     assert view.needs == "rule 'mediate-dispute' needs 2 council signatures, it has 0"
+    # The same as data, for the staff tool to word in its reader's language.
+    assert view.still_needs == Needs(COUNCIL_QUORUM, (Alternative(0, 2),), 0, 0)
     assert view.rule_title == "Mediated a neighbourhood dispute" and view.points == 20
     first = _approve(queue, number, body, town.council[0])
     assert first.append is None
@@ -85,6 +95,7 @@ def test_a_proposal_waits_then_two_approvals_make_it_appendable(
     assert again.repeated and again.append is None  # the same reviewer counts once
     [view] = queue.listing()
     assert view.needs.endswith("it has 1")
+    assert view.still_needs == Needs(COUNCIL_QUORUM, (Alternative(0, 2),), 0, 1)
     second = _approve(queue, number, body, town.council[1])
     assert second.append is not None
     seq = log.append([second.append], now_ms=clock.now).seqs[0]
@@ -114,6 +125,7 @@ def test_a_revoked_members_approval_is_not_counted(town: Town, log: Log) -> None
     log.append([town.revoke_key(town.council[0])], now_ms=clock.now)
     [view] = queue.listing()
     assert view.needs.endswith("it has 0")  # the revoked member's signature drops out
+    assert view.still_needs == Needs(COUNCIL_QUORUM, (Alternative(0, 2),), 0, 0)
     assert [counts for *_, counts in view.signers].count(False) == 1
     decision = _approve(queue, number, body, town.council[1])
     assert decision.append is None  # one council signature counts: not enough
@@ -280,6 +292,8 @@ def test_a_catalogue_change_waits_for_the_council_too(town: Town, log: Log) -> N
     assert decision.append is None and decision.item.state == PENDING
     [view] = queue.listing()
     assert "town governance" in view.needs
+    # One admin of the one alternative has signed; the council's two are missing.
+    assert view.still_needs == Needs(GOVERNANCE_QUORUM, (Alternative(1, 2),), 1, 0)
     assert _approve(queue, decision.item.number, body, town.council[0]).append is None
     done = _approve(queue, decision.item.number, body, town.council[1])
     assert done.append is not None

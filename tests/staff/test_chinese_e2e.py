@@ -8,6 +8,7 @@ The town is ``redlist-node serve`` in a subprocess on 127.0.0.1:0 (``tests.staff
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -189,3 +190,70 @@ def test_a_reversal_list_headed_in_chinese(town: Town) -> None:
     assert table[0].split() == ["序号", "账户", "规则/物品", "分值", "事迹日期"]
     assert table[1].split()[:2] == [seq.group(1), "zh-0002"]
     assert re.search(r"^已撤销 1 条记录（第 \d+ 条）：其积分不再计入。$", reversed_.stdout, re.M)
+
+
+_ENGLISH_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def test_the_rules_and_keys_tables_are_chinese_and_their_json_stays_english(town: Town) -> None:
+    rules = redlist(town, "rules", "list", signer=None)
+    assert rules.returncode == 0, rules.stderr
+    lines = rules.stdout.splitlines()
+    assert lines[1].split() == [
+        "代码", "规则名称", "分值", "模块", "需评议", "单次上限", "每月上限", "决定", "状态",
+    ]  # fmt: skip
+    h01 = next(line for line in lines if line.startswith("H01"))
+    v01 = next(line for line in lines if line.startswith("V01"))
+    assert h01.split()[-2:] == ["是", "在用"] and v01.split()[-2:] == ["否", "在用"]
+    assert not _ENGLISH_WORD.search(lines[1]), lines[1]
+    as_json = redlist(town, "rules", "list", "--json", signer=None)
+    assert '"council": true' in as_json.stdout and '"active": true' in as_json.stdout
+
+    keys = redlist(town, "keys", "list", signer=None)
+    assert keys.returncode == 0, keys.stderr
+    lines = keys.stdout.splitlines()
+    assert lines[1].split() == ["密钥", "ID", "姓名", "角色", "登记序号", "吊销序号"]
+    admin_id = keyfile.read_signing_key(town.keys["admin"]).key_id.hex()
+    assert next(line for line in lines if line.startswith(admin_id)).split() == [
+        admin_id, "admin", "管理员", "0",
+    ]  # fmt: skip
+    council1 = next(line for line in lines if " council1 " in line)
+    assert "评议员，网格员" in council1
+    as_json = redlist(town, "keys", "list", "--json", signer=None)
+    assert '"roles": ["admin"]' in as_json.stdout and '"revoked": null' in as_json.stdout
+
+
+def test_the_review_queue_says_in_chinese_what_a_proposal_still_needs(town: Town) -> None:
+    proposed = redlist(town, "propose", "--account", "zh-0010", "--rule", "H01",
+                       "--date", TWO_DAYS_AGO)  # fmt: skip
+    assert proposed.returncode == 0, proposed.stderr
+    assert "尚需：2 名评议员的签名（共需 2 名，已有 0 名）。" in proposed.stdout
+    number = re.match(r"事项 (\d+)：", proposed.stdout)
+    assert number is not None, proposed.stdout
+    shown = redlist(town, "review", "show", number.group(1), signer=None)
+    assert "  尚需：2 名评议员的签名（共需 2 名，已有 0 名）\n" in shown.stdout
+    approved = redlist(town, "approve", number.group(1), signer="council1")
+    assert approved.returncode == 0, approved.stderr
+    assert f"已批准事项 {number.group(1)}；尚需：1 名评议员的签名（共需 2 名，已有 1 名）。" in (
+        approved.stdout
+    )
+    for english in ("needs", "council signature", "it has"):
+        assert english not in proposed.stdout + shown.stdout + approved.stdout
+    # For programs: the node's English words, and the same as data.
+    listed = redlist(town, "review", "list", "--json", signer=None)
+    [item] = [item for item in json.loads(listed.stdout) if item["id"] == int(number.group(1))]
+    assert "needs 2 council signatures, it has 1" in item["needs"]
+    assert item["still_needs"] == {
+        "quorum": "council",
+        "alternatives": [{"admin": 0, "council": 2}],
+        "admins": 0,
+        "councils": 1,
+    }
+    # A catalogue change waits for the town's governance: an admin and two council members.
+    rule = redlist(town, "rule", "set", "--code", "Z09", "--title", "扫雪", "--module", "环境",
+                   "--points", "2", "--propose", signer="admin")  # fmt: skip
+    assert rule.returncode == 0, rule.stderr
+    assert (
+        "尚需：共须 1 名管理员和 2 名评议员签名（本镇治理规则）；目前已有 1 名管理员、0 名评议员。"
+        in rule.stdout
+    )

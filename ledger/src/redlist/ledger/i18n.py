@@ -14,6 +14,8 @@ One mechanism for ``redlist``, ``redlist-node`` and ``redlist-verify``: Python's
   locale (the first of ``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG`` that is set;
   one starting with ``zh`` means Chinese), else English.
 * A message missing from the catalogue is shown in English.
+* One English word with two meanings is told apart by a context:
+  ``pgettext("rules table", "council")``.
 * Machine output stays English whatever the language: ``--json`` keys and values, CSV
   files written for programs, and the node's log lines for operators' log tools.
 
@@ -55,6 +57,13 @@ def _(message: str) -> str:
 def N_(message: str) -> str:
     """``message`` unchanged: marks a message defined here and translated where shown."""
     return message
+
+
+def pgettext(context: str, message: str) -> str:
+    """``message`` in the chosen language, as meant in ``context``: for an English word
+    with two meanings ("council": the role, and a rule table's column whether a rule
+    needs the council), each translated on its own."""
+    return _translation.pgettext(context, message)
 
 
 def ngettext(singular: str, plural: str, count: int) -> str:

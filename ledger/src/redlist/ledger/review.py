@@ -39,7 +39,7 @@ from redlist.ledger.entry import (
     decode_body,
 )
 from redlist.ledger.errors import FormatError, RuleViolation
-from redlist.ledger.governance import Alternative, Governance
+from redlist.ledger.governance import Alternative, Governance, Tally
 from redlist.ledger.points import Effect, SignatureCheck
 from redlist.ledger.state import Balance, KeyRecord, LedgerState, RuleRecord, TargetRecord
 
@@ -135,12 +135,59 @@ def counted_signatures(
     return tuple(kept)
 
 
+#: Whose signatures a waiting envelope needs (``Needs.quorum``): the council's quorum
+#: (a council rule's award, a resident's declaration, a reversal), the town's
+#: governance (a ``key`` or ``rule`` entry), or any counting signature at all (every key
+#: that signed was revoked since).
+COUNCIL_QUORUM = "council"
+GOVERNANCE_QUORUM = "governance"
+NO_SIGNER = "signers"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a waiting envelope still needs, as data, so that each reader's tool words it
+    in the reader's language (the refusal's own message is English, DESIGN's check
+    ``quorum``).
+
+    ``quorum`` is one of :data:`COUNCIL_QUORUM`, :data:`GOVERNANCE_QUORUM`,
+    :data:`NO_SIGNER`; ``alternatives`` the ways to reach it, any one suffices (the
+    council's quorum is one, of no admin and ``quorum`` council members; a key change
+    while the log is set up needs one admin); ``admins`` and ``councils`` count the
+    signatures that count so far, by role, as ``governance.Tally`` counts them.
+    """
+
+    quorum: str
+    alternatives: tuple[Alternative, ...]
+    admins: int
+    councils: int
+
+
+def needs_of(state: LedgerState, body: AnyBody, counted: tuple[EntrySignature, ...]) -> Needs:
+    """What ``body`` signed by ``counted`` waits for, as the semantics counts it (called
+    only once the semantics refused it for its quorum alone)."""
+    records = [state.key(signature.key_id) for signature in counted]
+    tally = Tally.of(record.roles for record in records if record is not None)
+    config = state.config()
+    if not counted or config is None:
+        return Needs(NO_SIGNER, (), 0, 0)
+    if body.kind in ("key", "rule"):
+        if body.kind == "key" and not state.has_rules():
+            alternatives: tuple[Alternative, ...] = (Alternative(1, 0),)
+        else:
+            alternatives = config.rules_of_governance.for_kind(body.kind)
+        return Needs(GOVERNANCE_QUORUM, alternatives, tally.admins, tally.councils)
+    return Needs(COUNCIL_QUORUM, (Alternative(0, config.quorum),), tally.admins, tally.councils)
+
+
 @dataclass(frozen=True)
 class PendingTrial:
-    """An item's envelope with the signatures that count, and what the semantics says."""
+    """An item's envelope with the signatures that count, and what the semantics says;
+    ``needs``, when it waits, what it waits for (:class:`Needs`)."""
 
     envelope: Envelope
     trial: Trial
+    needs: Needs | None = None
 
 
 def try_pending(
@@ -163,7 +210,7 @@ def try_pending(
         missing = RuleViolation(
             "quorum", "no signature of a registered, unrevoked key counts any more", seq=seq
         )
-        return PendingTrial(envelope, Trial(None, missing))
+        return PendingTrial(envelope, Trial(None, missing), Needs(NO_SIGNER, (), 0, 0))
     trial = try_entry(
         state,
         origin=origin,
@@ -173,7 +220,9 @@ def try_pending(
         body=decoded,
         check_signature=check_signature,
     )
-    return PendingTrial(envelope, trial)
+    if trial.accepted:
+        return PendingTrial(envelope, trial)
+    return PendingTrial(envelope, trial, needs_of(state, decoded, counted))
 
 
 class ScratchState:
@@ -350,15 +399,20 @@ def _body_value(body: bytes) -> dict[str, Any]:
 __all__ = [
     "APPENDED",
     "AWAITING_CHECKS",
+    "COUNCIL_QUORUM",
     "EXPIRED",
+    "GOVERNANCE_QUORUM",
+    "NO_SIGNER",
     "PENDING",
     "REJECTED",
     "STATES",
+    "Needs",
     "PendingItem",
     "PendingTrial",
     "ScratchState",
     "Trial",
     "counted_signatures",
+    "needs_of",
     "try_entry",
     "try_pending",
     "waive_quorums",

@@ -55,6 +55,7 @@ from redlist.ledger.review import (
     EXPIRED,
     PENDING,
     REJECTED,
+    Needs,
     PendingItem,
 )
 from redlist.ledger.reviewstore import ReviewStore
@@ -125,6 +126,8 @@ class ItemView:
     rule_title: str
     points: int
     decided_by_name: str = ""
+    #: ``needs`` as data (``redlist.ledger.review.Needs``), for the reader's language.
+    still_needs: Needs | None = None
 
 
 def now_ms() -> int:
@@ -404,11 +407,13 @@ class ReviewQueue:
         proposer = self._log.staff_key(item.proposer)
         decider = self._log.staff_key(item.decided_by) if item.decided_by else None
         needs = problem = ""
+        still_needs: Needs | None = None
         if item.state == PENDING:
             try:
                 tried = self._log.try_pending(item.body, item.signatures, now)
                 if tried.trial.awaiting is not None:
                     needs = tried.trial.awaiting.message
+                    still_needs = tried.needs
             except (RuleViolation, FormatError) as error:
                 problem = str(error)
         body = decode_body(item.body)
@@ -431,6 +436,7 @@ class ReviewQueue:
             title,
             points,
             decider.name if decider is not None else item.decided_by.hex(),
+            still_needs,
         )
 
 

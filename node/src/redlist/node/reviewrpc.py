@@ -20,6 +20,7 @@ import grpc
 from grpc import aio
 
 from redlist.ledger.errors import BatchError, RedlistError, RuleViolation, TextError
+from redlist.ledger.review import Needs
 from redlist.ledger.textcommit import EntryText
 from redlist.node.metrics import NodeMetrics
 from redlist.node.readers import ReadAuthority, ReadRefusal
@@ -225,6 +226,7 @@ class ReviewCalls:
 
 def item_message(view: ItemView) -> pb.ReviewItem:
     item = view.item
+    needs = view.still_needs
     return pb.ReviewItem(
         number=item.number,
         state=item.state,
@@ -248,4 +250,16 @@ def item_message(view: ItemView) -> pb.ReviewItem:
         village=view.village,
         rule_title=view.rule_title,
         points=view.points,
+        still_needs=None if needs is None else still_needs_message(needs),
+    )
+
+
+def still_needs_message(needs: Needs) -> pb.StillNeeds:
+    return pb.StillNeeds(
+        quorum=needs.quorum,
+        alternatives=[
+            pb.SignatureQuorum(admin=one.admin, council=one.council) for one in needs.alternatives
+        ],
+        admins=needs.admins,
+        councils=needs.councils,
     )

@@ -832,6 +832,7 @@ class ReviewItem(_message.Message):
     VILLAGE_FIELD_NUMBER: _builtins.int
     RULE_TITLE_FIELD_NUMBER: _builtins.int
     POINTS_FIELD_NUMBER: _builtins.int
+    STILL_NEEDS_FIELD_NUMBER: _builtins.int
     number: _builtins.int
     """The queue's number of the item: what reviewers name it by."""
     state: _builtins.str
@@ -841,8 +842,9 @@ class ReviewItem(_message.Message):
     body_hash: _builtins.bytes
     """SHA-256 of `body`."""
     needs: _builtins.str
-    """For a pending item, what it still needs, in words ("rule 'S01' needs 2 council
-    signatures, it has 1"); empty when it needs nothing more.
+    """For a pending item, what it still needs, in English words ("rule 'S01' needs 2
+    council signatures, it has 1"); empty when it needs nothing more. `still_needs`
+    says the same as data, for a tool to word in its reader's language.
     """
     problem: _builtins.str
     """For a pending item that could not be appended now even with every signature (a
@@ -875,6 +877,12 @@ class ReviewItem(_message.Message):
     def signers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReviewSigner]:
         """Who signed it so far, in key id order."""
 
+    @_builtins.property
+    def still_needs(self) -> Global___StillNeeds:
+        """For a pending item that waits for signatures, what it still needs, as data
+        (set when `needs` is; unset from a node older than the field: then show `needs`).
+        """
+
     def __init__(
         self,
         *,
@@ -897,14 +905,83 @@ class ReviewItem(_message.Message):
         village: _builtins.str = ...,
         rule_title: _builtins.str = ...,
         points: _builtins.int = ...,
+        still_needs: Global___StillNeeds | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["still_needs", b"still_needs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_hash", b"body_hash", "decided", b"decided", "decided_by", b"decided_by", "expires", b"expires", "masked_name", b"masked_name", "needs", b"needs", "number", b"number", "points", b"points", "problem", b"problem", "proposed", b"proposed", "proposer", b"proposer", "proposer_name", b"proposer_name", "reason", b"reason", "rule_title", b"rule_title", "seq", b"seq", "signers", b"signers", "state", b"state", "village", b"village"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_hash", b"body_hash", "decided", b"decided", "decided_by", b"decided_by", "expires", b"expires", "masked_name", b"masked_name", "needs", b"needs", "number", b"number", "points", b"points", "problem", b"problem", "proposed", b"proposed", "proposer", b"proposer", "proposer_name", b"proposer_name", "reason", b"reason", "rule_title", b"rule_title", "seq", b"seq", "signers", b"signers", "state", b"state", "still_needs", b"still_needs", "village", b"village"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReviewItem: _TypeAlias = ReviewItem  # noqa: Y015
+
+@_typing.final
+class StillNeeds(_message.Message):
+    """What a pending item waits for: the signatures, by role, that would let the points
+    semantics accept it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUORUM_FIELD_NUMBER: _builtins.int
+    ALTERNATIVES_FIELD_NUMBER: _builtins.int
+    ADMINS_FIELD_NUMBER: _builtins.int
+    COUNCILS_FIELD_NUMBER: _builtins.int
+    quorum: _builtins.str
+    """"council": the council's quorum (a council rule's award, a resident's declaration,
+    a reversal); "governance": the town's governance quorum (a key or rule change);
+    "signers": a signature that counts at all (every key that signed was revoked).
+    """
+    admins: _builtins.int
+    """The signatures that count so far, by role (a key holding both roles counts for
+    each here; an alternative counts it once, docs/format.md 6.2).
+    """
+    councils: _builtins.int
+    @_builtins.property
+    def alternatives(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignatureQuorum]:
+        """The ways to reach it; any one suffices. For "council", one: no admin and the
+        council's quorum.
+        """
+
+    def __init__(
+        self,
+        *,
+        quorum: _builtins.str = ...,
+        alternatives: _abc.Iterable[Global___SignatureQuorum] | None = ...,
+        admins: _builtins.int = ...,
+        councils: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admins", b"admins", "alternatives", b"alternatives", "councils", b"councils", "quorum", b"quorum"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StillNeeds: _TypeAlias = StillNeeds  # noqa: Y015
+
+@_typing.final
+class SignatureQuorum(_message.Message):
+    """A number of admin signatures and, besides them, of council signatures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADMIN_FIELD_NUMBER: _builtins.int
+    COUNCIL_FIELD_NUMBER: _builtins.int
+    admin: _builtins.int
+    council: _builtins.int
+    def __init__(
+        self,
+        *,
+        admin: _builtins.int = ...,
+        council: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin", b"admin", "council", b"council"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignatureQuorum: _TypeAlias = SignatureQuorum  # noqa: Y015
 
 @_typing.final
 class ReviewSigner(_message.Message):

@@ -13,7 +13,9 @@ import grpc
 
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import RedlistError
-from redlist.ledger.i18n import _
+from redlist.ledger.governance import Alternative
+from redlist.ledger.i18n import _, ngettext
+from redlist.ledger.review import COUNCIL_QUORUM, GOVERNANCE_QUORUM, NO_SIGNER, Needs
 from redlist.ledger.textcommit import EntryText
 from redlist.proto.client import read_signature, texts_message
 from redlist.proto.errors import WireError
@@ -50,10 +52,19 @@ class ReviewItem:
     village: str
     rule_title: str
     points: int
+    #: ``needs`` as data; None from a node that sends only the English words.
+    still_needs: Needs | None = None
 
     @property
     def body_hash(self) -> bytes:
         return hashlib.sha256(self.body).digest()
+
+    def needs_in_words(self) -> str:
+        """What the item still needs, in the reader's language (``still_needs``), or
+        the node's English words when it sent no data; empty when it needs nothing."""
+        if not self.needs or self.still_needs is None:
+            return self.needs
+        return needs_in_words(self.still_needs) or self.needs
 
     @classmethod
     def from_message(cls, message: ledger_pb2.ReviewItem) -> ReviewItem:
@@ -85,7 +96,59 @@ class ReviewItem:
             message.village,
             message.rule_title,
             message.points,
+            _needs(message) if message.needs else None,
         )
+
+
+def _needs(message: ledger_pb2.ReviewItem) -> Needs | None:
+    if not message.HasField("still_needs"):
+        return None  # a node older than the field
+    needs = message.still_needs
+    return Needs(
+        needs.quorum,
+        tuple(Alternative(one.admin, one.council) for one in needs.alternatives),
+        needs.admins,
+        needs.councils,
+    )
+
+
+def needs_in_words(needs: Needs) -> str:
+    """``needs`` as a phrase of the reader's language that follows "still needs"; empty
+    for a quorum this tool does not know (the caller then shows the node's words)."""
+    if needs.quorum == NO_SIGNER:
+        return _("a signature that counts (every key that signed it was revoked since)")
+    if needs.quorum == COUNCIL_QUORUM and len(needs.alternatives) == 1:
+        needed = needs.alternatives[0].council
+        missing = needed - needs.councils
+        if missing <= 0:
+            return ""
+        return ngettext(
+            "{missing} more council signature ({needed} needed, {has} so far)",
+            "{missing} more council signatures ({needed} needed, {has} so far)",
+            missing,
+        ).format(missing=missing, needed=needed, has=needs.councils)
+    if needs.quorum == GOVERNANCE_QUORUM and needs.alternatives:
+        ways = _(", or ").join(_signatures(one.admin, one.council) for one in needs.alternatives)
+        return _("{ways} to sign in all (town governance); {admins} and {councils} so far").format(
+            ways=ways, admins=_admins(needs.admins), councils=_councils(needs.councils)
+        )
+    return ""
+
+
+def _signatures(admins: int, councils: int) -> str:
+    if not councils:
+        return _admins(admins)
+    if not admins:
+        return _councils(councils)
+    return _("{admins} and {councils}").format(admins=_admins(admins), councils=_councils(councils))
+
+
+def _admins(count: int) -> str:
+    return ngettext("{count} admin", "{count} admins", count).format(count=count)
+
+
+def _councils(count: int) -> str:
+    return ngettext("{count} council member", "{count} council members", count).format(count=count)
 
 
 class ReviewCalls:

@@ -8,10 +8,11 @@ import datetime
 import io
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 from redlist.ledger.errors import FormatError, RegisterError, StoreError
-from redlist.ledger.i18n import N_, _, ngettext
+from redlist.ledger.i18n import N_, _, ngettext, pgettext
 from redlist.ledger.log import Log
 from redlist.ledger.masking import mask_id_number, mask_name, mask_phone
 from redlist.ledger.registerstore import (
@@ -20,7 +21,12 @@ from redlist.ledger.registerstore import (
     RegisterStore,
 )
 from redlist.ledger.residents import (
+    CONSENT,
     FIELDS,
+    HOUSEHOLD,
+    ORGANISATION,
+    PERSON,
+    STATUTE,
     FieldError,
     Household,
     Resident,
@@ -209,14 +215,14 @@ def run_show(args: argparse.Namespace) -> int:
         household = store.household_of(account)
     members = (
         _(" ({members_count} members: {join})").format(
-            members_count=len(household.members), join=", ".join(household.members)
+            members_count=len(household.members), join=_(", ").join(household.members)
         )
         if household is not None
         else ""
     )
     basis = (
         _("{basis}, since {basis_date}").format(
-            basis=resident.basis, basis_date=resident.basis_date
+            basis=basis_word(resident.basis), basis_date=resident.basis_date
         )
         if resident.basis
         else _("none: publicity leaves this resident out")
@@ -224,7 +230,7 @@ def run_show(args: argparse.Namespace) -> int:
     print(_("Resident {account}").format(account=account))
     for label, value in (
         (_("name"), resident.name),
-        (_("kind"), resident.kind),
+        (_("kind"), kind_word(resident.kind)),
         (_("ID number"), resident.id_number or "-"),
         (_("phone"), resident.phone or "-"),
         (_("village"), resident.village),
@@ -234,8 +240,38 @@ def run_show(args: argparse.Namespace) -> int:
         (_("last changed"), _when(resident.changed_ms)),
         *_points_lines(data, account, household),
     ):
-        print(f"  {label + ':':<17}{value}")
+        shown = _("{label}:").format(label=label)
+        print(f"  {shown}{' ' * max(1, _LABEL_COLUMNS - _width(shown))}{value}")
     return 0
+
+
+#: The columns a label of ``residents show`` takes with its colon, so values line up.
+_LABEL_COLUMNS = 17
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def kind_word(kind: str) -> str:
+    """A register's kind of account (``person``, ``household``, ``organisation``) in the
+    reader's language; the register and its CSV keep the English word."""
+    words = {
+        PERSON: pgettext("account kind", "person"),
+        HOUSEHOLD: pgettext("account kind", "household"),
+        ORGANISATION: pgettext("account kind", "organisation"),
+    }
+    return words.get(kind, kind)
+
+
+def basis_word(basis: str) -> str:
+    """A legal basis (``consent``, ``statute``) in the reader's language; empty stays empty."""
+    words = {
+        CONSENT: pgettext("legal basis", "consent"),
+        STATUTE: pgettext("legal basis", "statute"),
+    }
+    return words.get(basis, basis)
 
 
 def _points_lines(data: Path, account: str, household: Household | None) -> list[tuple[str, str]]:
@@ -250,7 +286,8 @@ def _points_lines(data: Path, account: str, household: Household | None) -> list
     own = statements[account]
     lines = [
         (
-            _("points"),
+            # A resident's points (积分), not a rule's (分值).
+            pgettext("resident", "points"),
             _("score {score} ({grade}), earned {earned:+d}, spendable {spendable}").format(
                 score=own.score, grade=own.grade, earned=own.earned, spendable=own.spendable
             ),
@@ -367,8 +404,10 @@ def run_list(args: argparse.Namespace) -> int:
         for resident in residents
     ]
     if args.csv:
-        _write_csv(rows)
+        _write_csv(rows)  # for programs: the register's own English words
         return 0
+    for row in rows:
+        row[6], row[8] = basis_word(row[6]), kind_word(row[8])
     where = _(" of {village}").format(village=args.village) if args.village else ""
     if not residents:
         print(_("The register in {data} holds no residents{where}.").format(data=data, where=where))
@@ -376,7 +415,12 @@ def run_list(args: argparse.Namespace) -> int:
         headers = [_(header) for header in _LIST_HEADERS]
         print_table(sys.stdout, headers, rows)
         left_out = sum(1 for resident in residents if not resident.publishable)
-        print(f"\n{_residents(len(residents))}{where}; {_left_out(left_out)}.")
+        print()
+        print(
+            _("{residents}{where}; {left_out}.").format(
+                residents=_residents(len(residents)), where=where, left_out=_left_out(left_out)
+            )
+        )
     if erased:
         print(
             _("{erased} erased account(s) are not listed (their personal data is gone).").format(

@@ -87,7 +87,7 @@ def _outcome(client: LedgerClient, item: ReviewItem, key_id: bytes) -> str:
     if not counted:
         return _("Item {number}: your approval was not counted.").format(number=item.number)
     return _("Approved item {number}; it still needs: {needs}.").format(
-        number=item.number, needs=item.needs or _("nothing")
+        number=item.number, needs=item.needs_in_words() or _("nothing")
     )
 
 

@@ -153,7 +153,7 @@ def describe_outcome(item: ReviewItem, what: str) -> str:
             number=item.number, what=what, seq=item.seq
         )
     if item.needs:
-        return _("Item {number}: proposed {what}; {needs}.").format(
-            number=item.number, what=what, needs=item.needs
+        return _("Item {number}: proposed {what}; it needs {needs}.").format(
+            number=item.number, what=what, needs=item.needs_in_words()
         )
     return _("Item {number}: proposed {what}.").format(number=item.number, what=what)

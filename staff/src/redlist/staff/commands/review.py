@@ -144,7 +144,7 @@ def describe(item: ReviewItem) -> str:
     lines.append(_("  signed by {signers}").format(signers=signed))
     if item.state == "pending":
         if item.needs:
-            lines.append(_("  still needs: {needs}").format(needs=item.needs))
+            lines.append(_("  still needs: {needs}").format(needs=item.needs_in_words()))
         if item.problem:
             lines.append(_("  cannot be recorded now: {problem}").format(problem=item.problem))
         lines.append(_("  expires {when}").format(when=_when(item.expires)))
@@ -177,6 +177,7 @@ def item_json(item: ReviewItem) -> dict[str, object]:
             for s in item.signers
         ],
         "needs": item.needs,
+        "still_needs": _needs_json(item),
         "problem": item.problem,
         "masked_name": item.masked_name,
         "village": item.village,
@@ -205,6 +206,21 @@ def item_json(item: ReviewItem) -> dict[str, object]:
     if item.state == "rejected":
         value.update(reason=item.reason, rejected_by=item.decided_by)
     return value
+
+
+def _needs_json(item: ReviewItem) -> dict[str, object] | None:
+    """``needs`` as the node sent it as data (English keys and values, for programs)."""
+    needs = item.still_needs
+    if needs is None:
+        return None
+    return {
+        "quorum": needs.quorum,
+        "alternatives": [
+            {"admin": one.admin, "council": one.council} for one in needs.alternatives
+        ],
+        "admins": needs.admins,
+        "councils": needs.councils,
+    }
 
 
 def _when(ms: int) -> str:
