@@ -61,9 +61,11 @@ RESULTS: list[dict[str, Any]] = [
 ]
 
 
-def report(tmp_path: Path, document: str) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+def report(
+    tmp_path: Path, document: str, given: list[dict[str, Any]] = RESULTS
+) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
     results = tmp_path / "bench.jsonl"
-    results.write_text("".join(json.dumps(result) + "\n" for result in RESULTS))
+    results.write_text("".join(json.dumps(result) + "\n" for result in given))
     doc, plot = tmp_path / "performance.md", tmp_path / "append.png"
     doc.write_text(document, encoding="utf-8")
     completed = subprocess.run(
@@ -110,17 +112,7 @@ def test_a_benchmark_run_twice_has_a_row_each_and_the_bundle_writer_none(tmp_pat
     append = next(result for result in RESULTS if result["benchmark"] == "append")
     longer = {**append, "entries": 10_000_000, "late_entries_per_second": 7000.0}
     extra = [longer, {"benchmark": "bundle", "entries": 10005, "seconds": 0.4}]
-    results = tmp_path / "bench.jsonl"
-    results.write_text("".join(json.dumps(result) + "\n" for result in [*RESULTS, *extra]))
-    doc, plot = tmp_path / "performance.md", tmp_path / "append.png"
-    doc.write_text(f"{BEGIN}\n{END}\n", encoding="utf-8")
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), str(results), "--doc", str(doc), "--plot", str(plot)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    completed, doc, _ = report(tmp_path, f"{BEGIN}\n{END}\n", [*RESULTS, *extra])
     assert completed.returncode == 0, completed.stderr
     rows = [line for line in doc.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
     appends = [row for row in rows if "append at" in row]
