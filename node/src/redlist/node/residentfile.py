@@ -22,10 +22,8 @@ that updates households or organisations keeps the column). What each cell accep
 :mod:`redlist.ledger.residents`'s.
 
 **Encoding.** UTF-8, with or without the byte order mark Excel writes ("CSV UTF-8"), or
-GB18030, the Chinese Windows encoding Excel uses for "CSV (comma delimited)", of which
-GBK and GB2312 are subsets. The bytes are tried as UTF-8 first, strictly, and only if
-they are not UTF-8 as GB18030: text in Chinese is practically never valid UTF-8 by
-accident. The report says which was used.
+GB18030, the Chinese Windows encoding Excel uses for "CSV (comma delimited)", read as
+:mod:`redlist.ledger.csvtext` reads every CSV file. The report says which was used.
 
 **Rows** are numbered as a spreadsheet shows them: the header is row 1. Rows whose
 cells are all empty are skipped. A file with any unusable row is refused whole: every
@@ -36,15 +34,15 @@ refused at its second row.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from redlist.ledger.csvtext import decode_text
 from redlist.ledger.errors import FormatError
-from redlist.ledger.i18n import N_, _, ngettext
+from redlist.ledger.i18n import _, ngettext
 from redlist.ledger.residents import (
     FIELDS,
     OPTIONAL_FIELDS,
@@ -66,9 +64,6 @@ HEADERS: dict[str, str] = {
     "依据日期": "basis_date",
     "类型": "kind",
 }
-UTF8_BOM = N_("UTF-8 (with the byte order mark Excel writes)")
-UTF8 = "UTF-8"
-GB18030 = N_("GB18030 (the Chinese Windows encoding)")
 
 
 @dataclass(frozen=True)
@@ -81,49 +76,12 @@ class ResidentRow:
 
 @dataclass(frozen=True)
 class ResidentFile:
-    """A register file read whole: its rows, the encoding used, and each field's column
-    name as the file writes it."""
+    """A register file read whole: its rows, the encoding used (a label of
+    :mod:`redlist.ledger.csvtext`), and each field's column name as the file writes it."""
 
     rows: tuple[ResidentRow, ...]
     encoding: str
     columns: dict[str, str]
-
-
-def decode_text(data: bytes, name: str) -> tuple[str, str]:
-    """The text of a CSV file and the encoding it was read with (:data:`UTF8_BOM`,
-    :data:`UTF8` or :data:`GB18030`), or ``FormatError``."""
-    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
-        raise FormatError(
-            _(
-                "{name} is saved as 'Unicode text' (UTF-16); in Excel use Save As, 'CSV UTF-8 "
-                "(comma delimited) (*.csv)'"
-            ).format(name=name)
-        )
-    if data.startswith(codecs.BOM_UTF8):
-        try:
-            return data[len(codecs.BOM_UTF8) :].decode("utf-8"), UTF8_BOM
-        except UnicodeDecodeError as error:
-            row = data.count(b"\n", 0, error.start) + 1
-            raise FormatError(
-                _(
-                    "{name} starts as UTF-8 but is not UTF-8 text in row {row}; save it again as "
-                    "'CSV UTF-8 (comma delimited) (*.csv)'"
-                ).format(name=name, row=row)
-            ) from None
-    try:
-        return data.decode("utf-8"), UTF8
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030").removeprefix("\ufeff"), GB18030
-    except UnicodeDecodeError as error:
-        row = data.count(b"\n", 0, error.start) + 1
-        raise FormatError(
-            _(
-                "{name} is neither UTF-8 nor GB18030 (Chinese Windows) text (first seen in row "
-                "{row}); in Excel use Save As, 'CSV UTF-8 (comma delimited) (*.csv)'"
-            ).format(name=name, row=row)
-        ) from None
 
 
 def read_residents_csv(

@@ -1,15 +1,18 @@
 """CSV files from a spreadsheet: rule catalogues and bulk awards, checked row by row.
 
-CSV files are UTF-8, with or without the byte order mark Excel writes; the first
-row names the columns (any order, any case). Rows are numbered as a spreadsheet
-shows them: the header is row 1, the first data row is row 2. Rows whose cells
-are all empty are skipped. A file with any unusable row is refused whole, listing
-the rows and what is wrong with each, so nothing of it is sent.
+CSV files are UTF-8, with or without the byte order mark Excel writes ("CSV UTF-8"), or
+GB18030, what Excel writes for "CSV (comma delimited)" on a Chinese Windows, read as
+:mod:`redlist.ledger.csvtext` reads every CSV file (``encoding_of`` names the one used,
+for a command's summary); the first row names the columns (any order, any case). Rows
+are numbered as a spreadsheet shows them: the header is row 1, the first data row is
+row 2. Rows whose cells are all empty are skipped. A file with any unusable row is
+refused whole, listing the rows and what is wrong with each, so nothing of it is sent.
 
 Entry ids of a rule catalogue's rows are derived from the file's SHA-256 and the row
 number (``row_entry_id``): the same file gives the same ids on every run, and a catalogue
 goes in as one atomic batch. An award sheet's rows are known by what they say instead
-(``redlist.staff.rowids``), so a sheet saved again or corrected is still recognised.
+(``redlist.staff.rowids``), so a sheet saved again, in either encoding, or corrected is
+still recognised.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from redlist.ledger import i18n
+from redlist.ledger.csvtext import decode_text
 from redlist.ledger.entry import ID_SIZE, Award, RuleChange
 from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _
@@ -243,6 +247,12 @@ def _optional_cap(text: str, what: str) -> int | None:
         ) from None
 
 
+def encoding_of(data: bytes, name: str) -> str:
+    """The encoding a CSV file is read as, a label of :mod:`redlist.ledger.csvtext` to
+    show with ``_`` (call it once the file was parsed: its text is then known to decode)."""
+    return decode_text(data, name)[1]
+
+
 def read_input_file(path: Path, what: str) -> bytes:
     """The bytes of a file the clerk named (``what``: "catalogue file"), or a clear error."""
     try:
@@ -268,7 +278,7 @@ def _parse_csv(
     optional: Sequence[str],
     parse: Callable[[int, dict[str, str]], _Row],
 ) -> tuple[_Row, ...]:
-    text = _decode(data, name)
+    text, _encoding = decode_text(data, name)  # the encoding: encoding_of
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         records = list(reader)
@@ -327,26 +337,6 @@ def _cell(column: str, check: Callable[..., _Value], *args: Any, **kwargs: Any) 
         return check(*args, **kwargs)
     except FormatError as error:
         raise _CellError(column, error.diagnostics()) from None
-
-
-def _decode(data: bytes, name: str) -> str:
-    """The text of a CSV file, which must be UTF-8 (a byte order mark is dropped)."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        row = data.count(b"\n", 0, error.start) + 1
-        try:
-            data.decode("gb18030")
-        except UnicodeDecodeError:
-            encoding = _("is not UTF-8 text")
-        else:  # Excel's "CSV (comma delimited)" on a Chinese Windows
-            encoding = _("is saved in the Chinese Windows encoding (GBK), not UTF-8")
-        raise FormatError(
-            _(
-                "{name} {encoding} (first seen in row {row}); in Excel use Save As, 'CSV UTF-8 "
-                "(comma delimited) (*.csv)'"
-            ).format(name=name, encoding=encoding, row=row)
-        ) from None
 
 
 def _csv_problem(error: csv.Error) -> str:
