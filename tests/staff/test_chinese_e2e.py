@@ -1,6 +1,6 @@
 """A township office that works in Chinese, against a real node: ``redlist`` run as a
 subprocess with ``LANG=zh_CN.UTF-8`` speaks Chinese, takes sheets with Chinese headers
-(saved by Excel as UTF-8 with a byte order mark), Chinese role names and a reversal
+(saved by Excel as UTF-8 with a byte order mark, or as GB18030), Chinese role names and a reversal
 list headed 序号,原因; ``--lang en`` brings English back (docs/adr/0034).
 
 The town is ``redlist-node serve`` in a subprocess on 127.0.0.1:0 (``tests.staff.towns``).
@@ -123,17 +123,57 @@ def test_english_with_lang_en_in_a_chinese_locale(town: Town) -> None:
     assert "错误：缺少以下必需参数：--rule" in chinese.stderr
 
 
-def test_a_gb18030_sheet_is_refused_with_advice_in_chinese(town: Town) -> None:
-    """The staff tools read UTF-8 only (what Excel's "CSV UTF-8" writes): a sheet saved
-    in the Chinese Windows encoding is refused, in words a clerk can act on."""
-    sheet = town.root / "gbk.csv"
-    sheet.write_bytes("账户,规则\r\nzh-0003,V01\r\n".encode("gb18030"))
+def test_a_gb18030_sheet_goes_in_and_saved_again_as_utf8_counts_once(town: Town) -> None:
+    """Excel's plain "CSV" on a Chinese Windows writes GB18030 (GBK): the sheet goes in,
+    the summary says how it was read, and the same sheet saved again as "CSV UTF-8" is
+    recognised row for row (ids come from the text, docs/adr/0040): nothing new."""
+    text = (
+        "账户,规则,数量,日期,备注\r\n"
+        f"zh-0101,V01,1,{TWO_DAYS_AGO},王秀英 清理东村村塘\r\n"
+        f"zh-0102,V02,2,{TWO_DAYS_AGO},李建国 防疫值守（北门）\r\n"
+        f"zh-0103,D01,1,{TWO_DAYS_AGO},张伟 北渠边焚烧秸秆\r\n"
+    )
+    gbk = town.root / "六月.csv"
+    gbk.write_bytes(text.encode("gb18030"))
+    before = town.size()
+    dry = redlist(town, "submit", "--csv", str(gbk), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "六月.csv 的 3 行中，3 行将在本次记录" in dry.stdout
+    assert "已按 GB18030（中文 Windows 编码） 读取 六月.csv。" in dry.stdout.splitlines()
+    assert town.size() == before
+    first = redlist(town, "submit", "--csv", str(gbk))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("已提交 六月.csv 中 3 行的 3 行：本次记录 3 行；第 ")
+    assert "已按 GB18030（中文 Windows 编码） 读取 六月.csv。" in first.stdout.splitlines()
+    assert town.size() == before + 3
+    staff = redlist(town, "account", "zh-0102", signer="grid")
+    assert "李建国 防疫值守（北门）" in staff.stdout
+
+    utf8 = town.root / "六月-utf8.csv"
+    utf8.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    again = redlist(town, "submit", "--csv", str(utf8))
+    assert again.returncode == 0, again.stderr
+    assert "本次记录 0 行，3 行此前已记录" in again.stdout
+    assert "已按 UTF-8（带 Excel 写入的字节顺序标记） 读取 六月-utf8.csv。" in again.stdout
+    plain = town.root / "六月-plain.csv"
+    plain.write_bytes(text.encode("utf-8"))
+    assert "本次记录 0 行，3 行此前已记录" in redlist(town, "submit", "--csv", str(plain)).stdout
+    assert town.size() == before + 3
+
+
+def test_a_file_that_is_no_text_is_refused_in_chinese_naming_the_row(town: Town) -> None:
+    sheet = town.root / "坏.csv"
+    sheet.write_bytes(b"account,rule\r\nzh-0104,V01\r\nzh-0105,V\xff01\r\n")
+    unicode_text = town.root / "unicode.csv"
+    unicode_text.write_bytes("账户,规则\r\nzh-0104,V01\r\n".encode("utf-16"))
     before = town.size()
     refused = redlist(town, "submit", "--csv", str(sheet))
     assert refused.returncode == 2
-    assert refused.stderr.startswith("错误：")
-    assert "是按中文 Windows 编码（GBK）保存的，不是 UTF-8" in refused.stderr
-    assert "另存为" in refused.stderr and "CSV UTF-8" in refused.stderr
+    assert refused.stderr.startswith("错误：坏.csv 既不是 UTF-8 也不是 GB18030（中文 Windows）")
+    assert "首次出现在第 3 行" in refused.stderr and "另存为" in refused.stderr
+    refused = redlist(town, "submit", "--csv", str(unicode_text), "--dry-run")
+    assert refused.returncode == 2
+    assert "unicode.csv 保存成了“Unicode 文本”（UTF-16）" in refused.stderr
     assert town.size() == before
 
 
@@ -168,7 +208,11 @@ def test_chinese_role_names_and_catalogue_headers(town: Town) -> None:
     loaded = redlist(town, "rules", "load", "--csv", str(catalogue), signer="admin",
                      cosigners=("council1", "council2"))  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr
-    assert re.fullmatch(r"已从 规则.csv 导入 1 条规则（第 \d+ 至 \d+ 条记录）。\n", loaded.stdout)
+    assert re.fullmatch(
+        r"已从 规则.csv 导入 1 条规则（第 \d+ 至 \d+ 条记录）。\n"
+        r"已按 UTF-8（带 Excel 写入的字节顺序标记） 读取 规则.csv。\n",
+        loaded.stdout,
+    )
     award = redlist(town, "award", "--account", "zh-0006", "--rule", "Z01", "--qty", "2",
                     "--date", TWO_DAYS_AGO)  # fmt: skip
     assert award.returncode == 0, award.stderr
@@ -186,7 +230,11 @@ def test_a_reversal_list_headed_in_chinese(town: Town) -> None:
                         signer="council1", cosigners=("council2",))  # fmt: skip
     assert reversed_.returncode == 0, reversed_.stderr
     assert reversed_.stdout.startswith("撤销.csv：待撤销 1 条记录。\n")
-    table = reversed_.stdout.splitlines()[1:3]
+    assert (
+        reversed_.stdout.splitlines()[1]
+        == "已按 UTF-8（带 Excel 写入的字节顺序标记） 读取 撤销.csv。"
+    )
+    table = reversed_.stdout.splitlines()[2:4]
     assert table[0].split() == ["序号", "账户", "规则/物品", "分值", "事迹日期"]
     assert table[1].split()[:2] == [seq.group(1), "zh-0002"]
     assert re.search(r"^已撤销 1 条记录（第 \d+ 条）：其积分不再计入。$", reversed_.stdout, re.M)

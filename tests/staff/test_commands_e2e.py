@@ -195,7 +195,10 @@ def test_rules_load_is_atomic_and_idempotent(town: Town) -> None:
     before = town.size()
     loaded = town.run("rules", "load", "--csv", str(catalogue), signer="admin", cosigners=COUNCIL)
     assert loaded.code == 0, loaded.err
-    assert loaded.out == f"Loaded 3 rules from more-rules.csv (entries {before} to {before + 2}).\n"
+    assert loaded.out == (
+        f"Loaded 3 rules from more-rules.csv (entries {before} to {before + 2}).\n"
+        "Read more-rules.csv as UTF-8 (with the byte order mark Excel writes).\n"
+    )
     assert town.size() == before + 3
 
     again = town.run("rules", "load", "--csv", str(catalogue), signer="admin", cosigners=COUNCIL)
@@ -370,8 +373,9 @@ def test_submit_takes_the_date_column(town: Town) -> None:
     )
     result = town.run("submit", "--csv", str(path))
     assert result.code == 0, result.err
-    summary, advice, unchecked = result.out.splitlines()
+    summary, read_as, advice, unchecked = result.out.splitlines()
     assert summary.endswith(f" 1 row had no date and got today's, {deed_day(summary)}.")
+    assert read_as == "Read dated.csv as UTF-8."
     assert advice == submit.UNDATED_ADVICE
     assert unchecked == submit.UNCHECKED_NOTE  # this town keeps no resident register
     with town.client() as client:
@@ -543,6 +547,7 @@ def test_submit_records_every_row_and_a_rerun_records_none(
     assert first.out == (
         f"Submitted 1200 of 1200 rows of month.csv: 1200 recorded now; "
         f"entries {before} to {before + 1199}. 1200 rows had no date and got today's, {day}.\n"
+        "Read month.csv as UTF-8 (with the byte order mark Excel writes).\n"
         f"{submit.UNDATED_ADVICE}\n{submit.UNCHECKED_NOTE}\n"
     )
     assert first.err == ""  # no progress bar without a terminal
@@ -559,7 +564,7 @@ def test_submit_records_every_row_and_a_rerun_records_none(
         assert again.out == (
             "Submitted 1200 of 1200 rows of month.csv: 0 recorded now, 1200 already recorded; "
             f"entries {before} to {before + 1199}. 1200 rows had no date and got today's, "
-            f"{day}.\n"
+            f"{day}.\nRead month.csv as UTF-8 (with the byte order mark Excel writes).\n"
         )
         assert town.size() == before + 1200
 
@@ -675,6 +680,7 @@ def test_the_same_sheet_from_another_grid_worker_records_nothing(town: Town) -> 
     assert again.out == (
         "Submitted 12 of 12 rows of other-keys.csv: 0 recorded now, 12 already recorded; "
         f"entries {before} to {before + 11}.\n"
+        "Read other-keys.csv as UTF-8 (with the byte order mark Excel writes).\n"
     )
     assert town.size() == before + 12
 

@@ -144,7 +144,7 @@ def test_problems_are_written_as_a_csv_file_excel_opens() -> None:
         (b"code,title,module,points\nV01,a,b,1\n", "missing: council"),
         (b"code,title,module,points,council,extra\n", "'extra' is not among them"),
         (b"code,code,title,module,points,council\n", "names column 'code' twice"),
-        ("code,title,module,points,council\nV01,焚烧,m,1,no\n".encode("gbk"), "not UTF-8"),
+        (b"code,title,module,points,council\nV01,\xff,m,1,no\n", "neither UTF-8 nor GB18030"),
         (b'code,title,module,points,council\nV01,"open quote,m,1,no\n', "never closed"),
     ],
 )
@@ -179,19 +179,46 @@ def test_rules_csv_points_as_excel_writes_them() -> None:
         csvfiles.parse_rules_csv(rules_file("V01,Pond,environment,2.5,no"), "rules.csv")
 
 
-def test_csv_in_the_chinese_windows_encoding_is_named_with_its_row() -> None:
-    data = excel_file("dgc-0001,V01,1,", "dgc-0002,V01,1,池塘", encoding="gbk")
-    with pytest.raises(FormatError) as refused:
-        csvfiles.parse_awards_csv(data, "may.csv")
-    assert refused.value.diagnostics() == (
-        "may.csv is saved in the Chinese Windows encoding (GBK), not UTF-8 (first seen in "
-        "row 3); in Excel use Save As, 'CSV UTF-8 (comma delimited) (*.csv)'"
+def test_csv_in_the_chinese_windows_encoding_reads_as_the_same_rows() -> None:
+    """Excel's plain "CSV" on a Chinese Windows writes GB18030 (GBK): the same rows as the
+    sheet saved as "CSV UTF-8", and the summary line says how it was read."""
+    rows = ("dgc-0001,V01,1,", "dgc-0002,V01,1,池塘（东头）", "dgc-0003,V02,2,防疫值守")
+    utf8, gbk = excel_file(*rows), excel_file(*rows, encoding="gbk")
+    assert csvfiles.parse_awards_csv(gbk, "may.csv") == csvfiles.parse_awards_csv(utf8, "may.csv")
+    assert csvfiles.parse_awards_csv(gbk, "may.csv")[1].note == "池塘（东头）"
+    assert csvfiles.read_as(gbk, "may.csv") == (
+        "Read may.csv as GB18030 (the Chinese Windows encoding)."
+    )
+    assert csvfiles.read_as(utf8, "may.csv") == (
+        "Read may.csv as UTF-8 (with the byte order mark Excel writes)."
+    )
+    assert csvfiles.read_as(utf8[len(BOM) :], "may.csv") == "Read may.csv as UTF-8."
+
+
+def test_catalogues_and_reversal_lists_in_the_chinese_windows_encoding() -> None:
+    rules = "代码,名称,模块,分值,需评议\r\nV01,清理村塘,环境,5,否\r\n".encode("gb18030")
+    assert csvfiles.parse_rules_csv(rules, "规则.csv") == (
+        csvfiles.RuleRow(2, "V01", "清理村塘", "环境", 5, False),
+    )
+    reversals = "序号,原因\r\n57,异议成立\r\n".encode("gb18030")
+    assert csvfiles.parse_reversals_csv(reversals, "撤销.csv") == (
+        csvfiles.ReversalRow(2, 57, "异议成立"),
     )
 
 
-def test_csv_that_is_no_text_at_all() -> None:
-    with pytest.raises(FormatError, match=r"^x\.csv is not UTF-8 text \(first seen in row 1\)"):
+def test_csv_saved_as_unicode_text_is_refused_with_the_way_out() -> None:
+    with pytest.raises(FormatError) as refused:
         csvfiles.parse_awards_csv(b"\xff\xfe\x00\x80\x81", "x.csv")
+    assert refused.value.diagnostics() == (
+        "x.csv is saved as 'Unicode text' (UTF-16); in Excel use Save As, 'CSV UTF-8 "
+        "(comma delimited) (*.csv)'"
+    )
+
+
+def test_csv_that_is_no_text_at_all_names_the_row() -> None:
+    data = b"account,rule\r\ndgc-1,V01\r\ndgc-2,V\xff01\r\n"
+    with pytest.raises(FormatError, match=r"^x\.csv is neither UTF-8 nor GB18030 .*in row 3\)"):
+        csvfiles.parse_awards_csv(data, "x.csv")
 
 
 def test_csv_with_semicolons_says_so() -> None:

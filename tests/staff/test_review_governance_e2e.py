@@ -92,8 +92,9 @@ def test_each_rule_of_a_file_is_one_proposal_and_never_proposed_twice(tmp_path: 
         proposed = town.run("rules", "load", "--csv", str(catalogue), "--propose", signer="admin")
         assert proposed.code == 0, proposed.err
         lines = proposed.out.splitlines()
-        assert len(lines) == 2
+        assert len(lines) == 3
         assert "proposed rule M01" in lines[0] and "proposed rule M02" in lines[1]
+        assert lines[2] == "Read more.csv as UTF-8."
         again = town.run("rules", "load", "--csv", str(catalogue), "--propose", signer="admin")
         assert again.code == 0, again.err
         assert again.out.count("Already proposed or recorded: rule M0") == 2

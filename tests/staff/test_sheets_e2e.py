@@ -129,7 +129,8 @@ def test_correcting_one_row_of_a_long_sheet_records_that_row_alone(town: Town) -
     assert lines[0].startswith(
         "Submitted 2000 of 2000 rows of long.csv: 1 recorded now, 1999 already recorded;"
     )
-    assert lines[1] == submit.CORRECTED_ADVICE
+    assert lines[1] == "Read long.csv as UTF-8."
+    assert lines[2] == submit.CORRECTED_ADVICE
     assert town.size() == before + 2001
     assert town.account("fix-corrected")["score"] == score_before + 5 * (1499 % 3 + 1)
 
@@ -246,6 +247,7 @@ def test_dry_run_says_what_would_be_recorded_and_sends_nothing(town: Town) -> No
         "  V02       +20       1 row  Epidemic prevention duty",
         "Residents whose grade would change (1):",
         "  dry-1  A -> AA  (score 1010 -> 1030)",
+        "Read dry.csv as UTF-8.",
         submit.UNCHECKED_NOTE,  # this town keeps no resident register
     ]
 
@@ -316,7 +318,7 @@ def test_a_sheet_submitted_by_mistake_is_reversed_whole_once(town: Town) -> None
     assert again.code == 0, again.err
     assert again.out == (
         "mistake.csv: 0 entries to reverse; 6 already reversed, left as they are.\n"
-        "Nothing to reverse.\n"
+        "Read mistake.csv as UTF-8.\nNothing to reverse.\n"
     )
     assert town.size() == before + 6
 

@@ -2,7 +2,7 @@
 
 CSV files are UTF-8, with or without the byte order mark Excel writes ("CSV UTF-8"), or
 GB18030, what Excel writes for "CSV (comma delimited)" on a Chinese Windows, read as
-:mod:`redlist.ledger.csvtext` reads every CSV file (``encoding_of`` names the one used,
+:mod:`redlist.ledger.csvtext` reads every CSV file (``read_as`` names the one used,
 for a command's summary); the first row names the columns (any order, any case). Rows
 are numbered as a spreadsheet shows them: the header is row 1, the first data row is
 row 2. Rows whose cells are all empty are skipped. A file with any unusable row is
@@ -247,10 +247,10 @@ def _optional_cap(text: str, what: str) -> int | None:
         ) from None
 
 
-def encoding_of(data: bytes, name: str) -> str:
-    """The encoding a CSV file is read as, a label of :mod:`redlist.ledger.csvtext` to
-    show with ``_`` (call it once the file was parsed: its text is then known to decode)."""
-    return decode_text(data, name)[1]
+def read_as(data: bytes, name: str) -> str:
+    """The line a command prints after its summary of the CSV file ``name``: which
+    encoding it was read as, in the reader's language (``data`` was parsed, so decodes)."""
+    return _("Read {name} as {encoding}.").format(name=name, encoding=_(decode_text(data, name)[1]))
 
 
 def read_input_file(path: Path, what: str) -> bytes:
@@ -278,7 +278,7 @@ def _parse_csv(
     optional: Sequence[str],
     parse: Callable[[int, dict[str, str]], _Row],
 ) -> tuple[_Row, ...]:
-    text, _encoding = decode_text(data, name)  # the encoding: encoding_of
+    text, _encoding = decode_text(data, name)  # the encoding: read_as
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         records = list(reader)

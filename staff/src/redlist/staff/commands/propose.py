@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     with connect(args) as client:
         origin = client.latest().origin
         tz = client.get_genesis().config.tz
+        read_as = None  # for a sheet: the line saying which encoding it was read as
         if args.csv is None:
             draft = entries.award(
                 entries.Stamp.fresh(origin), args.account, args.rule, args.qty, args.note, args.date
@@ -89,12 +90,15 @@ def run(args: argparse.Namespace) -> int:
             rows = sheet_rows(
                 csvfiles.parse_awards_csv(data, str(args.csv)), origin, entries.today(stamp.at, tz)
             )
+            read_as = csvfiles.read_as(data, str(args.csv))
             salt = entries.derived_salt(signers[0])
             drafts = [row.body(stamp.at, salt) for row in rows]
         for draft in drafts:
             if args.declared_by_resident:
                 draft = Draft(dataclasses.replace(draft.body, declared=True), draft.texts)
             print(_proposed(client, draft, signers))
+    if read_as is not None:
+        print(read_as)
     return 0
 
 

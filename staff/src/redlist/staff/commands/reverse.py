@@ -146,6 +146,7 @@ def _run_many(args: argparse.Namespace) -> int:
         done = bulkreverse.already_done(client, origin, targets)
         todo = [target for target in targets if target.seq not in done]
         print(_overview(name, todo, len(done), missing))
+        print(csvfiles.read_as(data, name))
         if not todo:
             print(_("Nothing to reverse."))
             return 0

@@ -131,6 +131,7 @@ def run_load(args: argparse.Namespace) -> int:
             for draft in drafts:
                 what = _("rule {code}").format(code=draft.body.code)
                 print(propose_entry(client, draft, signers, what))
+            print(csvfiles.read_as(data, name))
             return 0
         envelopes = [signing.seal(draft.body, signers) for draft in drafts]
         try:
@@ -146,6 +147,7 @@ def run_load(args: argparse.Namespace) -> int:
                         "command; nothing changed."
                     ).format(rows_count=len(rows), name=name)
                 )
+                print(csvfiles.read_as(data, name))
                 return 0
             raise _located(error, rows, name) from None
         client.prove_recorded(dict(zip(result.seqs, envelopes, strict=True)), result.checkpoint)
@@ -163,6 +165,7 @@ def run_load(args: argparse.Namespace) -> int:
                 rows_count=len(rows), name=name, first=first, last=last
             )
         )
+    print(csvfiles.read_as(data, name))
     return 0
 
 

@@ -73,8 +73,9 @@ Record many awards from a CSV file. The first row names the columns:
 qty, date and note may be left empty or left out: qty 1; date (the day of the
 deed, YYYY-MM-DD, also 2026/5/3; the column may be headed 日期) today in the
 town's time zone, and the summary says how many rows got it; no note. Account
-ids are case-folded (DGC-0019 is dgc-0019). UTF-8, with or without the byte
-order mark Excel writes ("CSV UTF-8").
+ids are case-folded (DGC-0019 is dgc-0019). Excel's "CSV UTF-8" or plain "CSV"
+(GB18030 on a Chinese Windows): the file is read as UTF-8 when it is UTF-8, else
+as GB18030, and the summary says which.
 
 Everything is checked before anything is sent: every cell, then every row
 against the town's catalogue (unknown or retired rules, council rules, max_qty,
@@ -86,12 +87,13 @@ header is row 1) and nothing is sent; --errors FILE writes the full list as a
 CSV file to open beside the sheet. --dry-run shows what would be recorded.
 
 Rows are known by what they say, never recorded twice: run the command again
-after an interruption, after saving the sheet again or after correcting some of
-its rows, and only the rows not yet recorded are recorded; the summary says how
-many were already there. Two identical rows are two deeds. A corrected row is a
-new deed: the row as it was stays recorded until reversed ('redlist reverse').
-Rows without a date are known by the day they are sent: submitted again on
-another day, they are recorded again, so put the dates in the sheet.""")
+after an interruption, after saving the sheet again (in either encoding) or after
+correcting some of its rows, and only the rows not yet recorded are recorded; the
+summary says how many were already there. Two identical rows are two deeds. A
+corrected row is a new deed: the row as it was stays recorded until reversed
+('redlist reverse'). Rows without a date are known by the day they are sent:
+submitted again on another day, they are recorded again, so put the dates in
+the sheet.""")
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -253,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
             plan = prepare(client, rows, name, signers)
             if args.dry_run:
                 print(preview(client, plan))
+                print(csvfiles.read_as(data, name))
                 _print_note(checked_note(plan))
                 return 0
             outcome = send(client, plan, signers, args.batch_size)
@@ -267,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     today = (plan.undated, plan.today)
     print(outcome.summary(name, len(plan.rows), today))
+    print(csvfiles.read_as(data, name))
     if outcome.recorded and plan.present:
         print(_(CORRECTED_ADVICE))
     if plan.undated and outcome.recorded:
