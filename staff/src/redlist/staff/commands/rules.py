@@ -27,7 +27,8 @@ optionally max_qty,max_per_month,decided
                  deed dates, counting awards not reversed (empty: no limit)
   decided        the meeting that voted the rule, e.g. "村民代表大会 2026-05-03"
                  (kept by the town's node; the log holds a commitment to it)
-UTF-8, with or without the byte order mark Excel writes ("CSV UTF-8").
+Excel's "CSV UTF-8" or plain "CSV" (GB18030 on a Chinese Windows): the file is
+read as UTF-8 when it is UTF-8, else as GB18030, and the summary says which.
 
 Every row is checked before anything is sent; a bad row is reported by its
 number as a spreadsheet shows it (the header is row 1) and nothing is loaded.
