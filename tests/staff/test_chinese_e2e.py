@@ -161,6 +161,35 @@ def test_a_gb18030_sheet_goes_in_and_saved_again_as_utf8_counts_once(town: Town)
     assert town.size() == before + 3
 
 
+def test_propose_and_reverse_read_a_gb18030_sheet_as_its_utf8_twin(town: Town) -> None:
+    """The sheet's rows, recorded from its UTF-8 copy, are the rows of its GB18030 copy:
+    proposing them again is refused as already recorded, and reversing the sheet finds
+    them all."""
+    text = (
+        "账户,规则,数量,日期,备注\r\n"
+        f"zh-0111,V01,1,{TWO_DAYS_AGO},赵丽 打扫祠堂\r\n"
+        f"zh-0112,V01,2,{TWO_DAYS_AGO},孙强 修补村道\r\n"
+    )
+    utf8, gbk = town.root / "七月.csv", town.root / "七月-gbk.csv"
+    utf8.write_bytes(text.encode("utf-8"))
+    gbk.write_bytes(text.encode("gb18030"))
+    english = "en_US.UTF-8"
+    assert "2 recorded now" in redlist(town, "submit", "--csv", str(utf8), lang=english).stdout
+    before = town.size()
+    proposed = redlist(town, "propose", "--csv", str(gbk), lang=english)
+    assert proposed.returncode == 0, proposed.stderr
+    assert proposed.stdout.count("Already proposed or recorded") == 2
+    assert proposed.stdout.endswith(f"Read {gbk} as GB18030 (the Chinese Windows encoding).\n")
+    reversed_ = redlist(town, "reverse", "--sheet", str(gbk), "--reason", "重复提交", "--yes",
+                        signer="council1", cosigners=("council2",), lang=english)  # fmt: skip
+    assert reversed_.returncode == 0, reversed_.stderr
+    assert reversed_.stdout.startswith(
+        "七月-gbk.csv: 2 entries to reverse.\n"
+        "Read 七月-gbk.csv as GB18030 (the Chinese Windows encoding).\n"
+    )
+    assert town.size() == before + 2
+
+
 def test_a_file_that_is_no_text_is_refused_in_chinese_naming_the_row(town: Town) -> None:
     sheet = town.root / "坏.csv"
     sheet.write_bytes(b"account,rule\r\nzh-0104,V01\r\nzh-0105,V\xff01\r\n")
