@@ -142,7 +142,7 @@ def test_the_same_sheet_without_the_row_goes_in(town: Town) -> None:
     assert again.code == 0, again.err
     assert again.out == (
         f"Submitted {ROWS} of {ROWS} rows of good.csv: 0 recorded now, {ROWS} already "
-        f"recorded; entries {before} to {before + ROWS - 1}.\n"
+        f"recorded; entries {before} to {before + ROWS - 1}.\nRead good.csv as UTF-8.\n"
     )
 
 
