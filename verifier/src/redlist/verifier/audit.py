@@ -212,19 +212,8 @@ class Auditor:
 
     # -- leaves ------------------------------------------------------------
 
-    @staticmethod
-    def read(raw: bytes) -> Reading:
-        """Decode a leaf without deciding anything (``validator.read_leaf``)."""
-        return read_leaf(raw)
-
-    @staticmethod
-    def read_all(raws: list[bytes]) -> list[Reading]:
-        """``read`` of each leaf of a chunk."""
-        return [read_leaf(raw) for raw in raws]
-
-    def signatures(self, reading: Reading) -> list[Triple]:
-        """The signatures ``reading`` will need, to verify ahead; call in seq order."""
-        return self._validator.signatures(reading)
+    #: Decode each leaf of a chunk without deciding anything (``validator.read_leaf``).
+    read_all = staticmethod(LogValidator.read_all)
 
     def signatures_of(self, readings: list[Reading]) -> list[Triple]:
         """``signatures`` of each reading of a chunk, in order, in one list."""
