@@ -136,6 +136,7 @@ CLI_MODULES = sorted(
         ROOT / "proto" / "src" / "redlist" / "proto" / "errors.py",
         ROOT / "ledger" / "src" / "redlist" / "ledger" / "console.py",
         ROOT / "ledger" / "src" / "redlist" / "ledger" / "keyfile.py",
+        ROOT / "ledger" / "src" / "redlist" / "ledger" / "logkeyfile.py",
     ]
 )
 #: Lines that stay English on purpose, as (module name, start of the text): lines that

@@ -100,7 +100,7 @@ def test_a_bundle_cut_from_a_larger_one_is_its_start_and_verifies(
     assert (large.directory / "leaves").read_bytes().startswith(leaves)
     signer = _bundles.log_signer(BenchTown())
     assert cut.key_file.read_text().strip() == signer.verifier().encode()
-    assert audit_benchmark.audit_run(cut.directory, signer, cut.size, 1) > 0
+    assert audit_benchmark.audit_run(cut, 1) > 0
     assert not [path for path in tmp_path.iterdir() if path.name.startswith("partial-")]
 
 
@@ -108,14 +108,16 @@ def test_the_audit_benchmark_refuses_a_wrong_result(tmp_path: Path) -> None:
     sys.path.insert(0, str(BENCHMARKS))
     try:
         import audit as audit_benchmark
+        from _bundles import GeneratedBundle
         from ingest import BenchTown
     finally:
         sys.path.remove(str(BENCHMARKS))
     directory = tmp_path / "bundle"
     signer, size = audit_benchmark.write_bundle(directory, BenchTown(), 5)
-    assert audit_benchmark.audit_run(directory, signer, size, 1) > 0
+    (tmp_path / "log.vkey").write_text(signer.verifier().encode() + "\n")
+    assert audit_benchmark.audit_run(GeneratedBundle(directory, size), 1) > 0
     with pytest.raises(SystemExit, match="not 11"):
-        audit_benchmark.audit_run(directory, signer, size + 1, 1)
+        audit_benchmark.audit_run(GeneratedBundle(directory, size + 1), 1)
 
 
 def test_the_append_benchmark_grows_the_log_and_compares_windows() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from tests.node.serving import serve_in_subprocess
 from tests.staff.running import Run, redlist
 
-from redlist.ledger import keyfile
+from redlist.ledger import keyfile, logkeyfile
 from redlist.ledger.crypto import SigningKey
 from redlist.staff import entries
 from redlist.staff.client import LedgerClient
@@ -59,7 +59,7 @@ class Town:
         return self.root / "data" / "log.pub"
 
     def client(self) -> LedgerClient:
-        return LedgerClient(self.address, log_key=keyfile.read_log_key(str(self.log_pub)))
+        return LedgerClient(self.address, log_key=logkeyfile.read_log_key(str(self.log_pub)))
 
     def size(self) -> int:
         with self.client() as client:

@@ -27,7 +27,7 @@ from pathlib import Path
 from redlist.demo import story, towns
 from redlist.demo.console import WRAP_AT, Console, Program, Show, shell_line
 from redlist.demo.node import MIRRORING, NodeProcess
-from redlist.ledger import keyfile
+from redlist.ledger import logkeyfile
 from redlist.ledger.errors import NoteError, RedlistError
 from redlist.ledger.log import LOG_PUB_NAME
 from redlist.ledger.note.cosignature import verify_cosignature
@@ -306,7 +306,9 @@ class Federation:
             "neighbours' witnesses:"
         )
         for town in self.towns:
-            with LedgerClient(town.address, log_key=keyfile.read_log_key(town.log_key)) as client:
+            with LedgerClient(
+                town.address, log_key=logkeyfile.read_log_key(town.log_key)
+            ) as client:
                 head = client.latest()
             names = ", ".join(other.witness_vkey.split("+")[0] for other in self.others(town))
             self.say(f"    {town.name:<9} size {head.size:>4}, cosigned by {names}")
@@ -317,7 +319,7 @@ class Federation:
             "cosignatures (a 2-of-2 witness policy)."
         )
         path = self.root / "county-policy.txt"
-        lines = [f"log {keyfile.read_log_key(self.dongguan.log_key).encode()}"]
+        lines = [f"log {logkeyfile.read_log_key(self.dongguan.log_key).encode()}"]
         neighbours = list(self.neighbours.values())
         lines += [f"witness {town.handle} {town.witness_vkey}" for town in neighbours]
         lines += [f"group neighbours 2 {' '.join(town.handle for town in neighbours)}"]
@@ -452,7 +454,7 @@ class Federation:
         checkpoint must then also be the node's latest.
         """
         witnesses = [VerifierKey.parse(other.witness_vkey) for other in self.others(town)]
-        log_key = keyfile.read_log_key(town.log_key)
+        log_key = logkeyfile.read_log_key(town.log_key)
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         with LedgerClient(address or town.address, log_key=log_key) as client:
             while time.monotonic() < deadline:

@@ -21,7 +21,7 @@ from redlist.demo import story
 from redlist.demo.console import Console, Program, Show, shell_line
 from redlist.demo.federation import Federation
 from redlist.demo.node import NodeProcess, serve_argv
-from redlist.ledger import keyfile
+from redlist.ledger import logkeyfile
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.log import LOG_PUB_NAME
 from redlist.node import cli as node_cli
@@ -298,7 +298,7 @@ class Tour:
 
     def tree_size(self) -> int:
         """The size of the node's latest checkpoint, verified with the town's log key."""
-        with LedgerClient(self.address, log_key=keyfile.read_log_key(self.log_key)) as client:
+        with LedgerClient(self.address, log_key=logkeyfile.read_log_key(self.log_key)) as client:
             return client.latest().size
 
     def council_awards(self) -> None:
@@ -422,7 +422,7 @@ class Tour:
         """Check the verifier's figures against the node's; the town's grade names, best first."""
         if verdict.get("ok") is not True:
             raise RedlistError(f"the verifier did not accept the log: {verdict.get('error')}")
-        log_key = keyfile.read_log_key(self.log_key)
+        log_key = logkeyfile.read_log_key(self.log_key)
         with LedgerClient(self.address, log_key=log_key) as client:
             head = client.latest()
             grades = [grade.name for grade in client.get_genesis().config.grades]

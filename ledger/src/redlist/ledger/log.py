@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from redlist.ledger import crypto, keyfile, lookups, merkle, review
+from redlist.ledger import crypto, logkeyfile, lookups, merkle, review
 from redlist.ledger.append import decode_batch, verify_ahead, write_batch
 from redlist.ledger.entry import Leaf, TownConfig, is_valid_account
 from redlist.ledger.errors import (
@@ -69,7 +69,7 @@ from redlist.ledger.store import (
 from redlist.ledger.tailcheck import check_tail
 
 LOG_KEY_NAME = "log.key"
-LOG_PUB_NAME = keyfile.LOG_PUB_NAME
+LOG_PUB_NAME = logkeyfile.LOG_PUB_NAME
 #: Threads verifying a log's signatures when no scheduler is given, at most.
 MAX_THREADS = 16
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from redlist.ledger import keyfile, merkle
+from redlist.ledger import logkeyfile, merkle
 from redlist.ledger.entry import ZERO_HASH
 from redlist.ledger.errors import MirrorRefusal, ProofError, RuleViolation, StoreError
 from redlist.ledger.log import LOG_KEY_NAME, LOG_PUB_NAME, Log
@@ -280,7 +280,7 @@ def _keep_log_pub(data_dir: Path, log_key: VerifierKey) -> None:
     """Write ``log.pub`` for a new mirror; refuse one that names another log's key."""
     path = data_dir / LOG_PUB_NAME
     if path.exists():
-        kept = keyfile.read_log_key(str(path))
+        kept = logkeyfile.read_log_key(str(path))
         if kept != log_key:
             raise StoreError(
                 f"{data_dir} mirrors the log of key {excerpt(kept.encode())} ({path}), not "

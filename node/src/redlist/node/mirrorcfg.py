@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redlist.ledger import keyfile
+from redlist.ledger import keyfile, logkeyfile
 from redlist.ledger.errors import FormatError, KeyFileError, NoteError
 from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
@@ -266,7 +266,7 @@ def mirrored_log(data: Path, upstream: str, log_key: str, listen: str) -> Mirror
     """One log to mirror, checked: addresses of the form HOST:PORT, a usable log key."""
     parse_address(listen, "listen")
     check_address(upstream)
-    return MirroredLog(data, upstream, keyfile.read_log_key(log_key), listen)
+    return MirroredLog(data, upstream, logkeyfile.read_log_key(log_key), listen)
 
 
 def _relative(path: Path, given: str) -> Path:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redlist.ledger import keyfile
+from redlist.ledger import keyfile, logkeyfile
 from redlist.ledger.attestation import AttestationFile, verify_attestation
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import FormatError, RedlistError
@@ -142,7 +142,7 @@ def _town(origin: str, table: Any, config_file: Path, where: str) -> TownRecogni
             raise FormatError(
                 _("{place}: 'log_key' must be a key string or key file").format(place=place)
             )
-        log_key = keyfile.read_log_key(_relative(table["log_key"], config_file))
+        log_key = logkeyfile.read_log_key(_relative(table["log_key"], config_file))
         if log_key.name != origin:
             raise FormatError(
                 _("{place}: 'log_key' is the key of log {name!r}, not of {origin!r}").format(

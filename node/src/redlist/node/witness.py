@@ -44,7 +44,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from redlist.ledger import keyfile
+from redlist.ledger import keyfile, logkeyfile
 from redlist.ledger.errors import KeyFileError, NoteError, RedlistError
 from redlist.ledger.note.checkpoint import Checkpoint, open_checkpoint
 from redlist.ledger.note.cosignature import cosign_checkpoint
@@ -121,7 +121,7 @@ class WitnessConfig:
             raise KeyFileError("a witness needs at least one log to witness: give --witness-for")
         logs: dict[str, VerifierKey] = {}
         for given in witness_for:
-            log_key = keyfile.read_log_key(given)
+            log_key = logkeyfile.read_log_key(given)
             if log_key.name in logs and logs[log_key.name] != log_key:
                 raise KeyFileError(
                     f"two log keys for the origin {excerpt(log_key.name)!r} in --witness-for: "

@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from redlist.ledger import keyfile
+from redlist.ledger import logkeyfile
 from redlist.ledger.errors import KeyFileError, NoteError
 from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import VerifierKey
@@ -165,7 +165,7 @@ def choose_log_key(address: str, given: str | None, known: KnownLogs) -> LogKeyC
         return LogKeyChoice(
             remembered.log_key, _("remembered in {path}").format(path=known.path), remember=False
         )
-    log_key = keyfile.read_log_key(given)
+    log_key = logkeyfile.read_log_key(given)
     if remembered is None:
         return LogKeyChoice(log_key, _("given with --log-key"), remember=True)
     if remembered.log_key != log_key:

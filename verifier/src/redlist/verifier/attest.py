@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from redlist.ledger import keyfile
+from redlist.ledger import logkeyfile
 from redlist.ledger.attestation import (
     CHECKS,
     MAX_FILE_SIZE,
@@ -158,6 +158,9 @@ def plan(args: argparse.Namespace) -> AttestPlan | None:
                 MAX_DAYS=MAX_DAYS, days=days
             )
         )
+    # Staff key files need ``cryptography``: loaded on use, not by every audit (ADR 0041).
+    from redlist.ledger import keyfile
+
     signer = keyfile.read_note_signer(args.attest_key, args.attest_name, "--attest-key")
     directory: Path = args.attest_out
     if directory.exists() and not directory.is_dir():
@@ -288,12 +291,14 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace, stdout: TextIO, now: int | None = None) -> int:
     """Check ``args.file``; returns the exit status (errors that stop it are raised)."""
+    from redlist.ledger import keyfile  # loaded on use (ADR 0041)
+
     auditors = [
         keyfile.read_note_key(text, "--auditor-key", _read_key) for text in args.auditor_key
     ]
     log_key = None
     if args.log_key is not None:
-        log_key = keyfile.read_log_key(args.log_key, _read_key)
+        log_key = logkeyfile.read_log_key(args.log_key, _read_key)
     policy = load_policy(args.policy, args.witness, args.min_witnesses)
     if policy is not None:
         if log_key is None:

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from redlist.ledger import i18n, keyfile
+from redlist.ledger import i18n, logkeyfile
 from redlist.ledger.console import discard_stdout
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import (
@@ -54,14 +54,12 @@ from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.sigworkers import tune_interpreter
-from redlist.proto.client import DEFAULT_TIMEOUT_S, NodeClient, RemoteTLS
 from redlist.verifier import attest, bundlescmd, evidence, report
 from redlist.verifier.checkwords import advice
 from redlist.verifier.explain import explain_after, with_masked_names
 from redlist.verifier.failure import cannot_start_json, failure_json, failure_of, failure_text
 from redlist.verifier.files import SMALL_LIMIT, read_limited
 from redlist.verifier.heap import map_large_blocks
-from redlist.verifier.nodeaudit import DEFAULT_ACCOUNT_BOUND, PinnedHead, verify_node
 from redlist.verifier.publicitycheck import MonthWatch, check_csv
 from redlist.verifier.results import STATE_FILE_SOURCE, AuditResult
 from redlist.verifier.source import BundleSource, Source, audit
@@ -76,6 +74,11 @@ from redlist.verifier.texts import check_texts, read_texts_file
 from redlist.verifier.witnesses import load_policy, require
 
 PROGRAM = "redlist-verify"
+#: Defaults of ``node``'s options: the gRPC client's timeout and
+#: ``nodeaccounts.DEFAULT_ACCOUNT_BOUND`` (a test holds them equal). They are repeated
+#: here because the node's client is loaded only when ``node`` runs (ADR 0041).
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_ACCOUNT_BOUND = 1000
 EXIT_VERIFIED = 0
 EXIT_FAILED = 1
 EXIT_CANNOT_START = 2
@@ -406,6 +409,10 @@ def _check_common_arguments(args: argparse.Namespace) -> None:
 
 
 def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    # Loaded on use, so that every other command starts without gRPC (ADR 0041).
+    from redlist.proto.client import NodeClient, RemoteTLS
+    from redlist.verifier.nodeaudit import PinnedHead, verify_node
+
     _check_common_arguments(args)
     if not args.timeout > 0:
         raise _BadArguments(_("--timeout must be a positive number of seconds"))
@@ -498,7 +505,7 @@ def _resolve_log_key(given: str | None, pinned: PinnedState | None) -> VerifierK
                 )
             )
         return pinned.log_key
-    log_key = keyfile.read_log_key(
+    log_key = logkeyfile.read_log_key(
         given, lambda path: read_limited(path, SMALL_LIMIT, _("the log key file"))
     )
     if pinned is not None and log_key != pinned.log_key:

@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any, TextIO
 
-from redlist.ledger import keyfile
+from redlist.ledger import logkeyfile
 from redlist.ledger.errors import NoteError, SourceError
 from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.checkpoint import open_checkpoint
@@ -58,7 +58,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace, stdout: TextIO) -> int:
-    log_key = keyfile.read_log_key(
+    log_key = logkeyfile.read_log_key(
         args.log_key, lambda path: read_limited(path, SMALL_LIMIT, _("the log key file"))
     )
     evidence = read_evidence(args.file)

@@ -28,7 +28,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from redlist.ledger import bundle, keyfile
+from redlist.ledger import bundle, logkeyfile
 from redlist.ledger.errors import KeyFileError, NoteError, RedlistError, VerificationError
 from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import VerifierKey
@@ -116,7 +116,7 @@ class LogKeys:
     def load(cls, given: Sequence[str], files: Sequence[Path]) -> LogKeys:
         """From ``--log-key`` values (a key string or a file holding one) and ``--log-keys``
         files (one verifier key string a line; blank lines and ``#`` comments skipped)."""
-        keys = cls(keyfile.read_log_key(text, _read_small) for text in given)
+        keys = cls(logkeyfile.read_log_key(text, _read_small) for text in given)
         for path in files:
             try:
                 text = read_limited(path, KEYS_LIMIT, _("the log keys file")).decode("utf-8")

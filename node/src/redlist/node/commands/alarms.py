@@ -7,7 +7,7 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from redlist.ledger import keyfile
+from redlist.ledger import logkeyfile
 from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.note.syntax import excerpt
@@ -56,12 +56,12 @@ def run(args: argparse.Namespace) -> int:
     if args.config is not None:
         values: dict[str, Any] = load_config_file(args.config)
         given.extend(values.get("witness_for", ()))
-    own = args.data / keyfile.LOG_PUB_NAME  # a mirror's: the key of the log it copies
+    own = args.data / logkeyfile.LOG_PUB_NAME  # a mirror's: the key of the log it copies
     if own.is_file():
         given.append(str(own))
     keys = {}
     for text in given:
-        log_key = keyfile.read_log_key(text)
+        log_key = logkeyfile.read_log_key(text)
         keys[log_key.name] = log_key
     found = list_evidence(args.data)
     if not found:

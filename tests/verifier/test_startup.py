@@ -1,0 +1,54 @@
+"""``redlist-verify bundle`` starts without what only other commands use (ADR 0041):
+gRPC (only ``node`` talks to a node) and ``cryptography`` (only staff PEM key files
+need it). An auditor's run is timed from start to exit, so its imports count."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from redlist.proto.client import DEFAULT_TIMEOUT_S
+from redlist.verifier import cli
+from redlist.verifier.nodeaccounts import DEFAULT_ACCOUNT_BOUND
+from tests.verifier.test_failure_reports import GOLDEN
+
+_PROBE = """
+import json, sys
+from redlist.verifier.cli import main
+status = main(sys.argv[1:])
+loaded = sorted({name.split(".")[0] for name in sys.modules})
+sys.stderr.write("\\nLOADED " + json.dumps(loaded) + "\\n")
+sys.exit(status)
+"""
+
+
+def _loaded_by(*arguments: str) -> tuple[int, set[str]]:
+    finished = subprocess.run(
+        [sys.executable, "-c", _PROBE, *arguments], capture_output=True, text=True, check=False
+    )
+    line = finished.stderr.rsplit("LOADED ", 1)[1]
+    return finished.returncode, set(json.loads(line))
+
+
+def test_a_bundle_audit_loads_neither_grpc_nor_cryptography() -> None:
+    status, loaded = _loaded_by(
+        "bundle", str(GOLDEN / "full"), "--log-key", str(GOLDEN / "log.pub"), "--json"
+    )
+    assert status == cli.EXIT_VERIFIED
+    assert "nacl" in loaded  # the probe sees what the audit imported
+    assert not loaded & {"grpc", "cryptography"}
+
+
+def test_the_node_command_still_loads_its_client() -> None:
+    # An address nothing listens on: the command loads the client, then cannot start.
+    status, loaded = _loaded_by(
+        "node", "127.0.0.1:1", "--log-key", str(GOLDEN / "log.pub"), "--timeout", "1"
+    )
+    assert status == cli.EXIT_CANNOT_START
+    assert "grpc" in loaded
+
+
+def test_the_node_options_defaults_are_the_clients() -> None:
+    assert cli.DEFAULT_TIMEOUT_S == DEFAULT_TIMEOUT_S
+    assert cli.DEFAULT_ACCOUNT_BOUND == DEFAULT_ACCOUNT_BOUND
