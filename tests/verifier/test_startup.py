@@ -8,10 +8,11 @@ import json
 import subprocess
 import sys
 
+from tests.verifier.test_failure_reports import GOLDEN
+
 from redlist.proto.client import DEFAULT_TIMEOUT_S
 from redlist.verifier import cli
 from redlist.verifier.nodeaccounts import DEFAULT_ACCOUNT_BOUND
-from tests.verifier.test_failure_reports import GOLDEN
 
 _PROBE = """
 import json, sys

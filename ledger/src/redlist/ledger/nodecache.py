@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from redlist.ledger.merkle import NodeReader
 
-#: The highest levels of a tree whose subtrees are kept.
-LEVELS = 11
-#: The most subtrees kept at once (a few hundred KiB).
-MAX_NODES = 1 << 13
+#: The highest levels of a tree whose subtrees are kept: at 2^20 entries, a proof then
+#: reads the store for its seven lowest levels only.
+LEVELS = 14
+#: The most subtrees kept at once (about 6 MiB): twice what ``LEVELS`` levels hold, so
+#: the cache is emptied only when proofs move on to a larger tree.
+MAX_NODES = 1 << 15
 
 
 class UpperNodes:
@@ -31,7 +33,8 @@ class UpperNodes:
     """
 
     def __init__(self) -> None:
-        self._hashes: dict[tuple[int, int], bytes] = {}
+        # Keyed by ``index << 6 | level`` (a level is below 64): one int, no tuple made.
+        self._hashes: dict[int, bytes] = {}
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -40,13 +43,13 @@ class UpperNodes:
         """A reader of ``store``'s subtrees for proofs in the tree of ``size`` leaves."""
         return CachedNodes(store, self, max(0, size.bit_length() - LEVELS))
 
-    def get(self, position: tuple[int, int]) -> bytes | None:
-        return self._hashes.get(position)
+    def get(self, level: int, index: int) -> bytes | None:
+        return self._hashes.get(index << 6 | level)
 
-    def keep(self, position: tuple[int, int], value: bytes) -> None:
+    def keep(self, level: int, index: int, value: bytes) -> None:
         if len(self._hashes) >= MAX_NODES:
             self._hashes.clear()
-        self._hashes[position] = value
+        self._hashes[index << 6 | level] = value
 
 
 class CachedNodes:
@@ -57,15 +60,15 @@ class CachedNodes:
         self._store = store
         self._upper = upper
         self._lowest = lowest
+        self._kept_get = upper._hashes.get  # one proof asks it some twenty times
 
     def node(self, level: int, index: int) -> bytes:
         if level < self._lowest:
             return self._store.node(level, index)
-        position = (level, index)
-        value = self._upper.get(position)
+        value = self._kept_get(index << 6 | level)
         if value is None:
             value = self._store.node(level, index)
-            self._upper.keep(position, value)
+            self._upper.keep(level, index, value)
         return value
 
 
