@@ -5,7 +5,9 @@ the validator.
 
 1. ``decode_batch``: every envelope and its body is decoded on receipt; the first
    malformed one refuses the batch (``BatchError`` with its ``FormatError``), before
-   anything else is looked at.
+   anything else is looked at. A caller that looks at the bodies first (the node checks
+   a batch's texts against them) decodes them once with ``decode_each`` and hands its
+   list to ``Log.append``: what was decoded there is not decoded again.
 2. ``verify_ahead``: the signatures the batch will need are found from a read
    snapshot of the keys plus the keys the batch itself registers
    (``validator.KeyLookahead``) and handed to the ``SignatureScheduler`` in chunks,
@@ -62,19 +64,48 @@ class Submitted:
     body: AnyBody
 
 
-def decode_batch(envelopes: Sequence[bytes]) -> list[Submitted]:
-    """Decode every envelope and its body; the first malformed one refuses the batch."""
+#: An envelope on its way to the log: its bytes, or those bytes decoded (``decode_each``).
+Incoming = bytes | Submitted
+
+
+def decode_each(envelopes: Sequence[bytes]) -> list[Incoming]:
+    """Each envelope decoded where it can be, an undecodable one left as its bytes.
+
+    For a caller that reads the bodies before the append and then hands this list to
+    ``Log.append``: ``decode_batch`` takes the decoded ones as they are and refuses the
+    first undecodable one, in order, as it would have from the bytes.
+    """
+    incoming: list[Incoming] = []
+    for raw in envelopes:
+        try:
+            incoming.append(_decode_one(raw))
+        except FormatError:
+            incoming.append(raw)
+    return incoming
+
+
+def decode_batch(envelopes: Sequence[Incoming]) -> list[Submitted]:
+    """Decode every envelope and its body; the first malformed one refuses the batch.
+
+    An item already decoded (a ``Submitted`` from ``decode_each``) is taken as it is.
+    """
     decoded: list[Submitted] = []
     for index, raw in enumerate(envelopes):
+        if isinstance(raw, Submitted):
+            decoded.append(raw)
+            continue
         try:
-            if not isinstance(raw, bytes):
-                raw = _as_bytes(raw)
-            envelope = Envelope.from_bytes(raw)  # refuses oversized envelopes first
-            body = decode_body(envelope.body)
+            decoded.append(_decode_one(raw))
         except FormatError as exc:
             raise BatchError(exc, index=index) from exc
-        decoded.append(Submitted(raw, envelope, body))
     return decoded
+
+
+def _decode_one(raw: object) -> Submitted:
+    if not isinstance(raw, bytes):
+        raw = _as_bytes(raw)
+    envelope = Envelope.from_bytes(raw)  # refuses oversized envelopes first
+    return Submitted(raw, envelope, decode_body(envelope.body))
 
 
 def verify_ahead(
@@ -186,4 +217,12 @@ def _as_bytes(value: object) -> bytes:
         raise FormatError(f"envelope: expected bytes, got {type(value).__name__}") from None
 
 
-__all__ = ["CHUNK_SIZE", "Submitted", "decode_batch", "verify_ahead", "write_batch"]
+__all__ = [
+    "CHUNK_SIZE",
+    "Incoming",
+    "Submitted",
+    "decode_batch",
+    "decode_each",
+    "verify_ahead",
+    "write_batch",
+]

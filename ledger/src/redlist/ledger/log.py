@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 
 from redlist.ledger import crypto, logkeyfile, lookups, merkle, review
-from redlist.ledger.append import decode_batch, verify_ahead, write_batch
+from redlist.ledger.append import Incoming, decode_batch, verify_ahead, write_batch
 from redlist.ledger.entry import Leaf, TownConfig, is_valid_account
 from redlist.ledger.errors import (
     FormatError,
@@ -234,8 +234,11 @@ class Log:
 
     # -- appending ----------------------------------------------------------
 
-    def append(self, envelopes: Sequence[bytes], now_ms: int) -> AppendResult:
+    def append(self, envelopes: Sequence[Incoming], now_ms: int) -> AppendResult:
         """Append a batch atomically and durably; see the module docstring.
+
+        ``envelopes`` are bytes, or what ``append.decode_each`` made of them (a caller
+        that read the bodies first does not pay for decoding them twice).
 
         ``now_ms`` is the node's clock; the leaves' time is never less than the last
         leaf's. Raises ``BatchError`` (nothing written) when an envelope is refused and

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from redlist.ledger.append import Incoming
 from redlist.ledger.errors import BatchError, FormatError, RedlistError, StoreError
 from redlist.ledger.log import AppendResult
 from redlist.node.detach import without_frames
@@ -42,7 +43,7 @@ SHUTTING_DOWN = (
 class Appender(Protocol):
     """What the batcher needs of a log (``redlist.ledger.log.Log`` provides it)."""
 
-    def append(self, envelopes: Sequence[bytes], now_ms: int) -> AppendResult: ...
+    def append(self, envelopes: Sequence[Incoming], now_ms: int) -> AppendResult: ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def now_ms() -> int:
 
 
 def commit_group(
-    log: Appender, batches: Sequence[Sequence[bytes]], clock: Callable[[], int] = now_ms
+    log: Appender, batches: Sequence[Sequence[Incoming]], clock: Callable[[], int] = now_ms
 ) -> tuple[list[Outcome], list[CommitReport]]:
     """Commit ``batches``, each atomically, in as few appends as possible. Blocking.
 
@@ -91,7 +92,7 @@ def commit_group(
 
 class _GroupCommit:
     def __init__(
-        self, log: Appender, batches: Sequence[Sequence[bytes]], clock: Callable[[], int]
+        self, log: Appender, batches: Sequence[Sequence[Incoming]], clock: Callable[[], int]
     ) -> None:
         self._log = log
         self._batches = batches
@@ -189,7 +190,7 @@ class _GroupCommit:
 
 @dataclass(eq=False)
 class _Request:
-    envelopes: tuple[bytes, ...]
+    envelopes: tuple[Incoming, ...]
     future: asyncio.Future[AppendResult]
 
 
@@ -229,9 +230,10 @@ class Batcher:
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name="redlist-committer")
 
-    async def submit(self, envelopes: Sequence[bytes]) -> AppendResult:
+    async def submit(self, envelopes: Sequence[Incoming]) -> AppendResult:
         """Commit ``envelopes`` atomically and durably, possibly with other batches.
 
+        ``envelopes`` are bytes, or decoded already (``append.decode_each``).
         Raises ``BatchError`` (this batch refused, nothing of it written) or
         ``StoreError`` (nothing could be stored, or the node is shutting down).
         """

@@ -37,6 +37,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 from grpc import aio
 
+from redlist.ledger.append import Incoming, decode_each
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import (
     CommitFailedError,
@@ -186,8 +187,8 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         admitted = Admitted((), ())
         try:
             # The texts are checked and stored, flushed, before the append (node/texts.py).
-            admitted = await self._admit_texts(envelopes, serde.texts_from_request(request))
-            result = await self._batcher.submit(envelopes)
+            batch, admitted = await self._prepare(envelopes, serde.texts_from_request(request))
+            result = await self._batcher.submit(batch)
         except Exception as error:  # every failure is answered; refusal_of says how
             if not isinstance(error, RedlistError):
                 logger.error("Submit failed unexpectedly", exc_info=error)
@@ -207,9 +208,9 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         the batcher or the text store raise."""
         if self._batcher is None:
             raise StoreError(self._submit_refusal or "this node takes no entries")
-        admitted = await self._admit_texts([envelope], [dict(texts)] if texts else [])
+        batch, admitted = await self._prepare([envelope], [dict(texts)] if texts else [])
         try:
-            result = await self._batcher.submit([envelope])
+            result = await self._batcher.submit(batch)
         except RedlistError as error:
             if isinstance(error, StateDamageError | CommitFailedError):
                 await self._report_stopped_writes(error)
@@ -218,13 +219,22 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         await self._settle_texts(admitted, refused=False)
         return result.seqs[0]
 
-    async def _admit_texts(
+    async def _prepare(
         self, envelopes: list[bytes], texts: list[dict[str, EntryText]]
-    ) -> Admitted:
-        if self._texts is None or self._writes_stopped:
-            return Admitted((), ())  # stopped: the log refuses the batch, nothing is written
+    ) -> tuple[list[Incoming], Admitted]:
+        """The batch decoded once, for the texts' check and the log alike, and its texts
+        admitted (checked and stored); on the read pool, as the decoding takes a while."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reads, self._texts.admit, envelopes, texts)
+        return await loop.run_in_executor(self._reads, self._decode_and_admit, envelopes, texts)
+
+    def _decode_and_admit(
+        self, envelopes: list[bytes], texts: list[dict[str, EntryText]]
+    ) -> tuple[list[Incoming], Admitted]:
+        batch = decode_each(envelopes)
+        if self._texts is None or self._writes_stopped:
+            # stopped: the log refuses the batch, nothing is written
+            return batch, Admitted((), ())
+        return batch, self._texts.admit(batch, texts)
 
     async def _settle_texts(self, admitted: Admitted, *, refused: bool) -> None:
         if self._texts is None or not admitted.keys:

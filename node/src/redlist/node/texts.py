@@ -37,6 +37,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from redlist.ledger.append import Incoming, Submitted
 from redlist.ledger.entry import (
     AnyBody,
     Award,
@@ -77,18 +78,23 @@ def body_of_leaf(leaf: bytes) -> AnyBody:
         ) from None
 
 
-def checked_texts(envelopes: Sequence[bytes], texts: BatchTexts) -> list[StoredText]:
+def checked_texts(envelopes: Sequence[Incoming], texts: BatchTexts) -> list[StoredText]:
     """The texts of a batch to store, once each is checked against its envelope's body.
 
-    ``texts`` is aligned with ``envelopes`` or empty (no texts at all). Raises
-    ``BatchError`` (check ``text``) at the first envelope whose texts are wrong."""
+    ``envelopes`` are bytes or decoded already (``append.decode_each``, as Submit
+    does, so the log does not decode them again). ``texts`` is aligned with
+    ``envelopes`` or empty (no texts at all). Raises ``BatchError`` (check ``text``)
+    at the first envelope whose texts are wrong."""
     records: list[StoredText] = []
     for index, envelope in enumerate(envelopes):
         given = texts[index] if texts else {}
-        try:
-            body = decode_body(Envelope.from_bytes(envelope).body)
-        except FormatError:
-            continue  # the log refuses it, naming what is wrong with it
+        if isinstance(envelope, Submitted):
+            body = envelope.body
+        else:
+            try:
+                body = decode_body(Envelope.from_bytes(envelope).body)
+            except FormatError:
+                continue  # the log refuses it, naming what is wrong with it
         try:
             check_texts(body, given)
         except TextError as error:
@@ -110,7 +116,7 @@ class NodeTexts:
 
     # -- Submit ---------------------------------------------------------------
 
-    def admit(self, envelopes: Sequence[bytes], texts: BatchTexts) -> Admitted:
+    def admit(self, envelopes: Sequence[Incoming], texts: BatchTexts) -> Admitted:
         """Check the texts of a batch and store them durably (blocking). Raises
         ``BatchError`` for a wrong text; ``StoreError`` when they cannot be stored."""
         records = checked_texts(envelopes, texts)
