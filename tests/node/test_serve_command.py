@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import os
 import re
@@ -180,10 +181,12 @@ def test_serving_prints_the_bound_address_and_metrics_then_stops_on_sigterm(
     )
     out = _Writes()
     scraped: list[str] = []
+    frozen: list[int] = []
 
     async def signal_when_serving() -> None:
         while "serving log" not in out.getvalue():
             await asyncio.sleep(0.01)
+        frozen.append(gc.get_freeze_count())
         match = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", out.getvalue())
         assert match, out.getvalue()
         url = f"http://127.0.0.1:{match[1]}/metrics"
@@ -208,6 +211,9 @@ def test_serving_prints_the_bound_address_and_metrics_then_stops_on_sigterm(
     # Written whole: a log record of another thread cannot split it (python -u).
     assert f"{lines[1]}\n" in out.writes
     assert "redlist_tree_size 11.0" in scraped[0]
+    # Start-up's objects are out of the collector's way while serving, and back after.
+    assert frozen[0] > 10_000
+    assert gc.get_freeze_count() == 0
 
 
 class _Writes(io.StringIO):

@@ -40,6 +40,7 @@ call needs a separate administrative listener (see docs/threat-model.md).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import signal
@@ -587,9 +588,15 @@ async def serve_until_signalled(
         # where output and log share a file, hiding the line from a script reading it.
         out.write(f"serving log {log.origin} ({node.tree_size} entries) on {node.address}\n")
         out.flush()
+        # What start-up made (modules, the server, the log's caches: hundreds of
+        # thousands of objects) lives as long as the node: left out of the garbage
+        # collector's full passes, which otherwise walk all of it every few thousand
+        # allocations of the entries being ingested (measured: 3 to 5 µs an entry).
+        gc.freeze()
         await stop.wait()
         logger.info("signal received, shutting down")
     finally:
+        gc.unfreeze()
         await node.stop(settings.grace_seconds)
         metrics.stop_http()
 
