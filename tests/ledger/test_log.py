@@ -27,6 +27,7 @@ from tests.builders import (
 from tests.rawstore import ENV_DIR_NAME, META_CHECKPOINT, raw_tables
 
 from redlist.ledger import merkle
+from redlist.ledger.append import Incoming, Submitted, decode_each
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import MAX_FUTURE_MS, ZERO_HASH, Envelope, Leaf, decode_body
 from redlist.ledger.errors import (
@@ -362,8 +363,11 @@ BAD_ENVELOPES: dict[str, tuple[Callable[[Town], bytes], type[Exception], str | N
 }
 
 
+@pytest.mark.parametrize("decoded", [False, True], ids=["bytes", "decoded-first"])
 @pytest.mark.parametrize("name", list(BAD_ENVELOPES))
-def test_one_bad_envelope_refuses_the_whole_batch(log: Log, town: Town, name: str) -> None:
+def test_one_bad_envelope_refuses_the_whole_batch(
+    log: Log, town: Town, name: str, decoded: bool
+) -> None:
     make_bad, cause_type, check = BAD_ENVELOPES[name]
     log.append([town.award("resident-1", "epidemic-duty", qty=3)], now_ms=town.now_ms)
     before = snapshot(log)
@@ -372,7 +376,9 @@ def test_one_bad_envelope_refuses_the_whole_batch(log: Log, town: Town, name: st
         town.redeem("resident-1", 10),
     ]
     after = [town.award("resident-1", "burn-straw"), town.award("resident-2", "clean-pond")]
-    batch = [*good, make_bad(town), *after]
+    batch: list[Incoming] = [*good, make_bad(town), *after]
+    if decoded:  # as the node's Submit hands it over: the same refusal, in the same words
+        batch = decode_each([item for item in batch if isinstance(item, bytes)])
     with pytest.raises(BatchError) as refused:
         log.append(batch, now_ms=town.now_ms)
     assert refused.value.index == 2
@@ -384,6 +390,25 @@ def test_one_bad_envelope_refuses_the_whole_batch(log: Log, town: Town, name: st
     assert snapshot(log) == before
     # Nothing of the batch was recorded: its good entries go in as new ones.
     assert log.append([*good, *after], now_ms=town.now_ms).seqs == (12, 13, 14, 15)
+
+
+def test_envelopes_decoded_first_are_appended_as_their_bytes(log: Log, town: Town) -> None:
+    batch = [town.award(f"resident-{n}", "clean-pond") for n in range(3)]
+    undecodable = b"\x92\xc4\x01"  # an envelope cut short
+    incoming = decode_each([batch[0], undecodable, batch[1], batch[2]])
+    assert incoming[1] == undecodable  # left to the log, which names it
+    decoded = [item for item in incoming if isinstance(item, Submitted)]
+    assert [item.raw for item in decoded] == batch
+    assert [item.body for item in decoded] == [
+        decode_body(Envelope.from_bytes(raw).body) for raw in batch
+    ]
+    with pytest.raises(BatchError) as refused:
+        log.append(incoming, now_ms=town.now_ms)
+    assert refused.value.index == 1 and isinstance(refused.value.cause, FormatError)
+    seqs = log.append(decoded, now_ms=town.now_ms).seqs
+    assert [Leaf.from_bytes(leaf_at(log, seq)).envelope for seq in seqs] == batch
+    # Resubmitted, decoded or not, they are recognised by their bytes.
+    assert log.append(decode_each(batch), now_ms=town.now_ms).seqs == seqs
 
 
 def test_a_bad_signature_deep_in_a_large_batch_is_found(log: Log, town: Town) -> None:

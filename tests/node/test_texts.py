@@ -71,6 +71,32 @@ def test_a_wrong_text_refuses_the_batch_and_stores_nothing(log: Log, town: Town)
         assert store.stored_keys() == []
 
 
+def test_texts_are_checked_before_an_undecodable_envelope_is_refused(log: Log, town: Town) -> None:
+    # Submit decodes the batch once, for the texts and the log: the texts of the
+    # decodable envelopes are checked first, the log then names the undecodable one.
+    undecodable = b"\x92\xc4\x01"
+    wrong = send_with_texts(
+        town.award("resident-1", "clean-pond", note=NOTE),
+        {"note": EntryText("helped someone else", bytes(16))},
+    )
+    good = town.award("resident-2", "clean-pond", note="pond")
+
+    async def body(running: Running) -> None:
+        error = await rpc_error(running.submit([undecodable, wrong]))
+        assert metadata_of(error) == {"redlist-index": "1", "redlist-check": "text"}
+        error = await rpc_error(running.submit([good, undecodable]))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert metadata_of(error)["redlist-index"] == "1"
+        assert (error.details() or "").startswith("envelope 1: ")
+        assert log.size == SETUP_SIZE
+        response = await running.submit([good])
+        assert list(response.seqs) == [SETUP_SIZE]
+
+    run_node(log, body)
+    with TextStore.open(log.data_dir) as store:
+        assert len(store.stored_keys()) == 1  # the good entry's note, stored once
+
+
 @pytest.mark.parametrize(
     ("texts", "words"),
     [

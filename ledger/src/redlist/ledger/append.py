@@ -42,6 +42,7 @@ from redlist.ledger.errors import (
     IntegrityError,
     RuleViolation,
 )
+from redlist.ledger.frozen import builder
 from redlist.ledger.note.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.points import SignatureCheck
@@ -63,6 +64,9 @@ class Submitted:
     envelope: Envelope
     body: AnyBody
 
+
+# One for every envelope taken in: built without the frozen ``__init__`` (frozen.py).
+_build_submitted = builder(Submitted)
 
 #: An envelope on its way to the log: its bytes, or those bytes decoded (``decode_each``).
 Incoming = bytes | Submitted
@@ -105,7 +109,7 @@ def _decode_one(raw: object) -> Submitted:
     if not isinstance(raw, bytes):
         raw = _as_bytes(raw)
     envelope = Envelope.from_bytes(raw)  # refuses oversized envelopes first
-    return Submitted(raw, envelope, decode_body(envelope.body))
+    return _build_submitted(raw, envelope, decode_body(envelope.body))
 
 
 def verify_ahead(
