@@ -291,6 +291,19 @@ def test_roots_agree_with_the_definition_at_every_size() -> None:
             compact.append(LEAVES[size])
 
 
+def test_a_compact_range_completes_the_subtrees_a_stored_tree_would() -> None:
+    """append_completing gives what nodes_to_store reads and hashes, leaf after leaf."""
+    tree = MemoryTree()
+    compact = CompactRange()
+    for index in range(130):
+        expected = nodes_to_store(index, LEAVES[index], tree)
+        assert compact.append_completing(LEAVES[index]) == expected, index
+        tree.append(LEAVES[index])
+        assert compact.end == index + 1 and compact.root() == ROOTS[index + 1]
+    started = CompactRange.from_reader(tree, 77)  # from a stored tree, as the node does
+    assert started.append_completing(LEAVES[77]) == nodes_to_store(77, LEAVES[77], tree)
+
+
 def test_memory_tree_holds_exactly_the_perfect_subtrees() -> None:
     """Built through nodes_to_store, every complete subtree is stored and none other."""
     tree = MemoryTree()

@@ -153,13 +153,15 @@ def write_batch(
     transaction must then be aborted (``LmdbStore.write`` does so).
     """
     state = writer.state()
-    nodes = writer.nodes()
     first = writer.size()
     last_time = writer.last_time()
+    # The tree's right edge, kept beside the validator's: each leaf's new subtrees come
+    # from it, so storing them reads nothing back from the store.
+    edge = merkle.CompactRange.from_reader(writer.nodes(), first)
     validator = LogValidator(
         origin,
         state=state,
-        tree=merkle.CompactRange.from_reader(nodes, first),
+        tree=edge,
         last_leaf_hash=writer.last_leaf_hash() or ZERO_HASH,
         last_time=last_time,
     )
@@ -178,13 +180,16 @@ def write_batch(
             raise BatchError(exc, index=index) from exc
         leaf_hash = validator.last_leaf_hash or ZERO_HASH  # set by the append above
         writer.put_leaf(seq, leaf)
-        for level, position, subtree_hash in merkle.nodes_to_store(seq, leaf_hash, nodes):
+        for level, position, subtree_hash in edge.append_completing(leaf_hash):
             writer.put_node(level, position, subtree_hash)
         seqs.append(seq)
     size = validator.size
     if size == first:
         return seqs, None
-    checkpoint = sign_checkpoint(Checkpoint(origin, size, validator.root()), signer)
+    root = validator.root()
+    if edge.end != size or edge.root() != root:  # the nodes written are the tree signed
+        raise IntegrityError("internal error: the stored subtrees do not make the tree signed")
+    checkpoint = sign_checkpoint(Checkpoint(origin, size, root), signer)
     writer.put_checkpoint(size, checkpoint.note)
     writer.set_head(
         size=size,

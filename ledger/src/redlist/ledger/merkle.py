@@ -346,6 +346,25 @@ class CompactRange:
         hashes.append(subtree_hash)
         self._end += 1
 
+    def append_completing(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
+        """``append``, returning the perfect subtrees ``(level, index, hash)`` the leaf
+        completes: what ``nodes_to_store`` gives for it, from the range's own hashes
+        (the left siblings it merges) instead of reads of a stored tree."""
+        _check_hash(leaf_hash, "leaf hash")
+        position = self._end
+        subtree_hash = leaf_hash
+        completed = [(0, position, subtree_hash)]
+        hashes = self._hashes
+        level = 0
+        while position & 1:
+            subtree_hash = node_hash(hashes.pop(), subtree_hash)
+            position >>= 1
+            level += 1
+            completed.append((level, position, subtree_hash))
+        hashes.append(subtree_hash)
+        self._end += 1
+        return completed
+
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
         """Append each leaf hash in turn."""
         for one_leaf_hash in leaf_hashes:
