@@ -7,15 +7,23 @@ from a fresh log. In the same process, the Ed25519 verify limit is measured with
 the library the ledger verifies with, on as many threads as there are cores
 (``benchmarks/_limits.py``). One JSON object goes to stdout; progress to stderr.
 
+Beside the rate, the CPU time an entry cost over the same span (where ``/proc`` says):
+the node's process with its signature workers, and this process's clients. Other work
+on a shared machine slows the rate far more than it changes these, so they compare
+two versions of the code where the rate cannot (docs/performance.md).
+
     python benchmarks/ingest.py [--entries 20000] [--batch 500] [--clients 2] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -23,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -130,8 +139,50 @@ def make_log(data: Path, town: BenchTown, genesis: bytes, setup: list[bytes]) ->
         return log.size
 
 
-def ingest_run(data: Path, batches: list[list[bytes]], clients: int) -> float:
-    """Serve ``data`` in a subprocess, submit ``batches`` from ``clients`` threads; entries/s."""
+@dataclass(frozen=True)
+class RunFigures:
+    """One run: entries acknowledged a second, and CPU µs an entry over the same span
+    (None where the system does not say)."""
+
+    entries_per_second: float
+    node_cpu_us: float | None
+    client_cpu_us: float | None
+
+
+def process_tree_cpu(pid: int) -> float | None:
+    """CPU seconds (user and system) used so far by ``pid`` and its living descendants
+    (the node and its signature workers), from ``/proc``; None without it."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (AttributeError, ValueError, OSError):
+        return None
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            if current == pid:
+                return None
+            continue  # a worker that just exited
+        fields = stat.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        for task in tasks:
+            with contextlib.suppress(OSError):
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+    return total / ticks
+
+
+def own_cpu() -> float:
+    """CPU seconds this process (every thread) has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def ingest_run(data: Path, batches: list[list[bytes]], clients: int) -> RunFigures:
+    """Serve ``data`` in a subprocess, submit ``batches`` from ``clients`` threads."""
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "redlist.node.cli", "serve", "--data", str(data)),
@@ -161,12 +212,14 @@ def ingest_run(data: Path, batches: list[list[bytes]], clients: int) -> float:
                 errors.append(error)
 
         threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        node_before, client_before = process_tree_cpu(process.pid), own_cpu()
         started = time.perf_counter()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
+        node_after, client_after = process_tree_cpu(process.pid), own_cpu()
         for channel in channels:
             channel.close()
         if errors:
@@ -174,7 +227,20 @@ def ingest_run(data: Path, batches: list[list[bytes]], clients: int) -> float:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
-    return sum(len(batch) for batch in batches) / elapsed
+    entries = sum(len(batch) for batch in batches)
+    node_cpu = None
+    if node_before is not None and node_after is not None:
+        node_cpu = (node_after - node_before) / entries * 1e6
+    return RunFigures(entries / elapsed, node_cpu, (client_after - client_before) / entries * 1e6)
+
+
+def _us(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.1f} µs"
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return round(statistics.median(known), 1) if known else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,20 +261,26 @@ def main(argv: list[str] | None = None) -> int:
 
     rates: list[float] = []
     limits: list[float] = []
+    node_cpu: list[float | None] = []
+    client_cpu: list[float | None] = []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="redlist-ingest-") as scratch:
             data = Path(scratch) / "data"
             base = make_log(data, town, genesis, setup)
-            rate = ingest_run(data, batches, args.clients)
+            figures = ingest_run(data, batches, args.clients)
             with Log.open(data, readonly=True) as log:
                 if log.size != base + args.entries:
                     raise SystemExit(
                         f"run {run}: {log.size - base} entries stored, not {args.entries}"
                     )
         limits.append(verify_limit(args.verify_count, cores))
-        rates.append(rate)
+        rates.append(figures.entries_per_second)
+        node_cpu.append(figures.node_cpu_us)
+        client_cpu.append(figures.client_cpu_us)
         print(
-            f"run {run + 1}: {rate:,.0f} entries/s; verify limit {limits[-1]:,.0f}/s",
+            f"run {run + 1}: {figures.entries_per_second:,.0f} entries/s; verify limit "
+            f"{limits[-1]:,.0f}/s; CPU an entry: node and workers {_us(figures.node_cpu_us)}, "
+            f"clients {_us(figures.client_cpu_us)}",
             file=sys.stderr,
         )
 
@@ -222,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         "clients": args.clients,
         "runs": [round(rate, 1) for rate in rates],
         "entries_per_second": round(ingest, 1),
+        # CPU time an entry (µs, medians): the node with its workers, and the clients.
+        "node_cpu_us_per_entry": _median(node_cpu),
+        "client_cpu_us_per_entry": _median(client_cpu),
         "verify_threads": cores,
         "verify_limit_per_second": round(limit, 1),
         "ratio": round(ingest / limit, 3),

@@ -37,3 +37,7 @@ def test_the_ingest_benchmark_prints_its_figures() -> None:
     assert result["verify_limit_per_second"] > 0
     expected = result["entries_per_second"] / result["verify_limit_per_second"]
     assert abs(result["ratio"] - expected) < 0.002
+    # The CPU an entry cost: the node with its workers (at least the signature each
+    # entry carries, verified somewhere), and the clients.
+    assert result["node_cpu_us_per_entry"] > 0
+    assert result["client_cpu_us_per_entry"] > 0
