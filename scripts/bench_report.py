@@ -86,11 +86,20 @@ def _many(result: Result) -> list[tuple[str, ...]]:
 
 
 def _ingest(result: Result) -> list[tuple[str, ...]]:
+    measured = _rate(result["entries_per_second"])
+    node_cpu, client_cpu = (
+        result.get("node_cpu_us_per_entry"),
+        result.get("client_cpu_us_per_entry"),
+    )
+    if node_cpu and client_cpu:  # from runs that measured them (benchmarks/ingest.py)
+        measured += (
+            f"; CPU {node_cpu:,.0f} µs an entry (node and workers), {client_cpu:,.1f} (clients)"
+        )
     return [
         (
             f"durable ingest over gRPC ({result['entries']:,} awards, {result['clients']} "
             f"clients, batches of {result['batch']})",
-            _rate(result["entries_per_second"]),
+            measured,
             _limit(result),
             f"{result['ratio']:.2f}",
             f"≥ {result['target_ratio']:.2f}",

@@ -121,3 +121,25 @@ def test_a_benchmark_run_twice_has_a_row_each_and_the_bundle_writer_none(tmp_pat
         (False, True),
     ]
     assert not any(row.startswith("| bundle") for row in rows)
+
+
+def test_the_ingest_row_gives_the_cpu_an_entry_where_it_was_measured(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    ingest = {
+        "benchmark": "ingest",
+        "entries": 20000,
+        "clients": 2,
+        "batch": 500,
+        "entries_per_second": 12000.0,
+        "verify_limit_per_second": 36000.0,
+        "ratio": 0.333,
+        "target_ratio": 0.5,
+        "meets_target": False,
+        "machine": MACHINE,
+    }
+    measured = {**ingest, "node_cpu_us_per_entry": 117.4, "client_cpu_us_per_entry": 1.74}
+    completed, doc, _ = report(tmp_path, f"{BEGIN}\n{END}\n", [RESULTS[0], measured, ingest])
+    assert completed.returncode == 0, completed.stderr
+    rows = [line for line in doc.read_text(encoding="utf-8").splitlines() if "ingest" in line]
+    assert "| 12,000/s; CPU 117 µs an entry (node and workers), 1.7 (clients) |" in rows[0]
+    assert "| 12,000/s |" in rows[1]  # an older run's JSON, without them
