@@ -591,7 +591,7 @@ async def serve_until_signalled(
         # What start-up made (modules, the server, the log's caches: hundreds of
         # thousands of objects) lives as long as the node: left out of the garbage
         # collector's passes, which otherwise walk all of it again and again while
-        # entries are ingested (ADR 0044). Start-up's own garbage is freed first: a
+        # entries are ingested (ADR 0045). Start-up's own garbage is freed first: a
         # frozen cycle is never collected. The thresholds stay (docs/reliability.md).
         gc.collect()
         gc.freeze()
