@@ -4,8 +4,8 @@ It checks every leaf (canonical form, seq, chain, time, hash against the tree),
 every stored Merkle node recomputed from its children, every stored checkpoint
 (signature, size, and root against the tree rebuilt from the leaves), the
 metadata, and the tables derived from the entries (``ids``, ``keys``, ``rules``,
-``balances``, ``targets``, ``account_entries``, ``month_counts`` and the town
-configuration),
+``balances``, ``targets``, ``month_counts``, the accounts' entry lists
+(``account_links``, ``account_heads``: ``linkcheck``) and the town configuration),
 re-derived by replaying the points semantics and compared byte for byte: every
 record's seal must match (a damaged record is named as such), its payload must be
 what the replay gives and its seal's seq the entry that last changed it. It
@@ -13,10 +13,11 @@ returns a :class:`~redlist.ledger.integrity.Report` with the first problem found
 or a summary.
 
 Memory. The leaves, nodes, checkpoints and the two per-entry indexes (``ids``,
-``account_entries``) are streamed and checked as the replay writes them, so they
+``account_links``) are streamed and checked as the replay writes them, so they
 cost nothing to hold; the replay keeps in memory what the semantics needs to decide
 the next entry: the keys, rules, balances (one per account), targets (one per
-award or redemption) and monthly counts (at most one per award). That is
+award or redemption) and monthly counts (at most one per award), and each account's
+latest linked entry and count of links. That is
 proportional to the log's accounts and awards, acceptable for an offline check, unlike
 the tail check which must stay bounded.
 Every entry's signatures are verified again, one core at a time.
@@ -52,6 +53,7 @@ from redlist.ledger.integrity import (
     read_head,
     scanned,
 )
+from redlist.ledger.linkcheck import LinkCheck
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import Balance, MemoryState, config_to_bytes, month_count_to_bytes
@@ -91,16 +93,17 @@ def check_full(
 class _ReplayState(MemoryState):
     """The verifier's in-memory state, except for the two per-entry indexes.
 
-    Entry ids and account links are not held: each one the replay writes is looked
-    up in the store at once (and counted), so the stored indexes are checked while
-    memory stays proportional to accounts, keys, rules and targets.
+    Entry ids are not held: each one the replay writes is looked up in the store at
+    once, and account links are checked entry by entry (``linkcheck``), so the stored
+    indexes are checked while memory stays proportional to accounts, keys, rules and
+    targets.
     """
 
     def __init__(self, reader: StoreReader) -> None:
         super().__init__()
         self._reader = reader
         self.seq = 0  # the entry being replayed
-        self.links = 0
+        self.link_check = LinkCheck(reader)
         #: The entry that last changed each account's balance.
         self.balance_seq: dict[str, int] = {}
         #: The entry that last changed each monthly count.
@@ -153,17 +156,7 @@ class _ReplayState(MemoryState):
         self.month_seq[(account, rule, month)] = self.seq
 
     def link_account(self, account: str, seq: int) -> None:
-        stored = self._reader.account_link(account, seq)
-        if stored is None:
-            fail("account-entries", f"the list of account {account}'s entries lacks it", seq)
-        if not stored.sound or stored.payload or stored.seq != seq:
-            fail(
-                "account-entries",
-                f"the list of account {account}'s entries holds a damaged record of it "
-                "(its checksum does not match)",
-                seq,
-            )
-        self.links += 1
+        self.link_check.link(account, seq)
 
 
 class _FullCheck:
@@ -250,6 +243,7 @@ class _FullCheck:
                     f"the entry breaks the ledger's rules: {violation.message}",
                     seq,
                 )
+            state.link_check.entry_done(seq)
             compact.append(leaf_hash)
             if pending is not None and pending[0] == seq + 1:
                 checkpoint = open_stored_checkpoint(pending[1], head.verifier_key, seq + 1)
@@ -268,6 +262,7 @@ class _FullCheck:
                 f"this entry's leaf is missing, yet the metadata records a size of {size} entries",
                 expected,
             )
+        state.link_check.finish()
         if reader.checkpoint_record(size) is None:
             fail("checkpoint", f"no checkpoint is stored for the log's size ({size})")
         return prev_hash, prev_time
@@ -326,7 +321,14 @@ class _FullCheck:
         if stored_config.payload != config_to_bytes(config) or stored_config.seq != 0:
             fail("config", "the town configuration in the metadata is not the genesis's")
         counts = reader.counts()
-        total = counts.keys + counts.rules + counts.balances + counts.targets + counts.month_counts
+        total = (
+            counts.keys
+            + counts.rules
+            + counts.balances
+            + counts.targets
+            + counts.month_counts
+            + counts.account_heads
+        )
         self._compare(
             "keys",
             {
@@ -381,12 +383,7 @@ class _FullCheck:
         )
         if counts.ids != size:
             fail("ids", f"the entry-id index holds {counts.ids} ids for a log of {size} entries")
-        if counts.account_entries != state.links:
-            fail(
-                "account-entries",
-                f"the accounts' entry lists hold {counts.account_entries} links; the log makes "
-                f"{state.links}",
-            )
+        self._account_heads(total)
         self._tick("tables", total, total)
 
     def _compare(
@@ -439,6 +436,21 @@ class _FullCheck:
             fail(
                 table, f"the {table} table lacks the record for {describe(key, None)}", seq_of(key)
             )
+
+    def _account_heads(self, total: int) -> None:
+        """Each account's head record holds its count of links, sealed with its latest."""
+        heads = self._state.link_check.heads
+        self._compare(
+            "account_heads",
+            {
+                account: (count.to_bytes(8, "big"), latest)
+                for account, (latest, count) in heads.items()
+            },
+            self._reader.stored_account_heads(),
+            lambda account, _: f"account {account}'s latest entry",
+            lambda account: heads[account][0] if account in heads else None,
+            total,
+        )
 
     def _key_seq(self, key_id: bytes) -> int | None:
         record = self._state.keys.get(key_id)

@@ -99,12 +99,19 @@ from redlist.ledger.storelayout import (
     META_SIZE,
     OLD_FORMAT_MARKERS,
     TABLE_NAMES,
+    AccountLink,
     Tables,
     int_key,
     node_key,
 )
 from redlist.ledger.storestate import LmdbState
-from redlist.ledger.storeview import StoredHead, StoredRecord, StoreReader, TableCounts
+from redlist.ledger.storeview import (
+    StoredHead,
+    StoredRecord,
+    StoreReader,
+    TableCounts,
+    account_links_of,
+)
 
 #: The environment's directory inside a data directory.
 ENV_DIR_NAME = "ledger.lmdb"
@@ -418,6 +425,7 @@ __all__ = [
     "ENV_DIR_NAME",
     "FORMAT_MARKER",
     "MAX_READERS",
+    "AccountLink",
     "LmdbState",
     "LmdbStore",
     "StoreReader",
@@ -425,4 +433,5 @@ __all__ = [
     "StoredHead",
     "StoredRecord",
     "TableCounts",
+    "account_links_of",
 ]

@@ -11,15 +11,15 @@ shape, which only a damaged store holds; the store's scans turn that into an
 ``IntegrityError`` naming the key.
 
 Sealed records. Every record of the state the node derives from the log (``keys``,
-``rules``, ``balances``, ``targets``, ``ids``, ``account_entries``, ``month_counts`` and
-the town configuration in ``meta``) is stored sealed (``seal``)::
+``rules``, ``balances``, ``targets``, ``ids``, ``month_counts``, ``account_links``,
+``account_heads`` and the town configuration in ``meta``) is stored sealed (``seal``)::
 
     payload ‖ seq (8 bytes, big-endian) ‖ tag (16 bytes)
     tag = BLAKE2b-128(table ‖ 0x00 ‖ len(key) (2 bytes, big-endian) ‖ key ‖ payload ‖ seq),
           personalised with the format marker
 
-``payload`` is the record's own bytes (empty for ``ids`` and ``account_entries``,
-whose seq says it all), ``seq`` the entry that last changed the record. The tag
+``payload`` is the record's own bytes (empty for ``ids``, whose seq says it all),
+``seq`` the entry that last changed the record. The tag
 binds the payload to its table, its key and that seq, so a flipped bit, a record
 moved under another key or table, or a record of another format fails ``unseal``.
 It is a checksum against damage, not a signature: it has no secret (ADR 0016).
@@ -38,9 +38,11 @@ import lmdb
 #: Format 2 seals every state record (see the module docstring); format 3 adds the
 #: monthly counts of the rules' caps and the caps and deed months in rule and target
 #: records (format v1's deed dates and caps).
-FORMAT_MARKER = b"redlist-ledger/3"
+#: Format 4 keeps the accounts' entry lists as links keyed by seq (``account_links``,
+#: ``account_heads``) instead of one record per (account, seq) (ADR 0043).
+FORMAT_MARKER = b"redlist-ledger/4"
 #: Markers of earlier formats: such a store is refused with advice, never read.
-OLD_FORMAT_MARKERS = frozenset({b"redlist-ledger/1", b"redlist-ledger/2"})
+OLD_FORMAT_MARKERS = frozenset({b"redlist-ledger/1", b"redlist-ledger/2", b"redlist-ledger/3"})
 
 META_FORMAT = b"format"
 META_ORIGIN = b"origin"
@@ -73,9 +75,10 @@ TABLE_NAMES = (
     "rules",
     "balances",
     "targets",
-    "account_entries",
     "month_counts",
     "checkpoints",
+    "account_links",
+    "account_heads",
 )
 
 INT_SIZE = 8
@@ -119,12 +122,73 @@ def node_from_key(key: bytes) -> tuple[int, int] | None:
 
 
 def account_prefix(account: str) -> bytes:
-    """The common prefix of every ``account_entries`` key of ``account``."""
+    """The common prefix of every ``month_counts`` key of ``account``."""
     return account.encode("utf-8") + b"\x00"
 
 
-def account_entry_key(account: str, seq: int) -> bytes:
-    return account_prefix(account) + int_key(seq)
+# ---------------------------------------------------------------------------
+# The accounts' entry lists (``account_links``, ``account_heads``; ADR 0043)
+
+#: The ``previous`` of an account's first link, as stored: no seq is this large.
+NO_PREVIOUS = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class AccountLink:
+    """One account an entry links (``account_links``): the account, and the seq of the
+    account's previous linked entry (None for its first).
+
+    An ``account_links`` record, keyed by the entry's seq, holds one per account the
+    entry links, in the order they were linked; its payload is, for each,
+    ``len(account) (1 byte) ‖ account (UTF-8) ‖ previous (8 bytes; NO_PREVIOUS for
+    none)``. Entries that link no account have no record.
+    """
+
+    account: str
+    previous: int | None
+
+
+def account_links_to_bytes(links: tuple[AccountLink, ...]) -> bytes:
+    """The payload of an ``account_links`` record (``AccountLink``)."""
+    parts: list[bytes] = []
+    for link in links:
+        name = link.account.encode("utf-8")
+        previous = NO_PREVIOUS if link.previous is None else link.previous
+        parts.append(len(name).to_bytes(1, "big") + name + int_key(previous))
+    return b"".join(parts)
+
+
+def account_links_from_bytes(seq: int, payload: bytes) -> tuple[AccountLink, ...] | None:
+    """The links of entry ``seq``'s ``account_links`` payload, or None when it is not one
+    a store writes: empty, cut short, an account that is not UTF-8 or appears twice, a
+    previous seq not below ``seq`` (only a damaged store holds such a payload)."""
+    links: list[AccountLink] = []
+    offset = 0
+    while offset < len(payload):
+        length = payload[offset]
+        end = offset + 1 + length + INT_SIZE
+        if length == 0 or end > len(payload):
+            return None
+        try:
+            account = payload[offset + 1 : offset + 1 + length].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        previous = int_from_key(payload[end - INT_SIZE : end])
+        if previous == NO_PREVIOUS:
+            links.append(AccountLink(account, None))
+        elif previous < seq:
+            links.append(AccountLink(account, previous))
+        else:
+            return None
+        offset = end
+    if not links or len({link.account for link in links}) != len(links):
+        return None
+    return tuple(links)
+
+
+def account_head_key(account: str) -> bytes:
+    """The ``account_heads`` key of ``account``: its UTF-8 bytes (as in ``balances``)."""
+    return account.encode("utf-8")
 
 
 #: The length of a month (``YYYY-MM``) in a ``month_counts`` key.
@@ -175,9 +239,10 @@ class Tables:
     rules: lmdb._Database
     balances: lmdb._Database
     targets: lmdb._Database
-    account_entries: lmdb._Database
     month_counts: lmdb._Database
     checkpoints: lmdb._Database
+    account_links: lmdb._Database
+    account_heads: lmdb._Database
 
 
 # ---------------------------------------------------------------------------
@@ -191,8 +256,9 @@ SEALED_TABLES = (
     "rules",
     "balances",
     "targets",
-    "account_entries",
     "month_counts",
+    "account_links",
+    "account_heads",
 )
 TAG_SIZE = 16
 #: What ``seal`` appends to a payload: the seq and the tag.
@@ -255,9 +321,10 @@ def record_name(table: str, key: bytes) -> str:
         return f"award or redemption {int_from_key(key)}"
     if table == "ids":
         return f"entry id {key.hex()}"
-    if table == "account_entries" and len(key) > INT_SIZE and key[-INT_SIZE - 1] == 0:
-        account = key[: -INT_SIZE - 1].decode("utf-8", "replace")
-        return f"account {account}'s link to entry {int_from_key(key[-INT_SIZE:])}"
+    if table == "account_links" and len(key) == INT_SIZE:
+        return f"the accounts linked by entry {int_from_key(key)}"
+    if table == "account_heads":
+        return f"account {text}'s latest entry"
     if table == "month_counts":
         parts = month_count_key_parts(key)
         if parts is not None:

@@ -34,9 +34,10 @@ from redlist.ledger.storelayout import (
     INT_SIZE,
     META_CONFIG,
     META_SIZE,
+    AccountLink,
     Tables,
-    account_entry_key,
-    account_prefix,
+    account_head_key,
+    account_links_to_bytes,
     int_from_key,
     int_key,
     month_count_key,
@@ -83,6 +84,8 @@ class LmdbState:
         self._balances: dict[str, Balance] = {}
         self._months: dict[bytes, int] = {}
         self._applying: int | None = None
+        self._link_heads: dict[str, tuple[int, int] | None] = {}
+        self._linking: tuple[int, tuple[AccountLink, ...]] | None = None
 
     def _payload(self, table: str, key: bytes, value: bytes) -> bytes:
         """The payload of a stored record; ``StateDamageError`` unless its seal matches."""
@@ -176,9 +179,7 @@ class LmdbState:
         return balance
 
     def _has_links(self, account: str) -> bool:
-        prefix = account_prefix(account)
-        with self._txn.cursor(db=self._tables.account_entries) as cursor:
-            return cursor.set_range(prefix) and cursor.key().startswith(prefix)
+        return self.link_head(account) is not None
 
     def put_balance(self, account: str, balance: Balance) -> None:
         key = account.encode("utf-8")
@@ -241,8 +242,57 @@ class LmdbState:
         self._applying = seq + 1
 
     def link_account(self, account: str, seq: int) -> None:
-        key = account_entry_key(account, seq)
-        self._txn.put(key, seal("account_entries", key, seq, b""), db=self._tables.account_entries)
+        """Add entry ``seq`` to ``account``'s entry list (ADR 0043).
+
+        Two writes, neither at a random place in a large table: the ``account_links``
+        record of ``seq`` (the newest key of a table keyed by seq, so LMDB appends it)
+        names the account's previous linked entry, and the account's ``account_heads``
+        record (one per account, like ``balances``) moves on to ``seq``. A second link
+        of the same entry rewrites the entry's record with both.
+        """
+        head = self.link_head(account)
+        previous, count = (None, 0) if head is None else head
+        if previous is not None and previous >= seq:
+            raise StateDamageError(
+                "account_heads",
+                record_name("account_heads", account_head_key(account)),
+                f"names entry {previous}, not before entry {seq}",
+            )
+        key = int_key(seq)
+        link = AccountLink(account, previous)
+        if self._linking is not None and self._linking[0] == seq:
+            links = (*self._linking[1], link)
+            sealed = seal("account_links", key, seq, account_links_to_bytes(links))
+            self._txn.put(key, sealed, db=self._tables.account_links)
+        else:
+            links = (link,)
+            sealed = seal("account_links", key, seq, account_links_to_bytes(links))
+            if not self._txn.put(
+                key, sealed, overwrite=False, append=True, db=self._tables.account_links
+            ):
+                raise StateDamageError(
+                    "account_links",
+                    record_name("account_links", key),
+                    "is already stored, or a later entry's is",
+                )
+        self._linking = (seq, links)
+        head_key = account_head_key(account)
+        self._txn.put(
+            head_key,
+            seal("account_heads", head_key, seq, int_key(count + 1)),
+            db=self._tables.account_heads,
+        )
+        self._link_heads[account] = (seq, count + 1)
+
+    def link_head(self, account: str) -> tuple[int, int] | None:
+        """``(latest linked seq, count of links)`` of ``account``, or None before its first."""
+        if account in self._link_heads:
+            return self._link_heads[account]
+        key = account_head_key(account)
+        data = self._txn.get(key, db=self._tables.account_heads)
+        head = None if data is None else _link_head(key, data)
+        self._link_heads[account] = head
+        return head
 
 
 def _decoded(decode: Callable[[bytes], _T], payload: bytes, table: str, key: bytes) -> _T:
@@ -252,6 +302,15 @@ def _decoded(decode: Callable[[bytes], _T], payload: bytes, table: str, key: byt
         return decode(payload)
     except FormatError:
         raise StateDamageError(table, record_name(table, key)) from None
+
+
+def _link_head(key: bytes, value: bytes) -> tuple[int, int]:
+    """``(latest seq, count)`` of a stored ``account_heads`` record; ``StateDamageError``
+    unless it is sound (a count of at least 1, in 8 bytes)."""
+    opened = unseal("account_heads", key, value)
+    if opened is None or len(opened[0]) != INT_SIZE or int_from_key(opened[0]) < 1:
+        raise StateDamageError("account_heads", record_name("account_heads", key))
+    return opened[1], int_from_key(opened[0])
 
 
 _ZERO_BALANCE = Balance()

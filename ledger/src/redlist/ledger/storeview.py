@@ -20,6 +20,8 @@ Two kinds of reads:
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
@@ -29,7 +31,6 @@ from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, IntegrityError, StateDamageError
 from redlist.ledger.state import Balance, RuleRecord, TargetRecord, month_count_from_bytes
 from redlist.ledger.storelayout import (
-    INT_SIZE,
     META_CHECKPOINT,
     META_CONFIG,
     META_FORMAT,
@@ -40,9 +41,9 @@ from redlist.ledger.storelayout import (
     META_ORIGIN,
     META_SIZE,
     NODE_KEY,
+    AccountLink,
     Tables,
-    account_entry_key,
-    account_prefix,
+    account_links_from_bytes,
     int_from_key,
     int_key,
     is_hashed_rule_key,
@@ -55,6 +56,9 @@ from redlist.ledger.storelayout import (
     unseal,
 )
 from redlist.ledger.storestate import LmdbState
+
+#: The fewest seqs ``account_seqs`` walks as one chunk (its docstring).
+_WALK_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -100,9 +104,10 @@ class TableCounts:
     rules: int
     balances: int
     targets: int
-    account_entries: int
     month_counts: int
     checkpoints: int
+    account_links: int
+    account_heads: int
 
 
 class StoreReader:
@@ -228,15 +233,68 @@ class StoreReader:
         return self._state_view().target(seq)
 
     def account_seqs(self, account: str, start: int = 0) -> Iterator[int]:
-        """The seqs of entries touching ``account`` from ``start`` on, in increasing order."""
-        prefix = account_prefix(account)
-        cursor = self._txn.cursor(db=self._tables.account_entries)
-        if not cursor.set_range(prefix + int_key(start)):
+        """The seqs of entries touching ``account`` from ``start`` on, in increasing order.
+
+        The list is stored newest first (ADR 0043): the account's head names its latest
+        entry and each entry's link the one before, so this walks back from the latest
+        to ``start``, and its cost is proportional to the account's entries from
+        ``start`` on, however early the caller stops. Memory is bounded by walking
+        twice: the first walk counts the entries and keeps every ``chunk``-th seq as a
+        mark, ``chunk`` being ``_WALK_CHUNK`` or, for an account of more links than its
+        square, the square root of its count of links; the second walks from each mark
+        down, oldest chunk first, and yields the chunk in increasing order. At most
+        about ``2 × chunk`` seqs are held (2 × 1,024 up to a million entries), and no
+        more than the account's entries are read twice. An account whose entries from
+        ``start`` on fit in one chunk is walked once.
+
+        A link that is missing, damaged or does not go back raises ``StateDamageError``
+        naming it.
+        """
+        head = self._state_view().link_head(account)
+        if head is None or head[0] < start:
             return
-        for key in cursor.iternext(values=False):
-            if not key.startswith(prefix) or len(key) != len(prefix) + INT_SIZE:
+        latest, count = head
+        chunk = max(_WALK_CHUNK, math.isqrt(count) + 1)
+        marks: list[int] = []  # the newest seq of each full chunk, newest chunk first
+        oldest: list[int] = []  # the chunk being walked, newest first
+        for seq in self._walk_links(account, latest, start):
+            if len(oldest) == chunk:
+                marks.append(oldest[0])
+                oldest = []
+            oldest.append(seq)
+        yield from reversed(oldest)
+        for mark in reversed(marks):
+            walked = list(itertools.islice(self._walk_links(account, mark, start), chunk))
+            yield from reversed(walked)
+
+    def _walk_links(self, account: str, seq: int, start: int) -> Iterator[int]:
+        """``account``'s linked seqs from ``seq`` (one of them) back to ``start``,
+        newest first."""
+        while seq >= start:
+            yield seq
+            previous = self.account_link(account, seq)
+            if previous is None:
+                raise StateDamageError(
+                    "account_links",
+                    record_name("account_links", int_key(seq)),
+                    f"lacks account {account}, whose entry list leads to it",
+                )
+            if previous.previous is None:
                 return
-            yield int_from_key(key[len(prefix) :])
+            seq = previous.previous
+
+    def account_link(self, account: str, seq: int) -> AccountLink | None:
+        """``account``'s link in entry ``seq`` (naming the account's previous linked
+        entry), or None when entry ``seq`` links no such account. A record that is
+        damaged raises ``StateDamageError``."""
+        key = int_key(seq)
+        value = self._txn.get(key, db=self._tables.account_links)
+        if value is None:
+            return None
+        links = account_links_of(seq, StoredRecord.of("account_links", key, value))
+        if links is None:
+            raise StateDamageError("account_links", record_name("account_links", key))
+        return next((link for link in links if link.account == account), None)
 
     # -- records as stored, for the integrity checks --------------------------
 
@@ -341,12 +399,23 @@ class StoreReader:
             raise StateDamageError("ids", record_name("ids", entry_id))
         return record.seq
 
-    def account_link(self, account: str, seq: int) -> StoredRecord | None:
-        """The record linking ``account`` to entry ``seq`` (sound: an empty payload sealed
-        with that seq)."""
-        key = account_entry_key(account, seq)
-        value = self._txn.get(key, db=self._tables.account_entries)
-        return None if value is None else StoredRecord.of("account_entries", key, value)
+    def stored_account_links(self) -> Iterator[tuple[int, StoredRecord]]:
+        """Every entry's record of the accounts it links, ``(seq, record)`` in seq order
+        (``account_links_of`` decodes a record's payload)."""
+        for key, value in self._txn.cursor(db=self._tables.account_links):
+            yield _seq("account_links", key), StoredRecord.of("account_links", key, value)
+
+    def stored_account_heads(self) -> Iterator[tuple[str, StoredRecord]]:
+        """Every account's head record, ``(account, record)``: its payload the count of
+        the account's links (8 bytes), its seal's seq the latest linked entry."""
+        for key, value in self._txn.cursor(db=self._tables.account_heads):
+            try:
+                account = key.decode("utf-8")
+            except UnicodeDecodeError:
+                raise IntegrityError(
+                    f"the account_heads table holds a record under the malformed key {key.hex()}"
+                ) from None
+            yield account, StoredRecord.of("account_heads", key, value)
 
     def stored_keys(self) -> Iterator[tuple[bytes, StoredRecord]]:
         """Every staff key record, ``(key id, record)``."""
@@ -445,6 +514,14 @@ class LmdbNodeReader:
                 f"leaf {index << level}"
             )
         return value
+
+
+def account_links_of(seq: int, record: StoredRecord) -> tuple[AccountLink, ...] | None:
+    """The links an ``account_links`` record of entry ``seq`` holds, or None unless it
+    is sound, sealed with ``seq`` and decodes."""
+    if not record.sound or record.seq != seq:
+        return None
+    return account_links_from_bytes(seq, record.payload)
 
 
 def _seq(table: str, key: bytes) -> int:
