@@ -27,9 +27,10 @@ TABLE_NAMES = (
     "rules",
     "balances",
     "targets",
-    "account_entries",
     "month_counts",
     "checkpoints",
+    "account_links",
+    "account_heads",
 )
 
 META_ORIGIN = b"origin"
@@ -42,7 +43,7 @@ META_LOG_VERIFIER_KEY = b"log_verifier_key"
 
 
 #: The store's format marker, which also personalises the seals' tags.
-FORMAT_MARKER = b"redlist-ledger/3"
+FORMAT_MARKER = b"redlist-ledger/4"
 #: The tables whose records are sealed ("meta" for its config record only).
 SEALED_TABLES = (
     "meta",
@@ -51,8 +52,9 @@ SEALED_TABLES = (
     "rules",
     "balances",
     "targets",
-    "account_entries",
     "month_counts",
+    "account_links",
+    "account_heads",
 )
 
 
@@ -81,9 +83,22 @@ def node_key(level: int, index: int) -> bytes:
     return level.to_bytes(1, "big") + int_key(index)
 
 
-def account_entry_key(account: str, seq: int) -> bytes:
-    """An account's link to an entry: the account's UTF-8, 0x00, the seq."""
-    return account.encode() + b"\x00" + int_key(seq)
+def account_links(*links: tuple[str, int | None]) -> bytes:
+    """The payload of an entry's ``account_links`` record (keyed by its seq): per account
+    it links, the account's length (1 byte), its UTF-8, and the seq of its previous
+    linked entry (8 bytes; all ones for none)."""
+    return b"".join(
+        len(account).to_bytes(1, "big")
+        + account.encode()
+        + int_key((1 << 64) - 1 if previous is None else previous)
+        for account, previous in links
+    )
+
+
+def account_head(count: int) -> bytes:
+    """The payload of an account's ``account_heads`` record (keyed by the account's
+    UTF-8, sealed with its latest linked entry): its count of links, 8 bytes."""
+    return int_key(count)
 
 
 def month_count_key(account: str, month: str, rule: str) -> bytes:

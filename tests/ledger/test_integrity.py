@@ -32,7 +32,8 @@ from tests.rawstore import (
     META_LAST_TIME,
     META_SIZE,
     RawTables,
-    account_entry_key,
+    account_head,
+    account_links,
     int_key,
     node_key,
     raw_tables,
@@ -196,8 +197,9 @@ def test_progress_reaches_the_total_of_every_stage(data: Path) -> None:
     assert {stage: (done, total) for stage, done, total in calls} == {
         "entries": (SIZE, SIZE),
         "tree": (2 * SIZE - 1, 2 * SIZE - 1),
-        # 5 keys, 6 rules, 4 balances, 18 awards and redemptions, 5 monthly counts
-        "tables": (38, 38),
+        # 5 keys, 6 rules, 4 balances, 18 awards and redemptions, 5 monthly counts,
+        # 4 accounts' latest entries
+        "tables": (42, 42),
     }
     assert set(STAGES) == {stage for stage, _, _ in calls}
 
@@ -678,34 +680,106 @@ TABLE_DAMAGE: dict[str, tuple[Callable[[Path], Change], str, Any, str]] = {
         "holds 33 ids for a log of 32 entries",
     ),
     "an account link missing": (
-        lambda data: _delete("account_entries", account_entry_key("resident-2", 17)),
+        lambda data: _delete("account_links", int_key(17)),
         "account-entries",
         17,
-        "the list of account resident-2's entries lacks it",
+        "lack this entry's link of account resident-2",
     ),
     "an account link damaged": (
-        lambda data: _put("account_entries", account_entry_key("resident-2", 17), b"x"),
+        lambda data: _put("account_links", int_key(17), b"x"),
         "account-entries",
         17,
-        "holds a damaged record",
+        "hold a damaged record of this entry's link of account resident-2",
     ),
     "an account link's bit flipped": (
-        lambda data: _flip("account_entries", account_entry_key("resident-2", 17), 7),
+        lambda data: _flip("account_links", int_key(17), 7),
         "account-entries",
         17,
-        "holds a damaged record",
+        "hold a damaged record",
     ),
-    "an account link too many": (
-        lambda data: _put(
-            "account_entries",
-            account_entry_key("resident-2", 3),
-            seal("account_entries", account_entry_key("resident-2", 3), 3),
-        ),
+    "an account link sealed with another entry": (
+        lambda data: _link(17, account_links(("resident-2", 13)), sealed_as=16),
+        "account-entries",
+        17,
+        "hold a damaged record",
+    ),
+    "an account link that skips an entry": (
+        lambda data: _link(17, account_links(("resident-2", None))),
+        "account-entries",
+        17,
+        "links account resident-2 after nothing; the log gives account resident-2 after entry 13",
+    ),
+    "an account link to another account": (
+        lambda data: _link(17, account_links(("resident-3", 13))),
+        "account-entries",
+        17,
+        "links account resident-3 after entry 13",
+    ),
+    "an account link too many in an entry": (
+        lambda data: _link(17, account_links(("resident-2", 13), ("resident-9", None))),
+        "account-entries",
+        17,
+        "account resident-9 after nothing; the log gives account resident-2 after entry 13",
+    ),
+    "an account link for an entry that links none": (
+        lambda data: _link(3, account_links(("resident-2", None))),
+        "account-entries",
+        3,
+        "hold a record for entry 3, which links no account",
+    ),
+    "an account link beyond the log": (
+        lambda data: _link(40, account_links(("resident-2", 25))),
+        "account-entries",
+        40,
+        "hold a record for entry 40, which links no account or is not in the log",
+    ),
+    "an account link under a malformed key": (
+        lambda data: _put("account_links", b"\x00" * 7, b""),
         "account-entries",
         None,
-        "hold 21 links; the log makes 20",
+        "malformed key 00000000000000",
+    ),
+    "an account's latest entry missing": (
+        lambda data: _delete("account_heads", b"resident-2"),
+        "account_heads",
+        25,
+        "lacks the record for account resident-2's latest entry",
+    ),
+    "an account's count of entries wrong": (
+        lambda data: _head("resident-2", 25, 5),
+        "account_heads",
+        25,
+        "the stored record for account resident-2's latest entry is not what the log's",
+    ),
+    "an account's latest entry wrong": (
+        lambda data: _head("resident-2", 21, 4),
+        "account_heads",
+        25,
+        "names entry 21 as its last change; the log's entries give entry 25",
+    ),
+    "an account's latest entry's bit flipped": (
+        lambda data: _flip("account_heads", b"resident-2", 2),
+        "account_heads",
+        25,
+        "is damaged: its checksum does not match",
+    ),
+    "an account's latest entry nobody made": (
+        lambda data: _head("resident-9", 3, 1),
+        "account_heads",
+        None,
+        "holds a record for account resident-9's latest entry that no entry",
     ),
 }
+
+
+def _link(seq: int, payload: bytes, *, sealed_as: int | None = None) -> Change:
+    key = int_key(seq)
+    return _put("account_links", key, seal("account_links", key, sealed_as or seq, payload))
+
+
+def _head(account: str, latest: int, count: int) -> Change:
+    key = account.encode()
+    return _put("account_heads", key, seal("account_heads", key, latest, account_head(count)))
 
 
 @pytest.mark.parametrize("case", TABLE_DAMAGE)
@@ -736,5 +810,10 @@ def test_the_replay_holds_no_per_entry_index(data: Path, monkeypatch: pytest.Mon
     (state,) = states
     assert state.entry_ids == {}
     assert state.account_entries == {}
-    assert state.links == 20
+    assert state.link_check.heads == {
+        "resident-0": (30, 7),
+        "resident-1": (27, 5),
+        "resident-2": (25, 4),
+        "resident-3": (26, 4),
+    }
     assert len(state.targets) == 18

@@ -28,7 +28,6 @@ from tests.builders import RuleSpec, Town, create_log
 from tests.rawstore import (
     META_CONFIG,
     SEALED_TABLES,
-    account_entry_key,
     int_key,
     month_count_key,
     raw_tables,
@@ -149,6 +148,13 @@ CASES = {
         lambda built: [built.town.award("resident-1", "harvest")],
         position=b"harvest",
     ),
+    "an account's latest entry": Case(
+        "account_heads",
+        lambda built: b"resident-2",
+        "account resident-2's latest entry",
+        lambda built: [built.town.award("resident-2", "clean-pond")],  # links after it
+        position=7,  # the count's last byte
+    ),
     "a balance's seq": Case(
         "balances",
         lambda built: b"resident-1",
@@ -179,7 +185,7 @@ def flip(data: Path, table: str, key: bytes, position: int | bytes) -> bytes:
 
 
 def test_every_state_table_has_a_case() -> None:
-    covered = {case.table for case in CASES.values()} | {"account_entries"}  # below
+    covered = {case.table for case in CASES.values()} | {"account_links"}  # below
     assert covered == set(SEALED_TABLES)
 
 
@@ -233,9 +239,10 @@ def test_a_flipped_bit_is_caught_before_anything_is_signed(
 def test_a_damaged_account_link_never_decides_an_entry_and_the_full_check_names_it(
     built: Built, data: Path
 ) -> None:
-    """Links are only written on the write path (statements and the full check read
-    them), so a damaged one cannot make the node sign anything: appends go on."""
-    flip(data, "account_entries", account_entry_key("resident-2", AWARD_SEQ), 0)
+    """An entry's links are only written on the write path (statements and the full
+    check read them; a new link reads the account's head, not the link before), so a
+    damaged one cannot make the node sign anything: appends go on."""
+    flip(data, "account_links", int_key(AWARD_SEQ), 0)
     with Log.open(data) as log:
         log.append([built.town.award("resident-2", "clean-pond")], now_ms=1)
     report = _full(data)

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from tests.builders import WENDENG_CONFIG
 from tests.rawstore import raw_tables
 
-from redlist.ledger import merkle
-from redlist.ledger.errors import IntegrityError, StoreError
+from redlist.ledger import merkle, storeview
+from redlist.ledger.errors import IntegrityError, StateDamageError, StoreError
 from redlist.ledger.state import (
     Balance,
     KeyRecord,
@@ -39,7 +39,10 @@ from redlist.ledger.store import (
     TableCounts,
 )
 from redlist.ledger.storelayout import (
-    account_entry_key,
+    NO_PREVIOUS,
+    AccountLink,
+    account_links_from_bytes,
+    account_links_to_bytes,
     int_key,
     node_from_key,
     node_key,
@@ -76,14 +79,43 @@ def test_node_keys_sort_by_level_then_index(level: int, first: int, second: int)
     assert node_key(level, first) < node_key(level + 1, 0)
 
 
-def test_account_entry_keys_of_different_accounts_never_collide() -> None:
-    # "ab" + seq must not look like "ab.c" or "a" + anything.
-    keys = {
-        account_entry_key(account, seq)
-        for account in ("a", "ab", "ab.c", "ab-1", "b")
-        for seq in (0, 1, 0x2E, 1 << 40)
-    }
-    assert len(keys) == 5 * 4
+ACCOUNTS = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,63}", fullmatch=True)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(ACCOUNTS, st.none() | st.integers(0, (1 << 63) - 1)),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda link: link[0],
+    )
+)
+def test_account_links_round_trip(links: list[tuple[str, int | None]]) -> None:
+    seq = 1 << 63
+    values = tuple(AccountLink(account, previous) for account, previous in links)
+    assert account_links_from_bytes(seq, account_links_to_bytes(values)) == values
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",  # an entry with a record links an account
+        b"\x01a" + int_key(3)[:-1],  # cut short
+        b"\x00" + int_key(3),  # no account
+        b"\x01\xff" + int_key(3),  # not UTF-8
+        b"\x01a" + int_key(9),  # not before the entry
+        b"\x01a" + int_key(3) + b"\x01a" + int_key(4),  # the same account twice
+        b"\x01a" + int_key(3) + b"\x00",  # trailing bytes
+    ],
+)
+def test_account_links_that_a_store_never_writes_do_not_decode(payload: bytes) -> None:
+    assert account_links_from_bytes(9, payload) is None
+
+
+def test_an_accounts_first_link_has_no_previous() -> None:
+    payload = account_links_to_bytes((AccountLink("ab", None), AccountLink("c", 0)))
+    assert payload == b"\x02ab" + int_key(NO_PREVIOUS) + b"\x01c" + int_key(0)
 
 
 def test_long_rule_codes_get_a_hashed_key_that_cannot_collide() -> None:
@@ -208,31 +240,84 @@ def test_lmdb_state_persists_across_commit_and_reopen(tmp_path: Path) -> None:
 # Account index
 
 
+def link_in_order(store: LmdbStore, links: dict[str, list[int]]) -> None:
+    """Link each account to its seqs, entry by entry in seq order (as the log does)."""
+    by_seq: dict[int, list[str]] = {}
+    for account, seqs in links.items():
+        for seq in seqs:
+            by_seq.setdefault(seq, []).append(account)
+    with store.write() as writer:
+        state = writer.state()
+        for seq in sorted(by_seq):
+            for account in by_seq[seq]:
+                state.link_account(account, seq)
+
+
 def test_account_seqs_stay_within_their_account(store: LmdbStore) -> None:
     links = {
         "a": [1, 7],
         "ab": [2, 3, 300, 1 << 33],
         "ab.c": [4],
         "ab-1": [5],
-        "b": [6],
+        "b": [6, 300],  # entry 300 links "ab" and "b"
     }
-    with store.write() as writer:
-        state = writer.state()
-        for account, seqs in links.items():
-            for seq in seqs:
-                state.link_account(account, seq)
+    link_in_order(store, links)
     with store.read() as reader:
         for account, seqs in links.items():
             assert list(reader.account_seqs(account)) == seqs
-            assert all(
-                reader.account_link(account, seq) == StoredRecord(b"", seq, True) for seq in seqs
-            )
+            assert [reader.account_link(account, seq) for seq in seqs] == [
+                AccountLink(account, previous) for previous in [None, *seqs[:-1]]
+            ]
         assert list(reader.account_seqs("ab", start=3)) == [3, 300, 1 << 33]
         assert list(reader.account_seqs("ab", start=301)) == [1 << 33]
-        assert list(reader.account_seqs("zz")) == []  # past every key
-        assert list(reader.account_seqs("0")) == []  # before every key
+        assert list(reader.account_seqs("ab", start=(1 << 33) + 1)) == []
         assert list(reader.account_seqs("nobody")) == []
         assert reader.account_link("ab", 1) is None
+        assert reader.account_link("ab", 8) is None  # no entry 8 links anything
+        counts = reader.counts()
+        assert (counts.account_links, counts.account_heads) == (9, 5)  # entry 300 once
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_account_seqs_walk_back_in_chunks_and_yield_in_order(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    # A chunk of 3 seqs (or the count's square root) makes the two walks and their
+    # seams happen on small lists.
+    seqs = sorted(data.draw(st.sets(st.integers(0, 400), min_size=1, max_size=120)))
+    start = data.draw(st.integers(0, 410))
+    path = tmp_path_factory.mktemp("chunks") / "ledger.lmdb"
+    store = LmdbStore.open(path, create=True, map_size=1 << 24)
+    try:
+        others = [seq for seq in range(401) if seq not in seqs and seq % 3 == 0]
+        link_in_order(store, {"walked": seqs, "other": others})
+        with store.read() as reader, pytest.MonkeyPatch.context() as patch:
+            patch.setattr(storeview, "_WALK_CHUNK", 3)
+            assert list(reader.account_seqs("walked", start)) == [s for s in seqs if s >= start]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("account", "seq", "message"),
+    [
+        ("a", 3, "account_heads record of account a's latest entry names entry 4, not before"),
+        ("b", 2, "account_links record of the accounts linked by entry 2 is already stored, or"),
+    ],
+)
+def test_linking_an_entry_before_the_latest_is_refused(
+    store: LmdbStore, account: str, seq: int, message: str
+) -> None:
+    # The log links entries in seq order; a link that goes back means the store holds
+    # links the log does not (a damaged head, a record beyond the log): refused, and
+    # nothing is written.
+    link_in_order(store, {"a": [4]})
+    with pytest.raises(StateDamageError, match=message), store.write() as writer:
+        writer.state().link_account(account, seq)
+    with store.read() as reader:
+        assert list(reader.account_seqs("a")) == [4]
+        assert list(reader.account_seqs("b")) == []
 
 
 # ---------------------------------------------------------------------------
@@ -500,9 +585,10 @@ def test_the_read_view_gives_every_record_as_stored(tmp_path: Path) -> None:
             rules=2,
             balances=1,
             targets=1,
-            account_entries=1,
             month_counts=2,
             checkpoints=2,
+            account_links=1,
+            account_heads=1,
         )
         assert reader.unknown_meta() == ()
         assert reader.config() == WENDENG_CONFIG

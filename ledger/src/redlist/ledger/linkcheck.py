@@ -29,7 +29,8 @@ class LinkCheck:
         self._stored: Iterator[tuple[int, StoredRecord]] = scanned(
             CHECK, reader.stored_account_links()
         )
-        self._pending = next(self._stored, None)
+        self._pending: tuple[int, StoredRecord] | None = None
+        self._started = False
         self._links: list[AccountLink] = []
         #: Per account: its latest linked seq and its count of links.
         self.heads: dict[str, tuple[int, int]] = {}
@@ -42,7 +43,7 @@ class LinkCheck:
     def entry_done(self, seq: int) -> None:
         """Compare the stored record of entry ``seq`` with the links the replay made."""
         links, self._links = tuple(self._links), []
-        pending = self._pending
+        pending = self._peek()
         if pending is not None and pending[0] < seq:
             self._extra(pending[0])
         if not links:
@@ -71,8 +72,16 @@ class LinkCheck:
 
     def finish(self) -> None:
         """After the last entry: no record may be left."""
-        if self._pending is not None:
-            self._extra(self._pending[0])
+        pending = self._peek()
+        if pending is not None:
+            self._extra(pending[0])
+
+    def _peek(self) -> tuple[int, StoredRecord] | None:
+        """The stored record not yet compared (the first read waits for the first entry,
+        inside the check's report of problems)."""
+        if not self._started:
+            self._pending, self._started = next(self._stored, None), True
+        return self._pending
 
     def _extra(self, seq: int) -> None:
         fail(
