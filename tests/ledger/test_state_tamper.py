@@ -23,6 +23,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import lmdb
 import pytest
 from tests.builders import RuleSpec, Town, create_log
 from tests.rawstore import (
@@ -251,6 +252,18 @@ def test_a_damaged_account_link_never_decides_an_entry_and_the_full_check_names_
     assert "damaged record" in report.problem.message
 
 
+def test_a_statement_that_meets_a_damaged_link_names_it(built: Built, data: Path) -> None:
+    """A statement walks the account's links back from its latest entry: one it cannot
+    trust is damage, named, never a shorter list."""
+    flip(data, "account_links", int_key(AWARD_SEQ), 3)
+    with Log.open(data) as log:
+        with pytest.raises(StateDamageError) as refused:
+            log.account("resident-2")
+        assert refused.value.table == "account_links"
+        assert refused.value.record == f"the accounts linked by entry {AWARD_SEQ}"
+        assert log.account("resident-1").spendable == 93  # other accounts read on
+
+
 def test_a_balance_lost_with_its_key_is_damage_not_a_fresh_account(
     built: Built, data: Path
 ) -> None:
@@ -329,3 +342,19 @@ def test_an_old_format_store_is_refused_with_advice(data: Path) -> None:
             Log.open(data, readonly=readonly)
         assert "no migration" in str(refused.value)
         assert "redlist-node init" in str(refused.value)
+
+
+def test_a_format_3_store_without_the_link_tables_is_refused_with_advice(data: Path) -> None:
+    """Format 3 kept the accounts' entry lists in one table; its store lacks the link
+    tables, and is refused for its format, not called damaged."""
+    env = lmdb.open(str(data / ENV_DIR_NAME), max_dbs=16)
+    try:
+        with env.begin(write=True) as txn:
+            for name in (b"account_links", b"account_heads"):
+                txn.drop(env.open_db(name, txn=txn), delete=True)
+            txn.put(b"format", b"redlist-ledger/3", db=env.open_db(b"meta", txn=txn))
+    finally:
+        env.close()
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="earlier format redlist-ledger/3"):
+            Log.open(data, readonly=readonly)

@@ -16,14 +16,26 @@ table               key                                          value
 ``rules``           rule code (UTF-8; see ``rule_key``)          sealed ``RuleRecord`` bytes
 ``balances``        account (UTF-8)                              sealed ``Balance`` bytes
 ``targets``         seq of an award or redeem                    sealed ``TargetRecord`` bytes
-``account_entries`` account (UTF-8) + 0x00 + seq                 sealed, empty
 ``month_counts``    account (UTF-8) + 0x00 + month ``YYYY-MM``   sealed ``[rule, qty]``: the
                     + rule key (``rule_key``)                    qty of the account's
                                                                  unreversed awards under the
                                                                  rule with deeds in the month
                                                                  (none when 0)
 ``checkpoints``     tree size                                    signed checkpoint note (UTF-8)
+``account_links``   seq of an entry that links accounts          sealed, per account it links:
+                                                                 the account and the seq of its
+                                                                 previous linked entry
+                                                                 (``AccountLink``)
+``account_heads``   account (UTF-8)                              sealed count of its links; the
+                                                                 seal's seq is its latest
 ==================  ===========================================  =============================
+
+The accounts' entry lists. ``account_links`` and ``account_heads`` together hold each
+account's entries as a list linked back from its latest (ADR 0043): an append writes
+the newest key of ``account_links`` and one record per account it touches, never a
+key at a random place in a table as long as the log (which would cost a page per
+entry at each commit); ``StoreReader.account_seqs`` walks a list back and yields it in
+order.
 
 Sealed. The state derived from the log carries a checksum per record, bound to its
 table, its key and the seq of the entry that last changed it (``storelayout``: the
@@ -58,8 +70,8 @@ store is repaired from a backup or a mirror, then reopened.
 
 Format. The store's format marker (``FORMAT_MARKER``) is checked on open; a store
 of an earlier format is refused with advice (format 1 had no seals, format 2 no deed
-dates nor rule caps; neither was deployed: there is no migration, such a log is created
-again).
+dates nor rule caps, format 3 kept the accounts' entry lists keyed by account; none was
+deployed: there is no migration, such a log is created again).
 
 Readers. Any number of processes may open the environment read-only while one
 process writes (the node serves while ``export`` runs): readers take LMDB's reader
@@ -189,9 +201,11 @@ class LmdbStore:
         try:
             if not create:
                 _refuse_truncated(env, path)
-            handles = {name: env.open_db(name.encode(), create=create) for name in TABLE_NAMES}
+            # The marker first: an earlier format may lack tables this one has.
+            handles = {"meta": env.open_db(b"meta", create=create)}
             if not create:
                 _refuse_old_format(env, handles["meta"], path)
+            handles |= {name: env.open_db(name.encode(), create=create) for name in TABLE_NAMES}
         except lmdb.NotFoundError:
             env.close()
             _unlock_writer(writer_lock)
