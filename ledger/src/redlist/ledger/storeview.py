@@ -31,6 +31,7 @@ from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, IntegrityError, StateDamageError
 from redlist.ledger.state import Balance, RuleRecord, TargetRecord, month_count_from_bytes
 from redlist.ledger.storelayout import (
+    INT_SIZE,
     META_CHECKPOINT,
     META_CONFIG,
     META_FORMAT,
@@ -40,6 +41,7 @@ from redlist.ledger.storelayout import (
     META_NAMES,
     META_ORIGIN,
     META_SIZE,
+    NO_PREVIOUS,
     NODE_KEY,
     AccountLink,
     Tables,
@@ -52,6 +54,7 @@ from redlist.ledger.storelayout import (
     node_key,
     record_name,
     rule_key,
+    sealed_body,
     seq_from_key,
     unseal,
 )
@@ -270,18 +273,34 @@ class StoreReader:
     def _walk_links(self, account: str, seq: int, start: int) -> Iterator[int]:
         """``account``'s linked seqs from ``seq`` (one of them) back to ``start``,
         newest first."""
+        get = self._txn.cursor(db=self._tables.account_links).get
+        # An entry links one account, nearly always: its record is then exactly
+        # ``single ‖ previous`` and its seq, read here without the general decoding.
+        name = account.encode("utf-8")
+        single = len(name).to_bytes(1, "big") + name
+        previous_end = len(single) + INT_SIZE
         while seq >= start:
             yield seq
-            previous = self.account_link(account, seq)
-            if previous is None:
+            key = int_key(seq)
+            value = get(key)
+            body = None if value is None else sealed_body("account_links", key, value)
+            if body is not None and body[previous_end:] == key and body.startswith(single):
+                previous = int_from_key(body[len(single) : previous_end])
+                if previous == NO_PREVIOUS:
+                    return
+                if previous < seq:
+                    seq = previous
+                    continue
+            link = self.account_link(account, seq)  # several accounts, or damage
+            if link is None:
                 raise StateDamageError(
                     "account_links",
-                    record_name("account_links", int_key(seq)),
+                    record_name("account_links", key),
                     f"lacks account {account}, whose entry list leads to it",
                 )
-            if previous.previous is None:
+            if link.previous is None:
                 return
-            seq = previous.previous
+            seq = link.previous
 
     def account_link(self, account: str, seq: int) -> AccountLink | None:
         """``account``'s link in entry ``seq`` (naming the account's previous linked
