@@ -793,6 +793,7 @@ def test_each_derived_table_is_compared_with_the_replay(data: Path, case: str) -
     assert problem is not None
     assert (problem.check, problem.seq) == (check, expected_seq), problem.describe()
     assert words in problem.message
+    assert check in CHECKS
     Log.open(data).close()  # the tables are the full check's business, not the open's
 
 

@@ -61,6 +61,8 @@ CHECKS = {
     "account-entries": "each account's list of entries holds exactly the entries touching it",
     "month_counts": "each account's qty per rule and month of deed dates (for the rules' "
     "monthly caps) is what the log's unreversed awards give",
+    "account_heads": "each account's latest entry and count of entries (where its list "
+    "starts) are what the log gives",
 }
 
 _T = TypeVar("_T")
