@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.builders import (
     TOWN_LOG_CHECKPOINT_SIZES,
     WENDENG_CONFIG,
@@ -795,6 +797,50 @@ def test_each_derived_table_is_compared_with_the_replay(data: Path, case: str) -
     assert words in problem.message
     assert check in CHECKS
     Log.open(data).close()  # the tables are the full check's business, not the open's
+
+
+#: Each account's latest linked entry in the template log, and the entries linking
+#: accounts (11 to 30: the awards, redemptions, objections and reversals).
+LATEST_LINK = {"resident-0": 30, "resident-1": 27, "resident-2": 25, "resident-3": 26}
+LINKING = range(11, 31)
+
+
+@settings(max_examples=60, derandomize=True, database=None, deadline=None)
+@given(choices=st.data())
+def test_every_change_to_the_entry_lists_is_named(
+    template: tuple[Path, Town], tmp_path_factory: pytest.TempPathFactory, choices: st.DataObject
+) -> None:
+    """A byte of an ``account_links`` or ``account_heads`` record changed, a record cut
+    short, dropped, or copied under another key: the full check finds it and names
+    the entry (a link's own seq, a head's latest entry)."""
+    table = choices.draw(st.sampled_from(["account_links", "account_heads"]), label="table")
+    if table == "account_links":
+        seq = choices.draw(st.sampled_from(LINKING), label="entry")
+        key, named = int_key(seq), seq
+    else:
+        account = choices.draw(st.sampled_from(sorted(LATEST_LINK)), label="account")
+        key, named = account.encode(), LATEST_LINK[account]
+    data = tmp_path_factory.mktemp("lists") / "data"
+    _copy_tree(template[0], data)
+    with raw_write(data) as tables:
+        value = tables.get(table, key) or b""
+        how = choices.draw(st.sampled_from(["byte", "cut", "drop", "copy"]), label="how")
+        if how == "byte":
+            position = choices.draw(st.integers(0, len(value) - 1), label="position")
+            changed = bytearray(value)
+            changed[position] ^= choices.draw(st.integers(1, 255), label="xor")
+            tables.put(table, key, bytes(changed))
+        elif how == "cut":
+            tables.put(table, key, value[: choices.draw(st.integers(0, len(value) - 1))])
+        elif how == "drop":
+            tables.delete(table, key)
+        else:  # another record's bytes, as a misdirected write would leave them
+            others = [other for other in tables.keys(table) if other != key]
+            tables.put(table, key, tables.get(table, choices.draw(st.sampled_from(others))) or b"")
+    problem = full(data).problem
+    assert problem is not None, how
+    assert problem.check == ("account-entries" if table == "account_links" else table)
+    assert problem.seq == named, problem.describe()
 
 
 def test_the_replay_holds_no_per_entry_index(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
