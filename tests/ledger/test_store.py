@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tests.builders import WENDENG_CONFIG
 from tests.rawstore import raw_tables
 
-from redlist.ledger import merkle, storeview
+from redlist.ledger import merkle, storelists
 from redlist.ledger.errors import IntegrityError, StateDamageError, StoreError
 from redlist.ledger.state import (
     Balance,
@@ -295,7 +295,7 @@ def test_account_seqs_walk_back_in_chunks_and_yield_in_order(
         others = [seq for seq in range(401) if seq % 3 == 0]
         link_in_order(store, {"walked": seqs, "other": others})
         with store.read() as reader, pytest.MonkeyPatch.context() as patch:
-            patch.setattr(storeview, "_WALK_CHUNK", 3)
+            patch.setattr(storelists, "WALK_CHUNK", 3)
             assert list(reader.account_seqs("walked", start)) == [s for s in seqs if s >= start]
             assert list(reader.account_seqs("other", start)) == [s for s in others if s >= start]
     finally:

@@ -77,11 +77,12 @@ Readers. Any number of processes may open the environment read-only while one
 process writes (the node serves while ``export`` runs): readers take LMDB's reader
 lock and see the last committed state, never a partial one.
 
-The seam. The store is this module and the three beside it: ``storelayout`` (tables,
+The seam. The store is this module and the four beside it: ``storelayout`` (tables,
 metadata names, key encoding), ``storeview`` (``StoreReader``: every read, on one
-snapshot) and ``storestate`` (``LmdbState``: the points semantics' view of a
-transaction). Nothing else touches an LMDB transaction or builds a key; the log, the
-integrity checks, the node and its export read and write through these methods.
+snapshot; ``storelists`` walks the accounts' entry lists for it) and ``storestate``
+(``LmdbState``: the points semantics' view of a transaction). Nothing else touches an
+LMDB transaction or builds a key; the log, the integrity checks, the node and its
+export read and write through these methods.
 """
 
 from __future__ import annotations

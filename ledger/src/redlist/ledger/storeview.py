@@ -20,8 +20,6 @@ Two kinds of reads:
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
@@ -31,7 +29,6 @@ from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, IntegrityError, StateDamageError
 from redlist.ledger.state import Balance, RuleRecord, TargetRecord, month_count_from_bytes
 from redlist.ledger.storelayout import (
-    INT_SIZE,
     META_CHECKPOINT,
     META_CONFIG,
     META_FORMAT,
@@ -41,7 +38,6 @@ from redlist.ledger.storelayout import (
     META_NAMES,
     META_ORIGIN,
     META_SIZE,
-    NO_PREVIOUS,
     NODE_KEY,
     AccountLink,
     Tables,
@@ -54,14 +50,11 @@ from redlist.ledger.storelayout import (
     node_key,
     record_name,
     rule_key,
-    sealed_body,
     seq_from_key,
     unseal,
 )
+from redlist.ledger.storelists import AccountLists
 from redlist.ledger.storestate import LmdbState
-
-#: The fewest seqs ``account_seqs`` walks as one chunk (its docstring).
-_WALK_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -236,84 +229,18 @@ class StoreReader:
         return self._state_view().target(seq)
 
     def account_seqs(self, account: str, start: int = 0) -> Iterator[int]:
-        """The seqs of entries touching ``account`` from ``start`` on, in increasing order.
-
-        The list is stored newest first (ADR 0043): the account's head names its latest
-        entry and each entry's link the one before, so this walks back from the latest
-        to ``start``, and its cost is proportional to the account's entries from
-        ``start`` on, however early the caller stops. Memory is bounded by walking
-        twice: the first walk counts the entries and keeps every ``chunk``-th seq as a
-        mark, ``chunk`` being ``_WALK_CHUNK`` or, for an account of more links than its
-        square, the square root of its count of links; the second walks from each mark
-        down, oldest chunk first, and yields the chunk in increasing order. At most
-        about ``2 × chunk`` seqs are held (2 × 1,024 up to a million entries), and no
-        more than the account's entries are read twice. An account whose entries from
-        ``start`` on fit in one chunk is walked once.
-
-        A link that is missing, damaged or does not go back raises ``StateDamageError``
-        naming it.
-        """
-        head = self._state_view().link_head(account)
-        if head is None or head[0] < start:
-            return
-        latest, count = head
-        chunk = max(_WALK_CHUNK, math.isqrt(count) + 1)
-        marks: list[int] = []  # the newest seq of each full chunk, newest chunk first
-        oldest: list[int] = []  # the chunk being walked, newest first
-        for seq in self._walk_links(account, latest, start):
-            if len(oldest) == chunk:
-                marks.append(oldest[0])
-                oldest = []
-            oldest.append(seq)
-        yield from reversed(oldest)
-        for mark in reversed(marks):
-            walked = list(itertools.islice(self._walk_links(account, mark, start), chunk))
-            yield from reversed(walked)
-
-    def _walk_links(self, account: str, seq: int, start: int) -> Iterator[int]:
-        """``account``'s linked seqs from ``seq`` (one of them) back to ``start``,
-        newest first."""
-        get = self._txn.cursor(db=self._tables.account_links).get
-        # An entry links one account, nearly always: its record is then exactly
-        # ``single ‖ previous`` and its seq, read here without the general decoding.
-        name = account.encode("utf-8")
-        single = len(name).to_bytes(1, "big") + name
-        previous_end = len(single) + INT_SIZE
-        while seq >= start:
-            yield seq
-            key = int_key(seq)
-            value = get(key)
-            body = None if value is None else sealed_body("account_links", key, value)
-            if body is not None and body[previous_end:] == key and body.startswith(single):
-                previous = int_from_key(body[len(single) : previous_end])
-                if previous == NO_PREVIOUS:
-                    return
-                if previous < seq:
-                    seq = previous
-                    continue
-            link = self.account_link(account, seq)  # several accounts, or damage
-            if link is None:
-                raise StateDamageError(
-                    "account_links",
-                    record_name("account_links", key),
-                    f"lacks account {account}, whose entry list leads to it",
-                )
-            if link.previous is None:
-                return
-            seq = link.previous
+        """The seqs of entries touching ``account`` from ``start`` on, in increasing order
+        (walked back from the account's latest entry: ``storelists``, ADR 0043)."""
+        return self._lists().seqs(account, start)
 
     def account_link(self, account: str, seq: int) -> AccountLink | None:
         """``account``'s link in entry ``seq`` (naming the account's previous linked
         entry), or None when entry ``seq`` links no such account. A record that is
         damaged raises ``StateDamageError``."""
-        key = int_key(seq)
-        value = self._txn.get(key, db=self._tables.account_links)
-        if value is None:
-            return None
-        links = account_links_of(seq, StoredRecord.of("account_links", key, value))
-        if links is None:
-            raise StateDamageError("account_links", record_name("account_links", key))
-        return next((link for link in links if link.account == account), None)
+        return self._lists().link(account, seq)
+
+    def _lists(self) -> AccountLists:
+        return AccountLists(self._txn, self._tables, self._state_view())
 
     # -- records as stored, for the integrity checks --------------------------
 
