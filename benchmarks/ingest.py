@@ -61,6 +61,7 @@ class BenchTown:
         self.council = (key("council-1"), key("council-2"))
         self.now_ms = time.time_ns() // 1_000_000
         self._ids = 0
+        self._awarded = 0  # the resident the next batch of awards starts at
 
     def next_id(self) -> bytes:
         self._ids += 1
@@ -111,9 +112,13 @@ class BenchTown:
         """Continue the ids after ``count`` of them (to sign a later part elsewhere)."""
         self._ids = count
 
-    def awards(self, count: int, accounts: int = 5000, first: int = 0) -> list[bytes]:
-        """``count`` awards under the rule, to ``accounts`` residents in turn (from the
-        ``first``-th resident on)."""
+    def awards(self, count: int, accounts: int = 5000, first: int | None = None) -> list[bytes]:
+        """``count`` awards under the rule, to ``accounts`` residents in turn, from the
+        ``first``-th resident on (by default where the previous call stopped, so that
+        batches of a growing log go round all the residents)."""
+        if first is None:
+            first = self._awarded
+        self._awarded = first + count
         return [
             self.sign(
                 Award(
