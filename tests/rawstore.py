@@ -31,6 +31,7 @@ TABLE_NAMES = (
     "checkpoints",
     "account_links",
     "account_heads",
+    "id_runs",
 )
 
 META_ORIGIN = b"origin"
@@ -40,6 +41,7 @@ META_LAST_LEAF_HASH = b"last_leaf_hash"
 META_CHECKPOINT = b"checkpoint"
 META_CONFIG = b"config"
 META_LOG_VERIFIER_KEY = b"log_verifier_key"
+META_ID_RUNS = b"id_runs"
 
 
 #: The store's format marker, which also personalises the seals' tags.
@@ -99,6 +101,29 @@ def account_head(count: int) -> bytes:
     """The payload of an account's ``account_heads`` record (keyed by the account's
     UTF-8, sealed with its latest linked entry): its count of links, 8 bytes."""
     return int_key(count)
+
+
+def id_run_key(run: int, entry_id: bytes) -> bytes:
+    """An entry id in a run of the entry-id index: the run's number (8 bytes), the id.
+    Its value is the id's ``ids`` record, ``seal("ids", entry_id, seq)``."""
+    return int_key(run) + entry_id
+
+
+def id_runs_list(
+    level0_max: int,
+    fanout: int,
+    top_tier: int,
+    next_run: int,
+    runs: list[tuple[int, int, int, int]],
+) -> bytes:
+    """The payload of the index's run list (``meta`` ``id_runs``): level0_max (4 bytes),
+    fanout, top tier (1 byte each), the next run number (8), then per run its number (8),
+    tier (1), first seq (8) and count (8)."""
+    header = level0_max.to_bytes(4, "big") + bytes([fanout, top_tier]) + int_key(next_run)
+    return header + b"".join(
+        int_key(number) + bytes([tier]) + int_key(first) + int_key(count)
+        for number, tier, first, count in runs
+    )
 
 
 def month_count_key(account: str, month: str, rule: str) -> bytes:

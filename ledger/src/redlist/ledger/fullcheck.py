@@ -30,7 +30,8 @@ from typing import TypeVar
 
 from redlist.ledger import merkle
 from redlist.ledger.entry import ZERO_HASH
-from redlist.ledger.errors import FormatError, IntegrityError, RuleViolation
+from redlist.ledger.errors import FormatError, RuleViolation
+from redlist.ledger.idcheck import IdIndexCheck
 from redlist.ledger.integrity import (
     Head,
     Problem,
@@ -104,48 +105,18 @@ class _ReplayState(MemoryState):
         self._reader = reader
         self.seq = 0  # the entry being replayed
         self.link_check = LinkCheck(reader)
+        #: The entry-id index's check, made once the log's size is known (``run``).
+        self.ids: IdIndexCheck
         #: The entry that last changed each account's balance.
         self.balance_seq: dict[str, int] = {}
         #: The entry that last changed each monthly count.
         self.month_seq: dict[tuple[str, str, str], int] = {}
 
-    def _indexed(self, entry_id: bytes) -> int | None:
-        """The stored index's seq for ``entry_id``; -1 for a damaged record."""
-        try:
-            return self._reader.indexed_seq(entry_id)
-        except IntegrityError:
-            return -1
-
     def entry_seq(self, entry_id: bytes) -> int | None:
-        earlier = self._indexed(entry_id)
-        if earlier is None or not 0 <= earlier < self.seq:
-            return None  # put_entry_id says what is wrong with it
-        # The index says the id was used before: either the log repeats it (a rule
-        # violation the semantics reports) or the index itself is wrong.
-        raw = self._reader.leaf(earlier)
-        if raw is not None and decode_leaf(earlier, raw)[2].id == entry_id:
-            return earlier
-        fail(
-            "ids",
-            f"the entry-id index sends this entry's id {entry_id.hex()} to entry {earlier}",
-            self.seq,
-        )
+        return self.ids.earlier(entry_id, self.seq)
 
     def put_entry_id(self, entry_id: bytes, seq: int) -> None:
-        stored = self._indexed(entry_id)
-        if stored != seq:
-            if stored is None:
-                found = "nothing"
-            elif stored >= 0:
-                found = f"entry {stored}"
-            else:
-                found = "a damaged record"
-            fail(
-                "ids",
-                f"the entry-id index should lead from this entry's id {entry_id.hex()} to it, "
-                f"it holds {found}",
-                seq,
-            )
+        self.ids.confirm(entry_id, seq)
 
     def put_balance(self, account: str, balance: Balance) -> None:
         super().put_balance(account, balance)
@@ -195,6 +166,7 @@ class _FullCheck:
         for name in reader.unknown_meta():
             fail("meta", f"the metadata holds an unknown record {name!r}")
         check_leaf_count(reader, head.size, locate=True)
+        self._state.ids = IdIndexCheck(reader, head.size)
         last_hash, last_time = self._entries_and_checkpoints(head)
         check_head(head, last_hash, last_time)
         self._tree(head.size)
@@ -381,8 +353,7 @@ class _FullCheck:
             state.month_seq.get,
             total,
         )
-        if counts.ids != size:
-            fail("ids", f"the entry-id index holds {counts.ids} ids for a log of {size} entries")
+        state.ids.finish(counts, size)
         self._account_heads(total)
         self._tick("tables", total, total)
 

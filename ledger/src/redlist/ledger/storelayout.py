@@ -39,7 +39,8 @@ import lmdb
 #: monthly counts of the rules' caps and the caps and deed months in rule and target
 #: records (format v1's deed dates and caps).
 #: Format 4 keeps the accounts' entry lists as links keyed by seq (``account_links``,
-#: ``account_heads``) instead of one record per (account, seq) (ADR 0043).
+#: ``account_heads``) instead of one record per (account, seq) (ADR 0043), and the
+#: entry-id index log-structured (level 0 in ``ids``, runs in ``id_runs``; ADR 0044).
 FORMAT_MARKER = b"redlist-ledger/4"
 #: Markers of earlier formats: such a store is refused with advice, never read.
 OLD_FORMAT_MARKERS = frozenset({b"redlist-ledger/1", b"redlist-ledger/2", b"redlist-ledger/3"})
@@ -52,6 +53,8 @@ META_LAST_LEAF_HASH = b"last_leaf_hash"
 META_CHECKPOINT = b"checkpoint"
 META_CONFIG = b"config"
 META_LOG_VERIFIER_KEY = b"log_verifier_key"
+#: The entry-id index's shape and live runs (``idruns.RunList``), sealed.
+META_ID_RUNS = b"id_runs"
 #: Every record ``meta`` may hold.
 META_NAMES = frozenset(
     {
@@ -63,6 +66,7 @@ META_NAMES = frozenset(
         META_CHECKPOINT,
         META_CONFIG,
         META_LOG_VERIFIER_KEY,
+        META_ID_RUNS,
     }
 )
 
@@ -79,6 +83,7 @@ TABLE_NAMES = (
     "checkpoints",
     "account_links",
     "account_heads",
+    "id_runs",
 )
 
 INT_SIZE = 8
@@ -119,6 +124,16 @@ def node_from_key(key: bytes) -> tuple[int, int] | None:
     if len(key) != NODE_KEY_SIZE:
         return None
     return key[0], int.from_bytes(key[1:], "big")
+
+
+def id_run_prefix(number: int) -> bytes:
+    """The common prefix of every ``id_runs`` key of run ``number``."""
+    return int_key(number)
+
+
+def id_run_key(number: int, entry_id: bytes) -> bytes:
+    """The ``id_runs`` key of ``entry_id`` in run ``number``: the run's 8 bytes, the id."""
+    return int_key(number) + entry_id
 
 
 def account_prefix(account: str) -> bytes:
@@ -243,6 +258,7 @@ class Tables:
     checkpoints: lmdb._Database
     account_links: lmdb._Database
     account_heads: lmdb._Database
+    id_runs: lmdb._Database
 
 
 # ---------------------------------------------------------------------------

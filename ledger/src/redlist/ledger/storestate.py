@@ -20,6 +20,7 @@ import lmdb
 
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, StateDamageError
+from redlist.ledger.idindex import IdIndex
 from redlist.ledger.state import (
     Balance,
     KeyRecord,
@@ -86,6 +87,7 @@ class LmdbState:
         self._applying: int | None = None
         self._link_heads: dict[str, tuple[int, int] | None] = {}
         self._linking: tuple[int, tuple[AccountLink, ...]] | None = None
+        self._ids: IdIndex | None = None
 
     def _payload(self, table: str, key: bytes, value: bytes) -> bytes:
         """The payload of a stored record; ``StateDamageError`` unless its seal matches."""
@@ -228,17 +230,17 @@ class LmdbState:
             self._txn.delete(key, db=self._tables.month_counts)
         self._months[key] = qty
 
+    def id_index(self) -> IdIndex:
+        """The entry-id index of this transaction (``idindex``)."""
+        if self._ids is None:
+            self._ids = IdIndex(self._txn, self._tables)
+        return self._ids
+
     def entry_seq(self, entry_id: bytes) -> int | None:
-        data = self._txn.get(entry_id, db=self._tables.ids)
-        if data is None:
-            return None
-        opened = unseal("ids", entry_id, data)
-        if opened is None or opened[0]:
-            raise StateDamageError("ids", record_name("ids", entry_id))
-        return opened[1]
+        return self.id_index().seq(entry_id)
 
     def put_entry_id(self, entry_id: bytes, seq: int) -> None:
-        self._txn.put(entry_id, seal("ids", entry_id, seq, b""), db=self._tables.ids)
+        self.id_index().put(entry_id, seq)
         self._applying = seq + 1
 
     def link_account(self, account: str, seq: int) -> None:

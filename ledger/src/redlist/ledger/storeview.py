@@ -26,12 +26,14 @@ from dataclasses import dataclass, fields
 import lmdb
 
 from redlist.ledger.entry import TownConfig
-from redlist.ledger.errors import FormatError, IntegrityError, StateDamageError
+from redlist.ledger.errors import FormatError, IntegrityError
 from redlist.ledger.state import Balance, RuleRecord, TargetRecord, month_count_from_bytes
 from redlist.ledger.storelayout import (
+    INT_SIZE,
     META_CHECKPOINT,
     META_CONFIG,
     META_FORMAT,
+    META_ID_RUNS,
     META_LAST_LEAF_HASH,
     META_LAST_TIME,
     META_LOG_VERIFIER_KEY,
@@ -42,13 +44,14 @@ from redlist.ledger.storelayout import (
     AccountLink,
     Tables,
     account_links_from_bytes,
+    id_run_key,
+    id_run_prefix,
     int_from_key,
     int_key,
     is_hashed_rule_key,
     month_count_key_parts,
     node_from_key,
     node_key,
-    record_name,
     rule_key,
     seq_from_key,
     unseal,
@@ -104,6 +107,7 @@ class TableCounts:
     checkpoints: int
     account_links: int
     account_heads: int
+    id_runs: int
 
 
 class StoreReader:
@@ -336,14 +340,37 @@ class StoreReader:
 
     def indexed_seq(self, entry_id: bytes) -> int | None:
         """The seq the entry-id index gives for ``entry_id`` (``StateDamageError`` when its
-        record is damaged)."""
-        value = self._txn.get(entry_id, db=self._tables.ids)
-        if value is None:
-            return None
-        record = StoredRecord.of("ids", entry_id, value)
-        if not record.sound or record.payload:
-            raise StateDamageError("ids", record_name("ids", entry_id))
-        return record.seq
+        record or the index's run list is damaged)."""
+        return self._state_view().entry_seq(entry_id)
+
+    def id_runs_record(self) -> StoredRecord | None:
+        """The entry-id index's run list (``idruns.RunList`` bytes), as sealed."""
+        value = self._meta(META_ID_RUNS)
+        return None if value is None else StoredRecord.of("meta", META_ID_RUNS, value)
+
+    def id_record(self, entry_id: bytes, run: int | None) -> StoredRecord | None:
+        """The entry-id index's record of ``entry_id`` in run ``run`` (None: level 0)."""
+        if run is None:
+            value = self._txn.get(entry_id, db=self._tables.ids)
+        else:
+            value = self._txn.get(id_run_key(run, entry_id), db=self._tables.id_runs)
+        return None if value is None else StoredRecord.of("ids", entry_id, value)
+
+    def stored_ids(self, run: int | None) -> Iterator[tuple[bytes, StoredRecord]]:
+        """``(id, record)`` of every id in run ``run`` (None: level 0), in key order."""
+        if run is None:
+            for key, value in self._txn.cursor(db=self._tables.ids):
+                yield key, StoredRecord.of("ids", key, value)
+            return
+        prefix = id_run_prefix(run)
+        cursor = self._txn.cursor(db=self._tables.id_runs)
+        if not cursor.set_range(prefix):
+            return
+        for key, value in cursor.iternext():
+            if key[:INT_SIZE] != prefix:
+                return
+            entry_id = key[INT_SIZE:]
+            yield entry_id, StoredRecord.of("ids", entry_id, value)
 
     def stored_account_links(self) -> Iterator[tuple[int, StoredRecord]]:
         """Every entry's record of the accounts it links, ``(seq, record)`` in seq order

@@ -1,0 +1,233 @@
+"""The entry-id index over LMDB: level 0 in ``ids``, runs in ``id_runs`` (``idruns``).
+
+A record of either table is the sealed ``ids`` record of its id (``seal("ids", id,
+seq, b"")``: an empty payload, the entry's seq), so a run is written by copying
+level 0's values as they are. The seal binds the value to the id and the seq; which
+run a record sits in is checked by the full check (each run holds a known range of
+seqs). The run list is a sealed record in ``meta`` (``META_ID_RUNS``), written by the
+genesis (with the shape the log keeps) and by every append that makes a run.
+
+Lookups (``IdIndex.seq``) try level 0, then each live run, newest first: one LMDB get
+each, since a run's keys (its number, then the id) form a range of their own. With
+the default shape a log of 10M entries holds 9 runs of the top tier and at most 3 of
+each tier below it, so an id that is absent costs at most 1 + 9 + 3 × 3 = 19 gets (14
+at exactly 10,000,000 entries); one present is found on the way. An id is put only
+after a lookup found it absent (``points.apply_entry``), so no id is ever in two
+places; a merge refuses ids out of order or repeated as damage, and the full check
+proves it for the whole index.
+
+Writes, all in the append's own transaction: a batch puts its ids into level 0 (at
+most ``level0_max`` ids: some 300 pages dirtied, however long the log). The append
+whose id fills level 0 copies it, in key order, into a new run (LMDB's append mode,
+dense pages) and empties it; merges read their inputs through one cursor each
+(``heapq.merge``: memory bounded by the fan-out), append the output, and delete the
+inputs. The largest merge, into a top-tier run, writes about 15,000 pages and deletes
+as many; it happens once every 1,048,576 entries.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+
+import lmdb
+
+from redlist.ledger.errors import FormatError, StateDamageError
+from redlist.ledger.idruns import DEFAULT_SHAPE, IndexShape, Merge, RunList
+from redlist.ledger.storelayout import (
+    INT_SIZE,
+    META_ID_RUNS,
+    META_SIZE,
+    Tables,
+    id_run_prefix,
+    record_name,
+    seal,
+    unseal,
+)
+
+#: The shape a new log's index takes (a test may make a small one).
+shape_for_new_logs: IndexShape = DEFAULT_SHAPE
+
+
+class IdIndex:
+    """The entry-id index of one transaction (``LmdbState`` makes one, lazily).
+
+    Over a write transaction it is the only writer of ``ids``, ``id_runs`` and the
+    run list (its caches rely on that); over a read transaction it looks up only.
+    Ids looked up and found absent are remembered until put, so an append's two
+    lookups of a new id (the resubmission check, the semantics' duplicate check)
+    cost one: at most a batch's ids, for the life of the transaction.
+    """
+
+    def __init__(self, txn: lmdb.Transaction[bytes], tables: Tables) -> None:
+        self._txn = txn
+        self._tables = tables
+        self._runs: RunList | None = None
+        self._newest_first: tuple[bytes, ...] = ()
+        self._level0: int | None = None  # the number of ids in level 0, once counted
+        self._absent: set[bytes] = set()
+        self._cursor: lmdb.Cursor[bytes] | None = None
+
+    # -- the run list -----------------------------------------------------------
+
+    def run_list(self) -> RunList | None:
+        """The stored run list; None before the genesis put the first id.
+
+        ``StateDamageError`` when it is damaged, or missing from a log with entries.
+        """
+        if self._runs is None:
+            data = self._txn.get(META_ID_RUNS, db=self._tables.meta)
+            if data is None:
+                if self._txn.get(META_SIZE, db=self._tables.meta) not in (None, bytes(INT_SIZE)):
+                    raise StateDamageError("meta", record_name("meta", META_ID_RUNS), "is missing")
+                return None
+            opened = unseal("meta", META_ID_RUNS, data)
+            if opened is None:
+                raise StateDamageError("meta", record_name("meta", META_ID_RUNS))
+            try:
+                self._set_runs(RunList.from_bytes(opened[0]))
+            except FormatError:
+                raise StateDamageError("meta", record_name("meta", META_ID_RUNS)) from None
+        return self._runs
+
+    def _set_runs(self, runs: RunList) -> None:
+        self._runs = runs
+        self._newest_first = tuple(id_run_prefix(number) for number in runs.newest_first())
+
+    def _write_runs(self, runs: RunList, seq: int) -> None:
+        sealed = seal("meta", META_ID_RUNS, seq, runs.to_bytes())
+        self._txn.put(META_ID_RUNS, sealed, db=self._tables.meta)
+        self._set_runs(runs)
+
+    # -- lookups --------------------------------------------------------------
+
+    def seq(self, entry_id: bytes) -> int | None:
+        """The seq of the entry whose id is ``entry_id``; None when the log has none.
+
+        ``StateDamageError`` when the record found, or the run list, is damaged.
+        """
+        if entry_id in self._absent:
+            return None
+        value = self._txn.get(entry_id, db=self._tables.ids)
+        if value is None and self.run_list() is not None and self._newest_first:
+            get = self._run_cursor().get
+            for prefix in self._newest_first:
+                value = get(prefix + entry_id)
+                if value is not None:
+                    break
+        if value is None:
+            self._absent.add(entry_id)
+            return None
+        return _opened(entry_id, value)
+
+    def _run_cursor(self) -> lmdb.Cursor[bytes]:
+        if self._cursor is None:
+            self._cursor = self._txn.cursor(db=self._tables.id_runs)
+        return self._cursor
+
+    # -- puts, runs and merges --------------------------------------------------
+
+    def put(self, entry_id: bytes, seq: int) -> None:
+        """Index ``entry_id`` as entry ``seq`` (the next entry: ids are put in seq order,
+        each after a lookup found it absent); make a run when level 0 is full."""
+        runs = self.run_list()
+        if runs is None:
+            runs = RunList(shape_for_new_logs)
+            self._write_runs(runs, seq)
+        self._txn.put(entry_id, seal("ids", entry_id, seq, b""), db=self._tables.ids)
+        self._absent.discard(entry_id)
+        if self._level0 is None:
+            self._level0 = self._txn.stat(self._tables.ids)["entries"]
+        else:
+            self._level0 += 1
+        if self._level0 >= runs.shape.level0_max:
+            self._flush(runs, seq)
+
+    def _flush(self, runs: RunList, seq: int) -> None:
+        """Level 0 becomes a run of tier 0, then the merges it completes are made."""
+        flush = runs.flush(self._level0 or 0)
+        self._append_run(flush.run.number, self._level0_records())
+        self._txn.drop(self._tables.ids, delete=False)
+        self._level0 = 0
+        for merge in flush.merges:
+            self._merge(merge)
+        self._write_runs(flush.after, seq)
+
+    def _level0_records(self) -> Iterator[tuple[bytes, bytes]]:
+        with self._txn.cursor(db=self._tables.ids) as cursor:
+            for entry_id, value in cursor:
+                _opened(entry_id, value)  # a damaged record is never carried on
+                yield entry_id, value
+
+    def _merge(self, merge: Merge) -> None:
+        """Merge ``merge.inputs`` in key order into ``merge.output``, then delete them."""
+        cursors = [self._txn.cursor(db=self._tables.id_runs) for _ in merge.inputs]
+        try:
+            merged = heapq.merge(
+                *(
+                    self._run_records(cursor, run.number)
+                    for cursor, run in zip(cursors, merge.inputs, strict=True)
+                )
+            )
+            self._append_run(merge.output.number, merged)
+        finally:
+            for cursor in cursors:
+                cursor.close()
+        for run in merge.inputs:
+            self._delete_run(run.number)
+
+    def _run_records(
+        self, cursor: lmdb.Cursor[bytes], number: int
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(id, value)`` of run ``number`` in key order, each record checked."""
+        prefix = id_run_prefix(number)
+        if not cursor.set_range(prefix):
+            return
+        for key, value in cursor.iternext():
+            if key[:INT_SIZE] != prefix:
+                return
+            entry_id = key[INT_SIZE:]
+            _opened(entry_id, value)
+            yield entry_id, value
+
+    def _append_run(self, number: int, records: Iterator[tuple[bytes, bytes]]) -> None:
+        """Write ``records`` (in increasing id order) as run ``number``, in append mode."""
+        previous = b""
+        prefix = id_run_prefix(number)
+
+        def keyed() -> Iterator[tuple[bytes, bytes]]:
+            nonlocal previous
+            for entry_id, value in records:
+                if entry_id <= previous:  # a repeated id: impossible unless damaged
+                    raise StateDamageError(
+                        "ids", record_name("ids", entry_id), "is held twice by the index"
+                    )
+                previous = entry_id
+                yield prefix + entry_id, value
+
+        with self._txn.cursor(db=self._tables.id_runs) as writer:
+            consumed, added = writer.putmulti(keyed(), append=True)
+        if added != consumed:  # append mode refuses a key below one already stored
+            raise StateDamageError(
+                "ids", f"run {number}", "is below a record the index already holds"
+            )
+
+    def _delete_run(self, number: int) -> None:
+        prefix = id_run_prefix(number)
+        with self._txn.cursor(db=self._tables.id_runs) as cursor:
+            if not cursor.set_range(prefix):
+                return
+            while cursor.key()[:INT_SIZE] == prefix:
+                if not cursor.delete():
+                    return
+
+
+def _opened(entry_id: bytes, value: bytes) -> int:
+    """The seq of an index record; ``StateDamageError`` unless its seal matches."""
+    opened = unseal("ids", entry_id, value)
+    if opened is None or opened[0]:
+        raise StateDamageError("ids", record_name("ids", entry_id))
+    return opened[1]
+
+
+__all__ = ["IdIndex", "shape_for_new_logs"]
