@@ -30,12 +30,14 @@ Conventions:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
-from redlist.ledger import codec, deeddate, merkle
+from redlist.ledger import codec, deeddate, idindex, merkle
 from redlist.ledger.crypto import SigningKey, sign_entry
 from redlist.ledger.entry import (
     Award,
@@ -51,6 +53,7 @@ from redlist.ledger.entry import (
     TownConfig,
     decode_body,
 )
+from redlist.ledger.idruns import IndexShape
 from redlist.ledger.log import AppendResult, Log
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.textcommit import SALT_SIZE, EntryText
@@ -385,6 +388,19 @@ def corrupt_signature(envelope: bytes, which: int = 0) -> bytes:
     key_id, signature = sigs[which]
     sigs[which] = [key_id, bytes([signature[0] ^ 0x01]) + signature[1:]]
     return codec.encode([body, sigs])
+
+
+#: An entry-id index that makes runs of 3 ids and merges 2 of them, up to runs of 12: the
+#: 32 entries of :func:`build_town_log` then sit in level 0 and runs of every tier.
+SMALL_ID_INDEX = IndexShape(level0_max=3, fanout=2, top_tier=2)
+
+
+@contextmanager
+def id_index_shape(shape: IndexShape) -> Iterator[None]:
+    """Logs created in the block keep ``shape`` for their entry-id index (a small one makes
+    the index's runs and merges happen within a few dozen entries)."""
+    with mock.patch.object(idindex, "shape_for_new_logs", shape):
+        yield
 
 
 def create_log(

@@ -8,10 +8,11 @@ seqs). The run list is a sealed record in ``meta`` (``META_ID_RUNS``), written b
 genesis (with the shape the log keeps) and by every append that makes a run.
 
 Lookups (``IdIndex.seq``) try level 0, then each live run, newest first: one LMDB get
-each, since a run's keys (its number, then the id) form a range of their own. With
-the default shape a log of 10M entries holds 9 runs of the top tier and at most 3 of
-each tier below it, so an id that is absent costs at most 1 + 9 + 3 × 3 = 19 gets (14
-at exactly 10,000,000 entries); one present is found on the way. An id is put only
+each, since a run's keys (its number, then the id) form a range of their own. A log
+holds at most ``fanout - 1`` runs of each tier below the top and one top-tier run per
+1,048,576 entries: with the default shape, an id that is absent costs at most 18 gets
+in a log of up to 10M entries (14 at exactly 10,000,000: 9 top-tier runs, 4 below,
+level 0); one present is found on the way. An id is put only
 after a lookup found it absent (``points.apply_entry``), so no id is ever in two
 places; a merge refuses ids out of order or repeated as damage, and the full check
 proves it for the whole index.

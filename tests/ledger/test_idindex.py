@@ -1,0 +1,213 @@
+"""The entry-id index (``idindex``, ``idruns``): lookups exact after every put, every
+run, every merge and every reopening, over real LMDB.
+
+Small shapes (level 0 of a few ids, fan-out 2 to 4) make runs and merges of every
+tier happen within a few dozen ids; the production shape is the default and is
+checked by its numbers (the worst-case lookups at 10M entries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.rawstore import id_run_key, raw_tables, seal
+
+from redlist.ledger import idindex
+from redlist.ledger.errors import FormatError, StateDamageError
+from redlist.ledger.idruns import DEFAULT_SHAPE, IndexShape, Run, RunList, plan
+from redlist.ledger.store import LmdbStore
+
+ID = st.binary(min_size=16, max_size=16)
+SHAPES = st.builds(
+    IndexShape,
+    level0_max=st.integers(1, 5),
+    fanout=st.integers(2, 4),
+    top_tier=st.integers(0, 3),
+)
+
+
+@contextmanager
+def small_shape(shape: IndexShape) -> Iterator[None]:
+    """New logs made in the block get ``shape`` (the store keeps it afterwards)."""
+    with mock.patch.object(idindex, "shape_for_new_logs", shape):
+        yield
+
+
+def stored_layout(store: LmdbStore) -> tuple[RunList | None, int, int]:
+    """The stored run list and the number of records in level 0 and in the runs."""
+    with store.read() as reader:
+        record = reader.id_runs_record()
+        counts = reader.counts()
+    runs = None if record is None else RunList.from_bytes(record.payload)
+    return runs, counts.ids, counts.id_runs
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    shape=SHAPES,
+    ids=st.lists(ID, unique=True, min_size=1, max_size=90),
+    cuts=st.lists(st.integers(1, 12), min_size=1, max_size=30),
+    reopen=st.lists(st.booleans(), min_size=1, max_size=30),
+    absent=st.lists(ID, max_size=8),
+)
+def test_every_id_is_found_with_its_seq_and_no_other(
+    tmp_path_factory: pytest.TempPathFactory,
+    shape: IndexShape,
+    ids: list[bytes],
+    cuts: list[int],
+    reopen: list[bool],
+    absent: list[bytes],
+) -> None:
+    path = tmp_path_factory.mktemp("index") / "ledger.lmdb"
+    absent = [entry_id for entry_id in absent if entry_id not in set(ids)]
+    store = LmdbStore.open(path, create=True, map_size=1 << 26)
+    put: list[bytes] = []
+    batch = 0
+    try:
+        with small_shape(shape):
+            while len(put) < len(ids):
+                size = cuts[batch % len(cuts)]
+                with store.write() as writer:
+                    state = writer.state()
+                    for entry_id in ids[len(put) : len(put) + size]:
+                        assert state.entry_seq(entry_id) is None
+                        state.put_entry_id(entry_id, len(put))
+                        put.append(entry_id)
+                        # Inside the transaction, right after any run or merge it made.
+                        for seq, earlier in enumerate(put):
+                            assert state.entry_seq(earlier) == seq
+                        for other in absent:
+                            assert state.entry_seq(other) is None
+                if reopen[batch % len(reopen)]:
+                    store.close()
+                    store = LmdbStore.open(path)
+                batch += 1
+                with store.read() as reader:
+                    for seq, entry_id in enumerate(put):
+                        assert reader.indexed_seq(entry_id) == seq
+                    for other in absent:
+                        assert reader.indexed_seq(other) is None
+                runs, level0, in_runs = stored_layout(store)
+                assert runs == plan(shape, len(put))[0]
+                assert level0 == len(put) - runs.level0_first
+                assert in_runs == runs.level0_first
+    finally:
+        store.close()
+
+
+def test_a_log_keeps_the_shape_it_was_made_with(tmp_path: Path) -> None:
+    """Opened later under another default, a store still grows by its own shape."""
+    path = tmp_path / "ledger.lmdb"
+    store = LmdbStore.open(path, create=True, map_size=1 << 24)
+    ids = [bytes([n]) * 16 for n in range(1, 20)]
+    try:
+        with small_shape(IndexShape(3, 2, 2)), store.write() as writer:
+            for seq, entry_id in enumerate(ids[:5]):
+                writer.state().put_entry_id(entry_id, seq)
+        with store.write() as writer:  # the default shape now: level 0 of 16,384
+            for seq, entry_id in enumerate(ids[5:], start=5):
+                writer.state().put_entry_id(entry_id, seq)
+        runs, level0, _ = stored_layout(store)
+        assert runs == plan(IndexShape(3, 2, 2), 19)[0]
+        assert [run.count for run in runs.runs] == [12, 6]
+        assert level0 == 1
+    finally:
+        store.close()
+
+
+def test_the_production_shape_and_its_worst_case_at_10m() -> None:
+    """Level 0 of 16,384 ids, fan-out 4, top runs of 2^20 ids: at most 18 gets for an
+    absent id up to 10M entries (14 at exactly 10,000,000), the docstring's figures."""
+    assert IndexShape(16_384, 4, 3) == DEFAULT_SHAPE
+    assert DEFAULT_SHAPE.run_size(DEFAULT_SHAPE.top_tier) == 1 << 20
+    runs = RunList(DEFAULT_SHAPE)
+    worst = 1
+    for _ in range(10_000_000 // DEFAULT_SHAPE.level0_max):
+        flush = runs.flush(DEFAULT_SHAPE.level0_max)
+        assert all(len(merge.inputs) == 4 for merge in flush.merges)
+        assert all(merge.output.count <= 1 << 20 for merge in flush.merges)
+        runs = flush.after
+        worst = max(worst, 1 + len(runs.runs))
+    assert worst == 18
+    assert 1 + len(plan(DEFAULT_SHAPE, 10_000_000)[0].runs) == 14
+
+
+def test_the_run_list_codec_refuses_what_no_append_makes() -> None:
+    runs = plan(IndexShape(2, 2, 2), 14)[0]
+    assert RunList.from_bytes(runs.to_bytes()) == runs
+    assert [(run.tier, run.first, run.count) for run in runs.runs] == [
+        (2, 0, 8),
+        (1, 8, 4),
+        (0, 12, 2),
+    ]
+    data = runs.to_bytes()
+    bad = {
+        "short": data[:-1],
+        "a gap": RunList(runs.shape, 9, (Run(5, 2, 0, 8), Run(7, 1, 9, 4))).to_bytes(),
+        "out of order": RunList(runs.shape, 9, (Run(7, 2, 0, 8), Run(5, 1, 8, 4))).to_bytes(),
+        "a tier above the top": RunList(runs.shape, 9, (Run(5, 3, 0, 8),)).to_bytes(),
+        "a number taken": RunList(runs.shape, 5, (Run(5, 2, 0, 8),)).to_bytes(),
+        "no fan-out": b"\x00\x00\x00\x02\x01\x02" + bytes(8),
+    }
+    for name, value in bad.items():
+        with pytest.raises(FormatError):
+            RunList.from_bytes(value)
+        assert name
+
+
+def test_a_repeated_id_is_damage_when_runs_merge(tmp_path: Path) -> None:
+    """Two runs holding one id (impossible by construction): the merge refuses it."""
+    path = tmp_path / "ledger.lmdb"
+    store = LmdbStore.open(path, create=True, map_size=1 << 24)
+    with small_shape(IndexShape(2, 2, 2)), store.write() as writer:
+        state = writer.state()
+        for seq in range(2):  # run 0 holds ids 1 and 2
+            state.put_entry_id(bytes([seq + 1]) * 16, seq)
+    store.close()
+    with raw_tables(path) as tables:  # entry 2's id, put behind the index's back
+        tables.put("ids", b"\x01" * 16, seal("ids", b"\x01" * 16, 2))
+    store = LmdbStore.open(path)
+    try:
+        with pytest.raises(StateDamageError, match="held twice"), store.write() as writer:
+            writer.state().put_entry_id(b"\x03" * 16, 3)  # level 0 full: run 1, then a merge
+        with pytest.raises(StateDamageError):
+            store.check_writable()
+    finally:
+        store.close()
+
+
+def test_a_damaged_record_in_a_run_stops_the_writes(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.lmdb"
+    store = LmdbStore.open(path, create=True, map_size=1 << 24)
+    with small_shape(IndexShape(2, 4, 2)), store.write() as writer:
+        for seq in range(3):
+            writer.state().put_entry_id(bytes([seq + 1]) * 16, seq)
+    store.close()
+    with raw_tables(path) as tables:
+        key = id_run_key(0, b"\x01" * 16)
+        value = bytearray(tables.get("id_runs", key) or b"")
+        value[3] ^= 0x10
+        tables.put("id_runs", key, bytes(value))
+    store = LmdbStore.open(path)
+    try:
+        with store.read() as reader:
+            assert reader.indexed_seq(b"\x02" * 16) == 1
+        with (
+            pytest.raises(StateDamageError, match=r"ids record of entry id 0101"),
+            store.write() as writer,
+        ):
+            writer.state().entry_seq(b"\x01" * 16)
+        with pytest.raises(StateDamageError):
+            store.check_writable()
+    finally:
+        store.close()
