@@ -211,3 +211,53 @@ def test_a_damaged_record_in_a_run_stops_the_writes(tmp_path: Path) -> None:
             store.check_writable()
     finally:
         store.close()
+
+
+def test_ids_found_absent_are_remembered_within_bounds(tmp_path: Path) -> None:
+    """An append looks a new id up twice; the second costs no get. The memory of absent
+    ids is bounded, and forgets nothing that was put."""
+    store = LmdbStore.open(tmp_path / "ledger.lmdb", create=True, map_size=1 << 24)
+    try:
+        with mock.patch.object(idindex, "_ABSENT_MAX", 3), store.write() as writer:
+            index = writer.state().id_index()
+            ids = [bytes([n]) * 16 for n in range(1, 8)]
+            for entry_id in ids:
+                assert index.seq(entry_id) is None
+                assert len(index._absent) <= 3
+            assert ids[-1] in index._absent
+            index.put(ids[-1], 0)
+            assert ids[-1] not in index._absent
+            assert index.seq(ids[-1]) == 0
+            assert [index.seq(entry_id) for entry_id in ids[:-1]] == [None] * 6
+    finally:
+        store.close()
+
+
+def test_a_write_trusts_what_a_reader_found_absent_only_in_the_same_runs(
+    tmp_path: Path,
+) -> None:
+    """A read snapshot's "in no run" spares the append's write transaction the runs, as
+    long as its run list is the one the reader saw; a new run voids it."""
+    store = LmdbStore.open(tmp_path / "ledger.lmdb", create=True, map_size=1 << 24)
+    ids = [bytes([n]) * 16 for n in range(1, 8)]
+    try:
+        with small_shape(IndexShape(2, 4, 2)), store.write() as writer:
+            for seq, entry_id in enumerate(ids[:3]):  # run 0 holds ids 1, 2; level 0 id 3
+                writer.state().put_entry_id(entry_id, seq)
+        with store.read() as reader:
+            assert reader.indexed_seq(ids[5]) is None  # remembered: in no run of this list
+            assert reader.indexed_seq(ids[0]) == 0
+        with store.write() as writer:
+            index = writer.state().id_index()
+            assert index.run_list() is not None
+            index._newest_first = (b"\xff" * 8,)  # a run that does not exist
+            assert index.seq(ids[5]) is None  # not looked for in the runs: none is read
+            assert index.seq(ids[0]) is None  # never found absent: read in the (bogus) run
+            index._newest_first = (bytes(8),)
+            index._absent.clear()
+            assert index.seq(ids[0]) == 0
+            index.put(ids[5], 3)  # level 0 full: run 1; the run list changes
+            index._absent.clear()
+            assert index.seq(ids[5]) == 3  # found in the new run, the memory void
+    finally:
+        store.close()

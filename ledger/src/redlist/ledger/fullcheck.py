@@ -12,10 +12,11 @@ what the replay gives and its seal's seq the entry that last changed it. It
 returns a :class:`~redlist.ledger.integrity.Report` with the first problem found,
 or a summary.
 
-Memory. The leaves, nodes, checkpoints and the two per-entry indexes (``ids``,
-``account_links``) are streamed and checked as the replay writes them, so they
-cost nothing to hold; the replay keeps in memory what the semantics needs to decide
-the next entry: the keys, rules, balances (one per account), targets (one per
+Memory. The leaves, nodes, checkpoints and the two per-entry indexes (the entry-id
+index, ``account_links``) are streamed and checked as the replay writes them, so they
+cost nothing to hold (the entry-id index is also read once in key order, a cursor per
+run, for ids held twice: ``idcheck``); the replay keeps in memory what the semantics
+needs to decide the next entry: the keys, rules, balances (one per account), targets (one per
 award or redemption) and monthly counts (at most one per award), and each account's
 latest linked entry and count of links. That is
 proportional to the log's accounts and awards, acceptable for an offline check, unlike

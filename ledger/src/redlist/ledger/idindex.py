@@ -29,6 +29,7 @@ as many; it happens once every 1,048,576 entries.
 from __future__ import annotations
 
 import heapq
+import threading
 from collections.abc import Iterator
 
 import lmdb
@@ -48,6 +49,41 @@ from redlist.ledger.storelayout import (
 
 #: The shape a new log's index takes (a test may make a small one).
 shape_for_new_logs: IndexShape = DEFAULT_SHAPE
+#: Ids remembered as absent, at most (a long read transaction forgets and starts again).
+_ABSENT_MAX = 1 << 16
+
+
+class AbsentIds:
+    """Ids a read snapshot found in none of the runs, with the run list they were looked
+    up in (its next run number), shared by the transactions of one open store.
+
+    An append looks its ids up twice: first in a read snapshot, to leave resubmissions
+    out of the signature checks (``append.verify_ahead``), then in its write
+    transaction. Runs change only when a run is made, which moves the next run number
+    on, so a write transaction whose run list has the number a reader saw holds the
+    same runs: an id that reader found in none of them needs only a look in level 0.
+    Only read transactions record (they see committed runs only); the memory keeps the
+    ids of the newest run list seen, at most ``_ABSENT_MAX`` of them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version = -1
+        self._ids: set[bytes] = set()
+
+    def remember(self, entry_id: bytes, version: int) -> None:
+        with self._lock:
+            if version != self._version:
+                if version < self._version:
+                    return
+                self._version, self._ids = version, set()
+            if len(self._ids) >= _ABSENT_MAX:
+                self._ids.clear()
+            self._ids.add(entry_id)
+
+    def known(self, entry_id: bytes, version: int) -> bool:
+        with self._lock:
+            return version == self._version and entry_id in self._ids
 
 
 class IdIndex:
@@ -57,12 +93,21 @@ class IdIndex:
     run list (its caches rely on that); over a read transaction it looks up only.
     Ids looked up and found absent are remembered until put, so an append's two
     lookups of a new id (the resubmission check, the semantics' duplicate check)
-    cost one: at most a batch's ids, for the life of the transaction.
+    cost one: a batch's ids, and never more than ``_ABSENT_MAX``.
     """
 
-    def __init__(self, txn: lmdb.Transaction[bytes], tables: Tables) -> None:
+    def __init__(
+        self,
+        txn: lmdb.Transaction[bytes],
+        tables: Tables,
+        absent_ids: AbsentIds | None = None,
+        *,
+        writing: bool = False,
+    ) -> None:
         self._txn = txn
         self._tables = tables
+        self._absent_ids = absent_ids
+        self._writing = writing
         self._runs: RunList | None = None
         self._newest_first: tuple[bytes, ...] = ()
         self._level0: int | None = None  # the number of ids in level 0, once counted
@@ -110,16 +155,31 @@ class IdIndex:
         if entry_id in self._absent:
             return None
         value = self._txn.get(entry_id, db=self._tables.ids)
-        if value is None and self.run_list() is not None and self._newest_first:
-            get = self._run_cursor().get
-            for prefix in self._newest_first:
-                value = get(prefix + entry_id)
-                if value is not None:
-                    break
         if value is None:
+            value = self._in_runs(entry_id)
+        if value is None:
+            if len(self._absent) >= _ABSENT_MAX:
+                self._absent.clear()
             self._absent.add(entry_id)
             return None
         return _opened(entry_id, value)
+
+    def _in_runs(self, entry_id: bytes) -> bytes | None:
+        """The record of ``entry_id`` in the runs, newest first; None when none holds it."""
+        runs = self.run_list()
+        if runs is None or not self._newest_first:
+            return None
+        memory = self._absent_ids
+        if self._writing and memory is not None and memory.known(entry_id, runs.next_number):
+            return None
+        get = self._run_cursor().get
+        for prefix in self._newest_first:
+            value = get(prefix + entry_id)
+            if value is not None:
+                return value
+        if not self._writing and memory is not None:
+            memory.remember(entry_id, runs.next_number)
+        return None
 
     def _run_cursor(self) -> lmdb.Cursor[bytes]:
         if self._cursor is None:
@@ -231,4 +291,4 @@ def _opened(entry_id: bytes, value: bytes) -> int:
     return opened[1]
 
 
-__all__ = ["IdIndex", "shape_for_new_logs"]
+__all__ = ["AbsentIds", "IdIndex", "shape_for_new_logs"]

@@ -53,7 +53,8 @@ CHECKS = {
     "root": "the Merkle root at a checkpoint's size equals the root the checkpoint signs",
     "head": "the last leaf hash, last time and latest checkpoint in the metadata match the log",
     "config": "the town configuration in the metadata is the one the genesis set",
-    "ids": "the entry-id index leads from every entry's id to that entry, and holds nothing else",
+    "ids": "the entry-id index leads from every entry's id to that entry, from the place (level "
+    "0 or a run) the log's size gives it, and holds nothing else",
     "keys": "the staff keys table is what the log's key entries made it",
     "rules": "the rules table is what the log's rule entries made it",
     "balances": "every account's stored balance is what the log's entries give",

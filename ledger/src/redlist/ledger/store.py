@@ -8,10 +8,12 @@ integer in a key is 8 bytes big-endian, so keys sort in numeric order:
 table               key                                          value
 ==================  ===========================================  =============================
 ``meta``            a name (see the ``META_*`` constants)        bytes, text or 8-byte integer
-                                                                 (``config``: sealed)
+                                                                 (``config``, ``id_runs``:
+                                                                 sealed)
 ``leaves``          seq                                          the exact leaf bytes
 ``nodes``           1-byte level + index                         32-byte perfect subtree hash
-``ids``             entry id (16 bytes)                          sealed, empty (its seq says it)
+``ids``             entry id (16 bytes): level 0 of the          sealed, empty (its seq says it)
+                    entry-id index, its newest ids
 ``keys``            key id (8 bytes)                             sealed ``KeyRecord`` bytes
 ``rules``           rule code (UTF-8; see ``rule_key``)          sealed ``RuleRecord`` bytes
 ``balances``        account (UTF-8)                              sealed ``Balance`` bytes
@@ -28,6 +30,8 @@ table               key                                          value
                                                                  (``AccountLink``)
 ``account_heads``   account (UTF-8)                              sealed count of its links; the
                                                                  seal's seq is its latest
+``id_runs``         run number + entry id: the entry-id index's  the id's ``ids`` record
+                    runs, listed in ``meta`` ``id_runs``
 ==================  ===========================================  =============================
 
 The accounts' entry lists. ``account_links`` and ``account_heads`` together hold each
@@ -36,6 +40,12 @@ the newest key of ``account_links`` and one record per account it touches, never
 key at a random place in a table as long as the log (which would cost a page per
 entry at each commit); ``StoreReader.account_seqs`` walks a list back and yields it in
 order.
+
+The entry-id index is log-structured (``idindex``, ``idruns``; ADR 0044): level 0 in
+``ids`` holds at most 16,384 ids, so a batch dirties a bounded set of its pages however
+long the log; when it fills, its ids are written in key order as a run in ``id_runs``
+(append mode: dense pages, in order) and runs are merged four at a time up to runs of
+1,048,576 ids, in the same transaction. A lookup tries level 0, then each run.
 
 Sealed. The state derived from the log carries a checksum per record, bound to its
 table, its key and the seq of the entry that last changed it (``storelayout``: the
@@ -70,8 +80,9 @@ store is repaired from a backup or a mirror, then reopened.
 
 Format. The store's format marker (``FORMAT_MARKER``) is checked on open; a store
 of an earlier format is refused with advice (format 1 had no seals, format 2 no deed
-dates nor rule caps, format 3 kept the accounts' entry lists keyed by account; none was
-deployed: there is no migration, such a log is created again).
+dates nor rule caps, format 3 kept the accounts' entry lists keyed by account and the
+entry-id index in one table; none was deployed: there is no migration, such a log is
+created again).
 
 Readers. Any number of processes may open the environment read-only while one
 process writes (the node serves while ``export`` runs): readers take LMDB's reader
@@ -79,10 +90,11 @@ lock and see the last committed state, never a partial one.
 
 The seam. The store is this module and the four beside it: ``storelayout`` (tables,
 metadata names, key encoding), ``storeview`` (``StoreReader``: every read, on one
-snapshot; ``storelists`` walks the accounts' entry lists for it) and ``storestate``
-(``LmdbState``: the points semantics' view of a transaction). Nothing else touches an
-LMDB transaction or builds a key; the log, the integrity checks, the node and its
-export read and write through these methods.
+snapshot; ``storelists`` walks the accounts' entry lists for it), ``storestate``
+(``LmdbState``: the points semantics' view of a transaction) and ``idindex`` (the
+entry-id index's level 0 and runs). Nothing else touches an LMDB transaction or builds
+a key; the log, the integrity checks, the node and its export read and write through
+these methods.
 """
 
 from __future__ import annotations
@@ -101,6 +113,7 @@ from redlist.ledger.errors import (
     StateDamageError,
     StoreError,
 )
+from redlist.ledger.idindex import AbsentIds
 from redlist.ledger.storelayout import (
     FORMAT_MARKER,
     META_CHECKPOINT,
@@ -158,6 +171,8 @@ class LmdbStore:
         self._damage: StateDamageError | None = None
         #: The commit the disk failed; from then on, no writes.
         self._failed: CommitFailedError | None = None
+        #: Ids read snapshots found in no run of the entry-id index (``idindex``).
+        self._absent_ids = AbsentIds()
 
     @classmethod
     def open(
@@ -241,7 +256,7 @@ class LmdbStore:
                 ) from None
             raise StoreError(f"cannot read the ledger: {exc}") from None
         try:
-            yield StoreReader(txn, self._tables)
+            yield StoreReader(txn, self._tables, self._absent_ids)
         except StateDamageError as damage:
             self._stop_writes(damage)
             raise
@@ -279,7 +294,7 @@ class LmdbStore:
         except lmdb.Error as exc:
             raise StoreError(f"cannot write to the ledger: {exc}") from None
         try:
-            yield StoreWriter(txn, self._tables)
+            yield StoreWriter(txn, self._tables, self._absent_ids)
         except StateDamageError as damage:
             _end(txn)
             self._stop_writes(damage)
@@ -402,6 +417,8 @@ def _end(txn: lmdb.Transaction[bytes]) -> None:
 
 class StoreWriter(StoreReader):
     """Typed write access within one write transaction."""
+
+    _writing = True
 
     def _put_meta(self, name: bytes, value: bytes) -> None:
         self._txn.put(name, value, db=self._tables.meta)

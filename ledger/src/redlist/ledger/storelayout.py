@@ -1,7 +1,7 @@
 """The ledger store's layout: its tables, its metadata records and how keys are encoded.
 
-Only the store's own modules (``store``, ``storeview``, ``storestate``) import this
-one: everything above the store reads and writes through their methods and never
+Only the store's own modules (``store``, ``storeview``, ``storestate``, ``idindex``)
+import this one: everything above the store reads and writes through their methods and never
 builds a key or opens a table (import-linter contract ``store-seam``). The layout
 itself is documented, table by table, in ``store``'s docstring.
 
@@ -19,9 +19,12 @@ Sealed records. Every record of the state the node derives from the log (``keys`
           personalised with the format marker
 
 ``payload`` is the record's own bytes (empty for ``ids``, whose seq says it all),
-``seq`` the entry that last changed the record. The tag
-binds the payload to its table, its key and that seq, so a flipped bit, a record
-moved under another key or table, or a record of another format fails ``unseal``.
+``seq`` the entry that last changed the record. A record of ``id_runs`` is the ``ids``
+record of its id, moved as it is (its tag binds the id, not the run: the full check
+knows which run each entry's id belongs in), and the index's run list is sealed in
+``meta`` under ``id_runs``. The tag binds the payload to its table, its key and that
+seq, so a flipped bit, a record moved under another key or table, or a record of
+another format fails ``unseal``.
 It is a checksum against damage, not a signature: it has no secret (ADR 0016).
 """
 

@@ -20,7 +20,7 @@ import lmdb
 
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, StateDamageError
-from redlist.ledger.idindex import IdIndex
+from redlist.ledger.idindex import AbsentIds, IdIndex
 from redlist.ledger.state import (
     Balance,
     KeyRecord,
@@ -76,9 +76,18 @@ class LmdbState:
     record's seq with its replay, so a drift would not go unnoticed.
     """
 
-    def __init__(self, txn: lmdb.Transaction[bytes], tables: Tables) -> None:
+    def __init__(
+        self,
+        txn: lmdb.Transaction[bytes],
+        tables: Tables,
+        absent_ids: AbsentIds | None = None,
+        *,
+        writing: bool = False,
+    ) -> None:
         self._txn = txn
         self._tables = tables
+        self._absent_ids = absent_ids
+        self._writing = writing
         self._config: TownConfig | None = None
         self._keys: dict[bytes, KeyRecord | None] = {}
         self._rules: dict[str, RuleRecord | None] = {}
@@ -233,7 +242,7 @@ class LmdbState:
     def id_index(self) -> IdIndex:
         """The entry-id index of this transaction (``idindex``)."""
         if self._ids is None:
-            self._ids = IdIndex(self._txn, self._tables)
+            self._ids = IdIndex(self._txn, self._tables, self._absent_ids, writing=self._writing)
         return self._ids
 
     def entry_seq(self, entry_id: bytes) -> int | None:

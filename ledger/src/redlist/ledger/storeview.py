@@ -27,6 +27,7 @@ import lmdb
 
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, IntegrityError
+from redlist.ledger.idindex import AbsentIds
 from redlist.ledger.state import Balance, RuleRecord, TargetRecord, month_count_from_bytes
 from redlist.ledger.storelayout import (
     INT_SIZE,
@@ -113,9 +114,18 @@ class TableCounts:
 class StoreReader:
     """Typed read access to the tables within one transaction (a consistent snapshot)."""
 
-    def __init__(self, txn: lmdb.Transaction[bytes], tables: Tables) -> None:
+    #: Whether the transaction writes (``StoreWriter``): the entry-id index uses it.
+    _writing = False
+
+    def __init__(
+        self,
+        txn: lmdb.Transaction[bytes],
+        tables: Tables,
+        absent_ids: AbsentIds | None = None,
+    ) -> None:
         self._txn = txn
         self._tables = tables
+        self._absent_ids = absent_ids
         self._view: LmdbState | None = None
 
     # -- the head -------------------------------------------------------------
@@ -208,13 +218,13 @@ class StoreReader:
 
     def state(self) -> LmdbState:
         """The points semantics' view of this transaction (``LedgerState``)."""
-        return LmdbState(self._txn, self._tables)
+        return LmdbState(self._txn, self._tables, self._absent_ids, writing=self._writing)
 
     # -- the points state and accounts ----------------------------------------
 
     def _state_view(self) -> LmdbState:
         if self._view is None:
-            self._view = LmdbState(self._txn, self._tables)
+            self._view = self.state()
         return self._view
 
     def config(self) -> TownConfig:
