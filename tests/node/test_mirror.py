@@ -11,17 +11,20 @@ from typing import Any
 import grpc
 import pytest
 from grpc import aio
-from tests.builders import Town, build_town_log, submit_request
+from tests.builders import SMALL_ID_INDEX, Town, build_town_log, id_index_shape, submit_request
 from tests.node.mirroring import mirroring, serving
 
 from redlist.ledger.crypto import SigningKey
+from redlist.ledger.entry import Envelope, Leaf, decode_body
 from redlist.ledger.errors import FormatError, MirrorRefusal, StoreError
+from redlist.ledger.fullcheck import check_full
 from redlist.ledger.log import Log
 from redlist.ledger.mirrorlog import MirrorLog
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.sigschedule import SignatureScheduler
+from redlist.ledger.store import ENV_DIR_NAME, LmdbStore
 from redlist.node.mirrorcfg import load_mirror_config, resolve_mirror_settings
 from redlist.node.server import ServerOptions
 from redlist.v1 import ledger_pb2 as pb
@@ -210,3 +213,37 @@ def test_a_primary_s_data_directory_is_not_a_mirror_s(tmp_path: Path, town: Town
     other = Town.generate()
     with pytest.raises(StoreError, match="mirrors the log of key"):
         MirrorLog.open(tmp_path / "mirror", other.log_signer.verifier())
+
+
+def test_a_mirror_s_own_entry_id_index_makes_runs_and_merges_as_it_copies(
+    tmp_path: Path, town: Town
+) -> None:
+    """A mirror appends through the same index as the primary: with a small shape its
+    copy of 44 entries fills level 0 and merges runs, and every id is found at its seq."""
+
+    async def main() -> None:
+        with Log.open(tmp_path / "primary") as log:
+            async with (
+                serving(log) as upstream,
+                mirroring(tmp_path / "mirror", upstream, log.verifier_key) as mirrored,
+            ):
+                await mirrored.wait_for(32)
+                awards = [town.award(f"resident-{n}", "clean-pond") for n in range(12)]
+                await submit(upstream, awards)
+                await mirrored.wait_for(44)
+                copy = mirrored.mirror.log
+                for seq, leaf in enumerate(leaves_of(copy)):
+                    envelope = Envelope.from_bytes(Leaf.from_bytes(leaf).envelope)
+                    assert copy.entry(decode_body(envelope.body).id) == (seq, leaf)
+
+    with id_index_shape(SMALL_ID_INDEX):
+        build_town_log(tmp_path / "primary", town)
+        asyncio.run(main())
+    store = LmdbStore.open(tmp_path / "mirror" / ENV_DIR_NAME, readonly=True)
+    try:
+        with store.read() as reader:
+            report = check_full(reader)
+            assert reader.counts().id_runs == 42  # all but level 0's newest 2
+    finally:
+        store.close()
+    assert report.ok, report.summary()
