@@ -41,6 +41,7 @@ from redlist.ledger.storelayout import (
     META_ID_RUNS,
     META_SIZE,
     Tables,
+    id_run_key,
     id_run_prefix,
     record_name,
     seal,
@@ -181,6 +182,20 @@ class IdIndex:
             memory.remember(entry_id, runs.next_number)
         return None
 
+    def record(self, entry_id: bytes, run: int | None) -> bytes | None:
+        """The stored record of ``entry_id`` in run ``run`` (None: level 0), unchecked."""
+        if run is None:
+            return self._txn.get(entry_id, db=self._tables.ids)
+        return self._txn.get(id_run_key(run, entry_id), db=self._tables.id_runs)
+
+    def records(self, run: int | None) -> Iterator[tuple[bytes, bytes]]:
+        """``(id, record)`` of run ``run`` (None: level 0) in key order, unchecked."""
+        if run is None:
+            yield from self._txn.cursor(db=self._tables.ids)
+            return
+        with self._txn.cursor(db=self._tables.id_runs) as cursor:
+            yield from _run_items(cursor, run)
+
     def _run_cursor(self) -> lmdb.Cursor[bytes]:
         if self._cursor is None:
             self._cursor = self._txn.cursor(db=self._tables.id_runs)
@@ -241,13 +256,7 @@ class IdIndex:
         self, cursor: lmdb.Cursor[bytes], number: int
     ) -> Iterator[tuple[bytes, bytes]]:
         """``(id, value)`` of run ``number`` in key order, each record checked."""
-        prefix = id_run_prefix(number)
-        if not cursor.set_range(prefix):
-            return
-        for key, value in cursor.iternext():
-            if key[:INT_SIZE] != prefix:
-                return
-            entry_id = key[INT_SIZE:]
+        for entry_id, value in _run_items(cursor, number):
             _opened(entry_id, value)
             yield entry_id, value
 
@@ -281,6 +290,17 @@ class IdIndex:
             while cursor.key()[:INT_SIZE] == prefix:
                 if not cursor.delete():
                     return
+
+
+def _run_items(cursor: lmdb.Cursor[bytes], number: int) -> Iterator[tuple[bytes, bytes]]:
+    """``(id, value)`` of run ``number`` in key order, read through ``cursor``."""
+    prefix = id_run_prefix(number)
+    if not cursor.set_range(prefix):
+        return
+    for key, value in cursor.iternext():
+        if key[:INT_SIZE] != prefix:
+            return
+        yield key[INT_SIZE:], value
 
 
 def _opened(entry_id: bytes, value: bytes) -> int:

@@ -30,7 +30,6 @@ from redlist.ledger.errors import FormatError, IntegrityError
 from redlist.ledger.idindex import AbsentIds
 from redlist.ledger.state import Balance, RuleRecord, TargetRecord, month_count_from_bytes
 from redlist.ledger.storelayout import (
-    INT_SIZE,
     META_CHECKPOINT,
     META_CONFIG,
     META_FORMAT,
@@ -45,8 +44,6 @@ from redlist.ledger.storelayout import (
     AccountLink,
     Tables,
     account_links_from_bytes,
-    id_run_key,
-    id_run_prefix,
     int_from_key,
     int_key,
     is_hashed_rule_key,
@@ -360,26 +357,12 @@ class StoreReader:
 
     def id_record(self, entry_id: bytes, run: int | None) -> StoredRecord | None:
         """The entry-id index's record of ``entry_id`` in run ``run`` (None: level 0)."""
-        if run is None:
-            value = self._txn.get(entry_id, db=self._tables.ids)
-        else:
-            value = self._txn.get(id_run_key(run, entry_id), db=self._tables.id_runs)
+        value = self._state_view().id_index().record(entry_id, run)
         return None if value is None else StoredRecord.of("ids", entry_id, value)
 
     def stored_ids(self, run: int | None) -> Iterator[tuple[bytes, StoredRecord]]:
         """``(id, record)`` of every id in run ``run`` (None: level 0), in key order."""
-        if run is None:
-            for key, value in self._txn.cursor(db=self._tables.ids):
-                yield key, StoredRecord.of("ids", key, value)
-            return
-        prefix = id_run_prefix(run)
-        cursor = self._txn.cursor(db=self._tables.id_runs)
-        if not cursor.set_range(prefix):
-            return
-        for key, value in cursor.iternext():
-            if key[:INT_SIZE] != prefix:
-                return
-            entry_id = key[INT_SIZE:]
+        for entry_id, value in self._state_view().id_index().records(run):
             yield entry_id, StoredRecord.of("ids", entry_id, value)
 
     def stored_account_links(self) -> Iterator[tuple[int, StoredRecord]]:
