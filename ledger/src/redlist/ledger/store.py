@@ -404,8 +404,9 @@ def _refuse_old_format(env: lmdb.Environment, meta: lmdb._Database, path: Path) 
         raise StoreError(
             f"{path} holds a ledger of the earlier format {marker.decode()}; this version "
             f"reads {FORMAT_MARKER.decode()} only (sealed state records, deed dates and rule "
-            "caps). Earlier formats were never deployed and there is no migration: create the "
-            "log again with 'redlist-node init'"
+            "caps, accounts' entry lists linked by seq, a log-structured entry-id index). "
+            "Earlier formats were never deployed and there is no migration: create the log "
+            "again with 'redlist-node init'"
         )
 
 
