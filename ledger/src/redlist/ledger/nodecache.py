@@ -18,7 +18,7 @@ from __future__ import annotations
 from redlist.ledger.merkle import NodeReader
 
 #: The highest levels of a tree whose subtrees are kept: at 2^20 entries, a proof then
-#: reads the store for its seven lowest levels only.
+#: reads the store for its seven lowest levels only (fifteen kept levels were no faster).
 LEVELS = 14
 #: The most subtrees kept at once (about 6 MiB): twice what ``LEVELS`` levels hold, so
 #: the cache is emptied only when proofs move on to a larger tree.
