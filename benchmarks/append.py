@@ -7,12 +7,13 @@ node's grouped commits are. The awards are signed one batch at a time, outside t
 timed calls. Throughput is taken over windows of ``--window`` entries: "early" is
 the median of the windows from entry ``--early`` (10,000) on, "late" the median of
 the last ones; the figure is late / early, which DESIGN 6 wants within 20% of 1.
-The same is reported from ``--plateau`` (100,000) on: a table with random keys (the
-entry ids; the accounts' entries too before store format 4) grows past the pages one
-batch touches by then, so each commit writes about one page per such table and entry
-from there on, where it writes far fewer at 10k.
+The same is reported from ``--plateau`` (100,000) on: up to store format 3 the tables
+with random keys (the entry ids, the accounts' entries) grew past the pages one batch
+touches by then, and each commit wrote about one page per such table and entry from
+there on; format 4 keeps both in keys that grow with seq or in bounded tables (ADRs
+0043, 0044), so what a commit writes no longer grows with the log.
 DESIGN 6 names 10M entries; a CI-friendly default is 1M (``make bench``), 10M when
-the environment sets ``REDLIST_BENCH_10M=1`` (hours), and the size is a flag. The
+the environment sets ``REDLIST_BENCH_10M=1`` (about half an hour), and the size is a flag. The
 Ed25519 verify limit is measured before and after, for scale.
 The process's own (anonymous) memory and its mapped LMDB pages are reported early
 and late too. With ``--processes`` the signatures are verified on worker processes,
