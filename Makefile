@@ -9,6 +9,8 @@
 #   make demo      run the end-to-end demonstration
 #   make bench     run every benchmark (each prints one JSON object), then write
 #                  docs/performance.md's table and plot from them
+#   make bytecode  compile the sources' bytecode (every target that runs the programs
+#                  does it first; docs/adr/0041)
 #   make clean     remove caches and build output (make distclean also removes .venv)
 
 SHELL := bash
@@ -23,7 +25,7 @@ BIN := $(VENV)/bin
 # Present once `make install` has succeeded for the current pyproject.toml.
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install proto lint lint-ruff lint-format lint-types lint-imports lint-proto lint-i18n \
+.PHONY: install bytecode proto lint lint-ruff lint-format lint-types lint-imports lint-proto lint-i18n \
 	test soak demo bench clean distclean
 
 install: $(INSTALLED)
@@ -37,6 +39,13 @@ $(INSTALLED): $(PYPROJECTS) scripts/install_dev.py
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python scripts/install_dev.py test bench
 	@touch $@
+
+# The sources' bytecode, written beside them as pip writes an installed package's: the
+# programs (every test's subprocess, a node, the verifier) then start without compiling
+# their modules, also where PYTHONDONTWRITEBYTECODE keeps Python from caching them
+# itself. Only sources newer than their bytecode are compiled (docs/adr/0041).
+bytecode: install
+	@$(BIN)/python -m compileall -q -j 0 $(wildcard */src) > /dev/null
 
 proto: install
 	scripts/gen_proto.sh
@@ -66,7 +75,7 @@ lint-proto:
 lint-i18n:
 	$(BIN)/python scripts/i18n.py check
 
-test: install
+test: install bytecode
 	@$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
@@ -81,14 +90,14 @@ SOAK_SECONDS ?= 3600
 SOAK_EXPORT_KILLS ?= 60
 SOAK_POWERCUT_ROUNDS ?= 200
 SOAK_POWERCUT_EXPORT_CUTS ?= 30
-soak: install
+soak: install bytecode
 	REDLIST_SOAK=1 REDLIST_CRASH_ROUNDS=$(SOAK_ROUNDS) REDLIST_CRASH_SECONDS=$(SOAK_SECONDS) \
 		REDLIST_CRASH_VERIFY_EVERY=25 REDLIST_CRASH_EXPORT_KILLS=$(SOAK_EXPORT_KILLS) \
 		REDLIST_POWERCUT_ROUNDS=$(SOAK_POWERCUT_ROUNDS) REDLIST_POWERCUT_VERIFY_EVERY=25 \
 		REDLIST_POWERCUT_EXPORT_CUTS=$(SOAK_POWERCUT_EXPORT_CUTS) \
 		$(BIN)/pytest -q -p no:cacheprovider -rP tests/faults
 
-demo: install
+demo: install bytecode
 	$(BIN)/python -m redlist.demo
 
 # Progress goes to stderr so that stdout is only the benchmarks' JSON, also kept (one
@@ -97,7 +106,7 @@ demo: install
 # benchmark to 10M entries (hours) instead of 1M.
 BENCH_OUT ?= build/bench.jsonl
 
-bench: install
+bench: install bytecode
 	@mkdir -p $(dir $(BENCH_OUT)); : > $(BENCH_OUT); \
 	shopt -s nullglob; \
 	scripts=(benchmarks/*.py); \

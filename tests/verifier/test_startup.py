@@ -1,6 +1,8 @@
 """``redlist-verify bundle`` starts without what only other commands use (ADR 0041):
-gRPC (only ``node`` talks to a node) and ``cryptography`` (only staff PEM key files
-need it). An auditor's run is timed from start to exit, so its imports count."""
+gRPC (only ``node`` talks to a node), ``cryptography`` (only staff PEM key files
+need it), rich (only a terminal gets a bar or a table) and multiprocessing (only
+``bundles`` starts a process pool). An auditor's run is timed from start to exit, so
+its imports count."""
 
 from __future__ import annotations
 
@@ -32,13 +34,13 @@ def _loaded_by(*arguments: str) -> tuple[int, set[str]]:
     return finished.returncode, set(json.loads(line))
 
 
-def test_a_bundle_audit_loads_neither_grpc_nor_cryptography() -> None:
+def test_a_bundle_audit_loads_only_what_it_uses() -> None:
     status, loaded = _loaded_by(
         "bundle", str(GOLDEN / "full"), "--log-key", str(GOLDEN / "log.pub"), "--json"
     )
     assert status == cli.EXIT_VERIFIED
     assert "nacl" in loaded  # the probe sees what the audit imported
-    assert not loaded & {"grpc", "cryptography"}
+    assert not loaded & {"grpc", "cryptography", "rich", "multiprocessing"}
 
 
 def test_the_node_command_still_loads_its_client() -> None:

@@ -4,7 +4,9 @@ One bar, drawn by `rich <https://rich.readthedocs.io>`_, the project's one libra
 terminal output: ``submitting rows ━━━━━━╺━━━━ 5,000/20,000 rows 1,234/s 0:00:12``.
 It appears only when the stream is a terminal (a log file or a pipe gets nothing),
 redraws at most ten times a second whatever the caller's pace, and is erased when the
-work ends, so the report that follows starts on a clean line.
+work ends, so the report that follows starts on a clean line. The drawing
+(``progressdraw``) is loaded only when a bar is drawn: off a terminal a program does
+not pay for loading rich (ADR 0041).
 """
 
 from __future__ import annotations
@@ -12,44 +14,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self, TextIO
+from typing import TYPE_CHECKING, Self, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 #: Seconds between two redraws at most.
 REDRAW_S = 0.1
-
-
-class _Count(ProgressColumn):
-    """``5,000/20,000 rows``."""
-
-    def __init__(self, unit: str) -> None:
-        super().__init__()
-        self._unit = f" {unit}" if unit else ""
-
-    def render(self, task: Task) -> Text:
-        total = "?" if task.total is None else f"{int(task.total):,}"
-        return Text(f"{int(task.completed):,}/{total}{self._unit}")
-
-
-class _Rate(ProgressColumn):
-    """``1,234/s``: items per second since the work started."""
-
-    def render(self, task: Task) -> Text:
-        elapsed = task.elapsed
-        if not elapsed or not task.completed:
-            return Text("")
-        return Text(f"{task.completed / elapsed:,.0f}/s")
 
 
 class ProgressBar:
@@ -73,23 +44,9 @@ class ProgressBar:
         self._task: TaskID | None = None
         if not _is_terminal(stream):
             return
-        console = Console(file=stream, force_terminal=True, highlight=False, soft_wrap=False)
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=30),
-            _Count(unit),
-            _Rate(),
-            TimeRemainingColumn(),
-            console=console,
-            get_time=clock,
-            auto_refresh=False,
-            transient=True,
-            # Output of the program itself goes where it went: stdout may be JSON.
-            redirect_stdout=False,
-            redirect_stderr=False,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task(what, total=None)
+        from redlist.ledger.progressdraw import start
+
+        self._progress, self._task = start(stream, what, unit, clock)
 
     @property
     def shown(self) -> bool:

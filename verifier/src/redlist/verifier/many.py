@@ -22,9 +22,7 @@ cannot be read, or no key was given for its origin).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +243,11 @@ def run_here(
     per core), yielding each outcome as it finishes; ``done`` is called after each."""
     if not jobs:
         return
+    # Loaded here, not with the module: every verifier command loads this one, and only
+    # this command starts a process pool (ADR 0041).
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
     count = max(1, min(processes or available_cores(), available_cores(), len(jobs)))
     # Spawned, not forked: a worker starts clean whatever threads the caller runs.
     with ProcessPoolExecutor(count, mp_context=get_context("spawn")) as pool:
