@@ -108,7 +108,8 @@ def test_an_unknown_account_refuses_the_sheet_naming_its_row(town: Town, tmp_pat
     assert "2 rows cannot be used; nothing was submitted" in result.err
     assert (
         f"row {BAD_ROW}, column account: account nobody-1 is not in the town's resident "
-        "register: register the resident first with 'redlist-node residents import'"
+        "register: check the account number for a typing mistake; a new resident must "
+        "first be registered with 'redlist-node residents import'"
     ) in result.err
     assert "row 101, column rule: rule V99 is not in the town's catalogue" in result.err
     assert result.err.index("row 101,") < result.err.index(f"row {BAD_ROW},")

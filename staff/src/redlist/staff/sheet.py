@@ -208,8 +208,9 @@ def account_problems(rows: Sequence[SheetRow], unknown: AbstractSet[str]) -> lis
 def unknown_account(account: str) -> str:
     """Why an award to ``account``, which the resident register does not hold, is refused."""
     return _(
-        "account {account} is not in the town's resident register: register the resident "
-        "first with 'redlist-node residents import'"
+        "account {account} is not in the town's resident register: check the account "
+        "number for a typing mistake; a new resident must first be registered with "
+        "'redlist-node residents import'"
     ).format(account=account)
 
 
