@@ -112,6 +112,9 @@ class Log:
         self._latest: SignedCheckpoint | None = None
         # The top of the tree, shared by the proofs served (``nodecache``).
         self._upper_nodes = UpperNodes()
+        # A tree size the store once committed: a log never shrinks, so a proof in a
+        # tree no larger needs no look-up of the size (a stale value costs one read).
+        self._committed = 0
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -404,8 +407,11 @@ class Log:
     def inclusion_proof(self, seq: int, size: int) -> list[bytes]:
         """The RFC 9162 inclusion proof of leaf ``seq`` in the tree of ``size`` leaves."""
         with self._store.read() as reader:
-            _check_size(size, reader.size())
-            return merkle.inclusion_proof(self._upper_nodes.reader(reader.nodes(), size), seq, size)
+            if not 0 <= size <= self._committed:
+                current = reader.size()
+                _check_size(size, current)
+                self._committed = current
+            return self._upper_nodes.inclusion_proof(reader.nodes(), seq, size)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """The RFC 9162 consistency proof from tree size ``first`` to ``second``."""

@@ -11,10 +11,26 @@ Memory stays bounded whatever the log's length: the levels kept are the highest
 ``LEVELS`` of the tree (so ``2**LEVELS`` subtrees at most, fewer as the levels go up),
 and the whole cache is emptied when it passes ``MAX_NODES``. Only subtrees the store
 returned are kept, so a damaged store is still reported by the store's own reader.
+
+``UpperNodes.inclusion_proof`` is the proof the node serves, built in one pass. An
+audit path (``merkle._audit_path``) of leaf ``index`` in the tree of ``size`` leaves
+parts from the last leaf's path at level ``inner = (index ^ (size - 1)).bit_length()``:
+
+* below ``inner - 1`` each sibling is the perfect subtree ``(level, (index >> level) ^ 1)``;
+  the lowest levels, under the kept ones, come from the store in one call
+  (``StoredPath.siblings``), the others from the kept levels;
+* the rest, the right sibling at ``inner - 1`` (possibly ephemeral: hashed from the
+  subtrees of what it covers) and the left siblings along the right border above, is
+  the *tail*. Leaf ``index`` and the last leaf agree above bit ``inner - 1``, so the
+  tail depends on ``(size, inner)`` only: it is computed once by the general path and
+  kept (at most ``MAX_TAILS`` tails of at most 64 hashes, emptied as the nodes are).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from redlist.ledger import merkle
 from redlist.ledger.merkle import NodeReader
 
 #: The highest levels of a tree whose subtrees are kept: at 2^20 entries, a proof then
@@ -23,6 +39,18 @@ LEVELS = 14
 #: The most subtrees kept at once (about 6 MiB): twice what ``LEVELS`` levels hold, so
 #: the cache is emptied only when proofs move on to a larger tree.
 MAX_NODES = 1 << 15
+#: The most proof tails kept at once (``(size, inner)`` pairs, each at most 64 hashes that
+#: are mostly kept subtrees already): a proof at 2^20 entries has one of 20 tails.
+MAX_TAILS = 1 << 10
+
+
+class StoredPath(NodeReader, Protocol):
+    """A store's subtrees, and the lowest siblings of a leaf's audit path in one call."""
+
+    def siblings(self, index: int, levels: int) -> list[bytes]:
+        """The perfect subtrees ``(level, (index >> level) ^ 1)`` for ``level`` in
+        ``range(levels)``, lowest first: the siblings of leaf ``index``'s path."""
+        ...
 
 
 class UpperNodes:
@@ -35,6 +63,8 @@ class UpperNodes:
     def __init__(self) -> None:
         # Keyed by ``index << 6 | level`` (a level is below 64): one int, no tuple made.
         self._hashes: dict[int, bytes] = {}
+        # Proof tails, keyed by ``size << 6 | inner``.
+        self._tails: dict[int, tuple[bytes, ...]] = {}
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -50,6 +80,47 @@ class UpperNodes:
         if len(self._hashes) >= MAX_NODES:
             self._hashes.clear()
         self._hashes[index << 6 | level] = value
+
+    def inclusion_proof(self, store: StoredPath, index: int, size: int) -> list[bytes]:
+        """``merkle.inclusion_proof`` of leaf ``index`` in the tree of ``size`` leaves,
+        the same hashes, read from ``store`` and the kept levels (see the module's
+        docstring): one call to the store for the levels under the kept ones, a
+        dictionary look-up a kept level, and the tail kept for ``(size, inner)``.
+
+        A position outside the tree goes to ``merkle.inclusion_proof``, which refuses
+        it with its ``ProofError``.
+        """
+        if not 0 <= index < size:
+            return merkle.inclusion_proof(store, index, size)
+        inner = (index ^ (size - 1)).bit_length()
+        tail = self._tails.get(size << 6 | inner)
+        if tail is None:
+            return self._first_of_tail(store, index, size, inner)
+        perfect = inner - 1  # the perfect siblings of levels [0, perfect)
+        lowest = size.bit_length() - LEVELS
+        if lowest >= perfect:
+            path = store.siblings(index, perfect) if perfect > 0 else []
+        else:
+            path = store.siblings(index, lowest) if lowest > 0 else []
+            kept = self._hashes.get
+            for level in range(max(lowest, 0), perfect):
+                position = (index >> level) ^ 1
+                value = kept(position << 6 | level)
+                if value is None:
+                    value = store.node(level, position)
+                    self.keep(level, position, value)
+                path.append(value)
+        path += tail
+        return path
+
+    def _first_of_tail(self, store: StoredPath, index: int, size: int, inner: int) -> list[bytes]:
+        """The general path's proof, whose tail is then kept for ``(size, inner)``."""
+        proof = merkle.inclusion_proof(self.reader(store, size), index, size)
+        tails = self._tails
+        if len(tails) >= MAX_TAILS:
+            tails.clear()
+        tails[size << 6 | inner] = tuple(proof[max(inner - 1, 0) :])
+        return proof
 
 
 class CachedNodes:
@@ -72,4 +143,4 @@ class CachedNodes:
         return value
 
 
-__all__ = ["LEVELS", "MAX_NODES", "CachedNodes", "UpperNodes"]
+__all__ = ["LEVELS", "MAX_NODES", "MAX_TAILS", "CachedNodes", "StoredPath", "UpperNodes"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from typing import cast
 
 import lmdb
 
@@ -475,11 +476,25 @@ class LmdbNodeReader:
     def node(self, level: int, index: int) -> bytes:
         value = self._get(self._key(level, index))
         if value is None:
-            raise IntegrityError(
-                f"the stored Merkle tree lacks the subtree of {1 << level} leaves starting at "
-                f"leaf {index << level}"
-            )
+            raise _lacks(level, index)
         return value
+
+    def siblings(self, index: int, levels: int) -> list[bytes]:
+        """``nodecache.StoredPath``: the siblings of leaf ``index``'s path on the
+        ``levels`` lowest levels, in one call (the lowest levels of a proof)."""
+        get, key = self._get, self._key
+        values = [get(key(level, (index >> level) ^ 1)) for level in range(levels)]
+        if None in values:
+            level = values.index(None)
+            raise _lacks(level, (index >> level) ^ 1)
+        return cast("list[bytes]", values)  # no None left
+
+
+def _lacks(level: int, index: int) -> IntegrityError:
+    return IntegrityError(
+        f"the stored Merkle tree lacks the subtree of {1 << level} leaves starting at "
+        f"leaf {index << level}"
+    )
 
 
 def account_links_of(seq: int, record: StoredRecord) -> tuple[AccountLink, ...] | None:
