@@ -39,6 +39,9 @@ LEVELS = 14
 #: The most subtrees kept at once (about 6 MiB): twice what ``LEVELS`` levels hold, so
 #: the cache is emptied only when proofs move on to a larger tree.
 MAX_NODES = 1 << 15
+#: The most audit paths through the kept levels kept at once (each at most ``LEVELS``
+#: hashes, kept subtrees already): a tree of 2^20 entries has 2^13 of them.
+MAX_PATHS = 1 << 14
 #: The most proof tails kept at once (``(size, inner)`` pairs, each at most 64 hashes that
 #: are mostly kept subtrees already): a proof at 2^20 entries has one of 20 tails.
 MAX_TAILS = 1 << 10
@@ -63,6 +66,9 @@ class UpperNodes:
     def __init__(self) -> None:
         # Keyed by ``index << 6 | level`` (a level is below 64): one int, no tuple made.
         self._hashes: dict[int, bytes] = {}
+        # The kept levels of audit paths, keyed by ``(index >> lowest) << 12 | lowest << 6
+        # | inner`` (see ``inclusion_proof``).
+        self._paths: dict[int, tuple[bytes, ...]] = {}
         # Proof tails, keyed by ``size << 6 | inner``.
         self._tails: dict[int, tuple[bytes, ...]] = {}
 
@@ -101,16 +107,37 @@ class UpperNodes:
         if lowest >= perfect:
             path = store.siblings(index, perfect) if perfect > 0 else []
         else:
-            path = store.siblings(index, lowest) if lowest > 0 else []
-            kept = self._hashes.get
-            for level in range(max(lowest, 0), perfect):
-                position = (index >> level) ^ 1
-                value = kept(position << 6 | level)
-                if value is None:
-                    value = store.node(level, position)
-                    self.keep(level, position, value)
-                path.append(value)
+            if lowest > 0:
+                path = store.siblings(index, lowest)
+            else:
+                path, lowest = [], 0
+            # The kept siblings depend on the subtree of ``index`` at ``lowest``, and
+            # on ``inner`` where they stop.
+            key = (index >> lowest) << 12 | lowest << 6 | inner
+            kept = self._paths.get(key)
+            if kept is None:
+                kept = self._keep_path(store, index, lowest, perfect, key)
+            path += kept
         path += tail
+        return path
+
+    def _keep_path(
+        self, store: NodeReader, index: int, lowest: int, perfect: int, key: int
+    ) -> tuple[bytes, ...]:
+        """The siblings of ``index``'s path on levels ``[lowest, perfect)``, kept."""
+        kept = self._hashes.get
+        values = []
+        for level in range(lowest, perfect):
+            position = (index >> level) ^ 1
+            value = kept(position << 6 | level)
+            if value is None:
+                value = store.node(level, position)
+                self.keep(level, position, value)
+            values.append(value)
+        paths = self._paths
+        if len(paths) >= MAX_PATHS:
+            paths.clear()
+        paths[key] = path = tuple(values)
         return path
 
     def _first_of_tail(self, store: StoredPath, index: int, size: int, inner: int) -> list[bytes]:
@@ -143,4 +170,4 @@ class CachedNodes:
         return value
 
 
-__all__ = ["LEVELS", "MAX_NODES", "MAX_TAILS", "CachedNodes", "StoredPath", "UpperNodes"]
+__all__ = ["LEVELS", "MAX_NODES", "MAX_PATHS", "MAX_TAILS", "CachedNodes", "StoredPath", "UpperNodes"]
