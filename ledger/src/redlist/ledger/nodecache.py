@@ -170,4 +170,12 @@ class CachedNodes:
         return value
 
 
-__all__ = ["LEVELS", "MAX_NODES", "MAX_PATHS", "MAX_TAILS", "CachedNodes", "StoredPath", "UpperNodes"]
+__all__ = [
+    "LEVELS",
+    "MAX_NODES",
+    "MAX_PATHS",
+    "MAX_TAILS",
+    "CachedNodes",
+    "StoredPath",
+    "UpperNodes",
+]
