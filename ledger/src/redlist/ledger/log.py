@@ -406,12 +406,12 @@ class Log:
 
     def inclusion_proof(self, seq: int, size: int) -> list[bytes]:
         """The RFC 9162 inclusion proof of leaf ``seq`` in the tree of ``size`` leaves."""
-        with self._store.read() as reader:
+        with self._store.read_tree() as tree:
             if not 0 <= size <= self._committed:
-                current = reader.size()
+                current = tree.size()
                 _check_size(size, current)
                 self._committed = current
-            return self._upper_nodes.inclusion_proof(reader.nodes(), seq, size)
+            return self._upper_nodes.inclusion_proof(tree, seq, size)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """The RFC 9162 consistency proof from tree size ``first`` to ``second``."""

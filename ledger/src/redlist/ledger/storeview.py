@@ -467,6 +467,8 @@ class StoreReader:
 class LmdbNodeReader:
     """``merkle.NodeReader`` over the ``nodes`` table of one transaction."""
 
+    __slots__ = ("_get", "_key")
+
     def __init__(self, txn: lmdb.Transaction[bytes], tables: Tables) -> None:
         # One cursor for every read of a proof: a proof is some twenty look-ups, and a
         # cursor's ``get`` is cheaper than the transaction's with its table argument.
@@ -488,6 +490,24 @@ class LmdbNodeReader:
             level = values.index(None)
             raise _lacks(level, (index >> level) ^ 1)
         return cast("list[bytes]", values)  # no None left
+
+
+class TreeSnapshot(LmdbNodeReader):
+    """The tree of one read transaction whose default table is ``nodes``
+    (``LmdbStore.read_tree``): its size, and its subtrees read without a cursor."""
+
+    __slots__ = ("_meta_table", "_txn")
+
+    def __init__(self, txn: lmdb.Transaction[bytes], meta: lmdb._Database) -> None:
+        self._get = txn.get
+        self._key = NODE_KEY.pack
+        self._txn = txn
+        self._meta_table = meta
+
+    def size(self) -> int:
+        """The number of leaves committed (``StoreReader.size``)."""
+        value = self._txn.get(META_SIZE, db=self._meta_table)
+        return 0 if value is None else int_from_key(value)
 
 
 def _lacks(level: int, index: int) -> IntegrityError:
