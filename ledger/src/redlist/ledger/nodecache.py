@@ -16,14 +16,20 @@ returned are kept, so a damaged store is still reported by the store's own reade
 audit path (``merkle._audit_path``) of leaf ``index`` in the tree of ``size`` leaves
 parts from the last leaf's path at level ``inner = (index ^ (size - 1)).bit_length()``:
 
-* below ``inner - 1`` each sibling is the perfect subtree ``(level, (index >> level) ^ 1)``;
-  the lowest levels, under the kept ones, come from the store in one call
-  (``StoredPath.siblings``), the others from the kept levels;
+* below ``inner - 1`` each sibling is the perfect subtree ``(level, (index >> level) ^ 1)``.
+  Those under the kept levels come from the store in one call (``StoredPath.siblings``).
+  Those on the kept levels depend only on the subtree holding ``index`` at the lowest
+  kept level and on ``inner``: they are kept together as one tuple, a *path* (at most
+  ``MAX_PATHS``), filled through the kept subtrees;
 * the rest, the right sibling at ``inner - 1`` (possibly ephemeral: hashed from the
   subtrees of what it covers) and the left siblings along the right border above, is
   the *tail*. Leaf ``index`` and the last leaf agree above bit ``inner - 1``, so the
-  tail depends on ``(size, inner)`` only: it is computed once by the general path and
-  kept (at most ``MAX_TAILS`` tails of at most 64 hashes, emptied as the nodes are).
+  tail depends on ``(size, inner)`` only: the first proof with a new pair is built by
+  ``merkle.inclusion_proof`` and its tail kept (at most ``MAX_TAILS``).
+
+So a proof at 2^20 entries is one call to the store for seven subtrees, two dictionary
+look-ups and two list extensions. Like the subtrees, paths and tails are emptied all
+at once when full, and only hold what the store returned or what was hashed from it.
 """
 
 from __future__ import annotations
@@ -39,9 +45,10 @@ LEVELS = 14
 #: The most subtrees kept at once (about 6 MiB): twice what ``LEVELS`` levels hold, so
 #: the cache is emptied only when proofs move on to a larger tree.
 MAX_NODES = 1 << 15
-#: The most audit paths through the kept levels kept at once (each at most ``LEVELS``
-#: hashes, kept subtrees already): a tree of 2^20 entries has 2^13 of them.
-MAX_PATHS = 1 << 14
+#: The most paths through the kept levels kept at once (about 6 MiB; each a tuple of
+#: fewer than ``LEVELS`` kept subtrees): a tree of 2^20 entries has 2^13 of them, one
+#: of 2^21 - 1 entries 2^14, so twice that leaves room for proofs at other sizes.
+MAX_PATHS = 1 << 15
 #: The most proof tails kept at once (``(size, inner)`` pairs, each at most 64 hashes that
 #: are mostly kept subtrees already): a proof at 2^20 entries has one of 20 tails.
 MAX_TAILS = 1 << 10
@@ -66,10 +73,10 @@ class UpperNodes:
     def __init__(self) -> None:
         # Keyed by ``index << 6 | level`` (a level is below 64): one int, no tuple made.
         self._hashes: dict[int, bytes] = {}
-        # The kept levels of audit paths, keyed by ``(index >> lowest) << 12 | lowest << 6
-        # | inner`` (see ``inclusion_proof``).
+        # The kept levels of audit paths, keyed by ``(index >> lowest) << 14 | lowest << 7
+        # | inner`` (see ``inclusion_proof``; ``inner`` may be 64, so seven bits).
         self._paths: dict[int, tuple[bytes, ...]] = {}
-        # Proof tails, keyed by ``size << 6 | inner``.
+        # Proof tails, keyed by ``size << 7 | inner``.
         self._tails: dict[int, tuple[bytes, ...]] = {}
 
     def __len__(self) -> int:
@@ -99,7 +106,7 @@ class UpperNodes:
         if not 0 <= index < size:
             return merkle.inclusion_proof(store, index, size)
         inner = (index ^ (size - 1)).bit_length()
-        tail = self._tails.get(size << 6 | inner)
+        tail = self._tails.get(size << 7 | inner)
         if tail is None:
             return self._first_of_tail(store, index, size, inner)
         perfect = inner - 1  # the perfect siblings of levels [0, perfect)
@@ -113,7 +120,7 @@ class UpperNodes:
                 path, lowest = [], 0
             # The kept siblings depend on the subtree of ``index`` at ``lowest``, and
             # on ``inner`` where they stop.
-            key = (index >> lowest) << 12 | lowest << 6 | inner
+            key = (index >> lowest) << 14 | lowest << 7 | inner
             kept = self._paths.get(key)
             if kept is None:
                 kept = self._keep_path(store, index, lowest, perfect, key)
@@ -146,7 +153,7 @@ class UpperNodes:
         tails = self._tails
         if len(tails) >= MAX_TAILS:
             tails.clear()
-        tails[size << 6 | inner] = tuple(proof[max(inner - 1, 0) :])
+        tails[size << 7 | inner] = tuple(proof[max(inner - 1, 0) :])
         return proof
 
 
