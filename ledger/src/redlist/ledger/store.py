@@ -132,12 +132,12 @@ from redlist.ledger.storelayout import (
     node_key,
 )
 from redlist.ledger.storestate import LmdbState
+from redlist.ledger.storetree import TreeSnapshot
 from redlist.ledger.storeview import (
     StoredHead,
     StoredRecord,
     StoreReader,
     TableCounts,
-    TreeSnapshot,
     account_links_of,
 )
 
@@ -254,7 +254,7 @@ class LmdbStore:
     def read_tree(self) -> _TreeRead:
         """``read`` for an inclusion proof: the snapshot's tree alone (``TreeSnapshot``),
         in a transaction whose default table is ``nodes`` (no ``StoreReader``, no cursor:
-        together a twentieth of a proof at 2^20 entries)."""
+        together some 8% of a proof at 2^20 entries)."""
         return _TreeRead(self, self._begin(self._tables.nodes))
 
     def _begin(self, db: lmdb._Database | None) -> lmdb.Transaction[bytes]:
