@@ -20,7 +20,7 @@ from tests.rawstore import id_run_key, raw_tables, seal
 
 from redlist.ledger import idindex
 from redlist.ledger.errors import FormatError, StateDamageError
-from redlist.ledger.idruns import DEFAULT_SHAPE, IndexShape, Run, RunList, plan
+from redlist.ledger.idruns import DEFAULT_SHAPE, IndexShape, Run, RunList, plan, run_count
 from redlist.ledger.store import LmdbStore
 
 ID = st.binary(min_size=16, max_size=16)
@@ -140,6 +140,44 @@ def test_the_production_shape_and_its_worst_case_at_10m() -> None:
         worst = max(worst, 1 + len(runs.runs))
     assert worst == 18
     assert 1 + len(plan(DEFAULT_SHAPE, 10_000_000)[0].runs) == 14
+
+
+def replayed(shape: IndexShape, size: int) -> tuple[RunList, int]:
+    """The run list of a log of ``size`` entries as its appends make it: level 0
+    flushed once per ``level0_max`` entries (what ``plan`` computes directly)."""
+    runs, changed = RunList(shape), 0
+    for flush in range(size // shape.level0_max):
+        runs, changed = runs.flush(shape.level0_max).after, (flush + 1) * shape.level0_max - 1
+    return runs, changed
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    shape=st.builds(
+        IndexShape,
+        level0_max=st.integers(1, 6),
+        fanout=st.integers(2, 5),
+        top_tier=st.integers(0, 4),
+    ),
+    size=st.integers(0, 2_000),
+)
+def test_the_plan_is_what_the_appends_make(shape: IndexShape, size: int) -> None:
+    planned = plan(shape, size)
+    assert planned == replayed(shape, size)
+    assert run_count(shape, size) == len(planned[0].runs)
+
+
+@pytest.mark.timeout(30)
+def test_the_plan_costs_its_runs_not_the_log_length() -> None:
+    """A log of 10M entries with a level 0 of one id: ten million flushes to replay, a
+    few dozen runs to compute; a shape that never merges plans one run per entry, which
+    its count tells without listing them."""
+    shape = IndexShape(1, 4, 10)  # top-tier runs of 4^10 = 2^20 ids
+    runs, changed = plan(shape, 10_000_000)
+    assert [run.count for run in runs.runs[:10]] == [1 << 20] * 9 + [1 << 18]
+    assert len(runs.runs) == run_count(shape, 10_000_000) < 40
+    assert (runs.level0_first, changed) == (10_000_000, 9_999_999)
+    assert run_count(IndexShape(1, 2, 0), 10**12) == 10**12
 
 
 def test_the_run_list_codec_refuses_what_no_append_makes() -> None:

@@ -228,6 +228,31 @@ DAMAGE: dict[str, tuple[Change, str, int | None, str]] = {
 }
 
 
+#: A log's size for ``test_a_run_list_of_a_degenerate_shape_is_named_at_once``: long
+#: enough that replaying one flush of level 0 per entry, as the plan once did, would
+#: take hours over the list it grows.
+LONG_LOG = 300_000
+
+
+@pytest.mark.timeout(60)
+def test_a_run_list_of_a_degenerate_shape_is_named_at_once(data: Path) -> None:
+    """A forger reseals the run list with the shape "level 0 of one id, never merged":
+    over a long log that shape plans one run per entry. The check computes what the
+    log's size gives instead of replaying it flush by flush, and names the list at
+    once (before reading the leaves, which here are filler past the template's 32)."""
+    with raw_write(data) as tables:
+        for seq in range(SIZE, LONG_LOG):
+            tables.put("leaves", seq.to_bytes(8, "big"), b"filler")
+        tables.put("meta", b"size", LONG_LOG.to_bytes(8, "big"))
+        payload = id_runs_list(1, 2, 0, 3, [(0, 0, 0, 1), (1, 0, 1, 1), (2, 0, 2, 1)])
+        tables.put("meta", META_ID_RUNS, seal("meta", META_ID_RUNS, LONG_LOG - 1, payload))
+    problem = full(data).problem
+    assert problem is not None
+    assert (problem.check, problem.seq) == ("ids", None), problem.describe()
+    assert f"is not what a log of {LONG_LOG} entries gives" in problem.message
+    assert f"{LONG_LOG:,} runs" in problem.message
+
+
 @pytest.mark.parametrize("case", DAMAGE)
 def test_the_full_check_names_damage_to_the_runs(data: Path, case: str) -> None:
     change, check, seq, words = DAMAGE[case]

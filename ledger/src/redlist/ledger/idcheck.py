@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 
 from redlist.ledger.errors import FormatError, IntegrityError
-from redlist.ledger.idruns import Run, RunList, plan
+from redlist.ledger.idruns import Run, RunList, plan, run_count
 from redlist.ledger.integrity import decode_leaf, fail
 from redlist.ledger.store import StoredRecord, StoreReader, TableCounts
 
@@ -140,6 +140,15 @@ def _checked_run_list(reader: StoreReader, size: int) -> RunList | None:
         runs = RunList.from_bytes(stored.payload)
     except FormatError as exc:
         fail("ids", f"the entry-id index's list of runs is malformed ({exc})")
+    # The count first: a shape that makes a run per few entries (a forgery: no log is
+    # made with one) would plan a list as long as the log.
+    expected = run_count(runs.shape, size)
+    if len(runs.runs) != expected:
+        fail(
+            "ids",
+            f"the entry-id index's list of runs ({_describe(runs.runs)}) is not what a log "
+            f"of {size} entries gives ({expected:,} runs of its shape)",
+        )
     planned, changed = plan(runs.shape, size)
     if runs != planned:
         fail(
@@ -156,10 +165,17 @@ def _checked_run_list(reader: StoreReader, size: int) -> RunList | None:
     return runs
 
 
+#: Runs a message lists at most (a forged list may hold any number).
+_DESCRIBED = 8
+
+
 def _describe(runs: tuple[Run, ...]) -> str:
     if not runs:
         return "no runs"
-    return ", ".join(f"run {run.number}: {run.count} ids from entry {run.first}" for run in runs)
+    shown = ", ".join(
+        f"run {run.number}: {run.count} ids from entry {run.first}" for run in runs[:_DESCRIBED]
+    )
+    return shown if len(runs) <= _DESCRIBED else f"{shown} and {len(runs) - _DESCRIBED:,} more"
 
 
 __all__ = ["IdIndexCheck"]

@@ -191,12 +191,54 @@ class RunList:
 
 def plan(shape: IndexShape, size: int) -> tuple[RunList, int]:
     """The run list of a log of ``size`` entries, and the seq of the entry whose append
-    last changed it (0 when none did: the list is made by the genesis)."""
-    runs = RunList(shape)
+    last changed it (0 when none did: the list is made by the genesis).
+
+    Computed, not replayed: what ``RunList.flush`` makes, flush after flush, is a
+    counter in base ``fanout`` whose top digit grows without bound. After ``k``
+    flushes of level 0 the live runs are ``k // fanout^top`` runs of the top tier, then
+    per tier below, from the top down, the next digit of ``k``; the run of tier ``t``
+    made by flush ``j`` (from 1) is numbered after the runs of the ``j - 1`` flushes
+    before it and the ``t`` merges below it in flush ``j``. The cost is that of the
+    runs listed (``run_count``), however long the log: replaying a shape that makes one
+    run per entry and never merges cost the square of the log's length.
+    """
+    steps = _flushes_per_run(shape)
     flushes = size // shape.level0_max
-    for _ in range(flushes):
-        runs = runs.flush(shape.level0_max).after
-    return runs, (flushes * shape.level0_max - 1 if flushes else 0)
+
+    def made(done: int) -> int:
+        """The runs the first ``done`` flushes made: one each, and the merges."""
+        return done + sum(done // step for step in steps[1:])
+
+    runs: list[Run] = []
+    done = 0
+    for tier in reversed(range(len(steps))):
+        step = steps[tier]
+        for _ in range((flushes - done) // step):
+            runs.append(
+                Run(
+                    made(done + step - 1) + tier,
+                    tier,
+                    done * shape.level0_max,
+                    shape.run_size(tier),
+                )
+            )
+            done += step
+    changed = flushes * shape.level0_max - 1 if flushes else 0
+    return RunList(shape, made(flushes), tuple(runs)), changed
+
+
+def run_count(shape: IndexShape, size: int) -> int:
+    """The number of runs ``plan(shape, size)`` lists, without listing them."""
+    count, flushes = 0, size // shape.level0_max
+    for step in reversed(_flushes_per_run(shape)):
+        count += flushes // step
+        flushes %= step
+    return count
+
+
+def _flushes_per_run(shape: IndexShape) -> tuple[int, ...]:
+    """The flushes of level 0 that make one run of each tier, from tier 0 to the top."""
+    return tuple(int(shape.fanout**tier) for tier in range(shape.top_tier + 1))
 
 
 __all__ = [
@@ -210,4 +252,5 @@ __all__ = [
     "Run",
     "RunList",
     "plan",
+    "run_count",
 ]
