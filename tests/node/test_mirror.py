@@ -215,6 +215,24 @@ def test_a_primary_s_data_directory_is_not_a_mirror_s(tmp_path: Path, town: Town
         MirrorLog.open(tmp_path / "mirror", other.log_signer.verifier())
 
 
+def test_a_refused_mirror_directory_is_left_as_it_was(tmp_path: Path, town: Town) -> None:
+    """A directory holding the ledger of one log (its ``log.pub`` lost) is refused for
+    another log's key without writing that key's ``log.pub``, so the right key still
+    opens it."""
+    build_town_log(tmp_path / "primary", town)
+    copy = tmp_path / "copy"
+    (copy / ENV_DIR_NAME).mkdir(parents=True)
+    data_file = tmp_path / "primary" / ENV_DIR_NAME / "data.mdb"
+    (copy / ENV_DIR_NAME / "data.mdb").write_bytes(data_file.read_bytes())
+    before = sorted(path.name for path in copy.iterdir())
+    with pytest.raises(StoreError, match="mirrors the log of key"):
+        MirrorLog.open(copy, Town.generate().log_signer.verifier())
+    assert sorted(path.name for path in copy.iterdir()) == before
+    with MirrorLog.open(copy, town.log_signer.verifier()) as mirror:
+        assert mirror.size == 32
+    assert (copy / "log.pub").read_text().strip() == town.log_signer.verifier().encode()
+
+
 def test_a_mirror_s_own_entry_id_index_makes_runs_and_merges_as_it_copies(
     tmp_path: Path, town: Town
 ) -> None:

@@ -75,7 +75,8 @@ class MirrorLog:
         Refuses a town's own data directory (it holds ``log.key``), and one that mirrors
         another log (its ``log.pub`` or stored identity names another key). A directory
         that holds leaves is opened as a node's is: its newest entries and head are
-        checked first (``tailcheck``).
+        checked first (``tailcheck``). ``log.pub`` is written only once all that has
+        passed: a refusal leaves no key file behind to refuse the right key next time.
         """
         if data_dir.exists() and not data_dir.is_dir():
             raise StoreError(f"{data_dir} is a file, not a data directory")
@@ -85,7 +86,7 @@ class MirrorLog:
                 "directory, not a mirror's; give the mirror a directory of its own"
             )
         data_dir.mkdir(parents=True, exist_ok=True)
-        _keep_log_pub(data_dir, log_key)
+        kept = _check_log_pub(data_dir, log_key)
         env_dir = data_dir / ENV_DIR_NAME
         store = LmdbStore.open(
             env_dir, create=not (env_dir / "data.mdb").is_file(), map_size=map_size
@@ -104,6 +105,8 @@ class MirrorLog:
                             f"{excerpt(log_key.encode())}"
                         )
                     check_tail(reader, data_dir=data_dir)
+            if not kept:  # once the store is known to be this log's, never before
+                _write_log_pub(data_dir, log_key)
         except BaseException:
             store.close()
             raise
@@ -276,17 +279,23 @@ def _log_signed(checkpoint: SignedCheckpoint) -> str:
     return Note(checkpoint.text, own[:1]).encode()
 
 
-def _keep_log_pub(data_dir: Path, log_key: VerifierKey) -> None:
-    """Write ``log.pub`` for a new mirror; refuse one that names another log's key."""
+def _check_log_pub(data_dir: Path, log_key: VerifierKey) -> bool:
+    """Whether ``data_dir`` holds ``log.pub``; refuse one that names another log's key."""
     path = data_dir / LOG_PUB_NAME
-    if path.exists():
-        kept = logkeyfile.read_log_key(str(path))
-        if kept != log_key:
-            raise StoreError(
-                f"{data_dir} mirrors the log of key {excerpt(kept.encode())} ({path}), not "
-                f"{excerpt(log_key.encode())}: give each mirrored log its own data directory"
-            )
-        return
+    if not path.exists():
+        return False
+    kept = logkeyfile.read_log_key(str(path))
+    if kept != log_key:
+        raise StoreError(
+            f"{data_dir} mirrors the log of key {excerpt(kept.encode())} ({path}), not "
+            f"{excerpt(log_key.encode())}: give each mirrored log its own data directory"
+        )
+    return True
+
+
+def _write_log_pub(data_dir: Path, log_key: VerifierKey) -> None:
+    """Write ``log.pub`` for a new mirror (or one that lost it)."""
+    path = data_dir / LOG_PUB_NAME
     staging = path.with_suffix(".tmp")
     # Synced before the rename, and the directory after it: a power cut in between must
     # leave no log.pub or a whole one, never an empty file the next start refuses.
