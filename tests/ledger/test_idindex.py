@@ -8,6 +8,7 @@ checked by its numbers (the worst-case lookups at 10M entries).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from tests.rawstore import id_run_key, raw_tables, seal
 
 from redlist.ledger import idindex
-from redlist.ledger.errors import FormatError, StateDamageError
+from redlist.ledger.errors import FormatError, StateDamageError, StoreError
 from redlist.ledger.idruns import DEFAULT_SHAPE, IndexShape, Run, RunList, plan, run_count
 from redlist.ledger.store import LmdbStore
 
@@ -299,3 +300,50 @@ def test_a_write_trusts_what_a_reader_found_absent_only_in_the_same_runs(
             assert index.seq(ids[5]) == 3  # found in the new run, the memory void
     finally:
         store.close()
+
+
+def test_a_full_map_at_any_point_of_a_run_and_its_merge_leaves_the_index_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """The append whose id fills level 0 writes a run, merges it with the one before
+    and deletes both: the most pages any append asks for. Given one page more of map
+    at a time, it fails at every point of that (a full map: the disk is full, in
+    effect) and each time leaves the index as the last commit left it, the store still
+    writable; once it fits, the index is the one the log's size gives."""
+    shape = IndexShape(level0_max=600, fanout=2, top_tier=2)
+    ids = [bytes(16), b"\xff" * 16] + [n.to_bytes(2, "big") * 8 for n in range(1, 1199)]
+    path = tmp_path / "ledger.lmdb"
+    store = LmdbStore.open(path, create=True, map_size=1 << 26)
+    with small_shape(shape), store.write() as writer:
+        state = writer.state()
+        for seq, entry_id in enumerate(ids[:-1]):  # run 0, and level 0 short of one id
+            state.put_entry_id(entry_id, seq)
+    before = stored_layout(store)
+    assert (len(before[0].runs) if before[0] else 0, before[1]) == (1, 599)
+    store.close()
+    page = os.sysconf("SC_PAGE_SIZE")  # LMDB's page
+    used = (path / "data.mdb").stat().st_size // page
+    refused = 0
+    for extra in range(400):
+        store = LmdbStore.open(path, map_size=(used + extra) * page)
+        try:
+            try:
+                with store.write() as writer:
+                    writer.state().put_entry_id(ids[-1], len(ids) - 1)
+            except StoreError as full:
+                assert "storage is full" in str(full)
+                assert stored_layout(store) == before
+                store.check_writable()
+                refused += 1
+                continue
+            runs, level0, in_runs = stored_layout(store)
+            assert runs == plan(shape, len(ids))[0] and (level0, in_runs) == (0, 1200)
+            with store.read() as reader:
+                for seq, entry_id in enumerate(ids):
+                    assert reader.indexed_seq(entry_id) == seq
+            break
+        finally:
+            store.close()
+    else:
+        pytest.fail("the append never fitted")
+    assert refused > 20  # it failed in the run's writes, the merge's and the deletes'
