@@ -24,7 +24,10 @@ from redlist.ledger.errors import FormatError, StateDamageError, StoreError
 from redlist.ledger.idruns import DEFAULT_SHAPE, IndexShape, Run, RunList, plan, run_count
 from redlist.ledger.store import LmdbStore
 
-ID = st.binary(min_size=16, max_size=16)
+#: Ids, with those that sort first and last in a run (and right after or before them)
+#: drawn often: a run's key is its number then the id, so they sit at its boundaries.
+EXTREME_IDS = (bytes(16), bytes(15) + b"\x01", b"\xff" * 15 + b"\xfe", b"\xff" * 16)
+ID = st.one_of(st.sampled_from(EXTREME_IDS), st.binary(min_size=16, max_size=16))
 SHAPES = st.builds(
     IndexShape,
     level0_max=st.integers(1, 5),
