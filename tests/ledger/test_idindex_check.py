@@ -328,3 +328,45 @@ def test_damage_to_the_runs_is_caught_before_anything_is_signed(
         with pytest.raises(StateDamageError):
             log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
         assert log.checkpoint() == checkpoint
+
+
+LOST_RECORDS: dict[str, tuple[int, int | None]] = {
+    "from a top-tier run": (11, 6),
+    "from the other top-tier run": (20, 13),
+    "from the run of tier 1": (25, 16),
+    "from level 0": (33, None),
+}
+
+
+@pytest.mark.parametrize("case", LOST_RECORDS)
+def test_a_lost_id_record_refuses_the_next_batch_instead_of_a_second_entry(
+    template: tuple[Path, Town], data: Path, case: str
+) -> None:
+    """A record lost from the index (a page the disk lost, a delete outside redlist)
+    leaves no seal to fail: the retry of that award, which the index no longer finds,
+    would be appended again under the same id and signed, a log every auditor then
+    refuses. The index counts its records against the log's size before it takes an
+    id: the batch is refused as damage, and the store takes no more writes."""
+    town = template[1]
+    seq, run = LOST_RECORDS[case]
+    with Log.open(data) as log:  # entry 32 makes a run of level 0; 33 is alone in it
+        for account in ("resident-5", "resident-6"):
+            log.append([town.award(account, "clean-pond")], now_ms=town.now_ms)
+    size = SIZE + 2
+    with raw_write(data) as tables:
+        entry_id = _id_of_raw(tables, seq)
+        if run is None:
+            tables.delete("ids", entry_id)
+        else:
+            tables.delete("id_runs", id_run_key(run, entry_id))
+    retried = leaf_of(data, seq).envelope
+    with Log.open(data) as log:
+        checkpoint = log.checkpoint()
+        with pytest.raises(
+            StateDamageError, match=f"holds {size - 1} ids for a log of {size} entries"
+        ):
+            log.append([retried], now_ms=town.now_ms)
+        with pytest.raises(StateDamageError):
+            log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
+        assert log.checkpoint() == checkpoint
+        assert log.size == size

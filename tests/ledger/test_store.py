@@ -185,7 +185,7 @@ def test_state_returns_what_was_put(make_state: MakeState, tmp_path: Path) -> No
         state.put_rule(long_rule)
         state.put_balance("resident-1", Balance(5, 2, 3))
         state.put_target(4, target)
-        state.put_entry_id(b"i" * 16, 4)
+        state.put_entry_id(b"i" * 16, 0)  # the first entry's: the index holds no other
         assert state.config() == WENDENG_CONFIG
         assert state.key(b"k" * 8) == key
         assert state.rule("clean-pond") == rule
@@ -194,7 +194,7 @@ def test_state_returns_what_was_put(make_state: MakeState, tmp_path: Path) -> No
         assert state.balance("resident-1") == Balance(5, 2, 3)
         assert state.balance("resident-2") == Balance()
         assert state.target(4) == target
-        assert state.entry_seq(b"i" * 16) == 4
+        assert state.entry_seq(b"i" * 16) == 0
         # Later puts replace earlier ones.
         state.put_key(revoked)
         state.put_target(4, target.reversed(7))
@@ -546,7 +546,7 @@ def fill(path: Path) -> None:
     created = LmdbStore.open(path, create=True, map_size=1 << 24)
     with created.write() as writer:
         # The first id put into an empty log makes the entry-id index's run list.
-        writer.state().put_entry_id(b"i" * 16, 4)
+        writer.state().put_entry_id(b"i" * 16, 0)
         leaf_hashes = write_leaves(writer, 5)
         writer.set_identity(origin="town.example/log", log_verifier_key="town.example/log+1+x")
         writer.set_head(size=5, last_time=7, last_leaf_hash=leaf_hashes[-1], checkpoint="note 5")
@@ -608,7 +608,7 @@ def test_the_read_view_gives_every_record_as_stored(tmp_path: Path) -> None:
         assert list(reader.stored_checkpoints()) == [(3, b"note 3"), (5, b"note 5")]
         assert reader.checkpoint_record(3) == b"note 3"
         assert reader.last_checkpoint_size() == 5
-        assert reader.indexed_seq(b"i" * 16) == 4
+        assert reader.indexed_seq(b"i" * 16) == 0
         assert reader.indexed_seq(b"j" * 16) is None
         assert [key for key, _ in reader.stored_keys()] == [b"k" * 8]
         rules = dict(reader.stored_rules())

@@ -15,7 +15,8 @@ in a log of up to 10M entries (14 at exactly 10,000,000: 9 top-tier runs, 4 belo
 level 0); one present is found on the way. An id is put only
 after a lookup found it absent (``points.apply_entry``), so no id is ever in two
 places; a merge refuses ids out of order or repeated as damage, and the full check
-proves it for the whole index.
+proves it for the whole index. A record that is lost has no seal to fail, so the
+first put of each append counts the records first (``put``; ADR 0046).
 
 Writes, all in the append's own transaction: a batch puts its ids into level 0 (at
 most ``level0_max`` ids: some 300 pages dirtied, however long the log). The append
@@ -205,19 +206,45 @@ class IdIndex:
 
     def put(self, entry_id: bytes, seq: int) -> None:
         """Index ``entry_id`` as entry ``seq`` (the next entry: ids are put in seq order,
-        each after a lookup found it absent); make a run when level 0 is full."""
+        each after a lookup found it absent); make a run when level 0 is full.
+
+        The first put of a transaction counts the records first: the log's ``seq``
+        entries put one id each, so level 0 and the runs must hold exactly as many as
+        the run list gives them, else ``StateDamageError``. A lost record has no seal
+        to fail, and the lookup that missed it would let an entry's retry in again
+        under its id: the count refuses that batch before anything is signed.
+        """
         runs = self.run_list()
         if runs is None:
             runs = RunList(shape_for_new_logs)
             self._write_runs(runs, seq)
+        if self._level0 is None:
+            self._level0 = self._counted(runs, seq)
         self._txn.put(entry_id, seal("ids", entry_id, seq, b""), db=self._tables.ids)
         self._absent.discard(entry_id)
-        if self._level0 is None:
-            self._level0 = self._txn.stat(self._tables.ids)["entries"]
-        else:
-            self._level0 += 1
+        self._level0 += 1
         if self._level0 >= runs.shape.level0_max:
             self._flush(runs, seq)
+
+    def _counted(self, runs: RunList, size: int) -> int:
+        """The ids in level 0, once checked with those in the runs against a log of
+        ``size`` entries (``put``)."""
+        level0 = self._txn.stat(self._tables.ids)["entries"]
+        in_runs = self._txn.stat(self._tables.id_runs)["entries"]
+        first = runs.level0_first
+        if level0 + in_runs != size:
+            raise StateDamageError(
+                "ids",
+                "the index's level 0 and runs",
+                f"holds {level0 + in_runs} ids for a log of {size} entries",
+            )
+        if in_runs != first:
+            raise StateDamageError(
+                "ids",
+                "the index's level 0 and runs",
+                f"holds {in_runs} ids in its runs, which its run list gives {first}",
+            )
+        return level0
 
     def _flush(self, runs: RunList, seq: int) -> None:
         """Level 0 becomes a run of tier 0, then the merges it completes are made."""
