@@ -2,15 +2,16 @@
 log's size puts it, and no id twice.
 
 The index's layout is a function of the log's size and the shape the log was created
-with (``idruns.plan``, computed in proportion to the runs it lists), so the check
-first compares the stored run list with the plan (its count of runs first: the shape
-is the stored list's own, and a forged one may plan a run per entry), then, as the replay reaches each entry, reads that entry's record in the one
-place it must be (level 0 or the run holding its seq): one get an entry, never a
-set of the ids in memory. At the end the number of records must be the log's size:
-with one sound record per entry in its own place, nothing else can be stored. An id
-held twice in different places (two entries with one id, the index consistent with
-both) is then found by reading level 0 and the runs side by side in key order
-(``heapq.merge``: a cursor per run), and reported as the rule it breaks.
+with (``idruns.plan``, computed in proportion to the runs it lists), so the check first
+compares the stored run list with the plan (its count of runs first: the shape is the
+stored list's own, and a forged one may plan a run per entry), then, as the replay
+reaches each entry, reads that entry's record in the one place it must be (level 0 or
+the run holding its seq): one get an entry, never a set of the ids in memory. At the end
+the number of records must be the log's size: with one sound record per entry in its own
+place, nothing else can be stored. An id held twice in different places (two entries
+with one id, the index consistent with both) is then found by reading level 0 and the
+runs side by side in key order (``heapq.merge``: a cursor per run), and reported as the
+rule it breaks.
 """
 
 from __future__ import annotations
