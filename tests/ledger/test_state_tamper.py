@@ -284,6 +284,35 @@ def test_a_balance_lost_with_its_key_is_damage_not_a_fresh_account(
         assert reopened.size == size + 1
 
 
+@pytest.mark.parametrize("kind", ["award", "objection", "statement"])
+def test_a_head_lost_is_damage_not_a_new_list(built: Built, data: Path, kind: str) -> None:
+    """The other way round: resident-2's head record vanishes. Read as "no entries
+    yet", its next entry would start a new list and every earlier one (the award of
+    entry 12) would drop out of its statements for good, while its balance still
+    counts them; a statement would list nothing beside a balance of 5. A balance
+    stored without a head is damage, named, before anything is signed."""
+    with raw_tables(data / ENV_DIR_NAME) as tables:
+        tables.delete("account_heads", b"resident-2")
+    with Log.open(data) as log:
+        size = log.size
+        with pytest.raises(StateDamageError) as refused:
+            if kind == "statement":
+                log.account("resident-2")
+            else:
+                entry = (
+                    built.town.award("resident-2", "clean-pond")
+                    if kind == "award"
+                    else built.town.objection(AWARD_SEQ)
+                )
+                log.append([entry], now_ms=built.town.now_ms)
+        assert refused.value.table == "account_heads"
+        assert refused.value.record == "account resident-2's latest entry"
+        assert "is missing although the account has a balance" in refused.value.diagnostics()
+        assert log.size == size
+        with pytest.raises(StateDamageError):  # the store takes no more writes
+            log.append([built.town.award("resident-9", "clean-pond")], now_ms=built.town.now_ms)
+
+
 def test_a_reopened_store_finds_the_damage_again(built: Built, data: Path) -> None:
     """The stop lasts while the store is open; a restart meets the record again."""
     flip(data, "balances", b"resident-1", 1)

@@ -186,6 +186,15 @@ class LmdbState:
             else:
                 payload = self._payload("balances", key, data)
                 balance = _decoded(Balance.from_bytes, payload, "balances", key)
+                # And the other way round: a stored balance counts an entry at least,
+                # which linked the account. Read as "no entries", a lost head would start
+                # the account's list again without them (ADR 0043).
+                if not self._has_links(account):
+                    raise StateDamageError(
+                        "account_heads",
+                        record_name("account_heads", account_head_key(account)),
+                        "is missing although the account has a balance",
+                    )
             self._balances[account] = balance
         return balance
 
@@ -262,6 +271,8 @@ class LmdbState:
         of the same entry rewrites the entry's record with both.
         """
         head = self.link_head(account)
+        if head is None:
+            self.balance(account)  # a balance without a head is damage (``balance``)
         previous, count = (None, 0) if head is None else head
         if previous is not None and previous >= seq:
             raise StateDamageError(
