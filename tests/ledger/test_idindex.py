@@ -9,6 +9,7 @@ checked by its numbers (the worst-case lookups at 10M entries).
 from __future__ import annotations
 
 import os
+import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -350,3 +351,33 @@ def test_a_full_map_at_any_point_of_a_run_and_its_merge_leaves_the_index_as_it_w
     else:
         pytest.fail("the append never fitted")
     assert refused > 20  # it failed in the run's writes, the merge's and the deletes'
+
+
+def test_a_merge_streams_its_runs(tmp_path: Path) -> None:
+    """The put that fills level 0 writes it as a run and merges four runs into one
+    (16,384 ids here): read through a cursor per run and appended as they come, never
+    held, so the Python memory it takes is a small fraction of what the ids would (some
+    4 MB as objects)."""
+    shape = IndexShape(level0_max=4096, fanout=4, top_tier=1)
+    ids = [n.to_bytes(4, "big") * 4 for n in range(4 * 4096)]
+    store = LmdbStore.open(tmp_path / "ledger.lmdb", create=True, map_size=1 << 28)
+    try:
+        with small_shape(shape), store.write() as writer:
+            state = writer.state()
+            for seq, entry_id in enumerate(ids[:-1]):
+                state.put_entry_id(entry_id, seq)
+        with store.write() as writer:
+            state = writer.state()
+            state.entry_seq(ids[-1])  # the run list and the counts read before measuring
+            tracemalloc.start()
+            try:
+                state.put_entry_id(ids[-1], len(ids) - 1)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        runs, level0, in_runs = stored_layout(store)
+        assert runs is not None and [run.count for run in runs.runs] == [len(ids)]
+        assert (level0, in_runs) == (0, len(ids))
+        assert peak < 256 * 1024, peak
+    finally:
+        store.close()
