@@ -188,7 +188,7 @@ class LmdbState:
                 balance = _decoded(Balance.from_bytes, payload, "balances", key)
                 # And the other way round: a stored balance counts an entry at least,
                 # which linked the account. Read as "no entries", a lost head would start
-                # the account's list again without them (ADR 0043).
+                # the account's list again without them (ADR 0046).
                 if not self._has_links(account):
                     raise StateDamageError(
                         "account_heads",
