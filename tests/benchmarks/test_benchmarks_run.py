@@ -164,12 +164,34 @@ def test_the_proofs_benchmark_measures_each_size() -> None:
     assert result["sizes"] == [64, 512]
     rates = result["proofs_per_second"]
     assert set(rates) == {"64", "512"}
-    assert result["proofs_per_second_at_largest"] == rates["512"]
+    # Without the rate size (2^20) among the sizes, the target is held at the largest.
+    assert result["rate_size"] == 512
+    assert result["proofs_per_second_at_rate_size"] == rates["512"]
     assert abs(result["flatness"] - rates["512"] / rates["64"]) < 0.002
     hashes = result["hashes_per_proof"]
     assert 0 < hashes["64"] <= 6 < hashes["512"] <= 9  # log2 of the size, at most
     per_hash = (rates["512"] * hashes["512"]) / (rates["64"] * hashes["64"])
-    assert abs(result["flatness_per_hash"] - per_hash) < 0.002
+    assert abs(result["per_hash_from_smallest"] - per_hash) < 0.002
+    cost = result["us_per_hash"]
+    assert abs(cost["64"] / cost["512"] - per_hash) < 0.01
+    assert result["flatness_per_hash"] is None  # nothing measured beyond the rate size
+
+
+def test_the_proofs_benchmark_measures_flatness_beyond_the_rate_size() -> None:
+    result = run(
+        "proofs.py",
+        *("--sizes", "64,512", "--rate-size", "64", "--proofs", "100", "--verify-count", "200"),
+    )
+    assert result["rate_size"] == 64
+    assert result["proofs_per_second_at_rate_size"] == result["proofs_per_second"]["64"]
+    # Measured again in alternating rounds: near the ratio of the costs measured first.
+    again = result["flatness_us_per_hash"]
+    assert set(again) == {"64", "512"}
+    assert abs(result["flatness_per_hash"] - again["64"] / again["512"]) < 0.01
+    assert result["meets_target"] == (
+        result["proofs_per_second_at_rate_size"] >= result["target_proofs_per_second"]
+        and result["flatness_per_hash"] >= result["target_flatness_per_hash"]
+    )
 
 
 def test_the_replicate_benchmark_mirrors_the_log_and_measures_its_lag() -> None:
