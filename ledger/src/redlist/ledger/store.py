@@ -115,6 +115,7 @@ from redlist.ledger.errors import (
     StoreError,
 )
 from redlist.ledger.idindex import AbsentIds
+from redlist.ledger.sealmemo import SealedMemo
 from redlist.ledger.storelayout import (
     FORMAT_MARKER,
     META_CHECKPOINT,
@@ -175,6 +176,8 @@ class LmdbStore:
         self._failed: CommitFailedError | None = None
         #: Ids read snapshots found in no run of the entry-id index (``idindex``).
         self._absent_ids = AbsentIds()
+        #: State records the writes sealed or opened, by their bytes (``sealmemo``).
+        self._sealed_memo = SealedMemo()
 
     @classmethod
     def open(
@@ -297,7 +300,7 @@ class LmdbStore:
         except lmdb.Error as exc:
             raise StoreError(f"cannot write to the ledger: {exc}") from None
         try:
-            yield StoreWriter(txn, self._tables, self._absent_ids)
+            yield StoreWriter(txn, self._tables, self._absent_ids, self._sealed_memo)
         except StateDamageError as damage:
             _end(txn)
             self._stop_writes(damage)

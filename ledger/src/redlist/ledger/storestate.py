@@ -21,6 +21,7 @@ import lmdb
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, StateDamageError
 from redlist.ledger.idindex import AbsentIds, IdIndex
+from redlist.ledger.sealmemo import SealedMemo
 from redlist.ledger.state import (
     Balance,
     KeyRecord,
@@ -66,7 +67,9 @@ class LmdbState:
     transaction, so at most what one batch touches): a batch of awards under one
     rule by one signer decodes the rule and the key once. Every write still goes
     straight to the transaction. Create one per transaction and let no one else
-    write the same tables in it.
+    write the same tables in it. A write transaction may also be given the store's
+    ``SealedMemo``: a balance, monthly count or entry-list head whose stored bytes
+    are those the writer last sealed or opened is then not opened again.
 
     Each record is sealed with the seq of the entry that changed it. Key, rule,
     target, entry-id and account records carry or are given that seq; a balance is
@@ -83,11 +86,13 @@ class LmdbState:
         absent_ids: AbsentIds | None = None,
         *,
         writing: bool = False,
+        memo: SealedMemo | None = None,
     ) -> None:
         self._txn = txn
         self._tables = tables
         self._absent_ids = absent_ids
         self._writing = writing
+        self._memo = memo
         self._config: TownConfig | None = None
         self._keys: dict[bytes, KeyRecord | None] = {}
         self._rules: dict[str, RuleRecord | None] = {}
@@ -184,8 +189,14 @@ class LmdbState:
                     )
                 balance = _ZERO_BALANCE
             else:
-                payload = self._payload("balances", key, data)
-                balance = _decoded(Balance.from_bytes, payload, "balances", key)
+                memo = self._memo
+                remembered = None if memo is None else memo.balances.get(key, data)
+                if remembered is None:
+                    payload = self._payload("balances", key, data)
+                    remembered = _decoded(Balance.from_bytes, payload, "balances", key)
+                    if memo is not None:
+                        memo.balances.put(key, data, remembered)
+                balance = remembered
                 # And the other way round: a stored balance counts an entry at least,
                 # which linked the account. Read as "no entries", a lost head would start
                 # the account's list again without them (ADR 0046).
@@ -206,6 +217,8 @@ class LmdbState:
         sealed = seal("balances", key, self._entry_seq_now(), balance.to_bytes())
         self._txn.put(key, sealed, db=self._tables.balances)
         self._balances[account] = balance
+        if self._memo is not None:
+            self._memo.balances.put(key, sealed, balance)
 
     def target(self, seq: int) -> TargetRecord | None:
         key = int_key(seq)
@@ -230,8 +243,14 @@ class LmdbState:
             if data is None:
                 qty = 0
             else:
-                payload = self._payload("month_counts", key, data)
-                stored_rule, qty = _decoded(month_count_from_bytes, payload, "month_counts", key)
+                memo = self._memo
+                count = None if memo is None else memo.month_counts.get(key, data)
+                if count is None:
+                    payload = self._payload("month_counts", key, data)
+                    count = _decoded(month_count_from_bytes, payload, "month_counts", key)
+                    if memo is not None:
+                        memo.month_counts.put(key, data, count)
+                stored_rule, qty = count
                 if stored_rule != rule or qty < 1:
                     raise StateDamageError("month_counts", record_name("month_counts", key))
             self._months[key] = qty
@@ -244,6 +263,8 @@ class LmdbState:
                 "month_counts", key, self._entry_seq_now(), month_count_to_bytes(rule, qty)
             )
             self._txn.put(key, sealed, db=self._tables.month_counts)
+            if self._memo is not None:
+                self._memo.month_counts.put(key, sealed, (rule, qty))
         else:
             self._txn.delete(key, db=self._tables.month_counts)
         self._months[key] = qty
@@ -299,12 +320,11 @@ class LmdbState:
                 )
         self._linking = (seq, links)
         head_key = account_head_key(account)
-        self._txn.put(
-            head_key,
-            seal("account_heads", head_key, seq, int_key(count + 1)),
-            db=self._tables.account_heads,
-        )
+        head_sealed = seal("account_heads", head_key, seq, int_key(count + 1))
+        self._txn.put(head_key, head_sealed, db=self._tables.account_heads)
         self._link_heads[account] = (seq, count + 1)
+        if self._memo is not None:
+            self._memo.account_heads.put(head_key, head_sealed, (seq, count + 1))
 
     def link_head(self, account: str) -> tuple[int, int] | None:
         """``(latest linked seq, count of links)`` of ``account``, or None before its first."""
@@ -312,7 +332,14 @@ class LmdbState:
             return self._link_heads[account]
         key = account_head_key(account)
         data = self._txn.get(key, db=self._tables.account_heads)
-        head = None if data is None else _link_head(key, data)
+        head = None
+        if data is not None:
+            memo = self._memo
+            head = None if memo is None else memo.account_heads.get(key, data)
+            if head is None:
+                head = _link_head(key, data)
+                if memo is not None:
+                    memo.account_heads.put(key, data, head)
         self._link_heads[account] = head
         return head
 

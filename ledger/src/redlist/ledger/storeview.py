@@ -28,6 +28,7 @@ import lmdb
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, IntegrityError
 from redlist.ledger.idindex import AbsentIds
+from redlist.ledger.sealmemo import SealedMemo
 from redlist.ledger.state import Balance, RuleRecord, TargetRecord, month_count_from_bytes
 from redlist.ledger.storelayout import (
     META_CHECKPOINT,
@@ -119,10 +120,12 @@ class StoreReader:
         txn: lmdb.Transaction[bytes],
         tables: Tables,
         absent_ids: AbsentIds | None = None,
+        memo: SealedMemo | None = None,
     ) -> None:
         self._txn = txn
         self._tables = tables
         self._absent_ids = absent_ids
+        self._memo = memo
         self._view: LmdbState | None = None
 
     # -- the head -------------------------------------------------------------
@@ -215,7 +218,9 @@ class StoreReader:
 
     def state(self) -> LmdbState:
         """The points semantics' view of this transaction (``LedgerState``)."""
-        return LmdbState(self._txn, self._tables, self._absent_ids, writing=self._writing)
+        return LmdbState(
+            self._txn, self._tables, self._absent_ids, writing=self._writing, memo=self._memo
+        )
 
     # -- the points state and accounts ----------------------------------------
 

@@ -1,0 +1,77 @@
+"""State records the writer has sealed or opened, remembered by their exact stored bytes.
+
+Every append reads an award's balance, monthly count and entry-list head, and each
+read checks the record's seal (a BLAKE2b tag) and decodes its payload
+(``storestate``). Most of those records were written by an append a few batches
+before, by this very process, which sealed them from the values it now decodes
+again. ``SealedMemo`` keeps, per state table and key, the last stored bytes the
+writer sealed or opened and what they decode to; a read whose stored bytes are
+*exactly* those bytes takes the value from it, with no tag computed and nothing
+decoded.
+
+That is as strict as opening the record: opening is a pure function of the table,
+the key and the stored bytes (the tag binds all three), and the remembered bytes
+either carried a tag this process checked or were sealed by it. A record changed
+in any way on disk (damage, an older sealed value put back) has other bytes, is
+opened in full, and fails or passes exactly as it would without the memory. What
+a transaction wrote and then aborted is remembered too, harmlessly: those bytes
+were sealed correctly, and they are only ever matched against bytes read back.
+
+Bounded: each table remembers at most ``capacity`` records (the oldest written or
+opened is forgotten first), so the node's memory does not grow with its log; a
+town with more residents than that reads the others as before. Only the store's
+write transactions use it, and LMDB runs one of those at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from redlist.ledger.state import Balance
+
+_T = TypeVar("_T")
+
+#: Records remembered per table: a large town's residents, about 10 MB in all.
+DEFAULT_CAPACITY = 1 << 15
+
+
+class _Opened(Generic[_T]):
+    """One table's memory: key -> (stored bytes, their value), oldest first."""
+
+    __slots__ = ("_capacity", "_records")
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._records: dict[bytes, tuple[bytes, _T]] = {}
+
+    def get(self, key: bytes, stored: bytes) -> _T | None:
+        """The value of ``stored`` under ``key`` if those are the bytes remembered."""
+        found = self._records.get(key)
+        if found is not None and found[0] == stored:
+            return found[1]
+        return None
+
+    def put(self, key: bytes, stored: bytes, value: _T) -> None:
+        """Remember that ``stored`` (sealed for ``key``, its seal sound) holds ``value``."""
+        records = self._records
+        if records.pop(key, None) is None and len(records) >= self._capacity:
+            del records[next(iter(records))]
+        records[key] = (stored, value)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+class SealedMemo:
+    """The writer's memory of the records it reads for every entry (module docstring):
+    balances, monthly counts (``(rule, qty)``) and entry-list heads (``(seq, count)``)."""
+
+    __slots__ = ("account_heads", "balances", "month_counts")
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.balances: _Opened[Balance] = _Opened(capacity)
+        self.month_counts: _Opened[tuple[str, int]] = _Opened(capacity)
+        self.account_heads: _Opened[tuple[int, int]] = _Opened(capacity)
+
+
+__all__ = ["DEFAULT_CAPACITY", "SealedMemo"]
