@@ -1,0 +1,134 @@
+"""The writer's memory of sealed state records (``sealmemo``) answers only for its bytes.
+
+An append takes a balance, a monthly count or an account's entry-list head from the
+memory only when the stored bytes are exactly those it remembers; any other bytes,
+a damaged record or a sound but older one put back while the node runs, are opened
+as they would be without it. The records are changed here by another process (as a
+bad disk or a careless edit would) while the log stays open in this one, after an
+append has made the memory remember them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.builders import Town, create_log
+from tests.rawstore import month_count_key
+
+from redlist.ledger.errors import StateDamageError
+from redlist.ledger.log import Log
+from redlist.ledger.sealmemo import SealedMemo
+from redlist.ledger.state import Balance
+from redlist.ledger.store import ENV_DIR_NAME
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_record_is_remembered_for_its_exact_bytes_only() -> None:
+    memo = SealedMemo()
+    memo.balances.put(b"resident-1", b"sealed bytes", Balance(5, 0, 1))
+    assert memo.balances.get(b"resident-1", b"sealed bytes") == Balance(5, 0, 1)
+    assert memo.balances.get(b"resident-1", b"sealed byteS") is None
+    assert memo.balances.get(b"resident-2", b"sealed bytes") is None
+    assert memo.month_counts.get(b"resident-1", b"sealed bytes") is None  # its own table
+    memo.balances.put(b"resident-1", b"newer bytes", Balance(10, 0, 2))
+    assert memo.balances.get(b"resident-1", b"sealed bytes") is None
+    assert memo.balances.get(b"resident-1", b"newer bytes") == Balance(10, 0, 2)
+
+
+def test_the_memory_is_bounded_and_forgets_the_oldest_first() -> None:
+    memo = SealedMemo(capacity=3)
+    for number in range(3):
+        memo.account_heads.put(b"a%d" % number, b"v%d" % number, (number, 1))
+    memo.account_heads.put(b"a0", b"w0", (9, 2))  # written again: now the newest
+    memo.account_heads.put(b"a3", b"v3", (3, 1))
+    assert len(memo.account_heads) == 3
+    assert memo.account_heads.get(b"a1", b"v1") is None  # the oldest, forgotten
+    assert memo.account_heads.get(b"a0", b"w0") == (9, 2)
+    assert memo.account_heads.get(b"a2", b"v2") == (2, 1)
+    assert memo.account_heads.get(b"a3", b"v3") == (3, 1)
+
+
+_REWRITE = """
+import sys
+from pathlib import Path
+from tests.rawstore import raw_tables
+env, table, key, how = Path(sys.argv[1]), sys.argv[2], bytes.fromhex(sys.argv[3]), sys.argv[4]
+with raw_tables(env) as tables:
+    if how == "flip":
+        value = bytearray(tables.get(table, key) or b"")
+        value[1] ^= 0x20
+        tables.put(table, key, bytes(value))
+    else:
+        tables.put(table, key, bytes.fromhex(how))
+"""
+
+
+def _rewrite(data: Path, table: str, key: bytes, how: str) -> None:
+    """Change one record of the open log's store from another process."""
+    subprocess.run(
+        [sys.executable, "-c", _REWRITE, str(data / ENV_DIR_NAME), table, key.hex(), how],
+        cwd=REPO,
+        check=True,
+    )
+
+
+def _read(data: Path, table: str, key: bytes) -> bytes:
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom tests.rawstore import raw_tables\n"
+        "with raw_tables(Path(sys.argv[1]), write=False) as tables:\n"
+        "    print(tables.get(sys.argv[2], bytes.fromhex(sys.argv[3])).hex())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(data / ENV_DIR_NAME), table, key.hex()],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return bytes.fromhex(done.stdout.strip())
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ("balances", b"resident-1"),
+        ("month_counts", month_count_key("resident-1", "2026-01", "clean-pond")),
+        ("account_heads", b"resident-1"),
+    ],
+)
+def test_a_record_damaged_while_the_node_runs_is_still_caught(
+    tmp_path: Path, table: str, key: bytes
+) -> None:
+    town = Town.from_seed(b"sealed memo")
+    data = tmp_path / "data"
+    with create_log(data, town, setup=True) as log:
+        log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
+        # The append above sealed the record: the memory holds its bytes now.
+        _rewrite(data, table, key, "flip")
+        size = log.size
+        with pytest.raises(StateDamageError) as refused:
+            log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
+        assert refused.value.table == table
+        assert log.size == size
+
+
+def test_an_older_sound_record_put_back_is_what_the_next_entry_reads(tmp_path: Path) -> None:
+    """The memory never answers for bytes it did not see: a sound balance put back
+    while the node runs decides the next entry as it would after a restart (the full
+    check is what finds such a rollback, by its seq)."""
+    town = Town.from_seed(b"sealed memo")
+    data = tmp_path / "data"
+    with create_log(data, town, setup=True) as log:
+        log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
+        older = _read(data, "balances", b"resident-1")
+        log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
+        assert log.account("resident-1").earned == 10
+        _rewrite(data, "balances", b"resident-1", older.hex())
+        log.append([town.award("resident-1", "clean-pond")], now_ms=town.now_ms)
+        assert log.account("resident-1").earned == 10  # 5 put back, plus 5
+    with Log.open(data, readonly=True) as reopened:
+        assert reopened.account("resident-1").earned == 10
