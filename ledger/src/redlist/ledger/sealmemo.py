@@ -17,10 +17,11 @@ opened in full, and fails or passes exactly as it would without the memory. What
 a transaction wrote and then aborted is remembered too, harmlessly: those bytes
 were sealed correctly, and they are only ever matched against bytes read back.
 
-Bounded: each table remembers at most ``capacity`` records (the oldest written or
-opened is forgotten first), so the node's memory does not grow with its log; a
-town with more residents than that reads the others as before. Only the store's
-write transactions use it, and LMDB runs one of those at a time.
+Bounded: each table remembers at most ``capacity`` records (the key remembered
+first is forgotten first, however often it was written since), so the node's
+memory does not grow with its log; a town with more residents than that reads the
+others as before. Only the store's write transactions use it, and LMDB runs one of
+those at a time.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ DEFAULT_CAPACITY = 1 << 15
 
 
 class _Opened(Generic[_T]):
-    """One table's memory: key -> (stored bytes, their value), oldest first."""
+    """One table's memory: key -> (stored bytes, their value), in the order first seen."""
 
     __slots__ = ("_capacity", "_records")
 
@@ -54,9 +55,9 @@ class _Opened(Generic[_T]):
     def put(self, key: bytes, stored: bytes, value: _T) -> None:
         """Remember that ``stored`` (sealed for ``key``, its seal sound) holds ``value``."""
         records = self._records
-        if records.pop(key, None) is None and len(records) >= self._capacity:
-            del records[next(iter(records))]
         records[key] = (stored, value)
+        if len(records) > self._capacity:
+            del records[next(iter(records))]
 
     def __len__(self) -> int:
         return len(self._records)

@@ -123,6 +123,8 @@ def check_texts(body: AnyBody, texts: Mapping[str, EntryText]) -> None:
     """Refuse (``TextError``, naming the field) unless ``texts`` gives exactly one text
     for each commitment of ``body``, each matching it."""
     commitments = commitments_of(body)
+    if not texts and not commitments:
+        return  # the common case: no commitment, no text
     for name in sorted(texts):
         if name not in commitments:
             raise TextError(

@@ -99,7 +99,8 @@ def checked_texts(envelopes: Sequence[Incoming], texts: BatchTexts) -> list[Stor
             check_texts(body, given)
         except TextError as error:
             raise BatchError(error, index=index) from None
-        records.extend(StoredText(body.id, name, text) for name, text in sorted(given.items()))
+        if given:  # most entries come with none: no generator, no sort for them
+            records.extend(StoredText(body.id, name, text) for name, text in sorted(given.items()))
     return records
 
 
