@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.builders import Town, create_log
+from tests.builders import SMALL_ID_INDEX, Town, create_log, id_index_shape
 from tests.rawstore import month_count_key
 
+from redlist.ledger.entry import decode_body
+from redlist.ledger.envelope import Envelope
 from redlist.ledger.errors import StateDamageError
 from redlist.ledger.log import Log
 from redlist.ledger.sealmemo import SealedMemo
@@ -135,3 +137,26 @@ def test_an_older_sound_record_put_back_is_what_the_next_entry_reads(tmp_path: P
         assert log.account("resident-1").earned == 10  # 5 put back, plus 5
     with Log.open(data, readonly=True) as reopened:
         assert reopened.account("resident-1").earned == 10
+
+
+def test_a_level0_id_damaged_while_the_node_runs_is_caught_when_its_run_is_made(
+    tmp_path: Path,
+) -> None:
+    """Making a run of level 0 copies the records it holds; a record the writer put
+    itself is copied without opening it only while its bytes are the ones it sealed."""
+    town = Town.from_seed(b"sealed memo ids")
+    data = tmp_path / "data"
+    with id_index_shape(SMALL_ID_INDEX), create_log(data, town, setup=True) as log:
+        while True:  # every entry's id goes to level 0, a run is made when it is full
+            award = town.award("resident-2", "clean-pond")
+            log.append([award], now_ms=town.now_ms)
+            if log.size % SMALL_ID_INDEX.level0_max == 1:
+                break  # level 0 holds this award's id alone, put by this writer
+        entry_id = decode_body(Envelope.from_bytes(award).body).id
+        _rewrite(data, "ids", entry_id, "flip")
+        size = log.size
+        with pytest.raises(StateDamageError) as refused:
+            for _ in range(SMALL_ID_INDEX.level0_max):  # until level 0 is full again
+                log.append([town.award("resident-3", "clean-pond")], now_ms=town.now_ms)
+        assert refused.value.table == "ids"
+        assert log.size < size + SMALL_ID_INDEX.level0_max

@@ -37,6 +37,7 @@ import lmdb
 
 from redlist.ledger.errors import FormatError, StateDamageError
 from redlist.ledger.idruns import DEFAULT_SHAPE, IndexShape, Merge, RunList
+from redlist.ledger.sealmemo import SealedMemo
 from redlist.ledger.storelayout import (
     INT_SIZE,
     META_ID_RUNS,
@@ -105,11 +106,13 @@ class IdIndex:
         absent_ids: AbsentIds | None = None,
         *,
         writing: bool = False,
+        memo: SealedMemo | None = None,
     ) -> None:
         self._txn = txn
         self._tables = tables
         self._absent_ids = absent_ids
         self._writing = writing
+        self._memo = memo
         self._runs: RunList | None = None
         self._newest_first: tuple[bytes, ...] = ()
         self._level0: int | None = None  # the number of ids in level 0, once counted
@@ -220,7 +223,10 @@ class IdIndex:
             self._write_runs(runs, seq)
         if self._level0 is None:
             self._level0 = self._counted(runs, seq)
-        self._txn.put(entry_id, seal("ids", entry_id, seq, b""), db=self._tables.ids)
+        sealed = seal("ids", entry_id, seq, b"")
+        self._txn.put(entry_id, sealed, db=self._tables.ids)
+        if self._memo is not None:
+            self._memo.ids.put(entry_id, sealed, seq)
         self._absent.discard(entry_id)
         self._level0 += 1
         if self._level0 >= runs.shape.level0_max:
@@ -257,9 +263,13 @@ class IdIndex:
         self._write_runs(flush.after, seq)
 
     def _level0_records(self) -> Iterator[tuple[bytes, bytes]]:
+        # A damaged record is never carried on: each is opened, unless its bytes are
+        # those this writer sealed (``sealmemo``), which level 0 mostly holds.
+        remembered = None if self._memo is None else self._memo.ids
         with self._txn.cursor(db=self._tables.ids) as cursor:
             for entry_id, value in cursor:
-                _opened(entry_id, value)  # a damaged record is never carried on
+                if remembered is None or remembered.get(entry_id, value) is None:
+                    _opened(entry_id, value)
                 yield entry_id, value
 
     def _merge(self, merge: Merge) -> None:

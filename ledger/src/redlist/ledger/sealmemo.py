@@ -65,14 +65,17 @@ class _Opened(Generic[_T]):
 
 class SealedMemo:
     """The writer's memory of the records it reads for every entry (module docstring):
-    balances, monthly counts (``(rule, qty)``) and entry-list heads (``(seq, count)``)."""
+    balances, monthly counts (``(rule, qty)``) and entry-list heads (``(seq, count)``);
+    and of the entry-id records it put (their seq), which making a run of level 0
+    reads back (``idindex``)."""
 
-    __slots__ = ("account_heads", "balances", "month_counts")
+    __slots__ = ("account_heads", "balances", "ids", "month_counts")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.balances: _Opened[Balance] = _Opened(capacity)
         self.month_counts: _Opened[tuple[str, int]] = _Opened(capacity)
         self.account_heads: _Opened[tuple[int, int]] = _Opened(capacity)
+        self.ids: _Opened[int] = _Opened(capacity)
 
 
 __all__ = ["DEFAULT_CAPACITY", "SealedMemo"]

@@ -272,7 +272,9 @@ class LmdbState:
     def id_index(self) -> IdIndex:
         """The entry-id index of this transaction (``idindex``)."""
         if self._ids is None:
-            self._ids = IdIndex(self._txn, self._tables, self._absent_ids, writing=self._writing)
+            self._ids = IdIndex(
+                self._txn, self._tables, self._absent_ids, writing=self._writing, memo=self._memo
+            )
         return self._ids
 
     def entry_seq(self, entry_id: bytes) -> int | None:
