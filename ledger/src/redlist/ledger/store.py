@@ -50,7 +50,10 @@ long the log; when it fills, its ids are written in key order as a run in ``id_r
 Sealed. The state derived from the log carries a checksum per record, bound to its
 table, its key and the seq of the entry that last changed it (``storelayout``: the
 record is ``payload ‖ seq ‖ tag``). The points semantics' reads check it
-(``storestate``); a record that fails stops the store's writes (below).
+(``storestate``); a record that fails stops the store's writes (below). The store's
+write transactions share a ``SealedMemo`` (``sealmemo``, ADR 0046): a record whose
+stored bytes are exactly those the writer last sealed or checked is known sound and
+is not checked again.
 
 Durability. Commits are synchronous (LMDB's default ``sync`` and ``metasync``): a
 commit returns only after the data and the new meta page are on disk, so whatever a

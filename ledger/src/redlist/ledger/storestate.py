@@ -8,7 +8,10 @@ Every record is stored sealed (``storelayout.seal``: a checksum bound to its tab
 its key and the entry that last changed it) and checked on every read: a record
 that does not match raises ``StateDamageError`` before the semantics sees it, so a
 damaged balance, key or rule never decides an entry the node then signs. The store
-stops taking writes when one is met (``LmdbStore``).
+stops taking writes when one is met (``LmdbStore``). A write transaction's reads of
+balances, monthly counts and entry-list heads whose stored bytes are exactly those
+the writer last sealed or checked take the value it remembers (``sealmemo``, ADR
+0046): the same answer, without computing the checksum again.
 """
 
 from __future__ import annotations
