@@ -23,6 +23,7 @@ import lmdb
 
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, StateDamageError
+from redlist.ledger.frozen import builder
 from redlist.ledger.idindex import AbsentIds, IdIndex
 from redlist.ledger.sealmemo import SealedMemo
 from redlist.ledger.state import (
@@ -101,6 +102,7 @@ class LmdbState:
         self._rules: dict[str, RuleRecord | None] = {}
         self._balances: dict[str, Balance] = {}
         self._months: dict[bytes, int] = {}
+        self._last_month_key: tuple[str, str, str, bytes] | None = None
         self._applying: int | None = None
         self._link_heads: dict[str, tuple[int, int] | None] = {}
         self._linking: tuple[int, tuple[AccountLink, ...]] | None = None
@@ -238,8 +240,18 @@ class LmdbState:
             key, seal("targets", key, changed, record.to_bytes()), db=self._tables.targets
         )
 
-    def month_qty(self, account: str, rule: str, month: str) -> int:
+    def _month_key(self, account: str, rule: str, month: str) -> bytes:
+        """``month_count_key``, kept for the last count asked: an award reads its count,
+        then writes it."""
+        last = self._last_month_key
+        if last is not None and last[0] == account and last[1] == rule and last[2] == month:
+            return last[3]
         key = month_count_key(account, month, rule)
+        self._last_month_key = (account, rule, month, key)
+        return key
+
+    def month_qty(self, account: str, rule: str, month: str) -> int:
+        key = self._month_key(account, rule, month)
         qty = self._months.get(key)
         if qty is None:
             data = self._txn.get(key, db=self._tables.month_counts)
@@ -260,7 +272,7 @@ class LmdbState:
         return qty
 
     def put_month_qty(self, account: str, rule: str, month: str, qty: int) -> None:
-        key = month_count_key(account, month, rule)
+        key = self._month_key(account, rule, month)
         if qty:
             sealed = seal(
                 "month_counts", key, self._entry_seq_now(), month_count_to_bytes(rule, qty)
@@ -307,7 +319,7 @@ class LmdbState:
                 f"names entry {previous}, not before entry {seq}",
             )
         key = int_key(seq)
-        link = AccountLink(account, previous)
+        link = _build_link(account, previous)
         if self._linking is not None and self._linking[0] == seq:
             links = (*self._linking[1], link)
             sealed = seal("account_links", key, seq, account_links_to_bytes(links))
@@ -368,3 +380,5 @@ def _link_head(key: bytes, value: bytes) -> tuple[int, int]:
 
 
 _ZERO_BALANCE = Balance()
+# One for every entry that links an account: built without the frozen ``__init__``.
+_build_link = builder(AccountLink)
