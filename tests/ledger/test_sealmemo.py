@@ -41,20 +41,20 @@ def test_a_record_is_remembered_for_its_exact_bytes_only() -> None:
     assert memo.balances.get(b"resident-1", b"newer bytes") == Balance(10, 0, 2)
 
 
-def test_the_memory_is_bounded_and_forgets_the_key_first_seen_first() -> None:
+def test_the_memory_is_bounded_and_starts_again_when_full() -> None:
     memo = SealedMemo(capacity=3)
     for number in range(3):
         memo.account_heads.put(b"a%d" % number, b"v%d" % number, (number, 1))
-    memo.account_heads.put(b"a1", b"w1", (9, 2))  # written again: still the second
-    memo.account_heads.put(b"a3", b"v3", (3, 1))
+    memo.account_heads.put(b"a1", b"w1", (9, 2))  # written again: still three
     assert len(memo.account_heads) == 3
-    assert memo.account_heads.get(b"a0", b"v0") is None  # the first seen, forgotten
     assert memo.account_heads.get(b"a1", b"w1") == (9, 2)
-    assert memo.account_heads.get(b"a2", b"v2") == (2, 1)
-    assert memo.account_heads.get(b"a3", b"v3") == (3, 1)
+    memo.account_heads.put(b"a3", b"v3", (3, 1))  # a fourth: all are forgotten
+    assert len(memo.account_heads) == 0
+    assert memo.account_heads.get(b"a0", b"v0") is None
     memo.account_heads.put(b"a4", b"v4", (4, 1))
-    assert memo.account_heads.get(b"a1", b"w1") is None
-    assert len(memo.account_heads) == 3
+    assert memo.account_heads.get(b"a4", b"v4") == (4, 1)
+    memo.account_heads.clear()
+    assert memo.account_heads.get(b"a4", b"v4") is None
 
 
 _REWRITE = """

@@ -256,6 +256,8 @@ class IdIndex:
         """Level 0 becomes a run of tier 0, then the merges it completes are made."""
         flush = runs.flush(self._level0 or 0)
         self._append_run(flush.run.number, self._level0_records())
+        if self._memo is not None:
+            self._memo.ids.clear()  # level 0 is emptied: its records are not read again
         self._txn.drop(self._tables.ids, delete=False)
         self._level0 = 0
         for merge in flush.merges:

@@ -17,11 +17,10 @@ opened in full, and fails or passes exactly as it would without the memory. What
 a transaction wrote and then aborted is remembered too, harmlessly: those bytes
 were sealed correctly, and they are only ever matched against bytes read back.
 
-Bounded: each table remembers at most ``capacity`` records (the key remembered
-first is forgotten first, however often it was written since), so the node's
-memory does not grow with its log; a town with more residents than that reads the
-others as before. Only the store's write transactions use it, and LMDB runs one of
-those at a time.
+Bounded: each table remembers at most ``capacity`` records, and forgets them all
+when one more comes, so the node's memory does not grow with its log; a town with
+more residents than that opens its records as before, more often. Only the store's
+write transactions use it, and LMDB runs one of those at a time.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ DEFAULT_CAPACITY = 1 << 15
 
 
 class _Opened(Generic[_T]):
-    """One table's memory: key -> (stored bytes, their value), in the order first seen."""
+    """One table's memory: key -> (stored bytes, their value)."""
 
     __slots__ = ("_capacity", "_records")
 
@@ -57,7 +56,13 @@ class _Opened(Generic[_T]):
         records = self._records
         records[key] = (stored, value)
         if len(records) > self._capacity:
-            del records[next(iter(records))]
+            # Forget all and start again: evicting one at a time from the front makes
+            # the dict scan its deleted slots, and a town this large gains little.
+            records.clear()
+
+    def clear(self) -> None:
+        """Forget every record (what was remembered is of no more use)."""
+        self._records.clear()
 
     def __len__(self) -> int:
         return len(self._records)
