@@ -10,6 +10,7 @@ append has made the memory remember them.
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,6 @@ from redlist.ledger.envelope import Envelope
 from redlist.ledger.errors import StateDamageError
 from redlist.ledger.log import Log
 from redlist.ledger.sealmemo import SealedMemo
-from redlist.ledger.state import Balance
 from redlist.ledger.store import ENV_DIR_NAME
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,14 +31,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_a_record_is_remembered_for_its_exact_bytes_only() -> None:
     memo = SealedMemo()
-    memo.balances.put(b"resident-1", b"sealed bytes", Balance(5, 0, 1))
-    assert memo.balances.get(b"resident-1", b"sealed bytes") == Balance(5, 0, 1)
+    memo.balances.put(b"resident-1", b"sealed bytes", (5, 0, 1))
+    assert memo.balances.get(b"resident-1", b"sealed bytes") == (5, 0, 1)
     assert memo.balances.get(b"resident-1", b"sealed byteS") is None
     assert memo.balances.get(b"resident-2", b"sealed bytes") is None
     assert memo.month_counts.get(b"resident-1", b"sealed bytes") is None  # its own table
-    memo.balances.put(b"resident-1", b"newer bytes", Balance(10, 0, 2))
+    memo.balances.put(b"resident-1", b"newer bytes", (10, 0, 2))
     assert memo.balances.get(b"resident-1", b"sealed bytes") is None
-    assert memo.balances.get(b"resident-1", b"newer bytes") == Balance(10, 0, 2)
+    assert memo.balances.get(b"resident-1", b"newer bytes") == (10, 0, 2)
 
 
 def test_the_memory_is_bounded_and_starts_again_when_full() -> None:
@@ -160,3 +160,20 @@ def test_a_level0_id_damaged_while_the_node_runs_is_caught_when_its_run_is_made(
                 log.append([town.award("resident-3", "clean-pond")], now_ms=town.now_ms)
         assert refused.value.table == "ids"
         assert log.size < size + SMALL_ID_INDEX.level0_max
+
+
+def test_what_the_memory_keeps_is_not_tracked_by_the_garbage_collector(tmp_path: Path) -> None:
+    """Kept for every account, tracked values would make the collector's young passes
+    walk them again and again (a ``Balance`` and nested tuples cost about 1 µs an
+    entry); one flat tuple of plain values a record is untracked at its first pass."""
+    town = Town.from_seed(b"sealed memo gc")
+    with create_log(tmp_path / "data", town, setup=True) as log:
+        log.append(
+            [town.award(f"resident-{n}", "clean-pond") for n in range(20)], now_ms=town.now_ms
+        )
+        memo = log._store._sealed_memo
+        gc.collect()
+        tables = (memo.balances, memo.month_counts, memo.account_heads, memo.ids)
+        kept = [record for table in tables for record in table._records.values()]
+        assert len(kept) >= 60
+        assert not any(gc.is_tracked(record) for record in kept)

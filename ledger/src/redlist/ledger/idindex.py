@@ -226,7 +226,7 @@ class IdIndex:
         sealed = seal("ids", entry_id, seq, b"")
         self._txn.put(entry_id, sealed, db=self._tables.ids)
         if self._memo is not None:
-            self._memo.ids.put(entry_id, sealed, seq)
+            self._memo.ids.put(entry_id, sealed, (seq,))
         self._absent.discard(entry_id)
         self._level0 += 1
         if self._level0 >= runs.shape.level0_max:

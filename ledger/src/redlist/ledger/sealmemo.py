@@ -27,34 +27,38 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from redlist.ledger.state import Balance
-
-_T = TypeVar("_T")
+_T = TypeVar("_T", bound=tuple[object, ...])
 
 #: Records remembered per table: a large town's residents, about 10 MB in all.
 DEFAULT_CAPACITY = 1 << 15
 
 
 class _Opened(Generic[_T]):
-    """One table's memory: key -> (stored bytes, their value)."""
+    """One table's memory: key -> ``(stored bytes, *value)``.
+
+    A value is a tuple of plain fields (integers, text), kept flat beside its bytes:
+    one tuple of untracked items a record, which the garbage collector stops tracking
+    the first time it meets it (values kept for every account, as objects or nested
+    tuples, made the collector's young passes walk them again and again).
+    """
 
     __slots__ = ("_capacity", "_records")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._records: dict[bytes, tuple[bytes, _T]] = {}
+        self._records: dict[bytes, tuple[object, ...]] = {}
 
     def get(self, key: bytes, stored: bytes) -> _T | None:
         """The value of ``stored`` under ``key`` if those are the bytes remembered."""
         found = self._records.get(key)
         if found is not None and found[0] == stored:
-            return found[1]
+            return found[1:]  # type: ignore[return-value]
         return None
 
     def put(self, key: bytes, stored: bytes, value: _T) -> None:
         """Remember that ``stored`` (sealed for ``key``, its seal sound) holds ``value``."""
         records = self._records
-        records[key] = (stored, value)
+        records[key] = (stored, *value)
         if len(records) > self._capacity:
             # Forget all and start again: evicting one at a time from the front makes
             # the dict scan its deleted slots, and a town this large gains little.
@@ -70,17 +74,19 @@ class _Opened(Generic[_T]):
 
 class SealedMemo:
     """The writer's memory of the records it reads for every entry (module docstring):
-    balances, monthly counts (``(rule, qty)``) and entry-list heads (``(seq, count)``);
-    and of the entry-id records it put (their seq), which making a run of level 0
+    balances (``(earned, redeemed, entries)``), monthly counts (``(rule, qty)``) and
+    entry-list heads (``(seq, count)``), each kept as plain values the garbage
+    collector stops tracking;
+    and of the entry-id records it put (``(seq,)``), which making a run of level 0
     reads back (``idindex``)."""
 
     __slots__ = ("account_heads", "balances", "ids", "month_counts")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        self.balances: _Opened[Balance] = _Opened(capacity)
+        self.balances: _Opened[tuple[int, int, int]] = _Opened(capacity)
         self.month_counts: _Opened[tuple[str, int]] = _Opened(capacity)
         self.account_heads: _Opened[tuple[int, int]] = _Opened(capacity)
-        self.ids: _Opened[int] = _Opened(capacity)
+        self.ids: _Opened[tuple[int]] = _Opened(capacity)
 
 
 __all__ = ["DEFAULT_CAPACITY", "SealedMemo"]

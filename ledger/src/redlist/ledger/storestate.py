@@ -195,13 +195,14 @@ class LmdbState:
                 balance = _ZERO_BALANCE
             else:
                 memo = self._memo
-                remembered = None if memo is None else memo.balances.get(key, data)
-                if remembered is None:
+                totals = None if memo is None else memo.balances.get(key, data)
+                if totals is None:
                     payload = self._payload("balances", key, data)
-                    remembered = _decoded(Balance.from_bytes, payload, "balances", key)
+                    balance = _decoded(Balance.from_bytes, payload, "balances", key)
                     if memo is not None:
-                        memo.balances.put(key, data, remembered)
-                balance = remembered
+                        memo.balances.put(key, data, _totals(balance))
+                else:
+                    balance = _build_balance(*totals)
                 # And the other way round: a stored balance counts an entry at least,
                 # which linked the account. Read as "no entries", a lost head would start
                 # the account's list again without them (ADR 0046).
@@ -223,7 +224,7 @@ class LmdbState:
         self._txn.put(key, sealed, db=self._tables.balances)
         self._balances[account] = balance
         if self._memo is not None:
-            self._memo.balances.put(key, sealed, balance)
+            self._memo.balances.put(key, sealed, _totals(balance))
 
     def target(self, seq: int) -> TargetRecord | None:
         key = int_key(seq)
@@ -382,3 +383,10 @@ def _link_head(key: bytes, value: bytes) -> tuple[int, int]:
 _ZERO_BALANCE = Balance()
 # One for every entry that links an account: built without the frozen ``__init__``.
 _build_link = builder(AccountLink)
+_build_balance = builder(Balance)
+
+
+def _totals(balance: Balance) -> tuple[int, int, int]:
+    """A balance as the memo keeps it: plain integers (``sealmemo``: the garbage
+    collector stops tracking them)."""
+    return (balance.earned, balance.redeemed, balance.entries)
