@@ -51,7 +51,7 @@ Sealed. The state derived from the log carries a checksum per record, bound to i
 table, its key and the seq of the entry that last changed it (``storelayout``: the
 record is ``payload ‖ seq ‖ tag``). The points semantics' reads check it
 (``storestate``); a record that fails stops the store's writes (below). The store's
-write transactions share a ``SealedMemo`` (``sealmemo``, ADR 0046): a record whose
+write transactions share a ``SealedMemo`` (``sealmemo``, ADR 0047): a record whose
 stored bytes are exactly those the writer last sealed or checked is known sound and
 is not checked again.
 

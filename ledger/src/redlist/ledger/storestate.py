@@ -11,7 +11,7 @@ damaged balance, key or rule never decides an entry the node then signs. The sto
 stops taking writes when one is met (``LmdbStore``). A write transaction's reads of
 balances, monthly counts and entry-list heads whose stored bytes are exactly those
 the writer last sealed or checked take the value it remembers (``sealmemo``, ADR
-0046): the same answer, without computing the checksum again.
+0047): the same answer, without computing the checksum again.
 """
 
 from __future__ import annotations
