@@ -103,7 +103,7 @@ demo: install bytecode
 # Progress goes to stderr so that stdout is only the benchmarks' JSON, also kept (one
 # object a line) in $(BENCH_OUT); then scripts/bench_report.py writes docs/performance.md's
 # table and docs/performance-append.png from it. REDLIST_BENCH_10M=1 grows the append
-# benchmark to 10M entries (hours) instead of 1M.
+# and proofs benchmarks' logs to 10M entries (about half an hour each) instead of 1M.
 BENCH_OUT ?= build/bench.jsonl
 
 bench: install bytecode
