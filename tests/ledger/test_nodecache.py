@@ -31,14 +31,17 @@ class Store:
         return [self.node(level, (index >> level) ^ 1) for level in range(levels)]
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    asks=st.lists(
+def _asks(most: int) -> st.SearchStrategy[list[tuple[int, int]]]:
+    """Up to ``most`` proofs to ask for: (tree size, leaf index) pairs."""
+    return st.lists(
         st.tuples(st.integers(1, len(LEAVES)), st.integers(0, len(LEAVES) - 1)),
         min_size=1,
-        max_size=20,
+        max_size=most,
     )
-)
+
+
+@settings(max_examples=200, deadline=None)
+@given(asks=_asks(20))
 def test_proofs_through_the_cache_are_the_store_s_proofs(asks: list[tuple[int, int]]) -> None:
     upper = UpperNodes()  # shared by every proof, of trees of growing and shrinking sizes
     for size, position in asks:
@@ -77,13 +80,7 @@ def test_the_top_of_the_tree_is_read_once_and_the_cache_stays_bounded(
     ("levels", "bound"), [(14, 1 << 15), (3, 1 << 15), (1, 1 << 15), (2, 4), (5, 1)]
 )
 @settings(max_examples=100, deadline=None)
-@given(
-    asks=st.lists(
-        st.tuples(st.integers(1, len(LEAVES)), st.integers(0, len(LEAVES) - 1)),
-        min_size=1,
-        max_size=40,
-    )
-)
+@given(asks=_asks(40))
 def test_proofs_built_in_one_pass_are_the_reference_proofs(
     levels: int, bound: int, asks: list[tuple[int, int]]
 ) -> None:
