@@ -639,6 +639,11 @@ MALFORMED = {
     "a checkpoint key": (("checkpoints", b"\x01", b"note"), "stored_checkpoints", "checkpoints"),
     "a target key": (("targets", b"\x00" * 9, b"x"), "stored_targets", "targets table"),
     "a balance key": (("balances", b"\xff\xfe", b"x"), "stored_balances", "balances table"),
+    "an account head key": (
+        ("account_heads", b"\xff\xfe", b"x"),
+        "stored_account_heads",
+        "account_heads table",
+    ),
     "a rule key too long": (("rules", b"y" * 300, b"x"), "stored_rules", "malformed key"),
     "a hashed rule key": (("rules", b"\xff" + bytes(32), b"\xc1"), "stored_rules", "hashed key"),
     "a month key": (("month_counts", b"resident-1", b"x"), "stored_month_counts", "malformed key"),

@@ -380,13 +380,7 @@ class StoreReader:
         """Every account's head record, ``(account, record)``: its payload the count of
         the account's links (8 bytes), its seal's seq the latest linked entry."""
         for key, value in self._txn.cursor(db=self._tables.account_heads):
-            try:
-                account = key.decode("utf-8")
-            except UnicodeDecodeError:
-                raise IntegrityError(
-                    f"the account_heads table holds a record under the malformed key {key.hex()}"
-                ) from None
-            yield account, StoredRecord.of("account_heads", key, value)
+            yield _account("account_heads", key), StoredRecord.of("account_heads", key, value)
 
     def stored_keys(self) -> Iterator[tuple[bytes, StoredRecord]]:
         """Every staff key record, ``(key id, record)``."""
@@ -425,13 +419,7 @@ class StoreReader:
     def stored_balances(self) -> Iterator[tuple[str, StoredRecord]]:
         """Every balance record, ``(account, record)``."""
         for key, value in self._txn.cursor(db=self._tables.balances):
-            try:
-                account = key.decode("utf-8")
-            except UnicodeDecodeError:
-                raise IntegrityError(
-                    f"the balances table holds a record under the malformed key {key.hex()}"
-                ) from None
-            yield account, StoredRecord.of("balances", key, value)
+            yield _account("balances", key), StoredRecord.of("balances", key, value)
 
     def stored_targets(self) -> Iterator[tuple[int, StoredRecord]]:
         """Every award and redemption record, ``(seq, record)``."""
@@ -484,6 +472,16 @@ def _seq(table: str, key: bytes) -> int:
             f"the {table} table holds a record under the malformed key {key.hex()}"
         )
     return seq
+
+
+def _account(table: str, key: bytes) -> str:
+    """The account id of a key of ``table`` (keyed by account)."""
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IntegrityError(
+            f"the {table} table holds a record under the malformed key {key.hex()}"
+        ) from None
 
 
 def _text(value: bytes, what: str) -> str:
