@@ -128,3 +128,31 @@ def test_verify_may_be_called_from_several_threads() -> None:
             thread.join()
     assert answers == {n: wanted for n, (_, wanted) in enumerate(batches)}
     assert pool.verify(triples(3, {1})) == [True, False, True]  # closed: done right here
+
+
+def test_workers_started_early_are_taken_by_the_next_scheduler_of_their_size() -> None:
+    from redlist.ledger.sigschedule import SignatureScheduler
+
+    assert workers.start_early(2)
+    early = workers._early
+    assert early is not None
+    with SignatureScheduler(2, processes=True) as scheduler:
+        assert scheduler._pool is early  # taken, not a second pool started
+        assert workers.take_early(2) is None  # and only once
+        assert scheduler.verify(triples(40, {3})) == expected(40, {3})
+
+
+def test_workers_started_early_of_another_size_are_stopped() -> None:
+    assert workers.start_early(2)
+    early = workers._early
+    assert early is not None
+    processes = [worker.process for worker in early._workers]
+    assert workers.take_early(3) is None
+    for process in processes:
+        assert process is not None
+        assert process.returncode is not None
+
+
+def test_one_core_starts_no_workers_early() -> None:
+    assert not workers.start_early(1)
+    assert workers.take_early(1) is None

@@ -39,7 +39,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from redlist.ledger.sigworkers import VerifyPool, available_cores, verify_here
+from redlist.ledger.sigworkers import VerifyPool, available_cores, take_early, verify_here
 from redlist.ledger.validator import Triple, Verdicts
 
 #: Entries per chunk: big enough that handing a chunk over costs little beside
@@ -109,7 +109,7 @@ class SignatureScheduler:
         self._lock = threading.Lock()  # the node's commits submit from several threads
         self._pool: VerifyPool | None = None
         if processes and executor is None and self.workers >= 2:
-            self._pool = VerifyPool(self.workers)
+            self._pool = take_early(self.workers) or VerifyPool(self.workers)
 
     @classmethod
     def for_entries(cls, entries: int, workers: int | None = None) -> SignatureScheduler:

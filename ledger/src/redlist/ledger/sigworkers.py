@@ -29,6 +29,7 @@ Robustness:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import os
@@ -263,6 +264,50 @@ class VerifyPool:
             worker.stop()
 
 
+#: A pool started ahead of the scheduler that will use it (``start_early``).
+_early: VerifyPool | None = None
+_early_lock = threading.Lock()
+
+
+def start_early(processes: int | None = None) -> bool:
+    """Start the workers now, for the next ``take_early`` (``SignatureScheduler``).
+
+    A command that will verify a long log calls this before it loads its own
+    modules: a worker's interpreter takes a few hundredths of a second to start, and
+    it then starts on the core the command's imports leave idle. Whether workers
+    were started (not on one core). Unused workers are stopped at exit.
+    """
+    global _early
+    count = processes or available_cores()
+    if count < 2:
+        return False
+    with _early_lock:
+        if _early is None:
+            _early = VerifyPool(count)
+            atexit.register(_stop_early)
+    return True
+
+
+def take_early(processes: int) -> VerifyPool | None:
+    """The pool ``start_early`` started, if it has ``processes`` workers (it is then
+    the caller's); a pool of another size is stopped. None when there is none."""
+    global _early
+    with _early_lock:
+        pool, _early = _early, None
+    if pool is not None and pool.processes != processes:
+        pool.close()
+        return None
+    return pool
+
+
+def _stop_early() -> None:
+    global _early
+    with _early_lock:
+        pool, _early = _early, None
+    if pool is not None:
+        pool.close()
+
+
 def tune_interpreter() -> None:
     """Process-wide interpreter settings for a program that verifies many entries.
 
@@ -359,4 +404,12 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["Pending", "Triple", "VerifyPool", "available_cores", "verify_here"]
+__all__ = [
+    "Pending",
+    "Triple",
+    "VerifyPool",
+    "available_cores",
+    "start_early",
+    "take_early",
+    "verify_here",
+]

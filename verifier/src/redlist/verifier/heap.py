@@ -13,7 +13,6 @@ place (``mremap``), so the resident memory is the arrays.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 #: ``M_MMAP_THRESHOLD`` of glibc's ``mallopt``.
 _M_MMAP_THRESHOLD = -3
@@ -24,13 +23,11 @@ MMAP_THRESHOLD = 128 * 1024
 def map_large_blocks() -> bool:
     """Fix glibc's mmap threshold at ``MMAP_THRESHOLD``; whether it was set (False
     where the C library is not glibc: nothing changes)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+        # The program's own symbols, the C library's among them: naming the library
+        # would run ``ldconfig`` (``ctypes.util.find_library``), a few milliseconds.
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc, or no ``mallopt``
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int

@@ -1,0 +1,62 @@
+"""``redlist-verify``'s entry point starts a long bundle audit's workers first (ADR 0048)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from redlist.ledger import bundle, sigschedule
+from redlist.verifier import launch
+
+LONG = sigschedule.PROCESS_MIN_ENTRIES * launch.MIN_LEAF_BYTES
+
+
+def test_the_launchers_names_are_the_librarys() -> None:
+    assert launch.LEAVES_FILE == bundle.LEAVES_FILE
+    assert launch.PROCESS_MIN_ENTRIES == sigschedule.PROCESS_MIN_ENTRIES
+
+
+def _bundle(tmp_path: Path, size: int) -> Path:
+    directory = tmp_path / f"bundle-{size}"
+    directory.mkdir()
+    with open(directory / launch.LEAVES_FILE, "wb") as leaves:
+        leaves.truncate(size)  # sparse: only the size is read
+    return directory
+
+
+def test_a_long_bundle_starts_one_worker_per_core_or_those_asked(tmp_path: Path) -> None:
+    long = str(_bundle(tmp_path, LONG))
+    assert launch.early_workers(["bundle", long, "--log-key", "k.pub"]) == 0
+    assert launch.early_workers(["bundle", "--json", long, "--workers", "3"]) == 3
+    assert launch.early_workers(["bundle", long, "--workers=4"]) == 4
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--structure-only"], ["--help"], ["-h"], ["--workers", "two"], ["--workers=-1"]],
+)
+def test_no_workers_start_early_where_the_audit_will_not_use_them(
+    tmp_path: Path, extra: list[str]
+) -> None:
+    long = str(_bundle(tmp_path, LONG))
+    assert launch.early_workers(["bundle", long, *extra]) is None
+
+
+def test_a_short_bundle_or_another_command_starts_none(tmp_path: Path) -> None:
+    short = str(_bundle(tmp_path, LONG - 1))
+    long = str(_bundle(tmp_path, LONG))
+    assert launch.early_workers(["bundle", short]) is None
+    assert launch.early_workers(["bundle", str(tmp_path / "missing")]) is None
+    assert launch.early_workers(["bundles", long]) is None
+    assert launch.early_workers(["node", "127.0.0.1:1"]) is None
+    assert launch.early_workers([]) is None
+    assert os.path.getsize(Path(long) / launch.LEAVES_FILE) == LONG
+
+
+def test_the_installed_command_enters_through_the_launcher() -> None:
+    from importlib.metadata import entry_points
+
+    (command,) = entry_points(group="console_scripts", name="redlist-verify")
+    assert command.value == "redlist.verifier.launch:main"

@@ -1,0 +1,72 @@
+"""``redlist-verify``'s entry point: a long audit's signature workers start first.
+
+The command's own modules take about a tenth of a second to load (ADR 0041). An
+audit of a bundle long enough to verify on worker processes
+(``sigschedule.PROCESS_MIN_ENTRIES`` entries) starts them here, before that: each
+worker's interpreter then starts on the core the loading leaves idle, and is ready
+when the first leaves are read (ADR 0048). Everything else is ``cli.main``'s.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+#: ``bundle.LEAVES_FILE``, named here so that deciding loads nothing.
+LEAVES_FILE = "leaves"
+#: ``sigschedule.PROCESS_MIN_ENTRIES`` (a test holds the two equal).
+PROCESS_MIN_ENTRIES = 20_000
+#: Fewer bytes than any leaf takes (seq, time, the previous hash, an envelope with a
+#: body and a signature): a leaves file this many times the entries holds at least
+#: that many.
+MIN_LEAF_BYTES = 200
+
+
+def main() -> int:
+    """Start the workers of a long bundle audit, then run the verifier."""
+    workers = early_workers(sys.argv[1:])
+    if workers is not None:
+        from redlist.ledger.sigworkers import start_early
+
+        start_early(workers or None)
+    from redlist.verifier.cli import main as run
+
+    return run()
+
+
+def early_workers(args: Sequence[str]) -> int | None:
+    """The workers to start ahead for ``args`` (0: one per core), or None.
+
+    Only ``bundle`` with a directory whose leaves file is long enough, signatures
+    checked (no ``--structure-only``) and no help asked; a wrong guess costs only
+    idle workers, stopped at exit.
+    """
+    if not args or args[0] != "bundle" or {"-h", "--help", "--structure-only"} & set(args):
+        return None
+    workers = 0
+    for index, arg in enumerate(args):
+        value = None
+        if arg == "--workers" and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith("--workers="):
+            value = arg.partition("=")[2]
+        if value is not None:
+            if not value.isdigit():
+                return None  # the command refuses it
+            workers = int(value)
+    threshold = PROCESS_MIN_ENTRIES * MIN_LEAF_BYTES
+    for arg in args[1:]:
+        if arg.startswith("-"):
+            continue
+        try:
+            size = os.stat(os.path.join(arg, LEAVES_FILE)).st_size
+        except (OSError, ValueError):
+            continue
+        if size >= threshold:
+            return workers
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
