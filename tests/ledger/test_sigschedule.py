@@ -3,10 +3,13 @@ and the loop that drives a checker over a stream of leaves."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.verifier.bundles import LogBuilder, standard_log
 
 from redlist.ledger import codec
@@ -154,3 +157,30 @@ def test_a_bare_validator_is_driven_the_same_way_as_a_mirror_would() -> None:
         assert check_leaves(validator, log.leaves, scheduler, chunk_size=3) == len(log.leaves)
     assert (validator.size, validator.root()) == (len(log.leaves), log.root())
     assert validator.signatures_checked == 34
+
+
+@given(
+    count=st.integers(0, 3000),
+    chunk_size=st.integers(1, 700),
+    known=st.booleans(),
+    chunk_bytes=st.sampled_from([10**9, 5000]),
+)
+@settings(max_examples=150, deadline=None)
+def test_chunks_keep_every_leaf_in_order_and_ramp_at_both_ends(
+    count: int, chunk_size: int, known: bool, chunk_bytes: int
+) -> None:
+    leaves = [b"%d" % number for number in range(count)]
+    total = count if known else None
+    chunks = list(schedule_module._chunks(iter(leaves), chunk_size, chunk_bytes, total))
+    assert [leaf for chunk in chunks for leaf in chunk] == leaves
+    assert all(chunks)
+    sizes = [len(chunk) for chunk in chunks]
+    assert all(size <= chunk_size for size in sizes)
+    ramp = schedule_module.RAMP_CHUNK
+    if chunks and chunk_bytes > 3 * count:  # only the count closes a chunk
+        assert sizes[0] == min(chunk_size, ramp, count)  # the workers start soon
+        for before, after in itertools.pairwise(sizes):
+            # Doubling up to the full size, then, with the end known, shrinking.
+            assert after <= 2 * before
+        if known:  # what is left to apply after the last verdicts is one small chunk
+            assert sizes[-1] <= ramp

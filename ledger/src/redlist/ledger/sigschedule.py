@@ -51,6 +51,9 @@ CHUNK_BYTES = 8 * 1024 * 1024
 #: Chunks out for verification at once when a driver bounds it: with two, the
 #: workers find the next chunk waiting when one is done.
 IN_FLIGHT = 2
+#: ``check_leaves``' first chunk, and its smallest towards a known end: small enough
+#: that the workers start soon and finish nearly together with the reader.
+RAMP_CHUNK = 128
 #: Entries from which a driver that may choose verifies on processes: starting a
 #: worker process costs a few tenths of a second; below this, threads.
 PROCESS_MIN_ENTRIES = 20_000
@@ -279,6 +282,7 @@ def check_leaves(
     chunk_size: int = CHUNK_SIZE,
     in_flight: int = IN_FLIGHT,
     chunk_bytes: int = CHUNK_BYTES,
+    total: int | None = None,
 ) -> int:
     """Run every leaf of ``leaves`` through ``checker``, verifying signatures ahead on
     ``scheduler``; the number of leaves read.
@@ -289,6 +293,10 @@ def check_leaves(
     exception the stream raises (a leaves file that cannot be split, a node that stops
     answering) is raised after every leaf read before it was applied, so a defect in
     those is reported first. One the checker raises is raised at once.
+
+    The first chunks are smaller (from ``RAMP_CHUNK``, doubling), so the workers
+    start soon; with ``total`` (the leaves expected) the last ones are too, so little
+    is left to apply once the last verdicts are in, while the workers stand idle.
     """
     if chunk_size < 1 or in_flight < 1:
         raise ValueError("leaves are checked in chunks of at least one, one in flight")
@@ -303,7 +311,7 @@ def check_leaves(
         for reading in readings:
             apply(reading, verdicts)
 
-    chunks = _chunks(leaves, chunk_size, chunk_bytes)
+    chunks = _chunks(leaves, chunk_size, chunk_bytes, total)
     count = 0
     while True:
         try:
@@ -325,18 +333,28 @@ def check_leaves(
     return count
 
 
-def _chunks(leaves: Iterable[bytes], chunk_size: int, chunk_bytes: int) -> Iterator[list[bytes]]:
-    """``leaves`` in lists of ``chunk_size`` leaves (fewer once they hold ``chunk_bytes``).
-    An exception the stream raises comes after a list of the leaves read before it."""
+def _chunks(
+    leaves: Iterable[bytes], chunk_size: int, chunk_bytes: int, total: int | None = None
+) -> Iterator[list[bytes]]:
+    """``leaves`` in lists of at most ``chunk_size`` leaves (fewer once they hold
+    ``chunk_bytes``), smaller at the start and, with ``total``, towards the end (see
+    ``check_leaves``). An exception the stream raises comes after a list of the
+    leaves read before it."""
     batch: list[bytes] = []
     size = 0
+    read = 0
+    limit = min(chunk_size, RAMP_CHUNK)
     try:
         for raw in leaves:
             batch.append(raw)
             size += len(raw)
-            if len(batch) >= chunk_size or size >= chunk_bytes:
+            if len(batch) >= limit or size >= chunk_bytes:
+                read += len(batch)
                 yield batch
                 batch, size = [], 0
+                limit = min(chunk_size, 2 * limit)
+                if total is not None:  # a quarter of what is left, at least a ramp chunk
+                    limit = min(limit, max(RAMP_CHUNK, (total - read) // 4))
     except Exception:
         if batch:
             yield batch
@@ -350,6 +368,7 @@ __all__ = [
     "CHUNK_SIZE",
     "IN_FLIGHT",
     "PROCESS_MIN_ENTRIES",
+    "RAMP_CHUNK",
     "LeafChecker",
     "Pipeline",
     "SignatureScheduler",

@@ -175,15 +175,27 @@ class _Worker:
             return None
 
     def stop(self) -> None:
+        self.reap(self.hang_up())
+
+    def hang_up(self) -> subprocess.Popen[bytes] | None:
+        """Close the worker's pipes (it exits at the end of its input); its process,
+        for ``reap``."""
         self.broken = True
         process, self.process = self.process, None
         if process is None:
-            return
+            return None
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 # A worker that is gone already leaves nothing to flush.
                 with contextlib.suppress(OSError):
                     stream.close()
+        return process
+
+    @staticmethod
+    def reap(process: subprocess.Popen[bytes] | None) -> None:
+        """Wait for a hung-up worker to exit; kill one that does not, soon."""
+        if process is None:
+            return
         try:
             process.wait(_EXIT_WAIT)
         except subprocess.TimeoutExpired:
@@ -260,8 +272,9 @@ class VerifyPool:
         """Stop the workers and wait for them to exit (a share still in flight is then
         verified by the thread waiting for it)."""
         workers, self._workers = self._workers, []
-        for worker in workers:
-            worker.stop()
+        # Every worker is told first, so they all exit at once.
+        for process in [worker.hang_up() for worker in workers]:
+            _Worker.reap(process)
 
 
 #: A pool started ahead of the scheduler that will use it (``start_early``).

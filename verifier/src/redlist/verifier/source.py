@@ -217,7 +217,9 @@ def feed_leaves(
         progress(0, total)
         leaves = _reporting(leaves, total, progress)
     with scheduler:
-        return check_leaves(auditor, leaves, scheduler, chunk_size=CHUNK_SIZE, in_flight=IN_FLIGHT)
+        return check_leaves(
+            auditor, leaves, scheduler, chunk_size=CHUNK_SIZE, in_flight=IN_FLIGHT, total=total
+        )
 
 
 def _reporting(leaves: Iterable[bytes], total: int, progress: Progress) -> Iterator[bytes]:
