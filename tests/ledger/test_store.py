@@ -215,6 +215,61 @@ def test_state_returns_what_was_put(make_state: MakeState, tmp_path: Path) -> No
         assert state.month_qty("resident-1", "clean-pond", "2026-02") == 1
 
 
+POINTS = st.integers(-(2**53) + 1, 2**53 - 1)
+TEXT = st.text(max_size=20)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    balance=st.builds(Balance, POINTS, POINTS, st.integers(0, 1 << 40)),
+    target=st.builds(
+        TargetRecord,
+        st.sampled_from(["award", "redeem"]),
+        ACCOUNTS,
+        POINTS,
+        TEXT,
+        st.none() | st.integers(0, 1 << 62),
+        st.integers(0, 1 << 32),
+        TEXT,
+    ),
+    rule=TEXT.filter(bool),
+    qty=st.integers(1, 1 << 62),
+    accounts=st.lists(ACCOUNTS, min_size=1, max_size=3, unique=True),
+)
+def test_the_state_stores_the_bytes_the_records_encode_to(
+    tmp_path_factory: pytest.TempPathFactory,
+    balance: Balance,
+    target: TargetRecord,
+    rule: str,
+    qty: int,
+    accounts: list[str],
+) -> None:
+    """The write path encodes a balance, a target, a monthly count and an entry's links
+    itself (``LmdbState``): the payloads are those of the records' own encoders."""
+    opened = LmdbStore.open(tmp_path_factory.mktemp("s") / "x.lmdb", create=True)
+    try:
+        with opened.write() as writer:
+            state = writer.state()
+            state.put_balance("resident-1", balance)
+            state.put_target(4, target)
+            state.put_month_qty("resident-1", rule, "2026-01", qty)
+            for account in accounts:
+                state.link_account(account, 7)
+            state.link_account(accounts[0], 9)
+        with opened.read() as reader:
+            assert dict(reader.stored_balances())["resident-1"].payload == balance.to_bytes()
+            assert dict(reader.stored_targets())[4].payload == target.to_bytes()
+            [count] = dict(reader.stored_month_counts()).values()
+            assert count.payload == month_count_to_bytes(rule, qty)
+            links = dict(reader.stored_account_links())
+            assert links[7].payload == account_links_to_bytes(
+                tuple(AccountLink(account, None) for account in accounts)
+            )
+            assert links[9].payload == account_links_to_bytes((AccountLink(accounts[0], 7),))
+    finally:
+        opened.close()
+
+
 def test_lmdb_state_persists_across_commit_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "ledger.lmdb"
     key = KeyRecord(b"k" * 8, b"p" * 32, "admin", frozenset({"admin"}), 0)

@@ -168,12 +168,20 @@ class AccountLink:
 
 def account_links_to_bytes(links: tuple[AccountLink, ...]) -> bytes:
     """The payload of an ``account_links`` record (``AccountLink``)."""
-    parts: list[bytes] = []
-    for link in links:
-        name = link.account.encode("utf-8")
-        previous = NO_PREVIOUS if link.previous is None else link.previous
-        parts.append(len(name).to_bytes(1, "big") + name + int_key(previous))
-    return b"".join(parts)
+    return b"".join(
+        [account_link_bytes(link.account.encode("utf-8"), link.previous) for link in links]
+    )
+
+
+def account_link_bytes(account: bytes, previous: int | None) -> bytes:
+    """One link of an ``account_links`` payload: ``account`` is the account's UTF-8
+    bytes (its ``account_head_key``). A record's payload is its links' bytes one after
+    the other, so an append builds it without ``AccountLink`` values."""
+    return (
+        len(account).to_bytes(1, "big")
+        + account
+        + (NO_PREVIOUS if previous is None else previous).to_bytes(INT_SIZE, "big")
+    )
 
 
 def account_links_from_bytes(seq: int, payload: bytes) -> tuple[AccountLink, ...] | None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import lmdb
+import msgpack
 
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, StateDamageError
@@ -34,16 +35,14 @@ from redlist.ledger.state import (
     config_from_bytes,
     config_to_bytes,
     month_count_from_bytes,
-    month_count_to_bytes,
 )
 from redlist.ledger.storelayout import (
     INT_SIZE,
     META_CONFIG,
     META_SIZE,
-    AccountLink,
     Tables,
     account_head_key,
-    account_links_to_bytes,
+    account_link_bytes,
     int_from_key,
     int_key,
     month_count_key,
@@ -105,8 +104,28 @@ class LmdbState:
         self._last_month_key: tuple[str, str, str, bytes] | None = None
         self._applying: int | None = None
         self._link_heads: dict[str, tuple[int, int] | None] = {}
-        self._linking: tuple[int, tuple[AccountLink, ...]] | None = None
+        #: The entry linked last and its ``account_links`` payload so far.
+        self._linking: tuple[int, bytes] | None = None
         self._ids: IdIndex | None = None
+        # The canonical encoder of the flat records this state writes (``_flat``).
+        self._pack: Callable[[object], bytes] | None = None
+
+    def _flat(self, fields: list[object]) -> bytes:
+        """``codec.encode(fields)`` of a flat list of scalars (a balance, a target, a
+        monthly count: what their ``to_bytes`` encode), through this state's own packer.
+
+        For such a list ``codec.encode`` is exactly a msgpack ``Packer`` with
+        ``use_bin_type`` (nothing to sort); one kept per state (one transaction, one
+        thread) spares the codec's per-thread packer and checks for every record an
+        award writes. The stored bytes are the same (``tests/ledger/test_store.py``).
+        """
+        pack = self._pack
+        if pack is None:
+            pack = self._pack = msgpack.Packer(use_bin_type=True).pack
+        try:
+            return pack(fields)
+        except OverflowError:
+            raise FormatError("an integer is outside the 64-bit range msgpack can carry") from None
 
     def _payload(self, table: str, key: bytes, value: bytes) -> bytes:
         """The payload of a stored record; ``StateDamageError`` unless its seal matches."""
@@ -220,7 +239,8 @@ class LmdbState:
 
     def put_balance(self, account: str, balance: Balance) -> None:
         key = account.encode("utf-8")
-        sealed = seal("balances", key, self._entry_seq_now(), balance.to_bytes())
+        payload = self._flat([balance.earned, balance.redeemed, balance.entries])
+        sealed = seal("balances", key, self._entry_seq_now(), payload)
         self._txn.put(key, sealed, db=self._tables.balances)
         self._balances[account] = balance
         if self._memo is not None:
@@ -237,9 +257,18 @@ class LmdbState:
     def put_target(self, seq: int, record: TargetRecord) -> None:
         key = int_key(seq)
         changed = seq if record.reversed_by is None else record.reversed_by
-        self._txn.put(
-            key, seal("targets", key, changed, record.to_bytes()), db=self._tables.targets
+        payload = self._flat(
+            [
+                record.kind,
+                record.account,
+                record.points,
+                record.rule,
+                record.reversed_by,
+                record.qty,
+                record.month,
+            ]
         )
+        self._txn.put(key, seal("targets", key, changed, payload), db=self._tables.targets)
 
     def _month_key(self, account: str, rule: str, month: str) -> bytes:
         """``month_count_key``, kept for the last count asked: an award reads its count,
@@ -275,9 +304,7 @@ class LmdbState:
     def put_month_qty(self, account: str, rule: str, month: str, qty: int) -> None:
         key = self._month_key(account, rule, month)
         if qty:
-            sealed = seal(
-                "month_counts", key, self._entry_seq_now(), month_count_to_bytes(rule, qty)
-            )
+            sealed = seal("month_counts", key, self._entry_seq_now(), self._flat([rule, qty]))
             self._txn.put(key, sealed, db=self._tables.month_counts)
             if self._memo is not None:
                 self._memo.month_counts.put(key, sealed, (rule, qty))
@@ -320,14 +347,16 @@ class LmdbState:
                 f"names entry {previous}, not before entry {seq}",
             )
         key = int_key(seq)
-        link = _build_link(account, previous)
-        if self._linking is not None and self._linking[0] == seq:
-            links = (*self._linking[1], link)
-            sealed = seal("account_links", key, seq, account_links_to_bytes(links))
+        head_key = account_head_key(account)
+        link = account_link_bytes(head_key, previous)
+        linking = self._linking
+        if linking is not None and linking[0] == seq:
+            payload = linking[1] + link
+            sealed = seal("account_links", key, seq, payload)
             self._txn.put(key, sealed, db=self._tables.account_links)
         else:
-            links = (link,)
-            sealed = seal("account_links", key, seq, account_links_to_bytes(links))
+            payload = link
+            sealed = seal("account_links", key, seq, payload)
             if not self._txn.put(
                 key, sealed, overwrite=False, append=True, db=self._tables.account_links
             ):
@@ -336,8 +365,7 @@ class LmdbState:
                     record_name("account_links", key),
                     "is already stored, or a later entry's is",
                 )
-        self._linking = (seq, links)
-        head_key = account_head_key(account)
+        self._linking = (seq, payload)
         head_sealed = seal("account_heads", head_key, seq, int_key(count + 1))
         self._txn.put(head_key, head_sealed, db=self._tables.account_heads)
         self._link_heads[account] = (seq, count + 1)
@@ -381,8 +409,6 @@ def _link_head(key: bytes, value: bytes) -> tuple[int, int]:
 
 
 _ZERO_BALANCE = Balance()
-# One for every entry that links an account: built without the frozen ``__init__``.
-_build_link = builder(AccountLink)
 _build_balance = builder(Balance)
 
 
