@@ -16,7 +16,7 @@ the writer last sealed or checked take the value it remembers (``sealmemo``, ADR
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import lmdb
@@ -268,7 +268,15 @@ class LmdbState:
                 record.month,
             ]
         )
-        self._txn.put(key, seal("targets", key, changed, payload), db=self._tables.targets)
+        sealed = seal("targets", key, changed, payload)
+        if record.reversed_by is not None:  # a reversal rewrites an earlier record
+            self._txn.put(key, sealed, db=self._tables.targets)
+        elif not self._txn.put(key, sealed, overwrite=False, append=True, db=self._tables.targets):
+            # A new award or redemption is the newest key of a table keyed by seq:
+            # appended, it fills its pages instead of splitting them half empty.
+            raise StateDamageError(
+                "targets", record_name("targets", key), "is already stored, or a later entry's is"
+            )
 
     def _month_key(self, account: str, rule: str, month: str) -> bytes:
         """``month_count_key``, kept for the last count asked: an award reads its count,
@@ -322,6 +330,11 @@ class LmdbState:
 
     def entry_seq(self, entry_id: bytes) -> int | None:
         return self.id_index().seq(entry_id)
+
+    def entry_seqs(self, entry_ids: Iterable[bytes]) -> dict[bytes, int]:
+        """``entry_seq`` of each of ``entry_ids`` the log holds, in one call
+        (``IdIndex.seqs``)."""
+        return self.id_index().seqs(entry_ids)
 
     def put_entry_id(self, entry_id: bytes, seq: int) -> None:
         self.id_index().put(entry_id, seq)
