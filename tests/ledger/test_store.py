@@ -7,6 +7,7 @@ so the node and the verifier are held to the same behaviour.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -39,7 +40,9 @@ from redlist.ledger.store import (
     TableCounts,
 )
 from redlist.ledger.storelayout import (
+    FORMAT_MARKER,
     NO_PREVIOUS,
+    SEALED_TABLES,
     AccountLink,
     account_links_from_bytes,
     account_links_to_bytes,
@@ -47,6 +50,7 @@ from redlist.ledger.storelayout import (
     node_from_key,
     node_key,
     rule_key,
+    seal,
     seq_from_key,
 )
 
@@ -116,6 +120,22 @@ def test_account_links_that_a_store_never_writes_do_not_decode(payload: bytes) -
 def test_an_accounts_first_link_has_no_previous() -> None:
     payload = account_links_to_bytes((AccountLink("ab", None), AccountLink("c", 0)))
     assert payload == b"\x02ab" + int_key(NO_PREVIOUS) + b"\x01c" + int_key(0)
+
+
+@settings(max_examples=100)
+@given(
+    st.sampled_from(SEALED_TABLES),
+    st.binary(min_size=1, max_size=511),
+    U64,
+    st.binary(max_size=300),
+)
+def test_a_seal_is_the_documented_tag(table: str, key: bytes, seq: int, payload: bytes) -> None:
+    """``payload ‖ seq ‖ BLAKE2b-128(table ‖ 0x00 ‖ len(key) ‖ key ‖ payload ‖ seq)``,
+    personalised with the format marker (``storelayout``), for every key length."""
+    body = payload + seq.to_bytes(8, "big")
+    message = table.encode() + b"\x00" + len(key).to_bytes(2, "big") + key + body
+    tag = hashlib.blake2b(message, digest_size=16, person=FORMAT_MARKER).digest()
+    assert seal(table, key, seq, payload) == body + tag
 
 
 def test_long_rule_codes_get_a_hashed_key_that_cannot_collide() -> None:

@@ -268,15 +268,7 @@ class LmdbState:
                 record.month,
             ]
         )
-        sealed = seal("targets", key, changed, payload)
-        if record.reversed_by is not None:  # a reversal rewrites an earlier record
-            self._txn.put(key, sealed, db=self._tables.targets)
-        elif not self._txn.put(key, sealed, overwrite=False, append=True, db=self._tables.targets):
-            # A new award or redemption is the newest key of a table keyed by seq:
-            # appended, it fills its pages instead of splitting them half empty.
-            raise StateDamageError(
-                "targets", record_name("targets", key), "is already stored, or a later entry's is"
-            )
+        self._txn.put(key, seal("targets", key, changed, payload), db=self._tables.targets)
 
     def _month_key(self, account: str, rule: str, month: str) -> bytes:
         """``month_count_key``, kept for the last count asked: an award reads its count,
