@@ -93,8 +93,6 @@ def test_every_id_is_found_with_its_seq_and_no_other(
                             assert state.entry_seq(earlier) == seq
                         for other in absent:
                             assert state.entry_seq(other) is None
-                    found = {entry_id: seq for seq, entry_id in enumerate(put)}
-                    assert state.entry_seqs([*put, *absent]) == found
                 if reopen[batch % len(reopen)]:
                     store.close()
                     store = LmdbStore.open(path)
@@ -104,9 +102,6 @@ def test_every_id_is_found_with_its_seq_and_no_other(
                         assert reader.indexed_seq(entry_id) == seq
                     for other in absent:
                         assert reader.indexed_seq(other) is None
-                with store.read() as reader:  # a batch's ids at once, in a fresh snapshot
-                    found = {entry_id: seq for seq, entry_id in enumerate(put)}
-                    assert reader.state().entry_seqs([*absent, *put, *absent]) == found
                 runs, level0, in_runs = stored_layout(store)
                 assert runs == plan(shape, len(put))[0]
                 assert level0 == len(put) - runs.level0_first
@@ -307,41 +302,6 @@ def test_a_write_trusts_what_a_reader_found_absent_only_in_the_same_runs(
             index.put(ids[5], 3)  # level 0 full: run 1; the run list changes
             index._absent.clear()
             assert index.seq(ids[5]) == 3  # found in the new run, the memory void
-    finally:
-        store.close()
-
-
-def test_a_batch_looked_up_at_once_is_remembered_as_one_looked_up_by_one(
-    tmp_path: Path,
-) -> None:
-    """``verify_ahead`` looks a batch's ids up together: what it finds in no run spares
-    the write transaction the runs as the single lookups do, and a new run voids it."""
-    store = LmdbStore.open(tmp_path / "ledger.lmdb", create=True, map_size=1 << 24)
-    ids = [bytes([n]) * 16 for n in range(1, 8)]
-    try:
-        with small_shape(IndexShape(2, 4, 2)), store.write() as writer:
-            for seq, entry_id in enumerate(ids[:3]):  # run 0 holds ids 1, 2; level 0 id 3
-                writer.state().put_entry_id(entry_id, seq)
-        with store.read() as reader:
-            found = reader.state().entry_seqs([ids[5], ids[0], ids[2], ids[6]])
-            assert found == {ids[0]: 0, ids[2]: 2}
-        with store.write() as writer:
-            index = writer.state().id_index()
-            assert index.run_list() is not None
-            index._newest_first = (b"\xff" * 8,)  # a run that does not exist
-            assert index.seq(ids[5]) is None  # not looked for in the runs
-            assert index.seq(ids[6]) is None
-            assert index.seq(ids[0]) is None  # found in a run: never remembered absent
-            assert index.seq(ids[2]) == 2  # in level 0, which is always read
-        memory = store._absent_ids
-        version = memory._known[0]
-        memory.remember_all([ids[4]], version - 1)  # an older run list's: ignored
-        assert memory.known(ids[5], version) and memory.known(ids[6], version)
-        assert not memory.known(ids[0], version) and not memory.known(ids[2], version)
-        assert not memory.known(ids[4], version - 1)
-        memory.remember_all([ids[4]], version + 1)  # a newer one's: the older ids go
-        assert memory.known(ids[4], version + 1) and not memory.known(ids[5], version + 1)
-        assert not memory.known(ids[4], version)
     finally:
         store.close()
 

@@ -435,31 +435,6 @@ def test_node_reader_gives_the_same_proofs_as_a_memory_tree(store: LmdbStore) ->
                 )
 
 
-def test_subtrees_put_together_are_stored_as_put_one_by_one(tmp_path: Path) -> None:
-    """``put_nodes`` (a batch's subtrees in one call) stores what ``put_node`` stores."""
-    stores = [LmdbStore.open(tmp_path / name, create=True) for name in ("one", "many")]
-    subtrees = [(0, 0, b"a" * 32), (1, 0, b"b" * 32), (0, (1 << 64) - 1, b"c" * 32)]
-    try:
-        with stores[0].write() as writer:
-            for level, index, subtree_hash in subtrees:
-                writer.put_node(level, index, subtree_hash)
-        with stores[1].write() as writer:
-            writer.put_nodes(subtrees)
-            writer.put_nodes([])
-        stored = []
-        for store in stores:
-            with store.read() as reader:
-                stored.append(list(reader.stored_nodes()))
-        assert stored[0] == stored[1] == sorted(subtrees)
-        with pytest.raises(OverflowError), stores[1].write() as writer:
-            writer.put_nodes([(0, 3, b"d" * 32), (0, 1 << 64, b"e" * 32)])
-        with stores[1].read() as reader:
-            assert list(reader.stored_nodes()) == stored[1]  # nothing of the batch
-    finally:
-        for store in stores:
-            store.close()
-
-
 @contextmanager
 def damaged(path: Path, *damage: tuple[str, bytes, bytes | None]) -> Iterator[LmdbStore]:
     """The store at ``path`` reopened after raw ``(table, key, value)`` writes (None:

@@ -125,9 +125,8 @@ def verify_ahead(
 
     lookahead = KeyLookahead(stored=stored)
     pipeline: Pipeline[int] = Pipeline(scheduler, chunk_size=CHUNK_SIZE, in_flight=None)
-    in_log = state.entry_seqs([item.body.id for item in batch if type(item.body) is not Genesis])
     for index, item in enumerate(batch):
-        if item.body.id in in_log and type(item.body) is not Genesis:
+        if not isinstance(item.body, Genesis) and state.entry_seq(item.body.id) is not None:
             pipeline.put(index, ())  # a resubmission: it is compared, not verified
             continue
         pipeline.put(index, lookahead.triples(item.envelope, item.body))
@@ -168,8 +167,6 @@ def write_batch(
     )
     time = max(now_ms, last_time)  # the node's time never goes back
     seqs: list[int] = []
-    # The subtrees the leaves complete, written together once every leaf is accepted.
-    subtrees: list[tuple[int, int, bytes]] = []
     for index, check in verdicts:
         item = batch[index]
         try:
@@ -183,12 +180,12 @@ def write_batch(
             raise BatchError(exc, index=index) from exc
         leaf_hash = validator.last_leaf_hash or ZERO_HASH  # set by the append above
         writer.put_leaf(seq, leaf)
-        subtrees += edge.append_completing(leaf_hash)
+        for level, position, subtree_hash in edge.append_completing(leaf_hash):
+            writer.put_node(level, position, subtree_hash)
         seqs.append(seq)
     size = validator.size
     if size == first:
         return seqs, None
-    writer.put_nodes(subtrees)
     root = validator.root()
     if edge.end != size or edge.root() != root:  # the nodes written are the tree signed
         raise IntegrityError("internal error: the stored subtrees do not make the tree signed")

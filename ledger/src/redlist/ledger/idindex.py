@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import lmdb
 
@@ -71,32 +71,22 @@ class AbsentIds:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # The run list's next number and the ids, replaced together: ``known`` reads
-        # them without the lock (one attribute read under the GIL), so it never pairs
-        # one run list's number with the ids another's lookups found.
-        self._known: tuple[int, set[bytes]] = (-1, set())
+        self._version = -1
+        self._ids: set[bytes] = set()
 
     def remember(self, entry_id: bytes, version: int) -> None:
-        self.remember_all((entry_id,), version)
-
-    def remember_all(self, entry_ids: Iterable[bytes], version: int) -> None:
-        """Remember that run list ``version`` holds none of ``entry_ids`` (one lock for
-        a batch's ids)."""
         with self._lock:
-            current, ids = self._known
-            if version != current:
-                if version < current:
+            if version != self._version:
+                if version < self._version:
                     return
-                ids = set()
-                self._known = (version, ids)
-            for entry_id in entry_ids:
-                if len(ids) >= _ABSENT_MAX:
-                    ids.clear()
-                ids.add(entry_id)
+                self._version, self._ids = version, set()
+            if len(self._ids) >= _ABSENT_MAX:
+                self._ids.clear()
+            self._ids.add(entry_id)
 
     def known(self, entry_id: bytes, version: int) -> bool:
-        current, ids = self._known
-        return version == current and entry_id in ids
+        with self._lock:
+            return version == self._version and entry_id in self._ids
 
 
 class IdIndex:
@@ -127,6 +117,7 @@ class IdIndex:
         self._newest_first: tuple[bytes, ...] = ()
         self._level0: int | None = None  # the number of ids in level 0, once counted
         self._absent: set[bytes] = set()
+        self._cursor: lmdb.Cursor[bytes] | None = None
 
     # -- the run list -----------------------------------------------------------
 
@@ -178,35 +169,6 @@ class IdIndex:
             return None
         return _opened(entry_id, value)
 
-    def seqs(self, entry_ids: Iterable[bytes]) -> dict[bytes, int]:
-        """``seq`` of each of ``entry_ids`` the log holds (the others are absent): a
-        batch's ids looked up in a read snapshot (``append.verify_ahead``), those found
-        in no run remembered together (``AbsentIds``)."""
-        if self._writing:  # a writer uses the memory, never adds to it
-            return {
-                entry_id: seq for entry_id in entry_ids if (seq := self.seq(entry_id)) is not None
-            }
-        runs = self.run_list()
-        prefixes = self._newest_first
-        get, level0, in_runs = self._txn.get, self._tables.ids, self._tables.id_runs
-        found: dict[bytes, int] = {}
-        absent: list[bytes] = []
-        for entry_id in entry_ids:
-            value = get(entry_id, db=level0)
-            if value is None:
-                for prefix in prefixes:
-                    value = get(prefix + entry_id, db=in_runs)
-                    if value is not None:
-                        break
-                else:
-                    absent.append(entry_id)
-                    continue
-            found[entry_id] = _opened(entry_id, value)
-        memory = self._absent_ids
-        if memory is not None and runs is not None and prefixes and absent:
-            memory.remember_all(absent, runs.next_number)
-        return found
-
     def _in_runs(self, entry_id: bytes) -> bytes | None:
         """The record of ``entry_id`` in the runs, newest first; None when none holds it."""
         runs = self.run_list()
@@ -215,11 +177,9 @@ class IdIndex:
         memory = self._absent_ids
         if self._writing and memory is not None and memory.known(entry_id, runs.next_number):
             return None
-        # The transaction's get, not a cursor's: py-lmdb releases the GIL around a
-        # cursor's get (and every put), and a thread waiting for it then takes it.
-        get, runs_table = self._txn.get, self._tables.id_runs
+        get = self._run_cursor().get
         for prefix in self._newest_first:
-            value = get(prefix + entry_id, db=runs_table)
+            value = get(prefix + entry_id)
             if value is not None:
                 return value
         if not self._writing and memory is not None:
@@ -239,6 +199,11 @@ class IdIndex:
             return
         with self._txn.cursor(db=self._tables.id_runs) as cursor:
             yield from _run_items(cursor, run)
+
+    def _run_cursor(self) -> lmdb.Cursor[bytes]:
+        if self._cursor is None:
+            self._cursor = self._txn.cursor(db=self._tables.id_runs)
+        return self._cursor
 
     # -- puts, runs and merges --------------------------------------------------
 

@@ -104,8 +104,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -129,7 +128,6 @@ from redlist.ledger.storelayout import (
     META_LOG_VERIFIER_KEY,
     META_ORIGIN,
     META_SIZE,
-    NODE_KEY,
     OLD_FORMAT_MARKERS,
     TABLE_NAMES,
     AccountLink,
@@ -496,16 +494,6 @@ class StoreWriter(StoreReader):
 
     def put_node(self, level: int, index: int, node_hash: bytes) -> None:
         self._txn.put(node_key(level, index), node_hash, db=self._tables.nodes)
-
-    def put_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
-        """``put_node`` of each ``(level, index, hash)``: a batch's subtrees in one call
-        (LMDB's ``putmulti``), not two Python calls and a put for each of them."""
-        try:
-            keyed = [(NODE_KEY.pack(level, index), node_hash) for level, index, node_hash in nodes]
-        except struct.error:
-            raise OverflowError("a subtree's level or index is beyond a node key") from None
-        with self._txn.cursor(db=self._tables.nodes) as cursor:
-            cursor.putmulti(keyed)
 
     def put_checkpoint(self, size: int, checkpoint: str) -> None:
         self._txn.put(int_key(size), checkpoint.encode("utf-8"), db=self._tables.checkpoints)

@@ -16,7 +16,7 @@ the writer last sealed or checked take the value it remembers (``sealmemo``, ADR
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TypeVar
 
 import lmdb
@@ -322,11 +322,6 @@ class LmdbState:
 
     def entry_seq(self, entry_id: bytes) -> int | None:
         return self.id_index().seq(entry_id)
-
-    def entry_seqs(self, entry_ids: Iterable[bytes]) -> dict[bytes, int]:
-        """``entry_seq`` of each of ``entry_ids`` the log holds, in one call
-        (``IdIndex.seqs``)."""
-        return self.id_index().seqs(entry_ids)
 
     def put_entry_id(self, entry_id: bytes, seq: int) -> None:
         self.id_index().put(entry_id, seq)
