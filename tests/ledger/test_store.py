@@ -270,14 +270,14 @@ def test_the_state_stores_the_bytes_the_records_encode_to(
     try:
         with opened.write() as writer:
             state = writer.state()
-            state.put_balance("resident-1", balance)
+            state.put_balance("Resident-1", balance)  # no account the links draw
             state.put_target(4, target)
             state.put_month_qty("resident-1", rule, "2026-01", qty)
             for account in accounts:
                 state.link_account(account, 7)
             state.link_account(accounts[0], 9)
         with opened.read() as reader:
-            assert dict(reader.stored_balances())["resident-1"].payload == balance.to_bytes()
+            assert dict(reader.stored_balances())["Resident-1"].payload == balance.to_bytes()
             assert dict(reader.stored_targets())[4].payload == target.to_bytes()
             [count] = dict(reader.stored_month_counts()).values()
             assert count.payload == month_count_to_bytes(rule, qty)

@@ -117,7 +117,8 @@ class LmdbState:
         For such a list ``codec.encode`` is exactly a msgpack ``Packer`` with
         ``use_bin_type`` (nothing to sort); one kept per state (one transaction, one
         thread) spares the codec's per-thread packer and checks for every record an
-        award writes. The stored bytes are the same (``tests/ledger/test_store.py``).
+        award writes. The stored bytes are the same (``tests/ledger/test_store.py``; ADR
+        0049).
         """
         pack = self._pack
         if pack is None:
