@@ -140,18 +140,20 @@ class TargetRecord:
     def reversed(self, seq: int) -> TargetRecord:
         return replace(self, reversed_by=seq)
 
+    def fields(self) -> list[str | int | None]:
+        """The fields in the order they are stored (``to_bytes``, the packed tables)."""
+        return [
+            self.kind,
+            self.account,
+            self.points,
+            self.rule,
+            self.reversed_by,
+            self.qty,
+            self.month,
+        ]
+
     def to_bytes(self) -> bytes:
-        return codec.encode(
-            [
-                self.kind,
-                self.account,
-                self.points,
-                self.rule,
-                self.reversed_by,
-                self.qty,
-                self.month,
-            ]
-        )
+        return codec.encode(self.fields())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TargetRecord:

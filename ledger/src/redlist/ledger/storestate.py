@@ -16,7 +16,7 @@ the writer last sealed or checked take the value it remembers (``sealmemo``, ADR
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import lmdb
@@ -110,7 +110,7 @@ class LmdbState:
         # The canonical encoder of the flat records this state writes (``_flat``).
         self._pack: Callable[[object], bytes] | None = None
 
-    def _flat(self, fields: list[object]) -> bytes:
+    def _flat(self, fields: Sequence[object]) -> bytes:
         """``codec.encode(fields)`` of a flat list of scalars (a balance, a target, a
         monthly count: what their ``to_bytes`` encode), through this state's own packer.
 
@@ -258,17 +258,7 @@ class LmdbState:
     def put_target(self, seq: int, record: TargetRecord) -> None:
         key = int_key(seq)
         changed = seq if record.reversed_by is None else record.reversed_by
-        payload = self._flat(
-            [
-                record.kind,
-                record.account,
-                record.points,
-                record.rule,
-                record.reversed_by,
-                record.qty,
-                record.month,
-            ]
-        )
+        payload = self._flat(record.fields())
         self._txn.put(key, seal("targets", key, changed, payload), db=self._tables.targets)
 
     def _month_key(self, account: str, rule: str, month: str) -> bytes:
