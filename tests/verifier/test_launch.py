@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,63 @@ def test_the_installed_command_enters_through_the_launcher() -> None:
 
     (command,) = entry_points(group="console_scripts", name="redlist-verify")
     assert command.value == "redlist.verifier.launch:main"
+
+
+_WRONG_GUESS = """
+import sys
+from redlist.ledger import sigworkers
+from redlist.verifier.launch import main
+status = main()
+sys.stderr.write("\\nEARLY %s\\n" % (sigworkers._early is not None))
+sys.exit(status)
+"""
+
+
+def _marked_processes(marker: str) -> list[int]:
+    """Processes whose environment holds ``marker`` (a worker inherits its parent's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_a_wrong_guess_is_refused_as_before_and_leaves_no_worker_behind(tmp_path: Path) -> None:
+    from tests.verifier.test_failure_reports import GOLDEN
+
+    from redlist.ledger.sigworkers import available_cores
+    from redlist.verifier import cli
+
+    # A leaves file long enough, and nothing else: the command refuses the bundle.
+    long = _bundle(tmp_path, LONG)
+    marker = f"early-{os.getpid()}-{tmp_path.name}"
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _WRONG_GUESS,
+            "bundle",
+            str(long),
+            "--log-key",
+            str(GOLDEN / "log.pub"),
+            "--json",
+        ],
+        env={**os.environ, "REDLIST_TEST_MARK": marker},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == cli.EXIT_CANNOT_START, finished.stderr
+    assert "the bundle has no checkpoint file" in finished.stdout
+    # The workers were started ahead, never taken, and stopped at exit.
+    assert f"EARLY {available_cores() >= 2}" in finished.stderr
+    deadline = time.monotonic() + 10
+    while _marked_processes(marker):
+        assert time.monotonic() < deadline, "a worker started early outlived the command"
+        time.sleep(0.05)
