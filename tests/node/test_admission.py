@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import platform
 import re
 import socket
+import sys
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -365,3 +367,13 @@ def test_the_allocator_limit_leaves_an_operators_choice_alone(
 ) -> None:
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
     assert limit_arenas() is False
+
+
+@pytest.mark.skipif(
+    not (sys.platform == "linux" and platform.libc_ver()[0] == "glibc"), reason="glibc's mallopt"
+)
+def test_the_allocator_limit_is_set_where_the_c_library_is_glibc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_arenas() is True

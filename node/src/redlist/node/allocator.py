@@ -18,7 +18,6 @@ per-thread arenas this way. An operator's own ``MALLOC_ARENA_MAX`` wins.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 
@@ -35,8 +34,9 @@ def limit_arenas(arenas: int = ARENAS) -> bool:
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False  # the operator chose
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        mallopt = libc.mallopt
+        # The program's own symbols, the C library's among them: naming the library
+        # would run ``ldconfig`` (``ctypes.util.find_library``) at every start.
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False  # not glibc
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
