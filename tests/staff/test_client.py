@@ -294,17 +294,32 @@ def test_bad_addresses(address: str) -> None:
 # What the node must prove
 
 
-def test_entries_are_proved_recorded_with_one_proof_each(
+def test_a_run_of_entries_is_proved_recorded_by_its_first_and_last_proofs(
     node: tuple[StandIn, LedgerClient],
 ) -> None:
     servicer, client = node
     envelopes = [bytes([n]) * 3 for n in range(150)]
     result = client.submit(envelopes)
     client.prove_recorded(dict(zip(result.seqs, envelopes, strict=True)), result.checkpoint)
-    assert servicer.proofs_asked == len(envelopes)
-    # Entries recorded earlier (seqs below the batch's) are proved the same way.
+    assert servicer.proofs_asked == 2  # the run's ends; its leaves give the rest (ADR 0050)
+    # Entries recorded earlier (seqs below the batch's) are proved with a proof each.
     later = client.submit([b"late"])
+    servicer.proofs_asked = 0
     client.prove_recorded({1: envelopes[0], later.seqs[0]: b"late"}, later.checkpoint)
+    assert servicer.proofs_asked == 2
+
+
+def test_a_run_whose_proofs_fail_is_proved_entry_by_entry_and_the_first_named(
+    node: tuple[StandIn, LedgerClient],
+) -> None:
+    servicer, client = node
+    envelopes = [b"entry %d" % n for n in range(10)]
+    result = client.submit(envelopes)
+    servicer.bad_proofs = True
+    with pytest.raises(VerificationError, match="does not place that entry") as refused:
+        client.prove_recorded(dict(zip(result.seqs, envelopes, strict=True)), result.checkpoint)
+    assert (refused.value.seq, refused.value.check) == (1, "inclusion")
+    assert servicer.proofs_asked > 2  # the run's two, then each entry's own
 
 
 def test_a_checkpoint_not_signed_by_the_log_key_is_refused(

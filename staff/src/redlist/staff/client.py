@@ -52,7 +52,7 @@ from typing import Any
 
 import grpc
 
-from redlist.ledger import merkle
+from redlist.ledger import merkle, merklerange
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import AnyBody, Envelope, Genesis, Leaf, decode_body
 from redlist.ledger.errors import (
@@ -343,8 +343,8 @@ class LedgerClient(NodeConnection, ReviewCalls):
 
         ``sent`` maps a seq the node answered to the envelope bytes sent for it. Per
         entry: the leaf at that seq (fetched in runs of consecutive seqs) holds
-        exactly those bytes, and the node's inclusion proof puts that leaf's hash
-        in the tree whose root ``checkpoint`` signs. Raises ``VerificationError``
+        exactly those bytes, and that leaf's hash is in the tree whose root
+        ``checkpoint`` signs (``proved_leaves``). Raises ``VerificationError``
         (check ``inclusion``) at the first entry that fails.
         """
         unproved = self.advice(UNPROVED)
@@ -361,9 +361,11 @@ class LedgerClient(NodeConnection, ReviewCalls):
         """The leaves at ``seqs``, each proved to be in the log at ``checkpoint``.
 
         Leaves are fetched in runs of consecutive seqs (at most ``LEAVES_PER_CALL`` a
-        call); ``check(seq, leaf)``, if given, looks at each before its proof is asked
-        for. Raises ``VerificationError`` (check ``inclusion``) at the first leaf whose
-        inclusion proof does not reach ``checkpoint``'s root.
+        call); ``check(seq, leaf)``, if given, looks at each before any proof is asked
+        for. A run is proved by the inclusion proofs of its first and last leaves
+        (``merklerange``, ADR 0050); where that does not reach ``checkpoint``'s root,
+        by each leaf's own proof. Raises ``VerificationError`` (check ``inclusion``) at
+        the first leaf whose inclusion proof does not reach it.
         """
         proved: dict[int, bytes] = {}
         unproved = self.advice(UNPROVED)
@@ -373,16 +375,33 @@ class LedgerClient(NodeConnection, ReviewCalls):
                 if check is not None:
                     for seq, data in leaves.items():
                         check(seq, data)
-                # Proofs are asked for a window at a time: one round trip's wait, not one
-                # per entry.
-                window_seqs = list(leaves)
-                for first in range(0, len(window_seqs), PROOFS_IN_FLIGHT):
-                    window = window_seqs[first : first + PROOFS_IN_FLIGHT]
-                    proofs = self._inclusion_proofs(window, checkpoint.size)
-                    for seq, hashes in zip(window, proofs, strict=True):
-                        _check_inclusion(seq, leaves[seq], hashes, checkpoint, unproved)
+                if not self._run_proved(leaves, checkpoint):
+                    # Proofs are asked for a window at a time: one round trip's wait, not
+                    # one per entry. The first entry whose proof fails is named.
+                    window_seqs = list(leaves)
+                    for first in range(0, len(window_seqs), PROOFS_IN_FLIGHT):
+                        window = window_seqs[first : first + PROOFS_IN_FLIGHT]
+                        proofs = self._inclusion_proofs(window, checkpoint.size)
+                        for seq, hashes in zip(window, proofs, strict=True):
+                            _check_inclusion(seq, leaves[seq], hashes, checkpoint, unproved)
                 proved.update(leaves)
         return proved
+
+    def _run_proved(self, leaves: Mapping[int, bytes], checkpoint: SignedCheckpoint) -> bool:
+        """Whether the leaves, a run of consecutive seqs, are all in the tree
+        ``checkpoint`` signs, by the inclusion proofs of the run's first and last leaf
+        alone (``merklerange``, ADR 0050). False when that does not show it: each
+        leaf's own proof then decides, and names the first that fails."""
+        seqs = list(leaves)
+        if len(seqs) < 3 or seqs != list(range(seqs[0], seqs[0] + len(seqs))):
+            return False  # too short to save a call, or not one run
+        first_proof, last_proof = self._inclusion_proofs([seqs[0], seqs[-1]], checkpoint.size)
+        hashes = [merkle.leaf_hash(leaves[seq]) for seq in seqs]
+        try:
+            root = merklerange.range_root(checkpoint.size, seqs[0], hashes, first_proof, last_proof)
+        except ProofError:
+            return False
+        return root == checkpoint.root
 
     def _inclusion_proofs(self, seqs: Sequence[int], tree_size: int) -> list[tuple[bytes, ...]]:
         """The node's inclusion proofs of ``seqs`` in the tree of ``tree_size``, in order."""
