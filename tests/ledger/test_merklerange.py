@@ -25,14 +25,25 @@ def _runs(draw: st.DrawFn) -> tuple[int, int, int]:
     return size, first, end
 
 
+def _proved(
+    size: int, first: int, end: int
+) -> tuple[list[bytes], merkle.MemoryTree, list[bytes], list[bytes]]:
+    """A tree's leaves, the tree, and the proofs of the run's first and last leaves."""
+    leaves = _leaves(size)
+    tree = merkle.MemoryTree(leaves)
+    return (
+        leaves,
+        tree,
+        merkle.inclusion_proof(tree, first, size),
+        merkle.inclusion_proof(tree, end - 1, size),
+    )
+
+
 @given(_runs())
 @settings(max_examples=300, deadline=None)
 def test_a_run_and_its_boundary_proofs_give_the_trees_root(run: tuple[int, int, int]) -> None:
     size, first, end = run
-    leaves = _leaves(size)
-    tree = merkle.MemoryTree(leaves)
-    first_proof = merkle.inclusion_proof(tree, first, size)
-    last_proof = merkle.inclusion_proof(tree, end - 1, size)
+    leaves, tree, first_proof, last_proof = _proved(size, first, end)
     assert range_root(size, first, leaves[first:end], first_proof, last_proof) == tree.root()
 
 
@@ -42,10 +53,7 @@ def test_any_changed_leaf_of_the_run_changes_the_root(
     run: tuple[int, int, int], data: st.DataObject
 ) -> None:
     size, first, end = run
-    leaves = _leaves(size)
-    tree = merkle.MemoryTree(leaves)
-    first_proof = merkle.inclusion_proof(tree, first, size)
-    last_proof = merkle.inclusion_proof(tree, end - 1, size)
+    leaves, tree, first_proof, last_proof = _proved(size, first, end)
     changed = data.draw(st.integers(first, end - 1))
     forged = leaves[first:end]
     forged[changed - first] = hashlib.sha256(b"forged").digest()
@@ -77,10 +85,7 @@ def test_the_ranges_are_those_of_the_proof(run: tuple[int, int, int]) -> None:
 
 
 def test_proofs_of_the_wrong_shape_or_that_disagree_are_refused() -> None:
-    leaves = _leaves(13)
-    tree = merkle.MemoryTree(leaves)
-    first_proof = merkle.inclusion_proof(tree, 2, 13)
-    last_proof = merkle.inclusion_proof(tree, 5, 13)
+    leaves, _tree, first_proof, last_proof = _proved(13, 2, 6)
     with pytest.raises(ProofError, match="has 3 hashes, not 4"):
         range_root(13, 2, leaves[2:6], first_proof[:-1], last_proof)
     # Both proofs name the subtree of leaves 8 to 12: a node that answers two of them
