@@ -28,8 +28,9 @@ it sends is verified with the town log's key (``log_key``, see
 :mod:`redlist.staff.knownlogs`), so the log name every entry is signed for is the
 one the key vouches for. For every entry submitted, ``prove_recorded`` fetches
 the leaf the node put it in, checks that it holds exactly the bytes sent, and
-checks its inclusion proof against the verified checkpoint's root, before a
-command says "recorded". Account figures and entry lists are the node's word;
+checks its inclusion against the verified checkpoint's root (a run of entries by
+the proofs of its two ends and its own leaves, ADR 0050), before a command says
+"recorded". Account figures and entry lists are the node's word;
 auditing them is ``redlist-verify``'s job.
 
 Transport: plaintext unless TLS is asked for. :func:`add_node_argument` gives
