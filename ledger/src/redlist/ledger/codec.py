@@ -21,6 +21,8 @@ from redlist.ledger.errors import FormatError
 
 #: Maps and arrays nest at most this deep; deeper input is refused, not recursed into.
 MAX_DEPTH = 32
+#: Why a value with an integer beyond msgpack's 64 bits cannot be encoded.
+OUT_OF_RANGE = "an integer is outside the 64-bit range msgpack can carry"
 
 
 _SCALARS = frozenset({type(None), bool, int, str, bytes})
@@ -54,7 +56,7 @@ def encode(value: Any) -> bytes:
     try:
         data: bytes = _packers.packer.pack(plain)
     except OverflowError:
-        raise FormatError("an integer is outside the 64-bit range msgpack can carry") from None
+        raise FormatError(OUT_OF_RANGE) from None
     return data
 
 

@@ -174,9 +174,6 @@ class _Worker:
         except (OSError, ValueError):
             return None
 
-    def stop(self) -> None:
-        self.reap(self.hang_up())
-
     def hang_up(self) -> subprocess.Popen[bytes] | None:
         """Close the worker's pipes (it exits at the end of its input); its process,
         for ``reap``."""
@@ -304,9 +301,7 @@ def start_early(processes: int | None = None) -> bool:
 def take_early(processes: int) -> VerifyPool | None:
     """The pool ``start_early`` started, if it has ``processes`` workers (it is then
     the caller's); a pool of another size is stopped. None when there is none."""
-    global _early
-    with _early_lock:
-        pool, _early = _early, None
+    pool = _take_any_early()
     if pool is not None and pool.processes != processes:
         pool.close()
         return None
@@ -314,11 +309,16 @@ def take_early(processes: int) -> VerifyPool | None:
 
 
 def _stop_early() -> None:
+    pool = _take_any_early()
+    if pool is not None:
+        pool.close()
+
+
+def _take_any_early() -> VerifyPool | None:
     global _early
     with _early_lock:
         pool, _early = _early, None
-    if pool is not None:
-        pool.close()
+    return pool
 
 
 def tune_interpreter() -> None:

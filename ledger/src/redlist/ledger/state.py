@@ -141,7 +141,7 @@ class TargetRecord:
         return replace(self, reversed_by=seq)
 
     def fields(self) -> list[str | int | None]:
-        """The fields in the order they are stored (``to_bytes``, the packed tables)."""
+        """The fields in the order they are stored (``to_bytes``, the store's record)."""
         return [
             self.kind,
             self.account,

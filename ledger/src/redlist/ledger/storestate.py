@@ -22,6 +22,7 @@ from typing import TypeVar
 import lmdb
 import msgpack
 
+from redlist.ledger import codec
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, StateDamageError
 from redlist.ledger.frozen import builder
@@ -126,7 +127,7 @@ class LmdbState:
         try:
             return pack(fields)
         except OverflowError:
-            raise FormatError("an integer is outside the 64-bit range msgpack can carry") from None
+            raise FormatError(codec.OUT_OF_RANGE) from None
 
     def _payload(self, table: str, key: bytes, value: bytes) -> bytes:
         """The payload of a stored record; ``StateDamageError`` unless its seal matches."""
