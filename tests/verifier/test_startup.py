@@ -1,14 +1,18 @@
 """``redlist-verify bundle`` starts without what only other commands use (ADR 0041):
 gRPC (only ``node`` talks to a node), ``cryptography`` (only staff PEM key files
 need it), rich (only a terminal gets a bar or a table) and multiprocessing (only
-``bundles`` starts a process pool). An auditor's run is timed from start to exit, so
-its imports count."""
+``bundles`` starts a process pool); nor does it load what only some runs of it need:
+the state file (``--state``), the texts (``--texts``), the publicity check
+(``--publicity``) and the explanation of a failure. An auditor's run is timed from
+start to exit, so its imports count."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.verifier.test_failure_reports import GOLDEN
 
@@ -20,7 +24,7 @@ _PROBE = """
 import json, sys
 from redlist.verifier.cli import main
 status = main(sys.argv[1:])
-loaded = sorted({name.split(".")[0] for name in sys.modules})
+loaded = sorted(sys.modules)
 sys.stderr.write("\\nLOADED " + json.dumps(loaded) + "\\n")
 sys.exit(status)
 """
@@ -31,7 +35,8 @@ def _loaded_by(*arguments: str) -> tuple[int, set[str]]:
         [sys.executable, "-c", _PROBE, *arguments], capture_output=True, text=True, check=False
     )
     line = finished.stderr.rsplit("LOADED ", 1)[1]
-    return finished.returncode, set(json.loads(line))
+    modules = set(json.loads(line))
+    return finished.returncode, modules | {name.split(".")[0] for name in modules}
 
 
 def test_a_bundle_audit_loads_only_what_it_uses() -> None:
@@ -41,6 +46,42 @@ def test_a_bundle_audit_loads_only_what_it_uses() -> None:
     assert status == cli.EXIT_VERIFIED
     assert "nacl" in loaded  # the probe sees what the audit imported
     assert not loaded & {"grpc", "cryptography", "rich", "multiprocessing"}
+    assert not loaded & {
+        "redlist.verifier.statefile",
+        "redlist.verifier.texts",
+        "redlist.verifier.publicitycheck",
+        "redlist.verifier.explain",
+    }
+
+
+def test_a_bundle_audit_with_a_state_file_loads_it(tmp_path: Path) -> None:
+    state = tmp_path / "town.state"
+    status, loaded = _loaded_by(
+        "bundle",
+        str(GOLDEN / "full"),
+        "--log-key",
+        str(GOLDEN / "log.pub"),
+        "--state",
+        str(state),
+        "--json",
+    )
+    assert status == cli.EXIT_VERIFIED
+    assert "redlist.verifier.statefile" in loaded
+    assert state.is_file()
+
+
+def test_a_failed_audit_loads_its_explanation(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(GOLDEN / "full", bundle)
+    leaves = bundle / "leaves"
+    data = bytearray(leaves.read_bytes())
+    data[-5] ^= 0x01  # inside the last leaf's signature
+    leaves.write_bytes(bytes(data))
+    status, loaded = _loaded_by(
+        "bundle", str(bundle), "--log-key", str(GOLDEN / "log.pub"), "--json"
+    )
+    assert status == cli.EXIT_FAILED
+    assert "redlist.verifier.explain" in loaded
 
 
 def test_the_node_command_still_loads_its_client() -> None:

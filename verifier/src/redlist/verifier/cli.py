@@ -39,7 +39,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from redlist.ledger import i18n, logkeyfile
 from redlist.ledger.console import discard_stdout
@@ -56,22 +56,15 @@ from redlist.ledger.progress import ProgressBar
 from redlist.ledger.sigworkers import tune_interpreter
 from redlist.verifier import attest, bundlescmd, evidence, report
 from redlist.verifier.checkwords import advice
-from redlist.verifier.explain import explain_after, with_masked_names
 from redlist.verifier.failure import cannot_start_json, failure_json, failure_of, failure_text
 from redlist.verifier.files import SMALL_LIMIT, read_limited
 from redlist.verifier.heap import map_large_blocks
-from redlist.verifier.publicitycheck import MonthWatch, check_csv
-from redlist.verifier.results import STATE_FILE_SOURCE, AuditResult
+from redlist.verifier.results import STATE_FILE_SOURCE, AuditResult, ResumePoint
 from redlist.verifier.source import BundleSource, Source, audit
-from redlist.verifier.statefile import (
-    PinnedState,
-    load_semantics,
-    load_state,
-    save_semantics,
-    save_state,
-)
-from redlist.verifier.texts import check_texts, read_texts_file
 from redlist.verifier.witnesses import load_policy, require
+
+if TYPE_CHECKING:
+    from redlist.verifier.statefile import PinnedState
 
 PROGRAM = "redlist-verify"
 #: Defaults of ``node``'s options: the gRPC client's timeout and
@@ -314,8 +307,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: TextIO) -> int:
+    # What only some runs need is loaded when they ask for it (ADR 0041): the state
+    # file (--state), the texts (--texts), the publicity list (--publicity), and the
+    # explanation of a failure.
     _check_common_arguments(args)
-    pinned = load_state(args.state) if args.state is not None else None
+    pinned = _load_pinned(args.state)
     log_key = _resolve_log_key(args.log_key, pinned)
     policy = load_policy(args.policy, args.witness, args.min_witnesses)
     if policy is not None:
@@ -323,10 +319,14 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
     attestations = attest.plan(args)
     given_texts = None
     if getattr(args, "texts", None) is not None:  # read first: a missing file stops at once
+        from redlist.verifier.texts import read_texts_file
+
         given_texts = read_texts_file(args.texts)
     resume = None
     if pinned is not None and args.account is None:
         # A bundle that starts where the pinned audit ended resumes from its state.
+        from redlist.verifier.statefile import load_semantics
+
         with contextlib.suppress(SourceError):
             resume = load_semantics(args.state, pinned)
     watch = None
@@ -335,6 +335,8 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
             raise _BadArguments(
                 _("--publicity re-derives scores, which --structure-only does not compute")
             )
+        from redlist.verifier.publicitycheck import MonthWatch
+
         watch = MonthWatch(resume.last_time if resume is not None else None)
     progress = ProgressBar(stderr, _("checking"), _("entries"))
     try:
@@ -356,21 +358,24 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
     passed: list[str] = []
     try:
         if given_texts is not None:
+            from redlist.verifier.texts import check_texts
+
             texts_checked = check_texts(*given_texts, source.leaves(), result.start)
             passed.append("texts")
         if policy is not None:
             verdict = require(policy, result.checkpoint)
             passed.append("witness-policy")
         if watch is not None:  # before the state moves on: a failed month pins nothing
+            from redlist.verifier.publicitycheck import check_csv
+
             texts = given_texts[1] if given_texts is not None else None
             publicity = check_csv(args.directory, watch.month, watch.recorder.entries, texts)
     except VerificationError as error:
+        from redlist.verifier.explain import explain_after
+
         raise explain_after(error, source, audited, *passed) from None
     if args.state is not None:
-        semantics = None
-        if audited.resume_point is not None:
-            semantics = save_semantics(args.state, result.origin, audited.resume_point)
-        save_state(args.state, PinnedState.from_result(result, semantics))
+        _save_state(args.state, result, audited.resume_point)
     written = _attest(attestations, result, stderr)
     if args.json:
         value = report.result_json(result, args.account, verdict)
@@ -416,7 +421,7 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
     _check_common_arguments(args)
     if not args.timeout > 0:
         raise _BadArguments(_("--timeout must be a positive number of seconds"))
-    pinned = load_state(args.state) if args.state is not None else None
+    pinned = _load_pinned(args.state)
     log_key = _resolve_log_key(args.log_key, pinned)
     policy = load_policy(args.policy, args.witness, args.min_witnesses)
     if policy is not None:
@@ -428,6 +433,8 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
         if args.account is not None:
             fallback = _("a statement (--account) needs every entry")
         else:
+            from redlist.verifier.statefile import load_semantics
+
             try:
                 resume = load_semantics(args.state, pinned)
             except SourceError as error:
@@ -462,8 +469,7 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
     result = outcome.result
     verdict = require(policy, result.checkpoint) if policy is not None else None
     if args.state is not None:
-        semantics = save_semantics(args.state, result.origin, outcome.resume_point)
-        save_state(args.state, PinnedState.from_result(result, semantics))
+        _save_state(args.state, result, outcome.resume_point)
     written = _attest(attestations, result, stderr)
     if args.json:
         value = report.result_json(result, args.account, verdict)
@@ -492,6 +498,25 @@ def _attest(
         return attest.write_attestations(
             attestations, result, progress=progress.update if progress.shown else None
         )
+
+
+def _load_pinned(path: Path | None) -> PinnedState | None:
+    """The state pinned in ``path`` (``--state``), None without one."""
+    if path is None:
+        return None
+    from redlist.verifier.statefile import load_state  # only with --state (ADR 0041)
+
+    return load_state(path)
+
+
+def _save_state(path: Path, result: AuditResult, resume_point: ResumePoint | None) -> None:
+    """Pin ``result`` in ``path``, with the points state at ``resume_point`` beside it."""
+    from redlist.verifier import statefile  # only with --state (ADR 0041)
+
+    semantics = None
+    if resume_point is not None:
+        semantics = statefile.save_semantics(path, result.origin, resume_point)
+    statefile.save_state(path, statefile.PinnedState.from_result(result, semantics))
 
 
 def _resolve_log_key(given: str | None, pinned: PinnedState | None) -> VerifierKey:
@@ -531,6 +556,8 @@ def _report_error(
     if isinstance(error, VerificationError):
         found = failure_of(error)
         if directory is not None:
+            from redlist.verifier.explain import with_masked_names  # on failure (ADR 0041)
+
             found = with_masked_names(found, directory)
         if json_mode:
             stdout.write(json.dumps(failure_json(found), ensure_ascii=False) + "\n")

@@ -32,7 +32,6 @@ from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.sigworkers import available_cores, tune_interpreter
 from redlist.verifier import report
-from redlist.verifier.explain import with_masked_names
 from redlist.verifier.failure import cannot_start_json, failure_json, failure_of
 from redlist.verifier.files import NOTE_LIMIT, SMALL_LIMIT, read_limited
 from redlist.verifier.source import BundleSource, audit
@@ -89,6 +88,8 @@ def audit_bundle(job: LogJob) -> LogOutcome:
     try:
         audited = audit(BundleSource(job.bundle), log_key, workers=1)
     except VerificationError as error:
+        from redlist.verifier.explain import with_masked_names  # on failure (ADR 0041)
+
         found = with_masked_names(failure_of(error), Path(job.bundle))
         return LogOutcome(job.bundle, log_key.name, FAILED, failure_json(found))
     except RedlistError as error:
