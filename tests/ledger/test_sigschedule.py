@@ -17,7 +17,7 @@ from redlist.ledger import sigschedule as schedule_module
 from redlist.ledger.crypto import SigningKey, sign_entry
 from redlist.ledger.errors import FormatError, VerificationError
 from redlist.ledger.sigschedule import Pipeline, SignatureScheduler, check_leaves
-from redlist.ledger.sigworkers import VerifyPool
+from redlist.ledger.sigworkers import Pending, VerifyPool
 from redlist.ledger.validator import LogValidator, Triple
 from redlist.verifier.audit import Auditor
 from redlist.verifier.results import AuditResult
@@ -90,13 +90,13 @@ def test_an_audit_on_processes_finds_what_one_on_threads_finds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shares: list[int] = []
-    real_verify = VerifyPool.verify
+    real_submit = VerifyPool.submit
 
-    def counting(pool: VerifyPool, batch: list[Triple]) -> list[bool]:
+    def counting(pool: VerifyPool, batch: list[Triple]) -> list[Pending]:
         shares.append(len(batch))
-        return real_verify(pool, batch)
+        return real_submit(pool, batch)
 
-    monkeypatch.setattr(VerifyPool, "verify", counting)
+    monkeypatch.setattr(VerifyPool, "submit", counting)
     log = standard_log()
     with SignatureScheduler(2, processes=True) as scheduler:
         scheduler.wait_started()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import signal
 import struct
+import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -70,8 +73,8 @@ def test_a_worker_that_answers_nonsense_is_not_believed() -> None:
     with VerifyPool(1) as pool:
         worker = pool._workers[0]
         assert outcomes(pool, triples(2)) == [True, True]
-        pending = pool.submit(triples(3, {0, 1, 2}))
         worker.received += 5  # the next answer then carries an unexpected number
+        pending = pool.submit(triples(3, {0, 1, 2}))
         assert pending[0].result() == [False, False, False]
         assert worker.broken
 
@@ -156,3 +159,49 @@ def test_workers_started_early_of_another_size_are_stopped() -> None:
 def test_one_core_starts_no_workers_early() -> None:
     assert not workers.start_early(1)
     assert workers.take_early(1) is None
+
+
+def _stopped(pool: VerifyPool, number: int) -> subprocess.Popen[bytes]:
+    process = pool._workers[number].process
+    assert process is not None
+    process.send_signal(signal.SIGSTOP)
+    return process
+
+
+def test_a_worker_that_falls_behind_does_not_hold_up_the_other() -> None:
+    forged = {3, 300, 1000}
+    batch = triples(6 * workers.JOB_SIZE, forged)
+    with VerifyPool(2) as pool:
+        assert pool.wait_started()
+        slow = _stopped(pool, 0)  # as if the auditor's thread had its core
+        try:
+            jobs = pool.submit(batch)
+            assert len(jobs) == 6
+            # The stopped worker holds at most the jobs written ahead to it; the other
+            # takes every other job from the queue, one after another.
+            deadline = time.monotonic() + 60
+            while sum(job._done.is_set() for job in jobs) < len(jobs) - workers._AHEAD:
+                assert time.monotonic() < deadline, "the running worker did not take the rest"
+                time.sleep(0.01)
+        finally:
+            slow.send_signal(signal.SIGCONT)
+        assert [ok for job in jobs for ok in job.result()] == expected(len(batch), forged)
+
+
+def test_close_gives_the_jobs_not_yet_written_back_to_their_callers() -> None:
+    pool = VerifyPool(1)
+    assert pool.wait_started()
+    stopped = _stopped(pool, 0)
+    jobs = pool.submit(triples(5 * workers.JOB_SIZE, {7}))
+    closing = threading.Thread(target=pool.close)
+    closing.start()
+    try:
+        # Three jobs were never written: given back, the caller verifies them itself.
+        for job in jobs[workers._AHEAD :]:
+            assert job.result() == [True] * workers.JOB_SIZE
+    finally:
+        stopped.send_signal(signal.SIGCONT)
+    closing.join()
+    assert jobs[0]._outcomes is not None  # written before the close: answered by the worker
+    assert jobs[0].result() == expected(workers.JOB_SIZE, {7})
+    assert stopped.returncode is not None

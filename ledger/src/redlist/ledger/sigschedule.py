@@ -8,8 +8,8 @@ validator the verdicts. This module is the only place that does so:
 
 * ``SignatureScheduler`` verifies lists of ``(public key, body, signature)``
   triples elsewhere and never waits in ``submit``: on worker processes
-  (``sigworkers.VerifyPool``, fed by two small feeder threads so that the caller
-  never blocks on a full pipe, and two chunks are in the workers at a time), on a
+  (``sigworkers.VerifyPool``, whose workers take a chunk's jobs from one queue as
+  each finishes its last), on a
   thread per core while the processes start or when there are none, on a caller's
   executor, or, with one core, in the calling thread when the verdicts are asked
   for. ``Ticket.result`` waits for them.
@@ -35,7 +35,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -64,12 +64,19 @@ _Item = TypeVar("_Item")
 _Reading = TypeVar("_Reading")
 
 
+class _Part(Protocol):
+    """A part of a ticket's triples on its way: a thread's ``Future`` or a worker's
+    ``sigworkers.Pending``."""
+
+    def result(self) -> list[bool]: ...
+
+
 class Ticket:
     """Verdicts on their way for one ``submit``; ``result`` waits for them."""
 
     __slots__ = ("_count", "_parts", "_triples")
 
-    def __init__(self, triples: Sequence[Triple], parts: list[Future[list[bool]]] | None) -> None:
+    def __init__(self, triples: Sequence[Triple], parts: Sequence[_Part] | None) -> None:
         self._triples = triples
         self._parts = parts
         self._count = len(triples)
@@ -108,7 +115,6 @@ class SignatureScheduler:
         self.workers = max(1, workers or available_cores())
         self._executor = executor
         self._threads: ThreadPoolExecutor | None = None
-        self._feeders: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # the node's commits submit from several threads
         self._pool: VerifyPool | None = None
         if processes and executor is None and self.workers >= 2:
@@ -138,7 +144,7 @@ class SignatureScheduler:
             return Ticket(triples, None)
         pool = self._pool
         if pool is not None and pool.started():
-            return Ticket(triples, [self._feeder().submit(pool.verify, triples)])
+            return Ticket(triples, pool.submit(triples))
         executor = self._executor
         if executor is None:
             if self.workers == 1:
@@ -162,10 +168,9 @@ class SignatureScheduler:
         """Stop the threads and processes (a share still in flight is then verified by
         the thread that waits for it). May be repeated."""
         with self._lock:
-            executors, self._feeders, self._threads = (self._feeders, self._threads), None, None
-        for threads in executors:
-            if threads is not None:
-                threads.shutdown(wait=True, cancel_futures=True)
+            threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=True, cancel_futures=True)
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -175,14 +180,6 @@ class SignatureScheduler:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _feeder(self) -> ThreadPoolExecutor:
-        # Two threads that only write chunks to the workers and wait for the answers:
-        # two chunks in the workers at a time, whatever the caller is doing meanwhile.
-        with self._lock:
-            if self._feeders is None:
-                self._feeders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="redlist-feed")
-            return self._feeders
 
     def _thread_pool(self) -> ThreadPoolExecutor:
         with self._lock:

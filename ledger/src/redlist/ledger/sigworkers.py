@@ -8,23 +8,30 @@ interpreter's switch interval (5 ms by default) for each signature it finishes.
 A process has a GIL of its own and never waits for the auditor.
 
 ``VerifyPool`` runs a few workers, each a ``python -m redlist.ledger.sigworkers``
-child talking over its stdin and stdout. ``submit`` splits a list of
-``(public key, body, signature)`` triples between them and writes each share as
-one length-prefixed msgpack message; ``Pending.result`` reads that worker's answer
-(one byte per triple) when it is needed. Only the threads that call the pool
-touch the pipes: the pool starts no helper thread of its own, unlike
-``concurrent.futures.ProcessPoolExecutor``; and a plain child process needs
-neither pickling nor a ``__main__`` guard in the program that uses the pool.
+child talking over its stdin and stdout. ``submit`` cuts a list of
+``(public key, body, signature)`` triples into jobs of at most ``JOB_SIZE`` and
+puts them on one queue; each worker has a thread of the pool that takes the next
+job as soon as the worker is about to need it, writes it as one length-prefixed
+msgpack message and reads the answer (one byte per triple), and ``Pending.result``
+waits for that answer. So the worker that finishes first takes the next job: a
+worker whose core the caller's own thread shares falls behind without holding up
+the other, which a fixed share of every list would do (ADR 0052). A plain child
+process needs neither pickling nor a ``__main__`` guard in the program that uses
+the pool, unlike ``concurrent.futures.ProcessPoolExecutor``.
 
 Robustness:
 
 * a worker that cannot be started, dies, or answers nonsense never decides an
-  outcome: the triples it was given are verified in the calling thread instead;
-* bounded memory: a worker holds one message at a time, and a writer blocks while
-  a worker's pipe is full;
-* ``close`` closes the workers' stdin (they exit on end of input) and waits for
-  them; one still running after a short wait is killed. The workers ignore
-  SIGINT, so Ctrl-C in a terminal reaches only the program that started them.
+  outcome: the jobs it was given are verified by the threads waiting for them,
+  and the other workers take the rest; with none left, ``submit`` gives every
+  job back to its caller at once;
+* bounded memory: a worker holds one job and has at most ``_AHEAD`` written to
+  it; the callers bound how many they queue (``sigschedule``'s chunks in flight,
+  a node's batches);
+* ``close`` gives the jobs not yet written back to their callers, closes the
+  workers' stdin (they exit once they have answered what they hold) and waits for
+  them; one still running after a short wait is killed. The workers ignore SIGINT,
+  so Ctrl-C in a terminal reaches only the program that started them.
 """
 
 from __future__ import annotations
@@ -33,13 +40,14 @@ import atexit
 import contextlib
 import gc
 import os
-import select
+import queue
 import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -68,103 +76,97 @@ _VALID = 1
 _OUTCOMES = b"\x00\x01"
 #: What a worker says first, once it has started and can verify.
 _HELLO = b"redlist-verify/1"
+#: Triples in one job: ``VerifyPool.submit`` cuts a list into jobs of at most this
+#: many, which the workers take from one queue. Small enough that a worker that
+#: finishes first takes more of a chunk than one that shares its core, large enough
+#: that a job's message costs little beside its signatures (256 take about 14 ms).
+JOB_SIZE = 256
+#: Jobs written to a worker before its first answer is read: the next one is in its
+#: pipe when it finishes the last, so it never waits for its feeding thread.
+_AHEAD = 2
 
 
 class Pending:
-    """One worker's answer for one share of triples, read when asked for."""
+    """The verdicts on one job (a run of triples); ``result`` waits for them."""
 
-    def __init__(self, worker: _Worker, number: int, triples: Sequence[Triple]) -> None:
-        self._worker = worker
-        self._number = number
-        self._triples = triples
+    __slots__ = ("_done", "_outcomes", "triples")
+
+    def __init__(self, triples: Sequence[Triple]) -> None:
+        self.triples = triples
+        self._done = threading.Event()
+        self._outcomes: bytes | None = None
+
+    def settle(self, outcomes: bytes | None) -> None:
+        """Give the worker's outcomes, one byte per triple; None when there are none."""
+        self._outcomes = outcomes
+        self._done.set()
 
     def result(self) -> list[bool]:
-        """Whether each triple of the share verified, in order."""
-        answer = self._worker.answer(self._number)
-        if answer is None or len(answer) != len(self._triples):
-            return verify_here(self._triples)
-        return [byte == _VALID for byte in answer]
+        """Whether each triple of the job verified, in order: the worker's answer, or
+        the calling thread's own verification when the worker gave none."""
+        self._done.wait()
+        outcomes = self._outcomes
+        if outcomes is None or len(outcomes) != len(self.triples):
+            return verify_here(self.triples)
+        return [byte == _VALID for byte in outcomes]
 
 
 class _Worker:
-    """One child process; messages are numbered in the order they are written.
+    """One child process and the pool's thread that feeds it (``VerifyPool._feed``).
 
-    Writing (``send``) and reading (``answer``) each take their own lock, so one
-    thread can queue the next message while another waits for an answer.
+    Only that thread writes to and reads from the worker's pipes while it runs; its
+    answers come in the order the jobs were written, numbered.
     """
 
     def __init__(self, process: subprocess.Popen[bytes] | None) -> None:
         self.process = process
         self.sent = 0
         self.received = 0
-        #: Answers read before they were asked for, by message number.
-        self.early: dict[int, bytes] = {}
         self.broken = process is None
-        self.started = False
-        self.sending = threading.Lock()
-        self.receiving = threading.Lock()
+        self.started = process is None
 
-    def poll_started(self) -> bool:
-        """Whether the worker has said hello (or will never): never blocks for long."""
-        if self.started or self.broken or self.process is None or self.process.stdout is None:
-            return True
-        try:
-            readable, _, _ = select.select([self.process.stdout], [], [], 0)
-        except (OSError, ValueError):  # pipes cannot be polled here: wait when reading
-            return True
-        if readable:
-            with self.receiving:
-                self._await_hello()
-        return self.started or self.broken
-
-    def _await_hello(self) -> None:
+    def await_hello(self) -> None:
         if not self.started:
-            self.started = True
             if self._read() != _HELLO:
                 self.broken = True
+            self.started = True
 
-    def send(self, triples: Sequence[Triple]) -> int:
+    def send(self, triples: Sequence[Triple]) -> bool:
+        """Write one job; whether it went (a worker that is gone is broken)."""
+        process = self.process
+        if self.broken or process is None or process.stdin is None:
+            self.broken = True
+            return False
         message = msgpack.packb(triples, use_bin_type=True)
-        with self.sending:
-            number = self.sent
-            self.sent += 1
-            if self.broken or self.process is None or self.process.stdin is None:
-                return number
-            try:
-                self.process.stdin.write(_LENGTH.pack(len(message)) + message)
-                self.process.stdin.flush()
-            except (OSError, ValueError):  # gone: this share is verified by the caller
-                self.broken = True
-            return number
+        try:
+            process.stdin.write(_LENGTH.pack(len(message)) + message)
+            process.stdin.flush()
+        except (OSError, ValueError):
+            self.broken = True
+            return False
+        self.sent += 1
+        return True
 
-    def answer(self, number: int) -> bytes | None:
-        """The answer to message ``number``, or None when it will never come."""
-        with self.receiving:
-            while number not in self.early and not self.broken:
-                outcomes = self._read_outcomes()
-                if outcomes is None:
-                    self.broken = True
-                    break
-                self.early[self.received] = outcomes
-                self.received += 1
-            return self.early.pop(number, None)
-
-    def _read_outcomes(self) -> bytes | None:
+    def read_outcomes(self) -> bytes | None:
         """The outcomes of the next answer; None unless it is exactly that.
 
-        Anything else means the worker cannot be trusted to be in step any more:
-        whatever it has not answered is then verified by the caller.
+        Anything else means the worker cannot be trusted to be in step any more: it
+        is broken, and whatever it has not answered is verified by the callers.
         """
-        self._await_hello()
-        if self.broken:
+        answer = None if self.broken else self._read()
+        if (
+            answer is None
+            or len(answer) < _NUMBER.size
+            or _NUMBER.unpack_from(answer)[0] != self.received
+        ):
+            self.broken = True
             return None
-        answer = self._read()
-        if answer is None or len(answer) < _NUMBER.size:
-            return None
-        if _NUMBER.unpack_from(answer)[0] != self.received:
-            return None
+        self.received += 1
         outcomes = answer[_NUMBER.size :]
-        return None if outcomes.translate(None, _OUTCOMES) else outcomes
+        if outcomes.translate(None, _OUTCOMES):
+            self.broken = True
+            return None
+        return outcomes
 
     def _read(self) -> bytes | None:
         if self.process is None or self.process.stdout is None:
@@ -174,25 +176,24 @@ class _Worker:
         except (OSError, ValueError):
             return None
 
-    def hang_up(self) -> subprocess.Popen[bytes] | None:
-        """Close the worker's pipes (it exits at the end of its input); its process,
-        for ``reap``."""
-        self.broken = True
-        process, self.process = self.process, None
-        if process is None:
-            return None
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                # A worker that is gone already leaves nothing to flush.
-                with contextlib.suppress(OSError):
-                    stream.close()
-        return process
+    def end_input(self) -> None:
+        """Close the worker's stdin: it exits once it has answered what it was sent."""
+        process = self.process
+        if process is not None and process.stdin is not None:
+            # A worker that is gone already leaves nothing to flush.
+            with contextlib.suppress(OSError, ValueError):
+                process.stdin.close()
 
-    @staticmethod
-    def reap(process: subprocess.Popen[bytes] | None) -> None:
-        """Wait for a hung-up worker to exit; kill one that does not, soon."""
+    def reap(self) -> None:
+        """Close the worker's pipes and wait for it to exit; kill one that does not, soon."""
+        process, self.process = self.process, None
+        self.broken = True
         if process is None:
             return
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.close()
         try:
             process.wait(_EXIT_WAIT)
         except subprocess.TimeoutExpired:
@@ -200,27 +201,58 @@ class _Worker:
             process.wait()
 
 
+#: What ``close`` puts on the queue for each feeding thread: stop taking jobs.
+_STOP = None
+
+
 class VerifyPool:
     """``processes`` worker processes verifying entry signatures; see the module docstring.
 
     The workers start at once and ready themselves while the caller goes on. Every
-    method may be called from several threads at once: a worker takes messages in
-    the order they were written and each answer finds its ``Pending``, so two
-    threads can each keep a share in flight. Use as a context manager, or call
-    ``close``.
+    method may be called from several threads at once. Use as a context manager, or
+    call ``close``.
     """
 
     def __init__(self, processes: int) -> None:
         if processes < 1:
             raise ValueError("a verify pool needs at least one process")
         self._workers = [_Worker(_start_worker()) for _ in range(processes)]
+        self._jobs: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._feeding = len(self._workers)  # threads still taking jobs
+        self._threads = [
+            threading.Thread(
+                target=self._feed, args=(worker,), name=f"redlist-feed-{number}", daemon=True
+            )
+            for number, worker in enumerate(self._workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, triples: Sequence[Triple]) -> list[Pending]:
+        """Queue ``triples`` for the workers in jobs of at most ``JOB_SIZE``; one
+        ``Pending`` per job, in order. Never waits."""
+        jobs = [
+            Pending(triples[begin : begin + JOB_SIZE]) for begin in range(0, len(triples), JOB_SIZE)
+        ]
+        with self._lock:
+            if self._closed:
+                raise ValueError("the verify pool is closed")
+            if not self._feeding:  # every worker is gone: the callers verify
+                for job in jobs:
+                    job.settle(None)
+                return jobs
+            for job in jobs:
+                self._jobs.put(job)
+        return jobs
 
     def verify(self, triples: Sequence[Triple]) -> list[bool]:
         """Whether each triple verified, in order; blocks until all are known.
 
         After ``close`` the calling thread verifies them itself.
         """
-        if not self._workers:
+        if self._closed:
             return verify_here(triples)
         return [ok for pending in self.submit(triples) for ok in pending.result()]
 
@@ -234,7 +266,7 @@ class VerifyPool:
         Starting takes a fraction of a second; a caller with work to do meanwhile
         can do it elsewhere until this says the pool is ready.
         """
-        return all([worker.poll_started() for worker in self._workers])
+        return all(worker.started for worker in self._workers)
 
     def wait_started(self, timeout: float = _EXIT_WAIT) -> bool:
         """Wait (at most ``timeout`` seconds) until ``started``; whether it is so."""
@@ -251,27 +283,74 @@ class VerifyPool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def submit(self, triples: Sequence[Triple]) -> list[Pending]:
-        """Send ``triples`` to the workers in shares; one ``Pending`` per share, in order."""
-        workers = self._workers
-        if not workers:
-            raise ValueError("the verify pool is closed")
-        if not triples:
-            return []
-        share = -(-len(triples) // len(workers))
-        pending: list[Pending] = []
-        for worker, begin in zip(workers, range(0, len(triples), share), strict=False):
-            part = triples[begin : begin + share]
-            pending.append(Pending(worker, worker.send(part), part))
-        return pending
-
     def close(self) -> None:
-        """Stop the workers and wait for them to exit (a share still in flight is then
-        verified by the thread waiting for it)."""
-        workers, self._workers = self._workers, []
-        # Every worker is told first, so they all exit at once.
-        for process in [worker.hang_up() for worker in workers]:
-            _Worker.reap(process)
+        """Stop the workers and wait for them to exit. Jobs not yet written are given
+        back to their callers, who verify them; those written are answered first."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._give_back()
+        # Every worker is told first, so they all finish at once.
+        for worker in self._workers:
+            worker.end_input()
+        for _ in self._threads:
+            self._jobs.put(_STOP)
+        for thread in self._threads:
+            thread.join(_EXIT_WAIT)
+        for worker in self._workers:
+            worker.reap()
+
+    def _give_back(self) -> None:
+        """Settle every queued job with no outcomes (the lock is held)."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.settle(None)
+
+    def _feed(self, worker: _Worker) -> None:
+        """One worker's thread: take jobs from the queue as the worker finishes them,
+        writing up to ``_AHEAD`` ahead so that it never waits between two; the worker
+        that finishes first takes the next job, so none idles while another has work.
+        """
+        written: deque[Pending] = deque()
+        stopping = False
+        try:
+            worker.await_hello()
+            while not worker.broken:
+                if not stopping and len(written) < _AHEAD:
+                    job: Pending | bool | None = False  # False: none waiting
+                    if not written:
+                        job = self._jobs.get()
+                    else:
+                        with contextlib.suppress(queue.Empty):
+                            job = self._jobs.get_nowait()
+                    if job is _STOP:
+                        stopping = True
+                    elif isinstance(job, Pending):
+                        if worker.send(job.triples):
+                            written.append(job)
+                        else:
+                            job.settle(None)
+                        continue
+                if not written:
+                    return  # stopping, with every answer read
+                written[0].settle(worker.read_outcomes())
+                written.popleft()
+        finally:
+            for job in written:
+                job.settle(None)
+            self._stopped_feeding()
+
+    def _stopped_feeding(self) -> None:
+        # The last thread to stop gives the queued jobs back: nobody else would.
+        with self._lock:
+            self._feeding -= 1
+            if not self._feeding:
+                self._give_back()
 
 
 #: A pool started ahead of the scheduler that will use it (``start_early``).
