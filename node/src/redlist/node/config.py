@@ -113,7 +113,7 @@ BASE_MEMORY = 160 * 1024 * 1024
 #: buffer of the received bytes, the Python bytes, the decoded protobuf message,
 #: the envelopes taken out of it (measured in docs/reliability.md).
 REQUEST_COPIES = 4
-#: Leaves one stream reads ahead of its reader (redlist.node.servicer.CHUNK_BYTES).
+#: Leaves one stream reads ahead of its reader (redlist.node.leafreads.CHUNK_BYTES).
 STREAM_CHUNK_BYTES = 1024 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
