@@ -31,7 +31,8 @@ from redlist.ledger.log import Log
 from redlist.node import config, leafreads
 from redlist.node.admission import CallLimits
 from redlist.node.allocator import limit_arenas
-from redlist.node.config import ServeSettings, load_config_file, resolve_settings
+from redlist.node.config import ServeSettings
+from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.ratelimit import PUSHBACK_METADATA, RateLimit
 from redlist.node.server import NodeServer, ServerOptions
 from redlist.proto.contract import (

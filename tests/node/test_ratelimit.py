@@ -28,7 +28,7 @@ from tests.node.serving import Running, metadata_of, rpc_error, run_node
 from redlist.ledger.errors import FormatError
 from redlist.ledger.log import Log
 from redlist.node.admission import CallLimits
-from redlist.node.config import load_config_file, resolve_settings
+from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.ratelimit import (
     PUSHBACK_METADATA,
     RateLimit,
