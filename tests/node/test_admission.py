@@ -34,7 +34,8 @@ from redlist.node.allocator import limit_arenas
 from redlist.node.config import ServeSettings
 from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.ratelimit import PUSHBACK_METADATA, RateLimit
-from redlist.node.server import NodeServer, ServerOptions
+from redlist.node.server import NodeServer
+from redlist.node.serveroptions import ServerOptions
 from redlist.proto.contract import (
     BYTE_RATE_LIMIT_CHECK,
     CHECK_KEY,

@@ -53,7 +53,8 @@ from redlist.node.peers import (
     open_peer_channel,
     open_peer_channel_sync,
 )
-from redlist.node.server import NodeServer, ServerOptions
+from redlist.node.server import NodeServer
+from redlist.node.serveroptions import ServerOptions
 from redlist.node.tls import PeerMaterial, PeerTLS, ServerTLS, load_peer_material
 from redlist.node.witness import Witness, WitnessConfig
 from redlist.v1 import ledger_pb2 as pb

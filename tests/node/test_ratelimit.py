@@ -35,7 +35,8 @@ from redlist.node.ratelimit import (
     RateLimiter,
     peer_host,
 )
-from redlist.node.server import LEDGER_SERVICE, ServerOptions
+from redlist.node.server import LEDGER_SERVICE
+from redlist.node.serveroptions import ServerOptions
 from redlist.proto.contract import CHECK_KEY, RATE_LIMIT_CHECK, RETRY_AFTER_KEY
 from redlist.proto.errors import NodeError
 from redlist.staff.client import LedgerClient

@@ -47,7 +47,8 @@ from redlist.node import leafreads
 from redlist.node.batcher import now_ms
 from redlist.node.config import DEFAULT_MAX_MESSAGE_BYTES
 from redlist.node.metrics import NodeMetrics
-from redlist.node.server import LEDGER_SERVICE, NodeServer, ServerOptions
+from redlist.node.server import LEDGER_SERVICE, NodeServer
+from redlist.node.serveroptions import ServerOptions
 from redlist.proto.client import NodeClient
 from redlist.proto.contract import Limits
 from redlist.proto.errors import NodeError
