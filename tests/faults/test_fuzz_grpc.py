@@ -67,7 +67,8 @@ from redlist.ledger.textcommit import EntryText, check_texts
 from redlist.node.batcher import now_ms
 from redlist.node.config import DEFAULT_MAX_BATCH
 from redlist.node.refusals import MAX_STATUS_MESSAGE_BYTES, PERMISSION_CHECKS
-from redlist.node.server import LEDGER_SERVICE, NodeServer, ServerOptions
+from redlist.node.server import LEDGER_SERVICE, NodeServer
+from redlist.node.serveroptions import ServerOptions
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 

@@ -41,6 +41,29 @@ def test_a_record_is_remembered_for_its_exact_bytes_only() -> None:
     assert memo.balances.get(b"resident-1", b"newer bytes") == (10, 0, 2)
 
 
+def test_recall_opens_only_bytes_it_does_not_remember_and_remembers_them() -> None:
+    memo = SealedMemo(capacity=2)
+    opened: list[tuple[bytes, bytes]] = []
+
+    def open_record(key: bytes, stored: bytes) -> tuple[int, int]:
+        opened.append((key, stored))
+        if stored == b"damaged":
+            raise StateDamageError("account_heads", key.decode())
+        return len(opened), 1
+
+    assert memo.account_heads.recall(b"a1", b"v1", open_record) == (1, 1)
+    assert memo.account_heads.recall(b"a1", b"v1", open_record) == (1, 1)  # remembered
+    assert memo.account_heads.recall(b"a1", b"w1", open_record) == (2, 1)  # other bytes
+    assert memo.account_heads.get(b"a1", b"w1") == (2, 1)
+    with pytest.raises(StateDamageError):
+        memo.account_heads.recall(b"a1", b"damaged", open_record)
+    assert memo.account_heads.get(b"a1", b"w1") == (2, 1)  # a failed opening remembers nothing
+    assert opened == [(b"a1", b"v1"), (b"a1", b"w1"), (b"a1", b"damaged")]
+    memo.account_heads.recall(b"a2", b"v2", open_record)
+    memo.account_heads.recall(b"a3", b"v3", open_record)  # a third: all are forgotten
+    assert len(memo.account_heads) == 0
+
+
 def test_the_memory_is_bounded_and_starts_again_when_full() -> None:
     memo = SealedMemo(capacity=3)
     for number in range(3):

@@ -18,7 +18,8 @@ from tests.builders import submit_request
 
 from redlist.ledger.log import Log
 from redlist.node.metrics import NodeMetrics
-from redlist.node.server import NodeServer, ServerOptions
+from redlist.node.server import NodeServer
+from redlist.node.serveroptions import ServerOptions
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 

@@ -28,12 +28,14 @@ from tests.node.serving import metadata_of, rpc_error
 
 from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.log import Log
-from redlist.node import config, servicer
+from redlist.node import config, leafreads
 from redlist.node.admission import CallLimits
 from redlist.node.allocator import limit_arenas
-from redlist.node.config import ServeSettings, load_config_file, resolve_settings
+from redlist.node.config import ServeSettings
+from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.ratelimit import PUSHBACK_METADATA, RateLimit
-from redlist.node.server import NodeServer, ServerOptions
+from redlist.node.server import NodeServer
+from redlist.node.serveroptions import ServerOptions
 from redlist.proto.contract import (
     BYTE_RATE_LIMIT_CHECK,
     CHECK_KEY,
@@ -322,7 +324,7 @@ def test_the_default_memory_ceiling_is_modest(tmp_path: Path) -> None:
     assert settings.memory_ceiling() == ServerOptions.from_settings(settings).memory_ceiling()
     assert settings.memory_ceiling() < 700 * 1024 * 1024
     # A stream reads ahead one chunk, which is what the ceiling allows for.
-    assert config.STREAM_CHUNK_BYTES == servicer.CHUNK_BYTES
+    assert config.STREAM_CHUNK_BYTES == leafreads.CHUNK_BYTES
 
 
 def test_the_limits_come_from_the_file_or_the_flags(tmp_path: Path) -> None:

@@ -25,9 +25,10 @@ from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.witnessstore import WitnessStore
-from redlist.node.config import load_config_file, resolve_settings
+from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.cosigning import COSIGNED_FILE, AskedWitness
-from redlist.node.server import NodeServer, ServerOptions
+from redlist.node.server import NodeServer
+from redlist.node.serveroptions import ServerOptions
 from redlist.node.witness import Witness, WitnessConfig
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc

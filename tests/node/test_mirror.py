@@ -26,7 +26,7 @@ from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.ledger.store import ENV_DIR_NAME, LmdbStore
 from redlist.node.mirrorcfg import load_mirror_config, resolve_mirror_settings
-from redlist.node.server import ServerOptions
+from redlist.node.serveroptions import ServerOptions
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 

@@ -42,7 +42,7 @@ from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.witnessstore import WitnessStore
-from redlist.node.config import load_config_file, resolve_settings
+from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.cosigning import AskedWitness
 from redlist.node.metrics import NodeMetrics
 from redlist.node.peers import (
@@ -53,7 +53,8 @@ from redlist.node.peers import (
     open_peer_channel,
     open_peer_channel_sync,
 )
-from redlist.node.server import NodeServer, ServerOptions
+from redlist.node.server import NodeServer
+from redlist.node.serveroptions import ServerOptions
 from redlist.node.tls import PeerMaterial, PeerTLS, ServerTLS, load_peer_material
 from redlist.node.witness import Witness, WitnessConfig
 from redlist.v1 import ledger_pb2 as pb

@@ -28,14 +28,15 @@ from tests.node.serving import Running, metadata_of, rpc_error, run_node
 from redlist.ledger.errors import FormatError
 from redlist.ledger.log import Log
 from redlist.node.admission import CallLimits
-from redlist.node.config import load_config_file, resolve_settings
+from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.ratelimit import (
     PUSHBACK_METADATA,
     RateLimit,
     RateLimiter,
     peer_host,
 )
-from redlist.node.server import LEDGER_SERVICE, ServerOptions
+from redlist.node.server import LEDGER_SERVICE
+from redlist.node.serveroptions import ServerOptions
 from redlist.proto.contract import CHECK_KEY, RATE_LIMIT_CHECK, RETRY_AFTER_KEY
 from redlist.proto.errors import NodeError
 from redlist.staff.client import LedgerClient

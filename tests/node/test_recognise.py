@@ -24,7 +24,7 @@ from redlist.ledger.recognitionstore import (
     RecognitionStore,
 )
 from redlist.node.cli import main as node_main
-from redlist.node.config import load_config_file
+from redlist.node.configfile import load_config_file
 from redlist.node.recognised import RecognisedGrades
 
 RUSHAN = NoteSigner("rushan.example/log", crypto.SigningKey.from_seed(b"\x11" * 32))

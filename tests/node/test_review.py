@@ -30,7 +30,7 @@ from redlist.ledger.review import (
 )
 from redlist.node.metrics import NodeMetrics
 from redlist.node.review import DAY_MS, ReviewLimits, ReviewQueue, ReviewRefusal
-from redlist.node.server import ServerOptions
+from redlist.node.serveroptions import ServerOptions
 from redlist.v1 import ledger_pb2 as pb
 
 

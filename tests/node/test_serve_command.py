@@ -16,13 +16,8 @@ from tests.builders import Town, create_log
 
 from redlist.ledger.errors import FormatError
 from redlist.node.cli import main
-from redlist.node.config import (
-    DEFAULT_MAX_GROUP,
-    ServeSettings,
-    load_config_file,
-    parse_address,
-    resolve_settings,
-)
+from redlist.node.config import DEFAULT_MAX_GROUP, ServeSettings, parse_address
+from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.server import serve_until_signalled
 
 FULL_FILE = """\

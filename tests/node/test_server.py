@@ -43,11 +43,12 @@ from redlist.ledger.errors import IntegrityError, RedlistError, SourceError
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.textcommit import EntryText
-from redlist.node import servicer as servicer_module
+from redlist.node import leafreads
 from redlist.node.batcher import now_ms
 from redlist.node.config import DEFAULT_MAX_MESSAGE_BYTES
 from redlist.node.metrics import NodeMetrics
-from redlist.node.server import LEDGER_SERVICE, NodeServer, ServerOptions
+from redlist.node.server import LEDGER_SERVICE, NodeServer
+from redlist.node.serveroptions import ServerOptions
 from redlist.proto.client import NodeClient
 from redlist.proto.contract import Limits
 from redlist.proto.errors import NodeError
@@ -426,7 +427,7 @@ def test_get_leaves_streams_any_range_in_chunks(
     log: Log, town: Town, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log.append([town.award("resident-1", "clean-pond") for _ in range(9)], now_ms=town.now_ms)
-    monkeypatch.setattr(servicer_module, "CHUNK_LEAVES", 4)  # several chunks per stream
+    monkeypatch.setattr(leafreads, "CHUNK_LEAVES", 4)  # several chunks per stream
     leaves = all_leaves(log)
 
     async def body(running: Running) -> None:
@@ -494,11 +495,11 @@ def test_a_leaf_batch_stays_within_the_nodes_message_size(log: Log, town: Town) 
 def test_a_batch_stops_before_its_byte_bound_but_holds_at_least_one_leaf(log: Log) -> None:
     leaves = all_leaves(log)
     framed = [len(leaf) + 8 for leaf in leaves]
-    assert servicer_module.read_batch(log, 0, log.size, 100, 1) == leaves[:1]
-    assert servicer_module.read_batch(log, 0, log.size, 100, framed[0] + framed[1]) == leaves[:2]
+    assert leafreads.read_batch(log, 0, log.size, 100, 1) == leaves[:1]
+    assert leafreads.read_batch(log, 0, log.size, 100, framed[0] + framed[1]) == leaves[:2]
     bound = framed[0] + framed[1] - 1
-    assert servicer_module.read_batch(log, 0, log.size, 100, bound) == leaves[:1]
-    assert servicer_module.read_batch(log, 2, log.size, 3, 1 << 20) == leaves[2:5]
+    assert leafreads.read_batch(log, 0, log.size, 100, bound) == leaves[:1]
+    assert leafreads.read_batch(log, 2, log.size, 3, 1 << 20) == leaves[2:5]
 
 
 def test_a_store_failure_on_a_read_is_an_internal_error_in_words(
@@ -518,9 +519,9 @@ def test_a_store_failure_on_a_read_is_an_internal_error_in_words(
 
 
 def test_a_chunk_stops_at_its_byte_bound(log: Log) -> None:
-    assert len(servicer_module.read_chunk(log, 0, log.size, 100, 1)) == 1
-    assert len(servicer_module.read_chunk(log, 2, log.size, 3, 1 << 20)) == 3
-    assert [seq for seq, _ in servicer_module.read_chunk(log, 9, log.size)] == [9, 10]
+    assert len(leafreads.read_chunk(log, 0, log.size, 100, 1)) == 1
+    assert len(leafreads.read_chunk(log, 2, log.size, 3, 1 << 20)) == 3
+    assert [seq for seq, _ in leafreads.read_chunk(log, 9, log.size)] == [9, 10]
 
 
 @pytest.fixture

@@ -32,9 +32,10 @@ from tests.staff.running import redlist
 
 from redlist.ledger.errors import FormatError, KeyFileError
 from redlist.ledger.log import Log
-from redlist.node.config import load_config_file, resolve_settings
+from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.ratelimit import RateLimit
-from redlist.node.server import NodeServer, ServerOptions
+from redlist.node.server import NodeServer
+from redlist.node.serveroptions import ServerOptions
 from redlist.node.tls import ServerTLS, is_loopback, load_server_material
 from redlist.proto.client import RemoteTLS
 from redlist.staff.cli import build_parser

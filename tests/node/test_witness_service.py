@@ -26,7 +26,7 @@ from redlist.ledger.note.checkpoint import Checkpoint, open_checkpoint, sign_che
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.witnessstore import WitnessStore
-from redlist.node.config import load_config_file, resolve_settings
+from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.evidence import EVIDENCE_DIR_NAME, origin_hash
 from redlist.node.metrics import NodeMetrics
 from redlist.node.server import LEDGER_SERVICE, NodeServer

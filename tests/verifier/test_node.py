@@ -38,7 +38,7 @@ from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.points import apply_entry
 from redlist.ledger.state import MemoryState
-from redlist.node.server import ServerOptions
+from redlist.node.serveroptions import ServerOptions
 from redlist.proto.client import RemoteAccount, RemoteEntry
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc

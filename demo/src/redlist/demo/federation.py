@@ -29,7 +29,7 @@ from redlist.demo.console import WRAP_AT, Console, Program, Show, shell_line
 from redlist.demo.node import MIRRORING, NodeProcess
 from redlist.ledger import logkeyfile
 from redlist.ledger.errors import NoteError, RedlistError
-from redlist.ledger.log import LOG_PUB_NAME
+from redlist.ledger.logdir import LOG_PUB_NAME
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import VerifierKey
 from redlist.node import cli as node_cli

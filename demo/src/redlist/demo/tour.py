@@ -23,7 +23,7 @@ from redlist.demo.federation import Federation
 from redlist.demo.node import NodeProcess, serve_argv
 from redlist.ledger import logkeyfile
 from redlist.ledger.errors import RedlistError
-from redlist.ledger.log import LOG_PUB_NAME
+from redlist.ledger.logdir import LOG_PUB_NAME
 from redlist.node import cli as node_cli
 from redlist.proto.client import RemoteAccount
 from redlist.staff import cli as staff_cli

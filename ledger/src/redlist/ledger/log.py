@@ -6,6 +6,9 @@ A data directory holds the log key and the LMDB environment (``store``):
 * ``log.pub``: its verifier key string, the one auditors are given;
 * ``ledger.lmdb/``: leaves, Merkle nodes, checkpoints and the points state.
 
+The key files are ``logdir``'s to make and read; an account's statement is read by
+``statementread``; the look-ups before a sheet is sent by ``lookups``.
+
 Appending (DESIGN 3.3, 6, 7; the steps in ``append``). A batch of envelopes is all
 or nothing: every envelope is decoded, its signatures are handed to a
 ``SignatureScheduler`` (in parallel, starting before the write transaction, because
@@ -24,52 +27,35 @@ returns its existing seq and appends nothing; the same id with other bytes is a
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from redlist.ledger import crypto, logkeyfile, lookups, merkle, review
+from redlist.ledger import crypto, lookups, merkle, review
 from redlist.ledger.append import Incoming, decode_batch, verify_ahead, write_batch
-from redlist.ledger.entry import Leaf, TownConfig, is_valid_account
+from redlist.ledger.entry import Leaf, TownConfig
 from redlist.ledger.errors import (
     FormatError,
     IntegrityError,
     KeyFileError,
     NoteError,
-    PageTokenError,
     ProofError,
     StoreError,
 )
+from redlist.ledger.logdir import read_signer, remove_created, write_key_files
 from redlist.ledger.nodecache import UpperNodes
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.ledger.sigworkers import available_cores
-from redlist.ledger.state import KeyRecord, RuleRecord, TargetRecord
-from redlist.ledger.statement import (
-    PAGE_BYTES,
-    AccountStatement,
-    PageToken,
-    StatementEntry,
-    balance_as_of,
-    page_entries,
-    reversal_target,
-)
-from redlist.ledger.store import (
-    ENV_DIR_NAME,
-    FORMAT_MARKER,
-    LmdbStore,
-    StoreReader,
-)
+from redlist.ledger.state import KeyRecord, RuleRecord
+from redlist.ledger.statement import PAGE_BYTES, AccountStatement
+from redlist.ledger.statementread import read_statement
+from redlist.ledger.store import ENV_DIR_NAME, FORMAT_MARKER, LmdbStore
 from redlist.ledger.tailcheck import check_tail
 
-LOG_KEY_NAME = "log.key"
-LOG_PUB_NAME = logkeyfile.LOG_PUB_NAME
 #: Threads verifying a log's signatures when no scheduler is given, at most.
 MAX_THREADS = 16
 
@@ -150,8 +136,7 @@ class Log:
         verifier_key = log_signer.verifier()
         store: LmdbStore | None = None
         try:
-            _write_new_file(data_dir / LOG_KEY_NAME, log_signer.encode() + "\n", 0o600)
-            _write_new_file(data_dir / LOG_PUB_NAME, verifier_key.encode() + "\n", 0o644)
+            write_key_files(data_dir, log_signer, verifier_key)
             store = LmdbStore.open(data_dir / ENV_DIR_NAME, create=True, map_size=map_size)
             batch = decode_batch([genesis])
             with store.write() as writer:
@@ -163,7 +148,7 @@ class Log:
         except BaseException:
             if store is not None:
                 store.close()
-            _remove_created(data_dir, made_dir)
+            remove_created(data_dir, made_dir)
             raise
         return cls(
             store, data_dir=data_dir, origin=origin, verifier_key=verifier_key, signer=log_signer
@@ -200,7 +185,7 @@ class Log:
                     check_tail(reader, data_dir=data_dir)
                 origin = reader.origin()
                 verifier_key = VerifierKey.parse(reader.log_verifier_key())
-            signer = None if readonly else _read_signer(data_dir, verifier_key)
+            signer = None if readonly else read_signer(data_dir, verifier_key)
         except BaseException:
             store.close()
             raise
@@ -438,54 +423,9 @@ class Log:
         Raises ``FormatError`` for a malformed account id and ``PageTokenError`` for a
         token that does not continue a read of this account in this log.
         """
-        _check_account(account)
-        limit = page_entries(page_size)
-        with self._store.read() as reader:
-            config = reader.config()
-            if page_token:
-                token = PageToken.from_bytes(page_token, account)
-                size, start = token.size, token.after + 1
-                if (
-                    size > reader.size()
-                    or reader.target(token.after) is None
-                    or reader.account_link(account, token.after) is None
-                ):
-                    raise PageTokenError(
-                        f"the page token does not continue a read of account {account} in "
-                        "this log: it names an entry or a tree size the log does not have"
-                    )
-            else:
-                size, start = reader.size(), 0
-            checkpoint = reader.checkpoint_at(size)
-            if checkpoint is None and page_token:
-                raise PageTokenError(
-                    f"the page token names tree size {size}, which this log has no checkpoint for"
-                )
-            if checkpoint is None:
-                raise IntegrityError(f"the checkpoint of tree size {size} is missing")
-            # The balance is stored as of now: undo what changed since the snapshot.
-            balance = balance_as_of(reader.balance(account), _changes_since(reader, account, size))
-            records: list[tuple[int, bytes, TargetRecord]] = []
-            held = 0
-            more = False
-            for seq in reader.account_seqs(account, start):
-                if seq >= size:
-                    break
-                target = reader.target(seq)
-                if target is None:
-                    continue  # an objection or a reversal: not an award or redemption itself
-                if len(records) == limit:
-                    more = True
-                    break
-                stored = _stored_leaf(reader, seq)
-                if records and held + len(stored) > page_bytes:
-                    more = True
-                    break
-                held += len(stored)
-                records.append((seq, stored, StatementEntry.target_as_of(target, size)))
-        entries = (StatementEntry.from_leaf(*record) for record in records)
-        next_page = PageToken.of(account, size, records[-1][0]) if more else None
-        return AccountStatement.of(account, balance, config, entries, checkpoint, next_page)
+        return read_statement(
+            self._store, account, page_size=page_size, page_token=page_token, page_bytes=page_bytes
+        )
 
     # -- look-ups before a sheet is sent (``lookups``) -------------------------
 
@@ -510,37 +450,6 @@ class Log:
             return lookups.month_counts(reader, keys)
 
 
-def _changes_since(
-    reader: StoreReader, account: str, size: int
-) -> Iterator[tuple[TargetRecord, bool]]:
-    """The balance changes of ``account`` at or after tree size ``size``, as
-    ``balance_as_of`` takes them: each award or redemption, and each reversal (with the
-    record of what it reversed)."""
-    for seq in reader.account_seqs(account, size):
-        target = reader.target(seq)
-        if target is not None:
-            yield target, False
-            continue
-        reversed_seq = reversal_target(seq, _stored_leaf(reader, seq))
-        if reversed_seq is None:
-            continue  # an objection, which changes no balance
-        reversed_target = reader.target(reversed_seq)
-        if reversed_target is None:
-            raise IntegrityError(
-                f"entry {seq} reverses entry {reversed_seq}, which the store does not hold "
-                "as an award or redemption",
-                seq,
-            )
-        yield reversed_target, True
-
-
-def _stored_leaf(reader: StoreReader, seq: int) -> bytes:
-    stored = reader.leaf(seq)
-    if stored is None:
-        raise IntegrityError(f"leaf {seq} is missing from the store", seq)
-    return stored
-
-
 # ---------------------------------------------------------------------------
 # Small helpers
 
@@ -548,62 +457,3 @@ def _stored_leaf(reader: StoreReader, seq: int) -> bytes:
 def _check_size(size: int, current: int) -> None:
     if not 0 <= size <= current:
         raise ProofError(f"the log has {current} entries; there is no tree of size {size}")
-
-
-def _check_account(account: str) -> None:
-    if not is_valid_account(account):
-        raise FormatError(
-            f"account id {account!r} is not valid (letters, digits, '.', '_', '-'; 1-64 "
-            "characters, starting with a letter or digit)"
-        )
-
-
-def _read_signer(data_dir: Path, verifier_key: VerifierKey) -> NoteSigner:
-    path = data_dir / LOG_KEY_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StoreError(
-            f"{path} is missing: the log's signing key is needed to append (open the log "
-            "read-only to only read it)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"cannot read the log key {path}: {exc}") from None
-    signer = NoteSigner.parse(text.strip())
-    if signer.verifier() != verifier_key:
-        raise KeyFileError(
-            f"{path} is not this log's key: the log's checkpoints are checked with "
-            f"{verifier_key.encode()}"
-        )
-    return signer
-
-
-def _write_new_file(path: Path, text: str, mode: int) -> None:
-    """Create ``path`` (it must not exist) with ``mode`` and ``text``, flushed to disk."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(descriptor, mode)  # the umask may have narrowed it; make it exact
-        os.write(descriptor, text.encode("utf-8"))
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    _sync_directory(path.parent)
-
-
-def _sync_directory(path: Path) -> None:
-    """Make a new directory entry durable (POSIX needs the directory itself synced)."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _remove_created(data_dir: Path, made_dir: bool) -> None:
-    """Undo a failed ``create``: it started from an empty or missing directory."""
-    for name in (LOG_KEY_NAME, LOG_PUB_NAME):
-        (data_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(data_dir / ENV_DIR_NAME, ignore_errors=True)
-    if made_dir:
-        with contextlib.suppress(OSError):
-            data_dir.rmdir()

@@ -28,17 +28,17 @@ Before the first ``extend`` (the genesis) the environment holds no log: ``size``
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from redlist.ledger import logkeyfile, merkle
+from redlist.ledger import merkle
 from redlist.ledger.entry import ZERO_HASH
 from redlist.ledger.errors import MirrorRefusal, ProofError, RuleViolation, StoreError
-from redlist.ledger.log import LOG_KEY_NAME, LOG_PUB_NAME, Log
+from redlist.ledger.log import Log
+from redlist.ledger.logdir import LOG_KEY_NAME, check_log_pub, write_log_pub
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.note.signed import Note
@@ -86,7 +86,7 @@ class MirrorLog:
                 "directory, not a mirror's; give the mirror a directory of its own"
             )
         data_dir.mkdir(parents=True, exist_ok=True)
-        kept = _check_log_pub(data_dir, log_key)
+        kept = check_log_pub(data_dir, log_key)
         env_dir = data_dir / ENV_DIR_NAME
         store = LmdbStore.open(
             env_dir, create=not (env_dir / "data.mdb").is_file(), map_size=map_size
@@ -106,7 +106,7 @@ class MirrorLog:
                         )
                     check_tail(reader, data_dir=data_dir)
             if not kept:  # once the store is known to be this log's, never before
-                _write_log_pub(data_dir, log_key)
+                write_log_pub(data_dir, log_key)
         except BaseException:
             store.close()
             raise
@@ -277,40 +277,6 @@ def _log_signed(checkpoint: SignedCheckpoint) -> str:
     """The checkpoint's note with the log's own signature line only."""
     own = tuple(line for line in checkpoint.signatures if line.is_by(checkpoint.log_key))
     return Note(checkpoint.text, own[:1]).encode()
-
-
-def _check_log_pub(data_dir: Path, log_key: VerifierKey) -> bool:
-    """Whether ``data_dir`` holds ``log.pub``; refuse one that names another log's key."""
-    path = data_dir / LOG_PUB_NAME
-    if not path.exists():
-        return False
-    kept = logkeyfile.read_log_key(str(path))
-    if kept != log_key:
-        raise StoreError(
-            f"{data_dir} mirrors the log of key {excerpt(kept.encode())} ({path}), not "
-            f"{excerpt(log_key.encode())}: give each mirrored log its own data directory"
-        )
-    return True
-
-
-def _write_log_pub(data_dir: Path, log_key: VerifierKey) -> None:
-    """Write ``log.pub`` for a new mirror (or one that lost it)."""
-    path = data_dir / LOG_PUB_NAME
-    staging = path.with_suffix(".tmp")
-    # Synced before the rename, and the directory after it: a power cut in between must
-    # leave no log.pub or a whole one, never an empty file the next start refuses.
-    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(descriptor, (log_key.encode() + "\n").encode("utf-8"))
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    staging.replace(path)
-    directory = os.open(data_dir, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 __all__ = ["CHUNK_SIZE", "MirrorLog", "PreparedLeaves"]

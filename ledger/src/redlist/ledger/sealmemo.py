@@ -25,6 +25,7 @@ write transactions use it, and LMDB runs one of those at a time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 _T = TypeVar("_T", bound=tuple[object, ...])
@@ -54,6 +55,21 @@ class _Opened(Generic[_T]):
         if found is not None and found[0] == stored:
             return found[1:]  # type: ignore[return-value]
         return None
+
+    def recall(self, key: bytes, stored: bytes, open_record: Callable[[bytes, bytes], _T]) -> _T:
+        """The value of ``stored`` under ``key``: the one remembered when those are the
+        bytes remembered, else ``open_record(key, stored)`` (which checks the seal and
+        raises when it fails), then remembered. The one place a state read checks the
+        memory and fills it (``storestate``)."""
+        records = self._records
+        found = records.get(key)
+        if found is not None and found[0] == stored:
+            return found[1:]  # type: ignore[return-value]
+        value = open_record(key, stored)
+        records[key] = (stored, *value)
+        if len(records) > self._capacity:
+            records.clear()  # as ``put``
+        return value
 
     def put(self, key: bytes, stored: bytes, value: _T) -> None:
         """Remember that ``stored`` (sealed for ``key``, its seal sound) holds ``value``."""

@@ -119,6 +119,13 @@ class Balance:
         return cls(*_array(data, 3, "balance record"))
 
 
+def balance_totals_from_bytes(data: bytes) -> tuple[int, int, int]:
+    """``(earned, redeemed, entries)`` of a balance record, as ``Balance.from_bytes`` reads
+    them (the store's writer keeps balances as such plain tuples, ``sealmemo``)."""
+    earned, redeemed, entries = _array(data, 3, "balance record")
+    return earned, redeemed, entries
+
+
 @dataclass(frozen=True)
 class TargetRecord:
     """What a later objection or reversal needs to know about an award or redeem.

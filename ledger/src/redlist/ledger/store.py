@@ -91,8 +91,9 @@ Readers. Any number of processes may open the environment read-only while one
 process writes (the node serves while ``export`` runs): readers take LMDB's reader
 lock and see the last committed state, never a partial one.
 
-The seam. The store is this module and the four beside it: ``storelayout`` (tables,
-metadata names, key encoding), ``storeview`` (``StoreReader``: every read, on one
+The seam. The store is this module and the five beside it: ``storeopen`` (opening
+the environment: the writer lock, the checks before a page is read), ``storelayout``
+(tables, metadata names, key encoding), ``storeview`` (``StoreReader``: every read, on one
 snapshot; ``storelists`` walks the accounts' entry lists for it), ``storestate``
 (``LmdbState``: the points semantics' view of a transaction) and ``idindex`` (the
 entry-id index's level 0 and runs). Nothing else touches an LMDB transaction or builds
@@ -102,8 +103,6 @@ these methods.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,13 +127,12 @@ from redlist.ledger.storelayout import (
     META_LOG_VERIFIER_KEY,
     META_ORIGIN,
     META_SIZE,
-    OLD_FORMAT_MARKERS,
-    TABLE_NAMES,
     AccountLink,
     Tables,
     int_key,
     node_key,
 )
+from redlist.ledger.storeopen import DEFAULT_MAP_SIZE, MAX_READERS, open_environment, unlock_writer
 from redlist.ledger.storestate import LmdbState
 from redlist.ledger.storetree import TreeSnapshot
 from redlist.ledger.storeview import (
@@ -147,10 +145,6 @@ from redlist.ledger.storeview import (
 
 #: The environment's directory inside a data directory.
 ENV_DIR_NAME = "ledger.lmdb"
-#: Address space reserved for the map when no size is given (virtual, not disk).
-DEFAULT_MAP_SIZE = 1 << 40
-#: Concurrent read transactions (open streams, proofs) across all processes.
-MAX_READERS = 1024
 
 
 class LmdbStore:
@@ -196,55 +190,10 @@ class LmdbStore:
         Opening never creates anything unless ``create`` is set, and a read-only open
         works while another process holds the environment open for writing.
         """
-        if create and readonly:
-            raise StoreError("a new ledger cannot be created read-only")
-        if map_size is not None and map_size <= 0:
-            raise StoreError(f"the map size must be a positive number of bytes, not {map_size}")
-        if not create and not (path / "data.mdb").is_file():
-            raise StoreError(f"{path} holds no ledger database (data.mdb is missing)")
-        writer_lock = None if readonly else _lock_writer(path, create)
-        try:
-            env = lmdb.open(
-                str(path),
-                map_size=map_size or DEFAULT_MAP_SIZE,
-                subdir=True,
-                readonly=readonly,
-                create=create,
-                max_dbs=len(TABLE_NAMES),
-                max_readers=MAX_READERS,
-                lock=True,
-                # Durable commits: never trade them away for speed.
-                sync=True,
-                metasync=True,
-                map_async=False,
-                writemap=False,
-            )
-        except lmdb.Error as exc:
-            _unlock_writer(writer_lock)
-            raise StoreError(f"cannot open the ledger database at {path}: {exc}") from None
-        try:
-            if not create:
-                _refuse_truncated(env, path)
-            # The marker first: an earlier format may lack tables this one has.
-            handles = {"meta": env.open_db(b"meta", create=create)}
-            if not create:
-                _refuse_old_format(env, handles["meta"], path)
-            handles |= {name: env.open_db(name.encode(), create=create) for name in TABLE_NAMES}
-        except lmdb.NotFoundError:
-            env.close()
-            _unlock_writer(writer_lock)
-            raise StoreError(
-                f"{path} is not a redlist ledger (a table is missing); was it made by "
-                "'redlist-node init'?"
-            ) from None
-        except lmdb.Error as exc:
-            env.close()
-            _unlock_writer(writer_lock)
-            raise StoreError(f"cannot open the tables of the ledger at {path}: {exc}") from None
-        except BaseException:
-            _unlock_writer(writer_lock)
-            raise
-        return cls(env, Tables(**handles), path, readonly, writer_lock)
+        env, tables, writer_lock = open_environment(
+            path, create=create, readonly=readonly, map_size=map_size
+        )
+        return cls(env, tables, path, readonly, writer_lock)
 
     @property
     def map_size(self) -> int:
@@ -343,80 +292,8 @@ class LmdbStore:
     def close(self) -> None:
         """Close the environment; open transactions and iterators become invalid."""
         self._env.close()
-        _unlock_writer(self._writer_lock)
+        unlock_writer(self._writer_lock)
         self._writer_lock = None
-
-
-#: The file a writable store holds an exclusive ``flock`` on for as long as it is open.
-WRITER_LOCK_NAME = "writer.lock"
-
-
-def _lock_writer(path: Path, create: bool) -> int:
-    """Take the environment's writer lock, or refuse: one writing process per ledger.
-
-    LMDB keeps the log consistent with two writing processes, but two nodes serving
-    one directory would each believe it is the only one (each signs checkpoints, each
-    caches the tree's head). The lock is released when the store closes or the process
-    dies (the kernel drops ``flock`` locks with the descriptor), so kill -9 leaves none.
-    """
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
-    lock_path = path / WRITER_LOCK_NAME
-    try:
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise StoreError(f"cannot open the lock file {lock_path}: {exc.strerror}") from None
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        raise StoreError(
-            f"the ledger at {path.parent} is already open for writing (a node serving it, "
-            "or a command still running); stop it first, or use a read-only command such "
-            "as export"
-        ) from None
-    except OSError as exc:
-        os.close(descriptor)
-        raise StoreError(f"cannot lock {lock_path}: {exc.strerror}") from None
-    return descriptor
-
-
-def _unlock_writer(descriptor: int | None) -> None:
-    if descriptor is not None:
-        os.close(descriptor)  # closing the descriptor releases the flock
-
-
-def _refuse_truncated(env: lmdb.Environment, path: Path) -> None:
-    """Refuse a data file shorter than the pages its own header says it holds.
-
-    LMDB maps the file and trusts it: reading a page past a truncated end kills the
-    process (SIGBUS) instead of raising, so the size is checked before any page is read.
-    """
-    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
-    actual = (path / "data.mdb").stat().st_size
-    if actual < needed:
-        env.close()
-        raise IntegrityError(
-            f"the ledger database {path / 'data.mdb'} is {actual} bytes, shorter than the "
-            f"{needed} bytes its own header records: it was truncated or damaged. Restore it "
-            "from a backup or a mirror."
-        )
-
-
-def _refuse_old_format(env: lmdb.Environment, meta: lmdb._Database, path: Path) -> None:
-    """Refuse a store of an earlier format, saying what to do (a missing or damaged
-    marker is left to the callers' checks, which call it damage)."""
-    with env.begin() as txn:
-        marker = txn.get(META_FORMAT, db=meta)
-    if marker is not None and marker in OLD_FORMAT_MARKERS:
-        env.close()
-        raise StoreError(
-            f"{path} holds a ledger of the earlier format {marker.decode()}; this version "
-            f"reads {FORMAT_MARKER.decode()} only (sealed state records, deed dates and rule "
-            "caps, accounts' entry lists linked by seq, a log-structured entry-id index). "
-            "Earlier formats were never deployed and there is no migration: create the log "
-            "again with 'redlist-node init'"
-        )
 
 
 class _Read:

@@ -33,6 +33,7 @@ from redlist.ledger.state import (
     KeyRecord,
     RuleRecord,
     TargetRecord,
+    balance_totals_from_bytes,
     config_from_bytes,
     config_to_bytes,
     month_count_from_bytes,
@@ -129,13 +130,6 @@ class LmdbState:
         except OverflowError:
             raise FormatError(codec.OUT_OF_RANGE) from None
 
-    def _payload(self, table: str, key: bytes, value: bytes) -> bytes:
-        """The payload of a stored record; ``StateDamageError`` unless its seal matches."""
-        body = sealed_body(table, key, value)
-        if body is None:
-            raise StateDamageError(table, record_name(table, key))
-        return body[:-INT_SIZE]
-
     def _entry_seq_now(self) -> int:
         """The seq of the entry being applied (see the class docstring)."""
         if self._applying is None:
@@ -147,7 +141,7 @@ class LmdbState:
         if self._config is None:
             data = self._txn.get(META_CONFIG, db=self._tables.meta)
             if data is not None:
-                payload = self._payload("meta", META_CONFIG, data)
+                payload = _payload("meta", META_CONFIG, data)
                 self._config = _decoded(config_from_bytes, payload, "meta", META_CONFIG)
         return self._config
 
@@ -162,9 +156,7 @@ class LmdbState:
             self._keys[key_id] = (
                 None
                 if data is None
-                else _decoded(
-                    KeyRecord.from_bytes, self._payload("keys", key_id, data), "keys", key_id
-                )
+                else _decoded(KeyRecord.from_bytes, _payload("keys", key_id, data), "keys", key_id)
             )
         return self._keys[key_id]
 
@@ -181,9 +173,7 @@ class LmdbState:
             self._rules[code] = (
                 None
                 if data is None
-                else _decoded(
-                    RuleRecord.from_bytes, self._payload("rules", key, data), "rules", key
-                )
+                else _decoded(RuleRecord.from_bytes, _payload("rules", key, data), "rules", key)
             )
         return self._rules[code]
 
@@ -216,14 +206,10 @@ class LmdbState:
                 balance = _ZERO_BALANCE
             else:
                 memo = self._memo
-                totals = None if memo is None else memo.balances.get(key, data)
-                if totals is None:
-                    payload = self._payload("balances", key, data)
-                    balance = _decoded(Balance.from_bytes, payload, "balances", key)
-                    if memo is not None:
-                        memo.balances.put(key, data, _totals(balance))
+                if memo is None:
+                    balance = _build_balance(*_open_balance(key, data))
                 else:
-                    balance = _build_balance(*totals)
+                    balance = _build_balance(*memo.balances.recall(key, data, _open_balance))
                 # And the other way round: a stored balance counts an entry at least,
                 # which linked the account. Read as "no entries", a lost head would start
                 # the account's list again without them (ADR 0046).
@@ -253,7 +239,7 @@ class LmdbState:
         data = self._txn.get(key, db=self._tables.targets)
         if data is None:
             return None
-        payload = self._payload("targets", key, data)
+        payload = _payload("targets", key, data)
         return _decoded(TargetRecord.from_bytes, payload, "targets", key)
 
     def put_target(self, seq: int, record: TargetRecord) -> None:
@@ -281,12 +267,10 @@ class LmdbState:
                 qty = 0
             else:
                 memo = self._memo
-                count = None if memo is None else memo.month_counts.get(key, data)
-                if count is None:
-                    payload = self._payload("month_counts", key, data)
-                    count = _decoded(month_count_from_bytes, payload, "month_counts", key)
-                    if memo is not None:
-                        memo.month_counts.put(key, data, count)
+                if memo is None:
+                    count = _open_month_count(key, data)
+                else:
+                    count = memo.month_counts.recall(key, data, _open_month_count)
                 stored_rule, qty = count
                 if stored_rule != rule or qty < 1:
                     raise StateDamageError("month_counts", record_name("month_counts", key))
@@ -373,11 +357,10 @@ class LmdbState:
         head = None
         if data is not None:
             memo = self._memo
-            head = None if memo is None else memo.account_heads.get(key, data)
-            if head is None:
+            if memo is None:
                 head = _link_head(key, data)
-                if memo is not None:
-                    memo.account_heads.put(key, data, head)
+            else:
+                head = memo.account_heads.recall(key, data, _link_head)
         self._link_heads[account] = head
         return head
 
@@ -389,6 +372,30 @@ def _decoded(decode: Callable[[bytes], _T], payload: bytes, table: str, key: byt
         return decode(payload)
     except FormatError:
         raise StateDamageError(table, record_name(table, key)) from None
+
+
+def _payload(table: str, key: bytes, value: bytes) -> bytes:
+    """The payload of a stored record; ``StateDamageError`` unless its seal matches."""
+    body = sealed_body(table, key, value)
+    if body is None:
+        raise StateDamageError(table, record_name(table, key))
+    return body[:-INT_SIZE]
+
+
+# The openers of the records the writer's memo keeps (``SealedMemo``), each a plain
+# tuple: what ``recall`` remembers, and what a read without a memo opens.
+
+
+def _open_balance(key: bytes, value: bytes) -> tuple[int, int, int]:
+    """``(earned, redeemed, entries)`` of a stored ``balances`` record."""
+    payload = _payload("balances", key, value)
+    return _decoded(balance_totals_from_bytes, payload, "balances", key)
+
+
+def _open_month_count(key: bytes, value: bytes) -> tuple[str, int]:
+    """``(rule, qty)`` of a stored ``month_counts`` record."""
+    payload = _payload("month_counts", key, value)
+    return _decoded(month_count_from_bytes, payload, "month_counts", key)
 
 
 def _link_head(key: bytes, value: bytes) -> tuple[int, int]:

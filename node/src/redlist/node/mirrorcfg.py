@@ -44,13 +44,8 @@ from redlist.ledger import keyfile, logkeyfile
 from redlist.ledger.errors import FormatError, KeyFileError, NoteError
 from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
-from redlist.node.config import (
-    LISTENER_TYPES,
-    LOG_LEVELS,
-    ListenerSettings,
-    listener_values,
-    parse_address,
-)
+from redlist.node.config import LISTENER_TYPES, LOG_LEVELS, ListenerSettings, parse_address
+from redlist.node.configfile import listener_values
 from redlist.node.mirror import CHUNK_BYTES, CHUNK_ENTRIES, FIRST_BACKOFF, MAX_BACKOFF, MirrorLimits
 from redlist.node.tls import (
     PeerMaterial,

@@ -1,8 +1,11 @@
 """The ``redlist.v1.Ledger`` service: each call goes to the log, errors become statuses.
 
-Handlers stay thin. Submit hands its batch to the :class:`~redlist.node.batcher.Batcher`;
-reads run on a thread pool (the log blocks on LMDB, never on the event loop);
-messages are built in :mod:`redlist.node.serde`; refusals are mapped to gRPC
+Handlers stay thin. Submit goes to :class:`~redlist.node.submitrpc.SubmitService`,
+which hands its batch to the :class:`~redlist.node.batcher.Batcher`, and the review
+calls to :mod:`redlist.node.reviewrpc`; reads run on a thread pool (the log blocks on
+LMDB, never on the event loop); leaves are streamed in the bounded chunks and batches
+of :mod:`redlist.node.leafreads`; messages are built in :mod:`redlist.node.serde`;
+refusals are mapped to gRPC
 status codes in exactly one place, :func:`redlist.node.refusals.refusal_of`, and every
 status message is cut to ``refusals.MAX_STATUS_MESSAGE_BYTES`` (it may quote the
 caller). Requests that are not protobuf at all are refused before they reach a
@@ -20,7 +23,7 @@ takes no more writes: every Submit is answered DATA_LOSS naming the table and th
 record, the first with an error line in the log, while the reads go on. When the
 disk fails a commit (``CommitFailedError``: a failed write or fsync), the store takes
 no more writes either, and never retries the commit (ADR 0029): every Submit is
-answered UNAVAILABLE until the node is restarted. Either way the servicer says so
+answered UNAVAILABLE until the node is restarted. Either way the Submit path says so
 once, as an error line (``writes stopped reason=...``), and calls ``writes_stopped``
 (the server turns the writes' health NOT_SERVING and sets the metric).
 """
@@ -29,40 +32,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from functools import partial
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from grpc import aio
 
-from redlist.ledger.append import Incoming, decode_each
 from redlist.ledger.entry import is_valid_account
-from redlist.ledger.errors import (
-    CommitFailedError,
-    FormatError,
-    RedlistError,
-    StateDamageError,
-    StoreError,
-)
+from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.statement import PAGE_BYTES, page_entries
-from redlist.ledger.textcommit import MAX_TEXT_BYTES, EntryText
-from redlist.node import serde
+from redlist.ledger.textcommit import MAX_TEXT_BYTES
+from redlist.node import leafreads, serde
 from redlist.node.accountcheck import RegisterCheck, request_problem
 from redlist.node.batcher import Batcher, TreeWatch
 from redlist.node.metrics import NodeMetrics
 from redlist.node.readers import ReadAuthority, ReadRefusal
 from redlist.node.recognised import RecognisedGrades
-from redlist.node.refusals import Refusal, bounded_message, refusal_of
+from redlist.node.refusals import bounded_message, refusal_of
 from redlist.node.review import ReviewQueue
 from redlist.node.reviewrpc import ReviewCalls, ReviewService
-from redlist.node.texts import Admitted, NodeTexts
+from redlist.node.submitrpc import SubmitService
+from redlist.node.texts import NodeTexts
 from redlist.proto.contract import (
     CHECK_ACCOUNTS_METHOD,
-    MAX_BATCH_CHECK,
     READ_SIGNATURE_CHECK,
     Limits,
     RefusalDetails,
@@ -76,19 +72,6 @@ logger = logging.getLogger(__name__)
 #: What one entry of a page may take when its text is given: the longest text, and room
 #: for its leaf and framing.
 _TEXT_ENTRY_BYTES = MAX_TEXT_BYTES + 1024
-
-#: Leaves streamed per read of the store: bounds memory per stream and time per read.
-CHUNK_LEAVES = 1024
-CHUNK_BYTES = 1024 * 1024
-#: Bytes of leaves in one LeafBatch (GetLeafBatches, Follow with batches). A stream
-#: holds a batch about three times while sending it (the leaves read, the message,
-#: its encoding), still within the one chunk a stream is allowed
-#: (``config.STREAM_CHUNK_BYTES``); and a batch is large enough that the cost of a
-#: message (the transport's, the pacing's) is spread over hundreds of leaves.
-BATCH_BYTES = 256 * 1024
-#: What a batch's message adds to each leaf (field tag and length) and to the batch.
-_LEAF_FRAMING = 8
-_BATCH_FRAMING = 64
 
 _T = TypeVar("_T")
 # Any call's context: the helpers only abort with it.
@@ -119,12 +102,23 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         register: RegisterCheck | None = None,
     ) -> None:
         self._log = log
+        # The checkpoint as served: with the cosignatures collected for it (cosigning).
+        self._served = served or _as_signed
+        # The write path: Submit, and the review queue's appends through it.
+        self._submits = SubmitService(
+            batcher,
+            reads,
+            limits=limits,
+            served=self._served,
+            metrics=metrics,
+            texts=texts,
+            submit_refusal=submit_refusal,
+            writes_stopped=writes_stopped,
+        )
         # The review queue's calls (None on a mirror, which takes no proposals).
         self._review: ReviewService | None = None
         if review is not None and readers is not None:
-            self._review = ReviewService(review, self._append_one, reads, readers, metrics)
-        # Told once, with the reason ("damage", "disk"), when the store stops its writes.
-        self._on_writes_stopped = writes_stopped
+            self._review = ReviewService(review, self._submits.append_one, reads, readers, metrics)
         # The free texts beside the log (None on a mirror, which keeps none), and who may
         # read them.
         self._texts = texts
@@ -133,18 +127,13 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         self._register = register
         # Other towns' grades recognised here, listed on an account's first page.
         self._recognised = recognised
-        # The checkpoint as served: with the cosignatures collected for it (cosigning).
-        self._served = served or _as_signed
-        self._batcher = batcher
-        # A mirror takes no entries: Submit is answered with this (FAILED_PRECONDITION).
+        # A mirror takes no proposals either: the review calls are refused with this.
         self._submit_refusal = submit_refusal
         self._watch = watch
         self._reads = reads
         self._limits = limits
-        self._metrics = metrics
-        self._writes_stopped = False
         # A batch never grows past what the node may send in one answer.
-        self._batch_bytes = max(1, min(BATCH_BYTES, limits.max_message_bytes - _BATCH_FRAMING))
+        self._batch_bytes = leafreads.batch_bytes(limits.max_message_bytes)
 
     # -- writing --------------------------------------------------------------
 
@@ -153,139 +142,7 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         request: pb.SubmitRequest,
         context: aio.ServicerContext[pb.SubmitRequest, pb.SubmitResponse],
     ) -> pb.SubmitResponse:
-        if self._batcher is None:
-            await self._refuse(
-                context,
-                Refusal(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    None,
-                    self._submit_refusal or "this node takes no entries",
-                ),
-            )
-        envelopes = serde.envelopes_from_request(request)
-        if not envelopes:
-            await self._refuse(
-                context,
-                Refusal(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    None,
-                    "the batch is empty: send at least one envelope",
-                ),
-            )
-        most = self._limits.max_batch
-        if len(envelopes) > most:
-            await self._refuse(
-                context,
-                Refusal(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    MAX_BATCH_CHECK,
-                    f"the batch has {len(envelopes)} envelopes; this node takes at most "
-                    f"{most} in one request, split it",
-                    limit=most,
-                ),
-            )
-        admitted = Admitted((), ())
-        try:
-            # The texts are checked and stored, flushed, before the append (node/texts.py).
-            batch, admitted = await self._prepare(envelopes, serde.texts_from_request(request))
-            result = await self._batcher.submit(batch)
-        except Exception as error:  # every failure is answered; refusal_of says how
-            if not isinstance(error, RedlistError):
-                logger.error("Submit failed unexpectedly", exc_info=error)
-            elif isinstance(error, StateDamageError | CommitFailedError):
-                await self._report_stopped_writes(error)
-            refusal = refusal_of(error)
-            # A failed commit may or may not have reached the disk: its texts stay.
-            refused = isinstance(error, RedlistError) and not isinstance(error, CommitFailedError)
-            await self._settle_texts(admitted, refused=refused)
-        else:
-            await self._settle_texts(admitted, refused=False)
-            return serde.submit_response(result, self._served(result.checkpoint))
-        await self._refuse(context, refusal, envelopes=len(envelopes))
-
-    async def _append_one(self, envelope: bytes, texts: Mapping[str, EntryText]) -> int:
-        """Append one envelope as Submit does (its texts kept first); its seq. Raises what
-        the batcher or the text store raise."""
-        if self._batcher is None:
-            raise StoreError(self._submit_refusal or "this node takes no entries")
-        batch, admitted = await self._prepare([envelope], [dict(texts)] if texts else [])
-        try:
-            result = await self._batcher.submit(batch)
-        except RedlistError as error:
-            if isinstance(error, StateDamageError | CommitFailedError):
-                await self._report_stopped_writes(error)
-            await self._settle_texts(admitted, refused=not isinstance(error, CommitFailedError))
-            raise
-        await self._settle_texts(admitted, refused=False)
-        return result.seqs[0]
-
-    async def _prepare(
-        self, envelopes: list[bytes], texts: list[dict[str, EntryText]]
-    ) -> tuple[list[Incoming], Admitted]:
-        """The batch decoded once, for the texts' check and the log alike, and its texts
-        admitted (checked and stored); on the read pool, as the decoding takes a while."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reads, self._decode_and_admit, envelopes, texts)
-
-    def _decode_and_admit(
-        self, envelopes: list[bytes], texts: list[dict[str, EntryText]]
-    ) -> tuple[list[Incoming], Admitted]:
-        batch = decode_each(envelopes)
-        if self._texts is None or self._writes_stopped:
-            # stopped: the log refuses the batch, nothing is written
-            return batch, Admitted((), ())
-        return batch, self._texts.admit(batch, texts)
-
-    async def _settle_texts(self, admitted: Admitted, *, refused: bool) -> None:
-        if self._texts is None or not admitted.keys:
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(
-                self._reads, partial(self._texts.settle, admitted, refused=refused)
-            )
-        except RedlistError as error:  # garbage at worst: the next start removes it
-            logger.warning("could not remove the texts of a refused batch: %s", error)
-
-    async def _report_stopped_writes(self, error: StateDamageError | CommitFailedError) -> None:
-        """Say once, as an error, that the node takes no more entries, and why."""
-        if self._writes_stopped:
-            return
-        self._writes_stopped = True
-        if isinstance(error, StateDamageError):
-            reason = "damage"
-            logger.error(
-                "writes stopped reason=damage table=%s record=%s: %s",
-                error.table,
-                error.record,
-                error,
-            )
-        else:
-            reason = "disk"
-            logger.error("writes stopped reason=disk error=%r: %s", error.reason, error)
-        if self._on_writes_stopped is not None:
-            await self._on_writes_stopped(reason)
-
-    async def _refuse(
-        self,
-        context: aio.ServicerContext[pb.SubmitRequest, pb.SubmitResponse],
-        refusal: Refusal,
-        *,
-        envelopes: int = 0,
-    ) -> NoReturn:
-        logger.info(
-            "refused code=%s index=%s check=%s envelopes=%d: %s",
-            refusal.code.name,
-            "-" if refusal.index is None else refusal.index,
-            refusal.check or "-",
-            envelopes,
-            bounded_message(refusal.status_message()),
-        )
-        if self._metrics is not None:
-            self._metrics.observe_refusal(code=refusal.code.name, check=refusal.check or "")
-        await context.abort(
-            refusal.code, bounded_message(refusal.status_message()), refusal.trailing_metadata()
-        )
+        return await self._submits.submit(request, context)
 
     async def GetLimits(
         self,
@@ -610,7 +467,13 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         position = start
         while position < end:
             chunk = await self._read(
-                context, read_chunk, self._log, position, end, CHUNK_LEAVES, CHUNK_BYTES
+                context,
+                leafreads.read_chunk,
+                self._log,
+                position,
+                end,
+                leafreads.CHUNK_LEAVES,
+                leafreads.CHUNK_BYTES,
             )
             for seq, leaf in chunk:
                 yield seq, leaf
@@ -623,7 +486,13 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         position = start
         while position < end:
             leaves = await self._read(
-                context, read_batch, self._log, position, end, CHUNK_LEAVES, self._batch_bytes
+                context,
+                leafreads.read_batch,
+                self._log,
+                position,
+                end,
+                leafreads.CHUNK_LEAVES,
+                self._batch_bytes,
             )
             if not leaves:  # the range was checked against the size; a damaged store
                 await context.abort(
@@ -639,44 +508,3 @@ def _as_signed(checkpoint: SignedCheckpoint) -> SignedCheckpoint:
 
 def _log_size(log: Log) -> int:
     return log.size
-
-
-def read_chunk(
-    log: Log,
-    start: int,
-    end: int,
-    max_leaves: int = CHUNK_LEAVES,
-    max_bytes: int = CHUNK_BYTES,
-) -> list[tuple[int, bytes]]:
-    """Up to ``max_leaves`` leaves from ``start`` (at least one, fewer past ``max_bytes``)."""
-    chunk: list[tuple[int, bytes]] = []
-    total = 0
-    leaves = log.leaves(start, min(end, start + max_leaves))
-    try:
-        for seq, leaf in leaves:
-            chunk.append((seq, leaf))
-            total += len(leaf)
-            if total >= max_bytes:
-                break
-    finally:
-        if isinstance(leaves, Generator):
-            leaves.close()  # ends its read transaction now
-    return chunk
-
-
-def read_batch(log: Log, start: int, end: int, max_leaves: int, max_bytes: int) -> list[bytes]:
-    """Up to ``max_leaves`` leaves from ``start`` whose message stays within ``max_bytes``
-    (each leaf counted with its framing); at least one, whatever its size."""
-    batch: list[bytes] = []
-    total = 0
-    leaves = log.leaves(start, min(end, start + max_leaves))
-    try:
-        for _seq, leaf in leaves:
-            total += len(leaf) + _LEAF_FRAMING
-            if batch and total > max_bytes:
-                break
-            batch.append(leaf)
-    finally:
-        if isinstance(leaves, Generator):
-            leaves.close()  # ends its read transaction now
-    return batch

@@ -26,40 +26,30 @@ Errors, in words the clerk and the operator both understand:
 What the node proves is checked; what it merely states is not. Every checkpoint
 it sends is verified with the town log's key (``log_key``, see
 :mod:`redlist.staff.knownlogs`), so the log name every entry is signed for is the
-one the key vouches for. For every entry submitted, ``prove_recorded`` fetches
-the leaf the node put it in, checks that it holds exactly the bytes sent, and
-checks its inclusion against the verified checkpoint's root (a run of entries by
-the proofs of its two ends and its own leaves, ADR 0050), before a command says
-"recorded". Account figures and entry lists are the node's word;
-auditing them is ``redlist-verify``'s job.
+one the key vouches for. For every entry submitted, ``prove_recorded``
+(:mod:`redlist.staff.proofcalls`) fetches the leaf the node put it in, checks that it
+holds exactly the bytes sent, and checks its inclusion against the verified
+checkpoint's root (a run of entries by the proofs of its two ends and its own leaves,
+ADR 0050), before a command says "recorded". Account figures and entry lists are the
+node's word; auditing them is ``redlist-verify``'s job.
 
-Transport: plaintext unless TLS is asked for. :func:`add_node_argument` gives
-every command ``--node`` together with ``--tls-ca``, ``--tls-cert`` and
-``--tls-key``, and stores them as one :class:`NodeAddress` in ``args.node``, so
-``connect(args)`` connects the way the user asked. Any of the three
-turns TLS on: ``--tls-ca`` is the CA that signed the node's certificate (the
-system's trusted CAs when absent); ``--tls-cert`` and ``--tls-key`` are this
-client's own certificate and key, for a node that requires them (mutual TLS).
+Transport: plaintext unless TLS is asked for; a :class:`NodeAddress` carries the TLS
+files given beside ``--node`` (:mod:`redlist.staff.nodeargs` reads the options and
+connects a command the way the user asked).
 """
 
 from __future__ import annotations
 
-import argparse
-import itertools
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import grpc
 
-from redlist.ledger import merkle, merklerange
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import AnyBody, Envelope, Genesis, Leaf, decode_body
 from redlist.ledger.errors import (
     FormatError,
     NoteError,
-    ProofError,
     RedlistError,
     VerificationError,
 )
@@ -71,14 +61,14 @@ from redlist.proto.client import (
     NodeConnection,
     RemoteAccount,
     RemoteTLS,
-    check_address,
     read_signature,
     texts_message,
 )
 from redlist.proto.contract import CHECK_ACCOUNTS_METHOD, accounts_subject
 from redlist.proto.errors import NodeError, WireError
-from redlist.staff import advice, knownlogs
+from redlist.staff import advice
 from redlist.staff.advice import IN_DOUBT, UNPROVED
+from redlist.staff.proofcalls import ProofCalls
 from redlist.staff.reviewcalls import ReviewCalls
 from redlist.v1 import ledger_pb2
 
@@ -87,11 +77,6 @@ DEFAULT_TIMEOUT_S = 30.0
 #: Submit waits for a durable commit of the whole batch, so it gets longer.
 SUBMIT_TIMEOUT_S = 120.0
 
-#: Inclusion proofs asked for at once when proving entries recorded: enough to hide the
-#: round trip, well under the calls a node serves one client at once (16 by default).
-PROOFS_IN_FLIGHT = 8
-#: Leaves asked for in one GetLeaves call when proving entries recorded.
-LEAVES_PER_CALL = 1000
 #: Ids or keys asked about in one look-up call (the node takes up to 10000).
 LOOKUP_CHUNK = 5000
 #: Accounts asked about in one CheckAccounts call (the node takes up to
@@ -121,101 +106,6 @@ class NodeAddress(str):
         node = super().__new__(cls, address)
         node.tls = tls
         return node
-
-
-class _NodeOption(argparse.Action):
-    """Stores its value, then rebuilds ``args.node`` from ``--node`` and the TLS flags.
-
-    argparse takes options in any order, so each of them recombines what is
-    known so far; after parsing, ``args.node`` reflects all of them.
-    """
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        setattr(namespace, self.dest, values)
-        address = getattr(namespace, "node", None)
-        if address is None:
-            return
-        paths = (getattr(namespace, name, None) for name in ("tls_ca", "tls_cert", "tls_key"))
-        ca, cert, key = paths
-        tls = RemoteTLS(ca, cert, key) if (ca or cert or key) else None
-        namespace.node = NodeAddress(str(address), tls)
-
-
-def add_node_argument(parser: argparse.ArgumentParser) -> None:
-    """``--node HOST:PORT``, ``--log-key`` and the TLS options.
-
-    ``args.node`` becomes a :class:`NodeAddress`; :func:`connect` uses them all.
-    """
-    parser.add_argument(
-        "--node",
-        required=True,
-        action=_NodeOption,
-        metavar="HOST:PORT",
-        help=_("the town node's address, e.g. 127.0.0.1:7420"),
-    )
-    parser.add_argument(
-        "--log-key",
-        dest="log_key",
-        metavar="VKEY|FILE",
-        help=_(
-            "the town log's key (its log.pub file from the admin, or the key text); "
-            "needed once per node, then remembered"
-        ),
-    )
-    tls = parser.add_argument_group(_("reaching the node over TLS (plaintext when not given)"))
-    tls.add_argument(
-        "--tls-ca",
-        dest="tls_ca",
-        type=Path,
-        action=_NodeOption,
-        metavar="FILE",
-        help=_("the CA certificate (PEM) that signed the node's certificate"),
-    )
-    tls.add_argument(
-        "--tls-cert",
-        dest="tls_cert",
-        type=Path,
-        action=_NodeOption,
-        metavar="FILE",
-        help=_("this client's certificate (PEM), for a node that requires one"),
-    )
-    tls.add_argument(
-        "--tls-key",
-        dest="tls_key",
-        type=Path,
-        action=_NodeOption,
-        metavar="FILE",
-        help=_("the private key (PEM) of --tls-cert"),
-    )
-
-
-def connect(args: argparse.Namespace, known: knownlogs.KnownLogs | None = None) -> LedgerClient:
-    """A client of ``args.node`` that holds the node to the town log's key.
-
-    The key is ``args.log_key`` or the one remembered for the address in ``known``
-    (default: the user's known-logs file). On first contact the node's checkpoint
-    is verified with the given key before the key is remembered (and that is said
-    on stderr). Raises ``KeyFileError`` when no key is known or the given one is not
-    the remembered one, ``VerificationError`` when the node does not prove its log.
-    """
-    check_address(str(args.node))  # a typing mistake first, before any key question
-    known = knownlogs.KnownLogs(knownlogs.default_path()) if known is None else known
-    choice = knownlogs.choose_log_key(str(args.node), args.log_key, known)
-    client = LedgerClient(args.node, log_key=choice.log_key, key_source=choice.source)
-    if choice.remember:
-        try:
-            client.latest()
-            knownlogs.announce_remembered(str(args.node), choice, known)
-        except BaseException:
-            client.close()
-            raise
-    return client
 
 
 @dataclass(frozen=True)
@@ -262,7 +152,7 @@ class RemoteKey:
     revoked: int | None = None
 
 
-class LedgerClient(NodeConnection, ReviewCalls):
+class LedgerClient(NodeConnection, ReviewCalls, ProofCalls):
     """A synchronous client of the ``Ledger`` service of the node at ``address``.
 
     Every checkpoint the node sends must verify with ``log_key``, the town log's key;
@@ -338,101 +228,6 @@ class LedgerClient(NodeConnection, ReviewCalls):
                 seq=beyond[0],
             )
         return SubmitResult(seqs, checkpoint)
-
-    def prove_recorded(self, sent: Mapping[int, bytes], checkpoint: SignedCheckpoint) -> None:
-        """Check that the log at ``checkpoint`` holds each envelope of ``sent`` at its seq.
-
-        ``sent`` maps a seq the node answered to the envelope bytes sent for it. Per
-        entry: the leaf at that seq (fetched in runs of consecutive seqs) holds
-        exactly those bytes, and that leaf's hash is in the tree whose root
-        ``checkpoint`` signs (``proved_leaves``). Raises ``VerificationError``
-        (check ``inclusion``) at the first entry that fails.
-        """
-        unproved = self.advice(UNPROVED)
-        self.proved_leaves(
-            sent, checkpoint, lambda seq, data: _check_leaf(seq, data, sent[seq], unproved)
-        )
-
-    def proved_leaves(
-        self,
-        seqs: Iterable[int],
-        checkpoint: SignedCheckpoint,
-        check: Callable[[int, bytes], None] | None = None,
-    ) -> dict[int, bytes]:
-        """The leaves at ``seqs``, each proved to be in the log at ``checkpoint``.
-
-        Leaves are fetched in runs of consecutive seqs (at most ``LEAVES_PER_CALL`` a
-        call); ``check(seq, leaf)``, if given, looks at each before any proof is asked
-        for. A run is proved by the inclusion proofs of its first and last leaves
-        (``merklerange``, ADR 0050); where that does not reach ``checkpoint``'s root,
-        by each leaf's own proof. Raises ``VerificationError`` (check ``inclusion``) at
-        the first leaf whose inclusion proof does not reach it.
-        """
-        proved: dict[int, bytes] = {}
-        unproved = self.advice(UNPROVED)
-        for start, end in _runs(sorted(set(seqs))):
-            for first_seq in range(start, end, LEAVES_PER_CALL):
-                leaves = dict(self.get_leaves(first_seq, min(end, first_seq + LEAVES_PER_CALL)))
-                if check is not None:
-                    for seq, data in leaves.items():
-                        check(seq, data)
-                if not self._run_proved(leaves, checkpoint):
-                    # Proofs are asked for a window at a time: one round trip's wait, not
-                    # one per entry. The first entry whose proof fails is named.
-                    window_seqs = list(leaves)
-                    for first in range(0, len(window_seqs), PROOFS_IN_FLIGHT):
-                        window = window_seqs[first : first + PROOFS_IN_FLIGHT]
-                        proofs = self._inclusion_proofs(window, checkpoint.size)
-                        for seq, hashes in zip(window, proofs, strict=True):
-                            _check_inclusion(seq, leaves[seq], hashes, checkpoint, unproved)
-                proved.update(leaves)
-        return proved
-
-    def _run_proved(self, leaves: Mapping[int, bytes], checkpoint: SignedCheckpoint) -> bool:
-        """Whether the leaves, a run of consecutive seqs, are all in the tree
-        ``checkpoint`` signs, by the inclusion proofs of the run's first and last leaf
-        alone (``merklerange``, ADR 0050). False when that does not show it: each
-        leaf's own proof then decides, and names the first that fails."""
-        seqs = list(leaves)
-        if len(seqs) < 3 or seqs != list(range(seqs[0], seqs[0] + len(seqs))):
-            return False  # too short to save a call, or not one run
-        first_proof, last_proof = self._inclusion_proofs([seqs[0], seqs[-1]], checkpoint.size)
-        hashes = [merkle.leaf_hash(leaves[seq]) for seq in seqs]
-        try:
-            root = merklerange.range_root(checkpoint.size, seqs[0], hashes, first_proof, last_proof)
-        except ProofError:
-            return False
-        return root == checkpoint.root
-
-    def _inclusion_proofs(self, seqs: Sequence[int], tree_size: int) -> list[tuple[bytes, ...]]:
-        """The node's inclusion proofs of ``seqs`` in the tree of ``tree_size``, in order."""
-        calls = [
-            (
-                seq,
-                self._stub.GetInclusionProof.future(
-                    ledger_pb2.InclusionProofRequest(seq=seq, tree_size=tree_size),
-                    timeout=self.timeout,
-                ),
-            )
-            for seq in seqs
-        ]
-        proofs: list[tuple[bytes, ...]] = []
-        try:
-            for seq, call in calls:
-                try:
-                    proof = call.result()
-                except grpc.RpcError as error:
-                    raise self._error(error, f"GetInclusionProof for entry {seq}") from None
-                if proof.tree_size not in (0, tree_size):
-                    problem = _("its proof is for a log of {tree_size} entries").format(
-                        tree_size=proof.tree_size
-                    )
-                    raise _not_recorded(seq, problem, self.advice(UNPROVED))
-                proofs.append(tuple(proof.hashes))
-        finally:
-            for _sent, call in calls:
-                call.cancel()  # a no-op for the answered ones
-        return proofs
 
     # -- reading -------------------------------------------------------------
 
@@ -652,50 +447,3 @@ class LedgerClient(NodeConnection, ReviewCalls):
         if unreachable is not None:
             return unreachable
         return self._refusal(error, action)
-
-
-def _check_leaf(seq: int, data: bytes, envelope: bytes, advice_text: str) -> None:
-    """The leaf the node sent for ``seq`` holds exactly ``envelope`` at ``seq``."""
-    try:
-        leaf = Leaf.from_bytes(data)
-    except FormatError as error:
-        problem = _("the entry it holds there cannot be read ({error})").format(error=error)
-        raise _not_recorded(seq, problem, advice_text) from None
-    if leaf.seq != seq or leaf.envelope != envelope:
-        raise _not_recorded(seq, _("the entry it holds there is not the one sent"), advice_text)
-
-
-def _check_inclusion(
-    seq: int,
-    data: bytes,
-    hashes: Sequence[bytes],
-    checkpoint: SignedCheckpoint,
-    advice_text: str,
-) -> None:
-    """The proof ``hashes`` puts leaf ``data`` at ``seq`` in the tree ``checkpoint`` signs."""
-    try:
-        merkle.verify_inclusion(
-            merkle.leaf_hash(data), seq, checkpoint.size, hashes, checkpoint.root
-        )
-    except ProofError as error:
-        problem = _("its proof does not place that entry in the log it signed ({error})").format(
-            error=error
-        )
-        raise _not_recorded(seq, problem, advice_text) from None
-
-
-def _not_recorded(seq: int, problem: str, advice_text: str) -> VerificationError:
-    return VerificationError(
-        "inclusion",
-        _("the node says it recorded this entry as number {seq}, but {problem}. {advice}").format(
-            seq=seq, problem=problem, advice=advice_text
-        ),
-        seq=seq,
-    )
-
-
-def _runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
-    """Sorted ``seqs`` as ``[start, end)`` runs of consecutive numbers."""
-    for _key, group in itertools.groupby(enumerate(seqs), key=lambda pair: pair[1] - pair[0]):
-        run = [seq for _index, seq in group]
-        yield run[0], run[-1] + 1

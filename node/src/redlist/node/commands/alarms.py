@@ -12,7 +12,7 @@ from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.note.syntax import excerpt
 from redlist.ledger.witness import check_evidence
-from redlist.node.config import load_config_file
+from redlist.node.configfile import load_config_file
 from redlist.node.evidence import EVIDENCE_DIR_NAME, EvidenceFile, list_evidence
 
 DESCRIPTION = N_("""\

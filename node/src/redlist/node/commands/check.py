@@ -17,7 +17,7 @@ from pathlib import Path
 from redlist.ledger.errors import IntegrityError, NoteError, StoreError
 from redlist.ledger.fullcheck import Progress, check_full
 from redlist.ledger.i18n import N_, _
-from redlist.ledger.log import LOG_PUB_NAME
+from redlist.ledger.logdir import LOG_PUB_NAME
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.progress import ProgressBar
 from redlist.ledger.store import ENV_DIR_NAME, FORMAT_MARKER, LmdbStore, StoreReader

@@ -19,7 +19,8 @@ from redlist.ledger.entry import (
 from redlist.ledger.errors import NoteError, StoreError
 from redlist.ledger.i18n import N_, _
 from redlist.ledger.keyfile import read_signing_key
-from redlist.ledger.log import LOG_PUB_NAME, Log
+from redlist.ledger.log import Log
+from redlist.ledger.logdir import LOG_PUB_NAME
 from redlist.ledger.note.keys import NoteSigner
 from redlist.node.towncfg import DEFAULT_TOWN_CONFIG, load_town_config
 

@@ -24,7 +24,8 @@ from redlist.node.metrics import MirrorMetrics
 from redlist.node.mirror import Follower
 from redlist.node.mirrorcfg import MirrorSettings, load_mirror_config, resolve_mirror_settings
 from redlist.node.peers import check_peer_address, open_peer_channel_sync
-from redlist.node.server import NodeServer, ServerOptions
+from redlist.node.server import NodeServer
+from redlist.node.serveroptions import ServerOptions
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from redlist.ledger.recognitionstore import (
     RecognitionStore,
     StaleRecognitionError,
 )
-from redlist.node.config import load_config_file
+from redlist.node.configfile import load_config_file
 from redlist.node.recognition import RecognitionConfig, RecognitionError, recognise
 
 #: An attestation file is a few kilobytes; anything larger is refused unread.

@@ -18,13 +18,8 @@ from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.ledger.sigworkers import VERIFY_SWITCH_INTERVAL_S, available_cores
 from redlist.ledger.witnessstore import WitnessStore
 from redlist.node.allocator import limit_arenas
-from redlist.node.config import (
-    DEFAULT_COSIGN_INTERVAL,
-    DEFAULT_GRACE_SECONDS,
-    DEFAULT_MAX_BATCH,
-    load_config_file,
-    resolve_settings,
-)
+from redlist.node.config import DEFAULT_COSIGN_INTERVAL, DEFAULT_GRACE_SECONDS, DEFAULT_MAX_BATCH
+from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.listenflags import LISTENER_FLAGS, add_listener_flags
 from redlist.node.server import serve_until_signalled
 from redlist.node.witness import Witness, WitnessConfig

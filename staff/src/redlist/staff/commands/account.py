@@ -23,7 +23,8 @@ from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.text import shown
 from redlist.proto.client import MAX_PAGE_SIZE, RemoteAccount, RemoteEntry, RemoteRecognition
 from redlist.staff import values
-from redlist.staff.client import LedgerClient, add_node_argument, connect
+from redlist.staff.client import LedgerClient
+from redlist.staff.nodeargs import add_node_argument, connect
 
 DESCRIPTION = N_("""\
 Show an account as the node computes it: score (the base score plus every

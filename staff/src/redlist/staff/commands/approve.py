@@ -10,8 +10,9 @@ from redlist.ledger.entry import Envelope, Leaf, decode_body
 from redlist.ledger.errors import VerificationError
 from redlist.ledger.i18n import N_, _
 from redlist.staff import values
-from redlist.staff.client import LedgerClient, add_node_argument, connect
+from redlist.staff.client import LedgerClient
 from redlist.staff.commands.review import describe
+from redlist.staff.nodeargs import add_node_argument, connect
 from redlist.staff.reviewcalls import ReviewItem
 
 DESCRIPTION = N_("""\

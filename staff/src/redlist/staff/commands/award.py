@@ -8,8 +8,8 @@ from redlist.ledger import i18n
 from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _
 from redlist.staff import entries, signing, values
-from redlist.staff.client import add_node_argument, connect
 from redlist.staff.commands.account import after_entry, points_phrase, standing
+from redlist.staff.nodeargs import add_node_argument, connect
 from redlist.staff.sheet import unknown_account
 
 DESCRIPTION = N_("""\

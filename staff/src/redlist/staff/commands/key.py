@@ -8,8 +8,8 @@ from redlist.ledger import crypto
 from redlist.ledger.errors import KeyFileError
 from redlist.ledger.i18n import N_, _
 from redlist.staff import entries, signing, values
-from redlist.staff.client import add_node_argument, connect
 from redlist.staff.commands.propose import add_propose_argument, propose_entry
+from redlist.staff.nodeargs import add_node_argument, connect
 
 DESCRIPTION = N_("""\
 Register or revoke a staff member's public key. The staff list changes only with

@@ -8,7 +8,7 @@ import sys
 
 from redlist.ledger.i18n import N_, _, ngettext
 from redlist.staff import listing
-from redlist.staff.client import add_node_argument, connect
+from redlist.staff.nodeargs import add_node_argument, connect
 
 DESCRIPTION = N_("""\
 Print the staff keys registered in the town's log, revoked ones too: key id, the

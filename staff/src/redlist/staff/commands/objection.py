@@ -6,7 +6,7 @@ import argparse
 
 from redlist.ledger.i18n import N_, _
 from redlist.staff import entries, signing, values
-from redlist.staff.client import add_node_argument, connect
+from redlist.staff.nodeargs import add_node_argument, connect
 
 DESCRIPTION = N_("""\
 Record a resident's objection to an award (staff file it on the resident's

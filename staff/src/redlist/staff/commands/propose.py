@@ -14,8 +14,9 @@ from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing, values
-from redlist.staff.client import LedgerClient, add_node_argument, connect
+from redlist.staff.client import LedgerClient
 from redlist.staff.entries import Draft
+from redlist.staff.nodeargs import add_node_argument, connect
 from redlist.staff.reviewcalls import ReviewItem
 from redlist.staff.sheet import sheet_rows
 

@@ -6,8 +6,8 @@ import argparse
 
 from redlist.ledger.i18n import N_, _
 from redlist.staff import entries, signing, values
-from redlist.staff.client import add_node_argument, connect
 from redlist.staff.commands.account import after_entry, points_phrase, standing
+from redlist.staff.nodeargs import add_node_argument, connect
 
 DESCRIPTION = N_("""\
 Record a redemption: the resident spends points on an item. Signed by a

@@ -8,7 +8,7 @@ from pathlib import Path
 from redlist.ledger import keyfile
 from redlist.ledger.i18n import N_, _
 from redlist.staff import values
-from redlist.staff.client import add_node_argument, connect
+from redlist.staff.nodeargs import add_node_argument, connect
 
 DESCRIPTION = N_("""\
 Reject a proposal of the review queue (council members only). It is removed from

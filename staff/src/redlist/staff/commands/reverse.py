@@ -12,8 +12,9 @@ from redlist.ledger.entry import Award, Redeem
 from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.i18n import N_, _, ngettext
 from redlist.staff import bulkreverse, csvfiles, entries, signing, values
-from redlist.staff.client import LedgerClient, add_node_argument, connect
+from redlist.staff.client import LedgerClient
 from redlist.staff.commands.account import lookup, points_phrase, standing
+from redlist.staff.nodeargs import add_node_argument, connect
 from redlist.staff.problems import SheetError, write_problems
 
 DESCRIPTION = N_("""\

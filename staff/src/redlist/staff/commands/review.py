@@ -11,8 +11,8 @@ from redlist.ledger.entry import Award, KeyChange, RuleChange, decode_body
 from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _
 from redlist.staff import values
-from redlist.staff.client import add_node_argument, connect
 from redlist.staff.commands.rule import describe_rule
+from redlist.staff.nodeargs import add_node_argument, connect
 from redlist.staff.reviewcalls import ReviewItem
 
 DESCRIPTION = N_("""\

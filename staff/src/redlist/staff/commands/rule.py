@@ -7,8 +7,8 @@ import argparse
 from redlist.ledger.entry import RuleChange
 from redlist.ledger.i18n import N_, _
 from redlist.staff import entries, signing, values
-from redlist.staff.client import add_node_argument, connect
 from redlist.staff.commands.propose import add_propose_argument, propose_entry
+from redlist.staff.nodeargs import add_node_argument, connect
 
 DESCRIPTION = N_("""\
 Set one rule of the town's catalogue, or retire it. The catalogue changes only

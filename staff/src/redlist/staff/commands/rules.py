@@ -11,8 +11,8 @@ from pathlib import Path
 from redlist.ledger.i18n import N_, _, ngettext
 from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, listing, signing
-from redlist.staff.client import add_node_argument, connect
 from redlist.staff.commands.propose import add_propose_argument, propose_entry
+from redlist.staff.nodeargs import add_node_argument, connect
 
 DESCRIPTION = N_("""\
 Load the rules of a CSV file into the town's catalogue, all or nothing.

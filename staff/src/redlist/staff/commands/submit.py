@@ -49,13 +49,8 @@ from redlist.proto.errors import NodeError
 from redlist.staff import csvfiles, entries, signing, values
 from redlist.staff.advice import IN_DOUBT, REFUSED, advice
 from redlist.staff.batching import batches
-from redlist.staff.client import (
-    LedgerClient,
-    RegisterAnswer,
-    RemoteRule,
-    add_node_argument,
-    connect,
-)
+from redlist.staff.client import LedgerClient, RegisterAnswer, RemoteRule
+from redlist.staff.nodeargs import add_node_argument, connect
 from redlist.staff.problems import Problem, SheetError, write_problems
 from redlist.staff.recorded import conflict_error, find_recorded
 from redlist.staff.sheet import (
