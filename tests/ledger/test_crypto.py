@@ -280,3 +280,36 @@ def test_seed_and_pem_round_trip(seed: bytes) -> None:
     assert key.seed == seed
     assert crypto.SigningKey.from_pem(key.to_pem()) == key
     assert hash(crypto.SigningKey.from_seed(seed)) == hash(key)
+
+
+_L = crypto.GROUP_ORDER
+#: Encodings at the edges of the conditions: small-order points with and without the
+#: sign bit, non-canonical y (p and above), and ordinary bytes.
+_EDGE_POINTS = st.sampled_from(
+    [
+        *sorted(crypto._SMALL_ORDER_SIGNED),
+        (crypto.FIELD_PRIME + 2).to_bytes(32, "little"),
+        (2**255 - 1).to_bytes(32, "little"),
+        (2**256 - 1).to_bytes(32, "little"),
+        crypto.SigningKey.from_seed(bytes(32)).public,
+    ]
+)
+#: S values on both sides of L, and with L's last byte.
+_EDGE_S = st.sampled_from([0, 1, 2**252 - 1, 2**252, _L - 1, _L, _L + 1, 2**253, 2**256 - 1])
+
+
+@given(
+    public=st.one_of(_EDGE_POINTS, st.binary(min_size=31, max_size=33)),
+    r=st.one_of(_EDGE_POINTS, st.binary(min_size=32, max_size=32)),
+    s=st.one_of(_EDGE_S.map(lambda value: value.to_bytes(32, "little")), st.binary(max_size=33)),
+)
+def test_the_batch_check_of_the_encodings_is_signature_problems(
+    public: bytes, r: bytes, s: bytes
+) -> None:
+    # verify_many decides the encoding conditions its own quicker way; a libsodium
+    # built without its checks would accept what only these conditions refuse.
+    signature = r + s
+    expected = crypto.signature_problem(public, signature) is None
+    keys: dict[bytes, bool] = {}
+    assert crypto._encodings_hold(public, signature, keys) is expected
+    assert crypto._encodings_hold(public, signature, keys) is expected  # key remembered
