@@ -490,6 +490,9 @@ def main() -> None:
     # When the auditor stops listening there is no one left to answer.
     with contextlib.suppress(BrokenPipeError):
         serve(sys.stdin.buffer, sys.stdout.buffer)
+    # Every answer is written and flushed (``serve``), and a worker holds nothing else:
+    # the interpreter's teardown would only cost its caller the time to wait for it.
+    os._exit(0)
 
 
 if __name__ == "__main__":
