@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redlist.ledger import crypto
+from redlist.ledger import crypto, ed25519rule
 from redlist.ledger.errors import KeyFileError
 
 # RFC 8032 section 7.1, tests 1 and 2: (seed, public key, message, signature).
@@ -287,7 +287,7 @@ _L = crypto.GROUP_ORDER
 #: sign bit, non-canonical y (p and above), and ordinary bytes.
 _EDGE_POINTS = st.sampled_from(
     [
-        *sorted(crypto._SMALL_ORDER_SIGNED),
+        *sorted(ed25519rule._SMALL_ORDER_SIGNED),
         (crypto.FIELD_PRIME + 2).to_bytes(32, "little"),
         (2**255 - 1).to_bytes(32, "little"),
         (2**256 - 1).to_bytes(32, "little"),
@@ -311,5 +311,5 @@ def test_the_batch_check_of_the_encodings_is_signature_problems(
     signature = r + s
     expected = crypto.signature_problem(public, signature) is None
     keys: dict[bytes, bool] = {}
-    assert crypto._encodings_hold(public, signature, keys) is expected
-    assert crypto._encodings_hold(public, signature, keys) is expected  # key remembered
+    assert ed25519rule._encodings_hold(public, signature, keys) is expected
+    assert ed25519rule._encodings_hold(public, signature, keys) is expected  # key remembered

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from redlist.ledger import codec
+from redlist.ledger import codec, sigchild
 from redlist.ledger import sigworkers as workers
 from redlist.ledger.crypto import SigningKey, sign_entry
 from redlist.ledger.sigworkers import Triple, VerifyPool
@@ -108,12 +108,12 @@ def test_the_worker_loop_answers_each_message() -> None:
         for message in (codec.encode([list(t) for t in batch]) for batch in batches)
     )
     answers = io.BytesIO()
-    workers.serve(io.BytesIO(requests), answers)
+    sigchild.serve(io.BytesIO(requests), answers)
     stream = io.BytesIO(answers.getvalue())
-    assert workers._read_message(stream) == workers._HELLO
-    assert workers._read_message(stream) == struct.pack(">I", 0) + b"\x01\x00\x01"
-    assert workers._read_message(stream) == struct.pack(">I", 1) + b"\x01\x01"
-    assert workers._read_message(stream) is None
+    assert sigchild.read_message(stream) == sigchild.HELLO
+    assert sigchild.read_message(stream) == struct.pack(">I", 0) + b"\x01\x00\x01"
+    assert sigchild.read_message(stream) == struct.pack(">I", 1) + b"\x01\x01"
+    assert sigchild.read_message(stream) is None
 
 
 def test_verify_may_be_called_from_several_threads() -> None:

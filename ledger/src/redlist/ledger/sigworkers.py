@@ -7,7 +7,7 @@ runs the points semantics, a verifying thread waits for it, up to the
 interpreter's switch interval (5 ms by default) for each signature it finishes.
 A process has a GIL of its own and never waits for the auditor.
 
-``VerifyPool`` runs a few workers, each a ``python -m redlist.ledger.sigworkers``
+``VerifyPool`` runs a few workers, each a ``python -m redlist.ledger.sigchild``
 child talking over its stdin and stdout. ``submit`` cuts a list of
 ``(public key, body, signature)`` triples into jobs of at most ``JOB_SIZE`` and
 puts them on one queue; each worker has a thread of the pool that takes the next
@@ -41,8 +41,6 @@ import contextlib
 import gc
 import os
 import queue
-import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -50,11 +48,11 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
 import msgpack
 
 from redlist.ledger import crypto
+from redlist.ledger.sigchild import HELLO, LENGTH, NUMBER, OUTCOMES, VALID, read_message
 
 #: The interpreter's thread switch interval (seconds) that ``tune_interpreter`` sets.
 VERIFY_SWITCH_INTERVAL_S = 0.0005
@@ -67,15 +65,6 @@ Triple = tuple[bytes, bytes, bytes]
 
 #: Seconds ``close`` waits for a worker to exit before killing it.
 _EXIT_WAIT = 5.0
-#: Every message and answer is preceded by its length, 4 bytes big-endian.
-_LENGTH = struct.Struct(">I")
-#: An answer starts with the number of the message it answers (4 bytes big-endian),
-#: then has one byte per triple: 1 verified, 0 not.
-_NUMBER = struct.Struct(">I")
-_VALID = 1
-_OUTCOMES = b"\x00\x01"
-#: What a worker says first, once it has started and can verify.
-_HELLO = b"redlist-verify/1"
 #: Triples in one job: ``VerifyPool.submit`` cuts a list into jobs of at most this
 #: many, which the workers take from one queue. Small enough that a worker that
 #: finishes first takes more of a chunk than one that shares its core, large enough
@@ -108,7 +97,7 @@ class Pending:
         outcomes = self._outcomes
         if outcomes is None or len(outcomes) != len(self.triples):
             return verify_here(self.triples)
-        return [byte == _VALID for byte in outcomes]
+        return [byte == VALID for byte in outcomes]
 
 
 class _Worker:
@@ -127,7 +116,7 @@ class _Worker:
 
     def await_hello(self) -> None:
         if not self.started:
-            if self._read() != _HELLO:
+            if self._read() != HELLO:
                 self.broken = True
             self.started = True
 
@@ -139,7 +128,7 @@ class _Worker:
             return False
         message = msgpack.packb(triples, use_bin_type=True)
         try:
-            process.stdin.write(_LENGTH.pack(len(message)) + message)
+            process.stdin.write(LENGTH.pack(len(message)) + message)
             process.stdin.flush()
         except (OSError, ValueError):
             self.broken = True
@@ -156,14 +145,14 @@ class _Worker:
         answer = None if self.broken else self._read()
         if (
             answer is None
-            or len(answer) < _NUMBER.size
-            or _NUMBER.unpack_from(answer)[0] != self.received
+            or len(answer) < NUMBER.size
+            or NUMBER.unpack_from(answer)[0] != self.received
         ):
             self.broken = True
             return None
         self.received += 1
-        outcomes = answer[_NUMBER.size :]
-        if outcomes.translate(None, _OUTCOMES):
+        outcomes = answer[NUMBER.size :]
+        if outcomes.translate(None, OUTCOMES):
             self.broken = True
             return None
         return outcomes
@@ -172,7 +161,7 @@ class _Worker:
         if self.process is None or self.process.stdout is None:
             return None
         try:
-            return _read_message(self.process.stdout)
+            return read_message(self.process.stdout)
         except (OSError, ValueError):
             return None
 
@@ -433,7 +422,7 @@ def available_cores() -> int:
 
 def verify_here(triples: Sequence[Triple]) -> list[bool]:
     """Verify ``triples`` in the calling thread."""
-    return [outcome == _VALID for outcome in crypto.verify_many(triples, crypto.ENTRY_DOMAIN)]
+    return [outcome == VALID for outcome in crypto.verify_many(triples, crypto.ENTRY_DOMAIN)]
 
 
 def _start_worker() -> subprocess.Popen[bytes] | None:
@@ -450,53 +439,13 @@ def _start_worker() -> subprocess.Popen[bytes] | None:
         )
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "redlist.ledger.sigworkers"],
+            [sys.executable, "-m", "redlist.ledger.sigchild"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=environment,
         )
     except (OSError, ValueError):
         return None
-
-
-def _read_message(stream: IO[bytes]) -> bytes | None:
-    """One length-prefixed message from ``stream``; None at end of input."""
-    header = stream.read(_LENGTH.size)
-    if len(header) < _LENGTH.size:
-        return None
-    (length,) = _LENGTH.unpack(header)
-    message = stream.read(length)
-    return message if len(message) == length else None
-
-
-def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
-    """A worker's loop: verify each message's triples, answer one byte each, until EOF."""
-    answers.write(_LENGTH.pack(len(_HELLO)) + _HELLO)
-    answers.flush()
-    number = 0
-    while True:
-        message = _read_message(requests)
-        if message is None:
-            return
-        outcomes = crypto.verify_many(msgpack.unpackb(message, raw=False), crypto.ENTRY_DOMAIN)
-        answer = _NUMBER.pack(number) + outcomes
-        answers.write(_LENGTH.pack(len(answer)) + answer)
-        answers.flush()
-        number += 1
-
-
-def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # When the auditor stops listening there is no one left to answer.
-    with contextlib.suppress(BrokenPipeError):
-        serve(sys.stdin.buffer, sys.stdout.buffer)
-    # Every answer is written and flushed (``serve``), and a worker holds nothing else:
-    # the interpreter's teardown would only cost its caller the time to wait for it.
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    main()
 
 
 __all__ = [
