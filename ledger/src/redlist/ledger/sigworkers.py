@@ -51,7 +51,7 @@ from pathlib import Path
 
 import msgpack
 
-from redlist.ledger import crypto
+from redlist.ledger.ed25519rule import ENTRY_DOMAIN, verify_many
 from redlist.ledger.sigchild import HELLO, LENGTH, NUMBER, OUTCOMES, VALID, read_message
 
 #: The interpreter's thread switch interval (seconds) that ``tune_interpreter`` sets.
@@ -422,7 +422,7 @@ def available_cores() -> int:
 
 def verify_here(triples: Sequence[Triple]) -> list[bool]:
     """Verify ``triples`` in the calling thread."""
-    return [outcome == VALID for outcome in crypto.verify_many(triples, crypto.ENTRY_DOMAIN)]
+    return [outcome == VALID for outcome in verify_many(triples, ENTRY_DOMAIN)]
 
 
 def _start_worker() -> subprocess.Popen[bytes] | None:
