@@ -193,6 +193,10 @@ def test_close_gives_the_jobs_not_yet_written_back_to_their_callers() -> None:
     assert pool.wait_started()
     stopped = _stopped(pool, 0)
     jobs = pool.submit(triples(5 * workers.JOB_SIZE, {7}))
+    deadline = time.monotonic() + 60
+    while pool._workers[0].sent < workers._AHEAD:  # the feeding thread writes ahead
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
     closing = threading.Thread(target=pool.close)
     closing.start()
     try:
