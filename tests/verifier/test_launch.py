@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -123,3 +125,51 @@ def test_a_wrong_guess_is_refused_as_before_and_leaves_no_worker_behind(tmp_path
     while _marked_processes(marker):
         assert time.monotonic() < deadline, "a worker started early outlived the command"
         time.sleep(0.05)
+
+
+def _launch(
+    *arguments: str, stdout: int | None = subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "redlist.verifier.launch", *arguments],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_command_ends_with_its_status_and_its_whole_report(tmp_path: Path) -> None:
+    # It ends without the interpreter's teardown: nothing it wrote may be lost.
+    from tests.verifier.test_failure_reports import GOLDEN
+
+    from redlist.verifier import cli
+
+    key = str(GOLDEN / "log.pub")
+    state = tmp_path / "town.state"
+    verified = _launch(
+        "bundle", str(GOLDEN / "full"), "--log-key", key, "--json", "--state", str(state)
+    )
+    assert verified.returncode == cli.EXIT_VERIFIED, verified.stderr
+    report = json.loads(verified.stdout)
+    assert report["ok"] and report["accounts"]
+    assert state.is_file() and Path(f"{state}.semantics").is_file()
+    again = _launch("bundle", str(GOLDEN / "full"), "--state", str(state))  # the state is whole
+    assert again.returncode == cli.EXIT_VERIFIED, again.stderr
+    assert again.stdout.endswith("\n")
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(GOLDEN / "full", damaged)
+    leaves = damaged / "leaves"
+    data = bytearray(leaves.read_bytes())
+    data[-5] ^= 0x01
+    leaves.write_bytes(bytes(data))
+    failed = _launch("bundle", str(damaged), "--log-key", key, "--json")
+    assert failed.returncode == cli.EXIT_FAILED
+    assert json.loads(failed.stdout)["ok"] is False
+    assert "verification failed" in failed.stderr
+
+    missing = _launch("bundle", str(tmp_path / "nowhere"), "--log-key", key)
+    assert missing.returncode == cli.EXIT_CANNOT_START
+    assert "is not a directory" in missing.stderr

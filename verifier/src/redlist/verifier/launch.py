@@ -5,10 +5,16 @@ audit of a bundle long enough to verify on worker processes
 (``sigschedule.PROCESS_MIN_ENTRIES`` entries) starts them here, before that: each
 worker's interpreter then starts on the core the loading leaves idle, and is ready
 when the first leaves are read (ADR 0048). Everything else is ``cli.main``'s.
+
+Once the command has finished, the process ends without the interpreter's teardown
+(``end_without_teardown``): an audit holds every account's state, and freeing it
+object by object took about 30 ms of a 4-second audit, after the report was written.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -25,6 +31,7 @@ MIN_LEAF_BYTES = 200
 
 def main() -> int:
     """Start the workers of a long bundle audit, then run the verifier."""
+    status = end_without_teardown()
     workers = early_workers(sys.argv[1:])
     if workers is not None:
         from redlist.ledger.sigworkers import start_early
@@ -32,7 +39,32 @@ def main() -> int:
         start_early(workers or None)
     from redlist.verifier.cli import main as run
 
-    return run()
+    status.append(run())
+    return status[-1]
+
+
+def end_without_teardown() -> list[int]:
+    """A list to put the command's exit status in: once it holds one, the process
+    ends with it as soon as every other exit handler has run.
+
+    Registered first, the handler runs last (``atexit`` runs handlers in reverse),
+    after the interpreter has waited for the threads that are not daemons; it flushes
+    the standard streams and calls ``os._exit``, skipping only the freeing of every
+    object and module. The command closes every file it writes itself. When the
+    command ends by an exception (no status put), the interpreter ends as usual.
+    """
+    status: list[int] = []
+
+    def end() -> None:
+        if not status:
+            return
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a reader gone (| head): nothing to do
+                stream.flush()
+        os._exit(status[-1])
+
+    atexit.register(end)
+    return status
 
 
 def early_workers(args: Sequence[str]) -> int | None:
