@@ -289,7 +289,7 @@ class Balances(Mapping[str, Balance]):
     def get(self, account: str, default: Balance | None = None) -> Balance | None:  # type: ignore[override]
         number = self._accounts.find(account)
         fields = None if number is None else self._table.get(number)
-        return default if fields is None else Balance(*fields)
+        return default if fields is None else _build_balance(*fields)
 
     def snapshot(self) -> Balances:
         return Balances(self._accounts, self._table.copy())

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from redlist.ledger import merkle, validator
 from redlist.ledger.entry import TownConfig
+from redlist.ledger.frozen import builder
 from redlist.ledger.i18n import N_
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.state import Balances, MemoryState
@@ -85,6 +86,10 @@ class AccountSummary:
     entries: int
 
 
+# One is made for every account a report shows: built without ``__init__`` (``frozen``).
+_build_summary = builder(AccountSummary)
+
+
 class AccountSummaries(Mapping[str, AccountSummary]):
     """account -> ``AccountSummary``, in the order of the account ids, made on reading.
 
@@ -110,13 +115,13 @@ class AccountSummaries(Mapping[str, AccountSummary]):
     def __getitem__(self, account: str) -> AccountSummary:
         balance = self._balances[account]
         score = balance.score(self._config)
-        return AccountSummary(
-            score=score,
-            earned=balance.earned,
-            spendable=balance.spendable,
-            redeemed=balance.redeemed,
-            grade=self._config.grade_of(score),
-            entries=balance.entries,
+        return _build_summary(
+            score,
+            balance.earned,
+            balance.spendable,
+            balance.redeemed,
+            self._config.grade_of(score),
+            balance.entries,
         )
 
     def __repr__(self) -> str:
