@@ -22,6 +22,7 @@ from redlist.ledger.errors import KeyFileError, StoreError
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.note.syntax import excerpt
 from redlist.ledger.store import ENV_DIR_NAME
+from redlist.ledger.syncdir import sync_directory
 
 #: The file holding a town log's signing key; a mirror's directory never has one.
 LOG_KEY_NAME = "log.key"
@@ -93,7 +94,7 @@ def write_log_pub(data_dir: Path, log_key: VerifierKey) -> None:
     finally:
         os.close(descriptor)
     staging.replace(path)
-    _sync_directory(data_dir)
+    sync_directory(data_dir)
 
 
 def _write_new_file(path: Path, text: str, mode: int) -> None:
@@ -105,16 +106,7 @@ def _write_new_file(path: Path, text: str, mode: int) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-    _sync_directory(path.parent)
-
-
-def _sync_directory(path: Path) -> None:
-    """Make a new directory entry durable (POSIX needs the directory itself synced)."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    sync_directory(path.parent)
 
 
 __all__ = [

@@ -20,6 +20,7 @@ from pathlib import Path
 import lmdb
 
 from redlist.ledger.errors import StoreError
+from redlist.ledger.syncdir import sync_directory
 
 NEW_SUFFIX = ".new"
 OLD_SUFFIX = ".old"
@@ -179,14 +180,6 @@ def shred(path: Path) -> None:
                 os.fsync(handle.fileno())
     shutil.rmtree(path)
     sync_directory(path.parent)
-
-
-def sync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def lock_file(

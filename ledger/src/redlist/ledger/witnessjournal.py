@@ -51,6 +51,7 @@ from typing import Any
 
 from redlist.ledger.errors import IntegrityError, StoreError
 from redlist.ledger.merkle import HASH_SIZE
+from redlist.ledger.syncdir import sync_directory
 
 JOURNAL_NAME = "witness.journal"
 JOURNAL_FORMAT = "redlist-witness-journal/1"
@@ -231,7 +232,7 @@ def _write_atomically(path: Path, lines: list[dict[str, Any]]) -> int:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(staging, path)
-        _sync_directory(path.parent)
+        sync_directory(path.parent)
     except OSError as exc:
         Path(staging).unlink(missing_ok=True)
         raise StoreError(f"cannot write the witness journal {path}: {exc.strerror}") from None
@@ -245,11 +246,3 @@ def _truncate(path: Path, length: int) -> None:
             os.fsync(handle.fileno())
     except OSError as exc:
         raise StoreError(f"cannot repair the witness journal {path}: {exc.strerror}") from None
-
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from redlist.ledger.errors import NoteError, StoreError
 from redlist.ledger.i18n import _
+from redlist.ledger.syncdir import sync_directory
 from redlist.ledger.witness import SplitViewEvidence
 
 EVIDENCE_DIR_NAME = "evidence"
@@ -53,8 +54,8 @@ def write_evidence(
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            _sync_directory(folder)
-            _sync_directory(folder.parent)
+            sync_directory(folder)
+            sync_directory(folder.parent)
             return path
     except OSError as error:
         raise StoreError(
@@ -105,11 +106,3 @@ def list_evidence(data_dir: Path) -> list[EvidenceFile]:
                 )
             )
     return found
-
-
-def _sync_directory(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -36,6 +36,7 @@ from redlist.ledger.errors import IntegrityError, StoreError
 from redlist.ledger.i18n import _
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
+from redlist.ledger.syncdir import sync_directory
 from redlist.ledger.textcommit import TEXTS_FILE, encode_texts_file
 from redlist.node.publicity import Publicity
 from redlist.node.texts import bundle_texts
@@ -203,10 +204,10 @@ def _staging(out: Path) -> Iterator[Path]:
     try:
         yield staging
         staging.chmod(_BUNDLE_DIR_MODE)  # mkdtemp makes it private; a bundle is public
-        _sync_directory(staging)
+        sync_directory(staging)
         # rename() replaces an empty directory atomically and refuses a non-empty one.
         os.rename(staging, out)
-        _sync_directory(out.parent)
+        sync_directory(out.parent)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
         raise StoreError(
@@ -217,11 +218,3 @@ def _staging(out: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def _sync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

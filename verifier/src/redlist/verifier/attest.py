@@ -41,6 +41,7 @@ from redlist.ledger.errors import AttestationError, RedlistError, SourceError
 from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.note.syntax import excerpt
+from redlist.ledger.syncdir import sync_directory
 from redlist.verifier.files import SMALL_LIMIT, read_limited
 from redlist.verifier.results import AuditResult
 from redlist.verifier.witnesses import load_policy
@@ -221,7 +222,7 @@ def write_attestations(
         _write_atomically(attest.directory / f"{account}{SUFFIX}", file.to_bytes())
         if progress is not None:
             progress(number, total)
-    _sync_directory(attest.directory)
+    sync_directory(attest.directory, required=False)
     return Written(total, attest.directory, attest.signer.verifier().encode(), expires)
 
 
@@ -238,19 +239,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise SourceError(
             _("cannot write {path}: {value}").format(path=path, value=error.strerror or error)
         ) from None
-
-
-def _sync_directory(directory: Path) -> None:
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 # -- redlist-verify attestation ---------------------------------------------------

@@ -46,6 +46,7 @@ from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.state import Balance, KeyRecord, MemoryState, RuleRecord, TargetRecord
+from redlist.ledger.syncdir import sync_directory
 from redlist.verifier.files import STATE_LIMIT, open_regular, read_limited
 from redlist.verifier.results import STATE_FILE_SOURCE, AuditResult, ResumePoint, TrustedHead
 
@@ -448,21 +449,7 @@ def _write_atomically(path: Path, data: bytes, what: str) -> None:
                 what=what, path=path, value=exc.strerror or exc
             )
         ) from None
-    _sync_directory(directory)
-
-
-def _sync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    sync_directory(directory, required=False)
 
 
 def _text(value: dict[str, Any], key: str, where: str) -> str:

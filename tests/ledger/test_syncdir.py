@@ -1,0 +1,26 @@
+"""The one helper that makes a new directory entry durable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from redlist.ledger.syncdir import sync_directory
+
+
+def test_a_directory_is_synced(tmp_path: Path) -> None:
+    (tmp_path / "new").write_bytes(b"x")
+    sync_directory(tmp_path)  # no error: the entry is durable
+    sync_directory(tmp_path, required=False)
+
+
+def test_what_cannot_be_synced_fails_only_where_it_is_required(tmp_path: Path) -> None:
+    missing = tmp_path / "gone"
+    with pytest.raises(FileNotFoundError):
+        sync_directory(missing)
+    sync_directory(missing, required=False)  # an auditor's copy: left as it is
+    plain = tmp_path / "file"
+    plain.write_bytes(b"x")
+    with pytest.raises(NotADirectoryError):
+        sync_directory(plain)
