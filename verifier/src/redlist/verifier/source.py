@@ -32,9 +32,12 @@ from redlist.verifier.results import AuditResult, ResumePoint, TrustedHead
 
 #: Bytes read from the leaves file at a time.
 READ_SIZE = 1 << 20
-#: Leaves per chunk whose signatures are verified together, and chunks out at once.
+#: Leaves per chunk whose signatures are verified together, and chunks out at once:
+#: with three (some 3 MiB of readings more than two), the workers' queue still holds
+#: a chunk while the auditor applies one, from the small first chunks on (1% sooner
+#: on the 100,005-entry bench bundle; four gained nothing more).
 CHUNK_SIZE = 2048
-IN_FLIGHT = 2
+IN_FLIGHT = 3
 
 #: ``progress(done, total)``: entries checked so far and entries to check.
 Progress = Callable[[int, int], None]
