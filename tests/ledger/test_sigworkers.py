@@ -209,3 +209,19 @@ def test_close_gives_the_jobs_not_yet_written_back_to_their_callers() -> None:
     assert jobs[0]._outcomes is not None  # written before the close: answered by the worker
     assert jobs[0].result() == expected(workers.JOB_SIZE, {7})
     assert stopped.returncode is not None
+
+
+def test_closing_a_pool_whose_worker_hangs_ends_and_leaves_the_work_to_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(workers, "_EXIT_WAIT", 0.5)
+    pool = VerifyPool(1)
+    assert pool.wait_started()
+    hung = _stopped(pool, 0)  # never continued: only a kill ends it
+    (job,) = pool.submit(triples(3, {1}))
+    closing = threading.Thread(target=pool.close)
+    closing.start()
+    closing.join(60)
+    assert not closing.is_alive(), "close waited for a worker that never answers"
+    assert hung.returncode is not None
+    assert job.result() == [True, False, True]  # verified by the caller instead

@@ -174,20 +174,25 @@ class _Worker:
                 process.stdin.close()
 
     def reap(self) -> None:
-        """Close the worker's pipes and wait for it to exit; kill one that does not, soon."""
-        process, self.process = self.process, None
+        """Wait for the worker to exit (``end_input`` told it to), kill one that does
+        not, soon, then close its pipes. In that order: the pool's thread may still be
+        reading the worker's answers, and only the worker's end lets that read return."""
+        process = self.process
         self.broken = True
         if process is None:
             return
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    stream.close()
+        if process.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                process.stdin.close()
         try:
             process.wait(_EXIT_WAIT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            with contextlib.suppress(OSError, ValueError):
+                process.stdout.close()
+        self.process = None
 
 
 #: What ``close`` puts on the queue for each feeding thread: stop taking jobs.
