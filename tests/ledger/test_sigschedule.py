@@ -184,3 +184,17 @@ def test_chunks_keep_every_leaf_in_order_and_ramp_at_both_ends(
             assert after <= 2 * before
         if known:  # what is left to apply after the last verdicts is one small chunk
             assert sizes[-1] <= ramp
+
+
+def test_a_submit_that_meets_a_closed_pool_is_verified_when_asked() -> None:
+    # A node that stops while a commit hands its signatures over: nothing is lost.
+    with SignatureScheduler(2, processes=True) as scheduler:
+        assert scheduler.wait_started()
+        pool = scheduler._pool
+        assert pool is not None
+        pool.close()  # as if another thread closed it between the check and the hand-over
+        batch = [
+            (KEY.public, b"body %d" % n, sign_entry(KEY, b"body %d" % n if n != 3 else b"x"))
+            for n in range(8)
+        ]
+        assert scheduler.submit(batch).result() == [n != 3 for n in range(8)]

@@ -144,7 +144,10 @@ class SignatureScheduler:
             return Ticket(triples, None)
         pool = self._pool
         if pool is not None and pool.started():
-            return Ticket(triples, pool.submit(triples))
+            try:
+                return Ticket(triples, pool.submit(triples))
+            except ValueError:  # closed meanwhile (a node stopping): verified when asked
+                return Ticket(triples, None)
         executor = self._executor
         if executor is None:
             if self.workers == 1:
