@@ -225,3 +225,22 @@ def test_closing_a_pool_whose_worker_hangs_ends_and_leaves_the_work_to_the_calle
     assert not closing.is_alive(), "close waited for a worker that never answers"
     assert hung.returncode is not None
     assert job.result() == [True, False, True]  # verified by the caller instead
+
+
+def test_closing_a_pool_whose_thread_is_stuck_writing_to_a_hung_worker_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(workers, "_EXIT_WAIT", 0.5)
+    pool = VerifyPool(1)
+    assert pool.wait_started()
+    hung = _stopped(pool, 0)
+    # Jobs larger than the pipe holds: the feeding thread blocks in its write.
+    big = [(KEY.public, bytes(400), sign_entry(KEY, bytes(400)))] * (3 * workers.JOB_SIZE)
+    jobs = pool.submit(big)
+    time.sleep(0.2)
+    closing = threading.Thread(target=pool.close)
+    closing.start()
+    closing.join(60)
+    assert not closing.is_alive(), "close waited for a write to a worker that never reads"
+    assert hung.returncode is not None
+    assert all(job.result() == [True] * workers.JOB_SIZE for job in jobs)

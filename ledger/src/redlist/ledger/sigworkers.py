@@ -28,10 +28,11 @@ Robustness:
 * bounded memory: a worker holds one job and has at most ``_AHEAD`` written to
   it; the callers bound how many they queue (``sigschedule``'s chunks in flight,
   a node's batches);
-* ``close`` gives the jobs not yet written back to their callers, closes the
-  workers' stdin (they exit once they have answered what they hold) and waits for
-  them; one still running after a short wait is killed. The workers ignore SIGINT,
-  so Ctrl-C in a terminal reaches only the program that started them.
+* ``close`` gives the jobs not yet written back to their callers and stops the
+  threads; each ends its worker's input once it has read every answer, and the
+  worker exits. A worker that still holds its thread after a short wait (it hangs)
+  is killed, which frees the thread. The workers ignore SIGINT, so Ctrl-C in a
+  terminal reaches only the program that started them.
 """
 
 from __future__ import annotations
@@ -173,25 +174,28 @@ class _Worker:
             with contextlib.suppress(OSError, ValueError):
                 process.stdin.close()
 
-    def reap(self) -> None:
-        """Wait for the worker to exit (``end_input`` told it to), kill one that does
-        not, soon, then close its pipes. In that order: the pool's thread may still be
-        reading the worker's answers, and only the worker's end lets that read return."""
+    def reap(self, *, stuck: bool = False) -> None:
+        """Wait for the worker to exit (its feeding thread ended its input), kill one
+        that does not, soon, then close its pipes. ``stuck``: its feeding thread is
+        still blocked on it (a worker that hangs), so it is killed first: only the
+        worker's end lets that thread's read or write return, and the pipes' locks
+        with it."""
         process = self.process
         self.broken = True
         if process is None:
             return
-        if process.stdin is not None:
-            with contextlib.suppress(OSError, ValueError):
-                process.stdin.close()
+        if stuck:
+            with contextlib.suppress(OSError):
+                process.kill()
         try:
             process.wait(_EXIT_WAIT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stdout is not None:
-            with contextlib.suppress(OSError, ValueError):
-                process.stdout.close()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.close()
         self.process = None
 
 
@@ -279,21 +283,23 @@ class VerifyPool:
 
     def close(self) -> None:
         """Stop the workers and wait for them to exit. Jobs not yet written are given
-        back to their callers, who verify them; those written are answered first."""
+        back to their callers, who verify them; those written are answered first.
+
+        Each feeding thread ends its worker's input once it has read every answer (it
+        alone writes to it, so closing never waits for another thread's write), and
+        the worker then exits; a worker still holding its thread after a short wait is
+        killed."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._give_back()
-        # Every worker is told first, so they all finish at once.
-        for worker in self._workers:
-            worker.end_input()
         for _ in self._threads:
             self._jobs.put(_STOP)
         for thread in self._threads:
             thread.join(_EXIT_WAIT)
-        for worker in self._workers:
-            worker.reap()
+        for worker, thread in zip(self._workers, self._threads, strict=True):
+            worker.reap(stuck=thread.is_alive())
 
     def _give_back(self) -> None:
         """Settle every queued job with no outcomes (the lock is held)."""
@@ -337,6 +343,7 @@ class VerifyPool:
         finally:
             for job in written:
                 job.settle(None)
+            worker.end_input()  # the worker exits once it has answered what it holds
             self._stopped_feeding()
 
     def _stopped_feeding(self) -> None:
