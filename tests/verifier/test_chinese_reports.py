@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.verifier.test_failure_reports import GOLDEN, _golden_with_a_flipped_signature
+from tests.verifier.test_failure_reports import GOLDEN, golden_with_a_flipped_signature
 
 from redlist.ledger import i18n
 
@@ -35,7 +35,7 @@ def _verify(*argv: str, lang: str) -> subprocess.CompletedProcess[str]:
 def tampered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, dict[str, object]]:
     """The golden bundle with a flipped bit in an award's signature, its seq, and what
     ``--json`` says about the award (read in English, under the C locale)."""
-    directory, seq = _golden_with_a_flipped_signature(tmp_path_factory.mktemp("golden"))
+    directory, seq = golden_with_a_flipped_signature(tmp_path_factory.mktemp("golden"))
     result = _verify("bundle", str(directory), "--log-key", LOG_KEY, "--json", lang="C.UTF-8")
     assert result.returncode == 1, result.stderr
     entry = json.loads(result.stdout)["error"]["entry"]

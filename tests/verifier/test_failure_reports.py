@@ -60,7 +60,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return status, captured.out, captured.err
 
 
-def _golden_with_a_flipped_signature(tmp_path: Path) -> tuple[Path, int]:
+def golden_with_a_flipped_signature(tmp_path: Path) -> tuple[Path, int]:
     """The golden bundle with one bit flipped in the signature of its first award."""
     copy = tmp_path / "full"
     shutil.copytree(GOLDEN / "full", copy)
@@ -83,7 +83,7 @@ def _golden_with_a_flipped_signature(tmp_path: Path) -> tuple[Path, int]:
 def test_a_tampered_golden_bundle_names_the_resident_and_says_tampering(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    directory, seq = _golden_with_a_flipped_signature(tmp_path)
+    directory, seq = golden_with_a_flipped_signature(tmp_path)
     key = str(GOLDEN / "log.pub")
     status, out, _ = _run(capsys, "bundle", str(directory), "--log-key", key, "--json")
     assert status == 1

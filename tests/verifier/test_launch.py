@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -142,7 +141,7 @@ def _launch(
 
 def test_the_command_ends_with_its_status_and_its_whole_report(tmp_path: Path) -> None:
     # It ends without the interpreter's teardown: nothing it wrote may be lost.
-    from tests.verifier.test_failure_reports import GOLDEN
+    from tests.verifier.test_failure_reports import GOLDEN, golden_with_a_flipped_signature
 
     from redlist.verifier import cli
 
@@ -159,12 +158,7 @@ def test_the_command_ends_with_its_status_and_its_whole_report(tmp_path: Path) -
     assert again.returncode == cli.EXIT_VERIFIED, again.stderr
     assert again.stdout.endswith("\n")
 
-    damaged = tmp_path / "damaged"
-    shutil.copytree(GOLDEN / "full", damaged)
-    leaves = damaged / "leaves"
-    data = bytearray(leaves.read_bytes())
-    data[-5] ^= 0x01
-    leaves.write_bytes(bytes(data))
+    damaged, _ = golden_with_a_flipped_signature(tmp_path / "damaged")
     failed = _launch("bundle", str(damaged), "--log-key", key, "--json")
     assert failed.returncode == cli.EXIT_FAILED
     assert json.loads(failed.stdout)["ok"] is False

@@ -9,12 +9,11 @@ start to exit, so its imports count."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.verifier.test_failure_reports import GOLDEN
+from tests.verifier.test_failure_reports import GOLDEN, golden_with_a_flipped_signature
 
 from redlist.proto.client import DEFAULT_TIMEOUT_S
 from redlist.verifier import cli
@@ -71,12 +70,7 @@ def test_a_bundle_audit_with_a_state_file_loads_it(tmp_path: Path) -> None:
 
 
 def test_a_failed_audit_loads_its_explanation(tmp_path: Path) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(GOLDEN / "full", bundle)
-    leaves = bundle / "leaves"
-    data = bytearray(leaves.read_bytes())
-    data[-5] ^= 0x01  # inside the last leaf's signature
-    leaves.write_bytes(bytes(data))
+    bundle, _ = golden_with_a_flipped_signature(tmp_path)
     status, loaded = _loaded_by(
         "bundle", str(bundle), "--log-key", str(GOLDEN / "log.pub"), "--json"
     )

@@ -31,7 +31,7 @@ from redlist.ledger.ed25519rule import (
     GROUP_ORDER,
     PUBLIC_KEY_SIZE,
     SIGNATURE_SIZE,
-    _as_bytes,
+    as_bytes,
     canonical,
     signature_problem,
     small_order,
@@ -170,7 +170,7 @@ def sign_entry(key: SigningKey, body: bytes) -> bytes:
 def verify_entry(public: bytes, body: bytes, signature: bytes) -> bool:
     """Whether ``signature`` is ``public``'s signature of entry ``body``. Never raises."""
     try:
-        message = ENTRY_DOMAIN + _as_bytes(body)
+        message = ENTRY_DOMAIN + as_bytes(body)
     except TypeError:
         return False
     return verify(public, message, signature)

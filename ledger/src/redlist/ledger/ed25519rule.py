@@ -47,9 +47,9 @@ def verify(public: bytes, message: bytes, signature: bytes) -> bool:
     ):
         try:
             public, message, signature = (
-                _as_bytes(public),
-                _as_bytes(message),
-                _as_bytes(signature),
+                as_bytes(public),
+                as_bytes(message),
+                as_bytes(signature),
             )
         except TypeError:
             return False
@@ -96,13 +96,13 @@ def verify_many(items: Iterable[tuple[bytes, bytes, bytes]], prefix: bytes = b""
 def _verify_prefixed(item: tuple[bytes, bytes, bytes], prefix: bytes) -> int:
     public, message, signature = item
     try:
-        whole = prefix + _as_bytes(message)
+        whole = prefix + as_bytes(message)
     except TypeError:
         return 0
     return verify(public, whole, signature)
 
 
-def _as_bytes(data: bytes) -> bytes:
+def as_bytes(data: bytes) -> bytes:
     """``data`` as bytes if it is bytes-like; TypeError otherwise (never ``bytes(int)``)."""
     if isinstance(data, bytes):
         return data
@@ -209,6 +209,7 @@ __all__ = [
     "GROUP_ORDER",
     "PUBLIC_KEY_SIZE",
     "SIGNATURE_SIZE",
+    "as_bytes",
     "canonical",
     "signature_problem",
     "small_order",
