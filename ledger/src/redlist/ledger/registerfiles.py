@@ -10,15 +10,14 @@ what a process that died during a scrub left.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import lmdb
 
+from redlist.ledger import filelock
 from redlist.ledger.errors import StoreError
 from redlist.ledger.syncdir import sync_directory
 
@@ -185,25 +184,15 @@ def shred(path: Path) -> None:
 def lock_file(
     path: Path, *, exclusive: bool, wait_s: float, what: str = "the resident register"
 ) -> int:
-    try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise StoreError(f"cannot open the lock file {path}: {exc.strerror}") from None
-    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fcntl.flock(descriptor, mode)
-            return descriptor
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(descriptor)
-                doing = "changing" if not exclusive else "reading or changing"
-                raise StoreError(
-                    f"another command is {doing} {what} in {path.parent} "
-                    f"(waited {wait_s:g} s); try again when it has finished"
-                ) from None
-            time.sleep(0.05)
-        except OSError as exc:
-            os.close(descriptor)
-            raise StoreError(f"cannot lock {path}: {exc.strerror}") from None
+    """The lock of ``what`` (``filelock.lock_file``): exclusive to change it, shared to
+    read it, waiting up to ``wait_s`` seconds for another command."""
+    doing = "changing" if not exclusive else "reading or changing"
+    return filelock.lock_file(
+        path,
+        exclusive=exclusive,
+        wait_s=wait_s,
+        busy=lambda: (
+            f"another command is {doing} {what} in {path.parent} "
+            f"(waited {wait_s:g} s); try again when it has finished"
+        ),
+    )

@@ -11,13 +11,13 @@ format (with what to do). The environment is opened with durable commits (``sync
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
 import lmdb
 
 from redlist.ledger.errors import IntegrityError, StoreError
+from redlist.ledger.filelock import lock_file
 from redlist.ledger.storelayout import (
     FORMAT_MARKER,
     META_FORMAT,
@@ -103,24 +103,14 @@ def lock_writer(path: Path, create: bool) -> int:
     """
     if create:
         path.mkdir(parents=True, exist_ok=True)
-    lock_path = path / WRITER_LOCK_NAME
-    try:
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise StoreError(f"cannot open the lock file {lock_path}: {exc.strerror}") from None
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        raise StoreError(
+    return lock_file(
+        path / WRITER_LOCK_NAME,
+        busy=lambda: (
             f"the ledger at {path.parent} is already open for writing (a node serving it, "
             "or a command still running); stop it first, or use a read-only command such "
             "as export"
-        ) from None
-    except OSError as exc:
-        os.close(descriptor)
-        raise StoreError(f"cannot lock {lock_path}: {exc.strerror}") from None
-    return descriptor
+        ),
+    )
 
 
 def unlock_writer(descriptor: int | None) -> None:

@@ -36,7 +36,6 @@ This module is part of the storage seam: nothing else touches this environment.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import threading
@@ -47,6 +46,7 @@ from pathlib import Path
 import lmdb
 
 from redlist.ledger.errors import IntegrityError, NoteError, StoreError
+from redlist.ledger.filelock import lock_file
 from redlist.ledger.merkle import HASH_SIZE, MemoryTree
 from redlist.ledger.note.checkpoint import Checkpoint
 from redlist.ledger.note.keys import VerifierKey
@@ -343,19 +343,10 @@ def _origin(note: str) -> str:
 
 
 def _lock(path: Path) -> int:
-    try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise StoreError(f"cannot open the lock file {path}: {exc.strerror}") from None
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        raise StoreError(
-            f"the witness state in {path.parent} is open in another process (a node serving "
-            "it); stop it first"
-        ) from None
-    except OSError as exc:
-        os.close(descriptor)
-        raise StoreError(f"cannot lock {path}: {exc.strerror}") from None
-    return descriptor
+    return lock_file(
+        path,
+        busy=lambda: (
+            f"the witness state in {path.parent} is open in another process (a node "
+            "serving it); stop it first"
+        ),
+    )
