@@ -8,10 +8,16 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def staff_configuration(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The staff tools' configuration directory (their known-logs file), away from the
-    user's own: every ``redlist`` run by the tests, in process or not, uses this one."""
+    user's own and from other modules': every ``redlist`` run by a module's tests and
+    fixtures, in process or not, uses its module's.
+
+    The known-logs file remembers a log key under the node's address, and the nodes the
+    tests serve take whatever port is free: a town served later on a port an earlier
+    town had must not meet the earlier town's key (a served town keeps its own besides:
+    tests/staff/towns.py)."""
     directory = tmp_path_factory.mktemp("config")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CONFIG_HOME", str(directory))

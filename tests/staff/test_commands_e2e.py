@@ -10,6 +10,7 @@ Every refusal is checked to leave the log exactly as it was.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -758,12 +759,15 @@ def test_account_of_nobody_yet(town: Town) -> None:
 
 
 def test_console_script_exit_codes(town: Town) -> None:
+    # The log key this computer remembers for the town, given by nothing on the command line.
+    remembered = {**os.environ, "XDG_CONFIG_HOME": str(town.configuration)}
     ok = subprocess.run(
         [BIN / "redlist", "account", "show-1", "--node", town.address, "--json"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=remembered,
     )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["account"] == "show-1"

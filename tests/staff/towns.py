@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tests.node.serving import serve_in_subprocess
 from tests.staff.running import Run, redlist
 
@@ -46,13 +47,22 @@ class Town:
     keys: dict[str, Path]
 
     def run(self, *argv: str, signer: str | None = "grid", cosigners: tuple[str, ...] = ()) -> Run:
-        """``redlist argv... --node ADDR --log-key FILE [--signer KEY] [--cosigner KEY ...]``."""
+        """``redlist argv... --node ADDR --log-key FILE [--signer KEY] [--cosigner KEY ...]``,
+        with the town's own configuration directory: the known-logs file remembers keys by
+        address, and a town served later on this town's port must not meet its key."""
         extra = ["--node", self.address, "--log-key", str(self.log_pub)]
         if signer is not None:
             extra += ["--signer", str(self.keys[signer])]
         for cosigner in cosigners:
             extra += ["--cosigner", str(self.keys[cosigner])]
-        return redlist(*argv, *extra)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("XDG_CONFIG_HOME", str(self.configuration))
+            return redlist(*argv, *extra)
+
+    @property
+    def configuration(self) -> Path:
+        """The staff tools' configuration directory the town's runs use."""
+        return self.root / "config"
 
     @property
     def log_pub(self) -> Path:
