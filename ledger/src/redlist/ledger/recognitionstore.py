@@ -33,6 +33,7 @@ from typing import Any
 import lmdb
 
 from redlist.ledger.errors import IntegrityError, StoreError
+from redlist.ledger.lmdbopen import open_tables
 
 #: The recognitions' environment directory inside a node's data directory.
 RECOGNITION_ENV_NAME = "recognition.lmdb"
@@ -95,30 +96,10 @@ class RecognitionStore:
     def open(cls, data_dir: Path) -> RecognitionStore:
         """Open (creating when absent) ``data_dir/recognition.lmdb``."""
         path = data_dir / RECOGNITION_ENV_NAME
-        try:
-            path.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the recognitions {path}: {exc.strerror}") from None
-        try:
-            env = lmdb.open(
-                str(path),
-                map_size=RECOGNITION_MAP_SIZE,
-                subdir=True,
-                max_dbs=1,
-                lock=True,
-                sync=True,
-                metasync=True,
-                map_async=False,
-                writemap=False,
-            )
-        except lmdb.Error as exc:
-            raise StoreError(f"cannot open the recognitions at {path}: {exc}") from None
-        try:
-            grades = env.open_db(_GRADES, create=True)
-        except lmdb.Error as exc:
-            env.close()
-            raise StoreError(f"cannot open the recognitions' table at {path}: {exc}") from None
-        return cls(env, grades, path)
+        env, tables = open_tables(
+            path, tables=(_GRADES,), map_size=RECOGNITION_MAP_SIZE, what="the recognitions"
+        )
+        return cls(env, tables[_GRADES], path)
 
     def for_account(self, account: str) -> tuple[Recognition, ...]:
         """Every recognition of the local ``account``, by foreign origin."""

@@ -19,56 +19,11 @@ import lmdb
 
 from redlist.ledger import filelock
 from redlist.ledger.errors import StoreError
+from redlist.ledger.lmdbopen import PERSONAL_DIRECTORY_MODE, PERSONAL_FILE_MODE, open_durable
 from redlist.ledger.syncdir import sync_directory
 
 NEW_SUFFIX = ".new"
 OLD_SUFFIX = ".old"
-
-
-def open_environment(
-    path: Path, *, tables: tuple[bytes, ...], map_size: int, file_mode: int, create: bool
-) -> lmdb.Environment:
-    """An environment for personal data: synchronous, and ``meminit`` (fresh pages hold
-    zeros, never freed memory: the scrub needs it). ``lmdb.Error`` and ``OSError`` pass."""
-    if create:
-        path.mkdir(mode=0o700, exist_ok=True)
-    return lmdb.open(
-        str(path),
-        map_size=map_size,
-        subdir=True,
-        max_dbs=len(tables),
-        readonly=not create,
-        mode=file_mode,
-        lock=True,
-        sync=True,
-        metasync=True,
-        map_async=False,
-        writemap=False,
-        meminit=True,
-    )
-
-
-def open_tables(
-    path: Path,
-    *,
-    tables: tuple[bytes, ...],
-    map_size: int,
-    file_mode: int,
-    create: bool,
-    what: str,
-) -> tuple[lmdb.Environment, dict[bytes, lmdb._Database]]:
-    """``open_environment`` and its named tables; ``StoreError`` naming ``what`` otherwise."""
-    try:
-        env = open_environment(
-            path, tables=tables, map_size=map_size, file_mode=file_mode, create=create
-        )
-    except (OSError, lmdb.Error) as exc:
-        raise StoreError(f"cannot open {what} at {path}: {exc}") from None
-    try:
-        return env, {name: env.open_db(name, create=create) for name in tables}
-    except lmdb.Error as exc:
-        env.close()
-        raise StoreError(f"{what} at {path} is not usable: {exc}") from None
 
 
 def read_value(env: lmdb.Environment, table: lmdb._Database, key: bytes, what: str) -> bytes | None:
@@ -98,7 +53,6 @@ def scrub_environment(
     path: Path,
     *,
     map_size: int,
-    file_mode: int,
     keep: Callable[[bytes, bytes], bool],
 ) -> None:
     """Rewrite ``env`` (at ``path``) so that no file holds a record it no longer has.
@@ -111,17 +65,9 @@ def scrub_environment(
     fresh = sibling(path, NEW_SUFFIX)
     old = sibling(path, OLD_SUFFIX)
     remove_tree(fresh)
-    fresh.mkdir(mode=0o700)
-    target = lmdb.open(
-        str(fresh),
-        mode=file_mode,
-        map_size=map_size,
-        subdir=True,
-        max_dbs=len(tables),
-        sync=True,
-        metasync=True,
-        writemap=False,
-        meminit=True,
+    fresh.mkdir(mode=PERSONAL_DIRECTORY_MODE)
+    target = open_durable(
+        fresh, map_size=map_size, max_dbs=len(tables), file_mode=PERSONAL_FILE_MODE
     )
     try:
         with env.begin() as source, target.begin(write=True) as txn:

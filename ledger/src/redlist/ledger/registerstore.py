@@ -52,10 +52,10 @@ from typing import Self
 import lmdb
 
 from redlist.ledger.errors import FormatError, IntegrityError, RegisterError, StoreError
+from redlist.ledger.lmdbopen import open_tables
 from redlist.ledger.registerfiles import (
     NEW_SUFFIX,
     lock_file,
-    open_tables,
     read_items,
     read_value,
     recover_scrub,
@@ -77,8 +77,6 @@ _META = b"meta"
 _TABLES = (_RESIDENTS, _ERASED, _META)
 _SCRUB_PENDING = b"scrub"
 _TIME_BYTES = 8
-#: Personal data: the register's files are the node user's alone.
-_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -351,9 +349,9 @@ class RegisterStore:
             path,
             tables=_TABLES,
             map_size=REGISTER_MAP_SIZE,
-            file_mode=_FILE_MODE,
             create=create,
             what="the resident register",
+            personal=True,
         )
 
     def _writer(self) -> lmdb.Environment:
@@ -391,7 +389,6 @@ class RegisterStore:
             self._tables,
             self.path,
             map_size=REGISTER_MAP_SIZE,
-            file_mode=_FILE_MODE,
             keep=lambda table, key: not (table == _META and key == _SCRUB_PENDING),
         )
         self._open_env(self.path, create=True)

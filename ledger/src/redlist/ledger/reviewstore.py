@@ -26,7 +26,7 @@ from typing import Self, TypeVar
 import lmdb
 
 from redlist.ledger.errors import FormatError, IntegrityError, StoreError
-from redlist.ledger.registerfiles import open_tables
+from redlist.ledger.lmdbopen import open_tables
 from redlist.ledger.review import PendingItem
 
 REVIEW_ENV_NAME = "review.lmdb"
@@ -36,7 +36,6 @@ _ITEMS = b"items"
 _META = b"meta"
 _TABLES = (_ITEMS, _META)
 _NEXT = b"next"
-_FILE_MODE = 0o600
 
 _T = TypeVar("_T")
 
@@ -59,9 +58,9 @@ class ReviewStore:
             path,
             tables=_TABLES,
             map_size=REVIEW_MAP_SIZE,
-            file_mode=_FILE_MODE,
             create=True,
             what="the review queue",
+            personal=True,
         )
         return cls(path, env, tables)
 

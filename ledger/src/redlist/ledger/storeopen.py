@@ -18,6 +18,7 @@ import lmdb
 
 from redlist.ledger.errors import IntegrityError, StoreError
 from redlist.ledger.filelock import lock_file
+from redlist.ledger.lmdbopen import open_durable
 from redlist.ledger.storelayout import (
     FORMAT_MARKER,
     META_FORMAT,
@@ -46,20 +47,13 @@ def open_environment(
         raise StoreError(f"{path} holds no ledger database (data.mdb is missing)")
     writer_lock = None if readonly else lock_writer(path, create)
     try:
-        env = lmdb.open(
-            str(path),
+        env = open_durable(
+            path,
             map_size=map_size or DEFAULT_MAP_SIZE,
-            subdir=True,
-            readonly=readonly,
-            create=create,
             max_dbs=len(TABLE_NAMES),
+            create=create,
+            readonly=readonly,
             max_readers=MAX_READERS,
-            lock=True,
-            # Durable commits: never trade them away for speed.
-            sync=True,
-            metasync=True,
-            map_async=False,
-            writemap=False,
         )
     except lmdb.Error as exc:
         unlock_writer(writer_lock)

@@ -50,10 +50,10 @@ import lmdb
 
 from redlist.ledger.errors import IntegrityError, StoreError, TextError
 from redlist.ledger.formatv1 import ID_SIZE
+from redlist.ledger.lmdbopen import open_tables
 from redlist.ledger.registerfiles import (
     NEW_SUFFIX,
     lock_file,
-    open_tables,
     read_items,
     read_value,
     recover_scrub,
@@ -73,7 +73,6 @@ _META = b"meta"
 _TABLES = (_TEXTS, _ERASED, _META)
 _SCRUB_PENDING = b"scrub"
 _TIME_BYTES = 8
-_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -286,9 +285,9 @@ class TextStore:
             path,
             tables=_TABLES,
             map_size=TEXTS_MAP_SIZE,
-            file_mode=_FILE_MODE,
             create=create,
             what="the texts",
+            personal=True,
         )
 
     def _writer(self) -> lmdb.Environment:
@@ -315,7 +314,6 @@ class TextStore:
             self._tables,
             self.path,
             map_size=TEXTS_MAP_SIZE,
-            file_mode=_FILE_MODE,
             keep=lambda table, key: not (table == _META and key == _SCRUB_PENDING),
         )
         self._open_env(self.path, create=True)

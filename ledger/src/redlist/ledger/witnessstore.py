@@ -47,6 +47,7 @@ import lmdb
 
 from redlist.ledger.errors import IntegrityError, NoteError, StoreError
 from redlist.ledger.filelock import lock_file
+from redlist.ledger.lmdbopen import open_tables
 from redlist.ledger.merkle import HASH_SIZE, MemoryTree
 from redlist.ledger.note.checkpoint import Checkpoint
 from redlist.ledger.note.keys import VerifierKey
@@ -129,32 +130,11 @@ class WitnessStore:
 
     @classmethod
     def _open_environment(cls, path: Path, lock: int) -> WitnessStore:
-        try:
-            path.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the witness state {path}: {exc.strerror}") from None
-        try:
-            env = lmdb.open(
-                str(path),
-                map_size=WITNESS_MAP_SIZE,
-                subdir=True,
-                max_dbs=2,
-                lock=True,
-                # Durable before the reply: never trade this away for speed.
-                sync=True,
-                metasync=True,
-                map_async=False,
-                writemap=False,
-            )
-        except lmdb.Error as exc:
-            raise StoreError(f"cannot open the witness state at {path}: {exc}") from None
-        try:
-            heads = env.open_db(_HEADS, create=True)
-            meta = env.open_db(_META, create=True)
-        except lmdb.Error as exc:
-            env.close()
-            raise StoreError(f"cannot open the witness state's table at {path}: {exc}") from None
-        return cls(env, heads, meta, path, lock)
+        # Durable before the reply: never trade this away for speed (``lmdbopen``).
+        env, tables = open_tables(
+            path, tables=(_HEADS, _META), map_size=WITNESS_MAP_SIZE, what="the witness state"
+        )
+        return cls(env, tables[_HEADS], tables[_META], path, lock)
 
     def _attach_journal(self, data_dir: Path) -> None:
         """Open the journal (creating it for a state that never had one) and compare."""
