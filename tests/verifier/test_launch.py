@@ -35,11 +35,28 @@ def test_a_long_bundle_starts_one_worker_per_core_or_those_asked(tmp_path: Path)
     assert launch.early_workers(["bundle", long, "--log-key", "k.pub"]) == 0
     assert launch.early_workers(["bundle", "--json", long, "--workers", "3"]) == 3
     assert launch.early_workers(["bundle", long, "--workers=4"]) == 4
+    assert launch.early_workers(["bundle", long, "--work", "3"]) == 3  # argparse's prefix
+    assert launch.early_workers(["bundle", long, "--wo=5"]) == 5
 
 
 @pytest.mark.parametrize(
     "extra",
-    [["--structure-only"], ["--help"], ["-h"], ["--workers", "two"], ["--workers=-1"]],
+    [
+        ["--structure-only"],
+        ["--help"],
+        ["-h"],
+        ["--workers", "two"],
+        ["--workers=-1"],
+        # The command refuses these: nothing is started for a run that will not audit.
+        ["--workers=0"],
+        ["--workers", "0"],
+        ["--workers=\N{SUPERSCRIPT TWO}"],  # a digit to str.isdigit, not to int()
+        ["--w", "2"],  # --workers or --witness: refused as ambiguous
+        # argparse takes an unambiguous prefix of an option for the option.
+        ["--hel"],
+        ["--structure"],
+        ["--str=x"],
+    ],
 )
 def test_no_workers_start_early_where_the_audit_will_not_use_them(
     tmp_path: Path, extra: list[str]

@@ -72,21 +72,33 @@ def early_workers(args: Sequence[str]) -> int | None:
 
     Only ``bundle`` with a directory whose leaves file is long enough, signatures
     checked (no ``--structure-only``) and no help asked; a wrong guess costs only
-    idle workers, stopped at exit.
+    idle workers, stopped at exit. Options are read as the command's parser reads
+    them, an unambiguous prefix included (``--work 3``, ``--struct``), and a run the
+    command will refuse (``--workers 0``, a count ``int`` does not read) starts none.
     """
-    if not args or args[0] != "bundle" or {"-h", "--help", "--structure-only"} & set(args):
+    if not args or args[0] != "bundle":
         return None
     workers = 0
     for index, arg in enumerate(args):
-        value = None
-        if arg == "--workers" and index + 1 < len(args):
+        if arg == "-h":
+            return None
+        name, equals, value = arg.partition("=")
+        if not name.startswith("--") or len(name) < 3:
+            continue
+        if _abbreviates(name, "--help") or _abbreviates(name, "--structure-only"):
+            return None
+        if not _abbreviates(name, "--workers"):
+            continue
+        if _abbreviates(name, "--witness"):
+            return None  # ambiguous: the command refuses it
+        if not equals:
+            if index + 1 >= len(args):
+                return None
             value = args[index + 1]
-        elif arg.startswith("--workers="):
-            value = arg.partition("=")[2]
-        if value is not None:
-            if not value.isdigit():
-                return None  # the command refuses it
-            workers = int(value)
+        # ``str.isdigit`` holds for digits ``int`` refuses (superscripts): ASCII only.
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
+            return None  # the command refuses it
+        workers = int(value)
     threshold = PROCESS_MIN_ENTRIES * MIN_LEAF_BYTES
     for arg in args[1:]:
         if arg.startswith("-"):
@@ -98,6 +110,12 @@ def early_workers(args: Sequence[str]) -> int | None:
         if size >= threshold:
             return workers
     return None
+
+
+def _abbreviates(name: str, option: str) -> bool:
+    """Whether the command's parser takes ``name`` for ``option`` (argparse accepts a
+    prefix of a long option, at least one letter of it)."""
+    return len(name) > 2 and option.startswith(name)
 
 
 if __name__ == "__main__":
