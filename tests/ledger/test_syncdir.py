@@ -24,3 +24,11 @@ def test_what_cannot_be_synced_fails_only_where_it_is_required(tmp_path: Path) -
     plain.write_bytes(b"x")
     with pytest.raises(NotADirectoryError):
         sync_directory(plain)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs procfs")
+def test_a_file_system_that_does_not_sync_directories_is_not_an_error() -> None:
+    # procfs, like some network and FUSE file systems, answers EINVAL to a directory's
+    # fsync: there is nothing more to make durable, and the file written stands.
+    sync_directory(Path("/proc/self"))
+    sync_directory(Path("/proc/self"), required=False)

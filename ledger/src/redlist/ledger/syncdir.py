@@ -8,11 +8,15 @@ auditor's state file and attestations) syncs the directory afterwards, through t
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 #: Opening a directory for syncing refuses anything else where the platform can tell.
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+#: What ``fsync`` of a directory answers on a file system that does not sync
+#: directories (some network and FUSE file systems, procfs): nothing is left to do.
+_CANNOT_SYNC_DIRECTORIES = frozenset({errno.EINVAL, errno.EBADF})
 
 
 def sync_directory(path: Path, *, required: bool = True) -> None:
@@ -20,7 +24,9 @@ def sync_directory(path: Path, *, required: bool = True) -> None:
 
     ``required=False`` is for files worth keeping but not at any price (an auditor's
     state file and attestations): where the platform cannot open or sync a directory,
-    the entry is left as the file system keeps it, with no error.
+    the entry is left as the file system keeps it, with no error. A file system that
+    does not sync directories at all (``fsync`` answers EINVAL) is no error either way,
+    as PostgreSQL's ``fsync_fname`` decides: the entry is as durable as it can make it.
     """
     try:
         descriptor = os.open(path, os.O_RDONLY | _DIRECTORY)
@@ -30,8 +36,8 @@ def sync_directory(path: Path, *, required: bool = True) -> None:
         return
     try:
         os.fsync(descriptor)
-    except OSError:
-        if required:
+    except OSError as exc:
+        if required and exc.errno not in _CANNOT_SYNC_DIRECTORIES:
             raise
     finally:
         os.close(descriptor)
