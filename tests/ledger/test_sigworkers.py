@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -224,6 +225,7 @@ def test_closing_a_pool_whose_worker_hangs_ends_and_leaves_the_work_to_the_calle
     closing.join(60)
     assert not closing.is_alive(), "close waited for a worker that never answers"
     assert hung.returncode is not None
+    assert not any(thread.is_alive() for thread in pool._threads)  # none left behind
     assert job.result() == [True, False, True]  # verified by the caller instead
 
 
@@ -243,4 +245,110 @@ def test_closing_a_pool_whose_thread_is_stuck_writing_to_a_hung_worker_ends(
     closing.join(60)
     assert not closing.is_alive(), "close waited for a write to a worker that never reads"
     assert hung.returncode is not None
+    assert not any(thread.is_alive() for thread in pool._threads)
     assert all(job.result() == [True] * workers.JOB_SIZE for job in jobs)
+
+
+# Workers that misbehave in ways a real one only does when something is badly wrong
+# (a bug, a debugger, a machine out of memory): the pool starts this program instead.
+_SAYS_HELLO = """
+import struct, sys, time
+out = sys.stdout.buffer
+out.write(struct.pack(">I", 16) + b"redlist-verify/1")
+out.flush()
+"""
+_READS_A_JOB = """
+header = sys.stdin.buffer.read(4)
+sys.stdin.buffer.read(struct.unpack(">I", header)[0])
+"""
+
+
+def _misbehaving_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, program: str) -> None:
+    script = tmp_path / "worker"
+    script.write_text(f"#!{sys.executable}\n{program}")
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(script))
+    monkeypatch.setattr(workers, "_EXIT_WAIT", 0.5)
+
+
+def _results_within(jobs: list[workers.Pending], seconds: float) -> list[bool] | None:
+    """The jobs' verdicts, or None when they do not come within ``seconds``."""
+    answers: list[bool] = []
+    waiting = threading.Thread(
+        target=lambda: answers.extend(ok for job in jobs for ok in job.result()), daemon=True
+    )
+    waiting.start()
+    waiting.join(seconds)
+    return None if waiting.is_alive() else answers
+
+
+def test_an_answer_longer_than_any_answer_is_not_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A length of a mebibyte where an answer holds at most 260 bytes: the worker is
+    # out of step, and its job is verified by the caller at once.
+    _misbehaving_workers(
+        tmp_path,
+        monkeypatch,
+        _SAYS_HELLO + _READS_A_JOB + 'out.write(struct.pack(">I", 1 << 20) + bytes(8))\n'
+        "out.flush()\ntime.sleep(600)\n",
+    )
+    with VerifyPool(1) as pool:
+        assert pool.wait_started()
+        jobs = pool.submit(triples(3, {2}))
+        assert _results_within(jobs, 5.0) == expected(3, {2})
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        pytest.param("import time\ntime.sleep(600)\n", id="never-says-hello"),
+        pytest.param(_SAYS_HELLO + "time.sleep(600)\n", id="never-reads"),
+        pytest.param(
+            _SAYS_HELLO + _READS_A_JOB + 'out.write(struct.pack(">I", 7) + bytes(5))\n'
+            "out.flush()\ntime.sleep(600)\n",
+            id="half-an-answer",
+        ),
+    ],
+)
+def test_a_worker_that_hangs_mid_audit_is_killed_and_its_jobs_verified_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, program: str
+) -> None:
+    _misbehaving_workers(tmp_path, monkeypatch, program)
+    monkeypatch.setattr(workers, "_STALL_S", 0.2)
+    with VerifyPool(1) as pool:
+        jobs = pool.submit(triples(3 * workers.JOB_SIZE, {5, 600}))
+        assert _results_within(jobs, 20.0) == expected(3 * workers.JOB_SIZE, {5, 600})
+        process = pool._workers[0].process
+        assert process is None or process.wait(10) == -signal.SIGKILL
+
+
+def test_a_worker_stopped_mid_audit_is_killed_and_the_other_takes_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(workers, "_STALL_S", 0.2)
+    forged = {1, 700, 1500}
+    batch = triples(8 * workers.JOB_SIZE, forged)
+    with VerifyPool(2) as pool:
+        assert pool.wait_started()
+        stopped = _stopped(pool, 0)  # SIGSTOP, never continued
+        try:
+            assert _results_within(pool.submit(batch), 30.0) == expected(len(batch), forged)
+            assert stopped.wait(10) == -signal.SIGKILL
+            assert not pool._workers[1].broken  # the running worker is left alone
+            assert outcomes(pool, triples(5, {4})) == expected(5, {4})
+        finally:
+            stopped.send_signal(signal.SIGCONT)
+
+
+def test_a_worker_that_is_only_slow_is_not_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As when the whole command was stopped (Ctrl-Z) and continued: a worker that
+    # answers once it runs again has made progress, and is kept.
+    monkeypatch.setattr(workers, "_STALL_S", 0.5)
+    with VerifyPool(1) as pool:
+        assert pool.wait_started()
+        slow = _stopped(pool, 0)
+        jobs = pool.submit(triples(2 * workers.JOB_SIZE, {9}))
+        threading.Timer(0.3, slow.send_signal, (signal.SIGCONT,)).start()
+        assert _results_within(jobs, 30.0) == expected(2 * workers.JOB_SIZE, {9})
+        assert slow.poll() is None and not pool._workers[0].broken

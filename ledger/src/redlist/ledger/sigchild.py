@@ -39,12 +39,15 @@ VALID = 1
 OUTCOMES = b"\x00\x01"
 
 
-def read_message(stream: IO[bytes]) -> bytes | None:
-    """One length-prefixed message from ``stream``; None at end of input."""
+def read_message(stream: IO[bytes], limit: int | None = None) -> bytes | None:
+    """One length-prefixed message from ``stream``; None at end of input, or when
+    its length is above ``limit`` (nothing more is read: the stream is out of step)."""
     header = stream.read(LENGTH.size)
     if len(header) < LENGTH.size:
         return None
     (length,) = LENGTH.unpack(header)
+    if limit is not None and length > limit:
+        return None
     message = stream.read(length)
     return message if len(message) == length else None
 

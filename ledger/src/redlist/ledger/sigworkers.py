@@ -25,6 +25,10 @@ Robustness:
   outcome: the jobs it was given are verified by the threads waiting for them,
   and the other workers take the rest; with none left, ``submit`` gives every
   job back to its caller at once;
+* a worker that hangs (stopped, stuck in a read or a write, half an answer written)
+  is killed once a thread waiting for a verdict has seen it make no progress for
+  ``_STALL_S`` seconds twice over, and is then a worker that died: one only slow
+  (the whole command stopped with Ctrl-Z and continued) answers between two looks;
 * bounded memory: a worker holds one job and has at most ``_AHEAD`` written to
   it; the callers bound how many they queue (``sigschedule``'s chunks in flight,
   a node's batches);
@@ -47,7 +51,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgpack
@@ -74,17 +78,25 @@ JOB_SIZE = 256
 #: Jobs written to a worker before its first answer is read: the next one is in its
 #: pipe when it finishes the last, so it never waits for its feeding thread.
 _AHEAD = 2
+#: The longest message a worker may send: its hello, or an answer to a full job. A
+#: length above it means the worker is out of step; nothing more is read from it.
+_ANSWER_LIMIT = max(len(HELLO), NUMBER.size + JOB_SIZE)
+#: Seconds between two looks, by a thread waiting for a verdict, at the workers
+#: their threads wait on: one whose thread still waits on the same read or write at
+#: the next look is killed. A job takes about 14 ms; only a hung worker takes this.
+_STALL_S = 10.0
 
 
 class Pending:
     """The verdicts on one job (a run of triples); ``result`` waits for them."""
 
-    __slots__ = ("_done", "_outcomes", "triples")
+    __slots__ = ("_done", "_outcomes", "_watch", "triples")
 
-    def __init__(self, triples: Sequence[Triple]) -> None:
+    def __init__(self, triples: Sequence[Triple], watch: Callable[[], None] | None = None) -> None:
         self.triples = triples
         self._done = threading.Event()
         self._outcomes: bytes | None = None
+        self._watch = watch  # the pool's look for hung workers (``VerifyPool._end_hung``)
 
     def settle(self, outcomes: bytes | None) -> None:
         """Give the worker's outcomes, one byte per triple; None when there are none."""
@@ -93,8 +105,12 @@ class Pending:
 
     def result(self) -> list[bool]:
         """Whether each triple of the job verified, in order: the worker's answer, or
-        the calling thread's own verification when the worker gave none."""
-        self._done.wait()
+        the calling thread's own verification when the worker gave none. While it
+        waits it looks for hung workers every ``_STALL_S`` seconds: killed, a worker
+        settles what it held, and the other workers take the rest."""
+        while not self._done.wait(_STALL_S):
+            if self._watch is not None:
+                self._watch()
         outcomes = self._outcomes
         if outcomes is None or len(outcomes) != len(self.triples):
             return verify_here(self.triples)
@@ -105,7 +121,9 @@ class _Worker:
     """One child process and the pool's thread that feeds it (``VerifyPool._feed``).
 
     Only that thread writes to and reads from the worker's pipes while it runs; its
-    answers come in the order the jobs were written, numbered.
+    answers come in the order the jobs were written, numbered. ``waiting`` and
+    ``progress`` say whether that thread is blocked on the worker and how many reads
+    and writes it has finished, for ``VerifyPool._end_hung``.
     """
 
     def __init__(self, process: subprocess.Popen[bytes] | None) -> None:
@@ -114,6 +132,9 @@ class _Worker:
         self.received = 0
         self.broken = process is None
         self.started = process is None
+        self.waiting = process is not None  # for its hello
+        self.progress = 0
+        self.stalled: tuple[int, float] | None = None  # progress and when first seen
 
     def await_hello(self) -> None:
         if not self.started:
@@ -128,12 +149,16 @@ class _Worker:
             self.broken = True
             return False
         message = msgpack.packb(triples, use_bin_type=True)
+        self.waiting = True
         try:
             process.stdin.write(LENGTH.pack(len(message)) + message)
             process.stdin.flush()
         except (OSError, ValueError):
             self.broken = True
             return False
+        finally:
+            self.waiting = False
+            self.progress += 1
         self.sent += 1
         return True
 
@@ -159,12 +184,24 @@ class _Worker:
         return outcomes
 
     def _read(self) -> bytes | None:
-        if self.process is None or self.process.stdout is None:
+        process = self.process
+        if process is None or process.stdout is None:
             return None
+        self.waiting = True
         try:
-            return read_message(self.process.stdout)
+            return read_message(process.stdout, _ANSWER_LIMIT)
         except (OSError, ValueError):
             return None
+        finally:
+            self.waiting = False
+            self.progress += 1
+
+    def kill(self) -> None:
+        """Kill the worker (it hangs): its thread's read or write then returns."""
+        process = self.process
+        if process is not None:
+            with contextlib.suppress(OSError):
+                process.kill()
 
     def end_input(self) -> None:
         """Close the worker's stdin: it exits once it has answered what it was sent."""
@@ -217,6 +254,7 @@ class VerifyPool:
         self._workers = [_Worker(_start_worker()) for _ in range(processes)]
         self._jobs: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._watch_lock = threading.Lock()
         self._closed = False
         self._feeding = len(self._workers)  # threads still taking jobs
         self._threads = [
@@ -232,7 +270,8 @@ class VerifyPool:
         """Queue ``triples`` for the workers in jobs of at most ``JOB_SIZE``; one
         ``Pending`` per job, in order. Never waits."""
         jobs = [
-            Pending(triples[begin : begin + JOB_SIZE]) for begin in range(0, len(triples), JOB_SIZE)
+            Pending(triples[begin : begin + JOB_SIZE], self._end_hung)
+            for begin in range(0, len(triples), JOB_SIZE)
         ]
         with self._lock:
             if self._closed:
@@ -248,11 +287,14 @@ class VerifyPool:
     def verify(self, triples: Sequence[Triple]) -> list[bool]:
         """Whether each triple verified, in order; blocks until all are known.
 
-        After ``close`` the calling thread verifies them itself.
+        After ``close`` (even one in another thread meanwhile) the calling thread
+        verifies them itself.
         """
-        if self._closed:
+        try:
+            jobs = self.submit(triples)
+        except ValueError:  # closed
             return verify_here(triples)
-        return [ok for pending in self.submit(triples) for ok in pending.result()]
+        return [ok for pending in jobs for ok in pending.result()]
 
     @property
     def processes(self) -> int:
@@ -299,7 +341,23 @@ class VerifyPool:
         for thread in self._threads:
             thread.join(_EXIT_WAIT)
         for worker, thread in zip(self._workers, self._threads, strict=True):
-            worker.reap(stuck=thread.is_alive())
+            stuck = thread.is_alive()
+            worker.reap(stuck=stuck)
+            if stuck:  # its read or write returned when the worker was killed
+                thread.join(_EXIT_WAIT)
+
+    def _end_hung(self) -> None:
+        """Kill each worker whose thread has waited on the same read or write since
+        the last look at least ``_STALL_S`` seconds ago (``Pending.result`` looks)."""
+        now = time.monotonic()
+        with self._watch_lock:
+            for worker in self._workers:
+                if not worker.waiting or worker.process is None:
+                    worker.stalled = None
+                elif worker.stalled is None or worker.stalled[0] != worker.progress:
+                    worker.stalled = (worker.progress, now)
+                elif now - worker.stalled[1] >= _STALL_S:
+                    worker.kill()
 
     def _give_back(self) -> None:
         """Settle every queued job with no outcomes (the lock is held)."""
