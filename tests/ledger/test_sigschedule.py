@@ -33,6 +33,10 @@ def triples(count: int, forged: frozenset[int] | set[int] = frozenset()) -> list
     return made
 
 
+def expected(count: int, forged: set[int]) -> list[bool]:
+    return [number not in forged for number in range(count)]
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_threads_and_the_calling_thread_verify_in_order(workers: int) -> None:
     with SignatureScheduler(workers) as scheduler:
@@ -198,3 +202,18 @@ def test_a_submit_that_meets_a_closed_pool_is_verified_when_asked() -> None:
             for n in range(8)
         ]
         assert scheduler.submit(batch).result() == [n != 3 for n in range(8)]
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_submit_after_close_starts_nothing_and_is_verified_when_asked(processes: bool) -> None:
+    # A node's commit may submit while the node stops: nothing is started that no
+    # one would stop again.
+    scheduler = SignatureScheduler(2, processes=processes)
+    assert scheduler.verify(triples(8, {1})) == expected(8, {1})
+    scheduler.close()
+    ticket = scheduler.submit(triples(9, {4}))
+    assert scheduler._threads is None and scheduler._pool is None
+    assert ticket.result() == expected(9, {4})
+    assert scheduler.verify(triples(6, {0})) == expected(6, {0})
+    assert scheduler._threads is None
+    scheduler.close()

@@ -116,6 +116,7 @@ class SignatureScheduler:
         self._executor = executor
         self._threads: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # the node's commits submit from several threads
+        self._closed = False
         self._pool: VerifyPool | None = None
         if processes and executor is None and self.workers >= 2:
             self._pool = take_early(self.workers) or VerifyPool(self.workers)
@@ -150,9 +151,9 @@ class SignatureScheduler:
                 return Ticket(triples, None)
         executor = self._executor
         if executor is None:
-            if self.workers == 1:
+            executor = self._thread_pool() if self.workers > 1 else None
+            if executor is None:  # one core, or closed: verified when asked
                 return Ticket(triples, None)
-            executor = self._thread_pool()
         share = -(-len(triples) // self.workers)
         return Ticket(
             triples,
@@ -169,8 +170,10 @@ class SignatureScheduler:
 
     def close(self) -> None:
         """Stop the threads and processes (a share still in flight is then verified by
-        the thread that waits for it). May be repeated."""
+        the thread that waits for it). May be repeated; what is submitted afterwards
+        (a node's commit while it stops) is verified when its verdicts are asked for."""
         with self._lock:
+            self._closed = True
             threads, self._threads = self._threads, None
         if threads is not None:
             threads.shutdown(wait=True, cancel_futures=True)
@@ -184,8 +187,11 @@ class SignatureScheduler:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _thread_pool(self) -> ThreadPoolExecutor:
+    def _thread_pool(self) -> ThreadPoolExecutor | None:
+        """The scheduler's threads, started on first use; None once it is closed."""
         with self._lock:
+            if self._closed:
+                return None
             if self._threads is None:
                 self._threads = ThreadPoolExecutor(
                     max_workers=self.workers, thread_name_prefix="redlist-verify"
