@@ -37,6 +37,9 @@ def test_a_long_bundle_starts_one_worker_per_core_or_those_asked(tmp_path: Path)
     assert launch.early_workers(["bundle", long, "--workers=4"]) == 4
     assert launch.early_workers(["bundle", long, "--work", "3"]) == 3  # argparse's prefix
     assert launch.early_workers(["bundle", long, "--wo=5"]) == 5
+    # The one option before the command: the language of the messages.
+    assert launch.early_workers(["--lang", "en", "bundle", long]) == 0
+    assert launch.early_workers(["--lang=zh_CN", "bundle", long, "--workers", "2"]) == 2
 
 
 @pytest.mark.parametrize(
@@ -73,7 +76,20 @@ def test_a_short_bundle_or_another_command_starts_none(tmp_path: Path) -> None:
     assert launch.early_workers(["bundles", long]) is None
     assert launch.early_workers(["node", "127.0.0.1:1"]) is None
     assert launch.early_workers([]) is None
+    assert launch.early_workers(["--lang", "bundle", long]) is None  # "bundle" is its value
     assert os.path.getsize(Path(long) / launch.LEAVES_FILE) == LONG
+
+
+def test_deciding_never_opens_a_file(tmp_path: Path) -> None:
+    # Only sizes are read: a leaves file that is a FIFO nobody writes must not block,
+    # and a bundle path that is a file, or holds a NUL, is no bundle.
+    fifo_bundle = tmp_path / "fifo"
+    fifo_bundle.mkdir()
+    os.mkfifo(fifo_bundle / launch.LEAVES_FILE)
+    plain = tmp_path / "plain"
+    plain.write_bytes(bytes(LONG))
+    for path in (str(fifo_bundle), str(plain), "nul\0byte"):
+        assert launch.early_workers(["bundle", path]) is None
 
 
 def test_the_installed_command_enters_through_the_launcher() -> None:

@@ -76,6 +76,7 @@ def early_workers(args: Sequence[str]) -> int | None:
     them, an unambiguous prefix included (``--work 3``, ``--struct``), and a run the
     command will refuse (``--workers 0``, a count ``int`` does not read) starts none.
     """
+    args = _after_language(args)
     if not args or args[0] != "bundle":
         return None
     workers = 0
@@ -110,6 +111,13 @@ def early_workers(args: Sequence[str]) -> int | None:
         if size >= threshold:
             return workers
     return None
+
+
+def _after_language(args: Sequence[str]) -> Sequence[str]:
+    """``args`` after a ``--lang`` given before the command (the one option there)."""
+    while args and _abbreviates(args[0].partition("=")[0], "--lang"):
+        args = args[1:] if "=" in args[0] else args[2:]
+    return args
 
 
 def _abbreviates(name: str, option: str) -> bool:
