@@ -344,11 +344,11 @@ def test_a_worker_stopped_mid_audit_is_killed_and_the_other_takes_the_rest(
 def test_a_worker_that_is_only_slow_is_not_killed(monkeypatch: pytest.MonkeyPatch) -> None:
     # As when the whole command was stopped (Ctrl-Z) and continued: a worker that
     # answers once it runs again has made progress, and is kept.
-    monkeypatch.setattr(workers, "_STALL_S", 0.5)
+    monkeypatch.setattr(workers, "_STALL_S", 1.0)
     with VerifyPool(1) as pool:
         assert pool.wait_started()
         slow = _stopped(pool, 0)
         jobs = pool.submit(triples(2 * workers.JOB_SIZE, {9}))
-        threading.Timer(0.3, slow.send_signal, (signal.SIGCONT,)).start()
+        threading.Timer(1.3, slow.send_signal, (signal.SIGCONT,)).start()
         assert _results_within(jobs, 30.0) == expected(2 * workers.JOB_SIZE, {9})
         assert slow.poll() is None and not pool._workers[0].broken
