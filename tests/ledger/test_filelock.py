@@ -1,0 +1,125 @@
+"""The one helper that takes a lock file, against real processes and odd files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from redlist.ledger.errors import StoreError
+from redlist.ledger.filelock import lock_file
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from redlist.ledger.filelock import lock_file
+lock_file(Path(sys.argv[1]), busy=lambda: "busy", exclusive=sys.argv[2] == "x")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def _holder(path: Path, *, exclusive: bool = True) -> subprocess.Popen[str]:
+    """Another process holding the lock on ``path`` until it is killed."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(path), "x" if exclusive else "s"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == "held\n"
+    return process
+
+
+def _busy() -> str:
+    return "the store is busy"
+
+
+def test_another_process_holding_the_lock_is_refused_and_its_death_frees_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lock"
+    holder = _holder(path)
+    try:
+        with pytest.raises(StoreError, match="the store is busy"):
+            lock_file(path, busy=_busy)
+        with pytest.raises(StoreError, match="the store is busy"):
+            lock_file(path, busy=_busy, exclusive=False)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    os.close(lock_file(path, busy=_busy))  # the kernel dropped it with the process
+
+
+def test_shared_locks_coexist_and_keep_an_exclusive_one_out(tmp_path: Path) -> None:
+    path = tmp_path / "lock"
+    holder = _holder(path, exclusive=False)
+    try:
+        os.close(lock_file(path, busy=_busy, exclusive=False))
+        with pytest.raises(StoreError, match="busy"):
+            lock_file(path, busy=_busy)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_lock_is_waited_for_up_to_the_time_given(tmp_path: Path) -> None:
+    path = tmp_path / "lock"
+    holder = _holder(path)
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="busy"):
+        lock_file(path, busy=_busy, wait_s=0.3)
+    assert time.monotonic() - started >= 0.3
+    freeing = subprocess.Popen(  # frees it while the next call waits
+        [sys.executable, "-c", f"import os, time; time.sleep(0.3); os.kill({holder.pid}, 9)"]
+    )
+    try:
+        os.close(lock_file(path, busy=_busy, wait_s=30))
+    finally:
+        freeing.wait()
+        holder.wait()
+
+
+def test_what_is_no_lock_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    directory = tmp_path / "a-directory"
+    directory.mkdir()
+    with pytest.raises(StoreError, match=f"cannot open the lock file {directory}"):
+        lock_file(directory, busy=_busy)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "missing" / "lock")
+    with pytest.raises(StoreError, match=f"cannot open the lock file {dangling}"):
+        lock_file(dangling, busy=_busy)
+
+
+def test_a_lock_file_that_is_a_fifo_does_not_block(tmp_path: Path) -> None:
+    # Opened for reading and writing, a FIFO with no one at its other end opens at once.
+    fifo = tmp_path / "lock"
+    os.mkfifo(fifo)
+    checking = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys; from pathlib import Path; "
+            "from redlist.ledger.filelock import lock_file; "
+            "os.close(lock_file(Path(sys.argv[1]), busy=str))",
+            str(fifo),
+        ],
+        timeout=60,
+        check=False,
+    )
+    assert checking.returncode == 0
+
+
+def test_the_descriptor_is_not_inherited_by_a_child(tmp_path: Path) -> None:
+    # A child (a signature worker) that outlived its parent would keep the lock.
+    path = tmp_path / "lock"
+    descriptor = lock_file(path, busy=_busy)
+    try:
+        assert not os.get_inheritable(descriptor)
+    finally:
+        os.close(descriptor)
