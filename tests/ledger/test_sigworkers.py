@@ -352,3 +352,14 @@ def test_a_worker_that_is_only_slow_is_not_killed(monkeypatch: pytest.MonkeyPatc
         threading.Timer(1.3, slow.send_signal, (signal.SIGCONT,)).start()
         assert _results_within(jobs, 30.0) == expected(2 * workers.JOB_SIZE, {9})
         assert slow.poll() is None and not pool._workers[0].broken
+
+
+def test_a_job_that_cannot_be_written_is_verified_by_its_caller() -> None:
+    # Not an entry signature's types (a programming error upstream): the job is
+    # refused in the calling thread like any malformed triple, never left unanswered.
+    good = triples(1)[0]
+    odd: list[Triple] = [(good[0], good[1], object())] * 3  # type: ignore[list-item]
+    with VerifyPool(1) as pool:
+        assert pool.wait_started()
+        assert _results_within(pool.submit(odd), 10.0) == [False, False, False]
+        assert outcomes(pool, [good] * 4) == [True] * 4  # the worker is still in use

@@ -143,12 +143,16 @@ class _Worker:
             self.started = True
 
     def send(self, triples: Sequence[Triple]) -> bool:
-        """Write one job; whether it went (a worker that is gone is broken)."""
+        """Write one job; whether it went (a worker that is gone is broken; a job that
+        cannot be encoded is not written, and its caller verifies it)."""
         process = self.process
         if self.broken or process is None or process.stdin is None:
             self.broken = True
             return False
-        message = msgpack.packb(triples, use_bin_type=True)
+        try:
+            message = msgpack.packb(triples, use_bin_type=True)
+        except (TypeError, ValueError, OverflowError):  # not bytes: no entry's signature
+            return False
         self.waiting = True
         try:
             process.stdin.write(LENGTH.pack(len(message)) + message)
