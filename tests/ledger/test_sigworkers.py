@@ -364,3 +364,19 @@ def test_a_job_that_cannot_be_written_is_verified_by_its_caller() -> None:
         assert pool.wait_started()
         assert _results_within(pool.submit(odd), 10.0) == [False, False, False]
         assert outcomes(pool, [good] * 4) == [True] * 4  # the worker is still in use
+
+
+def test_closing_a_pool_whose_workers_all_hang_waits_once_not_once_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A node stopping with every worker hung: one short wait for all of them.
+    monkeypatch.setattr(workers, "_EXIT_WAIT", 2.0)
+    pool = VerifyPool(3)
+    assert pool.wait_started()
+    hung = [_stopped(pool, number) for number in range(3)]
+    jobs = pool.submit(triples(6 * workers.JOB_SIZE))  # each holds some: threads stuck
+    started = time.monotonic()
+    pool.close()
+    assert time.monotonic() - started < 3.5  # 6 s or more when waited for one by one
+    assert all(process.returncode is not None for process in hung)
+    assert all(job.result() == [True] * workers.JOB_SIZE for job in jobs)

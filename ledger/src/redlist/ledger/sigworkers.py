@@ -215,12 +215,12 @@ class _Worker:
             with contextlib.suppress(OSError, ValueError):
                 process.stdin.close()
 
-    def reap(self, *, stuck: bool = False) -> None:
+    def reap(self, *, stuck: bool = False, wait_s: float = _EXIT_WAIT) -> None:
         """Wait for the worker to exit (its feeding thread ended its input), kill one
-        that does not, soon, then close its pipes. ``stuck``: its feeding thread is
-        still blocked on it (a worker that hangs), so it is killed first: only the
-        worker's end lets that thread's read or write return, and the pipes' locks
-        with it."""
+        that does not within ``wait_s`` seconds, then close its pipes. ``stuck``: its
+        feeding thread is still blocked on it (a worker that hangs), so it is killed
+        first: only the worker's end lets that thread's read or write return, and the
+        pipes' locks with it."""
         process = self.process
         self.broken = True
         if process is None:
@@ -229,7 +229,7 @@ class _Worker:
             with contextlib.suppress(OSError):
                 process.kill()
         try:
-            process.wait(_EXIT_WAIT)
+            process.wait(wait_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -334,7 +334,7 @@ class VerifyPool:
         Each feeding thread ends its worker's input once it has read every answer (it
         alone writes to it, so closing never waits for another thread's write), and
         the worker then exits; a worker still holding its thread after a short wait is
-        killed."""
+        killed. The wait is one for all the workers, not one each."""
         with self._lock:
             if self._closed:
                 return
@@ -342,11 +342,12 @@ class VerifyPool:
             self._give_back()
         for _ in self._threads:
             self._jobs.put(_STOP)
+        deadline = time.monotonic() + _EXIT_WAIT
         for thread in self._threads:
-            thread.join(_EXIT_WAIT)
+            thread.join(max(0.0, deadline - time.monotonic()))
         for worker, thread in zip(self._workers, self._threads, strict=True):
             stuck = thread.is_alive()
-            worker.reap(stuck=stuck)
+            worker.reap(stuck=stuck, wait_s=max(0.0, deadline - time.monotonic()))
             if stuck:  # its read or write returned when the worker was killed
                 thread.join(_EXIT_WAIT)
 
