@@ -380,3 +380,23 @@ def test_closing_a_pool_whose_workers_all_hang_waits_once_not_once_each(
     assert time.monotonic() - started < 3.5  # 6 s or more when waited for one by one
     assert all(process.returncode is not None for process in hung)
     assert all(job.result() == [True] * workers.JOB_SIZE for job in jobs)
+
+
+def test_a_worker_that_answers_the_wrong_count_is_not_used_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Numbered right, one outcome short: out of step like any other nonsense.
+    _misbehaving_workers(
+        tmp_path,
+        monkeypatch,
+        _SAYS_HELLO
+        + "number = 0\nwhile True:\n"
+        + "".join("    " + line + "\n" for line in _READS_A_JOB.strip().splitlines())
+        + '    answer = struct.pack(">I", number) + b"\\x01"\n'
+        + '    out.write(struct.pack(">I", len(answer)) + answer)\n'
+        + "    out.flush()\n    number += 1\n",
+    )
+    with VerifyPool(1) as pool:
+        assert pool.wait_started()
+        assert _results_within(pool.submit(triples(3, {0})), 10.0) == expected(3, {0})
+        assert pool._workers[0].broken

@@ -166,8 +166,8 @@ class _Worker:
         self.sent += 1
         return True
 
-    def read_outcomes(self) -> bytes | None:
-        """The outcomes of the next answer; None unless it is exactly that.
+    def read_outcomes(self, count: int) -> bytes | None:
+        """The ``count`` outcomes of the next answer; None unless it is exactly that.
 
         Anything else means the worker cannot be trusted to be in step any more: it
         is broken, and whatever it has not answered is verified by the callers.
@@ -182,7 +182,7 @@ class _Worker:
             return None
         self.received += 1
         outcomes = answer[NUMBER.size :]
-        if outcomes.translate(None, OUTCOMES):
+        if len(outcomes) != count or outcomes.translate(None, OUTCOMES):
             self.broken = True
             return None
         return outcomes
@@ -401,7 +401,7 @@ class VerifyPool:
                         continue
                 if not written:
                     return  # stopping, with every answer read
-                written[0].settle(worker.read_outcomes())
+                written[0].settle(worker.read_outcomes(len(written[0].triples)))
                 written.popleft()
         finally:
             for job in written:
