@@ -200,3 +200,32 @@ def test_the_command_ends_with_its_status_and_its_whole_report(tmp_path: Path) -
     missing = _launch("bundle", str(tmp_path / "nowhere"), "--log-key", key)
     assert missing.returncode == cli.EXIT_CANNOT_START
     assert "is not a directory" in missing.stderr
+
+
+def test_a_command_started_with_its_output_closed_checks_nothing_and_says_so() -> None:
+    from tests.verifier.test_failure_reports import GOLDEN
+
+    from redlist.verifier import cli
+
+    command = [str(Path(sys.executable).parent / "redlist-verify"), "bundle", str(GOLDEN / "full")]
+    for extra in ([], ["--json"]):
+        closed = subprocess.run(
+            [
+                "sh",
+                "-c",
+                'exec "$@" >&-',
+                "sh",
+                *command,
+                "--log-key",
+                str(GOLDEN / "log.pub"),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        # Not "verification failed" (1): the golden bundle is sound, and nothing was checked.
+        assert closed.returncode == cli.EXIT_CANNOT_START, closed.stderr
+        assert closed.stderr.startswith("error: redlist-verify's standard output is closed")
+        assert "Traceback" not in closed.stderr

@@ -266,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the verifier; returns the exit status."""
     try:
         status = _main(argv)
-        sys.stdout.flush()  # a closed pipe shows here, not at exit as a traceback
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows here, not at exit as a traceback
     except BrokenPipeError:
         # The reader (head, less) went away: end silently, as a command stopped by SIGPIPE.
         discard_stdout()
@@ -281,6 +282,8 @@ def _main(argv: Sequence[str] | None) -> int:
         words = i18n.setup_from_argv(argv)  # first: help is translated as the parser is built
         if json_mode:  # machine output: every word of it English, errors included
             i18n.setup(i18n.ENGLISH)
+        if stdout is None:  # started with its output closed (>&-): no audit, no verdict
+            return _no_output(stderr)
         args = _parser().parse_args(words)
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_VERIFIED
@@ -542,6 +545,21 @@ def _resolve_log_key(given: str | None, pinned: PinnedState | None) -> VerifierK
             ).format(given=log_key.encode(), pinned=pinned.log_key.encode())
         )
     return log_key
+
+
+def _no_output(stderr: TextIO | None) -> int:
+    """The command was started with its standard output closed: it refuses to start
+    (exit 2), since no verdict it reached could be shown, and says so where it can."""
+    if stderr is not None:
+        stderr.write(
+            _(
+                "error: {program}'s standard output is closed, so its report would go "
+                "nowhere: nothing was checked. Send the output to a file or to the "
+                "terminal (for the exit status alone: > /dev/null)"
+            ).format(program=PROGRAM)
+            + "\n"
+        )
+    return EXIT_CANNOT_START
 
 
 def _report_error(
