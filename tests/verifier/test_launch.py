@@ -18,8 +18,11 @@ LONG = sigschedule.PROCESS_MIN_ENTRIES * launch.MIN_LEAF_BYTES
 
 
 def test_the_launchers_names_are_the_librarys() -> None:
+    from redlist.verifier import cli
+
     assert launch.LEAVES_FILE == bundle.LEAVES_FILE
     assert launch.PROCESS_MIN_ENTRIES == sigschedule.PROCESS_MIN_ENTRIES
+    assert (launch.PROGRAM, launch.EXIT_INTERRUPTED) == (cli.PROGRAM, cli.EXIT_INTERRUPTED)
 
 
 def _bundle(tmp_path: Path, size: int) -> Path:
@@ -229,3 +232,34 @@ def test_a_command_started_with_its_output_closed_checks_nothing_and_says_so() -
         assert closed.returncode == cli.EXIT_CANNOT_START, closed.stderr
         assert closed.stderr.startswith("error: redlist-verify's standard output is closed")
         assert "Traceback" not in closed.stderr
+
+
+#: Ctrl-C while the launcher loads the command: the import of ``cli`` is interrupted.
+_INTERRUPTED_WHILE_LOADING = """
+import sys
+
+class Interrupting:
+    def find_spec(self, name, path=None, target=None):
+        if name == "redlist.verifier.cli":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupting())
+sys.argv = ["redlist-verify", *sys.argv[1:]]
+from redlist.verifier import launch
+
+sys.exit(launch.main())
+"""
+
+
+def test_ctrl_c_while_the_command_loads_ends_quietly_with_130(tmp_path: Path) -> None:
+    long = str(_bundle(tmp_path, LONG))  # its workers start first, and must be stopped
+    interrupted = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_WHILE_LOADING, "bundle", long, "--log-key", "k"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert interrupted.returncode == launch.EXIT_INTERRUPTED, interrupted.stderr
+    assert interrupted.stderr == "\nredlist-verify: interrupted; nothing was verified\n"

@@ -27,18 +27,25 @@ PROCESS_MIN_ENTRIES = 20_000
 #: body and a signature): a leaves file this many times the entries holds at least
 #: that many.
 MIN_LEAF_BYTES = 200
+#: ``cli.PROGRAM`` and ``cli.EXIT_INTERRUPTED``, for a Ctrl-C before ``cli`` is loaded.
+PROGRAM = "redlist-verify"
+EXIT_INTERRUPTED = 130
 
 
 def main() -> int:
     """Start the workers of a long bundle audit, then run the verifier."""
     status = end_without_teardown()
-    workers = early_workers(sys.argv[1:])
-    if workers is not None:
-        from redlist.ledger.sigworkers import start_early
+    try:
+        workers = early_workers(sys.argv[1:])
+        if workers is not None:
+            from redlist.ledger.sigworkers import start_early
 
-        start_early(workers or None)
-    from redlist.verifier.cli import main as run
-
+            start_early(workers or None)
+        from redlist.verifier.cli import main as run
+    except KeyboardInterrupt:  # Ctrl-C before the command could answer it itself
+        sys.stderr.write(f"\n{PROGRAM}: interrupted; nothing was verified\n")
+        status.append(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     status.append(run())
     return status[-1]
 
