@@ -129,7 +129,7 @@ def _marked_processes(marker: str) -> list[int]:
 def test_a_wrong_guess_is_refused_as_before_and_leaves_no_worker_behind(tmp_path: Path) -> None:
     from tests.verifier.test_failure_reports import GOLDEN
 
-    from redlist.ledger.sigworkers import available_cores
+    from redlist.ledger.cores import available_cores
     from redlist.verifier import cli
 
     # A leaves file long enough, and nothing else: the command refuses the bundle.

@@ -35,6 +35,7 @@ from types import TracebackType
 
 from redlist.ledger import crypto, lookups, merkle, review
 from redlist.ledger.append import Incoming, decode_batch, verify_ahead, write_batch
+from redlist.ledger.cores import available_cores
 from redlist.ledger.entry import Leaf, TownConfig
 from redlist.ledger.errors import (
     FormatError,
@@ -49,7 +50,6 @@ from redlist.ledger.nodecache import UpperNodes
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.sigschedule import SignatureScheduler
-from redlist.ledger.sigworkers import available_cores
 from redlist.ledger.state import KeyRecord, RuleRecord
 from redlist.ledger.statement import PAGE_BYTES, AccountStatement
 from redlist.ledger.statementread import read_statement

@@ -39,7 +39,8 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from redlist.ledger.sigworkers import VerifyPool, available_cores, take_early, verify_here
+from redlist.ledger.cores import available_cores
+from redlist.ledger.sigworkers import VerifyPool, take_early, verify_here
 from redlist.ledger.validator import Triple, Verdicts
 
 #: Entries per chunk: big enough that handing a chunk over costs little beside

@@ -56,6 +56,7 @@ from pathlib import Path
 
 import msgpack
 
+from redlist.ledger.cores import available_cores
 from redlist.ledger.ed25519rule import ENTRY_DOMAIN, verify_many
 from redlist.ledger.sigchild import HELLO, LENGTH, NUMBER, OUTCOMES, VALID, read_message
 
@@ -487,14 +488,6 @@ def tune_interpreter() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def available_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on every platform
-        return max(1, os.cpu_count() or 1)
-
-
 def verify_here(triples: Sequence[Triple]) -> list[bool]:
     """Verify ``triples`` in the calling thread."""
     return [outcome == VALID for outcome in verify_many(triples, ENTRY_DOMAIN)]
@@ -527,7 +520,6 @@ __all__ = [
     "Pending",
     "Triple",
     "VerifyPool",
-    "available_cores",
     "start_early",
     "take_early",
     "verify_here",

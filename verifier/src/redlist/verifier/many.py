@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from redlist.ledger import bundle, logkeyfile
+from redlist.ledger.cores import available_cores
 from redlist.ledger.errors import KeyFileError, NoteError, RedlistError, VerificationError
 from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import VerifierKey
-from redlist.ledger.sigworkers import available_cores, tune_interpreter
+from redlist.ledger.sigworkers import tune_interpreter
 from redlist.verifier import report
 from redlist.verifier.failure import cannot_start_json, failure_json, failure_of
 from redlist.verifier.files import NOTE_LIMIT, SMALL_LIMIT, read_limited

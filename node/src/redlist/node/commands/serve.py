@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from redlist.ledger.cores import available_cores
 from redlist.ledger.errors import StoreError
 from redlist.ledger.i18n import N_, _
 from redlist.ledger.log import Log
 from redlist.ledger.sigschedule import SignatureScheduler
-from redlist.ledger.sigworkers import VERIFY_SWITCH_INTERVAL_S, available_cores
+from redlist.ledger.sigworkers import VERIFY_SWITCH_INTERVAL_S
 from redlist.ledger.witnessstore import WitnessStore
 from redlist.node.allocator import limit_arenas
 from redlist.node.config import DEFAULT_COSIGN_INTERVAL, DEFAULT_GRACE_SECONDS, DEFAULT_MAX_BATCH
