@@ -263,3 +263,13 @@ def test_ctrl_c_while_the_command_loads_ends_quietly_with_130(tmp_path: Path) ->
     )
     assert interrupted.returncode == launch.EXIT_INTERRUPTED, interrupted.stderr
     assert interrupted.stderr == "\nredlist-verify: interrupted; nothing was verified\n"
+    chinese = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_WHILE_LOADING, "--lang", "zh_CN", "bundle", long],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert chinese.returncode == launch.EXIT_INTERRUPTED, chinese.stderr
+    assert chinese.stderr.startswith("\nredlist-verify") and "Traceback" not in chinese.stderr
+    assert "interrupted" not in chinese.stderr  # the command's Chinese words

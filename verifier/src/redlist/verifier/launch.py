@@ -43,11 +43,21 @@ def main() -> int:
             start_early(workers or None)
         from redlist.verifier.cli import main as run
     except KeyboardInterrupt:  # Ctrl-C before the command could answer it itself
-        sys.stderr.write(f"\n{PROGRAM}: interrupted; nothing was verified\n")
+        _say_interrupted()
         status.append(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     status.append(run())
     return status[-1]
+
+
+def _say_interrupted() -> None:
+    """The command's own words for Ctrl-C, in the language it would have used."""
+    from redlist.ledger.i18n import _, setup_from_argv
+
+    with contextlib.suppress(Exception):  # a --lang it refuses: the locale's language
+        setup_from_argv(None)
+    message = _("{program}: interrupted; nothing was verified").format(program=PROGRAM)
+    sys.stderr.write("\n" + message + "\n")
 
 
 def end_without_teardown() -> list[int]:
