@@ -216,8 +216,24 @@ def test_bad_rows_are_listed_in_chinese_and_nothing_is_sent(town: Town) -> None:
     refused = redlist(town, "submit", "--csv", str(sheet))
     assert refused.returncode == 2, refused.stdout
     assert "2 行不能使用；未提交任何内容" in refused.stderr
-    assert "规则 X99 不在本镇规则目录中" in refused.stderr
-    assert "晚于今天" in refused.stderr
+    # Each row and column as the clerk's sheet names them, in Chinese throughout.
+    assert "\n  第 2 行“规则”列：规则 X99 不在本镇规则目录中\n" in refused.stderr
+    assert "\n  第 3 行“日期”列：" in refused.stderr and "晚于今天" in refused.stderr
+    assert town.size() == before
+
+
+def test_unreadable_cells_are_named_by_their_chinese_column(town: Town) -> None:
+    sheet = town.root / "cells.csv"
+    sheet.write_bytes(
+        "\ufeff账户,规则,数量,日期,备注\r\n".encode()
+        + f"zh-0006,V01,1,2026-13-01,\r\nzh-0007,V01,二,{TWO_DAYS_AGO},\r\n".encode()
+    )
+    before = town.size()
+    refused = redlist(town, "submit", "--csv", str(sheet))
+    assert refused.returncode == 2, refused.stdout
+    assert "\n  第 2 行“日期”列：日期 '2026-13-01' 不是日历上的日期\n" in refused.stderr
+    assert "\n  第 3 行“数量”列：数量" in refused.stderr
+    assert not re.search(r"\b(rule|date|qty)\b", refused.stderr), refused.stderr
     assert town.size() == before
 
 

@@ -31,7 +31,13 @@ from redlist.ledger.entry import ID_SIZE, Award, RuleChange
 from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _
 from redlist.staff.entries import Draft, SaltSource, Stamp, award, random_salt, rule_set
-from redlist.staff.problems import Problem, SheetError
+from redlist.staff.problems import (
+    CHINESE_COLUMNS,
+    COLUMN_ALIASES,
+    Problem,
+    SheetError,
+    shown_column,
+)
 from redlist.staff.values import (
     check_account,
     check_cap,
@@ -117,28 +123,6 @@ RULE_COLUMNS = ("code", "title", "module", "points", "council")
 RULE_OPTIONAL_COLUMNS = ("max_qty", "max_per_month", "decided")
 AWARD_COLUMNS = ("account", "rule")
 AWARD_OPTIONAL_COLUMNS = ("qty", "date", "note")
-#: Column names accepted in Chinese, and the English name each stands for: an award
-#: sheet's 账户,规则,数量,日期,备注; a catalogue's 代码,名称,模块,分值,需评议,单次上限,
-#: 每月上限,决定; a reversal list's 序号,原因.
-COLUMN_ALIASES = {
-    "账户": "account",
-    "规则": "rule",
-    "数量": "qty",
-    "日期": "date",
-    "备注": "note",
-    "代码": "code",
-    "名称": "title",
-    "模块": "module",
-    "分值": "points",
-    "需评议": "council",
-    "单次上限": "max_qty",
-    "每月上限": "max_per_month",
-    "决定": "decided",
-    "序号": "seq",
-    "原因": "reason",
-}
-#: The Chinese name of each column, as the messages name them in Chinese.
-CHINESE_COLUMNS = {english: chinese for chinese, english in COLUMN_ALIASES.items()}
 REVERSAL_COLUMNS = ("seq",)
 REVERSAL_OPTIONAL_COLUMNS = ("reason",)
 
@@ -194,15 +178,16 @@ def parse_awards_csv(data: bytes, name: str) -> tuple[AwardRow, ...]:
 
     def parse(row: int, cells: dict[str, str]) -> AwardRow:
         qty_text = cells.get("qty", "")
-        qty = _cell("qty", parse_integer, qty_text, "qty") if qty_text else 1
+        qty = _cell("qty", parse_integer, qty_text, shown_column("qty")) if qty_text else 1
         date_text = cells.get("date", "")
+        note = cells.get("note", "")
         return AwardRow(
             row,
             _cell("account", check_account, cells["account"]),
-            _cell("rule", check_text, cells["rule"], "rule"),
-            _cell("qty", check_positive, qty, "qty"),
-            _cell("note", check_text, cells.get("note", ""), "note", required=False) or None,
-            _cell("date", check_date, date_text, "date") if date_text else None,
+            _cell("rule", check_text, cells["rule"], shown_column("rule")),
+            _cell("qty", check_positive, qty, shown_column("qty")),
+            _cell("note", check_text, note, shown_column("note"), required=False) or None,
+            _cell("date", check_date, date_text, shown_column("date")) if date_text else None,
         )
 
     return _parse_csv(data, name, AWARD_COLUMNS, AWARD_OPTIONAL_COLUMNS, parse)
@@ -224,8 +209,9 @@ def parse_reversals_csv(data: bytes, name: str) -> tuple[ReversalRow, ...]:
     bad rows, if any row is unusable or names an entry twice."""
 
     def parse(row: int, cells: dict[str, str]) -> ReversalRow:
-        target = _cell("seq", parse_integer, cells["seq"], "seq")
-        reason = _cell("reason", check_text, cells.get("reason", ""), "reason", required=False)
+        target = _cell("seq", parse_integer, cells["seq"], shown_column("seq"))
+        reason = cells.get("reason", "")
+        reason = _cell("reason", check_text, reason, shown_column("reason"), required=False)
         return ReversalRow(row, _cell("seq", check_target, target), reason or None)
 
     rows = _parse_csv(data, name, REVERSAL_COLUMNS, REVERSAL_OPTIONAL_COLUMNS, parse)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from redlist.ledger import i18n
 from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import _, ngettext
 
@@ -22,6 +23,36 @@ from redlist.ledger.i18n import _, ngettext
 MAX_SHOWN_PROBLEMS = 50
 #: The columns of an errors file.
 PROBLEM_COLUMNS = ("row", "column", "problem")
+#: Column names accepted in Chinese, and the English name each stands for: an award
+#: sheet's 账户,规则,数量,日期,备注; a catalogue's 代码,名称,模块,分值,需评议,单次上限,
+#: 每月上限,决定; a reversal list's 序号,原因.
+COLUMN_ALIASES = {
+    "账户": "account",
+    "规则": "rule",
+    "数量": "qty",
+    "日期": "date",
+    "备注": "note",
+    "代码": "code",
+    "名称": "title",
+    "模块": "module",
+    "分值": "points",
+    "需评议": "council",
+    "单次上限": "max_qty",
+    "每月上限": "max_per_month",
+    "决定": "decided",
+    "序号": "seq",
+    "原因": "reason",
+}
+#: The Chinese name of each column, as the messages name them in Chinese.
+CHINESE_COLUMNS = {english: chinese for chinese, english in COLUMN_ALIASES.items()}
+
+
+def shown_column(column: str) -> str:
+    """A sheet's column as a message names it: its Chinese header (账户, 日期...) when the
+    tools speak Chinese, else its English one, as the README and the headers list them."""
+    if i18n.is_chinese():
+        return CHINESE_COLUMNS.get(column, column)
+    return column
 
 
 @dataclass(frozen=True)
@@ -35,11 +66,11 @@ class Problem:
 
     def line(self) -> str:
         where = (
-            _("row {row}, column {column}").format(row=self.row, column=self.column)
+            _("row {row}, column {column}").format(row=self.row, column=shown_column(self.column))
             if self.column
             else _("row {row}").format(row=self.row)
         )
-        return f"{where}: {self.message}"
+        return _("{where}: {message}").format(where=where, message=self.message)
 
 
 class SheetError(FormatError):
