@@ -110,6 +110,76 @@ def test_a_tampered_golden_bundle_names_the_resident_and_says_tampering(
     assert " ".join(advice(TAMPERED).split()) in flat
 
 
+def golden_with_a_signer_changed(tmp_path: Path, *, last: bool) -> tuple[Path, int]:
+    """The golden bundle with one bit flipped in a signer's key id: of its first award's,
+    or of its last entry's first signer. The entry then names a key the town never
+    registered, which reads as a broken rule before any signature is checked."""
+    copy = tmp_path / ("last" if last else "award")
+    shutil.copytree(GOLDEN / "full", copy)
+    data = (copy / bundle.LEAVES_FILE).read_bytes()
+    found: tuple[int, int, bytes] | None = None
+    offset = 0
+    for seq, leaf in enumerate(bundle.LeafStreamDecoder().feed(data)):
+        offset = data.index(leaf, offset)
+        reading = read_leaf(leaf)
+        award = reading.body is not None and reading.body.kind == "award"
+        if reading.envelope is not None and (last or (award and found is None)):
+            found = (seq, offset, leaf)
+        offset += len(leaf)
+    assert found is not None and found[2] is not None
+    seq, start, leaf = found
+    envelope = read_leaf(leaf).envelope
+    assert envelope is not None
+    key_id = envelope.signatures[0].key_id
+    position = start + leaf.index(key_id) + len(key_id) - 1
+    changed = bytearray(data)
+    changed[position] ^= 0x01
+    (copy / bundle.LEAVES_FILE).write_bytes(bytes(changed))
+    return copy, seq
+
+
+@pytest.mark.parametrize("last", [False, True], ids=["an-award", "the-last-entry"])
+def test_a_changed_signer_is_tampering_not_a_broken_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], last: bool
+) -> None:
+    # The entry as it reads breaks the rule "signer-unknown"; but its bytes are not the
+    # ones the checkpoint signed, so the node is not to blame: the file was changed.
+    directory, seq = golden_with_a_signer_changed(tmp_path, last=last)
+    key = str(GOLDEN / "log.pub")
+    status, out, _ = _run(capsys, "bundle", str(directory), "--log-key", key, "--json")
+    assert status == 1
+    error = json.loads(out)["error"]
+    assert (error["seq"], error["check"], error["kind"]) == (seq, "root", TAMPERED)
+    assert "changed after the log signed it" in error["message"]
+    assert "signer-unknown" in error["message"]  # what it would break as it reads now
+    assert error["advice"] == advice(TAMPERED)
+
+    status, out, err = _run(capsys, "bundle", str(directory), "--log-key", key)
+    assert status == 1 and err == ""
+    assert out.startswith("VERIFICATION FAILED: The data was changed after it was signed")
+    flat = " ".join(out.split())
+    assert f"where: entry {seq}" in flat and "check: root (tampered)" in flat
+    assert "not what was signed" in flat
+    assert " ".join(advice(TAMPERED).split()) in flat
+
+
+def test_an_entry_over_the_cap_with_a_later_entry_changed_is_tampering(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The checkpoint no longer covers what the bundle holds, so it cannot show that the
+    # node signed the entry over the cap: the data must be fetched again first.
+    log, directory, bad = _over_the_cap(tmp_path)
+    leaves = directory / bundle.LEAVES_FILE
+    data = bytearray(leaves.read_bytes())
+    data[-3] ^= 0x01  # inside the last entry's signature
+    leaves.write_bytes(bytes(data))
+    key = log.town.log_signer.verifier().encode()
+    status, out, _ = _run(capsys, "bundle", str(directory), "--log-key", key, "--json")
+    error = json.loads(out)["error"]
+    assert (status, error["seq"], error["check"], error["kind"]) == (1, bad, "root", TAMPERED)
+    assert "this entry or a later one was changed" in error["message"]
+
+
 def _over_the_cap(tmp_path: Path) -> tuple[LogBuilder, Path, int]:
     """A bundle built outside any node whose award is over its rule's max_qty."""
     log = new_log()

@@ -35,7 +35,7 @@ completely, balances included.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from redlist.ledger import crypto, merkle, points
 from redlist.ledger.errors import RedlistError, RuleViolation, VerificationError
@@ -45,6 +45,7 @@ from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.points import SignatureCheck
 from redlist.ledger.state import LedgerState, MemoryState
 from redlist.ledger.validator import LogValidator, Reading, Triple, read_leaf
+from redlist.verifier.checkwords import CHECK_KINDS, RULE_BROKEN
 from redlist.verifier.failure import Checked, Failure, describe_entry
 from redlist.verifier.results import (
     STATE_FILE_SOURCE,
@@ -297,6 +298,60 @@ class Auditor:
             if self._snapshots.get(head.size) != head.root:
                 raise self._fail(None, "consistency", self._diverged(head))
         return self._result(checkpoint)
+
+    def confirm_signed(self, error: VerificationError, later: Iterable[bytes]) -> VerificationError:
+        """``error`` if it may stand, or the tampering it hides.
+
+        A rule-broken failure says that the log signed an entry the town's rules forbid,
+        so that the node must be examined. That holds only if the entry's bytes are the
+        ones the log signed: a byte changed in a bundle (a signer's key id, a time) can
+        make an entry read as breaking a rule before its signature is ever checked. So
+        the entry's leaf hash, with ``later`` (the leaves after it, in order), must
+        reproduce the checkpoint's root. If it does not, the data was changed after it
+        was signed: the failure becomes ``root`` at the same entry, saying whether the
+        next entry links to another version of it and what it would break as it reads
+        now. Any other failure, or one the root confirms, is returned as it is.
+        """
+        seq = error.seq
+        recent = self._recent
+        expected = self._expected
+        if (
+            CHECK_KINDS.get(error.check) != RULE_BROKEN
+            or seq is None
+            or recent is None
+            or recent[0] != seq
+            or expected is None
+            or self._validator.size != seq
+        ):
+            return error
+        leaf_hash = merkle.leaf_hash(recent[1].raw)
+        tree = self._validator.tree()
+        tree.append(leaf_hash)
+        relinked = False
+        for raw in later:
+            if tree.end >= expected.size:
+                break  # more leaves than the checkpoint covers: the root cannot match
+            if tree.end == seq + 1:
+                following = read_leaf(bytes(raw)).leaf
+                relinked = following is not None and following.prev != leaf_hash
+            tree.append(merkle.leaf_hash(bytes(raw)))
+        if tree.end == expected.size and tree.root() == expected.root:
+            return error
+        as_read = f"as it reads now, it breaks the check {error.check}: {error.message}"
+        if relinked:
+            return self._fail(
+                seq,
+                "root",
+                f"the next entry ({seq + 1}) links to another version of this entry, and the "
+                f"entries do not reproduce the root the checkpoint signed: this entry was "
+                f"changed after the log signed it ({as_read})",
+            )
+        return self._fail(
+            seq,
+            "root",
+            f"the entries from this one on do not reproduce the root the checkpoint signed: "
+            f"this entry or a later one was changed after the log signed it ({as_read})",
+        )
 
     def explain(self, error: VerificationError) -> Failure:
         """``error`` (raised by this audit) with what held before it and the entry it

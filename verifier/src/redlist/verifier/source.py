@@ -12,6 +12,7 @@ be read at all (missing directory or file, I/O failure) a ``SourceError`` (exit 
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
@@ -19,7 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redlist.ledger import bundle
-from redlist.ledger.errors import FormatError, NoteError, SourceError, VerificationError
+from redlist.ledger.errors import (
+    FormatError,
+    NoteError,
+    RedlistError,
+    SourceError,
+    VerificationError,
+)
 from redlist.ledger.i18n import N_, _
 from redlist.ledger.merkle import CompactRange
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
@@ -188,9 +195,23 @@ def audit(
     except AuditFailed:
         raise
     except VerificationError as error:
-        raise AuditFailed(auditor.explain(error) if auditor else Failure(error)) from None
+        if auditor is None:
+            raise AuditFailed(Failure(error)) from None
+        raise AuditFailed(auditor.explain(_confirmed(auditor, source, error))) from None
     finally:
         source.close()
+
+
+def _confirmed(auditor: Auditor, source: Source, error: VerificationError) -> VerificationError:
+    """``auditor.confirm_signed`` with the leaves after the failed entry, read again
+    from ``source``; ``error`` as it is when they cannot be read (it was found first)."""
+    if error.seq is None or error.seq < auditor.start:
+        return error
+    try:
+        later = itertools.islice(source.leaves(), error.seq - auditor.start + 1, None)
+        return auditor.confirm_signed(error, later)
+    except (RedlistError, OSError):
+        return error
 
 
 def feed_leaves(
