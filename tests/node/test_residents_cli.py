@@ -383,3 +383,16 @@ def test_list_speaks_chinese_and_its_csv_stays_english(tmp_path: Path, data: Pat
     assert listed.stdout.rstrip().endswith("。")
     as_csv = residents("--lang", "zh_CN", "list", "--data", data, "--csv")
     assert "statute,2020-01-01,person" in as_csv.stdout
+
+
+def test_a_sheet_of_awards_imported_by_mistake_is_refused_in_chinese(
+    tmp_path: Path, data: Path
+) -> None:
+    sheet = "账户,规则,数量,日期,备注\r\ndgc-0001,V01,1,2026-11-24,\r\n".encode()
+    csv_file = write(tmp_path, "五月.csv", b"\xef\xbb\xbf" + sheet)
+    before = every_byte(data)
+    refused = residents("--lang", "zh_CN", "import", "--data", data, "--csv", csv_file)
+    assert refused.returncode == 2, refused.stdout
+    assert "'规则', '数量', '日期', '备注' 不在其中" in refused.stderr
+    assert not re.search(r"\b(is|are)\b", refused.stderr), refused.stderr
+    assert every_byte(data) == before
