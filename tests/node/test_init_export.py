@@ -92,6 +92,24 @@ def test_init_prints_the_log_key_and_creates_a_log_of_one_entry(
     assert genesis.at == leaf.time == GENESIS_AT
 
 
+def test_init_in_chinese_lists_the_grades_with_chinese_commas(
+    tmp_path: Path, admin_key: Path
+) -> None:
+    data = tmp_path / "data"
+    argv = ["init", "--data", str(data), "--origin", ORIGIN, "--admin-key", str(admin_key)]
+    done = subprocess.run(
+        [Path(sys.executable).parent / "redlist-node", "--lang", "zh_CN", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    config = next(line for line in done.stdout.splitlines() if line.startswith("本镇配置："))
+    assert "等级 AAA 自 1050 起，AA 自 1030 起，A 自 960 起，" in config
+    assert ", " not in config
+
+
 def test_init_without_genesis_at_uses_the_clock(
     tmp_path: Path, admin_key: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

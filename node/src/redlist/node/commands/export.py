@@ -230,7 +230,7 @@ def _report(result: ExportResult, verifier_key: str, *, month: bool = False) -> 
     )
     cosigners = [signature.name for signature in checkpoint.signatures[1:]]
     if cosigners:
-        print(_("cosigned by: {join}").format(join=", ".join(cosigners)))
+        print(_("cosigned by: {join}").format(join=_(", ").join(cosigners)))
     if result.texts is not None:
         print(
             _("free texts: {texts} of them in {value} (personal data)").format(

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
 def describe_config(config: TownConfig) -> str:
     """The configuration in one line a town official can check."""
-    grades = ", ".join(
+    grades = _(", ").join(
         _("{name} from {min}").format(name=grade.name, min=grade.min)
         if grade.min is not None
         else _("{name} below").format(name=grade.name)

@@ -294,7 +294,7 @@ def _points_lines(data: Path, account: str, household: Household | None) -> list
         )
     ]
     if household is not None and len(members) > 1:
-        each = ", ".join(
+        each = _(", ").join(
             _("{account} {earned:+d}").format(account=member, earned=statements[member].earned)
             for member in members
         )
@@ -352,7 +352,7 @@ def run_update(args: argparse.Namespace) -> int:
         store.replace(changed)
     before, after = _cells(current), _cells(changed)
     names = [_(label) for field, label in _LABELS.items() if before[field] != after[field]]
-    print(_("Updated {account}: {join}.").format(account=account, join=", ".join(names)))
+    print(_("Updated {account}: {join}.").format(account=account, join=_(", ").join(names)))
     return 0
 
 

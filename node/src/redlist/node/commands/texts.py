@@ -99,7 +99,7 @@ def run_erase(args: argparse.Namespace) -> int:
 def _summary(what: str, erasure: Erasure) -> str:
     if not erasure.fields:
         return _("Nothing to erase: the log holds none of {what}.").format(what=what)
-    listed = ", ".join(
+    listed = _(", ").join(
         _("{field} of entry {seq}").format(field=field, seq=seq) for seq, field in erasure.fields
     )
     return _("Erased {what}: {listed} ({deleted} stored text(s) deleted).").format(
