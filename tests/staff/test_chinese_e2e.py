@@ -325,6 +325,7 @@ def test_the_review_queue_says_in_chinese_what_a_proposal_still_needs(town: Town
     assert number is not None, proposed.stdout
     shown = redlist(town, "review", "show", number.group(1), signer=None)
     assert "  尚需：2 名评议员的签名（共需 2 名，已有 0 名）\n" in shown.stdout
+    assert re.search(r"按规则 H01“[^”]+”给 zh-0010 加分", shown.stdout), shown.stdout
     approved = redlist(town, "approve", number.group(1), signer="council1")
     assert approved.returncode == 0, approved.stderr
     assert f"已批准事项 {number.group(1)}；尚需：1 名评议员的签名（共需 2 名，已有 1 名）。" in (

@@ -110,7 +110,7 @@ def in_words(item: ReviewItem) -> str:
     if not isinstance(body, Award):
         return _("a {kind} entry").format(kind=body.kind)
     who = body.account + (f" ({item.masked_name})" if item.masked_name else "")
-    title = f' "{item.rule_title}"' if item.rule_title else ""
+    title = _(" \u201c{title}\u201d").format(title=item.rule_title) if item.rule_title else ""
     times = f" ×{body.qty}" if body.qty > 1 else ""
     points = _("{points} points, ").format(points=f"{item.points:+d}") if item.rule_title else ""
     declared = _("; declared by the resident (本人申报)") if body.declared else ""
