@@ -939,6 +939,20 @@ def test_wrong_town_key_is_a_verification_failure(
     assert (status, value["error"]["seq"], value["error"]["check"]) == (1, None, "checkpoint")
 
 
+def test_another_logs_key_cannot_start_and_names_both_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A key of another log is the auditor's mistake to put right (exit 2), not tampering.
+    log = standard_log()
+    directory = log.write_bundle(tmp_path / "bundle")
+    other = NoteSigner("other.example/redlist", SigningKey.from_seed(b"w" * 32)).verifier()
+    status, value = verify_json(capsys, directory, key=other.encode())
+    assert (status, value["ok"]) == (2, False)
+    message = value["error"]["message"]
+    assert f"is a bundle of log {log.town.origin}" in message
+    assert "the log key given is of log other.example/redlist" in message
+
+
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "bundle" in capsys.readouterr().out

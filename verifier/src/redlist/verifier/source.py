@@ -29,8 +29,9 @@ from redlist.ledger.errors import (
 )
 from redlist.ledger.i18n import N_, _
 from redlist.ledger.merkle import CompactRange
-from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
+from redlist.ledger.note.signed import Note
 from redlist.ledger.sigschedule import SignatureScheduler, check_leaves
 from redlist.verifier.audit import Auditor, Observer
 from redlist.verifier.failure import AuditFailed, Failure
@@ -202,6 +203,16 @@ def audit(
         source.close()
 
 
+def _origin_named(checkpoint_bytes: bytes) -> str | None:
+    """The origin a checkpoint's text names, signed or not; None if it cannot be read.
+    A checkpoint that names another log than the key's is the wrong key or the wrong
+    bundle, which the auditor can put right: not a verdict on the data (exit 2)."""
+    try:
+        return Checkpoint.from_text(Note.parse(checkpoint_bytes).text).origin
+    except (NoteError, ValueError):
+        return None
+
+
 def _confirmed(auditor: Auditor, source: Source, error: VerificationError) -> VerificationError:
     """``auditor.confirm_signed`` with the leaves after the failed entry, read again
     from ``source``; ``error`` as it is when they cannot be read (it was found first)."""
@@ -288,6 +299,15 @@ class BundleSource(Source):
         try:
             checkpoint = open_checkpoint(checkpoint_bytes, log_key)
         except NoteError as exc:
+            origin = _origin_named(checkpoint_bytes)
+            if origin is not None and origin != log_key.name:
+                raise SourceError(
+                    _(
+                        "{directory} is a bundle of log {origin}, but the log key given is of "
+                        "log {name}: verify it with the log key of {origin} (the log.pub of "
+                        "that town's node), or check that this is the bundle you meant"
+                    ).format(directory=self._directory, origin=origin, name=log_key.name)
+                ) from None
             raise VerificationError(
                 "checkpoint", f"the checkpoint does not verify: {exc}"
             ) from None
