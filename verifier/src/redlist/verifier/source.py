@@ -204,13 +204,19 @@ def audit(
 
 
 def _origin_named(checkpoint_bytes: bytes) -> str | None:
-    """The origin a checkpoint's text names, signed or not; None if it cannot be read.
-    A checkpoint that names another log than the key's is the wrong key or the wrong
-    bundle, which the auditor can put right: not a verdict on the data (exit 2)."""
+    """The origin of a checkpoint whose first signature names the same log; None if it
+    cannot be read or the two differ (a changed origin line: tampering, reported as such).
+
+    Such a checkpoint, of another log than the key's, is the wrong key or the wrong
+    bundle, which the auditor can put right: not a verdict on the data (exit 2). One
+    changed byte cannot make it: the origin and the signature line would both change.
+    """
     try:
-        return Checkpoint.from_text(Note.parse(checkpoint_bytes).text).origin
+        note = Note.parse(checkpoint_bytes)
+        origin = Checkpoint.from_text(note.text).origin
     except (NoteError, ValueError):
         return None
+    return origin if note.signatures[0].name == origin else None
 
 
 def _confirmed(auditor: Auditor, source: Source, error: VerificationError) -> VerificationError:
