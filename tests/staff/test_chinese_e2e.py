@@ -237,6 +237,22 @@ def test_unreadable_cells_are_named_by_their_chinese_column(town: Town) -> None:
     assert town.size() == before
 
 
+def test_a_full_width_space_in_row_15001_of_a_long_sheet_is_named_and_nothing_is_sent(
+    town: Town,
+) -> None:
+    rows = [f"fw-{n:05d},V01,1,{TWO_DAYS_AGO},第{n}行\r\n" for n in range(20_000)]
+    rows[14_999] = f"fw\u300014999,V01,1,{TWO_DAYS_AGO},\r\n"  # sheet row 15001
+    sheet = town.root / "长表.csv"
+    sheet.write_bytes(("\ufeff账户,规则,数量,日期,备注\r\n" + "".join(rows)).encode())
+    before = town.size()
+    refused = redlist(town, "submit", "--csv", str(sheet))
+    assert refused.returncode == 2, refused.stdout
+    assert "1 行不能使用；未提交任何内容" in refused.stderr
+    assert "\n  第 15001 行“账户”列：账户号 " in refused.stderr
+    assert "无效（第 3 个字符是空格，U+3000）：" in refused.stderr
+    assert town.size() == before
+
+
 def test_chinese_role_names_and_catalogue_headers(town: Town) -> None:
     key = town.root / "zhou.pem"
     keyfile.write_key_files(key, SigningKey.generate(), "周敏（网格员）")

@@ -211,6 +211,21 @@ def test_bad_account_ids(account: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("typed", "why"),
+    [
+        ("dgc\u30000001", "(character 4 is a space, U+3000)"),  # a full-width space
+        ("dgc-0001号", "(character 9 is \u201c号\u201d, U+53F7)"),
+        ("-dgc", "(character 1 is \u201c-\u201d, U+002D)"),
+        ("x" * 65, "(65 characters)"),
+    ],
+)
+def test_a_bad_account_id_names_what_is_wrong_with_it(typed: str, why: str) -> None:
+    with pytest.raises(FormatError) as refused:
+        values.check_account(typed)
+    assert f"is not valid {why}: use letters" in str(refused.value)
+
+
+@pytest.mark.parametrize(
     ("typed", "day"),
     [
         ("2026-05-03", "2026-05-03"),

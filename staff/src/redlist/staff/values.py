@@ -73,6 +73,9 @@ def check_rule_code(code: str, what: str = N_("the rule code")) -> str:
 
 
 # A-Z to a-z and nothing else: the case folding of account ids (``fold_account``).
+#: The characters of an account id and its length (formatv1.ACCOUNT_PATTERN).
+MAX_ACCOUNT_LENGTH = 64
+_ACCOUNT_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -95,11 +98,34 @@ def check_account(account: str) -> str:
     if not is_valid_account(folded):
         raise FormatError(
             _(
-                "account id {account!r} is not valid: use letters, digits, '.', '_' or '-', 1 to "
-                "64 characters, starting with a letter or digit (never a name or ID number)"
-            ).format(account=account)
+                "account id {account!r} is not valid{why}: use letters, digits, '.', '_' or '-', "
+                "1 to 64 characters, starting with a letter or digit (never a name or ID number)"
+            ).format(account=account, why=_why_not_an_account(account))
         )
     return folded
+
+
+def _why_not_an_account(account: str) -> str:
+    """The first character of ``account`` (as typed, white space around it dropped) that
+    no folding makes part of an account id, named so that a clerk finds it in the cell:
+    a full-width space or a Chinese character is hard to see in a quoted value."""
+    for position, character in enumerate(account.strip(), start=1):
+        folded = fold_account(character) if not character.isspace() else character
+        usable = folded and all(each in _ACCOUNT_CHARACTERS for each in folded)
+        if usable and (position > 1 or folded[0].isalnum()):
+            continue
+        code = f"U+{ord(character):04X}"
+        if character.isspace():
+            return _(" (character {position} is a space, {code})").format(
+                position=position, code=code
+            )
+        return _(" (character {position} is \u201c{character}\u201d, {code})").format(
+            position=position, character=character, code=code
+        )
+    length = len(fold_account(account))
+    if length > MAX_ACCOUNT_LENGTH:
+        return _(" ({length} characters)").format(length=length)
+    return ""
 
 
 # A deed date as typed or saved by a spreadsheet: 2026-05-03, 2026/5/3, 2026年5月3日.
