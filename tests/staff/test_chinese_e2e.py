@@ -253,6 +253,18 @@ def test_a_full_width_space_in_row_15001_of_a_long_sheet_is_named_and_nothing_is
     assert town.size() == before
 
 
+def test_a_refusal_of_the_node_is_framed_in_chinese_around_its_english_reason(
+    town: Town,
+) -> None:
+    before = town.size()
+    refused = redlist(town, "redeem", "--account", "zh-0001", "--points", "1", "--item", "肥皂")
+    assert refused.returncode == 1, refused.stdout
+    assert "\n错误：节点拒绝了这次兑换：" in "\n" + refused.stderr  # the Chinese colon
+    assert "may not sign redemptions" in refused.stderr  # the node's reason, as it gave it
+    assert "，检查 signer-role]" in refused.stderr
+    assert town.size() == before
+
+
 def test_chinese_role_names_and_catalogue_headers(town: Town) -> None:
     key = town.root / "zhou.pem"
     keyfile.write_key_files(key, SigningKey.generate(), "周敏（网格员）")

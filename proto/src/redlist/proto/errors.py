@@ -116,7 +116,10 @@ class NodeError(CheckError):
             if self.check is None
             else _("{code}, check {check}").format(code=self.code, check=self.check)
         )
-        return f"{verb}: {self.message} [{status}]"
+        # The node's own reason stays English (docs/adr/0034); the words around it do not.
+        return _("{verb}: {message} [{status}]").format(
+            verb=verb, message=self.message, status=status
+        )
 
 
 __all__ = ["FAILURE_CODES", "NodeError", "NodeUnreachableError", "WireError"]
