@@ -295,4 +295,10 @@ def test_a_signer_the_node_does_not_know_stops_the_sheet(town: Town) -> None:
     assert "the account check" in result.err
     assert "is not registered in this log" in result.err
     assert "[PERMISSION_DENIED, check read-signature]" in result.err, result.err
+    # What the clerk can do about it, in the clerk's words around the node's reason.
+    assert "Sign with your own staff key (--signer)" in result.err
+    chinese = town.run("--lang", "zh_CN", "submit", "--csv", str(path), signer="stranger")
+    assert chinese.code == 1
+    assert "is not registered in this log" in chinese.err  # the node's own reason
+    assert "--signer" in chinese.err and "Sign with" not in chinese.err
     assert town.size() == before

@@ -18,11 +18,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from redlist.ledger.errors import CheckError, FormatError, SourceError
-from redlist.ledger.i18n import _
+from redlist.ledger.i18n import N_, _
 from redlist.proto.contract import RefusalDetails
 
 #: Status codes that mean the node failed, rather than refused the request.
 FAILURE_CODES = frozenset({"INTERNAL", "UNKNOWN", "DATA_LOSS"})
+#: What the person who signed can do about a refusal of who signed, in their language:
+#: the node's own reason stays English (docs/adr/0034), and these are the refusals
+#: staff meet first with a new or an old key.
+SIGNER_ADVICE = {
+    "read-signature": N_(
+        "Sign with your own staff key (--signer): one the town's admin has registered in "
+        "this log and not revoked, on a computer whose clock is right."
+    ),
+    "signer-unknown": N_(
+        "The key that signed is not registered in this town's log: the town's admin "
+        "registers it with 'redlist key add'."
+    ),
+    "signer-revoked": N_(
+        "The key that signed was revoked: ask the town's admin to register a new key for you."
+    ),
+}
 
 
 class NodeUnreachableError(SourceError):
@@ -117,9 +133,14 @@ class NodeError(CheckError):
             else _("{code}, check {check}").format(code=self.code, check=self.check)
         )
         # The node's own reason stays English (docs/adr/0034); the words around it do not.
+        advice = SIGNER_ADVICE.get(self.check or "")
+        if advice is not None and not self.failed:
+            return _("{verb}: {message}. {advice} [{status}]").format(
+                verb=verb, message=self.message, advice=_(advice), status=status
+            )
         return _("{verb}: {message} [{status}]").format(
             verb=verb, message=self.message, status=status
         )
 
 
-__all__ = ["FAILURE_CODES", "NodeError", "NodeUnreachableError", "WireError"]
+__all__ = ["FAILURE_CODES", "SIGNER_ADVICE", "NodeError", "NodeUnreachableError", "WireError"]
