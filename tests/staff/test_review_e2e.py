@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from tests.node.serving import serve_in_subprocess
 from tests.staff.towns import TWO_DAYS_AGO, Town, served_town
@@ -61,6 +63,10 @@ def test_a_council_award_is_approved_over_two_days_with_a_restart(tmp_path: Path
         assert len(signers) == 3  # the proposer and both council members
         shown = town.run("review", "show", str(number), signer=None)
         assert f"recorded as entry {seq}" in shown.out
+        # Times in the town's time zone (Asia/Shanghai), as a statement shows them.
+        proposed_at = datetime.fromtimestamp(item["proposed_ms"] / 1000, ZoneInfo("Asia/Shanghai"))
+        assert f"on {proposed_at:%Y-%m-%d %H:%M}\n" in shown.out, shown.out
+        assert "UTC" not in shown.out
         late = town.run("approve", str(number), signer="council2")
         assert "no longer waiting" in late.out
         assert town.size() == size + 1

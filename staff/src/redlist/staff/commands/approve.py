@@ -11,6 +11,7 @@ from redlist.ledger.errors import VerificationError
 from redlist.ledger.i18n import N_, _
 from redlist.staff import values
 from redlist.staff.client import LedgerClient
+from redlist.staff.commands.account import town_zone
 from redlist.staff.commands.review import describe
 from redlist.staff.nodeargs import add_node_argument, connect
 from redlist.staff.reviewcalls import ReviewItem
@@ -46,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
     key = keyfile.read_signing_key(args.signer)
     with connect(args) as client:
         origin = client.latest().origin
+        zone = town_zone(client.get_genesis().config.tz)
         for number in args.numbers:
             shown = client.list_pending(number=number, closed=True)[0]
-            print(describe(shown))
+            print(describe(shown, zone))
             if shown.state != "pending":
                 print(
                     _("Item {number} is no longer waiting for review: nothing signed.").format(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from redlist.ledger import crypto
 from redlist.ledger.entry import Award, KeyChange, RuleChange, decode_body
 from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _
 from redlist.staff import values
+from redlist.staff.commands.account import town_zone
 from redlist.staff.commands.rule import describe_rule
 from redlist.staff.nodeargs import add_node_argument, connect
 from redlist.staff.reviewcalls import ReviewItem
@@ -57,6 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run_list(args: argparse.Namespace) -> int:
     with connect(args) as client:
         items = client.list_pending(village=args.village, closed=args.all)
+        zone = town_zone(client.get_genesis().config.tz) if items and not args.json else UTC
     if args.json:
         print(json.dumps([item_json(item) for item in items], ensure_ascii=False, indent=2))
         return 0
@@ -68,17 +70,18 @@ def run_list(args: argparse.Namespace) -> int:
         )
         return 0
     for item in items:
-        print(describe(item))
+        print(describe(item, zone))
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
     with connect(args) as client:
         items = client.list_pending(number=args.number, closed=True)
+        zone = UTC if args.json else town_zone(client.get_genesis().config.tz)
     if args.json:
         print(json.dumps(item_json(items[0]), ensure_ascii=False, indent=2))
     else:
-        print(describe(items[0]))
+        print(describe(items[0], zone))
     return 0
 
 
@@ -127,12 +130,13 @@ def in_words(item: ReviewItem) -> str:
     )
 
 
-def describe(item: ReviewItem) -> str:
-    """The item in words: what it is, who proposed and signed it, and its state."""
+def describe(item: ReviewItem, zone: tzinfo) -> str:
+    """The item in words: what it is, who proposed and signed it, and its state; times
+    in ``zone``, the town's (as a statement shows them)."""
     lines = [_("Item {number}: {what}").format(number=item.number, what=in_words(item))]
     lines.append(
         _("  proposed by {name} on {when}").format(
-            name=item.proposer_name, when=_when(item.proposed)
+            name=item.proposer_name, when=_when(item.proposed, zone)
         )
     )
     signed = _(", ").join(
@@ -147,17 +151,17 @@ def describe(item: ReviewItem) -> str:
             lines.append(_("  still needs: {needs}").format(needs=item.needs_in_words()))
         if item.problem:
             lines.append(_("  cannot be recorded now: {problem}").format(problem=item.problem))
-        lines.append(_("  expires {when}").format(when=_when(item.expires)))
+        lines.append(_("  expires {when}").format(when=_when(item.expires, zone)))
     elif item.state == "appended":
         lines.append(_("  recorded as entry {seq}").format(seq=item.seq))
     elif item.state == "rejected":
         lines.append(
             _("  rejected by {name} on {when}: {reason}").format(
-                name=item.decided_by, when=_when(item.decided), reason=item.reason
+                name=item.decided_by, when=_when(item.decided, zone), reason=item.reason
             )
         )
     else:
-        lines.append(_("  expired unreviewed on {when}").format(when=_when(item.decided)))
+        lines.append(_("  expired unreviewed on {when}").format(when=_when(item.decided, zone)))
     lines.append(_("  body SHA-256 {hash}").format(hash=item.body_hash.hex()))
     return "\n".join(lines)
 
@@ -223,5 +227,5 @@ def _needs_json(item: ReviewItem) -> dict[str, object] | None:
     }
 
 
-def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _when(ms: int, zone: tzinfo) -> str:
+    return datetime.fromtimestamp(ms / 1000, zone).strftime("%Y-%m-%d %H:%M")
