@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 from tests.verifier.test_failure_reports import GOLDEN, golden_with_a_flipped_signature
 
 from redlist.ledger import i18n
@@ -62,6 +63,8 @@ def test_a_tampered_bundle_is_reported_in_chinese_naming_resident_seq_and_tamper
     assert "被改动的条目现在的内容（并非签名时的内容）" in flat
     assert "处理意见：请勿采信这些数字。" in flat
     assert "VERIFICATION FAILED" not in out and "Resident" not in out
+    # Wrapped by the columns a Chinese character takes: two each.
+    assert max(cell_len(line) for line in out.splitlines()) <= 88, out
 
 
 def test_lang_en_gives_the_english_report_in_a_chinese_locale(

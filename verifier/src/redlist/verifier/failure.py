@@ -15,7 +15,6 @@ carries.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from redlist.ledger.entry import Award, Objection, Redeem, Reverse, RuleChange
 from redlist.ledger.errors import VerificationError
 from redlist.ledger.i18n import N_, _
 from redlist.ledger.state import LedgerState
+from redlist.ledger.tables import wrap_text
 from redlist.ledger.text import shown
 from redlist.ledger.validator import Reading
 from redlist.verifier.checkwords import (
@@ -282,7 +282,7 @@ def failure_text(failure: Failure, width: int = 88) -> str:
     sentences.extend(_checked_sentences(failure.checked))
     sentences.append(_say("advice").format(advice=_(advice(kind))))
     for sentence in sentences:
-        lines.extend(textwrap.wrap(sentence, width, initial_indent="  ", subsequent_indent="    "))
+        lines.extend(wrap_text(sentence, width, initial_indent="  ", subsequent_indent="    "))
     return "\n".join(lines) + "\n"
 
 

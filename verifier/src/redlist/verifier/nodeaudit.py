@@ -34,7 +34,6 @@ A node that cannot be reached or refuses a call is a ``SourceError`` (exit 2).
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +41,7 @@ from typing import Any
 from redlist.ledger.errors import FormatError, VerificationError
 from redlist.ledger.i18n import _
 from redlist.ledger.note.keys import VerifierKey
+from redlist.ledger.tables import wrap_text
 from redlist.proto.client import NodeClient
 from redlist.verifier.audit import Auditor
 from redlist.verifier.failure import AuditFailed, Failure, checked_after
@@ -93,9 +93,7 @@ class NodeAudit:
         wrapped: list[str] = []
         for sentence in self._sentences():
             wrapped.extend(
-                textwrap.wrap(
-                    sentence.strip(), width, initial_indent="  ", subsequent_indent="    "
-                )
+                wrap_text(sentence.strip(), width, initial_indent="  ", subsequent_indent="    ")
             )
         return wrapped
 

@@ -25,7 +25,6 @@ Names and villages come from the file itself: the verifier has no register.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ from redlist.ledger.publicity import (
     mask_problem,
 )
 from redlist.ledger.state import LedgerState
+from redlist.ledger.tables import wrap_text
 from redlist.ledger.textcommit import BundleText
 from redlist.ledger.validator import Reading
 from redlist.verifier.files import read_limited
@@ -137,7 +137,7 @@ class PublicityReport:
             ).format(checked=self.notes_checked, unchecked=self.notes_unchecked)
         else:
             text += " " + _("The words of published notes were not checked (no --texts).")
-        lines = textwrap.wrap(text, 88, initial_indent="  ", subsequent_indent="    ")
+        lines = wrap_text(text, 88, initial_indent="  ", subsequent_indent="    ")
         heading = _("Publicity of {month}:").format(month=month)
         return "\n" + heading + "\n" + "\n".join(lines) + "\n"
 

@@ -7,7 +7,6 @@ configuration.
 
 from __future__ import annotations
 
-import textwrap
 import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
@@ -16,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.policy import PolicyVerdict
+from redlist.ledger.tables import wrap_text
 from redlist.ledger.text import shown
 from redlist.verifier.results import AuditResult, StatementLine
 
@@ -44,7 +44,7 @@ def summary_text(result: AuditResult, witnesses: PolicyVerdict | None = None) ->
         sentences.append(_witness_sentence(witnesses))
     for sentence in sentences:
         lines.extend(
-            textwrap.wrap(sentence.strip(), WIDTH, initial_indent="  ", subsequent_indent="    ")
+            wrap_text(sentence.strip(), WIDTH, initial_indent="  ", subsequent_indent="    ")
         )
     if result.balances_recomputed and result.config is not None:
         lines.append("")
