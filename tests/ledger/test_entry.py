@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from redlist.ledger import codec
 from redlist.ledger.entry import (
+    ACCOUNT_CHARACTERS,
+    MAX_ACCOUNT_LENGTH,
     MAX_ENVELOPE_SIZE,
     Award,
     EntrySignature,
@@ -343,6 +345,16 @@ def test_leaf_errors(value: Any) -> None:
 )
 def test_account_shape(account: str, valid: bool) -> None:
     assert is_valid_account(account) is valid
+
+
+def test_the_account_characters_and_length_are_the_patterns() -> None:
+    """The staff tools name the character or the length that makes an id invalid from
+    ``ACCOUNT_CHARACTERS`` and ``MAX_ACCOUNT_LENGTH``: they must say what the rule says."""
+    for code in range(0x110):
+        character = chr(code)
+        assert is_valid_account("a" + character) is (character in ACCOUNT_CHARACTERS)
+    assert is_valid_account("a" * MAX_ACCOUNT_LENGTH)
+    assert not is_valid_account("a" * (MAX_ACCOUNT_LENGTH + 1))
 
 
 @given(

@@ -41,6 +41,7 @@ from redlist.ledger.bodydecode import decode_body
 from redlist.ledger.deeddate import DEFAULT_BACKDATE_DAYS, is_valid_date, parse_date
 from redlist.ledger.envelope import EntrySignature, Envelope, Leaf
 from redlist.ledger.formatv1 import (
+    ACCOUNT_CHARACTERS,
     ACCOUNT_PATTERN,
     COMMON_FIELDS,
     FORMAT_VERSION,
@@ -48,6 +49,7 @@ from redlist.ledger.formatv1 import (
     ID_SIZE,
     KEY_ID_SIZE,
     KINDS,
+    MAX_ACCOUNT_LENGTH,
     MAX_ENVELOPE_SIZE,
     MAX_FUTURE_MS,
     PUBLIC_KEY_SIZE,
@@ -58,6 +60,7 @@ from redlist.ledger.formatv1 import (
 )
 
 __all__ = [
+    "ACCOUNT_CHARACTERS",
     "ACCOUNT_PATTERN",
     "COMMON_FIELDS",
     "DEFAULT_BACKDATE_DAYS",
@@ -66,6 +69,7 @@ __all__ = [
     "ID_SIZE",
     "KEY_ID_SIZE",
     "KINDS",
+    "MAX_ACCOUNT_LENGTH",
     "MAX_ENVELOPE_SIZE",
     "MAX_FUTURE_MS",
     "PUBLIC_KEY_SIZE",

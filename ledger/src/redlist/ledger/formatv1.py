@@ -28,7 +28,10 @@ COMMON_FIELDS = frozenset({"v", "kind", "log", "id", "at"})
 #: Account ids are lower case only, so one resident is one account: the staff tools
 #: case-fold what people type (``DGC-0019`` becomes ``dgc-0019``), the format refuses
 #: anything else.
-ACCOUNT_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+#: 1 to ``MAX_ACCOUNT_LENGTH`` of ``ACCOUNT_CHARACTERS``, the first a letter or digit.
+MAX_ACCOUNT_LENGTH = 64
+ACCOUNT_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+ACCOUNT_PATTERN = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{MAX_ACCOUNT_LENGTH - 1}}}")
 
 
 def is_valid_account(account: str) -> bool:

@@ -14,7 +14,13 @@ from pathlib import Path
 
 from redlist.ledger import keyfile
 from redlist.ledger.deeddate import format_date, parse_date
-from redlist.ledger.entry import PUBLIC_KEY_SIZE, ROLES, is_valid_account
+from redlist.ledger.entry import (
+    ACCOUNT_CHARACTERS,
+    MAX_ACCOUNT_LENGTH,
+    PUBLIC_KEY_SIZE,
+    ROLES,
+    is_valid_account,
+)
 from redlist.ledger.errors import FormatError, KeyFileError
 from redlist.ledger.i18n import N_, _
 from redlist.ledger.text import rule_code_problem, text_problem
@@ -73,9 +79,6 @@ def check_rule_code(code: str, what: str = N_("the rule code")) -> str:
 
 
 # A-Z to a-z and nothing else: the case folding of account ids (``fold_account``).
-#: The characters of an account id and its length (formatv1.ACCOUNT_PATTERN).
-MAX_ACCOUNT_LENGTH = 64
-_ACCOUNT_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -111,7 +114,7 @@ def _why_not_an_account(account: str) -> str:
     a full-width space or a Chinese character is hard to see in a quoted value."""
     for position, character in enumerate(account.strip(), start=1):
         folded = fold_account(character) if not character.isspace() else character
-        usable = folded and all(each in _ACCOUNT_CHARACTERS for each in folded)
+        usable = folded and all(each in ACCOUNT_CHARACTERS for each in folded)
         if usable and (position > 1 or folded[0].isalnum()):
             continue
         code = f"U+{ord(character):04X}"

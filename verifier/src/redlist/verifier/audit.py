@@ -331,10 +331,11 @@ class Auditor:
         for raw in later:
             if tree.end >= expected.size:
                 break  # more leaves than the checkpoint covers: the root cannot match
+            data = bytes(raw)
             if tree.end == seq + 1:
-                following = read_leaf(bytes(raw)).leaf
+                following = read_leaf(data).leaf
                 relinked = following is not None and following.prev != leaf_hash
-            tree.append(merkle.leaf_hash(bytes(raw)))
+            tree.append(merkle.leaf_hash(data))
         if tree.end == expected.size and tree.root() == expected.root:
             return error
         as_read = f"as it reads now, it breaks the check {error.check}: {error.message}"
