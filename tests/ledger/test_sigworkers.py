@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -58,9 +59,20 @@ def test_malformed_triples_do_not_verify() -> None:
         assert outcomes(pool, batch) == [True, False, False]
 
 
-def test_a_worker_that_dies_is_replaced_by_the_calling_thread() -> None:
+def _eventually(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_worker_that_dies_mid_job_leaves_its_jobs_to_the_caller_and_is_replaced() -> None:
     forged = {1, 3}
+    stopped: list[int | None] = []
     with VerifyPool(2) as pool:
+        pool.on_replace = stopped.append
         assert outcomes(pool, triples(4)) == [True] * 4  # both workers are up
         process = pool._workers[0].process
         assert process is not None
@@ -68,6 +80,66 @@ def test_a_worker_that_dies_is_replaced_by_the_calling_thread() -> None:
         process.wait()
         assert outcomes(pool, triples(10, forged)) == expected(10, forged)
         assert outcomes(pool, triples(10, forged)) == expected(10, forged)
+        # Its next job told its thread it was gone (or it was idle until the end of
+        # this test): put one job on each worker until its place is taken.
+        assert _eventually(
+            lambda: outcomes(pool, triples(2 * workers.JOB_SIZE)) is not None and pool.replaced == 1
+        )
+        assert stopped == [-signal.SIGKILL]
+        assert _eventually(lambda: pool.running() == 2)
+        replacement = pool._workers[0].process
+        assert replacement is not None and replacement.pid != process.pid
+        assert pool.wait_started()
+        assert outcomes(pool, triples(3 * workers.JOB_SIZE, {700})) == expected(
+            3 * workers.JOB_SIZE, {700}
+        )
+
+
+def test_a_worker_killed_while_idle_is_replaced_and_its_place_used_again() -> None:
+    # A long-running node: the kernel kills a worker for memory between two batches.
+    with VerifyPool(1) as pool:
+        assert outcomes(pool, triples(2)) == [True, True]
+        first = pool._workers[0].process
+        assert first is not None
+        first.kill()
+        first.wait()
+        # The first job after the death meets the closed pipe: its caller verifies it.
+        assert outcomes(pool, triples(5, {4})) == expected(5, {4})
+        assert _eventually(lambda: pool.replaced == 1 and pool.running() == 1)
+        assert pool.wait_started()
+        second = pool._workers[0]
+        assert outcomes(pool, triples(7, {0})) == expected(7, {0})
+        assert second.received >= 1  # answered by the new worker, not by the caller
+        assert second.process is not None and second.process.pid != first.pid
+
+
+def test_a_worker_that_cannot_run_here_is_replaced_a_few_times_then_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each replacement dies before it has answered anything (a broken installation):
+    # the place is left empty after a few tries, and the callers verify.
+    _misbehaving_workers(tmp_path, monkeypatch, "raise SystemExit(3)\n")
+    monkeypatch.setattr(workers, "_REPLACE_PAUSE_S", 0.01)
+    stopped: list[int | None] = []
+    with VerifyPool(1) as pool:
+        pool.on_replace = stopped.append
+        assert _eventually(lambda: pool.running() == 0 and pool._feeding == 0)
+        assert pool.replaced == workers._REPLACEMENTS
+        assert stopped == [3] * workers._REPLACEMENTS
+        assert _results_within(pool.submit(triples(4, {2})), 5.0) == expected(4, {2})
+
+
+def test_closing_a_pool_waiting_to_replace_a_worker_does_not_wait_for_the_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _misbehaving_workers(tmp_path, monkeypatch, "raise SystemExit(3)\n")
+    monkeypatch.setattr(workers, "_REPLACE_PAUSE_S", 60.0)
+    pool = VerifyPool(1)
+    assert _eventually(lambda: pool._workers[0].process is None)  # reaped: pausing
+    started = time.monotonic()
+    pool.close()
+    assert time.monotonic() - started < 5.0
+    assert pool.replaced == 0
 
 
 def test_a_worker_that_answers_nonsense_is_not_believed() -> None:
@@ -317,10 +389,11 @@ def test_a_worker_that_hangs_mid_audit_is_killed_and_its_jobs_verified_here(
     _misbehaving_workers(tmp_path, monkeypatch, program)
     monkeypatch.setattr(workers, "_STALL_S", 0.2)
     with VerifyPool(1) as pool:
+        process = pool._workers[0].process
+        assert process is not None
         jobs = pool.submit(triples(3 * workers.JOB_SIZE, {5, 600}))
         assert _results_within(jobs, 20.0) == expected(3 * workers.JOB_SIZE, {5, 600})
-        process = pool._workers[0].process
-        assert process is None or process.wait(10) == -signal.SIGKILL
+        assert process.wait(10) == -signal.SIGKILL
 
 
 def test_a_worker_stopped_mid_audit_is_killed_and_the_other_takes_the_rest(
@@ -398,5 +471,7 @@ def test_a_worker_that_answers_the_wrong_count_is_not_used_again(
     )
     with VerifyPool(1) as pool:
         assert pool.wait_started()
+        first = pool._workers[0]
         assert _results_within(pool.submit(triples(3, {0})), 10.0) == expected(3, {0})
-        assert pool._workers[0].broken
+        assert first.broken
+        assert _eventually(lambda: first.process is None)  # stopped, and replaced

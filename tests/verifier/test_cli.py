@@ -21,6 +21,7 @@ from tests.builders import STANDARD_RULES, RuleSpec, Town, corrupt_signature
 from tests.verifier.bundles import LogBuilder, new_log, replay, standard_log
 
 from redlist.ledger import bundle, codec
+from redlist.ledger.cores import most_workers
 from redlist.ledger.crypto import ENTRY_DOMAIN, SigningKey, key_id
 from redlist.ledger.entry import Award, KeyChange, Leaf
 from redlist.ledger.errors import FormatError, VerificationError
@@ -812,6 +813,8 @@ def test_bad_arguments_and_missing_inputs_exit_2(
     assert main(["bundle", str(directory), "--log-key", "a\x00b"]) == 2
     assert main(["bundle", str(directory), "--log-key", key, "--account", "bad account"]) == 2
     assert main(["bundle", str(directory), "--log-key", key, "--workers", "0"]) == 2
+    too_many = str(most_workers() + 1)
+    assert main(["bundle", str(directory), "--log-key", key, "--workers", too_many]) == 2
     witness = log.town.log_signer.cosignature_verifier().encode()
     assert main(["bundle", str(directory), "--log-key", witness]) == 2
     for name in (bundle.LEAVES_FILE, bundle.CHECKPOINT_FILE, bundle.MANIFEST_FILE):

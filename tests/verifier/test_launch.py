@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from redlist.ledger import bundle, sigschedule
+from redlist.ledger.cores import most_workers
 from redlist.verifier import launch
 
 LONG = sigschedule.PROCESS_MIN_ENTRIES * launch.MIN_LEAF_BYTES
@@ -57,6 +58,7 @@ def test_a_long_bundle_starts_one_worker_per_core_or_those_asked(tmp_path: Path)
         ["--workers=0"],
         ["--workers", "0"],
         ["--workers=\N{SUPERSCRIPT TWO}"],  # a digit to str.isdigit, not to int()
+        ["--workers", str(most_workers() + 1)],  # more than the machine can use
         ["--w", "2"],  # --workers or --witness: refused as ambiguous
         # argparse takes an unambiguous prefix of an option for the option.
         ["--hel"],

@@ -20,6 +20,16 @@ PROC_CGROUP = Path("/proc/self/cgroup")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+#: The most signature workers a command may be asked for, for each core it may use:
+#: more only take turns on the same cores, each costing its memory and its start.
+WORKERS_PER_CORE = 4
+
+
+def most_workers() -> int:
+    """The largest ``--workers`` a command takes on this machine (``WORKERS_PER_CORE``)."""
+    return WORKERS_PER_CORE * available_cores()
+
+
 def available_cores(proc_cgroup: Path = PROC_CGROUP, cgroup_root: Path = CGROUP_ROOT) -> int:
     """The cores this process may use (at least 1); see the module's docstring."""
     try:

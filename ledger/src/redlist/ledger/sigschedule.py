@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -96,6 +96,14 @@ class Ticket:
         return outcomes if len(outcomes) == self._count else None
 
 
+@dataclass(frozen=True)
+class WorkerFigures:
+    """A scheduler's worker processes: how many run now, how many replaced others."""
+
+    running: int
+    replaced: int
+
+
 class SignatureScheduler:
     """Verifies triples in parallel; see the module docstring. Safe to share between
     threads (the node's commits do). Use as a context manager, or call ``close``.
@@ -137,6 +145,18 @@ class SignatureScheduler:
     def wait_started(self) -> bool:
         """Wait (a fraction of a second) until the worker processes can verify."""
         return self._pool is None or self._pool.wait_started()
+
+    def worker_processes(self) -> WorkerFigures | None:
+        """How many worker processes run now and how many were started in place of
+        ones that stopped; None without worker processes (``uses_processes``)."""
+        pool = self._pool
+        return None if pool is None else WorkerFigures(pool.running(), pool.replaced)
+
+    def on_worker_replaced(self, report: Callable[[int | None], None]) -> None:
+        """Call ``report`` with a stopped worker's exit status (None: it never
+        started) each time a new one takes its place (``sigworkers``)."""
+        if self._pool is not None:
+            self._pool.on_replace = report
 
     def submit(self, triples: Sequence[Triple]) -> Ticket:
         """Start verifying ``triples``; never waits for the verdicts."""
@@ -380,5 +400,6 @@ __all__ = [
     "Pipeline",
     "SignatureScheduler",
     "Ticket",
+    "WorkerFigures",
     "check_leaves",
 ]

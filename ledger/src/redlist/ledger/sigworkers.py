@@ -23,8 +23,14 @@ Robustness:
 
 * a worker that cannot be started, dies, or answers nonsense never decides an
   outcome: the jobs it was given are verified by the threads waiting for them,
-  and the other workers take the rest; with none left, ``submit`` gives every
-  job back to its caller at once;
+  and the other workers take the rest;
+* a worker that stopped is replaced by a new one (a node runs for months, and a
+  worker the kernel killed for memory would otherwise leave its core's share of
+  the signatures to the node's own threads for good). One that stops again before
+  it has answered a single job is replaced at most ``_REPLACEMENTS`` times in a
+  row, after pauses that double from ``_REPLACE_PAUSE_S``: a program that cannot
+  verify here (a broken installation) is not restarted for ever. With no worker
+  left, ``submit`` gives every job back to its caller at once;
 * a worker that hangs (stopped, stuck in a read or a write, half an answer written)
   is killed once a thread waiting for a verdict has seen it make no progress for
   ``_STALL_S`` seconds twice over, and is then a worker that died: one only slow
@@ -82,6 +88,11 @@ _AHEAD = 2
 #: The longest message a worker may send: its hello, or an answer to a full job. A
 #: length above it means the worker is out of step; nothing more is read from it.
 _ANSWER_LIMIT = max(len(HELLO), NUMBER.size + JOB_SIZE)
+#: Replacements in a row of a worker that stopped before it answered any job; then
+#: its place is left empty (see the module docstring).
+_REPLACEMENTS = 3
+#: Seconds before the first replacement of a row; each further one waits twice as long.
+_REPLACE_PAUSE_S = 0.05
 #: Seconds between two looks, by a thread waiting for a verdict, at the workers
 #: their threads wait on: one whose thread still waits on the same read or write at
 #: the next look is killed. A job takes about 14 ms; only a hung worker takes this.
@@ -261,12 +272,17 @@ class VerifyPool:
         self._lock = threading.Lock()
         self._watch_lock = threading.Lock()
         self._closed = False
+        self._closing = threading.Event()  # ends a pause before a replacement
         self._feeding = len(self._workers)  # threads still taking jobs
+        self._replaced = 0
+        #: Called (from a feeding thread) with the exit status of each worker that
+        #: stopped and is being replaced, ``None`` when it was never started.
+        self.on_replace: Callable[[int | None], None] | None = None
         self._threads = [
             threading.Thread(
-                target=self._feed, args=(worker,), name=f"redlist-feed-{number}", daemon=True
+                target=self._feed, args=(number,), name=f"redlist-feed-{number}", daemon=True
             )
-            for number, worker in enumerate(self._workers)
+            for number in range(len(self._workers))
         ]
         for thread in self._threads:
             thread.start()
@@ -305,6 +321,16 @@ class VerifyPool:
     def processes(self) -> int:
         return len(self._workers)
 
+    @property
+    def replaced(self) -> int:
+        """How many workers were started in place of ones that stopped."""
+        return self._replaced
+
+    def running(self) -> int:
+        """How many workers are in use now (started, or starting, and not stopped)."""
+        with self._watch_lock:
+            return sum(1 for worker in self._workers if not worker.broken)
+
     def started(self) -> bool:
         """Whether every worker has started (or failed to); never waits.
 
@@ -340,6 +366,7 @@ class VerifyPool:
             if self._closed:
                 return
             self._closed = True
+            self._closing.set()
             self._give_back()
         for _ in self._threads:
             self._jobs.put(_STOP)
@@ -375,10 +402,51 @@ class VerifyPool:
             if job is not None:
                 job.settle(None)
 
-    def _feed(self, worker: _Worker) -> None:
-        """One worker's thread: take jobs from the queue as the worker finishes them,
-        writing up to ``_AHEAD`` ahead so that it never waits between two; the worker
-        that finishes first takes the next job, so none idles while another has work.
+    def _feed(self, number: int) -> None:
+        """Worker ``number``'s thread: feed it (``_serve``) until the pool closes, and
+        replace it each time it stops (see the module docstring)."""
+        worker = self._workers[number]
+        unproven = 0  # replacements in a row that have not answered a job yet
+        try:
+            while not self._serve(worker):
+                if worker.received:
+                    unproven = 0
+                process = worker.process
+                worker.reap(stuck=True, wait_s=_EXIT_WAIT)
+                if unproven >= _REPLACEMENTS:
+                    return
+                if self._closing.wait(_REPLACE_PAUSE_S * 2**unproven):
+                    return
+                unproven += 1
+                status = None if process is None else process.returncode
+                replacement = self._replace(number, status)
+                if replacement is None:
+                    return
+                worker = replacement
+        finally:
+            self._stopped_feeding()
+
+    def _replace(self, number: int, status: int | None) -> _Worker | None:
+        """Start worker ``number`` again (the last one's exit ``status`` goes to
+        ``on_replace``); None once the pool is closing."""
+        with self._lock:
+            if self._closed:
+                return None
+            worker = _Worker(_start_worker())
+            with self._watch_lock:
+                self._workers[number] = worker
+            self._replaced += 1
+        report = self.on_replace
+        if report is not None:
+            with contextlib.suppress(Exception):  # a report must not stop the feeding
+                report(status)
+        return worker
+
+    def _serve(self, worker: _Worker) -> bool:
+        """Take jobs from the queue as ``worker`` finishes them, writing up to
+        ``_AHEAD`` ahead so that it never waits between two; the worker that finishes
+        first takes the next job, so none idles while another has work. True when the
+        pool stopped it (``close``), False when it broke (stopped, hung, out of step).
         """
         written: deque[Pending] = deque()
         stopping = False
@@ -401,14 +469,14 @@ class VerifyPool:
                             job.settle(None)
                         continue
                 if not written:
-                    return  # stopping, with every answer read
+                    return True  # stopping, with every answer read
                 written[0].settle(worker.read_outcomes(len(written[0].triples)))
                 written.popleft()
+            return stopping
         finally:
             for job in written:
                 job.settle(None)
             worker.end_input()  # the worker exits once it has answered what it holds
-            self._stopped_feeding()
 
     def _stopped_feeding(self) -> None:
         # The last thread to stop gives the queued jobs back: nobody else would.

@@ -9,6 +9,7 @@ increments per commit); they are exposed over HTTP only when ``serve`` is given
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -103,6 +104,17 @@ class NodeMetrics(_Exposed):
             ["origin"],
             registry=self.registry,
         )
+        self.signature_workers = Gauge(
+            "redlist_signature_workers",
+            "Signature-verifying worker processes running (0 on one core: the node's own "
+            "threads verify).",
+            registry=self.registry,
+        )
+        self.signature_worker_replacements = Counter(
+            "redlist_signature_worker_replacements",
+            "Signature worker processes started in place of ones that stopped.",
+            registry=self.registry,
+        )
 
     def observe_commit(self, *, appended: int, batches: int, seconds: float, size: int) -> None:
         """One durable commit of ``batches`` Submit batches adding ``appended`` entries."""
@@ -111,6 +123,10 @@ class NodeMetrics(_Exposed):
         self.batches.labels(outcome="committed").inc(batches)
         self.commit_seconds.observe(seconds)
         self.tree_size.set(size)
+
+    def watch_signature_workers(self, running: Callable[[], int]) -> None:
+        """Read the number of running signature workers from ``running`` when asked."""
+        self.signature_workers.set_function(running)
 
     def observe_refusal(self, *, code: str, check: str) -> None:
         self.batches.labels(outcome="refused").inc()

@@ -53,6 +53,7 @@ from grpc_reflection.v1alpha import reflection
 
 from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.log import Log
+from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.node.accountcheck import RegisterCheck
 from redlist.node.admission import AdmissionInterceptor
 from redlist.node.batcher import Batcher, CommitReport, TreeWatch
@@ -441,14 +442,21 @@ async def _watch_witness(
 
 
 async def serve_until_signalled(
-    log: Log, settings: ServeSettings, out: TextIO = sys.stdout, witness: Witness | None = None
+    log: Log,
+    settings: ServeSettings,
+    out: TextIO = sys.stdout,
+    witness: Witness | None = None,
+    workers: SignatureScheduler | None = None,
 ) -> None:
     """Serve ``log`` until SIGTERM or SIGINT, then shut down gracefully.
 
     Prints the address (with the real port when 0 was asked for) once serving, so
     scripts and tests can read it: ``serving log <origin> (<n> entries) on HOST:PORT``.
+    ``workers``: the log's signature workers, for the metrics and the node's log.
     """
     metrics = NodeMetrics()
+    if workers is not None:
+        _watch_signature_workers(workers, metrics)
     node = await NodeServer.start(
         log, settings.listen, ServerOptions.from_settings(settings), metrics, witness
     )
@@ -479,6 +487,28 @@ async def serve_until_signalled(
         gc.unfreeze()
         await node.stop(settings.grace_seconds)
         metrics.stop_http()
+
+
+def _watch_signature_workers(workers: SignatureScheduler, metrics: NodeMetrics) -> None:
+    """Count the signature workers in the metrics; say in the log when one is replaced."""
+
+    def running() -> int:
+        figures = workers.worker_processes()
+        return 0 if figures is None else figures.running
+
+    def replaced(status: int | None) -> None:
+        metrics.signature_worker_replacements.inc()
+        how = (
+            "could not be started"
+            if status is None
+            else f"was killed by signal {-status}"
+            if status < 0
+            else f"exited with status {status}"
+        )
+        logger.warning("a signature worker %s; another is started in its place", how)
+
+    metrics.watch_signature_workers(running)
+    workers.on_worker_replaced(replaced)
 
 
 def _grown_or_touched(watch: TreeWatch, size: int) -> None:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from redlist.ledger import i18n, logkeyfile
 from redlist.ledger.console import discard_stdout
+from redlist.ledger.cores import WORKERS_PER_CORE, available_cores, most_workers
 from redlist.ledger.entry import is_valid_account
 from redlist.ledger.errors import (
     KeyFileError,
@@ -235,7 +236,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         metavar="N",
         type=int,
-        help=_("threads verifying signatures (default: one per core)"),
+        help=_("workers verifying signatures (default: one per core; at most four per core)"),
     )
     policy = parser.add_argument_group(
         _("witness policy (the checkpoint must carry the cosignatures it asks for)")
@@ -414,6 +415,18 @@ def _check_common_arguments(args: argparse.Namespace) -> None:
         )
     if args.workers is not None and args.workers < 1:
         raise _BadArguments(_("--workers must be at least 1"))
+    if args.workers is not None and args.workers > most_workers():
+        raise _BadArguments(
+            _(
+                "--workers {count} is more than this machine can use: at most {most} "
+                "({per} for each of its {cores} cores)"
+            ).format(
+                count=args.workers,
+                most=most_workers(),
+                per=WORKERS_PER_CORE,
+                cores=available_cores(),
+            )
+        )
 
 
 def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

@@ -116,6 +116,10 @@ def early_workers(args: Sequence[str]) -> int | None:
         # ``str.isdigit`` holds for digits ``int`` refuses (superscripts): ASCII only.
         if not (value.isascii() and value.isdigit()) or int(value) < 1:
             return None  # the command refuses it
+        from redlist.ledger.cores import most_workers
+
+        if int(value) > most_workers():
+            return None  # the command refuses it
         workers = int(value)
     threshold = PROCESS_MIN_ENTRIES * MIN_LEAF_BYTES
     for arg in args[1:]:

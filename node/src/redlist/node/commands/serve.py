@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         if workers is not None:
             log.verify_signatures_with(workers)
-        asyncio.run(serve_until_signalled(log, settings, witness=witness))
+        asyncio.run(serve_until_signalled(log, settings, witness=witness, workers=workers))
     return 0
 
 

@@ -1,0 +1,85 @@
+"""A serving node whose signature worker is killed starts another in its place."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from tests.builders import Town, create_log, submit_request
+from tests.node.serving import serve_in_subprocess
+
+from redlist.ledger.cores import available_cores
+from redlist.v1 import ledger_pb2_grpc
+
+pytestmark = pytest.mark.skipif(
+    available_cores() < 2, reason="a node starts signature workers from two cores on"
+)
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The node's signature worker processes (``python -m redlist.ledger.sigchild``)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue  # gone meanwhile
+            if b"redlist.ledger.sigchild" in command:
+                found.append(int(child))
+    return sorted(found)
+
+
+def _eventually(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_killed_signature_worker_is_replaced_and_counted(tmp_path: Path) -> None:
+    town = Town.from_seed(b"a signature worker killed while serving")
+    data = tmp_path / "data"
+    create_log(data, town, setup=True).close()
+    processes: list[subprocess.Popen[bytes]] = []
+    with (
+        serve_in_subprocess(
+            data, "--metrics", "127.0.0.1:0", output=tmp_path, started=processes.append
+        ) as address,
+        grpc.insecure_channel(address) as channel,
+    ):
+        node = processes[0].pid
+        assert _eventually(lambda: len(_workers_of(node)) == 2)
+        killed = _workers_of(node)[0]
+        os.kill(killed, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+
+        stub = ledger_pb2_grpc.LedgerStub(channel)
+        for batch in range(3):  # the first meets the dead worker: the node verifies it
+            awards = [town.award(f"resident-{batch}-{n}", "clean-pond") for n in range(40)]
+            answer = stub.Submit(submit_request(awards), timeout=60)
+            assert len(answer.seqs) == 40
+
+        assert _eventually(lambda: len(_workers_of(node)) == 2)
+        assert killed not in _workers_of(node)
+        printed = (tmp_path / "serve.out").read_text()
+        port = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", printed)
+        assert port, printed
+        url = f"http://127.0.0.1:{port[1]}/metrics"
+
+        def scraped() -> str:
+            return urllib.request.urlopen(url, timeout=10).read().decode()
+
+        assert _eventually(lambda: "redlist_signature_workers 2.0" in scraped())
+        assert "redlist_signature_worker_replacements_total 1.0" in scraped()
+    said = (tmp_path / "serve.err").read_text()
+    assert "a signature worker was killed by signal 9; another is started in its place" in said
