@@ -13,6 +13,7 @@ from redlist.ledger.deeddate import (
     date_window,
     day_of,
     format_date,
+    instant_text,
     is_valid_date,
     log_zone,
     month_of,
@@ -120,3 +121,10 @@ def test_unknown_zones_are_refused_in_words() -> None:
     for name in ("Mars/Olympus_Mons", "", "../etc/passwd", "Asia/Shanghai\x00"):
         with pytest.raises(FormatError, match="not a known IANA time zone"):
             log_zone(name)
+
+
+def test_an_instant_reads_as_utc_to_the_millisecond() -> None:
+    assert instant_text(0) == "1970-01-01 00:00:00.000 UTC"
+    assert instant_text(1_767_225_600_250) == "2026-01-01 00:00:00.250 UTC"
+    assert instant_text(-5) == "1969-12-31 23:59:59.995 UTC"
+    assert instant_text(2**64 - 1) == f"{2**64 - 1} ms since 1970"  # beyond the calendar

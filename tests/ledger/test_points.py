@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from redlist.ledger import crypto
 from redlist.ledger.crypto import SigningKey, sign_entry
+from redlist.ledger.deeddate import instant_text
 from redlist.ledger.entry import (
     Award,
     EntrySignature,
@@ -312,6 +313,12 @@ def test_duplicate_id(town: Town) -> None:
 def test_future_time(town: Town) -> None:
     body = replace(town.award("dgc-0001", "pond"), at=NOW + 10 * 60 * 1000 + 1)
     town.refused("future", body, town.grid)
+    with pytest.raises(RuleViolation) as caught:  # both times as people read them
+        town.apply(body, town.grid)
+    assert f"the author's time ({instant_text(body.at)}) is more than 10 minutes after" in str(
+        caught.value
+    )
+    assert f"the node's time ({instant_text(NOW)})" in str(caught.value)
     town.apply(replace(body, at=NOW + 10 * 60 * 1000), town.grid)
 
 

@@ -95,6 +95,16 @@ def day_of(at_ms: int, zone: tzinfo) -> date:
         return date.max
 
 
+def instant_text(at_ms: int) -> str:
+    """The instant ``at_ms`` (ms since 1970 UTC) as people read it, in UTC to the
+    millisecond (``2026-12-05 08:30:00.250 UTC``); the number itself beyond the calendar."""
+    try:
+        instant = _EPOCH + timedelta(milliseconds=at_ms)
+    except OverflowError:
+        return f"{at_ms} ms since 1970"
+    return instant.strftime("%Y-%m-%d %H:%M:%S.") + f"{instant.microsecond // 1000:03d} UTC"
+
+
 def date_window(at_ms: int, zone: tzinfo, backdate_days: int) -> tuple[date, date]:
     """The first and last deed day allowed for an entry whose author's time is ``at_ms``."""
     last = day_of(at_ms, zone)

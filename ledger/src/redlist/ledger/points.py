@@ -20,7 +20,7 @@ from datetime import date
 from functools import lru_cache
 
 from redlist.ledger import crypto
-from redlist.ledger.deeddate import date_window, log_zone, month_of, parse_date
+from redlist.ledger.deeddate import date_window, instant_text, log_zone, month_of, parse_date
 from redlist.ledger.entry import (
     MAX_FUTURE_MS,
     ROLES,
@@ -161,8 +161,8 @@ def _apply(
     if body.at > time + MAX_FUTURE_MS:
         raise RuleViolation(
             "future",
-            f"the author's time ({body.at} ms) is more than 10 minutes after the node's "
-            f"time ({time} ms)",
+            f"the author's time ({instant_text(body.at)}) is more than 10 minutes after "
+            f"the node's time ({instant_text(time)})",
         )
     earlier = state.entry_seq(body.id)
     if earlier is not None:
