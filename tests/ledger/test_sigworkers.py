@@ -17,6 +17,7 @@ import pytest
 from redlist.ledger import codec, sigchild
 from redlist.ledger import sigworkers as workers
 from redlist.ledger.crypto import SigningKey, sign_entry
+from redlist.ledger.sigschedule import SignatureScheduler
 from redlist.ledger.sigworkers import Triple, VerifyPool
 
 KEY = SigningKey.from_seed(bytes(32))
@@ -475,3 +476,47 @@ def test_a_worker_that_answers_the_wrong_count_is_not_used_again(
         assert _results_within(pool.submit(triples(3, {0})), 10.0) == expected(3, {0})
         assert first.broken
         assert _eventually(lambda: first.process is None)  # stopped, and replaced
+
+
+def test_a_worker_that_never_says_hello_leaves_the_work_to_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first worker started hangs before its hello; the second is a real worker.
+    # The scheduler uses the pool as soon as one worker is ready, not when all are.
+    real = sys.executable
+    marker = tmp_path / "first-started"
+    _misbehaving_workers(
+        tmp_path,
+        monkeypatch,
+        "import os, sys, time\n"
+        f"try:\n    os.close(os.open({str(marker)!r}, os.O_CREAT | os.O_EXCL))\n"
+        "except FileExistsError:\n"
+        f"    os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n"
+        "time.sleep(600)\n",
+    )
+    forged = {2, 400}
+    with SignatureScheduler(2, processes=True) as scheduler:
+        pool = scheduler._pool
+        assert pool is not None
+        assert _eventually(pool.ready)
+        assert not pool.started()  # the first one is still silent
+        batch = triples(3 * workers.JOB_SIZE, forged)
+        assert scheduler.verify(batch) == expected(len(batch), forged)
+        assert pool._workers[1].received >= 1 and pool._workers[0].received == 0
+        assert scheduler._threads is None  # nothing was verified on threads
+
+
+def test_with_no_worker_left_the_scheduler_verifies_on_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not in the thread that asks for the verdicts, one signature after another.
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(workers, "_REPLACE_PAUSE_S", 0.01)
+    with SignatureScheduler(2, processes=True) as scheduler:
+        pool = scheduler._pool
+        assert pool is not None
+        assert _eventually(lambda: pool._feeding == 0)  # every place given up
+        assert not pool.ready()
+        batch = triples(40, {7})
+        assert scheduler.verify(batch) == expected(40, {7})
+        assert scheduler._threads is not None

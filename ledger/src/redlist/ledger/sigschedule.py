@@ -10,7 +10,8 @@ validator the verdicts. This module is the only place that does so:
   triples elsewhere and never waits in ``submit``: on worker processes
   (``sigworkers.VerifyPool``, whose workers take a chunk's jobs from one queue as
   each finishes its last), on a
-  thread per core while the processes start or when there are none, on a caller's
+  thread per core while no worker process is ready (they are starting, or none
+  is left), on a caller's
   executor, or, with one core, in the calling thread when the verdicts are asked
   for. ``Ticket.result`` waits for them.
 * ``Pipeline`` keeps a driver's entries in order: each goes in with the triples it
@@ -165,7 +166,7 @@ class SignatureScheduler:
         if len(triples) < _PARALLEL_THRESHOLD:
             return Ticket(triples, None)
         pool = self._pool
-        if pool is not None and pool.started():
+        if pool is not None and pool.ready():
             try:
                 return Ticket(triples, pool.submit(triples))
             except ValueError:  # closed meanwhile (a node stopping): verified when asked

@@ -339,6 +339,12 @@ class VerifyPool:
         """
         return all(worker.started for worker in self._workers)
 
+    def ready(self) -> bool:
+        """Whether a worker can take jobs now (it said hello and has not stopped); never
+        waits. One that never says hello does not keep the others from the work."""
+        with self._watch_lock:
+            return any(worker.started and not worker.broken for worker in self._workers)
+
     def wait_started(self, timeout: float = _EXIT_WAIT) -> bool:
         """Wait (at most ``timeout`` seconds) until ``started``; whether it is so."""
         deadline = time.monotonic() + timeout
