@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -92,7 +94,7 @@ def test_what_is_no_lock_file_is_refused_with_its_name(tmp_path: Path) -> None:
         lock_file(directory, busy=_busy)
     dangling = tmp_path / "dangling"
     dangling.symlink_to(tmp_path / "missing" / "lock")
-    with pytest.raises(StoreError, match=f"cannot open the lock file {dangling}"):
+    with pytest.raises(StoreError, match=f"the lock file {dangling} is a symbolic link"):
         lock_file(dangling, busy=_busy)
 
 
@@ -123,3 +125,56 @@ def test_the_descriptor_is_not_inherited_by_a_child(tmp_path: Path) -> None:
         assert not os.get_inheritable(descriptor)
     finally:
         os.close(descriptor)
+
+
+def test_a_lock_file_that_is_a_symbolic_link_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "file"
+    elsewhere.parent.mkdir()
+    path = tmp_path / "lock"
+    path.symlink_to(elsewhere)
+    for exclusive in (True, False):
+        with pytest.raises(StoreError, match=r"the lock file .*lock is a symbolic link"):
+            lock_file(path, busy=_busy, exclusive=exclusive)
+    assert not elsewhere.exists()  # nothing was created through it
+
+
+_READ_ONLY = """
+import os, sys
+from pathlib import Path
+from redlist.ledger.errors import StoreError
+from redlist.ledger.filelock import lock_file
+if os.getuid() == 0:
+    os.setgid(65534)
+    os.setuid(65534)  # root writes anything: read-only for nobody instead
+for exclusive in (False, True):
+    try:
+        os.close(lock_file(Path(sys.argv[1]), busy=lambda: "busy", exclusive=exclusive))
+        print("locked", flush=True)
+    except StoreError as error:
+        print(error, flush=True)
+"""
+
+
+def test_a_reader_locks_a_lock_file_it_cannot_write_and_a_writer_is_refused(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # A copy of a store on read-only media, or another user's files.
+    directory = Path(tempfile.mkdtemp(prefix="redlist-readonly-"))
+    try:
+        path = directory / "lock"
+        path.write_bytes(b"")
+        path.chmod(0o444)
+        directory.chmod(0o555)
+        answer = subprocess.run(
+            [sys.executable, "-c", _READ_ONLY, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        shared, exclusive = answer.stdout.splitlines()
+        assert shared == "locked"
+        assert exclusive == f"cannot open the lock file {path}: Permission denied"
+    finally:
+        directory.chmod(0o755)
+        shutil.rmtree(directory)

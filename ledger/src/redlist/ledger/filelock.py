@@ -7,6 +7,7 @@ kernel drops with the descriptor, so a process killed with SIGKILL leaves none.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -21,11 +22,22 @@ def lock_file(
 ) -> int:
     """The descriptor holding a lock on ``path`` (created if missing): exclusive, or
     shared. Another process's lock is waited for up to ``wait_s`` seconds, then refused
-    with ``StoreError(busy())``; close the descriptor to release the lock."""
+    with ``StoreError(busy())``; close the descriptor to release the lock.
+
+    A lock file that is a symbolic link is refused: it would lock, or create, a file
+    elsewhere. A shared lock (a reader's) is taken on a lock file that exists but cannot
+    be written (a copy on read-only media, files of another user): ``flock`` needs no
+    write access."""
+    flags = os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        descriptor = os.open(path, os.O_RDWR | flags, 0o600)
     except OSError as exc:
-        raise StoreError(f"cannot open the lock file {path}: {exc.strerror}") from None
+        if exclusive or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise StoreError(_cannot_open(path, exc)) from None
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as again:
+            raise StoreError(_cannot_open(path, again)) from None
     mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
     deadline = time.monotonic() + wait_s
     while True:
@@ -40,6 +52,12 @@ def lock_file(
         except OSError as exc:
             os.close(descriptor)
             raise StoreError(f"cannot lock {path}: {exc.strerror}") from None
+
+
+def _cannot_open(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"the lock file {path} is a symbolic link; remove it and try again"
+    return f"cannot open the lock file {path}: {exc.strerror}"
 
 
 __all__ = ["lock_file"]
