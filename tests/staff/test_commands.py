@@ -22,6 +22,7 @@ from tests.staff.running import redlist
 from redlist.ledger import keyfile
 from redlist.ledger.bodies import Grade, TownConfig
 from redlist.ledger.crypto import SigningKey
+from redlist.ledger.deeddate import known_zone, log_zone
 from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.ledger.progress import ProgressBar
@@ -474,7 +475,7 @@ TITLES = {"V01": "Cleaned the pond", "H01": "Helped a neighbour"}
 
 
 def test_statement_lines() -> None:
-    zone = account.town_zone("Asia/Shanghai")
+    zone = log_zone("Asia/Shanghai")
     lines = account.to_lines(VIEW, CHECKPOINT, "Asia/Shanghai", zone, TITLES)
     assert lines[0] == "Account dgc-0001 in log wendeng.example/redlist, as of entry 57"
     assert "score:       1010  (grade A)" in lines[1]
@@ -536,7 +537,7 @@ def test_statement_lines() -> None:
 
 
 def test_a_statement_without_texts_says_they_are_withheld_or_erased() -> None:
-    zone = account.town_zone("Asia/Shanghai")
+    zone = log_zone("Asia/Shanghai")
     blank = tuple(replace(entry, note="", item="") for entry in VIEW.entries)
     withheld = account.to_lines(
         replace(VIEW, entries=blank, texts_withheld=True), CHECKPOINT, "Asia/Shanghai", zone
@@ -551,7 +552,7 @@ def test_a_statement_without_texts_says_they_are_withheld_or_erased() -> None:
 
 
 def test_statement_json() -> None:
-    zone = account.town_zone("Asia/Shanghai")
+    zone = log_zone("Asia/Shanghai")
     document = json.loads(
         json.dumps(account.to_json(VIEW, CHECKPOINT, "Asia/Shanghai", zone, TITLES))
     )
@@ -582,16 +583,17 @@ def test_statement_json() -> None:
 
 def test_statement_of_an_account_without_entries() -> None:
     empty = RemoteAccount("dgc-9", 1000, 0, 0, 0, "A", (), CHECKPOINT.note)
-    lines = account.to_lines(empty, CHECKPOINT, "UTC", account.town_zone("UTC"))
+    lines = account.to_lines(empty, CHECKPOINT, "UTC", log_zone("UTC"))
     assert lines[-1] == "No awards or redemptions yet."
 
 
-def test_unknown_time_zone_falls_back_to_utc() -> None:
-    assert str(account.town_zone("Mars/Olympus_Mons")) == "UTC"
+def test_an_unknown_time_zone_is_none_to_show_times_in() -> None:
+    assert known_zone("Mars/Olympus_Mons") is None
+    assert str(known_zone("Asia/Shanghai")) == "Asia/Shanghai"
 
 
 def test_statement_json_printed_page_by_page_is_the_whole_object() -> None:
-    zone = account.town_zone("Asia/Shanghai")
+    zone = log_zone("Asia/Shanghai")
     whole = json.dumps(
         account.to_json(VIEW, CHECKPOINT, "Asia/Shanghai", zone), ensure_ascii=False, indent=2
     )
@@ -604,7 +606,7 @@ def test_statement_json_printed_page_by_page_is_the_whole_object() -> None:
 
 
 def test_statement_lines_page_by_page() -> None:
-    zone = account.town_zone("Asia/Shanghai")
+    zone = log_zone("Asia/Shanghai")
     pages = [dataclasses.replace(VIEW, entries=(entry,)) for entry in VIEW.entries]
     lines = list(account.statement_lines(pages, CHECKPOINT, "Asia/Shanghai", zone))
     # The header and each page's rows, in order; a wider cell later widens its column.

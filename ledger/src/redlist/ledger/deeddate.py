@@ -82,6 +82,15 @@ def log_zone(name: str) -> tzinfo:
         ) from None
 
 
+def known_zone(name: str) -> tzinfo | None:
+    """The IANA time zone ``name`` to show times in, or None where this computer does not
+    know it (its caller shows UTC instead, and says so where it can)."""
+    try:
+        return log_zone(name)
+    except FormatError:
+        return None
+
+
 def day_of(at_ms: int, zone: tzinfo) -> date:
     """The day in ``zone`` on which the instant ``at_ms`` (ms since 1970 UTC) falls.
 

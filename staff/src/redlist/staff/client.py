@@ -42,10 +42,12 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 
 import grpc
 
 from redlist.ledger.crypto import SigningKey
+from redlist.ledger.deeddate import known_zone
 from redlist.ledger.entry import AnyBody, Envelope, Genesis, Leaf, decode_body
 from redlist.ledger.errors import (
     FormatError,
@@ -300,6 +302,11 @@ class LedgerClient(NodeConnection, ReviewCalls, ProofCalls):
                 _("entry 0 of the log is a {kind} entry, not the genesis").format(kind=body.kind)
             )
         return body
+
+    def town_zone(self) -> tzinfo:
+        """The town's time zone (its genesis) to show times in; UTC where this computer
+        does not know it."""
+        return known_zone(self.get_genesis().config.tz) or UTC
 
     def find_entries(self, ids: Sequence[bytes]) -> dict[bytes, int]:
         """The seq of each of ``ids`` the log holds, as the node states it (absent ones left

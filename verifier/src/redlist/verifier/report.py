@@ -11,8 +11,8 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from redlist.ledger.deeddate import known_zone
 from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.policy import PolicyVerdict
 from redlist.ledger.tables import wrap_text
@@ -286,12 +286,10 @@ def _date(time_ms: int, zone: tzinfo) -> str:
 
 
 def _zone(name: str) -> tuple[tzinfo, str]:
-    try:
-        return ZoneInfo(name), name
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC, _("UTC (the town's zone {name!r} is not known on this computer)").format(
-            name=name
-        )
+    zone = known_zone(name)
+    if zone is not None:
+        return zone, name
+    return UTC, _("UTC (the town's zone {name!r} is not known on this computer)").format(name=name)
 
 
 def result_json(

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redlist.ledger import keyfile
+from redlist.ledger.deeddate import known_zone
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.i18n import N_, _, ngettext
 from redlist.ledger.note.checkpoint import SignedCheckpoint
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     read_key = keyfile.read_signing_key(args.signer) if args.signer is not None else None
     with connect(args) as client:
         zone_name = client.get_genesis().config.tz
-        zone = town_zone(zone_name)
+        zone = known_zone(zone_name) or UTC  # the genesis read once
         # Printed page by page as the node sends them: only one page is held at a time.
         pages = client.account_pages(account, page_size=MAX_PAGE_SIZE, read_key=read_key)
         first = next(pages)
@@ -149,14 +149,6 @@ def after_entry(
 
 # ---------------------------------------------------------------------------
 # The statement
-
-
-def town_zone(name: str) -> tzinfo:
-    """The town's time zone; UTC if this machine does not know it."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def to_json(

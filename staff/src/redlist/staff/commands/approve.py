@@ -11,7 +11,6 @@ from redlist.ledger.errors import VerificationError
 from redlist.ledger.i18n import N_, _
 from redlist.staff import values
 from redlist.staff.client import LedgerClient
-from redlist.staff.commands.account import town_zone
 from redlist.staff.commands.review import describe
 from redlist.staff.nodeargs import add_node_argument, connect
 from redlist.staff.reviewcalls import ReviewItem
@@ -47,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     key = keyfile.read_signing_key(args.signer)
     with connect(args) as client:
         origin = client.latest().origin
-        zone = town_zone(client.get_genesis().config.tz)
+        zone = client.town_zone()
         for number in args.numbers:
             shown = client.list_pending(number=number, closed=True)[0]
             print(describe(shown, zone))

@@ -11,7 +11,6 @@ from redlist.ledger.entry import Award, KeyChange, RuleChange, decode_body
 from redlist.ledger.errors import FormatError
 from redlist.ledger.i18n import N_, _
 from redlist.staff import values
-from redlist.staff.commands.account import town_zone
 from redlist.staff.commands.rule import describe_rule
 from redlist.staff.nodeargs import add_node_argument, connect
 from redlist.staff.reviewcalls import ReviewItem
@@ -58,7 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run_list(args: argparse.Namespace) -> int:
     with connect(args) as client:
         items = client.list_pending(village=args.village, closed=args.all)
-        zone = town_zone(client.get_genesis().config.tz) if items and not args.json else UTC
+        zone = client.town_zone() if items and not args.json else UTC
     if args.json:
         print(json.dumps([item_json(item) for item in items], ensure_ascii=False, indent=2))
         return 0
@@ -77,7 +76,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     with connect(args) as client:
         items = client.list_pending(number=args.number, closed=True)
-        zone = UTC if args.json else town_zone(client.get_genesis().config.tz)
+        zone = UTC if args.json else client.town_zone()
     if args.json:
         print(json.dumps(item_json(items[0]), ensure_ascii=False, indent=2))
     else:
