@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import signal
 import struct
 import subprocess
@@ -71,28 +72,34 @@ def _eventually(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
 
 def test_a_worker_that_dies_mid_job_leaves_its_jobs_to_the_caller_and_is_replaced() -> None:
     forged = {1, 3}
-    stopped: list[int | None] = []
+    stopped: list[workers.Stopped] = []
     with VerifyPool(2) as pool:
         pool.on_replace = stopped.append
         assert outcomes(pool, triples(4)) == [True] * 4  # both workers are up
-        process = pool._workers[0].process
+        first = pool._workers[0]
+        process = first.process
         assert process is not None
         process.kill()
         process.wait()
         assert outcomes(pool, triples(10, forged)) == expected(10, forged)
-        assert outcomes(pool, triples(10, forged)) == expected(10, forged)
-        # Its next job told its thread it was gone (or it was idle until the end of
-        # this test): put one job on each worker until its place is taken.
+        # Its next job tells its thread it is gone: put jobs on both workers until
+        # its place is taken.
         assert _eventually(
             lambda: outcomes(pool, triples(2 * workers.JOB_SIZE)) is not None and pool.replaced == 1
         )
-        assert stopped == [-signal.SIGKILL]
+        assert stopped == [workers.Stopped(-signal.SIGKILL, by_pool=False)]
         assert _eventually(lambda: pool.running() == 2)
-        replacement = pool._workers[0].process
-        assert replacement is not None and replacement.pid != process.pid
+        second = pool._workers[0]
+        assert second is not first
+        assert second.process is not None and second.process.pid != process.pid
         assert pool.wait_started()
-        assert outcomes(pool, triples(3 * workers.JOB_SIZE, {700})) == expected(
-            3 * workers.JOB_SIZE, {700}
+        # The new worker takes jobs like the others (not its callers in its stead).
+        assert _eventually(
+            lambda: (
+                outcomes(pool, triples(4 * workers.JOB_SIZE, {700}))
+                == expected(4 * workers.JOB_SIZE, {700})
+                and second.received >= 1
+            )
         )
 
 
@@ -114,20 +121,70 @@ def test_a_worker_killed_while_idle_is_replaced_and_its_place_used_again() -> No
         assert second.process is not None and second.process.pid != first.pid
 
 
-def test_a_worker_that_cannot_run_here_is_replaced_a_few_times_then_left_out(
+def test_a_worker_that_cannot_run_here_is_retried_ever_less_often_and_callers_verify(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Each replacement dies before it has answered anything (a broken installation):
-    # the place is left empty after a few tries, and the callers verify.
+    # Each replacement dies before its hello (a broken installation): it is started
+    # again after pauses that double up to a ceiling, and meanwhile every job is given
+    # back to its caller at once.
     _misbehaving_workers(tmp_path, monkeypatch, "raise SystemExit(3)\n")
-    monkeypatch.setattr(workers, "_REPLACE_PAUSE_S", 0.01)
-    stopped: list[int | None] = []
+    monkeypatch.setattr(workers, "_REPLACE_PAUSE_S", 0.02)
+    monkeypatch.setattr(workers, "_REPLACE_PAUSE_MAX_S", 0.16)
+    times: list[float] = []
+    stopped: list[workers.Stopped] = []
+
+    def replaced(worker: workers.Stopped) -> None:
+        times.append(time.monotonic())
+        stopped.append(worker)
+
+    with VerifyPool(1) as pool:
+        pool.on_replace = replaced
+        assert _eventually(lambda: len(times) >= 6)
+        assert _results_within(pool.submit(triples(4, {2})), 5.0) == expected(4, {2})
+        time.sleep(1.0)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    # Each pause is a least wait (a start and an exit come on top): 0.04, 0.08, then 0.16.
+    least = [0.04, 0.08, 0.16, 0.16, 0.16]
+    assert all(gap >= 0.9 * wait for gap, wait in zip(gaps[:5], least, strict=True))
+    assert len(times) <= 6 + 1.0 / 0.16 + 3  # the ceiling holds
+    assert set(stopped) == {workers.Stopped(3, by_pool=False)}
+    assert not pool.running()
+
+
+def test_a_worker_that_ran_a_while_starts_the_pauses_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pauses of 0.5, 1, 2 and 4 s if the four stops counted as a row; each worker
+    # here has run long enough, so each replacement waits the first pause only.
+    monkeypatch.setattr(workers, "_REPLACE_PAUSE_S", 0.5)
+    monkeypatch.setattr(workers, "_PROVEN_S", 0.0)
+    with VerifyPool(1) as pool:
+        for number in range(4):
+            assert pool.wait_started()
+            assert _eventually(lambda: pool._workers[0].greeted_at is not None)
+            process = pool._workers[0].process
+            assert process is not None
+            process.kill()
+            process.wait()
+            killed = time.monotonic()
+            outcomes(pool, triples(2))  # its thread finds it gone
+            assert _eventually(lambda count=number + 1: pool.replaced == count)
+            assert time.monotonic() - killed < 3.0  # the fourth would wait 4 s in a row
+
+
+def test_a_worker_silent_after_its_start_is_killed_and_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _misbehaving_workers(tmp_path, monkeypatch, "import time\ntime.sleep(600)\n")
+    monkeypatch.setattr(workers, "_STALL_S", 0.3)
+    stopped: list[workers.Stopped] = []
     with VerifyPool(1) as pool:
         pool.on_replace = stopped.append
-        assert _eventually(lambda: pool.running() == 0 and pool._feeding == 0)
-        assert pool.replaced == workers._REPLACEMENTS
-        assert stopped == [3] * workers._REPLACEMENTS
-        assert _results_within(pool.submit(triples(4, {2})), 5.0) == expected(4, {2})
+        first = pool._workers[0].process
+        assert first is not None
+        assert first.wait(10) == -signal.SIGKILL  # no job needed to find it silent
+        assert _eventually(lambda: len(stopped) >= 1)
+        assert stopped[0] == workers.Stopped(-signal.SIGKILL, by_pool=True)
 
 
 def test_closing_a_pool_waiting_to_replace_a_worker_does_not_wait_for_the_pause(
@@ -136,21 +193,29 @@ def test_closing_a_pool_waiting_to_replace_a_worker_does_not_wait_for_the_pause(
     _misbehaving_workers(tmp_path, monkeypatch, "raise SystemExit(3)\n")
     monkeypatch.setattr(workers, "_REPLACE_PAUSE_S", 60.0)
     pool = VerifyPool(1)
-    assert _eventually(lambda: pool._workers[0].process is None)  # reaped: pausing
-    started = time.monotonic()
-    pool.close()
+    try:
+        assert _eventually(lambda: pool._workers[0].process is None)  # reaped: pausing
+        assert pool.running() == 0
+    finally:
+        started = time.monotonic()
+        pool.close()
     assert time.monotonic() - started < 5.0
     assert pool.replaced == 0
 
 
 def test_a_worker_that_answers_nonsense_is_not_believed() -> None:
+    stopped: list[workers.Stopped] = []
     with VerifyPool(1) as pool:
+        pool.on_replace = stopped.append
         worker = pool._workers[0]
         assert outcomes(pool, triples(2)) == [True, True]
         worker.received += 5  # the next answer then carries an unexpected number
         pending = pool.submit(triples(3, {0, 1, 2}))
         assert pending[0].result() == [False, False, False]
         assert worker.broken
+        # Still running, but out of step: the pool stopped it, and says so.
+        assert _eventually(lambda: len(stopped) >= 1), stopped
+        assert stopped == [workers.Stopped(-signal.SIGKILL, by_pool=True)]
 
 
 def test_workers_that_cannot_start_leave_the_work_to_the_caller(
@@ -518,7 +583,7 @@ def test_with_no_worker_left_the_scheduler_verifies_on_threads(
     with SignatureScheduler(2, processes=True) as scheduler:
         pool = scheduler._pool
         assert pool is not None
-        assert _eventually(lambda: pool._feeding == 0)  # every place given up
+        assert _eventually(lambda: pool.running() == 0)  # every place between two tries
         assert not pool.ready()
         batch = triples(40, {7})
         assert scheduler.verify(batch) == expected(40, {7})

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from redlist.ledger.cores import available_cores
-from redlist.ledger.sigworkers import VerifyPool, take_early, verify_here
+from redlist.ledger.sigworkers import Stopped, VerifyPool, take_early, verify_here
 from redlist.ledger.validator import Triple, Verdicts
 
 #: Entries per chunk: big enough that handing a chunk over costs little beside
@@ -153,9 +153,9 @@ class SignatureScheduler:
         pool = self._pool
         return None if pool is None else WorkerFigures(pool.running(), pool.replaced)
 
-    def on_worker_replaced(self, report: Callable[[int | None], None]) -> None:
-        """Call ``report`` with a stopped worker's exit status (None: it never
-        started) each time a new one takes its place (``sigworkers``)."""
+    def on_worker_replaced(self, report: Callable[[Stopped], None]) -> None:
+        """Call ``report`` with each worker process that stopped, once a new one has
+        taken its place (``sigworkers``)."""
         if self._pool is not None:
             self._pool.on_replace = report
 

@@ -26,15 +26,18 @@ Robustness:
   and the other workers take the rest;
 * a worker that stopped is replaced by a new one (a node runs for months, and a
   worker the kernel killed for memory would otherwise leave its core's share of
-  the signatures to the node's own threads for good). One that stops again before
-  it has answered a single job is replaced at most ``_REPLACEMENTS`` times in a
-  row, after pauses that double from ``_REPLACE_PAUSE_S``: a program that cannot
-  verify here (a broken installation) is not restarted for ever. With no worker
-  left, ``submit`` gives every job back to its caller at once;
+  the signatures to the node's own threads for good). The first replacement waits
+  ``_REPLACE_PAUSE_S``; while replacements keep stopping within ``_PROVEN_S`` of
+  their hello, each waits twice as long as the last, up to ``_REPLACE_PAUSE_MAX_S``:
+  a worker that cannot run here (a broken installation) or that dies on every job
+  costs a start a minute, not a start a job. With no worker running (all of them
+  between a stop and their replacement), ``submit`` gives every job back to its
+  caller at once, and so does the thread of the last one to stop;
 * a worker that hangs (stopped, stuck in a read or a write, half an answer written)
   is killed once a thread waiting for a verdict has seen it make no progress for
   ``_STALL_S`` seconds twice over, and is then a worker that died: one only slow
-  (the whole command stopped with Ctrl-Z and continued) answers between two looks;
+  (the whole command stopped with Ctrl-Z and continued) answers between two looks.
+  One that has not said hello ``_STALL_S`` seconds after its start is killed too;
 * bounded memory: a worker holds one job and has at most ``_AHEAD`` written to
   it; the callers bound how many they queue (``sigschedule``'s chunks in flight,
   a node's batches);
@@ -58,6 +61,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
@@ -88,15 +92,30 @@ _AHEAD = 2
 #: The longest message a worker may send: its hello, or an answer to a full job. A
 #: length above it means the worker is out of step; nothing more is read from it.
 _ANSWER_LIMIT = max(len(HELLO), NUMBER.size + JOB_SIZE)
-#: Replacements in a row of a worker that stopped before it answered any job; then
-#: its place is left empty (see the module docstring).
-_REPLACEMENTS = 3
-#: Seconds before the first replacement of a row; each further one waits twice as long.
+#: Seconds a worker whose answer ended (it closed its output, or sent a length no
+#: answer has) is given to exit on its own: then it died, else the pool stops it.
+_EXITING_S = 1.0
+#: Seconds before a stopped worker is replaced (see the module docstring) ...
 _REPLACE_PAUSE_S = 0.05
+#: ... twice as long for each further one that stops within this many seconds of its
+#: hello (a worker that ran this long starts the row again) ...
+_PROVEN_S = 30.0
+#: ... and never longer than this.
+_REPLACE_PAUSE_MAX_S = 60.0
 #: Seconds between two looks, by a thread waiting for a verdict, at the workers
 #: their threads wait on: one whose thread still waits on the same read or write at
 #: the next look is killed. A job takes about 14 ms; only a hung worker takes this.
 _STALL_S = 10.0
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A worker that stopped and was replaced: its exit ``status`` (negative: the
+    signal that killed it; None: it never started) and whether the pool ended it
+    (``by_pool``: it hung, stayed silent or answered out of step)."""
+
+    status: int | None
+    by_pool: bool
 
 
 class Pending:
@@ -147,12 +166,28 @@ class _Worker:
         self.waiting = process is not None  # for its hello
         self.progress = 0
         self.stalled: tuple[int, float] | None = None  # progress and when first seen
+        self.greeted_at: float | None = None  # when it said hello (``time.monotonic``)
+        self.ended_by_pool = False  # killed as hung or silent, or stopped out of step
 
-    def await_hello(self) -> None:
-        if not self.started:
-            if self._read() != HELLO:
+    def await_hello(self, within: float) -> None:
+        """Read the worker's hello; one that says none within ``within`` seconds is
+        killed (its read then ends) and, like one that says something else, broken."""
+        if self.started:
+            return
+        silent = threading.Timer(within, self.kill)
+        silent.daemon = True
+        silent.start()
+        try:
+            hello = self._read()
+            if hello == HELLO:
+                self.greeted_at = time.monotonic()
+            else:
                 self.broken = True
-            self.started = True
+                if hello is not None:  # it said something else
+                    self.ended_by_pool = True
+        finally:
+            silent.cancel()
+        self.started = True
 
     def send(self, triples: Sequence[Triple]) -> bool:
         """Write one job; whether it went (a worker that is gone is broken; a job that
@@ -185,17 +220,16 @@ class _Worker:
         is broken, and whatever it has not answered is verified by the callers.
         """
         answer = None if self.broken else self._read()
-        if (
-            answer is None
-            or len(answer) < NUMBER.size
-            or NUMBER.unpack_from(answer)[0] != self.received
-        ):
+        if answer is None:
             self.broken = True
+            return None
+        if len(answer) < NUMBER.size or NUMBER.unpack_from(answer)[0] != self.received:
+            self.broken = self.ended_by_pool = True
             return None
         self.received += 1
         outcomes = answer[NUMBER.size :]
         if len(outcomes) != count or outcomes.translate(None, OUTCOMES):
-            self.broken = True
+            self.broken = self.ended_by_pool = True
             return None
         return outcomes
 
@@ -216,6 +250,7 @@ class _Worker:
         """Kill the worker (it hangs): its thread's read or write then returns."""
         process = self.process
         if process is not None:
+            self.ended_by_pool = True
             with contextlib.suppress(OSError):
                 process.kill()
 
@@ -275,9 +310,9 @@ class VerifyPool:
         self._closing = threading.Event()  # ends a pause before a replacement
         self._feeding = len(self._workers)  # threads still taking jobs
         self._replaced = 0
-        #: Called (from a feeding thread) with the exit status of each worker that
-        #: stopped and is being replaced, ``None`` when it was never started.
-        self.on_replace: Callable[[int | None], None] | None = None
+        #: Called (from a feeding thread) with each worker that stopped, once another
+        #: has been started in its place.
+        self.on_replace: Callable[[Stopped], None] | None = None
         self._threads = [
             threading.Thread(
                 target=self._feed, args=(number,), name=f"redlist-feed-{number}", daemon=True
@@ -297,7 +332,7 @@ class VerifyPool:
         with self._lock:
             if self._closed:
                 raise ValueError("the verify pool is closed")
-            if not self._feeding:  # every worker is gone: the callers verify
+            if not self._feeding or not self.running():  # none to verify: the callers do
                 for job in jobs:
                     job.settle(None)
                 return jobs
@@ -412,41 +447,59 @@ class VerifyPool:
         """Worker ``number``'s thread: feed it (``_serve``) until the pool closes, and
         replace it each time it stops (see the module docstring)."""
         worker = self._workers[number]
-        unproven = 0  # replacements in a row that have not answered a job yet
+        pause = _REPLACE_PAUSE_S
         try:
             while not self._serve(worker):
-                if worker.received:
-                    unproven = 0
                 process = worker.process
-                worker.reap(stuck=True, wait_s=_EXIT_WAIT)
-                if unproven >= _REPLACEMENTS:
+                if process is not None and not worker.ended_by_pool:
+                    try:  # its answer ended: it died, or it is exiting
+                        process.wait(_EXITING_S)
+                    except subprocess.TimeoutExpired:
+                        worker.ended_by_pool = True  # alive: out of step, stopped here
+                worker.reap(stuck=True, wait_s=_EXIT_WAIT)  # killed, then its pipes closed
+                stopped = Stopped(
+                    None if process is None else process.returncode, worker.ended_by_pool
+                )
+                self._give_back_if_none_runs()
+                greeted = worker.greeted_at
+                if greeted is not None and time.monotonic() - greeted >= _PROVEN_S:
+                    pause = _REPLACE_PAUSE_S  # it ran a good while: a new row
+                if self._closing.wait(pause):
                     return
-                if self._closing.wait(_REPLACE_PAUSE_S * 2**unproven):
-                    return
-                unproven += 1
-                status = None if process is None else process.returncode
-                replacement = self._replace(number, status)
+                pause = min(2 * pause, _REPLACE_PAUSE_MAX_S)
+                replacement = self._replace(number, stopped)
                 if replacement is None:
                     return
                 worker = replacement
         finally:
             self._stopped_feeding()
 
-    def _replace(self, number: int, status: int | None) -> _Worker | None:
-        """Start worker ``number`` again (the last one's exit ``status`` goes to
+    def _replace(self, number: int, stopped: Stopped) -> _Worker | None:
+        """Start worker ``number`` again, in place of ``stopped`` (reported to
         ``on_replace``); None once the pool is closing."""
+        worker = _Worker(_start_worker())  # a fork and an exec: not under the lock
         with self._lock:
-            if self._closed:
-                return None
-            worker = _Worker(_start_worker())
-            with self._watch_lock:
-                self._workers[number] = worker
-            self._replaced += 1
+            closed = self._closed
+            if not closed:
+                with self._watch_lock:
+                    self._workers[number] = worker
+                self._replaced += 1
+        if closed:
+            worker.end_input()
+            worker.reap(stuck=True, wait_s=_EXIT_WAIT)
+            return None
         report = self.on_replace
         if report is not None:
             with contextlib.suppress(Exception):  # a report must not stop the feeding
-                report(status)
+                report(stopped)
         return worker
+
+    def _give_back_if_none_runs(self) -> None:
+        """Give the queued jobs back to their callers when no worker is left to take
+        them (each is between a stop and its replacement)."""
+        with self._lock:
+            if not self.running():
+                self._give_back()
 
     def _serve(self, worker: _Worker) -> bool:
         """Take jobs from the queue as ``worker`` finishes them, writing up to
@@ -457,7 +510,7 @@ class VerifyPool:
         written: deque[Pending] = deque()
         stopping = False
         try:
-            worker.await_hello()
+            worker.await_hello(_STALL_S)
             while not worker.broken:
                 if not stopping and len(written) < _AHEAD:
                     job: Pending | bool | None = False  # False: none waiting
@@ -482,7 +535,8 @@ class VerifyPool:
         finally:
             for job in written:
                 job.settle(None)
-            worker.end_input()  # the worker exits once it has answered what it holds
+            if stopping:
+                worker.end_input()  # it exits once it has answered what it holds
 
     def _stopped_feeding(self) -> None:
         # The last thread to stop gives the queued jobs back: nobody else would.
@@ -592,6 +646,7 @@ def _start_worker() -> subprocess.Popen[bytes] | None:
 
 __all__ = [
     "Pending",
+    "Stopped",
     "Triple",
     "VerifyPool",
     "start_early",

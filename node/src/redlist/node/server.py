@@ -54,6 +54,7 @@ from grpc_reflection.v1alpha import reflection
 from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.log import Log
 from redlist.ledger.sigschedule import SignatureScheduler
+from redlist.ledger.sigworkers import Stopped
 from redlist.node.accountcheck import RegisterCheck
 from redlist.node.admission import AdmissionInterceptor
 from redlist.node.batcher import Batcher, CommitReport, TreeWatch
@@ -496,15 +497,17 @@ def _watch_signature_workers(workers: SignatureScheduler, metrics: NodeMetrics) 
         figures = workers.worker_processes()
         return 0 if figures is None else figures.running
 
-    def replaced(status: int | None) -> None:
+    def replaced(stopped: Stopped) -> None:
         metrics.signature_worker_replacements.inc()
-        how = (
-            "could not be started"
-            if status is None
-            else f"was killed by signal {-status}"
-            if status < 0
-            else f"exited with status {status}"
-        )
+        status = stopped.status
+        if stopped.by_pool:
+            how = "hung, stayed silent or answered out of step, and was stopped"
+        elif status is None:
+            how = "could not be started"
+        elif status < 0:
+            how = f"was killed by signal {-status}"
+        else:
+            how = f"exited with status {status}"
         logger.warning("a signature worker %s; another is started in its place", how)
 
     metrics.watch_signature_workers(running)
