@@ -31,6 +31,7 @@ from tests.node.test_tls import pki as node_pki  # noqa: F401 - a fixture, used 
 from tests.verifier.bundles import replay, standard_log
 
 from redlist.ledger import merkle
+from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Envelope, Leaf
 from redlist.ledger.errors import FormatError, SourceError, VerificationError
 from redlist.ledger.log import Log
@@ -432,6 +433,26 @@ def test_bad_consistency_proof_fails(
         assert value["error"]["check"] == "consistency"
 
     with_proxy(log, body)
+
+
+def test_another_logs_key_cannot_start_and_names_both_logs(
+    log: Log, town: Town, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The auditor's mistake to put right (exit 2), as with a bundle: not tampering.
+    other = NoteSigner("other.example/redlist", SigningKey.from_seed(b"w" * 32)).verifier()
+
+    async def body(running: Running) -> None:
+        status, value = await verify(capsys, running.node.address, "--log-key", other.encode())
+        assert (status, value["ok"]) == (2, False), value
+        message = value["error"]["message"]
+        assert f"the node at {running.node.address} serves log {town.origin}" in message
+        assert "the log key given is of log other.example/redlist" in message
+        # The same log's name with another key is no mistake of the auditor's: a failure.
+        forged = NoteSigner(town.origin, SigningKey.from_seed(b"w" * 32)).verifier()
+        status, value = await verify(capsys, running.node.address, "--log-key", forged.encode())
+        assert (status, value["error"]["check"]) == (1, "checkpoint")
+
+    run_node(log, body)
 
 
 def test_node_refusing_a_call_cannot_be_verified(

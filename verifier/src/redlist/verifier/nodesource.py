@@ -17,7 +17,7 @@ from redlist.ledger.i18n import _
 from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.proto.client import NodeClient
-from redlist.verifier.source import Opening, Source
+from redlist.verifier.source import Opening, Source, origin_named
 
 #: Leaves read ahead of the audit: batches of this many (or fewer once they hold
 #: ``READ_AHEAD_BATCH_BYTES``), at most ``READ_AHEAD_DEPTH`` batches: with 64 KiB
@@ -65,6 +65,15 @@ class NodeSource(Source):
         try:
             checkpoint = open_checkpoint(text, log_key)
         except NoteError as exc:
+            origin = origin_named(text.encode())
+            if origin is not None and origin != log_key.name:
+                raise SourceError(
+                    _(
+                        "the node at {address} serves log {origin}, but the log key given is "
+                        "of log {name}: verify it with the log key of {origin} (the log.pub "
+                        "of that town's node), or check the address"
+                    ).format(address=self._client.address, origin=origin, name=log_key.name)
+                ) from None
             raise VerificationError(
                 "checkpoint",
                 f"the checkpoint the node at {self._client.address} serves does not verify: {exc}",

@@ -203,12 +203,12 @@ def audit(
         source.close()
 
 
-def _origin_named(checkpoint_bytes: bytes) -> str | None:
+def origin_named(checkpoint_bytes: bytes) -> str | None:
     """The origin of a checkpoint whose first signature names the same log; None if it
     cannot be read or the two differ (a changed origin line: tampering, reported as such).
 
-    Such a checkpoint, of another log than the key's, is the wrong key or the wrong
-    bundle, which the auditor can put right: not a verdict on the data (exit 2). One
+    Such a checkpoint, of another log than the key's, is the wrong key, or the wrong
+    bundle or node, which the auditor can put right: not a verdict on the data (exit 2). One
     changed byte cannot make it: the origin and the signature line would both change.
     """
     try:
@@ -305,7 +305,7 @@ class BundleSource(Source):
         try:
             checkpoint = open_checkpoint(checkpoint_bytes, log_key)
         except NoteError as exc:
-            origin = _origin_named(checkpoint_bytes)
+            origin = origin_named(checkpoint_bytes)
             if origin is not None and origin != log_key.name:
                 raise SourceError(
                     _(
