@@ -127,3 +127,31 @@ def test_leaf_batches_out_of_place_are_refused_and_nothing_is_stored(
             assert mirrored.mirror.size == 0
 
     asyncio.run(main())
+
+
+def test_a_primary_of_another_log_is_named_as_the_operators_mistake(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The mirror's --from names a node of another town (or --log-key is another town's):
+    # the line says which log the node serves, not that its checkpoint is forged.
+    town, other = Town.generate(), Town.generate("other.example/log")
+    forger = honest(tmp_path, town)
+    caplog.set_level(logging.INFO, logger="redlist.node.mirror")
+
+    async def main() -> None:
+        async with (
+            forged_primary(forger) as upstream,
+            mirroring(tmp_path / "mirror", upstream, other.log_signer.verifier()) as mirrored,
+        ):
+            deadline = time.monotonic() + 20
+            while "check=checkpoint" not in caplog.text:
+                assert time.monotonic() < deadline, caplog.text
+                await asyncio.sleep(0.02)
+            assert (
+                f"the node at {upstream} serves log '{town.origin}', not log "
+                "'other.example/log' (the log key given): a wrong --from address or a wrong "
+                "--log-key"
+            ) in caplog.text
+            assert mirrored.mirror.size == 0
+
+    asyncio.run(main())

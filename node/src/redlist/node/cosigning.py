@@ -55,6 +55,7 @@ from redlist.node.config import parse_address
 from redlist.node.peers import open_peer_channel
 from redlist.node.tls import PeerMaterial
 from redlist.proto.contract import WITNESS_SIZE_KEY
+from redlist.proto.errors import peer_words
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
@@ -248,7 +249,7 @@ class Cosigner:
                 if reported == old:
                     raise _Refused(f"ABORTED at size {old} it reports itself") from None
                 return reported
-            raise _Refused(f"{error.code().name}: {excerpt(error.details() or '')}") from None
+            raise _Refused(f"{error.code().name}: {peer_words(error.details() or '')}") from None
         line = _checked_line(answer.cosignature, witness.key, target)
         progress.size = target.size
         progress.line, progress.cosigned_text = line, target.text

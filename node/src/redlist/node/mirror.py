@@ -52,7 +52,7 @@ import grpc
 from redlist.ledger import merkle
 from redlist.ledger.errors import MirrorRefusal, NoteError, ProofError, RedlistError
 from redlist.ledger.mirrorlog import MirrorLog, PreparedLeaves
-from redlist.ledger.note.checkpoint import SignedCheckpoint, open_checkpoint
+from redlist.ledger.note.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
 from redlist.ledger.note.cosignature import cosign_checkpoint
 from redlist.ledger.note.keys import NoteSigner, cosignature_time
 from redlist.ledger.note.signed import Note, NoteSignature
@@ -62,6 +62,7 @@ from redlist.ledger.witness import SplitViewEvidence
 from redlist.node.cosigning import COSIGNED_FILE, read_cosigned, write_atomically
 from redlist.node.evidence import list_evidence, write_evidence
 from redlist.node.metrics import MirrorMetrics
+from redlist.proto.errors import peer_words
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
@@ -221,7 +222,7 @@ class Follower:
                     "primary not answering from=%s code=%s: %s",
                     self.upstream,
                     error.code().name,
-                    excerpt(error.details() or ""),
+                    peer_words(error.details() or ""),
                 )
             except RedlistError as error:
                 if self._stop.is_set():
@@ -339,6 +340,14 @@ class Follower:
         try:
             return open_checkpoint(note, self.mirror.log_key)
         except NoteError as error:
+            served = _origin_of(note)
+            if served is not None and served != self.mirror.origin:
+                raise MirrorRefusal(
+                    "checkpoint",
+                    f"the node at {self.upstream} serves log {excerpt(served)!r}, not log "
+                    f"{excerpt(self.mirror.origin)!r} (the log key given): a wrong --from "
+                    "address or a wrong --log-key",
+                ) from None
             raise MirrorRefusal(
                 "checkpoint", f"the primary's checkpoint is not signed by the log key: {error}"
             ) from None
@@ -532,6 +541,14 @@ class Follower:
             held = kept
         self._served = self._cosigned(held)
         self._keep(self._served)
+
+
+def _origin_of(note: str) -> str | None:
+    """The origin line of a checkpoint note, None if it is not one."""
+    try:
+        return Checkpoint.from_text(Note.parse(note).text).origin
+    except (NoteError, ValueError):
+        return None
 
 
 __all__ = ["CHUNK_BYTES", "CHUNK_ENTRIES", "Follower", "MirrorLimits"]

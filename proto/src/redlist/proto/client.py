@@ -46,7 +46,7 @@ from redlist.ledger.errors import KeyFileError, RedlistError, SourceError
 from redlist.ledger.i18n import N_, _
 from redlist.ledger.textcommit import EntryText
 from redlist.proto.contract import Limits, read_message
-from redlist.proto.errors import NodeError, NodeUnreachableError, WireError
+from redlist.proto.errors import NodeError, NodeUnreachableError, WireError, peer_words
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
 #: How long one call may take (for leaves: one window of them) before the node
@@ -376,7 +376,7 @@ class NodeConnection(ABC):
         node did not answer in time (what that leaves undecided).
         """
         code = error.code()
-        details = _shorten((error.details() or "").strip())
+        details = peer_words(error.details() or "")
         if code in _UNREACHABLE:
             hint = ""
             if code is grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -500,7 +500,7 @@ class NodeClient(NodeConnection):
         if unreachable is not None:
             return unreachable
         refusal = self._refusal(error)
-        said = f" ({_shorten(refusal.message)})" if error.details() else ""
+        said = f" ({peer_words(refusal.message)})" if error.details() else ""
         status = (
             refusal.code
             if refusal.check is None
@@ -567,10 +567,6 @@ def _read_pem(path: Path | None, flag: str) -> bytes | None:
                 path=path, flag=flag, value=error.strerror or error
             )
         ) from None
-
-
-def _shorten(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 __all__ = [

@@ -19,7 +19,22 @@ from collections.abc import Iterable
 
 from redlist.ledger.errors import CheckError, FormatError, SourceError
 from redlist.ledger.i18n import N_, _
+from redlist.ledger.text import shown
 from redlist.proto.contract import RefusalDetails
+
+#: The most characters kept of what another node said (an error's details) in a
+#: message or a log line: enough for gRPC's "failed to connect to all addresses; last
+#: error: ..." with its cause, bounded against a peer that sends pages.
+PEER_WORDS_LIMIT = 300
+
+
+def peer_words(text: str, limit: int = PEER_WORDS_LIMIT) -> str:
+    """What another node said, for a message or a log line: stripped, control and
+    other unprintable characters written as ``\\u{XXXX}`` (a peer cannot start a log
+    line of its own), cut to ``limit`` characters."""
+    text = shown(text.strip())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
 
 #: Status codes that mean the node failed, rather than refused the request.
 FAILURE_CODES = frozenset({"INTERNAL", "UNKNOWN", "DATA_LOSS"})
@@ -143,4 +158,12 @@ class NodeError(CheckError):
         )
 
 
-__all__ = ["FAILURE_CODES", "SIGNER_ADVICE", "NodeError", "NodeUnreachableError", "WireError"]
+__all__ = [
+    "FAILURE_CODES",
+    "PEER_WORDS_LIMIT",
+    "SIGNER_ADVICE",
+    "NodeError",
+    "NodeUnreachableError",
+    "WireError",
+    "peer_words",
+]
