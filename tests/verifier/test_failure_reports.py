@@ -22,6 +22,7 @@ from redlist.verifier.checkwords import (
     PLAIN,
     RULE_BROKEN,
     TAMPERED,
+    UNCONFIRMED,
     advice,
 )
 from redlist.verifier.cli import main
@@ -35,7 +36,9 @@ def test_every_check_has_a_kind_and_plain_words() -> None:
     every = {*CHECKS, TEXT_CHECK}
     assert set(CHECK_KINDS) == every
     assert set(PLAIN) == every
-    assert set(CHECK_KINDS.values()) == set(KINDS) == {TAMPERED, RULE_BROKEN, MISREPORTED}
+    assert (
+        set(CHECK_KINDS.values()) == set(KINDS) == {TAMPERED, RULE_BROKEN, MISREPORTED, UNCONFIRMED}
+    )
     for check, words in PLAIN.items():
         assert words.endswith(".") and words[0].isupper(), check
         assert "'" not in words.replace("'s ", ""), check  # no code, no reprs

@@ -3,6 +3,7 @@ or ``--witness VKEY ... --min-witnesses K``; the final checkpoint must meet it."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from tests.verifier.test_node import add_activity, verify, with_proxy
 from redlist.ledger.log import Log
 from redlist.ledger.note.cosignature import cosign_checkpoint
 from redlist.ledger.note.keys import NoteSigner
+from redlist.verifier import nodewitnesses
 from redlist.verifier.cli import main
 from redlist.verifier.statefile import load_state
 
@@ -192,8 +194,10 @@ def test_a_policy_that_cannot_be_used_stops_the_check(
 
 
 def test_a_node_checkpoint_is_held_to_the_policy(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(nodewitnesses, "TRIES", 2)
+    monkeypatch.setattr(nodewitnesses, "PAUSE_S", 0.05)
     town = Town.generate()
     node_log: Log = create_log(tmp_path / "data", town, setup=True)
     add_activity(node_log, town)
@@ -203,6 +207,10 @@ def test_a_node_checkpoint_is_held_to_the_policy(
         status, value = await verify(capsys, address, "--log-key", key, "--witness", wkey(0))
         assert status == 1
         assert value["error"]["check"] == "witness-policy"
+        # Not cosigned yet: the log itself was audited, and the advice is to wait.
+        assert value["error"]["kind"] == "unconfirmed"
+        assert value["checked"]["entries"] == node_log.size
+        assert "check again in a few minutes" in value["error"]["advice"]
         # The checkpoint as a primary serves it once its witnesses have cosigned.
         signed = node_log.checkpoint()
         assert signed is not None
@@ -211,6 +219,40 @@ def test_a_node_checkpoint_is_held_to_the_policy(
         assert status == 0, value
         assert value["witnesses"] == {"witness.example/town0": TIME}
         assert value["node"]["leaves_fetched"] == node_log.size
+
+    try:
+        with_proxy(node_log, body)
+    finally:
+        node_log.close()
+
+
+def test_a_node_checkpoint_cosigned_while_the_auditor_waits_verifies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The audit reaches the newest checkpoint before the node's witnesses have cosigned
+    # it: the node is asked again, and the same checkpoint comes back cosigned.
+    monkeypatch.setattr(nodewitnesses, "PAUSE_S", 0.2)
+    town = Town.generate()
+    node_log: Log = create_log(tmp_path / "data", town, setup=True)
+    add_activity(node_log, town)
+    key = town.log_signer.verifier().encode()
+
+    async def body(running: Running, proxy: Any, address: str) -> None:
+        signed = node_log.checkpoint()
+
+        async def cosigned_soon() -> None:
+            await asyncio.sleep(0.5)  # while the auditor waits
+            proxy.checkpoint = cosign_checkpoint(signed, WITNESSES[0], TIME).note
+
+        cosigning = asyncio.create_task(cosigned_soon())
+        status = await asyncio.to_thread(
+            main, ["node", address, "--json", "--log-key", key, "--witness", wkey(0)]
+        )
+        await cosigning
+        out, err = capsys.readouterr()
+        assert status == 0, out + err
+        assert json.loads(out)["witnesses"] == {"witness.example/town0": TIME}
+        assert f"the checkpoint of size {node_log.size} is not yet confirmed" in err
 
     try:
         with_proxy(node_log, body)

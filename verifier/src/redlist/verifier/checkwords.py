@@ -1,6 +1,6 @@
 """Every check a verification can fail, by kind and in plain words, and the advice after it.
 
-Three kinds (``KINDS``; docs/operations.md, "When verification fails"):
+Four kinds (``KINDS``; docs/operations.md, "When verification fails"):
 
 * ``tampered``: bytes were changed, added or removed after they were signed (a
   signature or hash that does not match, a broken chain, a root the checkpoint did
@@ -9,8 +9,10 @@ Three kinds (``KINDS``; docs/operations.md, "When verification fails"):
   (over a cap, an unknown or retired rule, too few council signatures, more spent
   than earned...);
 * ``misreported``: the log itself holds, but what was said about it does not match
-  it: publicity.csv, a node's answers, the month a bundle claims, the witnesses'
-  cosignatures.
+  it: publicity.csv, a node's answers, the month a bundle claims;
+* ``unconfirmed``: the log itself holds, but its checkpoint does not carry the
+  confirmations (cosignatures) the auditor's witness policy asks for: a witness has
+  not cosigned it yet, is offline, or refused it.
 
 ``CHECK_KINDS`` gives the kind of every check (``results.CHECKS`` and ``text``),
 ``PLAIN`` what its failure means for someone who is not a programmer, and ``advice``
@@ -30,6 +32,7 @@ from redlist.ledger.i18n import N_
 TAMPERED = "tampered"
 RULE_BROKEN = "rule-broken"
 MISREPORTED = "misreported"
+UNCONFIRMED = "unconfirmed"
 #: ``error.kind`` of a check that could not start (exit 2): nothing was judged.
 CANNOT_START = "cannot-start"
 
@@ -39,6 +42,9 @@ KINDS: Mapping[str, str] = {
     RULE_BROKEN: N_("An entry is intact as signed, but it breaks a rule of the town."),
     MISREPORTED: N_(
         "The log holds, but what was published or answered about it does not match it."
+    ),
+    UNCONFIRMED: N_(
+        "The log holds, but the witnesses the policy requires have not confirmed its checkpoint."
     ),
 }
 
@@ -82,7 +88,7 @@ CHECK_KINDS: Mapping[str, str] = {
     # What the town or its node said about a log that itself holds.
     "account-view": MISREPORTED,
     "inclusion": MISREPORTED,
-    "witness-policy": MISREPORTED,
+    "witness-policy": UNCONFIRMED,
     "month": MISREPORTED,
     "publicity": MISREPORTED,
 }
@@ -171,8 +177,8 @@ PLAIN: Mapping[str, str] = {
     ),
     "inclusion": N_("The node could not prove that an entry is in the log it signed."),
     "witness-policy": N_(
-        "The checkpoint lacks the confirmations (cosignatures) of the "
-        "witnesses the policy requires."
+        "The checkpoint lacks valid confirmations (cosignatures) from the witnesses the "
+        "policy requires: they have not confirmed it yet, or a confirmation does not verify."
     ),
     "month": N_(
         "The monthly bundle does not hold exactly one month after the previous one: a "
@@ -197,6 +203,13 @@ _ADVICE: Mapping[str, str] = {
         "Do not rely on what was published or answered. Keep the files exactly as "
         "they are and send this report to the town office and the county auditor: it must be "
         "corrected from the log, then verified again."
+    ),
+    UNCONFIRMED: N_(
+        "A witness may be offline, or slow to confirm the newest checkpoint: check again in "
+        "a few minutes (a bundle: export it again first). If it keeps failing, ask the "
+        "town's operator whether its witnesses are reachable, and send this report to the "
+        "county auditor: a node whose checkpoints its witnesses do not confirm may be "
+        "showing different histories to different people."
     ),
     CANNOT_START: N_(
         "Nothing was verified. Correct what is named above and run the same command again."
@@ -223,6 +236,7 @@ __all__ = [
     "PLAIN",
     "RULE_BROKEN",
     "TAMPERED",
+    "UNCONFIRMED",
     "advice",
     "kind_of",
 ]

@@ -466,6 +466,7 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
     if args.tls_ca or args.tls_cert or args.tls_key:
         tls = RemoteTLS(args.tls_ca, args.tls_cert, args.tls_key)
     progress = ProgressBar(stderr, _("checking"), _("entries"))
+    verdict = None
     try:
         with NodeClient(args.address, tls=tls, timeout=args.timeout) as client:
             outcome = verify_node(
@@ -480,10 +481,14 @@ def _verify_node(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
                 workers=args.workers,
                 progress=progress.update if progress.shown else None,
             )
+            progress.close()
+            result = outcome.result
+            if policy is not None:
+                from redlist.verifier.nodewitnesses import await_witnesses
+
+                result, verdict = await_witnesses(client, log_key, policy, result, stderr)
     finally:
         progress.close()
-    result = outcome.result
-    verdict = require(policy, result.checkpoint) if policy is not None else None
     if args.state is not None:
         _save_state(args.state, result, outcome.resume_point)
     written = _attest(attestations, result, stderr)

@@ -34,6 +34,7 @@ from redlist.verifier.checkwords import (
     PLAIN,
     RULE_BROKEN,
     TAMPERED,
+    UNCONFIRMED,
     advice,
     kind_of,
 )
@@ -215,6 +216,7 @@ KIND_NAMES = {
     TAMPERED: N_("tampered"),
     RULE_BROKEN: N_("rule-broken"),
     MISREPORTED: N_("misreported"),
+    UNCONFIRMED: N_("unconfirmed"),
 }
 
 _SENTENCES = {
