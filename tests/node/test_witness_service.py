@@ -26,6 +26,7 @@ from redlist.ledger.note.checkpoint import Checkpoint, open_checkpoint, sign_che
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.witnessstore import WitnessStore
+from redlist.node import evidence as evidence_files
 from redlist.node.configfile import load_config_file, resolve_settings
 from redlist.node.evidence import EVIDENCE_DIR_NAME, origin_hash
 from redlist.node.metrics import NodeMetrics
@@ -150,6 +151,28 @@ def test_a_forked_log_is_refused_with_evidence_that_convicts_it(data: Path) -> N
     alarms = run("redlist-node", "alarms", "--data", data, "--witness-for", log_key)
     assert alarms.returncode == 1, alarms.stderr
     assert "PROVES A SPLIT VIEW" in alarms.stdout and WATCHED in alarms.stdout
+
+
+def test_a_primary_asking_again_with_the_same_fork_leaves_one_file(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A refused primary keeps asking (its back-off): the same evidence is kept once,
+    # and another fork each time stops at MAX_EVIDENCE_FILES files.
+    monkeypatch.setattr(evidence_files, "MAX_EVIDENCE_FILES", 3)
+
+    async def body(stub: ledger_pb2_grpc.WitnessStub) -> None:
+        await stub.AddCheckpoint(request(0, 10))
+        for _ in range(3):
+            error = await rpc_error(stub.AddCheckpoint(request(10, 30, FORKED)))
+            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        folder = data / EVIDENCE_DIR_NAME / origin_hash(WATCHED)
+        assert len(list(folder.glob("*.txt"))) == 1
+        for size in (11, 12, 13, 14, 15):  # a fork of another size each time
+            error = await rpc_error(stub.AddCheckpoint(request(10, size, FORKED)))
+            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert len(list(folder.glob("*.txt"))) == 3
+
+    witness_node(data, body)
 
 
 def test_the_same_size_with_another_root_is_a_split_view(data: Path) -> None:

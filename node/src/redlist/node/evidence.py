@@ -26,6 +26,9 @@ from redlist.ledger.witness import SplitViewEvidence
 EVIDENCE_DIR_NAME = "evidence"
 #: Both notes (at most 1 MiB each) and a proof: anything larger is not evidence.
 EVIDENCE_FILE_LIMIT = 4 << 20
+#: The most evidence files kept for one log: one split proves the log forked, and a
+#: forked primary that keeps asking (each time another fork) cannot fill the disk.
+MAX_EVIDENCE_FILES = 100
 
 
 def origin_hash(origin: str) -> str:
@@ -36,14 +39,23 @@ def origin_hash(origin: str) -> str:
 def write_evidence(
     data_dir: Path, evidence: SplitViewEvidence, clock: Callable[[], int] = time.time_ns
 ) -> Path:
-    """Write ``evidence`` durably under ``data_dir/evidence/``; return the file's path."""
+    """Write ``evidence`` durably under ``data_dir/evidence/``; return the file's path.
+
+    A primary that was refused keeps asking (with its back-off) and shows the same split
+    again and again: evidence already kept, byte for byte, is not written twice (its
+    file is returned), and a log holds at most ``MAX_EVIDENCE_FILES`` files (then the
+    newest is returned; the alarm stands, and what is kept proves it).
+    """
     folder = data_dir / EVIDENCE_DIR_NAME / origin_hash(evidence.origin)
+    data = evidence.to_text().encode("utf-8")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        kept = _kept(folder, data)
+        if kept is not None:
+            return kept
         now = clock()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000))
         base = f"{stamp}.{now % 1_000_000_000:09d}Z"
-        data = evidence.to_text().encode("utf-8")
         for attempt in range(100):
             path = folder / (f"{base}.txt" if attempt == 0 else f"{base}-{attempt}.txt")
             try:
@@ -68,6 +80,19 @@ def write_evidence(
             folder=folder
         )
     )
+
+
+def _kept(folder: Path, data: bytes) -> Path | None:
+    """The file in ``folder`` that holds ``data`` already, or the newest one when the
+    folder is full (``MAX_EVIDENCE_FILES``); None when ``data`` is to be written."""
+    files = sorted(path for path in folder.glob("*.txt") if path.is_file())
+    for path in files:
+        try:
+            if path.stat().st_size == len(data) and path.read_bytes() == data:
+                return path
+        except OSError:
+            continue  # unreadable: another file is written beside it
+    return files[-1] if len(files) >= MAX_EVIDENCE_FILES else None
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from redlist.node.evidence import EVIDENCE_DIR_NAME, EvidenceFile, list_evidence
 DESCRIPTION = N_("""\
 List the split-view evidence in DIR/{EVIDENCE_DIR_NAME}/: pairs of checkpoints of one
 log, both signed by its key, that cannot both be true. A witness keeps one file per
-refusal ('redlist-node serve --witness-key ...'), a mirror one per split view it was
-shown ('redlist-node mirror'). For each file: the log's origin, when it was written,
+split view it refused ('redlist-node serve --witness-key ...'; the same one shown
+again is not kept twice, and at most 100 for a log), a mirror one per split view it
+was shown ('redlist-node mirror'). For each file: the log's origin, when it was written,
 and what it proves, checked with the log's key when that key is known (--witness-for,
 witness_for in --config, or the DIR/log.pub of a mirror's data directory); anyone can
 check a file offline with 'redlist-verify evidence FILE --log-key VKEY'.
