@@ -74,7 +74,7 @@ def test_a_fork_is_refused_with_evidence_that_convinces_anyone() -> None:
     # The file round-trips, and proves the split with the log key alone.
     evidence = SplitViewEvidence.from_text(error.evidence.to_text())
     assert evidence == error.evidence
-    assert "does not extend" in (check_evidence(evidence, LOG.verifier()) or "")
+    assert "does not extend" in str(check_evidence(evidence, LOG.verifier()))
     # Only the log's key convicts the log.
     assert check_evidence(evidence, OTHER.verifier()) is None
 
@@ -93,7 +93,7 @@ def test_two_roots_for_one_size_are_evidence() -> None:
     held = add_checkpoint(None, 0, [], note_of(HONEST, 12), LOG.verifier())
     error = refused(held, 12, [], note_of(FORKED, 12))
     assert error.reason is Refusal.INCONSISTENT and error.evidence is not None
-    assert "different roots" in (check_evidence(error.evidence, LOG.verifier()) or "")
+    assert "different roots" in str(check_evidence(error.evidence, LOG.verifier()))
 
 
 def test_garbage_hashes_in_an_evidence_file_prove_nothing() -> None:

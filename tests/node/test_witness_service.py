@@ -143,6 +143,10 @@ def test_a_forked_log_is_refused_with_evidence_that_convicts_it(data: Path) -> N
     convicted = run("redlist-verify", "evidence", files[0], "--log-key", log_key)
     assert convicted.returncode == 1, convicted.stderr
     assert "SPLIT VIEW PROVEN" in convicted.stdout
+    # Said in the reader's language from beginning to end, what it proves included.
+    chinese = run("redlist-verify", "--lang", "zh_CN", "evidence", files[0], "--log-key", log_key)
+    assert chinese.returncode == 1, chinese.stderr
+    assert "两段不同的历史" in chinese.stdout and "entries" not in chinese.stdout
     # Another key with the log's name convicts nobody.
     other = run("redlist-verify", "evidence", files[0], "--log-key", IMPOSTOR.verifier().encode())
     assert other.returncode == 0, other.stderr

@@ -171,7 +171,26 @@ def add_checkpoint(
     return WitnessedHead(checkpoint.size, checkpoint.root, note)
 
 
-def check_evidence(evidence: SplitViewEvidence, log_key: VerifierKey) -> str | None:
+@dataclass(frozen=True)
+class SplitProof:
+    """What split-view evidence proves: two roots for one size (``earlier == later``), or
+    a tree of ``later`` entries that does not extend the tree of ``earlier`` the log
+    signed before. ``str`` says it in English; ``splitwords`` in the reader's language."""
+
+    earlier: int
+    later: int
+
+    def __str__(self) -> str:
+        if self.earlier == self.later:
+            return _two_roots(self.later)
+        return (
+            f"the log's tree of {self.later} entries does not extend the tree of "
+            f"{self.earlier} entries it signed before: the log rewrote its history or "
+            "shows two histories"
+        )
+
+
+def check_evidence(evidence: SplitViewEvidence, log_key: VerifierKey) -> SplitProof | None:
     """What ``evidence`` proves against the log of ``log_key``, or None if nothing.
 
     Both notes must verify with the log key (a note that does not proves nothing about
@@ -195,7 +214,7 @@ def check_evidence(evidence: SplitViewEvidence, log_key: VerifierKey) -> str | N
     if earlier.size > later.size:
         earlier, later = later, earlier
     if earlier.size == later.size:
-        return _two_roots(earlier.size) if earlier.root != later.root else None
+        return SplitProof(earlier.size, later.size) if earlier.root != later.root else None
     if earlier.size == 0:
         return None  # the empty tree is a prefix of every tree
     try:
@@ -203,11 +222,7 @@ def check_evidence(evidence: SplitViewEvidence, log_key: VerifierKey) -> str | N
     except ProofError:
         return None
     if new == later.root and old != earlier.root:
-        return (
-            f"the log's tree of {later.size} entries does not extend the tree of "
-            f"{earlier.size} entries it signed before: the log rewrote its history or "
-            "shows two histories"
-        )
+        return SplitProof(earlier.size, later.size)
     return None
 
 

@@ -24,6 +24,7 @@ from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.note.syntax import excerpt
+from redlist.ledger.splitwords import proof_words
 from redlist.ledger.witness import SplitViewEvidence, check_evidence
 from redlist.verifier.files import SMALL_LIMIT, read_limited
 
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace, stdout: TextIO) -> int:
             _(
                 "SPLIT VIEW PROVEN for log {excerpt}: both checkpoints in {file} "
                 "are validly signed by the log's key, and {proven}."
-            ).format(excerpt=excerpt(evidence.origin), file=args.file, proven=proven)
+            ).format(excerpt=excerpt(evidence.origin), file=args.file, proven=proof_words(proven))
             + "\n"
         )
         return EXIT_SPLIT_VIEW

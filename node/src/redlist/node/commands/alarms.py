@@ -11,6 +11,7 @@ from redlist.ledger import logkeyfile
 from redlist.ledger.i18n import N_, _
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.note.syntax import excerpt
+from redlist.ledger.splitwords import proof_words
 from redlist.ledger.witness import check_evidence
 from redlist.node.configfile import load_config_file
 from redlist.node.evidence import EVIDENCE_DIR_NAME, EvidenceFile, list_evidence
@@ -92,7 +93,7 @@ def _describe(item: EvidenceFile, keys: dict[str, VerifierKey]) -> str:
     else:
         proven = check_evidence(item.evidence, log_key)
         verdict = (
-            _("PROVES A SPLIT VIEW: {proven}").format(proven=proven)
+            _("PROVES A SPLIT VIEW: {proven}").format(proven=proof_words(proven))
             if proven is not None
             else _("proves nothing with the configured log key")
         )
