@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +15,12 @@ from grpc import aio
 from tests.builders import Town, corrupt_signature, create_log
 from tests.node.mirroring import Forger, forged_primary, mirroring
 
+from redlist.ledger.errors import SourceError
 from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.node.evidence import list_evidence
+from redlist.proto.client import NodeClient
+from redlist.proto.errors import NodeUnreachableError
 from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
@@ -155,3 +159,30 @@ def test_a_primary_of_another_log_is_named_as_the_operators_mistake(
             assert mirrored.mirror.size == 0
 
     asyncio.run(main())
+
+
+def test_a_mirror_that_holds_nothing_yet_says_so_and_is_not_called_unreachable(
+    tmp_path: Path,
+) -> None:
+    # Its primary is down: it serves, but has no checkpoint to give. A verifier or a
+    # clerk asking it must read the node's own words, not "cannot reach the node".
+    town = Town.generate()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    upstream = f"127.0.0.1:{closed.getsockname()[1]}"  # nothing listens there
+
+    async def main() -> None:
+        async with mirroring(tmp_path / "mirror", upstream, town.log_signer.verifier()) as mirrored:
+            with (
+                NodeClient(mirrored.address, timeout=10) as client,
+                pytest.raises(SourceError) as refused,
+            ):
+                await asyncio.to_thread(client.get_checkpoint)
+            assert not isinstance(refused.value, NodeUnreachableError)
+            said = refused.value.diagnostics()
+            assert "it answered GetCheckpoint" in said and "mirror still catching up" in said
+
+    try:
+        asyncio.run(main())
+    finally:
+        closed.close()

@@ -58,6 +58,7 @@ from redlist.node.reviewrpc import ReviewCalls, ReviewService
 from redlist.node.submitrpc import SubmitService
 from redlist.node.texts import NodeTexts
 from redlist.proto.contract import (
+    CATCHING_UP_CHECK,
     CHECK_ACCOUNTS_METHOD,
     READ_SIGNATURE_CHECK,
     Limits,
@@ -159,9 +160,12 @@ class LedgerServicer(ReviewCalls, ledger_pb2_grpc.LedgerServicer):
         context: aio.ServicerContext[pb.GetCheckpointRequest, pb.GetCheckpointResponse],
     ) -> pb.GetCheckpointResponse:
         if await self._size(context) == 0:  # only a mirror that has received nothing yet
+            # Said by the node itself (the check key), so that no client takes it for a
+            # node it could not reach.
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
                 "this node holds no entry of the log yet: it is a mirror still catching up",
+                RefusalDetails(check=CATCHING_UP_CHECK).to_metadata(),
             )
         if request.at_most == 0:
             checkpoint = await self._read(context, self._log.checkpoint)

@@ -45,7 +45,7 @@ from redlist.ledger.crypto import SigningKey
 from redlist.ledger.errors import KeyFileError, RedlistError, SourceError
 from redlist.ledger.i18n import N_, _
 from redlist.ledger.textcommit import EntryText
-from redlist.proto.contract import Limits, read_message
+from redlist.proto.contract import Limits, RefusalDetails, read_message
 from redlist.proto.errors import NodeError, NodeUnreachableError, WireError, peer_words
 from redlist.v1 import ledger_pb2, ledger_pb2_grpc
 
@@ -377,7 +377,7 @@ class NodeConnection(ABC):
         """
         code = error.code()
         details = peer_words(error.details() or "")
-        if code in _UNREACHABLE:
+        if code in _UNREACHABLE and not _said_by_node(error):
             hint = ""
             if code is grpc.StatusCode.DEADLINE_EXCEEDED:
                 problem = _("it did not answer in time")
@@ -567,6 +567,13 @@ def _read_pem(path: Path | None, flag: str) -> bytes | None:
                 path=path, flag=flag, value=error.strerror or error
             )
         ) from None
+
+
+def _said_by_node(error: grpc.RpcError) -> bool:
+    """Whether the node itself answered with this status (its refusal details), as a
+    mirror still catching up does with UNAVAILABLE."""
+    metadata = ((item.key, item.value) for item in error.trailing_metadata() or ())
+    return RefusalDetails.from_metadata(metadata).check is not None
 
 
 __all__ = [

@@ -30,6 +30,9 @@ from redlist.v1 import ledger_pb2
 INDEX_KEY = "redlist-index"
 #: Trailing metadata: the short identifier of the broken rule or exceeded limit.
 CHECK_KEY = "redlist-check"
+#: The check of a mirror's ``GetCheckpoint`` while it holds nothing yet (UNAVAILABLE:
+#: ask again later), which tells a client the node answered.
+CATCHING_UP_CHECK = "catching-up"
 #: Trailing metadata: the value (decimal) of the limit a refused request exceeded.
 LIMIT_KEY = "redlist-limit"
 #: Trailing metadata: how long to wait before a retry, in whole milliseconds.
@@ -159,6 +162,7 @@ def _decimal(text: str | None) -> int | None:
 
 __all__ = [
     "BYTE_RATE_LIMIT_CHECK",
+    "CATCHING_UP_CHECK",
     "CHECK_KEY",
     "ENVELOPE_FRAMING_BYTES",
     "INDEX_KEY",
