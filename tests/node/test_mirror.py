@@ -159,6 +159,16 @@ def test_mirror_settings_are_checked(tmp_path: Path, town: Town) -> None:
     config.write_text('[[mirror]]\ndata = "a"\nfrom = "h:1"\n')
     with pytest.raises(FormatError, match=r"exactly 'data', 'from', 'log_key' and 'listen'"):
         load_mirror_config(config)
+    # Which table, and what is wrong with it: a typo is named.
+    whole = f'data = "a"\nfrom = "h:1"\nlog_key = "{key}"\nlisten = "127.0.0.1:7431"\n'
+    for table, said in [
+        (whole.replace("from =", "form ="), "number 2: unknown setting 'form'"),
+        (whole.replace('listen = "127.0.0.1:7431"\n', ""), "number 2: 'listen' missing"),
+        (whole.replace('data = "a"', "data = 7"), "number 2: 'data' must be text"),
+    ]:
+        config.write_text(f"[[mirror]]\n{whole}[[mirror]]\n{table}")
+        with pytest.raises(FormatError, match=said):
+            load_mirror_config(config)
     with pytest.raises(FormatError, match="all four"):
         resolve_mirror_settings({}, {"data": tmp_path, "upstream": "h:1"})
     with pytest.raises(FormatError, match="no log to mirror"):

@@ -203,6 +203,22 @@ _TOP_PATHS = ("mirror_key", "witness_key")
 _TABLE = ("data", "from", "log_key", "listen")
 
 
+def _table_problem(item: Any) -> str | None:
+    """What is wrong with one ``[[mirror]]`` table, in words; None if nothing."""
+    if not isinstance(item, dict):
+        return _("it is not a table")
+    unknown = sorted(set(item) - set(_TABLE))
+    if unknown:
+        return _("unknown setting {names}").format(names=", ".join(repr(name) for name in unknown))
+    missing = [name for name in _TABLE if name not in item]
+    if missing:
+        return _("{names} missing").format(names=", ".join(repr(name) for name in missing))
+    odd = [name for name in _TABLE if not isinstance(item[name], str)]
+    if odd:
+        return _("{names} must be text").format(names=", ".join(repr(name) for name in odd))
+    return None
+
+
 def load_mirror_config(path: Path) -> dict[str, Any]:
     """The settings a TOML file gives, checked for names and types (not yet combined)."""
     document = read_toml(path, _("config file"))
@@ -235,21 +251,21 @@ def load_mirror_config(path: Path) -> dict[str, Any]:
         if name in values:
             values[name] = _relative(path, values[name])
     values.update(listener_values(path, values))
-    values["mirror"] = tuple(_mirrored(path, item) for item in values.get("mirror", ()))
+    values["mirror"] = tuple(
+        _mirrored(path, number, item)
+        for number, item in enumerate(values.get("mirror", ()), start=1)
+    )
     return values
 
 
-def _mirrored(path: Path, item: Any) -> MirroredLog:
-    if (
-        not isinstance(item, dict)
-        or set(item) != set(_TABLE)
-        or not all(isinstance(value, str) for value in item.values())
-    ):
+def _mirrored(path: Path, number: int, item: Any) -> MirroredLog:
+    problem = _table_problem(item)
+    if problem is not None:
         raise FormatError(
             _(
-                "config file {path}: each [[mirror]] has exactly 'data', 'from', 'log_key' and "
-                "'listen' (text)"
-            ).format(path=path)
+                "config file {path}, [[mirror]] number {number}: {problem}; each [[mirror]] "
+                "has exactly 'data', 'from', 'log_key' and 'listen' (text)"
+            ).format(path=path, number=number, problem=problem)
         )
     log_key = item["log_key"]
     if "+" not in log_key:  # a key string always has two '+'; anything else names a file
