@@ -5,6 +5,7 @@ bundle written by ``redlist-node export`` and checked by ``redlist-verify``."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import subprocess
 import time
@@ -191,6 +192,44 @@ def test_a_witness_that_is_down_never_blocks_submit(primary: Path, town: Town) -
 
     asyncio.run(main())
     assert not (primary / COSIGNED_FILE).exists()
+
+
+def test_a_wrong_witness_address_or_key_is_named_in_the_log(
+    primary: Path, witness_data: Path, tmp_path: Path, town: Town, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two mistakes of an operator: an address that is a node but no witness, and the
+    # key of another witness than the one at the address.
+    caplog.set_level(logging.WARNING, logger="redlist.node.cosigning")
+    witness_own = tmp_path / "witness-own"
+    with create_log(witness_own, Town.generate("witness.example/log")):
+        pass
+    addresses: list[str] = []
+
+    async def main() -> None:
+        with Log.open(primary) as log, Log.open(witness_data) as plain_log:
+            plain = await NodeServer.start(plain_log, "127.0.0.1:0")  # serves no Witness
+            addresses.append(plain.address)
+            try:
+                async with witness_node(witness_own, log) as witness:
+                    asked = (
+                        AskedWitness(plain.address, WITNESS.cosignature_verifier()),
+                        AskedWitness(witness.address, OTHER.cosignature_verifier()),
+                    )
+                    async with primary_node(log, *asked) as stub:
+                        await stub.Submit(submit_request([town.award("resident-1", "litter")]))
+                        deadline = time.monotonic() + 15
+                        while caplog.text.count("witness not cosigning") < 2:
+                            assert time.monotonic() < deadline, caplog.text
+                            await asyncio.sleep(0.05)
+            finally:
+                await plain.stop(grace=1.0)
+
+    asyncio.run(main())
+    said = caplog.text
+    assert f"the node at {addresses[0]} is not a witness" in said
+    assert "check the address given with --ask-witness" in said
+    assert f"signed by wendeng-witness+{WITNESS.cosignature_verifier().key_hash.hex()}" in said
+    assert f"not by the configured key {OTHER.cosignature_verifier().describe()}" in said
 
 
 def test_witnesses_to_ask_come_from_the_config_file_and_are_checked(tmp_path: Path) -> None:

@@ -249,6 +249,11 @@ class Cosigner:
                 if reported == old:
                     raise _Refused(f"ABORTED at size {old} it reports itself") from None
                 return reported
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise _Refused(
+                    f"the node at {witness.address} is not a witness (it offers no "
+                    "AddCheckpoint): check the address given with --ask-witness"
+                ) from None
             raise _Refused(f"{error.code().name}: {peer_words(error.details() or '')}") from None
         line = _checked_line(answer.cosignature, witness.key, target)
         progress.size = target.size
@@ -312,7 +317,10 @@ def _checked_line(answer: str, key: VerifierKey, target: SignedCheckpoint) -> No
             raise NoteError("the answer is not one signature line")
         line = NoteSignature.parse(answer[:-1])
         if not line.is_by(key):
-            raise NoteError("the line is not signed with the configured key")
+            raise NoteError(
+                f"the line is signed by {excerpt(line.name)}+{line.key_hash.hex()}, not by "
+                f"the configured key {key.describe()}: check --ask-witness's key"
+            )
         verify_cosignature(_with_lines(target, (line,)), key)
     except NoteError as error:
         raise _Refused(f"its cosignature was refused: {error}") from None
