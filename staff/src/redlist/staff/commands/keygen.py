@@ -64,7 +64,11 @@ def run(args: argparse.Namespace) -> int:
     print(_("public key:  {hex}").format(hex=key.public.hex()))
     print(_("key id:      {hex}").format(hex=key.key_id.hex()))
     print(_("private key: {private} (keep it secret)").format(private=files.private))
-    print(_("public file: {public} (give it to the town's admin)").format(public=files.public))
+    print(
+        _("public file: {public} (a staff member's key: give it to the town's admin)").format(
+            public=files.public
+        )
+    )
     try:
         cosigner = VerifierKey.for_cosignature(args.name, key.public)
         signer = VerifierKey.for_ed25519(args.name, key.public)
