@@ -52,9 +52,9 @@ never Submit. --peer-name NAME (repeatable) admits only the nodes whose certific
 names NAME; the others are refused PERMISSION_DENIED and logged. Without
 --peer-ca, connections to other nodes are plaintext, to loopback addresses only:
 
-  redlist-node serve --data town --listen 0.0.0.0:7420 \
-      --tls-cert tls/node.pem --tls-key tls/node.key --tls-client-ca tls/staff-ca.pem \
-      --peer-ca tls/towns-ca.pem --peer-cert tls/node.pem --peer-key tls/node.key \
+  redlist-node serve --data town --listen 0.0.0.0:7420 \\
+      --tls-cert tls/node.pem --tls-key tls/node.key --tls-client-ca tls/staff-ca.pem \\
+      --peer-ca tls/towns-ca.pem --peer-cert tls/node.pem --peer-key tls/node.key \\
       --peer-name rushan --peer-name juxian
 
 Limits (always on; see docs/operations.md, "Memory"): at most --max-calls calls
@@ -90,7 +90,7 @@ cosign each new checkpoint (at most once every --cosign-interval seconds), and
 serves checkpoints with the cosignatures collected for exactly them. A witness
 that is down or refuses is logged and asked again later; it never delays Submit:
 
-  redlist-node serve --data town --listen 127.0.0.1:7420 \
+  redlist-node serve --data town --listen 127.0.0.1:7420 \\
       --ask-witness rushan.example:7420 rushan-witness+5e6f7a8b+BA...
 
 Settings may also come from a TOML file (--config); flags override it. Log lines
