@@ -18,7 +18,7 @@ SOURCES = sorted(
     if "_pb2" not in path.name
 )
 #: A line that ends in one backslash, which is not the opening of a string (``"""\``).
-JOINED = re.compile(r'(?<!\\)\\$')
+JOINED = re.compile(r"(?<!\\)\\$")
 
 
 def test_no_source_line_ends_in_a_joining_backslash() -> None:

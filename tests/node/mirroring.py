@@ -24,6 +24,7 @@ from redlist.ledger.mirrorlog import MirrorLog
 from redlist.ledger.note.checkpoint import Checkpoint, sign_checkpoint
 from redlist.ledger.note.keys import NoteSigner, VerifierKey
 from redlist.ledger.sigschedule import SignatureScheduler
+from redlist.node.metrics import MirrorMetrics
 from redlist.node.mirror import Follower, MirrorLimits
 from redlist.node.peers import open_peer_channel_sync
 from redlist.node.server import NodeServer
@@ -68,6 +69,7 @@ async def mirroring(
     *,
     signer: NoteSigner | None = None,
     limits: MirrorLimits = QUICK,
+    metrics: MirrorMetrics | None = None,
 ) -> AsyncIterator[Mirrored]:
     """A mirror of the log at ``upstream`` kept in ``data`` and served on 127.0.0.1:0."""
     with (
@@ -75,7 +77,9 @@ async def mirroring(
         MirrorLog.open(data, log_key) as mirror,
         open_peer_channel_sync(upstream, None) as channel,
     ):
-        follower = Follower(mirror, upstream, channel, scheduler, signer=signer, limits=limits)
+        follower = Follower(
+            mirror, upstream, channel, scheduler, signer=signer, limits=limits, metrics=metrics
+        )
         node = await NodeServer.start(mirror.log, "127.0.0.1:0", follower=follower)
         try:
             yield Mirrored(mirror, follower, node.address)

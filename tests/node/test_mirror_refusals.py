@@ -19,6 +19,7 @@ from redlist.ledger.errors import SourceError
 from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.note.keys import NoteSigner
 from redlist.node.evidence import list_evidence
+from redlist.node.metrics import MirrorMetrics
 from redlist.proto.client import NodeClient
 from redlist.proto.errors import NodeUnreachableError
 from redlist.v1 import ledger_pb2 as pb
@@ -80,12 +81,20 @@ def test_a_lying_primary_is_refused_and_named(
     held = len(forger.leaves)
     caplog.set_level(logging.INFO, logger="redlist.node.mirror")
 
+    metrics = MirrorMetrics()
+
     async def main() -> None:
         async with (
             forged_primary(forger) as upstream,
-            mirroring(tmp_path / "mirror", upstream, town.log_signer.verifier()) as mirrored,
+            mirroring(
+                tmp_path / "mirror", upstream, town.log_signer.verifier(), metrics=metrics
+            ) as mirrored,
         ):
             await mirrored.wait_for(held)
+            answering = metrics.registry.get_sample_value(
+                "redlist_mirror_primary_answering", {"origin": town.origin}
+            )
+            assert answering == 1
             lie(forger, town)
             deadline = time.monotonic() + 20
             while not [r for r in caplog.records if f"check={check}" in r.getMessage()]:
@@ -171,8 +180,20 @@ def test_a_mirror_that_holds_nothing_yet_says_so_and_is_not_called_unreachable(
     closed.bind(("127.0.0.1", 0))
     upstream = f"127.0.0.1:{closed.getsockname()[1]}"  # nothing listens there
 
+    metrics = MirrorMetrics()
+
+    def answering() -> float | None:
+        labels = {"origin": town.origin}
+        return metrics.registry.get_sample_value("redlist_mirror_primary_answering", labels)
+
     async def main() -> None:
-        async with mirroring(tmp_path / "mirror", upstream, town.log_signer.verifier()) as mirrored:
+        async with mirroring(
+            tmp_path / "mirror", upstream, town.log_signer.verifier(), metrics=metrics
+        ) as mirrored:
+            deadline = time.monotonic() + 20
+            while answering() != 0:  # a monitoring system sees the primary is down
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
             with (
                 NodeClient(mirrored.address, timeout=10) as client,
                 pytest.raises(SourceError) as refused,

@@ -162,3 +162,10 @@ class MirrorMetrics(_Exposed):
             ["origin"],
             registry=self.registry,
         )
+        self.primary_answering = Gauge(
+            "redlist_mirror_primary_answering",
+            "1 while the primary answers the mirror (its last call or stream worked), 0 "
+            "while it cannot be reached or does not answer in time.",
+            ["origin"],
+            registry=self.registry,
+        )

@@ -218,6 +218,7 @@ class Follower:
                 if self._stop.is_set():
                     return
                 self._failures += 1
+                self._answering(False)
                 logger.warning(
                     "primary not answering from=%s code=%s: %s",
                     self.upstream,
@@ -334,7 +335,12 @@ class Follower:
 
     def _fetch_checkpoint(self, request: pb.GetCheckpointRequest) -> SignedCheckpoint:
         answer = self._stub.GetCheckpoint(request, timeout=self._limits.call_timeout)
+        self._answering(True)
         return self._open(answer.checkpoint)
+
+    def _answering(self, answering: bool) -> None:
+        if self._metrics is not None:
+            self._metrics.primary_answering.labels(self.mirror.origin).set(1 if answering else 0)
 
     def _open(self, note: str) -> SignedCheckpoint:
         try:
