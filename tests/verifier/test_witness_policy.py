@@ -108,6 +108,10 @@ def test_the_short_form_needs_all_witnesses_unless_told(
     status, out, _ = run(capsys, *argv, *witnesses)
     assert status == 1
     assert "witness.example/town1" in out and "witness-policy" in out
+    # Said without the policy's internal group name: how many, and who is missing.
+    said = " ".join(out.split())
+    assert "2 of the 3 witnesses needed have cosigned (missing: witness.example/town1)" in said
+    assert "min-witnesses" not in out.replace("--min-witnesses", "")
     status, out, _ = run(capsys, *argv, *witnesses, "--min-witnesses", "2", "--json")
     assert status == 0, out
     assert json.loads(out)["witnesses"] == {

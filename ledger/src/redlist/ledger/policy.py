@@ -175,6 +175,11 @@ class Shortfall:
     def describe(self) -> str:
         if not self.missing or self.missing == (self.name,):
             return f"witness {excerpt(self.name)} did not cosign"
+        if self.name == SIMPLE_GROUP:  # --witness ... --min-witnesses: no group was named
+            return (
+                f"{self.have} of the {self.needed} witnesses needed have cosigned"
+                f" (missing: {', '.join(excerpt(name) for name in self.missing)})"
+            )
         return (
             f"group {excerpt(self.name)} has {self.have} of the {self.needed} needed"
             f" (missing: {', '.join(excerpt(name) for name in self.missing)})"
