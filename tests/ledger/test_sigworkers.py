@@ -10,10 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.waiting import eventually
 
 from redlist.ledger import codec, sigchild
 from redlist.ledger import sigworkers as workers
@@ -61,15 +61,6 @@ def test_malformed_triples_do_not_verify() -> None:
         assert outcomes(pool, batch) == [True, False, False]
 
 
-def _eventually(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_a_worker_that_dies_mid_job_leaves_its_jobs_to_the_caller_and_is_replaced() -> None:
     forged = {1, 3}
     stopped: list[workers.Stopped] = []
@@ -84,17 +75,17 @@ def test_a_worker_that_dies_mid_job_leaves_its_jobs_to_the_caller_and_is_replace
         assert outcomes(pool, triples(10, forged)) == expected(10, forged)
         # Its next job tells its thread it is gone: put jobs on both workers until
         # its place is taken.
-        assert _eventually(
+        assert eventually(
             lambda: outcomes(pool, triples(2 * workers.JOB_SIZE)) is not None and pool.replaced == 1
         )
         assert stopped == [workers.Stopped(-signal.SIGKILL, by_pool=False)]
-        assert _eventually(lambda: pool.running() == 2)
+        assert eventually(lambda: pool.running() == 2)
         second = pool._workers[0]
         assert second is not first
         assert second.process is not None and second.process.pid != process.pid
         assert pool.wait_started()
         # The new worker takes jobs like the others (not its callers in its stead).
-        assert _eventually(
+        assert eventually(
             lambda: (
                 outcomes(pool, triples(4 * workers.JOB_SIZE, {700}))
                 == expected(4 * workers.JOB_SIZE, {700})
@@ -113,7 +104,7 @@ def test_a_worker_killed_while_idle_is_replaced_and_its_place_used_again() -> No
         first.wait()
         # The first job after the death meets the closed pipe: its caller verifies it.
         assert outcomes(pool, triples(5, {4})) == expected(5, {4})
-        assert _eventually(lambda: pool.replaced == 1 and pool.running() == 1)
+        assert eventually(lambda: pool.replaced == 1 and pool.running() == 1)
         assert pool.wait_started()
         second = pool._workers[0]
         assert outcomes(pool, triples(7, {0})) == expected(7, {0})
@@ -139,7 +130,7 @@ def test_a_worker_that_cannot_run_here_is_retried_ever_less_often_and_callers_ve
 
     with VerifyPool(1) as pool:
         pool.on_replace = replaced
-        assert _eventually(lambda: len(times) >= 6)
+        assert eventually(lambda: len(times) >= 6)
         assert _results_within(pool.submit(triples(4, {2})), 5.0) == expected(4, {2})
         time.sleep(1.0)
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
@@ -161,14 +152,14 @@ def test_a_worker_that_ran_a_while_starts_the_pauses_again(
     with VerifyPool(1) as pool:
         for number in range(4):
             assert pool.wait_started()
-            assert _eventually(lambda: pool._workers[0].greeted_at is not None)
+            assert eventually(lambda: pool._workers[0].greeted_at is not None)
             process = pool._workers[0].process
             assert process is not None
             process.kill()
             process.wait()
             killed = time.monotonic()
             outcomes(pool, triples(2))  # its thread finds it gone
-            assert _eventually(lambda count=number + 1: pool.replaced == count)
+            assert eventually(lambda count=number + 1: pool.replaced == count)
             assert time.monotonic() - killed < 3.0  # the fourth would wait 4 s in a row
 
 
@@ -183,7 +174,7 @@ def test_a_worker_silent_after_its_start_is_killed_and_replaced(
         first = pool._workers[0].process
         assert first is not None
         assert first.wait(10) == -signal.SIGKILL  # no job needed to find it silent
-        assert _eventually(lambda: len(stopped) >= 1)
+        assert eventually(lambda: len(stopped) >= 1)
         assert stopped[0] == workers.Stopped(-signal.SIGKILL, by_pool=True)
 
 
@@ -194,7 +185,7 @@ def test_closing_a_pool_waiting_to_replace_a_worker_does_not_wait_for_the_pause(
     monkeypatch.setattr(workers, "_REPLACE_PAUSE_S", 60.0)
     pool = VerifyPool(1)
     try:
-        assert _eventually(lambda: pool._workers[0].process is None)  # reaped: pausing
+        assert eventually(lambda: pool._workers[0].process is None)  # reaped: pausing
         assert pool.running() == 0
     finally:
         started = time.monotonic()
@@ -214,7 +205,7 @@ def test_a_worker_that_answers_nonsense_is_not_believed() -> None:
         assert pending[0].result() == [False, False, False]
         assert worker.broken
         # Still running, but out of step: the pool stopped it, and says so.
-        assert _eventually(lambda: len(stopped) >= 1), stopped
+        assert eventually(lambda: len(stopped) >= 1), stopped
         assert stopped == [workers.Stopped(-signal.SIGKILL, by_pool=True)]
 
 
@@ -540,7 +531,7 @@ def test_a_worker_that_answers_the_wrong_count_is_not_used_again(
         first = pool._workers[0]
         assert _results_within(pool.submit(triples(3, {0})), 10.0) == expected(3, {0})
         assert first.broken
-        assert _eventually(lambda: first.process is None)  # stopped, and replaced
+        assert eventually(lambda: first.process is None)  # stopped, and replaced
 
 
 def test_a_worker_that_never_says_hello_leaves_the_work_to_the_other(
@@ -563,7 +554,7 @@ def test_a_worker_that_never_says_hello_leaves_the_work_to_the_other(
     with SignatureScheduler(2, processes=True) as scheduler:
         pool = scheduler._pool
         assert pool is not None
-        assert _eventually(pool.ready)
+        assert eventually(pool.ready)
         assert not pool.started()  # the first one is still silent
         batch = triples(3 * workers.JOB_SIZE, forged)
         assert scheduler.verify(batch) == expected(len(batch), forged)
@@ -583,7 +574,7 @@ def test_with_no_worker_left_the_scheduler_verifies_on_threads(
     with SignatureScheduler(2, processes=True) as scheduler:
         pool = scheduler._pool
         assert pool is not None
-        assert _eventually(lambda: pool.running() == 0)  # every place between two tries
+        assert eventually(lambda: pool.running() == 0)  # every place between two tries
         assert not pool.ready()
         batch = triples(40, {7})
         assert scheduler.verify(batch) == expected(40, {7})

@@ -6,15 +6,14 @@ import os
 import re
 import signal
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
 from tests.builders import Town, create_log, submit_request
 from tests.node.serving import serve_in_subprocess
+from tests.waiting import eventually
 
 from redlist.ledger.cores import available_cores
 from redlist.v1 import ledger_pb2_grpc
@@ -38,15 +37,6 @@ def _workers_of(pid: int) -> list[int]:
     return sorted(found)
 
 
-def _eventually(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_a_killed_signature_worker_is_replaced_and_counted(tmp_path: Path) -> None:
     town = Town.from_seed(b"a signature worker killed while serving")
     data = tmp_path / "data"
@@ -59,7 +49,7 @@ def test_a_killed_signature_worker_is_replaced_and_counted(tmp_path: Path) -> No
         grpc.insecure_channel(address) as channel,
     ):
         node = processes[0].pid
-        assert _eventually(lambda: len(_workers_of(node)) == 2)
+        assert eventually(lambda: len(_workers_of(node)) == 2, 30.0)
         killed = _workers_of(node)[0]
         os.kill(killed, signal.SIGKILL)  # as the kernel's out-of-memory killer would
 
@@ -72,7 +62,7 @@ def test_a_killed_signature_worker_is_replaced_and_counted(tmp_path: Path) -> No
         def scraped() -> str:
             return urllib.request.urlopen(url, timeout=10).read().decode()
 
-        batches = iter(range(100))
+        batches = iter(range(1000))
 
         def submitted_and_replaced() -> bool:
             # A batch whose job meets the dead worker tells its thread it is gone; the
@@ -82,9 +72,9 @@ def test_a_killed_signature_worker_is_replaced_and_counted(tmp_path: Path) -> No
             assert len(stub.Submit(submit_request(awards), timeout=60).seqs) == 40
             return "redlist_signature_worker_replacements_total 1.0" in scraped()
 
-        assert _eventually(submitted_and_replaced)
-        assert _eventually(lambda: len(_workers_of(node)) == 2)
+        assert eventually(submitted_and_replaced, 30.0, 0.1)
+        assert eventually(lambda: len(_workers_of(node)) == 2, 30.0)
         assert killed not in _workers_of(node)
-        assert _eventually(lambda: "redlist_signature_workers 2.0" in scraped())
+        assert eventually(lambda: "redlist_signature_workers 2.0" in scraped(), 30.0)
     said = (tmp_path / "serve.err").read_text()
     assert "a signature worker was killed by signal 9; another is started in its place" in said
