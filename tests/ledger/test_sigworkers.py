@@ -142,13 +142,28 @@ def test_a_worker_that_cannot_run_here_is_retried_ever_less_often_and_callers_ve
     assert not pool.running()
 
 
-def test_a_worker_that_ran_a_while_starts_the_pauses_again(
+def test_replacements_wait_twice_as_long_while_they_keep_stopping_soon() -> None:
+    first, ceiling, proven = (
+        workers._REPLACE_PAUSE_S,
+        workers._REPLACE_PAUSE_MAX_S,
+        workers._PROVEN_S,
+    )
+    pause = workers.replacement_pause
+    assert pause(None, 100.0, 100.5) == first  # the first of a row
+    assert pause(first, None, 100.0) == 2 * first  # it never said hello
+    assert pause(2 * first, 100.0, 100.0 + proven / 2) == 4 * first  # it stopped soon
+    assert pause(ceiling, 100.0, 101.0) == ceiling  # never longer than the ceiling
+    assert pause(ceiling, 100.0, 100.0 + proven) == first  # it ran a good while: a new row
+    waits = [first]
+    while waits[-1] < ceiling:
+        waits.append(pause(waits[-1], None, 0.0))
+    assert waits[-1] == ceiling and len(waits) < 20  # a minute, after a few tries
+
+
+def test_a_worker_that_ran_a_while_is_replaced_at_once_each_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Pauses of 0.5, 1, 2 and 4 s if the four stops counted as a row; each worker
-    # here has run long enough, so each replacement waits the first pause only.
-    monkeypatch.setattr(workers, "_REPLACE_PAUSE_S", 0.5)
-    monkeypatch.setattr(workers, "_PROVEN_S", 0.0)
+    monkeypatch.setattr(workers, "_PROVEN_S", 0.0)  # every worker has run long enough
     with VerifyPool(1) as pool:
         for number in range(4):
             assert pool.wait_started()
@@ -157,10 +172,8 @@ def test_a_worker_that_ran_a_while_starts_the_pauses_again(
             assert process is not None
             process.kill()
             process.wait()
-            killed = time.monotonic()
             outcomes(pool, triples(2))  # its thread finds it gone
             assert eventually(lambda count=number + 1: pool.replaced == count)
-            assert time.monotonic() - killed < 3.0  # the fourth would wait 4 s in a row
 
 
 def test_a_worker_silent_after_its_start_is_killed_and_replaced(

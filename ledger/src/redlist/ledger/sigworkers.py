@@ -118,6 +118,18 @@ class Stopped:
     by_pool: bool
 
 
+def replacement_pause(last: float | None, greeted_at: float | None, now: float) -> float:
+    """Seconds to wait before replacing a worker that stopped at ``now``: ``last`` is the
+    pause before it was started (None: it was not a replacement), ``greeted_at`` when it
+    said hello (None: never). The first of a row waits ``_REPLACE_PAUSE_S``; one that
+    stopped within ``_PROVEN_S`` of its hello, or before it, makes the next wait twice
+    as long, up to ``_REPLACE_PAUSE_MAX_S``; one that ran longer starts a new row."""
+    proven = greeted_at is not None and now - greeted_at >= _PROVEN_S
+    if last is None or proven:
+        return _REPLACE_PAUSE_S
+    return min(2 * last, _REPLACE_PAUSE_MAX_S)
+
+
 class Pending:
     """The verdicts on one job (a run of triples); ``result`` waits for them."""
 
@@ -447,7 +459,7 @@ class VerifyPool:
         """Worker ``number``'s thread: feed it (``_serve``) until the pool closes, and
         replace it each time it stops (see the module docstring)."""
         worker = self._workers[number]
-        pause = _REPLACE_PAUSE_S
+        last_pause = None
         try:
             while not self._serve(worker):
                 process = worker.process
@@ -461,12 +473,9 @@ class VerifyPool:
                     None if process is None else process.returncode, worker.ended_by_pool
                 )
                 self._give_back_if_none_runs()
-                greeted = worker.greeted_at
-                if greeted is not None and time.monotonic() - greeted >= _PROVEN_S:
-                    pause = _REPLACE_PAUSE_S  # it ran a good while: a new row
-                if self._closing.wait(pause):
+                last_pause = replacement_pause(last_pause, worker.greeted_at, time.monotonic())
+                if self._closing.wait(last_pause):
                     return
-                pause = min(2 * pause, _REPLACE_PAUSE_MAX_S)
                 replacement = self._replace(number, stopped)
                 if replacement is None:
                     return
