@@ -9,9 +9,13 @@ from hypothesis import strategies as st
 from redlist.ledger.masking import (
     MASK,
     NAME_SEPARATORS,
+    NameMask,
+    hides_only,
     mask_id_number,
     mask_name,
+    mask_note,
     mask_phone,
+    shows_number,
 )
 
 EXAMPLES = {
@@ -100,3 +104,36 @@ def test_id_and_phone_masks_keep_only_their_ends() -> None:
     assert mask_phone("010-82345678") == "010-****5678"
     assert mask_id_number("") == ""
     assert mask_phone("") == ""
+
+
+@pytest.mark.parametrize(
+    ("note", "shown"),
+    [
+        ("举报人：李四 身份证370681195102021011", "举报人：李* 身份证******************"),
+        ("帮邻居张秀英搬家，电话13912345678", "帮邻居张*英搬家，电话***********"),
+        ("电话 0631-8123456，手机 139 1234 5678", "电话 ****-*******，手机 *** **** ****"),
+        ("身份证 37068119510202101X", "身份证 ******************"),
+        ("\uff11\uff13\uff19" + "\uff10" * 8, "*" * 11),  # typed with full-width digits
+        ("捐款 500 元，2026-12-05 交", "捐款 500 元，2026-12-05 交"),  # short numbers, dates
+        ("王大爷帮忙", "王大爷帮忙"),  # a one-character name masks nothing
+    ],
+)
+def test_a_published_note_hides_numbers_and_the_registers_names(note: str, shown: str) -> None:
+    names = NameMask(["李四", "张秀英", "王"])
+    assert mask_note(note, names) == shown
+    assert hides_only(shown, note) and not shows_number(shown)
+
+
+@given(st.text(max_size=200), st.lists(st.text(min_size=1, max_size=6), max_size=5))
+def test_a_masked_note_only_hides_characters_and_shows_no_long_number(
+    note: str, names: list[str]
+) -> None:
+    shown = mask_note(note, NameMask(names))
+    assert hides_only(shown, note)
+    assert not shows_number(shown)
+
+
+def test_a_note_changed_otherwise_than_by_hiding_is_told_apart() -> None:
+    assert hides_only("李* 去了", "李四 去了")
+    assert not hides_only("李五 去了", "李四 去了")
+    assert not hides_only("李四 去", "李四 去了")

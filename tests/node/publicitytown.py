@@ -32,6 +32,9 @@ FIRST_SECOND_OF_FEBRUARY = 1_769_875_200_000  # 2026-01-31T16:00:00Z = 1 Februar
 FEB_5 = 1_770_249_600_000  # 2026-02-05T00:00:00Z
 FEB_10 = 1_770_681_600_000
 MAR_2 = 1_772_409_600_000  # 2026-03-02T00:00:00Z
+#: March's note and how the notice shows it (the register's 张三 masked, numbers hidden).
+MARCH_NOTE = "和张三一起捡垃圾，电话13912345678，身份证370681195102021011，2026-03-01"
+MARCH_NOTE_SHOWN = "和张*一起捡垃圾，电话***********，身份证******************，2026-03-01"
 
 #: (account, name, basis) of the register; every resident of 东村 but the two of 西村.
 PEOPLE = (
@@ -135,7 +138,9 @@ def build(data: Path) -> PublicityTown:
         reversal = append_with_texts(log, [town.reverse(deduction)], town.now_ms).seqs[0]
         february_end = log.size
         town.now_ms = MAR_2
-        append_with_texts(log, [town.award("dgc-0001", "litter")], town.now_ms)
+        # A note as a clerk may type it: another resident's name, a phone, an ID number.
+        march_note = town.award("dgc-0001", "litter", note=MARCH_NOTE)
+        append_with_texts(log, [march_note], town.now_ms)
     residents = [
         Resident(
             account,

@@ -15,7 +15,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.node.publicitytown import DECIDED, KINDS, LEFT_OUT, MASKED, PublicityTown, build
+from tests.node.publicitytown import (
+    DECIDED,
+    KINDS,
+    LEFT_OUT,
+    MARCH_NOTE_SHOWN,
+    MASKED,
+    PublicityTown,
+    build,
+)
+from tests.node.serving import BIN
 
 from redlist.ledger import bundle
 from redlist.ledger.log import Log
@@ -85,6 +94,38 @@ def test_the_csv_lists_masked_names_and_consented_notes(
     deduction = next(row for row in rows if row.seq == town.deduction)
     assert (deduction.cells["类型"], deduction.cells["分数"]) == ("扣分", "-20")
     assert deduction.cells["累计分"] == "985"
+
+
+def test_a_note_shows_no_phone_or_id_number_and_masks_the_registers_names(
+    town: PublicityTown, tmp_path: Path
+) -> None:
+    # DESIGN 3.7: a notice never shows ID or phone numbers, nor unmasked names, also
+    # where a clerk typed them into a consented note.
+    assert export(town, tmp_path / "mar", "2026-03", "--texts") == 0
+    rows = decode_csv((tmp_path / "mar" / "publicity.csv").read_bytes())
+    assert [row.cells["备注"] for row in rows] == [MARCH_NOTE_SHOWN]
+    html = (tmp_path / "mar" / "publicity.html").read_text(encoding="utf-8")
+    assert MARCH_NOTE_SHOWN in html
+    for secret in ("13912345678", "370681195102021011", "张三"):
+        assert secret not in html and secret not in rows[0].cells["备注"]
+    # The auditor, given the texts, finds the note is the committed one with parts hidden.
+    state = tmp_path / "state.json"
+    for month in ("2026-01", "2026-02", "2026-03"):
+        out = tmp_path / "mar" if month == "2026-03" else tmp_path / month
+        if month != "2026-03":
+            assert export(town, out, month) == 0
+        texts = ("--texts", str(out / "texts.jsonl")) if month == "2026-03" else ()
+        verified = subprocess.run(
+            [
+                *(BIN / "redlist-verify", "bundle", out, "--log-key", town.log_key),
+                *("--state", state, "--publicity", "--json", *texts),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["publicity"]["notes_checked"] == 1
 
 
 def test_the_notice_lists_the_months_rules_with_the_meeting_that_voted_them(

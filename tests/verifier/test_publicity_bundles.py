@@ -236,3 +236,20 @@ def test_erasing_a_resident_keeps_every_bundle_verifiable(
     feb = (tmp_path / "feb" / "publicity.csv").read_text(encoding="utf-8-sig")
     assert "dgc-0002" not in feb and "dgc-0002" in (tmp_path / "jan" / "publicity.csv").read_text()
     assert "dgc-0002" not in (tmp_path / "jan-again" / "publicity.csv").read_text()
+
+
+def test_a_notice_that_shows_a_phone_number_fails(
+    months: tuple[PublicityTown, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # DESIGN 3.7: publicity never shows an ID or phone number, even inside a note.
+    town, _ = months
+    month = tmp_path / "2026-01"
+    export(town, month, "2026-01")
+    path = month / "publicity.csv"
+    text = path.read_bytes().decode("utf-8")
+    path.write_bytes(text.replace("清理了东边的池塘", "电话 139 1234 5678", 1).encode("utf-8"))
+    status, report = run(town, month, tmp_path / "state.json", capsys)
+    error = report["error"]
+    assert isinstance(error, dict)
+    assert (status, error["check"]) == (1, "publicity")
+    assert "may be an ID or phone number" in str(error["message"])

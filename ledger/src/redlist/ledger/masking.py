@@ -25,9 +25,20 @@ The mask is a function of the name alone: the same name always masks the same wa
 first three and last four digits (``138****5678``) and a landline's area code and last
 four digits (``0631-***1234``). Those masks are for staff lists; publicity shows
 neither (DESIGN 3.7).
+
+**Published notes** are free text a clerk typed, and may name other people or give a
+number ("reported by 李四, ID 3706…"). Before a note goes on the notice
+(``mask_note``), every run of seven or more digits (an ID number, with its final X, a
+mobile or a landline; single spaces or hyphens between groups of three digits or more
+allowed, so a date is no such run) is hidden whole, and every
+name of the register that it holds is masked as names are. ``hides_only`` tells
+whether a shown note is a text with some of its characters hidden, and nothing else.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterable
 
 #: What replaces each hidden character.
 MASK = "*"
@@ -73,3 +84,68 @@ def _keep_last(digits: str, count: int) -> str:
     if len(digits) <= count:
         return MASK * len(digits)
     return MASK * (len(digits) - count) + digits[-count:]
+
+
+#: Digits as a clerk may type them: ASCII, or full-width (U+FF10 to U+FF19).
+_DIGIT = "0-9\uff10-\uff19"
+#: An ID number's final check character, ASCII or full-width.
+_CHECK_X = "Xx\uff38\uff58"
+#: Groups of at least three digits, one space or hyphen between two groups (a phone
+#: written 139 1234 5678 or 0631-8123456), with an ID number's final X: such a run of
+#: seven digits or more is hidden whole. A date (2026-12-05) has groups of two and is
+#: left alone.
+_NUMBER_RUN = re.compile(
+    f"(?<![{_DIGIT}])[{_DIGIT}]{{3,}}(?:[ \\-][{_DIGIT}]{{3,}})*"
+    f"(?:[ \\-]?[{_CHECK_X}])?(?![{_DIGIT}])"
+)
+_DIGITS_IN_RUN = re.compile(f"[{_DIGIT}]")
+_HIDDEN_IN_RUN = re.compile(f"[{_DIGIT}{_CHECK_X}]")
+#: The fewest digits of a run that may be an ID or phone number (a landline's local part).
+_LONG_RUN = 7
+
+
+def _hide_long_run(match: re.Match[str]) -> str:
+    run = match.group()
+    if len(_DIGITS_IN_RUN.findall(run)) < _LONG_RUN:
+        return run
+    return _HIDDEN_IN_RUN.sub(MASK, run)
+
+
+class NameMask:
+    """The names of the register, to mask wherever a published note holds one (names of
+    at least two characters: a lone surname would mask common words)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        kept = sorted(
+            {name for name in names if sum(c not in NAME_SEPARATORS for c in name) >= 2},
+            key=lambda name: (-len(name), name),
+        )
+        self._pattern = re.compile("|".join(map(re.escape, kept))) if kept else None
+
+    def apply(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda match: mask_name(match.group()), text)
+
+
+def mask_note(text: str, names: NameMask | None = None) -> str:
+    """``text`` as a notice may show it: numbers that may be ID or phone numbers hidden,
+    and the register's names masked (see the module's docstring)."""
+    hidden = _NUMBER_RUN.sub(_hide_long_run, text)
+    return hidden if names is None else names.apply(hidden)
+
+
+def hides_only(shown: str, text: str) -> bool:
+    """Whether ``shown`` is ``text`` with some characters replaced by ``*`` and no other
+    change (what ``mask_note`` may do to a note)."""
+    return len(shown) == len(text) and all(
+        a in (b, MASK) for a, b in zip(shown, text, strict=True)
+    )
+
+
+def shows_number(text: str) -> bool:
+    """Whether ``text`` shows a run of digits that may be an ID or phone number."""
+    return any(
+        len(_DIGITS_IN_RUN.findall(match.group())) >= _LONG_RUN
+        for match in _NUMBER_RUN.finditer(text)
+    )

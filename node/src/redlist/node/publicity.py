@@ -27,6 +27,7 @@ from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import IntegrityError, PublicityError, RuleViolation
 from redlist.ledger.i18n import _
 from redlist.ledger.log import Log
+from redlist.ledger.masking import NameMask, mask_note
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.publicity import AWARD, DEDUCTION, PublicEntry, PublicityRecorder
 from redlist.ledger.residents import CONSENT, ORGANISATION, PERSON, Resident
@@ -223,8 +224,15 @@ class Publicity:
 TextsOf = Callable[[int], Mapping[str, str]]
 
 
-def published_note(entry: PublicEntry, resident: Resident, texts: TextsOf | None = None) -> str:
-    """The note the board may show for ``entry``: only with the resident's consent.
+def published_note(
+    entry: PublicEntry,
+    resident: Resident,
+    texts: TextsOf | None = None,
+    names: NameMask | None = None,
+) -> str:
+    """The note the board may show for ``entry``: only with the resident's consent, and
+    masked (``masking.mask_note``): no number that may be an ID or phone number, and the
+    register's ``names`` masked as names are (a note may name other people).
 
     The one place that looks a note up: the log holds a commitment, the text is in the
     node's text store (DESIGN 9.2), read through ``texts``; an erased note is empty.
@@ -232,10 +240,10 @@ def published_note(entry: PublicEntry, resident: Resident, texts: TextsOf | None
     if resident.basis != CONSENT or entry.kind not in (AWARD, DEDUCTION):
         return ""
     if entry.note is not None:
-        return entry.note
+        return mask_note(entry.note, names)
     if texts is None:
         return ""
-    return texts(entry.seq).get("note", "")
+    return mask_note(texts(entry.seq).get("note", ""), names)
 
 
 def deadline_of(published_ms: int, config: TownConfig) -> date:
@@ -258,6 +266,7 @@ def compose(
     gives the notes the node holds (a consented note is shown)."""
     config, state = derived.config, derived.state
     shown = {resident.account: resident for resident in residents if resident.publishable}
+    names = NameMask(resident.name for resident in residents)  # all of them, shown or not
     listed: list[Listed] = []
     hidden: dict[str, None] = {}
     for entry in derived.entries:
@@ -271,7 +280,7 @@ def compose(
                 entry,
                 masked.village,
                 masked.masked_name,
-                published_note(entry, resident, texts),
+                published_note(entry, resident, texts, names),
                 resident.kind,
             )
         )

@@ -34,6 +34,7 @@ from redlist.ledger import bundle, months
 from redlist.ledger.deeddate import log_zone
 from redlist.ledger.errors import FormatError, VerificationError
 from redlist.ledger.i18n import _
+from redlist.ledger.masking import hides_only, shows_number
 from redlist.ledger.points import Effect
 from redlist.ledger.publicity import (
     DERIVED,
@@ -194,11 +195,17 @@ def check_csv(
             raise VerificationError(
                 "publicity", f"{where}: 备注 is given, but entry {row.seq} has no note", seq=row.seq
             )
+        if shows_number(row.cells[NOTE]):  # DESIGN 3.7: never an ID or phone number
+            raise VerificationError(
+                "publicity",
+                f"{where}: 备注 shows a number that may be an ID or phone number",
+                seq=row.seq,
+            )
         if row.cells[NOTE] and texts is not None:
             committed = notes.get(row.seq)
             if committed is None:
                 notes_unchecked += 1
-            elif committed != row.cells[NOTE]:
+            elif not hides_only(row.cells[NOTE], committed):  # names and numbers masked
                 raise VerificationError(
                     "publicity",
                     f"{where}: 备注 is “{row.cells[NOTE]}”, but the note entry {row.seq} "
