@@ -21,7 +21,9 @@ with the points state right after it, and keeps a :class:`PublicEntry` for:
 Redemptions (and reversals of them) change what a resident may spend, not the score,
 and are not published: what someone bought at the points supermarket is their
 business. Objection texts and reversal reasons are not published either (they may
-name third parties); award notes are, for residents who consented (the node decides).
+name third parties); award notes are, for residents who consented (the node decides),
+with numbers that may be ID or phone numbers hidden and the register's names masked
+(``masking.mask_note``).
 
 **The CSV file.** UTF-8 with a byte-order mark (so Excel opens it as UTF-8), CRLF line
 ends, one header row :data:`HEADER` and one row per listed entry, in seq order:
