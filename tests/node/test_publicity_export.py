@@ -254,6 +254,7 @@ def test_a_draft_previews_a_month_not_over_and_publishes_nothing(
     assert not (town.data / "publicity").exists()  # no objection window started
     html = (tmp_path / "jan" / "publicity.html").read_text()
     assert "公示（草稿）" in html and "不是正式公示" in html
+    assert '<div class="draft-mark" aria-hidden="true">草稿　不得张贴</div>' in html  # each page
     # The real publication afterwards starts the window as if the draft never was.
     assert export(town, tmp_path / "published", "2026-01") == 0
     assert "published today" in capsys.readouterr().out

@@ -50,7 +50,13 @@ pre, code {{ font-family: "Noto Sans Mono CJK SC", monospace; font-size: 8pt;
   white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-all; }}
 pre {{ border: 1px solid #999; padding: 2mm; margin: 1mm 0; }}
 section.village {{ break-before: page; }}
+.draft-mark {{ position: fixed; top: 42%; left: 0; right: 0; text-align: center;
+  font-size: 44pt; font-weight: bold; color: rgba(176, 0, 0, 0.2);
+  transform: rotate(-30deg); pointer-events: none; z-index: 10; }}
 """
+
+#: On every printed page of a draft (``position: fixed`` repeats on each page).
+_DRAFT_MARK = '<div class="draft-mark" aria-hidden="true">草稿　不得张贴</div>'
 
 _DETAIL = (
     ("日期", 15),
@@ -87,6 +93,13 @@ def render(
         '<meta name="viewport" content="width=device-width">',
         f"<title>{_e(publicity.origin)} {title}</title>",
         f"<style>{_STYLE}</style></head><body>",
+        # Printed on every page (a fixed element repeats on each): no page of a draft
+        # can be posted as if it were the publication.
+        *(
+            ['<div class="draft-mark" aria-hidden="true">草稿　不得张贴</div>']
+            if publicity.draft
+            else []
+        ),
         f"<h1>{title}</h1>",
         *_header(publicity),
         *_totals(publicity),
