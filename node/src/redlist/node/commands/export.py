@@ -233,9 +233,10 @@ def _report(result: ExportResult, verifier_key: str, *, month: bool = False) -> 
         print(_("cosigned by: {join}").format(join=_(", ").join(cosigners)))
     if result.texts is not None:
         print(
-            _("free texts: {texts} of them in {value} (personal data)").format(
-                texts=result.texts, value=result.path / TEXTS_FILE
-            )
+            _(
+                "free texts: {texts} of them in {value} (personal data: every note unmasked; "
+                "move it out of {path} before you publish the folder)"
+            ).format(texts=result.texts, value=result.path / TEXTS_FILE, path=result.path)
         )
     print(_("anyone can check it with:"))
     if month:
