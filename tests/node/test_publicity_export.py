@@ -325,3 +325,14 @@ def test_the_notice_renders_in_chromium_on_a4(town: PublicityTown, tmp_path: Pat
     _chromium(tmp_path, f"--screenshot={screenshot}", notice.as_uri())
     assert screenshot.stat().st_size > 10_000
     print(f"screenshot of the notice: {screenshot}; PDF ({pages} pages): {pdf}")
+
+
+def test_a_month_without_entries_is_said_so(
+    town: PublicityTown, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert export(town, tmp_path / "apr", "2026-04") == 0
+    out = capsys.readouterr().out
+    assert "exported no entries (there are none)" in out and "seq" not in out.split("\n")[0]
+    html = (tmp_path / "apr" / "publicity.html").read_text(encoding="utf-8")
+    assert "本月日志没有新的记录" in html and "至 -1" not in html

@@ -132,6 +132,16 @@ def _rules(publicity: Publicity, decided: Mapping[str, str]) -> list[str]:
     ]
 
 
+def _covered(start: int, end: int, size: int) -> str:
+    """Which entries of the log the notice lists, and the checkpoint that covers them."""
+    if end == start:
+        return f"<p>本月日志没有新的记录；日志此时共 {size} 条，由以下签名检查点覆盖：</p>"
+    return (
+        f"<p>本公示所列记录为日志第 {start} 至 {end - 1} 条（共 {end - start} 条），"
+        f"由以下签名检查点覆盖（树大小 {size}）：</p>"
+    )
+
+
 def _header(publicity: Publicity) -> list[str]:
     config = publicity.config
     last = months.last_day(publicity.month)
@@ -265,9 +275,7 @@ def _verification(publicity: Publicity, bundle_name: str, log_key: str) -> list[
     return [
         '<section class="verify">',
         "<h2>如何核验</h2>",
-        f"<p>本公示所列记录为日志第 {publicity.found.start} 至 {publicity.found.end - 1} 条"
-        f"（共 {publicity.found.end - publicity.found.start} 条），"
-        f"由以下签名检查点覆盖（树大小 {checkpoint.size}）：</p>",
+        _covered(publicity.found.start, publicity.found.end, checkpoint.size),
         f"<pre>{_e(checkpoint.note)}</pre>",
         "<p>任何人可取得本月数据包，用镇政府公布的日志公钥独立核验每条记录、每个累计分与等级"
         "（按月依次核验，使用同一状态文件）：</p>",

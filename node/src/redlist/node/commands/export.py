@@ -214,15 +214,22 @@ def _run_month(args: argparse.Namespace) -> int:
 
 def _report(result: ExportResult, verifier_key: str, *, month: bool = False) -> None:
     manifest, checkpoint = result.manifest, result.checkpoint
-    print(
-        _("exported {entries} (seq {start} to {value}) of log {origin} to {path}").format(
-            entries=_entries(manifest.count),
-            start=manifest.start,
-            value=manifest.end - 1,
-            origin=manifest.origin,
-            path=result.path,
+    if manifest.count == 0:  # a month without entries: no seq "from 471 to 470"
+        print(
+            _("exported no entries (there are none) of log {origin} to {path}").format(
+                origin=manifest.origin, path=result.path
+            )
         )
-    )
+    else:
+        print(
+            _("exported {entries} (seq {start} to {value}) of log {origin} to {path}").format(
+                entries=_entries(manifest.count),
+                start=manifest.start,
+                value=manifest.end - 1,
+                origin=manifest.origin,
+                path=result.path,
+            )
+        )
     print(
         _("checkpoint: tree size {size}, root hash {hex}").format(
             size=checkpoint.size, hex=checkpoint.root.hex()
