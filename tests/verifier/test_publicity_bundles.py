@@ -63,6 +63,8 @@ def test_consecutive_months_verify_in_sequence(
         "listed_entries": 12,
         "notes_checked": None,
         "notes_unchecked": 0,
+        # the notice: 10 detail rows, 3 on the black and red lists, 5 of the totals
+        "notice_rows_checked": 18,
     }
 
 
@@ -190,10 +192,12 @@ def test_published_notes_are_checked_against_the_texts(
     assert with_notes > 0
     assert (publicity["notes_checked"], publicity["notes_unchecked"]) == (with_notes, 0)
 
-    path = month / "publicity.csv"
-    text = path.read_bytes().decode("utf-8")
-    assert "清理了东边的池塘" in text
-    path.write_bytes(text.replace("清理了东边的池塘", "清理了西边的池塘", 1).encode("utf-8"))
+    # The same note changed on the list and on the notice alike: only the texts show it.
+    for name in ("publicity.csv", "publicity.html"):
+        path = month / name
+        text = path.read_bytes().decode("utf-8")
+        assert "清理了东边的池塘" in text
+        path.write_bytes(text.replace("清理了东边的池塘", "清理了西边的池塘", 1).encode("utf-8"))
     # Without the texts the words cannot be checked; with them the changed note is caught.
     assert verify([*verify_argv, "--state", str(tmp_path / "b.json"), "--json"]) == 0
     capsys.readouterr()
@@ -253,3 +257,34 @@ def test_a_notice_that_shows_a_phone_number_fails(
     assert isinstance(error, dict)
     assert (status, error["check"]) == (1, "publicity")
     assert "may be an ID or phone number" in str(error["message"])
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        ('<td class="n">+5</td>', '<td class="n">+50</td>', "分数 is '+50'"),  # a detail row
+        ('<td class="n">1075</td>', '<td class="n">1275</td>', "score"),  # a red-list score
+        ("<td>9 条</td>", "<td>10 条</td>", "totals"),  # the totals
+    ],
+)
+def test_a_notice_changed_after_export_fails(
+    months: tuple[PublicityTown, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    old: str,
+    new: str,
+    said: str,
+) -> None:
+    # The notice is what goes on the board: it must show what publicity.csv shows.
+    town, _ = months
+    month = tmp_path / "2026-01"
+    export(town, month, "2026-01")
+    path = month / "publicity.html"
+    html = path.read_text(encoding="utf-8")
+    assert old in html
+    path.write_text(html.replace(old, new, 1), encoding="utf-8")
+    status, report = run(town, month, tmp_path / "state.json", capsys)
+    error = report["error"]
+    assert isinstance(error, dict)
+    assert (status, error["check"]) == (1, "publicity")
+    assert said in str(error["message"]) and "publicity.html" in str(error["message"])

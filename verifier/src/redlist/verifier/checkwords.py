@@ -184,7 +184,10 @@ PLAIN: Mapping[str, str] = {
         "The monthly bundle does not hold exactly one month after the previous one: a "
         "month was cut short, skipped or repeated."
     ),
-    "publicity": N_("The list posted for residents (publicity.csv) does not match the log."),
+    "publicity": N_(
+        "The list posted for residents (publicity.csv, or the printed notice publicity.html) "
+        "does not match the log."
+    ),
 }
 
 #: The one piece of advice after any failed verification, per kind (``advice``).

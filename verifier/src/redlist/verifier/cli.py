@@ -373,7 +373,13 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
             from redlist.verifier.publicitycheck import check_csv
 
             texts = given_texts[1] if given_texts is not None else None
-            publicity = check_csv(args.directory, watch.month, watch.recorder.entries, texts)
+            standings = {
+                account: (summary.score, summary.grade)
+                for account, summary in result.accounts.items()
+            }
+            publicity = check_csv(
+                args.directory, watch.month, watch.recorder.entries, texts, standings
+            )
     except VerificationError as error:
         from redlist.verifier.explain import explain_after
 

@@ -25,7 +25,7 @@ Names and villages come from the file itself: the verifier has no register.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,8 @@ class PublicityReport:
     #: and published notes the texts file does not hold.
     notes_checked: int | None = None
     notes_unchecked: int = 0
+    #: Rows of publicity.html held to publicity.csv and the audit (None: not checked).
+    notice_rows_checked: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,6 +124,7 @@ class PublicityReport:
             "listed_entries": self.listed_entries,
             "notes_checked": self.notes_checked,
             "notes_unchecked": self.notes_unchecked,
+            "notice_rows_checked": self.notice_rows_checked,
         }
 
     def summary(self) -> str:
@@ -138,6 +141,11 @@ class PublicityReport:
             ).format(checked=self.notes_checked, unchecked=self.notes_unchecked)
         else:
             text += " " + _("The words of published notes were not checked (no --texts).")
+        if self.notice_rows_checked is not None:
+            text += " " + _(
+                "The printed notice (publicity.html) agrees with it: {rows} row(s) of its "
+                "tables checked."
+            ).format(rows=self.notice_rows_checked)
         lines = wrap_text(text, 88, initial_indent="  ", subsequent_indent="    ")
         heading = _("Publicity of {month}:").format(month=month)
         return "\n" + heading + "\n" + "\n".join(lines) + "\n"
@@ -148,6 +156,7 @@ def check_csv(
     month: str | None,
     entries: Sequence[PublicEntry],
     texts: Sequence[BundleText] | None = None,
+    standings: Mapping[str, tuple[int, str]] | None = None,
 ) -> PublicityReport:
     """Compare the bundle's publicity.csv with ``entries`` (re-derived from its leaves).
 
@@ -236,8 +245,14 @@ def check_csv(
                 seq=entry.seq,
             )
     accounts = {entry.account for entry in entries}
+    notice_rows = None
+    if standings is not None:  # the notice, once the list it shows holds
+        from redlist.verifier.noticecheck import check_notice
+
+        notice_rows = check_notice(directory, rows, standings)
     return PublicityReport(
         month=month,
+        notice_rows_checked=notice_rows,
         rows=len(rows),
         residents_shown=len(people),
         residents_left_out=len(accounts - set(people)),
