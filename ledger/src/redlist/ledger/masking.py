@@ -138,9 +138,7 @@ def mask_note(text: str, names: NameMask | None = None) -> str:
 def hides_only(shown: str, text: str) -> bool:
     """Whether ``shown`` is ``text`` with some characters replaced by ``*`` and no other
     change (what ``mask_note`` may do to a note)."""
-    return len(shown) == len(text) and all(
-        a in (b, MASK) for a, b in zip(shown, text, strict=True)
-    )
+    return len(shown) == len(text) and all(a in (b, MASK) for a, b in zip(shown, text, strict=True))
 
 
 def shows_number(text: str) -> bool:
