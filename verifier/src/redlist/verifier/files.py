@@ -23,7 +23,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from redlist.ledger.errors import SourceError
+from redlist.ledger.errors import SourceError, VerificationError
 from redlist.ledger.i18n import _
 
 #: A signed note (checkpoint, previous checkpoint): the core refuses larger ones too.
@@ -93,3 +93,12 @@ def read_limited(path: Path, limit: int, what: str) -> bytes:
             )
         )
     return data
+
+
+def read_publicity_file(directory: Path, name: str, limit: int) -> bytes:
+    """The bytes of a monthly bundle's publicity file ``name`` (at most ``limit``); a
+    bundle without it fails ``--publicity`` (check ``publicity``)."""
+    try:
+        return read_limited(directory / name, limit, _("the bundle's {name}").format(name=name))
+    except FileNotFoundError:
+        raise VerificationError("publicity", f"--publicity: the bundle has no {name}") from None

@@ -28,9 +28,8 @@ from pathlib import Path
 
 from redlist.ledger import bundle
 from redlist.ledger.errors import VerificationError
-from redlist.ledger.i18n import _
 from redlist.ledger.publicity import NAME, NOTE, CsvRow
-from redlist.verifier.files import read_limited
+from redlist.verifier.files import read_publicity_file
 
 #: The notice's detail columns and the CSV column each shows.
 DETAIL = {
@@ -107,13 +106,7 @@ def check_notice(
     ``standings`` (each account's score and grade at the month's end); the number of
     notice rows checked. ``VerificationError`` (check ``publicity``) names the first
     that does not match."""
-    path = directory / bundle.PUBLICITY_HTML_FILE
-    try:
-        data = read_limited(path, NOTICE_LIMIT, _("the bundle's publicity.html"))
-    except FileNotFoundError:
-        raise VerificationError(
-            "publicity", f"--publicity: the bundle has no {bundle.PUBLICITY_HTML_FILE}"
-        ) from None
+    data = read_publicity_file(directory, bundle.PUBLICITY_HTML_FILE, NOTICE_LIMIT)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -50,7 +50,7 @@ from redlist.ledger.state import LedgerState
 from redlist.ledger.tables import wrap_text
 from redlist.ledger.textcommit import BundleText
 from redlist.ledger.validator import Reading
-from redlist.verifier.files import read_limited
+from redlist.verifier.files import read_publicity_file
 
 #: publicity.csv of a month: a town's month is thousands of rows, far below this.
 CSV_LIMIT = 64 << 20
@@ -166,13 +166,7 @@ def check_csv(
     exported) is counted as not checked."""
     notes = {text.seq: text.text.text for text in texts or () if text.field == "note"}
     notes_checked = notes_unchecked = 0
-    path = directory / bundle.PUBLICITY_CSV_FILE
-    try:
-        data = read_limited(path, CSV_LIMIT, _("the bundle's publicity.csv"))
-    except FileNotFoundError:
-        raise VerificationError(
-            "publicity", f"--publicity: the bundle has no {bundle.PUBLICITY_CSV_FILE}"
-        ) from None
+    data = read_publicity_file(directory, bundle.PUBLICITY_CSV_FILE, CSV_LIMIT)
     try:
         rows = decode_csv(data)
     except FormatError as exc:
