@@ -123,9 +123,9 @@ def _parser() -> argparse.ArgumentParser:
         "--publicity",
         action="store_true",
         help=_(
-            "a monthly bundle: check that it holds one month, after the state file's, and "
+            "a monthly bundle: check that it holds one month, after the state file's, "
             "re-derive every row of its publicity.csv (points, running scores, grades) from "
-            "the entries"
+            "the entries, and hold the printed notice publicity.html to it"
         ),
     )
     bundle.add_argument(
