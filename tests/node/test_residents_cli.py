@@ -363,6 +363,8 @@ def test_show_speaks_chinese_with_every_label(tmp_path: Path, data: Path) -> Non
     assert "  类别：           个人\n" in shown.stdout
     assert "  合法依据：       同意，自 2024-03-05 起\n" in shown.stdout
     assert "  姓名：           张三\n" in shown.stdout  # a wide label still lines up
+    changed = next(line for line in lines if line.lstrip().startswith("最后修改"))
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d \(Asia/Shanghai\)$", changed), changed
     household = next(line for line in lines if line.lstrip().startswith("家庭积分"))
     assert "，" in household and ", " not in household, household  # Chinese commas
     for line in lines[1:]:

@@ -11,7 +11,8 @@ import time
 import unicodedata
 from pathlib import Path
 
-from redlist.ledger.errors import FormatError, RegisterError, StoreError
+from redlist.ledger.deeddate import day_of, known_zone
+from redlist.ledger.errors import FormatError, RedlistError, RegisterError, StoreError
 from redlist.ledger.i18n import N_, _, ngettext, pgettext
 from redlist.ledger.log import Log
 from redlist.ledger.masking import mask_id_number, mask_name, mask_phone
@@ -30,6 +31,7 @@ from redlist.ledger.residents import (
     FieldError,
     Household,
     Resident,
+    Tombstone,
     check_account,
     latest_today,
     resident_from_cells,
@@ -57,7 +59,7 @@ commands wait for each other (any number may read, one may change it).
 Exit status: 0 done, 1 refused by the register (an account it does not hold, holds
 already, or erased), 2 could not start (a bad file or value, a missing directory).""")
 
-_WHEN = "%Y-%m-%d %H:%M UTC"
+_WHEN = "%Y-%m-%d %H:%M"
 _UPDATE_OPTIONS = (
     ("name", N_("the resident's name")),
     ("id_number", N_("the 18-character ID number (empty to remove it)")),
@@ -207,7 +209,7 @@ def run_show(args: argparse.Namespace) -> int:
                 )
             print(
                 _("Resident {account}: personal data erased on {erased_on}.").format(
-                    account=account, erased_on=tombstone.erased_on
+                    account=account, erased_on=_erased_on(tombstone, data)
                 )
             )
             print(_("Its entries stay in the log; publicity leaves it out."))
@@ -237,7 +239,7 @@ def run_show(args: argparse.Namespace) -> int:
         (_("household"), (resident.household + members) if resident.household else "-"),
         (_("legal basis"), basis),
         (_("publicity shows"), mask_name(resident.name)),
-        (_("last changed"), _when(resident.changed_ms)),
+        (_("last changed"), _when(resident.changed_ms, data)),
         *_points_lines(data, account, household),
     ):
         shown = _("{label}:").format(label=label)
@@ -328,7 +330,7 @@ def run_update(args: argparse.Namespace) -> int:
                     _(
                         "the personal data of {account} was erased on {erased_on}; it is not "
                         "taken back"
-                    ).format(account=account, erased_on=tombstone.erased_on)
+                    ).format(account=account, erased_on=_erased_on(tombstone, data))
                 )
             raise RegisterError(
                 _("the register in {data} holds no resident {account}").format(
@@ -372,7 +374,7 @@ def run_erase(args: argparse.Namespace) -> int:
         _(
             "Erased the personal data of {account} on {erased_on}: name, ID number, phone, "
             "village, household and legal basis."
-        ).format(account=account, erased_on=tombstone.erased_on)
+        ).format(account=account, erased_on=_erased_on(tombstone, data))
     )
     print(
         _(
@@ -503,8 +505,26 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _when(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime(_WHEN)
+def _when(ms: int, data: Path) -> str:
+    """``ms`` as the town reads it: in its time zone (the log's genesis), named."""
+    zone, name = _town_zone(data)
+    return datetime.datetime.fromtimestamp(ms / 1000, zone).strftime(_WHEN) + f" ({name})"
+
+
+def _erased_on(tombstone: Tombstone, data: Path) -> str:
+    """The day of an erasure in the town's time zone (``YYYY-MM-DD``)."""
+    return day_of(tombstone.erased_ms, _town_zone(data)[0]).isoformat()
+
+
+def _town_zone(data: Path) -> tuple[datetime.tzinfo, str]:
+    """The town's time zone and its name; UTC where the log or the zone is unknown here."""
+    try:
+        with Log.open(data, readonly=True) as log:
+            name = log.config().tz
+    except RedlistError:
+        return datetime.UTC, "UTC"
+    zone = known_zone(name)
+    return (zone, name) if zone is not None else (datetime.UTC, "UTC")
 
 
 def _residents(count: int) -> str:
