@@ -26,6 +26,17 @@ from redlist.v1 import ledger_pb2 as pb
 from redlist.v1 import ledger_pb2_grpc
 
 
+async def logged_line(caplog: pytest.LogCaptureFixture, words: str) -> str:
+    """The first log line holding ``words``, waited for (the mirror logs in its own time)."""
+    deadline = time.monotonic() + 20
+    while True:
+        for record in caplog.records:
+            if words in record.getMessage():
+                return record.getMessage()
+        assert time.monotonic() < deadline, caplog.text
+        await asyncio.sleep(0.02)
+
+
 def honest(tmp_path: Path, town: Town) -> Forger:
     """A forger holding a real log's leaves (genesis, staff, rules) and its checkpoint."""
     with create_log(tmp_path / "primary", town, setup=True) as log:
@@ -96,13 +107,7 @@ def test_a_lying_primary_is_refused_and_named(
             )
             assert answering == 1
             lie(forger, town)
-            deadline = time.monotonic() + 20
-            while not [r for r in caplog.records if f"check={check}" in r.getMessage()]:
-                assert time.monotonic() < deadline, caplog.text
-                await asyncio.sleep(0.02)
-            line = next(
-                r.getMessage() for r in caplog.records if f"check={check}" in r.getMessage()
-            )
+            line = await logged_line(caplog, f"check={check}")
             assert f"from={upstream}" in line
             assert (f"seq={held}" in line) == names_seq, line
             # What was verified is kept and served; nothing else is.
@@ -130,11 +135,7 @@ def test_leaf_batches_out_of_place_are_refused_and_nothing_is_stored(
             forged_primary(forger) as upstream,
             mirroring(tmp_path / "mirror", upstream, town.log_signer.verifier()) as mirrored,
         ):
-            deadline = time.monotonic() + 20
-            while "check=seq" not in caplog.text:
-                assert time.monotonic() < deadline, caplog.text
-                await asyncio.sleep(0.02)
-            line = next(r.getMessage() for r in caplog.records if "check=seq" in r.getMessage())
+            line = await logged_line(caplog, "check=seq")
             assert f"from={upstream}" in line
             assert "entries [1, 4) where 0 was due" in line
             assert mirrored.mirror.size == 0
@@ -156,15 +157,12 @@ def test_a_primary_of_another_log_is_named_as_the_operators_mistake(
             forged_primary(forger) as upstream,
             mirroring(tmp_path / "mirror", upstream, other.log_signer.verifier()) as mirrored,
         ):
-            deadline = time.monotonic() + 20
-            while "check=checkpoint" not in caplog.text:
-                assert time.monotonic() < deadline, caplog.text
-                await asyncio.sleep(0.02)
+            line = await logged_line(caplog, "check=checkpoint")
             assert (
                 f"the node at {upstream} serves log '{town.origin}', not log "
                 "'other.example/log' (the log key given): a wrong --from address or a wrong "
                 "--log-key"
-            ) in caplog.text
+            ) in line
             assert mirrored.mirror.size == 0
 
     asyncio.run(main())

@@ -197,15 +197,20 @@ def test_a_policy_that_cannot_be_used_stops_the_check(
 # -- a node -----------------------------------------------------------------------------
 
 
+def node_with_activity(tmp_path: Path) -> tuple[Log, str]:
+    """A town's log with some activity (open: the caller closes it) and its log key."""
+    town = Town.generate()
+    node_log = create_log(tmp_path / "data", town, setup=True)
+    add_activity(node_log, town)
+    return node_log, town.log_signer.verifier().encode()
+
+
 def test_a_node_checkpoint_is_held_to_the_policy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(nodewitnesses, "TRIES", 2)
     monkeypatch.setattr(nodewitnesses, "PAUSE_S", 0.05)
-    town = Town.generate()
-    node_log: Log = create_log(tmp_path / "data", town, setup=True)
-    add_activity(node_log, town)
-    key = town.log_signer.verifier().encode()
+    node_log, key = node_with_activity(tmp_path)
 
     async def body(running: Running, proxy: Any, address: str) -> None:
         status, value = await verify(capsys, address, "--log-key", key, "--witness", wkey(0))
@@ -236,10 +241,7 @@ def test_a_node_checkpoint_cosigned_while_the_auditor_waits_verifies(
     # The audit reaches the newest checkpoint before the node's witnesses have cosigned
     # it: the node is asked again, and the same checkpoint comes back cosigned.
     monkeypatch.setattr(nodewitnesses, "PAUSE_S", 0.2)
-    town = Town.generate()
-    node_log: Log = create_log(tmp_path / "data", town, setup=True)
-    add_activity(node_log, town)
-    key = town.log_signer.verifier().encode()
+    node_log, key = node_with_activity(tmp_path)
 
     async def body(running: Running, proxy: Any, address: str) -> None:
         signed = node_log.checkpoint()
