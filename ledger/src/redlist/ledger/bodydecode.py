@@ -45,7 +45,7 @@ from redlist.ledger.text import key_name_problem, rule_code_problem, text_proble
 
 def decode_body(data: bytes) -> AnyBody:
     """Parse and validate canonical body bytes; FormatError names the bad field."""
-    quick = decode_common_body(data)
+    quick = decode_common_body(data, codec.thread_pack())
     if quick is not None:
         return quick
     value = codec.decode(data, "entry body")
@@ -273,8 +273,9 @@ _FAST_LAYOUTS: Mapping[tuple[str, ...], Callable[[dict[str, Any]], AnyBody | Non
 }
 
 
-def decode_common_body(data: bytes) -> AnyBody | None:
-    """The body in ``data`` when it has one of the fast layouts and is valid; else None."""
+def decode_common_body(data: bytes, pack: codec.Pack) -> AnyBody | None:
+    """The body in ``data`` when it has one of the fast layouts and is valid; else None.
+    ``pack`` is the calling thread's ``codec.thread_pack()``."""
     value = codec.try_unpack(data) if type(data) is bytes else None
     if type(value) is not dict:
         return None
@@ -282,7 +283,7 @@ def decode_common_body(data: bytes) -> AnyBody | None:
     if decode is None:
         return None
     body = decode(value)
-    if body is None or not codec.encodes_to(value, data):
+    if body is None or pack(value) != data:  # ``codec.encodes_to``
         return None
     return body
 

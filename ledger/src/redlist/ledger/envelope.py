@@ -45,7 +45,7 @@ class Envelope:
             raise FormatError(
                 f"envelope: {len(data)} bytes is larger than the {MAX_ENVELOPE_SIZE}-byte limit"
             )
-        quick = _envelope_fast(data)
+        quick = _envelope_fast(data, codec.thread_pack())
         if quick is not None:
             return quick
         value = codec.decode(data, "envelope")
@@ -91,7 +91,7 @@ class Leaf:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Leaf:
-        quick = _leaf_fast(data)
+        quick = _leaf_fast(data, codec.thread_pack())
         if quick is not None:
             return quick
         value = codec.decode(data, "leaf")
@@ -112,20 +112,21 @@ class Leaf:
         return cls(seq, time, prev, envelope)
 
 
-def decode_common(data: bytes) -> tuple[Leaf, Envelope] | None:
+def decode_common(data: bytes, pack: codec.Pack) -> tuple[Leaf, Envelope] | None:
     """A leaf and its envelope at once, by the fast paths of ``Leaf.from_bytes`` and
     ``Envelope.from_bytes``: the same values, or None when either needs the general
-    decoder (which then decides, and says why)."""
-    leaf = _leaf_fast(data)
+    decoder (which then decides, and says why). ``pack`` is the calling thread's
+    ``codec.thread_pack()``: finding it costs as much as checking a small value."""
+    leaf = _leaf_fast(data, pack)
     if leaf is None or len(leaf.envelope) > MAX_ENVELOPE_SIZE:
         return None
-    envelope = _envelope_fast(leaf.envelope)
+    envelope = _envelope_fast(leaf.envelope, pack)
     if envelope is None:
         return None
     return leaf, envelope
 
 
-def _leaf_fast(data: bytes) -> Leaf | None:
+def _leaf_fast(data: bytes, pack: codec.Pack) -> Leaf | None:
     """``Leaf.from_bytes``'s fast path: exact types make the value plain (see
     ``codec.try_unpack``), and the checks are the general path's; None leaves the
     verdict to it."""
@@ -141,13 +142,13 @@ def _leaf_fast(data: bytes) -> Leaf | None:
         and seq >= 0
         and time >= 0
         and len(prev) == HASH_SIZE
-        and codec.encodes_to(value, data)
+        and pack(value) == data  # ``codec.encodes_to``, with the caller's packer
     ):
         return _build_leaf(seq, time, prev, envelope)
     return None
 
 
-def _envelope_fast(data: bytes) -> Envelope | None:
+def _envelope_fast(data: bytes, pack: codec.Pack) -> Envelope | None:
     """``Envelope.from_bytes``'s fast path: the same checks with exact types (which make
     the value plain, see ``codec.try_unpack``); None leaves the verdict to the general path.
     """
@@ -173,7 +174,7 @@ def _envelope_fast(data: bytes) -> Envelope | None:
             return None
         signatures.append(_build_signature(key_id, signature))
         previous = key_id
-    if not codec.encodes_to(value, data):
+    if pack(value) != data:  # ``codec.encodes_to``, with the caller's packer
         return None
     return _build_envelope(body, tuple(signatures), data)
 

@@ -336,12 +336,16 @@ class CompactRange:
 
     def append(self, leaf_hash: bytes) -> None:
         """Extend the range by one leaf, merging the equal-sized subtrees it completes."""
-        _check_hash(leaf_hash, "leaf hash")
+        if len(leaf_hash) != HASH_SIZE:  # ``_check_hash`` inline: this runs for every leaf
+            _check_hash(leaf_hash, "leaf hash")
         subtree_hash = leaf_hash
         remaining = self._end
         hashes = self._hashes
         while remaining & 1:
-            subtree_hash = node_hash(hashes.pop(), subtree_hash)
+            state = _NODE_PREFIXED.copy()  # ``node_hash`` inline, as above
+            state.update(hashes.pop())
+            state.update(subtree_hash)
+            subtree_hash = state.digest()
             remaining >>= 1
         hashes.append(subtree_hash)
         self._end += 1

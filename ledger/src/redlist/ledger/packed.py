@@ -30,7 +30,7 @@ by one integer (the account number and the interned (rule, month) pair).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from redlist.ledger.formatv1 import ID_SIZE
 
@@ -173,6 +173,9 @@ class AccountTable:
     def __init__(self) -> None:
         self._names: list[str] = []
         self._numbers: dict[str, int] = {}
+        #: The number of an account, or None when it has none (nothing is interned):
+        #: the dictionary's own ``get``, called for every award without a Python frame.
+        self.find: Callable[[str], int | None] = self._numbers.get
 
     def __len__(self) -> int:
         return len(self._names)
@@ -184,10 +187,6 @@ class AccountTable:
             number = self._numbers[account] = len(self._names)
             self._names.append(account)
         return number
-
-    def find(self, account: str) -> int | None:
-        """The number of ``account``, or None when it has none (nothing is interned)."""
-        return self._numbers.get(account)
 
     def name(self, number: int) -> str:
         return self._names[number]

@@ -136,48 +136,38 @@ def apply_decoded(
     """``apply_entry`` with the body decoded and every argument in order: for the
     validator, which calls it for every entry of a log."""
     try:
-        return _apply(state, origin, seq, time, envelope, body, check_signature)
+        if body.log != origin:
+            raise RuleViolation(
+                "log", f"the entry is meant for log {body.log!r}, not for this log {origin!r}"
+            )
+        if (seq == 0) != (type(body) is Genesis):  # no subclasses: the quickest test
+            if seq == 0:
+                raise RuleViolation("genesis", "the first entry of a log must be its genesis")
+            raise RuleViolation("genesis", "a genesis entry may only stand at the start of a log")
+        if body.at > time + MAX_FUTURE_MS:
+            raise RuleViolation(
+                "future",
+                f"the author's time ({instant_text(body.at)}) is more than 10 minutes after "
+                f"the node's time ({instant_text(time)})",
+            )
+        earlier = state.entry_seq(body.id)
+        if earlier is not None:
+            raise RuleViolation(
+                "duplicate-id", f"entry id {body.id.hex()} was used at seq {earlier}"
+            )
+
+        if seq == 0:
+            effect = _genesis(state, seq, envelope, body, check_signature)  # type: ignore[arg-type]
+        else:
+            config = state.config()
+            if config is None:  # only reachable with a state that skipped seq 0
+                raise RuleViolation("genesis", "the log has no genesis")
+            signers = _signers(state, envelope, check_signature)
+            effect = _DISPATCH[type(body)](state, seq, body, signers, config)
+        state.put_entry_id(body.id, seq)
+        return effect
     except RuleViolation as exc:
         raise exc.at(seq) from None
-
-
-def _apply(
-    state: LedgerState,
-    origin: str,
-    seq: int,
-    time: int,
-    envelope: Envelope,
-    body: AnyBody,
-    check_signature: SignatureCheck,
-) -> Effect:
-    if body.log != origin:
-        raise RuleViolation(
-            "log", f"the entry is meant for log {body.log!r}, not for this log {origin!r}"
-        )
-    if (seq == 0) != (type(body) is Genesis):  # no subclasses: the quickest test
-        if seq == 0:
-            raise RuleViolation("genesis", "the first entry of a log must be its genesis")
-        raise RuleViolation("genesis", "a genesis entry may only stand at the start of a log")
-    if body.at > time + MAX_FUTURE_MS:
-        raise RuleViolation(
-            "future",
-            f"the author's time ({instant_text(body.at)}) is more than 10 minutes after "
-            f"the node's time ({instant_text(time)})",
-        )
-    earlier = state.entry_seq(body.id)
-    if earlier is not None:
-        raise RuleViolation("duplicate-id", f"entry id {body.id.hex()} was used at seq {earlier}")
-
-    if isinstance(body, Genesis):
-        effect = _genesis(state, seq, envelope, body, check_signature)
-    else:
-        config = state.config()
-        if config is None:  # only reachable with a state that skipped seq 0
-            raise RuleViolation("genesis", "the log has no genesis")
-        signers = _signers(state, envelope, check_signature)
-        effect = _DISPATCH[type(body)](state, seq, body, signers, config)
-    state.put_entry_id(body.id, seq)
-    return effect
 
 
 def _genesis(

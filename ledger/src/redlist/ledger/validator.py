@@ -90,14 +90,17 @@ class Reading(NamedTuple):
     problem: str | None
 
 
-def read_leaf(raw: bytes) -> Reading:
-    """Decode a leaf, its envelope and body as far as they go; never raises."""
+def read_leaf(raw: bytes, pack: codec.Pack | None = None) -> Reading:
+    """Decode a leaf, its envelope and body as far as they go; never raises. ``pack``
+    is ``codec.thread_pack()``, for a caller that reads many leaves in one thread."""
     if type(raw) is not bytes:  # keep exact, immutable bytes: they are hashed later
         raw = bytes(raw)
+    if pack is None:
+        pack = codec.thread_pack()
     # Almost every leaf: an award or redemption, every part in its common shape.
-    common = decode_common(raw)
+    common = decode_common(raw, pack)
     if common is not None:
-        body = decode_common_body(common[1].body)
+        body = decode_common_body(common[1].body, pack)
         if body is not None:
             return _new_tuple(Reading, (raw, common[0], common[1], body, None))
     try:
@@ -268,7 +271,8 @@ class LogValidator:
     @staticmethod
     def read_all(raws: list[bytes]) -> list[Reading]:
         """``read`` of each leaf of a chunk."""
-        return [read_leaf(raw) for raw in raws]
+        pack = codec.thread_pack()
+        return [read_leaf(raw, pack) for raw in raws]
 
     def signatures_of(self, readings: list[Reading]) -> list[Triple]:
         """``signatures`` of each reading of a chunk, in order, in one list: a key
@@ -281,9 +285,9 @@ class LogValidator:
         triples = lookahead.triples
         return [
             triple
-            for reading in readings
-            if reading.envelope is not None
-            for triple in triples(reading.envelope, reading.body)
+            for _, _, envelope, body, _ in readings
+            if envelope is not None
+            for triple in triples(envelope, body)
         ]
 
     def signatures(self, reading: Reading) -> list[Triple]:
@@ -303,9 +307,9 @@ class LogValidator:
         semantics is not checked). Raises ``RuleViolation`` located at the leaf's
         position, and then leaves everything as it was."""
         seq = self._size
-        leaf = reading.leaf
+        raw, leaf, envelope, body, problem = reading  # one step, not five attribute reads
         if leaf is None:
-            raise RuleViolation("format", reading.problem or "", seq=seq)
+            raise RuleViolation("format", problem or "", seq=seq)
         expected = self._last_leaf_hash
         if not (
             leaf.seq == seq
@@ -313,12 +317,9 @@ class LogValidator:
             and (expected is None or leaf.prev == expected)
         ):
             self._check_link(seq, leaf.seq, leaf.time, leaf.prev)  # says what is wrong
-        envelope = reading.envelope
         if envelope is None:
-            raise RuleViolation("format", reading.problem or "", seq=seq)
-        return self._accept(
-            seq, leaf.time, reading.raw, envelope, reading.body, reading.problem, verdicts
-        )
+            raise RuleViolation("format", problem or "", seq=seq)
+        return self._accept(seq, leaf.time, raw, envelope, body, problem, verdicts)
 
     def append(
         self,
