@@ -13,6 +13,7 @@ from redlist.ledger.errors import FormatError
 from redlist.ledger.residents import (
     FieldError,
     Resident,
+    RowError,
     Tombstone,
     check_account,
     check_basis,
@@ -150,20 +151,32 @@ def test_bases_and_their_dates() -> None:
 
 
 def test_a_basis_needs_its_date_and_a_date_its_basis() -> None:
-    with pytest.raises(FieldError) as missing_date:
+    with pytest.raises(RowError) as missing_date:
         resident_from_cells(cells(basis_date=""), TODAY, 0)
-    assert missing_date.value.field == "basis_date"
-    with pytest.raises(FieldError) as missing_basis:
+    assert [problem.field for problem in missing_date.value.problems] == ["basis_date"]
+    with pytest.raises(RowError) as missing_basis:
         resident_from_cells(cells(basis=""), TODAY, 0)
-    assert missing_basis.value.field == "basis"
+    assert [problem.field for problem in missing_basis.value.problems] == ["basis"]
     nothing = resident_from_cells(cells(basis="", basis_date=""), TODAY, 0)
     assert not nothing.publishable
 
 
 def test_a_field_error_names_its_field() -> None:
-    with pytest.raises(FieldError) as error:
+    with pytest.raises(RowError) as error:
         resident_from_cells(cells(phone="12345"), TODAY, 0)
-    assert error.value.field == "phone"
+    assert [problem.field for problem in error.value.problems] == ["phone"]
+
+
+def test_a_row_error_names_every_bad_field_in_the_order_of_the_columns() -> None:
+    """A clerk puts a row right in one go: every bad cell is named, not the first only."""
+    with pytest.raises(RowError) as error:
+        resident_from_cells(
+            cells(name="", phone="12345", basis_date="2999-01-01", kind="company"), TODAY, 0
+        )
+    problems = error.value.problems
+    assert [problem.field for problem in problems] == ["name", "phone", "basis_date", "kind"]
+    assert all(isinstance(problem, FieldError) for problem in problems)
+    assert "every resident needs a name" in str(problems[0])
 
 
 def test_a_record_round_trips_and_masks() -> None:
@@ -200,9 +213,9 @@ def test_an_account_is_a_person_a_household_or_an_organisation(typed: str, kind:
 
 
 def test_an_unknown_kind_is_refused_and_a_record_without_one_is_a_person() -> None:
-    with pytest.raises(FieldError) as error:
+    with pytest.raises(RowError) as error:
         resident_from_cells(cells(kind="company"), TODAY, 1)
-    assert error.value.field == "kind"
+    assert [problem.field for problem in error.value.problems] == ["kind"]
     assert "person (个人), household (家庭) or organisation (组织)" in str(error.value)
     person = resident_from_cells(cells(), TODAY, 1)
     assert b"kind" not in person.to_bytes()  # records written before kinds read the same

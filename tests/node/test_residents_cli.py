@@ -400,3 +400,52 @@ def test_a_sheet_of_awards_imported_by_mistake_is_refused_in_chinese(
     assert "'规则', '数量', '日期', '备注' 不在其中" in refused.stderr
     assert not re.search(r"\b(is|are)\b", refused.stderr), refused.stderr
     assert every_byte(data) == before
+
+
+def test_a_clerk_reads_every_bad_cell_of_a_row_in_chinese(tmp_path: Path, data: Path) -> None:
+    """A GB18030 sheet (Excel's plain CSV) with several mistakes in one row: every bad
+    cell is named, row and column, each in Chinese with nothing left in English, and
+    the rows are counted once each."""
+    rows = [
+        *ROWS,
+        "dgc-0004,,110105194912310021,1234,东村,12,同意,2999-01-01",
+        "DGC 0005,王五1,1.10105E+17,,,3,可以,",
+    ]
+    csv_file = write(tmp_path, "居民.csv", excel_gb18030(CHINESE, rows))
+    refused = residents("--lang", "zh_CN", "import", "--data", data, "--csv", csv_file)
+    assert refused.returncode == 2, refused.stdout
+    expected = [
+        "居民.csv（按 GB18030（中文 Windows 编码） 读取）：2 行不能使用",
+        "第 5 行“姓名”列：为空；每位居民都要有姓名",
+        "第 5 行“身份证号”列：校验码是 1，但前 17 位数字对应的校验码应为 X",
+        "第 5 行“电话”列：“1234”不是中国大陆的电话号码",
+        "第 5 行“依据日期”列：2999-01-01 是将来的日期",
+        "第 6 行“账户”列：“dgc 0005”不是账户号",
+        "第 6 行“姓名”列：只能包含文字、单个空格和分隔符 · ・ • - . '，不能有“1”",
+        "第 6 行“身份证号”列：被电子表格变成了数值",
+        "第 6 行“村”列：为空",
+        "第 6 行“依据”列：“可以”不是法律依据",
+    ]
+    for line in expected:
+        assert line in refused.stderr, refused.stderr
+    assert not re.search(
+        r"[A-Za-z]{3,}",
+        refused.stderr.replace("GB18030", "")
+        .replace("Windows", "")
+        .replace("csv", "")
+        .replace("dgc", "")
+        .replace("Unicode", ""),
+    ), refused.stderr
+    assert not (data / "register.lmdb").exists()
+
+
+def test_update_names_every_bad_value_in_chinese(tmp_path: Path, data: Path) -> None:
+    csv_file = write(tmp_path, "r.csv", excel_utf8(CHINESE, ROWS))
+    assert residents("import", "--data", data, "--csv", csv_file).returncode == 0
+    refused = residents(
+        "--lang", "zh_CN", "update", "dgc-0001", "--data", data,
+        "--phone", "123", "--basis-date", "2999-01-01",
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stdout
+    assert "--phone: “123”不是中国大陆的电话号码" in refused.stderr
+    assert "；--basis-date: 2999-01-01 是将来的日期" in refused.stderr

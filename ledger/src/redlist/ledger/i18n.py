@@ -33,6 +33,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from redlist.ledger.errors import RedlistError
+from redlist.ledger.wording import N_ as N_  # marks where defined; re-exported for the edges
+from redlist.ledger.wording import WordedError
+
 DOMAIN = "redlist"
 LOCALE_DIR = Path(__file__).with_name("locale")
 
@@ -54,9 +58,14 @@ def _(message: str) -> str:
     return _translation.gettext(message)
 
 
-def N_(message: str) -> str:
-    """``message`` unchanged: marks a message defined here and translated where shown."""
-    return message
+def in_words(error: BaseException) -> str:
+    """What ``error`` says, in the chosen language where the core worded it for that
+    (``wording.WordedError``); otherwise its own words."""
+    if isinstance(error, WordedError):
+        return _(error.template).format(**error.values)
+    if isinstance(error, RedlistError):
+        return error.diagnostics()
+    return str(error)
 
 
 def pgettext(context: str, message: str) -> str:

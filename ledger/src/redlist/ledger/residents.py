@@ -55,7 +55,8 @@ from redlist.ledger import codec
 from redlist.ledger.errors import FormatError
 from redlist.ledger.formatv1 import is_valid_account
 from redlist.ledger.masking import NAME_SEPARATORS, mask_name
-from redlist.ledger.text import text_problem
+from redlist.ledger.text import text_refusal
+from redlist.ledger.wording import N_, WordedError
 
 CONSENT = "consent"
 STATUTE = "statute"
@@ -220,41 +221,62 @@ def resident_from_cells(
 ) -> Resident:
     """A resident from the text of each field (keys: :data:`FIELDS`), every field checked.
 
-    Raises ``FieldError`` naming the first field that is wrong.
+    Raises ``RowError`` naming every field that is wrong, so that a clerk puts a row
+    right in one go.
     """
     checked: dict[str, str] = {}
+    problems: list[FieldError] = []
     for field, check in _CHECKERS.items():
         try:
             checked[field] = check(cells.get(field, ""), today)
         except FormatError as error:
-            raise FieldError(field, error.diagnostics()) from None
+            problems.append(FieldError(field, error))
+    if problems:
+        raise RowError(tuple(problems))
     basis, basis_date = checked["basis"], checked["basis_date"]
     if basis and not basis_date:
-        raise FieldError(
-            "basis_date", f"is empty; a basis ({basis}) needs the date it was given or took effect"
+        problem = WordedError(
+            N_("is empty; a basis ({basis}) needs the date it was given or took effect"),
+            basis=basis,
         )
+        raise RowError((FieldError("basis_date", problem),))
     if basis_date and not basis:
-        raise FieldError("basis", "is empty, but a basis date is given; give the basis too")
+        problem = WordedError(N_("is empty, but a basis date is given; give the basis too"))
+        raise RowError((FieldError("basis", problem),))
     return Resident(changed_ms=changed_ms, **checked)
 
 
 class FieldError(FormatError):
-    """A field of a resident that cannot be used: ``field`` names it (:data:`FIELDS`)."""
+    """A field of a resident that cannot be used: ``field`` names it (:data:`FIELDS`),
+    ``error`` says why (show it with ``i18n.in_words``)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, field: str, error: FormatError) -> None:
+        super().__init__(str(error))
         self.field = field
+        self.error = error
+
+
+class RowError(FormatError):
+    """Every field of one resident's row that cannot be used, in the order of
+    :data:`FIELDS` (at least one)."""
+
+    def __init__(self, problems: tuple[FieldError, ...]) -> None:
+        super().__init__("; ".join(f"{problem.field} {problem}" for problem in problems))
+        self.problems = problems
 
 
 def check_account(text: str, _today: datetime.date | None = None) -> str:
     """An account id as typed, case-folded, or ``FormatError``."""
     folded = _ascii_lower(unicodedata.normalize("NFKC", text).strip())
     if not folded:
-        raise FormatError("is empty; every resident needs the account id the log uses")
+        raise WordedError(N_("is empty; every resident needs the account id the log uses"))
     if not is_valid_account(folded) or folded != folded.lower():
-        raise FormatError(
-            f"{folded!r} is not an account id: use 1 to 64 lower-case letters, digits, '.', "
-            "'_' or '-', starting with a letter or digit (like dgc-0001)"
+        raise WordedError(
+            N_(
+                "{typed!r} is not an account id: use 1 to 64 lower-case letters, digits, '.', "
+                "'_' or '-', starting with a letter or digit (like dgc-0001)"
+            ),
+            typed=folded,
         )
     return folded
 
@@ -263,25 +285,28 @@ def check_name(text: str, _today: datetime.date | None = None) -> str:
     """A resident's name as stored (NFC), or ``FormatError``."""
     name = unicodedata.normalize("NFC", text.strip())
     if not name:
-        raise FormatError("is empty; every resident needs a name")
-    problem = text_problem(name)
-    if problem is not None:
-        raise FormatError(problem)
+        raise WordedError(N_("is empty; every resident needs a name"))
+    refusal = text_refusal(name)
+    if refusal is not None:
+        raise refusal
     if len(name) > NAME_MAX:
-        raise FormatError(f"is longer than {NAME_MAX} characters")
+        raise WordedError(N_("is longer than {most} characters"), most=NAME_MAX)
     for character in name:
         if character in NAME_SEPARATORS:
             continue
         category = unicodedata.category(character)
         if category[0] not in "LM":
-            raise FormatError(
-                "may hold letters, single spaces and the separators · ・ • - . ' only, "
-                f"not {character!r}"
+            raise WordedError(
+                N_(
+                    "may hold letters, single spaces and the separators · ・ • - . ' only, "
+                    "not {character!r}"
+                ),
+                character=character,
             )
     if name[0] in NAME_SEPARATORS or name[-1] in NAME_SEPARATORS:
-        raise FormatError("must start and end with a letter")
+        raise WordedError(N_("must start and end with a letter"))
     if any(a in NAME_SEPARATORS and b in NAME_SEPARATORS for a, b in itertools.pairwise(name)):
-        raise FormatError("has two separators (spaces, dots or hyphens) in a row")
+        raise WordedError(N_("has two separators (spaces, dots or hyphens) in a row"))
     return name
 
 
@@ -291,28 +316,40 @@ def check_id_number(text: str, today: datetime.date) -> str:
     if not number:
         return ""
     if _SCIENTIFIC.fullmatch(number):
-        raise FormatError(_SCIENTIFIC_HINT)
+        raise WordedError(_SCIENTIFIC_HINT)
     if len(number) == 15 and number.isdigit():
-        raise FormatError(
-            "is an old 15-digit ID number, which cannot be checked; use the 18-digit number "
-            "on the resident's current ID card"
+        raise WordedError(
+            N_(
+                "is an old 15-digit ID number, which cannot be checked; use the 18-digit "
+                "number on the resident's current ID card"
+            )
         )
     if len(number) != ID_NUMBER_LENGTH or not (number[:17].isdigit() and number[17] in _ID_CHECK):
-        raise FormatError(f"must be 18 characters, 17 digits then a digit or X; {number!r} is not")
+        raise WordedError(
+            N_("must be 18 characters, 17 digits then a digit or X; {typed!r} is not"),
+            typed=number,
+        )
     expected = id_check_character(number[:17])
     if number[17] != expected:
-        raise FormatError(
-            f"has the check character {number[17]}, but its first 17 digits need {expected}: "
-            "a digit was mistyped; compare it with the ID card"
+        raise WordedError(
+            N_(
+                "has the check character {given}, but its first 17 digits need {expected}: "
+                "a digit was mistyped; compare it with the ID card"
+            ),
+            given=number[17],
+            expected=expected,
         )
     try:
         birth = datetime.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
-        raise FormatError(
-            f"holds no real birth date (characters 7 to 14 read {number[6:14]})"
+        raise WordedError(
+            N_("holds no real birth date (characters 7 to 14 read {digits})"),
+            digits=number[6:14],
         ) from None
     if not _EARLIEST_BIRTH <= birth <= today:
-        raise FormatError(f"holds a birth date ({birth.isoformat()}) that cannot be right")
+        raise WordedError(
+            N_("holds a birth date ({birth}) that cannot be right"), birth=birth.isoformat()
+        )
     return number
 
 
@@ -328,7 +365,7 @@ def check_phone(text: str, _today: datetime.date | None = None) -> str:
     if not typed:
         return ""
     if _SCIENTIFIC.fullmatch(typed):
-        raise FormatError(_SCIENTIFIC_HINT)
+        raise WordedError(_SCIENTIFIC_HINT)
     mobile = _MOBILE.fullmatch(typed.replace("-", ""))
     if mobile is not None:
         return mobile.group(1)
@@ -340,10 +377,13 @@ def check_phone(text: str, _today: datetime.date | None = None) -> str:
         joined = f"{typed[:area_length]}-{typed[area_length:]}"
         if _LANDLINE_SPLIT.fullmatch(joined):
             return joined
-    raise FormatError(
-        f"{text.strip()!r} is not a phone number in mainland China: give a mobile number "
-        "of 11 digits starting with 13 to 19, or a landline with its area code, like "
-        "0631-5201234"
+    raise WordedError(
+        N_(
+            "{typed!r} is not a phone number in mainland China: give a mobile number of 11 "
+            "digits starting with 13 to 19, or a landline with its area code, like "
+            "0631-5201234"
+        ),
+        typed=text.strip(),
     )
 
 
@@ -360,9 +400,12 @@ def check_basis(text: str, _today: datetime.date | None = None) -> str:
     word = text.strip().lower()
     word = BASIS_ALIASES.get(word, word)
     if word and word not in BASES:
-        raise FormatError(
-            f"{text.strip()!r} is not a legal basis: write consent (同意), statute (法定), or "
-            "leave it empty"
+        raise WordedError(
+            N_(
+                "{typed!r} is not a legal basis: write consent (同意), statute (法定), or "
+                "leave it empty"
+            ),
+            typed=text.strip(),
         )
     return word
 
@@ -372,9 +415,12 @@ def check_kind(text: str, _today: datetime.date | None = None) -> str:
     word = unicodedata.normalize("NFKC", text).strip().lower()
     word = KIND_ALIASES.get(word, word) or PERSON
     if word not in KINDS:
-        raise FormatError(
-            f"{text.strip()!r} is not a kind of account: write person (个人), household (家庭) "
-            "or organisation (组织); empty is person"
+        raise WordedError(
+            N_(
+                "{typed!r} is not a kind of account: write person (个人), household (家庭) "
+                "or organisation (组织); empty is person"
+            ),
+            typed=text.strip(),
         )
     return word
 
@@ -386,13 +432,15 @@ def check_basis_date(text: str, today: datetime.date) -> str:
         return ""
     match = _DATE.fullmatch(typed)
     if match is None:
-        raise FormatError(f"{text.strip()!r} is not a date; write it as YYYY-MM-DD")
+        raise WordedError(N_("{typed!r} is not a date; write it as YYYY-MM-DD"), typed=text.strip())
     try:
         date = datetime.date(*(int(part) for part in match.groups()))
     except ValueError:
-        raise FormatError(f"{text.strip()!r} is not a date in the calendar") from None
+        raise WordedError(
+            N_("{typed!r} is not a date in the calendar"), typed=text.strip()
+        ) from None
     if date > today:
-        raise FormatError(f"{date.isoformat()} lies in the future")
+        raise WordedError(N_("{date} lies in the future"), date=date.isoformat())
     return date.isoformat()
 
 
@@ -411,7 +459,7 @@ _CHECKERS: dict[str, Callable[[str, datetime.date], str]] = {
 FIELDS = tuple(_CHECKERS)
 #: The fields a register file may leave out (their column empty everywhere).
 OPTIONAL_FIELDS = ("kind",)
-_SCIENTIFIC_HINT = (
+_SCIENTIFIC_HINT = N_(
     "was turned into a number by the spreadsheet (it shows as 1.1E+17) and has lost "
     "digits; format the column as Text and type the numbers again"
 )
@@ -421,15 +469,15 @@ def _place(text: str, *, required: bool) -> str:
     value = unicodedata.normalize("NFC", text.strip())
     if not value:
         if required:
-            raise FormatError("is empty; every resident belongs to a village")
+            raise WordedError(N_("is empty; every resident belongs to a village"))
         return ""
     if any(character in value for character in "\r\n"):
-        raise FormatError("must be a single line of text")
-    problem = text_problem(value)
-    if problem is not None:
-        raise FormatError(problem)
+        raise WordedError(N_("must be a single line of text"))
+    refusal = text_refusal(value)
+    if refusal is not None:
+        raise refusal
     if len(value) > PLACE_MAX:
-        raise FormatError(f"is longer than {PLACE_MAX} characters")
+        raise WordedError(N_("is longer than {most} characters"), most=PLACE_MAX)
     return value
 
 

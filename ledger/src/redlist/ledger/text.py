@@ -25,16 +25,31 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from redlist.ledger.wording import N_, WordedError
+
 #: General categories no text field may contain (control, format, surrogate,
 #: private use, unassigned, line and paragraph separators).
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
-#: How a refused character is named to a clerk, by its general category.
+#: What a clerk is told of a refused character, by its general category.
 _KINDS = {
-    "Cn": "a character that is not in Unicode (unassigned)",
-    "Co": "a private-use character (it shows differently on every computer)",
-    "Cs": "half of a broken character (a lone surrogate)",
+    "Cn": N_(
+        "contains a character that is not in Unicode (unassigned) ({character}) at "
+        "character {position}; remove it and type the text again"
+    ),
+    "Co": N_(
+        "contains a private-use character (it shows differently on every computer) "
+        "({character}) at character {position}; remove it and type the text again"
+    ),
+    "Cs": N_(
+        "contains half of a broken character (a lone surrogate) ({character}) at "
+        "character {position}; remove it and type the text again"
+    ),
 }
+_CONTROL = N_(
+    "contains an invisible or control character ({character}) at character {position}; "
+    "remove it and type the text again"
+)
 
 RULE_CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 KEY_NAME_MAX = 100
@@ -45,17 +60,25 @@ _LATIN_LOOKALIKES = ("CYRILLIC", "GREEK")
 
 def text_problem(value: str) -> str | None:
     """Why ``value`` may not be a text field, in words a clerk can act on; None if it may."""
+    refusal = text_refusal(value)
+    return None if refusal is None else str(refusal)
+
+
+def text_refusal(value: str) -> WordedError | None:
+    """``text_problem`` worded for translation (``wording``); None if ``value`` may be text."""
     if not value.isprintable():
         for position, character in enumerate(value, start=1):
             category = unicodedata.category(character)
             if category in REFUSED_CATEGORIES:
-                return (
-                    f"contains {_KINDS.get(category, 'an invisible or control character')} "
-                    f"({_describe(character)}) at character {position}; remove it and type "
-                    "the text again"
+                return WordedError(
+                    _KINDS.get(category, _CONTROL),
+                    character=_describe(character),
+                    position=position,
                 )
     if not unicodedata.is_normalized("NFC", value):
-        return "is not in Unicode normal form NFC (the same letters can be stored another way)"
+        return WordedError(
+            N_("is not in Unicode normal form NFC (the same letters can be stored another way)")
+        )
     return None
 
 

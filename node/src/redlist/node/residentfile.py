@@ -42,12 +42,12 @@ from dataclasses import dataclass
 
 from redlist.ledger.csvtext import decode_text
 from redlist.ledger.errors import FormatError
-from redlist.ledger.i18n import _, ngettext
+from redlist.ledger.i18n import _, in_words, ngettext
 from redlist.ledger.residents import (
     FIELDS,
     OPTIONAL_FIELDS,
-    FieldError,
     Resident,
+    RowError,
     resident_from_cells,
 )
 
@@ -109,12 +109,14 @@ def read_residents_csv(
     fields, written = _header(name, records[0])
     rows: list[ResidentRow] = []
     problems: list[str] = []
+    bad_rows: set[int] = set()  # a row may have several bad cells
     accounts: dict[str, int] = {}
     id_numbers: dict[str, int] = {}
     for number, record in enumerate(records[1:], start=2):
         if not any(cell.strip() for cell in record):
             continue
         if len(record) > len(fields) and any(cell.strip() for cell in record[len(fields) :]):
+            bad_rows.add(number)
             problems.append(
                 _(
                     "row {number}: has {record_count} cells, but row 1 names {fields_count} columns"
@@ -124,15 +126,18 @@ def read_residents_csv(
         cells = dict(zip(fields, record, strict=False))
         try:
             resident = resident_from_cells(cells, today, changed_ms)
-        except FieldError as error:
-            problems.append(
+        except RowError as error:
+            bad_rows.add(number)
+            problems.extend(
                 _("row {number}, column {written}: {error}").format(
-                    number=number, written=written[error.field], error=error
+                    number=number, written=written[problem.field], error=in_words(problem.error)
                 )
+                for problem in error.problems
             )
             continue
         first = accounts.setdefault(resident.account, number)
         if first != number:
+            bad_rows.add(number)
             problems.append(
                 _(
                     "row {number}, column {written}: {account} already appears in row {first}"
@@ -144,6 +149,7 @@ def read_residents_csv(
         if resident.id_number:
             first = id_numbers.setdefault(resident.id_number, number)
             if first != number:
+                bad_rows.add(number)
                 problems.append(
                     _(
                         "row {number}, column {written}: the same ID number is already given in "
@@ -153,7 +159,11 @@ def read_residents_csv(
                 continue
         rows.append(ResidentRow(number, resident))
     if problems:
-        refuse(_("{name} (read as {encoding})").format(name=name, encoding=encoding), problems)
+        refuse(
+            _("{name} (read as {encoding})").format(name=name, encoding=_(encoding)),
+            problems,
+            len(bad_rows),
+        )
     if not rows:
         raise FormatError(
             _("{name} has no rows below its header; nothing was imported").format(name=name)
@@ -161,10 +171,12 @@ def read_residents_csv(
     return ResidentFile(tuple(rows), encoding, written)
 
 
-def refuse(what: str, problems: Sequence[str]) -> None:
-    """Raise the ``FormatError`` that lists every problem of ``what``."""
-    count = ngettext("{problems_count} row", "{problems_count} rows", len(problems)).format(
-        problems_count=len(problems)
+def refuse(what: str, problems: Sequence[str], rows: int | None = None) -> None:
+    """Raise the ``FormatError`` that lists every problem of ``what``, which are in
+    ``rows`` rows (by default one row each)."""
+    rows = len(problems) if rows is None else rows
+    count = ngettext("{problems_count} row", "{problems_count} rows", rows).format(
+        problems_count=rows
     )
     raise FormatError(
         _(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from redlist.ledger.deeddate import day_of, known_zone
 from redlist.ledger.errors import FormatError, RedlistError, RegisterError, StoreError
-from redlist.ledger.i18n import N_, _, ngettext, pgettext
+from redlist.ledger.i18n import N_, _, in_words, ngettext, pgettext
 from redlist.ledger.log import Log
 from redlist.ledger.masking import mask_id_number, mask_name, mask_phone
 from redlist.ledger.registerstore import (
@@ -28,9 +28,9 @@ from redlist.ledger.residents import (
     ORGANISATION,
     PERSON,
     STATUTE,
-    FieldError,
     Household,
     Resident,
+    RowError,
     Tombstone,
     check_account,
     latest_today,
@@ -343,9 +343,15 @@ def run_update(args: argparse.Namespace) -> int:
             cells["basis_date"] = ""  # no basis, no date of it
         try:
             changed = resident_from_cells(cells, latest_today(now_ms), now_ms)
-        except FieldError as error:
-            option = f"--{error.field.replace('_', '-')}"
-            raise FormatError(f"{option}: {error}") from None
+        except RowError as error:
+            raise FormatError(
+                _("; ").join(
+                    "--{option}: {error}".format(
+                        option=problem.field.replace("_", "-"), error=in_words(problem.error)
+                    )
+                    for problem in error.problems
+                )
+            ) from None
         if changed.same_data(current):
             print(
                 _("Nothing changed: {account} already holds these values.").format(account=account)
@@ -485,7 +491,7 @@ def _account(text: str) -> str:
     try:
         return check_account(text)
     except FormatError as error:
-        raise FormatError(_("ACCOUNT {error}").format(error=error)) from None
+        raise FormatError(_("ACCOUNT {error}").format(error=in_words(error))) from None
 
 
 def _read_file(path: Path) -> bytes:
