@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from redlist.ledger import i18n
 from redlist.ledger.entry import RuleChange
 from redlist.ledger.errors import FormatError
 from redlist.ledger.text import REFUSED_CATEGORIES
@@ -104,7 +105,7 @@ def test_rules_csv_reports_every_bad_row() -> None:
     message = refused.value.diagnostics()
     assert "4 rows cannot be used" in message
     assert "row 2: points must be a non-zero integer, not '0'" in message
-    assert "row 3: title must not be empty" in message
+    assert "row 3, column title: title must not be empty" in message
     assert "row 4: council must be one of true/false/yes/no/1/0/是/否" in message
     assert "row 6: has 3 cells, the header has 5" in message
     assert "row 5" not in message
@@ -390,3 +391,18 @@ def test_read_input_file_errors(tmp_path: Path) -> None:
         csvfiles.read_input_file(tmp_path / "missing.csv", "awards file")
     with pytest.raises(FormatError, match="is a directory"):
         csvfiles.read_input_file(tmp_path, "awards file")
+
+
+def test_a_catalogue_refused_in_chinese_names_its_columns_and_says_why_in_chinese() -> None:
+    """A rule code or title the format refuses is said in the clerk's language, naming
+    the column as the sheet's Chinese header does."""
+    data = "代码,名称,模块,分值,需评议\r\nV 01,清理池塘,环境,5,否\r\nV02,清理\x07池塘,环境,5,否\r\n"
+    i18n.setup(i18n.CHINESE)
+    try:
+        with pytest.raises(FormatError) as refused:
+            csvfiles.parse_rules_csv(data.encode("utf-8"), "rules.csv")
+    finally:
+        i18n.setup(i18n.ENGLISH)
+    message = refused.value.diagnostics()
+    assert "第 2 行“代码”列：代码“V 01”必须是 1 到 32 个 ASCII 字母" in message
+    assert "第 3 行“名称”列：名称：第 3 个字符是不可见字符或控制字符（U+0007）" in message

@@ -26,10 +26,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from redlist.ledger import crypto
 from redlist.ledger.errors import KeyFileError, NoteError, RedlistError
-from redlist.ledger.i18n import _
+from redlist.ledger.i18n import _, in_words
 from redlist.ledger.logkeyfile import read_log_key_file
 from redlist.ledger.note.keys import ALG_ED25519, NoteSigner, VerifierKey
-from redlist.ledger.text import KEY_NAME_MAX, key_name_problem
+from redlist.ledger.text import KEY_NAME_MAX, key_name_refusal
 
 PUBLIC_SUFFIX = ".pub"
 PRIVATE_MODE = 0o600
@@ -64,11 +64,11 @@ def check_name(name: str) -> str:
         raise KeyFileError(_("the key holder's name must not be empty"))
     if any(char in stripped for char in "\r\n"):
         raise KeyFileError(_("the key holder's name must be a single line of text"))
-    problem = key_name_problem(stripped)
-    if problem is not None:
+    refusal = key_name_refusal(stripped)
+    if refusal is not None:
         raise KeyFileError(
             _("the key holder's name {stripped!r} {problem}").format(
-                stripped=stripped, problem=problem
+                stripped=stripped, problem=in_words(refusal)
             )
         )
     return stripped

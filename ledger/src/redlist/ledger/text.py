@@ -84,37 +84,54 @@ def text_refusal(value: str) -> WordedError | None:
 
 def rule_code_problem(code: str) -> str | None:
     """Why ``code`` may not be a rule code; None if it may."""
+    refusal = rule_code_refusal(code)
+    return None if refusal is None else str(refusal)
+
+
+def rule_code_refusal(code: str) -> WordedError | None:
+    """``rule_code_problem`` worded for translation (``wording``)."""
     if RULE_CODE_PATTERN.fullmatch(code) is None:
-        return (
-            "must be 1 to 32 ASCII letters, digits, '.', '_' or '-', starting with a letter "
-            "or digit (like V01)"
+        return WordedError(
+            N_(
+                "must be 1 to 32 ASCII letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit (like V01)"
+            )
         )
     return None
 
 
 def key_name_problem(name: str) -> str | None:
     """Why ``name`` may not name a key's holder; None if it may."""
-    problem = text_problem(name)
-    if problem is not None:
-        return problem
+    refusal = key_name_refusal(name)
+    return None if refusal is None else str(refusal)
+
+
+def key_name_refusal(name: str) -> WordedError | None:
+    """``key_name_problem`` worded for translation (``wording``)."""
+    refusal = text_refusal(name)
+    if refusal is not None:
+        return refusal
     if len(name) > KEY_NAME_MAX:
-        return f"is longer than {KEY_NAME_MAX} characters"
+        return WordedError(N_("is longer than {most} characters"), most=KEY_NAME_MAX)
     if name != name.strip(" ") or "  " in name:
-        return "must not start or end with a space or have two spaces in a row"
+        return WordedError(N_("must not start or end with a space or have two spaces in a row"))
     scripts: set[str] = set()
     for character in name:
         category = unicodedata.category(character)
         if character == " " or character in _KEY_NAME_PUNCTUATION:
             continue
         if category[0] not in "LMN":
-            return (
-                f"may hold letters, digits, spaces and ( ) （ ） · . - _ ' & , / only, "
-                f"not {_describe(character)}"
+            return WordedError(
+                N_(
+                    "may hold letters, digits, spaces and ( ) （ ） · . - _ ' & , / only, "
+                    "not {character}"
+                ),
+                character=_describe(character),
             )
         if category[0] == "L":
             scripts.add(unicodedata.name(character, "").split(" ", 1)[0])
     if "LATIN" in scripts and any(script in scripts for script in _LATIN_LOOKALIKES):
-        return "mixes Latin letters with Cyrillic or Greek ones that look alike"
+        return WordedError(N_("mixes Latin letters with Cyrillic or Greek ones that look alike"))
     return None
 
 

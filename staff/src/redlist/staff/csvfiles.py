@@ -151,14 +151,21 @@ def parse_rules_csv(data: bytes, name: str) -> tuple[RuleRow, ...]:
             ) from None
         return RuleRow(
             row,
-            check_rule_code(cells["code"], "code"),
-            check_text(cells["title"], "title"),
-            check_text(cells["module"], "module"),
+            _cell("code", check_rule_code, cells["code"], shown_column("code")),
+            _cell("title", check_text, cells["title"], shown_column("title")),
+            _cell("module", check_text, cells["module"], shown_column("module")),
             points,
             parse_council(cells["council"]),
             _optional_cap(cells.get("max_qty", ""), "max_qty"),
             _optional_cap(cells.get("max_per_month", ""), "max_per_month"),
-            check_text(cells.get("decided", ""), "decided", required=False) or None,
+            _cell(
+                "decided",
+                check_text,
+                cells.get("decided", ""),
+                shown_column("decided"),
+                required=False,
+            )
+            or None,
         )
 
     rows = _parse_csv(data, name, RULE_COLUMNS, RULE_OPTIONAL_COLUMNS, parse)

@@ -22,8 +22,8 @@ from redlist.ledger.entry import (
     is_valid_account,
 )
 from redlist.ledger.errors import FormatError, KeyFileError
-from redlist.ledger.i18n import N_, _
-from redlist.ledger.text import rule_code_problem, text_problem
+from redlist.ledger.i18n import N_, _, in_words
+from redlist.ledger.text import rule_code_refusal, text_refusal
 
 #: Longest free text (title, note, item, reason ...) accepted, in characters; far
 #: below what would push an envelope past its 64 KiB limit.
@@ -57,9 +57,9 @@ def check_text(value: str, what: str, *, required: bool = True) -> str:
         raise FormatError(_("{what} must not be empty").format(what=what))
     if any(char in stripped for char in "\r\n"):
         raise FormatError(_("{what} must be a single line of text").format(what=what))
-    problem = text_problem(stripped)
-    if problem is not None:
-        raise FormatError(f"{what} {problem}")
+    refusal = text_refusal(stripped)
+    if refusal is not None:
+        raise FormatError(_("{what} {problem}").format(what=what, problem=in_words(refusal)))
     if len(stripped) > MAX_TEXT_LENGTH:
         raise FormatError(
             _("{what} is longer than {MAX_TEXT_LENGTH} characters").format(
@@ -72,9 +72,13 @@ def check_text(value: str, what: str, *, required: bool = True) -> str:
 def check_rule_code(code: str, what: str = N_("the rule code")) -> str:
     """``code`` if it is a rule code the format allows (ASCII, like V01)."""
     stripped = check_text(code, what)
-    problem = rule_code_problem(stripped)
-    if problem is not None:
-        raise FormatError(f"{what} {stripped!r} {problem}")
+    refusal = rule_code_refusal(stripped)
+    if refusal is not None:
+        raise FormatError(
+            _("{what} {typed!r} {problem}").format(
+                what=what, typed=stripped, problem=in_words(refusal)
+            )
+        )
     return stripped
 
 
