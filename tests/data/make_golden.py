@@ -33,7 +33,7 @@ def golden_log() -> LogBuilder:
     """``standard_log`` and then a capped rule and awards dated before their entry's day:
     one the full 92 days back (the oldest a deed may be), two under the capped rule in
     two months of deed dates. The capped rule says which meeting decided it, and one
-    award has a note: free texts, as commitments (their texts in ``full/texts.jsonl``)."""
+    award has a note: free texts, as commitments (their texts in ``full-texts.jsonl``)."""
     log = standard_log(SEED)
     town = log.town
     log.append(town.set_rule(NIGHT_PATROL))
@@ -48,7 +48,7 @@ def write(root: Path) -> None:
     log = golden_log()
     root.mkdir(parents=True, exist_ok=True)
     log.write_bundle(root / "full")
-    log.write_texts(root / "full")
+    log.write_texts(root, name="full-texts.jsonl")  # beside the bundle: never inside it
     half = len(log.leaves) // 2 + 1  # odd: the first prev link is checkable from `left`
     log.write_bundle(root / "tail", start=half, previous=half)
     (root / "log.pub").write_text(log.town.log_signer.verifier().encode() + "\n")

@@ -101,7 +101,8 @@ def test_a_note_shows_no_phone_or_id_number_and_masks_the_registers_names(
 ) -> None:
     # DESIGN 3.7: a notice never shows ID or phone numbers, nor unmasked names, also
     # where a clerk typed them into a consented note.
-    assert export(town, tmp_path / "mar", "2026-03", "--texts") == 0
+    march_texts = tmp_path / "mar-texts.jsonl"
+    assert export(town, tmp_path / "mar", "2026-03", "--texts", str(march_texts)) == 0
     rows = decode_csv((tmp_path / "mar" / "publicity.csv").read_bytes())
     assert [row.cells["备注"] for row in rows] == [MARCH_NOTE_SHOWN]
     html = (tmp_path / "mar" / "publicity.html").read_text(encoding="utf-8")
@@ -114,7 +115,7 @@ def test_a_note_shows_no_phone_or_id_number_and_masks_the_registers_names(
         out = tmp_path / "mar" if month == "2026-03" else tmp_path / month
         if month != "2026-03":
             assert export(town, out, month) == 0
-        texts = ("--texts", str(out / "texts.jsonl")) if month == "2026-03" else ()
+        texts = ("--texts", str(march_texts)) if month == "2026-03" else ()
         verified = subprocess.run(
             [
                 *(BIN / "redlist-verify", "bundle", out, "--log-key", town.log_key),

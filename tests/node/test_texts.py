@@ -285,15 +285,21 @@ def test_erasure_keeps_the_log_verifiable_and_leaves_no_trace(tmp_path: Path, to
         vkey = log.verifier_key.encode()
 
     def export_and_verify(name: str) -> str:
-        out = tmp_path / name
+        out, texts = tmp_path / name, tmp_path / f"{name}-texts.jsonl"
         exported = run(
-            BIN / "redlist-node", "export", "--data", data, "--out", out, "--full", "--texts"
-        )
+            BIN / "redlist-node", "export", "--data", data, "--out", out, "--full",
+            "--texts", texts,
+        )  # fmt: skip
         assert exported.returncode == 0, exported.stderr
-        assert (out / "texts.jsonl").stat().st_mode & 0o777 == 0o600
-        verified = run(BIN / "redlist-verify", "bundle", out, "--log-key", vkey, "--texts", out)
+        assert texts.stat().st_mode & 0o777 == 0o600
+        assert sorted(path.name for path in out.iterdir()) == [
+            "checkpoint",
+            "leaves",
+            "manifest.json",
+        ]
+        verified = run(BIN / "redlist-verify", "bundle", out, "--log-key", vkey, "--texts", texts)
         assert verified.returncode == 0, verified.stdout + verified.stderr
-        return (out / "texts.jsonl").read_text("utf-8")
+        return texts.read_text("utf-8")
 
     before = export_and_verify("before")
     assert NOTE in before and "soap" in before and "her son" in before
@@ -360,3 +366,37 @@ def test_an_erased_text_reads_as_erased_to_staff(log: Log, town: Town) -> None:
 
     run_node(log, body)
     assert NOTE.encode() not in store_bytes(log.data_dir)
+
+
+def test_the_texts_go_to_a_new_file_outside_the_bundle(tmp_path: Path, town: Town) -> None:
+    """The bundle is public and the texts are personal data: the texts file may not lie
+    inside --out, nor replace a file, and a refusal writes neither."""
+    data = tmp_path / "data"
+    with create_log(data, town, setup=True) as log:
+        envelope = town.award("resident-1", "clean-pond", note=NOTE)
+        NodeTexts(data, log).admit([envelope], [texts_of(envelope)])
+        log.append([envelope], now_ms=town.now_ms)
+
+    def export(out: Path, texts: Path) -> subprocess.CompletedProcess[str]:
+        return run(
+            BIN / "redlist-node", "export", "--data", data, "--out", out, "--full", "--texts", texts
+        )
+
+    inside = export(tmp_path / "b1", tmp_path / "b1" / "texts.jsonl")
+    assert inside.returncode != 0
+    assert "lies inside the bundle" in inside.stderr and "b1-texts.jsonl" in inside.stderr
+    assert not (tmp_path / "b1").exists()
+    taken = tmp_path / "taken.jsonl"
+    taken.write_text("mine\n")
+    refused = export(tmp_path / "b2", taken)
+    assert refused.returncode != 0 and "already exists" in refused.stderr
+    assert taken.read_text() == "mine\n" and not (tmp_path / "b2").exists()
+    nowhere = export(tmp_path / "b3", tmp_path / "no" / "such" / "t.jsonl")
+    assert nowhere.returncode != 0 and "does not exist" in nowhere.stderr
+    assert not (tmp_path / "b3").exists()
+
+    written = export(tmp_path / "b4", tmp_path / "b4-texts.jsonl")
+    assert written.returncode == 0, written.stderr
+    assert NOTE in (tmp_path / "b4-texts.jsonl").read_text("utf-8")
+    assert "never publish it" in written.stdout
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == []

@@ -116,9 +116,11 @@ class LogBuilder:
             found.extend(BundleText(seq, name, texts[name]) for name in sorted(texts))
         return found
 
-    def write_texts(self, directory: Path, start: int = 0, end: int | None = None) -> Path:
-        """Write the texts file of leaves ``[start, end)`` into ``directory``."""
-        path = directory / TEXTS_FILE
+    def write_texts(
+        self, directory: Path, start: int = 0, end: int | None = None, *, name: str = TEXTS_FILE
+    ) -> Path:
+        """Write the texts file of leaves ``[start, end)`` into ``directory``, as ``name``."""
+        path = directory / name
         path.write_bytes(encode_texts_file(self.bundle_texts(start, end)))
         return path
 

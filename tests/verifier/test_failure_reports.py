@@ -228,7 +228,7 @@ def test_texts_that_do_not_match_are_tampering_after_the_audit_held(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     texts = tmp_path / "texts.jsonl"
-    lines = (GOLDEN / "full" / "texts.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (GOLDEN / "full-texts.jsonl").read_text(encoding="utf-8").splitlines()
     first = json.loads(lines[0])
     first["text"] += "!"
     texts.write_text("\n".join([json.dumps(first, ensure_ascii=False), *lines[1:]]) + "\n")

@@ -186,11 +186,12 @@ def test_published_notes_are_checked_against_the_texts(
     town, _ = months
     month = tmp_path / "2026-01"
     argv = ["export", "--data", str(town.data), "--out", str(month), "--month", "2026-01"]
-    assert node([*argv, "--texts"]) == 0
-    assert (month / "texts.jsonl").exists()
+    texts_file = tmp_path / "2026-01-texts.jsonl"
+    assert node([*argv, "--texts", str(texts_file)]) == 0
+    assert texts_file.exists() and not (month / "texts.jsonl").exists()
     capsys.readouterr()
     verify_argv = ["bundle", str(month), "--log-key", town.log_key, "--publicity"]
-    texts = ["--texts", str(month)]
+    texts = ["--texts", str(texts_file)]
     assert verify([*verify_argv, *texts, "--state", str(tmp_path / "a.json"), "--json"]) == 0
     publicity = json.loads(capsys.readouterr().out)["publicity"]
     shown = decode_csv((month / "publicity.csv").read_bytes())

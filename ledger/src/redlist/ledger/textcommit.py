@@ -150,7 +150,8 @@ def check_texts(body: AnyBody, texts: Mapping[str, EntryText]) -> None:
 
 # ---- the texts file beside a bundle ---------------------------------------------------
 
-#: The file ``redlist-node export --texts`` writes beside a bundle's files.
+#: A texts file's name in a directory given to ``redlist-verify --texts`` (older exports
+#: wrote it into the bundle; ``redlist-node export --texts FILE`` now names the file).
 TEXTS_FILE = "texts.jsonl"
 
 

@@ -12,9 +12,12 @@ destination's name. Before the rename the exporter recomputes the Merkle root
 of the leaves it wrote and compares it with the checkpoint's, so a damaged store
 is reported here instead of being handed to auditors.
 
-With ``texts``, the bundle also gets ``texts.jsonl`` (``textcommit.TEXTS_FILE``): the
-free texts the node holds for its entries, personal data, written readable by its owner
-only.
+With ``texts``, the free texts the node holds for the bundle's entries go to a texts
+file of their own (``textcommit``'s format): personal data, readable by its owner only,
+and never inside the bundle, which is public (a folder published whole must not carry
+every note unmasked). It is written beside its destination and linked into place once
+the bundle is, so neither appears without the other, and an existing file is never
+replaced.
 
 The bundle's checkpoint carries the witnesses' cosignatures when the node has
 collected them for exactly that checkpoint (``DIR/cosigned-checkpoint``, kept by
@@ -24,6 +27,7 @@ collected them for exactly that checkpoint (``DIR/cosigned-checkpoint``, kept by
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -37,7 +41,7 @@ from redlist.ledger.i18n import _
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.syncdir import sync_directory
-from redlist.ledger.textcommit import TEXTS_FILE, encode_texts_file
+from redlist.ledger.textcommit import encode_texts_file
 from redlist.node.publicity import Publicity
 from redlist.node.texts import bundle_texts
 
@@ -55,12 +59,19 @@ class ExportResult:
     path: Path
     manifest: bundle.Manifest
     checkpoint: SignedCheckpoint
-    #: How many free texts ``texts.jsonl`` holds (None: not written).
+    #: How many free texts the texts file holds (None: not written).
     texts: int | None = None
+    #: Where the texts file was written (None: not written).
+    texts_path: Path | None = None
 
 
 def export_full(
-    log: Log, out: Path, cosigned: SignedCheckpoint | None = None, *, texts: Path | None = None
+    log: Log,
+    out: Path,
+    cosigned: SignedCheckpoint | None = None,
+    *,
+    texts: Path | None = None,
+    texts_out: Path | None = None,
 ) -> ExportResult:
     """Write a full bundle of ``log`` (leaves ``[0, end)``) to the new directory ``out``.
 
@@ -69,31 +80,34 @@ def export_full(
     instead of the plain one when its text is the latest checkpoint's. Raises
     ``StoreError`` when ``out`` is taken or cannot be written and
     ``IntegrityError`` when the stored leaves do not match the checkpoint. ``texts``:
-    the data directory whose free texts go into ``texts.jsonl``.
+    the data directory whose free texts go to the new file ``texts_out``, outside ``out``.
     """
     _check_destination(out)
+    check_texts_destination(out, texts, texts_out)
     # Verified with the log's own key (IntegrityError if not); its size is the end.
     checkpoint = log.checkpoint()
     if cosigned is not None and cosigned.text == checkpoint.text:
         checkpoint = cosigned
     manifest = bundle.Manifest(origin=log.origin, start=0, end=checkpoint.size)
-    with _staging(out) as staging:
-        root = _write_leaves(log, staging / bundle.LEAVES_FILE, manifest.start, manifest.end)
-        if root != checkpoint.root:
-            raise IntegrityError(
-                _(
-                    "the stored leaves of log {origin} do not match its checkpoint at size {size}: "
-                    "the store is damaged; nothing was exported"
-                ).format(origin=log.origin, size=checkpoint.size)
-            )
-        _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
-        _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
-        count = None
-        if texts is not None:
-            lines = list(bundle_texts(texts, log, manifest.start, manifest.end))
-            _write_file(staging / TEXTS_FILE, encode_texts_file(lines), mode=_PRIVATE_FILE_MODE)
-            count = len(lines)
-    return ExportResult(out, manifest, checkpoint, count)
+    staged: _StagedTexts | None = None
+    try:
+        with _staging(out) as staging:
+            root = _write_leaves(log, staging / bundle.LEAVES_FILE, manifest.start, manifest.end)
+            if root != checkpoint.root:
+                raise IntegrityError(
+                    _(
+                        "the stored leaves of log {origin} do not match its checkpoint at size "
+                        "{size}: the store is damaged; nothing was exported"
+                    ).format(origin=log.origin, size=checkpoint.size)
+                )
+            _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
+            _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
+            staged = _stage_texts(log, manifest, texts, texts_out)
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
+    return _finished(ExportResult(out, manifest, checkpoint), staged)
 
 
 def export_month(
@@ -105,46 +119,50 @@ def export_month(
     cosigned: SignedCheckpoint | None = None,
     *,
     texts: Path | None = None,
+    texts_out: Path | None = None,
 ) -> ExportResult:
     """Write month ``publicity.month``'s bundle (DESIGN 3.6) to the new directory ``out``.
 
     Leaves ``[start, end)`` of the month's range, ``left`` (when ``start`` > 0), the
     checkpoint at ``end`` (cosigned when ``cosigned`` is that checkpoint),
     ``previous-checkpoint`` (the one at ``start``, when ``start`` > 0) and the two
-    publicity files; with ``texts``, ``texts.jsonl`` of the month's entries. Errors as
-    :func:`export_full`.
+    publicity files; with ``texts``, the texts file ``texts_out`` of the month's entries.
+    Errors as :func:`export_full`.
     """
     _check_destination(out)
+    check_texts_destination(out, texts, texts_out)
     found = publicity.found
     checkpoint = found.checkpoint
     if cosigned is not None and cosigned.text == checkpoint.text:
         checkpoint = cosigned
     manifest = bundle.Manifest(origin=log.origin, start=found.start, end=found.end)
     left = log.compact_range(found.start)
-    with _staging(out) as staging:
-        tree = merkle.CompactRange.from_hashes(left.end, left.hashes)
-        _write_leaves(log, staging / bundle.LEAVES_FILE, found.start, found.end, tree)
-        if tree.root() != checkpoint.root:
-            raise IntegrityError(
-                _(
-                    "the stored leaves of log {origin} do not match its checkpoint at size {size}: "
-                    "the store is damaged; nothing was exported"
-                ).format(origin=log.origin, size=checkpoint.size)
-            )
-        if found.start > 0:
-            _write_file(staging / bundle.LEFT_FILE, bundle.encode_left(left))
-        if found.previous is not None:
-            _write_file(staging / bundle.PREVIOUS_CHECKPOINT_FILE, found.previous.to_bytes())
-        _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
-        _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
-        _write_file(staging / bundle.PUBLICITY_CSV_FILE, csv_bytes)
-        _write_file(staging / bundle.PUBLICITY_HTML_FILE, html_text.encode("utf-8"))
-        count = None
-        if texts is not None:
-            lines = list(bundle_texts(texts, log, manifest.start, manifest.end))
-            _write_file(staging / TEXTS_FILE, encode_texts_file(lines), mode=_PRIVATE_FILE_MODE)
-            count = len(lines)
-    return ExportResult(out, manifest, checkpoint, count)
+    staged: _StagedTexts | None = None
+    try:
+        with _staging(out) as staging:
+            tree = merkle.CompactRange.from_hashes(left.end, left.hashes)
+            _write_leaves(log, staging / bundle.LEAVES_FILE, found.start, found.end, tree)
+            if tree.root() != checkpoint.root:
+                raise IntegrityError(
+                    _(
+                        "the stored leaves of log {origin} do not match its checkpoint at size "
+                        "{size}: the store is damaged; nothing was exported"
+                    ).format(origin=log.origin, size=checkpoint.size)
+                )
+            if found.start > 0:
+                _write_file(staging / bundle.LEFT_FILE, bundle.encode_left(left))
+            if found.previous is not None:
+                _write_file(staging / bundle.PREVIOUS_CHECKPOINT_FILE, found.previous.to_bytes())
+            _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
+            _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
+            _write_file(staging / bundle.PUBLICITY_CSV_FILE, csv_bytes)
+            _write_file(staging / bundle.PUBLICITY_HTML_FILE, html_text.encode("utf-8"))
+            staged = _stage_texts(log, manifest, texts, texts_out)
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
+    return _finished(ExportResult(out, manifest, checkpoint), staged)
 
 
 def _write_leaves(
@@ -165,6 +183,115 @@ def _write_leaves(
         if isinstance(leaves, Generator):
             leaves.close()  # ends the read transaction at once when abandoned early
     return tree.root()
+
+
+@dataclass(frozen=True)
+class _StagedTexts:
+    """A texts file written in full beside its destination, not yet in place."""
+
+    temporary: Path
+    destination: Path
+    count: int
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.temporary.unlink()
+
+    def place(self) -> None:
+        """Link the file to its destination (never replacing one), then drop its
+        temporary name."""
+        try:
+            os.link(self.temporary, self.destination)
+            sync_directory(self.destination.parent)
+        except OSError as error:
+            self.discard()
+            raise StoreError(
+                _(
+                    "the bundle was written, but the free texts could not be written to "
+                    "{path}: {strerror}; export again to a new --out and --texts"
+                ).format(path=self.destination, strerror=error.strerror)
+            ) from None
+        self.discard()
+
+
+def _stage_texts(
+    log: Log, manifest: bundle.Manifest, texts: Path | None, texts_out: Path | None
+) -> _StagedTexts | None:
+    """The free texts of the bundle's entries (from the data directory ``texts``)
+    written beside ``texts_out``; None without ``texts``."""
+    if texts is None or texts_out is None:
+        return None
+    lines = list(bundle_texts(texts, log, manifest.start, manifest.end))
+    try:
+        descriptor, name = tempfile.mkstemp(
+            prefix=f".{texts_out.name}.", suffix=".partial", dir=texts_out.parent
+        )
+    except OSError as error:
+        raise StoreError(
+            _("cannot write the free texts to {path}: {strerror}").format(
+                path=texts_out, strerror=error.strerror
+            )
+        ) from None
+    temporary = Path(name)
+    try:
+        with open(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), _PRIVATE_FILE_MODE)
+            handle.write(encode_texts_file(lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        if isinstance(error, OSError):
+            raise StoreError(
+                _("cannot write the free texts to {path}: {strerror}").format(
+                    path=texts_out, strerror=error.strerror
+                )
+            ) from None
+        raise
+    return _StagedTexts(temporary, texts_out, len(lines))
+
+
+def _finished(result: ExportResult, staged: _StagedTexts | None) -> ExportResult:
+    """``result``, with the staged texts file put in place (the bundle is in place)."""
+    if staged is None:
+        return result
+    staged.place()
+    return dataclasses.replace(result, texts=staged.count, texts_path=staged.destination)
+
+
+def check_texts_destination(out: Path, texts: Path | None, texts_out: Path | None) -> None:
+    """The texts file goes to a new file outside the bundle ``out``, in a directory that
+    exists (``StoreError`` otherwise); nothing to check without ``texts``."""
+    if texts is None:
+        return
+    if texts_out is None:
+        raise StoreError(_("say where the free texts go: --texts FILE, outside --out"))
+    bundle_path, texts_path = out.resolve(), texts_out.resolve()
+    if texts_path == bundle_path or bundle_path in texts_path.parents:
+        raise StoreError(
+            _(
+                "--texts {path} lies inside the bundle {out}: the free texts are personal data "
+                "and the bundle is public; write them outside it, e.g. --texts {example}"
+            ).format(path=texts_out, out=out, example=_texts_example(out))
+        )
+    if os.path.lexists(texts_out):
+        raise StoreError(
+            _("{path} already exists; the free texts go to a new file (none is replaced)").format(
+                path=texts_out
+            )
+        )
+    if not texts_path.parent.is_dir():
+        raise StoreError(
+            _("the directory {directory} of --texts does not exist").format(
+                directory=texts_out.parent
+            )
+        )
+
+
+def _texts_example(out: Path) -> Path:
+    """A texts file beside the bundle ``out``, for a message."""
+    return out.parent / f"{out.name}-texts.jsonl"
 
 
 def _write_file(path: Path, data: bytes, mode: int | None = None) -> None:

@@ -133,8 +133,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help=_(
-            "also check the free texts in PATH (texts.jsonl, or a directory holding it, "
-            "as 'redlist-node export --texts' writes) against the commitments in the log"
+            "also check the free texts in PATH (the file 'redlist-node export --texts' "
+            "writes, or a directory holding a texts.jsonl) against the commitments in the log"
         ),
     )
     bundle.set_defaults(make_source=lambda args: BundleSource(args.directory))

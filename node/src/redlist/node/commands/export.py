@@ -13,10 +13,9 @@ from redlist.ledger.log import Log
 from redlist.ledger.publicity import encode_csv
 from redlist.ledger.registerstore import RegisterStore
 from redlist.ledger.residents import KIND_LABELS
-from redlist.ledger.textcommit import TEXTS_FILE
 from redlist.node.commands.serve import check_data_dir
 from redlist.node.cosigning import read_cosigned
-from redlist.node.export import ExportResult, export_full, export_month
+from redlist.node.export import ExportResult, check_texts_destination, export_full, export_month
 from redlist.node.publication import Publication, publish, read_publication
 from redlist.node.publicity import compose, derive, month_range
 from redlist.node.publicityhtml import render
@@ -45,11 +44,12 @@ runs publicity_days from then, and later exports of the month keep that date.
 checkpoint): the same files, the notice marked 草稿 (draft, not to be posted). A
 draft is never a publication: it starts no objection window and records nothing.
 
---texts adds texts.jsonl: the free texts the node holds for the bundle's entries
-(notes, items, objections, reasons), with their salts, so that 'redlist-verify
-bundle --texts' can check them against the commitments in the log (with --month, also
-the notes shown in publicity.csv). Personal data: written only when asked, readable by
-its owner only, and for those entitled to it; never post it with the publicity.""")
+--texts FILE also writes the free texts the node holds for the bundle's entries
+(notes, items, objections, reasons), with their salts, to FILE, so that
+'redlist-verify bundle --texts FILE' can check them against the commitments in the
+log (with --month, also the notes shown in publicity.csv). Personal data: written
+only when asked, to a new file outside --out (the bundle is public), readable by its
+owner only, and for those entitled to it; never post it with the publicity.""")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,8 +96,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--texts",
-        action="store_true",
-        help=_("also write texts.jsonl, the entries' free texts (personal data)"),
+        type=Path,
+        metavar="FILE",
+        help=_(
+            "also write the entries' free texts (personal data) to FILE, a new file outside --out"
+        ),
     )
     parser.set_defaults(run=run)
 
@@ -113,11 +116,13 @@ def run(args: argparse.Namespace) -> int:
     if args.draft and args.month is None:
         raise FormatError(_("--draft previews a month's publicity: give --month YYYY-MM with it"))
     check_data_dir(args.data)
+    texts = args.data if args.texts is not None else None
+    check_texts_destination(args.out, texts, args.texts)  # before anything is read or recorded
     if args.month is not None:
         return _run_month(args)
     with Log.open(args.data, readonly=True) as log:
         cosigned = read_cosigned(args.data, log.verifier_key)
-        result = export_full(log, args.out, cosigned, texts=args.data if args.texts else None)
+        result = export_full(log, args.out, cosigned, texts=texts, texts_out=args.texts)
         verifier_key = log.verifier_key.encode()
     _report(result, verifier_key)
     return 0
@@ -179,7 +184,8 @@ def _run_month(args: argparse.Namespace) -> int:
             csv_bytes,
             html,
             cosigned,
-            texts=args.data if args.texts else None,
+            texts=args.data if args.texts is not None else None,
+            texts_out=args.texts,
         )
     if not args.draft:
         publish(args.data, record)
@@ -242,8 +248,8 @@ def _report(result: ExportResult, verifier_key: str, *, month: bool = False) -> 
         print(
             _(
                 "free texts: {texts} of them in {value} (personal data: every note unmasked; "
-                "move it out of {path} before you publish the folder)"
-            ).format(texts=result.texts, value=result.path / TEXTS_FILE, path=result.path)
+                "never publish it)"
+            ).format(texts=result.texts, value=result.texts_path)
         )
     print(_("anyone can check it with:"))
     if month:
