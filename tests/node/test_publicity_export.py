@@ -132,15 +132,36 @@ def test_a_note_shows_no_phone_or_id_number_and_masks_the_registers_names(
 def test_the_notice_lists_the_months_rules_with_the_meeting_that_voted_them(
     town: PublicityTown, tmp_path: Path
 ) -> None:
-    assert export(town, tmp_path / "jan", "2026-01") == 0
+    assert export(town, tmp_path / "jan", "2026-01", "--town", " 东港镇 ") == 0
     html = (tmp_path / "jan" / "publicity.html").read_text()
+    assert "<h1>东港镇 2026年1月 信用积分公示</h1>" in html
+    assert "<title>东港镇 2026年1月 信用积分公示</title>" in html
     rules = html[html.index("<h2>本月所用积分规则</h2>") :]
+    assert "<th>规则名称</th><th>分值（每次）</th>" in rules  # with a column of its own
     pond = rules[rules.index("<td>clean-pond</td>") :]
-    assert pond.startswith("<td>clean-pond</td><td>Cleaned the village pond</td>")
+    assert pond.startswith(
+        '<td>clean-pond</td><td>Cleaned the village pond</td><td class="n">+5</td>'
+    )
     assert f"<td>{DECIDED}</td>" in pond[: pond.index("</tr>")]
     dispute = rules[rules.index("<td>mediate-dispute</td>") :]
+    assert '<td class="n">+20</td>' in dispute[: dispute.index("</tr>")]  # a unit, not qty 3
     assert "<td>—</td>" in dispute[: dispute.index("</tr>")]  # voted, but no text kept
+    straw = rules[rules.index("<td>burn-straw</td>") :]
+    assert '<td class="n">-' in straw[: straw.index("</tr>")]  # a deduction's are negative
     assert "<td>litter</td>" not in rules  # not used this month
+
+
+def test_a_town_name_is_checked_and_only_for_a_month(
+    town: PublicityTown, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert export(town, tmp_path / "a", "2026-01", "--town", "东港\u200b镇") == 2
+    assert "--town contains an invisible or control character" in capsys.readouterr().err
+    assert export(town, tmp_path / "b", "2026-01", "--town", "镇" * 41) == 2
+    assert "--town is longer than 40 characters" in capsys.readouterr().err
+    full = ["export", "--data", str(town.data), "--out", str(tmp_path / "c"), "--full"]
+    assert main([*full, "--town", "东港镇"]) == 2
+    assert "give --month" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "c"))
 
 
 def test_the_csv_and_the_notice_show_people_households_and_organisations_apart(

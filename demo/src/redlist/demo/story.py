@@ -17,6 +17,8 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 ORIGIN = "dongguan.example/redlist"
+#: The town's name, heading its publicity notice (``export --town``).
+TOWN_NAME = "东莞镇"
 #: The town's time zone: a new node's default, in which deed dates are days.
 TOWN_TZ = "Asia/Shanghai"
 #: Deeds in the month's spreadsheets were done this many days before the demo runs, at

@@ -459,7 +459,7 @@ class Tour:
             "objection window):"
         )
         argv = ["export", "--data", str(self.data), "--out", str(out), "--month", month]
-        self.console.run(REDLIST_NODE, [*argv, "--draft"])
+        self.console.run(REDLIST_NODE, [*argv, "--town", story.TOWN_NAME, "--draft"])
         self.publicity_files = (out / "publicity.html", out / "publicity.csv")
 
     def stop_node(self) -> None:

@@ -214,6 +214,11 @@ class Publicity:
     left_out: int
     #: A preview (``export --month --draft``): not a publication, no objection window.
     draft: bool = False
+    #: The town's name as its notice is headed (``export --town``); empty: none given.
+    town: str = ""
+    #: ``(code, points a unit)`` of each rule the listed entries were made under, as the
+    #: catalogue stood at the end of the month's entries, by code.
+    rule_points: tuple[tuple[str, int], ...] = ()
 
     @property
     def month(self) -> str:
@@ -261,9 +266,11 @@ def compose(
     objections_to: str,
     draft: bool = False,
     texts: TextsOf | None = None,
+    town: str = "",
 ) -> Publicity:
     """Join the month's entries with the register (see the module docstring); ``texts``
-    gives the notes the node holds (a consented note is shown)."""
+    gives the notes the node holds (a consented note is shown), ``town`` the name the
+    notice is headed with."""
     config, state = derived.config, derived.state
     shown = {resident.account: resident for resident in residents if resident.publishable}
     names = NameMask(resident.name for resident in residents)  # all of them, shown or not
@@ -329,7 +336,15 @@ def compose(
         villages=tuple(notices),
         left_out=len(hidden),
         draft=draft,
+        town=town,
+        rule_points=_rule_points(state, listed),
     )
+
+
+def _rule_points(state: MemoryState, listed: Sequence[Listed]) -> tuple[tuple[str, int], ...]:
+    """The points a unit of each rule the listed entries name, as the state holds it."""
+    codes = sorted({item.entry.rule for item in listed if item.entry.rule})
+    return tuple((code, rule.points) for code in codes if (rule := state.rule(code)) is not None)
 
 
 def _standing(state: MemoryState, seq: int) -> bool:

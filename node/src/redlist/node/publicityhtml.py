@@ -50,6 +50,8 @@ pre, code {{ font-family: "Noto Sans Mono CJK SC", monospace; font-size: 8pt;
   white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-all; }}
 pre {{ border: 1px solid #999; padding: 2mm; margin: 1mm 0; }}
 section.village {{ break-before: page; }}
+h2, h3 {{ break-after: avoid; }}
+.keep {{ break-inside: avoid; }}
 .draft-mark {{ position: fixed; top: 42%; left: 0; right: 0; text-align: center;
   font-size: 44pt; font-weight: bold; color: rgba(176, 0, 0, 0.2);
   transform: rotate(-30deg); pointer-events: none; z-index: 10; }}
@@ -87,11 +89,13 @@ def render(
     rules, so residents see that the catalogue was voted and when)."""
     year, month = months.parse_month(publicity.month)
     title = f"{year}年{month}月 信用积分公示" + ("（草稿）" if publicity.draft else "")
+    if publicity.town:
+        title = f"{_e(publicity.town)} {title}"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="zh-CN"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width">',
-        f"<title>{_e(publicity.origin)} {title}</title>",
+        f"<title>{title if publicity.town else _e(publicity.origin) + ' ' + title}</title>",
         f"<style>{_STYLE}</style></head><body>",
         # Printed on every page (a fixed element repeats on each): no page of a draft
         # can be posted as if it were the publication.
@@ -121,15 +125,25 @@ def _rules(publicity: Publicity, decided: Mapping[str, str]) -> list[str]:
             used[item.entry.rule] = item.entry.title
     if not used:
         return []
+    points = dict(publicity.rule_points)
     rows = "".join(
-        f"<tr><td>{_e(code)}</td><td>{_e(title)}</td><td>{_e(decided.get(code, '—'))}</td></tr>"
+        f"<tr><td>{_e(code)}</td><td>{_e(title)}</td>"
+        f'<td class="n">{_unit_points(points.get(code))}</td>'
+        f"<td>{_e(decided.get(code, '—'))}</td></tr>"
         for code, title in sorted(used.items())
     )
     return [
         "<h2>本月所用积分规则</h2>",
-        '<table class="rules"><thead><tr><th>规则代码</th><th>规则名称</th>'
+        '<table class="rules"><colgroup><col style="width:20%"><col style="width:34%">'
+        '<col style="width:12%"><col style="width:34%"></colgroup>'
+        "<thead><tr><th>规则代码</th><th>规则名称</th><th>分值（每次）</th>"
         f"<th>表决（会议及日期）</th></tr></thead><tbody>{rows}</tbody></table>",
     ]
+
+
+def _unit_points(points: int | None) -> str:
+    """A rule's points a unit, signed (a deduction's are negative); — when unknown."""
+    return "—" if points is None else f"{points:+d}"
 
 
 def _covered(start: int, end: int, size: int) -> str:
@@ -280,7 +294,7 @@ def _verification(publicity: Publicity, bundle_name: str, log_key: str) -> list[
         "<p>任何人可取得本月数据包，用镇政府公布的日志公钥独立核验每条记录、每个累计分与等级"
         "（按月依次核验，使用同一状态文件）：</p>",
         f"<pre>{_e(command)}</pre>",
-        f"<p>日志公钥：</p><pre>{_e(log_key)}</pre>",
+        f'<div class="keep"><p>日志公钥：</p><pre>{_e(log_key)}</pre></div>',
         "</section>",
     ]
 

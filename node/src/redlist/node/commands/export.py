@@ -8,11 +8,13 @@ from pathlib import Path
 
 from redlist.ledger import i18n, months
 from redlist.ledger.errors import FormatError
-from redlist.ledger.i18n import N_, _, ngettext
+from redlist.ledger.i18n import N_, _, in_words, ngettext
 from redlist.ledger.log import Log
 from redlist.ledger.publicity import encode_csv
 from redlist.ledger.registerstore import RegisterStore
 from redlist.ledger.residents import KIND_LABELS
+from redlist.ledger.text import text_refusal
+from redlist.ledger.wording import WordedError
 from redlist.node.commands.serve import check_data_dir
 from redlist.node.cosigning import read_cosigned
 from redlist.node.export import ExportResult, check_texts_destination, export_full, export_month
@@ -23,6 +25,8 @@ from redlist.node.texts import NodeTexts
 
 #: Where residents object, unless --objections-to says otherwise.
 DEFAULT_OBJECTIONS_TO = "本村村民委员会"
+#: The longest town name a notice is headed with (``--town``).
+TOWN_NAME_MAX = 40
 
 DESCRIPTION = N_("""\
 Write the log as a bundle directory (manifest.json, checkpoint, leaves) that
@@ -95,6 +99,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         ).format(DEFAULT_OBJECTIONS_TO=DEFAULT_OBJECTIONS_TO),
     )
     parser.add_argument(
+        "--town",
+        metavar="NAME",
+        default="",
+        help=_("with --month: the town's name, heading the notice (e.g. 东港镇)"),
+    )
+    parser.add_argument(
         "--texts",
         type=Path,
         metavar="FILE",
@@ -115,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.draft and args.month is None:
         raise FormatError(_("--draft previews a month's publicity: give --month YYYY-MM with it"))
+    if args.town and args.month is None:
+        raise FormatError(_("--town names the town on a month's notice: give --month YYYY-MM"))
     check_data_dir(args.data)
     texts = args.data if args.texts is not None else None
     check_texts_destination(args.out, texts, args.texts)  # before anything is read or recorded
@@ -142,6 +154,12 @@ def _run_month(args: argparse.Namespace) -> int:
     objections_to = " ".join(args.objections_to.split())
     if not objections_to:
         raise FormatError(_("--objections-to must say where residents object"))
+    town = " ".join(args.town.split())
+    refusal = text_refusal(town)
+    if refusal is None and len(town) > TOWN_NAME_MAX:
+        refusal = WordedError(N_("is longer than {most} characters"), most=TOWN_NAME_MAX)
+    if refusal is not None:
+        raise FormatError(_("--town {problem}").format(problem=in_words(refusal)))
     now_ms = time.time_ns() // 1_000_000
     with Log.open(args.data, readonly=True) as log:
         cosigned = read_cosigned(args.data, log.verifier_key)
@@ -163,6 +181,7 @@ def _run_month(args: argparse.Namespace) -> int:
             objections_to=objections_to,
             draft=args.draft,
             texts=NodeTexts(args.data, log).texts_for,
+            town=town,
         )
         del residents  # the names are needed no longer than this
         csv_bytes = encode_csv(
