@@ -8,7 +8,8 @@ The log (Asia/Shanghai, UTC+8) records:
 * February: an award at 2026-01-31 16:00:00 UTC (midnight, 1 February in Shanghai), an
   award recorded on 5 February for a deed of 30 January, an objection to the deduction,
   and on 10 February its reversal by the council (a late correction of January);
-* March: one award, so that February has ended in the log too.
+* March: a deduction with a note (so that February has ended in the log too), and the
+  resident's objection to it in the same month.
 
 The register names residents with names of one to four characters, compound surnames and
 non-Chinese names, an ID number and a phone each; two have no legal basis for publication.
@@ -86,6 +87,8 @@ class PublicityTown:
     #: Every seq of January's and February's entries: [start, end).
     january: tuple[int, int]
     february: tuple[int, int]
+    #: The objection of dgc-0001 to its March deduction, in March.
+    march_objection: int
 
     @property
     def log_key(self) -> str:
@@ -140,7 +143,9 @@ def build(data: Path) -> PublicityTown:
         town.now_ms = MAR_2
         # A note as a clerk may type it: another resident's name, a phone, an ID number.
         march_note = town.award("dgc-0001", "litter", note=MARCH_NOTE)
-        append_with_texts(log, [march_note], town.now_ms)
+        littered = append_with_texts(log, [march_note], town.now_ms).seqs[0]
+        # The resident objects in the same month: the notice's black list says so.
+        march_objection = append_with_texts(log, [town.objection(littered)], town.now_ms).seqs[0]
     residents = [
         Resident(
             account,
@@ -166,4 +171,5 @@ def build(data: Path) -> PublicityTown:
         reversal,
         (0, january_end),
         (january_end, february_end),
+        march_objection,
     )

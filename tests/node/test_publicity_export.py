@@ -104,7 +104,7 @@ def test_a_note_shows_no_phone_or_id_number_and_masks_the_registers_names(
     march_texts = tmp_path / "mar-texts.jsonl"
     assert export(town, tmp_path / "mar", "2026-03", "--texts", str(march_texts)) == 0
     rows = decode_csv((tmp_path / "mar" / "publicity.csv").read_bytes())
-    assert [row.cells["备注"] for row in rows] == [MARCH_NOTE_SHOWN]
+    assert [row.cells["备注"] for row in rows] == [MARCH_NOTE_SHOWN, ""]  # and the objection
     html = (tmp_path / "mar" / "publicity.html").read_text(encoding="utf-8")
     assert MARCH_NOTE_SHOWN in html
     for secret in ("13912345678", "370681195102021011", "张三"):

@@ -277,3 +277,36 @@ def test_a_notice_changed_after_export_fails(
     assert isinstance(error, dict)
     assert (status, error["check"]) == (1, "publicity")
     assert said in str(error["message"]) and "publicity.html" in str(error["message"])
+
+
+def test_the_black_list_says_which_deductions_are_objected_to(
+    months: tuple[PublicityTown, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deduction the resident objected to in the month is marked on the black list, so
+    the board does not show it as settled; the verifier holds the mark to the CSV's
+    objections, both ways."""
+    town, root = months
+    html = (root / "2026-03" / "publicity.html").read_text(encoding="utf-8")
+    black = html[html.index("<h3>黑榜（本月扣分）</h3>") :]
+    black = black[: black.index("</table>")]
+    assert "<th>异议</th>" in black
+    objection = town.march_objection
+    assert f"<td>已提出异议（第 {objection} 条）</td>" in black
+    assert "待村民委员会复核" in html
+    january = (root / "2026-01" / "publicity.html").read_text(encoding="utf-8")
+    assert "已提出异议" not in january  # its deduction's objection came in February
+    for old, new in (
+        (f"<td>已提出异议（第 {objection} 条）</td>", "<td></td>"),
+        ("<td>已提出异议", "<td>已撤回异议"),
+    ):
+        state = tmp_path / f"state-{len(old)}.json"
+        for month in ("2026-01", "2026-02"):
+            assert run(town, root / month, state, capsys)[0] == 0
+        copy = tmp_path / f"march-{len(old)}"
+        shutil.copytree(root / "2026-03", copy)
+        notice = copy / "publicity.html"
+        notice.write_text(html.replace(old, new, 1), encoding="utf-8")
+        status, report = run(town, copy, state, capsys)
+        error = report["error"]
+        assert isinstance(error, dict) and (status, error["check"]) == (1, "publicity")
+        assert "异议" in str(error["message"])

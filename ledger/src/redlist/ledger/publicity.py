@@ -68,6 +68,9 @@ from redlist.ledger.points import Effect
 from redlist.ledger.state import LedgerState
 
 AWARD, DEDUCTION, OBJECTION, REVERSAL = "加分", "扣分", "异议", "撤销"
+#: The columns of a notice's black list (黑榜): the last says whether the resident
+#: objected to the deduction in the month (``objection_cell``).
+BLACK_HEADERS = ("姓名", "账户", "事由", "分数", "序号", "异议")
 #: Appended to the kind of an award the resident declared: "declared by the resident".
 DECLARED = "（本人申报）"
 KINDS = (AWARD, DEDUCTION, OBJECTION, REVERSAL)
@@ -300,9 +303,24 @@ def late(entries: Sequence[PublicEntry], month_start: int) -> list[PublicEntry]:
     return [e for e in entries if e.target is not None and e.target < month_start]
 
 
+def objections_by_target(entries: Iterable[PublicEntry]) -> dict[int, int]:
+    """The first objection among ``entries`` to each award, by the award's seq."""
+    found: dict[int, int] = {}
+    for entry in entries:
+        if entry.kind == OBJECTION and entry.target is not None:
+            found.setdefault(entry.target, entry.seq)
+    return found
+
+
+def objection_cell(objection: int | None) -> str:
+    """A black list's 异议 cell: the objection to the deduction, if any."""
+    return "" if objection is None else f"已提出异议（第 {objection} 条）"
+
+
 __all__ = [
     "ACCOUNT_KIND",
     "AWARD",
+    "BLACK_HEADERS",
     "BOM",
     "DECLARED",
     "DEDUCTION",
@@ -317,5 +335,7 @@ __all__ = [
     "decode_csv",
     "encode_csv",
     "late",
+    "objection_cell",
+    "objections_by_target",
     "mask_problem",
 ]

@@ -19,7 +19,16 @@ from html import escape
 
 from redlist.ledger import months
 from redlist.ledger.deeddate import day_of, log_zone
-from redlist.ledger.publicity import AWARD, DEDUCTION, OBJECTION, REVERSAL, late
+from redlist.ledger.publicity import (
+    AWARD,
+    BLACK_HEADERS,
+    DEDUCTION,
+    OBJECTION,
+    REVERSAL,
+    late,
+    objection_cell,
+    objections_by_target,
+)
 from redlist.ledger.residents import KIND_LABELS
 from redlist.node.publicity import Listed, Publicity, VillageNotice
 
@@ -230,6 +239,7 @@ def _village(publicity: Publicity, village: VillageNotice) -> list[str]:
         parts.append("<p>本月无。</p>")
     parts.append("<h3>黑榜（本月扣分）</h3>")
     if village.black:
+        objected = objections_by_target(item.entry for item in publicity.listed)
         black = [
             (
                 i.masked,
@@ -237,10 +247,15 @@ def _village(publicity: Publicity, village: VillageNotice) -> list[str]:
                 i.entry.title,
                 f"{i.entry.points or 0:+d}",
                 str(i.entry.seq),
+                objection_cell(objected.get(i.entry.seq)),
             )
             for i in village.black
         ]
-        parts.extend(_table(("姓名", "账户", "事由", "分数", "序号"), black))
+        parts.extend(_table(BLACK_HEADERS, black))
+        if any(i.entry.seq in objected for i in village.black):
+            parts.append(
+                "<p>标明“已提出异议”的扣分，待村民委员会复核后在以后的公示中更正或维持。</p>"
+            )
     else:
         parts.append("<p>本月无。</p>")
     parts.append("<h3>组织（月末累计分与等级）</h3>")

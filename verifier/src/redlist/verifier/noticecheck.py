@@ -9,7 +9,7 @@ whose columns the node writes is read back with the standard library's HTML pars
   kind of entry, rule title, points, running score, grade, signers, seq, target, note),
   and every row of the CSV must be shown in one;
 * each row of a **black list** (黑榜) must be its entry's deduction (name, account, rule
-  title, points);
+  title, points), marked as objected to exactly when the CSV lists an objection to it;
 * each row of a **red list** (红榜) or of the **organisations** must give the account's
   score and grade at the month's end, as the audit recomputed them;
 * the **totals** (本月合计) must be the CSV's counts and sums.
@@ -28,7 +28,14 @@ from pathlib import Path
 
 from redlist.ledger import bundle
 from redlist.ledger.errors import VerificationError
-from redlist.ledger.publicity import NAME, NOTE, CsvRow
+from redlist.ledger.publicity import (
+    BLACK_HEADERS,
+    NAME,
+    NOTE,
+    OBJECTION,
+    CsvRow,
+    objection_cell,
+)
 from redlist.verifier.files import read_publicity_file
 
 #: The notice's detail columns and the CSV column each shows.
@@ -47,7 +54,7 @@ DETAIL = {
     "涉及": "涉及序号",
     "备注": NOTE,
 }
-BLACK = ("姓名", "账户", "事由", "分数", "序号")
+BLACK = BLACK_HEADERS
 STANDINGS = (("姓名", "账户", "累计分", "等级"), ("名称", "账户", "累计分", "等级"))
 TOTALS = ("项目", "数量", "分数")
 #: The largest notice read (a month of a large town prints some hundred pages).
@@ -115,6 +122,7 @@ def check_notice(
     parser.feed(text)
     parser.close()
     by_seq = {row.seq: row for row in rows}
+    objected = _objections(rows)
     shown: set[int] = set()
     checked = 0
     for table in parser.tables:
@@ -131,6 +139,7 @@ def check_notice(
                 for column, csv_column in (("姓名", NAME), ("账户", "账户"), ("分数", "分数")):
                     _same(values[column], row.cells[csv_column], column, row.seq)
                 _same(values["事由"], row.cells["规则名称"], "事由", row.seq)
+                _same(values["异议"], objection_cell(objected.get(row.seq)), "异议", row.seq)
             elif headers in STANDINGS:
                 _standing(values, standings)
             elif headers != TOTALS or not _total(values, rows):
@@ -144,6 +153,16 @@ def check_notice(
             seq=missing[0],
         )
     return checked
+
+
+def _objections(rows: Sequence[CsvRow]) -> dict[int, int]:
+    """The first objection publicity.csv lists to each award, by the award's seq."""
+    found: dict[int, int] = {}
+    for row in rows:
+        target = row.cells["涉及序号"]
+        if row.cells["类型"] == OBJECTION and target.isascii() and target.isdigit():
+            found.setdefault(int(target), row.seq)
+    return found
 
 
 def _row_of(values: Mapping[str, str], by_seq: Mapping[int, CsvRow]) -> CsvRow:
