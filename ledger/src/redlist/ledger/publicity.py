@@ -335,7 +335,7 @@ __all__ = [
     "decode_csv",
     "encode_csv",
     "late",
+    "mask_problem",
     "objection_cell",
     "objections_by_target",
-    "mask_problem",
 ]
