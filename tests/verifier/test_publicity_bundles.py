@@ -65,6 +65,7 @@ def test_consecutive_months_verify_in_sequence(
         "notes_unchecked": 0,
         # the notice: 10 detail rows, 3 on the black and red lists, 5 of the totals
         "notice_rows_checked": 18,
+        "texts_in_bundle": False,
     }
 
 
@@ -310,3 +311,20 @@ def test_the_black_list_says_which_deductions_are_objected_to(
         error = report["error"]
         assert isinstance(error, dict) and (status, error["check"]) == (1, "publicity")
         assert "异议" in str(error["message"])
+
+
+def test_a_folder_holding_the_texts_is_verified_with_a_warning(
+    months: tuple[PublicityTown, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export made before --texts took a file left texts.jsonl in the folder: the data
+    verify, and the report warns that the folder must not be published."""
+    town, root = months
+    copy = _altered(root, tmp_path, "2026-01")
+    (copy / "texts.jsonl").write_text("")
+    status, report = run(town, copy, tmp_path / "state.json", capsys)
+    publicity = report["publicity"]
+    assert status == 0 and isinstance(publicity, dict) and publicity["texts_in_bundle"] is True
+    argv = ["bundle", str(copy), "--log-key", town.log_key, "--publicity"]
+    assert verify([*argv, "--state", str(tmp_path / "human.json")]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: this folder also holds texts.jsonl" in out

@@ -20,6 +20,9 @@ Two checks, both failing with a ``VerificationError`` that names the entry:
   account that appears is in the file. Accounts never named are the residents left out
   (no legal basis for publication); the verifier counts them but cannot know why.
 
+A folder that also holds a texts file (``texts.jsonl``, every note unmasked) is
+reported with a warning: the data verify, but the folder must not be published.
+
 Names and villages come from the file itself: the verifier has no register.
 """
 
@@ -48,7 +51,7 @@ from redlist.ledger.publicity import (
 )
 from redlist.ledger.state import LedgerState
 from redlist.ledger.tables import wrap_text
-from redlist.ledger.textcommit import BundleText
+from redlist.ledger.textcommit import TEXTS_FILE, BundleText
 from redlist.ledger.validator import Reading
 from redlist.verifier.files import read_publicity_file
 
@@ -114,6 +117,9 @@ class PublicityReport:
     notes_unchecked: int = 0
     #: Rows of publicity.html held to publicity.csv and the audit (None: not checked).
     notice_rows_checked: int | None = None
+    #: The bundle's folder holds a texts file (``texts.jsonl``, as exports before
+    #: ``--texts FILE`` wrote it): every note unmasked, which must never be published.
+    texts_in_bundle: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +131,7 @@ class PublicityReport:
             "notes_checked": self.notes_checked,
             "notes_unchecked": self.notes_unchecked,
             "notice_rows_checked": self.notice_rows_checked,
+            "texts_in_bundle": self.texts_in_bundle,
         }
 
     def summary(self) -> str:
@@ -146,6 +153,12 @@ class PublicityReport:
                 "The printed notice (publicity.html) agrees with it: {rows} row(s) of its "
                 "tables checked."
             ).format(rows=self.notice_rows_checked)
+        if self.texts_in_bundle:
+            text += " " + _(
+                "WARNING: this folder also holds {file}, every note unmasked with its salt "
+                "(personal data). It must never be published: if the folder is on a website "
+                "or a board, tell the town to take that file down."
+            ).format(file=TEXTS_FILE)
         lines = wrap_text(text, 88, initial_indent="  ", subsequent_indent="    ")
         heading = _("Publicity of {month}:").format(month=month)
         return "\n" + heading + "\n" + "\n".join(lines) + "\n"
@@ -253,6 +266,7 @@ def check_csv(
         listed_entries=len(entries),
         notes_checked=notes_checked if texts is not None else None,
         notes_unchecked=notes_unchecked,
+        texts_in_bundle=(directory / TEXTS_FILE).exists(),
     )
 
 
