@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -264,3 +265,22 @@ def test_a_node_checkpoint_cosigned_while_the_auditor_waits_verifies(
         with_proxy(node_log, body)
     finally:
         node_log.close()
+
+
+def test_a_policy_that_cannot_be_used_is_explained_in_chinese(
+    log: LogBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The policy's own words come translated, nested ones too (the line, the group, the
+    kind of name), with nothing English left but the keywords of the file."""
+    argv = bundle(log, tmp_path / "b", 0)
+    cases = {
+        "group g1 any nobody\nquorum g1\n": "策略第 1 行：组 g1：“nobody”不是前面行中定义的见证方或组",
+        "group none any x\n": "策略第 1 行：none 是保留字，不能用作组名称",
+        f"witness w0 {wkey(0)}\n": "策略第 2 行：文件结束了却没有 quorum 行",
+    }
+    for text, said in cases.items():
+        path = policy_file(tmp_path, text, f"p{len(text)}.policy")
+        status, out, err = run(capsys, "--lang", "zh_CN", *argv, "--policy", path)
+        assert status == 2, out + err
+        assert said in err, err
+        assert not re.search(r"\b(is|are|the|must)\b", err), err

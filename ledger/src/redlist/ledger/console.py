@@ -94,7 +94,7 @@ def run(
         code: int = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit as a traceback
     except RedlistError as error:
-        print(_("error: {diagnostics}").format(diagnostics=error.diagnostics()), file=sys.stderr)
+        print(_("error: {diagnostics}").format(diagnostics=i18n.in_words(error)), file=sys.stderr)
         return EXIT_REFUSED if isinstance(error, refusals) else EXIT_USAGE
     except KeyboardInterrupt:
         print(_("\nerror: interrupted (Ctrl-C)"), file=sys.stderr)

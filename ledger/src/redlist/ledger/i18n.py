@@ -35,7 +35,7 @@ from pathlib import Path
 
 from redlist.ledger.errors import RedlistError
 from redlist.ledger.wording import N_ as N_  # marks where defined; re-exported for the edges
-from redlist.ledger.wording import WordedError
+from redlist.ledger.wording import Words
 
 DOMAIN = "redlist"
 LOCALE_DIR = Path(__file__).with_name("locale")
@@ -60,12 +60,22 @@ def _(message: str) -> str:
 
 def in_words(error: BaseException) -> str:
     """What ``error`` says, in the chosen language where the core worded it for that
-    (``wording.WordedError``); otherwise its own words."""
-    if isinstance(error, WordedError):
-        return _(error.template).format(**error.values)
+    (``wording``); otherwise its own words."""
+    said = getattr(error, "words", None)
+    if isinstance(said, Words):
+        return say(said)
     if isinstance(error, RedlistError):
         return error.diagnostics()
     return str(error)
+
+
+def say(said: Words) -> str:
+    """``said`` in the chosen language, its values that are ``Words`` said in turn."""
+    values = {
+        name: say(value) if isinstance(value, Words) else value
+        for name, value in said.values.items()
+    }
+    return _(said.template).format(**values)
 
 
 def pgettext(context: str, message: str) -> str:

@@ -37,6 +37,7 @@ from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import ALG_COSIGNATURE_V1, ALG_ED25519, VerifierKey
 from redlist.ledger.note.syntax import excerpt
+from redlist.ledger.wording import N_, Words, worded, words
 
 #: The predefined quorum name that asks for no cosignature at all.
 NONE = "none"
@@ -111,10 +112,13 @@ class Policy:
         a name. No key means no cosignature is needed (``quorum none``).
         """
         if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, int)):
-            raise PolicyError("the number of witnesses needed must be an integer")
+            raise _refused(N_("the number of witnesses needed must be an integer"))
         if not keys:
             if minimum:
-                raise PolicyError(f"{minimum} witnesses are needed but no witness key was given")
+                raise _refused(
+                    N_("{minimum} witnesses are needed but no witness key was given"),
+                    minimum=minimum,
+                )
             return cls((), (), (), NONE)
         names = [key.name for key in keys]
         witnesses = tuple(
@@ -128,9 +132,13 @@ class Policy:
         )
         needed = len(keys) if minimum is None else minimum
         if not 1 <= needed <= len(keys):
-            raise PolicyError(
-                f"{needed} witnesses needed out of {len(keys)} given: it must be between 1"
-                f" and {len(keys)}"
+            raise _refused(
+                N_(
+                    "{needed} witnesses needed out of {given} given: it must be between 1 and "
+                    "{given}"
+                ),
+                needed=needed,
+                given=len(keys),
             )
         members = tuple(witness.name for witness in witnesses)
         return cls((), witnesses, (PolicyGroup(SIMPLE_GROUP, needed, members),), SIMPLE_GROUP)
@@ -157,8 +165,10 @@ class Policy:
         """Refuse (``PolicyError``) a log the policy does not list; any log when none are."""
         if self.logs and all(log.key != log_key for log in self.logs):
             listed = ", ".join(log.key.describe() for log in self.logs)
-            raise PolicyError(
-                f"the policy is for other logs ({listed}), not for log {log_key.describe()}"
+            raise _refused(
+                N_("the policy is for other logs ({listed}), not for log {log}"),
+                listed=listed,
+                log=log_key.describe(),
             )
 
 
@@ -221,11 +231,13 @@ def parse_policy(data: bytes | str) -> Policy:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             bad = raw.count(b"\n", 0, error.start) + 1
-            raise PolicyError(f"policy line {bad}: not UTF-8 text", line=bad) from None
+            raise _refused(
+                N_("policy line {number}: not UTF-8 text"), line=bad, number=bad
+            ) from None
     elif isinstance(data, str):
         text = data
     else:
-        raise PolicyError("a policy is read from bytes or text")
+        raise _refused(N_("a policy is read from bytes or text"))
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
@@ -234,13 +246,18 @@ def parse_policy(data: bytes | str) -> Policy:
         try:
             _parse_line(builder, line)
         except PolicyError as error:
-            raise PolicyError(f"policy line {number}: {error}", line=number) from None
+            raise _refused(
+                N_("policy line {number}: {error}"), line=number, number=number, error=_said(error)
+            ) from None
     if builder.quorum is None:
         end = len(lines) + 1
-        raise PolicyError(
-            f"policy line {end}: the file ends without a quorum line (add 'quorum NAME', or"
-            " 'quorum none' to need no cosignature)",
+        raise _refused(
+            N_(
+                "policy line {number}: the file ends without a quorum line (add 'quorum NAME', "
+                "or 'quorum none' to need no cosignature)"
+            ),
             line=end,
+            number=end,
         )
     return Policy(
         tuple(builder.logs), tuple(builder.witnesses), tuple(builder.groups), builder.quorum
@@ -303,8 +320,15 @@ def _parse_line(builder: _Builder, line: str) -> None:
     control = _CONTROL.search(line)
     if control is not None:
         code = ord(control.group())
-        hint = " (save the file with Unix line endings)" if code == 0x0D else ""
-        raise PolicyError(f"control character {code:#04x}: only tabs are allowed{hint}")
+        if code == 0x0D:
+            raise _refused(
+                N_(
+                    "control character {code}: only tabs are allowed (save the file with Unix "
+                    "line endings)"
+                ),
+                code=f"{code:#04x}",
+            )
+        raise _refused(N_("control character {code}: only tabs are allowed"), code=f"{code:#04x}")
     stripped = line.strip(" \t")
     if not stripped or stripped.startswith("#"):
         return
@@ -325,22 +349,25 @@ def _parse_line(builder: _Builder, line: str) -> None:
         _arity(keyword, items, 1, 1, "quorum NAME")
         builder.set_quorum(items[0])
     else:
-        raise PolicyError(
-            f"unknown keyword {excerpt(keyword)!r}; a policy line is 'log', 'witness',"
-            " 'group' or 'quorum'"
+        raise _refused(
+            N_(
+                "unknown keyword {keyword!r}; a policy line is 'log', 'witness', 'group' or "
+                "'quorum'"
+            ),
+            keyword=excerpt(keyword),
         )
 
 
 def _arity(keyword: str, items: Sequence[str], least: int, most: int | None, form: str) -> None:
     if len(items) < least or (most is not None and len(items) > most):
-        raise PolicyError(f"a {keyword} line has the form '{form}'")
+        raise _refused(N_("a {keyword} line has the form '{form}'"), keyword=keyword, form=form)
 
 
 def _key(text: str) -> VerifierKey:
     try:
         return VerifierKey.parse(text)
     except NoteError as error:
-        raise PolicyError(f"bad verifier key: {error}") from None
+        raise _refused(N_("bad verifier key: {error}"), error=str(error)) from None
 
 
 def _url(items: Sequence[str], index: int) -> str | None:
@@ -353,9 +380,13 @@ def _threshold(text: str, members: int) -> int:
     if text == "any":
         return 1
     if not _THRESHOLD.fullmatch(text):
-        raise PolicyError(
-            f"the group threshold must be 'all', 'any' or a number from 1 to {members}"
-            f" written without leading zeros, found {excerpt(text)!r}"
+        raise _refused(
+            N_(
+                "the group threshold must be 'all', 'any' or a number from 1 to {members} "
+                "written without leading zeros, found {found!r}"
+            ),
+            members=members,
+            found=excerpt(text),
         )
     return int(text)
 
@@ -374,107 +405,145 @@ class _Builder:
 
     def add_log(self, log: PolicyLog) -> None:
         if not isinstance(log, PolicyLog) or not isinstance(log.key, VerifierKey):
-            raise PolicyError("a policy's logs are PolicyLog values with a VerifierKey")
+            raise _refused(N_("a policy's logs are PolicyLog values with a VerifierKey"))
         _check_url(log.url)
         if log.key.algorithm != ALG_ED25519:
-            raise PolicyError(
-                f"log key {log.key.describe()} is not a log key (Ed25519, algorithm 0x01)"
+            raise _refused(
+                N_("log key {key} is not a log key (Ed25519, algorithm 0x01)"),
+                key=log.key.describe(),
             )
         if log.key.public in self._log_keys:
-            raise PolicyError(f"log key {log.key.describe()} is listed twice")
+            raise _refused(N_("log key {key} is listed twice"), key=log.key.describe())
         if len(self.logs) == MAX_LOGS:
-            raise PolicyError(f"a policy lists at most {MAX_LOGS} logs")
+            raise _refused(N_("a policy lists at most {most} logs"), most=MAX_LOGS)
         self._log_keys.add(log.key.public)
         self.logs.append(log)
 
     def add_witness(self, witness: PolicyWitness) -> None:
         if not isinstance(witness, PolicyWitness) or not isinstance(witness.key, VerifierKey):
-            raise PolicyError("a policy's witnesses are PolicyWitness values with a VerifierKey")
-        self._new_name(witness.name, "witness")
+            raise _refused(N_("a policy's witnesses are PolicyWitness values with a VerifierKey"))
+        self._new_name(witness.name, _WITNESS)
         _check_url(witness.url)
         key = witness.key
         if key.algorithm != ALG_COSIGNATURE_V1:
-            raise PolicyError(
-                f"witness {excerpt(witness.name)}: key {key.describe()} is not a cosigning key"
-                " (cosignature/v1, algorithm 0x04)"
+            raise _refused(
+                N_(
+                    "witness {name}: key {key} is not a cosigning key (cosignature/v1, "
+                    "algorithm 0x04)"
+                ),
+                name=excerpt(witness.name),
+                key=key.describe(),
             )
         if key.public in self._witness_keys:
-            raise PolicyError(
-                f"witness {excerpt(witness.name)}: its public key is already listed for"
-                " another witness"
+            raise _refused(
+                N_("witness {name}: its public key is already listed for another witness"),
+                name=excerpt(witness.name),
             )
         if len(self.witnesses) == MAX_WITNESSES:
-            raise PolicyError(f"a policy lists at most {MAX_WITNESSES} witnesses")
+            raise _refused(N_("a policy lists at most {most} witnesses"), most=MAX_WITNESSES)
         self._witness_keys.add(key.public)
         self._names.add(witness.name)
         self.witnesses.append(witness)
 
     def add_group(self, group: PolicyGroup) -> None:
         if not isinstance(group, PolicyGroup) or not isinstance(group.members, tuple):
-            raise PolicyError("a policy's groups are PolicyGroup values with a tuple of members")
-        self._new_name(group.name, "group")
+            raise _refused(N_("a policy's groups are PolicyGroup values with a tuple of members"))
+        self._new_name(group.name, _GROUP)
+        name = excerpt(group.name)
         if not group.members:
-            raise PolicyError(f"group {excerpt(group.name)} has no members")
+            raise _refused(N_("group {name} has no members"), name=name)
         seen: set[str] = set()
         for member in group.members:
             if not isinstance(member, str):
-                raise PolicyError(f"group {excerpt(group.name)}: members are names")
+                raise _refused(N_("group {name}: members are names"), name=name)
             if member == NONE:
-                raise PolicyError(f"group {excerpt(group.name)}: 'none' cannot be a member")
+                raise _refused(N_("group {name}: 'none' cannot be a member"), name=name)
             if member not in self._names:
-                raise PolicyError(
-                    f"group {excerpt(group.name)}: {excerpt(member)!r} is not a witness or"
-                    " group defined on an earlier line"
+                raise _refused(
+                    N_(
+                        "group {name}: {member!r} is not a witness or group defined on an "
+                        "earlier line"
+                    ),
+                    name=name,
+                    member=excerpt(member),
                 )
             if member in seen:
-                raise PolicyError(
-                    f"group {excerpt(group.name)}: member {excerpt(member)!r} is listed twice"
+                raise _refused(
+                    N_("group {name}: member {member!r} is listed twice"),
+                    name=name,
+                    member=excerpt(member),
                 )
             seen.add(member)
         threshold = group.threshold
         if isinstance(threshold, bool) or not isinstance(threshold, int):
-            raise PolicyError(f"group {excerpt(group.name)}: the threshold must be an integer")
+            raise _refused(N_("group {name}: the threshold must be an integer"), name=name)
         if not 1 <= threshold <= len(group.members):
-            raise PolicyError(
-                f"group {excerpt(group.name)}: threshold {threshold} is out of range; it"
-                f" must be between 1 and its {len(group.members)} members"
+            raise _refused(
+                N_(
+                    "group {name}: threshold {threshold} is out of range; it must be between "
+                    "1 and its {members} members"
+                ),
+                name=name,
+                threshold=threshold,
+                members=len(group.members),
             )
         if len(self.groups) == MAX_GROUPS:
-            raise PolicyError(f"a policy has at most {MAX_GROUPS} groups")
+            raise _refused(N_("a policy has at most {most} groups"), most=MAX_GROUPS)
         self._names.add(group.name)
         self.groups.append(group)
 
     def set_quorum(self, name: str) -> None:
         if self.quorum is not None:
-            raise PolicyError("a policy has exactly one quorum line; this is a second")
+            raise _refused(N_("a policy has exactly one quorum line; this is a second"))
         if not isinstance(name, str):
-            raise PolicyError("the quorum is a name")
+            raise _refused(N_("the quorum is a name"))
         if name != NONE and name not in self._names:
-            raise PolicyError(
-                f"the quorum {excerpt(name)!r} is not a witness or group defined on an"
-                " earlier line (or 'none')"
+            raise _refused(
+                N_(
+                    "the quorum {name!r} is not a witness or group defined on an earlier line "
+                    "(or 'none')"
+                ),
+                name=excerpt(name),
             )
         self.quorum = name
 
-    def _new_name(self, name: str, what: str) -> None:
+    def _new_name(self, name: str, what: Words) -> None:
         if (
             not isinstance(name, str)
             or not name
             or _SEPARATOR.search(name)
             or _CONTROL.search(name)
         ):
-            raise PolicyError(f"a {what} name is one word without spaces or control characters")
+            raise _refused(
+                N_("a {what} name is one word without spaces or control characters"), what=what
+            )
         if name == NONE:
-            raise PolicyError(f"'none' is reserved and cannot name a {what}")
+            raise _refused(N_("'none' is reserved and cannot name a {what}"), what=what)
         if name in self._names:
-            raise PolicyError(f"the name {excerpt(name)!r} is already defined")
+            raise _refused(N_("the name {name!r} is already defined"), name=excerpt(name))
 
 
 def _check_url(url: str | None) -> None:
     if url is not None and (
         not isinstance(url, str) or not url or _SEPARATOR.search(url) or _CONTROL.search(url)
     ):
-        raise PolicyError("a URL is one word without spaces or control characters")
+        raise _refused(N_("a URL is one word without spaces or control characters"))
+
+
+#: What a name names, in a refusal.
+_WITNESS, _GROUP = words(N_("witness")), words(N_("group"))
+
+
+def _refused(template: str, /, *, line: int | None = None, **values: object) -> PolicyError:
+    """A ``PolicyError`` worded for translation (``wording``)."""
+    said = words(template, **values)
+    return worded(PolicyError(str(said), line=line), said)
+
+
+def _said(error: PolicyError) -> Words | str:
+    """What ``error`` said, as words where it has them."""
+    said = getattr(error, "words", None)
+    return said if isinstance(said, Words) else str(error)
 
 
 __all__ = [

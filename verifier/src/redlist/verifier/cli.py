@@ -613,7 +613,7 @@ def _report_error(
         else:
             stdout.write(failure_text(found))
         return EXIT_FAILED
-    message = error.diagnostics()
+    message = i18n.in_words(error)
     if json_mode:
         stdout.write(json.dumps(cannot_start_json(message), ensure_ascii=False) + "\n")
     else:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from redlist.ledger.errors import NoteError, PolicyError, SourceError, VerificationError
-from redlist.ledger.i18n import _
+from redlist.ledger.i18n import _, in_words
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.keys import VerifierKey
 from redlist.ledger.policy import Policy, PolicyVerdict, evaluate, parse_policy
@@ -45,7 +45,8 @@ def load_policy(path: Path | None, witnesses: Sequence[str], minimum: int | None
             return parse_policy(data)
         except PolicyError as error:
             raise PolicyError(
-                _("the policy file {path}: {error}").format(path=path, error=error), line=error.line
+                _("the policy file {path}: {error}").format(path=path, error=in_words(error)),
+                line=error.line,
             ) from None
     if not witnesses:
         if minimum is not None:
