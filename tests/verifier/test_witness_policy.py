@@ -274,7 +274,9 @@ def test_a_policy_that_cannot_be_used_is_explained_in_chinese(
     kind of name), with nothing English left but the keywords of the file."""
     argv = bundle(log, tmp_path / "b", 0)
     cases = {
-        "group g1 any nobody\nquorum g1\n": "策略第 1 行：组 g1：“nobody”不是前面行中定义的见证方或组",
+        "group g1 any nobody\nquorum g1\n": (
+            "策略第 1 行：组 g1：“nobody”不是前面行中定义的见证方或组"
+        ),
         "group none any x\n": "策略第 1 行：none 是保留字，不能用作组名称",
         f"witness w0 {wkey(0)}\n": "策略第 2 行：文件结束了却没有 quorum 行",
     }
