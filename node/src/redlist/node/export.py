@@ -89,25 +89,19 @@ def export_full(
     if cosigned is not None and cosigned.text == checkpoint.text:
         checkpoint = cosigned
     manifest = bundle.Manifest(origin=log.origin, start=0, end=checkpoint.size)
-    staged: _StagedTexts | None = None
-    try:
-        with _staging(out) as staging:
-            root = _write_leaves(log, staging / bundle.LEAVES_FILE, manifest.start, manifest.end)
-            if root != checkpoint.root:
-                raise IntegrityError(
-                    _(
-                        "the stored leaves of log {origin} do not match its checkpoint at size "
-                        "{size}: the store is damaged; nothing was exported"
-                    ).format(origin=log.origin, size=checkpoint.size)
-                )
-            _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
-            _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
-            staged = _stage_texts(log, manifest, texts, texts_out)
-    except BaseException:
-        if staged is not None:
-            staged.discard()
-        raise
-    return _finished(ExportResult(out, manifest, checkpoint), staged)
+    placed: list[_StagedTexts] = []
+    with _staging_with_texts(out, log, manifest, texts, texts_out, placed) as staging:
+        root = _write_leaves(log, staging / bundle.LEAVES_FILE, manifest.start, manifest.end)
+        if root != checkpoint.root:
+            raise IntegrityError(
+                _(
+                    "the stored leaves of log {origin} do not match its checkpoint at size {size}: "
+                    "the store is damaged; nothing was exported"
+                ).format(origin=log.origin, size=checkpoint.size)
+            )
+        _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
+        _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
+    return _finished(ExportResult(out, manifest, checkpoint), placed)
 
 
 def export_month(
@@ -137,32 +131,26 @@ def export_month(
         checkpoint = cosigned
     manifest = bundle.Manifest(origin=log.origin, start=found.start, end=found.end)
     left = log.compact_range(found.start)
-    staged: _StagedTexts | None = None
-    try:
-        with _staging(out) as staging:
-            tree = merkle.CompactRange.from_hashes(left.end, left.hashes)
-            _write_leaves(log, staging / bundle.LEAVES_FILE, found.start, found.end, tree)
-            if tree.root() != checkpoint.root:
-                raise IntegrityError(
-                    _(
-                        "the stored leaves of log {origin} do not match its checkpoint at size "
-                        "{size}: the store is damaged; nothing was exported"
-                    ).format(origin=log.origin, size=checkpoint.size)
-                )
-            if found.start > 0:
-                _write_file(staging / bundle.LEFT_FILE, bundle.encode_left(left))
-            if found.previous is not None:
-                _write_file(staging / bundle.PREVIOUS_CHECKPOINT_FILE, found.previous.to_bytes())
-            _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
-            _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
-            _write_file(staging / bundle.PUBLICITY_CSV_FILE, csv_bytes)
-            _write_file(staging / bundle.PUBLICITY_HTML_FILE, html_text.encode("utf-8"))
-            staged = _stage_texts(log, manifest, texts, texts_out)
-    except BaseException:
-        if staged is not None:
-            staged.discard()
-        raise
-    return _finished(ExportResult(out, manifest, checkpoint), staged)
+    placed: list[_StagedTexts] = []
+    with _staging_with_texts(out, log, manifest, texts, texts_out, placed) as staging:
+        tree = merkle.CompactRange.from_hashes(left.end, left.hashes)
+        _write_leaves(log, staging / bundle.LEAVES_FILE, found.start, found.end, tree)
+        if tree.root() != checkpoint.root:
+            raise IntegrityError(
+                _(
+                    "the stored leaves of log {origin} do not match its checkpoint at size {size}: "
+                    "the store is damaged; nothing was exported"
+                ).format(origin=log.origin, size=checkpoint.size)
+            )
+        if found.start > 0:
+            _write_file(staging / bundle.LEFT_FILE, bundle.encode_left(left))
+        if found.previous is not None:
+            _write_file(staging / bundle.PREVIOUS_CHECKPOINT_FILE, found.previous.to_bytes())
+        _write_file(staging / bundle.CHECKPOINT_FILE, checkpoint.to_bytes())
+        _write_file(staging / bundle.MANIFEST_FILE, bundle.encode_manifest(manifest))
+        _write_file(staging / bundle.PUBLICITY_CSV_FILE, csv_bytes)
+        _write_file(staging / bundle.PUBLICITY_HTML_FILE, html_text.encode("utf-8"))
+    return _finished(ExportResult(out, manifest, checkpoint), placed)
 
 
 def _write_leaves(
@@ -252,10 +240,36 @@ def _stage_texts(
     return _StagedTexts(temporary, texts_out, len(lines))
 
 
-def _finished(result: ExportResult, staged: _StagedTexts | None) -> ExportResult:
+@contextlib.contextmanager
+def _staging_with_texts(
+    out: Path,
+    log: Log,
+    manifest: bundle.Manifest,
+    texts: Path | None,
+    texts_out: Path | None,
+    placed: list[_StagedTexts],
+) -> Iterator[Path]:
+    """``_staging(out)``, the texts file (with ``texts``) written beside ``texts_out``
+    once the block has written the bundle, and put in ``placed`` once the bundle is in
+    place; removed if the bundle is not."""
+    staged: _StagedTexts | None = None
+    try:
+        with _staging(out) as staging:
+            yield staging
+            staged = _stage_texts(log, manifest, texts, texts_out)
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
+    if staged is not None:
+        placed.append(staged)
+
+
+def _finished(result: ExportResult, placed: list[_StagedTexts]) -> ExportResult:
     """``result``, with the staged texts file put in place (the bundle is in place)."""
-    if staged is None:
+    if not placed:
         return result
+    staged = placed[0]
     staged.place()
     return dataclasses.replace(result, texts=staged.count, texts_path=staged.destination)
 
