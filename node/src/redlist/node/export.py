@@ -190,16 +190,22 @@ class _StagedTexts:
         temporary name."""
         try:
             os.link(self.temporary, self.destination)
-            sync_directory(self.destination.parent)
         except OSError as error:
             self.discard()
-            raise StoreError(
-                _(
-                    "the bundle was written, but the free texts could not be written to "
-                    "{path}: {strerror}; export again to a new --out and --texts"
-                ).format(path=self.destination, strerror=error.strerror)
-            ) from None
+            raise self._failed(error) from None
         self.discard()
+        try:
+            sync_directory(self.destination.parent)
+        except OSError as error:
+            raise self._failed(error) from None
+
+    def _failed(self, error: OSError) -> StoreError:
+        return StoreError(
+            _(
+                "the bundle was written, but the free texts could not be written to "
+                "{path}: {strerror}; export again to a new --out and --texts"
+            ).format(path=self.destination, strerror=error.strerror)
+        )
 
 
 def _stage_texts(
