@@ -66,6 +66,7 @@ def test_consecutive_months_verify_in_sequence(
         # the notice: 10 detail rows, 3 on the black and red lists, 5 of the totals
         "notice_rows_checked": 18,
         "texts_in_bundle": False,
+        "draft": False,
     }
 
 
@@ -328,3 +329,29 @@ def test_a_folder_holding_the_texts_is_verified_with_a_warning(
     assert verify([*argv, "--state", str(tmp_path / "human.json")]) == 0
     out = capsys.readouterr().out
     assert "WARNING: this folder also holds texts.jsonl" in out
+
+
+def test_a_draft_verifies_and_leaves_the_state_for_the_publication(
+    months: tuple[PublicityTown, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A draft is a preview: it verifies, and the auditor's state stays where the month's
+    publication will start, so that the publication verifies after it."""
+    town, root = months
+    state = tmp_path / "state.json"
+    for month in ("2026-01", "2026-02"):
+        assert run(town, root / month, state, capsys)[0] == 0
+    before = state.read_bytes()
+    draft = tmp_path / "draft"
+    argv = ["export", "--data", str(town.data), "--out", str(draft), "--month", "2026-03"]
+    assert node([*argv, "--draft"]) == 0
+    status, report = run(town, draft, state, capsys)
+    publicity = report["publicity"]
+    assert status == 0 and isinstance(publicity, dict) and publicity["draft"] is True
+    assert state.read_bytes() == before
+    human = ["bundle", str(draft), "--log-key", town.log_key, "--publicity", "--state", str(state)]
+    assert verify(human) == 0
+    assert "This is a draft (草稿)" in capsys.readouterr().out
+    status, report = run(town, root / "2026-03", state, capsys)
+    publicity = report["publicity"]
+    assert status == 0 and isinstance(publicity, dict) and publicity["draft"] is False
+    assert state.read_bytes() != before

@@ -384,7 +384,9 @@ def _audit(args: argparse.Namespace, source: Source, stdout: TextIO, stderr: Tex
         from redlist.verifier.explain import explain_after
 
         raise explain_after(error, source, audited, *passed) from None
-    if args.state is not None:
+    # A draft ends mid-month: the month's publication starts where it does, so the
+    # state stays where it was for it.
+    if args.state is not None and not (publicity is not None and publicity.draft):
         _save_state(args.state, result, audited.resume_point)
     written = _attest(attestations, result, stderr)
     if args.json:

@@ -73,6 +73,8 @@ class _Tables(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.tables: list[_Table] = []
+        #: The page carries a draft's mark (草稿 不得张贴): a preview, not a publication.
+        self.draft = False
         self._cell: list[str] | None = None
         self._row: list[str] | None = None
         self._in_head = False
@@ -80,6 +82,8 @@ class _Tables(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "table":
             self.tables.append(_Table())
+        elif tag == "div" and "draft-mark" in (dict(attrs).get("class") or "").split():
+            self.draft = True
         elif tag == "thead":
             self._in_head = True
         elif tag == "tr":
@@ -106,13 +110,22 @@ class _Tables(HTMLParser):
             self._cell.append(data)
 
 
+@dataclass(frozen=True)
+class NoticeChecked:
+    """What the check of publicity.html found: the rows of its tables checked, and
+    whether it is marked as a draft (a preview, which the node starts no window for)."""
+
+    rows: int
+    draft: bool
+
+
 def check_notice(
     directory: Path, rows: Sequence[CsvRow], standings: Mapping[str, tuple[int, str]]
-) -> int:
+) -> NoticeChecked:
     """Hold the bundle's publicity.html to ``rows`` (publicity.csv, already checked) and
-    ``standings`` (each account's score and grade at the month's end); the number of
-    notice rows checked. ``VerificationError`` (check ``publicity``) names the first
-    that does not match."""
+    ``standings`` (each account's score and grade at the month's end).
+    ``VerificationError`` (check ``publicity``) names the first row that does not
+    match."""
     data = read_publicity_file(directory, bundle.PUBLICITY_HTML_FILE, NOTICE_LIMIT)
     try:
         text = data.decode("utf-8")
@@ -152,7 +165,7 @@ def check_notice(
             f"publicity.html does not show entry {missing[0]}, which publicity.csv lists",
             seq=missing[0],
         )
-    return checked
+    return NoticeChecked(checked, parser.draft)
 
 
 def _objections(rows: Sequence[CsvRow]) -> dict[int, int]:

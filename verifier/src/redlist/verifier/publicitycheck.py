@@ -120,6 +120,9 @@ class PublicityReport:
     #: The bundle's folder holds a texts file (``texts.jsonl``, as exports before
     #: ``--texts FILE`` wrote it): every note unmasked, which must never be published.
     texts_in_bundle: bool = False
+    #: The notice is marked as a draft (``export --draft``): a preview, not the month's
+    #: publication, whose bundle will start where this one does and end later.
+    draft: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +135,7 @@ class PublicityReport:
             "notes_unchecked": self.notes_unchecked,
             "notice_rows_checked": self.notice_rows_checked,
             "texts_in_bundle": self.texts_in_bundle,
+            "draft": self.draft,
         }
 
     def summary(self) -> str:
@@ -153,6 +157,12 @@ class PublicityReport:
                 "The printed notice (publicity.html) agrees with it: {rows} row(s) of its "
                 "tables checked."
             ).format(rows=self.notice_rows_checked)
+        if self.draft:
+            text += " " + _(
+                "This is a draft (草稿), a preview, not the month's publication: the state "
+                "file, if given, was left as it was, so that the publication verifies after "
+                "it when the month is over."
+            )
         if self.texts_in_bundle:
             text += " " + _(
                 "WARNING: this folder also holds {file}, every note unmasked with its salt "
@@ -252,14 +262,15 @@ def check_csv(
                 seq=entry.seq,
             )
     accounts = {entry.account for entry in entries}
-    notice_rows = None
+    notice = None
     if standings is not None:  # the notice, once the list it shows holds
         from redlist.verifier.noticecheck import check_notice
 
-        notice_rows = check_notice(directory, rows, standings)
+        notice = check_notice(directory, rows, standings)
     return PublicityReport(
         month=month,
-        notice_rows_checked=notice_rows,
+        notice_rows_checked=None if notice is None else notice.rows,
+        draft=notice is not None and notice.draft,
         rows=len(rows),
         residents_shown=len(people),
         residents_left_out=len(accounts - set(people)),
