@@ -144,6 +144,9 @@ def test_bases_and_their_dates() -> None:
     with pytest.raises(FormatError, match="not a legal basis"):
         check_basis("yes")
     assert check_basis_date("2024/3/5", TODAY) == "2024-03-05"
+    assert check_basis_date("2024.3.5", TODAY) == "2024-03-05"  # as people write it too
+    assert check_basis_date("2024年3月5日", TODAY) == "2024-03-05"
+    assert check_basis_date("２０２４年３月５日", TODAY) == "2024-03-05"  # full-width digits
     assert check_basis_date(TODAY.isoformat(), TODAY) == TODAY.isoformat()
     for bad, words in [("2026-03-16", "future"), ("2025-02-29", "calendar"), ("5 March", "date")]:
         with pytest.raises(FormatError, match=words):

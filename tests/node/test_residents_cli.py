@@ -449,3 +449,53 @@ def test_update_names_every_bad_value_in_chinese(tmp_path: Path, data: Path) -> 
     assert refused.returncode == 2, refused.stdout
     assert "--phone: “123”不是中国大陆的电话号码" in refused.stderr
     assert "；--basis-date: 2999-01-01 是将来的日期" in refused.stderr
+
+
+def test_a_listed_register_imported_back_never_loses_a_number(tmp_path: Path, data: Path) -> None:
+    """'residents list --csv' masks ID and phone numbers. Imported back, a masked number
+    is refused in words that say what it is; a column blanked to get past that is refused
+    too: an import never erases a number the register holds."""
+    first = write(tmp_path, "r.csv", excel_utf8(CHINESE, ROWS))
+    assert residents("import", "--data", data, "--csv", first).returncode == 0
+    listed = residents("list", "--data", data, "--csv")
+    assert listed.returncode == 0, listed.stderr
+    masked = write(tmp_path, "listed.csv", listed.stdout.encode("utf-8"))
+    refused = residents("--lang", "zh_CN", "import", "--update", "--data", data, "--csv", masked)
+    assert refused.returncode == 2
+    assert "是打码后的号码（“residents list”显示的那种）：请填写完整号码" in refused.stderr
+    before = (data / "register.lmdb" / "data.mdb").read_bytes()
+    blanked = [
+        "dgc-0001,张三,,,东村,12,consent,2024-03-05",
+        "dgc-0002,欧阳娜娜,,,东村,12,,",
+    ]
+    path = write(tmp_path, "blanked.csv", excel_utf8(ENGLISH, blanked))
+    refused = residents("import", "--update", "--data", data, "--csv", path)
+    assert refused.returncode == 2, refused.stdout
+    for line in (
+        "2 rows cannot be used",
+        "row 2, column id_number: empty, but the register holds dgc-0001's number",
+        "row 2, column phone: empty, but the register holds dgc-0001's number",
+        'redlist-node residents update dgc-0001 --phone ""',
+        "row 3, column phone: empty, but the register holds dgc-0002's number",
+    ):
+        assert line in refused.stderr, refused.stderr
+    assert (data / "register.lmdb" / "data.mdb").read_bytes() == before
+    shown = residents("show", "dgc-0001", "--data", data)
+    assert "11010519491231002X" in shown.stdout and "13812345678" in shown.stdout
+
+
+def test_a_row_repeating_an_account_says_so_beside_its_other_problems(
+    tmp_path: Path, data: Path
+) -> None:
+    rows = [*ROWS, "DGC-0001,,,,东村,,,", "dgc-0004,孙七,11010519491231002x,12,东村,,,"]
+    path = write(tmp_path, "r.csv", excel_utf8(CHINESE, rows))
+    refused = residents("import", "--data", data, "--csv", path)
+    assert refused.returncode == 2
+    for line in (
+        "2 rows cannot be used",
+        "row 5, column 姓名: is empty",
+        "row 5, column 账户: dgc-0001 already appears in row 2",
+        "row 6, column 电话: '12' is not a phone number",
+        "row 6, column 身份证号: the same ID number is already given in row 2",
+    ):
+        assert line in refused.stderr, refused.stderr

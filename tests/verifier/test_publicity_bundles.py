@@ -294,7 +294,7 @@ def test_the_black_list_says_which_deductions_are_objected_to(
     assert "<th>异议</th>" in black
     objection = town.march_objection
     assert f"<td>已提出异议（第 {objection} 条）</td>" in black
-    assert "待村民委员会复核" in html
+    assert "待评议会审核" in html
     january = (root / "2026-01" / "publicity.html").read_text(encoding="utf-8")
     assert "已提出异议" not in january  # its deduction's objection came in February
     for old, new in (

@@ -34,8 +34,8 @@ What each field accepts (each checker returns the value as stored, or raises
   ``household`` (家庭) or ``organisation`` (组织: an enterprise, a cooperative, one of
   the "new organisations" a town scores), case-insensitive.
 * **basis date**: required with a basis, refused without one; a real date not after
-  today, written ``YYYY-MM-DD`` or as a spreadsheet writes it (``2024/3/5``,
-  ``2024-3-5``); stored as ``YYYY-MM-DD``.
+  today, written ``YYYY-MM-DD`` or as a spreadsheet or a person writes it (``2024/3/5``,
+  ``2024-3-5``, ``2024.3.5``, ``2024年3月5日``); stored as ``YYYY-MM-DD``.
 
 "Today" is :func:`latest_today`: the date somewhere on Earth has already reached, so no
 clerk in any time zone has today's date refused as "in the future".
@@ -56,7 +56,7 @@ from redlist.ledger.errors import FormatError
 from redlist.ledger.formatv1 import is_valid_account
 from redlist.ledger.masking import NAME_SEPARATORS, mask_name
 from redlist.ledger.text import text_refusal
-from redlist.ledger.wording import N_, WordedError
+from redlist.ledger.wording import N_, WordedError, words
 
 CONSENT = "consent"
 STATUTE = "statute"
@@ -64,6 +64,8 @@ STATUTE = "statute"
 BASES = (CONSENT, STATUTE)
 #: Other words accepted for a basis (a Chinese sheet's words), lower case.
 BASIS_ALIASES = {"同意": CONSENT, "法定": STATUTE}
+#: Each basis as a refusal names it (translated where shown).
+BASIS_WORDS = {CONSENT: words(N_("consent")), STATUTE: words(N_("statute"))}
 PERSON, HOUSEHOLD, ORGANISATION = "person", "household", "organisation"
 #: What an account of the register may be; a record without a kind is a person.
 KINDS = (PERSON, HOUSEHOLD, ORGANISATION)
@@ -86,7 +88,9 @@ _EARLIEST_BIRTH = datetime.date(1900, 1, 1)
 _MOBILE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})")
 _LANDLINE_SPLIT = re.compile(r"(0[0-9]{2,3})-([2-9][0-9]{6,7})")
 _LANDLINE_JOINED = re.compile(r"0[0-9]{9,11}")
-_DATE = re.compile(r"([0-9]{4})[-/]([0-9]{1,2})[-/]([0-9]{1,2})")
+_DATE = re.compile(r"([0-9]{4})[-/.]([0-9]{1,2})[-/.]([0-9]{1,2})")
+# A date as Chinese is written: 2024年3月5日.
+_CHINESE_DATE = re.compile(r"([0-9]{4})年([0-9]{1,2})月([0-9]{1,2})日")
 # How a spreadsheet writes a long number it has turned into a float: 1.10105E+17.
 _SCIENTIFIC = re.compile(r"[0-9](?:\.[0-9]+)?[eE]\+?[0-9]+")
 _RECORD_TEXTS = ("name", "id", "phone", "village", "household", "basis", "basis_date")
@@ -237,7 +241,7 @@ def resident_from_cells(
     if basis and not basis_date:
         problem = WordedError(
             N_("is empty; a basis ({basis}) needs the date it was given or took effect"),
-            basis=basis,
+            basis=BASIS_WORDS[basis],
         )
         raise RowError((FieldError("basis_date", problem),))
     if basis_date and not basis:
@@ -315,8 +319,10 @@ def check_id_number(text: str, today: datetime.date) -> str:
     number = _digits_typed(text).upper()
     if not number:
         return ""
+    if "*" in number:
+        raise WordedError(_MASKED_HINT, typed=number)
     if _SCIENTIFIC.fullmatch(number):
-        raise WordedError(_SCIENTIFIC_HINT)
+        raise WordedError(_SCIENTIFIC_HINT, typed=number)
     if len(number) == 15 and number.isdigit():
         raise WordedError(
             N_(
@@ -364,8 +370,10 @@ def check_phone(text: str, _today: datetime.date | None = None) -> str:
     typed = _digits_typed(text).replace(" ", "")
     if not typed:
         return ""
+    if "*" in typed:
+        raise WordedError(_MASKED_HINT, typed=typed)
     if _SCIENTIFIC.fullmatch(typed):
-        raise WordedError(_SCIENTIFIC_HINT)
+        raise WordedError(_SCIENTIFIC_HINT, typed=typed)
     mobile = _MOBILE.fullmatch(typed.replace("-", ""))
     if mobile is not None:
         return mobile.group(1)
@@ -430,7 +438,7 @@ def check_basis_date(text: str, today: datetime.date) -> str:
     typed = _digits_typed(text)
     if not typed:
         return ""
-    match = _DATE.fullmatch(typed)
+    match = _DATE.fullmatch(_CHINESE_DATE.sub(_dashed, typed))
     if match is None:
         raise WordedError(N_("{typed!r} is not a date; write it as YYYY-MM-DD"), typed=text.strip())
     try:
@@ -460,8 +468,12 @@ FIELDS = tuple(_CHECKERS)
 #: The fields a register file may leave out (their column empty everywhere).
 OPTIONAL_FIELDS = ("kind",)
 _SCIENTIFIC_HINT = N_(
-    "was turned into a number by the spreadsheet (it shows as 1.1E+17) and has lost "
+    "was turned into a number by the spreadsheet (it shows as {typed}) and has lost "
     "digits; format the column as Text and type the numbers again"
+)
+_MASKED_HINT = N_(
+    "{typed!r} is a masked number, as 'residents list' shows it: give the whole number, "
+    "or the register would lose it"
 )
 
 
@@ -479,6 +491,10 @@ def _place(text: str, *, required: bool) -> str:
     if len(value) > PLACE_MAX:
         raise WordedError(N_("is longer than {most} characters"), most=PLACE_MAX)
     return value
+
+
+def _dashed(match: re.Match[str]) -> str:
+    return "-".join(match.groups())
 
 
 def _digits_typed(text: str) -> str:

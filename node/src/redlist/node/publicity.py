@@ -68,7 +68,7 @@ def month_range(log: Log, month: str, now_ms: int, *, draft: bool = False) -> Mo
         raise PublicityError(
             _(
                 "{month} is not over yet in {tz}: its publicity can be written from "
-                "{next_month}-01 on"
+                "{next_month}-01 on (add --draft to preview it now)"
             ).format(month=month, tz=config.tz, next_month=months.next_month(month))
         )
     latest = log.checkpoint()

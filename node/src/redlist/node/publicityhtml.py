@@ -253,9 +253,7 @@ def _village(publicity: Publicity, village: VillageNotice) -> list[str]:
         ]
         parts.extend(_table(BLACK_HEADERS, black))
         if any(i.entry.seq in objected for i in village.black):
-            parts.append(
-                "<p>标明“已提出异议”的扣分，待村民委员会复核后在以后的公示中更正或维持。</p>"
-            )
+            parts.append("<p>标明“已提出异议”的扣分，待评议会审核后在以后的公示中更正或维持。</p>")
     else:
         parts.append("<p>本月无。</p>")
     parts.append("<h3>组织（月末累计分与等级）</h3>")

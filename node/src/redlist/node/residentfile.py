@@ -37,7 +37,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from redlist.ledger.csvtext import decode_text
@@ -48,6 +48,8 @@ from redlist.ledger.residents import (
     OPTIONAL_FIELDS,
     Resident,
     RowError,
+    check_account,
+    check_id_number,
     resident_from_cells,
 )
 
@@ -124,39 +126,39 @@ def read_residents_csv(
             )
             continue
         cells = dict(zip(fields, record, strict=False))
+        row_problems: list[str] = []
         try:
-            resident = resident_from_cells(cells, today, changed_ms)
+            resident: Resident | None = resident_from_cells(cells, today, changed_ms)
         except RowError as error:
-            bad_rows.add(number)
-            problems.extend(
+            resident = None
+            row_problems.extend(
                 _("row {number}, column {written}: {error}").format(
                     number=number, written=written[problem.field], error=in_words(problem.error)
                 )
                 for problem in error.problems
             )
-            continue
-        first = accounts.setdefault(resident.account, number)
+        # Said with the row's other problems, so that one round of fixes is enough.
+        account = _checked(check_account, cells.get("account", ""), today)
+        first = accounts.setdefault(account, number) if account else number
         if first != number:
-            bad_rows.add(number)
-            problems.append(
+            row_problems.append(
                 _(
                     "row {number}, column {written}: {account} already appears in row {first}"
-                ).format(
-                    number=number, written=written["account"], account=resident.account, first=first
-                )
+                ).format(number=number, written=written["account"], account=account, first=first)
             )
+        id_number = _checked(check_id_number, cells.get("id_number", ""), today)
+        first = id_numbers.setdefault(id_number, number) if id_number else number
+        if first != number:
+            row_problems.append(
+                _(
+                    "row {number}, column {written}: the same ID number is already given in "
+                    "row {first}"
+                ).format(number=number, written=written["id_number"], first=first)
+            )
+        if row_problems or resident is None:
+            bad_rows.add(number)
+            problems.extend(row_problems)
             continue
-        if resident.id_number:
-            first = id_numbers.setdefault(resident.id_number, number)
-            if first != number:
-                bad_rows.add(number)
-                problems.append(
-                    _(
-                        "row {number}, column {written}: the same ID number is already given in "
-                        "row {first}"
-                    ).format(number=number, written=written["id_number"], first=first)
-                )
-                continue
         rows.append(ResidentRow(number, resident))
     if problems:
         refuse(
@@ -169,6 +171,14 @@ def read_residents_csv(
             _("{name} has no rows below its header; nothing was imported").format(name=name)
         )
     return ResidentFile(tuple(rows), encoding, written)
+
+
+def _checked(check: Callable[[str, datetime.date], str], text: str, today: datetime.date) -> str:
+    """``check(text, today)``, or "" when the cell is refused (said elsewhere)."""
+    try:
+        return check(text, today)
+    except FormatError:
+        return ""
 
 
 def refuse(what: str, problems: Sequence[str], rows: int | None = None) -> None:

@@ -39,7 +39,7 @@ from redlist.ledger.residents import (
 from redlist.ledger.store import ENV_DIR_NAME
 from redlist.ledger.tables import print_table
 from redlist.node.commands.serve import check_data_dir
-from redlist.node.residentfile import read_residents_csv
+from redlist.node.residentfile import ResidentFile, read_residents_csv, refuse
 
 DESCRIPTION = N_("""\
 The resident register: who each account of the log is. Per account a resident's
@@ -153,6 +153,8 @@ def run_import(args: argparse.Namespace) -> int:
         )
     )
     with RegisterStore.open(data, write=True) as store:
+        if args.update:
+            _refuse_erasing(store, read, path.name)
         try:
             result = store.add([row.resident for row in read.rows], update=args.update)
         except RegisterConflictError as error:
@@ -192,6 +194,40 @@ def run_import(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+#: The fields an import never empties (their numbers are not kept anywhere else), and
+#: the option of 'residents update' that does.
+_KEPT_FIELDS = {"id_number": "--id-number", "phone": "--phone"}
+
+
+def _refuse_erasing(store: RegisterStore, read: ResidentFile, name: str) -> None:
+    """Refuse an ``--update`` that would empty an ID or phone number the register holds:
+    a sheet exported with 'residents list' has them masked, and a clerk who blanks the
+    column to import it would erase them for good."""
+    problems: list[str] = []
+    rows: set[int] = set()
+    for row in read.rows:
+        stored = store.get(row.resident.account)
+        if stored is None:
+            continue
+        for field, option in _KEPT_FIELDS.items():
+            if getattr(stored, field) and not getattr(row.resident, field):
+                rows.add(row.row)
+                problems.append(
+                    _(
+                        "row {row}, column {column}: empty, but the register holds {account}'s "
+                        "number; an import never erases one (to remove it: redlist-node "
+                        'residents update {account} {option} "")'
+                    ).format(
+                        row=row.row,
+                        column=read.columns[field],
+                        account=row.resident.account,
+                        option=option,
+                    )
+                )
+    if problems:
+        refuse(name, problems, len(rows))
 
 
 def run_show(args: argparse.Namespace) -> int:
