@@ -142,3 +142,10 @@ def test_shown_text_holds_no_refused_character(value: str) -> None:
     assert not any(unicodedata.category(c) in REFUSED_CATEGORIES for c in escaped)
     if value.isprintable():
         assert escaped == value
+
+
+def test_a_lookalike_letter_is_named_and_placed() -> None:
+    """The letter is invisible as such to whoever typed it: the refusal says which."""
+    problem = key_name_problem("W\u0430ng Fang")
+    assert problem is not None
+    assert "U+0430 CYRILLIC SMALL LETTER A at character 2" in problem

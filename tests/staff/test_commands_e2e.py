@@ -510,6 +510,10 @@ def test_objection_only_to_an_award(town: Town) -> None:
     assert "seq 1 is not an award, cannot object to it" in refused.err
     assert "check target" in refused.err
     assert town.size() == before
+    beyond = town.run("objection", "--target", "999", "--text", "no such entry")
+    assert beyond.code == 1
+    assert "the log has no entry 999 before this one to object to" in beyond.err
+    assert town.size() == before
 
 
 # ---------------------------------------------------------------------------

@@ -503,7 +503,11 @@ def _redeem(
 def _objection(
     state: LedgerState, seq: int, body: Objection, signers: list[KeyRecord], config: TownConfig
 ) -> Effect:
-    target = state.target(body.target) if body.target < seq else None
+    if body.target >= seq:
+        raise RuleViolation(
+            "target", f"the log has no entry {body.target} before this one to object to"
+        )
+    target = state.target(body.target)
     if target is None or target.kind != "award":
         raise RuleViolation("target", f"seq {body.target} is not an award, cannot object to it")
     state.link_account(target.account, seq)

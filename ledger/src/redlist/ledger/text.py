@@ -115,8 +115,8 @@ def key_name_refusal(name: str) -> WordedError | None:
         return WordedError(N_("is longer than {most} characters"), most=KEY_NAME_MAX)
     if name != name.strip(" ") or "  " in name:
         return WordedError(N_("must not start or end with a space or have two spaces in a row"))
-    scripts: set[str] = set()
-    for character in name:
+    scripts: dict[str, tuple[int, str]] = {}  # each script's first letter, and where
+    for position, character in enumerate(name, start=1):
         category = unicodedata.category(character)
         if character == " " or character in _KEY_NAME_PUNCTUATION:
             continue
@@ -129,9 +129,19 @@ def key_name_refusal(name: str) -> WordedError | None:
                 character=_describe(character),
             )
         if category[0] == "L":
-            scripts.add(unicodedata.name(character, "").split(" ", 1)[0])
-    if "LATIN" in scripts and any(script in scripts for script in _LATIN_LOOKALIKES):
-        return WordedError(N_("mixes Latin letters with Cyrillic or Greek ones that look alike"))
+            script = unicodedata.name(character, "").split(" ", 1)[0]
+            scripts.setdefault(script, (position, character))
+    lookalike = next((scripts[s] for s in _LATIN_LOOKALIKES if s in scripts), None)
+    if "LATIN" in scripts and lookalike is not None:
+        position, character = lookalike
+        return WordedError(
+            N_(
+                "mixes Latin letters with Cyrillic or Greek ones that look alike: "
+                "{character} at character {position}"
+            ),
+            character=_describe(character),
+            position=position,
+        )
     return None
 
 
