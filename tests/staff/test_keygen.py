@@ -250,3 +250,16 @@ def test_a_staff_name_gets_no_key_strings(
 ) -> None:
     _, output, _ = keygen(capsys, "--out", str(tmp_path / "wang.pem"), "--name", NAME)
     assert "as a witness" not in output and "as an auditor" not in output
+
+
+def test_a_name_typed_with_a_trailing_space_is_the_name_without_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The name is trimmed for the files and the log; the key strings an auditor or a
+    witness uses are made from the same trimmed name, not left out."""
+    code, out, _ = keygen(capsys, "--out", str(tmp_path / "a.pem"), "--name", "county-audit ")
+    assert code == 0
+    shown = printed(out)
+    assert shown["name"] == "county-audit"
+    assert shown["as an auditor"].startswith("county-audit+")
+    assert shown["as a witness or mirror"].startswith("county-audit+")

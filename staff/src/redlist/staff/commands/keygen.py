@@ -59,8 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     key = SigningKey.generate()
-    files = keyfile.write_key_files(args.out, key, args.name, force=args.force)
-    print(_("name:        {check_name}").format(check_name=keyfile.check_name(args.name)))
+    name = keyfile.check_name(args.name)  # as the files and the log hold it
+    files = keyfile.write_key_files(args.out, key, name, force=args.force)
+    print(_("name:        {check_name}").format(check_name=name))
     print(_("public key:  {hex}").format(hex=key.public.hex()))
     print(_("key id:      {hex}").format(hex=key.key_id.hex()))
     print(_("private key: {private} (keep it secret)").format(private=files.private))
@@ -70,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     try:
-        cosigner = VerifierKey.for_cosignature(args.name, key.public)
-        signer = VerifierKey.for_ed25519(args.name, key.public)
+        cosigner = VerifierKey.for_cosignature(name, key.public)
+        signer = VerifierKey.for_ed25519(name, key.public)
     except NoteError:
         return 0  # a staff member's name: no note key strings
     print(_("as a witness or mirror: {encode}").format(encode=cosigner.encode()))
