@@ -136,6 +136,12 @@ def test_the_notice_lists_the_months_rules_with_the_meeting_that_voted_them(
     html = (tmp_path / "jan" / "publicity.html").read_text()
     assert "<h1>东港镇 2026年1月 信用积分公示</h1>" in html
     assert "<title>东港镇 2026年1月 信用积分公示</title>" in html
+    # Each village's page may be posted alone: it says whose notice it is, and the deadline.
+    villages = html.split('<section class="village">')[1:]
+    assert len(villages) == 2
+    for page in villages:
+        assert page.startswith('\n<p class="meta">东港镇 2026年1月 信用积分公示</p>')
+        assert "对本页内容有异议的，请于" in page
     rules = html[html.index("<h2>本月所用积分规则</h2>") :]
     assert "<th>规则名称</th><th>分值（每次）</th>" in rules  # with a column of its own
     pond = rules[rules.index("<td>clean-pond</td>") :]
@@ -277,6 +283,10 @@ def test_a_draft_previews_a_month_not_over_and_publishes_nothing(
     html = (tmp_path / "jan" / "publicity.html").read_text()
     assert "公示（草稿）" in html and "不是正式公示" in html
     assert '<div class="draft-mark" aria-hidden="true">草稿　不得张贴</div>' in html  # each page
+    assert (
+        html.count("<p><strong>草稿：仅供核对，不是正式公示，不得张贴。</strong></p>") == 2
+    )  # a village each
+    assert "对本页内容有异议的" not in html  # a draft starts no window
     # The real publication afterwards starts the window as if the draft never was.
     assert export(town, tmp_path / "published", "2026-01") == 0
     assert "published today" in capsys.readouterr().out

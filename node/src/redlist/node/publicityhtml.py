@@ -96,10 +96,7 @@ def render(
     """The notice's HTML text. ``bundle_name`` is what the verify command names;
     ``decided``: by rule code, the meeting that voted the rule (shown for the month's
     rules, so residents see that the catalogue was voted and when)."""
-    year, month = months.parse_month(publicity.month)
-    title = f"{year}年{month}月 信用积分公示" + ("（草稿）" if publicity.draft else "")
-    if publicity.town:
-        title = f"{_e(publicity.town)} {title}"
+    title = _heading(publicity)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="zh-CN"><head><meta charset="utf-8">',
@@ -124,6 +121,13 @@ def render(
     parts.extend(_verification(publicity, bundle_name, log_key))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _heading(publicity: Publicity) -> str:
+    """The notice's title, as HTML: the town (when named), the month, draft or not."""
+    year, month = months.parse_month(publicity.month)
+    title = f"{year}年{month}月 信用积分公示" + ("（草稿）" if publicity.draft else "")
+    return f"{_e(publicity.town)} {title}" if publicity.town else title
 
 
 def _rules(publicity: Publicity, decided: Mapping[str, str]) -> list[str]:
@@ -222,7 +226,20 @@ def _corrections(publicity: Publicity) -> list[str]:
 
 
 def _village(publicity: Publicity, village: VillageNotice) -> list[str]:
-    parts = ['<section class="village">', f"<h2>{_e(village.village)}</h2>"]
+    # Each village's part starts a page, which may be posted on its own board: it says
+    # whose notice it is, and until when and to whom residents object.
+    parts = [
+        '<section class="village">',
+        f'<p class="meta">{_heading(publicity)}</p>',
+        f"<h2>{_e(village.village)}</h2>",
+    ]
+    if publicity.draft:
+        parts.append("<p><strong>草稿：仅供核对，不是正式公示，不得张贴。</strong></p>")
+    else:
+        parts.append(
+            f"<p>对本页内容有异议的，请于<strong>{_cn(publicity.deadline)}</strong>前向"
+            f"<strong>{_e(publicity.objections_to)}</strong>提出，并说明所涉记录的序号。</p>"
+        )
     parts.append("<h3>等级分布（月末，已取得公示依据的居民与家庭）</h3>")
     parts.extend(
         _table(
