@@ -86,6 +86,12 @@ def test_the_specs_example_parses() -> None:
     assert parse_policy(policy.to_text()) == policy
 
 
+def test_a_byte_order_mark_as_notepad_writes_it_is_the_same_policy() -> None:
+    assert parse_policy(b"\xef\xbb\xbf" + EXAMPLE.encode()) == parse_policy(EXAMPLE.encode())
+    with pytest.raises(PolicyError, match="policy line 2"):  # only before the first line
+        parse_policy("quorum none\n\ufeff# x\n")
+
+
 def test_quorum_none_needs_no_witness() -> None:
     assert parse_policy("quorum none\n") == Policy((), (), (), "none")
     assert parse_policy("quorum none") == Policy((), (), (), "none")  # no final newline

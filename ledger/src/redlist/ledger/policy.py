@@ -224,7 +224,8 @@ class PolicyVerdict:
 
 
 def parse_policy(data: bytes | str) -> Policy:
-    """Read a tlog-policy file; ``PolicyError`` naming the line for any deviation."""
+    """Read a tlog-policy file; ``PolicyError`` naming the line for any deviation (a
+    UTF-8 byte order mark before the first line is not one)."""
     if isinstance(data, bytes | bytearray | memoryview):
         raw = bytes(data)
         try:
@@ -238,6 +239,8 @@ def parse_policy(data: bytes | str) -> Policy:
         text = data
     else:
         raise _refused(N_("a policy is read from bytes or text"))
+    # Windows Notepad starts a UTF-8 file with a byte order mark: the same text.
+    text = text.removeprefix("\ufeff")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
