@@ -137,8 +137,13 @@ def read_residents_csv(
                 )
                 for problem in error.problems
             )
-        # Said with the row's other problems, so that one round of fixes is enough.
-        account = _checked(check_account, cells.get("account", ""), today)
+        # Said with the row's other problems, so that one round of fixes is enough: a row
+        # refused for another cell is checked for these two on its own.
+        account = (
+            resident.account
+            if resident is not None
+            else _checked(check_account, cells.get("account", ""), today)
+        )
         first = accounts.setdefault(account, number) if account else number
         if first != number:
             row_problems.append(
@@ -146,7 +151,11 @@ def read_residents_csv(
                     "row {number}, column {written}: {account} already appears in row {first}"
                 ).format(number=number, written=written["account"], account=account, first=first)
             )
-        id_number = _checked(check_id_number, cells.get("id_number", ""), today)
+        id_number = (
+            resident.id_number
+            if resident is not None
+            else _checked(check_id_number, cells.get("id_number", ""), today)
+        )
         first = id_numbers.setdefault(id_number, number) if id_number else number
         if first != number:
             row_problems.append(
