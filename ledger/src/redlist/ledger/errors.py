@@ -7,6 +7,11 @@ applies, which entry (``seq`` or batch ``index``) and which rule (``check``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # wording builds on this module
+    from redlist.ledger.wording import Words
+
 #: The check of an envelope that is not well-formed format v1 (``points.CHECKS``).
 FORMAT_CHECK = "format"
 #: The check of an entry id already in the log with other bytes (``points.CHECKS``).
@@ -16,7 +21,13 @@ TEXT_CHECK = "text"
 
 
 class RedlistError(Exception):
-    """Root of every error redlist raises on purpose."""
+    """Root of every error redlist raises on purpose.
+
+    ``words``: the message worded for translation, where the core gave it words
+    (``wording``; shown with ``i18n.in_words``), else None.
+    """
+
+    words: Words | None = None
 
     def diagnostics(self) -> str:
         """A human explanation, suitable for printing as-is."""

@@ -61,11 +61,8 @@ def _(message: str) -> str:
 def in_words(error: BaseException) -> str:
     """What ``error`` says, in the chosen language where the core worded it for that
     (``wording``); otherwise its own words."""
-    said = getattr(error, "words", None)
-    if isinstance(said, Words):
-        return say(said)
     if isinstance(error, RedlistError):
-        return error.diagnostics()
+        return error.diagnostics() if error.words is None else say(error.words)
     return str(error)
 
 

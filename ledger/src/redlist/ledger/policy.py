@@ -545,8 +545,7 @@ def _refused(template: str, /, *, line: int | None = None, **values: object) -> 
 
 def _said(error: PolicyError) -> Words | str:
     """What ``error`` said, as words where it has them."""
-    said = getattr(error, "words", None)
-    return said if isinstance(said, Words) else str(error)
+    return str(error) if error.words is None else error.words
 
 
 __all__ = [

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from redlist.ledger.errors import FormatError
+from redlist.ledger.errors import FormatError, RedlistError
 
-_Error = TypeVar("_Error", bound=BaseException)
+_Error = TypeVar("_Error", bound=RedlistError)
 
 
 def N_(message: str) -> str:
@@ -46,7 +46,7 @@ def words(template: str, /, **values: object) -> Words:
 def worded(error: _Error, said: Words) -> _Error:
     """``error`` (made with ``str(said)`` as its message), carrying ``said`` for
     ``i18n.in_words``."""
-    error.words = said  # type: ignore[attr-defined]
+    error.words = said
     return error
 
 

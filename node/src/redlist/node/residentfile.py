@@ -139,11 +139,7 @@ def read_residents_csv(
             )
         # Said with the row's other problems, so that one round of fixes is enough: a row
         # refused for another cell is checked for these two on its own.
-        account = (
-            resident.account
-            if resident is not None
-            else _checked(check_account, cells.get("account", ""), today)
-        )
+        account = _value(resident, "account", check_account, cells, today)
         first = accounts.setdefault(account, number) if account else number
         if first != number:
             row_problems.append(
@@ -151,11 +147,7 @@ def read_residents_csv(
                     "row {number}, column {written}: {account} already appears in row {first}"
                 ).format(number=number, written=written["account"], account=account, first=first)
             )
-        id_number = (
-            resident.id_number
-            if resident is not None
-            else _checked(check_id_number, cells.get("id_number", ""), today)
-        )
+        id_number = _value(resident, "id_number", check_id_number, cells, today)
         first = id_numbers.setdefault(id_number, number) if id_number else number
         if first != number:
             row_problems.append(
@@ -182,10 +174,20 @@ def read_residents_csv(
     return ResidentFile(tuple(rows), encoding, written)
 
 
-def _checked(check: Callable[[str, datetime.date], str], text: str, today: datetime.date) -> str:
-    """``check(text, today)``, or "" when the cell is refused (said elsewhere)."""
+def _value(
+    resident: Resident | None,
+    field: str,
+    check: Callable[[str, datetime.date], str],
+    cells: dict[str, str],
+    today: datetime.date,
+) -> str:
+    """``field`` of the row's resident; of a refused row, its cell checked on its own,
+    or "" when the cell is refused too (said with the row's problems)."""
+    if resident is not None:
+        value: str = getattr(resident, field)
+        return value
     try:
-        return check(text, today)
+        return check(cells.get(field, ""), today)
     except FormatError:
         return ""
 

@@ -32,7 +32,6 @@ from redlist.ledger.publicity import (
     BLACK_HEADERS,
     NAME,
     NOTE,
-    OBJECTION,
     CsvRow,
     objection_cell,
 )
@@ -120,10 +119,14 @@ class NoticeChecked:
 
 
 def check_notice(
-    directory: Path, rows: Sequence[CsvRow], standings: Mapping[str, tuple[int, str]]
+    directory: Path,
+    rows: Sequence[CsvRow],
+    standings: Mapping[str, tuple[int, str]],
+    objections: Mapping[int, int],
 ) -> NoticeChecked:
-    """Hold the bundle's publicity.html to ``rows`` (publicity.csv, already checked) and
-    ``standings`` (each account's score and grade at the month's end).
+    """Hold the bundle's publicity.html to ``rows`` (publicity.csv, already checked),
+    ``standings`` (each account's score and grade at the month's end) and
+    ``objections`` (``publicity.objections_by_target`` of the listed entries).
     ``VerificationError`` (check ``publicity``) names the first row that does not
     match."""
     data = read_publicity_file(directory, bundle.PUBLICITY_HTML_FILE, NOTICE_LIMIT)
@@ -135,7 +138,6 @@ def check_notice(
     parser.feed(text)
     parser.close()
     by_seq = {row.seq: row for row in rows}
-    objected = _objections(rows)
     shown: set[int] = set()
     checked = 0
     for table in parser.tables:
@@ -152,7 +154,7 @@ def check_notice(
                 for column, csv_column in (("姓名", NAME), ("账户", "账户"), ("分数", "分数")):
                     _same(values[column], row.cells[csv_column], column, row.seq)
                 _same(values["事由"], row.cells["规则名称"], "事由", row.seq)
-                _same(values["异议"], objection_cell(objected.get(row.seq)), "异议", row.seq)
+                _same(values["异议"], objection_cell(objections.get(row.seq)), "异议", row.seq)
             elif headers in STANDINGS:
                 _standing(values, standings)
             elif headers != TOTALS or not _total(values, rows):
@@ -166,16 +168,6 @@ def check_notice(
             seq=missing[0],
         )
     return NoticeChecked(checked, parser.draft)
-
-
-def _objections(rows: Sequence[CsvRow]) -> dict[int, int]:
-    """The first objection publicity.csv lists to each award, by the award's seq."""
-    found: dict[int, int] = {}
-    for row in rows:
-        target = row.cells["涉及序号"]
-        if row.cells["类型"] == OBJECTION and target.isascii() and target.isdigit():
-            found.setdefault(int(target), row.seq)
-    return found
 
 
 def _row_of(values: Mapping[str, str], by_seq: Mapping[int, CsvRow]) -> CsvRow:

@@ -48,6 +48,7 @@ from redlist.ledger.publicity import (
     PublicityRecorder,
     decode_csv,
     mask_problem,
+    objections_by_target,
 )
 from redlist.ledger.state import LedgerState
 from redlist.ledger.tables import wrap_text
@@ -266,7 +267,8 @@ def check_csv(
     if standings is not None:  # the notice, once the list it shows holds
         from redlist.verifier.noticecheck import check_notice
 
-        notice = check_notice(directory, rows, standings)
+        objections = objections_by_target(derived[row.seq] for row in rows)
+        notice = check_notice(directory, rows, standings, objections)
     return PublicityReport(
         month=month,
         notice_rows_checked=None if notice is None else notice.rows,
