@@ -367,7 +367,10 @@ class TargetTable:
             and _MIN_Q <= qty <= _MAX_Q
         ):
             raise OverflowError("a target's seq or amounts are beyond the packed columns")
-        number = self._accounts.number(account) + 1
+        number = self._accounts.find(account)
+        if number is None:
+            number = self._accounts.number(account)
+        number += 1
         shape = (kind, rule, month)
         shape_number = self._shape_numbers.get(shape)
         if shape_number is None:

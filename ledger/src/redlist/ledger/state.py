@@ -340,6 +340,18 @@ class MemoryState:
         self.entry_ids = IdTable()
         self.account_entries: dict[str, list[int]] = {}
         self.keep_account_entries = False
+        # The look-ups and records the points rules make for every entry, bound to
+        # the tables' own methods: each then costs one Python frame less (ADR 0039).
+        # A subclass that overrides one of them keeps its override.
+        for name, table_method in (
+            ("key", self.keys.get),
+            ("rule", self.rules.get),
+            ("entry_seq", self.entry_ids.get),
+            ("put_entry_id", self.entry_ids.put),
+            ("put_target", self.targets.put),
+        ):
+            if getattr(type(self), name) is getattr(MemoryState, name):
+                setattr(self, name, table_method)
 
     def config(self) -> TownConfig | None:
         return self._config
@@ -368,9 +380,10 @@ class MemoryState:
         return _ZERO if fields is None else _build_balance(*fields)
 
     def put_balance(self, account: str, balance: Balance) -> None:
-        self._balances.put(
-            self._accounts.number(account), balance.earned, balance.redeemed, balance.entries
-        )
+        number = self._accounts.find(account)
+        if number is None:
+            number = self._accounts.number(account)
+        self._balances.put(number, balance.earned, balance.redeemed, balance.entries)
 
     def target(self, seq: int) -> TargetRecord | None:
         return self.targets.get(seq)
@@ -383,12 +396,12 @@ class MemoryState:
         return 0 if number is None else self._month_counts.get(number, rule, month)
 
     def put_month_qty(self, account: str, rule: str, month: str, qty: int) -> None:
-        if qty:
-            self._month_counts.put(self._accounts.number(account), rule, month, qty)
-        else:
-            number = self._accounts.find(account)
-            if number is not None:
-                self._month_counts.put(number, rule, month, 0)
+        number = self._accounts.find(account)
+        if number is None:
+            if not qty:
+                return
+            number = self._accounts.number(account)
+        self._month_counts.put(number, rule, month, qty)
 
     def reserve(self, entries: int) -> None:
         """Expect a log of about ``entries`` entries (only saves time)."""
