@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from redlist.ledger import i18n
+
 
 @pytest.fixture(scope="module", autouse=True)
 def staff_configuration(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -33,3 +35,13 @@ def english_locale() -> Iterator[None]:
             patch.delenv(variable, raising=False)
         patch.setenv("LANG", "C.UTF-8")
         yield
+
+
+@pytest.fixture(autouse=True)
+def messages_in_english_after_each_test() -> Iterator[None]:
+    """A test that runs a command in process with ``--lang zh_CN`` (or asks for Chinese
+    itself) switches the process's messages; the next test reads English again, in
+    whatever order the tests run."""
+    yield
+    if i18n.language() != i18n.ENGLISH:
+        i18n.setup(i18n.ENGLISH)
