@@ -415,7 +415,7 @@ def test_a_clerk_reads_every_bad_cell_of_a_row_in_chinese(tmp_path: Path, data: 
     refused = residents("--lang", "zh_CN", "import", "--data", data, "--csv", csv_file)
     assert refused.returncode == 2, refused.stdout
     expected = [
-        "居民.csv（按 GB18030（中文 Windows 编码） 读取）：2 行不能使用",
+        "居民.csv（按 GB18030（中文 Windows 编码）读取）：2 行不能使用",
         "第 5 行“姓名”列：为空；每位居民都要有姓名",
         "第 5 行“身份证号”列：校验码是 1，但前 17 位数字对应的校验码应为 X",
         "第 5 行“电话”列：“1234”不是中国大陆的电话号码",

@@ -139,12 +139,12 @@ def test_a_gb18030_sheet_goes_in_and_saved_again_as_utf8_counts_once(town: Town)
     dry = redlist(town, "submit", "--csv", str(gbk), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "六月.csv 的 3 行中，3 行将在本次记录" in dry.stdout
-    assert "已按 GB18030（中文 Windows 编码） 读取 六月.csv。" in dry.stdout.splitlines()
+    assert "已按 GB18030（中文 Windows 编码）读取 六月.csv。" in dry.stdout.splitlines()
     assert town.size() == before
     first = redlist(town, "submit", "--csv", str(gbk))
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("已提交 六月.csv 中 3 行的 3 行：本次记录 3 行；第 ")
-    assert "已按 GB18030（中文 Windows 编码） 读取 六月.csv。" in first.stdout.splitlines()
+    assert "已按 GB18030（中文 Windows 编码）读取 六月.csv。" in first.stdout.splitlines()
     assert town.size() == before + 3
     staff = redlist(town, "account", "zh-0102", signer="grid")
     assert "李建国 防疫值守（北门）" in staff.stdout
@@ -154,7 +154,7 @@ def test_a_gb18030_sheet_goes_in_and_saved_again_as_utf8_counts_once(town: Town)
     again = redlist(town, "submit", "--csv", str(utf8))
     assert again.returncode == 0, again.stderr
     assert "本次记录 0 行，3 行此前已记录" in again.stdout
-    assert "已按 UTF-8（带 Excel 写入的字节顺序标记） 读取 六月-utf8.csv。" in again.stdout
+    assert "已按 UTF-8（带 Excel 写入的字节顺序标记）读取 六月-utf8.csv。" in again.stdout
     plain = town.root / "六月-plain.csv"
     plain.write_bytes(text.encode("utf-8"))
     assert "本次记录 0 行，3 行此前已记录" in redlist(town, "submit", "--csv", str(plain)).stdout
@@ -283,7 +283,7 @@ def test_chinese_role_names_and_catalogue_headers(town: Town) -> None:
     assert loaded.returncode == 0, loaded.stderr
     assert re.fullmatch(
         r"已从 规则.csv 导入 1 条规则（第 \d+ 至 \d+ 条记录）。\n"
-        r"已按 UTF-8（带 Excel 写入的字节顺序标记） 读取 规则.csv。\n",
+        r"已按 UTF-8（带 Excel 写入的字节顺序标记）读取 规则.csv。\n",
         loaded.stdout,
     )
     award = redlist(town, "award", "--account", "zh-0006", "--rule", "Z01", "--qty", "2",
@@ -305,7 +305,7 @@ def test_a_reversal_list_headed_in_chinese(town: Town) -> None:
     assert reversed_.stdout.startswith("撤销.csv：待撤销 1 条记录。\n")
     assert (
         reversed_.stdout.splitlines()[1]
-        == "已按 UTF-8（带 Excel 写入的字节顺序标记） 读取 撤销.csv。"
+        == "已按 UTF-8（带 Excel 写入的字节顺序标记）读取 撤销.csv。"
     )
     table = reversed_.stdout.splitlines()[2:4]
     assert table[0].split() == ["序号", "账户", "规则/物品", "分值", "事迹日期"]

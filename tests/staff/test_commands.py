@@ -292,7 +292,9 @@ def test_csv_problems_are_reported_before_the_node_is_asked(tmp_path: Path, sign
     rules = tmp_path / "rules.csv"
     rules.write_text("code,title,module,points,council\nV01,Pond,env,five,no\n", encoding="utf-8")
     result = redlist("rules", "load", "--csv", str(rules), "--node", NOWHERE, "--signer", signer)
-    refused_before_calling(result.code, result.err, "row 2: points must be a non-zero integer")
+    refused_before_calling(
+        result.code, result.err, "row 2, column points: points must be a non-zero integer"
+    )
     awards = tmp_path / "awards.csv"
     awards.write_text("account,rule,qty,note\ndgc-1,V01,1,\n,V01,1,\n", encoding="utf-8")
     result = redlist("submit", "--csv", str(awards), "--node", NOWHERE, "--signer", signer)

@@ -222,7 +222,7 @@ def test_rules_load_bad_row_changes_nothing(town: Town) -> None:
     before = town.size()
     refused = town.run("rules", "load", "--csv", str(catalogue), signer="admin", cosigners=COUNCIL)
     assert refused.code == 2
-    assert "row 7: points must be a non-zero integer" in refused.err
+    assert "row 7, column points: points must be a non-zero integer" in refused.err
     assert "nothing was submitted" in refused.err
     assert town.size() == before
 

@@ -88,7 +88,7 @@ def test_rules_csv_names_the_bad_row_as_a_spreadsheet_numbers_it() -> None:
     with pytest.raises(FormatError) as refused:
         csvfiles.parse_rules_csv(data, "rules.csv")
     message = refused.value.diagnostics()
-    assert "row 7: points must be a non-zero integer" in message
+    assert "row 7, column points: points must be a non-zero integer" in message
     assert "nothing was submitted" in message
 
 
@@ -104,9 +104,9 @@ def test_rules_csv_reports_every_bad_row() -> None:
         csvfiles.parse_rules_csv(data, "rules.csv")
     message = refused.value.diagnostics()
     assert "4 rows cannot be used" in message
-    assert "row 2: points must be a non-zero integer, not '0'" in message
+    assert "row 2, column points: points must be a non-zero integer, not '0'" in message
     assert "row 3, column title: title must not be empty" in message
-    assert "row 4: council must be one of true/false/yes/no/1/0/是/否" in message
+    assert "row 4, column council: council must be one of true/false/yes/no/1/0/是/否" in message
     assert "row 6: has 3 cells, the header has 5" in message
     assert "row 5" not in message
 
@@ -174,9 +174,13 @@ def test_awards_csv_as_excel_saves_it() -> None:
 def test_rules_csv_points_as_excel_writes_them() -> None:
     (row,) = csvfiles.parse_rules_csv(rules_file("V01,Pond,environment,5.00,no"), "rules.csv")
     assert row.points == 5
-    with pytest.raises(FormatError, match=r"row 2: points must be a non-zero integer, not '0\.0'"):
+    with pytest.raises(
+        FormatError, match=r"row 2, column points: points must be a non-zero integer, not '0\.0'"
+    ):
         csvfiles.parse_rules_csv(rules_file("V01,Pond,environment,0.0,no"), "rules.csv")
-    with pytest.raises(FormatError, match=r"row 2: points must be a non-zero integer, not '2\.5'"):
+    with pytest.raises(
+        FormatError, match=r"row 2, column points: points must be a non-zero integer, not '2\.5'"
+    ):
         csvfiles.parse_rules_csv(rules_file("V01,Pond,environment,2.5,no"), "rules.csv")
 
 
@@ -274,6 +278,36 @@ def test_awards_csv_refuses_bad_rows_by_number() -> None:
     assert "row 6, column qty: qty must be a whole number, not '1.5'" in message
     assert "row 7, column qty: qty must be at least 1, not -1" in message
     assert "row 2" not in message
+
+
+def test_every_bad_cell_of_a_row_is_reported_at_once() -> None:
+    """A clerk corrects a row in one round: each of its bad cells is named, and the row
+    is counted once."""
+    awards = b"account,rule,qty,date,note\nbad id,,0,2026-13-01,\ndgc-1,V01,x,,\n"
+    with pytest.raises(SheetError) as refused:
+        csvfiles.parse_awards_csv(awards, "awards.csv")
+    message = refused.value.diagnostics()
+    assert "2 rows (5 problems) cannot be used" in message
+    assert "row 2, column account: account id 'bad id' is not valid" in message
+    assert "row 2, column rule: rule must not be empty" in message
+    assert "row 2, column qty: qty must be at least 1, not 0" in message
+    assert "row 2, column date: date '2026-13-01' is not a day of the calendar" in message
+    assert "row 3, column qty: qty must be a whole number, not 'x'" in message
+    assert [problem.column for problem in refused.value.problems] == [
+        "account", "rule", "qty", "date", "qty",
+    ]  # fmt: skip
+    rules = rules_file("V01,,,0,maybe")
+    with pytest.raises(SheetError) as refused:
+        csvfiles.parse_rules_csv(rules, "rules.csv")
+    assert [problem.column for problem in refused.value.problems] == [
+        "title", "module", "points", "council",
+    ]  # fmt: skip
+    reversals = b"seq,reason\n0,\nx,\n"
+    with pytest.raises(SheetError) as refused:
+        csvfiles.parse_reversals_csv(reversals, "reversals.csv")
+    assert [(problem.row, problem.column) for problem in refused.value.problems] == [
+        (2, "seq"), (3, "seq"),
+    ]  # fmt: skip
 
 
 # Text the format allows (docs/format.md, "Text"), as the tools hold it: NFC, stripped.
@@ -382,7 +416,9 @@ def test_rule_caps_are_optional_columns() -> None:
         ("V01", None, None),
     ]
     bad = b"code,title,module,points,council,max_qty\nP01,Patrol,safety,4,no,0\n"
-    with pytest.raises(FormatError, match="row 2: max_qty must be a whole number of at least 1"):
+    with pytest.raises(
+        FormatError, match="row 2, column max_qty: max_qty must be a whole number of at least 1"
+    ):
         csvfiles.parse_rules_csv(bad, "rules.csv")
 
 

@@ -6,7 +6,8 @@ GB18030, what Excel writes for "CSV (comma delimited)" on a Chinese Windows, rea
 for a command's summary); the first row names the columns (any order, any case). Rows
 are numbered as a spreadsheet shows them: the header is row 1, the first data row is
 row 2. Rows whose cells are all empty are skipped. A file with any unusable row is
-refused whole, listing the rows and what is wrong with each, so nothing of it is sent.
+refused whole, listing every bad cell of every bad row (a clerk corrects them all in
+one round), so nothing of it is sent.
 
 Entry ids of a rule catalogue's rows are derived from the file's SHA-256 and the row
 number (``row_entry_id``): the same file gives the same ids on every run, and a catalogue
@@ -23,7 +24,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redlist.ledger import i18n
 from redlist.ledger.csvtext import decode_text
@@ -140,32 +141,22 @@ def parse_rules_csv(data: bytes, name: str) -> tuple[RuleRow, ...]:
     """
 
     def parse(row: int, cells: dict[str, str]) -> RuleRow:
-        points_text = cells["points"]
-        try:
-            points = check_rule_points(parse_integer(points_text, "points"))
-        except FormatError:
-            raise FormatError(
-                _("points must be a non-zero integer, not {points_text!r}").format(
-                    points_text=points_text
-                )
-            ) from None
+        cell = _RowCells()
+        code = cell.check("code", check_rule_code, cells["code"], shown_column("code"))
+        title = cell.check("title", check_text, cells["title"], shown_column("title"))
+        module = cell.check("module", check_text, cells["module"], shown_column("module"))
+        points = cell.check("points", _rule_points, cells["points"])
+        council = cell.check("council", parse_council, cells["council"])
+        max_qty = cell.check("max_qty", _optional_cap, cells.get("max_qty", ""), "max_qty")
+        max_per_month = cell.check(
+            "max_per_month", _optional_cap, cells.get("max_per_month", ""), "max_per_month"
+        )
+        decided = cell.check(
+            "decided", check_text, cells.get("decided", ""), shown_column("decided"), required=False
+        )
+        cell.done()
         return RuleRow(
-            row,
-            _cell("code", check_rule_code, cells["code"], shown_column("code")),
-            _cell("title", check_text, cells["title"], shown_column("title")),
-            _cell("module", check_text, cells["module"], shown_column("module")),
-            points,
-            parse_council(cells["council"]),
-            _optional_cap(cells.get("max_qty", ""), "max_qty"),
-            _optional_cap(cells.get("max_per_month", ""), "max_per_month"),
-            _cell(
-                "decided",
-                check_text,
-                cells.get("decided", ""),
-                shown_column("decided"),
-                required=False,
-            )
-            or None,
+            row, code, title, module, points, council, max_qty, max_per_month, decided or None
         )
 
     rows = _parse_csv(data, name, RULE_COLUMNS, RULE_OPTIONAL_COLUMNS, parse)
@@ -184,18 +175,21 @@ def parse_awards_csv(data: bytes, name: str) -> tuple[AwardRow, ...]:
     """
 
     def parse(row: int, cells: dict[str, str]) -> AwardRow:
+        cell = _RowCells()
+        account = cell.check("account", check_account, cells["account"])
+        rule = cell.check("rule", check_text, cells["rule"], shown_column("rule"))
         qty_text = cells.get("qty", "")
-        qty = _cell("qty", parse_integer, qty_text, shown_column("qty")) if qty_text else 1
+        qty = cell.check("qty", parse_integer, qty_text, shown_column("qty")) if qty_text else 1
+        if qty is not None:
+            qty = cell.check("qty", check_positive, qty, shown_column("qty"))
         date_text = cells.get("date", "")
-        note = cells.get("note", "")
-        return AwardRow(
-            row,
-            _cell("account", check_account, cells["account"]),
-            _cell("rule", check_text, cells["rule"], shown_column("rule")),
-            _cell("qty", check_positive, qty, shown_column("qty")),
-            _cell("note", check_text, note, shown_column("note"), required=False) or None,
-            _cell("date", check_date, date_text, shown_column("date")) if date_text else None,
+        date = (
+            cell.check("date", check_date, date_text, shown_column("date")) if date_text else None
         )
+        note = cells.get("note", "")
+        note = cell.check("note", check_text, note, shown_column("note"), required=False)
+        cell.done()
+        return AwardRow(row, account, rule, qty, note or None, date)
 
     return _parse_csv(data, name, AWARD_COLUMNS, AWARD_OPTIONAL_COLUMNS, parse)
 
@@ -216,14 +210,28 @@ def parse_reversals_csv(data: bytes, name: str) -> tuple[ReversalRow, ...]:
     bad rows, if any row is unusable or names an entry twice."""
 
     def parse(row: int, cells: dict[str, str]) -> ReversalRow:
-        target = _cell("seq", parse_integer, cells["seq"], shown_column("seq"))
+        cell = _RowCells()
+        target = cell.check("seq", parse_integer, cells["seq"], shown_column("seq"))
+        if target is not None:
+            target = cell.check("seq", check_target, target)
         reason = cells.get("reason", "")
-        reason = _cell("reason", check_text, reason, shown_column("reason"), required=False)
-        return ReversalRow(row, _cell("seq", check_target, target), reason or None)
+        reason = cell.check("reason", check_text, reason, shown_column("reason"), required=False)
+        cell.done()
+        return ReversalRow(row, target, reason or None)
 
     rows = _parse_csv(data, name, REVERSAL_COLUMNS, REVERSAL_OPTIONAL_COLUMNS, parse)
     _refuse_duplicates(name, [(row.row, str(row.target)) for row in rows], "entry")
     return rows
+
+
+def _rule_points(text: str) -> int:
+    """A rule's points from a cell: a whole number, not zero."""
+    try:
+        return check_rule_points(parse_integer(text, "points"))
+    except FormatError:
+        raise FormatError(
+            _("points must be a non-zero integer, not {points_text!r}").format(points_text=text)
+        ) from None
 
 
 def _optional_cap(text: str, what: str) -> int | None:
@@ -300,8 +308,8 @@ def _parse_csv(
         cells = {column: cell.strip() for column, cell in zip(columns, record, strict=False)}
         try:
             rows.append(parse(number, cells))
-        except _CellError as error:
-            problems.append(Problem(number, error.column, error.diagnostics()))
+        except _RowError as error:
+            problems.extend(Problem(number, column, message) for column, message in error.cells)
         except FormatError as error:
             problems.append(Problem(number, "", error.diagnostics()))
     if problems:
@@ -313,23 +321,36 @@ def _parse_csv(
     return tuple(rows)
 
 
-class _CellError(FormatError):
-    """A cell's value is unusable: ``column`` names it."""
+class _RowError(FormatError):
+    """A row's unusable cells: (column, what is wrong) for each."""
 
-    def __init__(self, column: str, message: str) -> None:
-        super().__init__(message)
-        self.column = column
+    def __init__(self, cells: Sequence[tuple[str, str]]) -> None:
+        super().__init__("; ".join(message for _column, message in cells))
+        self.cells = tuple(cells)
 
 
 _Value = TypeVar("_Value")
 
 
-def _cell(column: str, check: Callable[..., _Value], *args: Any, **kwargs: Any) -> _Value:
-    """``check(*args, **kwargs)``; a ``FormatError`` it raises names ``column``."""
-    try:
-        return check(*args, **kwargs)
-    except FormatError as error:
-        raise _CellError(column, error.diagnostics()) from None
+class _RowCells:
+    """The checks of one row's cells: each bad cell is noted, not only the first, so
+    the clerk sees every problem of the row at once; ``done`` then refuses the row."""
+
+    def __init__(self) -> None:
+        self._problems: list[tuple[str, str]] = []
+
+    def check(self, column: str, check: Callable[..., _Value], *args: Any, **kwargs: Any) -> _Value:
+        """``check(*args, **kwargs)``; a ``FormatError`` it raises is noted for ``column``."""
+        try:
+            return check(*args, **kwargs)
+        except FormatError as error:
+            self._problems.append((column, error.diagnostics()))
+            return cast(_Value, None)  # never used: ``done`` refuses the row first
+
+    def done(self) -> None:
+        """Refuse the row (``_RowError``) if any of its cells was bad."""
+        if self._problems:
+            raise _RowError(self._problems)
 
 
 def _csv_problem(error: csv.Error) -> str:
@@ -355,7 +376,10 @@ def _header(
         columns.pop()  # empty cells Excel keeps right of the table: no column at all
     expected = ",".join((*required, *optional))
     if i18n.is_chinese():
-        expected += _(" or ") + ",".join(CHINESE_COLUMNS.get(c, c) for c in (*required, *optional))
+        chinese = ",".join(CHINESE_COLUMNS.get(c, c) for c in (*required, *optional))
+        expected = _("{columns} or {chinese_columns}").format(
+            columns=expected, chinese_columns=chinese
+        )
     if "" in columns:
         raise FormatError(
             _(

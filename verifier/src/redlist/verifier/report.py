@@ -86,7 +86,8 @@ def _what_was_checked(result: AuditResult) -> list[str]:
         lines.append(
             _(
                 "Every entry follows the town's rules (signer roles, revocations, council "
-                "quorum, active rules, no overdraw, no double reversal, unique ids)."
+                "quorum, active rules, no redemption beyond the points spendable, no double "
+                "reversal, unique ids)."
             )
         )
         lines.append(
