@@ -17,15 +17,9 @@ from redlist.ledger.state import Balance, TargetRecord
 
 # Every builder the hot paths use, with the class it builds.
 USED = [
-    (envelope._build_leaf, Leaf),
-    (envelope._build_signature, EntrySignature),
     (envelope._build_envelope, Envelope),
     (bodydecode._build_award, Award),
     (bodydecode._build_redeem, Redeem),
-    (points._build_effect, Effect),
-    (points._build_balance, Balance),
-    (points._build_target, TargetRecord),
-    (state._build_balance, Balance),
 ]
 
 values = st.one_of(st.none(), st.integers(), st.text(max_size=8), st.binary(max_size=8))
@@ -58,10 +52,42 @@ def test_a_built_value_is_the_value_init_makes(build, cls, data) -> None:
 
 def test_a_builder_takes_every_field_and_nothing_else() -> None:
     with pytest.raises(TypeError):
-        points._build_balance(1, 2)
+        bodydecode._build_redeem("log", b"id")
     with pytest.raises(TypeError):
-        points._build_balance(1, 2, 3, 4)
-    assert points._build_balance(1, 2, 3) == Balance(1, 2, 3)
+        bodydecode._build_redeem(*range(7))
+    built = bodydecode._build_redeem("log", b"i" * 16, 0, "a-1", 5, b"h" * 32)
+    assert built == Redeem("log", b"i" * 16, 0, "a-1", 5, b"h" * 32)
+
+
+texts = st.text(max_size=8)
+maybe = st.one_of(st.none(), st.integers())
+
+
+@given(
+    st.tuples(st.integers(), st.integers(), st.integers()),
+    st.tuples(texts, texts, st.integers(), texts, maybe, st.integers(), texts),
+    st.tuples(st.integers(), texts, st.lists(texts).map(tuple), st.one_of(st.none(), texts),
+              st.one_of(st.none(), texts), st.integers(), st.integers(), maybe),
+)  # fmt: skip
+def test_the_named_tuples_made_without_new_are_the_values_their_class_makes(
+    totals: tuple[object, ...], target: tuple[object, ...], effect: tuple[object, ...]
+) -> None:
+    """``Balance``, ``TargetRecord``, ``Effect``, ``Leaf`` and ``EntrySignature`` are made
+    as ``tuple.__new__(cls, fields)`` on the hot paths (``points``, ``state``,
+    ``envelope``): the values ``cls(*fields)`` makes, as immutable."""
+    for cls, fields in (
+        (Balance, totals),
+        (TargetRecord, target),
+        (Effect, effect),
+        (Leaf, (totals[0], totals[1], b"p" * 32, b"envelope")),
+        (EntrySignature, (b"k" * 8, b"s" * 64)),
+    ):
+        made = state._new_tuple(cls, fields)
+        assert type(made) is cls
+        assert made == cls(*fields) and repr(made) == repr(cls(*fields))
+        assert made is not fields and points._new_tuple is state._new_tuple is tuple.__new__
+        with pytest.raises(AttributeError):
+            setattr(made, cls._fields[0], fields[0])
 
 
 def test_classes_whose_init_does_more_are_refused() -> None:

@@ -132,7 +132,7 @@ def reforge(data: Path, signer: NoteSigner, change: Callable[[int, Leaf], Leaf])
         prev, time = bytes(32), 0
         for seq in range(size):
             stored = Leaf.from_bytes(tables.get("leaves", int_key(seq)) or b"")
-            leaf = change(seq, dataclasses.replace(stored, prev=prev))
+            leaf = change(seq, stored._replace(prev=prev))
             leaf_bytes = leaf.to_bytes()
             tables.put("leaves", int_key(seq), leaf_bytes)
             prev, time = merkle.leaf_hash(leaf_bytes), leaf.time
@@ -151,7 +151,7 @@ def reforge(data: Path, signer: NoteSigner, change: Callable[[int, Leaf], Leaf])
 
 
 def replace_envelope(target: int, envelope: bytes) -> Callable[[int, Leaf], Leaf]:
-    return lambda seq, leaf: dataclasses.replace(leaf, envelope=envelope) if seq == target else leaf
+    return lambda seq, leaf: leaf._replace(envelope=envelope) if seq == target else leaf
 
 
 def last_seq_of(data: Path, account: str) -> int:
@@ -215,7 +215,7 @@ def test_a_writable_open_refuses_a_damaged_head_and_names_the_full_check(
 ) -> None:
     with raw_write(data) as tables:
         leaf = Leaf.from_bytes(tables.get("leaves", int_key(30)) or b"")
-        damaged = dataclasses.replace(leaf, envelope=corrupt_signature(leaf.envelope))
+        damaged = leaf._replace(envelope=corrupt_signature(leaf.envelope))
         tables.put("leaves", int_key(30), damaged.to_bytes())
     with pytest.raises(IntegrityError) as refused:
         Log.open(data)
@@ -296,31 +296,25 @@ def test_the_tail_check_costs_the_same_however_long_the_log(tmp_path: Path) -> N
 REFORGED: dict[str, tuple[Callable[[Town, Path], Callable[[int, Leaf], Leaf]], str, int]] = {
     "a broken link": (
         lambda town, data: (
-            lambda seq, leaf: (
-                dataclasses.replace(leaf, prev=bytes(31) + b"\x01") if seq == 17 else leaf
-            )
+            lambda seq, leaf: leaf._replace(prev=bytes(31) + b"\x01") if seq == 17 else leaf
         ),
         "chain",
         17,
     ),
     "a link from the first entry": (
-        lambda town, data: (
-            lambda seq, leaf: dataclasses.replace(leaf, prev=b"\x01" * 32) if seq == 0 else leaf
-        ),
+        lambda town, data: lambda seq, leaf: leaf._replace(prev=b"\x01" * 32) if seq == 0 else leaf,
         "chain",
         0,
     ),
     "time going back": (
         lambda town, data: (
-            lambda seq, leaf: dataclasses.replace(leaf, time=leaf.time - 1) if seq == 21 else leaf
+            lambda seq, leaf: leaf._replace(time=leaf.time - 1) if seq == 21 else leaf
         ),
         "time",
         21,
     ),
     "a leaf at the wrong position": (
-        lambda town, data: (
-            lambda seq, leaf: dataclasses.replace(leaf, seq=19) if seq == 20 else leaf
-        ),
+        lambda town, data: lambda seq, leaf: leaf._replace(seq=19) if seq == 20 else leaf,
         "leaf-seq",
         20,
     ),
@@ -519,7 +513,7 @@ def _balance_change(account: str, earned: int) -> Change:
     return _resealed(
         "balances",
         account.encode(),
-        lambda payload: dataclasses.replace(Balance.from_bytes(payload), earned=earned).to_bytes(),
+        lambda payload: Balance.from_bytes(payload)._replace(earned=earned).to_bytes(),
     )
 
 
@@ -538,9 +532,7 @@ _rule_change = _resealed(
 _target_change = _resealed(
     "targets",
     int_key(11),
-    lambda payload: dataclasses.replace(
-        TargetRecord.from_bytes(payload), reversed_by=None
-    ).to_bytes(),
+    lambda payload: TargetRecord.from_bytes(payload)._replace(reversed_by=None).to_bytes(),
 )
 
 

@@ -388,7 +388,7 @@ def test_a_rollback_to_the_previous_commit_is_caught_by_the_pinned_state(
 
 def _change_leaf(tables: RawTables) -> None:
     leaf = Leaf.from_bytes(tables.get("leaves", int_key(20)) or b"")
-    changed = dataclasses.replace(leaf, envelope=corrupt_signature(leaf.envelope))
+    changed = leaf._replace(envelope=corrupt_signature(leaf.envelope))
     tables.put("leaves", int_key(20), changed.to_bytes())
 
 

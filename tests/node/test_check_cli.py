@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import resource
@@ -78,7 +77,7 @@ def test_a_damaged_leaf_is_reported_with_its_seq(
     with store.read() as reader:
         leaf = Leaf.from_bytes(reader.leaf(12) or b"")
     store.close()
-    damaged = dataclasses.replace(leaf, envelope=corrupt_signature(leaf.envelope))
+    damaged = leaf._replace(envelope=corrupt_signature(leaf.envelope))
     put(data, "leaves", int_key(12), damaged.to_bytes())
 
     code, output, error = run(capsys, "--data", str(data), "--full")

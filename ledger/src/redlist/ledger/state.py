@@ -3,7 +3,9 @@
 ``LedgerState`` is the seam between the pure semantics (``points``) and where the
 state lives: the node keeps it in LMDB tables written in the same transaction as
 the leaves (``store``), the verifier keeps it in memory (``MemoryState``). Records
-are frozen values with ``to_bytes``/``from_bytes`` so a store can persist them.
+are frozen values with ``to_bytes``/``from_bytes`` so a store can persist them; the
+two made for every award and redemption, ``Balance`` and ``TargetRecord``, are named
+tuples (a tenth of a dataclass value's cost to make, read and free; ADR 0039).
 
 ``MemoryState`` keeps what it holds per entry (entry ids, target records) packed in
 arrays (``packed``, ADR 0030): an audit's memory grows by about 60 bytes an entry
@@ -14,14 +16,13 @@ beyond what it holds per account, key and rule. Per account it holds the id once
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 from redlist.ledger import codec
 from redlist.ledger.entry import Grade, TownConfig
 from redlist.ledger.errors import FormatError
-from redlist.ledger.frozen import builder
 from redlist.ledger.packed import (
     AccountTable,
     BalanceTable,
@@ -91,9 +92,13 @@ class RuleRecord:
         return cls(*_array(data, 9, "rule record"))
 
 
-@dataclass(frozen=True)
-class Balance:
-    """An account's running totals; everything else is derived from these."""
+class Balance(NamedTuple):
+    """An account's running totals; everything else is derived from these.
+
+    A named tuple, not a dataclass: one or two are made for every award and redemption
+    a node or an auditor applies. ``tuple.__new__(Balance, (earned, redeemed, entries))``
+    makes one without the generated ``__new__``.
+    """
 
     earned: int = 0
     redeemed: int = 0
@@ -116,7 +121,7 @@ class Balance:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Balance:
-        return cls(*_array(data, 3, "balance record"))
+        return cls._make(_array(data, 3, "balance record"))
 
 
 def balance_totals_from_bytes(data: bytes) -> tuple[int, int, int]:
@@ -126,14 +131,14 @@ def balance_totals_from_bytes(data: bytes) -> tuple[int, int, int]:
     return earned, redeemed, entries
 
 
-@dataclass(frozen=True)
-class TargetRecord:
+class TargetRecord(NamedTuple):
     """What a later objection or reversal needs to know about an award or redeem.
 
     ``points`` is the signed change to ``earned`` for an award and the amount
     taken from ``spendable`` for a redeem. An award's ``qty`` and the ``month``
     (``YYYY-MM``) of its deed date say which monthly count a reversal gives back
-    (a redeem has 0 and "").
+    (a redeem has 0 and ""). A named tuple, as ``Balance`` is (one is made for every
+    award and redemption); its fields are in the order the store keeps them.
     """
 
     kind: str
@@ -145,26 +150,18 @@ class TargetRecord:
     month: str = ""
 
     def reversed(self, seq: int) -> TargetRecord:
-        return replace(self, reversed_by=seq)
+        return self._replace(reversed_by=seq)
 
     def fields(self) -> list[str | int | None]:
         """The fields in the order they are stored (``to_bytes``, the store's record)."""
-        return [
-            self.kind,
-            self.account,
-            self.points,
-            self.rule,
-            self.reversed_by,
-            self.qty,
-            self.month,
-        ]
+        return list(self)
 
     def to_bytes(self) -> bytes:
         return codec.encode(self.fields())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TargetRecord:
-        return cls(*_array(data, 7, "target record"))
+        return cls._make(_array(data, 7, "target record"))
 
 
 def month_count_to_bytes(rule: str, qty: int) -> bytes:
@@ -226,6 +223,8 @@ class Targets(Mapping[int, TargetRecord]):
 
     def __init__(self, accounts: AccountTable | None = None) -> None:
         self._table = TargetTable(accounts)
+        #: ``put(seq, record)``: the table's own, a record being the tuple of its fields.
+        self.put: Callable[[int, TargetRecord], None] = self._table.put
 
     def __len__(self) -> int:
         return len(self._table)
@@ -234,28 +233,14 @@ class Targets(Mapping[int, TargetRecord]):
         fields = self._table.get(seq)
         if fields is None:
             raise KeyError(seq)
-        return TargetRecord(*fields)
+        return _new_tuple(TargetRecord, fields)
 
     def __iter__(self) -> Iterator[int]:
         return self._table.seqs()
 
     def get(self, seq: int, default: TargetRecord | None = None) -> TargetRecord | None:  # type: ignore[override]
         fields = self._table.get(seq)
-        return default if fields is None else TargetRecord(*fields)
-
-    def put(self, seq: int, record: TargetRecord) -> None:
-        self._table.put(
-            seq,
-            (
-                record.kind,
-                record.account,
-                record.points,
-                record.rule,
-                record.reversed_by,
-                record.qty,
-                record.month,
-            ),
-        )
+        return default if fields is None else _new_tuple(TargetRecord, fields)
 
 
 class Balances(Mapping[str, Balance]):
@@ -289,7 +274,7 @@ class Balances(Mapping[str, Balance]):
     def get(self, account: str, default: Balance | None = None) -> Balance | None:  # type: ignore[override]
         number = self._accounts.find(account)
         fields = None if number is None else self._table.get(number)
-        return default if fields is None else _build_balance(*fields)
+        return default if fields is None else _new_tuple(Balance, fields)
 
     def snapshot(self) -> Balances:
         return Balances(self._accounts, self._table.copy())
@@ -377,13 +362,13 @@ class MemoryState:
     def balance(self, account: str) -> Balance:
         number = self._accounts.find(account)
         fields = None if number is None else self._balances.get(number)
-        return _ZERO if fields is None else _build_balance(*fields)
+        return _ZERO if fields is None else _new_tuple(Balance, fields)
 
     def put_balance(self, account: str, balance: Balance) -> None:
         number = self._accounts.find(account)
         if number is None:
             number = self._accounts.number(account)
-        self._balances.put(number, balance.earned, balance.redeemed, balance.entries)
+        self._balances.put(number, *balance)
 
     def target(self, seq: int) -> TargetRecord | None:
         return self.targets.get(seq)
@@ -419,8 +404,9 @@ class MemoryState:
 
 
 _ZERO = Balance()
-# Made for every award and redemption: built without ``__init__`` (``frozen``).
-_build_balance = builder(Balance)
+# ``Balance(...)`` and ``TargetRecord(...)`` of a tuple of their fields without their
+# generated ``__new__``: the same value, one Python call less (made for every award).
+_new_tuple = tuple.__new__
 _FLAT_TYPES = frozenset({type(None), bool, int, str, bytes})
 
 

@@ -198,7 +198,7 @@ class StatementEntry:
         """``target`` as it stood in the tree of ``size`` entries: a reversal at or
         after ``size`` had not happened yet."""
         if target.reversed_by is not None and target.reversed_by >= size:
-            return replace(target, reversed_by=None)
+            return target._replace(reversed_by=None)
         return target
 
 

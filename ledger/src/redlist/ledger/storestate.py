@@ -25,7 +25,6 @@ import msgpack
 from redlist.ledger import codec
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, StateDamageError
-from redlist.ledger.frozen import builder
 from redlist.ledger.idindex import AbsentIds, IdIndex
 from redlist.ledger.sealmemo import SealedMemo
 from redlist.ledger.state import (
@@ -207,9 +206,9 @@ class LmdbState:
             else:
                 memo = self._memo
                 if memo is None:
-                    balance = _build_balance(*_open_balance(key, data))
+                    balance = Balance._make(_open_balance(key, data))
                 else:
-                    balance = _build_balance(*memo.balances.recall(key, data, _open_balance))
+                    balance = Balance._make(memo.balances.recall(key, data, _open_balance))
                 # And the other way round: a stored balance counts an entry at least,
                 # which linked the account. Read as "no entries", a lost head would start
                 # the account's list again without them (ADR 0046).
@@ -408,7 +407,6 @@ def _link_head(key: bytes, value: bytes) -> tuple[int, int]:
 
 
 _ZERO_BALANCE = Balance()
-_build_balance = builder(Balance)
 
 
 def _totals(balance: Balance) -> tuple[int, int, int]:
