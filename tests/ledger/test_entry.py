@@ -272,7 +272,10 @@ def test_envelope_round_trip() -> None:
     sigs = (EntrySignature(b"\x01" * 8, b"\x02" * 64), EntrySignature(b"\x03" * 8, b"\x04" * 64))
     data = Envelope(b"body", sigs).to_bytes()
     decoded = Envelope.from_bytes(data)
-    assert decoded == Envelope(b"body", sigs)
+    assert (decoded.body, decoded.signatures, decoded.raw) == (b"body", sigs, data)
+    assert decoded == Envelope(b"body", sigs, data) == Envelope.from_bytes(bytes(data))
+    assert decoded != Envelope(b"body", sigs)  # the bytes it was read from count
+    assert repr(decoded) == f"Envelope(body=b'body', signatures={sigs!r})"
     assert decoded.to_bytes() == data
 
 

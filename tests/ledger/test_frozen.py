@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from redlist.ledger import bodydecode, envelope, points, state
+from redlist.ledger import bodydecode, points, state
 from redlist.ledger.bodies import Award, Redeem
 from redlist.ledger.envelope import EntrySignature, Envelope, Leaf
 from redlist.ledger.frozen import builder
@@ -17,7 +17,6 @@ from redlist.ledger.state import Balance, TargetRecord
 
 # Every builder the hot paths use, with the class it builds.
 USED = [
-    (envelope._build_envelope, Envelope),
     (bodydecode._build_award, Award),
     (bodydecode._build_redeem, Redeem),
 ]
@@ -72,8 +71,8 @@ maybe = st.one_of(st.none(), st.integers())
 def test_the_named_tuples_made_without_new_are_the_values_their_class_makes(
     totals: tuple[object, ...], target: tuple[object, ...], effect: tuple[object, ...]
 ) -> None:
-    """``Balance``, ``TargetRecord``, ``Effect``, ``Leaf`` and ``EntrySignature`` are made
-    as ``tuple.__new__(cls, fields)`` on the hot paths (``points``, ``state``,
+    """``Balance``, ``TargetRecord``, ``Effect``, ``Leaf``, ``EntrySignature`` and
+    ``Envelope`` are made as ``tuple.__new__(cls, fields)`` on the hot paths (``points``, ``state``,
     ``envelope``): the values ``cls(*fields)`` makes, as immutable."""
     for cls, fields in (
         (Balance, totals),
@@ -81,6 +80,7 @@ def test_the_named_tuples_made_without_new_are_the_values_their_class_makes(
         (Effect, effect),
         (Leaf, (totals[0], totals[1], b"p" * 32, b"envelope")),
         (EntrySignature, (b"k" * 8, b"s" * 64)),
+        (Envelope, (b"body", (EntrySignature(b"k" * 8, b"s" * 64),), b"raw")),
     ):
         made = state._new_tuple(cls, fields)
         assert type(made) is cls

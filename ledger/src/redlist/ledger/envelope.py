@@ -11,14 +11,12 @@ shapes first, which decides exactly as the general path does
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from redlist.ledger import codec
 from redlist.ledger.errors import FormatError
 from redlist.ledger.fieldreader import is_int
 from redlist.ledger.formatv1 import HASH_SIZE, KEY_ID_SIZE, MAX_ENVELOPE_SIZE, SIGNATURE_SIZE
-from redlist.ledger.frozen import builder
 
 
 class EntrySignature(NamedTuple):
@@ -29,13 +27,21 @@ class EntrySignature(NamedTuple):
     signature: bytes
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """What an author submits: body bytes and signatures over them (DESIGN 3.2)."""
+class Envelope(NamedTuple):
+    """What an author submits: body bytes and signatures over them (DESIGN 3.2).
+
+    ``raw`` is the envelope's bytes as read (``from_bytes``), b"" for one built here. A
+    named tuple, as ``Leaf`` is (one is made for every entry read), so two envelopes are
+    equal when their ``raw`` is too: a decoded envelope equals the one decoded from the
+    same bytes, not one built from its fields.
+    """
 
     body: bytes
     signatures: tuple[EntrySignature, ...]
-    raw: bytes = field(default=b"", compare=False, repr=False)
+    raw: bytes = b""
+
+    def __repr__(self) -> str:  # the body and signatures; the raw bytes repeat them
+        return f"Envelope(body={self.body!r}, signatures={self.signatures!r})"
 
     def to_bytes(self) -> bytes:
         if self.raw:
@@ -182,11 +188,10 @@ def _envelope_fast(data: bytes, pack: codec.Pack) -> Envelope | None:
         previous = key_id
     if pack(value) != data:  # ``codec.encodes_to``, with the caller's packer
         return None
-    return _build_envelope(body, tuple(signatures), data)
+    return _new_tuple(Envelope, (body, tuple(signatures), data))
 
 
-# The fast paths build their values without ``__init__`` (``frozen``): the same values.
-_build_envelope = builder(Envelope)
-# ``Leaf`` and ``EntrySignature`` (named tuples) of the checked list of their fields,
-# without their generated ``__new__``: the same values, one Python call less.
+# The fast paths build ``Leaf``, ``EntrySignature`` and ``Envelope`` (named tuples) of
+# their checked fields without their generated ``__new__``: the same values, one Python
+# call less.
 _new_tuple = tuple.__new__

@@ -2,10 +2,11 @@
 
 A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``
 (its own ``__setattr__`` refuses): a tenth of a microsecond a field, so an award's
-``Award`` costs over a microsecond to build. An audit builds several such values for
-every entry (the leaf, its envelope and signature, the body, the new balance, the
-target record, the effect), and on two cores each microsecond of that is about 2% of
-the audit's speed against the limit (DESIGN 6, ADR 0039).
+``Award`` costs over a microsecond to build. An audit builds a body for every entry,
+and on two cores each microsecond of that is about 2% of the audit's speed against
+the limit (DESIGN 6, ADR 0039). The other values made for every entry (the leaf, its
+envelope and signatures, the new balance, the target record, the effect) are named
+tuples, cheaper still (ADR 0039's addendum); the bodies, a class hierarchy, cannot be.
 
 ``builder(cls)`` returns a function taking every field of ``cls`` positionally, in
 the order of ``dataclasses.fields``, that writes them straight into the new value's
