@@ -286,16 +286,13 @@ def test_every_bad_cell_of_a_row_is_reported_at_once() -> None:
     awards = b"account,rule,qty,date,note\nbad id,,0,2026-13-01,\ndgc-1,V01,x,,\n"
     with pytest.raises(SheetError) as refused:
         csvfiles.parse_awards_csv(awards, "awards.csv")
-    message = refused.value.diagnostics()
-    assert "2 rows (5 problems) cannot be used" in message
-    assert "row 2, column account: account id 'bad id' is not valid" in message
-    assert "row 2, column rule: rule must not be empty" in message
-    assert "row 2, column qty: qty must be at least 1, not 0" in message
-    assert "row 2, column date: date '2026-13-01' is not a day of the calendar" in message
-    assert "row 3, column qty: qty must be a whole number, not 'x'" in message
-    assert [problem.column for problem in refused.value.problems] == [
-        "account", "rule", "qty", "date", "qty",
+    assert "2 rows (5 problems) cannot be used" in refused.value.diagnostics()
+    assert [(problem.row, problem.column) for problem in refused.value.problems] == [
+        (2, "account"), (2, "rule"), (2, "qty"), (2, "date"), (3, "qty"),
     ]  # fmt: skip
+    assert refused.value.problems[3].line() == (
+        "row 2, column date: date '2026-13-01' is not a day of the calendar"
+    )
     rules = rules_file("V01,,,0,maybe")
     with pytest.raises(SheetError) as refused:
         csvfiles.parse_rules_csv(rules, "rules.csv")
