@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import sys
 
@@ -15,7 +16,7 @@ from redlist.ledger.packed import (
     MonthCountTable,
     TargetTable,
 )
-from redlist.ledger.state import Balance, MemoryState, TargetRecord
+from redlist.ledger.state import Balance, KeyRecord, MemoryState, RuleRecord, TargetRecord
 
 
 def entry_id(n: int) -> bytes:
@@ -244,3 +245,21 @@ def test_reserving_room_keeps_every_id_and_is_bounded() -> None:
     huge = IdTable()
     huge.reserve(2**40)  # a number from data: room stays bounded
     assert len(huge._slots) <= 2 * 2 * MAX_RESERVED
+
+
+def test_a_copied_state_reads_and_writes_its_own_tables() -> None:
+    """The state answers look-ups with its tables' own bound methods; a copy binds its
+    copies' methods, never the original's."""
+    state = MemoryState()
+    state.put_key(KeyRecord(b"k" * 8, b"p" * 32, "wang", frozenset({"grid"}), 1))
+    state.put_entry_id(b"i" * 16, 1)
+    other = copy.deepcopy(state)
+    other.put_key(KeyRecord(b"q" * 8, b"p" * 32, "li", frozenset({"grid"}), 2))
+    other.put_rule(RuleRecord("V01", "Pond", "environment", 5, False, True, 3))
+    other.put_entry_id(b"j" * 16, 2)
+    other.put_target(4, TargetRecord("award", "a-1", 5, "V01", None, 1, "2026-03"))
+    assert other.key(b"k" * 8) == state.key(b"k" * 8) and other.key(b"q" * 8) is not None
+    assert other.rule("V01") is not None and other.entry_seq(b"j" * 16) == 2
+    assert other.target(4) == TargetRecord("award", "a-1", 5, "V01", None, 1, "2026-03")
+    assert state.key(b"q" * 8) is None and state.rule("V01") is None
+    assert state.entry_seq(b"j" * 16) is None and state.target(4) is None

@@ -325,18 +325,35 @@ class MemoryState:
         self.entry_ids = IdTable()
         self.account_entries: dict[str, list[int]] = {}
         self.keep_account_entries = False
-        # The look-ups and records the points rules make for every entry, bound to
-        # the tables' own methods: each then costs one Python frame less (ADR 0039).
-        # A subclass that overrides one of them keeps its override.
-        for name, table_method in (
-            ("key", self.keys.get),
-            ("rule", self.rules.get),
-            ("entry_seq", self.entry_ids.get),
-            ("put_entry_id", self.entry_ids.put),
-            ("put_target", self.targets.put),
-        ):
+        self._bind_tables()
+
+    def _bind_tables(self) -> None:
+        """Bind the look-ups and records the points rules make for every entry to the
+        tables' own methods: each then costs one Python frame less (ADR 0039). A
+        subclass that overrides one of them keeps its override."""
+        for name, table_method in self._table_methods().items():
             if getattr(type(self), name) is getattr(MemoryState, name):
                 setattr(self, name, table_method)
+
+    def _table_methods(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "key": self.keys.get,
+            "rule": self.rules.get,
+            "entry_seq": self.entry_ids.get,
+            "put_entry_id": self.entry_ids.put,
+            "put_target": self.targets.put,
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy (``copy.deepcopy``, ``pickle``) binds its own tables' methods: a
+        # dictionary's bound ``get`` would be copied as it is, still reading the
+        # original's dictionary.
+        bound = self._table_methods()
+        return {name: value for name, value in vars(self).items() if name not in bound}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self._bind_tables()
 
     def config(self) -> TownConfig | None:
         return self._config
