@@ -137,6 +137,14 @@ def test_problems_are_written_as_a_csv_file_excel_opens() -> None:
     )
 
 
+def test_the_problems_file_speaks_the_clerks_language() -> None:
+    """A clerk working in Chinese opens a file headed 行,列,问题 whose columns are named
+    as the sheet's Chinese headers and the messages name them."""
+    i18n.setup(i18n.CHINESE)
+    data = problems_csv([Problem(3, "account", "账户号无效"), Problem(9, "", "有 3 个单元格")])
+    assert data.decode("utf-8-sig") == "行,列,问题\r\n3,账户,账户号无效\r\n9,,有 3 个单元格\r\n"
+
+
 @pytest.mark.parametrize(
     ("data", "problem"),
     [

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from redlist.ledger import i18n
 from redlist.ledger.errors import FormatError
-from redlist.ledger.i18n import _, ngettext
+from redlist.ledger.i18n import N_, _, ngettext
 
 #: Most problems listed in the message when a sheet is refused.
 MAX_SHOWN_PROBLEMS = 50
 #: The columns of an errors file.
-PROBLEM_COLUMNS = ("row", "column", "problem")
+PROBLEM_COLUMNS = (N_("row"), N_("column"), N_("problem"))
 #: Column names accepted in Chinese, and the English name each stands for: an award
 #: sheet's 账户,规则,数量,日期,备注; a catalogue's 代码,名称,模块,分值,需评议,单次上限,
 #: 每月上限,决定; a reversal list's 序号,原因.
@@ -98,12 +98,15 @@ class SheetError(FormatError):
 
 
 def problems_csv(problems: Sequence[Problem]) -> bytes:
-    """``problems`` as a CSV file's bytes: UTF-8 with a byte order mark, CRLF lines."""
+    """``problems`` as a CSV file's bytes: UTF-8 with a byte order mark, CRLF lines. The
+    header and the columns are in the clerk's language, as the messages name them
+    (行,列,问题 and 账户, 日期... in Chinese)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(PROBLEM_COLUMNS)
+    writer.writerow([_(header) for header in PROBLEM_COLUMNS])
     for problem in problems:
-        writer.writerow((problem.row, problem.column, problem.message))
+        column = shown_column(problem.column) if problem.column else ""
+        writer.writerow((problem.row, column, problem.message))
     return b"\xef\xbb\xbf" + text.getvalue().encode("utf-8")
 
 
