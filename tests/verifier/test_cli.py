@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -882,6 +883,17 @@ def test_a_directory_or_a_missing_file_as_log_key(
     err = log_key_refusal(capsys, directory, str(missing))
     assert f"the log key file {missing} does not exist" in err
     assert "two '+' separators" not in err
+
+
+def test_a_damaged_log_key_is_explained_in_the_auditors_language(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The key's own problem comes translated too, not only the sentence around it."""
+    directory = standard_log().write_bundle(tmp_path / "bundle")
+    assert main(["bundle", str(directory), "--log-key", "town+1234+abc", "--lang", "zh_CN"]) == 2
+    err = capsys.readouterr().err
+    assert "不是日志验证公钥" in err and "密钥 town：密钥哈希必须是 8 位小写十六进制数字" in err
+    assert not re.search(r"\b(is|the|must|key)\b", err), err
 
 
 def test_an_unreadable_log_key_file_is_named_without_python_details(

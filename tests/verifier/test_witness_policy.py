@@ -279,6 +279,15 @@ def test_a_policy_that_cannot_be_used_is_explained_in_chinese(
         ),
         "group none any x\n": "策略第 1 行：none 是保留字，不能用作组名称",
         f"witness w0 {wkey(0)}\n": "策略第 2 行：文件结束了却没有 quorum 行",
+        # A key string pasted with a character changed, and one cut short.
+        f"witness w0 {wkey(0)[:-2]}AA\nquorum w0\n": (
+            "策略第 1 行：验证公钥有误：密钥 witness.example/town0："
+            "密钥哈希与名称和公钥不符；密钥字符串已损坏"
+        ),
+        f"witness w0 {wkey(0)[:-3]}\nquorum w0\n": (
+            "策略第 1 行：验证公钥有误：密钥 witness.example/town0："
+            "密钥部分不是密钥字符串应有的 base64"
+        ),
     }
     for text, said in cases.items():
         path = policy_file(tmp_path, text, f"p{len(text)}.policy")

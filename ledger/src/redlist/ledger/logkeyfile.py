@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from redlist.ledger.errors import KeyFileError, NoteError, RedlistError
-from redlist.ledger.i18n import _
+from redlist.ledger.i18n import _, in_words
 from redlist.ledger.note.keys import ALG_ED25519, VerifierKey
 
 #: The name of the file holding a log's verifier key in a node's data directory.
@@ -83,7 +83,7 @@ def read_log_key(given: str, read_file: Callable[[Path], bytes] | None = None) -
             _(
                 "{what} is not a log verifier key (name+hash+key, as 'redlist-node init' prints "
                 "it): {exc}"
-            ).format(what=what, exc=exc)
+            ).format(what=what, exc=in_words(exc))
         ) from None
     if log_key.algorithm != ALG_ED25519:
         raise KeyFileError(

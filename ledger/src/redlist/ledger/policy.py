@@ -370,7 +370,8 @@ def _key(text: str) -> VerifierKey:
     try:
         return VerifierKey.parse(text)
     except NoteError as error:
-        raise _refused(N_("bad verifier key: {error}"), error=str(error)) from None
+        said = str(error) if error.words is None else error.words
+        raise _refused(N_("bad verifier key: {error}"), error=said) from None
 
 
 def _url(items: Sequence[str], index: int) -> str | None:

@@ -30,6 +30,17 @@ from redlist.ledger.note.syntax import (
     excerpt,
     name_problem,
 )
+from redlist.ledger.wording import N_, worded, words
+
+_PUBLIC_SIZE = N_("key {name}: a public key is {size} bytes")
+
+
+def _refused(template: str, **values: object) -> NoteError:
+    """A ``NoteError`` worded for translation (``wording``): its message is the
+    English sentence, ``i18n.in_words`` shows it in the reader's language."""
+    said = words(template, **values)
+    return worded(NoteError(str(said)), said)
+
 
 ALG_ED25519 = 0x01
 ALG_COSIGNATURE_V1 = 0x04
@@ -82,13 +93,20 @@ class VerifierKey:
         check_name(self.name, "key name")
         name = excerpt(self.name)
         if type(self.algorithm) is not int or self.algorithm not in ALGORITHMS:
-            raise NoteError(f"key {name}: key algorithm {self.algorithm!r} is not supported")
+            raise _refused(
+                N_("key {name}: key algorithm {algorithm} is not supported"),
+                name=name,
+                algorithm=repr(self.algorithm),
+            )
         if not isinstance(self.public, bytes) or len(self.public) != crypto.PUBLIC_KEY_SIZE:
-            raise NoteError(f"key {name}: a public key is {crypto.PUBLIC_KEY_SIZE} bytes")
+            raise _refused(_PUBLIC_SIZE, name=name, size=crypto.PUBLIC_KEY_SIZE)
         if self.key_hash != compute_key_hash(self.name, self.algorithm, self.public):
-            raise NoteError(
-                f"key {name}: the key hash does not match the name and public key;"
-                " the key string is damaged"
+            raise _refused(
+                N_(
+                    "key {name}: the key hash does not match the name and public key; the key "
+                    "string is damaged"
+                ),
+                name=name,
             )
 
     @classmethod
@@ -105,7 +123,7 @@ class VerifierKey:
     def _make(cls, name: str, algorithm: int, public: bytes) -> VerifierKey:
         check_name(name, "key name")
         if not isinstance(public, bytes) or len(public) != crypto.PUBLIC_KEY_SIZE:
-            raise NoteError(f"key {name}: a public key is {crypto.PUBLIC_KEY_SIZE} bytes")
+            raise _refused(_PUBLIC_SIZE, name=name, size=crypto.PUBLIC_KEY_SIZE)
         return cls(name, compute_key_hash(name, algorithm, public), public, algorithm)
 
     @classmethod
@@ -116,20 +134,30 @@ class VerifierKey:
         writes them; surrounding whitespace is not accepted.
         """
         if not isinstance(text, str):
-            raise NoteError("a verifier key is text")
+            raise _refused(N_("a verifier key is text"))
         parts = text.split("+", 2)
         if len(parts) != 3:
-            raise NoteError(
-                "a verifier key has the form <name>+<key hash>+<key>, with two '+' separators"
+            raise _refused(
+                N_("a verifier key has the form <name>+<key hash>+<key>, with two '+' separators")
             )
         name, hash_hex, key_base64 = parts
         check_name(name, "key name")
         if not _KEY_HASH_HEX.fullmatch(hash_hex):
-            raise NoteError(f"key {name}: the key hash must be 8 lowercase hex digits")
-        material = decode_base64(key_base64, f"key {name}: the key")
+            raise _refused(N_("key {name}: the key hash must be 8 lowercase hex digits"), name=name)
+        try:
+            material = decode_base64(key_base64, "the key")
+        except NoteError:
+            raise _refused(
+                N_(
+                    "key {name}: the key part is not the base64 a key string holds (damaged or "
+                    "cut short)"
+                ),
+                name=name,
+            ) from None
         if len(material) != 1 + crypto.PUBLIC_KEY_SIZE or material[0] not in ALGORITHMS:
-            raise NoteError(
-                f"key {name}: not an Ed25519 key (algorithm byte 0x01 or 0x04 and 32 key bytes)"
+            raise _refused(
+                N_("key {name}: not an Ed25519 key (algorithm byte 0x01 or 0x04 and 32 key bytes)"),
+                name=name,
             )
         return cls(name, bytes.fromhex(hash_hex), material[1:], material[0])
 
