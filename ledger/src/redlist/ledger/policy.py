@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from redlist.ledger.errors import NoteError, PolicyError
+from redlist.ledger.errors import NoteError, PolicyError, RedlistError
 from redlist.ledger.note.checkpoint import SignedCheckpoint
 from redlist.ledger.note.cosignature import verify_cosignature
 from redlist.ledger.note.keys import ALG_COSIGNATURE_V1, ALG_ED25519, VerifierKey
@@ -370,8 +370,7 @@ def _key(text: str) -> VerifierKey:
     try:
         return VerifierKey.parse(text)
     except NoteError as error:
-        said = str(error) if error.words is None else error.words
-        raise _refused(N_("bad verifier key: {error}"), error=said) from None
+        raise _refused(N_("bad verifier key: {error}"), error=_said(error)) from None
 
 
 def _url(items: Sequence[str], index: int) -> str | None:
@@ -544,7 +543,7 @@ def _refused(template: str, /, *, line: int | None = None, **values: object) -> 
     return worded(PolicyError(str(said), line=line), said)
 
 
-def _said(error: PolicyError) -> Words | str:
+def _said(error: RedlistError) -> Words | str:
     """What ``error`` said, as words where it has them."""
     return str(error) if error.words is None else error.words
 
