@@ -1,4 +1,5 @@
-"""A serving node whose signature worker is killed starts another in its place."""
+"""A serving node's signature workers run nicer than it; one killed is replaced by
+another as nice."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from tests.node.serving import serve_in_subprocess
 from tests.waiting import eventually
 
 from redlist.ledger.cores import available_cores
+from redlist.ledger.sigworkers import MOST_NICE
+from redlist.node.commands.serve import WORKER_NICENESS
 from redlist.v1 import ledger_pb2_grpc
 
 pytestmark = pytest.mark.skipif(
@@ -37,6 +40,16 @@ def _workers_of(pid: int) -> list[int]:
     return sorted(found)
 
 
+def _assert_nicer(node: int) -> None:
+    """The node's writer has the cores first: its workers run WORKER_NICENESS nicer."""
+    expected = min(MOST_NICE, os.getpriority(os.PRIO_PROCESS, node) + WORKER_NICENESS)
+    workers = _workers_of(node)
+    assert workers
+    assert [os.getpriority(os.PRIO_PROCESS, worker) for worker in workers] == [expected] * len(
+        workers
+    )
+
+
 def test_a_killed_signature_worker_is_replaced_and_counted(tmp_path: Path) -> None:
     town = Town.from_seed(b"a signature worker killed while serving")
     data = tmp_path / "data"
@@ -50,6 +63,7 @@ def test_a_killed_signature_worker_is_replaced_and_counted(tmp_path: Path) -> No
     ):
         node = processes[0].pid
         assert eventually(lambda: len(_workers_of(node)) == 2, 30.0)
+        _assert_nicer(node)
         killed = _workers_of(node)[0]
         os.kill(killed, signal.SIGKILL)  # as the kernel's out-of-memory killer would
 
@@ -75,6 +89,7 @@ def test_a_killed_signature_worker_is_replaced_and_counted(tmp_path: Path) -> No
         assert eventually(submitted_and_replaced, 30.0, 0.1)
         assert eventually(lambda: len(_workers_of(node)) == 2, 30.0)
         assert killed not in _workers_of(node)
+        _assert_nicer(node)  # the one started in the killed one's place too
         assert eventually(lambda: "redlist_signature_workers 2.0" in scraped(), 30.0)
     said = (tmp_path / "serve.err").read_text()
     assert "a signature worker was killed by signal 9; another is started in its place" in said

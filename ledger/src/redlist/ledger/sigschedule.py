@@ -111,7 +111,9 @@ class SignatureScheduler:
 
     ``workers`` is the parallelism (default: one per available core). ``processes``
     starts that many worker processes now (they ready themselves while the caller
-    goes on; threads verify until then); ``wait_started`` waits for them. A caller's
+    goes on; threads verify until then); ``wait_started`` waits for them. With
+    ``niceness``, they run that many steps nicer than the caller, so the caller's
+    own threads have the cores first (a node's serial writer, ADR 0055). A caller's
     ``executor`` is used instead of threads, and left running.
     """
 
@@ -121,6 +123,7 @@ class SignatureScheduler:
         *,
         processes: bool = False,
         executor: Executor | None = None,
+        niceness: int = 0,
     ) -> None:
         self.workers = max(1, workers or available_cores())
         self._executor = executor
@@ -129,7 +132,9 @@ class SignatureScheduler:
         self._closed = False
         self._pool: VerifyPool | None = None
         if processes and executor is None and self.workers >= 2:
-            self._pool = take_early(self.workers) or VerifyPool(self.workers)
+            # The pool started early (``start_early``) runs at the caller's priority.
+            early = take_early(self.workers) if niceness == 0 else None
+            self._pool = early or VerifyPool(self.workers, niceness=niceness)
 
     @classmethod
     def for_entries(cls, entries: int, workers: int | None = None) -> SignatureScheduler:

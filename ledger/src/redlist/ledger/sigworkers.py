@@ -70,6 +70,8 @@ from redlist.ledger.cores import available_cores
 from redlist.ledger.ed25519rule import ENTRY_DOMAIN, verify_many
 from redlist.ledger.sigchild import HELLO, LENGTH, NUMBER, OUTCOMES, VALID, read_message
 
+#: The nicest a process can be (POSIX ``nice``): it then runs only when no other would.
+MOST_NICE = 19
 #: The interpreter's thread switch interval (seconds) that ``tune_interpreter`` sets.
 VERIFY_SWITCH_INTERVAL_S = 0.0005
 #: The garbage collector's thresholds that ``tune_interpreter`` sets.
@@ -311,10 +313,11 @@ class VerifyPool:
     call ``close``.
     """
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, *, niceness: int = 0) -> None:
         if processes < 1:
             raise ValueError("a verify pool needs at least one process")
-        self._workers = [_Worker(_start_worker()) for _ in range(processes)]
+        self._niceness = niceness
+        self._workers = [_Worker(_start_worker(niceness)) for _ in range(processes)]
         self._jobs: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._watch_lock = threading.Lock()
@@ -486,7 +489,7 @@ class VerifyPool:
     def _replace(self, number: int, stopped: Stopped) -> _Worker | None:
         """Start worker ``number`` again, in place of ``stopped`` (reported to
         ``on_replace``); None once the pool is closing."""
-        worker = _Worker(_start_worker())  # a fork and an exec: not under the lock
+        worker = _Worker(_start_worker(self._niceness))  # a fork and an exec: not under the lock
         with self._lock:
             closed = self._closed
             if not closed:
@@ -630,8 +633,9 @@ def verify_here(triples: Sequence[Triple]) -> list[bool]:
     return [outcome == VALID for outcome in verify_many(triples, ENTRY_DOMAIN)]
 
 
-def _start_worker() -> subprocess.Popen[bytes] | None:
-    """A new worker process, or None when none can be started (the caller verifies)."""
+def _start_worker(niceness: int = 0) -> subprocess.Popen[bytes] | None:
+    """A new worker process, or None when none can be started (the caller verifies);
+    ``niceness`` steps nicer than this process (``lower_priority``)."""
     environment = dict(os.environ)
     # The child imports redlist from where this process did: a source tree is put on
     # its path (an installed package is found anyway, and a site-packages directory
@@ -643,7 +647,7 @@ def _start_worker() -> subprocess.Popen[bytes] | None:
             [str(source_root), *([inherited] if inherited else [])]
         )
     try:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "redlist.ledger.sigchild"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -651,6 +655,18 @@ def _start_worker() -> subprocess.Popen[bytes] | None:
         )
     except (OSError, ValueError):
         return None
+    if niceness > 0:
+        lower_priority(process.pid, niceness)
+    return process
+
+
+def lower_priority(pid: int, niceness: int) -> None:
+    """Run process ``pid`` ``niceness`` steps nicer than this one (at most 19), where
+    the system has priorities; elsewhere, or when the process has gone, it runs as it
+    is. A process may always make its own child nicer."""
+    with contextlib.suppress(AttributeError, OSError):
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, pid, min(MOST_NICE, own + niceness))
 
 
 __all__ = [
@@ -658,6 +674,7 @@ __all__ = [
     "Stopped",
     "Triple",
     "VerifyPool",
+    "lower_priority",
     "start_early",
     "take_early",
     "verify_here",
