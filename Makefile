@@ -104,6 +104,9 @@ demo: install bytecode
 # object a line) in $(BENCH_OUT); then scripts/bench_report.py writes docs/performance.md's
 # table and docs/performance-append.png from it. REDLIST_BENCH_10M=1 grows the append
 # and proofs benchmarks' logs to 10M entries (about half an hour each) instead of 1M.
+# The results the table is written from are kept in docs/performance.jsonl: a row this run
+# does not measure again (the 10M ones, in a run without REDLIST_BENCH_10M) keeps its
+# figures there, with the day it was measured.
 BENCH_OUT ?= build/bench.jsonl
 
 bench: install bytecode
@@ -115,7 +118,7 @@ bench: install bytecode
 		echo "running $$script" >&2; \
 		$(BIN)/python "$$script" | tee -a $(BENCH_OUT); \
 	done; \
-	$(BIN)/python scripts/bench_report.py $(BENCH_OUT)
+	$(BIN)/python scripts/bench_report.py $(BENCH_OUT) --keep docs/performance.jsonl
 
 clean:
 	rm -rf build dist */src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis \

@@ -1,6 +1,7 @@
 """Write docs/performance.md's table and plot from the benchmarks' JSON (``make bench``).
 
-Usage: python scripts/bench_report.py RESULTS.jsonl [--doc FILE ...] [--plot FILE]
+Usage: python scripts/bench_report.py RESULTS.jsonl [--keep KEPT.jsonl] [--doc FILE ...]
+                                      [--plot FILE]
 
 RESULTS holds one JSON object a line, as each of ``benchmarks/*.py`` prints. The table
 replaces what lies between the two marker lines of each document (docs/performance.md
@@ -9,6 +10,14 @@ hand); the plot shows the append benchmark's cost per entry against the
 log's size, on log-scaled axes, with the bound DESIGN 6 sets (throughput within 20% of
 that at 10k entries, so a cost at most 1.25 times it). Needs matplotlib (the ``bench``
 extra). A benchmark missing from RESULTS has no row; an unknown one is listed by name.
+
+With ``--keep`` (``make bench`` gives docs/performance.jsonl), the table is written from
+the results kept there as well: a new result takes the place of the kept one of the same
+benchmark and scale (``identity``: the append and proofs benchmarks at 1M and at 10M
+are two), and a kept one the run did not repeat keeps its row, which then says the day
+it was measured. The merged results are written back, so a long run (the 10M rows, half
+an hour each) is not lost to the next ``make bench``. Each new result is stamped with
+the time of the report (``measured_at``) before it is kept.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = "<!-- bench:begin (written by make bench: scripts/bench_report.py) -->"
 END = "<!-- bench:end -->"
+#: How a result's ``measured_at`` is written (UTC, to the minute).
+TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
 HEADERS = ("figure", "measured", "limit (libsodium, all cores)", "ratio", "target", "met")
 
 Result = dict[str, Any]
@@ -257,11 +268,50 @@ ROWS: dict[str, Callable[[Result], list[tuple[str, ...]]]] = {
 
 
 def read_results(path: Path) -> list[Result]:
+    """The JSON objects of ``path``, one a line; SystemExit naming the line that is not one."""
     results = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            results.append(json.loads(line))
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            result = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"{path}, line {number}: not a JSON object ({exc})") from None
+        if not isinstance(result, dict):
+            raise SystemExit(f"{path}, line {number}: not a JSON object")
+        results.append(result)
     return results
+
+
+def identity(result: Result) -> tuple[str, int | None]:
+    """Which row a result measures: its benchmark, and for the benchmarks run at 1M and
+    at 10M (append, proofs) the size its log grew to."""
+    name = str(result.get("benchmark", "?"))
+    if name == "append":
+        return name, result.get("entries")
+    if name == "proofs" and result.get("sizes"):
+        return name, result["sizes"][-1]
+    return name, None
+
+
+def merge(kept: list[Result], new: list[Result]) -> list[Result]:
+    """``kept`` with each result of the same ``identity`` as a new one replaced by it, in
+    place; the new ones that replace none follow, in their order."""
+    fresh = {identity(result): result for result in new}
+    merged = [fresh.pop(identity(result), result) for result in kept]
+    return merged + [result for result in new if identity(result) in fresh]
+
+
+def stamp(results: list[Result], when: str) -> list[Result]:
+    """``results``, each without a ``measured_at`` given ``when``."""
+    return [
+        result if "measured_at" in result else {**result, "measured_at": when} for result in results
+    ]
+
+
+def _day(result: Result) -> str | None:
+    when = result.get("measured_at")
+    return str(when)[:10] if when else None
 
 
 def table(results: list[Result]) -> str:
@@ -269,27 +319,38 @@ def table(results: list[Result]) -> str:
     by_name: dict[str, list[Result]] = {}
     for result in results:  # a benchmark run twice (append at 1M and at 10M) has two rows
         by_name.setdefault(result.get("benchmark", "?"), []).append(result)
+    days = [day for day in map(_day, results) if day is not None]
+    latest = max(days, default=None)
     rows: list[tuple[str, ...]] = []
     for name, make_rows in ROWS.items():
-        for result in by_name.get(name, []):
+        # The smaller scale first (append at 1M, then at 10M), whatever order they came in.
+        for result in sorted(by_name.get(name, []), key=lambda r: identity(r)[1] or 0):
             try:
-                rows.extend(make_rows(result))
+                made = make_rows(result)
             except (KeyError, TypeError, ValueError) as exc:
-                rows.append((f"{name}: its JSON lacks {exc}", "", "", "", "", ""))
+                made = [(f"{name}: its JSON lacks {exc}", "", "", "", "", "")]
+            day = _day(result)
+            if day is not None and day != latest:  # kept from an earlier make bench
+                made = [(row[0], f"{row[1]} (measured {day})", *row[2:]) for row in made]
+            rows.extend(made)
     rows.extend(
         (f"{name} (no row format)", "", "", "", "", "") for name in by_name if name not in ROWS
     )
-    machine = next((r["machine"] for r in results if "machine" in r), None)
+    newest = [r for r in results if "machine" in r and _day(r) == latest]
+    machine = next((r["machine"] for r in newest or results if "machine" in r), None)
     lines = [
         "| " + " | ".join(HEADERS) + " |",
         "|" + "---|" * len(HEADERS),
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
     ]
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = max(
+        (str(r["measured_at"]) for r in results if "measured_at" in r),
+        default=datetime.now(UTC).strftime(TIME_FORMAT),
+    )
     if machine is not None:
         libraries = ", ".join(f"{name} {version}" for name, version in machine["libraries"].items())
-        loads = [r["machine"].get("load_average") for r in results if "machine" in r]
+        loads = [r["machine"].get("load_average") for r in newest or results if "machine" in r]
         loads = [load for load in loads if load is not None]
         busy = f", load average {min(loads):g} to {max(loads):g}" if loads else ""
         lines.append(
@@ -298,6 +359,11 @@ def table(results: list[Result]) -> str:
         )
     else:
         lines.append(f"Measured {when}.")
+    if any(day != latest for day in days):
+        lines.append(
+            "A row that gives a day was measured that day, by an earlier `make bench` on the "
+            "same kind of machine: this run did not repeat it."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -355,8 +421,15 @@ def main(argv: list[str] | None = None) -> int:
         "--doc", type=Path, action="append", help="a document to write the table into"
     )
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "performance-append.png")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="the results the table was written from before: merged with RESULTS, and written back",
+    )
     args = parser.parse_args(argv)
-    results = read_results(args.results)
+    results = stamp(read_results(args.results), datetime.now(UTC).strftime(TIME_FORMAT))
+    if args.keep is not None and args.keep.exists():
+        results = merge(read_results(args.keep), results)
     documents = args.doc or [ROOT / "docs" / "performance.md", ROOT / "README.md"]
     section = table(results)
     # Every document is checked before any is written: all of them change, or none.
@@ -364,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     for path, text in zip(documents, updated, strict=True):
         path.write_text(text, encoding="utf-8")
         print(f"wrote the table into {path}", file=sys.stderr)
+    if args.keep is not None:
+        args.keep.write_text("".join(json.dumps(r) + "\n" for r in results), encoding="utf-8")
+        print(f"kept the results in {args.keep}", file=sys.stderr)
     appends = [r for r in results if r.get("benchmark") == "append"]
     # The plot shows the longest log grown.
     append = max(appends, key=lambda r: r.get("entries", 0), default=None)

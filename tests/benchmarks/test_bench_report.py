@@ -61,15 +61,22 @@ RESULTS: list[dict[str, Any]] = [
 ]
 
 
+def jsonl(results: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(result) + "\n" for result in results)
+
+
 def report(
-    tmp_path: Path, document: str, given: list[dict[str, Any]] = RESULTS
+    tmp_path: Path, document: str, given: list[dict[str, Any]] = RESULTS, *options: str
 ) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
     results = tmp_path / "bench.jsonl"
-    results.write_text("".join(json.dumps(result) + "\n" for result in given))
+    results.write_text(jsonl(given))
     doc, plot = tmp_path / "performance.md", tmp_path / "append.png"
     doc.write_text(document, encoding="utf-8")
     completed = subprocess.run(
-        [sys.executable, str(SCRIPT), str(results), "--doc", str(doc), "--plot", str(plot)],
+        [
+            *(sys.executable, str(SCRIPT), str(results)),
+            *("--doc", str(doc), "--plot", str(plot), *options),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -143,3 +150,53 @@ def test_the_ingest_row_gives_the_cpu_an_entry_where_it_was_measured(tmp_path: P
     rows = [line for line in doc.read_text(encoding="utf-8").splitlines() if "ingest" in line]
     assert "| 12,000/s; CPU 117 µs an entry (node and workers), 1.7 (clients) |" in rows[0]
     assert "| 12,000/s |" in rows[1]  # an older run's JSON, without them
+
+
+def _rows(doc: Path) -> list[str]:
+    return [line for line in doc.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
+
+
+def test_a_row_this_run_did_not_measure_again_is_kept_with_its_day(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    append = next(result for result in RESULTS if result["benchmark"] == "append")
+    at_10m = {**append, "entries": 10_000_000, "measured_at": "2026-11-30 09:00 UTC"}
+    old_audit = {**RESULTS[1], "ratio": 0.5, "measured_at": "2026-11-30 09:00 UTC"}
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text(jsonl([old_audit, at_10m]))
+    completed, doc, plot = report(tmp_path, f"{BEGIN}\n{END}\n", RESULTS, "--keep", str(kept))
+    assert completed.returncode == 0, completed.stderr
+    rows = _rows(doc)
+    audits = [row for row in rows if "30,000/s" in row]
+    assert len(audits) == 1  # the new audit took the kept one's place
+    assert "| 0.67 |" in audits[0] and "measured 2026" not in audits[0]
+    appends = [row for row in rows if "append at" in row]
+    assert "append at 40,000 entries" in appends[0] and "(measured" not in appends[0]
+    assert "append at 10,000,000 entries" in appends[1]
+    assert "13,000/s vs 15,000/s; CPU 51 vs 51 µs an entry (measured 2026-11-30)" in appends[1]
+    assert "earlier `make bench`" in doc.read_text(encoding="utf-8")
+    written = [json.loads(line) for line in kept.read_text().splitlines()]
+    # In the kept order, the new audit in the old one's place; the new ones stamped.
+    assert [(r["benchmark"], r.get("entries")) for r in written] == [
+        ("audit", 100003),
+        ("append", 10_000_000),
+        ("verify-limit", None),
+        ("append", 40000),
+        ("something-new", None),
+    ]
+    assert written[0]["ratio"] == 0.667
+    assert written[1]["measured_at"] == "2026-11-30 09:00 UTC"
+    assert all(r["measured_at"].endswith(" UTC") for r in written)
+    assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")  # of the longest log
+
+
+def test_kept_results_that_are_not_json_are_refused_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text(jsonl(RESULTS[:1]) + "{not json\n")
+    completed, doc, plot = report(tmp_path, f"{BEGIN}\nold\n{END}\n", RESULTS, "--keep", str(kept))
+    assert completed.returncode != 0
+    assert "kept.jsonl, line 2: not a JSON object" in completed.stderr
+    assert doc.read_text(encoding="utf-8") == f"{BEGIN}\nold\n{END}\n"
+    assert kept.read_text().endswith("{not json\n")
+    assert not plot.exists()

@@ -308,9 +308,10 @@ _STOP = None
 class VerifyPool:
     """``processes`` worker processes verifying entry signatures; see the module docstring.
 
-    The workers start at once and ready themselves while the caller goes on. Every
-    method may be called from several threads at once. Use as a context manager, or
-    call ``close``.
+    The workers start at once and ready themselves while the caller goes on. With
+    ``niceness``, each (a replacement too) runs that many steps nicer than the caller
+    (``lower_priority``; a node's, ADR 0055). Every method may be called from several
+    threads at once. Use as a context manager, or call ``close``.
     """
 
     def __init__(self, processes: int, *, niceness: int = 0) -> None:
