@@ -361,8 +361,8 @@ def table(results: list[Result]) -> str:
         lines.append(f"Measured {when}.")
     if any(day != latest for day in days):
         lines.append(
-            "A row that gives a day was measured that day, by an earlier `make bench` on the "
-            "same kind of machine: this run did not repeat it."
+            "A row that gives a day was measured that day, by an earlier run this one did "
+            "not repeat (its JSON is kept in docs/performance.jsonl)."
         )
     return "\n".join(lines) + "\n"
 

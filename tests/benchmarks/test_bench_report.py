@@ -173,7 +173,7 @@ def test_a_row_this_run_did_not_measure_again_is_kept_with_its_day(tmp_path: Pat
     assert "append at 40,000 entries" in appends[0] and "(measured" not in appends[0]
     assert "append at 10,000,000 entries" in appends[1]
     assert "13,000/s vs 15,000/s; CPU 51 vs 51 µs an entry (measured 2026-11-30)" in appends[1]
-    assert "earlier `make bench`" in doc.read_text(encoding="utf-8")
+    assert "by an earlier run this one did not repeat" in doc.read_text(encoding="utf-8")
     written = [json.loads(line) for line in kept.read_text().splitlines()]
     # In the kept order, the new audit in the old one's place; the new ones stamped.
     assert [(r["benchmark"], r.get("entries")) for r in written] == [
