@@ -65,6 +65,10 @@ def jsonl(results: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(result) + "\n" for result in results)
 
 
+def _rows(doc: Path) -> list[str]:
+    return [line for line in doc.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
+
+
 def report(
     tmp_path: Path, document: str, given: list[dict[str, Any]] = RESULTS, *options: str
 ) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
@@ -121,7 +125,7 @@ def test_a_benchmark_run_twice_has_a_row_each_and_the_bundle_writer_none(tmp_pat
     extra = [longer, {"benchmark": "bundle", "entries": 10005, "seconds": 0.4}]
     completed, doc, _ = report(tmp_path, f"{BEGIN}\n{END}\n", [*RESULTS, *extra])
     assert completed.returncode == 0, completed.stderr
-    rows = [line for line in doc.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
+    rows = _rows(doc)
     appends = [row for row in rows if "append at" in row]
     assert [("40,000" in row, "10,000,000" in row) for row in appends] == [
         (True, False),
@@ -150,10 +154,6 @@ def test_the_ingest_row_gives_the_cpu_an_entry_where_it_was_measured(tmp_path: P
     rows = [line for line in doc.read_text(encoding="utf-8").splitlines() if "ingest" in line]
     assert "| 12,000/s; CPU 117 µs an entry (node and workers), 1.7 (clients) |" in rows[0]
     assert "| 12,000/s |" in rows[1]  # an older run's JSON, without them
-
-
-def _rows(doc: Path) -> list[str]:
-    return [line for line in doc.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
 
 
 def test_a_row_this_run_did_not_measure_again_is_kept_with_its_day(tmp_path: Path) -> None:

@@ -310,7 +310,7 @@ class VerifyPool:
 
     The workers start at once and ready themselves while the caller goes on. With
     ``niceness``, each (a replacement too) runs that many steps nicer than the caller
-    (``lower_priority``; a node's, ADR 0055). Every method may be called from several
+    (``_lower_priority``; a node's, ADR 0055). Every method may be called from several
     threads at once. Use as a context manager, or call ``close``.
     """
 
@@ -636,7 +636,7 @@ def verify_here(triples: Sequence[Triple]) -> list[bool]:
 
 def _start_worker(niceness: int = 0) -> subprocess.Popen[bytes] | None:
     """A new worker process, or None when none can be started (the caller verifies);
-    ``niceness`` steps nicer than this process (``lower_priority``)."""
+    ``niceness`` steps nicer than this process (``_lower_priority``)."""
     environment = dict(os.environ)
     # The child imports redlist from where this process did: a source tree is put on
     # its path (an installed package is found anyway, and a site-packages directory
@@ -657,11 +657,11 @@ def _start_worker(niceness: int = 0) -> subprocess.Popen[bytes] | None:
     except (OSError, ValueError):
         return None
     if niceness > 0:
-        lower_priority(process.pid, niceness)
+        _lower_priority(process.pid, niceness)
     return process
 
 
-def lower_priority(pid: int, niceness: int) -> None:
+def _lower_priority(pid: int, niceness: int) -> None:
     """Run process ``pid`` ``niceness`` steps nicer than this one (at most 19), where
     the system has priorities; elsewhere, or when the process has gone, it runs as it
     is. A process may always make its own child nicer."""
@@ -675,7 +675,6 @@ __all__ = [
     "Stopped",
     "Triple",
     "VerifyPool",
-    "lower_priority",
     "start_early",
     "take_early",
     "verify_here",
