@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tracemalloc
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -293,10 +294,10 @@ def test_a_write_trusts_what_a_reader_found_absent_only_in_the_same_runs(
         with store.write() as writer:
             index = writer.state().id_index()
             assert index.run_list() is not None
-            index._newest_first = (b"\xff" * 8,)  # a run that does not exist
+            index._newest_first = [(b"\xff" * 8, None, 0)]  # a run that does not exist
             assert index.seq(ids[5]) is None  # not looked for in the runs: none is read
             assert index.seq(ids[0]) is None  # never found absent: read in the (bogus) run
-            index._newest_first = (bytes(8),)
+            index._newest_first = [(bytes(8), None, 0)]
             index._absent.clear()
             assert index.seq(ids[0]) == 0
             index.put(ids[5], 3)  # level 0 full: run 1; the run list changes
@@ -379,5 +380,74 @@ def test_a_merge_streams_its_runs(tmp_path: Path) -> None:
         assert runs is not None and [run.count for run in runs.runs] == [len(ids)]
         assert (level0, in_runs) == (0, len(ids))
         assert peak < 256 * 1024, peak
+    finally:
+        store.close()
+
+
+def test_readers_build_the_filters_of_committed_runs_one_a_transaction(tmp_path: Path) -> None:
+    """Runs of tier 1 and above get a filter, built by a read transaction from the
+    committed run (at most one a transaction), never by the writer; a filter that
+    lacks an id keeps its run from being read (ADR 0056)."""
+    store = LmdbStore.open(tmp_path / "ledger.lmdb", create=True, map_size=1 << 24)
+    filters = store._shared_ids.filters
+    ids = [bytes([n]) * 16 for n in range(1, 20)]
+    try:
+        with small_shape(IndexShape(2, 2, 3)), store.write() as writer:
+            for seq, entry_id in enumerate(ids[:15]):
+                writer.state().put_entry_id(entry_id, seq)
+                writer.state().entry_seq(b"\xee" * 16)  # the writer looks up: builds none
+        assert filters.memory == 0
+        runs, _, _ = stored_layout(store)
+        assert [(run.tier, run.count) for run in runs.runs] == [(2, 8), (1, 4), (0, 2)]
+        built = []
+        for _ in range(3):
+            with store.read() as reader:
+                assert reader.indexed_seq(b"\xee" * 16) is None
+            built.append([filters.get(run.number) is not None for run in runs.runs])
+        assert built == [[False, True, False], [True, True, False], [True, True, False]]
+        with store.read() as reader:
+            assert [reader.indexed_seq(entry_id) for entry_id in ids[:15]] == list(range(15))
+        # A filter with no bit set says no id of its run can be there: the run is not read.
+        oldest = runs.runs[0].number
+        filters._filters[oldest] = array("Q", bytes(len(filters._filters[oldest]) * 8))
+        with store.read() as reader:
+            assert [reader.indexed_seq(entry_id) for entry_id in ids[:8]] == [None] * 8
+            assert reader.indexed_seq(ids[8]) == 8
+    finally:
+        store.close()
+
+
+def test_a_filter_is_never_built_from_a_run_that_was_not_committed(tmp_path: Path) -> None:
+    """A write that made a run and failed leaves no filter: the run number comes back
+    with other ids in the next write, and each of them is found."""
+    store = LmdbStore.open(tmp_path / "ledger.lmdb", create=True, map_size=1 << 24)
+    filters = store._shared_ids.filters
+    try:
+        with small_shape(IndexShape(2, 2, 3)), store.write() as writer:
+            for seq in range(2):
+                writer.state().put_entry_id(bytes([seq + 1]) * 16, seq)
+        with pytest.raises(RuntimeError), store.write() as writer:
+            for seq in range(2, 4):  # run 1, merged with run 0 into run 2 (tier 1)
+                writer.state().put_entry_id(bytes([seq + 1]) * 16, seq)
+            with store.read() as reader:  # a reader meanwhile sees the committed runs
+                assert reader.indexed_seq(b"\x03" * 16) is None
+            assert writer.state().entry_seq(b"\xee" * 16) is None  # reads run 2
+            raise RuntimeError("the write fails")
+        assert filters.memory == 0
+        with store.write() as writer:
+            for seq in range(2, 4):
+                writer.state().put_entry_id(bytes([seq + 0x41]) * 16, seq)
+        with store.read() as reader:
+            assert reader.indexed_seq(b"\x03" * 16) is None
+            assert reader.indexed_seq(b"\x43" * 16) == 2
+            assert reader.indexed_seq(b"\x01" * 16) == 0
+        assert filters.memory > 0
+        with store.read() as reader:
+            assert [reader.indexed_seq(bytes([n]) * 16) for n in (1, 2, 0x43, 0x44)] == [
+                0,
+                1,
+                2,
+                3,
+            ]
     finally:
         store.close()

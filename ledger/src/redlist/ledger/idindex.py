@@ -31,12 +31,16 @@ from __future__ import annotations
 
 import heapq
 import threading
+from array import array
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import lmdb
 
+from redlist.ledger import idfilter
 from redlist.ledger.errors import FormatError, StateDamageError
-from redlist.ledger.idruns import DEFAULT_SHAPE, IndexShape, Merge, RunList
+from redlist.ledger.idfilter import MASK_BITS, MASK_LOW, MASKS, RunFilters
+from redlist.ledger.idruns import DEFAULT_SHAPE, IndexShape, Merge, Run, RunList
 from redlist.ledger.sealmemo import SealedMemo
 from redlist.ledger.storelayout import (
     INT_SIZE,
@@ -89,6 +93,15 @@ class AbsentIds:
             return version == self._version and entry_id in self._ids
 
 
+@dataclass(frozen=True)
+class SharedIdMemory:
+    """What the transactions of one open store share about its entry-id index: the ids
+    readers found in no run, and the runs' filters (``idfilter``)."""
+
+    absent: AbsentIds = field(default_factory=AbsentIds)
+    filters: RunFilters = field(default_factory=RunFilters)
+
+
 class IdIndex:
     """The entry-id index of one transaction (``LmdbState`` makes one, lazily).
 
@@ -103,18 +116,21 @@ class IdIndex:
         self,
         txn: lmdb.Transaction[bytes],
         tables: Tables,
-        absent_ids: AbsentIds | None = None,
+        shared: SharedIdMemory | None = None,
         *,
         writing: bool = False,
         memo: SealedMemo | None = None,
     ) -> None:
         self._txn = txn
         self._tables = tables
-        self._absent_ids = absent_ids
+        self._absent_ids = None if shared is None else shared.absent
+        self._filters = None if shared is None else shared.filters
         self._writing = writing
         self._memo = memo
         self._runs: RunList | None = None
-        self._newest_first: tuple[bytes, ...] = ()
+        #: The runs a lookup reads, newest first: key prefix, filter (or None) and its
+        #: length in words (0: none); made at the first lookup in the runs.
+        self._newest_first: list[tuple[bytes, array[int] | None, int]] | None = None
         self._level0: int | None = None  # the number of ids in level 0, once counted
         self._absent: set[bytes] = set()
         self._cursor: lmdb.Cursor[bytes] | None = None
@@ -143,7 +159,7 @@ class IdIndex:
 
     def _set_runs(self, runs: RunList) -> None:
         self._runs = runs
-        self._newest_first = tuple(id_run_prefix(number) for number in runs.newest_first())
+        self._newest_first = None
 
     def _write_runs(self, runs: RunList, seq: int) -> None:
         sealed = seal("meta", META_ID_RUNS, seq, runs.to_bytes())
@@ -172,19 +188,51 @@ class IdIndex:
     def _in_runs(self, entry_id: bytes) -> bytes | None:
         """The record of ``entry_id`` in the runs, newest first; None when none holds it."""
         runs = self.run_list()
-        if runs is None or not self._newest_first:
+        if runs is None or not runs.runs:
             return None
         memory = self._absent_ids
         if self._writing and memory is not None and memory.known(entry_id, runs.next_number):
             return None
+        newest_first = self._newest_first
+        if newest_first is None:
+            newest_first = self._newest_first = self._lookup_order(runs)
+        key = hash(entry_id)
+        mask, word = MASKS[key & MASK_LOW], key >> MASK_BITS
         get = self._run_cursor().get
-        for prefix in self._newest_first:
+        for prefix, words, size in newest_first:
+            if size and words[word % size] & mask != mask:  # type: ignore[index]
+                continue  # the run's filter proves the id is not in it
             value = get(prefix + entry_id)
             if value is not None:
                 return value
         if not self._writing and memory is not None:
             memory.remember(entry_id, runs.next_number)
         return None
+
+    def _lookup_order(self, runs: RunList) -> list[tuple[bytes, array[int] | None, int]]:
+        """The live runs newest first, each with its filter where one is kept; a read
+        transaction builds at most one missing filter (``idfilter``)."""
+        filters = self._filters
+        if filters is not None and not self._writing:
+            filters.keep_only({run.number for run in runs.runs}, runs.next_number)
+        may_build = filters is not None and not self._writing
+        order: list[tuple[bytes, array[int] | None, int]] = []
+        for run in reversed(runs.runs):
+            words = None
+            if filters is not None and run.tier >= idfilter.MIN_TIER:
+                words = filters.get(run.number)
+                if words is None and may_build and filters.fits(run.count):
+                    may_build = False
+                    words = self._built_filter(filters, run)
+            order.append((id_run_prefix(run.number), words, 0 if words is None else len(words)))
+        return order
+
+    def _built_filter(self, filters: RunFilters, run: Run) -> array[int]:
+        """Run ``run``'s filter, built from its committed keys and kept in ``filters``."""
+        with self._txn.cursor(db=self._tables.id_runs) as cursor:
+            words = idfilter.build(_run_ids(cursor, run.number), run.count)
+        filters.add(run.number, words)
+        return words
 
     def record(self, entry_id: bytes, run: int | None) -> bytes | None:
         """The stored record of ``entry_id`` in run ``run`` (None: level 0), unchecked."""
@@ -342,6 +390,17 @@ def _run_items(cursor: lmdb.Cursor[bytes], number: int) -> Iterator[tuple[bytes,
         yield key[INT_SIZE:], value
 
 
+def _run_ids(cursor: lmdb.Cursor[bytes], number: int) -> Iterator[bytes]:
+    """The ids of run ``number`` in key order, read through ``cursor``."""
+    prefix = id_run_prefix(number)
+    if not cursor.set_range(prefix):
+        return
+    for key in cursor.iternext(keys=True, values=False):
+        if key[:INT_SIZE] != prefix:
+            return
+        yield key[INT_SIZE:]
+
+
 def _opened(entry_id: bytes, value: bytes) -> int:
     """The seq of an index record; ``StateDamageError`` unless its seal matches."""
     opened = unseal("ids", entry_id, value)
@@ -350,4 +409,4 @@ def _opened(entry_id: bytes, value: bytes) -> int:
     return opened[1]
 
 
-__all__ = ["AbsentIds", "IdIndex", "shape_for_new_logs"]
+__all__ = ["AbsentIds", "IdIndex", "SharedIdMemory", "shape_for_new_logs"]

@@ -116,7 +116,7 @@ from redlist.ledger.errors import (
     StateDamageError,
     StoreError,
 )
-from redlist.ledger.idindex import AbsentIds
+from redlist.ledger.idindex import SharedIdMemory
 from redlist.ledger.sealmemo import SealedMemo
 from redlist.ledger.storelayout import (
     FORMAT_MARKER,
@@ -171,8 +171,9 @@ class LmdbStore:
         self._damage: StateDamageError | None = None
         #: The commit the disk failed; from then on, no writes.
         self._failed: CommitFailedError | None = None
-        #: Ids read snapshots found in no run of the entry-id index (``idindex``).
-        self._absent_ids = AbsentIds()
+        #: Ids read snapshots found in no run of the entry-id index, and its runs'
+        #: filters (``idindex``, ``idfilter``).
+        self._shared_ids = SharedIdMemory()
         #: State records the writes sealed or opened, by their bytes (``sealmemo``).
         self._sealed_memo = SealedMemo()
 
@@ -252,7 +253,7 @@ class LmdbStore:
         except lmdb.Error as exc:
             raise StoreError(f"cannot write to the ledger: {exc}") from None
         try:
-            yield StoreWriter(txn, self._tables, self._absent_ids, self._sealed_memo)
+            yield StoreWriter(txn, self._tables, self._shared_ids, self._sealed_memo)
         except StateDamageError as damage:
             _end(txn)
             self._stop_writes(damage)
@@ -326,7 +327,7 @@ class _ReadTransaction(_Read):
 
     def __enter__(self) -> StoreReader:
         store = self._store
-        return StoreReader(self._txn, store._tables, store._absent_ids)
+        return StoreReader(self._txn, store._tables, store._shared_ids)
 
 
 class _TreeRead(_Read):

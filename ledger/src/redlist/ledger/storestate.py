@@ -25,7 +25,7 @@ import msgpack
 from redlist.ledger import codec
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, StateDamageError
-from redlist.ledger.idindex import AbsentIds, IdIndex
+from redlist.ledger.idindex import IdIndex, SharedIdMemory
 from redlist.ledger.sealmemo import SealedMemo
 from redlist.ledger.state import (
     Balance,
@@ -87,14 +87,14 @@ class LmdbState:
         self,
         txn: lmdb.Transaction[bytes],
         tables: Tables,
-        absent_ids: AbsentIds | None = None,
+        shared_ids: SharedIdMemory | None = None,
         *,
         writing: bool = False,
         memo: SealedMemo | None = None,
     ) -> None:
         self._txn = txn
         self._tables = tables
-        self._absent_ids = absent_ids
+        self._shared_ids = shared_ids
         self._writing = writing
         self._memo = memo
         self._config: TownConfig | None = None
@@ -291,7 +291,7 @@ class LmdbState:
         """The entry-id index of this transaction (``idindex``)."""
         if self._ids is None:
             self._ids = IdIndex(
-                self._txn, self._tables, self._absent_ids, writing=self._writing, memo=self._memo
+                self._txn, self._tables, self._shared_ids, writing=self._writing, memo=self._memo
             )
         return self._ids
 

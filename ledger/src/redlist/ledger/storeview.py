@@ -27,7 +27,7 @@ import lmdb
 
 from redlist.ledger.entry import TownConfig
 from redlist.ledger.errors import FormatError, IntegrityError
-from redlist.ledger.idindex import AbsentIds
+from redlist.ledger.idindex import SharedIdMemory
 from redlist.ledger.sealmemo import SealedMemo
 from redlist.ledger.state import Balance, RuleRecord, TargetRecord, month_count_from_bytes
 from redlist.ledger.storelayout import (
@@ -119,12 +119,12 @@ class StoreReader:
         self,
         txn: lmdb.Transaction[bytes],
         tables: Tables,
-        absent_ids: AbsentIds | None = None,
+        shared_ids: SharedIdMemory | None = None,
         memo: SealedMemo | None = None,
     ) -> None:
         self._txn = txn
         self._tables = tables
-        self._absent_ids = absent_ids
+        self._shared_ids = shared_ids
         self._memo = memo
         self._view: LmdbState | None = None
 
@@ -219,7 +219,7 @@ class StoreReader:
     def state(self) -> LmdbState:
         """The points semantics' view of this transaction (``LedgerState``)."""
         return LmdbState(
-            self._txn, self._tables, self._absent_ids, writing=self._writing, memo=self._memo
+            self._txn, self._tables, self._shared_ids, writing=self._writing, memo=self._memo
         )
 
     # -- the points state and accounts ----------------------------------------
