@@ -127,7 +127,9 @@ def _append(result: Result) -> list[tuple[str, ...]]:
     if cpu:  # the same windows as the rates: the first ones after early_at, the last ones
         ends = result["window_ends"]
         early = [value for end, value in zip(ends, cpu, strict=True) if end > result["early_at"]]
-        early_cpu, late_cpu = statistics.median(early[:3]), statistics.median(cpu[-3:])
+        samples = result.get("samples", 3)  # results before the flag took 3
+        early_cpu = statistics.median(early[:samples])
+        late_cpu = statistics.median(cpu[-samples:])
         measured += f"; CPU {late_cpu:,.0f} vs {early_cpu:,.0f} µs an entry"
     return [
         (

@@ -134,6 +134,17 @@ def test_a_benchmark_run_twice_has_a_row_each_and_the_bundle_writer_none(tmp_pat
     assert not any(row.startswith("| bundle") for row in rows)
 
 
+def test_the_appends_cpu_comes_from_the_windows_its_rates_do(tmp_path: Path) -> None:
+    """A result names how many windows each end's figures take (``samples``; 3 before
+    the flag): the CPU figures take as many."""
+    pytest.importorskip("matplotlib")
+    append = next(result for result in RESULTS if result["benchmark"] == "append")
+    one = {**append, "samples": 1, "window_cpu_us_per_entry": [40.0, 51.0, 90.0]}
+    completed, doc, _ = report(tmp_path, f"{BEGIN}\n{END}\n", [one])
+    assert completed.returncode == 0, completed.stderr
+    assert "CPU 90 vs 40 µs an entry" in _rows(doc)[1]
+
+
 def test_the_ingest_row_gives_the_cpu_an_entry_where_it_was_measured(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     ingest = {

@@ -124,7 +124,7 @@ def test_the_append_benchmark_grows_the_log_and_compares_windows() -> None:
     result = run(
         "append.py",
         *("--entries", "1500", "--early", "300", "--window", "200", "--batch", "50"),
-        *("--plateau", "600"),
+        *("--plateau", "600", "--samples", "3"),
         *("--verify-count", "200"),
     )
     assert result["benchmark"] == "append"
@@ -142,6 +142,8 @@ def test_the_append_benchmark_grows_the_log_and_compares_windows() -> None:
     assert result["anonymous_kib_late"] is None or result["anonymous_kib_late"] > 0
     assert result["data_bytes"] > 1500 * 100
     assert result["window_ends"] == [205 + 200 * n for n in range(7)]  # for the plot
+    assert result["samples"] == 3
+    assert result["late_entries_per_second"] == sorted(windows[-3:])[1]
     assert len(result["window_cpu_us_per_entry"]) == 7
     assert all(cpu > 0 for cpu in result["window_cpu_us_per_entry"])
 

@@ -12,7 +12,9 @@ each, since a run's keys (its number, then the id) form a range of their own. A 
 holds at most ``fanout - 1`` runs of each tier below the top and one top-tier run per
 1,048,576 entries: with the default shape, an id that is absent costs at most 18 gets
 in a log of up to 10M entries (14 at exactly 10,000,000: 9 top-tier runs, 4 below,
-level 0); one present is found on the way. An id is put only
+level 0); one present is found on the way. Runs of tier 1 and above have filters in
+memory (``idfilter``, ADR 0056), built by readers from committed runs: a run whose
+filter lacks the id is not read, which leaves about 4 gets at 10M. An id is put only
 after a lookup found it absent (``points.apply_entry``), so no id is ever in two
 places; a merge refuses ids out of order or repeated as damage, and the full check
 proves it for the whole index. A record that is lost has no seal to fail, so the

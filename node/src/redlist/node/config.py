@@ -103,8 +103,9 @@ DEFAULT_STREAM_WRITE_SECONDS = 30.0
 #: A busy primary asks its witnesses about once a second, not after every commit.
 DEFAULT_COSIGN_INTERVAL = 1.0
 #: What the ceiling allows for the node itself: interpreter, libraries, gRPC, the
-#: LMDB pages it touches, and the glibc arenas of its threads (measured: about
-#: 70 MB idle; see docs/reliability.md, "Memory under abuse").
+#: LMDB pages it touches, the glibc arenas of its threads (measured: about 70 MB
+#: idle; see docs/reliability.md, "Memory under abuse") and the entry-id index's
+#: filters (at most 32 MiB, ``redlist.ledger.idfilter.BUDGET_BYTES``).
 BASE_MEMORY = 160 * 1024 * 1024
 #: How many copies of a request the node holds at most while handling it: gRPC's
 #: buffer of the received bytes, the Python bytes, the decoded protobuf message,
