@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import grpc
 import pytest
@@ -36,10 +37,11 @@ from tests.builders import (
 )
 from tests.node.serving import Running, metadata_of, rpc_error, run_node
 
-from redlist.ledger import merkle
+from redlist.ledger import idindex, merkle
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import MAX_ENVELOPE_SIZE, Award, Leaf
 from redlist.ledger.errors import IntegrityError, RedlistError, SourceError
+from redlist.ledger.idruns import IndexShape
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.textcommit import EntryText
@@ -798,6 +800,36 @@ def test_metrics_count_commits_refusals_and_size(log: Log, town: Town) -> None:
     assert "redlist_commits_total 1.0" in text
     assert 'redlist_refusals_total{check="rule-inactive",code="FAILED_PRECONDITION"} 1.0' in text
     assert "redlist_commit_seconds_count 1.0" in text
+
+
+def test_metrics_show_the_memory_of_the_entry_id_filters(tmp_path: Path, town: Town) -> None:
+    """``redlist_id_filter_bytes`` follows the filters readers build (ADR 0056): with a
+    small index shape, a few batches make runs of tier 1, whose filters the next
+    batches' lookups build."""
+    with mock.patch.object(idindex, "shape_for_new_logs", IndexShape(2, 2, 3)):
+        log = create_log(tmp_path / "small-index", town, setup=True)
+    metrics = NodeMetrics()
+    port = metrics.serve_http("127.0.0.1", 0)
+
+    def scraped() -> float:
+        url = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        found = re.search(r"^redlist_id_filter_bytes (\S+)$", text, re.MULTILINE)
+        assert found is not None, text
+        return float(found.group(1))
+
+    async def body(running: Running) -> None:
+        assert scraped() == 0.0
+        for n in range(4):
+            await running.submit([town.award(f"resident-{n}", "clean-pond") for _ in range(5)])
+        assert scraped() == log.id_filter_bytes > 0
+
+    try:
+        run_node(log, body, metrics=metrics)
+    finally:
+        metrics.stop_http()
+        log.close()
 
 
 def test_a_second_node_cannot_take_a_port_in_use(log: Log, tmp_path: Path, town: Town) -> None:

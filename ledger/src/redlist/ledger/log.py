@@ -220,6 +220,11 @@ class Log:
     def map_size(self) -> int:
         return self._store.map_size
 
+    @property
+    def id_filter_bytes(self) -> int:
+        """The memory the entry-id index's filters take now (at most 32 MiB; ADR 0056)."""
+        return self._store.id_filter_bytes
+
     # -- appending ----------------------------------------------------------
 
     def append(self, envelopes: Sequence[Incoming], now_ms: int) -> AppendResult:

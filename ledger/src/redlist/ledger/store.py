@@ -201,6 +201,11 @@ class LmdbStore:
         """The map size in force, in bytes."""
         return self._env.info()["map_size"]
 
+    @property
+    def id_filter_bytes(self) -> int:
+        """The memory the entry-id index's filters take now (``idfilter``, ADR 0056)."""
+        return self._shared_ids.filters.memory
+
     def read(self) -> _ReadTransaction:
         """A read transaction: a consistent snapshot of the last commit, as a context
         manager giving a ``StoreReader``. (A class, not a generator: a proof is one

@@ -110,6 +110,11 @@ class NodeMetrics(_Exposed):
             "threads verify).",
             registry=self.registry,
         )
+        self.id_filter_bytes = Gauge(
+            "redlist_id_filter_bytes",
+            "Memory the entry-id index's filters take (at most 32 MiB; ADR 0056).",
+            registry=self.registry,
+        )
         self.signature_worker_replacements = Counter(
             "redlist_signature_worker_replacements",
             "Signature worker processes started in place of ones that stopped.",
@@ -127,6 +132,10 @@ class NodeMetrics(_Exposed):
     def watch_signature_workers(self, running: Callable[[], int]) -> None:
         """Read the number of running signature workers from ``running`` when asked."""
         self.signature_workers.set_function(running)
+
+    def watch_id_filters(self, memory: Callable[[], int]) -> None:
+        """Read the bytes the entry-id index's filters take from ``memory`` when asked."""
+        self.id_filter_bytes.set_function(memory)
 
     def observe_refusal(self, *, code: str, check: str) -> None:
         self.batches.labels(outcome="refused").inc()

@@ -168,6 +168,7 @@ class NodeServer:
         watch = TreeWatch(size)
         if metrics is not None:
             metrics.tree_size.set(size)
+            metrics.watch_id_filters(lambda: log.id_filter_bytes)
 
         def on_commit(report: CommitReport) -> None:
             # Sizes, not seq counts, say what was appended: exact even when commits
