@@ -80,7 +80,8 @@ def build(ids: Iterable[bytes], count: int) -> array[int]:
 
 
 def may_hold(words: array[int], entry_id: bytes) -> bool:
-    """False only when the run ``words`` filters cannot hold ``entry_id``."""
+    """False only when the run ``words`` filters cannot hold ``entry_id``. (``IdIndex``
+    makes the same test inline, with the id's hash taken once for all its runs.)"""
     key = hash(entry_id)
     mask = MASKS[key & MASK_LOW]
     return words[(key >> MASK_BITS) % len(words)] & mask == mask
