@@ -13,10 +13,11 @@ import pytest
 from grpc import aio
 from tests.builders import SMALL_ID_INDEX, Town, build_town_log, id_index_shape, submit_request
 from tests.node.mirroring import mirroring, serving
+from tests.rawstore import META_ID_RUNS, raw_tables
 
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import Envelope, Leaf, decode_body
-from redlist.ledger.errors import FormatError, MirrorRefusal, StoreError
+from redlist.ledger.errors import FormatError, MirrorRefusal, StateDamageError, StoreError
 from redlist.ledger.fullcheck import check_full
 from redlist.ledger.log import Log
 from redlist.ledger.mirrorlog import MirrorLog
@@ -247,7 +248,8 @@ def test_a_mirror_s_own_entry_id_index_makes_runs_and_merges_as_it_copies(
     tmp_path: Path, town: Town
 ) -> None:
     """A mirror appends through the same index as the primary: with a small shape its
-    copy of 44 entries fills level 0 and merges runs, and every id is found at its seq."""
+    copy of 44 entries fills level 0 and merges runs, its lookups build the runs'
+    filters, and every id is found at its seq."""
 
     async def main() -> None:
         with Log.open(tmp_path / "primary") as log:
@@ -260,6 +262,9 @@ def test_a_mirror_s_own_entry_id_index_makes_runs_and_merges_as_it_copies(
                 await submit(upstream, awards)
                 await mirrored.wait_for(44)
                 copy = mirrored.mirror.log
+                # Its new ids were looked up in a snapshot first, which built the filters
+                # of its larger runs (ADR 0056); nothing else has read its index yet.
+                assert copy.id_filter_bytes > 0
                 for seq, leaf in enumerate(leaves_of(copy)):
                     envelope = Envelope.from_bytes(Leaf.from_bytes(leaf).envelope)
                     assert copy.entry(decode_body(envelope.body).id) == (seq, leaf)
@@ -275,3 +280,27 @@ def test_a_mirror_s_own_entry_id_index_makes_runs_and_merges_as_it_copies(
     finally:
         store.close()
     assert report.ok, report.summary()
+
+
+def test_a_damaged_entry_id_index_stops_the_mirror_s_writes(tmp_path: Path, town: Town) -> None:
+    """A step's ids are looked up in a snapshot before its write (ADR 0056): a damaged
+    run list met there refuses the step, writes nothing and stops the mirror's writes,
+    as the write transaction would."""
+    with id_index_shape(SMALL_ID_INDEX):
+        build_town_log(tmp_path / "primary", town)
+    mirror_dir = tmp_path / "mirror"
+    with Log.open(tmp_path / "primary") as log, SignatureScheduler(1) as scheduler:
+        leaves = leaves_of(log)
+        kept = [size for size in range(1, log.size + 1) if log.checkpoint_at(size) is not None]
+        first, second = kept[-3], kept[-1]
+        with MirrorLog.open(mirror_dir, log.verifier_key) as mirror:
+            mirror.extend(leaves[:first], log.checkpoint_at(first), scheduler)
+        with raw_tables(mirror_dir / ENV_DIR_NAME) as tables:
+            stored = tables.get("meta", META_ID_RUNS)
+            tables.put("meta", META_ID_RUNS, stored[:-1] + bytes([stored[-1] ^ 1]))
+        with MirrorLog.open(mirror_dir, log.verifier_key) as mirror:
+            with pytest.raises(StateDamageError, match="id_runs"):
+                mirror.extend(leaves[first:second], log.checkpoint_at(second), scheduler)
+            with pytest.raises(StateDamageError):
+                mirror._store.check_writable()
+            assert mirror.size == first

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 
 from redlist.ledger import merkle
-from redlist.ledger.entry import ZERO_HASH
+from redlist.ledger.entry import ZERO_HASH, Genesis
 from redlist.ledger.errors import MirrorRefusal, ProofError, RuleViolation, StoreError
 from redlist.ledger.log import Log
 from redlist.ledger.logdir import LOG_KEY_NAME, check_log_pub, write_log_pub
@@ -249,12 +249,19 @@ class MirrorLog:
                 return None if record is None else record.public
 
             lookahead = KeyLookahead(known, stored=stored)
+            # Each new id looked up here, in the snapshot, as the node's append does: the
+            # write transaction then reads only level 0 of the entry-id index for it, and
+            # the lookups build the filters of its runs (ADR 0056). Damage met here stops
+            # the store's writes, as in the write transaction.
+            look_up = None if state is None else state.entry_seq
             pipeline: Pipeline[int] = Pipeline(scheduler, chunk_size=CHUNK_SIZE, in_flight=None)
             for index, raw in enumerate(leaves):
                 reading = read_leaf(raw)
                 readings.append(reading)
-                envelope = reading.envelope
-                triples = () if envelope is None else lookahead.triples(envelope, reading.body)
+                envelope, body = reading.envelope, reading.body
+                triples = () if envelope is None else lookahead.triples(envelope, body)
+                if look_up is not None and body is not None and not isinstance(body, Genesis):
+                    look_up(body.id)
                 pipeline.put(index, triples, len(raw))
             pipeline.flush()
         return pipeline
