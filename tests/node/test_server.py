@@ -18,7 +18,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import grpc
 import pytest
@@ -26,22 +25,23 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
 from tests.builders import (
+    SMALL_ID_INDEX,
     STANDARD_RULES,
     RuleSpec,
     Town,
     corrupt_signature,
     create_log,
+    id_index_shape,
     leaf_at,
     send_with_texts,
     submit_request,
 )
 from tests.node.serving import Running, metadata_of, rpc_error, run_node
 
-from redlist.ledger import idindex, merkle
+from redlist.ledger import merkle
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import MAX_ENVELOPE_SIZE, Award, Leaf
 from redlist.ledger.errors import IntegrityError, RedlistError, SourceError
-from redlist.ledger.idruns import IndexShape
 from redlist.ledger.log import Log
 from redlist.ledger.note.checkpoint import open_checkpoint
 from redlist.ledger.textcommit import EntryText
@@ -806,7 +806,7 @@ def test_metrics_show_the_memory_of_the_entry_id_filters(tmp_path: Path, town: T
     """``redlist_id_filter_bytes`` follows the filters readers build (ADR 0056): with a
     small index shape, a few batches make runs of tier 1, whose filters the next
     batches' lookups build."""
-    with mock.patch.object(idindex, "shape_for_new_logs", IndexShape(2, 2, 3)):
+    with id_index_shape(SMALL_ID_INDEX):
         log = create_log(tmp_path / "small-index", town, setup=True)
     metrics = NodeMetrics()
     port = metrics.serve_http("127.0.0.1", 0)
