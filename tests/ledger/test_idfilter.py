@@ -42,7 +42,7 @@ def test_each_id_sets_its_bits_in_one_word() -> None:
 
 def test_the_filters_stay_within_their_budget() -> None:
     filters = RunFilters(budget=3 * 8 * 16)  # three filters of 16 words
-    small = build([b"a" * 16], 80)  # 80 ids × 12 bits = 15 words: 16
+    small = build([b"a" * 16], 80)  # 80 ids × 12 bits: 15 words; 85 ids: 16
     assert len(small) == 15
     for number in range(4):
         assert filters.fits(85) == (number < 3)

@@ -23,6 +23,7 @@ from tests.rawstore import id_run_key, raw_tables, seal
 
 from redlist.ledger import idindex
 from redlist.ledger.errors import FormatError, StateDamageError, StoreError
+from redlist.ledger.idfilter import NO_FILTER
 from redlist.ledger.idruns import DEFAULT_SHAPE, IndexShape, Run, RunList, plan, run_count
 from redlist.ledger.store import LmdbStore
 
@@ -294,10 +295,10 @@ def test_a_write_trusts_what_a_reader_found_absent_only_in_the_same_runs(
         with store.write() as writer:
             index = writer.state().id_index()
             assert index.run_list() is not None
-            index._newest_first = [(b"\xff" * 8, None, 0)]  # a run that does not exist
+            index._newest_first = [(b"\xff" * 8, NO_FILTER, 0)]  # a run that does not exist
             assert index.seq(ids[5]) is None  # not looked for in the runs: none is read
             assert index.seq(ids[0]) is None  # never found absent: read in the (bogus) run
-            index._newest_first = [(bytes(8), None, 0)]
+            index._newest_first = [(bytes(8), NO_FILTER, 0)]
             index._absent.clear()
             assert index.seq(ids[0]) == 0
             index.put(ids[5], 3)  # level 0 full: run 1; the run list changes

@@ -8,7 +8,8 @@ filter of its ids, built once, stays true for as long as the run lives.
 
 Each filter is a blocked Bloom filter: an id chooses one 64-bit word of the run's
 filter and six bits in it (from Python's own hash of the id's bytes, seeded afresh
-in every process, so nobody outside can aim ids at a word), about 12 bits an id.
+in every process unless ``PYTHONHASHSEED`` fixes it, so nobody outside can aim ids at
+a word), about 12 bits an id.
 A word that lacks one of the id's bits proves the id is not in the run; one that has
 them all sends the lookup to the run, as before, which happens for some 1 to 2% of
 absent ids. A filter can never hide an id its run holds: the run's records are what
@@ -67,10 +68,14 @@ MASKS = _masks()
 MASK_LOW = (1 << MASK_BITS) - 1
 
 
+#: What a run without a filter has in its place (``IdIndex``: a length of 0).
+NO_FILTER: array[int] = array("Q")
+
+
 def build(ids: Iterable[bytes], count: int) -> array[int]:
     """The filter of a run of ``count`` ids (``ids`` may hold more or fewer: a damaged
     run's filter must still let every id it holds through)."""
-    size = max(1, (count * BITS_PER_ID + 63) // 64)
+    size = _words(count)
     words = [0] * size
     masks = MASKS
     for entry_id in ids:
@@ -112,11 +117,11 @@ class RunFilters:
 
     def fits(self, count: int) -> bool:
         """Whether the filter of a run of ``count`` ids fits within the budget."""
-        return self._bytes + _size(count) <= self.budget
+        return self._bytes + _words(count) * 8 <= self.budget
 
     def add(self, number: int, words: array[int]) -> None:
         """Keep ``words`` as run ``number``'s filter, unless one is kept or it does not fit."""
-        size = len(words) * words.itemsize
+        size = _bytes_of(words)
         with self._lock:
             if number in self._filters or self._bytes + size > self.budget:
                 return
@@ -131,12 +136,16 @@ class RunFilters:
                 return
             self._version = version
             for number in [number for number in self._filters if number not in numbers]:
-                words = self._filters.pop(number)
-                self._bytes -= len(words) * words.itemsize
+                self._bytes -= _bytes_of(self._filters.pop(number))
 
 
-def _size(count: int) -> int:
-    return max(1, (count * BITS_PER_ID + 63) // 64) * 8
+def _words(count: int) -> int:
+    """The 64-bit words of the filter of a run of ``count`` ids."""
+    return max(1, (count * BITS_PER_ID + 63) // 64)
 
 
-__all__ = ["BUDGET_BYTES", "MIN_TIER", "RunFilters", "build", "may_hold"]
+def _bytes_of(words: array[int]) -> int:
+    return len(words) * words.itemsize
+
+
+__all__ = ["BUDGET_BYTES", "MIN_TIER", "NO_FILTER", "RunFilters", "build", "may_hold"]

@@ -41,7 +41,7 @@ import lmdb
 
 from redlist.ledger import idfilter
 from redlist.ledger.errors import FormatError, StateDamageError
-from redlist.ledger.idfilter import MASK_BITS, MASK_LOW, MASKS, RunFilters
+from redlist.ledger.idfilter import MASK_BITS, MASK_LOW, MASKS, NO_FILTER, RunFilters
 from redlist.ledger.idruns import DEFAULT_SHAPE, IndexShape, Merge, Run, RunList
 from redlist.ledger.sealmemo import SealedMemo
 from redlist.ledger.storelayout import (
@@ -130,9 +130,9 @@ class IdIndex:
         self._writing = writing
         self._memo = memo
         self._runs: RunList | None = None
-        #: The runs a lookup reads, newest first: key prefix, filter (or None) and its
-        #: length in words (0: none); made at the first lookup in the runs.
-        self._newest_first: list[tuple[bytes, array[int] | None, int]] | None = None
+        #: The runs a lookup reads, newest first: key prefix, filter (``NO_FILTER``
+        #: when none) and its length in words; made at the first lookup in the runs.
+        self._newest_first: list[tuple[bytes, array[int], int]] | None = None
         self._level0: int | None = None  # the number of ids in level 0, once counted
         self._absent: set[bytes] = set()
         self._cursor: lmdb.Cursor[bytes] | None = None
@@ -202,7 +202,7 @@ class IdIndex:
         mask, word = MASKS[key & MASK_LOW], key >> MASK_BITS
         get = self._run_cursor().get
         for prefix, words, size in newest_first:
-            if size and words[word % size] & mask != mask:  # type: ignore[index]
+            if size and words[word % size] & mask != mask:
                 continue  # the run's filter proves the id is not in it
             value = get(prefix + entry_id)
             if value is not None:
@@ -211,14 +211,14 @@ class IdIndex:
             memory.remember(entry_id, runs.next_number)
         return None
 
-    def _lookup_order(self, runs: RunList) -> list[tuple[bytes, array[int] | None, int]]:
+    def _lookup_order(self, runs: RunList) -> list[tuple[bytes, array[int], int]]:
         """The live runs newest first, each with its filter where one is kept; a read
         transaction builds at most one missing filter (``idfilter``)."""
         filters = self._filters
         if filters is not None and not self._writing:
             filters.keep_only({run.number for run in runs.runs}, runs.next_number)
         may_build = filters is not None and not self._writing
-        order: list[tuple[bytes, array[int] | None, int]] = []
+        order: list[tuple[bytes, array[int], int]] = []
         for run in reversed(runs.runs):
             words = None
             if filters is not None and run.tier >= idfilter.MIN_TIER:
@@ -226,7 +226,8 @@ class IdIndex:
                 if words is None and may_build and filters.fits(run.count):
                     may_build = False
                     words = self._built_filter(filters, run)
-            order.append((id_run_prefix(run.number), words, 0 if words is None else len(words)))
+            words = NO_FILTER if words is None else words
+            order.append((id_run_prefix(run.number), words, len(words)))
         return order
 
     def _built_filter(self, filters: RunFilters, run: Run) -> array[int]:
