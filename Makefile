@@ -11,6 +11,8 @@
 #                  docs/performance.md's table and plot from them
 #   make bytecode  compile the sources' bytecode (every target that runs the programs
 #                  does it first; docs/adr/0041)
+#   make native    compile the core's hot modules with mypyc into build/native, when
+#                  their sources changed (make bytecode does it first; docs/adr/0057)
 #   make clean     remove caches and build output (make distclean also removes .venv)
 
 SHELL := bash
@@ -25,7 +27,7 @@ BIN := $(VENV)/bin
 # Present once `make install` has succeeded for the current pyproject.toml.
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install bytecode proto lint lint-ruff lint-format lint-types lint-imports lint-proto lint-i18n \
+.PHONY: install native bytecode proto lint lint-ruff lint-format lint-types lint-imports lint-proto lint-i18n \
 	test soak demo bench clean distclean
 
 install: $(INSTALLED)
@@ -44,8 +46,14 @@ $(INSTALLED): $(PYPROJECTS) scripts/install_dev.py
 # programs (every test's subprocess, a node, the verifier) then start without compiling
 # their modules, also where PYTHONDONTWRITEBYTECODE keeps Python from caching them
 # itself. Only sources newer than their bytecode are compiled (docs/adr/0041).
-bytecode: install
+bytecode: install native
 	@$(BIN)/python -m compileall -q -j 0 $(wildcard */src) > /dev/null
+
+# The hot modules of the core compiled with mypyc (docs/adr/0057), beside the sources in
+# build/native; a program runs them only while they match their sources, so the build
+# runs whenever a listed source is not the one compiled, and does nothing otherwise.
+native: install
+	@$(BIN)/python scripts/build_native.py
 
 proto: install
 	scripts/gen_proto.sh
@@ -75,9 +83,12 @@ lint-proto:
 lint-i18n:
 	$(BIN)/python scripts/i18n.py check
 
+# The suite runs as the programs run, with the core compiled; the core's own tests run
+# again from its sources, the reference the compiled copy is made from (docs/adr/0057).
 test: install bytecode
 	@$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q -p no:cacheprovider
+	REDLIST_NATIVE=0 $(BIN)/pytest -q -p no:cacheprovider tests/ledger
 
 # The fault suites at length. REDLIST_SOAK=1 tells every suite to scale up; the crash
 # test runs SOAK_ROUNDS kill -9 rounds (no new round after SOAK_SECONDS) and kills

@@ -40,7 +40,7 @@ from pathlib import Path
 import nacl
 import nacl._sodium
 
-from redlist.ledger import crypto, sigworkers
+from redlist.ledger import crypto, native, sigworkers
 from redlist.ledger.log import Log
 
 #: Signatures verified per measurement unless a benchmark asks for another count.
@@ -118,6 +118,8 @@ def machine() -> dict[str, object]:
         "platform": platform.platform(terse=True),
         "processor": platform.machine(),
         "libraries": versions,
+        # The core's modules that ran compiled (docs/adr/0057); empty: the sources ran.
+        "native": native.compiled_modules(),
     }
 
 

@@ -355,9 +355,25 @@ def table(results: list[Result]) -> str:
         loads = [r["machine"].get("load_average") for r in newest or results if "machine" in r]
         loads = [load for load in loads if load is not None]
         busy = f", load average {min(loads):g} to {max(loads):g}" if loads else ""
+        # Which copy of the core ran (ADR 0057): results from before it say nothing.
+        known = [
+            r["machine"]["native"]
+            for r in newest or results
+            if "machine" in r and r["machine"].get("native") is not None
+        ]
+        core = (
+            ""
+            if not known
+            else "; the core compiled by mypyc (ADR 0057)"
+            if all(known)
+            else "; the core run from its sources"
+            if not any(known)
+            else "; the core compiled by mypyc (ADR 0057) for some rows, "
+            "from its sources for others"
+        )
         lines.append(
             f"Measured {when} on {machine['cores']} cores ({machine['processor']}, "
-            f"{machine['platform']}{busy}), Python {machine['python']}; {libraries}."
+            f"{machine['platform']}{busy}), Python {machine['python']}; {libraries}{core}."
         )
     else:
         lines.append(f"Measured {when}.")

@@ -110,6 +110,30 @@ def test_the_table_replaces_the_generated_section_only(tmp_path: Path) -> None:
     assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
+@pytest.mark.parametrize(
+    ("natives", "says"),
+    [
+        ([["codec", "points"]] * 3, "; the core compiled by mypyc (ADR 0057)."),
+        ([[]] * 3, "; the core run from its sources."),
+        (
+            [["codec"], [], ["codec"]],
+            "; the core compiled by mypyc (ADR 0057) for some rows, from its sources for others.",
+        ),
+    ],
+)
+def test_the_table_says_which_copy_of_the_core_ran(
+    tmp_path: Path, natives: list[list[str]], says: str
+) -> None:
+    pytest.importorskip("matplotlib")
+    given = [
+        {**result, "machine": {**MACHINE, "native": native}}
+        for result, native in zip(RESULTS[:3], natives, strict=True)
+    ]
+    completed, doc, _ = report(tmp_path, f"{BEGIN}\n{END}\n", given)
+    assert completed.returncode == 0, completed.stderr
+    assert "pynacl 1.6.2" + says in doc.read_text(encoding="utf-8")
+
+
 def test_a_document_without_the_markers_is_left_alone(tmp_path: Path) -> None:
     completed, doc, plot = report(tmp_path, "# Performance\n")
     assert completed.returncode != 0

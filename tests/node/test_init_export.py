@@ -416,9 +416,7 @@ def test_export_of_a_file_or_a_missing_data_directory(
     assert not out.exists()
 
 
-def test_a_failed_export_leaves_no_bundle(
-    tmp_path: Path, town_data: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_export_leaves_no_bundle(tmp_path: Path, town_data: Path) -> None:
     out = tmp_path / "bundle"
     with Log.open(town_data, readonly=True) as log:
         real_leaves = log.leaves
@@ -429,9 +427,17 @@ def test_a_failed_export_leaves_no_bundle(
                     raise StoreError("simulated read failure")
                 yield item
 
-        monkeypatch.setattr(log, "leaves", leaves_then_fail)
+        class Failing:
+            """The log, but its leaves fail part of the way (a compiled ``Log`` takes no
+            patched methods: docs/adr/0057)."""
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(log, name)
+
+            leaves = staticmethod(leaves_then_fail)
+
         with pytest.raises(StoreError, match="simulated read failure"):
-            export_module.export_full(log, out)
+            export_module.export_full(Failing(), out)  # type: ignore[arg-type]
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [town_data]
 

@@ -38,7 +38,7 @@ from tests.builders import (
 )
 from tests.node.serving import Running, metadata_of, rpc_error, run_node
 
-from redlist.ledger import merkle
+from redlist.ledger import merkle, native
 from redlist.ledger.crypto import SigningKey
 from redlist.ledger.entry import MAX_ENVELOPE_SIZE, Award, Leaf
 from redlist.ledger.errors import IntegrityError, RedlistError, SourceError
@@ -504,20 +504,23 @@ def test_a_batch_stops_before_its_byte_bound_but_holds_at_least_one_leaf(log: Lo
     assert leafreads.read_batch(log, 2, log.size, 3, 1 << 20) == leaves[2:5]
 
 
-def test_a_store_failure_on_a_read_is_an_internal_error_in_words(
-    log: Log, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def damaged() -> str:
-        raise IntegrityError("the ledger's metadata lacks 'checkpoint'")
+def test_a_store_failure_on_a_read_is_an_internal_error_in_words(log: Log) -> None:
+    class Damaged:
+        """The log, but its checkpoint cannot be read (a compiled ``Log`` takes no
+        patched methods: docs/adr/0057)."""
 
-    monkeypatch.setattr(log, "checkpoint", damaged)
+        def __getattr__(self, name: str) -> object:
+            return getattr(log, name)
+
+        def checkpoint(self) -> str:
+            raise IntegrityError("the ledger's metadata lacks 'checkpoint'")
 
     async def body(running: Running) -> None:
         error = await rpc_error(running.checkpoint())
         assert error.code() == grpc.StatusCode.INTERNAL
         assert "lacks 'checkpoint'" in (error.details() or "")
 
-    run_node(log, body)
+    run_node(Damaged(), body)  # type: ignore[arg-type]
 
 
 def test_a_chunk_stops_at_its_byte_bound(log: Log) -> None:
@@ -923,3 +926,18 @@ def test_sigterm_under_load_exits_cleanly_keeping_every_acknowledged_entry(
     log_text = (tmp_path / "stderr.log").read_text()
     assert "commit batches=" in log_text
     assert "stopped" in log_text
+
+
+def test_the_start_up_line_says_which_copy_of_the_core_runs(
+    log: Log, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator reads whether the core runs compiled (docs/adr/0057) in the log."""
+
+    async def body(running: Running) -> None:
+        await running.checkpoint()
+
+    with caplog.at_level("INFO", logger="redlist.node.server"):
+        run_node(log, body)
+    serving = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serving ")]
+    expected = "compiled" if native.compiled_modules() else "sources"
+    assert len(serving) == 1 and serving[0].endswith(f" core={expected}")

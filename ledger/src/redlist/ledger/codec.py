@@ -64,8 +64,10 @@ def encode(value: Any) -> bytes:
     return data
 
 
-def decode(data: bytes, what: str = "value") -> Any:
-    """Decode canonical bytes; raise FormatError for anything else.
+def decode(data: object, what: str = "value") -> Any:
+    """Decode canonical bytes; raise FormatError for anything else, not bytes included
+    (``data`` is typed ``object`` so that compiled, too, it takes whatever a caller
+    passes and says what is wrong with it: docs/adr/0057).
 
     ``what`` names the object in error messages ("entry body", "leaf", ...).
     The fast path decodes with msgpack's C decoder, walks the value once for the

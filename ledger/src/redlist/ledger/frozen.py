@@ -32,6 +32,9 @@ def builder(cls: type[_T]) -> Callable[..., _T]:
     """A function building ``cls`` values from all their fields, positionally; see above."""
     if not dataclasses.is_dataclass(cls) or not isinstance(cls, type):
         raise TypeError(f"{cls!r} is not a dataclass")
+    if "__mypyc_attrs__" in cls.__dict__:
+        # A class compiled by mypyc (ADR 0057): its own __init__ is already native code.
+        return cls
     if hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__:
         raise TypeError(f"{cls.__name__}: a builder needs a plain __init__ and a __dict__")
     fields = dataclasses.fields(cls)

@@ -254,7 +254,8 @@ class BalanceTable:
 
     def numbers(self) -> Iterator[int]:
         """The numbers of the accounts that hold a balance, in order."""
-        return (number for number, present in enumerate(self._present) if present)
+        present = bytes(self._present)
+        return (number for number in range(len(present)) if present[number])
 
     def copy(self) -> BalanceTable:
         """An independent copy (arrays are copied whole, a few bytes per account)."""

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from redlist.ledger import codec
 from redlist.ledger.entry import Grade, TownConfig
 from redlist.ledger.errors import FormatError
@@ -303,6 +305,8 @@ class MonthCounts(Mapping[tuple[str, str, str], int]):
         return ((name(number), rule, month) for number, rule, month, _ in self._table.items())
 
 
+# Compiled (ADR 0057), the full check and the publicity replay it in subclasses of their own.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryState:
     """``LedgerState`` in memory: for the verifier, the full check and tests.
 
@@ -330,7 +334,10 @@ class MemoryState:
     def _bind_tables(self) -> None:
         """Bind the look-ups and records the points rules make for every entry to the
         tables' own methods: each then costs one Python frame less (ADR 0039). A
-        subclass that overrides one of them keeps its override."""
+        subclass that overrides one of them keeps its override. Compiled (ADR 0057), the
+        methods are native calls already, and the instances take no new attributes."""
+        if _COMPILED:
+            return
         for name, table_method in self._table_methods().items():
             if getattr(type(self), name) is getattr(MemoryState, name):
                 setattr(self, name, table_method)
@@ -347,7 +354,7 @@ class MemoryState:
     def __getstate__(self) -> dict[str, Any]:
         # A copy (``copy.deepcopy``, ``pickle``) binds its own tables' methods: a
         # dictionary's bound ``get`` would be copied as it is, still reading the
-        # original's dictionary.
+        # original's dictionary. (Compiled, ADR 0057, a state is not copied: nothing does.)
         bound = self._table_methods()
         return {name: value for name, value in vars(self).items() if name not in bound}
 
@@ -444,6 +451,9 @@ def _array(data: bytes, length: int, what: str) -> list[Any]:
         raise FormatError(f"{what}: expected an array of {length} items")
     return value
 
+
+#: Whether this module runs compiled by mypyc (ADR 0057), not from its source.
+_COMPILED = __file__.endswith((".so", ".pyd"))
 
 __all__ = [
     "Balance",

@@ -51,6 +51,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from redlist.ledger import native
 from redlist.ledger.errors import FormatError, RedlistError
 from redlist.ledger.log import Log
 from redlist.ledger.sigschedule import SignatureScheduler
@@ -319,7 +320,7 @@ class NodeServer:
         transport = "plaintext" if options.tls is None else options.tls.mode
         logger.info(
             "serving origin=%s size=%d address=%s transport=%s limits=%s rate_limit=%s "
-            "rate_limit_bytes=%s memory_ceiling_mib=%d",
+            "rate_limit_bytes=%s memory_ceiling_mib=%d core=%s",
             log.origin,
             size,
             node.address,
@@ -330,6 +331,8 @@ class NodeServer:
             if options.rate_limit_bytes is None
             else options.rate_limit_bytes.describe("bytes"),
             options.memory_ceiling() >> 20,
+            # Whether the core's hot modules run compiled (docs/adr/0057).
+            "compiled" if native.compiled_modules() else "sources",
         )
         if witness is not None:
             logger.info(

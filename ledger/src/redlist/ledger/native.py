@@ -1,0 +1,139 @@
+"""Which copy of the core's hot modules runs: the compiled one, only while it matches.
+
+``make`` compiles the modules that ``ledger/pyproject.toml`` lists under
+``[tool.redlist.native]`` with mypyc (``scripts/build_native.py``, docs/adr/0057) into
+``build/native/<tag>/`` of the clone, with a manifest of the sources it was compiled
+from. When ``redlist.ledger`` is imported, ``search_path`` puts that folder before the
+sources in the package's search path, so the compiled modules are the ones imported,
+but only if every listed source is byte for byte the one compiled: a source changed
+since (an edit, a checkout, a pull) makes the whole package run from its sources until
+``make`` compiles it again. The compiled modules call one another directly, so they are
+taken all together or not at all.
+
+The sources stay the reference: they are what the compiled modules are made from,
+what the tests also run (``REDLIST_NATIVE=0``), and what an installation without a C
+compiler, or not made from a clone, runs.
+
+Every program imports this, worker processes included, so it loads little: no
+``pathlib`` and no ``json``; ``hashlib`` only when a source's size or time changed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+
+#: Set to ``0`` to run the sources even where a matching compiled copy exists.
+ENVIRONMENT = "REDLIST_NATIVE"
+#: The manifest written last by the build: a line for the build, then one a module
+#: (``name sha256 size mtime_ns``) with the source it was compiled from.
+MANIFEST = "manifest.txt"
+#: The name of the compiled modules' shared library (``<group>__mypyc``), in the package.
+GROUP = "redlist.ledger.native"
+
+#: The folder of the compiled copy in use, or None (set once, at the package's import).
+in_use: str | None = None
+_modules: list[str] = []
+
+
+def tag() -> str:
+    """The interpreter and platform a compiled copy is for (one folder each)."""
+    return f"{sys.implementation.cache_tag}-{sysconfig.get_platform()}"
+
+
+def native_root(package_dir: str) -> str:
+    """Where the compiled copy of the package in ``package_dir`` lives: ``build/native/<tag>``
+    of the clone whose ``ledger/src/redlist/ledger`` it is."""
+    clone = package_dir
+    for _ in range(4):
+        clone = os.path.dirname(clone)
+    return os.path.join(clone, "build", "native", tag())
+
+
+def source_digest(path: str) -> str:
+    import hashlib
+
+    with open(path, "rb") as source:
+        return hashlib.sha256(source.read()).hexdigest()
+
+
+def source_line(name: str, path: str) -> str:
+    """The manifest's line for a module: its source's digest, and the size and time that
+    spare hashing it again while they are unchanged."""
+    status = os.stat(path)
+    return f"{name} {source_digest(path)} {status.st_size} {status.st_mtime_ns}"
+
+
+def read_manifest(root: str) -> tuple[str, dict[str, tuple[str, int, int]]] | None:
+    """The build's line and each module's (digest, size, time), or None if unreadable."""
+    try:
+        with open(os.path.join(root, MANIFEST), encoding="utf-8") as manifest:
+            build, *lines = manifest.read().splitlines()
+        modules = {}
+        for line in lines:
+            name, digest, size, mtime = line.split(" ")
+            modules[name] = (digest, int(size), int(mtime))
+    except (OSError, ValueError):
+        return None
+    return build, modules
+
+
+def matches(package_dir: str, modules: dict[str, tuple[str, int, int]]) -> bool:
+    """Whether every listed module has exactly the source it was compiled from."""
+    if not modules:
+        return False
+    for name, (digest, size, mtime) in modules.items():
+        source = os.path.join(package_dir, name + ".py")
+        try:
+            status = os.stat(source)
+            if (status.st_size, status.st_mtime_ns) == (size, mtime):
+                continue
+            if source_digest(source) != digest:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def matching_copy(package_dir: str) -> tuple[str, list[str]] | None:
+    """The compiled copy's folder and modules, if it may run: built, matching every
+    source, and not turned off (``REDLIST_NATIVE=0``)."""
+    if os.environ.get(ENVIRONMENT, "1") == "0":
+        return None
+    root = native_root(package_dir)
+    manifest = read_manifest(root)
+    if manifest is None or not matches(package_dir, manifest[1]):
+        return None
+    return root, sorted(manifest[1])
+
+
+def search_path(package_dir: str) -> list[str]:
+    """The folders to put before the package's own: the compiled copy's, when it matches."""
+    global in_use, _modules
+    copy = matching_copy(package_dir)
+    if copy is None:
+        return []
+    in_use, _modules = copy
+    return [os.path.join(in_use, "redlist", "ledger")]
+
+
+def compiled_modules() -> list[str]:
+    """The names of the modules running compiled (empty when the sources run)."""
+    return list(_modules)
+
+
+__all__ = [
+    "ENVIRONMENT",
+    "GROUP",
+    "MANIFEST",
+    "compiled_modules",
+    "in_use",
+    "matches",
+    "matching_copy",
+    "native_root",
+    "read_manifest",
+    "search_path",
+    "source_line",
+    "tag",
+]

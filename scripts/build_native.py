@@ -1,0 +1,112 @@
+"""Compile the core's hot modules with mypyc, where they run (docs/adr/0057).
+
+Usage: python scripts/build_native.py   (from the repository root; ``make`` runs it)
+
+The modules are those ``ledger/pyproject.toml`` lists under ``[tool.redlist.native]``.
+They are compiled into ``build/native/<tag>/`` (``redlist.ledger.native``), which the
+package puts before its sources only while every listed source is the one compiled.
+Nothing is done when the copy there already matches the sources; otherwise the copy
+is built beside it and put in its place whole, the manifest written last, so an
+interrupted build leaves either the old copy or none, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "ledger" / "src" / "redlist" / "ledger"
+sys.path.insert(0, str(ROOT / "ledger" / "src"))
+os.environ["REDLIST_NATIVE"] = "0"  # this process reads the sources, never a copy
+
+from redlist.ledger import native  # noqa: E402
+
+
+def listed_modules() -> list[str]:
+    with (ROOT / "ledger" / "pyproject.toml").open("rb") as pyproject:
+        table = tomllib.load(pyproject)["tool"]["redlist"]["native"]
+    modules: list[str] = table["modules"]
+    return modules
+
+
+def mypyc_version() -> str:
+    from mypy.version import __version__
+
+    return __version__
+
+
+def build_line() -> str:
+    return f"mypyc {mypyc_version()} {native.tag()}"
+
+
+def up_to_date(root: Path, modules: list[str]) -> bool:
+    manifest = native.read_manifest(str(root))
+    return (
+        manifest is not None
+        and manifest[0] == build_line()
+        and sorted(manifest[1]) == sorted(modules)
+        and native.matches(str(PACKAGE), manifest[1])
+    )
+
+
+_SETUP = """
+import sys
+from setuptools import setup
+from mypyc.build import mypycify
+out, temp, group, *paths = sys.argv[1:]
+sys.argv = [sys.argv[0], "build_ext", "--build-lib", out, "--build-temp", temp]
+setup(
+    name="redlist-ledger-native",
+    packages=[],
+    ext_modules=mypycify(
+        ["--no-warn-unused-configs", *paths], opt_level="3", group_name=group, target_dir=temp
+    ),
+)
+"""
+
+
+def build(root: Path, modules: list[str]) -> None:
+    lines = [native.source_line(name, str(PACKAGE / f"{name}.py")) for name in modules]
+    staging = root.with_name(root.name + ".new")
+    temp = root.with_name(root.name + ".tmp")
+    for folder in (staging, temp):
+        shutil.rmtree(folder, ignore_errors=True)
+    paths = [str((PACKAGE / f"{name}.py").relative_to(ROOT)) for name in modules]
+    print(f"compiling {len(modules)} modules of the core with mypyc into {root.relative_to(ROOT)}")
+    finished = subprocess.run(
+        [sys.executable, "-c", _SETUP, str(staging), str(temp), native.GROUP, *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if finished.returncode != 0:
+        sys.stderr.write(finished.stdout[-20000:] + finished.stderr[-20000:])
+        raise SystemExit(
+            "build_native: mypyc could not compile the core (the output is above); "
+            "the sources still run as they are"
+        )
+    shutil.rmtree(temp, ignore_errors=True)
+    (staging / native.MANIFEST).write_text("\n".join([build_line(), *lines]) + "\n", "utf-8")
+    shutil.rmtree(root, ignore_errors=True)
+    staging.rename(root)
+
+
+def main() -> int:
+    modules = listed_modules()
+    root = Path(native.native_root(str(PACKAGE)))
+    if up_to_date(root, modules):
+        return 0
+    # The copy in place no longer matches: nobody may run it while the new one builds.
+    (root / native.MANIFEST).unlink(missing_ok=True)
+    build(root, modules)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
