@@ -37,7 +37,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from redlist.ledger.cores import available_cores
@@ -226,12 +226,14 @@ class SignatureScheduler:
             return self._threads
 
 
-@dataclass
 class _Chunk(Generic[_Item]):
-    items: list[_Item] = field(default_factory=list)
-    triples: list[Triple] = field(default_factory=list)
-    ticket: Ticket | None = None
-    size: int = 0
+    """The entries of one chunk, the triples they need, and the ticket of its verdicts."""
+
+    def __init__(self) -> None:
+        self.items: list[_Item] = []
+        self.triples: list[Triple] = []
+        self.ticket: Ticket | None = None
+        self.size = 0
 
 
 class Pipeline(Generic[_Item]):
