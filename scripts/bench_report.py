@@ -311,6 +311,16 @@ def stamp(results: list[Result], when: str) -> list[Result]:
     ]
 
 
+#: A row measured with the core run from its sources, in a table of compiled ones.
+FROM_SOURCES = "core from its sources"
+
+
+def _compiled(result: Result) -> bool:
+    """Whether the result was measured with the core compiled (ADR 0057)."""
+    machine = result.get("machine")
+    return isinstance(machine, dict) and bool(machine.get("native"))
+
+
 def _day(result: Result) -> str | None:
     when = result.get("measured_at")
     return str(when)[:10] if when else None
@@ -323,6 +333,7 @@ def table(results: list[Result]) -> str:
         by_name.setdefault(result.get("benchmark", "?"), []).append(result)
     days = [day for day in map(_day, results) if day is not None]
     latest = max(days, default=None)
+    any_compiled = any(map(_compiled, results))
     rows: list[tuple[str, ...]] = []
     for name, make_rows in ROWS.items():
         # The smaller scale first (append at 1M, then at 10M), whatever order they came in.
@@ -334,6 +345,8 @@ def table(results: list[Result]) -> str:
             day = _day(result)
             if day is not None and day != latest:  # kept from an earlier make bench
                 made = [(row[0], f"{row[1]} (measured {day})", *row[2:]) for row in made]
+            if any_compiled and not _compiled(result):
+                made = [(row[0], f"{row[1]} ({FROM_SOURCES})", *row[2:]) for row in made]
             rows.extend(made)
     rows.extend(
         (f"{name} (no row format)", "", "", "", "", "") for name in by_name if name not in ROWS
@@ -355,21 +368,15 @@ def table(results: list[Result]) -> str:
         loads = [r["machine"].get("load_average") for r in newest or results if "machine" in r]
         loads = [load for load in loads if load is not None]
         busy = f", load average {min(loads):g} to {max(loads):g}" if loads else ""
-        # Which copy of the core ran (ADR 0057): results from before it say nothing.
-        known = [
-            r["machine"]["native"]
-            for r in newest or results
-            if "machine" in r and r["machine"].get("native") is not None
-        ]
+        # Which copy of the core ran (ADR 0057); results from before it ran the sources.
         core = (
-            ""
-            if not known
+            f"; the core compiled by mypyc (ADR 0057), but in the rows marked {FROM_SOURCES}"
+            if any_compiled and not all(map(_compiled, results))
             else "; the core compiled by mypyc (ADR 0057)"
-            if all(known)
+            if any_compiled
             else "; the core run from its sources"
-            if not any(known)
-            else "; the core compiled by mypyc (ADR 0057) for some rows, "
-            "from its sources for others"
+            if any("native" in r.get("machine", {}) for r in results)
+            else ""
         )
         lines.append(
             f"Measured {when} on {machine['cores']} cores ({machine['processor']}, "

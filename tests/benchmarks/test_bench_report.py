@@ -111,27 +111,34 @@ def test_the_table_replaces_the_generated_section_only(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("natives", "says"),
+    ("natives", "says", "marked"),
     [
-        ([["codec", "points"]] * 3, "; the core compiled by mypyc (ADR 0057)."),
-        ([[]] * 3, "; the core run from its sources."),
+        ([["codec", "points"]] * 3, "; the core compiled by mypyc (ADR 0057).", 0),
+        ([[]] * 3, "; the core run from its sources.", 0),
         (
-            [["codec"], [], ["codec"]],
-            "; the core compiled by mypyc (ADR 0057) for some rows, from its sources for others.",
+            [["codec"], [], None],
+            "; the core compiled by mypyc (ADR 0057), but in the rows marked "
+            "core from its sources.",
+            2,
         ),
     ],
 )
 def test_the_table_says_which_copy_of_the_core_ran(
-    tmp_path: Path, natives: list[list[str]], says: str
+    tmp_path: Path, natives: list[list[str] | None], says: str, marked: int
 ) -> None:
+    """A result without ``native`` was measured before the core was compiled."""
     pytest.importorskip("matplotlib")
     given = [
-        {**result, "machine": {**MACHINE, "native": native}}
+        {**result, "machine": {**MACHINE, **({} if native is None else {"native": native})}}
         for result, native in zip(RESULTS[:3], natives, strict=True)
     ]
     completed, doc, _ = report(tmp_path, f"{BEGIN}\n{END}\n", given)
     assert completed.returncode == 0, completed.stderr
-    assert "pynacl 1.6.2" + says in doc.read_text(encoding="utf-8")
+    text = doc.read_text(encoding="utf-8")
+    assert "pynacl 1.6.2" + says in text
+    rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
+    assert sum("(core from its sources)" in row for row in rows) == marked
+    assert "(core from its sources)" not in rows[0]
 
 
 def test_a_document_without_the_markers_is_left_alone(tmp_path: Path) -> None:
