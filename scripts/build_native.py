@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "ledger" / "src" / "redlist" / "ledger"
+#: ``REDLIST_NATIVE=0 make ...``: the sources are asked for, so nothing is compiled.
+ASKED_FOR_SOURCES = os.environ.get("REDLIST_NATIVE") == "0"
 sys.path.insert(0, str(ROOT / "ledger" / "src"))
 os.environ["REDLIST_NATIVE"] = "0"  # this process reads the sources, never a copy
 
@@ -98,6 +100,9 @@ def build(root: Path, modules: list[str]) -> None:
 
 
 def main() -> int:
+    if ASKED_FOR_SOURCES:
+        print("REDLIST_NATIVE=0: the core runs from its sources; nothing compiled")
+        return 0
     modules = listed_modules()
     root = Path(native.native_root(str(PACKAGE)))
     if up_to_date(root, modules):

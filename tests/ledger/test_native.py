@@ -44,6 +44,10 @@ def test_the_listed_modules_are_sources_of_the_core() -> None:
     assert "native" not in listed and "bodies" not in listed
 
 
+@pytest.mark.skipif(
+    os.environ.get(native.ENVIRONMENT) == "0",
+    reason="REDLIST_NATIVE=0: the sources were asked for, and make compiled nothing",
+)
 def test_the_programs_run_the_compiled_core_that_make_built() -> None:
     """``make`` (what CI runs) compiles the core; the programs import the compiled copy,
     every listed module, and the interpreted rest beside it."""
@@ -128,3 +132,16 @@ def test_anything_but_the_compiled_sources_runs_the_sources(
 def test_the_switch_turns_a_matching_copy_off(clone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(native.ENVIRONMENT, "0")
     assert native.matching_copy(str(clone)) is None
+
+
+def test_the_build_compiles_nothing_when_the_sources_are_asked_for() -> None:
+    env = {**os.environ, native.ENVIRONMENT: "0"}
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_native.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert "nothing compiled" in finished.stdout
