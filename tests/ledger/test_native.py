@@ -30,7 +30,12 @@ def _imported_from(*modules: str, switch: str | None = None) -> list[str]:
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n"
     code += "    print(importlib.import_module(name).__file__)\n"
     finished = subprocess.run(
-        [sys.executable, "-c", code, *modules], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, *modules],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     return finished.stdout.split()
 
@@ -100,11 +105,19 @@ def test_a_source_touched_but_unchanged_still_matches(
     assert native.matching_copy(str(clone)) is not None
 
 
+def _edit(source: Path, text: str) -> None:
+    """Write ``text`` into ``source`` as an edit made later does: with a later time (the
+    file system's clock may not have moved since the fixture wrote it)."""
+    before = source.stat().st_mtime_ns
+    source.write_text(text)
+    os.utime(source, ns=(before + 10**9, before + 10**9))
+
+
 @pytest.mark.parametrize(
     "change",
     [
-        pytest.param(lambda p: (p / "points.py").write_text("Y = 3\n"), id="same size, new bytes"),
-        pytest.param(lambda p: (p / "points.py").write_text("Y = 2  \n"), id="another size"),
+        pytest.param(lambda p: _edit(p / "points.py", "Y = 3\n"), id="same size, new bytes"),
+        pytest.param(lambda p: _edit(p / "points.py", "Y = 2  \n"), id="another size"),
         pytest.param(lambda p: (p / "codec.py").unlink(), id="a source removed"),
         pytest.param(
             lambda p: (Path(native.native_root(str(p))) / native.MANIFEST).unlink(),

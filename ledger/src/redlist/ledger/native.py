@@ -32,8 +32,7 @@ MANIFEST = "manifest.txt"
 #: The name of the compiled modules' shared library (``<group>__mypyc``), in the package.
 GROUP = "redlist.ledger.native"
 
-#: The folder of the compiled copy in use, or None (set once, at the package's import).
-in_use: str | None = None
+#: The modules running compiled (set once, at the package's import; empty: the sources).
 _modules: list[str] = []
 
 
@@ -110,12 +109,12 @@ def matching_copy(package_dir: str) -> tuple[str, list[str]] | None:
 
 def search_path(package_dir: str) -> list[str]:
     """The folders to put before the package's own: the compiled copy's, when it matches."""
-    global in_use, _modules
+    global _modules
     copy = matching_copy(package_dir)
     if copy is None:
         return []
-    in_use, _modules = copy
-    return [os.path.join(in_use, "redlist", "ledger")]
+    root, _modules = copy
+    return [os.path.join(root, "redlist", "ledger")]
 
 
 def compiled_modules() -> list[str]:
@@ -128,7 +127,6 @@ __all__ = [
     "GROUP",
     "MANIFEST",
     "compiled_modules",
-    "in_use",
     "matches",
     "matching_copy",
     "native_root",
