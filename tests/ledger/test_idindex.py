@@ -19,6 +19,7 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.builders import SMALL_ID_INDEX, Town, create_log, id_index_shape
 from tests.rawstore import id_run_key, raw_tables, seal
 
 from redlist.ledger import idindex
@@ -452,3 +453,16 @@ def test_a_filter_is_never_built_from_a_run_that_was_not_committed(tmp_path: Pat
             ]
     finally:
         store.close()
+
+
+def test_appends_alone_build_the_filters_their_lookups_use(tmp_path: Path) -> None:
+    """Nothing but appends (no ``FindEntries``, no reader looking an id up): each batch
+    still has a read snapshot build a filter a run lacks, so the writer's lookups skip
+    the runs that cannot hold the id (ADR 0056). Runs of tier 1 have filters; the
+    small shape makes them within a few entries."""
+    town = Town.from_seed(b"filters from appends")
+    with id_index_shape(SMALL_ID_INDEX), create_log(tmp_path / "data", town, setup=True) as log:
+        assert log.id_filter_bytes == 0
+        for n in range(4 * SMALL_ID_INDEX.run_size(1)):
+            log.append([town.award(f"resident-{n}", "clean-pond")], now_ms=town.now_ms)
+        assert log.id_filter_bytes > 0

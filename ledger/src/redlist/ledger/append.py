@@ -11,11 +11,13 @@ the validator.
 2. ``verify_ahead``: the signatures the batch will need are found from a read
    snapshot of the keys plus the keys the batch itself registers
    (``validator.KeyLookahead``) and handed to the ``SignatureScheduler`` in chunks,
-   all at once, outside the write lock. A resubmitted entry is compared, not
-   verified, so its signatures are left out. The verdicts are a pure fact about
-   (key, body, signature): a snapshot that is out of date by the time the batch is
-   written does no harm, since whatever was not verified ahead is verified when the
-   validator asks.
+   all at once, outside the write lock. A resubmitted entry's signatures go too: no
+   id is looked up here, as that cost the node's one serial thread more than the
+   workers spend on a batch sent again (docs/performance.md), and the write
+   recognises a resubmission without asking for its verdicts. The verdicts are a
+   pure fact about (key, body, signature): a snapshot that is out of date by the
+   time the batch is written does no harm, since whatever was not verified ahead is
+   verified when the validator asks.
 3. ``write_batch``, in the write transaction: each envelope, in order and as soon as
    its chunk's verdicts are in, is either recognised as a resubmission (same entry
    id, same bytes: its existing seq; other bytes: ``ConflictError``) or made into the
@@ -34,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from redlist.ledger import merkle
-from redlist.ledger.entry import ZERO_HASH, AnyBody, Envelope, Genesis, Leaf, decode_body
+from redlist.ledger.entry import ZERO_HASH, AnyBody, Envelope, Leaf, decode_body
 from redlist.ledger.errors import (
     BatchError,
     ConflictError,
@@ -129,9 +131,7 @@ def verify_ahead(
     lookahead = KeyLookahead(stored=stored)
     pipeline: Pipeline[int] = Pipeline(scheduler, chunk_size=CHUNK_SIZE, in_flight=None)
     for index, item in enumerate(batch):
-        if not isinstance(item.body, Genesis) and state.entry_seq(item.body.id) is not None:
-            pipeline.put(index, ())  # a resubmission: it is compared, not verified
-            continue
+        # A resubmission's too (the module docstring): no id is looked up here.
         pipeline.put(index, lookahead.triples(item.envelope, item.body))
     pipeline.flush()
     return pipeline

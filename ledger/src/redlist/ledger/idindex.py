@@ -66,11 +66,12 @@ class AbsentIds:
     """Ids a read snapshot found in none of the runs, with the run list they were looked
     up in (its next run number), shared by the transactions of one open store.
 
-    An append looks its ids up twice: first in a read snapshot, to leave resubmissions
-    out of the signature checks (``append.verify_ahead``), then in its write
-    transaction. Runs change only when a run is made, which moves the next run number
-    on, so a write transaction whose run list has the number a reader saw holds the
-    same runs: an id that reader found in none of them needs only a look in level 0.
+    A caller that asks which of its ids the log holds (``lookups.find_entries``, the
+    ``FindEntries`` call, in a read snapshot) often appends the others next, and the
+    append looks them up again in its write transaction. Runs change only when a run
+    is made, which moves the next run number on, so a write transaction whose run
+    list has the number a reader saw holds the same runs: an id that reader found in
+    none of them needs only a look in level 0.
     Only read transactions record (they see committed runs only); the memory keeps the
     ids of the newest run list seen, at most ``_ABSENT_MAX`` of them.
     """
@@ -210,6 +211,17 @@ class IdIndex:
         if not self._writing and memory is not None:
             memory.remember(entry_id, runs.next_number)
         return None
+
+    def build_filters(self) -> None:
+        """Do what a read transaction's first lookup in the runs does to the filters
+        without looking an id up: forget those of runs merged away and build one a run
+        lacks. The writer's lookups use only filters readers built (``_lookup_order``),
+        and an append with nothing else to read the ids calls this once a batch."""
+        if self._writing or self._newest_first is not None:
+            return
+        runs = self.run_list()
+        if runs is not None and runs.runs:
+            self._newest_first = self._lookup_order(runs)
 
     def _lookup_order(self, runs: RunList) -> list[tuple[bytes, array[int], int]]:
         """The live runs newest first, each with its filter where one is kept; a read

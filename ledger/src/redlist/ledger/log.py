@@ -245,6 +245,9 @@ class Log:
         self._store.check_writable()  # a stopped store refuses before reading anything
         batch = decode_batch(envelopes)
         with self._store.read() as reader:
+            # The write's id lookups skip the runs whose filters readers built; with no
+            # id looked up in a snapshot (``verify_ahead``), the append builds them.
+            reader.state().id_index().build_filters()
             verdicts = verify_ahead(batch, reader, self._signature_scheduler())
         with self._write_lock, self._store.write() as writer:
             seqs, signed = write_batch(
