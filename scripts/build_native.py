@@ -12,6 +12,7 @@ interrupted build leaves either the old copy or none, never half of one.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -36,14 +37,45 @@ def listed_modules() -> list[str]:
     return modules
 
 
+def imported_modules(modules: list[str]) -> list[str]:
+    """The package's modules that ``modules`` import, directly or through one another,
+    and are not among them: the build reads them (``native`` says why they count)."""
+    package = "redlist.ledger"
+    seen, pending = set(modules), list(modules)
+    while pending:
+        tree = ast.parse(Path(native.source_path(str(PACKAGE), pending.pop())).read_bytes())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            for name in names:
+                if not name.startswith(package + "."):
+                    continue
+                module = name.removeprefix(package + ".")
+                for candidate in (module, module + ".__init__"):  # a module, or a package
+                    if candidate in seen:
+                        break
+                    if Path(native.source_path(str(PACKAGE), candidate)).is_file():
+                        seen.add(candidate)
+                        pending.append(candidate)
+                        break
+    return sorted(seen - set(modules))
+
+
 def mypyc_version() -> str:
     from mypy.version import __version__
 
     return __version__
 
 
+#: The manifest's layout: 2 records the modules the compiled ones import.
+MANIFEST_LAYOUT = 2
+
+
 def build_line() -> str:
-    return f"mypyc {mypyc_version()} {native.tag()}"
+    return f"mypyc {mypyc_version()} {native.tag()} manifest {MANIFEST_LAYOUT}"
 
 
 def up_to_date(root: Path, modules: list[str]) -> bool:
@@ -51,7 +83,8 @@ def up_to_date(root: Path, modules: list[str]) -> bool:
     return (
         manifest is not None
         and manifest[0] == build_line()
-        and sorted(manifest[1]) == sorted(modules)
+        and manifest[2] == sorted(modules)
+        # The imports of unchanged sources are unchanged: no need to find them again.
         and native.matches(str(PACKAGE), manifest[1])
     )
 
@@ -73,7 +106,11 @@ setup(
 
 
 def build(root: Path, modules: list[str]) -> None:
-    lines = [native.source_line(name, str(PACKAGE / f"{name}.py")) for name in modules]
+    lines = [native.source_line(name, native.source_path(str(PACKAGE), name)) for name in modules]
+    lines += [
+        native.source_line(name, native.source_path(str(PACKAGE), name), imported=True)
+        for name in imported_modules(modules)
+    ]
     staging = root.with_name(root.name + ".new")
     temp = root.with_name(root.name + ".tmp")
     for folder in (staging, temp):

@@ -59,8 +59,10 @@ def test_the_programs_run_the_compiled_core_that_make_built() -> None:
     root = native.native_root(str(PACKAGE))
     manifest = native.read_manifest(root)
     assert manifest is not None, "no compiled core: run `make native` (docs/adr/0057)"
-    assert sorted(manifest[1]) == sorted(_listed()), "the compiled core is stale: make native"
+    assert manifest[2] == sorted(_listed()), "the compiled core is stale: make native"
     assert native.matches(str(PACKAGE), manifest[1]), "the compiled core is stale: make native"
+    # What the compiled modules import from the package is in it too, not compiled.
+    assert {"bodies", "crypto", "note.keys"} <= manifest[1].keys() - set(manifest[2])
     names = ["redlist.ledger.points", "redlist.ledger.store", "redlist.ledger.bodies"]
     points, store, bodies = _imported_from(*names)
     assert points.endswith(".so") and points.startswith(root)
@@ -78,15 +80,19 @@ def test_redlist_native_0_runs_the_sources() -> None:
 
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
-    """A clone's layout: two sources and a manifest of them in build/native/<tag>."""
+    """A clone's layout: two sources compiled, one they import (``note/keys.py``), and a
+    manifest of them in build/native/<tag>."""
     package = tmp_path / "ledger" / "src" / "redlist" / "ledger"
-    package.mkdir(parents=True)
+    (package / "note").mkdir(parents=True)
     (package / "codec.py").write_text("X = 1\n")
     (package / "points.py").write_text("Y = 2\n")
+    (package / "note" / "keys.py").write_text("Z: Final = 3\n")
     root = Path(native.native_root(str(package)))
     assert root == tmp_path / "build" / "native" / native.tag()
     root.mkdir(parents=True)
     lines = [native.source_line(name, str(package / f"{name}.py")) for name in ("codec", "points")]
+    keys = native.source_path(str(package), "note.keys")
+    lines.append(native.source_line("note.keys", keys, imported=True))
     (root / native.MANIFEST).write_text("\n".join(["mypyc test", *lines]) + "\n")
     return package
 
@@ -105,6 +111,17 @@ def test_a_source_touched_but_unchanged_still_matches(
     assert native.matching_copy(str(clone)) is not None
 
 
+def _drop_compiled_lines(manifest: Path) -> None:
+    build, *lines = manifest.read_text().splitlines()
+    kept = [line for line in lines if line.endswith(" " + native.IMPORTED)]
+    manifest.write_text("\n".join([build, *kept]) + "\n")
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a") as file:
+        file.write(text)
+
+
 def _edit(source: Path, text: str) -> None:
     """Write ``text`` into ``source`` as an edit made later does: with a later time (the
     file system's clock may not have moved since the fixture wrote it)."""
@@ -119,6 +136,10 @@ def _edit(source: Path, text: str) -> None:
         pytest.param(lambda p: _edit(p / "points.py", "Y = 3\n"), id="same size, new bytes"),
         pytest.param(lambda p: _edit(p / "points.py", "Y = 2  \n"), id="another size"),
         pytest.param(lambda p: (p / "codec.py").unlink(), id="a source removed"),
+        # mypyc copied its constant into the compiled code: it counts as much.
+        pytest.param(
+            lambda p: _edit(p / "note" / "keys.py", "Z: Final = 4\n"), id="an imported source"
+        ),
         pytest.param(
             lambda p: (Path(native.native_root(str(p))) / native.MANIFEST).unlink(),
             id="no manifest",
@@ -130,6 +151,14 @@ def _edit(source: Path, text: str) -> None:
         pytest.param(
             lambda p: (Path(native.native_root(str(p))) / native.MANIFEST).write_text("mypyc\n"),
             id="a manifest of no module",
+        ),
+        pytest.param(
+            lambda p: _drop_compiled_lines(Path(native.native_root(str(p))) / native.MANIFEST),
+            id="a manifest of imported modules only",
+        ),
+        pytest.param(
+            lambda p: _append(Path(native.native_root(str(p))) / native.MANIFEST, "a b 1 2 x\n"),
+            id="a line with an unknown last word",
         ),
     ],
 )

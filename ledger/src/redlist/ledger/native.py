@@ -3,12 +3,18 @@
 ``make`` compiles the modules that ``ledger/pyproject.toml`` lists under
 ``[tool.redlist.native]`` with mypyc (``scripts/build_native.py``, docs/adr/0057) into
 ``build/native/<tag>/`` of the clone, with a manifest of the sources it was compiled
-from. When ``redlist.ledger`` is imported, ``search_path`` puts that folder before the
-sources in the package's search path, so the compiled modules are the ones imported,
-but only if every listed source is byte for byte the one compiled: a source changed
-since (an edit, a checkout, a pull) makes the whole package run from its sources until
-``make`` compiles it again. The compiled modules call one another directly, so they are
-taken all together or not at all.
+from and against. When ``redlist.ledger`` is imported, ``search_path`` puts that folder
+before the sources in the package's search path, so the compiled modules are the ones
+imported, but only if every source in the manifest is byte for byte the one the build
+read: a source changed since (an edit, a checkout, a pull) makes the whole package run
+from its sources until ``make`` compiles it again. The compiled modules call one another
+directly, so they are taken all together or not at all.
+
+The manifest holds the modules of the package that the compiled ones import, too
+(``imported``). They run from their sources, but the compiled code was built against
+them: mypyc copies a ``Final`` constant's value and a ``NamedTuple``'s field positions
+into the code that uses them, so an edit of one would leave the compiled copy running
+what the source no longer says.
 
 The sources stay the reference: they are what the compiled modules are made from,
 what the tests also run (``REDLIST_NATIVE=0``), and what an installation without a C
@@ -27,8 +33,11 @@ import sysconfig
 #: Set to ``0`` to run the sources even where a matching compiled copy exists.
 ENVIRONMENT = "REDLIST_NATIVE"
 #: The manifest written last by the build: a line for the build, then one a module
-#: (``name sha256 size mtime_ns``) with the source it was compiled from.
+#: (``name sha256 size mtime_ns``) with the source it was compiled from, and one for each
+#: module the compiled ones import, with ``IMPORTED`` after it.
 MANIFEST = "manifest.txt"
+#: The last word of a manifest line whose module was read by the build, not compiled.
+IMPORTED = "imported"
 #: The name of the compiled modules' shared library (``<group>__mypyc``), in the package.
 GROUP = "redlist.ledger.native"
 
@@ -57,33 +66,48 @@ def source_digest(path: str) -> str:
         return hashlib.sha256(source.read()).hexdigest()
 
 
-def source_line(name: str, path: str) -> str:
+def source_path(package_dir: str, name: str) -> str:
+    """The source of module ``name`` of the package (``note.keys``: ``note/keys.py``)."""
+    return os.path.join(package_dir, *name.split(".")) + ".py"
+
+
+def source_line(name: str, path: str, *, imported: bool = False) -> str:
     """The manifest's line for a module: its source's digest, and the size and time that
-    spare hashing it again while they are unchanged."""
+    spare hashing it again while they are unchanged; ``imported``: read, not compiled."""
     status = os.stat(path)
-    return f"{name} {source_digest(path)} {status.st_size} {status.st_mtime_ns}"
+    line = f"{name} {source_digest(path)} {status.st_size} {status.st_mtime_ns}"
+    return f"{line} {IMPORTED}" if imported else line
 
 
-def read_manifest(root: str) -> tuple[str, dict[str, tuple[str, int, int]]] | None:
-    """The build's line and each module's (digest, size, time), or None if unreadable."""
+Sources = dict[str, tuple[str, int, int]]
+
+
+def read_manifest(root: str) -> tuple[str, Sources, list[str]] | None:
+    """The build's line, every source's (digest, size, time) by module, and the modules
+    compiled; None if the manifest is unreadable."""
     try:
         with open(os.path.join(root, MANIFEST), encoding="utf-8") as manifest:
             build, *lines = manifest.read().splitlines()
-        modules = {}
+        sources: Sources = {}
+        compiled = []
         for line in lines:
-            name, digest, size, mtime = line.split(" ")
-            modules[name] = (digest, int(size), int(mtime))
+            name, digest, size, mtime, *rest = line.split(" ")
+            if rest not in ([], [IMPORTED]):
+                return None
+            sources[name] = (digest, int(size), int(mtime))
+            if not rest:
+                compiled.append(name)
     except (OSError, ValueError):
         return None
-    return build, modules
+    return build, sources, sorted(compiled)
 
 
-def matches(package_dir: str, modules: dict[str, tuple[str, int, int]]) -> bool:
-    """Whether every listed module has exactly the source it was compiled from."""
-    if not modules:
+def matches(package_dir: str, sources: Sources) -> bool:
+    """Whether every module has exactly the source the build read."""
+    if not sources:
         return False
-    for name, (digest, size, mtime) in modules.items():
-        source = os.path.join(package_dir, name + ".py")
+    for name, (digest, size, mtime) in sources.items():
+        source = source_path(package_dir, name)
         try:
             status = os.stat(source)
             if (status.st_size, status.st_mtime_ns) == (size, mtime):
@@ -102,9 +126,9 @@ def matching_copy(package_dir: str) -> tuple[str, list[str]] | None:
         return None
     root = native_root(package_dir)
     manifest = read_manifest(root)
-    if manifest is None or not matches(package_dir, manifest[1]):
+    if manifest is None or not manifest[2] or not matches(package_dir, manifest[1]):
         return None
-    return root, sorted(manifest[1])
+    return root, manifest[2]
 
 
 def search_path(package_dir: str) -> list[str]:
@@ -125,7 +149,9 @@ def compiled_modules() -> list[str]:
 __all__ = [
     "ENVIRONMENT",
     "GROUP",
+    "IMPORTED",
     "MANIFEST",
+    "Sources",
     "compiled_modules",
     "matches",
     "matching_copy",
@@ -133,5 +159,6 @@ __all__ = [
     "read_manifest",
     "search_path",
     "source_line",
+    "source_path",
     "tag",
 ]
