@@ -19,7 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redlist.ledger import codec, native
+from redlist.ledger import bodydecode, codec, native
+from redlist.ledger import envelope as envelope_module
 from redlist.ledger.entry import Envelope, Leaf, decode_body
 from redlist.ledger.errors import FormatError
 from redlist.ledger.validator import read_leaf
@@ -70,8 +71,14 @@ FIELD_NAMES = st.sampled_from(
 
 @contextmanager
 def general_paths_only() -> Iterator[None]:
+    """Every input down the general path: the readers of canonical bytes and
+    ``try_unpack`` all answering None (seen by the sources only: make test runs this
+    file from them too)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(codec, "try_unpack", lambda data: None)
+        patch.setattr(bodydecode, "_award_from_bytes", lambda data: None)
+        patch.setattr(envelope_module, "_envelope_from_bytes", lambda data: None)
+        patch.setattr(envelope_module, "_leaf_from_bytes", lambda data: None)
         yield
 
 
@@ -107,22 +114,43 @@ def flip(data: bytes, position: int, byte: int) -> bytes:
     "make test runs it again from the sources (docs/adr/0057)",
 )
 def test_the_fast_paths_are_taken_and_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = 0
-    real = codec.try_unpack
+    taken: list[str] = []
+    unpacked = 0
+    real_unpack = codec.try_unpack
 
-    def counting(data: bytes) -> Any:
-        nonlocal calls
-        calls += 1
-        return real(data)
+    def counting_unpack(data: bytes) -> Any:
+        nonlocal unpacked
+        unpacked += 1
+        return real_unpack(data)
 
-    monkeypatch.setattr(codec, "try_unpack", counting)
+    def counted(module: Any, name: str) -> None:
+        real = getattr(module, name)
+
+        def reader(data: bytes) -> Any:
+            value = real(data)
+            if value is not None:
+                taken.append(name)
+            return value
+
+        monkeypatch.setattr(module, name, reader)
+
+    monkeypatch.setattr(codec, "try_unpack", counting_unpack)
+    counted(bodydecode, "_award_from_bytes")
+    counted(envelope_module, "_envelope_from_bytes")
+    counted(envelope_module, "_leaf_from_bytes")
     body = codec.encode(AWARD)
     envelope = codec.encode([body, [[bytes(8), bytes(64)]]])
     leaf = codec.encode([7, 1_767_225_600_000, bytes(32), envelope])
     assert decode_body(body).to_value() == AWARD
     assert Envelope.from_bytes(envelope).body == body
     assert Leaf.from_bytes(leaf).envelope == envelope
-    assert calls == 3
+    # The common shapes are read straight from their bytes, with nothing unpacked;
+    # a redemption still takes the unpacking fast path.
+    assert taken == ["_award_from_bytes", "_envelope_from_bytes", "_leaf_from_bytes"]
+    assert unpacked == 0
+    redeem = {**REDEEM, "item": bytes(32)}
+    assert decode_body(codec.encode(redeem)).to_value() == redeem
+    assert unpacked == 1
     monkeypatch.undo()
     for decode, data in (
         (decode_body, body),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from redlist.ledger import codec
 from redlist.ledger.bodies import (
@@ -27,6 +27,7 @@ from redlist.ledger.bodies import (
     RuleChange,
     TownConfig,
 )
+from redlist.ledger.canonicalbytes import FAIL, expect, read_binary, read_text, read_uint
 from redlist.ledger.deeddate import is_valid_date
 from redlist.ledger.errors import FormatError
 from redlist.ledger.fieldreader import FieldReader
@@ -252,6 +253,74 @@ def _fast_redeem(value: dict[str, Any]) -> Redeem | None:
     return _build_redeem(value["log"], value["id"], value["at"], value["account"], points, item)
 
 
+# An award's keys in canonical order, each with its msgpack header (fixstr), and the
+# fields whose values are fixed: ``_award_from_bytes`` compares them byte for byte.
+_ACCOUNT_KEY: Final = b"\xa7account"
+_AT_KEY: Final = b"\xa2at"
+_DATE_KEY: Final = b"\xa4date"
+_DECLARED_TRUE: Final = b"\xa8declared\xc3"
+_EVIDENCE_KEY: Final = b"\xa8evidence"
+_ID_KEY: Final = b"\xa2id"
+_KIND_AWARD: Final = b"\xa4kind\xa5award"
+_LOG_KEY: Final = b"\xa3log"
+_NOTE_KEY: Final = b"\xa4note"
+_QTY_KEY: Final = b"\xa3qty"
+_RULE_KEY: Final = b"\xa4rule"
+_VERSION_1: Final = b"\xa1v\x01"
+#: fixmap headers of the award layouts: 9 fields, and one or two of the optional ones.
+_AWARD_MAPS: Final = (0x89, 0x8A, 0x8B)
+
+
+def _award_from_bytes(data: bytes) -> Award | None:
+    """An award of one of the fast layouts read straight from its bytes
+    (``canonicalbytes``): the value ``_fast_award`` gives, or None wherever it would
+    give None or the bytes are other than those it re-encodes to (then the unpacking
+    path decides). No map, key or re-encoding is made."""
+    if not data or data[0] not in _AWARD_MAPS:
+        return None
+    fields = data[0] - 0x80
+    account, pos = read_text(data, expect(data, 1, _ACCOUNT_KEY))
+    at, pos = read_uint(data, expect(data, pos, _AT_KEY))
+    deed_date, pos = read_text(data, expect(data, pos, _DATE_KEY))
+    read = 9
+    declared = False
+    after = expect(data, pos, _DECLARED_TRUE)
+    if after != FAIL:
+        pos, declared, read = after, True, read + 1
+    evidence: bytes | None = None
+    after = expect(data, pos, _EVIDENCE_KEY)
+    if after != FAIL:
+        evidence, pos = read_binary(data, after)
+        read += 1
+    entry_id, pos = read_binary(data, expect(data, pos, _ID_KEY))
+    log, pos = read_text(data, expect(data, expect(data, pos, _KIND_AWARD), _LOG_KEY))
+    note: bytes | None = None
+    after = expect(data, pos, _NOTE_KEY)
+    if after != FAIL:
+        note, pos = read_binary(data, after)
+        read += 1
+    qty, pos = read_uint(data, expect(data, pos, _QTY_KEY))
+    rule, pos = read_text(data, expect(data, pos, _RULE_KEY))
+    pos = expect(data, pos, _VERSION_1)
+    if (
+        pos != len(data)
+        or read != fields
+        or (declared and evidence is not None)  # not one of ``_FAST_LAYOUTS``
+        or not log
+        or not _plain_text(log)
+        or len(entry_id) != ID_SIZE
+        or _account_fullmatch(account) is None
+        or not _date_ok(deed_date)
+        or not rule
+        or not _plain_text(rule)
+        or qty < 1
+        or (note is not None and len(note) != HASH_SIZE)
+        or (evidence is not None and len(evidence) != HASH_SIZE)
+    ):
+        return None
+    return _build_award(log, entry_id, at, account, rule, qty, note, evidence, deed_date, declared)
+
+
 # Built without ``__init__`` (``frozen``), in the order of their fields: the same values.
 _build_award = builder(Award)
 _build_redeem = builder(Redeem)
@@ -276,7 +345,12 @@ _FAST_LAYOUTS: Mapping[tuple[str, ...], Callable[[dict[str, Any]], AnyBody | Non
 def decode_common_body(data: bytes, pack: codec.Pack) -> AnyBody | None:
     """The body in ``data`` when it has one of the fast layouts and is valid; else None.
     ``pack`` is the calling thread's ``codec.thread_pack()``."""
-    value = codec.try_unpack(data) if type(data) is bytes else None
+    if type(data) is not bytes:
+        return None
+    award = _award_from_bytes(data)  # most entries, read without unpacking
+    if award is not None:
+        return award
+    value = codec.try_unpack(data)
     if type(value) is not dict:
         return None
     decode = _FAST_LAYOUTS.get(tuple(value))

@@ -11,9 +11,10 @@ shapes first, which decides exactly as the general path does
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from redlist.ledger import codec
+from redlist.ledger.canonicalbytes import FAIL, expect, read_binary, read_fixarray, read_uint
 from redlist.ledger.errors import FormatError
 from redlist.ledger.fieldreader import is_int
 from redlist.ledger.formatv1 import HASH_SIZE, KEY_ID_SIZE, MAX_ENVELOPE_SIZE, SIGNATURE_SIZE
@@ -142,7 +143,12 @@ def _leaf_fast(data: bytes, pack: codec.Pack) -> Leaf | None:
     """``Leaf.from_bytes``'s fast path: exact types make the value plain (see
     ``codec.try_unpack``), and the checks are the general path's; None leaves the
     verdict to it."""
-    value = codec.try_unpack(data) if type(data) is bytes else None
+    if type(data) is not bytes:
+        return None
+    leaf = _leaf_from_bytes(data)  # every leaf a node writes, read without unpacking
+    if leaf is not None:
+        return leaf
+    value = codec.try_unpack(data)
     if type(value) is not list or len(value) != 4:
         return None
     seq, time, prev, envelope = value
@@ -164,7 +170,12 @@ def _envelope_fast(data: bytes, pack: codec.Pack) -> Envelope | None:
     """``Envelope.from_bytes``'s fast path: the same checks with exact types (which make
     the value plain, see ``codec.try_unpack``); None leaves the verdict to the general path.
     """
-    value = codec.try_unpack(data) if type(data) is bytes else None
+    if type(data) is not bytes:
+        return None
+    envelope = _envelope_from_bytes(data)  # almost every envelope, read without unpacking
+    if envelope is not None:
+        return envelope
+    value = codec.try_unpack(data)
     if type(value) is not list or len(value) != 2:
         return None
     body, raw_sigs = value
@@ -190,6 +201,50 @@ def _envelope_fast(data: bytes, pack: codec.Pack) -> Envelope | None:
         return None
     return _new_tuple(Envelope, (body, tuple(signatures), data))
 
+
+def _envelope_from_bytes(data: bytes) -> Envelope | None:
+    """An envelope read straight from its bytes (``canonicalbytes``): ``[body: bin,
+    [[key_id: bin, signature: bin], ...]]``, at most 15 signatures in increasing key id
+    order. The value ``_envelope_fast`` gives, or None (then the unpacking path decides)."""
+    body, pos = read_binary(data, expect(data, 0, _PAIR))
+    count, pos = read_fixarray(data, pos)
+    if pos == FAIL or count == 0:
+        return None
+    signatures: list[EntrySignature] = []
+    previous = b""
+    for _ in range(count):
+        key_id, pos = read_binary(data, expect(data, pos, _PAIR))
+        signature, pos = read_binary(data, pos)
+        if (
+            pos == FAIL
+            or len(key_id) != KEY_ID_SIZE
+            or len(signature) != SIGNATURE_SIZE
+            or key_id <= previous
+        ):
+            return None
+        signatures.append(_new_tuple(EntrySignature, (key_id, signature)))
+        previous = key_id
+    if pos != len(data):
+        return None
+    return _new_tuple(Envelope, (body, tuple(signatures), data))
+
+
+def _leaf_from_bytes(data: bytes) -> Leaf | None:
+    """A leaf read straight from its bytes (``canonicalbytes``): ``[seq, time, prev: bin,
+    envelope: bin]``. The value ``_leaf_fast`` gives, or None (then the unpacking path
+    decides)."""
+    seq, pos = read_uint(data, expect(data, 0, _FOUR))
+    time, pos = read_uint(data, pos)
+    prev, pos = read_binary(data, pos)
+    envelope, pos = read_binary(data, pos)
+    if pos != len(data) or len(prev) != HASH_SIZE:
+        return None
+    return _new_tuple(Leaf, (seq, time, prev, envelope))
+
+
+#: The fixarray headers of an envelope or a signature (two items) and of a leaf (four).
+_PAIR: Final = b"\x92"
+_FOUR: Final = b"\x94"
 
 # The fast paths build ``Leaf``, ``EntrySignature`` and ``Envelope`` (named tuples) of
 # their checked fields without their generated ``__new__``: the same values, one Python
