@@ -77,6 +77,7 @@ def general_paths_only() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(codec, "try_unpack", lambda data: None)
         patch.setattr(bodydecode, "_award_from_bytes", lambda data: None)
+        patch.setattr(bodydecode, "_redeem_from_bytes", lambda data: None)
         patch.setattr(envelope_module, "_envelope_from_bytes", lambda data: None)
         patch.setattr(envelope_module, "_leaf_from_bytes", lambda data: None)
         yield
@@ -136,6 +137,7 @@ def test_the_fast_paths_are_taken_and_agree(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(codec, "try_unpack", counting_unpack)
     counted(bodydecode, "_award_from_bytes")
+    counted(bodydecode, "_redeem_from_bytes")
     counted(envelope_module, "_envelope_from_bytes")
     counted(envelope_module, "_leaf_from_bytes")
     body = codec.encode(AWARD)
@@ -144,12 +146,18 @@ def test_the_fast_paths_are_taken_and_agree(monkeypatch: pytest.MonkeyPatch) -> 
     assert decode_body(body).to_value() == AWARD
     assert Envelope.from_bytes(envelope).body == body
     assert Leaf.from_bytes(leaf).envelope == envelope
-    # The common shapes are read straight from their bytes, with nothing unpacked;
-    # a redemption still takes the unpacking fast path.
-    assert taken == ["_award_from_bytes", "_envelope_from_bytes", "_leaf_from_bytes"]
-    assert unpacked == 0
     redeem = {**REDEEM, "item": bytes(32)}
     assert decode_body(codec.encode(redeem)).to_value() == redeem
+    # The common shapes are read straight from their bytes, with nothing unpacked;
+    # another kind takes the unpacking fast path.
+    assert taken == [
+        "_award_from_bytes",
+        "_envelope_from_bytes",
+        "_leaf_from_bytes",
+        "_redeem_from_bytes",
+    ]
+    assert unpacked == 0
+    assert decode_body(codec.encode(KEY)).kind == "key"
     assert unpacked == 1
     monkeypatch.undo()
     for decode, data in (

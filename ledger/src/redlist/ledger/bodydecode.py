@@ -6,7 +6,9 @@ entry is *allowed* (keys, roles, rules, balances) is the points semantics' job.
 
 The common shapes (awards and redemptions, almost every entry of a log) go through a fast
 path first, which decides exactly as the general decoder does
-(``tests/ledger/test_fast_paths.py`` checks both, value for value and message for message).
+(``tests/ledger/test_fast_paths.py`` checks both, value for value and message for message):
+read straight from the bytes (``canonicalbytes``, ADR 0059), else unpacked with exact type
+checks and one re-encoding.
 """
 
 from __future__ import annotations
@@ -269,6 +271,11 @@ _RULE_KEY: Final = b"\xa4rule"
 _VERSION_1: Final = b"\xa1v\x01"
 #: fixmap headers of the award layouts: 9 fields, and one or two of the optional ones.
 _AWARD_MAPS: Final = (0x89, 0x8A, 0x8B)
+# A redemption's own keys and kind, and its fixmap header (8 fields).
+_ITEM_KEY: Final = b"\xa4item"
+_KIND_REDEEM: Final = b"\xa4kind\xa6redeem"
+_POINTS_KEY: Final = b"\xa6points"
+_REDEEM_MAP: Final = 0x88
 
 
 def _award_from_bytes(data: bytes) -> Award | None:
@@ -321,6 +328,31 @@ def _award_from_bytes(data: bytes) -> Award | None:
     return _build_award(log, entry_id, at, account, rule, qty, note, evidence, deed_date, declared)
 
 
+def _redeem_from_bytes(data: bytes) -> Redeem | None:
+    """A redemption read straight from its bytes, as ``_award_from_bytes`` reads an
+    award: the value ``_fast_redeem`` gives, or None (then the unpacking path decides)."""
+    if not data or data[0] != _REDEEM_MAP:
+        return None
+    account, pos = read_text(data, expect(data, 1, _ACCOUNT_KEY))
+    at, pos = read_uint(data, expect(data, pos, _AT_KEY))
+    entry_id, pos = read_binary(data, expect(data, pos, _ID_KEY))
+    item, pos = read_binary(data, expect(data, pos, _ITEM_KEY))
+    log, pos = read_text(data, expect(data, expect(data, pos, _KIND_REDEEM), _LOG_KEY))
+    points, pos = read_uint(data, expect(data, pos, _POINTS_KEY))
+    pos = expect(data, pos, _VERSION_1)
+    if (
+        pos != len(data)
+        or not log
+        or not _plain_text(log)
+        or len(entry_id) != ID_SIZE
+        or _account_fullmatch(account) is None
+        or points < 1
+        or len(item) != HASH_SIZE
+    ):
+        return None
+    return _build_redeem(log, entry_id, at, account, points, item)
+
+
 # Built without ``__init__`` (``frozen``), in the order of their fields: the same values.
 _build_award = builder(Award)
 _build_redeem = builder(Redeem)
@@ -347,9 +379,12 @@ def decode_common_body(data: bytes, pack: codec.Pack) -> AnyBody | None:
     ``pack`` is the calling thread's ``codec.thread_pack()``."""
     if type(data) is not bytes:
         return None
-    award = _award_from_bytes(data)  # most entries, read without unpacking
-    if award is not None:
-        return award
+    # Most entries, read without unpacking (each reader refuses the other's header).
+    body: AnyBody | None = _award_from_bytes(data)
+    if body is None:
+        body = _redeem_from_bytes(data)
+    if body is not None:
+        return body
     value = codec.try_unpack(data)
     if type(value) is not dict:
         return None

@@ -3,12 +3,13 @@ fast paths. Pure.
 
 The general decoders unpack bytes into Python values, then encode those again and
 compare (``codec``): that is what makes them accept only the canonical encoding. For
-the few shapes that make up almost every log (an award's body, an envelope, a leaf),
-``bodydecode`` and ``envelope`` first read the fields here, in their canonical order,
-building no map, no key and no re-encoding. Each reader takes the bytes and a
-position, and gives the value and the position after it; the position is ``FAIL``
-when the bytes there are not the canonical encoding of a value of that type (another
-type, a wider format than the value needs, text that is not UTF-8, too few bytes).
+the few shapes that make up almost every log (an award's or a redemption's body, an
+envelope, a leaf), ``bodydecode`` and ``envelope`` first read the fields here, in their
+canonical order, building no map, no key and no re-encoding (ADR 0059). Each reader
+takes the bytes and a position, and gives the value and the position after it; the
+position is ``FAIL`` when the bytes there are not the canonical encoding of a value of
+that type (another type, a wider format than the value needs, text that is not UTF-8,
+too few bytes).
 
 A reader given ``FAIL`` gives ``FAIL``, so a caller reads field after field and checks
 once, at the end, that the position is the end of the bytes. On ``FAIL`` the caller
