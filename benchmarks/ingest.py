@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,49 +187,78 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def ingest_run(data: Path, batches: list[list[bytes]], clients: int) -> RunFigures:
-    """Serve ``data`` in a subprocess, submit ``batches`` from ``clients`` threads."""
+def start_node(
+    data: Path,
+    *,
+    prefix: Sequence[str] = (),
+    options: Sequence[str] = (),
+    stderr: int | None = None,
+) -> tuple[subprocess.Popen[str], str]:
+    """``redlist-node serve`` of ``data`` on 127.0.0.1 in a subprocess (run by ``prefix``
+    when given, as ``scripts/count_instructions.py`` runs it under callgrind): the
+    process, and the address it serves on, from the first line it prints."""
     process = subprocess.Popen(
         [
+            *prefix,
             *(sys.executable, "-m", "redlist.node.cli", "serve", "--data", str(data)),
-            *("--listen", "127.0.0.1:0", "--log-level", "warning"),
+            *("--listen", "127.0.0.1:0", "--log-level", "warning", *options),
         ],
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
+    line = process.stdout.readline() if process.stdout is not None else ""
+    match = re.search(r" on (\S+)$", line.strip())
+    if match is None:
+        process.kill()
+        _, said = process.communicate(timeout=60)
+        raise SystemExit(f"the node did not start: {line!r} {said or ''}")
+    return process, match[1]
+
+
+def submit_in_turns(
+    stubs: Sequence[ledger_pb2_grpc.LedgerStub],
+    requests: Sequence[ledger_pb2.SubmitRequest],
+    *,
+    timeout: float,
+) -> None:
+    """Submit ``requests`` from one thread a stub, each taking every n-th request in
+    order and the next only once the last is answered; SystemExit if any failed."""
+    clients = len(stubs)
+    errors: list[BaseException] = []
+
+    def client(number: int) -> None:
+        try:
+            for request in requests[number::clients]:
+                stubs[number].Submit(request, timeout=timeout)
+        except BaseException as error:  # reported after the run
+            errors.append(error)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise SystemExit(f"a Submit failed: {errors[0]}")
+
+
+def ingest_run(data: Path, batches: list[list[bytes]], clients: int) -> RunFigures:
+    """Serve ``data`` in a subprocess, submit ``batches`` from ``clients`` threads."""
+    process, address = start_node(data)
     try:
-        line = process.stdout.readline() if process.stdout is not None else ""
-        match = re.search(r" on (\S+)$", line.strip())
-        if match is None:
-            raise SystemExit(f"the node did not start: {line!r}")
-        address = match[1]
         channels = [grpc.insecure_channel(address) for _ in range(clients)]
         for channel in channels:
             grpc.channel_ready_future(channel).result(timeout=10)
         stubs = [ledger_pb2_grpc.LedgerStub(channel) for channel in channels]
         requests = [ledger_pb2.SubmitRequest(envelopes=batch) for batch in batches]
-        errors: list[BaseException] = []
-
-        def client(number: int) -> None:
-            try:
-                for request in requests[number::clients]:
-                    stubs[number].Submit(request, timeout=120)
-            except BaseException as error:  # reported after the run
-                errors.append(error)
-
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
         node_before, client_before = process_tree_cpu(process.pid), own_cpu()
         started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        submit_in_turns(stubs, requests, timeout=120)
         elapsed = time.perf_counter() - started
         node_after, client_after = process_tree_cpu(process.pid), own_cpu()
         for channel in channels:
             channel.close()
-        if errors:
-            raise SystemExit(f"a Submit failed: {errors[0]}")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)

@@ -25,14 +25,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from ingest import ORIGIN, BenchTown
+from ingest import ORIGIN, BenchTown, start_node, submit_in_turns
 
 from redlist.ledger.log import Log
 from redlist.ledger.note.keys import NoteSigner
@@ -58,43 +57,23 @@ def node_instructions(batches: int, batch: int, out: Path) -> int:
         ) as log:
             log.append(town.setup(), now_ms=town.now_ms)
         requests = [ledger_pb2.SubmitRequest(envelopes=town.awards(batch)) for _ in range(batches)]
-        node = subprocess.Popen(
-            [
-                *("valgrind", "--tool=callgrind", "--trace-children=no"),
+        node, address = start_node(
+            data,
+            prefix=(
+                "valgrind",
+                "--tool=callgrind",
+                "--trace-children=no",
                 f"--callgrind-out-file={out}",
-                *(sys.executable, "-m", "redlist.node.cli", "serve", "--data", str(data)),
-                *("--listen", "127.0.0.1:0", "--log-level", "warning"),
-                *("--map-size", str(MAP_SIZE_GIB)),
-            ],
-            stdout=subprocess.PIPE,
+            ),
+            options=("--map-size", str(MAP_SIZE_GIB)),
             stderr=subprocess.PIPE,
-            text=True,
         )
         try:
-            line = node.stdout.readline() if node.stdout is not None else ""
-            match = re.search(r" on (\S+)$", line.strip())
-            if match is None:
-                raise SystemExit(f"the node did not start under valgrind: {line!r}")
-            channels = [grpc.insecure_channel(match[1]) for _ in range(2)]
-            errors: list[BaseException] = []
-
-            def client(number: int) -> None:
-                stub = ledger_pb2_grpc.LedgerStub(channels[number])
-                try:
-                    for request in requests[number::2]:
-                        stub.Submit(request, timeout=600)
-                except BaseException as error:  # reported below
-                    errors.append(error)
-
-            threads = [threading.Thread(target=client, args=(n,)) for n in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            channels = [grpc.insecure_channel(address) for _ in range(2)]
+            stubs = [ledger_pb2_grpc.LedgerStub(channel) for channel in channels]
+            submit_in_turns(stubs, requests, timeout=600)
             for channel in channels:
                 channel.close()
-            if errors:
-                raise SystemExit(f"a Submit failed: {errors[0]}")
         finally:
             node.send_signal(signal.SIGTERM)
             _, report = node.communicate(timeout=600)

@@ -45,8 +45,7 @@ def expect(data: bytes, pos: int, literal: bytes) -> int:
 
 def read_uint(data: bytes, pos: int) -> tuple[int, int]:
     """A non-negative integer in the narrowest format that holds it."""
-    end = len(data)
-    if pos < 0 or pos >= end:
+    if pos < 0 or pos >= len(data):
         return 0, FAIL
     head = data[pos]
     if head <= 0x7F:  # positive fixint
@@ -61,15 +60,21 @@ def read_uint(data: bytes, pos: int) -> tuple[int, int]:
         width, least = 8, 0x1_0000_0000
     else:  # negative or signed formats, or not an integer
         return 0, FAIL
-    after = pos + 1 + width
-    if after > end:
+    return _number(data, pos + 1, width, least)
+
+
+def _number(data: bytes, pos: int, width: int, least: int) -> tuple[int, int]:
+    """The big-endian number of ``width`` bytes at ``pos`` and the position after it;
+    ``FAIL`` past the end, or when it is below ``least`` (a narrower format holds it)."""
+    after = pos + width
+    if after > len(data):
         return 0, FAIL
     value = 0
-    index = pos + 1
+    index = pos
     while index < after:
         value = (value << 8) | data[index]
         index += 1
-    if value < least:  # a narrower format holds it
+    if value < least:
         return 0, FAIL
     return value, after
 
@@ -78,8 +83,7 @@ def _length(data: bytes, pos: int, fixed: int, formats: int) -> tuple[int, int]:
     """The length and the start of the content of a text (``fixed`` 0xA0, ``formats``
     0xD9) or binary (no fixed form, ``formats`` 0xC4) value at ``pos``, in the narrowest
     header for its length."""
-    end = len(data)
-    if pos < 0 or pos >= end:
+    if pos < 0 or pos >= len(data):
         return 0, FAIL
     head = data[pos]
     if fixed and fixed <= head <= fixed + 0x1F:
@@ -92,17 +96,7 @@ def _length(data: bytes, pos: int, fixed: int, formats: int) -> tuple[int, int]:
         width, least = 4, 0x1_0000
     else:
         return 0, FAIL
-    start = pos + 1 + width
-    if start > end:
-        return 0, FAIL
-    length = 0
-    index = pos + 1
-    while index < start:
-        length = (length << 8) | data[index]
-        index += 1
-    if length < least:
-        return 0, FAIL
-    return length, start
+    return _number(data, pos + 1, width, least)
 
 
 def read_text(data: bytes, pos: int) -> tuple[str, int]:
