@@ -334,6 +334,7 @@ def table(results: list[Result]) -> str:
     days = [day for day in map(_day, results) if day is not None]
     latest = max(days, default=None)
     any_compiled = any(map(_compiled, results))
+    sources_marked = False  # a row of the table was measured from the sources
     rows: list[tuple[str, ...]] = []
     for name, make_rows in ROWS.items():
         # The smaller scale first (append at 1M, then at 10M), whatever order they came in.
@@ -345,8 +346,9 @@ def table(results: list[Result]) -> str:
             day = _day(result)
             if day is not None and day != latest:  # kept from an earlier make bench
                 made = [(row[0], f"{row[1]} (measured {day})", *row[2:]) for row in made]
-            if any_compiled and not _compiled(result):
+            if any_compiled and not _compiled(result) and made:
                 made = [(row[0], f"{row[1]} ({FROM_SOURCES})", *row[2:]) for row in made]
+                sources_marked = True
             rows.extend(made)
     rows.extend(
         (f"{name} (no row format)", "", "", "", "", "") for name in by_name if name not in ROWS
@@ -371,7 +373,7 @@ def table(results: list[Result]) -> str:
         # Which copy of the core ran (ADR 0057); results from before it ran the sources.
         core = (
             f"; the core compiled by mypyc (ADR 0057), but in the rows marked {FROM_SOURCES}"
-            if any_compiled and not all(map(_compiled, results))
+            if sources_marked
             else "; the core compiled by mypyc (ADR 0057)"
             if any_compiled
             else "; the core run from its sources"

@@ -141,6 +141,22 @@ def test_the_table_says_which_copy_of_the_core_ran(
     assert "(core from its sources)" not in rows[0]
 
 
+def test_a_result_that_makes_no_row_marks_nothing(tmp_path: Path) -> None:
+    """The bundle written before the audits has no row and no ``native``: the table's
+    rows, all compiled, are said to be compiled, with no rows marked."""
+    pytest.importorskip("matplotlib")
+    compiled = {**MACHINE, "native": ["codec"]}
+    given = [
+        *({**result, "machine": compiled} for result in RESULTS[:3]),
+        {"benchmark": "bundle", "entries": 10_005, "machine": MACHINE},
+    ]
+    completed, doc, _ = report(tmp_path, f"{BEGIN}\n{END}\n", given)
+    assert completed.returncode == 0, completed.stderr
+    text = doc.read_text(encoding="utf-8")
+    assert "pynacl 1.6.2; the core compiled by mypyc (ADR 0057)." in text
+    assert "core from its sources" not in text
+
+
 def test_a_document_without_the_markers_is_left_alone(tmp_path: Path) -> None:
     completed, doc, plot = report(tmp_path, "# Performance\n")
     assert completed.returncode != 0
