@@ -197,16 +197,38 @@ def _fast_common(value: dict[str, Any], kind: str) -> bool:
         and type(version) is int
         and version == FORMAT_VERSION
         and type(log) is str
-        and bool(log)
-        and _plain_text(log)
         and type(entry_id) is bytes
-        and len(entry_id) == ID_SIZE
         and type(at) is int
         and at >= 0
         and type(account) is str
+        and _common_allowed(log, entry_id, account)
+    )
+
+
+def _common_allowed(log: str, entry_id: bytes, account: str) -> bool:
+    """The common fields' values allowed, their types given: what every fast path
+    (from a map or from the bytes) checks of them beyond their types."""
+    return (
+        bool(log)
+        and _plain_text(log)
+        and len(entry_id) == ID_SIZE
         # Not remembered: a town has more residents than a cache would hold, and
         # they come round in turn, which an LRU cache answers with misses only.
         and _account_fullmatch(account) is not None
+    )
+
+
+def _award_allowed(
+    deed_date: str, rule: str, qty: int, note: bytes | None, evidence: bytes | None
+) -> bool:
+    """An award's own fields' values allowed, their types given (as ``_common_allowed``)."""
+    return (
+        _date_ok(deed_date)
+        and bool(rule)
+        and _plain_text(rule)
+        and qty >= 1
+        and (note is None or len(note) == HASH_SIZE)
+        and (evidence is None or len(evidence) == HASH_SIZE)
     )
 
 
@@ -217,15 +239,12 @@ def _fast_award(value: dict[str, Any]) -> Award | None:
     if (
         not _fast_common(value, "award")
         or type(deed_date) is not str
-        or not _date_ok(deed_date)
         or type(rule) is not str
-        or not rule
-        or not _plain_text(rule)
         or type(qty) is not int
-        or qty < 1
-        or ("note" in value and (type(note) is not bytes or len(note) != HASH_SIZE))
-        or ("evidence" in value and (type(evidence) is not bytes or len(evidence) != HASH_SIZE))
+        or ("note" in value and type(note) is not bytes)
+        or ("evidence" in value and type(evidence) is not bytes)
         or (declared and value["declared"] is not True)
+        or not _award_allowed(deed_date, rule, qty, note, evidence)
     ):
         return None
     return _build_award(
@@ -313,16 +332,8 @@ def _award_from_bytes(data: bytes) -> Award | None:
         pos != len(data)
         or read != fields
         or (declared and evidence is not None)  # not one of ``_FAST_LAYOUTS``
-        or not log
-        or not _plain_text(log)
-        or len(entry_id) != ID_SIZE
-        or _account_fullmatch(account) is None
-        or not _date_ok(deed_date)
-        or not rule
-        or not _plain_text(rule)
-        or qty < 1
-        or (note is not None and len(note) != HASH_SIZE)
-        or (evidence is not None and len(evidence) != HASH_SIZE)
+        or not _common_allowed(log, entry_id, account)
+        or not _award_allowed(deed_date, rule, qty, note, evidence)
     ):
         return None
     return _build_award(log, entry_id, at, account, rule, qty, note, evidence, deed_date, declared)
@@ -342,10 +353,7 @@ def _redeem_from_bytes(data: bytes) -> Redeem | None:
     pos = expect(data, pos, _VERSION_1)
     if (
         pos != len(data)
-        or not log
-        or not _plain_text(log)
-        or len(entry_id) != ID_SIZE
-        or _account_fullmatch(account) is None
+        or not _common_allowed(log, entry_id, account)
         or points < 1
         or len(item) != HASH_SIZE
     ):
